@@ -1,0 +1,38 @@
+# The two Quick start commands: `make demo` and `make test`. Everything they need is installed here.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO   := .demo
+
+.PHONY: demo test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==25.3
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## demo: set up, initialise an embedded gateway (SQLite + folders) and run it over samples/
+demo: $(STAMP)
+	rm -rf $(DEMO)
+	$(BIN)/edi-gateway init $(DEMO) --with-samples
+	$(BIN)/edi-gateway --config $(DEMO)/gateway.yaml run --once
+	$(BIN)/edi-gateway --config $(DEMO)/gateway.yaml orders list
+
+## test: set up and run the whole suite (lint, types, tests)
+test: $(STAMP) lint typecheck
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/intake.py
+
+clean:
+	rm -rf $(VENV) $(DEMO) build *.egg-info src/*.egg-info

@@ -1,0 +1,187 @@
+"""The gateway's use cases, called by the CLI and the daemon: ingest, poll, redrive.
+
+Everything here is orchestration over the pipeline stages; no parsing, no SQL of its own.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from edi_gateway.envelope import Envelope
+from edi_gateway.pipeline.history import now, record
+from edi_gateway.pipeline.intake import intake
+from edi_gateway.pipeline.process import FAILED, Policy, pending_ids, process_messages
+from edi_gateway.store.db import Store, open_store
+from edi_gateway.store.tables import DocumentLine, DocumentRow, Message
+
+if TYPE_CHECKING:
+    from edi_gateway.config import Settings
+    from edi_gateway.transports.base import InboundTransport
+
+Progress = Callable[[int], None]
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a run did: message ids with their final states, per source."""
+
+    states: dict[int, str] = field(default_factory=dict)
+    sources: Counter[str] = field(default_factory=Counter)
+
+    def add(self, source: str, states: dict[int, str]) -> None:
+        """Merge one batch's results."""
+        self.states.update(states)
+        self.sources[source] += len(states)
+
+    def counts(self) -> Counter[str]:
+        """How many messages ended in each state."""
+        return Counter(self.states.values())
+
+    @property
+    def failed(self) -> list[int]:
+        """Ids of the messages that failed."""
+        return [mid for mid, state in self.states.items() if state == FAILED]
+
+
+@dataclass(slots=True)
+class Gateway:
+    """An open gateway: its settings, its store and its processing policy."""
+
+    settings: Settings
+    store: Store
+
+    @classmethod
+    def open(cls, settings: Settings) -> Gateway:
+        """Open the configured store (migrating it when needed)."""
+        return cls(settings, open_store(settings.store.url))
+
+    @property
+    def policy(self) -> Policy:
+        """The processing policy from the intake settings and partners."""
+        settings = self.settings
+
+        def partner_of(keys: Sequence[str]) -> str | None:
+            partner = settings.partner_by_key(keys)
+            return partner.id if partner else None
+
+        return Policy(
+            max_size=settings.intake.max_size_mb * 1024 * 1024,
+            accept_unknown_partners=settings.intake.unknown_partner == "accept",
+            partner_of=partner_of,
+        )
+
+    def close(self) -> None:
+        """Release the store."""
+        self.store.close()
+
+    def ingest(self, paths: Sequence[Path], progress: Progress | None = None) -> Outcome:
+        """One-shot intake and processing of files (folders are walked for ``*.xml``)."""
+        outcome = Outcome()
+        policy = self.policy
+        for batch in _batches(_files(paths), self.settings.intake.batch_size):
+            envelopes = [_file_envelope(path) for path in batch]
+            ids = intake(self.store, envelopes)
+            outcome.add("cli", process_messages(self.store, policy, ids))
+            if progress:
+                progress(len(batch))
+        return outcome
+
+    def poll(self, transport: InboundTransport) -> Outcome:
+        """One cycle of one inbound transport: finish what a crash left, then take new files."""
+        outcome = Outcome()
+        policy = self.policy
+        for source in (transport.recover, transport.poll):
+            for batch in _batches(source(), self.settings.intake.batch_size):
+                ids = intake(self.store, batch)
+                states = process_messages(self.store, policy, ids)
+                for envelope, message_id in zip(batch, ids, strict=True):
+                    transport.ack(envelope, ok=states[message_id] != FAILED)
+                outcome.add(transport.name, states)
+        return outcome
+
+    def process_pending(self) -> Outcome:
+        """Process messages that intake committed but processing never finished."""
+        outcome = Outcome()
+        ids = pending_ids(self.store)
+        if ids:
+            outcome.add("pending", process_messages(self.store, self.policy, ids))
+        return outcome
+
+    def redrive(
+        self, ids: Sequence[int] = (), *, state: str | None = None, dry_run: bool = False
+    ) -> list[int]:
+        """Send failed (or orphaned) messages through processing again; return their ids."""
+        actor = operator_name()
+        with self.store.session() as session:
+            query = select(Message).order_by(Message.id)
+            query = query.where(Message.id.in_(ids)) if ids else query.where(Message.state == state)
+            chosen = [m for m in session.scalars(query) if m.state in (FAILED, "orphan")]
+            if dry_run:
+                return [m.id for m in chosen]
+            for message in chosen:
+                _reset_for_redrive(session, message, actor)
+        picked = [m.id for m in chosen]
+        process_messages(self.store, self.policy, picked)
+        return picked
+
+
+def operator_name() -> str:
+    """Who is at the keyboard: $EDI_GATEWAY_OPERATOR, else the login name."""
+    return os.environ.get("EDI_GATEWAY_OPERATOR") or getpass.getuser()
+
+
+def inbound_transports(settings: Settings) -> list[InboundTransport]:
+    """Open every inbound connector."""
+    from edi_gateway.transports import open_inbound
+
+    return [open_inbound(conn) for conn in settings.connectors if conn.direction == "in"]
+
+
+def _reset_for_redrive(session: Session, message: Message, actor: str) -> None:
+    old = session.scalars(select(DocumentRow.id).where(DocumentRow.message_id == message.id)).all()
+    if old:
+        session.execute(delete(DocumentLine).where(DocumentLine.document_id.in_(old)))
+        session.execute(delete(DocumentRow).where(DocumentRow.id.in_(old)))
+    previous = f"{message.state} {message.error_code or ''}".strip()
+    message.state = "received"
+    message.updated_at = now()
+    record(session, "message.redriven", f"was {previous}", actor=actor, message_id=message.id)
+
+
+def _files(paths: Iterable[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*.xml") if p.is_file())
+        else:
+            yield path
+
+
+def _file_envelope(path: Path) -> Envelope:
+    return Envelope(
+        payload=path.read_bytes(),
+        source="cli",
+        source_ref=f"{uuid.uuid4().hex}:{path}",
+        filename=path.name,
+    )
+
+
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,182 @@
+"""The face: parses arguments, calls one function, prints text or --json. No logic here.
+
+Exit codes: 0 success, 1 some document failed or a lookup found nothing, 2 bad usage or
+configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edi_gateway.errors import ConfigError, GatewayError
+
+if TYPE_CHECKING:
+    from edi_gateway.app import Gateway, Outcome
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every command."""
+    parser = argparse.ArgumentParser(prog="edi-gateway", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--config", help="gateway.yaml (default: $EDI_GATEWAY_CONFIG, ./gateway.yaml)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    init = sub.add_parser("init", help="write a starter gateway.yaml and folders")
+    init.add_argument("directory", type=Path)
+    init.add_argument("--samples", type=Path, help="copy these sample documents into the inbox")
+
+    validate = sub.add_parser("validate", help="check files against the UBL 2.1 XSDs (no store)")
+    validate.add_argument("files", nargs="+", type=Path)
+    validate.add_argument("--max-size-mb", type=int, default=64)
+    _json(validate)
+
+    ingest = sub.add_parser("ingest", help="one-shot intake and processing of files or folders")
+    ingest.add_argument("paths", nargs="+", type=Path)
+    _json(ingest)
+
+    run = sub.add_parser("run", help="poll every configured connector")
+    run.add_argument("--once", action="store_true", help="one cycle, then exit")
+    _json(run)
+
+    messages = sub.add_parser("messages", help="list, inspect and redrive messages")
+    msub = messages.add_subparsers(dest="action", required=True, metavar="ACTION")
+    mlist = msub.add_parser("list")
+    mlist.add_argument(
+        "--state", choices=["received", "processed", "orphan", "duplicate", "failed"]
+    )
+    mlist.add_argument("--since", type=datetime.fromisoformat, help="ISO time, e.g. 2026-11-01")
+    _json(mlist)
+    mshow = msub.add_parser("show")
+    mshow.add_argument("id", type=int)
+    _json(mshow)
+    redrive = msub.add_parser("redrive")
+    redrive.add_argument("ids", nargs="*", type=int)
+    redrive.add_argument("--state", choices=["failed", "orphan"])
+    redrive.add_argument("--dry-run", action="store_true")
+    _json(redrive)
+
+    orders = sub.add_parser("orders", help="list and inspect orders")
+    osub = orders.add_subparsers(dest="action", required=True, metavar="ACTION")
+    olist = osub.add_parser("list")
+    olist.add_argument("--status")
+    olist.add_argument("--partner")
+    olist.add_argument("--search")
+    _json(olist)
+    oshow = osub.add_parser("show")
+    oshow.add_argument("ref", help="store ID, BUYER:ORDER_ID or an unambiguous order ID")
+    _json(oshow)
+    return parser
+
+
+def _json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``edi-gateway`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except GatewayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "init":
+        return _init(args)
+    if args.command == "validate":
+        return _validate(args)
+    from edi_gateway.app import Gateway
+    from edi_gateway.config import config_path, load_config
+
+    gateway = Gateway.open(load_config(config_path(args.config)))
+    try:
+        return _with_gateway(gateway, args)
+    finally:
+        gateway.close()
+
+
+def _with_gateway(gateway: Gateway, args: argparse.Namespace) -> int:
+    from edi_gateway import views
+
+    if args.command == "ingest":
+        outcome = gateway.ingest(args.paths, progress=views.progress_bar(args.paths))
+        return _emit_outcome(gateway, outcome, args.json)
+    if args.command == "run":
+        from edi_gateway.daemon import run
+
+        outcome = run(gateway, once=args.once, report=views.reporter(gateway, quiet=args.json))
+        return _emit_outcome(gateway, outcome, args.json)
+    if args.command == "messages" and args.action == "redrive":
+        if not args.ids and not args.state:
+            raise ConfigError("messages redrive needs message IDs or --state failed|orphan")
+        ids = gateway.redrive(args.ids, state=args.state, dry_run=args.dry_run)
+        data: Any = {"redriven" if not args.dry_run else "would_redrive": ids}
+        if not args.dry_run:
+            data["messages"] = views.message_rows(gateway, ids)
+        return _print(data, args.json, views.redrive_text(data))
+    with gateway.store.session() as session:
+        data, text = views.query(session, args)
+    return _print(data, args.json, text)
+
+
+def _emit_outcome(gateway: Gateway, outcome: Outcome, as_json: bool) -> int:
+    from edi_gateway import views
+
+    data = views.outcome_data(gateway, outcome)
+    _print(data, as_json, views.outcome_text(data))
+    return EXIT_FAILED if outcome.failed else EXIT_OK
+
+
+def _init(args: argparse.Namespace) -> int:
+    from edi_gateway.starter import init_project
+
+    written = init_project(args.directory, args.samples)
+    print(f"initialised {args.directory} ({len(written)} files and folders)")
+    print(f"next: edi-gateway --config {args.directory / 'gateway.yaml'} run --once")
+    return EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from edi_gateway import views
+
+    results = views.validate_files(args.files, args.max_size_mb * 1024 * 1024)
+    bad = [r for r in results if not r["valid"]]
+    _print(
+        {"files": results, "valid": len(results) - len(bad), "invalid": len(bad)},
+        args.json,
+        views.validate_text(results),
+    )
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+def _print(data: Any, as_json: bool, text: str) -> int:
+    if as_json:
+        json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        print(text)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Business documents of the order-to-invoice chain as plain dataclasses.
+
+One base class carries what every document shares (identity, parties, references, lines);
+subclasses add what is particular to their type. Amounts and quantities are ``Decimal``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+
+
+class DocumentKind(StrEnum):
+    """The UBL 2.1 document types the gateway interprets (value = UBL root element name)."""
+
+    ORDER = "Order"
+    ORDER_CHANGE = "OrderChange"
+    ORDER_CANCELLATION = "OrderCancellation"
+    ORDER_RESPONSE = "OrderResponse"
+    ORDER_RESPONSE_SIMPLE = "OrderResponseSimple"
+    DESPATCH_ADVICE = "DespatchAdvice"
+    RECEIPT_ADVICE = "ReceiptAdvice"
+    INVOICE = "Invoice"
+    CREDIT_NOTE = "CreditNote"
+    DEBIT_NOTE = "DebitNote"
+    APPLICATION_RESPONSE = "ApplicationResponse"
+
+
+# Which side sends each kind: the buyer's documents are keyed to the buyer party, the rest to the
+# seller (supplier) party. ApplicationResponse names its own sender party.
+BUYER_SENT = frozenset(
+    {
+        DocumentKind.ORDER,
+        DocumentKind.ORDER_CHANGE,
+        DocumentKind.ORDER_CANCELLATION,
+        DocumentKind.RECEIPT_ADVICE,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PartyId:
+    """An identifier with its scheme (ISO 6523 ICD such as ``0088``), e.g. a GLN."""
+
+    value: str
+    scheme: str | None = None
+
+    def key(self) -> str:
+        """Canonical text form ``scheme:value`` (or the bare value without a scheme)."""
+        return f"{self.scheme}:{self.value}" if self.scheme else self.value
+
+
+@dataclass(slots=True)
+class Party:
+    """A trading party: its electronic endpoint, its identifiers and its name."""
+
+    endpoint: PartyId | None = None
+    ids: list[PartyId] = field(default_factory=list)
+    name: str | None = None
+    vat_id: str | None = None
+    country: str | None = None
+
+    def keys(self) -> list[str]:
+        """Every key this party can be recognised by, most specific first."""
+        out: list[str] = []
+        if self.endpoint:
+            out.append(self.endpoint.key())
+        out.extend(pid.key() for pid in self.ids)
+        if self.vat_id:
+            out.append(self.vat_id)
+        if not out and self.name:
+            out.append(f"name:{self.name}")
+        return list(dict.fromkeys(out))
+
+    def key(self) -> str | None:
+        """The primary key of this party (endpoint, else first identifier, else name)."""
+        keys = self.keys()
+        return keys[0] if keys else None
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """A quantity with its UN/ECE Rec 20 unit code."""
+
+    value: Decimal
+    unit: str | None = None
+
+
+@dataclass(slots=True)
+class Line:
+    """A document line. Which fields are set depends on the document type.
+
+    ``order_line_ref`` is the ``OrderLineReference/LineID`` that ties a response, despatch or
+    invoice line to a line of the order; on an order line it is ``None`` and ``line_id`` is the
+    order line number.
+    """
+
+    line_id: str
+    quantity: Quantity | None = None
+    order_line_ref: str | None = None
+    item_name: str | None = None
+    seller_item_id: str | None = None
+    buyer_item_id: str | None = None
+    standard_item_id: str | None = None
+    price: Decimal | None = None
+    line_amount: Decimal | None = None
+    status_code: str | None = None
+    backorder_quantity: Quantity | None = None
+    delivery_date: date | None = None
+    note: str | None = None
+
+
+@dataclass(slots=True)
+class Document:
+    """What every interpreted document has."""
+
+    kind: DocumentKind
+    document_id: str
+    issue_date: date | None = None
+    customization_id: str | None = None
+    profile_id: str | None = None
+    currency: str | None = None
+    buyer: Party | None = None
+    seller: Party | None = None
+    order_refs: list[str] = field(default_factory=list)
+    billing_refs: list[str] = field(default_factory=list)
+    despatch_refs: list[str] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def sender(self) -> Party | None:
+        """The party that sent this document (buyer for orders, seller for replies)."""
+        return self.buyer if self.kind in BUYER_SENT else self.seller
+
+    def receiver(self) -> Party | None:
+        """The party this document is addressed to."""
+        return self.seller if self.kind in BUYER_SENT else self.buyer
+
+
+@dataclass(slots=True)
+class Order(Document):
+    """UBL Order (Peppol T01)."""
+
+    total_amount: Decimal | None = None
+
+
+@dataclass(slots=True)
+class OrderChange(Document):
+    """UBL OrderChange (Peppol T114): replaces the order's lines; ``sequence`` orders changes."""
+
+    sequence: int | None = None
+
+
+@dataclass(slots=True)
+class OrderCancellation(Document):
+    """UBL OrderCancellation (Peppol T115)."""
+
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class OrderResponse(Document):
+    """UBL OrderResponse (Peppol T76) or OrderResponseSimple.
+
+    ``response_code`` is the UNCL 4343 subset ``AB`` / ``AP`` / ``RE`` / ``CA``; for
+    OrderResponseSimple it is derived from ``AcceptedIndicator`` (``AP`` or ``RE``).
+    """
+
+    response_code: str | None = None
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class DespatchAdvice(Document):
+    """UBL DespatchAdvice (Peppol T16)."""
+
+    carrier: str | None = None
+    tracking_id: str | None = None
+    despatch_date: date | None = None
+    estimated_delivery_date: date | None = None
+
+
+@dataclass(slots=True)
+class ReceiptAdvice(Document):
+    """UBL ReceiptAdvice: what the buyer actually received."""
+
+
+@dataclass(slots=True)
+class Invoice(Document):
+    """UBL Invoice (380, or 383 as a Peppol debit note), CreditNote (381) or DebitNote.
+
+    Quantities on a credit note are positive and count as credited; on an Invoice with type
+    code 383 or a UBL DebitNote they count as invoiced (a debit adds to what is owed).
+    """
+
+    type_code: str | None = None
+    tax_exclusive_amount: Decimal | None = None
+    tax_amount: Decimal | None = None
+    payable_amount: Decimal | None = None
+    due_date: date | None = None
+
+
+@dataclass(slots=True)
+class ApplicationResponse(Document):
+    """UBL ApplicationResponse (Peppol MLR T71 / Invoice Response T111)."""
+
+    response_code: str | None = None
+    referenced_document_ids: list[str] = field(default_factory=list)

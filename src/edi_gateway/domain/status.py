@@ -1,0 +1,97 @@
+"""Order status, derived from line quantities and the order's documents; never typed by hand.
+
+The rules, in order of precedence (see docs/adr/0003-order-status.md):
+
+1. an accepted OrderCancellation -> Cancelled
+2. the latest Order Response says RE -> Rejected
+3. something invoiced (net of credits): every line fully invoiced -> Fully invoiced, or Closed
+   once every line has also been received in full; otherwise Partially invoiced
+4. something despatched: every line fully despatched -> Fully delivered, else Partially delivered
+5. the latest Order Response: CA -> Accepted with changes, AP -> Accepted, AB -> Acknowledged
+6. otherwise Received
+
+"Fully" compares with the line's *effective* quantity: the confirmed quantity when the supplier
+has confirmed the line (0 when it rejected the line), else the ordered quantity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+ZERO = Decimal(0)
+
+
+class OrderStatus(StrEnum):
+    """The statuses an order moves through."""
+
+    RECEIVED = "Received"
+    ACKNOWLEDGED = "Acknowledged"
+    ACCEPTED = "Accepted"
+    ACCEPTED_WITH_CHANGES = "Accepted with changes"
+    REJECTED = "Rejected"
+    PARTIALLY_DELIVERED = "Partially delivered"
+    FULLY_DELIVERED = "Fully delivered"
+    PARTIALLY_INVOICED = "Partially invoiced"
+    FULLY_INVOICED = "Fully invoiced"
+    CANCELLED = "Cancelled"
+    CLOSED = "Closed"
+
+
+RESPONSE_STATUS = {
+    "AB": OrderStatus.ACKNOWLEDGED,
+    "AP": OrderStatus.ACCEPTED,
+    "CA": OrderStatus.ACCEPTED_WITH_CHANGES,
+    "RE": OrderStatus.REJECTED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LineQuantities:
+    """Per order line: what was ordered, confirmed, despatched, received, invoiced and credited."""
+
+    ordered: Decimal
+    confirmed: Decimal | None = None
+    despatched: Decimal = ZERO
+    received: Decimal = ZERO
+    invoiced: Decimal = ZERO
+    credited: Decimal = ZERO
+
+    @property
+    def effective(self) -> Decimal:
+        """The quantity the order is expected to deliver for this line."""
+        return self.ordered if self.confirmed is None else self.confirmed
+
+    @property
+    def net_invoiced(self) -> Decimal:
+        """Invoiced minus credited."""
+        return self.invoiced - self.credited
+
+
+def derive_status(
+    lines: Iterable[LineQuantities],
+    *,
+    response_code: str | None = None,
+    cancelled: bool = False,
+) -> OrderStatus:
+    """Return the order's status from its lines, its latest response code and cancellation."""
+    if cancelled:
+        return OrderStatus.CANCELLED
+    if response_code == "RE":
+        return OrderStatus.REJECTED
+    rows = [line for line in lines if line.effective > ZERO]
+    if any(line.net_invoiced > ZERO for line in rows):
+        if all(line.net_invoiced >= line.effective for line in rows):
+            if all(line.received >= line.effective for line in rows):
+                return OrderStatus.CLOSED
+            return OrderStatus.FULLY_INVOICED
+        return OrderStatus.PARTIALLY_INVOICED
+    if any(line.despatched > ZERO for line in rows):
+        if all(line.despatched >= line.effective for line in rows):
+            return OrderStatus.FULLY_DELIVERED
+        return OrderStatus.PARTIALLY_DELIVERED
+    if response_code in RESPONSE_STATUS:
+        return RESPONSE_STATUS[response_code]
+    return OrderStatus.RECEIVED

@@ -1,0 +1,137 @@
+"""Recompute an order's line quantities and status from the documents attached to it.
+
+The ledger (``document_lines``) is the truth; ``order_lines`` quantities and ``orders.status``
+are derived from it here after every attached document, never typed in by hand.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from edi_gateway.domain.documents import DocumentKind
+from edi_gateway.domain.status import LineQuantities, derive_status
+from edi_gateway.pipeline.history import record
+from edi_gateway.store.tables import DocumentLine, DocumentRow, Order, OrderLine
+
+ZERO = Decimal(0)
+RESPONSES = {DocumentKind.ORDER_RESPONSE.value, DocumentKind.ORDER_RESPONSE_SIMPLE.value}
+SUMMED = {
+    DocumentKind.DESPATCH_ADVICE.value: "despatched",
+    DocumentKind.RECEIPT_ADVICE.value: "received",
+    DocumentKind.INVOICE.value: "invoiced",
+    DocumentKind.CREDIT_NOTE.value: "credited",
+}
+# Invoice type codes that correct an earlier invoice rather than bill goods again.
+CORRECTIVE_INVOICE_CODES = {"383", "384"}
+NOT_ACCEPTED, ACCEPTED = "7", "5"
+
+
+def recompute(session: Session, order: Order, actor: str) -> None:
+    """Derive every line's quantities and the order status; log a status change."""
+    lines = list(session.scalars(select(OrderLine).where(OrderLine.order_id == order.id)))
+    docs = list(
+        session.scalars(
+            select(DocumentRow)
+            .where(DocumentRow.order_id == order.id, DocumentRow.state == "attached")
+            .order_by(DocumentRow.id)
+        )
+    )
+    ledger = _ledger(session, [doc.id for doc in docs])
+    sums = _sums(docs, ledger)
+    confirmed, statuses, response_code = _confirmations(docs, ledger, lines)
+    for line in lines:
+        totals = sums.get(line.id, {})
+        line.qty_despatched = totals.get("despatched", ZERO)
+        line.qty_received = totals.get("received", ZERO)
+        line.qty_invoiced = totals.get("invoiced", ZERO)
+        line.qty_credited = totals.get("credited", ZERO)
+        line.qty_confirmed = confirmed.get(line.id)
+        line.status_code = statuses.get(line.id)
+    order.response_code = response_code
+    order.cancelled = any(d.kind == DocumentKind.ORDER_CANCELLATION.value for d in docs)
+    status = derive_status(
+        (
+            LineQuantities(
+                ordered=line.qty_ordered,
+                confirmed=line.qty_confirmed,
+                despatched=line.qty_despatched,
+                received=line.qty_received,
+                invoiced=line.qty_invoiced,
+                credited=line.qty_credited,
+            )
+            for line in lines
+        ),
+        response_code=response_code,
+        cancelled=order.cancelled,
+    ).value
+    if status != order.status:
+        record(
+            session, "order.status", f"{order.status} -> {status}", actor=actor, order_id=order.id
+        )
+        order.status = status
+
+
+def _ledger(session: Session, doc_ids: list[int]) -> dict[int, list[DocumentLine]]:
+    by_doc: dict[int, list[DocumentLine]] = defaultdict(list)
+    if doc_ids:
+        for row in session.scalars(
+            select(DocumentLine).where(DocumentLine.document_id.in_(doc_ids))
+        ):
+            by_doc[row.document_id].append(row)
+    return by_doc
+
+
+def _sums(
+    docs: list[DocumentRow], ledger: dict[int, list[DocumentLine]]
+) -> dict[int, dict[str, Decimal]]:
+    sums: dict[int, dict[str, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
+    for doc in docs:
+        column = SUMMED.get(doc.kind)
+        if column is None or (column == "invoiced" and doc.code in CORRECTIVE_INVOICE_CODES):
+            continue
+        for row in ledger.get(doc.id, []):
+            if row.order_line_id is not None and row.quantity is not None:
+                sums[row.order_line_id][column] += row.quantity
+    return sums
+
+
+def _confirmations(
+    docs: list[DocumentRow],
+    ledger: dict[int, list[DocumentLine]],
+    lines: list[OrderLine],
+) -> tuple[dict[int, Decimal | None], dict[int, str | None], str | None]:
+    """The latest decisive response wins: AP confirms all, CA states every line, RE rejects."""
+    confirmed: dict[int, Decimal | None] = {}
+    statuses: dict[int, str | None] = {}
+    code: str | None = None
+    for doc in docs:
+        if doc.kind not in RESPONSES or doc.code is None:
+            continue
+        if doc.code == "AB":
+            code = code or "AB"
+            continue
+        code = doc.code
+        confirmed = {line.id: line.qty_ordered for line in lines} if doc.code != "RE" else {}
+        statuses = {line.id: ACCEPTED for line in lines} if doc.code == "AP" else {}
+        if doc.code == "CA":
+            _apply_changes(ledger.get(doc.id, []), confirmed, statuses)
+    return confirmed, statuses, code
+
+
+def _apply_changes(
+    rows: list[DocumentLine],
+    confirmed: dict[int, Decimal | None],
+    statuses: dict[int, str | None],
+) -> None:
+    for row in rows:
+        if row.order_line_id is None:
+            continue
+        statuses[row.order_line_id] = row.status_code
+        if row.status_code == NOT_ACCEPTED:
+            confirmed[row.order_line_id] = ZERO
+        elif row.quantity is not None:
+            confirmed[row.order_line_id] = row.quantity

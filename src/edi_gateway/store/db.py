@@ -1,0 +1,81 @@
+"""Opening the store: engine, sessions, SQLite pragmas and schema migration on open."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.orm import Session, sessionmaker
+
+# The newest migration. Opening a store at this revision skips Alembic (a start-up cost);
+# tests/unit/test_store.py checks it equals the head of the migration scripts.
+HEAD_REVISION = "0001"
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """An open store: the engine and a session factory bound to it."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        """Release every connection."""
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def open_store(url: str, *, migrate: bool = True) -> Store:
+    """Open (and by default migrate to the newest schema) the store at ``url``."""
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    if migrate and current_revision(engine) != HEAD_REVISION:
+        upgrade(engine)
+    return Store(engine, sessionmaker(engine, expire_on_commit=False))
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The Alembic revision the database is at, or None for an empty database."""
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except (OperationalError, ProgrammingError):
+        return None
+
+
+def alembic_config(engine: Engine) -> Any:
+    """An Alembic Config pointing at the packaged migrations (imported lazily: start-up cost)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run the migrations up to ``revision``."""
+    from alembic import command
+
+    command.upgrade(alembic_config(engine), revision)

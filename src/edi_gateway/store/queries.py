@@ -1,0 +1,240 @@
+"""Read-side queries for the CLI. Each returns plain dicts: the ``--json`` schema.
+
+The shapes here are the stable JSON schema documented in the README; add keys, never rename.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from edi_gateway.errors import ErrorCode, LookupFailed
+from edi_gateway.store.tables import (
+    DocumentLine,
+    DocumentRow,
+    HistoryEvent,
+    Message,
+    Order,
+    OrderLine,
+)
+
+Json = dict[str, Any]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _num(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.normalize(), "f")
+
+
+def message_summary(message: Message) -> Json:
+    """One message as a listing row."""
+    return {
+        "id": message.id,
+        "received_at": _iso(message.received_at),
+        "source": message.source,
+        "filename": message.filename,
+        "size": message.size,
+        "sha256": message.sha256,
+        "state": message.state,
+        "error_code": message.error_code,
+        "document_type": message.doc_kind,
+        "document_id": message.doc_id,
+        "partner": message.partner,
+        "order_id": message.order_id,
+    }
+
+
+def list_messages(
+    session: Session, *, state: str | None = None, since: datetime | None = None, limit: int = 500
+) -> list[Json]:
+    """Messages, newest first, optionally by state and arrival time."""
+    query = select(Message).order_by(Message.id.desc()).limit(limit)
+    if state:
+        query = query.where(Message.state == state)
+    if since:
+        query = query.where(Message.received_at >= since)
+    return [message_summary(m) for m in session.scalars(query)]
+
+
+def get_message(session: Session, message_id: int) -> Message:
+    """The message with this id, or LookupFailed(NOT_FOUND)."""
+    message = session.get(Message, message_id)
+    if message is None:
+        raise LookupFailed(ErrorCode.NOT_FOUND, f"there is no message {message_id}")
+    return message
+
+
+def message_detail(session: Session, message_id: int) -> Json:
+    """A message with its error and history."""
+    message = get_message(session, message_id)
+    out = message_summary(message)
+    out.update(
+        {
+            "source_ref": message.source_ref,
+            "error_detail": message.error_detail,
+            "error_line": message.error_line,
+            "sender_key": message.sender_key,
+            "duplicate_of": message.duplicate_of,
+            "attempts": message.attempts,
+            "history": _history(session, HistoryEvent.message_id == message_id),
+        }
+    )
+    return out
+
+
+def _history(session: Session, condition: Any) -> list[Json]:
+    rows = session.scalars(select(HistoryEvent).where(condition).order_by(HistoryEvent.id))
+    return [
+        {
+            "at": _iso(h.at),
+            "event": h.event,
+            "detail": h.detail,
+            "actor": h.actor,
+            "message_id": h.message_id,
+        }
+        for h in rows
+    ]
+
+
+def order_summary(order: Order) -> Json:
+    """One order as a listing row."""
+    return {
+        "id": order.id,
+        "ref": f"{order.buyer_partner or order.buyer_key}:{order.order_number}",
+        "order_number": order.order_number,
+        "buyer": order.buyer_partner or order.buyer_key,
+        "buyer_name": order.buyer_name,
+        "seller": order.seller_partner or order.seller_key,
+        "seller_name": order.seller_name,
+        "issue_date": order.issue_date.isoformat() if order.issue_date else None,
+        "currency": order.currency,
+        "total_amount": _num(order.total_amount),
+        "status": order.status,
+        "updated_at": _iso(order.updated_at),
+    }
+
+
+def list_orders(
+    session: Session,
+    *,
+    status: str | None = None,
+    partner: str | None = None,
+    search: str | None = None,
+    limit: int = 500,
+) -> list[Json]:
+    """Orders, newest first, by status, partner (id or party key) or free text."""
+    query = select(Order).order_by(Order.id.desc()).limit(limit)
+    if status:
+        query = query.where(Order.status.ilike(status))
+    if partner:
+        query = query.where(
+            or_(
+                Order.buyer_partner == partner,
+                Order.seller_partner == partner,
+                Order.buyer_key == partner,
+                Order.seller_key == partner,
+            )
+        )
+    if search:
+        like = f"%{search}%"
+        query = query.where(
+            or_(
+                Order.order_number.ilike(like),
+                Order.buyer_name.ilike(like),
+                Order.seller_name.ilike(like),
+                Order.id.in_(
+                    select(OrderLine.order_id).where(
+                        or_(
+                            OrderLine.item_name.ilike(like),
+                            OrderLine.seller_item_id.ilike(like),
+                            OrderLine.buyer_item_id.ilike(like),
+                        )
+                    )
+                ),
+            )
+        )
+    return [order_summary(o) for o in session.scalars(query)]
+
+
+def resolve_order(session: Session, ref: str) -> Order:
+    """Find an order by store ID, ``BUYER:ORDER_ID`` (partner id or party key) or bare order ID."""
+    matches: dict[int, Order] = {}
+    if ref.isdigit():
+        by_id = session.get(Order, int(ref))
+        if by_id is not None:
+            return by_id
+    for cut in range(len(ref)):
+        if ref[cut] != ":":
+            continue
+        buyer, number = ref[:cut], ref[cut + 1 :]
+        for order in session.scalars(
+            select(Order).where(
+                Order.order_number == number,
+                or_(Order.buyer_partner == buyer, Order.buyer_key == buyer),
+            )
+        ):
+            matches[order.id] = order
+    if not matches:
+        for order in session.scalars(select(Order).where(Order.order_number == ref)):
+            matches[order.id] = order
+    if len(matches) == 1:
+        return next(iter(matches.values()))
+    if not matches:
+        raise LookupFailed(ErrorCode.NOT_FOUND, f"no order matches {ref!r}")
+    listed = ", ".join(f"{o.id} ({order_summary(o)['ref']})" for o in matches.values())
+    raise LookupFailed(
+        ErrorCode.AMBIGUOUS, f"{ref!r} matches {len(matches)} orders: {listed}; use one of these"
+    )
+
+
+def order_detail(session: Session, order: Order) -> Json:
+    """An order with its lines and quantities, linked documents and history."""
+    out = order_summary(order)
+    lines = session.scalars(
+        select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.position)
+    )
+    out["response_code"] = order.response_code
+    out["lines"] = [
+        {
+            "line_id": line.line_id,
+            "item": line.item_name,
+            "seller_item_id": line.seller_item_id,
+            "buyer_item_id": line.buyer_item_id,
+            "unit": line.unit,
+            "price": _num(line.price),
+            "status_code": line.status_code,
+            "ordered": _num(line.qty_ordered),
+            "confirmed": _num(line.qty_confirmed),
+            "despatched": _num(line.qty_despatched),
+            "received": _num(line.qty_received),
+            "invoiced": _num(line.qty_invoiced),
+            "credited": _num(line.qty_credited),
+        }
+        for line in lines
+    ]
+    docs = session.scalars(
+        select(DocumentRow).where(DocumentRow.order_id == order.id).order_by(DocumentRow.id)
+    )
+    out["documents"] = [
+        {
+            "id": doc.id,
+            "type": doc.kind,
+            "document_id": doc.doc_number,
+            "direction": doc.direction,
+            "code": doc.code,
+            "issue_date": doc.issue_date.isoformat() if doc.issue_date else None,
+            "message_id": doc.message_id,
+            "amount": _num(doc.amount),
+            "lines": session.query(DocumentLine).filter_by(document_id=doc.id).count(),
+        }
+        for doc in docs
+    ]
+    out["history"] = _history(session, HistoryEvent.order_id == order.id)
+    return out

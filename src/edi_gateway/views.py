@@ -1,0 +1,266 @@
+"""What the CLI prints: JSON-ready dicts and their human text. Reads, never decides."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from edi_gateway.errors import REMEDY, ErrorCode, GatewayError
+from edi_gateway.store import queries
+from edi_gateway.store.tables import Message
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from edi_gateway.app import Gateway, Outcome
+
+Json = dict[str, Any]
+STATE_WORDS = {
+    "processed": "processed",
+    "orphan": "waiting for their order (orphan)",
+    "duplicate": "duplicates of earlier messages",
+    "failed": "failed",
+    "received": "not yet processed",
+}
+
+
+def progress_bar(paths: Sequence[Path]) -> Callable[[int], None] | None:
+    """A tqdm bar on a terminal; None (quiet) otherwise."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    total = sum(1 for p in paths for _ in (p.rglob("*.xml") if p.is_dir() else [p]))
+    bar = tqdm(total=total, unit="file", file=sys.stderr, leave=False)
+    return bar.update
+
+
+def reporter(gateway: Gateway, *, quiet: bool) -> Callable[[str, Outcome], None]:
+    """Print one line per connector cycle that did something (unless --json)."""
+
+    def report(source: str, outcome: Outcome) -> None:
+        if quiet:
+            return
+        counts = outcome.counts()
+        parts = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "nothing new"
+        print(f"{source}: {parts}", file=sys.stderr)
+
+    return report
+
+
+def message_rows(gateway: Gateway, ids: Sequence[int]) -> list[Json]:
+    """Listing rows for the given message ids."""
+    with gateway.store.session() as session:
+        rows = session.scalars(select(Message).where(Message.id.in_(ids)).order_by(Message.id))
+        return [queries.message_summary(m) for m in rows]
+
+
+def outcome_data(gateway: Gateway, outcome: Outcome) -> Json:
+    """The summary of an ingest or run: what arrived, what was accepted, what failed and why."""
+    with gateway.store.session() as session:
+        failed = session.scalars(
+            select(Message).where(Message.id.in_(outcome.failed)).order_by(Message.id)
+        )
+        failures = [
+            {
+                "id": m.id,
+                "filename": m.filename,
+                "error_code": m.error_code,
+                "error_line": m.error_line,
+                "error_detail": m.error_detail,
+            }
+            for m in failed
+        ]
+    return {
+        "arrived": len(outcome.states),
+        "by_source": dict(outcome.sources),
+        "by_state": dict(outcome.counts()),
+        "failures": failures,
+    }
+
+
+def outcome_text(data: Json) -> str:
+    """Human summary of outcome_data."""
+    by_source = ", ".join(f"{src}: {n}" for src, n in data["by_source"].items())
+    lines = [f"Arrived:  {data['arrived']} messages" + (f" ({by_source})" if by_source else "")]
+    for state in ("processed", "orphan", "duplicate", "failed", "received"):
+        count = data["by_state"].get(state)
+        if count:
+            lines.append(f"  {count:>5} {STATE_WORDS[state]}")
+    for failure in data["failures"]:
+        where = f" line {failure['error_line']}" if failure["error_line"] else ""
+        lines.append(
+            f"Failed #{failure['id']} {failure['filename']}: {failure['error_code']}{where}: "
+            f"{failure['error_detail']}"
+        )
+        remedy = _remedy(failure["error_code"])
+        if remedy:
+            lines.append(f"    -> {remedy}")
+    if data["failures"]:
+        lines.append(
+            "Inspect with `edi-gateway messages show ID`; retry with `messages redrive ID`."
+        )
+    return "\n".join(lines)
+
+
+def _remedy(code: str | None) -> str | None:
+    try:
+        return REMEDY[ErrorCode(code)] if code else None
+    except ValueError:
+        return None
+
+
+def redrive_text(data: Json) -> str:
+    """Human text for a redrive."""
+    if "would_redrive" in data:
+        ids = data["would_redrive"]
+        return f"would redrive {len(ids)} messages: {', '.join(map(str, ids)) or '-'}"
+    rows = data["messages"]
+    out = [f"redrove {len(rows)} messages"]
+    out += [f"  #{r['id']} {r['filename']}: {r['state']} {r['error_code'] or ''}" for r in rows]
+    return "\n".join(out)
+
+
+def query(session: Session, args: argparse.Namespace) -> tuple[Any, str]:
+    """Run a read command (messages list/show, orders list/show) and render it."""
+    if args.command == "messages" and args.action == "list":
+        rows = queries.list_messages(session, state=args.state, since=args.since)
+        return rows, _table(
+            rows,
+            [
+                "id",
+                "received_at",
+                "state",
+                "error_code",
+                "document_type",
+                "document_id",
+                "partner",
+                "filename",
+            ],
+        )
+    if args.command == "messages":
+        detail = queries.message_detail(session, args.id)
+        return detail, _detail_text(detail)
+    if args.action == "list":
+        rows = queries.list_orders(
+            session, status=args.status, partner=args.partner, search=args.search
+        )
+        return rows, _table(
+            rows, ["id", "ref", "status", "issue_date", "seller", "total_amount", "currency"]
+        )
+    order = queries.resolve_order(session, args.ref)
+    detail = queries.order_detail(session, order)
+    return detail, _order_text(detail)
+
+
+def _table(rows: list[Json], columns: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[str(row.get(c) if row.get(c) is not None else "-") for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    head = "  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))
+    body = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join([head, *body])
+
+
+def _history_text(history: list[Json]) -> list[str]:
+    return [
+        f"  {h['at'][:19]}  {h['actor']:<14} {h['event']:<20} {h['detail'] or ''}" for h in history
+    ]
+
+
+def _detail_text(d: Json) -> str:
+    lines = [
+        f"Message #{d['id']}  {d['state']}  {d['filename']}",
+        f"  received {d['received_at']} via {d['source']} ({d['size']} bytes)",
+        f"  sha256 {d['sha256']}",
+    ]
+    if d["document_type"]:
+        lines.append(
+            f"  {d['document_type']} {d['document_id']} from {d['sender_key']}"
+            f" (partner {d['partner'] or 'unknown'})"
+        )
+    if d["error_code"]:
+        where = f" at line {d['error_line']}" if d["error_line"] else ""
+        lines.append(f"  error {d['error_code']}{where}: {d['error_detail']}")
+        remedy = _remedy(d["error_code"])
+        if remedy:
+            lines.append(f"  -> {remedy}")
+    if d["order_id"]:
+        lines.append(f"  order {d['order_id']}")
+    lines.append("History:")
+    return "\n".join(lines + _history_text(d["history"]))
+
+
+def _order_text(d: Json) -> str:
+    lines = [
+        f"Order {d['ref']} (#{d['id']})  {d['status']}",
+        f"  buyer  {d['buyer']} {d['buyer_name'] or ''}",
+        f"  seller {d['seller']} {d['seller_name'] or ''}",
+        f"  issued {d['issue_date']}  total {d['total_amount']} {d['currency'] or ''}",
+        "Lines:",
+        _table(
+            d["lines"],
+            [
+                "line_id",
+                "item",
+                "unit",
+                "ordered",
+                "confirmed",
+                "despatched",
+                "received",
+                "invoiced",
+                "credited",
+                "status_code",
+            ],
+        ),
+        "Documents:",
+        _table(d["documents"], ["id", "type", "document_id", "code", "issue_date", "message_id"]),
+        "History:",
+    ]
+    return "\n".join(lines + _history_text(d["history"]))
+
+
+def validate_files(files: Sequence[Path], max_size: int) -> list[Json]:
+    """Validate each file against the UBL 2.1 XSD of its root type; no store involved."""
+    from edi_gateway.ubl.validate import validate_document
+
+    results: list[Json] = []
+    for path in files:
+        result: Json = {
+            "file": str(path),
+            "valid": True,
+            "document_type": None,
+            "error_code": None,
+            "error_line": None,
+            "error": None,
+        }
+        try:
+            validated = validate_document(path.read_bytes(), max_size=max_size)
+            result["document_type"] = validated.root_name
+        except GatewayError as exc:
+            result.update(
+                valid=False, error_code=exc.code.value, error_line=exc.line, error=exc.message
+            )
+        except OSError as exc:
+            result.update(valid=False, error_code="NOT_FOUND", error=str(exc))
+        results.append(result)
+    return results
+
+
+def validate_text(results: list[Json]) -> str:
+    """Human text for validate."""
+    out = []
+    for r in results:
+        if r["valid"]:
+            out.append(f"OK    {r['file']} ({r['document_type']})")
+        else:
+            where = f" line {r['error_line']}" if r["error_line"] else ""
+            out.append(f"FAIL  {r['file']}: {r['error_code']}{where}: {r['error']}")
+    return "\n".join(out)

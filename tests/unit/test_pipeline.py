@@ -1,0 +1,244 @@
+"""Intake -> process -> correlate over a real SQLite store, document by document."""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from edi_gateway.app import Gateway
+from edi_gateway.envelope import Envelope
+from edi_gateway.pipeline.intake import intake
+from edi_gateway.pipeline.process import Policy, process_messages
+from edi_gateway.store.db import Store
+from edi_gateway.store.queries import order_detail, resolve_order
+from edi_gateway.store.tables import DocumentRow, HistoryEvent, Message, Order
+from tests import factory as f
+
+_refs = itertools.count()
+
+
+def send(store: Store, policy: Policy, payload: bytes, name: str = "doc.xml") -> tuple[int, str]:
+    env = Envelope(payload=payload, source="test", source_ref=f"ref-{next(_refs)}", filename=name)
+    [message_id] = intake(store, [env])
+    return message_id, process_messages(store, policy, [message_id])[message_id]
+
+
+def status(store: Store, ref: str = "PO-1") -> str:
+    with store.session() as session:
+        return resolve_order(session, ref).status
+
+
+def lines(store: Store, ref: str = "PO-1") -> dict[str, dict[str, str | None]]:
+    with store.session() as session:
+        detail = order_detail(session, resolve_order(session, ref))
+    return {line["line_id"]: line for line in detail["lines"]}
+
+
+def test_order_is_stored_with_lines_and_history(store: Store, policy: Policy) -> None:
+    mid, state = send(store, policy, f.order("PO-1", f.items(3)))
+    assert state == "processed"
+    assert status(store) == "Received"
+    got = lines(store)
+    assert sorted(got) == ["1", "2", "3"]
+    assert got["2"]["ordered"] == "10" and got["2"]["price"] == "3.25"
+    assert got["1"]["unit"] == "C62" and got["1"]["seller_item_id"] == "SKU-00001"
+    with store.session() as session:
+        order = resolve_order(session, f"0088:{f.BUYER_GLN}:PO-1")
+        assert order.total_amount == Decimal("97.50")
+        events = session.scalars(select(HistoryEvent.event).where(HistoryEvent.message_id == mid))
+        assert list(events) == ["message.received", "order.received", "message.processed"]
+
+
+def test_the_whole_chain_moves_the_status(store: Store, policy: Policy) -> None:
+    send(store, policy, f.order("PO-1", f.items(3)))
+    steps = [
+        (f.order_response("R-1", "PO-1", "AB"), "Acknowledged"),
+        (
+            f.order_response(
+                "R-2", "PO-1", "CA", [("1", "5", "10"), ("2", "3", "6"), ("3", "7", "0")]
+            ),
+            "Accepted with changes",
+        ),
+        (f.despatch_advice("D-1", "PO-1", [("1", "4"), ("2", "6")]), "Partially delivered"),
+        (f.despatch_advice("D-2", "PO-1", [("1", "6")]), "Fully delivered"),
+        (f.invoice("INV-1", "PO-1", [("1", "10", "2.25")]), "Partially invoiced"),
+        (f.invoice("INV-2", "PO-1", [("2", "6", "3.25")]), "Fully invoiced"),
+        (
+            f.invoice(
+                "CN-1",
+                "PO-1",
+                [("2", "1", "3.25")],
+                root="CreditNote",
+                type_code="381",
+                billing_ref="INV-2",
+            ),
+            "Partially invoiced",
+        ),
+    ]
+    for payload, expected in steps:
+        _, state = send(store, policy, payload)
+        assert state == "processed"
+        assert status(store) == expected
+    got = lines(store)
+    assert got["1"]["confirmed"] == "10" and got["1"]["despatched"] == "10"
+    assert got["2"]["confirmed"] == "6" and got["2"]["status_code"] == "3"
+    assert got["3"]["confirmed"] == "0" and got["3"]["status_code"] == "7"
+    assert got["2"]["invoiced"] == "6" and got["2"]["credited"] == "1"
+    with store.session() as session:
+        detail = order_detail(session, resolve_order(session, "PO-1"))
+    assert [d["type"] for d in detail["documents"]] == [
+        "Order",
+        "OrderResponse",
+        "OrderResponse",
+        "DespatchAdvice",
+        "DespatchAdvice",
+        "Invoice",
+        "Invoice",
+        "CreditNote",
+    ]
+    changes = [h["detail"] for h in detail["history"] if h["event"] == "order.status"]
+    assert changes[0] == "Received -> Acknowledged"
+    assert changes[-1] == "Fully invoiced -> Partially invoiced"
+
+
+def test_rejection_and_cancellation(store: Store, policy: Policy) -> None:
+    send(store, policy, f.order("PO-1"))
+    send(store, policy, f.order("PO-2"))
+    send(store, policy, f.order_response("R-1", "PO-1", "RE"))
+    assert status(store, "PO-1") == "Rejected"
+    assert status(store, "PO-2") == "Received"
+
+
+def test_orphan_attaches_when_its_order_arrives(store: Store, policy: Policy) -> None:
+    orphan_id, state = send(store, policy, f.despatch_advice("D-1", "PO-9", [("1", "10")]))
+    assert state == "orphan"
+    send(store, policy, f.order("PO-9", f.items(1)))
+    with store.session() as session:
+        message = session.get_one(Message, orphan_id)
+        assert message.state == "processed" and message.order_id is not None
+    assert status(store, "PO-9") == "Fully delivered"
+
+
+def test_orphan_from_unrelated_parties_stays_orphan(store: Store, policy: Policy) -> None:
+    other = {"buyer": "7300010000018", "seller": "7310000000018"}
+    orphan_id, _ = send(store, policy, f.despatch_advice("D-1", "PO-9", [("1", "1")], **other))
+    send(store, policy, f.order("PO-9"))
+    with store.session() as session:
+        assert session.get_one(Message, orphan_id).state == "orphan"
+
+
+def test_delivery_party_may_differ_when_the_seller_matches(store: Store, policy: Policy) -> None:
+    send(store, policy, f.order("PO-9", f.items(1)))
+    _, state = send(
+        store, policy, f.despatch_advice("D-1", "PO-9", [("1", "10")], buyer="7300010000018")
+    )
+    assert state == "processed"
+    assert status(store, "PO-9") == "Fully delivered"
+
+
+def test_same_order_id_from_two_buyers_is_two_orders(store: Store, policy: Policy) -> None:
+    send(store, policy, f.order("PO-1"))
+    send(store, policy, f.order("PO-1", buyer="7300010000018"))
+    send(store, policy, f.order_response("R-1", "PO-1", "AP", buyer="7300010000018"))
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Order)) == 2
+        statuses = sorted(o.status for o in session.scalars(select(Order)))
+    assert statuses == ["Accepted", "Received"]
+
+
+def test_byte_identical_resend_is_a_duplicate(store: Store, policy: Policy) -> None:
+    first, _ = send(store, policy, f.order("PO-1"))
+    second, state = send(store, policy, f.order("PO-1"))
+    assert state == "duplicate"
+    with store.session() as session:
+        message = session.get_one(Message, second)
+        assert message.duplicate_of == first and message.error_code == "DUPLICATE"
+        assert session.scalar(select(func.count()).select_from(Order)) == 1
+
+
+def test_same_id_with_other_content_is_flagged_not_merged(store: Store, policy: Policy) -> None:
+    send(store, policy, f.order("PO-1", f.items(2)))
+    mid, state = send(store, policy, f.order("PO-1", f.items(5)))
+    assert state == "failed"
+    with store.session() as session:
+        message = session.get_one(Message, mid)
+        assert message.error_code == "DUPLICATE_ID_CONFLICT"
+        assert "different content" in (message.error_detail or "")
+    assert len(lines(store)) == 2
+
+
+def test_xsd_invalid_is_kept_and_marked_with_its_line(store: Store, policy: Policy) -> None:
+    bad = (
+        f.order("PO-1")
+        .replace(b"<cbc:IssueDate>", b"\n\n<cbc:IssueDat>")
+        .replace(b"</cbc:IssueDate>", b"</cbc:IssueDat>")
+    )
+    mid, state = send(store, policy, bad)
+    assert state == "failed"
+    with store.session() as session:
+        message = session.get_one(Message, mid)
+        assert message.error_code == "XSD_INVALID" and message.error_line == 4
+        assert message.payload == bad
+
+
+def test_intake_is_idempotent_per_source_ref(store: Store) -> None:
+    env = Envelope(payload=b"<x/>", source="folder:in", source_ref="claimed-1", filename="a.xml")
+    assert intake(store, [env]) == intake(store, [env])
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Message)) == 1
+
+
+def test_unknown_partner_fails_then_redrive_after_config_fix(store: Store) -> None:
+    strict = Policy(max_size=10**7, accept_unknown_partners=False, partner_of=lambda keys: None)
+    mid, state = send(store, strict, f.order("PO-1"))
+    assert state == "failed"
+    with store.session() as session:
+        message = session.get_one(Message, mid)
+        assert message.error_code == "UNKNOWN_PARTNER"
+        assert f"0088:{f.BUYER_GLN}" in (message.error_detail or "")
+        assert message.doc_kind == "Order" and message.doc_id == "PO-1"
+
+    class Settings:  # only what Gateway.redrive/policy read
+        class intake:  # noqa: N801
+            max_size_mb = 10
+            unknown_partner = "reject"
+            batch_size = 10
+
+        @staticmethod
+        def partner_by_key(keys: object) -> object:
+            return type("P", (), {"id": "buyer-ab"})()
+
+    gateway = Gateway(Settings(), store)  # type: ignore[arg-type]
+    assert gateway.redrive([mid], dry_run=True) == [mid]
+    assert gateway.redrive([mid]) == [mid]
+    with store.session() as session:
+        message = session.get_one(Message, mid)
+        assert message.state == "processed" and message.partner == "buyer-ab"
+        assert message.attempts == 2
+        rows = session.scalars(select(DocumentRow).where(DocumentRow.message_id == mid)).all()
+        assert len(rows) == 1
+
+
+def test_redriving_an_orphan_does_not_duplicate_its_document(store: Store, policy: Policy) -> None:
+    orphan_id, _ = send(store, policy, f.invoice("INV-1", "PO-7", [("1", "1", "1.00")]))
+
+    class Settings:
+        class intake:  # noqa: N801
+            max_size_mb = 10
+            unknown_partner = "accept"
+            batch_size = 10
+
+        @staticmethod
+        def partner_by_key(keys: object) -> None:
+            return None
+
+    gateway = Gateway(Settings(), store)  # type: ignore[arg-type]
+    gateway.redrive([orphan_id])
+    with store.session() as session:
+        assert session.get_one(Message, orphan_id).state == "orphan"
+        count = (
+            select(func.count()).select_from(DocumentRow).where(DocumentRow.message_id == orphan_id)
+        )
+        assert session.scalar(count) == 1
