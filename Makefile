@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 ## demo: set up, initialise an embedded gateway (SQLite + folders) and run it over samples/
 demo: $(STAMP)
 	rm -rf $(DEMO)
-	$(BIN)/edi-gateway init $(DEMO) --with-samples
+	$(BIN)/edi-gateway init $(DEMO) --samples samples
 	$(BIN)/edi-gateway --config $(DEMO)/gateway.yaml run --once
 	$(BIN)/edi-gateway --config $(DEMO)/gateway.yaml orders list
 

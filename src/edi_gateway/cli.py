@@ -1,7 +1,8 @@
 """The face: parses arguments, calls one function, prints text or --json. No logic here.
 
-Exit codes: 0 success, 1 some document failed or a lookup found nothing, 2 bad usage or
-configuration.
+Exit codes: 0 success; 1 a lookup found nothing, a file failed `validate`, or a document of
+an `ingest` failed; 2 bad usage or configuration. `run` exits 0 when it ran: failed documents
+are kept, listed in its summary and in `messages list --state failed`.
 """
 
 from __future__ import annotations
@@ -124,8 +125,10 @@ def _with_gateway(gateway: Gateway, args: argparse.Namespace) -> int:
     if args.command == "run":
         from edi_gateway.daemon import run
 
-        outcome = run(gateway, once=args.once, report=views.reporter(gateway, quiet=args.json))
-        return _emit_outcome(gateway, outcome, args.json)
+        quiet = args.json or args.once
+        outcome = run(gateway, once=args.once, report=views.reporter(gateway, quiet=quiet))
+        _emit_outcome(gateway, outcome, args.json)
+        return EXIT_OK  # failed documents are kept and listed; the run itself succeeded
     if args.command == "messages" and args.action == "redrive":
         if not args.ids and not args.state:
             raise ConfigError("messages redrive needs message IDs or --state failed|orphan")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +39,11 @@ def progress_bar(paths: Sequence[Path]) -> Callable[[int], None] | None:
 
     total = sum(1 for p in paths for _ in (p.rglob("*.xml") if p.is_dir() else [p]))
     bar = tqdm(total=total, unit="file", file=sys.stderr, leave=False)
-    return bar.update
+
+    def advance(count: int) -> None:
+        bar.update(count)
+
+    return advance
 
 
 def reporter(gateway: Gateway, *, quiet: bool) -> Callable[[str, Outcome], None]:
@@ -64,6 +69,12 @@ def message_rows(gateway: Gateway, ids: Sequence[int]) -> list[Json]:
 def outcome_data(gateway: Gateway, outcome: Outcome) -> Json:
     """The summary of an ingest or run: what arrived, what was accepted, what failed and why."""
     with gateway.store.session() as session:
+        final: dict[int, str] = {}
+        ids = sorted(outcome.states)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = session.execute(select(Message.id, Message.state).where(Message.id.in_(chunk)))
+            final.update({mid: state for mid, state in rows})
         failed = session.scalars(
             select(Message).where(Message.id.in_(outcome.failed)).order_by(Message.id)
         )
@@ -80,7 +91,7 @@ def outcome_data(gateway: Gateway, outcome: Outcome) -> Json:
     return {
         "arrived": len(outcome.states),
         "by_source": dict(outcome.sources),
-        "by_state": dict(outcome.counts()),
+        "by_state": dict(Counter(final.values())),
         "failures": failures,
     }
 

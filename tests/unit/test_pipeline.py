@@ -201,7 +201,7 @@ def test_unknown_partner_fails_then_redrive_after_config_fix(store: Store) -> No
         assert message.doc_kind == "Order" and message.doc_id == "PO-1"
 
     class Settings:  # only what Gateway.redrive/policy read
-        class intake:  # noqa: N801
+        class intake:
             max_size_mb = 10
             unknown_partner = "reject"
             batch_size = 10
@@ -225,7 +225,7 @@ def test_redriving_an_orphan_does_not_duplicate_its_document(store: Store, polic
     orphan_id, _ = send(store, policy, f.invoice("INV-1", "PO-7", [("1", "1", "1.00")]))
 
     class Settings:
-        class intake:  # noqa: N801
+        class intake:
             max_size_mb = 10
             unknown_partner = "accept"
             batch_size = 10

@@ -70,7 +70,7 @@ class LineQuantities:
         return self.invoiced - self.credited
 
 
-def derive_status(
+def derive_status(  # noqa: PLR0911 - one return per rule, in order of precedence
     lines: Iterable[LineQuantities],
     *,
     response_code: str | None = None,

@@ -29,11 +29,15 @@ from edi_gateway.store import tables as t
 PROCESSED, ORPHAN = "processed", "orphan"
 
 
-def correlate(session: Session, message: t.Message, document: Document) -> str:
-    """Store ``document`` (from ``message``) against its order; return the message state."""
+def correlate(
+    session: Session, message: t.Message, document: Document, counterpart: str | None = None
+) -> str:
+    """Store ``document`` (from ``message``) against its order; return the message state.
+
+    ``counterpart`` is the configured partner the document is addressed to, if any.
+    """
     if isinstance(document, Order) and document.kind is DocumentKind.ORDER:
-        order = create_order(session, message, document)
-        attach_orphans(session, order)
+        attach_orphans(session, create_order(session, message, document, counterpart))
         return PROCESSED
     order = find_order(session, document)
     row = _document_row(message.id, document, order)
@@ -47,7 +51,9 @@ def correlate(session: Session, message: t.Message, document: Document) -> str:
     return PROCESSED
 
 
-def create_order(session: Session, message: t.Message, document: Order) -> t.Order:
+def create_order(
+    session: Session, message: t.Message, document: Order, seller_partner: str | None = None
+) -> t.Order:
     """Insert the order, its party keys and its lines."""
     buyer_key = document.buyer.key() if document.buyer else None
     if buyer_key is None:
@@ -62,6 +68,7 @@ def create_order(session: Session, message: t.Message, document: Order) -> t.Ord
         seller_key=document.seller.key() if document.seller else None,
         seller_name=document.seller.name if document.seller else None,
         buyer_partner=message.partner,
+        seller_partner=seller_partner,
         issue_date=document.issue_date,
         currency=document.currency,
         total_amount=document.total_amount,
@@ -288,14 +295,16 @@ def _apply_order_change(session: Session, order: t.Order, document: Document) ->
 def _insert_ledger(
     session: Session, order: t.Order, row: t.DocumentRow, document: Document
 ) -> list[str]:
-    lines = list(session.scalars(select(t.OrderLine).where(t.OrderLine.order_id == order.id)))
-    by_id = {line.line_id: line.id for line in lines}
+    order_lines = session.scalars(select(t.OrderLine).where(t.OrderLine.order_id == order.id))
+    by_id: dict[str, int] = {}
     by_item: dict[str, int] = {}
-    for line in lines:
-        for item in (line.seller_item_id, line.buyer_item_id, line.standard_item_id):
+    for known in order_lines:
+        by_id[known.line_id] = known.id
+        for item in (known.seller_item_id, known.buyer_item_id, known.standard_item_id):
             if item:
-                by_item.setdefault(item, line.id)
-    rows, unmatched = [], []
+                by_item.setdefault(item, known.id)
+    rows: list[dict[str, object]] = []
+    unmatched: list[str] = []
     for line in document.lines:
         target = _match(line, by_id, by_item, document.kind)
         if target is None:

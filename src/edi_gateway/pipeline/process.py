@@ -84,8 +84,10 @@ def _run_stages(session: Session, policy: Policy, message: Message) -> None:
     _identify(message, document)
     message.partner = _check_partner(policy, document)
     _check_id_conflict(session, message, document)
+    receiver = document.receiver()
+    counterpart = policy.partner_of(receiver.keys()) if receiver else None
     with session.begin_nested():  # correlation writes all or nothing
-        state = correlate(session, message, document)
+        state = correlate(session, message, document, counterpart)
     _finish(session, message, state)
 
 

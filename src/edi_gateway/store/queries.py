@@ -30,7 +30,13 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _num(value: Decimal | None) -> str | None:
+    """A quantity as text without trailing zeros ("10", "2.5")."""
     return None if value is None else format(value.normalize(), "f")
+
+
+def _money(value: Decimal | None) -> str | None:
+    """An amount exactly as stated ("24354.00")."""
+    return None if value is None else format(value, "f")
 
 
 def message_summary(message: Message) -> Json:
@@ -115,7 +121,7 @@ def order_summary(order: Order) -> Json:
         "seller_name": order.seller_name,
         "issue_date": order.issue_date.isoformat() if order.issue_date else None,
         "currency": order.currency,
-        "total_amount": _num(order.total_amount),
+        "total_amount": _money(order.total_amount),
         "status": order.status,
         "updated_at": _iso(order.updated_at),
     }
@@ -208,7 +214,7 @@ def order_detail(session: Session, order: Order) -> Json:
             "seller_item_id": line.seller_item_id,
             "buyer_item_id": line.buyer_item_id,
             "unit": line.unit,
-            "price": _num(line.price),
+            "price": _money(line.price),
             "status_code": line.status_code,
             "ordered": _num(line.qty_ordered),
             "confirmed": _num(line.qty_confirmed),
@@ -231,7 +237,7 @@ def order_detail(session: Session, order: Order) -> Json:
             "code": doc.code,
             "issue_date": doc.issue_date.isoformat() if doc.issue_date else None,
             "message_id": doc.message_id,
-            "amount": _num(doc.amount),
+            "amount": _money(doc.amount),
             "lines": session.query(DocumentLine).filter_by(document_id=doc.id).count(),
         }
         for doc in docs

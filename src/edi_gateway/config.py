@@ -1,0 +1,213 @@
+"""gateway.yaml -> typed, validated :class:`Settings`.
+
+Every problem becomes one :class:`ConfigError` that names the file, the key path
+(``partners[1].endpoint.scheme``), what was found and what is expected, listing all problems at
+once. The models themselves live in :mod:`edi_gateway.config_models` and are re-exported here.
+"""
+
+from __future__ import annotations
+
+import os
+import typing
+from pathlib import Path
+from types import UnionType
+from typing import Any, Union
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from edi_gateway.config_models import (
+    Connector,
+    FolderConnector,
+    IntakeSettings,
+    Partner,
+    PeppolId,
+    Route,
+    RouteMatch,
+    Settings,
+    StoreSettings,
+)
+from edi_gateway.errors import ConfigError
+
+__all__ = [
+    "ENV_VAR",
+    "Connector",
+    "FolderConnector",
+    "IntakeSettings",
+    "Partner",
+    "PeppolId",
+    "Route",
+    "RouteMatch",
+    "Settings",
+    "StoreSettings",
+    "config_path",
+    "load_config",
+]
+
+ENV_VAR = "EDI_GATEWAY_CONFIG"
+DEFAULT_NAME = "gateway.yaml"
+_NOT_KEYS = {"path"}  # Settings fields that are not YAML keys
+
+
+def config_path(cli_value: str | None) -> Path:
+    """The config file to use: ``--config``, else ``$EDI_GATEWAY_CONFIG``, else ./gateway.yaml.
+
+    Raises ConfigError naming where it looked when that file does not exist.
+    """
+    if cli_value:
+        path, how = Path(cli_value), "--config"
+    elif os.environ.get(ENV_VAR):
+        path, how = Path(os.environ[ENV_VAR]), f"${ENV_VAR}"
+    else:
+        path, how = Path(DEFAULT_NAME), "the default (no --config, no $EDI_GATEWAY_CONFIG)"
+    path = path.expanduser()
+    if not path.is_file():
+        raise ConfigError(
+            f"no config file at {path.absolute()} (from {how}); "
+            "create one with `edi-gateway init DIR` or pass --config FILE"
+        )
+    return path
+
+
+def load_config(path: Path) -> Settings:
+    """Read, parse and validate the config file; ConfigError listing every problem."""
+    path = path.expanduser().absolute()
+    data = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: expected a mapping of keys at the top level, found "
+            f"{type(data).__name__}; allowed keys: {_keys_of(Settings)}"
+        )
+    misplaced = sorted(_NOT_KEYS & data.keys())
+    if misplaced:
+        raise ConfigError(
+            f"{path}: {misplaced[0]}: unknown key; allowed keys: {_keys_of(Settings)}"
+        )
+    try:
+        return Settings.model_validate({**data, "path": path}, context={"base_dir": path.parent})
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, exc)) from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it as UTF-8 text: {exc}") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: YAML syntax error: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: YAML error: {exc}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty; expected at least partners and connectors")
+    return data
+
+
+def _format_errors(path: Path, exc: ValidationError) -> str:
+    lines = [line for err in exc.errors(include_url=False) for line in _describe(err)]
+    head = f"{path}: {len(lines)} problem{'s' if len(lines) != 1 else ''}"
+    return "\n".join([head, *(f"  - {line}" for line in lines)])
+
+
+def _describe(err: ErrorDetails) -> list[str]:  # noqa: PLR0911 - one branch per error type
+    loc, _ = _walk(err["loc"])
+    where = _dotted(loc) or "(top level)"
+    kind, msg, found = err["type"], err["msg"], _short(err.get("input"))
+    ctx = err.get("ctx") or {}
+    if kind == "value_error" and not loc:  # cross-field problems, already "key: message"
+        return str(ctx.get("error", msg)).splitlines()
+    if kind == "value_error":
+        return [f"{where}: {ctx.get('error', msg)}"]
+    if kind == "extra_forbidden":
+        _, parent = _walk(err["loc"][:-1])
+        return [f"{where}: unknown key (value {found}); allowed keys: {_keys_of(parent)}"]
+    if kind == "missing":
+        return [f"{where}: missing; this key is required"]
+    if kind == "union_tag_invalid":
+        tag, expected = ctx.get("tag"), ctx.get("expected_tags", "")
+        return [f"{where}.type: found {tag!r}, expected one of {expected}"]
+    if kind == "union_tag_not_found":
+        return [f"{where}.type: missing; every connector needs a type, such as type: folder"]
+    if kind in ("model_type", "dict_type"):
+        return [
+            f"{where}: found {found}, expected a mapping with keys {_keys_of(_walk(err['loc'])[1])}"
+        ]
+    return [f"{where}: found {found}, expected {msg.removeprefix('Input should be ')}"]
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+    return text.lstrip(".")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _models(tp: Any) -> list[type[BaseModel]]:
+    """The pydantic models ``tp`` stands for (one, the members of a union, or none)."""
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    members = typing.get_args(tp) if typing.get_origin(tp) in (Union, UnionType) else (tp,)
+    return [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+
+
+def _step(tp: Any, part: int | str) -> tuple[Any, bool]:
+    """The type one location step below ``tp``, and whether ``part`` was a union tag."""
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    if isinstance(part, int):
+        return (typing.get_args(tp)[0] if typing.get_origin(tp) is list else None), False
+    models = _models(tp)
+    for model in models:
+        if part in model.model_fields:
+            return model.model_fields[part].annotation, False
+    for model in models:
+        tag = model.model_fields.get("type")
+        if tag is not None and part in typing.get_args(tag.annotation):
+            return model, True
+    return None, False
+
+
+def _walk(loc: tuple[int | str, ...]) -> tuple[tuple[int | str, ...], Any]:
+    """Follow a pydantic error location from Settings: (location without union tags, type)."""
+    clean: list[int | str] = []
+    tp: Any = Settings
+    for part in loc:
+        tp, is_tag = _step(tp, part)
+        if not is_tag:
+            clean.append(part)
+    return tuple(clean), tp
+
+
+def _keys_of(tp: Any) -> str:
+    """The YAML keys the model ``tp`` accepts, comma-separated."""
+    models = _models(tp)
+    if not models:
+        return "(none)"
+    return ", ".join(
+        k for k in models[0].model_fields if not (models[0] is Settings and k in _NOT_KEYS)
+    )

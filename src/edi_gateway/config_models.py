@@ -1,0 +1,293 @@
+"""The typed shape of gateway.yaml: frozen pydantic v2 models that refuse unknown keys.
+
+Relative paths (folder connectors, the SQLite file) are resolved against the folder of the
+config file, which :func:`edi_gateway.config.load_config` passes in the validation context as
+``base_dir``; without a context they resolve against the current directory.
+
+Adding a connector type (sftp, as2, email, amqp) is one class here with ``type: Literal[...]``
+added to :data:`Connector`; the loader, error messages and ``Settings.connector`` follow.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from edi_gateway.domain.documents import DocumentKind
+from edi_gateway.errors import ConfigError
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_ICD = re.compile(r"^[0-9]{4}$")
+_SQLITE = "sqlite:///"
+_STORE_SCHEMES = ("sqlite://", "postgresql://", "postgresql+psycopg://")
+
+
+def _base_dir(info: ValidationInfo) -> Path:
+    context = info.context if isinstance(info.context, dict) else {}
+    base = context.get("base_dir")
+    return Path(base) if base is not None else Path.cwd()
+
+
+def _check_slug(value: str) -> str:
+    if not _SLUG.match(value):
+        raise ValueError(
+            f"found {value!r}, expected a slug: lower-case letters, digits, '-' or '_', "
+            "starting with a letter or digit, at most 64 characters"
+        )
+    return value
+
+
+def _check_icd(value: Any) -> Any:
+    if isinstance(value, str) and _ICD.match(value):
+        return value
+    raise ValueError(
+        f"found {value!r}, expected a 4-digit ISO 6523 ICD as a quoted string, such as '0088'"
+    )
+
+
+def _check_id_value(value: Any) -> Any:
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    raise ValueError(
+        f"found {value!r}, expected the identifier as a quoted string, such as '7300010000001' "
+        "(unquoted digits are read as a number and may lose leading zeros)"
+    )
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    path = value.expanduser()
+    return path if path.is_absolute() else (_base_dir(info) / path).resolve()
+
+
+Slug = Annotated[str, AfterValidator(_check_slug)]
+ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PeppolId(_Model):
+    """An identifier with its ISO 6523 ICD scheme, e.g. ``0088`` + a GLN."""
+
+    scheme: Annotated[str, BeforeValidator(_check_icd)]
+    value: Annotated[str, BeforeValidator(_check_id_value)]
+
+    def key(self) -> str:
+        """``scheme:value``, the same text as ``domain.documents.PartyId.key()``."""
+        return f"{self.scheme}:{self.value}"
+
+
+class StoreSettings(_Model):
+    """Where the message store lives: a SQLite file (default) or a PostgreSQL URL."""
+
+    url: str = Field(default="sqlite:///gateway.db", validate_default=True)
+
+    @field_validator("url")
+    @classmethod
+    def _resolve_sqlite(cls, value: str, info: ValidationInfo) -> str:
+        if not value.startswith(_STORE_SCHEMES):
+            raise ValueError(
+                f"found {value!r}, expected sqlite:///FILE or postgresql+psycopg://USER@HOST/DB"
+            )
+        if not value.startswith(_SQLITE):
+            return value
+        file, sep, query = value[len(_SQLITE) :].partition("?")
+        if not file or file == ":memory:" or file.startswith("/"):
+            return value
+        return f"{_SQLITE}{(_base_dir(info) / file).resolve()}{sep}{query}"
+
+
+class IntakeSettings(_Model):
+    """Limits and policies applied when a payload arrives."""
+
+    max_size_mb: int = Field(default=64, ge=1, le=2048)
+    unknown_partner: Literal["reject", "accept"] = "reject"
+    batch_size: int = Field(default=200, ge=1, le=10000)
+
+
+class Partner(_Model):
+    """A trading partner, recognised by its Peppol endpoint and identifiers."""
+
+    id: Slug
+    name: str
+    role: Literal["buyer", "supplier", "both"]
+    endpoint: PeppolId
+    identifiers: list[PeppolId] = Field(default_factory=list)
+    peppol_validation: bool = False
+    language: str = "en"
+    options: dict[str, str | int | bool] = Field(default_factory=dict)
+
+    def keys(self) -> list[str]:
+        """``scheme:value`` of the endpoint, then of each identifier, without repeats."""
+        return list(dict.fromkeys([self.endpoint.key(), *(i.key() for i in self.identifiers)]))
+
+
+class FolderConnector(_Model):
+    """A local (or mounted) folder: inbound polls ``path``, outbound writes files into it."""
+
+    name: Slug
+    type: Literal["folder"]
+    direction: Literal["in", "out"]
+    path: ConfigPath
+    archive: ConfigPath | None = Field(default=None, validate_default=True)
+    error: ConfigPath | None = Field(default=None, validate_default=True)
+    pattern: str = "*.xml"
+    every_seconds: float = Field(default=10, gt=0, le=86400)
+    partner: Slug | None = None
+
+    @field_validator("archive", "error")
+    @classmethod
+    def _default_beside_path(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        direction, path, name = (info.data.get(k) for k in ("direction", "path", "name"))
+        if direction == "out":
+            if value is not None:
+                raise ValueError(
+                    f"found {value}, expected no {info.field_name} folder: only inbound "
+                    "connectors (direction: in) have one"
+                )
+            return None
+        if value is None and isinstance(path, Path) and isinstance(name, str):
+            return path.parent / str(info.field_name) / name
+        return value
+
+
+# A discriminated union on `type`: add SftpConnector etc. here as `FolderConnector | Sftp...`.
+Connector = Annotated[FolderConnector, Field(discriminator="type")]
+
+
+class RouteMatch(_Model):
+    """Which documents a route applies to; an empty match applies to every document."""
+
+    sender: Slug | None = None
+    kinds: list[DocumentKind] = Field(default_factory=list)
+    connector: Slug | None = None
+
+
+class Route(_Model):
+    """Forward matching documents to a supplier through an outbound connector."""
+
+    name: Slug
+    match: RouteMatch = Field(default_factory=RouteMatch)
+    deliver_to: Slug
+    via: Slug
+
+
+class Settings(_Model):
+    """Everything gateway.yaml says, validated. ``path`` is the file it was read from."""
+
+    path: Path
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    intake: IntakeSettings = Field(default_factory=IntakeSettings)
+    partners: list[Partner] = Field(default_factory=list)
+    connectors: list[Connector] = Field(default_factory=list)
+    routes: list[Route] = Field(default_factory=list)
+
+    @cached_property
+    def _partner_index(self) -> dict[str, Partner]:
+        return {key: p for p in self.partners for key in Partner.keys(p)}
+
+    @cached_property
+    def _connector_index(self) -> dict[str, FolderConnector]:
+        return {c.name: c for c in self.connectors}
+
+    def partner_by_key(self, keys: Iterable[str]) -> Partner | None:
+        """The partner known by the first of ``keys`` that any partner has, else ``None``."""
+        index = self._partner_index
+        return next((index[k] for k in keys if k in index), None)
+
+    def partner(self, partner_id: str) -> Partner | None:
+        """The partner with this ``id``, else ``None``."""
+        return next((p for p in self.partners if p.id == partner_id), None)
+
+    def connector(self, name: str) -> FolderConnector:
+        """The connector called ``name``; ConfigError naming the known ones if there is none."""
+        found = self._connector_index.get(name)
+        if found is None:
+            known = ", ".join(sorted(self._connector_index)) or "none"
+            raise ConfigError(f"{self.path}: no connector named {name!r}; known: {known}")
+        return found
+
+    @model_validator(mode="before")
+    @classmethod
+    def _store_default_in_context(cls, data: Any) -> Any:
+        # a default_factory would build StoreSettings without the context (so without base_dir)
+        return {"store": {}, **data} if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Settings:
+        problems = [*_unique_problems(self), *_reference_problems(self)]
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+def _unique_problems(s: Settings) -> list[str]:
+    problems: list[str] = []
+    for section, names in (
+        ("partners", [p.id for p in s.partners]),
+        ("connectors", [c.name for c in s.connectors]),
+        ("routes", [r.name for r in s.routes]),
+    ):
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                key = "id" if section == "partners" else "name"
+                problems.append(f"{section}[{i}].{key}: found {name!r} again, expected unique")
+    owner: dict[str, str] = {}
+    for i, partner in enumerate(s.partners):
+        for key in Partner.keys(partner):
+            if owner.setdefault(key, partner.id) != partner.id:
+                problems.append(
+                    f"partners[{i}]: identifier {key!r} is also used by partner "
+                    f"{owner[key]!r}, expected each identifier to belong to one partner"
+                )
+    return problems
+
+
+def _reference_problems(s: Settings) -> list[str]:
+    partners = {p.id: p for p in s.partners}
+    conns = {c.name: c for c in s.connectors}
+    known_p = "a partner id: " + (", ".join(partners) or "none defined")
+    problems: list[str] = []
+
+    def connector_ref(where: str, name: str | None, direction: str) -> None:
+        if name is None:
+            return
+        conn = conns.get(name)
+        if conn is None or conn.direction != direction:
+            wanted = ", ".join(n for n, c in conns.items() if c.direction == direction)
+            kind = "inbound" if direction == "in" else "outbound"
+            problems.append(
+                f"{where}: found {name!r}, expected an {kind} connector: {wanted or 'none defined'}"
+            )
+
+    for i, c in enumerate(s.connectors):
+        if c.partner is not None and c.partner not in partners:
+            problems.append(f"connectors[{i}].partner: found {c.partner!r}, expected {known_p}")
+    for i, r in enumerate(s.routes):
+        where = f"routes[{i}]"
+        if r.match.sender is not None and r.match.sender not in partners:
+            problems.append(f"{where}.match.sender: found {r.match.sender!r}, expected {known_p}")
+        target = partners.get(r.deliver_to)
+        if target is None or target.role == "buyer":
+            suppliers = ", ".join(p.id for p in s.partners if p.role != "buyer") or "none"
+            problems.append(
+                f"{where}.deliver_to: found {r.deliver_to!r}, expected a supplier: {suppliers}"
+            )
+        connector_ref(f"{where}.match.connector", r.match.connector, "in")
+        connector_ref(f"{where}.via", r.via, "out")
+    return problems

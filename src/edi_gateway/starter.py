@@ -1,0 +1,137 @@
+"""``edi-gateway init DIR [--samples DIR]``: a working, commented starter deployment.
+
+Writes ``DIR/gateway.yaml`` (SQLite store, one inbound and one outbound folder connector, the
+partners the bundled samples use), creates the folders, and optionally copies sample documents
+into the inbox. It never overwrites an existing gateway.yaml.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from edi_gateway.config import DEFAULT_NAME, load_config
+from edi_gateway.errors import ConfigError
+
+FOLDERS = ("inbox", "archive", "error", "outbox")
+
+STARTER_YAML = """\
+# edi-gateway configuration, written by `edi-gateway init`.
+# Relative paths are relative to the folder of this file. Unknown keys are refused, and every
+# problem is reported with its key path when the gateway starts.
+
+# Where messages, orders and their history are kept. SQLite needs no server; for PostgreSQL use
+#   url: postgresql+psycopg://USER:PASSWORD@HOST:5432/DBNAME
+store:
+  url: sqlite:///gateway.db
+
+intake:
+  max_size_mb: 64          # larger payloads fail with TOO_LARGE (1..2048)
+  unknown_partner: reject  # reject | accept: documents from a party not listed below
+  batch_size: 200          # messages processed per pass (1..10000)
+
+# Trading partners. A document is matched to a partner by its EndpointID or PartyIdentification,
+# written as scheme (ISO 6523 ICD, always quoted: "0088" = GLN) and value (quoted too).
+partners:
+  - id: vastra
+    name: Region Västra Sjukvård
+    role: buyer             # buyer | supplier | both
+    endpoint: {scheme: "0088", value: "7350051600005"}
+    language: sv
+  - id: rijnoever
+    name: Zorggroep Rijnoever Coöperatie U.A.
+    role: buyer
+    endpoint: {scheme: "0088", value: "8712345000004"}
+    language: nl
+  - id: nordisk
+    name: Nordisk Vårdutrustning AB
+    role: supplier
+    endpoint: {scheme: "0088", value: "7350099000003"}
+    peppol_validation: true # also run the Peppol BIS 3 rules on what this partner sends
+    language: sv
+  - id: delftlab
+    name: Delftse Lab- en Kantoorartikelen B.V.
+    role: supplier
+    endpoint: {scheme: "0088", value: "8719333000008"}
+    language: nl
+
+# Where documents come from and go to. Drop files into inbox/ (write them as *.part or *.tmp
+# and rename when complete); processed files move to archive/, refused ones to error/.
+connectors:
+  - name: inbox
+    type: folder
+    direction: in
+    path: inbox
+    archive: archive
+    error: error
+    pattern: "*.xml"
+    every_seconds: 5        # poll interval
+  - name: outbox
+    type: folder
+    direction: out
+    path: outbox
+
+# Which documents are forwarded to which supplier, and through which outbound connector.
+routes:
+  - name: vastra-orders
+    match: {sender: vastra, kinds: [Order]}
+    deliver_to: nordisk
+    via: outbox
+  - name: rijnoever-orders
+    match: {sender: rijnoever, kinds: [Order]}
+    deliver_to: delftlab
+    via: outbox
+"""
+
+
+def bundled_samples() -> Path | None:
+    """The ``samples/`` folder of a source checkout, if this package runs from one."""
+    candidate = Path(__file__).resolve().parents[2] / "samples"
+    return candidate if candidate.is_dir() else None
+
+
+def init_project(target: Path, samples: Path | None = None) -> list[Path]:
+    """Create a starter deployment in ``target``; return every file and folder it created.
+
+    Raises ConfigError when ``target/gateway.yaml`` exists already or ``samples`` is not a
+    folder. The written config is loaded once more before returning, so it is known to be valid.
+    """
+    if samples is not None and not samples.is_dir():
+        raise ConfigError(f"samples folder {samples} does not exist")
+    config = target / DEFAULT_NAME
+    if config.exists():
+        raise ConfigError(
+            f"{config} already exists; refusing to overwrite it. "
+            "Remove it first or choose another folder."
+        )
+    created: list[Path] = []
+    if not target.exists():
+        target.mkdir(parents=True)
+        created.append(target)
+    try:
+        with config.open("x", encoding="utf-8") as handle:
+            handle.write(STARTER_YAML)
+    except FileExistsError:
+        raise ConfigError(f"{config} already exists; refusing to overwrite it.") from None
+    created.append(config)
+    for name in FOLDERS:
+        folder = target / name
+        if not folder.exists():
+            folder.mkdir()
+            created.append(folder)
+    if samples is not None:
+        created += _copy_samples(samples, target / "inbox")
+    load_config(config)
+    return created
+
+
+def _copy_samples(samples: Path, inbox: Path) -> list[Path]:
+    copied: list[Path] = []
+    for source in sorted(samples.glob("*.xml")):
+        destination = inbox / source.name
+        if source.is_file() and not destination.exists():
+            partial = inbox / f".{source.name}.part"  # a running poller ignores it
+            shutil.copyfile(source, partial)
+            partial.replace(destination)
+            copied.append(destination)
+    return copied

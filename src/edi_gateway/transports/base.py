@@ -1,0 +1,63 @@
+"""The transport interface: inbound transports offer Envelopes, outbound ones deliver bytes.
+
+An inbound transport never decides that a payload is safe: the caller acknowledges it with
+``ack`` only after intake committed the Envelope to the store. Until then the payload stays
+claimed and ``recover`` offers it again after a crash; intake's idempotency key
+``(source, source_ref)`` makes a second offer harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from edi_gateway.envelope import Envelope
+from edi_gateway.errors import ErrorCode, GatewayError
+
+
+class TransportError(GatewayError):
+    """A transport could not do its work.
+
+    ``recoverable`` says whether trying again later may succeed (a missing mount, a full disk,
+    a dropped connection) or whether an operator must act first (bad credentials, a bad path).
+    """
+
+    def __init__(
+        self, message: str, *, recoverable: bool, code: ErrorCode = ErrorCode.INTERNAL_ERROR
+    ) -> None:
+        super().__init__(code, message)
+        self.recoverable = recoverable
+
+
+class InboundTransport(Protocol):
+    """Where payloads come from (a folder, an SFTP directory, a mailbox, a queue)."""
+
+    name: str
+
+    def recover(self) -> Iterator[Envelope]:
+        """Payloads a previous run claimed but never acknowledged; call once at start-up."""
+        ...
+
+    def poll(self) -> Iterator[Envelope]:
+        """Claim new payloads one at a time; each stays claimed until ``ack``."""
+        ...
+
+    def ack(self, envelope: Envelope, *, ok: bool) -> None:
+        """After intake committed: archive the payload (ok) or set it aside as failed (not ok).
+
+        Acknowledging a payload that was already acknowledged does nothing.
+        """
+        ...
+
+
+class OutboundTransport(Protocol):
+    """Where documents go."""
+
+    name: str
+
+    def deliver(self, filename: str, payload: bytes) -> str:
+        """Deliver ``payload`` as ``filename``; return where it went.
+
+        Idempotent: delivering the same filename and payload again does not make a second copy.
+        """
+        ...

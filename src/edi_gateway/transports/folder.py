@@ -1,0 +1,280 @@
+"""Folder transport: a local or mounted directory as inbox and outbox.
+
+Inbound: a file is claimed by an atomic ``os.rename`` into ``<path>/.claimed/`` under a unique
+name before it is read, so two gateways polling one folder never both get it; after intake
+committed, ``ack`` moves the claimed file to the archive or error folder under the same unique
+name. Writers must create files under a name the poller ignores (``*.part``, ``*.tmp`` or a
+leading dot) and rename them when complete.
+
+Outbound: write ``.<name>.<random>.tmp``, fsync, then hard-link to the final name, which fails
+instead of overwriting; an existing different file gets a ``-1``, ``-2`` ... suffix, an
+identical one makes the delivery a no-op.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from fnmatch import fnmatchcase
+from pathlib import Path
+from uuid import uuid4
+
+from edi_gateway.config_models import FolderConnector
+from edi_gateway.envelope import Envelope
+from edi_gateway.errors import ConfigError
+from edi_gateway.transports.base import TransportError
+
+CLAIMED_DIR = ".claimed"
+MAX_NAME_BYTES = 200  # leaves room under NAME_MAX (255) for the claim prefix and tmp affixes
+_IGNORED_SUFFIXES = (".part", ".tmp")
+_SEPARATOR = "--"  # between the claim prefix and the original name
+
+
+def safe_name(name: str, max_bytes: int = MAX_NAME_BYTES) -> str:
+    """``name`` made safe to create in a folder: one path component, printable, length-limited.
+
+    Bytes that are not UTF-8 (``os.fsdecode`` surrogates) become U+FFFD; separators, NUL and
+    other control characters become ``_``; leading dots, dashes and blanks are dropped (no
+    hidden files, nothing that looks like an option); an empty result becomes ``unnamed``.
+    """
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = name.encode("utf-8", "replace")
+    text = raw.decode("utf-8", "replace")
+    text = "".join(ch if ch.isprintable() and ch not in "/\\" else "_" for ch in text)
+    text = text.lstrip(".- ").rstrip(". ") or "unnamed"
+    return _truncate(text, max_bytes)
+
+
+def _truncate(text: str, max_bytes: int) -> str:
+    if len(text.encode()) <= max_bytes:
+        return text
+    stem, suffix = _split_suffix(text)
+    budget = max(max_bytes - len(suffix.encode()), 1)
+    return stem.encode()[:budget].decode("utf-8", "ignore") + suffix
+
+
+def _split_suffix(name: str) -> tuple[str, str]:
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or len(ext) > 16:
+        return name, ""
+    return stem, f".{ext}"
+
+
+class FolderInbound:
+    """Claims files from an inbound folder connector; see the module docstring."""
+
+    def __init__(self, conn: FolderConnector) -> None:
+        if conn.direction != "in":
+            raise ConfigError(f"connector {conn.name!r} is not inbound (direction: in)")
+        self.name = conn.name
+        self.source = f"folder:{conn.name}"
+        self._dir = conn.path
+        self._claimed = conn.path / CLAIMED_DIR
+        self._archive = conn.archive or conn.path.parent / "archive" / conn.name
+        self._error = conn.error or conn.path.parent / "error" / conn.name
+        self._pattern = conn.pattern.lower()
+
+    def recover(self) -> Iterator[Envelope]:
+        """Files claimed by an earlier run and never acknowledged, oldest claim first."""
+        if not self._claimed.is_dir():
+            return
+        for name in sorted(os.listdir(self._claimed)):
+            if _SEPARATOR in name and not name.startswith(".") and _is_file(self._claimed / name):
+                yield self._envelope(name)
+
+    def poll(self) -> Iterator[Envelope]:
+        """Claim and read the waiting files, oldest first; files others claimed are skipped."""
+        if not self._dir.is_dir():
+            raise TransportError(
+                f"inbound folder {self._dir} of connector {self.name!r} does not exist; "
+                "create it or correct the connector's path",
+                recoverable=True,
+            )
+        self._claimed.mkdir(exist_ok=True)
+        for name in self._waiting():
+            claimed = self._claim(name)
+            if claimed is not None:
+                yield self._envelope(claimed)
+
+    def ack(self, envelope: Envelope, *, ok: bool) -> None:
+        """Move the claimed file to the archive (ok) or error folder; no-op if already moved."""
+        ref = envelope.source_ref
+        if envelope.source != self.source or ref != Path(ref).name or ref.startswith("."):
+            raise TransportError(
+                f"{self.source} cannot acknowledge {envelope.source}/{ref!r}", recoverable=False
+            )
+        target = self._archive if ok else self._error
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            _move(self._claimed / ref, target / ref)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise TransportError(
+                f"cannot move {ref!r} to {target}: {exc}", recoverable=True
+            ) from exc
+
+    def _wanted(self, name: str) -> bool:
+        lower = name.lower()
+        return (
+            not name.startswith(".")
+            and not lower.endswith(_IGNORED_SUFFIXES)
+            and fnmatchcase(lower, self._pattern)
+        )
+
+    def _waiting(self) -> list[str]:
+        found: list[tuple[int, str]] = []
+        try:
+            with os.scandir(self._dir) as entries:
+                for entry in entries:
+                    if self._wanted(entry.name):
+                        info = _regular_file_stat(Path(entry.path))
+                        if info is not None:
+                            found.append((info.st_mtime_ns, entry.name))
+        except OSError as exc:
+            raise TransportError(f"cannot list {self._dir}: {exc}", recoverable=True) from exc
+        return [name for _, name in sorted(found)]
+
+    def _claim(self, name: str) -> str | None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        claimed = f"{stamp}-{uuid4().hex[:8]}{_SEPARATOR}{safe_name(name)}"
+        try:
+            os.rename(self._dir / name, self._claimed / claimed)
+        except FileNotFoundError:
+            return None  # another poller claimed it first
+        return claimed
+
+    def _envelope(self, claimed: str) -> Envelope:
+        path = self._claimed / claimed
+        try:
+            payload = path.read_bytes()
+        except OSError as exc:
+            raise TransportError(
+                f"cannot read claimed file {path}: {exc}", recoverable=True
+            ) from exc
+        return Envelope(
+            payload=payload,
+            source=self.source,
+            source_ref=claimed,
+            filename=claimed.split(_SEPARATOR, 1)[1],
+            meta={"path": str(path)},
+        )
+
+
+class FolderOutbound:
+    """Writes files into an outbound folder atomically and without overwriting."""
+
+    def __init__(self, conn: FolderConnector) -> None:
+        if conn.direction != "out":
+            raise ConfigError(f"connector {conn.name!r} is not outbound (direction: out)")
+        self.name = conn.name
+        self._dir = conn.path
+
+    def deliver(self, filename: str, payload: bytes) -> str:
+        """Write ``payload`` as ``filename`` (sanitised); return the path it was written to."""
+        try:
+            return self._deliver(safe_name(filename), payload)
+        except OSError as exc:
+            raise TransportError(
+                f"cannot write {filename!r} to {self._dir}: {exc}",
+                recoverable=not isinstance(exc, PermissionError),
+            ) from exc
+
+    def _deliver(self, name: str, payload: bytes) -> str:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        stem, suffix = _split_suffix(name)
+        tmp: Path | None = None
+        counter = 0
+        try:
+            while True:
+                target = self._dir / (name if counter == 0 else f"{stem}-{counter}{suffix}")
+                if os.path.lexists(target):
+                    if _same_content(target, payload):
+                        return str(target)
+                    counter += 1
+                    continue
+                tmp = tmp or self._write_tmp(name, payload)
+                try:
+                    _link_no_clobber(tmp, target)
+                except FileExistsError:
+                    continue  # someone else won the name: look at it again
+                _fsync_dir(self._dir)
+                return str(target)
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+
+    def _write_tmp(self, name: str, payload: bytes) -> Path:
+        tmp = self._dir / f".{name}.{uuid4().hex[:8]}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return tmp
+
+
+def _regular_file_stat(path: Path) -> os.stat_result | None:
+    """lstat of a regular file (not a symlink, not a folder); None otherwise or if it vanished."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return None
+    return info if stat.S_ISREG(info.st_mode) else None
+
+
+def _is_file(path: Path) -> bool:
+    return _regular_file_stat(path) is not None
+
+
+def _same_content(path: Path, payload: bytes) -> bool:
+    try:
+        info = path.lstat()
+        return (
+            stat.S_ISREG(info.st_mode)
+            and info.st_size == len(payload)
+            and path.read_bytes() == payload
+        )
+    except FileNotFoundError:
+        return False
+
+
+def _link_no_clobber(tmp: Path, target: Path) -> None:
+    """Give ``tmp``'s content the name ``target`` atomically; FileExistsError if taken."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise
+    except OSError as exc:  # file systems without hard links: rename after a check
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, "exists", str(target)) from exc
+        os.rename(tmp, target)
+
+
+def _move(src: Path, dst: Path) -> None:
+    """``os.replace``, falling back to copy + replace + unlink across file systems."""
+    try:
+        os.replace(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        shutil.copy2(src, tmp)
+        os.replace(tmp, dst)
+        src.unlink()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,298 @@
+"""Interpret an XSD-valid UBL 2.1 document (an lxml root element) as a domain document.
+
+:func:`interpret` is the only entry point; it does no I/O. The header is read with precomputed
+Clark-notation paths and ``find``/``findtext`` (never XPath); parties are read in
+:mod:`edi_gateway.ubl.read_parties`, lines (the hot path) in :mod:`edi_gateway.ubl.read_lines`.
+
+Kind-specific choices worth knowing:
+
+* ApplicationResponse has no buyer or seller: ``SenderParty`` is stored as ``seller`` and
+  ``ReceiverParty`` as ``buyer``, so ``Document.sender()`` (the seller for this kind) returns
+  the party that sent the response.
+* CreditNote and DebitNote are :class:`Invoice` objects with kind CREDIT_NOTE / DEBIT_NOTE; a
+  DebitNote has no type code and keeps its totals in ``cac:RequestedMonetaryTotal``.
+* OrderResponseSimple is an :class:`OrderResponse` with kind ORDER_RESPONSE_SIMPLE; its
+  ``AcceptedIndicator`` becomes ``AP`` (true) or ``RE`` (false), its RejectionNotes the reason.
+* DespatchAdvice (Peppol T16): carrier from ``Shipment/Consignment/CarrierParty/PartyName/Name``,
+  tracking ID from ``Shipment/Delivery/TrackingID`` (``Consignment/CarrierAssignedID`` as a
+  fallback; T16 forbids it but plain UBL allows it); ``Consignment/ID`` is the consignment's own
+  identifier, not a tracking number, and is not used. ``despatch_date`` is
+  ``Shipment/Delivery/Despatch/ActualDespatchDate``, else the IssueDate;
+  ``estimated_delivery_date`` is ``Shipment/Delivery/EstimatedDeliveryPeriod`` EndDate, else
+  StartDate (Peppol use case 4 sends only a StartDate).
+* Invoice kinds: ``tax_amount`` is the first ``TaxTotal/TaxAmount`` in the document currency;
+  ``due_date`` is ``cbc:DueDate``, else ``PaymentMeans/PaymentDueDate`` (where a CreditNote,
+  which has no DueDate, carries it).
+* Multi-valued reasons (CancellationNote, RejectionNote) are joined with newlines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from types import MappingProxyType
+from typing import TypeVar
+
+from edi_gateway.domain.documents import (
+    ApplicationResponse,
+    DespatchAdvice,
+    Document,
+    DocumentKind,
+    Invoice,
+    Order,
+    OrderCancellation,
+    OrderChange,
+    OrderResponse,
+    ReceiptAdvice,
+)
+from edi_gateway.errors import DocumentError, ErrorCode
+from edi_gateway.ubl.namespaces import cac, cbc, path, root_tag, split_clark
+from edi_gateway.ubl.read_lines import read_lines
+from edi_gateway.ubl.read_parties import read_buyer_seller
+from edi_gateway.ubl.read_values import (
+    Element,
+    clean,
+    date_at,
+    decimal,
+    first_date,
+    first_text,
+    required_text,
+    source_line,
+    text,
+    texts,
+    unique,
+)
+
+__all__ = ["interpret"]
+
+D = TypeVar("D", bound=Document)
+
+_ROOT_KINDS = MappingProxyType({root_tag(kind.value): kind for kind in DocumentKind})
+
+_ID = cbc("ID")
+_ISSUE_DATE = cbc("IssueDate")
+_CUSTOMIZATION = cbc("CustomizationID")
+_PROFILE = cbc("ProfileID")
+_CURRENCY = cbc("DocumentCurrencyCode")
+_NOTE = cbc("Note")
+_ORDER_REF = path("cac:OrderReference", "cbc:ID")
+_DESPATCH_REF = path("cac:DespatchDocumentReference", "cbc:ID")
+_BILLING_REFERENCE = cac("BillingReference")
+_BILLING_DOC_IDS = tuple(
+    path(f"cac:{name}DocumentReference", "cbc:ID")
+    for name in ("Invoice", "CreditNote", "DebitNote", "SelfBilledInvoice", "SelfBilledCreditNote")
+)
+
+
+def _start(cls: type[D], root: Element, kind: DocumentKind) -> D:
+    """A ``cls`` with everything every kind shares: header, parties, references, lines."""
+    doc = cls(kind=kind, document_id=required_text(root, _ID, "document cbc:ID"))
+    doc.issue_date = date_at(root, _ISSUE_DATE)
+    doc.customization_id = text(root, _CUSTOMIZATION)
+    doc.profile_id = text(root, _PROFILE)
+    doc.currency = text(root, _CURRENCY)
+    doc.notes = texts(root, _NOTE)
+    doc.buyer, doc.seller = read_buyer_seller(root, kind)
+    lines = read_lines(root, kind)
+    doc.lines = lines.lines
+    doc.order_refs = unique([*texts(root, _ORDER_REF), *lines.order_refs])
+    doc.despatch_refs = unique([*texts(root, _DESPATCH_REF), *lines.despatch_refs])
+    doc.billing_refs = unique(
+        ref
+        for billing in root.iterchildren(_BILLING_REFERENCE)
+        for doc_id in _BILLING_DOC_IDS
+        for ref in texts(billing, doc_id)
+    )
+    return doc
+
+
+_ANTICIPATED_PAYABLE = path("cac:AnticipatedMonetaryTotal", "cbc:PayableAmount")
+
+
+def _order(root: Element, kind: DocumentKind) -> Document:
+    doc = _start(Order, root, kind)
+    doc.total_amount = decimal(root, _ANTICIPATED_PAYABLE)
+    return doc
+
+
+_SEQUENCE = cbc("SequenceNumberID")
+
+
+def _order_change(root: Element, kind: DocumentKind) -> Document:
+    doc = _start(OrderChange, root, kind)
+    sequence = text(root, _SEQUENCE)
+    if sequence is not None and sequence.isascii() and sequence.isdigit():
+        doc.sequence = int(sequence)
+    return doc
+
+
+def _joined(values: list[str]) -> str | None:
+    return "\n".join(values) or None
+
+
+_CANCELLATION_NOTE = cbc("CancellationNote")
+
+
+def _order_cancellation(root: Element, kind: DocumentKind) -> Document:
+    doc = _start(OrderCancellation, root, kind)
+    doc.reason = _joined(texts(root, _CANCELLATION_NOTE))
+    return doc
+
+
+_RESPONSE_CODE = cbc("OrderResponseCode")
+
+
+def _order_response(root: Element, kind: DocumentKind) -> Document:
+    doc = _start(OrderResponse, root, kind)
+    doc.response_code = text(root, _RESPONSE_CODE)
+    doc.reason = doc.notes[0] if doc.notes else None
+    return doc
+
+
+_ACCEPTED = cbc("AcceptedIndicator")
+_REJECTION_NOTE = cbc("RejectionNote")
+_ACCEPTED_CODES = MappingProxyType({"true": "AP", "1": "AP", "false": "RE", "0": "RE"})
+
+
+def _order_response_simple(root: Element, kind: DocumentKind) -> Document:
+    doc = _start(OrderResponse, root, kind)
+    doc.response_code = _ACCEPTED_CODES.get(text(root, _ACCEPTED) or "")
+    doc.reason = _joined(texts(root, _REJECTION_NOTE))
+    return doc
+
+
+_SHIPMENT = cac("Shipment")
+_CARRIER_NAMES = (
+    path("cac:Consignment", "cac:CarrierParty", "cac:PartyName", "cbc:Name"),
+    path("cac:Delivery", "cac:CarrierParty", "cac:PartyName", "cbc:Name"),
+)
+_TRACKING_IDS = (
+    path("cac:Delivery", "cbc:TrackingID"),
+    path("cac:Consignment", "cbc:CarrierAssignedID"),
+)
+_ACTUAL_DESPATCH = path("cac:Delivery", "cac:Despatch", "cbc:ActualDespatchDate")
+_ESTIMATED_DELIVERY = (
+    path("cac:Delivery", "cac:EstimatedDeliveryPeriod", "cbc:EndDate"),
+    path("cac:Delivery", "cac:EstimatedDeliveryPeriod", "cbc:StartDate"),
+)
+
+
+def _despatch_advice(root: Element, kind: DocumentKind) -> Document:
+    doc = _start(DespatchAdvice, root, kind)
+    shipment = root.find(_SHIPMENT)
+    if shipment is not None:
+        doc.carrier = first_text(shipment, _CARRIER_NAMES)
+        doc.tracking_id = first_text(shipment, _TRACKING_IDS)
+        doc.despatch_date = date_at(shipment, _ACTUAL_DESPATCH)
+        doc.estimated_delivery_date = first_date(shipment, _ESTIMATED_DELIVERY)
+    if doc.despatch_date is None:
+        doc.despatch_date = doc.issue_date
+    return doc
+
+
+def _receipt_advice(root: Element, kind: DocumentKind) -> Document:
+    return _start(ReceiptAdvice, root, kind)
+
+
+_TYPE_CODES = MappingProxyType(
+    {
+        DocumentKind.INVOICE: cbc("InvoiceTypeCode"),
+        DocumentKind.CREDIT_NOTE: cbc("CreditNoteTypeCode"),
+    }
+)
+_LEGAL_TOTAL = cac("LegalMonetaryTotal")
+_REQUESTED_TOTAL = cac("RequestedMonetaryTotal")  # DebitNote's name for the same block
+_TAX_EXCLUSIVE = cbc("TaxExclusiveAmount")
+_PAYABLE = cbc("PayableAmount")
+_TAX_TOTAL = cac("TaxTotal")
+_TAX_AMOUNT = cbc("TaxAmount")
+_DUE_DATES = (cbc("DueDate"), path("cac:PaymentMeans", "cbc:PaymentDueDate"))
+
+
+def _invoice(root: Element, kind: DocumentKind) -> Document:
+    doc = _start(Invoice, root, kind)
+    type_tag = _TYPE_CODES.get(kind)
+    doc.type_code = text(root, type_tag) if type_tag else None
+    total = root.find(_REQUESTED_TOTAL if kind is DocumentKind.DEBIT_NOTE else _LEGAL_TOTAL)
+    if total is not None:
+        doc.tax_exclusive_amount = decimal(total, _TAX_EXCLUSIVE)
+        doc.payable_amount = decimal(total, _PAYABLE)
+    doc.tax_amount = _tax_in_currency(root, doc.currency)
+    doc.due_date = first_date(root, _DUE_DATES)
+    return doc
+
+
+def _tax_in_currency(root: Element, currency: str | None) -> Decimal | None:
+    """The first ``TaxTotal/TaxAmount`` in the document currency.
+
+    A second TaxTotal may carry the tax in the tax currency. When the document currency or the
+    amount's ``@currencyID`` is absent, the first TaxAmount is taken.
+    """
+    for tax_total in root.iterchildren(_TAX_TOTAL):
+        amount = tax_total.find(_TAX_AMOUNT)
+        if amount is None:
+            continue
+        amount_currency = clean(amount.get("currencyID"))
+        if currency is None or amount_currency is None or amount_currency == currency:
+            return decimal(tax_total, _TAX_AMOUNT)
+    return None
+
+
+_DOCUMENT_RESPONSE = cac("DocumentResponse")
+_RESPONSE_CODE_IN_RESPONSE = path("cac:Response", "cbc:ResponseCode")
+_REFERENCED_ID = path("cac:DocumentReference", "cbc:ID")
+
+
+def _application_response(root: Element, kind: DocumentKind) -> Document:
+    doc = _start(ApplicationResponse, root, kind)
+    for response in root.iterchildren(_DOCUMENT_RESPONSE):
+        if doc.response_code is None:
+            doc.response_code = text(response, _RESPONSE_CODE_IN_RESPONSE)
+        doc.referenced_document_ids.extend(texts(response, _REFERENCED_ID))
+    doc.referenced_document_ids = unique(doc.referenced_document_ids)
+    return doc
+
+
+_READERS: MappingProxyType[DocumentKind, Callable[[Element, DocumentKind], Document]] = (
+    MappingProxyType(
+        {
+            DocumentKind.ORDER: _order,
+            DocumentKind.ORDER_CHANGE: _order_change,
+            DocumentKind.ORDER_CANCELLATION: _order_cancellation,
+            DocumentKind.ORDER_RESPONSE: _order_response,
+            DocumentKind.ORDER_RESPONSE_SIMPLE: _order_response_simple,
+            DocumentKind.DESPATCH_ADVICE: _despatch_advice,
+            DocumentKind.RECEIPT_ADVICE: _receipt_advice,
+            DocumentKind.INVOICE: _invoice,
+            DocumentKind.CREDIT_NOTE: _invoice,
+            DocumentKind.DEBIT_NOTE: _invoice,
+            DocumentKind.APPLICATION_RESPONSE: _application_response,
+        }
+    )
+)
+
+
+def interpret(root: Element) -> Document:
+    """Turn the parsed, XSD-valid root element of a UBL 2.1 document into a domain document.
+
+    Supported roots are the eleven :class:`DocumentKind` document types; the result is the
+    matching :class:`Document` subclass (CreditNote and DebitNote give :class:`Invoice`,
+    OrderResponseSimple gives :class:`OrderResponse`).
+
+    Raises:
+        DocumentError: ``UNSUPPORTED_DOCUMENT`` for any other root element;
+            ``INTERPRETATION_FAILED`` when the document ``cbc:ID`` or a line ``cbc:ID`` is
+            missing or empty (``line`` is the source line of the element lacking it) or a
+            value cannot be read as a decimal or date.
+    """
+    tag = root.tag
+    kind = _ROOT_KINDS.get(tag) if isinstance(tag, str) else None
+    if kind is None:
+        namespace, local = split_clark(tag) if isinstance(tag, str) else (None, repr(tag))
+        raise DocumentError(
+            ErrorCode.UNSUPPORTED_DOCUMENT,
+            f"root element {local!r} in namespace {namespace!r} is not one of the UBL 2.1 "
+            f"documents the gateway processes ({', '.join(k.value for k in DocumentKind)})",
+            line=source_line(root),
+        )
+    return _READERS[kind](root, kind)
