@@ -97,12 +97,20 @@ class Gateway:
                 progress(len(batch))
         return outcome
 
-    def poll(self, transport: InboundTransport) -> Outcome:
-        """One cycle of one inbound transport: finish what a crash left, then take new files."""
+    def poll(
+        self, transport: InboundTransport, stop: Callable[[], bool] = lambda: False
+    ) -> Outcome:
+        """One cycle of one inbound transport: finish what a crash left, then take new files.
+
+        ``stop`` is asked between batches: when it says so, the cycle ends after the batch in
+        hand is committed and acknowledged, and unclaimed files stay for the next run.
+        """
         outcome = Outcome()
         policy = self.policy
         for source in (transport.recover, transport.poll):
             for batch in _batches(source(), self.settings.intake.batch_size):
+                if stop() and source is transport.poll:
+                    return outcome
                 ids = intake(self.store, batch)
                 states = process_messages(self.store, policy, ids)
                 for envelope, message_id in zip(batch, ids, strict=True):

@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     mlist.add_argument(
         "--state", choices=["received", "processed", "orphan", "duplicate", "failed"]
     )
-    mlist.add_argument("--since", type=datetime.fromisoformat, help="ISO time, e.g. 2026-11-01")
+    mlist.add_argument("--since", type=_utc_time, help="ISO time, e.g. 2026-11-01 (UTC if no zone)")
     _json(mlist)
     mshow = msub.add_parser("show")
     mshow.add_argument("id", type=int)
@@ -78,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     oshow.add_argument("ref", help="store ID, BUYER:ORDER_ID or an unambiguous order ID")
     _json(oshow)
     return parser
+
+
+def _utc_time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _json(parser: argparse.ArgumentParser) -> None:

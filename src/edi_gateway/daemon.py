@@ -15,7 +15,6 @@ from collections.abc import Callable
 from types import FrameType
 
 from edi_gateway.app import Gateway, Outcome, inbound_transports
-from edi_gateway.errors import GatewayError
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +37,9 @@ def run(gateway: Gateway, *, once: bool, report: Callable[[str, Outcome], None])
                 continue
             due[transport.name] = time.monotonic() + intervals[transport.name]
             try:
-                outcome = gateway.poll(transport)
-            except GatewayError as exc:
-                log.error("connector %s failed: %s", transport.name, exc)
+                outcome = gateway.poll(transport, stop.is_set)
+            except Exception:  # one connector's failure must not stop the others
+                log.exception("connector %s failed; retrying next cycle", transport.name)
                 continue
             total.add(transport.name, outcome.states)
             if outcome.states or once:
