@@ -1,18 +1,24 @@
-"""Shared fixtures: a fresh store, a processing policy, the shared corpus location."""
+"""Shared fixtures: a fresh store (SQLite and PostgreSQL), a processing policy, the corpus."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from edi_gateway.pipeline.process import Policy
 from edi_gateway.store.db import Store, open_store
+from tests.servers import postgresql
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+_databases = itertools.count()
 
 
 def shared_dir() -> Path:
@@ -24,9 +30,31 @@ def shared_dir() -> Path:
     return SHARED
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{tmp_path / 'gateway.db'}")
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    # not under pytest's tmp folder: that is private to root, and the server runs as postgres
+    base = Path(tempfile.mkdtemp(prefix="edi-gateway-pg-"))
+    try:
+        with postgresql(base) as url:
+            yield url
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated, empty store on each backend the product supports."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    else:
+        server = request.getfixturevalue("postgres_server")
+        name = f"t{os.getpid()}_{next(_databases)}"
+        admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        url = f"{server}/{name}"
+    opened = open_store(url)
     yield opened
     opened.close()
 

@@ -6,7 +6,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from edi_gateway.store.db import HEAD_REVISION, alembic_config, current_revision, open_store
+from edi_gateway.store.db import (
+    HEAD_REVISION,
+    Store,
+    alembic_config,
+    current_revision,
+    open_store,
+)
 from edi_gateway.store.tables import Base
 
 
@@ -20,14 +26,12 @@ def test_head_revision_constant_matches_the_scripts(tmp_path: Path) -> None:
         store.close()
 
 
-def test_migrations_create_exactly_the_declared_tables(tmp_path: Path) -> None:
-    store = open_store(f"sqlite:///{tmp_path / 'g.db'}")
-    try:
-        with store.engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
-            assert compare_metadata(context, Base.metadata) == []
-    finally:
-        store.close()
+def test_migrations_create_exactly_the_declared_tables(store: Store) -> None:
+    """On SQLite and on PostgreSQL alike."""
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    assert current_revision(store.engine) == HEAD_REVISION
 
 
 def test_reopening_a_migrated_store_keeps_data(tmp_path: Path) -> None:

@@ -1,0 +1,113 @@
+"""Real servers for tests, started on loopback in a temporary folder and stopped by PID.
+
+Recipes: ../shared/RECIPES.md. A server that cannot be started fails the test under CI=true
+(never a silent skip) and skips elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+PG_BIN_DIRS = [Path("/usr/lib/postgresql") / v / "bin" for v in ("17", "16", "15")]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (under CI a missing server is a failure)")
+    pytest.skip(reason)
+
+
+def _pg_bin() -> Path | None:
+    for folder in PG_BIN_DIRS:
+        if (folder / "pg_ctl").exists():
+            return folder
+    return None
+
+
+def _install_postgresql() -> None:
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return
+    subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"],
+        check=False,
+        capture_output=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+
+
+@contextmanager
+def postgresql(base: Path) -> Iterator[str]:
+    """A private PostgreSQL server; yields its SQLAlchemy URL prefix (add a database name)."""
+    if _pg_bin() is None:
+        _install_postgresql()
+    bin_dir = _pg_bin()
+    if bin_dir is None:
+        unavailable("PostgreSQL is not installed and could not be installed")
+        raise AssertionError("unreachable")
+    base.mkdir(parents=True, exist_ok=True)
+    shutil.chown(base, user="postgres")
+    data, port = base / "data", free_port()
+    as_pg = {"user": "postgres"} if os.geteuid() == 0 else {}
+    subprocess.run(
+        [
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+        **as_pg,  # type: ignore[arg-type]
+    )
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        [
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(base / "log"),
+            "-w",
+            "-o",
+            options,
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+        **as_pg,  # type: ignore[arg-type]
+    )
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+            check=False,
+            capture_output=True,
+            **as_pg,  # type: ignore[arg-type]
+        )
+        deadline = time.monotonic() + 10
+        while (data / "postmaster.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
