@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from edi_gateway.transports.base import InboundTransport
 
 Progress = Callable[[int], None]
-T = TypeVar("T")
+# A batch is committed once it holds this many bytes, whatever intake.batch_size says, so a
+# folder of large files never sits in memory at once.
+BATCH_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -89,9 +91,9 @@ class Gateway:
         """One-shot intake and processing of files (folders are walked for ``*.xml``)."""
         outcome = Outcome()
         policy = self.policy
-        for batch in _batches(_files(paths), self.settings.intake.batch_size):
-            envelopes = [_file_envelope(path) for path in batch]
-            ids = intake(self.store, envelopes)
+        envelopes = (_file_envelope(path) for path in _files(paths))
+        for batch in _batches(envelopes, self.settings.intake.batch_size):
+            ids = intake(self.store, batch)
             outcome.add("cli", process_messages(self.store, policy, ids))
             if progress:
                 progress(len(batch))
@@ -184,12 +186,17 @@ def _file_envelope(path: Path) -> Envelope:
     )
 
 
-def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
+def _batches(
+    envelopes: Iterable[Envelope], size: int, max_bytes: int = BATCH_BYTES
+) -> Iterator[list[Envelope]]:
+    """Group envelopes by ``size`` messages, or fewer once they hold ``max_bytes``."""
+    batch: list[Envelope] = []
+    held = 0
+    for envelope in envelopes:
+        batch.append(envelope)
+        held += len(envelope.payload)
+        if len(batch) >= size or held >= max_bytes:
             yield batch
-            batch = []
+            batch, held = [], 0
     if batch:
         yield batch

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 from decimal import Decimal
+from pathlib import Path
 
 from sqlalchemy import func, select
 
 from edi_gateway.app import Gateway
+from edi_gateway.config import Settings
 from edi_gateway.envelope import Envelope
 from edi_gateway.pipeline.intake import intake
 from edi_gateway.pipeline.process import Policy, process_messages
@@ -17,6 +19,17 @@ from edi_gateway.store.tables import DocumentRow, HistoryEvent, Message, Order
 from tests import factory as f
 
 _refs = itertools.count()
+
+
+def settings(partners: list[dict[str, object]] = (), unknown_partner: str = "reject") -> Settings:  # type: ignore[assignment]
+    """Real validated settings, as load_config would build them."""
+    return Settings.model_validate(
+        {
+            "path": Path("gateway.yaml"),
+            "partners": list(partners),
+            "intake": {"unknown_partner": unknown_partner, "batch_size": 10},
+        }
+    )
 
 
 def send(store: Store, policy: Policy, payload: bytes, name: str = "doc.xml") -> tuple[int, str]:
@@ -200,17 +213,9 @@ def test_unknown_partner_fails_then_redrive_after_config_fix(store: Store) -> No
         assert f"0088:{f.BUYER_GLN}" in (message.error_detail or "")
         assert message.doc_kind == "Order" and message.doc_id == "PO-1"
 
-    class Settings:  # only what Gateway.redrive/policy read
-        class intake:
-            max_size_mb = 10
-            unknown_partner = "reject"
-            batch_size = 10
-
-        @staticmethod
-        def partner_by_key(keys: object) -> object:
-            return type("P", (), {"id": "buyer-ab"})()
-
-    gateway = Gateway(Settings(), store)  # type: ignore[arg-type]
+    buyer = {"scheme": "0088", "value": f.BUYER_GLN}
+    partner = {"id": "buyer-ab", "name": "Buyer AB", "role": "buyer", "endpoint": buyer}
+    gateway = Gateway(settings(partners=[partner]), store)
     assert gateway.redrive([mid], dry_run=True) == [mid]
     assert gateway.redrive([mid]) == [mid]
     with store.session() as session:
@@ -224,17 +229,7 @@ def test_unknown_partner_fails_then_redrive_after_config_fix(store: Store) -> No
 def test_redriving_an_orphan_does_not_duplicate_its_document(store: Store, policy: Policy) -> None:
     orphan_id, _ = send(store, policy, f.invoice("INV-1", "PO-7", [("1", "1", "1.00")]))
 
-    class Settings:
-        class intake:
-            max_size_mb = 10
-            unknown_partner = "accept"
-            batch_size = 10
-
-        @staticmethod
-        def partner_by_key(keys: object) -> None:
-            return None
-
-    gateway = Gateway(Settings(), store)  # type: ignore[arg-type]
+    gateway = Gateway(settings(unknown_partner="accept"), store)
     gateway.redrive([orphan_id])
     with store.session() as session:
         assert session.get_one(Message, orphan_id).state == "orphan"
