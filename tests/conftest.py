@@ -42,19 +42,23 @@ def postgres_server() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A migrated, empty store on each backend the product supports."""
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a new, empty database on each backend the product supports."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'gateway.db'}"
-    else:
-        server = request.getfixturevalue("postgres_server")
-        name = f"t{os.getpid()}_{next(_databases)}"
-        admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        url = f"{server}/{name}"
-    opened = open_store(url)
+        return f"sqlite:///{tmp_path / 'gateway.db'}"
+    server = request.getfixturevalue("postgres_server")
+    name = f"t{os.getpid()}_{next(_databases)}"
+    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return f"{server}/{name}"
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """A new store, schema created, on each backend the product supports."""
+    opened = open_store(database_url)
     yield opened
     opened.close()
 

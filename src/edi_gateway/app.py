@@ -94,7 +94,8 @@ class Gateway:
         envelopes = (_file_envelope(path) for path in _files(paths))
         for batch in _batches(envelopes, self.settings.intake.batch_size):
             ids = intake(self.store, batch)
-            outcome.add("cli", process_messages(self.store, policy, ids))
+            handed = {mid: env.payload for mid, env in zip(ids, batch, strict=True)}
+            outcome.add("cli", process_messages(self.store, policy, ids, handed))
             if progress:
                 progress(len(batch))
         return outcome
@@ -114,7 +115,8 @@ class Gateway:
                 if stop() and source is transport.poll:
                     return outcome
                 ids = intake(self.store, batch)
-                states = process_messages(self.store, policy, ids)
+                handed = {mid: env.payload for mid, env in zip(ids, batch, strict=True)}
+                states = process_messages(self.store, policy, ids, handed)
                 for envelope, message_id in zip(batch, ids, strict=True):
                     transport.ack(envelope, ok=states[message_id] != FAILED)
                 outcome.add(transport.name, states)

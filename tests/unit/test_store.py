@@ -5,6 +5,7 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, text
 
 from edi_gateway.store.db import (
     HEAD_REVISION,
@@ -12,6 +13,7 @@ from edi_gateway.store.db import (
     alembic_config,
     current_revision,
     open_store,
+    upgrade,
 )
 from edi_gateway.store.tables import Base
 
@@ -26,12 +28,45 @@ def test_head_revision_constant_matches_the_scripts(tmp_path: Path) -> None:
         store.close()
 
 
-def test_migrations_create_exactly_the_declared_tables(store: Store) -> None:
-    """On SQLite and on PostgreSQL alike."""
-    with store.engine.connect() as conn:
+def _schema_diff(engine: Engine) -> list[object]:
+    with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
-        assert compare_metadata(context, Base.metadata) == []
+        return list(compare_metadata(context, Base.metadata))
+
+
+def test_migrations_create_exactly_the_declared_tables(database_url: str) -> None:
+    """Alembic's migrations, on SQLite and on PostgreSQL alike, give the declared schema."""
+    engine = create_engine(database_url)
+    try:
+        upgrade(engine)
+        assert _schema_diff(engine) == []
+        assert current_revision(engine) == HEAD_REVISION
+    finally:
+        engine.dispose()
+
+
+def test_a_fresh_store_gets_the_same_schema_without_alembic(store: Store) -> None:
+    """open_store's fast path for an empty database equals running the migrations."""
+    assert _schema_diff(store.engine) == []
     assert current_revision(store.engine) == HEAD_REVISION
+
+
+def test_a_shared_database_is_migrated_not_recreated(tmp_path: Path) -> None:
+    """A database that already holds someone else's table goes through Alembic."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE keep_me (x INTEGER)"))
+        conn.execute(text("INSERT INTO keep_me VALUES (7)"))
+    engine.dispose()
+    store = open_store(url)
+    try:
+        assert current_revision(store.engine) == HEAD_REVISION
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SELECT x FROM keep_me")).scalar() == 7
+            assert conn.execute(text("SELECT count(*) FROM messages")).scalar() == 0
+    finally:
+        store.close()
 
 
 def test_reopening_a_migrated_store_keeps_data(tmp_path: Path) -> None:

@@ -7,93 +7,51 @@ order is not known yet is kept as an ``orphan`` and attaches by itself when the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from edi_gateway.domain.documents import (
     ApplicationResponse,
     Document,
     DocumentKind,
-    Invoice,
     Line,
-    Order,
-    OrderResponse,
 )
-from edi_gateway.errors import DocumentError, ErrorCode
 from edi_gateway.pipeline.history import SYSTEM, now, record
 from edi_gateway.pipeline.ledger import recompute
+from edi_gateway.pipeline.orders import document_row, line_rows
 from edi_gateway.store import tables as t
 
 PROCESSED, ORPHAN = "processed", "orphan"
 
 
-def correlate(
-    session: Session, message: t.Message, document: Document, counterpart: str | None = None
-) -> str:
-    """Store ``document`` (from ``message``) against its order; return the message state.
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """The message a document came in: its id, its source and the partner who sent it."""
 
-    ``counterpart`` is the configured partner the document is addressed to, if any.
+    id: int
+    source: str
+    partner: str | None
+
+
+def correlate(session: Session, ref: MessageRef, document: Document) -> tuple[str, int | None]:
+    """Attach a (non-Order) document to its order; return the message state and the order id.
+
+    Orders themselves are stored in bulk by ``pipeline.orders.insert_orders``.
     """
-    if isinstance(document, Order) and document.kind is DocumentKind.ORDER:
-        attach_orphans(session, create_order(session, message, document, counterpart))
-        return PROCESSED
+    if document.kind is DocumentKind.ORDER:
+        raise ValueError("orders are stored by insert_orders, not correlated")
     order = find_order(session, document)
-    row = _document_row(message.id, document, order)
+    row = t.DocumentRow(**document_row(ref.id, document, order.id if order else None, now()))
     session.add(row)
     session.flush()
     if order is None:
         refs = ", ".join(document.order_refs) or "no order reference"
-        record(session, "document.orphan", f"waits for order {refs}", message_id=message.id)
-        return ORPHAN
-    attach(session, order, row, document, message)
-    return PROCESSED
-
-
-def create_order(
-    session: Session, message: t.Message, document: Order, seller_partner: str | None = None
-) -> t.Order:
-    """Insert the order, its party keys and its lines."""
-    buyer_key = document.buyer.key() if document.buyer else None
-    if buyer_key is None:
-        raise DocumentError(
-            ErrorCode.INTERPRETATION_FAILED, "the order's buyer party has no identifier or name"
-        )
-    stamp = now()
-    order = t.Order(
-        buyer_key=buyer_key,
-        order_number=document.document_id,
-        buyer_name=document.buyer.name if document.buyer else None,
-        seller_key=document.seller.key() if document.seller else None,
-        seller_name=document.seller.name if document.seller else None,
-        buyer_partner=message.partner,
-        seller_partner=seller_partner,
-        issue_date=document.issue_date,
-        currency=document.currency,
-        total_amount=document.total_amount,
-        status="Received",
-        response_code=None,
-        cancelled=False,
-        created_at=stamp,
-        updated_at=stamp,
-    )
-    session.add(order)
-    session.flush()
-    _insert_keys(session, order.id, document)
-    _insert_lines(session, order.id, document.lines, start=0)
-    row = _document_row(message.id, document, order)
-    session.add(row)
-    message.order_id = order.id
-    record(
-        session,
-        "order.received",
-        f"order {document.document_id} with {len(document.lines)} lines",
-        actor=message.source,
-        order_id=order.id,
-        message_id=message.id,
-    )
-    return order
+        record(session, "document.orphan", f"waits for order {refs}", message_id=ref.id)
+        return ORPHAN, None
+    attach(session, order, row, document, ref)
+    return PROCESSED, order.id
 
 
 def find_order(session: Session, document: Document) -> t.Order | None:
@@ -127,32 +85,30 @@ def find_order(session: Session, document: Document) -> t.Order | None:
 
 
 def attach(
-    session: Session, order: t.Order, row: t.DocumentRow, document: Document, message: t.Message
+    session: Session, order: t.Order, row: t.DocumentRow, document: Document, ref: MessageRef
 ) -> None:
     """Attach a document to its order: ledger lines, order changes, derived status, history."""
     row.order_id = order.id
     row.state = "attached"
-    message.order_id = order.id
     if document.kind is DocumentKind.ORDER_CHANGE:
         _apply_order_change(session, order, document)
     unmatched = _insert_ledger(session, order, row, document)
     if order.seller_partner is None and document.kind not in _BUYER_KINDS:
-        order.seller_partner = message.partner
+        order.seller_partner = ref.partner
     order.updated_at = now()
     detail = f"{document.kind.value} {document.document_id}"
     if unmatched:
         detail += f"; lines matching no order line: {', '.join(unmatched)}"
-    record(
-        session, "document.attached", detail, actor=SYSTEM, order_id=order.id, message_id=message.id
-    )
+    record(session, "document.attached", detail, actor=SYSTEM, order_id=order.id, message_id=ref.id)
     recompute(session, order, SYSTEM)
 
 
-def attach_orphans(session: Session, order: t.Order) -> int:
+def attach_orphans(session: Session, order_id: int) -> int:
     """Attach every orphan that references this order; return how many attached."""
     from edi_gateway.ubl.parse import parse
     from edi_gateway.ubl.read import interpret
 
+    order = session.get_one(t.Order, order_id)
     orphans = list(
         session.scalars(
             select(t.DocumentRow)
@@ -162,20 +118,28 @@ def attach_orphans(session: Session, order: t.Order) -> int:
     )
     attached = 0
     for row in orphans:
-        if row.message_id is None:
+        found = session.execute(
+            select(t.Message.payload, t.Message.source, t.Message.partner).where(
+                t.Message.id == row.message_id
+            )
+        ).first()
+        if found is None or row.message_id is None:
             continue
-        message = session.get_one(t.Message, row.message_id)
-        document = interpret(parse(message.payload, max_size=len(message.payload) + 1))
+        payload, source, partner = found
+        document = interpret(parse(payload, max_size=len(payload) + 1))
         if find_order(session, document) is not order:
             continue
-        attach(session, order, row, document, message)
-        message.state = PROCESSED
-        message.updated_at = now()
+        attach(session, order, row, document, MessageRef(row.message_id, source, partner))
+        session.execute(
+            update(t.Message)
+            .where(t.Message.id == row.message_id)
+            .values(state=PROCESSED, order_id=order.id, updated_at=now())
+        )
         record(
             session,
             "message.processed",
             "orphan attached on arrival of its order",
-            message_id=message.id,
+            message_id=row.message_id,
             order_id=order.id,
         )
         attached += 1
@@ -208,73 +172,6 @@ def _order_via_documents(session: Session, document: Document) -> int | None:
     return found.pop() if len(found) == 1 else None
 
 
-def _document_row(message_id: int, document: Document, order: t.Order | None) -> t.DocumentRow:
-    code: str | None = None
-    amount = None
-    if isinstance(document, OrderResponse):
-        code = document.response_code
-    elif isinstance(document, Invoice):
-        code = document.type_code
-        amount = document.payable_amount
-    elif isinstance(document, ApplicationResponse):
-        code = document.response_code
-    elif isinstance(document, Order):
-        amount = document.total_amount
-    return t.DocumentRow(
-        message_id=message_id,
-        direction="in",
-        kind=document.kind.value,
-        doc_number=document.document_id,
-        sender_key=(document.sender().key() if document.sender() else None),  # type: ignore[union-attr]
-        order_id=order.id if order else None,
-        order_ref=document.order_refs[0] if document.order_refs else None,
-        issue_date=document.issue_date,
-        code=code,
-        state="attached" if order else ORPHAN,
-        amount=amount,
-        created_at=now(),
-    )
-
-
-def _insert_keys(session: Session, order_id: int, document: Document) -> None:
-    rows = [
-        {"order_id": order_id, "role": role, "party_key": key}
-        for role, party in (("buyer", document.buyer), ("seller", document.seller))
-        if party
-        for key in party.keys()  # noqa: SIM118 - Party.keys() is not a dict view
-    ]
-    if rows:
-        session.execute(insert(t.OrderKey), rows)
-
-
-def _insert_lines(session: Session, order_id: int, lines: Sequence[Line], start: int) -> None:
-    zero = 0
-    rows = [
-        {
-            "order_id": order_id,
-            "position": start + index,
-            "line_id": line.line_id,
-            "item_name": line.item_name,
-            "seller_item_id": line.seller_item_id,
-            "buyer_item_id": line.buyer_item_id,
-            "standard_item_id": line.standard_item_id,
-            "unit": line.quantity.unit if line.quantity else None,
-            "price": line.price,
-            "delivery_date": line.delivery_date,
-            "status_code": None,
-            "qty_ordered": line.quantity.value if line.quantity else zero,
-            "qty_confirmed": None,
-            "qty_despatched": zero,
-            "qty_received": zero,
-            "qty_invoiced": zero,
-            "qty_credited": zero,
-        }
-        for index, line in enumerate(lines)
-    ]
-    if rows:
-        session.execute(insert(t.OrderLine), rows)
-
-
 def _apply_order_change(session: Session, order: t.Order, document: Document) -> None:
     existing = {
         line.line_id: line
@@ -289,7 +186,9 @@ def _apply_order_change(session: Session, order: t.Order, document: Document) ->
             current.qty_ordered = line.quantity.value
         if line.price is not None:
             current.price = line.price
-    _insert_lines(session, order.id, added, start=len(existing))
+    rows = line_rows(order.id, added, start=len(existing))
+    if rows:
+        session.execute(insert(t.OrderLine), rows)
 
 
 def _insert_ledger(

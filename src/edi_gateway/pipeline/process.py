@@ -1,32 +1,41 @@
-"""Process one stored message: validate -> interpret -> check partner and duplicates -> correlate.
+"""Process stored messages: validate -> interpret -> check partner and duplicates -> correlate.
 
-Each message is handled in its own savepoint, so a bad document marks only itself ``failed``
-and the batch goes on. Every outcome is a terminal state with a history event:
-``processed`` (attached to an order), ``orphan`` (waits for its order), ``duplicate``
-(byte-identical re-send) or ``failed`` (with a stable error code).
+A batch of messages is examined one by one (pure work: parse, XSD, interpret), checked against
+the store with one query per batch (identical earlier messages, document-ID conflicts), then
+written: orders in bulk, every other document through its own savepoint. A bad document marks
+only itself ``failed``; the batch goes on. Every message ends in one terminal state with a
+history event: ``processed``, ``orphan``, ``duplicate`` or ``failed`` (with a stable code).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from edi_gateway.domain.documents import Document, DocumentKind
+from edi_gateway.domain.documents import DocumentKind
 from edi_gateway.errors import DocumentError, ErrorCode, GatewayError
-from edi_gateway.pipeline.correlate import correlate
-from edi_gateway.pipeline.history import now, record
+from edi_gateway.pipeline.correlate import MessageRef, attach_orphans, correlate
+from edi_gateway.pipeline.orders import insert_orders
+from edi_gateway.pipeline.work import (
+    DUPLICATE,
+    FAILED,
+    ORPHAN,
+    PROCESSED,
+    Work,
+    write_outcomes,
+)
 from edi_gateway.store.db import Store
 from edi_gateway.store.tables import DocumentRow, Message
 
 log = logging.getLogger(__name__)
 
-PROCESSED, ORPHAN, DUPLICATE, FAILED = "processed", "orphan", "duplicate", "failed"
+__all__ = ["DUPLICATE", "FAILED", "ORPHAN", "PROCESSED", "Policy", "process_messages"]
 SUPPORTED = frozenset(kind.value for kind in DocumentKind)
-ORIGINAL_STATES = (PROCESSED, ORPHAN)
+RECEIVED = "received"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,139 +47,227 @@ class Policy:
     partner_of: Callable[[Sequence[str]], str | None]
 
 
-def process_messages(store: Store, policy: Policy, ids: Iterable[int]) -> dict[int, str]:
-    """Process the given messages (one commit for all); return each one's final state."""
-    states: dict[int, str] = {}
+def process_messages(
+    store: Store,
+    policy: Policy,
+    ids: Sequence[int],
+    payloads: Mapping[int, bytes] | None = None,
+) -> dict[int, str]:
+    """Take the given messages to terminal states in one transaction; return their states.
+
+    ``payloads`` may hand over bytes intake already holds, saving a read of the store.
+    Messages not in state ``received`` are left as they are (a transport re-offered them).
+    """
     with store.session() as session:
-        for message_id in ids:
-            states[message_id] = process_one(session, policy, message_id)
-    return states
+        states, works = _load(session, ids, payloads or {})
+        _examine(session, policy, works)
+        _apply(session, works)
+        write_outcomes(session, works)
+    states.update({w.id: w.state or FAILED for w in works})
+    return {mid: states[mid] for mid in ids}
 
 
 def pending_ids(store: Store) -> list[int]:
     """Messages committed by intake but not yet processed (e.g. after a crash)."""
     with store.session() as session:
-        return list(
-            session.scalars(select(Message.id).where(Message.state == "received").order_by("id"))
-        )
+        query = select(Message.id).where(Message.state == RECEIVED).order_by(Message.id)
+        return list(session.scalars(query))
 
 
-def process_one(session: Session, policy: Policy, message_id: int) -> str:
-    """Take one message to a terminal state inside the caller's transaction."""
-    message = session.get_one(Message, message_id)
-    if message.state != "received":
-        return message.state  # already terminal: a transport re-offered it after a crash
-    message.attempts += 1
-    try:
-        _run_stages(session, policy, message)
-    except GatewayError as exc:
-        _fail(session, message, exc)
-    except Exception as exc:  # a bug must fail one message, never the daemon
-        log.exception("internal error processing message %s", message_id)
-        _fail(session, message, GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
-    return message.state
+def _load(
+    session: Session, ids: Sequence[int], payloads: Mapping[int, bytes]
+) -> tuple[dict[int, str], list[Work]]:
+    states: dict[int, str] = {}
+    works: list[Work] = []
+    columns = (Message.id, Message.state, Message.sha256, Message.source, Message.attempts)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for mid, state, sha, source, attempts in session.execute(
+            select(*columns).where(Message.id.in_(chunk))
+        ):
+            states[mid] = state
+            if state == RECEIVED:
+                works.append(Work(mid, sha, source, attempts, payloads.get(mid)))
+    works.sort(key=lambda w: w.id)
+    missing = [w.id for w in works if w.payload is None]
+    for start in range(0, len(missing), 200):
+        chunk = missing[start : start + 200]
+        rows = session.execute(select(Message.id, Message.payload).where(Message.id.in_(chunk)))
+        found = {mid: data for mid, data in rows}
+        for work in works:
+            if work.id in found:
+                work.payload = found[work.id]
+    return states, works
 
 
-def _run_stages(session: Session, policy: Policy, message: Message) -> None:
-    original = _identical_earlier(session, message)
-    if original is not None:
-        _finish(session, message, DUPLICATE, duplicate_of=original)
-        return
+def _examine(session: Session, policy: Policy, works: list[Work]) -> None:
+    """Duplicates, validation, interpretation, partner and ID-conflict checks; no writes."""
     from edi_gateway.ubl.read import interpret
     from edi_gateway.ubl.validate import validate_document
 
-    validated = validate_document(message.payload, max_size=policy.max_size, kinds=SUPPORTED)
-    document = interpret(validated.root)
-    _identify(message, document)
-    message.partner = _check_partner(policy, document)
-    _check_id_conflict(session, message, document)
-    receiver = document.receiver()
-    counterpart = policy.partner_of(receiver.keys()) if receiver else None
-    with session.begin_nested():  # correlation writes all or nothing
-        state = correlate(session, message, document, counterpart)
-    _finish(session, message, state)
+    originals = _earlier_originals(session, works)
+    for work in works:
+        original = originals.get(work.sha256)
+        if original is not None and original < work.id:
+            work.duplicate_of = original
+            work.end(DUPLICATE)
+            continue
+        try:
+            assert work.payload is not None
+            validated = validate_document(work.payload, max_size=policy.max_size, kinds=SUPPORTED)
+            work.document = interpret(validated.root)
+            del validated  # the tree can be large; the domain document is what we keep
+            _identify(policy, work)
+        except GatewayError as exc:
+            work.fail(exc)
+        except Exception as exc:  # a bug must fail one message, never the batch
+            log.exception("internal error reading message %s", work.id)
+            work.fail(GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
+        else:
+            originals.setdefault(work.sha256, work.id)
+        work.payload = None
+    _check_id_conflicts(session, works)
 
 
-def _identical_earlier(session: Session, message: Message) -> int | None:
-    return session.scalar(
-        select(Message.id)
-        .where(
-            Message.sha256 == message.sha256,
-            Message.id != message.id,
-            Message.state.in_((*ORIGINAL_STATES, DUPLICATE)),
-            Message.id < message.id,
+def _earlier_originals(session: Session, works: list[Work]) -> dict[str, int]:
+    """sha256 -> id of the first earlier message with these bytes that did not fail."""
+    shas = sorted({w.sha256 for w in works})
+    batch = {w.id for w in works}
+    found: dict[str, int] = {}
+    for start in range(0, len(shas), 500):
+        rows = session.execute(
+            select(Message.sha256, Message.id)
+            .where(
+                Message.sha256.in_(shas[start : start + 500]),
+                Message.state.in_((PROCESSED, ORPHAN, DUPLICATE)),
+            )
+            .order_by(Message.id)
         )
-        .order_by(Message.id)
-        .limit(1)
-    )
+        for sha, mid in rows:
+            if mid not in batch:
+                found.setdefault(sha, mid)
+    return found
 
 
-def _identify(message: Message, document: Document) -> None:
-    sender = document.sender()
-    message.doc_kind = document.kind.value
-    message.doc_id = document.document_id
-    message.sender_key = sender.key() if sender else None
-
-
-def _check_partner(policy: Policy, document: Document) -> str | None:
+def _identify(policy: Policy, work: Work) -> None:
+    document = work.document
+    assert document is not None
     sender = document.sender()
     keys = sender.keys() if sender else []
-    partner = policy.partner_of(keys)
-    if partner is None and not policy.accept_unknown_partners:
+    work.sender_key = keys[0] if keys else None
+    if work.sender_key is None and document.kind is DocumentKind.ORDER:
+        raise DocumentError(
+            ErrorCode.INTERPRETATION_FAILED, "the order's buyer party has no identifier or name"
+        )
+    work.partner = policy.partner_of(keys)
+    if work.partner is None and not policy.accept_unknown_partners:
         who = ", ".join(keys) if keys else "a party without any identifier"
         raise DocumentError(
             ErrorCode.UNKNOWN_PARTNER,
             f"{document.kind.value} {document.document_id} comes from {who}, "
             "which is not a partner in gateway.yaml",
         )
-    return partner
+    receiver = document.receiver()
+    work.counterpart = policy.partner_of(receiver.keys()) if receiver else None
 
 
-def _check_id_conflict(session: Session, message: Message, document: Document) -> None:
-    earlier = session.scalar(
-        select(DocumentRow.message_id).where(
-            DocumentRow.direction == "in",
-            DocumentRow.sender_key == message.sender_key,
-            DocumentRow.kind == document.kind.value,
-            DocumentRow.doc_number == document.document_id,
+def _check_id_conflicts(session: Session, works: list[Work]) -> None:
+    """The same document ID from the same sender with other bytes is flagged, never merged."""
+    candidates = [w for w in works if w.pending and w.document is not None]
+    numbers = sorted({w.document.document_id for w in candidates if w.document})
+    known: dict[tuple[str | None, str, str], int | None] = {}
+    for start in range(0, len(numbers), 500):
+        rows = session.execute(
+            select(
+                DocumentRow.sender_key,
+                DocumentRow.kind,
+                DocumentRow.doc_number,
+                DocumentRow.message_id,
+            ).where(
+                DocumentRow.direction == "in",
+                DocumentRow.doc_number.in_(numbers[start : start + 500]),
+            )
         )
+        known.update({(s, k, n): mid for s, k, n, mid in rows})
+    for work in candidates:
+        assert work.document is not None
+        key = (work.sender_key, work.document.kind.value, work.document.document_id)
+        if key in known:
+            work.fail(_conflict(work, known[key]))
+        else:
+            known[key] = work.id
+
+
+def _conflict(work: Work, earlier: int | None) -> DocumentError:
+    assert work.document is not None
+    return DocumentError(
+        ErrorCode.DUPLICATE_ID_CONFLICT,
+        f"{work.document.kind.value} {work.document.document_id} from {work.sender_key} was "
+        f"already received as message {earlier} with different content; it was not merged",
     )
-    if earlier is not None:
-        raise DocumentError(
-            ErrorCode.DUPLICATE_ID_CONFLICT,
-            f"{document.kind.value} {document.document_id} from {message.sender_key} was "
-            f"already received as message {earlier} with different content; "
-            "it was not merged",
+
+
+def _apply(session: Session, works: list[Work]) -> None:
+    """Write what the documents say: orders in bulk, then every other document in order."""
+    ready = [w for w in works if w.pending]
+    orders = [w for w in ready if w.document and w.document.kind is DocumentKind.ORDER]
+    _insert_orders(session, orders)
+    for work in ready:
+        if work.pending:
+            _correlate_one(session, work)
+    for order_id in _orders_with_orphans(session, orders):
+        attach_orphans(session, order_id)
+
+
+def _orders_with_orphans(session: Session, orders: list[Work]) -> list[int]:
+    """The new orders some orphan document names (one query for the whole batch)."""
+    by_number = {
+        w.document.document_id: w.order_id
+        for w in orders
+        if w.document and w.order_id is not None and w.state == PROCESSED
+    }
+    numbers = sorted(by_number)
+    waiting: set[str] = set()
+    for start in range(0, len(numbers), 500):
+        waiting.update(
+            session.scalars(
+                select(DocumentRow.order_ref).where(
+                    DocumentRow.state == ORPHAN,
+                    DocumentRow.order_ref.in_(numbers[start : start + 500]),
+                )
+            )
         )
+    return [order_id for number, order_id in by_number.items() if number in waiting and order_id]
 
 
-def _finish(
-    session: Session, message: Message, state: str, duplicate_of: int | None = None
-) -> None:
-    message.state = state
-    message.error_code = ErrorCode.DUPLICATE.value if state == DUPLICATE else None
-    message.error_detail = (
-        f"byte-identical to message {duplicate_of}" if duplicate_of is not None else None
-    )
-    message.error_line = None
-    message.duplicate_of = duplicate_of
-    message.updated_at = now()
-    detail = message.error_detail or (
-        f"{message.doc_kind} {message.doc_id}" if message.doc_kind else None
-    )
-    record(session, f"message.{state}", detail, message_id=message.id, order_id=message.order_id)
+def _insert_orders(session: Session, works: list[Work]) -> None:
+    if not works:
+        return
+    try:
+        with session.begin_nested():
+            insert_orders(session, works)
+    except Exception:  # one bad order must not sink the batch: retry them one by one
+        log.warning("bulk order insert failed; inserting one by one", exc_info=True)
+        for work in works:
+            work.state, work.order_id = None, None
+            try:
+                with session.begin_nested():
+                    insert_orders(session, [work])
+            except Exception as exc:
+                log.exception("internal error storing order of message %s", work.id)
+                work.fail(GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
 
 
-def _fail(session: Session, message: Message, exc: GatewayError) -> None:
-    message.state = FAILED
-    message.error_code = exc.code.value
-    message.error_detail = exc.message[:4000]
-    message.error_line = exc.line
-    message.updated_at = now()
-    where = f" at line {exc.line}" if exc.line else ""
-    record(
-        session,
-        "message.failed",
-        f"{exc.code.value}{where}: {exc.message[:500]}",
-        message_id=message.id,
-    )
+def _correlate_one(session: Session, work: Work) -> None:
+    assert work.document is not None
+    ref = MessageRef(work.id, work.source, work.partner)
+    try:
+        with session.begin_nested():  # correlation writes all or nothing
+            state, order_id = correlate(session, ref, work.document)
+    except GatewayError as exc:
+        work.fail(exc)
+    except Exception as exc:
+        log.exception("internal error correlating message %s", work.id)
+        work.fail(GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
+    else:
+        work.end(state, order_id)

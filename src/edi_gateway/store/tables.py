@@ -23,6 +23,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -42,6 +43,13 @@ class Base(DeclarativeBase):
     """Declarative base with stable constraint names (needed for migrations)."""
 
     metadata = MetaData(naming_convention=NAMING)
+
+
+def table(model: type[Base]) -> Table:
+    """The Core table of a mapped class, for bulk statements on the hot path."""
+    found = model.__table__
+    assert isinstance(found, Table)
+    return found
 
 
 class Message(Base):

@@ -1,0 +1,131 @@
+"""One message's way through a processing batch, and writing its outcome back in bulk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy.orm import Session
+
+from edi_gateway.domain.documents import Document
+from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.pipeline.history import SYSTEM, now
+from edi_gateway.store import tables
+from edi_gateway.store.tables import HistoryEvent, Message
+
+PROCESSED, ORPHAN, DUPLICATE, FAILED = "processed", "orphan", "duplicate", "failed"
+
+
+@dataclass(slots=True)
+class Work:
+    """A message being processed: what it is, what was found, where it ended."""
+
+    id: int
+    sha256: str
+    source: str
+    attempts: int
+    payload: bytes | None = None
+    document: Document | None = None
+    sender_key: str | None = None
+    partner: str | None = None
+    counterpart: str | None = None
+    state: str | None = None
+    error: GatewayError | None = None
+    duplicate_of: int | None = None
+    order_id: int | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Still on its way: no terminal state yet."""
+        return self.state is None
+
+    def fail(self, error: GatewayError) -> None:
+        """End as ``failed`` with this error."""
+        self.state, self.error = FAILED, error
+
+    def end(self, state: str, order_id: int | None = None) -> None:
+        """End in ``state`` (attached to ``order_id`` when given)."""
+        self.state = state
+        if order_id is not None:
+            self.order_id = order_id
+
+
+def write_outcomes(session: Session, works: list[Work]) -> None:
+    """Store every finished message's state, error and identity, plus its history event."""
+    done = [w for w in works if w.state is not None]
+    if not done:
+        return
+    stamp = now()
+    table = tables.table(Message)
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(
+            {
+                name: bindparam(f"b_{name}")
+                for name in (
+                    "state",
+                    "error_code",
+                    "error_detail",
+                    "error_line",
+                    "doc_kind",
+                    "doc_id",
+                    "sender_key",
+                    "partner",
+                    "duplicate_of",
+                    "order_id",
+                    "attempts",
+                    "updated_at",
+                )
+            }
+        )
+    )
+    session.connection().execute(statement, [_row(w, stamp) for w in done])
+    session.execute(insert(HistoryEvent), [_event(w, stamp) for w in done])
+
+
+def _row(work: Work, stamp: Any) -> dict[str, Any]:
+    doc = work.document
+    error = work.error
+    code: str | None
+    detail: str | None
+    if work.state == DUPLICATE:
+        code, detail = ErrorCode.DUPLICATE.value, f"byte-identical to message {work.duplicate_of}"
+    else:
+        code = error.code.value if error else None
+        detail = error.message[:4000] if error else None
+    return {
+        "b_id": work.id,
+        "b_state": work.state,
+        "b_error_code": code,
+        "b_error_detail": detail,
+        "b_error_line": error.line if error else None,
+        "b_doc_kind": doc.kind.value if doc else None,
+        "b_doc_id": doc.document_id if doc else None,
+        "b_sender_key": work.sender_key,
+        "b_partner": work.partner,
+        "b_duplicate_of": work.duplicate_of,
+        "b_order_id": work.order_id,
+        "b_attempts": work.attempts + 1,
+        "b_updated_at": stamp,
+    }
+
+
+def _event(work: Work, stamp: Any) -> dict[str, Any]:
+    doc, error = work.document, work.error
+    if error is not None:
+        where = f" at line {error.line}" if error.line else ""
+        detail: str | None = f"{error.code.value}{where}: {error.message[:500]}"
+    elif work.state == DUPLICATE:
+        detail = f"byte-identical to message {work.duplicate_of}"
+    else:
+        detail = f"{doc.kind.value} {doc.document_id}" if doc else None
+    return {
+        "at": stamp,
+        "order_id": work.order_id,
+        "message_id": work.id,
+        "event": f"message.{work.state}",
+        "detail": detail,
+        "actor": SYSTEM,
+    }
