@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from edi_gateway.envelope import Envelope
 from edi_gateway.pipeline.history import now
+from edi_gateway.store.bulk import insert_many
 from edi_gateway.store.db import Store
 from edi_gateway.store.tables import HistoryEvent, Message, table
 
@@ -75,8 +76,9 @@ def _store_new(session: Session, envelopes: list[Envelope]) -> dict[tuple[str, s
         insert(messages).returning(messages.c.id, sort_by_parameter_order=True), rows
     )
     ids = [row[0] for row in result]
-    conn.execute(
-        insert(table(HistoryEvent)),
+    insert_many(
+        conn,
+        table(HistoryEvent),
         [
             {
                 "at": row["received_at"],

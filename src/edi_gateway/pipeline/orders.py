@@ -17,6 +17,7 @@ from edi_gateway.domain.documents import Document, Line, Order
 from edi_gateway.pipeline.history import now
 from edi_gateway.pipeline.work import PROCESSED, Work
 from edi_gateway.store import tables as t
+from edi_gateway.store.bulk import insert_many
 
 ZERO = 0
 RECEIVED = "Received"
@@ -57,8 +58,7 @@ def insert_orders(session: Session, works: Sequence[Work]) -> None:
         (t.DocumentRow, docs),
         (t.HistoryEvent, events),
     ):
-        for start in range(0, len(values), 5000):
-            conn.execute(insert(t.table(table)), values[start : start + 5000])
+        insert_many(conn, t.table(table), values)
 
 
 def _order_row(work: Work, stamp: Any) -> dict[str, Any]:

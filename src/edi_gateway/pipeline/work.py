@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
 from edi_gateway.domain.documents import Document
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.pipeline.history import SYSTEM, now
 from edi_gateway.store import tables
+from edi_gateway.store.bulk import insert_many
 from edi_gateway.store.tables import HistoryEvent, Message
 
 PROCESSED, ORPHAN, DUPLICATE, FAILED = "processed", "orphan", "duplicate", "failed"
@@ -82,7 +83,7 @@ def write_outcomes(session: Session, works: list[Work]) -> None:
         )
     )
     session.connection().execute(statement, [_row(w, stamp) for w in done])
-    session.execute(insert(HistoryEvent), [_event(w, stamp) for w in done])
+    insert_many(session.connection(), tables.table(HistoryEvent), [_event(w, stamp) for w in done])
 
 
 def _row(work: Work, stamp: Any) -> dict[str, Any]:

@@ -111,7 +111,7 @@ class OrderKey(Base):
     __table_args__ = (UniqueConstraint("order_id", "role", "party_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))  # uq above serves lookups
     role: Mapped[str] = mapped_column(String(10))
     party_key: Mapped[str] = mapped_column(String(200), index=True)
 
@@ -123,7 +123,8 @@ class OrderLine(Base):
     __table_args__ = (UniqueConstraint("order_id", "line_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    # no index of its own: uq(order_id, line_id) serves lookups by order
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
     position: Mapped[int] = mapped_column(Integer)
     line_id: Mapped[str] = mapped_column(String(100))
     item_name: Mapped[str | None] = mapped_column(String(500))

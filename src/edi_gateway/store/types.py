@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -9,6 +10,13 @@ from typing import Any
 from sqlalchemy import DateTime, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+
+
+def decimal_text(value: Decimal | int | str | None) -> str | None:
+    """Exact, exponent-free text of a number (``Decimal("1E+2")`` -> ``"100"``)."""
+    if value is None:
+        return None
+    return format(value if type(value) is Decimal else Decimal(value), "f")
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
@@ -19,9 +27,11 @@ class ExactDecimal(TypeDecorator[Decimal]):
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> str | None:
         """Decimal -> canonical text."""
-        if value is None:
-            return None
-        return format(Decimal(value), "f")
+        return None if value is None else decimal_text(value)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], str | None]:
+        """The same conversion without TypeDecorator's per-value indirection (hot path)."""
+        return decimal_text
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         """Text -> Decimal."""

@@ -102,7 +102,6 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("order_keys", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_order_keys_order_id"), ["order_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_order_keys_party_key"), ["party_key"], unique=False)
 
     op.create_table(
@@ -131,8 +130,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_order_lines")),
         sa.UniqueConstraint("order_id", "line_id", name=op.f("uq_order_lines_order_id_line_id")),
     )
-    with op.batch_alter_table("order_lines", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_order_lines_order_id"), ["order_id"], unique=False)
 
     op.create_table(
         "documents",
@@ -238,13 +235,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_documents_order_id"))
 
     op.drop_table("documents")
-    with op.batch_alter_table("order_lines", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_order_lines_order_id"))
 
     op.drop_table("order_lines")
     with op.batch_alter_table("order_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_order_keys_party_key"))
-        batch_op.drop_index(batch_op.f("ix_order_keys_order_id"))
 
     op.drop_table("order_keys")
     with op.batch_alter_table("messages", schema=None) as batch_op:
