@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from edi_gateway.envelope import Envelope
+from edi_gateway.envelope import Envelope, file_envelope
 from edi_gateway.pipeline.history import now, record
 from edi_gateway.pipeline.intake import intake
 from edi_gateway.pipeline.process import FAILED, Policy, pending_ids, process_messages
@@ -91,7 +91,8 @@ class Gateway:
         """One-shot intake and processing of files (folders are walked for ``*.xml``)."""
         outcome = Outcome()
         policy = self.policy
-        envelopes = (_file_envelope(path) for path in _files(paths))
+        limit = self.policy.max_size
+        envelopes = (_file_envelope(path, limit) for path in _files(paths))
         for batch in _batches(envelopes, self.settings.intake.batch_size):
             ids = intake(self.store, batch)
             handed = {mid: env.payload for mid, env in zip(ids, batch, strict=True)}
@@ -154,10 +155,11 @@ def operator_name() -> str:
 
 
 def inbound_transports(settings: Settings) -> list[InboundTransport]:
-    """Open every inbound connector."""
+    """Open every inbound connector (payloads over intake.max_size_mb are not read)."""
     from edi_gateway.transports import open_inbound
 
-    return [open_inbound(conn) for conn in settings.connectors if conn.direction == "in"]
+    limit = settings.intake.max_size_mb * 1024 * 1024
+    return [open_inbound(conn, limit) for conn in settings.connectors if conn.direction == "in"]
 
 
 def _reset_for_redrive(session: Session, message: Message, actor: str) -> None:
@@ -179,12 +181,13 @@ def _files(paths: Iterable[Path]) -> Iterator[Path]:
             yield path
 
 
-def _file_envelope(path: Path) -> Envelope:
-    return Envelope(
-        payload=path.read_bytes(),
+def _file_envelope(path: Path, max_bytes: int) -> Envelope:
+    return file_envelope(
+        path,
         source="cli",
         source_ref=f"{uuid.uuid4().hex}:{path}",
         filename=path.name,
+        max_bytes=max_bytes,
     )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,3 +23,30 @@ class Envelope:
     filename: str
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     meta: dict[str, str] = field(default_factory=dict)
+    oversize: int | None = None
+    """Set instead of ``payload`` when the source held more bytes than intake accepts: their
+    count. The bytes stay where they are (the transport's error place); ``meta["sha256"]``
+    holds their digest."""
+
+
+def file_envelope(
+    path: Path,
+    *,
+    source: str,
+    source_ref: str,
+    filename: str,
+    max_bytes: int | None = None,
+    meta: dict[str, str] | None = None,
+) -> Envelope:
+    """An Envelope of a file's bytes; over ``max_bytes`` only its size and sha256 are read."""
+    size = path.stat().st_size
+    if max_bytes is None or size <= max_bytes:
+        return Envelope(path.read_bytes(), source, source_ref, filename, meta=dict(meta or {}))
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    extra = {"sha256": digest.hexdigest(), "limit": str(max_bytes), "kept_at": str(path)}
+    return Envelope(
+        b"", source, source_ref, filename, meta={**(meta or {}), **extra}, oversize=size
+    )

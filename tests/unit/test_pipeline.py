@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from decimal import Decimal
 from pathlib import Path
@@ -10,7 +11,7 @@ from sqlalchemy import func, select
 
 from edi_gateway.app import Gateway
 from edi_gateway.config import Settings
-from edi_gateway.envelope import Envelope
+from edi_gateway.envelope import Envelope, file_envelope
 from edi_gateway.pipeline.intake import intake
 from edi_gateway.pipeline.process import Policy, process_messages
 from edi_gateway.store.db import Store
@@ -237,3 +238,56 @@ def test_redriving_an_orphan_does_not_duplicate_its_document(store: Store, polic
             select(func.count()).select_from(DocumentRow).where(DocumentRow.message_id == orphan_id)
         )
         assert session.scalar(count) == 1
+
+
+def test_oversize_file_is_refused_without_reading_its_bytes(store: Store, tmp_path: Path) -> None:
+    big = tmp_path / "big.xml"
+    big.write_bytes(f.order("PO-1", f.items(50)))
+    gateway = Gateway(settings(unknown_partner="accept"), store)
+    limit = big.stat().st_size - 1
+    env = file_envelope(big, source="cli", source_ref="r1", filename="big.xml", max_bytes=limit)
+    assert env.payload == b"" and env.oversize == big.stat().st_size
+    [mid] = intake(gateway.store, [env])
+    assert process_messages(store, gateway.policy, [mid]) == {mid: "failed"}
+    with store.session() as session:
+        message = session.get_one(Message, mid)
+        assert message.error_code == "TOO_LARGE" and message.size == big.stat().st_size
+        assert (
+            message.payload == b""
+            and message.sha256 == hashlib.sha256(big.read_bytes()).hexdigest()
+        )
+        assert "were not stored" in (message.error_detail or "")
+
+
+def test_identical_copies_in_one_batch_share_the_first_ones_fate(
+    store: Store, policy: Policy
+) -> None:
+    send(store, policy, f.order("PO-1", f.items(1)))
+    conflicting = f.order("PO-1", f.items(2))
+    envs = [
+        Envelope(payload=conflicting, source="t", source_ref=f"c{n}", filename="c.xml")
+        for n in range(2)
+    ] + [
+        Envelope(payload=f.order("PO-2"), source="t", source_ref=f"d{n}", filename="d.xml")
+        for n in range(2)
+    ]
+    ids = intake(store, envs)
+    states = process_messages(store, policy, ids)
+    assert [states[i] for i in ids] == ["failed", "failed", "processed", "duplicate"]
+    with store.session() as session:
+        codes = [session.get_one(Message, i).error_code for i in ids]
+    assert codes == ["DUPLICATE_ID_CONFLICT", "DUPLICATE_ID_CONFLICT", None, "DUPLICATE"]
+
+
+def test_endpoint_match_settles_two_candidate_orders(store: Store, policy: Policy) -> None:
+    """Two orders 'PO-5' whose buyers both carry the GLN: the one whose endpoint it is wins."""
+    send(store, policy, f.order("PO-5", f.items(1)))
+    other = f.order("PO-5", f.items(1), buyer="7300010000018").replace(
+        b'<cac:PartyIdentification><cbc:ID schemeID="0088">7300010000018</cbc:ID>',
+        f'<cac:PartyIdentification><cbc:ID schemeID="0088">{f.BUYER_GLN}</cbc:ID>'.encode(),
+    )
+    send(store, policy, other)
+    _, state = send(store, policy, f.order_response("R-1", "PO-5", "AP"))
+    assert state == "processed"
+    assert status(store, f"0088:{f.BUYER_GLN}:PO-5") == "Accepted"
+    assert status(store, "0088:7300010000018:PO-5") == "Received"

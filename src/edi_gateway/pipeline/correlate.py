@@ -17,6 +17,7 @@ from edi_gateway.domain.documents import (
     Document,
     DocumentKind,
     Line,
+    Party,
 )
 from edi_gateway.pipeline.history import SYSTEM, now, record
 from edi_gateway.pipeline.ledger import recompute
@@ -42,13 +43,17 @@ def correlate(session: Session, ref: MessageRef, document: Document) -> tuple[st
     """
     if document.kind is DocumentKind.ORDER:
         raise ValueError("orders are stored by insert_orders, not correlated")
-    order = find_order(session, document)
+    order, ambiguous = match_order(session, document)
     row = t.DocumentRow(**document_row(ref.id, document, order.id if order else None, now()))
     session.add(row)
     session.flush()
     if order is None:
         refs = ", ".join(document.order_refs) or "no order reference"
-        record(session, "document.orphan", f"waits for order {refs}", message_id=ref.id)
+        detail = f"waits for order {refs}"
+        if ambiguous:
+            listed = ", ".join(f"{o.id} ({o.buyer_key}:{o.order_number})" for o in ambiguous)
+            detail += f"; several orders match ({listed}): redrive once it is clear"
+        record(session, "document.orphan", detail, message_id=ref.id)
         return ORPHAN, None
     attach(session, order, row, document, ref)
     return PROCESSED, order.id
@@ -56,32 +61,59 @@ def correlate(session: Session, ref: MessageRef, document: Document) -> tuple[st
 
 def find_order(session: Session, document: Document) -> t.Order | None:
     """The one order this document belongs to, or None when unknown or ambiguous."""
+    return match_order(session, document)[0]
+
+
+def match_order(session: Session, document: Document) -> tuple[t.Order | None, list[t.Order]]:
+    """The order this document belongs to, and, when none could be chosen, the candidates.
+
+    Candidates are the orders with a referenced order ID. They are narrowed, in turn, to those
+    whose buyer keys meet the document's buyer keys; then also whose seller keys meet its
+    seller keys; then whose primary buyer key (the endpoint) is the document's. The first step
+    that leaves exactly one order decides. With no buyer match at all, a single seller match
+    decides (a delivery party is often not the buyer). Otherwise nothing is guessed.
+    """
     order_id = _order_via_documents(session, document)
     if order_id is not None:
-        return session.get(t.Order, order_id)
+        return session.get(t.Order, order_id), []
     if not document.order_refs:
-        return None
-    candidates = list(
-        session.scalars(select(t.Order).where(t.Order.order_number.in_(document.order_refs)))
-    )
+        return None, []
+    candidates = {
+        o.id: o
+        for o in session.scalars(
+            select(t.Order).where(t.Order.order_number.in_(document.order_refs))
+        )
+    }
     if not candidates:
-        return None
-    for role, party in (("buyer", document.buyer), ("seller", document.seller)):
-        keys = party.keys() if party else []
-        if not keys:
-            continue
-        matched = set(
-            session.scalars(
-                select(t.OrderKey.order_id).where(
-                    t.OrderKey.order_id.in_([c.id for c in candidates]),
-                    t.OrderKey.role == role,
-                    t.OrderKey.party_key.in_(keys),
-                )
+        return None, []
+    buyers = _meeting(session, candidates, "buyer", document.buyer)
+    sellers = _meeting(session, candidates, "seller", document.seller)
+    primary = document.buyer.key() if document.buyer else None
+    steps = [buyers, buyers & sellers, {i for i in buyers if candidates[i].buyer_key == primary}]
+    if not buyers:
+        steps = [sellers]
+    for narrowed in steps:
+        if len(narrowed) == 1:
+            return candidates[next(iter(narrowed))], []
+    ambiguous = buyers or sellers
+    return None, [candidates[i] for i in sorted(ambiguous)] if len(ambiguous) > 1 else []
+
+
+def _meeting(
+    session: Session, candidates: dict[int, t.Order], role: str, party: Party | None
+) -> set[int]:
+    keys = party.keys() if party else []
+    if not keys:
+        return set()
+    return set(
+        session.scalars(
+            select(t.OrderKey.order_id).where(
+                t.OrderKey.order_id.in_(list(candidates)),
+                t.OrderKey.role == role,
+                t.OrderKey.party_key.in_(keys),
             )
         )
-        if len(matched) == 1:
-            return next(c for c in candidates if c.id in matched)
-    return None
+    )
 
 
 def attach(

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from edi_gateway.envelope import Envelope
-from edi_gateway.pipeline.history import now
+from edi_gateway.errors import ErrorCode
+from edi_gateway.pipeline.history import SYSTEM, now
 from edi_gateway.store.bulk import insert_many
 from edi_gateway.store.db import Store
 from edi_gateway.store.tables import HistoryEvent, Message, table
 
-RECEIVED = "received"
+RECEIVED, FAILED = "received", "failed"
 
 
 def intake(store: Store, envelopes: Sequence[Envelope]) -> list[int]:
@@ -55,21 +57,7 @@ def _store_new(session: Session, envelopes: list[Envelope]) -> dict[tuple[str, s
     if not envelopes:
         return {}
     stamp = now()
-    rows: list[dict[str, Any]] = [
-        {
-            "received_at": env.received_at,
-            "source": env.source,
-            "source_ref": env.source_ref,
-            "filename": env.filename,
-            "sha256": hashlib.sha256(env.payload).hexdigest(),
-            "size": len(env.payload),
-            "payload": env.payload,
-            "state": RECEIVED,
-            "attempts": 0,
-            "updated_at": stamp,
-        }
-        for env in envelopes
-    ]
+    rows = [_message_row(env, stamp) for env in envelopes]
     messages = table(Message)
     conn = session.connection()
     result = conn.execute(
@@ -91,4 +79,54 @@ def _store_new(session: Session, envelopes: list[Envelope]) -> dict[tuple[str, s
             for row, mid in zip(rows, ids, strict=True)
         ],
     )
+    refused = [(row, mid) for row, mid in zip(rows, ids, strict=True) if row["state"] == FAILED]
+    if refused:
+        insert_many(
+            conn,
+            table(HistoryEvent),
+            [
+                {
+                    "at": stamp,
+                    "order_id": None,
+                    "message_id": mid,
+                    "event": "message.failed",
+                    "detail": f"{ErrorCode.TOO_LARGE.value}: {row['error_detail']}",
+                    "actor": SYSTEM,
+                }
+                for row, mid in refused
+            ],
+        )
     return {(env.source, env.source_ref): mid for env, mid in zip(envelopes, ids, strict=True)}
+
+
+def _message_row(env: Envelope, stamp: datetime) -> dict[str, Any]:
+    """A ``received`` message row; an oversize payload is recorded ``failed`` without its bytes."""
+    row: dict[str, Any] = {
+        "received_at": env.received_at,
+        "source": env.source,
+        "source_ref": env.source_ref,
+        "filename": env.filename,
+        "sha256": hashlib.sha256(env.payload).hexdigest(),
+        "size": len(env.payload),
+        "payload": env.payload,
+        "state": RECEIVED,
+        "error_code": None,
+        "error_detail": None,
+        "attempts": 0,
+        "updated_at": stamp,
+    }
+    if env.oversize is not None:
+        limit = int(env.meta.get("limit", "0"))
+        kept = env.meta.get("kept_at", "the sender's side")
+        row.update(
+            sha256=env.meta.get("sha256", row["sha256"]),
+            size=env.oversize,
+            state=FAILED,
+            error_code=ErrorCode.TOO_LARGE.value,
+            error_detail=(
+                f"payload is {env.oversize:,} bytes, more than the limit of {limit:,} bytes "
+                f"(intake.max_size_mb); its bytes were not stored: the file is kept by the "
+                f"connector ({kept}, then its error folder)"
+            ),
+        )
+    return row

@@ -106,12 +106,18 @@ def _examine(session: Session, policy: Policy, works: list[Work]) -> None:
     from edi_gateway.ubl.validate import validate_document
 
     originals = _earlier_originals(session, works)
+    first_of: dict[str, Work] = {}
+    twins: list[tuple[Work, Work]] = []
     for work in works:
         original = originals.get(work.sha256)
         if original is not None and original < work.id:
             work.duplicate_of = original
             work.end(DUPLICATE)
             continue
+        if work.sha256 in first_of:  # same bytes earlier in this batch: same outcome, see below
+            twins.append((work, first_of[work.sha256]))
+            continue
+        first_of[work.sha256] = work
         try:
             assert work.payload is not None
             validated = validate_document(work.payload, max_size=policy.max_size, kinds=SUPPORTED)
@@ -123,10 +129,20 @@ def _examine(session: Session, policy: Policy, works: list[Work]) -> None:
         except Exception as exc:  # a bug must fail one message, never the batch
             log.exception("internal error reading message %s", work.id)
             work.fail(GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
-        else:
-            originals.setdefault(work.sha256, work.id)
         work.payload = None
     _check_id_conflicts(session, works)
+    for twin, first in twins:
+        twin.payload = None
+        if first.error is not None:  # refused bytes sent again are refused alike
+            twin.document, twin.sender_key, twin.partner = (
+                first.document,
+                first.sender_key,
+                first.partner,
+            )
+            twin.fail(first.error)
+        else:
+            twin.duplicate_of = first.id
+            twin.end(DUPLICATE)
 
 
 def _earlier_originals(session: Session, works: list[Work]) -> dict[str, int]:

@@ -24,21 +24,26 @@ __all__ = [
 
 _T = TypeVar("_T")
 
-_INBOUND: dict[str, Callable[[Any], InboundTransport]] = {"folder": FolderInbound}
+_INBOUND: dict[str, Callable[[Any, int | None], InboundTransport]] = {"folder": FolderInbound}
 _OUTBOUND: dict[str, Callable[[Any], OutboundTransport]] = {"folder": FolderOutbound}
 
 
-def open_inbound(conn: Connector) -> InboundTransport:
-    """The inbound transport for an ``direction: in`` connector."""
-    return _open(conn, "in", _INBOUND)
+def open_inbound(conn: Connector, max_bytes: int | None = None) -> InboundTransport:
+    """The inbound transport for an ``direction: in`` connector.
+
+    Payloads over ``max_bytes`` are not read; they reach intake as ``Envelope.oversize``.
+    """
+    factory = _open(conn, "in", _INBOUND)
+    return factory(conn, max_bytes)
 
 
 def open_outbound(conn: Connector) -> OutboundTransport:
     """The outbound transport for an ``direction: out`` connector."""
-    return _open(conn, "out", _OUTBOUND)
+    return _open(conn, "out", _OUTBOUND)(conn)
 
 
-def _open(conn: Connector, direction: str, table: dict[str, Callable[[Any], _T]]) -> _T:
+def _open(conn: Connector, direction: str, table: dict[str, _T]) -> _T:
+    """The factory for ``conn``'s type, after checking its direction."""
     if conn.direction != direction:
         raise ConfigError(
             f"connector {conn.name!r} has direction: {conn.direction}, "
@@ -47,4 +52,4 @@ def _open(conn: Connector, direction: str, table: dict[str, Callable[[Any], _T]]
     factory = table.get(conn.type)
     if factory is None:
         raise ConfigError(f"connector {conn.name!r}: no {direction}bound transport for {conn.type}")
-    return factory(conn)
+    return factory

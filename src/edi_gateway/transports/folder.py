@@ -24,7 +24,7 @@ from pathlib import Path
 from uuid import uuid4
 
 from edi_gateway.config_models import FolderConnector
-from edi_gateway.envelope import Envelope
+from edi_gateway.envelope import Envelope, file_envelope
 from edi_gateway.errors import ConfigError
 from edi_gateway.transports.base import TransportError
 
@@ -69,7 +69,7 @@ def _split_suffix(name: str) -> tuple[str, str]:
 class FolderInbound:
     """Claims files from an inbound folder connector; see the module docstring."""
 
-    def __init__(self, conn: FolderConnector) -> None:
+    def __init__(self, conn: FolderConnector, max_bytes: int | None = None) -> None:
         if conn.direction != "in":
             raise ConfigError(f"connector {conn.name!r} is not inbound (direction: in)")
         self.name = conn.name
@@ -79,6 +79,7 @@ class FolderInbound:
         self._archive = conn.archive or conn.path.parent / "archive" / conn.name
         self._error = conn.error or conn.path.parent / "error" / conn.name
         self._pattern = conn.pattern.lower()
+        self._max_bytes = max_bytes
 
     def recover(self) -> Iterator[Envelope]:
         """Files claimed by an earlier run and never acknowledged, oldest claim first."""
@@ -153,18 +154,18 @@ class FolderInbound:
     def _envelope(self, claimed: str) -> Envelope:
         path = self._claimed / claimed
         try:
-            payload = path.read_bytes()
+            return file_envelope(
+                path,
+                source=self.source,
+                source_ref=claimed,
+                filename=claimed.split(_SEPARATOR, 1)[1],
+                max_bytes=self._max_bytes,
+                meta={"path": str(path)},
+            )
         except OSError as exc:
             raise TransportError(
                 f"cannot read claimed file {path}: {exc}", recoverable=True
             ) from exc
-        return Envelope(
-            payload=payload,
-            source=self.source,
-            source_ref=claimed,
-            filename=claimed.split(_SEPARATOR, 1)[1],
-            meta={"path": str(path)},
-        )
 
 
 class FolderOutbound:
