@@ -14,18 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
-
 from edi_gateway.envelope import Envelope, file_envelope
 from edi_gateway.pipeline.history import now, record
 from edi_gateway.pipeline.intake import intake
 from edi_gateway.pipeline.process import FAILED, Policy, pending_ids, process_messages
 from edi_gateway.store.db import Store, open_store
-from edi_gateway.store.tables import DocumentLine, DocumentRow, Message
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from edi_gateway.config import Settings
+    from edi_gateway.store.tables import Message
     from edi_gateway.transports.base import InboundTransport
 
 Progress = Callable[[int], None]
@@ -135,6 +134,10 @@ class Gateway:
         self, ids: Sequence[int] = (), *, state: str | None = None, dry_run: bool = False
     ) -> list[int]:
         """Send failed (or orphaned) messages through processing again; return their ids."""
+        from sqlalchemy import select
+
+        from edi_gateway.store.tables import Message
+
         actor = operator_name()
         with self.store.session() as session:
             query = select(Message).order_by(Message.id)
@@ -163,6 +166,10 @@ def inbound_transports(settings: Settings) -> list[InboundTransport]:
 
 
 def _reset_for_redrive(session: Session, message: Message, actor: str) -> None:
+    from sqlalchemy import delete, select
+
+    from edi_gateway.store.tables import DocumentLine, DocumentRow
+
     old = session.scalars(select(DocumentRow.id).where(DocumentRow.message_id == message.id)).all()
     if old:
         session.execute(delete(DocumentLine).where(DocumentLine.document_id.in_(old)))

@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from edi_gateway.errors import REMEDY, ErrorCode, GatewayError
-from edi_gateway.store import queries
-from edi_gateway.store.tables import Message
+from edi_gateway.store.schema import messages
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from sqlalchemy.orm import Session
 
     from edi_gateway.app import Gateway, Outcome
 
@@ -61,6 +61,9 @@ def reporter(gateway: Gateway, *, quiet: bool) -> Callable[[str, Outcome], None]
 
 def message_rows(gateway: Gateway, ids: Sequence[int]) -> list[Json]:
     """Listing rows for the given message ids."""
+    from edi_gateway.store import queries
+    from edi_gateway.store.tables import Message
+
     with gateway.store.session() as session:
         rows = session.scalars(select(Message).where(Message.id.in_(ids)).order_by(Message.id))
         return [queries.message_summary(m) for m in rows]
@@ -68,26 +71,31 @@ def message_rows(gateway: Gateway, ids: Sequence[int]) -> list[Json]:
 
 def outcome_data(gateway: Gateway, outcome: Outcome) -> Json:
     """The summary of an ingest or run: what arrived, what was accepted, what failed and why."""
-    with gateway.store.session() as session:
-        final: dict[int, str] = {}
-        ids = sorted(outcome.states)
+    c = messages.c
+    final: dict[int, str] = {}
+    failures: list[Json] = []
+    ids = sorted(outcome.states)
+    with gateway.store.connect() as conn:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            rows = session.execute(select(Message.id, Message.state).where(Message.id.in_(chunk)))
+            rows = conn.execute(select(c.id, c.state).where(c.id.in_(chunk)))
             final.update({mid: state for mid, state in rows})
-        failed = session.scalars(
-            select(Message).where(Message.id.in_(outcome.failed)).order_by(Message.id)
-        )
-        failures = [
-            {
-                "id": m.id,
-                "filename": m.filename,
-                "error_code": m.error_code,
-                "error_line": m.error_line,
-                "error_detail": m.error_detail,
-            }
-            for m in failed
-        ]
+        failed = sorted(mid for mid, state in final.items() if state == "failed")
+        for start in range(0, len(failed), 500):
+            columns = (c.id, c.filename, c.error_code, c.error_line, c.error_detail)
+            rows = conn.execute(
+                select(*columns).where(c.id.in_(failed[start : start + 500])).order_by(c.id)
+            )
+            failures += [
+                dict(
+                    zip(
+                        ("id", "filename", "error_code", "error_line", "error_detail"),
+                        row,
+                        strict=True,
+                    )
+                )
+                for row in rows
+            ]
     return {
         "arrived": len(outcome.states),
         "by_source": dict(outcome.sources),
@@ -140,6 +148,8 @@ def redrive_text(data: Json) -> str:
 
 def query(session: Session, args: argparse.Namespace) -> tuple[Any, str]:
     """Run a read command (messages list/show, orders list/show) and render it."""
+    from edi_gateway.store import queries
+
     if args.command == "messages" and args.action == "list":
         rows = queries.list_messages(session, state=args.state, since=args.since)
         return rows, _table(

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, insert
 
-from edi_gateway.store.tables import HistoryEvent
+from edi_gateway.store.schema import history
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 SYSTEM = "system"
 
@@ -17,7 +21,7 @@ def now() -> datetime:
 
 
 def record(
-    session: Session,
+    executor: Connection | Session,
     event: str,
     detail: str | None = None,
     *,
@@ -25,9 +29,9 @@ def record(
     order_id: int | None = None,
     message_id: int | None = None,
 ) -> None:
-    """Add one history event to the session (committed with the change it describes)."""
-    session.add(
-        HistoryEvent(
+    """Write one history event in the caller's transaction (it commits with the change)."""
+    executor.execute(
+        insert(history).values(
             at=now(),
             order_id=order_id,
             message_id=message_id,

@@ -7,15 +7,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, insert, select, tuple_
 
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ErrorCode
 from edi_gateway.pipeline.history import SYSTEM, now
 from edi_gateway.store.bulk import insert_many
 from edi_gateway.store.db import Store
-from edi_gateway.store.tables import HistoryEvent, Message, table
+from edi_gateway.store.schema import history, messages
 
 RECEIVED, FAILED = "received", "failed"
 
@@ -29,44 +28,41 @@ def intake(store: Store, envelopes: Sequence[Envelope]) -> list[int]:
     """
     if not envelopes:
         return []
-    with store.session() as session:
-        known = _existing(session, [(env.source, env.source_ref) for env in envelopes])
+    with store.connect() as conn:
+        known = _existing(conn, [(env.source, env.source_ref) for env in envelopes])
         fresh: dict[tuple[str, str], Envelope] = {}
         for env in envelopes:
             fresh.setdefault((env.source, env.source_ref), env)
         for key in known:
             fresh.pop(key, None)
-        known.update(_store_new(session, list(fresh.values())))
+        known.update(_store_new(conn, list(fresh.values())))
     return [known[(env.source, env.source_ref)] for env in envelopes]
 
 
-def _existing(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+def _existing(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
     found: dict[tuple[str, str], int] = {}
     for start in range(0, len(keys), 400):
         chunk = keys[start : start + 400]
-        rows = session.execute(
-            select(Message.source, Message.source_ref, Message.id).where(
-                tuple_(Message.source, Message.source_ref).in_(chunk)
-            )
+        c = messages.c
+        rows = conn.execute(
+            select(c.source, c.source_ref, c.id).where(tuple_(c.source, c.source_ref).in_(chunk))
         )
         found.update({(src, ref): mid for src, ref, mid in rows})
     return found
 
 
-def _store_new(session: Session, envelopes: list[Envelope]) -> dict[tuple[str, str], int]:
+def _store_new(conn: Connection, envelopes: list[Envelope]) -> dict[tuple[str, str], int]:
     if not envelopes:
         return {}
     stamp = now()
     rows = [_message_row(env, stamp) for env in envelopes]
-    messages = table(Message)
-    conn = session.connection()
     result = conn.execute(
         insert(messages).returning(messages.c.id, sort_by_parameter_order=True), rows
     )
     ids = [row[0] for row in result]
     insert_many(
         conn,
-        table(HistoryEvent),
+        history,
         [
             {
                 "at": row["received_at"],
@@ -83,7 +79,7 @@ def _store_new(session: Session, envelopes: list[Envelope]) -> dict[tuple[str, s
     if refused:
         insert_many(
             conn,
-            table(HistoryEvent),
+            history,
             [
                 {
                     "at": stamp,

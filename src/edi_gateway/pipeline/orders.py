@@ -10,24 +10,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, insert
 
 from edi_gateway.domain.documents import Document, Line, Order
 from edi_gateway.pipeline.history import now
 from edi_gateway.pipeline.work import PROCESSED, Work
-from edi_gateway.store import tables as t
+from edi_gateway.store import schema
 from edi_gateway.store.bulk import insert_many
 
 ZERO = 0
 RECEIVED = "Received"
 
 
-def insert_orders(session: Session, works: Sequence[Work]) -> None:
+def insert_orders(conn: Connection, works: Sequence[Work]) -> None:
     """Store the orders of ``works`` (Order documents); mark each processed with its order id."""
-    conn = session.connection()
     stamp = now()
-    orders = t.table(t.Order)
+    orders = schema.orders
     rows = [_order_row(w, stamp) for w in works]
     result = conn.execute(insert(orders).returning(orders.c.id, sort_by_parameter_order=True), rows)
     order_ids = [row[0] for row in result]
@@ -53,12 +51,12 @@ def insert_orders(session: Session, works: Sequence[Work]) -> None:
         )
         work.end(PROCESSED, order_id)
     for table, values in (
-        (t.OrderKey, keys),
-        (t.OrderLine, lines),
-        (t.DocumentRow, docs),
-        (t.HistoryEvent, events),
+        (schema.order_keys, keys),
+        (schema.order_lines, lines),
+        (schema.documents, docs),
+        (schema.history, events),
     ):
-        insert_many(conn, t.table(table), values)
+        insert_many(conn, table, values)
 
 
 def _order_row(work: Work, stamp: Any) -> dict[str, Any]:

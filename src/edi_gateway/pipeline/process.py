@@ -12,13 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, select
 
 from edi_gateway.domain.documents import DocumentKind
 from edi_gateway.errors import DocumentError, ErrorCode, GatewayError
-from edi_gateway.pipeline.correlate import MessageRef, attach_orphans, correlate
 from edi_gateway.pipeline.orders import insert_orders
 from edi_gateway.pipeline.work import (
     DUPLICATE,
@@ -29,7 +28,10 @@ from edi_gateway.pipeline.work import (
     write_outcomes,
 )
 from edi_gateway.store.db import Store
-from edi_gateway.store.tables import DocumentRow, Message
+from edi_gateway.store.schema import documents, messages
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -58,32 +60,38 @@ def process_messages(
     ``payloads`` may hand over bytes intake already holds, saving a read of the store.
     Messages not in state ``received`` are left as they are (a transport re-offered them).
     """
-    with store.session() as session:
-        states, works = _load(session, ids, payloads or {})
-        _examine(session, policy, works)
-        _apply(session, works)
-        write_outcomes(session, works)
+    with store.connect() as conn:
+        states, works = _load(conn, ids, payloads or {})
+        _examine(conn, policy, works)
+        _apply(conn, works)
+        write_outcomes(conn, works)
     states.update({w.id: w.state or FAILED for w in works})
     return {mid: states[mid] for mid in ids}
 
 
 def pending_ids(store: Store) -> list[int]:
     """Messages committed by intake but not yet processed (e.g. after a crash)."""
-    with store.session() as session:
-        query = select(Message.id).where(Message.state == RECEIVED).order_by(Message.id)
-        return list(session.scalars(query))
+    with store.connect() as conn:
+        c = messages.c
+        return list(conn.scalars(select(c.id).where(c.state == RECEIVED).order_by(c.id)))
 
 
 def _load(
-    session: Session, ids: Sequence[int], payloads: Mapping[int, bytes]
+    conn: Connection, ids: Sequence[int], payloads: Mapping[int, bytes]
 ) -> tuple[dict[int, str], list[Work]]:
     states: dict[int, str] = {}
     works: list[Work] = []
-    columns = (Message.id, Message.state, Message.sha256, Message.source, Message.attempts)
+    columns = (
+        messages.c.id,
+        messages.c.state,
+        messages.c.sha256,
+        messages.c.source,
+        messages.c.attempts,
+    )
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        for mid, state, sha, source, attempts in session.execute(
-            select(*columns).where(Message.id.in_(chunk))
+        for mid, state, sha, source, attempts in conn.execute(
+            select(*columns).where(messages.c.id.in_(chunk))
         ):
             states[mid] = state
             if state == RECEIVED:
@@ -92,7 +100,9 @@ def _load(
     missing = [w.id for w in works if w.payload is None]
     for start in range(0, len(missing), 200):
         chunk = missing[start : start + 200]
-        rows = session.execute(select(Message.id, Message.payload).where(Message.id.in_(chunk)))
+        rows = conn.execute(
+            select(messages.c.id, messages.c.payload).where(messages.c.id.in_(chunk))
+        )
         found = {mid: data for mid, data in rows}
         for work in works:
             if work.id in found:
@@ -100,12 +110,12 @@ def _load(
     return states, works
 
 
-def _examine(session: Session, policy: Policy, works: list[Work]) -> None:
+def _examine(conn: Connection, policy: Policy, works: list[Work]) -> None:
     """Duplicates, validation, interpretation, partner and ID-conflict checks; no writes."""
     from edi_gateway.ubl.read import interpret
     from edi_gateway.ubl.validate import validate_document
 
-    originals = _earlier_originals(session, works)
+    originals = _earlier_originals(conn, works)
     first_of: dict[str, Work] = {}
     twins: list[tuple[Work, Work]] = []
     for work in works:
@@ -130,7 +140,7 @@ def _examine(session: Session, policy: Policy, works: list[Work]) -> None:
             log.exception("internal error reading message %s", work.id)
             work.fail(GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
         work.payload = None
-    _check_id_conflicts(session, works)
+    _check_id_conflicts(conn, works)
     for twin, first in twins:
         twin.payload = None
         if first.error is not None:  # refused bytes sent again are refused alike
@@ -145,19 +155,19 @@ def _examine(session: Session, policy: Policy, works: list[Work]) -> None:
             twin.end(DUPLICATE)
 
 
-def _earlier_originals(session: Session, works: list[Work]) -> dict[str, int]:
+def _earlier_originals(conn: Connection, works: list[Work]) -> dict[str, int]:
     """sha256 -> id of the first earlier message with these bytes that did not fail."""
     shas = sorted({w.sha256 for w in works})
     batch = {w.id for w in works}
     found: dict[str, int] = {}
     for start in range(0, len(shas), 500):
-        rows = session.execute(
-            select(Message.sha256, Message.id)
+        rows = conn.execute(
+            select(messages.c.sha256, messages.c.id)
             .where(
-                Message.sha256.in_(shas[start : start + 500]),
-                Message.state.in_((PROCESSED, ORPHAN, DUPLICATE)),
+                messages.c.sha256.in_(shas[start : start + 500]),
+                messages.c.state.in_((PROCESSED, ORPHAN, DUPLICATE)),
             )
-            .order_by(Message.id)
+            .order_by(messages.c.id)
         )
         for sha, mid in rows:
             if mid not in batch:
@@ -187,21 +197,21 @@ def _identify(policy: Policy, work: Work) -> None:
     work.counterpart = policy.partner_of(receiver.keys()) if receiver else None
 
 
-def _check_id_conflicts(session: Session, works: list[Work]) -> None:
+def _check_id_conflicts(conn: Connection, works: list[Work]) -> None:
     """The same document ID from the same sender with other bytes is flagged, never merged."""
     candidates = [w for w in works if w.pending and w.document is not None]
     numbers = sorted({w.document.document_id for w in candidates if w.document})
     known: dict[tuple[str | None, str, str], int | None] = {}
     for start in range(0, len(numbers), 500):
-        rows = session.execute(
+        rows = conn.execute(
             select(
-                DocumentRow.sender_key,
-                DocumentRow.kind,
-                DocumentRow.doc_number,
-                DocumentRow.message_id,
+                documents.c.sender_key,
+                documents.c.kind,
+                documents.c.doc_number,
+                documents.c.message_id,
             ).where(
-                DocumentRow.direction == "in",
-                DocumentRow.doc_number.in_(numbers[start : start + 500]),
+                documents.c.direction == "in",
+                documents.c.doc_number.in_(numbers[start : start + 500]),
             )
         )
         known.update({(s, k, n): mid for s, k, n, mid in rows})
@@ -223,19 +233,32 @@ def _conflict(work: Work, earlier: int | None) -> DocumentError:
     )
 
 
-def _apply(session: Session, works: list[Work]) -> None:
-    """Write what the documents say: orders in bulk, then every other document in order."""
+def _apply(conn: Connection, works: list[Work]) -> None:
+    """Write what the documents say: orders in bulk, then every other document in order.
+
+    Orders need only Core inserts. Replies and orphans go through the ORM correlation, which
+    is imported (a start-up cost) and given a session on this same transaction only then.
+    """
     ready = [w for w in works if w.pending]
     orders = [w for w in ready if w.document and w.document.kind is DocumentKind.ORDER]
-    _insert_orders(session, orders)
-    for work in ready:
-        if work.pending:
+    _insert_orders(conn, orders)
+    others = [w for w in ready if w.pending]
+    waiting = _orders_with_orphans(conn, orders)
+    if not others and not waiting:
+        return
+    from sqlalchemy.orm import Session
+
+    from edi_gateway.pipeline.correlate import attach_orphans
+
+    with Session(bind=conn, join_transaction_mode="create_savepoint") as session:
+        for work in others:
             _correlate_one(session, work)
-    for order_id in _orders_with_orphans(session, orders):
-        attach_orphans(session, order_id)
+        for order_id in waiting:
+            attach_orphans(session, order_id)
+        session.commit()  # releases the session's savepoint; the caller commits the whole
 
 
-def _orders_with_orphans(session: Session, orders: list[Work]) -> list[int]:
+def _orders_with_orphans(conn: Connection, orders: list[Work]) -> list[int]:
     """The new orders some orphan document names (one query for the whole batch)."""
     by_number = {
         w.document.document_id: w.order_id
@@ -246,35 +269,37 @@ def _orders_with_orphans(session: Session, orders: list[Work]) -> list[int]:
     waiting: set[str] = set()
     for start in range(0, len(numbers), 500):
         waiting.update(
-            session.scalars(
-                select(DocumentRow.order_ref).where(
-                    DocumentRow.state == ORPHAN,
-                    DocumentRow.order_ref.in_(numbers[start : start + 500]),
+            conn.scalars(
+                select(documents.c.order_ref).where(
+                    documents.c.state == ORPHAN,
+                    documents.c.order_ref.in_(numbers[start : start + 500]),
                 )
             )
         )
     return [order_id for number, order_id in by_number.items() if number in waiting and order_id]
 
 
-def _insert_orders(session: Session, works: list[Work]) -> None:
+def _insert_orders(conn: Connection, works: list[Work]) -> None:
     if not works:
         return
     try:
-        with session.begin_nested():
-            insert_orders(session, works)
+        with conn.begin_nested():
+            insert_orders(conn, works)
     except Exception:  # one bad order must not sink the batch: retry them one by one
         log.warning("bulk order insert failed; inserting one by one", exc_info=True)
         for work in works:
             work.state, work.order_id = None, None
             try:
-                with session.begin_nested():
-                    insert_orders(session, [work])
+                with conn.begin_nested():
+                    insert_orders(conn, [work])
             except Exception as exc:
                 log.exception("internal error storing order of message %s", work.id)
                 work.fail(GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
 
 
 def _correlate_one(session: Session, work: Work) -> None:
+    from edi_gateway.pipeline.correlate import MessageRef, correlate
+
     assert work.document is not None
     ref = MessageRef(work.id, work.source, work.partner)
     try:

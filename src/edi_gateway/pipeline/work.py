@@ -5,15 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, bindparam, update
 
 from edi_gateway.domain.documents import Document
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.pipeline.history import SYSTEM, now
-from edi_gateway.store import tables
 from edi_gateway.store.bulk import insert_many
-from edi_gateway.store.tables import HistoryEvent, Message
+from edi_gateway.store.schema import history, messages
 
 PROCESSED, ORPHAN, DUPLICATE, FAILED = "processed", "orphan", "duplicate", "failed"
 
@@ -52,13 +50,13 @@ class Work:
             self.order_id = order_id
 
 
-def write_outcomes(session: Session, works: list[Work]) -> None:
+def write_outcomes(conn: Connection, works: list[Work]) -> None:
     """Store every finished message's state, error and identity, plus its history event."""
     done = [w for w in works if w.state is not None]
     if not done:
         return
     stamp = now()
-    table = tables.table(Message)
+    table = messages
     statement = (
         update(table)
         .where(table.c.id == bindparam("b_id"))
@@ -82,8 +80,8 @@ def write_outcomes(session: Session, works: list[Work]) -> None:
             }
         )
     )
-    session.connection().execute(statement, [_row(w, stamp) for w in done])
-    insert_many(session.connection(), tables.table(HistoryEvent), [_event(w, stamp) for w in done])
+    conn.execute(statement, [_row(w, stamp) for w in done])
+    insert_many(conn, history, [_event(w, stamp) for w in done])
 
 
 def _row(work: Work, stamp: Any) -> dict[str, Any]:

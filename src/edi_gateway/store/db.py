@@ -6,11 +6,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 # The newest migration. Opening a store at this revision skips Alembic (a start-up cost);
 # tests/unit/test_store.py checks it equals the head of the migration scripts.
@@ -20,15 +22,22 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 @dataclass(frozen=True, slots=True)
 class Store:
-    """An open store: the engine and a session factory bound to it."""
+    """An open store: its engine, with Core transactions and (imported on demand) ORM sessions."""
 
     engine: Engine
-    sessions: sessionmaker[Session]
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A Core connection in a transaction that commits on success, rolls back on error."""
+        with self.engine.begin() as conn:
+            yield conn
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session that commits on success and rolls back on error."""
-        with self.sessions() as session, session.begin():
+        """An ORM session that commits on success and rolls back on error."""
+        from sqlalchemy.orm import Session
+
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
             yield session
 
     def close(self) -> None:
@@ -56,7 +65,7 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
             create_schema(engine)
         elif revision != HEAD_REVISION:
             upgrade(engine)
-    return Store(engine, sessionmaker(engine, expire_on_commit=False))
+    return Store(engine)
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -79,10 +88,10 @@ def create_schema(engine: Engine) -> None:
     Equivalent to running every migration (a test compares the two), without importing Alembic:
     a fresh store is the common case at start-up, and Alembic costs ~0.1 s to import.
     """
-    from edi_gateway.store.tables import Base
+    from edi_gateway.store.schema import metadata
 
     with engine.begin() as conn:
-        Base.metadata.create_all(conn)
+        metadata.create_all(conn)
         conn.execute(
             text(
                 "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "

@@ -1,12 +1,7 @@
-"""The store's tables. Alembic migrations in ``migrations/`` create exactly these.
+"""ORM classes over the Core tables of ``schema.py``, for the read side and correlation.
 
-messages        every payload received, raw bytes first, then its processing outcome
-documents       one business document per processed message (and, later, per generated one)
-document_lines  the quantities each document states per order line (the ledger)
-orders          one row per buyer party + order ID, with the derived status
-order_keys      every party key an order can be found by (buyer and seller identifiers)
-order_lines     per line: ordered, confirmed, despatched, received, invoiced, credited
-history         every event: when, what, by whom
+Imported only where objects are worth it (queries for the CLI, correlating replies); the
+intake hot path writes through ``schema`` directly.
 """
 
 from __future__ import annotations
@@ -14,39 +9,20 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import (
-    Boolean,
-    Date,
-    ForeignKey,
-    Index,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-)
-from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
+from sqlalchemy import Table
+from sqlalchemy.orm import DeclarativeBase, Mapped, deferred
 
-from edi_gateway.store.types import ExactDecimal, UTCDateTime
-
-NAMING = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from edi_gateway.store import schema
 
 
 class Base(DeclarativeBase):
-    """Declarative base with stable constraint names (needed for migrations)."""
+    """Declarative base over the shared metadata."""
 
-    metadata = MetaData(naming_convention=NAMING)
+    metadata = schema.metadata
 
 
 def table(model: type[Base]) -> Table:
-    """The Core table of a mapped class, for bulk statements on the hot path."""
+    """The Core table of a mapped class."""
     found = model.__table__
     assert isinstance(found, Table)
     return found
@@ -55,140 +31,135 @@ def table(model: type[Base]) -> Table:
 class Message(Base):
     """A payload as it arrived, and what became of it."""
 
-    __tablename__ = "messages"
-    __table_args__ = (UniqueConstraint("source", "source_ref"),)
+    __table__ = schema.messages
+    __mapper_args__ = {"properties": {"payload": deferred(schema.messages.c.payload)}}  # noqa: RUF012
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    source: Mapped[str] = mapped_column(String(200))
-    source_ref: Mapped[str] = mapped_column(String(500))
-    filename: Mapped[str] = mapped_column(String(500))
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
-    size: Mapped[int] = mapped_column(Integer)
-    payload: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
-    state: Mapped[str] = mapped_column(String(20), index=True)
-    error_code: Mapped[str | None] = mapped_column(String(40))
-    error_detail: Mapped[str | None] = mapped_column(Text)
-    error_line: Mapped[int | None] = mapped_column(Integer)
-    doc_kind: Mapped[str | None] = mapped_column(String(40))
-    doc_id: Mapped[str | None] = mapped_column(String(200))
-    sender_key: Mapped[str | None] = mapped_column(String(200))
-    partner: Mapped[str | None] = mapped_column(String(100))
-    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
-    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    id: Mapped[int]
+    received_at: Mapped[datetime]
+    source: Mapped[str]
+    source_ref: Mapped[str]
+    filename: Mapped[str]
+    sha256: Mapped[str]
+    size: Mapped[int]
+    payload: Mapped[bytes]
+    state: Mapped[str]
+    error_code: Mapped[str | None]
+    error_detail: Mapped[str | None]
+    error_line: Mapped[int | None]
+    doc_kind: Mapped[str | None]
+    doc_id: Mapped[str | None]
+    sender_key: Mapped[str | None]
+    partner: Mapped[str | None]
+    duplicate_of: Mapped[int | None]
+    order_id: Mapped[int | None]
+    attempts: Mapped[int]
+    updated_at: Mapped[datetime]
 
 
 class Order(Base):
     """An order, identified by its buyer party key and order ID."""
 
-    __tablename__ = "orders"
-    __table_args__ = (UniqueConstraint("buyer_key", "order_number"),)
+    __table__ = schema.orders
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    buyer_key: Mapped[str] = mapped_column(String(200))
-    order_number: Mapped[str] = mapped_column(String(200), index=True)
-    buyer_name: Mapped[str | None] = mapped_column(String(300))
-    seller_key: Mapped[str | None] = mapped_column(String(200))
-    seller_name: Mapped[str | None] = mapped_column(String(300))
-    buyer_partner: Mapped[str | None] = mapped_column(String(100), index=True)
-    seller_partner: Mapped[str | None] = mapped_column(String(100), index=True)
-    issue_date: Mapped[date | None] = mapped_column(Date)
-    currency: Mapped[str | None] = mapped_column(String(3))
-    total_amount: Mapped[Decimal | None] = mapped_column(ExactDecimal())
-    status: Mapped[str] = mapped_column(String(30), index=True)
-    response_code: Mapped[str | None] = mapped_column(String(4))
-    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    id: Mapped[int]
+    buyer_key: Mapped[str]
+    order_number: Mapped[str]
+    buyer_name: Mapped[str | None]
+    seller_key: Mapped[str | None]
+    seller_name: Mapped[str | None]
+    buyer_partner: Mapped[str | None]
+    seller_partner: Mapped[str | None]
+    issue_date: Mapped[date | None]
+    currency: Mapped[str | None]
+    total_amount: Mapped[Decimal | None]
+    status: Mapped[str]
+    response_code: Mapped[str | None]
+    cancelled: Mapped[bool]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class OrderKey(Base):
     """A party key (buyer or seller identifier) under which an order can be found."""
 
-    __tablename__ = "order_keys"
-    __table_args__ = (UniqueConstraint("order_id", "role", "party_key"),)
+    __table__ = schema.order_keys
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))  # uq above serves lookups
-    role: Mapped[str] = mapped_column(String(10))
-    party_key: Mapped[str] = mapped_column(String(200), index=True)
+    id: Mapped[int]
+    order_id: Mapped[int]
+    role: Mapped[str]
+    party_key: Mapped[str]
 
 
 class OrderLine(Base):
     """One order line with the quantities every later document moved."""
 
-    __tablename__ = "order_lines"
-    __table_args__ = (UniqueConstraint("order_id", "line_id"),)
+    __table__ = schema.order_lines
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # no index of its own: uq(order_id, line_id) serves lookups by order
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
-    position: Mapped[int] = mapped_column(Integer)
-    line_id: Mapped[str] = mapped_column(String(100))
-    item_name: Mapped[str | None] = mapped_column(String(500))
-    seller_item_id: Mapped[str | None] = mapped_column(String(200))
-    buyer_item_id: Mapped[str | None] = mapped_column(String(200))
-    standard_item_id: Mapped[str | None] = mapped_column(String(200))
-    unit: Mapped[str | None] = mapped_column(String(10))
-    price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
-    delivery_date: Mapped[date | None] = mapped_column(Date)
-    status_code: Mapped[str | None] = mapped_column(String(4))
-    qty_ordered: Mapped[Decimal] = mapped_column(ExactDecimal())
-    qty_confirmed: Mapped[Decimal | None] = mapped_column(ExactDecimal())
-    qty_despatched: Mapped[Decimal] = mapped_column(ExactDecimal())
-    qty_received: Mapped[Decimal] = mapped_column(ExactDecimal())
-    qty_invoiced: Mapped[Decimal] = mapped_column(ExactDecimal())
-    qty_credited: Mapped[Decimal] = mapped_column(ExactDecimal())
+    id: Mapped[int]
+    order_id: Mapped[int]
+    position: Mapped[int]
+    line_id: Mapped[str]
+    item_name: Mapped[str | None]
+    seller_item_id: Mapped[str | None]
+    buyer_item_id: Mapped[str | None]
+    standard_item_id: Mapped[str | None]
+    unit: Mapped[str | None]
+    price: Mapped[Decimal | None]
+    delivery_date: Mapped[date | None]
+    status_code: Mapped[str | None]
+    qty_ordered: Mapped[Decimal]
+    qty_confirmed: Mapped[Decimal | None]
+    qty_despatched: Mapped[Decimal]
+    qty_received: Mapped[Decimal]
+    qty_invoiced: Mapped[Decimal]
+    qty_credited: Mapped[Decimal]
 
 
 class DocumentRow(Base):
     """A business document, attached to an order or waiting as an orphan."""
 
-    __tablename__ = "documents"
-    __table_args__ = (Index(None, "sender_key", "kind", "doc_number"),)
+    __table__ = schema.documents
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), unique=True)
-    direction: Mapped[str] = mapped_column(String(3))
-    kind: Mapped[str] = mapped_column(String(40))
-    doc_number: Mapped[str] = mapped_column(String(200))
-    sender_key: Mapped[str | None] = mapped_column(String(200))
-    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
-    order_ref: Mapped[str | None] = mapped_column(String(200), index=True)
-    issue_date: Mapped[date | None] = mapped_column(Date)
-    code: Mapped[str | None] = mapped_column(String(10))
-    state: Mapped[str] = mapped_column(String(20), index=True)
-    amount: Mapped[Decimal | None] = mapped_column(ExactDecimal())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    id: Mapped[int]
+    message_id: Mapped[int | None]
+    direction: Mapped[str]
+    kind: Mapped[str]
+    doc_number: Mapped[str]
+    sender_key: Mapped[str | None]
+    order_id: Mapped[int | None]
+    order_ref: Mapped[str | None]
+    issue_date: Mapped[date | None]
+    code: Mapped[str | None]
+    state: Mapped[str]
+    amount: Mapped[Decimal | None]
+    created_at: Mapped[datetime]
 
 
 class DocumentLine(Base):
     """What one document says about one order line (the quantity ledger)."""
 
-    __tablename__ = "document_lines"
+    __table__ = schema.document_lines
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), index=True)
-    order_line_id: Mapped[int | None] = mapped_column(ForeignKey("order_lines.id"), index=True)
-    line_ref: Mapped[str] = mapped_column(String(100))
-    quantity: Mapped[Decimal | None] = mapped_column(ExactDecimal())
-    unit: Mapped[str | None] = mapped_column(String(10))
-    status_code: Mapped[str | None] = mapped_column(String(4))
-    price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
-    amount: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    id: Mapped[int]
+    document_id: Mapped[int]
+    order_line_id: Mapped[int | None]
+    line_ref: Mapped[str]
+    quantity: Mapped[Decimal | None]
+    unit: Mapped[str | None]
+    status_code: Mapped[str | None]
+    price: Mapped[Decimal | None]
+    amount: Mapped[Decimal | None]
 
 
 class HistoryEvent(Base):
     """One thing that happened: when, what, by whom."""
 
-    __tablename__ = "history"
+    __table__ = schema.history
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime())
-    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
-    event: Mapped[str] = mapped_column(String(60))
-    detail: Mapped[str | None] = mapped_column(Text)
-    actor: Mapped[str] = mapped_column(String(100))
+    id: Mapped[int]
+    at: Mapped[datetime]
+    order_id: Mapped[int | None]
+    message_id: Mapped[int | None]
+    event: Mapped[str]
+    detail: Mapped[str | None]
+    actor: Mapped[str]

@@ -1,0 +1,173 @@
+"""The store's tables as SQLAlchemy Core ``Table`` objects: the hot path needs nothing more.
+
+Alembic migrations in ``migrations/`` create exactly these (a test compares them). The ORM
+classes in ``tables.py`` map onto the same tables for the read side and correlation; keeping
+the ORM out of this module keeps ``sqlalchemy.orm`` out of the start-up of ``ingest``/``run``.
+
+messages        every payload received, raw bytes first, then its processing outcome
+documents       one business document per processed message (and, later, per generated one)
+document_lines  the quantities each document states per order line (the ledger)
+orders          one row per buyer party + order ID, with the derived status
+order_keys      every party key an order can be found by (buyer and seller identifiers)
+order_lines     per line: ordered, confirmed, despatched, received, invoiced, credited
+history         every event: when, what, by whom
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from edi_gateway.store.types import ExactDecimal, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+
+def _id() -> Column[int]:
+    return Column("id", Integer, primary_key=True)
+
+
+orders = Table(
+    "orders",
+    metadata,
+    _id(),
+    Column("buyer_key", String(200), nullable=False),
+    Column("order_number", String(200), nullable=False, index=True),
+    Column("buyer_name", String(300)),
+    Column("seller_key", String(200)),
+    Column("seller_name", String(300)),
+    Column("buyer_partner", String(100), index=True),
+    Column("seller_partner", String(100), index=True),
+    Column("issue_date", Date),
+    Column("currency", String(3)),
+    Column("total_amount", ExactDecimal()),
+    Column("status", String(30), nullable=False, index=True),
+    Column("response_code", String(4)),
+    Column("cancelled", Boolean, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("buyer_key", "order_number"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    _id(),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("source_ref", String(500), nullable=False),
+    Column("filename", String(500), nullable=False),
+    Column("sha256", String(64), nullable=False, index=True),
+    Column("size", Integer, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("state", String(20), nullable=False, index=True),
+    Column("error_code", String(40)),
+    Column("error_detail", Text),
+    Column("error_line", Integer),
+    Column("doc_kind", String(40)),
+    Column("doc_id", String(200)),
+    Column("sender_key", String(200)),
+    Column("partner", String(100)),
+    Column("duplicate_of", ForeignKey("messages.id")),
+    Column("order_id", ForeignKey("orders.id"), index=True),
+    Column("attempts", Integer, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("source", "source_ref"),
+)
+
+order_keys = Table(
+    "order_keys",
+    metadata,
+    _id(),
+    Column("order_id", ForeignKey("orders.id"), nullable=False),  # the unique key serves lookups
+    Column("role", String(10), nullable=False),
+    Column("party_key", String(200), nullable=False, index=True),
+    UniqueConstraint("order_id", "role", "party_key"),
+)
+
+order_lines = Table(
+    "order_lines",
+    metadata,
+    _id(),
+    Column("order_id", ForeignKey("orders.id"), nullable=False),  # the unique key serves lookups
+    Column("position", Integer, nullable=False),
+    Column("line_id", String(100), nullable=False),
+    Column("item_name", String(500)),
+    Column("seller_item_id", String(200)),
+    Column("buyer_item_id", String(200)),
+    Column("standard_item_id", String(200)),
+    Column("unit", String(10)),
+    Column("price", ExactDecimal()),
+    Column("delivery_date", Date),
+    Column("status_code", String(4)),
+    Column("qty_ordered", ExactDecimal(), nullable=False),
+    Column("qty_confirmed", ExactDecimal()),
+    Column("qty_despatched", ExactDecimal(), nullable=False),
+    Column("qty_received", ExactDecimal(), nullable=False),
+    Column("qty_invoiced", ExactDecimal(), nullable=False),
+    Column("qty_credited", ExactDecimal(), nullable=False),
+    UniqueConstraint("order_id", "line_id"),
+)
+
+documents = Table(
+    "documents",
+    metadata,
+    _id(),
+    Column("message_id", ForeignKey("messages.id"), unique=True),
+    Column("direction", String(3), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("doc_number", String(200), nullable=False),
+    Column("sender_key", String(200)),
+    Column("order_id", ForeignKey("orders.id"), index=True),
+    Column("order_ref", String(200), index=True),
+    Column("issue_date", Date),
+    Column("code", String(10)),
+    Column("state", String(20), nullable=False, index=True),
+    Column("amount", ExactDecimal()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index(None, "sender_key", "kind", "doc_number"),
+)
+
+document_lines = Table(
+    "document_lines",
+    metadata,
+    _id(),
+    Column("document_id", ForeignKey("documents.id"), nullable=False, index=True),
+    Column("order_line_id", ForeignKey("order_lines.id"), index=True),
+    Column("line_ref", String(100), nullable=False),
+    Column("quantity", ExactDecimal()),
+    Column("unit", String(10)),
+    Column("status_code", String(4)),
+    Column("price", ExactDecimal()),
+    Column("amount", ExactDecimal()),
+)
+
+history = Table(
+    "history",
+    metadata,
+    _id(),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("order_id", ForeignKey("orders.id"), index=True),
+    Column("message_id", ForeignKey("messages.id"), index=True),
+    Column("event", String(60), nullable=False),
+    Column("detail", Text),
+    Column("actor", String(100), nullable=False),
+)
