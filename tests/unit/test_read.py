@@ -567,3 +567,85 @@ def test_corpus_document(row: dict[str, str]) -> None:
         assert all(line.line_id for line in doc.lines)
     else:
         assert doc.lines == []
+
+
+# --- fast-path semantics (read_lines / read_parties read children directly) -----------------
+
+
+def test_comment_before_first_child_is_skipped() -> None:
+    text = (DATA / "order.xml").read_text(encoding="utf-8")
+    for old in (
+        '<cbc:PriceAmount currencyID="EUR">5.00',
+        "<cbc:ID>S-4711</cbc:ID>",
+        "<cbc:ID>B-GL-M</cbc:ID>",
+        '<cbc:ID schemeID="0160">07300010000018',
+    ):
+        assert text.count(old) == 1, old
+        text = text.replace(old, "<!-- c -->" + old)
+    first = interpret(parse(text.encode("utf-8"))).lines[0]
+    assert (first.price, first.seller_item_id, first.buyer_item_id, first.standard_item_id) == (
+        Decimal("5.00"),
+        "S-4711",
+        "B-GL-M",
+        "07300010000018",
+    )
+
+
+def test_first_of_repeated_elements_wins() -> None:
+    root = replaced(
+        "order.xml",
+        '<cbc:PriceAmount currencyID="EUR">5.00</cbc:PriceAmount>',
+        '<cbc:PriceAmount currencyID="EUR"> </cbc:PriceAmount>'
+        '<cbc:PriceAmount currencyID="EUR">9.99</cbc:PriceAmount>',
+    )
+    # Like find(): the first PriceAmount is taken even when it is empty.
+    assert interpret(root).lines[0].price is None
+
+
+def test_empty_order_line_note_falls_back_to_line_item_note() -> None:
+    root = replaced(
+        "order.xml",
+        "<cbc:Note>Fragile</cbc:Note>",
+        "<cbc:Note> </cbc:Note>",
+    )
+    assert interpret(root).lines[0].note is None
+    root = replaced(
+        "order.xml",
+        "<cbc:Note>Fragile</cbc:Note>",
+        "<cbc:Note> </cbc:Note><cbc:Note>Second</cbc:Note>",
+    )
+    assert interpret(root).lines[0].note is None  # only the first OrderLine note is read
+
+
+def test_repeated_values_are_equal_objects_per_line() -> None:
+    doc = interpret(parse(big_order(200)))
+    quantities = {line.quantity for line in doc.lines}
+    assert all(isinstance(q, Quantity) and q.unit == "C62" for q in quantities)
+    assert len(quantities) == 97  # n % 97 + 1
+    assert {line.price for line in doc.lines} == {Decimal("10.05")}
+    assert doc.lines[5].quantity == Quantity(Decimal(6 % 97 + 1), "C62")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "element"),
+    [
+        (">600.00<", ">6OO<", "LineExtensionAmount"),
+        (">5.00<", ">5,00<", "PriceAmount"),
+        (">120<", ">12O<", "Quantity"),
+        (">2026-03-12<", ">12.03.2026<", "EndDate"),
+    ],
+)
+def test_unreadable_line_value_names_its_element(old: str, new: str, element: str) -> None:
+    root = replaced("order.xml", old, new)
+    with pytest.raises(DocumentError) as caught:
+        interpret(root)
+    assert caught.value.code is ErrorCode.INTERPRETATION_FAILED
+    assert element in caught.value.message
+    assert caught.value.line is not None
+
+
+def test_party_name_path_order() -> None:
+    # An empty PartyName/Name falls through to PartyLegalEntity/RegistrationName.
+    root = replaced("order.xml", "<cbc:Name>Medical Supplies Ltd</cbc:Name>", "<cbc:Name/>")
+    seller = interpret(root).seller
+    assert seller is not None and seller.name == "Medical Supplies Limited"

@@ -51,15 +51,24 @@ from edi_gateway.ubl.read_lines import read_lines
 from edi_gateway.ubl.read_parties import read_buyer_seller
 from edi_gateway.ubl.read_values import (
     Element,
+    Kids,
     clean,
     date_at,
+    date_of,
     decimal,
+    decimal_of,
+    find_in,
     first_date,
+    first_date_in,
     first_text,
-    required_text,
+    group_children,
+    missing,
     source_line,
+    steps,
     text,
+    text_in,
     texts,
+    texts_in,
     unique,
 )
 
@@ -69,14 +78,16 @@ D = TypeVar("D", bound=Document)
 
 _ROOT_KINDS = MappingProxyType({root_tag(kind.value): kind for kind in DocumentKind})
 
-_ID = cbc("ID")
-_ISSUE_DATE = cbc("IssueDate")
-_CUSTOMIZATION = cbc("CustomizationID")
-_PROFILE = cbc("ProfileID")
-_CURRENCY = cbc("DocumentCurrencyCode")
-_NOTE = cbc("Note")
-_ORDER_REF = path("cac:OrderReference", "cbc:ID")
-_DESPATCH_REF = path("cac:DespatchDocumentReference", "cbc:ID")
+# Paths below the root are tuples of Clark tags, read from the root's children grouped by tag in
+# one pass (group_children), which is much cheaper than one ElementPath ``find`` per field.
+_ID = steps("cbc:ID")
+_ISSUE_DATE = steps("cbc:IssueDate")
+_CUSTOMIZATION = steps("cbc:CustomizationID")
+_PROFILE = steps("cbc:ProfileID")
+_CURRENCY = steps("cbc:DocumentCurrencyCode")
+_NOTE = steps("cbc:Note")
+_ORDER_REF = steps("cac:OrderReference", "cbc:ID")
+_DESPATCH_REF = steps("cac:DespatchDocumentReference", "cbc:ID")
 _BILLING_REFERENCE = cac("BillingReference")
 _BILLING_DOC_IDS = tuple(
     path(f"cac:{name}DocumentReference", "cbc:ID")
@@ -84,43 +95,47 @@ _BILLING_DOC_IDS = tuple(
 )
 
 
-def _start(cls: type[D], root: Element, kind: DocumentKind) -> D:
+def _start(cls: type[D], root: Element, kids: Kids, kind: DocumentKind) -> D:
     """A ``cls`` with everything every kind shares: header, parties, references, lines."""
-    doc = cls(kind=kind, document_id=required_text(root, _ID, "document cbc:ID"))
-    doc.issue_date = date_at(root, _ISSUE_DATE)
-    doc.customization_id = text(root, _CUSTOMIZATION)
-    doc.profile_id = text(root, _PROFILE)
-    doc.currency = text(root, _CURRENCY)
-    doc.notes = texts(root, _NOTE)
-    doc.buyer, doc.seller = read_buyer_seller(root, kind)
-    lines = read_lines(root, kind)
+    found = find_in(kids, _ID)
+    document_id = None if found is None else clean(found.text)
+    if document_id is None:
+        raise missing(root, "document cbc:ID", found)
+    doc = cls(kind=kind, document_id=document_id)
+    doc.issue_date = date_of(find_in(kids, _ISSUE_DATE))
+    doc.customization_id = text_in(kids, _CUSTOMIZATION)
+    doc.profile_id = text_in(kids, _PROFILE)
+    doc.currency = text_in(kids, _CURRENCY)
+    doc.notes = texts_in(kids, _NOTE)
+    doc.buyer, doc.seller = read_buyer_seller(kids, kind)
+    lines = read_lines(kids, kind)
     doc.lines = lines.lines
-    doc.order_refs = unique([*texts(root, _ORDER_REF), *lines.order_refs])
-    doc.despatch_refs = unique([*texts(root, _DESPATCH_REF), *lines.despatch_refs])
+    doc.order_refs = unique([*texts_in(kids, _ORDER_REF), *lines.order_refs])
+    doc.despatch_refs = unique([*texts_in(kids, _DESPATCH_REF), *lines.despatch_refs])
     doc.billing_refs = unique(
         ref
-        for billing in root.iterchildren(_BILLING_REFERENCE)
+        for billing in kids.get(_BILLING_REFERENCE, ())
         for doc_id in _BILLING_DOC_IDS
         for ref in texts(billing, doc_id)
     )
     return doc
 
 
-_ANTICIPATED_PAYABLE = path("cac:AnticipatedMonetaryTotal", "cbc:PayableAmount")
+_ANTICIPATED_PAYABLE = steps("cac:AnticipatedMonetaryTotal", "cbc:PayableAmount")
 
 
-def _order(root: Element, kind: DocumentKind) -> Document:
-    doc = _start(Order, root, kind)
-    doc.total_amount = decimal(root, _ANTICIPATED_PAYABLE)
+def _order(root: Element, kids: Kids, kind: DocumentKind) -> Document:
+    doc = _start(Order, root, kids, kind)
+    doc.total_amount = decimal_of(find_in(kids, _ANTICIPATED_PAYABLE))
     return doc
 
 
-_SEQUENCE = cbc("SequenceNumberID")
+_SEQUENCE = steps("cbc:SequenceNumberID")
 
 
-def _order_change(root: Element, kind: DocumentKind) -> Document:
-    doc = _start(OrderChange, root, kind)
-    sequence = text(root, _SEQUENCE)
+def _order_change(root: Element, kids: Kids, kind: DocumentKind) -> Document:
+    doc = _start(OrderChange, root, kids, kind)
+    sequence = text_in(kids, _SEQUENCE)
     if sequence is not None and sequence.isascii() and sequence.isdigit():
         doc.sequence = int(sequence)
     return doc
@@ -130,34 +145,34 @@ def _joined(values: list[str]) -> str | None:
     return "\n".join(values) or None
 
 
-_CANCELLATION_NOTE = cbc("CancellationNote")
+_CANCELLATION_NOTE = steps("cbc:CancellationNote")
 
 
-def _order_cancellation(root: Element, kind: DocumentKind) -> Document:
-    doc = _start(OrderCancellation, root, kind)
-    doc.reason = _joined(texts(root, _CANCELLATION_NOTE))
+def _order_cancellation(root: Element, kids: Kids, kind: DocumentKind) -> Document:
+    doc = _start(OrderCancellation, root, kids, kind)
+    doc.reason = _joined(texts_in(kids, _CANCELLATION_NOTE))
     return doc
 
 
-_RESPONSE_CODE = cbc("OrderResponseCode")
+_RESPONSE_CODE = steps("cbc:OrderResponseCode")
 
 
-def _order_response(root: Element, kind: DocumentKind) -> Document:
-    doc = _start(OrderResponse, root, kind)
-    doc.response_code = text(root, _RESPONSE_CODE)
+def _order_response(root: Element, kids: Kids, kind: DocumentKind) -> Document:
+    doc = _start(OrderResponse, root, kids, kind)
+    doc.response_code = text_in(kids, _RESPONSE_CODE)
     doc.reason = doc.notes[0] if doc.notes else None
     return doc
 
 
-_ACCEPTED = cbc("AcceptedIndicator")
-_REJECTION_NOTE = cbc("RejectionNote")
+_ACCEPTED = steps("cbc:AcceptedIndicator")
+_REJECTION_NOTE = steps("cbc:RejectionNote")
 _ACCEPTED_CODES = MappingProxyType({"true": "AP", "1": "AP", "false": "RE", "0": "RE"})
 
 
-def _order_response_simple(root: Element, kind: DocumentKind) -> Document:
-    doc = _start(OrderResponse, root, kind)
-    doc.response_code = _ACCEPTED_CODES.get(text(root, _ACCEPTED) or "")
-    doc.reason = _joined(texts(root, _REJECTION_NOTE))
+def _order_response_simple(root: Element, kids: Kids, kind: DocumentKind) -> Document:
+    doc = _start(OrderResponse, root, kids, kind)
+    doc.response_code = _ACCEPTED_CODES.get(text_in(kids, _ACCEPTED) or "")
+    doc.reason = _joined(texts_in(kids, _REJECTION_NOTE))
     return doc
 
 
@@ -177,9 +192,9 @@ _ESTIMATED_DELIVERY = (
 )
 
 
-def _despatch_advice(root: Element, kind: DocumentKind) -> Document:
-    doc = _start(DespatchAdvice, root, kind)
-    shipment = root.find(_SHIPMENT)
+def _despatch_advice(root: Element, kids: Kids, kind: DocumentKind) -> Document:
+    doc = _start(DespatchAdvice, root, kids, kind)
+    shipment = find_in(kids, (_SHIPMENT,))
     if shipment is not None:
         doc.carrier = first_text(shipment, _CARRIER_NAMES)
         doc.tracking_id = first_text(shipment, _TRACKING_IDS)
@@ -190,8 +205,8 @@ def _despatch_advice(root: Element, kind: DocumentKind) -> Document:
     return doc
 
 
-def _receipt_advice(root: Element, kind: DocumentKind) -> Document:
-    return _start(ReceiptAdvice, root, kind)
+def _receipt_advice(root: Element, kids: Kids, kind: DocumentKind) -> Document:
+    return _start(ReceiptAdvice, root, kids, kind)
 
 
 _TYPE_CODES = MappingProxyType(
@@ -206,29 +221,29 @@ _TAX_EXCLUSIVE = cbc("TaxExclusiveAmount")
 _PAYABLE = cbc("PayableAmount")
 _TAX_TOTAL = cac("TaxTotal")
 _TAX_AMOUNT = cbc("TaxAmount")
-_DUE_DATES = (cbc("DueDate"), path("cac:PaymentMeans", "cbc:PaymentDueDate"))
+_DUE_DATES = (steps("cbc:DueDate"), steps("cac:PaymentMeans", "cbc:PaymentDueDate"))
 
 
-def _invoice(root: Element, kind: DocumentKind) -> Document:
-    doc = _start(Invoice, root, kind)
+def _invoice(root: Element, kids: Kids, kind: DocumentKind) -> Document:
+    doc = _start(Invoice, root, kids, kind)
     type_tag = _TYPE_CODES.get(kind)
-    doc.type_code = text(root, type_tag) if type_tag else None
-    total = root.find(_REQUESTED_TOTAL if kind is DocumentKind.DEBIT_NOTE else _LEGAL_TOTAL)
+    doc.type_code = text_in(kids, (type_tag,)) if type_tag else None
+    total = find_in(kids, (_REQUESTED_TOTAL if kind is DocumentKind.DEBIT_NOTE else _LEGAL_TOTAL,))
     if total is not None:
         doc.tax_exclusive_amount = decimal(total, _TAX_EXCLUSIVE)
         doc.payable_amount = decimal(total, _PAYABLE)
-    doc.tax_amount = _tax_in_currency(root, doc.currency)
-    doc.due_date = first_date(root, _DUE_DATES)
+    doc.tax_amount = _tax_in_currency(kids, doc.currency)
+    doc.due_date = first_date_in(kids, _DUE_DATES)
     return doc
 
 
-def _tax_in_currency(root: Element, currency: str | None) -> Decimal | None:
+def _tax_in_currency(kids: Kids, currency: str | None) -> Decimal | None:
     """The first ``TaxTotal/TaxAmount`` in the document currency.
 
     A second TaxTotal may carry the tax in the tax currency. When the document currency or the
     amount's ``@currencyID`` is absent, the first TaxAmount is taken.
     """
-    for tax_total in root.iterchildren(_TAX_TOTAL):
+    for tax_total in kids.get(_TAX_TOTAL, ()):
         amount = tax_total.find(_TAX_AMOUNT)
         if amount is None:
             continue
@@ -243,9 +258,9 @@ _RESPONSE_CODE_IN_RESPONSE = path("cac:Response", "cbc:ResponseCode")
 _REFERENCED_ID = path("cac:DocumentReference", "cbc:ID")
 
 
-def _application_response(root: Element, kind: DocumentKind) -> Document:
-    doc = _start(ApplicationResponse, root, kind)
-    for response in root.iterchildren(_DOCUMENT_RESPONSE):
+def _application_response(root: Element, kids: Kids, kind: DocumentKind) -> Document:
+    doc = _start(ApplicationResponse, root, kids, kind)
+    for response in kids.get(_DOCUMENT_RESPONSE, ()):
         if doc.response_code is None:
             doc.response_code = text(response, _RESPONSE_CODE_IN_RESPONSE)
         doc.referenced_document_ids.extend(texts(response, _REFERENCED_ID))
@@ -253,7 +268,7 @@ def _application_response(root: Element, kind: DocumentKind) -> Document:
     return doc
 
 
-_READERS: MappingProxyType[DocumentKind, Callable[[Element, DocumentKind], Document]] = (
+_READERS: MappingProxyType[DocumentKind, Callable[[Element, Kids, DocumentKind], Document]] = (
     MappingProxyType(
         {
             DocumentKind.ORDER: _order,
@@ -295,4 +310,4 @@ def interpret(root: Element) -> Document:
             f"documents the gateway processes ({', '.join(k.value for k in DocumentKind)})",
             line=source_line(root),
         )
-    return _READERS[kind](root, kind)
+    return _READERS[kind](root, group_children(root), kind)

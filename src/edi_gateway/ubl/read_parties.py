@@ -5,19 +5,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from edi_gateway.domain.documents import DocumentKind, Party, PartyId
-from edi_gateway.ubl.namespaces import cbc, path
-from edi_gateway.ubl.read_values import Element, clean, first_text, text
+from edi_gateway.ubl.namespaces import cac, cbc
+from edi_gateway.ubl.read_values import (
+    Element,
+    Kids,
+    Steps,
+    children,
+    clean,
+    find_in,
+    steps,
+    text_of,
+)
 
 _ENDPOINT = cbc("EndpointID")
-_PARTY_IDS = path("cac:PartyIdentification", "cbc:ID")
-_NAMES = (
-    path("cac:PartyName", "cbc:Name"),
-    path("cac:PartyLegalEntity", "cbc:RegistrationName"),
-    # UBL 2.0-era documents put the registered name in the tax scheme.
-    path("cac:PartyTaxScheme", "cbc:RegistrationName"),
-)
-_VAT = path("cac:PartyTaxScheme", "cbc:CompanyID")
-_COUNTRY = path("cac:PostalAddress", "cac:Country", "cbc:IdentificationCode")
+_IDENTIFICATION = cac("PartyIdentification")
+_PARTY_NAME = cac("PartyName")
+_LEGAL_ENTITY = cac("PartyLegalEntity")
+_TAX_SCHEME = cac("PartyTaxScheme")
+_POSTAL_ADDRESS = cac("PostalAddress")
+_COUNTRY = cac("Country")
+_ID = cbc("ID")
+_NAME = cbc("Name")
+_REGISTRATION_NAME = cbc("RegistrationName")
+_COMPANY_ID = cbc("CompanyID")
+_COUNTRY_CODE = cbc("IdentificationCode")
 
 
 def _party_id(el: Element | None) -> PartyId | None:
@@ -29,40 +40,84 @@ def _party_id(el: Element | None) -> PartyId | None:
     return PartyId(value, clean(el.get("schemeID")))
 
 
-def read_party(el: Element) -> Party:
-    """Interpret a ``cac:Party`` element (endpoint, identifiers, name, VAT id, country)."""
-    ids = [pid for pid in map(_party_id, el.iterfind(_PARTY_IDS)) if pid is not None]
+def _first(el: Element, tag: str) -> Element | None:
+    for kid in children(el):
+        if kid.tag == tag:
+            return kid
+    return None
+
+
+def read_party(el: Element) -> Party:  # noqa: PLR0912 - one pass, a branch per child tag
+    """Interpret a ``cac:Party`` element (endpoint, identifiers, name, VAT id, country).
+
+    One pass over the party's children. Each field is the first element at its path, as
+    ``find`` would select it: endpoint ``cbc:EndpointID``; ids every
+    ``cac:PartyIdentification/cbc:ID``; name the first non-empty of ``cac:PartyName/cbc:Name``,
+    ``cac:PartyLegalEntity/cbc:RegistrationName`` and (UBL 2.0-era documents)
+    ``cac:PartyTaxScheme/cbc:RegistrationName``; VAT id ``cac:PartyTaxScheme/cbc:CompanyID``;
+    country ``cac:PostalAddress/cac:Country/cbc:IdentificationCode``.
+    """
+    endpoint = name = legal_name = tax_name = vat = country = None
+    ids: list[PartyId] = []
+    for kid in children(el):
+        tag = kid.tag
+        if tag == _ENDPOINT:
+            if endpoint is None:
+                endpoint = kid
+        elif tag == _IDENTIFICATION:
+            for sub in children(kid):
+                if sub.tag == _ID:
+                    pid = _party_id(sub)
+                    if pid is not None:
+                        ids.append(pid)
+        elif tag == _PARTY_NAME:
+            if name is None:
+                name = _first(kid, _NAME)
+        elif tag == _LEGAL_ENTITY:
+            if legal_name is None:
+                legal_name = _first(kid, _REGISTRATION_NAME)
+        elif tag == _TAX_SCHEME:
+            if tax_name is None:
+                tax_name = _first(kid, _REGISTRATION_NAME)
+            if vat is None:
+                vat = _first(kid, _COMPANY_ID)
+        elif tag == _POSTAL_ADDRESS and country is None:
+            for sub in children(kid):
+                if sub.tag == _COUNTRY:
+                    country = _first(sub, _COUNTRY_CODE)
+                    if country is not None:
+                        break
     return Party(
-        endpoint=_party_id(el.find(_ENDPOINT)),
+        endpoint=_party_id(endpoint),
         ids=ids,
-        name=first_text(el, _NAMES),
-        vat_id=text(el, _VAT),
-        country=text(el, _COUNTRY),
+        name=text_of(name) or text_of(legal_name) or text_of(tax_name),
+        vat_id=text_of(vat),
+        country=text_of(country),
     )
 
 
-def _first_party(root: Element, paths: Sequence[str]) -> Party | None:
+def _first_party(root_kids: Kids, paths: Sequence[Steps]) -> Party | None:
     for p in paths:
-        el = root.find(p)
+        el = find_in(root_kids, p)
         if el is not None:
             return read_party(el)
     return None
 
 
-_BUYER_CUSTOMER = path("cac:BuyerCustomerParty", "cac:Party")
-_SELLER_SUPPLIER = path("cac:SellerSupplierParty", "cac:Party")
-_DESPATCH_SUPPLIER = path("cac:DespatchSupplierParty", "cac:Party")
-_DELIVERY_CUSTOMER = path("cac:DeliveryCustomerParty", "cac:Party")
-_ACCOUNTING_SUPPLIER = path("cac:AccountingSupplierParty", "cac:Party")
-_ACCOUNTING_CUSTOMER = path("cac:AccountingCustomerParty", "cac:Party")
-_SENDER = path("cac:SenderParty")
-_RECEIVER = path("cac:ReceiverParty")
+_BUYER_CUSTOMER = steps("cac:BuyerCustomerParty", "cac:Party")
+_SELLER_SUPPLIER = steps("cac:SellerSupplierParty", "cac:Party")
+_DESPATCH_SUPPLIER = steps("cac:DespatchSupplierParty", "cac:Party")
+_DELIVERY_CUSTOMER = steps("cac:DeliveryCustomerParty", "cac:Party")
+_ACCOUNTING_SUPPLIER = steps("cac:AccountingSupplierParty", "cac:Party")
+_ACCOUNTING_CUSTOMER = steps("cac:AccountingCustomerParty", "cac:Party")
+_SENDER = steps("cac:SenderParty")
+_RECEIVER = steps("cac:ReceiverParty")
 
 _ORDERING = ((_BUYER_CUSTOMER,), (_SELLER_SUPPLIER,))
 _BILLING = ((_ACCOUNTING_CUSTOMER,), (_ACCOUNTING_SUPPLIER,))
 
 
-def _paths_for(kind: DocumentKind) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _paths_for(kind: DocumentKind) -> tuple[tuple[Steps, ...], tuple[Steps, ...]]:
     """(buyer paths, seller paths), each tried in order."""
     if kind is DocumentKind.DESPATCH_ADVICE:
         return (_BUYER_CUSTOMER, _DELIVERY_CUSTOMER), (_DESPATCH_SUPPLIER, _SELLER_SUPPLIER)
@@ -77,8 +132,10 @@ def _paths_for(kind: DocumentKind) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return _ORDERING
 
 
-def read_buyer_seller(root: Element, kind: DocumentKind) -> tuple[Party | None, Party | None]:
+def read_buyer_seller(root_kids: Kids, kind: DocumentKind) -> tuple[Party | None, Party | None]:
     """The (buyer, seller) parties of a document of ``kind``; each role tries its paths in order.
+
+    ``root_kids`` are the root's children grouped by :func:`group_children`.
 
     Order, OrderChange, OrderCancellation, OrderResponse(Simple): BuyerCustomerParty /
     SellerSupplierParty. DespatchAdvice: buyer = BuyerCustomerParty else DeliveryCustomerParty,
@@ -88,4 +145,4 @@ def read_buyer_seller(root: Element, kind: DocumentKind) -> tuple[Party | None, 
     AccountingSupplierParty. ApplicationResponse: buyer = ReceiverParty, seller = SenderParty.
     """
     buyer_paths, seller_paths = _paths_for(kind)
-    return _first_party(root, buyer_paths), _first_party(root, seller_paths)
+    return _first_party(root_kids, buyer_paths), _first_party(root_kids, seller_paths)
