@@ -5,8 +5,8 @@
 
 Two cases, each timed as complete child processes (start-up included on both sides):
 
-* ``orders``: ``--orders`` distinct orders of ``--lines`` lines (20 lines ~ 9.7 KB) in one folder;
-* ``big``: one order of ``--big-lines`` lines (20,000 lines ~ 8.5 MB).
+* ``orders``: ``--orders`` distinct orders of ``--lines`` lines (12 detailed lines ~ 10 KB) in one folder;
+* ``big``: one order of ``--big-lines`` lines (20,000 detailed lines ~ 14.9 MB).
 
 For every case and repetition the floor (``../shared/tools/xsd-floor``: one Python process that
 only parses and XSD-validates the same files with lxml) and the gateway
@@ -122,7 +122,7 @@ class Case:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=1000, help="orders in the many-orders case")
-    parser.add_argument("--lines", type=int, default=20, help="lines per order (20 ~ 9.7 KB)")
+    parser.add_argument("--lines", type=int, default=12, help="lines per order (12 ~ 10 KB)")
     parser.add_argument("--big-lines", type=int, default=20000, help="lines of the big order")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement")
     parser.add_argument("--skip-big", action="store_true", help="only the many-orders case")
@@ -161,7 +161,7 @@ def write_orders(folder: Path, count: int, lines: int, prefix: str) -> float:
     line_items = items(lines)
     total = 0
     for n in range(1, count + 1):
-        payload = order(f"{prefix}-{n:06d}", line_items)
+        payload = order(f"{prefix}-{n:06d}", line_items, detailed=True)
         (folder / f"{prefix}-{n:06d}.xml").write_bytes(payload)
         total += len(payload)
     return total / 1e6
