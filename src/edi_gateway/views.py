@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -38,7 +39,8 @@ def progress_bar(paths: Sequence[Path]) -> Callable[[int], None] | None:
     from tqdm import tqdm
 
     total = sum(1 for p in paths for _ in (p.rglob("*.xml") if p.is_dir() else [p]))
-    bar = tqdm(total=total, unit="file", file=sys.stderr, leave=False)
+    width = shutil.get_terminal_size().columns or 80  # a fresh pseudo-terminal may say 0
+    bar = tqdm(total=total, unit="file", file=sys.stderr, leave=False, ncols=width)
 
     def advance(count: int) -> None:
         bar.update(count)
