@@ -5,7 +5,8 @@
 
 Two cases, each timed as complete child processes (start-up included on both sides):
 
-* ``orders``: ``--orders`` distinct orders of ``--lines`` lines (12 detailed lines ~ 10 KB) in one folder;
+* ``orders``: ``--orders`` distinct orders of ``--lines`` lines (12 detailed lines ~ 10 KB)
+  in one folder;
 * ``big``: one order of ``--big-lines`` lines (20,000 detailed lines ~ 14.9 MB).
 
 For every case and repetition the floor (``../shared/tools/xsd-floor``: one Python process that
@@ -39,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 FLOOR = REPO.parent / "shared" / "tools" / "xsd-floor"
 MAX_RATIO = 4.0
 MAX_BIG_RSS_MB = 300.0
-BUYER, SUPPLIER = "7300010000001", "7310000000001"  # the parties tests/factory.py writes
+BUYER, SUPPLIER = "7300010000001", "7310000000003"  # the parties tests/factory.py writes
 
 GATEWAY_YAML = f"""\
 # Written by bench/intake.py: a SQLite store beside this file and the factory's two parties.

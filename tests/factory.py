@@ -15,7 +15,7 @@ CAC = 'xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateCo
 CBC = 'xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"'
 POACC = "urn:fdc:peppol.eu:poacc"
 BUYER_GLN = "7300010000001"
-SELLER_GLN = "7310000000001"
+SELLER_GLN = "7310000000003"
 
 
 @dataclass(frozen=True)

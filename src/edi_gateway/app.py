@@ -96,6 +96,7 @@ class Gateway:
             ids = intake(self.store, batch)
             handed = {mid: env.payload for mid, env in zip(ids, batch, strict=True)}
             outcome.add("cli", process_messages(self.store, policy, ids, handed))
+            self.react(ids)
             if progress:
                 progress(len(batch))
         return outcome
@@ -117,10 +118,18 @@ class Gateway:
                 ids = intake(self.store, batch)
                 handed = {mid: env.payload for mid, env in zip(ids, batch, strict=True)}
                 states = process_messages(self.store, policy, ids, handed)
+                self.react(ids)
                 for envelope, message_id in zip(batch, ids, strict=True):
                     transport.ack(envelope, ok=states[message_id] != FAILED)
                 outcome.add(transport.name, states)
         return outcome
+
+    def react(self, message_ids: Sequence[int]) -> None:
+        """What follows processing: the partners' auto rules (Order Responses on receipt)."""
+        if any(p.auto_response != "none" for p in self.settings.partners):
+            from edi_gateway.outbound.auto import auto_respond
+
+            auto_respond(self.store, self.settings, message_ids)
 
     def process_pending(self) -> Outcome:
         """Process messages that intake committed but processing never finished."""
@@ -149,6 +158,7 @@ class Gateway:
                 _reset_for_redrive(session, message, actor)
         picked = [m.id for m in chosen]
         process_messages(self.store, self.policy, picked)
+        self.react(picked)
         return picked
 
 

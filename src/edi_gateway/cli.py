@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edi_gateway import cli_outbound
 from edi_gateway.errors import ConfigError, GatewayError
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     oshow = osub.add_parser("show")
     oshow.add_argument("ref", help="store ID, BUYER:ORDER_ID or an unambiguous order ID")
     _json(oshow)
+    cli_outbound.add_commands(sub, _json)
     return parser
 
 
@@ -137,6 +139,8 @@ def _with_gateway(gateway: Gateway, args: argparse.Namespace) -> int:
         outcome = run(gateway, once=args.once, report=views.reporter(gateway, quiet=quiet))
         _emit_outcome(gateway, outcome, args.json)
         return EXIT_OK  # failed documents are kept and listed; the run itself succeeded
+    if args.command in cli_outbound.COMMANDS:
+        return cli_outbound.handle(gateway, args, _print)
     if args.command == "messages" and args.action == "redrive":
         if not args.ids and not args.state:
             raise ConfigError("messages redrive needs message IDs or --state failed|orphan")

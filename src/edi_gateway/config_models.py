@@ -131,6 +131,10 @@ class Partner(_Model):
     peppol_validation: bool = False
     language: str = "en"
     options: dict[str, str | int | bool] = Field(default_factory=dict)
+    outbound: Slug | None = None
+    """The outbound connector that documents for this partner go through."""
+    auto_response: Literal["none", "acknowledge", "accept"] = "none"
+    """Answer every order from (buyer) or to (supplier) this partner on receipt: AB or AP."""
 
     def keys(self) -> list[str]:
         """``scheme:value`` of the endpoint, then of each identifier, without repeats."""
@@ -275,6 +279,8 @@ def _reference_problems(s: Settings) -> list[str]:
                 f"{where}: found {name!r}, expected an {kind} connector: {wanted or 'none defined'}"
             )
 
+    for i, p in enumerate(s.partners):
+        connector_ref(f"partners[{i}].outbound", p.outbound, "out")
     for i, c in enumerate(s.connectors):
         if c.partner is not None and c.partner not in partners:
             problems.append(f"connectors[{i}].partner: found {c.partner!r}, expected {known_p}")

@@ -44,10 +44,21 @@ def run(gateway: Gateway, *, once: bool, report: Callable[[str, Outcome], None])
             total.add(transport.name, outcome.states)
             if outcome.states or once:
                 report(transport.name, outcome)
+        _flush_outbox(gateway)
         if once:
             break
         stop.wait(max(0.05, min(due.values(), default=1.0) - time.monotonic()))
     return total
+
+
+def _flush_outbox(gateway: Gateway) -> None:
+    """Deliver the outbound documents that are due (each cycle; retries back off by row)."""
+    from edi_gateway.outbound.outbox import flush
+
+    try:
+        flush(gateway.store, gateway.settings)
+    except Exception:  # delivery trouble must not stop intake
+        log.exception("outbox flush failed; retrying next cycle")
 
 
 def _install_signal_handlers(stop: threading.Event) -> None:

@@ -26,6 +26,7 @@ class ErrorCode(StrEnum):
     CONFIG_INVALID = "CONFIG_INVALID"
     NOT_FOUND = "NOT_FOUND"
     AMBIGUOUS = "AMBIGUOUS"
+    NOT_ALLOWED = "NOT_ALLOWED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
@@ -48,6 +49,7 @@ REMEDY: dict[ErrorCode, str] = {
     ErrorCode.CONFIG_INVALID: "Fix gateway.yaml as the message says.",
     ErrorCode.NOT_FOUND: "Check the identifier.",
     ErrorCode.AMBIGUOUS: "Use the store ID or BUYER:ORDER_ID to pick one.",
+    ErrorCode.NOT_ALLOWED: "The order's state does not allow this; see `orders show`.",
     ErrorCode.INTERNAL_ERROR: "A bug: report it with the message ID; redrive after the fix.",
 }
 

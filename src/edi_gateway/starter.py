@@ -38,11 +38,14 @@ partners:
     role: buyer             # buyer | supplier | both
     endpoint: {scheme: "0088", value: "7350051600005"}
     language: sv
+    outbound: outbox        # where Order Responses etc. for this partner are delivered
+    auto_response: acknowledge  # none | acknowledge | accept: answer each order on receipt
   - id: rijnoever
     name: Zorggroep Rijnoever Coöperatie U.A.
     role: buyer
     endpoint: {scheme: "0088", value: "8712345000004"}
     language: nl
+    outbound: outbox
   - id: nordisk
     name: Nordisk Vårdutrustning AB
     role: supplier

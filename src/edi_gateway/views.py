@@ -154,7 +154,7 @@ def query(session: Session, args: argparse.Namespace) -> tuple[Any, str]:
 
     if args.command == "messages" and args.action == "list":
         rows = queries.list_messages(session, state=args.state, since=args.since)
-        return rows, _table(
+        return rows, table(
             rows,
             [
                 "id",
@@ -174,7 +174,7 @@ def query(session: Session, args: argparse.Namespace) -> tuple[Any, str]:
         rows = queries.list_orders(
             session, status=args.status, partner=args.partner, search=args.search
         )
-        return rows, _table(
+        return rows, table(
             rows, ["id", "ref", "status", "issue_date", "seller", "total_amount", "currency"]
         )
     order = queries.resolve_order(session, args.ref)
@@ -182,7 +182,8 @@ def query(session: Session, args: argparse.Namespace) -> tuple[Any, str]:
     return detail, _order_text(detail)
 
 
-def _table(rows: list[Json], columns: list[str]) -> str:
+def table(rows: list[Json], columns: list[str]) -> str:
+    """A plain text table of ``columns`` of ``rows``."""
     if not rows:
         return "(none)"
     cells = [[str(row.get(c) if row.get(c) is not None else "-") for c in columns] for row in rows]
@@ -228,7 +229,7 @@ def _order_text(d: Json) -> str:
         f"  seller {d['seller']} {d['seller_name'] or ''}",
         f"  issued {d['issue_date']}  total {d['total_amount']} {d['currency'] or ''}",
         "Lines:",
-        _table(
+        table(
             d["lines"],
             [
                 "line_id",
@@ -244,7 +245,7 @@ def _order_text(d: Json) -> str:
             ],
         ),
         "Documents:",
-        _table(d["documents"], ["id", "type", "document_id", "code", "issue_date", "message_id"]),
+        table(d["documents"], ["id", "type", "document_id", "code", "issue_date", "message_id"]),
         "History:",
     ]
     return "\n".join(lines + _history_text(d["history"]))

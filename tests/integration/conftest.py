@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
 
 BUYER = "7300010000001"  # tests/factory.py BUYER_GLN
-SELLER = "7310000000001"  # tests/factory.py SELLER_GLN
+SELLER = "7310000000003"  # tests/factory.py SELLER_GLN
 BUYER2 = "7300010000025"  # a second buyer, for ambiguous order numbers
 FACTORY_PARTNERS: list[dict[str, Any]] = [
     {

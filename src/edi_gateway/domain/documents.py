@@ -180,6 +180,8 @@ class DespatchAdvice(Document):
     tracking_id: str | None = None
     despatch_date: date | None = None
     estimated_delivery_date: date | None = None
+    shipment_id: str | None = None
+    """``cac:Shipment/cbc:ID`` (e.g. an SSCC); writers send ``NA`` when unknown, as Peppol does."""
 
 
 @dataclass(slots=True)

@@ -29,9 +29,9 @@ PROCESSED, ORPHAN = "processed", "orphan"
 
 @dataclass(frozen=True, slots=True)
 class MessageRef:
-    """The message a document came in: its id, its source and the partner who sent it."""
+    """The message a document came in (none for one the gateway issues), its source, partner."""
 
-    id: int
+    id: int | None
     source: str
     partner: str | None
 
@@ -117,9 +117,19 @@ def _meeting(
 
 
 def attach(
-    session: Session, order: t.Order, row: t.DocumentRow, document: Document, ref: MessageRef
+    session: Session,
+    order: t.Order,
+    row: t.DocumentRow,
+    document: Document,
+    ref: MessageRef,
+    *,
+    actor: str = SYSTEM,
 ) -> None:
-    """Attach a document to its order: ledger lines, order changes, derived status, history."""
+    """Attach a document to its order: ledger lines, order changes, derived status, history.
+
+    ``actor`` is who the change is recorded for: ``system`` for received documents, the
+    operator for documents the gateway issues on a command.
+    """
     row.order_id = order.id
     row.state = "attached"
     if document.kind is DocumentKind.ORDER_CHANGE:
@@ -131,8 +141,9 @@ def attach(
     detail = f"{document.kind.value} {document.document_id}"
     if unmatched:
         detail += f"; lines matching no order line: {', '.join(unmatched)}"
-    record(session, "document.attached", detail, actor=SYSTEM, order_id=order.id, message_id=ref.id)
-    recompute(session, order, SYSTEM)
+    event = "document.attached" if row.direction == "in" else "document.issued"
+    record(session, event, detail, actor=actor, order_id=order.id, message_id=ref.id)
+    recompute(session, order, actor)
 
 
 def attach_orphans(session: Session, order_id: int) -> int:

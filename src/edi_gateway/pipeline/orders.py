@@ -118,15 +118,22 @@ def line_rows(order_id: int, lines: Sequence[Line], start: int) -> list[dict[str
 
 
 def document_row(
-    message_id: int, document: Document, order_id: int | None, stamp: Any
+    message_id: int | None,
+    document: Document,
+    order_id: int | None,
+    stamp: Any,
+    direction: str = "in",
 ) -> dict[str, Any]:
-    """The ``documents`` row of an inbound document (attached when ``order_id`` is known)."""
+    """The ``documents`` row of a document (attached when ``order_id`` is known).
+
+    Inbound documents come with their message; ``direction="out"`` ones the gateway issued.
+    """
     code = getattr(document, "response_code", None) or getattr(document, "type_code", None)
     amount = getattr(document, "payable_amount", None) or getattr(document, "total_amount", None)
     sender = document.sender()
     return {
         "message_id": message_id,
-        "direction": "in",
+        "direction": direction,
         "kind": document.kind.value,
         "doc_number": document.document_id,
         "sender_key": sender.key() if sender else None,

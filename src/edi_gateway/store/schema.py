@@ -11,6 +11,7 @@ orders          one row per buyer party + order ID, with the derived status
 order_keys      every party key an order can be found by (buyer and seller identifiers)
 order_lines     per line: ordered, confirmed, despatched, received, invoiced, credited
 history         every event: when, what, by whom
+outbox          every outbound document, as a row before it is bytes anywhere, until delivered
 """
 
 from __future__ import annotations
@@ -170,4 +171,27 @@ history = Table(
     Column("event", String(60), nullable=False),
     Column("detail", Text),
     Column("actor", String(100), nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    _id(),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("document_id", ForeignKey("documents.id"), index=True),
+    Column("order_id", ForeignKey("orders.id"), index=True),
+    Column("partner", String(100), nullable=False, index=True),
+    Column("connector", String(100), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("doc_number", String(200), nullable=False),
+    Column("filename", String(255), nullable=False),
+    Column("media_type", String(100), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("state", String(20), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("last_error", Text),
+    Column("delivered_to", String(1000)),
+    Column("sent_at", UTCDateTime()),
+    UniqueConstraint("connector", "filename"),
 )

@@ -163,3 +163,28 @@ class HistoryEvent(Base):
     event: Mapped[str]
     detail: Mapped[str | None]
     actor: Mapped[str]
+
+
+class OutboxRow(Base):
+    """An outbound document waiting for, or done with, delivery."""
+
+    __table__ = schema.outbox
+    __mapper_args__ = {"properties": {"payload": deferred(schema.outbox.c.payload)}}  # noqa: RUF012
+
+    id: Mapped[int]
+    created_at: Mapped[datetime]
+    document_id: Mapped[int | None]
+    order_id: Mapped[int | None]
+    partner: Mapped[str]
+    connector: Mapped[str]
+    kind: Mapped[str]
+    doc_number: Mapped[str]
+    filename: Mapped[str]
+    media_type: Mapped[str]
+    payload: Mapped[bytes]
+    state: Mapped[str]
+    attempts: Mapped[int]
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None]
+    delivered_to: Mapped[str | None]
+    sent_at: Mapped[datetime | None]

@@ -67,6 +67,8 @@ class LineSpec:
     quantity: str
     in_line_item: bool = False
     backorder: str | None = None
+    outstanding: str | None = None
+    """Peppol T16 sends backorders as OutstandingQuantity: read when ``backorder`` is absent."""
     status: str | None = None
     periods: tuple[str, ...] = ()
     ref_falls_back_to_id: bool = False
@@ -75,7 +77,7 @@ class LineSpec:
 
     def __post_init__(self) -> None:
         tags = {_ORDER_LINE_REF, _DESPATCH_LINE_REF}
-        tags.update(t for t in (self.backorder, self.status) if t)
+        tags.update(t for t in (self.backorder, self.outstanding, self.status) if t)
         if self.periods:
             tags.add(_DELIVERY)
         object.__setattr__(self, "rare", frozenset(tags))
@@ -115,6 +117,7 @@ LINE_SPECS = MappingProxyType(
             tag=cac("DespatchLine"),
             quantity=cbc("DeliveredQuantity"),
             backorder=cbc("BackorderQuantity"),
+            outstanding=cbc("OutstandingQuantity"),
         ),
         DocumentKind.RECEIPT_ADVICE: LineSpec(
             tag=cac("ReceiptLine"), quantity=cbc("ReceivedQuantity")
@@ -364,6 +367,8 @@ def read_lines(root_kids: Kids, kind: DocumentKind) -> LinesRead:  # noqa: PLR09
                 status = text_of(others.get(spec.status))
             if spec.backorder is not None:
                 backorder = quantity_of(others.get(spec.backorder))
+            if backorder is None and spec.outstanding is not None:
+                backorder = quantity_of(others.get(spec.outstanding))
             if periods:
                 found = others.get(_DELIVERY)
                 if found is not None:

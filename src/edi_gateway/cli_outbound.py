@@ -1,0 +1,153 @@
+"""The outbound commands of the CLI: ``respond`` and ``outbox list|flush``. No logic here."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edi_gateway.app import Gateway
+    from edi_gateway.outbound.respond import LineChange
+
+COMMANDS = frozenset({"respond", "outbox"})
+Printer = Callable[[Any, bool, str], int]
+
+
+def add_commands(sub: Any, json_flag: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add ``respond`` and ``outbox`` to the CLI's subcommands."""
+    respond = sub.add_parser("respond", help="send the buyer an Order Response (Peppol T76)")
+    respond.add_argument("order", help="store ID, BUYER:ORDER_ID or an unambiguous order ID")
+    what = respond.add_mutually_exclusive_group(required=True)
+    what.add_argument("--ack", action="store_true", help="acknowledge receipt (AB)")
+    what.add_argument("--accept", action="store_true", help="accept as ordered (AP)")
+    what.add_argument("--reject", action="store_true", help="reject (RE); needs --reason")
+    what.add_argument(
+        "--change",
+        action="append",
+        type=line_change,
+        metavar="LINE:QTY[:DATE]",
+        help="accept with this line changed (CA); QTY 0 = line not accepted; repeatable",
+    )
+    respond.add_argument("--reason", help="why (shown to the buyer)")
+    respond.add_argument("--force", action="store_true", help="respond despite the order state")
+    json_flag(respond)
+
+    outbox = sub.add_parser("outbox", help="outbound documents waiting for or done with delivery")
+    osub = outbox.add_subparsers(dest="action", required=True, metavar="ACTION")
+    olist = osub.add_parser("list")
+    olist.add_argument("--state", choices=["pending", "sent", "failed"])
+    olist.add_argument("--partner")
+    json_flag(olist)
+    flush = osub.add_parser("flush", help="deliver what is due now")
+    flush.add_argument("--partner")
+    json_flag(flush)
+
+
+def line_change(text: str) -> LineChange:
+    """``LINE:QTY[:DATE]`` -> LineChange (an argparse type)."""
+    from edi_gateway.outbound.respond import LineChange
+
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[0]:
+        raise argparse.ArgumentTypeError(f"expected LINE:QTY[:DATE], found {text!r}")
+    try:
+        quantity = Decimal(parts[1])
+        when = date.fromisoformat(parts[2]) if len(parts) == 3 else None
+    except (InvalidOperation, ValueError) as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected LINE:QTY[:DATE] with a number and a YYYY-MM-DD date, found {text!r}"
+        ) from exc
+    if not quantity.is_finite():
+        raise argparse.ArgumentTypeError(f"not a quantity: {parts[1]!r}")
+    return LineChange(parts[0], quantity, when)
+
+
+def handle(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
+    """Run an outbound command."""
+    if args.command == "respond":
+        return _respond(gateway, args, emit)
+    from edi_gateway.outbound.outbox import flush
+
+    if args.action == "flush":
+        done = flush(gateway.store, gateway.settings, partner=args.partner)
+        counts = {
+            state: sum(1 for s in done.values() if s == state) for state in set(done.values())
+        }
+        text = f"delivered {counts.get('sent', 0)}, to retry {counts.get('pending', 0)}, " + (
+            f"failed {counts.get('failed', 0)}"
+        )
+        return emit({"flushed": {str(k): v for k, v in done.items()}}, args.json, text)
+    rows = _outbox_rows(gateway, args.state, args.partner)
+    return emit(rows, args.json, _table(rows))
+
+
+def _respond(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
+    from edi_gateway.app import operator_name
+    from edi_gateway.outbound.respond import Decision, respond
+
+    code = "AB" if args.ack else "AP" if args.accept else "RE" if args.reject else "CA"
+    decision = Decision(code, args.reason, tuple(args.change or ()))
+    issued = respond(
+        gateway.store,
+        gateway.settings,
+        args.order,
+        decision,
+        actor=operator_name(),
+        force=args.force,
+    )
+    data = {
+        "order_id": issued.order_id,
+        "document_id": issued.document_id,
+        "response_id": issued.doc_number,
+        "response_code": code,
+        "outbox_id": issued.outbox_id,
+        "order_status": issued.status,
+    }
+    text = (
+        f"Order Response {issued.doc_number} ({code}) queued as outbox #{issued.outbox_id}; "
+        f"order is now {issued.status}. Deliver with `edi-gateway outbox flush`."
+    )
+    return emit(data, args.json, text)
+
+
+def _outbox_rows(gateway: Gateway, state: str | None, partner: str | None) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from edi_gateway.store.tables import OutboxRow
+
+    with gateway.store.session() as session:
+        query = select(OutboxRow).order_by(OutboxRow.id.desc()).limit(500)
+        if state:
+            query = query.where(OutboxRow.state == state)
+        if partner:
+            query = query.where(OutboxRow.partner == partner)
+        return [
+            {
+                "id": row.id,
+                "created_at": row.created_at.isoformat(),
+                "partner": row.partner,
+                "connector": row.connector,
+                "type": row.kind,
+                "document_id": row.doc_number,
+                "filename": row.filename,
+                "state": row.state,
+                "attempts": row.attempts,
+                "next_attempt_at": row.next_attempt_at.isoformat(),
+                "last_error": row.last_error,
+                "delivered_to": row.delivered_to,
+                "order_id": row.order_id,
+            }
+            for row in session.scalars(query)
+        ]
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    from edi_gateway.views import table
+
+    return table(
+        rows,
+        ["id", "state", "partner", "type", "document_id", "filename", "attempts", "last_error"],
+    )

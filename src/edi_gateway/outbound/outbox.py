@@ -1,0 +1,153 @@
+"""The outbox: every outbound document is a row before it is bytes anywhere.
+
+``enqueue`` adds a row in the caller's transaction (with the document it carries). ``flush``
+delivers due rows through their connector. Delivery is idempotent: the folder transport
+writes a file once per name and content, so a flush re-run after a crash between delivering
+and marking the row ``sent`` sends nothing twice and loses nothing. A failed delivery is
+retried with exponential backoff; after ``MAX_ATTEMPTS`` the row is ``failed`` and shows in
+``outbox list --state failed``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+
+from edi_gateway.errors import GatewayError
+from edi_gateway.pipeline.history import now, record
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from edi_gateway.config import Settings
+    from edi_gateway.store.db import Store
+    from edi_gateway.store.tables import OutboxRow
+
+PENDING, SENT, FAILED = "pending", "sent", "failed"
+MAX_ATTEMPTS = 8
+FIRST_RETRY = timedelta(seconds=30)
+LONGEST_WAIT = timedelta(hours=1)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """What to queue: the bytes, for whom, through which connector, as which file."""
+
+    partner: str
+    connector: str
+    kind: str
+    doc_number: str
+    payload: bytes
+    extension: str = "xml"
+    media_type: str = "application/xml"
+    document_id: int | None = None
+    order_id: int | None = None
+
+
+def enqueue(session: Session, item: Outgoing) -> int:
+    """Queue ``item`` in the caller's transaction; return its outbox id.
+
+    File names are ``<kind>-<document number>.<ext>``, made safe, and never collide with
+    another row of the same connector (a counter is added).
+    """
+    from edi_gateway.store.tables import OutboxRow
+
+    stem = _UNSAFE.sub("_", f"{item.kind}-{item.doc_number}").strip("._")[:180] or "document"
+    filename = f"{stem}.{item.extension}"
+    taken = set(
+        session.scalars(
+            select(OutboxRow.filename).where(
+                OutboxRow.connector == item.connector, OutboxRow.filename.like(f"{stem}%")
+            )
+        )
+    )
+    counter = 1
+    while filename in taken:
+        counter += 1
+        filename = f"{stem}-{counter}.{item.extension}"
+    stamp = now()
+    row = OutboxRow(
+        created_at=stamp,
+        document_id=item.document_id,
+        order_id=item.order_id,
+        partner=item.partner,
+        connector=item.connector,
+        kind=item.kind,
+        doc_number=item.doc_number,
+        filename=filename,
+        media_type=item.media_type,
+        payload=item.payload,
+        state=PENDING,
+        attempts=0,
+        next_attempt_at=stamp,
+    )
+    session.add(row)
+    session.flush()
+    record(
+        session,
+        "outbox.queued",
+        f"{item.kind} {item.doc_number} for {item.partner} via {item.connector} as {filename}",
+        order_id=item.order_id,
+    )
+    return row.id
+
+
+def flush(
+    store: Store, settings: Settings, *, partner: str | None = None, at: datetime | None = None
+) -> dict[int, str]:
+    """Deliver every due pending row (of ``partner``, if given); return id -> new state."""
+    from edi_gateway.store.tables import OutboxRow
+    from edi_gateway.transports import open_outbound
+
+    moment = at or now()
+    with store.session() as session:
+        query = select(OutboxRow).where(
+            OutboxRow.state == PENDING, OutboxRow.next_attempt_at <= moment
+        )
+        if partner:
+            query = query.where(OutboxRow.partner == partner)
+        due = list(session.scalars(query.order_by(OutboxRow.id)))
+        done: dict[int, str] = {}
+        for row in due:
+            try:
+                transport = open_outbound(settings.connector(row.connector))
+                where = transport.deliver(row.filename, row.payload)
+            except (GatewayError, OSError) as exc:
+                _failed_attempt(session, row, str(exc), moment)
+            else:
+                row.state, row.delivered_to, row.sent_at = SENT, where, moment
+                row.attempts += 1
+                record(
+                    session,
+                    "outbox.sent",
+                    f"{row.kind} {row.doc_number} to {row.partner}: {where}",
+                    order_id=row.order_id,
+                )
+            done[row.id] = row.state
+    return done
+
+
+def _failed_attempt(session: Session, row: OutboxRow, error: str, moment: datetime) -> None:
+    row.attempts += 1
+    row.last_error = error[:2000]
+    if row.attempts >= MAX_ATTEMPTS:
+        row.state = FAILED
+        event, detail = "outbox.failed", f"gave up after {row.attempts} attempts: {error}"
+    else:
+        wait = min(FIRST_RETRY * 2 ** (row.attempts - 1), LONGEST_WAIT)
+        row.next_attempt_at = moment + wait
+        event = "outbox.retry"
+        detail = f"attempt {row.attempts} failed ({error}); next at {row.next_attempt_at:%H:%M:%S}"
+    record(session, event, detail[:2000], order_id=row.order_id)
+
+
+def count_pending(session: Session) -> int:
+    """How many rows wait for delivery."""
+    from edi_gateway.store.tables import OutboxRow
+
+    return session.scalar(select(func.count()).where(OutboxRow.state == PENDING)) or 0

@@ -1,0 +1,153 @@
+"""Write a domain :class:`OrderResponse` as a Peppol BIS 3 Order Response (T76), UBL 2.1.
+
+Element order follows ``UBL-OrderResponse-2.1.xsd`` and the common aggregate sequences; what is
+written, and what is left out, follows the PEPPOLBIS-T76 Schematron, which forbids every element
+outside its data model. Public entry point: :func:`edi_gateway.ubl.write.write_order_response`.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from edi_gateway.domain.documents import Line, OrderResponse
+from edi_gateway.ubl.namespaces import cac, cbc
+from edi_gateway.ubl.write_common import (
+    Element,
+    Problems,
+    add,
+    add_header,
+    add_item,
+    add_notes,
+    add_party,
+    add_quantity,
+    check_unique_line_ids,
+    clean,
+    date_text,
+    decimal_text,
+    new_root,
+    serialize,
+)
+
+CUSTOMIZATION_ID = "urn:fdc:peppol.eu:poacc:trns:order_response:3"
+PROFILE_ID = "urn:fdc:peppol.eu:poacc:bis:ordering:3"
+
+RESPONSE_CODES = MappingProxyType(
+    {
+        "AB": "received, not yet processed",
+        "AP": "accepted without change",
+        "RE": "rejected",
+        "CA": "accepted with changes",
+    }
+)
+"""The UNCL 4343 subset of T76 and its meaning; only CA carries lines (T76-R007..R010)."""
+
+LINE_STATUS_CODES = MappingProxyType(
+    {"1": "added", "3": "changed", "5": "accepted", "7": "not accepted", "42": "already delivered"}
+)
+"""The UNCL 1229 subset of T76 for ``cbc:LineStatusCode``."""
+
+
+def write_order_response(response: OrderResponse) -> bytes:
+    """Serialize ``response`` as a Peppol T76 Order Response (UTF-8 bytes, XML declaration).
+
+    Header: CustomizationID / ProfileID (the Peppol T76 values unless the response has its own),
+    ID, IssueDate, OrderResponseCode, the reason and notes as ``cbc:Note`` (reason first),
+    DocumentCurrencyCode, ``OrderReference/ID`` (the one order answered, ``order_refs[0]``),
+    SellerSupplierParty and BuyerCustomerParty (EndpointID, PartyIdentification,
+    PartyLegalEntity/RegistrationName).
+
+    Lines only for ``CA``, one ``cac:OrderLine`` each: ``LineItem`` with ID, the line note,
+    LineStatusCode, the (new) Quantity, the new delivery date as ``PromisedDeliveryPeriod``
+    (start = end = that date), the (new) Price in the document currency and the Item; then
+    ``OrderLineReference/LineID`` (the order line; the line ID when ``order_line_ref`` is unset).
+
+    Raises:
+        WriteError: listing everything that keeps the response from being valid T76: no issue
+            date, currency or endpoint, not exactly one order reference, a response code outside
+            AB/AP/RE/CA, lines on AB/AP/RE or none on CA, a line without status, item name or
+            unit code.
+    """
+    problems = Problems("order response")
+    root = new_root("OrderResponse")
+    add_header(
+        root, response, customization=CUSTOMIZATION_ID, profile=PROFILE_ID, problems=problems
+    )
+    code = clean(response.response_code)
+    if code not in RESPONSE_CODES:
+        problems.add(f"response code {code!r} is not one of {', '.join(RESPONSE_CODES)}")
+    add(root, cbc("OrderResponseCode"), code or "")
+    add_notes(root, [response.reason, *response.notes])
+    currency = clean(response.currency)
+    if currency is None:
+        problems.add("the document currency is missing (T76 requires DocumentCurrencyCode)")
+    add(root, cbc("DocumentCurrencyCode"), currency or "")
+    _add_order_reference(root, response.order_refs, problems)
+    add_party(
+        root,
+        "SellerSupplierParty",
+        response.seller,
+        with_address=False,
+        name_required=False,
+        problems=problems,
+    )
+    add_party(
+        root,
+        "BuyerCustomerParty",
+        response.buyer,
+        with_address=False,
+        name_required=False,
+        problems=problems,
+    )
+    _check_line_count(code, len(response.lines), problems)
+    check_unique_line_ids(response.lines, problems)
+    for line in response.lines:
+        _add_line(root, line, currency or "", problems)
+    problems.raise_any()
+    return serialize(root)
+
+
+def _add_order_reference(root: Element, order_refs: list[str], problems: Problems) -> None:
+    refs = [ref for ref in (clean(r) for r in order_refs) if ref is not None]
+    if len(refs) != 1:
+        problems.add(f"an order response answers exactly one order; got references {refs}")
+    if refs:
+        add(add(root, cac("OrderReference")), cbc("ID"), refs[0])
+
+
+def _check_line_count(code: str | None, count: int, problems: Problems) -> None:
+    if code == "CA" and count == 0:
+        problems.add("a CA (accepted with changes) response must list every order line")
+    elif code in RESPONSE_CODES and code != "CA" and count:
+        problems.add(f"a {code} response must not have lines; got {count}")
+
+
+def _add_line(root: Element, line: Line, currency: str, problems: Problems) -> None:
+    line_id = clean(line.line_id) or ""
+    where = f"line {line_id}"
+    order_line = add(root, cac("OrderLine"))
+    item_line = add(order_line, cac("LineItem"))
+    add(item_line, cbc("ID"), line_id)
+    note = clean(line.note)
+    if note is not None:  # T76 allows the note on the LineItem only, not on the OrderLine
+        add(item_line, cbc("Note"), note)
+    status = clean(line.status_code)
+    if status not in LINE_STATUS_CODES:
+        problems.add(
+            f"{where}: line status {status!r} is not one of {', '.join(LINE_STATUS_CODES)}"
+        )
+    add(item_line, cbc("LineStatusCode"), status or "")
+    if line.quantity is not None:
+        add_quantity(item_line, cbc("Quantity"), line.quantity, where, problems)
+    if line.delivery_date is not None:
+        period = add(add(item_line, cac("Delivery")), cac("PromisedDeliveryPeriod"))
+        add(period, cbc("StartDate"), date_text(line.delivery_date))
+        add(period, cbc("EndDate"), date_text(line.delivery_date))
+    if line.price is not None:
+        if line.price.is_finite():
+            price = add(item_line, cac("Price"))
+            add(price, cbc("PriceAmount"), decimal_text(line.price), currencyID=currency)
+        else:
+            problems.add(f"{where}: price {line.price} is not a number")
+    add_item(item_line, line, where, problems)
+    reference = add(order_line, cac("OrderLineReference"))
+    add(reference, cbc("LineID"), clean(line.order_line_ref) or line_id)

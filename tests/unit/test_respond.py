@@ -1,0 +1,198 @@
+"""Order Responses the gateway issues: composed, checked, recorded, queued, delivered once."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+from sqlalchemy import select
+
+from edi_gateway.app import Gateway
+from edi_gateway.config import Settings
+from edi_gateway.envelope import Envelope
+from edi_gateway.outbound import outbox
+from edi_gateway.outbound.respond import Decision, LineChange, ResponseRefused, respond
+from edi_gateway.pipeline.history import now
+from edi_gateway.pipeline.intake import intake
+from edi_gateway.pipeline.process import process_messages
+from edi_gateway.store.db import Store
+from edi_gateway.store.queries import order_detail, resolve_order
+from edi_gateway.store.tables import OutboxRow
+from edi_gateway.ubl.read import interpret
+from tests import factory as f
+from tests.conftest import shared_dir
+
+_refs = itertools.count()
+
+
+def make_settings(tmp_path: Path, auto: str = "none", out: Path | None = None) -> Settings:
+    buyer = {"scheme": "0088", "value": f.BUYER_GLN}
+    seller = {"scheme": "0088", "value": f.SELLER_GLN}
+    return Settings.model_validate(
+        {
+            "path": tmp_path / "gateway.yaml",
+            "partners": [
+                {
+                    "id": "buyer",
+                    "name": "Buyer AB",
+                    "role": "buyer",
+                    "endpoint": buyer,
+                    "outbound": "to-buyer",
+                    "auto_response": auto,
+                },
+                {"id": "seller", "name": "Seller BV", "role": "supplier", "endpoint": seller},
+            ],
+            "connectors": [
+                {
+                    "name": "to-buyer",
+                    "type": "folder",
+                    "direction": "out",
+                    "path": str(out or tmp_path / "out"),
+                },
+            ],
+        },
+        context={"base_dir": tmp_path},
+    )
+
+
+@pytest.fixture
+def gateway(store: Store, tmp_path: Path) -> Gateway:
+    (tmp_path / "out").mkdir()
+    return Gateway(make_settings(tmp_path), store)
+
+
+def receive(gateway: Gateway, payload: bytes) -> int:
+    env = Envelope(payload=payload, source="t", source_ref=f"r{next(_refs)}", filename="x.xml")
+    [mid] = intake(gateway.store, [env])
+    process_messages(gateway.store, gateway.policy, [mid])
+    gateway.react([mid])
+    return mid
+
+
+def detail(gateway: Gateway, ref: str = "PO-1") -> dict[str, Any]:
+    with gateway.store.session() as session:
+        return order_detail(session, resolve_order(session, ref))
+
+
+def test_accept_is_recorded_queued_and_delivered_once(gateway: Gateway, tmp_path: Path) -> None:
+    receive(gateway, f.order("PO-1", f.items(2)))
+    issued = respond(gateway.store, gateway.settings, "PO-1", Decision("AP"), actor="ops-anna")
+    assert issued.status == "Accepted"
+    order = detail(gateway)
+    assert [d["direction"] for d in order["documents"]] == ["in", "out"]
+    assert all(line["confirmed"] == line["ordered"] for line in order["lines"])
+    assert any(
+        h["actor"] == "ops-anna" and h["event"] == "document.issued" for h in order["history"]
+    )
+    assert outbox.flush(gateway.store, gateway.settings) == {issued.outbox_id: "sent"}
+    files = list((tmp_path / "out").iterdir())
+    assert [p.name for p in files] == ["OrderResponse-PO-1-OR1.xml"]
+    sent = interpret(etree.fromstring(files[0].read_bytes()))
+    assert sent.kind.value == "OrderResponse" and sent.order_refs == ["PO-1"]
+    assert getattr(sent, "response_code", None) == "AP"
+    assert outbox.flush(gateway.store, gateway.settings) == {}  # nothing sent twice
+    assert len(list((tmp_path / "out").iterdir())) == 1
+
+
+def test_accept_with_changes_moves_confirmed_quantities(gateway: Gateway) -> None:
+    receive(gateway, f.order("PO-1", f.items(3)))
+    decision = Decision(
+        "CA",
+        changes=(LineChange("2", Decimal("4")), LineChange("3", Decimal("0"))),
+    )
+    issued = respond(gateway.store, gateway.settings, "PO-1", decision, actor="ops")
+    assert issued.status == "Accepted with changes"
+    lines = {line["line_id"]: line for line in detail(gateway)["lines"]}
+    assert (lines["1"]["confirmed"], lines["1"]["status_code"]) == ("10", "5")
+    assert (lines["2"]["confirmed"], lines["2"]["status_code"]) == ("4", "3")
+    assert (lines["3"]["confirmed"], lines["3"]["status_code"]) == ("0", "7")
+
+
+def test_what_the_state_does_not_allow_is_refused(gateway: Gateway) -> None:
+    receive(gateway, f.order("PO-1", f.items(1)))
+    with pytest.raises(ResponseRefused, match="needs a reason"):
+        respond(gateway.store, gateway.settings, "PO-1", Decision("RE"), actor="ops")
+    with pytest.raises(ResponseRefused, match="no order line 9"):
+        change = Decision("CA", changes=(LineChange("9", Decimal(1)),))
+        respond(gateway.store, gateway.settings, "PO-1", change, actor="ops")
+    receive(gateway, f.despatch_advice("D-1", "PO-1", [("1", "10")]))
+    with pytest.raises(ResponseRefused, match=r"Fully delivered.*--force"):
+        respond(gateway.store, gateway.settings, "PO-1", Decision("AP"), actor="ops")
+    forced = respond(
+        gateway.store, gateway.settings, "PO-1", Decision("AP"), actor="ops", force=True
+    )
+    assert forced.status == "Fully delivered"
+    assert any(h["event"] == "response.forced" for h in detail(gateway)["history"])
+
+
+def test_rejection_with_reason(gateway: Gateway) -> None:
+    receive(gateway, f.order("PO-1"))
+    issued = respond(
+        gateway.store,
+        gateway.settings,
+        "PO-1",
+        Decision("RE", reason="Artikel utgått – ersätts av 4711"),
+        actor="ops",
+    )
+    assert issued.status == "Rejected"
+    with gateway.store.session() as session:
+        payload = session.scalars(select(OutboxRow.payload)).one()
+    assert "Artikel utgått – ersätts av 4711".encode() in payload
+
+
+def test_auto_rule_acknowledges_on_receipt(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    gateway = Gateway(make_settings(tmp_path, auto="acknowledge"), store)
+    receive(gateway, f.order("PO-1"))
+    assert detail(gateway)["status"] == "Acknowledged"
+    assert outbox.flush(gateway.store, gateway.settings)  # one AB delivered
+
+
+def test_failed_delivery_backs_off_then_gives_up(store: Store, tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the outbound folder should be")
+    gateway = Gateway(make_settings(tmp_path, out=blocked), store)
+    receive(gateway, f.order("PO-1"))
+    issued = respond(gateway.store, gateway.settings, "PO-1", Decision("AB"), actor="ops")
+    first = now()
+    assert outbox.flush(gateway.store, gateway.settings, at=first) == {issued.outbox_id: "pending"}
+    assert outbox.flush(gateway.store, gateway.settings, at=first) == {}  # not due yet
+    moment = first
+    for _ in range(outbox.MAX_ATTEMPTS - 1):
+        moment += timedelta(hours=2)
+        states = outbox.flush(gateway.store, gateway.settings, at=moment)
+    assert states == {issued.outbox_id: "failed"}
+    with gateway.store.session() as session:
+        row = session.get_one(OutboxRow, issued.outbox_id)
+        assert row.attempts == outbox.MAX_ATTEMPTS and row.last_error
+
+
+def test_every_response_passes_the_official_checks(gateway: Gateway, tmp_path: Path) -> None:
+    check = shared_dir() / "tools" / "ubl-check"
+    receive(gateway, f.order("PO-1", f.items(3)))
+    receive(gateway, f.order("PO-2", f.items(2)))
+    receive(gateway, f.order("PO-3", f.items(1)))
+    respond(gateway.store, gateway.settings, "PO-1", Decision("AB"), actor="ops")
+    respond(
+        gateway.store,
+        gateway.settings,
+        "PO-1",
+        Decision("CA", changes=(LineChange("2", Decimal("4")),)),
+        actor="ops",
+    )
+    respond(gateway.store, gateway.settings, "PO-2", Decision("AP"), actor="ops")
+    respond(gateway.store, gateway.settings, "PO-3", Decision("RE", reason="Sold out"), actor="ops")
+    outbox.flush(gateway.store, gateway.settings)
+    files = sorted((tmp_path / "out").iterdir())
+    assert len(files) == 4
+    done = subprocess.run(
+        [sys.executable, str(check), *map(str, files)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
