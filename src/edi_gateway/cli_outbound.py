@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from edi_gateway.app import Gateway
+    from edi_gateway.outbound.issuing import Issued
     from edi_gateway.outbound.respond import LineChange
 
-COMMANDS = frozenset({"respond", "outbox"})
+COMMANDS = frozenset({"respond", "despatch", "outbox"})
 Printer = Callable[[Any, bool, str], int]
 
 
@@ -34,6 +35,22 @@ def add_commands(sub: Any, json_flag: Callable[[argparse.ArgumentParser], None])
     respond.add_argument("--reason", help="why (shown to the buyer)")
     respond.add_argument("--force", action="store_true", help="respond despite the order state")
     json_flag(respond)
+
+    despatch = sub.add_parser("despatch", help="send the buyer a Despatch Advice (Peppol T16)")
+    despatch.add_argument("order", help="store ID, BUYER:ORDER_ID or an unambiguous order ID")
+    despatch.add_argument(
+        "--line",
+        action="append",
+        type=line_quantity,
+        metavar="LINE:QTY",
+        help="despatch this quantity of this order line (repeatable; none = all that is open)",
+    )
+    despatch.add_argument("--carrier")
+    despatch.add_argument("--tracking", help="the carrier's tracking ID")
+    despatch.add_argument("--date", type=date.fromisoformat, help="despatch date (default today)")
+    despatch.add_argument("--eta", type=date.fromisoformat, help="estimated delivery date")
+    despatch.add_argument("--force", action="store_true", help="despatch more than is open")
+    json_flag(despatch)
 
     outbox = sub.add_parser("outbox", help="outbound documents waiting for or done with delivery")
     osub = outbox.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -65,10 +82,20 @@ def line_change(text: str) -> LineChange:
     return LineChange(parts[0], quantity, when)
 
 
+def line_quantity(text: str) -> tuple[str, Decimal]:
+    """``LINE:QTY`` -> (line id, quantity) (an argparse type)."""
+    change = line_change(text)
+    if change.delivery_date is not None:
+        raise argparse.ArgumentTypeError(f"expected LINE:QTY, found {text!r}")
+    return change.line_id, change.quantity
+
+
 def handle(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
     """Run an outbound command."""
     if args.command == "respond":
         return _respond(gateway, args, emit)
+    if args.command == "despatch":
+        return _despatch(gateway, args, emit)
     from edi_gateway.outbound.outbox import flush
 
     if args.action == "flush":
@@ -111,6 +138,41 @@ def _respond(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
         f"order is now {issued.status}. Deliver with `edi-gateway outbox flush`."
     )
     return emit(data, args.json, text)
+
+
+def _despatch(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
+    from edi_gateway.app import operator_name
+    from edi_gateway.outbound.despatch import DespatchRequest, despatch
+
+    request = DespatchRequest(
+        tuple(args.line or ()), args.carrier, args.tracking, args.date, args.eta
+    )
+    issued = despatch(
+        gateway.store,
+        gateway.settings,
+        args.order,
+        request,
+        actor=operator_name(),
+        force=args.force,
+    )
+    return emit(_issued_data(issued), args.json, _issued_text(issued, "Despatch Advice"))
+
+
+def _issued_data(issued: Issued) -> dict[str, Any]:
+    return {
+        "order_id": issued.order_id,
+        "document_id": issued.document_id,
+        "document_number": issued.doc_number,
+        "outbox_id": issued.outbox_id,
+        "order_status": issued.status,
+    }
+
+
+def _issued_text(issued: Issued, what: str) -> str:
+    return (
+        f"{what} {issued.doc_number} queued as outbox #{issued.outbox_id}; order is now "
+        f"{issued.status}. Deliver with `edi-gateway outbox flush` (or let `run` do it)."
+    )
 
 
 def _outbox_rows(gateway: Gateway, state: str | None, partner: str | None) -> list[dict[str, Any]]:

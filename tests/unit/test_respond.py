@@ -2,83 +2,26 @@
 
 from __future__ import annotations
 
-import itertools
 import subprocess
 import sys
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 from lxml import etree
 from sqlalchemy import select
 
 from edi_gateway.app import Gateway
-from edi_gateway.config import Settings
-from edi_gateway.envelope import Envelope
 from edi_gateway.outbound import outbox
 from edi_gateway.outbound.respond import Decision, LineChange, ResponseRefused, respond
 from edi_gateway.pipeline.history import now
-from edi_gateway.pipeline.intake import intake
-from edi_gateway.pipeline.process import process_messages
 from edi_gateway.store.db import Store
-from edi_gateway.store.queries import order_detail, resolve_order
 from edi_gateway.store.tables import OutboxRow
 from edi_gateway.ubl.read import interpret
 from tests import factory as f
 from tests.conftest import shared_dir
-
-_refs = itertools.count()
-
-
-def make_settings(tmp_path: Path, auto: str = "none", out: Path | None = None) -> Settings:
-    buyer = {"scheme": "0088", "value": f.BUYER_GLN}
-    seller = {"scheme": "0088", "value": f.SELLER_GLN}
-    return Settings.model_validate(
-        {
-            "path": tmp_path / "gateway.yaml",
-            "partners": [
-                {
-                    "id": "buyer",
-                    "name": "Buyer AB",
-                    "role": "buyer",
-                    "endpoint": buyer,
-                    "outbound": "to-buyer",
-                    "auto_response": auto,
-                },
-                {"id": "seller", "name": "Seller BV", "role": "supplier", "endpoint": seller},
-            ],
-            "connectors": [
-                {
-                    "name": "to-buyer",
-                    "type": "folder",
-                    "direction": "out",
-                    "path": str(out or tmp_path / "out"),
-                },
-            ],
-        },
-        context={"base_dir": tmp_path},
-    )
-
-
-@pytest.fixture
-def gateway(store: Store, tmp_path: Path) -> Gateway:
-    (tmp_path / "out").mkdir()
-    return Gateway(make_settings(tmp_path), store)
-
-
-def receive(gateway: Gateway, payload: bytes) -> int:
-    env = Envelope(payload=payload, source="t", source_ref=f"r{next(_refs)}", filename="x.xml")
-    [mid] = intake(gateway.store, [env])
-    process_messages(gateway.store, gateway.policy, [mid])
-    gateway.react([mid])
-    return mid
-
-
-def detail(gateway: Gateway, ref: str = "PO-1") -> dict[str, Any]:
-    with gateway.store.session() as session:
-        return order_detail(session, resolve_order(session, ref))
+from tests.unit.support import detail, make_settings, receive
 
 
 def test_accept_is_recorded_queued_and_delivered_once(gateway: Gateway, tmp_path: Path) -> None:

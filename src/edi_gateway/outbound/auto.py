@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from edi_gateway.errors import GatewayError
-from edi_gateway.outbound.respond import Decision, Issued, issue
+from edi_gateway.outbound.issuing import Issued
+from edi_gateway.outbound.respond import Decision, issue
 from edi_gateway.pipeline.history import SYSTEM, record
 
 if TYPE_CHECKING:

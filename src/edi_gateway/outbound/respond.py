@@ -14,12 +14,19 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from edi_gateway.domain.documents import DocumentKind, Line, Order, OrderResponse, Quantity
+from edi_gateway.domain.documents import DocumentKind, Line, OrderResponse, Quantity
 from edi_gateway.domain.status import OrderStatus
-from edi_gateway.errors import ErrorCode, GatewayError
-from edi_gateway.outbound.outbox import Outgoing, enqueue
+from edi_gateway.outbound.issuing import (
+    Issued,
+    NotAllowed,
+    buyer_connector,
+    next_number,
+    original_order,
+    record_and_queue,
+    written,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -41,11 +48,8 @@ MOVED_ON = {
 }
 
 
-class ResponseRefused(GatewayError):
+class ResponseRefused(NotAllowed):
     """The order's state or the request does not allow this response."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(ErrorCode.NOT_ALLOWED, message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,17 +68,6 @@ class Decision:
     code: str
     reason: str | None = None
     changes: tuple[LineChange, ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True, slots=True)
-class Issued:
-    """What ``respond`` did."""
-
-    order_id: int
-    document_id: int
-    doc_number: str
-    outbox_id: int
-    status: str
 
 
 def respond(
@@ -105,46 +98,31 @@ def issue(
     force: bool = False,
 ) -> Issued:
     """``respond`` inside the caller's transaction, for an order row already loaded."""
-    from edi_gateway.pipeline.correlate import MessageRef, attach
-    from edi_gateway.pipeline.history import now, record
-    from edi_gateway.pipeline.orders import document_row
-    from edi_gateway.store.tables import DocumentRow, OrderLine
+    from edi_gateway.pipeline.history import record
+    from edi_gateway.store.tables import OrderLine
+    from edi_gateway.ubl.write import write_order_response
 
     _check_decision(decision)
     _check_state(order, decision, force)
-    connector = _buyer_connector(settings, order)
+    connector = buyer_connector(settings, order)
     lines = list(
         session.scalars(
             select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.position)
         )
     )
     response = _compose(session, order, lines, decision)
-    payload = _written(response)
-    row = DocumentRow(**document_row(None, response, order.id, now(), direction="out"))
-    session.add(row)
-    session.flush()
-    attach(session, order, row, response, MessageRef(None, "gateway", None), actor=actor)
-    if force and (order.status in MOVED_ON or order.status in FINAL):
+    payload = written(response, write_order_response)
+    status_before = order.status
+    issued = record_and_queue(session, order, response, payload, connector=connector, actor=actor)
+    if force and status_before in MOVED_ON:
         record(
             session,
             "response.forced",
-            f"{decision.code} despite {order.status}",
+            f"{decision.code} despite {status_before}",
             actor=actor,
             order_id=order.id,
         )
-    outbox_id = enqueue(
-        session,
-        Outgoing(
-            partner=order.buyer_partner or "",
-            connector=connector,
-            kind=DocumentKind.ORDER_RESPONSE.value,
-            doc_number=response.document_id,
-            payload=payload,
-            document_id=row.id,
-            order_id=order.id,
-        ),
-    )
-    return Issued(order.id, row.id, response.document_id, outbox_id, order.status)
+    return issued
 
 
 def _check_decision(decision: Decision) -> None:
@@ -171,37 +149,14 @@ def _check_state(order: OrderRow, decision: Decision, force: bool) -> None:
         )
 
 
-def _buyer_connector(settings: Settings, order: OrderRow) -> str:
-    partner = settings.partner(order.buyer_partner) if order.buyer_partner else None
-    if partner is None:
-        raise ResponseRefused(
-            f"the buyer of order {order.order_number} ({order.buyer_key}) is not a partner in "
-            f"{settings.path}; add it with an outbound connector first"
-        )
-    if partner.outbound is None:
-        raise ResponseRefused(
-            f"partner {partner.id!r} has no outbound connector: set partners[].outbound "
-            f"in {settings.path}"
-        )
-    return partner.outbound
-
-
 def _compose(
     session: Session, order: OrderRow, lines: list[OrderLine], decision: Decision
 ) -> OrderResponse:
-    from edi_gateway.store.tables import DocumentRow
 
-    original = _original_order(session, order)
-    sent = session.scalar(
-        select(func.count()).where(
-            DocumentRow.order_id == order.id,
-            DocumentRow.direction == "out",
-            DocumentRow.kind == DocumentKind.ORDER_RESPONSE.value,
-        )
-    )
+    original = original_order(session, order)
     response = OrderResponse(
         kind=DocumentKind.ORDER_RESPONSE,
-        document_id=f"{order.order_number}-OR{(sent or 0) + 1}",
+        document_id=next_number(session, order, DocumentKind.ORDER_RESPONSE, "OR"),
         issue_date=datetime.now(UTC).date(),
         currency=order.currency,
         buyer=original.buyer,
@@ -236,46 +191,3 @@ def _changed_lines(lines: list[OrderLine], changes: tuple[LineChange, ...]) -> l
         composed.delivery_date = change.delivery_date if change else None
         out.append(composed)
     return out
-
-
-def _original_order(session: Session, order: OrderRow) -> Order:
-    """The order document as received (parties with their endpoints come from it)."""
-    from edi_gateway.store.tables import DocumentRow, Message
-    from edi_gateway.ubl.parse import parse
-    from edi_gateway.ubl.read import interpret
-
-    payload = session.scalar(
-        select(Message.payload)
-        .join(DocumentRow, DocumentRow.message_id == Message.id)
-        .where(DocumentRow.order_id == order.id, DocumentRow.kind == DocumentKind.ORDER.value)
-        .order_by(DocumentRow.id)
-        .limit(1)
-    )
-    if payload is None:
-        raise GatewayError(ErrorCode.INTERNAL_ERROR, f"order {order.id} has no stored Order")
-    document = interpret(parse(payload, max_size=len(payload) + 1))
-    assert isinstance(document, Order)
-    return document
-
-
-def _written(response: OrderResponse) -> bytes:
-    """The UBL bytes, checked against the UBL 2.1 XSD before anything can leave."""
-    from edi_gateway.ubl.validate import validate_document
-    from edi_gateway.ubl.write import WriteError, write_order_response
-
-    try:
-        payload = write_order_response(response)
-    except WriteError as exc:
-        raise GatewayError(
-            ErrorCode.INTERNAL_ERROR,
-            f"cannot write Order Response {response.document_id}: {exc}; nothing was sent",
-        ) from exc
-    try:
-        validate_document(payload, max_size=len(payload) + 1)
-    except GatewayError as exc:
-        raise GatewayError(
-            ErrorCode.INTERNAL_ERROR,
-            f"the generated Order Response {response.document_id} fails the UBL 2.1 schema "
-            f"({exc}); nothing was sent",
-        ) from exc
-    return payload

@@ -1,0 +1,172 @@
+"""Despatch Advices (Peppol T16) the gateway issues on an operator's command.
+
+Full or partial delivery per line, backordered quantities, carrier, tracking ID, despatch and
+estimated delivery dates; an order may get several. Despatching more than is still open on a
+line (the confirmed quantity, else the ordered one, minus what was despatched) is refused
+unless forced, and a forced despatch is recorded in the order's history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from edi_gateway.domain.documents import DespatchAdvice, DocumentKind, Line, Quantity
+from edi_gateway.domain.status import OrderStatus
+from edi_gateway.outbound.issuing import (
+    Issued,
+    NotAllowed,
+    buyer_connector,
+    next_number,
+    original_order,
+    record_and_queue,
+    written,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from edi_gateway.config import Settings
+    from edi_gateway.store.db import Store
+    from edi_gateway.store.tables import Order as OrderRow
+    from edi_gateway.store.tables import OrderLine
+
+ZERO = Decimal(0)
+CLOSED_FOR_DELIVERY = {
+    OrderStatus.CANCELLED.value,
+    OrderStatus.REJECTED.value,
+    OrderStatus.CLOSED.value,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DespatchRequest:
+    """What leaves: (order line, quantity) pairs (none = everything still open) and transport."""
+
+    lines: tuple[tuple[str, Decimal], ...] = field(default_factory=tuple)
+    carrier: str | None = None
+    tracking: str | None = None
+    despatch_date: date | None = None
+    estimated_delivery: date | None = None
+
+
+def despatch(
+    store: Store,
+    settings: Settings,
+    order_ref: str,
+    request: DespatchRequest,
+    *,
+    actor: str,
+    force: bool = False,
+) -> Issued:
+    """Issue a Despatch Advice for the order ``order_ref``; record it and queue it."""
+    from edi_gateway.store.queries import resolve_order
+
+    with store.session() as session:
+        order = resolve_order(session, order_ref)
+        return issue_despatch(session, settings, order, request, actor=actor, force=force)
+
+
+def issue_despatch(
+    session: Session,
+    settings: Settings,
+    order: OrderRow,
+    request: DespatchRequest,
+    *,
+    actor: str,
+    force: bool = False,
+) -> Issued:
+    """``despatch`` inside the caller's transaction."""
+    from edi_gateway.pipeline.history import record
+    from edi_gateway.store.tables import OrderLine
+    from edi_gateway.ubl.write import write_despatch_advice
+
+    if order.status in CLOSED_FOR_DELIVERY:
+        raise NotAllowed(f"order {order.order_number} is {order.status}: nothing can be despatched")
+    connector = buyer_connector(settings, order)
+    lines = list(
+        session.scalars(
+            select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.position)
+        )
+    )
+    chosen, over = _chosen(lines, request)
+    if over and not force:
+        raise NotAllowed(
+            "more than is open on line(s) "
+            + "; ".join(over)
+            + ": despatch at most the confirmed quantity less what left already, or use --force"
+        )
+    advice = _compose(session, order, lines, chosen, request)
+    payload = written(advice, write_despatch_advice)
+    issued = record_and_queue(session, order, advice, payload, connector=connector, actor=actor)
+    if over:
+        record(session, "despatch.forced", "; ".join(over), actor=actor, order_id=order.id)
+    return issued
+
+
+def _open(line: OrderLine) -> Decimal:
+    expected = line.qty_ordered if line.qty_confirmed is None else line.qty_confirmed
+    return max(expected - line.qty_despatched, ZERO)
+
+
+def _chosen(
+    lines: list[OrderLine], request: DespatchRequest
+) -> tuple[list[tuple[OrderLine, Decimal]], list[str]]:
+    by_id = {line.line_id: line for line in lines}
+    if not request.lines:
+        chosen = [(line, _open(line)) for line in lines if _open(line) > ZERO]
+        if not chosen:
+            raise NotAllowed("every line has been despatched in full: nothing is open")
+        return chosen, []
+    unknown = [line_id for line_id, _ in request.lines if line_id not in by_id]
+    if unknown:
+        raise NotAllowed(f"no order line {', '.join(unknown)}; the lines are: {', '.join(by_id)}")
+    if len({line_id for line_id, _ in request.lines}) != len(request.lines):
+        raise NotAllowed("a line is given twice; give each line once")
+    chosen, over = [], []
+    for line_id, quantity in request.lines:
+        if quantity <= ZERO:
+            raise NotAllowed(f"line {line_id}: a despatched quantity must be more than 0")
+        line = by_id[line_id]
+        if quantity > _open(line):
+            over.append(f"{line_id}: {quantity} asked, {_open(line)} open")
+        chosen.append((line, quantity))
+    return chosen, over
+
+
+def _compose(
+    session: Session,
+    order: OrderRow,
+    lines: list[OrderLine],
+    chosen: list[tuple[OrderLine, Decimal]],
+    request: DespatchRequest,
+) -> DespatchAdvice:
+    original = original_order(session, order)
+    today = datetime.now(UTC).date()
+    advice = DespatchAdvice(
+        kind=DocumentKind.DESPATCH_ADVICE,
+        document_id=next_number(session, order, DocumentKind.DESPATCH_ADVICE, "DA"),
+        issue_date=today,
+        buyer=original.buyer,
+        seller=original.seller,
+        order_refs=[order.order_number],
+        carrier=request.carrier,
+        tracking_id=request.tracking,
+        despatch_date=request.despatch_date or today,
+        estimated_delivery_date=request.estimated_delivery,
+    )
+    for number, (line, quantity) in enumerate(chosen, start=1):
+        composed = Line(line_id=str(number), quantity=Quantity(quantity, line.unit))
+        composed.order_line_ref = line.line_id
+        composed.item_name = line.item_name or line.line_id
+        composed.seller_item_id = line.seller_item_id
+        composed.standard_item_id = line.standard_item_id
+        rest = _open(line) - quantity
+        if rest > ZERO:
+            composed.backorder_quantity = Quantity(rest, line.unit)
+        advice.lines.append(composed)
+    return advice

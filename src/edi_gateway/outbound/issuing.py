@@ -1,0 +1,147 @@
+"""What every document the gateway issues on an order goes through.
+
+Composed from the stored order -> written as UBL -> checked against the UBL 2.1 XSD (a document
+that fails is an internal error and is never queued) -> recorded as an outgoing document of the
+order (its lines move the ledger and the status like a received one would) -> queued in the
+outbox for the buyer's outbound connector. All in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+from sqlalchemy import func, select
+
+from edi_gateway.domain.documents import Document, DocumentKind, Order
+from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.outbound.outbox import Outgoing, enqueue
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from edi_gateway.config import Settings
+    from edi_gateway.store.tables import Order as OrderRow
+
+
+D = TypeVar("D", bound=Document)
+
+
+class NotAllowed(GatewayError):
+    """The order's state or the request does not allow this document."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.NOT_ALLOWED, message)
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """A document the gateway issued: where it is recorded and queued, and the order's status."""
+
+    order_id: int
+    document_id: int
+    doc_number: str
+    outbox_id: int
+    status: str
+
+
+def buyer_connector(settings: Settings, order: OrderRow) -> str:
+    """The outbound connector of the order's buyer, or NotAllowed saying what to configure."""
+    partner = settings.partner(order.buyer_partner) if order.buyer_partner else None
+    if partner is None:
+        raise NotAllowed(
+            f"the buyer of order {order.order_number} ({order.buyer_key}) is not a partner in "
+            f"{settings.path}; add it with an outbound connector first"
+        )
+    if partner.outbound is None:
+        raise NotAllowed(
+            f"partner {partner.id!r} has no outbound connector: set partners[].outbound "
+            f"in {settings.path}"
+        )
+    return partner.outbound
+
+
+def original_order(session: Session, order: OrderRow) -> Order:
+    """The order document as received (parties with their endpoints come from it)."""
+    from edi_gateway.store.tables import DocumentRow, Message
+    from edi_gateway.ubl.parse import parse
+    from edi_gateway.ubl.read import interpret
+
+    payload = session.scalar(
+        select(Message.payload)
+        .join(DocumentRow, DocumentRow.message_id == Message.id)
+        .where(DocumentRow.order_id == order.id, DocumentRow.kind == DocumentKind.ORDER.value)
+        .order_by(DocumentRow.id)
+        .limit(1)
+    )
+    if payload is None:
+        raise GatewayError(ErrorCode.INTERNAL_ERROR, f"order {order.id} has no stored Order")
+    document = interpret(parse(payload, max_size=len(payload) + 1))
+    assert isinstance(document, Order)
+    return document
+
+
+def next_number(session: Session, order: OrderRow, kind: DocumentKind, prefix: str) -> str:
+    """``<order>-<prefix><n>``: the n-th document of this kind the gateway issues on the order."""
+    from edi_gateway.store.tables import DocumentRow
+
+    issued = session.scalar(
+        select(func.count()).where(
+            DocumentRow.order_id == order.id,
+            DocumentRow.direction == "out",
+            DocumentRow.kind == kind.value,
+        )
+    )
+    return f"{order.order_number}-{prefix}{(issued or 0) + 1}"
+
+
+def written(document: D, write: Callable[[D], bytes]) -> bytes:
+    """The UBL bytes of ``document``, checked against the UBL 2.1 XSD before anything leaves."""
+    from edi_gateway.ubl.validate import validate_document
+    from edi_gateway.ubl.write import WriteError
+
+    what = f"{document.kind.value} {document.document_id}"
+    try:
+        payload = write(document)
+        validate_document(payload, max_size=len(payload) + 1)
+    except (WriteError, GatewayError) as exc:
+        raise GatewayError(
+            ErrorCode.INTERNAL_ERROR,
+            f"the generated {what} is not valid UBL ({exc}); nothing was sent",
+        ) from exc
+    return payload
+
+
+def record_and_queue(
+    session: Session,
+    order: OrderRow,
+    document: Document,
+    payload: bytes,
+    *,
+    connector: str,
+    actor: str,
+) -> Issued:
+    """Record ``document`` as an outgoing document of ``order`` and queue ``payload``."""
+    from edi_gateway.pipeline.correlate import MessageRef, attach
+    from edi_gateway.pipeline.history import now
+    from edi_gateway.pipeline.orders import document_row
+    from edi_gateway.store.tables import DocumentRow
+
+    row = DocumentRow(**document_row(None, document, order.id, now(), direction="out"))
+    session.add(row)
+    session.flush()
+    attach(session, order, row, document, MessageRef(None, "gateway", None), actor=actor)
+    outbox_id = enqueue(
+        session,
+        Outgoing(
+            partner=order.buyer_partner or "",
+            connector=connector,
+            kind=document.kind.value,
+            doc_number=document.document_id,
+            payload=payload,
+            document_id=row.id,
+            order_id=order.id,
+        ),
+    )
+    return Issued(order.id, row.id, document.document_id, outbox_id, order.status)

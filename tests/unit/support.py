@@ -1,0 +1,60 @@
+"""Helpers for the outbound tests: settings with an outbound folder, receiving documents."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+from edi_gateway.app import Gateway
+from edi_gateway.config import Settings
+from edi_gateway.envelope import Envelope
+from edi_gateway.pipeline.intake import intake
+from edi_gateway.pipeline.process import process_messages
+from edi_gateway.store.queries import order_detail, resolve_order
+from tests import factory as f
+
+_refs = itertools.count()
+
+
+def make_settings(tmp_path: Path, auto: str = "none", out: Path | None = None) -> Settings:
+    buyer = {"scheme": "0088", "value": f.BUYER_GLN}
+    seller = {"scheme": "0088", "value": f.SELLER_GLN}
+    return Settings.model_validate(
+        {
+            "path": tmp_path / "gateway.yaml",
+            "partners": [
+                {
+                    "id": "buyer",
+                    "name": "Buyer AB",
+                    "role": "buyer",
+                    "endpoint": buyer,
+                    "outbound": "to-buyer",
+                    "auto_response": auto,
+                },
+                {"id": "seller", "name": "Seller BV", "role": "supplier", "endpoint": seller},
+            ],
+            "connectors": [
+                {
+                    "name": "to-buyer",
+                    "type": "folder",
+                    "direction": "out",
+                    "path": str(out or tmp_path / "out"),
+                },
+            ],
+        },
+        context={"base_dir": tmp_path},
+    )
+
+
+def receive(gateway: Gateway, payload: bytes) -> int:
+    env = Envelope(payload=payload, source="t", source_ref=f"r{next(_refs)}", filename="x.xml")
+    [mid] = intake(gateway.store, [env])
+    process_messages(gateway.store, gateway.policy, [mid])
+    gateway.react([mid])
+    return mid
+
+
+def detail(gateway: Gateway, ref: str = "PO-1") -> dict[str, Any]:
+    with gateway.store.session() as session:
+        return order_detail(session, resolve_order(session, ref))
