@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edi_gateway.envelope import Envelope, file_envelope
+from edi_gateway.errors import ConfigError
 from edi_gateway.pipeline.history import now, record
 from edi_gateway.pipeline.intake import intake
 from edi_gateway.pipeline.process import FAILED, Policy, pending_ids, process_messages
@@ -123,6 +124,17 @@ class Gateway:
                     transport.ack(envelope, ok=states[message_id] != FAILED)
                 outcome.add(transport.name, states)
         return outcome
+
+    def note(self, order_ref: str, text: str) -> int:
+        """Add an operator's note to an order's history; return the order's store id."""
+        from edi_gateway.store.queries import resolve_order
+
+        if not text.strip():
+            raise ConfigError("a note needs some text")
+        with self.store.session() as session:
+            order = resolve_order(session, order_ref)
+            record(session, "order.note", text.strip(), actor=operator_name(), order_id=order.id)
+            return order.id
 
     def react(self, message_ids: Sequence[int]) -> None:
         """What follows processing: the partners' auto rules (Order Responses on receipt)."""

@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     oshow = osub.add_parser("show")
     oshow.add_argument("ref", help="store ID, BUYER:ORDER_ID or an unambiguous order ID")
     _json(oshow)
+    onote = osub.add_parser("note", help="add an operator's note to an order's history")
+    onote.add_argument("ref", help="store ID, BUYER:ORDER_ID or an unambiguous order ID")
+    onote.add_argument("text")
+    _json(onote)
     cli_outbound.add_commands(sub, _json)
     return parser
 
@@ -139,6 +143,9 @@ def _with_gateway(gateway: Gateway, args: argparse.Namespace) -> int:
         outcome = run(gateway, once=args.once, report=views.reporter(gateway, quiet=quiet))
         _emit_outcome(gateway, outcome, args.json)
         return EXIT_OK  # failed documents are kept and listed; the run itself succeeded
+    if args.command == "orders" and args.action == "note":
+        order_id = gateway.note(args.ref, args.text)
+        return _print({"order_id": order_id, "note": args.text}, args.json, "noted")
     if args.command in cli_outbound.COMMANDS:
         return cli_outbound.handle(gateway, args, _print)
     if args.command == "messages" and args.action == "redrive":
