@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
     from edi_gateway.outbound.issuing import Issued
     from edi_gateway.outbound.respond import LineChange
 
-COMMANDS = frozenset({"respond", "despatch", "outbox"})
+COMMANDS = frozenset({"respond", "despatch", "outbox", "documents"})
 Printer = Callable[[Any, bool, str], int]
 
 
@@ -51,6 +52,13 @@ def add_commands(sub: Any, json_flag: Callable[[argparse.ArgumentParser], None])
     despatch.add_argument("--eta", type=date.fromisoformat, help="estimated delivery date")
     despatch.add_argument("--force", action="store_true", help="despatch more than is open")
     json_flag(despatch)
+
+    documents = sub.add_parser("documents", help="show a stored document")
+    dsub = documents.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dshow = dsub.add_parser("show", help="a document (ID from `orders show`) as UBL, PDF or Excel")
+    dshow.add_argument("id", type=int)
+    dshow.add_argument("--format", choices=["ubl", "pdf", "xlsx"], default="ubl")
+    dshow.add_argument("--output", type=Path, help="write to this file (PDF and Excel need one)")
 
     outbox = sub.add_parser("outbox", help="outbound documents waiting for or done with delivery")
     osub = outbox.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -96,6 +104,8 @@ def handle(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
         return _respond(gateway, args, emit)
     if args.command == "despatch":
         return _despatch(gateway, args, emit)
+    if args.command == "documents":
+        return _show_document(gateway, args)
     from edi_gateway.outbound.outbox import flush
 
     if args.action == "flush":
@@ -156,6 +166,23 @@ def _despatch(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
         force=args.force,
     )
     return emit(_issued_data(issued), args.json, _issued_text(issued, "Despatch Advice"))
+
+
+def _show_document(gateway: Gateway, args: argparse.Namespace) -> int:
+    import sys
+
+    from edi_gateway.errors import ConfigError
+    from edi_gateway.outbound.documents import show
+
+    shown = show(gateway.store, gateway.settings, args.id, args.format)
+    if args.output is not None:
+        args.output.write_bytes(shown.payload)
+        print(f"wrote {args.output} ({len(shown.payload)} bytes, {shown.media_type})")
+        return 0
+    if args.format != "ubl":
+        raise ConfigError(f"--format {args.format} is binary: give --output FILE")
+    sys.stdout.buffer.write(shown.payload)
+    return 0
 
 
 def _issued_data(issued: Issued) -> dict[str, Any]:

@@ -1,0 +1,79 @@
+"""Orders as CSV: one row per order line, the order's header fields repeated on every row.
+
+Format (the defaults are chosen so that Excel opens the file correctly by double-click in the
+partners' locales, nl and sv, where the list separator is ``;``):
+
+- **encoding** ``utf-8-sig``: UTF-8 with a byte-order mark. Excel reads a BOM-less CSV in the
+  machine's ANSI code page and garbles å, ë and 一次性医用口罩; with the BOM it reads UTF-8.
+  Any Python codec may be passed; characters it cannot encode raise ``UnicodeEncodeError``.
+- **delimiter** ``;``; fields holding the delimiter, a quote or a line break are quoted with
+  ``"`` (doubled inside), as RFC 4180 does; rows end with CRLF.
+- **header row** in the partner's language (the same labels as the PDF and Excel formats).
+- **numbers**: no thousands separator; the decimal separator is the language's (``,`` for nl
+  and sv, ``.`` for en and zh) unless ``decimal_separator`` says otherwise. Amounts have two
+  decimals, prices at least two, quantities no trailing zeros.
+- **dates** ISO 8601 (``2026-11-06``), which Excel recognises as a date in every locale.
+
+Read it back with ``csv.reader(io.StringIO(data.decode(encoding)), delimiter=delimiter)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+
+from edi_gateway.domain.documents import Line, Order
+from edi_gateway.outbound.i18n import decimal_separator as language_separator
+from edi_gateway.outbound.i18n import format_amount, plain_exponent, plain_number, translator
+from edi_gateway.outbound.render import HEADER_COLUMNS, LINE_COLUMNS, CellValue, Kind
+
+DEFAULT_DELIMITER = ";"
+DEFAULT_ENCODING = "utf-8-sig"
+
+
+def orders_csv(
+    orders: Sequence[Order],
+    *,
+    language: str = "en",
+    delimiter: str = DEFAULT_DELIMITER,
+    encoding: str = DEFAULT_ENCODING,
+    decimal_separator: str | None = None,
+) -> bytes:
+    """The lines of ``orders`` as CSV bytes (see the module docstring for the format).
+
+    An order without lines still gives one row (its header fields, empty line fields), so no
+    order of a bundle disappears from the file.
+    """
+    if len(delimiter) != 1:
+        raise ValueError("delimiter must be a single character")
+    point = decimal_separator or language_separator(language)
+    t = translator(language)
+    columns = (*HEADER_COLUMNS, *LINE_COLUMNS)
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow([t(c.key) for c in columns])
+    for order in orders:
+        for line in order.lines or [Line(line_id="")]:
+            writer.writerow([_text(c.value(order, line), c.kind, point) for c in columns])
+    return out.getvalue().encode(encoding)
+
+
+def _text(value: CellValue, kind: Kind, point: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return _number(value, kind).replace(".", point)
+    return str(value)
+
+
+def _number(value: Decimal, kind: Kind) -> str:
+    if kind is Kind.AMOUNT:
+        return format_amount(value, "en", grouped=False)
+    if kind is Kind.PRICE:
+        return f"{value:.{max(2, -plain_exponent(value))}f}"
+    return plain_number(value)

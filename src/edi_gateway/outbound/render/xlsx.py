@@ -1,0 +1,217 @@
+"""Orders as an Excel workbook (.xlsx, openpyxl), labelled in the partner's language.
+
+Two layouts:
+
+- one sheet per order (the default, for a bundle): a header block (order number, order date,
+  buyer, supplier, currency, order total) above the line table;
+- ``one_sheet=True``: every line of every order on one sheet, the order's header fields
+  repeated in the first columns of each row, so the sheet can be filtered and sorted.
+
+Cells are typed: quantities, prices and amounts are numbers (``int`` or ``Decimal``) with a
+number format (``#,##0.00`` for amounts), dates are real dates (``yyyy-mm-dd``), never numbers
+as text. Identifiers (item numbers, GTINs, party ids) stay text on purpose: leading zeros and
+13-digit GTINs must survive. Line numbers are numbers when they are plain integers. The line
+table's header row is frozen and filtered; column widths follow the content (CJK characters
+count double).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+
+from edi_gateway.domain.documents import Order, Party
+from edi_gateway.outbound.i18n import plain_exponent, translator
+from edi_gateway.outbound.render import (
+    HEADER_COLUMNS,
+    LINE_COLUMNS,
+    CellValue,
+    Column,
+    Kind,
+    party_id,
+    party_name,
+)
+
+AMOUNT_FORMAT = "#,##0.00"
+PRICE_FORMAT = "#,##0.00##"
+INTEGER_FORMAT = "#,##0"
+DATE_FORMAT = "yyyy-mm-dd"
+_MIN_WIDTH, _MAX_WIDTH = 6, 60
+_BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
+_HEADING = Font(bold=True)
+_TITLE = Font(bold=True, size=14)
+_HEADER_FILL = PatternFill("solid", fgColor="DDE4EE")
+
+Sheet = Any  # openpyxl's Worksheet (openpyxl ships no type hints)
+
+
+def orders_workbook(
+    orders: Sequence[Order], *, language: str = "en", one_sheet: bool = False
+) -> bytes:
+    """The orders as .xlsx bytes: one sheet per order, or all lines on one sheet.
+
+    With no orders the workbook has one sheet holding the line table's header row only.
+    """
+    t = translator(language)
+    workbook = Workbook()
+    first = workbook.active
+    if one_sheet or not orders:
+        first.title = _sheet_title(t("order.sheet"), set())
+        _write_all_lines(first, orders, t)
+    else:
+        workbook.remove(first)
+        used: set[str] = set()
+        for order in orders:
+            sheet = workbook.create_sheet(_sheet_title(order.document_id, used))
+            _write_order(sheet, order, t)
+    workbook.properties.title = t("order.sheet")
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+def _write_order(sheet: Sheet, order: Order, t: Callable[[str], str]) -> None:
+    sheet.cell(row=1, column=1, value=f"{t('order.title')} {order.document_id}").font = _TITLE
+    block: list[tuple[str, CellValue, str | None]] = [
+        ("order.number", order.document_id, None),
+        ("order.issue_date", order.issue_date, DATE_FORMAT),
+        ("doc.currency", order.currency, None),
+        ("party.buyer", _party(order.buyer), None),
+        ("party.seller", _party(order.seller), None),
+        ("order.total", order.total_amount, AMOUNT_FORMAT),
+    ]
+    # Two label/value pairs per row (columns A-B and D-E) keep the frozen block short.
+    for index, (key, value, number_format) in enumerate(block):
+        row, column = 2 + index % 3, 1 + 3 * (index // 3)
+        sheet.cell(row=row, column=column, value=t(key)).font = _HEADING
+        cell = sheet.cell(row=row, column=column + 1, value=value)
+        cell.alignment = Alignment(horizontal="left")
+        if number_format and value is not None:
+            cell.number_format = number_format
+    _write_table(sheet, [order], LINE_COLUMNS, t, header_row=6)
+    _fit_widths(sheet, LINE_COLUMNS, t, first_row=7, extra=_labels(block, t))
+
+
+def _labels(
+    block: Sequence[tuple[str, object, object]], t: Callable[[str], str]
+) -> dict[int, list[str]]:
+    """The header block's labels by column (A and D), so the widths leave room for them."""
+    return {1: [t(k) for k, _, _ in block[:3]], 4: [t(k) for k, _, _ in block[3:]]}
+
+
+def _write_all_lines(sheet: Sheet, orders: Sequence[Order], t: Callable[[str], str]) -> None:
+    columns = (*HEADER_COLUMNS, *LINE_COLUMNS)
+    _write_table(sheet, orders, columns, t, header_row=1)
+    _fit_widths(sheet, columns, t, first_row=2)
+
+
+def _write_table(
+    sheet: Sheet,
+    orders: Sequence[Order],
+    columns: Sequence[Column],
+    t: Callable[[str], str],
+    *,
+    header_row: int,
+) -> None:
+    for index, column in enumerate(columns, start=1):
+        cell = sheet.cell(row=header_row, column=index, value=t(column.key))
+        cell.font, cell.fill = _HEADING, _HEADER_FILL
+    row = header_row
+    for order in orders:
+        for line in order.lines:
+            row += 1
+            for index, column in enumerate(columns, start=1):
+                value = _typed(column.value(order, line))
+                cell = sheet.cell(row=row, column=index, value=value)
+                number_format = _number_format(column.kind, value)
+                if number_format:
+                    cell.number_format = number_format
+    sheet.freeze_panes = sheet.cell(row=header_row + 1, column=1)
+    last = f"{get_column_letter(len(columns))}{row}"
+    sheet.auto_filter.ref = f"A{header_row}:{last}"
+
+
+def _typed(value: CellValue) -> CellValue:
+    """Empty text as no cell, integral Decimals as ``int`` (so ``40`` shows as 40, not 40.0)."""
+    if value == "":
+        return None
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    return value
+
+
+def _number_format(kind: Kind, value: CellValue) -> str | None:
+    if value is None or isinstance(value, str):
+        return None
+    if kind is Kind.DATE or isinstance(value, date):
+        return DATE_FORMAT
+    if kind is Kind.AMOUNT:
+        return AMOUNT_FORMAT
+    if kind is Kind.PRICE:
+        return PRICE_FORMAT
+    if kind is Kind.QUANTITY and isinstance(value, Decimal):
+        return "#,##0." + "#" * max(1, -plain_exponent(value))
+    return INTEGER_FORMAT if kind is Kind.QUANTITY else None
+
+
+def _fit_widths(
+    sheet: Sheet,
+    columns: Sequence[Column],
+    t: Callable[[str], str],
+    *,
+    first_row: int,
+    extra: dict[int, list[str]] | None = None,
+) -> None:
+    """Column widths from the heading and the longest value (first 1,000 rows, capped)."""
+    widths = {i: _width(t(c.key)) + 2 for i, c in enumerate(columns, start=1)}
+    for index, texts in (extra or {}).items():
+        widths[index] = max(widths[index], *(_width(text) for text in texts))
+    rows = sheet.iter_rows(min_row=first_row, max_row=first_row + 1000, max_col=len(columns))
+    for row in rows:
+        for cell in row:
+            if cell.value is not None:
+                widths[cell.column] = max(widths[cell.column], _width(_shown(cell.value)))
+    for index, width in widths.items():
+        letter = get_column_letter(index)
+        sheet.column_dimensions[letter].width = min(_MAX_WIDTH, max(_MIN_WIDTH, width + 1))
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, date):
+        return "yyyy-mm-dd"
+    if isinstance(value, int | Decimal):
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def _width(text: str) -> int:
+    """Display width in Excel character units: East Asian wide characters count two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _party(party: Party | None) -> str:
+    if party is None:
+        return ""
+    name, key = party_name(party), party_id(party)
+    return f"{name} ({key})" if key and key != name else name
+
+
+def _sheet_title(wanted: str, used: set[str]) -> str:
+    """A valid, unique sheet title: no ``[]:*?/\\``, at most 31 characters."""
+    base = _BAD_SHEET_CHARS.sub("_", wanted).strip("'") or "Sheet"
+    title, n = base[:31], 1
+    while title.lower() in used:
+        n += 1
+        suffix = f" ({n})"
+        title = base[: 31 - len(suffix)] + suffix
+    used.add(title.lower())
+    return title
