@@ -137,11 +137,15 @@ class Gateway:
             return order.id
 
     def react(self, message_ids: Sequence[int]) -> None:
-        """What follows processing: the partners' auto rules (Order Responses on receipt)."""
+        """What follows processing: auto rules (Order Responses), then forwarding to suppliers."""
         if any(p.auto_response != "none" for p in self.settings.partners):
             from edi_gateway.outbound.auto import auto_respond
 
             auto_respond(self.store, self.settings, message_ids)
+        if any(p.forward is not None for p in self.settings.partners):
+            from edi_gateway.outbound.forward import forward_orders
+
+            forward_orders(self.store, self.settings, message_ids)
 
     def process_pending(self) -> Outcome:
         """Process messages that intake committed but processing never finished."""

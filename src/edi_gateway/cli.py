@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     onote.add_argument("ref", help="store ID, BUYER:ORDER_ID or an unambiguous order ID")
     onote.add_argument("text")
     _json(onote)
+    orelease = osub.add_parser("release", help="let a held order go to its supplier")
+    orelease.add_argument("ref", help="store ID, BUYER:ORDER_ID or an unambiguous order ID")
+    _json(orelease)
     cli_outbound.add_commands(sub, _json)
     return parser
 
@@ -143,9 +146,8 @@ def _with_gateway(gateway: Gateway, args: argparse.Namespace) -> int:
         outcome = run(gateway, once=args.once, report=views.reporter(gateway, quiet=quiet))
         _emit_outcome(gateway, outcome, args.json)
         return EXIT_OK  # failed documents are kept and listed; the run itself succeeded
-    if args.command == "orders" and args.action == "note":
-        order_id = gateway.note(args.ref, args.text)
-        return _print({"order_id": order_id, "note": args.text}, args.json, "noted")
+    if args.command == "orders" and args.action in ("note", "release"):
+        return _order_action(gateway, args)
     if args.command in cli_outbound.COMMANDS:
         return cli_outbound.handle(gateway, args, _print)
     if args.command == "messages" and args.action == "redrive":
@@ -159,6 +161,19 @@ def _with_gateway(gateway: Gateway, args: argparse.Namespace) -> int:
     with gateway.store.session() as session:
         data, text = views.query(session, args)
     return _print(data, args.json, text)
+
+
+def _order_action(gateway: Gateway, args: argparse.Namespace) -> int:
+    if args.action == "note":
+        order_id = gateway.note(args.ref, args.text)
+        return _print({"order_id": order_id, "note": args.text}, args.json, "noted")
+    from edi_gateway.app import operator_name
+    from edi_gateway.outbound.forward import release
+
+    done = release(gateway.store, gateway.settings, args.ref, actor=operator_name())
+    states = ", ".join(f"{k}: {v}" for k, v in done.states.items())
+    data = {"order_id": done.order_id, "order": done.order_number, "forwards": done.states}
+    return _print(data, args.json, f"released {done.order_number} ({states})")
 
 
 def _emit_outcome(gateway: Gateway, outcome: Outcome, as_json: bool) -> int:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from edi_gateway.outbound.issuing import Issued
     from edi_gateway.outbound.respond import LineChange
 
-COMMANDS = frozenset({"respond", "despatch", "outbox", "documents"})
+COMMANDS = frozenset({"respond", "despatch", "invoice", "outbox", "documents"})
 Printer = Callable[[Any, bool, str], int]
 
 
@@ -52,6 +52,24 @@ def add_commands(sub: Any, json_flag: Callable[[argparse.ArgumentParser], None])
     despatch.add_argument("--eta", type=date.fromisoformat, help="estimated delivery date")
     despatch.add_argument("--force", action="store_true", help="despatch more than is open")
     json_flag(despatch)
+
+    invoice = sub.add_parser(
+        "invoice", help="send the buyer an invoice, credit note or debit note (Billing 3.0)"
+    )
+    invoice.add_argument("order", help="store ID, BUYER:ORDER_ID or an unambiguous order ID")
+    invoice.add_argument(
+        "--line",
+        action="append",
+        type=line_quantity,
+        metavar="LINE:QTY",
+        help="bill this quantity of this order line (repeatable; none = all despatched, unbilled)",
+    )
+    kind = invoice.add_mutually_exclusive_group()
+    kind.add_argument("--credit", metavar="INVOICE_ID", help="a credit note for this invoice")
+    kind.add_argument("--debit", metavar="INVOICE_ID", help="a debit note for this invoice")
+    invoice.add_argument("--reason", help="why (shown on the document)")
+    invoice.add_argument("--force", action="store_true", help="bill beyond what the order allows")
+    json_flag(invoice)
 
     documents = sub.add_parser("documents", help="show a stored document")
     dsub = documents.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -106,10 +124,15 @@ def handle(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
         return _despatch(gateway, args, emit)
     if args.command == "documents":
         return _show_document(gateway, args)
-    from edi_gateway.outbound.outbox import flush
-
+    if args.command == "invoice":
+        return _invoice(gateway, args, emit)
     if args.action == "flush":
+        from edi_gateway.outbound.forward import flush_forwards, note_deliveries
+        from edi_gateway.outbound.outbox import flush
+
+        flush_forwards(gateway.store, gateway.settings)  # bundles that are due join the outbox
         done = flush(gateway.store, gateway.settings, partner=args.partner)
+        note_deliveries(gateway.store)
         counts = {
             state: sum(1 for s in done.values() if s == state) for state in set(done.values())
         }
@@ -166,6 +189,28 @@ def _despatch(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
         force=args.force,
     )
     return emit(_issued_data(issued), args.json, _issued_text(issued, "Despatch Advice"))
+
+
+def _invoice(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
+    from edi_gateway.app import operator_name
+    from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, invoice
+
+    request = InvoiceRequest(
+        lines=tuple(LineRequest(line_id, quantity) for line_id, quantity in args.line or ()),
+        credit_of=args.credit,
+        debit_of=args.debit,
+        reason=args.reason,
+    )
+    issued = invoice(
+        gateway.store,
+        gateway.settings,
+        args.order,
+        request,
+        actor=operator_name(),
+        force=args.force,
+    )
+    what = "Credit note" if args.credit else "Debit note" if args.debit else "Invoice"
+    return emit(_issued_data(issued), args.json, _issued_text(issued, what))
 
 
 def _show_document(gateway: Gateway, args: argparse.Namespace) -> int:

@@ -52,11 +52,11 @@ def run(gateway: Gateway, *, once: bool, report: Callable[[str, Outcome], None])
 
 
 def _flush_outbox(gateway: Gateway) -> None:
-    """Deliver the outbound documents that are due (each cycle; retries back off by row)."""
-    from edi_gateway.outbound.outbox import flush
+    """Queue the due supplier bundles, deliver what is due (retries back off by row)."""
+    from edi_gateway.outbound.forward import flush_all
 
     try:
-        flush(gateway.store, gateway.settings)
+        flush_all(gateway.store, gateway.settings)
     except Exception:  # delivery trouble must not stop intake
         log.exception("outbox flush failed; retrying next cycle")
 

@@ -1,8 +1,9 @@
 """``edi-gateway init DIR [--samples DIR]``: a working, commented starter deployment.
 
 Writes ``DIR/gateway.yaml`` (SQLite store, one inbound and one outbound folder connector, the
-partners the bundled samples use), creates the folders, and optionally copies sample documents
-into the inbox. It never overwrites an existing gateway.yaml.
+partners the bundled samples use, with forwarding to the two suppliers), creates the folders,
+copies the supplier layouts of ``mappings/``, and optionally copies sample documents into the
+inbox. It never overwrites an existing gateway.yaml.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from edi_gateway.config import DEFAULT_NAME, load_config
 from edi_gateway.errors import ConfigError
 
 FOLDERS = ("inbox", "archive", "error", "outbox")
+MAPPINGS = "mappings"
 
 STARTER_YAML = """\
 # edi-gateway configuration, written by `edi-gateway init`.
@@ -40,23 +42,70 @@ partners:
     language: sv
     outbound: outbox        # where Order Responses etc. for this partner are delivered
     auto_response: acknowledge  # none | acknowledge | accept: answer each order on receipt
+    legal:                  # completes what its orders leave out on invoices
+      registration_name: Region Västra Sjukvård
+      street: Södra Vägen 14
+      city: Göteborg
+      postal_zone: "412 54"
+      country: SE
   - id: rijnoever
     name: Zorggroep Rijnoever Coöperatie U.A.
     role: buyer
     endpoint: {scheme: "0088", value: "8712345000004"}
     language: nl
     outbound: outbox
+    legal:
+      registration_name: Zorggroep Rijnoever Coöperatie U.A.
+      street: Oudegracht 210
+      city: Utrecht
+      postal_zone: 3511 NS
+      country: NL
   - id: nordisk
     name: Nordisk Vårdutrustning AB
     role: supplier
     endpoint: {scheme: "0088", value: "7350099000003"}
     peppol_validation: true # also run the Peppol BIS 3 rules on what this partner sends
     language: sv
+    outbound: outbox
+    legal:                  # the seller on the invoices the gateway issues for nordisk
+      registration_name: Nordisk Vårdutrustning AB
+      company_id: {value: "5567891238"}
+      vat_id: SE556789123801
+      street: Industrigatan 7
+      city: Malmö
+      postal_zone: "212 14"
+      country: SE
+      iban: SE4550000000058398257466
+      bic: ESSESESS
+      payment_terms: 30 dagar netto
+      default_vat_rate: 25
+    forward:                # orders to nordisk: one workbook (layout mappings/nordisk/inkop)
+      formats: [layout:inkop]
+      bundle: workbook      # none | zip | workbook | csv
+      every_minutes: 30     # also: at: ["08:00", "14:30"] (UTC), when_waiting: 20
+      bundle_filename: "{supplier}-{date:%Y%m%d}-{seq:04d}.{ext}"
   - id: delftlab
     name: Delftse Lab- en Kantoorartikelen B.V.
     role: supplier
     endpoint: {scheme: "0088", value: "8719333000008"}
     language: nl
+    outbound: outbox
+    legal:
+      registration_name: Delftse Lab- en Kantoorartikelen B.V.
+      company_id: {value: "27123456", scheme: "0106"}
+      vat_id: NL812345678B01
+      street: Schoemakerstraat 97
+      city: Delft
+      postal_zone: 2628 VK
+      country: NL
+      iban: NL91ABNA0417164300
+      bic: ABNANL2A
+      payment_terms: 30 dagen netto
+      default_vat_rate: 21
+    forward:                # every order at once, as UBL and as delftlab's own XML
+      formats: [ubl, layout:bestelling]
+      filename: "{supplier}-{order}-{format}.{ext}"
+      hold: false           # true: wait for `edi-gateway orders release ORDER`
 
 # Where documents come from and go to. Drop files into inbox/ (write them as *.part or *.tmp
 # and rename when complete); processed files move to archive/, refused ones to error/.
@@ -85,6 +134,12 @@ routes:
     deliver_to: delftlab
     via: outbox
 """
+
+
+def bundled_mappings() -> Path | None:
+    """The ``mappings/`` folder (supplier layouts) of a source checkout, if there is one."""
+    candidate = Path(__file__).resolve().parents[2] / MAPPINGS
+    return candidate if candidate.is_dir() else None
 
 
 def bundled_samples() -> Path | None:
@@ -122,6 +177,10 @@ def init_project(target: Path, samples: Path | None = None) -> list[Path]:
         if not folder.exists():
             folder.mkdir()
             created.append(folder)
+    layouts = bundled_mappings()
+    if layouts is not None and not (target / MAPPINGS).exists():
+        shutil.copytree(layouts, target / MAPPINGS)
+        created.append(target / MAPPINGS)
     if samples is not None:
         created += _copy_samples(samples, target / "inbox")
     load_config(config)

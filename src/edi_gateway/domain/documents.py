@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # billing builds on this module; the annotation only needs the name
+    from edi_gateway.domain.billing import AllowanceCharge
 
 
 class DocumentKind(StrEnum):
@@ -61,6 +65,11 @@ class Party:
     name: str | None = None
     vat_id: str | None = None
     country: str | None = None
+    street: str | None = None
+    city: str | None = None
+    postal_zone: str | None = None
+    company_id: PartyId | None = None
+    """The legal registration (EN 16931 BT-30), e.g. a KVK number with scheme ``0106``."""
 
     def keys(self) -> list[str]:
         """Every key this party can be recognised by, most specific first."""
@@ -193,8 +202,9 @@ class ReceiptAdvice(Document):
 class Invoice(Document):
     """UBL Invoice (380, or 383 as a Peppol debit note), CreditNote (381) or DebitNote.
 
-    Quantities on a credit note are positive and count as credited; on an Invoice with type
-    code 383 or a UBL DebitNote they count as invoiced (a debit adds to what is owed).
+    Quantities on a credit note are positive and count as credited. An Invoice with type code
+    383 or a UBL DebitNote corrects amounts (a debit adds to what is owed) and moves no
+    quantities: see docs/adr/0003-order-status-derived-from-a-ledger.md.
     """
 
     type_code: str | None = None
@@ -202,6 +212,15 @@ class Invoice(Document):
     tax_amount: Decimal | None = None
     payable_amount: Decimal | None = None
     due_date: date | None = None
+    allowances_charges: list[AllowanceCharge] = field(default_factory=list)
+    """Document-level allowances and charges (EN 16931 BG-20 / BG-21)."""
+    prepaid_amount: Decimal | None = None
+    payment_terms: str | None = None
+    iban: str | None = None
+    """The seller's account for a credit transfer (``PaymentMeans`` code 30)."""
+    bic: str | None = None
+    reason: str | None = None
+    """Why a credit or debit note was issued (written as its note)."""
 
 
 @dataclass(slots=True)

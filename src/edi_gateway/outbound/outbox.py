@@ -47,18 +47,24 @@ class Outgoing:
     media_type: str = "application/xml"
     document_id: int | None = None
     order_id: int | None = None
+    filename: str | None = None
+    """The file name wanted (a supplier's pattern); default ``<kind>-<number>.<ext>``."""
 
 
 def enqueue(session: Session, item: Outgoing) -> int:
     """Queue ``item`` in the caller's transaction; return its outbox id.
 
-    File names are ``<kind>-<document number>.<ext>``, made safe, and never collide with
-    another row of the same connector (a counter is added).
+    File names are ``item.filename`` or ``<kind>-<document number>.<ext>``, made safe, and
+    never collide with another row of the same connector (a counter is added).
     """
     from edi_gateway.store.tables import OutboxRow
 
-    stem = _UNSAFE.sub("_", f"{item.kind}-{item.doc_number}").strip("._")[:180] or "document"
-    filename = f"{stem}.{item.extension}"
+    wanted = item.filename or f"{item.kind}-{item.doc_number}.{item.extension}"
+    stem, dot, extension = wanted.rpartition(".")
+    if not dot:
+        stem, extension = wanted, item.extension
+    stem = _UNSAFE.sub("_", stem).strip("._")[:180] or "document"
+    filename = f"{stem}.{extension}"
     taken = set(
         session.scalars(
             select(OutboxRow.filename).where(
@@ -69,7 +75,7 @@ def enqueue(session: Session, item: Outgoing) -> int:
     counter = 1
     while filename in taken:
         counter += 1
-        filename = f"{stem}-{counter}.{item.extension}"
+        filename = f"{stem}-{counter}.{extension}"
     stamp = now()
     row = OutboxRow(
         created_at=stamp,

@@ -12,6 +12,8 @@ order_keys      every party key an order can be found by (buyer and seller ident
 order_lines     per line: ordered, confirmed, despatched, received, invoiced, credited
 history         every event: when, what, by whom
 outbox          every outbound document, as a row before it is bytes anywhere, until delivered
+forwards        one row per order forwarded to a supplier: held, waiting, queued (in a bundle,
+                as outbox rows), delivered or failed
 """
 
 from __future__ import annotations
@@ -194,4 +196,22 @@ outbox = Table(
     Column("delivered_to", String(1000)),
     Column("sent_at", UTCDateTime()),
     UniqueConstraint("connector", "filename"),
+)
+
+forwards = Table(
+    "forwards",
+    metadata,
+    _id(),
+    Column("order_id", ForeignKey("orders.id"), nullable=False),  # the unique key serves lookups
+    Column("partner", String(100), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("waiting_since", UTCDateTime()),
+    Column("seq", Integer),
+    Column("bundle", String(200)),
+    Column("error", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("order_id", "partner"),
+    Index(None, "partner", "state"),
+    Index(None, "state", "bundle"),
 )

@@ -188,3 +188,20 @@ class OutboxRow(Base):
     last_error: Mapped[str | None]
     delivered_to: Mapped[str | None]
     sent_at: Mapped[datetime | None]
+
+
+class Forward(Base):
+    """An order forwarded to a supplier: held, waiting, queued in a bundle, delivered, failed."""
+
+    __table__ = schema.forwards
+
+    id: Mapped[int]
+    order_id: Mapped[int]
+    partner: Mapped[str]
+    state: Mapped[str]
+    waiting_since: Mapped[datetime | None]
+    seq: Mapped[int | None]
+    bundle: Mapped[str | None]
+    error: Mapped[str | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

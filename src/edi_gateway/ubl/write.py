@@ -19,6 +19,13 @@ from __future__ import annotations
 
 from edi_gateway.ubl.write_common import WriteError
 from edi_gateway.ubl.write_despatch import write_despatch_advice
+from edi_gateway.ubl.write_invoice import write_debit_note, write_invoice
 from edi_gateway.ubl.write_order_response import write_order_response
 
-__all__ = ["WriteError", "write_despatch_advice", "write_order_response"]
+__all__ = [
+    "WriteError",
+    "write_debit_note",
+    "write_despatch_advice",
+    "write_invoice",
+    "write_order_response",
+]

@@ -1,0 +1,252 @@
+"""What a supplier receives: each order in its formats, and the bundles they go in. No I/O.
+
+``render_order`` turns one order into its files (``ubl``: the received bytes unchanged; the
+human formats from :mod:`edi_gateway.outbound.render`; layouts from ``mappings/``).
+``build`` turns the files of the orders of one flush into what is queued: one file per order
+and format (``bundle: none``), one zip of them, one multi-sheet workbook, or one CSV of every
+line. ``is_due`` says whether a supplier's waiting orders should go now.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
+
+from edi_gateway.outbound.layout import (
+    MEDIA_TYPES,
+    Layout,
+    columns_workbook,
+    find_layout,
+    render_template,
+)
+
+if TYPE_CHECKING:
+    from edi_gateway.config_models import ForwardProfile
+    from edi_gateway.domain.documents import Order
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed member times: the same orders give the same bytes
+_HUMAN = {
+    "xlsx": ("xlsx", MEDIA_TYPES["xlsx"]),
+    "pdf": ("pdf", "application/pdf"),
+    "csv": ("csv", "text/csv"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFile:
+    """One file of one order: its format, extension, media type and bytes."""
+
+    format: str
+    extension: str
+    media_type: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Forwarded:
+    """An order ready to go: its identity, the domain document and its files."""
+
+    forward_id: int
+    order: Order
+    buyer: str
+    files: tuple[OrderFile, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Naming:
+    profile: ForwardProfile
+    supplier: str
+    seq: int
+    sent_on: date
+
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """A file to queue in the outbox: its name, bytes and the orders it carries."""
+
+    filename: str
+    extension: str
+    media_type: str
+    payload: bytes
+    forward_ids: tuple[int, ...]
+
+
+def render_order(
+    profile: ForwardProfile,
+    supplier: str,
+    order: Order,
+    original: bytes,
+    *,
+    language: str,
+    sent_on: date,
+) -> tuple[OrderFile, ...]:
+    """The files ``order`` is forwarded as, one per configured format (bundle formats too)."""
+    files: list[OrderFile] = []
+    for fmt in profile.formats:
+        if fmt == "ubl":
+            files.append(OrderFile(fmt, "xml", "application/xml", original))
+        elif fmt.startswith("layout:"):
+            layout = find_layout(profile.mappings, supplier, fmt.removeprefix("layout:"))
+            files.append(_layout_file(layout, order, supplier, sent_on))
+        else:
+            extension, media = _HUMAN[fmt]
+            files.append(OrderFile(fmt, extension, media, _human([order], profile, fmt, language)))
+    return tuple(files)
+
+
+def build(
+    profile: ForwardProfile,
+    supplier: str,
+    orders: Sequence[Forwarded],
+    *,
+    seq: int,
+    sent_on: date,
+    language: str,
+) -> list[Packed]:
+    """What one flush of ``orders`` to ``supplier`` queues (see the module docstring)."""
+    ids = tuple(o.forward_id for o in orders)
+    naming = _Naming(profile, supplier, seq, sent_on)
+    if profile.bundle == "none":
+        used: set[str] = set()
+        return [
+            Packed(
+                _member_name(naming, o, f, used),
+                f.extension,
+                f.media_type,
+                f.payload,
+                (o.forward_id,),
+            )
+            for o in orders
+            for f in o.files
+        ]
+    extension, media, payload = _bundle_bytes(naming, orders, language)
+    name = file_name(
+        profile.bundle_filename, supplier=supplier, date=sent_on, seq=seq, ext=extension
+    )
+    return [Packed(name, extension, media, payload, ids)]
+
+
+def file_name(pattern: str, **values: object) -> str:
+    """``pattern`` filled with ``values``, each made safe for a file name."""
+    safe = {
+        k: v if isinstance(v, int | date) else _UNSAFE.sub("_", str(v)).strip("._") or "x"
+        for k, v in values.items()
+    }
+    return _UNSAFE.sub("_", pattern.format(**safe)).strip("._")[:200] or "forward"
+
+
+def unique(name: str, taken: set[str]) -> str:
+    """``name``, or ``stem-2.ext``, ``stem-3.ext``... the first not in ``taken`` (then taken)."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{stem}-{n}{dot}{ext}"
+    taken.add(candidate)
+    return candidate
+
+
+def next_instant(profile: ForwardProfile, after: datetime) -> datetime | None:
+    """The first scheduled flush time (every_minutes, at) strictly after ``after``."""
+    candidates: list[datetime] = []
+    if profile.every_minutes:
+        step = timedelta(minutes=profile.every_minutes)
+        candidates.append(_EPOCH + ((after - _EPOCH) // step + 1) * step)
+    day = after.astimezone(UTC).date()
+    for offset in (0, 1):
+        for clock in sorted(profile.at):
+            hour, minute = map(int, clock.split(":"))
+            moment = datetime.combine(day + timedelta(days=offset), time(hour, minute), UTC)
+            if moment > after:
+                candidates.append(moment)
+                break
+    return min(candidates, default=None)
+
+
+def is_due(
+    profile: ForwardProfile, *, waiting: int, oldest: datetime | None, now: datetime
+) -> bool:
+    """Whether ``waiting`` orders (the oldest waiting since ``oldest``) should go at ``now``.
+
+    Unbundled orders always go at once. Bundled ones go once ``when_waiting`` orders wait,
+    or once a scheduled time (``every_minutes``, ``at``) has passed since the oldest arrived.
+    """
+    if waiting <= 0:
+        return False
+    if profile.bundle == "none":
+        return True
+    if profile.when_waiting is not None and waiting >= profile.when_waiting:
+        return True
+    due = next_instant(profile, oldest or now)
+    return due is not None and due <= now
+
+
+def _layout_file(layout: Layout, order: Order, supplier: str, sent_on: date) -> OrderFile:
+    if layout.kind == "columns":
+        payload = columns_workbook(layout, [order])
+    else:
+        payload = render_template(layout, order, supplier=supplier, sent_on=sent_on)
+    return OrderFile(f"layout:{layout.name}", layout.extension, layout.media_type, payload)
+
+
+def _human(orders: Sequence[Order], profile: ForwardProfile, fmt: str, language: str) -> bytes:
+    from edi_gateway.outbound.render import csv, pdf, xlsx
+
+    if fmt == "xlsx":
+        return xlsx.orders_workbook(orders, language=language)
+    if fmt == "csv":
+        return csv.orders_csv(
+            orders,
+            language=language,
+            delimiter=profile.csv_delimiter,
+            encoding=profile.csv_encoding,
+        )
+    [order] = orders
+    return pdf.order_pdf(order, language=language)
+
+
+def _bundle_bytes(
+    naming: _Naming, orders: Sequence[Forwarded], language: str
+) -> tuple[str, str, bytes]:
+    profile, supplier = naming.profile, naming.supplier
+    documents = [o.order for o in orders]
+    if profile.bundle == "csv":
+        return "csv", "text/csv", _human(documents, profile, "csv", language)
+    if profile.bundle == "workbook":
+        fmt = profile.formats[0]
+        if fmt == "xlsx":
+            return "xlsx", MEDIA_TYPES["xlsx"], _human(documents, profile, "xlsx", language)
+        layout = find_layout(profile.mappings, supplier, fmt.removeprefix("layout:"))
+        return "xlsx", MEDIA_TYPES["xlsx"], columns_workbook(layout, documents)
+    out = io.BytesIO()
+    used: set[str] = set()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for o in orders:
+            for f in o.files:
+                name = _member_name(naming, o, f, used)
+                archive.writestr(zipfile.ZipInfo(name, _ZIP_TIME), f.payload, zipfile.ZIP_DEFLATED)
+    return "zip", "application/zip", out.getvalue()
+
+
+def _member_name(naming: _Naming, order: Forwarded, file: OrderFile, used: set[str]) -> str:
+    profile = naming.profile
+    name = file_name(
+        profile.filename,
+        supplier=naming.supplier,
+        order=order.order.document_id,
+        buyer=order.buyer,
+        date=naming.sent_on,
+        seq=naming.seq,
+        format=file.format.removeprefix("layout:"),
+        ext=file.extension,
+    )
+    return unique(name, used)

@@ -1,0 +1,396 @@
+"""Forwarding orders to suppliers: each order a ``forwards`` row, then outbox rows, then files.
+
+States of a forward (one per order and supplier)::
+
+    held ──release──▶ waiting ──flush──▶ queued ──outbox delivered──▶ delivered
+                         │                  └──outbox gave up──▶ failed
+                         └──cannot render──▶ failed
+
+- ``forward_orders`` (the react step) makes the row the moment the order is processed:
+  ``held`` when the supplier's profile says ``hold: true``, else ``waiting``.
+- ``flush_forwards`` takes, per supplier whose bundle is due, every waiting row, renders its
+  files, builds the bundle(s), queues them in the outbox and marks the rows ``queued`` with the
+  bundle's number, all in ONE transaction: a crash anywhere before the commit leaves every row
+  ``waiting`` and nothing queued; after it, the outbox owns delivery (idempotent per file
+  name and content). The rows are claimed with ``UPDATE ... WHERE state = 'waiting'``: two
+  flushes at once cannot put an order in two bundles (the loser rolls back).
+- ``note_deliveries`` moves ``queued`` rows on once their outbox rows are sent (or failed).
+
+Every step writes a history event on each order involved.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import CursorResult, func, select, update
+
+from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.outbound.bundle import Forwarded, Packed, build, is_due, render_order
+from edi_gateway.outbound.outbox import Outgoing, enqueue
+from edi_gateway.pipeline.history import SYSTEM, now, record
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from edi_gateway.config import Settings
+    from edi_gateway.config_models import ForwardProfile, Partner
+    from edi_gateway.store.db import Store
+    from edi_gateway.store.tables import Forward
+
+HELD, WAITING, QUEUED, DELIVERED, FAILED = "held", "waiting", "queued", "delivered", "failed"
+log = logging.getLogger(__name__)
+
+
+class ForwardConflict(GatewayError):
+    """Another flush claimed some of these orders first; this flush rolled back."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.NOT_ALLOWED, message)
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """An order an operator released: for which suppliers, and their forwards' states now."""
+
+    order_id: int
+    order_number: str
+    states: dict[str, str]
+
+
+def forward_orders(
+    store: Store, settings: Settings, message_ids: Sequence[int], *, at: datetime | None = None
+) -> list[int]:
+    """Make forward rows for the new orders these messages brought; return the rows' ids.
+
+    Suppliers that take orders one by one (``bundle: none``) are flushed at once.
+    """
+    from edi_gateway.store.tables import Forward, Message, Order
+
+    suppliers = {p.id: p for p in settings.partners if p.forward is not None}
+    if not suppliers or not message_ids:
+        return []
+    moment = at or now()
+    made: list[int] = []
+    with store.session() as session:
+        orders = session.scalars(
+            select(Order)
+            .join(Message, Message.order_id == Order.id)
+            .where(
+                Message.id.in_(list(message_ids)),
+                Message.doc_kind == "Order",
+                Message.state == "processed",
+                Order.seller_partner.in_(list(suppliers)),
+            )
+            .order_by(Order.id)
+        )
+        for order in list(orders):
+            supplier = suppliers[order.seller_partner or ""]
+            known = session.scalar(
+                select(Forward.id).where(
+                    Forward.order_id == order.id, Forward.partner == supplier.id
+                )
+            )
+            if known is not None:
+                continue
+            held = supplier.forward is not None and supplier.forward.hold
+            row = Forward(
+                order_id=order.id,
+                partner=supplier.id,
+                state=HELD if held else WAITING,
+                waiting_since=None if held else moment,
+                created_at=moment,
+                updated_at=moment,
+            )
+            session.add(row)
+            session.flush()
+            made.append(row.id)
+            detail = (
+                f"held for {supplier.id} until an operator releases it "
+                f"(edi-gateway orders release {order.id})"
+                if held
+                else f"waiting to go to {supplier.id}"
+            )
+            record(session, f"forward.{row.state}", detail, order_id=order.id)
+    at_once = [p.id for p in suppliers.values() if p.forward and p.forward.bundle == "none"]
+    if made and at_once:
+        flush_forwards(store, settings, partners=at_once, at=at)
+    return made
+
+
+def release(store: Store, settings: Settings, order_ref: str, *, actor: str) -> Released:
+    """Release an order's held forwards (refused, saying why, when none is held)."""
+    from edi_gateway.outbound.issuing import NotAllowed
+    from edi_gateway.store.queries import resolve_order
+    from edi_gateway.store.tables import Forward
+
+    moment = now()
+    with store.session() as session:
+        order = resolve_order(session, order_ref)
+        rows = list(session.scalars(select(Forward).where(Forward.order_id == order.id)))
+        held = [r for r in rows if r.state == HELD]
+        if not held:
+            listing = ", ".join(f"to {r.partner}: {r.state}" for r in rows)
+            raise NotAllowed(
+                f"order {order.order_number} is not held, so there is nothing to release"
+                + (
+                    f" (its forward {listing})"
+                    if listing
+                    else " (it is not forwarded to a supplier)"
+                )
+            )
+        for row in held:
+            row.state, row.waiting_since, row.updated_at = WAITING, moment, moment
+            record(
+                session,
+                "forward.released",
+                f"released for {row.partner}",
+                actor=actor,
+                order_id=order.id,
+            )
+        order_id, number, partners = order.id, order.order_number, [r.partner for r in held]
+    at_once = [p for p in partners if _profile(settings, p).bundle == "none"]
+    if at_once:
+        flush_forwards(store, settings, partners=at_once)
+    with store.session() as session:
+        states = {
+            r.partner: r.state
+            for r in session.scalars(select(Forward).where(Forward.order_id == order_id))
+        }
+    return Released(order_id, number, states)
+
+
+def flush_forwards(
+    store: Store,
+    settings: Settings,
+    *,
+    partners: Sequence[str] | None = None,
+    at: datetime | None = None,
+    force: bool = False,
+) -> dict[str, list[int]]:
+    """Queue the due bundles (all, with ``force``); return supplier -> outbox ids queued.
+
+    One transaction per supplier; a supplier whose flush fails is logged and retried next time.
+    """
+    moment = at or now()
+    queued: dict[str, list[int]] = {}
+    for partner in settings.partners:
+        if partner.forward is None or (partners is not None and partner.id not in partners):
+            continue
+        try:
+            with store.session() as session:
+                ids = _flush_supplier(session, settings, partner, moment, force=force)
+        except ForwardConflict as exc:
+            log.warning("%s", exc.message)
+            continue
+        if ids:
+            queued[partner.id] = ids
+    return queued
+
+
+def note_deliveries(store: Store) -> dict[str, str]:
+    """Move queued forwards on whose outbox rows are done; return bundle -> new state."""
+    from edi_gateway.store.tables import Forward, OutboxRow
+
+    moved: dict[str, str] = {}
+    with store.session() as session:
+        rows = list(session.scalars(select(Forward).where(Forward.state == QUEUED)))
+        by_bundle: dict[tuple[str, str], list[Forward]] = defaultdict(list)
+        for row in rows:
+            by_bundle[(row.partner, row.bundle or "")].append(row)
+        for (partner, bundle), members in by_bundle.items():
+            files = list(
+                session.execute(
+                    select(OutboxRow.state, OutboxRow.delivered_to).where(
+                        OutboxRow.partner == partner, OutboxRow.doc_number == bundle
+                    )
+                )
+            )
+            if files and all(state == "sent" for state, _ in files):
+                where = ", ".join(str(w) for _, w in files)
+                _move(session, members, DELIVERED, f"delivered to {partner}: {where}")
+                moved[bundle] = DELIVERED
+            elif any(state == "failed" for state, _ in files):
+                _move(session, members, FAILED, f"delivery of {bundle} failed: see outbox list")
+                moved[bundle] = FAILED
+    return moved
+
+
+def flush_all(store: Store, settings: Settings, *, at: datetime | None = None) -> dict[int, str]:
+    """One delivery cycle: due bundles into the outbox, the outbox flushed, deliveries noted."""
+    from edi_gateway.outbound.outbox import flush
+
+    flush_forwards(store, settings, at=at)
+    done = flush(store, settings, at=at)
+    note_deliveries(store)
+    return done
+
+
+def _flush_supplier(
+    session: Session, settings: Settings, partner: Partner, moment: datetime, *, force: bool
+) -> list[int]:
+    from edi_gateway.store.tables import Forward
+
+    profile = _profile(settings, partner.id)
+    rows = list(
+        session.scalars(
+            select(Forward)
+            .where(Forward.partner == partner.id, Forward.state == WAITING)
+            .order_by(Forward.id)
+        )
+    )
+    oldest = min((r.waiting_since or moment for r in rows), default=None)
+    if not force and not is_due(profile, waiting=len(rows), oldest=oldest, now=moment):
+        return []
+    groups = [[r] for r in rows] if profile.bundle == "none" else [rows]
+    seq = session.scalar(select(func.max(Forward.seq)).where(Forward.partner == partner.id)) or 0
+    queued: list[int] = []
+    for group in groups:
+        ready = [f for r in group if (f := _render(session, partner, r, moment)) is not None]
+        if not ready:
+            continue
+        seq += 1
+        packed = build(
+            profile, partner.id, ready, seq=seq, sent_on=moment.date(), language=partner.language
+        )
+        bundle = f"{partner.id}-{seq}"
+        outbox_ids = [_queue(session, partner, p, bundle) for p in packed]
+        _mark(session, [f.forward_id for f in ready], bundle, seq, moment)
+        names = {
+            fid: [p.filename for p in packed if fid in p.forward_ids]
+            for fid in (f.forward_id for f in ready)
+        }
+        for f in ready:
+            what = "bundle" if profile.bundle != "none" else "file(s)"
+            record(
+                session,
+                "forward.queued",
+                f"in {what} {bundle} for {partner.id}: {', '.join(names[f.forward_id])}",
+                order_id=_order_id(session, f.forward_id),
+            )
+        queued += outbox_ids
+    return queued
+
+
+def _render(session: Session, partner: Partner, row: Forward, moment: datetime) -> Forwarded | None:
+    """The order of ``row`` with its files; a render failure fails the row (recorded)."""
+    from edi_gateway.outbound.issuing import original_order
+    from edi_gateway.store.tables import Order
+
+    profile = partner.forward
+    assert profile is not None
+    order_row = session.get_one(Order, row.order_id)
+    try:
+        payload = _original_bytes(session, row.order_id)
+        document = original_order(session, order_row)
+        per_order = profile.bundle in ("none", "zip")
+        files = (
+            render_order(
+                profile,
+                partner.id,
+                document,
+                payload,
+                language=partner.language,
+                sent_on=moment.date(),
+            )
+            if per_order
+            else ()
+        )
+    except Exception as exc:  # noqa: BLE001 -- one bad order must not hold back the rest
+        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        row.state, row.error, row.updated_at = FAILED, message[:2000], moment
+        record(
+            session,
+            "forward.failed",
+            f"not forwarded to {partner.id}: {message}"[:2000],
+            order_id=row.order_id,
+        )
+        return None
+    buyer = order_row.buyer_partner or order_row.buyer_key
+    return Forwarded(row.id, document, buyer, files)
+
+
+def _queue(session: Session, partner: Partner, packed: Packed, bundle: str) -> int:
+    """Queue one file in the outbox under its pattern name (never one already used there)."""
+
+    profile = partner.forward
+    assert profile is not None
+    connector = profile.connector or partner.outbound or ""
+    single = len(packed.forward_ids) == 1
+    outbox_id = enqueue(
+        session,
+        Outgoing(
+            partner=partner.id,
+            connector=connector,
+            kind="Order" if profile.bundle == "none" else "OrderBundle",
+            doc_number=bundle,
+            payload=packed.payload,
+            extension=packed.extension,
+            media_type=packed.media_type,
+            order_id=_order_id(session, packed.forward_ids[0]) if single else None,
+            filename=packed.filename,  # the supplier's pattern; enqueue keeps names unique
+        ),
+    )
+    return outbox_id
+
+
+def _mark(
+    session: Session, forward_ids: list[int], bundle: str, seq: int, moment: datetime
+) -> None:
+    """Claim the rows for ``bundle``; ForwardConflict (rolling back) if another flush did."""
+    from edi_gateway.store.tables import Forward, table
+
+    forwards = table(Forward)
+    result = session.execute(
+        update(forwards)
+        .where(forwards.c.id.in_(forward_ids), forwards.c.state == WAITING)
+        .values(state=QUEUED, bundle=bundle, seq=seq, updated_at=moment)
+    )
+    claimed = result.rowcount if isinstance(result, CursorResult) else -1
+    if claimed != len(forward_ids):
+        raise ForwardConflict(
+            f"another flush queued some of these orders first; bundle {bundle} is rolled back"
+        )
+
+
+def _move(session: Session, rows: list[Forward], state: str, detail: str) -> None:
+    moment = now()
+    for row in rows:
+        row.state, row.updated_at = state, moment
+        record(session, f"forward.{state}", detail[:2000], actor=SYSTEM, order_id=row.order_id)
+
+
+def _order_id(session: Session, forward_id: int) -> int:
+    from edi_gateway.store.tables import Forward
+
+    return session.get_one(Forward, forward_id).order_id
+
+
+def _original_bytes(session: Session, order_id: int) -> bytes:
+    from edi_gateway.store.tables import DocumentRow, Message
+
+    payload = session.scalar(
+        select(Message.payload)
+        .join(DocumentRow, DocumentRow.message_id == Message.id)
+        .where(DocumentRow.order_id == order_id, DocumentRow.kind == "Order")
+        .order_by(DocumentRow.id)
+        .limit(1)
+    )
+    if payload is None:
+        raise GatewayError(ErrorCode.INTERNAL_ERROR, f"order {order_id} has no stored Order")
+    return payload
+
+
+def _profile(settings: Settings, partner_id: str) -> ForwardProfile:
+    partner = settings.partner(partner_id)
+    if partner is None or partner.forward is None:
+        raise GatewayError(
+            ErrorCode.CONFIG_INVALID,
+            f"partner {partner_id!r} has no forward profile in {settings.path}",
+        )
+    return partner.forward

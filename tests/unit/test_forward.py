@@ -1,0 +1,333 @@
+"""Forwarding orders to suppliers: formats, bundles, schedules, hold/release, crash safety."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import zipfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from edi_gateway.app import Gateway
+from edi_gateway.config import Settings
+from edi_gateway.config_models import ForwardProfile
+from edi_gateway.outbound import forward, outbox
+from edi_gateway.outbound.bundle import is_due, next_instant
+from edi_gateway.outbound.forward import flush_all, flush_forwards, release
+from edi_gateway.outbound.issuing import NotAllowed
+from edi_gateway.pipeline.history import now
+from edi_gateway.store.db import Store
+from edi_gateway.store.tables import Forward, OutboxRow
+from tests import factory as f
+from tests.unit.support import detail, receive
+
+MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
+LATER = timedelta(days=2)
+
+
+def settings(tmp_path: Path, layouts: str = "nordisk", **profile: Any) -> Settings:
+    """A buyer and a supplier ``seller`` forwarding by ``profile``, layouts of ``layouts``."""
+    if not (tmp_path / "mappings" / "seller").exists():
+        shutil.copytree(MAPPINGS / layouts, tmp_path / "mappings" / "seller")
+    (tmp_path / "sup").mkdir(exist_ok=True)
+    return Settings.model_validate(
+        {
+            "path": tmp_path / "gateway.yaml",
+            "partners": [
+                {
+                    "id": "buyer",
+                    "name": "Buyer AB",
+                    "role": "buyer",
+                    "endpoint": {"scheme": "0088", "value": f.BUYER_GLN},
+                },
+                {
+                    "id": "seller",
+                    "name": "Seller BV",
+                    "role": "supplier",
+                    "language": "sv",
+                    "endpoint": {"scheme": "0088", "value": f.SELLER_GLN},
+                    "outbound": "to-seller",
+                    "forward": profile,
+                },
+            ],
+            "connectors": [
+                {"name": "to-seller", "type": "folder", "direction": "out", "path": "sup"}
+            ],
+        },
+        context={"base_dir": tmp_path},
+    )
+
+
+def gateway(store: Store, tmp_path: Path, layouts: str = "nordisk", **profile: Any) -> Gateway:
+    return Gateway(settings(tmp_path, layouts, **profile), store)
+
+
+def states(gw: Gateway) -> list[str]:
+    with gw.store.session() as session:
+        return list(session.scalars(select(Forward.state).order_by(Forward.id)))
+
+
+def events(gw: Gateway, ref: str = "PO-1") -> list[str]:
+    return [h["event"] for h in detail(gw, ref)["history"] if h["event"].startswith("forward.")]
+
+
+def sent(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "sup").iterdir())
+
+
+def test_one_file_per_order_goes_at_once(store: Store, tmp_path: Path) -> None:
+    gw = gateway(store, tmp_path, "delftlab", formats=["ubl", "layout:bestelling"])
+    original = f.order("PO-1", f.items(2))
+    receive(gw, original)
+    assert states(gw) == ["queued"]  # queued in the react step, no schedule
+    flush_all(gw.store, gw.settings)
+    files = sent(tmp_path)
+    assert [p.name for p in files] == ["seller-PO-1-bestelling.xml", "seller-PO-1-ubl.xml"]
+    assert files[1].read_bytes() == original  # ubl: the order's bytes unchanged
+    assert b"<Bestelling" in files[0].read_bytes()
+    assert states(gw) == ["delivered"]
+    assert events(gw) == ["forward.waiting", "forward.queued", "forward.delivered"]
+
+
+def test_zip_bundle_holds_every_format_of_every_order(store: Store, tmp_path: Path) -> None:
+    formats = ["ubl", "xlsx", "pdf", "csv", "layout:erp"]
+    gw = gateway(store, tmp_path, formats=formats, bundle="zip", when_waiting=2)
+    receive(gw, f.order("PO-1", f.items(2)))
+    assert flush_all(gw.store, gw.settings) == {} and states(gw) == ["waiting"]
+    receive(gw, f.order("PO-2", f.items(3)))
+    flush_all(gw.store, gw.settings)
+    [bundle] = sent(tmp_path)
+    assert bundle.suffix == ".zip"
+    archive = zipfile.ZipFile(bundle)
+    names = sorted(archive.namelist())
+    assert names == sorted(
+        f"seller-{o}-{fmt}.{ext}"
+        for o in ("PO-1", "PO-2")
+        for fmt, ext in (
+            ("ubl", "xml"),
+            ("xlsx", "xlsx"),
+            ("pdf", "pdf"),
+            ("csv", "csv"),
+            ("erp", "txt"),
+        )
+    )
+    assert archive.read("seller-PO-2-pdf.pdf").startswith(b"%PDF")
+    book = openpyxl.load_workbook(io.BytesIO(archive.read("seller-PO-2-xlsx.xlsx")))
+    assert len(book.sheetnames) == 1
+    rows = list(
+        csv.reader(
+            io.StringIO(archive.read("seller-PO-2-csv.csv").decode("utf-8-sig")), delimiter=";"
+        )
+    )
+    assert len(rows) == 1 + 3
+    erp = archive.read("seller-PO-1-erp.txt").decode().splitlines()
+    assert [r[0] for r in erp] == ["H", "L", "L", "T"]
+    assert states(gw) == ["delivered", "delivered"]
+    assert events(gw, "PO-2") == ["forward.waiting", "forward.queued", "forward.delivered"]
+
+
+def test_workbook_bundle_every_30_minutes(store: Store, tmp_path: Path) -> None:
+    gw = gateway(store, tmp_path, formats=["xlsx"], bundle="workbook", every_minutes=30)
+    receive(gw, f.order("PO-1", f.items(2)))
+    receive(gw, f.order("PO-2", f.items(1)))
+    start = now()
+    assert flush_forwards(gw.store, gw.settings, at=start) == {}
+    queued = flush_forwards(gw.store, gw.settings, at=start + timedelta(minutes=31))
+    assert len(queued["seller"]) == 1
+    outbox.flush(gw.store, gw.settings)
+    [book_file] = sent(tmp_path)
+    book = openpyxl.load_workbook(book_file)
+    assert len(book.sheetnames) == 2
+
+
+def test_workbook_bundle_by_column_map(store: Store, tmp_path: Path) -> None:
+    gw = gateway(store, tmp_path, formats=["layout:inkop"], bundle="workbook", at=["08:00"])
+    receive(gw, f.order("PO-1", f.items(2)))
+    receive(gw, f.order("PO-2", f.items(1)))
+    flush_all(gw.store, gw.settings, at=now() + LATER)
+    [book_file] = sent(tmp_path)
+    book = openpyxl.load_workbook(book_file)
+    assert book.sheetnames == ["Order PO-1", "Order PO-2"]
+    assert book["Order PO-2"].cell(row=6, column=2).value == "SKU-00001"
+
+
+def test_csv_bundle_has_every_line(store: Store, tmp_path: Path) -> None:
+    gw = gateway(store, tmp_path, formats=["csv"], bundle="csv", at=["08:00", "14:30"])
+    receive(gw, f.order("PO-1", f.items(2)))
+    receive(gw, f.order("PO-2", f.items(3)))
+    flush_all(gw.store, gw.settings, at=now() + LATER)
+    [file] = sent(tmp_path)
+    assert file.read_bytes().startswith(b"\xef\xbb\xbf")  # utf-8-sig, as configured
+    rows = list(csv.reader(io.StringIO(file.read_text("utf-8-sig")), delimiter=";"))
+    assert len(rows) == 1 + 5
+    assert {r[0] for r in rows[1:]} == {"PO-1", "PO-2"}
+
+
+def test_schedule_every_at_and_when_waiting() -> None:
+    def profile(**kw: Any) -> ForwardProfile:
+        return ForwardProfile.model_validate({"formats": ["csv"], "bundle": "csv", **kw})
+
+    t = datetime(2026, 11, 22, 10, 5, tzinfo=UTC)
+    every = profile(every_minutes=30)
+    assert next_instant(every, t) == t.replace(minute=30)
+    assert not is_due(every, waiting=3, oldest=t, now=t + timedelta(minutes=24))
+    assert is_due(every, waiting=3, oldest=t, now=t + timedelta(minutes=25))
+    assert not is_due(every, waiting=0, oldest=None, now=t + LATER)
+    fixed = profile(at=["14:30", "08:00"])
+    assert next_instant(fixed, t) == t.replace(hour=14, minute=30)
+    assert next_instant(fixed, t.replace(hour=15)) == datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    assert not is_due(fixed, waiting=1, oldest=t, now=t.replace(hour=14, minute=29))
+    assert is_due(fixed, waiting=1, oldest=t, now=t.replace(hour=14, minute=30))
+    both = profile(at=["23:00"], when_waiting=5)
+    assert not is_due(both, waiting=4, oldest=t, now=t + timedelta(hours=1))
+    assert is_due(both, waiting=5, oldest=t, now=t)
+    assert is_due(both, waiting=1, oldest=t, now=t.replace(hour=23))
+    once = ForwardProfile.model_validate({"formats": ["ubl"]})
+    assert is_due(once, waiting=1, oldest=t, now=t)
+
+
+def test_hold_and_release(store: Store, tmp_path: Path) -> None:
+    gw = gateway(store, tmp_path, formats=["ubl"], hold=True)
+    receive(gw, f.order("PO-1"))
+    flush_all(gw.store, gw.settings, at=now() + LATER)
+    assert states(gw) == ["held"] and sent(tmp_path) == []
+    done = release(gw.store, gw.settings, "PO-1", actor="ops-anna")
+    assert done.states == {"seller": "queued"}
+    flush_all(gw.store, gw.settings)
+    assert len(sent(tmp_path)) == 1 and states(gw) == ["delivered"]
+    history = detail(gw)["history"]
+    assert any(h["event"] == "forward.released" and h["actor"] == "ops-anna" for h in history)
+    with pytest.raises(NotAllowed, match=r"PO-1 is not held.*to seller: delivered"):
+        release(gw.store, gw.settings, "PO-1", actor="ops-anna")
+    receive(gw, f.order("PO-9", seller="7399999999994", seller_name="Elsewhere"))
+    with pytest.raises(NotAllowed, match="not forwarded to a supplier"):
+        release(gw.store, gw.settings, "PO-9", actor="ops-anna")
+
+
+def test_cli_release(store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edi_gateway import cli
+
+    gw = gateway(store, tmp_path, formats=["ubl"], hold=True)
+    receive(gw, f.order("PO-1"))
+    (tmp_path / "gateway.yaml").write_text(_yaml(gw, tmp_path))
+    config = str(tmp_path / "gateway.yaml")
+    assert cli.main(["--config", config, "orders", "release", "PO-1"]) == 0
+    assert "released PO-1 (seller: queued)" in capsys.readouterr().out
+    assert cli.main(["--config", config, "orders", "release", "PO-1"]) == 1
+    assert "PO-1 is not held" in capsys.readouterr().err
+
+
+def _yaml(gw: Gateway, tmp_path: Path) -> str:
+    import yaml
+
+    data = gw.settings.model_dump(mode="json", exclude={"path"}, exclude_defaults=True)
+    data["store"] = {"url": str(gw.store.engine.url.render_as_string(hide_password=False))}
+    return yaml.safe_dump(data)
+
+
+def test_crash_between_bundle_built_and_rows_marked(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gw = gateway(store, tmp_path, formats=["ubl", "pdf"], bundle="zip", when_waiting=2)
+    receive(gw, f.order("PO-1"))
+    receive(gw, f.order("PO-2"))
+
+    def crash(*_args: Any) -> None:
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(forward, "_mark", crash)  # the zip is built and queued, then:
+    with pytest.raises(RuntimeError, match="power cut"):
+        flush_all(gw.store, gw.settings)
+    with gw.store.session() as session:
+        assert session.scalars(select(OutboxRow)).all() == []  # the built bundle is gone
+    assert states(gw) == ["waiting", "waiting"] and sent(tmp_path) == []  # nothing is lost
+    monkeypatch.undo()
+    flush_all(gw.store, gw.settings)
+    flush_all(gw.store, gw.settings)  # a re-run sends nothing twice
+    [bundle] = sent(tmp_path)
+    assert len(zipfile.ZipFile(bundle).namelist()) == 4
+    assert states(gw) == ["delivered"] * 2
+
+
+def test_crash_after_delivery_before_the_outbox_row_is_marked(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gw = gateway(store, tmp_path, formats=["csv"], bundle="csv", when_waiting=1)
+    receive(gw, f.order("PO-1"))
+    flush_forwards(gw.store, gw.settings)
+    real = outbox.record
+
+    def crash_on_sent(session: Any, event: str, *args: Any, **kw: Any) -> None:
+        if event == "outbox.sent":
+            raise RuntimeError("power cut")
+        real(session, event, *args, **kw)
+
+    monkeypatch.setattr(outbox, "record", crash_on_sent)
+    with pytest.raises(RuntimeError):
+        flush_all(gw.store, gw.settings)
+    assert len(sent(tmp_path)) == 1 and states(gw) == ["queued"]  # written, not marked
+    monkeypatch.undo()
+    flush_all(gw.store, gw.settings)
+    assert len(sent(tmp_path)) == 1 and states(gw) == ["delivered"]
+    assert events(gw).count("forward.delivered") == 1
+
+
+def test_file_names_never_collide(store: Store, tmp_path: Path) -> None:
+    gw = gateway(
+        store,
+        tmp_path,
+        formats=["csv"],
+        bundle="csv",
+        when_waiting=1,
+        bundle_filename="{supplier}.{ext}",
+    )
+    for n in range(3):
+        receive(gw, f.order(f"PO-{n}"))
+        flush_all(gw.store, gw.settings)
+    assert [p.name for p in sent(tmp_path)] == ["seller-2.csv", "seller-3.csv", "seller.csv"]
+    with gw.store.session() as session:
+        names = session.scalars(select(OutboxRow.filename)).all()
+    assert len(set(names)) == 3
+
+
+def test_one_order_that_cannot_render_does_not_hold_back_the_rest(
+    store: Store, tmp_path: Path
+) -> None:
+    gw = gateway(store, tmp_path, formats=["layout:erp"], bundle="zip", when_waiting=2)
+    (tmp_path / "mappings" / "seller" / "erp.txt.j2").write_text(
+        "{{ order.document_id }}{% if order.document_id == 'PO-1' %}{{ order.nope }}{% endif %}"
+    )
+    receive(gw, f.order("PO-1"))
+    receive(gw, f.order("PO-2"))
+    flush_all(gw.store, gw.settings)
+    assert states(gw) == ["failed", "delivered"]
+    assert events(gw) == ["forward.waiting", "forward.failed"]
+    assert zipfile.ZipFile(sent(tmp_path)[0]).namelist() == ["seller-PO-2-erp.txt"]
+
+
+@pytest.mark.parametrize(
+    ("profile", "message"),
+    [
+        ({"formats": ["layout:nope"]}, r"formats\[0\]: no layout 'nope'.*layouts there: erp"),
+        ({"formats": ["word"]}, "expected one of ubl, xlsx, pdf, csv or layout:NAME"),
+        ({"filename": "{supplier}-{colour}.{ext}"}, r"found \{colour\}.*expected only"),
+        ({"filename": "{supplier}-{order}"}, r"expected it to contain \{ext\}"),
+        ({"bundle": "zip", "bundle_filename": "{order}.{ext}", "every_minutes": 5}, "{order}"),
+        ({"bundle": "zip"}, "needs a schedule"),
+        ({"every_minutes": 5}, "with bundle: none"),
+        ({"bundle": "workbook", "formats": ["pdf"], "at": ["08:00"]}, r"expected \[xlsx or"),
+        ({"bundle": "workbook", "formats": ["layout:erp"], "at": ["08:00"]}, "column map"),
+        ({"at": ["8:00"], "bundle": "csv", "formats": ["csv"]}, "expected a quoted UTC time"),
+        ({"connector": "nowhere"}, r"forward.connector: found 'nowhere'.*: to-seller"),
+    ],
+)
+def test_config_errors(tmp_path: Path, profile: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        settings(tmp_path, **profile)

@@ -1,0 +1,289 @@
+"""Invoices, credit notes and debit notes the gateway issues: chains, refusals, Billing 3.0."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+from sqlalchemy import select
+
+from edi_gateway.app import Gateway
+from edi_gateway.config import Settings
+from edi_gateway.domain.billing import AllowanceCharge
+from edi_gateway.domain.documents import Invoice
+from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.outbound import outbox
+from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, invoice
+from edi_gateway.outbound.issuing import NotAllowed
+from edi_gateway.store.db import Store
+from edi_gateway.store.tables import OutboxRow
+from edi_gateway.ubl.read import interpret
+from tests import factory as f
+from tests.conftest import shared_dir
+from tests.unit.support import detail, receive
+
+SELLER_LEGAL = {
+    "registration_name": "Verkäufer & Söhne BV",
+    "company_id": {"value": "12345678", "scheme": "0106"},
+    "vat_id": "NL123456789B01",
+    "street": "Keizersgracht 1",
+    "city": "Amsterdam",
+    "postal_zone": "1015 CJ",
+    "country": "NL",
+    "iban": "NL91ABNA0417164300",
+    "bic": "ABNANL2A",
+    "payment_terms": "30 dagen netto",
+    "default_vat_rate": "21",
+}
+BUYER_LEGAL = {
+    "registration_name": "Köpare AB – 東京支店",
+    "vat_id": "SE556677889901",
+    "city": "Göteborg",
+    "country": "SE",
+}
+
+
+def billing_settings(
+    tmp_path: Path, *, debit_note_as: str = "invoice", seller_legal: dict[str, Any] | None = None
+) -> Settings:
+    return Settings.model_validate(
+        {
+            "path": tmp_path / "gateway.yaml",
+            "partners": [
+                {
+                    "id": "buyer",
+                    "name": "Buyer AB",
+                    "role": "buyer",
+                    "endpoint": {"scheme": "0088", "value": f.BUYER_GLN},
+                    "outbound": "to-buyer",
+                    "legal": BUYER_LEGAL,
+                    "debit_note_as": debit_note_as,
+                },
+                {
+                    "id": "seller",
+                    "name": "Seller BV",
+                    "role": "supplier",
+                    "endpoint": {"scheme": "0088", "value": f.SELLER_GLN},
+                    **({"legal": seller_legal} if seller_legal else {}),
+                },
+            ],
+            "connectors": [
+                {"name": "to-buyer", "type": "folder", "direction": "out", "path": "out"},
+            ],
+        },
+        context={"base_dir": tmp_path},
+    )
+
+
+@pytest.fixture
+def billing(store: Store, tmp_path: Path) -> Gateway:
+    """A gateway whose supplier has a legal profile; orders PO-1 of two lines (10 each)."""
+    (tmp_path / "out").mkdir()
+    gateway = Gateway(billing_settings(tmp_path, seller_legal=SELLER_LEGAL), store)
+    receive(gateway, f.order("PO-1", f.items(2)))
+    return gateway
+
+
+def bill(gateway: Gateway, request: InvoiceRequest | None = None, **kw: Any) -> Any:
+    return invoice(
+        gateway.store, gateway.settings, "PO-1", request or InvoiceRequest(), actor="ops", **kw
+    )
+
+
+def quantities(gateway: Gateway) -> dict[str, tuple[str | None, str | None]]:
+    return {
+        line["line_id"]: (line["invoiced"], line["credited"]) for line in detail(gateway)["lines"]
+    }
+
+
+def payload_of(gateway: Gateway, outbox_id: int) -> bytes:
+    with gateway.store.session() as session:
+        return session.scalars(select(OutboxRow.payload).where(OutboxRow.id == outbox_id)).one()
+
+
+def sent(gateway: Gateway, outbox_id: int) -> Invoice:
+    document = interpret(etree.fromstring(payload_of(gateway, outbox_id)))
+    assert isinstance(document, Invoice)
+    return document
+
+
+def test_invoice_chain_moves_quantities_and_status(billing: Gateway) -> None:
+    receive(billing, f.despatch_advice("D-1", "PO-1", [("1", "10"), ("2", "4")]))
+    assert detail(billing)["status"] == "Partially delivered"
+
+    first = bill(billing, InvoiceRequest((LineRequest("1", Decimal("6")),)))
+    assert (first.doc_number, first.status) == ("INV-PO-1-1", "Partially invoiced")
+    assert quantities(billing) == {"1": ("6", "0"), "2": ("0", "0")}
+    document = sent(billing, first.outbox_id)
+    assert (document.kind.value, document.type_code, document.order_refs) == (
+        "Invoice",
+        "380",
+        ["PO-1"],
+    )
+    assert [(ln.order_line_ref, ln.quantity and ln.quantity.value) for ln in document.lines] == [
+        ("1", Decimal("6"))
+    ]
+    # 6 x 2.25 = 13.50, VAT 21 % = 2.84 (2.835 rounded half up)
+    assert (document.tax_exclusive_amount, document.tax_amount, document.payable_amount) == (
+        Decimal("13.50"),
+        Decimal("2.84"),
+        Decimal("16.34"),
+    )
+
+    second = bill(billing)  # the rest of what was despatched: line 1: 4, line 2: 4
+    assert (second.doc_number, second.status) == ("INV-PO-1-2", "Partially invoiced")
+    assert quantities(billing) == {"1": ("10", "0"), "2": ("4", "0")}
+
+    receive(billing, f.despatch_advice("D-2", "PO-1", [("2", "6")]))
+    third = bill(billing)
+    assert third.status == "Fully invoiced"
+    assert quantities(billing) == {"1": ("10", "0"), "2": ("10", "0")}
+
+    credit = bill(
+        billing,
+        InvoiceRequest((LineRequest("1", Decimal("2")),), credit_of="INV-PO-1-1", reason="Defekt"),
+    )
+    assert (credit.doc_number, credit.status) == ("CN-PO-1-1", "Partially invoiced")
+    assert quantities(billing) == {"1": ("10", "2"), "2": ("10", "0")}
+    note = sent(billing, credit.outbox_id)
+    assert (note.kind.value, note.type_code, note.billing_refs) == (
+        "CreditNote",
+        "381",
+        ["INV-PO-1-1"],
+    )
+
+    debit = bill(
+        billing,
+        InvoiceRequest(
+            (LineRequest("2", Decimal("4"), price=Decimal("0.50")),),
+            debit_of="INV-PO-1-2",
+            reason="Price correction",
+        ),
+    )
+    assert (debit.doc_number, debit.status) == ("DN-PO-1-1", "Partially invoiced")
+    assert quantities(billing) == {"1": ("10", "2"), "2": ("10", "0")}  # amounts, not goods
+    corrective = sent(billing, debit.outbox_id)
+    assert (corrective.kind.value, corrective.type_code) == ("Invoice", "383")
+    assert corrective.billing_refs == ["INV-PO-1-2"]
+    assert corrective.payable_amount == Decimal("2.42")  # 2.00 + 21 % VAT
+
+    again = bill(billing)  # the two credited units can be billed again
+    assert again.status == "Fully invoiced"
+    assert quantities(billing)["1"] == ("12", "2")
+    history = detail(billing)["history"]
+    assert any(h["event"] == "document.issued" and h["actor"] == "ops" for h in history)
+
+
+def test_whole_invoice_credit_and_over_credit(billing: Gateway) -> None:
+    receive(billing, f.despatch_advice("D-1", "PO-1", [("1", "10"), ("2", "10")]))
+    bill(billing)
+    with pytest.raises(NotAllowed, match=r"more than invoice INV-PO-1-1 billed.*--force"):
+        bill(billing, InvoiceRequest((LineRequest("1", Decimal(11)),), credit_of="INV-PO-1-1"))
+    whole = bill(billing, InvoiceRequest(credit_of="INV-PO-1-1"))
+    assert whole.status == "Fully delivered"
+    assert quantities(billing) == {"1": ("10", "10"), "2": ("10", "10")}
+    with pytest.raises(NotAllowed, match="nothing to bill"):
+        bill(billing, InvoiceRequest(credit_of="INV-PO-1-1"))
+
+
+def test_refusals_unless_forced(billing: Gateway) -> None:
+    with pytest.raises(NotAllowed, match="nothing to bill"):
+        bill(billing)  # nothing despatched yet
+    receive(billing, f.despatch_advice("D-1", "PO-1", [("1", "5")]))
+    with pytest.raises(NotAllowed, match=r"1: 6 asked, 5 was despatched") as refused:
+        bill(billing, InvoiceRequest((LineRequest("1", Decimal(6)),)))
+    assert refused.value.code is ErrorCode.NOT_ALLOWED
+    with pytest.raises(NotAllowed, match="no order line 9"):
+        bill(billing, InvoiceRequest((LineRequest("9", Decimal(1)),)))
+    with pytest.raises(NotAllowed, match="has no invoice INV-X"):
+        bill(billing, InvoiceRequest(credit_of="INV-X"))
+    with pytest.raises(NotAllowed, match="not both"):
+        bill(billing, InvoiceRequest(credit_of="A", debit_of="B"))
+    with pytest.raises(NotAllowed, match="more than 0"):
+        bill(billing, InvoiceRequest((LineRequest("1", Decimal(0)),)))
+    assert detail(billing)["documents"][-1]["type"] == "DespatchAdvice"  # nothing recorded
+    forced = bill(billing, InvoiceRequest((LineRequest("1", Decimal(6)),)), force=True)
+    assert forced.status == "Partially invoiced"
+    history = detail(billing)["history"]
+    assert any(h["event"] == "invoice.forced" and "6 asked" in h["detail"] for h in history)
+    first = bill(billing, InvoiceRequest((LineRequest("2", Decimal(1)),)), force=True)
+    with pytest.raises(NotAllowed, match="not on the invoice"):
+        bill(billing, InvoiceRequest((LineRequest("1", Decimal(1)),), credit_of=first.doc_number))
+
+
+def test_supplier_without_legal_profile_is_refused(store: Store, tmp_path: Path) -> None:
+    gateway = Gateway(billing_settings(tmp_path), store)
+    receive(gateway, f.order("PO-1", f.items(1)))
+    receive(gateway, f.despatch_advice("D-1", "PO-1", [("1", "10")]))
+    with pytest.raises(NotAllowed, match=r"no legal profile: set partners\[\]\.legal"):
+        bill(gateway)
+
+
+def test_invalid_document_is_an_internal_error_and_nothing_is_queued(
+    store: Store, tmp_path: Path
+) -> None:
+    gateway = Gateway(billing_settings(tmp_path, seller_legal=SELLER_LEGAL), store)
+    receive(gateway, f.order("PO-1", f.items(1)))
+    receive(gateway, f.despatch_advice("D-1", "PO-1", [("1", "10")]))
+    no_reason = AllowanceCharge(charge=True, amount=Decimal(5), vat_rate=Decimal(21))
+    with pytest.raises(GatewayError, match="nothing was sent") as failed:
+        bill(gateway, InvoiceRequest(allowances_charges=(no_reason,)))
+    assert failed.value.code is ErrorCode.INTERNAL_ERROR
+    with gateway.store.session() as session:
+        assert session.scalars(select(OutboxRow)).all() == []
+    assert detail(gateway)["status"] == "Fully delivered"
+
+
+def test_debit_note_as_ubl_debit_note_for_partners_asking(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    settings = billing_settings(tmp_path, debit_note_as="debitnote", seller_legal=SELLER_LEGAL)
+    gateway = Gateway(settings, store)
+    receive(gateway, f.order("PO-1", f.items(1)))
+    receive(gateway, f.despatch_advice("D-1", "PO-1", [("1", "10")]))
+    bill(gateway)
+    debit = bill(gateway, InvoiceRequest(debit_of="INV-PO-1-1", reason="Fracht nachträglich"))
+    document = sent(gateway, debit.outbox_id)
+    assert (document.kind.value, document.billing_refs) == ("DebitNote", ["INV-PO-1-1"])
+    assert "Fracht nachträglich".encode() in payload_of(gateway, debit.outbox_id)
+    assert quantities(gateway) == {"1": ("10", "0")}
+
+
+def test_every_billing_document_passes_the_official_checks(
+    billing: Gateway, tmp_path: Path
+) -> None:
+    check = shared_dir() / "tools" / "ubl-check"
+    receive(billing, f.despatch_advice("D-1", "PO-1", [("1", "10"), ("2", "10")]))
+    freight = AllowanceCharge(True, Decimal("12.50"), "Frakt", "FC", "S", Decimal(21))
+    bonus = AllowanceCharge(False, Decimal("3"), "Bonus", "95", "S", Decimal(21))
+    bill(billing, InvoiceRequest((LineRequest("1", Decimal(3)),), allowances_charges=(freight,)))
+    bill(billing, InvoiceRequest(allowances_charges=(bonus,), reason="Rest – 残り"))
+    bill(billing, InvoiceRequest(credit_of="INV-PO-1-1", reason="Retour"))
+    bill(billing, InvoiceRequest((LineRequest("2", Decimal(1)),), credit_of="INV-PO-1-2"))
+    bill(billing, InvoiceRequest(debit_of="INV-PO-1-2", reason="Prisjustering"))
+    outbox.flush(billing.store, billing.settings)
+    files = sorted(
+        p for p in (tmp_path / "out").iterdir() if p.name.startswith(("Invoice", "CreditNote"))
+    )
+    assert len(files) == 5
+    assert "Köpare AB – 東京支店" in files[0].read_text(encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(check), *map(str, files)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_vat_of_the_order_line_wins_over_the_supplier_default(billing: Gateway) -> None:
+    receive(billing, f.order("PO-9", f.items(1), detailed=True))  # lines say S 25 %
+    receive(billing, f.despatch_advice("D-9", "PO-9", [("1", "10")]))
+    issued = invoice(billing.store, billing.settings, "PO-9", InvoiceRequest(), actor="ops")
+    document = sent(billing, issued.outbox_id)
+    assert (document.tax_exclusive_amount, document.tax_amount) == (
+        Decimal("22.50"),
+        Decimal("5.63"),
+    )
+    assert b"<cbc:Percent>25</cbc:Percent>" in payload_of(billing, issued.outbox_id)
