@@ -158,19 +158,7 @@ def _respond(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
         actor=operator_name(),
         force=args.force,
     )
-    data = {
-        "order_id": issued.order_id,
-        "document_id": issued.document_id,
-        "response_id": issued.doc_number,
-        "response_code": code,
-        "outbox_id": issued.outbox_id,
-        "order_status": issued.status,
-    }
-    text = (
-        f"Order Response {issued.doc_number} ({code}) queued as outbox #{issued.outbox_id}; "
-        f"order is now {issued.status}. Deliver with `edi-gateway outbox flush`."
-    )
-    return emit(data, args.json, text)
+    return emit(_issued_data(issued), args.json, _issued_text(issued, f"Order Response ({code})"))
 
 
 def _despatch(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
 from edi_gateway.errors import GatewayError
 from edi_gateway.outbound.issuing import Issued
 from edi_gateway.outbound.respond import Decision, issue
@@ -30,21 +28,12 @@ def auto_respond(store: Store, settings: Settings, message_ids: Sequence[int]) -
     rules = {p.id: CODE[p.auto_response] for p in settings.partners if p.auto_response in CODE}
     if not rules or not message_ids:
         return []
-    from edi_gateway.store.tables import Message, Order
+    from edi_gateway.store.queries import orders_created_by
+    from edi_gateway.store.tables import Order
 
     issued: list[Issued] = []
     with store.session() as session:
-        orders = session.scalars(
-            select(Order)
-            .join(Message, Message.order_id == Order.id)
-            .where(
-                Message.id.in_(list(message_ids)),
-                Message.doc_kind == "Order",
-                Message.state == "processed",
-                Order.status == "Received",
-            )
-            .order_by(Order.id)
-        )
+        orders = session.scalars(orders_created_by(message_ids).where(Order.status == "Received"))
         for order in list(orders):
             code = rules.get(order.seller_partner or "") or rules.get(order.buyer_partner or "")
             if code is None:

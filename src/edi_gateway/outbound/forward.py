@@ -32,6 +32,7 @@ from sqlalchemy import CursorResult, func, select, update
 
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.outbound.bundle import Forwarded, Packed, build, is_due, render_order
+from edi_gateway.outbound.issuing import original_bytes
 from edi_gateway.outbound.outbox import Outgoing, enqueue
 from edi_gateway.pipeline.history import SYSTEM, now, record
 
@@ -70,7 +71,8 @@ def forward_orders(
 
     Suppliers that take orders one by one (``bundle: none``) are flushed at once.
     """
-    from edi_gateway.store.tables import Forward, Message, Order
+    from edi_gateway.store.queries import orders_created_by
+    from edi_gateway.store.tables import Forward, Order
 
     suppliers = {p.id: p for p in settings.partners if p.forward is not None}
     if not suppliers or not message_ids:
@@ -79,15 +81,7 @@ def forward_orders(
     made: list[int] = []
     with store.session() as session:
         orders = session.scalars(
-            select(Order)
-            .join(Message, Message.order_id == Order.id)
-            .where(
-                Message.id.in_(list(message_ids)),
-                Message.doc_kind == "Order",
-                Message.state == "processed",
-                Order.seller_partner.in_(list(suppliers)),
-            )
-            .order_by(Order.id)
+            orders_created_by(message_ids).where(Order.seller_partner.in_(list(suppliers)))
         )
         for order in list(orders):
             supplier = suppliers[order.seller_partner or ""]
@@ -286,7 +280,7 @@ def _render(session: Session, partner: Partner, row: Forward, moment: datetime) 
     assert profile is not None
     order_row = session.get_one(Order, row.order_id)
     try:
-        payload = _original_bytes(session, row.order_id)
+        payload = original_bytes(session, row.order_id)
         document = original_order(session, order_row)
         per_order = profile.bundle in ("none", "zip")
         files = (
@@ -369,21 +363,6 @@ def _order_id(session: Session, forward_id: int) -> int:
     from edi_gateway.store.tables import Forward
 
     return session.get_one(Forward, forward_id).order_id
-
-
-def _original_bytes(session: Session, order_id: int) -> bytes:
-    from edi_gateway.store.tables import DocumentRow, Message
-
-    payload = session.scalar(
-        select(Message.payload)
-        .join(DocumentRow, DocumentRow.message_id == Message.id)
-        .where(DocumentRow.order_id == order_id, DocumentRow.kind == "Order")
-        .order_by(DocumentRow.id)
-        .limit(1)
-    )
-    if payload is None:
-        raise GatewayError(ErrorCode.INTERNAL_ERROR, f"order {order_id} has no stored Order")
-    return payload
 
 
 def _profile(settings: Settings, partner_id: str) -> ForwardProfile:

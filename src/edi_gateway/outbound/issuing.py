@@ -64,22 +64,29 @@ def buyer_connector(settings: Settings, order: OrderRow) -> str:
 
 def original_order(session: Session, order: OrderRow) -> Order:
     """The order document as received (parties with their endpoints come from it)."""
-    from edi_gateway.store.tables import DocumentRow, Message
     from edi_gateway.ubl.parse import parse
     from edi_gateway.ubl.read import interpret
+
+    payload = original_bytes(session, order.id)
+    document = interpret(parse(payload, max_size=len(payload) + 1))
+    assert isinstance(document, Order)
+    return document
+
+
+def original_bytes(session: Session, order_id: int) -> bytes:
+    """The bytes of the Order document that created the order, exactly as received."""
+    from edi_gateway.store.tables import DocumentRow, Message
 
     payload = session.scalar(
         select(Message.payload)
         .join(DocumentRow, DocumentRow.message_id == Message.id)
-        .where(DocumentRow.order_id == order.id, DocumentRow.kind == DocumentKind.ORDER.value)
+        .where(DocumentRow.order_id == order_id, DocumentRow.kind == DocumentKind.ORDER.value)
         .order_by(DocumentRow.id)
         .limit(1)
     )
     if payload is None:
-        raise GatewayError(ErrorCode.INTERNAL_ERROR, f"order {order.id} has no stored Order")
-    document = interpret(parse(payload, max_size=len(payload) + 1))
-    assert isinstance(document, Order)
-    return document
+        raise GatewayError(ErrorCode.INTERNAL_ERROR, f"order {order_id} has no stored Order")
+    return payload
 
 
 def next_number(session: Session, order: OrderRow, kind: DocumentKind, prefix: str) -> str:

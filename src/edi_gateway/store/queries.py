@@ -5,11 +5,12 @@ The shapes here are the stable JSON schema documented in the README; add keys, n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from edi_gateway.errors import ErrorCode, LookupFailed
@@ -167,6 +168,20 @@ def list_orders(
             )
         )
     return [order_summary(o) for o in session.scalars(query)]
+
+
+def orders_created_by(message_ids: Sequence[int]) -> Select[Order]:
+    """The orders that these messages (processed Order documents) created, oldest first."""
+    return (
+        select(Order)
+        .join(Message, Message.order_id == Order.id)
+        .where(
+            Message.id.in_(list(message_ids)),
+            Message.doc_kind == "Order",
+            Message.state == "processed",
+        )
+        .order_by(Order.id)
+    )
 
 
 def resolve_order(session: Session, ref: str) -> Order:
