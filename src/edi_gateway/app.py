@@ -40,6 +40,8 @@ class Outcome:
 
     states: dict[int, str] = field(default_factory=dict)
     sources: Counter[str] = field(default_factory=Counter)
+    delivered: Counter[str] = field(default_factory=Counter)
+    """Outbound files delivered, per partner (filled by ``run``)."""
 
     def add(self, source: str, states: dict[int, str]) -> None:
         """Merge one batch's results."""

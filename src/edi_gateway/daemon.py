@@ -11,6 +11,7 @@ import logging
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from types import FrameType
 
@@ -44,21 +45,25 @@ def run(gateway: Gateway, *, once: bool, report: Callable[[str, Outcome], None])
             total.add(transport.name, outcome.states)
             if outcome.states or once:
                 report(transport.name, outcome)
-        _flush_outbox(gateway)
+        total.delivered.update(_flush_outbox(gateway))
         if once:
             break
         stop.wait(max(0.05, min(due.values(), default=1.0) - time.monotonic()))
     return total
 
 
-def _flush_outbox(gateway: Gateway) -> None:
-    """Queue the due supplier bundles, deliver what is due (retries back off by row)."""
+def _flush_outbox(gateway: Gateway) -> Counter[str]:
+    """Queue the due supplier bundles, deliver what is due; return deliveries per partner."""
     from edi_gateway.outbound.forward import flush_all
+    from edi_gateway.outbound.outbox import SENT, partners_of
 
     try:
-        flush_all(gateway.store, gateway.settings)
+        done = flush_all(gateway.store, gateway.settings)
     except Exception:  # delivery trouble must not stop intake
         log.exception("outbox flush failed; retrying next cycle")
+        return Counter()
+    sent = [row_id for row_id, state in done.items() if state == SENT]
+    return Counter(partners_of(gateway.store, sent))
 
 
 def _install_signal_handlers(stop: threading.Event) -> None:

@@ -103,6 +103,7 @@ def outcome_data(gateway: Gateway, outcome: Outcome) -> Json:
         "by_source": dict(outcome.sources),
         "by_state": dict(Counter(final.values())),
         "failures": failures,
+        "delivered": dict(outcome.delivered),
     }
 
 
@@ -114,6 +115,10 @@ def outcome_text(data: Json) -> str:
         count = data["by_state"].get(state)
         if count:
             lines.append(f"  {count:>5} {STATE_WORDS[state]}")
+    delivered = data.get("delivered") or {}
+    if delivered:
+        parts = ", ".join(f"{partner}: {n}" for partner, n in sorted(delivered.items()))
+        lines.append(f"Sent:     {sum(delivered.values())} outbound files ({parts})")
     for failure in data["failures"]:
         where = f" line {failure['error_line']}" if failure["error_line"] else ""
         lines.append(

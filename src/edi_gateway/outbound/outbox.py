@@ -152,6 +152,16 @@ def _failed_attempt(session: Session, row: OutboxRow, error: str, moment: dateti
     record(session, event, detail[:2000], order_id=row.order_id)
 
 
+def partners_of(store: Store, row_ids: list[int]) -> list[str]:
+    """The partner of each of these outbox rows."""
+    from edi_gateway.store.tables import OutboxRow
+
+    if not row_ids:
+        return []
+    with store.session() as session:
+        return list(session.scalars(select(OutboxRow.partner).where(OutboxRow.id.in_(row_ids))))
+
+
 def count_pending(session: Session) -> int:
     """How many rows wait for delivery."""
     from edi_gateway.store.tables import OutboxRow
