@@ -12,13 +12,19 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edi_gateway.envelope import Envelope, file_envelope
 from edi_gateway.errors import ConfigError
 from edi_gateway.pipeline.history import now, record
 from edi_gateway.pipeline.intake import intake
-from edi_gateway.pipeline.process import FAILED, Policy, pending_ids, process_messages
+from edi_gateway.pipeline.process import (
+    FAILED,
+    Policy,
+    ReplyReader,
+    pending_ids,
+    process_messages,
+)
 from edi_gateway.store.db import Store, open_store
 
 if TYPE_CHECKING:
@@ -83,6 +89,7 @@ class Gateway:
             max_size=settings.intake.max_size_mb * 1024 * 1024,
             accept_unknown_partners=settings.intake.unknown_partner == "accept",
             partner_of=partner_of,
+            reply_reader=_reply_readers(settings),
         )
 
     def close(self) -> None:
@@ -178,6 +185,41 @@ class Gateway:
         process_messages(self.store, self.policy, picked)
         self.react(picked)
         return picked
+
+
+def _reply_readers(settings: Settings) -> Callable[[str, str], ReplyReader | None]:
+    """(source, file name) -> the reader of the supplier's reply layout it matches, if any."""
+    from fnmatch import fnmatchcase
+
+    routes = [c for c in settings.connectors if c.direction == "in" and c.replies]
+    if not routes:
+        return lambda source, filename: None
+    from edi_gateway.config_models import reply_map_path
+    from edi_gateway.domain.documents import Party, PartyId
+    from edi_gateway.replies import load_map, read_reply
+
+    table: dict[str, list[tuple[str, ReplyReader]]] = {}
+    for conn in routes:
+        partner = settings.partner(conn.partner or "")
+        assert partner is not None  # checked when the configuration was loaded
+        supplier = Party(
+            endpoint=PartyId(partner.endpoint.value, partner.endpoint.scheme),
+            ids=[PartyId(i.value, i.scheme) for i in partner.identifiers],
+            name=partner.name,
+        )
+        for pattern, name in conn.replies.items():
+            mapping = load_map(reply_map_path(settings.path, partner.id, name))
+
+            def reader(payload: bytes, filename: str, m: Any = mapping, p: Party = supplier) -> Any:
+                return read_reply(payload, filename, m, supplier=p)
+
+            table.setdefault(f"folder:{conn.name}", []).append((pattern.lower(), reader))
+
+    def pick(source: str, filename: str) -> ReplyReader | None:
+        lower = filename.lower()
+        return next((r for pat, r in table.get(source, []) if fnmatchcase(lower, pat)), None)
+
+    return pick
 
 
 def operator_name() -> str:

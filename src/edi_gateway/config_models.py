@@ -330,6 +330,9 @@ class FolderConnector(_Model):
     pattern: str = "*.xml"
     every_seconds: float = Field(default=10, gt=0, le=86400)
     partner: Slug | None = None
+    replies: dict[str, Slug] = Field(default_factory=dict)
+    """Supplier replies in the supplier's own layout: file-name pattern -> column map name in
+    ``mappings/<partner>/replies/<name>.yaml``; files matching no pattern are read as UBL."""
 
     @field_validator("archive", "error")
     @classmethod
@@ -459,6 +462,7 @@ def _reference_problems(s: Settings) -> list[str]:
     for i, p in enumerate(s.partners):
         connector_ref(f"partners[{i}].outbound", p.outbound, "out")
     for i, c in enumerate(s.connectors):
+        problems += _reply_map_problems(s, i, c, partners)
         if c.partner is not None and c.partner not in partners:
             problems.append(f"connectors[{i}].partner: found {c.partner!r}, expected {known_p}")
     for i, r in enumerate(s.routes):
@@ -504,4 +508,37 @@ def _forward_problems(s: Settings) -> list[str]:
                     )
                     if problem:
                         problems.append(f"{where}.formats[{j}]: {problem}")
+    return problems
+
+
+def reply_map_path(settings_path: Path, partner: str, name: str) -> Path:
+    """Where the column map ``name`` of supplier ``partner`` lives."""
+    return settings_path.parent / "mappings" / partner / "replies" / f"{name}.yaml"
+
+
+def _reply_map_problems(
+    s: Settings, i: int, c: FolderConnector, partners: dict[str, Partner]
+) -> list[str]:
+    if not c.replies:
+        return []
+    where = f"connectors[{i}].replies"
+    owner = partners.get(c.partner or "")
+    if c.direction != "in" or owner is None or owner.role == "buyer":
+        return [
+            f"{where}: found reply maps, expected them only on an inbound connector whose "
+            "partner is a supplier (set connectors[].partner)"
+        ]
+    from edi_gateway.errors import ConfigError
+    from edi_gateway.replies import load_map
+
+    problems: list[str] = []
+    for pattern, name in c.replies.items():
+        path = reply_map_path(s.path, owner.id, name)
+        if not path.is_file():
+            problems.append(f"{where}.{pattern}: found {name!r}, expected a map file {path}")
+            continue
+        try:
+            load_map(path)
+        except ConfigError as exc:
+            problems.append(f"{where}.{pattern}: {exc.message}")
     return problems

@@ -114,7 +114,13 @@ def test_kill_9_then_restart_leaves_one_terminal_state_per_file(
     assert os.listdir(project.inbox) == [".claimed"]
     assert os.listdir(project.inbox / ".claimed") == []
     assert archived + errored == Counter(dict.fromkeys(expected_names, 1))
-    assert set(errored) == set(BAD)
+    if set(errored) != set(BAD):  # say why good files were refused
+        failed = project.json("messages", "list", "--state", "failed")
+        why = {
+            r["filename"]: (r["error_code"], r["id"]) for r in failed if r["filename"] not in BAD
+        }
+        first = project.json("messages", "show", str(next(iter(why.values()))[1])) if why else {}
+        raise AssertionError(f"good files refused: {why}; first: {first.get('error_detail')}")
 
     # Exactly one message per file, all terminal, none a crash-made duplicate.
     rows = project.json("messages", "list")

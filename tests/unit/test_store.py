@@ -84,3 +84,27 @@ def test_reopening_a_migrated_store_keeps_data(tmp_path: Path) -> None:
         ) == [1]
     finally:
         second.close()
+
+
+def test_a_savepoint_after_reads_does_not_commit_on_its_own(tmp_path: Path) -> None:
+    """With pysqlite's own transaction handling, RELEASE of a SAVEPOINT opened after plain
+    SELECTs commits; a crash before the real COMMIT then left half a batch stored."""
+    store = open_store(f"sqlite:///{tmp_path / 'g.db'}")
+    try:
+        try:
+            with store.connect() as conn:
+                conn.execute(text("SELECT count(*) FROM messages")).scalar()
+                with conn.begin_nested():
+                    conn.execute(
+                        text(
+                            "INSERT INTO history (at, event, actor) "
+                            "VALUES ('2026-11-22 00:00:00', 'probe', 'test')"
+                        )
+                    )
+                raise RuntimeError("crash before the batch commits")
+        except RuntimeError:
+            pass
+        with store.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM history")).scalar() == 0
+    finally:
+        store.close()

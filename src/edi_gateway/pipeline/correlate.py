@@ -19,6 +19,7 @@ from edi_gateway.domain.documents import (
     Line,
     Party,
 )
+from edi_gateway.errors import GatewayError
 from edi_gateway.pipeline.history import SYSTEM, now, record
 from edi_gateway.pipeline.ledger import recompute
 from edi_gateway.pipeline.orders import document_row, line_rows
@@ -169,7 +170,10 @@ def attach_orphans(session: Session, order_id: int) -> int:
         if found is None or row.message_id is None:
             continue
         payload, source, partner = found
-        document = interpret(parse(payload, max_size=len(payload) + 1))
+        try:
+            document = interpret(parse(payload, max_size=len(payload) + 1))
+        except GatewayError:  # not UBL (a supplier's CSV reply): `messages redrive` attaches it
+            continue
         if find_order(session, document) is not order:
             continue
         attach(session, order, row, document, MessageRef(row.message_id, source, partner))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, select
 
-from edi_gateway.domain.documents import DocumentKind
+from edi_gateway.domain.documents import Document, DocumentKind
 from edi_gateway.errors import DocumentError, ErrorCode, GatewayError
 from edi_gateway.pipeline.orders import insert_orders
 from edi_gateway.pipeline.work import (
@@ -40,13 +40,25 @@ SUPPORTED = frozenset(kind.value for kind in DocumentKind)
 RECEIVED = "received"
 
 
+ReplyReader = Callable[[bytes, str], list[Document]]
+
+
+def _no_replies(source: str, filename: str) -> ReplyReader | None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """What processing needs from the configuration."""
+    """What processing needs from the configuration.
+
+    ``reply_reader(source, filename)`` gives the reader of a supplier's own CSV/Excel reply
+    layout for files that arrive that way, else None (the file is UBL).
+    """
 
     max_size: int
     accept_unknown_partners: bool
     partner_of: Callable[[Sequence[str]], str | None]
+    reply_reader: Callable[[str, str], ReplyReader | None] = _no_replies
 
 
 def process_messages(
@@ -87,15 +99,16 @@ def _load(
         messages.c.sha256,
         messages.c.source,
         messages.c.attempts,
+        messages.c.filename,
     )
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        for mid, state, sha, source, attempts in conn.execute(
+        for mid, state, sha, source, attempts, filename in conn.execute(
             select(*columns).where(messages.c.id.in_(chunk))
         ):
             states[mid] = state
             if state == RECEIVED:
-                works.append(Work(mid, sha, source, attempts, payloads.get(mid)))
+                works.append(Work(mid, sha, source, attempts, payloads.get(mid), filename))
     works.sort(key=lambda w: w.id)
     missing = [w.id for w in works if w.payload is None]
     for start in range(0, len(missing), 200):
@@ -130,9 +143,15 @@ def _examine(conn: Connection, policy: Policy, works: list[Work]) -> None:
         first_of[work.sha256] = work
         try:
             assert work.payload is not None
-            validated = validate_document(work.payload, max_size=policy.max_size, kinds=SUPPORTED)
-            work.document = interpret(validated.root)
-            del validated  # the tree can be large; the domain document is what we keep
+            reader = policy.reply_reader(work.source, work.filename)
+            if reader is not None:  # a supplier's own CSV/Excel layout
+                work.document, *work.more = reader(work.payload, work.filename)
+            else:
+                validated = validate_document(
+                    work.payload, max_size=policy.max_size, kinds=SUPPORTED
+                )
+                work.document = interpret(validated.root)
+                del validated  # the tree can be large; the domain document is what we keep
             _identify(policy, work)
         except GatewayError as exc:
             work.fail(exc)
@@ -200,7 +219,7 @@ def _identify(policy: Policy, work: Work) -> None:
 def _check_id_conflicts(conn: Connection, works: list[Work]) -> None:
     """The same document ID from the same sender with other bytes is flagged, never merged."""
     candidates = [w for w in works if w.pending and w.document is not None]
-    numbers = sorted({w.document.document_id for w in candidates if w.document})
+    numbers = sorted({d.document_id for w in candidates for d in _documents(w)})
     known: dict[tuple[str | None, str, str], int | None] = {}
     for start in range(0, len(numbers), 500):
         rows = conn.execute(
@@ -216,20 +235,24 @@ def _check_id_conflicts(conn: Connection, works: list[Work]) -> None:
         )
         known.update({(s, k, n): mid for s, k, n, mid in rows})
     for work in candidates:
-        assert work.document is not None
-        key = (work.sender_key, work.document.kind.value, work.document.document_id)
-        if key in known:
-            work.fail(_conflict(work, known[key]))
+        keys = [(work.sender_key, d.kind.value, d.document_id) for d in _documents(work)]
+        clash = next((k for k in keys if k in known), None)
+        if clash is not None:
+            work.fail(_conflict(work, clash, known[clash]))
         else:
-            known[key] = work.id
+            known.update(dict.fromkeys(keys, work.id))
 
 
-def _conflict(work: Work, earlier: int | None) -> DocumentError:
-    assert work.document is not None
+def _documents(work: Work) -> list[Document]:
+    return [work.document, *work.more] if work.document is not None else []
+
+
+def _conflict(work: Work, key: tuple[str | None, str, str], earlier: int | None) -> DocumentError:
+    _, kind, number = key
     return DocumentError(
         ErrorCode.DUPLICATE_ID_CONFLICT,
-        f"{work.document.kind.value} {work.document.document_id} from {work.sender_key} was "
-        f"already received as message {earlier} with different content; it was not merged",
+        f"{kind} {number} from {work.sender_key} was already received as message {earlier} "
+        "with different content; it was not merged",
     )
 
 
@@ -300,11 +323,13 @@ def _insert_orders(conn: Connection, works: list[Work]) -> None:
 def _correlate_one(session: Session, work: Work) -> None:
     from edi_gateway.pipeline.correlate import MessageRef, correlate
 
-    assert work.document is not None
     ref = MessageRef(work.id, work.source, work.partner)
     try:
         with session.begin_nested():  # correlation writes all or nothing
-            state, order_id = correlate(session, ref, work.document)
+            outcomes = [correlate(session, ref, d) for d in _documents(work)]
+        states = {state for state, _ in outcomes}
+        state = ORPHAN if ORPHAN in states else PROCESSED
+        order_id = next((oid for _, oid in outcomes if oid is not None), None)
     except GatewayError as exc:
         work.fail(exc)
     except Exception as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, update
@@ -25,7 +25,10 @@ class Work:
     source: str
     attempts: int
     payload: bytes | None = None
+    filename: str = ""
     document: Document | None = None
+    more: list[Document] = field(default_factory=list)
+    """Further documents of the same message (a supplier's CSV reply may hold several)."""
     sender_key: str | None = None
     partner: str | None = None
     counterpart: str | None = None

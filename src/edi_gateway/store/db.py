@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 # The newest migration. Opening a store at this revision skips Alembic (a start-up cost);
 # tests/unit/test_store.py checks it equals the head of the migration scripts.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -46,6 +46,12 @@ class Store:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling emits BEGIN only before DML, so a SAVEPOINT after
+    # plain SELECTs would open (and its RELEASE commit) a transaction of its own: a crash
+    # between that RELEASE and the real COMMIT would leave half a batch committed. Take
+    # transaction control away from the driver; SQLAlchemy's "begin" event emits BEGIN
+    # (the workaround SQLAlchemy documents for pysqlite and SAVEPOINT).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -54,11 +60,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
 def open_store(url: str, *, migrate: bool = True) -> Store:
     """Open (and by default migrate to the newest schema) the store at ``url``."""
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     if migrate:
         revision = current_revision(engine)
         if revision is None and _is_empty(engine):

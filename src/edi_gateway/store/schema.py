@@ -134,7 +134,7 @@ documents = Table(
     "documents",
     metadata,
     _id(),
-    Column("message_id", ForeignKey("messages.id"), unique=True),
+    Column("message_id", ForeignKey("messages.id"), index=True),  # a CSV reply: several
     Column("direction", String(3), nullable=False),
     Column("kind", String(40), nullable=False),
     Column("doc_number", String(200), nullable=False),

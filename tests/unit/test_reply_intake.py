@@ -1,0 +1,69 @@
+"""Supplier replies in the supplier's own CSV layout, through a connector, move the order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edi_gateway.app import Gateway
+from edi_gateway.config import load_config
+from edi_gateway.errors import ConfigError
+from edi_gateway.starter import init_project
+from edi_gateway.store.db import Store
+from edi_gateway.store.queries import order_detail, resolve_order
+from edi_gateway.transports import open_inbound
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "samples"
+
+
+def project(tmp_path: Path, replies: dict[str, str]) -> Path:
+    init_project(tmp_path / "p")
+    config = tmp_path / "p" / "gateway.yaml"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["connectors"].append(
+        {
+            "name": "from-nordisk",
+            "type": "folder",
+            "direction": "in",
+            "path": "from-nordisk",
+            "pattern": "*.csv",
+            "partner": "nordisk",
+            "replies": replies,
+        }
+    )
+    for partner in data["partners"]:
+        partner.pop("auto_response", None)
+        partner.pop("forward", None)
+    config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    (tmp_path / "p" / "from-nordisk").mkdir()
+    return config
+
+
+def test_confirmation_and_despatch_csv_move_the_order(store: Store, tmp_path: Path) -> None:
+    config = project(tmp_path, {"*confirmation*": "confirmation", "*despatch*": "despatch"})
+    gateway = Gateway(load_config(config), store)
+    gateway.ingest([SAMPLES / "order-vastra-1002.xml"])
+    inbox = config.parent / "from-nordisk"
+    transport = open_inbound(gateway.settings.connector("from-nordisk"))
+    for name in ("nordisk-confirmation-VS-2026-1002.csv", "nordisk-despatch-VS-2026-1002.csv"):
+        (inbox / name).write_bytes((SAMPLES / "replies" / name).read_bytes())
+    outcome = gateway.poll(transport)
+    assert sorted(outcome.states.values()) == ["processed", "processed"]
+    with store.session() as session:
+        detail = order_detail(session, resolve_order(session, "VS-2026-1002"))
+    lines = {line["line_id"]: line for line in detail["lines"]}
+    assert (lines["3"]["confirmed"], lines["3"]["status_code"]) == ("20", "3")
+    assert lines["1"]["despatched"] == "12" and lines["3"]["despatched"] == "20"
+    kinds = [d["type"] for d in detail["documents"]]
+    assert kinds.count("DespatchAdvice") >= 2  # the sample holds two delivery notes
+    assert "OrderResponse" in kinds
+    assert detail["status"] in {"Partially delivered", "Fully delivered"}
+
+
+def test_a_reply_map_must_exist_for_a_supplier_connector(tmp_path: Path) -> None:
+    config = project(tmp_path, {"*confirmation*": "nonexistent"})
+    with pytest.raises(ConfigError, match=r"connectors\[2\]\.replies.*nonexistent"):
+        load_config(config)
