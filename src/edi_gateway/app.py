@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from edi_gateway.config import Settings
+    from edi_gateway.domain.documents import Document
     from edi_gateway.store.tables import Message
     from edi_gateway.transports.base import InboundTransport
 
@@ -155,6 +156,29 @@ class Gateway:
             from edi_gateway.outbound.forward import forward_orders
 
             forward_orders(self.store, self.settings, message_ids)
+        if any(p.relay_replies for p in self.settings.partners):
+            from edi_gateway.outbound.relay import relay_replies
+
+            relay_replies(self.store, self.settings, message_ids, self.reread)
+
+    def reread(self, message_id: int) -> list[Document]:
+        """The documents of a stored message, read again (UBL, or a supplier's own layout)."""
+        from sqlalchemy import select
+
+        from edi_gateway.store.tables import Message
+        from edi_gateway.ubl.parse import parse
+        from edi_gateway.ubl.read import interpret
+
+        with self.store.session() as session:
+            source, filename, payload = session.execute(
+                select(Message.source, Message.filename, Message.payload).where(
+                    Message.id == message_id
+                )
+            ).one()
+        reader = self.policy.reply_reader(source, filename)
+        if reader is not None:
+            return reader(payload, filename)
+        return [interpret(parse(payload, max_size=len(payload) + 1))]
 
     def process_pending(self) -> Outcome:
         """Process messages that intake committed but processing never finished."""

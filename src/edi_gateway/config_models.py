@@ -308,6 +308,9 @@ class Partner(_Model):
     """Answer every order from (buyer) or to (supplier) this partner on receipt: AB or AP."""
     forward: ForwardProfile | None = None
     """How orders to this supplier are forwarded to it; none = not forwarded."""
+    relay_replies: bool = False
+    """Pass this supplier's Order Responses and Despatch Advices (UBL or its own layout) on to
+    the buyer as Peppol UBL through the buyer's outbound connector."""
     legal: LegalProfile | None = None
     """Legal name, address, VAT and bank details: needed to invoice as or to this partner."""
     debit_note_as: Literal["invoice", "debitnote"] = "invoice"
