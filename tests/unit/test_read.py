@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -29,6 +28,7 @@ from edi_gateway.domain.documents import (
 from edi_gateway.errors import DocumentError, ErrorCode
 from edi_gateway.ubl import namespaces
 from edi_gateway.ubl.read import interpret
+from tests.conftest import shared_dir
 
 DATA = Path(__file__).parents[1] / "data" / "read"
 CORPUS = Path(__file__).parents[2] / ".." / "shared" / "corpus"
@@ -542,9 +542,8 @@ CORPUS_ROWS = _corpus_rows()
 
 def _require_corpus() -> None:
     if _corpus_missing():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"UBL corpus missing at {CORPUS.resolve()} (required when CI=true)")
-        pytest.skip(f"UBL corpus not present at {CORPUS.resolve()}")
+        shared_dir()  # fails under CI=true, skips elsewhere
+        pytest.fail(f"UBL corpus missing at {CORPUS.resolve()} although ../shared is there")
 
 
 def test_corpus_is_present_and_covers_every_kind() -> None:
