@@ -33,6 +33,13 @@ def add_commands(sub: Any, json_flag: Callable[[argparse.ArgumentParser], None])
         metavar="LINE:QTY[:DATE]",
         help="accept with this line changed (CA); QTY 0 = line not accepted; repeatable",
     )
+    respond.add_argument(
+        "--note",
+        action="append",
+        type=line_note,
+        metavar="LINE:TEXT",
+        help="a note on a line of a CA response, e.g. 3:'temporarily out of stock'; repeatable",
+    )
     respond.add_argument("--reason", help="why (shown to the buyer)")
     respond.add_argument("--force", action="store_true", help="respond despite the order state")
     json_flag(respond)
@@ -108,6 +115,14 @@ def line_change(text: str) -> LineChange:
     return LineChange(parts[0], quantity, when)
 
 
+def line_note(text: str) -> tuple[str, str]:
+    """``LINE:TEXT`` -> (line id, note) (an argparse type)."""
+    line_id, sep, note = text.partition(":")
+    if not sep or not line_id or not note.strip():
+        raise argparse.ArgumentTypeError(f"expected LINE:TEXT, found {text!r}")
+    return line_id, note.strip()
+
+
 def line_quantity(text: str) -> tuple[str, Decimal]:
     """``LINE:QTY`` -> (line id, quantity) (an argparse type)."""
     change = line_change(text)
@@ -149,7 +164,7 @@ def _respond(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
     from edi_gateway.outbound.respond import Decision, respond
 
     code = "AB" if args.ack else "AP" if args.accept else "RE" if args.reject else "CA"
-    decision = Decision(code, args.reason, tuple(args.change or ()))
+    decision = Decision(code, args.reason, tuple(args.change or ()), tuple(args.note or ()))
     issued = respond(
         gateway.store,
         gateway.settings,

@@ -127,7 +127,7 @@ def test_every_response_passes_the_official_checks(gateway: Gateway, tmp_path: P
         gateway.store,
         gateway.settings,
         "PO-1",
-        Decision("CA", changes=(LineChange("2", Decimal("4")),)),
+        Decision("CA", changes=(LineChange("2", Decimal("4")),), notes=(("3", "Slut i lager"),)),
         actor="ops",
     )
     respond(gateway.store, gateway.settings, "PO-2", Decision("AP"), actor="ops")
@@ -139,3 +139,34 @@ def test_every_response_passes_the_official_checks(gateway: Gateway, tmp_path: P
         [sys.executable, str(check), *map(str, files)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_line_notes_travel_with_a_ca_response(gateway: Gateway, tmp_path: Path) -> None:
+    receive(gateway, f.order("PO-1", f.items(3)))
+    decision = Decision(
+        "CA",
+        changes=(LineChange("2", Decimal("4")),),
+        notes=(("2", "Tillfälligt slut i lager – resten vecka 49"), ("3", "暂时缺货")),
+    )
+    respond(gateway.store, gateway.settings, "PO-1", decision, actor="ops")
+    outbox.flush(gateway.store, gateway.settings)
+    [sent] = list((tmp_path / "out").iterdir())
+    lines = {line.line_id: line for line in interpret(etree.fromstring(sent.read_bytes())).lines}
+    assert lines["2"].note == "Tillfälligt slut i lager – resten vecka 49"
+    assert lines["3"].note == "暂时缺货" and lines["1"].note is None
+    with pytest.raises(ResponseRefused, match="only with an acceptance with changes"):
+        respond(
+            gateway.store,
+            gateway.settings,
+            "PO-1",
+            Decision("AP", notes=(("1", "x"),)),
+            actor="ops",
+        )
+    with pytest.raises(ResponseRefused, match="no order line 9"):
+        respond(
+            gateway.store,
+            gateway.settings,
+            "PO-1",
+            Decision("CA", changes=(LineChange("1", Decimal(1)),), notes=(("9", "x"),)),
+            actor="ops",
+        )

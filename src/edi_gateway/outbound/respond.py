@@ -68,6 +68,8 @@ class Decision:
     code: str
     reason: str | None = None
     changes: tuple[LineChange, ...] = field(default_factory=tuple)
+    notes: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    """(order line, note) pairs, e.g. ("3", "temporarily out of stock"); CA only."""
 
 
 def respond(
@@ -132,8 +134,10 @@ def _check_decision(decision: Decision) -> None:
         raise ResponseRefused("a rejection needs a reason (--reason TEXT)")
     if decision.code == "CA" and not decision.changes:
         raise ResponseRefused("accepting with changes needs at least one --change LINE:QTY[:DATE]")
-    if decision.code != "CA" and decision.changes:
-        raise ResponseRefused("line changes go only with an acceptance with changes (CA)")
+    if decision.code != "CA" and (decision.changes or decision.notes):
+        raise ResponseRefused(
+            "line changes and line notes go only with an acceptance with changes (CA)"
+        )
     seen = [c.line_id for c in decision.changes]
     if len(seen) != len(set(seen)):
         raise ResponseRefused("a line is changed twice; give each line once")
@@ -167,13 +171,15 @@ def _compose(
         notes=[decision.reason] if decision.reason else [],
     )
     if decision.code == "CA":
-        response.lines = _changed_lines(lines, decision.changes)
+        response.lines = _changed_lines(lines, decision.changes, dict(decision.notes))
     return response
 
 
-def _changed_lines(lines: list[OrderLine], changes: tuple[LineChange, ...]) -> list[Line]:
+def _changed_lines(
+    lines: list[OrderLine], changes: tuple[LineChange, ...], notes: dict[str, str]
+) -> list[Line]:
     by_id = {c.line_id: c for c in changes}
-    unknown = sorted(set(by_id) - {line.line_id for line in lines})
+    unknown = sorted((set(by_id) | set(notes)) - {line.line_id for line in lines})
     if unknown:
         known = ", ".join(line.line_id for line in lines)
         raise ResponseRefused(f"no order line {', '.join(unknown)}; the lines are: {known}")
@@ -189,5 +195,6 @@ def _changed_lines(lines: list[OrderLine], changes: tuple[LineChange, ...]) -> l
         composed.price = line.price
         composed.status_code = status
         composed.delivery_date = change.delivery_date if change else None
+        composed.note = notes.get(line.line_id)
         out.append(composed)
     return out
