@@ -137,8 +137,14 @@ routes:
 
 
 def bundled_mappings() -> Path | None:
-    """The ``mappings/`` folder (supplier layouts) of a source checkout, if there is one."""
-    candidate = Path(__file__).resolve().parents[2] / MAPPINGS
+    """The supplier layouts and reply maps shipped as the package ``edi_gateway.mappings``
+    (the top-level ``mappings/`` folder of the source tree)."""
+    from importlib.resources import files
+
+    try:
+        candidate = Path(str(files("edi_gateway.mappings")))
+    except ModuleNotFoundError:
+        return None
     return candidate if candidate.is_dir() else None
 
 
@@ -179,7 +185,9 @@ def init_project(target: Path, samples: Path | None = None) -> list[Path]:
             created.append(folder)
     layouts = bundled_mappings()
     if layouts is not None and not (target / MAPPINGS).exists():
-        shutil.copytree(layouts, target / MAPPINGS)
+        shutil.copytree(
+            layouts, target / MAPPINGS, ignore=shutil.ignore_patterns("__init__.py", "__pycache__")
+        )
         created.append(target / MAPPINGS)
     if samples is not None:
         created += _copy_samples(samples, target / "inbox")

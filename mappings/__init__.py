@@ -1,0 +1,1 @@
+"""Supplier layouts and reply column maps shipped with the package (data; see README.md)."""
