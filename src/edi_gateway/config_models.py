@@ -10,285 +10,57 @@ added to :data:`Connector`; the loader, error messages and ``Settings.connector`
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from edi_gateway.config_base import (  # re-exported: the models of gateway.yaml live here
+    ConfigPath,
+    IntakeSettings,
+    PeppolId,
+    Slug,
+    StoreSettings,
+    _Model,
+)
+from edi_gateway.config_profiles import (
+    BUNDLE_PLACEHOLDERS,
+    FILE_PLACEHOLDERS,
+    ForwardProfile,
+    LegalId,
+    LegalProfile,
+    pattern_problem,
+)
 from edi_gateway.domain.documents import DocumentKind
 from edi_gateway.errors import ConfigError
 
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_ICD = re.compile(r"^[0-9]{4}$")
-_SQLITE = "sqlite:///"
-_STORE_SCHEMES = ("sqlite://", "postgresql://", "postgresql+psycopg://")
-
-
-def _base_dir(info: ValidationInfo) -> Path:
-    context = info.context if isinstance(info.context, dict) else {}
-    base = context.get("base_dir")
-    return Path(base) if base is not None else Path.cwd()
-
-
-def _check_slug(value: str) -> str:
-    if not _SLUG.match(value):
-        raise ValueError(
-            f"found {value!r}, expected a slug: lower-case letters, digits, '-' or '_', "
-            "starting with a letter or digit, at most 64 characters"
-        )
-    return value
-
-
-def _check_icd(value: Any) -> Any:
-    if isinstance(value, str) and _ICD.match(value):
-        return value
-    raise ValueError(
-        f"found {value!r}, expected a 4-digit ISO 6523 ICD as a quoted string, such as '0088'"
-    )
-
-
-def _check_id_value(value: Any) -> Any:
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    raise ValueError(
-        f"found {value!r}, expected the identifier as a quoted string, such as '7300010000001' "
-        "(unquoted digits are read as a number and may lose leading zeros)"
-    )
-
-
-def _resolve_path(value: Path, info: ValidationInfo) -> Path:
-    path = value.expanduser()
-    return path if path.is_absolute() else (_base_dir(info) / path).resolve()
-
-
-Slug = Annotated[str, AfterValidator(_check_slug)]
-ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PeppolId(_Model):
-    """An identifier with its ISO 6523 ICD scheme, e.g. ``0088`` + a GLN."""
-
-    scheme: Annotated[str, BeforeValidator(_check_icd)]
-    value: Annotated[str, BeforeValidator(_check_id_value)]
-
-    def key(self) -> str:
-        """``scheme:value``, the same text as ``domain.documents.PartyId.key()``."""
-        return f"{self.scheme}:{self.value}"
-
-
-class StoreSettings(_Model):
-    """Where the message store lives: a SQLite file (default) or a PostgreSQL URL."""
-
-    url: str = Field(default="sqlite:///gateway.db", validate_default=True)
-
-    @field_validator("url")
-    @classmethod
-    def _resolve_sqlite(cls, value: str, info: ValidationInfo) -> str:
-        if not value.startswith(_STORE_SCHEMES):
-            raise ValueError(
-                f"found {value!r}, expected sqlite:///FILE or postgresql+psycopg://USER@HOST/DB"
-            )
-        if not value.startswith(_SQLITE):
-            return value
-        file, sep, query = value[len(_SQLITE) :].partition("?")
-        if not file or file == ":memory:" or file.startswith("/"):
-            return value
-        return f"{_SQLITE}{(_base_dir(info) / file).resolve()}{sep}{query}"
-
-
-class IntakeSettings(_Model):
-    """Limits and policies applied when a payload arrives."""
-
-    max_size_mb: int = Field(default=64, ge=1, le=2048)
-    unknown_partner: Literal["reject", "accept"] = "reject"
-    batch_size: int = Field(default=200, ge=1, le=10000)
-
-
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
-
-
-def _check_country(value: Any) -> Any:
-    if isinstance(value, str) and _COUNTRY.match(value.strip()):
-        return value.strip()
-    raise ValueError(f"found {value!r}, expected an ISO 3166-1 alpha-2 country code such as 'NL'")
-
-
-class LegalId(_Model):
-    """A legal registration number, optionally with its ISO 6523 ICD (``0106`` = Dutch KVK)."""
-
-    value: Annotated[str, BeforeValidator(_check_id_value)]
-    scheme: Annotated[str, BeforeValidator(_check_icd)] | None = None
-
-
-class LegalProfile(_Model):
-    """What an invoice must say about a party: legal name, address, tax and bank details.
-
-    The supplier's profile fills the seller of every invoice the gateway issues; a buyer's
-    profile completes what its orders leave out (address, VAT number).
-    """
-
-    registration_name: str
-    company_id: LegalId | None = None
-    vat_id: str | None = None
-    """With its country prefix, e.g. ``NL123456789B01`` (EN 16931 BR-CO-09)."""
-    street: str | None = None
-    city: str | None = None
-    postal_zone: str | None = None
-    country: Annotated[str, BeforeValidator(_check_country)]
-    iban: str | None = None
-    bic: str | None = None
-    payment_terms: str | None = None
-    default_vat_category: Literal["S", "Z", "E", "AE", "K", "G", "O", "L", "M"] = "S"
-    default_vat_rate: Annotated[Decimal, Field(ge=0, le=100)] | None = None
-    """Percent, e.g. ``25``; needed on a supplier invoicing lines of a rated category."""
-
-
-_FORMATS = ("ubl", "xlsx", "pdf", "csv")
-_LAYOUT = re.compile(r"^layout:([a-z0-9][a-z0-9_-]{0,63})$")
-_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
-FILE_PLACEHOLDERS = ("supplier", "order", "buyer", "date", "seq", "format", "ext")
-BUNDLE_PLACEHOLDERS = ("supplier", "date", "seq", "ext")
-
-
-def _check_format(value: Any) -> Any:
-    if isinstance(value, str) and (value in _FORMATS or _LAYOUT.match(value)):
-        return value
-    raise ValueError(
-        f"found {value!r}, expected one of {', '.join(_FORMATS)} or layout:NAME "
-        "(a layout in mappings/<supplier id>/)"
-    )
-
-
-def _check_clock(value: Any) -> Any:
-    if isinstance(value, str) and _HHMM.match(value):
-        return value
-    raise ValueError(f"found {value!r}, expected a quoted UTC time HH:MM such as '08:00'")
-
-
-def pattern_problem(pattern: str, allowed: tuple[str, ...]) -> str | None:
-    """Why a file-name pattern is unusable (unknown placeholder, no ``{ext}``...), else None."""
-    import string
-    from datetime import date
-
-    try:
-        fields = [name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None]
-        sample = dict.fromkeys(allowed, "x") | {"seq": 1, "date": date(2026, 1, 1)}
-        unknown = [f for f in fields if f not in allowed]
-        if not unknown:
-            pattern.format(**sample)
-    except (ValueError, IndexError, KeyError) as exc:
-        return f"found {pattern!r}, expected a pattern with {{placeholders}} ({exc})"
-    if unknown:
-        return f"found {{{unknown[0]}}} in {pattern!r}, expected only " + ", ".join(
-            f"{{{a}}}" for a in allowed
-        )
-    if "ext" not in fields:
-        return f"found {pattern!r}, expected it to contain {{ext}} (the file extension)"
-    if "/" in pattern or "\\" in pattern:
-        return f"found {pattern!r}, expected a file name without folders"
-    return None
-
-
-class ForwardProfile(_Model):
-    """How orders to this supplier are forwarded: formats, bundling, schedule, names, hold."""
-
-    formats: list[Annotated[str, BeforeValidator(_check_format)]] = Field(
-        default_factory=lambda: ["ubl"], min_length=1
-    )
-    """``ubl`` (the order's bytes unchanged), ``xlsx``, ``pdf``, ``csv``, ``layout:NAME``."""
-    bundle: Literal["none", "zip", "workbook", "csv"] = "none"
-    """``none``: every order at once; else one zip / workbook / CSV per supplier per flush."""
-    every_minutes: int | None = Field(default=None, ge=1, le=10080)
-    """Flush at every multiple of N minutes (UTC; 30 = at :00 and :30)."""
-    at: list[Annotated[str, BeforeValidator(_check_clock)]] = Field(default_factory=list)
-    """Flush at these UTC times of day, ``HH:MM``."""
-    when_waiting: int | None = Field(default=None, ge=1, le=100000)
-    """Flush as soon as this many orders wait."""
-    filename: str = "{supplier}-{order}-{format}.{ext}"
-    """One order's file (alone, or a member of a zip)."""
-    bundle_filename: str = "{supplier}-{date}-{seq:04d}.{ext}"
-    """A bundle's file: ``{order}``, ``{buyer}`` and ``{format}`` are not known there."""
-    connector: Slug | None = None
-    """The outbound connector; default: the partner's ``outbound``."""
-    hold: bool = False
-    """Orders wait until an operator releases them (``edi-gateway orders release ORDER``)."""
-    mappings: ConfigPath = Field(default=Path("mappings"), validate_default=True)
-    """The folder holding ``<supplier id>/`` with this supplier's layouts."""
-    csv_delimiter: str = Field(default=";", min_length=1, max_length=1)
-    csv_encoding: str = "utf-8-sig"
-
-    @field_validator("filename")
-    @classmethod
-    def _file_pattern(cls, value: str) -> str:
-        problem = pattern_problem(value, FILE_PLACEHOLDERS)
-        if problem:
-            raise ValueError(problem)
-        return value
-
-    @field_validator("bundle_filename")
-    @classmethod
-    def _bundle_pattern(cls, value: str) -> str:
-        problem = pattern_problem(value, BUNDLE_PLACEHOLDERS)
-        if problem:
-            raise ValueError(problem)
-        return value
-
-    @field_validator("csv_encoding")
-    @classmethod
-    def _codec(cls, value: str) -> str:
-        import codecs
-
-        try:
-            codecs.lookup(value)
-        except LookupError:
-            raise ValueError(f"found {value!r}, expected an encoding such as utf-8-sig") from None
-        return value
-
-    @model_validator(mode="after")
-    def _bundle_rules(self) -> ForwardProfile:
-        scheduled = self.every_minutes is not None or self.at or self.when_waiting is not None
-        repeated = [f for i, f in enumerate(self.formats) if f in self.formats[:i]]
-        if repeated:
-            raise ValueError(f"formats: found {repeated[0]!r} twice, expected each format once")
-        if self.bundle == "none" and scheduled:
-            raise ValueError(
-                "found a schedule (every_minutes, at, when_waiting) with bundle: none, expected "
-                "none: unbundled orders go at once; set bundle: zip | workbook | csv to batch them"
-            )
-        if self.bundle != "none" and not scheduled:
-            raise ValueError(
-                f"bundle: {self.bundle} needs a schedule, expected every_minutes, at or "
-                "when_waiting (any combination)"
-            )
-        single = {"workbook": "xlsx or one Excel column-map layout", "csv": "csv"}
-        first = self.formats[0]
-        fits = {
-            "workbook": len(self.formats) == 1 and (first == "xlsx" or first.startswith("layout:")),
-            "csv": self.formats == ["csv"],
-        }
-        if self.bundle in single and not fits[self.bundle]:
-            raise ValueError(
-                f"bundle: {self.bundle} sends one file of all orders, found formats "
-                f"{self.formats}, expected [{single[self.bundle]}]"
-            )
-        return self
+__all__ = [
+    "BUNDLE_PLACEHOLDERS",
+    "FILE_PLACEHOLDERS",
+    "ConfigPath",
+    "Connector",
+    "FolderConnector",
+    "ForwardProfile",
+    "IntakeSettings",
+    "LegalId",
+    "LegalProfile",
+    "Partner",
+    "PeppolId",
+    "Route",
+    "RouteMatch",
+    "Settings",
+    "Slug",
+    "StoreSettings",
+    "pattern_problem",
+    "reply_map_path",
+]
 
 
 class Partner(_Model):
