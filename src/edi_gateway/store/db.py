@@ -129,3 +129,4 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(alembic_config(engine), revision)
+    engine.dispose()  # the migration's connection ran with foreign keys off: never reuse it
