@@ -7,11 +7,13 @@ import itertools
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from edi_gateway.app import Gateway
 from edi_gateway.config import Settings
 from edi_gateway.envelope import Envelope, file_envelope
+from edi_gateway.errors import LookupFailed
 from edi_gateway.pipeline.intake import intake
 from edi_gateway.pipeline.process import Policy, process_messages
 from edi_gateway.store.db import Store
@@ -291,3 +293,17 @@ def test_endpoint_match_settles_two_candidate_orders(store: Store, policy: Polic
     assert state == "processed"
     assert status(store, f"0088:{f.BUYER_GLN}:PO-5") == "Accepted"
     assert status(store, "0088:7300010000018:PO-5") == "Received"
+
+
+def test_a_number_that_is_a_store_id_and_an_order_number_is_ambiguous(
+    store: Store, policy: Policy
+) -> None:
+    send(store, policy, f.order("2"))  # store id 1
+    send(store, policy, f.order("1"))  # store id 2
+    send(store, policy, f.order("4500012901"))  # beyond any INTEGER key: only an order number
+    with store.session() as session:
+        with pytest.raises(LookupFailed, match="matches 2 orders"):
+            resolve_order(session, "1")
+        assert resolve_order(session, f"0088:{f.BUYER_GLN}:1").order_number == "1"
+        assert resolve_order(session, "4500012901").order_number == "4500012901"
+        assert resolve_order(session, "3").order_number == "4500012901"  # a plain store id

@@ -24,6 +24,7 @@ from edi_gateway.store.tables import (
 )
 
 Json = dict[str, Any]
+MAX_STORE_ID = 2**31 - 1  # an INTEGER key on every backend; larger numbers are order numbers
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -185,12 +186,12 @@ def orders_created_by(message_ids: Sequence[int]) -> Select[Order]:
 
 
 def resolve_order(session: Session, ref: str) -> Order:
-    """Find an order by store ID, ``BUYER:ORDER_ID`` (partner id or party key) or bare order ID."""
+    """Find an order by store ID, ``BUYER:ORDER_ID`` (partner id or party key) or bare order ID.
+
+    A bare number can be both a store ID and another order's number (order numbers are often
+    numeric): then it is ambiguous and the matching orders are listed.
+    """
     matches: dict[int, Order] = {}
-    if ref.isdigit():
-        by_id = session.get(Order, int(ref))
-        if by_id is not None:
-            return by_id
     for cut in range(len(ref)):
         if ref[cut] != ":":
             continue
@@ -205,13 +206,19 @@ def resolve_order(session: Session, ref: str) -> Order:
     if not matches:
         for order in session.scalars(select(Order).where(Order.order_number == ref)):
             matches[order.id] = order
+        if ref.isdigit() and int(ref) <= MAX_STORE_ID:
+            by_id = session.get(Order, int(ref))
+            if by_id is not None:
+                matches[by_id.id] = by_id
     if len(matches) == 1:
         return next(iter(matches.values()))
     if not matches:
         raise LookupFailed(ErrorCode.NOT_FOUND, f"no order matches {ref!r}")
     listed = ", ".join(f"{o.id} ({order_summary(o)['ref']})" for o in matches.values())
     raise LookupFailed(
-        ErrorCode.AMBIGUOUS, f"{ref!r} matches {len(matches)} orders: {listed}; use one of these"
+        ErrorCode.AMBIGUOUS,
+        f"{ref!r} matches {len(matches)} orders (store IDs, order numbers): {listed}; "
+        "use BUYER:ORDER_ID",
     )
 
 
