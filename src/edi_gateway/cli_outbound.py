@@ -40,6 +40,14 @@ def add_commands(sub: Any, json_flag: Callable[[argparse.ArgumentParser], None])
         metavar="LINE:TEXT",
         help="a note on a line of a CA response, e.g. 3:'temporarily out of stock'; repeatable",
     )
+    respond.add_argument(
+        "--substitute",
+        action="append",
+        type=line_substitute,
+        metavar="LINE:ITEM:NAME",
+        help="on a CA response, deliver the seller's item ITEM (named NAME) instead of what the "
+        "line ordered; the line goes as changed (3); repeatable",
+    )
     respond.add_argument("--reason", help="why (shown to the buyer)")
     respond.add_argument("--force", action="store_true", help="respond despite the order state")
     json_flag(respond)
@@ -123,6 +131,15 @@ def line_note(text: str) -> tuple[str, str]:
     return line_id, note.strip()
 
 
+def line_substitute(text: str) -> tuple[str, str, str]:
+    """``LINE:ITEM:NAME`` -> (line id, seller item ID, name) (an argparse type)."""
+    parts = text.split(":", 2)
+    if len(parts) != 3 or not all(part.strip() for part in parts):
+        raise argparse.ArgumentTypeError(f"expected LINE:ITEM:NAME, found {text!r}")
+    line_id, item, name = (part.strip() for part in parts)
+    return line_id, item, name
+
+
 def line_quantity(text: str) -> tuple[str, Decimal]:
     """``LINE:QTY`` -> (line id, quantity) (an argparse type)."""
     change = line_change(text)
@@ -164,7 +181,13 @@ def _respond(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
     from edi_gateway.outbound.respond import Decision, respond
 
     code = "AB" if args.ack else "AP" if args.accept else "RE" if args.reject else "CA"
-    decision = Decision(code, args.reason, tuple(args.change or ()), tuple(args.note or ()))
+    decision = Decision(
+        code,
+        args.reason,
+        tuple(args.change or ()),
+        tuple(args.note or ()),
+        tuple(args.substitute or ()),
+    )
     issued = respond(
         gateway.store,
         gateway.settings,

@@ -179,6 +179,17 @@ class OrderResponse(Document):
 
     response_code: str | None = None
     reason: str | None = None
+    substitutes: dict[str, Substitute] = field(default_factory=dict)
+    """Seller substitutions on a CA response, keyed by order line ID (T76
+    ``cac:SellerSubstitutedLineItem``); the substituted line itself has status ``3``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Substitute:
+    """The item a seller delivers instead of the one ordered on a line."""
+
+    seller_item_id: str
+    name: str
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from edi_gateway.domain.documents import DocumentKind, Line, OrderResponse, Quantity
+from edi_gateway.domain.documents import DocumentKind, Line, OrderResponse, Quantity, Substitute
 from edi_gateway.domain.status import OrderStatus
 from edi_gateway.outbound.issuing import (
     Issued,
@@ -70,6 +70,9 @@ class Decision:
     changes: tuple[LineChange, ...] = field(default_factory=tuple)
     notes: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     """(order line, note) pairs, e.g. ("3", "temporarily out of stock"); CA only."""
+    substitutes: tuple[tuple[str, str, str], ...] = ()
+    """(order line, seller item ID, item name) triples: the seller delivers that item instead
+    (T76 ``SellerSubstitutedLineItem``; the line goes with status 3, changed); CA only."""
 
 
 def respond(
@@ -132,17 +135,32 @@ def _check_decision(decision: Decision) -> None:
         raise ResponseRefused(f"response code {decision.code!r}: expected one of {CODES}")
     if decision.code == "RE" and not (decision.reason or "").strip():
         raise ResponseRefused("a rejection needs a reason (--reason TEXT)")
-    if decision.code == "CA" and not decision.changes:
+    if decision.code == "CA" and not (decision.changes or decision.substitutes):
         raise ResponseRefused("accepting with changes needs at least one --change LINE:QTY[:DATE]")
-    if decision.code != "CA" and (decision.changes or decision.notes):
+    if decision.code != "CA" and (decision.changes or decision.notes or decision.substitutes):
         raise ResponseRefused(
-            "line changes and line notes go only with an acceptance with changes (CA)"
+            "line changes, line notes and substitutes go only with an acceptance with changes (CA)"
         )
     seen = [c.line_id for c in decision.changes]
     if len(seen) != len(set(seen)):
         raise ResponseRefused("a line is changed twice; give each line once")
     if any(c.quantity < 0 for c in decision.changes):
         raise ResponseRefused("a changed quantity cannot be negative (0 = line not accepted)")
+    _check_substitutes(decision)
+
+
+def _check_substitutes(decision: Decision) -> None:
+    substituted = [line_id for line_id, _, _ in decision.substitutes]
+    if len(substituted) != len(set(substituted)):
+        raise ResponseRefused("a line is substituted twice; give each line one substitute")
+    if any(not (item.strip() and name.strip()) for _, item, name in decision.substitutes):
+        raise ResponseRefused("a substitute needs a seller item ID and a name (LINE:ITEM:NAME)")
+    refused = sorted(c.line_id for c in decision.changes if c.quantity == 0)
+    both = [line_id for line_id in refused if line_id in substituted]
+    if both:
+        raise ResponseRefused(
+            f"line {', '.join(both)} is not accepted (quantity 0) and cannot be substituted"
+        )
 
 
 def _check_state(order: OrderRow, decision: Decision, force: bool) -> None:
@@ -171,15 +189,25 @@ def _compose(
         notes=[decision.reason] if decision.reason else [],
     )
     if decision.code == "CA":
-        response.lines = _changed_lines(lines, decision.changes, dict(decision.notes))
+        substitutes = {
+            line_id: Substitute(item.strip(), name.strip())
+            for line_id, item, name in decision.substitutes
+        }
+        response.lines = _changed_lines(
+            lines, decision.changes, dict(decision.notes), set(substitutes)
+        )
+        response.substitutes = substitutes
     return response
 
 
 def _changed_lines(
-    lines: list[OrderLine], changes: tuple[LineChange, ...], notes: dict[str, str]
+    lines: list[OrderLine],
+    changes: tuple[LineChange, ...],
+    notes: dict[str, str],
+    substituted: set[str],
 ) -> list[Line]:
     by_id = {c.line_id: c for c in changes}
-    unknown = sorted((set(by_id) | set(notes)) - {line.line_id for line in lines})
+    unknown = sorted((set(by_id) | set(notes) | substituted) - {line.line_id for line in lines})
     if unknown:
         known = ", ".join(line.line_id for line in lines)
         raise ResponseRefused(f"no order line {', '.join(unknown)}; the lines are: {known}")
@@ -188,6 +216,8 @@ def _changed_lines(
         change = by_id.get(line.line_id)
         quantity = line.qty_ordered if change is None else change.quantity
         status = ACCEPTED if change is None else (NOT_ACCEPTED if quantity == 0 else CHANGED)
+        if line.line_id in substituted:
+            status = CHANGED
         composed = Line(line_id=line.line_id, quantity=Quantity(quantity, line.unit))
         composed.order_line_ref = line.line_id
         composed.item_name = line.item_name

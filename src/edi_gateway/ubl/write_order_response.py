@@ -7,9 +7,10 @@ outside its data model. Public entry point: :func:`edi_gateway.ubl.write.write_o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
 
-from edi_gateway.domain.documents import Line, OrderResponse
+from edi_gateway.domain.documents import Line, OrderResponse, Substitute
 from edi_gateway.ubl.namespaces import cac, cbc
 from edi_gateway.ubl.write_common import (
     Element,
@@ -46,6 +47,9 @@ LINE_STATUS_CODES = MappingProxyType(
 )
 """The UNCL 1229 subset of T76 for ``cbc:LineStatusCode``."""
 
+SUBSTITUTED = "3"
+"""The status of a line with a ``cac:SellerSubstitutedLineItem``: changed (the T76 examples)."""
+
 
 def write_order_response(response: OrderResponse) -> bytes:
     """Serialize ``response`` as a Peppol T76 Order Response (UTF-8 bytes, XML declaration).
@@ -60,12 +64,17 @@ def write_order_response(response: OrderResponse) -> bytes:
     LineStatusCode, the (new) Quantity, the new delivery date as ``PromisedDeliveryPeriod``
     (start = end = that date), the (new) Price in the document currency and the Item; then
     ``OrderLineReference/LineID`` (the order line; the line ID when ``order_line_ref`` is unset).
+    A line with an entry in ``response.substitutes`` (keyed by that order line ID) also gets a
+    ``SellerSubstitutedLineItem`` between the two: ID (the line ID) and an Item with the
+    substitute's Name and ``SellersItemIdentification/ID``; such a line must have status ``3``
+    (changed), as in the Peppol T76 examples.
 
     Raises:
         WriteError: listing everything that keeps the response from being valid T76: no issue
             date, currency or endpoint, not exactly one order reference, a response code outside
             AB/AP/RE/CA, lines on AB/AP/RE or none on CA, a line without status, item name or
-            unit code.
+            unit code, a substitute without item ID or name, for a line that is not ``3`` or
+            for no line of the response.
     """
     problems = Problems("order response")
     root = new_root("OrderResponse")
@@ -100,8 +109,9 @@ def write_order_response(response: OrderResponse) -> bytes:
     )
     _check_line_count(code, len(response.lines), problems)
     check_unique_line_ids(response.lines, problems)
+    _check_substitutes(response, problems)
     for line in response.lines:
-        _add_line(root, line, currency or "", problems)
+        _add_line(root, line, currency or "", problems, response.substitutes)
     problems.raise_any()
     return serialize(root)
 
@@ -121,7 +131,20 @@ def _check_line_count(code: str | None, count: int, problems: Problems) -> None:
         problems.add(f"a {code} response must not have lines; got {count}")
 
 
-def _add_line(root: Element, line: Line, currency: str, problems: Problems) -> None:
+def _check_substitutes(response: OrderResponse, problems: Problems) -> None:
+    refs = {clean(line.order_line_ref) or clean(line.line_id) for line in response.lines}
+    stray = sorted(set(response.substitutes) - refs)
+    if stray:
+        problems.add(f"substitutes for lines the response does not have: {', '.join(stray)}")
+
+
+def _add_line(
+    root: Element,
+    line: Line,
+    currency: str,
+    problems: Problems,
+    substitutes: Mapping[str, Substitute],
+) -> None:
     line_id = clean(line.line_id) or ""
     where = f"line {line_id}"
     order_line = add(root, cac("OrderLine"))
@@ -149,5 +172,26 @@ def _add_line(root: Element, line: Line, currency: str, problems: Problems) -> N
         else:
             problems.add(f"{where}: price {line.price} is not a number")
     add_item(item_line, line, where, problems)
+    ref = clean(line.order_line_ref) or line_id
+    substitute = substitutes.get(ref)
+    if substitute is not None:
+        if status != SUBSTITUTED:
+            problems.add(f"{where}: a substituted line has status {SUBSTITUTED}, not {status!r}")
+        _add_substitute(order_line, line_id, substitute, where, problems)
     reference = add(order_line, cac("OrderLineReference"))
-    add(reference, cbc("LineID"), clean(line.order_line_ref) or line_id)
+    add(reference, cbc("LineID"), ref)
+
+
+def _add_substitute(
+    order_line: Element, line_id: str, substitute: Substitute, where: str, problems: Problems
+) -> None:
+    """``cac:SellerSubstitutedLineItem``: ID and Item (Name, SellersItemIdentification/ID)."""
+    item_id, name = clean(substitute.seller_item_id), clean(substitute.name)
+    if item_id is None or name is None:
+        problems.add(f"{where}: the substitute needs a seller item ID and a name")
+        return
+    substituted = add(order_line, cac("SellerSubstitutedLineItem"))
+    add(substituted, cbc("ID"), line_id)
+    item = add(substituted, cac("Item"))
+    add(item, cbc("Name"), name)
+    add(add(item, cac("SellersItemIdentification")), cbc("ID"), item_id)
