@@ -109,3 +109,49 @@ def test_supplier_replies_are_relayed_to_the_buyer_as_peppol_ubl(
         [sys.executable, str(check), *map(str, sent)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_supplier_invoice_in_its_csv_is_relayed_as_billing_3(
+    store: Store, tmp_path: Path
+) -> None:
+    init_project(tmp_path / "p")
+    config = tmp_path / "p" / "gateway.yaml"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["connectors"].append(
+        {
+            "name": "from-delftlab",
+            "type": "folder",
+            "direction": "in",
+            "path": "from-delftlab",
+            "pattern": "*.csv",
+            "partner": "delftlab",
+            "replies": {"*invoice*": "invoice"},
+        }
+    )
+    for partner in data["partners"]:
+        partner.pop("forward", None)
+        if partner["id"] == "delftlab":
+            partner["relay_replies"] = True
+    config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    (tmp_path / "p" / "from-delftlab").mkdir()
+    gateway = Gateway(load_config(config), store)
+    gateway.ingest([SAMPLES / "order-rijnoever-4500012873.xml"])
+    name = "delftlab-invoice-4500012873.csv"
+    (config.parent / "from-delftlab" / name).write_bytes((SAMPLES / "replies" / name).read_bytes())
+    outcome = gateway.poll(open_inbound(gateway.settings.connector("from-delftlab")))
+    assert list(outcome.states.values()) == ["processed"]
+    with store.session() as session:
+        detail = order_detail(session, resolve_order(session, "4500012873"))
+    lines = {line["line_id"]: line for line in detail["lines"]}
+    assert lines["1"]["invoiced"] == "6"  # counted once: the supplier's invoice
+    relayed = [d for d in detail["documents"] if d["direction"] == "out"]
+    assert [(d["type"], d["document_id"]) for d in relayed] == [("Invoice", "F2026-30412")]
+    flush(gateway.store, gateway.settings)
+    [sent] = list((config.parent / "outbox").iterdir())
+    document = interpret(etree.fromstring(sent.read_bytes()))
+    assert document.document_id == "F2026-30412" and document.order_refs == ["4500012873"]
+    check = shared_dir() / "tools" / "ubl-check"
+    done = subprocess.run(
+        [sys.executable, str(check), str(sent)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -433,3 +433,37 @@ def _line(
     billed.vat_category = category
     billed.vat_rate = rate if rate is not None else (None if category == "O" else ZERO)
     return billed
+
+
+def relayed_invoice(
+    session: Session, settings: Settings, order: OrderRow, source: Invoice
+) -> tuple[Invoice, bytes, str]:
+    """The buyer's Billing 3.0 copy of a supplier's own invoice: its number, date and lines
+    (quantities and prices as the supplier billed them), the seller data from the supplier's
+    legal profile; with the bytes to send and the buyer's connector. Nothing is recorded."""
+    from edi_gateway.store.tables import OrderLine
+    from edi_gateway.ubl.write import write_invoice
+
+    connector = buyer_connector(settings, order)
+    supplier, legal = _supplier(settings, order)
+    buyer = settings.partner(order.buyer_partner) if order.buyer_partner else None
+    by_id = {
+        line.line_id: line
+        for line in session.scalars(select(OrderLine).where(OrderLine.order_id == order.id))
+    }
+    vat = _order_vat(session, order)
+    document = _compose(
+        session, order, InvoiceRequest(), buyer=buyer, supplier=supplier, legal=legal
+    )
+    document.document_id = source.document_id
+    document.issue_date = source.issue_date or document.issue_date
+    document.lines = []
+    for billed in source.lines:
+        line = by_id.get(billed.order_line_ref or "")
+        if line is None or billed.quantity is None:
+            raise NotAllowed(f"supplier invoice line {billed.line_id} names no order line")
+        price = billed.price if billed.price is not None else line.price
+        document.lines.append(
+            _line(line, billed.quantity.value, price, vat.get(line.line_id), legal)
+        )
+    return document, written(document, write_invoice), connector

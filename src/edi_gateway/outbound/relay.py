@@ -1,5 +1,9 @@
 """Supplier replies passed on to the buyer as Peppol UBL (``partners[].relay_replies``).
 
+Invoices too: a supplier's invoice (UBL or its own layout) goes to the buyer as a Billing 3.0
+invoice with the supplier's number, date, quantities and prices, the seller data from the
+supplier's ``legal`` profile.
+
 A supplier's Order Response or Despatch Advice — UBL, or its own CSV/Excel layout — has been
 correlated and moved the order. The buyer gets the same decision as a Peppol T76 / T16 document
 built from it: the parties as on the buyer's order, the supplier's document number, today's
@@ -17,7 +21,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from edi_gateway.domain.documents import DespatchAdvice, Document, DocumentKind, OrderResponse
+from edi_gateway.domain.documents import (
+    DespatchAdvice,
+    Document,
+    DocumentKind,
+    Invoice,
+    OrderResponse,
+)
 from edi_gateway.errors import GatewayError
 from edi_gateway.outbound.issuing import buyer_connector, original_order, written
 from edi_gateway.outbound.outbox import Outgoing, enqueue
@@ -32,7 +42,11 @@ if TYPE_CHECKING:
     from edi_gateway.store.tables import Order as OrderRow
 
 RELAYED = "relayed"
-KINDS = (DocumentKind.ORDER_RESPONSE.value, DocumentKind.DESPATCH_ADVICE.value)
+KINDS = (
+    DocumentKind.ORDER_RESPONSE.value,
+    DocumentKind.DESPATCH_ADVICE.value,
+    DocumentKind.INVOICE.value,
+)
 
 
 def relay_replies(
@@ -86,11 +100,18 @@ def relay_replies(
 
 
 def _relay(session: Session, settings: Settings, order: OrderRow, source: Document) -> int:
-    from edi_gateway.pipeline.orders import document_row
-    from edi_gateway.store.tables import DocumentRow
+    if isinstance(source, Invoice):
+        from edi_gateway.outbound.invoice import relayed_invoice
+
+        bill, payload, connector = relayed_invoice(session, settings, order, source)
+        return _record(session, order, bill, payload, connector)
+    reply, payload = _relayed_reply(session, order, source)
+    return _record(session, order, reply, payload, buyer_connector(settings, order))
+
+
+def _relayed_reply(session: Session, order: OrderRow, source: Document) -> tuple[Document, bytes]:
     from edi_gateway.ubl.write import write_despatch_advice, write_order_response
 
-    connector = buyer_connector(settings, order)
     original = original_order(session, order)
     relayed = copy.deepcopy(source)
     relayed.buyer, relayed.seller = original.buyer, original.seller
@@ -102,8 +123,18 @@ def _relay(session: Session, settings: Settings, order: OrderRow, source: Docume
         payload = written(relayed, write_order_response)
     elif isinstance(relayed, DespatchAdvice):
         payload = written(relayed, write_despatch_advice)
-    else:  # pragma: no cover - KINDS holds only the two above
+    else:  # pragma: no cover - KINDS holds only these and invoices
         raise TypeError(relayed.kind)
+    return relayed, payload
+
+
+def _record(
+    session: Session, order: OrderRow, relayed: Document, payload: bytes, connector: str
+) -> int:
+    """Record the relayed copy (listed with the order, outside the ledger) and queue it."""
+    from edi_gateway.pipeline.orders import document_row
+    from edi_gateway.store.tables import DocumentRow
+
     values = document_row(None, relayed, order.id, now(), direction="out")
     values["state"] = RELAYED
     row: DocumentRow = DocumentRow(**values)
