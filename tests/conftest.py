@@ -26,7 +26,7 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         if os.environ.get("CI") == "true":
             pytest.fail(f"{SHARED} is missing: CI must have ../shared beside the project")
-        pytest.skip("../shared is not beside this checkout")
+        pytest.skip("../shared is not beside this checkout")  # never under CI=true (above)
     return SHARED
 
 

@@ -177,7 +177,6 @@ def handle(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
 
 
 def _respond(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
-    from edi_gateway.app import operator_name
     from edi_gateway.outbound.respond import Decision, respond
 
     code = "AB" if args.ack else "AP" if args.accept else "RE" if args.reject else "CA"
@@ -188,37 +187,19 @@ def _respond(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
         tuple(args.note or ()),
         tuple(args.substitute or ()),
     )
-    issued = respond(
-        gateway.store,
-        gateway.settings,
-        args.order,
-        decision,
-        actor=operator_name(),
-        force=args.force,
-    )
-    return emit(_issued_data(issued), args.json, _issued_text(issued, f"Order Response ({code})"))
+    return _issue(gateway, args, emit, respond, decision, what=f"Order Response ({code})")
 
 
 def _despatch(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
-    from edi_gateway.app import operator_name
     from edi_gateway.outbound.despatch import DespatchRequest, despatch
 
     request = DespatchRequest(
         tuple(args.line or ()), args.carrier, args.tracking, args.date, args.eta
     )
-    issued = despatch(
-        gateway.store,
-        gateway.settings,
-        args.order,
-        request,
-        actor=operator_name(),
-        force=args.force,
-    )
-    return emit(_issued_data(issued), args.json, _issued_text(issued, "Despatch Advice"))
+    return _issue(gateway, args, emit, despatch, request, what="Despatch Advice")
 
 
 def _invoice(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
-    from edi_gateway.app import operator_name
     from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, invoice
 
     request = InvoiceRequest(
@@ -227,7 +208,23 @@ def _invoice(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
         debit_of=args.debit,
         reason=args.reason,
     )
-    issued = invoice(
+    what = "Credit note" if args.credit else "Debit note" if args.debit else "Invoice"
+    return _issue(gateway, args, emit, invoice, request, what=what)
+
+
+def _issue(
+    gateway: Gateway,
+    args: argparse.Namespace,
+    emit: Printer,
+    command: Callable[..., Issued],
+    request: Any,
+    *,
+    what: str,
+) -> int:
+    """Run an issuing command for the operator at the keyboard and print what it queued."""
+    from edi_gateway.app import operator_name
+
+    issued = command(
         gateway.store,
         gateway.settings,
         args.order,
@@ -235,7 +232,6 @@ def _invoice(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
         actor=operator_name(),
         force=args.force,
     )
-    what = "Credit note" if args.credit else "Debit note" if args.debit else "Invoice"
     return emit(_issued_data(issued), args.json, _issued_text(issued, what))
 
 

@@ -22,6 +22,7 @@ from edi_gateway.outbound.issuing import (
     NotAllowed,
     buyer_connector,
     next_number,
+    on_order,
     original_order,
     record_and_queue,
     written,
@@ -64,11 +65,11 @@ def despatch(
     force: bool = False,
 ) -> Issued:
     """Issue a Despatch Advice for the order ``order_ref``; record it and queue it."""
-    from edi_gateway.store.queries import resolve_order
-
-    with store.session() as session:
-        order = resolve_order(session, order_ref)
-        return issue_despatch(session, settings, order, request, actor=actor, force=force)
+    return on_order(
+        store,
+        order_ref,
+        lambda s, o: issue_despatch(s, settings, o, request, actor=actor, force=force),
+    )
 
 
 def issue_despatch(

@@ -33,6 +33,7 @@ from edi_gateway.outbound.issuing import (
     Issued,
     NotAllowed,
     buyer_connector,
+    on_order,
     original_order,
     record_and_queue,
     written,
@@ -99,11 +100,11 @@ def invoice(
     force: bool = False,
 ) -> Issued:
     """Issue an invoice, credit note or debit note for the order ``order_ref``; record, queue."""
-    from edi_gateway.store.queries import resolve_order
-
-    with store.session() as session:
-        order = resolve_order(session, order_ref)
-        return issue_invoice(session, settings, order, request, actor=actor, force=force)
+    return on_order(
+        store,
+        order_ref,
+        lambda s, o: issue_invoice(s, settings, o, request, actor=actor, force=force),
+    )
 
 
 def issue_invoice(

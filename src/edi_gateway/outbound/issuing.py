@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from edi_gateway.config import Settings
+    from edi_gateway.store.db import Store
     from edi_gateway.store.tables import Order as OrderRow
 
 
@@ -44,6 +45,15 @@ class Issued:
     doc_number: str
     outbox_id: int
     status: str
+
+
+def on_order(store: Store, order_ref: str, action: Callable[[Session, OrderRow], Issued]) -> Issued:
+    """Run ``action`` on the order ``order_ref`` (see ``store.queries.resolve_order``) in one
+    transaction: the entry point of every command that issues a document."""
+    from edi_gateway.store.queries import resolve_order
+
+    with store.session() as session:
+        return action(session, resolve_order(session, order_ref))
 
 
 def buyer_connector(settings: Settings, order: OrderRow) -> str:

@@ -23,6 +23,7 @@ from edi_gateway.outbound.issuing import (
     NotAllowed,
     buyer_connector,
     next_number,
+    on_order,
     original_order,
     record_and_queue,
     written,
@@ -85,12 +86,10 @@ def respond(
     force: bool = False,
 ) -> Issued:
     """Issue an Order Response for the order ``order_ref`` (see ``store.queries.resolve_order``)."""
-    from edi_gateway.store.queries import resolve_order
-
     _check_decision(decision)
-    with store.session() as session:
-        order = resolve_order(session, order_ref)
-        return issue(session, settings, order, decision, actor=actor, force=force)
+    return on_order(
+        store, order_ref, lambda s, o: issue(s, settings, o, decision, actor=actor, force=force)
+    )
 
 
 def issue(
