@@ -124,8 +124,10 @@ def order_response(
     *,
     buyer: str = BUYER_GLN,
     seller: str = SELLER_GLN,
+    added: Sequence[tuple[str, str, str]] = (),
 ) -> bytes:
-    """``changes``: (order line id, line status code, quantity) for a CA response."""
+    """``changes``: (order line id, line status code, quantity) for a CA response;
+    ``added``: (line id, item name, price) of lines the seller adds (status 1, quantity 1)."""
     body = "".join(
         "<cac:OrderLine><cac:LineItem>"
         f"<cbc:ID>{line}</cbc:ID><cbc:LineStatusCode>{status}</cbc:LineStatusCode>"
@@ -135,6 +137,16 @@ def order_response(
         f"<cac:OrderLineReference><cbc:LineID>{line}</cbc:LineID></cac:OrderLineReference>"
         "</cac:OrderLine>"
         for line, status, qty in changes
+    ) + "".join(
+        "<cac:OrderLine><cac:LineItem>"
+        f"<cbc:ID>{line}</cbc:ID><cbc:LineStatusCode>1</cbc:LineStatusCode>"
+        '<cbc:Quantity unitCode="C62">1</cbc:Quantity>'
+        f'<cac:Price><cbc:PriceAmount currencyID="EUR">{price}</cbc:PriceAmount></cac:Price>'
+        f"<cac:Item><cbc:Name>{escape(name)}</cbc:Name></cac:Item>"
+        "</cac:LineItem>"
+        f"<cac:OrderLineReference><cbc:LineID>{line}</cbc:LineID></cac:OrderLineReference>"
+        "</cac:OrderLine>"
+        for line, name, price in added
     )
     return (
         _head("OrderResponse", "order_response", response_id)
@@ -144,6 +156,27 @@ def order_response(
         + f"<cac:BuyerCustomerParty>{_party(buyer, 'Buyer AB')}</cac:BuyerCustomerParty>"
         + body
         + "</OrderResponse>"
+    ).encode()
+
+
+def order_cancellation(
+    cancellation_id: str,
+    order_id: str,
+    reason: str = "Project postponed",
+    *,
+    buyer: str = BUYER_GLN,
+    seller: str = SELLER_GLN,
+) -> bytes:
+    """A buyer's OrderCancellation (Peppol T115) of ``order_id``, with ``reason`` as its note."""
+    return (
+        _head("OrderCancellation", "order_cancellation", cancellation_id).replace(
+            "bis:ordering:3", "bis:advanced_ordering:3"
+        )
+        + f"<cbc:CancellationNote>{escape(reason)}</cbc:CancellationNote>"
+        + f"<cac:OrderReference><cbc:ID>{escape(order_id)}</cbc:ID></cac:OrderReference>"
+        + f"<cac:BuyerCustomerParty>{_party(buyer, 'Buyer AB')}</cac:BuyerCustomerParty>"
+        + f"<cac:SellerSupplierParty>{_party(seller, 'Seller BV')}</cac:SellerSupplierParty>"
+        + "</OrderCancellation>"
     ).encode()
 
 

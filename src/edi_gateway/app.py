@@ -25,6 +25,7 @@ from edi_gateway.pipeline.process import (
     pending_ids,
     process_messages,
 )
+from edi_gateway.pipeline.readahead import Examined, ReadAhead, inbound_files
 from edi_gateway.store.db import Store, open_store
 
 if TYPE_CHECKING:
@@ -97,20 +98,38 @@ class Gateway:
         """Release the store."""
         self.store.close()
 
-    def ingest(self, paths: Sequence[Path], progress: Progress | None = None) -> Outcome:
-        """One-shot intake and processing of files (folders are walked for ``*.xml``)."""
+    def ingest(
+        self,
+        paths: Sequence[Path],
+        progress: Progress | None = None,
+        ahead: ReadAhead | None = None,
+    ) -> Outcome:
+        """One-shot intake and processing of files (folders are walked for ``*.xml``).
+
+        ``ahead`` is a read-ahead worker started on ``inbound_files(paths)``; its list is the
+        one taken, and processing uses what it already examined (``pipeline/readahead.py``).
+        """
         outcome = Outcome()
         policy = self.policy
-        limit = self.policy.max_size
-        envelopes = (_file_envelope(path, limit) for path in _files(paths))
-        for batch in _batches(envelopes, self.settings.intake.batch_size):
+        limit = policy.max_size
+        files = ahead.files if ahead is not None else list(inbound_files(paths))
+        for batch in _batches((_file_envelope(p, limit) for p in files), self.intake_batch):
             ids = intake(self.store, batch)
             handed = {mid: env.payload for mid, env in zip(ids, batch, strict=True)}
-            outcome.add("cli", process_messages(self.store, policy, ids, handed))
+            prepared = None
+            if ahead is not None:
+                where = {mid: env.meta["path"] for mid, env in zip(ids, batch, strict=True)}
+                prepared = _prepared(ahead, where)
+            outcome.add("cli", process_messages(self.store, policy, ids, handed, prepared))
             self.react(ids)
             if progress:
                 progress(len(batch))
         return outcome
+
+    @property
+    def intake_batch(self) -> int:
+        """Messages intake commits and processing takes at a time."""
+        return self.settings.intake.batch_size
 
     def poll(
         self, transport: InboundTransport, stop: Callable[[], bool] = lambda: False
@@ -147,7 +166,8 @@ class Gateway:
             return order.id
 
     def react(self, message_ids: Sequence[int]) -> None:
-        """What follows processing: auto rules (Order Responses), then forwarding to suppliers."""
+        """What follows processing: auto rules (Order Responses), forwarding to suppliers,
+        relaying supplier replies, then cancellations towards supplier and buyer."""
         if any(p.auto_response != "none" for p in self.settings.partners):
             from edi_gateway.outbound.auto import auto_respond
 
@@ -160,6 +180,21 @@ class Gateway:
             from edi_gateway.outbound.relay import relay_replies
 
             relay_replies(self.store, self.settings, message_ids, self.reread)
+        self.settle_cancellations(message_ids)
+
+    def settle_cancellations(self, message_ids: Sequence[int]) -> None:
+        """Tell supplier and buyer of the cancellations these messages brought or decided
+        (docs/adr/0008-cancellations.md); a Core look-up first, so plain orders cost one query."""
+        from edi_gateway.store.cancellations import concern_cancellations
+
+        if not message_ids:
+            return
+        with self.store.connect() as conn:
+            if not concern_cancellations(conn, message_ids):
+                return
+        from edi_gateway.outbound.cancel import settle_cancellations
+
+        settle_cancellations(self.store, self.settings, message_ids)
 
     def reread(self, message_id: int) -> list[Document]:
         """The documents of a stored message, read again (UBL, or a supplier's own layout)."""
@@ -274,12 +309,12 @@ def _reset_for_redrive(session: Session, message: Message, actor: str) -> None:
     record(session, "message.redriven", f"was {previous}", actor=actor, message_id=message.id)
 
 
-def _files(paths: Iterable[Path]) -> Iterator[Path]:
-    for path in paths:
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*.xml") if p.is_file())
-        else:
-            yield path
+def _prepared(ahead: ReadAhead, where: dict[int, str]) -> Callable[[int], Examined | None]:
+    def prepared(message_id: int) -> Examined | None:
+        path = where.get(message_id)
+        return ahead.take(path) if path is not None else None
+
+    return prepared
 
 
 def _file_envelope(path: Path, max_bytes: int) -> Envelope:
@@ -289,6 +324,7 @@ def _file_envelope(path: Path, max_bytes: int) -> Envelope:
         source_ref=f"{uuid.uuid4().hex}:{path}",
         filename=path.name,
         max_bytes=max_bytes,
+        meta={"path": str(path)},
     )
 
 

@@ -1,4 +1,5 @@
-"""The outbound commands of the CLI: ``respond`` and ``outbox list|flush``. No logic here."""
+"""The outbound commands of the CLI: ``respond``, ``despatch``, ``invoice``, ``documents``,
+``outbox list|flush`` (and, through ``cli_cancel``, ``orders cancel``). No logic here."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from edi_gateway.app import Gateway
+    from edi_gateway.outbound.charges import Charge, Discount
     from edi_gateway.outbound.issuing import Issued
     from edi_gateway.outbound.respond import LineChange
 
@@ -18,8 +20,12 @@ COMMANDS = frozenset({"respond", "despatch", "invoice", "outbox", "documents"})
 Printer = Callable[[Any, bool, str], int]
 
 
-def add_commands(sub: Any, json_flag: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Add ``respond`` and ``outbox`` to the CLI's subcommands."""
+def add_commands(
+    sub: Any, json_flag: Callable[[argparse.ArgumentParser], None], *, orders: Any = None
+) -> None:
+    """Add ``respond``, ``despatch``, ``invoice``, ``documents`` and ``outbox`` to the CLI's
+    subcommands, and ``cancel`` to the ``orders`` actions (``orders``) when given."""
+    _orders_actions(orders, json_flag)
     respond = sub.add_parser("respond", help="send the buyer an Order Response (Peppol T76)")
     respond.add_argument("order", help="store ID, BUYER:ORDER_ID or an unambiguous order ID")
     what = respond.add_mutually_exclusive_group(required=True)
@@ -47,6 +53,21 @@ def add_commands(sub: Any, json_flag: Callable[[argparse.ArgumentParser], None])
         metavar="LINE:ITEM:NAME",
         help="on a CA response, deliver the seller's item ITEM (named NAME) instead of what the "
         "line ordered; the line goes as changed (3); repeatable",
+    )
+    respond.add_argument(
+        "--charge",
+        action="append",
+        type=charge,
+        metavar="KIND:AMOUNT[:VATCAT:RATE]",
+        help="a charge on the order (freight, packing, handling ...), sent as an added line; "
+        "VAT as the order lines when omitted; makes --accept a CA; repeatable",
+    )
+    respond.add_argument(
+        "--discount",
+        type=discount,
+        metavar="PCT%|AMOUNT[:VATCAT:RATE]",
+        help="5%%: every accepted line's price less 5 %% (lines go as changed); 20.00: an added "
+        "line of -20.00; makes --accept a CA",
     )
     respond.add_argument("--reason", help="why (shown to the buyer)")
     respond.add_argument("--force", action="store_true", help="respond despite the order state")
@@ -96,12 +117,19 @@ def add_commands(sub: Any, json_flag: Callable[[argparse.ArgumentParser], None])
     outbox = sub.add_parser("outbox", help="outbound documents waiting for or done with delivery")
     osub = outbox.add_subparsers(dest="action", required=True, metavar="ACTION")
     olist = osub.add_parser("list")
-    olist.add_argument("--state", choices=["pending", "sent", "failed"])
+    olist.add_argument("--state", choices=["pending", "sent", "failed", "withdrawn"])
     olist.add_argument("--partner")
     json_flag(olist)
     flush = osub.add_parser("flush", help="deliver what is due now")
     flush.add_argument("--partner")
     json_flag(flush)
+
+
+def _orders_actions(orders: Any, json_flag: Callable[[argparse.ArgumentParser], None]) -> None:
+    if orders is not None:
+        from edi_gateway.cli_cancel import add_cancel
+
+        add_cancel(orders, json_flag)
 
 
 def line_change(text: str) -> LineChange:
@@ -121,6 +149,26 @@ def line_change(text: str) -> LineChange:
     if not quantity.is_finite():
         raise argparse.ArgumentTypeError(f"not a quantity: {parts[1]!r}")
     return LineChange(parts[0], quantity, when)
+
+
+def charge(text: str) -> Charge:
+    """``KIND:AMOUNT[:VATCAT:RATE]`` -> Charge (an argparse type)."""
+    from edi_gateway.outbound.charges import parse_charge
+
+    try:
+        return parse_charge(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def discount(text: str) -> Discount:
+    """``PCT%`` or ``AMOUNT[:VATCAT:RATE]`` -> Discount (an argparse type)."""
+    from edi_gateway.outbound.charges import parse_discount
+
+    try:
+        return parse_discount(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def line_note(text: str) -> tuple[str, str]:
@@ -180,12 +228,16 @@ def _respond(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
     from edi_gateway.outbound.respond import Decision, respond
 
     code = "AB" if args.ack else "AP" if args.accept else "RE" if args.reject else "CA"
+    if code == "AP" and (args.charge or args.discount):
+        code = "CA"  # lines (the added charges) go on a CA only
     decision = Decision(
         code,
         args.reason,
         tuple(args.change or ()),
         tuple(args.note or ()),
         tuple(args.substitute or ()),
+        tuple(args.charge or ()),
+        args.discount,
     )
     return _issue(gateway, args, emit, respond, decision, what=f"Order Response ({code})")
 

@@ -250,10 +250,19 @@ def _order_text(d: Json) -> str:
             ],
         ),
         "Documents:",
-        table(d["documents"], ["id", "type", "document_id", "code", "issue_date", "message_id"]),
-        "History:",
+        table(
+            d["documents"],
+            ["id", "type", "document_id", "code", "state", "issue_date", "message_id"],
+        ),
     ]
-    return "\n".join(lines + _history_text(d["history"]))
+    waiting = d.get("pending_cancellation")
+    if waiting:
+        lines += [
+            f"Pending cancellation {waiting['document_id']} (since {waiting['requested_at'][:19]})"
+            f", waiting for {waiting['waiting_for']}: answer with `edi-gateway orders cancel "
+            f"{d['id']} --accepted|--refused [--reason TEXT]`"
+        ]
+    return "\n".join([*lines, "History:", *_history_text(d["history"])])
 
 
 def validate_files(files: Sequence[Path], max_size: int) -> list[Json]:

@@ -69,6 +69,11 @@ class AllowanceCharge:
     vat_category: str = STANDARD
     vat_rate: Decimal | None = None
 
+    @property
+    def signed(self) -> Decimal:
+        """The amount as it adds to the total: positive for a charge, negative for an allowance."""
+        return self.amount if self.charge else -self.amount
+
 
 @dataclass(slots=True)
 class InvoiceLine(Line):

@@ -2,7 +2,8 @@
 
 The rules, in order of precedence (see docs/adr/0003-order-status.md):
 
-1. an accepted OrderCancellation -> Cancelled
+1. an accepted OrderCancellation -> Cancelled (a pending or refused one changes nothing: see
+   domain/cancellation.py and docs/adr/0008-cancellations.md)
 2. the latest Order Response says RE -> Rejected
 3. something invoiced (net of credits): every line fully invoiced -> Fully invoiced, or Closed
    once every line has also been received in full; otherwise Partially invoiced

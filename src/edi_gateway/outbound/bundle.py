@@ -86,18 +86,24 @@ def render_order(
     *,
     language: str,
     sent_on: date,
+    cancelled: str | None = None,
 ) -> tuple[OrderFile, ...]:
-    """The files ``order`` is forwarded as, one per configured format (bundle formats too)."""
+    """The files ``order`` is forwarded as, one per configured format (bundle formats too).
+
+    ``cancelled`` (the cancellation's ID and reason) renders the order marked CANCELLED, to
+    tell the supplier of a cancellation; ``original`` is then the cancellation's own bytes.
+    """
     files: list[OrderFile] = []
     for fmt in profile.formats:
         if fmt == "ubl":
             files.append(OrderFile(fmt, "xml", "application/xml", original))
         elif fmt.startswith("layout:"):
             layout = find_layout(profile.mappings, supplier, fmt.removeprefix("layout:"))
-            files.append(_layout_file(layout, order, supplier, sent_on))
+            files.append(_layout_file(layout, order, supplier, sent_on, cancelled))
         else:
             extension, media = _HUMAN[fmt]
-            files.append(OrderFile(fmt, extension, media, _human([order], profile, fmt, language)))
+            payload = _human([order], profile, fmt, language, cancelled)
+            files.append(OrderFile(fmt, extension, media, payload))
     return tuple(files)
 
 
@@ -190,28 +196,39 @@ def is_due(
     return due is not None and due <= now
 
 
-def _layout_file(layout: Layout, order: Order, supplier: str, sent_on: date) -> OrderFile:
+def _layout_file(
+    layout: Layout, order: Order, supplier: str, sent_on: date, cancelled: str | None = None
+) -> OrderFile:
     if layout.kind == "columns":
-        payload = columns_workbook(layout, [order])
+        payload = columns_workbook(layout, [order], cancelled=cancelled)
     else:
-        payload = render_template(layout, order, supplier=supplier, sent_on=sent_on)
+        payload = render_template(
+            layout, order, supplier=supplier, sent_on=sent_on, cancelled=cancelled
+        )
     return OrderFile(f"layout:{layout.name}", layout.extension, layout.media_type, payload)
 
 
-def _human(orders: Sequence[Order], profile: ForwardProfile, fmt: str, language: str) -> bytes:
+def _human(
+    orders: Sequence[Order],
+    profile: ForwardProfile,
+    fmt: str,
+    language: str,
+    cancelled: str | None = None,
+) -> bytes:
     from edi_gateway.outbound.render import csv, pdf, xlsx
 
     if fmt == "xlsx":
-        return xlsx.orders_workbook(orders, language=language)
+        return xlsx.orders_workbook(orders, language=language, cancelled=cancelled)
     if fmt == "csv":
         return csv.orders_csv(
             orders,
             language=language,
             delimiter=profile.csv_delimiter,
             encoding=profile.csv_encoding,
+            cancelled=cancelled,
         )
     [order] = orders
-    return pdf.order_pdf(order, language=language)
+    return pdf.order_pdf(order, language=language, cancelled=cancelled)
 
 
 def _bundle_bytes(

@@ -6,6 +6,8 @@ States of a forward (one per order and supplier)::
                          │                  └──outbox gave up──▶ failed
                          └──cannot render──▶ failed
 
+    held, waiting, queued (nothing of it sent yet), failed ──order cancelled──▶ withdrawn
+
 - ``forward_orders`` (the react step) makes the row the moment the order is processed:
   ``held`` when the supplier's profile says ``hold: true``, else ``waiting``.
 - ``flush_forwards`` takes, per supplier whose bundle is due, every waiting row, renders its
@@ -15,6 +17,8 @@ States of a forward (one per order and supplier)::
   name and content). The rows are claimed with ``UPDATE ... WHERE state = 'waiting'``: two
   flushes at once cannot put an order in two bundles (the loser rolls back).
 - ``note_deliveries`` moves ``queued`` rows on once their outbox rows are sent (or failed).
+- A cancelled order is never forwarded: ``outbound/cancel_supplier.py`` withdraws the forward
+  of an order cancelled before it reached the supplier (docs/adr/0008-cancellations.md).
 
 Every step writes a history event on each order involved.
 """
@@ -45,6 +49,7 @@ if TYPE_CHECKING:
     from edi_gateway.store.tables import Forward
 
 HELD, WAITING, QUEUED, DELIVERED, FAILED = "held", "waiting", "queued", "delivered", "failed"
+WITHDRAWN = "withdrawn"
 log = logging.getLogger(__name__)
 
 
@@ -85,6 +90,14 @@ def forward_orders(
         )
         for order in list(orders):
             supplier = suppliers[order.seller_partner or ""]
+            if order.cancelled:  # its cancellation came with it: the supplier never sees it
+                record(
+                    session,
+                    "forward.withdrawn",
+                    f"not forwarded to {supplier.id}: the order is cancelled",
+                    order_id=order.id,
+                )
+                continue
             known = session.scalar(
                 select(Forward.id).where(
                     Forward.order_id == order.id, Forward.partner == supplier.id
@@ -279,6 +292,11 @@ def _render(session: Session, partner: Partner, row: Forward, moment: datetime) 
     profile = partner.forward
     assert profile is not None
     order_row = session.get_one(Order, row.order_id)
+    if order_row.cancelled:  # cancelled while waiting: withdrawn, not sent
+        row.state, row.updated_at = WITHDRAWN, moment
+        detail = f"not forwarded to {partner.id}: the order is cancelled"
+        record(session, "forward.withdrawn", detail, order_id=row.order_id)
+        return None
     try:
         payload = original_bytes(session, row.order_id)
         document = original_order(session, order_row)

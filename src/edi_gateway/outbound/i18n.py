@@ -2,7 +2,8 @@
 
 The catalogues are JSON files in ``outbound/locales/`` (``en``, ``nl``, ``sv``, ``zh``), one
 flat object of ``key -> text`` each; every catalogue holds every key (a unit test checks it).
-Keys are dotted: ``order.title``, ``column.quantity``, ``unit.XBX`` (UN/ECE Rec 20 unit codes).
+Keys are dotted: ``order.title``, ``column.quantity``, ``unit.XBX`` (UN/ECE Rec 20 unit codes),
+``charge.FC`` / ``allowance.95`` (UNCL 7161 / 5189 reason codes of charges and allowances).
 Texts with ``{placeholders}`` (``doc.page``, ``label.box``) are filled with ``str.format``.
 
 A language is picked from ``Partner.language`` as given (``"sv"``, ``"nl-NL"``, ``"zh_CN"``):
@@ -74,6 +75,16 @@ def unit_name(code: str | None, language: str) -> str:
     if not code:
         return ""
     return catalogue(language).get(f"unit.{code}") or code
+
+
+def allowance_charge_label(
+    charge: bool, code: str | None, reason: str | None, language: str
+) -> str:
+    """The label of a document-level charge or allowance: the catalogue's name of its reason
+    code (``charge.FC``: UNCL 7161 freight, ``allowance.95``: UNCL 5189 discount) in
+    ``language``, else its reason text as written, else the code."""
+    key = f"{'charge' if charge else 'allowance'}.{code}" if code else ""
+    return catalogue(language).get(key) or reason or code or ""
 
 
 def decimal_separator(language: str) -> str:

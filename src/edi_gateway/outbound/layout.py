@@ -6,13 +6,15 @@ Two kinds, chosen by the file name of layout ``NAME``:
   ``.<ext>`` file. It runs in a sandbox (``SandboxedEnvironment``) with ``StrictUndefined``
   (a misspelt field is an error, never an empty string) and, for ``.xml``, autoescaping.
   The template sees ``order`` (a :class:`~edi_gateway.domain.documents.Order`), ``lines``,
-  ``buyer``, ``seller``, ``supplier`` (the partner id) and ``sent_on`` (a date), plus the
-  filters ``fixed(width, align='<')``, ``num(places=2, point='.')``, ``day(fmt)`` and
-  ``csv(delimiter=';')``.
+  ``buyer``, ``seller``, ``supplier`` (the partner id), ``sent_on`` (a date), ``cancelled``
+  (true when the file tells the supplier the order is cancelled) and ``cancellation`` (then
+  the cancellation's ID and reason, else none), plus the filters ``fixed(width, align='<')``,
+  ``num(places=2, point='.')``, ``day(fmt)`` and ``csv(delimiter=';')``.
 - ``NAME.columns.yaml``: an Excel column map: ``sheet`` (title, ``{order}`` allowed),
   ``header_row``, optional ``labels`` (fixed text) and ``cells`` (fields) above the table,
   ``columns``: ``title`` -> ``field`` path such as ``line.quantity.value`` or
-  ``order.buyer.name``, optional ``number_format``. One sheet per order.
+  ``order.buyer.name``, optional ``number_format``. One sheet per order; a cancelled order's
+  sheet is titled ``CANCELLED <title>`` and says CANCELLED and why right of the table's header.
 
 Layouts are checked when gateway.yaml is loaded (:func:`layout_problem`), so a typo in a
 template or a column map stops start-up rather than a forward.
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from jinja2 import Template
     from jinja2.sandbox import SandboxedEnvironment
 
+CANCELLED = "CANCELLED"
+"""The mark of a cancelled order in a column-map workbook (layouts are not translated)."""
 TEMPLATE_SUFFIX = ".j2"
 COLUMNS_SUFFIX = ".columns.yaml"
 MEDIA_TYPES = {
@@ -129,8 +133,10 @@ def layout_problem(
     return None
 
 
-def render_template(layout: Layout, order: Order, *, supplier: str, sent_on: date) -> bytes:
-    """The template's output for ``order``, UTF-8 encoded."""
+def render_template(
+    layout: Layout, order: Order, *, supplier: str, sent_on: date, cancelled: str | None = None
+) -> bytes:
+    """The template's output for ``order``, UTF-8 encoded (``cancelled``: see the module)."""
     template = _template(layout)
     context = {
         "order": order,
@@ -139,6 +145,8 @@ def render_template(layout: Layout, order: Order, *, supplier: str, sent_on: dat
         "seller": order.seller or Party(),
         "supplier": supplier,
         "sent_on": sent_on,
+        "cancelled": cancelled is not None,
+        "cancellation": cancelled,
     }
     try:
         return template.render(context).encode("utf-8")
@@ -148,8 +156,9 @@ def render_template(layout: Layout, order: Order, *, supplier: str, sent_on: dat
         ) from exc
 
 
-def columns_workbook(layout: Layout, orders: list[Order]) -> bytes:
-    """An .xlsx of ``orders`` by the column map: one sheet per order."""
+def columns_workbook(layout: Layout, orders: list[Order], *, cancelled: str | None = None) -> bytes:
+    """An .xlsx of ``orders`` by the column map: one sheet per order (``cancelled``: see the
+    module docstring)."""
     from openpyxl import Workbook
 
     spec = load_columns(layout)
@@ -158,8 +167,12 @@ def columns_workbook(layout: Layout, orders: list[Order]) -> bytes:
         book.remove(blank)
     used: set[str] = set()
     for order in orders:
-        title = _sheet_title(spec.sheet.format(order=order.document_id), used)
+        wanted = spec.sheet.format(order=order.document_id)
+        title = _sheet_title(f"{CANCELLED} {wanted}" if cancelled is not None else wanted, used)
         sheet = book.create_sheet(title)
+        if cancelled is not None:
+            sheet.cell(row=spec.header_row, column=len(spec.columns) + 2, value=CANCELLED)
+            sheet.cell(row=spec.header_row + 1, column=len(spec.columns) + 2, value=cancelled)
         for cell, text in spec.labels.items():
             sheet[cell] = text
         for cell, path in spec.cells.items():

@@ -5,11 +5,15 @@ checks it against the UBL 2.1 XSD (a document that fails is an internal error an
 queued), records it as an outgoing document of the order (its line statuses and quantities
 move the order's status like a received response would) and queues it in the outbox for the
 buyer's outbound connector, all in one transaction.
+
+Charges (freight, packing ...) and discounts go as lines of a CA response (T76 has no
+document-level allowances or charges): see :mod:`edi_gateway.outbound.charges`. An acceptance
+(AP) with charges or a discount is therefore sent as CA, every order line accepted (5).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -18,6 +22,8 @@ from sqlalchemy import select
 
 from edi_gateway.domain.documents import DocumentKind, Line, OrderResponse, Quantity, Substitute
 from edi_gateway.domain.status import OrderStatus
+from edi_gateway.outbound import charges as terms
+from edi_gateway.outbound.charges import Charge, Discount, Vat
 from edi_gateway.outbound.issuing import (
     Issued,
     NotAllowed,
@@ -74,6 +80,16 @@ class Decision:
     substitutes: tuple[tuple[str, str, str], ...] = ()
     """(order line, seller item ID, item name) triples: the seller delivers that item instead
     (T76 ``SellerSubstitutedLineItem``; the line goes with status 3, changed); CA only."""
+    charges: tuple[Charge, ...] = ()
+    """Charges on the whole order (freight ...): added lines (status 1); AP or CA (sent as CA)."""
+    discount: Discount | None = None
+    """A percentage off every accepted line's price (status 3), or an amount as an added line
+    with a negative price; AP or CA (sent as CA)."""
+
+    @property
+    def extras(self) -> bool:
+        """Whether the response carries charges or a discount (which make it a CA)."""
+        return bool(self.charges) or self.discount is not None
 
 
 def respond(
@@ -86,7 +102,7 @@ def respond(
     force: bool = False,
 ) -> Issued:
     """Issue an Order Response for the order ``order_ref`` (see ``store.queries.resolve_order``)."""
-    _check_decision(decision)
+    _check_decision(_promoted(decision))
     return on_order(
         store, order_ref, lambda s, o: issue(s, settings, o, decision, actor=actor, force=force)
     )
@@ -106,6 +122,7 @@ def issue(
     from edi_gateway.store.tables import OrderLine
     from edi_gateway.ubl.write import write_order_response
 
+    decision = _promoted(decision)
     _check_decision(decision)
     _check_state(order, decision, force)
     connector = buyer_connector(settings, order)
@@ -114,7 +131,7 @@ def issue(
             select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.position)
         )
     )
-    response = _compose(session, order, lines, decision)
+    response = compose_response(session, order, lines, decision)
     payload = written(response, write_order_response)
     status_before = order.status
     issued = record_and_queue(session, order, response, payload, connector=connector, actor=actor)
@@ -129,13 +146,25 @@ def issue(
     return issued
 
 
+def _promoted(decision: Decision) -> Decision:
+    """An acceptance (AP) with charges or a discount goes as CA: T76 has lines on CA only."""
+    return replace(decision, code="CA") if decision.code == "AP" and decision.extras else decision
+
+
 def _check_decision(decision: Decision) -> None:
     if decision.code not in CODES:
         raise ResponseRefused(f"response code {decision.code!r}: expected one of {CODES}")
     if decision.code == "RE" and not (decision.reason or "").strip():
         raise ResponseRefused("a rejection needs a reason (--reason TEXT)")
-    if decision.code == "CA" and not (decision.changes or decision.substitutes):
+    if decision.code == "CA" and not (decision.changes or decision.substitutes or decision.extras):
         raise ResponseRefused("accepting with changes needs at least one --change LINE:QTY[:DATE]")
+    if decision.extras and decision.code != "CA":
+        raise ResponseRefused(
+            "charges and discounts go only with an acceptance (--accept, or --change ...)"
+        )
+    problem = terms.problem(decision.charges, decision.discount)
+    if problem is not None:
+        raise ResponseRefused(problem)
     if decision.code != "CA" and (decision.changes or decision.notes or decision.substitutes):
         raise ResponseRefused(
             "line changes, line notes and substitutes go only with an acceptance with changes (CA)"
@@ -170,10 +199,10 @@ def _check_state(order: OrderRow, decision: Decision, force: bool) -> None:
         )
 
 
-def _compose(
+def compose_response(
     session: Session, order: OrderRow, lines: list[OrderLine], decision: Decision
 ) -> OrderResponse:
-
+    """The T76 Order Response for ``decision`` on ``order`` (not yet written or queued)."""
     original = original_order(session, order)
     response = OrderResponse(
         kind=DocumentKind.ORDER_RESPONSE,
@@ -196,7 +225,77 @@ def _compose(
             lines, decision.changes, dict(decision.notes), set(substitutes)
         )
         response.substitutes = substitutes
+        if decision.discount is not None and decision.discount.percent is not None:
+            _discount_prices(response.lines, decision.discount.percent)
+        response.lines += _added_lines(session, order, lines, response.lines, decision)
     return response
+
+
+def _discount_prices(lines: list[Line], percent: Decimal) -> None:
+    """Every line the response accepts gets its price less ``percent`` % and status 3."""
+    for line in lines:
+        if line.status_code == NOT_ACCEPTED:
+            continue
+        if line.price is None:
+            raise ResponseRefused(f"order line {line.line_id} has no price to take {percent}% off")
+        line.price = terms.discounted(line.price, percent)
+        line.status_code = CHANGED
+
+
+def _added_lines(
+    session: Session,
+    order: OrderRow,
+    order_lines: list[OrderLine],
+    lines: list[Line],
+    decision: Decision,
+) -> list[Line]:
+    """The added lines (status 1) of the charges and of an amount discount."""
+    wanted: list[tuple[bool, Decimal, str, Vat | None]] = [
+        (True, c.amount, c.kind, c.vat) for c in decision.charges
+    ]
+    discount = decision.discount
+    if discount is not None and discount.amount is not None:
+        total = sum((_amount(line) for line in lines), start=Decimal(0))
+        if discount.amount > total:
+            raise ResponseRefused(
+                f"a discount of {discount.amount} is more than the accepted lines' total {total}"
+            )
+        wanted.append((False, discount.amount, "discount", discount.vat))
+    if not wanted:
+        return []
+    default: Vat | None = None
+    if any(vat is None for *_, vat in wanted):
+        unset = [kind for _, _, kind, vat in wanted if vat is None]
+        default = _lines_vat(session, order, order_lines, unset)
+    ids = terms.next_line_ids((line.line_id for line in lines), len(wanted))
+    return [
+        terms.added_line(line_id, charge=charge, amount=value, kind=kind, vat=vat or default)
+        for line_id, (charge, value, kind, vat) in zip(ids, wanted, strict=True)
+    ]
+
+
+def _amount(line: Line) -> Decimal:
+    if line.status_code == NOT_ACCEPTED or line.quantity is None or line.price is None:
+        return Decimal(0)
+    return line.quantity.value * line.price
+
+
+def _lines_vat(
+    session: Session, order: OrderRow, order_lines: list[OrderLine], kinds: list[str]
+) -> Vat | None:
+    """The VAT the order's lines agree on (None: they state none, the invoice's default)."""
+    from edi_gateway.outbound.invoice_ledger import order_vat
+
+    stated = order_vat(session, order)
+    agree, vat = terms.common_vat(
+        Vat(*stated[line.line_id]) if line.line_id in stated else None for line in order_lines
+    )
+    if not agree:
+        raise ResponseRefused(
+            f"the order lines do not all state the same VAT: give the VAT of {', '.join(kinds)} "
+            "(KIND:AMOUNT:VATCAT:RATE, e.g. freight:25.00:S:25; a discount AMOUNT:VATCAT:RATE)"
+        )
+    return vat
 
 
 def _changed_lines(

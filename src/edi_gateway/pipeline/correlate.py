@@ -20,9 +20,10 @@ from edi_gateway.domain.documents import (
     Party,
 )
 from edi_gateway.errors import GatewayError
+from edi_gateway.pipeline.cancellations import on_received
 from edi_gateway.pipeline.history import SYSTEM, now, record
 from edi_gateway.pipeline.ledger import recompute
-from edi_gateway.pipeline.orders import document_row, line_rows
+from edi_gateway.pipeline.orders import NEW_LINE, document_row, line_rows
 from edi_gateway.store import tables as t
 
 PROCESSED, ORPHAN = "processed", "orphan"
@@ -128,6 +129,9 @@ def attach(
 ) -> None:
     """Attach a document to its order: ledger lines, order changes, derived status, history.
 
+    A received cancellation, or a supplier's response while one is pending, is decided by
+    ``pipeline.cancellations`` (its state may then be other than ``attached``).
+
     ``actor`` is who the change is recorded for: ``system`` for received documents, the
     operator for documents the gateway issues on a command.
     """
@@ -144,6 +148,8 @@ def attach(
         detail += f"; lines matching no order line: {', '.join(unmatched)}"
     event = "document.attached" if row.direction == "in" else "document.issued"
     record(session, event, detail, actor=actor, order_id=order.id, message_id=ref.id)
+    if row.direction == "in":  # a buyer's cancellation, or a supplier's answer to one
+        on_received(session, order, row, document, ref.id)
     recompute(session, order, actor)
 
 
@@ -233,7 +239,7 @@ def _apply_order_change(session: Session, order: t.Order, document: Document) ->
             current.qty_ordered = line.quantity.value
         if line.price is not None:
             current.price = line.price
-    rows = line_rows(order.id, added, start=len(existing))
+    rows = [{**row, **NEW_LINE} for row in line_rows(order.id, added, start=len(existing))]
     if rows:
         session.execute(insert(t.OrderLine), rows)
 
@@ -252,8 +258,10 @@ def _insert_ledger(
     rows: list[dict[str, object]] = []
     unmatched: list[str] = []
     for line in document.lines:
-        target = _match(line, by_id, by_item, document.kind)
-        if target is None:
+        # A response line the seller added (status 1: freight ...) is no order line's.
+        added = document.kind is DocumentKind.ORDER_RESPONSE and line.status_code == "1"
+        target = None if added else _match(line, by_id, by_item, document.kind)
+        if target is None and not added:
             unmatched.append(line.line_id)
         rows.append(
             {

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, tuple_
+from sqlalchemy import Connection, select, tuple_
 
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ErrorCode
 from edi_gateway.pipeline.history import SYSTEM, now
-from edi_gateway.store.bulk import insert_many
+from edi_gateway.store.bulk import insert_keyed, insert_many
 from edi_gateway.store.db import Store
-from edi_gateway.store.schema import history, messages
+from edi_gateway.store.schema import history, message_payloads, messages
 
 RECEIVED, FAILED = "received", "failed"
 
@@ -56,10 +56,9 @@ def _store_new(conn: Connection, envelopes: list[Envelope]) -> dict[tuple[str, s
         return {}
     stamp = now()
     rows = [_message_row(env, stamp) for env in envelopes]
-    result = conn.execute(
-        insert(messages).returning(messages.c.id, sort_by_parameter_order=True), rows
-    )
-    ids = [row[0] for row in result]
+    ids = insert_keyed(conn, messages, rows, ("source", "source_ref"))
+    payloads = zip(ids, (env.payload for env in envelopes), strict=True)
+    insert_many(conn, message_payloads, [{"message_id": m, "payload": p} for m, p in payloads])
     insert_many(
         conn,
         history,
@@ -104,7 +103,6 @@ def _message_row(env: Envelope, stamp: datetime) -> dict[str, Any]:
         "filename": env.filename,
         "sha256": hashlib.sha256(env.payload).hexdigest(),
         "size": len(env.payload),
-        "payload": env.payload,
         "state": RECEIVED,
         "error_code": None,
         "error_detail": None,

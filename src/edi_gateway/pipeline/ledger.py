@@ -1,7 +1,9 @@
 """Recompute an order's line quantities and status from the documents attached to it.
 
 The ledger (``document_lines``) is the truth; ``order_lines`` quantities and ``orders.status``
-are derived from it here after every attached document, never typed in by hand.
+are derived from it here after every attached document, never typed in by hand. An order is
+cancelled when one of its cancellations is accepted (``pipeline/cancellations.py``); a pending
+or refused one changes nothing.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from edi_gateway.domain.documents import DocumentKind
 from edi_gateway.domain.status import LineQuantities, derive_status
+from edi_gateway.pipeline.cancellations import CANCELLATION, IN_EFFECT
 from edi_gateway.pipeline.history import record
 from edi_gateway.store.tables import DocumentLine, DocumentRow, Order, OrderLine
 
@@ -36,7 +39,13 @@ def recompute(session: Session, order: Order, actor: str) -> None:
     docs = list(
         session.scalars(
             select(DocumentRow)
-            .where(DocumentRow.order_id == order.id, DocumentRow.state == "attached")
+            .where(
+                DocumentRow.order_id == order.id,
+                or_(
+                    DocumentRow.state == "attached",
+                    and_(DocumentRow.kind == CANCELLATION, DocumentRow.state.in_(IN_EFFECT)),
+                ),
+            )
             .order_by(DocumentRow.id)
         )
     )
@@ -52,7 +61,7 @@ def recompute(session: Session, order: Order, actor: str) -> None:
         line.qty_confirmed = confirmed.get(line.id)
         line.status_code = statuses.get(line.id)
     order.response_code = response_code
-    order.cancelled = any(d.kind == DocumentKind.ORDER_CANCELLATION.value for d in docs)
+    order.cancelled = any(d.kind == CANCELLATION for d in docs)
     status = derive_status(
         (
             LineQuantities(

@@ -8,17 +8,18 @@ partner) ran before, so every order given here is stored.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 
 from edi_gateway.domain.documents import Document, Line, Order
 from edi_gateway.pipeline.history import now
 from edi_gateway.pipeline.work import PROCESSED, Work
 from edi_gateway.store import schema
-from edi_gateway.store.bulk import insert_many
+from edi_gateway.store.bulk import insert_keyed, insert_many
 
-ZERO = 0
+ZERO = Decimal(0)
 RECEIVED = "Received"
 
 
@@ -27,8 +28,7 @@ def insert_orders(conn: Connection, works: Sequence[Work]) -> None:
     stamp = now()
     orders = schema.orders
     rows = [_order_row(w, stamp) for w in works]
-    result = conn.execute(insert(orders).returning(orders.c.id, sort_by_parameter_order=True), rows)
-    order_ids = [row[0] for row in result]
+    order_ids = insert_keyed(conn, orders, rows, ("buyer_key", "order_number"))
     keys: list[dict[str, Any]] = []
     lines: list[dict[str, Any]] = []
     docs: list[dict[str, Any]] = []
@@ -50,13 +50,10 @@ def insert_orders(conn: Connection, works: Sequence[Work]) -> None:
             }
         )
         work.end(PROCESSED, order_id)
-    for table, values in (
-        (schema.order_keys, keys),
-        (schema.order_lines, lines),
-        (schema.documents, docs),
-        (schema.history, events),
-    ):
-        insert_many(conn, table, values)
+    insert_many(conn, schema.order_keys, keys)
+    insert_many(conn, schema.order_lines, lines, constants=NEW_LINE)
+    insert_many(conn, schema.documents, docs)
+    insert_many(conn, schema.history, events)
 
 
 def _order_row(work: Work, stamp: Any) -> dict[str, Any]:
@@ -91,8 +88,19 @@ def key_rows(order_id: int, document: Document) -> list[dict[str, Any]]:
     ]
 
 
+NEW_LINE: dict[str, Any] = {
+    "status_code": None,
+    "qty_confirmed": None,
+    "qty_despatched": ZERO,
+    "qty_received": ZERO,
+    "qty_invoiced": ZERO,
+    "qty_credited": ZERO,
+}
+"""The columns every new order line starts with: nothing confirmed or moved yet."""
+
+
 def line_rows(order_id: int, lines: Sequence[Line], start: int) -> list[dict[str, Any]]:
-    """Order line rows with zero moved quantities."""
+    """Order line rows, without the :data:`NEW_LINE` columns every new line shares."""
     return [
         {
             "order_id": order_id,
@@ -105,13 +113,7 @@ def line_rows(order_id: int, lines: Sequence[Line], start: int) -> list[dict[str
             "unit": line.quantity.unit if line.quantity else None,
             "price": line.price,
             "delivery_date": line.delivery_date,
-            "status_code": None,
             "qty_ordered": line.quantity.value if line.quantity else ZERO,
-            "qty_confirmed": None,
-            "qty_despatched": ZERO,
-            "qty_received": ZERO,
-            "qty_invoiced": ZERO,
-            "qty_credited": ZERO,
         }
         for index, line in enumerate(lines)
     ]

@@ -28,10 +28,12 @@ from edi_gateway.pipeline.work import (
     write_outcomes,
 )
 from edi_gateway.store.db import Store
-from edi_gateway.store.schema import documents, messages
+from edi_gateway.store.schema import documents, message_payloads, messages
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+    from edi_gateway.pipeline.readahead import Examined
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ RECEIVED = "received"
 
 
 ReplyReader = Callable[[bytes, str], list[Document]]
+Prepared = Callable[[int], "Examined | None"]
 
 
 def _no_replies(source: str, filename: str) -> ReplyReader | None:
@@ -66,15 +69,18 @@ def process_messages(
     policy: Policy,
     ids: Sequence[int],
     payloads: Mapping[int, bytes] | None = None,
+    prepared: Prepared | None = None,
 ) -> dict[int, str]:
     """Take the given messages to terminal states in one transaction; return their states.
 
     ``payloads`` may hand over bytes intake already holds, saving a read of the store.
+    ``prepared(message_id)`` may give what read-ahead already made of a message's bytes
+    (``pipeline/readahead.py``); it is used only when its sha256 is the committed bytes'.
     Messages not in state ``received`` are left as they are (a transport re-offered them).
     """
     with store.connect() as conn:
         states, works = _load(conn, ids, payloads or {})
-        _examine(conn, policy, works)
+        _examine(conn, policy, works, prepared)
         _apply(conn, works)
         write_outcomes(conn, works)
     states.update({w.id: w.state or FAILED for w in works})
@@ -114,7 +120,9 @@ def _load(
     for start in range(0, len(missing), 200):
         chunk = missing[start : start + 200]
         rows = conn.execute(
-            select(messages.c.id, messages.c.payload).where(messages.c.id.in_(chunk))
+            select(message_payloads.c.message_id, message_payloads.c.payload).where(
+                message_payloads.c.message_id.in_(chunk)
+            )
         )
         found = {mid: data for mid, data in rows}
         for work in works:
@@ -123,11 +131,10 @@ def _load(
     return states, works
 
 
-def _examine(conn: Connection, policy: Policy, works: list[Work]) -> None:
+def _examine(
+    conn: Connection, policy: Policy, works: list[Work], prepared: Prepared | None
+) -> None:
     """Duplicates, validation, interpretation, partner and ID-conflict checks; no writes."""
-    from edi_gateway.ubl.read import interpret
-    from edi_gateway.ubl.validate import validate_document
-
     originals = _earlier_originals(conn, works)
     first_of: dict[str, Work] = {}
     twins: list[tuple[Work, Work]] = []
@@ -141,24 +148,19 @@ def _examine(conn: Connection, policy: Policy, works: list[Work]) -> None:
             twins.append((work, first_of[work.sha256]))
             continue
         first_of[work.sha256] = work
-        try:
-            assert work.payload is not None
-            reader = policy.reply_reader(work.source, work.filename)
-            if reader is not None:  # a supplier's own CSV/Excel layout
-                work.document, *work.more = reader(work.payload, work.filename)
-            else:
-                validated = validate_document(
-                    work.payload, max_size=policy.max_size, kinds=SUPPORTED
-                )
-                work.document = interpret(validated.root)
-                del validated  # the tree can be large; the domain document is what we keep
-            _identify(policy, work)
-        except GatewayError as exc:
-            work.fail(exc)
-        except Exception as exc:  # a bug must fail one message, never the batch
-            log.exception("internal error reading message %s", work.id)
-            work.fail(GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
-        work.payload = None
+    firsts = list(first_of.values())
+    # With read-ahead the worker walks forward, so this side takes the batch from its end.
+    for work in reversed(firsts) if prepared else firsts:
+        _read(policy, work, prepared)
+    for work in firsts:
+        if work.document is not None and work.error is None:
+            try:
+                _identify(policy, work)
+            except GatewayError as exc:
+                work.fail(exc)
+            except Exception as exc:  # a bug must fail one message, never the batch
+                log.exception("internal error identifying message %s", work.id)
+                work.fail(GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
     _check_id_conflicts(conn, works)
     for twin, first in twins:
         twin.payload = None
@@ -172,6 +174,34 @@ def _examine(conn: Connection, policy: Policy, works: list[Work]) -> None:
         else:
             twin.duplicate_of = first.id
             twin.end(DUPLICATE)
+
+
+def _read(policy: Policy, work: Work, prepared: Prepared | None) -> None:
+    """Bytes -> domain document(s), or the message fails with the reason; drops the bytes."""
+    try:
+        assert work.payload is not None
+        reader = policy.reply_reader(work.source, work.filename)
+        if reader is not None:  # a supplier's own CSV/Excel layout
+            work.document, *work.more = reader(work.payload, work.filename)
+        else:
+            ready = prepared(work.id) if prepared else None
+            if ready and ready.sha256 == work.sha256 and ready.size <= policy.max_size:
+                work.document = ready.result()
+            else:
+                from edi_gateway.ubl.read import interpret
+                from edi_gateway.ubl.validate import validate_document
+
+                validated = validate_document(
+                    work.payload, max_size=policy.max_size, kinds=SUPPORTED
+                )
+                work.document = interpret(validated.root)
+                del validated  # the tree can be large; the domain document is what we keep
+    except GatewayError as exc:
+        work.fail(exc)
+    except Exception as exc:  # a bug must fail one message, never the batch
+        log.exception("internal error reading message %s", work.id)
+        work.fail(GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
+    work.payload = None
 
 
 def _earlier_originals(conn: Connection, works: list[Work]) -> dict[str, int]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection
 
 from edi_gateway.domain.documents import Document
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.pipeline.history import SYSTEM, now
-from edi_gateway.store.bulk import insert_many
+from edi_gateway.store.bulk import insert_many, update_many
 from edi_gateway.store.schema import history, messages
 
 PROCESSED, ORPHAN, DUPLICATE, FAILED = "processed", "orphan", "duplicate", "failed"
@@ -59,31 +59,7 @@ def write_outcomes(conn: Connection, works: list[Work]) -> None:
     if not done:
         return
     stamp = now()
-    table = messages
-    statement = (
-        update(table)
-        .where(table.c.id == bindparam("b_id"))
-        .values(
-            {
-                name: bindparam(f"b_{name}")
-                for name in (
-                    "state",
-                    "error_code",
-                    "error_detail",
-                    "error_line",
-                    "doc_kind",
-                    "doc_id",
-                    "sender_key",
-                    "partner",
-                    "duplicate_of",
-                    "order_id",
-                    "attempts",
-                    "updated_at",
-                )
-            }
-        )
-    )
-    conn.execute(statement, [_row(w, stamp) for w in done])
+    update_many(conn, messages, [_row(w, stamp) for w in done])
     insert_many(conn, history, [_event(w, stamp) for w in done])
 
 
@@ -98,19 +74,19 @@ def _row(work: Work, stamp: Any) -> dict[str, Any]:
         code = error.code.value if error else None
         detail = error.message[:4000] if error else None
     return {
-        "b_id": work.id,
-        "b_state": work.state,
-        "b_error_code": code,
-        "b_error_detail": detail,
-        "b_error_line": error.line if error else None,
-        "b_doc_kind": doc.kind.value if doc else None,
-        "b_doc_id": doc.document_id if doc else None,
-        "b_sender_key": work.sender_key,
-        "b_partner": work.partner,
-        "b_duplicate_of": work.duplicate_of,
-        "b_order_id": work.order_id,
-        "b_attempts": work.attempts + 1,
-        "b_updated_at": stamp,
+        "id": work.id,
+        "state": work.state,
+        "error_code": code,
+        "error_detail": detail,
+        "error_line": error.line if error else None,
+        "doc_kind": doc.kind.value if doc else None,
+        "doc_id": doc.document_id if doc else None,
+        "sender_key": work.sender_key,
+        "partner": work.partner,
+        "duplicate_of": work.duplicate_of,
+        "order_id": work.order_id,
+        "attempts": work.attempts + 1,
+        "updated_at": stamp,
     }
 
 

@@ -13,30 +13,87 @@ from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table
+from sqlalchemy import Connection, Dialect, Table, select, tuple_
 
 CHUNK = 5000
+KEY_CHUNK = 400  # keys per read-back query (two bound parameters each; SQLite allows 32766)
 _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
-def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """INSERT every row (all rows must have the same keys, which name columns of ``table``)."""
+def insert_many(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    constants: Mapping[str, Any] | None = None,
+) -> None:
+    """INSERT every row (all rows must have the same keys, which name columns of ``table``).
+
+    ``constants`` are column values shared by every row, converted once rather than per row.
+    """
     if not rows:
         return
     dialect = conn.dialect
+    fixed = dict(constants or {})
     names = list(rows[0])
     placeholder = _PLACEHOLDERS.get(dialect.paramstyle)
     if placeholder is None:  # a driver style we did not plan for: let SQLAlchemy do it
-        conn.execute(table.insert(), list(rows))
+        conn.execute(table.insert(), [{**row, **fixed} for row in rows])
         return
     quote = dialect.identifier_preparer.quote
     # Table and column names come from our own schema; every value is a bound parameter.
-    columns = ", ".join(quote(n) for n in names)
-    values = ", ".join([placeholder] * len(names))
+    columns = ", ".join(quote(n) for n in [*names, *fixed])
+    values = ", ".join([placeholder] * (len(names) + len(fixed)))
     sql = f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({values})"  # noqa: S608
     convert = _converter(table, names, dialect)
+    tail = _converter(table, list(fixed), dialect)(fixed) if fixed else ()
+    for start in range(0, len(rows), CHUNK):
+        conn.exec_driver_sql(sql, [convert(row) + tail for row in rows[start : start + CHUNK]])
+
+
+def update_many(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], key: str = "id"
+) -> None:
+    """UPDATE one row per mapping: ``key`` picks the row, every other key is a column to set."""
+    if not rows:
+        return
+    dialect = conn.dialect
+    placeholder = _PLACEHOLDERS.get(dialect.paramstyle)
+    names = [name for name in rows[0] if name != key]
+    if placeholder is None:  # a driver style we did not plan for: let SQLAlchemy do it
+        for row in rows:
+            values = {name: row[name] for name in names}
+            conn.execute(table.update().where(table.c[key] == row[key]).values(values))
+        return
+    quote = dialect.identifier_preparer.quote
+    # Table and column names come from our own schema; every value is a bound parameter.
+    assignments = ", ".join(f"{quote(name)} = {placeholder}" for name in names)
+    sql = f"UPDATE {quote(table.name)} SET {assignments} WHERE {quote(key)} = {placeholder}"  # noqa: S608
+    convert = _converter(table, [*names, key], dialect)
     for start in range(0, len(rows), CHUNK):
         conn.exec_driver_sql(sql, [convert(row) for row in rows[start : start + CHUNK]])
+
+
+def insert_keyed(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], key: Sequence[str]
+) -> list[int]:
+    """INSERT every row and return the new ``id`` of each, in row order.
+
+    ``key`` names columns that are unique together (a constraint of ``table``): the ids are
+    read back by them. Much faster than ``INSERT ... RETURNING`` with parameter order on
+    SQLite, which SQLAlchemy runs one row at a time; the same on every backend.
+    """
+    if not rows:
+        return []
+    insert_many(conn, table, rows)
+    getter = itemgetter(*key)
+    wanted = [getter(row) for row in rows]
+    columns = [table.c[name] for name in key]
+    found: dict[Any, int] = {}
+    for start in range(0, len(wanted), KEY_CHUNK):
+        chunk = wanted[start : start + KEY_CHUNK]
+        query = select(table.c.id, *columns).where(tuple_(*columns).in_(chunk))
+        found.update({tuple(found_key): row_id for row_id, *found_key in conn.execute(query)})
+    return [found[k] for k in wanted]
 
 
 def _converter(

@@ -171,6 +171,23 @@ def list_orders(
     return [order_summary(o) for o in session.scalars(query)]
 
 
+def _pending_cancellation(session: Session, order: Order, documents: list[Json]) -> Json | None:
+    """The (oldest) cancellation waiting for the supplier's answer, or None."""
+    waiting = [d for d in documents if d["type"] == "OrderCancellation" and d["state"] == "pending"]
+    if not waiting:
+        return None
+    first = waiting[0]
+    since = session.scalar(select(DocumentRow.created_at).where(DocumentRow.id == first["id"]))
+    return {
+        "id": first["id"],
+        "document_id": first["document_id"],
+        "message_id": first["message_id"],
+        "issue_date": first["issue_date"],
+        "requested_at": _iso(since),
+        "waiting_for": order.seller_partner or order.seller_name or order.seller_key,
+    }
+
+
 def orders_created_by(message_ids: Sequence[int]) -> Select[Order]:
     """The orders that these messages (processed Order documents) created, oldest first."""
     return (
@@ -261,8 +278,10 @@ def order_detail(session: Session, order: Order) -> Json:
             "message_id": doc.message_id,
             "amount": _money(doc.amount),
             "lines": session.query(DocumentLine).filter_by(document_id=doc.id).count(),
+            "state": doc.state,
         }
         for doc in docs
     ]
+    out["pending_cancellation"] = _pending_cancellation(session, order, out["documents"])
     out["history"] = _history(session, HistoryEvent.order_id == order.id)
     return out

@@ -4,7 +4,8 @@ Alembic migrations in ``migrations/`` create exactly these (a test compares them
 classes in ``tables.py`` map onto the same tables for the read side and correlation; keeping
 the ORM out of this module keeps ``sqlalchemy.orm`` out of the start-up of ``ingest``/``run``.
 
-messages        every payload received, raw bytes first, then its processing outcome
+messages        every payload received, then its processing outcome
+message_payloads  the raw bytes of each message, committed with it, before anything else
 documents       one business document per processed message (and, later, per generated one)
 document_lines  the quantities each document states per order line (the ledger)
 orders          one row per buyer party + order ID, with the derived status
@@ -80,7 +81,6 @@ messages = Table(
     Column("filename", String(500), nullable=False),
     Column("sha256", String(64), nullable=False, index=True),
     Column("size", Integer, nullable=False),
-    Column("payload", LargeBinary, nullable=False),
     Column("state", String(20), nullable=False, index=True),
     Column("error_code", String(40)),
     Column("error_detail", Text),
@@ -95,6 +95,15 @@ messages = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("source", "source_ref"),
 )
+
+message_payloads = Table(
+    "message_payloads",
+    metadata,
+    Column("message_id", ForeignKey("messages.id"), primary_key=True, autoincrement=False),
+    Column("payload", LargeBinary, nullable=False),
+)
+"""The raw bytes of each message, apart from its row: a message's state changes several times,
+and SQLite rewrites a whole record, blob included, on every UPDATE (ADR 0010)."""
 
 order_keys = Table(
     "order_keys",

@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Table
-from sqlalchemy.orm import DeclarativeBase, Mapped, deferred
+from sqlalchemy import Table, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, deferred
 
 from edi_gateway.store import schema
 
@@ -32,7 +32,17 @@ class Message(Base):
     """A payload as it arrived, and what became of it."""
 
     __table__ = schema.messages
-    __mapper_args__ = {"properties": {"payload": deferred(schema.messages.c.payload)}}  # noqa: RUF012
+    __mapper_args__ = {  # noqa: RUF012
+        "properties": {
+            # Read-only: intake writes the bytes to message_payloads with Core.
+            "payload": column_property(
+                select(schema.message_payloads.c.payload)
+                .where(schema.message_payloads.c.message_id == schema.messages.c.id)
+                .scalar_subquery(),
+                deferred=True,
+            )
+        }
+    }
 
     id: Mapped[int]
     received_at: Mapped[datetime]

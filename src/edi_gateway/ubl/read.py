@@ -22,7 +22,8 @@ Kind-specific choices worth knowing:
   StartDate (Peppol use case 4 sends only a StartDate).
 * Invoice kinds: ``tax_amount`` is the first ``TaxTotal/TaxAmount`` in the document currency;
   ``due_date`` is ``cbc:DueDate``, else ``PaymentMeans/PaymentDueDate`` (where a CreditNote,
-  which has no DueDate, carries it).
+  which has no DueDate, carries it); the document-level ``cac:AllowanceCharge`` (freight,
+  discounts) are read by :mod:`edi_gateway.ubl.read_charges`.
 * Multi-valued reasons (CancellationNote, RejectionNote) are joined with newlines.
 """
 
@@ -47,6 +48,7 @@ from edi_gateway.domain.documents import (
 )
 from edi_gateway.errors import DocumentError, ErrorCode
 from edi_gateway.ubl.namespaces import cac, cbc, path, root_tag, split_clark
+from edi_gateway.ubl.read_charges import read_allowances_charges
 from edi_gateway.ubl.read_lines import read_lines
 from edi_gateway.ubl.read_parties import read_buyer_seller
 from edi_gateway.ubl.read_values import (
@@ -234,6 +236,7 @@ def _invoice(root: Element, kids: Kids, kind: DocumentKind) -> Document:
         doc.payable_amount = decimal(total, _PAYABLE)
     doc.tax_amount = _tax_in_currency(kids, doc.currency)
     doc.due_date = first_date_in(kids, _DUE_DATES)
+    doc.allowances_charges = read_allowances_charges(kids)
     return doc
 
 

@@ -12,19 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from decimal import Decimal
 
-from edi_gateway.domain.billing import (
-    NO_RATE_CATEGORIES,
-    STANDARD,
-    ZERO,
-    AllowanceCharge,
-    InvoiceLine,
-    Totals,
-    VatBreakdown,
-    compute,
-    money,
-    vat_key,
-)
-from edi_gateway.domain.documents import DocumentKind, Invoice, Line, Party, PartyId
+from edi_gateway.domain.billing import ZERO, InvoiceLine, Totals, compute
+from edi_gateway.domain.documents import DocumentKind, Invoice, Line
 from edi_gateway.ubl.namespaces import cac, cbc
 from edi_gateway.ubl.write_common import (
     Element,
@@ -40,6 +29,27 @@ from edi_gateway.ubl.write_common import (
     new_root,
     serialize,
 )
+from edi_gateway.ubl.write_invoice_parts import (
+    CREDIT_TRANSFER,
+    add_allowance_charge,
+    add_monetary_total,
+    add_party,
+    add_payment,
+    add_tax_category,
+    add_tax_total,
+    amount_text,
+    check_seller_vat,
+)
+
+__all__ = [
+    "CREDIT_NOTE_TYPE_CODES",
+    "CREDIT_TRANSFER",
+    "CUSTOMIZATION_ID",
+    "INVOICE_TYPE_CODES",
+    "PROFILE_ID",
+    "write_debit_note",
+    "write_invoice",
+]
 
 CUSTOMIZATION_ID = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
 PROFILE_ID = "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"
@@ -48,8 +58,6 @@ INVOICE_TYPE_CODES = frozenset(f"{_INVOICE_CODES} 780 817 870 875 876 877".split
 """Type codes PEPPOL-EN16931-P0100 allows in an ``<Invoice>`` (383 = debit note)."""
 CREDIT_NOTE_TYPE_CODES = frozenset({"381", "396", "81", "83", "532"})
 """Type codes PEPPOL-EN16931-P0101 allows in a ``<CreditNote>``."""
-CREDIT_TRANSFER = "30"
-"""UNCL 4461 payment means code written with the seller's IBAN."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,20 +139,20 @@ def _write(invoice: Invoice, layout: _Layout) -> bytes:
         ("AccountingSupplierParty", invoice.seller),
         ("AccountingCustomerParty", invoice.buyer),
     ):
-        _add_party(root, role, party, problems)
-    _check_seller_vat(invoice, lines, problems)
+        add_party(root, role, party, problems)
+    check_seller_vat(invoice, lines, problems)
     if layout.peppol:  # a DebitNote has its allowances and charges before its payment terms
-        _add_payment(root, invoice, layout, totals, problems)
+        add_payment(root, invoice, layout.root, totals, problems)
     for position, item in enumerate(invoice.allowances_charges, start=1):
         where = f"allowance/charge {position}"
-        el = _add_allowance_charge(root, item, currency or "", where, problems)
-        _add_tax_category(el, "TaxCategory", item.vat_category, item.vat_rate)
+        el = add_allowance_charge(root, item, currency or "", where, problems)
+        add_tax_category(el, "TaxCategory", item.vat_category, item.vat_rate)
     if not layout.peppol:
-        _add_payment(root, invoice, layout, totals, problems)
+        add_payment(root, invoice, layout.root, totals, problems)
     if totals is not None:
-        _add_tax_total(root, totals, currency or "")
+        add_tax_total(root, totals, currency or "")
         total_tag = "LegalMonetaryTotal" if layout.peppol else "RequestedMonetaryTotal"
-        _add_monetary_total(root, total_tag, totals, currency or "")
+        add_monetary_total(root, total_tag, totals, currency or "")
     if not lines:
         problems.add("a billing document needs at least one line (BR-16)")
     check_unique_line_ids(lines, problems)
@@ -212,145 +220,6 @@ def _add_references(root: Element, invoice: Invoice, layout: _Layout, problems: 
             add(add(billing, cac("InvoiceDocumentReference")), cbc("ID"), ref)
 
 
-def _add_party(root: Element, role: str, party: Party | None, problems: Problems) -> None:
-    """``cac:<role>/cac:Party`` with what EN 16931 wants of a seller or buyer."""
-    if party is None:
-        problems.add(f"the {role} is missing")
-        return
-    el = add(add(root, cac(role)), cac("Party"))
-    endpoint = party.endpoint
-    if endpoint is None or clean(endpoint.value) is None or clean(endpoint.scheme) is None:
-        problems.add(f"the {role} has no endpoint ID with a scheme (PEPPOL-EN16931-R010/R020)")
-    else:
-        add(el, cbc("EndpointID"), clean(endpoint.value), schemeID=clean(endpoint.scheme) or "")
-    ids = [pid for pid in party.ids if clean(pid.value) is not None]
-    if ids:  # UBL-SR-16: the buyer identifier occurs once; one for the seller is enough too
-        _add_id(add(el, cac("PartyIdentification")), "ID", ids[0])
-    address = add(el, cac("PostalAddress"))
-    for tag, value in (
-        ("StreetName", party.street),
-        ("CityName", party.city),
-        ("PostalZone", party.postal_zone),
-    ):
-        if clean(value) is not None:
-            add(address, cbc(tag), clean(value))
-    country = clean(party.country)
-    if country is None:
-        problems.add(f"the {role} has no country (BR-09/BR-11)")
-    add(add(address, cac("Country")), cbc("IdentificationCode"), country or "")
-    vat = clean(party.vat_id)
-    if vat is not None:
-        tax = add(el, cac("PartyTaxScheme"))
-        add(tax, cbc("CompanyID"), vat)
-        add(add(tax, cac("TaxScheme")), cbc("ID"), "VAT")
-    legal = add(el, cac("PartyLegalEntity"))
-    name = clean(party.name)
-    if name is None:
-        problems.add(f"the {role} has no name (BR-06/BR-07)")
-    add(legal, cbc("RegistrationName"), name or "")
-    if party.company_id is not None and clean(party.company_id.value) is not None:
-        _add_id(legal, "CompanyID", party.company_id)
-
-
-def _add_id(parent: Element, tag: str, pid: PartyId) -> None:
-    scheme = clean(pid.scheme)
-    add(parent, cbc(tag), clean(pid.value), **({"schemeID": scheme} if scheme else {}))
-
-
-def _check_seller_vat(invoice: Invoice, lines: list[InvoiceLine], problems: Problems) -> None:
-    categories = {line.vat_category for line in lines}
-    categories |= {item.vat_category for item in invoice.allowances_charges}
-    seller = invoice.seller
-    if categories & {STANDARD, "Z", "E", "AE", "K", "G"} and not (seller and clean(seller.vat_id)):
-        problems.add("the seller has no VAT number, which a VAT-rated invoice needs (BR-S-02)")
-
-
-def _add_payment(
-    root: Element, invoice: Invoice, layout: _Layout, totals: Totals | None, problems: Problems
-) -> None:
-    iban = clean(invoice.iban)
-    if iban is not None:
-        means = add(root, cac("PaymentMeans"))
-        add(means, cbc("PaymentMeansCode"), CREDIT_TRANSFER, name="Credit transfer")
-        if layout.root != "Invoice" and invoice.due_date is not None:
-            add(means, cbc("PaymentDueDate"), date_text(invoice.due_date))
-        add(means, cbc("PaymentID"), clean(invoice.document_id) or "")
-        account = add(means, cac("PayeeFinancialAccount"))
-        add(account, cbc("ID"), iban)
-        bic = clean(invoice.bic)
-        if bic is not None:
-            add(add(account, cac("FinancialInstitutionBranch")), cbc("ID"), bic)
-    terms = clean(invoice.payment_terms)
-    if terms is not None:
-        add(add(root, cac("PaymentTerms")), cbc("Note"), terms)
-    seller_country = clean(invoice.seller.country) if invoice.seller else None
-    if iban is None and layout.root == "Invoice" and seller_country == "NL":
-        problems.add("a Dutch supplier must give payment means: the IBAN is missing (NL-R-007)")
-    due_written = invoice.due_date is not None and (layout.root == "Invoice" or iban is not None)
-    if totals is not None and totals.payable > 0 and terms is None and not due_written:
-        problems.add("a positive amount due needs a due date or payment terms (BR-CO-25)")
-
-
-def _add_allowance_charge(
-    parent: Element, item: AllowanceCharge, currency: str, where: str, problems: Problems
-) -> Element:
-    el = add(parent, cac("AllowanceCharge"))
-    add(el, cbc("ChargeIndicator"), "true" if item.charge else "false")
-    code, reason = clean(item.reason_code), clean(item.reason)
-    if code is None and reason is None:
-        problems.add(f"{where}: a reason or reason code is needed (BR-33/BR-38)")
-    if code is not None:
-        add(el, cbc("AllowanceChargeReasonCode"), code)
-    if reason is not None:
-        add(el, cbc("AllowanceChargeReason"), reason)
-    add(el, cbc("Amount"), _amount(item.amount), currencyID=currency)
-    return el
-
-
-def _add_tax_category(
-    parent: Element, tag: str, category: str, rate: Decimal | None, reason: str | None = None
-) -> None:
-    el = add(parent, cac(tag))
-    add(el, cbc("ID"), category)
-    key_rate = vat_key(category, rate)[1]
-    if category not in NO_RATE_CATEGORIES:
-        add(el, cbc("Percent"), decimal_text(key_rate if key_rate is not None else Decimal(0)))
-    if reason is not None:
-        add(el, cbc("TaxExemptionReason"), reason)
-    add(add(el, cac("TaxScheme")), cbc("ID"), "VAT")
-
-
-def _add_tax_total(root: Element, totals: Totals, currency: str) -> None:
-    tax_total = add(root, cac("TaxTotal"))
-    add(tax_total, cbc("TaxAmount"), _amount(totals.tax_total), currencyID=currency)
-    for part in totals.breakdown:
-        _add_subtotal(tax_total, part, currency)
-
-
-def _add_subtotal(tax_total: Element, part: VatBreakdown, currency: str) -> None:
-    subtotal = add(tax_total, cac("TaxSubtotal"))
-    add(subtotal, cbc("TaxableAmount"), _amount(part.taxable), currencyID=currency)
-    add(subtotal, cbc("TaxAmount"), _amount(part.tax), currencyID=currency)
-    _add_tax_category(subtotal, "TaxCategory", part.category, part.rate, part.exemption_reason)
-
-
-def _add_monetary_total(root: Element, tag: str, totals: Totals, currency: str) -> None:
-    total = add(root, cac(tag))
-    amounts = (
-        ("LineExtensionAmount", totals.line_extension, True),
-        ("TaxExclusiveAmount", totals.tax_exclusive, True),
-        ("TaxInclusiveAmount", totals.tax_inclusive, True),
-        ("AllowanceTotalAmount", totals.allowance_total, totals.allowance_total != 0),
-        ("ChargeTotalAmount", totals.charge_total, totals.charge_total != 0),
-        ("PrepaidAmount", totals.prepaid, totals.prepaid != 0),
-        ("PayableRoundingAmount", totals.rounding, totals.rounding != 0),
-        ("PayableAmount", totals.payable, True),
-    )
-    for name, value, written in amounts:
-        if written:
-            add(total, cbc(name), _amount(value), currencyID=currency)
-
-
 def _add_line(
     root: Element,
     line: InvoiceLine,
@@ -372,18 +241,18 @@ def _add_line(
         problems.add(f"{where}: the quantity is missing")
     else:
         add_quantity(el, cbc(layout.quantity_tag), line.quantity, where, problems)
-    add(el, cbc("LineExtensionAmount"), _amount(net), currencyID=currency)
+    add(el, cbc("LineExtensionAmount"), amount_text(net), currencyID=currency)
     order_line = clean(line.order_line_ref)
     if layout.root == "DebitNote":
         _add_line_billing_reference(el, invoice, line, where, problems)
     elif order_line is not None:
         add(add(el, cac("OrderLineReference")), cbc("LineID"), order_line)
     for position, item in enumerate(line.allowances_charges, start=1):
-        _add_allowance_charge(el, item, currency, f"{where} allowance/charge {position}", problems)
+        add_allowance_charge(el, item, currency, f"{where} allowance/charge {position}", problems)
     add_item(el, line, where, problems)
     item_el = el.find(cac("Item"))
     if item_el is not None:
-        _add_tax_category(item_el, "ClassifiedTaxCategory", line.vat_category, line.vat_rate)
+        add_tax_category(item_el, "ClassifiedTaxCategory", line.vat_category, line.vat_rate)
     _add_price(el, line, currency, where, problems)
 
 
@@ -415,7 +284,3 @@ def _add_price(
         add(
             price, cbc("BaseQuantity"), decimal_text(base), unitCode=clean(line.quantity.unit) or ""
         )
-
-
-def _amount(value: Decimal) -> str:
-    return decimal_text(money(value))

@@ -69,6 +69,11 @@ def write_order_response(response: OrderResponse) -> bytes:
     substitute's Name and ``SellersItemIdentification/ID``; such a line must have status ``3``
     (changed), as in the Peppol T76 examples.
 
+    A line the seller adds (status ``1``: a charge such as freight, or an amount discount with a
+    negative price; see :mod:`edi_gateway.outbound.charges`) is written like any other, its
+    ``OrderLineReference/LineID`` being its own line ID: T76 has no document-level allowances or
+    charges (PEPPOL-T76-B00111).
+
     Raises:
         WriteError: listing everything that keeps the response from being valid T76: no issue
             date, currency or endpoint, not exactly one order reference, a response code outside

@@ -41,23 +41,29 @@ def orders_csv(
     delimiter: str = DEFAULT_DELIMITER,
     encoding: str = DEFAULT_ENCODING,
     decimal_separator: str | None = None,
+    cancelled: str | None = None,
 ) -> bytes:
     """The lines of ``orders`` as CSV bytes (see the module docstring for the format).
 
     An order without lines still gives one row (its header fields, empty line fields), so no
-    order of a bundle disappears from the file.
+    order of a bundle disappears from the file. ``cancelled`` (the cancellation's ID and
+    reason) puts two columns first on every row: CANCELLED and that text.
     """
     if len(delimiter) != 1:
         raise ValueError("delimiter must be a single character")
     point = decimal_separator or language_separator(language)
     t = translator(language)
     columns = (*HEADER_COLUMNS, *LINE_COLUMNS)
+    marks = [t("order.cancelled"), cancelled] if cancelled is not None else []
     out = io.StringIO(newline="")
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
-    writer.writerow([t(c.key) for c in columns])
+    heads = [t("order.status"), t("order.cancellation")] if marks else []
+    writer.writerow([*heads, *(t(c.key) for c in columns)])
     for order in orders:
         for line in order.lines or [Line(line_id="")]:
-            writer.writerow([_text(c.value(order, line), c.kind, point) for c in columns])
+            writer.writerow(
+                [*marks, *(_text(c.value(order, line), c.kind, point) for c in columns)]
+            )
     return out.getvalue().encode(encoding)
 
 

@@ -21,6 +21,7 @@ from reportlab.platypus import LongTable, PageBreak, Spacer, Table
 
 from edi_gateway.domain.documents import DespatchAdvice, DocumentKind, Invoice, Line, Order, Party
 from edi_gateway.outbound.i18n import (
+    allowance_charge_label,
     format_amount,
     format_price,
     format_quantity,
@@ -52,10 +53,16 @@ _FLUSH = [("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (0, -1), 
 _PADDING = 13  # reportlab's default cell padding (6 pt a side) and a point to spare
 
 
-def order_pdf(order: Order, *, language: str = "en") -> bytes:
-    """The order as forwarded to a supplier: parties, dates, lines, totals."""
+def order_pdf(order: Order, *, language: str = "en", cancelled: str | None = None) -> bytes:
+    """The order as forwarded to a supplier: parties, dates, lines, totals.
+
+    ``cancelled`` (the cancellation's ID and reason) marks it CANCELLED in the title and says
+    why above the notes: what a supplier gets when the buyer cancels the order.
+    """
     t = translator(language)
     title = f"{t('order.title')} {order.document_id}"
+    if cancelled is not None:
+        title = f"{t('order.cancelled')}: {title}"
     info = [
         (t("order.number"), order.document_id),
         (t("order.issue_date"), _date(order.issue_date)),
@@ -67,7 +74,7 @@ def order_pdf(order: Order, *, language: str = "en") -> bytes:
     ]
     story = [
         *_head(title, info, [(t("party.buyer"), order.buyer), (t("party.seller"), order.seller)]),
-        *_notes(order.notes, t),
+        *_notes([cancelled, *order.notes] if cancelled is not None else order.notes, t),
         _order_lines(order.lines, language, t),
         Spacer(1, 4 * mm),
         _totals(totals, order.currency, language),
@@ -114,7 +121,8 @@ def packing_slip_pdf(
 
 
 def invoice_pdf(invoice: Invoice, *, language: str = "en") -> bytes:
-    """The invoice (or credit/debit note): parties, references, lines, VAT breakdown, totals.
+    """The invoice (or credit/debit note): parties, references, lines, VAT breakdown, totals
+    with the document-level charges and allowances (freight, discounts) by name.
 
     The VAT breakdown is computed per (category, rate) from the lines when they carry VAT;
     the totals shown are the invoice's own (net, VAT, payable).
@@ -134,6 +142,10 @@ def invoice_pdf(invoice: Invoice, *, language: str = "en") -> bytes:
     breakdown = vat_breakdown(invoice.lines)
     totals = [
         (t("order.lines_total"), _sum(ln.line_amount for ln in invoice.lines)),
+        *(  # document-level charges (freight ...) and allowances, named in the language
+            (allowance_charge_label(a.charge, a.reason_code, a.reason, language), a.signed)
+            for a in invoice.allowances_charges
+        ),
         (t("invoice.net"), invoice.tax_exclusive_amount),
         (t("invoice.vat"), invoice.tax_amount),
         (t("invoice.payable"), invoice.payable_amount),

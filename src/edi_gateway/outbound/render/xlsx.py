@@ -55,11 +55,17 @@ Sheet = Any  # openpyxl's Worksheet (openpyxl ships no type hints)
 
 
 def orders_workbook(
-    orders: Sequence[Order], *, language: str = "en", one_sheet: bool = False
+    orders: Sequence[Order],
+    *,
+    language: str = "en",
+    one_sheet: bool = False,
+    cancelled: str | None = None,
 ) -> bytes:
     """The orders as .xlsx bytes: one sheet per order, or all lines on one sheet.
 
     With no orders the workbook has one sheet holding the line table's header row only.
+    ``cancelled`` (the cancellation's ID and reason) marks the orders CANCELLED: in the
+    workbook's title and, on each order's sheet, in its title and a row saying why.
     """
     t = translator(language)
     workbook = Workbook()
@@ -72,15 +78,24 @@ def orders_workbook(
         used: set[str] = set()
         for order in orders:
             sheet = workbook.create_sheet(_sheet_title(order.document_id, used))
-            _write_order(sheet, order, t)
+            _write_order(sheet, order, t, cancelled)
     workbook.properties.title = t("order.sheet")
+    if cancelled is not None:
+        workbook.properties.title = f"{t('order.cancelled')}: {t('order.sheet')}"
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()
 
 
-def _write_order(sheet: Sheet, order: Order, t: Callable[[str], str]) -> None:
-    sheet.cell(row=1, column=1, value=f"{t('order.title')} {order.document_id}").font = _TITLE
+def _write_order(
+    sheet: Sheet, order: Order, t: Callable[[str], str], cancelled: str | None = None
+) -> None:
+    title = f"{t('order.title')} {order.document_id}"
+    if cancelled is not None:
+        title = f"{t('order.cancelled')}: {title}"
+        sheet.cell(row=5, column=1, value=t("order.cancellation")).font = _HEADING
+        sheet.cell(row=5, column=2, value=cancelled)
+    sheet.cell(row=1, column=1, value=title).font = _TITLE
     block: list[tuple[str, CellValue, str | None]] = [
         ("order.number", order.document_id, None),
         ("order.issue_date", order.issue_date, DATE_FORMAT),

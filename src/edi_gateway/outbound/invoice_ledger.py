@@ -1,0 +1,190 @@
+"""What an order's ledger lets an invoice, credit note or debit note bill, and at which price.
+
+Part of :mod:`edi_gateway.outbound.invoice`: the quantities each order line may still be billed
+(despatched and not yet invoiced, net of credits; or what one invoice billed and was not credited
+yet), the stored documents of the order, and the VAT the received Order gave each line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Protocol
+
+from sqlalchemy import select
+
+from edi_gateway.domain.documents import DocumentKind, Invoice
+from edi_gateway.outbound.issuing import NotAllowed
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from edi_gateway.store.tables import DocumentRow, OrderLine
+    from edi_gateway.store.tables import Order as OrderRow
+
+ZERO = Decimal(0)
+
+
+class Asked(Protocol):
+    """What :func:`chosen` needs of a requested line (``invoice.LineRequest``)."""
+
+    @property
+    def line_id(self) -> str: ...
+    @property
+    def quantity(self) -> Decimal | None: ...
+    @property
+    def price(self) -> Decimal | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    """How much each order line may be billed now, and at which price by default."""
+
+    quantity: dict[int, Decimal]
+    price: dict[int, Decimal | None]
+    what: str
+    invoice: str | None = None
+
+
+def room(
+    session: Session,
+    order: OrderRow,
+    lines: list[OrderLine],
+    number: str | None,
+    *,
+    debit: bool = False,
+    prices: Mapping[int, Decimal] | None = None,
+) -> Room:
+    """The room on each line: for an invoice (``number`` None) what was despatched and not yet
+    invoiced, at ``prices`` (the agreed ones) else the order line's price; for a credit or
+    debit note of invoice ``number`` what it billed (less earlier credits), at its prices."""
+    if number is None:
+        left = {
+            line.id: line.qty_despatched - line.qty_invoiced + line.qty_credited for line in lines
+        }
+        agreed = prices or {}
+        return Room(
+            left,
+            {line.id: agreed.get(line.id, line.price) for line in lines},
+            "was despatched and not yet invoiced",
+        )
+    found = {row.doc_number: row for row in rows(session, order, DocumentKind.INVOICE)}
+    if number not in found:
+        known = ", ".join(found) or "none"
+        raise NotAllowed(f"order {order.order_number} has no invoice {number}; it has: {known}")
+    billed, billed_prices = ledger(session, found[number].id)
+    if debit:
+        return Room(billed, billed_prices, f"invoice {number} billed", number)
+    for note in rows(session, order, DocumentKind.CREDIT_NOTE):
+        if number in stored(session, note).billing_refs:
+            for line_id, quantity in ledger(session, note.id)[0].items():
+                billed[line_id] = billed.get(line_id, ZERO) - quantity
+    return Room(billed, billed_prices, f"invoice {number} billed and was not credited yet", number)
+
+
+def rows(session: Session, order: OrderRow, kind: DocumentKind) -> list[DocumentRow]:
+    """The order's attached documents of ``kind``, oldest first."""
+    from edi_gateway.store.tables import DocumentRow
+
+    query = select(DocumentRow).where(
+        DocumentRow.order_id == order.id,
+        DocumentRow.kind == kind.value,
+        DocumentRow.state == "attached",
+    )
+    return list(session.scalars(query.order_by(DocumentRow.id)))
+
+
+def ledger(
+    session: Session, document_id: int
+) -> tuple[dict[int, Decimal], dict[int, Decimal | None]]:
+    """Per order line, the quantity a document moved and its price."""
+    from edi_gateway.store.tables import DocumentLine
+
+    quantities: dict[int, Decimal] = {}
+    prices: dict[int, Decimal | None] = {}
+    for row in session.scalars(select(DocumentLine).where(DocumentLine.document_id == document_id)):
+        if row.order_line_id is not None and row.quantity is not None:
+            quantities[row.order_line_id] = quantities.get(row.order_line_id, ZERO) + row.quantity
+            prices[row.order_line_id] = row.price
+    return quantities, prices
+
+
+def payload(session: Session, row: DocumentRow) -> bytes | None:
+    """The bytes of a document: its received message, or the outbox row the gateway queued."""
+    from edi_gateway.store.tables import Message, OutboxRow
+
+    if row.message_id is not None:
+        return session.scalar(select(Message.payload).where(Message.id == row.message_id))
+    query = select(OutboxRow.payload).where(OutboxRow.document_id == row.id)
+    return session.scalar(query.limit(1))
+
+
+def stored(session: Session, row: DocumentRow) -> Invoice:
+    """The stored billing document of ``row``, interpreted."""
+    from edi_gateway.ubl.parse import parse
+    from edi_gateway.ubl.read import interpret
+
+    data = payload(session, row)
+    document = interpret(parse(data, max_size=len(data) + 1)) if data else None
+    if not isinstance(document, Invoice):
+        raise NotAllowed(f"{row.kind} {row.doc_number} has no readable stored copy")
+    return document
+
+
+def chosen(
+    lines: list[OrderLine], asked_lines: tuple[Asked, ...], space: Room
+) -> tuple[list[tuple[OrderLine, Decimal, Decimal | None]], list[str]]:
+    """The (order line, quantity, price) to bill and, for each line asked beyond its room, why."""
+    if not asked_lines:
+        picked = [
+            (line, space.quantity[line.id], space.price.get(line.id))
+            for line in lines
+            if space.quantity.get(line.id, ZERO) > ZERO
+        ]
+        if not picked:
+            raise NotAllowed(f"nothing to bill: no line has more than {space.what}")
+        return picked, []
+    by_id = {line.line_id: line for line in lines}
+    unknown = [r.line_id for r in asked_lines if r.line_id not in by_id]
+    if unknown:
+        raise NotAllowed(f"no order line {', '.join(unknown)}; the lines are: {', '.join(by_id)}")
+    out: list[tuple[OrderLine, Decimal, Decimal | None]] = []
+    over: list[str] = []
+    for asked in asked_lines:
+        line = by_id[asked.line_id]
+        if line.id not in space.quantity:
+            raise NotAllowed(f"line {asked.line_id} is not on the invoice {space.invoice}")
+        available = max(space.quantity[line.id], ZERO)
+        quantity = available if asked.quantity is None else asked.quantity
+        if quantity > available or quantity <= ZERO:
+            over.append(f"{asked.line_id}: {quantity} asked, {available} {space.what}")
+        price = space.price.get(line.id) if asked.price is None else asked.price
+        out.append((line, quantity, price))
+    return out, over
+
+
+def order_vat(session: Session, order: OrderRow) -> dict[str, tuple[str, Decimal | None]]:
+    """Per order line ID, the VAT category and rate the received Order gave the item, if any."""
+    from edi_gateway.ubl.namespaces import cac, cbc
+    from edi_gateway.ubl.parse import parse
+
+    received = rows(session, order, DocumentKind.ORDER)
+    data = payload(session, received[0]) if received else None
+    found: dict[str, tuple[str, Decimal | None]] = {}
+    items = parse(data, max_size=len(data) + 1) if data else None
+    path = f"{cac('OrderLine')}/{cac('LineItem')}"
+    for item in items.iterfind(path) if items is not None else ():
+        line_id = (item.findtext(cbc("ID")) or "").strip()
+        category = item.find(f"{cac('Item')}/{cac('ClassifiedTaxCategory')}")
+        code = (category.findtext(cbc("ID")) or "").strip() if category is not None else ""
+        if line_id and code and category is not None:
+            found[line_id] = (code, _decimal(category.findtext(cbc("Percent"))))
+    return found
+
+
+def _decimal(text: str | None) -> Decimal | None:
+    try:
+        return Decimal(text.strip()) if text and text.strip() else None
+    except InvalidOperation:
+        return None

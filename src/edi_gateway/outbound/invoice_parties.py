@@ -1,0 +1,100 @@
+"""The parties and the number of a billing document the gateway issues on an order.
+
+Part of :mod:`edi_gateway.outbound.invoice`: the seller comes from the supplier's ``legal``
+profile (which wins over what the Order said), the buyer from the Order and, when the buyer has
+one, its ``legal`` profile. Numbers are ``<prefix>-<order>-<n>``, unique per supplier.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from edi_gateway.domain.documents import DocumentKind, Order, Party, PartyId
+from edi_gateway.outbound.issuing import NotAllowed
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from edi_gateway.config import Settings
+    from edi_gateway.config_models import LegalProfile, Partner
+    from edi_gateway.store.tables import Order as OrderRow
+
+BILLING_KINDS = (DocumentKind.INVOICE, DocumentKind.CREDIT_NOTE, DocumentKind.DEBIT_NOTE)
+
+
+def supplier(settings: Settings, order: OrderRow) -> tuple[Partner, LegalProfile]:
+    """The order's supplier and its legal profile, or NotAllowed saying what to configure."""
+    partner = settings.partner(order.seller_partner) if order.seller_partner else None
+    if partner is None and order.seller_key:
+        partner = settings.partner_by_key([order.seller_key])
+    if partner is None:
+        raise NotAllowed(
+            f"the supplier of order {order.order_number} ({order.seller_key}) is not a partner "
+            f"in {settings.path}; add it with its legal profile (partners[].legal) first"
+        )
+    if partner.legal is None:
+        raise NotAllowed(
+            f"partner {partner.id!r} has no legal profile: set partners[].legal (name, "
+            f"country, VAT number, IBAN, payment terms) in {settings.path} to invoice"
+        )
+    if not partner.legal.payment_terms:
+        raise NotAllowed(f"set partners[].legal.payment_terms of {partner.id!r} (BR-CO-25)")
+    return partner, partner.legal
+
+
+def number(session: Session, order: OrderRow, seller: Party, prefix: str) -> str:
+    """``<prefix>-<order>-<n>``: the first n not yet used by this supplier's billing documents."""
+    from edi_gateway.store.tables import DocumentRow
+
+    stem = f"{prefix}-{order.order_number}-"
+    taken = set(
+        session.scalars(
+            select(DocumentRow.doc_number).where(
+                DocumentRow.kind.in_([k.value for k in BILLING_KINDS]),
+                DocumentRow.sender_key == seller.key(),
+                DocumentRow.doc_number.like(f"{stem}%"),
+            )
+        )
+    )
+    n = 1
+    while f"{stem}{n}" in taken:
+        n += 1
+    return f"{stem}{n}"
+
+
+def seller(original: Order, partner: Partner, legal: LegalProfile) -> Party:
+    """The seller: the Order's seller endpoint and identifiers, the legal profile's data."""
+    party = original.seller or Party()
+    endpoint = party.endpoint or PartyId(partner.endpoint.value, partner.endpoint.scheme)
+    return with_legal(Party(endpoint=endpoint, ids=party.ids or [endpoint]), legal)
+
+
+def buyer(original: Order, partner: Partner | None, order: OrderRow) -> Party:
+    """The buyer as on the Order, with its legal profile when it has one (a country needed)."""
+    party = original.buyer or Party()
+    if partner is not None and partner.legal is not None:
+        return with_legal(party, partner.legal)
+    if not party.country:
+        raise NotAllowed(
+            f"the buyer's country of order {order.order_number} is unknown: set "
+            "partners[].legal of the buyer (name, address, country, VAT number)"
+        )
+    return party
+
+
+def with_legal(party: Party, legal: LegalProfile) -> Party:
+    """``party`` with the legal profile's name, address and numbers (the profile wins)."""
+    company = legal.company_id
+    return Party(
+        endpoint=party.endpoint,
+        ids=party.ids,
+        name=legal.registration_name or party.name,
+        vat_id=legal.vat_id or party.vat_id,
+        country=legal.country,
+        street=legal.street or party.street,
+        city=legal.city or party.city,
+        postal_zone=legal.postal_zone or party.postal_zone,
+        company_id=PartyId(company.value, company.scheme) if company else party.company_id,
+    )

@@ -1,0 +1,228 @@
+"""Read ahead: parse, validate and interpret ``ingest``'s files in a second process.
+
+``edi-gateway ingest`` spends about half a second before intake can commit its first file
+(importing SQLAlchemy, loading the configuration, opening the store), and lxml holds the GIL
+while it parses and validates, so a thread cannot use that time. A forked worker can. Right
+after the command line is read, before those imports, :meth:`ReadAhead.start` forks a worker
+that walks the same file list and, for each small file, reads, parses, XSD-validates and
+interprets it (the pure part of processing) and sends the result back, pickled.
+
+Intake still comes first (ADR 0010). The worker writes nothing anywhere; its results are only
+used in processing, after intake committed the raw bytes, and only for a message whose
+committed bytes have the sha256 of the bytes the worker read. Whatever the worker did not do (a
+file over :data:`MAX_FILE`, one it had not reached, a worker that died or went silent) the
+parent does itself, exactly as without read-ahead.
+
+Sharing the work: one shared byte per file says who has it (free, parent, worker, left to the
+parent). The worker walks forward through the list; processing takes the free files of each
+batch from the end backwards, so the two meet in the middle. Two sides may rarely claim the
+same file in the same instant; both then compute the same pure function of the same bytes, and
+the parent keeps its own result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import mmap
+import os
+import pickle
+import signal
+import struct
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from edi_gateway.domain.documents import Document
+
+FREE, PARENT, WORKER, LEFT = 0, 1, 2, 3
+MAX_FILE = 2 * 1024 * 1024
+"""Bigger files are left to the parent: no second process holding a second large tree."""
+MIN_FILES = 20
+"""Below this a second process costs more than it saves."""
+SILENCE_LIMIT = 60.0
+"""Seconds without a word from the worker after which the parent stops waiting for it."""
+_HEAD = struct.Struct(">II")  # each result on the pipe: file index, length, pickled Examined
+
+
+def inbound_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """The files ``ingest`` takes: files as given, folders walked for ``*.xml`` in name order."""
+    for path in paths:
+        if path.is_dir():
+            yield from (Path(name) for name in sorted(_xml_files(str(path))))
+        else:
+            yield path
+
+
+def _xml_files(folder: str) -> Iterator[str]:
+    """Regular ``*.xml`` files under ``folder``, from the directory entries' own types (no
+    ``stat`` per file; a FIFO or device named ``.xml`` is never opened)."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir():
+                yield from _xml_files(entry.path)
+            elif entry.name.endswith(".xml") and entry.is_file():
+                yield entry.path
+
+
+@dataclass(frozen=True, slots=True)
+class Examined:
+    """What the worker made of one file's bytes: the document, or the error it raised.
+
+    Errors travel as ``(code, message, line)`` (exceptions with keyword arguments do not
+    pickle); :meth:`result` rebuilds them as :class:`DocumentError`.
+    """
+
+    sha256: str
+    size: int
+    document: Document | None
+    error: tuple[str, str, int | None] | None = None
+
+    def result(self) -> Document:
+        """The document, or raise the error the worker met."""
+        if self.document is not None:
+            return self.document
+        from edi_gateway.errors import DocumentError, ErrorCode
+
+        code, message, line = self.error or ("INTERNAL_ERROR", "read-ahead gave nothing", None)
+        raise DocumentError(ErrorCode(code), message, line=line)
+
+
+class ReadAhead:
+    """A forked worker examining ``files`` ahead of processing; see the module docstring."""
+
+    def __init__(self, files: Sequence[Path], pid: int, flags: mmap.mmap, read_fd: int):
+        self.files = files
+        self._index = {str(path): index for index, path in enumerate(files)}
+        self._pid = pid
+        self._flags = flags
+        self._stream = os.fdopen(read_fd, "rb")
+        self._raw: dict[int, bytes] = {}
+        self._ended = False
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._drain, name="read-ahead", daemon=True)
+        self._reader.start()
+
+    @classmethod
+    def start(cls, files: Sequence[Path]) -> ReadAhead | None:
+        """Fork the worker, or None when there are too few files to be worth it."""
+        if len(files) < MIN_FILES or not hasattr(os, "fork"):
+            return None
+        flags = mmap.mmap(-1, len(files))  # anonymous and shared with the forked child
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker: never returns
+            os.close(read_fd)
+            code = 0
+            try:
+                with os.fdopen(write_fd, "wb") as stream:
+                    _work(files, flags, stream)
+            except BaseException:  # noqa: BLE001 - the parent does whatever is left
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+        return cls(files, pid, flags, read_fd)
+
+    def take(self, path: str) -> Examined | None:
+        """The worker's result for this file, waiting if it is on it; None: examine it yourself.
+
+        A free file is claimed for the caller, so the worker skips it when it gets there.
+        """
+        index = self._index.get(path)
+        if index is None:
+            return None
+        state = self._flags[index]
+        if state == FREE:
+            self._flags[index] = PARENT
+            return None
+        if state != WORKER:
+            return None
+        with self._cond:
+            while index not in self._raw and not self._ended:
+                if not self._cond.wait(timeout=SILENCE_LIMIT):
+                    self._ended = True  # a silent worker: the parent does the rest
+            data = self._raw.pop(index, None)
+        if data is None:
+            return None
+        examined: Examined | None = pickle.loads(data)  # noqa: S301 - our own child's bytes
+
+        return examined
+
+    @property
+    def pid(self) -> int:
+        """The worker's process id."""
+        return self._pid
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the worker has sent everything it will send; True if it has."""
+        self._reader.join(timeout)
+        return not self._reader.is_alive()
+
+    def close(self) -> None:
+        """Stop the worker (if still running) and reap it."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self._pid, signal.SIGTERM)
+        os.waitpid(self._pid, 0)
+        self._reader.join()  # the worker is gone, so its end of the pipe is closed: EOF
+        self._stream.close()
+        self._flags.close()
+
+    def __enter__(self) -> ReadAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _drain(self) -> None:
+        """Collect the worker's results as they come (the pipe must never fill up)."""
+        read = self._stream.read
+        while True:
+            head = read(_HEAD.size)
+            if len(head) < _HEAD.size:
+                break
+            index, size = _HEAD.unpack(head)
+            data = read(size)
+            if len(data) < size:
+                break
+            with self._cond:
+                self._raw[index] = data
+                self._cond.notify_all()
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+
+def _work(files: Sequence[Path], flags: mmap.mmap, stream: BinaryIO) -> None:
+    """The worker's loop: every free file, in order, examined and sent back."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    from edi_gateway.domain.documents import DocumentKind
+    from edi_gateway.errors import GatewayError
+    from edi_gateway.ubl.read import interpret
+    from edi_gateway.ubl.validate import validate_document
+
+    kinds = frozenset(kind.value for kind in DocumentKind)
+    for index, path in enumerate(files):
+        if flags[index] != FREE:
+            continue
+        flags[index] = WORKER
+        examined: Examined | None = None
+        try:
+            data = path.read_bytes() if path.stat().st_size <= MAX_FILE else None
+            if data is not None:
+                sha, size = hashlib.sha256(data).hexdigest(), len(data)
+                try:
+                    root = validate_document(data, max_size=MAX_FILE, kinds=kinds).root
+                    examined = Examined(sha, size, interpret(root))
+                except GatewayError as exc:
+                    examined = Examined(sha, size, None, (exc.code.value, exc.message, exc.line))
+        except Exception:  # noqa: BLE001 - anything unexpected is left to the parent
+            examined = None
+        if examined is None:
+            flags[index] = LEFT
+        data = pickle.dumps(examined, protocol=pickle.HIGHEST_PROTOCOL)
+        stream.write(_HEAD.pack(index, len(data)) + data)
+        stream.flush()

@@ -1,0 +1,41 @@
+"""Read the document-level ``cac:AllowanceCharge`` of a billing document (EN 16931 BG-20/BG-21).
+
+Invoices only, so off the intake hot path (orders never come here). Each becomes an
+:class:`~edi_gateway.domain.billing.AllowanceCharge`: the indicator, the reason code and text,
+the amount and the ``TaxCategory`` (ID and Percent). One without an amount is left out.
+"""
+
+from __future__ import annotations
+
+from edi_gateway.domain.billing import STANDARD, AllowanceCharge
+from edi_gateway.ubl.namespaces import cac, cbc
+from edi_gateway.ubl.read_values import Element, Kids, decimal, text
+
+_ALLOWANCE_CHARGE = cac("AllowanceCharge")
+_INDICATOR = cbc("ChargeIndicator")
+_CODE = cbc("AllowanceChargeReasonCode")
+_REASON = cbc("AllowanceChargeReason")
+_AMOUNT = cbc("Amount")
+_CATEGORY = f"{cac('TaxCategory')}/{cbc('ID')}"
+_PERCENT = f"{cac('TaxCategory')}/{cbc('Percent')}"
+
+
+def read_allowances_charges(kids: Kids) -> list[AllowanceCharge]:
+    """The document-level allowances and charges among the root's children ``kids``."""
+    return [
+        item for item in (_one(el) for el in kids.get(_ALLOWANCE_CHARGE, ())) if item is not None
+    ]
+
+
+def _one(el: Element) -> AllowanceCharge | None:
+    amount = decimal(el, _AMOUNT)
+    if amount is None:
+        return None
+    return AllowanceCharge(
+        charge=(text(el, _INDICATOR) or "").lower() == "true",
+        amount=amount,
+        reason=text(el, _REASON),
+        reason_code=text(el, _CODE),
+        vat_category=text(el, _CATEGORY) or STANDARD,
+        vat_rate=decimal(el, _PERCENT),
+    )

@@ -1,0 +1,210 @@
+"""Read-ahead: a forked worker examines ``ingest``'s files; its results must be the parent's own."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from edi_gateway.app import Gateway
+from edi_gateway.domain.documents import Document, DocumentKind
+from edi_gateway.errors import GatewayError
+from edi_gateway.pipeline import readahead
+from edi_gateway.pipeline.readahead import ReadAhead, inbound_files
+from edi_gateway.store.db import Store, open_store
+from edi_gateway.store.tables import DocumentRow, Message
+from edi_gateway.ubl.read import interpret
+from edi_gateway.ubl.validate import validate_document
+from tests import factory as f
+
+KINDS = frozenset(kind.value for kind in DocumentKind)
+BAD = {
+    "bad-01-malformed.xml": b"<Order><unclosed></Order>",
+    "bad-02-empty.xml": b"",
+    "bad-03-dtd.xml": b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "e">]><x>&e;</x>',
+    "bad-04-foreign.xml": b'<Order xmlns="urn:example:not-ubl"/>',
+    "bad-05-xsd.xml": f.order("PO-X").replace(b"<cbc:IssueDate>", b"<cbc:X/><cbc:IssueDate>"),
+}
+
+
+def _folder(tmp_path: Path, good: int = 30) -> Path:
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    for n in range(good):
+        where = folder / "sub" if n % 7 == 0 else folder
+        (where / f"po-{n:03}.xml").write_bytes(f.order(f"PO-{n:03}", f.items(3)))
+    for name, data in BAD.items():
+        (folder / name).write_bytes(data)
+    (folder / "notes.txt").write_text("not taken: not *.xml")
+    os.mkfifo(folder / "pipe.xml")  # never opened: reading it would block for ever
+    return folder
+
+
+def _own(path: Path) -> Document | tuple[str, str, int | None]:
+    """What the parent makes of the file without read-ahead."""
+    try:
+        return interpret(validate_document(path.read_bytes(), max_size=1 << 26, kinds=KINDS).root)
+    except GatewayError as exc:
+        return (exc.code.value, exc.message, exc.line)
+
+
+def _examined(ahead: ReadAhead, path: Path) -> Document | tuple[str, str, int | None]:
+    examined = ahead.take(str(path))
+    assert examined is not None, f"the worker did not examine {path.name}"
+    try:
+        return examined.result()
+    except GatewayError as exc:
+        return (exc.code.value, exc.message, exc.line)
+
+
+def test_files_are_listed_in_name_order_without_fifos_or_other_names(tmp_path: Path) -> None:
+    folder = _folder(tmp_path, good=8)
+    names = [p.relative_to(folder).as_posix() for p in inbound_files([folder])]
+    assert names == sorted(names)
+    assert "pipe.xml" not in names and "notes.txt" not in names
+    assert "sub/po-000.xml" in names and len(names) == 8 + len(BAD)
+
+
+def test_the_workers_results_equal_the_parents_own(tmp_path: Path) -> None:
+    files = list(inbound_files([_folder(tmp_path)]))
+    ahead = ReadAhead.start(files)
+    assert ahead is not None
+    with ahead:
+        assert ahead.join(timeout=60), "the worker did not finish"
+        for path in files:
+            assert _examined(ahead, path) == _own(path), path.name
+        assert ahead.take(str(files[0])) is None  # taken once; then it is the caller's
+        assert ahead.take(str(tmp_path / "unknown.xml")) is None
+
+
+def test_too_few_files_are_not_worth_a_worker(tmp_path: Path) -> None:
+    files = list(inbound_files([_folder(tmp_path, good=3)]))
+    assert len(files) < readahead.MIN_FILES
+    assert ReadAhead.start(files) is None
+
+
+def test_files_claimed_by_the_parent_are_skipped_and_big_ones_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _folder(tmp_path)
+    big = folder / "zz-big.xml"
+    big.write_bytes(f.order("PO-BIG", f.items(40)))
+    monkeypatch.setattr(readahead, "MAX_FILE", big.stat().st_size - 1)  # the fork inherits it
+    files = list(inbound_files([folder]))
+    ahead = ReadAhead.start(files)
+    assert ahead is not None
+    with ahead:
+        # Whatever the worker had not reached is claimed here and stays the caller's.
+        claimed = [p for p in reversed(files) if ahead.take(str(p)) is None]
+        assert ahead.join(timeout=60)
+        assert big in claimed
+        for path in files:
+            if path not in claimed:
+                continue
+            assert ahead.take(str(path)) is None
+
+
+def _states(store: Store) -> dict[str, tuple[str, str | None, str | None]]:
+    with store.session() as session:
+        rows = session.execute(
+            select(Message.filename, Message.state, Message.error_code, DocumentRow.doc_number)
+            .outerjoin(DocumentRow, DocumentRow.message_id == Message.id)
+            .order_by(Message.id)
+        )
+        return {name: (state, code, number) for name, state, code, number in rows}
+
+
+def test_ingest_with_read_ahead_stores_what_ingest_without_it_stores(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    folder = _folder(tmp_path)
+    (folder / "po-dup.xml").write_bytes((folder / "po-001.xml").read_bytes())
+    files = list(inbound_files([folder]))
+    with ReadAhead.start(files) as ahead:
+        with_worker = gateway.ingest([folder], ahead=ahead)
+    plain = Gateway(gateway.settings, open_store(f"sqlite:///{tmp_path / 'plain.db'}"))
+    try:
+        without = plain.ingest([folder])
+        assert _states(gateway.store) == _states(plain.store)
+    finally:
+        plain.close()
+    assert with_worker.counts() == without.counts()
+    assert with_worker.counts()["processed"] == 30
+    assert with_worker.counts()["duplicate"] == 1
+    assert with_worker.counts()["failed"] == len(BAD)
+
+
+def test_a_worker_that_dies_leaves_the_work_to_the_parent(gateway: Gateway, tmp_path: Path) -> None:
+    files = list(inbound_files([_folder(tmp_path)]))
+    ahead = ReadAhead.start(files)
+    assert ahead is not None
+    os.kill(ahead.pid, signal.SIGKILL)
+    with ahead:
+        outcome = gateway.ingest(files, ahead=ahead)
+    assert outcome.counts() == {"processed": 30, "failed": len(BAD)}
+
+
+def test_bytes_changed_after_the_worker_read_them_are_examined_again(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    folder = _folder(tmp_path)
+    files = list(inbound_files([folder]))
+    first = folder / "po-001.xml"
+    with ReadAhead.start(files) as ahead:
+        assert ahead.join(timeout=60)
+        first.write_bytes(f.order("PO-CHANGED", f.items(2)))  # after the worker read it
+        gateway.ingest(files, ahead=ahead)
+    states = _states(gateway.store)
+    assert states["po-001.xml"] == ("processed", None, "PO-CHANGED")
+
+
+def test_the_ingest_command_uses_a_worker_and_reports_every_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edi_gateway.cli import main
+
+    folder = _folder(tmp_path)
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "store:\n  url: sqlite:///gw.db\n"
+        "partners:\n"
+        "  - id: b\n    name: B\n    role: buyer\n"
+        f"    endpoint: {{scheme: '0088', value: '{f.BUYER_GLN}'}}\n"
+        "  - id: s\n    name: S\n    role: supplier\n"
+        f"    endpoint: {{scheme: '0088', value: '{f.SELLER_GLN}'}}\n"
+    )
+    started: list[ReadAhead | None] = []
+    real_start = ReadAhead.start
+
+    def spy(files: list[Path]) -> ReadAhead | None:
+        started.append(real_start(files))
+        return started[-1]
+
+    monkeypatch.setattr(ReadAhead, "start", staticmethod(spy))
+    code = main(["--config", str(config), "ingest", str(folder)])
+    out = capsys.readouterr().out
+    assert started and started[0] is not None
+    assert code == 1  # some files failed
+    assert "30 processed" in out and f"{len(BAD)} failed" in out
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        f.order("PO-1", f.items(12), detailed=True),
+        f.order_response("OR-1", "PO-1", "CA", [("1", "5", "3")]),
+        f.despatch_advice("DA-1", "PO-1", [("1", "4")]),
+        f.invoice("INV-1", "PO-1", [("1", "4", "2.25")]),
+        f.order_cancellation("OC-1", "PO-1"),
+    ],
+    ids=["order", "response", "despatch", "invoice", "cancellation"],
+)
+def test_documents_cross_the_pipe_unchanged(payload: bytes) -> None:
+    document = interpret(validate_document(payload, max_size=1 << 20, kinds=KINDS).root)
+    again = pickle.loads(pickle.dumps(document, protocol=pickle.HIGHEST_PROTOCOL))
+    assert again == document
+    assert [type(line) for line in again.lines] == [type(line) for line in document.lines]
