@@ -114,6 +114,10 @@ def add_commands(
     dshow.add_argument("--format", choices=["ubl", "pdf", "xlsx"], default="ubl")
     dshow.add_argument("--output", type=Path, help="write to this file (PDF and Excel need one)")
 
+    _outbox_commands(sub, json_flag)
+
+
+def _outbox_commands(sub: Any, json_flag: Callable[[argparse.ArgumentParser], None]) -> None:
     outbox = sub.add_parser("outbox", help="outbound documents waiting for or done with delivery")
     osub = outbox.add_subparsers(dest="action", required=True, metavar="ACTION")
     olist = osub.add_parser("list")
@@ -123,6 +127,10 @@ def add_commands(
     flush = osub.add_parser("flush", help="deliver what is due now")
     flush.add_argument("--partner")
     json_flag(flush)
+    again = osub.add_parser("retry", help="a new round of delivery for failed rows")
+    again.add_argument("ids", nargs="*", type=int, metavar="ID")
+    again.add_argument("--state", choices=["failed"], help="every failed row")
+    json_flag(again)
 
 
 def _orders_actions(orders: Any, json_flag: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -206,22 +214,43 @@ def handle(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
         return _show_document(gateway, args)
     if args.command == "invoice":
         return _invoice(gateway, args, emit)
-    if args.action == "flush":
-        from edi_gateway.outbound.forward import flush_forwards, note_deliveries
-        from edi_gateway.outbound.outbox import flush
+    return _outbox(gateway, args, emit)
 
-        flush_forwards(gateway.store, gateway.settings)  # bundles that are due join the outbox
-        done = flush(gateway.store, gateway.settings, partner=args.partner)
-        note_deliveries(gateway.store)
-        counts = {
-            state: sum(1 for s in done.values() if s == state) for state in set(done.values())
-        }
-        text = f"delivered {counts.get('sent', 0)}, to retry {counts.get('pending', 0)}, " + (
-            f"failed {counts.get('failed', 0)}"
-        )
-        return emit({"flushed": {str(k): v for k, v in done.items()}}, args.json, text)
-    rows = _outbox_rows(gateway, args.state, args.partner)
-    return emit(rows, args.json, _table(rows))
+
+def _outbox(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
+    if args.action == "retry":
+        return _retry(gateway, args, emit)
+    if args.action == "list":
+        rows = _outbox_rows(gateway, args.state, args.partner)
+        return emit(rows, args.json, _table(rows))
+    from edi_gateway.outbound.forward import flush_forwards, note_deliveries
+    from edi_gateway.outbound.outbox import flush
+
+    flush_forwards(gateway.store, gateway.settings)  # bundles that are due join the outbox
+    done = flush(gateway.store, gateway.settings, partner=args.partner)
+    note_deliveries(gateway.store)
+    counts = {state: sum(1 for s in done.values() if s == state) for state in set(done.values())}
+    text = f"delivered {counts.get('sent', 0)}, to retry {counts.get('pending', 0)}, " + (
+        f"failed {counts.get('failed', 0)}"
+    )
+    return emit({"flushed": {str(k): v for k, v in done.items()}}, args.json, text)
+
+
+def _retry(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
+    from edi_gateway.app import operator_name
+    from edi_gateway.errors import ConfigError
+    from edi_gateway.outbound.outbox import retry
+
+    if bool(args.ids) == bool(args.state):
+        raise ConfigError("outbox retry needs outbox IDs or --state failed (not both)")
+    ids = retry(gateway.store, args.ids, actor=operator_name(), every_failed=bool(args.state))
+    text = (
+        f"retrying {len(ids)} outbox row(s): {', '.join(f'#{i}' for i in ids)}; "
+        "they go with the next `outbox flush` (or `run` cycle)"
+        if ids
+        else "no failed outbox rows"
+    )
+    return emit({"retried": ids}, args.json, text)
 
 
 def _respond(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:

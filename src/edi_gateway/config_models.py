@@ -4,8 +4,8 @@ Relative paths (folder connectors, the SQLite file) are resolved against the fol
 config file, which :func:`edi_gateway.config.load_config` passes in the validation context as
 ``base_dir``; without a context they resolve against the current directory.
 
-Adding a connector type (sftp, as2, email, amqp) is one class here with ``type: Literal[...]``
-added to :data:`Connector`; the loader, error messages and ``Settings.connector`` follow.
+Connector types live in :mod:`edi_gateway.config_connectors`; adding one is one class there
+with ``type: Literal[...]`` added to its :data:`Connector` union.
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     Field,
-    ValidationInfo,
-    field_validator,
     model_validator,
 )
 
@@ -30,6 +28,7 @@ from edi_gateway.config_base import (  # re-exported: the models of gateway.yaml
     StoreSettings,
     _Model,
 )
+from edi_gateway.config_connectors import Connector, FolderConnector, Secret
 from edi_gateway.config_profiles import (
     BUNDLE_PLACEHOLDERS,
     FILE_PLACEHOLDERS,
@@ -55,6 +54,7 @@ __all__ = [
     "PeppolId",
     "Route",
     "RouteMatch",
+    "Secret",
     "Settings",
     "Slug",
     "StoreSettings",
@@ -93,42 +93,6 @@ class Partner(_Model):
         return list(dict.fromkeys([self.endpoint.key(), *(i.key() for i in self.identifiers)]))
 
 
-class FolderConnector(_Model):
-    """A local (or mounted) folder: inbound polls ``path``, outbound writes files into it."""
-
-    name: Slug
-    type: Literal["folder"]
-    direction: Literal["in", "out"]
-    path: ConfigPath
-    archive: ConfigPath | None = Field(default=None, validate_default=True)
-    error: ConfigPath | None = Field(default=None, validate_default=True)
-    pattern: str = "*.xml"
-    every_seconds: float = Field(default=10, gt=0, le=86400)
-    partner: Slug | None = None
-    replies: dict[str, Slug] = Field(default_factory=dict)
-    """Supplier replies in the supplier's own layout: file-name pattern -> column map name in
-    ``mappings/<partner>/replies/<name>.yaml``; files matching no pattern are read as UBL."""
-
-    @field_validator("archive", "error")
-    @classmethod
-    def _default_beside_path(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        direction, path, name = (info.data.get(k) for k in ("direction", "path", "name"))
-        if direction == "out":
-            if value is not None:
-                raise ValueError(
-                    f"found {value}, expected no {info.field_name} folder: only inbound "
-                    "connectors (direction: in) have one"
-                )
-            return None
-        if value is None and isinstance(path, Path) and isinstance(name, str):
-            return path.parent / str(info.field_name) / name
-        return value
-
-
-# A discriminated union on `type`: add SftpConnector etc. here as `FolderConnector | Sftp...`.
-Connector = Annotated[FolderConnector, Field(discriminator="type")]
-
-
 class RouteMatch(_Model):
     """Which documents a route applies to; an empty match applies to every document."""
 
@@ -161,7 +125,7 @@ class Settings(_Model):
         return {key: p for p in self.partners for key in Partner.keys(p)}
 
     @cached_property
-    def _connector_index(self) -> dict[str, FolderConnector]:
+    def _connector_index(self) -> dict[str, Connector]:
         return {c.name: c for c in self.connectors}
 
     def partner_by_key(self, keys: Iterable[str]) -> Partner | None:
@@ -173,7 +137,7 @@ class Settings(_Model):
         """The partner with this ``id``, else ``None``."""
         return next((p for p in self.partners if p.id == partner_id), None)
 
-    def connector(self, name: str) -> FolderConnector:
+    def connector(self, name: str) -> Connector:
         """The connector called ``name``; ConfigError naming the known ones if there is none."""
         found = self._connector_index.get(name)
         if found is None:

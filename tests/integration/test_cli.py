@@ -152,6 +152,15 @@ def test_unknown_ids_exit_1_with_a_clear_message(samples_run: Any) -> None:
     assert no_message.returncode == 1 and "no message 99999" in no_message.stderr
 
 
+def test_outbox_retry_names_what_it_cannot_retry(samples_run: Any) -> None:
+    project, _ = samples_run
+    usage = project.run("outbox", "retry")
+    assert usage.returncode == 2 and "needs outbox IDs or --state failed" in usage.stderr
+    missing = project.run("outbox", "retry", "99999")
+    assert missing.returncode == 1 and "no failed outbox row #99999" in missing.stderr
+    assert project.json("outbox", "retry", "--state", "failed") == {"retried": []}
+
+
 def test_ambiguous_bare_order_id_names_the_matches(
     make_project: Callable[..., Project], tmp_path: Path
 ) -> None:

@@ -13,6 +13,7 @@ from lxml import etree
 from sqlalchemy import select
 
 from edi_gateway.app import Gateway
+from edi_gateway.errors import LookupFailed
 from edi_gateway.outbound import outbox
 from edi_gateway.outbound.respond import Decision, LineChange, ResponseRefused, respond
 from edi_gateway.pipeline.history import now
@@ -115,6 +116,20 @@ def test_failed_delivery_backs_off_then_gives_up(store: Store, tmp_path: Path) -
     with gateway.store.session() as session:
         row = session.get_one(OutboxRow, issued.outbox_id)
         assert row.attempts == outbox.MAX_ATTEMPTS and row.last_error
+
+    # The operator fixes the folder and asks for a new round: it goes, once.
+    with pytest.raises(LookupFailed, match="no failed outbox row #999"):
+        outbox.retry(gateway.store, [issued.outbox_id, 999], actor="ops-kim")
+    blocked.unlink()
+    blocked.mkdir()
+    assert outbox.retry(gateway.store, [], actor="ops-kim", every_failed=True) == [
+        issued.outbox_id
+    ]
+    assert outbox.flush(gateway.store, gateway.settings) == {issued.outbox_id: "sent"}
+    assert outbox.retry(gateway.store, [], actor="ops-kim", every_failed=True) == []
+    assert len(list(blocked.iterdir())) == 1
+    [event] = [h for h in detail(gateway)["history"] if h["event"] == "outbox.retried"]
+    assert event["actor"] == "ops-kim" and "after:" in event["detail"]
 
 
 def test_every_response_passes_the_official_checks(gateway: Gateway, tmp_path: Path) -> None:

@@ -29,8 +29,7 @@ from sqlalchemy import or_, select
 
 from edi_gateway.errors import GatewayError
 from edi_gateway.outbound import cancel_supplier as supplier_side
-from edi_gateway.outbound.issuing import NotAllowed
-from edi_gateway.outbound.outbox import Outgoing, enqueue
+from edi_gateway.outbound.issuing import NotAllowed, queue_to_buyer
 from edi_gateway.pipeline.cancellations import (
     ACCEPTED,
     CANCELLATION,
@@ -303,18 +302,7 @@ def _queue_notice(
         actor=actor,
         order_id=order.id,
     )
-    outbox_id = enqueue(
-        session,
-        Outgoing(
-            partner=order.buyer_partner or "",
-            connector=connector,
-            kind=response.kind.value,
-            doc_number=response.document_id,
-            payload=payload,
-            document_id=row.id,
-            order_id=order.id,
-        ),
-    )
+    outbox_id = queue_to_buyer(session, order, connector, response, payload, document_id=row.id)
     return outbox_id, response.document_id
 
 

@@ -149,7 +149,21 @@ def record_and_queue(
     session.add(row)
     session.flush()
     attach(session, order, row, document, MessageRef(None, "gateway", None), actor=actor)
-    outbox_id = enqueue(
+    outbox_id = queue_to_buyer(session, order, connector, document, payload, document_id=row.id)
+    return Issued(order.id, row.id, document.document_id, outbox_id, order.status)
+
+
+def queue_to_buyer(
+    session: Session,
+    order: OrderRow,
+    connector: str,
+    document: Document,
+    payload: bytes,
+    *,
+    document_id: int,
+) -> int:
+    """Queue a document's bytes for the order's buyer through ``connector``; its outbox id."""
+    return enqueue(
         session,
         Outgoing(
             partner=order.buyer_partner or "",
@@ -157,8 +171,7 @@ def record_and_queue(
             kind=document.kind.value,
             doc_number=document.document_id,
             payload=payload,
-            document_id=row.id,
+            document_id=document_id,
             order_id=order.id,
         ),
     )
-    return Issued(order.id, row.id, document.document_id, outbox_id, order.status)

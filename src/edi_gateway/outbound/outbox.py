@@ -122,7 +122,7 @@ def flush(
         for row in due:
             try:
                 transport = open_outbound(settings.connector(row.connector))
-                where = transport.deliver(row.filename, row.payload)
+                where = transport.deliver(row.filename, row.payload, delivery_headers(row))
             except (GatewayError, OSError) as exc:
                 _failed_attempt(session, row, str(exc), moment)
             else:
@@ -138,6 +138,17 @@ def flush(
     return done
 
 
+def delivery_headers(row: OutboxRow) -> dict[str, str]:
+    """What a transport may carry beside the bytes (see ``OutboundTransport.deliver``)."""
+    return {
+        "document_type": row.kind,
+        "document_id": row.doc_number,
+        "partner": row.partner,
+        "message_id": f"edi-gateway-outbox-{row.id}",
+        "media_type": row.media_type,
+    }
+
+
 def _failed_attempt(session: Session, row: OutboxRow, error: str, moment: datetime) -> None:
     row.attempts += 1
     row.last_error = error[:2000]
@@ -150,6 +161,54 @@ def _failed_attempt(session: Session, row: OutboxRow, error: str, moment: dateti
         event = "outbox.retry"
         detail = f"attempt {row.attempts} failed ({error}); next at {row.next_attempt_at:%H:%M:%S}"
     record(session, event, detail[:2000], order_id=row.order_id)
+
+
+def retry(store: Store, row_ids: list[int], *, actor: str, every_failed: bool = False) -> list[int]:
+    """Give failed rows (these ids, or every failed one) a new round of delivery attempts.
+
+    For when an operator fixed what made delivery fail (a full disk, a wrong path, a partner's
+    server). Rows go back to ``pending`` with their attempts reset and are due at once; forwards
+    of a failed bundle go back to ``queued``. Returns the ids retried; rows that are not
+    ``failed`` are left alone (LookupFailed names them when asked for by id).
+    """
+    from edi_gateway.errors import ErrorCode, LookupFailed
+    from edi_gateway.store.tables import Forward, OutboxRow
+
+    moment = now()
+    with store.session() as session:
+        query = select(OutboxRow).where(OutboxRow.state == FAILED)
+        if not every_failed:
+            query = query.where(OutboxRow.id.in_(row_ids))
+        rows = list(session.scalars(query.order_by(OutboxRow.id)))
+        if not every_failed:
+            missing = sorted(set(row_ids) - {row.id for row in rows})
+            if missing:
+                raise LookupFailed(
+                    ErrorCode.NOT_FOUND,
+                    f"no failed outbox row {', '.join(f'#{i}' for i in missing)}: "
+                    "`outbox list --state failed` lists the ones that can be retried",
+                )
+        for row in rows:
+            detail = f"{row.kind} {row.doc_number} for {row.partner} after: {row.last_error}"
+            row.state, row.attempts, row.next_attempt_at = PENDING, 0, moment
+            record(session, "outbox.retried", detail[:2000], actor=actor, order_id=row.order_id)
+            forwards = session.scalars(
+                select(Forward).where(
+                    Forward.partner == row.partner,
+                    Forward.bundle == row.doc_number,
+                    Forward.state == "failed",
+                )
+            )
+            for forward in forwards:
+                forward.state, forward.updated_at = "queued", moment
+                record(
+                    session,
+                    "forward.queued",
+                    f"delivery of {row.doc_number} retried",
+                    actor=actor,
+                    order_id=forward.order_id,
+                )
+        return [row.id for row in rows]
 
 
 def partners_of(store: Store, row_ids: list[int]) -> list[str]:

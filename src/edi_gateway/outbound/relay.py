@@ -29,8 +29,12 @@ from edi_gateway.domain.documents import (
     OrderResponse,
 )
 from edi_gateway.errors import GatewayError
-from edi_gateway.outbound.issuing import buyer_connector, original_order, written
-from edi_gateway.outbound.outbox import Outgoing, enqueue
+from edi_gateway.outbound.issuing import (
+    buyer_connector,
+    original_order,
+    queue_to_buyer,
+    written,
+)
 from edi_gateway.pipeline.history import SYSTEM, now, record
 
 if TYPE_CHECKING:
@@ -147,15 +151,4 @@ def _record(
         actor=SYSTEM,
         order_id=order.id,
     )
-    return enqueue(
-        session,
-        Outgoing(
-            partner=order.buyer_partner or "",
-            connector=connector,
-            kind=relayed.kind.value,
-            doc_number=relayed.document_id,
-            payload=payload,
-            document_id=row.id,
-            order_id=order.id,
-        ),
-    )
+    return queue_to_buyer(session, order, connector, relayed, payload, document_id=row.id)

@@ -8,7 +8,7 @@ claimed and ``recover`` offers it again after a crash; intake's idempotency key
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 from edi_gateway.envelope import Envelope
@@ -55,8 +55,14 @@ class OutboundTransport(Protocol):
 
     name: str
 
-    def deliver(self, filename: str, payload: bytes) -> str:
+    def deliver(
+        self, filename: str, payload: bytes, headers: Mapping[str, str] | None = None
+    ) -> str:
         """Deliver ``payload`` as ``filename``; return where it went.
+
+        ``headers`` describe the payload for transports that carry metadata (message headers,
+        mail headers): ``document_type``, ``document_id``, ``partner``, ``message_id`` (unique
+        per outbox row, stable across retries), ``media_type``. A file transport ignores them.
 
         Idempotent: delivering the same filename and payload again does not make a second copy.
         """

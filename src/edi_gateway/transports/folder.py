@@ -17,7 +17,7 @@ import errno
 import os
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -177,7 +177,9 @@ class FolderOutbound:
         self.name = conn.name
         self._dir = conn.path
 
-    def deliver(self, filename: str, payload: bytes) -> str:
+    def deliver(
+        self, filename: str, payload: bytes, headers: Mapping[str, str] | None = None
+    ) -> str:
         """Write ``payload`` as ``filename`` (sanitised); return the path it was written to."""
         try:
             return self._deliver(safe_name(filename), payload)
