@@ -141,10 +141,10 @@ class Gateway:
         """
         outcome = Outcome()
         policy = self.policy
-        for source in (transport.recover, transport.poll):
-            for batch in _batches(source(), self.settings.intake.batch_size):
-                if stop() and source is transport.poll:
-                    return outcome
+        size = self.settings.intake.batch_size
+        # Recovered payloads are always finished; new ones are not claimed once stop() says so.
+        for source, until in ((transport.recover, None), (transport.poll, stop)):
+            for batch in _batches(source(), size, until):
                 ids = intake(self.store, batch)
                 handed = {mid: env.payload for mid, env in zip(ids, batch, strict=True)}
                 states = process_messages(self.store, policy, ids, handed)
@@ -329,12 +329,23 @@ def _file_envelope(path: Path, max_bytes: int) -> Envelope:
 
 
 def _batches(
-    envelopes: Iterable[Envelope], size: int, max_bytes: int = BATCH_BYTES
+    envelopes: Iterable[Envelope],
+    size: int,
+    stop: Callable[[], bool] | None = None,
+    max_bytes: int = BATCH_BYTES,
 ) -> Iterator[list[Envelope]]:
-    """Group envelopes by ``size`` messages, or fewer once they hold ``max_bytes``."""
+    """Group envelopes by ``size`` messages, or fewer once they hold ``max_bytes``.
+
+    ``stop`` is asked before each batch is started: once it says so, no further envelope is
+    taken from ``envelopes`` (a transport claims a payload when it yields it).
+    """
     batch: list[Envelope] = []
     held = 0
-    for envelope in envelopes:
+    source = iter(envelopes)
+    while not (stop is not None and not batch and stop()):
+        envelope = next(source, None)
+        if envelope is None:
+            break
         batch.append(envelope)
         held += len(envelope.payload)
         if len(batch) >= size or held >= max_bytes:

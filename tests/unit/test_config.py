@@ -113,7 +113,10 @@ BAD = [
     ),
     (
         GOOD.replace("path: in}", "path: in, every_secs: 3}"),
-        ["connectors[0].every_secs: unknown key", "allowed keys: name, type, direction, every_seconds"],
+        [
+            "connectors[0].every_secs: unknown key",
+            "allowed keys: name, type, direction, every_seconds",
+        ],
     ),
     (
         GOOD.replace("path: /srv/out,", "path: /srv/out, archive: done,"),

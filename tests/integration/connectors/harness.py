@@ -13,14 +13,22 @@ the restart test). A server that cannot be started fails the test under CI=true;
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from edi_gateway.transports import TransportError, open_inbound
+
+if TYPE_CHECKING:
+    from edi_gateway.app import Gateway, Outcome
+
+Stop = Callable[[], bool]
 
 
 class Harness(Protocol):
     """A running server for one connector type, seen from the partner's side."""
 
     kind: str
-    """The connector ``type`` in gateway.yaml (``folder``, ``sftp``, ``amqp``, ``email``, ``as2``)."""
+    """The connector ``type`` in gateway.yaml: ``folder``, ``sftp``, ``amqp``, ``imap`` ..."""
 
     def inbound(self, name: str) -> dict[str, Any]:
         """A ``direction: in`` connector entry for gateway.yaml that reads what :meth:`send` sends.
@@ -37,8 +45,15 @@ class Harness(Protocol):
         """The same connector entry with credentials the server refuses."""
         ...
 
+    def take(self, gateway: Gateway, name: str, stop: Stop = lambda: False) -> Outcome:
+        """Let ``gateway``'s inbound connector ``name`` take what was sent: one poll cycle for a
+        polling connector (:func:`poll_once`), or serving until the partner's pushes are
+        answered for a push connector (AS2, HTTP). ``stop`` is asked between batches."""
+        ...
+
     def send(self, name: str, payload: bytes) -> None:
-        """As the partner: send ``payload`` (called ``name`` where the protocol has names)."""
+        """As the partner: send ``payload`` called ``name``; where the protocol cannot carry a
+        name as given (a directory entry with "/", NUL), the nearest name it can carry."""
         ...
 
     def waiting(self) -> int:
@@ -47,6 +62,10 @@ class Harness(Protocol):
 
     def delivered(self) -> dict[str, bytes]:
         """As the partner: every payload the gateway delivered, by the name it arrived under."""
+        ...
+
+    def reset(self) -> None:
+        """Forget everything sent and delivered (each contract test starts from empty)."""
         ...
 
     def restart(self) -> None:
@@ -59,3 +78,25 @@ class Harness(Protocol):
         Harnesses without a file system view return ``[]``.
         """
         ...
+
+
+def poll_once(gateway: Gateway, name: str, stop: Stop = lambda: False) -> Outcome:
+    """One poll cycle of a polling connector (the ``take`` of every polling harness)."""
+    transport = open_inbound(gateway.settings.connector(name), gateway.policy.max_size)
+    return gateway.poll(transport, stop=stop)
+
+
+def take_all(harness: Harness, gateway: Gateway, name: str, tries: int = 6) -> dict[int, str]:
+    """``take`` until nothing is left waiting; a recoverable TransportError (a server coming
+    back after a restart) is tried again. Returns every message id with its final state."""
+    states: dict[int, str] = {}
+    for _ in range(tries):
+        try:
+            states.update(harness.take(gateway, name).states)
+        except TransportError as exc:
+            if not exc.recoverable:
+                raise
+            continue
+        if harness.waiting() == 0:
+            break
+    return states

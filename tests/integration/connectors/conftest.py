@@ -1,0 +1,49 @@
+"""Fixtures of the connector contract suite: one harness per connector type.
+
+Adding a connector type: write ``harness_<type>.py`` (a class satisfying ``harness.Harness``
+that starts the real server), add a fixture ``<type>_harness`` below that yields it (module or
+session scope: servers start once), and add ``"<type>"`` to ``KINDS`` (and to ``CREDENTIALS``
+when the type has credentials a server can refuse). The suite in ``test_contract.py`` then runs
+every test for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.connectors.harness import Harness
+from tests.integration.connectors.harness_folder import FolderHarness
+
+KINDS = ["folder"]
+"""Every connector type the contract suite runs for."""
+CREDENTIALS = [kind for kind in KINDS if kind != "folder"]
+"""Types whose server can refuse credentials."""
+
+
+@pytest.fixture(scope="module")
+def folder_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    yield FolderHarness(tmp_path_factory.mktemp("folder-partner"))
+
+
+@pytest.fixture(params=KINDS)
+def harness(request: pytest.FixtureRequest) -> Harness:
+    """The harness of each connector type in turn."""
+    found: Harness = request.getfixturevalue(f"{request.param}_harness")
+    return found
+
+
+@pytest.fixture(params=CREDENTIALS or [None])
+def credentialed(request: pytest.FixtureRequest) -> Harness | None:
+    """The harness of each type with credentials (None when there is none yet)."""
+    if request.param is None:
+        return None
+    found: Harness = request.getfixturevalue(f"{request.param}_harness")
+    return found
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path
