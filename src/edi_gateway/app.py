@@ -132,19 +132,27 @@ class Gateway:
         return self.settings.intake.batch_size
 
     def poll(
-        self, transport: InboundTransport, stop: Callable[[], bool] = lambda: False
+        self,
+        transport: InboundTransport,
+        stop: Callable[[], bool] = lambda: False,
+        observe: Callable[[dict[int, str], float], None] | None = None,
     ) -> Outcome:
         """One cycle of one inbound transport: finish what a crash left, then take new files.
 
         ``stop`` is asked between batches: when it says so, the cycle ends after the batch in
         hand is committed and acknowledged, and unclaimed files stay for the next run.
+        ``observe(states, seconds)`` is told of each acknowledged batch (the daemon's metrics
+        and message log lines).
         """
+        from time import perf_counter
+
         outcome = Outcome()
         policy = self.policy
         size = self.settings.intake.batch_size
         # Recovered payloads are always finished; new ones are not claimed once stop() says so.
         for source, until in ((transport.recover, None), (transport.poll, stop)):
             for batch in _batches(source(), size, until):
+                started = perf_counter()
                 ids = intake(self.store, batch)
                 handed = {mid: env.payload for mid, env in zip(ids, batch, strict=True)}
                 states = process_messages(self.store, policy, ids, handed)
@@ -152,7 +160,22 @@ class Gateway:
                 for envelope, message_id in zip(batch, ids, strict=True):
                     transport.ack(envelope, ok=states[message_id] != FAILED)
                 outcome.add(transport.name, states)
+                if observe is not None:
+                    observe(states, perf_counter() - started)
         return outcome
+
+    def stored(self, source: str, source_ref: str) -> int | None:
+        """The id of the message stored under this idempotency key, if any (a push transport
+        asks before handing a payload over, to tell a re-send apart: an AS2 duplicate)."""
+        from sqlalchemy import select
+
+        from edi_gateway.store.schema import messages
+
+        c = messages.c
+        query = select(c.id).where(c.source == source, c.source_ref == source_ref)
+        with self.store.connect() as conn:
+            found = conn.scalar(query)
+        return int(found) if found is not None else None
 
     def note(self, order_ref: str, text: str) -> int:
         """Add an operator's note to an order's history; return the order's store id."""
@@ -272,7 +295,7 @@ def _reply_readers(settings: Settings) -> Callable[[str, str], ReplyReader | Non
             def reader(payload: bytes, filename: str, m: Any = mapping, p: Party = supplier) -> Any:
                 return read_reply(payload, filename, m, supplier=p)
 
-            table.setdefault(f"folder:{conn.name}", []).append((pattern.lower(), reader))
+            table.setdefault(f"{conn.type}:{conn.name}", []).append((pattern.lower(), reader))
 
     def pick(source: str, filename: str) -> ReplyReader | None:
         lower = filename.lower()
@@ -284,14 +307,6 @@ def _reply_readers(settings: Settings) -> Callable[[str, str], ReplyReader | Non
 def operator_name() -> str:
     """Who is at the keyboard: $EDI_GATEWAY_OPERATOR, else the login name."""
     return os.environ.get("EDI_GATEWAY_OPERATOR") or getpass.getuser()
-
-
-def inbound_transports(settings: Settings) -> list[InboundTransport]:
-    """Open every inbound connector (payloads over intake.max_size_mb are not read)."""
-    from edi_gateway.transports import open_inbound
-
-    limit = settings.intake.max_size_mb * 1024 * 1024
-    return [open_inbound(conn, limit) for conn in settings.connectors if conn.direction == "in"]
 
 
 def _reset_for_redrive(session: Session, message: Message, actor: str) -> None:

@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", help="gateway.yaml (default: $EDI_GATEWAY_CONFIG, ./gateway.yaml)"
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    _logging_options(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     init = sub.add_parser("init", help="write a starter gateway.yaml and folders")
@@ -92,6 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _logging_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="log lines as text (default) or one JSON object per line (default for run: "
+        "daemon.log_format)",
+    )
+
+
 def _utc_time(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -111,10 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # collections, same correctness: cycles are still collected (ADR 0010).
     gc.set_threshold(GC_THRESHOLD, 20, 20)
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from edi_gateway.logs import configure_logging
+
+    configure_logging(args.log_format or "text", logging.INFO if args.verbose else logging.WARNING)
     try:
         return _dispatch(args)
     except ConfigError as exc:
@@ -162,7 +171,8 @@ def _with_gateway(
     if args.command == "run":
         from edi_gateway.daemon import run
 
-        quiet = args.json or args.once
+        json_logs = _daemon_logging(gateway, args)
+        quiet = args.json or args.once or json_logs
         outcome = run(gateway, once=args.once, report=views.reporter(gateway, quiet=quiet))
         _emit_outcome(gateway, outcome, args.json)
         return EXIT_OK  # failed documents are kept and listed; the run itself succeeded
@@ -181,6 +191,18 @@ def _with_gateway(
     with gateway.store.session() as session:
         data, text = views.query(session, args)
     return _print(data, args.json, text)
+
+
+def _daemon_logging(gateway: Gateway, args: argparse.Namespace) -> bool:
+    """Logging for ``run``: its format from --log-format, else daemon.log_format; its level
+    daemon.log_level (``run --once`` logs warnings only unless -v). True for JSON lines."""
+    from edi_gateway.logs import LEVELS, configure_logging
+
+    daemon = gateway.settings.daemon
+    fmt = args.log_format or daemon.log_format
+    level = LEVELS[daemon.log_level] if not args.once else logging.WARNING
+    configure_logging(fmt, min(level, logging.INFO) if args.verbose else level)
+    return fmt == "json"
 
 
 def _order_action(gateway: Gateway, args: argparse.Namespace) -> int:

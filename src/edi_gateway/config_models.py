@@ -29,6 +29,7 @@ from edi_gateway.config_base import (  # re-exported: the models of gateway.yaml
     _Model,
 )
 from edi_gateway.config_connectors import Connector, FolderConnector, Secret
+from edi_gateway.config_daemon import DaemonSettings
 from edi_gateway.config_profiles import (
     BUNDLE_PLACEHOLDERS,
     FILE_PLACEHOLDERS,
@@ -119,6 +120,7 @@ class Settings(_Model):
     partners: list[Partner] = Field(default_factory=list)
     connectors: list[Connector] = Field(default_factory=list)
     routes: list[Route] = Field(default_factory=list)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
 
     @cached_property
     def _partner_index(self) -> dict[str, Partner]:
@@ -256,7 +258,7 @@ def reply_map_path(settings_path: Path, partner: str, name: str) -> Path:
 
 
 def _reply_map_problems(
-    s: Settings, i: int, c: FolderConnector, partners: dict[str, Partner]
+    s: Settings, i: int, c: Connector, partners: dict[str, Partner]
 ) -> list[str]:
     if not c.replies:
         return []

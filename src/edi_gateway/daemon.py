@@ -1,8 +1,16 @@
-"""`edi-gateway run`: poll every inbound connector on its interval until told to stop.
+"""`edi-gateway run`: poll every inbound connector on its schedule until told to stop.
 
-SIGTERM / SIGINT let the batch in hand finish (intake and processing are committed, files
-acknowledged) and then exit cleanly. A failing connector is logged and retried next cycle; the
-others go on. Cron schedules, backoff and health endpoints come with the network connectors.
+One loop in the main thread does all the work, one batch at a time (the SQLite store has one
+writer, and transports block): it polls each connector when its schedule says
+(``every_seconds`` or ``cron``, UTC; :mod:`.daemon_schedule`), flushes the outbox every
+``daemon.outbox_every_seconds`` and after each poll that took messages, and sleeps until the
+next thing is due. A connector that fails (``TransportError`` or anything else) backs off
+exponentially on its own and is logged; the others go on. SIGTERM / SIGINT let the batch in
+hand finish (committed, processed, acknowledged), then ``run`` returns and the process exits 0.
+
+Besides the loop: the ``/healthz`` + ``/metrics`` server (:mod:`.daemon_http`, a thread that
+only reads) and the servers of push connectors (:mod:`.transports.push`), whose payloads wait
+for the same lock as the loop, so processing stays one batch at a time.
 """
 
 from __future__ import annotations
@@ -10,60 +18,304 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from types import FrameType
+from typing import Any
 
-from edi_gateway.app import Gateway, Outcome, inbound_transports
+from sqlalchemy import text
+
+from edi_gateway.app import Gateway, Outcome
+from edi_gateway.daemon_events import deliveries, messages_taken, outbox_pending
+from edi_gateway.daemon_metrics import Metrics
+from edi_gateway.daemon_schedule import Backoff, Clock, Schedule, Scheduler, utc_now
+from edi_gateway.envelope import Envelope
+from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.logs import log_fields
+from edi_gateway.notify import notify_outcome
+from edi_gateway.transports import (
+    InboundServer,
+    InboundTransport,
+    Receipt,
+    Receive,
+    TransportError,
+    is_push,
+    open_inbound,
+    open_server,
+)
 
 log = logging.getLogger(__name__)
+Report = Callable[[str, Outcome], None]
+Observe = Callable[[dict[int, str], float], None]
+LONGEST_SLEEP = 60.0  # wake at least this often (a wall clock that jumped is noticed)
 
 
-def run(gateway: Gateway, *, once: bool, report: Callable[[str, Outcome], None]) -> Outcome:
+def run(gateway: Gateway, *, once: bool, report: Report) -> Outcome:
     """Poll until stopped (or one cycle with ``once``); return everything processed."""
     stop = threading.Event()
     _install_signal_handlers(stop)
-    transports = inbound_transports(gateway.settings)
-    intervals = {t.name: gateway.settings.connector(t.name).every_seconds for t in transports}
-    due = dict.fromkeys(intervals, 0.0)
-    total = Outcome()
-    pending = gateway.process_pending()
-    if pending.states:
-        report("pending", pending)
-        total.states.update(pending.states)
-    while not stop.is_set():
-        for transport in transports:
-            if stop.is_set() or time.monotonic() < due[transport.name]:
-                continue
-            due[transport.name] = time.monotonic() + intervals[transport.name]
+    return Daemon(gateway, report, stop).run(once=once)
+
+
+def make_receive(
+    gateway: Gateway,
+    name: str,
+    lock: threading.Lock | threading.RLock,
+    observe: Observe | None = None,
+) -> Receive:
+    """The ``receive`` a push connector's server calls with each payload (transports/push.py).
+
+    It takes ``lock`` (one batch at a time), commits and processes the envelope as the inbound
+    connector ``name`` would, and returns its :class:`Receipt`. Tests of a push transport can
+    build one with their own lock.
+    """
+
+    def receive(envelope: Envelope) -> Receipt:
+        with lock, log_fields(connector=name):
+            repeated = gateway.stored(envelope.source, envelope.source_ref) is not None
+            outcome = gateway.poll(_Pushed(name, envelope), observe=observe)
+        message_id, state = next(iter(outcome.states.items()))
+        return Receipt(message_id, state, repeated)
+
+    return receive
+
+
+class Daemon:
+    """The state of one ``run``: schedules, open transports, servers, metrics."""
+
+    def __init__(
+        self, gateway: Gateway, report: Report, stop: threading.Event, clock: Clock = utc_now
+    ) -> None:
+        self.gateway, self.report, self.stop, self.clock = gateway, report, stop, clock
+        self.settings = settings = gateway.settings
+        self.scheduler = Scheduler(Backoff.of(settings.daemon.backoff), clock)
+        self.metrics = Metrics()
+        self.lock = threading.RLock()
+        """Held for every batch: the loop's polls and flushes, and pushed payloads."""
+        self.total = Outcome()
+        self.transports: dict[str, InboundTransport] = {}
+        self.servers: dict[str, InboundServer] = {}
+        self.pending = 0
+        self.started = clock()
+        self.next_flush = self.started
+        self.limit = settings.intake.max_size_mb * 1024 * 1024
+
+    def run(self, *, once: bool) -> Outcome:
+        """Poll until ``stop`` is set (or one cycle with ``once``); close everything after."""
+        with self.lock:
+            pending = self.gateway.process_pending()
+        if pending.states:
+            self.report("pending", pending)
+            self.total.states.update(pending.states)
+        for conn in self.settings.connectors:
+            if conn.direction == "in" and not (once and is_push(conn)):
+                kind = "push" if is_push(conn) else "poll"
+                self.scheduler.add(conn.name, Schedule.of(conn.every_seconds, conn.cron), kind=kind)
+        http = None if once else self._start_http()
+        try:
+            self._loop(once)
+        finally:
+            self._close(http)
+        return self.total
+
+    def _loop(self, once: bool) -> None:
+        while not self.stop.is_set():
+            took = False
+            for name in self.scheduler.due():
+                if self.stop.is_set():
+                    break
+                took = self._attend(name, once) or took
+            if once or took or self.clock() >= self.next_flush:
+                self._flush()
+            if once:
+                return
+            wake = self.scheduler.next_wake([self.next_flush]) or self.next_flush
+            wait = (wake - self.clock()).total_seconds()
+            self.stop.wait(min(max(0.05, wait), LONGEST_SLEEP))
+
+    def _attend(self, name: str, once: bool) -> bool:
+        """Poll connector ``name`` (or start its server); True when it took messages."""
+        conn = self.settings.connector(name)
+        took = 0
+        with log_fields(connector=name):
             try:
-                outcome = gateway.poll(transport, stop.is_set)
-            except Exception:  # one connector's failure must not stop the others
-                log.exception("connector %s failed; retrying next cycle", transport.name)
-                continue
-            total.add(transport.name, outcome.states)
-            if outcome.states or once:
-                report(transport.name, outcome)
-        total.delivered.update(_flush_outbox(gateway))
-        if once:
-            break
-        stop.wait(max(0.05, min(due.values(), default=1.0) - time.monotonic()))
-    return total
+                if is_push(conn):
+                    self.servers[name] = open_server(conn, self._receive(name), self.limit)
+                    log.info("connector %s: server started", name)
+                else:
+                    took = self._poll(name, once)
+            except TransportError as exc:
+                self._failed(name, exc.message, exc.code, recoverable=exc.recoverable)
+            except GatewayError as exc:  # a secret missing, a bad setting found at open
+                self._failed(name, exc.message, exc.code, recoverable=False)
+            except Exception as exc:  # one connector's bug must not stop the others
+                log.exception("connector %s: unexpected error", name)
+                self._failed(name, repr(exc), ErrorCode.INTERNAL_ERROR, recoverable=True)
+            else:
+                self.scheduler.succeeded(name, taken=took, reschedule=not is_push(conn))
+            finally:
+                self._gauges(name)
+        return took > 0
+
+    def _poll(self, name: str, once: bool) -> int:
+        transport = self.transports.get(name)
+        if transport is None:
+            transport = open_inbound(self.settings.connector(name), self.limit)
+            self.transports[name] = transport
+        with self.lock:
+            outcome = self.gateway.poll(transport, self.stop.is_set, observe=self._observer(name))
+        if outcome.states or once:
+            self.report(name, outcome)
+        return len(outcome.states)
+
+    def _failed(self, name: str, message: str, code: ErrorCode, *, recoverable: bool) -> None:
+        wait = self.scheduler.failed(name, message, code=str(code), recoverable=recoverable)
+        _close_quietly(self.transports.pop(name, None))  # a fresh connection next time
+        state = self.scheduler.states[name]
+        how = "recoverable" if recoverable else "NOT recoverable: an operator must act"
+        log.error(
+            "connector %s failed (%s, %s, %d in a row): %s; next try in %.0f s",
+            name,
+            code,
+            how,
+            state.failures,
+            message,
+            wait,
+            extra={"code": str(code), "recoverable": recoverable, "backoff_seconds": wait},
+        )
+
+    def _observer(self, name: str) -> Observe:
+        def observe(states: dict[int, str], seconds: float) -> None:
+            self.total.add(name, states)
+            try:
+                messages_taken(self.gateway.store, self.metrics, name, states, seconds)
+            except Exception:  # metrics and log lines never fail a batch already committed
+                log.exception("connector %s: could not log or count a batch", name)
+            try:  # operators subscribed by an smtp connector's `notify:` (notify.py)
+                notify_outcome(self.settings, self.gateway.store, states)
+            except Exception:  # a notification never fails a batch already committed
+                log.exception("connector %s: could not send the notifications of a batch", name)
+
+        return observe
+
+    def _receive(self, name: str) -> Receive:
+        inner = make_receive(self.gateway, name, self.lock, self._observer(name))
+
+        def receive(envelope: Envelope) -> Receipt:
+            receipt = inner(envelope)
+            self.scheduler.succeeded(name, taken=1, reschedule=False)
+            self._gauges(name)
+            return receipt
+
+        return receive
+
+    def _flush(self) -> None:
+        """Queue the due supplier bundles and deliver what is due; log and count it."""
+        from collections import Counter
+
+        from edi_gateway.outbound.forward import flush_all
+        from edi_gateway.outbound.outbox import SENT, partners_of
+
+        store = self.gateway.store
+        with self.lock, log_fields(stage="outbox"):
+            try:
+                done = flush_all(store, self.settings)
+                sent = [row_id for row_id, state in done.items() if state == SENT]
+                self.total.delivered.update(Counter(partners_of(store, sent)))
+                deliveries(store, self.metrics, done)
+                self.pending = outbox_pending(store)
+                self.metrics.outbox_pending.set(self.pending)
+            except Exception:  # delivery trouble must not stop intake
+                log.exception("outbox flush failed; retrying next cycle")
+        interval = self.settings.daemon.outbox_every_seconds
+        self.next_flush = self.clock() + timedelta(seconds=interval)
+
+    def _gauges(self, name: str) -> None:
+        state = self.scheduler.states[name]
+        self.metrics.connector_state(
+            name,
+            failures=state.failures,
+            backoff=state.backoff_seconds,
+            last_success=state.last_success,
+        )
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """HTTP status and body of ``/healthz`` (called from the HTTP thread)."""
+        reachable, problem = self._store_reachable()
+        ok = reachable and self.scheduler.healthy()
+        data: dict[str, Any] = {
+            "status": "ok" if ok else "degraded",
+            "stopping": self.stop.is_set(),
+            "started_at": _iso(self.started),
+            "store": {"reachable": reachable, "error": problem},
+            "outbox": {"pending": self.pending},
+            "connectors": self.scheduler.snapshot(),
+        }
+        return (200 if reachable else 503), data
+
+    def _store_reachable(self) -> tuple[bool, str | None]:
+        try:
+            with self.gateway.store.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - any failure means: not reachable
+            return False, str(exc).splitlines()[0][:300]
+        return True, None
+
+    def _start_http(self) -> Any:
+        http = self.settings.daemon.http
+        if http is None:
+            return None
+        from edi_gateway.daemon_http import StatusServer
+
+        server = StatusServer(http.host, http.port, self.health, self.metrics.exposition)
+        server.start()
+        return server
+
+    def _close(self, http: Any) -> None:
+        """At shutdown: servers stop accepting, transports disconnect, the endpoint closes."""
+        for name, server in self.servers.items():
+            try:
+                server.close()
+            except Exception:  # closing one must not keep the others open
+                log.exception("connector %s: server did not close cleanly", name)
+        for transport in self.transports.values():
+            _close_quietly(transport)
+        if http is not None:
+            http.close()
+        log.info("stopped")
 
 
-def _flush_outbox(gateway: Gateway) -> Counter[str]:
-    """Queue the due supplier bundles, deliver what is due; return deliveries per partner."""
-    from edi_gateway.outbound.forward import flush_all
-    from edi_gateway.outbound.outbox import SENT, partners_of
+class _Pushed:
+    """One pushed envelope seen as an inbound transport, so it takes ``Gateway.poll``'s path."""
 
+    def __init__(self, name: str, envelope: Envelope) -> None:
+        self.name = name
+        self._envelope = envelope
+
+    def recover(self) -> Iterator[Envelope]:
+        return iter(())
+
+    def poll(self) -> Iterator[Envelope]:
+        yield self._envelope
+
+    def ack(self, envelope: Envelope, *, ok: bool) -> None:
+        """Nothing to move: the server answers the partner once ``receive`` returns."""
+
+    def close(self) -> None:
+        """Nothing to release: the server owns the connection."""
+
+
+def _close_quietly(transport: InboundTransport | None) -> None:
+    if transport is None:
+        return
     try:
-        done = flush_all(gateway.store, gateway.settings)
-    except Exception:  # delivery trouble must not stop intake
-        log.exception("outbox flush failed; retrying next cycle")
-        return Counter()
-    sent = [row_id for row_id, state in done.items() if state == SENT]
-    return Counter(partners_of(gateway.store, sent))
+        transport.close()
+    except Exception:  # a connection already broken: nothing more to release
+        log.debug("closing a transport failed", exc_info=True)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _install_signal_handlers(stop: threading.Event) -> None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from edi_gateway.errors import ErrorCode
+
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
@@ -27,6 +29,10 @@ class Envelope:
     """Set instead of ``payload`` when the source held more bytes than intake accepts: their
     count. The bytes stay where they are (the transport's error place); ``meta["sha256"]``
     holds their digest."""
+    refusal: tuple[ErrorCode, str] | None = None
+    """Set when the transport itself refuses the payload (a mail from a sender not allowed, a
+    broken zip): the stable code and what happened. Intake keeps the bytes and stores the
+    message as ``failed`` with them; it is never processed."""
 
 
 def file_envelope(

@@ -27,6 +27,16 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "NOT_FOUND"
     AMBIGUOUS = "AMBIGUOUS"
     NOT_ALLOWED = "NOT_ALLOWED"
+    CONNECTION_FAILED = "CONNECTION_FAILED"
+    AUTH_FAILED = "AUTH_FAILED"
+    HOST_KEY_UNKNOWN = "HOST_KEY_UNKNOWN"
+    HOST_KEY_MISMATCH = "HOST_KEY_MISMATCH"
+    SENDER_NOT_ALLOWED = "SENDER_NOT_ALLOWED"
+    NO_DOCUMENT = "NO_DOCUMENT"
+    BAD_ARCHIVE = "BAD_ARCHIVE"
+    TLS_FAILED = "TLS_FAILED"
+    DELIVERY_REFUSED = "DELIVERY_REFUSED"
+    RECEIPT_FAILED = "RECEIPT_FAILED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
@@ -50,6 +60,51 @@ REMEDY: dict[ErrorCode, str] = {
     ErrorCode.NOT_FOUND: "Check the identifier.",
     ErrorCode.AMBIGUOUS: "Use the store ID or BUYER:ORDER_ID to pick one.",
     ErrorCode.NOT_ALLOWED: "The order's state does not allow this; see `orders show`.",
+    ErrorCode.CONNECTION_FAILED: (
+        "The server could not be reached or dropped the link; it is retried. If it lasts, "
+        "check host, port, network and the server."
+    ),
+    ErrorCode.AUTH_FAILED: (
+        "The server refused the credentials: check the user name and the key or password "
+        "secret (env or file) the connector names."
+    ),
+    ErrorCode.HOST_KEY_UNKNOWN: (
+        "The server's host key is not pinned: confirm its fingerprint with the partner, then "
+        "add it to known_hosts or host_key_fingerprint."
+    ),
+    ErrorCode.HOST_KEY_MISMATCH: (
+        "The server presented another host key than the pinned one: confirm the new key with "
+        "the partner before changing the pin."
+    ),
+    ErrorCode.SENDER_NOT_ALLOWED: (
+        "A mail came from an address the mailbox connector does not list in allowed_senders; "
+        "the whole mail was kept, unprocessed. If the sender is genuine, add it and ask for a "
+        "re-send (a redrive cannot process a kept mail)."
+    ),
+    ErrorCode.NO_DOCUMENT: (
+        "A mail carried no XML or zip attachment; the whole mail was kept. Ask the sender to "
+        "attach the document as .xml (or a .zip of .xml files)."
+    ),
+    ErrorCode.BAD_ARCHIVE: (
+        "A zip attachment was corrupt, encrypted, held no .xml entry or unpacked beyond the "
+        "limits (entry count, total size); it was kept. Ask the sender for plain XML files."
+    ),
+    ErrorCode.TLS_FAILED: (
+        "The TLS handshake failed (certificate not trusted or not for this host, or no TLS on "
+        "that port): check host, port, security and ca_file of the connector."
+    ),
+    ErrorCode.DELIVERY_REFUSED: (
+        "The partner's server did not take the document. Mail: the receiving server refused it "
+        "for good (5xx): check the connector's to and from_address, and the size limit, with "
+        "the mail administrator; then outbox retry. RabbitMQ: no queue is bound to the exchange "
+        "and routing key, or the broker nacked it (the outbox retries): check exchange and "
+        "routing_key with the partner."
+    ),
+    ErrorCode.RECEIPT_FAILED: (
+        "The partner's AS2 receipt (MDN) did not arrive within mdn_wait_seconds, was not signed "
+        "though asked, failed its signature check or confirmed other content (MIC): check the "
+        "partner's certificate and MDN settings with the partner, then `outbox retry`."
+    ),
     ErrorCode.INTERNAL_ERROR: "A bug: report it with the message ID; redrive after the fix.",
 }
 

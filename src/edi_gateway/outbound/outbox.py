@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from edi_gateway.config import Settings
     from edi_gateway.store.db import Store
     from edi_gateway.store.tables import OutboxRow
+    from edi_gateway.transports.base import OutboundTransport
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 MAX_ATTEMPTS = 8
@@ -108,7 +109,6 @@ def flush(
 ) -> dict[int, str]:
     """Deliver every due pending row (of ``partner``, if given); return id -> new state."""
     from edi_gateway.store.tables import OutboxRow
-    from edi_gateway.transports import open_outbound
 
     moment = at or now()
     with store.session() as session:
@@ -119,23 +119,47 @@ def flush(
             query = query.where(OutboxRow.partner == partner)
         due = list(session.scalars(query.order_by(OutboxRow.id)))
         done: dict[int, str] = {}
-        for row in due:
-            try:
-                transport = open_outbound(settings.connector(row.connector))
-                where = transport.deliver(row.filename, row.payload, delivery_headers(row))
-            except (GatewayError, OSError) as exc:
-                _failed_attempt(session, row, str(exc), moment)
-            else:
-                row.state, row.delivered_to, row.sent_at = SENT, where, moment
-                row.attempts += 1
-                record(
-                    session,
-                    "outbox.sent",
-                    f"{row.kind} {row.doc_number} to {row.partner}: {where}",
-                    order_id=row.order_id,
-                )
-            done[row.id] = row.state
+        opened: dict[str, OutboundTransport] = {}  # one connection per connector and flush
+        try:
+            for row in due:
+                done[row.id] = _deliver(session, row, settings, opened, moment)
+        finally:
+            for transport in opened.values():
+                transport.close()
     return done
+
+
+def _deliver(
+    session: Session,
+    row: OutboxRow,
+    settings: Settings,
+    opened: dict[str, OutboundTransport],
+    moment: datetime,
+) -> str:
+    """One delivery attempt of ``row`` (reusing the connector's open transport); its state."""
+    from edi_gateway.transports import open_outbound
+
+    try:
+        transport = opened.get(row.connector)
+        if transport is None:
+            transport = open_outbound(settings.connector(row.connector))
+            opened[row.connector] = transport
+        where = transport.deliver(row.filename, row.payload, delivery_headers(row))
+    except (GatewayError, OSError) as exc:
+        broken = opened.pop(row.connector, None)  # the next row opens a fresh connection
+        if broken is not None:
+            broken.close()
+        _failed_attempt(session, row, str(exc), moment)
+        return row.state
+    row.state, row.delivered_to, row.sent_at = SENT, where, moment
+    row.attempts += 1
+    record(
+        session,
+        "outbox.sent",
+        f"{row.kind} {row.doc_number} to {row.partner}: {where}",
+        order_id=row.order_id,
+    )
+    return row.state
 
 
 def delivery_headers(row: OutboxRow) -> dict[str, str]:

@@ -68,10 +68,11 @@ def _store_new(conn: Connection, envelopes: list[Envelope]) -> dict[tuple[str, s
                 "order_id": None,
                 "message_id": mid,
                 "event": "message.received",
-                "detail": f"{row['filename']} ({row['size']} bytes, sha256 {row['sha256'][:12]})",
+                "detail": f"{row['filename']} ({row['size']} bytes, sha256 {row['sha256'][:12]})"
+                + (f" from {env.meta['sender']}" if env.meta.get("sender") else ""),
                 "actor": row["source"],
             }
-            for row, mid in zip(rows, ids, strict=True)
+            for row, mid, env in zip(rows, ids, envelopes, strict=True)
         ],
     )
     refused = [(row, mid) for row, mid in zip(rows, ids, strict=True) if row["state"] == FAILED]
@@ -85,7 +86,7 @@ def _store_new(conn: Connection, envelopes: list[Envelope]) -> dict[tuple[str, s
                     "order_id": None,
                     "message_id": mid,
                     "event": "message.failed",
-                    "detail": f"{ErrorCode.TOO_LARGE.value}: {row['error_detail']}",
+                    "detail": f"{row['error_code']}: {row['error_detail']}",
                     "actor": SYSTEM,
                 }
                 for row, mid in refused
@@ -95,7 +96,8 @@ def _store_new(conn: Connection, envelopes: list[Envelope]) -> dict[tuple[str, s
 
 
 def _message_row(env: Envelope, stamp: datetime) -> dict[str, Any]:
-    """A ``received`` message row; an oversize payload is recorded ``failed`` without its bytes."""
+    """A ``received`` message row; an oversize payload is recorded ``failed`` without its bytes,
+    a payload the transport refused (``Envelope.refusal``) ``failed`` with its bytes."""
     row: dict[str, Any] = {
         "received_at": env.received_at,
         "source": env.source,
@@ -109,6 +111,9 @@ def _message_row(env: Envelope, stamp: datetime) -> dict[str, Any]:
         "attempts": 0,
         "updated_at": stamp,
     }
+    if env.refusal is not None:
+        code, detail = env.refusal
+        row.update(state=FAILED, error_code=code.value, error_detail=detail)
     if env.oversize is not None:
         limit = int(env.meta.get("limit", "0"))
         kept = env.meta.get("kept_at", "the sender's side")

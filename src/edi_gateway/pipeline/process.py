@@ -159,7 +159,9 @@ def _examine(
             except GatewayError as exc:
                 work.fail(exc)
             except Exception as exc:  # a bug must fail one message, never the batch
-                log.exception("internal error identifying message %s", work.id)
+                log.exception(
+                    "internal error identifying message %s", work.id, extra={"message_id": work.id}
+                )
                 work.fail(GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
     _check_id_conflicts(conn, works)
     for twin, first in twins:
@@ -199,7 +201,7 @@ def _read(policy: Policy, work: Work, prepared: Prepared | None) -> None:
     except GatewayError as exc:
         work.fail(exc)
     except Exception as exc:  # a bug must fail one message, never the batch
-        log.exception("internal error reading message %s", work.id)
+        log.exception("internal error reading message %s", work.id, extra={"message_id": work.id})
         work.fail(GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
     work.payload = None
 
@@ -346,7 +348,11 @@ def _insert_orders(conn: Connection, works: list[Work]) -> None:
                 with conn.begin_nested():
                     insert_orders(conn, [work])
             except Exception as exc:
-                log.exception("internal error storing order of message %s", work.id)
+                log.exception(
+                    "internal error storing order of message %s",
+                    work.id,
+                    extra={"message_id": work.id},
+                )
                 work.fail(GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
 
 
@@ -363,7 +369,9 @@ def _correlate_one(session: Session, work: Work) -> None:
     except GatewayError as exc:
         work.fail(exc)
     except Exception as exc:
-        log.exception("internal error correlating message %s", work.id)
+        log.exception(
+            "internal error correlating message %s", work.id, extra={"message_id": work.id}
+        )
         work.fail(GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
     else:
         work.end(state, order_id)

@@ -49,6 +49,10 @@ class InboundTransport(Protocol):
         """
         ...
 
+    def close(self) -> None:
+        """Release connections; the next ``poll`` opens new ones. Closing twice is harmless."""
+        ...
+
 
 class OutboundTransport(Protocol):
     """Where documents go."""
@@ -66,4 +70,8 @@ class OutboundTransport(Protocol):
 
         Idempotent: delivering the same filename and payload again does not make a second copy.
         """
+        ...
+
+    def close(self) -> None:
+        """Release connections (a flush delivers many rows through one transport)."""
         ...

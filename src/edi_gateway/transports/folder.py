@@ -81,6 +81,9 @@ class FolderInbound:
         self._pattern = conn.pattern.lower()
         self._max_bytes = max_bytes
 
+    def close(self) -> None:
+        """Nothing to release: a folder holds no connection."""
+
     def recover(self) -> Iterator[Envelope]:
         """Files claimed by an earlier run and never acknowledged, oldest claim first."""
         if not self._claimed.is_dir():
@@ -176,6 +179,9 @@ class FolderOutbound:
             raise ConfigError(f"connector {conn.name!r} is not outbound (direction: out)")
         self.name = conn.name
         self._dir = conn.path
+
+    def close(self) -> None:
+        """Nothing to release: a folder holds no connection."""
 
     def deliver(
         self, filename: str, payload: bytes, headers: Mapping[str, str] | None = None

@@ -15,9 +15,13 @@ from pathlib import Path
 import pytest
 
 from tests.integration.connectors.harness import Harness
+from tests.integration.connectors.harness_amqp import AmqpHarness, rabbitmq
+from tests.integration.connectors.harness_as2 import As2Harness
+from tests.integration.connectors.harness_email import mail_partner
 from tests.integration.connectors.harness_folder import FolderHarness
+from tests.integration.connectors.harness_sftp import SftpHarness, sshd
 
-KINDS = ["folder"]
+KINDS = ["folder", "sftp", "amqp", "email", "as2"]
 """Every connector type the contract suite runs for."""
 CREDENTIALS = [kind for kind in KINDS if kind != "folder"]
 """Types whose server can refuse credentials."""
@@ -26,6 +30,37 @@ CREDENTIALS = [kind for kind in KINDS if kind != "folder"]
 @pytest.fixture(scope="module")
 def folder_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     yield FolderHarness(tmp_path_factory.mktemp("folder-partner"))
+
+
+@pytest.fixture(scope="module")
+def sftp_harness() -> Iterator[Harness]:
+    with sshd() as server:
+        yield SftpHarness(server)
+
+
+@pytest.fixture(scope="module")
+def amqp_harness() -> Iterator[Harness]:
+    with rabbitmq() as node:
+        partner = AmqpHarness(node)
+        try:
+            yield partner
+        finally:
+            partner.close()
+
+
+@pytest.fixture(scope="module")
+def email_harness() -> Iterator[Harness]:
+    with mail_partner() as partner:
+        yield partner
+
+
+@pytest.fixture(scope="module")
+def as2_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    partner = As2Harness(tmp_path_factory.mktemp("as2-partner"))
+    try:
+        yield partner
+    finally:
+        partner.close()
 
 
 @pytest.fixture(params=KINDS)

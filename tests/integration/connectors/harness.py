@@ -83,7 +83,10 @@ class Harness(Protocol):
 def poll_once(gateway: Gateway, name: str, stop: Stop = lambda: False) -> Outcome:
     """One poll cycle of a polling connector (the ``take`` of every polling harness)."""
     transport = open_inbound(gateway.settings.connector(name), gateway.policy.max_size)
-    return gateway.poll(transport, stop=stop)
+    try:
+        return gateway.poll(transport, stop=stop)
+    finally:
+        transport.close()
 
 
 def take_all(harness: Harness, gateway: Gateway, name: str, tries: int = 6) -> dict[int, str]:

@@ -1,0 +1,128 @@
+"""The daemon's Prometheus metrics, on a registry of its own (no process-wide state).
+
+| metric | type | labels |
+|---|---|---|
+| ``edi_messages_in_total`` | counter | connector, partner: every message taken (any outcome) |
+| ``edi_messages_failed_total`` | counter | connector, partner, code: messages that failed |
+| ``edi_messages_out_total`` | counter | connector, partner: outbox rows delivered |
+| ``edi_deliveries_failed_total`` | counter | connector, partner: delivery attempts that failed |
+| ``edi_processing_seconds`` | histogram | connector: intake + processing + ack of one batch |
+| ``edi_outbox_pending`` | gauge | outbox rows waiting for delivery |
+| ``edi_connector_up`` | gauge | connector: 1 when its last poll worked, else 0 |
+| ``edi_connector_backoff_seconds`` | gauge | connector: the current backoff (0 when none) |
+| ``edi_connector_consecutive_failures`` | gauge | connector |
+| ``edi_connector_last_success_timestamp_seconds`` | gauge | connector (Unix time) |
+
+plus the ``process_*`` metrics of prometheus_client (CPU, memory, open files, start time).
+A message whose sender is no known partner is counted under ``partner="unknown"``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+UNKNOWN = "unknown"
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+class Metrics:
+    """Counters, gauges and the latency histogram of one daemon."""
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry()
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        self.messages_in = Counter(
+            "edi_messages_in",
+            "Messages taken from an inbound connector (any outcome).",
+            ["connector", "partner"],
+            registry=registry,
+        )
+        self.messages_failed = Counter(
+            "edi_messages_failed",
+            "Messages that failed (validation, unknown partner, ...), by error code.",
+            ["connector", "partner", "code"],
+            registry=registry,
+        )
+        self.messages_out = Counter(
+            "edi_messages_out",
+            "Outbox rows delivered through an outbound connector.",
+            ["connector", "partner"],
+            registry=registry,
+        )
+        self.deliveries_failed = Counter(
+            "edi_deliveries_failed",
+            "Outbox delivery attempts that failed (retried with backoff, then marked failed).",
+            ["connector", "partner"],
+            registry=registry,
+        )
+        self.processing = Histogram(
+            "edi_processing_seconds",
+            "Seconds from a batch in hand to its messages committed, processed and acknowledged.",
+            ["connector"],
+            buckets=BUCKETS,
+            registry=registry,
+        )
+        self.outbox_pending = Gauge(
+            "edi_outbox_pending", "Outbox rows waiting for delivery.", registry=registry
+        )
+        self.up = Gauge(
+            "edi_connector_up",
+            "1 when the connector's last poll (or server start) worked, else 0.",
+            ["connector"],
+            registry=registry,
+        )
+        self.backoff = Gauge(
+            "edi_connector_backoff_seconds",
+            "The connector's current backoff after failures (0 when none).",
+            ["connector"],
+            registry=registry,
+        )
+        self.failures = Gauge(
+            "edi_connector_consecutive_failures",
+            "Failures of the connector in a row.",
+            ["connector"],
+            registry=registry,
+        )
+        self.last_success = Gauge(
+            "edi_connector_last_success_timestamp_seconds",
+            "When the connector last polled (or received) successfully, as Unix time.",
+            ["connector"],
+            registry=registry,
+        )
+
+    def taken(self, connector: str, partner: str | None, code: str | None) -> None:
+        """One message taken from ``connector``; ``code`` when it failed."""
+        who = partner or UNKNOWN
+        self.messages_in.labels(connector, who).inc()
+        if code is not None:
+            self.messages_failed.labels(connector, who, code).inc()
+
+    def delivery(self, connector: str, partner: str, *, sent: bool) -> None:
+        """One delivery attempt of an outbox row."""
+        (self.messages_out if sent else self.deliveries_failed).labels(connector, partner).inc()
+
+    def connector_state(
+        self, name: str, *, failures: int, backoff: float, last_success: datetime | None
+    ) -> None:
+        """The gauges of one connector after a poll."""
+        self.up.labels(name).set(0 if failures else 1)
+        self.failures.labels(name).set(failures)
+        self.backoff.labels(name).set(backoff)
+        if last_success is not None:
+            self.last_success.labels(name).set(last_success.timestamp())
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The Prometheus text exposition and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,201 @@
+"""The AS2 protocol core without sockets (cms, mime, mdn) and the as2 / http config entries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import textwrap
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from edi_gateway.config import load_config
+from edi_gateway.errors import ConfigError
+from edi_gateway.transports.as2 import cms
+from edi_gateway.transports.as2.mdn import build_mdn, read_mdn, requested
+from edi_gateway.transports.as2.mime import (
+    As2Refusal,
+    Partner,
+    build_message,
+    read_message,
+    safe_filename,
+)
+
+
+def identity(name: str) -> cms.Keys:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return cms.Keys(cert, key)
+
+
+@pytest.fixture(scope="module")
+def keys() -> tuple[cms.Keys, cms.Keys, cms.Keys]:
+    return identity("us"), identity("them"), identity("stranger")
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_message_round_trip(keys: tuple[cms.Keys, cms.Keys, cms.Keys], compress: bool) -> None:
+    us, them, _ = keys
+    payload = b"<Order>\n  <x>\x00\xff</x>\n</Order>"
+    out = build_message(
+        payload,
+        filename="../../o.xml",
+        content_type="application/xml",
+        keys=them,
+        recipient=us.certificate,
+        compress=compress,
+    )
+    got = read_message(
+        out.headers["Content-Type"],
+        out.body,
+        keys=us,
+        partner=Partner("them", them.certificate),
+        max_bytes=1 << 20,
+    )
+    assert (got.payload, got.filename, got.signed, got.encrypted) == (payload, "o.xml", True, True)
+    assert got.compressed is compress and got.mic == out.mic
+
+
+def test_tampering_and_wrong_keys_are_refused(keys: tuple[cms.Keys, cms.Keys, cms.Keys]) -> None:
+    us, them, stranger = keys
+    signed = build_message(
+        b"<a/>", filename="a.xml", content_type="application/xml", keys=them, recipient=None
+    )
+    with pytest.raises(As2Refusal) as bad:
+        read_message(
+            signed.headers["Content-Type"],
+            signed.body.replace(b"<a/>", b"<b/>"),
+            keys=us,
+            partner=Partner("them", them.certificate, require_encrypted=False),
+            max_bytes=1000,
+        )
+    assert bad.value.modifier == "authentication-failed"
+    sealed = build_message(
+        b"<a/>",
+        filename="a.xml",
+        content_type="application/xml",
+        keys=them,
+        recipient=stranger.certificate,
+    )
+    with pytest.raises(As2Refusal) as closed:
+        read_message(
+            sealed.headers["Content-Type"],
+            sealed.body,
+            keys=us,
+            partner=Partner("them", them.certificate),
+            max_bytes=1000,
+        )
+    assert closed.value.modifier == "decryption-failed"
+
+
+def test_a_compression_bomb_is_refused(keys: tuple[cms.Keys, cms.Keys, cms.Keys]) -> None:
+    with pytest.raises(cms.CmsError, match="inflates beyond"):
+        cms.decompress(cms.compress(b"0" * 100_000), max_bytes=1000)
+
+
+def test_mdn_round_trip(keys: tuple[cms.Keys, cms.Keys, cms.Keys]) -> None:
+    us, them, _ = keys
+    headers, body = build_mdn(
+        original_message_id="<1@them>",
+        our_id="us",
+        their_id="them",
+        modifier="error: decryption-failed",
+        mic=None,
+        text="no",
+        keys=us,
+    )
+    mdn = read_mdn(headers["Content-Type"], body, trusted=us.certificate, keys=them)
+    assert mdn.signed and not mdn.ok and mdn.modifier == "error: decryption-failed"
+    with pytest.raises(As2Refusal):
+        read_mdn(headers["Content-Type"], body, trusted=them.certificate, keys=us)
+
+
+def test_requested_mdn_options() -> None:
+    asked = requested(
+        {
+            "Disposition-Notification-To": "x",
+            "Disposition-Notification-Options": "signed-receipt-protocol=optional, "
+            "pkcs7-signature; signed-receipt-micalg=optional, sha1, sha-256",
+        }
+    )
+    assert asked.wanted and asked.signed and asked.digest == "sha1" and asked.async_url is None
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("../../etc/x.xml", "x.xml"),
+        ("/abs.xml", "abs.xml"),
+        ("nul\x00.xml", "nul.xml"),
+        ("..", "fallback"),
+        ("a\\b.xml", "b.xml"),
+        ("é" * 150, "é" * 100),
+    ],
+)
+def test_safe_filename(name: str, expected: str) -> None:
+    assert safe_filename(name, "fallback") == expected
+
+
+AS2_IN = """\
+connectors:
+  - name: as2-in
+    type: as2
+    direction: in
+    as2_id: gateway
+    certificate: certs/gateway.pem
+    private_key: {file: certs/gateway.key}
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("", "expected partners"),
+        ("    url: https://x.example/as2\n", "expected it only on direction: out"),
+        (
+            "    partners: [{as2_id: p, certificate: p.pem}]\n    tls_certificate: t.pem\n",
+            "tls_certificate and tls_private_key together",
+        ),
+    ],
+)
+def test_as2_config_problems(tmp_path: Path, extra: str, expected: str) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(textwrap.dedent(AS2_IN) + extra, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert expected in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("partner", "expected"),
+    [
+        (
+            "{partner: buyer, token: {env: T}, username: u, password: {env: P}}",
+            "username + password",
+        ),
+        ("{partner: buyer, token: {env: T}}", "tls_certificate"),
+    ],
+)
+def test_http_inbound_demands_tls_and_one_auth_method(
+    tmp_path: Path, partner: str, expected: str
+) -> None:
+    path = tmp_path / "gateway.yaml"
+    text = "connectors:\n  - {name: h, type: http, direction: in, partners: [PARTNER]}\n"
+    path.write_text(text.replace("PARTNER", partner), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert expected in info.value.message
