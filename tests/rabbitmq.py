@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import glob
 import os
-import shutil
 import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.servers import free_port, unavailable
+from tests.servers import apt_install, free_port, unavailable
 
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 RABBITMQCTL = Path("/usr/lib/rabbitmq/bin/rabbitmqctl")
@@ -28,23 +27,10 @@ def _epmd() -> str | None:
     return found[-1] if found else None
 
 
-def _install() -> None:
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "rabbitmq-server"],
-        check=False,
-        capture_output=True,
-        env=env,
-    )
-
-
 def ensure_installed() -> None:
     """Install the Debian package when missing; fail (CI) or skip when that is impossible."""
     if not RABBITMQ_SERVER.exists() or _epmd() is None:
-        _install()
+        apt_install("rabbitmq-server")
     if not RABBITMQ_SERVER.exists() or _epmd() is None:
         unavailable("rabbitmq-server is not installed and could not be installed with apt-get")
 

@@ -39,15 +39,21 @@ def _pg_bin() -> Path | None:
     return None
 
 
-def _install_postgresql() -> None:
+def apt_install(*packages: str) -> None:
+    """Install Debian packages a test server needs (as root, where apt-get exists).
+
+    Failures are not raised here: the caller looks for what it needs afterwards and calls
+    :func:`unavailable` (a failure under CI=true) when it is still missing.
+    """
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return
-    subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True, env=env)
     subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
         check=False,
         capture_output=True,
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        env=env,
     )
 
 
@@ -55,7 +61,7 @@ def _install_postgresql() -> None:
 def postgresql(base: Path) -> Iterator[str]:
     """A private PostgreSQL server; yields its SQLAlchemy URL prefix (add a database name)."""
     if _pg_bin() is None:
-        _install_postgresql()
+        apt_install("postgresql")
     bin_dir = _pg_bin()
     if bin_dir is None:
         unavailable("PostgreSQL is not installed and could not be installed")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import unavailable
+from tests.servers import apt_install, unavailable
 
 CRLF = b"\r\n"
 REPORT_TYPE = 'multipart/report; report-type=disposition-notification; boundary="rb"'
@@ -36,15 +36,8 @@ REPORT_TYPE = 'multipart/report; report-type=disposition-notification; boundary=
 def openssl_binary() -> str:
     """The openssl command (installed with apt when missing; CI=true fails without it)."""
     found = shutil.which("openssl")
-    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "openssl"],
-            check=False,
-            capture_output=True,
-            env=env,
-        )
+    if found is None:
+        apt_install("openssl")
         found = shutil.which("openssl")
     if found is None:
         unavailable("the openssl command is missing (apt-get install openssl)")

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.servers import free_port, unavailable
+from tests.servers import apt_install, free_port, unavailable
 
 DOMAIN = "example.test"
 USERS = {"gateway": "gateway-secret", "partner": "partner-secret"}
@@ -37,19 +37,6 @@ def _dovecot() -> str | None:
     """The dovecot binary (/usr/sbin may be missing from PATH)."""
     found = shutil.which("dovecot") or "/usr/sbin/dovecot"
     return found if Path(found).exists() else None
-
-
-def _install() -> None:
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
-    subprocess.run(
-        [*("apt-get", "install", "-y", "-qq", "--no-install-recommends"), *PACKAGES],
-        check=False,
-        capture_output=True,
-        env=env,
-    )
 
 
 def _mail_user() -> tuple[int, int]:
@@ -265,7 +252,7 @@ class MailServers:
 def mail_servers(base: Path) -> Iterator[MailServers]:
     """Dovecot and the SMTP front, running in ``base``; stopped on exit."""
     if _dovecot() is None:
-        _install()
+        apt_install(*PACKAGES)
     if _dovecot() is None:
         unavailable("Dovecot is not installed and could not be installed")
     try:

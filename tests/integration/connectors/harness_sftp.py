@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tests.integration.connectors.harness import Stop, poll_once
-from tests.servers import free_port, unavailable
+from tests.servers import apt_install, free_port, unavailable
 
 if TYPE_CHECKING:
     from edi_gateway.app import Gateway, Outcome
@@ -32,19 +32,6 @@ USER = "edisftp"
 PASSWORD = "edi-sftp-test-only"  # the test user's password: only a loopback test sshd asks
 CHROOT_BASE = Path("/var/lib/edi-gateway-tests")  # root-owned at every level, unlike /tmp
 AREAS = ("inbox", "outbox", "archive", "error")
-
-
-def _install_sshd() -> None:
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "openssh-server"],
-        check=False,
-        capture_output=True,
-        env=env,
-    )
 
 
 def _ensure_user() -> None:
@@ -184,7 +171,7 @@ def sshd() -> Iterator[SshServer]:
     if os.geteuid() != 0:
         unavailable("the sshd harness needs root (a chroot and a system user)")
     if not SSHD.exists():
-        _install_sshd()
+        apt_install("openssh-server")
     if not SSHD.exists() or not shutil.which("ssh-keygen"):
         unavailable("openssh-server is not installed and could not be installed")
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
