@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from edi_gateway.config_connectors import ConnectorBase, connector_model
 from edi_gateway.config_models import (
     Connector,
     FolderConnector,
@@ -87,7 +88,7 @@ def load_config(path: Path) -> Settings:
     try:
         return Settings.model_validate({**data, "path": path}, context={"base_dir": path.parent})
     except ValidationError as exc:
-        raise ConfigError(_format_errors(path, exc)) from None
+        raise ConfigError(_format_errors(path, exc, data)) from None
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -125,14 +126,14 @@ def _read_yaml(path: Path) -> Any:
     return data
 
 
-def _format_errors(path: Path, exc: ValidationError) -> str:
-    lines = [line for err in exc.errors(include_url=False) for line in _describe(err)]
+def _format_errors(path: Path, exc: ValidationError, data: Any = None) -> str:
+    lines = [line for err in exc.errors(include_url=False) for line in _describe(err, data)]
     head = f"{path}: {len(lines)} problem{'s' if len(lines) != 1 else ''}"
     return "\n".join([head, *(f"  - {line}" for line in lines)])
 
 
-def _describe(err: ErrorDetails) -> list[str]:  # noqa: PLR0911 - one branch per error type
-    loc, _ = _walk(err["loc"])
+def _describe(err: ErrorDetails, data: Any) -> list[str]:  # noqa: PLR0911 - a branch a type
+    loc, _ = _walk(err["loc"], data)
     where = _dotted(loc) or "(top level)"
     kind, msg, found = err["type"], err["msg"], _short(err.get("input"))
     ctx = err.get("ctx") or {}
@@ -141,7 +142,7 @@ def _describe(err: ErrorDetails) -> list[str]:  # noqa: PLR0911 - one branch per
     if kind == "value_error":
         return [f"{where}: {ctx.get('error', msg)}"]
     if kind == "extra_forbidden":
-        _, parent = _walk(err["loc"][:-1])
+        _, parent = _walk(err["loc"][:-1], data)
         return [f"{where}: unknown key (value {found}); allowed keys: {_keys_of(parent)}"]
     if kind == "missing":
         return [f"{where}: missing; this key is required"]
@@ -152,7 +153,8 @@ def _describe(err: ErrorDetails) -> list[str]:  # noqa: PLR0911 - one branch per
         return [f"{where}.type: missing; every connector needs a type, such as type: folder"]
     if kind in ("model_type", "dict_type"):
         return [
-            f"{where}: found {found}, expected a mapping with keys {_keys_of(_walk(err['loc'])[1])}"
+            f"{where}: found {found}, expected a mapping with keys "
+            f"{_keys_of(_walk(err['loc'], data)[1])}"
         ]
     return [f"{where}: found {found}, expected {msg.removeprefix('Input should be ')}"]
 
@@ -192,15 +194,36 @@ def _step(tp: Any, part: int | str) -> tuple[Any, bool]:
     return None, False
 
 
-def _walk(loc: tuple[int | str, ...]) -> tuple[tuple[int | str, ...], Any]:
-    """Follow a pydantic error location from Settings: (location without union tags, type)."""
+def _walk(loc: tuple[int | str, ...], data: Any = None) -> tuple[tuple[int | str, ...], Any]:
+    """Follow a pydantic error location from Settings: (location without union tags, type).
+
+    ``data`` is what was validated: a connector entry's model is the one its ``type`` names.
+    """
     clean: list[int | str] = []
     tp: Any = Settings
+    raw = data
     for part in loc:
+        tp = _concrete(tp, raw)
         tp, is_tag = _step(tp, part)
+        raw = _child(raw, part)
         if not is_tag:
             clean.append(part)
-    return tuple(clean), tp
+    return tuple(clean), _concrete(tp, raw)
+
+
+def _child(raw: Any, part: int | str) -> Any:
+    if isinstance(part, int):
+        return raw[part] if isinstance(raw, list) and -len(raw) <= part < len(raw) else None
+    return raw.get(part) if isinstance(raw, dict) else None
+
+
+def _concrete(tp: Any, raw: Any) -> Any:
+    """A connector entry's own model, from its ``type``, where ``tp`` is the connector base."""
+    if _models(tp) == [ConnectorBase] and isinstance(raw, dict):
+        kind = raw.get("type")
+        model = connector_model(kind) if isinstance(kind, str) else None
+        return model or tp
+    return tp
 
 
 def _keys_of(tp: Any) -> str:

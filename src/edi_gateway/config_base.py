@@ -1,7 +1,9 @@
-"""Shared pieces of the gateway.yaml models: the strict base model and the value checks."""
+"""Shared pieces of the gateway.yaml models: the strict base model, the value checks, secret
+references (:class:`Secret`) and what every connector has (:class:`ConnectorBase`)."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -14,7 +16,10 @@ from pydantic import (
     Field,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
+
+from edi_gateway.errors import ConfigError
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _ICD = re.compile(r"^[0-9]{4}$")
@@ -104,3 +109,90 @@ class IntakeSettings(_Model):
     max_size_mb: int = Field(default=64, ge=1, le=2048)
     unknown_partner: Literal["reject", "accept"] = "reject"
     batch_size: int = Field(default=200, ge=1, le=10000)
+
+
+class Secret(_Model):
+    """A secret by reference: ``{env: NAME}`` or ``{file: PATH}`` (exactly one).
+
+    The value is read only when needed, so a config can be validated on a machine that does not
+    hold the secrets; a missing variable or file is a ConfigError naming it.
+    """
+
+    env: str | None = None
+    file: ConfigPath | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_reference(cls, data: Any) -> Any:
+        if not isinstance(data, dict):  # never echo it: it may be the secret itself
+            raise ValueError(
+                "expected {env: VARIABLE} or {file: PATH}: secrets are never written in "
+                "gateway.yaml itself (the value found is not repeated here)"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Secret:
+        if (self.env is None) == (self.file is None):
+            raise ValueError(
+                "expected exactly one of env: VARIABLE or file: PATH (secrets are never "
+                "written in gateway.yaml itself)"
+            )
+        return self
+
+    def value(self) -> str:
+        """The secret's text (a file's trailing newline removed)."""
+        if self.env is not None:
+            found = os.environ.get(self.env)
+            if found is None:
+                raise ConfigError(f"secret: environment variable {self.env} is not set")
+            return found
+        assert self.file is not None
+        try:
+            return Path(self.file).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(f"secret: cannot read {self.file}: {exc.strerror}") from exc
+
+
+class ConnectorBase(_Model):
+    """What every connector has: a name, a direction, when it is polled and for whom."""
+
+    name: Slug
+    type: str
+    """Each connector class narrows this to its own ``Literal``."""
+    direction: Literal["in", "out"]
+    every_seconds: float = Field(default=10, gt=0, le=86400)
+    """Inbound: seconds between polls."""
+    cron: str | None = None
+    """Inbound, instead of ``every_seconds``: poll at the times of this five-field cron
+    expression, in UTC (``"*/5 * * * *"``, ``"0 6 * * MON-FRI"``); see edi_gateway/cron.py."""
+    partner: Slug | None = None
+    replies: dict[str, Slug] = Field(default_factory=dict)
+    """Supplier replies in the supplier's own layout: file-name pattern -> column map name in
+    ``mappings/<partner>/replies/<name>.yaml``; files matching no pattern are read as UBL."""
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_expression(cls, value: str | None) -> str | None:
+        from edi_gateway.cron import cron_problem
+
+        problem = None if value is None else cron_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> ConnectorBase:
+        if self.cron is None:
+            return self
+        if "every_seconds" in self.model_fields_set:
+            raise ValueError(
+                "every_seconds and cron are both given, expected one schedule: "
+                "every_seconds: N (seconds between polls) or cron: 'EXPR' (UTC)"
+            )
+        if self.direction == "out":
+            raise ValueError(
+                "cron is for inbound connectors (direction: in); outbound deliveries "
+                "follow the outbox (daemon.outbox_every_seconds)"
+            )
+        return self

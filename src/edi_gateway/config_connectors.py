@@ -1,124 +1,60 @@
-"""Connector models of gateway.yaml: one class per transport type, and :data:`Connector`.
+"""Connector models of gateway.yaml: folder and SFTP here, the others in their own modules
+(:mod:`.config_mail`, :mod:`.config_amqp`, :mod:`.config_http`), and the :data:`Connector` union.
 
-Every connector shares :class:`ConnectorBase` (name, direction, schedule, partner, reply
-layouts). Secrets (passwords, private keys, tokens) are never written in the YAML: a
-:class:`Secret` names an environment variable or a file, read when the connector opens.
+Every connector shares :class:`~edi_gateway.config_base.ConnectorBase` (name, direction,
+schedule, partner, reply layouts). Secrets (passwords, private keys, tokens) are never written in
+the YAML: a :class:`~edi_gateway.config_base.Secret` names an environment variable or a file,
+read when the connector opens. Adding a type: one class with ``type: Literal[...]``, added to
+:data:`Connector` below.
 """
 
 from __future__ import annotations
 
-import os
+import importlib
 import re
-import string
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SerializeAsAny,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
-from edi_gateway.config_base import ConfigPath, Slug, _Model
-from edi_gateway.errors import ConfigError
+from edi_gateway.config_base import ConfigPath, ConnectorBase, Secret, Slug
+
+if TYPE_CHECKING:
+    from edi_gateway.config_amqp import AmqpConnector
+    from edi_gateway.config_http import As2Connector, HttpConnector
+    from edi_gateway.config_mail import ImapConnector, SmtpConnector
 
 __all__ = [
-    "AmqpConnector",
-    "As2Connector",
+    "CONNECTOR_TYPES",
     "Connector",
     "ConnectorBase",
     "FolderConnector",
-    "HttpConnector",
-    "ImapConnector",
     "Secret",
     "SftpConnector",
-    "SmtpConnector",
+    "connector_model",
 ]
 
+CONNECTOR_TYPES: dict[str, str] = {
+    "folder": "edi_gateway.config_connectors:FolderConnector",
+    "sftp": "edi_gateway.config_connectors:SftpConnector",
+    "imap": "edi_gateway.config_mail:ImapConnector",
+    "smtp": "edi_gateway.config_mail:SmtpConnector",
+    "amqp": "edi_gateway.config_amqp:AmqpConnector",
+    "as2": "edi_gateway.config_http:As2Connector",
+    "http": "edi_gateway.config_http:HttpConnector",
+}
+"""``type:`` -> the model class (``module:Class``), imported when a config uses that type: each
+pydantic model costs start-up time to build, and ``ingest`` should not pay for seven."""
+
 _FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
-
-
-class Secret(_Model):
-    """A secret by reference: ``{env: NAME}`` or ``{file: PATH}`` (exactly one).
-
-    The value is read only when needed, so a config can be validated on a machine that does not
-    hold the secrets; a missing variable or file is a ConfigError naming it.
-    """
-
-    env: str | None = None
-    file: ConfigPath | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _a_reference(cls, data: Any) -> Any:
-        if not isinstance(data, dict):  # never echo it: it may be the secret itself
-            raise ValueError(
-                "expected {env: VARIABLE} or {file: PATH}: secrets are never written in "
-                "gateway.yaml itself (the value found is not repeated here)"
-            )
-        return data
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Secret:
-        if (self.env is None) == (self.file is None):
-            raise ValueError(
-                "expected exactly one of env: VARIABLE or file: PATH (secrets are never "
-                "written in gateway.yaml itself)"
-            )
-        return self
-
-    def value(self) -> str:
-        """The secret's text (a file's trailing newline removed)."""
-        if self.env is not None:
-            found = os.environ.get(self.env)
-            if found is None:
-                raise ConfigError(f"secret: environment variable {self.env} is not set")
-            return found
-        assert self.file is not None
-        try:
-            return Path(self.file).read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise ConfigError(f"secret: cannot read {self.file}: {exc.strerror}") from exc
-
-
-class ConnectorBase(_Model):
-    """What every connector has: a name, a direction, when it is polled and for whom."""
-
-    name: Slug
-    type: str
-    """Each connector class narrows this to its own ``Literal``."""
-    direction: Literal["in", "out"]
-    every_seconds: float = Field(default=10, gt=0, le=86400)
-    """Inbound: seconds between polls."""
-    cron: str | None = None
-    """Inbound, instead of ``every_seconds``: poll at the times of this five-field cron
-    expression, in UTC (``"*/5 * * * *"``, ``"0 6 * * MON-FRI"``); see edi_gateway/cron.py."""
-    partner: Slug | None = None
-    replies: dict[str, Slug] = Field(default_factory=dict)
-    """Supplier replies in the supplier's own layout: file-name pattern -> column map name in
-    ``mappings/<partner>/replies/<name>.yaml``; files matching no pattern are read as UBL."""
-
-    @field_validator("cron")
-    @classmethod
-    def _cron_expression(cls, value: str | None) -> str | None:
-        from edi_gateway.cron import cron_problem
-
-        problem = None if value is None else cron_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
-
-    @model_validator(mode="after")
-    def _one_schedule(self) -> ConnectorBase:
-        if self.cron is None:
-            return self
-        if "every_seconds" in self.model_fields_set:
-            raise ValueError(
-                "every_seconds and cron are both given, expected one schedule: "
-                "every_seconds: N (seconds between polls) or cron: 'EXPR' (UTC)"
-            )
-        if self.direction == "out":
-            raise ValueError(
-                "cron is for inbound connectors (direction: in); outbound deliveries "
-                "follow the outbox (daemon.outbox_every_seconds)"
-            )
-        return self
 
 
 class FolderConnector(ConnectorBase):
@@ -233,256 +169,49 @@ class SftpConnector(ConnectorBase):
         return self
 
 
-_ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$")
-_DOMAIN = re.compile(r"^@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$")
-SUBJECT_PLACEHOLDERS = ("document_type", "document_id", "partner", "filename")
-_DEFAULT_PORTS = {"imap": {"ssl": 993, "starttls": 143, "plain": 143}}
-_DEFAULT_PORTS["smtp"] = {"ssl": 465, "starttls": 587, "plain": 25}
+def connector_model(kind: str) -> type[ConnectorBase] | None:
+    """The model class of connector ``type: kind``, or None for an unknown type."""
+    target = CONNECTOR_TYPES.get(kind)
+    if target is None:
+        return None
+    module, name = target.split(":")
+    model: type[ConnectorBase] = getattr(importlib.import_module(module), name)
+    return model
 
 
-def _address(value: str, *, domain_ok: bool = False) -> str:
-    text = value.strip().lower()
-    if _ADDRESS.match(text) or (domain_ok and _DOMAIN.match(text)):
-        return text
-    expected = "an address such as orders@buyer.example" + (
-        " or a whole domain such as @buyer.example" if domain_ok else ""
+def _by_type(value: Any, info: ValidationInfo) -> Any:
+    """Validate one ``connectors:`` entry with the model its ``type`` names (a tagged union
+    whose members are imported on demand; errors keep their locations inside the entry)."""
+    if not isinstance(value, dict):
+        return value  # ConnectorBase then reports "expected a mapping"
+    kind = value.get("type")
+    if kind is None:
+        raise PydanticCustomError(
+            "union_tag_not_found",
+            "Unable to extract tag using discriminator {discriminator}",
+            {"discriminator": "'type'"},
+        )
+    model = connector_model(kind) if isinstance(kind, str) else None
+    if model is None:
+        expected = ", ".join(repr(k) for k in CONNECTOR_TYPES)
+        raise PydanticCustomError(
+            "union_tag_invalid",
+            "Input tag {tag} found using {discriminator} does not match any of the expected "
+            "tags: {expected_tags}",
+            {"discriminator": "'type'", "tag": str(kind), "expected_tags": expected},
+        )
+    return model.model_validate(value, context=info.context)
+
+
+if TYPE_CHECKING:
+    Connector = (
+        FolderConnector
+        | SftpConnector
+        | ImapConnector
+        | SmtpConnector
+        | AmqpConnector
+        | As2Connector
+        | HttpConnector
     )
-    raise ValueError(f"found {value!r}, expected {expected}")
-
-
-class _MailServer(ConnectorBase):
-    """What the IMAP and the SMTP connector share: the server and how to reach it."""
-
-    host: str = Field(min_length=1)
-    port: int | None = Field(default=None, ge=1, le=65535)
-    """Default by ``security``: IMAP 993 (ssl) / 143; SMTP 465 (ssl), 587 (starttls), 25."""
-    security: Literal["ssl", "starttls", "plain"]
-    """``ssl``: TLS from the first byte; ``starttls``: plain, then upgraded before login (refused
-    if the server does not offer it); ``plain``: no TLS at all (loopback or trusted networks only:
-    the password travels in clear)."""
-    ca_file: ConfigPath | None = None
-    """PEM file of the certificate authorities to trust instead of the system's (a private CA
-    or a self-signed server certificate). The server name is always checked."""
-    timeout_seconds: float = Field(default=30, gt=0, le=600)
-    """How long one network operation may take before the link counts as dead."""
-
-    @property
-    def server_port(self) -> int:
-        """``port``, else the usual port of the protocol and ``security``."""
-        return self.port or _DEFAULT_PORTS[self.type][self.security]
-
-
-class ImapConnector(_MailServer):
-    """An IMAP mailbox polled for mails whose XML (or zip of XML) attachments are documents.
-
-    A mail stays in ``mailbox`` until every document of it is committed; it is then moved to
-    ``processed`` (or ``failed`` when one of its documents failed). Mails from senders not in
-    ``allowed_senders`` are kept whole as a failed message (``SENDER_NOT_ALLOWED``).
-    """
-
-    type: Literal["imap"]
-    security: Literal["ssl", "starttls", "plain"] = "ssl"
-    username: str = Field(min_length=1)
-    password: Secret
-    mailbox: str = Field(default="INBOX", min_length=1)
-    """The folder polled."""
-    allowed_senders: list[str] = Field(min_length=1)
-    """From addresses whose attachments are taken: ``orders@buyer.example`` or a whole domain
-    ``@buyer.example``. Required: an open mailbox must not feed the gateway."""
-    processed: str | None = "Processed"
-    """Folder taken mails are moved to (created when missing); null: leave them in ``mailbox``
-    with the keyword ``$EdiProcessed``."""
-    failed: str | None = "Failed"
-    """Folder mails with a failed or refused document are moved to; null: keyword ``$EdiFailed``."""
-
-    @field_validator("direction")
-    @classmethod
-    def _inbound(cls, value: str) -> str:
-        if value != "in":
-            raise ValueError("found out, expected direction: in (type: smtp sends mail)")
-        return value
-
-    @field_validator("allowed_senders")
-    @classmethod
-    def _senders(cls, value: list[str]) -> list[str]:
-        return [_address(v, domain_ok=True) for v in value]
-
-    @field_validator("mailbox", "processed", "failed")
-    @classmethod
-    def _folder(cls, value: str | None) -> str | None:
-        if value is not None and not (value.isascii() and value.isprintable() and value.strip()):
-            raise ValueError(f"found {value!r}, expected a folder name in printable ASCII")
-        return value
-
-
-class SmtpConnector(_MailServer):
-    """Sends each document (or bundle) as the attachment of one mail over SMTP.
-
-    The subject comes from ``subject`` with ``{document_type}``, ``{document_id}``,
-    ``{partner}`` and ``{filename}``; the Message-ID from the outbox row, so a re-send after a
-    crash carries the same Message-ID and the receiver can recognise it.
-    """
-
-    type: Literal["smtp"]
-    security: Literal["ssl", "starttls", "plain"] = "starttls"
-    username: str | None = None
-    password: Secret | None = None
-    """With ``username``: log in (AUTH) before sending; neither: send without logging in."""
-    from_address: str
-    to: list[str] = Field(min_length=1)
-    """Recipients of every mail this connector sends."""
-    subject: str = "{document_type} {document_id}"
-    body: str = "Attached: {filename}"
-    """The mail's text; the same placeholders as ``subject``."""
-    notify: list[Literal["order.received", "message.failed"]] = Field(default_factory=list)
-    """Operator notifications this connector sends to ``to`` (one mail per poll that brought
-    such events, listing them); a connector only for notifications is routed nowhere."""
-
-    @field_validator("direction")
-    @classmethod
-    def _outbound(cls, value: str) -> str:
-        if value != "out":
-            raise ValueError("found in, expected direction: out (type: imap reads a mailbox)")
-        return value
-
-    @field_validator("from_address")
-    @classmethod
-    def _from(cls, value: str) -> str:
-        return _address(value)
-
-    @field_validator("to")
-    @classmethod
-    def _to(cls, value: list[str]) -> list[str]:
-        return [_address(v) for v in value]
-
-    @field_validator("subject", "body")
-    @classmethod
-    def _placeholders(cls, value: str) -> str:
-        try:
-            names = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
-        except ValueError as exc:
-            raise ValueError(f"found {value!r}, expected a pattern: {exc}") from exc
-        unknown = sorted(n for n in names if n not in SUBJECT_PLACEHOLDERS)
-        if unknown:
-            known = ", ".join("{" + p + "}" for p in SUBJECT_PLACEHOLDERS)
-            raise ValueError(f"found {{{unknown[0]}}}, expected only {known}")
-        return value
-
-    @model_validator(mode="after")
-    def _login(self) -> SmtpConnector:
-        if (self.username is None) != (self.password is None):
-            raise ValueError("expected both username and password: {env: NAME}, or neither")
-        return self
-
-
-class AmqpConnector(ConnectorBase):
-    """A RabbitMQ broker (AMQP 0-9-1): inbound consumes ``queue``, outbound publishes to
-    ``exchange`` with ``routing_key``.
-
-    Inbound acknowledges a message only after intake committed it; a message that fails is
-    rejected into ``dead_letter_exchange`` (routed with the queue's name to
-    ``dead_letter_queue``). Outbound publishes persistent messages and waits for the broker's
-    publisher confirm. See README "RabbitMQ connector" and docs/adr (AMQP).
-    """
-
-    type: Literal["amqp"]
-    host: str = Field(min_length=1)
-    port: int | None = Field(default=None, ge=1, le=65535)
-    """Default 5672, or 5671 with ``tls: true``."""
-    virtual_host: str = Field(default="/", min_length=1)
-    username: str = Field(min_length=1)
-    password: Secret
-    tls: bool = False
-    """Connect with TLS; the broker's certificate must be valid for ``host``."""
-    ca_file: ConfigPath | None = None
-    """With ``tls``: the CA certificates (PEM) the broker's certificate is checked against
-    (default: the system's)."""
-    heartbeat: int = Field(default=60, ge=0, le=3600)
-    """Seconds of the AMQP heartbeat the client proposes (0: none)."""
-    connect_timeout: float = Field(default=15, gt=0, le=600)
-    """Seconds for the TCP connect and the AMQP handshake."""
-    blocked_timeout: float = Field(default=60, gt=0, le=3600)
-    """Seconds a connection the broker blocks (low memory or disk) may stay blocked before it
-    counts as dropped."""
-    declare: bool = True
-    """Declare the queues and the dead-letter exchange (durable); false: only check that they
-    exist, for brokers whose topology an administrator manages."""
-    queue: str | None = None
-    """Inbound: the queue consumed."""
-    prefetch: int = Field(default=100, ge=1, le=65535)
-    """Inbound: messages the broker hands out before the gateway acknowledged them."""
-    max_per_poll: int = Field(default=1000, ge=1, le=1_000_000)
-    """Inbound: at most this many messages are taken in one poll cycle."""
-    wait_seconds: float = Field(default=1.0, gt=0, le=60)
-    """Inbound: a poll cycle ends when no message came for this long."""
-    dead_letter_exchange: str = "edi-gateway.dead-letter"
-    """Inbound: the (direct) exchange failed messages are rejected into."""
-    dead_letter_queue: str | None = Field(default=None, validate_default=True)
-    """Inbound: the durable queue that keeps failed messages (default ``<queue>.dead-letter``)."""
-    exchange: str = ""
-    """Outbound: the exchange published to ("": the default exchange, which routes to the queue
-    named by ``routing_key``)."""
-    routing_key: str | None = None
-    """Outbound: the routing key of published messages."""
-
-    @field_validator("queue", "dead_letter_exchange", "dead_letter_queue", "exchange")
-    @classmethod
-    def _amqp_name(cls, value: str | None) -> str | None:
-        if value is not None and (
-            len(value.encode()) > 255 or not value.isprintable() or value != value.strip()
-        ):
-            raise ValueError(
-                f"found {value!r}, expected an AMQP name: at most 255 bytes, printable, "
-                "without leading or trailing blanks"
-            )
-        return value
-
-    @field_validator("dead_letter_queue")
-    @classmethod
-    def _default_dead_letter_queue(cls, value: str | None, info: ValidationInfo) -> str | None:
-        queue = info.data.get("queue")
-        if value is None and info.data.get("direction") == "in" and queue:
-            return f"{queue}.dead-letter"
-        return value
-
-    @model_validator(mode="after")
-    def _by_direction(self) -> AmqpConnector:
-        if self.direction == "in":
-            if not self.queue:
-                raise ValueError("expected queue: NAME on direction: in (the queue consumed)")
-            if self.exchange or self.routing_key is not None:
-                raise ValueError(
-                    "found exchange/routing_key, expected them only on direction: out "
-                    "(inbound consumes queue:)"
-                )
-            if not self.dead_letter_exchange:
-                raise ValueError("expected dead_letter_exchange: NAME (not empty)")
-            return self
-        if self.routing_key is None:
-            raise ValueError(
-                "expected routing_key: KEY on direction: out (with exchange: '' the name of "
-                "the partner's queue)"
-            )
-        if self.queue is not None or "dead_letter_queue" in self.model_fields_set:
-            raise ValueError(
-                "found queue/dead_letter_queue, expected them only on direction: in "
-                "(outbound publishes to exchange: with routing_key:)"
-            )
-        return self
-
-
-# The HTTP transports (as2, http) live in config_http.py, which imports ConnectorBase and Secret
-# from here: imported at the end, once those exist.
-from edi_gateway.config_http import As2Connector, HttpConnector  # noqa: E402
-
-# A discriminated union on `type`: add each new connector class here (`FolderConnector | ...`).
-Connector = Annotated[
-    FolderConnector
-    | SftpConnector
-    | ImapConnector
-    | SmtpConnector
-    | AmqpConnector
-    | As2Connector
-    | HttpConnector,
-    Field(discriminator="type"),
-]
+else:  # at run time: one entry validated (and dumped) as the class its `type` names
+    Connector = Annotated[SerializeAsAny[ConnectorBase], BeforeValidator(_by_type)]

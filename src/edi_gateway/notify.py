@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from edi_gateway.config_connectors import SmtpConnector
+from edi_gateway.config_mail import SmtpConnector
 from edi_gateway.store.schema import messages
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from edi_gateway.app import Gateway
 from edi_gateway.config import Settings
-from edi_gateway.config_connectors import AmqpConnector
+from edi_gateway.config_amqp import AmqpConnector
 from edi_gateway.errors import ErrorCode
 from edi_gateway.store.db import open_store
 from edi_gateway.store.tables import Message

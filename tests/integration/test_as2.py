@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from edi_gateway.app import Gateway
 from edi_gateway.config import Settings
-from edi_gateway.config_connectors import As2Connector, HttpConnector
+from edi_gateway.config_http import As2Connector, HttpConnector
 from edi_gateway.daemon import make_receive
 from edi_gateway.errors import ErrorCode
 from edi_gateway.store.db import open_store

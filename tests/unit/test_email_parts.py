@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from edi_gateway.config_connectors import Connector, ImapConnector, SmtpConnector
+from edi_gateway.config_connectors import Connector
+from edi_gateway.config_mail import ImapConnector, SmtpConnector
 from edi_gateway.errors import ErrorCode
 from edi_gateway.transports.email_parts import MAX_ZIP_ENTRIES, read_mail, sender_allowed
 

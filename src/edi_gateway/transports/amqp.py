@@ -29,7 +29,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.spec import Basic, BasicProperties
 
-from edi_gateway.config_connectors import AmqpConnector
+from edi_gateway.config_amqp import AmqpConnector
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ConfigError, ErrorCode
 from edi_gateway.transports.amqp_link import (

@@ -13,7 +13,7 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
-from edi_gateway.config_connectors import AmqpConnector
+from edi_gateway.config_amqp import AmqpConnector
 from edi_gateway.errors import ErrorCode
 from edi_gateway.transports.base import TransportError
 

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from edi_gateway.config_connectors import ImapConnector
+from edi_gateway.config_mail import ImapConnector
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ConfigError, ErrorCode
 from edi_gateway.transports.base import TransportError

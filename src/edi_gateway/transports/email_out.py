@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from edi_gateway.config_connectors import SmtpConnector
+from edi_gateway.config_mail import SmtpConnector
 from edi_gateway.errors import ConfigError, ErrorCode
 from edi_gateway.transports.base import TransportError
 from edi_gateway.transports.email_common import auth_error, network_error, tls_context

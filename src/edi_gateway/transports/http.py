@@ -18,7 +18,7 @@ import json
 import logging
 from collections.abc import Mapping
 
-from edi_gateway.config_connectors import HttpConnector
+from edi_gateway.config_http import HttpConnector
 from edi_gateway.envelope import Envelope
 from edi_gateway.transports.as2.mime import safe_filename
 from edi_gateway.transports.httppost import post

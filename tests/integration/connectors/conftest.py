@@ -19,9 +19,10 @@ from tests.integration.connectors.harness_amqp import AmqpHarness, rabbitmq
 from tests.integration.connectors.harness_as2 import As2Harness
 from tests.integration.connectors.harness_email import mail_partner
 from tests.integration.connectors.harness_folder import FolderHarness
+from tests.integration.connectors.harness_http import HttpHarness
 from tests.integration.connectors.harness_sftp import SftpHarness, sshd
 
-KINDS = ["folder", "sftp", "amqp", "email", "as2"]
+KINDS = ["folder", "sftp", "amqp", "email", "as2", "http"]
 """Every connector type the contract suite runs for."""
 CREDENTIALS = [kind for kind in KINDS if kind != "folder"]
 """Types whose server can refuse credentials."""
@@ -57,6 +58,15 @@ def email_harness() -> Iterator[Harness]:
 @pytest.fixture(scope="module")
 def as2_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     partner = As2Harness(tmp_path_factory.mktemp("as2-partner"))
+    try:
+        yield partner
+    finally:
+        partner.close()
+
+
+@pytest.fixture(scope="module")
+def http_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    partner = HttpHarness(tmp_path_factory.mktemp("http-partner"))
     try:
         yield partner
     finally:

@@ -19,7 +19,7 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from edi_gateway.config_connectors import AmqpConnector
+from edi_gateway.config_amqp import AmqpConnector
 from edi_gateway.transports import open_inbound
 from edi_gateway.transports.amqp_link import declare_inbound
 from tests.integration.connectors.harness import Stop

@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from edi_gateway.config_connectors import As2Connector
+from edi_gateway.config_http import As2Connector
 from edi_gateway.errors import ErrorCode
 from edi_gateway.transports.as2.mdn import Mdn, as2_name, read_mdn
 from edi_gateway.transports.as2.mime import AS2_VERSION, As2Refusal, build_message, safe_filename
@@ -143,5 +143,7 @@ class As2Outbound:
 
 
 def _mic(value: str) -> tuple[str, str]:
+    """(digest, algorithm) of a Received-Content-MIC, the algorithm name normalised: partners
+    write ``sha-256`` (RFC 5751) or ``sha256`` (pyas2lib, many others) for the same thing."""
     digest, _, alg = value.partition(",")
-    return digest.strip(), alg.strip().lower().replace("sha1", "sha-1")
+    return digest.strip(), alg.strip().lower().replace("-", "")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from edi_gateway.config_connectors import As2Connector
+from edi_gateway.config_http import As2Connector
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ConfigError
 from edi_gateway.transports.as2 import cms
