@@ -95,20 +95,27 @@ class Partner(_Model):
 
 
 class RouteMatch(_Model):
-    """Which documents a route applies to; an empty match applies to every document."""
+    """Which orders a route applies to; an empty match applies to every order."""
 
     sender: Slug | None = None
-    kinds: list[DocumentKind] = Field(default_factory=list)
+    """The buyer partner the order comes from."""
+    kinds: list[DocumentKind] = Field(default_factory=lambda: [DocumentKind.ORDER])
+    """Only ``Order`` is routed: every later document follows its order."""
     connector: Slug | None = None
+    """The inbound connector the order came through."""
 
 
 class Route(_Model):
-    """Forward matching documents to a supplier through an outbound connector."""
+    """Send matching orders to a supplier, whatever supplier party the order names.
+
+    Routes are tried in order and the first that matches wins; an order no route matches goes
+    to the supplier it names (its seller party), if that supplier has a ``forward`` profile.
+    The supplier's ``forward`` profile says how (formats, bundling, connector).
+    """
 
     name: Slug
     match: RouteMatch = Field(default_factory=RouteMatch)
     deliver_to: Slug
-    via: Slug
 
 
 class Settings(_Model):
@@ -134,6 +141,18 @@ class Settings(_Model):
         """The partner known by the first of ``keys`` that any partner has, else ``None``."""
         index = self._partner_index
         return next((index[k] for k in keys if k in index), None)
+
+    def route_for(self, sender: str | None, connector: str | None) -> Route | None:
+        """The first route whose match takes an order from partner ``sender`` that came
+        through inbound connector ``connector`` (None: not through a connector, e.g. ingest)."""
+        for route in self.routes:
+            match = route.match
+            if match.sender is not None and match.sender != sender:
+                continue
+            if match.connector is not None and match.connector != connector:
+                continue
+            return route
+        return None
 
     def partner(self, partner_id: str) -> Partner | None:
         """The partner with this ``id``, else ``None``."""
@@ -211,13 +230,18 @@ def _reference_problems(s: Settings) -> list[str]:
         if r.match.sender is not None and r.match.sender not in partners:
             problems.append(f"{where}.match.sender: found {r.match.sender!r}, expected {known_p}")
         target = partners.get(r.deliver_to)
-        if target is None or target.role == "buyer":
-            suppliers = ", ".join(p.id for p in s.partners if p.role != "buyer") or "none"
+        if target is None or target.role == "buyer" or target.forward is None:
+            suppliers = ", ".join(p.id for p in s.partners if p.forward is not None) or "none"
             problems.append(
-                f"{where}.deliver_to: found {r.deliver_to!r}, expected a supplier: {suppliers}"
+                f"{where}.deliver_to: found {r.deliver_to!r}, expected a supplier with a "
+                f"forward: profile: {suppliers}"
+            )
+        if any(kind is not DocumentKind.ORDER for kind in r.match.kinds):
+            problems.append(
+                f"{where}.match.kinds: found {[k.value for k in r.match.kinds]}, expected "
+                "[Order]: only orders are routed; later documents follow their order"
             )
         connector_ref(f"{where}.match.connector", r.match.connector, "in")
-        connector_ref(f"{where}.via", r.via, "out")
     return problems
 
 

@@ -122,17 +122,33 @@ connectors:
     type: folder
     direction: out
     path: outbox
+  # Network connectors (complete examples in the README: SFTP, email, RabbitMQ, AS2, HTTP).
+  # Secrets are never written here: {env: VARIABLE} or {file: PATH}. For example:
+  # - name: partner-sftp
+  #   type: sftp
+  #   direction: in
+  #   host: sftp.example.com
+  #   username: edi
+  #   private_key: {file: secrets/id_ed25519}
+  #   known_hosts: secrets/known_hosts   # host keys are pinned: an unknown key is refused
+  #   path: /outgoing
+  #   archive: /outgoing/done            # or delete: true; files leave only after intake
+  #   cron: "*/5 * * * *"                 # or every_seconds: 60 (UTC)
 
-# Which documents are forwarded to which supplier, and through which outbound connector.
+# The daemon (`edi-gateway run`): health and metrics endpoint, log format, backoff.
+# daemon:
+#   http: {host: 127.0.0.1, port: 9464}   # GET /healthz, GET /metrics (Prometheus)
+#   log_format: json                      # text (default) | json, with message_id per line
+
+# Which supplier each buyer's orders go to (first match wins; an order no route matches goes to
+# the supplier it names). The supplier's forward: profile says how: formats, bundles, connector.
 routes:
   - name: vastra-orders
     match: {sender: vastra, kinds: [Order]}
     deliver_to: nordisk
-    via: outbox
   - name: rijnoever-orders
     match: {sender: rijnoever, kinds: [Order]}
     deliver_to: delftlab
-    via: outbox
 """
 
 

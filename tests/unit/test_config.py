@@ -23,12 +23,14 @@ partners:
     role: supplier
     endpoint: {scheme: "0088", value: "7350099000003"}
     options: {bundle: true, copies: 2, format: ubl}
+    outbound: outbox
+    forward: {formats: [ubl]}
 connectors:
   - {name: inbox, type: folder, direction: in, path: in}
   - {name: outbox, type: folder, direction: out, path: /srv/out, partner: supply}
 routes:
   - {name: r1, match: {sender: acme, kinds: [Order], connector: inbox},
-     deliver_to: supply, via: outbox}
+     deliver_to: supply}
 """
 
 
@@ -129,13 +131,20 @@ BAD = [
     ),
     (
         GOOD.replace("{name: outbox", "{name: inbox"),
-        ["connectors[1].name: found 'inbox' again", "routes[0].via: found 'outbox'"],
+        ["connectors[1].name: found 'inbox' again", "partners[1].outbound: found 'outbox'"],
     ),
-    (GOOD.replace("deliver_to: supply", "deliver_to: acme"), ["routes[0].deliver_to: found"]),
+    (
+        GOOD.replace("deliver_to: supply", "deliver_to: acme"),
+        ["routes[0].deliver_to: found 'acme', expected a supplier with a forward: profile: supply"],
+    ),
     (GOOD.replace("sender: acme", "sender: ghost"), ["routes[0].match.sender: found 'ghost'"]),
     (
-        GOOD.replace("via: outbox", "via: inbox"),
-        ["routes[0].via: found 'inbox', expected an outbound connector: outbox"],
+        GOOD.replace("connector: inbox}", "connector: outbox}"),
+        ["routes[0].match.connector: found 'outbox', expected an inbound connector: inbox"],
+    ),
+    (
+        GOOD.replace("kinds: [Order]", "kinds: [Invoice]"),
+        ["routes[0].match.kinds: found ['Invoice'], expected [Order]"],
     ),
     (GOOD.replace("kinds: [Order]", "kinds: [Ordr]"), ["routes[0].match.kinds[0]: found 'Ordr'"]),
     (GOOD + "intake: {max_size_mb: 0}\n", ["intake.max_size_mb: found 0"]),

@@ -331,3 +331,47 @@ def test_one_order_that_cannot_render_does_not_hold_back_the_rest(
 def test_config_errors(tmp_path: Path, profile: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         settings(tmp_path, **profile)
+
+
+def test_routes_choose_the_supplier_first_match_wins(store: Store, tmp_path: Path) -> None:
+    from edi_gateway.envelope import Envelope
+    from edi_gateway.pipeline.intake import intake
+    from edi_gateway.pipeline.process import process_messages
+
+    base = settings(tmp_path, formats=["ubl"]).model_dump(mode="json", exclude={"path"})
+    hub = {  # a second supplier; the orders name "seller", routes may send them here instead
+        "id": "hub",
+        "name": "Hub Supplies",
+        "role": "supplier",
+        "endpoint": {"scheme": "0088", "value": "7310000000010"},
+        "outbound": "to-seller",
+        "forward": {"formats": ["ubl"], "filename": "hub-{order}.{ext}"},
+    }
+    base["partners"].append(hub)
+    base["connectors"].append({"name": "edi-in", "type": "folder", "direction": "in", "path": "i"})
+    base["routes"] = [
+        {
+            "name": "via-edi-in",
+            "match": {"sender": "buyer", "connector": "edi-in"},
+            "deliver_to": "hub",
+        },
+        {"name": "everything", "match": {"connector": "edi-in"}, "deliver_to": "seller"},
+    ]
+    gw = Gateway(
+        Settings.model_validate(
+            {**base, "path": tmp_path / "gateway.yaml"}, context={"base_dir": tmp_path}
+        ),
+        store,
+    )
+
+    def arrive(payload: bytes, source: str, ref: str) -> None:
+        [mid] = intake(gw.store, [Envelope(payload, source, ref, f"{ref}.xml")])
+        process_messages(gw.store, gw.policy, [mid])
+        gw.react([mid])
+
+    arrive(f.order("PO-1"), "folder:edi-in", "a")  # the first route: to the hub
+    arrive(f.order("PO-2"), "cli", "b")  # no route matches: the supplier the order names
+    flush_all(gw.store, gw.settings)
+    assert [p.name for p in sent(tmp_path)] == ["hub-PO-1.xml", "seller-PO-2-ubl.xml"]
+    [waiting] = [h for h in detail(gw, "PO-1")["history"] if h["event"] == "forward.waiting"]
+    assert waiting["detail"] == "waiting to go to hub (route via-edi-in)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,18 @@ def test_starter_partners_match_the_samples(tmp_path: Path) -> None:
     buyers = {p.id for p in settings.partners if p.role == "buyer"}
     suppliers = {p.id for p in settings.partners if p.role == "supplier"}
     assert len(buyers) == len(suppliers) == 2
+
+
+def test_the_commented_examples_are_valid_once_uncommented(tmp_path: Path) -> None:
+    init_project(tmp_path / "deploy", None)
+    config = tmp_path / "deploy" / "gateway.yaml"
+    text = config.read_text(encoding="utf-8")
+    text = re.sub(r"\n  # - name: ", "\n  - name: ", text)
+    text = re.sub(r"\n  #   ", "\n    ", text)
+    text = re.sub(r"\n# daemon:\n#   ", "\ndaemon:\n  ", text)
+    text = re.sub(r"\n#   log_format", "\n  log_format", text)
+    config.write_text(text, encoding="utf-8")
+    settings = load_config(config)
+    sftp = settings.connector("partner-sftp")
+    assert sftp.type == "sftp" and sftp.cron == "*/5 * * * *"
+    assert settings.daemon.http is not None and settings.daemon.log_format == "json"

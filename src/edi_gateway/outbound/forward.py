@@ -77,7 +77,7 @@ def forward_orders(
     Suppliers that take orders one by one (``bundle: none``) are flushed at once.
     """
     from edi_gateway.store.queries import orders_created_by
-    from edi_gateway.store.tables import Forward, Order
+    from edi_gateway.store.tables import Forward, Message
 
     suppliers = {p.id: p for p in settings.partners if p.forward is not None}
     if not suppliers or not message_ids:
@@ -85,11 +85,12 @@ def forward_orders(
     moment = at or now()
     made: list[int] = []
     with store.session() as session:
-        orders = session.scalars(
-            orders_created_by(message_ids).where(Order.seller_partner.in_(list(suppliers)))
-        )
-        for order in list(orders):
-            supplier = suppliers[order.seller_partner or ""]
+        found = session.execute(orders_created_by(message_ids).add_columns(Message.source))
+        for order, source in list(found):
+            route = settings.route_for(order.buyer_partner, connector_of(source))
+            supplier = suppliers.get(route.deliver_to if route else order.seller_partner or "")
+            if supplier is None:
+                continue
             if order.cancelled:  # its cancellation came with it: the supplier never sees it
                 record(
                     session,
@@ -122,12 +123,19 @@ def forward_orders(
                 f"(edi-gateway orders release {order.id})"
                 if held
                 else f"waiting to go to {supplier.id}"
-            )
+            ) + (f" (route {route.name})" if route else "")
             record(session, f"forward.{row.state}", detail, order_id=order.id)
     at_once = [p.id for p in suppliers.values() if p.forward and p.forward.bundle == "none"]
     if made and at_once:
         flush_forwards(store, settings, partners=at_once, at=at)
     return made
+
+
+def connector_of(source: str) -> str | None:
+    """The connector name in a message's source (``folder:inbox`` -> ``inbox``); None for
+    payloads that came through no connector (``cli`` for ``ingest``)."""
+    kind, colon, name = source.partition(":")
+    return name if colon and kind and name else None
 
 
 def release(store: Store, settings: Settings, order_ref: str, *, actor: str) -> Released:
