@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 from xml.sax.saxutils import escape
 
 NS = "urn:oasis:names:specification:ubl:schema:xsd:"
@@ -26,6 +27,18 @@ class Item:
     name: str = "Widget"
     unit: str = "C62"
     seller_item: str | None = None
+
+
+def buyer_partner(**extra: Any) -> dict[str, Any]:
+    """The gateway.yaml partner entry of the factory's buyer (``BUYER_GLN``), plus ``extra``."""
+    endpoint = {"scheme": "0088", "value": BUYER_GLN}
+    return {"id": "buyer", "name": "Buyer AB", "role": "buyer", "endpoint": endpoint, **extra}
+
+
+def seller_partner(**extra: Any) -> dict[str, Any]:
+    """The gateway.yaml partner entry of the factory's seller (``SELLER_GLN``), plus ``extra``."""
+    endpoint = {"scheme": "0088", "value": SELLER_GLN}
+    return {"id": "seller", "name": "Seller BV", "role": "supplier", "endpoint": endpoint, **extra}
 
 
 def items(count: int, quantity: str = "10") -> list[Item]:

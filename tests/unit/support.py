@@ -18,21 +18,12 @@ _refs = itertools.count()
 
 
 def make_settings(tmp_path: Path, auto: str = "none", out: Path | None = None) -> Settings:
-    buyer = {"scheme": "0088", "value": f.BUYER_GLN}
-    seller = {"scheme": "0088", "value": f.SELLER_GLN}
     return Settings.model_validate(
         {
             "path": tmp_path / "gateway.yaml",
             "partners": [
-                {
-                    "id": "buyer",
-                    "name": "Buyer AB",
-                    "role": "buyer",
-                    "endpoint": buyer,
-                    "outbound": "to-buyer",
-                    "auto_response": auto,
-                },
-                {"id": "seller", "name": "Seller BV", "role": "supplier", "endpoint": seller},
+                f.buyer_partner(outbound="to-buyer", auto_response=auto),
+                f.seller_partner(),
             ],
             "connectors": [
                 {

@@ -42,21 +42,8 @@ def settings(tmp_path: Path, **profile: Any) -> Settings:
         {
             "path": tmp_path / "gateway.yaml",
             "partners": [
-                {
-                    "id": "buyer",
-                    "name": "Buyer AB",
-                    "role": "buyer",
-                    "endpoint": {"scheme": "0088", "value": f.BUYER_GLN},
-                    "outbound": "to-buyer",
-                },
-                {
-                    "id": "seller",
-                    "name": "Seller BV",
-                    "role": "supplier",
-                    "endpoint": {"scheme": "0088", "value": f.SELLER_GLN},
-                    "outbound": "to-seller",
-                    "forward": profile or {"formats": ["ubl"]},
-                },
+                f.buyer_partner(outbound="to-buyer"),
+                f.seller_partner(outbound="to-seller", forward=profile or {"formats": ["ubl"]}),
             ],
             "connectors": [
                 {"name": "to-seller", "type": "folder", "direction": "out", "path": "sup"},

@@ -41,21 +41,8 @@ def settings(tmp_path: Path, layouts: str = "nordisk", **profile: Any) -> Settin
         {
             "path": tmp_path / "gateway.yaml",
             "partners": [
-                {
-                    "id": "buyer",
-                    "name": "Buyer AB",
-                    "role": "buyer",
-                    "endpoint": {"scheme": "0088", "value": f.BUYER_GLN},
-                },
-                {
-                    "id": "seller",
-                    "name": "Seller BV",
-                    "role": "supplier",
-                    "language": "sv",
-                    "endpoint": {"scheme": "0088", "value": f.SELLER_GLN},
-                    "outbound": "to-seller",
-                    "forward": profile,
-                },
+                f.buyer_partner(),
+                f.seller_partner(language="sv", outbound="to-seller", forward=profile),
             ],
             "connectors": [
                 {"name": "to-seller", "type": "folder", "direction": "out", "path": "sup"}

@@ -55,22 +55,10 @@ def billing_settings(
         {
             "path": tmp_path / "gateway.yaml",
             "partners": [
-                {
-                    "id": "buyer",
-                    "name": "Buyer AB",
-                    "role": "buyer",
-                    "endpoint": {"scheme": "0088", "value": f.BUYER_GLN},
-                    "outbound": "to-buyer",
-                    "legal": BUYER_LEGAL,
-                    "debit_note_as": debit_note_as,
-                },
-                {
-                    "id": "seller",
-                    "name": "Seller BV",
-                    "role": "supplier",
-                    "endpoint": {"scheme": "0088", "value": f.SELLER_GLN},
-                    **({"legal": seller_legal} if seller_legal else {}),
-                },
+                f.buyer_partner(
+                    outbound="to-buyer", legal=BUYER_LEGAL, debit_note_as=debit_note_as
+                ),
+                f.seller_partner(**({"legal": seller_legal} if seller_legal else {})),
             ],
             "connectors": [
                 {"name": "to-buyer", "type": "folder", "direction": "out", "path": "out"},

@@ -30,20 +30,7 @@ def gateway(workdir: Path, *entries: dict[str, Any], batch: int = 5) -> Gateway:
         {
             "path": workdir / "gateway.yaml",
             "intake": {"batch_size": batch},
-            "partners": [
-                {
-                    "id": "buyer",
-                    "name": "Buyer AB",
-                    "role": "buyer",
-                    "endpoint": {"scheme": "0088", "value": f.BUYER_GLN},
-                },
-                {
-                    "id": "seller",
-                    "name": "Seller BV",
-                    "role": "supplier",
-                    "endpoint": {"scheme": "0088", "value": f.SELLER_GLN},
-                },
-            ],
+            "partners": [f.buyer_partner(), f.seller_partner()],
             "connectors": list(entries),
         },
         context={"base_dir": workdir},
