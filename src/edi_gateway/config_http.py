@@ -79,10 +79,18 @@ class As2Connector(_Listen):
     partner_certificate: ConfigPath | None = None
     """Outbound: the partner's certificate (encrypt to it, check its MDN signatures)."""
     sign: bool = True
+    """Outbound: sign messages (multipart/signed, detached CMS)."""
     encrypt: bool = True
+    """Outbound: encrypt messages to ``partner_certificate`` (CMS enveloped-data)."""
     compress: bool = False
+    """Outbound: compress before signing (RFC 5402 compressed-data)."""
     digest: Literal["sha256", "sha384", "sha512", "sha1"] = "sha256"
-    cipher: Literal["aes256", "aes128"] = "aes256"
+    """Outbound: the signature digest and the MIC algorithm asked of the receipt. ``sha1`` is
+    weak (collisions are practical): only for an old partner that reads nothing else."""
+    cipher: Literal["aes256", "aes192", "aes128", "3des"] = "aes256"
+    """Outbound: the content cipher (CBC mode; the content key travels RSA-encrypted). ``3des``
+    (des-ede3-cbc) is legacy: only for a partner that cannot decrypt AES. Inbound, every one
+    of these (and AES-GCM) is decrypted whatever this says."""
     mdn: Literal["sync", "async", "none"] = "sync"
     """Outbound: ask for a receipt on the same connection (sync), later at ``mdn_url``
     (async), or not at all."""

@@ -63,6 +63,7 @@ class StatusServer:
 
 def _handler(health: Health, metrics: Exposition) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = 10  # seconds: a client that sends nothing cannot hold a thread
         server_version = "edi-gateway"
 
         def do_GET(self) -> None:

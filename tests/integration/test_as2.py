@@ -193,6 +193,135 @@ def test_over_the_size_limit_is_refused_unread(
     assert any("over the limit" in r.getMessage() for r in caplog.records)
 
 
+# -- ciphers: what partners really send, and what the gateway sends on request -------------
+
+
+@pytest.mark.parametrize(
+    ("cipher", "label"),
+    [
+        (("-des3",), "des-ede3-cbc"),  # pyas2lib's default, common among AS2 partners
+        (("-des3", "-stream"), "des-ede3-cbc"),  # BER: indefinite lengths, chunked content
+        (("-aes128",), "aes128-cbc"),
+        (("-aes192",), "aes192-cbc"),
+        (("-aes256", "-keyopt", "rsa_padding_mode:oaep"), "aes256-cbc"),  # RSAES-OAEP key
+        (("-aes-256-gcm",), "aes256-gcm"),  # RFC 5083/5084 AuthEnvelopedData
+    ],
+    ids=["3des", "3des-ber", "aes128", "aes192", "aes256-oaep", "aes256-gcm"],
+)
+def test_inbound_ciphers_partners_use_are_decrypted(
+    partner: As2Harness, served: Served, cipher: tuple[str, ...], label: str, caplog: Any
+) -> None:
+    mid = message_id()
+    with caplog.at_level(logging.INFO, logger="edi_gateway.transports.as2.server"):
+        fields = push(partner, served, order(20), mid, cipher=cipher)
+    assert fields["disposition"].endswith("; processed")
+    assert served.stored() == 1
+    took = [r.getMessage() for r in caplog.records if " took " in r.getMessage()]
+    assert took and took[0].endswith(f"; {label})"), took
+
+
+LEGACY = ("-provider", "legacy", "-provider", "default")
+"""OpenSSL 3 keeps broken ciphers in its legacy provider (Debian's libssl3 ships it)."""
+
+
+def broken_cipher_message(peer: Any, option: str, oid: str) -> tuple[str, bytes]:
+    """A real message encrypted by openssl with a broken cipher; without OpenSSL's legacy
+    provider, an AES-128 message whose content-encryption OID is rewritten to ``oid`` (the
+    gateway refuses by algorithm before decrypting anything, so the refusal is the same)."""
+    try:
+        return peer.message(order(21), "o.xml", cipher=(*LEGACY, option))  # type: ignore[no-any-return]
+    except OpensslError:
+        from asn1crypto import cms, core
+
+        content_type, der = peer.message(order(21), "o.xml", cipher=("-aes128",))
+        info = cms.ContentInfo.load(der)
+        encrypted = info["content"]["encrypted_content_info"]
+        parameters = {  # what each algorithm's AlgorithmIdentifier carries (RFC 3370)
+            "1.2.840.113549.3.2": {"rc2_parameter_version": 160, "iv": b"\0" * 8},  # RC2-40
+            "1.3.14.3.2.7": b"\0" * 8,  # DES: the IV
+        }.get(oid, core.Null())
+        algorithm = {"algorithm": oid, "parameters": parameters}
+        encrypted["content_encryption_algorithm"] = algorithm
+        return content_type, info.dump(force=True)
+
+
+@pytest.mark.parametrize(
+    ("option", "oid", "named"),
+    [
+        ("-rc2-40", "1.2.840.113549.3.2", "RC2"),
+        ("-des-cbc", "1.3.14.3.2.7", "single DES"),
+        ("-rc4", "1.2.840.113549.3.4", "RC4"),
+    ],
+    ids=["rc2-40", "des", "rc4"],
+)
+def test_broken_ciphers_are_refused_with_decryption_failed_naming_them(
+    partner: As2Harness, served: Served, option: str, oid: str, named: str, caplog: Any
+) -> None:
+    content_type, body = broken_cipher_message(partner.peer, option, oid)
+    with caplog.at_level(logging.WARNING):
+        status, headers, answer = post_as2(
+            served.url, content_type, body, message_id(), partner.peer
+        )
+    assert status == 200
+    fields = partner.peer.verify_mdn(headers["Content-Type"], answer)
+    assert fields["disposition"].endswith("processed/error: decryption-failed")
+    assert f"encrypted with {named}".encode() in answer  # the MDN's text tells the partner
+    assert any(named in r.getMessage() and "refused" in r.getMessage() for r in caplog.records)
+    assert served.stored() == 0
+
+
+@pytest.mark.parametrize(
+    ("cipher", "digest", "printed"),
+    [
+        ("3des", "sha1", "des-ede3-cbc"),
+        ("aes192", "sha512", "aes-192-cbc"),
+        ("aes128", "sha384", "aes-128-cbc"),
+    ],
+)
+def test_outbound_cipher_and_digest_are_the_configured_ones_and_openssl_opens_them(
+    partner: As2Harness, tmp_path: Path, cipher: str, digest: str, printed: str, caplog: Any
+) -> None:
+    from tests.integration.connectors.as2_peer import run
+
+    partner.reset()
+    entry = {**partner.outbound("as2-out"), "cipher": cipher, "digest": digest}
+    gw = make_gateway(tmp_path, entry)
+    try:
+        with caplog.at_level(logging.WARNING):
+            out = open_outbound(gw.settings.connector("as2-out"))
+        out.deliver("OR-2.xml", b"<OrderResponse/>\n", {"message_id": f"c-{cipher}"})
+        assert partner.delivered() == {"OR-2.xml": b"<OrderResponse/>\n"}  # openssl decrypted
+        printed_cms = run("cms", "-cmsout", "-print", "-inform", "DER", "-in",
+                          partner.peer._file(partner.partner.bodies[-1])).decode()  # fmt: skip
+        assert f"contentEncryptionAlgorithm: \n        algorithm: {printed} " in printed_cms
+        opened = run("cms", "-decrypt", "-binary", "-inform", "DER", "-recip", partner.peer.cert,
+                     "-inkey", partner.peer.key, "-in",
+                     partner.peer._file(partner.partner.bodies[-1]))  # fmt: skip
+        micalg = {"sha1": "sha1"}.get(digest, f"sha-{digest[3:]}")
+        assert f"micalg={micalg};".encode() in opened.split(b"\r\n\r\n", 1)[0]
+        sent = partner.partner.requests[-1]["disposition-notification-options"]
+        assert sent.endswith(f"signed-receipt-micalg=optional, {micalg}")
+        weak = [r.getMessage() for r in caplog.records if "legacy" in r.getMessage()]
+        assert bool(weak) is (cipher == "3des"), weak
+    finally:
+        gw.close()
+
+
+def test_outbound_cipher_choices_are_validated(partner: As2Harness, tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    expected = {
+        "cipher": "'aes256', 'aes192', 'aes128' or '3des'",
+        "digest": "'sha256', 'sha384', 'sha512' or 'sha1'",
+    }
+    for field, value in (("cipher", "rc2"), ("cipher", "des"), ("digest", "md5")):
+        with pytest.raises(ValidationError) as bad:
+            As2Connector.model_validate(
+                {**partner.outbound("as2-out"), field: value}, context={"base_dir": tmp_path}
+            )
+        assert field in str(bad.value) and expected[field] in str(bad.value)
+
+
 def test_outbound_compressed_delivery_is_opened_by_openssl(
     partner: As2Harness, tmp_path: Path
 ) -> None:

@@ -162,7 +162,29 @@ def test_pyas2lib_message_is_taken_and_pyas2lib_verifies_the_signed_mdn(
     assert (sent.status, sent.detailed_status) == ("processed", None)
     assert sent.mdn.digest_alg == "sha256"  # set by pyas2lib's signature verification
     assert sent.message.compressed is compress and sent.message.encrypted and sent.message.signed
+    assert sent.message.enc_alg == "tripledes_192_cbc"  # pyas2lib's default cipher: 3DES
     assert endpoint.stored() == [("processed", f"<{sent.message.message_id}>", "po-1.xml")]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"enc_alg": "aes_128_cbc"},
+        {"enc_alg": "aes_192_cbc"},
+        {"enc_alg": "aes_256_cbc", "key_enc_alg": "rsaes_oaep"},
+        {"digest_alg": "sha1", "mdn_digest_alg": "sha1"},  # an old partner: SHA-1 throughout
+        {"digest_alg": "sha512", "mdn_digest_alg": "sha384"},
+    ],
+    ids=["aes128", "aes192", "aes256-oaep", "sha1", "sha512+sha384-mdn"],
+)
+def test_pyas2lib_ciphers_and_digests_are_taken(
+    ids: Identities, endpoint: Endpoint, options: dict[str, str]
+) -> None:
+    sent = ids.partner.send(endpoint.url, order(7), **options)
+    assert (sent.status, sent.detailed_status) == ("processed", None)
+    assert sent.message.enc_alg == options.get("enc_alg", "tripledes_192_cbc")
+    assert sent.mdn.digest_alg == options.get("mdn_digest_alg", "sha256")  # our MDN signature
+    assert len(endpoint.stored()) == 1
 
 
 def test_pyas2lib_really_checks_the_mdn(ids: Identities, endpoint: Endpoint) -> None:
@@ -268,6 +290,43 @@ def test_gateway_delivery_is_opened_by_pyas2lib_and_its_signed_mdn_accepted(
         assert first == "processed"
         assert second == "processed/Warning" and detail is not None
         assert detail.endswith("duplicate-document")
+    finally:
+        gw.close()
+
+
+@pytest.mark.parametrize(
+    ("cipher", "digest", "oid"),
+    [
+        ("3des", "sha1", "tripledes_3key"),
+        ("aes192", "sha512", "aes192_cbc"),
+        ("aes128", "sha384", "aes128_cbc"),
+        ("aes256", "sha256", "aes256_cbc"),
+    ],
+)
+def test_gateway_cipher_and_digest_choices_are_read_by_pyas2lib(
+    ids: Identities,
+    partner_endpoint: Pyas2Endpoint,
+    tmp_path: Path,
+    cipher: str,
+    digest: str,
+    oid: str,
+) -> None:
+    from asn1crypto import cms
+
+    entry = outbound(ids, partner_endpoint.url, cipher=cipher, digest=digest)
+    gw = make_gateway(tmp_path, entry)
+    try:
+        out = open_outbound(gw.settings.connector("as2-out"))
+        out.deliver("OR-3.xml", b"<OrderResponse/>", {"message_id": f"alg-{cipher}"})
+        assert partner_endpoint.delivered == {"OR-3.xml": b"<OrderResponse/>"}
+        assert partner_endpoint.results == [("processed", "automatic-action/MDN-sent-"
+                                             "automatically; processed")]  # fmt: skip
+        # pyas2lib verified a signature of this digest, and names the cipher when it is 3DES
+        pyas2lib_cipher = "tripledes_192_cbc" if cipher == "3des" else None
+        assert partner_endpoint.algorithms == [(pyas2lib_cipher, digest)]
+        sent = cms.ContentInfo.load(partner_endpoint.bodies[0])["content"]
+        used = sent["encrypted_content_info"]["content_encryption_algorithm"]["algorithm"]
+        assert used.native == oid
     finally:
         gw.close()
 

@@ -341,3 +341,37 @@ def test_the_daemon_notifies_the_operators_after_each_poll(
     [raw] = partner.mails("partner", "INBOX")
     subject = str(email.message_from_bytes(raw, policy=email.policy.default)["Subject"])
     assert subject.startswith("Message failed: message ") and "SENDER_NOT_ALLOWED" in subject
+
+
+def test_a_mail_the_parser_chokes_on_is_kept_refused_and_does_not_block_the_rest(
+    partner: EmailHarness, tmp_path: Path
+) -> None:
+    """A hostile header that makes Python's email parser raise (IndexError here) is one refused
+    message: it must neither escape the transport nor stop the mails behind it every cycle."""
+    import smtplib
+
+    from tests.integration.connectors.email_server import USERS
+    from tests.integration.connectors.harness_email import GATEWAY
+
+    gw = gateway(tmp_path, partner.inbound("mail"))
+    hostile = (
+        f"From: {partner_address()}\r\nTo: {GATEWAY}\r\nMessage-ID: <hostile-1@example.test>\r\n"
+        'Subject: bad\r\nContent-Type: multipart/mixed; boundary="xx"\r\n\r\n'
+        "--xx\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+        '--xx\r\nContent-Type: application/xml; name="o.xml"\r\n'
+        "Content-Disposition: attachment; filename*\r\n=utf-8''o%C3%A9.xml\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\nPGEvPg==\r\n--xx--\r\n"
+    ).encode()
+    with smtplib.SMTP("127.0.0.1", partner.servers.ports["smtp"], timeout=20) as smtp:
+        smtp.starttls(context=partner.servers.client_tls())
+        smtp.login("partner", USERS["partner"])
+        smtp.sendmail(partner_address(), [GATEWAY], hostile)
+    partner.send("po-1.xml", order(1))
+    states = poll(gw, "mail")
+    assert sorted(states.values()) == ["failed", "processed"]
+    failed = [m for m in messages(gw) if m[1] == "failed"]
+    assert [m[2] for m in failed] == [ErrorCode.NO_DOCUMENT]
+    assert failed[0][3].endswith("/mail")
+    assert len(partner.mails("gateway", "Failed")) == 1  # kept, untouched
+    assert poll(gw, "mail") == {}
+    gw.close()

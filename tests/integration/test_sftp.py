@@ -195,6 +195,24 @@ def test_oversize_file_is_not_downloaded(partner: SftpHarness) -> None:
     assert list(partner.files("error").values()) == [payload]
 
 
+def test_oversize_file_is_kept_even_with_delete(partner: SftpHarness) -> None:
+    """Intake stores no bytes of an oversize file and says the connector keeps it: with
+    ``delete: true`` and no error folder, ``ack(ok=False)`` must not delete it (nothing else
+    holds those bytes), and it must not be offered again by ``recover``."""
+    payload = b"<Order>" + b"x" * 5000 + b"</Order>"
+    partner.send("huge.xml", payload)
+    transport = inbound(partner, max_bytes=1000, archive=None, delete=True, error=None)
+    [envelope] = transport.poll()
+    assert envelope.oversize == len(payload)
+    transport.ack(envelope, ok=False)
+    kept = [p for p in partner.server.data.rglob("*") if p.is_file()]
+    assert [p.read_bytes() for p in kept] == [payload]
+    assert envelope.meta["kept_at"].endswith(str(kept[0].relative_to(partner.server.root)))
+    assert list(transport.recover()) == [] and list(transport.poll()) == []
+    transport.ack(envelope, ok=False)  # a second ack does nothing
+    assert [p for p in partner.server.data.rglob("*") if p.is_file()] == kept
+
+
 # --- after intake: archive, error, delete, recover -------------------------------------------
 
 

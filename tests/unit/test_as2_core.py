@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from edi_gateway.config import load_config
@@ -25,8 +25,12 @@ from edi_gateway.transports.as2.mime import (
 )
 
 
-def identity(name: str) -> cms.Keys:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def identity(name: str, curve: ec.EllipticCurve | None = None) -> cms.Keys:
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if curve is None
+        else ec.generate_private_key(curve)
+    )
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.UTC)
     cert = (
@@ -100,6 +104,59 @@ def test_tampering_and_wrong_keys_are_refused(keys: tuple[cms.Keys, cms.Keys, cm
             max_bytes=1000,
         )
     assert closed.value.modifier == "decryption-failed"
+
+
+@pytest.mark.parametrize(
+    ("cipher", "digest", "label"),
+    [
+        ("3des", "sha1", "des-ede3-cbc"),
+        ("aes128", "sha384", "aes128-cbc"),
+        ("aes192", "sha512", "aes192-cbc"),
+        ("aes256", "sha256", "aes256-cbc"),
+    ],
+)
+def test_every_outbound_cipher_and_digest_round_trips(
+    keys: tuple[cms.Keys, cms.Keys, cms.Keys], cipher: str, digest: str, label: str
+) -> None:
+    us, them, _ = keys
+    out = build_message(
+        b"<a/>",
+        filename="a.xml",
+        content_type="application/xml",
+        keys=them,
+        recipient=us.certificate,
+        digest=digest,
+        cipher=cipher,
+    )
+    got = read_message(
+        out.headers["Content-Type"],
+        out.body,
+        keys=us,
+        partner=Partner("them", them.certificate),
+        max_bytes=1000,
+    )
+    assert (got.payload, got.cipher, got.mic) == (b"<a/>", label, out.mic)
+    assert got.mic.endswith({"sha1": "sha1"}.get(digest, f"sha-{digest[3:]}"))
+
+
+def test_ec_keys_sign_and_verify() -> None:
+    signer = identity("ec", ec.SECP256R1())
+    for digest in ("sha1", "sha256", "sha512"):
+        signature = cms.sign(b"content", signer, digest)
+        assert cms.verify(signature, b"content", signer.certificate) == digest
+        with pytest.raises(cms.CmsError):
+            cms.verify(signature, b"altered", signer.certificate)
+
+
+def test_unknown_outbound_cipher_and_non_rsa_recipient_are_errors(
+    keys: tuple[cms.Keys, cms.Keys, cms.Keys],
+) -> None:
+    from edi_gateway.transports.as2 import enveloped
+
+    with pytest.raises(cms.CmsError, match="unsupported cipher rc2"):
+        enveloped.encrypt(b"x", keys[0].certificate, "rc2")
+    with pytest.raises(cms.CmsError, match="not RSA"):
+        enveloped.encrypt(b"x", identity("ec", ec.SECP256R1()).certificate, "aes256")
 
 
 def test_a_compression_bomb_is_refused(keys: tuple[cms.Keys, cms.Keys, cms.Keys]) -> None:

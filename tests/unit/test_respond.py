@@ -183,3 +183,28 @@ def test_line_notes_travel_with_a_ca_response(gateway: Gateway, tmp_path: Path) 
             Decision("CA", changes=(LineChange("1", Decimal(1)),), notes=(("9", "x"),)),
             actor="ops",
         )
+
+
+def test_a_transport_bug_fails_one_row_and_keeps_the_rows_already_sent(
+    gateway: Gateway,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from edi_gateway.transports.folder import FolderOutbound
+
+    for n in (1, 2, 3):
+        receive(gateway, f.order(f"PO-{n}"))
+        respond(gateway.store, gateway.settings, f"PO-{n}", Decision("AB"), actor="ops")
+    real = FolderOutbound.deliver
+
+    def flaky(self: FolderOutbound, filename: str, payload: bytes, headers: object = None) -> str:
+        if b"PO-2" in payload:
+            raise RuntimeError("a bug in a transport")
+        return real(self, filename, payload)
+
+    monkeypatch.setattr(FolderOutbound, "deliver", flaky)
+    states = outbox.flush(gateway.store, gateway.settings)
+    assert sorted(states.values()) == ["pending", "sent", "sent"]  # PO-2 retried later
+    assert len(list((tmp_path / "out").iterdir())) == 2
+    assert "a bug in a transport" in caplog.text

@@ -10,6 +10,7 @@ retried with exponential backoff; after ``MAX_ATTEMPTS`` the row is ``failed`` a
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from edi_gateway.store.tables import OutboxRow
     from edi_gateway.transports.base import OutboundTransport
 
+log = logging.getLogger(__name__)
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 MAX_ATTEMPTS = 8
 FIRST_RETRY = timedelta(seconds=30)
@@ -125,7 +127,7 @@ def flush(
                 done[row.id] = _deliver(session, row, settings, opened, moment)
         finally:
             for transport in opened.values():
-                transport.close()
+                _close_quietly(transport)
     return done
 
 
@@ -145,11 +147,11 @@ def _deliver(
             transport = open_outbound(settings.connector(row.connector))
             opened[row.connector] = transport
         where = transport.deliver(row.filename, row.payload, delivery_headers(row))
-    except (GatewayError, OSError) as exc:
-        broken = opened.pop(row.connector, None)  # the next row opens a fresh connection
-        if broken is not None:
-            broken.close()
-        _failed_attempt(session, row, str(exc), moment)
+    except Exception as exc:  # any transport failure is this row's failed attempt
+        if not isinstance(exc, GatewayError | OSError):  # a transport bug: say so, go on
+            log.exception("delivering outbox row %s via %s", row.id, row.connector)
+        _close_quietly(opened.pop(row.connector, None))  # the next row opens a fresh one
+        _failed_attempt(session, row, str(exc) or type(exc).__name__, moment)
         return row.state
     row.state, row.delivered_to, row.sent_at = SENT, where, moment
     row.attempts += 1
@@ -160,6 +162,16 @@ def _deliver(
         order_id=row.order_id,
     )
     return row.state
+
+
+def _close_quietly(transport: OutboundTransport | None) -> None:
+    """Close a transport; a failure to close never undoes deliveries already made."""
+    if transport is None:
+        return
+    try:
+        transport.close()
+    except Exception:  # a broken link has nothing left to release
+        log.warning("closing an outbound transport failed", exc_info=True)
 
 
 def delivery_headers(row: OutboxRow) -> dict[str, str]:

@@ -85,8 +85,7 @@ def insert_keyed(
     if not rows:
         return []
     insert_many(conn, table, rows)
-    getter = itemgetter(*key)
-    wanted = [getter(row) for row in rows]
+    wanted = [tuple(row[name] for name in key) for row in rows]
     columns = [table.c[name] for name in key]
     found: dict[Any, int] = {}
     for start in range(0, len(wanted), KEY_CHUNK):

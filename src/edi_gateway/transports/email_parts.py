@@ -104,9 +104,18 @@ def read_mail(raw: bytes, *, allowed: Sequence[str], max_bytes: int | None) -> M
     limit = max_bytes or DEFAULT_LIMIT
     pieces: list[Piece] = []
     assert isinstance(msg, EmailMessage)
-    for index, part in enumerate(msg.walk()):
-        if not part.is_multipart():
-            pieces.extend(_part_pieces(part, str(index), limit))
+    try:
+        for index, part in enumerate(msg.walk()):
+            if not part.is_multipart():
+                pieces.extend(_part_pieces(part, str(index), limit))
+    except Exception as exc:  # noqa: BLE001 - the email package raises anything on hostile headers
+        detail = (
+            f"mail {message_id or '(no Message-ID)'} cannot be taken apart "
+            f"({type(exc).__name__}: {exc}); the whole mail is kept here and in the failed folder"
+        )
+        return Mail(
+            sender, message_id, key, [_refused("mail", whole, raw, ErrorCode.NO_DOCUMENT, detail)]
+        )
     if not pieces:
         detail = f"mail {message_id or '(no Message-ID)'} carried no XML or zip attachment"
         pieces.append(_refused("mail", whole, raw, ErrorCode.NO_DOCUMENT, detail))

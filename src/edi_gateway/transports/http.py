@@ -88,7 +88,10 @@ class HttpEndpoint:
         if not request.body:
             return Response(400, b"empty body\n")
         given = (request.headers.get("Message-ID") or "").strip()[:300]
-        ref = f"{partner}:{given or 'sha256:' + hashlib.sha256(request.body).hexdigest()}"
+        digest = hashlib.sha256(request.body).hexdigest()
+        # The Message-ID with a digest of the body: a re-send is recognised, while a partner
+        # that reuses a Message-ID for another document does not lose that document.
+        ref = f"{partner}:{given}#{digest[:16]}" if given else f"{partner}:sha256:{digest}"
         filename = safe_filename(request.headers.get_filename(), "document.xml")
         envelope = Envelope(request.body, self.source, ref, filename, meta={"partner": partner})
         try:

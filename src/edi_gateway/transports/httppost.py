@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import ssl
 import urllib.error
 import urllib.request
@@ -36,7 +37,12 @@ def post(
         with urllib.request.urlopen(request, timeout=timeout, context=context) as answer:  # noqa: S310 (the configured URL)
             return answer.status, answer.headers, answer.read()
     except urllib.error.HTTPError as exc:
-        detail = exc.read()[:300].decode("utf-8", "replace").strip()
+        try:  # the start of the partner's explanation; never unbounded, never a new error
+            detail = exc.read(300).decode("utf-8", "replace").strip()
+        except (OSError, http.client.HTTPException):
+            detail = ""
+        finally:
+            exc.close()
         raise _http_error(where, exc.code, detail) from None
     except urllib.error.URLError as exc:
         reason = exc.reason
@@ -47,8 +53,10 @@ def post(
                 code=ErrorCode.TLS_FAILED,
             ) from None
         raise _link_error(where, str(reason)) from None
-    except (OSError, TimeoutError) as exc:
-        raise _link_error(where, str(exc)) from None
+    except (OSError, TimeoutError, http.client.HTTPException) as exc:
+        # HTTPException: an answer that is not HTTP, or one cut off (BadStatusLine,
+        # IncompleteRead); urllib passes those through unwrapped
+        raise _link_error(where, str(exc) or type(exc).__name__) from None
 
 
 def _http_error(where: str, status: int, detail: str) -> TransportError:

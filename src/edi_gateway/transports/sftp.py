@@ -64,6 +64,8 @@ class SftpInbound:
         self._prefix = f"{conn.claim_tag or conn.name}--"
         self._archive = conn.archive
         self._error = conn.error or conn.archive  # None with delete: true: delete
+        # ... except an oversize file: intake has none of its bytes, so it is kept here
+        self._too_large = posixpath.join(self._claimed, "too-large")
         self._pattern = conn.pattern.lower()
         self._ignore = [p.lower() for p in conn.ignore]
         self._stable_seconds = conn.stable_seconds
@@ -112,6 +114,8 @@ class SftpInbound:
                 f"{self.source} cannot acknowledge {envelope.source}/{ref!r}", recoverable=False
             )
         target = self._archive if ok else self._error
+        if target is None and envelope.oversize is not None:
+            target = self._too_large  # never delete bytes the store does not hold
 
         def settle(sftp: paramiko.SFTPClient) -> None:
             try:
@@ -205,7 +209,10 @@ class SftpInbound:
         meta = {"path": claimed, "server": self._session.where}
         if data is not None:
             return Envelope(data, self.source, claimed, filename, meta=meta)
-        extra = {"sha256": digest, "limit": str(limit), "kept_at": self._session.where + claimed}
+        kept = (
+            claimed if self._error else posixpath.join(self._too_large, posixpath.basename(claimed))
+        )
+        extra = {"sha256": digest, "limit": str(limit), "kept_at": self._session.where + kept}
         return Envelope(b"", self.source, claimed, filename, meta=meta | extra, oversize=size)
 
     def _makedirs(self, sftp: paramiko.SFTPClient, folder: str) -> None:
@@ -291,13 +298,19 @@ def _fetch(
     """(size, bytes, "") of a file; over ``limit``: (size, None, sha256) without keeping it."""
     size = sftp.stat(path).st_size or 0
     with sftp.open(path, "rb") as remote:
+        data = b""
         if limit is None or size <= limit:
             remote.prefetch(size)
-            return size, remote.read(), ""
-        digest = hashlib.sha256()
+            data = remote.read(None if limit is None else limit + 1)  # never more than the cap
+            if limit is None or len(data) <= limit:
+                return len(data), data, ""
+        # Over the limit (or grown past it since stat): only its size and sha256 are kept.
+        digest = hashlib.sha256(data)
+        total = len(data)
         for block in iter(lambda: remote.read(_BLOCK), b""):
             digest.update(block)
-        return size, None, digest.hexdigest()
+            total += len(block)
+        return total, None, digest.hexdigest()
 
 
 def _listdir(sftp: paramiko.SFTPClient, path: str) -> list[paramiko.SFTPAttributes]:

@@ -126,8 +126,11 @@ class Peer:
         compress: bool = False,
         recipient: Path | None = None,
         signer: tuple[Path, Path] | None = None,
+        cipher: tuple[str, ...] = ("-aes256",),
     ) -> tuple[str, bytes]:
-        """(Content-Type, body) of an AS2 message built by openssl."""
+        """(Content-Type, body) of an AS2 message built by openssl; ``cipher``: the options
+        of ``openssl cms -encrypt`` that choose the cipher (given after ``-recip``, so
+        ``-keyopt`` may be among them)."""
         part = entity(
             {
                 "Content-Type": "application/xml",
@@ -166,14 +169,16 @@ class Peer:
                 "cms",
                 "-encrypt",
                 "-binary",
-                "-aes256",
                 "-outform",
                 "DER",
                 "-in",
                 self._file(part),
+                "-recip",
                 recipient or self.gateway_cert,
+                *cipher,
             )
-            return "application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m", der
+            kind = "authEnveloped-data" if any("gcm" in c for c in cipher) else "enveloped-data"
+            return f"application/pkcs7-mime; smime-type={kind}; name=smime.p7m", der
         headers, body = split(part)
         return headers["content-type"], body
 
@@ -343,6 +348,7 @@ class PartnerServer:
         self.delivered: dict[str, bytes] = {}
         self.seen: set[str] = set()
         self.requests: list[dict[str, str]] = []
+        self.bodies: list[bytes] = []
         self.drop_async = False
         self.async_status: list[int] = []
         self.lock = threading.Lock()
@@ -383,6 +389,7 @@ class PartnerServer:
         """Open one message with openssl and build the signed MDN."""
         message_id = headers.get("message-id", "")
         self.requests.append(headers)
+        self.bodies.append(body)
         try:
             name, payload, signed_part, _ = self.peer.open_message(headers["content-type"], body)
         except OpensslError as exc:
@@ -390,7 +397,11 @@ class PartnerServer:
                 "decryption-failed" if "decrypt" in str(exc).lower() else "authentication-failed"
             )
             return self.peer.signed_mdn(message_id, f"processed/error: {modifier}", None)
-        mic = base64.b64encode(hashlib.sha256(signed_part).digest()).decode() + ", sha-256"
+        options = headers.get("disposition-notification-options", "")
+        asked = re.search(r"signed-receipt-micalg\s*=\s*\w+\s*,\s*([\w-]+)", options)
+        micalg = asked.group(1).lower() if asked else "sha-256"
+        digest = hashlib.new(micalg.replace("-", ""), signed_part).digest()
+        mic = f"{base64.b64encode(digest).decode()}, {micalg}"
         with self.lock:
             if message_id in self.seen:
                 return self.peer.signed_mdn(

@@ -30,9 +30,6 @@ import pyas2lib  # noqa: E402  (after the oscrypto fix)
 
 logging.getLogger("pyas2lib").setLevel(logging.CRITICAL)  # it logs refusals as errors
 
-CIPHER = "aes_256_cbc"
-"""The gateway decrypts AES-128/256-CBC (pyas2lib's default, 3DES, is not supported)."""
-
 
 def key_pair(cert: Path, key: Path) -> bytes:
     """pyas2lib's PEM key pair: the private key followed by its certificate."""
@@ -82,15 +79,15 @@ class Pyas2Partner:
         )
 
     def gateway(self, *, compress: bool = False, mdn: str | None = "SYNC", **more: Any) -> Any:
-        """The gateway as pyas2lib's trading partner: messages to it are signed and encrypted,
-        receipts from it signed (sha256)."""
+        """The gateway as pyas2lib's trading partner: messages to it are signed and encrypted
+        with pyas2lib's defaults (3DES, ``tripledes_192_cbc``; sha256 signatures), receipts
+        from it signed (sha256)."""
         cert = self.gateway_cert.read_bytes()
         options: dict[str, Any] = {
             "verify_cert": cert,
             "encrypt_cert": cert,
             "sign": True,
             "encrypt": True,
-            "enc_alg": CIPHER,
             "compress": compress,
             "mdn_mode": mdn,
             "mdn_digest_alg": "sha256",
@@ -166,6 +163,10 @@ class Pyas2Endpoint:
     delivered: dict[str, bytes] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
     results: list[tuple[str, str | None]] = field(default_factory=list)
+    algorithms: list[tuple[str | None, str | None]] = field(default_factory=list)
+    """(cipher, signature digest) pyas2lib found in each delivery (it names only 3DES,
+    ``tripledes_192_cbc``, and leaves the cipher None for AES)."""
+    bodies: list[bytes] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
 
@@ -196,6 +197,7 @@ class Pyas2Endpoint:
         gateway = self.partner.gateway(verify_cert=verify)
         message = pyas2lib.Message()
         with self.lock:
+            self.bodies.append(body)
             status, _exception, mdn = message.parse(
                 raw_message(headers, body),
                 find_org_cb=lambda name: org if name == org.as2_name else None,
@@ -204,6 +206,7 @@ class Pyas2Endpoint:
             )
             detail = None if mdn is None else _disposition(mdn)
             self.results.append((status, detail))
+            self.algorithms.append((message.enc_alg, message.digest_alg))
             if status == "processed":
                 self.seen.add(message.message_id)
                 name = message.payload.get_filename() or "payload"

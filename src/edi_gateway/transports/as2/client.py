@@ -9,6 +9,7 @@ within ``mdn_wait_seconds`` (the outbox then marks the delivery failed).
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Mapping
@@ -17,12 +18,19 @@ from pathlib import Path
 from edi_gateway.config_http import As2Connector
 from edi_gateway.errors import ErrorCode
 from edi_gateway.transports.as2.mdn import Mdn, as2_name, read_mdn
-from edi_gateway.transports.as2.mime import AS2_VERSION, As2Refusal, build_message, safe_filename
+from edi_gateway.transports.as2.mime import (
+    AS2_VERSION,
+    MIC_NAMES,
+    As2Refusal,
+    build_message,
+    safe_filename,
+)
 from edi_gateway.transports.as2.server import load_certificate, load_own_keys, mdn_file
 from edi_gateway.transports.base import TransportError
 from edi_gateway.transports.httppost import post
 
 POLL_SECONDS = 0.2
+log = logging.getLogger(__name__)
 
 
 class As2Outbound:
@@ -34,6 +42,17 @@ class As2Outbound:
         self.name, self.conn, self.url = conn.name, conn, conn.url
         self.keys = load_own_keys(conn)
         self.partner_cert = load_certificate(conn.name, conn.partner_certificate)
+        weak = [
+            what
+            for what, used in (
+                ("sha1 signatures", conn.sign and conn.digest == "sha1"),
+                ("3des encryption", conn.encrypt and conn.cipher == "3des"),
+            )
+            if used
+        ]
+        if weak:
+            log.warning("as2:%s uses %s (legacy): keep it for partners that need it", conn.name,
+                        " and ".join(weak))  # fmt: skip
 
     def deliver(
         self, filename: str, payload: bytes, headers: Mapping[str, str] | None = None
@@ -64,7 +83,7 @@ class As2Outbound:
         if conn.mdn != "none":
             http_headers["Disposition-Notification-To"] = conn.as2_id
             if conn.mdn_signed:
-                micalg = {"sha256": "sha-256", "sha1": "sha1"}.get(conn.digest, conn.digest)
+                micalg = MIC_NAMES[conn.digest]
                 http_headers["Disposition-Notification-Options"] = (
                     "signed-receipt-protocol=optional, pkcs7-signature; "
                     f"signed-receipt-micalg=optional, {micalg}"

@@ -1,8 +1,9 @@
-"""CMS (S/MIME) primitives for AS2: sign, verify, encrypt, decrypt, compress, decompress.
+"""CMS (S/MIME) primitives for AS2: keys, sign, verify, compress, decompress.
 
-Built on ``cryptography`` (signing, enveloping, RSA/EC verification) and ``asn1crypto`` (reading
+Built on ``cryptography`` (signing, RSA/EC verification) and ``asn1crypto`` (reading
 SignedData, which ``cryptography`` cannot verify, and building RFC 3274 CompressedData); see
-docs/adr/0011-as2-smime-on-cryptography.md. Pure functions over bytes: no I/O.
+docs/adr/0015-as2-smime-on-cryptography.md. Encryption and decryption are in
+:mod:`.enveloped`. Pure functions over bytes: no I/O.
 """
 
 from __future__ import annotations
@@ -11,23 +12,21 @@ import hashlib
 import hmac
 import zlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from asn1crypto import cms  # type: ignore[import-untyped]
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.ciphers import algorithms
-from cryptography.hazmat.primitives.serialization import pkcs7
 
 __all__ = [
     "CmsError",
     "Keys",
     "compress",
     "decompress",
-    "decrypt",
-    "encrypt",
     "load_certificate",
     "load_keys",
     "sign",
@@ -42,10 +41,6 @@ DIGESTS: dict[str, type[hashes.HashAlgorithm]] = {
     "sha512": hashes.SHA512,
 }
 """asn1crypto / hashlib digest names -> cryptography hash classes."""
-CIPHERS: dict[str, type[algorithms.AES128] | type[algorithms.AES256]] = {
-    "aes128": algorithms.AES128,
-    "aes256": algorithms.AES256,
-}
 
 
 class CmsError(Exception):
@@ -86,11 +81,53 @@ def load_keys(certificate: bytes, private_key_pem: bytes) -> Keys:
 
 
 def sign(content: bytes, keys: Keys, digest: str = "sha256") -> bytes:
-    """A detached CMS SignedData (DER) over ``content`` exactly as given (no canonicalisation)."""
-    builder = pkcs7.PKCS7SignatureBuilder().set_data(content)
-    builder = builder.add_signer(keys.certificate, keys.private_key, _hash(digest)())  # type: ignore[arg-type]
-    options = [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.Binary]
-    return builder.sign(serialization.Encoding.DER, options)
+    """A detached CMS SignedData (DER) over ``content`` exactly as given (no canonicalisation).
+
+    Built with ``asn1crypto`` because ``cryptography``'s builder refuses SHA-1, which old AS2
+    partners still ask for (``signed-receipt-micalg=optional, sha1``). Signed attributes:
+    content type, signing time, message digest; the signer's certificate is included.
+    """
+    name = digest.replace("-", "").lower()
+    algorithm = _hash(name)()
+    cert = asn1_x509.Certificate.load(keys.certificate.public_bytes(serialization.Encoding.DER))
+    attributes = [
+        cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
+        cms.CMSAttribute({"type": "signing_time", "values": [cms.Time({"utc_time": _now()})]}),
+        cms.CMSAttribute(
+            {"type": "message_digest", "values": [hashlib.new(name, content).digest()]}
+        ),
+    ]
+    signed_attrs = cms.CMSAttributes(sorted(attributes, key=lambda a: a.dump()))  # DER SET OF
+    to_sign = signed_attrs.dump()
+    if isinstance(keys.private_key, rsa.RSAPrivateKey):
+        signature = keys.private_key.sign(to_sign, padding.PKCS1v15(), algorithm)
+        signature_algorithm = "rsassa_pkcs1v15"
+    else:
+        signature = keys.private_key.sign(to_sign, ec.ECDSA(algorithm))
+        signature_algorithm = f"{name}_ecdsa"
+    signer = cms.SignerInfo(
+        {
+            "version": "v1",
+            "sid": cms.SignerIdentifier(
+                name="issuer_and_serial_number",
+                value={"issuer": cert.issuer, "serial_number": cert.serial_number},
+            ),
+            "digest_algorithm": {"algorithm": name},
+            "signed_attrs": signed_attrs,
+            "signature_algorithm": {"algorithm": signature_algorithm},
+            "signature": signature,
+        }
+    )
+    signed = cms.SignedData(
+        {
+            "version": "v1",
+            "digest_algorithms": [{"algorithm": name}],
+            "encap_content_info": {"content_type": "data"},
+            "certificates": [cert],
+            "signer_infos": [signer],
+        }
+    )
+    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump())
 
 
 def verify(signature: bytes, content: bytes, trusted: x509.Certificate) -> str:
@@ -148,27 +185,6 @@ def _verify_signer(signer: Any, content: bytes, trusted: x509.Certificate) -> st
     return str(digest)
 
 
-def encrypt(content: bytes, recipient: x509.Certificate, cipher: str = "aes256") -> bytes:
-    """CMS EnvelopedData (DER) of ``content`` for ``recipient`` (RSA key transport, AES-CBC)."""
-    if cipher not in CIPHERS:
-        raise CmsError(f"unsupported cipher {cipher}: expected one of {', '.join(CIPHERS)}")
-    builder = pkcs7.PKCS7EnvelopeBuilder().set_data(content).add_recipient(recipient)
-    builder = builder.set_content_encryption_algorithm(CIPHERS[cipher])
-    return builder.encrypt(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
-
-
-def decrypt(enveloped: bytes, keys: Keys) -> bytes:
-    """The content of a CMS EnvelopedData (DER or BER) addressed to our certificate."""
-    try:
-        der = cms.ContentInfo.load(enveloped).dump(force=True)  # BER (streamed) -> DER
-    except (ValueError, TypeError) as exc:
-        raise CmsError(f"not a CMS structure: {exc}") from exc
-    try:
-        return pkcs7.pkcs7_decrypt_der(der, keys.certificate, keys.private_key, [])  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise CmsError(f"cannot decrypt: {exc}") from exc
-
-
 def compress(content: bytes) -> bytes:
     """RFC 3274 CompressedData (zlib) of ``content``, DER."""
     info = cms.ContentInfo(
@@ -213,3 +229,7 @@ def _hash(name: str) -> type[hashes.HashAlgorithm]:
     if found is None:
         raise CmsError(f"unsupported digest {name}: expected one of {', '.join(DIGESTS)}")
     return found
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)

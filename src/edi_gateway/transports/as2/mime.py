@@ -23,11 +23,13 @@ from pathlib import PurePosixPath
 
 from cryptography import x509
 
-from edi_gateway.transports.as2 import cms
+from edi_gateway.transports.as2 import cms, enveloped
 
 AS2_VERSION = "1.2"
 MIC_NAMES = {"sha1": "sha1", "sha256": "sha-256", "sha384": "sha-384", "sha512": "sha-512"}
 _EOL = b"\r\n"
+_ENCRYPTED = ("enveloped-data", "authenveloped-data")
+"""smime-type values of encrypted content (RFC 8551: AES-GCM is authEnveloped-data)."""
 
 
 class As2Refusal(Exception):
@@ -62,6 +64,8 @@ class Received:
     compressed: bool
     mic: str
     """``base64-digest, sha-256``: what the MDN's Received-Content-MIC returns."""
+    cipher: str | None = None
+    """The content cipher it was encrypted with (``aes256-cbc``, ``des-ede3-cbc``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +151,8 @@ def build_message(
         part = signed_entity(part, keys, digest)
     if recipient is not None:
         part = entity(
-            _smime_headers("enveloped-data", "smime.p7m"), cms.encrypt(part, recipient, cipher)
+            _smime_headers("enveloped-data", "smime.p7m"),
+            enveloped.encrypt(part, recipient, cipher),
         )
     headers, body = split_entity(part)
     return Outgoing({k: str(v) for k, v in headers.items()}, body, mic)
@@ -208,6 +213,7 @@ def read_message(
         encrypted=reader.encrypted,
         compressed=reader.compressed,
         mic=mic_of(mic_content, reader.signer_digest or digest),
+        cipher=reader.cipher,
     )
 
 
@@ -218,6 +224,7 @@ class Reader:
         self.keys, self.trusted, self.max_bytes = keys, trusted, max_bytes
         self.encrypted = self.compressed = False
         self.signer_digest: str | None = None
+        self.cipher: str | None = None
 
     def unwrap(self, part: bytes, mic_content: bytes | None = None) -> tuple[bytes, bytes]:
         """(innermost entity, the bytes the MIC covers), after at most a few layers."""
@@ -226,7 +233,7 @@ class Reader:
             kind = headers.get_content_type()
             smime = str(headers.get_param("smime-type", "", header="content-type")).lower()
             if kind in ("application/pkcs7-mime", "application/x-pkcs7-mime") and (
-                smime == "enveloped-data" or (smime == "" and not self.encrypted)
+                smime in _ENCRYPTED or (smime == "" and not self.encrypted)
             ):
                 part = self._decrypt(decode_body(headers, raw))
             elif kind in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
@@ -241,9 +248,11 @@ class Reader:
     def _decrypt(self, der: bytes) -> bytes:
         try:
             self.encrypted = True
-            return cms.decrypt(der, self.keys)
+            opened = enveloped.decrypt(der, self.keys)
         except cms.CmsError as exc:
             raise As2Refusal("decryption-failed", str(exc)) from exc
+        self.cipher = opened.cipher
+        return opened.content
 
     def _decompress(self, der: bytes) -> bytes:
         try:

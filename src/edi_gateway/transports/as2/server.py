@@ -142,6 +142,7 @@ class As2Endpoint:
                 "signed": str(received.signed).lower(),
                 "encrypted": str(received.encrypted).lower(),
                 "compressed": str(received.compressed).lower(),
+                "cipher": received.cipher or "",
             },
         )
         try:
@@ -155,7 +156,8 @@ class As2Endpoint:
             text = "this Message-ID was received before; it was not taken again"
             return self._receipt(answer, "warning: duplicate-document", received.mic, text)
         summary = f"message {receipt.message_id} {receipt.state}"
-        log.info("%s: took %s from %s (%s)", self.source, message_id, sender, summary)
+        how = received.cipher or "unencrypted"
+        log.info("%s: took %s from %s (%s; %s)", self.source, message_id, sender, summary, how)
         text = f"received {received.filename} ({len(received.payload)} bytes): {summary}"
         return self._receipt(answer, None, received.mic, text)
 
