@@ -149,6 +149,11 @@ class Gateway:
         outcome = Outcome()
         policy = self.policy
         size = self.settings.intake.batch_size
+        # A transport that holds back payloads until earlier ones are acknowledged (a queue's
+        # prefetch) says how many it lets out at once: batches no bigger, or a poll would stall.
+        held = getattr(transport, "max_unacknowledged", None)
+        if isinstance(held, int) and 0 < held < size:
+            size = held
         # Recovered payloads are always finished; new ones are not claimed once stop() says so.
         for source, until in ((transport.recover, None), (transport.poll, stop)):
             for batch in _batches(source(), size, until):

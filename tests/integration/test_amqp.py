@@ -328,3 +328,25 @@ def test_a_queue_declared_otherwise_is_a_configuration_error(partner: AmqpHarnes
     with pytest.raises(TransportError) as absent:
         list(open_inbound(AmqpConnector.model_validate(missing)).poll())
     assert absent.value.code == ErrorCode.CONFIG_INVALID and "no-such-queue" in absent.value.message
+
+
+def test_one_poll_takes_every_message_in_batches_of_the_prefetch(
+    partner: AmqpHarness, tmp_path: Path
+) -> None:
+    entry = partner.inbound("from-partner")
+    entry["prefetch"] = 3
+    gw = gateway(tmp_path, entry)
+    batches: list[int] = []
+    try:
+        for n in range(10):
+            partner.send(f"po-{n}.xml", order(n))
+        transport = open_inbound(gw.settings.connector("from-partner"), gw.policy.max_size)
+        try:
+            outcome = gw.poll(transport, observe=lambda states, _: batches.append(len(states)))
+        finally:
+            transport.close()
+        assert Counter(outcome.states.values()) == {"processed": 10}
+        assert max(batches) <= 3 and sum(batches) == 10  # never more in flight than prefetch
+        assert partner.waiting() == 0
+    finally:
+        gw.close()

@@ -94,6 +94,9 @@ class AmqpInbound:
         self._channel: BlockingChannel | None = None
         self._unacked: dict[str, list[int]] = {}
         """source_ref -> delivery tags on the current channel, not yet acknowledged."""
+        self.max_unacknowledged = conn.prefetch
+        """The broker sends no more than this until some are acknowledged (``Gateway.poll``
+        keeps its batches this small, so one poll can take every message waiting)."""
 
     def recover(self) -> Iterator[Envelope]:
         """Nothing to do: the broker itself offers unacknowledged messages again.
