@@ -8,29 +8,25 @@ to the partner's endpoint, which opens them with openssl; ``delivered`` is what 
 
 from __future__ import annotations
 
-import threading
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edi_gateway.errors import ErrorCode
-from edi_gateway.transports import Receipt, TransportError, open_server
 from tests.integration.connectors.as2_peer import (
     PartnerServer,
     Peer,
     make_identity,
     new_peer,
 )
-from tests.integration.connectors.harness import Stop
+from tests.integration.connectors.harness_push import PushHarness
 
 if TYPE_CHECKING:
-    from edi_gateway.app import Gateway, Outcome
-    from edi_gateway.envelope import Envelope
+    pass
 
 
-class As2Harness:
+class As2Harness(PushHarness):
     """A partner who POSTs AS2 messages to the gateway and runs an AS2 endpoint of its own."""
 
     kind = "as2"
@@ -41,7 +37,6 @@ class As2Harness:
         self.stranger_cert, _ = make_identity(root / "stranger", "stranger")
         self.partner = PartnerServer(self.peer)
         self.queue: list[tuple[str, str, bytes]] = []  # (Message-ID, name, payload)
-        self.refusals: list[str] = []
 
     # -- connector entries -----------------------------------------------------------------
     def _own(self) -> dict[str, Any]:
@@ -93,39 +88,11 @@ class As2Harness:
         clean = name.replace("\x00", "").replace('"', "")
         self.queue.append((f"<{uuid.uuid4().hex}@{self.peer.as2_id}>", clean, payload))
 
-    def take(self, gateway: Gateway, name: str, stop: Stop = lambda: False) -> Outcome:
-        from edi_gateway.app import Outcome
-        from edi_gateway.daemon import make_receive
-
-        outcome = Outcome()
-        inner = make_receive(gateway, name, threading.Lock())
-
-        def receive(envelope: Envelope) -> Receipt:
-            receipt = inner(envelope)
-            outcome.add(name, {receipt.message_id: receipt.state})
-            return receipt
-
-        server = open_server(gateway.settings.connector(name), receive, gateway.policy.max_size)
-        refused: list[str] = []
-        try:
-            url = f"http://127.0.0.1:{server.port}/as2"  # type: ignore[attr-defined]
-            for item in list(self.queue):
-                disposition = self.push(url, *item)
-                if disposition.endswith("processed") or "duplicate-document" in disposition:
-                    self.queue.remove(item)
-                else:
-                    refused.append(disposition)
-                if stop():
-                    break
-        finally:
-            server.close()
-        if refused and not outcome.states:
-            raise TransportError(
-                f"the gateway refused the partner's messages: {refused[0]}",
-                recoverable=False,
-                code=ErrorCode.AUTH_FAILED,
-            )
-        return outcome
+    def deliver_one(self, server: Any, message_id: str, name: str, payload: bytes) -> str | None:
+        url = f"http://127.0.0.1:{server.port}/as2"
+        disposition = self.push(url, message_id, name, payload)
+        taken = disposition.endswith("processed") or "duplicate-document" in disposition
+        return None if taken else disposition
 
     def push(self, url: str, message_id: str, filename: str, payload: bytes) -> str:
         """POST one message built by openssl; the disposition of the MDN (checked by openssl)."""
@@ -133,27 +100,6 @@ class As2Harness:
         status, headers, answer = post_as2(url, content_type, body, message_id, self.peer)
         assert status == 200, (status, answer)
         return self.peer.verify_mdn(headers["Content-Type"], answer)["disposition"]
-
-    def waiting(self) -> int:
-        return len(self.queue)
-
-    def delivered(self) -> dict[str, bytes]:
-        return dict(self.partner.delivered)
-
-    def reset(self) -> None:
-        self.queue.clear()
-        self.partner.delivered.clear()
-        self.partner.seen.clear()
-
-    def restart(self) -> None:
-        self.partner.stop()
-        self.partner.start()
-
-    def outside_files(self) -> list[str]:
-        return []  # the partner keeps deliveries in memory; the gateway writes no files
-
-    def close(self) -> None:
-        self.partner.stop()
 
 
 def post_as2(

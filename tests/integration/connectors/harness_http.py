@@ -21,19 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from edi_gateway.errors import ErrorCode
-from edi_gateway.transports import Receipt, TransportError, open_server
 from tests.integration.connectors.as2_peer import OpensslError, make_identity
-from tests.integration.connectors.harness import Stop
+from tests.integration.connectors.harness_push import PushHarness
 
 if TYPE_CHECKING:
-    from edi_gateway.app import Gateway, Outcome
-    from edi_gateway.envelope import Envelope
+    pass
 
 USER, PASSWORD, TOKEN = "buyer-user", "pw-of-the-buyer", "token-of-the-gateway"
 
 
-class HttpHarness:
+class HttpHarness(PushHarness):
     """A partner who POSTs documents to the gateway and runs an HTTPS endpoint of its own."""
 
     kind = "http"
@@ -100,40 +97,9 @@ class HttpHarness:
         clean = name.replace("\x00", "").replace('"', "")  # a header cannot carry NUL
         self.queue.append((f"<{uuid.uuid4().hex}@partner>", clean, payload))
 
-    def take(self, gateway: Gateway, name: str, stop: Stop = lambda: False) -> Outcome:
-        from edi_gateway.app import Outcome
-        from edi_gateway.daemon import make_receive
-
-        outcome = Outcome()
-        inner = make_receive(gateway, name, threading.Lock())
-
-        def receive(envelope: Envelope) -> Receipt:
-            receipt = inner(envelope)
-            outcome.add(name, {receipt.message_id: receipt.state})
-            return receipt
-
-        server: Any = open_server(
-            gateway.settings.connector(name), receive, gateway.policy.max_size
-        )
-        refused: list[int] = []
-        try:
-            for item in list(self.queue):
-                status = self.push(server.port, *item)
-                if status == 200:
-                    self.queue.remove(item)
-                else:
-                    refused.append(status)
-                if stop():
-                    break
-        finally:
-            server.close()
-        if refused and not outcome.states:
-            raise TransportError(
-                f"the gateway refused the partner's documents: HTTP {refused[0]}",
-                recoverable=False,
-                code=ErrorCode.AUTH_FAILED,
-            )
-        return outcome
+    def deliver_one(self, server: Any, message_id: str, name: str, payload: bytes) -> str | None:
+        status = self.push(server.port, message_id, name, payload)
+        return None if status == 200 else f"HTTP {status}"
 
     def push(self, port: int, message_id: str, filename: str, payload: bytes) -> int:
         """POST one document over HTTPS with basic auth; the HTTP status."""
@@ -155,27 +121,6 @@ class HttpHarness:
             return answer.status
         finally:
             connection.close()
-
-    def waiting(self) -> int:
-        return len(self.queue)
-
-    def delivered(self) -> dict[str, bytes]:
-        return dict(self.partner.delivered)
-
-    def reset(self) -> None:
-        self.queue.clear()
-        self.partner.delivered.clear()
-        self.partner.seen.clear()
-
-    def restart(self) -> None:
-        self.partner.stop()
-        self.partner.start()
-
-    def outside_files(self) -> list[str]:
-        return []  # the partner keeps deliveries in memory; the gateway writes no files
-
-    def close(self) -> None:
-        self.partner.stop()
 
 
 class PartnerEndpoint:
