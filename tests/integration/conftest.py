@@ -166,3 +166,13 @@ def make_project(tmp_path: Path) -> Callable[..., Project]:
         return project
 
     return make
+
+
+def metric_samples(metrics: str) -> dict[str, float]:
+    """A Prometheus text exposition as ``{'name{labels}': value}``."""
+    found = {}
+    for line in metrics.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            found[name] = float(value)
+    return found

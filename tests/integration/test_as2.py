@@ -46,20 +46,7 @@ def make_gateway(workdir: Path, *entries: dict[str, Any]) -> Gateway:
     settings = Settings.model_validate(
         {
             "path": workdir / "gateway.yaml",
-            "partners": [
-                {
-                    "id": "buyer",
-                    "name": "Buyer AB",
-                    "role": "buyer",
-                    "endpoint": {"scheme": "0088", "value": f.BUYER_GLN},
-                },
-                {
-                    "id": "seller",
-                    "name": "Seller BV",
-                    "role": "supplier",
-                    "endpoint": {"scheme": "0088", "value": f.SELLER_GLN},
-                },
-            ],
+            "partners": [f.buyer_partner(), f.seller_partner()],
             "connectors": list(entries),
         },
         context={"base_dir": workdir},

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests import factory
-from tests.integration.conftest import EXE, Project, cli_env
+from tests.integration.conftest import EXE, Project, cli_env, metric_samples
 
 pytestmark = pytest.mark.integration
 
@@ -48,15 +48,6 @@ def _wait_for(condition: Callable[[], Any], seconds: float) -> Any:
             return found
         time.sleep(0.1)
     return condition()
-
-
-def _samples(metrics: str) -> dict[str, float]:
-    found = {}
-    for line in metrics.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            found[name] = float(value)
-    return found
 
 
 def test_daemon_serves_health_and_metrics_and_logs_json(
@@ -94,7 +85,7 @@ def test_daemon_serves_health_and_metrics_and_logs_json(
         project.drop("broken.xml", b"<Order")
 
         def counted() -> dict[str, float] | None:
-            samples = _samples(_get(f"{base}/metrics")[2])
+            samples = metric_samples(_get(f"{base}/metrics")[2])
             taken = sum(v for k, v in samples.items() if k.startswith("edi_messages_in_total"))
             return samples if taken >= 4 else None
 

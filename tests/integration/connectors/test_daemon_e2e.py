@@ -30,7 +30,7 @@ from lxml import etree
 from edi_gateway.ubl.read import interpret
 from tests import factory as f
 from tests.conftest import shared_dir
-from tests.integration.conftest import EXE, cli_env, cli_json
+from tests.integration.conftest import EXE, cli_env, cli_json, metric_samples
 from tests.integration.connectors.harness_amqp import AmqpHarness
 from tests.integration.connectors.harness_as2 import As2Harness
 from tests.integration.connectors.harness_email import EmailHarness
@@ -65,15 +65,6 @@ def _wait_for(what: str, condition: Callable[[], Any], daemon: subprocess.Popen[
             return found
         time.sleep(0.2)
     pytest.fail(f"timed out after {WAIT} s waiting for {what}")
-
-
-def _samples(metrics: str) -> dict[str, float]:
-    found = {}
-    for line in metrics.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            found[name] = float(value)
-    return found
 
 
 def _config(
@@ -180,7 +171,7 @@ def test_order_chain_through_the_daemon_over_sftp_amqp_imap_and_as2(
 
         # 5. metrics and health
         def counted() -> dict[str, float] | None:
-            samples = _samples(_get(f"{base}/metrics")[1])
+            samples = metric_samples(_get(f"{base}/metrics")[1])
             out = 'edi_messages_out_total{connector="as2-to-buyer",partner="buyer"}'
             return samples if samples.get(out) == 1 else None
 
