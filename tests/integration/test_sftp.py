@@ -164,7 +164,7 @@ def test_a_name_that_is_not_utf8_blocks_nothing(partner: SftpHarness) -> None:
     assert sorted(partner.files("archive").values()) == [b"<latin/>", b"<plain/>"]
 
 
-def test_a_growing_file_is_not_taken(partner: SftpHarness) -> None:
+def test_a_growing_file_is_not_taken(partner: SftpHarness, monkeypatch: pytest.MonkeyPatch) -> None:
     transport = inbound(partner, stable_seconds=0.5)
     growing = partner.inbox / "big.xml"
     partner.send("big.xml", b"<Order>")
@@ -180,7 +180,12 @@ def test_a_growing_file_is_not_taken(partner: SftpHarness) -> None:
     assert list(transport.poll()) == []  # two looks 0.5 s apart saw different sizes
     writer.join()
     assert "big.xml" in partner.files("inbox")
-    [envelope] = transport.poll()  # now it keeps still
+    slept: list[float] = []
+    monkeypatch.setattr(transport, "_sleep", slept.append)
+    assert list(transport.poll()) == []  # changed since the last look: not yet
+    assert slept == []  # a later poll never waits (the daemon holds its lock meanwhile)
+    time.sleep(0.6)
+    [envelope] = transport.poll()  # kept still since the last poll, 0.6 s ago
     assert envelope.payload == b"<Order>" + b"<line/>" * 6
 
 

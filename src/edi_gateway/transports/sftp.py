@@ -71,6 +71,8 @@ class SftpInbound:
         self._stable_seconds = conn.stable_seconds
         self._max_bytes = max_bytes
         self._seen: dict[str, tuple[tuple[int, int], float]] = {}
+        self._looked = False  # has a poll of this transport looked at the folder yet?
+        self._sleep = time.sleep
         self._folders: set[str] = set()
 
     def close(self) -> None:
@@ -153,10 +155,15 @@ class SftpInbound:
         entries = self._list()
         if self._stable_seconds > 0:
             ready, wait = self._still(entries)
-            if wait > 0:  # files seen once: look again (once) instead of waiting a cycle
-                time.sleep(wait)
+            if wait > 0 and not self._looked:
+                # The first poll of this transport (`run --once`, a daemon starting) has no
+                # earlier look to compare with: it looks again after the wait. Later polls never
+                # wait (the daemon holds its lock during a poll): a file whose size and time
+                # stayed the same since an earlier poll at least stable_seconds ago is taken.
+                self._sleep(wait)
                 ready, _ = self._still(self._list())
             entries = ready
+        self._looked = True
         return [e.filename for e in sorted(entries, key=lambda e: (e.st_mtime or 0, e.filename))]
 
     def _still(
