@@ -80,11 +80,9 @@ def harness(request: pytest.FixtureRequest) -> Harness:
     return found
 
 
-@pytest.fixture(params=CREDENTIALS or [None])
-def credentialed(request: pytest.FixtureRequest) -> Harness | None:
-    """The harness of each type with credentials (None when there is none yet)."""
-    if request.param is None:
-        return None
+@pytest.fixture(params=CREDENTIALS)
+def credentialed(request: pytest.FixtureRequest) -> Harness:
+    """The harness of each type with credentials."""
     found: Harness = request.getfixturevalue(f"{request.param}_harness")
     return found
 

@@ -117,10 +117,8 @@ def test_server_restart_in_the_middle_loses_nothing_and_doubles_nothing(
 
 
 def test_bad_credentials_are_refused_and_nothing_is_taken(
-    credentialed: Harness | None, workdir: Path
+    credentialed: Harness, workdir: Path
 ) -> None:
-    if credentialed is None:
-        pytest.skip("no connector type with credentials in the suite yet")
     partner = credentialed
     partner.reset()
     inbound = partner.with_bad_credentials(partner.inbound("bad-in"))
