@@ -72,6 +72,7 @@ class Gateway:
 
     settings: Settings
     store: Store
+    _policy: Policy | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def open(cls, settings: Settings) -> Gateway:
@@ -80,7 +81,13 @@ class Gateway:
 
     @property
     def policy(self) -> Policy:
-        """The processing policy from the intake settings and partners."""
+        """The processing policy from the intake settings and partners (built once, on first
+        use: it loads every supplier reply map, and a command that needs none never does)."""
+        if self._policy is None:
+            self._policy = self._make_policy()
+        return self._policy
+
+    def _make_policy(self) -> Policy:
         settings = self.settings
 
         def partner_of(keys: Sequence[str]) -> str | None:
@@ -229,8 +236,7 @@ class Gateway:
         from sqlalchemy import select
 
         from edi_gateway.store.tables import Message
-        from edi_gateway.ubl.parse import parse
-        from edi_gateway.ubl.read import interpret
+        from edi_gateway.ubl.read import read_stored
 
         with self.store.session() as session:
             source, filename, payload = session.execute(
@@ -241,7 +247,7 @@ class Gateway:
         reader = self.policy.reply_reader(source, filename)
         if reader is not None:
             return reader(payload, filename)
-        return [interpret(parse(payload, max_size=len(payload) + 1))]
+        return [read_stored(payload)]
 
     def process_pending(self) -> Outcome:
         """Process messages that intake committed but processing never finished."""

@@ -223,12 +223,9 @@ def _outbox(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
     if args.action == "list":
         rows = _outbox_rows(gateway, args.state, args.partner)
         return emit(rows, args.json, _table(rows))
-    from edi_gateway.outbound.forward import flush_forwards, note_deliveries
-    from edi_gateway.outbound.outbox import flush
+    from edi_gateway.outbound.forward import flush_all
 
-    flush_forwards(gateway.store, gateway.settings)  # bundles that are due join the outbox
-    done = flush(gateway.store, gateway.settings, partner=args.partner)
-    note_deliveries(gateway.store)
+    done = flush_all(gateway.store, gateway.settings, partner=args.partner)
     counts = {state: sum(1 for s in done.values() if s == state) for state in set(done.values())}
     text = f"delivered {counts.get('sent', 0)}, to retry {counts.get('pending', 0)}, " + (
         f"failed {counts.get('failed', 0)}"

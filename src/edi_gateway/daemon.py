@@ -211,18 +211,13 @@ class Daemon:
 
     def _flush(self) -> None:
         """Queue the due supplier bundles and deliver what is due; log and count it."""
-        from collections import Counter
-
         from edi_gateway.outbound.forward import flush_all
-        from edi_gateway.outbound.outbox import SENT, partners_of
 
         store = self.gateway.store
         with self.lock, log_fields(stage="outbox"):
             try:
                 done = flush_all(store, self.settings)
-                sent = [row_id for row_id, state in done.items() if state == SENT]
-                self.total.delivered.update(Counter(partners_of(store, sent)))
-                deliveries(store, self.metrics, done)
+                self.total.delivered.update(deliveries(store, self.metrics, done))
                 self.pending = outbox_pending(store)
                 self.metrics.outbox_pending.set(self.pending)
             except Exception:  # delivery trouble must not stop intake

@@ -8,6 +8,7 @@ them as JSON keys, the text format in the message.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -80,13 +81,14 @@ def messages_taken(
             )
 
 
-def deliveries(store: Store, metrics: Metrics, done: Mapping[int, str]) -> None:
-    """Log and count the outbox rows one flush tried to deliver."""
+def deliveries(store: Store, metrics: Metrics, done: Mapping[int, str]) -> Counter[str]:
+    """Log and count the outbox rows one flush tried to deliver; the sent ones per partner."""
     from edi_gateway.outbound.outbox import SENT
     from edi_gateway.store.tables import OutboxRow
 
+    delivered: Counter[str] = Counter()
     if not done:
-        return
+        return delivered
     with store.session() as session:
         rows = session.execute(
             select(
@@ -104,6 +106,8 @@ def deliveries(store: Store, metrics: Metrics, done: Mapping[int, str]) -> None:
     for row in rows:
         state = done[row.id]
         sent = state == SENT
+        if sent:
+            delivered[row.partner] += 1
         metrics.delivery(row.connector, row.partner, sent=sent)
         fields = {
             "outbox_id": row.id,
@@ -136,6 +140,7 @@ def deliveries(store: Store, metrics: Metrics, done: Mapping[int, str]) -> None:
                 (row.last_error or "")[:300],
                 extra=fields,
             )
+    return delivered
 
 
 def outbox_pending(store: Store) -> int:

@@ -38,7 +38,7 @@ def progress_bar(paths: Sequence[Path]) -> Callable[[int], None] | None:
         return None
     from tqdm import tqdm
 
-    total = sum(1 for p in paths for _ in (p.rglob("*.xml") if p.is_dir() else [p]))
+    total = len(paths)  # the files `ingest` takes, already listed (readahead.inbound_files)
     width = shutil.get_terminal_size().columns or 80  # a fresh pseudo-terminal may say 0
     bar = tqdm(total=total, unit="file", file=sys.stderr, leave=False, ncols=width)
 

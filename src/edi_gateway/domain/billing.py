@@ -33,7 +33,6 @@ ONE = Decimal(1)
 HUNDRED = Decimal(100)
 
 STANDARD = "S"
-ZERO_RATED = "Z"
 NO_RATE_CATEGORIES = frozenset({"O"})
 """UNCL 5305 categories that carry no rate at all ("not subject to VAT")."""
 ZERO_RATE_CATEGORIES = frozenset({"Z", "E", "AE", "K", "G", "O"})

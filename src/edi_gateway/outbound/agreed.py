@@ -23,6 +23,7 @@ from edi_gateway.domain.billing import AllowanceCharge
 from edi_gateway.domain.documents import DocumentKind, Line, OrderResponse
 from edi_gateway.errors import GatewayError
 from edi_gateway.outbound.charges import ADDED, Vat, allowance_charge
+from edi_gateway.pipeline.ledger import CORRECTIVE_INVOICE_CODES, RESPONSES
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -32,9 +33,6 @@ if TYPE_CHECKING:
 
 CHANGED = "3"
 DECISIVE = frozenset({"AP", "CA", "RE"})
-RESPONSES = (DocumentKind.ORDER_RESPONSE.value, DocumentKind.ORDER_RESPONSE_SIMPLE.value)
-CORRECTIVE = frozenset({"383", "384"})
-"""Invoice type codes that correct an invoice (debit notes) rather than bill the order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,14 +82,13 @@ def agreed(session: Session, order: OrderRow) -> Agreed:
 def _added(session: Session, row: DocumentRow) -> list[Line]:
     """The added lines of a stored response (none when it is not UBL: a supplier's CSV)."""
     from edi_gateway.outbound.invoice_ledger import payload
-    from edi_gateway.ubl.parse import parse
-    from edi_gateway.ubl.read import interpret
+    from edi_gateway.ubl.read import read_stored
 
     data = payload(session, row)
     if not data:
         return []
     try:
-        document = interpret(parse(data, max_size=len(data) + 1))
+        document = read_stored(data)
     except GatewayError:
         return []
     if not isinstance(document, OrderResponse):
@@ -110,4 +107,4 @@ def invoiced_before(session: Session, order: OrderRow) -> bool:
             DocumentRow.state == "attached",
         )
     )
-    return any(code not in CORRECTIVE for code in codes)
+    return any(code not in CORRECTIVE_INVOICE_CODES for code in codes)

@@ -143,10 +143,9 @@ def send(
 def _mark(payload: bytes, number: str) -> str:
     """``<cancellation ID>: <reason>`` from the buyer's cancellation, as the renderers show it."""
     from edi_gateway.domain.documents import OrderCancellation
-    from edi_gateway.ubl.parse import parse
-    from edi_gateway.ubl.read import interpret
+    from edi_gateway.ubl.read import read_stored
 
-    document = interpret(parse(payload, max_size=len(payload) + 1))
+    document = read_stored(payload)
     reason = document.reason if isinstance(document, OrderCancellation) else None
     return f"{number}: {reason}" if reason else number
 

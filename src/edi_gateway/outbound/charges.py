@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 
-from edi_gateway.domain.billing import AllowanceCharge, money, vat_key
+from edi_gateway.domain.billing import (
+    NO_RATE_CATEGORIES,
+    ZERO_RATE_CATEGORIES,
+    AllowanceCharge,
+    money,
+    vat_key,
+)
 from edi_gateway.domain.documents import Line, Quantity
 
 ADDED = "1"
@@ -191,9 +197,9 @@ def _vat_problem(vat: Vat | None) -> str | None:
         return f"VAT category {vat.category!r} is not one of {', '.join(sorted(VAT_CATEGORIES))}"
     if vat.rate is not None and (not vat.rate.is_finite() or vat.rate < 0):
         return f"VAT rate {vat.rate} is not a percentage"
-    if vat.category in {"Z", "E", "AE", "K", "G", "O"} and vat.rate:
+    if vat.category in ZERO_RATE_CATEGORIES and vat.rate:
         return f"VAT category {vat.category} has rate 0, not {vat.rate}"
-    if vat.category not in {"O"} and vat.rate is None:
+    if vat.category not in NO_RATE_CATEGORIES and vat.rate is None:
         return f"VAT category {vat.category} needs a rate"
     return None
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
 from edi_gateway.domain.documents import DespatchAdvice, Document, Invoice, Order
 from edi_gateway.errors import ErrorCode, LookupFailed
 from edi_gateway.outbound.issuing import NotAllowed
@@ -48,22 +46,20 @@ def show(store: Store, settings: Settings, document_id: int, fmt: str = "ubl") -
     stem = f"{kind}-{number}".replace("/", "_")
     if fmt == "ubl":
         return Shown(ubl, f"{stem}.xml", MEDIA["ubl"])
-    rendered = _render(_interpreted(ubl), fmt, language)
+    from edi_gateway.ubl.read import read_stored
+
+    rendered = _render(read_stored(ubl), fmt, language)
     return Shown(rendered, f"{stem}.{fmt}", MEDIA[fmt])
 
 
 def _stored(session: Session, settings: Settings, document_id: int) -> tuple[str, str, bytes, str]:
-    from edi_gateway.store.tables import DocumentRow, Message, Order, OutboxRow
+    from edi_gateway.outbound.invoice_ledger import payload as payload_of
+    from edi_gateway.store.tables import DocumentRow, Order
 
     row = session.get(DocumentRow, document_id)
     if row is None:
         raise LookupFailed(ErrorCode.NOT_FOUND, f"there is no document {document_id}")
-    if row.message_id is not None:
-        payload = session.scalar(select(Message.payload).where(Message.id == row.message_id))
-    else:
-        payload = session.scalar(
-            select(OutboxRow.payload).where(OutboxRow.document_id == row.id).limit(1)
-        )
+    payload = payload_of(session, row)
     if payload is None:
         raise LookupFailed(ErrorCode.NOT_FOUND, f"document {document_id} has no stored bytes")
     order = session.get(Order, row.order_id) if row.order_id is not None else None
@@ -72,13 +68,6 @@ def _stored(session: Session, settings: Settings, document_id: int) -> tuple[str
         reader = order.buyer_partner if row.direction == "out" else order.seller_partner
     partner = settings.partner(reader) if reader else None
     return row.kind, row.doc_number, payload, partner.language if partner else "en"
-
-
-def _interpreted(ubl: bytes) -> Document:
-    from edi_gateway.ubl.parse import parse
-    from edi_gateway.ubl.read import interpret
-
-    return interpret(parse(ubl, max_size=len(ubl) + 1))
 
 
 def _render(document: Document, fmt: str, language: str) -> bytes:

@@ -85,8 +85,16 @@ def forward_orders(
     moment = at or now()
     made: list[int] = []
     with store.session() as session:
-        found = session.execute(orders_created_by(message_ids).add_columns(Message.source))
-        for order, source in list(found):
+        found = list(session.execute(orders_created_by(message_ids).add_columns(Message.source)))
+        forwarded = {
+            (order_id, partner)
+            for order_id, partner in session.execute(
+                select(Forward.order_id, Forward.partner).where(
+                    Forward.order_id.in_([order.id for order, _ in found])
+                )
+            )
+        }
+        for order, source in found:
             route = settings.route_for(order.buyer_partner, connector_of(source))
             supplier = suppliers.get(route.deliver_to if route else order.seller_partner or "")
             if supplier is None:
@@ -99,12 +107,7 @@ def forward_orders(
                     order_id=order.id,
                 )
                 continue
-            known = session.scalar(
-                select(Forward.id).where(
-                    Forward.order_id == order.id, Forward.partner == supplier.id
-                )
-            )
-            if known is not None:
+            if (order.id, supplier.id) in forwarded:
                 continue
             held = supplier.forward is not None and supplier.forward.hold
             row = Forward(
@@ -236,12 +239,15 @@ def note_deliveries(store: Store) -> dict[str, str]:
     return moved
 
 
-def flush_all(store: Store, settings: Settings, *, at: datetime | None = None) -> dict[int, str]:
-    """One delivery cycle: due bundles into the outbox, the outbox flushed, deliveries noted."""
+def flush_all(
+    store: Store, settings: Settings, *, partner: str | None = None, at: datetime | None = None
+) -> dict[int, str]:
+    """One delivery cycle: due bundles into the outbox, the outbox flushed (``partner``'s rows
+    only, if given), deliveries noted."""
     from edi_gateway.outbound.outbox import flush
 
     flush_forwards(store, settings, at=at)
-    done = flush(store, settings, at=at)
+    done = flush(store, settings, partner=partner, at=at)
     note_deliveries(store)
     return done
 
@@ -307,7 +313,7 @@ def _render(session: Session, partner: Partner, row: Forward, moment: datetime) 
         return None
     try:
         payload = original_bytes(session, row.order_id)
-        document = original_order(session, order_row)
+        document = original_order(session, order_row, payload)
         per_order = profile.bundle in ("none", "zip")
         files = (
             render_order(

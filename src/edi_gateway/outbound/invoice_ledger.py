@@ -122,11 +122,10 @@ def payload(session: Session, row: DocumentRow) -> bytes | None:
 
 def stored(session: Session, row: DocumentRow) -> Invoice:
     """The stored billing document of ``row``, interpreted."""
-    from edi_gateway.ubl.parse import parse
-    from edi_gateway.ubl.read import interpret
+    from edi_gateway.ubl.read import read_stored
 
     data = payload(session, row)
-    document = interpret(parse(data, max_size=len(data) + 1)) if data else None
+    document = read_stored(data) if data else None
     if not isinstance(document, Invoice):
         raise NotAllowed(f"{row.kind} {row.doc_number} has no readable stored copy")
     return document

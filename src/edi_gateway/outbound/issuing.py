@@ -72,13 +72,12 @@ def buyer_connector(settings: Settings, order: OrderRow) -> str:
     return partner.outbound
 
 
-def original_order(session: Session, order: OrderRow) -> Order:
-    """The order document as received (parties with their endpoints come from it)."""
-    from edi_gateway.ubl.parse import parse
-    from edi_gateway.ubl.read import interpret
+def original_order(session: Session, order: OrderRow, payload: bytes | None = None) -> Order:
+    """The order document as received (parties with their endpoints come from it);
+    ``payload``: its bytes, when the caller already holds them (:func:`original_bytes`)."""
+    from edi_gateway.ubl.read import read_stored
 
-    payload = original_bytes(session, order.id)
-    document = interpret(parse(payload, max_size=len(payload) + 1))
+    document = read_stored(payload if payload is not None else original_bytes(session, order.id))
     assert isinstance(document, Order)
     return document
 

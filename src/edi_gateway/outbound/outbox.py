@@ -247,16 +247,6 @@ def retry(store: Store, row_ids: list[int], *, actor: str, every_failed: bool = 
         return [row.id for row in rows]
 
 
-def partners_of(store: Store, row_ids: list[int]) -> list[str]:
-    """The partner of each of these outbox rows."""
-    from edi_gateway.store.tables import OutboxRow
-
-    if not row_ids:
-        return []
-    with store.session() as session:
-        return list(session.scalars(select(OutboxRow.partner).where(OutboxRow.id.in_(row_ids))))
-
-
 def count_pending(session: Session) -> int:
     """How many rows wait for delivery."""
     from edi_gateway.store.tables import OutboxRow

@@ -155,8 +155,7 @@ def attach(
 
 def attach_orphans(session: Session, order_id: int) -> int:
     """Attach every orphan that references this order; return how many attached."""
-    from edi_gateway.ubl.parse import parse
-    from edi_gateway.ubl.read import interpret
+    from edi_gateway.ubl.read import read_stored
 
     order = session.get_one(t.Order, order_id)
     orphans = list(
@@ -177,7 +176,7 @@ def attach_orphans(session: Session, order_id: int) -> int:
             continue
         payload, source, partner = found
         try:
-            document = interpret(parse(payload, max_size=len(payload) + 1))
+            document = read_stored(payload)
         except GatewayError:  # not UBL (a supplier's CSV reply): `messages redrive` attaches it
             continue
         if find_order(session, document) is not order:

@@ -116,7 +116,8 @@ def _load(
             if state == RECEIVED:
                 works.append(Work(mid, sha, source, attempts, payloads.get(mid), filename))
     works.sort(key=lambda w: w.id)
-    missing = [w.id for w in works if w.payload is None]
+    waiting = {w.id: w for w in works if w.payload is None}
+    missing = list(waiting)
     for start in range(0, len(missing), 200):
         chunk = missing[start : start + 200]
         rows = conn.execute(
@@ -124,10 +125,8 @@ def _load(
                 message_payloads.c.message_id.in_(chunk)
             )
         )
-        found = {mid: data for mid, data in rows}
-        for work in works:
-            if work.id in found:
-                work.payload = found[work.id]
+        for mid, data in rows:
+            waiting[mid].payload = data
     return states, works
 
 

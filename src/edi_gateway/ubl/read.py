@@ -314,3 +314,11 @@ def interpret(root: Element) -> Document:
             line=source_line(root),
         )
     return _READERS[kind](root, group_children(root), kind)
+
+
+def read_stored(payload: bytes) -> Document:
+    """The document in bytes the gateway already holds (checked when they arrived): the
+    hardened parse, without a size limit, then :func:`interpret`."""
+    from edi_gateway.ubl.parse import parse
+
+    return interpret(parse(payload, max_size=len(payload) + 1))
