@@ -1,25 +1,20 @@
 """Transports: one module per protocol behind the interfaces in :mod:`.base`.
 
 ``open_inbound`` / ``open_outbound`` pick the class by the connector's ``type``; a new protocol
-is one module plus one entry in each table below.
+is one module plus one entry in each table below. The tables name ``module:attribute``, imported
+on first use (like the connector models in ``config_connectors``): a flush to a folder never
+loads paramiko, pika or cryptography.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+import importlib
+from typing import Any
 
 from edi_gateway.config import Connector
 from edi_gateway.errors import ConfigError
-from edi_gateway.transports.amqp import AmqpInbound, AmqpOutbound
-from edi_gateway.transports.as2 import As2Outbound, serve_as2
 from edi_gateway.transports.base import InboundTransport, OutboundTransport, TransportError
-from edi_gateway.transports.email_in import ImapInbound
-from edi_gateway.transports.email_out import SmtpOutbound
-from edi_gateway.transports.folder import FolderInbound, FolderOutbound
-from edi_gateway.transports.http import HttpOutbound, serve_http
-from edi_gateway.transports.push import InboundServer, Receipt, Receive, ServerFactory
-from edi_gateway.transports.sftp import SftpInbound, SftpOutbound
+from edi_gateway.transports.push import InboundServer, Receipt, Receive
 
 __all__ = [
     "InboundServer",
@@ -34,26 +29,27 @@ __all__ = [
     "open_server",
 ]
 
-_T = TypeVar("_T")
-
-_INBOUND: dict[str, Callable[[Any, int | None], InboundTransport]] = {
-    "amqp": AmqpInbound,
-    "folder": FolderInbound,
-    "imap": ImapInbound,
-    "sftp": SftpInbound,
+_INBOUND = {
+    "amqp": "edi_gateway.transports.amqp:AmqpInbound",
+    "folder": "edi_gateway.transports.folder:FolderInbound",
+    "imap": "edi_gateway.transports.email_in:ImapInbound",
+    "sftp": "edi_gateway.transports.sftp:SftpInbound",
 }
-_OUTBOUND: dict[str, Callable[[Any], OutboundTransport]] = {
-    "amqp": AmqpOutbound,
-    "as2": As2Outbound,
-    "folder": FolderOutbound,
-    "http": HttpOutbound,
-    "sftp": SftpOutbound,
-    "smtp": SmtpOutbound,
+_OUTBOUND = {
+    "amqp": "edi_gateway.transports.amqp:AmqpOutbound",
+    "as2": "edi_gateway.transports.as2:As2Outbound",
+    "folder": "edi_gateway.transports.folder:FolderOutbound",
+    "http": "edi_gateway.transports.http:HttpOutbound",
+    "sftp": "edi_gateway.transports.sftp:SftpOutbound",
+    "smtp": "edi_gateway.transports.email_out:SmtpOutbound",
 }
 
 # Push connectors (the partner connects to us: AS2, HTTP): type -> server factory; the daemon
 # starts one server per ``direction: in`` connector of such a type (see transports/push.py).
-_SERVERS: dict[str, ServerFactory] = {"as2": serve_as2, "http": serve_http}
+_SERVERS = {
+    "as2": "edi_gateway.transports.as2:serve_as2",
+    "http": "edi_gateway.transports.http:serve_http",
+}
 
 
 def is_push(conn: Connector) -> bool:
@@ -63,7 +59,8 @@ def is_push(conn: Connector) -> bool:
 
 def open_server(conn: Connector, receive: Receive, max_bytes: int | None = None) -> InboundServer:
     """Start the listening server of a push connector; each payload goes to ``receive``."""
-    return _open(conn, "in", _SERVERS)(conn, receive, max_bytes)
+    server: InboundServer = _open(conn, "in", _SERVERS)(conn, receive, max_bytes)
+    return server
 
 
 def open_inbound(conn: Connector, max_bytes: int | None = None) -> InboundTransport:
@@ -71,23 +68,25 @@ def open_inbound(conn: Connector, max_bytes: int | None = None) -> InboundTransp
 
     Payloads over ``max_bytes`` are not read; they reach intake as ``Envelope.oversize``.
     """
-    factory = _open(conn, "in", _INBOUND)
-    return factory(conn, max_bytes)
+    transport: InboundTransport = _open(conn, "in", _INBOUND)(conn, max_bytes)
+    return transport
 
 
 def open_outbound(conn: Connector) -> OutboundTransport:
     """The outbound transport for an ``direction: out`` connector."""
-    return _open(conn, "out", _OUTBOUND)(conn)
+    transport: OutboundTransport = _open(conn, "out", _OUTBOUND)(conn)
+    return transport
 
 
-def _open(conn: Connector, direction: str, table: dict[str, _T]) -> _T:
-    """The factory for ``conn``'s type, after checking its direction."""
+def _open(conn: Connector, direction: str, table: dict[str, str]) -> Any:
+    """The factory for ``conn``'s type (imported now), after checking its direction."""
     if conn.direction != direction:
         raise ConfigError(
             f"connector {conn.name!r} has direction: {conn.direction}, "
             f"expected direction: {direction} here"
         )
-    factory = table.get(conn.type)
-    if factory is None:
+    target = table.get(conn.type)
+    if target is None:
         raise ConfigError(f"connector {conn.name!r}: no {direction}bound transport for {conn.type}")
-    return factory
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)

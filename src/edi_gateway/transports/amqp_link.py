@@ -16,6 +16,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from edi_gateway.config_amqp import AmqpConnector
 from edi_gateway.errors import ErrorCode
 from edi_gateway.transports.base import TransportError
+from edi_gateway.transports.tls import client_tls
 
 # Errors of the link itself; pika raises some socket and TLS errors unwrapped.
 LINK_ERRORS = (pika.exceptions.AMQPError, OSError)
@@ -36,8 +37,7 @@ def parameters(conn: AmqpConnector) -> pika.ConnectionParameters:
     """pika's connection parameters for ``conn`` (reads the password secret)."""
     ssl_options = None
     if conn.tls:
-        cafile = str(conn.ca_file) if conn.ca_file is not None else None
-        context = ssl.create_default_context(cafile=cafile)
+        context = client_tls(conn.ca_file)
         ssl_options = pika.SSLOptions(context, server_hostname=conn.host)
     return pika.ConnectionParameters(
         host=conn.host,

@@ -9,20 +9,9 @@ from __future__ import annotations
 
 import socket
 import ssl
-from pathlib import Path
 
 from edi_gateway.errors import ErrorCode
 from edi_gateway.transports.base import TransportError
-
-
-def tls_context(ca_file: Path | None) -> ssl.SSLContext:
-    """A client TLS context that verifies the server's certificate and name.
-
-    ``ca_file`` replaces the system's trusted authorities (a private CA, a self-signed server).
-    """
-    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
 
 
 def network_error(what: str, exc: BaseException) -> TransportError:

@@ -35,7 +35,7 @@ from edi_gateway.config_mail import ImapConnector
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ConfigError, ErrorCode
 from edi_gateway.transports.base import TransportError
-from edi_gateway.transports.email_common import auth_error, network_error, tls_context
+from edi_gateway.transports.email_common import auth_error, network_error
 from edi_gateway.transports.email_parts import (
     DEFAULT_LIMIT,
     Mail,
@@ -44,6 +44,7 @@ from edi_gateway.transports.email_parts import (
     parse_headers,
     read_mail,
 )
+from edi_gateway.transports.tls import client_tls
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ class ImapInbound:
 
     def _open(self) -> imaplib.IMAP4:
         conn = self._conn
-        context = tls_context(conn.ca_file)
+        context = client_tls(conn.ca_file)
         timeout = conn.timeout_seconds
         try:
             if conn.security == "ssl":

@@ -27,8 +27,9 @@ from email.utils import formatdate
 from edi_gateway.config_mail import SmtpConnector
 from edi_gateway.errors import ConfigError, ErrorCode
 from edi_gateway.transports.base import TransportError
-from edi_gateway.transports.email_common import auth_error, network_error, tls_context
+from edi_gateway.transports.email_common import auth_error, network_error
 from edi_gateway.transports.folder import safe_name
+from edi_gateway.transports.tls import client_tls
 
 _TOKEN = re.compile(r"[^A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]")
 # Long lines are allowed up to RFC 5322's 998: the default 78 folds a long subject right after
@@ -122,7 +123,7 @@ class SmtpOutbound:
 
     def _transmit(self, msg: EmailMessage, recipients: list[str]) -> dict[str, tuple[int, bytes]]:
         conn = self._conn
-        context = tls_context(conn.ca_file)
+        context = client_tls(conn.ca_file)
         smtp: smtplib.SMTP
         if conn.security == "ssl":
             smtp = smtplib.SMTP_SSL(

@@ -25,6 +25,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 from pathlib import PurePosixPath
 
@@ -84,7 +85,7 @@ def mail_key(message_id: str, digest: str) -> str:
 
 def parse_headers(raw: bytes) -> tuple[str, str, str]:
     """(sender address, Message-ID, Subject) of a mail's header bytes; ``""`` when missing."""
-    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    msg = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)  # headers only
     return _sender(msg), _header(msg, "Message-ID"), _header(msg, "Subject")
 
 

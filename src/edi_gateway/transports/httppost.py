@@ -11,6 +11,7 @@ from pathlib import Path
 
 from edi_gateway.errors import ErrorCode
 from edi_gateway.transports.base import TransportError
+from edi_gateway.transports.tls import client_tls
 
 
 def post(
@@ -30,7 +31,7 @@ def post(
     """
     context = None
     if url.startswith("https://"):
-        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        context = client_tls(ca_file)
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
     where = f"connector {name!r}: POST {url}"
     try:

@@ -38,7 +38,6 @@ _ITEM_NAME = cbc("Name")
 _SELLERS = cac("SellersItemIdentification")
 _BUYERS = cac("BuyersItemIdentification")
 _STANDARD = cac("StandardItemIdentification")
-_ITEM_TAGS = frozenset({_ITEM_NAME, _SELLERS, _BUYERS, _STANDARD})
 _ORDER_LINE_REF = cac("OrderLineReference")
 _LINE_ID = cbc("LineID")
 _ORDER_REFERENCE = cac("OrderReference")
@@ -49,7 +48,6 @@ _LINE_ITEM = cac("LineItem")
 _END_DATE = cbc("EndDate")
 _START_DATE = cbc("StartDate")
 # What cac:OrderLine itself holds; the rest is in its cac:LineItem.
-_ORDER_LINE_TAGS = frozenset({_LINE_ITEM, _NOTE, _ORDER_LINE_REF})
 
 
 @dataclass(frozen=True, slots=True)

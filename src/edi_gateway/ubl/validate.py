@@ -11,10 +11,11 @@ from lxml import etree
 
 from edi_gateway.domain.documents import DocumentKind
 from edi_gateway.errors import DocumentError, ErrorCode
+from edi_gateway.ubl.namespaces import maindoc_ns
 from edi_gateway.ubl.parse import parse
+from edi_gateway.ubl.read_values import source_line
 from edi_gateway.ubl.schemas import SchemaSet, default_schema_set
 
-UBL_NAMESPACE_PREFIX = "urn:oasis:names:specification:ubl:schema:xsd:"
 _KINDS = {kind.value: kind for kind in DocumentKind}
 
 
@@ -52,9 +53,8 @@ class XsdInvalid(DocumentError):
         self.issues: tuple[XsdIssue, ...] = tuple(issues)
 
 
-def expected_namespace(root_name: str) -> str:
-    """The namespace a UBL document whose root element is ``root_name`` must use."""
-    return f"{UBL_NAMESPACE_PREFIX}{root_name}-2"
+expected_namespace = maindoc_ns
+"""The namespace a UBL document whose root element is ``root_name`` must use."""
 
 
 def identify(root: etree._Element, *, schema_set: SchemaSet | None = None) -> str:
@@ -70,21 +70,16 @@ def identify(root: etree._Element, *, schema_set: SchemaSet | None = None) -> st
         raise DocumentError(
             ErrorCode.UNSUPPORTED_DOCUMENT,
             f"root element {_describe(local, namespace)} is not a UBL 2.1 document type",
-            line=_line(root),
+            line=source_line(root),
         )
     if namespace != expected_namespace(local):
         raise DocumentError(
             ErrorCode.UNSUPPORTED_DOCUMENT,
             f"root element {_describe(local, namespace)} is not in the UBL 2.1 namespace; "
             f"expected {{{expected_namespace(local)}}}{local}",
-            line=_line(root),
+            line=source_line(root),
         )
     return local
-
-
-def _line(element: etree._Element) -> int | None:
-    line = getattr(element, "sourceline", None)  # typed as a placeholder in lxml-stubs
-    return line if isinstance(line, int) else None
 
 
 def _describe(local: str, namespace: str | None) -> str:
@@ -127,7 +122,7 @@ def validate_document(
             ErrorCode.UNSUPPORTED_DOCUMENT,
             f"{root_name} is a UBL 2.1 document type this gateway does not process "
             f"(accepted: {', '.join(sorted(kinds))})",
-            line=_line(root),
+            line=source_line(root),
         )
     issues = xsd_errors(root, root_name, schema_set=schema_set)
     if issues:

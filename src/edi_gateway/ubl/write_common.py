@@ -17,6 +17,7 @@ from lxml import etree
 
 from edi_gateway.domain.documents import Document, Line, Party, Quantity
 from edi_gateway.ubl.namespaces import CAC, CBC, cac, cbc, maindoc_ns, root_tag
+from edi_gateway.ubl.read_values import clean
 
 Element = etree._Element
 
@@ -52,14 +53,6 @@ class Problems:
         """Raise :class:`WriteError` listing every problem, if there is one."""
         if self.found:
             raise WriteError(self.document, self.found)
-
-
-def clean(value: str | None) -> str | None:
-    """Stripped ``value``; empty or blank becomes ``None`` (Peppol forbids empty elements)."""
-    if value is None:
-        return None
-    value = value.strip()
-    return value or None
 
 
 def new_root(document_name: str) -> Element:

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from edi_gateway.domain.documents import DespatchAdvice, Line
 from edi_gateway.ubl.namespaces import cac, cbc
+from edi_gateway.ubl.read_values import clean
 from edi_gateway.ubl.write_common import (
     Element,
     Problems,
@@ -21,7 +22,6 @@ from edi_gateway.ubl.write_common import (
     add_party,
     add_quantity,
     check_unique_line_ids,
-    clean,
     date_text,
     new_root,
     serialize,

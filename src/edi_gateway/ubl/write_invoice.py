@@ -15,6 +15,7 @@ from decimal import Decimal
 from edi_gateway.domain.billing import ZERO, InvoiceLine, Totals, compute
 from edi_gateway.domain.documents import DocumentKind, Invoice, Line
 from edi_gateway.ubl.namespaces import cac, cbc
+from edi_gateway.ubl.read_values import clean
 from edi_gateway.ubl.write_common import (
     Element,
     Problems,
@@ -23,7 +24,6 @@ from edi_gateway.ubl.write_common import (
     add_item,
     add_quantity,
     check_unique_line_ids,
-    clean,
     date_text,
     decimal_text,
     new_root,

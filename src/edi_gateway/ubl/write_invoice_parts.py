@@ -19,11 +19,11 @@ from edi_gateway.domain.billing import (
 )
 from edi_gateway.domain.documents import Invoice, Party, PartyId
 from edi_gateway.ubl.namespaces import cac, cbc
+from edi_gateway.ubl.read_values import clean
 from edi_gateway.ubl.write_common import (
     Element,
     Problems,
     add,
-    clean,
     date_text,
     decimal_text,
 )

@@ -12,6 +12,7 @@ from types import MappingProxyType
 
 from edi_gateway.domain.documents import Line, OrderResponse, Substitute
 from edi_gateway.ubl.namespaces import cac, cbc
+from edi_gateway.ubl.read_values import clean
 from edi_gateway.ubl.write_common import (
     Element,
     Problems,
@@ -22,7 +23,6 @@ from edi_gateway.ubl.write_common import (
     add_party,
     add_quantity,
     check_unique_line_ids,
-    clean,
     date_text,
     decimal_text,
     new_root,
