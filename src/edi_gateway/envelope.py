@@ -52,7 +52,32 @@ def file_envelope(
     with path.open("rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
-    extra = {"sha256": digest.hexdigest(), "limit": str(max_bytes), "kept_at": str(path)}
+    return oversize_envelope(
+        source,
+        source_ref,
+        filename,
+        size=size,
+        sha256=digest.hexdigest(),
+        limit=max_bytes,
+        kept_at=str(path),
+        meta=meta,
+    )
+
+
+def oversize_envelope(
+    source: str,
+    source_ref: str,
+    filename: str,
+    *,
+    size: int,
+    sha256: str,
+    limit: int,
+    kept_at: str,
+    meta: dict[str, str] | None = None,
+) -> Envelope:
+    """The Envelope of a payload over the intake limit: no bytes, only what intake records
+    (its size, sha256, the limit, and where the transport keeps it)."""
+    extra = {"sha256": sha256, "limit": str(limit), "kept_at": kept_at}
     return Envelope(
         b"", source, source_ref, filename, meta={**(meta or {}), **extra}, oversize=size
     )

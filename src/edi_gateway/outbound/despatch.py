@@ -13,8 +13,6 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
 from edi_gateway.domain.documents import DespatchAdvice, DocumentKind, Line, Quantity
 from edi_gateway.domain.status import OrderStatus
 from edi_gateway.outbound.issuing import (
@@ -83,17 +81,13 @@ def issue_despatch(
 ) -> Issued:
     """``despatch`` inside the caller's transaction."""
     from edi_gateway.pipeline.history import record
-    from edi_gateway.store.tables import OrderLine
+    from edi_gateway.store.queries import order_lines
     from edi_gateway.ubl.write import write_despatch_advice
 
     if order.status in CLOSED_FOR_DELIVERY:
         raise NotAllowed(f"order {order.order_number} is {order.status}: nothing can be despatched")
     connector = buyer_connector(settings, order)
-    lines = list(
-        session.scalars(
-            select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.position)
-        )
-    )
+    lines = order_lines(session, order)
     chosen, over = _chosen(lines, request)
     if over and not force:
         raise NotAllowed(

@@ -118,7 +118,7 @@ def issue_invoice(
 ) -> Issued:
     """``invoice`` inside the caller's transaction."""
     from edi_gateway.pipeline.history import record
-    from edi_gateway.store.tables import OrderLine
+    from edi_gateway.store.queries import order_lines
     from edi_gateway.ubl.write import write_debit_note, write_invoice
 
     _check_request(request)
@@ -130,11 +130,7 @@ def issue_invoice(
     connector = buyer_connector(settings, order)
     supplier, legal = parties.supplier(settings, order)
     buyer = settings.partner(order.buyer_partner) if order.buyer_partner else None
-    lines = list(
-        session.scalars(
-            select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.position)
-        )
-    )
+    lines = order_lines(session, order)
     plain = not (request.credit_of or request.debit_of)
     terms = agreed(session, order) if plain else Agreed()
     number = request.credit_of or request.debit_of

@@ -18,8 +18,6 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
 from edi_gateway.domain.documents import DocumentKind, Line, OrderResponse, Quantity, Substitute
 from edi_gateway.domain.status import OrderStatus
 from edi_gateway.outbound import charges as terms
@@ -119,18 +117,14 @@ def issue(
 ) -> Issued:
     """``respond`` inside the caller's transaction, for an order row already loaded."""
     from edi_gateway.pipeline.history import record
-    from edi_gateway.store.tables import OrderLine
+    from edi_gateway.store.queries import order_lines
     from edi_gateway.ubl.write import write_order_response
 
     decision = _promoted(decision)
     _check_decision(decision)
     _check_state(order, decision, force)
     connector = buyer_connector(settings, order)
-    lines = list(
-        session.scalars(
-            select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.position)
-        )
-    )
+    lines = order_lines(session, order)
     response = compose_response(session, order, lines, decision)
     payload = written(response, write_order_response)
     status_before = order.status

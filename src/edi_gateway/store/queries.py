@@ -239,12 +239,16 @@ def resolve_order(session: Session, ref: str) -> Order:
     )
 
 
+def order_lines(session: Session, order: Order) -> list[OrderLine]:
+    """The order's lines, in the order's own order."""
+    query = select(OrderLine).where(OrderLine.order_id == order.id)
+    return list(session.scalars(query.order_by(OrderLine.position)))
+
+
 def order_detail(session: Session, order: Order) -> Json:
     """An order with its lines and quantities, linked documents and history."""
     out = order_summary(order)
-    lines = session.scalars(
-        select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.position)
-    )
+    lines = order_lines(session, order)
     out["response_code"] = order.response_code
     out["lines"] = [
         {

@@ -30,7 +30,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from pika.spec import Basic, BasicProperties
 
 from edi_gateway.config_amqp import AmqpConnector
-from edi_gateway.envelope import Envelope
+from edi_gateway.envelope import Envelope, oversize_envelope
 from edi_gateway.errors import ConfigError, ErrorCode
 from edi_gateway.transports.amqp_link import (
     LINK_ERRORS,
@@ -233,12 +233,16 @@ class AmqpInbound:
         filename = message_filename(properties, ref)
         if self._max_bytes is None or len(body) <= self._max_bytes:
             return Envelope(body, self.source, ref, filename, meta=meta)
-        meta.update(
+        return oversize_envelope(
+            self.source,
+            ref,
+            filename,
+            size=len(body),
             sha256=hashlib.sha256(body).hexdigest(),
-            limit=str(self._max_bytes),
+            limit=self._max_bytes,
             kept_at=f"{broker_url(self._conn)} queue {self._conn.dead_letter_queue}",
+            meta=meta,
         )
-        return Envelope(b"", self.source, ref, filename, meta=meta, oversize=len(body))
 
 
 class AmqpOutbound:

@@ -36,7 +36,7 @@ import paramiko
 from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READDIR
 
 from edi_gateway.config_connectors import SftpConnector
-from edi_gateway.envelope import Envelope
+from edi_gateway.envelope import Envelope, oversize_envelope
 from edi_gateway.errors import ConfigError, ErrorCode
 from edi_gateway.transports.base import TransportError
 from edi_gateway.transports.folder import _split_suffix, safe_name
@@ -219,8 +219,16 @@ class SftpInbound:
         kept = (
             claimed if self._error else posixpath.join(self._too_large, posixpath.basename(claimed))
         )
-        extra = {"sha256": digest, "limit": str(limit), "kept_at": self._session.where + kept}
-        return Envelope(b"", self.source, claimed, filename, meta=meta | extra, oversize=size)
+        return oversize_envelope(
+            self.source,
+            claimed,
+            filename,
+            size=size,
+            sha256=digest,
+            limit=limit or 0,  # set: only a limit makes a file oversize
+            kept_at=self._session.where + kept,
+            meta=meta,
+        )
 
     def _makedirs(self, sftp: paramiko.SFTPClient, folder: str) -> None:
         if folder not in self._folders:
