@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,8 @@ from edi_gateway.errors import ConfigError
 from edi_gateway.transports.as2 import cms
 from edi_gateway.transports.as2.mdn import MdnRequest, build_mdn, requested, unquote_name
 from edi_gateway.transports.as2.mime import As2Refusal, Partner, Received, read_message
+from edi_gateway.transports.base import TransportError
+from edi_gateway.transports.httppost import post
 from edi_gateway.transports.httpserver import HttpServer, Request, Response, tls_context
 from edi_gateway.transports.push import Receive
 
@@ -186,12 +187,12 @@ class As2Endpoint:
         if not url.startswith(("http://", "https://")):
             log.warning("%s: no async MDN for %s: bad URL %r", self.source, message_id, url)
             return
-        post = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
-        try:
-            with urllib.request.urlopen(post, timeout=self.conn.timeout_seconds) as answer:  # noqa: S310 (checked above)
-                answer.read()
-        except OSError as exc:
-            log.warning("%s: async MDN for %s to %s failed: %s", self.source, message_id, url, exc)
+        try:  # httppost maps every failure (refused, HTTP errors, broken answers) to one error
+            post(self.source, url, body, headers, timeout=self.conn.timeout_seconds)
+        except TransportError as exc:
+            log.warning(
+                "%s: async MDN for %s to %s failed: %s", self.source, message_id, url, exc.message
+            )
 
     def _keep_mdn(self, request: Request) -> Response:
         """An async receipt for a message we sent: kept in ``mdn_folder`` for the sender."""
