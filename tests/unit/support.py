@@ -41,8 +41,7 @@ def make_settings(tmp_path: Path, auto: str = "none", out: Path | None = None) -
 def receive(gateway: Gateway, payload: bytes) -> int:
     env = Envelope(payload=payload, source="t", source_ref=f"r{next(_refs)}", filename="x.xml")
     [mid] = intake(gateway.store, [env])
-    process_messages(gateway.store, gateway.policy, [mid])
-    gateway.react([mid])
+    process_messages(gateway.store, gateway.policy, [mid], react=gateway.react)
     return mid
 
 

@@ -353,8 +353,7 @@ def test_routes_choose_the_supplier_first_match_wins(store: Store, tmp_path: Pat
 
     def arrive(payload: bytes, source: str, ref: str) -> None:
         [mid] = intake(gw.store, [Envelope(payload, source, ref, f"{ref}.xml")])
-        process_messages(gw.store, gw.policy, [mid])
-        gw.react([mid])
+        process_messages(gw.store, gw.policy, [mid], react=gw.react)
 
     arrive(f.order("PO-1"), "folder:edi-in", "a")  # the first route: to the hub
     arrive(f.order("PO-2"), "cli", "b")  # no route matches: the supplier the order names

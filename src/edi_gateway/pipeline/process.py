@@ -25,6 +25,8 @@ from edi_gateway.pipeline.work import (
     ORPHAN,
     PROCESSED,
     Work,
+    transient,
+    unexpected,
     write_outcomes,
 )
 from edi_gateway.store.db import Store
@@ -44,6 +46,9 @@ RECEIVED = "received"
 
 ReplyReader = Callable[[bytes, str], list[Document]]
 Prepared = Callable[[int], "Examined | None"]
+React = Callable[[Store, Sequence[int]], None]
+"""What follows processing, given a store joined to the processing transaction and the ids of
+the messages that ended ``processed`` or ``orphan``."""
 
 
 def _no_replies(source: str, filename: str) -> ReplyReader | None:
@@ -70,21 +75,111 @@ def process_messages(
     ids: Sequence[int],
     payloads: Mapping[int, bytes] | None = None,
     prepared: Prepared | None = None,
+    *,
+    react: React | None = None,
 ) -> dict[int, str]:
     """Take the given messages to terminal states in one transaction; return their states.
 
     ``payloads`` may hand over bytes intake already holds, saving a read of the store.
     ``prepared(message_id)`` may give what read-ahead already made of a message's bytes
     (``pipeline/readahead.py``); it is used only when its sha256 is the committed bytes'.
-    Messages not in state ``received`` are left as they are (a transport re-offered them).
+    ``react(store, message_ids)`` is what follows processing (answers, forwards, relays); it
+    runs on a store joined to this transaction, so an outcome and the outbox rows it causes
+    commit together. Messages not in state ``received`` are left as they are (a transport
+    re-offered them).
+
+    A message whose processing or reactions raise fails alone: everything it wrote is undone
+    and it ends ``failed`` with a stable code; the others go on. Only a store that cannot be
+    reached (:func:`transient`) ends the call: then nothing of the batch is committed and the
+    messages stay ``received`` for the next try.
     """
+    try:
+        return _process(store, policy, ids, payloads or {}, prepared, react=react)
+    except Exception as exc:
+        if transient(exc):
+            raise
+        log.exception("processing %d message(s) failed; each alone", len(ids))
+        if len(ids) == 1:
+            return {ids[0]: _fail_alone(store, ids[0], exc)}
+    states: dict[int, str] = {}
+    for mid in ids:  # last resort: each message in its own transaction
+        try:
+            states.update(_process(store, policy, [mid], payloads or {}, prepared, react=react))
+        except Exception as exc:
+            if transient(exc):
+                raise
+            log.exception("processing message %s failed", mid, extra={"message_id": mid})
+            states[mid] = _fail_alone(store, mid, exc)
+    return states
+
+
+def _process(
+    store: Store,
+    policy: Policy,
+    ids: Sequence[int],
+    payloads: Mapping[int, bytes],
+    prepared: Prepared | None,
+    *,
+    react: React | None,
+) -> dict[int, str]:
     with store.connect() as conn:
-        states, works = _load(conn, ids, payloads or {})
+        states, works = _load(conn, ids, payloads)
         _examine(conn, policy, works, prepared)
-        _apply(conn, works)
-        write_outcomes(conn, works)
+        write_outcomes(conn, [w for w in works if not w.pending])
+        _settle(store.joined(conn), conn, [w for w in works if w.pending], react)
     states.update({w.id: w.state or FAILED for w in works})
     return {mid: states[mid] for mid in ids}
+
+
+def _settle(store: Store, conn: Connection, works: list[Work], react: React | None) -> None:
+    """Write what the documents say, their outcomes and their reactions: the whole batch as one
+    savepoint; when anything in it raises, each message again in a savepoint of its own."""
+    if not works:
+        return
+    try:
+        with conn.begin_nested():
+            _write(store, conn, works, react)
+        return
+    except Exception as exc:
+        if transient(exc):
+            raise
+        log.warning("writing a batch of %d messages failed; one by one", len(works), exc_info=True)
+    for work in works:
+        work.reset()
+        try:
+            with conn.begin_nested():
+                _write(store, conn, [work], react)
+        except Exception as exc:
+            if transient(exc):
+                raise
+            log.exception(
+                "message %s failed while being stored", work.id, extra={"message_id": work.id}
+            )
+            work.reset()
+            work.fail(unexpected(exc))
+            write_outcomes(conn, [work])
+
+
+def _write(store: Store, conn: Connection, works: list[Work], react: React | None) -> None:
+    _apply(conn, works)
+    write_outcomes(conn, works)
+    if react is not None:
+        done = [w.id for w in works if w.state in (PROCESSED, ORPHAN)]
+        if done:
+            react(store, done)
+
+
+def _fail_alone(store: Store, message_id: int, exc: Exception) -> str:
+    """Mark one message failed in a transaction of its own (nothing it wrote was kept)."""
+    c = messages.c
+    with store.connect() as conn:
+        row = conn.execute(select(c.state, c.attempts).where(c.id == message_id)).first()
+        if row is None or row.state != RECEIVED:
+            return str(row.state) if row else FAILED
+        work = Work(message_id, "", "", row.attempts)
+        work.fail(unexpected(exc))
+        write_outcomes(conn, [work])
+    return FAILED
 
 
 def pending_ids(store: Store) -> list[int]:
@@ -287,13 +382,12 @@ def _conflict(work: Work, key: tuple[str | None, str, str], earlier: int | None)
     )
 
 
-def _apply(conn: Connection, works: list[Work]) -> None:
+def _apply(conn: Connection, ready: list[Work]) -> None:
     """Write what the documents say: orders in bulk, then every other document in order.
 
     Orders need only Core inserts. Replies and orphans go through the ORM correlation, which
     is imported (a start-up cost) and given a session on this same transaction only then.
     """
-    ready = [w for w in works if w.pending]
     orders = [w for w in ready if w.document and w.document.kind is DocumentKind.ORDER]
     _insert_orders(conn, orders)
     others = [w for w in ready if w.pending]
@@ -334,25 +428,8 @@ def _orders_with_orphans(conn: Connection, orders: list[Work]) -> list[int]:
 
 
 def _insert_orders(conn: Connection, works: list[Work]) -> None:
-    if not works:
-        return
-    try:
-        with conn.begin_nested():
-            insert_orders(conn, works)
-    except Exception:  # one bad order must not sink the batch: retry them one by one
-        log.warning("bulk order insert failed; inserting one by one", exc_info=True)
-        for work in works:
-            work.state, work.order_id = None, None
-            try:
-                with conn.begin_nested():
-                    insert_orders(conn, [work])
-            except Exception as exc:
-                log.exception(
-                    "internal error storing order of message %s",
-                    work.id,
-                    extra={"message_id": work.id},
-                )
-                work.fail(GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
+    if works:
+        insert_orders(conn, works)  # one that the store refuses fails its batch: see _settle
 
 
 def _correlate_one(session: Session, work: Work) -> None:
@@ -362,15 +439,9 @@ def _correlate_one(session: Session, work: Work) -> None:
     try:
         with session.begin_nested():  # correlation writes all or nothing
             outcomes = [correlate(session, ref, d) for d in _documents(work)]
-        states = {state for state, _ in outcomes}
-        state = ORPHAN if ORPHAN in states else PROCESSED
-        order_id = next((oid for _, oid in outcomes if oid is not None), None)
     except GatewayError as exc:
         work.fail(exc)
-    except Exception as exc:
-        log.exception(
-            "internal error correlating message %s", work.id, extra={"message_id": work.id}
-        )
-        work.fail(GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
-    else:
-        work.end(state, order_id)
+        return
+    states = {state for state, _ in outcomes}
+    state = ORPHAN if ORPHAN in states else PROCESSED
+    work.end(state, next((oid for _, oid in outcomes if oid is not None), None))

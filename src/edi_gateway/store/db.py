@@ -22,13 +22,27 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 @dataclass(frozen=True, slots=True)
 class Store:
-    """An open store: its engine, with Core transactions and (imported on demand) ORM sessions."""
+    """An open store: its engine, with Core transactions and (imported on demand) ORM sessions.
+
+    A store :meth:`joined` to a connection already in a transaction runs every ``connect`` and
+    ``session`` inside that transaction, each as a savepoint: what a message's processing and
+    the reactions it causes write (history, outbox rows) then commits, or is undone, as one.
+    """
 
     engine: Engine
+    bound: Connection | None = None
+
+    def joined(self, conn: Connection) -> Store:
+        """This store, with every transaction a savepoint of ``conn``'s current one."""
+        return Store(self.engine, conn)
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         """A Core connection in a transaction that commits on success, rolls back on error."""
+        if self.bound is not None:
+            with self.bound.begin_nested():
+                yield self.bound
+            return
         with self.engine.begin() as conn:
             yield conn
 
@@ -37,6 +51,17 @@ class Store:
         """An ORM session that commits on success and rolls back on error."""
         from sqlalchemy.orm import Session
 
+        if self.bound is not None:
+            with (
+                Session(
+                    bind=self.bound,
+                    join_transaction_mode="create_savepoint",
+                    expire_on_commit=False,
+                ) as session,
+                session.begin(),
+            ):
+                yield session
+            return
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             yield session
 

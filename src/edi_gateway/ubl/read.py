@@ -128,8 +128,32 @@ _ANTICIPATED_PAYABLE = steps("cac:AnticipatedMonetaryTotal", "cbc:PayableAmount"
 
 def _order(root: Element, kids: Kids, kind: DocumentKind) -> Document:
     doc = _start(Order, root, kids, kind)
+    _unique_line_ids(doc)
     doc.total_amount = decimal_of(find_in(kids, _ANTICIPATED_PAYABLE))
     return doc
+
+
+_UNIQUE_LINES_RULE = {
+    DocumentKind.ORDER: "PEPPOL-T01-R001",
+    DocumentKind.ORDER_CHANGE: "PEPPOL-T114-R001",
+}
+
+
+def _unique_line_ids(doc: Document) -> None:
+    """Every line of an order (or order change) is known by its ID, which responses, despatches
+    and invoices refer to: a repeated one is refused, as Peppol's fatal rules PEPPOL-T01-R001
+    and PEPPOL-T114-R001 require."""
+    seen: set[str] = set()
+    for position, line in enumerate(doc.lines, start=1):
+        if line.line_id in seen:
+            first = next(n for n, other in enumerate(doc.lines, 1) if other.line_id == line.line_id)
+            raise DocumentError(
+                ErrorCode.DUPLICATE_LINE_ID,
+                f"{doc.kind.value} {doc.document_id}: line {position} repeats the line ID "
+                f"{line.line_id!r} of line {first}; every line needs its own ID "
+                f"({_UNIQUE_LINES_RULE[doc.kind]})",
+            )
+        seen.add(line.line_id)
 
 
 _SEQUENCE = steps("cbc:SequenceNumberID")
@@ -137,6 +161,7 @@ _SEQUENCE = steps("cbc:SequenceNumberID")
 
 def _order_change(root: Element, kids: Kids, kind: DocumentKind) -> Document:
     doc = _start(OrderChange, root, kids, kind)
+    _unique_line_ids(doc)
     sequence = text_in(kids, _SEQUENCE)
     if sequence is not None and sequence.isascii() and sequence.isdigit():
         doc.sequence = int(sequence)

@@ -1,0 +1,223 @@
+"""A bad message fails alone: whatever raises while one message is stored or reacted to, that
+message ends ``failed`` with a stable code, nothing it wrote survives, and the rest of its batch
+is processed as if it were not there. Run on SQLite and PostgreSQL (the ``store`` fixture)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from edi_gateway.app import Gateway
+from edi_gateway.envelope import Envelope
+from edi_gateway.pipeline import correlate as correlate_module
+from edi_gateway.pipeline import orders as orders_module
+from edi_gateway.pipeline import process as process_module
+from edi_gateway.pipeline.intake import intake
+from edi_gateway.pipeline.process import Policy, process_messages
+from edi_gateway.store import schema
+from edi_gateway.store.db import Store
+from tests import factory as f
+from tests.unit.support import make_settings
+
+_refs = itertools.count()
+
+
+def arrive(store: Store, payloads: Sequence[bytes]) -> list[int]:
+    envs = [
+        Envelope(payload=p, source="t", source_ref=f"iso-{next(_refs)}", filename=f"{n}.xml")
+        for n, p in enumerate(payloads)
+    ]
+    return intake(store, envs)
+
+
+def count(store: Store, table: Any, *where: Any) -> int:
+    with store.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(table).where(*where)) or 0)
+
+
+def message(store: Store, mid: int) -> Any:
+    with store.connect() as conn:
+        return conn.execute(select(schema.messages).where(schema.messages.c.id == mid)).one()
+
+
+def assert_nothing_kept(store: Store, mid: int) -> None:
+    row = message(store, mid)
+    assert row.state == "failed" and row.order_id is None
+    assert count(store, schema.documents, schema.documents.c.message_id == mid) == 0
+    history = schema.history.c
+    assert count(store, schema.history, history.message_id == mid, history.order_id.isnot(None)) == 0
+
+
+def repeated_line_order(number: str) -> bytes:
+    lines = [f.Item("1", "5"), f.Item("2", "3"), f.Item("1", "7")]
+    return f.order(number, lines)
+
+
+def test_repeated_line_id_is_refused_with_its_own_code(store: Store, policy: Policy) -> None:
+    ids = arrive(store, [f.order("PO-1"), repeated_line_order("PO-2"), f.order("PO-3")])
+    states = process_messages(store, policy, ids)
+    assert [states[i] for i in ids] == ["processed", "failed", "processed"]
+    bad = message(store, ids[1])
+    assert bad.error_code == "DUPLICATE_LINE_ID"
+    assert "line 3 repeats the line ID '1' of line 1" in bad.error_detail
+    assert "PEPPOL-T01-R001" in bad.error_detail
+    assert_nothing_kept(store, ids[1])
+    assert count(store, schema.orders) == 2
+
+
+def test_a_store_refusal_fails_that_order_alone_and_its_id_is_not_reused(
+    store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An order whose lines the store refuses (a constraint) sinks its bulk insert; the batch is
+    stored again message by message, the refused one fails with STORE_REFUSED, and no message
+    points at an order id that was rolled back (or at somebody else's order)."""
+    real = orders_module.line_rows
+
+    def clashing(order_id: int, lines: Sequence[Any], start: int) -> list[dict[str, Any]]:
+        rows = real(order_id, lines, start)
+        if any(line.item_name == "Poison" for line in lines):
+            rows.append(dict(rows[0]))  # the same line twice: UNIQUE (order_id, line_id)
+        return rows
+
+    monkeypatch.setattr(orders_module, "line_rows", clashing)
+    poison = f.order("PO-2", [f.Item("1", "1", name="Poison")])
+    ids = arrive(store, [f.order("PO-1"), poison, f.order("PO-3"), f.order("PO-4")])
+    states = process_messages(store, policy, ids)
+    assert [states[i] for i in ids] == ["processed", "failed", "processed", "processed"]
+    assert message(store, ids[1]).error_code == "STORE_REFUSED"
+    assert_nothing_kept(store, ids[1])
+    with store.connect() as conn:
+        c = schema.orders.c
+        owners = dict(
+            conn.execute(
+                select(schema.messages.c.id, c.order_number).join(
+                    schema.orders, schema.orders.c.id == schema.messages.c.order_id
+                )
+            ).all()
+        )
+    assert owners == {ids[0]: "PO-1", ids[2]: "PO-3", ids[3]: "PO-4"}
+
+
+def test_a_bug_in_correlation_fails_that_reply_alone(
+    store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [order] = arrive(store, [f.order("PO-1", f.items(2))])
+    process_messages(store, policy, [order])
+    real = correlate_module.correlate
+
+    def buggy(session: Any, ref: Any, document: Any) -> Any:
+        if document.document_id == "DA-BAD":
+            session.add_all([])  # it may have written something before it broke
+            raise KeyError("a bug")
+        return real(session, ref, document)
+
+    monkeypatch.setattr(correlate_module, "correlate", buggy)
+    ids = arrive(
+        store,
+        [
+            f.despatch_advice("DA-1", "PO-1", [("1", "2")]),
+            f.despatch_advice("DA-BAD", "PO-1", [("1", "1")]),
+            f.despatch_advice("DA-2", "PO-1", [("2", "4")]),
+        ],
+    )
+    states = process_messages(store, policy, ids)
+    assert [states[i] for i in ids] == ["processed", "failed", "processed"]
+    bad = message(store, ids[1])
+    assert bad.error_code == "INTERNAL_ERROR"
+    assert "KeyError" in bad.error_detail and "nothing of this message was kept" in bad.error_detail
+    assert_nothing_kept(store, ids[1])
+
+
+def test_a_failing_reaction_undoes_its_message_and_spares_the_others(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reactions run in the processing transaction: an auto-response that raises for one order
+    fails that order's message (its order and outbox rows undone); the others are answered."""
+    (tmp_path / "out").mkdir()
+    gateway = Gateway(make_settings(tmp_path, auto="accept"), store)
+    from edi_gateway.outbound import auto
+
+    real = auto.issue
+
+    def exploding(session: Any, settings: Any, order: Any, decision: Any, actor: str) -> Any:
+        if order.order_number == "PO-2":
+            raise ZeroDivisionError("a bug in the response writer")
+        return real(session, settings, order, decision, actor=actor)
+
+    monkeypatch.setattr(auto, "issue", exploding)
+    ids = arrive(store, [f.order("PO-1"), f.order("PO-2"), f.order("PO-3")])
+    states = process_messages(store, gateway.policy, ids, react=gateway.react)
+    assert [states[i] for i in ids] == ["processed", "failed", "processed"]
+    assert message(store, ids[1]).error_code == "INTERNAL_ERROR"
+    assert_nothing_kept(store, ids[1])
+    outbox = schema.outbox.c
+    assert count(store, schema.outbox, outbox.doc_number.like("%PO-1%")) == 1
+    assert count(store, schema.outbox, outbox.doc_number.like("%PO-2%")) == 0
+    assert count(store, schema.outbox, outbox.doc_number.like("%PO-3%")) == 1
+    assert count(store, schema.orders, schema.orders.c.order_number == "PO-2") == 0
+
+    monkeypatch.setattr(auto, "issue", real)  # the fix is deployed: the operator redrives it
+    assert gateway.redrive([ids[1]]) == [ids[1]]
+    assert message(store, ids[1]).state == "processed"
+    assert count(store, schema.outbox, outbox.doc_number.like("%PO-2%")) == 1
+
+
+def test_an_unreachable_store_fails_nothing(
+    store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that goes away is not the message's fault: the call raises, nothing of the batch
+    is committed, and the messages stay ``received`` for the next try."""
+    ids = arrive(store, [f.order("PO-1"), f.order("PO-2")])
+
+    def gone(conn: Any, works: Any) -> None:
+        raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(process_module, "insert_orders", gone)
+    with pytest.raises(OperationalError):
+        process_messages(store, policy, ids)
+    assert {message(store, i).state for i in ids} == {"received"}
+    assert count(store, schema.orders) == 0
+    monkeypatch.undo()
+    assert set(process_messages(store, policy, ids).values()) == {"processed"}
+
+
+def test_a_failure_outside_the_savepoints_fails_only_its_message(
+    store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Last resort: when even writing a batch's outcomes raises, each message is processed in a
+    transaction of its own, and the one that still raises is marked failed on its own."""
+    ids = arrive(store, [f.order("PO-1"), f.order("PO-2"), f.order("PO-3")])
+    real = process_module.write_outcomes
+
+    def flaky(conn: Any, works: list[Any]) -> None:
+        if any(w.document is not None and w.document.document_id == "PO-2" for w in works):
+            raise RuntimeError("cannot write this one")
+        real(conn, works)
+
+    monkeypatch.setattr(process_module, "write_outcomes", flaky)
+    states = process_messages(store, policy, ids)
+    assert [states[i] for i in ids] == ["processed", "failed", "processed"]
+    bad = message(store, ids[1])
+    assert bad.error_code == "INTERNAL_ERROR" and "RuntimeError" in bad.error_detail
+    assert_nothing_kept(store, ids[1])
+
+
+def test_received_messages_can_be_redriven_and_pending_ones_processed_in_batches(
+    store: Store, tmp_path: Path
+) -> None:
+    (tmp_path / "out").mkdir()
+    gateway = Gateway(make_settings(tmp_path), store)
+    ids = arrive(store, [f.order(f"PO-{n}") for n in range(25)])
+    assert gateway.redrive([ids[0]], dry_run=True) == [ids[0]]
+    assert gateway.redrive(state="received", dry_run=True) == ids
+    assert gateway.redrive([ids[0]]) == [ids[0]]
+    assert message(store, ids[0]).state == "processed"
+    outcome = gateway.process_pending()
+    assert sorted(outcome.states) == ids[1:]
+    assert set(outcome.states.values()) == {"processed"}
