@@ -1,7 +1,8 @@
 """The face: parses arguments, calls one function, prints text or --json. No logic here.
 
 Exit codes: 0 success; 1 a lookup found nothing, a file failed `validate`, or a document of
-an `ingest` failed; 2 bad usage or configuration. `run` exits 0 when it ran: failed documents
+an `ingest` failed; 2 bad usage or configuration, or the store is busy (another `run` holds
+it) or cannot be reached. `run` exits 0 when it ran: failed documents
 are kept, listed in its summary and in `messages list --state failed`.
 """
 
@@ -18,13 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edi_gateway import cli_outbound
-from edi_gateway.errors import ConfigError, GatewayError
+from edi_gateway.errors import ConfigError, ErrorCode, GatewayError
 
 if TYPE_CHECKING:
     from edi_gateway.app import Gateway, Outcome
     from edi_gateway.pipeline.readahead import ReadAhead
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+STORE_CODES = (ErrorCode.STORE_BUSY, ErrorCode.STORE_UNAVAILABLE)
 GC_THRESHOLD = 20_000
 
 
@@ -131,7 +133,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except GatewayError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_USAGE if exc.code in STORE_CODES else EXIT_FAILED
+    except Exception as exc:
+        unavailable = _store_unavailable(exc)
+        if unavailable is None:
+            raise
+        print(f"error: {unavailable}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _store_unavailable(exc: Exception) -> GatewayError | None:
+    """A store that cannot be reached, or stayed locked past the wait, as one coded line."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return None
+    first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]
+    if "locked" in first or "busy" in first:
+        return GatewayError(
+            ErrorCode.STORE_BUSY,
+            f"the store is busy ({first}): another edi-gateway kept it locked; try again",
+        )
+    return GatewayError(ErrorCode.STORE_UNAVAILABLE, f"the store cannot be used: {first}")
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -145,16 +168,24 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         args.paths = list(inbound_files(args.paths))  # listed once, the same for both sides
         ahead = ReadAhead.start(args.paths)
+    lock = None
     try:
         from edi_gateway.app import Gateway
         from edi_gateway.config import config_path, load_config
 
-        gateway = Gateway.open(load_config(config_path(args.config)))
+        settings = load_config(config_path(args.config))
+        if args.command == "run":  # one daemon per store: before the store is even opened
+            from edi_gateway.store.instance import hold_store
+
+            lock = hold_store(settings.store.url)
+        gateway = Gateway.open(settings)
         try:
             return _with_gateway(gateway, args, ahead)
         finally:
             gateway.close()
     finally:
+        if lock is not None:
+            lock.release()
         if ahead is not None:
             ahead.close()
 

@@ -251,6 +251,7 @@ class Daemon:
     def _store_reachable(self) -> tuple[bool, str | None]:
         try:
             with self.gateway.store.engine.connect() as conn:
+                conn.execution_options(sqlite_deferred=True)  # never wait for the loop's write
                 conn.execute(text("SELECT 1"))
         except Exception as exc:  # noqa: BLE001 - any failure means: not reachable
             return False, str(exc).splitlines()[0][:300]

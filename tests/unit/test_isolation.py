@@ -51,7 +51,9 @@ def assert_nothing_kept(store: Store, mid: int) -> None:
     assert row.state == "failed" and row.order_id is None
     assert count(store, schema.documents, schema.documents.c.message_id == mid) == 0
     history = schema.history.c
-    assert count(store, schema.history, history.message_id == mid, history.order_id.isnot(None)) == 0
+    assert (
+        count(store, schema.history, history.message_id == mid, history.order_id.isnot(None)) == 0
+    )
 
 
 def repeated_line_order(number: str) -> bytes:

@@ -86,7 +86,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN")
+    # IMMEDIATE: a transaction takes the write lock when it starts, waiting for it (busy_timeout)
+    # while another process writes. A deferred one that read first and writes later cannot
+    # wait: SQLite fails it at once ("database is locked") when another writer came between,
+    # which is what a CLI command next to a running daemon would meet. Readers that must never
+    # wait (the daemon's health check) ask for a deferred BEGIN.
+    deferred = conn.get_execution_options().get("sqlite_deferred", False)
+    conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
 def open_store(url: str, *, migrate: bool = True) -> Store:
@@ -95,13 +101,45 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
-    if migrate:
-        revision = current_revision(engine)
-        if revision is None and _is_empty(engine):
-            create_schema(engine)
-        elif revision != HEAD_REVISION:
-            upgrade(engine)
+    if migrate and current_revision(engine) != HEAD_REVISION:
+        with _schema_lock(engine):  # two processes opening a new store: one creates it
+            revision = current_revision(engine)
+            if revision is None and _is_empty(engine):
+                create_schema(engine)
+            elif revision != HEAD_REVISION:
+                upgrade(engine)
     return Store(engine)
+
+
+@contextmanager
+def _schema_lock(engine: Engine) -> Iterator[None]:
+    """Held while the schema is created or migrated, so that concurrent openers wait for it."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.pool import NullPool
+
+        # A connection of its own: a migration disposes of the engine's pool when it is done.
+        locker = create_engine(engine.url, poolclass=NullPool)
+        try:
+            with locker.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(1162101063, 2)"))  # "EDIG", 2
+                conn.commit()
+                yield  # the lock ends with the connection
+        finally:
+            locker.dispose()
+        return
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    import fcntl
+    import os
+
+    fd = os.open(database + ".schema.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def current_revision(engine: Engine) -> str | None:
