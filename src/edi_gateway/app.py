@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edi_gateway.crashpoints import reach
 from edi_gateway.envelope import Envelope, file_envelope
 from edi_gateway.errors import ConfigError
 from edi_gateway.pipeline.history import now, record
@@ -167,11 +168,15 @@ class Gateway:
             size = held
         # Recovered payloads are always finished; new ones are not claimed once stop() says so.
         for source, until in ((transport.recover, None), (transport.poll, stop)):
+            recovering = source == transport.recover
             for batch in _batches(source(), size, until):
                 started = perf_counter()
+                reach("after-claim")
                 ids = intake(self.store, batch)
+                reach("during-recovery" if recovering else "after-intake-commit")
                 handed = {mid: env.payload for mid, env in zip(ids, batch, strict=True)}
                 states = process_messages(self.store, policy, ids, handed, react=self.react)
+                reach("after-process")
                 for envelope, message_id in zip(batch, ids, strict=True):
                     transport.ack(envelope, ok=states[message_id] != FAILED)
                 outcome.add(transport.name, states)

@@ -283,6 +283,27 @@ def test_upload_is_atomic_idempotent_and_never_overwrites(partner: SftpHarness) 
     assert hostile.startswith("/data/outbox/") and "/" not in hostile[len("/data/outbox/") :]
 
 
+def test_temporary_files_a_crash_left_are_removed_by_the_next_flush(
+    partner: SftpHarness,
+) -> None:
+    """An upload killed between its temporary file and the rename leaves ``.<name>.<id>.tmp``;
+    once nothing touched it for the stale time, the next transport's first delivery removes it.
+    A fresh one (a live upload of another gateway) stays."""
+    partner.outbox.mkdir(parents=True, exist_ok=True)
+    stale = partner.outbox / ".inv.xml.0badc0de.tmp"
+    fresh = partner.outbox / ".other.xml.12345678.tmp"
+    foreign = partner.outbox / ".not-ours.tmp"
+    for path in (stale, fresh, foreign):
+        path.write_bytes(b"<half")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    os.utime(foreign, (old, old))
+    out = outbound(partner)
+    assert out.deliver("inv.xml", b"<one/>") == "/data/outbox/inv.xml"
+    left = sorted(p.name for p in partner.outbox.iterdir())
+    assert left == [".not-ours.tmp", ".other.xml.12345678.tmp", "inv.xml"]
+
+
 def test_reconnects_after_a_server_restart(partner: SftpHarness) -> None:
     out, transport = outbound(partner), inbound(partner)
     out.deliver("before.xml", b"<a/>")

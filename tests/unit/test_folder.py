@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 import time
@@ -283,3 +284,29 @@ def test_envelope_received_at_is_recent(tmp_path: Path) -> None:
     drop(conn.path, "a.xml")
     (env,) = FolderInbound(conn).poll()
     assert abs(env.received_at.timestamp() - time.time()) < 60
+
+
+def test_temporary_files_nobody_holds_are_swept_and_held_ones_kept(tmp_path: Path) -> None:
+    """A delivery's temporary file stays locked (flock) while its writer lives: one a crashed
+    writer left is removed by the next flush's first delivery; one a live writer holds stays."""
+    conn = outbound(tmp_path)
+    folder = conn.path
+    folder.mkdir(parents=True, exist_ok=True)
+    left = folder / ".a.xml.0badc0de.tmp"  # a writer that died: nobody holds it
+    held = folder / ".b.xml.12345678.tmp"  # a writer still at work
+    unrelated = folder / ".c.tmp"  # not a delivery's temporary name
+    for path in (left, held, unrelated):
+        path.write_bytes(b"<half")
+    fd = os.open(held, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        FolderOutbound(conn).deliver("d.xml", b"<d/>")
+        assert sorted(p.name for p in folder.iterdir()) == [
+            ".b.xml.12345678.tmp",
+            ".c.tmp",
+            "d.xml",
+        ]
+    finally:
+        os.close(fd)
+    FolderOutbound(conn).deliver("e.xml", b"<e/>")
+    assert sorted(p.name for p in folder.iterdir()) == [".c.tmp", "d.xml", "e.xml"]

@@ -6,15 +6,18 @@ committed, ``ack`` moves the claimed file to the archive or error folder under t
 name. Writers must create files under a name the poller ignores (``*.part``, ``*.tmp`` or a
 leading dot) and rename them when complete.
 
-Outbound: write ``.<name>.<random>.tmp``, fsync, then hard-link to the final name, which fails
-instead of overwriting; an existing different file gets a ``-1``, ``-2`` ... suffix, an
-identical one makes the delivery a no-op.
+Outbound: write ``.<name>.<random>.tmp`` (under an exclusive ``flock``), fsync, then hard-link
+to the final name, which fails instead of overwriting; an existing different file gets a
+``-1``, ``-2`` ... suffix, an identical one makes the delivery a no-op. Temporary files a crash
+left (no process holds their lock) are removed by the next flush through the connector.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import re
 import shutil
 import stat
 from collections.abc import Iterator, Mapping
@@ -24,6 +27,7 @@ from pathlib import Path
 from uuid import uuid4
 
 from edi_gateway.config_models import FolderConnector
+from edi_gateway.crashpoints import reach
 from edi_gateway.envelope import Envelope, file_envelope
 from edi_gateway.errors import ConfigError
 from edi_gateway.transports.base import TransportError
@@ -179,6 +183,7 @@ class FolderOutbound:
             raise ConfigError(f"connector {conn.name!r} is not outbound (direction: out)")
         self.name = conn.name
         self._dir = conn.path
+        self._swept = False
 
     def close(self) -> None:
         """Nothing to release: a folder holds no connection."""
@@ -197,8 +202,12 @@ class FolderOutbound:
 
     def _deliver(self, name: str, payload: bytes) -> str:
         self._dir.mkdir(parents=True, exist_ok=True)
+        if not self._swept:  # once per transport (a flush), not per file
+            sweep_stale_temps(self._dir)
+            self._swept = True
         stem, suffix = _split_suffix(name)
         tmp: Path | None = None
+        held: int | None = None  # the temporary file's descriptor, locked while it is ours
         counter = 0
         try:
             while True:
@@ -208,7 +217,9 @@ class FolderOutbound:
                         return str(target)
                     counter += 1
                     continue
-                tmp = tmp or self._write_tmp(name, payload)
+                if tmp is None:
+                    tmp, held = self._write_tmp(name, payload)
+                    reach("after-temp-write")
                 try:
                     _link_no_clobber(tmp, target)
                 except FileExistsError:
@@ -218,15 +229,56 @@ class FolderOutbound:
         finally:
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
+            if held is not None:
+                os.close(held)
 
-    def _write_tmp(self, name: str, payload: bytes) -> Path:
+    def _write_tmp(self, name: str, payload: bytes) -> tuple[Path, int]:
+        """Write ``.<name>.<random>.tmp`` under an exclusive ``flock`` that stays held (the
+        descriptor is returned) until the delivery ends: a crash drops the lock, and the next
+        delivery of that name removes what it left (:func:`_sweep_stale_temps`)."""
         tmp = self._dir / f".{name}.{uuid4().hex[:8]}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        return tmp
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp, fd
+
+
+TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")
+"""What a delivery's temporary file is called: ``.<name>.<8 hex digits>.tmp``."""
+
+
+def sweep_stale_temps(folder: Path) -> list[str]:
+    """Remove the temporary files of deliveries that no live writer holds (their process
+    died between writing and renaming: kill -9, a power cut); return their names."""
+    try:
+        entries = [e for e in os.listdir(folder) if TEMP_NAME.fullmatch(e)]
+    except FileNotFoundError:
+        return []
+    removed = []
+    for entry in entries:
+        path = folder / entry
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue  # gone already, or a symlink: not ours
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a live delivery is writing it
+        else:
+            path.unlink(missing_ok=True)
+            removed.append(entry)
+        finally:
+            os.close(fd)
+    return removed
 
 
 def _regular_file_stat(path: Path) -> os.stat_result | None:

@@ -11,7 +11,8 @@ modification time (a file that is still growing stays).
 
 Outbound: upload ``.<name>.<id>.tmp``, then rename it to the final name. OpenSSH's rename
 refuses to replace an existing file, so nothing is ever overwritten: an existing identical
-file makes the delivery a no-op, a different one gets a ``-1``, ``-2`` ... suffix.
+file makes the delivery a no-op, a different one gets a ``-1``, ``-2`` ... suffix. Temporary
+files a crash left (untouched for ``max(600 s, 5 x timeout)``) are removed by the next flush.
 
 Connections, host key pinning and error mapping: :mod:`.sftp_session`.
 """
@@ -36,15 +37,17 @@ import paramiko
 from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READDIR
 
 from edi_gateway.config_connectors import SftpConnector
+from edi_gateway.crashpoints import reach
 from edi_gateway.envelope import Envelope, oversize_envelope
 from edi_gateway.errors import ConfigError, ErrorCode
 from edi_gateway.transports.base import TransportError
-from edi_gateway.transports.folder import _split_suffix, safe_name
+from edi_gateway.transports.folder import TEMP_NAME, _split_suffix, safe_name
 from edi_gateway.transports.sftp_session import SftpSession
 
 _CLAIM = re.compile(r"^(?P<stamp>\d{8}T\d{12}Z-[0-9a-f]{8})--(?P<name>.+)$")
 _NAME_MAX = 250  # bytes of a remote file name we create (NAME_MAX is 255 on the usual servers)
 _BLOCK = 1 << 20
+STALE_TEMP_SECONDS = 600
 _R = TypeVar("_R")
 _Op = Callable[[paramiko.SFTPClient], _R]
 
@@ -249,6 +252,10 @@ class SftpOutbound:
         self._session = SftpSession(conn)
         weakref.finalize(self, self._session.close)
         self._dir = conn.path
+        # A temporary file nobody touched for this long has no live writer: an upload that
+        # stalls longer than the operation timeout fails and removes its file.
+        self._stale_after = max(STALE_TEMP_SECONDS, 5 * conn.timeout)
+        self._swept = False
 
     def close(self) -> None:
         """Close the connection (the next delivery opens a new one)."""
@@ -265,6 +272,9 @@ class SftpOutbound:
 
     def _deliver(self, sftp: paramiko.SFTPClient, name: str, payload: bytes) -> str:
         _makedirs(sftp, self._dir)
+        if not self._swept:  # once per transport (a flush), not per file
+            self.sweep_stale_temps(sftp, time.time())
+            self._swept = True
         stem, suffix = _split_suffix(name)
         tmp: str | None = None
         counter = 0
@@ -280,6 +290,7 @@ class SftpOutbound:
                 if tmp is None:
                     tmp = posixpath.join(self._dir, f".{name}.{uuid4().hex[:8]}.tmp")
                     sftp.putfo(io.BytesIO(payload), tmp, file_size=len(payload), confirm=True)
+                    reach("after-temp-write")
                 try:
                     sftp.rename(tmp, target)  # refuses an existing target (OpenSSH: link())
                 except OSError:
@@ -291,6 +302,18 @@ class SftpOutbound:
         finally:
             if tmp is not None:
                 _remove_quietly(sftp, tmp)
+
+    def sweep_stale_temps(self, sftp: paramiko.SFTPClient, moment: float) -> list[str]:
+        """Remove the temporary files of uploads whose writer died between upload and rename
+        (untouched for ``max(STALE_TEMP_SECONDS, 5 * timeout)``); return their names."""
+        removed = []
+        for entry in sftp.listdir_attr(self._dir):
+            if not TEMP_NAME.fullmatch(entry.filename) or not stat.S_ISREG(entry.st_mode or 0):
+                continue
+            if moment - (entry.st_mtime or moment) >= self._stale_after:
+                _remove_quietly(sftp, posixpath.join(self._dir, entry.filename))
+                removed.append(entry.filename)
+        return removed
 
 
 def _run(session: SftpSession, op: _Op[_R], what: str) -> _R:

@@ -1,0 +1,47 @@
+"""Named crash points: where the proofs kill the gateway with SIGKILL on purpose.
+
+``EDI_GATEWAY_CRASH_AT=POINT`` (or ``POINT@N``: the N-th time, counted per process) makes the
+process kill itself with SIGKILL when it reaches ``POINT``, exactly as an operator's ``kill -9``
+or a power cut would stop it there. Unset (always, in production), :func:`reach` is one
+environment look-up. The points are the moments between two durable steps where a crash is
+most likely to lose or double work (docs/adr/0016):
+
+``after-claim``          a transport handed over claimed payloads; intake has not committed them
+``after-intake-commit``  intake committed the raw bytes; processing and the ack have not run
+``after-process``        outcomes and reactions committed; the transport is not acknowledged
+``during-recovery``      a payload a crash left claimed was committed again by ``recover``
+``after-temp-write``     a folder/SFTP delivery wrote its temporary file, not yet renamed
+``after-send``           a transport delivered an outbox row; the row is not yet marked sent
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+
+ENV = "EDI_GATEWAY_CRASH_AT"
+POINTS = frozenset(
+    {
+        "after-claim",
+        "after-intake-commit",
+        "after-process",
+        "during-recovery",
+        "after-temp-write",
+        "after-send",
+    }
+)
+_passed: Counter[str] = Counter()  # per process, only ever touched when ENV is set
+
+
+def reach(point: str) -> None:
+    """Die here (SIGKILL) if ``EDI_GATEWAY_CRASH_AT`` names this point (and this pass)."""
+    spec = os.environ.get(ENV)
+    if not spec:
+        return
+    name, _, nth = spec.partition("@")
+    if name != point:
+        return
+    _passed[point] += 1
+    if _passed[point] == (int(nth) if nth.isdigit() else 1):
+        os.kill(os.getpid(), signal.SIGKILL)
