@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := .demo
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); apt-get update -qq && \
@@ -34,6 +34,9 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/intake.py
+
+soak: $(STAMP)
+	$(BIN)/python bench/fuzz.py --inputs 20000
 
 clean:
 	rm -rf $(VENV) $(DEMO) build *.egg-info src/*.egg-info

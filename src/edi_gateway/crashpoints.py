@@ -12,6 +12,8 @@ most likely to lose or double work (docs/adr/0016):
 ``during-recovery``      a payload a crash left claimed was committed again by ``recover``
 ``after-temp-write``     a folder/SFTP delivery wrote its temporary file, not yet renamed
 ``after-send``           a transport delivered an outbox row; the row is not yet marked sent
+                         (folder and SFTP: the re-run finds the identical file; the others send
+                         again with the same message ID: README, "Delivery guarantees")
 """
 
 from __future__ import annotations

@@ -26,7 +26,14 @@ from typing import Any
 from sqlalchemy import text
 
 from edi_gateway.app import Gateway, Outcome
-from edi_gateway.daemon_events import deliveries, messages_taken, outbox_pending
+from edi_gateway.daemon_events import (
+    Waiting,
+    deliveries,
+    messages_taken,
+    outbox_pending,
+    receipts_waiting,
+    settle_receipts,
+)
 from edi_gateway.daemon_metrics import Metrics
 from edi_gateway.daemon_schedule import Backoff, Clock, Schedule, Scheduler, utc_now
 from edi_gateway.envelope import Envelope
@@ -48,6 +55,7 @@ log = logging.getLogger(__name__)
 Report = Callable[[str, Outcome], None]
 Observe = Callable[[dict[int, str], float], None]
 LONGEST_SLEEP = 60.0  # wake at least this often (a wall clock that jumped is noticed)
+RECEIPT_CHECK_SECONDS = 1.0  # while receipts are awaited: look this often (a look never waits)
 
 
 def run(gateway: Gateway, *, once: bool, report: Report) -> Outcome:
@@ -96,8 +104,10 @@ class Daemon:
         self.transports: dict[str, InboundTransport] = {}
         self.servers: dict[str, InboundServer] = {}
         self.pending = 0
+        self.waiting = Waiting()
+        """Deliveries whose receipt is awaited (outbound/receipts.py), for health and cadence."""
         self.started = clock()
-        self.next_flush = self.started
+        self.next_flush = self.next_check = self.started
         self.limit = settings.intake.max_size_mb * 1024 * 1024
 
     def run(self, *, once: bool) -> Outcome:
@@ -127,9 +137,12 @@ class Daemon:
                 took = self._attend(name, once) or took
             if once or took or self.clock() >= self.next_flush:
                 self._flush()
+            elif self.waiting.count and self.clock() >= self.next_check:
+                self._check_receipts()
             if once:
                 return
-            wake = self.scheduler.next_wake([self.next_flush]) or self.next_flush
+            checks = [self.next_check] if self.waiting.count else []
+            wake = self.scheduler.next_wake([self.next_flush, *checks]) or self.next_flush
             wait = (wake - self.clock()).total_seconds()
             self.stop.wait(min(max(0.05, wait), LONGEST_SLEEP))
 
@@ -210,7 +223,8 @@ class Daemon:
         return receive
 
     def _flush(self) -> None:
-        """Queue the due supplier bundles and deliver what is due; log and count it."""
+        """Settle the receipts that came, queue the due supplier bundles and deliver what is
+        due; log and count it."""
         from edi_gateway.outbound.forward import flush_all
 
         store = self.gateway.store
@@ -220,10 +234,25 @@ class Daemon:
                 self.total.delivered.update(deliveries(store, self.metrics, done))
                 self.pending = outbox_pending(store)
                 self.metrics.outbox_pending.set(self.pending)
+                self.waiting = receipts_waiting(store, self.metrics)
             except Exception:  # delivery trouble must not stop intake
                 log.exception("outbox flush failed; retrying next cycle")
         interval = self.settings.daemon.outbox_every_seconds
         self.next_flush = self.clock() + timedelta(seconds=interval)
+        self.next_check = self.clock() + timedelta(seconds=RECEIPT_CHECK_SECONDS)
+
+    def _check_receipts(self) -> None:
+        """Between flushes, settle the awaited receipts that came or are overdue (never waits:
+        a partner's silence is a deadline in the store, not a pause here)."""
+        store = self.gateway.store
+        with self.lock, log_fields(stage="outbox"):
+            try:
+                done = settle_receipts(store, self.settings)
+                self.total.delivered.update(deliveries(store, self.metrics, done))
+                self.waiting = receipts_waiting(store, self.metrics)
+            except Exception:  # receipt trouble must not stop intake
+                log.exception("checking receipts failed; retrying next cycle")
+        self.next_check = self.clock() + timedelta(seconds=RECEIPT_CHECK_SECONDS)
 
     def _gauges(self, name: str) -> None:
         state = self.scheduler.states[name]
@@ -244,6 +273,7 @@ class Daemon:
             "started_at": _iso(self.started),
             "store": {"reachable": reachable, "error": problem},
             "outbox": {"pending": self.pending},
+            "waiting": self.waiting.health(self.clock()),
             "connectors": self.scheduler.snapshot(),
         }
         return (200 if reachable else 503), data

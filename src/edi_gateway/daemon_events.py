@@ -10,12 +10,17 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from edi_gateway.daemon_metrics import Metrics
 from edi_gateway.store.db import Store
+
+if TYPE_CHECKING:
+    from edi_gateway.config import Settings
 
 log = logging.getLogger("edi_gateway.messages")
 
@@ -82,8 +87,9 @@ def messages_taken(
 
 
 def deliveries(store: Store, metrics: Metrics, done: Mapping[int, str]) -> Counter[str]:
-    """Log and count the outbox rows one flush tried to deliver; the sent ones per partner."""
-    from edi_gateway.outbound.outbox import SENT
+    """Log and count the outbox rows one flush tried to deliver (or whose receipt was settled);
+    the sent ones per partner. A row awaiting its receipt is logged, counted once settled."""
+    from edi_gateway.outbound.outbox import AWAITING, SENT
     from edi_gateway.store.tables import OutboxRow
 
     delivered: Counter[str] = Counter()
@@ -101,6 +107,7 @@ def deliveries(store: Store, metrics: Metrics, done: Mapping[int, str]) -> Count
                 OutboxRow.filename,
                 OutboxRow.last_error,
                 OutboxRow.delivered_to,
+                OutboxRow.next_attempt_at,
             ).where(OutboxRow.id.in_(list(done)))
         ).all()
     for row in rows:
@@ -108,7 +115,8 @@ def deliveries(store: Store, metrics: Metrics, done: Mapping[int, str]) -> Count
         sent = state == SENT
         if sent:
             delivered[row.partner] += 1
-        metrics.delivery(row.connector, row.partner, sent=sent)
+        if state != AWAITING:
+            metrics.delivery(row.connector, row.partner, sent=sent)
         fields = {
             "outbox_id": row.id,
             "connector": row.connector,
@@ -117,7 +125,19 @@ def deliveries(store: Store, metrics: Metrics, done: Mapping[int, str]) -> Count
             "state": state,
             "file_name": row.filename,
         }
-        if sent:
+        if state == AWAITING:
+            log.info(
+                "outbox %d: %s %s sent to %s via %s (%s); its receipt is awaited until %s",
+                row.id,
+                row.kind,
+                row.doc_number,
+                row.partner,
+                row.connector,
+                row.delivered_to,
+                f"{row.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC",
+                extra=fields,
+            )
+        elif sent:
             log.info(
                 "outbox %d: %s %s sent to %s via %s (%s)",
                 row.id,
@@ -149,3 +169,39 @@ def outbox_pending(store: Store) -> int:
 
     with store.session() as session:
         return count_pending(session)
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """Deliveries whose partner's receipt is awaited: how many, and when the oldest went."""
+
+    count: int = 0
+    oldest: datetime | None = None
+
+    def health(self, moment: datetime) -> dict[str, Any]:
+        """The ``waiting`` block of ``/healthz``."""
+        age = None if self.oldest is None else (moment - self.oldest).total_seconds()
+        seconds = None if age is None else round(max(age, 0.0), 1)
+        return {"receipts": {"count": self.count, "oldest_seconds": seconds}}
+
+
+def settle_receipts(store: Store, settings: Settings) -> dict[int, str]:
+    """Check the awaited receipts (only looks, see outbound/receipts.py); the rows settled.
+    Forwards whose files are now all delivered (or one failed) are moved on."""
+    from edi_gateway.outbound.forward import note_deliveries
+    from edi_gateway.outbound.receipts import check_receipts
+
+    done = check_receipts(store, settings)
+    if done:
+        note_deliveries(store)
+    return done
+
+
+def receipts_waiting(store: Store, metrics: Metrics) -> Waiting:
+    """How many deliveries await their receipt (also the ``edi_receipts_awaiting`` gauge)."""
+    from edi_gateway.outbound.receipts import awaiting_receipts
+
+    with store.session() as session:
+        count, oldest = awaiting_receipts(session)
+    metrics.receipts_awaiting.set(count)
+    return Waiting(count, oldest)

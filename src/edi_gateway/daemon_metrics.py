@@ -8,6 +8,7 @@
 | ``edi_deliveries_failed_total`` | counter | connector, partner: delivery attempts that failed |
 | ``edi_processing_seconds`` | histogram | connector: intake + processing + ack of one batch |
 | ``edi_outbox_pending`` | gauge | outbox rows waiting for delivery |
+| ``edi_receipts_awaiting`` | gauge | deliveries sent whose partner's receipt (AS2 MDN) is awaited |
 | ``edi_connector_up`` | gauge | connector: 1 when its last poll worked, else 0 |
 | ``edi_connector_backoff_seconds`` | gauge | connector: the current backoff (0 when none) |
 | ``edi_connector_consecutive_failures`` | gauge | connector |
@@ -76,6 +77,11 @@ class Metrics:
         )
         self.outbox_pending = Gauge(
             "edi_outbox_pending", "Outbox rows waiting for delivery.", registry=registry
+        )
+        self.receipts_awaiting = Gauge(
+            "edi_receipts_awaiting",
+            "Deliveries sent whose partner's receipt (an AS2 async MDN) is awaited.",
+            registry=registry,
         )
         self.up = Gauge(
             "edi_connector_up",

@@ -48,7 +48,10 @@ class ErrorCode(StrEnum):
 # What an operator should do about each code (shown by `messages show`).
 REMEDY: dict[ErrorCode, str] = {
     ErrorCode.EMPTY: "The sender delivered an empty file; ask for a re-send.",
-    ErrorCode.TOO_LARGE: "Raise intake.max_size_mb in gateway.yaml if the file is genuine.",
+    ErrorCode.TOO_LARGE: (
+        "Over intake.max_size_mb: raise it if the file is genuine. Over a parser safety limit "
+        "(a text over 10 MB, nesting deeper than 256): ask the sender for a sane document."
+    ),
     ErrorCode.BAD_ENCODING: "The bytes do not match the declared encoding; ask for a fix.",
     ErrorCode.NOT_WELL_FORMED: "The file is not XML; ask the sender for a corrected document.",
     ErrorCode.FORBIDDEN_DTD: "DTDs and entities are refused for safety; the sender must drop them.",

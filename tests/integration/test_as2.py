@@ -328,36 +328,48 @@ def test_outbound_compressed_delivery_is_opened_by_openssl(
         gw.close()
 
 
-def test_outbound_async_mdn_and_its_wait_limit(partner: As2Harness, tmp_path: Path) -> None:
+def test_outbound_async_mdn_is_awaited_by_looking_not_by_waiting(
+    partner: As2Harness, tmp_path: Path
+) -> None:
+    """With mdn: async, deliver returns at once (AwaitingReceipt); check_receipt only looks for
+    the MDN the inbound endpoint keeps (tests/integration/test_as2_receipts.py: the outbox and
+    the daemon around it)."""
+    from edi_gateway.transports.base import AwaitingReceipt, ReceiptChecker
+
     partner.reset()
     inbound = {**partner.inbound("as2-in"), "mdn_folder": str(tmp_path / "mdn")}
     served = Served(tmp_path, inbound)
+    partner.partner.hold_async = True
     try:
         outbound = {
             **partner.outbound("as2-out"),
             "mdn": "async",
             "mdn_url": served.url.rstrip("/") + "/mdn",
             "mdn_folder": str(tmp_path / "mdn"),
-            "mdn_wait_seconds": 10,
+            "mdn_wait_seconds": 600,
         }
         settings_dir = tmp_path / "sender"
         settings_dir.mkdir()
         sender = make_gateway(settings_dir, outbound)
         try:
             out = open_outbound(sender.settings.connector("as2-out"))
-            out.deliver("async.xml", b"<Invoice/>", {"message_id": "async-1"})
+            assert isinstance(out, ReceiptChecker)
+            awaiting = out.deliver("async.xml", b"<Invoice/>", {"message_id": "async-1"})
+            assert isinstance(awaiting, AwaitingReceipt) and awaiting.wait_seconds == 600
             assert partner.delivered() == {"async.xml": b"<Invoice/>"}
-            assert partner.partner.async_status == [200]
-            partner.partner.drop_async = True
-            quick = {**outbound, "mdn_wait_seconds": 0.5}
-            impatient = As2Connector.model_validate(quick, context={"base_dir": settings_dir})
-            with pytest.raises(TransportError) as late:
-                open_outbound(impatient).deliver("late.xml", b"<Invoice/>", {"message_id": "a-2"})
-            assert late.value.code == ErrorCode.RECEIPT_FAILED and not late.value.recoverable
+            assert awaiting.receipt["message_id"] == "<async-1@gateway>"
+            assert out.check_receipt(awaiting.receipt) is False  # not come yet: no wait
+            assert partner.partner.release_async() == 1 and partner.partner.async_status == [200]
+            assert out.check_receipt(awaiting.receipt) is True
+            out.drop_receipt(awaiting.receipt)
+            assert out.check_receipt(awaiting.receipt) is False
+            missing = out.missing_receipt(awaiting.receipt)
+            assert missing.code == ErrorCode.RECEIPT_FAILED and not missing.recoverable
+            assert "no MDN for <async-1@gateway> within 600 s" in missing.message
         finally:
-            partner.partner.drop_async = False
             sender.close()
     finally:
+        partner.partner.hold_async = False
         served.close()
 
 

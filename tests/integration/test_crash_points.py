@@ -90,7 +90,7 @@ def check(project: Project, files: dict[str, bytes]) -> None:
 
 @pytest.mark.parametrize(
     "point",
-    ["after-claim", "after-intake-commit", "after-process", "after-temp-write"],
+    ["after-claim", "after-intake-commit", "after-process", "after-temp-write", "after-send"],
 )
 def test_kill_at_a_named_point_then_during_recovery(
     make_project: Callable[..., Project], point: str

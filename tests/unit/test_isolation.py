@@ -223,3 +223,56 @@ def test_received_messages_can_be_redriven_and_pending_ones_processed_in_batches
     outcome = gateway.process_pending()
     assert sorted(outcome.states) == ids[1:]
     assert set(outcome.states.values()) == {"processed"}
+
+
+def test_a_value_too_long_fails_its_reply_on_arrival_not_the_order_after_it(
+    store: Store, policy: Policy
+) -> None:
+    """Measured when read, on every backend: a reply whose line ID is longer than the store keeps
+    fails at once (not as an orphan that would later break its order's arrival)."""
+    long_ref = "9" * 5000
+    [reply] = arrive(store, [f.despatch_advice("DA-1", "PO-1", [(long_ref, "2")])])
+    assert process_messages(store, policy, [reply]) == {reply: "failed"}
+    bad = message(store, reply)
+    assert bad.error_code == "VALUE_TOO_LONG"
+    assert "line order line ref is 5,000 characters long" in bad.error_detail
+    assert "keeps at most 100" in bad.error_detail
+    [order] = arrive(store, [f.order("PO-1")])
+    assert process_messages(store, policy, [order]) == {order: "processed"}
+
+
+def test_an_orphan_that_cannot_attach_never_sinks_its_order(
+    store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [reply] = arrive(store, [f.despatch_advice("DA-1", "PO-1", [("1", "2")])])
+    assert process_messages(store, policy, [reply]) == {reply: "orphan"}
+
+    def broken(*args: Any) -> None:
+        raise ValueError("cannot attach")
+
+    monkeypatch.setattr(correlate_module, "attach", broken)
+    [order] = arrive(store, [f.order("PO-1")])
+    assert process_messages(store, policy, [order]) == {order: "processed"}
+    assert message(store, reply).state == "orphan"
+    history = schema.history.c
+    assert (
+        count(
+            store,
+            schema.history,
+            history.message_id == reply,
+            history.event == "orphan.not_attached",
+        )
+        == 1
+    )
+
+
+def test_a_comment_inside_a_value_does_not_cut_it(store: Store, policy: Policy) -> None:
+    payload = f.order("PO-1", [f.Item("1", "40")]).replace(
+        b">40</cbc:Quantity>", b">4<!-- a comment -->0<?pi x?></cbc:Quantity>"
+    )
+    assert b"<!-- a comment -->" in payload
+    [mid] = arrive(store, [payload])
+    assert process_messages(store, policy, [mid]) == {mid: "processed"}
+    with store.connect() as conn:
+        ordered = conn.scalar(select(schema.order_lines.c.qty_ordered))
+    assert str(ordered) == "40"

@@ -98,9 +98,10 @@ def test_genuine_encodings_parse(payload: bytes, encoding: str | None) -> None:
         assert root.getroottree().docinfo.encoding == encoding
 
 
-def test_comments_are_kept() -> None:
-    root = parse(b"<a><!-- keep --></a>", max_size=100)
-    assert isinstance(root[0], etree._Comment)
+def test_comments_and_processing_instructions_are_dropped_and_text_joined() -> None:
+    """A value is never cut short by a comment inside it: ``4<!-- -->0`` reads 40."""
+    root = parse(b"<a><q>4<!-- x -->0<?pi y?>1</q><!-- gone --></a>", max_size=100)
+    assert len(root) == 1 and root[0].text == "401"
 
 
 def test_size_exactly_at_limit_is_accepted() -> None:

@@ -149,3 +149,37 @@ def _counts(engine: Engine) -> dict[str, int]:
     tables = ("messages", "orders", "order_lines", "documents", "document_lines", "outbox")
     with engine.connect() as conn:
         return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar() or 0 for t in tables}
+
+
+def test_rows_awaiting_a_receipt_are_pending_again_below_0006(database_url: str) -> None:
+    """0006 adds ``outbox.receipt``; going back below it makes an ``awaiting_receipt`` row
+    ``pending`` (the older code re-sends it with the same Message-ID; the partner de-duplicates)."""
+    from alembic import command
+
+    from edi_gateway.outbound.outbox import AWAITING, Outgoing, enqueue
+    from edi_gateway.store.tables import OutboxRow
+
+    store = open_store(database_url)
+    with store.session() as session:
+        item = Outgoing(
+            partner="p", connector="c", kind="Invoice", doc_number="I-1", payload=b"<x/>"
+        )
+        row = session.get_one(OutboxRow, enqueue(session, item))
+        row.state, row.receipt = AWAITING, '{"message_id": "<m@gw>", "mic": "x, sha-256"}'
+    store.close()
+
+    engine = create_engine(database_url)
+    command.downgrade(alembic_config(engine), "0005")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT state FROM outbox")).scalar() == "pending"
+    engine.dispose()
+    reopened = open_store(database_url)  # migrates to the head again
+    try:
+        assert current_revision(reopened.engine) == HEAD_REVISION
+        assert _schema_diff(reopened.engine) == []
+        with reopened.connect() as conn:
+            found = conn.execute(text("SELECT state, receipt, payload FROM outbox")).one()
+        assert tuple(found) == ("pending", None, b"<x/>")
+    finally:
+        reopened.close()
+        engine.dispose()

@@ -20,7 +20,7 @@ from sqlalchemy import CursorResult, func, select, update
 
 from edi_gateway.outbound.bundle import file_name, render_order
 from edi_gateway.outbound.forward import DELIVERED, FAILED, HELD, QUEUED, WAITING, WITHDRAWN
-from edi_gateway.outbound.outbox import PENDING, SENT, Outgoing, enqueue
+from edi_gateway.outbound.outbox import AWAITING, PENDING, SENT, Outgoing, enqueue
 from edi_gateway.pipeline.history import SYSTEM, now, record
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def reached(session: Session, row: Forward) -> bool:
         select(func.count()).where(
             OutboxRow.partner == row.partner,
             OutboxRow.doc_number == row.bundle,
-            OutboxRow.state == SENT,
+            OutboxRow.state.in_((SENT, AWAITING)),  # sent, its receipt still to come
         )
     )
     return bool(sent)

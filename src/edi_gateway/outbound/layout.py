@@ -152,7 +152,13 @@ def render_template(
         return template.render(context).encode("utf-8")
     except Exception as exc:  # any template fault is the layout's, never the gateway's
         raise LayoutError(
-            f"layout {layout.path} failed on order {order.document_id}: {exc}"
+            f"layout {layout.path} failed on order {order.document_id}: "
+            f"{type(exc).__name__}: {exc}"
+            + (
+                " (a number too large or too precise to format)"
+                if isinstance(exc, ArithmeticError)
+                else ""
+            )
         ) from exc
 
 

@@ -6,10 +6,19 @@ writes a file once per name and content, so a flush re-run after a crash between
 and marking the row ``sent`` sends nothing twice and loses nothing. A failed delivery is
 retried with exponential backoff; after ``MAX_ATTEMPTS`` the row is ``failed`` and shows in
 ``outbox list --state failed``.
+
+A delivery whose partner confirms it later (an AS2 async MDN) is not waited for: the row is
+``awaiting_receipt`` with the transport's ``receipt`` (what to expect), ``sent_at`` (when it
+went) and ``next_attempt_at`` (the deadline), and ``check_receipts`` (run by ``flush`` and by
+the daemon on its own cadence) only looks: a good receipt makes it ``sent``, a bad one or none
+by the deadline is a failed attempt like any other (retried with the same message id). A
+receipt that arrives after its attempt was failed still counts: a confirming one makes the row
+``sent``, a refusing one is recorded (docs/adr/0017-waits-on-partners-are-state.md).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -18,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
+from edi_gateway.crashpoints import reach
 from edi_gateway.errors import GatewayError
 from edi_gateway.pipeline.history import now, record
 
@@ -31,6 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PENDING, SENT, FAILED = "pending", "sent", "failed"
+AWAITING = "awaiting_receipt"
 MAX_ATTEMPTS = 8
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST_WAIT = timedelta(hours=1)
@@ -109,25 +120,33 @@ def enqueue(session: Session, item: Outgoing) -> int:
 def flush(
     store: Store, settings: Settings, *, partner: str | None = None, at: datetime | None = None
 ) -> dict[int, str]:
-    """Deliver every due pending row (of ``partner``, if given); return id -> new state."""
+    """Settle the receipts that came (``check_receipts``), then deliver every due pending row
+    (of ``partner``, if given); return id -> new state of each row either touched."""
+    from edi_gateway.outbound.receipts import check_receipts
     from edi_gateway.store.tables import OutboxRow
 
     moment = at or now()
+    done = check_receipts(store, settings, partner=partner, at=moment)
+    query = select(OutboxRow.id).where(
+        OutboxRow.state == PENDING, OutboxRow.next_attempt_at <= moment
+    )
+    if partner:
+        query = query.where(OutboxRow.partner == partner)
     with store.session() as session:
-        query = select(OutboxRow).where(
-            OutboxRow.state == PENDING, OutboxRow.next_attempt_at <= moment
-        )
-        if partner:
-            query = query.where(OutboxRow.partner == partner)
         due = list(session.scalars(query.order_by(OutboxRow.id)))
-        done: dict[int, str] = {}
-        opened: dict[str, OutboundTransport] = {}  # one connection per connector and flush
-        try:
-            for row in due:
-                done[row.id] = _deliver(session, row, settings, opened, moment)
-        finally:
-            for transport in opened.values():
-                _close_quietly(transport)
+    opened: dict[str, OutboundTransport] = {}  # one connection per connector and flush
+    try:
+        for row_id in due:
+            # One transaction per row: a crash re-sends at most the row in hand, and the store
+            # is not held while other rows go over the wire.
+            with store.session() as session:
+                row = session.get(OutboxRow, row_id)
+                if row is None or row.state != PENDING:
+                    continue
+                done[row_id] = _deliver(session, row, settings, opened, at or now())
+    finally:
+        for transport in opened.values():
+            close_quietly(transport)
     return done
 
 
@@ -140,6 +159,7 @@ def _deliver(
 ) -> str:
     """One delivery attempt of ``row`` (reusing the connector's open transport); its state."""
     from edi_gateway.transports import open_outbound
+    from edi_gateway.transports.base import AwaitingReceipt
 
     try:
         transport = opened.get(row.connector)
@@ -147,24 +167,48 @@ def _deliver(
             transport = open_outbound(settings.connector(row.connector))
             opened[row.connector] = transport
         where = transport.deliver(row.filename, row.payload, delivery_headers(row))
+        reach("after-send")
     except Exception as exc:  # any transport failure is this row's failed attempt
         if not isinstance(exc, GatewayError | OSError):  # a transport bug: say so, go on
             log.exception("delivering outbox row %s via %s", row.id, row.connector)
-        _close_quietly(opened.pop(row.connector, None))  # the next row opens a fresh one
-        _failed_attempt(session, row, str(exc) or type(exc).__name__, moment)
+        close_quietly(opened.pop(row.connector, None))  # the next row opens a fresh one
+        failed_attempt(session, row, str(exc) or type(exc).__name__, moment)
         return row.state
-    row.state, row.delivered_to, row.sent_at = SENT, where, moment
-    row.attempts += 1
-    record(
-        session,
-        "outbox.sent",
-        f"{row.kind} {row.doc_number} to {row.partner}: {where}",
-        order_id=row.order_id,
-    )
+    if isinstance(where, AwaitingReceipt):  # the attempt ends when the receipt is checked
+        row.state, row.delivered_to, row.sent_at = AWAITING, where.where, moment
+        row.next_attempt_at = moment + timedelta(seconds=where.wait_seconds)
+        row.receipt = json.dumps(dict(where.receipt), sort_keys=True)
+        until = f"{row.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC"
+        record(
+            session,
+            "outbox.awaiting_receipt",
+            f"{row.kind} {row.doc_number} to {row.partner}: {where.where}; receipt by {until}",
+            order_id=row.order_id,
+        )
+        return row.state
+    mark_sent(session, row, where, moment)
     return row.state
 
 
-def _close_quietly(transport: OutboundTransport | None) -> None:
+def mark_sent(
+    session: Session, row: OutboxRow, where: str, moment: datetime, late: str = ""
+) -> None:
+    """Mark ``row`` delivered to ``where``; ``late``: its receipt came after the attempt failed
+    (the attempt was counted then, ``sent_at`` is still when it went)."""
+    if row.state == PENDING and not late:
+        row.sent_at = moment
+    if not late:
+        row.attempts += 1
+    row.state, row.delivered_to = SENT, where
+    record(
+        session,
+        "outbox.sent",
+        f"{row.kind} {row.doc_number} to {row.partner}: {where}{late}",
+        order_id=row.order_id,
+    )
+
+
+def close_quietly(transport: OutboundTransport | None) -> None:
     """Close a transport; a failure to close never undoes deliveries already made."""
     if transport is None:
         return
@@ -185,7 +229,8 @@ def delivery_headers(row: OutboxRow) -> dict[str, str]:
     }
 
 
-def _failed_attempt(session: Session, row: OutboxRow, error: str, moment: datetime) -> None:
+def failed_attempt(session: Session, row: OutboxRow, error: str, moment: datetime) -> None:
+    """Count a failed attempt: retried after a doubling wait, ``failed`` after ``MAX_ATTEMPTS``."""
     row.attempts += 1
     row.last_error = error[:2000]
     if row.attempts >= MAX_ATTEMPTS:
@@ -193,7 +238,7 @@ def _failed_attempt(session: Session, row: OutboxRow, error: str, moment: dateti
         event, detail = "outbox.failed", f"gave up after {row.attempts} attempts: {error}"
     else:
         wait = min(FIRST_RETRY * 2 ** (row.attempts - 1), LONGEST_WAIT)
-        row.next_attempt_at = moment + wait
+        row.state, row.next_attempt_at = PENDING, moment + wait  # (awaiting a receipt until now)
         event = "outbox.retry"
         detail = f"attempt {row.attempts} failed ({error}); next at {row.next_attempt_at:%H:%M:%S}"
     record(session, event, detail[:2000], order_id=row.order_id)

@@ -7,6 +7,7 @@ order is not known yet is kept as an ``orphan`` and attaches by itself when the 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import insert, select, update
@@ -24,7 +25,10 @@ from edi_gateway.pipeline.cancellations import on_received
 from edi_gateway.pipeline.history import SYSTEM, now, record
 from edi_gateway.pipeline.ledger import recompute
 from edi_gateway.pipeline.orders import NEW_LINE, document_row, line_rows
+from edi_gateway.pipeline.work import transient, unexpected
 from edi_gateway.store import tables as t
+
+log = logging.getLogger(__name__)
 
 PROCESSED, ORPHAN = "processed", "orphan"
 
@@ -181,7 +185,21 @@ def attach_orphans(session: Session, order_id: int) -> int:
             continue
         if find_order(session, document) is not order:
             continue
-        attach(session, order, row, document, MessageRef(row.message_id, source, partner))
+        try:
+            with session.begin_nested():  # an orphan that cannot attach never sinks its order
+                attach(session, order, row, document, MessageRef(row.message_id, source, partner))
+        except Exception as exc:
+            if transient(exc):
+                raise
+            reason = unexpected(exc)
+            log.warning("orphan %s cannot attach to order %s: %s", row.message_id, order.id, reason)
+            record(
+                session,
+                "orphan.not_attached",
+                f"{reason}; it stays an orphan (messages redrive {row.message_id})",
+                message_id=row.message_id,
+            )
+            continue
         session.execute(
             update(t.Message)
             .where(t.Message.id == row.message_id)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
 from edi_gateway.domain.documents import Document, DocumentKind
 from edi_gateway.errors import DocumentError, ErrorCode, GatewayError
+from edi_gateway.pipeline.limits import check_lengths
 from edi_gateway.pipeline.orders import insert_orders
 from edi_gateway.pipeline.work import (
     DUPLICATE,
@@ -98,7 +99,7 @@ def process_messages(
     except Exception as exc:
         if transient(exc):
             raise
-        log.exception("processing %d message(s) failed; each alone", len(ids))
+        _log_failure(exc, "processing %d message(s) failed; each alone", len(ids))
         if len(ids) == 1:
             return {ids[0]: _fail_alone(store, ids[0], exc)}
     states: dict[int, str] = {}
@@ -108,7 +109,7 @@ def process_messages(
         except Exception as exc:
             if transient(exc):
                 raise
-            log.exception("processing message %s failed", mid, extra={"message_id": mid})
+            _log_failure(exc, "processing message %s failed", mid, extra={"message_id": mid})
             states[mid] = _fail_alone(store, mid, exc)
     return states
 
@@ -143,7 +144,9 @@ def _settle(store: Store, conn: Connection, works: list[Work], react: React | No
     except Exception as exc:
         if transient(exc):
             raise
-        log.warning("writing a batch of %d messages failed; one by one", len(works), exc_info=True)
+        log.warning(
+            "writing a batch of %d messages failed (%s); one by one", len(works), unexpected(exc)
+        )
     for work in works:
         work.reset()
         try:
@@ -152,8 +155,8 @@ def _settle(store: Store, conn: Connection, works: list[Work], react: React | No
         except Exception as exc:
             if transient(exc):
                 raise
-            log.exception(
-                "message %s failed while being stored", work.id, extra={"message_id": work.id}
+            _log_failure(
+                exc, "message %s failed while being stored", work.id, extra={"message_id": work.id}
             )
             work.reset()
             work.fail(unexpected(exc))
@@ -167,6 +170,16 @@ def _write(store: Store, conn: Connection, works: list[Work], react: React | Non
         done = [w.id for w in works if w.state in (PROCESSED, ORPHAN)]
         if done:
             react(store, done)
+
+
+def _log_failure(exc: Exception, text: str, *args: object, **kwargs: Any) -> None:
+    """A refusal the store explains (a constraint, a value too long) is one warning line; any
+    other exception is a bug and is logged with its traceback."""
+    error = unexpected(exc)
+    if error.code is ErrorCode.INTERNAL_ERROR:
+        log.exception(text, *args, **kwargs)
+    else:
+        log.warning(text + ": %s", *args, error, **kwargs)
 
 
 def _fail_alone(store: Store, message_id: int, exc: Exception) -> str:
@@ -323,6 +336,8 @@ def _earlier_originals(conn: Connection, works: list[Work]) -> dict[str, int]:
 def _identify(policy: Policy, work: Work) -> None:
     document = work.document
     assert document is not None
+    for each in _documents(work):
+        check_lengths(each)
     sender = document.sender()
     keys = sender.keys() if sender else []
     work.sender_key = keys[0] if keys else None

@@ -204,6 +204,7 @@ outbox = Table(
     Column("last_error", Text),
     Column("delivered_to", String(1000)),
     Column("sent_at", UTCDateTime()),
+    Column("receipt", Text),  # JSON: what the partner's later receipt must say (0006)
     UniqueConstraint("connector", "filename"),
 )
 

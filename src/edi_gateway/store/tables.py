@@ -198,6 +198,8 @@ class OutboxRow(Base):
     last_error: Mapped[str | None]
     delivered_to: Mapped[str | None]
     sent_at: Mapped[datetime | None]
+    receipt: Mapped[str | None]
+    """JSON: what an awaited receipt must say (outbound/receipts.py); None when none is."""
 
 
 class Forward(Base):

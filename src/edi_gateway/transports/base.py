@@ -4,12 +4,18 @@ An inbound transport never decides that a payload is safe: the caller acknowledg
 ``ack`` only after intake committed the Envelope to the store. Until then the payload stays
 claimed and ``recover`` offers it again after a crash; intake's idempotency key
 ``(source, source_ref)`` makes a second offer harmless.
+
+An outbound transport whose partner answers later (an AS2 asynchronous receipt) never waits for
+it in ``deliver``: it returns :class:`AwaitingReceipt`, the outbox keeps the row
+``awaiting_receipt`` and asks the transport (a :class:`ReceiptChecker`) on its own schedule
+whether the receipt has come (docs/adr/0017-waits-on-partners-are-state.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ErrorCode, GatewayError
@@ -61,8 +67,9 @@ class OutboundTransport(Protocol):
 
     def deliver(
         self, filename: str, payload: bytes, headers: Mapping[str, str] | None = None
-    ) -> str:
-        """Deliver ``payload`` as ``filename``; return where it went.
+    ) -> str | AwaitingReceipt:
+        """Deliver ``payload`` as ``filename``; return where it went (or, from a
+        :class:`ReceiptChecker`, :class:`AwaitingReceipt` when the partner's receipt comes later).
 
         ``headers`` describe the payload for transports that carry metadata (message headers,
         mail headers): ``document_type``, ``document_id``, ``partner``, ``message_id`` (unique
@@ -74,4 +81,42 @@ class OutboundTransport(Protocol):
 
     def close(self) -> None:
         """Release connections (a flush delivers many rows through one transport)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitingReceipt:
+    """``deliver``'s answer when the bytes went out and the partner confirms them later.
+
+    The delivery is not done yet: the outbox keeps ``receipt`` with the row and asks the
+    transport's :meth:`ReceiptChecker.check_receipt` until it has arrived or ``wait_seconds``
+    have passed.
+    """
+
+    where: str
+    """Where it went (what ``deliver`` returns otherwise)."""
+    wait_seconds: float
+    """How long the receipt may take; then the delivery attempt failed."""
+    receipt: Mapping[str, str]
+    """What ``check_receipt`` needs to find and check it (kept with the outbox row)."""
+
+
+@runtime_checkable
+class ReceiptChecker(Protocol):
+    """An outbound transport whose ``deliver`` may return :class:`AwaitingReceipt`."""
+
+    def check_receipt(self, receipt: Mapping[str, str]) -> bool:
+        """Whether the receipt has arrived and confirms the delivery; False while none has.
+
+        Only looks, never waits. Raises TransportError when it arrived and refuses the
+        delivery or fails a check. The receipt read stays until ``drop_receipt``.
+        """
+        ...
+
+    def drop_receipt(self, receipt: Mapping[str, str]) -> None:
+        """Discard a receipt ``check_receipt`` read, once its outcome is committed."""
+        ...
+
+    def missing_receipt(self, receipt: Mapping[str, str]) -> TransportError:
+        """The error of a delivery whose receipt did not arrive within ``wait_seconds``."""
         ...

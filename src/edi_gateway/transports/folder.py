@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import stat
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
@@ -251,6 +252,7 @@ class FolderOutbound:
         return tmp, fd
 
 
+EMPTY_TEMP_SECONDS = 60
 TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")
 """What a delivery's temporary file is called: ``.<name>.<8 hex digits>.tmp``."""
 
@@ -271,9 +273,13 @@ def sweep_stale_temps(folder: Path) -> list[str]:
             continue  # gone already, or a symlink: not ours
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            info = os.fstat(fd)
         except BlockingIOError:
             continue  # a live delivery is writing it
         else:
+            # Empty and new: a writer between creating and locking it (it waits for our lock).
+            if info.st_size == 0 and time.time() - info.st_mtime < EMPTY_TEMP_SECONDS:
+                continue
             path.unlink(missing_ok=True)
             removed.append(entry)
         finally:

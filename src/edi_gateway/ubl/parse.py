@@ -150,7 +150,8 @@ def _libxml2_parse(payload: bytes) -> etree._Element:
         no_network=True,
         load_dtd=False,
         dtd_validation=False,
-        remove_comments=False,
+        remove_comments=True,  # "4<!-- -->0" is 40, not 4: text around a comment is joined
+        remove_pis=True,
         huge_tree=False,
     )
     try:

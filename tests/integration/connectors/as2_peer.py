@@ -350,6 +350,9 @@ class PartnerServer:
         self.requests: list[dict[str, str]] = []
         self.bodies: list[bytes] = []
         self.drop_async = False
+        self.hold_async = False
+        """Keep async MDNs in ``held`` until ``release_async`` (a partner that answers later)."""
+        self.held: list[tuple[str, str, bytes]] = []
         self.async_status: list[int] = []
         self.lock = threading.Lock()
         self.port = port
@@ -384,6 +387,14 @@ class PartnerServer:
         request = urllib.request.Request(url, data=mdn, headers=headers, method="POST")
         with urllib.request.urlopen(request, timeout=10) as answer:
             self.async_status.append(answer.status)
+
+    def release_async(self) -> int:
+        """Post the held async MDNs now; how many."""
+        with self.lock:
+            held, self.held = self.held, []
+        for url, content_type, mdn in held:
+            self.post_async(url, content_type, mdn)
+        return len(held)
 
     def answer(self, headers: dict[str, str], body: bytes) -> tuple[str, bytes]:
         """Open one message with openssl and build the signed MDN."""
@@ -423,7 +434,10 @@ def _partner_handler(partner: PartnerServer) -> type[BaseHTTPRequestHandler]:
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                if not partner.drop_async:
+                if partner.hold_async:
+                    with partner.lock:
+                        partner.held.append((later, content_type, mdn))
+                elif not partner.drop_async:
                     threading.Thread(
                         target=partner.post_async, args=(later, content_type, mdn)
                     ).start()

@@ -3,17 +3,23 @@
 The Message-ID comes from the outbox row's ``message_id``, so a retry re-sends the same
 message and the partner's duplicate detection keeps one copy (its ``duplicate-document``
 receipt counts as delivered). A negative receipt, a bad receipt signature or a MIC that does
-not match what was sent is a TransportError; so is an async receipt that does not arrive
-within ``mdn_wait_seconds`` (the outbox then marks the delivery failed).
+not match what was sent is a TransportError.
+
+With ``mdn: async`` nothing waits here: ``deliver`` returns :class:`AwaitingReceipt` (the
+Message-ID and the MIC to expect) as soon as the partner took the POST, and the outbox asks
+``check_receipt`` on its own schedule whether the inbound endpoint has kept the MDN in
+``mdn_folder`` (``server.mdn_file``); one that has not come within ``mdn_wait_seconds`` is
+``missing_receipt`` (docs/adr/0017-waits-on-partners-are-state.md).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edi_gateway.config_http import As2Connector
 from edi_gateway.errors import ErrorCode
@@ -26,10 +32,14 @@ from edi_gateway.transports.as2.mime import (
     safe_filename,
 )
 from edi_gateway.transports.as2.server import load_certificate, load_own_keys, mdn_file
-from edi_gateway.transports.base import TransportError
+from edi_gateway.transports.base import AwaitingReceipt, TransportError
 from edi_gateway.transports.httppost import post
 
-POLL_SECONDS = 0.2
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from edi_gateway.transports.as2.cms import Keys
+
 log = logging.getLogger(__name__)
 
 
@@ -40,8 +50,23 @@ class As2Outbound:
         assert conn.partner_certificate is not None and conn.partner_as2_id is not None
         assert conn.url is not None
         self.name, self.conn, self.url = conn.name, conn, conn.url
-        self.keys = load_own_keys(conn)
-        self.partner_cert = load_certificate(conn.name, conn.partner_certificate)
+        self.warned = False
+
+    @cached_property
+    def keys(self) -> Keys:
+        """Our certificate and key, loaded on first use (a ConfigError when unreadable): a look
+        for a receipt that has not come needs neither (loading them takes tens of ms)."""
+        return load_own_keys(self.conn)
+
+    @cached_property
+    def partner_cert(self) -> x509.Certificate:
+        """The partner's certificate, loaded on first use."""
+        assert self.conn.partner_certificate is not None
+        return load_certificate(self.name, self.conn.partner_certificate)
+
+    def _warn_if_weak(self) -> None:
+        """Once per opened transport that sends (not when it is opened only to check receipts)."""
+        conn, self.warned = self.conn, True
         weak = [
             what
             for what, used in (
@@ -56,9 +81,12 @@ class As2Outbound:
 
     def deliver(
         self, filename: str, payload: bytes, headers: Mapping[str, str] | None = None
-    ) -> str:
+    ) -> str | AwaitingReceipt:
         """POST ``payload`` as one AS2 message; return ``URL Message-ID`` once its receipt
-        (when asked) confirmed it."""
+        confirmed it (``mdn: sync``) or it was taken (``mdn: none``); with ``mdn: async``, an
+        :class:`AwaitingReceipt` as soon as the partner took the POST."""
+        if not self.warned:
+            self._warn_if_weak()
         meta = dict(headers or {})
         conn = self.conn
         message_id = self._message_id(meta.get("message_id"))
@@ -94,12 +122,48 @@ class As2Outbound:
             self.name, self.url, built.body, http_headers,
             timeout=conn.timeout_seconds, ca_file=conn.ca_file,
         )  # fmt: skip
+        where = f"{self.url} {message_id}"
+        if conn.mdn == "async":
+            expected = {"message_id": message_id, "mic": built.mic}
+            return AwaitingReceipt(where, conn.mdn_wait_seconds, expected)
         if conn.mdn == "sync":
             mdn = self._read(answer_headers.get("Content-Type", ""), body, message_id)
             self._check(mdn, message_id, built.mic)
-        elif conn.mdn == "async":
-            self._check(self._await_async(message_id), message_id, built.mic)
-        return f"{self.url} {message_id}"
+        return where
+
+    def check_receipt(self, receipt: Mapping[str, str]) -> bool:
+        """Whether the async MDN for ``receipt["message_id"]`` has been kept and confirms the
+        delivery (False: not yet). Raises TransportError for a refusal (``DELIVERY_REFUSED``)
+        or a receipt that fails a check (``RECEIPT_FAILED``). Only looks; never waits."""
+        path = self._mdn_path(receipt)
+        if path is None:  # no longer mdn: async; the deadline fails it
+            return False
+        try:
+            kept = path.read_bytes()
+        except FileNotFoundError:
+            return False
+        message_id = receipt["message_id"]
+        content_type, _, body = kept.partition(b"\n")
+        mdn = self._read(content_type.decode("utf-8", "replace"), body, message_id)
+        self._check(mdn, message_id, receipt["mic"])
+        return True
+
+    def drop_receipt(self, receipt: Mapping[str, str]) -> None:
+        """Remove the MDN ``check_receipt`` read (its outcome is committed)."""
+        path = self._mdn_path(receipt)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+    def missing_receipt(self, receipt: Mapping[str, str]) -> TransportError:
+        """``RECEIPT_FAILED``: no MDN came within ``mdn_wait_seconds``."""
+        return self._failed(
+            f"no MDN for {receipt['message_id']} within {self.conn.mdn_wait_seconds:g} s "
+            "(mdn_wait_seconds): this delivery attempt failed"
+        )
+
+    def _mdn_path(self, receipt: Mapping[str, str]) -> Path | None:
+        folder = self.conn.mdn_folder
+        return None if folder is None else mdn_file(Path(folder), receipt["message_id"])
 
     def close(self) -> None:
         """Nothing to release: every delivery is one HTTP request on its own connection."""
@@ -122,22 +186,6 @@ class As2Outbound:
             raise self._failed(
                 f"the MDN for {message_id} is not valid: {refusal.message}"
             ) from None
-
-    def _await_async(self, message_id: str) -> Mdn:
-        assert self.conn.mdn_folder is not None
-        path = mdn_file(Path(self.conn.mdn_folder), message_id)
-        deadline = time.monotonic() + self.conn.mdn_wait_seconds
-        while not path.exists():
-            if time.monotonic() >= deadline:
-                raise self._failed(
-                    f"no MDN for {message_id} within {self.conn.mdn_wait_seconds:g} s: the "
-                    "delivery is marked failed"
-                )
-            time.sleep(POLL_SECONDS)
-        content_type, _, body = path.read_bytes().partition(b"\n")
-        mdn = self._read(content_type.decode("utf-8", "replace"), body, message_id)
-        path.unlink(missing_ok=True)
-        return mdn
 
     def _check(self, mdn: Mdn, message_id: str, mic: str) -> None:
         if self.conn.mdn_signed and not mdn.signed:

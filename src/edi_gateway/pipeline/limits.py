@@ -1,0 +1,103 @@
+"""What the store keeps, checked before anything is written: a value longer than its column is
+``VALUE_TOO_LONG`` for the document that carries it, on every backend alike.
+
+PostgreSQL refuses an over-long value (SQLite would keep it silently), and a refusal there
+would surface late: a reply kept as an orphan would break the order that arrives for it. So
+every document is measured when it is read, against the column lengths of ``store/schema.py``.
+
+Codes (a response, type or line status code) are not measured here: official UBL examples
+carry long ones (``SalesInvoice``) that SQLite keeps; PostgreSQL refuses them when written, and
+that message alone fails (``VALUE_TOO_LONG``). Widening those columns is a migration to come.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from edi_gateway.domain.documents import Document, Party
+from edi_gateway.errors import DocumentError, ErrorCode
+from edi_gateway.store import schema
+from edi_gateway.store.types import decimal_text
+
+
+def _length(column: Any) -> int:
+    return int(column.type.length if hasattr(column.type, "length") else column.type.impl.length)
+
+
+_lines, _docs, _orders = schema.order_lines.c, schema.documents.c, schema.orders.c
+DOCUMENT_ID = _length(_docs.doc_number)
+NAME = _length(_orders.buyer_name)
+PARTY_KEY = _length(schema.order_keys.c.party_key)
+CURRENCY = _length(_orders.currency)
+NUMBER = _length(_lines.qty_ordered)
+LINE_TEXT = {  # Line attribute -> the longest value kept
+    "line_id": _length(_lines.line_id),
+    "order_line_ref": _length(_lines.line_id),
+    "item_name": _length(_lines.item_name),
+    "seller_item_id": _length(_lines.seller_item_id),
+    "buyer_item_id": _length(_lines.buyer_item_id),
+    "standard_item_id": _length(_lines.standard_item_id),
+}
+LINE_NUMBERS = ("price", "line_amount")
+
+
+def check_lengths(document: Document) -> None:
+    """Raise ``VALUE_TOO_LONG`` naming the first value of ``document`` its column cannot hold."""
+    what = f"{document.kind.value} {document.document_id[:60]}"
+    _text(what, "document ID", [document.document_id], DOCUMENT_ID)
+    _text(what, "order reference", document.order_refs, DOCUMENT_ID)
+    _text(what, "billing reference", document.billing_refs, DOCUMENT_ID)
+    _text(what, "despatch reference", document.despatch_refs, DOCUMENT_ID)
+    _text(what, "currency code", [document.currency], CURRENCY)
+    for role, party in (("buyer", document.buyer), ("seller", document.seller)):
+        _party(what, role, party)
+    for attribute in ("total_amount", "payable_amount"):
+        _numbers(what, attribute.replace("_", " "), [getattr(document, attribute, None)])
+    lines = document.lines
+    if not lines:
+        return
+    for attribute, limit in LINE_TEXT.items():
+        _text(
+            what,
+            f"line {attribute.replace('_', ' ')}",
+            [getattr(x, attribute) for x in lines],
+            limit,
+        )
+    _text(what, "unit code", [x.quantity.unit for x in lines if x.quantity], _length(_lines.unit))
+    _numbers(what, "quantity", [x.quantity.value for x in lines if x.quantity])
+    for attribute in LINE_NUMBERS:
+        _numbers(what, attribute.replace("_", " "), [getattr(x, attribute) for x in lines])
+
+
+def _party(what: str, role: str, party: Party | None) -> None:
+    if party is None:
+        return
+    _text(what, f"{role} name", [party.name], NAME)
+    _text(what, f"{role} identifier", party.keys(), PARTY_KEY)
+
+
+def _text(what: str, field: str, values: Iterable[str | None], limit: int) -> None:
+    for value in values:
+        if value is not None and len(value) > limit:
+            raise _too_long(what, field, len(value), limit, value)
+
+
+def _numbers(what: str, field: str, values: Iterable[Decimal | None]) -> None:
+    for value in values:
+        if value is None:
+            continue
+        # str() is cheap and short for every sane amount; an exponent hides a long number
+        if len(str(value)) > NUMBER or not -NUMBER < value.adjusted() < NUMBER:
+            text = decimal_text(value) or ""
+            if len(text) > NUMBER:
+                raise _too_long(what, field, len(text), NUMBER, text)
+
+
+def _too_long(what: str, field: str, size: int, limit: int, value: str) -> DocumentError:
+    return DocumentError(
+        ErrorCode.VALUE_TOO_LONG,
+        f"{what}: the {field} is {size:,} characters long ({value[:40]!r}...); "
+        f"the gateway keeps at most {limit}",
+    )
