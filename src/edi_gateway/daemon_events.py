@@ -125,27 +125,21 @@ def deliveries(store: Store, metrics: Metrics, done: Mapping[int, str]) -> Count
             "state": state,
             "file_name": row.filename,
         }
-        if state == AWAITING:
-            log.info(
-                "outbox %d: %s %s sent to %s via %s (%s); its receipt is awaited until %s",
-                row.id,
-                row.kind,
-                row.doc_number,
-                row.partner,
-                row.connector,
-                row.delivered_to,
-                f"{row.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC",
-                extra=fields,
+        if state == AWAITING or sent:
+            awaited = (
+                f"; its receipt is awaited until {row.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC"
+                if state == AWAITING
+                else ""
             )
-        elif sent:
             log.info(
-                "outbox %d: %s %s sent to %s via %s (%s)",
+                "outbox %d: %s %s sent to %s via %s (%s)%s",
                 row.id,
                 row.kind,
                 row.doc_number,
                 row.partner,
                 row.connector,
                 row.delivered_to,
+                awaited,
                 extra=fields,
             )
         else:
