@@ -64,6 +64,16 @@ __all__ = [
 ]
 
 
+GONE_PARTNER_KEYS = {
+    "peppol_validation": (
+        "this key never did anything and was removed: documents are checked against the UBL "
+        "2.1 schemas only; per-partner Peppol rules are not available yet. Remove the key."
+    ),
+    "options": "this key was never read by anything and was removed. Remove it.",
+}
+"""Keys older configs may still carry: refused with what to do, never silently ignored."""
+
+
 class Partner(_Model):
     """A trading partner, recognised by its Peppol endpoint and identifiers."""
 
@@ -72,9 +82,7 @@ class Partner(_Model):
     role: Literal["buyer", "supplier", "both"]
     endpoint: PeppolId
     identifiers: list[PeppolId] = Field(default_factory=list)
-    peppol_validation: bool = False
     language: str = "en"
-    options: dict[str, str | int | bool] = Field(default_factory=dict)
     outbound: Slug | None = None
     """The outbound connector that documents for this partner go through."""
     auto_response: Literal["none", "acknowledge", "accept"] = "none"
@@ -88,6 +96,15 @@ class Partner(_Model):
     """Legal name, address, VAT and bank details: needed to invoice as or to this partner."""
     debit_note_as: Literal["invoice", "debitnote"] = "invoice"
     """A debit note to this partner: a Peppol Invoice 383, or a UBL DebitNote (non-Peppol)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_dead_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, why in GONE_PARTNER_KEYS.items():
+                if key in data:
+                    raise ValueError(f"{key}: {why}")
+        return data
 
     def keys(self) -> list[str]:
         """``scheme:value`` of the endpoint, then of each identifier, without repeats."""

@@ -64,7 +64,6 @@ partners:
     name: Nordisk Vårdutrustning AB
     role: supplier
     endpoint: {scheme: "0088", value: "7350099000003"}
-    peppol_validation: true # also run the Peppol BIS 3 rules on what this partner sends
     language: sv
     outbound: outbox
     legal:                  # the seller on the invoices the gateway issues for nordisk

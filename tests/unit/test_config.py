@@ -22,7 +22,6 @@ partners:
     name: Supply Co
     role: supplier
     endpoint: {scheme: "0088", value: "7350099000003"}
-    options: {bundle: true, copies: 2, format: ubl}
     outbound: outbox
     forward: {formats: [ubl]}
 connectors:
@@ -64,7 +63,7 @@ def test_good_config_loads_typed_and_resolved(tmp_path: Path) -> None:
     out = s.connector("outbox")
     assert out.path == Path("/srv/out") and out.archive is None
     assert s.partners[0].keys() == ["0088:7350051600005", "0192:987654325"]
-    assert s.partners[1].options == {"bundle": True, "copies": 2, "format": "ubl"}
+    assert s.partners[1].outbound == "outbox" and s.partners[1].forward is not None
     assert s.routes[0].match.kinds == ["Order"]
 
 
@@ -168,6 +167,15 @@ def test_bad_config_names_file_key_found_and_expected(
     message = error_for(tmp_path, text)
     for fragment in expected:
         assert fragment in message
+
+
+@pytest.mark.parametrize("key", ["peppol_validation: true", "options: {copies: 2}"])
+def test_keys_that_never_did_anything_are_refused_with_what_to_do(tmp_path: Path, key: str) -> None:
+    """A key that nothing reads would let a user believe it works: refused, with the reason."""
+    text = GOOD.replace("    outbound: outbox\n", f"    outbound: outbox\n    {key}\n", 1)
+    message = error_for(tmp_path, text)
+    assert "partners[1]" in message and key.partition(":")[0] in message
+    assert "Remove" in message
 
 
 def test_every_problem_is_listed_in_one_message(tmp_path: Path) -> None:
