@@ -177,18 +177,12 @@ def ingest_breaks(
 
     def breaks(names: list[str]) -> bool:
         project, store = new_gateway(work / f"isolate-{next(tries)}")
-        folder = project.root / "fuzz-in"
-        folder.mkdir()
-        for name in [*names, *good]:
-            shutil.copy(source / name, folder / name)
-        done = project.run("ingest", folder, "--json", timeout=3600)
-        audit = mutate.Audit()
-        finished = mutate.summary_printed(done.stdout)
-        mutate.audit_process(audit, "ingest", done.returncode, (0, 1), done.stderr, finished)
-        inputs = dict.fromkeys(names, "?") | dict.fromkeys(good, "good")
-        mutate.audit_store(audit, store, inputs, good)
-        shutil.rmtree(project.root, ignore_errors=True)
-        return bool({b.promise for b in audit.breaches} & promises)
+        try:
+            return mutate.ingest_breaks_again(
+                project, store, source, names, good, promises, timeout=3600
+            )
+        finally:
+            shutil.rmtree(project.root, ignore_errors=True)
 
     return breaks
 

@@ -26,6 +26,7 @@ import functools
 import json
 import random
 import re
+import shutil
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -1270,3 +1271,28 @@ def main(argv: Sequence[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def ingest_breaks_again(
+    project: Any,
+    store: str | Path,
+    source: Path,
+    names: Sequence[str],
+    good: Mapping[str, str],
+    promises: set[str],
+    timeout: float,
+) -> bool:
+    """Whether ``edi-gateway ingest`` of just these files from ``source``, then the good orders,
+    into the fresh gateway ``project`` (a ``tests.integration.conftest.Project``) with its store
+    at ``store`` breaks one of ``promises`` again (the search for the smallest failing set)."""
+    folder = project.root / "fuzz-in"
+    folder.mkdir()
+    for name in [*names, *good]:
+        shutil.copy(source / name, folder / name)
+    done = project.run("ingest", folder, "--json", timeout=timeout)
+    audit = Audit()
+    finished = summary_printed(done.stdout)
+    audit_process(audit, "ingest", done.returncode, (0, 1), done.stderr, finished)
+    inputs = dict.fromkeys(names, "?") | dict.fromkeys(good, "good")
+    audit_store(audit, store, inputs, good)
+    return bool({b.promise for b in audit.breaches} & promises)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from edi_gateway.crashpoints import reach
 from edi_gateway.envelope import Envelope, file_envelope
-from edi_gateway.errors import ConfigError
+from edi_gateway.errors import ConfigError, ErrorCode
 from edi_gateway.pipeline.history import now, record
 from edi_gateway.pipeline.intake import intake
 from edi_gateway.pipeline.process import (
@@ -44,7 +44,15 @@ Progress = Callable[[int], None]
 BATCH_BYTES = 64 * 1024 * 1024
 REDRIVABLE = (FAILED, "orphan", "received")
 # Kept without a document to process: no bytes (too large), or a whole mail kept as evidence.
-NOT_PROCESSABLE = ("TOO_LARGE", "SENDER_NOT_ALLOWED", "NO_DOCUMENT", "BAD_ARCHIVE")
+NOT_PROCESSABLE = tuple(
+    code.value
+    for code in (
+        ErrorCode.TOO_LARGE,
+        ErrorCode.SENDER_NOT_ALLOWED,
+        ErrorCode.NO_DOCUMENT,
+        ErrorCode.BAD_ARCHIVE,
+    )
+)
 
 
 @dataclass(slots=True)
@@ -265,13 +273,18 @@ class Gateway:
         or a store that went away), a batch at a time; one bad message fails alone."""
         outcome = Outcome()
         ids = pending_ids(self.store)
+        if ids:
+            outcome.add("pending", self._process_stored(ids))
+        return outcome
+
+    def _process_stored(self, ids: Sequence[int]) -> dict[int, str]:
+        """Process (and react to) messages already in the store, ``intake_batch`` at a time."""
+        states: dict[int, str] = {}
         size = self.intake_batch
         for start in range(0, len(ids), size):
             chunk = ids[start : start + size]
-            outcome.add(
-                "pending", process_messages(self.store, self.policy, chunk, react=self.react)
-            )
-        return outcome
+            states.update(process_messages(self.store, self.policy, chunk, react=self.react))
+        return states
 
     def redrive(
         self, ids: Sequence[int] = (), *, state: str | None = None, dry_run: bool = False
@@ -297,11 +310,7 @@ class Gateway:
             for message in chosen:
                 _reset_for_redrive(session, message, actor)
         picked = [m.id for m in chosen]
-        size = self.intake_batch
-        for start in range(0, len(picked), size):
-            process_messages(
-                self.store, self.policy, picked[start : start + size], react=self.react
-            )
+        self._process_stored(picked)
         return picked
 
 

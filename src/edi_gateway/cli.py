@@ -144,11 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _store_unavailable(exc: Exception) -> GatewayError | None:
     """A store that cannot be reached, or stayed locked past the wait, as one coded line."""
-    from sqlalchemy.exc import InterfaceError, OperationalError
+    from edi_gateway.errors import first_line
+    from edi_gateway.store.db import transient
 
-    if not isinstance(exc, OperationalError | InterfaceError):
+    if not transient(exc):
         return None
-    first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]
+    first = first_line(exc)
     if "locked" in first or "busy" in first:
         return GatewayError(
             ErrorCode.STORE_BUSY,

@@ -37,7 +37,7 @@ from edi_gateway.daemon_events import (
 from edi_gateway.daemon_metrics import Metrics
 from edi_gateway.daemon_schedule import Backoff, Clock, Schedule, Scheduler, utc_now
 from edi_gateway.envelope import Envelope
-from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.errors import ErrorCode, GatewayError, first_line
 from edi_gateway.logs import log_fields
 from edi_gateway.notify import notify_outcome
 from edi_gateway.transports import (
@@ -284,7 +284,7 @@ class Daemon:
                 conn.execution_options(sqlite_deferred=True)  # never wait for the loop's write
                 conn.execute(text("SELECT 1"))
         except Exception as exc:  # noqa: BLE001 - any failure means: not reachable
-            return False, str(exc).splitlines()[0][:300]
+            return False, first_line(exc, 300)
         return True, None
 
     def _start_http(self) -> Any:

@@ -137,6 +137,13 @@ REMEDY: dict[ErrorCode, str] = {
 }
 
 
+def first_line(exc: BaseException, limit: int = 500) -> str:
+    """The first line of what ``exc`` says (a driver's own message for a database error), for a
+    one-line detail an operator reads; never the SQL and parameters that follow it."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0][:limit]
+
+
 class GatewayError(Exception):
     """Base of every error the gateway raises on purpose."""
 

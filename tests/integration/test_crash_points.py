@@ -116,3 +116,17 @@ def test_a_temporary_file_left_by_a_crash_is_removed_and_delivered_once(
     assert [p.name for p in outbox.iterdir() if p.name.endswith(".tmp")], "a temp was left"
     finish(project)
     check(project, files)
+
+
+def test_a_crash_after_a_send_leaves_only_that_row_to_send_again(
+    make_project: Callable[..., Project],
+) -> None:
+    """Each delivered row commits on its own: killed after the 5th send, the 4 rows before it
+    are already `sent`, so a transport that cannot recognise a re-send gets at most one."""
+    project = make_project(SAMPLES)
+    files = fill(project)
+    crash(project, "after-send@5")
+    rows = project.json("outbox", "list")
+    assert Counter(r["state"] for r in rows)["sent"] == 4
+    finish(project)
+    check(project, files)

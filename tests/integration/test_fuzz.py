@@ -83,17 +83,9 @@ def _ingest_breaks(
     def breaks(names: Sequence[str]) -> bool:
         store = _fresh_database(database_url)
         project = _project(make_project, store)
-        folder = project.root / "fuzz-in"
-        folder.mkdir()
-        for name in [*names, *good]:
-            shutil.copy(source / name, folder / name)
-        done = project.run("ingest", folder, "--json", timeout=300)
-        audit = mutate.Audit()
-        finished = mutate.summary_printed(done.stdout)
-        mutate.audit_process(audit, "ingest", done.returncode, (0, 1), done.stderr, finished)
-        inputs = dict.fromkeys(names, "?") | dict.fromkeys(good, "good")
-        mutate.audit_store(audit, store or project.db, inputs, good)
-        return bool({b.promise for b in audit.breaches} & promises)
+        return mutate.ingest_breaks_again(
+            project, store or project.db, source, names, good, promises, timeout=300
+        )
 
     return breaks
 

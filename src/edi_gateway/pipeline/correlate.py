@@ -25,8 +25,9 @@ from edi_gateway.pipeline.cancellations import on_received
 from edi_gateway.pipeline.history import SYSTEM, now, record
 from edi_gateway.pipeline.ledger import recompute
 from edi_gateway.pipeline.orders import NEW_LINE, document_row, line_rows
-from edi_gateway.pipeline.work import transient, unexpected
+from edi_gateway.pipeline.work import unexpected
 from edi_gateway.store import tables as t
+from edi_gateway.store.db import transient
 
 log = logging.getLogger(__name__)
 

@@ -62,13 +62,13 @@ def check_lengths(document: Document) -> None:
         _text(
             what,
             f"line {attribute.replace('_', ' ')}",
-            [getattr(x, attribute) for x in lines],
+            (getattr(x, attribute) for x in lines),
             limit,
         )
-    _text(what, "unit code", [x.quantity.unit for x in lines if x.quantity], _length(_lines.unit))
-    _numbers(what, "quantity", [x.quantity.value for x in lines if x.quantity])
+    _text(what, "unit code", (x.quantity.unit for x in lines if x.quantity), _length(_lines.unit))
+    _numbers(what, "quantity", (x.quantity.value for x in lines if x.quantity))
     for attribute in LINE_NUMBERS:
-        _numbers(what, attribute.replace("_", " "), [getattr(x, attribute) for x in lines])
+        _numbers(what, attribute.replace("_", " "), (getattr(x, attribute) for x in lines))
 
 
 def _party(what: str, role: str, party: Party | None) -> None:

@@ -26,11 +26,10 @@ from edi_gateway.pipeline.work import (
     ORPHAN,
     PROCESSED,
     Work,
-    transient,
     unexpected,
     write_outcomes,
 )
-from edi_gateway.store.db import Store
+from edi_gateway.store.db import Store, transient
 from edi_gateway.store.schema import documents, message_payloads, messages
 
 if TYPE_CHECKING:
@@ -404,7 +403,8 @@ def _apply(conn: Connection, ready: list[Work]) -> None:
     is imported (a start-up cost) and given a session on this same transaction only then.
     """
     orders = [w for w in ready if w.document and w.document.kind is DocumentKind.ORDER]
-    _insert_orders(conn, orders)
+    if orders:
+        insert_orders(conn, orders)  # one the store refuses fails the batch's savepoint: _settle
     others = [w for w in ready if w.pending]
     waiting = _orders_with_orphans(conn, orders)
     if not others and not waiting:
@@ -440,11 +440,6 @@ def _orders_with_orphans(conn: Connection, orders: list[Work]) -> list[int]:
             )
         )
     return [order_id for number, order_id in by_number.items() if number in waiting and order_id]
-
-
-def _insert_orders(conn: Connection, works: list[Work]) -> None:
-    if works:
-        insert_orders(conn, works)  # one that the store refuses fails its batch: see _settle
 
 
 def _correlate_one(session: Session, work: Work) -> None:

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from edi_gateway.domain.documents import Document
-from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.errors import ErrorCode, GatewayError, first_line
 from edi_gateway.pipeline.history import SYSTEM, now
 from edi_gateway.store.bulk import insert_many, update_many
 from edi_gateway.store.schema import history, messages
@@ -58,31 +58,18 @@ class Work:
             self.order_id = order_id
 
 
-def transient(exc: BaseException) -> bool:
-    """Whether ``exc`` says the store could not be reached or was busy (the batch is tried again
-    later, nothing is failed) rather than that one message is bad."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, OperationalError | InterfaceError)
-
-
 def unexpected(exc: Exception) -> GatewayError:
     """The error a message fails with when storing it or reacting to it raised ``exc``."""
     if isinstance(exc, GatewayError):
         return exc
     undone = "nothing of this message was kept"
     if isinstance(exc, IntegrityError):
-        return GatewayError(ErrorCode.STORE_REFUSED, f"{_first_line(exc)}; {undone}")
+        return GatewayError(ErrorCode.STORE_REFUSED, f"{first_line(exc)}; {undone}")
     if isinstance(exc, DataError):
-        return GatewayError(ErrorCode.VALUE_TOO_LONG, f"{_first_line(exc)}; {undone}")
+        return GatewayError(ErrorCode.VALUE_TOO_LONG, f"{first_line(exc)}; {undone}")
     return GatewayError(
-        ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {_first_line(exc)}; {undone}"
+        ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {first_line(exc)}; {undone}"
     )
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return (text.splitlines() or [type(exc).__name__])[0][:500]
 
 
 def write_outcomes(conn: Connection, works: list[Work]) -> None:

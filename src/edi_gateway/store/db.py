@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -70,6 +70,14 @@ class Store:
         self.engine.dispose()
 
 
+def transient(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store could not be reached or stayed busy (try again later;
+    nothing is anybody's fault) rather than that what was written is wrong."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # pysqlite's own transaction handling emits BEGIN only before DML, so a SAVEPOINT after
     # plain SELECTs would open (and its RELEASE commit) a transaction of its own: a crash
@@ -102,44 +110,15 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
     if migrate and current_revision(engine) != HEAD_REVISION:
-        with _schema_lock(engine):  # two processes opening a new store: one creates it
+        from edi_gateway.store.instance import schema_lock
+
+        with schema_lock(engine):  # two processes opening a new store: one creates it
             revision = current_revision(engine)
             if revision is None and _is_empty(engine):
                 create_schema(engine)
             elif revision != HEAD_REVISION:
                 upgrade(engine)
     return Store(engine)
-
-
-@contextmanager
-def _schema_lock(engine: Engine) -> Iterator[None]:
-    """Held while the schema is created or migrated, so that concurrent openers wait for it."""
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.pool import NullPool
-
-        # A connection of its own: a migration disposes of the engine's pool when it is done.
-        locker = create_engine(engine.url, poolclass=NullPool)
-        try:
-            with locker.connect() as conn:
-                conn.execute(text("SELECT pg_advisory_lock(1162101063, 2)"))  # "EDIG", 2
-                conn.commit()
-                yield  # the lock ends with the connection
-        finally:
-            locker.dispose()
-        return
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:":
-        yield
-        return
-    import fcntl
-    import os
-
-    fd = os.open(database + ".schema.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -21,18 +21,24 @@ import fcntl
 import json
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from edi_gateway.errors import ErrorCode, GatewayError
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
+    from sqlalchemy.engine import URL
 
-LOCK_SUFFIX = ".run.lock"
-# pg_try_advisory_lock(classid, objid): two int4 keys; classid "EDIG" names the product.
-PG_CLASS, PG_OBJECT = 0x45444947, 1
+LOCK_SUFFIX, SCHEMA_SUFFIX = ".run.lock", ".schema.lock"
+# PostgreSQL advisory locks take two int4 keys: classid "EDIG" names the product, objid the lock.
+PG_CLASS, PG_RUN, PG_SCHEMA = 0x45444947, 1, 2
 
 
 class StoreBusy(GatewayError):
@@ -91,14 +97,49 @@ def hold_store(url: str) -> InstanceLock:
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if not database or database == ":memory:":
-            return InstanceLock()  # a private in-memory store: nobody else can reach it
-        return _hold_file(database + LOCK_SUFFIX, url)
     if parsed.get_backend_name() == "postgresql":
         return _hold_advisory(url)
-    return InstanceLock()
+    database = _sqlite_file(parsed)
+    return _hold_file(database + LOCK_SUFFIX, url) if database else InstanceLock()
+
+
+@contextmanager
+def schema_lock(engine: Engine) -> Iterator[None]:
+    """Held (waiting for it) while the schema is created or migrated, so that processes opening
+    a new store at once create it once."""
+    if engine.dialect.name == "postgresql":
+        # A connection of its own: a migration disposes of the engine's pool when it is done.
+        locker = create_engine(engine.url, poolclass=NullPool)
+        try:
+            with locker.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:c, :o)"), _key(PG_SCHEMA))
+                conn.commit()
+                yield  # the lock ends with the connection
+        finally:
+            locker.dispose()
+        return
+    database = _sqlite_file(engine.url)
+    if not database:
+        yield
+        return
+    fd = os.open(database + SCHEMA_SUFFIX, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _sqlite_file(url: URL) -> str | None:
+    """The database file of a SQLite URL; None for another backend or a private in-memory one
+    (nobody else can reach it)."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return url.database
+
+
+def _key(lock: int) -> dict[str, int]:
+    return {"c": PG_CLASS, "o": lock}
 
 
 def _hold_file(path: str, url: str) -> InstanceLock:
@@ -126,16 +167,12 @@ def _read_holder(fd: int) -> dict[str, Any]:
 
 
 def _hold_advisory(url: str) -> InstanceLock:
-    from sqlalchemy import create_engine, text
-
     me = whoami()
     name = f"edi-gateway run pid={me['pid']} host={me['host']} since={me['since']}"[:63]
-    engine = create_engine(url, connect_args={"application_name": name}, poolclass=_null_pool())
+    engine = create_engine(url, connect_args={"application_name": name}, poolclass=NullPool)
     conn = engine.connect()
     try:
-        taken = conn.scalar(
-            text("SELECT pg_try_advisory_lock(:c, :o)"), {"c": PG_CLASS, "o": PG_OBJECT}
-        )
+        taken = conn.scalar(text("SELECT pg_try_advisory_lock(:c, :o)"), _key(PG_RUN))
         conn.commit()
         if not taken:
             raise StoreBusy(_pg_holder(conn), _safe(url))
@@ -147,26 +184,18 @@ def _hold_advisory(url: str) -> InstanceLock:
 
 
 def _pg_holder(conn: Connection) -> str:
-    from sqlalchemy import text
-
     row = conn.execute(
         text(
             "SELECT a.application_name, a.pid FROM pg_locks l "
             "JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'advisory' AND l.classid = :c AND l.objid = :o AND l.granted"
         ),
-        {"c": PG_CLASS, "o": PG_OBJECT},
+        _key(PG_RUN),
     ).first()
     if row is None:
         return "a holder that just left"
     fields = dict(part.split("=", 1) for part in str(row.application_name).split() if "=" in part)
     return describe(fields) + f", database backend {row.pid}"
-
-
-def _null_pool() -> Any:
-    from sqlalchemy.pool import NullPool
-
-    return NullPool
 
 
 def _safe(url: str) -> str:
