@@ -11,6 +11,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,7 +91,9 @@ class Gateway:
     @classmethod
     def open(cls, settings: Settings) -> Gateway:
         """Open the configured store (migrating it when needed)."""
-        return cls(settings, open_store(settings.store.url))
+        return cls(
+            settings, open_store(settings.store.url, lease_seconds=settings.daemon.lease_seconds)
+        )
 
     @property
     def policy(self) -> Policy:
@@ -268,11 +271,13 @@ class Gateway:
             return reader(payload, filename)
         return [read_stored(payload)]
 
-    def process_pending(self) -> Outcome:
+    def process_pending(self, idle: timedelta | None = None) -> Outcome:
         """Process messages that intake committed but processing never finished (after a crash
-        or a store that went away), a batch at a time; one bad message fails alone."""
+        or a store that went away), a batch at a time; one bad message fails alone. With
+        ``idle``, only those nobody touched for that long (another gateway sharing the store may
+        be about to process the fresh ones it took)."""
         outcome = Outcome()
-        ids = pending_ids(self.store)
+        ids = pending_ids(self.store, idle)
         if ids:
             outcome.add("pending", self._process_stored(ids))
         return outcome

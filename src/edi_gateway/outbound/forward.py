@@ -39,6 +39,7 @@ from edi_gateway.outbound.bundle import Forwarded, Packed, build, is_due, render
 from edi_gateway.outbound.issuing import original_bytes
 from edi_gateway.outbound.outbox import Outgoing, enqueue
 from edi_gateway.pipeline.history import SYSTEM, now, record
+from edi_gateway.store.leases import DELIVERIES, SUPPLIER, xact_locks
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -202,6 +203,7 @@ def flush_forwards(
             continue
         try:
             with store.session() as session:
+                xact_locks(session.connection(), SUPPLIER, [partner.id])  # one gateway at a time
                 ids = _flush_supplier(session, settings, partner, moment, force=force)
         except ForwardConflict as exc:
             log.warning("%s", exc.message)
@@ -217,6 +219,7 @@ def note_deliveries(store: Store) -> dict[str, str]:
 
     moved: dict[str, str] = {}
     with store.session() as session:
+        xact_locks(session.connection(), DELIVERIES, ["bundles"])  # one gateway at a time
         rows = list(session.scalars(select(Forward).where(Forward.state == QUEUED)))
         by_bundle: dict[tuple[str, str], list[Forward]] = defaultdict(list)
         for row in rows:

@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from edi_gateway.crashpoints import reach
 from edi_gateway.errors import GatewayError
 from edi_gateway.pipeline.history import now, record
+from edi_gateway.store.leases import lease_timeout, skip_locked
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -45,6 +46,8 @@ AWAITING = "awaiting_receipt"
 MAX_ATTEMPTS = 8
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST_WAIT = timedelta(hours=1)
+# The connectors' settings that bound one exchange with the partner (config_*.py).
+IO_TIMEOUTS = ("connect_timeout", "timeout", "timeout_seconds", "blocked_timeout")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -138,16 +141,28 @@ def flush(
     try:
         for row_id in due:
             # One transaction per row: a crash re-sends at most the row in hand, and the store
-            # is not held while other rows go over the wire.
+            # is not held while other rows go over the wire. The row is locked while it goes:
+            # another gateway skips it, and one that stalls past its lease cannot commit.
             with store.session() as session:
-                row = session.get(OutboxRow, row_id)
+                row = session.scalars(
+                    skip_locked(select(OutboxRow).where(OutboxRow.id == row_id))
+                ).first()
                 if row is None or row.state != PENDING:
                     continue
+                lease_timeout(session.connection(), _send_lease(settings, row.connector))
                 done[row_id] = _deliver(session, row, settings, opened, at or now())
     finally:
         for transport in opened.values():
             close_quietly(transport)
     return done
+
+
+def _send_lease(settings: Settings, connector: str) -> float:
+    """How long one delivery through ``connector`` may keep its row locked: the gateway's lease
+    plus the longest wait the connector allows itself (connect, then send)."""
+    conn = settings.connector(connector)
+    waits = [getattr(conn, name, 0) for name in IO_TIMEOUTS]
+    return settings.daemon.lease_seconds + sum(w for w in waits if isinstance(w, int | float))
 
 
 def _deliver(

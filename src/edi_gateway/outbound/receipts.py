@@ -39,6 +39,7 @@ from edi_gateway.outbound.outbox import (
     mark_sent,
 )
 from edi_gateway.pipeline.history import now, record
+from edi_gateway.store.leases import skip_locked
 from edi_gateway.transports.base import ReceiptChecker, TransportError
 
 if TYPE_CHECKING:
@@ -77,7 +78,8 @@ def check_receipts(
     opened: dict[str, OutboundTransport | None] = {}  # each connector opened once per check
     try:
         with store.session() as session:
-            for row in session.scalars(query.order_by(OutboxRow.id)):
+            # Rows another gateway is settling are locked and skipped (store/leases.py).
+            for row in session.scalars(skip_locked(query.order_by(OutboxRow.id))):
                 state = _settle(
                     session, row, _checker(settings, row.connector, opened), moment, read
                 )

@@ -10,8 +10,9 @@ history event: ``processed``, ``orphan``, ``duplicate`` or ``failed`` (with a st
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
@@ -30,6 +31,14 @@ from edi_gateway.pipeline.work import (
     write_outcomes,
 )
 from edi_gateway.store.db import Store, transient
+from edi_gateway.store.leases import (
+    SAME_BYTES,
+    SAME_NUMBER,
+    db_now,
+    lease_timeout,
+    skip_locked,
+    xact_locks,
+)
 from edi_gateway.store.schema import documents, message_payloads, messages
 
 if TYPE_CHECKING:
@@ -40,6 +49,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = ["DUPLICATE", "FAILED", "ORPHAN", "PROCESSED", "Policy", "process_messages"]
+# How long a processing transaction may sit idle on PostgreSQL while the batch is parsed and
+# validated (a batch holds at most 64 MB; an all-invalid document that size takes about a
+# minute). Only availability hangs on it: a stalled transaction keeps its rows locked, so
+# nobody else processes them, and once ended it cannot commit (docs/adr/0018).
+EXAMINE_SECONDS = 600
 SUPPORTED = frozenset(kind.value for kind in DocumentKind)
 RECEIVED = "received"
 
@@ -123,12 +137,14 @@ def _process(
     react: React | None,
 ) -> dict[int, str]:
     with store.connect() as conn:
+        lease_timeout(conn, EXAMINE_SECONDS)  # idle while Python parses and validates
         states, works = _load(conn, ids, payloads)
         _examine(conn, policy, works, prepared)
         write_outcomes(conn, [w for w in works if not w.pending])
         _settle(store.joined(conn), conn, [w for w in works if w.pending], react)
     states.update({w.id: w.state or FAILED for w in works})
-    return {mid: states[mid] for mid in ids}
+    # A message another gateway holds (its row was locked) is that gateway's: still received.
+    return {mid: states.get(mid, RECEIVED) for mid in ids}
 
 
 def _settle(store: Store, conn: Connection, works: list[Work], react: React | None) -> None:
@@ -185,7 +201,8 @@ def _fail_alone(store: Store, message_id: int, exc: Exception) -> str:
     """Mark one message failed in a transaction of its own (nothing it wrote was kept)."""
     c = messages.c
     with store.connect() as conn:
-        row = conn.execute(select(c.state, c.attempts).where(c.id == message_id)).first()
+        query = select(c.state, c.attempts).where(c.id == message_id).with_for_update()
+        row = conn.execute(query).first()
         if row is None or row.state != RECEIVED:
             return str(row.state) if row else FAILED
         work = Work(message_id, "", "", row.attempts)
@@ -194,11 +211,15 @@ def _fail_alone(store: Store, message_id: int, exc: Exception) -> str:
     return FAILED
 
 
-def pending_ids(store: Store) -> list[int]:
-    """Messages committed by intake but not yet processed (e.g. after a crash)."""
+def pending_ids(store: Store, idle: timedelta | None = None) -> list[int]:
+    """Messages committed by intake but not yet processed (e.g. after a crash); with ``idle``,
+    only those left alone that long (fresh ones are still in the hands of who took them)."""
     with store.connect() as conn:
         c = messages.c
-        return list(conn.scalars(select(c.id).where(c.state == RECEIVED).order_by(c.id)))
+        query = select(c.id).where(c.state == RECEIVED).order_by(c.id)
+        if idle is not None:
+            query = query.where(c.updated_at < db_now(conn) - idle)
+        return list(conn.scalars(query))
 
 
 def _load(
@@ -216,8 +237,9 @@ def _load(
     )
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
+        # Rows another gateway is processing are locked: skipped, it has them (store/leases.py).
         for mid, state, sha, source, attempts, filename in conn.execute(
-            select(*columns).where(messages.c.id.in_(chunk))
+            skip_locked(select(*columns).where(messages.c.id.in_(chunk)))
         ):
             states[mid] = state
             if state == RECEIVED:
@@ -240,7 +262,12 @@ def _load(
 def _examine(
     conn: Connection, policy: Policy, works: list[Work], prepared: Prepared | None
 ) -> None:
-    """Duplicates, validation, interpretation, partner and ID-conflict checks; no writes."""
+    """Duplicates, validation, interpretation, partner and ID-conflict checks; no writes.
+
+    Another gateway may process the same bytes or the same document number at this moment:
+    each check first takes the transaction locks on what it looks up (bytes, then document and
+    order numbers), so the second to come sees what the first committed."""
+    xact_locks(conn, SAME_BYTES, (w.sha256 for w in works))
     originals = _earlier_originals(conn, works)
     first_of: dict[str, Work] = {}
     twins: list[tuple[Work, Work]] = []
@@ -269,6 +296,7 @@ def _examine(
                     "internal error identifying message %s", work.id, extra={"message_id": work.id}
                 )
                 work.fail(GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
+    xact_locks(conn, SAME_NUMBER, (key for w in firsts for key in _numbers(w)))
     _check_id_conflicts(conn, works)
     for twin, first in twins:
         twin.payload = None
@@ -385,6 +413,13 @@ def _check_id_conflicts(conn: Connection, works: list[Work]) -> None:
 
 def _documents(work: Work) -> list[Document]:
     return [work.document, *work.more] if work.document is not None else []
+
+
+def _numbers(work: Work) -> Iterator[str]:
+    """The document and order numbers a message's documents write under."""
+    for document in _documents(work):
+        yield document.document_id
+        yield from document.order_refs
 
 
 def _conflict(work: Work, key: tuple[str | None, str, str], earlier: int | None) -> DocumentError:

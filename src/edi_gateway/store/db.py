@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 # The newest migration. Opening a store at this revision skips Alembic (a start-up cost);
 # tests/unit/test_store.py checks it equals the head of the migration scripts.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -103,9 +103,22 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
-def open_store(url: str, *, migrate: bool = True) -> Store:
-    """Open (and by default migrate to the newest schema) the store at ``url``."""
-    engine = create_engine(url)
+def open_store(url: str, *, migrate: bool = True, lease_seconds: float | None = None) -> Store:
+    """Open (and by default migrate to the newest schema) the store at ``url``.
+
+    On PostgreSQL, ``lease_seconds`` bounds how long a transaction may stay idle: a gateway
+    that stalls inside one (paused, cut off) loses its row and advisory locks to the others
+    and cannot commit afterwards (store/leases.py). Pooled connections are pinged before use,
+    so a restarted server costs one failed batch, not one per pooled connection."""
+    options: dict[str, Any] = {}
+    if url.startswith("postgresql"):
+        options["pool_pre_ping"] = True
+        if lease_seconds is not None:
+            timeout = int(lease_seconds * 1000)
+            options["connect_args"] = {
+                "options": f"-c idle_in_transaction_session_timeout={timeout}"
+            }
+    engine = create_engine(url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)

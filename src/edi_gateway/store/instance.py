@@ -1,4 +1,4 @@
-"""One daemon per store: the lock `edi-gateway run` holds for as long as it runs.
+"""Who a running gateway is, and the lock `edi-gateway run` holds on a SQLite store.
 
 SQLite is the embedded store of one gateway: its daemon takes an exclusive ``flock`` on
 ``<database>.run.lock`` beside the database file, and writes who it is (pid, host, since) into
@@ -6,9 +6,8 @@ it. The kernel drops the lock when the process ends, however it ends (kill -9 in
 stale lock file never blocks a restart. A second ``run`` finds the lock taken and refuses to
 start, naming the holder (:class:`StoreBusy`, exit code 2).
 
-PostgreSQL: until work is claimed with leases (docs/adr/0016), a second daemon on one store is
-refused the same way, through a session-level advisory lock held on a connection of its own
-whose ``application_name`` names the holder (read back from ``pg_stat_activity``).
+PostgreSQL takes any number of daemons: they share the work through leases and row locks
+(``store/leases.py``, docs/adr/0018); each names itself with :func:`instance_id`.
 
 CLI commands (``ingest``, ``orders``, ``respond``, ...) take no such lock: they share the store
 with a running daemon, each transaction waiting for the daemon's current one (SQLite's
@@ -20,7 +19,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import socket
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,14 +32,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.store.leases import PG_CLASS
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection, Engine
+    from sqlalchemy import Engine
     from sqlalchemy.engine import URL
 
 LOCK_SUFFIX, SCHEMA_SUFFIX = ".run.lock", ".schema.lock"
-# PostgreSQL advisory locks take two int4 keys: classid "EDIG" names the product, objid the lock.
-PG_CLASS, PG_RUN, PG_SCHEMA = 0x45444947, 1, 2
+PG_SCHEMA = 2  # the objid of the advisory lock held while the schema is created or migrated
 
 
 class StoreBusy(GatewayError):
@@ -57,20 +58,12 @@ class InstanceLock:
     """A held lock; :meth:`release` (or the end of the process) lets the next daemon in."""
 
     fd: int | None = None
-    conn: Connection | None = None
-    engine: Engine | None = None
 
     def release(self) -> None:
         """Give the store up."""
         if self.fd is not None:
             os.close(self.fd)  # closing the descriptor drops the flock
             self.fd = None
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-        if self.engine is not None:
-            self.engine.dispose()
-            self.engine = None
 
 
 def whoami() -> dict[str, Any]:
@@ -80,6 +73,14 @@ def whoami() -> dict[str, Any]:
         "host": socket.gethostname(),
         "since": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def instance_id() -> str:
+    """A name for this running gateway, unique among those sharing a store: host, pid and a
+    random part (a restarted process with the same pid is another instance). Letters, digits,
+    dots and single dashes only: it is part of claimed file names."""
+    host = re.sub(r"[^A-Za-z0-9]+", "-", socket.gethostname()).strip("-")[:24].strip("-") or "host"
+    return f"{host}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
 
 
 def describe(holder: dict[str, Any]) -> str:
@@ -97,8 +98,6 @@ def hold_store(url: str) -> InstanceLock:
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
-    if parsed.get_backend_name() == "postgresql":
-        return _hold_advisory(url)
     database = _sqlite_file(parsed)
     return _hold_file(database + LOCK_SUFFIX, url) if database else InstanceLock()
 
@@ -164,38 +163,6 @@ def _read_holder(fd: int) -> dict[str, Any]:
     except ValueError:  # being written at this very moment
         return {}
     return found if isinstance(found, dict) else {}
-
-
-def _hold_advisory(url: str) -> InstanceLock:
-    me = whoami()
-    name = f"edi-gateway run pid={me['pid']} host={me['host']} since={me['since']}"[:63]
-    engine = create_engine(url, connect_args={"application_name": name}, poolclass=NullPool)
-    conn = engine.connect()
-    try:
-        taken = conn.scalar(text("SELECT pg_try_advisory_lock(:c, :o)"), _key(PG_RUN))
-        conn.commit()
-        if not taken:
-            raise StoreBusy(_pg_holder(conn), _safe(url))
-    except BaseException:
-        conn.close()
-        engine.dispose()
-        raise
-    return InstanceLock(conn=conn, engine=engine)
-
-
-def _pg_holder(conn: Connection) -> str:
-    row = conn.execute(
-        text(
-            "SELECT a.application_name, a.pid FROM pg_locks l "
-            "JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.classid = :c AND l.objid = :o AND l.granted"
-        ),
-        _key(PG_RUN),
-    ).first()
-    if row is None:
-        return "a holder that just left"
-    fields = dict(part.split("=", 1) for part in str(row.application_name).split() if "=" in part)
-    return describe(fields) + f", database backend {row.pid}"
 
 
 def _safe(url: str) -> str:

@@ -15,6 +15,8 @@ history         every event: when, what, by whom
 outbox          every outbound document, as a row before it is bytes anywhere, until delivered
 forwards        one row per order forwarded to a supplier: held, waiting, queued (in a bundle,
                 as outbox rows), delivered or failed
+leases          who holds what until when: a running gateway (``instance:<id>``) and each polled
+                inbound connector (``connector:<name>``), with a fencing token (store/leases.py)
 """
 
 from __future__ import annotations
@@ -224,4 +226,15 @@ forwards = Table(
     UniqueConstraint("order_id", "partner"),
     Index(None, "partner", "state"),
     Index(None, "state", "bundle"),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("holder", String(100), nullable=False),
+    Column("token", Integer, nullable=False),  # +1 each time the lease changes hands
+    Column("acquired_at", UTCDateTime(), nullable=False),
+    Column("until", UTCDateTime(), nullable=False),
+    Column("info", String(300)),  # what the holder says of itself: pid, host, since
 )

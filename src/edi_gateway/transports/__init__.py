@@ -14,6 +14,7 @@ from typing import Any
 from edi_gateway.config import Connector
 from edi_gateway.errors import ConfigError
 from edi_gateway.transports.base import InboundTransport, OutboundTransport, TransportError
+from edi_gateway.transports.claims import Claimants
 from edi_gateway.transports.push import InboundServer, Receipt, Receive
 
 __all__ = [
@@ -35,6 +36,7 @@ _INBOUND = {
     "imap": "edi_gateway.transports.email_in:ImapInbound",
     "sftp": "edi_gateway.transports.sftp:SftpInbound",
 }
+_CLAIMING = frozenset({"folder", "sftp"})  # inbound transports whose claims name the claimant
 _OUTBOUND = {
     "amqp": "edi_gateway.transports.amqp:AmqpOutbound",
     "as2": "edi_gateway.transports.as2:As2Outbound",
@@ -63,12 +65,21 @@ def open_server(conn: Connector, receive: Receive, max_bytes: int | None = None)
     return server
 
 
-def open_inbound(conn: Connector, max_bytes: int | None = None) -> InboundTransport:
+def open_inbound(
+    conn: Connector, max_bytes: int | None = None, claimants: Claimants | None = None
+) -> InboundTransport:
     """The inbound transport for an ``direction: in`` connector.
 
     Payloads over ``max_bytes`` are not read; they reach intake as ``Envelope.oversize``.
+    ``claimants`` (the daemon's leases) tells transports that claim files whose claims they may
+    take over (``transports/claims.py``); a broker or a mail server returns what a dead gateway
+    never acknowledged by itself.
     """
-    transport: InboundTransport = _open(conn, "in", _INBOUND)(conn, max_bytes)
+    factory = _open(conn, "in", _INBOUND)
+    claims = conn.type in _CLAIMING
+    transport: InboundTransport = (
+        factory(conn, max_bytes, claimants) if claims else factory(conn, max_bytes)
+    )
     return transport
 
 

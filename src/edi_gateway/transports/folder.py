@@ -1,9 +1,11 @@
 """Folder transport: a local or mounted directory as inbox and outbox.
 
 Inbound: a file is claimed by an atomic ``os.rename`` into ``<path>/.claimed/`` under a unique
-name before it is read, so two gateways polling one folder never both get it; after intake
-committed, ``ack`` moves the claimed file to the archive or error folder under the same unique
-name. Writers must create files under a name the poller ignores (``*.part``, ``*.tmp`` or a
+name that carries the claimant (``transports/claims.py``) before it is read, so two gateways
+polling one folder never both get it; after intake committed, ``ack`` moves the claimed file to
+the archive or error folder under the same unique name. ``recover`` offers again this gateway's
+claims and those of gateways no longer alive, never a claim another running gateway works on.
+Writers must create files under a name the poller ignores (``*.part``, ``*.tmp`` or a
 leading dot) and rename them when complete.
 
 Outbound: write ``.<name>.<random>.tmp`` (under an exclusive ``flock``), fsync, then hard-link
@@ -22,7 +24,6 @@ import shutil
 import stat
 import time
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
 from uuid import uuid4
@@ -32,11 +33,12 @@ from edi_gateway.crashpoints import reach
 from edi_gateway.envelope import Envelope, file_envelope
 from edi_gateway.errors import ConfigError
 from edi_gateway.transports.base import TransportError
+from edi_gateway.transports.claims import Claimants, claim_prefix, original_name, to_recover
 
 CLAIMED_DIR = ".claimed"
 MAX_NAME_BYTES = 200  # leaves room under NAME_MAX (255) for the claim prefix and tmp affixes
+NAME_MAX = 250  # bytes of a file name we create (255 on the usual file systems)
 _IGNORED_SUFFIXES = (".part", ".tmp")
-_SEPARATOR = "--"  # between the claim prefix and the original name
 
 
 def safe_name(name: str, max_bytes: int = MAX_NAME_BYTES) -> str:
@@ -74,7 +76,12 @@ def _split_suffix(name: str) -> tuple[str, str]:
 class FolderInbound:
     """Claims files from an inbound folder connector; see the module docstring."""
 
-    def __init__(self, conn: FolderConnector, max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        conn: FolderConnector,
+        max_bytes: int | None = None,
+        claimants: Claimants | None = None,
+    ) -> None:
         if conn.direction != "in":
             raise ConfigError(f"connector {conn.name!r} is not inbound (direction: in)")
         self.name = conn.name
@@ -85,16 +92,18 @@ class FolderInbound:
         self._error = conn.error or conn.path.parent / "error" / conn.name
         self._pattern = conn.pattern.lower()
         self._max_bytes = max_bytes
+        self._claimants = claimants
 
     def close(self) -> None:
         """Nothing to release: a folder holds no connection."""
 
     def recover(self) -> Iterator[Envelope]:
-        """Files claimed by an earlier run and never acknowledged, oldest claim first."""
+        """Files claimed by this gateway or one no longer alive and never acknowledged, oldest
+        claim first."""
         if not self._claimed.is_dir():
             return
-        for name in sorted(os.listdir(self._claimed)):
-            if _SEPARATOR in name and not name.startswith(".") and _is_file(self._claimed / name):
+        for name in to_recover(sorted(os.listdir(self._claimed)), self._claimants):
+            if _is_file(self._claimed / name):
                 yield self._envelope(name)
 
     def poll(self) -> Iterator[Envelope]:
@@ -151,8 +160,8 @@ class FolderInbound:
         return [name for _, name in sorted(found)]
 
     def _claim(self, name: str) -> str | None:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        claimed = f"{stamp}-{uuid4().hex[:8]}{_SEPARATOR}{safe_name(name)}"
+        prefix = claim_prefix(self._claimants)
+        claimed = prefix + safe_name(name, min(MAX_NAME_BYTES, NAME_MAX - len(prefix.encode())))
         try:
             os.rename(self._dir / name, self._claimed / claimed)
         except FileNotFoundError:
@@ -166,7 +175,7 @@ class FolderInbound:
                 path,
                 source=self.source,
                 source_ref=claimed,
-                filename=claimed.split(_SEPARATOR, 1)[1],
+                filename=original_name(claimed) or claimed,
                 max_bytes=self._max_bytes,
                 meta={"path": str(path)},
             )

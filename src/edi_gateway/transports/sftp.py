@@ -2,10 +2,11 @@
 
 Inbound: files matching ``pattern`` (and none of ``ignore``: ``*.part``, ``*.tmp``, dot-files)
 are claimed by a server-side rename into the ``claimed`` folder under a name that carries this
-gateway's ``claim_tag`` (``<tag>--<utc stamp>-<id>--<original name>``), so two gateways never
-both take a file, then downloaded. The remote claimed path is the Envelope's ``source_ref``.
-Only ``ack`` (after intake committed) moves the claimed file to ``archive`` / ``error`` or
-deletes it; ``recover`` offers this gateway's claimed files again after a crash. With
+gateway's ``claim_tag`` and instance (``<tag>--<utc stamp>-<id>@<instance>--<original name>``,
+``transports/claims.py``), so two gateways never both take a file, then downloaded. The remote
+claimed path is the Envelope's ``source_ref``. Only ``ack`` (after intake committed) moves the
+claimed file to ``archive`` / ``error`` or deletes it; ``recover`` offers again the claims of
+this ``claim_tag`` made by this gateway or by one no longer alive, after a crash. With
 ``stable_seconds`` a file is taken only once two looks that far apart saw the same size and
 modification time (a file that is still growing stays).
 
@@ -23,12 +24,10 @@ import contextlib
 import hashlib
 import io
 import posixpath
-import re
 import stat
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import TypeVar
 from uuid import uuid4
@@ -41,10 +40,10 @@ from edi_gateway.crashpoints import reach
 from edi_gateway.envelope import Envelope, oversize_envelope
 from edi_gateway.errors import ConfigError, ErrorCode
 from edi_gateway.transports.base import TransportError
+from edi_gateway.transports.claims import Claimants, claim_prefix, original_name, to_recover
 from edi_gateway.transports.folder import TEMP_NAME, _split_suffix, safe_name
 from edi_gateway.transports.sftp_session import SftpSession
 
-_CLAIM = re.compile(r"^(?P<stamp>\d{8}T\d{12}Z-[0-9a-f]{8})--(?P<name>.+)$")
 _NAME_MAX = 250  # bytes of a remote file name we create (NAME_MAX is 255 on the usual servers)
 _BLOCK = 1 << 20
 STALE_TEMP_SECONDS = 600
@@ -55,7 +54,12 @@ _Op = Callable[[paramiko.SFTPClient], _R]
 class SftpInbound:
     """Claims files from a remote folder; see the module docstring."""
 
-    def __init__(self, conn: SftpConnector, max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        conn: SftpConnector,
+        max_bytes: int | None = None,
+        claimants: Claimants | None = None,
+    ) -> None:
         if conn.direction != "in":
             raise ConfigError(f"connector {conn.name!r} is not inbound (direction: in)")
         self.name = conn.name
@@ -73,6 +77,7 @@ class SftpInbound:
         self._ignore = [p.lower() for p in conn.ignore]
         self._stable_seconds = conn.stable_seconds
         self._max_bytes = max_bytes
+        self._claimants = claimants
         self._seen: dict[str, tuple[tuple[int, int], float]] = {}
         self._looked = False  # has a poll of this transport looked at the folder yet?
         self._sleep = time.sleep
@@ -90,8 +95,10 @@ class SftpInbound:
             if isinstance(exc.__cause__, FileNotFoundError):
                 return  # never claimed anything yet
             raise
-        for entry in sorted(entries, key=lambda e: e.filename):
-            if self._original(entry.filename) is not None and _is_file(entry):
+        files = {e.filename[len(self._prefix) :]: e for e in entries if self._original(e.filename)}
+        for claim in to_recover(sorted(files), self._claimants):
+            entry = files[claim]
+            if _is_file(entry):
                 envelope = self._envelope(posixpath.join(self._claimed, entry.filename))
                 if envelope is not None:
                     yield envelope
@@ -138,8 +145,7 @@ class SftpInbound:
         """The original file name inside a claimed name of this gateway, else None."""
         if not claimed.startswith(self._prefix):
             return None
-        found = _CLAIM.match(claimed[len(self._prefix) :])
-        return found["name"] if found else None
+        return original_name(claimed[len(self._prefix) :])
 
     def _wanted(self, entry: paramiko.SFTPAttributes) -> bool:
         lower = entry.filename.lower()
@@ -190,8 +196,7 @@ class SftpInbound:
         return ready, wait
 
     def _claim(self, name: str) -> str | None:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        prefix = f"{self._prefix}{stamp}-{uuid4().hex[:8]}--"
+        prefix = self._prefix + claim_prefix(self._claimants)
         claimed = posixpath.join(
             self._claimed, prefix + safe_name(name, _NAME_MAX - len(prefix.encode()))
         )

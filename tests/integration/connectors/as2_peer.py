@@ -431,13 +431,13 @@ def _partner_handler(partner: PartnerServer) -> type[BaseHTTPRequestHandler]:
             content_type, mdn = partner.answer(headers, body)
             later = headers.get("receipt-delivery-option")
             if later:  # an async MDN: answer now, post the receipt afterwards
+                if partner.hold_async:  # held before the answer: the sender may look at once
+                    with partner.lock:
+                        partner.held.append((later, content_type, mdn))
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                if partner.hold_async:
-                    with partner.lock:
-                        partner.held.append((later, content_type, mdn))
-                elif not partner.drop_async:
+                if not partner.hold_async and not partner.drop_async:
                     threading.Thread(
                         target=partner.post_async, args=(later, content_type, mdn)
                     ).start()

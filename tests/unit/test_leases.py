@@ -1,0 +1,71 @@
+"""Leases (store/leases.py) on both backends, and which claims a gateway recovers
+(transports/claims.py)."""
+
+from __future__ import annotations
+
+import time
+
+from edi_gateway.store.db import Store
+from edi_gateway.store.leases import alive, hold, read, release
+from edi_gateway.transports.claims import claim_prefix, original_name, to_recover
+
+
+def test_a_lease_is_held_renewed_taken_over_when_run_out_and_released(store: Store) -> None:
+    with store.connect() as conn:
+        assert hold(conn, "connector:in", "a", 0.3) == 1
+        assert hold(conn, "connector:in", "b", 30) is None  # a holds it
+        assert hold(conn, "connector:in", "a", 0.3) == 1  # renewed: same token
+    time.sleep(0.4)
+    with store.connect() as conn:
+        assert hold(conn, "connector:in", "b", 30, "pid 7") == 2  # ran out: b, next token
+        assert hold(conn, "connector:in", "a", 30) is None
+        [lease] = read(conn, "connector:")
+        assert (lease.holder, lease.token, lease.info) == ("b", 2, "pid 7")
+        release(conn, ["connector:in"], "a")  # not a's: nothing happens
+        assert hold(conn, "connector:in", "a", 30) is None
+        release(conn, ["connector:in"], "b")
+        assert hold(conn, "connector:in", "a", 30) == 3  # released: taken at once
+        assert hold(conn, "connector:in", "c", 30, force=True) == 4  # SQLite's lone daemon
+
+
+def test_alive_names_the_instances_whose_lease_is_current(store: Store) -> None:
+    with store.connect() as conn:
+        hold(conn, "instance:gw1.1.aaaaaa", "gw1.1.aaaaaa", 30)
+        hold(conn, "instance:gw2.2.bbbbbb", "gw2.2.bbbbbb", 0.1)
+    time.sleep(0.2)
+    with store.connect() as conn:
+        found = alive(conn, ["gw1.1.aaaaaa", "gw2.2.bbbbbb", "gw3.3.cccccc"])
+    assert found == {"gw1.1.aaaaaa"}
+
+
+class _Claimants:
+    def __init__(self, me: str, running: set[str]) -> None:
+        self.me, self.running = me, running
+        self.asked: set[str] = set()
+
+    def alive(self, claimants: set[str]) -> set[str]:
+        self.asked |= claimants
+        return claimants & self.running
+
+
+def test_a_gateway_recovers_its_own_claims_and_those_of_gateways_gone() -> None:
+    me = _Claimants("gw1.10.aaaaaa", {"gw2.20.bbbbbb"})
+    names = [
+        "20261204T101010123456Z-0a0b0c0d@gw1.10.aaaaaa--mine.xml",
+        "20261204T101010123456Z-1a0b0c0d@gw2.20.bbbbbb--busy-elsewhere.xml",
+        "20261204T101010123456Z-2a0b0c0d@gw3.30.cccccc--left-by-a-dead-one.xml",
+        "20261204T101010123456Z-3a0b0c0d--an-older-release.xml",
+        "not-a-claim.xml",
+    ]
+    assert to_recover(names, me) == [names[0], names[2], names[3]]
+    assert me.asked == {"gw2.20.bbbbbb", "gw3.30.cccccc"}
+    assert to_recover(names, None) == names[:4]  # outside the daemon: every claim
+
+
+def test_a_claimed_name_keeps_the_original_name() -> None:
+    me = _Claimants("host-a.42.abcdef", set())
+    claimed = claim_prefix(me) + "PO--4711.xml"
+    assert "@host-a.42.abcdef--" in claimed
+    assert original_name(claimed) == "PO--4711.xml"
+    assert original_name(claim_prefix(None) + "x.xml") == "x.xml"
+    assert original_name("x.xml") is None
