@@ -1,4 +1,4 @@
-"""One daemon per store: a second `run` refuses to start in one line (exit 2) naming the holder;
+"""One daemon per SQLite store: a second `run` refuses to start in one line (exit 2) naming the holder;
 CLI commands next to a running daemon wait for it and succeed; a daemon killed with SIGKILL
 leaves no lock behind; several processes opening a new store at once create it once."""
 
@@ -118,31 +118,6 @@ def test_a_daemon_killed_with_sigkill_leaves_no_lock(
     assert (project.root / "gateway.db.run.lock").exists()  # the file stays; its lock does not
     again = project.run("run", "--once", timeout=60)
     assert again.returncode == 0, again.stderr
-
-
-def _old_pg_refusal(make_project: Callable[..., Project], postgres_url: str) -> None:
-    """Until work is claimed with leases, PostgreSQL is guarded by an advisory lock."""
-    project = make_project()
-    data = yaml.safe_load(project.config.read_text())
-    data["store"] = {"url": postgres_url}
-    project.config.write_text(yaml.safe_dump(data))
-    first = start_daemon(project)
-    try:
-
-        def refused() -> bool:
-            assert first.poll() is None, daemon_log(project)
-            return project.run("run", "--once", timeout=60).returncode == 2
-
-        wait_for(refused, seconds=30)
-        second = project.run("run", "--once", timeout=60)
-        assert second.returncode == 2
-        [line] = second.stderr.strip().splitlines()
-        assert f"pid {first.pid} on host " in line and "database backend" in line
-        assert "postgresql+psycopg://postgres@127.0.0.1" in line
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
-    wait_for(lambda: project.run("run", "--once", timeout=60).returncode == 0, seconds=30)
 
 
 def test_processes_opening_a_new_store_at_once_create_it_once(
