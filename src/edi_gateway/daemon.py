@@ -108,7 +108,8 @@ class Daemon:
         self.pending = 0
         self.waiting = Waiting()
         """Deliveries whose receipt is awaited (outbound/receipts.py), for health and cadence."""
-        self.ownership = Ownership(gateway.store, settings.daemon.lease_seconds)
+        polled = [c for c in settings.connectors if c.direction == "in" and not is_push(c)]
+        self.ownership = Ownership(gateway.store, settings.daemon.lease_seconds, len(polled))
         """This gateway's leases: its connectors when several share the store."""
         self.started = clock()
         self.next_flush = self.next_check = self.started

@@ -6,6 +6,11 @@ each polled inbound connector it owns (``store/leases.py``). The loop renews the
 stops renewing, and another takes its connectors once the lease has run out. Push connectors
 (AS2, HTTP) need no owner: every gateway serves them, intake being idempotent on its key.
 
+Gateways share the polled connectors fairly: each takes at most its share (the number of
+polled connectors over the number of gateways alive, rounded up) and, when more gateways are
+alive than when it took them, gives back what exceeds its share for another to take. Work
+spreads over gateways by connector: one connector's messages are taken by its owner.
+
 Folder and SFTP claims carry the claimant's instance id: a gateway offers again only its own
 claims and those of gateways that are no longer alive (:meth:`Ownership.alive`).
 
@@ -22,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from edi_gateway.store.db import Store
 from edi_gateway.store.instance import instance_id, whoami
-from edi_gateway.store.leases import alive, hold, release
+from edi_gateway.store.leases import alive, hold, read, release
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -33,8 +38,12 @@ log = logging.getLogger(__name__)
 class Ownership:
     """This gateway's leases: who it is, the connectors it owns, when to renew them."""
 
-    def __init__(self, store: Store, seconds: float) -> None:
+    def __init__(self, store: Store, seconds: float, polled: int = 1) -> None:
         self.store, self.seconds = store, seconds
+        self.polled = max(polled, 1)
+        """How many polled connectors the gateways share."""
+        self.share = self.polled
+        """How many of them this gateway takes (as of its last renewal)."""
         self.alone = store.engine.dialect.name == "sqlite"
         """The only gateway on this store (SQLite: the run lock says so)."""
         self.me = instance_id()
@@ -57,10 +66,22 @@ class Ownership:
             hold(conn, f"instance:{self.me}", self.me, self.seconds, self.info, force=True)
             for name in list(self.owned):
                 self._renew(conn, name)
+            if not self.alone:
+                running = len(read(conn, "instance:", current=True)) or 1
+                self.share = -(-self.polled // running)
+                extra = sorted(self.owned)[self.share :]
+                if extra:  # more gateways than when these were taken: give them back
+                    release(conn, [f"connector:{n}" for n in extra], self.me)
+                    for name in extra:
+                        del self.owned[name]
+                    log.info("gave up %s for other gateways to poll", ", ".join(extra))
         self.renew_at = monotonic() + self.every
 
     def may_poll(self, connector: str) -> bool:
-        """Take or renew the lease of ``connector``: True when this gateway is its owner."""
+        """Take or renew the lease of ``connector``: True when this gateway is its owner. A
+        gateway that has its share already takes no more."""
+        if connector not in self.owned and len(self.owned) >= self.share:
+            return False
         with self.store.connect() as conn:
             return self._renew(conn, connector)
 

@@ -1,6 +1,6 @@
-"""One daemon per SQLite store: a second `run` refuses to start in one line (exit 2) naming the holder;
-CLI commands next to a running daemon wait for it and succeed; a daemon killed with SIGKILL
-leaves no lock behind; several processes opening a new store at once create it once."""
+"""One daemon per SQLite store: a second `run` refuses to start in one line (exit 2) naming
+the holder; CLI commands next to a running daemon wait for it and succeed; a daemon killed with
+SIGKILL leaves no lock behind; several processes opening a new store at once create it once."""
 
 from __future__ import annotations
 

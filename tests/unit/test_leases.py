@@ -69,3 +69,27 @@ def test_a_claimed_name_keeps_the_original_name() -> None:
     assert original_name(claimed) == "PO--4711.xml"
     assert original_name(claim_prefix(None) + "x.xml") == "x.xml"
     assert original_name("x.xml") is None
+
+
+def test_gateways_share_the_polled_connectors_and_take_over_a_dead_ones(postgres_url: str) -> None:
+    from edi_gateway.daemon_leases import Ownership
+    from edi_gateway.store.db import open_store
+
+    shared = open_store(postgres_url)
+    try:
+        names = ["a", "b", "c", "d"]
+        first, second = Ownership(shared, 5, 4), Ownership(shared, 5, 4)
+        first.beat()
+        assert [first.may_poll(n) for n in names] == [True] * 4  # alone: all of them
+        second.beat()
+        assert second.share == 2 and not any(second.may_poll(n) for n in names)
+        first.renew_at = 0  # its next renewal: two gateways now, it gives two back
+        first.beat()
+        assert sorted(first.owned) == ["a", "b"]
+        assert [second.may_poll(n) for n in names] == [False, False, True, True]
+        second.release()  # a clean stop hands over at once
+        first.renew_at = 0
+        first.beat()
+        assert first.share == 4 and [first.may_poll(n) for n in names] == [True] * 4
+    finally:
+        shared.close()

@@ -126,12 +126,15 @@ def release(conn: Connection, names: Iterable[str], holder: str) -> None:
         )
 
 
-def read(conn: Connection, prefix: str = "") -> list[Lease]:
-    """The leases whose names start with ``prefix``, by name."""
+def read(conn: Connection, prefix: str = "", *, current: bool = False) -> list[Lease]:
+    """The leases whose names start with ``prefix`` (only those still held: ``current``), by
+    name."""
     c = leases.c
     query = select(c.name, c.holder, c.token, c.acquired_at, c.until, c.info).order_by(c.name)
     if prefix:
         query = query.where(c.name.startswith(prefix, autoescape=True))
+    if current:
+        query = query.where(c.until > db_now(conn))
     return [Lease(*row) for row in conn.execute(query)]
 
 
