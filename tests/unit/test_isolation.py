@@ -276,3 +276,14 @@ def test_a_comment_inside_a_value_does_not_cut_it(store: Store, policy: Policy) 
     with store.connect() as conn:
         ordered = conn.scalar(select(schema.order_lines.c.qty_ordered))
     assert str(ordered) == "40"
+
+
+def test_a_large_batch_is_processed_in_bounded_transactions(
+    store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a transaction locks each message's bytes and numbers: a batch larger than
+    PG_CHUNK is processed a chunk at a time (SQLite: in one), with the same outcome."""
+    monkeypatch.setattr(process_module, "PG_CHUNK", 2)
+    ids = arrive(store, [f.order(f"PO-CH-{n}", f.items(1)) for n in range(5)])
+    assert process_messages(store, policy, ids) == dict.fromkeys(ids, "processed")
+    assert count(store, schema.orders) == 5

@@ -54,6 +54,9 @@ __all__ = ["DUPLICATE", "FAILED", "ORPHAN", "PROCESSED", "Policy", "process_mess
 # minute). Only availability hangs on it: a stalled transaction keeps its rows locked, so
 # nobody else processes them, and once ended it cannot commit (docs/adr/0018).
 EXAMINE_SECONDS = 600
+# On PostgreSQL a processing transaction takes at most this many messages: it locks each one's
+# bytes and numbers (store/leases.py MAX_KEYS), and the server's lock table is finite.
+PG_CHUNK = 500
 SUPPORTED = frozenset(kind.value for kind in DocumentKind)
 RECEIVED = "received"
 
@@ -107,6 +110,12 @@ def process_messages(
     reached (:func:`transient`) ends the call: then nothing of the batch is committed and the
     messages stay ``received`` for the next try.
     """
+    if len(ids) > PG_CHUNK and store.engine.dialect.name == "postgresql":
+        states: dict[int, str] = {}  # bounded transactions: a lock per key (store/leases.py)
+        for start in range(0, len(ids), PG_CHUNK):
+            chunk = ids[start : start + PG_CHUNK]
+            states.update(process_messages(store, policy, chunk, payloads, prepared, react=react))
+        return states
     try:
         return _process(store, policy, ids, payloads or {}, prepared, react=react)
     except Exception as exc:
@@ -115,7 +124,7 @@ def process_messages(
         _log_failure(exc, "processing %d message(s) failed; each alone", len(ids))
         if len(ids) == 1:
             return {ids[0]: _fail_alone(store, ids[0], exc)}
-    states: dict[int, str] = {}
+    states = {}
     for mid in ids:  # last resort: each message in its own transaction
         try:
             states.update(_process(store, policy, [mid], payloads or {}, prepared, react=react))

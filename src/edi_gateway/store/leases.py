@@ -19,7 +19,7 @@ longer than its lease is ended by ``idle_in_transaction_session_timeout`` and ca
 
 from __future__ import annotations
 
-import zlib
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,7 +37,7 @@ SAME_BYTES = 1  # a payload's sha256: the duplicate check
 SAME_NUMBER = 2  # a document or order number: ID conflicts, correlation with its order
 SUPPLIER = 3  # a supplier id: its forwards are bundled (and numbered) by one gateway at a time
 DELIVERIES = 4  # noting which bundles were delivered
-BUCKETS = 512  # keys are hashed into this many locks per kind: a batch holds at most that many
+MAX_KEYS = 2000  # distinct keys a transaction locks per kind, at most (xact_locks)
 _Q = TypeVar("_Q", bound="Select[Any]")
 
 
@@ -152,21 +152,28 @@ def xact_locks(conn: Connection, kind: int, keys: Iterable[str]) -> None:
     """Take (waiting for them) transaction-level locks on ``keys`` until the transaction ends.
 
     ``kind`` (1, 2, ...) keeps kinds of key apart; a caller that takes several kinds takes them
-    in ascending ``kind``, so two transactions never wait for each other in a circle. Keys are
-    hashed into :data:`BUCKETS` locks per kind, taken in ascending order; two keys that share a
-    bucket only wait for each other. No-op on SQLite (one writer at a time anyway).
+    in ascending ``kind``, and the keys of one kind in ascending order of their 32-bit hash, so
+    two transactions never wait for each other in a circle (two keys that share a hash only
+    wait for each other). One lock per distinct key: a caller keeps its transactions to at most
+    :data:`MAX_KEYS` keys per kind (PostgreSQL's lock table is shared and finite). No-op on
+    SQLite (one writer at a time anyway).
     """
     if not is_postgres(conn):
         return
-    buckets = sorted({zlib.crc32(key.encode()) % BUCKETS for key in keys})
-    if buckets:
+    hashes = sorted({_hash32(key) for key in keys})
+    if hashes:
         conn.execute(
             text(
-                "SELECT count(pg_advisory_xact_lock(:c, b)) "
-                "FROM unnest(CAST(:buckets AS integer[])) AS t(b)"
+                "SELECT count(pg_advisory_xact_lock(:c, h)) "
+                "FROM unnest(CAST(:hashes AS integer[])) AS t(h)"
             ),
-            {"c": PG_CLASS + kind, "buckets": buckets},
+            {"c": PG_CLASS + kind, "hashes": hashes},
         )
+
+
+def _hash32(key: str) -> int:
+    """A signed 32-bit hash of ``key`` (PostgreSQL's advisory keys are int4)."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big", signed=True)
 
 
 def skip_locked(query: _Q) -> _Q:
