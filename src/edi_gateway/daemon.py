@@ -247,13 +247,13 @@ class Daemon:
         store = self.gateway.store
         with self.lock, log_fields(stage="outbox"):
             try:
-                done = flush_all(store, self.settings)
+                done = flush_all(store, self.settings, wait=False)
                 self.total.delivered.update(deliveries(store, self.metrics, done))
                 self.pending = outbox_pending(store)
                 self.metrics.outbox_pending.set(self.pending)
                 self.waiting = receipts_waiting(store, self.metrics)
-            except Exception:  # delivery trouble must not stop intake
-                log.exception("outbox flush failed; retrying next cycle")
+            except Exception as exc:  # noqa: BLE001 - delivery trouble must not stop intake
+                _log_store_trouble(exc, "outbox flush failed; retrying next cycle")
         interval = self.settings.daemon.outbox_every_seconds
         self.next_flush = self.clock() + timedelta(seconds=interval)
         self.next_check = self.clock() + timedelta(seconds=RECEIPT_CHECK_SECONDS)

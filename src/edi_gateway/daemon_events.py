@@ -187,7 +187,7 @@ def settle_receipts(store: Store, settings: Settings) -> dict[int, str]:
 
     done = check_receipts(store, settings)
     if done:
-        note_deliveries(store)
+        note_deliveries(store, wait=False)  # another gateway at it: next round
     return done
 
 

@@ -39,7 +39,7 @@ from edi_gateway.outbound.bundle import Forwarded, Packed, build, is_due, render
 from edi_gateway.outbound.issuing import original_bytes
 from edi_gateway.outbound.outbox import Outgoing, enqueue
 from edi_gateway.pipeline.history import SYSTEM, now, record
-from edi_gateway.store.leases import DELIVERIES, SUPPLIER, xact_locks
+from edi_gateway.store.leases import DELIVERIES, SUPPLIER, try_xact_lock, xact_locks
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -130,8 +130,8 @@ def forward_orders(
             ) + (f" (route {route.name})" if route else "")
             record(session, f"forward.{row.state}", detail, order_id=order.id)
     at_once = [p.id for p in suppliers.values() if p.forward and p.forward.bundle == "none"]
-    if made and at_once:
-        flush_forwards(store, settings, partners=at_once, at=at)
+    if made and at_once:  # a supplier another gateway is bundling takes these at its next flush
+        flush_forwards(store, settings, partners=at_once, at=at, wait=False)
     return made
 
 
@@ -191,10 +191,13 @@ def flush_forwards(
     partners: Sequence[str] | None = None,
     at: datetime | None = None,
     force: bool = False,
+    wait: bool = True,
 ) -> dict[str, list[int]]:
     """Queue the due bundles (all, with ``force``); return supplier -> outbox ids queued.
 
     One transaction per supplier; a supplier whose flush fails is logged and retried next time.
+    A supplier is bundled by one gateway at a time; without ``wait``, one that another gateway
+    is bundling right now is left to the next flush (by then it has what is committed).
     """
     moment = at or now()
     queued: dict[str, list[int]] = {}
@@ -203,7 +206,11 @@ def flush_forwards(
             continue
         try:
             with store.session() as session:
-                xact_locks(session.connection(), SUPPLIER, [partner.id])  # one gateway at a time
+                conn = session.connection()
+                if wait:
+                    xact_locks(conn, SUPPLIER, [partner.id])
+                elif not try_xact_lock(conn, SUPPLIER, partner.id):
+                    continue
                 ids = _flush_supplier(session, settings, partner, moment, force=force)
         except ForwardConflict as exc:
             log.warning("%s", exc.message)
@@ -213,13 +220,18 @@ def flush_forwards(
     return queued
 
 
-def note_deliveries(store: Store) -> dict[str, str]:
-    """Move queued forwards on whose outbox rows are done; return bundle -> new state."""
+def note_deliveries(store: Store, *, wait: bool = True) -> dict[str, str]:
+    """Move queued forwards on whose outbox rows are done; return bundle -> new state. One
+    gateway at a time; without ``wait``, nothing when another is at it."""
     from edi_gateway.store.tables import Forward, OutboxRow
 
     moved: dict[str, str] = {}
     with store.session() as session:
-        xact_locks(session.connection(), DELIVERIES, ["bundles"])  # one gateway at a time
+        conn = session.connection()
+        if wait:
+            xact_locks(conn, DELIVERIES, ["bundles"])
+        elif not try_xact_lock(conn, DELIVERIES, "bundles"):
+            return moved
         rows = list(session.scalars(select(Forward).where(Forward.state == QUEUED)))
         by_bundle: dict[tuple[str, str], list[Forward]] = defaultdict(list)
         for row in rows:
@@ -243,15 +255,21 @@ def note_deliveries(store: Store) -> dict[str, str]:
 
 
 def flush_all(
-    store: Store, settings: Settings, *, partner: str | None = None, at: datetime | None = None
+    store: Store,
+    settings: Settings,
+    *,
+    partner: str | None = None,
+    at: datetime | None = None,
+    wait: bool = True,
 ) -> dict[int, str]:
     """One delivery cycle: due bundles into the outbox, the outbox flushed (``partner``'s rows
-    only, if given), deliveries noted."""
+    only, if given), deliveries noted. Without ``wait`` (the daemon, which comes back soon),
+    what another gateway is doing at this moment is left to it."""
     from edi_gateway.outbound.outbox import flush
 
-    flush_forwards(store, settings, at=at)
+    flush_forwards(store, settings, at=at, wait=wait)
     done = flush(store, settings, partner=partner, at=at)
-    note_deliveries(store)
+    note_deliveries(store, wait=wait)
     return done
 
 

@@ -171,6 +171,18 @@ def xact_locks(conn: Connection, kind: int, keys: Iterable[str]) -> None:
         )
 
 
+def try_xact_lock(conn: Connection, kind: int, key: str) -> bool:
+    """Take the transaction lock on ``key`` if nobody holds it; False (without waiting) if
+    somebody does. For work any gateway may do later (bundling, noting deliveries): the one
+    that finds it taken leaves it to the holder or to its own next round. True on SQLite."""
+    if not is_postgres(conn):
+        return True
+    taken = conn.scalar(
+        text("SELECT pg_try_advisory_xact_lock(:c, :h)"), {"c": PG_CLASS + kind, "h": _hash32(key)}
+    )
+    return bool(taken)
+
+
 def _hash32(key: str) -> int:
     """A signed 32-bit hash of ``key`` (PostgreSQL's advisory keys are int4)."""
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big", signed=True)
