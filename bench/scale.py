@@ -10,7 +10,7 @@ as UBL through an outbound folder (``forward: {bundle: none}``), and ``--orders`
 orders of ``--lines`` lines (tests/factory.py) spread evenly over the inboxes. The gateways are
 started first and left to share the connectors (leases, docs/adr/0018); then every file is
 moved into its inbox at once and the clock runs until every message is ``processed`` and every
-outbox row ``sent``.
+order's forward ``delivered``.
 
 Printed per instance count: wall seconds, orders/s, the speed-up over one instance, and CPU
 seconds per order spent by the gateways (``/proc/<pid>/stat`` of each ``run``) and by
@@ -136,7 +136,7 @@ def postmaster_pid(server_base: Path) -> int:
     return int((server_base / "data" / "postmaster.pid").read_text().split()[0])
 
 
-def counts(url: str) -> tuple[dict[str, int], dict[str, int], int]:
+def counts(url: str) -> tuple[dict[str, int], dict[str, int], int, int]:
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
@@ -149,9 +149,12 @@ def counts(url: str) -> tuple[dict[str, int], dict[str, int], int]:
                 conn.execute(text("SELECT state, count(*) FROM outbox GROUP BY state")).all()
             )
             orders = conn.execute(text("SELECT count(*) FROM orders")).scalar() or 0
+            forwarded = conn.execute(
+                text("SELECT count(*) FROM forwards WHERE state = 'delivered'")
+            ).scalar()
     finally:
         engine.dispose()
-    return messages, outbox, int(orders)
+    return messages, outbox, int(orders), int(forwarded or 0)
 
 
 def owners(url: str) -> dict[str, int]:
@@ -226,10 +229,9 @@ def one_run(
             for g in gateways:
                 if g.poll() is not None:
                     raise SystemExit(f"a gateway died: see {root}/gateway*.log")
-            messages, outbox, orders = counts(url)
-            done = messages.get("processed", 0) == args.orders
-            if done and outbox and outbox.get("sent", 0) == sum(outbox.values()):
-                break
+            messages, outbox, orders, forwarded = counts(url)
+            if messages.get("processed", 0) == forwarded == args.orders:
+                break  # every order processed, forwarded and its file delivered
             if time.monotonic() > finish:
                 raise SystemExit(f"not finished: messages {messages}, outbox {outbox}")
             time.sleep(0.1)
@@ -241,7 +243,7 @@ def one_run(
             g.send_signal(signal.SIGTERM)
         for g in gateways:
             g.wait(timeout=120)
-    messages, outbox, orders = counts(url)
+    messages, outbox, orders, forwarded = counts(url)
     delivered = len(list((root / "out").glob("*.xml")))
     if sum(messages.values()) != args.orders or orders != args.orders:
         raise SystemExit(f"lost or doubled: {messages}, {orders} orders")
