@@ -37,6 +37,7 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/python bench/fuzz.py --inputs 20000
+	$(BIN)/python bench/soak_instances.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) build *.egg-info src/*.egg-info

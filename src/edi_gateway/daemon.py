@@ -171,8 +171,12 @@ class Daemon:
             except GatewayError as exc:  # a secret missing, a bad setting found at open
                 self._failed(name, exc.message, exc.code, recoverable=False)
             except Exception as exc:  # one connector's bug must not stop the others
-                log.exception("connector %s: unexpected error", name)
-                self._failed(name, repr(exc), ErrorCode.INTERNAL_ERROR, recoverable=True)
+                if transient(exc):  # the store went away (restarted, cut off): one line
+                    what = f"the store cannot be used: {first_line(exc, 300)}"
+                    self._failed(name, what, ErrorCode.STORE_UNAVAILABLE, recoverable=True)
+                else:
+                    log.exception("connector %s: unexpected error", name)
+                    self._failed(name, repr(exc), ErrorCode.INTERNAL_ERROR, recoverable=True)
             else:
                 self.scheduler.succeeded(name, taken=took, reschedule=not is_push(conn))
             finally:
@@ -289,8 +293,8 @@ class Daemon:
                 done = settle_receipts(store, self.settings)
                 self.total.delivered.update(deliveries(store, self.metrics, done))
                 self.waiting = receipts_waiting(store, self.metrics)
-            except Exception:  # receipt trouble must not stop intake
-                log.exception("checking receipts failed; retrying next cycle")
+            except Exception as exc:  # noqa: BLE001 - receipt trouble must not stop intake
+                _log_store_trouble(exc, "checking receipts failed; retrying next cycle")
         self.next_check = self.clock() + timedelta(seconds=RECEIPT_CHECK_SECONDS)
 
     def _gauges(self, name: str) -> None:

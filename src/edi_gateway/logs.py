@@ -27,6 +27,12 @@ LEVELS = {
     "error": logging.ERROR,
 }
 
+# Libraries that log a failure themselves (pika: six ERROR lines and a traceback for each broker
+# connection that fails) and then raise it to a transport, which reports it in one coded line
+# (transports/amqp_link.py): their loggers are silent unless debugging.
+RAISED_AND_REPORTED = ("pika.adapters",)
+SILENT = logging.CRITICAL + 1
+
 _FIELDS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "edi_gateway_log_fields", default=None
 )
@@ -109,3 +115,5 @@ def configure_logging(fmt: LogFormat = "text", level: int = logging.WARNING) -> 
         old.close()
     root.addHandler(handler)
     root.setLevel(level)
+    for name in RAISED_AND_REPORTED:
+        logging.getLogger(name).setLevel(logging.NOTSET if level <= logging.DEBUG else SILENT)

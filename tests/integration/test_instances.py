@@ -2,14 +2,14 @@
 random moments and at named crash points, restarted, then stopped: nothing lost, nothing stored,
 answered, forwarded or delivered twice (tests/integration/chaos.py counts).
 
-The short version for the suite; `make soak` runs the long one (bench/soak_instances.py).
+The same over folder, SFTP and RabbitMQ, with PostgreSQL and RabbitMQ restarts and a rolling
+restart: test_instances_transports.py; `make soak` runs the long one (bench/soak_instances.py).
 """
 
 from __future__ import annotations
 
 import random
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.chaos import check, fill, finish
-from tests.integration.conftest import EXE, SAMPLES, Project, cli_env
+from tests.integration.chaos import Instance, check, fill, finish
+from tests.integration.conftest import SAMPLES, Project
 
 pytestmark = pytest.mark.integration
 
@@ -35,44 +35,6 @@ def shared_store(project: Project, url: str) -> None:
         if conn.get("direction") == "in":
             conn["every_seconds"] = 1
     project.config.write_text(yaml.safe_dump(data, allow_unicode=True))
-
-
-class Instance:
-    """One `run` process, started again after it died."""
-
-    def __init__(self, project: Project, number: int) -> None:
-        self.project, self.number = project, number
-        self.process: subprocess.Popen[str] | None = None
-        self.crashes = 0
-
-    def start(self, crash_at: str | None = None) -> None:
-        env = cli_env(**({"EDI_GATEWAY_CRASH_AT": crash_at} if crash_at else {}))
-        with (self.project.root / f"instance{self.number}.log").open("a") as log:
-            self.process = subprocess.Popen(
-                [str(EXE), "--config", str(self.project.config), "run"],
-                cwd=self.project.root,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                text=True,
-            )
-
-    def died(self) -> bool:
-        return self.process is not None and self.process.poll() is not None
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=120)
-
-    def log(self) -> str:
-        return (self.project.root / f"instance{self.number}.log").read_text()[-4000:]
 
 
 def settled(project: Project) -> bool:
@@ -122,5 +84,5 @@ def test_three_instances_killed_at_random_and_at_crash_points_lose_and_double_no
     assert all(code in (0, -signal.SIGKILL) for code in codes), [i.log() for i in instances]
     finish(project)
     check(project, files, orders=100)
-    logs = "".join(i.log() for i in instances)
+    logs = "".join(i.logfile.read_text(errors="replace") for i in instances)
     assert "Traceback" not in logs, logs[-6000:]

@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from edi_gateway.crashpoints import reach
 from edi_gateway.errors import GatewayError
 from edi_gateway.pipeline.history import now, record
+from edi_gateway.store.db import transient
 from edi_gateway.store.leases import lease_timeout, skip_locked
 
 if TYPE_CHECKING:
@@ -184,6 +185,8 @@ def _deliver(
         where = transport.deliver(row.filename, row.payload, delivery_headers(row))
         reach("after-send")
     except Exception as exc:  # any transport failure is this row's failed attempt
+        if transient(exc):  # the store went away (the row's payload is read on demand), not
+            raise  # the partner: nothing to count, and the flush fails (daemon: one line)
         if not isinstance(exc, GatewayError | OSError):  # a transport bug: say so, go on
             log.exception("delivering outbox row %s via %s", row.id, row.connector)
         close_quietly(opened.pop(row.connector, None))  # the next row opens a fresh one
