@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from edi_gateway.config_connectors import SftpConnector
+from edi_gateway.config.connectors import SftpConnector
 from edi_gateway.errors import ErrorCode
 from edi_gateway.transports import TransportError, open_inbound, open_outbound
 from edi_gateway.transports.sftp import SftpInbound, SftpOutbound

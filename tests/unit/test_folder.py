@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edi_gateway.config import FolderConnector
+from edi_gateway.config.connectors import FolderConnector
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ConfigError
 from edi_gateway.transports import TransportError, open_inbound, open_outbound

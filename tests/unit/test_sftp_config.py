@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edi_gateway.config import load_config
-from edi_gateway.config_connectors import SftpConnector
+from edi_gateway.config.connectors import SftpConnector
 from edi_gateway.errors import ConfigError
 
 INBOUND = """\

@@ -2,7 +2,7 @@
 
 ``open_inbound`` / ``open_outbound`` pick the class by the connector's ``type``; a new protocol
 is one module plus one entry in each table below. The tables name ``module:attribute``, imported
-on first use (like the connector models in ``config_connectors``): a flush to a folder never
+on first use (like the connector models in ``config.connectors``): a flush to a folder never
 loads paramiko, pika or cryptography.
 """
 

@@ -28,7 +28,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from uuid import uuid4
 
-from edi_gateway.config_models import FolderConnector
+from edi_gateway.config.connectors import FolderConnector
 from edi_gateway.crashpoints import reach
 from edi_gateway.envelope import Envelope, file_envelope
 from edi_gateway.errors import ConfigError

@@ -35,7 +35,7 @@ from uuid import uuid4
 import paramiko
 from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READDIR
 
-from edi_gateway.config_connectors import SftpConnector
+from edi_gateway.config.connectors import SftpConnector
 from edi_gateway.crashpoints import reach
 from edi_gateway.envelope import Envelope, oversize_envelope
 from edi_gateway.errors import ConfigError, ErrorCode

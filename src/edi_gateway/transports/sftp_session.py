@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import paramiko
 
-from edi_gateway.config_connectors import SftpConnector
+from edi_gateway.config.connectors import SftpConnector
 from edi_gateway.errors import ConfigError, ErrorCode
 from edi_gateway.transports.base import TransportError
 

@@ -1,9 +1,10 @@
-"""Connector models of gateway.yaml: folder and SFTP here, the others in their own modules
-(:mod:`.config_mail`, :mod:`.config_amqp`, :mod:`.config_http`), and the :data:`Connector` union.
+"""Connector models of gateway.yaml: folder and SFTP here, the others beside their transports
+(:mod:`edi_gateway.transports.email_spec`, :mod:`~edi_gateway.transports.amqp_spec`,
+:mod:`~edi_gateway.transports.http_spec`), and the :data:`Connector` union.
 
-Every connector shares :class:`~edi_gateway.config_base.ConnectorBase` (name, direction,
+Every connector shares :class:`~edi_gateway.config.base.ConnectorBase` (name, direction,
 schedule, partner, reply layouts). Secrets (passwords, private keys, tokens) are never written in
-the YAML: a :class:`~edi_gateway.config_base.Secret` names an environment variable or a file,
+the YAML: a :class:`~edi_gateway.config.base.Secret` names an environment variable or a file,
 read when the connector opens. Adding a type: one class with ``type: Literal[...]``, added to
 :data:`Connector` below.
 """
@@ -25,12 +26,12 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from edi_gateway.config_base import ConfigPath, ConnectorBase, Secret, Slug
+from edi_gateway.config.base import ConfigPath, ConnectorBase, Secret, Slug
 
 if TYPE_CHECKING:
-    from edi_gateway.config_amqp import AmqpConnector
-    from edi_gateway.config_http import As2Connector, HttpConnector
-    from edi_gateway.config_mail import ImapConnector, SmtpConnector
+    from edi_gateway.transports.amqp_spec import AmqpConnector
+    from edi_gateway.transports.email_spec import ImapConnector, SmtpConnector
+    from edi_gateway.transports.http_spec import As2Connector, HttpConnector
 
 __all__ = [
     "CONNECTOR_TYPES",
@@ -43,13 +44,13 @@ __all__ = [
 ]
 
 CONNECTOR_TYPES: dict[str, str] = {
-    "folder": "edi_gateway.config_connectors:FolderConnector",
-    "sftp": "edi_gateway.config_connectors:SftpConnector",
-    "imap": "edi_gateway.config_mail:ImapConnector",
-    "smtp": "edi_gateway.config_mail:SmtpConnector",
-    "amqp": "edi_gateway.config_amqp:AmqpConnector",
-    "as2": "edi_gateway.config_http:As2Connector",
-    "http": "edi_gateway.config_http:HttpConnector",
+    "folder": "edi_gateway.config.connectors:FolderConnector",
+    "sftp": "edi_gateway.config.connectors:SftpConnector",
+    "imap": "edi_gateway.transports.email_spec:ImapConnector",
+    "smtp": "edi_gateway.transports.email_spec:SmtpConnector",
+    "amqp": "edi_gateway.transports.amqp_spec:AmqpConnector",
+    "as2": "edi_gateway.transports.http_spec:As2Connector",
+    "http": "edi_gateway.transports.http_spec:HttpConnector",
 }
 """``type:`` -> the model class (``module:Class``), imported when a config uses that type: each
 pydantic model costs start-up time to build, and ``ingest`` should not pay for seven."""

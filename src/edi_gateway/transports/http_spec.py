@@ -1,6 +1,6 @@
 """Connector models of the HTTP transports: AS2 (``type: as2``) and plain HTTP (``type: http``).
 
-:mod:`edi_gateway.config_connectors` adds them to its ``Connector`` union.
+:mod:`edi_gateway.config.connectors` adds them to its ``Connector`` union.
 Inbound, both are servers the gateway runs (partners push); outbound, both POST to the partner.
 """
 
@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edi_gateway.config_base import ConfigPath, ConnectorBase, Secret, Slug, _Model
+from edi_gateway.config.base import ConfigPath, ConnectorBase, Secret, Slug, _Model
 
 __all__ = ["As2Connector", "As2Partner", "HttpConnector", "HttpPartner"]
 
