@@ -31,8 +31,8 @@ from edi_gateway.transports.as2.mime import (
     safe_filename,
 )
 from edi_gateway.transports.as2.server import load_certificate, load_own_keys, mdn_file
+from edi_gateway.transports.as2_spec import As2Connector
 from edi_gateway.transports.base import AwaitingReceipt, TransportError
-from edi_gateway.transports.http_spec import As2Connector
 from edi_gateway.transports.httppost import post
 
 if TYPE_CHECKING:

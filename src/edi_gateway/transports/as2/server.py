@@ -23,8 +23,8 @@ from edi_gateway.errors import ConfigError
 from edi_gateway.transports.as2 import cms
 from edi_gateway.transports.as2.mdn import MdnRequest, build_mdn, requested, unquote_name
 from edi_gateway.transports.as2.mime import As2Refusal, Partner, Received, read_message
+from edi_gateway.transports.as2_spec import As2Connector
 from edi_gateway.transports.base import TransportError
-from edi_gateway.transports.http_spec import As2Connector
 from edi_gateway.transports.httppost import post
 from edi_gateway.transports.httpserver import HttpServer, Request, Response, tls_context
 from edi_gateway.transports.push import Receive
