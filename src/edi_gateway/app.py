@@ -326,7 +326,7 @@ def _reply_readers(settings: Settings) -> Callable[[str, str], ReplyReader | Non
     routes = [c for c in settings.connectors if c.direction == "in" and c.replies]
     if not routes:
         return lambda source, filename: None
-    from edi_gateway.config_models import reply_map_path
+    from edi_gateway.config import reply_map_path
     from edi_gateway.domain.documents import Party, PartyId
     from edi_gateway.replies import load_map, read_reply
 

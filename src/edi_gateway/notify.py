@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from edi_gateway.config_mail import SmtpConnector
 from edi_gateway.store.schema import messages
+from edi_gateway.transports.email_spec import SmtpConnector
 
 if TYPE_CHECKING:
     from edi_gateway.config import Settings

@@ -18,12 +18,12 @@ from sqlalchemy import func, select
 
 from edi_gateway.app import Gateway
 from edi_gateway.config import Settings
-from edi_gateway.config_amqp import AmqpConnector
 from edi_gateway.errors import ErrorCode
 from edi_gateway.store.db import open_store
 from edi_gateway.store.tables import Message
 from edi_gateway.transports import TransportError, open_inbound, open_outbound
 from edi_gateway.transports.amqp import AmqpInbound
+from edi_gateway.transports.amqp_spec import AmqpConnector
 from tests import factory as f
 from tests.integration.connectors.harness_amqp import INBOX, AmqpHarness, rabbitmq
 

@@ -22,12 +22,13 @@ from sqlalchemy import func, select
 
 from edi_gateway.app import Gateway
 from edi_gateway.config import Settings
-from edi_gateway.config_http import As2Connector, HttpConnector
 from edi_gateway.daemon import make_receive
 from edi_gateway.errors import ErrorCode
 from edi_gateway.store.db import open_store
 from edi_gateway.store.tables import Message
 from edi_gateway.transports import TransportError, open_outbound, open_server
+from edi_gateway.transports.as2_spec import As2Connector
+from edi_gateway.transports.http_spec import HttpConnector
 from tests import factory as f
 from tests.integration.connectors.as2_peer import OpensslError, make_identity
 from tests.integration.connectors.harness_as2 import As2Harness, post_as2

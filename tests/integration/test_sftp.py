@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from edi_gateway.config_connectors import SftpConnector
 from edi_gateway.errors import ErrorCode
 from edi_gateway.transports import TransportError, open_inbound, open_outbound
 from edi_gateway.transports.sftp import SftpInbound, SftpOutbound
+from edi_gateway.transports.sftp_spec import SftpConnector
 from tests.integration.connectors.harness_sftp import (
     PASSWORD,
     SftpHarness,

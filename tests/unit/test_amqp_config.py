@@ -9,10 +9,10 @@ import pytest
 from pika.spec import Basic, BasicProperties
 
 from edi_gateway.config import load_config
-from edi_gateway.config_amqp import AmqpConnector
 from edi_gateway.errors import ConfigError
 from edi_gateway.transports.amqp import message_filename, source_ref
 from edi_gateway.transports.amqp_link import broker_port, broker_url, queue_arguments
+from edi_gateway.transports.amqp_spec import AmqpConnector
 
 INBOUND = """\
 connectors:

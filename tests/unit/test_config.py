@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
+import typing
 from pathlib import Path
 
 import pytest
 
 from edi_gateway.config import ENV_VAR, config_path, load_config
+from edi_gateway.config.connectors import CONNECTOR_TYPES, connector_model
 from edi_gateway.errors import ConfigError, ErrorCode
 
 GOOD = """\
@@ -229,3 +233,60 @@ def test_config_path_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "missing.yaml"))
     with pytest.raises(ConfigError, match=r"missing\.yaml \(from \$EDI_GATEWAY_CONFIG\)"):
         config_path(None)
+
+
+EVERY_TYPE = """\
+connectors:
+  - {name: in-folder, type: folder, direction: in, path: inbox}
+  - name: in-sftp
+    type: sftp
+    direction: in
+    host: sftp.example
+    username: edi
+    password: {env: SFTP_PASSWORD}
+    host_key_fingerprint: "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    path: /upload
+    archive: /archive
+  - name: in-imap
+    type: imap
+    direction: in
+    host: mail.example
+    username: edi
+    password: {env: IMAP_PASSWORD}
+    allowed_senders: ["@buyer.example"]
+  - {name: out-smtp, type: smtp, direction: out, host: mail.example,
+     from_address: edi@us.example, to: [orders@buyer.example]}
+  - {name: in-amqp, type: amqp, direction: in, host: mq.example, username: edi,
+     password: {env: AMQP_PASSWORD}, queue: orders}
+  - {name: in-as2, type: as2, direction: in, as2_id: US, certificate: us.pem,
+     private_key: {file: us.key}, partners: [{as2_id: THEM, certificate: them.pem}]}
+  - {name: in-http, type: http, direction: in, require_tls: false,
+     partners: [{partner: buyer, token: {env: HTTP_TOKEN}}]}
+partners:
+  - {id: buyer, name: Buyer, role: buyer, endpoint: {scheme: "0088", value: "7300010000001"}}
+"""
+
+
+def test_every_registered_type_names_its_model_beside_its_transport() -> None:
+    for kind, target in CONNECTOR_TYPES.items():
+        model = connector_model(kind)
+        assert model is not None, kind
+        assert target.startswith("edi_gateway.transports.") and target.split(":")[0].endswith(
+            "_spec"
+        ), target
+        assert typing.get_args(model.model_fields["type"].annotation) == (kind,)
+
+
+def test_loading_a_config_imports_no_transport_nor_its_library(tmp_path: Path) -> None:
+    """Connector models live beside their transports, in light ``*_spec`` modules: a config
+    using every type loads without paramiko, pika, cryptography, imaplib or smtplib."""
+    path = write(tmp_path, EVERY_TYPE)
+    code = (
+        "import sys; from pathlib import Path; from edi_gateway.config import load_config; "
+        "s = load_config(Path(sys.argv[1])); assert len({c.type for c in s.connectors}) == 7; "
+        "libs = {'paramiko', 'pika', 'cryptography', 'asn1crypto', 'imaplib', 'smtplib'}; "
+        "loaded = [m for m in sys.modules if m.split('.')[0] in libs or "
+        "(m.startswith('edi_gateway.transports.') and not m.endswith('_spec'))]; "
+        "assert not loaded, loaded"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, timeout=60)

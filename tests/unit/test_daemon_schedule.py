@@ -16,7 +16,7 @@ from edi_gateway.app import Gateway, Outcome
 from edi_gateway.config import Settings, load_config
 from edi_gateway.cron import cron_problem, next_time
 from edi_gateway.daemon import Daemon
-from edi_gateway.daemon_schedule import Backoff, Schedule, Scheduler
+from edi_gateway.daemon.schedule import Backoff, Schedule, Scheduler
 from edi_gateway.errors import ConfigError
 from edi_gateway.logs import JsonFormatter, log_fields
 from tests import factory

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from edi_gateway.config_connectors import Connector
-from edi_gateway.config_mail import ImapConnector, SmtpConnector
+from edi_gateway.config import Connector
 from edi_gateway.errors import ErrorCode
 from edi_gateway.transports.email_parts import MAX_ZIP_ENTRIES, read_mail, sender_allowed
+from edi_gateway.transports.email_spec import ImapConnector, SmtpConnector
 
 ALLOWED = ["orders@buyer.example", "@trusted.example"]
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from edi_gateway.config import FolderConnector
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ConfigError
 from edi_gateway.transports import TransportError, open_inbound, open_outbound
 from edi_gateway.transports.folder import FolderInbound, FolderOutbound, safe_name
+from edi_gateway.transports.folder_spec import FolderConnector
 
 
 def inbound(tmp_path: Path, **extra: object) -> FolderConnector:

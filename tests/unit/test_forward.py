@@ -16,8 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from edi_gateway.app import Gateway
-from edi_gateway.config import Settings
-from edi_gateway.config_models import ForwardProfile
+from edi_gateway.config import ForwardProfile, Settings
 from edi_gateway.outbound import forward, outbox
 from edi_gateway.outbound.bundle import is_due, next_instant
 from edi_gateway.outbound.forward import flush_all, flush_forwards, release

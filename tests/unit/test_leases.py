@@ -72,7 +72,7 @@ def test_a_claimed_name_keeps_the_original_name() -> None:
 
 
 def test_gateways_share_the_polled_connectors_and_take_over_a_dead_ones(postgres_url: str) -> None:
-    from edi_gateway.daemon_leases import Ownership
+    from edi_gateway.daemon.leases import Ownership
     from edi_gateway.store.db import open_store
 
     shared = open_store(postgres_url)

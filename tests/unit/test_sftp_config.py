@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from edi_gateway.config import load_config
-from edi_gateway.config_connectors import SftpConnector
 from edi_gateway.errors import ConfigError
+from edi_gateway.transports.sftp_spec import SftpConnector
 
 INBOUND = """\
 connectors:

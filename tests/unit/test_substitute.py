@@ -12,7 +12,7 @@ import pytest
 from lxml import etree
 
 from edi_gateway.app import Gateway
-from edi_gateway.cli_outbound import line_substitute
+from edi_gateway.cli.outbound import line_substitute
 from edi_gateway.domain.documents import Line, Substitute
 from edi_gateway.outbound import outbox
 from edi_gateway.outbound.respond import Decision, LineChange, ResponseRefused, respond

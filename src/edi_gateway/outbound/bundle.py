@@ -26,7 +26,7 @@ from edi_gateway.outbound.layout import (
 )
 
 if TYPE_CHECKING:
-    from edi_gateway.config_models import ForwardProfile
+    from edi_gateway.config import ForwardProfile
     from edi_gateway.domain.documents import Order
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -26,8 +26,7 @@ from edi_gateway.pipeline.history import SYSTEM, now, record
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from edi_gateway.config import Settings
-    from edi_gateway.config_models import Partner
+    from edi_gateway.config import Partner, Settings
     from edi_gateway.store.tables import DocumentRow, Forward, Order
 
 SUFFIX = "-cancellation"

@@ -44,8 +44,7 @@ from edi_gateway.store.leases import DELIVERIES, SUPPLIER, try_xact_lock, xact_l
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from edi_gateway.config import Settings
-    from edi_gateway.config_models import ForwardProfile, Partner
+    from edi_gateway.config import ForwardProfile, Partner, Settings
     from edi_gateway.store.db import Store
     from edi_gateway.store.tables import Forward
 

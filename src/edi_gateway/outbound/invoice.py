@@ -54,8 +54,7 @@ from edi_gateway.outbound.issuing import (
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from edi_gateway.config import Settings
-    from edi_gateway.config_models import LegalProfile, Partner
+    from edi_gateway.config import LegalProfile, Partner, Settings
     from edi_gateway.store.db import Store
     from edi_gateway.store.tables import Order as OrderRow
     from edi_gateway.store.tables import OrderLine

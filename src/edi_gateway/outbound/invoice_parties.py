@@ -17,8 +17,7 @@ from edi_gateway.outbound.issuing import NotAllowed
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from edi_gateway.config import Settings
-    from edi_gateway.config_models import LegalProfile, Partner
+    from edi_gateway.config import LegalProfile, Partner, Settings
     from edi_gateway.store.tables import Order as OrderRow
 
 BILLING_KINDS = (DocumentKind.INVOICE, DocumentKind.CREDIT_NOTE, DocumentKind.DEBIT_NOTE)

@@ -1,21 +1,26 @@
 """Transports: one module per protocol behind the interfaces in :mod:`.base`.
 
-``open_inbound`` / ``open_outbound`` pick the class by the connector's ``type``; a new protocol
-is one module plus one entry in each table below. The tables name ``module:attribute``, imported
-on first use (like the connector models in ``config_connectors``): a flush to a folder never
-loads paramiko, pika or cryptography.
+``open_inbound`` / ``open_outbound`` pick the class by the connector's ``type``. A new protocol
+is its config model in a light ``<name>_spec.py`` (no protocol library imported there; the
+registry :data:`edi_gateway.config.connectors.CONNECTOR_TYPES` names it), its module, and one
+entry in each table below. The tables name ``module:attribute``, imported on first use (like the
+connector models): a flush to a folder never loads paramiko, pika or cryptography. The
+interfaces re-exported here are imported on first use too, so that loading a config (which
+imports the spec modules, hence this package) costs no more than the specs themselves.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edi_gateway.config import Connector
 from edi_gateway.errors import ConfigError
-from edi_gateway.transports.base import InboundTransport, OutboundTransport, TransportError
-from edi_gateway.transports.claims import Claimants
-from edi_gateway.transports.push import InboundServer, Receipt, Receive
+
+if TYPE_CHECKING:
+    from edi_gateway.config import Connector
+    from edi_gateway.transports.base import InboundTransport, OutboundTransport, TransportError
+    from edi_gateway.transports.claims import Claimants
+    from edi_gateway.transports.push import InboundServer, Receipt, Receive
 
 __all__ = [
     "InboundServer",
@@ -29,6 +34,15 @@ __all__ = [
     "open_outbound",
     "open_server",
 ]
+
+_EXPORTS = {
+    "InboundServer": "edi_gateway.transports.push:InboundServer",
+    "InboundTransport": "edi_gateway.transports.base:InboundTransport",
+    "OutboundTransport": "edi_gateway.transports.base:OutboundTransport",
+    "Receipt": "edi_gateway.transports.push:Receipt",
+    "Receive": "edi_gateway.transports.push:Receive",
+    "TransportError": "edi_gateway.transports.base:TransportError",
+}
 
 _INBOUND = {
     "amqp": "edi_gateway.transports.amqp:AmqpInbound",
@@ -99,5 +113,20 @@ def _open(conn: Connector, direction: str, table: dict[str, str]) -> Any:
     target = table.get(conn.type)
     if target is None:
         raise ConfigError(f"connector {conn.name!r}: no {direction}bound transport for {conn.type}")
+    return _load(target)
+
+
+def _load(target: str) -> Any:
+    """The attribute ``module:attribute`` names, its module imported now."""
     module, name = target.split(":")
     return getattr(importlib.import_module(module), name)
+
+
+def __getattr__(name: str) -> Any:
+    """The re-exported interfaces (:data:`__all__`), imported on first use."""
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = _load(target)
+    globals()[name] = value
+    return value

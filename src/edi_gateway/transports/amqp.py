@@ -29,7 +29,6 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.spec import Basic, BasicProperties
 
-from edi_gateway.config_amqp import AmqpConnector
 from edi_gateway.envelope import Envelope, oversize_envelope
 from edi_gateway.errors import ConfigError, ErrorCode
 from edi_gateway.transports.amqp_link import (
@@ -40,6 +39,7 @@ from edi_gateway.transports.amqp_link import (
     declare_inbound,
     transport_error,
 )
+from edi_gateway.transports.amqp_spec import AmqpConnector
 from edi_gateway.transports.base import TransportError
 from edi_gateway.transports.folder import safe_name
 

@@ -13,8 +13,8 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
-from edi_gateway.config_amqp import AmqpConnector
 from edi_gateway.errors import ErrorCode
+from edi_gateway.transports.amqp_spec import AmqpConnector
 from edi_gateway.transports.base import TransportError
 from edi_gateway.transports.tls import client_tls
 

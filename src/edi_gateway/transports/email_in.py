@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from edi_gateway.config_mail import ImapConnector
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ConfigError, ErrorCode
 from edi_gateway.transports.base import TransportError
@@ -44,6 +43,7 @@ from edi_gateway.transports.email_parts import (
     parse_headers,
     read_mail,
 )
+from edi_gateway.transports.email_spec import ImapConnector
 from edi_gateway.transports.tls import client_tls
 
 log = logging.getLogger(__name__)

@@ -24,10 +24,10 @@ from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from edi_gateway.config_mail import SmtpConnector
 from edi_gateway.errors import ConfigError, ErrorCode
 from edi_gateway.transports.base import TransportError
 from edi_gateway.transports.email_common import auth_error, network_error
+from edi_gateway.transports.email_spec import SmtpConnector
 from edi_gateway.transports.folder import safe_name
 from edi_gateway.transports.tls import client_tls
 

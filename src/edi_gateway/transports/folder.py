@@ -28,12 +28,12 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from uuid import uuid4
 
-from edi_gateway.config_models import FolderConnector
 from edi_gateway.crashpoints import reach
 from edi_gateway.envelope import Envelope, file_envelope
 from edi_gateway.errors import ConfigError
 from edi_gateway.transports.base import TransportError
 from edi_gateway.transports.claims import Claimants, claim_prefix, original_name, to_recover
+from edi_gateway.transports.folder_spec import FolderConnector
 
 CLAIMED_DIR = ".claimed"
 MAX_NAME_BYTES = 200  # leaves room under NAME_MAX (255) for the claim prefix and tmp affixes

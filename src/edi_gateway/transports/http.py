@@ -18,9 +18,9 @@ import json
 import logging
 from collections.abc import Mapping
 
-from edi_gateway.config_http import HttpConnector
 from edi_gateway.envelope import Envelope
 from edi_gateway.transports.as2.mime import safe_filename
+from edi_gateway.transports.http_spec import HttpConnector
 from edi_gateway.transports.httppost import post
 from edi_gateway.transports.httpserver import HttpServer, Request, Response, tls_context
 from edi_gateway.transports.push import Receive

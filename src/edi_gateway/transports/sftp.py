@@ -35,7 +35,6 @@ from uuid import uuid4
 import paramiko
 from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READDIR
 
-from edi_gateway.config_connectors import SftpConnector
 from edi_gateway.crashpoints import reach
 from edi_gateway.envelope import Envelope, oversize_envelope
 from edi_gateway.errors import ConfigError, ErrorCode
@@ -43,6 +42,7 @@ from edi_gateway.transports.base import TransportError
 from edi_gateway.transports.claims import Claimants, claim_prefix, original_name, to_recover
 from edi_gateway.transports.folder import TEMP_NAME, _split_suffix, safe_name
 from edi_gateway.transports.sftp_session import SftpSession
+from edi_gateway.transports.sftp_spec import SftpConnector
 
 _NAME_MAX = 250  # bytes of a remote file name we create (NAME_MAX is 255 on the usual servers)
 _BLOCK = 1 << 20

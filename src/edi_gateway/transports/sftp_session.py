@@ -16,9 +16,9 @@ from typing import TypeVar
 
 import paramiko
 
-from edi_gateway.config_connectors import SftpConnector
 from edi_gateway.errors import ConfigError, ErrorCode
 from edi_gateway.transports.base import TransportError
+from edi_gateway.transports.sftp_spec import SftpConnector
 
 _T = TypeVar("_T")
 _LINK_ERRORS = (OSError, EOFError, paramiko.SSHException, paramiko.SFTPError)

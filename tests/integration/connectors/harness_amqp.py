@@ -19,9 +19,9 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from edi_gateway.config_amqp import AmqpConnector
 from edi_gateway.transports import open_inbound
 from edi_gateway.transports.amqp_link import declare_inbound
+from edi_gateway.transports.amqp_spec import AmqpConnector
 from tests.integration.connectors.harness import Stop
 from tests.rabbitmq import RabbitNode, ensure_installed
 

@@ -21,7 +21,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edi_gateway.config_http import As2Connector
 from edi_gateway.errors import ErrorCode
 from edi_gateway.transports.as2.mdn import Mdn, as2_name, read_mdn
 from edi_gateway.transports.as2.mime import (
@@ -32,6 +31,7 @@ from edi_gateway.transports.as2.mime import (
     safe_filename,
 )
 from edi_gateway.transports.as2.server import load_certificate, load_own_keys, mdn_file
+from edi_gateway.transports.as2_spec import As2Connector
 from edi_gateway.transports.base import AwaitingReceipt, TransportError
 from edi_gateway.transports.httppost import post
 

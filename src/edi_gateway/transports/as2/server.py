@@ -18,12 +18,12 @@ from pathlib import Path
 
 from cryptography import x509
 
-from edi_gateway.config_http import As2Connector
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ConfigError
 from edi_gateway.transports.as2 import cms
 from edi_gateway.transports.as2.mdn import MdnRequest, build_mdn, requested, unquote_name
 from edi_gateway.transports.as2.mime import As2Refusal, Partner, Received, read_message
+from edi_gateway.transports.as2_spec import As2Connector
 from edi_gateway.transports.base import TransportError
 from edi_gateway.transports.httppost import post
 from edi_gateway.transports.httpserver import HttpServer, Request, Response, tls_context

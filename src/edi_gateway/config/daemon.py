@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edi_gateway.config_base import _Model
+from edi_gateway.config.base import _Model
 
 __all__ = ["BackoffSettings", "DaemonSettings", "HttpSettings"]
 

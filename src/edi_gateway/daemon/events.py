@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from edi_gateway.daemon_metrics import Metrics
+from edi_gateway.daemon.metrics import Metrics
 from edi_gateway.store.db import Store
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@
 answers) or ``degraded``, the store's reachability, the outbox backlog and, per connector, its
 last success, last error, next poll and backoff. HTTP 200 unless the store is unreachable
 (503), so an orchestrator restarts the gateway for a lost database but not for a partner's
-server being away. ``/metrics`` is the Prometheus text format (:mod:`.daemon_metrics`).
+server being away. ``/metrics`` is the Prometheus text format (:mod:`.metrics`).
 The thread only reads: everything it shows was recorded by the daemon's loop.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 from edi_gateway.errors import ConfigError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("edi_gateway.daemon_http")  # not __name__: the name log filters know
 
 Health = Callable[[], tuple[int, dict[str, Any]]]
 Exposition = Callable[[], tuple[bytes, str]]

@@ -1,8 +1,9 @@
-"""gateway.yaml -> typed, validated :class:`Settings`.
+"""gateway.yaml -> typed, validated :class:`~edi_gateway.config.models.Settings`.
 
 Every problem becomes one :class:`ConfigError` that names the file, the key path
 (``partners[1].endpoint.scheme``), what was found and what is expected, listing all problems at
-once. The models themselves live in :mod:`edi_gateway.config_models` and are re-exported here.
+once. The models themselves live in the modules beside this one (and, for connectors, beside
+their transports); :mod:`edi_gateway.config` re-exports what callers use.
 """
 
 from __future__ import annotations
@@ -17,34 +18,12 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from edi_gateway.config_connectors import ConnectorBase, connector_model
-from edi_gateway.config_models import (
-    Connector,
-    FolderConnector,
-    IntakeSettings,
-    Partner,
-    PeppolId,
-    Route,
-    RouteMatch,
-    Settings,
-    StoreSettings,
-)
+from edi_gateway.config.base import ConnectorBase
+from edi_gateway.config.connectors import connector_model
+from edi_gateway.config.models import Settings
 from edi_gateway.errors import ConfigError
 
-__all__ = [
-    "ENV_VAR",
-    "Connector",
-    "FolderConnector",
-    "IntakeSettings",
-    "Partner",
-    "PeppolId",
-    "Route",
-    "RouteMatch",
-    "Settings",
-    "StoreSettings",
-    "config_path",
-    "load_config",
-]
+__all__ = ["DEFAULT_NAME", "ENV_VAR", "config_path", "load_config"]
 
 ENV_VAR = "EDI_GATEWAY_CONFIG"
 DEFAULT_NAME = "gateway.yaml"

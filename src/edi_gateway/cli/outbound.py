@@ -1,5 +1,5 @@
 """The outbound commands of the CLI: ``respond``, ``despatch``, ``invoice``, ``documents``,
-``outbox list|flush`` (and, through ``cli_cancel``, ``orders cancel``). No logic here."""
+``outbox list|flush`` (and, through :mod:`.cancel`, ``orders cancel``). No logic here."""
 
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ def _outbox_commands(sub: Any, json_flag: Callable[[argparse.ArgumentParser], No
 
 def _orders_actions(orders: Any, json_flag: Callable[[argparse.ArgumentParser], None]) -> None:
     if orders is not None:
-        from edi_gateway.cli_cancel import add_cancel
+        from edi_gateway.cli.cancel import add_cancel
 
         add_cancel(orders, json_flag)
 

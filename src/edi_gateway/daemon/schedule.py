@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from edi_gateway.config_daemon import BackoffSettings
+from edi_gateway.config.daemon import BackoffSettings
 from edi_gateway.cron import next_time
 
 Clock = Callable[[], datetime]

@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from edi_gateway.config_base import (
+from edi_gateway.config.base import (
     ConfigPath,
     Slug,
     _check_icd,

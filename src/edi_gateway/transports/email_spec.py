@@ -1,4 +1,6 @@
-"""Connector models of mail: IMAP in (``type: imap``) and SMTP out (``type: smtp``)."""
+"""Connector models of mail: IMAP in (``type: imap``, :mod:`.email_in`) and SMTP out
+(``type: smtp``, :mod:`.email_out`). A light module: loading a config imports it, not imaplib
+or smtplib."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from edi_gateway.config_base import ConfigPath, ConnectorBase, Secret
+from edi_gateway.config.base import ConfigPath, ConnectorBase, Secret
 
 __all__ = ["SUBJECT_PLACEHOLDERS", "ImapConnector", "SmtpConnector"]
 

@@ -2,15 +2,15 @@
 
 One loop in the main thread does all the work, one batch at a time (the SQLite store has one
 writer, and transports block): it polls each connector when its schedule says
-(``every_seconds`` or ``cron``, UTC; :mod:`.daemon_schedule`), flushes the outbox every
+(``every_seconds`` or ``cron``, UTC; :mod:`.schedule`), flushes the outbox every
 ``daemon.outbox_every_seconds`` and after each poll that took messages, and sleeps until the
 next thing is due. A connector that fails (``TransportError`` or anything else) backs off
 exponentially on its own and is logged; the others go on. SIGTERM / SIGINT let the batch in
 hand finish (committed, processed, acknowledged), then ``run`` returns and the process exits 0.
 
-Besides the loop: the ``/healthz`` + ``/metrics`` server (:mod:`.daemon_http`, a thread that
-only reads) and the servers of push connectors (:mod:`.transports.push`), whose payloads wait
-for the same lock as the loop, so processing stays one batch at a time.
+Besides the loop: the ``/healthz`` + ``/metrics`` server (:mod:`.http`, a thread that only
+reads) and the servers of push connectors (:mod:`edi_gateway.transports.push`), whose payloads
+wait for the same lock as the loop, so processing stays one batch at a time.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import text
 
 from edi_gateway.app import Gateway, Outcome
-from edi_gateway.daemon_events import (
+from edi_gateway.daemon.events import (
     Waiting,
     deliveries,
     messages_taken,
@@ -34,9 +34,9 @@ from edi_gateway.daemon_events import (
     receipts_waiting,
     settle_receipts,
 )
-from edi_gateway.daemon_leases import Ownership
-from edi_gateway.daemon_metrics import Metrics
-from edi_gateway.daemon_schedule import Backoff, Clock, Schedule, Scheduler, utc_now
+from edi_gateway.daemon.leases import Ownership
+from edi_gateway.daemon.metrics import Metrics
+from edi_gateway.daemon.schedule import Backoff, Clock, Schedule, Scheduler, utc_now
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ErrorCode, GatewayError, first_line
 from edi_gateway.logs import log_fields
@@ -53,7 +53,7 @@ from edi_gateway.transports import (
     open_server,
 )
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("edi_gateway.daemon")  # not __name__: the name log filters know
 Report = Callable[[str, Outcome], None]
 Observe = Callable[[dict[int, str], float], None]
 LONGEST_SLEEP = 60.0  # wake at least this often (a wall clock that jumped is noticed)
@@ -184,7 +184,7 @@ class Daemon:
         return took > 0
 
     def _poll(self, name: str, once: bool) -> int:
-        if not self.ownership.may_poll(name):  # another gateway polls it (daemon_leases.py)
+        if not self.ownership.may_poll(name):  # another gateway polls it (daemon/leases.py)
             _close_quietly(self.transports.pop(name, None))
             return 0
         transport = self.transports.get(name)
@@ -335,7 +335,7 @@ class Daemon:
         http = self.settings.daemon.http
         if http is None:
             return None
-        from edi_gateway.daemon_http import StatusServer
+        from edi_gateway.daemon.http import StatusServer
 
         server = StatusServer(http.host, http.port, self.health, self.metrics.exposition)
         server.start()

@@ -1,4 +1,5 @@
-"""Connector model of RabbitMQ (``type: amqp``): a queue in, an exchange out."""
+"""Connector model of RabbitMQ (``type: amqp``): a queue in, an exchange out; the transport is
+:mod:`.amqp`. A light module: loading a config imports it, not pika."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from edi_gateway.config_base import ConfigPath, ConnectorBase, Secret
+from edi_gateway.config.base import ConfigPath, ConnectorBase, Secret
 
 __all__ = ["AmqpConnector"]
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edi_gateway import cli_outbound
+from edi_gateway.cli import outbound as cli_outbound
 from edi_gateway.errors import ConfigError, ErrorCode, GatewayError
 
 if TYPE_CHECKING:
@@ -239,7 +239,7 @@ def _daemon_logging(gateway: Gateway, args: argparse.Namespace) -> bool:
 
 def _order_action(gateway: Gateway, args: argparse.Namespace) -> int:
     if args.action == "cancel":
-        from edi_gateway.cli_cancel import cancel
+        from edi_gateway.cli.cancel import cancel
 
         return cancel(gateway, args, _print)
     if args.action == "note":
@@ -291,7 +291,3 @@ def _print(data: Any, as_json: bool, text: str) -> int:
     else:
         print(text)
     return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

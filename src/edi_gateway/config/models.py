@@ -4,8 +4,8 @@ Relative paths (folder connectors, the SQLite file) are resolved against the fol
 config file, which :func:`edi_gateway.config.load_config` passes in the validation context as
 ``base_dir``; without a context they resolve against the current directory.
 
-Connector types live in :mod:`edi_gateway.config_connectors`; adding one is one class there
-with ``type: Literal[...]`` added to its :data:`Connector` union.
+Connector types are listed in :mod:`edi_gateway.config.connectors`; each one's model lives
+beside its transport (``transports/<name>_spec.py``).
 """
 
 from __future__ import annotations
@@ -20,48 +20,14 @@ from pydantic import (
     model_validator,
 )
 
-from edi_gateway.config_base import (  # re-exported: the models of gateway.yaml live here
-    ConfigPath,
-    IntakeSettings,
-    PeppolId,
-    Slug,
-    StoreSettings,
-    _Model,
-)
-from edi_gateway.config_connectors import Connector, FolderConnector, Secret
-from edi_gateway.config_daemon import DaemonSettings
-from edi_gateway.config_profiles import (
-    BUNDLE_PLACEHOLDERS,
-    FILE_PLACEHOLDERS,
-    ForwardProfile,
-    LegalId,
-    LegalProfile,
-    pattern_problem,
-)
+from edi_gateway.config.base import IntakeSettings, PeppolId, Slug, StoreSettings, _Model
+from edi_gateway.config.connectors import Connector
+from edi_gateway.config.daemon import DaemonSettings
+from edi_gateway.config.profiles import ForwardProfile, LegalProfile
 from edi_gateway.domain.documents import DocumentKind
 from edi_gateway.errors import ConfigError
 
-__all__ = [
-    "BUNDLE_PLACEHOLDERS",
-    "FILE_PLACEHOLDERS",
-    "ConfigPath",
-    "Connector",
-    "FolderConnector",
-    "ForwardProfile",
-    "IntakeSettings",
-    "LegalId",
-    "LegalProfile",
-    "Partner",
-    "PeppolId",
-    "Route",
-    "RouteMatch",
-    "Secret",
-    "Settings",
-    "Slug",
-    "StoreSettings",
-    "pattern_problem",
-    "reply_map_path",
-]
+__all__ = ["Partner", "Route", "RouteMatch", "Settings", "reply_map_path"]
 
 
 GONE_PARTNER_KEYS = {

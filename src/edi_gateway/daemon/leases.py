@@ -32,7 +32,7 @@ from edi_gateway.store.leases import alive, hold, read, release
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("edi_gateway.daemon_leases")  # not __name__: the name log filters know
 
 
 class Ownership:
