@@ -1,7 +1,7 @@
 """Soak of several gateways on one PostgreSQL store: kills, crash points, server restarts.
 
-    python bench/soak_instances.py [--orders 1200] [--seed 8] [--crashes 24] [--kills 12]
-                                   [--side 300] [--restarts 2] [--only NAME ...] [--keep]
+    python bench/soak_instances.py [--orders 3000] [--seed 8] [--crashes 40] [--kills 24]
+                                   [--side 600] [--restarts 3] [--only NAME ...] [--keep]
 
 The long version of ``tests/integration/test_instances_transports.py``, with the same world and
 count (``tests/integration/chaos.py``): three ``edi-gateway run`` on one PostgreSQL store, orders
@@ -49,12 +49,12 @@ SECONDS = 3600.0  # a scenario that has not settled by then counts what is left 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=1200, help="orders of the chaos scenario")
+    parser.add_argument("--orders", type=int, default=3000, help="orders of the chaos scenario")
     parser.add_argument("--seed", type=int, default=8, help="seed of the random choices")
-    parser.add_argument("--crashes", type=int, default=24, help="crash points reached, chaos")
-    parser.add_argument("--kills", type=int, default=12, help="random SIGKILLs, chaos")
-    parser.add_argument("--side", type=int, default=300, help="orders of each other scenario")
-    parser.add_argument("--restarts", type=int, default=2, help="restarts of each server")
+    parser.add_argument("--crashes", type=int, default=40, help="crash points reached, chaos")
+    parser.add_argument("--kills", type=int, default=24, help="random SIGKILLs, chaos")
+    parser.add_argument("--side", type=int, default=600, help="orders of each other scenario")
+    parser.add_argument("--restarts", type=int, default=3, help="restarts of each server, rolls")
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, help="run only these")
     parser.add_argument("--keep", action="store_true", help="keep the gateways' folders")
     return parser.parse_args(argv)

@@ -722,36 +722,53 @@ def chaos(
     die there, until ``crashes`` were reached; each is armed with the first point of ``CYCLE``
     none has reached yet (any, once all were), so the one that polls or sends next dies there.
     Meanwhile ``kills`` SIGKILLs of a random instance at random moments, while the orders come
-    in ``parts`` waves. When a crash leaves claimed files, every instance is killed and started
-    armed with during-recovery, so whichever recovers them dies there. While a named point was
-    not reached, the work is topped up with a few orders (at most three times)."""
+    in ``parts`` waves. When a crash leaves claimed files (the first time, then once every four
+    such crashes), every instance is killed and started armed with during-recovery, so whichever
+    recovers them dies there. While a named point was not reached, the work is topped up with a
+    few orders (at most three times)."""
     cluster = Cluster(world.project)
     plan = deque(waves(inputs(0, orders), parts))
     fresh = itertools.count(orders, 15)
     topups = itertools.count()
 
+    randoms = 0  # SIGKILLs at random moments (recoveries kill too)
+
     def missing() -> list[str]:
         return [p for p in (*CYCLE, *NAMED_POINTS) if not cluster.events[p]]
 
+    def due() -> bool:
+        return sum(cluster.events[p] for p in POINTS) < crashes
+
     def point() -> str | None:
-        if sum(cluster.events[p] for p in POINTS) >= crashes:
+        if not due():
             return None
         name = next((p for p in missing() if p in CYCLE), None) or rng.choice(CYCLE)
         return f"{name}@{rng.randint(1, 8 if name == 'after-send' else 3)}"
 
-    def disturb(tick: int) -> None:
-        died = cluster.crashed()
+    def recover(died: list[Instance]) -> bool:
+        """After a crash that left claims: every instance killed and armed with during-recovery,
+        the first time, then once every four such crashes (while crashes are due)."""
         left = [i for i in died if (i.armed or "").partition("@")[0] in LEAVE_CLAIMS]
-        if left and not cluster.events["during-recovery"] and world.claims_left():
-            for instance in cluster.alive():
-                cluster.kill(instance)
-            cluster.start(lambda: "during-recovery@1")
-            return
-        for instance in died:
-            instance.start(point())
-        if cluster.events[SIGKILL] < kills and rng.random() < 0.15 and cluster.alive():
+        behind = sum(cluster.events[p] for p in LEAVE_CLAIMS) // 4 + 1
+        if not left or cluster.events["during-recovery"] >= behind or not due():
+            return False
+        if not world.claims_left():
+            return False
+        for instance in cluster.alive():
+            cluster.kill(instance)
+        cluster.start(lambda: "during-recovery@1")
+        return True
+
+    def disturb(tick: int) -> None:
+        nonlocal randoms
+        died = cluster.crashed()
+        if not recover(died):
+            for instance in died:
+                instance.start(point())
+        if randoms < kills and rng.random() < 0.15 and cluster.alive():
             victim = rng.choice(cluster.alive())
             cluster.kill(victim)
+            randoms += 1
             victim.start(point())
         if not plan and missing() and world.settled() and next(topups) < 3:
             plan.append(inputs(next(fresh), 15, bad=0))
