@@ -360,3 +360,32 @@ def test_routes_choose_the_supplier_first_match_wins(store: Store, tmp_path: Pat
     assert [p.name for p in sent(tmp_path)] == ["hub-PO-1.xml", "seller-PO-2-ubl.xml"]
     [waiting] = [h for h in detail(gw, "PO-1")["history"] if h["event"] == "forward.waiting"]
     assert waiting["detail"] == "waiting to go to hub (route via-edi-in)"
+
+
+def test_a_supplier_another_gateway_is_bundling_is_left_to_it_then_taken(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """While another gateway holds a supplier's bundling lock, processing and the daemon's
+    flush leave that supplier (named in ``skipped``) instead of waiting; the forward stays
+    waiting and the next flush queues it."""
+    from sqlalchemy import create_engine
+
+    from edi_gateway.store.db import open_store
+    from edi_gateway.store.leases import SUPPLIER, xact_locks
+
+    shared = open_store(postgres_url)
+    other = create_engine(postgres_url)
+    try:
+        gw = gateway(shared, tmp_path, "delftlab", formats=["ubl"])
+        with other.begin() as conn:  # another gateway, bundling "seller" right now
+            xact_locks(conn, SUPPLIER, ["seller"])
+            receive(gw, f.order("PO-1", f.items(2)))  # processing does not wait for it
+            assert states(gw) == ["waiting"]
+            skipped: set[str] = set()
+            assert flush_forwards(shared, gw.settings, wait=False, skipped=skipped) == {}
+            assert skipped == {"seller"} and states(gw) == ["waiting"]
+        flush_all(shared, gw.settings, wait=False)  # the lock is gone: taken and delivered
+        assert states(gw) == ["delivered"]
+    finally:
+        other.dispose()
+        shared.close()

@@ -57,6 +57,7 @@ log = logging.getLogger("edi_gateway.daemon")  # not __name__: the name log filt
 Report = Callable[[str, Outcome], None]
 Observe = Callable[[dict[int, str], float], None]
 LONGEST_SLEEP = 60.0  # wake at least this often (a wall clock that jumped is noticed)
+SKIPPED_AGAIN_SECONDS = 0.2  # a supplier another gateway was bundling: flush again this soon
 RECEIPT_CHECK_SECONDS = 1.0  # while receipts are awaited: look this often (a look never waits)
 
 
@@ -249,9 +250,10 @@ class Daemon:
         from edi_gateway.outbound.forward import flush_all
 
         store = self.gateway.store
+        skipped: set[str] = set()  # suppliers another gateway was bundling: look again soon
         with self.lock, log_fields(stage="outbox"):
             try:
-                done = flush_all(store, self.settings, wait=False)
+                done = flush_all(store, self.settings, wait=False, skipped=skipped)
                 self.total.delivered.update(deliveries(store, self.metrics, done))
                 self.pending = outbox_pending(store)
                 self.metrics.outbox_pending.set(self.pending)
@@ -259,6 +261,8 @@ class Daemon:
             except Exception as exc:  # noqa: BLE001 - delivery trouble must not stop intake
                 _log_store_trouble(exc, "outbox flush failed; retrying next cycle")
         interval = self.settings.daemon.outbox_every_seconds
+        if skipped:  # what that gateway had not seen yet waits no full interval
+            interval = min(interval, SKIPPED_AGAIN_SECONDS)
         self.next_flush = self.clock() + timedelta(seconds=interval)
         self.next_check = self.clock() + timedelta(seconds=RECEIPT_CHECK_SECONDS)
 

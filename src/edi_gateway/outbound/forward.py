@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, func, select, tuple_, update
 
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.outbound.bundle import Forwarded, Packed, build, is_due, render_order
@@ -191,12 +191,14 @@ def flush_forwards(
     at: datetime | None = None,
     force: bool = False,
     wait: bool = True,
+    skipped: set[str] | None = None,
 ) -> dict[str, list[int]]:
     """Queue the due bundles (all, with ``force``); return supplier -> outbox ids queued.
 
     One transaction per supplier; a supplier whose flush fails is logged and retried next time.
     A supplier is bundled by one gateway at a time; without ``wait``, one that another gateway
-    is bundling right now is left to the next flush (by then it has what is committed).
+    is bundling right now is left to the next flush (by then it has what is committed), and
+    its id added to ``skipped``.
     """
     moment = at or now()
     queued: dict[str, list[int]] = {}
@@ -209,6 +211,8 @@ def flush_forwards(
                 if wait:
                     xact_locks(conn, SUPPLIER, [partner.id])
                 elif not try_xact_lock(conn, SUPPLIER, partner.id):
+                    if skipped is not None:
+                        skipped.add(partner.id)
                     continue
                 ids = _flush_supplier(session, settings, partner, moment, force=force)
         except ForwardConflict as exc:
@@ -235,14 +239,17 @@ def note_deliveries(store: Store, *, wait: bool = True) -> dict[str, str]:
         by_bundle: dict[tuple[str, str], list[Forward]] = defaultdict(list)
         for row in rows:
             by_bundle[(row.partner, row.bundle or "")].append(row)
+        # The files of every queued bundle in one query, not one per bundle.
+        of_bundle: dict[tuple[str, str], list[tuple[str, str | None]]] = defaultdict(list)
+        queued = select(Forward.partner, Forward.bundle).where(Forward.state == QUEUED)
+        for partner, bundle, state, where in session.execute(
+            select(OutboxRow.partner, OutboxRow.doc_number, OutboxRow.state, OutboxRow.delivered_to)
+            .where(tuple_(OutboxRow.partner, OutboxRow.doc_number).in_(queued))
+            .order_by(OutboxRow.id)
+        ):
+            of_bundle[(partner, bundle)].append((state, where))
         for (partner, bundle), members in by_bundle.items():
-            files = list(
-                session.execute(
-                    select(OutboxRow.state, OutboxRow.delivered_to).where(
-                        OutboxRow.partner == partner, OutboxRow.doc_number == bundle
-                    )
-                )
-            )
+            files = of_bundle.get((partner, bundle), [])
             if files and all(state == "sent" for state, _ in files):
                 where = ", ".join(str(w) for _, w in files)
                 _move(session, members, DELIVERED, f"delivered to {partner}: {where}")
@@ -260,13 +267,14 @@ def flush_all(
     partner: str | None = None,
     at: datetime | None = None,
     wait: bool = True,
+    skipped: set[str] | None = None,
 ) -> dict[int, str]:
     """One delivery cycle: due bundles into the outbox, the outbox flushed (``partner``'s rows
     only, if given), deliveries noted. Without ``wait`` (the daemon, which comes back soon),
-    what another gateway is doing at this moment is left to it."""
+    what another gateway is doing at this moment is left to it (``skipped``: the suppliers)."""
     from edi_gateway.outbound.outbox import flush
 
-    flush_forwards(store, settings, at=at, wait=wait)
+    flush_forwards(store, settings, at=at, wait=wait, skipped=skipped)
     done = flush(store, settings, partner=partner, at=at)
     note_deliveries(store, wait=wait)
     return done
