@@ -343,6 +343,10 @@ def test_run_once_leaves_receipts_awaiting_for_the_next_run(
     assert outbox_row(sender, row_id).state == "awaiting_receipt" and not first.delivered
     listed = cli_json("--config", tmp_path / "gateway.yaml", "outbox", "list")
     assert [(r["id"], r["state"]) for r in listed] == [(row_id, "awaiting_receipt")]
+    config = ("--config", tmp_path / "gateway.yaml")
+    waiting = cli_json(*config, "outbox", "list", "--state", "awaiting_receipt")
+    assert [r["id"] for r in waiting] == [row_id]
+    assert cli_json(*config, "outbox", "list", "--state", "pending") == []
 
     assert partner.partner.release_async() == 1
     second = Daemon(sender, lambda name, outcome: None, threading.Event()).run(once=True)

@@ -121,7 +121,9 @@ def _outbox_commands(sub: Any, json_flag: Callable[[argparse.ArgumentParser], No
     outbox = sub.add_parser("outbox", help="outbound documents waiting for or done with delivery")
     osub = outbox.add_subparsers(dest="action", required=True, metavar="ACTION")
     olist = osub.add_parser("list")
-    olist.add_argument("--state", choices=["pending", "sent", "failed", "withdrawn"])
+    olist.add_argument(
+        "--state", choices=["pending", "awaiting_receipt", "sent", "failed", "withdrawn"]
+    )
     olist.add_argument("--partner")
     json_flag(olist)
     flush = osub.add_parser("flush", help="deliver what is due now")
