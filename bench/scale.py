@@ -34,6 +34,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sqlalchemy import Engine, create_engine, text
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 EXE = REPO / ".venv" / "bin" / "edi-gateway"
@@ -136,41 +138,29 @@ def postmaster_pid(server_base: Path) -> int:
     return int((server_base / "data" / "postmaster.pid").read_text().split()[0])
 
 
-def counts(url: str) -> tuple[dict[str, int], dict[str, int], int, int]:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            messages = dict(
-                conn.execute(text("SELECT state, count(*) FROM messages GROUP BY state")).all()
-            )
-            outbox = dict(
-                conn.execute(text("SELECT state, count(*) FROM outbox GROUP BY state")).all()
-            )
-            orders = conn.execute(text("SELECT count(*) FROM orders")).scalar() or 0
-            forwarded = conn.execute(
-                text("SELECT count(*) FROM forwards WHERE state = 'delivered'")
-            ).scalar()
-    finally:
-        engine.dispose()
+def counts(engine: Engine) -> tuple[dict[str, int], dict[str, int], int, int]:
+    """Messages and outbox rows by state, orders, forwards delivered."""
+    with engine.connect() as conn:
+        messages = dict(
+            conn.execute(text("SELECT state, count(*) FROM messages GROUP BY state")).all()
+        )
+        outbox = dict(conn.execute(text("SELECT state, count(*) FROM outbox GROUP BY state")).all())
+        orders = conn.execute(text("SELECT count(*) FROM orders")).scalar() or 0
+        forwarded = conn.execute(
+            text("SELECT count(*) FROM forwards WHERE state = 'delivered'")
+        ).scalar()
     return messages, outbox, int(orders), int(forwarded or 0)
 
 
-def owners(url: str) -> dict[str, int]:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT holder, count(*) FROM leases WHERE name LIKE 'connector:%' "
-                    "AND until > clock_timestamp() GROUP BY holder"
-                )
-            ).all()
-    finally:
-        engine.dispose()
+def owners(engine: Engine) -> dict[str, int]:
+    """Gateway -> how many connectors it holds a current lease on."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT holder, count(*) FROM leases WHERE name LIKE 'connector:%' "
+                "AND until > clock_timestamp() GROUP BY holder"
+            )
+        ).all()
     return {str(holder): int(n) for holder, n in rows}
 
 
@@ -180,6 +170,7 @@ def one_run(
     from tests.conftest import new_postgres_database
 
     url = new_postgres_database(server)
+    engine = create_engine(url)  # the benchmark's own looks at the store, one pool per run
     root = Path(tempfile.mkdtemp(prefix=f"scale{n}-", dir=base))
     staging = root / "staging"
     write_orders(staging, args.orders, args.lines, args.inboxes)
@@ -208,7 +199,7 @@ def one_run(
     try:
         deadline = time.monotonic() + 60
         while True:  # until the connectors are shared out: each gateway holds its share
-            held = owners(url)
+            held = owners(engine)
             share = -(-args.inboxes // n)
             shared = len(held) == n and sum(held.values()) == args.inboxes
             if shared and all(v <= share for v in held.values()):
@@ -229,7 +220,7 @@ def one_run(
             for g in gateways:
                 if g.poll() is not None:
                     raise SystemExit(f"a gateway died: see {root}/gateway*.log")
-            messages, outbox, orders, forwarded = counts(url)
+            messages, outbox, orders, forwarded = counts(engine)
             if messages.get("processed", 0) == forwarded == args.orders:
                 break  # every order processed, forwarded and its file delivered
             if time.monotonic() > finish:
@@ -243,7 +234,8 @@ def one_run(
             g.send_signal(signal.SIGTERM)
         for g in gateways:
             g.wait(timeout=120)
-    messages, outbox, orders, forwarded = counts(url)
+    messages, outbox, orders, forwarded = counts(engine)
+    engine.dispose()
     delivered = len(list((root / "out").glob("*.xml")))
     if sum(messages.values()) != args.orders or orders != args.orders:
         raise SystemExit(f"lost or doubled: {messages}, {orders} orders")

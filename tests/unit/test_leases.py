@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
+from edi_gateway.pipeline.process import Policy
 from edi_gateway.store.db import Store
 from edi_gateway.store.leases import alive, hold, read, release
 from edi_gateway.transports.claims import claim_prefix, original_name, to_recover
@@ -91,5 +94,49 @@ def test_gateways_share_the_polled_connectors_and_take_over_a_dead_ones(postgres
         first.renew_at = 0
         first.beat()
         assert first.share == 4 and [first.may_poll(n) for n in names] == [True] * 4
+    finally:
+        shared.close()
+
+
+def test_a_stalled_gateway_loses_its_messages_and_cannot_commit_after(
+    postgres_url: str, policy: Policy
+) -> None:
+    """The fence: while one gateway's transaction holds a message, another skips it (it stays
+    ``received`` in that call's answer); once the holder has idled past its lease PostgreSQL
+    ends it, its commit fails, and the message is processed once by the other."""
+    from sqlalchemy import func, select, text
+    from sqlalchemy.exc import DBAPIError
+
+    from edi_gateway.envelope import Envelope
+    from edi_gateway.pipeline.intake import intake
+    from edi_gateway.pipeline.process import process_messages
+    from edi_gateway.store import schema
+    from edi_gateway.store.db import open_store
+    from tests import factory as f
+
+    shared = open_store(postgres_url, lease_seconds=1)
+    try:
+        envelopes = [
+            Envelope(f.order(f"PO-F{n}", f.items(1)), "t", f"fence-{n}", f"{n}.xml")
+            for n in range(2)
+        ]
+        held, free = intake(shared, envelopes)
+        stalled = shared.engine.connect()
+        trans = stalled.begin()
+        stalled.execute(text("SELECT id FROM messages WHERE id = :i FOR UPDATE"), {"i": held})
+        assert process_messages(shared, policy, [held, free]) == {
+            held: "received",
+            free: "processed",
+        }
+        time.sleep(1.5)  # past the lease: PostgreSQL ends the idle transaction
+        with pytest.raises(DBAPIError):
+            stalled.execute(text("UPDATE messages SET state = 'failed' WHERE id = :i"), {"i": held})
+            trans.commit()
+        stalled.close()
+        assert process_messages(shared, policy, [held]) == {held: "processed"}
+        with shared.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(schema.orders)) == 2
+            state = conn.scalar(select(schema.messages.c.state).where(schema.messages.c.id == held))
+        assert state == "processed"
     finally:
         shared.close()

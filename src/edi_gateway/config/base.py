@@ -171,6 +171,13 @@ class ConnectorBase(_Model):
     """Supplier replies in the supplier's own layout: file-name pattern -> column map name in
     ``mappings/<partner>/replies/<name>.yaml``; files matching no pattern are read as UBL."""
 
+    @property
+    def exchange_seconds(self) -> float:
+        """The longest one exchange with the partner through this connector may take (its
+        connect and I/O timeouts added); 0 for one that sets none (a folder). A delivery keeps
+        its outbox row locked that much longer than the gateway's lease (docs/adr/0018)."""
+        return 0.0
+
     @field_validator("cron")
     @classmethod
     def _cron_expression(cls, value: str | None) -> str | None:

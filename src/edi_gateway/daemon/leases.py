@@ -78,9 +78,12 @@ class Ownership:
         self.renew_at = monotonic() + self.every
 
     def may_poll(self, connector: str) -> bool:
-        """Take or renew the lease of ``connector``: True when this gateway is its owner. A
-        gateway that has its share already takes no more."""
-        if connector not in self.owned and len(self.owned) >= self.share:
+        """Take the lease of ``connector`` (one it holds is renewed with the others, by
+        :meth:`beat`): True when this gateway is its owner. A gateway that has its share
+        already takes no more."""
+        if connector in self.owned:
+            return self.keeps(connector)
+        if len(self.owned) >= self.share:
             return False
         with self.store.connect() as conn:
             return self._renew(conn, connector)

@@ -47,8 +47,6 @@ AWAITING = "awaiting_receipt"
 MAX_ATTEMPTS = 8
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST_WAIT = timedelta(hours=1)
-# The connectors' settings that bound one exchange with the partner (config_*.py).
-IO_TIMEOUTS = ("connect_timeout", "timeout", "timeout_seconds", "blocked_timeout")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -150,20 +148,14 @@ def flush(
                 ).first()
                 if row is None or row.state != PENDING:
                     continue
-                lease_timeout(session.connection(), _send_lease(settings, row.connector))
+                # Locked the gateway's lease plus what one exchange through it may take.
+                exchange = settings.connector(row.connector).exchange_seconds
+                lease_timeout(session.connection(), settings.daemon.lease_seconds + exchange)
                 done[row_id] = _deliver(session, row, settings, opened, at or now())
     finally:
         for transport in opened.values():
             close_quietly(transport)
     return done
-
-
-def _send_lease(settings: Settings, connector: str) -> float:
-    """How long one delivery through ``connector`` may keep its row locked: the gateway's lease
-    plus the longest wait the connector allows itself (connect, then send)."""
-    conn = settings.connector(connector)
-    waits = [getattr(conn, name, 0) for name in IO_TIMEOUTS]
-    return settings.daemon.lease_seconds + sum(w for w in waits if isinstance(w, int | float))
 
 
 def _deliver(

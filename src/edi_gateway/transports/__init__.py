@@ -50,7 +50,6 @@ _INBOUND = {
     "imap": "edi_gateway.transports.email_in:ImapInbound",
     "sftp": "edi_gateway.transports.sftp:SftpInbound",
 }
-_CLAIMING = frozenset({"folder", "sftp"})  # inbound transports whose claims name the claimant
 _OUTBOUND = {
     "amqp": "edi_gateway.transports.amqp:AmqpOutbound",
     "as2": "edi_gateway.transports.as2:As2Outbound",
@@ -89,11 +88,7 @@ def open_inbound(
     take over (``transports/claims.py``); a broker or a mail server returns what a dead gateway
     never acknowledged by itself.
     """
-    factory = _open(conn, "in", _INBOUND)
-    claims = conn.type in _CLAIMING
-    transport: InboundTransport = (
-        factory(conn, max_bytes, claimants) if claims else factory(conn, max_bytes)
-    )
+    transport: InboundTransport = _open(conn, "in", _INBOUND)(conn, max_bytes, claimants)
     return transport
 
 

@@ -41,6 +41,7 @@ from edi_gateway.transports.amqp_link import (
 )
 from edi_gateway.transports.amqp_spec import AmqpConnector
 from edi_gateway.transports.base import TransportError
+from edi_gateway.transports.claims import Claimants
 from edi_gateway.transports.folder import safe_name
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,15 @@ def message_filename(properties: BasicProperties, ref: str) -> str:
 class AmqpInbound:
     """Consumes a RabbitMQ queue; see the module docstring."""
 
-    def __init__(self, conn: AmqpConnector, max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        conn: AmqpConnector,
+        max_bytes: int | None = None,
+        claimants: Claimants | None = None,
+    ) -> None:
+        """``claimants`` is not needed: what a gateway took and never acknowledged, the server
+        itself gives back once that gateway's connection is gone (transports/claims.py)."""
+        del claimants
         if conn.direction != "in":
             raise ConfigError(f"connector {conn.name!r} is not inbound (direction: in)")
         assert conn.queue is not None

@@ -62,6 +62,11 @@ class AmqpConnector(ConnectorBase):
     routing_key: str | None = None
     """Outbound: the routing key of published messages."""
 
+    @property
+    def exchange_seconds(self) -> float:
+        """Connect, then a blocked connection's limit (``ConnectorBase.exchange_seconds``)."""
+        return self.connect_timeout + self.blocked_timeout
+
     @field_validator("queue", "dead_letter_exchange", "dead_letter_queue", "exchange")
     @classmethod
     def _amqp_name(cls, value: str | None) -> str | None:

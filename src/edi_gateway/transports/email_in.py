@@ -34,6 +34,7 @@ from typing import Any
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ConfigError, ErrorCode
 from edi_gateway.transports.base import TransportError
+from edi_gateway.transports.claims import Claimants
 from edi_gateway.transports.email_common import auth_error, network_error
 from edi_gateway.transports.email_parts import (
     DEFAULT_LIMIT,
@@ -67,7 +68,15 @@ class _Claim:
 class ImapInbound:
     """Offers the documents of the mails in an IMAP folder; see the module docstring."""
 
-    def __init__(self, conn: ImapConnector, max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        conn: ImapConnector,
+        max_bytes: int | None = None,
+        claimants: Claimants | None = None,
+    ) -> None:
+        """``claimants`` is not needed: what a gateway took and never acknowledged, the server
+        itself gives back once that gateway's connection is gone (transports/claims.py)."""
+        del claimants
         if conn.direction != "in":
             raise ConfigError(f"connector {conn.name!r} is not inbound (direction: in)")
         self.name = conn.name

@@ -48,6 +48,11 @@ class _MailServer(ConnectorBase):
     """How long one network operation may take before the link counts as dead."""
 
     @property
+    def exchange_seconds(self) -> float:
+        """The I/O timeout (``ConnectorBase.exchange_seconds``)."""
+        return self.timeout_seconds
+
+    @property
     def server_port(self) -> int:
         """``port``, else the usual port of the protocol and ``security``."""
         return self.port or _DEFAULT_PORTS[self.type][self.security]

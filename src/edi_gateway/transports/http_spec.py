@@ -38,6 +38,11 @@ class _Listen(ConnectorBase):
     timeout_seconds: float = Field(default=60, gt=0, le=3600)
     """Outbound: seconds to wait for the partner's answer."""
 
+    @property
+    def exchange_seconds(self) -> float:
+        """The I/O timeout (``ConnectorBase.exchange_seconds``)."""
+        return self.timeout_seconds
+
     @model_validator(mode="after")
     def _listen_or_post(self) -> _Listen:
         if self.direction == "out" and self.url is None:

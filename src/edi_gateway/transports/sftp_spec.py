@@ -59,6 +59,11 @@ class SftpConnector(ConnectorBase):
     timeout: float = Field(default=60, gt=0, le=3600)
     """Seconds one SFTP operation may take before the link counts as dead."""
 
+    @property
+    def exchange_seconds(self) -> float:
+        """Connect, then the I/O timeout (``ConnectorBase.exchange_seconds``)."""
+        return self.connect_timeout + self.timeout
+
     @field_validator("path", "claimed", "archive", "error")
     @classmethod
     def _remote_path(cls, value: str | None) -> str | None:
