@@ -23,12 +23,14 @@ from edi_gateway.pipeline.history import now, record
 from edi_gateway.pipeline.intake import intake
 from edi_gateway.pipeline.process import (
     FAILED,
+    Checks,
     Policy,
     ReplyReader,
     pending_ids,
     process_messages,
 )
 from edi_gateway.pipeline.readahead import Examined, ReadAhead, inbound_files
+from edi_gateway.rules.evaluate import RuleEngine
 from edi_gateway.store.db import Store, open_store
 
 if TYPE_CHECKING:
@@ -87,6 +89,7 @@ class Gateway:
     settings: Settings
     store: Store
     _policy: Policy | None = field(default=None, repr=False, compare=False)
+    _rules: list[RuleEngine | None] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def open(cls, settings: Settings) -> Gateway:
@@ -110,12 +113,31 @@ class Gateway:
             partner = settings.partner_by_key(keys)
             return partner.id if partner else None
 
+        def checks_of(partner_id: str | None) -> Checks:
+            partner = settings.partner(partner_id) if partner_id else None
+            if partner is None:
+                return Checks()
+            return Checks(peppol=partner.validation == "peppol", severity=partner.severity)
+
         return Policy(
             max_size=settings.intake.max_size_mb * 1024 * 1024,
             accept_unknown_partners=settings.intake.unknown_partner == "accept",
             partner_of=partner_of,
             reply_reader=_reply_readers(settings),
+            checks_of=checks_of,
+            rule_engine=self.rule_engine,
         )
+
+    def rule_engine(self) -> RuleEngine | None:
+        """The installed rule release in use (loaded and verified once), None when none is
+        installed; ``RULES_UNAVAILABLE`` when one is but does not verify."""
+        if not self._rules:
+            from edi_gateway.rules.install import active_name, load
+
+            rules = self.settings.rules
+            name = active_name(rules.dir, rules.release)
+            self._rules.append(RuleEngine(load(rules.dir, name)) if name else None)
+        return self._rules[0]
 
     def close(self) -> None:
         """Release the store."""

@@ -42,6 +42,8 @@ class ErrorCode(StrEnum):
     TLS_FAILED = "TLS_FAILED"
     DELIVERY_REFUSED = "DELIVERY_REFUSED"
     RECEIPT_FAILED = "RECEIPT_FAILED"
+    RULES_FAILED = "RULES_FAILED"
+    RULES_UNAVAILABLE = "RULES_UNAVAILABLE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
@@ -57,6 +59,16 @@ REMEDY: dict[ErrorCode, str] = {
     ErrorCode.FORBIDDEN_DTD: "DTDs and entities are refused for safety; the sender must drop them.",
     ErrorCode.UNSUPPORTED_DOCUMENT: "The root element is not a UBL 2.1 document type we process.",
     ErrorCode.XSD_INVALID: "The document breaks the UBL 2.1 schema at that line; ask for a fix.",
+    ErrorCode.RULES_FAILED: (
+        "The document breaks official Peppol rules (the findings list each rule, where and why): "
+        "ask the sender for a corrected document, or, for a document the gateway made, fix its "
+        "data and send it again. A rule a partner may break can be lowered with severity: in "
+        "gateway.yaml."
+    ),
+    ErrorCode.RULES_UNAVAILABLE: (
+        "No verified Peppol rule release is installed: run `edi-gateway rules install PATH` "
+        "with the official release (folder or archive), then redrive."
+    ),
     ErrorCode.INTERPRETATION_FAILED: "The document is schema-valid but lacks data we need.",
     ErrorCode.UNKNOWN_PARTNER: "Add the party to partners in gateway.yaml, then redrive.",
     ErrorCode.DUPLICATE: "Byte-identical re-send of an earlier message; nothing to do.",

@@ -223,8 +223,28 @@ def _detail_text(d: Json) -> str:
             lines.append(f"  -> {remedy}")
     if d["order_id"]:
         lines.append(f"  order {d['order_id']}")
+    lines += findings_text(d["findings"])
     lines.append("History:")
     return "\n".join(lines + _history_text(d["history"]))
+
+
+SHOWN_FINDINGS = 100
+
+
+def findings_text(findings: list[Json]) -> list[str]:
+    """``Findings:`` and one line per finding (the first 100, then how many more)."""
+    if not findings:
+        return []
+    fatal = sum(1 for f in findings if f["flag"] == "fatal")
+    lines = [f"Findings: {len(findings)} ({fatal} fatal)"]
+    for f in findings[:SHOWN_FINDINGS]:
+        where = " ".join(
+            w for w in (f"line {f['line']}" if f["line"] else "", f["location"] or "") if w
+        )
+        lines.append(f"  {f['flag']:<7} {f['rule_id']:<20} {where}: {f['text']}")
+    if len(findings) > SHOWN_FINDINGS:
+        lines.append(f"  ... and {len(findings) - SHOWN_FINDINGS} more (--json lists them all)")
+    return lines
 
 
 def _order_text(d: Json) -> str:

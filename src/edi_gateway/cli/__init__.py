@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edi_gateway.cli import outbound as cli_outbound
+from edi_gateway.cli import rules as cli_rules
 from edi_gateway.errors import ConfigError, ErrorCode, GatewayError
 
 if TYPE_CHECKING:
@@ -90,8 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     orelease = osub.add_parser("release", help="let a held order go to its supplier")
     orelease.add_argument("ref", help="store ID, BUYER:ORDER_ID or an unambiguous order ID")
     _json(orelease)
-    cli_outbound.add_commands(sub, _json, orders=osub)
+    _command_groups(sub, osub)
     return parser
+
+
+def _command_groups(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    orders: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """The command groups that live in modules of their own."""
+    cli_outbound.add_commands(sub, _json, orders=orders)
+    cli_rules.add_commands(sub, _json)
 
 
 def _logging_options(parser: argparse.ArgumentParser) -> None:
@@ -163,6 +173,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _init(args)
     if args.command == "validate":
         return _validate(args)
+    if args.command == "rules":
+        return cli_rules.handle(args, _print)
     ahead = None
     if args.command == "ingest":  # before the heavy imports below: see pipeline/readahead.py
         from edi_gateway.pipeline.readahead import ReadAhead, inbound_files

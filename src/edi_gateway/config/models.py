@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
+    StringConstraints,
     model_validator,
 )
 
@@ -24,16 +25,22 @@ from edi_gateway.config.base import IntakeSettings, PeppolId, Slug, StoreSetting
 from edi_gateway.config.connectors import Connector
 from edi_gateway.config.daemon import DaemonSettings
 from edi_gateway.config.profiles import ForwardProfile, LegalProfile
+from edi_gateway.config.rules import RulesSettings
 from edi_gateway.domain.documents import DocumentKind
 from edi_gateway.errors import ConfigError
+
+RuleId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+"""A rule's ID as the rule sets write it (``BR-CO-15``, ``PEPPOL-T01-B00101``)."""
 
 __all__ = ["Partner", "Route", "RouteMatch", "Settings", "reply_map_path"]
 
 
 GONE_PARTNER_KEYS = {
     "peppol_validation": (
-        "this key never did anything and was removed: documents are checked against the UBL "
-        "2.1 schemas only; per-partner Peppol rules are not available yet. Remove the key."
+        "this key never did anything and was removed. To check this partner's documents "
+        "against the official Peppol rules write `validation: peppol` instead (after "
+        "`edi-gateway rules install PATH`); `validation: xsd`, the default, checks the UBL 2.1 "
+        "schema only."
     ),
     "options": "this key was never read by anything and was removed. Remove it.",
 }
@@ -62,6 +69,12 @@ class Partner(_Model):
     """Legal name, address, VAT and bank details: needed to invoice as or to this partner."""
     debit_note_as: Literal["invoice", "debitnote"] = "invoice"
     """A debit note to this partner: a Peppol Invoice 383, or a UBL DebitNote (non-Peppol)."""
+    validation: Literal["xsd", "peppol"] = "xsd"
+    """What documents from this partner must pass: the UBL 2.1 XSD, or also the official Peppol
+    rules of their CustomizationID (an installed release, see ``edi-gateway rules``)."""
+    severity: dict[RuleId, Literal["fatal", "warning", "ignore"]] = Field(default_factory=dict)
+    """Per rule ID, how serious a finding is for this partner's documents (both ways), as the
+    KoSIT validator's custom levels: ``{BR-CL-14: warning, PEPPOL-T01-R002: ignore}``."""
 
     @model_validator(mode="before")
     @classmethod
@@ -111,6 +124,7 @@ class Settings(_Model):
     connectors: list[Connector] = Field(default_factory=list)
     routes: list[Route] = Field(default_factory=list)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    rules: RulesSettings
 
     @cached_property
     def _partner_index(self) -> dict[str, Partner]:
@@ -153,7 +167,7 @@ class Settings(_Model):
     @classmethod
     def _store_default_in_context(cls, data: Any) -> Any:
         # a default_factory would build StoreSettings without the context (so without base_dir)
-        return {"store": {}, **data} if isinstance(data, dict) else data
+        return {"store": {}, "rules": {}, **data} if isinstance(data, dict) else data
 
     @model_validator(mode="after")
     def _cross_check(self) -> Settings:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
 from edi_gateway.domain.documents import Document, DocumentKind
+from edi_gateway.domain.findings import Severity, apply_severity, fatal
 from edi_gateway.errors import DocumentError, ErrorCode, GatewayError
 from edi_gateway.pipeline.limits import check_lengths
 from edi_gateway.pipeline.orders import insert_orders
@@ -30,6 +31,7 @@ from edi_gateway.pipeline.work import (
     unexpected,
     write_outcomes,
 )
+from edi_gateway.rules.evaluate import RuleEngine, RulesFailed, check_document
 from edi_gateway.store.db import Store, transient
 from edi_gateway.store.leases import (
     SAME_BYTES,
@@ -73,6 +75,23 @@ def _no_replies(source: str, filename: str) -> ReplyReader | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Checks:
+    """What one partner's documents must pass beyond the UBL 2.1 XSD."""
+
+    peppol: bool = False
+    """The official Peppol rules of the document's CustomizationID (``validation: peppol``)."""
+    severity: Mapping[str, Severity] = field(default_factory=dict)
+
+
+def _xsd_only(partner: str | None) -> Checks:
+    return Checks()
+
+
+def _no_rules() -> RuleEngine | None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """What processing needs from the configuration.
 
@@ -84,6 +103,9 @@ class Policy:
     accept_unknown_partners: bool
     partner_of: Callable[[Sequence[str]], str | None]
     reply_reader: Callable[[str, str], ReplyReader | None] = _no_replies
+    checks_of: Callable[[str | None], Checks] = _xsd_only
+    rule_engine: Callable[[], RuleEngine | None] = _no_rules
+    """The installed rule release (None: none installed; raises when it fails to verify)."""
 
 
 def process_messages(
@@ -294,6 +316,26 @@ def _examine(
     # With read-ahead the worker walks forward, so this side takes the batch from its end.
     for work in reversed(firsts) if prepared else firsts:
         _read(policy, work, prepared)
+    _identify_and_check(policy, firsts)
+    xact_locks(conn, SAME_NUMBER, (key for w in firsts for key in _numbers(w)))
+    _check_id_conflicts(conn, works)
+    for twin, first in twins:
+        twin.payload = None
+        twin.findings = first.findings
+        if first.error is not None:  # refused bytes sent again are refused alike
+            twin.document, twin.sender_key, twin.partner = (
+                first.document,
+                first.sender_key,
+                first.partner,
+            )
+            twin.fail(first.error)
+        else:
+            twin.duplicate_of = first.id
+            twin.end(DUPLICATE)
+
+
+def _identify_and_check(policy: Policy, firsts: list[Work]) -> None:
+    """Who sent each document, then the partner's rule sets over its bytes (then dropped)."""
     for work in firsts:
         if work.document is not None and work.error is None:
             try:
@@ -305,20 +347,10 @@ def _examine(
                     "internal error identifying message %s", work.id, extra={"message_id": work.id}
                 )
                 work.fail(GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
-    xact_locks(conn, SAME_NUMBER, (key for w in firsts for key in _numbers(w)))
-    _check_id_conflicts(conn, works)
-    for twin, first in twins:
-        twin.payload = None
-        if first.error is not None:  # refused bytes sent again are refused alike
-            twin.document, twin.sender_key, twin.partner = (
-                first.document,
-                first.sender_key,
-                first.partner,
-            )
-            twin.fail(first.error)
-        else:
-            twin.duplicate_of = first.id
-            twin.end(DUPLICATE)
+    for work in firsts:
+        if work.pending and work.document is not None:
+            _check_rules(policy, work)
+        work.payload = None
 
 
 def _read(policy: Policy, work: Work, prepared: Prepared | None) -> None:
@@ -346,7 +378,8 @@ def _read(policy: Policy, work: Work, prepared: Prepared | None) -> None:
     except Exception as exc:  # a bug must fail one message, never the batch
         log.exception("internal error reading message %s", work.id, extra={"message_id": work.id})
         work.fail(GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
-    work.payload = None
+    if work.error is not None:
+        work.payload = None  # the rest keep their bytes for the partner's rule sets
 
 
 def _earlier_originals(conn: Connection, works: list[Work]) -> dict[str, int]:
@@ -391,6 +424,33 @@ def _identify(policy: Policy, work: Work) -> None:
         )
     receiver = document.receiver()
     work.counterpart = policy.partner_of(receiver.keys()) if receiver else None
+
+
+def _check_rules(policy: Policy, work: Work) -> None:
+    """The partner's rule sets over the message's bytes: findings kept, a fatal one fails it."""
+    checks = policy.checks_of(work.partner)
+    if not checks.peppol or work.payload is None:
+        return
+    if policy.reply_reader(work.source, work.filename) is not None:
+        return  # a supplier's own CSV/Excel layout: no UBL to check
+    try:
+        engine = policy.rule_engine()
+        if engine is None:
+            raise GatewayError(
+                ErrorCode.RULES_UNAVAILABLE,
+                f"partner {work.partner} has validation: peppol, but no Peppol rule release is "
+                "installed (edi-gateway rules install PATH)",
+            )
+        found = check_document(engine, work.payload, max_size=policy.max_size)
+        work.findings = apply_severity(found, checks.severity)
+        failing = fatal(work.findings)
+        if failing:
+            raise RulesFailed(failing, len(work.findings))
+    except GatewayError as exc:
+        work.fail(exc)
+    except Exception as exc:  # a bug must fail one message, never the batch
+        log.exception("internal error checking message %s", work.id, extra={"message_id": work.id})
+        work.fail(GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
 
 
 def _check_id_conflicts(conn: Connection, works: list[Work]) -> None:

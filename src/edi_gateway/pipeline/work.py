@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, delete
 from sqlalchemy.exc import DataError, IntegrityError
 
 from edi_gateway.domain.documents import Document
+from edi_gateway.domain.findings import Finding
 from edi_gateway.errors import ErrorCode, GatewayError, first_line
 from edi_gateway.pipeline.history import SYSTEM, now
 from edi_gateway.store.bulk import insert_many, update_many
-from edi_gateway.store.schema import history, messages
+from edi_gateway.store.schema import findings, history, messages
 
 PROCESSED, ORPHAN, DUPLICATE, FAILED = "processed", "orphan", "duplicate", "failed"
 
@@ -37,6 +38,8 @@ class Work:
     error: GatewayError | None = None
     duplicate_of: int | None = None
     order_id: int | None = None
+    findings: list[Finding] = field(default_factory=list)
+    """What the XSD or the partner's rule sets found (warnings too), kept with the message."""
 
     @property
     def pending(self) -> bool:
@@ -44,8 +47,11 @@ class Work:
         return self.state is None
 
     def fail(self, error: GatewayError) -> None:
-        """End as ``failed`` with this error."""
+        """End as ``failed`` with this error (and the findings it carries, if any)."""
         self.state, self.error = FAILED, error
+        carried = getattr(error, "findings", None)
+        if carried:
+            self.findings = list(carried)
 
     def reset(self) -> None:
         """Back to pending, as before anything was written (its savepoint was rolled back)."""
@@ -80,6 +86,35 @@ def write_outcomes(conn: Connection, works: list[Work]) -> None:
     stamp = now()
     update_many(conn, messages, [_row(w, stamp) for w in done])
     insert_many(conn, history, [_event(w, stamp) for w in done])
+    write_findings(conn, [w for w in done if w.findings or w.attempts])
+
+
+def write_findings(conn: Connection, works: list[Work]) -> None:
+    """Replace what earlier checks of these messages found (a redrive) by this check's."""
+    if not works:
+        return
+    ids = [w.id for w in works if w.attempts]
+    for start in range(0, len(ids), 500):
+        conn.execute(delete(findings).where(findings.c.message_id.in_(ids[start : start + 500])))
+    rows = [
+        finding_row(f, seq) | {"message_id": w.id}
+        for w in works
+        for seq, f in enumerate(w.findings)
+    ]
+    insert_many(conn, findings, rows, {"outbox_id": None})
+
+
+def finding_row(finding: Finding, seq: int) -> dict[str, Any]:
+    """A ``findings`` row (without its message or outbox id)."""
+    return {
+        "seq": seq,
+        "rule_set": finding.rule_set[:64],
+        "rule_id": finding.rule_id[:64],
+        "flag": finding.flag[:16],
+        "location": finding.location,
+        "line": finding.line,
+        "text": finding.text,
+    }
 
 
 def _row(work: Work, stamp: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from edi_gateway.errors import ErrorCode, LookupFailed
+from edi_gateway.store import schema
 from edi_gateway.store.tables import (
     DocumentLine,
     DocumentRow,
@@ -91,10 +92,27 @@ def message_detail(session: Session, message_id: int) -> Json:
             "sender_key": message.sender_key,
             "duplicate_of": message.duplicate_of,
             "attempts": message.attempts,
+            "findings": findings_of(session, message_id=message_id),
             "history": _history(session, HistoryEvent.message_id == message_id),
         }
     )
     return out
+
+
+def findings_of(
+    session: Session, *, message_id: int | None = None, outbox_id: int | None = None
+) -> list[Json]:
+    """What the latest check of a message or an outbox row found, in the order found."""
+    c = schema.findings.c
+    column, value = (
+        (c.message_id, message_id) if message_id is not None else (c.outbox_id, outbox_id)
+    )
+    rows = session.execute(
+        select(c.rule_set, c.rule_id, c.flag, c.location, c.line, c.text)
+        .where(column == value)
+        .order_by(c.seq)
+    )
+    return [dict(row._mapping) for row in rows]
 
 
 def _history(session: Session, condition: Any) -> list[Json]:

@@ -210,6 +210,23 @@ outbox = Table(
     UniqueConstraint("connector", "filename"),
 )
 
+findings = Table(
+    "findings",
+    metadata,
+    _id(),
+    Column("message_id", ForeignKey("messages.id"), index=True),
+    Column("outbox_id", ForeignKey("outbox.id"), index=True),
+    Column("seq", Integer, nullable=False),  # order within the message or outbox row
+    Column("rule_set", String(64), nullable=False),  # XSD, PEPPOLBIS-T01, CEN-EN16931-UBL...
+    Column("rule_id", String(64), nullable=False),
+    Column("flag", String(16), nullable=False),  # fatal, warning, information
+    Column("location", Text),  # an XPath with cbc:/cac: prefixes
+    Column("line", Integer),
+    Column("text", Text, nullable=False),
+)
+"""What the XSD or an official rule set found in a received message or an outgoing document
+(0008); the latest check's findings only."""
+
 forwards = Table(
     "forwards",
     metadata,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from edi_gateway.domain.documents import DocumentKind
+from edi_gateway.domain.findings import XSD, Finding
 from edi_gateway.errors import DocumentError, ErrorCode
 from edi_gateway.ubl.namespaces import maindoc_ns
 from edi_gateway.ubl.parse import parse
@@ -51,6 +52,11 @@ class XsdInvalid(DocumentError):
             line=first.line,
         )
         self.issues: tuple[XsdIssue, ...] = tuple(issues)
+
+    @property
+    def findings(self) -> list[Finding]:
+        """The issues as findings (rule set and rule ``XSD``), kept with the failed message."""
+        return [Finding(XSD, XSD, "fatal", None, i.line, i.message) for i in self.issues]
 
 
 expected_namespace = maindoc_ns
