@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from edi_gateway.crashpoints import reach
 from edi_gateway.envelope import Envelope, file_envelope
-from edi_gateway.errors import ConfigError, ErrorCode
+from edi_gateway.errors import ConfigError, ErrorCode, GatewayError
 from edi_gateway.pipeline.history import now, record
 from edi_gateway.pipeline.intake import intake
 from edi_gateway.pipeline.process import (
@@ -89,7 +89,6 @@ class Gateway:
     settings: Settings
     store: Store
     _policy: Policy | None = field(default=None, repr=False, compare=False)
-    _rules: list[RuleEngine | None] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def open(cls, settings: Settings) -> Gateway:
@@ -128,16 +127,40 @@ class Gateway:
             rule_engine=self.rule_engine,
         )
 
+    def rules_status(self) -> dict[str, Any]:
+        """For health and the start-up log: the release in use and whether checks run."""
+        rules = self.settings.rules
+        try:
+            engine = self.rule_engine()
+        except GatewayError as exc:
+            return {
+                "release": None,
+                "checks": "failing",
+                "dir": str(rules.dir),
+                "problem": exc.message,
+            }
+        if engine is None:
+            return {
+                "release": None,
+                "checks": "off",
+                "dir": str(rules.dir),
+                "problem": f"no Peppol rule release installed in {rules.dir}: outgoing "
+                "documents are not checked against the Peppol rules and partners with "
+                "validation: peppol fail with RULES_UNAVAILABLE (edi-gateway rules install PATH)",
+            }
+        return {
+            "release": engine.release.name,
+            "checks": "on",
+            "dir": str(rules.dir),
+            "problem": None,
+        }
+
     def rule_engine(self) -> RuleEngine | None:
         """The installed rule release in use (loaded and verified once), None when none is
         installed; ``RULES_UNAVAILABLE`` when one is but does not verify."""
-        if not self._rules:
-            from edi_gateway.rules.install import active_name, load
+        from edi_gateway.rules.install import engine_for
 
-            rules = self.settings.rules
-            name = active_name(rules.dir, rules.release)
-            self._rules.append(RuleEngine(load(rules.dir, name)) if name else None)
-        return self._rules[0]
+        return engine_for(self.settings.rules.dir, self.settings.rules.release)
 
     def close(self) -> None:
         """Release the store."""

@@ -116,6 +116,8 @@ def test_daemon_serves_health_and_metrics_and_logs_json(
 
     assert status == 200 and content_type == "application/json"
     assert health["status"] == "degraded" and health["store"]["reachable"] is True
+    assert health["rules"]["checks"] == "off" and health["rules"]["release"] is None
+    assert "no Peppol rule release installed" in health["rules"]["problem"]
     assert health["connectors"]["inbox"]["up"] is True
     assert health["connectors"]["inbox"]["messages_taken"] == 4
     assert health["connectors"]["inbox"]["schedule"] == "every 0.2 s"
@@ -136,6 +138,8 @@ def test_daemon_serves_health_and_metrics_and_logs_json(
     for line in about_messages:
         assert {"time", "level", "logger", "message", "connector", "state"} <= line.keys()
         assert str(line["message_id"]) in line["message"]
+    rules = [line for line in lines if line["message"].startswith("Peppol rules off")]
+    assert rules and rules[0]["level"] == "warning"  # the start-up log says it plainly
     bad = next(line for line in about_messages if line["file_name"] == "broken.xml")
     assert bad["level"] == "warning" and bad["code"] == "NOT_WELL_FORMED"
     good = next(line for line in about_messages if line["file_name"] == "order-0.xml")

@@ -331,3 +331,51 @@ def test_peppol_without_an_installed_release_fails_clearly(store: Store, tmp_pat
     shown = _message(gateway, receive(gateway, f.order("PO-N", f.items(2))))
     assert shown["error_code"] == "RULES_UNAVAILABLE"
     assert "rules install" in shown["error_detail"]
+
+
+# --- on the way out ----------------------------------------------------------------------------
+
+
+def _sender(store: Store, tmp_path: Path, rules: Path) -> Gateway:
+    settings = Settings.model_validate(
+        {
+            "path": tmp_path / "gateway.yaml",
+            "rules": {"dir": str(rules)},
+            "partners": [f.buyer_partner(outbound="to-buyer"), f.seller_partner()],
+            "connectors": [
+                {"name": "to-buyer", "type": "folder", "direction": "out", "path": "out"}
+            ],
+        },
+        context={"base_dir": tmp_path},
+    )
+    return Gateway(settings, store)
+
+
+def _queue(gateway: Gateway, payload: bytes) -> int:
+    from edi_gateway.outbound.outbox import Outgoing, enqueue
+
+    with gateway.store.session() as session:
+        return enqueue(session, Outgoing("buyer", "to-buyer", "OrderResponse", "OR-9", payload))
+
+
+def test_an_outgoing_document_that_breaks_a_rule_is_held_with_its_findings(
+    store: Store, tmp_path: Path, rules_dir: Path, artefacts: Path
+) -> None:
+    from edi_gateway.outbound.outbox import flush
+    from edi_gateway.store.queries import findings_of
+
+    gateway = _sender(store, tmp_path, rules_dir)
+    good = (artefacts / "examples" / "OrderResponse_Example.xml").read_bytes()
+    bad = good.replace(b"</cbc:OrderResponseCode>", b"</cbc:OrderResponseCode><cbc:Note/>")
+    good_id, bad_id = _queue(gateway, good), _queue(gateway, bad)
+    states = flush(gateway.store, gateway.settings)
+    assert states[bad_id] == "failed" and states[good_id] == "sent"
+    sent = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert sent == ["OrderResponse-OR-9.xml"]  # the good one (the names come from the rows)
+    with gateway.store.session() as session:
+        held = findings_of(session, outbox_id=bad_id)
+        from edi_gateway.store.tables import OutboxRow
+
+        row = session.get(OutboxRow, bad_id)
+        assert row is not None and row.last_error and row.last_error.startswith("RULES_FAILED")
+    assert any(x["flag"] == "fatal" for x in held)

@@ -126,6 +126,9 @@ def _outbox_commands(sub: Any, json_flag: Callable[[argparse.ArgumentParser], No
     )
     olist.add_argument("--partner")
     json_flag(olist)
+    oshow = osub.add_parser("show", help="one row: where it goes, its state and its findings")
+    oshow.add_argument("id", type=int)
+    json_flag(oshow)
     flush = osub.add_parser("flush", help="deliver what is due now")
     flush.add_argument("--partner")
     json_flag(flush)
@@ -225,6 +228,8 @@ def _outbox(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
     if args.action == "list":
         rows = _outbox_rows(gateway, args.state, args.partner)
         return emit(rows, args.json, _table(rows))
+    if args.action == "show":
+        return _show(gateway, args, emit)
     from edi_gateway.outbound.forward import flush_all
 
     done = flush_all(gateway.store, gateway.settings, partner=args.partner)
@@ -349,6 +354,29 @@ def _issued_text(issued: Issued, what: str) -> str:
     )
 
 
+def _show(gateway: Gateway, args: argparse.Namespace, emit: Printer) -> int:
+    from edi_gateway.errors import ErrorCode, LookupFailed
+    from edi_gateway.store.queries import findings_of
+    from edi_gateway.store.tables import OutboxRow
+    from edi_gateway.views import findings_text
+
+    with gateway.store.session() as session:
+        row = session.get(OutboxRow, args.id)
+        if row is None:
+            raise LookupFailed(ErrorCode.NOT_FOUND, f"no outbox row #{args.id}")
+        data = _row_data(row) | {"findings": findings_of(session, outbox_id=row.id)}
+    lines = [
+        f"Outbox #{data['id']}  {data['state']}  {data['type']} {data['document_id']} "
+        f"for {data['partner']} via {data['connector']} as {data['filename']}",
+        f"  attempts {data['attempts']}, next {data['next_attempt_at']}",
+    ]
+    if data["last_error"]:
+        lines.append(f"  last error: {data['last_error']}")
+    if data["delivered_to"]:
+        lines.append(f"  delivered to {data['delivered_to']}")
+    return emit(data, args.json, "\n".join(lines + findings_text(data["findings"])))
+
+
 def _outbox_rows(gateway: Gateway, state: str | None, partner: str | None) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
@@ -360,24 +388,25 @@ def _outbox_rows(gateway: Gateway, state: str | None, partner: str | None) -> li
             query = query.where(OutboxRow.state == state)
         if partner:
             query = query.where(OutboxRow.partner == partner)
-        return [
-            {
-                "id": row.id,
-                "created_at": row.created_at.isoformat(),
-                "partner": row.partner,
-                "connector": row.connector,
-                "type": row.kind,
-                "document_id": row.doc_number,
-                "filename": row.filename,
-                "state": row.state,
-                "attempts": row.attempts,
-                "next_attempt_at": row.next_attempt_at.isoformat(),
-                "last_error": row.last_error,
-                "delivered_to": row.delivered_to,
-                "order_id": row.order_id,
-            }
-            for row in session.scalars(query)
-        ]
+        return [_row_data(row) for row in session.scalars(query)]
+
+
+def _row_data(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "created_at": row.created_at.isoformat(),
+        "partner": row.partner,
+        "connector": row.connector,
+        "type": row.kind,
+        "document_id": row.doc_number,
+        "filename": row.filename,
+        "state": row.state,
+        "attempts": row.attempts,
+        "next_attempt_at": row.next_attempt_at.isoformat(),
+        "last_error": row.last_error,
+        "delivered_to": row.delivered_to,
+        "order_id": row.order_id,
+    }
 
 
 def _table(rows: list[dict[str, Any]]) -> str:

@@ -116,10 +116,16 @@ class Daemon:
         self.next_flush = self.next_check = self.started
         self.next_sweep = self.started + timedelta(seconds=settings.daemon.lease_seconds)
         self.limit = settings.intake.max_size_mb * 1024 * 1024
+        self.rules: dict[str, Any] = {}
 
     def run(self, *, once: bool) -> Outcome:
         """Poll until ``stop`` is set (or one cycle with ``once``); close everything after."""
         self.ownership.beat()  # alive before anything is claimed in its name
+        self.rules = self.gateway.rules_status()
+        if self.rules["problem"]:
+            log.warning("Peppol rules %s: %s", self.rules["checks"], self.rules["problem"])
+        else:
+            log.info("Peppol rules %s: outgoing documents are checked", self.rules["release"])
         with self.lock:
             pending = self.gateway.process_pending()
         if pending.states:
@@ -320,6 +326,7 @@ class Daemon:
             "started_at": _iso(self.started),
             "store": {"reachable": reachable, "error": problem},
             "outbox": {"pending": self.pending},
+            "rules": self.rules,
             "waiting": self.waiting.health(self.clock()),
             "instance": {"id": self.ownership.me, "polls": sorted(self.ownership.owned)},
             "connectors": self.scheduler.snapshot(),

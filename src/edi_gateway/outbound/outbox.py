@@ -151,11 +151,25 @@ def flush(
                 # Locked the gateway's lease plus what one exchange through it may take.
                 exchange = settings.connector(row.connector).exchange_seconds
                 lease_timeout(session.connection(), settings.daemon.lease_seconds + exchange)
-                done[row_id] = _deliver(session, row, settings, opened, at or now())
+                if _checked(session, row, settings, at or now()):
+                    done[row_id] = _deliver(session, row, settings, opened, at or now())
+                else:
+                    done[row_id] = row.state
     finally:
         for transport in opened.values():
             close_quietly(transport)
     return done
+
+
+def _checked(session: Session, row: OutboxRow, settings: Settings, moment: datetime) -> bool:
+    """The official rules passed (or are off): the row may go. Held or retried otherwise."""
+    from edi_gateway.outbound.checks import passes_rules
+
+    try:
+        return passes_rules(session, row, settings)
+    except GatewayError as exc:  # the check could not run: a failed attempt, retried
+        failed_attempt(session, row, str(exc), moment)
+        return False
 
 
 def _deliver(

@@ -13,6 +13,7 @@ afresh when this version of the product compiles differently (``COMPILER``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -23,10 +24,14 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.rules.catalog import RELEASES, newest
 from edi_gateway.rules.compile import Assertion, compile_schematron
+
+if TYPE_CHECKING:
+    from edi_gateway.rules.evaluate import RuleEngine
 
 COMPILER = "1"
 """Bumped whenever ``compile.py`` writes different stylesheets for the same ``.sch``."""
@@ -245,4 +250,25 @@ def listing(rules_dir: Path, pinned: str | None) -> list[Listed]:
     return out
 
 
-__all__ = ["Listed", "Release", "RuleSet", "active_name", "identify", "install", "listing", "load"]
+@functools.cache
+def engine_for(rules_dir: Path, pinned: str | None) -> RuleEngine | None:
+    """The process's engine over the release in use (loaded and verified once per process),
+    None when none is installed; ``RULES_UNAVAILABLE`` (not remembered) when one is installed
+    but does not verify. A release installed later is used after a restart."""
+    from edi_gateway.rules.evaluate import RuleEngine
+
+    name = active_name(rules_dir, pinned)
+    return RuleEngine(load(rules_dir, name)) if name else None
+
+
+__all__ = [
+    "Listed",
+    "Release",
+    "RuleSet",
+    "active_name",
+    "engine_for",
+    "identify",
+    "install",
+    "listing",
+    "load",
+]
