@@ -125,6 +125,7 @@ class Gateway:
             reply_reader=_reply_readers(settings),
             checks_of=checks_of,
             rule_engine=self.rule_engine,
+            answer=_answer(settings),
         )
 
     def rules_status(self) -> dict[str, Any]:
@@ -362,6 +363,19 @@ class Gateway:
         picked = [m.id for m in chosen]
         self._process_stored(picked)
         return picked
+
+
+def _answer(settings: Settings) -> Callable[[Store, Sequence[Any]], None] | None:
+    """The MLR step when a partner asks for MLRs (``mlr:``), else None (nothing to do)."""
+    if all(p.mlr == "never" for p in settings.partners):
+        return None
+    return partial(_answer_with, settings)
+
+
+def _answer_with(settings: Settings, store: Store, works: Sequence[Any]) -> None:
+    from edi_gateway.outbound.mlr import answer_senders
+
+    answer_senders(store, settings, works)
 
 
 def _reply_readers(settings: Settings) -> Callable[[str, str], ReplyReader | None]:

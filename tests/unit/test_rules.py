@@ -29,7 +29,7 @@ from edi_gateway.rules.evaluate import RuleEngine, check_document
 from edi_gateway.rules.install import identify, install, listing, load
 from edi_gateway.store.db import Store
 from edi_gateway.store.queries import message_detail
-from edi_gateway.ubl.namespaces import CBC
+from edi_gateway.ubl.namespaces import CAC, CBC
 from edi_gateway.ubl.parse import parse
 from tests import factory as f
 from tests.conftest import shared_dir
@@ -379,3 +379,101 @@ def test_an_outgoing_document_that_breaks_a_rule_is_held_with_its_findings(
         row = session.get(OutboxRow, bad_id)
         assert row is not None and row.last_error and row.last_error.startswith("RULES_FAILED")
     assert any(x["flag"] == "fatal" for x in held)
+
+
+# --- answering the sender (MLR, T71) -----------------------------------------------------------
+
+AR_CODE = "cac:DocumentResponse/cac:Response/cbc:ResponseCode/text()"
+AR_LINES = "cac:DocumentResponse/cac:LineResponse"
+AR_REASONS = f"{AR_LINES}/cac:Response/cac:Status/cbc:StatusReasonCode/text()"
+
+
+def _mlr_gateway(
+    store: Store, tmp_path: Path, rules: Path, mlr: str, severity: dict[str, str] | None = None
+) -> Gateway:
+    buyer = f.buyer_partner(
+        outbound="to-buyer", validation="peppol", mlr=mlr, severity=severity or {}
+    )
+    settings = Settings.model_validate(
+        {
+            "path": tmp_path / "gateway.yaml",
+            "rules": {"dir": str(rules)},
+            "partners": [buyer, f.seller_partner()],
+            "connectors": [
+                {"name": "to-buyer", "type": "folder", "direction": "out", "path": "out"}
+            ],
+        },
+        context={"base_dir": tmp_path},
+    )
+    return Gateway(settings, store)
+
+
+def _sent_mlrs(gateway: Gateway, tmp_path: Path, engine: RuleEngine) -> list[etree._Element]:
+    """Deliver the outbox (each MLR passing the T71 rules first) and read what was sent."""
+    from edi_gateway.outbound.outbox import flush
+
+    states = flush(gateway.store, gateway.settings)
+    assert set(states.values()) <= {"sent"}, states
+    out = []
+    for path in sorted((tmp_path / "out").glob("ApplicationResponse-*.xml")):
+        payload = path.read_bytes()
+        root = parse(payload, max_size=1 << 26)
+        assert engine.rule_sets_for(root) == ("PEPPOLBIS-T71",)
+        assert not [x for x in engine.check(payload, root) if x.flag == "fatal"]
+        out.append(root)
+    return out
+
+
+def _texts(root: etree._Element, path: str) -> list[str]:
+    ns = {"cbc": CBC, "cac": CAC}
+    return [str(x) for x in root.xpath(path, namespaces=ns)]
+
+
+def test_a_refused_order_is_answered_with_an_mlr_listing_the_rules(
+    store: Store, tmp_path: Path, rules_dir: Path, engine: RuleEngine
+) -> None:
+    gateway = _mlr_gateway(store, tmp_path, rules_dir, "on_failure")
+    receive(gateway, _broken_order(same_line_ids=False))
+    [mlr] = _sent_mlrs(gateway, tmp_path, engine)
+    assert _texts(mlr, AR_CODE) == ["RE"]
+    assert _texts(mlr, "cac:DocumentResponse/cac:DocumentReference/cbc:ID/text()") == ["PO-R1"]
+    assert _texts(mlr, "cac:ReceiverParty/cbc:EndpointID/text()") == [f.BUYER_GLN]
+    assert _texts(mlr, "cac:SenderParty/cbc:EndpointID/text()") == [f.SELLER_GLN]
+    assert set(_texts(mlr, AR_REASONS)) == {"BV"}
+    lines = _texts(mlr, f"{AR_LINES}/cac:LineReference/cbc:LineID/text()")
+    assert "/ubl:Order/cbc:DocumentCurrencyCode[1]" in lines
+
+
+def test_an_xsd_invalid_order_is_answered_with_syntax_lines(
+    store: Store, tmp_path: Path, rules_dir: Path, engine: RuleEngine
+) -> None:
+    gateway = _mlr_gateway(store, tmp_path, rules_dir, "on_failure")
+    bad = f.order("PO-X", f.items(2)).replace(b"IssueDate>", b"IsueDate>")
+    mid = receive(gateway, bad)
+    assert _message(gateway, mid)["error_code"] == "XSD_INVALID"
+    mlrs = _sent_mlrs(gateway, tmp_path, engine)
+    if _message(gateway, mid)["partner"] is None:  # the sender is read from valid documents only
+        assert mlrs == []
+        return
+    [mlr] = mlrs
+    assert _texts(mlr, AR_CODE) == ["RE"] and set(_texts(mlr, AR_REASONS)) == {"SV"}
+
+
+def test_always_also_acknowledges_what_was_taken(
+    store: Store, tmp_path: Path, rules_dir: Path, engine: RuleEngine
+) -> None:
+    order = f.order("PO-A", f.items(2))
+    found = engine.check(order, parse(order, max_size=1 << 20))
+    lowered = {x.rule_id: "warning" for x in found if x.flag == "fatal"}
+    gateway = _mlr_gateway(store, tmp_path, rules_dir, "always", lowered)
+    assert _message(gateway, receive(gateway, order))["state"] == "processed"
+    [mlr] = _sent_mlrs(gateway, tmp_path, engine)
+    assert _texts(mlr, AR_CODE) == ["AP"] and _texts(mlr, AR_LINES) == []
+
+
+def test_mlr_needs_an_outbound_connector(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="needs outbound"):
+        Settings.model_validate(
+            {"path": tmp_path / "g.yaml", "partners": [f.buyer_partner(mlr="always")]},
+            context={"base_dir": tmp_path},
+        )

@@ -72,6 +72,9 @@ class Partner(_Model):
     validation: Literal["xsd", "peppol"] = "xsd"
     """What documents from this partner must pass: the UBL 2.1 XSD, or also the official Peppol
     rules of their CustomizationID (an installed release, see ``edi-gateway rules``)."""
+    mlr: Literal["never", "on_failure", "always"] = "never"
+    """Answer this partner's messages with a Peppol Message Level Response through its
+    ``outbound`` connector: refusals only (``on_failure``), or acceptances too (``always``)."""
     severity: dict[RuleId, Literal["fatal", "warning", "ignore"]] = Field(default_factory=dict)
     """Per rule ID, how serious a finding is for this partner's documents (both ways), as the
     KoSIT validator's custom levels: ``{BR-CL-14: warning, PEPPOL-T01-R002: ignore}``."""
@@ -84,6 +87,15 @@ class Partner(_Model):
                 if key in data:
                     raise ValueError(f"{key}: {why}")
         return data
+
+    @model_validator(mode="after")
+    def _mlr_needs_a_way_out(self) -> Partner:
+        if self.mlr != "never" and self.outbound is None:
+            raise ValueError(
+                f"mlr: {self.mlr} needs outbound: the connector through which the Message "
+                "Level Responses reach this partner"
+            )
+        return self
 
     def keys(self) -> list[str]:
         """``scheme:value`` of the endpoint, then of each identifier, without repeats."""

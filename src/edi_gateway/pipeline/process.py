@@ -106,6 +106,8 @@ class Policy:
     checks_of: Callable[[str | None], Checks] = _xsd_only
     rule_engine: Callable[[], RuleEngine | None] = _no_rules
     """The installed rule release (None: none installed; raises when it fails to verify)."""
+    answer: Callable[[Store, Sequence[Work]], None] | None = None
+    """What tells senders how their messages ended (Peppol MLRs), in the same transaction."""
 
 
 def process_messages(
@@ -173,6 +175,8 @@ def _process(
         _examine(conn, policy, works, prepared)
         write_outcomes(conn, [w for w in works if not w.pending])
         _settle(store.joined(conn), conn, [w for w in works if w.pending], react)
+        if policy.answer is not None:
+            policy.answer(store.joined(conn), works)
     states.update({w.id: w.state or FAILED for w in works})
     # A message another gateway holds (its row was locked) is that gateway's: still received.
     return {mid: states.get(mid, RECEIVED) for mid in ids}
