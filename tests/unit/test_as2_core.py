@@ -224,8 +224,15 @@ connectors:
         ("", "expected partners"),
         ("    url: https://x.example/as2\n", "expected it only on direction: out"),
         (
-            "    partners: [{as2_id: p, certificate: p.pem}]\n    tls_certificate: t.pem\n",
+            "    partners: [{as2_id: p, partner: p, certificate: p.pem}]\n"
+            "    tls_certificate: t.pem\n",
             "tls_certificate and tls_private_key together",
+        ),
+        # the documents an AS2 partner sends must come from that partner (ADR 0020)
+        ("    partners: [{as2_id: p, certificate: p.pem}]\n", "partners[0].partner: missing"),
+        (
+            "    partners: [{as2_id: p, partner: p, send_for: [q], certificate: p.pem}]\n",
+            "partners[0].send_for[0]: found 'q', expected a partner id",
         ),
     ],
 )
