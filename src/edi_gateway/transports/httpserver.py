@@ -57,6 +57,8 @@ HEAD_LIMIT = 64 << 10
 """Bytes of request line and headers at most (the stream's buffer limit)."""
 FD_RESERVE = 64
 """File descriptors kept for the rest of the daemon (store, folders, logs, outbound links)."""
+CLOSE_SECONDS = 5.0
+"""Seconds a TLS connection may take to close politely before it is dropped."""
 STOP_GRACE = 30.0
 """Seconds ``close`` waits for requests being handled to be answered."""
 
@@ -283,7 +285,7 @@ class HttpServer:
                 loop.connect_accepted_socket(
                     lambda: asyncio.StreamReaderProtocol(reader), sock, ssl=self.tls,
                     ssl_handshake_timeout=handshake if self.tls else None,
-                    ssl_shutdown_timeout=5.0 if self.tls else None,
+                    ssl_shutdown_timeout=CLOSE_SECONDS if self.tls else None,
                 ),
                 self.limits.header_seconds,
             )  # fmt: skip
@@ -306,9 +308,13 @@ class HttpServer:
             transport.abort()
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
             transport.abort()
-        finally:
+        finally:  # counted open until the socket is really closed (TLS says goodbye first)
             if not transport.is_closing():
                 transport.close()
+            try:
+                await asyncio.wait_for(writer.wait_closed(), CLOSE_SECONDS)
+            except (TimeoutError, OSError, ssl.SSLError):
+                transport.abort()
 
     async def _exchange(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str, started: float
@@ -321,7 +327,8 @@ class HttpServer:
             who = self.endpoint.admit(head)  # it logs its own refusals
             if isinstance(who, Response):
                 await write_response(writer, who, limits.read_seconds)
-                await drain(reader, framing, limits)
+                if not await drain(reader, framing, limits):
+                    writer.transport.abort()
                 return
             framing.check(limits.max_bytes)
         except Refused as refused:
@@ -357,7 +364,8 @@ class HttpServer:
         status, why = refused.status, refused.why
         log.warning("%s: refused %s (HTTP %s): %s", self.name, peer, status, why)
         await write_response(writer, refused.response(), self.limits.read_seconds)
-        await drain(reader, refused.framing, self.limits)
+        if not await drain(reader, refused.framing, self.limits):
+            writer.transport.abort()
 
     def _handle(self, request: Request) -> Response:
         try:

@@ -231,24 +231,25 @@ async def _chunk_size(reader: asyncio.StreamReader, deadline: float, why: str) -
     return int(size, 16)
 
 
-async def drain(reader: asyncio.StreamReader, framing: Framing | None, limits: Limits) -> None:
+async def drain(reader: asyncio.StreamReader, framing: Framing | None, limits: Limits) -> bool:
     """Read and drop a modest refused body (nothing is kept), so the client reads the answer
-    instead of a reset connection; a larger, chunked or not yet sent one is left unread."""
-    if framing is None or framing.length is None or framing.expects_continue:
-        return
-    if framing.length > DRAIN_LIMIT:
-        return
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + min(2.0, limits.header_seconds)
+    instead of a reset connection; False when a body is left unread (a large or chunked one:
+    the caller drops the connection rather than closing it politely)."""
+    if framing is None or framing.expects_continue or framing.length == 0:
+        return True  # no body, or the client waits for a 100 Continue it never gets
+    if framing.length is None or framing.length > DRAIN_LIMIT:
+        return False
+    deadline = asyncio.get_running_loop().time() + min(2.0, limits.header_seconds)
     left = framing.length
     try:
         while left > 0:
             chunk = await within(reader.read(min(left, CHUNK)), deadline, "drain")
             if not chunk:
-                return
+                return True
             left -= len(chunk)
     except (Cut, ConnectionError):
-        return
+        return False
+    return True
 
 
 async def write_response(writer: asyncio.StreamWriter, response: Response, seconds: float) -> None:
