@@ -1,7 +1,7 @@
 """The push endpoints' server (transports/httpserver.py) on real loopback sockets: each limit of
 an inbound AS2 / HTTP connector holds against a client that breaks it, and honest clients are
 answered. The daemon-level proofs (300 slow clients, 60 MB unauthenticated bodies, 100
-concurrent partners, another partner's document) are in test_push_endpoints.py."""
+concurrent partners, another partner's document) are in connectors/test_push_endpoints.py."""
 
 from __future__ import annotations
 

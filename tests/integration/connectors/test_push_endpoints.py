@@ -37,8 +37,8 @@ import yaml
 
 from tests import factory as f
 from tests.integration.conftest import BUYER2, EXE, Project, cli_env
-from tests.integration.connectors.as2_peer import make_identity
 from tests.integration.connectors.harness_as2 import As2Harness, post_as2
+from tests.integration.connectors.harness_http import HttpHarness
 from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
@@ -136,20 +136,15 @@ def read_answer(sock: socket.socket) -> tuple[int, bytes]:
     return int(head.split(b" ", 2)[1]), body
 
 
-@pytest.fixture(scope="module")
-def as2_partner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[As2Harness]:
-    harness = As2Harness(tmp_path_factory.mktemp("as2-partner"))
-    yield harness
-    harness.close()
-
-
 @pytest.fixture
 def gateway(
-    make_project: Callable[..., Project], as2_partner: As2Harness, tmp_path: Path
+    make_project: Callable[..., Project], as2_harness: As2Harness, http_harness: HttpHarness
 ) -> Iterator[Running]:
-    """The daemon with an HTTPS and an AS2 endpoint and a folder inbox polled every 0.2 s."""
+    """The daemon with an HTTPS and an AS2 endpoint and a folder inbox polled every 0.2 s (the
+    contract suite's partners: the AS2 one signs as ``buyer``, the HTTP one has the TLS
+    certificate)."""
     project = make_project()
-    cert, key = make_identity(tmp_path / "tls", "localhost")
+    cert, key = http_harness.cert, http_harness.key
     http_port, as2_port = free_port(), free_port()
     data = yaml.safe_load(project.config.read_text(encoding="utf-8"))
     data["connectors"][0]["every_seconds"] = 0.2
@@ -166,7 +161,7 @@ def gateway(
             ],
             **LIMITS,
         },
-        {**as2_partner.inbound("as2-in"), "port": as2_port, **LIMITS},
+        {**as2_harness.inbound("as2-in"), "port": as2_port, **LIMITS},
     ]  # fmt: skip
     project.config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     env = cli_env(T_BUYER=TOKENS["buyer"], T_BUYER2=TOKENS["buyer2"], T_SUPPLIER=TOKENS["supplier"])
@@ -178,7 +173,7 @@ def gateway(
         )  # fmt: skip
     # the issue's open-file limit, set at once (the daemon opens its sockets seconds later)
     resource.prlimit(process.pid, resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
-    running = Running(project, process, http_port, as2_port, cert, as2_partner, log)
+    running = Running(project, process, http_port, as2_port, cert, as2_harness, log)
     try:
         _wait_until_listening(running)
         yield running
