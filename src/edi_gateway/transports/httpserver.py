@@ -175,9 +175,11 @@ class HttpServer:
                 name, limits.max_connections, open_file_limit(), self.cap,
             )  # fmt: skip
         self.backlog = min(limits.backlog, somaxconn())
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.create_server((host, port), family=family, backlog=self.backlog)
         self._listener.setblocking(False)
+        self.address: tuple[str, int] = self._listener.getsockname()[:2]
+        """The address listened on (the port picked when 0 was configured)."""
         self.scheme = "https" if tls is not None else "http"
         self.open = 0
         """Connections open now (read by tests and health)."""
@@ -199,22 +201,16 @@ class HttpServer:
     @property
     def port(self) -> int:
         """The port listened on (the one picked when 0 was configured)."""
-        return int(self._address[1])
+        return int(self.address[1])
 
     def url(self, path: str) -> str:
         """The URL of ``path`` on this server."""
-        return f"{self.scheme}://{self._address[0]}:{self.port}{path}"
-
-    @property
-    def _address(self) -> tuple[str, int]:
-        if not hasattr(self, "_bound"):
-            self._bound: tuple[str, int] = self._listener.getsockname()[:2]
-        return self._bound
+        host = f"[{self.address[0]}]" if ":" in self.address[0] else self.address[0]
+        return f"{self.scheme}://{host}:{self.port}{path}"
 
     def close(self) -> None:
         """Stop accepting, cut off requests still arriving, answer those being handled (up to
         ``STOP_GRACE`` seconds), release the port and the threads."""
-        self.url("")  # remember the address before the socket closes
         stopping = self._stopping
         if stopping is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(stopping.set)
@@ -325,7 +321,8 @@ class HttpServer:
                 reader, started + limits.header_seconds, self.paths, peer
             )
             who = self.endpoint.admit(head)  # it logs its own refusals
-            if isinstance(who, Response):
+            if isinstance(who, Response):  # its ``after`` is never run: no URL an
+                # unauthenticated client names (an async receipt's) is ever contacted
                 await write_response(writer, who, limits.read_seconds)
                 if not await drain(reader, framing, limits):
                     writer.transport.abort()
