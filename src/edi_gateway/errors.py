@@ -37,6 +37,7 @@ class ErrorCode(StrEnum):
     HOST_KEY_UNKNOWN = "HOST_KEY_UNKNOWN"
     HOST_KEY_MISMATCH = "HOST_KEY_MISMATCH"
     SENDER_NOT_ALLOWED = "SENDER_NOT_ALLOWED"
+    SENDER_MISMATCH = "SENDER_MISMATCH"
     NO_DOCUMENT = "NO_DOCUMENT"
     BAD_ARCHIVE = "BAD_ARCHIVE"
     TLS_FAILED = "TLS_FAILED"
@@ -120,6 +121,12 @@ REMEDY: dict[ErrorCode, str] = {
         "A mail came from an address the mailbox connector does not list in allowed_senders; "
         "the whole mail was kept, unprocessed. If the sender is genuine, add it and ask for a "
         "re-send (a redrive cannot process a kept mail)."
+    ),
+    ErrorCode.SENDER_MISMATCH: (
+        "A partner pushed (AS2 or HTTP) a document whose sender is another party than the "
+        "partner its credentials or AS2 certificate belong to; it was refused with 403 and "
+        "nothing was stored. If that partner may send for the other party (a service provider), "
+        "add the party's id to the credential's send_for; otherwise ask who sent it."
     ),
     ErrorCode.NO_DOCUMENT: (
         "A mail carried no XML or zip attachment; the whole mail was kept. Ask the sender to "

@@ -431,12 +431,13 @@ def test_plain_http_bearer_and_basic_over_tls(https: Served) -> None:
     status, body = https_post(https, order(7), {"Authorization": "Bearer s3cret-token"})
     assert status == 200, body
     basic = base64.b64encode(b"seller:pw-of-seller").decode()
+    answer = f.order_response("OR-8", "PO-AS2-7", "AP")  # the seller's own document
     status, body = https_post(
-        https, order(8), {"Authorization": f"Basic {basic}", "Message-ID": "m-8"}
+        https, answer, {"Authorization": f"Basic {basic}", "Message-ID": "m-8"}
     )
     assert status == 200, body
     status, body = https_post(
-        https, order(8), {"Authorization": f"Basic {basic}", "Message-ID": "m-8"}
+        https, answer, {"Authorization": f"Basic {basic}", "Message-ID": "m-8"}
     )
     assert status == 200 and b'"duplicate": true' in body
     assert https.stored() == 2

@@ -23,6 +23,7 @@ from edi_gateway.transports.as2.mime import (
     read_message,
     safe_filename,
 )
+from edi_gateway.transports.http_spec import HttpConnector
 
 
 def identity(name: str, curve: ec.EllipticCurve | None = None) -> cms.Keys:
@@ -224,8 +225,15 @@ connectors:
         ("", "expected partners"),
         ("    url: https://x.example/as2\n", "expected it only on direction: out"),
         (
-            "    partners: [{as2_id: p, certificate: p.pem}]\n    tls_certificate: t.pem\n",
+            "    partners: [{as2_id: p, partner: p, certificate: p.pem}]\n"
+            "    tls_certificate: t.pem\n",
             "tls_certificate and tls_private_key together",
+        ),
+        # the documents an AS2 partner sends must come from that partner (ADR 0020)
+        ("    partners: [{as2_id: p, certificate: p.pem}]\n", "partners[0].partner: missing"),
+        (
+            "    partners: [{as2_id: p, partner: p, send_for: [q], certificate: p.pem}]\n",
+            "partners[0].send_for[0]: found 'q', expected a partner id",
         ),
     ],
 )
@@ -253,6 +261,52 @@ def test_http_inbound_demands_tls_and_one_auth_method(
     path = tmp_path / "gateway.yaml"
     text = "connectors:\n  - {name: h, type: http, direction: in, partners: [PARTNER]}\n"
     path.write_text(text.replace("PARTNER", partner), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert expected in info.value.message
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+PUSH_PARTNERS = "partners:\n" + "".join(
+    f"  - {{id: {p}, name: {p}, role: both, endpoint: {{scheme: '0088', value: '{n}'}}}}\n"
+    for n, p in enumerate(["vastra", "nordisk", "delftlab"])
+)
+
+
+def _push_example() -> str:
+    """The README's plain-HTTP example with its commented ``send_for`` and the push settings
+    block of "Push endpoints: who may send, and the limits" put in."""
+    text = README.read_text(encoding="utf-8")
+    http = text.split("### Plain HTTP connector", 1)[1].split("```yaml\n", 1)[1].split("```")[0]
+    limits = text.split("### Push endpoints:", 1)[1].split("```yaml\n", 1)[1].split("```")[0]
+    http = http.replace("# send_for:", "send_for:")
+    return http.replace("    url_path: /upload\n", "    url_path: /upload\n" + limits, 1)
+
+
+def test_readme_push_example_loads_with_its_settings(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(PUSH_PARTNERS + _push_example(), encoding="utf-8")
+    inbound = load_config(path).connectors[0]
+    assert isinstance(inbound, HttpConnector)
+    assert (inbound.workers, inbound.max_connections, inbound.backlog) == (4, 256, 1024)
+    assert (inbound.header_seconds, inbound.read_seconds) == (10, 300)
+    assert inbound.min_bytes_per_second == 10240
+    assert inbound.partners[1].send_for == ["delftlab"]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("workers: 4", "workers: 0"), "workers"),
+        (("backlog: 1024", "backlog: 5"), "backlog"),
+        (("read_seconds: 300", "read_seconds: 5"), "expected the headers' deadline within"),
+        (("min_bytes_per_second: 10240", "min_bytes_per_second: -1"), "min_bytes_per_second"),
+        (("send_for: [delftlab]", "send_for: [nobody]"), "send_for[0]: found 'nobody'"),
+    ],
+)
+def test_push_settings_are_checked(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(PUSH_PARTNERS + _push_example().replace(*change), encoding="utf-8")
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert expected in info.value.message

@@ -259,7 +259,8 @@ connectors:
   - {name: in-amqp, type: amqp, direction: in, host: mq.example, username: edi,
      password: {env: AMQP_PASSWORD}, queue: orders}
   - {name: in-as2, type: as2, direction: in, as2_id: US, certificate: us.pem,
-     private_key: {file: us.key}, partners: [{as2_id: THEM, certificate: them.pem}]}
+     private_key: {file: us.key},
+     partners: [{as2_id: THEM, partner: buyer, certificate: them.pem}]}
   - {name: in-http, type: http, direction: in, require_tls: false,
      partners: [{partner: buyer, token: {env: HTTP_TOKEN}}]}
 partners:

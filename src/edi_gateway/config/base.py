@@ -178,6 +178,11 @@ class ConnectorBase(_Model):
         its outbox row locked that much longer than the gateway's lease (docs/adr/0018)."""
         return 0.0
 
+    def partner_refs(self) -> list[tuple[str, str]]:
+        """(where in the connector, partner id) of every partner its settings name besides
+        ``partner``; the config check wants each to be a ``partners[].id``."""
+        return []
+
     @field_validator("cron")
     @classmethod
     def _cron_expression(cls, value: str | None) -> str | None:

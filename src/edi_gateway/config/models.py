@@ -234,6 +234,9 @@ def _reference_problems(s: Settings) -> list[str]:
         problems += _reply_map_problems(s, i, c, partners)
         if c.partner is not None and c.partner not in partners:
             problems.append(f"connectors[{i}].partner: found {c.partner!r}, expected {known_p}")
+        for where, ref in c.partner_refs():
+            if ref not in partners:
+                problems.append(f"connectors[{i}].{where}: found {ref!r}, expected {known_p}")
     for i, r in enumerate(s.routes):
         where = f"routes[{i}]"
         if r.match.sender is not None and r.match.sender not in partners:

@@ -76,13 +76,16 @@ def make_receive(
 ) -> Receive:
     """The ``receive`` a push connector's server calls with each payload (transports/push.py).
 
-    It takes ``lock`` (one batch at a time), commits and processes the envelope as the inbound
-    connector ``name`` would, and returns its :class:`Receipt`. Tests of a push transport can
-    build one with their own lock.
+    It takes ``lock`` (one batch at a time), refuses a document whose sender is not the
+    partner that pushed it (``SenderMismatch``: nothing is stored, transports/sender.py),
+    commits and processes the envelope as the inbound connector ``name`` would, and returns its
+    :class:`Receipt`. Tests of a push transport can build one with their own lock.
     """
+    from edi_gateway.transports.sender import check_sender
 
     def receive(envelope: Envelope) -> Receipt:
         with lock, log_fields(connector=name):
+            check_sender(envelope, gateway.policy.partner_of, gateway.policy.max_size)
             repeated = gateway.stored(envelope.source, envelope.source_ref) is not None
             outcome = gateway.poll(_Pushed(name, envelope), observe=observe)
         message_id, state = next(iter(outcome.states.items()))

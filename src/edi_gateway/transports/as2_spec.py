@@ -10,19 +10,18 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edi_gateway.config.base import ConfigPath, Secret, Slug, _Model
-from edi_gateway.transports.http_spec import _Listen
+from edi_gateway.config.base import ConfigPath, Secret
+from edi_gateway.transports.http_spec import PushCredential, _Listen, credential_refs
 
 __all__ = ["As2Connector", "As2Partner"]
 
 
-class As2Partner(_Model):
-    """A trading partner allowed to send over AS2, known by its AS2 id."""
+class As2Partner(PushCredential):
+    """A trading partner allowed to send over AS2, known by its AS2 id (and ``partner``: the
+    ``partners[].id`` it is, which the documents it sends must come from)."""
 
     as2_id: str = Field(min_length=1, max_length=128)
     """Its AS2-From value."""
-    partner: Slug | None = None
-    """The ``partners[].id`` it is (for the record; documents are matched by their parties)."""
     certificate: ConfigPath
     """Its PEM (or DER) certificate: checks its signatures, encrypts MDN-less replies."""
     require_signed: bool = True
@@ -71,6 +70,10 @@ class As2Connector(_Listen):
     """Where async receipts are kept until the sender picks them up (both connectors)."""
     mdn_wait_seconds: float = Field(default=300, gt=0, le=86400)
     """Outbound, mdn: async: a delivery without its receipt after this long is failed."""
+
+    def partner_refs(self) -> list[tuple[str, str]]:
+        """Every partner id the inbound partners name (``ConnectorBase.partner_refs``)."""
+        return credential_refs(self.partners)
 
     @model_validator(mode="after")
     def _as2_by_direction(self) -> As2Connector:

@@ -1,8 +1,10 @@
 """ "AS2-like" plain HTTP(S): partners POST XML with basic auth or a bearer token; we POST back.
 
-Inbound (``serve_http``): every request must carry the credentials of one listed partner;
-anything else (no or wrong credentials, over the size limit) is refused with 401 / 413 and a
-log line ``refused ...``, and nothing is stored. A request's ``Message-ID`` header (else the
+Inbound (``serve_http``): every request must carry the credentials of one listed partner,
+checked on the headers before the body is read; anything else (no or wrong credentials, over
+the size limit) is refused with 401 / 413 and a log line ``refused ...``, and nothing is
+stored. The document's sender must be that partner (or one it may ``send_for``), else 403
+``SENDER_MISMATCH`` (:mod:`.sender`). A request's ``Message-ID`` header (else the
 sha256 of its bytes) is the idempotency key: a re-send is answered ``duplicate`` and not taken
 again. Outbound (``HttpOutbound``): POST with our credentials; the outbox row's ``message_id``
 travels as ``Message-ID`` so the partner can do the same.
@@ -22,23 +24,17 @@ from edi_gateway.envelope import Envelope
 from edi_gateway.transports.as2.mime import safe_filename
 from edi_gateway.transports.http_spec import HttpConnector
 from edi_gateway.transports.httppost import post
-from edi_gateway.transports.httpserver import HttpServer, Request, Response, tls_context
+from edi_gateway.transports.httpserver import Head, HttpServer, Request, Response, serve
 from edi_gateway.transports.push import Receive
+from edi_gateway.transports.sender import SenderMismatch, pushed_by
 
 log = logging.getLogger(__name__)
 
 
 def serve_http(conn: HttpConnector, receive: Receive, max_bytes: int | None = None) -> HttpServer:
     """Start the endpoint of an inbound ``type: http`` connector; ``.close()`` stops it."""
-    limit = int(conn.max_size_mb * 1024 * 1024) if conn.max_size_mb else max_bytes or 64 << 20
-    tls = None
-    if conn.tls_certificate is not None and conn.tls_private_key is not None:
-        tls = tls_context(str(conn.tls_certificate), conn.tls_private_key.value())
     endpoint = HttpEndpoint(conn, receive)
-    return HttpServer(
-        f"http:{conn.name}", conn.host, conn.port, paths={conn.url_path},
-        handler=endpoint.handle, max_bytes=limit, tls=tls,
-    )  # fmt: skip
+    return serve(f"http:{conn.name}", conn, {conn.url_path}, endpoint, max_bytes)
 
 
 class HttpEndpoint:
@@ -49,6 +45,7 @@ class HttpEndpoint:
         self.source = f"http:{conn.name}"
         self.basic: dict[str, tuple[str, str]] = {}
         self.tokens: dict[str, str] = {}
+        self.send_for = {p.partner: p.send_for for p in conn.partners}
         for p in conn.partners:  # secrets read once, at start
             if p.token is not None:
                 self.tokens[p.partner] = p.token.value()
@@ -75,16 +72,21 @@ class HttpEndpoint:
                     return partner
         return None
 
+    def admit(self, head: Head) -> str | Response:
+        """The partner whose credentials the request carries; else 401 (the body unread)."""
+        partner = self.who(head.headers.get("Authorization", ""))
+        if partner is not None:
+            return partner
+        length = head.headers.get("Content-Length", "chunked")
+        log.warning(
+            "%s: refused %s (%s bytes): no valid credentials", self.source, head.peer, length
+        )
+        challenge = {"WWW-Authenticate": 'Basic realm="edi-gateway", Bearer'}
+        return Response(401, b"credentials required\n", challenge)
+
     def handle(self, request: Request) -> Response:
-        """Take one POSTed document from an authenticated partner."""
-        partner = self.who(request.headers.get("Authorization", ""))
-        if partner is None:
-            log.warning(
-                "%s: refused %s (%d bytes): no valid credentials",
-                self.source, request.peer, len(request.body),
-            )  # fmt: skip
-            challenge = {"WWW-Authenticate": 'Basic realm="edi-gateway", Bearer'}
-            return Response(401, b"credentials required\n", challenge)
+        """Take one POSTed document from the partner ``admit`` authenticated."""
+        partner = request.sender
         if not request.body:
             return Response(400, b"empty body\n")
         given = (request.headers.get("Message-ID") or "").strip()[:300]
@@ -93,9 +95,15 @@ class HttpEndpoint:
         # that reuses a Message-ID for another document does not lose that document.
         ref = f"{partner}:{given}#{digest[:16]}" if given else f"{partner}:sha256:{digest}"
         filename = safe_filename(request.headers.get_filename(), "document.xml")
-        envelope = Envelope(request.body, self.source, ref, filename, meta={"partner": partner})
+        meta = pushed_by(partner, self.send_for[partner])
+        envelope = Envelope(request.body, self.source, ref, filename, meta=meta)
         try:
             receipt = self.receive(envelope)
+        except SenderMismatch as exc:
+            log.warning(
+                "%s: refused %s from %s at %s: %s", self.source, ref, partner, request.peer, exc
+            )
+            return Response(403, f"{exc}\n".encode())
         except Exception:  # the store or processing broke: the sender must try again
             log.exception("%s: could not take %s from %s", self.source, ref, partner)
             return Response(503, b"could not store the document; send it again later\n")

@@ -7,13 +7,14 @@ A light module: loading a config imports it, not the HTTP client or server.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from edi_gateway.config.base import ConfigPath, ConnectorBase, Secret, Slug, _Model
 
-__all__ = ["HttpConnector", "HttpPartner"]
+__all__ = ["HttpConnector", "HttpPartner", "PushCredential", "credential_refs"]
 
 
 class _Listen(ConnectorBase):
@@ -31,6 +32,23 @@ class _Listen(ConnectorBase):
     """... and this PEM private key (``{file: PATH}`` / ``{env: NAME}``)."""
     max_size_mb: float | None = Field(default=None, gt=0)
     """Inbound: refuse larger requests unread (default: ``intake.max_size_mb``)."""
+    workers: int = Field(default=4, ge=1, le=64)
+    """Inbound: requests whose body is read and handled at once; the others wait their turn
+    (each holds at most ``max_size_mb`` of body in memory)."""
+    backlog: int = Field(default=1024, ge=16, le=65535)
+    """Inbound: connections the kernel queues before they are accepted (capped by
+    ``net.core.somaxconn``)."""
+    max_connections: int = Field(default=256, ge=1, le=65535)
+    """Inbound: open connections at most (each is a file descriptor); more wait in the backlog.
+    Kept below the process's open-file limit."""
+    header_seconds: float = Field(default=10, gt=0, le=300)
+    """Inbound: the TLS handshake and the request's headers must arrive within this; it is
+    also the grace before ``min_bytes_per_second`` applies to the body."""
+    read_seconds: float = Field(default=300, gt=0, le=3600)
+    """Inbound: one request (headers and body) must arrive within this, else it is cut off."""
+    min_bytes_per_second: int = Field(default=10240, ge=0, le=1 << 30)
+    """Inbound: a body that arrives slower than this on average (after ``header_seconds``) is
+    cut off; 0: only ``read_seconds`` applies."""
     url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     """Outbound: where to POST (``https://partner.example/as2``)."""
     ca_file: ConfigPath | None = None
@@ -51,14 +69,37 @@ class _Listen(ConnectorBase):
             raise ValueError("found url, expected it only on direction: out")
         if (self.tls_certificate is None) != (self.tls_private_key is None):
             raise ValueError("expected tls_certificate and tls_private_key together (or neither)")
+        if self.header_seconds > self.read_seconds:
+            raise ValueError(
+                f"found header_seconds: {self.header_seconds} over read_seconds: "
+                f"{self.read_seconds}, expected the headers' deadline within the request's"
+            )
         return self
 
 
-class HttpPartner(_Model):
-    """A partner allowed to POST plain XML, with HTTP basic auth or a bearer token."""
+class PushCredential(_Model):
+    """Who may push to an inbound AS2 or HTTP connector: a partner, and for whom it may send."""
 
     partner: Slug
-    """The ``partners[].id`` it is."""
+    """The ``partners[].id`` it is: the documents it pushes must have that partner as their
+    sender (or one of ``send_for``); any other is refused with 403 ``SENDER_MISMATCH``."""
+    send_for: list[Slug] = Field(default_factory=list)
+    """Other ``partners[].id`` whose documents it may push (a service provider sending for
+    its clients)."""
+
+
+def credential_refs(credentials: Sequence[PushCredential]) -> list[tuple[str, str]]:
+    """(where, partner id) of every partner inbound credentials name, for the config check."""
+    refs: list[tuple[str, str]] = []
+    for j, c in enumerate(credentials):
+        refs.append((f"partners[{j}].partner", c.partner))
+        refs += [(f"partners[{j}].send_for[{k}]", o) for k, o in enumerate(c.send_for)]
+    return refs
+
+
+class HttpPartner(PushCredential):
+    """A partner allowed to POST plain XML, with HTTP basic auth or a bearer token."""
+
     username: str | None = None
     """Basic auth: the user name (with ``password``)."""
     password: Secret | None = None
@@ -87,6 +128,10 @@ class HttpConnector(_Listen):
     """Outbound, bearer auth: the token."""
     require_tls: bool = True
     """Refuse to run (inbound) or send (outbound) credentials over plain http://."""
+
+    def partner_refs(self) -> list[tuple[str, str]]:
+        """Every partner id the inbound credentials name (``ConnectorBase.partner_refs``)."""
+        return credential_refs(self.partners)
 
     @model_validator(mode="after")
     def _http_by_direction(self) -> HttpConnector:

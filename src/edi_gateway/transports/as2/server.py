@@ -1,10 +1,13 @@
 """The inbound AS2 endpoint: receive, check, hand over, answer with an MDN.
 
-Each POST is read (size-limited), decrypted, verified and decompressed by :mod:`.mime` with the
-sending partner's certificate, then handed to ``receive`` (the daemon's intake + processing,
-committed before it returns) and answered with a receipt whose disposition tells the sender
-what happened. Refusals (unknown partner, failed decryption or signature, over the size limit)
-store nothing: the log line ``refused ...`` is their record. Async receipts for messages this
+Each POST's AS2-From / AS2-To are checked on the headers, before the body is read; then the
+body is read (size-limited), decrypted, verified and decompressed by :mod:`.mime` with the
+sending partner's certificate, its document's sender checked against that partner
+(:mod:`..sender`; 403 ``SENDER_MISMATCH`` with an ``authentication-failed`` receipt), handed to
+``receive`` (the daemon's intake + processing, committed before it returns) and answered with a
+receipt whose disposition tells the sender what happened. Refusals (unknown partner, failed
+decryption or signature, another partner's document, over the size limit) store nothing: the
+log line ``refused ...`` is their record. Async receipts for messages this
 gateway sent arrive at ``<url_path>/mdn`` and are kept in ``mdn_folder`` for the sender.
 """
 
@@ -26,8 +29,9 @@ from edi_gateway.transports.as2.mime import As2Refusal, Partner, Received, read_
 from edi_gateway.transports.as2_spec import As2Connector
 from edi_gateway.transports.base import TransportError
 from edi_gateway.transports.httppost import post
-from edi_gateway.transports.httpserver import HttpServer, Request, Response, tls_context
+from edi_gateway.transports.httpserver import Head, HttpServer, Limits, Request, Response, serve
 from edi_gateway.transports.push import Receive
+from edi_gateway.transports.sender import SenderMismatch, pushed_by
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +41,10 @@ def serve_as2(conn: As2Connector, receive: Receive, max_bytes: int | None = None
 
     ``max_bytes`` (intake's limit) applies unless the connector sets ``max_size_mb``.
     """
-    limit = int(conn.max_size_mb * 1024 * 1024) if conn.max_size_mb else max_bytes or 64 << 20
-    endpoint = As2Endpoint(conn, receive, limit)
-    tls = None
-    if conn.tls_certificate is not None and conn.tls_private_key is not None:
-        tls = tls_context(str(conn.tls_certificate), conn.tls_private_key.value())
-    base = conn.url_path.rstrip("/")
-    paths = {conn.url_path, f"{base}/mdn"}
-    return HttpServer(
-        f"as2:{conn.name}", conn.host, conn.port, paths=paths, handler=endpoint.handle,
-        max_bytes=limit, tls=tls,
-    )  # fmt: skip
+    limits = Limits.of(conn, max_bytes)
+    endpoint = As2Endpoint(conn, receive, limits.max_bytes)
+    paths = {conn.url_path, f"{conn.url_path.rstrip('/')}/mdn"}
+    return serve(f"as2:{conn.name}", conn, paths, endpoint, max_bytes)
 
 
 def load_own_keys(conn: As2Connector) -> cms.Keys:
@@ -96,49 +93,69 @@ class As2Endpoint:
             )
             for p in conn.partners
         }
+        self.credentials = {p.as2_id: p for p in conn.partners}
 
-    def handle(self, request: Request) -> Response:
-        """Answer one POST: a message (with its receipt) or an async receipt for us."""
-        if request.path.endswith("/mdn") and request.path != self.conn.url_path:
-            return self._keep_mdn(request)
-        headers = request.headers
+    def admit(self, head: Head) -> str | Response:
+        """The AS2-From of a known partner writing to our AS2 id, checked on the headers before
+        the body is read (its signature is checked on the body); else the refusal."""
+        headers = head.headers
         sender = unquote_name(headers.get("AS2-From", ""))
+        if self._is_mdn_path(head.path):
+            if self.conn.mdn_folder is None or sender not in self.partners:
+                why = "async MDN from an unknown partner or no mdn_folder"
+                self._refused(head, sender, "", why)
+                return Response(403, b"not accepted here\n")
+            return sender
         receiver = unquote_name(headers.get("AS2-To", ""))
         message_id = (headers.get("Message-ID") or "").strip()
         if not sender or not message_id or len(message_id) > 400:
-            self._refused(request, sender, message_id, "missing AS2-From or Message-ID")
+            self._refused(head, sender, message_id, "missing AS2-From or Message-ID")
             return Response(400, b"AS2-From, AS2-To and Message-ID are required\n")
-        answer = _Answer(requested(headers), message_id, sender)
-        partner = self.partners.get(sender)
-        if partner is None or receiver != self.conn.as2_id:
+        if sender not in self.partners or receiver != self.conn.as2_id:
             why = f"unknown trading partner {sender!r} -> {receiver!r}"
-            self._refused(request, sender, message_id, why)
+            self._refused(head, sender, message_id, why)
+            answer = _Answer(requested(headers), message_id, sender)
             return self._receipt(answer, "error: unknown-trading-partner", None, why)
+        return sender
+
+    def handle(self, request: Request) -> Response:
+        """Answer one POST of an admitted partner: a message (with its receipt) or an async
+        receipt for us."""
+        if self._is_mdn_path(request.path):
+            return self._keep_mdn(request)
+        headers, sender = request.headers, request.sender
+        message_id = (headers.get("Message-ID") or "").strip()
+        answer = _Answer(requested(headers), message_id, sender)
         try:
             received = read_message(
                 headers.get("Content-Type", "application/octet-stream"),
                 request.body,
                 keys=self.keys,
-                partner=partner,
+                partner=self.partners[sender],
                 digest=answer.asked.digest,
                 max_bytes=self.max_bytes,
             )
         except As2Refusal as refusal:
             self._refused(request, sender, message_id, f"{refusal.modifier}: {refusal.message}")
             return self._receipt(answer, f"error: {refusal.modifier}", None, refusal.message)
-        return self._take(answer, received, receiver)
+        return self._take(request, answer, received)
 
-    def _take(self, answer: _Answer, received: Received, receiver: str) -> Response:
+    def _is_mdn_path(self, path: str) -> bool:
+        return path.endswith("/mdn") and path != self.conn.url_path
+
+    def _take(self, request: Request, answer: _Answer, received: Received) -> Response:
         """Hand a checked message to ``receive``; the receipt says what became of it."""
         message_id, sender = answer.message_id, answer.sender
+        credential = self.credentials[sender]
         envelope = Envelope(
             received.payload,
             self.source,
             message_id,
             received.filename,
             meta={
+                **pushed_by(credential.partner, credential.send_for),
                 "as2_from": sender,
-                "as2_to": receiver,
+                "as2_to": self.conn.as2_id,
                 "mic": received.mic,
                 "signed": str(received.signed).lower(),
                 "encrypted": str(received.encrypted).lower(),
@@ -148,6 +165,11 @@ class As2Endpoint:
         )
         try:
             receipt = self.receive(envelope)
+        except SenderMismatch as exc:  # signed by one partner, sent in another's name
+            self._refused(request, sender, message_id, str(exc))
+            refused = self._receipt(answer, "error: authentication-failed", None, str(exc))
+            refused.status = 403
+            return refused
         except Exception:  # the store or processing broke: the sender must try again
             log.exception("%s: could not take %s from %s", self.source, message_id, sender)
             text = "the gateway could not store the message; please send it again later"
@@ -196,11 +218,8 @@ class As2Endpoint:
 
     def _keep_mdn(self, request: Request) -> Response:
         """An async receipt for a message we sent: kept in ``mdn_folder`` for the sender."""
-        sender = unquote_name(request.headers.get("AS2-From", ""))
-        folder = self.conn.mdn_folder
-        if folder is None or sender not in self.partners:
-            self._refused(request, sender, "", "async MDN from an unknown partner or no mdn_folder")
-            return Response(403, b"not accepted here\n")
+        sender, folder = request.sender, self.conn.mdn_folder
+        assert folder is not None  # admit() refused it otherwise
         content_type = request.headers.get("Content-Type", "")
         try:
             store_mdn(Path(folder), content_type, request.body)
@@ -210,10 +229,11 @@ class As2Endpoint:
         log.info("%s: kept an async MDN from %s", self.source, sender)
         return Response(200, b"")
 
-    def _refused(self, request: Request, sender: str, message_id: str, why: str) -> None:
+    def _refused(self, request: Head | Request, sender: str, message_id: str, why: str) -> None:
+        size = request.headers.get("Content-Length", "chunked")
         log.warning(
-            "%s: refused %s from %r at %s (%d bytes): %s",
-            self.source, message_id or "a request", sender, request.peer, len(request.body), why,
+            "%s: refused %s from %r at %s (%s bytes): %s",
+            self.source, message_id or "a request", sender, request.peer, size, why,
         )  # fmt: skip
 
 
