@@ -115,6 +115,7 @@ class Gateway:
             accept_unknown_partners=settings.intake.unknown_partner == "accept",
             partner_of=partner_of,
             reply_reader=_reply_readers(settings),
+            check_signature=_signature_check(settings),
         )
 
     def close(self) -> None:
@@ -418,3 +419,22 @@ def _batches(
             batch, held = [], 0
     if batch:
         yield batch
+
+
+def _signature_check(settings: Settings) -> Callable[[str, bytes], None] | None:
+    """What verifies the signature of a message from a partner whose ``signature.verify`` is
+    not ``off`` (docs/adr/0021-xml-signatures.md); None when no partner's is."""
+    verifying = {
+        p.id: p.signature
+        for p in settings.partners
+        if p.signature is not None and p.signature.verify != "off"
+    }
+    if not verifying:
+        return None
+
+    def check(partner: str, payload: bytes) -> None:
+        signature = verifying.get(partner)
+        if signature is not None:
+            signature.check(partner, payload)
+
+    return check
