@@ -7,6 +7,7 @@ tests/integration/test_signatures.py.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -202,6 +203,25 @@ def test_signatures_out_of_place_partial_or_doubled_fail(us: cms.Keys) -> None:
             verify_ubl(_edit(payload, change), us.certificate, required=False)
         assert caught.value.code is ErrorCode.SIGNATURE_INVALID
         assert expected in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("pattern", "replacement", "expected"),
+    [
+        (rb"xmldsig-more#rsa-sha256", b"xmldsig-more#rsa-unknown", "Unrecognized SignatureMethod"),
+        (rb"<ds:SignatureValue>[^<]*", b"<ds:SignatureValue>!!!notbase64", "base64Binary"),
+        (rb"<ds:SignatureValue>[^<]*", b"<ds:SignatureValue>", "TypeError"),
+        (rb"xmlenc#sha256", b"xmlenc#sha1", "verification failed"),
+    ],
+)
+def test_malformed_signatures_are_invalid_never_a_crash(
+    us: cms.Keys, pattern: bytes, replacement: bytes, expected: str
+) -> None:
+    payload = re.sub(pattern, replacement, sign_ubl(f.order("PO-1"), key(us)), count=1)
+    with pytest.raises(DocumentError) as caught:
+        verify_ubl(payload, us.certificate, required=True)
+    assert caught.value.code is ErrorCode.SIGNATURE_INVALID
+    assert expected in caught.value.message
 
 
 def test_signing_again_replaces_the_signature_and_other_xml_is_left_alone(

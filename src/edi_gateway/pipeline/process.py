@@ -349,7 +349,7 @@ def _read(policy: Policy, work: Work, prepared: Prepared | None) -> None:
     except Exception as exc:  # a bug must fail one message, never the batch
         log.exception("internal error reading message %s", work.id, extra={"message_id": work.id})
         work.fail(GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
-    if policy.check_signature is None:  # else kept for it: see _identify
+    if policy.check_signature is None or not work.pending:  # else kept for _identify
         work.payload = None
 
 

@@ -258,8 +258,10 @@ def verify_ubl(payload: bytes, certificate: x509.Certificate, *, required: bool)
             parser=hardened_parser(keep_markup=True),
             expect_config=config,
         )
-    except SignXMLException as exc:
-        raise _invalid(str(exc) or type(exc).__name__) from exc
+    except (SignXMLException, ValueError, TypeError, etree.LxmlError) as exc:
+        # hostile input reaches signxml here: whatever it refuses with is the reason
+        reason = str(exc).splitlines()[0].strip().rstrip(":") if str(exc).strip() else "refused"
+        raise _invalid(f"{reason} ({type(exc).__name__})") from exc
     return Verdict.VERIFIED
 
 
