@@ -8,6 +8,7 @@ tests/integration/test_signatures.py.
 from __future__ import annotations
 
 import re
+import socket
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -222,6 +223,31 @@ def test_malformed_signatures_are_invalid_never_a_crash(
         verify_ubl(payload, us.certificate, required=True)
     assert caught.value.code is ErrorCode.SIGNATURE_INVALID
     assert expected in caught.value.message
+
+
+def test_verifying_fetches_nothing(us: cms.Keys) -> None:
+    """Neither a key to retrieve nor a reference to a URL is fetched: a listener on loopback
+    sees no connection."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        listener.settimeout(0.2)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/key"
+        root = etree.fromstring(sign_ubl(f.order("PO-1"), key(us)))
+        key_info = root.find(f".//{{{DS}}}KeyInfo")
+        assert key_info is not None
+        etree.SubElement(key_info, clark(DS, "RetrievalMethod"), URI=url)  # KeyInfo is unsigned
+        fetching = etree.tostring(root)
+        assert verify_ubl(fetching, us.certificate, required=True) is Verdict.VERIFIED
+        reference = root.find(f".//{{{DS}}}Reference")
+        assert reference is not None
+        reference.addnext(etree.fromstring(etree.tostring(reference)))
+        reference.set("URI", url)
+        with pytest.raises(DocumentError) as caught:
+            verify_ubl(etree.tostring(root), us.certificate, required=True)
+        assert caught.value.code is ErrorCode.SIGNATURE_INVALID
+        with pytest.raises(TimeoutError):
+            listener.accept()
 
 
 def test_signing_again_replaces_the_signature_and_other_xml_is_left_alone(
