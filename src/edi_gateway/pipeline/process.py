@@ -397,7 +397,6 @@ def _identify(policy: Policy, work: Work) -> None:
     work.counterpart = policy.partner_of(receiver.keys()) if receiver else None
     if policy.check_signature is not None and work.partner and work.payload is not None:
         policy.check_signature(work.partner, work.payload)
-    work.payload = None
 
 
 def _check_id_conflicts(conn: Connection, works: list[Work]) -> None:
