@@ -58,6 +58,18 @@ def apt_install(*packages: str) -> None:
     )
 
 
+def debian_command(name: str, package: str | None = None) -> str:
+    """The path of command ``name``, from Debian ``package`` (default: the same name), which
+    is installed with apt when the command is missing; a failure under CI=true without it."""
+    found = shutil.which(name)
+    if found is None:
+        apt_install(package or name)
+        found = shutil.which(name)
+    if found is None:
+        unavailable(f"the {name} command is missing (apt-get install {package or name})")
+    return found
+
+
 @contextmanager
 def postgresql(base: Path) -> Iterator[str]:
     """A private PostgreSQL server; yields its SQLAlchemy URL prefix (add a database name)."""

@@ -126,6 +126,7 @@ class Gateway:
             checks_of=checks_of,
             rule_engine=self.rule_engine,
             answer=_answer(settings),
+            check_signature=_signature_check(settings),
         )
 
     def rules_status(self) -> dict[str, Any]:
@@ -477,3 +478,22 @@ def _batches(
             batch, held = [], 0
     if batch:
         yield batch
+
+
+def _signature_check(settings: Settings) -> Callable[[str, bytes], None] | None:
+    """What verifies the signature of a message from a partner whose ``signature.verify`` is
+    not ``off`` (docs/adr/0021-xml-signatures.md); None when no partner's is."""
+    verifying = {
+        p.id: p.signature
+        for p in settings.partners
+        if p.signature is not None and p.signature.verify != "off"
+    }
+    if not verifying:
+        return None
+
+    def check(partner: str, payload: bytes) -> None:
+        signature = verifying.get(partner)
+        if signature is not None:
+            signature.check(partner, payload)
+
+    return check

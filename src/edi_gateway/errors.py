@@ -45,6 +45,8 @@ class ErrorCode(StrEnum):
     RECEIPT_FAILED = "RECEIPT_FAILED"
     RULES_FAILED = "RULES_FAILED"
     RULES_UNAVAILABLE = "RULES_UNAVAILABLE"
+    SIGNATURE_MISSING = "SIGNATURE_MISSING"
+    SIGNATURE_INVALID = "SIGNATURE_INVALID"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
@@ -151,6 +153,18 @@ REMEDY: dict[ErrorCode, str] = {
         "The partner's AS2 receipt (MDN) did not arrive within mdn_wait_seconds, was not signed "
         "though asked, failed its signature check or confirmed other content (MIC): check the "
         "partner's certificate and MDN settings with the partner, then `outbox retry`."
+    ),
+    ErrorCode.SIGNATURE_MISSING: (
+        "The partner's signature settings say verify: required, and the document carries no "
+        "XML signature in its UBL signature extension: ask the partner to sign it (or set "
+        "verify: if_present if unsigned documents are acceptable), then redrive."
+    ),
+    ErrorCode.SIGNATURE_INVALID: (
+        "The document's XML signature does not verify with the partner_certificate configured "
+        "for the partner (the detail says what failed: the document was altered after "
+        "signing, another key signed it, the certificate expired, the signature is not where "
+        "UBL puts it). Do not trust the content; check the certificate with the partner, then "
+        "redrive or ask for a re-send."
     ),
     ErrorCode.INTERNAL_ERROR: "A bug: report it with the message ID; redrive after the fix.",
 }

@@ -121,6 +121,7 @@ def queue(gw: Gateway, n: int = 1) -> int:
                 doc_number=f"OR-{n}",
                 payload=f"<OrderResponse>{n}</OrderResponse>".encode(),
             ),
+            gw.settings,
         )
 
 

@@ -17,12 +17,18 @@ from tests import factory as f
 _refs = itertools.count()
 
 
-def make_settings(tmp_path: Path, auto: str = "none", out: Path | None = None) -> Settings:
+def make_settings(
+    tmp_path: Path,
+    auto: str = "none",
+    out: Path | None = None,
+    buyer: dict[str, Any] | None = None,
+) -> Settings:
+    """Settings with the factory's buyer (plus ``buyer``: more of its keys) and seller."""
     return Settings.model_validate(
         {
             "path": tmp_path / "gateway.yaml",
             "partners": [
-                f.buyer_partner(outbound="to-buyer", auto_response=auto),
+                f.buyer_partner(outbound="to-buyer", auto_response=auto, **(buyer or {})),
                 f.seller_partner(),
             ],
             "connectors": [

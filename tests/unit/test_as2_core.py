@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import textwrap
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from edi_gateway.config import load_config
 from edi_gateway.errors import ConfigError
@@ -24,27 +20,7 @@ from edi_gateway.transports.as2.mime import (
     safe_filename,
 )
 from edi_gateway.transports.http_spec import HttpConnector
-
-
-def identity(name: str, curve: ec.EllipticCurve | None = None) -> cms.Keys:
-    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = (
-        rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        if curve is None
-        else ec.generate_private_key(curve)
-    )
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return cms.Keys(cert, key)
+from tests.keys import identity
 
 
 @pytest.fixture(scope="module")

@@ -355,7 +355,11 @@ def _queue(gateway: Gateway, payload: bytes) -> int:
     from edi_gateway.outbound.outbox import Outgoing, enqueue
 
     with gateway.store.session() as session:
-        return enqueue(session, Outgoing("buyer", "to-buyer", "OrderResponse", "OR-9", payload))
+        return enqueue(
+            session,
+            Outgoing("buyer", "to-buyer", "OrderResponse", "OR-9", payload),
+            gateway.settings,
+        )
 
 
 def test_an_outgoing_document_that_breaks_a_rule_is_held_with_its_findings(

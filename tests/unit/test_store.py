@@ -156,6 +156,7 @@ def test_rows_awaiting_a_receipt_are_pending_again_below_0006(database_url: str)
     ``pending`` (the older code re-sends it with the same Message-ID; the partner de-duplicates)."""
     from alembic import command
 
+    from edi_gateway.config import Settings
     from edi_gateway.outbound.outbox import AWAITING, Outgoing, enqueue
     from edi_gateway.store.tables import OutboxRow
 
@@ -164,7 +165,8 @@ def test_rows_awaiting_a_receipt_are_pending_again_below_0006(database_url: str)
         item = Outgoing(
             partner="p", connector="c", kind="Invoice", doc_number="I-1", payload=b"<x/>"
         )
-        row = session.get_one(OutboxRow, enqueue(session, item))
+        settings = Settings.model_validate({"path": "gateway.yaml"})
+        row = session.get_one(OutboxRow, enqueue(session, item, settings))
         row.state, row.receipt = AWAITING, '{"message_id": "<m@gw>", "mic": "x, sha-256"}'
     store.close()
 

@@ -26,6 +26,7 @@ from edi_gateway.config.connectors import Connector
 from edi_gateway.config.daemon import DaemonSettings
 from edi_gateway.config.profiles import ForwardProfile, LegalProfile
 from edi_gateway.config.rules import RulesSettings
+from edi_gateway.config.signature import SignatureSettings, signing_refused
 from edi_gateway.domain.documents import DocumentKind
 from edi_gateway.errors import ConfigError
 
@@ -67,6 +68,8 @@ class Partner(_Model):
     the buyer as Peppol UBL through the buyer's outbound connector."""
     legal: LegalProfile | None = None
     """Legal name, address, VAT and bank details: needed to invoice as or to this partner."""
+    signature: SignatureSettings | None = None
+    """XML signatures: sign what we send this partner, verify what it sends (ADR 0021)."""
     debit_note_as: Literal["invoice", "debitnote"] = "invoice"
     """A debit note to this partner: a Peppol Invoice 383, or a UBL DebitNote (non-Peppol)."""
     validation: Literal["xsd", "peppol"] = "xsd"
@@ -95,6 +98,13 @@ class Partner(_Model):
                 f"mlr: {self.mlr} needs outbound: the connector through which the Message "
                 "Level Responses reach this partner"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _signature_allowed(self) -> Partner:
+        refused = signing_refused(self.signature, self.validation, self.forward)
+        if refused:
+            raise ValueError(refused)
         return self
 
     def keys(self) -> list[str]:

@@ -263,7 +263,7 @@ def _tell_buyer(
     try:
         with session.begin_nested():
             outbox_id, doc_number = _queue_notice(
-                session, order, code, note, connector=connector, actor=actor
+                session, settings, order, code, note, connector=connector, actor=actor
             )
     except GatewayError as exc:
         record(
@@ -279,7 +279,14 @@ def _tell_buyer(
 
 
 def _queue_notice(
-    session: Session, order: Order, code: str, note: str, *, connector: str, actor: str
+    session: Session,
+    settings: Settings,
+    order: Order,
+    code: str,
+    note: str,
+    *,
+    connector: str,
+    actor: str,
 ) -> tuple[int, str]:
     """Compose, check, record (state ``notice``) and queue the T76 for the buyer."""
     from edi_gateway.outbound.issuing import written
@@ -302,7 +309,9 @@ def _queue_notice(
         actor=actor,
         order_id=order.id,
     )
-    outbox_id = queue_to_buyer(session, order, connector, response, payload, document_id=row.id)
+    outbox_id = queue_to_buyer(
+        session, order, connector, response, payload, document_id=row.id, settings=settings
+    )
     return outbox_id, response.document_id
 
 

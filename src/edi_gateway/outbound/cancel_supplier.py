@@ -134,6 +134,7 @@ def send(
                 order_id=order.id,
                 filename=wanted,
             ),
+            settings,
         )
         names.append(_queued_name(session, outbox_id))
     return names

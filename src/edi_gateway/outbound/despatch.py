@@ -97,7 +97,9 @@ def issue_despatch(
         )
     advice = _compose(session, order, lines, chosen, request)
     payload = written(advice, write_despatch_advice)
-    issued = record_and_queue(session, order, advice, payload, connector=connector, actor=actor)
+    issued = record_and_queue(
+        session, order, advice, payload, connector=connector, actor=actor, settings=settings
+    )
     if over:
         record(session, "despatch.forced", "; ".join(over), actor=actor, order_id=order.id)
     return issued

@@ -308,7 +308,7 @@ def _flush_supplier(
             profile, partner.id, ready, seq=seq, sent_on=moment.date(), language=partner.language
         )
         bundle = f"{partner.id}-{seq}"
-        outbox_ids = [_queue(session, partner, p, bundle) for p in packed]
+        outbox_ids = [_queue(session, settings, partner, p, bundle) for p in packed]
         _mark(session, [f.forward_id for f in ready], bundle, seq, moment)
         names = {
             fid: [p.filename for p in packed if fid in p.forward_ids]
@@ -369,7 +369,9 @@ def _render(session: Session, partner: Partner, row: Forward, moment: datetime) 
     return Forwarded(row.id, document, buyer, files)
 
 
-def _queue(session: Session, partner: Partner, packed: Packed, bundle: str) -> int:
+def _queue(
+    session: Session, settings: Settings, partner: Partner, packed: Packed, bundle: str
+) -> int:
     """Queue one file in the outbox under its pattern name (never one already used there)."""
 
     profile = partner.forward
@@ -389,6 +391,7 @@ def _queue(session: Session, partner: Partner, packed: Packed, bundle: str) -> i
             order_id=_order_id(session, packed.forward_ids[0]) if single else None,
             filename=packed.filename,  # the supplier's pattern; enqueue keeps names unique
         ),
+        settings,
     )
     return outbox_id
 

@@ -151,7 +151,9 @@ def issue_invoice(
     payload = written(
         document, write_debit_note if document.kind is DocumentKind.DEBIT_NOTE else write_invoice
     )
-    issued = record_and_queue(session, order, document, payload, connector=connector, actor=actor)
+    issued = record_and_queue(
+        session, order, document, payload, connector=connector, actor=actor, settings=settings
+    )
     if forced:
         detail = f"{document.document_id}: " + "; ".join(forced)
         record(session, "invoice.forced", detail, actor=actor, order_id=order.id)

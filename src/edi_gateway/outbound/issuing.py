@@ -137,6 +137,7 @@ def record_and_queue(
     *,
     connector: str,
     actor: str,
+    settings: Settings,
 ) -> Issued:
     """Record ``document`` as an outgoing document of ``order`` and queue ``payload``."""
     from edi_gateway.pipeline.correlate import MessageRef, attach
@@ -148,7 +149,9 @@ def record_and_queue(
     session.add(row)
     session.flush()
     attach(session, order, row, document, MessageRef(None, "gateway", None), actor=actor)
-    outbox_id = queue_to_buyer(session, order, connector, document, payload, document_id=row.id)
+    outbox_id = queue_to_buyer(
+        session, order, connector, document, payload, document_id=row.id, settings=settings
+    )
     return Issued(order.id, row.id, document.document_id, outbox_id, order.status)
 
 
@@ -160,6 +163,7 @@ def queue_to_buyer(
     payload: bytes,
     *,
     document_id: int,
+    settings: Settings,
 ) -> int:
     """Queue a document's bytes for the order's buyer through ``connector``; its outbox id."""
     return enqueue(
@@ -173,4 +177,5 @@ def queue_to_buyer(
             document_id=document_id,
             order_id=order.id,
         ),
+        settings,
     )

@@ -54,6 +54,7 @@ def answer_senders(store: Store, settings: Settings, works: Sequence[Work]) -> N
                         doc_number=mlr.response_id,
                         payload=write_mlr(mlr),
                     ),
+                    settings,
                 )
         except Exception:  # an answer that cannot be made must not undo the outcome
             log.exception("message %s: no MLR could be made for %s", work.id, partner.id)

@@ -21,14 +21,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
 from edi_gateway.crashpoints import reach
-from edi_gateway.errors import GatewayError
+from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.pipeline.history import now, record
 from edi_gateway.store.db import transient
 from edi_gateway.store.leases import lease_timeout, skip_locked
@@ -67,13 +67,17 @@ class Outgoing:
     """The file name wanted (a supplier's pattern); default ``<kind>-<number>.<ext>``."""
 
 
-def enqueue(session: Session, item: Outgoing) -> int:
+def enqueue(session: Session, item: Outgoing, settings: Settings) -> int:
     """Queue ``item`` in the caller's transaction; return its outbox id.
 
     File names are ``item.filename`` or ``<kind>-<document number>.<ext>``, made safe, and
-    never collide with another row of the same connector (a counter is added).
+    never collide with another row of the same connector (a counter is added). A UBL document
+    for a partner whose ``signature:`` says ``sign`` is signed here, so the row holds exactly
+    the bytes that are sent (docs/adr/0021-xml-signatures.md).
     """
     from edi_gateway.store.tables import OutboxRow
+
+    item = signed(item, settings)
 
     wanted = item.filename or f"{item.kind}-{item.doc_number}.{item.extension}"
     stem, dot, extension = wanted.rpartition(".")
@@ -117,6 +121,25 @@ def enqueue(session: Session, item: Outgoing) -> int:
         order_id=item.order_id,
     )
     return row.id
+
+
+def signed(item: Outgoing, settings: Settings) -> Outgoing:
+    """``item`` with its UBL payload signed when its partner's settings say ``sign``."""
+    partner = settings.partner(item.partner)
+    signature = partner.signature if partner is not None else None
+    if signature is None or not signature.sign or item.media_type != "application/xml":
+        return item
+    from signxml.exceptions import SignXMLException
+
+    from edi_gateway.ubl.signature import sign_ubl
+
+    what = f"{item.kind} {item.doc_number} for {item.partner}"
+    try:
+        return replace(item, payload=sign_ubl(item.payload, signature.signing_key))
+    except (ValueError, SignXMLException) as exc:
+        raise GatewayError(
+            ErrorCode.INTERNAL_ERROR, f"signing {what} failed ({exc}); nothing was queued"
+        ) from exc
 
 
 def flush(

@@ -108,9 +108,11 @@ def _relay(session: Session, settings: Settings, order: OrderRow, source: Docume
         from edi_gateway.outbound.invoice import relayed_invoice
 
         bill, payload, connector = relayed_invoice(session, settings, order, source)
-        return _record(session, order, bill, payload, connector)
+        return _record(session, order, bill, payload, connector, settings=settings)
     reply, payload = _relayed_reply(session, order, source)
-    return _record(session, order, reply, payload, buyer_connector(settings, order))
+    return _record(
+        session, order, reply, payload, buyer_connector(settings, order), settings=settings
+    )
 
 
 def _relayed_reply(session: Session, order: OrderRow, source: Document) -> tuple[Document, bytes]:
@@ -133,7 +135,13 @@ def _relayed_reply(session: Session, order: OrderRow, source: Document) -> tuple
 
 
 def _record(
-    session: Session, order: OrderRow, relayed: Document, payload: bytes, connector: str
+    session: Session,
+    order: OrderRow,
+    relayed: Document,
+    payload: bytes,
+    connector: str,
+    *,
+    settings: Settings,
 ) -> int:
     """Record the relayed copy (listed with the order, outside the ledger) and queue it."""
     from edi_gateway.pipeline.orders import document_row
@@ -151,4 +159,6 @@ def _record(
         actor=SYSTEM,
         order_id=order.id,
     )
-    return queue_to_buyer(session, order, connector, relayed, payload, document_id=row.id)
+    return queue_to_buyer(
+        session, order, connector, relayed, payload, document_id=row.id, settings=settings
+    )

@@ -128,7 +128,9 @@ def issue(
     response = compose_response(session, order, lines, decision)
     payload = written(response, write_order_response)
     status_before = order.status
-    issued = record_and_queue(session, order, response, payload, connector=connector, actor=actor)
+    issued = record_and_queue(
+        session, order, response, payload, connector=connector, actor=actor, settings=settings
+    )
     if force and status_before in MOVED_ON:
         record(
             session,

@@ -108,6 +108,9 @@ class Policy:
     """The installed rule release (None: none installed; raises when it fails to verify)."""
     answer: Callable[[Store, Sequence[Work]], None] | None = None
     """What tells senders how their messages ended (Peppol MLRs), in the same transaction."""
+    check_signature: Callable[[str, bytes], None] | None = None
+    """``check_signature(partner, payload)`` verifies the XML signature of a message from a
+    known partner on its stored bytes (raises DocumentError); None: no partner asks for it."""
 
 
 def process_messages(
@@ -428,6 +431,8 @@ def _identify(policy: Policy, work: Work) -> None:
         )
     receiver = document.receiver()
     work.counterpart = policy.partner_of(receiver.keys()) if receiver else None
+    if policy.check_signature is not None and work.partner and work.payload is not None:
+        policy.check_signature(work.partner, work.payload)
 
 
 def _check_rules(policy: Policy, work: Work) -> None:

@@ -69,10 +69,12 @@ _ENCODING_ERRORS = frozenset(
 )
 
 
-def parse(payload: bytes, *, max_size: int) -> etree._Element:
+def parse(payload: bytes, *, max_size: int, keep_markup: bool = False) -> etree._Element:
     """Parse untrusted XML bytes safely and return the **root element**.
 
-    ``max_size`` is the largest accepted payload in bytes. The element's document is reachable
+    ``max_size`` is the largest accepted payload in bytes. ``keep_markup`` keeps comments and
+    processing instructions (they are dropped otherwise): an XML signature covers them, so
+    signing and verifying need the document exactly as sent. The element's document is reachable
     with ``root.getroottree()``. Raises :class:`~edi_gateway.errors.DocumentError` with code
     ``TOO_LARGE``, ``EMPTY``, ``FORBIDDEN_DTD``, ``BAD_ENCODING`` or ``NOT_WELL_FORMED``; the
     error's ``line`` is libxml2's line number when it gives one.
@@ -89,7 +91,7 @@ def parse(payload: bytes, *, max_size: int) -> etree._Element:
             ErrorCode.FORBIDDEN_DTD,
             "document has a <!DOCTYPE> declaration; DTDs and entity declarations are refused",
         )
-    root = _libxml2_parse(payload)
+    root = _libxml2_parse(payload, keep_markup)
     docinfo = root.getroottree().docinfo
     if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise DocumentError(ErrorCode.FORBIDDEN_DTD, "document has a DTD; DTDs are refused")
@@ -144,16 +146,22 @@ def _unknown_encoding(name: str) -> DocumentError:
     )
 
 
-def _libxml2_parse(payload: bytes) -> etree._Element:
-    parser = etree.XMLParser(
+def hardened_parser(*, keep_markup: bool = False) -> etree.XMLParser:
+    """A fresh parser that resolves no entity, loads no DTD and touches no network."""
+    return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
         dtd_validation=False,
-        remove_comments=True,  # "4<!-- -->0" is 40, not 4: text around a comment is joined
-        remove_pis=True,
+        # "4<!-- -->0" is 40, not 4: the reader needs text around a comment joined
+        remove_comments=not keep_markup,
+        remove_pis=not keep_markup,
         huge_tree=False,
     )
+
+
+def _libxml2_parse(payload: bytes, keep_markup: bool = False) -> etree._Element:
+    parser = hardened_parser(keep_markup=keep_markup)
     try:
         return etree.fromstring(payload, parser)
     except etree.XMLSyntaxError as exc:

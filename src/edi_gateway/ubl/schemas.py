@@ -38,6 +38,7 @@ from edi_gateway.errors import ErrorCode, GatewayError
 MANIFEST_PACKAGE = "edi_gateway.schemas"
 MANIFEST_NAME = "ubl-2.1-xsdrt.sha256"
 _MAINDOC = re.compile(r"maindoc/UBL-(?P<name>[A-Za-z]+)-2\.1\.xsd")
+_XS = "{http://www.w3.org/2001/XMLSchema}"
 _MANIFEST_LINE = re.compile(r"(?P<digest>[0-9a-f]{64})  (?P<path>[A-Za-z0-9_./-]+)")
 
 
@@ -154,6 +155,26 @@ class SchemaSet:
                 return []
             entries = cast("Iterable[Any]", schema.error_log)  # iterable; not in lxml-stubs
             return [(entry.line or None, str(entry.message)) for entry in entries]
+
+    def child_order(self, root_name: str) -> tuple[str, ...]:
+        """The children a ``root_name`` document may have, in the order its maindoc schema's
+        sequence gives them, as Clark names (``{...CommonBasicComponents-2}ID``, ...)."""
+        rel = f"maindoc/UBL-{root_name}-2.1.xsd"
+        with self._lock:
+            data = self._verified_files().get(rel)
+        if data is None:
+            raise GatewayError(
+                ErrorCode.UNSUPPORTED_DOCUMENT,
+                f"{root_name!r} is not a UBL 2.1 document type (no schema {rel})",
+            )
+        xsd = etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True))
+        names: list[str] = []
+        for element in xsd.iterfind(
+            f"{_XS}complexType[@name='{root_name}Type']/{_XS}sequence/{_XS}element"
+        ):
+            prefix, _, local = element.get("ref", "").rpartition(":")
+            names.append(f"{{{element.nsmap[prefix or None]}}}{local}")
+        return tuple(names)
 
     def _entry(self, root_name: str) -> tuple[etree.XMLSchema, threading.Lock]:
         with self._lock:

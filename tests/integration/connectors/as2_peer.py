@@ -14,7 +14,6 @@ import base64
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import apt_install, unavailable
+from tests.servers import debian_command
 
 CRLF = b"\r\n"
 REPORT_TYPE = 'multipart/report; report-type=disposition-notification; boundary="rb"'
@@ -35,14 +34,7 @@ REPORT_TYPE = 'multipart/report; report-type=disposition-notification; boundary=
 
 def openssl_binary() -> str:
     """The openssl command (installed with apt when missing; CI=true fails without it)."""
-    found = shutil.which("openssl")
-    if found is None:
-        apt_install("openssl")
-        found = shutil.which("openssl")
-    if found is None:
-        unavailable("the openssl command is missing (apt-get install openssl)")
-    assert found is not None
-    return found
+    return debian_command("openssl")
 
 
 def run(*args: str | Path, data: bytes | None = None) -> bytes:
