@@ -1,4 +1,4 @@
-"""What the gateway sends must pass the official rules first (issue 9, ADR 0020).
+"""What the gateway sends must pass the official rules first (issue 9, ADR 0023).
 
 Every UBL row of the outbox is run through the rule sets of its CustomizationID (with the
 receiving partner's ``severity:`` overrides) right before each delivery attempt. A fatal finding

@@ -2,7 +2,7 @@
 linear time.
 
 The official XSLT files are made by the ISO skeleton. Run as they are, they cost seconds per
-20,000 order lines and minutes when every line fails (ADR 0020): every pattern walks the whole
+20,000 order lines and minutes when every line fails (ADR 0023): every pattern walks the whole
 tree on its own, every element is tried against hundreds of absolute-path match patterns in
 priority order, and each failure's location counts its preceding siblings. This compiler keeps
 the rules' semantics exactly (the same contexts, the same tests in the same context, the same

@@ -6,7 +6,7 @@ Create Date: 2026-12-05 01:00:00
 
 One row per finding of the latest check of a received message (``message_id``) or of an outgoing
 document in the outbox (``outbox_id``): rule set, rule ID, flag, location, line and text
-(docs/adr/0020).
+(docs/adr/0023).
 """
 
 from __future__ import annotations
