@@ -39,6 +39,8 @@ _MEMBER = re.compile(
     r"some \$(?P<v>[\w.-]+) in \$(?P<list>[\w.-]+) satisfies \$(?P=v) = "
     r"(?P<value>normalize-space\(text\(\)\)|@[\w.:-]+)(?=\))"
 )
+_SPAN = 4096
+_NONE = _SPAN - 1  # no rule for this element in this pattern
 _RESERVED = ("xsl", "xs", "map", "e")
 _STRINGS = re.compile(r"'[^']*'|\"[^\"]*\"")
 
@@ -266,17 +268,23 @@ def _trie(k: int, pattern: _Pattern, namespaces: dict[str, str]) -> list[str]:
             edges[parent][f"QName({_lit(namespaces[prefix])}, {_lit(local)})"] = here
         (wild if star else exact).setdefault(states[path], i)
 
+    if len(pattern.rules) >= _NONE:
+        raise SchematronError(
+            f"a pattern of {len(pattern.rules)} rules is more than this compiler takes"
+        )
+
+    def step(here: int, there: int) -> int:  # the child's state and rule, in one integer
+        rule = min(exact.get(there, _NONE), wild.get(here, _NONE))
+        return there * _SPAN + rule
+
     def xpath_map(entries: dict[int, str]) -> str:
         return "map{" + ", ".join(f"{key}: {value}" for key, value in entries.items()) + "}"
 
     nexts = {
-        s: "map{" + ", ".join(f"{q}: {t}" for q, t in e.items()) + "}" for s, e in edges.items()
+        s: "map{" + ", ".join(f"{q}: {step(s, t)}" for q, t in e.items()) + "}"
+        for s, e in edges.items()
     }
-    tables = {
-        f"e:next{k}": nexts,
-        f"e:rule{k}": {s: str(r) for s, r in exact.items()},
-        f"e:wild{k}": {s: str(r) for s, r in wild.items()},
-    }
+    tables = {f"e:next{k}": nexts, f"e:wild{k}": {s: str(r) for s, r in wild.items()}}
     return [
         f'<xsl:variable name="{name}" select={quoteattr(xpath_map(entries))}/>'
         for name, entries in tables.items()
@@ -289,15 +297,18 @@ def _walk(patterns: list[_Pattern], plain: list[int]) -> str:
         if k in plain:
             params.append(f'<xsl:param name="s{k}" as="xs:integer?"/>')
             here.append(
-                f'<xsl:variable name="t{k}" as="xs:integer?" select="if (exists($s{k})) '
+                f'<xsl:variable name="v{k}" as="xs:integer?" select="if (exists($s{k})) '
                 f'then $e:next{k}($s{k})(node-name(.)) else ()"/>'
-                f'<xsl:variable name="r{k}" select="min(((if (exists($t{k})) then '
-                f"$e:rule{k}($t{k}) else ()), (if (exists($s{k})) then $e:wild{k}($s{k}) "
-                f'else ())))"/>'
-                f'<xsl:if test="exists($r{k})"><xsl:call-template name="e:p{k}">'
-                f'<xsl:with-param name="r" select="$r{k}"/></xsl:call-template></xsl:if>'
+                f'<xsl:variable name="r{k}" as="xs:integer?" select="if (exists($v{k})) then '
+                f'$v{k} mod {_SPAN} else if (exists($s{k})) then $e:wild{k}($s{k}) else ()"/>'
+                f'<xsl:if test="exists($r{k}) and $r{k} ne {_NONE}"><xsl:call-template '
+                f'name="e:p{k}"><xsl:with-param name="r" select="$r{k}"/></xsl:call-template>'
+                "</xsl:if>"
             )
-            down.append(f'<xsl:with-param name="s{k}" select="$t{k}"/>')
+            down.append(
+                f'<xsl:with-param name="s{k}" select="if (exists($v{k})) then $v{k} idiv '
+                f'{_SPAN} else ()"/>'
+            )
         else:
             here.append(f'<xsl:apply-templates select="." mode="e:m{k}"/>')
             if pattern.sees_attributes():

@@ -33,7 +33,7 @@ from edi_gateway.rules.compile import Assertion, compile_schematron
 if TYPE_CHECKING:
     from edi_gateway.rules.evaluate import RuleEngine
 
-COMPILER = "1"
+COMPILER = "2"
 """Bumped whenever ``compile.py`` writes different stylesheets for the same ``.sch``."""
 MAX_SCH = 32 << 20
 """No official ``.sch`` comes near this; bigger archive members are not read."""
