@@ -42,6 +42,7 @@ partners:
     language: sv
     outbound: outbox        # where Order Responses etc. for this partner are delivered
     auto_response: acknowledge  # none | acknowledge | accept: answer each order on receipt
+    validation: xsd         # xsd | peppol: also the official Peppol rules (`rules install` first)
     legal:                  # completes what its orders leave out on invoices
       registration_name: Region Västra Sjukvård
       street: Södra Vägen 14
