@@ -7,6 +7,7 @@ examples and over generated documents that break rules on purpose.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tarfile
@@ -481,3 +482,26 @@ def test_mlr_needs_an_outbound_connector(tmp_path: Path) -> None:
             {"path": tmp_path / "g.yaml", "partners": [f.buyer_partner(mlr="always")]},
             context={"base_dir": tmp_path},
         )
+
+
+def test_the_rules_commands(
+    artefacts: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edi_gateway.cli import main
+
+    config = tmp_path / "gateway.yaml"
+    config.write_text("store: {url: 'sqlite:///g.db'}\n", encoding="utf-8")
+    assert main(["--config", str(config), "rules", "list"]) == 0
+    assert "no rule release installed" in capsys.readouterr().out
+    assert main(["--config", str(config), "rules", "install", str(artefacts)]) == 0
+    assert "installed Peppol rule release 2026.5" in capsys.readouterr().out
+    assert main(["--config", str(config), "rules", "list", "--json"]) == 0
+    [listed] = json.loads(capsys.readouterr().out)["releases"]
+    assert (
+        listed["active"]
+        and listed["verified"]
+        and listed["path"] == str(tmp_path / "rules" / RELEASE)
+    )
+    (tmp_path / "empty").mkdir()
+    assert main(["--config", str(config), "rules", "install", str(tmp_path / "empty")]) == 1
+    assert "RULES_UNAVAILABLE" in capsys.readouterr().err
