@@ -505,3 +505,158 @@ def test_the_rules_commands(
     (tmp_path / "empty").mkdir()
     assert main(["--config", str(config), "rules", "install", str(tmp_path / "empty")]) == 1
     assert "RULES_UNAVAILABLE" in capsys.readouterr().err
+
+
+# --- what the review broke, kept broken no more -------------------------------------------------
+
+
+def _order_with_comment_in_a_code() -> bytes:
+    """XSD-valid; the official rules raise on it (normalize-space of two text nodes)."""
+    return f.order("PO-C", f.items(2)).replace(b">EUR<", b">EU<!-- sic -->R<", 1)
+
+
+def test_a_document_the_rules_cannot_evaluate_is_a_coded_failure_not_a_bug(
+    store: Store, tmp_path: Path, rules_dir: Path
+) -> None:
+    gateway = _gateway(store, tmp_path, rules_dir, validation="peppol")
+    shown = _message(gateway, receive(gateway, _order_with_comment_in_a_code()))
+    assert shown["error_code"] == "RULES_FAILED"
+    assert "cannot evaluate" in shown["error_detail"]
+
+
+def test_one_row_the_rules_cannot_evaluate_never_holds_up_the_others(
+    store: Store, tmp_path: Path, rules_dir: Path, artefacts: Path
+) -> None:
+    from edi_gateway.outbound.outbox import flush
+
+    gateway = _sender(store, tmp_path, rules_dir)
+    stuck = _queue(gateway, _order_with_comment_in_a_code())
+    good = _queue(gateway, (artefacts / "examples" / "OrderResponse_Example.xml").read_bytes())
+    states = flush(gateway.store, gateway.settings)
+    assert (states[stuck], states[good]) == ("failed", "sent")
+    with gateway.store.session() as session:
+        from edi_gateway.store.queries import findings_of
+
+        [held] = findings_of(session, outbox_id=stuck)
+    assert held["rule_id"] == "EVALUATION" and held["flag"] == "fatal"
+
+
+def test_utf16_without_a_byte_order_mark_is_read_as_xml_says(
+    engine: RuleEngine, artefacts: Path
+) -> None:
+    text = (
+        _broken_order(same_line_ids=False).decode().replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    )
+    payload = text.encode("utf-16-be")  # no BOM: the declaration in UTF-16 tells the parser
+    assert _compare(engine, artefacts, payload) > 0
+
+
+@pytest.mark.parametrize("label", ["mlr:3", "punch_out:3", "catalogue_response:3"])
+def test_a_customization_id_of_another_document_type_is_refused(
+    engine: RuleEngine, label: str
+) -> None:
+    payload = _broken_order(same_line_ids=False).replace(
+        b"order:3</cbc:Cust", label.encode() + b"</cbc:Cust"
+    )
+    [finding] = check_document(engine, payload, max_size=1 << 26, required=False)
+    assert (finding.rule_id, finding.flag) == ("CUSTOMIZATION", "fatal")
+    assert "not for a Order" in finding.text or "not for an Order" in finding.text
+
+
+def test_an_mlr_is_never_answered_with_an_mlr(
+    store: Store, tmp_path: Path, rules_dir: Path, engine: RuleEngine, artefacts: Path
+) -> None:
+    gateway = _mlr_gateway(store, tmp_path, rules_dir, "always")
+    mlr = (artefacts / "examples" / "MessageLevelResponse_Example.xml").read_bytes()
+    mlr = mlr.replace(b"7315458756328", f.BUYER_GLN.encode()).replace(
+        b"7300010000001", f.SELLER_GLN.encode()
+    )
+    receive(gateway, mlr)
+    receive(gateway, mlr.replace(b"<cbc:ResponseCode>RE", b"<cbc:ResponseCode>XX"))
+    assert _sent_mlrs(gateway, tmp_path, engine) == []
+
+
+def test_a_supplier_layout_in_xml_is_not_taken_for_ubl(
+    store: Store, tmp_path: Path, rules_dir: Path
+) -> None:
+    from edi_gateway.outbound.outbox import flush
+
+    gateway = _sender(store, tmp_path, rules_dir)
+    layout = b'<?xml version="1.0"?>\n<!DOCTYPE bestelling SYSTEM "b.dtd">\n<bestelling/>\n'
+    row = _queue(gateway, layout)
+    assert flush(gateway.store, gateway.settings)[row] == "sent"
+
+
+def test_a_release_this_version_does_not_know_is_never_taken(
+    artefacts: Path, tmp_path: Path
+) -> None:
+    from edi_gateway.rules.install import active_name
+
+    install(artefacts, tmp_path)
+    shutil.copytree(tmp_path / RELEASE, tmp_path / "2099.1")
+    assert active_name(tmp_path, None) == RELEASE
+
+
+def test_a_corrupt_archive_is_a_coded_error(tmp_path: Path) -> None:
+    archive = tmp_path / "release.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("a/PEPPOLBIS-T01.sch", b"<schema/>" * 1000)
+    data = bytearray(archive.read_bytes())
+    data[60:70] = b"\xff" * 10  # inside the member's compressed bytes: a bad CRC
+    archive.write_bytes(bytes(data))
+    with pytest.raises(GatewayError) as err:
+        identify(archive)
+    assert err.value.code is ErrorCode.RULES_UNAVAILABLE
+
+
+def test_a_flood_of_findings_is_kept_bounded(store: Store, tmp_path: Path, rules_dir: Path) -> None:
+    from edi_gateway.domain.findings import MAX_FINDINGS
+
+    gateway = _gateway(store, tmp_path, rules_dir, validation="peppol")
+    payload = f.order("PO-F", f.items(600)).replace(b'unitCode="C62"', b'unitCode="Q"')
+    payload = payload.replace(b'currencyID="EUR"', b'currencyID="ZZZ"')
+    shown = _message(gateway, receive(gateway, payload))
+    assert len(shown["findings"]) == MAX_FINDINGS + 1
+    assert shown["findings"][-1]["rule_id"] == "MORE"
+    assert "more findings not kept" in shown["findings"][-1]["text"]
+
+
+def test_verify_with_validation_peppol_is_refused(tmp_path: Path) -> None:
+    from tests.keys import identity, write_identity
+
+    _, cert = write_identity(identity("them"), tmp_path, "them")
+    buyer = f.buyer_partner(
+        validation="peppol", signature={"verify": "required", "partner_certificate": str(cert)}
+    )
+    with pytest.raises(ValueError, match="verify cannot be used with validation: peppol"):
+        Settings.model_validate(
+            {"path": tmp_path / "g.yaml", "partners": [buyer]}, context={"base_dir": tmp_path}
+        )
+
+
+def test_what_we_sign_is_judged_as_the_document_the_signature_covers(
+    store: Store, tmp_path: Path, rules_dir: Path, artefacts: Path
+) -> None:
+    from edi_gateway.outbound.outbox import flush
+    from tests.keys import identity, write_identity
+
+    key, cert = write_identity(identity("us"), tmp_path, "us")
+    buyer = f.buyer_partner(
+        outbound="to-buyer", signature={"sign": True, "key": str(key), "certificate": str(cert)}
+    )
+    settings = Settings.model_validate(
+        {
+            "path": tmp_path / "gateway.yaml",
+            "rules": {"dir": str(rules_dir)},
+            "partners": [buyer, f.seller_partner()],
+            "connectors": [
+                {"name": "to-buyer", "type": "folder", "direction": "out", "path": "out"}
+            ],
+        },
+        context={"base_dir": tmp_path},
+    )
+    gateway = Gateway(settings, store)
+    row = _queue(gateway, (artefacts / "examples" / "OrderResponse_Example.xml").read_bytes())
+    assert flush(gateway.store, gateway.settings)[row] == "sent"
+    [sent] = (tmp_path / "out").iterdir()
+    assert b"UBLDocumentSignatures" in sent.read_bytes()

@@ -79,7 +79,7 @@ class Partner(_Model):
     """Answer this partner's messages with a Peppol Message Level Response through its
     ``outbound`` connector: refusals only (``on_failure``), or acceptances too (``always``)."""
     severity: dict[RuleId, Literal["fatal", "warning", "ignore"]] = Field(default_factory=dict)
-    """Per rule ID, how serious a finding is for this partner's documents (both ways), as the
+    """Per rule ID, how serious a finding is in the documents this partner sends, as the
     KoSIT validator's custom levels: ``{BR-CL-14: warning, PEPPOL-T01-R002: ignore}``."""
 
     @model_validator(mode="before")

@@ -108,12 +108,23 @@ class SignatureSettings(_Model):
             raise DocumentError(exc.code, text) from exc
 
 
+VERIFY_REFUSAL = (
+    "signature.verify cannot be used with validation: peppol: Peppol BIS documents forbid UBL "
+    "extensions, so a signed document always fails the Peppol rules (and an unsigned one "
+    "cannot pass verify: required). Use validation: xsd for a partner that signs, or verify: off"
+)
+
+
 def signing_refused(
     signature: SignatureSettings | None, validation: str, forward: ForwardProfile | None
 ) -> str | None:
     """Why ``signature`` cannot be the settings of a partner with this ``validation`` and
     ``forward`` profile, or None."""
-    if signature is None or not signature.sign:
+    if signature is None:
+        return None
+    if validation == "peppol" and signature.verify != "off":
+        return VERIFY_REFUSAL
+    if not signature.sign:
         return None
     if validation == "peppol":
         return PEPPOL_REFUSAL

@@ -10,6 +10,19 @@ Flag = Literal["fatal", "warning", "information"]
 Severity = Literal["fatal", "warning", "ignore"]
 XSD = "XSD"
 """``rule_set`` and ``rule_id`` of UBL 2.1 schema errors."""
+MAX_FINDINGS = 1000
+"""Findings kept per message or outbox row; beyond, one more says how many were left out."""
+
+
+def bounded(findings: list[Finding]) -> list[Finding]:
+    """The first :data:`MAX_FINDINGS`, then one finding counting the rest (a hostile document
+    failing every line must not write hundreds of thousands of rows)."""
+    if len(findings) <= MAX_FINDINGS:
+        return findings
+    rest = findings[MAX_FINDINGS:]
+    more = sum(1 for f in rest if f.flag == "fatal")
+    text = f"and {len(rest)} more findings not kept ({more} fatal)"
+    return [*findings[:MAX_FINDINGS], Finding("GATEWAY", "MORE", rest[0].flag, None, None, text)]
 
 
 @dataclass(frozen=True, slots=True)

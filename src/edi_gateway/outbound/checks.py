@@ -1,7 +1,8 @@
 """What the gateway sends must pass the official rules first (issue 9, ADR 0023).
 
-Every UBL row of the outbox is run through the rule sets of its CustomizationID (with the
-receiving partner's ``severity:`` overrides) right before each delivery attempt. A fatal finding
+Every UBL row of the outbox is run through the rule sets of its CustomizationID (the official
+severities: a partner's ``severity:`` is for what it sends us) right before each delivery
+attempt. A fatal finding
 holds the row ``failed`` with ``RULES_FAILED``; its findings are kept (``outbox show``) and the
 bytes never leave. Without an installed release the check is off (health and the start-up log
 say so); a release that no longer verifies is a failed attempt, retried like any other.
@@ -11,13 +12,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lxml import etree
 from sqlalchemy import delete
 
-from edi_gateway.domain.findings import apply_severity, fatal
+from edi_gateway.domain.findings import Finding, bounded, fatal
+from edi_gateway.errors import DocumentError
 from edi_gateway.pipeline.history import record
 from edi_gateway.pipeline.work import finding_row
 from edi_gateway.store.bulk import insert_many
 from edi_gateway.store.schema import findings
+from edi_gateway.ubl.namespaces import maindoc_ns
+from edi_gateway.ubl.parse import parse
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -31,8 +36,11 @@ XML = "application/xml"
 def passes_rules(session: Session, row: OutboxRow, settings: Settings) -> bool:
     """Check ``row`` (a UBL payload) against the rules; False when it is held ``failed``.
 
-    Raises ``GatewayError`` when the check cannot run (the release does not verify, the bytes
-    do not parse): the caller counts a failed attempt.
+    Rows that are not UBL (PDF, Excel, CSV, a supplier's own XML layout) pass unchecked. The
+    official severities apply: what the gateway sends must pass them, whatever a partner
+    tolerates in what it sends us. For a partner whose documents we sign, the rules judge the
+    document the signature covers. Raises ``GatewayError`` when the check cannot run (the
+    release does not verify): the caller counts a failed attempt.
     """
     if row.media_type != XML:
         return True
@@ -42,15 +50,26 @@ def passes_rules(session: Session, row: OutboxRow, settings: Settings) -> bool:
     engine = engine_for(settings.rules.dir, settings.rules.release)
     if engine is None:
         return True
+    limit = settings.intake.max_size_mb << 20
+    payload = row.payload
+    try:
+        root = parse(payload, max_size=max(limit, len(payload)))
+    except DocumentError:
+        return True  # not XML the rules could read: a supplier's own layout
+    name = etree.QName(root)
+    if name.namespace != maindoc_ns(name.localname):
+        return True  # XML, but not UBL
     partner = settings.partner(row.partner)
-    found = check_document(
-        engine, row.payload, max_size=settings.intake.max_size_mb << 20, required=False
-    )
-    found = apply_severity(found, partner.severity if partner else {})
-    conn = session.connection()
-    conn.execute(delete(findings).where(findings.c.outbox_id == row.id))
-    rows = [finding_row(f, seq) for seq, f in enumerate(found)]
-    insert_many(conn, findings, rows, {"outbox_id": row.id, "message_id": None})
+    tree: etree._Element | None = root
+    if partner and partner.signature and partner.signature.sign:
+        from edi_gateway.ubl.signature import unsigned
+
+        payload, tree = unsigned(payload), None
+    try:
+        found = check_document(engine, payload, max_size=len(payload), required=False, root=tree)
+    except DocumentError as exc:  # the official rules cannot evaluate it either
+        found = [Finding("PEPPOL", "EVALUATION", "fatal", None, exc.line, exc.message)]
+    _keep(session, row, found)
     failing = fatal(found)
     if not failing:
         return True
@@ -63,6 +82,14 @@ def passes_rules(session: Session, row: OutboxRow, settings: Settings) -> bool:
         order_id=row.order_id,
     )
     return False
+
+
+def _keep(session: Session, row: OutboxRow, found: list[Finding]) -> None:
+    """This check's findings replace the row's earlier ones."""
+    conn = session.connection()
+    conn.execute(delete(findings).where(findings.c.outbox_id == row.id))
+    rows = [finding_row(f, seq) for seq, f in enumerate(bounded(found))]
+    insert_many(conn, findings, rows, {"outbox_id": row.id, "message_id": None})
 
 
 __all__ = ["passes_rules"]

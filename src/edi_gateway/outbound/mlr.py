@@ -14,15 +14,19 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from lxml import etree
 from sqlalchemy import select
 
 from edi_gateway.config.models import Partner
+from edi_gateway.domain.documents import DocumentKind
 from edi_gateway.domain.findings import XSD, Finding, fatal
 from edi_gateway.errors import DocumentError, ErrorCode, GatewayError
 from edi_gateway.outbound.outbox import Outgoing, enqueue
 from edi_gateway.pipeline.history import now
 from edi_gateway.pipeline.work import FAILED, ORPHAN, PROCESSED, Work
 from edi_gateway.store.schema import message_payloads
+from edi_gateway.ubl.namespaces import CBC
+from edi_gateway.ubl.parse import parse
 from edi_gateway.ubl.write_mlr import Mlr, MlrLine, write_mlr
 
 if TYPE_CHECKING:
@@ -41,7 +45,7 @@ def answer_senders(store: Store, settings: Settings, works: Sequence[Work]) -> N
         if partner is None or partner.mlr == "never" or partner.outbound is None:
             continue
         try:
-            mlr = _mlr_for(store, work, partner)
+            mlr = _mlr_for(store, settings, work, partner)
             if mlr is None:
                 continue
             with store.session() as session:
@@ -60,7 +64,9 @@ def answer_senders(store: Store, settings: Settings, works: Sequence[Work]) -> N
             log.exception("message %s: no MLR could be made for %s", work.id, partner.id)
 
 
-def _mlr_for(store: Store, work: Work, partner: Partner) -> Mlr | None:
+def _mlr_for(store: Store, settings: Settings, work: Work, partner: Partner) -> Mlr | None:
+    if _is_a_response(store, work):
+        return None  # an MLR (or another ApplicationResponse) is never answered: no ping-pong
     if work.state == FAILED:
         error = work.error
         if not isinstance(error, DocumentError) or error.code in NOT_THE_SENDERS:
@@ -70,7 +76,7 @@ def _mlr_for(store: Store, work: Work, partner: Partner) -> Mlr | None:
         code, error = "AP", None
     else:
         return None
-    ours = _our_endpoint(store, work, partner)
+    ours = _our_endpoint(store, settings, work, partner)
     if ours is None:
         log.warning("message %s: no MLR to %s, its receiving party is unknown", work.id, partner.id)
         return None
@@ -114,22 +120,29 @@ def _lines(findings: Sequence[Finding], error: GatewayError | None) -> list[MlrL
     return lines
 
 
-def _our_endpoint(store: Store, work: Work, partner: Partner) -> tuple[str, str] | None:
-    """The party the message was for, which answers: from the document, else its bytes."""
+def _is_a_response(store: Store, work: Work) -> bool:
+    if work.document is not None:
+        return work.document.kind is DocumentKind.APPLICATION_RESPONSE
+    root = _stored_root(store, work.id)
+    return root is not None and etree.QName(root).localname == "ApplicationResponse"
+
+
+def _our_endpoint(
+    store: Store, settings: Settings, work: Work, partner: Partner
+) -> tuple[str, str] | None:
+    """The party the message was for, which answers: the configured partner it was addressed
+    to (its endpoint is checked by the configuration), else what the document says."""
+    counterpart = settings.partner(work.counterpart) if work.counterpart else None
+    if counterpart is not None:
+        return counterpart.endpoint.scheme, counterpart.endpoint.value
     receiver = work.document.receiver() if work.document else None
     if receiver and receiver.endpoint and receiver.endpoint.scheme:
         return receiver.endpoint.scheme, receiver.endpoint.value
     return _loose_receiver(store, work.id, set(Partner.keys(partner)))
 
 
-def _loose_receiver(store: Store, message_id: int, theirs: set[str]) -> tuple[str, str] | None:
-    """The first endpoint in the message's bytes that is not the sender's (a document that
-    failed before it was read)."""
-    from lxml import etree
-
-    from edi_gateway.ubl.namespaces import CBC
-    from edi_gateway.ubl.parse import parse
-
+def _stored_root(store: Store, message_id: int) -> etree._Element | None:
+    """The stored bytes of a message that failed before it was read, parsed (hardened)."""
     with store.connect() as conn:
         payload = conn.scalar(
             select(message_payloads.c.payload).where(message_payloads.c.message_id == message_id)
@@ -137,8 +150,16 @@ def _loose_receiver(store: Store, message_id: int, theirs: set[str]) -> tuple[st
     if not payload:
         return None
     try:
-        root = parse(payload, max_size=len(payload))
+        return parse(payload, max_size=len(payload))
     except GatewayError:
+        return None
+
+
+def _loose_receiver(store: Store, message_id: int, theirs: set[str]) -> tuple[str, str] | None:
+    """The first endpoint in the message's bytes that is not the sender's (a document that
+    failed before it was read)."""
+    root = _stored_root(store, message_id)
+    if root is None:
         return None
     for element in root.iter(etree.QName(CBC, "EndpointID").text):
         scheme, value = element.get("schemeID"), (element.text or "").strip()

@@ -190,8 +190,12 @@ def _checked(session: Session, row: OutboxRow, settings: Settings, moment: datet
 
     try:
         return passes_rules(session, row, settings)
-    except GatewayError as exc:  # the check could not run: a failed attempt, retried
-        failed_attempt(session, row, str(exc), moment)
+    except Exception as exc:  # the check could not run: a failed attempt, retried, never a jam
+        if transient(exc):
+            raise
+        if not isinstance(exc, GatewayError):
+            log.exception("checking outbox row %s against the rules", row.id)
+        failed_attempt(session, row, str(exc) or type(exc).__name__, moment)
         return False
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, delete
 from sqlalchemy.exc import DataError, IntegrityError
 
 from edi_gateway.domain.documents import Document
-from edi_gateway.domain.findings import Finding
+from edi_gateway.domain.findings import Finding, bounded
 from edi_gateway.errors import ErrorCode, GatewayError, first_line
 from edi_gateway.pipeline.history import SYSTEM, now
 from edi_gateway.store.bulk import insert_many, update_many
@@ -99,7 +99,7 @@ def write_findings(conn: Connection, works: list[Work]) -> None:
     rows = [
         finding_row(f, seq) | {"message_id": w.id}
         for w in works
-        for seq, f in enumerate(w.findings)
+        for seq, f in enumerate(bounded(w.findings))
     ]
     insert_many(conn, findings, rows, {"outbox_id": None})
 

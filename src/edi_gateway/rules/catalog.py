@@ -32,6 +32,26 @@ RELEASES: dict[str, dict[str, str]] = {
 }
 """Known releases: rule set name (the ``.sch`` file's stem) -> sha256 of the file as published."""
 
+ROOTS: dict[str, frozenset[str]] = {
+    "PEPPOLBIS-T01": frozenset({"Order"}),
+    "PEPPOLBIS-T76": frozenset({"OrderResponse"}),
+    "PEPPOLBIS-T16": frozenset({"DespatchAdvice"}),
+    "PEPPOLBIS-T110": frozenset({"OrderResponse"}),
+    "PEPPOLBIS-T114": frozenset({"OrderChange"}),
+    "PEPPOLBIS-T115": frozenset({"OrderCancellation"}),
+    "PEPPOLBIS-T116": frozenset({"OrderResponse"}),
+    "PEPPOLBIS-T71": frozenset({"ApplicationResponse"}),
+    "PEPPOLBIS-T111": frozenset({"ApplicationResponse"}),
+    "PEPPOLBIS-T19": frozenset({"Catalogue"}),
+    "PEPPOLBIS-T58": frozenset({"ApplicationResponse"}),
+    "PEPPOLBIS-T77": frozenset({"Catalogue"}),
+    "CEN-EN16931-UBL": frozenset({"Invoice", "CreditNote"}),
+    "PEPPOL-EN16931-UBL": frozenset({"Invoice", "CreditNote"}),
+    "PEPPOL-EN16931-UBL-SB": frozenset({"Invoice", "CreditNote"}),
+}
+"""The UBL root element each rule set is written for: a CustomizationID is only believed on a
+document of that type (as the official validators select by both)."""
+
 TRANSACTIONS: dict[str, tuple[str, ...]] = {
     "order:3": ("PEPPOLBIS-T01",),
     "order_response:3": ("PEPPOLBIS-T76",),
@@ -64,6 +84,11 @@ def rule_sets(customization_id: str | None) -> tuple[str, ...]:
     if cid.startswith(POACC):
         return TRANSACTIONS.get(cid[len(POACC) :].split("#")[0], ())
     return ()
+
+
+def misfits(names: tuple[str, ...], root_name: str) -> list[str]:
+    """The rule sets among ``names`` that are not written for a ``root_name`` document."""
+    return [n for n in names if root_name not in ROOTS.get(n, frozenset({root_name}))]
 
 
 def newest(names: list[str]) -> str | None:

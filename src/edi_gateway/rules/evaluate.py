@@ -8,6 +8,7 @@ and the source line, in one pass over the lxml tree that stops at the last eleme
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ from lxml import etree
 
 from edi_gateway.domain.findings import Finding
 from edi_gateway.errors import DocumentError, ErrorCode, GatewayError
-from edi_gateway.rules.catalog import rule_sets
+from edi_gateway.rules.catalog import ROOTS, misfits, rule_sets
 from edi_gateway.ubl.namespaces import CBC
 from edi_gateway.ubl.parse import parse
 from edi_gateway.ubl.read_values import source_line
@@ -81,20 +82,36 @@ class RuleEngine:
         names = self.rule_sets_for(root)
         if not names:
             return []
-        text = _text(payload, root)
         raw: list[tuple[RuleSet, int, int, str]] = []
-        with _LOCK:
-            document = _processor().parse_xml(xml_text=text)
-            for name in names:
-                rule_set = self.release.sets[name]
-                executable = self._executables.get(name)
-                if executable is None:
-                    executable = self._executables[name] = _compile(rule_set)
-                out = executable.transform_to_string(xdm_node=document) or ""
-                for line in out.splitlines():
-                    number, element, attribute = line.split("\t")
-                    raw.append((rule_set, int(number), int(element), attribute))
+        # Saxon reads the very bytes (its own parser decodes them as XML says), from a private
+        # file: never a location the document names. The hardened parse already refused DTDs.
+        with _LOCK, tempfile.NamedTemporaryFile(suffix=".xml") as file:
+            file.write(payload)
+            file.flush()
+            try:
+                document = _processor().parse_xml(xml_file_name=file.name)
+                for name in names:
+                    raw += self._run(name, document)
+            except GatewayError:
+                raise
+            except Exception as exc:  # the official rules raise on it too (a dynamic error)
+                raise DocumentError(
+                    ErrorCode.RULES_FAILED,
+                    f"the official rules cannot evaluate this document: {_first(exc)}",
+                ) from exc
         return _located(raw, root)
+
+    def _run(self, name: str, document: Any) -> list[tuple[RuleSet, int, int, str]]:
+        rule_set = self.release.sets[name]
+        executable = self._executables.get(name)
+        if executable is None:
+            executable = self._executables[name] = _compile(rule_set)
+        out = executable.transform_to_string(xdm_node=document) or ""
+        found = []
+        for line in out.splitlines():
+            number, element, attribute = line.split("\t")
+            found.append((rule_set, int(number), int(element), attribute))
+        return found
 
 
 class RulesFailed(DocumentError):
@@ -112,26 +129,36 @@ class RulesFailed(DocumentError):
 
 
 def check_document(
-    engine: RuleEngine, payload: bytes, *, max_size: int, required: bool = True
+    engine: RuleEngine,
+    payload: bytes,
+    *,
+    max_size: int,
+    required: bool = True,
+    root: etree._Element | None = None,
 ) -> list[Finding]:
     """Parse ``payload`` (hardened) and run the rule sets of its CustomizationID over it.
 
     ``required``: a document whose CustomizationID no rule set of the release covers is itself a
     fatal finding (a partner with ``validation: peppol`` must send Peppol BIS documents);
-    otherwise such a document simply has no findings.
+    otherwise such a document simply has no findings. A CustomizationID on a document of
+    another type (an Order labelled as an MLR) is a fatal finding either way. ``root``: the
+    tree of ``payload`` when the caller parsed it already.
     """
-    root = parse(payload, max_size=max_size)
-    if not engine.rule_sets_for(root):
+    if root is None:
+        root = parse(payload, max_size=max_size)
+    names = engine.rule_sets_for(root)
+    cid = (root.findtext(f"{{{CBC}}}CustomizationID") or "").strip()
+    root_name = etree.QName(root).localname
+    wrong = misfits(names, root_name)
+    if wrong:
+        why = f"CustomizationID {cid!r} is for {' / '.join(sorted(ROOTS[wrong[0]]))} documents"
+        return [_customization(root, f"{why}, not for a {root_name}")]
+    if not names:
         if not required:
             return []
-        cid = (root.findtext(f"{{{CBC}}}CustomizationID") or "").strip()
         return [
-            Finding(
-                "PEPPOL",
-                "CUSTOMIZATION",
-                "fatal",
-                "/ubl:" + etree.QName(root).localname + "/cbc:CustomizationID[1]",
-                source_line(root),
+            _customization(
+                root,
                 f"CustomizationID {cid or '(none)'!r} is not a Peppol BIS document that release "
                 f"{engine.release.name} has rules for",
             )
@@ -139,9 +166,15 @@ def check_document(
     return engine.check(payload, root)
 
 
-def _text(payload: bytes, root: etree._Element) -> str:
-    encoding = root.getroottree().docinfo.encoding or "UTF-8"
-    return payload.decode(encoding).lstrip("\ufeff")
+def _customization(root: etree._Element, text: str) -> Finding:
+    location = "/ubl:" + etree.QName(root).localname + "/cbc:CustomizationID[1]"
+    return Finding("PEPPOL", "CUSTOMIZATION", "fatal", location, source_line(root), text)
+
+
+def _first(exc: Exception) -> str:
+    """The first line of what Saxon said, without its class names."""
+    text = " ".join(str(exc).split())
+    return text[:500] or type(exc).__name__
 
 
 def _located(raw: Sequence[tuple[RuleSet, int, int, str]], root: etree._Element) -> list[Finding]:

@@ -20,6 +20,7 @@ import os
 import shutil
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -77,40 +78,50 @@ def _fail(message: str) -> GatewayError:
 
 
 def _sch_files(source: Path) -> Iterator[tuple[str, bytes]]:
-    """(name, bytes) of every ``.sch`` in a folder or a zip / tar archive."""
+    """(name, bytes) of every ``.sch`` in a folder or a zip / tar archive (read in memory,
+    member by member: no member is ever written under its own name)."""
     if source.is_dir():
         for path in sorted(source.rglob("*.sch")):
-            if path.is_file() and path.stat().st_size <= MAX_SCH:
+            if path.is_file() and not path.is_symlink() and path.stat().st_size <= MAX_SCH:
                 yield path.name, path.read_bytes()
         return
-    if zipfile.is_zipfile(source):
-        with zipfile.ZipFile(source) as archive:
-            for info in archive.infolist():
-                if info.filename.endswith(".sch") and 0 < info.file_size <= MAX_SCH:
-                    yield Path(info.filename).name, archive.read(info)
-        return
-    if tarfile.is_tarfile(source):
-        with tarfile.open(source) as archive:
-            for member in archive:
-                if member.isfile() and member.name.endswith(".sch") and member.size <= MAX_SCH:
-                    handle = archive.extractfile(member)
-                    if handle is not None:
-                        yield Path(member.name).name, handle.read()
-        return
+    try:
+        if zipfile.is_zipfile(source):
+            with zipfile.ZipFile(source) as archive:
+                for info in archive.infolist():
+                    if info.filename.endswith(".sch") and 0 < info.file_size <= MAX_SCH:
+                        yield Path(info.filename).name, archive.read(info)
+            return
+        if tarfile.is_tarfile(source):
+            with tarfile.open(source) as archive:
+                for member in archive:
+                    if member.isfile() and member.name.endswith(".sch") and member.size <= MAX_SCH:
+                        handle = archive.extractfile(member)
+                        if handle is not None:
+                            yield Path(member.name).name, handle.read(MAX_SCH + 1)
+            return
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise _fail(f"{source}: the archive cannot be read ({exc}); download it again") from exc
     raise _fail(f"{source}: not a folder, a zip or a tar archive of a rule release")
 
 
 def identify(source: Path) -> tuple[str, dict[str, bytes]]:
-    """The known release ``source`` holds, and its files by rule set name; or a clear error."""
+    """The known release ``source`` holds, and its files by rule set name; or a clear error.
+
+    Only files whose sha256 belongs to a known release are kept in memory."""
     if not source.exists():
         raise _fail(f"{source} does not exist")
+    known = {digest for files in RELEASES.values() for digest in files.values()}
     by_hash: dict[str, bytes] = {}
     names: dict[str, str] = {}
+    seen = 0
     for name, data in _sch_files(source):
+        seen += 1
         digest = hashlib.sha256(data).hexdigest()
-        by_hash[digest] = data
+        if digest in known:
+            by_hash[digest] = data
         names[name] = digest
-    if not by_hash:
+    if not seen:
         raise _fail(f"{source}: no .sch file found (expected an official Peppol rule release)")
     for release, files in RELEASES.items():
         if all(digest in by_hash for digest in files.values()):
@@ -189,8 +200,11 @@ def installed_names(rules_dir: Path) -> list[str]:
 
 
 def active_name(rules_dir: Path, pinned: str | None) -> str | None:
-    """The release in use: the pinned one, else the newest installed."""
-    return pinned if pinned else newest(installed_names(rules_dir))
+    """The release in use: the pinned one, else the newest installed that this version knows
+    (a folder of a newer product's release beside it is not taken)."""
+    if pinned:
+        return pinned
+    return newest([n for n in installed_names(rules_dir) if n in RELEASES])
 
 
 def load(rules_dir: Path, release: str) -> Release:

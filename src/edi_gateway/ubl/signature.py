@@ -156,6 +156,15 @@ def sign_ubl(payload: bytes, key: SigningKey) -> bytes:
     return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
 
 
+def unsigned(payload: bytes) -> bytes:
+    """``payload`` without the UBL signature extensions and the ``cac:Signature`` they name:
+    the document the signature covers, as the official rules judge it (a signature is the
+    envelope a non-Peppol partner asked for)."""
+    root = parse(payload, max_size=len(payload) + 1, keep_markup=True)
+    _drop_signatures(root)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
 def _drop_signatures(root: etree._Element) -> None:
     """Remove the UBL signature extensions and the ``cac:Signature`` elements they name."""
     extensions = root.find(clark(EXT, "UBLExtensions"))
