@@ -628,7 +628,7 @@ def test_verify_with_validation_peppol_is_refused(tmp_path: Path) -> None:
     buyer = f.buyer_partner(
         validation="peppol", signature={"verify": "required", "partner_certificate": str(cert)}
     )
-    with pytest.raises(ValueError, match="verify cannot be used with validation: peppol"):
+    with pytest.raises(ValueError, match="verify: required cannot be used with validation: peppol"):
         Settings.model_validate(
             {"path": tmp_path / "g.yaml", "partners": [buyer]}, context={"base_dir": tmp_path}
         )

@@ -109,9 +109,9 @@ class SignatureSettings(_Model):
 
 
 VERIFY_REFUSAL = (
-    "signature.verify cannot be used with validation: peppol: Peppol BIS documents forbid UBL "
-    "extensions, so a signed document always fails the Peppol rules (and an unsigned one "
-    "cannot pass verify: required). Use validation: xsd for a partner that signs, or verify: off"
+    "signature.verify: required cannot be used with validation: peppol: Peppol BIS documents "
+    "forbid UBL extensions, so a signed document always fails the Peppol rules and an unsigned "
+    "one cannot pass. Use validation: xsd for a partner that signs, or verify: if_present"
 )
 
 
@@ -122,7 +122,7 @@ def signing_refused(
     ``forward`` profile, or None."""
     if signature is None:
         return None
-    if validation == "peppol" and signature.verify != "off":
+    if validation == "peppol" and signature.verify == "required":
         return VERIFY_REFUSAL
     if not signature.sign:
         return None
