@@ -88,11 +88,17 @@ def test_messages_show_json_has_error_line_and_history(samples_run: Any) -> None
     shown = project.json("messages", "show", str(failed["bad-xsd-invalid.xml"]["id"]))
     assert set(shown) >= MESSAGE_KEYS | {"error_code", "error_line", "error_detail", "history"}
     assert (shown["error_code"], shown["error_line"]) == ("XSD_INVALID", 8)
+    assert shown["partner"] == "vastra"  # the sender is read even though the XSD failed
+    assert failed["bad-xsd-invalid.xml"]["partner"] == "vastra"
+    assert "{urn:" not in shown["error_detail"] and "/Order/" in shown["error_detail"]
     events = [h["event"] for h in shown["history"]]
     assert events[0] == "message.received" and "message.failed" in events
     assert all({"at", "event", "detail", "actor"} <= set(h) for h in shown["history"])
     text = project.run("messages", "show", str(shown["id"]))
     assert text.returncode == 0 and "XSD_INVALID at line 8" in text.stdout
+    listed = project.run("messages", "list", "--state", "failed")
+    row = next(x for x in listed.stdout.splitlines() if "bad-xsd-invalid.xml" in x)
+    assert "vastra" in row and "XSD_INVALID" in row
 
 
 def test_redrive_dry_run_lists_ids_and_changes_nothing(samples_run: Any) -> None:

@@ -197,6 +197,31 @@ def test_xsd_invalid_is_kept_and_marked_with_its_line(store: Store, policy: Poli
         message = session.get_one(Message, mid)
         assert message.error_code == "XSD_INVALID" and message.error_line == 4
         assert message.payload == bad
+        assert "/Order/cbc:IssueDat[1]: cbc:IssueDat is not expected here" in (
+            message.error_detail or ""
+        )
+        assert message.sender_key == f"0088:{f.BUYER_GLN}"  # read from the invalid tree
+
+
+def test_xsd_invalid_order_names_its_partner(store: Store) -> None:
+    known = Policy(
+        max_size=10**7,
+        accept_unknown_partners=False,
+        partner_of=lambda keys: "buyer" if f"0088:{f.BUYER_GLN}" in keys else None,
+    )
+    bad = f.order("PO-1").replace(b"<cbc:Quantity ", b"<cbc:Quantity foo='1' ")
+    mid, state = send(store, known, bad)
+    assert state == "failed"
+    with store.session() as session:
+        message = session.get_one(Message, mid)
+        assert (message.error_code, message.partner) == ("XSD_INVALID", "buyer")
+        assert "(and 2 more)" in (message.error_detail or "")
+    stranger = f.order("PO-2", buyer="7300010000018").replace(b"IssueDate", b"IsueDate")
+    mid, state = send(store, known, stranger)
+    with store.session() as session:
+        message = session.get_one(Message, mid)
+        assert (message.error_code, message.partner) == ("XSD_INVALID", None)
+        assert message.sender_key == "0088:7300010000018"
 
 
 def test_intake_is_idempotent_per_source_ref(store: Store) -> None:

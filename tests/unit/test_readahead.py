@@ -108,14 +108,21 @@ def test_files_claimed_by_the_parent_are_skipped_and_big_ones_left(
             assert ahead.take(str(path)) is None
 
 
-def _states(store: Store) -> dict[str, tuple[str, str | None, str | None]]:
+def _states(store: Store) -> dict[str, tuple[str | None, ...]]:
     with store.session() as session:
         rows = session.execute(
-            select(Message.filename, Message.state, Message.error_code, DocumentRow.doc_number)
+            select(
+                Message.filename,
+                Message.state,
+                Message.error_code,
+                DocumentRow.doc_number,
+                Message.sender_key,
+                Message.error_detail,
+            )
             .outerjoin(DocumentRow, DocumentRow.message_id == Message.id)
             .order_by(Message.id)
         )
-        return {name: (state, code, number) for name, state, code, number in rows}
+        return {name: tuple(rest) for name, *rest in rows}
 
 
 def test_ingest_with_read_ahead_stores_what_ingest_without_it_stores(
@@ -133,6 +140,10 @@ def test_ingest_with_read_ahead_stores_what_ingest_without_it_stores(
     finally:
         plain.close()
     assert with_worker.counts() == without.counts()
+    refused = _states(gateway.store)["bad-05-xsd.xml"]
+    assert refused[:2] == ("failed", "XSD_INVALID")
+    assert refused[3] == f"0088:{f.BUYER_GLN}"  # the sender of a refused document, read ahead
+    assert "/Order/cbc:X[1]: cbc:X is not expected here" in (refused[4] or "")
     assert with_worker.counts()["processed"] == 30
     assert with_worker.counts()["duplicate"] == 1
     assert with_worker.counts()["failed"] == len(BAD)
@@ -159,7 +170,7 @@ def test_bytes_changed_after_the_worker_read_them_are_examined_again(
         first.write_bytes(f.order("PO-CHANGED", f.items(2)))  # after the worker read it
         gateway.ingest(files, ahead=ahead)
     states = _states(gateway.store)
-    assert states["po-001.xml"] == ("processed", None, "PO-CHANGED")
+    assert states["po-001.xml"][:3] == ("processed", None, "PO-CHANGED")
 
 
 def test_the_ingest_command_uses_a_worker_and_reports_every_file(

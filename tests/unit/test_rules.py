@@ -454,14 +454,13 @@ def test_an_xsd_invalid_order_is_answered_with_syntax_lines(
 ) -> None:
     gateway = _mlr_gateway(store, tmp_path, rules_dir, "on_failure")
     bad = f.order("PO-X", f.items(2)).replace(b"IssueDate>", b"IsueDate>")
-    mid = receive(gateway, bad)
-    assert _message(gateway, mid)["error_code"] == "XSD_INVALID"
-    mlrs = _sent_mlrs(gateway, tmp_path, engine)
-    if _message(gateway, mid)["partner"] is None:  # the sender is read from valid documents only
-        assert mlrs == []
-        return
-    [mlr] = mlrs
+    shown = _message(gateway, receive(gateway, bad))
+    assert (shown["error_code"], shown["partner"]) == ("XSD_INVALID", "buyer")
+    assert {(x["rule_id"], x["flag"]) for x in shown["findings"]} == {("XSD", "fatal")}
+    assert shown["findings"][0]["location"] and shown["findings"][0]["line"]
+    [mlr] = _sent_mlrs(gateway, tmp_path, engine)
     assert _texts(mlr, AR_CODE) == ["RE"] and set(_texts(mlr, AR_REASONS)) == {"SV"}
+    assert _texts(mlr, "cac:SenderParty/cbc:EndpointID/text()") == [f.SELLER_GLN]
 
 
 def test_always_also_acknowledges_what_was_taken(

@@ -13,7 +13,6 @@ from edi_gateway.ubl.parse import parse
 from edi_gateway.ubl.validate import (
     Validated,
     XsdInvalid,
-    XsdIssue,
     expected_namespace,
     identify,
     validate_document,
@@ -130,7 +129,7 @@ def test_non_ubl_xml_is_unsupported(payload: bytes) -> None:
 # --- XSD ----------------------------------------------------------------------------------------
 
 
-def test_xsd_error_has_line_of_offending_element() -> None:
+def test_xsd_error_has_line_path_and_readable_text() -> None:
     payload = ORDER.replace(b"<cbc:IssueDate>", b"<cbc:IssueDay>").replace(
         b"</cbc:IssueDate>", b"</cbc:IssueDay>"
     )
@@ -139,9 +138,14 @@ def test_xsd_error_has_line_of_offending_element() -> None:
     error = info.value
     assert error.code is ErrorCode.XSD_INVALID
     assert error.line == line_of(payload, b"<cbc:IssueDay>")
-    assert "IssueDay" in error.message
-    assert error.issues == (XsdIssue(error.line, error.issues[0].message),)
-    assert "more)" not in error.message
+    assert (error.total, error.complete, len(error.issues)) == (1, True, 1)
+    issue = error.issues[0]
+    assert (issue.line, issue.location) == (error.line, "/Order/cbc:IssueDay[1]")
+    assert issue.text.startswith("cbc:IssueDay is not expected here; expected one of ")
+    assert issue.text.endswith("cbc:IssueDate (required here: cbc:IssueDate)")  # xmlschema's
+    assert "{urn:" not in error.message and "more)" not in error.message
+    assert error.message == f"not a valid UBL 2.1 Order: /Order/cbc:IssueDay[1]: {issue.text}"
+    assert str(issue) == f"line {error.line}: /Order/cbc:IssueDay[1]: {issue.text}"
 
 
 def test_several_xsd_errors_are_counted_and_attached() -> None:
@@ -151,10 +155,18 @@ def test_several_xsd_errors_are_counted_and_attached() -> None:
     with pytest.raises(XsdInvalid) as info:
         validate_document(payload, max_size=LIMIT)
     issues = info.value.issues
-    assert len(issues) >= 2
+    assert len(issues) == info.value.total >= 2
     assert info.value.message.endswith(f"(and {len(issues) - 1} more)")
     assert info.value.line == issues[0].line == line_of(payload, b"unknownAttr")
-    assert all(issue.line for issue in issues)
+    assert issues[0].text == (
+        "cbc:Quantity, attribute 'unknownAttr': the attribute 'unknownAttr' is not allowed"
+    )
+    assert issues[1].text == "cbc:PriceAmount: 'ten' is not a valid value of the local atomic type"
+    assert (
+        issues[1].location
+        == "/Order/cac:OrderLine[1]/cac:LineItem[1]/cac:Price[1]/cbc:PriceAmount[1]"
+    )
+    assert all(issue.line and issue.location for issue in issues)
 
 
 def test_xsd_errors_accepts_tree_or_root() -> None:
@@ -163,6 +175,7 @@ def test_xsd_errors_accepts_tree_or_root() -> None:
     from_tree = xsd_errors(root.getroottree(), "Order")
     assert from_root == from_tree
     assert len(from_root) == 1
+    assert from_root[0].location == "/Order/cbc:IssueDate[1]"
     assert xsd_errors(parse(ORDER, max_size=LIMIT), "Order") == []
 
 

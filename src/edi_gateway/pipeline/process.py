@@ -361,7 +361,13 @@ def _identify_and_check(policy: Policy, firsts: list[Work]) -> None:
 
 
 def _read(policy: Policy, work: Work, prepared: Prepared | None) -> None:
-    """Bytes -> domain document(s), or the message fails with the reason; drops the bytes."""
+    """Bytes -> domain document(s), or the message fails with the reason (and its bytes are
+    dropped; the others keep them until the partner's rules and signature checks are done).
+
+    A UBL document refused by the XSD or by interpretation still names its sender: its keys are
+    read loosely from the tree (``read_parties.loose_sender_keys``), so the failed message shows
+    its partner."""
+    keys: Sequence[str] = ()
     try:
         assert work.payload is not None
         reader = policy.reply_reader(work.source, work.filename)
@@ -370,15 +376,25 @@ def _read(policy: Policy, work: Work, prepared: Prepared | None) -> None:
         else:
             ready = prepared(work.id) if prepared else None
             if ready and ready.sha256 == work.sha256 and ready.size <= policy.max_size:
+                keys = ready.sender_keys
                 work.document = ready.result()
             else:
                 from edi_gateway.ubl.read import interpret
-                from edi_gateway.ubl.validate import validate_document
+                from edi_gateway.ubl.read_parties import loose_sender_keys
+                from edi_gateway.ubl.validate import XsdInvalid, validate_document
 
-                validated = validate_document(
-                    work.payload, max_size=policy.max_size, kinds=SUPPORTED
-                )
-                work.document = interpret(validated.root)
+                try:
+                    validated = validate_document(
+                        work.payload, max_size=policy.max_size, kinds=SUPPORTED
+                    )
+                except XsdInvalid as exc:
+                    keys = exc.sender_keys
+                    raise
+                try:
+                    work.document = interpret(validated.root)
+                except GatewayError:
+                    keys = loose_sender_keys(validated.root)
+                    raise
                 del validated  # the tree can be large; the domain document is what we keep
     except GatewayError as exc:
         work.fail(exc)
@@ -387,6 +403,9 @@ def _read(policy: Policy, work: Work, prepared: Prepared | None) -> None:
         work.fail(GatewayError(ErrorCode.INTERNAL_ERROR, repr(exc)))
     if work.error is not None:
         work.payload = None  # the rest keep their bytes for the partner's rule sets
+        if keys:  # a refused document still names who sent it
+            work.sender_key = keys[0]
+            work.partner = policy.partner_of(keys)
 
 
 def _earlier_originals(conn: Connection, works: list[Work]) -> dict[str, int]:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     from edi_gateway.domain.documents import Document
+    from edi_gateway.ubl.xsd_errors import XsdInvalid
 
 FREE, PARENT, WORKER, LEFT = 0, 1, 2, 3
 MAX_FILE = 2 * 1024 * 1024
@@ -73,18 +74,24 @@ class Examined:
     """What the worker made of one file's bytes: the document, or the error it raised.
 
     Errors travel as ``(code, message, line)`` (exceptions with keyword arguments do not
-    pickle); :meth:`result` rebuilds them as :class:`DocumentError`.
+    pickle); :meth:`result` rebuilds them as :class:`DocumentError`. An XSD refusal travels
+    whole as ``xsd`` (``XsdInvalid`` pickles: its issues and total). ``sender_keys`` are the
+    sender's identifiers read loosely from a refused document's tree (empty otherwise).
     """
 
     sha256: str
     size: int
     document: Document | None
     error: tuple[str, str, int | None] | None = None
+    xsd: XsdInvalid | None = None
+    sender_keys: tuple[str, ...] = ()
 
     def result(self) -> Document:
         """The document, or raise the error the worker met."""
         if self.document is not None:
             return self.document
+        if self.xsd is not None:
+            raise self.xsd
         from edi_gateway.errors import DocumentError, ErrorCode
 
         code, message, line = self.error or ("INTERNAL_ERROR", "read-ahead gave nothing", None)
@@ -202,7 +209,8 @@ def _work(files: Sequence[Path], flags: mmap.mmap, stream: BinaryIO) -> None:
     from edi_gateway.domain.documents import DocumentKind
     from edi_gateway.errors import GatewayError
     from edi_gateway.ubl.read import interpret
-    from edi_gateway.ubl.validate import validate_document
+    from edi_gateway.ubl.read_parties import loose_sender_keys
+    from edi_gateway.ubl.validate import XsdInvalid, validate_document
 
     kinds = frozenset(kind.value for kind in DocumentKind)
     for index, path in enumerate(files):
@@ -214,11 +222,16 @@ def _work(files: Sequence[Path], flags: mmap.mmap, stream: BinaryIO) -> None:
             data = path.read_bytes() if path.stat().st_size <= MAX_FILE else None
             if data is not None:
                 sha, size = hashlib.sha256(data).hexdigest(), len(data)
+                root = None
                 try:
                     root = validate_document(data, max_size=MAX_FILE, kinds=kinds).root
                     examined = Examined(sha, size, interpret(root))
+                except XsdInvalid as exc:
+                    examined = Examined(sha, size, None, xsd=exc, sender_keys=exc.sender_keys)
                 except GatewayError as exc:
-                    examined = Examined(sha, size, None, (exc.code.value, exc.message, exc.line))
+                    keys = loose_sender_keys(root) if root is not None else ()
+                    error = (exc.code.value, exc.message, exc.line)
+                    examined = Examined(sha, size, None, error, sender_keys=keys)
         except Exception:  # noqa: BLE001 - anything unexpected is left to the parent
             examined = None
         if examined is None:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import codecs
 import re
+from types import MappingProxyType
+from typing import Any, Final
 
 from lxml import etree
 
@@ -58,6 +60,18 @@ _SNIFF: tuple[tuple[bytes, str], ...] = (
 # raw-byte scan sees exactly what libxml2 sees. Any other encoding is also decoded and scanned.
 _ASCII_SUPERSETS = re.compile(r"utf-8|ascii|iso8859-\d+|cp125\d")
 _ENCODING_NAME = re.compile(r"[A-Za-z][A-Za-z0-9._-]*")  # XML 1.0 production [81] EncName
+HARDENED: Final[MappingProxyType[str, Any]] = MappingProxyType(
+    {
+        "resolve_entities": False,
+        "no_network": True,
+        "load_dtd": False,
+        "dtd_validation": False,
+        "remove_comments": True,  # "4<!-- -->0" is 40, not 4: text around a comment is joined
+        "remove_pis": True,
+        "huge_tree": False,
+    }
+)
+"""The libxml2 options of step 5, for every parser of untrusted bytes (read-only)."""
 _POSITION_SUFFIX = re.compile(r", line \d+, column \d+$")
 _ENCODING_ERRORS = frozenset(
     {
@@ -79,6 +93,16 @@ def parse(payload: bytes, *, max_size: int, keep_markup: bool = False) -> etree.
     ``TOO_LARGE``, ``EMPTY``, ``FORBIDDEN_DTD``, ``BAD_ENCODING`` or ``NOT_WELL_FORMED``; the
     error's ``line`` is libxml2's line number when it gives one.
     """
+    screen(payload, max_size=max_size)
+    root = _libxml2_parse(payload, keep_markup)
+    refuse_dtd(root)
+    return root
+
+
+def screen(payload: bytes, *, max_size: int) -> None:
+    """Checks 1-4 of the module docstring, before libxml2 sees a byte: size, blank, encoding
+    name, DOCTYPE. A caller that parses with its own parser (``HARDENED`` options) runs this
+    first and :func:`refuse_dtd` on the result."""
     if len(payload) > max_size:
         raise DocumentError(
             ErrorCode.TOO_LARGE,
@@ -91,11 +115,13 @@ def parse(payload: bytes, *, max_size: int, keep_markup: bool = False) -> etree.
             ErrorCode.FORBIDDEN_DTD,
             "document has a <!DOCTYPE> declaration; DTDs and entity declarations are refused",
         )
-    root = _libxml2_parse(payload, keep_markup)
+
+
+def refuse_dtd(root: etree._Element) -> None:
+    """Check 6: a DTD found on the parsed tree anyway is ``FORBIDDEN_DTD``."""
     docinfo = root.getroottree().docinfo
     if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise DocumentError(ErrorCode.FORBIDDEN_DTD, "document has a DTD; DTDs are refused")
-    return root
 
 
 def _is_blank(payload: bytes) -> bool:
@@ -147,17 +173,10 @@ def _unknown_encoding(name: str) -> DocumentError:
 
 
 def hardened_parser(*, keep_markup: bool = False) -> etree.XMLParser:
-    """A fresh parser that resolves no entity, loads no DTD and touches no network."""
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        # "4<!-- -->0" is 40, not 4: the reader needs text around a comment joined
-        remove_comments=not keep_markup,
-        remove_pis=not keep_markup,
-        huge_tree=False,
-    )
+    """A fresh parser with the ``HARDENED`` options; ``keep_markup`` keeps comments and
+    processing instructions (a signature covers them)."""
+    options = {**HARDENED, "remove_comments": not keep_markup, "remove_pis": not keep_markup}
+    return etree.XMLParser(**options)
 
 
 def _libxml2_parse(payload: bytes, keep_markup: bool = False) -> etree._Element:

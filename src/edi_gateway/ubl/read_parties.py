@@ -1,11 +1,15 @@
-"""Read a UBL ``cac:Party`` into a domain :class:`Party`, and pick buyer/seller per kind."""
+"""Read a UBL ``cac:Party`` into a domain :class:`Party`, and pick buyer/seller per kind.
+
+:func:`loose_sender_keys` reads the sender of a document that failed the XSD or
+interpretation, so that the failed message still names its partner.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edi_gateway.domain.documents import DocumentKind, Party, PartyId
-from edi_gateway.ubl.namespaces import cac, cbc
+from edi_gateway.domain.documents import BUYER_SENT, DocumentKind, Party, PartyId
+from edi_gateway.ubl.namespaces import cac, cbc, split_clark
 from edi_gateway.ubl.read_values import (
     Element,
     Kids,
@@ -13,6 +17,7 @@ from edi_gateway.ubl.read_values import (
     children,
     clean,
     find_in,
+    group_children,
     steps,
     text_of,
 )
@@ -146,3 +151,18 @@ def read_buyer_seller(root_kids: Kids, kind: DocumentKind) -> tuple[Party | None
     """
     buyer_paths, seller_paths = _paths_for(kind)
     return _first_party(root_kids, buyer_paths), _first_party(root_kids, seller_paths)
+
+
+def loose_sender_keys(root: Element) -> tuple[str, ...]:
+    """The keys of the party that sent the document ``root``, read from a tree that may be
+    XSD-invalid: the party :meth:`Document.sender` would give (the buyer of an Order, the
+    seller of an OrderResponse, the despatch or accounting supplier...), read as
+    :func:`read_buyer_seller` reads it. Empty for a root that is no ``DocumentKind``, or
+    when that party is missing or has no identifier."""
+    try:
+        kind = DocumentKind(split_clark(str(root.tag))[1])
+    except ValueError:
+        return ()
+    buyer, seller = read_buyer_seller(group_children(root), kind)
+    party = buyer if kind in BUYER_SENT else seller
+    return tuple(party.keys()) if party is not None else ()

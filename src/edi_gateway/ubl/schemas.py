@@ -15,7 +15,8 @@ and no network access is possible. Files in the folder that the manifest does no
 ignored (they can never be loaded).
 
 Process-wide state: :func:`default_schema_set` is a ``functools.cache`` holding the one
-:class:`SchemaSet` of the process; each set caches its compiled schemas in a dict behind a lock.
+:class:`SchemaSet` of the process; each set caches its compiled schemas (and, through
+:meth:`SchemaSet.memo`, the xmlschema explainers) in dicts behind a lock.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ import importlib.resources
 import importlib.util
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote
 
 from lxml import etree
@@ -39,6 +40,7 @@ MANIFEST_PACKAGE = "edi_gateway.schemas"
 MANIFEST_NAME = "ubl-2.1-xsdrt.sha256"
 _MAINDOC = re.compile(r"maindoc/UBL-(?P<name>[A-Za-z]+)-2\.1\.xsd")
 _XS = "{http://www.w3.org/2001/XMLSchema}"
+T = TypeVar("T")
 _MANIFEST_LINE = re.compile(r"(?P<digest>[0-9a-f]{64})  (?P<path>[A-Za-z0-9_./-]+)")
 
 
@@ -120,6 +122,8 @@ class SchemaSet:
         self._lock = threading.Lock()
         self._files: dict[str, bytes] | None = None
         self._compiled: dict[str, tuple[etree.XMLSchema, threading.Lock]] = {}
+        self._memo: dict[str, Any] = {}
+        self._memo_lock = threading.Lock()  # not _lock: building may take a second
 
     @property
     def root(self) -> Path:
@@ -135,26 +139,41 @@ class SchemaSet:
         with self._lock:
             self._verified_files()
 
+    def verified(self) -> Mapping[str, bytes]:
+        """``{relative path: bytes}`` of every manifest file, read and checked once."""
+        with self._lock:
+            return self._verified_files()
+
+    def memo(self, key: str, make: Callable[[], T]) -> T:
+        """``make()`` once per set and ``key`` (under the set's lock): what is built from the
+        verified files besides lxml's schemas, e.g. the xmlschema explainer (ubl/xsd_explain)."""
+        with self._memo_lock:
+            if key not in self._memo:
+                self._memo[key] = make()
+            return cast("T", self._memo[key])
+
     def schema(self, root_name: str) -> etree.XMLSchema:
         """The compiled schema for a document type such as ``"Order"`` (compiled once).
 
-        Its ``error_log`` is shared by every caller: validate through :meth:`check` when
-        several threads may validate the same document type at once.
+        Validate with a parser of its own (``ubl/xsd_check.py``) or :meth:`check_tree`, not
+        ``schema.validate``: that keeps its error log on this shared object.
         """
         return self._entry(root_name)[0]
 
-    def check(self, root_name: str, element: etree._Element) -> list[tuple[int | None, str]]:
-        """Validate ``element`` against the ``root_name`` schema: ``[(line, message), ...]``.
+    def check_tree(self, root_name: str, element: etree._Element) -> list[str]:
+        """Validate a parsed tree against the ``root_name`` schema: libxml2's messages, in
+        document order ([] when valid). Under a per-schema lock, because lxml keeps the log on
+        the (shared) schema object.
 
-        Validation and reading the schema's error log happen under a per-schema lock, because
-        lxml keeps the log on the (shared) schema object.
+        For small trees only: lxml records each error's path, which walks every preceding
+        sibling, so the cost is quadratic in the errors (``ubl/xsd_check.py`` streams instead).
         """
         schema, lock = self._entry(root_name)
         with lock:
             if schema.validate(element):
                 return []
             entries = cast("Iterable[Any]", schema.error_log)  # iterable; not in lxml-stubs
-            return [(entry.line or None, str(entry.message)) for entry in entries]
+            return [str(entry.message) for entry in entries]
 
     def child_order(self, root_name: str) -> tuple[str, ...]:
         """The children a ``root_name`` document may have, in the order its maindoc schema's
