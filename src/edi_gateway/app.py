@@ -97,7 +97,9 @@ class Gateway:
         from edi_gateway.errors import first_line
 
         try:
-            store = open_store(settings.store.url, lease_seconds=settings.daemon.lease_seconds)
+            store = open_store(
+                settings.store.connect_url(), lease_seconds=settings.daemon.lease_seconds
+            )
         except OSError as exc:
             raise GatewayError(
                 ErrorCode.STORE_UNAVAILABLE, f"the store cannot be used: {first_line(exc)}"

@@ -15,6 +15,8 @@ from edi_gateway.store import tables as t
 from edi_gateway.store.queries import get_message, resolve_order
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from edi_gateway.domain.documents import Document
     from edi_gateway.store.db import Store
 
@@ -48,13 +50,10 @@ def attach_orphan(
     """Attach an orphan message's documents to the order ``order_ref`` names, the way
     correlation attaches them (ledger, status, history), as the operator."""
     with store.session() as session:
-        message = get_message(session, message_id)
-        if message.state != ORPHAN:
-            raise GatewayError(
-                ErrorCode.NOT_ALLOWED,
-                f"message {message_id} is {message.state}: only an orphan can be attached "
-                "(`edi-gateway messages list --state orphan`)",
-            )
+        _an_orphan(session, message_id)
+    documents = {d.document_id: d for d in reread(message_id)}  # a session of its own
+    with store.session() as session:
+        message = _an_orphan(session, message_id)
         order = resolve_order(session, order_ref)
         rows = list(
             session.scalars(
@@ -63,7 +62,6 @@ def attach_orphan(
                 )
             )
         )
-        documents = {d.document_id: d for d in reread(message_id)}
         ref = MessageRef(message_id, message.source, message.partner)
         for row in rows:
             document = documents.get(row.doc_number)
@@ -84,6 +82,17 @@ def attach_orphan(
             "order": order.order_number,
             "number": order.order_number,
         }
+
+
+def _an_orphan(session: Session, message_id: int) -> t.Message:
+    message = get_message(session, message_id)
+    if message.state != ORPHAN:
+        raise GatewayError(
+            ErrorCode.NOT_ALLOWED,
+            f"message {message_id} is {message.state}: only an orphan can be attached "
+            "(`edi-gateway messages list --state orphan`)",
+        )
+    return message
 
 
 def raw_payload(store: Store, message_id: int) -> bytes:
