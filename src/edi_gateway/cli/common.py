@@ -91,6 +91,16 @@ def list_filters(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--order", help=f"only those of this order ({ORDER_REF})")
 
 
+def list_options(parser: argparse.ArgumentParser, what: str, rows: str) -> None:
+    """The options of a list of messages or outbox rows: the filters, ``--code``,
+    ``--connector``, paging and ``--json``."""
+    list_filters(parser, what)
+    parser.add_argument("--code", help=f"only {rows} whose (last) error has this code")
+    parser.add_argument("--connector", help=f"only {rows} through this connector")
+    paging(parser)
+    json_option(parser)
+
+
 def choice_of(values: list[str]) -> Callable[[str], str]:
     """An argparse type matching ``values`` case-insensitively ('-' or '_' for a space)."""
     canonical = {v.lower(): v for v in values}
@@ -175,6 +185,30 @@ def gateway(args: argparse.Namespace) -> Iterator[Gateway]:
         yield opened
     finally:
         opened.close()
+
+
+def listing_of(page_of: str, table_of: str) -> Handler:
+    """The handler of a list: the filters given (those of :class:`~edi_gateway.store.queries.
+    Filters` its parser has), one page of ``queries.<page_of>``, shown by ``views.<table_of>``
+    (by name: the store is imported only when a list is asked for)."""
+
+    def run(opened: Gateway, args: argparse.Namespace) -> int:
+        from edi_gateway import views
+        from edi_gateway.store import queries
+
+        given = vars(args)
+        wanted = queries.Filters(
+            state=given.get("state") or given.get("status"),
+            **{
+                key: given.get(key)
+                for key in ("since", "until", "partner", "order", "code", "connector", "search")
+            },
+        )
+        with opened.store.session() as session:
+            page = getattr(queries, page_of)(session, wanted, args.limit, args.offset)
+        return emit_page(page, args, getattr(views, table_of)(page.rows))
+
+    return with_gateway(run)
 
 
 def with_gateway(run: Callable[[Gateway, argparse.Namespace], int]) -> Handler:

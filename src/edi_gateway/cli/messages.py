@@ -10,10 +10,9 @@ from edi_gateway.cli.common import (
     ORDER_REF,
     Sub,
     emit,
-    emit_page,
     json_option,
-    list_filters,
-    paging,
+    list_options,
+    listing_of,
     with_gateway,
 )
 
@@ -32,12 +31,8 @@ def add_commands(sub: Sub) -> None:
     msub = messages.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = msub.add_parser("list", help="messages, newest first")
     listing.add_argument("--state", choices=STATES, help="only messages in this state")
-    list_filters(listing, "received")
-    listing.add_argument("--code", help="only messages failed with this error code")
-    listing.add_argument("--connector", help="only messages that came through this connector")
-    paging(listing)
-    json_option(listing)
-    listing.set_defaults(handler=with_gateway(_list))
+    list_options(listing, "received", "messages")
+    listing.set_defaults(handler=listing_of("page_messages", "messages_table"))
 
     show = msub.add_parser("show", help="one message: error, findings and history")
     show.add_argument("id", type=int, help="the message's store ID")
@@ -69,24 +64,6 @@ def add_commands(sub: Sub) -> None:
     attach.add_argument("order", help=ORDER_REF)
     json_option(attach)
     attach.set_defaults(handler=with_gateway(_attach))
-
-
-def _list(gateway: Gateway, args: argparse.Namespace) -> int:
-    from edi_gateway import views
-    from edi_gateway.store.queries import Filters, page_messages
-
-    wanted = Filters(
-        state=args.state,
-        since=args.since,
-        until=args.until,
-        partner=args.partner,
-        order=args.order,
-        code=args.code,
-        connector=args.connector,
-    )
-    with gateway.store.session() as session:
-        page = page_messages(session, wanted, args.limit, args.offset)
-    return emit_page(page, args, views.messages_table(page.rows))
 
 
 def _show(gateway: Gateway, args: argparse.Namespace) -> int:

@@ -13,9 +13,9 @@ from edi_gateway.cli.common import (
     Sub,
     choice_of,
     emit,
-    emit_page,
     json_option,
     list_filters,
+    listing_of,
     paging,
     with_gateway,
 )
@@ -45,7 +45,7 @@ def add_commands(sub: Sub) -> None:
     listing.add_argument("--search", help="order IDs, party names, item names and IDs")
     paging(listing)
     json_option(listing)
-    listing.set_defaults(handler=with_gateway(_list))
+    listing.set_defaults(handler=listing_of("page_orders", "orders_table"))
 
     show = osub.add_parser("show", help="an order: lines and quantities, documents, history")
     show.add_argument("ref", help=ORDER_REF)
@@ -80,23 +80,6 @@ def _add_cancel(osub: Sub) -> None:
     cancel.add_argument("--reason", help="why (a refusal's reason is shown to the buyer)")
     json_option(cancel)
     cancel.set_defaults(handler=with_gateway(_cancel))
-
-
-def _list(gateway: Gateway, args: argparse.Namespace) -> int:
-    from edi_gateway import views
-    from edi_gateway.store.queries import Filters, page_orders
-
-    wanted = Filters(
-        state=args.status,
-        since=args.since,
-        until=args.until,
-        partner=args.partner,
-        order=args.order,
-        search=args.search,
-    )
-    with gateway.store.session() as session:
-        page = page_orders(session, wanted, args.limit, args.offset)
-    return emit_page(page, args, views.orders_table(page.rows))
 
 
 def _show(gateway: Gateway, args: argparse.Namespace) -> int:

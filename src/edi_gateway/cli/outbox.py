@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING
 from edi_gateway.cli.common import (
     Sub,
     emit,
-    emit_page,
     json_option,
-    list_filters,
-    paging,
+    list_options,
+    listing_of,
     with_gateway,
 )
 
@@ -27,12 +26,8 @@ def add_commands(sub: Sub) -> None:
     osub = outbox.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = osub.add_parser("list", help="outbox rows, newest first")
     listing.add_argument("--state", choices=STATES, help="only rows in this state")
-    list_filters(listing, "queued")
-    listing.add_argument("--code", help="only rows whose last error has this code")
-    listing.add_argument("--connector", help="only rows going through this connector")
-    paging(listing)
-    json_option(listing)
-    listing.set_defaults(handler=with_gateway(_list))
+    list_options(listing, "queued", "rows")
+    listing.set_defaults(handler=listing_of("page_outbox", "outbox_table"))
     show = osub.add_parser("show", help="one row: where it goes, its state and its findings")
     show.add_argument("id", type=int, help="the outbox row's ID")
     json_option(show)
@@ -46,24 +41,6 @@ def add_commands(sub: Sub) -> None:
     again.add_argument("--state", choices=["failed"], help="every failed row")
     json_option(again)
     again.set_defaults(handler=with_gateway(_retry))
-
-
-def _list(gateway: Gateway, args: argparse.Namespace) -> int:
-    from edi_gateway import views
-    from edi_gateway.store.queries import Filters, page_outbox
-
-    wanted = Filters(
-        state=args.state,
-        since=args.since,
-        until=args.until,
-        partner=args.partner,
-        order=args.order,
-        code=args.code,
-        connector=args.connector,
-    )
-    with gateway.store.session() as session:
-        page = page_outbox(session, wanted, args.limit, args.offset)
-    return emit_page(page, args, views.outbox_table(page.rows))
 
 
 def _show(gateway: Gateway, args: argparse.Namespace) -> int:
