@@ -92,10 +92,19 @@ class Gateway:
 
     @classmethod
     def open(cls, settings: Settings) -> Gateway:
-        """Open the configured store (migrating it when needed)."""
-        return cls(
-            settings, open_store(settings.store.url, lease_seconds=settings.daemon.lease_seconds)
-        )
+        """Open the configured store (migrating it when needed); STORE_UNAVAILABLE in one line
+        when it cannot be (a missing folder of a SQLite file, an unreadable file)."""
+        from edi_gateway.errors import first_line
+
+        try:
+            store = open_store(
+                settings.store.connect_url(), lease_seconds=settings.daemon.lease_seconds
+            )
+        except OSError as exc:
+            raise GatewayError(
+                ErrorCode.STORE_UNAVAILABLE, f"the store cannot be used: {first_line(exc)}"
+            ) from exc
+        return cls(settings, store)
 
     @property
     def policy(self) -> Policy:
@@ -266,6 +275,24 @@ class Gateway:
             record(session, "order.note", text.strip(), actor=operator_name(), order_id=order.id)
             return order.id
 
+    def dismiss(self, message_id: int, reason: str, *, actor: str) -> dict[str, Any]:
+        """Mark a failed message dismissed, with the operator's reason (``pipeline.operator``)."""
+        from edi_gateway.pipeline.operator import dismiss
+
+        return dismiss(self.store, message_id, reason, actor)
+
+    def attach(self, message_id: int, order_ref: str, *, actor: str) -> dict[str, Any]:
+        """Attach an orphan to the order ``order_ref`` names, as correlation would."""
+        from edi_gateway.pipeline.operator import attach_orphan
+
+        return attach_orphan(self.store, message_id, order_ref, actor, self.reread)
+
+    def raw_payload(self, message_id: int) -> bytes:
+        """A message's bytes exactly as received."""
+        from edi_gateway.pipeline.operator import raw_payload
+
+        return raw_payload(self.store, message_id)
+
     def react(self, store: Store, message_ids: Sequence[int]) -> None:
         """What follows processing: auto rules (Order Responses), forwarding to suppliers,
         relaying supplier replies, then cancellations towards supplier and buyer.
@@ -343,7 +370,8 @@ class Gateway:
     ) -> list[int]:
         """Send failed, orphaned or still unprocessed (``received``) messages through processing
         again; return their ids. A message stored without its bytes (too large, a refused mail)
-        cannot be processed and is not redriven."""
+        cannot be processed and is not redriven. Named ``ids`` must all exist (NOT_FOUND) and
+        be redrivable (NOT_ALLOWED), or nothing is done."""
         from sqlalchemy import select
 
         from edi_gateway.store.tables import Message
@@ -352,11 +380,12 @@ class Gateway:
         with self.store.session() as session:
             query = select(Message).order_by(Message.id)
             query = query.where(Message.id.in_(ids)) if ids else query.where(Message.state == state)
+            found = list(session.scalars(query))
             chosen = [
-                m
-                for m in session.scalars(query)
-                if m.state in REDRIVABLE and m.error_code not in NOT_PROCESSABLE
+                m for m in found if m.state in REDRIVABLE and m.error_code not in NOT_PROCESSABLE
             ]
+            if ids:
+                _all_redrivable(ids, found, chosen)
             if dry_run:
                 return [m.id for m in chosen]
             for message in chosen:
@@ -417,6 +446,23 @@ def _reply_readers(settings: Settings) -> Callable[[str, str], ReplyReader | Non
 def operator_name() -> str:
     """Who is at the keyboard: $EDI_GATEWAY_OPERATOR, else the login name."""
     return os.environ.get("EDI_GATEWAY_OPERATOR") or getpass.getuser()
+
+
+def _all_redrivable(ids: Sequence[int], found: Sequence[Message], chosen: list[Message]) -> None:
+    from edi_gateway.errors import LookupFailed
+
+    missing = sorted(set(ids) - {m.id for m in found})
+    if missing:
+        listed = ", ".join(map(str, missing))
+        raise LookupFailed(ErrorCode.NOT_FOUND, f"no message {listed} (see `messages list`)")
+    refused = [m for m in found if m not in chosen]
+    if refused:
+        listed = ", ".join(f"{m.id} is {m.state} {m.error_code or ''}".strip() for m in refused)
+        raise LookupFailed(
+            ErrorCode.NOT_ALLOWED,
+            f"not redriven: {listed}; only failed, orphan or received messages that were "
+            "kept with their bytes can be; nothing was redriven",
+        )
 
 
 def _reset_for_redrive(session: Session, message: Message, actor: str) -> None:

@@ -47,6 +47,7 @@ class ErrorCode(StrEnum):
     RULES_UNAVAILABLE = "RULES_UNAVAILABLE"
     SIGNATURE_MISSING = "SIGNATURE_MISSING"
     SIGNATURE_INVALID = "SIGNATURE_INVALID"
+    USAGE = "USAGE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
@@ -165,6 +166,9 @@ REMEDY: dict[ErrorCode, str] = {
         "signing, another key signed it, the certificate expired, the signature is not where "
         "UBL puts it). Do not trust the content; check the certificate with the partner, then "
         "redrive or ask for a re-send."
+    ),
+    ErrorCode.USAGE: (
+        "The command line is wrong as the message says; see `edi-gateway COMMAND --help`."
     ),
     ErrorCode.INTERNAL_ERROR: "A bug: report it with the message ID; redrive after the fix.",
 }

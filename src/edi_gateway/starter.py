@@ -20,10 +20,12 @@ MAPPINGS = "mappings"
 STARTER_YAML = """\
 # edi-gateway configuration, written by `edi-gateway init`.
 # Relative paths are relative to the folder of this file. Unknown keys are refused, and every
-# problem is reported with its key path when the gateway starts.
+# problem is reported with its key path when the gateway starts (`edi-gateway config check`
+# lists them all with their lines without starting anything).
 
 # Where messages, orders and their history are kept. SQLite needs no server; for PostgreSQL use
-#   url: postgresql+psycopg://USER:PASSWORD@HOST:5432/DBNAME
+#   url: postgresql+psycopg://USER@HOST:5432/DBNAME
+#   password: {env: EDI_GATEWAY_DB_PASSWORD}    # or {file: PATH}; never in the url itself
 store:
   url: sqlite:///gateway.db
 

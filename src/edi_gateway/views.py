@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from collections import Counter
@@ -18,9 +17,8 @@ from edi_gateway.store.schema import messages
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sqlalchemy.orm import Session
-
     from edi_gateway.app import Gateway, Outcome
+    from edi_gateway.config import Settings
 
 Json = dict[str, Any]
 STATE_WORDS = {
@@ -153,38 +151,86 @@ def redrive_text(data: Json) -> str:
     return "\n".join(out)
 
 
-def query(session: Session, args: argparse.Namespace) -> tuple[Any, str]:
-    """Run a read command (messages list/show, orders list/show) and render it."""
-    from edi_gateway.store import queries
+MESSAGE_COLUMNS = [
+    "id",
+    "received_at",
+    "state",
+    "error_code",
+    "document_type",
+    "number",
+    "partner",
+    "filename",
+]
 
-    if args.command == "messages" and args.action == "list":
-        rows = queries.list_messages(session, state=args.state, since=args.since)
-        return rows, table(
-            rows,
-            [
-                "id",
-                "received_at",
-                "state",
-                "error_code",
-                "document_type",
-                "document_id",
-                "partner",
-                "filename",
-            ],
-        )
-    if args.command == "messages":
-        detail = queries.message_detail(session, args.id)
-        return detail, _detail_text(detail)
-    if args.action == "list":
-        rows = queries.list_orders(
-            session, status=args.status, partner=args.partner, search=args.search
-        )
-        return rows, table(
-            rows, ["id", "ref", "status", "issue_date", "seller", "total_amount", "currency"]
-        )
-    order = queries.resolve_order(session, args.ref)
-    detail = queries.order_detail(session, order)
-    return detail, _order_text(detail)
+
+def messages_table(rows: list[Json]) -> str:
+    """``messages list`` as text."""
+    return table(rows, MESSAGE_COLUMNS)
+
+
+def orders_table(rows: list[Json]) -> str:
+    """``orders list`` as text."""
+    return table(rows, ["id", "ref", "status", "issue_date", "seller", "total_amount", "currency"])
+
+
+def outbox_table(rows: list[Json]) -> str:
+    """``outbox list`` as text."""
+    columns = ["id", "state", "partner", "type", "number", "filename", "attempts", "last_error"]
+    return table(rows, columns)
+
+
+def outbox_text(data: Json) -> str:
+    """``outbox show`` as text."""
+    lines = [
+        f"Outbox #{data['id']}  {data['state']}  {data['type']} {data['number']} "
+        f"for {data['partner']} via {data['connector']} as {data['filename']}",
+        f"  attempts {data['attempts']}, next {data['next_attempt_at']}",
+    ]
+    if data["last_error"]:
+        lines.append(f"  last error: {data['last_error']}")
+    if data["delivered_to"]:
+        lines.append(f"  delivered to {data['delivered_to']}")
+    return "\n".join(lines + findings_text(data["findings"]))
+
+
+def partner_rows(settings: Settings, only: str | None = None) -> list[Json]:
+    """The partners of gateway.yaml as listing rows (``partners list``)."""
+    return [
+        {
+            "id": p.id,
+            "name": p.name,
+            "role": p.role,
+            "endpoint": p.endpoint.key(),
+            "identifiers": [i.key() for i in p.identifiers],
+            "outbound": p.outbound,
+            "inbound": [c.name for c in settings.connectors if c.partner == p.id],
+            "validation": p.validation,
+            "auto_response": p.auto_response,
+        }
+        for p in settings.partners
+        if only is None or p.id == only
+    ]
+
+
+def partners_table(rows: list[Json]) -> str:
+    """``partners list`` as text."""
+    shown = [r | {"inbound": ", ".join(r["inbound"]) or None} for r in rows]
+    columns = ["id", "name", "role", "endpoint", "outbound", "inbound", "validation"]
+    return table(shown, columns)
+
+
+def config_check_text(data: Json) -> str:
+    """``config check`` as text: one line per problem, ``FILE:LINE: text``."""
+    if data["ok"]:
+        return f"{data['config']}: OK"
+    lines = [
+        f"{data['config']}:{p['line']}: {p['message']}"
+        if p["line"]
+        else f"{data['config']}: {p['message']}"
+        for p in data["problems"]
+    ]
+    count = len(lines)
+    return "\n".join([*lines, f"{count} problem{'s' if count != 1 else ''}"])
 
 
 def table(rows: list[Json], columns: list[str]) -> str:
@@ -199,12 +245,11 @@ def table(rows: list[Json], columns: list[str]) -> str:
 
 
 def _history_text(history: list[Json]) -> list[str]:
-    return [
-        f"  {h['at'][:19]}  {h['actor']:<14} {h['event']:<20} {h['detail'] or ''}" for h in history
-    ]
+    return [f"  {h['at']}  {h['actor']:<14} {h['event']:<20} {h['detail'] or ''}" for h in history]
 
 
-def _detail_text(d: Json) -> str:
+def message_text(d: Json) -> str:
+    """``messages show`` as text."""
     lines = [
         f"Message #{d['id']}  {d['state']}  {d['filename']}",
         f"  received {d['received_at']} via {d['source']} ({d['size']} bytes)",
@@ -212,7 +257,7 @@ def _detail_text(d: Json) -> str:
     ]
     if d["document_type"]:
         lines.append(
-            f"  {d['document_type']} {d['document_id']} from {d['sender_key']}"
+            f"  {d['document_type']} {d['number']} from {d['sender_key']}"
             f" (partner {d['partner'] or 'unknown'})"
         )
     if d["error_code"]:
@@ -247,7 +292,8 @@ def findings_text(findings: list[Json]) -> list[str]:
     return lines
 
 
-def _order_text(d: Json) -> str:
+def order_text(d: Json) -> str:
+    """``orders show`` as text."""
     lines = [
         f"Order {d['ref']} (#{d['id']})  {d['status']}",
         f"  buyer  {d['buyer']} {d['buyer_name'] or ''}",
@@ -272,13 +318,13 @@ def _order_text(d: Json) -> str:
         "Documents:",
         table(
             d["documents"],
-            ["id", "type", "document_id", "code", "state", "issue_date", "message_id"],
+            ["id", "type", "number", "code", "state", "issue_date", "message_id"],
         ),
     ]
     waiting = d.get("pending_cancellation")
     if waiting:
         lines += [
-            f"Pending cancellation {waiting['document_id']} (since {waiting['requested_at'][:19]})"
+            f"Pending cancellation {waiting['number']} (since {waiting['requested_at']})"
             f", waiting for {waiting['waiting_for']}: answer with `edi-gateway orders cancel "
             f"{d['id']} --accepted|--refused [--reason TEXT]`"
         ]

@@ -244,8 +244,12 @@ def test_http_inbound_demands_tls_and_one_auth_method(
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 PUSH_PARTNERS = "partners:\n" + "".join(
-    f"  - {{id: {p}, name: {p}, role: both, endpoint: {{scheme: '0088', value: '{n}'}}}}\n"
-    for n, p in enumerate(["vastra", "nordisk", "delftlab"])
+    f"  - {{id: {p}, name: {p}, role: both, endpoint: {{scheme: '0088', value: '{gln}'}}}}\n"
+    for gln, p in zip(
+        ["7300010000001", "7300010000025", "7310000000003"],
+        ["vastra", "nordisk", "delftlab"],
+        strict=True,
+    )
 )
 
 

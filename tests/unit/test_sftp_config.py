@@ -101,7 +101,8 @@ def test_readme_example_loads(tmp_path: Path) -> None:
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     path = tmp_path / "gateway.yaml"
     acme = (
-        "partners:\n  - {id: acme, name: A, role: buyer, endpoint: {scheme: '0088', value: '1'}}\n"
+        "partners:\n  - {id: acme, name: A, role: buyer,\n"
+        "     endpoint: {scheme: '0088', value: '7300010000001'}}\n"
     )
     path.write_text(acme + example, encoding="utf-8")
     inbound, outbound = load_config(path).connectors

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from edi_gateway.config.base import ConnectorBase, IntakeSettings, PeppolId, Secret, StoreSettings
 from edi_gateway.config.connectors import Connector
-from edi_gateway.config.load import DEFAULT_NAME, ENV_VAR, config_path, load_config
+from edi_gateway.config.load import DEFAULT_NAME, ENV_VAR, check_config, config_path, load_config
 from edi_gateway.config.models import Partner, Route, RouteMatch, Settings, reply_map_path
 from edi_gateway.config.profiles import ForwardProfile, LegalProfile
 
@@ -33,6 +33,7 @@ __all__ = [
     "Secret",
     "Settings",
     "StoreSettings",
+    "check_config",
     "config_path",
     "load_config",
     "reply_map_path",

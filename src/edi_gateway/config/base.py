@@ -23,6 +23,13 @@ from edi_gateway.errors import ConfigError
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _ICD = re.compile(r"^[0-9]{4}$")
+ICD_CODES = frozenset(
+    {f"{n:04d}" for n in range(2, 221)} - {"0092", "0103", "0181", "0182"}
+    | {"9901", "9910", "9913", "9914", "9915", "9918", "9919", "9920", "9955", "9957", "9959"}
+    | {f"{n:04d}" for n in range(9922, 9954)}
+)
+"""The ISO 6523 ICD codes assigned (0002-0220, as the EN 16931 / Peppol code lists publish
+them) and the Peppol EAS codes in the 99xx range, the schemes a Peppol participant ID uses."""
 _SQLITE = "sqlite:///"
 _STORE_SCHEMES = ("sqlite://", "postgresql://", "postgresql+psycopg://")
 
@@ -44,9 +51,29 @@ def _check_slug(value: str) -> str:
 
 def _check_icd(value: Any) -> Any:
     if isinstance(value, str) and _ICD.match(value):
+        if value not in ICD_CODES:
+            raise ValueError(
+                f"found {value!r}, which is not an ISO 6523 ICD (nor a Peppol EAS code), "
+                "expected one such as '0088' (GLN), '0192' (Norwegian organisation number) or "
+                "'0106' (Dutch KVK)"
+            )
         return value
     raise ValueError(
         f"found {value!r}, expected a 4-digit ISO 6523 ICD as a quoted string, such as '0088'"
+        + _octal_hint(value)
+    )
+
+
+def _octal_hint(value: Any) -> str:
+    """For a number YAML read from an unquoted ICD with a leading zero (``0060`` -> 48)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        return ""
+    written = f"0{value:o}".rjust(4, "0")
+    if written not in ICD_CODES:
+        return ""
+    return (
+        f"; YAML reads an unquoted {written} as the octal number {value}: "
+        f"write scheme: '{written}' (quoted)"
     )
 
 
@@ -57,6 +84,30 @@ def _check_id_value(value: Any) -> Any:
         f"found {value!r}, expected the identifier as a quoted string, such as '7300010000001' "
         "(unquoted digits are read as a number and may lose leading zeros)"
     )
+
+
+def _check_participant_value(value: Any) -> Any:
+    if isinstance(value, str) and any(c.isspace() for c in value):
+        raise ValueError(
+            f"found {value!r}, expected an identifier without spaces or other whitespace "
+            "(Peppol compares participant IDs character by character)"
+        )
+    return _check_id_value(value)
+
+
+def gln_problem(value: str) -> str | None:
+    """Why ``value`` is not a GLN (13 digits, the last a GS1 check digit), or None."""
+    if not (len(value) == 13 and value.isdigit()):
+        return f"found {value!r}, expected a GLN of 13 digits for scheme 0088"
+    digits = [int(c) for c in value]
+    total = sum(d * (3 if i % 2 else 1) for i, d in enumerate(digits[:12]))
+    check = (10 - total % 10) % 10
+    if digits[12] != check:
+        return (
+            f"found {value!r}, whose GS1 check digit should be {check}, not {digits[12]}: "
+            "a typing error? Check the GLN with the partner"
+        )
+    return None
 
 
 def _resolve_path(value: Path, info: ValidationInfo) -> Path:
@@ -76,31 +127,19 @@ class PeppolId(_Model):
     """An identifier with its ISO 6523 ICD scheme, e.g. ``0088`` + a GLN."""
 
     scheme: Annotated[str, BeforeValidator(_check_icd)]
-    value: Annotated[str, BeforeValidator(_check_id_value)]
+    value: Annotated[str, BeforeValidator(_check_participant_value)]
+
+    @field_validator("value")
+    @classmethod
+    def _gln(cls, value: str, info: ValidationInfo) -> str:
+        problem = gln_problem(value) if info.data.get("scheme") == "0088" else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
     def key(self) -> str:
         """``scheme:value``, the same text as ``domain.documents.PartyId.key()``."""
         return f"{self.scheme}:{self.value}"
-
-
-class StoreSettings(_Model):
-    """Where the message store lives: a SQLite file (default) or a PostgreSQL URL."""
-
-    url: str = Field(default="sqlite:///gateway.db", validate_default=True)
-
-    @field_validator("url")
-    @classmethod
-    def _resolve_sqlite(cls, value: str, info: ValidationInfo) -> str:
-        if not value.startswith(_STORE_SCHEMES):
-            raise ValueError(
-                f"found {value!r}, expected sqlite:///FILE or postgresql+psycopg://USER@HOST/DB"
-            )
-        if not value.startswith(_SQLITE):
-            return value
-        file, sep, query = value[len(_SQLITE) :].partition("?")
-        if not file or file == ":memory:" or file.startswith("/"):
-            return value
-        return f"{_SQLITE}{(_base_dir(info) / file).resolve()}{sep}{query}"
 
 
 class IntakeSettings(_Model):
@@ -152,6 +191,53 @@ class Secret(_Model):
             return Path(self.file).read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
             raise ConfigError(f"secret: cannot read {self.file}: {exc.strerror}") from exc
+
+
+class StoreSettings(_Model):
+    """Where the message store lives: a SQLite file (default) or a PostgreSQL URL, whose
+    password is a secret reference (``password: {env: NAME}`` or ``{file: PATH}``)."""
+
+    url: str = Field(default="sqlite:///gateway.db", validate_default=True)
+    password: Secret | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _resolve_sqlite(cls, value: str, info: ValidationInfo) -> str:
+        if not value.startswith(_STORE_SCHEMES):
+            raise ValueError(
+                f"found {value!r}, expected sqlite:///FILE or postgresql+psycopg://USER@HOST/DB"
+            )
+        if not value.startswith(_SQLITE):
+            _no_password(value)
+            return value
+        file, sep, query = value[len(_SQLITE) :].partition("?")
+        if not file or file == ":memory:" or file.startswith("/"):
+            return value
+        return f"{_SQLITE}{(_base_dir(info) / file).resolve()}{sep}{query}"
+
+    def connect_url(self) -> str:
+        """``url`` with the password from ``password`` (read now) put in."""
+        if self.password is None:
+            return self.url
+        from sqlalchemy.engine import make_url
+
+        with_password = make_url(self.url).set(password=self.password.value())
+        return with_password.render_as_string(hide_password=False)
+
+
+def _no_password(url: str) -> None:
+    """Refuse a password written into store.url, without repeating it."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return
+    shown = url.replace(f":{parts.password}@", ":***@", 1)
+    raise ValueError(
+        f"found a password written in the URL ({shown}): secrets are never written in "
+        "gateway.yaml itself; write the URL without it and add password: {env: VARIABLE} or "
+        "password: {file: PATH} under store"
+    )
 
 
 class ConnectorBase(_Model):

@@ -9,6 +9,7 @@ their transports); :mod:`edi_gateway.config` re-exports what callers use.
 from __future__ import annotations
 
 import os
+import re
 import typing
 from pathlib import Path
 from types import UnionType
@@ -23,7 +24,7 @@ from edi_gateway.config.connectors import connector_model
 from edi_gateway.config.models import Settings
 from edi_gateway.errors import ConfigError
 
-__all__ = ["DEFAULT_NAME", "ENV_VAR", "config_path", "load_config"]
+__all__ = ["DEFAULT_NAME", "ENV_VAR", "check_config", "config_path", "load_config"]
 
 ENV_VAR = "EDI_GATEWAY_CONFIG"
 DEFAULT_NAME = "gateway.yaml"
@@ -51,7 +52,8 @@ def config_path(cli_value: str | None) -> Path:
 
 
 def load_config(path: Path) -> Settings:
-    """Read, parse and validate the config file; ConfigError listing every problem."""
+    """Read, parse and validate the config file; ConfigError listing every problem (each with
+    its line in the file where it has one)."""
     path = path.expanduser().absolute()
     data = _read_yaml(path)
     if not isinstance(data, dict):
@@ -67,7 +69,76 @@ def load_config(path: Path) -> Settings:
     try:
         return Settings.model_validate({**data, "path": path}, context={"base_dir": path.parent})
     except ValidationError as exc:
-        raise ConfigError(_format_errors(path, exc, data)) from None
+        raise ConfigError(_format_errors(path, exc, data, _nodes(path))) from None
+
+
+def check_config(path: Path) -> list[dict[str, Any]]:
+    """Every problem of the config file as ``{line, message}`` (``line`` None when a problem
+    has no one place); [] when it loads. Nothing is opened or run."""
+    path = path.expanduser().absolute()
+    try:
+        data = _read_yaml(path)
+        if not isinstance(data, dict) or _NOT_KEYS & data.keys():
+            load_config(path)  # its one problem, worded as at start-up
+        Settings.model_validate({**data, "path": path}, context={"base_dir": path.parent})
+    except ConfigError as exc:
+        return [_located(exc.message.removeprefix(f"{path}:").strip())]
+    except ValidationError as exc:
+        nodes = _nodes(path)
+        return [
+            {"line": line, "message": text}
+            for err in exc.errors(include_url=False)
+            for line, text in _described(err, data, nodes)
+        ]
+    return []
+
+
+def _located(message: str) -> dict[str, Any]:
+    """A read error's own ``LINE:COLUMN: text`` as ``{line, message}``."""
+    where, sep, rest = message.partition(": ")
+    line = where.split(":")[0]
+    if sep and line.isdigit():
+        return {"line": int(line), "message": rest}
+    return {"line": None, "message": message}
+
+
+def _nodes(path: Path) -> yaml.Node | None:
+    """The YAML node tree (with line marks) of a file that already parsed."""
+    try:
+        return yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the YAML node at ``loc`` (or of the nearest parent that exists)."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == part), None)
+            key = next((k for k, _ in node.value if k.value == part), None)
+            line = key.start_mark.line + 1 if key is not None else line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            child = node.value[part] if -len(node.value) <= part < len(node.value) else None
+            line = child.start_mark.line + 1 if child is not None else line
+        if child is None:
+            return line
+        node = child
+    return line
+
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _path_of(text: str) -> tuple[int | str, ...]:
+    """``partners[1].outbound: ...`` -> ("partners", 1, "outbound")."""
+    head = text.split(":", 1)[0].strip()
+    if not head or " " in head:
+        return ()
+    return tuple(int(i) if i else name for name, i in _PATH_PART.findall(head))
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -105,10 +176,24 @@ def _read_yaml(path: Path) -> Any:
     return data
 
 
-def _format_errors(path: Path, exc: ValidationError, data: Any = None) -> str:
-    lines = [line for err in exc.errors(include_url=False) for line in _describe(err, data)]
-    head = f"{path}: {len(lines)} problem{'s' if len(lines) != 1 else ''}"
-    return "\n".join([head, *(f"  - {line}" for line in lines)])
+def _format_errors(
+    path: Path, exc: ValidationError, data: Any = None, nodes: yaml.Node | None = None
+) -> str:
+    found = [
+        f"{text} (line {line})" if line else text
+        for err in exc.errors(include_url=False)
+        for line, text in _described(err, data, nodes)
+    ]
+    head = f"{path}: {len(found)} problem{'s' if len(found) != 1 else ''}"
+    return "\n".join([head, *(f"  - {line}" for line in found)])
+
+
+def _described(
+    err: ErrorDetails, data: Any, nodes: yaml.Node | None
+) -> list[tuple[int | None, str]]:
+    """Each line :func:`_describe` says of ``err``, with the YAML line it is about."""
+    loc, _ = _walk(err["loc"], data)
+    return [(_line_of(nodes, loc or _path_of(text)), text) for text in _describe(err, data)]
 
 
 def _describe(err: ErrorDetails, data: Any) -> list[str]:  # noqa: PLR0911 - a branch a type

@@ -6,11 +6,12 @@ The shapes here are the stable JSON schema documented in the README; add keys, n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from edi_gateway.errors import ErrorCode, LookupFailed
@@ -22,14 +23,62 @@ from edi_gateway.store.tables import (
     Message,
     Order,
     OrderLine,
+    OutboxRow,
 )
 
 Json = dict[str, Any]
 MAX_STORE_ID = 2**31 - 1  # an INTEGER key on every backend; larger numbers are order numbers
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+def utc_text(value: datetime | None) -> str | None:
+    """The one time format of the CLI and its JSON: ISO 8601 in UTC to the second,
+    ``2026-11-01T09:30:00Z``."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """The filters every list takes (each list uses those that apply to it)."""
+
+    state: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    partner: str | None = None
+    order: str | None = None
+    """An order reference (store ID, BUYER:ORDER_ID, order ID), as :func:`resolve_order`."""
+    code: str | None = None
+    connector: str | None = None
+    search: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a list: its rows, how many match in all, and where it starts."""
+
+    rows: list[Json]
+    total: int
+    offset: int
+
+    @classmethod
+    def of(cls, rows: list[Json], limit: int, offset: int) -> Page:
+        """A page of a list already in memory."""
+        return cls(rows[offset : offset + limit], len(rows), offset)
+
+    @property
+    def more(self) -> int:
+        """Matching rows after this page."""
+        return max(0, self.total - self.offset - len(self.rows))
+
+    def more_text(self, offset: int) -> str:
+        """``N more (--offset M)``, or "" when this page is the last."""
+        if not self.more:
+            return ""
+        return f"{self.more} more (--offset {offset + len(self.rows)})"
+
+
+def _page(session: Session, query: Select[Any], limit: int, offset: int) -> tuple[list[Any], int]:
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    return list(session.scalars(query.limit(limit).offset(offset))), int(total or 0)
 
 
 def _num(value: Decimal | None) -> str | None:
@@ -46,7 +95,7 @@ def message_summary(message: Message) -> Json:
     """One message as a listing row."""
     return {
         "id": message.id,
-        "received_at": _iso(message.received_at),
+        "received_at": utc_text(message.received_at),
         "source": message.source,
         "filename": message.filename,
         "size": message.size,
@@ -55,6 +104,7 @@ def message_summary(message: Message) -> Json:
         "error_code": message.error_code,
         "document_type": message.doc_kind,
         "document_id": message.doc_id,
+        "number": message.doc_id,
         "partner": message.partner,
         "order_id": message.order_id,
     }
@@ -64,12 +114,27 @@ def list_messages(
     session: Session, *, state: str | None = None, since: datetime | None = None, limit: int = 500
 ) -> list[Json]:
     """Messages, newest first, optionally by state and arrival time."""
-    query = select(Message).order_by(Message.id.desc()).limit(limit)
-    if state:
-        query = query.where(Message.state == state)
-    if since:
-        query = query.where(Message.received_at >= since)
-    return [message_summary(m) for m in session.scalars(query)]
+    return page_messages(session, Filters(state=state, since=since), limit).rows
+
+
+def page_messages(session: Session, filters: Filters, limit: int = 500, offset: int = 0) -> Page:
+    """Messages, newest first, by state, arrival time, partner, order, error code, connector."""
+    f = filters
+    query = select(Message).order_by(Message.id.desc())
+    conditions = [
+        Message.state == f.state if f.state else None,
+        Message.received_at >= f.since if f.since else None,
+        Message.received_at < f.until if f.until else None,
+        Message.partner == f.partner if f.partner else None,
+        Message.error_code == f.code.upper() if f.code else None,
+        or_(Message.source == f.connector, Message.source.endswith(f":{f.connector}"))
+        if f.connector
+        else None,
+        Message.order_id == resolve_order(session, f.order).id if f.order else None,
+    ]
+    query = query.where(*(c for c in conditions if c is not None))
+    found, total = _page(session, query, limit, offset)
+    return Page([message_summary(m) for m in found], total, offset)
 
 
 def get_message(session: Session, message_id: int) -> Message:
@@ -119,7 +184,7 @@ def _history(session: Session, condition: Any) -> list[Json]:
     rows = session.scalars(select(HistoryEvent).where(condition).order_by(HistoryEvent.id))
     return [
         {
-            "at": _iso(h.at),
+            "at": utc_text(h.at),
             "event": h.event,
             "detail": h.detail,
             "actor": h.actor,
@@ -143,7 +208,8 @@ def order_summary(order: Order) -> Json:
         "currency": order.currency,
         "total_amount": _money(order.total_amount),
         "status": order.status,
-        "updated_at": _iso(order.updated_at),
+        "updated_at": utc_text(order.updated_at),
+        "number": order.order_number,
     }
 
 
@@ -156,9 +222,22 @@ def list_orders(
     limit: int = 500,
 ) -> list[Json]:
     """Orders, newest first, by status, partner (id or party key) or free text."""
-    query = select(Order).order_by(Order.id.desc()).limit(limit)
+    return page_orders(session, Filters(state=status, partner=partner, search=search), limit).rows
+
+
+def page_orders(session: Session, filters: Filters, limit: int = 500, offset: int = 0) -> Page:
+    """Orders, newest first, by status (``state``), arrival, partner (id or party key), order
+    reference or free text."""
+    status, partner, search = filters.state, filters.partner, filters.search
+    query = select(Order).order_by(Order.id.desc())
     if status:
         query = query.where(Order.status.ilike(status))
+    if filters.since:
+        query = query.where(Order.created_at >= filters.since)
+    if filters.until:
+        query = query.where(Order.created_at < filters.until)
+    if filters.order:
+        query = query.where(Order.id == resolve_order(session, filters.order).id)
     if partner:
         query = query.where(
             or_(
@@ -186,7 +265,56 @@ def list_orders(
                 ),
             )
         )
-    return [order_summary(o) for o in session.scalars(query)]
+    found, total = _page(session, query, limit, offset)
+    return Page([order_summary(o) for o in found], total, offset)
+
+
+def outbox_summary(row: OutboxRow) -> Json:
+    """One outbox row as a listing row (``document_id`` and ``number``: the document number)."""
+    return {
+        "id": row.id,
+        "created_at": utc_text(row.created_at),
+        "partner": row.partner,
+        "connector": row.connector,
+        "type": row.kind,
+        "document_id": row.doc_number,
+        "number": row.doc_number,
+        "filename": row.filename,
+        "state": row.state,
+        "attempts": row.attempts,
+        "next_attempt_at": utc_text(row.next_attempt_at),
+        "last_error": row.last_error,
+        "delivered_to": row.delivered_to,
+        "order_id": row.order_id,
+    }
+
+
+def page_outbox(session: Session, filters: Filters, limit: int = 500, offset: int = 0) -> Page:
+    """Outbox rows, newest first, by state, creation time, partner, order, the code of their
+    last error, connector."""
+    f = filters
+    conditions = [
+        OutboxRow.state == f.state if f.state else None,
+        OutboxRow.created_at >= f.since if f.since else None,
+        OutboxRow.created_at < f.until if f.until else None,
+        OutboxRow.partner == f.partner if f.partner else None,
+        OutboxRow.connector == f.connector if f.connector else None,
+        OutboxRow.last_error.startswith(f"{f.code.upper()}:") if f.code else None,
+        OutboxRow.order_id == resolve_order(session, f.order).id if f.order else None,
+    ]
+    query = select(OutboxRow).order_by(OutboxRow.id.desc())
+    found, total = _page(
+        session, query.where(*(c for c in conditions if c is not None)), limit, offset
+    )
+    return Page([outbox_summary(r) for r in found], total, offset)
+
+
+def outbox_detail(session: Session, outbox_id: int) -> Json:
+    """One outbox row with the findings of its rules check."""
+    row = session.get(OutboxRow, outbox_id)
+    if row is None:
+        raise LookupFailed(ErrorCode.NOT_FOUND, f"no outbox row #{outbox_id}")
+    return outbox_summary(row) | {"findings": findings_of(session, outbox_id=row.id)}
 
 
 def _pending_cancellation(session: Session, order: Order, documents: list[Json]) -> Json | None:
@@ -199,9 +327,10 @@ def _pending_cancellation(session: Session, order: Order, documents: list[Json])
     return {
         "id": first["id"],
         "document_id": first["document_id"],
+        "number": first["document_id"],
         "message_id": first["message_id"],
         "issue_date": first["issue_date"],
-        "requested_at": _iso(since),
+        "requested_at": utc_text(since),
         "waiting_for": order.seller_partner or order.seller_name or order.seller_key,
     }
 
@@ -294,6 +423,7 @@ def order_detail(session: Session, order: Order) -> Json:
             "id": doc.id,
             "type": doc.kind,
             "document_id": doc.doc_number,
+            "number": doc.doc_number,
             "direction": doc.direction,
             "code": doc.code,
             "issue_date": doc.issue_date.isoformat() if doc.issue_date else None,

@@ -1,0 +1,90 @@
+"""``edi-gateway ingest`` and ``run``: documents in, processed, reacted to. No logic here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edi_gateway.cli.common import EXIT_FAILED, EXIT_OK, Sub, emit, gateway, json_option
+
+if TYPE_CHECKING:
+    from edi_gateway.app import Gateway, Outcome
+
+
+def add_commands(sub: Sub) -> None:
+    """``ingest`` and ``run``."""
+    ingest = sub.add_parser("ingest", help="one-shot intake and processing of files or folders")
+    ingest.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="files, or folders (every *.xml)"
+    )
+    json_option(ingest)
+    ingest.set_defaults(handler=_ingest)
+
+    run = sub.add_parser("run", help="poll every configured connector")
+    run.add_argument("--once", action="store_true", help="one cycle, then exit")
+    json_option(run)
+    run.set_defaults(handler=_run)
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    # Before the heavy imports of opening a gateway: see pipeline/readahead.py.
+    from edi_gateway.pipeline.readahead import ReadAhead, inbound_files
+
+    args.paths = list(inbound_files(args.paths))  # listed once, the same for both sides
+    ahead = ReadAhead.start(args.paths)
+    try:
+        from edi_gateway import views
+
+        with gateway(args) as opened:
+            progress = views.progress_bar(args.paths)
+            outcome = opened.ingest(args.paths, progress=progress, ahead=ahead)
+            return _emit_outcome(opened, outcome, args.json)
+    finally:
+        if ahead is not None:
+            ahead.close()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from edi_gateway import views
+    from edi_gateway.cli.common import settings
+    from edi_gateway.daemon import run
+    from edi_gateway.store.instance import hold_store
+
+    configured = settings(args)
+    lock = hold_store(configured.store.url)  # one daemon per store: before it is even opened
+    try:
+        from edi_gateway.app import Gateway
+
+        opened = Gateway.open(configured)
+        try:
+            json_logs = _daemon_logging(opened, args)
+            quiet = args.json or args.once or json_logs
+            outcome = run(opened, once=args.once, report=views.reporter(opened, quiet=quiet))
+            _emit_outcome(opened, outcome, args.json)
+        finally:
+            opened.close()
+    finally:
+        lock.release()
+    return EXIT_OK  # failed documents are kept and listed; the run itself succeeded
+
+
+def _daemon_logging(gateway: Gateway, args: argparse.Namespace) -> bool:
+    """Logging for ``run``: its format from --log-format, else daemon.log_format; its level
+    daemon.log_level (``run --once`` logs warnings only unless -v). True for JSON lines."""
+    from edi_gateway.logs import LEVELS, configure_logging
+
+    daemon = gateway.settings.daemon
+    fmt = args.log_format or daemon.log_format
+    level = LEVELS[daemon.log_level] if not args.once else logging.WARNING
+    configure_logging(fmt, min(level, logging.INFO) if args.verbose else level)
+    return fmt == "json"
+
+
+def _emit_outcome(gateway: Gateway, outcome: Outcome, as_json: bool) -> int:
+    from edi_gateway import views
+
+    data = views.outcome_data(gateway, outcome)
+    emit(data, as_json, views.outcome_text(data))
+    return EXIT_FAILED if outcome.failed else EXIT_OK
