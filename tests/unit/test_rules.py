@@ -337,12 +337,13 @@ def test_peppol_without_an_installed_release_fails_clearly(store: Store, tmp_pat
 # --- on the way out ----------------------------------------------------------------------------
 
 
-def _sender(store: Store, tmp_path: Path, rules: Path) -> Gateway:
+def _sender(store: Store, tmp_path: Path, rules: Path, **buyer: Any) -> Gateway:
+    """A gateway with the rules installed and the buyer reached through an outbound folder."""
     settings = Settings.model_validate(
         {
             "path": tmp_path / "gateway.yaml",
             "rules": {"dir": str(rules)},
-            "partners": [f.buyer_partner(outbound="to-buyer"), f.seller_partner()],
+            "partners": [f.buyer_partner(outbound="to-buyer", **buyer), f.seller_partner()],
             "connectors": [
                 {"name": "to-buyer", "type": "folder", "direction": "out", "path": "out"}
             ],
@@ -396,21 +397,7 @@ AR_REASONS = f"{AR_LINES}/cac:Response/cac:Status/cbc:StatusReasonCode/text()"
 def _mlr_gateway(
     store: Store, tmp_path: Path, rules: Path, mlr: str, severity: dict[str, str] | None = None
 ) -> Gateway:
-    buyer = f.buyer_partner(
-        outbound="to-buyer", validation="peppol", mlr=mlr, severity=severity or {}
-    )
-    settings = Settings.model_validate(
-        {
-            "path": tmp_path / "gateway.yaml",
-            "rules": {"dir": str(rules)},
-            "partners": [buyer, f.seller_partner()],
-            "connectors": [
-                {"name": "to-buyer", "type": "folder", "direction": "out", "path": "out"}
-            ],
-        },
-        context={"base_dir": tmp_path},
-    )
-    return Gateway(settings, store)
+    return _sender(store, tmp_path, rules, validation="peppol", mlr=mlr, severity=severity or {})
 
 
 def _sent_mlrs(gateway: Gateway, tmp_path: Path, engine: RuleEngine) -> list[etree._Element]:
@@ -640,21 +627,8 @@ def test_what_we_sign_is_judged_as_the_document_the_signature_covers(
     from tests.keys import identity, write_identity
 
     key, cert = write_identity(identity("us"), tmp_path, "us")
-    buyer = f.buyer_partner(
-        outbound="to-buyer", signature={"sign": True, "key": str(key), "certificate": str(cert)}
-    )
-    settings = Settings.model_validate(
-        {
-            "path": tmp_path / "gateway.yaml",
-            "rules": {"dir": str(rules_dir)},
-            "partners": [buyer, f.seller_partner()],
-            "connectors": [
-                {"name": "to-buyer", "type": "folder", "direction": "out", "path": "out"}
-            ],
-        },
-        context={"base_dir": tmp_path},
-    )
-    gateway = Gateway(settings, store)
+    signature = {"sign": True, "key": str(key), "certificate": str(cert)}
+    gateway = _sender(store, tmp_path, rules_dir, signature=signature)
     row = _queue(gateway, (artefacts / "examples" / "OrderResponse_Example.xml").read_bytes())
     assert flush(gateway.store, gateway.settings)[row] == "sent"
     [sent] = (tmp_path / "out").iterdir()
