@@ -30,7 +30,7 @@ from edi_gateway.pipeline.process import (
     process_messages,
 )
 from edi_gateway.pipeline.readahead import Examined, ReadAhead, inbound_files
-from edi_gateway.rules.evaluate import RuleEngine
+from edi_gateway.rules.evaluate import GATEWAY_RULE_IDS, RuleEngine
 from edi_gateway.store.db import Store, open_store
 
 if TYPE_CHECKING:
@@ -159,11 +159,19 @@ class Gateway:
                 "documents are not checked against the Peppol rules and partners with "
                 "validation: peppol fail with RULES_UNAVAILABLE (edi-gateway rules install PATH)",
             }
+        known = engine.release.rule_ids() | GATEWAY_RULE_IDS
+        unknown = sorted(
+            f"{p.id}: {rule}"
+            for p in self.settings.partners
+            for rule in p.severity
+            if rule not in known
+        )
         return {
             "release": engine.release.name,
             "checks": "on",
             "dir": str(rules.dir),
             "problem": None,
+            "unknown_severity_rules": unknown,
         }
 
     def rule_engine(self) -> RuleEngine | None:

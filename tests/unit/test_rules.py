@@ -633,3 +633,13 @@ def test_what_we_sign_is_judged_as_the_document_the_signature_covers(
     assert flush(gateway.store, gateway.settings)[row] == "sent"
     [sent] = (tmp_path / "out").iterdir()
     assert b"UBLDocumentSignatures" in sent.read_bytes()
+
+
+def test_a_severity_for_a_rule_the_release_does_not_have_is_reported(
+    store: Store, tmp_path: Path, rules_dir: Path
+) -> None:
+    levels = {"PEPPOL-T01-R002": "ignore", "PEPPOL-T01-R0002": "ignore", "EVALUATION": "warning"}
+    gateway = _gateway(store, tmp_path, rules_dir, validation="peppol", severity=levels)
+    status = gateway.rules_status()
+    assert status["checks"] == "on" and status["release"] == RELEASE
+    assert status["unknown_severity_rules"] == ["buyer: PEPPOL-T01-R0002"]

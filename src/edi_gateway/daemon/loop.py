@@ -129,6 +129,8 @@ class Daemon:
             log.warning("Peppol rules %s: %s", self.rules["checks"], self.rules["problem"])
         else:
             log.info("Peppol rules %s: outgoing documents are checked", self.rules["release"])
+        for unknown in self.rules.get("unknown_severity_rules", ()):
+            log.warning("severity of partner %s: no rule of that ID in the release", unknown)
         with self.lock:
             pending = self.gateway.process_pending()
         if pending.states:

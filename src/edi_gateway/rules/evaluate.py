@@ -34,6 +34,8 @@ PREFIXES = {
     "urn:oasis:names:specification:ubl:schema:xsd:SignatureBasicComponents-2": "sbc",
     "http://www.w3.org/2000/09/xmldsig#": "ds",
 }
+GATEWAY_RULE_IDS = frozenset({"CUSTOMIZATION", "EVALUATION", "XSD", "MORE"})
+"""Rule IDs of the gateway's own findings beside the release's (a ``severity:`` may name them)."""
 _LOCK = threading.Lock()  # saxonche objects are not to be shared between threads at once
 _SAXON: list[Any] = []  # the process's one Saxon processor, made on first use
 

@@ -59,6 +59,10 @@ class Release:
     installed_at: str
     sets: dict[str, RuleSet]
 
+    def rule_ids(self) -> set[str]:
+        """Every rule ID the release's rule sets can report."""
+        return {a.rule_id for rule_set in self.sets.values() for a in rule_set.assertions}
+
 
 @dataclass(frozen=True, slots=True)
 class Listed:
