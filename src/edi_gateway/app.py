@@ -407,13 +407,9 @@ def _answer(settings: Settings) -> Callable[[Store, Sequence[Any]], None] | None
     """The MLR step when a partner asks for MLRs (``mlr:``), else None (nothing to do)."""
     if all(p.mlr == "never" for p in settings.partners):
         return None
-    return partial(_answer_with, settings)
-
-
-def _answer_with(settings: Settings, store: Store, works: Sequence[Any]) -> None:
     from edi_gateway.outbound.mlr import answer_senders
 
-    answer_senders(store, settings, works)
+    return partial(answer_senders, settings)
 
 
 def _reply_readers(settings: Settings) -> Callable[[str, str], ReplyReader | None]:

@@ -13,14 +13,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lxml import etree
-from sqlalchemy import delete
 
-from edi_gateway.domain.findings import Finding, bounded, fatal
+from edi_gateway.domain.findings import Finding, fatal
 from edi_gateway.errors import DocumentError
 from edi_gateway.pipeline.history import record
-from edi_gateway.pipeline.work import finding_row
-from edi_gateway.store.bulk import insert_many
-from edi_gateway.store.schema import findings
+from edi_gateway.pipeline.work import replace_findings
 from edi_gateway.ubl.namespaces import maindoc_ns
 from edi_gateway.ubl.parse import parse
 
@@ -52,24 +49,24 @@ def passes_rules(session: Session, row: OutboxRow, settings: Settings) -> bool:
         return True
     limit = settings.intake.max_size_mb << 20
     payload = row.payload
-    try:
-        root = parse(payload, max_size=max(limit, len(payload)))
+    partner = settings.partner(row.partner)
+    signs = bool(partner and partner.signature and partner.signature.sign)
+    try:  # a signature covers comments and PIs: a signed row keeps them to drop it exactly
+        root = parse(payload, max_size=max(limit, len(payload)), keep_markup=signs)
     except DocumentError:
         return True  # not XML the rules could read: a supplier's own layout
     name = etree.QName(root)
     if name.namespace != maindoc_ns(name.localname):
         return True  # XML, but not UBL
-    partner = settings.partner(row.partner)
-    tree: etree._Element | None = root
-    if partner and partner.signature and partner.signature.sign:
-        from edi_gateway.ubl.signature import unsigned
+    if signs:
+        from edi_gateway.ubl.signature import without_signatures
 
-        payload, tree = unsigned(payload), None
+        payload = without_signatures(root)  # the tree now holds what these bytes say
     try:
-        found = check_document(engine, payload, max_size=len(payload), required=False, root=tree)
+        found = check_document(engine, payload, max_size=len(payload), required=False, root=root)
     except DocumentError as exc:  # the official rules cannot evaluate it either
         found = [Finding("PEPPOL", "EVALUATION", "fatal", None, exc.line, exc.message)]
-    _keep(session, row, found)
+    replace_findings(session.connection(), "outbox_id", {row.id: found}, [row.id])
     failing = fatal(found)
     if not failing:
         return True
@@ -82,14 +79,6 @@ def passes_rules(session: Session, row: OutboxRow, settings: Settings) -> bool:
         order_id=row.order_id,
     )
     return False
-
-
-def _keep(session: Session, row: OutboxRow, found: list[Finding]) -> None:
-    """This check's findings replace the row's earlier ones."""
-    conn = session.connection()
-    conn.execute(delete(findings).where(findings.c.outbox_id == row.id))
-    rows = [finding_row(f, seq) for seq, f in enumerate(bounded(found))]
-    insert_many(conn, findings, rows, {"outbox_id": row.id, "message_id": None})
 
 
 __all__ = ["passes_rules"]

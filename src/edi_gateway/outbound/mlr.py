@@ -38,7 +38,7 @@ MAX_LINES = 100
 NOT_THE_SENDERS = frozenset({ErrorCode.UNKNOWN_PARTNER, ErrorCode.RULES_UNAVAILABLE})
 
 
-def answer_senders(store: Store, settings: Settings, works: Sequence[Work]) -> None:
+def answer_senders(settings: Settings, store: Store, works: Sequence[Work]) -> None:
     """Queue the MLR each finished message's sender asked for (none for most partners)."""
     for work in works:
         partner = settings.partner(work.partner) if work.partner else None
@@ -65,8 +65,6 @@ def answer_senders(store: Store, settings: Settings, works: Sequence[Work]) -> N
 
 
 def _mlr_for(store: Store, settings: Settings, work: Work, partner: Partner) -> Mlr | None:
-    if _is_a_response(store, work):
-        return None  # an MLR (or another ApplicationResponse) is never answered: no ping-pong
     if work.state == FAILED:
         error = work.error
         if not isinstance(error, DocumentError) or error.code in NOT_THE_SENDERS:
@@ -76,7 +74,11 @@ def _mlr_for(store: Store, settings: Settings, work: Work, partner: Partner) -> 
         code, error = "AP", None
     else:
         return None
-    ours = _our_endpoint(store, settings, work, partner)
+    # A document that failed before it was read is read loosely from its stored bytes, once.
+    root = _stored_root(store, work.id) if work.document is None else None
+    if _is_a_response(work, root):
+        return None  # an MLR (or another ApplicationResponse) is never answered: no ping-pong
+    ours = _our_endpoint(settings, work, partner, root)
     if ours is None:
         log.warning("message %s: no MLR to %s, its receiving party is unknown", work.id, partner.id)
         return None
@@ -120,15 +122,14 @@ def _lines(findings: Sequence[Finding], error: GatewayError | None) -> list[MlrL
     return lines
 
 
-def _is_a_response(store: Store, work: Work) -> bool:
+def _is_a_response(work: Work, root: etree._Element | None) -> bool:
     if work.document is not None:
         return work.document.kind is DocumentKind.APPLICATION_RESPONSE
-    root = _stored_root(store, work.id)
     return root is not None and etree.QName(root).localname == "ApplicationResponse"
 
 
 def _our_endpoint(
-    store: Store, settings: Settings, work: Work, partner: Partner
+    settings: Settings, work: Work, partner: Partner, root: etree._Element | None
 ) -> tuple[str, str] | None:
     """The party the message was for, which answers: the configured partner it was addressed
     to (its endpoint is checked by the configuration), else what the document says."""
@@ -138,7 +139,7 @@ def _our_endpoint(
     receiver = work.document.receiver() if work.document else None
     if receiver and receiver.endpoint and receiver.endpoint.scheme:
         return receiver.endpoint.scheme, receiver.endpoint.value
-    return _loose_receiver(store, work.id, set(Partner.keys(partner)))
+    return _loose_receiver(root, set(Partner.keys(partner))) if root is not None else None
 
 
 def _stored_root(store: Store, message_id: int) -> etree._Element | None:
@@ -155,12 +156,9 @@ def _stored_root(store: Store, message_id: int) -> etree._Element | None:
         return None
 
 
-def _loose_receiver(store: Store, message_id: int, theirs: set[str]) -> tuple[str, str] | None:
-    """The first endpoint in the message's bytes that is not the sender's (a document that
-    failed before it was read)."""
-    root = _stored_root(store, message_id)
-    if root is None:
-        return None
+def _loose_receiver(root: etree._Element, theirs: set[str]) -> tuple[str, str] | None:
+    """The first endpoint in the document that is not the sender's (a document that failed
+    before it was read)."""
     for element in root.iter(etree.QName(CBC, "EndpointID").text):
         scheme, value = element.get("schemeID"), (element.text or "").strip()
         if scheme and value and f"{scheme}:{value}" not in theirs:

@@ -473,7 +473,7 @@ def _check_rules(policy: Policy, work: Work) -> None:
         work.findings = apply_severity(found, checks.severity)
         failing = fatal(work.findings)
         if failing:
-            raise RulesFailed(failing, len(work.findings))
+            raise RulesFailed(failing)
     except GatewayError as exc:
         work.fail(exc)
     except Exception as exc:  # a bug must fail one message, never the batch

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, delete
 from sqlalchemy.exc import DataError, IntegrityError
@@ -91,20 +92,31 @@ def write_outcomes(conn: Connection, works: list[Work]) -> None:
 
 def write_findings(conn: Connection, works: list[Work]) -> None:
     """Replace what earlier checks of these messages found (a redrive) by this check's."""
-    if not works:
-        return
-    ids = [w.id for w in works if w.attempts]
-    for start in range(0, len(ids), 500):
-        conn.execute(delete(findings).where(findings.c.message_id.in_(ids[start : start + 500])))
+    earlier = [w.id for w in works if w.attempts]
+    replace_findings(conn, "message_id", {w.id: w.findings for w in works}, earlier)
+
+
+def replace_findings(
+    conn: Connection,
+    owner: Literal["message_id", "outbox_id"],
+    found: Mapping[int, Sequence[Finding]],
+    earlier: Sequence[int],
+) -> None:
+    """Store each owner's (message's or outbox row's) findings, at most ``MAX_FINDINGS`` and a
+    count of the rest; the findings of the ``earlier`` owners' last check go first."""
+    column = findings.c[owner]
+    for start in range(0, len(earlier), 500):
+        conn.execute(delete(findings).where(column.in_(earlier[start : start + 500])))
     rows = [
-        finding_row(f, seq) | {"message_id": w.id}
-        for w in works
-        for seq, f in enumerate(bounded(w.findings))
+        _finding_row(f, seq) | {owner: owner_id}
+        for owner_id, each in found.items()
+        for seq, f in enumerate(bounded(list(each)))
     ]
-    insert_many(conn, findings, rows, {"outbox_id": None})
+    other = "outbox_id" if owner == "message_id" else "message_id"
+    insert_many(conn, findings, rows, {other: None})
 
 
-def finding_row(finding: Finding, seq: int) -> dict[str, Any]:
+def _finding_row(finding: Finding, seq: int) -> dict[str, Any]:
     """A ``findings`` row (without its message or outbox id)."""
     return {
         "seq": seq,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 
@@ -190,6 +190,7 @@ def _stylesheet(
     foreign: list[str],
     patterns: list[_Pattern],
 ) -> str:
+    plain = [k for k, p in enumerate(patterns) if p.plain()]
     decls = " ".join(f"xmlns:{p}={quoteattr(u)}" for p, u in sorted(namespaces.items()))
     out = [
         '<?xml version="1.0" encoding="UTF-8"?>',
@@ -200,16 +201,10 @@ def _stylesheet(
         '<xsl:output method="text" encoding="UTF-8"/>',
         *foreign,
         *(f"<xsl:variable name={quoteattr(n)} select={quoteattr(v)}/>" for n, v in lets),
-        _LOCATION.replace("{document}", document_rules(patterns)).replace(
-            "{roots}",
-            "".join(
-                f'<xsl:with-param name="s{k}" select="0"/>'
-                for k, p in enumerate(patterns)
-                if p.plain()
-            ),
+        _LOCATION.replace("{document}", document_rules(patterns, plain)).replace(
+            "{roots}", "".join(f'<xsl:with-param name="s{k}" select="0"/>' for k in plain)
         ),
     ]
-    plain = [k for k, p in enumerate(patterns) if p.plain()]
     for k in plain:
         out += _trie(k, patterns[k], namespaces)
     out.append(_walk(patterns, plain))
@@ -396,13 +391,13 @@ def _dispatch(k: int, pattern: _Pattern, sets: dict[str, str]) -> str:
     )
 
 
-def document_rules(patterns: list[_Pattern]) -> str:
+def document_rules(patterns: list[_Pattern], plain: list[int]) -> str:
     """Generic patterns applied to the document node itself (a rule context of ``/``)."""
     return "".join(
         f'<xsl:apply-templates select="." mode="e:m{k}"/>'
-        for k, p in enumerate(patterns)
-        if not p.plain()
+        for k in range(len(patterns))
+        if k not in plain
     )
 
 
-__all__ = ["Assertion", "Compiled", "SchematronError", "compile_schematron", "escape"]
+__all__ = ["Assertion", "Compiled", "SchematronError", "compile_schematron"]

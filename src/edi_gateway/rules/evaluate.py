@@ -119,7 +119,7 @@ class RuleEngine:
 class RulesFailed(DocumentError):
     """``RULES_FAILED``: the fatal findings, named in the message and carried as ``findings``."""
 
-    def __init__(self, failing: Sequence[Finding], total: int | None = None) -> None:
+    def __init__(self, failing: Sequence[Finding]) -> None:
         first = failing[0]
         more = f" (and {len(failing) - 1} more fatal)" if len(failing) > 1 else ""
         super().__init__(

@@ -156,11 +156,11 @@ def sign_ubl(payload: bytes, key: SigningKey) -> bytes:
     return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
 
 
-def unsigned(payload: bytes) -> bytes:
-    """``payload`` without the UBL signature extensions and the ``cac:Signature`` they name:
-    the document the signature covers, as the official rules judge it (a signature is the
-    envelope a non-Peppol partner asked for)."""
-    root = parse(payload, max_size=len(payload) + 1, keep_markup=True)
+def without_signatures(root: etree._Element) -> bytes:
+    """A tree parsed with ``keep_markup``, without the UBL signature extensions and the
+    ``cac:Signature`` they name (changed in place), as bytes: the document the signature
+    covers, as the official rules judge it (a signature is the envelope a non-Peppol partner
+    asked for)."""
     _drop_signatures(root)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
