@@ -643,3 +643,63 @@ def test_a_severity_for_a_rule_the_release_does_not_have_is_reported(
     status = gateway.rules_status()
     assert status["checks"] == "on" and status["release"] == RELEASE
     assert status["unknown_severity_rules"] == ["buyer: PEPPOL-T01-R0002"]
+
+
+# --- the promises, attacked ---------------------------------------------------------------------
+
+
+def test_a_message_the_rules_refuse_fails_alone_in_its_batch(
+    store: Store, tmp_path: Path, rules_dir: Path
+) -> None:
+    from edi_gateway.envelope import Envelope
+    from edi_gateway.pipeline.intake import intake
+    from edi_gateway.pipeline.process import process_messages
+
+    order = f.order("PO-OK", f.items(2))
+    found = RuleEngine(load(rules_dir, RELEASE)).check(order, parse(order, max_size=1 << 20))
+    lowered = {x.rule_id: "warning" for x in found if x.flag == "fatal"}
+    gateway = _gateway(store, tmp_path, rules_dir, validation="peppol", severity=lowered)
+    payloads = [_broken_order(same_line_ids=False), _order_with_comment_in_a_code(), order]
+    envelopes = [Envelope(p, "t", f"b{n}", f"b{n}.xml") for n, p in enumerate(payloads)]
+    ids = intake(gateway.store, envelopes)
+    states = process_messages(gateway.store, gateway.policy, ids, react=gateway.react)
+    assert [states[i] for i in ids] == ["failed", "failed", "processed"]
+    codes = [_message(gateway, i)["error_code"] for i in ids]
+    assert codes == ["RULES_FAILED", "RULES_FAILED", None]
+
+
+def test_an_mlr_commits_with_its_outcome_never_alone_never_twice(
+    store: Store, tmp_path: Path, rules_dir: Path
+) -> None:
+    """The store goes away after the MLR was queued: nothing of the batch is kept, the message
+    is processed again, and exactly one MLR is queued."""
+    from dataclasses import replace as with_
+
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import OperationalError
+
+    from edi_gateway.envelope import Envelope
+    from edi_gateway.pipeline.intake import intake
+    from edi_gateway.pipeline.process import process_messages
+    from edi_gateway.store.schema import outbox
+
+    gateway = _mlr_gateway(store, tmp_path, rules_dir, "on_failure")
+    [mid] = intake(gateway.store, [Envelope(_broken_order(same_line_ids=False), "t", "m", "m.xml")])
+    answer = gateway.policy.answer
+    assert answer is not None
+
+    def answer_then_lose_the_store(joined: Store, works: Any) -> None:
+        answer(joined, works)
+        raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    broken = with_(gateway.policy, answer=answer_then_lose_the_store)
+    with pytest.raises(OperationalError):
+        process_messages(gateway.store, broken, [mid])
+
+    def queued() -> int:
+        with gateway.store.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(outbox)) or 0)
+
+    assert _message(gateway, mid)["state"] == "received" and queued() == 0
+    assert process_messages(gateway.store, gateway.policy, [mid]) == {mid: "failed"}
+    assert queued() == 1
