@@ -116,7 +116,7 @@ def _failed(exc: GatewayError, as_json: bool) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
     else:
         print(f"error: {exc}", file=sys.stderr)
-    if isinstance(exc, ConfigError) or exc.code in STORE_CODES:
+    if isinstance(exc, ConfigError) or exc.code in STORE_CODES or exc.code == ErrorCode.USAGE:
         return common.EXIT_USAGE
     return common.EXIT_FAILED
 
