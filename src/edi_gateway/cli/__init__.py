@@ -31,12 +31,13 @@ from edi_gateway.cli import (
     outbox,
     partners,
     project,
+    report,
     rules,
     running,
 )
 from edi_gateway.errors import ConfigError, ErrorCode, GatewayError
 
-GROUPS = (project, running, config, partners, messages, orders, outbound, outbox, rules)
+GROUPS = (project, running, config, partners, messages, orders, outbound, outbox, report, rules)
 STORE_CODES = (ErrorCode.STORE_BUSY, ErrorCode.STORE_UNAVAILABLE)
 GC_THRESHOLD = 20_000
 
