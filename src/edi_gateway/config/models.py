@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from edi_gateway.config.alerts import AlertSettings
 from edi_gateway.config.base import IntakeSettings, PeppolId, Slug, StoreSettings, _Model
 from edi_gateway.config.connectors import Connector
 from edi_gateway.config.daemon import DaemonSettings
@@ -147,6 +148,7 @@ class Settings(_Model):
     routes: list[Route] = Field(default_factory=list)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     rules: RulesSettings
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @cached_property
     def _partner_index(self) -> dict[str, Partner]:
@@ -205,11 +207,19 @@ def _unique_problems(s: Settings) -> list[str]:
         ("partners", [p.id for p in s.partners]),
         ("connectors", [c.name for c in s.connectors]),
         ("routes", [r.name for r in s.routes]),
+        ("alerts.webhooks", [w.name for w in s.alerts.webhooks]),
     ):
         for i, name in enumerate(names):
             if name in names[:i]:
                 key = "id" if section == "partners" else "name"
                 problems.append(f"{section}[{i}].{key}: found {name!r} again, expected unique")
+    connectors = {c.name for c in s.connectors}
+    for i, hook in enumerate(s.alerts.webhooks):
+        if hook.name in connectors:
+            problems.append(
+                f"alerts.webhooks[{i}].name: found {hook.name!r}, also a connector's name; "
+                "expected a name of its own (alerts are tracked per channel name)"
+            )
     owner: dict[str, str] = {}
     for i, partner in enumerate(s.partners):
         for key in Partner.keys(partner):

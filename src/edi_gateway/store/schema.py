@@ -15,6 +15,8 @@ history         every event: when, what, by whom
 outbox          every outbound document, as a row before it is bytes anywhere, until delivered
 forwards        one row per order forwarded to a supplier: held, waiting, queued (in a bundle,
                 as outbox rows), delivered or failed
+alert_events    what operators are told about (new orders, failures, connectors down, ...)
+alert_cursors   per alert channel and cause: how far it was told, and when (the throttle)
 leases          who holds what until when: a running gateway (``instance:<id>``) and each polled
                 inbound connector (``connector:<name>``), with a fencing token (store/leases.py)
 """
@@ -226,6 +228,33 @@ findings = Table(
 )
 """What the XSD or an official rule set found in a received message or an outgoing document
 (0008); the latest check's findings only."""
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    _id(),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("cause", String(40), nullable=False),
+    Column("partner", String(100)),
+    Column("subject", String(300)),  # what it is about (a connector, a certificate file)
+    Column("text", Text, nullable=False),
+    Index(None, "cause", "id"),
+)
+"""Something operators are told about (alerts/), kept until every channel has passed it
+(0017)."""
+
+alert_cursors = Table(
+    "alert_cursors",
+    metadata,
+    Column("channel", String(100), primary_key=True),
+    Column("cause", String(40), primary_key=True),
+    Column("last_event_id", Integer, nullable=False),  # the newest event this channel was told
+    Column("last_sent_at", UTCDateTime()),
+    Column("last_attempt_at", UTCDateTime()),
+    Column("last_error", Text),
+)
+"""Per alert channel (an smtp connector or a webhook) and cause: how far it was told, and when
+(the throttle) (0017)."""
 
 forwards = Table(
     "forwards",
