@@ -28,7 +28,16 @@ from edi_gateway.outbound.i18n import (
     translator,
     unit_name,
 )
-from edi_gateway.outbound.render import party_id, vat_breakdown, vat_of
+from edi_gateway.outbound.render import (
+    contact_text,
+    delivery_address,
+    delivery_period,
+    delivery_place,
+    order_type_label,
+    party_id,
+    vat_breakdown,
+    vat_of,
+)
 from edi_gateway.outbound.render.pdf_text import (
     BIG,
     BOLD,
@@ -67,6 +76,7 @@ def order_pdf(order: Order, *, language: str = "en", cancelled: str | None = Non
         (t("order.number"), order.document_id),
         (t("order.issue_date"), _date(order.issue_date)),
         (t("doc.currency"), order.currency),
+        *_order_data(order, t),
     ]
     totals = [
         (t("order.lines_total"), _sum(ln.line_amount for ln in order.lines)),
@@ -80,6 +90,27 @@ def order_pdf(order: Order, *, language: str = "en", cancelled: str | None = Non
         _totals(totals, order.currency, language),
     ]
     return build(story, title, t("doc.page"))
+
+
+def _order_data(order: Order, t: Translate) -> list[tuple[str, str | None]]:
+    """Type, buyer reference, where and when to deliver, contacts, attachments (docs/adr/0029);
+    :func:`_head` leaves out the empty ones."""
+    delivery = order.delivery
+    attached = [
+        " ".join(p for p in (a.document_type, a.ref, f"({a.filename or a.uri or '-'})") if p)
+        for a in order.attachments
+    ]
+    return [
+        (t("order.type"), order_type_label(order, t)),
+        (t("order.buyer_reference"), order.buyer_reference),
+        (t("party.delivery"), delivery_place(order)),
+        (t("delivery.address"), delivery_address(order)),
+        (t("delivery.period"), delivery_period(order)),
+        (t("contact.buyer"), contact_text(order.buyer_contact)),
+        (t("contact.seller"), contact_text(order.seller_contact)),
+        (t("contact.delivery"), contact_text(delivery.contact if delivery else None)),
+        (t("order.attachments"), "; ".join(attached)),
+    ]
 
 
 def packing_slip_pdf(
