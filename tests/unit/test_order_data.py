@@ -337,3 +337,24 @@ def test_a_linked_attachment_has_no_bytes_to_hand_out(gateway: Gateway) -> None:
         shown, content = attachment_content(session, embedded["id"])
     assert content == b"R0lGODlhcgGSALMAAAQCAEMmCZtuMFQxDS8b"
     assert shown["sha256"] == hashlib.sha256(content).hexdigest() == embedded["sha256"]
+
+
+LINE_DELIVERY = (
+    '<cac:Delivery><cac:DeliveryLocation><cbc:ID schemeID="0088">7300010000111</cbc:ID>'
+    "<cbc:Name>Ward 3</cbc:Name><cac:Address><cbc:CityName>Malmö</cbc:CityName></cac:Address>"
+    "</cac:DeliveryLocation><cac:RequestedDeliveryPeriod><cbc:EndDate>2026-12-20</cbc:EndDate>"
+    "</cac:RequestedDeliveryPeriod></cac:Delivery>"
+)
+
+
+def test_a_line_names_its_own_delivery_place(gateway: Gateway) -> None:
+    text = order_with_data().decode()
+    first_price = text.index("<cac:Price>")  # UBL: LineItem/Delivery comes before Price
+    payload = (text[:first_price] + LINE_DELIVERY + text[first_price:]).encode()
+    order = read(payload)
+    assert order.lines[0].delivery_place == "Ward 3 (0088:7300010000111), Malmö"
+    assert order.lines[0].delivery_date == date(2026, 12, 20)
+    assert [ln.delivery_place for ln in order.lines[1:]] == [None, None]
+    receive(gateway, payload)
+    lines = detail(gateway)["lines"]
+    assert [ln["delivery_place"] for ln in lines] == [order.lines[0].delivery_place, None, None]

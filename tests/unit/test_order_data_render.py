@@ -195,3 +195,17 @@ def test_a_column_map_with_a_wrong_delivery_field_is_refused(
     folder = _column_layout(tmp_path, COLUMN_MAP.replace("order.delivery.address.city", field))
     with pytest.raises(LayoutError, match=why):
         load_columns(find_layout(folder.parent, "seller", "leverans"))
+
+
+def test_a_line_delivery_place_is_printed_and_a_csv_column(tmp_path: Path) -> None:
+    from tests.unit.test_order_data import LINE_DELIVERY
+
+    text = f.order("PO-1").decode()
+    first_price = text.index("<cac:Price>")
+    order = read((text[:first_price] + LINE_DELIVERY + text[first_price:]).encode())
+    printed = pdf_text(pdf.order_pdf(order), tmp_path)
+    assert "Deliver to: Ward 3 (0088:7300010000111), Malmö" in printed
+    data = csv_render.orders_csv([order], language="sv").decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(data), delimiter=";"))
+    places = [dict(zip(rows[0], r, strict=True))["Rad levereras till"] for r in rows[1:]]
+    assert places == ["Ward 3 (0088:7300010000111), Malmö", "", ""]

@@ -129,6 +129,9 @@ class Line:
     backorder_quantity: Quantity | None = None
     delivery_date: date | None = None
     note: str | None = None
+    delivery_place: str | None = None
+    """Where an order line is to be delivered when it says so itself (its ``cac:Delivery``
+    location: name, ID and address on one line; docs/adr/0029)."""
 
     def __reduce__(self) -> tuple[type[Line], tuple[Any, ...]]:
         """Pickle as one constructor call with every field in order (read-ahead sends

@@ -119,6 +119,7 @@ def line_rows(order_id: int, lines: Sequence[Line], start: int) -> list[dict[str
             "unit": line.quantity.unit if line.quantity else None,
             "price": line.price,
             "delivery_date": line.delivery_date,
+            "delivery_place": line.delivery_place,
             "qty_ordered": line.quantity.value if line.quantity else ZERO,
         }
         for index, line in enumerate(lines)

@@ -418,6 +418,7 @@ def order_detail(session: Session, order: Order) -> Json:
             "received": _num(line.qty_received),
             "invoiced": _num(line.qty_invoiced),
             "credited": _num(line.qty_credited),
+            "delivery_place": line.delivery_place,
         }
         for line in lines
     ]

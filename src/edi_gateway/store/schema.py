@@ -145,6 +145,7 @@ order_lines = Table(
     Column("qty_received", ExactDecimal(), nullable=False),
     Column("qty_invoiced", ExactDecimal(), nullable=False),
     Column("qty_credited", ExactDecimal(), nullable=False),
+    Column("delivery_place", Text),  # the line's own delivery location (0009)
     UniqueConstraint("order_id", "line_id"),
 )
 

@@ -186,6 +186,7 @@ class OrderLine(Base):
     qty_received: Mapped[Decimal]
     qty_invoiced: Mapped[Decimal]
     qty_credited: Mapped[Decimal]
+    delivery_place: Mapped[str | None]
 
 
 class DocumentRow(Base):

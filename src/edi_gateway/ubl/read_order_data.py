@@ -29,7 +29,7 @@ from edi_gateway.ubl.read_values import (
     text_of,
 )
 
-__all__ = ["MAX_ATTACHMENT_BYTES", "read_order_data"]
+__all__ = ["MAX_ATTACHMENT_BYTES", "line_place", "read_order_data"]
 
 MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
 """The largest embedded attachment kept (decoded); a larger one is listed, not kept."""
@@ -99,11 +99,7 @@ def read_delivery(el: Element) -> Delivery | None:
     out = Delivery(priority=text(el, _PRIORITY))
     location = child(el, _LOCATION)
     if location is not None:
-        id_el = child(location, _LOCATION_ID)
-        out.location_id = text_of(id_el)
-        out.location_scheme = None if id_el is None else text_of_attr(id_el, "schemeID")
-        out.location_name = text(location, _NAME)
-        out.address = read_address(child(location, cac("Address")))
+        _location_into(out, location)
     period = child(el, _PERIOD)
     if period is not None:
         out.start_date = date_of(child(period, cbc("StartDate")))
@@ -119,6 +115,27 @@ def read_delivery(el: Element) -> Delivery | None:
         out.party_id = f"{scheme}:{value}" if scheme and value else value
         out.contact = read_contact(child(party, cac("Contact")))
     return out if out != Delivery() else None
+
+
+def _location_into(out: Delivery, location: Element) -> None:
+    id_el = child(location, _LOCATION_ID)
+    out.location_id = text_of(id_el)
+    out.location_scheme = None if id_el is None else text_of_attr(id_el, "schemeID")
+    out.location_name = text(location, _NAME)
+    out.address = read_address(child(location, cac("Address")))
+
+
+def line_place(delivery: Element) -> str | None:
+    """A line's own delivery location (``LineItem/cac:Delivery/cac:DeliveryLocation``) on one
+    line: place, then address; None when the line names none (the common case costs one scan
+    of the Delivery's children: lines are the hot path)."""
+    location = child(delivery, _LOCATION)
+    if location is None:
+        return None
+    found = Delivery()
+    _location_into(found, location)
+    parts = (found.place(), found.address.text() if found.address else "")
+    return ", ".join(p for p in parts if p) or None
 
 
 def text_of_attr(el: Element, name: str) -> str | None:

@@ -137,6 +137,7 @@ LINE_COLUMNS: tuple[Column, ...] = (
     Column("column.amount", Kind.AMOUNT, lambda _, ln: ln.line_amount),
     Column("column.delivery_date", Kind.DATE, lambda _, ln: ln.delivery_date),
     Column("column.note", Kind.TEXT, lambda _, ln: ln.note),
+    Column("column.delivery_place", Kind.TEXT, lambda _, ln: ln.delivery_place),
 )
 """The columns of an order line (identifiers such as GTINs stay text: leading zeros)."""
 

@@ -241,10 +241,13 @@ def _notes(notes: Sequence[str], t: Translate) -> list[Flowable]:
     return [para(t("doc.notes"), BOLD), *(para(n) for n in notes), Spacer(1, 4 * mm)]
 
 
-def _item(line: Line, fallback: Line | None = None) -> Flowable:
+def _item(line: Line, fallback: Line | None = None, *, place: str = "") -> Flowable:
+    """The item's name, its codes below; ``place`` labels a line's own delivery place."""
     name = line.item_name or (fallback.item_name if fallback else None) or ""
     seller_item = line.seller_item_id or (fallback.seller_item_id if fallback else None)
     codes = " · ".join(c for c in (seller_item, line.standard_item_id) if c)
+    if place and line.delivery_place:
+        codes = " · ".join(c for c in (codes, f"{place}: {line.delivery_place}") if c)
     return para(name, small=codes)
 
 
@@ -293,7 +296,7 @@ def _order_lines(lines: Sequence[Line], language: str, t: Translate) -> Flowable
     rows = [
         [
             ln.line_id,
-            _item(ln),
+            _item(ln, place=t("party.delivery")),
             format_quantity(ln.quantity.value if ln.quantity else None, language),
             (unit_name(ln.quantity.unit if ln.quantity else None, language)),
             format_price(ln.price, language),

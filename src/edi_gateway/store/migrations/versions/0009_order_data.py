@@ -1,4 +1,4 @@
-"""order data: type, buyer reference, notes, delivery, contacts, attachments
+"""order data: type, buyer reference, notes, delivery, contacts, attachments, line places
 
 Revision ID: 0009
 Revises: 0008
@@ -8,7 +8,8 @@ What an order says besides parties and lines is kept (docs/adr/0029): ``orders``
 order type code as sent, the buyer reference and the notes (a JSON list); ``order_delivery``
 holds the header delivery (location, address, requested period, party, priority);
 ``order_contacts`` the buyer's, seller's and delivery party's contacts; ``order_attachments``
-the attached documents, with their decoded bytes when kept. Orders stored before keep none of
+the attached documents, with their decoded bytes when kept; ``order_lines.delivery_place`` a
+line's own delivery location. Orders stored before keep none of
 it (their bytes still have it: nothing is back-filled).
 """
 
@@ -29,6 +30,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("buyer_reference", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("notes", sa.Text(), nullable=True))
         batch_op.create_index(batch_op.f("ix_orders_order_type"), ["order_type"])
+    with op.batch_alter_table("order_lines", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("delivery_place", sa.Text(), nullable=True))
     op.create_table(
         "order_delivery",
         sa.Column("order_id", sa.Integer(), autoincrement=False, nullable=False),
@@ -102,6 +105,8 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_order_contacts_order_id"), table_name="order_contacts")
     op.drop_table("order_contacts")
     op.drop_table("order_delivery")
+    with op.batch_alter_table("order_lines", schema=None) as batch_op:
+        batch_op.drop_column("delivery_place")
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_orders_order_type"))
         batch_op.drop_column("notes")
