@@ -42,6 +42,10 @@ class ErrorCode(StrEnum):
     BAD_ARCHIVE = "BAD_ARCHIVE"
     TLS_FAILED = "TLS_FAILED"
     DELIVERY_REFUSED = "DELIVERY_REFUSED"
+    TARGET_UNWRITABLE = "TARGET_UNWRITABLE"
+    SOURCE_UNREADABLE = "SOURCE_UNREADABLE"
+    DISK_FULL = "DISK_FULL"
+    IO_FAILED = "IO_FAILED"
     RECEIPT_FAILED = "RECEIPT_FAILED"
     RULES_FAILED = "RULES_FAILED"
     RULES_UNAVAILABLE = "RULES_UNAVAILABLE"
@@ -159,6 +163,23 @@ REMEDY: dict[ErrorCode, str] = {
         "the mail administrator; then outbox retry. RabbitMQ: no queue is bound to the exchange "
         "and routing key, or the broker nacked it (the outbox retries): check exchange and "
         "routing_key with the partner."
+    ),
+    ErrorCode.TARGET_UNWRITABLE: (
+        "The place a connector writes to cannot take files: it is missing, not a folder, "
+        "read-only, or this user may not write there. Fix the path or the rights (the message "
+        "names both), then `outbox retry --now`; deliveries are retried with backoff meanwhile."
+    ),
+    ErrorCode.SOURCE_UNREADABLE: (
+        "The place a connector reads from is missing, not a folder, or this user may not read "
+        "or move files there: fix the path or the rights; the connector is polled again."
+    ),
+    ErrorCode.DISK_FULL: (
+        "The disk (or the user's quota) where the connector writes is full: free space, then "
+        "`outbox retry --now`; nothing was lost, the documents wait in the outbox."
+    ),
+    ErrorCode.IO_FAILED: (
+        "The operating system refused a file operation (the message says which and why); it "
+        "is retried. If it lasts, check the disk and the mount."
     ),
     ErrorCode.RECEIPT_FAILED: (
         "The partner's AS2 receipt (MDN) did not arrive within mdn_wait_seconds, was not signed "

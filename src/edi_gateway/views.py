@@ -102,6 +102,23 @@ def outcome_data(gateway: Gateway, outcome: Outcome) -> Json:
         "by_state": dict(Counter(final.values())),
         "failures": failures,
         "delivered": dict(outcome.delivered),
+        "outbox": _outbox_state(gateway),
+    }
+
+
+def _outbox_state(gateway: Gateway) -> Json:
+    """Per outbound connector with something unfinished: pending, retrying, failed, awaiting
+    (and the newest error), so a run's summary says what did not go."""
+    from edi_gateway.daemon.events import delivery_states
+    from edi_gateway.pipeline.history import now
+
+    moment = now()
+    with gateway.store.session() as session:
+        states = delivery_states(session, gateway.settings, moment)
+    return {
+        name: state.as_json(moment)
+        for name, state in states.items()
+        if state.pending or state.failed or state.awaiting
     }
 
 
@@ -117,6 +134,7 @@ def outcome_text(data: Json) -> str:
     if delivered:
         parts = ", ".join(f"{partner}: {n}" for partner, n in sorted(delivered.items()))
         lines.append(f"Sent:     {sum(delivered.values())} outbound files ({parts})")
+    lines += _outbox_lines(data.get("outbox") or {})
     for failure in data["failures"]:
         where = f" line {failure['error_line']}" if failure["error_line"] else ""
         lines.append(
@@ -131,6 +149,30 @@ def outcome_text(data: Json) -> str:
             "Inspect with `edi-gateway messages show ID`; retry with `messages redrive ID`."
         )
     return "\n".join(lines)
+
+
+def _outbox_lines(outbox: Json) -> list[str]:
+    """The summary's lines on deliveries that did not go (yet)."""
+    lines: list[str] = []
+    stuck = False
+    for name, state in sorted(outbox.items()):
+        parts = [f"{state['pending']} pending"]
+        parts += [f"{state[k]} {k}" for k in ("retrying", "failed", "overdue") if state[k]]
+        if state["awaiting_receipt"]:
+            parts.append(f"{state['awaiting_receipt']} awaiting a receipt")
+        lines.append(f"Outbox:   {name}: {', '.join(parts)}")
+        if state["last_error"]:
+            stuck = True
+            lines.append(f"    last error: {state['last_error'][:300]}")
+            remedy = _remedy(state["last_error"].split(":", 1)[0])
+            if remedy:
+                lines.append(f"    -> {remedy}")
+    if stuck:
+        lines.append(
+            "See `edi-gateway outbox list --state pending` (and `--state failed`); after the "
+            "fix, `edi-gateway outbox retry --now` delivers at once."
+        )
+    return lines
 
 
 def _remedy(code: str | None) -> str | None:

@@ -122,9 +122,9 @@ def test_failed_delivery_backs_off_then_gives_up(store: Store, tmp_path: Path) -
         outbox.retry(gateway.store, [issued.outbox_id, 999], actor="ops-kim")
     blocked.unlink()
     blocked.mkdir()
-    assert outbox.retry(gateway.store, [], actor="ops-kim", every_failed=True) == [issued.outbox_id]
+    assert outbox.retry(gateway.store, [], actor="ops-kim", every=True) == [issued.outbox_id]
     assert outbox.flush(gateway.store, gateway.settings) == {issued.outbox_id: "sent"}
-    assert outbox.retry(gateway.store, [], actor="ops-kim", every_failed=True) == []
+    assert outbox.retry(gateway.store, [], actor="ops-kim", every=True) == []
     assert len(list(blocked.iterdir())) == 1
     [event] = [h for h in detail(gateway)["history"] if h["event"] == "outbox.retried"]
     assert event["actor"] == "ops-kim" and "after:" in event["detail"]

@@ -31,12 +31,13 @@ from edi_gateway.cli import (
     outbox,
     partners,
     project,
+    report,
     rules,
     running,
 )
 from edi_gateway.errors import ConfigError, ErrorCode, GatewayError
 
-GROUPS = (project, running, config, partners, messages, orders, outbound, outbox, rules)
+GROUPS = (project, running, config, partners, messages, orders, outbound, outbox, report, rules)
 STORE_CODES = (ErrorCode.STORE_BUSY, ErrorCode.STORE_UNAVAILABLE)
 GC_THRESHOLD = 20_000
 
@@ -116,7 +117,7 @@ def _failed(exc: GatewayError, as_json: bool) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
     else:
         print(f"error: {exc}", file=sys.stderr)
-    if isinstance(exc, ConfigError) or exc.code in STORE_CODES:
+    if isinstance(exc, ConfigError) or exc.code in STORE_CODES or exc.code == ErrorCode.USAGE:
         return common.EXIT_USAGE
     return common.EXIT_FAILED
 

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
@@ -29,6 +29,8 @@ from edi_gateway.app import Gateway, Outcome
 from edi_gateway.daemon.events import (
     Waiting,
     deliveries,
+    delivery_gauges,
+    delivery_states,
     messages_taken,
     outbox_pending,
     receipts_waiting,
@@ -52,6 +54,9 @@ from edi_gateway.transports import (
     open_inbound,
     open_server,
 )
+
+if TYPE_CHECKING:
+    from edi_gateway.outbound.outbox import ConnectorDeliveries
 
 log = logging.getLogger("edi_gateway.daemon")  # not __name__: the name log filters know
 Report = Callable[[str, Outcome], None]
@@ -269,6 +274,9 @@ class Daemon:
                 self.pending = outbox_pending(store)
                 self.metrics.outbox_pending.set(self.pending)
                 self.waiting = receipts_waiting(store, self.metrics)
+                with store.session() as session:
+                    states = delivery_states(session, self.settings, self.clock())
+                delivery_gauges(self.metrics, states)
             except Exception as exc:  # noqa: BLE001 - delivery trouble must not stop intake
                 _log_store_trouble(exc, "outbox flush failed; retrying next cycle")
         interval = self.settings.daemon.outbox_every_seconds
@@ -323,8 +331,10 @@ class Daemon:
 
     def health(self) -> tuple[int, dict[str, Any]]:
         """HTTP status and body of ``/healthz`` (called from the HTTP thread)."""
-        reachable, problem = self._store_reachable()
-        ok = reachable and self.scheduler.healthy()
+        moment = self.clock()
+        reachable, problem, outbound = self._store_look(moment)
+        failing = sorted(name for name, state in outbound.items() if state.failing)
+        ok = reachable and self.scheduler.healthy() and not failing
         data: dict[str, Any] = {
             "status": "ok" if ok else "degraded",
             "stopping": self.stop.is_set(),
@@ -335,17 +345,27 @@ class Daemon:
             "waiting": self.waiting.health(self.clock()),
             "instance": {"id": self.ownership.me, "polls": sorted(self.ownership.owned)},
             "connectors": self.scheduler.snapshot(),
+            "deliveries": {
+                "failing": failing,
+                "connectors": {name: state.as_json(moment) for name, state in outbound.items()},
+            },
         }
         return (200 if reachable else 503), data
 
-    def _store_reachable(self) -> tuple[bool, str | None]:
+    def _store_look(
+        self, moment: datetime
+    ) -> tuple[bool, str | None, dict[str, ConnectorDeliveries]]:
+        """Whether the store answers (and why not), and where deliveries stand."""
+        from sqlalchemy.orm import Session
+
         try:
             with self.gateway.store.engine.connect() as conn:
                 conn.execution_options(sqlite_deferred=True)  # never wait for the loop's write
                 conn.execute(text("SELECT 1"))
+                with Session(bind=conn) as session:
+                    return True, None, delivery_states(session, self.settings, moment)
         except Exception as exc:  # noqa: BLE001 - any failure means: not reachable
-            return False, first_line(exc, 300)
-        return True, None
+            return False, first_line(exc, 300), {}
 
     def _start_http(self) -> Any:
         http = self.settings.daemon.http

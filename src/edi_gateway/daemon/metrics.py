@@ -8,6 +8,8 @@
 | ``edi_deliveries_failed_total`` | counter | connector, partner: delivery attempts that failed |
 | ``edi_processing_seconds`` | histogram | connector: intake + processing + ack of one batch |
 | ``edi_outbox_pending`` | gauge | outbox rows waiting for delivery |
+| ``edi_outbox_failed`` | gauge | outbox rows given up on, per outbound connector |
+| ``edi_outbox_retrying`` | gauge | outbox rows whose last attempt failed, per outbound connector |
 | ``edi_receipts_awaiting`` | gauge | deliveries sent whose partner's receipt (AS2 MDN) is awaited |
 | ``edi_connector_up`` | gauge | connector: 1 when its last poll worked, else 0 |
 | ``edi_connector_backoff_seconds`` | gauge | connector: the current backoff (0 when none) |
@@ -77,6 +79,18 @@ class Metrics:
         )
         self.outbox_pending = Gauge(
             "edi_outbox_pending", "Outbox rows waiting for delivery.", registry=registry
+        )
+        self.outbox_failed = Gauge(
+            "edi_outbox_failed",
+            "Outbox rows given up on (failed after every attempt): an operator must act.",
+            ["connector"],
+            registry=registry,
+        )
+        self.outbox_retrying = Gauge(
+            "edi_outbox_retrying",
+            "Outbox rows whose last delivery attempt failed, waiting to be tried again.",
+            ["connector"],
+            registry=registry,
         )
         self.receipts_awaiting = Gauge(
             "edi_receipts_awaiting",

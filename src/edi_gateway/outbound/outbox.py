@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 AWAITING = "awaiting_receipt"
+WITHDRAWN = "withdrawn"
 MAX_ATTEMPTS = 8
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST_WAIT = timedelta(hours=1)
@@ -143,10 +145,16 @@ def signed(item: Outgoing, settings: Settings) -> Outgoing:
 
 
 def flush(
-    store: Store, settings: Settings, *, partner: str | None = None, at: datetime | None = None
+    store: Store,
+    settings: Settings,
+    *,
+    partner: str | None = None,
+    at: datetime | None = None,
+    only: list[int] | None = None,
 ) -> dict[int, str]:
     """Settle the receipts that came (``check_receipts``), then deliver every due pending row
-    (of ``partner``, if given); return id -> new state of each row either touched."""
+    (of ``partner``, or among the ids ``only``, if given); return id -> new state of each row
+    either touched."""
     from edi_gateway.outbound.receipts import check_receipts
     from edi_gateway.store.tables import OutboxRow
 
@@ -157,6 +165,8 @@ def flush(
     )
     if partner:
         query = query.where(OutboxRow.partner == partner)
+    if only is not None:
+        query = query.where(OutboxRow.id.in_(only))
     with store.session() as session:
         due = list(session.scalars(query.order_by(OutboxRow.id)))
     opened: dict[str, OutboundTransport] = {}  # one connection per connector and flush
@@ -195,7 +205,7 @@ def _checked(session: Session, row: OutboxRow, settings: Settings, moment: datet
             raise
         if not isinstance(exc, GatewayError):
             log.exception("checking outbox row %s against the rules", row.id)
-        failed_attempt(session, row, str(exc) or type(exc).__name__, moment)
+        failed_attempt(session, row, exc, moment)
         return False
 
 
@@ -223,7 +233,7 @@ def _deliver(
         if not isinstance(exc, GatewayError | OSError):  # a transport bug: say so, go on
             log.exception("delivering outbox row %s via %s", row.id, row.connector)
         close_quietly(opened.pop(row.connector, None))  # the next row opens a fresh one
-        failed_attempt(session, row, str(exc) or type(exc).__name__, moment)
+        failed_attempt(session, row, exc, moment)
         return row.state
     if isinstance(where, AwaitingReceipt):  # the attempt ends when the receipt is checked
         row.state, row.delivered_to, row.sent_at = AWAITING, where.where, moment
@@ -280,8 +290,12 @@ def delivery_headers(row: OutboxRow) -> dict[str, str]:
     }
 
 
-def failed_attempt(session: Session, row: OutboxRow, error: str, moment: datetime) -> None:
-    """Count a failed attempt: retried after a doubling wait, ``failed`` after ``MAX_ATTEMPTS``."""
+def failed_attempt(session: Session, row: OutboxRow, exc: BaseException, moment: datetime) -> None:
+    """Count a failed attempt: retried after a doubling wait, ``failed`` after ``MAX_ATTEMPTS``.
+    ``last_error`` always starts with the error's code (``coded_text``)."""
+    from edi_gateway.transports.base import coded_text
+
+    error = coded_text(exc)
     row.attempts += 1
     row.last_error = error[:2000]
     if row.attempts >= MAX_ATTEMPTS:
@@ -295,34 +309,52 @@ def failed_attempt(session: Session, row: OutboxRow, error: str, moment: datetim
     record(session, event, detail[:2000], order_id=row.order_id)
 
 
-def retry(store: Store, row_ids: list[int], *, actor: str, every_failed: bool = False) -> list[int]:
-    """Give failed rows (these ids, or every failed one) a new round of delivery attempts.
+RETRYABLE = (PENDING, FAILED)
+
+
+def retry(
+    store: Store,
+    row_ids: list[int],
+    *,
+    actor: str,
+    states: tuple[str, ...] = (FAILED,),
+    every: bool = False,
+    dry_run: bool = False,
+) -> list[int]:
+    """Make rows due now: failed ones get a new round of attempts, pending ones (waiting out
+    their backoff) skip the wait. These ids, or with ``every`` each row in ``states``.
 
     For when an operator fixed what made delivery fail (a full disk, a wrong path, a partner's
-    server). Rows go back to ``pending`` with their attempts reset and are due at once; forwards
-    of a failed bundle go back to ``queued``. Returns the ids retried; rows that are not
-    ``failed`` are left alone (LookupFailed names them when asked for by id).
+    server). Rows go back to ``pending``, due at once (failed ones with their attempts reset);
+    forwards of a failed bundle go back to ``queued``. Each is recorded in the order's history
+    with ``actor``. ``dry_run`` changes nothing. Returns the ids retried (or that would be);
+    asked-for ids that are in none of ``states`` raise LookupFailed naming them.
     """
-    from edi_gateway.errors import ErrorCode, LookupFailed
+    from edi_gateway.errors import LookupFailed
     from edi_gateway.store.tables import Forward, OutboxRow
 
     moment = now()
     with store.session() as session:
-        query = select(OutboxRow).where(OutboxRow.state == FAILED)
-        if not every_failed:
+        query = select(OutboxRow).where(OutboxRow.state.in_(states))
+        if not every:
             query = query.where(OutboxRow.id.in_(row_ids))
         rows = list(session.scalars(query.order_by(OutboxRow.id)))
-        if not every_failed:
+        if not every:
             missing = sorted(set(row_ids) - {row.id for row in rows})
             if missing:
+                which = " or ".join(states)
                 raise LookupFailed(
                     ErrorCode.NOT_FOUND,
-                    f"no failed outbox row {', '.join(f'#{i}' for i in missing)}: "
-                    "`outbox list --state failed` lists the ones that can be retried",
+                    f"no {which} outbox row {', '.join(f'#{i}' for i in missing)}: "
+                    f"`outbox list --state {states[0]}` lists the ones that can be retried",
                 )
+        if dry_run:
+            return [row.id for row in rows]
         for row in rows:
             detail = f"{row.kind} {row.doc_number} for {row.partner} after: {row.last_error}"
-            row.state, row.attempts, row.next_attempt_at = PENDING, 0, moment
+            if row.state == FAILED:
+                row.attempts = 0
+            row.state, row.next_attempt_at = PENDING, moment
             record(session, "outbox.retried", detail[:2000], actor=actor, order_id=row.order_id)
             forwards = session.scalars(
                 select(Forward).where(
@@ -343,8 +375,150 @@ def retry(store: Store, row_ids: list[int], *, actor: str, every_failed: bool = 
         return [row.id for row in rows]
 
 
+def withdraw(store: Store, row_ids: list[int], *, actor: str, reason: str) -> list[int]:
+    """Give up on pending or failed rows for good: ``withdrawn``, never sent, recorded in the
+    order's history with ``actor`` and ``reason``. Ids that are neither raise LookupFailed."""
+    from edi_gateway.errors import LookupFailed
+    from edi_gateway.store.tables import Forward, OutboxRow
+
+    if not reason.strip():
+        raise GatewayError(ErrorCode.USAGE, "a withdrawal needs a reason (--reason TEXT)")
+    with store.session() as session:
+        rows = list(
+            session.scalars(
+                skip_locked(
+                    select(OutboxRow).where(
+                        OutboxRow.id.in_(row_ids), OutboxRow.state.in_(RETRYABLE)
+                    )
+                ).order_by(OutboxRow.id)
+            )
+        )
+        missing = sorted(set(row_ids) - {row.id for row in rows})
+        if missing:
+            raise LookupFailed(
+                ErrorCode.NOT_FOUND,
+                f"no pending or failed outbox row {', '.join(f'#{i}' for i in missing)} (sent, "
+                "withdrawn, being delivered right now, or unknown)",
+            )
+        for row in rows:
+            row.state = WITHDRAWN
+            detail = f"{row.kind} {row.doc_number} for {row.partner} withdrawn: {reason}"
+            record(session, "outbox.withdrawn", detail[:2000], actor=actor, order_id=row.order_id)
+            forwards = session.scalars(  # the orders this file carried to a supplier
+                select(Forward).where(
+                    Forward.partner == row.partner,
+                    Forward.bundle == row.doc_number,
+                    Forward.state.in_(["queued", "failed"]),
+                )
+            )
+            for forward in forwards:
+                forward.state, forward.updated_at = WITHDRAWN, now()
+                record(
+                    session,
+                    "forward.withdrawn",
+                    f"{row.partner} never gets this order: {row.doc_number} withdrawn ({reason})"[
+                        :2000
+                    ],
+                    actor=actor,
+                    order_id=forward.order_id,
+                )
+        return [row.id for row in rows]
+
+
 def count_pending(session: Session) -> int:
     """How many rows wait for delivery."""
     from edi_gateway.store.tables import OutboxRow
 
     return session.scalar(select(func.count()).where(OutboxRow.state == PENDING)) or 0
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorDeliveries:
+    """Where an outbound connector's deliveries stand (``/healthz``, metrics, run summaries)."""
+
+    connector: str
+    pending: int = 0
+    """Rows waiting for delivery (retrying ones included)."""
+    retrying: int = 0
+    """Pending rows whose last attempt failed: waiting out their backoff."""
+    failed: int = 0
+    """Rows given up on after ``MAX_ATTEMPTS``: an operator must retry or withdraw them."""
+    awaiting: int = 0
+    """Rows sent whose partner's receipt is awaited."""
+    overdue: int = 0
+    """Rows due (or past their receipt deadline) longer than the grace given: nobody delivers."""
+    oldest_due: datetime | None = None
+    last_error: str | None = None
+    """The newest ``last_error`` of a retrying or failed row (``CODE: what``)."""
+
+    @property
+    def failing(self) -> bool:
+        """Deliveries fail or are overdue: the gateway is degraded."""
+        return bool(self.retrying or self.failed or self.overdue)
+
+    def as_json(self, moment: datetime) -> dict[str, object]:
+        """The connector's entry in ``/healthz`` and in ``--json`` summaries."""
+        oldest = None
+        if self.oldest_due is not None:
+            oldest = round(max((moment - self.oldest_due).total_seconds(), 0.0), 1)
+        return {
+            "status": "failing" if self.failing else "ok",
+            "pending": self.pending,
+            "retrying": self.retrying,
+            "failed": self.failed,
+            "awaiting_receipt": self.awaiting,
+            "overdue": self.overdue,
+            "oldest_due_seconds": oldest,
+            "last_error": self.last_error,
+        }
+
+
+def delivery_report(
+    session: Session, connectors: list[str], moment: datetime, grace: timedelta
+) -> dict[str, ConnectorDeliveries]:
+    """Per outbound connector (each of ``connectors``, and any other a row names): pending,
+    retrying, failed, awaiting and overdue rows. A row is overdue when it has been due (or its
+    receipt deadline passed) for longer than ``grace``. Reads only unfinished rows (state
+    index), so its cost follows the backlog, not the store."""
+    from sqlalchemy import case
+
+    from edi_gateway.store.tables import OutboxRow
+
+    late = moment - grace
+    columns = (
+        OutboxRow.connector,
+        OutboxRow.state,
+        func.count(),
+        func.sum(case((OutboxRow.attempts > 0, 1), else_=0)),
+        func.sum(case((OutboxRow.next_attempt_at < late, 1), else_=0)),
+        func.min(OutboxRow.next_attempt_at),
+    )
+    counts: dict[str, Counter[str]] = {c: Counter() for c in connectors}
+    oldest_due: dict[str, datetime] = {}
+    unfinished = OutboxRow.state.in_([PENDING, FAILED, AWAITING])
+    grouped = select(*columns).where(unfinished).group_by(OutboxRow.connector, OutboxRow.state)
+    for connector, state, n, tried, past, oldest in session.execute(grouped):
+        into = counts.setdefault(connector, Counter())
+        into[state] += n
+        if state == PENDING:
+            into["retrying"] += tried or 0
+            oldest_due[connector] = oldest
+        if state != FAILED:  # a failed row waits for an operator, not for a delivery
+            into["overdue"] += past or 0
+    failing = OutboxRow.state.in_([PENDING, FAILED]) & (OutboxRow.attempts > 0)
+    newest = select(func.max(OutboxRow.id)).where(failing).group_by(OutboxRow.connector)
+    chosen = select(OutboxRow.connector, OutboxRow.last_error).where(OutboxRow.id.in_(newest))
+    errors = {connector: error for connector, error in session.execute(chosen)}
+    return {
+        connector: ConnectorDeliveries(
+            connector,
+            pending=c[PENDING],
+            retrying=c["retrying"],
+            failed=c[FAILED],
+            awaiting=c[AWAITING],
+            overdue=c["overdue"],
+            oldest_due=oldest_due.get(connector),
+            last_error=errors.get(connector),
+        )
+        for connector, c in sorted(counts.items())
+    }

@@ -40,7 +40,7 @@ from edi_gateway.outbound.outbox import (
 )
 from edi_gateway.pipeline.history import now, record
 from edi_gateway.store.leases import skip_locked
-from edi_gateway.transports.base import ReceiptChecker, TransportError
+from edi_gateway.transports.base import ReceiptChecker, TransportError, coded_text
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -142,9 +142,9 @@ def _settle(
         elif not isinstance(exc, GatewayError | OSError):  # a transport bug: say so, go on
             log.exception("checking the receipt of outbox row %s via %s", row.id, row.connector)
         if not awaiting:
-            _late_refusal(session, row, str(exc) or type(exc).__name__)
+            _late_refusal(session, row, coded_text(exc))
             return None
-        failed_attempt(session, row, str(exc) or type(exc).__name__, moment)
+        failed_attempt(session, row, exc, moment)
         return row.state
     if arrived:
         assert checker is not None
@@ -163,7 +163,7 @@ def _settle(
             code=ErrorCode.RECEIPT_FAILED,
         )
     )
-    failed_attempt(session, row, str(missing), moment)
+    failed_attempt(session, row, missing, moment)
     return row.state
 
 
@@ -174,7 +174,7 @@ def _late_note(row: OutboxRow) -> str:
 
 def _late_refusal(session: Session, row: OutboxRow, error: str) -> None:
     """A refusing receipt for an attempt already failed: recorded; the row stays as it is."""
-    row.last_error, row.receipt = f"late receipt: {error}"[:2000], None
+    row.last_error, row.receipt = f"{error} (a late receipt)"[:2000], None
     log.warning("outbox %d: a late receipt: %s", row.id, error)
     detail = f"{row.kind} {row.doc_number} to {row.partner}: {error}"
     record(session, "outbox.late_receipt", detail[:2000], order_id=row.order_id)

@@ -161,6 +161,7 @@ class AmqpInbound:
             raise TransportError(
                 f"{self.source} cannot acknowledge {envelope.source}/{envelope.source_ref!r}",
                 recoverable=False,
+                code=ErrorCode.INTERNAL_ERROR,
             )
         tags = self._unacked.pop(envelope.source_ref, [])
         channel = self._channel

@@ -13,6 +13,7 @@ whether the receipt has come (docs/adr/0017-waits-on-partners-are-state.md).
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -28,11 +29,53 @@ class TransportError(GatewayError):
     a dropped connection) or whether an operator must act first (bad credentials, a bad path).
     """
 
-    def __init__(
-        self, message: str, *, recoverable: bool, code: ErrorCode = ErrorCode.INTERNAL_ERROR
-    ) -> None:
+    def __init__(self, message: str, *, recoverable: bool, code: ErrorCode) -> None:
         super().__init__(code, message)
         self.recoverable = recoverable
+
+
+# What the operating system says, as what an operator must do about it.
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_UNUSABLE = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EEXIST,
+    errno.ENOENT,
+    errno.ENAMETOOLONG,
+}
+
+
+def os_error_code(exc: OSError, *, writing: bool) -> ErrorCode:
+    """The code of a failed file operation: DISK_FULL, TARGET_UNWRITABLE (writing) or
+    SOURCE_UNREADABLE (reading) for a path an operator must fix, else IO_FAILED."""
+    if exc.errno in _FULL:
+        return ErrorCode.DISK_FULL
+    if exc.errno in _UNUSABLE:
+        return ErrorCode.TARGET_UNWRITABLE if writing else ErrorCode.SOURCE_UNREADABLE
+    return ErrorCode.IO_FAILED
+
+
+def os_failure(what: str, exc: OSError, *, writing: bool) -> TransportError:
+    """A TransportError for ``exc`` while doing ``what``: coded, recoverable unless the
+    operating system refused this user (an operator must act first)."""
+    return TransportError(
+        f"{what}: {exc}",
+        recoverable=not isinstance(exc, PermissionError),
+        code=os_error_code(exc, writing=writing),
+    )
+
+
+def coded_text(exc: BaseException) -> str:
+    """``CODE: what happened`` for any failure of a delivery or a check: a GatewayError says
+    its own code, an OSError gets ``os_error_code``, anything else is a bug (INTERNAL_ERROR)."""
+    if isinstance(exc, GatewayError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"{os_error_code(exc, writing=True)}: {exc or type(exc).__name__}"
+    return f"{ErrorCode.INTERNAL_ERROR}: {type(exc).__name__}: {exc}"
 
 
 class InboundTransport(Protocol):

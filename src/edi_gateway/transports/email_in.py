@@ -120,6 +120,7 @@ class ImapInbound:
             raise TransportError(
                 f"{self.source} cannot acknowledge {envelope.source}/{envelope.source_ref!r}",
                 recoverable=False,
+                code=ErrorCode.INTERNAL_ERROR,
             )
         uid = envelope.meta.get("imap_uid", "")
         claim = self._pending.get(uid)

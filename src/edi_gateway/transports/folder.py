@@ -30,8 +30,8 @@ from uuid import uuid4
 
 from edi_gateway.crashpoints import reach
 from edi_gateway.envelope import Envelope, file_envelope
-from edi_gateway.errors import ConfigError
-from edi_gateway.transports.base import TransportError
+from edi_gateway.errors import ConfigError, ErrorCode
+from edi_gateway.transports.base import TransportError, os_failure
 from edi_gateway.transports.claims import Claimants, claim_prefix, original_name, to_recover
 from edi_gateway.transports.folder_spec import FolderConnector
 
@@ -113,6 +113,7 @@ class FolderInbound:
                 f"inbound folder {self._dir} of connector {self.name!r} does not exist; "
                 "create it or correct the connector's path",
                 recoverable=True,
+                code=ErrorCode.SOURCE_UNREADABLE,
             )
         self._claimed.mkdir(exist_ok=True)
         for name in self._waiting():
@@ -125,7 +126,9 @@ class FolderInbound:
         ref = envelope.source_ref
         if envelope.source != self.source or ref != Path(ref).name or ref.startswith("."):
             raise TransportError(
-                f"{self.source} cannot acknowledge {envelope.source}/{ref!r}", recoverable=False
+                f"{self.source} cannot acknowledge {envelope.source}/{ref!r}",
+                recoverable=False,
+                code=ErrorCode.INTERNAL_ERROR,
             )
         target = self._archive if ok else self._error
         try:
@@ -134,9 +137,7 @@ class FolderInbound:
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise TransportError(
-                f"cannot move {ref!r} to {target}: {exc}", recoverable=True
-            ) from exc
+            raise os_failure(f"cannot move {ref!r} to {target}", exc, writing=True) from exc
 
     def _wanted(self, name: str) -> bool:
         lower = name.lower()
@@ -156,7 +157,7 @@ class FolderInbound:
                         if info is not None:
                             found.append((info.st_mtime_ns, entry.name))
         except OSError as exc:
-            raise TransportError(f"cannot list {self._dir}: {exc}", recoverable=True) from exc
+            raise os_failure(f"cannot list {self._dir}", exc, writing=False) from exc
         return [name for _, name in sorted(found)]
 
     def _claim(self, name: str) -> str | None:
@@ -180,9 +181,7 @@ class FolderInbound:
                 meta={"path": str(path)},
             )
         except OSError as exc:
-            raise TransportError(
-                f"cannot read claimed file {path}: {exc}", recoverable=True
-            ) from exc
+            raise os_failure(f"cannot read claimed file {path}", exc, writing=False) from exc
 
 
 class FolderOutbound:
@@ -205,9 +204,8 @@ class FolderOutbound:
         try:
             return self._deliver(safe_name(filename), payload)
         except OSError as exc:
-            raise TransportError(
-                f"cannot write {filename!r} to {self._dir}: {exc}",
-                recoverable=not isinstance(exc, PermissionError),
+            raise os_failure(
+                f"cannot write {filename!r} to {self._dir}", exc, writing=True
             ) from exc
 
     def _deliver(self, name: str, payload: bytes) -> str:

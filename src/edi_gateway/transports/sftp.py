@@ -38,7 +38,7 @@ from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READ
 from edi_gateway.crashpoints import reach
 from edi_gateway.envelope import Envelope, oversize_envelope
 from edi_gateway.errors import ConfigError, ErrorCode
-from edi_gateway.transports.base import TransportError
+from edi_gateway.transports.base import TransportError, os_error_code
 from edi_gateway.transports.claims import Claimants, claim_prefix, original_name, to_recover
 from edi_gateway.transports.folder import TEMP_NAME, _split_suffix, safe_name
 from edi_gateway.transports.sftp_session import SftpSession
@@ -90,7 +90,7 @@ class SftpInbound:
     def recover(self) -> Iterator[Envelope]:
         """This gateway's claimed files that were never acknowledged, oldest claim first."""
         try:
-            entries = self._run(lambda sftp: _listdir(sftp, self._claimed), "list")
+            entries = self._run(lambda sftp: _listdir(sftp, self._claimed), "list", writing=False)
         except TransportError as exc:
             if isinstance(exc.__cause__, FileNotFoundError):
                 return  # never claimed anything yet
@@ -123,7 +123,9 @@ class SftpInbound:
             or self._original(base) is None
         ):
             raise TransportError(
-                f"{self.source} cannot acknowledge {envelope.source}/{ref!r}", recoverable=False
+                f"{self.source} cannot acknowledge {envelope.source}/{ref!r}",
+                recoverable=False,
+                code=ErrorCode.INTERNAL_ERROR,
             )
         target = self._archive if ok else self._error
         if target is None and envelope.oversize is not None:
@@ -156,7 +158,7 @@ class SftpInbound:
         )
 
     def _list(self) -> list[paramiko.SFTPAttributes]:
-        entries = self._run(lambda sftp: _listdir(sftp, self._dir), "list")
+        entries = self._run(lambda sftp: _listdir(sftp, self._dir), "list", writing=False)
         return [e for e in entries if self._wanted(e)]
 
     def _waiting(self) -> list[str]:
@@ -215,7 +217,9 @@ class SftpInbound:
         """The claimed file's bytes (or, when oversize, only its size and sha256)."""
         limit = self._max_bytes
         try:
-            size, data, digest = self._run(lambda sftp: _fetch(sftp, claimed, limit), "read")
+            size, data, digest = self._run(
+                lambda sftp: _fetch(sftp, claimed, limit), "read", writing=False
+            )
         except TransportError as exc:
             if isinstance(exc.__cause__, FileNotFoundError):
                 return None  # acknowledged meanwhile by another run of this gateway
@@ -243,8 +247,8 @@ class SftpInbound:
             _makedirs(sftp, folder)
             self._folders.add(folder)
 
-    def _run(self, op: _Op[_R], what: str) -> _R:
-        return _run(self._session, op, what)
+    def _run(self, op: _Op[_R], what: str, *, writing: bool = True) -> _R:
+        return _run(self._session, op, what, writing=writing)
 
 
 class SftpOutbound:
@@ -321,17 +325,18 @@ class SftpOutbound:
         return removed
 
 
-def _run(session: SftpSession, op: _Op[_R], what: str) -> _R:
-    """``op`` through the session; an operation error becomes a TransportError."""
+def _run(session: SftpSession, op: _Op[_R], what: str, *, writing: bool = True) -> _R:
+    """``op`` through the session; an operation error (the link is alive: the server refused
+    the operation itself) becomes a coded TransportError (``os_error_code``)."""
     try:
         return session.run(op)
     except OSError as exc:
         permanent = isinstance(exc, PermissionError)
         raise TransportError(
-            f"{session.where}: cannot {what}: {exc}"
+            f"{session.where}: cannot {what}: {exc or type(exc).__name__}"
             + ("; check the user's rights on that folder" if permanent else ""),
             recoverable=not permanent,
-            code=ErrorCode.CONFIG_INVALID if permanent else ErrorCode.CONNECTION_FAILED,
+            code=os_error_code(exc, writing=writing),
         ) from exc
 
 
