@@ -397,8 +397,10 @@ def order_data_text(d: Json) -> list[str]:
         lines.append(f"  {c['role']:<10} {said}")
     lines += ["Notes:", *(f"  {n}" for n in d["notes"])] if d["notes"] else []
     if d["attachments"]:
-        rows = [
-            a | {"file": a["filename"] or a["uri"], "kept": "yes" if a["kept"] else "no"}
+        rows = [  # the sender's file name on one line (it may hold line breaks)
+            a
+            | {"file": " ".join((a["filename"] or a["uri"] or "").split()) or None}
+            | {"kept": "yes" if a["kept"] else "no"}
             for a in d["attachments"]
         ]
         columns = ["id", "ref", "document_type", "file", "mime_code", "size", "kept", "problem"]

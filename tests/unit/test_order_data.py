@@ -279,10 +279,9 @@ def test_cli_shows_lists_and_hands_out_attachments(
     from edi_gateway import cli
 
     content = bytes(range(256))
-    receive(
-        gateway,
-        order_with_data(attachments=attachment("D1", content, filename="../../evil.sh")),
-    )
+    attached = attachment("D1", content, filename="../../evil.sh")
+    attached += attachment("D2", b"x", filename="two&#10;lines.txt")
+    receive(gateway, order_with_data(attachments=attached))
     receive(gateway, order_with_data("PO-2", type_code="227"))
     base = _config(gateway, tmp_path)
     assert cli.main([*base, "orders", "show", "PO-1"]) == 0
@@ -297,6 +296,7 @@ def test_cli_shows_lists_and_hands_out_attachments(
         "delivery   Eva, +46 31 100",
         "Ring at gate B",
         "../../evil.sh",
+        "two lines.txt",  # a line break in the sender's file name does not break the table
     ):
         assert expected in out, expected
     assert cli.main([*base, "orders", "show", "PO-1", "--json"]) == 0
@@ -309,7 +309,8 @@ def test_cli_shows_lists_and_hands_out_attachments(
     assert cli.main([*base, "orders", "list", "--type", "standing"]) != 0
     assert "USAGE" in capsys.readouterr().err
     assert cli.main([*base, "documents", "attachments", "PO-1", "--json"]) == 0
-    [row] = json.loads(capsys.readouterr().out)
+    row, second = json.loads(capsys.readouterr().out)
+    assert second["filename"] == "two\nlines.txt"  # JSON keeps it as sent
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
