@@ -15,7 +15,13 @@ from lxml import etree
 from edi_gateway.app import Gateway
 from edi_gateway.domain.order_data import Address, Contact
 from edi_gateway.errors import ErrorCode, GatewayError
-from edi_gateway.store.queries import Filters, message_detail, page_orders
+from edi_gateway.store.queries import (
+    Filters,
+    message_detail,
+    order_detail,
+    page_orders,
+    resolve_order,
+)
 from edi_gateway.ubl import read_order_data
 from edi_gateway.ubl.read import interpret
 from tests import factory as f
@@ -359,3 +365,34 @@ def test_a_line_names_its_own_delivery_place(gateway: Gateway) -> None:
     receive(gateway, payload)
     lines = detail(gateway)["lines"]
     assert [ln["delivery_place"] for ln in lines] == [order.lines[0].delivery_place, None, None]
+
+
+def test_below_0009_the_order_stays_and_its_data_tables_go(
+    gateway: Gateway, database_url: str
+) -> None:
+    """Downgrading 0009 keeps orders and lines, drops the order data; back at the head, the
+    schema is whole again and the order is still there (its data was not back-filled)."""
+    from alembic import command
+    from sqlalchemy import create_engine, inspect, text
+
+    from edi_gateway.store.db import HEAD_REVISION, alembic_config, current_revision, open_store
+
+    receive(gateway, order_with_data(attachments=attachment()))
+    gateway.store.close()
+    engine = create_engine(database_url)
+    command.downgrade(alembic_config(engine), "0008")
+    names = set(inspect(engine).get_table_names())
+    assert not names & {"order_delivery", "order_contacts", "order_attachments"}
+    assert "order_type" not in {c["name"] for c in inspect(engine).get_columns("orders")}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT order_number FROM orders")).scalar() == "PO-1"
+        assert conn.execute(text("SELECT count(*) FROM order_lines")).scalar() == 3
+    engine.dispose()
+    reopened = open_store(database_url)
+    try:
+        assert current_revision(reopened.engine) == HEAD_REVISION
+        with reopened.session() as session:
+            shown = order_detail(session, resolve_order(session, "PO-1"))
+        assert shown["order_type"] is None and shown["attachments"] == []
+    finally:
+        reopened.close()
