@@ -209,3 +209,19 @@ def test_a_line_delivery_place_is_printed_and_a_csv_column(tmp_path: Path) -> No
     rows = list(csv.reader(io.StringIO(data), delimiter=";"))
     places = [dict(zip(rows[0], r, strict=True))["Rad levereras till"] for r in rows[1:]]
     assert places == ["Ward 3 (0088:7300010000111), Malmö", "", ""]
+
+
+@pytest.mark.parametrize("language", ["en", "nl", "sv", "zh"])
+def test_every_peppol_order_type_is_named_in_every_language(language: str) -> None:
+    from edi_gateway.domain.order_data import ORDER_TYPES
+    from edi_gateway.outbound.i18n import catalogue, translator
+    from edi_gateway.outbound.render import order_type_label
+
+    own = catalogue(language)
+    assert {f"order_type.{code}" for code in ORDER_TYPES} <= set(own)
+    t = translator(language)
+    for code in ORDER_TYPES:
+        order = read(order_with_data(type_code=code, delivery=None))
+        assert order_type_label(order, t) == f"{own[f'order_type.{code}']} ({code})"
+    odd = read(order_with_data(type_code="999", delivery=DELIVERY.format(shipment=EXPRESS)))
+    assert order_type_label(odd, t) == f"999, {own['delivery.express']}"  # shown as sent
