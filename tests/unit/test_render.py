@@ -81,7 +81,7 @@ def pdf_text(data: bytes) -> list[str]:
 
 def used_keys() -> set[str]:
     pattern = re.compile(
-        r"""["']((?:order|doc|party|column|despatch|label|invoice)\.[a-z_]+)["']"""
+        r"""["']((?:order|doc|party|column|despatch|label|invoice|delivery|contact)\.[a-z_]+)["']"""
     )
     sources = [SOURCES / "i18n.py", *(SOURCES / "render").glob("*.py")]
     return {key for path in sources for key in pattern.findall(path.read_text("utf-8"))}

@@ -43,6 +43,13 @@ def add_commands(sub: Sub) -> None:
     )
     list_filters(listing, "received")
     listing.add_argument("--search", help="order IDs, party names, item names and IDs")
+    listing.add_argument(
+        "--type",
+        dest="order_type",
+        metavar="TYPE",
+        help="only orders of this type: purchase, blanket (framework), call-off, consignment, "
+        "cross-docking, internal, express, or an OrderTypeCode such as 221",
+    )
     paging(listing)
     json_option(listing)
     listing.set_defaults(handler=listing_of("page_orders", "orders_table"))

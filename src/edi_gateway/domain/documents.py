@@ -12,6 +12,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from edi_gateway.domain.order_data import Attachment, Contact, Delivery
+
 if TYPE_CHECKING:  # billing builds on this module; the annotation only needs the name
     from edi_gateway.domain.billing import AllowanceCharge
 
@@ -127,6 +129,9 @@ class Line:
     backorder_quantity: Quantity | None = None
     delivery_date: date | None = None
     note: str | None = None
+    delivery_place: str | None = None
+    """Where an order line is to be delivered when it says so itself (its ``cac:Delivery``
+    location: name, ID and address on one line; docs/adr/0029)."""
 
     def __reduce__(self) -> tuple[type[Line], tuple[Any, ...]]:
         """Pickle as one constructor call with every field in order (read-ahead sends
@@ -163,9 +168,18 @@ class Document:
 
 @dataclass(slots=True)
 class Order(Document):
-    """UBL Order (Peppol T01)."""
+    """UBL Order (Peppol T01), with what it says besides parties and lines (all optional;
+    see :mod:`edi_gateway.domain.order_data`)."""
 
     total_amount: Decimal | None = None
+    order_type: str | None = None
+    """``cbc:OrderTypeCode`` as sent (None: not sent, which Peppol reads as 220)."""
+    buyer_reference: str | None = None
+    """``cbc:CustomerReference``: the buyer's own reference for the order."""
+    delivery: Delivery | None = None
+    buyer_contact: Contact | None = None
+    seller_contact: Contact | None = None
+    attachments: list[Attachment] = field(default_factory=list)
 
 
 @dataclass(slots=True)

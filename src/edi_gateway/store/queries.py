@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from edi_gateway.errors import ErrorCode, LookupFailed
 from edi_gateway.store import schema
+from edi_gateway.store.order_data import order_data_detail, type_condition
 from edi_gateway.store.tables import (
     DocumentLine,
     DocumentRow,
@@ -49,6 +50,8 @@ class Filters:
     code: str | None = None
     connector: str | None = None
     search: str | None = None
+    order_type: str | None = None
+    """An order type name or code (``orders list --type``; store/order_data.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +213,7 @@ def order_summary(order: Order) -> Json:
         "status": order.status,
         "updated_at": utc_text(order.updated_at),
         "number": order.order_number,
+        "type": order.order_type,
     }
 
 
@@ -238,6 +242,8 @@ def page_orders(session: Session, filters: Filters, limit: int = 500, offset: in
         query = query.where(Order.created_at < filters.until)
     if filters.order:
         query = query.where(Order.id == resolve_order(session, filters.order).id)
+    if filters.order_type:
+        query = query.where(type_condition(filters.order_type))
     if partner:
         query = query.where(
             or_(
@@ -412,6 +418,7 @@ def order_detail(session: Session, order: Order) -> Json:
             "received": _num(line.qty_received),
             "invoiced": _num(line.qty_invoiced),
             "credited": _num(line.qty_credited),
+            "delivery_place": line.delivery_place,
         }
         for line in lines
     ]
@@ -435,5 +442,6 @@ def order_detail(session: Session, order: Order) -> Json:
         for doc in docs
     ]
     out["pending_cancellation"] = _pending_cancellation(session, order, out["documents"])
+    out |= order_data_detail(session, order)
     out["history"] = _history(session, HistoryEvent.order_id == order.id)
     return out

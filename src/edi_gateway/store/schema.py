@@ -17,6 +17,9 @@ forwards        one row per order forwarded to a supplier: held, waiting, queued
                 as outbox rows), delivered or failed
 alert_events    what operators are told about (new orders, failures, connectors down, ...)
 alert_cursors   per alert channel and cause: how far it was told, and when (the throttle)
+order_delivery  where and when an order is to be delivered (0009), one row per order that says
+order_contacts  the buyer's, seller's and delivery party's contacts of an order (0009)
+order_attachments  an order's attached documents: bytes (bounded) or URI, untrusted filename
 leases          who holds what until when: a running gateway (``instance:<id>``) and each polled
                 inbound connector (``connector:<name>``), with a fencing token (store/leases.py)
 """
@@ -72,6 +75,10 @@ orders = Table(
     Column("cancelled", Boolean, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # Order data (0009, docs/adr/0029): type code as sent, buyer reference, notes (JSON list)
+    Column("order_type", Text, index=True),
+    Column("buyer_reference", Text),
+    Column("notes", Text),
     UniqueConstraint("buyer_key", "order_number"),
 )
 
@@ -140,6 +147,7 @@ order_lines = Table(
     Column("qty_received", ExactDecimal(), nullable=False),
     Column("qty_invoiced", ExactDecimal(), nullable=False),
     Column("qty_credited", ExactDecimal(), nullable=False),
+    Column("delivery_place", Text),  # the line's own delivery location (0009)
     UniqueConstraint("order_id", "line_id"),
 )
 
@@ -284,3 +292,58 @@ leases = Table(
     Column("until", UTCDateTime(), nullable=False),
     Column("info", String(300)),  # what the holder says of itself: pid, host, since
 )
+
+order_delivery = Table(
+    "order_delivery",
+    metadata,
+    Column("order_id", ForeignKey("orders.id"), primary_key=True, autoincrement=False),
+    Column("location_id", Text),
+    Column("location_scheme", Text),
+    Column("location_name", Text),
+    Column("street", Text),
+    Column("additional_street", Text),
+    Column("city", Text),
+    Column("postal_zone", Text),
+    Column("subentity", Text),
+    Column("address_line", Text),
+    Column("country", Text),
+    Column("start_date", Date),
+    Column("start_time", Text),
+    Column("end_date", Date),
+    Column("end_time", Text),
+    Column("party_name", Text),
+    Column("party_id", Text),
+    Column("priority", Text),  # UNCL4219 ShippingPriorityLevelCode; 1 = express
+)
+"""An order's header ``cac:Delivery`` (0009, docs/adr/0029)."""
+
+order_contacts = Table(
+    "order_contacts",
+    metadata,
+    _id(),
+    Column("order_id", ForeignKey("orders.id"), nullable=False, index=True),
+    Column("role", String(20), nullable=False),  # buyer, seller, delivery
+    Column("name", Text),
+    Column("telephone", Text),
+    Column("email", Text),
+)
+"""The contacts an order names (0009)."""
+
+order_attachments = Table(
+    "order_attachments",
+    metadata,
+    _id(),
+    Column("order_id", ForeignKey("orders.id"), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+    Column("ref", Text, nullable=False),  # AdditionalDocumentReference/cbc:ID
+    Column("document_type", Text),
+    Column("description", Text),
+    Column("filename", Text),  # as the sender named it: untrusted, never a path
+    Column("mime_code", Text),
+    Column("uri", Text),
+    Column("size", Integer),
+    Column("sha256", String(64)),
+    Column("problem", Text),  # ATTACHMENT_INVALID / ATTACHMENT_TOO_LARGE: why no bytes
+    Column("content", LargeBinary),
+)
+"""An order's ``cac:AdditionalDocumentReference`` (0009): embedded bytes when kept."""

@@ -87,6 +87,69 @@ class Order(Base):
     cancelled: Mapped[bool]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    order_type: Mapped[str | None]
+    buyer_reference: Mapped[str | None]
+    notes: Mapped[str | None]
+    """JSON list of the order's notes (0009)."""
+
+
+class OrderDelivery(Base):
+    """Where and when an order is to be delivered (its header ``cac:Delivery``)."""
+
+    __table__ = schema.order_delivery
+
+    order_id: Mapped[int]
+    location_id: Mapped[str | None]
+    location_scheme: Mapped[str | None]
+    location_name: Mapped[str | None]
+    street: Mapped[str | None]
+    additional_street: Mapped[str | None]
+    city: Mapped[str | None]
+    postal_zone: Mapped[str | None]
+    subentity: Mapped[str | None]
+    address_line: Mapped[str | None]
+    country: Mapped[str | None]
+    start_date: Mapped[date | None]
+    start_time: Mapped[str | None]
+    end_date: Mapped[date | None]
+    end_time: Mapped[str | None]
+    party_name: Mapped[str | None]
+    party_id: Mapped[str | None]
+    priority: Mapped[str | None]
+
+
+class OrderContact(Base):
+    """A contact an order names, by role: buyer, seller or delivery."""
+
+    __table__ = schema.order_contacts
+
+    id: Mapped[int]
+    order_id: Mapped[int]
+    role: Mapped[str]
+    name: Mapped[str | None]
+    telephone: Mapped[str | None]
+    email: Mapped[str | None]
+
+
+class OrderAttachment(Base):
+    """An order's attached document; ``content`` (deferred) holds the bytes when kept."""
+
+    __table__ = schema.order_attachments
+    __mapper_args__ = {"properties": {"content": deferred(schema.order_attachments.c.content)}}  # noqa: RUF012
+
+    id: Mapped[int]
+    order_id: Mapped[int]
+    position: Mapped[int]
+    ref: Mapped[str]
+    document_type: Mapped[str | None]
+    description: Mapped[str | None]
+    filename: Mapped[str | None]
+    mime_code: Mapped[str | None]
+    uri: Mapped[str | None]
+    size: Mapped[int | None]
+    sha256: Mapped[str | None]
+    problem: Mapped[str | None]
+    content: Mapped[bytes | None]
 
 
 class OrderKey(Base):
@@ -123,6 +186,7 @@ class OrderLine(Base):
     qty_received: Mapped[Decimal]
     qty_invoiced: Mapped[Decimal]
     qty_credited: Mapped[Decimal]
+    delivery_place: Mapped[str | None]
 
 
 class DocumentRow(Base):

@@ -24,6 +24,8 @@ Kind-specific choices worth knowing:
   ``due_date`` is ``cbc:DueDate``, else ``PaymentMeans/PaymentDueDate`` (where a CreditNote,
   which has no DueDate, carries it); the document-level ``cac:AllowanceCharge`` (freight,
   discounts) are read by :mod:`edi_gateway.ubl.read_charges`.
+* Order: type, buyer reference, delivery, contacts and attachments are read by
+  :mod:`edi_gateway.ubl.read_order_data`.
 * Multi-valued reasons (CancellationNote, RejectionNote) are joined with newlines.
 """
 
@@ -50,6 +52,7 @@ from edi_gateway.errors import DocumentError, ErrorCode
 from edi_gateway.ubl.namespaces import cac, cbc, path, root_tag, split_clark
 from edi_gateway.ubl.read_charges import read_allowances_charges
 from edi_gateway.ubl.read_lines import read_lines
+from edi_gateway.ubl.read_order_data import read_order_data
 from edi_gateway.ubl.read_parties import read_buyer_seller
 from edi_gateway.ubl.read_values import (
     Element,
@@ -130,6 +133,7 @@ def _order(root: Element, kids: Kids, kind: DocumentKind) -> Document:
     doc = _start(Order, root, kids, kind)
     _unique_line_ids(doc)
     doc.total_amount = decimal_of(find_in(kids, _ANTICIPATED_PAYABLE))
+    read_order_data(doc, kids)
     return doc
 
 

@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 from edi_gateway.domain.documents import DocumentKind, Line, Quantity
 from edi_gateway.ubl.namespaces import cac, cbc
+from edi_gateway.ubl.read_order_data import line_place
 from edi_gateway.ubl.read_values import (
     Element,
     Kids,
@@ -134,7 +135,7 @@ LINE_SPECS = MappingProxyType(
 
 _LINE_FIELDS = tuple(
     "line_id quantity order_line_ref item_name seller_item_id buyer_item_id standard_item_id"  # noqa: SIM905
-    " price line_amount status_code backorder_quantity delivery_date note".split()
+    " price line_amount status_code backorder_quantity delivery_date note delivery_place".split()
 )
 """The field order :func:`read_lines` passes to :class:`Line` positionally; checked at import."""
 if tuple(f.name for f in fields(Line)) != _LINE_FIELDS:  # pragma: no cover - guards a refactor
@@ -350,7 +351,7 @@ def read_lines(root_kids: Kids, kind: DocumentKind) -> LinesRead:  # noqa: PLR09
             note = note_el.text
             if note is not None:
                 note = note.strip() or None
-        order_line_ref = status = backorder = delivery = None
+        order_line_ref = status = backorder = delivery = place = None
         if others is not None or ref is not None:
             if others is None:
                 others = {}
@@ -371,6 +372,7 @@ def read_lines(root_kids: Kids, kind: DocumentKind) -> LinesRead:  # noqa: PLR09
                 found = others.get(_DELIVERY)
                 if found is not None:
                     delivery = _delivery_date(found, periods)
+                    place = line_place(found)
             found = others.get(_DESPATCH_LINE_REF)
             if found is not None:
                 despatch_id = text_of(child(found, _DOCUMENT_REFERENCE, id_tag))
@@ -393,6 +395,7 @@ def read_lines(root_kids: Kids, kind: DocumentKind) -> LinesRead:  # noqa: PLR09
                 backorder,
                 delivery,
                 note,
+                place,
             )
         )
     return out

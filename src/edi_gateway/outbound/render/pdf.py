@@ -28,7 +28,16 @@ from edi_gateway.outbound.i18n import (
     translator,
     unit_name,
 )
-from edi_gateway.outbound.render import party_id, vat_breakdown, vat_of
+from edi_gateway.outbound.render import (
+    contact_text,
+    delivery_address,
+    delivery_period,
+    delivery_place,
+    order_type_label,
+    party_id,
+    vat_breakdown,
+    vat_of,
+)
 from edi_gateway.outbound.render.pdf_text import (
     BIG,
     BOLD,
@@ -67,6 +76,7 @@ def order_pdf(order: Order, *, language: str = "en", cancelled: str | None = Non
         (t("order.number"), order.document_id),
         (t("order.issue_date"), _date(order.issue_date)),
         (t("doc.currency"), order.currency),
+        *_order_data(order, t),
     ]
     totals = [
         (t("order.lines_total"), _sum(ln.line_amount for ln in order.lines)),
@@ -80,6 +90,27 @@ def order_pdf(order: Order, *, language: str = "en", cancelled: str | None = Non
         _totals(totals, order.currency, language),
     ]
     return build(story, title, t("doc.page"))
+
+
+def _order_data(order: Order, t: Translate) -> list[tuple[str, str | None]]:
+    """Type, buyer reference, where and when to deliver, contacts, attachments (docs/adr/0029);
+    :func:`_head` leaves out the empty ones."""
+    delivery = order.delivery
+    attached = [
+        " ".join(p for p in (a.document_type, a.ref, f"({a.filename or a.uri or '-'})") if p)
+        for a in order.attachments
+    ]
+    return [
+        (t("order.type"), order_type_label(order, t)),
+        (t("order.buyer_reference"), order.buyer_reference),
+        (t("party.delivery"), delivery_place(order)),
+        (t("delivery.address"), delivery_address(order)),
+        (t("delivery.period"), delivery_period(order)),
+        (t("contact.buyer"), contact_text(order.buyer_contact)),
+        (t("contact.seller"), contact_text(order.seller_contact)),
+        (t("contact.delivery"), contact_text(delivery.contact if delivery else None)),
+        (t("order.attachments"), "; ".join(attached)),
+    ]
 
 
 def packing_slip_pdf(
@@ -210,10 +241,13 @@ def _notes(notes: Sequence[str], t: Translate) -> list[Flowable]:
     return [para(t("doc.notes"), BOLD), *(para(n) for n in notes), Spacer(1, 4 * mm)]
 
 
-def _item(line: Line, fallback: Line | None = None) -> Flowable:
+def _item(line: Line, fallback: Line | None = None, *, place: str = "") -> Flowable:
+    """The item's name, its codes below; ``place`` labels a line's own delivery place."""
     name = line.item_name or (fallback.item_name if fallback else None) or ""
     seller_item = line.seller_item_id or (fallback.seller_item_id if fallback else None)
     codes = " · ".join(c for c in (seller_item, line.standard_item_id) if c)
+    if place and line.delivery_place:
+        codes = " · ".join(c for c in (codes, f"{place}: {line.delivery_place}") if c)
     return para(name, small=codes)
 
 
@@ -262,7 +296,7 @@ def _order_lines(lines: Sequence[Line], language: str, t: Translate) -> Flowable
     rows = [
         [
             ln.line_id,
-            _item(ln),
+            _item(ln, place=t("party.delivery")),
             format_quantity(ln.quantity.value if ln.quantity else None, language),
             (unit_name(ln.quantity.unit if ln.quantity else None, language)),
             format_price(ln.price, language),
