@@ -127,6 +127,8 @@ class Line:
     backorder_quantity: Quantity | None = None
     delivery_date: date | None = None
     note: str | None = None
+    handling_unit: str | None = None
+    """On a despatch line: the SSCC of the box (transport handling unit) it is packed in."""
 
     def __reduce__(self) -> tuple[type[Line], tuple[Any, ...]]:
         """Pickle as one constructor call with every field in order (read-ahead sends

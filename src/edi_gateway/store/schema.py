@@ -17,11 +17,14 @@ forwards        one row per order forwarded to a supplier: held, waiting, queued
                 as outbox rows), delivered or failed
 leases          who holds what until when: a running gateway (``instance:<id>``) and each polled
                 inbound connector (``connector:<name>``), with a fencing token (store/leases.py)
+sscc_counters   per GS1 extension digit + company prefix, the next SSCC serial reference to
+                hand out (store/sscc.py): one row every gateway on the store counts on
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -255,3 +258,12 @@ leases = Table(
     Column("until", UTCDateTime(), nullable=False),
     Column("info", String(300)),  # what the holder says of itself: pid, host, since
 )
+
+sscc_counters = Table(
+    "sscc_counters",
+    metadata,
+    Column("prefix", String(13), primary_key=True),  # extension digit + GS1 company prefix
+    Column("next_serial", BigInteger, nullable=False),
+)
+"""The next serial reference per extension digit + company prefix (0011): allocation adds to
+it in the issuing transaction, so no two despatches get the same SSCC (store/sscc.py)."""
