@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from edi_gateway.config import Settings
     from edi_gateway.config.packing import LabelSize
+    from edi_gateway.store.db import Store
     from edi_gateway.store.tables import Order as OrderRow
     from edi_gateway.store.tables import OrderLine
 
@@ -152,3 +153,25 @@ def _spread(
             f"{', '.join(empty)} would be empty): use fewer boxes"
         )
     return boxes
+
+
+@dataclass(frozen=True, slots=True)
+class Slip:
+    """The packing slip (and labels) of an issued despatch advice, and the SSCCs of its boxes."""
+
+    pdf: bytes
+    ssccs: list[str]
+
+
+def slip(store: Store, settings: Settings, document_id: int) -> Slip:
+    """The packing slip of the stored despatch advice ``document_id``, as ``documents show``
+    renders it (the supplier's label size), and its boxes' SSCCs in order."""
+    from edi_gateway.domain.documents import DespatchAdvice
+    from edi_gateway.outbound.documents import show
+    from edi_gateway.ubl.read import read_stored
+
+    advice = read_stored(show(store, settings, document_id, "ubl").payload)
+    if not isinstance(advice, DespatchAdvice):
+        raise NotAllowed(f"document {document_id} is not a despatch advice: it has no slip")
+    ssccs = list(dict.fromkeys(ln.handling_unit for ln in advice.lines if ln.handling_unit))
+    return Slip(show(store, settings, document_id, "pdf").payload, ssccs)
