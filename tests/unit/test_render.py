@@ -259,9 +259,12 @@ def test_packing_slip_without_order_in_chinese() -> None:
     assert len(pages) == 2
     assert "送货单" in pages[0] and MASK in pages[0] and "订购数量" not in pages[0]
     assert "第 1 箱，共 1 箱" in pages[1] and "箱标签" in pages[1]
-    advice.lines[0].handling_unit = sscc(0, "7340001", 9)
-    with pytest.raises(ValueError, match="some lines of the despatch advice are in a box"):
-        packing_slip_pdf(advice)
+    advice.lines[0].handling_unit = sscc(0, "7340001", 9)  # one line boxed, the rest loose
+    pages = pdf_text(packing_slip_pdf(advice, language="zh"))
+    assert "第 1 箱，共 2 箱" in pages[-2] and "(00) 073400010000000092" in pages[-2]
+    assert "第 2 箱，共 2 箱" in pages[-1] and "(00)" not in pages[-1]
+    with pytest.raises(ValueError, match="label size"):
+        packing_slip_pdf(advice, label_size="letter")
 
 
 def test_invoice_pdf_shows_the_invoice_totals() -> None:

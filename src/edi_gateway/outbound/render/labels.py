@@ -5,8 +5,10 @@ what each box holds. Then one label per box: from, to, order, despatch advice, `
 carrier and tracking, and the box's SSCC as a GS1-128 barcode (FNC1, AI 00, 18 digits) with
 its text below. Labels go on A4 pages or on 100 x 150 mm pages (``label_size``).
 
-The boxes are the advice's own: the distinct ``handling_unit`` (SSCC) of its lines, in order.
-An advice without SSCCs (a partner's, or one not packed in boxes) is one box without barcode.
+The boxes are the advice's own: the distinct ``handling_unit`` (SSCC) of its lines, in order;
+lines without one (an advice not packed in boxes, or a partner's that boxes only some lines)
+make one more box without barcode. A partner's handling unit ID that is not a valid SSCC is
+printed as text, never as a barcode a scanner would take for an SSCC.
 """
 
 from __future__ import annotations
@@ -48,16 +50,13 @@ LABEL_TITLE = ParagraphStyle("label-title", parent=TITLE, fontSize=13, leading=1
 
 
 def boxes_of(advice: DespatchAdvice) -> list[tuple[str | None, list[Line]]]:
-    """The advice's boxes in order: (SSCC, its lines); one box of every line without SSCCs."""
+    """The advice's boxes in order: (SSCC, its lines), then one box of the lines without."""
     boxes: dict[str | None, list[Line]] = {}
     for line in advice.lines:
-        boxes.setdefault(line.handling_unit, []).append(line)
-    if None in boxes and len(boxes) > 1:
-        raise ValueError(
-            "some lines of the despatch advice are in a box (an SSCC) and some are not: "
-            + ", ".join(ln.line_id for ln in boxes[None])
-        )
-    return list(boxes.items()) or [(None, [])]
+        if line.handling_unit is not None:
+            boxes.setdefault(line.handling_unit, []).append(line)
+    loose = [line for line in advice.lines if line.handling_unit is None]
+    return [*boxes.items(), *([(None, loose)] if loose or not boxes else [])]
 
 
 def packing_slip_pdf(
@@ -95,7 +94,7 @@ def packing_slip_pdf(
         *_notes(advice.notes, t),
         _despatch_lines(advice.lines, order, numbers, language, t),
     ]
-    if boxes[0][0] is not None:
+    if any(sscc is not None for sscc, _ in boxes):
         story += _box_contents(boxes, order, language, t)
     page = LABEL_SIZES[label_size]
     width = page[0] - 2 * LABEL_MARGIN if page else WIDTH - 20 * mm
@@ -148,7 +147,8 @@ def _box_contents(
     out: list[Flowable] = []
     for number, (sscc, lines) in enumerate(boxes, start=1):
         heading = t("label.contents").format(box=number, boxes=len(boxes))
-        out += [Spacer(1, 5 * mm), para(f"{heading} · SSCC {sscc}", BOLD), Spacer(1, 1 * mm)]
+        heading += f" · SSCC {sscc}" if sscc is not None else ""
+        out += [Spacer(1, 5 * mm), para(heading, BOLD), Spacer(1, 1 * mm)]
         rows: list[list[Cell]] = [
             [
                 ln.order_line_ref or "",
@@ -194,8 +194,10 @@ def _label(
         [para(f"{t('despatch.tracking')}: {advice.tracking_id or ''}")],
         [para(f"{t('despatch.number')}: {advice.document_id}")],
     ]
-    if sscc is not None:
+    if sscc is not None and is_valid(sscc):
         rows += [[para(t("label.sscc"), BOLD)], [_barcode(sscc)], [para(human_readable(sscc), big)]]
+    elif sscc is not None:  # a partner's unit ID that is no SSCC: its text, no barcode
+        rows.append([para(f"{t('label.sscc')}? {sscc}", BOLD)])
     table = Table(rows, colWidths=[width])
     table.setStyle(
         [
@@ -209,8 +211,6 @@ def _label(
 
 def _barcode(sscc: str) -> Flowable:
     """The GS1-128 barcode of ``sscc``: Code 128 with FNC1 first, AI 00, the 18 digits."""
-    if not is_valid(sscc):
-        raise ValueError(f"box {sscc!r} is not an SSCC: no barcode for it")
     return createBarcodeDrawing(
         "Code128",
         value=gs1_128_data(sscc),
