@@ -230,7 +230,6 @@ def _respond(gateway: Gateway, args: argparse.Namespace) -> int:
 
 
 def _despatch(gateway: Gateway, args: argparse.Namespace) -> int:
-    from edi_gateway.app import operator_name
     from edi_gateway.errors import ErrorCode, GatewayError
     from edi_gateway.outbound.despatch import DespatchRequest, despatch
     from edi_gateway.outbound.packing import Packing, slip
@@ -241,14 +240,7 @@ def _despatch(gateway: Gateway, args: argparse.Namespace) -> int:
     )
     if args.slip is not None and not packing.wanted:
         raise GatewayError(ErrorCode.USAGE, "--slip prints the boxes: give --boxes N or --box")
-    issued = despatch(
-        gateway.store,
-        gateway.settings,
-        args.order,
-        request,
-        actor=operator_name(),
-        force=args.force,
-    )
+    issued = _run(gateway, args, despatch, request)
     data, text = _issued_data(issued), _issued_text(issued, "Despatch Advice")
     if packing.wanted:
         printed = slip(gateway.store, gateway.settings, issued.document_id)
@@ -283,9 +275,17 @@ def _issue(
     what: str,
 ) -> int:
     """Run an issuing command for the operator at the keyboard and print what it queued."""
+    issued = _run(gateway, args, command, request)
+    return emit(_issued_data(issued), args.json, _issued_text(issued, what))
+
+
+def _run(
+    gateway: Gateway, args: argparse.Namespace, command: Callable[..., Issued], request: Any
+) -> Issued:
+    """Run an issuing command on ``args.order`` for the operator at the keyboard."""
     from edi_gateway.app import operator_name
 
-    issued = command(
+    return command(
         gateway.store,
         gateway.settings,
         args.order,
@@ -293,7 +293,6 @@ def _issue(
         actor=operator_name(),
         force=args.force,
     )
-    return emit(_issued_data(issued), args.json, _issued_text(issued, what))
 
 
 def _show_document(gateway: Gateway, args: argparse.Namespace) -> int:
