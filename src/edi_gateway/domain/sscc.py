@@ -62,5 +62,5 @@ def gs1_128_data(sscc_value: str) -> str:
 
 
 def human_readable(sscc_value: str) -> str:
-    """The text printed under the barcode: ``(00) 0 1234567 000000001 8`` style."""
+    """The text printed under the barcode: the AI in brackets, then the 18 digits."""
     return f"(00) {sscc_value}"
