@@ -53,6 +53,8 @@ class ErrorCode(StrEnum):
     SIGNATURE_INVALID = "SIGNATURE_INVALID"
     ATTACHMENT_INVALID = "ATTACHMENT_INVALID"
     ATTACHMENT_TOO_LARGE = "ATTACHMENT_TOO_LARGE"
+    FONT_MISSING = "FONT_MISSING"
+    GS1_PREFIX_MISSING = "GS1_PREFIX_MISSING"
     USAGE = "USAGE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
@@ -197,6 +199,14 @@ REMEDY: dict[ErrorCode, str] = {
         "signing, another key signed it, the certificate expired, the signature is not where "
         "UBL puts it). Do not trust the content; check the certificate with the partner, then "
         "redrive or ask for a re-send."
+    ),
+    ErrorCode.FONT_MISSING: (
+        "A font the PDFs embed is not installed: run the `apt-get install` the message names "
+        "(the Makefile's setup installs it), then try again."
+    ),
+    ErrorCode.GS1_PREFIX_MISSING: (
+        "Boxes get SSCCs made from your GS1 company prefix: set packing.gs1_company_prefix "
+        "(or gs1_company_prefix on the supplier partner) in gateway.yaml; none is invented."
     ),
     ErrorCode.USAGE: (
         "The command line is wrong as the message says; see `edi-gateway COMMAND --help`."

@@ -82,6 +82,28 @@ def add_commands(sub: Sub) -> None:
     despatch.add_argument("--tracking", help="the carrier's tracking ID")
     despatch.add_argument("--date", type=date.fromisoformat, help="despatch date (default today)")
     despatch.add_argument("--eta", type=date.fromisoformat, help="estimated delivery date")
+    despatch.add_argument(
+        "--boxes",
+        type=int,
+        metavar="N",
+        help="pack in N boxes, each line spread over them in whole units; every box gets an "
+        "SSCC (from gs1_company_prefix) in the advice and a GS1-128 label",
+    )
+    despatch.add_argument(
+        "--box",
+        action="append",
+        type=box_contents,
+        metavar="LINE:QTY[,LINE:QTY...]",
+        help="what one box holds (repeatable, one per box); the despatched quantities are "
+        "their sums (instead of --line)",
+    )
+    despatch.add_argument(
+        "--slip",
+        type=Path,
+        metavar="FILE",
+        help="write the packing slip and box labels (PDF) to FILE; later: `documents show ID "
+        "--format pdf`",
+    )
     despatch.add_argument("--force", action="store_true", help="despatch more than is open")
     json_option(despatch)
     despatch.set_defaults(handler=with_gateway(_despatch))
@@ -186,6 +208,15 @@ def line_substitute(text: str) -> tuple[str, str, str]:
     return line_id, item, name
 
 
+def box_contents(text: str) -> tuple[tuple[str, Decimal], ...]:
+    """``LINE:QTY[,LINE:QTY...]`` -> the (line id, quantity) pairs of one box (argparse type)."""
+    pairs = tuple(line_quantity(part.strip()) for part in text.split(","))
+    for line_id, quantity in pairs:
+        if quantity <= 0:
+            raise argparse.ArgumentTypeError(f"line {line_id}: a box holds more than 0")
+    return pairs
+
+
 def line_quantity(text: str) -> tuple[str, Decimal]:
     """``LINE:QTY`` -> (line id, quantity) (an argparse type)."""
     change = line_change(text)
@@ -213,12 +244,27 @@ def _respond(gateway: Gateway, args: argparse.Namespace) -> int:
 
 
 def _despatch(gateway: Gateway, args: argparse.Namespace) -> int:
+    from edi_gateway.errors import ErrorCode, GatewayError
     from edi_gateway.outbound.despatch import DespatchRequest, despatch
+    from edi_gateway.outbound.packing import Packing, slip
 
+    packing = Packing(args.boxes, tuple(args.box or ()))
     request = DespatchRequest(
-        tuple(args.line or ()), args.carrier, args.tracking, args.date, args.eta
+        tuple(args.line or ()), args.carrier, args.tracking, args.date, args.eta, packing
     )
-    return _issue(gateway, args, despatch, request, what="Despatch Advice")
+    if args.slip is not None and not packing.wanted:
+        raise GatewayError(ErrorCode.USAGE, "--slip prints the boxes: give --boxes N or --box")
+    issued = _run(gateway, args, despatch, request)
+    data, text = _issued_data(issued), _issued_text(issued, "Despatch Advice")
+    if packing.wanted:
+        printed = slip(gateway.store, gateway.settings, issued.document_id)
+        data["sscc"] = printed.ssccs
+        text += f"\n{len(printed.ssccs)} box(es), SSCC " + ", ".join(printed.ssccs)
+        if args.slip is not None:
+            args.slip.write_bytes(printed.pdf)
+            data["slip"] = str(args.slip)
+            text += f"\npacking slip and labels: {args.slip} ({len(printed.pdf)} bytes)"
+    return emit(data, args.json, text)
 
 
 def _invoice(gateway: Gateway, args: argparse.Namespace) -> int:
@@ -243,9 +289,17 @@ def _issue(
     what: str,
 ) -> int:
     """Run an issuing command for the operator at the keyboard and print what it queued."""
+    issued = _run(gateway, args, command, request)
+    return emit(_issued_data(issued), args.json, _issued_text(issued, what))
+
+
+def _run(
+    gateway: Gateway, args: argparse.Namespace, command: Callable[..., Issued], request: Any
+) -> Issued:
+    """Run an issuing command on ``args.order`` for the operator at the keyboard."""
     from edi_gateway.app import operator_name
 
-    issued = command(
+    return command(
         gateway.store,
         gateway.settings,
         args.order,
@@ -253,7 +307,6 @@ def _issue(
         actor=operator_name(),
         force=args.force,
     )
-    return emit(_issued_data(issued), args.json, _issued_text(issued, what))
 
 
 def _show_document(gateway: Gateway, args: argparse.Namespace) -> int:

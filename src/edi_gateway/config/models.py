@@ -25,6 +25,7 @@ from edi_gateway.config.alerts import AlertSettings
 from edi_gateway.config.base import IntakeSettings, PeppolId, Slug, StoreSettings, _Model
 from edi_gateway.config.connectors import Connector
 from edi_gateway.config.daemon import DaemonSettings
+from edi_gateway.config.packing import GS1CompanyPrefix, LabelSize, PackingSettings
 from edi_gateway.config.profiles import ForwardProfile, LegalProfile
 from edi_gateway.config.rules import RulesSettings
 from edi_gateway.config.signature import SignatureSettings, signing_refused
@@ -82,6 +83,11 @@ class Partner(_Model):
     severity: dict[RuleId, Literal["fatal", "warning", "ignore"]] = Field(default_factory=dict)
     """Per rule ID, how serious a finding is in the documents this partner sends, as the
     KoSIT validator's custom levels: ``{BR-CL-14: warning, PEPPOL-T01-R002: ignore}``."""
+    gs1_company_prefix: GS1CompanyPrefix | None = None
+    """This supplier's GS1 company prefix: the SSCCs of the boxes it despatches (else
+    ``packing.gs1_company_prefix``)."""
+    label_size: LabelSize | None = None
+    """This supplier's box labels: ``a4`` or ``label-100x150`` (else ``packing.label_size``)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -149,6 +155,7 @@ class Settings(_Model):
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     rules: RulesSettings
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    packing: PackingSettings = Field(default_factory=PackingSettings)
 
     @cached_property
     def _partner_index(self) -> dict[str, Partner]:

@@ -132,6 +132,8 @@ class Line:
     delivery_place: str | None = None
     """Where an order line is to be delivered when it says so itself (its ``cac:Delivery``
     location: name, ID and address on one line; docs/adr/0029)."""
+    handling_unit: str | None = None
+    """On a despatch line: the SSCC of the box (transport handling unit) it is packed in."""
 
     def __reduce__(self) -> tuple[type[Line], tuple[Any, ...]]:
         """Pickle as one constructor call with every field in order (read-ahead sends

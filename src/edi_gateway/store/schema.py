@@ -22,11 +22,14 @@ order_contacts  the buyer's, seller's and delivery party's contacts of an order 
 order_attachments  an order's attached documents: bytes (bounded) or URI, untrusted filename
 leases          who holds what until when: a running gateway (``instance:<id>``) and each polled
                 inbound connector (``connector:<name>``), with a fencing token (store/leases.py)
+sscc_counters   per GS1 extension digit + company prefix, the next SSCC serial reference to
+                hand out (store/sscc.py): one row every gateway on the store counts on
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -347,3 +350,11 @@ order_attachments = Table(
     Column("content", LargeBinary),
 )
 """An order's ``cac:AdditionalDocumentReference`` (0009): embedded bytes when kept."""
+sscc_counters = Table(
+    "sscc_counters",
+    metadata,
+    Column("prefix", String(13), primary_key=True),  # extension digit + GS1 company prefix
+    Column("next_serial", BigInteger, nullable=False),
+)
+"""The next serial reference per extension digit + company prefix (0011): allocation adds to
+it in the issuing transaction, so no two despatches get the same SSCC (store/sscc.py)."""

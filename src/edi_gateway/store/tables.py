@@ -281,3 +281,12 @@ class Forward(Base):
     error: Mapped[str | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class SsccCounter(Base):
+    """The next SSCC serial reference of one extension digit + GS1 company prefix."""
+
+    __table__ = schema.sscc_counters
+
+    prefix: Mapped[str]
+    next_serial: Mapped[int]

@@ -19,7 +19,8 @@ Kind-specific choices worth knowing:
   identifier, not a tracking number, and is not used. ``despatch_date`` is
   ``Shipment/Delivery/Despatch/ActualDespatchDate``, else the IssueDate;
   ``estimated_delivery_date`` is ``Shipment/Delivery/EstimatedDeliveryPeriod`` EndDate, else
-  StartDate (Peppol use case 4 sends only a StartDate).
+  StartDate (Peppol use case 4 sends only a StartDate). A line's box is the first
+  ``DespatchLine/Shipment/TransportHandlingUnit/ID`` (an SSCC in Peppol use case 4).
 * Invoice kinds: ``tax_amount`` is the first ``TaxTotal/TaxAmount`` in the document currency;
   ``due_date`` is ``cbc:DueDate``, else ``PaymentMeans/PaymentDueDate`` (where a CreditNote,
   which has no DueDate, carries it); the document-level ``cac:AllowanceCharge`` (freight,
@@ -233,7 +234,23 @@ def _despatch_advice(root: Element, kids: Kids, kind: DocumentKind) -> Document:
         doc.estimated_delivery_date = first_date(shipment, _ESTIMATED_DELIVERY)
     if doc.despatch_date is None:
         doc.despatch_date = doc.issue_date
+    _read_handling_units(kids, doc)
     return doc
+
+
+_DESPATCH_LINE = cac("DespatchLine")
+_LINE_ID = path("cbc:ID")
+_HANDLING_UNIT = path("cac:Shipment", "cac:TransportHandlingUnit", "cbc:ID")
+
+
+def _read_handling_units(kids: Kids, doc: DespatchAdvice) -> None:
+    boxes: dict[str, str] = {}
+    for el in kids.get(_DESPATCH_LINE, ()):
+        line_id, unit = el.findtext(_LINE_ID), el.findtext(_HANDLING_UNIT)
+        if line_id is not None and unit is not None and unit.strip():
+            boxes.setdefault(line_id.strip(), unit.strip())
+    for line in doc.lines:
+        line.handling_unit = boxes.get(line.line_id)
 
 
 def _receipt_advice(root: Element, kids: Kids, kind: DocumentKind) -> Document:

@@ -2,7 +2,8 @@
 
 Every renderer is pure (domain documents in, bytes out; no store, no I/O):
 
-- :mod:`.pdf`: ``order_pdf``, ``packing_slip_pdf`` (delivery note + box labels), ``invoice_pdf``;
+- :mod:`.pdf`: ``order_pdf``, ``invoice_pdf``; :mod:`.labels`: ``packing_slip_pdf`` (delivery
+  note, box contents, one SSCC label per box); fonts embedded (:mod:`.fonts`);
 - :mod:`.xlsx`: ``orders_workbook`` (one sheet per order, or all lines on one sheet);
 - :mod:`.csv`: ``orders_csv`` (one row per order line, UTF-8 with BOM, ``;``).
 

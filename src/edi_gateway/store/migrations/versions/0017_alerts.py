@@ -1,7 +1,7 @@
 """alerts: events operators are told about, and how far each channel was told
 
 Revision ID: 0017
-Revises: 0009
+Revises: 0011
 Create Date: 2026-12-05 03:30:00
 
 ``alert_events``: one row per thing worth an alert (cause, partner, subject, text);
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0017"
-down_revision = "0009"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
