@@ -248,4 +248,3 @@ def _default_vat(vats: Iterable[tuple[str, Decimal | None] | None], legal: Legal
     billed with when they agree, else the supplier's default."""
     agree, common = common_vat(_effective_vat(vat, legal) for vat in vats)
     return common if agree and common is not None else _effective_vat(None, legal)
-

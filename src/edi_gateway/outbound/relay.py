@@ -86,11 +86,11 @@ def relay_replies(
         rows = session.execute(
             select(DocumentRow, Order, Message.partner, Message.source, Message.filename)
             .join(Message, Message.id == DocumentRow.message_id)
-            .join(Order, Order.id == DocumentRow.order_id)
+            .outerjoin(Order, Order.id == DocumentRow.order_id)
             .where(
                 DocumentRow.message_id.in_(list(message_ids)),
                 DocumentRow.direction == "in",
-                DocumentRow.state == "attached",
+                DocumentRow.state.in_(["attached", "orphan"]),
                 DocumentRow.kind.in_(KINDS),
                 Message.partner.in_(list(suppliers)),
             )
@@ -99,6 +99,9 @@ def relay_replies(
         documents: dict[int, list[Document]] = {}
         for row, order, partner, source, filename in rows:
             assert row.message_id is not None
+            built = layout(source, filename or "")
+            if order is None and built:
+                continue  # a layout's rows are built on the order they name: it must be known
             if row.message_id not in documents:
                 documents[row.message_id] = reread(row.message_id)
             document = next(
@@ -108,17 +111,21 @@ def relay_replies(
                 continue
             try:
                 with session.begin_nested():
+                    if order is None:
+                        queued += _relay_orphan(session, settings, row, document)
+                        continue
                     _same_supplier(order, partner, row)
-                    if layout(source, filename or ""):
+                    if built:
                         queued.append(_relay_built(session, settings, order, document))
                     else:
-                        queued.append(_relay_bytes(session, settings, order, row, document))
+                        queued += _relay_bytes(session, settings, order, row, document)
             except GatewayError as exc:
                 record(
                     session,
                     "relay.refused",
                     f"{row.kind} {row.doc_number} from {partner} not relayed: {exc}"[:2000],
-                    order_id=order.id,
+                    order_id=order.id if order is not None else None,
+                    message_id=row.message_id,
                 )
     return queued
 
@@ -138,14 +145,55 @@ def _same_supplier(order: OrderRow, partner: str | None, row: DocumentRow) -> No
 
 def _relay_bytes(
     session: Session, settings: Settings, order: OrderRow, row: DocumentRow, document: Document
-) -> int:
-    """Queue the supplier's own bytes for the buyer, after the rules of its type."""
+) -> list[int]:
+    """Queue the supplier's own bytes for the order's buyer, after the rules of its type."""
+    connector = buyer_connector(settings, order)
+    payload = _checked_bytes(session, settings, order.buyer_partner or "", row)
+    if payload is None:
+        return []
+    return [_record(session, order, document, payload, connector, settings=settings)]
+
+
+def _relay_orphan(
+    session: Session, settings: Settings, row: DocumentRow, document: Document
+) -> list[int]:
+    """A supplier's UBL document no known order matches (an invoice naming only a buyer
+    reference, a reply ahead of its order): its bytes to the partner it names as the buyer."""
+    from edi_gateway.outbound.outbox import Outgoing, enqueue
+
+    keys = document.buyer.keys() if document.buyer else []
+    buyer = settings.partner_by_key(keys)
+    if buyer is None or buyer.outbound is None:
+        named = ", ".join(keys) or "no buyer party"
+        raise GatewayError(
+            ErrorCode.UNKNOWN_PARTNER,
+            f"it matches no order and names {named}, which is no partner with an outbound "
+            f"connector in {settings.path}: add the buyer, then redrive the message",
+        )
+    payload = _checked_bytes(session, settings, buyer.id, row)
+    if payload is None:
+        return []
+    item = Outgoing(buyer.id, buyer.outbound, row.kind, row.doc_number, payload)
+    outbox_id = enqueue(session, item, settings)
+    record(
+        session,
+        "document.relayed",
+        f"{row.kind} {row.doc_number} from the supplier, to {buyer.id} (no order matched)",
+        message_id=row.message_id,
+    )
+    return [outbox_id]
+
+
+def _checked_bytes(
+    session: Session, settings: Settings, buyer_id: str, row: DocumentRow
+) -> bytes | None:
+    """The message's bytes, exactly as the supplier sent them, once they may be relayed to
+    ``buyer_id``; None when they were relayed to it already (a redriven message)."""
     from edi_gateway.outbound.checks import rules_findings
     from edi_gateway.rules.evaluate import RulesFailed
-    from edi_gateway.store.tables import Message
+    from edi_gateway.store.tables import Message, OutboxRow
 
-    connector = buyer_connector(settings, order)
-    buyer = settings.partner(order.buyer_partner or "")
+    buyer = settings.partner(buyer_id)
     if buyer is not None and buyer.signature is not None and buyer.signature.sign:
         raise NotAllowed(
             f"partner {buyer.id!r} has signature.sign: a relayed document goes out as the "
@@ -161,7 +209,14 @@ def _relay_bytes(
     failing = fatal(found or [])
     if failing:
         raise RulesFailed(failing)
-    return _record(session, order, document, payload, connector, settings=settings)
+    earlier = session.scalars(
+        select(OutboxRow.payload).where(
+            OutboxRow.partner == buyer_id,
+            OutboxRow.kind == row.kind,
+            OutboxRow.doc_number == row.doc_number,
+        )
+    )
+    return None if any(p == payload for p in earlier) else payload
 
 
 # --- a supplier's own layout: built into UBL --------------------------------------------------

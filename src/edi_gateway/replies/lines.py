@@ -179,9 +179,7 @@ def _invoice_header(fields: Fields, row: Row) -> dict[str, Any]:
         "due_date": fields.date(row, "due_date"),
         "currency": fields.text(row, "currency", required=True),
         "payment_means_code": means,
-        "payment_account": fields.text(
-            row, "payment_account", required=means in CREDIT_TRANSFERS
-        ),
+        "payment_account": fields.text(row, "payment_account", required=means in CREDIT_TRANSFERS),
         "payment_account_branch": fields.text(row, "payment_account_branch"),
         "payment_reference": fields.text(row, "payment_reference", required=True),
         "payment_terms": fields.text(row, "payment_terms"),
