@@ -52,6 +52,8 @@ def relay_gateway(
     rules: Path | None,
     seller: Party | None,
     buyer: Party | None,
+    seller_extra: dict[str, Any] | None = None,
+    more: tuple[dict[str, Any], ...] = (),
     **buyer_extra: Any,
 ) -> Gateway:
     """A gateway where ``seller`` is a supplier with ``relay_replies`` and ``buyer`` a buyer
@@ -67,7 +69,8 @@ def relay_gateway(
             "rules": {"dir": str(rules or tmp_path / "no-rules")},
             "partners": [
                 f.buyer_partner(outbound="to-buyer", **buyer_extra),
-                f.seller_partner(relay_replies=True),
+                f.seller_partner(relay_replies=True, **(seller_extra or {})),
+                *more,
             ],
             "connectors": [
                 {"name": "to-buyer", "type": "folder", "direction": "out", "path": "out"}
@@ -75,8 +78,8 @@ def relay_gateway(
         },
         context={"base_dir": tmp_path},
     )
-    buyer_partner, seller_partner = settings.partners
-    partners = [_known_as(buyer_partner, buyer), _known_as(seller_partner, seller)]
+    buyer_partner, seller_partner, *others = settings.partners
+    partners = [_known_as(buyer_partner, buyer), _known_as(seller_partner, seller), *others]
     return Gateway(settings.model_copy(update={"partners": partners}), store)
 
 
@@ -151,7 +154,7 @@ def test_an_order_response_and_a_despatch_advice_on_an_order_are_relayed_byte_id
     with gateway.store.session() as session:
         detail = order_detail(session, resolve_order(session, order_id))
     documents = [(d["direction"], d["type"]) for d in detail["documents"]]
-    kind = name.split("_")[0]
+    kind = name.split("_", maxsplit=1)[0]
     assert ("in", kind) in documents and ("out", kind) in documents  # the relayed copy listed
     assert relayed(gateway, tmp_path) == [payload]
 
@@ -221,4 +224,103 @@ def test_without_an_installed_release_the_relay_is_xsd_checked_only(
     payload = _billing()
     gateway = relay_gateway(store, tmp_path, None, *parties(payload))
     receive(gateway, payload)
+    assert relayed(gateway, tmp_path) == [payload]
+
+
+def test_a_signed_supplier_invoice_is_relayed_with_its_signature_unchanged(
+    store: Store, tmp_path: Path, rules_dir: Path
+) -> None:
+    """Verified at intake with the supplier's certificate; the rules judge what it signs; the
+    buyer gets the signed bytes as they came (the supplier's signature still verifies)."""
+    from edi_gateway.ubl.signature import Verdict, load_signing_key, sign_ubl, verify_ubl
+    from tests.keys import identity, write_identity
+
+    keys = identity("supplier")
+    key, certificate = write_identity(keys, tmp_path / "keys", "supplier")
+    payload = sign_ubl(_billing(), load_signing_key(key.read_bytes(), certificate.read_bytes()))
+    verify = {"signature": {"verify": "required", "partner_certificate": str(certificate)}}
+    gateway = relay_gateway(store, tmp_path, rules_dir, *parties(payload), seller_extra=verify)
+    mid = receive(gateway, payload)
+    from edi_gateway.store.queries import message_detail
+
+    with gateway.store.session() as session:
+        shown = message_detail(session, mid)
+    assert (shown["state"], shown["error_code"]) == ("orphan", None), shown
+    assert events(gateway, "relay.refused") == []
+    [sent] = relayed(gateway, tmp_path)
+    assert sent == payload
+    assert verify_ubl(sent, keys.certificate, required=True) is Verdict.VERIFIED
+
+
+def test_a_buyer_we_sign_for_gets_no_relay_and_the_history_says_why(
+    store: Store, tmp_path: Path, rules_dir: Path
+) -> None:
+    """Signing would change the supplier's bytes: the relay is refused, not re-signed."""
+    from tests.keys import identity, write_identity
+
+    key, certificate = write_identity(identity("gateway"), tmp_path / "keys", "gateway")
+    payload = _billing()
+    sign = {"sign": True, "key": str(key), "certificate": str(certificate)}
+    gateway = relay_gateway(store, tmp_path, rules_dir, *parties(payload), signature=sign)
+    receive(gateway, payload)
+    [refused] = events(gateway, "relay.refused")
+    assert refused == (
+        "Invoice Snippet1 from seller not relayed: NOT_ALLOWED: partner 'buyer' has "
+        "signature.sign: a relayed document goes out as the supplier made it and is never "
+        "re-signed by this gateway"
+    )
+    assert relayed(gateway, tmp_path) == []
+
+
+def test_a_supplier_document_on_another_suppliers_order_is_not_relayed(
+    store: Store, tmp_path: Path, rules_dir: Path
+) -> None:
+    """Correlation may match an order by its buyer and number alone: a relay is only for the
+    order's own supplier."""
+    other = {
+        "id": "other",
+        "name": "Other AB",
+        "role": "supplier",
+        "endpoint": {"scheme": "0088", "value": "7310000000010"},
+    }
+    response = (EXAMPLES / "OrderResponse_Example.xml").read_bytes()
+    response = response.replace(b"<cbc:ID>11233</cbc:ID>", b"<cbc:ID>PO-77</cbc:ID>")
+    seller, buyer = parties(response)
+    assert buyer is not None and buyer.endpoint is not None
+    gateway = relay_gateway(store, tmp_path, rules_dir, seller, buyer, more=(other,))
+    receive(gateway, f.order("PO-77", buyer=buyer.endpoint.value, seller="7310000000010"))
+    receive(gateway, response)
+    [refused] = events(gateway, "relay.refused")
+    assert refused == (
+        "OrderResponse 101 from seller not relayed: NOT_ALLOWED: order PO-77 is with supplier "
+        "other, not seller: the OrderResponse is not relayed on another supplier's order"
+    )
+    assert relayed(gateway, tmp_path) == []
+
+
+def test_a_document_no_order_matches_naming_no_partner_is_not_relayed(
+    store: Store, tmp_path: Path, rules_dir: Path
+) -> None:
+    payload = _billing("vat-category-E.xml")
+    seller, _ = parties(payload)
+    gateway = relay_gateway(store, tmp_path, rules_dir, seller, parties(f.order("X"))[1])
+    mid = receive(gateway, payload)
+    [refused] = events(gateway, "relay.refused")
+    assert "not relayed: UNKNOWN_PARTNER: it matches no order and names 0184:DK12345678" in refused
+    assert "then redrive the message" in refused
+    assert relayed(gateway, tmp_path) == []
+    from edi_gateway.store.queries import message_detail
+
+    with gateway.store.session() as session:
+        shown = message_detail(session, mid)
+    assert any(e["event"] == "relay.refused" for e in shown["history"])
+
+
+def test_a_redriven_orphan_is_not_relayed_twice(
+    store: Store, tmp_path: Path, rules_dir: Path
+) -> None:
+    payload = _billing("sales-order-example.xml")
+    gateway = relay_gateway(store, tmp_path, rules_dir, *parties(payload))
+    mid = receive(gateway, payload)
+    gateway.redrive([mid])
     assert relayed(gateway, tmp_path) == [payload]
