@@ -38,8 +38,9 @@ def passes_rules(session: Session, row: OutboxRow, settings: Settings) -> bool:
     Rows that are not UBL (PDF, Excel, CSV, a supplier's own XML layout) pass unchecked. The
     official severities apply: what the gateway sends must pass them, whatever a partner
     tolerates in what it sends us. For a partner whose documents we sign, and for a signed
-    document relayed as it came, the rules judge the document the signature covers. Raises ``GatewayError`` when the check cannot run (the
-    release does not verify): the caller counts a failed attempt.
+    document relayed as it came, the rules judge the document the signature covers. Raises
+    ``GatewayError`` when the check cannot run (the release does not verify): the caller
+    counts a failed attempt.
     """
     if row.media_type != XML:
         return True
