@@ -18,6 +18,7 @@ from edi_gateway.starter import init_project
 from edi_gateway.store.db import Store
 from edi_gateway.store.queries import order_detail, resolve_order
 from edi_gateway.transports import open_inbound
+from edi_gateway.ubl.namespaces import CAC, CBC
 from edi_gateway.ubl.read import interpret
 from tests.conftest import shared_dir
 
@@ -152,8 +153,80 @@ def test_a_supplier_invoice_in_its_csv_is_relayed_as_billing_3(
     [sent] = list((config.parent / "outbox").iterdir())
     document = interpret(etree.fromstring(sent.read_bytes()))
     assert document.document_id == "F2026-30412" and document.order_refs == ["4500012873"]
+    root = etree.fromstring(sent.read_bytes())
+    ns = {"cbc": CBC, "cac": CAC}
+    means = root.find("cac:PaymentMeans", ns)
+    assert means is not None
+    assert [
+        means.findtext(path, namespaces=ns)
+        for path in (
+            "cbc:PaymentMeansCode",
+            "cbc:PaymentID",
+            "cac:PayeeFinancialAccount/cbc:ID",
+            "cac:PayeeFinancialAccount/cac:FinancialInstitutionBranch/cbc:ID",
+        )
+    ] == [
+        "30",
+        "1000 2026 3041 2",
+        "NL91ABNA0417164300",
+        "ABNANL2A",
+    ]  # the file's, not gateway.yaml's
+    assert root.findtext("cbc:Note", namespaces=ns) == "Levering in twee zendingen"
+    assert root.findtext("cac:LegalMonetaryTotal/cbc:PayableAmount", namespaces=ns) == "2532.41"
     check = shared_dir() / "tools" / "ubl-check"
     done = subprocess.run(
         [sys.executable, str(check), str(sent)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_supplier_invoice_csv_without_its_payment_reference_fails_naming_it(
+    store: Store, tmp_path: Path
+) -> None:
+    """What the layout lacks is an error naming the field, never the invoice number or an
+    account from gateway.yaml; nothing is relayed."""
+    init_project(tmp_path / "p")
+    config = tmp_path / "p" / "gateway.yaml"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["connectors"].append(
+        {
+            "name": "from-delftlab",
+            "type": "folder",
+            "direction": "in",
+            "path": "from-delftlab",
+            "pattern": "*.csv",
+            "partner": "delftlab",
+            "replies": {"*invoice*": "invoice"},
+        }
+    )
+    data.pop("routes", None)
+    for partner in data["partners"]:
+        partner.pop("forward", None)
+        if partner["id"] == "delftlab":
+            partner["relay_replies"] = True
+    config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    (tmp_path / "p" / "from-delftlab").mkdir()
+    gateway = Gateway(load_config(config), store)
+    gateway.ingest([SAMPLES / "order-rijnoever-4500012873.xml"])
+    name = "delftlab-invoice-4500012873.csv"
+    text = (SAMPLES / "replies" / name).read_bytes().decode("cp1252")
+    rows = [line.split(";") for line in text.splitlines()]
+    at = rows[0].index("Betalingskenmerk")
+    for row in rows[1:]:
+        row[at] = ""
+    blanked = "\r\n".join(";".join(row) for row in rows) + "\r\n"
+    (config.parent / "from-delftlab" / name).write_bytes(blanked.encode("cp1252"))
+    outcome = gateway.poll(open_inbound(gateway.settings.connector("from-delftlab")))
+    [(mid, state)] = outcome.states.items()
+    assert state == "failed"
+    from edi_gateway.store.queries import message_detail
+
+    with store.session() as session:
+        shown = message_detail(session, mid)
+    assert shown["error_code"] == "INTERPRETATION_FAILED"
+    assert (
+        f"{name}, row 2, column 'Betalingskenmerk' (payment_reference): the cell is empty"
+        in shown["error_detail"]
+    )
+    flush(gateway.store, gateway.settings)
+    assert not (config.parent / "outbox").exists() or not any((config.parent / "outbox").iterdir())
