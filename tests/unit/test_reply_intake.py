@@ -52,6 +52,35 @@ def project(tmp_path: Path, replies: dict[str, str], *, relay: bool = False) -> 
     return config
 
 
+def delftlab_relaying(store: Store, tmp_path: Path) -> tuple[Path, Gateway]:
+    """The starter project with delftlab's invoice CSVs read from ``from-delftlab`` and relayed
+    to the buyer, and the order they answer received."""
+    init_project(tmp_path / "p")
+    config = tmp_path / "p" / "gateway.yaml"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["connectors"].append(
+        {
+            "name": "from-delftlab",
+            "type": "folder",
+            "direction": "in",
+            "path": "from-delftlab",
+            "pattern": "*.csv",
+            "partner": "delftlab",
+            "replies": {"*invoice*": "invoice"},
+        }
+    )
+    data.pop("routes", None)  # no forwarding here, so nothing to route to
+    for partner in data["partners"]:
+        partner.pop("forward", None)
+        if partner["id"] == "delftlab":
+            partner["relay_replies"] = True
+    config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    (tmp_path / "p" / "from-delftlab").mkdir()
+    gateway = Gateway(load_config(config), store)
+    gateway.ingest([SAMPLES / "order-rijnoever-4500012873.xml"])
+    return config, gateway
+
+
 def test_confirmation_and_despatch_csv_move_the_order(store: Store, tmp_path: Path) -> None:
     config = project(tmp_path, {"*confirmation*": "confirmation", "*despatch*": "despatch"})
     gateway = Gateway(load_config(config), store)
@@ -116,29 +145,7 @@ def test_supplier_replies_are_relayed_to_the_buyer_as_peppol_ubl(
 def test_a_supplier_invoice_in_its_csv_is_relayed_as_billing_3(
     store: Store, tmp_path: Path
 ) -> None:
-    init_project(tmp_path / "p")
-    config = tmp_path / "p" / "gateway.yaml"
-    data = yaml.safe_load(config.read_text(encoding="utf-8"))
-    data["connectors"].append(
-        {
-            "name": "from-delftlab",
-            "type": "folder",
-            "direction": "in",
-            "path": "from-delftlab",
-            "pattern": "*.csv",
-            "partner": "delftlab",
-            "replies": {"*invoice*": "invoice"},
-        }
-    )
-    data.pop("routes", None)  # no forwarding here, so nothing to route to
-    for partner in data["partners"]:
-        partner.pop("forward", None)
-        if partner["id"] == "delftlab":
-            partner["relay_replies"] = True
-    config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    (tmp_path / "p" / "from-delftlab").mkdir()
-    gateway = Gateway(load_config(config), store)
-    gateway.ingest([SAMPLES / "order-rijnoever-4500012873.xml"])
+    config, gateway = delftlab_relaying(store, tmp_path)
     name = "delftlab-invoice-4500012873.csv"
     (config.parent / "from-delftlab" / name).write_bytes((SAMPLES / "replies" / name).read_bytes())
     outcome = gateway.poll(open_inbound(gateway.settings.connector("from-delftlab")))
@@ -185,29 +192,7 @@ def test_a_supplier_invoice_csv_without_its_payment_reference_fails_naming_it(
 ) -> None:
     """What the layout lacks is an error naming the field, never the invoice number or an
     account from gateway.yaml; nothing is relayed."""
-    init_project(tmp_path / "p")
-    config = tmp_path / "p" / "gateway.yaml"
-    data = yaml.safe_load(config.read_text(encoding="utf-8"))
-    data["connectors"].append(
-        {
-            "name": "from-delftlab",
-            "type": "folder",
-            "direction": "in",
-            "path": "from-delftlab",
-            "pattern": "*.csv",
-            "partner": "delftlab",
-            "replies": {"*invoice*": "invoice"},
-        }
-    )
-    data.pop("routes", None)
-    for partner in data["partners"]:
-        partner.pop("forward", None)
-        if partner["id"] == "delftlab":
-            partner["relay_replies"] = True
-    config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    (tmp_path / "p" / "from-delftlab").mkdir()
-    gateway = Gateway(load_config(config), store)
-    gateway.ingest([SAMPLES / "order-rijnoever-4500012873.xml"])
+    config, gateway = delftlab_relaying(store, tmp_path)
     name = "delftlab-invoice-4500012873.csv"
     text = (SAMPLES / "replies" / name).read_bytes().decode("cp1252")
     rows = [line.split(";") for line in text.splitlines()]
