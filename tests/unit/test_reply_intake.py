@@ -26,18 +26,21 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
 
 
-def project(tmp_path: Path, replies: dict[str, str], *, relay: bool = False) -> Path:
+def project(
+    tmp_path: Path, replies: dict[str, str], *, relay: bool = False, supplier: str = "nordisk"
+) -> Path:
+    """The starter project with ``supplier``'s replies read from ``from-<supplier>``."""
     init_project(tmp_path / "p")
     config = tmp_path / "p" / "gateway.yaml"
     data = yaml.safe_load(config.read_text(encoding="utf-8"))
     data["connectors"].append(
         {
-            "name": "from-nordisk",
+            "name": f"from-{supplier}",
             "type": "folder",
             "direction": "in",
-            "path": "from-nordisk",
+            "path": f"from-{supplier}",
             "pattern": "*.csv",
-            "partner": "nordisk",
+            "partner": supplier,
             "replies": replies,
         }
     )
@@ -45,37 +48,17 @@ def project(tmp_path: Path, replies: dict[str, str], *, relay: bool = False) -> 
     for partner in data["partners"]:
         partner.pop("auto_response", None)
         partner.pop("forward", None)
-        if partner["id"] == "nordisk":
+        if partner["id"] == supplier:
             partner["relay_replies"] = relay
     config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    (tmp_path / "p" / "from-nordisk").mkdir()
+    (tmp_path / "p" / f"from-{supplier}").mkdir()
     return config
 
 
 def delftlab_relaying(store: Store, tmp_path: Path) -> tuple[Path, Gateway]:
     """The starter project with delftlab's invoice CSVs read from ``from-delftlab`` and relayed
     to the buyer, and the order they answer received."""
-    init_project(tmp_path / "p")
-    config = tmp_path / "p" / "gateway.yaml"
-    data = yaml.safe_load(config.read_text(encoding="utf-8"))
-    data["connectors"].append(
-        {
-            "name": "from-delftlab",
-            "type": "folder",
-            "direction": "in",
-            "path": "from-delftlab",
-            "pattern": "*.csv",
-            "partner": "delftlab",
-            "replies": {"*invoice*": "invoice"},
-        }
-    )
-    data.pop("routes", None)  # no forwarding here, so nothing to route to
-    for partner in data["partners"]:
-        partner.pop("forward", None)
-        if partner["id"] == "delftlab":
-            partner["relay_replies"] = True
-    config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    (tmp_path / "p" / "from-delftlab").mkdir()
+    config = project(tmp_path, {"*invoice*": "invoice"}, relay=True, supplier="delftlab")
     gateway = Gateway(load_config(config), store)
     gateway.ingest([SAMPLES / "order-rijnoever-4500012873.xml"])
     return config, gateway
