@@ -324,3 +324,24 @@ def test_a_redriven_orphan_is_not_relayed_twice(
     mid = receive(gateway, payload)
     gateway.redrive([mid])
     assert relayed(gateway, tmp_path) == [payload]
+
+
+def test_an_invoice_on_an_order_is_relayed_as_it_came_and_counted_once(
+    store: Store, tmp_path: Path
+) -> None:
+    """Attached to its order: the buyer gets the supplier's bytes (its prices, not the
+    order's), the relayed copy is listed with the order, the ledger counts the invoice once."""
+    order = f.order("PO-5", f.items(2))
+    invoice = f.invoice("F-5", "PO-5", [("1", "4", "99.99"), ("2", "10", "0.50")])
+    seller, buyer = parties(order)
+    gateway = relay_gateway(store, tmp_path, None, seller, buyer)
+    receive(gateway, order)
+    receive(gateway, invoice)
+    with gateway.store.session() as session:
+        detail = order_detail(session, resolve_order(session, "PO-5"))
+    copies = [d for d in detail["documents"] if d["direction"] == "out"]
+    assert [(d["type"], d["document_id"], d["state"]) for d in copies] == [
+        ("Invoice", "F-5", "relayed")
+    ]
+    assert {line["line_id"]: line["invoiced"] for line in detail["lines"]} == {"1": "4", "2": "10"}
+    assert relayed(gateway, tmp_path) == [invoice]

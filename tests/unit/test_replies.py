@@ -371,6 +371,17 @@ def test_an_empty_payment_reference_or_date_cell_names_the_column() -> None:
     )
 
 
+def test_one_invoice_has_one_account_and_one_payment_reference() -> None:
+    mapping = csv_map("invoice", INVOICE_COLUMNS, defaults=INVOICE_DEFAULTS)
+    first = "A;1;2;C62;F1;1.50;3.00;25;2026-11-12;30;SE4550000000058398257466;R-1;5.00\n"
+    second = "A;2;1;C62;F1;1.00;1.00;25;2026-11-12;30;SE4550000000058398257466;R-2;5.00\n"
+    error = failure(mapping, INVOICE_HEAD + first + second)
+    assert error.message == (
+        "reply.csv, row 3, column 'Ref' (payment_reference): R-2 differs from R-1 on row 2 of "
+        "the same document"
+    )
+
+
 def test_a_card_payment_needs_no_account() -> None:
     mapping = csv_map("invoice", INVOICE_COLUMNS, defaults=INVOICE_DEFAULTS)
     [doc] = read(mapping, INVOICE_HEAD + "A;1;2;C62;F1;1.50;3.00;25;2026-11-12;48;;R-9;3.75\n")
