@@ -345,3 +345,29 @@ def test_an_invoice_on_an_order_is_relayed_as_it_came_and_counted_once(
     ]
     assert {line["line_id"]: line["invoiced"] for line in detail["lines"]} == {"1": "4", "2": "10"}
     assert relayed(gateway, tmp_path) == [invoice]
+
+
+def test_a_release_that_does_not_verify_leaves_the_relay_to_the_outbox_check(
+    store: Store, tmp_path: Path, rules_dir: Path
+) -> None:
+    """An operator's problem, not the supplier's: the relay is queued and the outbox, which
+    checks before each attempt, holds it (a failed attempt, retried) until a release verifies."""
+    import shutil
+
+    from sqlalchemy import select
+
+    from edi_gateway.store.tables import OutboxRow
+
+    broken = tmp_path / "rules"
+    shutil.copytree(rules_dir, broken)
+    compiled = broken / "2026.5" / "compiled" / "CEN-EN16931-UBL.xslt"
+    compiled.write_text(compiled.read_text().replace("not((", "((", 1))
+    payload = _billing()
+    gateway = relay_gateway(store, tmp_path, broken, *parties(payload))
+    receive(gateway, payload)
+    assert events(gateway, "relay.refused") == []
+    assert relayed(gateway, tmp_path) == []
+    with gateway.store.session() as session:
+        [row] = session.scalars(select(OutboxRow))
+        assert row.payload == payload and row.state == "pending" and row.attempts == 1
+        assert row.last_error is not None and row.last_error.startswith("RULES_UNAVAILABLE")
