@@ -371,3 +371,27 @@ def test_a_release_that_does_not_verify_leaves_the_relay_to_the_outbox_check(
         [row] = session.scalars(select(OutboxRow))
         assert row.payload == payload and row.state == "pending" and row.attempts == 1
         assert row.last_error is not None and row.last_error.startswith("RULES_UNAVAILABLE")
+
+
+def test_a_document_no_order_matches_is_never_relayed_to_a_supplier(
+    store: Store, tmp_path: Path, rules_dir: Path
+) -> None:
+    payload = _billing("vat-category-E.xml")
+    seller, buyer = parties(payload)
+    assert buyer is not None and buyer.endpoint is not None
+    supplier = {
+        "id": "also-supplier",
+        "name": "Also a supplier",
+        "role": "supplier",
+        "outbound": "to-buyer",
+        "endpoint": {"scheme": buyer.endpoint.scheme, "value": buyer.endpoint.value},
+    }
+    gateway = relay_gateway(
+        store, tmp_path, rules_dir, seller, parties(f.order("X"))[1], more=(supplier,)
+    )
+    receive(gateway, payload)
+    [refused] = events(gateway, "relay.refused")
+    assert "UNKNOWN_PARTNER: it matches no order and names 0184:DK12345678, which is no buyer" in (
+        refused
+    )
+    assert relayed(gateway, tmp_path) == []

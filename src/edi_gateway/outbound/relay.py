@@ -163,11 +163,11 @@ def _relay_orphan(
 
     keys = document.buyer.keys() if document.buyer else []
     buyer = settings.partner_by_key(keys)
-    if buyer is None or buyer.outbound is None:
+    if buyer is None or buyer.outbound is None or buyer.role == "supplier":
         named = ", ".join(keys) or "no buyer party"
         raise GatewayError(
             ErrorCode.UNKNOWN_PARTNER,
-            f"it matches no order and names {named}, which is no partner with an outbound "
+            f"it matches no order and names {named}, which is no buyer with an outbound "
             f"connector in {settings.path}: add the buyer, then redrive the message",
         )
     payload = _checked_bytes(session, settings, buyer.id, row)
