@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lxml import etree
 from openpyxl import Workbook
 
 from edi_gateway.domain.billing import InvoiceLine
@@ -380,6 +381,54 @@ def test_one_invoice_has_one_account_and_one_payment_reference() -> None:
         "reply.csv, row 3, column 'Ref' (payment_reference): R-2 differs from R-1 on row 2 of "
         "the same document"
     )
+
+
+def test_a_bankgiro_invoice_is_written_with_the_files_account_and_reference(
+    tmp_path: Path,
+) -> None:
+    """Issue 10: a Swedish supplier's Bankgiro account and OCR reference reach the Billing 3.0
+    invoice built from its file (and pass the official checks, SE-R-008 / SE-R-009 included)."""
+    from dataclasses import replace
+
+    from edi_gateway.ubl.namespaces import CAC, CBC
+    from edi_gateway.ubl.write import write_invoice
+
+    columns = {
+        **INVOICE_COLUMNS,
+        "payment_account_branch": "Branch",
+        "invoice_note": "Note",
+        "due_date": "Due",
+        "item_name": "Item",
+    }
+    mapping = csv_map("invoice", columns, defaults={**INVOICE_DEFAULTS, "currency": "SEK"})
+    head = INVOICE_HEAD.replace("Total", "Total;Branch;Note;Due;Item")
+    row = "PO-1;1;2;C62;F-77;100.00;200.00;25;2026-11-12;30;55551234;4711081542;250.00;"
+    [doc] = read(mapping, head + row + "SE:BANKGIRO;Leverans 2 av 2;2026-12-12;Sprutor\n")
+    assert isinstance(doc, Invoice)
+    doc.seller = replace(NORDISK, vat_id="SE556677889901", street="Box 1", city="Borås")
+    doc.buyer = replace(VASTRA, street="Box 2", city="Göteborg")
+    payload = write_invoice(doc)
+    root = etree.fromstring(payload)
+    ns = {"cac": CAC, "cbc": CBC}
+    assert [
+        root.findtext(path, namespaces=ns)
+        for path in (
+            "cac:PaymentMeans/cbc:PaymentMeansCode",
+            "cac:PaymentMeans/cbc:PaymentID",
+            "cac:PaymentMeans/cac:PayeeFinancialAccount/cbc:ID",
+            "cac:PaymentMeans/cac:PayeeFinancialAccount/cac:FinancialInstitutionBranch/cbc:ID",
+            "cbc:Note",
+            "cac:LegalMonetaryTotal/cbc:PayableAmount",
+        )
+    ] == ["30", "4711081542", "55551234", "SE:BANKGIRO", "Leverans 2 av 2", "250.00"]
+    (tmp_path / "bankgiro.xml").write_bytes(payload)
+    run = subprocess.run(
+        [sys.executable, str(shared_dir() / "tools" / "ubl-check"), str(tmp_path / "bankgiro.xml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_a_card_payment_needs_no_account() -> None:
