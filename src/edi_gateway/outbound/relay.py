@@ -79,23 +79,9 @@ def relay_replies(
     suppliers = {p.id for p in settings.partners if p.relay_replies}
     if not suppliers or not message_ids:
         return []
-    from edi_gateway.store.tables import DocumentRow, Message, Order
-
     queued: list[int] = []
     with store.session() as session:
-        rows = session.execute(
-            select(DocumentRow, Order, Message.partner, Message.source, Message.filename)
-            .join(Message, Message.id == DocumentRow.message_id)
-            .outerjoin(Order, Order.id == DocumentRow.order_id)
-            .where(
-                DocumentRow.message_id.in_(list(message_ids)),
-                DocumentRow.direction == "in",
-                DocumentRow.state.in_(["attached", "orphan"]),
-                DocumentRow.kind.in_(KINDS),
-                Message.partner.in_(list(suppliers)),
-            )
-            .order_by(DocumentRow.id)
-        ).all()
+        rows = _replies(session, message_ids, suppliers)
         documents: dict[int, list[Document]] = {}
         for row, order, partner, source, filename in rows:
             assert row.message_id is not None
@@ -111,14 +97,7 @@ def relay_replies(
                 continue
             try:
                 with session.begin_nested():
-                    if order is None:
-                        queued += _relay_orphan(session, settings, row, document)
-                        continue
-                    _same_supplier(order, partner, row)
-                    if built:
-                        queued.append(_relay_built(session, settings, order, document))
-                    else:
-                        queued += _relay_bytes(session, settings, order, row, document)
+                    queued += _relay(session, settings, row, order, partner, document, built=built)
             except GatewayError as exc:
                 record(
                     session,
@@ -128,6 +107,48 @@ def relay_replies(
                     message_id=row.message_id,
                 )
     return queued
+
+
+def _relay(
+    session: Session,
+    settings: Settings,
+    row: DocumentRow,
+    order: OrderRow | None,
+    partner: str | None,
+    document: Document,
+    *,
+    built: bool,
+) -> list[int]:
+    """Relay one document (``built``: from a supplier's layout); the outbox ids queued."""
+    if order is None:
+        return _relay_orphan(session, settings, row, document)
+    _same_supplier(order, partner, row)
+    if built:
+        return [_relay_built(session, settings, order, document)]
+    return _relay_bytes(session, settings, order, row, document)
+
+
+def _replies(
+    session: Session, message_ids: Sequence[int], suppliers: set[str]
+) -> list[tuple[DocumentRow, OrderRow | None, str | None, str, str | None]]:
+    """The relayable documents of these messages from these suppliers, with their order (None
+    for an orphan), the sending partner and the message's source and file name."""
+    from edi_gateway.store.tables import DocumentRow, Message, Order
+
+    found = session.execute(
+        select(DocumentRow, Order, Message.partner, Message.source, Message.filename)
+        .join(Message, Message.id == DocumentRow.message_id)
+        .outerjoin(Order, Order.id == DocumentRow.order_id)
+        .where(
+            DocumentRow.message_id.in_(list(message_ids)),
+            DocumentRow.direction == "in",
+            DocumentRow.state.in_(["attached", "orphan"]),
+            DocumentRow.kind.in_(KINDS),
+            Message.partner.in_(list(suppliers)),
+        )
+        .order_by(DocumentRow.id)
+    )
+    return [(row, order, partner, source, name) for row, order, partner, source, name in found]
 
 
 def _same_supplier(order: OrderRow, partner: str | None, row: DocumentRow) -> None:
