@@ -97,7 +97,15 @@ def relay_replies(
                 continue
             try:
                 with session.begin_nested():
-                    queued += _relay(session, settings, row, order, partner, document, built=built)
+                    queued += _relay(
+                        session,
+                        settings,
+                        row,
+                        order,
+                        partner=partner,
+                        document=document,
+                        built=built,
+                    )
             except GatewayError as exc:
                 record(
                     session,
@@ -114,9 +122,9 @@ def _relay(
     settings: Settings,
     row: DocumentRow,
     order: OrderRow | None,
+    *,
     partner: str | None,
     document: Document,
-    *,
     built: bool,
 ) -> list[int]:
     """Relay one document (``built``: from a supplier's layout); the outbox ids queued."""
