@@ -257,8 +257,13 @@ class Invoice(Document):
     prepaid_amount: Decimal | None = None
     payment_terms: str | None = None
     iban: str | None = None
-    """The seller's account for a credit transfer (``PaymentMeans`` code 30)."""
+    """The payee's account (``PayeeFinancialAccount/ID``): an IBAN, a Bankgiro number ..."""
     bic: str | None = None
+    """The account's institution (``FinancialInstitutionBranch/ID``): a BIC, ``SE:BANKGIRO`` ..."""
+    payment_means_code: str | None = None
+    """UNCL 4461; None: 30 (credit transfer), for the invoices the gateway issues."""
+    payment_id: str | None = None
+    """The payment reference (BT-83); None: the invoice number, for those the gateway issues."""
     reason: str | None = None
     """Why a credit or debit note was issued (written as its note)."""
 

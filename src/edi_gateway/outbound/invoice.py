@@ -32,8 +32,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
 from edi_gateway.domain.billing import STANDARD, AllowanceCharge, InvoiceLine
 from edi_gateway.domain.documents import DocumentKind, Invoice, Quantity
 from edi_gateway.domain.status import OrderStatus
@@ -250,38 +248,3 @@ def _default_vat(vats: Iterable[tuple[str, Decimal | None] | None], legal: Legal
     billed with when they agree, else the supplier's default."""
     agree, common = common_vat(_effective_vat(vat, legal) for vat in vats)
     return common if agree and common is not None else _effective_vat(None, legal)
-
-
-def relayed_invoice(
-    session: Session, settings: Settings, order: OrderRow, source: Invoice
-) -> tuple[Invoice, bytes, str]:
-    """The buyer's Billing 3.0 copy of a supplier's own invoice: its number, date and lines
-    (quantities and prices as the supplier billed them), the seller data from the supplier's
-    legal profile; with the bytes to send and the buyer's connector. Nothing is recorded."""
-    from edi_gateway.store.tables import OrderLine
-    from edi_gateway.ubl.write import write_invoice
-
-    connector = buyer_connector(settings, order)
-    supplier, legal = parties.supplier(settings, order)
-    buyer = settings.partner(order.buyer_partner) if order.buyer_partner else None
-    by_id = {
-        line.line_id: line
-        for line in session.scalars(select(OrderLine).where(OrderLine.order_id == order.id))
-    }
-    vat = ledger.order_vat(session, order)
-    document = _compose(
-        session, order, InvoiceRequest(), buyer=buyer, supplier=supplier, legal=legal
-    )
-    document.document_id = source.document_id
-    document.issue_date = source.issue_date or document.issue_date
-    document.allowances_charges = list(source.allowances_charges)  # the supplier's freight ...
-    document.lines = []
-    for billed in source.lines:
-        line = by_id.get(billed.order_line_ref or "")
-        if line is None or billed.quantity is None:
-            raise NotAllowed(f"supplier invoice line {billed.line_id} names no order line")
-        price = billed.price if billed.price is not None else line.price
-        document.lines.append(
-            _line(line, billed.quantity.value, price, vat.get(line.line_id), legal)
-        )
-    return document, written(document, write_invoice), connector
