@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -19,12 +21,15 @@ from sqlalchemy import select
 from edi_gateway.app import Gateway
 from edi_gateway.config import Settings
 from edi_gateway.domain.documents import OrderResponse
+from edi_gateway.outbound.charges import Charge
 from edi_gateway.outbound.forward import flush_all
+from edi_gateway.outbound.respond import Decision, LineChange, ResponseRefused, respond
 from edi_gateway.store.db import Store
 from edi_gateway.store.tables import Message
 from edi_gateway.ubl.read import interpret
+from tests import factory as f
 from tests.conftest import shared_dir
-from tests.unit.support import detail, receive
+from tests.unit.support import detail, make_settings, receive
 
 BUYER, SUPPLIER = "7300010000001", "7302347231110"
 SCENARIOS = "peppol-validation-artefacts/2026.5/examples/Advanced Ordering scenarios"
@@ -213,3 +218,202 @@ def test_sc1_cancellation_of_an_unconfirmed_order_is_accepted_at_once(
     assert response.response_code == "AP"
     assert response.customization_id == "urn:fdc:peppol.eu:poacc:trns:order_response_advanced:3"
     ubl_check(path)
+
+
+def test_respond_to_an_advanced_order_is_a_t116(gw: Gateway, tmp_path: Path) -> None:
+    receive(gw, corpus("sc1/Order_sc1.xml"))
+    decision = Decision(
+        "CA",
+        changes=(LineChange("1", Decimal(4), date(2022, 3, 1)),),
+        substitutes=(("2", "SN-22", "Item 2, new model"),),
+        charges=(Charge("freight", Decimal("12.50")),),
+    )
+    issued = respond(gw.store, gw.settings, "Order-1", decision, actor="ops")
+    assert issued.status == "Accepted with changes"
+    [(path, response)] = told(gw, tmp_path)
+    assert response.customization_id == "urn:fdc:peppol.eu:poacc:trns:order_response_advanced:3"
+    assert response.profile_id == "urn:fdc:peppol.eu:poacc:bis:advanced_ordering:3"
+    assert [(line.line_id, line.status_code) for line in response.lines] == [
+        ("1", "3"),
+        ("2", "3"),
+        ("3", "1"),
+    ]
+    ubl_check(path)
+    _, lines = state(gw)
+    assert lines == {"1": ("10", "4", "NAR"), "2": ("50", "50", "NAR")}
+
+
+def test_respond_answers_the_latest_change_with_a_t116(gw: Gateway, tmp_path: Path) -> None:
+    for name in ("sc1/Order_sc1.xml", "sc1/OrderResponse_sc1.xml", "sc1/OrderChange_sc1.xml"):
+        receive(gw, corpus(name))
+    receive(gw, corpus("sc2/OrderChange_sc2.xml"))
+    with pytest.raises(ResponseRefused, match="line 2 was deleted by the buyer"):
+        respond(
+            gw.store,
+            gw.settings,
+            "Order-1",
+            Decision("CA", changes=(LineChange("2", Decimal(3)),)),
+            actor="ops",
+        )
+    respond(gw.store, gw.settings, "Order-1", Decision("AP"), actor="ops")
+    [(path, response)] = told(gw, tmp_path)
+    assert response.response_code == "AP" and response.lines == []
+    assert response.notes == ["Answers order change Change-2"]
+    assert response.customization_id == "urn:fdc:peppol.eu:poacc:trns:order_response_advanced:3"
+    ubl_check(path)
+    status, lines = state(gw)
+    assert status == "Accepted"
+    assert lines == {"1": ("5", "5", "NAR"), "2": ("0", "0", "NAR")}
+    # a second response answers no change any more
+    respond(gw.store, gw.settings, "Order-1", Decision("AB"), actor="ops")
+    assert told(gw, tmp_path)[1][1].notes == []
+
+
+def test_respond_to_a_basic_order_stays_a_t76(store: Store, tmp_path: Path) -> None:
+    gw = Gateway(make_settings(tmp_path), store)
+    receive(gw, f.order("PO-1", f.items(2)))
+    respond(gw.store, gw.settings, "PO-1", Decision("AP"), actor="ops")
+    [(path, response)] = told(gw, tmp_path)
+    assert response.customization_id == "urn:fdc:peppol.eu:poacc:trns:order_response:3"
+    assert response.profile_id == "urn:fdc:peppol.eu:poacc:bis:ordering:3"
+    ubl_check(path)
+
+
+def changed(change: bytes, old: str, new: str) -> bytes:
+    assert old.encode() in change, old
+    return change.replace(old.encode(), new.encode())
+
+
+@pytest.fixture
+def ordered(gw: Gateway) -> Gateway:
+    """Order-1 (10 + 50 NAR) confirmed by the supplier's CA, accepted by Change-1 (seq 1)."""
+    for name in ("sc1/Order_sc1.xml", "sc1/OrderResponse_sc1.xml", "sc1/OrderChange_sc1.xml"):
+        receive(gw, corpus(name))
+    return gw
+
+
+def test_change_in_another_unit_is_converted(ordered: Gateway) -> None:
+    change = corpus("sc2/OrderChange_sc2.xml")
+    change = changed(
+        change,
+        "<cbc:LineStatusCode>2</cbc:LineStatusCode>",
+        "<cbc:LineStatusCode>3</cbc:LineStatusCode>",
+    )
+    change = changed(
+        change,
+        '<cbc:Quantity unitCode="NAR">50</cbc:Quantity>',
+        '<cbc:Quantity unitCode="DZN">5</cbc:Quantity>',
+    )
+    receive(ordered, change)
+    _, lines = state(ordered)
+    assert lines["2"][0] == "60"
+    assert events(ordered, "line.changed")[-1] == (
+        "line 2 quantity changed from 50 to 60 NAR (given as 5 DZN) by order change Change-2"
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "code", "why"),
+    [
+        (
+            '2</cbc:LineStatusCode>\n      <cbc:Quantity unitCode="NAR">50',
+            '3</cbc:LineStatusCode>\n      <cbc:Quantity unitCode="KGM">50',
+            "ORDER_CHANGE_REFUSED",
+            "the change's unit KGM does not convert to the order line's unit NAR",
+        ),
+        (
+            "<cbc:ID>2</cbc:ID>\n      <cbc:LineStatusCode>2",
+            "<cbc:ID>9</cbc:ID>\n      <cbc:LineStatusCode>2",
+            "ORDER_CHANGE_REFUSED",
+            "line 9 is deleted (2) but no line of the order",
+        ),
+        (
+            "<cbc:LineStatusCode>2</cbc:LineStatusCode>",
+            "<cbc:LineStatusCode>1</cbc:LineStatusCode>",
+            "ORDER_CHANGE_REFUSED",
+            "line 2 is added (1) but the order has it already",
+        ),
+        (
+            "<cbc:LineStatusCode>2</cbc:LineStatusCode>",
+            "<cbc:LineStatusCode>74</cbc:LineStatusCode>",
+            "ORDER_CHANGE_REFUSED",
+            "line 2 is reopened (74) but it was not deleted",
+        ),
+        (
+            "<cbc:LineStatusCode>2</cbc:LineStatusCode>",
+            "",
+            "ORDER_CHANGE_REFUSED",
+            "line 2 has no LineStatusCode",
+        ),
+        (
+            "<cbc:SequenceNumberID>2</cbc:SequenceNumberID>",
+            "<cbc:SequenceNumberID>1</cbc:SequenceNumberID>",
+            "CHANGE_OUT_OF_SEQUENCE",
+            "sequence number 1 repeats that of change Change-1",
+        ),
+        (
+            "<cbc:SequenceNumberID>2</cbc:SequenceNumberID>",
+            "<cbc:SequenceNumberID>0</cbc:SequenceNumberID>",
+            "CHANGE_OUT_OF_SEQUENCE",
+            "sequence number 0 comes after change Change-1 with 1 was applied",
+        ),
+        (
+            "<cbc:SequenceNumberID>2</cbc:SequenceNumberID>",
+            "<cbc:SequenceNumberID>2b</cbc:SequenceNumberID>",
+            "CHANGE_OUT_OF_SEQUENCE",
+            "sequence number '2b' is not a whole number",
+        ),
+    ],
+)
+def test_a_change_that_cannot_apply_is_refused_whole(
+    ordered: Gateway, old: str, new: str, code: str, why: str
+) -> None:
+    before = state(ordered)
+    history = len(detail(ordered, "Order-1")["history"])
+    failed = receive(ordered, changed(corpus("sc2/OrderChange_sc2.xml"), old, new))
+    assert message(ordered, failed) == ("failed", code)
+    with ordered.store.session() as session:
+        error = session.scalar(select(Message.error_detail).where(Message.id == failed))
+    assert why in (error or "")
+    assert state(ordered) == before
+    assert len(detail(ordered, "Order-1")["history"]) == history
+
+
+def test_deleted_line_reopened_and_line_added(ordered: Gateway) -> None:
+    receive(ordered, corpus("sc2/OrderChange_sc2.xml"))
+    reopen = changed(
+        corpus("sc2/OrderChange_sc2.xml"),
+        "<cbc:LineStatusCode>2</cbc:LineStatusCode>",
+        "<cbc:LineStatusCode>74</cbc:LineStatusCode>",
+    )
+    reopen = changed(
+        reopen,
+        "<cbc:SequenceNumberID>2</cbc:SequenceNumberID>",
+        "<cbc:SequenceNumberID>3</cbc:SequenceNumberID>",
+    )
+    reopen = changed(reopen, "<cbc:ID>Change-2</cbc:ID>", "<cbc:ID>Change-3b</cbc:ID>")
+    reopen = changed(
+        reopen,
+        '<cbc:Quantity unitCode="NAR">50</cbc:Quantity>',
+        '<cbc:Quantity unitCode="NAR">20</cbc:Quantity>',
+    )
+    reopen = changed(
+        reopen,
+        "<cbc:ID>1</cbc:ID>\n      <cbc:LineStatusCode>4",
+        "<cbc:ID>3</cbc:ID>\n      <cbc:LineStatusCode>1",
+    )
+    receive(ordered, reopen)
+    found = detail(ordered, "Order-1")
+    lines = {line["line_id"]: (line["ordered"], line["deleted"]) for line in found["lines"]}
+    assert lines == {"1": ("5", False), "2": ("20", False), "3": ("5", False)}
+    assert events(ordered, "line.")[-2:] == [
+        "line 3 added: 5 NAR Item 1 by order change Change-3b",
+        "line 2 reopened: 20 NAR by order change Change-3b",
+    ]
+
+
+def test_cancelled_order_is_not_changed(gw: Gateway) -> None:
+    receive(gw, corpus("sc1/Order_sc1.xml"))
+    receive(gw, corpus("sc1/OrderCancellation_sc1.xml"))
+    failed = receive(gw, corpus("sc1/OrderChange_sc1.xml"))
+    assert message(gw, failed) == ("failed", "ORDER_CHANGE_REFUSED")

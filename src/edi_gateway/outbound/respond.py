@@ -129,6 +129,7 @@ def issue(
     _check_state(order, decision, force)
     connector = buyer_connector(settings, order)
     lines = order_lines(session, order)
+    _check_not_deleted(session, order, lines, decision)
     response = compose_response(session, order, lines, decision)
     payload = written(response, write_order_response)
     status_before = order.status
@@ -144,6 +145,23 @@ def issue(
             order_id=order.id,
         )
     return issued
+
+
+def _check_not_deleted(
+    session: Session, order: OrderRow, lines: list[OrderLine], decision: Decision
+) -> None:
+    """A line the buyer deleted by an Order Change is not changed, noted or substituted."""
+    from edi_gateway.store.queries import deleted_lines
+
+    deleted = deleted_lines(session, order.id)
+    gone = {line.line_id for line in lines if line.id in deleted}
+    named = {c.line_id for c in decision.changes} | {n for n, _ in decision.notes}
+    named |= {s for s, _, _ in decision.substitutes}
+    hit = sorted(gone & named)
+    if hit:
+        raise ResponseRefused(
+            f"line {', '.join(hit)} was deleted by the buyer's Order Change; it is not answered"
+        )
 
 
 def _promoted(decision: Decision) -> Decision:
