@@ -74,6 +74,18 @@ def test_plan_every_action() -> None:
     assert steps[2].describe() == "line 3 reopened: 12 NAR (given as 1 DZN)"
 
 
+def test_ubl_line_status_names() -> None:
+    steps = plan(
+        CURRENT, [line("1", "Revised", "7"), line("2", "Cancelled"), line("3", "NoStatus")]
+    )
+    assert [(s.action, s.after) for s in steps] == [
+        (LineAction.CHANGED, D(7)),
+        (LineAction.DELETED, D(0)),
+    ]
+    with pytest.raises(ChangeRefused, match="line 2 has LineStatusCode 'Disputed'"):
+        plan(CURRENT, [line("2", "Disputed")])
+
+
 def test_no_action_changes_nothing_even_with_another_quantity() -> None:
     assert plan(CURRENT, [line("2", "4", "999")]) == []
 

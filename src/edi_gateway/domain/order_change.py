@@ -33,6 +33,17 @@ class LineAction(StrEnum):
     REOPENED = "74"
 
 
+UBL_LINE_STATUS: Mapping[str, LineAction] = MappingProxyType(
+    {
+        "Revised": LineAction.CHANGED,
+        "Cancelled": LineAction.DELETED,
+        "NoStatus": LineAction.NO_ACTION,
+    }
+)
+"""The names of UBL's own "Line Status" code list (``listAgencyID="UBL"``, the OASIS
+examples) for the same actions; its ``Disputed`` has no meaning on a change."""
+
+
 class ChangeRefused(ValueError):
     """The change cannot be applied as a whole; the message says which line and why."""
 
@@ -162,7 +173,7 @@ def _step(current: Mapping[str, CurrentLine], line: Line) -> Step | None:
     where = f"line {line.line_id}"
     code = (line.status_code or "").strip()
     try:
-        action = LineAction(code)
+        action = UBL_LINE_STATUS.get(code) or LineAction(code)
     except ValueError:
         codes = ", ".join(f"{a.value} {a.name.lower().replace('_', ' ')}" for a in LineAction)
         said = f"LineStatusCode {code!r}" if code else "no LineStatusCode"
