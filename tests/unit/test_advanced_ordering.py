@@ -21,6 +21,7 @@ from sqlalchemy import select
 from edi_gateway.app import Gateway
 from edi_gateway.config import Settings
 from edi_gateway.domain.documents import OrderResponse
+from edi_gateway.outbound.cancel import answer
 from edi_gateway.outbound.charges import Charge
 from edi_gateway.outbound.forward import flush_all
 from edi_gateway.outbound.respond import Decision, LineChange, ResponseRefused, respond
@@ -417,3 +418,30 @@ def test_cancelled_order_is_not_changed(gw: Gateway) -> None:
     receive(gw, corpus("sc1/OrderCancellation_sc1.xml"))
     failed = receive(gw, corpus("sc1/OrderChange_sc1.xml"))
     assert message(gw, failed) == ("failed", "ORDER_CHANGE_REFUSED")
+
+
+def test_sc3_cancellation_of_a_confirmed_order_answered_by_the_operator(
+    gw: Gateway, tmp_path: Path
+) -> None:
+    receive(gw, corpus("sc1/Order_sc1.xml"))
+    receive(gw, corpus("sc3/OrderResponse_sc3.xml"))  # CA: the order is confirmed
+    receive(gw, corpus("sc3/OrderCancellation_sc3.xml"))  # the buyer cancels instead
+    assert detail(gw, "Order-1")["pending_cancellation"] is not None
+    assert state(gw)[0] == "Accepted with changes"
+    done = answer(gw.store, gw.settings, "Order-1", accepted=True, reason=None, actor="ops")
+    assert done.status == "Cancelled"
+    [(path, response)] = told(gw, tmp_path)
+    assert response.response_code == "AP"
+    assert response.notes == ["Order cancelled as requested by cancellation Cancellation-1"]
+    ubl_check(path)
+
+
+def test_orders_show_marks_the_deleted_line(ordered: Gateway) -> None:
+    from edi_gateway import views
+
+    receive(ordered, corpus("sc2/OrderChange_sc2.xml"))
+    text = views.order_text(detail(ordered, "Order-1"))
+    [header] = [row for row in text.splitlines() if "STATUS_CODE" in row]
+    assert header.split()[-1] == "DELETED"
+    [line_2] = [row for row in text.splitlines() if row.split()[:2] == ["2", "Item"]]
+    assert line_2.split()[-1] == "True" and line_2.split()[4] == "0"  # ordered 0
