@@ -19,8 +19,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from edi_gateway.domain.documents import Line
-
-ZERO = Decimal(0)
+from edi_gateway.domain.status import ZERO
 
 
 class LineAction(StrEnum):
