@@ -445,3 +445,50 @@ def test_orders_show_marks_the_deleted_line(ordered: Gateway) -> None:
     assert header.split()[-1] == "DELETED"
     [line_2] = [row for row in text.splitlines() if row.split()[:2] == ["2", "Item"]]
     assert line_2.split()[-1] == "True" and line_2.split()[4] == "0"  # ordered 0
+
+
+def sc2_response(code: str, note: str) -> bytes:
+    """OrderResponse_sc2 as UBL 2.1 allows it: without cac:OrderChangeDocumentReference."""
+    data = corpus("sc2/OrderResponse_sc2.xml")
+    data = changed(
+        data,
+        "<cac:OrderChangeDocumentReference>\n    <cbc:ID>Change-2</cbc:ID>\n"
+        "  </cac:OrderChangeDocumentReference>\n",
+        "",
+    )
+    data = changed(data, "<cbc:OrderResponseCode>AP<", f"<cbc:OrderResponseCode>{code}<")
+    return changed(data, "<cbc:Note>Change is accepted<", f"<cbc:Note>{note}<")
+
+
+def test_supplier_accepts_the_change(ordered: Gateway, tmp_path: Path) -> None:
+    receive(ordered, corpus("sc2/OrderChange_sc2.xml"))
+    accepted = sc2_response("AP", "Change is accepted")
+    (tmp_path / "response.xml").write_bytes(accepted)
+    ubl_check(tmp_path / "response.xml")
+    receive(ordered, accepted)
+    status, lines = state(ordered)
+    assert status == "Accepted"
+    assert lines == {"1": ("5", "5", "NAR"), "2": ("0", "0", "NAR")}
+    assert events(ordered, "order_change.accepted") == [
+        "OrderResponse Response-2 (AP) accepts order change Change-2"
+    ]
+
+
+def test_supplier_refuses_the_change_not_the_order(ordered: Gateway) -> None:
+    receive(ordered, corpus("sc2/OrderChange_sc2.xml"))
+    receive(ordered, sc2_response("RE", "Line 2 is already packed"))
+    found = detail(ordered, "Order-1")
+    assert found["status"] == "Accepted with changes"  # as before the change, not Rejected
+    states = {d["document_id"]: d["state"] for d in found["documents"]}
+    assert (states["Change-2"], states["Response-2"]) == ("refused", "answer")
+    _, lines = state(ordered)
+    assert lines == {"1": ("5", "5", "NAR"), "2": ("50", "50", "NAR")}
+    assert [line["deleted"] for line in found["lines"]] == [False, False]
+    assert events(ordered, "order_change.refused") == [
+        "OrderResponse Response-2 (RE) refuses order change Change-2: Line 2 is already "
+        "packed; the order stands as before that change"
+    ]
+    # the refused change's sequence number is free again
+    again = changed(corpus("sc2/OrderChange_sc2.xml"), "<cbc:ID>Change-2<", "<cbc:ID>Change-2b<")
+    receive(ordered, again)
+    assert state(ordered)[1]["2"][0] == "0"

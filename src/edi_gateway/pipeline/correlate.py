@@ -24,7 +24,7 @@ from edi_gateway.errors import GatewayError
 from edi_gateway.pipeline.cancellations import on_received
 from edi_gateway.pipeline.history import SYSTEM, now, record
 from edi_gateway.pipeline.ledger import recompute
-from edi_gateway.pipeline.order_change import apply_order_change
+from edi_gateway.pipeline.order_change import apply_order_change, on_response
 from edi_gateway.pipeline.orders import document_row
 from edi_gateway.pipeline.work import unexpected
 from edi_gateway.store import tables as t
@@ -156,6 +156,8 @@ def attach(
     record(session, event, detail, actor=actor, order_id=order.id, message_id=ref.id)
     if row.direction == "in":  # a buyer's cancellation, or a supplier's answer to one
         on_received(session, order, row, document, ref.id)
+        if row.state == "attached":  # or a supplier's answer to the buyer's latest change
+            on_response(session, order, row, document)
     recompute(session, order, actor)
 
 

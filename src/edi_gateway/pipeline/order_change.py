@@ -11,6 +11,12 @@ the message is failed, kept and can be redriven; the order is left as it was.
 
 A deleted line stays on the order with its ordered quantity at 0; that it was deleted is
 derived from the ledger (the latest change line for it says ``2``), never typed in.
+
+A supplier's Order Response that arrives while the buyer's latest document on the order is a
+change (no response since) answers that change (:func:`on_response`): AP or CA accepts it; RE
+refuses it, not the order: the change is marked ``refused``, the response is kept as its
+``answer`` (outside the ledger, so the order is not Rejected), and the order's lines are
+replayed from the original order and the changes still in effect (:func:`replay`).
 """
 
 from __future__ import annotations
@@ -18,7 +24,15 @@ from __future__ import annotations
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from edi_gateway.domain.documents import Document, DocumentKind, OrderChange
+from edi_gateway.domain.documents import (
+    Document,
+    DocumentKind,
+    Line,
+    Order,
+    OrderChange,
+    OrderResponse,
+    Quantity,
+)
 from edi_gateway.domain.order_change import (
     ChangeRefused,
     CurrentLine,
@@ -28,13 +42,16 @@ from edi_gateway.domain.order_change import (
     check_sequence,
     plan,
 )
+from edi_gateway.domain.status import ZERO
 from edi_gateway.errors import DocumentError, ErrorCode
 from edi_gateway.pipeline.history import record
 from edi_gateway.pipeline.orders import NEW_LINE, line_rows
 from edi_gateway.store import tables as t
-from edi_gateway.store.queries import deleted_lines
+from edi_gateway.store.queries import deleted_lines, order_payload
 
 CHANGE = DocumentKind.ORDER_CHANGE.value
+RESPONSE = DocumentKind.ORDER_RESPONSE.value
+REFUSED, ANSWER = "refused", "answer"
 _EVENTS = {
     LineAction.ADDED: "line.added",
     LineAction.DELETED: "line.deleted",
@@ -137,3 +154,118 @@ def _insert_added(session: Session, order: t.Order, steps: list[Step], *, start:
         values["unit"] = step.unit
     if rows:
         session.execute(insert(t.OrderLine), [{**values, **NEW_LINE} for values in rows])
+
+
+def on_response(session: Session, order: t.Order, row: t.DocumentRow, document: Document) -> None:
+    """Apply a supplier's Order Response (just attached as ``row``) to the change it answers."""
+    if not isinstance(document, OrderResponse) or row.direction != "in":
+        return
+    change = _unanswered_change(session, order, row)
+    if change is None:
+        return
+    code = document.response_code
+    what = f"{document.kind.value} {document.document_id} ({code or 'no code'})"
+    if code in ("AP", "CA"):
+        detail = f"{what} accepts order change {change.doc_number}"
+        record(session, "order_change.accepted", detail, order_id=order.id)
+    elif code == "RE":
+        change.state, row.state = REFUSED, ANSWER
+        why = document.reason or "no reason given"
+        detail = (
+            f"{what} refuses order change {change.doc_number}: {why}; the order stands as "
+            "before that change"
+        )
+        record(session, "order_change.refused", detail, order_id=order.id)
+        replay(session, order)
+    else:
+        detail = f"{what} acknowledges order change {change.doc_number}"
+        record(session, "order_change.acknowledged", detail, order_id=order.id)
+
+
+def _unanswered_change(
+    session: Session, order: t.Order, row: t.DocumentRow
+) -> t.DocumentRow | None:
+    latest = session.scalar(
+        select(t.DocumentRow)
+        .where(
+            t.DocumentRow.order_id == order.id,
+            t.DocumentRow.state == "attached",
+            t.DocumentRow.kind.in_((CHANGE, RESPONSE)),
+            t.DocumentRow.id != row.id,
+        )
+        .order_by(t.DocumentRow.id.desc())
+        .limit(1)
+    )
+    return latest if latest is not None and latest.kind == CHANGE else None
+
+
+def replay(session: Session, order: t.Order) -> None:
+    """Set every line's ordered quantity and price from the original order and the changes in
+    effect (attached), in their order; a line only a refused change added goes to 0."""
+    from edi_gateway.ubl.read import read_stored
+
+    payload = order_payload(session, order.id)
+    original = read_stored(payload) if payload is not None else None
+    if not isinstance(original, Order):
+        return
+    current = {
+        line.line_id: CurrentLine(
+            line.line_id,
+            line.quantity.value if line.quantity else ZERO,
+            line.quantity.unit if line.quantity else None,
+            price=line.price,
+            delivery_date=line.delivery_date,
+        )
+        for line in original.lines
+    }
+    changes = session.scalars(
+        select(t.DocumentRow)
+        .where(
+            t.DocumentRow.order_id == order.id,
+            t.DocumentRow.kind == CHANGE,
+            t.DocumentRow.state == "attached",
+        )
+        .order_by(t.DocumentRow.id)
+    )
+    for change in changes:
+        try:
+            current = _replayed(current, _ledger_lines(session, change))
+        except ChangeRefused as exc:  # it built on a change that is refused now
+            detail = f"order change {change.doc_number} no longer applies: {exc}"
+            record(session, "order_change.not_replayed", detail, order_id=order.id)
+    for line in _order_lines(session, order):
+        was = current.get(line.line_id)
+        line.qty_ordered = ZERO if was is None else was.quantity
+        if was is not None and was.price is not None:
+            line.price = was.price
+
+
+def _ledger_lines(session: Session, change: t.DocumentRow) -> list[Line]:
+    return [
+        Line(
+            line_id=row.line_ref,
+            quantity=None if row.quantity is None else Quantity(row.quantity, row.unit),
+            status_code=row.status_code,
+            price=row.price,
+        )
+        for row in session.scalars(
+            select(t.DocumentLine)
+            .where(t.DocumentLine.document_id == change.id)
+            .order_by(t.DocumentLine.id)
+        )
+    ]
+
+
+def _replayed(current: dict[str, CurrentLine], lines: list[Line]) -> dict[str, CurrentLine]:
+    steps = plan(current, lines)  # applied once already, so it applies again
+    out = dict(current)
+    for step in steps:
+        was = out.get(step.line_id)
+        out[step.line_id] = CurrentLine(
+            step.line_id,
+            step.after if step.after is not None else ZERO,
+            step.unit,
+            deleted=step.action is LineAction.DELETED,
+            price=step.price if step.price is not None else (was.price if was else None),
+        )
+    return out

@@ -416,6 +416,17 @@ def deleted_lines(session: Session, order_id: int) -> set[int]:
 _CHANGE = "OrderChange"
 
 
+def order_payload(session: Session, order_id: int) -> bytes | None:
+    """The bytes of the Order document that created the order, exactly as received."""
+    return session.scalar(
+        select(Message.payload)
+        .join(DocumentRow, DocumentRow.message_id == Message.id)
+        .where(DocumentRow.order_id == order_id, DocumentRow.kind == "Order")
+        .order_by(DocumentRow.id)
+        .limit(1)
+    )
+
+
 def order_detail(session: Session, order: Order) -> Json:
     """An order with its lines and quantities, linked documents and history."""
     out = order_summary(order)
