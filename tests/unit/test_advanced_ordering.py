@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from edi_gateway.app import Gateway
 from edi_gateway.config import Settings
-from edi_gateway.domain.documents import OrderResponse
+from edi_gateway.domain.documents import OrderResponse, Quantity
 from edi_gateway.outbound.cancel import answer
 from edi_gateway.outbound.charges import Charge
 from edi_gateway.outbound.forward import flush_all
@@ -43,7 +43,7 @@ def corpus(name: str) -> bytes:
     return path.read_bytes()
 
 
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, auto: str = "none") -> Settings:
     (tmp_path / "out").mkdir(exist_ok=True)
     return Settings.model_validate(
         {
@@ -55,6 +55,7 @@ def settings(tmp_path: Path) -> Settings:
                     "role": "buyer",
                     "endpoint": {"scheme": "0088", "value": BUYER},
                     "outbound": "to-buyer",
+                    "auto_response": auto,
                 },
                 {
                     "id": "supplier",
@@ -492,3 +493,30 @@ def test_supplier_refuses_the_change_not_the_order(ordered: Gateway) -> None:
     again = changed(corpus("sc2/OrderChange_sc2.xml"), "<cbc:ID>Change-2<", "<cbc:ID>Change-2b<")
     receive(ordered, again)
     assert state(ordered)[1]["2"][0] == "0"
+
+
+def test_auto_acceptance_of_an_advanced_order_is_a_t116(store: Store, tmp_path: Path) -> None:
+    gw = Gateway(settings(tmp_path, auto="accept"), store)
+    receive(gw, corpus("sc1/Order_sc1.xml"))
+    [(path, response)] = told(gw, tmp_path)
+    assert (response.response_code, response.customization_id) == (
+        "AP",
+        "urn:fdc:peppol.eu:poacc:trns:order_response_advanced:3",
+    )
+    ubl_check(path)
+    assert state(gw)[0] == "Accepted"
+
+
+def test_a_ca_after_a_deletion_lists_the_deleted_line_not_accepted(
+    ordered: Gateway, tmp_path: Path
+) -> None:
+    receive(ordered, corpus("sc2/OrderChange_sc2.xml"))
+    decision = Decision("CA", changes=(LineChange("1", Decimal(4)),))
+    respond(ordered.store, ordered.settings, "Order-1", decision, actor="ops")
+    [(path, response)] = told(ordered, tmp_path)
+    assert [(x.line_id, x.status_code, x.quantity) for x in response.lines] == [
+        ("1", "3", Quantity(Decimal(4), "NAR")),
+        ("2", "7", Quantity(Decimal(0), "NAR")),
+    ]
+    assert response.notes == ["Answers order change Change-2"]
+    ubl_check(path)

@@ -374,7 +374,8 @@ def _changed_lines(
     for line in lines:
         change = by_id.get(line.line_id)
         quantity = line.qty_ordered if change is None else change.quantity
-        status = ACCEPTED if change is None else (NOT_ACCEPTED if quantity == 0 else CHANGED)
+        # 0 (changed to 0, or a line the buyer deleted by an Order Change): not accepted
+        status = NOT_ACCEPTED if quantity == 0 else (ACCEPTED if change is None else CHANGED)
         if line.line_id in substituted:
             status = CHANGED
         composed = Line(line_id=line.line_id, quantity=Quantity(quantity, line.unit))
