@@ -23,6 +23,8 @@ class ErrorCode(StrEnum):
     DUPLICATE = "DUPLICATE"
     DUPLICATE_ID_CONFLICT = "DUPLICATE_ID_CONFLICT"
     DUPLICATE_LINE_ID = "DUPLICATE_LINE_ID"
+    ORDER_CHANGE_REFUSED = "ORDER_CHANGE_REFUSED"
+    CHANGE_OUT_OF_SEQUENCE = "CHANGE_OUT_OF_SEQUENCE"
     VALUE_TOO_LONG = "VALUE_TOO_LONG"
     STORE_REFUSED = "STORE_REFUSED"
     STORE_BUSY = "STORE_BUSY"
@@ -90,6 +92,18 @@ REMEDY: dict[ErrorCode, str] = {
     ErrorCode.DUPLICATE_LINE_ID: (
         "Two lines of the order carry the same line ID (Peppol requires unique line IDs): "
         "ask the buyer to re-send the order with distinct IDs."
+    ),
+    ErrorCode.ORDER_CHANGE_REFUSED: (
+        "The Order Change (T114) cannot be applied to the order as it stands (the detail names "
+        "the line and why: an unknown or deleted line, a unit that cannot be converted, less "
+        "than already despatched, a cancelled order); nothing of it was applied. Ask the buyer "
+        "for a corrected change."
+    ),
+    ErrorCode.CHANGE_OUT_OF_SEQUENCE: (
+        "The Order Change's SequenceNumberID is not above the last change applied to the order "
+        "(a repeat, or a change that arrived late) or is not a number; nothing of it was "
+        "applied. Check with the buyer which change is current; it sends a new change with a "
+        "higher sequence number."
     ),
     ErrorCode.VALUE_TOO_LONG: (
         "A value is longer than the gateway keeps (the detail names it and the limit): ask the "

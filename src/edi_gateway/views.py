@@ -357,6 +357,7 @@ def order_text(d: Json) -> str:
                 "invoiced",
                 "credited",
                 "status_code",
+                "deleted",
             ],
         ),
         "Documents:",

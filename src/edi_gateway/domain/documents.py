@@ -186,9 +186,14 @@ class Order(Document):
 
 @dataclass(slots=True)
 class OrderChange(Document):
-    """UBL OrderChange (Peppol T114): replaces the order's lines; ``sequence`` orders changes."""
+    """UBL OrderChange (Peppol T114): line actions by ``LineStatusCode`` (domain/order_change.py).
+
+    ``sequence_id`` is ``cbc:SequenceNumberID`` as written; ``sequence`` its value when it is a
+    whole number.
+    """
 
     sequence: int | None = None
+    sequence_id: str | None = None
 
 
 @dataclass(slots=True)

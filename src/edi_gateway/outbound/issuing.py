@@ -84,15 +84,9 @@ def original_order(session: Session, order: OrderRow, payload: bytes | None = No
 
 def original_bytes(session: Session, order_id: int) -> bytes:
     """The bytes of the Order document that created the order, exactly as received."""
-    from edi_gateway.store.tables import DocumentRow, Message
+    from edi_gateway.store.queries import order_payload
 
-    payload = session.scalar(
-        select(Message.payload)
-        .join(DocumentRow, DocumentRow.message_id == Message.id)
-        .where(DocumentRow.order_id == order_id, DocumentRow.kind == DocumentKind.ORDER.value)
-        .order_by(DocumentRow.id)
-        .limit(1)
-    )
+    payload = order_payload(session, order_id)
     if payload is None:
         raise GatewayError(ErrorCode.INTERNAL_ERROR, f"order {order_id} has no stored Order")
     return payload

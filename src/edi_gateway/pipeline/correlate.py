@@ -24,7 +24,8 @@ from edi_gateway.errors import GatewayError
 from edi_gateway.pipeline.cancellations import on_received
 from edi_gateway.pipeline.history import SYSTEM, now, record
 from edi_gateway.pipeline.ledger import recompute
-from edi_gateway.pipeline.orders import NEW_LINE, document_row, line_rows
+from edi_gateway.pipeline.order_change import apply_order_change, on_response
+from edi_gateway.pipeline.orders import document_row
 from edi_gateway.pipeline.work import unexpected
 from edi_gateway.store import tables as t
 from edi_gateway.store.db import transient
@@ -143,7 +144,7 @@ def attach(
     row.order_id = order.id
     row.state = "attached"
     if document.kind is DocumentKind.ORDER_CHANGE:
-        _apply_order_change(session, order, document)
+        apply_order_change(session, order, row, document, actor=actor)
     unmatched = _insert_ledger(session, order, row, document)
     if order.seller_partner is None and document.kind not in _BUYER_KINDS:
         order.seller_partner = ref.partner
@@ -155,6 +156,8 @@ def attach(
     record(session, event, detail, actor=actor, order_id=order.id, message_id=ref.id)
     if row.direction == "in":  # a buyer's cancellation, or a supplier's answer to one
         on_received(session, order, row, document, ref.id)
+        if row.state == "attached":  # or a supplier's answer to the buyer's latest change
+            on_response(session, order, row, document)
     recompute(session, order, actor)
 
 
@@ -241,25 +244,6 @@ def _order_via_documents(session: Session, document: Document) -> int | None:
         )
     )
     return found.pop() if len(found) == 1 else None
-
-
-def _apply_order_change(session: Session, order: t.Order, document: Document) -> None:
-    existing = {
-        line.line_id: line
-        for line in session.scalars(select(t.OrderLine).where(t.OrderLine.order_id == order.id))
-    }
-    added = [line for line in document.lines if line.line_id not in existing]
-    for line in document.lines:
-        current = existing.get(line.line_id)
-        if current is None:
-            continue
-        if line.quantity is not None:
-            current.qty_ordered = line.quantity.value
-        if line.price is not None:
-            current.price = line.price
-    rows = [{**row, **NEW_LINE} for row in line_rows(order.id, added, start=len(existing))]
-    if rows:
-        session.execute(insert(t.OrderLine), rows)
 
 
 def _insert_ledger(

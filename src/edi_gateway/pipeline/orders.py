@@ -137,7 +137,12 @@ def document_row(
 
     Inbound documents come with their message; ``direction="out"`` ones the gateway issued.
     """
-    code = getattr(document, "response_code", None) or getattr(document, "type_code", None)
+    code = (
+        getattr(document, "response_code", None)
+        or getattr(document, "type_code", None)
+        or (getattr(document, "sequence_id", None) or "")[:10]  # an Order Change's sequence
+        or None
+    )
     amount = getattr(document, "payable_amount", None) or getattr(document, "total_amount", None)
     sender = document.sender()
     return {

@@ -398,14 +398,51 @@ def order_lines(session: Session, order: Order) -> list[OrderLine]:
     return list(session.scalars(query.order_by(OrderLine.position)))
 
 
+def deleted_lines(session: Session, order_id: int) -> set[int]:
+    """The order lines that the latest Order Change acting on them deleted (UNCL 1229 ``2``;
+    ``4`` is no action). See docs/adr/0025-advanced-ordering.md."""
+    latest: dict[int, str | None] = {}
+    for line_id, status in session.execute(
+        select(DocumentLine.order_line_id, DocumentLine.status_code)
+        .join(DocumentRow, DocumentRow.id == DocumentLine.document_id)
+        .where(
+            DocumentRow.order_id == order_id,
+            DocumentRow.kind == _CHANGE,
+            DocumentRow.state == "attached",
+            DocumentLine.order_line_id.is_not(None),
+            DocumentLine.status_code != "4",
+        )
+        .order_by(DocumentRow.id, DocumentLine.id)
+    ):
+        if line_id is not None:
+            latest[line_id] = status
+    return {line_id for line_id, status in latest.items() if status == "2"}
+
+
+_CHANGE = "OrderChange"
+
+
+def order_payload(session: Session, order_id: int) -> bytes | None:
+    """The bytes of the Order document that created the order, exactly as received."""
+    return session.scalar(
+        select(Message.payload)
+        .join(DocumentRow, DocumentRow.message_id == Message.id)
+        .where(DocumentRow.order_id == order_id, DocumentRow.kind == "Order")
+        .order_by(DocumentRow.id)
+        .limit(1)
+    )
+
+
 def order_detail(session: Session, order: Order) -> Json:
     """An order with its lines and quantities, linked documents and history."""
     out = order_summary(order)
     lines = order_lines(session, order)
+    deleted = deleted_lines(session, order.id)
     out["response_code"] = order.response_code
     out["lines"] = [
         {
             "line_id": line.line_id,
+            "deleted": line.id in deleted,
             "item": line.item_name,
             "seller_item_id": line.seller_item_id,
             "buyer_item_id": line.buyer_item_id,

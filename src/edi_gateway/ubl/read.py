@@ -167,7 +167,7 @@ _SEQUENCE = steps("cbc:SequenceNumberID")
 def _order_change(root: Element, kids: Kids, kind: DocumentKind) -> Document:
     doc = _start(OrderChange, root, kids, kind)
     _unique_line_ids(doc)
-    sequence = text_in(kids, _SEQUENCE)
+    sequence = doc.sequence_id = text_in(kids, _SEQUENCE)
     if sequence is not None and sequence.isascii() and sequence.isdigit():
         doc.sequence = int(sequence)
     return doc

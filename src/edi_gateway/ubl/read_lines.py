@@ -97,6 +97,13 @@ _ORDER_LINE = LineSpec(
     in_line_item=True,
     periods=(cac("RequestedDeliveryPeriod"),),
 )
+_CHANGE_LINE = LineSpec(
+    tag=cac("OrderLine"),
+    quantity=cbc("Quantity"),
+    in_line_item=True,
+    status=cbc("LineStatusCode"),  # the line's action (UNCL 1229: 1 added, 2 deleted, 3 ...)
+    periods=(cac("RequestedDeliveryPeriod"),),
+)
 _RESPONSE_LINE = LineSpec(
     tag=cac("OrderLine"),
     quantity=cbc("Quantity"),
@@ -110,7 +117,7 @@ _RESPONSE_LINE = LineSpec(
 LINE_SPECS = MappingProxyType(
     {
         DocumentKind.ORDER: _ORDER_LINE,
-        DocumentKind.ORDER_CHANGE: _ORDER_LINE,
+        DocumentKind.ORDER_CHANGE: _CHANGE_LINE,
         DocumentKind.ORDER_RESPONSE: _RESPONSE_LINE,
         DocumentKind.DESPATCH_ADVICE: LineSpec(
             tag=cac("DespatchLine"),
