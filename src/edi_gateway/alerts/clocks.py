@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 
 from cryptography import x509
 from pydantic import BaseModel
+from sqlalchemy import Connection, insert, select
 
-from edi_gateway.alerts.events import record_once, subscribed
+from edi_gateway.alerts.events import record, record_once, subscribed
+from edi_gateway.store.schema import history
 
 if TYPE_CHECKING:
     from edi_gateway.config import Settings
@@ -83,6 +85,15 @@ def expiries(settings: Settings) -> list[Expiry]:
     return sorted(found, key=lambda e: e.not_after)
 
 
+def _told_today(conn: Connection, key: str, at: datetime) -> bool:
+    h = history.c
+    recent = h.at > at - timedelta(days=1)
+    told = select(h.id).where(
+        h.event == "certificate.expiring", recent, h.detail.startswith(f"{key}: ")
+    )
+    return conn.scalar(told.limit(1)) is not None
+
+
 def look(store: Store, settings: Settings, at: datetime) -> list[Expiry]:
     """Record alert events for overdue deliveries and certificates within
     ``alerts.certificate_days`` of expiry; return every certificate's expiry (for metrics)."""
@@ -104,24 +115,25 @@ def look(store: Store, settings: Settings, at: datetime) -> list[Expiry]:
                         f"{state.as_json(at)['oldest_due_seconds']} s ago)"
                     )
                     record_once(conn, "delivery.overdue", text, at, subject=name, within=every)
-        if "certificate.expiring" in causes:
-            warn = settings.alerts.certificate_days
-            for cert in found:
-                left = cert.days_left(at)
-                if left > warn:
-                    continue
-                when = cert.not_after.astimezone(UTC).strftime("%Y-%m-%d")
-                how = (
-                    f"expired on {when}" if left < 0 else f"expires on {when} (in {left:.0f} days)"
+        warn = settings.alerts.certificate_days
+        for cert in found:
+            left = cert.days_left(at)
+            if left > warn:
+                continue
+            when = cert.not_after.astimezone(UTC).strftime("%Y-%m-%d")
+            how = f"expired on {when}" if left < 0 else f"expires on {when} (in {left:.0f} days)"
+            text = f"{cert.subject} in {cert.path} ({cert.where}) {how}"
+            key = f"{cert.path}#{cert.subject}"
+            if _told_today(conn, key, at):
+                continue
+            conn.execute(  # the timer fires in the history (no order), once a day
+                insert(history).values(
+                    at=at,
+                    event="certificate.expiring",
+                    detail=f"{key}: {text}"[:2000],
+                    actor="system (clock)",
                 )
-                text = f"{cert.subject} in {cert.path} ({cert.where}) {how}"
-                subject = f"{cert.path}#{cert.subject}"
-                record_once(
-                    conn,
-                    "certificate.expiring",
-                    text,
-                    at,
-                    subject=subject,
-                    within=timedelta(days=1),
-                )
+            )
+            if "certificate.expiring" in causes:
+                record(conn, "certificate.expiring", text, at, subject=key)
     return found

@@ -48,6 +48,7 @@ TITLES = {
     "delivery.overdue": ("Deliveries overdue", "connectors with overdue deliveries"),
     "connector.down": ("Connector down", "connectors down"),
     "certificate.expiring": ("Certificate expiring", "certificates expiring"),
+    "sla.overdue": ("Order overdue", "orders overdue"),
 }
 WHAT_TO_DO = {
     "order.received": "Review them with `edi-gateway orders list --status Received`.",
@@ -71,6 +72,10 @@ WHAT_TO_DO = {
     "certificate.expiring": (
         "Renew the certificate before the date (with the partner for theirs), replace the file "
         "named, and restart the gateway."
+    ),
+    "sla.overdue": (
+        "`edi-gateway orders list --overdue` lists them: respond (`edi-gateway respond ORDER`) "
+        "or despatch (`edi-gateway despatch ORDER`), or ask the supplier to."
     ),
 }
 

@@ -187,7 +187,17 @@ def gateway(args: argparse.Namespace) -> Iterator[Gateway]:
         opened.close()
 
 
-FILTER_KEYS = ("since", "until", "partner", "order", "code", "connector", "search", "order_type")
+FILTER_KEYS = (
+    "since",
+    "until",
+    "partner",
+    "order",
+    "code",
+    "connector",
+    "search",
+    "order_type",
+    "overdue",
+)
 """The arguments of a list that are :class:`~edi_gateway.store.queries.Filters` by name."""
 
 
@@ -203,7 +213,7 @@ def listing_of(page_of: str, table_of: str) -> Handler:
         given = vars(args)
         wanted = queries.Filters(
             state=given.get("state") or given.get("status"),
-            **{key: given.get(key) for key in FILTER_KEYS},
+            **{key: given[key] for key in FILTER_KEYS if given.get(key) is not None},
         )
         with opened.store.session() as session:
             page = getattr(queries, page_of)(session, wanted, args.limit, args.offset)

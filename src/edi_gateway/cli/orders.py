@@ -50,6 +50,11 @@ def add_commands(sub: Sub) -> None:
         help="only orders of this type: purchase, blanket (framework), call-off, consignment, "
         "cross-docking, internal, express, or an OrderTypeCode such as 221",
     )
+    listing.add_argument(
+        "--overdue",
+        action="store_true",
+        help="only orders whose response or despatch is overdue now (partners' sla: terms)",
+    )
     paging(listing)
     json_option(listing)
     listing.set_defaults(handler=listing_of("page_orders", "orders_table"))

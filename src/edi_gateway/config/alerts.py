@@ -20,6 +20,7 @@ Cause = Literal[
     "delivery.overdue",
     "connector.down",
     "certificate.expiring",
+    "sla.overdue",
 ]
 CAUSES: tuple[str, ...] = Cause.__args__  # type: ignore[attr-defined]
 

@@ -29,6 +29,7 @@ from edi_gateway.config.packing import GS1CompanyPrefix, LabelSize, PackingSetti
 from edi_gateway.config.profiles import ForwardProfile, LegalProfile
 from edi_gateway.config.rules import RulesSettings
 from edi_gateway.config.signature import SignatureSettings, signing_refused
+from edi_gateway.config.sla import SlaSettings
 from edi_gateway.domain.documents import DocumentKind
 from edi_gateway.errors import ConfigError
 
@@ -83,6 +84,8 @@ class Partner(_Model):
     severity: dict[RuleId, Literal["fatal", "warning", "ignore"]] = Field(default_factory=dict)
     """Per rule ID, how serious a finding is in the documents this partner sends, as the
     KoSIT validator's custom levels: ``{BR-CL-14: warning, PEPPOL-T01-R002: ignore}``."""
+    sla: SlaSettings = Field(default_factory=SlaSettings)
+    """When this partner's orders must be answered and despatched (docs/adr/0034)."""
     gs1_company_prefix: GS1CompanyPrefix | None = None
     """This supplier's GS1 company prefix: the SSCCs of the boxes it despatches (else
     ``packing.gs1_company_prefix``)."""

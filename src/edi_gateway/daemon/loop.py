@@ -29,6 +29,8 @@ from edi_gateway.alerts.clocks import LOOK_EVERY, look
 from edi_gateway.alerts.digest import prepare, send_due
 from edi_gateway.alerts.events import record_connector_down, record_deliveries, record_outcome
 from edi_gateway.app import Gateway, Outcome
+from edi_gateway.clocks.sla import LOOK_EVERY as SLA_EVERY
+from edi_gateway.clocks.sla import look as sla_look
 from edi_gateway.daemon.events import (
     Waiting,
     deliveries,
@@ -123,7 +125,7 @@ class Daemon:
         self.ownership = Ownership(gateway.store, settings.daemon.lease_seconds, len(polled))
         """This gateway's leases: its connectors when several share the store."""
         self.started = clock()
-        self.next_flush = self.next_check = self.next_look = self.started
+        self.next_flush = self.next_check = self.next_look = self.next_sla = self.started
         self.next_sweep = self.started + timedelta(seconds=settings.daemon.lease_seconds)
         self.limit = settings.intake.max_size_mb * 1024 * 1024
         self.rules: dict[str, Any] = {}
@@ -303,11 +305,16 @@ class Daemon:
         self.next_check = self.clock() + timedelta(seconds=RECEIPT_CHECK_SECONDS)
 
     def _alerts(self) -> None:
-        """Look at the lasting states when due (overdue deliveries, certificates), then send
-        each alert channel its digest of what is due (alerts/)."""
+        """Keep the business clocks when due (SLA timers, overdue deliveries, certificates),
+        then send each alert channel its digest of what is due (clocks/, alerts/)."""
         store, moment = self.gateway.store, self.clock()
         with log_fields(stage="alerts"):
             try:
+                if moment >= self.next_sla:
+                    self.next_sla = moment + SLA_EVERY
+                    tick = sla_look(store, self.settings, moment)
+                    self.metrics.orders_overdue.labels("response").set(tick.response_overdue)
+                    self.metrics.orders_overdue.labels("despatch").set(tick.despatch_overdue)
                 if moment >= self.next_look:
                     self.next_look = moment + LOOK_EVERY
                     for cert in look(store, self.settings, moment):

@@ -52,6 +52,8 @@ class Filters:
     search: str | None = None
     order_type: str | None = None
     """An order type name or code (``orders list --type``; store/order_data.py)."""
+    overdue: bool = False
+    """Only orders whose response or despatch is overdue now (clocks/sla.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +216,8 @@ def order_summary(order: Order) -> Json:
         "updated_at": utc_text(order.updated_at),
         "number": order.order_number,
         "type": order.order_type,
+        "response_due_at": utc_text(order.response_due_at),
+        "despatch_due_at": utc_text(order.despatch_due_at),
     }
 
 
@@ -244,6 +248,10 @@ def page_orders(session: Session, filters: Filters, limit: int = 500, offset: in
         query = query.where(Order.id == resolve_order(session, filters.order).id)
     if filters.order_type:
         query = query.where(type_condition(filters.order_type))
+    if filters.overdue:
+        from edi_gateway.clocks.sla import overdue
+
+        query = query.where(overdue(datetime.now(UTC)))
     if partner:
         query = query.where(
             or_(

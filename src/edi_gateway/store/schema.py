@@ -82,6 +82,12 @@ orders = Table(
     Column("order_type", Text, index=True),
     Column("buyer_reference", Text),
     Column("notes", Text),
+    # SLA timers (0018, docs/adr/0034): when the response and the despatch are due, and when
+    # each was found overdue (history has the event; the column makes it fire once)
+    Column("response_due_at", UTCDateTime(), index=True),
+    Column("despatch_due_at", UTCDateTime(), index=True),
+    Column("response_overdue_at", UTCDateTime()),
+    Column("despatch_overdue_at", UTCDateTime()),
     UniqueConstraint("buyer_key", "order_number"),
 )
 

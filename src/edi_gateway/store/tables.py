@@ -91,6 +91,11 @@ class Order(Base):
     buyer_reference: Mapped[str | None]
     notes: Mapped[str | None]
     """JSON list of the order's notes (0009)."""
+    response_due_at: Mapped[datetime | None]
+    despatch_due_at: Mapped[datetime | None]
+    response_overdue_at: Mapped[datetime | None]
+    despatch_overdue_at: Mapped[datetime | None]
+    """SLA timers (0018, clocks/sla.py): when each is due, when it was found overdue."""
 
 
 class OrderDelivery(Base):
