@@ -7,6 +7,13 @@
 * A **debit note** (``debit_of``) bills an extra amount on lines of one invoice of the order: a
   Peppol Invoice 383 referring to it, or a UBL DebitNote for a buyer whose profile says
   ``debit_note_as: debitnote``. Debit notes correct amounts and do not move quantities.
+  An **amount-only** debit note (``amount``: a fee, a price correction) has one line of that
+  net amount (quantity 1 ``C62``, named by the reason), refers to no order line and bills no
+  order quantity.
+* For a supplier with ``self_billing: true`` the three are Peppol **Self-Billing 3.0**
+  documents (the buyer, or this gateway for it, issues them): Invoice 389, CreditNote 261,
+  Invoice 527, numbered ``SB-INV-``, ``SB-CN-``, ``SB-DN-`` and sent to the supplier through
+  its ``outbound`` connector. The seller is still the supplier (ADR 0027).
 
 Over-invoicing, over-crediting and billing a cancelled or rejected order are refused
 (``NOT_ALLOWED``) unless forced, and a forced document is recorded in the order's history;
@@ -34,13 +41,23 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from edi_gateway.domain.billing import STANDARD, AllowanceCharge, InvoiceLine
+from edi_gateway.domain.billing import (
+    NO_RATE_CATEGORIES,
+    SELF_BILLED_CREDIT_NOTE,
+    SELF_BILLED_DEBIT_NOTE,
+    SELF_BILLED_INVOICE,
+    SELF_BILLING,
+    STANDARD,
+    ZERO_RATE_CATEGORIES,
+    AllowanceCharge,
+    InvoiceLine,
+)
 from edi_gateway.domain.documents import DocumentKind, Invoice, Quantity
 from edi_gateway.domain.status import OrderStatus
 from edi_gateway.outbound import invoice_ledger as ledger
 from edi_gateway.outbound import invoice_parties as parties
 from edi_gateway.outbound.agreed import Agreed, agreed, invoiced_before
-from edi_gateway.outbound.charges import Vat, common_vat
+from edi_gateway.outbound.charges import UNIT, Vat, amount_problem, common_vat
 from edi_gateway.outbound.issuing import (
     Issued,
     NotAllowed,
@@ -62,6 +79,12 @@ if TYPE_CHECKING:
 ZERO = Decimal(0)
 NOT_BILLABLE = {OrderStatus.CANCELLED.value, OrderStatus.REJECTED.value}
 DEBIT_NOTE_CODE = "383"
+SELF_BILLED = {
+    "380": SELF_BILLED_INVOICE,
+    "381": SELF_BILLED_CREDIT_NOTE,
+    DEBIT_NOTE_CODE: SELF_BILLED_DEBIT_NOTE,
+}
+"""The self-billed type code of each Billing 3.0 one the gateway issues."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +103,8 @@ class InvoiceRequest:
 
     ``credit_of`` / ``debit_of`` name an invoice of this order (at most one of them);
     ``allowances_charges`` are document-level (freight, discounts); ``reason`` is the note.
+    ``amount`` makes a debit note amount-only (no ``lines``; ``reason`` names it) with ``vat``,
+    else the VAT the order lines share, else the supplier's default.
     """
 
     lines: tuple[LineRequest, ...] = field(default_factory=tuple)
@@ -87,6 +112,8 @@ class InvoiceRequest:
     debit_of: str | None = None
     reason: str | None = None
     allowances_charges: tuple[AllowanceCharge, ...] = field(default_factory=tuple)
+    amount: Decimal | None = None
+    vat: Vat | None = None
 
 
 def invoice(
@@ -126,8 +153,8 @@ def issue_invoice(
         if not force:
             raise NotAllowed(f"order {order.order_number} is {order.status}: use --force to bill")
         forced.append(f"order is {order.status}")
-    connector = buyer_connector(settings, order)
     supplier, legal = parties.supplier(settings, order)
+    recipient, connector = _recipient(settings, order, supplier)
     buyer = settings.partner(order.buyer_partner) if order.buyer_partner else None
     lines = order_lines(session, order)
     plain = not (request.credit_of or request.debit_of)
@@ -136,23 +163,34 @@ def issue_invoice(
     room = ledger.room(
         session, order, lines, number, debit=bool(request.debit_of), prices=terms.prices
     )
-    chosen, over = ledger.chosen(lines, request.lines, room)
-    if over and not force:
-        raise NotAllowed(f"more than {room.what} on line(s) {'; '.join(over)}; or use --force")
-    forced += over
     vat = ledger.order_vat(session, order)
+    order_vats = [vat.get(line.line_id) for line in lines]
     document = _compose(session, order, request, buyer=buyer, supplier=supplier, legal=legal)
-    document.lines = [
-        _line(line, qty, price, vat.get(line.line_id), legal) for line, qty, price in chosen
-    ]
+    if request.amount is not None:
+        line_vat = request.vat or _default_vat(order_vats, legal)
+        document.lines = [_amount_line(request.amount, request.reason, line_vat)]
+    else:
+        chosen, over = ledger.chosen(lines, request.lines, room)
+        if over and not force:
+            raise NotAllowed(f"more than {room.what} on line(s) {'; '.join(over)}; or use --force")
+        forced += over
+        document.lines = [
+            _line(line, qty, price, vat.get(line.line_id), legal) for line, qty, price in chosen
+        ]
     if terms.added and not invoiced_before(session, order):  # the first invoice carries them
-        default = _default_vat((vat.get(line.line_id) for line in lines), legal)
-        document.allowances_charges[:0] = terms.allowances_charges(default)
+        document.allowances_charges[:0] = terms.allowances_charges(_default_vat(order_vats, legal))
     payload = written(
         document, write_debit_note if document.kind is DocumentKind.DEBIT_NOTE else write_invoice
     )
     issued = record_and_queue(
-        session, order, document, payload, connector=connector, actor=actor, settings=settings
+        session,
+        order,
+        document,
+        payload,
+        connector=connector,
+        actor=actor,
+        settings=settings,
+        recipient=recipient,
     )
     if forced:
         detail = f"{document.document_id}: " + "; ".join(forced)
@@ -160,9 +198,19 @@ def issue_invoice(
     return issued
 
 
+def _recipient(settings: Settings, order: OrderRow, supplier: Partner) -> tuple[str, str]:
+    """Who a billing document goes to, and through which connector: the buyer, or, for a
+    self-billed supplier, the supplier itself (the buyer issues, the seller receives)."""
+    if supplier.self_billing and supplier.outbound is not None:
+        return supplier.id, supplier.outbound
+    return order.buyer_partner or "", buyer_connector(settings, order)
+
+
 def _check_request(request: InvoiceRequest) -> None:
     if request.credit_of and request.debit_of:
         raise NotAllowed("a document is either a credit note or a debit note, not both")
+    if request.amount is not None or request.vat is not None:
+        _check_amount(request)
     ids = [line.line_id for line in request.lines]
     if len(ids) != len(set(ids)):
         raise NotAllowed("a line is given twice; give each line once")
@@ -171,6 +219,24 @@ def _check_request(request: InvoiceRequest) -> None:
             raise NotAllowed(f"line {line.line_id}: a billed quantity must be more than 0")
         if line.price is not None and line.price < ZERO:
             raise NotAllowed(f"line {line.line_id}: a price cannot be negative (BR-27)")
+
+
+def _check_amount(request: InvoiceRequest) -> None:
+    if request.amount is None:
+        raise NotAllowed("a VAT category and rate go with an amount (--amount)")
+    if not request.debit_of:
+        raise NotAllowed(
+            "an amount is billed as a debit note: name the invoice it adds to (--debit INVOICE_ID)"
+        )
+    if request.lines:
+        raise NotAllowed("an amount-only debit note bills no order line: give the amount alone")
+    if not (request.reason or "").strip():
+        raise NotAllowed(
+            "say what the amount is for (--reason 'Late delivery fee'): it names the line (BR-25)"
+        )
+    found = amount_problem(request.amount, request.vat, "a debited amount")
+    if found is not None:
+        raise NotAllowed(found)
 
 
 def _compose(
@@ -189,14 +255,17 @@ def _compose(
         kind, code, prefix = DocumentKind.CREDIT_NOTE, "381", "CN"
     elif request.debit_of:
         prefix, code = "DN", DEBIT_NOTE_CODE
-        if buyer is not None and buyer.debit_note_as == "debitnote":
+        if buyer is not None and buyer.debit_note_as == "debitnote" and not supplier.self_billing:
             kind, code = DocumentKind.DEBIT_NOTE, None
+    if supplier.self_billing and code is not None:
+        prefix, code = f"SB-{prefix}", SELF_BILLED[code]
     seller = parties.seller(original, supplier, legal)
     if not order.currency:
         raise NotAllowed(f"order {order.order_number} has no currency to invoice in")
     reference = request.credit_of or request.debit_of
     return Invoice(
         kind=kind,
+        customization_id=SELF_BILLING if supplier.self_billing else None,
         document_id=parties.number(session, order, seller, prefix),
         issue_date=datetime.now(UTC).date(),
         currency=order.currency,
@@ -232,6 +301,28 @@ def _line(
     out.price = price
     out.vat_category = effective.category
     out.vat_rate = effective.rate
+    return out
+
+
+def fee_vat(category: str | None, rate: Decimal | None) -> Vat | None:
+    """The VAT of an amount-only debit note from the operator's category and rate (None when
+    neither is given): the category defaults to ``S``; ``O`` has no rate, ``Z``, ``E``, ``AE``,
+    ``K``, ``G`` rate 0. What still makes no sense is refused when the note is issued."""
+    if category is None and rate is None:
+        return None
+    code = (category or STANDARD).strip().upper()
+    if rate is None and code in ZERO_RATE_CATEGORIES:
+        rate = None if code in NO_RATE_CATEGORIES else ZERO
+    return Vat(code, rate)
+
+
+def _amount_line(amount: Decimal, reason: str | None, vat: Vat) -> InvoiceLine:
+    """The one line of an amount-only debit note: 1 x the amount, named by the reason."""
+    out = InvoiceLine(line_id="1", quantity=Quantity(Decimal(1), UNIT))
+    out.item_name = (reason or "").strip()
+    out.price = amount
+    out.vat_category = vat.category
+    out.vat_rate = vat.rate
     return out
 
 

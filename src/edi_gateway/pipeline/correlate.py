@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from edi_gateway.domain.billing import self_billed
 from edi_gateway.domain.documents import (
     ApplicationResponse,
     Document,
@@ -145,7 +146,7 @@ def attach(
     if document.kind is DocumentKind.ORDER_CHANGE:
         _apply_order_change(session, order, document)
     unmatched = _insert_ledger(session, order, row, document)
-    if order.seller_partner is None and document.kind not in _BUYER_KINDS:
+    if order.seller_partner is None and not _sent_by_buyer(document):
         order.seller_partner = ref.partner
     order.updated_at = now()
     detail = f"{document.kind.value} {document.document_id}"
@@ -222,6 +223,12 @@ _BUYER_KINDS = {
     DocumentKind.ORDER_CANCELLATION,
     DocumentKind.RECEIPT_ADVICE,
 }
+
+
+def _sent_by_buyer(document: Document) -> bool:
+    """The buyer's documents, and self-billed invoices and credit notes (the buyer issues them
+    for the seller): their sender is not the order's supplier."""
+    return document.kind in _BUYER_KINDS or self_billed(document.customization_id)
 
 
 def _order_via_documents(session: Session, document: Document) -> int | None:
