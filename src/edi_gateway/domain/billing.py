@@ -46,20 +46,11 @@ EXEMPTION_REASONS = {
 }
 """Default ``TaxExemptionReason`` of the categories that need one (BR-E-10, BR-AE-10 ...)."""
 
-SELF_BILLING = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:selfbilling:3.0"
-"""CustomizationID of Peppol BIS Self-Billing 3.0 (the buyer issues the seller's invoice)."""
 SELF_BILLING_PROFILE = "urn:fdc:peppol.eu:2017:poacc:selfbilling:01:1.0"
 SELF_BILLED_INVOICE = "389"
 SELF_BILLED_DEBIT_NOTE = "527"
 SELF_BILLED_CREDIT_NOTE = "261"
 """UNCL 1001 type codes PEPPOL-EN16931-UBL-SB allows (P0100: 389 527; P0101: 261)."""
-
-
-def self_billed(customization_id: str | None) -> bool:
-    """Whether a billing document with this CustomizationID is a self-billed one (issued by
-    the buyer for the seller); a CIUS built on Self-Billing 3.0 (``...selfbilling:3.0#...``)
-    counts too."""
-    return (customization_id or "").strip().startswith(SELF_BILLING)
 
 
 def money(value: Decimal) -> Decimal:

@@ -46,13 +46,12 @@ from edi_gateway.domain.billing import (
     SELF_BILLED_CREDIT_NOTE,
     SELF_BILLED_DEBIT_NOTE,
     SELF_BILLED_INVOICE,
-    SELF_BILLING,
     STANDARD,
     ZERO_RATE_CATEGORIES,
     AllowanceCharge,
     InvoiceLine,
 )
-from edi_gateway.domain.documents import DocumentKind, Invoice, Quantity
+from edi_gateway.domain.documents import SELF_BILLING, DocumentKind, Invoice, Quantity
 from edi_gateway.domain.status import OrderStatus
 from edi_gateway.outbound import invoice_ledger as ledger
 from edi_gateway.outbound import invoice_parties as parties
@@ -260,16 +259,18 @@ def _compose(
     if supplier.self_billing and code is not None:
         prefix, code = f"SB-{prefix}", SELF_BILLED[code]
     seller = parties.seller(original, supplier, legal)
+    billed = parties.buyer(original, buyer, order)
+    issuer = billed if supplier.self_billing else seller  # numbers are unique per issuer
     if not order.currency:
         raise NotAllowed(f"order {order.order_number} has no currency to invoice in")
     reference = request.credit_of or request.debit_of
     return Invoice(
         kind=kind,
         customization_id=SELF_BILLING if supplier.self_billing else None,
-        document_id=parties.number(session, order, seller, prefix),
+        document_id=parties.number(session, order, issuer, prefix),
         issue_date=datetime.now(UTC).date(),
         currency=order.currency,
-        buyer=parties.buyer(original, buyer, order),
+        buyer=billed,
         seller=seller,
         order_refs=[order.order_number],
         billing_refs=[reference] if reference else [],

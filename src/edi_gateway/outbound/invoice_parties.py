@@ -43,8 +43,9 @@ def supplier(settings: Settings, order: OrderRow) -> tuple[Partner, LegalProfile
     return partner, partner.legal
 
 
-def number(session: Session, order: OrderRow, seller: Party, prefix: str) -> str:
-    """``<prefix>-<order>-<n>``: the first n not yet used by this supplier's billing documents."""
+def number(session: Session, order: OrderRow, issuer: Party, prefix: str) -> str:
+    """``<prefix>-<order>-<n>``: the first n not yet used by the billing documents ``issuer``
+    sent (the supplier; the buyer for a self-billed one)."""
     from edi_gateway.store.tables import DocumentRow
 
     stem = f"{prefix}-{order.order_number}-"
@@ -52,7 +53,7 @@ def number(session: Session, order: OrderRow, seller: Party, prefix: str) -> str
         session.scalars(
             select(DocumentRow.doc_number).where(
                 DocumentRow.kind.in_([k.value for k in BILLING_KINDS]),
-                DocumentRow.sender_key == seller.key(),
+                DocumentRow.sender_key == issuer.key(),
                 DocumentRow.doc_number.like(f"{stem}%"),
             )
         )

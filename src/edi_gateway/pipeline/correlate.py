@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from edi_gateway.domain.billing import self_billed
 from edi_gateway.domain.documents import (
     ApplicationResponse,
     Document,
     DocumentKind,
     Line,
     Party,
+    self_billed,
 )
 from edi_gateway.errors import GatewayError
 from edi_gateway.pipeline.cancellations import on_received

@@ -16,15 +16,13 @@ from edi_gateway.domain.billing import (
     SELF_BILLED_CREDIT_NOTE,
     SELF_BILLED_DEBIT_NOTE,
     SELF_BILLED_INVOICE,
-    SELF_BILLING,
     SELF_BILLING_PROFILE,
     ZERO,
     InvoiceLine,
     Totals,
     compute,
-    self_billed,
 )
-from edi_gateway.domain.documents import DocumentKind, Invoice, Line
+from edi_gateway.domain.documents import SELF_BILLING, DocumentKind, Invoice, Line, self_billed
 from edi_gateway.ubl.namespaces import cac, cbc
 from edi_gateway.ubl.read_values import clean
 from edi_gateway.ubl.write_common import (
