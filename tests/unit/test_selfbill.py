@@ -8,6 +8,7 @@ in memory so that they have an order to attach to.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from decimal import Decimal
@@ -15,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from lxml import etree
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from edi_gateway import cli
 from edi_gateway.app import Gateway
 from edi_gateway.config import Settings
 from edi_gateway.domain.documents import SELF_BILLING, Invoice
@@ -33,6 +36,7 @@ from edi_gateway.ubl.read import interpret
 from tests import factory as f
 from tests.conftest import shared_dir
 from tests.unit.support import detail, receive
+from tests.unit.test_charges import _config
 from tests.unit.test_invoice import BUYER_LEGAL, SELLER_LEGAL
 
 EXAMPLES = shared_dir() / "corpus" / "peppol-validation-artefacts" / "2026.5" / "examples"
@@ -453,3 +457,42 @@ def test_official_self_billed_debit_note_moves_no_quantity(store: Store, tmp_pat
     ]
     assert quantities(gateway, "PO-SBA") == {"1": ("0", "0")}
     assert order["status"] == status
+
+
+# --- the command line --------------------------------------------------------------------------
+
+
+def test_the_cli_issues_amount_only_debits_and_refuses_bad_ones(
+    plain: Gateway, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(plain, tmp_path)
+    run = ["--config", config, "invoice", "PO-1"]
+    assert cli.main(run) == 0
+    capsys.readouterr()
+    debit = [*run, "--debit", "INV-PO-1-1"]
+    with pytest.raises(SystemExit) as refused:
+        cli.main([*debit, "--amount", "abc", "--reason", "x"])
+    assert refused.value.code == 2
+    assert "argument --amount: expected a number such as 25.00" in capsys.readouterr().err
+    assert cli.main([*debit, "--amount", "-5", "--reason", "Fee", "--json"]) == 1
+    error = json.loads(capsys.readouterr().out)
+    assert error["error"]["code"] == "NOT_ALLOWED"
+    assert "above 0" in error["error"]["message"]
+    assert cli.main([*run, "--amount", "5", "--reason", "Fee"]) == 1
+    assert "--debit INVOICE_ID" in capsys.readouterr().err
+    fee = [*debit, "--amount", "25.00", "--reason", "Late fee", "--tax-rate", "12", "--json"]
+    assert cli.main(fee) == 0
+    issued = json.loads(capsys.readouterr().out)
+    assert issued["document_number"] == "DN-PO-1-1"
+    document = sent(plain, issued["outbox_id"])
+    assert (document.type_code, document.tax_amount) == ("383", Decimal("3.00"))
+
+
+def test_config_check_explains_self_billing_that_makes_no_sense(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seller = f.seller_partner(self_billing=True, legal=SELLER_LEGAL)  # no outbound
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump({"partners": [seller]}))
+    assert cli.main(["--config", str(path), "config", "check"]) == 2
+    assert "self_billing: true needs outbound" in capsys.readouterr().out
