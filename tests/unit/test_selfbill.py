@@ -259,11 +259,16 @@ def test_amount_only_debit_note_bills_no_quantity(plain: Gateway, tmp_path: Path
         ),
     )
     assert sent(plain, exempt.outbox_id).payable_amount == Decimal("3.00")
+    for category in ("E", "AE", "G"):  # exempt, reverse charge, export: 0 %, with a reason
+        request = InvoiceRequest(
+            debit_of="INV-PO-1-1", amount=Decimal(2), reason="Fee", vat=fee_vat(category, None)
+        )
+        assert sent(plain, bill(plain, request).outbox_id).tax_amount == Decimal("0.00")
     assert quantities(plain) == before
     assert detail(plain)["status"] == "Fully invoiced"
     outbox.flush(plain.store, plain.settings)
     files = sorted(p for p in (tmp_path / "out").iterdir() if p.name.startswith("Invoice"))
-    assert len(files) == 4
+    assert len(files) == 7
     ubl_check(files)
 
 
@@ -350,6 +355,18 @@ def test_amount_only_debit_as_ubl_debit_note(store: Store, tmp_path: Path) -> No
             "needs a rate",
         ),
         (InvoiceRequest(debit_of="INV-X", amount=Decimal(5), reason="x"), "has no invoice INV-X"),
+        (
+            InvoiceRequest(
+                debit_of="INV-PO-1-1", amount=Decimal(5), reason="x", vat=fee_vat("K", None)
+            ),
+            r"BR-IC-11/12",
+        ),
+        (
+            InvoiceRequest(
+                debit_of="INV-PO-1-1", amount=Decimal(5), reason="x", vat=fee_vat("o", None)
+            ),
+            r"BR-O-02",
+        ),
     ],
 )
 def test_bad_amount_only_debits_are_refused_with_a_code(

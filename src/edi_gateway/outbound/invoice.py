@@ -84,6 +84,13 @@ SELF_BILLED = {
     DEBIT_NOTE_CODE: SELF_BILLED_DEBIT_NOTE,
 }
 """The self-billed type code of each Billing 3.0 one the gateway issues."""
+NO_FEE_CATEGORIES = {
+    "K": "an intra-community supply (VAT K) needs the delivery date and country of the goods "
+    "(BR-IC-11/12), which an amount-only debit note does not carry: give --tax-category",
+    "O": "a document with VAT category O (not subject to VAT) must not carry the seller's VAT "
+    "number (BR-O-02), which this supplier's invoices do: give --tax-category",
+}
+"""VAT categories an amount-only debit note cannot pass the Billing rules with, and why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +174,8 @@ def issue_invoice(
     document = _compose(session, order, request, buyer=buyer, supplier=supplier, legal=legal)
     if request.amount is not None:
         line_vat = request.vat or _default_vat(order_vats, legal)
+        if line_vat.category in NO_FEE_CATEGORIES:
+            raise NotAllowed(NO_FEE_CATEGORIES[line_vat.category])
         document.lines = [_amount_line(request.amount, request.reason, line_vat)]
     else:
         chosen, over = ledger.chosen(lines, request.lines, room)
