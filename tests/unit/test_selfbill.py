@@ -28,6 +28,7 @@ from edi_gateway.domain.documents import SELF_BILLING, Invoice
 from edi_gateway.errors import ErrorCode
 from edi_gateway.outbound import outbox
 from edi_gateway.outbound.charges import Vat
+from edi_gateway.outbound.documents import show
 from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, fee_vat, invoice
 from edi_gateway.outbound.issuing import NotAllowed
 from edi_gateway.store.db import Store
@@ -38,6 +39,7 @@ from tests.conftest import shared_dir
 from tests.unit.support import detail, receive
 from tests.unit.test_charges import _config
 from tests.unit.test_invoice import BUYER_LEGAL, SELLER_LEGAL
+from tests.unit.test_render import pdf_text
 
 EXAMPLES = shared_dir() / "corpus" / "peppol-validation-artefacts" / "2026.5" / "examples"
 CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
@@ -170,6 +172,8 @@ def test_self_billed_chain_goes_to_the_supplier_and_counts(
     )
     assert (debit.doc_number, fee.doc_number) == ("SB-DN-PO-1-1", "SB-DN-PO-1-2")
     assert [sent(selfbilled, i.outbox_id).type_code for i in (debit, fee)] == ["527", "527"]
+    [page] = pdf_text(show(selfbilled.store, selfbilled.settings, fee.document_id, "pdf").payload)
+    assert "Debit note" in page and "Handling fee" in page
     assert quantities(selfbilled) == {"1": ("10", "2"), "2": ("10", "0")}  # 527 moves none
 
     outbox.flush(selfbilled.store, selfbilled.settings)

@@ -392,6 +392,6 @@ def _box_label(
 def _invoice_title_key(invoice: Invoice) -> str:
     if invoice.kind is DocumentKind.CREDIT_NOTE or invoice.type_code in {"381", "396"}:
         return "invoice.credit_title"
-    if invoice.kind is DocumentKind.DEBIT_NOTE or invoice.type_code == "383":
+    if invoice.kind is DocumentKind.DEBIT_NOTE or invoice.type_code in {"383", "527"}:
         return "invoice.debit_title"
     return "invoice.title"
