@@ -371,6 +371,21 @@ def test_amount_only_debit_as_ubl_debit_note(store: Store, tmp_path: Path) -> No
             ),
             r"BR-O-02",
         ),
+        (
+            InvoiceRequest(
+                debit_of="INV-PO-1-1",
+                amount=Decimal(5),
+                reason="x",
+                vat=fee_vat(None, Decimal(250)),
+            ),
+            "VAT rate 250 is not a percentage",
+        ),
+        (
+            InvoiceRequest(
+                debit_of="INV-PO-1-1", amount=Decimal(5), reason="x", vat=fee_vat("S", Decimal(-1))
+            ),
+            "VAT rate -1 is not a percentage",
+        ),
     ],
 )
 def test_bad_amount_only_debits_are_refused_with_a_code(

@@ -127,6 +127,8 @@ def amount_problem(amount: Decimal, vat: Vat | None, what: str) -> str | None:
     a price correction): not above 0, more than 2 decimals, a VAT that makes no sense."""
     if not _money(amount) or amount <= 0:
         return f"{what} must be an amount above 0 with at most 2 decimals, not {amount}"
+    if vat is not None and vat.rate is not None and vat.rate > HUNDRED:
+        return f"VAT rate {vat.rate} is not a percentage"
     return _vat_problem(vat)
 
 
