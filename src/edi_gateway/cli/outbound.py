@@ -112,8 +112,8 @@ def add_commands(sub: Sub) -> None:
     invoice.add_argument(
         "--tax-category",
         metavar="CAT",
-        help="VAT category of --amount (UNCL 5305: S, Z, E, AE, K, G, O ...); default: as the "
-        "order lines, else the supplier's default",
+        help="VAT category of --amount (UNCL 5305: S, Z, E, AE, G, L, M; not K or O); default: "
+        "as the order lines, else the supplier's default",
     )
     invoice.add_argument(
         "--tax-rate", type=amount, metavar="PCT", help="VAT rate of --amount in percent, e.g. 25"
