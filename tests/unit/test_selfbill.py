@@ -476,23 +476,78 @@ def test_official_self_billing_examples_attach_and_count(store: Store, tmp_path:
         assert session.scalars(select(Order.seller_partner)).one() is None
 
 
-def test_official_self_billed_debit_note_moves_no_quantity(store: Store, tmp_path: Path) -> None:
+def test_official_self_billing_examples_are_buyer_documents() -> None:
+    for path in sorted(EXAMPLES.glob("SB-*.xml")):
+        document = interpret(etree.parse(str(path)).getroot())
+        assert isinstance(document, Invoice), path.name
+        assert document.sender() is document.buyer, path.name
+        assert document.receiver() is document.seller, path.name
+
+
+def endpoint(root: Any, role: str) -> tuple[str, str]:
+    """(scheme, value) of the ``Accounting<role>Party`` endpoint of an official example."""
+    found = root.find(f"{{{CAC}}}Accounting{role}Party/{{{CAC}}}Party/{{{CBC}}}EndpointID")
+    assert found is not None and found.text
+    return str(found.get("schemeID")), str(found.text)
+
+
+def official_lines(root: Any) -> tuple[str, list[tuple[Decimal, str, str | None, str | None]]]:
+    """The type code and (quantity, unit, order line ID, seller item ID) of each line."""
+    credit = etree.QName(root).localname == "CreditNote"
+    line_tag, quantity_tag = (
+        ("CreditNoteLine", "CreditedQuantity")
+        if credit
+        else (
+            "InvoiceLine",
+            "InvoicedQuantity",
+        )
+    )
+    lines = []
+    for line in root.iter(f"{{{CAC}}}{line_tag}"):
+        quantity = line.find(f"{{{CBC}}}{quantity_tag}")
+        lines.append(
+            (
+                Decimal(quantity.text),
+                quantity.get("unitCode"),
+                line.findtext(f"{{{CAC}}}OrderLineReference/{{{CBC}}}LineID"),
+                line.findtext(f"{{{CAC}}}Item/{{{CAC}}}SellersItemIdentification/{{{CBC}}}ID"),
+            )
+        )
+    code = root.findtext(f"{{{CBC}}}{'CreditNoteTypeCode' if credit else 'InvoiceTypeCode'}")
+    return code, lines
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("SB-*.xml")))
+def test_every_official_self_billing_example_attaches_and_counts(
+    store: Store, tmp_path: Path, name: str
+) -> None:
+    """Each example gets an order of its own parties with one line its lines all refer to (by
+    line ID or by item); a 389 counts as invoiced, a 261 as credited, a 527 not at all."""
     settings = Settings.model_validate(
         {"path": tmp_path / "gateway.yaml", "intake": {"unknown_partner": "accept"}},
         context={"base_dir": tmp_path},
     )
     gateway = Gateway(settings, store)
-    item = f.Item("1", "20", "100", "Paper", seller_item="97iugug876")
-    receive(gateway, sb_order("PO-SBA", ("0002", "4598375937"), f.BUYER_GLN, item))
-    status = detail(gateway, "PO-SBA")["status"]
-    receive(gateway, example("SB-Allowance-example.xml", "PO-SBA"))  # Invoice 527, 2 x 10
-    order = detail(gateway, "PO-SBA")
-    assert [(d["type"], d["code"]) for d in order["documents"]] == [
-        ("Order", None),
-        ("Invoice", "527"),
-    ]
-    assert quantities(gateway, "PO-SBA") == {"1": ("0", "0")}
-    assert order["status"] == status
+    root = etree.parse(str(EXAMPLES / name)).getroot()
+    code, lines = official_lines(root)
+    line_id = next((ref for _, _, ref, _ in lines if ref), "1")
+    item = next((item for *_, item in lines if item), None)
+    order_id = root.findtext(f"{{{CAC}}}OrderReference/{{{CBC}}}ID") or "PO-SB"
+    seller, buyer = (endpoint(root, role) for role in ("Supplier", "Customer"))
+    ordered = f.Item(line_id, "1000", "1", "Ordered", unit=lines[0][1], seller_item=item)
+    assert seller[0] == "0088"  # the factory's seller scheme
+    receive(gateway, sb_order(order_id, buyer, seller[1], ordered))
+    receive(gateway, example(name, order_id))
+    total = str(sum((quantity for quantity, *_ in lines), Decimal(0)))
+    expected = {"389": (total, "0"), "261": ("0", total), "527": ("0", "0")}[code]
+    assert quantities(gateway, order_id) == {line_id: expected}
+    documents = detail(gateway, order_id)["documents"]
+    assert [(d["type"], d["code"]) for d in documents][1:] == [(etree.QName(root).localname, code)]
+    with gateway.store.session() as session:
+        assert session.scalars(select(Message.state).order_by(Message.id)).all() == [
+            "processed",
+            "processed",
+        ]
 
 
 # --- the command line --------------------------------------------------------------------------
