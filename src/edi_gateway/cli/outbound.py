@@ -241,11 +241,11 @@ def _invoice(gateway: Gateway, args: argparse.Namespace) -> int:
 
     request = InvoiceRequest(
         lines=tuple(LineRequest(line_id, quantity) for line_id, quantity in args.line or ()),
+        amount=args.amount,
+        vat=fee_vat(args.tax_category, args.tax_rate),
         credit_of=args.credit,
         debit_of=args.debit,
         reason=args.reason,
-        amount=args.amount,
-        vat=fee_vat(args.tax_category, args.tax_rate),
     )
     what = "Credit note" if args.credit else "Debit note" if args.debit else "Invoice"
     return _issue(gateway, args, invoice, request, what=what)

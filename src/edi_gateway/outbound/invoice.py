@@ -107,19 +107,19 @@ class LineRequest:
 class InvoiceRequest:
     """What to issue. No lines: every line with room (see the module docstring).
 
-    ``credit_of`` / ``debit_of`` name an invoice of this order (at most one of them);
-    ``allowances_charges`` are document-level (freight, discounts); ``reason`` is the note.
     ``amount`` makes a debit note amount-only (no ``lines``; ``reason`` names it) with ``vat``,
     else the VAT the order lines share, else the supplier's default.
+    ``credit_of`` / ``debit_of`` name an invoice of this order (at most one of them);
+    ``allowances_charges`` are document-level (freight, discounts); ``reason`` is the note.
     """
 
     lines: tuple[LineRequest, ...] = field(default_factory=tuple)
     credit_of: str | None = None
     debit_of: str | None = None
     reason: str | None = None
-    allowances_charges: tuple[AllowanceCharge, ...] = field(default_factory=tuple)
     amount: Decimal | None = None
     vat: Vat | None = None
+    allowances_charges: tuple[AllowanceCharge, ...] = field(default_factory=tuple)
 
 
 def invoice(
@@ -169,24 +169,22 @@ def issue_invoice(
     room = ledger.room(
         session, order, lines, number, debit=bool(request.debit_of), prices=terms.prices
     )
+    amount_only = request.amount is not None  # bills no order line: nothing to choose
+    chosen, over = ([], []) if amount_only else ledger.chosen(lines, request.lines, room)
+    if over and not force:
+        raise NotAllowed(f"more than {room.what} on line(s) {'; '.join(over)}; or use --force")
+    forced += over
     vat = ledger.order_vat(session, order)
-    order_vats = [vat.get(line.line_id) for line in lines]
     document = _compose(session, order, request, buyer=buyer, supplier=supplier, legal=legal)
+    document.lines = [
+        _line(line, qty, price, vat.get(line.line_id), legal) for line, qty, price in chosen
+    ]
     if request.amount is not None:
-        line_vat = request.vat or _default_vat(order_vats, legal)
-        if line_vat.category in NO_FEE_CATEGORIES:
-            raise NotAllowed(NO_FEE_CATEGORIES[line_vat.category])
-        document.lines = [_amount_line(request.amount, request.reason, line_vat)]
-    else:
-        chosen, over = ledger.chosen(lines, request.lines, room)
-        if over and not force:
-            raise NotAllowed(f"more than {room.what} on line(s) {'; '.join(over)}; or use --force")
-        forced += over
-        document.lines = [
-            _line(line, qty, price, vat.get(line.line_id), legal) for line, qty, price in chosen
-        ]
+        charged = request.vat or _default_vat((vat.get(line.line_id) for line in lines), legal)
+        document.lines = [_amount_line(request.amount, request.reason, charged)]
     if terms.added and not invoiced_before(session, order):  # the first invoice carries them
-        document.allowances_charges[:0] = terms.allowances_charges(_default_vat(order_vats, legal))
+        default = _default_vat((vat.get(line.line_id) for line in lines), legal)
+        document.allowances_charges[:0] = terms.allowances_charges(default)
     payload = written(
         document, write_debit_note if document.kind is DocumentKind.DEBIT_NOTE else write_invoice
     )
@@ -217,8 +215,6 @@ def _recipient(settings: Settings, order: OrderRow, supplier: Partner) -> tuple[
 def _check_request(request: InvoiceRequest) -> None:
     if request.credit_of and request.debit_of:
         raise NotAllowed("a document is either a credit note or a debit note, not both")
-    if request.amount is not None or request.vat is not None:
-        _check_amount(request)
     ids = [line.line_id for line in request.lines]
     if len(ids) != len(set(ids)):
         raise NotAllowed("a line is given twice; give each line once")
@@ -227,6 +223,8 @@ def _check_request(request: InvoiceRequest) -> None:
             raise NotAllowed(f"line {line.line_id}: a billed quantity must be more than 0")
         if line.price is not None and line.price < ZERO:
             raise NotAllowed(f"line {line.line_id}: a price cannot be negative (BR-27)")
+    if request.amount is not None or request.vat is not None:
+        _check_amount(request)
 
 
 def _check_amount(request: InvoiceRequest) -> None:
@@ -328,6 +326,8 @@ def fee_vat(category: str | None, rate: Decimal | None) -> Vat | None:
 
 def _amount_line(amount: Decimal, reason: str | None, vat: Vat) -> InvoiceLine:
     """The one line of an amount-only debit note: 1 x the amount, named by the reason."""
+    if vat.category in NO_FEE_CATEGORIES:
+        raise NotAllowed(NO_FEE_CATEGORIES[vat.category])
     out = InvoiceLine(line_id="1", quantity=Quantity(Decimal(1), UNIT))
     out.item_name = (reason or "").strip()
     out.price = amount

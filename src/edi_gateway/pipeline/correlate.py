@@ -146,8 +146,9 @@ def attach(
     if document.kind is DocumentKind.ORDER_CHANGE:
         _apply_order_change(session, order, document)
     unmatched = _insert_ledger(session, order, row, document)
-    if order.seller_partner is None and not _sent_by_buyer(document):
-        order.seller_partner = ref.partner
+    if order.seller_partner is None and document.kind not in _BUYER_KINDS:
+        # a self-billed invoice is the buyer's: its sender is not the order's supplier
+        order.seller_partner = None if self_billed(document.customization_id) else ref.partner
     order.updated_at = now()
     detail = f"{document.kind.value} {document.document_id}"
     if unmatched:
@@ -223,12 +224,6 @@ _BUYER_KINDS = {
     DocumentKind.ORDER_CANCELLATION,
     DocumentKind.RECEIPT_ADVICE,
 }
-
-
-def _sent_by_buyer(document: Document) -> bool:
-    """The buyer's documents, and self-billed invoices and credit notes (the buyer issues them
-    for the seller): their sender is not the order's supplier."""
-    return document.kind in _BUYER_KINDS or self_billed(document.customization_id)
 
 
 def _order_via_documents(session: Session, document: Document) -> int | None:
