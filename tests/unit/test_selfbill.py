@@ -29,7 +29,8 @@ from edi_gateway.errors import ErrorCode
 from edi_gateway.outbound import outbox
 from edi_gateway.outbound.charges import Vat
 from edi_gateway.outbound.documents import show
-from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, fee_vat, invoice
+from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, invoice
+from edi_gateway.outbound.invoice_amount import fee_vat
 from edi_gateway.outbound.issuing import NotAllowed
 from edi_gateway.store.db import Store
 from edi_gateway.store.tables import Message, Order, OutboxRow

@@ -237,7 +237,8 @@ def _despatch(gateway: Gateway, args: argparse.Namespace) -> int:
 
 
 def _invoice(gateway: Gateway, args: argparse.Namespace) -> int:
-    from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, fee_vat, invoice
+    from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, invoice
+    from edi_gateway.outbound.invoice_amount import fee_vat
 
     request = InvoiceRequest(
         lines=tuple(LineRequest(line_id, quantity) for line_id, quantity in args.line or ()),

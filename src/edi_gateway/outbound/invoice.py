@@ -28,7 +28,8 @@ What the order's latest accepting Order Response agreed reaches the invoice
 lines as document-level allowances and charges of the order's first invoice.
 
 The rooms: :mod:`.invoice_ledger` (what may be billed, at which price), :mod:`.invoice_parties`
-(seller, buyer, number), :mod:`.agreed` (what the response agreed).
+(seller, buyer, number, self-billing), :mod:`.agreed` (what the response agreed),
+:mod:`.invoice_amount` (amount-only debit notes).
 """
 
 from __future__ import annotations
@@ -41,22 +42,14 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from edi_gateway.domain.billing import (
-    NO_RATE_CATEGORIES,
-    SELF_BILLED_CREDIT_NOTE,
-    SELF_BILLED_DEBIT_NOTE,
-    SELF_BILLED_INVOICE,
-    STANDARD,
-    ZERO_RATE_CATEGORIES,
-    AllowanceCharge,
-    InvoiceLine,
-)
-from edi_gateway.domain.documents import SELF_BILLING, DocumentKind, Invoice, Quantity
+from edi_gateway.domain.billing import STANDARD, AllowanceCharge, InvoiceLine
+from edi_gateway.domain.documents import DocumentKind, Invoice, Quantity
 from edi_gateway.domain.status import OrderStatus
+from edi_gateway.outbound import invoice_amount as amounts
 from edi_gateway.outbound import invoice_ledger as ledger
 from edi_gateway.outbound import invoice_parties as parties
 from edi_gateway.outbound.agreed import Agreed, agreed, invoiced_before
-from edi_gateway.outbound.charges import UNIT, Vat, amount_problem, common_vat
+from edi_gateway.outbound.charges import Vat, common_vat
 from edi_gateway.outbound.issuing import (
     Issued,
     NotAllowed,
@@ -78,19 +71,6 @@ if TYPE_CHECKING:
 ZERO = Decimal(0)
 NOT_BILLABLE = {OrderStatus.CANCELLED.value, OrderStatus.REJECTED.value}
 DEBIT_NOTE_CODE = "383"
-SELF_BILLED = {
-    "380": SELF_BILLED_INVOICE,
-    "381": SELF_BILLED_CREDIT_NOTE,
-    DEBIT_NOTE_CODE: SELF_BILLED_DEBIT_NOTE,
-}
-"""The self-billed type code of each Billing 3.0 one the gateway issues."""
-NO_FEE_CATEGORIES = {
-    "K": "an intra-community supply (VAT K) needs the delivery date and country of the goods "
-    "(BR-IC-11/12), which an amount-only debit note does not carry: give --tax-category",
-    "O": "a document with VAT category O (not subject to VAT) must not carry the seller's VAT "
-    "number (BR-O-02), which this supplier's invoices do: give --tax-category",
-}
-"""VAT categories an amount-only debit note cannot pass the Billing rules with, and why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +161,7 @@ def issue_invoice(
     ]
     if request.amount is not None:
         charged = request.vat or _default_vat((vat.get(line.line_id) for line in lines), legal)
-        document.lines = [_amount_line(request.amount, request.reason, charged)]
+        document.lines = [amounts.amount_line(request.amount, request.reason, charged)]
     if terms.added and not invoiced_before(session, order):  # the first invoice carries them
         default = _default_vat((vat.get(line.line_id) for line in lines), legal)
         document.allowances_charges[:0] = terms.allowances_charges(default)
@@ -224,25 +204,13 @@ def _check_request(request: InvoiceRequest) -> None:
         if line.price is not None and line.price < ZERO:
             raise NotAllowed(f"line {line.line_id}: a price cannot be negative (BR-27)")
     if request.amount is not None or request.vat is not None:
-        _check_amount(request)
-
-
-def _check_amount(request: InvoiceRequest) -> None:
-    if request.amount is None:
-        raise NotAllowed("a VAT category and rate go with an amount (--amount)")
-    if not request.debit_of:
-        raise NotAllowed(
-            "an amount is billed as a debit note: name the invoice it adds to (--debit INVOICE_ID)"
+        amounts.check_amount(
+            request.amount,
+            request.vat,
+            debit_of=request.debit_of,
+            lines=request.lines,
+            reason=request.reason,
         )
-    if request.lines:
-        raise NotAllowed("an amount-only debit note bills no order line: give the amount alone")
-    if not (request.reason or "").strip():
-        raise NotAllowed(
-            "say what the amount is for (--reason 'Late delivery fee'): it names the line (BR-25)"
-        )
-    found = amount_problem(request.amount, request.vat, "a debited amount")
-    if found is not None:
-        raise NotAllowed(found)
 
 
 def _compose(
@@ -263,8 +231,7 @@ def _compose(
         prefix, code = "DN", DEBIT_NOTE_CODE
         if buyer is not None and buyer.debit_note_as == "debitnote" and not supplier.self_billing:
             kind, code = DocumentKind.DEBIT_NOTE, None
-    if supplier.self_billing and code is not None:
-        prefix, code = f"SB-{prefix}", SELF_BILLED[code]
+    prefix, code, customization = parties.self_billing(supplier, prefix, code)
     seller = parties.seller(original, supplier, legal)
     billed = parties.buyer(original, buyer, order)
     issuer = billed if supplier.self_billing else seller  # numbers are unique per issuer
@@ -273,7 +240,7 @@ def _compose(
     reference = request.credit_of or request.debit_of
     return Invoice(
         kind=kind,
-        customization_id=SELF_BILLING if supplier.self_billing else None,
+        customization_id=customization,
         document_id=parties.number(session, order, issuer, prefix),
         issue_date=datetime.now(UTC).date(),
         currency=order.currency,
@@ -309,30 +276,6 @@ def _line(
     out.price = price
     out.vat_category = effective.category
     out.vat_rate = effective.rate
-    return out
-
-
-def fee_vat(category: str | None, rate: Decimal | None) -> Vat | None:
-    """The VAT of an amount-only debit note from the operator's category and rate (None when
-    neither is given): the category defaults to ``S``; ``O`` has no rate, ``Z``, ``E``, ``AE``,
-    ``K``, ``G`` rate 0. What still makes no sense is refused when the note is issued."""
-    if category is None and rate is None:
-        return None
-    code = (category or STANDARD).strip().upper()
-    if rate is None and code in ZERO_RATE_CATEGORIES:
-        rate = None if code in NO_RATE_CATEGORIES else ZERO
-    return Vat(code, rate)
-
-
-def _amount_line(amount: Decimal, reason: str | None, vat: Vat) -> InvoiceLine:
-    """The one line of an amount-only debit note: 1 x the amount, named by the reason."""
-    if vat.category in NO_FEE_CATEGORIES:
-        raise NotAllowed(NO_FEE_CATEGORIES[vat.category])
-    out = InvoiceLine(line_id="1", quantity=Quantity(Decimal(1), UNIT))
-    out.item_name = (reason or "").strip()
-    out.price = amount
-    out.vat_category = vat.category
-    out.vat_rate = vat.rate
     return out
 
 
