@@ -174,7 +174,9 @@ def test_self_billed_chain_goes_to_the_supplier_and_counts(
     assert (debit.doc_number, fee.doc_number) == ("SB-DN-PO-1-1", "SB-DN-PO-1-2")
     assert [sent(selfbilled, i.outbox_id).type_code for i in (debit, fee)] == ["527", "527"]
     [page] = pdf_text(show(selfbilled.store, selfbilled.settings, fee.document_id, "pdf").payload)
-    assert "Debit note" in page and "Handling fee" in page
+    assert "Debit note SB-DN-PO-1-2 (Self-billing)" in page and "Handling fee" in page
+    [page] = pdf_text(show(selfbilled.store, selfbilled.settings, first.document_id, "pdf").payload)
+    assert "Invoice SB-INV-PO-1-1 (Self-billing)" in page
     assert quantities(selfbilled) == {"1": ("10", "2"), "2": ("10", "0")}  # 527 moves none
 
     outbox.flush(selfbilled.store, selfbilled.settings)
@@ -221,6 +223,8 @@ def test_self_billing_is_off_by_default(plain: Gateway) -> None:
     document = sent(plain, issued.outbox_id)
     assert (issued.doc_number, document.type_code) == ("INV-PO-1-1", "380")
     assert queued(plain, issued.outbox_id)[:2] == ("buyer", "to-buyer")
+    [page] = pdf_text(show(plain.store, plain.settings, issued.document_id, "pdf").payload)
+    assert "Invoice INV-PO-1-1" in page and "Self-billing" not in page
 
 
 # --- point 6: amount-only debit notes -------------------------------------------------------
