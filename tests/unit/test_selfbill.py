@@ -592,3 +592,35 @@ def test_config_check_explains_self_billing_that_makes_no_sense(
     path.write_text(yaml.safe_dump({"partners": [seller]}))
     assert cli.main(["--config", str(path), "config", "check"]) == 2
     assert "self_billing: true needs outbound" in capsys.readouterr().out
+
+
+def test_self_billed_documents_need_no_way_to_the_buyer(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "seller").mkdir()
+    settings = Settings.model_validate(
+        {
+            "path": tmp_path / "gateway.yaml",
+            "partners": [
+                f.buyer_partner(legal=BUYER_LEGAL),  # no outbound connector
+                f.seller_partner(legal=SELLER_LEGAL, outbound="to-seller", self_billing=True),
+            ],
+            "connectors": [
+                {"name": "to-seller", "type": "folder", "direction": "out", "path": "seller"}
+            ],
+        },
+        context={"base_dir": tmp_path},
+    )
+    gateway = Gateway(settings, store)
+    receive(gateway, f.order("PO-1", f.items(1)))
+    receive(gateway, f.despatch_advice("D-1", "PO-1", [("1", "10")]))
+    issued = bill(gateway)
+    assert queued(gateway, issued.outbox_id)[:2] == ("seller", "to-seller")
+    settings = settings.model_copy(
+        update={
+            "partners": [
+                settings.partners[0],
+                settings.partners[1].model_copy(update={"self_billing": False}),
+            ]
+        }
+    )
+    with pytest.raises(NotAllowed, match="has no outbound connector"):
+        invoice(store, settings, "PO-1", InvoiceRequest(credit_of=issued.doc_number), actor="ops")
