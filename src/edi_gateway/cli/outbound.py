@@ -109,7 +109,9 @@ def add_commands(sub: Sub) -> None:
     despatch.set_defaults(handler=with_gateway(_despatch))
 
     invoice = sub.add_parser(
-        "invoice", help="send the buyer an invoice, credit note or debit note (Billing 3.0)"
+        "invoice",
+        help="send the buyer an invoice, credit note or debit note (Billing 3.0; Self-Billing "
+        "3.0 to a supplier with self_billing: true)",
     )
     invoice.add_argument("order", help=ORDER_REF)
     invoice.add_argument(
@@ -122,6 +124,22 @@ def add_commands(sub: Sub) -> None:
     kind = invoice.add_mutually_exclusive_group()
     kind.add_argument("--credit", metavar="INVOICE_ID", help="a credit note for this invoice")
     kind.add_argument("--debit", metavar="INVOICE_ID", help="a debit note for this invoice")
+    invoice.add_argument(
+        "--amount",
+        type=amount,
+        metavar="AMOUNT",
+        help="with --debit: an amount-only debit note (a fee, a price correction) of this net "
+        "amount, named by --reason; bills no order quantity",
+    )
+    invoice.add_argument(
+        "--tax-category",
+        metavar="CAT",
+        help="VAT category of --amount (UNCL 5305: S, Z, E, AE, G, L, M; not K or O); default: "
+        "as the order lines, else the supplier's default",
+    )
+    invoice.add_argument(
+        "--tax-rate", type=amount, metavar="PCT", help="VAT rate of --amount in percent, e.g. 25"
+    )
     invoice.add_argument("--reason", help="why (shown on the document)")
     invoice.add_argument("--force", action="store_true", help="bill beyond what the order allows")
     json_option(invoice)
@@ -189,6 +207,17 @@ def discount(text: str) -> Discount:
         return parse_discount(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def amount(text: str) -> Decimal:
+    """A decimal number such as ``25.00`` (an argparse type)."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite():
+        raise argparse.ArgumentTypeError(f"expected a number such as 25.00, found {text!r}")
+    return value
 
 
 def line_note(text: str) -> tuple[str, str]:
@@ -269,9 +298,12 @@ def _despatch(gateway: Gateway, args: argparse.Namespace) -> int:
 
 def _invoice(gateway: Gateway, args: argparse.Namespace) -> int:
     from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, invoice
+    from edi_gateway.outbound.invoice_amount import fee_vat
 
     request = InvoiceRequest(
         lines=tuple(LineRequest(line_id, quantity) for line_id, quantity in args.line or ()),
+        amount=args.amount,
+        vat=fee_vat(args.tax_category, args.tax_rate),
         credit_of=args.credit,
         debit_of=args.debit,
         reason=args.reason,

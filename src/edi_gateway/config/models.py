@@ -75,6 +75,10 @@ class Partner(_Model):
     """XML signatures: sign what we send this partner, verify what it sends (ADR 0021)."""
     debit_note_as: Literal["invoice", "debitnote"] = "invoice"
     """A debit note to this partner: a Peppol Invoice 383, or a UBL DebitNote (non-Peppol)."""
+    self_billing: bool = False
+    """This supplier is self-billed (Peppol BIS Self-Billing 3.0): the buyer, or this gateway
+    for it, issues its invoices (389), credit notes (261) and debit notes (527) and sends them
+    to the supplier through its ``outbound`` connector (ADR 0027)."""
     validation: Literal["xsd", "peppol"] = "xsd"
     """What documents from this partner must pass: the UBL 2.1 XSD, or also the official Peppol
     rules of their CustomizationID (an installed release, see ``edi-gateway rules``)."""
@@ -111,6 +115,13 @@ class Partner(_Model):
         return self
 
     @model_validator(mode="after")
+    def _self_billing_makes_sense(self) -> Partner:
+        refused = self_billing_refused(self)
+        if refused:
+            raise ValueError(refused)
+        return self
+
+    @model_validator(mode="after")
     def _signature_allowed(self) -> Partner:
         refused = signing_refused(self.signature, self.validation, self.forward)
         if refused:
@@ -120,6 +131,39 @@ class Partner(_Model):
     def keys(self) -> list[str]:
         """``scheme:value`` of the endpoint, then of each identifier, without repeats."""
         return list(dict.fromkeys([self.endpoint.key(), *(i.key() for i in self.identifiers)]))
+
+
+def self_billing_refused(partner: Partner) -> str | None:
+    """Why ``self_billing: true`` makes no sense on this partner, or None when it does."""
+    if not partner.self_billing:
+        return None
+    if partner.role == "buyer":
+        return (
+            "self_billing: true is for a supplier (the seller the buyer bills itself); "
+            "this partner's role is buyer"
+        )
+    missing = [
+        what
+        for what, absent in (
+            (
+                "outbound (the connector through which its self-billed invoices reach it)",
+                partner.outbound is None,
+            ),
+            (
+                "legal (the seller's name, address and VAT number the invoices carry)",
+                partner.legal is None,
+            ),
+        )
+        if absent
+    ]
+    if missing:
+        return "self_billing: true needs " + " and ".join(missing)
+    if partner.debit_note_as != "invoice":
+        return (
+            "self_billing: true and debit_note_as: debitnote do not go together: a self-billed "
+            "debit note is a Peppol Invoice with type code 527 (remove debit_note_as)"
+        )
+    return None
 
 
 class RouteMatch(_Model):

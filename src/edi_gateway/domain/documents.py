@@ -18,6 +18,17 @@ if TYPE_CHECKING:  # billing builds on this module; the annotation only needs th
     from edi_gateway.domain.billing import AllowanceCharge
 
 
+SELF_BILLING = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:selfbilling:3.0"
+"""CustomizationID of Peppol BIS Self-Billing 3.0 (the buyer issues the seller's invoice)."""
+
+
+def self_billed(customization_id: str | None) -> bool:
+    """Whether a billing document with this CustomizationID is a self-billed one (issued by
+    the buyer for the seller); a CIUS built on Self-Billing 3.0 (``...selfbilling:3.0#...``)
+    counts too."""
+    return (customization_id or "").strip().startswith(SELF_BILLING)
+
+
 class DocumentKind(StrEnum):
     """The UBL 2.1 document types the gateway interprets (value = UBL root element name)."""
 
@@ -161,11 +172,16 @@ class Document:
 
     def sender(self) -> Party | None:
         """The party that sent this document (buyer for orders, seller for replies)."""
-        return self.buyer if self.kind in BUYER_SENT else self.seller
+        return self.buyer if self._buyer_sends() else self.seller
 
     def receiver(self) -> Party | None:
         """The party this document is addressed to."""
-        return self.seller if self.kind in BUYER_SENT else self.buyer
+        return self.seller if self._buyer_sends() else self.buyer
+
+    def _buyer_sends(self) -> bool:
+        """Buyer documents, and self-billed invoices and credit notes (the buyer issues them
+        for the seller, who receives them)."""
+        return self.kind in BUYER_SENT or self_billed(self.customization_id)
 
 
 @dataclass(slots=True)

@@ -7,6 +7,13 @@
 * A **debit note** (``debit_of``) bills an extra amount on lines of one invoice of the order: a
   Peppol Invoice 383 referring to it, or a UBL DebitNote for a buyer whose profile says
   ``debit_note_as: debitnote``. Debit notes correct amounts and do not move quantities.
+  An **amount-only** debit note (``amount``: a fee, a price correction) has one line of that
+  net amount (quantity 1 ``C62``, named by the reason), refers to no order line and bills no
+  order quantity.
+* For a supplier with ``self_billing: true`` the three are Peppol **Self-Billing 3.0**
+  documents (the buyer, or this gateway for it, issues them): Invoice 389, CreditNote 261,
+  Invoice 527, numbered ``SB-INV-``, ``SB-CN-``, ``SB-DN-`` and sent to the supplier through
+  its ``outbound`` connector. The seller is still the supplier (ADR 0027).
 
 Over-invoicing, over-crediting and billing a cancelled or rejected order are refused
 (``NOT_ALLOWED``) unless forced, and a forced document is recorded in the order's history;
@@ -21,7 +28,8 @@ What the order's latest accepting Order Response agreed reaches the invoice
 lines as document-level allowances and charges of the order's first invoice.
 
 The rooms: :mod:`.invoice_ledger` (what may be billed, at which price), :mod:`.invoice_parties`
-(seller, buyer, number), :mod:`.agreed` (what the response agreed).
+(seller, buyer, number, self-billing), :mod:`.agreed` (what the response agreed),
+:mod:`.invoice_amount` (amount-only debit notes).
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from typing import TYPE_CHECKING
 from edi_gateway.domain.billing import STANDARD, AllowanceCharge, InvoiceLine
 from edi_gateway.domain.documents import DocumentKind, Invoice, Quantity
 from edi_gateway.domain.status import OrderStatus
+from edi_gateway.outbound import invoice_amount as amounts
 from edi_gateway.outbound import invoice_ledger as ledger
 from edi_gateway.outbound import invoice_parties as parties
 from edi_gateway.outbound.agreed import Agreed, agreed, invoiced_before
@@ -76,6 +85,8 @@ class LineRequest:
 class InvoiceRequest:
     """What to issue. No lines: every line with room (see the module docstring).
 
+    ``amount`` makes a debit note amount-only (no ``lines``; ``reason`` names it) with ``vat``,
+    else the VAT the order lines share, else the supplier's default.
     ``credit_of`` / ``debit_of`` name an invoice of this order (at most one of them);
     ``allowances_charges`` are document-level (freight, discounts); ``reason`` is the note.
     """
@@ -84,6 +95,8 @@ class InvoiceRequest:
     credit_of: str | None = None
     debit_of: str | None = None
     reason: str | None = None
+    amount: Decimal | None = None
+    vat: Vat | None = None
     allowances_charges: tuple[AllowanceCharge, ...] = field(default_factory=tuple)
 
 
@@ -124,8 +137,8 @@ def issue_invoice(
         if not force:
             raise NotAllowed(f"order {order.order_number} is {order.status}: use --force to bill")
         forced.append(f"order is {order.status}")
-    connector = buyer_connector(settings, order)
     supplier, legal = parties.supplier(settings, order)
+    recipient, connector = _recipient(settings, order, supplier)
     buyer = settings.partner(order.buyer_partner) if order.buyer_partner else None
     lines = order_lines(session, order)
     plain = not (request.credit_of or request.debit_of)
@@ -134,7 +147,8 @@ def issue_invoice(
     room = ledger.room(
         session, order, lines, number, debit=bool(request.debit_of), prices=terms.prices
     )
-    chosen, over = ledger.chosen(lines, request.lines, room)
+    amount_only = request.amount is not None  # bills no order line: nothing to choose
+    chosen, over = ([], []) if amount_only else ledger.chosen(lines, request.lines, room)
     if over and not force:
         raise NotAllowed(f"more than {room.what} on line(s) {'; '.join(over)}; or use --force")
     forced += over
@@ -143,6 +157,9 @@ def issue_invoice(
     document.lines = [
         _line(line, qty, price, vat.get(line.line_id), legal) for line, qty, price in chosen
     ]
+    if request.amount is not None:
+        charged = request.vat or _default_vat((vat.get(line.line_id) for line in lines), legal)
+        document.lines = [amounts.amount_line(request.amount, request.reason, charged)]
     if terms.added and not invoiced_before(session, order):  # the first invoice carries them
         default = _default_vat((vat.get(line.line_id) for line in lines), legal)
         document.allowances_charges[:0] = terms.allowances_charges(default)
@@ -150,12 +167,27 @@ def issue_invoice(
         document, write_debit_note if document.kind is DocumentKind.DEBIT_NOTE else write_invoice
     )
     issued = record_and_queue(
-        session, order, document, payload, connector=connector, actor=actor, settings=settings
+        session,
+        order,
+        document,
+        payload,
+        connector=connector,
+        actor=actor,
+        settings=settings,
+        recipient=recipient,
     )
     if forced:
         detail = f"{document.document_id}: " + "; ".join(forced)
         record(session, "invoice.forced", detail, actor=actor, order_id=order.id)
     return issued
+
+
+def _recipient(settings: Settings, order: OrderRow, supplier: Partner) -> tuple[str, str]:
+    """Who a billing document goes to, and through which connector: the buyer, or, for a
+    self-billed supplier, the supplier itself (the buyer issues, the seller receives)."""
+    if supplier.self_billing and supplier.outbound is not None:
+        return supplier.id, supplier.outbound
+    return order.buyer_partner or "", buyer_connector(settings, order)
 
 
 def _check_request(request: InvoiceRequest) -> None:
@@ -169,6 +201,14 @@ def _check_request(request: InvoiceRequest) -> None:
             raise NotAllowed(f"line {line.line_id}: a billed quantity must be more than 0")
         if line.price is not None and line.price < ZERO:
             raise NotAllowed(f"line {line.line_id}: a price cannot be negative (BR-27)")
+    if request.amount is not None or request.vat is not None:
+        amounts.check_amount(
+            request.amount,
+            request.vat,
+            debit_of=request.debit_of,
+            lines=request.lines,
+            reason=request.reason,
+        )
 
 
 def _compose(
@@ -187,18 +227,22 @@ def _compose(
         kind, code, prefix = DocumentKind.CREDIT_NOTE, "381", "CN"
     elif request.debit_of:
         prefix, code = "DN", DEBIT_NOTE_CODE
-        if buyer is not None and buyer.debit_note_as == "debitnote":
+        if buyer is not None and buyer.debit_note_as == "debitnote" and not supplier.self_billing:
             kind, code = DocumentKind.DEBIT_NOTE, None
+    prefix, code, customization = parties.self_billing(supplier, prefix, code)
     seller = parties.seller(original, supplier, legal)
+    billed = parties.buyer(original, buyer, order)
+    issuer = billed if supplier.self_billing else seller  # numbers are unique per issuer
     if not order.currency:
         raise NotAllowed(f"order {order.order_number} has no currency to invoice in")
     reference = request.credit_of or request.debit_of
     return Invoice(
         kind=kind,
-        document_id=parties.number(session, order, seller, prefix),
+        customization_id=customization,
+        document_id=parties.number(session, order, issuer, prefix),
         issue_date=datetime.now(UTC).date(),
         currency=order.currency,
-        buyer=parties.buyer(original, buyer, order),
+        buyer=billed,
         seller=seller,
         order_refs=[order.order_number],
         billing_refs=[reference] if reference else [],

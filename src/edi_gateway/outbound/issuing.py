@@ -132,8 +132,10 @@ def record_and_queue(
     connector: str,
     actor: str,
     settings: Settings,
+    recipient: str | None = None,
 ) -> Issued:
-    """Record ``document`` as an outgoing document of ``order`` and queue ``payload``."""
+    """Record ``document`` as an outgoing document of ``order`` and queue ``payload`` for the
+    order's buyer (or the partner ``recipient``: a self-billed supplier)."""
     from edi_gateway.pipeline.correlate import MessageRef, attach
     from edi_gateway.pipeline.history import now
     from edi_gateway.pipeline.orders import document_row
@@ -144,7 +146,14 @@ def record_and_queue(
     session.flush()
     attach(session, order, row, document, MessageRef(None, "gateway", None), actor=actor)
     outbox_id = queue_to_buyer(
-        session, order, connector, document, payload, document_id=row.id, settings=settings
+        session,
+        order,
+        connector,
+        document,
+        payload,
+        document_id=row.id,
+        settings=settings,
+        partner=recipient,
     )
     return Issued(order.id, row.id, document.document_id, outbox_id, order.status)
 
@@ -158,12 +167,14 @@ def queue_to_buyer(
     *,
     document_id: int,
     settings: Settings,
+    partner: str | None = None,
 ) -> int:
-    """Queue a document's bytes for the order's buyer through ``connector``; its outbox id."""
+    """Queue a document's bytes for the order's buyer (or ``partner``) through ``connector``;
+    its outbox id."""
     return enqueue(
         session,
         Outgoing(
-            partner=order.buyer_partner or "",
+            partner=partner or order.buyer_partner or "",
             connector=connector,
             kind=document.kind.value,
             doc_number=document.document_id,

@@ -19,6 +19,7 @@ from edi_gateway.domain.documents import (
     DocumentKind,
     Line,
     Party,
+    self_billed,
 )
 from edi_gateway.errors import GatewayError
 from edi_gateway.pipeline.cancellations import on_received
@@ -147,7 +148,8 @@ def attach(
         apply_order_change(session, order, row, document, actor=actor)
     unmatched = _insert_ledger(session, order, row, document)
     if order.seller_partner is None and document.kind not in _BUYER_KINDS:
-        order.seller_partner = ref.partner
+        # a self-billed invoice is the buyer's: its sender is not the order's supplier
+        order.seller_partner = None if self_billed(document.customization_id) else ref.partner
     order.updated_at = now()
     detail = f"{document.kind.value} {document.document_id}"
     if unmatched:

@@ -28,8 +28,9 @@ SUMMED = {
     DocumentKind.INVOICE.value: "invoiced",
     DocumentKind.CREDIT_NOTE.value: "credited",
 }
-# Invoice type codes that correct an earlier invoice rather than bill goods again.
-CORRECTIVE_INVOICE_CODES = {"383", "384"}
+# Invoice type codes that correct an earlier invoice rather than bill goods again (527: the
+# self-billed debit note of Peppol Self-Billing 3.0).
+CORRECTIVE_INVOICE_CODES = {"383", "384", "527"}
 NOT_ACCEPTED, ACCEPTED = "7", "5"
 
 

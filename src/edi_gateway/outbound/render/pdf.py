@@ -122,7 +122,11 @@ def invoice_pdf(invoice: Invoice, *, language: str = "en") -> bytes:
     the totals shown are the invoice's own (net, VAT, payable).
     """
     t = translator(language)
+    from edi_gateway.domain.documents import self_billed
+
     title = f"{t(_invoice_title_key(invoice))} {invoice.document_id}"
+    if self_billed(invoice.customization_id):  # the mention VAT Directive art. 226(10a) asks
+        title = f"{title} ({t('invoice.self_billing')})"
     info = [
         (t("invoice.number"), invoice.document_id),
         (t("invoice.issue_date"), _date(invoice.issue_date)),
@@ -329,6 +333,6 @@ def _totals(
 def _invoice_title_key(invoice: Invoice) -> str:
     if invoice.kind is DocumentKind.CREDIT_NOTE or invoice.type_code in {"381", "396"}:
         return "invoice.credit_title"
-    if invoice.kind is DocumentKind.DEBIT_NOTE or invoice.type_code == "383":
+    if invoice.kind is DocumentKind.DEBIT_NOTE or invoice.type_code in {"383", "527"}:
         return "invoice.debit_title"
     return "invoice.title"
