@@ -28,12 +28,12 @@ def line(ordered: str = "10", **kw: str | None) -> LineQuantities:
         ([line(despatched="10"), line(confirmed="0")], "CA", False, OrderStatus.FULLY_DELIVERED),
         ([line(despatched="10", invoiced="5")], "AP", False, OrderStatus.PARTIALLY_INVOICED),
         ([line(despatched="10", invoiced="10")], "AP", False, OrderStatus.FULLY_INVOICED),
-        # credits reopen invoicing
+        # a credit settles what it credits: billing is not reopened (ADR 0024)
         (
             [line(despatched="10", invoiced="10", credited="2")],
             "AP",
             False,
-            OrderStatus.PARTIALLY_INVOICED,
+            OrderStatus.FULLY_INVOICED,
         ),
         (
             [line(despatched="10", invoiced="10", received="10")],

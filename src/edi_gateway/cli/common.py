@@ -199,6 +199,7 @@ def listing_of(page_of: str, table_of: str) -> Handler:
         given = vars(args)
         wanted = queries.Filters(
             state=given.get("state") or given.get("status"),
+            attention=True if given.get("attention") else None,
             **{
                 key: given.get(key)
                 for key in ("since", "until", "partner", "order", "code", "connector", "search")

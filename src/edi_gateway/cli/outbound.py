@@ -102,6 +102,11 @@ def add_commands(sub: Sub) -> None:
     kind.add_argument("--debit", metavar="INVOICE_ID", help="a debit note for this invoice")
     invoice.add_argument("--reason", help="why (shown on the document)")
     invoice.add_argument("--force", action="store_true", help="bill beyond what the order allows")
+    invoice.add_argument(
+        "--rebill-credited",
+        action="store_true",
+        help="an invoice may bill credited quantities again (recorded in the history)",
+    )
     json_option(invoice)
     invoice.set_defaults(handler=with_gateway(_invoice))
 
@@ -215,6 +220,7 @@ def _invoice(gateway: Gateway, args: argparse.Namespace) -> int:
         credit_of=args.credit,
         debit_of=args.debit,
         reason=args.reason,
+        rebill_credited=args.rebill_credited,
     )
     what = "Credit note" if args.credit else "Debit note" if args.debit else "Invoice"
     return _issue(gateway, args, invoice, request, what=what)

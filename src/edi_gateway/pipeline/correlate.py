@@ -25,6 +25,7 @@ from edi_gateway.pipeline.cancellations import on_received
 from edi_gateway.pipeline.history import SYSTEM, now, record
 from edi_gateway.pipeline.ledger import recompute
 from edi_gateway.pipeline.orders import NEW_LINE, document_row, line_rows
+from edi_gateway.pipeline.shipments import record_shipment
 from edi_gateway.pipeline.work import unexpected
 from edi_gateway.store import tables as t
 from edi_gateway.store.db import transient
@@ -145,6 +146,7 @@ def attach(
     if document.kind is DocumentKind.ORDER_CHANGE:
         _apply_order_change(session, order, document)
     unmatched = _insert_ledger(session, order, row, document)
+    record_shipment(session, order, row, document)
     if order.seller_partner is None and document.kind not in _BUYER_KINDS:
         order.seller_partner = ref.partner
     order.updated_at = now()
@@ -291,6 +293,7 @@ def _insert_ledger(
                 "status_code": line.status_code,
                 "price": line.price,
                 "amount": line.line_amount,
+                "backorder": line.backorder_quantity.value if line.backorder_quantity else None,
             }
         )
     if rows:

@@ -49,6 +49,8 @@ class Filters:
     code: str | None = None
     connector: str | None = None
     search: str | None = None
+    attention: bool | None = None
+    """Orders only: True for those whose ledger has a discrepancy not cleared yet (ADR 0024)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +210,7 @@ def order_summary(order: Order) -> Json:
         "currency": order.currency,
         "total_amount": _money(order.total_amount),
         "status": order.status,
+        "attention": order.attention,
         "updated_at": utc_text(order.updated_at),
         "number": order.order_number,
     }
@@ -232,6 +235,8 @@ def page_orders(session: Session, filters: Filters, limit: int = 500, offset: in
     query = select(Order).order_by(Order.id.desc())
     if status:
         query = query.where(Order.status.ilike(status))
+    if filters.attention is not None:
+        query = query.where(Order.attention == filters.attention)
     if filters.since:
         query = query.where(Order.created_at >= filters.since)
     if filters.until:
@@ -335,6 +340,43 @@ def _pending_cancellation(session: Session, order: Order, documents: list[Json])
     }
 
 
+def _discrepancies(session: Session, order: Order, line_ids: dict[int, str]) -> list[Json]:
+    from edi_gateway.pipeline.discrepancies import discrepancies_of
+
+    return [
+        {
+            "document_id": found.document_id,
+            "line_id": line_ids.get(found.order_line_id),
+            "kind": found.kind,
+            "quantity": _num(found.quantity),
+            "bound": _num(found.bound),
+            "detail": found.detail,
+            "found_at": utc_text(found.found_at),
+        }
+        for found in discrepancies_of(session, order.id)
+    ]
+
+
+def _shipments(session: Session, order: Order) -> list[Json]:
+    from edi_gateway.pipeline.shipments import shipments_of
+
+    numbers = dict(
+        session.execute(
+            select(DocumentRow.id, DocumentRow.doc_number).where(DocumentRow.order_id == order.id)
+        ).tuples()
+    )
+    return [
+        {
+            "document_id": row.document_id,
+            "despatch_advice": numbers.get(row.document_id),
+            "carrier": row.carrier,
+            "tracking_id": row.tracking_id,
+            "tracking_url": row.tracking_url,
+        }
+        for row in shipments_of(session, order.id)
+    ]
+
+
 def orders_created_by(message_ids: Sequence[int]) -> Select[Order]:
     """The orders that these messages (processed Order documents) created, oldest first."""
     return (
@@ -415,6 +457,8 @@ def order_detail(session: Session, order: Order) -> Json:
         }
         for line in lines
     ]
+    out["discrepancies"] = _discrepancies(session, order, {ln.id: ln.line_id for ln in lines})
+    out["shipments"] = _shipments(session, order)
     docs = session.scalars(
         select(DocumentRow).where(DocumentRow.order_id == order.id).order_by(DocumentRow.id)
     )
