@@ -85,7 +85,7 @@ def flag(
             select(Discrepancy.document_id, Discrepancy.order_line_id, Discrepancy.kind).where(
                 Discrepancy.order_id == order.id
             )
-        ).tuples()
+        ).all()
     )
     stamp = now()
     for item in found:

@@ -363,7 +363,7 @@ def _shipments(session: Session, order: Order) -> list[Json]:
     numbers = dict(
         session.execute(
             select(DocumentRow.id, DocumentRow.doc_number).where(DocumentRow.order_id == order.id)
-        ).tuples()
+        ).all()
     )
     return [
         {
