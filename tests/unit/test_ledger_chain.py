@@ -284,3 +284,21 @@ def test_a_partial_despatch_without_backorder_is_partially_delivered(gw: Gateway
     order = detail(gw)
     assert order["status"] == "Partially delivered"
     assert order["shipments"][0]["tracking_url"] is None
+
+
+def test_a_replacement_of_returned_goods_is_flagged_then_billed_once(
+    gw: Gateway, tmp_path: Path
+) -> None:
+    """ADR 0024 examples 2 and 5: a return credited, its replacement despatched beyond 40."""
+    receive(gw, f.despatch_advice("D-1", "PO-1", [("1", "40")]))
+    first = issue(gw, invoice, InvoiceRequest())
+    issue(gw, invoice, InvoiceRequest((LineRequest("1", D(5)),), credit_of=first.doc_number))
+    with pytest.raises(GatewayError, match="nothing to bill"):
+        issue(gw, invoice, InvoiceRequest())
+    receive(gw, f.despatch_advice("D-2", "PO-1", [("1", "5")]))  # the replacement
+    assert [d["kind"] for d in detail(gw)["discrepancies"]] == ["over_despatched"]
+    replaced = issue(gw, invoice, InvoiceRequest())
+    assert (line(gw)["invoiced"], line(gw)["credited"]) == ("45", "5")
+    assert replaced.status == "Partially invoiced"  # line 2 never left
+    assert [d["kind"] for d in detail(gw)["discrepancies"]] == ["over_despatched"]
+    assert ubl_check_outbox(gw, tmp_path) == 3
