@@ -132,3 +132,10 @@ def test_each_document_past_the_bound_is_flagged_and_lines_of_one_document_add_u
 
 def test_a_line_of_another_order_or_unknown_is_ignored() -> None:
     assert find([Move(1, "DA-1", 99, DESPATCHED, D(100))], FORTY) == []
+
+
+def test_the_ledger_sums_under_the_names_the_rules_judge() -> None:
+    from edi_gateway.domain.discrepancy import MOVES
+    from edi_gateway.pipeline.ledger import SUMMED
+
+    assert set(SUMMED.values()) == set(MOVES) - {CONFIRMED}

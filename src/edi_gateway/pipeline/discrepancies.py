@@ -11,8 +11,6 @@ the flag says a person must look. Only an operator clears the flag
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,24 +20,17 @@ from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.pipeline.history import now, record
 from edi_gateway.store.tables import Discrepancy, DocumentLine, DocumentRow, Order, OrderLine
 
-ZERO = Decimal(0)
-MOVED = {
-    DocumentKind.DESPATCH_ADVICE.value: rules.DESPATCHED,
-    DocumentKind.RECEIPT_ADVICE.value: rules.RECEIVED,
-    DocumentKind.INVOICE.value: rules.INVOICED,
-    DocumentKind.CREDIT_NOTE.value: rules.CREDITED,
-}
 RESPONSE = DocumentKind.ORDER_RESPONSE.value
-CORRECTIVE_INVOICE_CODES = {"383", "384"}
-NOT_ACCEPTED = "7"
 
 
 def moves(docs: list[DocumentRow], ledger: dict[int, list[DocumentLine]]) -> list[rules.Move]:
     """What each document states per order line, oldest first: the quantities the ledger sums
     (a corrective invoice or a debit note moves none), and the quantities a CA confirms."""
+    from edi_gateway.pipeline.ledger import CORRECTIVE_INVOICE_CODES, NOT_ACCEPTED, SUMMED
+
     out: list[rules.Move] = []
     for doc in docs:
-        what = MOVED.get(doc.kind)
+        what = SUMMED.get(doc.kind)  # the ledger's names are the rules' MOVES
         if what == rules.INVOICED and doc.code in CORRECTIVE_INVOICE_CODES:
             continue
         if doc.kind == RESPONSE and doc.code == "CA":
