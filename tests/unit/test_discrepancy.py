@@ -139,3 +139,56 @@ def test_the_ledger_sums_under_the_names_the_rules_judge() -> None:
     from edi_gateway.pipeline.ledger import SUMMED
 
     assert set(SUMMED.values()) == set(MOVES) - {CONFIRMED}
+
+
+def test_the_official_despatch_use_case_2_backorders_and_oversupply() -> None:
+    """Peppol T16 use case 2 (10 ordered on each line): 4 and 3 outstanding follow later,
+    line 5 is an oversupply of 12. Read as the gateway reads it, judged as the ledger does."""
+    from lxml import etree
+
+    from edi_gateway.domain.status import LineQuantities, OrderStatus, derive_status
+    from edi_gateway.ubl.read import interpret
+    from tests.conftest import shared_dir
+
+    examples = shared_dir() / "corpus/peppol-validation-artefacts/2026.5/examples"
+    advice = interpret(
+        etree.parse(
+            examples / "Despatch Advice use cases/DespatchAdvice-BIS3_UseCase2.xml"
+        ).getroot()
+    )
+    read = {
+        ln.order_line_ref: (
+            ln.quantity and ln.quantity.value,
+            ln.backorder_quantity and ln.backorder_quantity.value,
+        )
+        for ln in advice.lines
+    }
+    assert read["1"] == (D(10), None) and read["2"] == (D(6), D(4))
+    assert read["3"] == (D(6), D(0)) and read["4"] == (D(6), D(3)) and read["5"] == (D(12), None)
+    bounds = {n: LineBounds(str(n), D(10), D(10)) for n in range(1, 6)}
+    steps = [Move(1, "DA", int(ref), DESPATCHED, qty) for ref, (qty, _) in read.items() if qty]
+    assert [(f.line, f.kind, f.quantity) for f in find(steps, bounds)] == [
+        (5, "over_despatched", D(12))
+    ]
+    lines = [
+        LineQuantities(ordered=D(10), despatched=qty or D(0), backordered=later or D(0))
+        for qty, later in read.values()
+    ]
+    assert derive_status(lines, response_code="AP") is OrderStatus.PARTIALLY_BACKORDERED
+
+
+def test_the_official_despatch_use_case_5_tracking() -> None:
+    from lxml import etree
+
+    from edi_gateway.domain.documents import DespatchAdvice
+    from edi_gateway.ubl.read import interpret
+    from tests.conftest import shared_dir
+
+    examples = shared_dir() / "corpus/peppol-validation-artefacts/2026.5/examples"
+    advice = interpret(
+        etree.parse(
+            examples / "Despatch Advice use cases/DespatchAdvice-BIS3_UseCase5.xml"
+        ).getroot()
+    )
+    assert isinstance(advice, DespatchAdvice)
+    assert (advice.tracking_id, advice.tracking_url) == ("1178298510DK", None)
