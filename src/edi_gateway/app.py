@@ -472,12 +472,11 @@ def _all_redrivable(ids: Sequence[int], found: Sequence[Message], chosen: list[M
 def _reset_for_redrive(session: Session, message: Message, actor: str) -> None:
     from sqlalchemy import delete, select
 
-    from edi_gateway.store.tables import Discrepancy, DocumentLine, DocumentRow, Shipment
+    from edi_gateway.store.tables import DocumentLine, DocumentRow
 
     old = session.scalars(select(DocumentRow.id).where(DocumentRow.message_id == message.id)).all()
     if old:
-        for owned in (DocumentLine, Discrepancy, Shipment):  # what an attached copy left
-            session.execute(delete(owned).where(owned.document_id.in_(old)))
+        session.execute(delete(DocumentLine).where(DocumentLine.document_id.in_(old)))
         session.execute(delete(DocumentRow).where(DocumentRow.id.in_(old)))
     previous = f"{message.state} {message.error_code or ''}".strip()
     message.state = "received"
