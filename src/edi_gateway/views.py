@@ -315,6 +315,7 @@ def order_text(d: Json) -> str:
                 "received",
                 "invoiced",
                 "credited",
+                "backordered",
                 "status_code",
             ],
         ),

@@ -250,10 +250,13 @@ def test_backorders_and_track_and_trace(gw: Gateway) -> None:
         ),
     )
     assert detail(gw)["status"] == "Backordered"
+    assert [ln["backordered"] for ln in detail(gw)["lines"]] == ["40", "40"]
     receive(
         gw, f.despatch_advice("D-1", "PO-1", [("1", "30"), ("2", "40")], outstanding={"1": "10"})
     )
     assert detail(gw)["status"] == "Partially backordered"
+    assert [ln["backordered"] for ln in detail(gw)["lines"]] == ["10", "0"]
+    assert "backordered" in order_text(detail(gw))
     url = "https://track.example/?id=JD0146000062"
     receive(
         gw,
@@ -263,6 +266,7 @@ def test_backorders_and_track_and_trace(gw: Gateway) -> None:
     )
     order = detail(gw)
     assert order["status"] == "Shipped"
+    assert [ln["backordered"] for ln in order["lines"]] == ["0", "0"]  # the 10 followed
     assert order["shipments"] == [
         {
             "document_id": order["shipments"][0]["document_id"],
@@ -284,6 +288,7 @@ def test_a_partial_despatch_without_backorder_is_partially_delivered(gw: Gateway
     order = detail(gw)
     assert order["status"] == "Partially delivered"
     assert order["shipments"][0]["tracking_url"] is None
+    assert [ln["backordered"] for ln in order["lines"]] == ["0", None]
 
 
 def test_a_replacement_of_returned_goods_is_flagged_then_billed_once(

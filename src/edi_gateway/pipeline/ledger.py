@@ -21,7 +21,7 @@ from edi_gateway.domain.status import LineQuantities, derive_status
 from edi_gateway.pipeline.cancellations import CANCELLATION, IN_EFFECT
 from edi_gateway.pipeline.discrepancies import flag
 from edi_gateway.pipeline.history import record
-from edi_gateway.pipeline.shipments import backorders, received_advices, tracked
+from edi_gateway.pipeline.shipments import backorders, received_advices, still_open, tracked
 from edi_gateway.store.tables import DocumentLine, DocumentRow, Order, OrderLine
 
 ZERO = Decimal(0)
@@ -84,12 +84,7 @@ def _status(
 ) -> str:
     """The derived status, with the backorders and track & trace of received despatches."""
     advices = received_advices(docs)
-    still_open = {
-        line.id: (line.qty_ordered if line.qty_confirmed is None else line.qty_confirmed)
-        - line.qty_despatched
-        for line in lines
-    }
-    backordered = backorders(advices, ledger, still_open)
+    backordered = backorders(advices, ledger, still_open(lines))
     return derive_status(
         (
             LineQuantities(

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edi_gateway.domain.documents import DespatchAdvice, Document, DocumentKind
-from edi_gateway.store.tables import DocumentLine, DocumentRow, Order, Shipment
+from edi_gateway.store.tables import DocumentLine, DocumentRow, Order, OrderLine, Shipment
 
 ZERO = Decimal(0)
 DESPATCH = DocumentKind.DESPATCH_ADVICE.value
@@ -74,6 +74,32 @@ def backorders(
         line: min(quantity, max(still_open.get(line, ZERO), ZERO))
         for line, quantity in latest.items()
     }
+
+
+def still_open(lines: Iterable[OrderLine]) -> dict[int, Decimal]:
+    """Per order line, its effective quantity (confirmed, else ordered) less what left."""
+    return {
+        line.id: (line.qty_ordered if line.qty_confirmed is None else line.qty_confirmed)
+        - line.qty_despatched
+        for line in lines
+    }
+
+
+def backorders_of(session: Session, order: Order, lines: list[OrderLine]) -> dict[int, Decimal]:
+    """:func:`backorders` of the order as stored (for ``orders show``)."""
+    query = select(DocumentRow).where(
+        DocumentRow.order_id == order.id,
+        DocumentRow.kind == DESPATCH,
+        DocumentRow.direction == "in",
+        DocumentRow.state == "attached",
+    )
+    advices = list(session.scalars(query.order_by(DocumentRow.id)))
+    ledger: dict[int, list[DocumentLine]] = {}
+    if advices:
+        rows = select(DocumentLine).where(DocumentLine.document_id.in_([d.id for d in advices]))
+        for row in session.scalars(rows.order_by(DocumentLine.id)):
+            ledger.setdefault(row.document_id, []).append(row)
+    return backorders(advices, ledger, still_open(lines))
 
 
 def shipments_of(session: Session, order_id: int) -> list[Shipment]:

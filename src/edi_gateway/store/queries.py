@@ -436,8 +436,11 @@ def order_lines(session: Session, order: Order) -> list[OrderLine]:
 
 def order_detail(session: Session, order: Order) -> Json:
     """An order with its lines and quantities, linked documents and history."""
+    from edi_gateway.pipeline.shipments import backorders_of
+
     out = order_summary(order)
     lines = order_lines(session, order)
+    backordered = backorders_of(session, order, lines)
     out["response_code"] = order.response_code
     out["lines"] = [
         {
@@ -454,6 +457,7 @@ def order_detail(session: Session, order: Order) -> Json:
             "received": _num(line.qty_received),
             "invoiced": _num(line.qty_invoiced),
             "credited": _num(line.qty_credited),
+            "backordered": _num(backordered.get(line.id)),
         }
         for line in lines
     ]
