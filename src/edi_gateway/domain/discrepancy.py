@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 ZERO = Decimal(0)
 
@@ -32,9 +33,9 @@ INVOICED, CREDITED = "invoiced", "credited"
 MOVES = (CONFIRMED, DESPATCHED, RECEIVED, INVOICED, CREDITED)
 
 
-@dataclass(frozen=True, slots=True)
-class Move:
-    """What one document says about one order line: ``what`` (one of :data:`MOVES`)."""
+class Move(NamedTuple):
+    """What one document says about one order line: ``what`` (one of :data:`MOVES`). A named
+    tuple: an order's every document line becomes one after each attached document."""
 
     document: int
     label: str

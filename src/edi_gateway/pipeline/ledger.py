@@ -100,7 +100,7 @@ def _status(
         ),
         response_code=order.response_code,
         cancelled=order.cancelled,
-        tracked=tracked(session, advices),
+        tracked=tracked(session, order, advices),
     ).value
 
 

@@ -50,11 +50,19 @@ def received_advices(docs: Iterable[DocumentRow]) -> list[DocumentRow]:
     return [doc for doc in docs if doc.kind == DESPATCH and doc.direction == "in"]
 
 
-def tracked(session: Session, advices: list[DocumentRow]) -> bool:
-    """Whether one of ``advices`` carries a carrier or a tracking ID."""
+def tracked(session: Session, order: Order, advices: list[DocumentRow]) -> bool:
+    """Whether one of ``advices`` (the order's received ones) carries track & trace."""
     if not advices:
         return False
-    query = select(Shipment.id).where(Shipment.document_id.in_([doc.id for doc in advices]))
+    query = (
+        select(Shipment.id)
+        .join(DocumentRow, DocumentRow.id == Shipment.document_id)
+        .where(
+            Shipment.order_id == order.id,
+            DocumentRow.direction == "in",
+            DocumentRow.state == "attached",
+        )
+    )
     return session.scalar(query.limit(1)) is not None
 
 
