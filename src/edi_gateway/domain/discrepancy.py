@@ -3,7 +3,8 @@
 Pure arithmetic over the quantities each document of an order states per order line, in the
 order the documents were recorded. A line of a document is a *discrepancy* when, counting it:
 
-* ``negative``: it states a quantity below 0 (counted as stated, but never silently);
+* ``negative``: what it states for the order line (its lines for it summed) is below 0
+  (counted as stated, but never silently);
 * ``over_confirmed``: a response confirms more than was ordered;
 * ``over_despatched``: the despatched total exceeds the effective quantity (confirmed, else
   ordered);
