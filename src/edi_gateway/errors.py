@@ -34,6 +34,7 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "NOT_FOUND"
     AMBIGUOUS = "AMBIGUOUS"
     NOT_ALLOWED = "NOT_ALLOWED"
+    QUANTITY_EXCEEDED = "QUANTITY_EXCEEDED"
     CONNECTION_FAILED = "CONNECTION_FAILED"
     AUTH_FAILED = "AUTH_FAILED"
     HOST_KEY_UNKNOWN = "HOST_KEY_UNKNOWN"
@@ -134,6 +135,11 @@ REMEDY: dict[ErrorCode, str] = {
     ),
     ErrorCode.AMBIGUOUS: "Use the store ID or BUYER:ORDER_ID to pick one.",
     ErrorCode.NOT_ALLOWED: "The order's state does not allow this; see `orders show`.",
+    ErrorCode.QUANTITY_EXCEEDED: (
+        "The document would take the named order line beyond what was ordered or confirmed, "
+        "despatched, invoiced or credited (docs/adr/0024): ask for less; `orders show` has the "
+        "quantities. Credited quantities are billed again only with --rebill-credited."
+    ),
     ErrorCode.CONNECTION_FAILED: (
         "The server could not be reached or dropped the link; it is retried. If it lasts, "
         "check host, port, network and the server."

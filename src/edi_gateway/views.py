@@ -212,8 +212,9 @@ def messages_table(rows: list[Json]) -> str:
 
 def orders_table(rows: list[Json]) -> str:
     """``orders list`` as text."""
-    columns = ["id", "ref", "status", "type", "issue_date", "seller", "total_amount", "currency"]
-    return table(rows, columns)
+    shown = [{**row, "attention": "ATTENTION" if row.get("attention") else ""} for row in rows]
+    columns = ["id", "ref", "status", "attention", "type", "issue_date", "seller", "total_amount"]
+    return table(shown, [*columns, "currency"])
 
 
 def outbox_table(rows: list[Json]) -> str:
@@ -337,8 +338,9 @@ def findings_text(findings: list[Json]) -> list[str]:
 
 def order_text(d: Json) -> str:
     """``orders show`` as text."""
+    flag = "  ATTENTION: discrepancies to check" if d.get("attention") else ""
     lines = [
-        f"Order {d['ref']} (#{d['id']})  {d['status']}",
+        f"Order {d['ref']} (#{d['id']})  {d['status']}{flag}",
         f"  buyer  {d['buyer']} {d['buyer_name'] or ''}",
         f"  seller {d['seller']} {d['seller_name'] or ''}",
         f"  issued {d['issue_date']}  total {d['total_amount']} {d['currency'] or ''}",
@@ -356,6 +358,7 @@ def order_text(d: Json) -> str:
                 "received",
                 "invoiced",
                 "credited",
+                "backordered",
                 "status_code",
                 "deleted",
             ],
@@ -366,6 +369,18 @@ def order_text(d: Json) -> str:
             ["id", "type", "number", "code", "state", "issue_date", "message_id"],
         ),
     ]
+    if d.get("shipments"):
+        lines += ["Shipments:"] + [
+            f"  {s['despatch_advice']}: {s['carrier'] or '-'}  tracking {s['tracking_id'] or '-'}"
+            + (f"  {s['tracking_url']}" if s["tracking_url"] else "")
+            for s in d["shipments"]
+        ]
+    if d.get("discrepancies"):
+        lines += ["Discrepancies:"] + [f"  {x['detail']}" for x in d["discrepancies"]]
+        if d.get("attention"):
+            lines.append(
+                f"  settle them, then `edi-gateway orders clear-attention {d['id']} --reason TEXT`"
+            )
     waiting = d.get("pending_cancellation")
     if waiting:
         lines += [

@@ -82,7 +82,10 @@ def test_confirmation_and_despatch_csv_move_the_order(store: Store, tmp_path: Pa
     kinds = [d["type"] for d in detail["documents"]]
     assert kinds.count("DespatchAdvice") >= 2  # the sample holds two delivery notes
     assert "OrderResponse" in kinds
-    assert detail["status"] in {"Partially delivered", "Fully delivered"}
+    # everything left and the supplier's notes name the carrier and tracking: Shipped
+    assert detail["status"] == "Shipped"
+    assert detail["shipments"] and all(s["tracking_id"] for s in detail["shipments"])
+    assert detail["attention"] is False
 
 
 def test_a_reply_map_must_exist_for_a_supplier_connector(tmp_path: Path) -> None:

@@ -197,6 +197,7 @@ FILTER_KEYS = (
     "search",
     "order_type",
     "overdue",
+    "attention",
 )
 """The arguments of a list that are :class:`~edi_gateway.store.queries.Filters` by name."""
 
@@ -213,7 +214,7 @@ def listing_of(page_of: str, table_of: str) -> Handler:
         given = vars(args)
         wanted = queries.Filters(
             state=given.get("state") or given.get("status"),
-            **{key: given[key] for key in FILTER_KEYS if given.get(key) is not None},
+            **{key: given[key] for key in FILTER_KEYS if given.get(key) not in (None, False)},
         )
         with opened.store.session() as session:
             page = getattr(queries, page_of)(session, wanted, args.limit, args.offset)

@@ -68,7 +68,12 @@ def add_commands(sub: Sub) -> None:
     respond.add_argument("--force", action="store_true", help="respond despite the order state")
     json_option(respond)
     respond.set_defaults(handler=with_gateway(_respond))
+    _despatch_command(sub)
+    _invoice_command(sub)
+    _documents_commands(sub)
 
+
+def _despatch_command(sub: Sub) -> None:
     despatch = sub.add_parser("despatch", help="send the buyer a Despatch Advice (Peppol T16)")
     despatch.add_argument("order", help=ORDER_REF)
     despatch.add_argument(
@@ -108,6 +113,8 @@ def add_commands(sub: Sub) -> None:
     json_option(despatch)
     despatch.set_defaults(handler=with_gateway(_despatch))
 
+
+def _invoice_command(sub: Sub) -> None:
     invoice = sub.add_parser(
         "invoice",
         help="send the buyer an invoice, credit note or debit note (Billing 3.0; Self-Billing "
@@ -142,9 +149,16 @@ def add_commands(sub: Sub) -> None:
     )
     invoice.add_argument("--reason", help="why (shown on the document)")
     invoice.add_argument("--force", action="store_true", help="bill beyond what the order allows")
+    invoice.add_argument(
+        "--rebill-credited",
+        action="store_true",
+        help="an invoice may bill credited quantities again (recorded in the history)",
+    )
     json_option(invoice)
     invoice.set_defaults(handler=with_gateway(_invoice))
 
+
+def _documents_commands(sub: Sub) -> None:
     documents = sub.add_parser("documents", help="show a stored document")
     dsub = documents.add_subparsers(dest="action", required=True, metavar="ACTION")
     dshow = dsub.add_parser("show", help="a document (ID from `orders show`) as UBL, PDF or Excel")
@@ -307,6 +321,7 @@ def _invoice(gateway: Gateway, args: argparse.Namespace) -> int:
         credit_of=args.credit,
         debit_of=args.debit,
         reason=args.reason,
+        rebill_credited=args.rebill_credited,
     )
     what = "Credit note" if args.credit else "Debit note" if args.debit else "Invoice"
     return _issue(gateway, args, invoice, request, what=what)

@@ -248,6 +248,7 @@ class DespatchAdvice(Document):
 
     carrier: str | None = None
     tracking_id: str | None = None
+    tracking_url: str | None = None
     despatch_date: date | None = None
     estimated_delivery_date: date | None = None
     shipment_id: str | None = None

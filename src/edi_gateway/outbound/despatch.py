@@ -20,6 +20,7 @@ from edi_gateway.domain.status import OrderStatus
 from edi_gateway.outbound.issuing import (
     Issued,
     NotAllowed,
+    QuantityExceeded,
     buyer_connector,
     next_number,
     on_order,
@@ -98,7 +99,7 @@ def issue_despatch(
         request = replace(request, lines=request.packing.lines())
     chosen, over = _chosen(lines, request)
     if over and not force:
-        raise NotAllowed(
+        raise QuantityExceeded(
             "more than is open on line(s) "
             + "; ".join(over)
             + ": despatch at most the confirmed quantity less what left already, or use --force"

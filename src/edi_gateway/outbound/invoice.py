@@ -51,6 +51,7 @@ from edi_gateway.outbound.charges import Vat, common_vat
 from edi_gateway.outbound.issuing import (
     Issued,
     NotAllowed,
+    QuantityExceeded,
     buyer_connector,
     on_order,
     original_order,
@@ -89,6 +90,7 @@ class InvoiceRequest:
     else the VAT the order lines share, else the supplier's default.
     ``credit_of`` / ``debit_of`` name an invoice of this order (at most one of them);
     ``allowances_charges`` are document-level (freight, discounts); ``reason`` is the note.
+    ``rebill_credited``: an invoice may bill credited quantities again (ADR 0024).
     """
 
     lines: tuple[LineRequest, ...] = field(default_factory=tuple)
@@ -98,6 +100,7 @@ class InvoiceRequest:
     amount: Decimal | None = None
     vat: Vat | None = None
     allowances_charges: tuple[AllowanceCharge, ...] = field(default_factory=tuple)
+    rebill_credited: bool = False
 
 
 def invoice(
@@ -145,12 +148,20 @@ def issue_invoice(
     terms = agreed(session, order) if plain else Agreed()
     number = request.credit_of or request.debit_of
     room = ledger.room(
-        session, order, lines, number, debit=bool(request.debit_of), prices=terms.prices
+        session,
+        order,
+        lines,
+        number,
+        debit=bool(request.debit_of),
+        prices=terms.prices,
+        rebill_credited=request.rebill_credited,
     )
     amount_only = request.amount is not None  # bills no order line: nothing to choose
     chosen, over = ([], []) if amount_only else ledger.chosen(lines, request.lines, room)
     if over and not force:
-        raise NotAllowed(f"more than {room.what} on line(s) {'; '.join(over)}; or use --force")
+        raise QuantityExceeded(
+            f"more than {room.what} on line(s) {'; '.join(over)}; or use --force"
+        )
     forced += over
     vat = ledger.order_vat(session, order)
     document = _compose(session, order, request, buyer=buyer, supplier=supplier, legal=legal)
@@ -179,6 +190,10 @@ def issue_invoice(
     if forced:
         detail = f"{document.document_id}: " + "; ".join(forced)
         record(session, "invoice.forced", detail, actor=actor, order_id=order.id)
+    if request.rebill_credited:
+        again = [f"line {ln.line_id}: {q} (credited {ln.qty_credited})" for ln, q, _ in chosen]
+        detail = f"{document.document_id} bills credited quantities again: " + "; ".join(again)
+        record(session, "invoice.rebill_credited", detail, actor=actor, order_id=order.id)
     return issued
 
 
@@ -193,6 +208,8 @@ def _recipient(settings: Settings, order: OrderRow, supplier: Partner) -> tuple[
 def _check_request(request: InvoiceRequest) -> None:
     if request.credit_of and request.debit_of:
         raise NotAllowed("a document is either a credit note or a debit note, not both")
+    if request.rebill_credited and (request.credit_of or request.debit_of):
+        raise NotAllowed("--rebill-credited goes with an invoice, not a credit or debit note")
     ids = [line.line_id for line in request.lines]
     if len(ids) != len(set(ids)):
         raise NotAllowed("a line is given twice; give each line once")

@@ -36,6 +36,15 @@ class NotAllowed(GatewayError):
         super().__init__(ErrorCode.NOT_ALLOWED, message)
 
 
+class QuantityExceeded(NotAllowed):
+    """A document would take an order line beyond what the ledger allows (ADR 0024); the
+    message names each line, what was asked and what there is room for."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = ErrorCode.QUANTITY_EXCEEDED
+
+
 @dataclass(frozen=True, slots=True)
 class Issued:
     """A document the gateway issued: where it is recorded and queued, and the order's status."""

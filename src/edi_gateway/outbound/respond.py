@@ -28,6 +28,7 @@ from edi_gateway.outbound.charges import Charge, Discount, Vat
 from edi_gateway.outbound.issuing import (
     Issued,
     NotAllowed,
+    QuantityExceeded,
     buyer_connector,
     next_number,
     on_order,
@@ -50,6 +51,8 @@ ACCEPTED, CHANGED, NOT_ACCEPTED = "5", "3", "7"
 FINAL = {OrderStatus.CANCELLED.value, OrderStatus.CLOSED.value}
 MOVED_ON = {
     OrderStatus.PARTIALLY_DELIVERED.value,
+    OrderStatus.PARTIALLY_BACKORDERED.value,
+    OrderStatus.SHIPPED.value,
     OrderStatus.FULLY_DELIVERED.value,
     OrderStatus.PARTIALLY_INVOICED.value,
     OrderStatus.FULLY_INVOICED.value,
@@ -130,6 +133,7 @@ def issue(
     connector = buyer_connector(settings, order)
     lines = order_lines(session, order)
     _check_not_deleted(session, order, lines, decision)
+    _check_quantities(lines, decision)
     response = compose_response(session, order, lines, decision)
     payload = written(response, write_order_response)
     status_before = order.status
@@ -193,6 +197,18 @@ def _check_decision(decision: Decision) -> None:
     if any(c.quantity < 0 for c in decision.changes):
         raise ResponseRefused("a changed quantity cannot be negative (0 = line not accepted)")
     _check_substitutes(decision)
+
+
+def _check_quantities(lines: list[OrderLine], decision: Decision) -> None:
+    """A response confirms at most what was ordered (ADR 0024): more would be a discrepancy."""
+    ordered = {line.line_id: line.qty_ordered for line in lines}
+    over = [
+        f"line {c.line_id}: {c.quantity} confirmed, {ordered[c.line_id]} ordered"
+        for c in decision.changes
+        if c.line_id in ordered and c.quantity > ordered[c.line_id]
+    ]
+    if over:
+        raise QuantityExceeded("a response confirms at most what was ordered: " + "; ".join(over))
 
 
 def _check_substitutes(decision: Decision) -> None:

@@ -27,6 +27,7 @@ from edi_gateway.pipeline.history import SYSTEM, now, record
 from edi_gateway.pipeline.ledger import recompute
 from edi_gateway.pipeline.order_change import apply_order_change, on_response
 from edi_gateway.pipeline.orders import document_row
+from edi_gateway.pipeline.shipments import record_shipment
 from edi_gateway.pipeline.work import unexpected
 from edi_gateway.store import tables as t
 from edi_gateway.store.db import transient
@@ -147,6 +148,7 @@ def attach(
     if document.kind is DocumentKind.ORDER_CHANGE:
         apply_order_change(session, order, row, document, actor=actor)
     unmatched = _insert_ledger(session, order, row, document)
+    record_shipment(session, order, row, document)
     if order.seller_partner is None and document.kind not in _BUYER_KINDS:
         # a self-billed invoice is the buyer's: its sender is not the order's supplier
         order.seller_partner = None if self_billed(document.customization_id) else ref.partner
@@ -277,6 +279,7 @@ def _insert_ledger(
                 "status_code": line.status_code,
                 "price": line.price,
                 "amount": line.line_amount,
+                "backorder": line.backorder_quantity.value if line.backorder_quantity else None,
             }
         )
     if rows:

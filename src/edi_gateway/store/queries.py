@@ -54,6 +54,8 @@ class Filters:
     """An order type name or code (``orders list --type``; store/order_data.py)."""
     overdue: bool = False
     """Only orders whose response or despatch is overdue now (clocks/sla.py)."""
+    attention: bool | None = None
+    """Orders only: True for those whose ledger has a discrepancy not cleared yet (ADR 0024)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +215,7 @@ def order_summary(order: Order) -> Json:
         "currency": order.currency,
         "total_amount": _money(order.total_amount),
         "status": order.status,
+        "attention": order.attention,
         "updated_at": utc_text(order.updated_at),
         "number": order.order_number,
         "type": order.order_type,
@@ -240,6 +243,8 @@ def page_orders(session: Session, filters: Filters, limit: int = 500, offset: in
     query = select(Order).order_by(Order.id.desc())
     if status:
         query = query.where(Order.status.ilike(status))
+    if filters.attention is not None:
+        query = query.where(Order.attention == filters.attention)
     if filters.since:
         query = query.where(Order.created_at >= filters.since)
     if filters.until:
@@ -349,6 +354,43 @@ def _pending_cancellation(session: Session, order: Order, documents: list[Json])
     }
 
 
+def _discrepancies(session: Session, order: Order, line_ids: dict[int, str]) -> list[Json]:
+    from edi_gateway.pipeline.discrepancies import discrepancies_of
+
+    return [
+        {
+            "document_id": found.document_id,
+            "line_id": line_ids.get(found.order_line_id),
+            "kind": found.kind,
+            "quantity": _num(found.quantity),
+            "bound": _num(found.bound),
+            "detail": found.detail,
+            "found_at": utc_text(found.found_at),
+        }
+        for found in discrepancies_of(session, order.id)
+    ]
+
+
+def _shipments(session: Session, order: Order) -> list[Json]:
+    from edi_gateway.pipeline.shipments import shipments_of
+
+    numbers = dict(
+        session.execute(
+            select(DocumentRow.id, DocumentRow.doc_number).where(DocumentRow.order_id == order.id)
+        ).all()
+    )
+    return [
+        {
+            "document_id": row.document_id,
+            "despatch_advice": numbers.get(row.document_id),
+            "carrier": row.carrier,
+            "tracking_id": row.tracking_id,
+            "tracking_url": row.tracking_url,
+        }
+        for row in shipments_of(session, order.id)
+    ]
+
+
 def orders_created_by(message_ids: Sequence[int]) -> Select[Order]:
     """The orders that these messages (processed Order documents) created, oldest first."""
     return (
@@ -443,9 +485,12 @@ def order_payload(session: Session, order_id: int) -> bytes | None:
 
 def order_detail(session: Session, order: Order) -> Json:
     """An order with its lines and quantities, linked documents and history."""
+    from edi_gateway.pipeline.shipments import backorders_of
+
     out = order_summary(order)
     lines = order_lines(session, order)
     deleted = deleted_lines(session, order.id)
+    backordered = backorders_of(session, order, lines)
     out["response_code"] = order.response_code
     out["lines"] = [
         {
@@ -464,9 +509,12 @@ def order_detail(session: Session, order: Order) -> Json:
             "invoiced": _num(line.qty_invoiced),
             "credited": _num(line.qty_credited),
             "delivery_place": line.delivery_place,
+            "backordered": _num(backordered.get(line.id)),
         }
         for line in lines
     ]
+    out["discrepancies"] = _discrepancies(session, order, {ln.id: ln.line_id for ln in lines})
+    out["shipments"] = _shipments(session, order)
     docs = session.scalars(
         select(DocumentRow).where(DocumentRow.order_id == order.id).order_by(DocumentRow.id)
     )

@@ -11,6 +11,8 @@ document_lines  the quantities each document states per order line (the ledger)
 orders          one row per buyer party + order ID, with the derived status
 order_keys      every party key an order can be found by (buyer and seller identifiers)
 order_lines     per line: ordered, confirmed, despatched, received, invoiced, credited
+discrepancies   document lines that exceed what was ordered, confirmed, despatched or invoiced
+shipments       carrier, tracking ID and URL of each despatch advice
 history         every event: when, what, by whom
 outbox          every outbound document, as a row before it is bytes anywhere, until delivered
 forwards        one row per order forwarded to a supplier: held, waiting, queued (in a bundle,
@@ -42,6 +44,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from edi_gateway.store.types import ExactDecimal, UTCDateTime
@@ -88,6 +91,8 @@ orders = Table(
     Column("despatch_due_at", UTCDateTime(), index=True),
     Column("response_overdue_at", UTCDateTime()),
     Column("despatch_overdue_at", UTCDateTime()),
+    # a ledger discrepancy no operator has cleared yet (0010, docs/adr/0024)
+    Column("attention", Boolean, nullable=False, server_default=false(), index=True),
     UniqueConstraint("buyer_key", "order_number"),
 )
 
@@ -191,6 +196,7 @@ document_lines = Table(
     Column("status_code", String(4)),
     Column("price", ExactDecimal()),
     Column("amount", ExactDecimal()),
+    Column("backorder", ExactDecimal()),  # a despatch line's outstanding quantity (0010)
 )
 
 history = Table(
@@ -272,6 +278,34 @@ alert_cursors = Table(
 )
 """Per alert channel (an smtp connector or a webhook) and cause: how far it was told, and when
 (the throttle) (0017)."""
+discrepancies = Table(
+    "discrepancies",
+    metadata,
+    _id(),
+    Column("order_id", ForeignKey("orders.id"), nullable=False, index=True),
+    Column("document_id", ForeignKey("documents.id"), nullable=False),
+    Column("order_line_id", ForeignKey("order_lines.id"), nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("quantity", ExactDecimal(), nullable=False),
+    Column("bound", ExactDecimal(), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("found_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("document_id", "order_line_id", "kind"),
+)
+"""A document line that took an order line beyond what the ledger allows (0010, ADR 0024)."""
+
+shipments = Table(
+    "shipments",
+    metadata,
+    _id(),
+    Column("document_id", ForeignKey("documents.id"), nullable=False),
+    Column("order_id", ForeignKey("orders.id"), nullable=False, index=True),
+    Column("carrier", String(300)),
+    Column("tracking_id", String(200)),
+    Column("tracking_url", String(1000)),
+    UniqueConstraint("document_id"),
+)
+"""The track & trace of each despatch advice attached to an order (0010)."""
 
 forwards = Table(
     "forwards",

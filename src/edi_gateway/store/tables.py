@@ -96,6 +96,7 @@ class Order(Base):
     response_overdue_at: Mapped[datetime | None]
     despatch_overdue_at: Mapped[datetime | None]
     """SLA timers (0018, clocks/sla.py): when each is due, when it was found overdue."""
+    attention: Mapped[bool]
 
 
 class OrderDelivery(Base):
@@ -228,6 +229,36 @@ class DocumentLine(Base):
     status_code: Mapped[str | None]
     price: Mapped[Decimal | None]
     amount: Mapped[Decimal | None]
+    backorder: Mapped[Decimal | None]
+
+
+class Discrepancy(Base):
+    """A document line that took an order line beyond what the ledger allows (ADR 0024)."""
+
+    __table__ = schema.discrepancies
+
+    id: Mapped[int]
+    order_id: Mapped[int]
+    document_id: Mapped[int]
+    order_line_id: Mapped[int]
+    kind: Mapped[str]
+    quantity: Mapped[Decimal]
+    bound: Mapped[Decimal]
+    detail: Mapped[str]
+    found_at: Mapped[datetime]
+
+
+class Shipment(Base):
+    """The carrier, tracking ID and tracking URL a despatch advice gave."""
+
+    __table__ = schema.shipments
+
+    id: Mapped[int]
+    document_id: Mapped[int]
+    order_id: Mapped[int]
+    carrier: Mapped[str | None]
+    tracking_id: Mapped[str | None]
+    tracking_url: Mapped[str | None]
 
 
 class HistoryEvent(Base):

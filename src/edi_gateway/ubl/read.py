@@ -16,7 +16,10 @@ Kind-specific choices worth knowing:
 * DespatchAdvice (Peppol T16): carrier from ``Shipment/Consignment/CarrierParty/PartyName/Name``,
   tracking ID from ``Shipment/Delivery/TrackingID`` (``Consignment/CarrierAssignedID`` as a
   fallback; T16 forbids it but plain UBL allows it); ``Consignment/ID`` is the consignment's own
-  identifier, not a tracking number, and is not used. ``despatch_date`` is
+  identifier, not a tracking number, and is not used. ``tracking_url`` is the
+  ``Attachment/ExternalReference/URI`` of the first ``AdditionalDocumentReference`` whose
+  ``DocumentType`` mentions tracking or whose ID is the tracking ID (T16 has no other place for
+  a tracking link). ``despatch_date`` is
   ``Shipment/Delivery/Despatch/ActualDespatchDate``, else the IssueDate;
   ``estimated_delivery_date`` is ``Shipment/Delivery/EstimatedDeliveryPeriod`` EndDate, else
   StartDate (Peppol use case 4 sends only a StartDate). A line's box is the first
@@ -217,6 +220,8 @@ _TRACKING_IDS = (
     path("cac:Delivery", "cbc:TrackingID"),
     path("cac:Consignment", "cbc:CarrierAssignedID"),
 )
+_ADDITIONAL = cac("AdditionalDocumentReference")
+_EXTERNAL_URI = path("cac:Attachment", "cac:ExternalReference", "cbc:URI")
 _ACTUAL_DESPATCH = path("cac:Delivery", "cac:Despatch", "cbc:ActualDespatchDate")
 _ESTIMATED_DELIVERY = (
     path("cac:Delivery", "cac:EstimatedDeliveryPeriod", "cbc:EndDate"),
@@ -235,6 +240,7 @@ def _despatch_advice(root: Element, kids: Kids, kind: DocumentKind) -> Document:
     if doc.despatch_date is None:
         doc.despatch_date = doc.issue_date
     _read_handling_units(kids, doc)
+    doc.tracking_url = _tracking_url(kids.get(_ADDITIONAL, []), doc.tracking_id)
     return doc
 
 
@@ -251,6 +257,16 @@ def _read_handling_units(kids: Kids, doc: DespatchAdvice) -> None:
             boxes.setdefault(line_id.strip(), unit.strip())
     for line in doc.lines:
         line.handling_unit = boxes.get(line.line_id)
+
+
+def _tracking_url(references: list[Element], tracking_id: str | None) -> str | None:
+    for reference in references:
+        kind = (reference.findtext(cbc("DocumentType")) or "").lower()
+        if "track" in kind or (tracking_id and clean(reference.findtext(cbc("ID"))) == tracking_id):
+            url = clean(reference.findtext(_EXTERNAL_URI))
+            if url is not None:
+                return url
+    return None
 
 
 def _receipt_advice(root: Element, kids: Kids, kind: DocumentKind) -> Document:

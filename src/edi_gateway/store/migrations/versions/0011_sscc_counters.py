@@ -1,7 +1,7 @@
 """sscc_counters: the next SSCC serial reference per extension digit + GS1 company prefix
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-05 03:40:00
 
 One row per extension digit + company prefix; ``despatch --boxes`` adds the number of boxes
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
