@@ -129,6 +129,7 @@ def _schedule(conn: Connection, settings: Settings) -> int:
         .where(o.response_due_at.is_(None))
         .order_by(o.id)
         .limit(BATCH)
+        .with_for_update(skip_locked=True, of=orders)  # being processed: the next look
     ).all()
     for order_id, created, partner, order_type, priority, wanted in rows:
         sla = _terms(settings, partner)
@@ -162,6 +163,7 @@ def _fire(conn: Connection, settings: Settings, at: datetime) -> int:
             .where(condition, column.is_(None))
             .order_by(o.id)
             .limit(BATCH)
+            .with_for_update(skip_locked=True, of=orders)  # two gateways fire it once
         ).all()
         for order_id, number, partner, when in rows:
             late = f"{when:%Y-%m-%d %H:%M} UTC"
