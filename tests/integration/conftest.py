@@ -178,3 +178,28 @@ def metric_samples(metrics: str) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             found[name] = float(value)
     return found
+
+
+def start_daemon(project: Project) -> subprocess.Popen[str]:
+    """``edi-gateway run`` on ``project``, its output captured (end it with :func:`stop_daemon`)."""
+    return subprocess.Popen(
+        [str(EXE), "--config", str(project.config), "run"],
+        cwd=project.root,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stop_daemon(daemon: subprocess.Popen[str]) -> tuple[str, str]:
+    """SIGTERM, then what it wrote (stdout, stderr); killed if it has not ended in 30 s."""
+    import signal
+
+    daemon.send_signal(signal.SIGTERM)
+    try:
+        return daemon.communicate(timeout=30)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()

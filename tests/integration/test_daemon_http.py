@@ -4,9 +4,7 @@ files arrive, JSON log lines with the message ID, SIGTERM ends it with exit 0.""
 from __future__ import annotations
 
 import json
-import signal
 import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +15,7 @@ import pytest
 import yaml
 
 from tests import factory
-from tests.integration.conftest import EXE, Project, cli_env, metric_samples
+from tests.integration.conftest import Project, metric_samples, start_daemon, stop_daemon
 
 pytestmark = pytest.mark.integration
 
@@ -70,14 +68,7 @@ def test_daemon_serves_health_and_metrics_and_logs_json(
     }
     project.config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     base = f"http://127.0.0.1:{port}"
-    daemon = subprocess.Popen(
-        [str(EXE), "--config", str(project.config), "run"],
-        cwd=project.root,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    daemon = start_daemon(project)
     try:
         assert _wait_for(lambda: _get(f"{base}/healthz")[0] == 200, 30), "no health endpoint"
         for n in range(3):
@@ -95,13 +86,7 @@ def test_daemon_serves_health_and_metrics_and_logs_json(
         health = json.loads(body)
         status404 = _get(f"{base}/nothing")[0]
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            out, err = daemon.communicate(timeout=30)
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
-                daemon.wait()
+        out, err = stop_daemon(daemon)
     assert daemon.returncode == 0, err[-3000:]
 
     assert samples['edi_messages_in_total{connector="inbox",partner="buyer"}'] == 3

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
@@ -18,7 +17,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.conftest import EXE, SAMPLES, Project, cli, cli_env, metric_samples
+from tests.integration.conftest import (
+    SAMPLES,
+    Project,
+    cli,
+    metric_samples,
+    start_daemon,
+    stop_daemon,
+)
 from tests.integration.test_daemon_http import _free_port, _get, _wait_for
 
 pytestmark = pytest.mark.integration
@@ -179,14 +185,7 @@ def test_health_is_degraded_and_metrics_count_while_deliveries_fail(tmp_path: Pa
     data["daemon"] = {"http": {"host": "127.0.0.1", "port": port}, "outbox_every_seconds": 0.5}
     project.config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     base = f"http://127.0.0.1:{port}"
-    daemon = subprocess.Popen(
-        [str(EXE), "--config", str(project.config), "run"],
-        cwd=project.root,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    daemon = start_daemon(project)
 
     def health() -> dict[str, object]:
         found: dict[str, object] = json.loads(_get(f"{base}/healthz")[2])
@@ -209,13 +208,7 @@ def test_health_is_degraded_and_metrics_count_while_deliveries_fail(tmp_path: Pa
 
         recovered = _wait_for(calm, 60)
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            _out, err = daemon.communicate(timeout=30)
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
-                daemon.wait()
+        _out, err = stop_daemon(daemon)
     assert daemon.returncode == 0, err[-3000:]
 
     assert seen["status"] == "degraded"

@@ -222,26 +222,19 @@ def _auto_approve(store: Store, settings: Settings, at: datetime) -> int:
             except GatewayError as exc:
                 log.warning("order %s: auto-approval refused: %s", number, exc)
                 detail = f"auto-approval after {days} days refused: {exc}"
-                with store.connect() as conn:
-                    conn.execute(
-                        insert(history).values(
-                            at=at,
-                            order_id=order_id,
-                            event="sla.auto_approval_refused",
-                            detail=detail[:2000],
-                            actor=SYSTEM,
-                        )
-                    )
+                _event(store, order_id, "sla.auto_approval_refused", detail, at)
                 continue
-            with store.connect() as conn:
-                conn.execute(
-                    insert(history).values(
-                        at=at,
-                        order_id=order_id,
-                        event="sla.auto_approved",
-                        detail=f"no feedback in {days} days: accepted (Order Response AP)",
-                        actor=SYSTEM,
-                    )
-                )
+            detail = f"no feedback in {days} days: accepted (Order Response AP)"
+            _event(store, order_id, "sla.auto_approved", detail, at)
             approved += 1
     return approved
+
+
+def _event(store: Store, order_id: int, event: str, detail: str, at: datetime) -> None:
+    """One SLA event in the order's history."""
+    with store.connect() as conn:
+        conn.execute(
+            insert(history).values(
+                at=at, order_id=order_id, event=event, detail=detail[:2000], actor=SYSTEM
+            )
+        )
