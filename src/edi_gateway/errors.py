@@ -51,6 +51,11 @@ class ErrorCode(StrEnum):
     RULES_UNAVAILABLE = "RULES_UNAVAILABLE"
     SIGNATURE_MISSING = "SIGNATURE_MISSING"
     SIGNATURE_INVALID = "SIGNATURE_INVALID"
+    LOGIN_REQUIRED = "LOGIN_REQUIRED"
+    LOGIN_FAILED = "LOGIN_FAILED"
+    LOGIN_THROTTLED = "LOGIN_THROTTLED"
+    CSRF_REFUSED = "CSRF_REFUSED"
+    ROLE_REFUSED = "ROLE_REFUSED"
     USAGE = "USAGE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
@@ -188,6 +193,15 @@ REMEDY: dict[ErrorCode, str] = {
         "UBL puts it). Do not trust the content; check the certificate with the partner, then "
         "redrive or ask for a re-send."
     ),
+    ErrorCode.LOGIN_REQUIRED: "Sign in at /login (the session is missing or expired).",
+    ErrorCode.LOGIN_FAILED: (
+        "Unknown user or wrong password; an admin can set a new one with `users add --replace`."
+    ),
+    ErrorCode.LOGIN_THROTTLED: (
+        "Too many failed sign-ins for this user from this address: wait, then try again."
+    ),
+    ErrorCode.CSRF_REFUSED: "The form was stale or forged: reload the page and send it again.",
+    ErrorCode.ROLE_REFUSED: "Your role may only read; an operator or admin must do this.",
     ErrorCode.USAGE: (
         "The command line is wrong as the message says; see `edi-gateway COMMAND --help`."
     ),

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from edi_gateway.cli import (
     common,
     config,
+    console,
     messages,
     orders,
     outbound,
@@ -33,10 +34,23 @@ from edi_gateway.cli import (
     project,
     rules,
     running,
+    users,
 )
 from edi_gateway.errors import ConfigError, ErrorCode, GatewayError
 
-GROUPS = (project, running, config, partners, messages, orders, outbound, outbox, rules)
+GROUPS = (
+    project,
+    running,
+    config,
+    partners,
+    messages,
+    orders,
+    outbound,
+    outbox,
+    rules,
+    users,
+    console,
+)
 STORE_CODES = (ErrorCode.STORE_BUSY, ErrorCode.STORE_UNAVAILABLE)
 GC_THRESHOLD = 20_000
 

@@ -1,0 +1,82 @@
+"""Operator actions: POST only, CSRF-checked, confirmed, done by the application function the
+CLI calls, recorded in history with the signed-in user's name. A viewer gets 403.
+
+The confirmation works without JavaScript: a POST without ``confirmed=yes`` answers a page
+that says what will happen, with the same form (and ``confirmed=yes``) to send it for real.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.outbound.outbox import RETRYABLE, retry
+from edi_gateway.web.app import console, signed_in
+from edi_gateway.web.auth import checked_form
+
+
+def routes() -> list[Route]:
+    """The action endpoints."""
+    return [
+        Route("/orders/{order_id:int}/note", note, methods=["POST"]),
+        Route("/outbox/{outbox_id:int}/retry", retry_now, methods=["POST"]),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """An action as the form asked for it: its fields, whether it was confirmed."""
+
+    fields: dict[str, str]
+    confirmed: bool
+
+
+async def _asked(request: Request) -> Asked:
+    """The form, once the CSRF token and the user's role allow acting."""
+    fields = await checked_form(request)
+    who = signed_in(request)
+    if not who.may_act:
+        raise GatewayError(
+            ErrorCode.ROLE_REFUSED,
+            f"{who.user} is a {who.role}: only an operator or an admin may do this",
+        )
+    return Asked(fields, fields.get("confirmed") == "yes")
+
+
+def _confirm(request: Request, title: str, what: str, asked: Asked, back: str) -> Response:
+    keep = {k: v for k, v in asked.fields.items() if k not in ("csrf_token", "confirmed")}
+    return console(request).page(
+        request, "confirm.html", title=title, what=what, fields=keep, back=back
+    )
+
+
+async def note(request: Request) -> Response:
+    """Add a note to an order's history (confirmed first)."""
+    asked = await _asked(request)
+    order_id = request.path_params["order_id"]
+    text = asked.fields.get("text", "")
+    back = f"/orders/{order_id}"
+    if not asked.confirmed:
+        shown = text.strip() or "(empty)"
+        return _confirm(request, "Add a note", f"Note on order #{order_id}: {shown}", asked, back)
+    gateway, user = console(request).gateway, signed_in(request).user
+    await run_in_threadpool(lambda: gateway.note(order_id, text, actor=user))
+    return RedirectResponse(f"{back}?done=note", 303)
+
+
+async def retry_now(request: Request) -> Response:
+    """Make a pending or failed outbox row due now (confirmed first), as `outbox retry ID`."""
+    asked = await _asked(request)
+    outbox_id = request.path_params["outbox_id"]
+    back = f"/outbox/{outbox_id}"
+    if not asked.confirmed:
+        what = f"Deliver outbox row #{outbox_id} again now (a failed row gets a new round)."
+        return _confirm(request, "Retry a delivery", what, asked, back)
+    store, user = console(request).gateway.store, signed_in(request).user
+    await run_in_threadpool(lambda: retry(store, [outbox_id], actor=user, states=RETRYABLE))
+    return RedirectResponse(f"{back}?done=retry", 303)
