@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import Mount
+from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
 
 from edi_gateway import accounts
@@ -136,15 +136,20 @@ def _not_allowed(request: Request, exc: Exception) -> Response:
 
 
 class SignInRequired:
-    """Every path but ``/login`` and ``/static/`` needs a live session: without one a browser
-    is sent to ``/login`` (303), any other client gets 401."""
+    """Every page but ``/login`` and ``/static/`` needs a live session: without one a browser
+    is sent to ``/login`` (303), any other client gets 401. A path that is no page is 404
+    for everyone (the pages are no secret: they are in the source)."""
 
-    def __init__(self, app: ASGIApp, console: Console) -> None:
+    def __init__(self, app: Starlette, console: Console) -> None:
         self.app, self.console = app, console
 
+    def _open(self, scope: Scope) -> bool:
+        if scope["type"] != "http" or scope.get("path", "").startswith(OPEN_PATHS):
+            return True
+        return all(route.matches(scope)[0] == Match.NONE for route in self.app.routes)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or path.startswith(OPEN_PATHS):
+        if self._open(scope):
             await self.app(scope, receive, send)
             return
         request = Request(scope)
