@@ -40,6 +40,7 @@ MIN_PASSWORD, MAX_PASSWORD = 12, 1024
 # scrypt cost: 2**15 x 8 x 1 takes ~32 MiB and ~0.1 s, the interactive-login figure of RFC 7914
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 TOUCH_EVERY = timedelta(seconds=60)  # a session's last use is written at most once a minute
+# (or a tenth of the idle time, when that is shorter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,13 +212,14 @@ def sign_in(store: Store, name: str, password: str, address: str, policy: Policy
             select(users.c.id, users.c.password_hash).where(users.c.name == name)
         ).first()
     good = verify_password(password, row.password_hash if row else _dummy_hash())
-    with store.connect() as conn:
-        if row is None or not good:
-            failure = {"username": name[:100], "address": address[:100], "at": moment}
+    if row is None or not good:
+        failure = {"username": name[:100], "address": address[:100], "at": moment}
+        with store.connect() as conn:  # committed before the refusal is raised
             conn.execute(insert(login_failures).values(**failure))
-            raise GatewayError(ErrorCode.LOGIN_FAILED, "unknown user or wrong password")
+        raise GatewayError(ErrorCode.LOGIN_FAILED, "unknown user or wrong password")
+    token = secrets.token_urlsafe(32)
+    with store.connect() as conn:
         conn.execute(delete(login_failures).where(f.username == name, f.address == address))
-        token = secrets.token_urlsafe(32)
         conn.execute(
             insert(console_sessions).values(
                 token_hash=_token_hash(token),
@@ -250,7 +252,7 @@ def session_of(store: Store, token: str | None, policy: Policy) -> SignedIn | No
         if moment >= row.expires_at or moment - row.last_seen_at >= policy.idle:
             conn.execute(delete(console_sessions).where(s.token_hash == key))
             return None
-        if moment - row.last_seen_at >= TOUCH_EVERY:
+        if moment - row.last_seen_at >= min(TOUCH_EVERY, policy.idle / 10):
             conn.execute(
                 update(console_sessions).where(s.token_hash == key).values(last_seen_at=moment)
             )
