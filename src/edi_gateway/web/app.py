@@ -67,9 +67,9 @@ class Console:
         body = self.templates.get_template(name).render(request=request, who=who, **context)
         return HTMLResponse(body, status, {"Cache-Control": "no-store"})
 
-    def failed(self, request: Request, exc: GatewayError) -> Response:
+    def failed(self, request: Request, exc: GatewayError, status: int | None = None) -> Response:
         """A coded error: an HTML page, or JSON for a client that does not take HTML."""
-        status = STATUS_OF.get(exc.code, 400)
+        status = status or STATUS_OF.get(exc.code, 400)
         if not wants_html(request):
             return JSONResponse({"error": {"code": exc.code.value, "message": exc.message}}, status)
         remedy = REMEDY.get(exc.code)
@@ -132,7 +132,8 @@ def _not_found(request: Request, exc: Exception) -> Response:
 
 def _not_allowed(request: Request, exc: Exception) -> Response:
     what = f"{request.method} {request.url.path}"
-    return _coded(request, GatewayError(ErrorCode.NOT_ALLOWED, f"{what} is not allowed"))
+    refused = GatewayError(ErrorCode.NOT_ALLOWED, f"{what} is not allowed (a form posts it)")
+    return console(request).failed(request, refused, 405)
 
 
 class SignInRequired:

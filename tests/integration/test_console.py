@@ -1,0 +1,406 @@
+"""The web console as its users meet it: `edi-gateway console` serving a project that ran the
+samples (with the outbound folder replaced by a file, so deliveries wait with an error), users
+made by `edi-gateway users add`, plain HTTP for the guards (303/401, CSRF, expiry, rate limit,
+escaping, downloads) and Debian's chromium driven by Playwright for sign-in, a filter, an order
+page, two actions and a viewer refused. Screenshots go to the test's tmp folder."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.integration.conftest import EXE, SAMPLES, Project, cli, cli_env
+from tests.servers import debian_command, free_port
+
+pytestmark = pytest.mark.integration
+
+OPERATOR, VIEWER, THROTTLED = "ann", "vic", "rita"
+PASSWORD = "correct horse battery"
+HOSTILE = "<img src=x onerror=alert(1)>.xml"
+HTML = {"Accept": "text/html"}
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+@dataclass
+class Site:
+    base: str
+    project: Project
+    shots: Path
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base, follow_redirects=False, timeout=10)
+
+
+def _serve(project: Project) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [str(EXE), "--config", str(project.config), "console", "--port", str(port)],
+        cwd=project.root,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return server, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    _stop(server)
+    pytest.fail(f"the console did not start: {server.stderr.read() if server.stderr else ''}")
+
+
+def _stop(server: subprocess.Popen[str]) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    for stream in (server.stdout, server.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def _add_user(project: Project, name: str, role: str, password: str = PASSWORD) -> None:
+    done = project.run("users", "add", name, "--role", role, input=password + "\n")
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    root = tmp_path_factory.mktemp("console")
+    assert cli("init", root / "p", "--samples", SAMPLES, cwd=root).returncode == 0
+    project = Project(root / "p")
+    shutil.rmtree(project.root / "outbox")
+    (project.root / "outbox").write_text("a file where the outbound folder should be")
+    project.drop(HOSTILE, b"<Order")
+    assert project.run("run", "--once").returncode == 0
+    _add_user(project, OPERATOR, "operator")
+    _add_user(project, VIEWER, "viewer")
+    _add_user(project, THROTTLED, "operator")
+    server, base = _serve(project)
+    try:
+        yield Site(base, project, root / "screenshots")
+    finally:
+        _stop(server)
+
+
+def _sign_in(client: httpx.Client, name: str, password: str = PASSWORD, **extra: str) -> Any:
+    form = client.get("/login", headers=HTML)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert token, form.text
+    data = {"username": name, "password": password, "csrf_token": token.group(1), **extra}
+    return client.post("/login", data=data, headers=HTML)
+
+
+def _csrf(client: httpx.Client) -> str:
+    found = re.search(
+        r'name="csrf_token" value="([^"]+)"', client.get("/orders", headers=HTML).text
+    )
+    assert found
+    return found.group(1)
+
+
+def _order_id(client: httpx.Client) -> int:
+    found = re.search(r'href="/orders/(\d+)"', client.get("/orders", headers=HTML).text)
+    assert found
+    return int(found.group(1))
+
+
+# --- plain HTTP -----------------------------------------------------------------------------
+
+
+def test_without_a_session_pages_redirect_or_401_and_health_stays_open(site: Site) -> None:
+    with site.client() as client:
+        for path in ("/", "/orders", "/orders/1", "/messages/1/raw", "/health", "/partners"):
+            browser = client.get(path, headers=HTML)
+            assert browser.status_code == 303, path
+            assert browser.headers["location"].startswith("/login?next=")
+            script = client.get(path, headers={"Accept": "application/json"})
+            assert script.status_code == 401, path
+            assert script.json()["error"]["code"] == "LOGIN_REQUIRED"
+        assert client.get("/orders?status=x", headers=HTML).headers["location"] == (
+            "/login?next=%2Forders%3Fstatus%3Dx"
+        )
+        assert client.post("/orders/1/note", data={"text": "hi"}).status_code == 401
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/healthz").json()["store"]["reachable"] is True
+        assert client.get("/metrics").status_code == 404  # only `run` has metrics
+        assert client.get("/login").status_code == 200
+        assert client.get("/static/console.css").status_code == 200
+        assert client.get("/no-such-page").status_code == 404
+
+
+def test_sign_in_needs_the_form_token_and_goes_only_to_this_site(site: Site) -> None:
+    with site.client() as client:
+        forged = client.post(
+            "/login",
+            data={"username": OPERATOR, "password": PASSWORD, "csrf_token": "guessed"},
+            headers=HTML,
+        )
+        assert forged.status_code == 403 and "CSRF_REFUSED" in forged.text
+        assert "edi_session" not in forged.cookies
+        done = _sign_in(client, OPERATOR, next="//evil.example/x")
+        assert done.status_code == 303 and done.headers["location"] == "/orders"
+        cookie = done.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+    with site.client() as client:
+        done = _sign_in(client, OPERATOR, next="/messages?state=failed")
+        assert done.headers["location"] == "/messages?state=failed"
+
+
+def test_wrong_passwords_are_throttled_per_user_and_address(site: Site) -> None:
+    with site.client() as client:
+        for _ in range(5):
+            refused = _sign_in(client, THROTTLED, "not the password")
+            assert refused.status_code == 401 and "LOGIN_FAILED" in refused.text
+        throttled = _sign_in(client, THROTTLED)  # the right password, too late
+        assert throttled.status_code == 429 and "LOGIN_THROTTLED" in throttled.text
+        assert _sign_in(client, OPERATOR).status_code == 303  # another user is not locked out
+        unknown = _sign_in(client, "nobody", "not the password")
+        assert unknown.status_code == 401 and "unknown user or wrong password" in unknown.text
+
+
+def test_every_post_needs_this_sessions_csrf_token(site: Site) -> None:
+    with site.client() as other:
+        _sign_in(other, OPERATOR)
+        foreign = _csrf(other)
+    with site.client() as client:
+        _sign_in(client, OPERATOR)
+        order = _order_id(client)
+        for data in ({"text": "x", "confirmed": "yes"}, {"text": "x", "csrf_token": foreign}):
+            refused = client.post(f"/orders/{order}/note", data=data, headers=HTML)
+            assert refused.status_code == 403 and "CSRF_REFUSED" in refused.text
+        assert client.get(f"/orders/{order}/note", headers=HTML).status_code == 405
+        assert client.post("/logout", headers=HTML).status_code == 403
+        history = client.get(f"/orders/{order}", headers=HTML).text
+        assert "order.note" not in history
+
+
+def test_a_viewer_reads_but_cannot_act(site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, VIEWER)
+        order = _order_id(client)
+        page = client.get(f"/orders/{order}", headers=HTML)
+        assert page.status_code == 200 and "Add a note" not in page.text
+        data = {"text": "viewer was here", "csrf_token": _csrf(client), "confirmed": "yes"}
+        refused = client.post(f"/orders/{order}/note", data=data, headers=HTML)
+        assert refused.status_code == 403 and "ROLE_REFUSED" in refused.text
+        assert "viewer was here" not in client.get(f"/orders/{order}", headers=HTML).text
+
+
+def test_partner_bytes_are_escaped_or_downloaded_never_rendered(site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, OPERATOR)
+        listing = client.get("/messages?state=failed", headers=HTML)
+        assert "&lt;img src=x onerror=alert(1)&gt;.xml" in listing.text
+        assert "<img src=x" not in listing.text
+        assert "script-src" not in listing.headers["content-security-policy"]  # none allowed
+        assert listing.headers["x-content-type-options"] == "nosniff"
+        found = re.search(
+            r'href="/messages/(\d+)">#\d+</a></td><td>[^<]*</td><td>failed</td>\s*'
+            r"<td>NOT_WELL_FORMED",
+            listing.text,
+        )
+        assert found
+        raw = client.get(f"/messages/{found.group(1)}/raw", headers=HTML)
+        assert raw.status_code == 200 and raw.content == b"<Order"
+        assert raw.headers["content-type"] == "application/octet-stream"
+        assert raw.headers["content-disposition"].startswith("attachment;")
+
+
+def test_bad_filters_are_coded_errors_not_empty_lists(site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, OPERATOR)
+        for path in (
+            "/orders?status=bogus",
+            "/messages?state=nope",
+            "/orders?offset=-1",
+            "/outbox?offset=ten",
+        ):
+            answer = client.get(path, headers=HTML)
+            assert answer.status_code == 400 and "USAGE" in answer.text, path
+        assert client.get("/orders/999999", headers=HTML).status_code == 404
+        assert client.get("/orders/99999999999", headers=HTML).status_code == 404
+        as_json = client.get("/orders?status=bogus", headers={"Accept": "application/json"})
+        assert as_json.json()["error"]["code"] == "USAGE"
+        accepted = client.get("/orders?status=fully%20invoiced", headers=HTML)
+        assert accepted.status_code == 200 and "Fully invoiced" in accepted.text
+
+
+def test_logout_and_removing_a_user_end_sessions(site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, OPERATOR)
+        out = client.post("/logout", data={"csrf_token": _csrf(client)}, headers=HTML)
+        assert out.status_code == 303
+        assert client.get("/orders", headers=HTML).status_code == 303
+    _add_user(site.project, "temp", "viewer")
+    with site.client() as client:
+        _sign_in(client, "temp")
+        assert client.get("/orders", headers=HTML).status_code == 200
+        assert site.project.run("users", "remove", "temp").returncode == 0
+        assert client.get("/orders", headers=HTML).status_code == 303
+
+
+def test_sessions_expire_when_idle(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    assert cli("init", root, cwd=tmp_path).returncode == 0
+    project = Project(root)
+    data = yaml.safe_load(project.config.read_text(encoding="utf-8"))
+    data.setdefault("daemon", {})["http"] = {"console": {"session_idle_minutes": 0.05}}
+    project.config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    _add_user(project, OPERATOR, "operator")
+    server, base = _serve(project)
+    try:
+        with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as client:
+            _sign_in(client, OPERATOR)
+            for _ in range(3):  # in use: alive past the idle time
+                time.sleep(1)
+                assert client.get("/orders", headers=HTML).status_code == 200
+            time.sleep(3.5)
+            assert client.get("/orders", headers=HTML).status_code == 303
+    finally:
+        _stop(server)
+
+
+def test_users_add_reads_the_password_from_stdin_only(site: Site) -> None:
+    empty = site.project.run("users", "add", "nopw", "--role", "viewer", input="")
+    assert empty.returncode == 2 and "no password" in empty.stderr
+    short = site.project.run("users", "add", "shorty", "--role", "viewer", input="short\n")
+    assert short.returncode == 2 and "too short" in short.stderr
+    bad_role = site.project.run("users", "add", "x", "--role", "root", input=PASSWORD + "\n")
+    assert bad_role.returncode == 2
+    again = site.project.run("users", "add", OPERATOR, "--role", "viewer", input=PASSWORD + "\n")
+    assert again.returncode == 1 and "exists" in again.stderr
+    listed = site.project.json("users", "list")
+    assert {u["name"]: u["role"] for u in listed}[VIEWER] == "viewer"
+    assert all("password" not in key or key == "password_set_at" for u in listed for key in u)
+
+
+# --- a real browser -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    chromium = debian_command("chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def _browser_sign_in(browser: Any, site: Site, name: str, **options: Any) -> Any:
+    context = browser.new_context(**options)
+    page = context.new_page()
+    page.goto(f"{site.base}/orders")
+    assert page.url.startswith(f"{site.base}/login?next=")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{site.base}/orders")
+    return page
+
+
+def _shot(page: Any, site: Site, name: str) -> None:
+    site.shots.mkdir(exist_ok=True)
+    page.screenshot(path=str(site.shots / f"{name}.png"), full_page=True)
+
+
+def test_browser_sign_in_and_filter_without_javascript(browser: Any, site: Site) -> None:
+    page = _browser_sign_in(browser, site, OPERATOR, java_script_enabled=False)
+    assert page.locator("h1").inner_text() == "Orders"
+    assert page.locator("header .who span").inner_text() == "ann (operator)"
+    all_rows = page.locator("table.orders tbody tr").count()
+    _shot(page, site, "orders")
+    page.select_option("select[name=status]", "Fully invoiced")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url(re.compile(r".*/orders\?status=Fully\+invoiced.*"))
+    statuses = page.locator("table.orders tbody .status").all_inner_texts()
+    assert statuses and set(statuses) == {"Fully invoiced"} and len(statuses) < all_rows
+    _shot(page, site, "orders-filtered")
+    page.fill("input[name=q]", "no such order anywhere")
+    page.click("form.filters button[type=submit]")
+    assert "No order matches." in page.locator("table.orders").inner_text()
+    page.context.close()
+
+
+def test_browser_order_page_note_and_retry(browser: Any, site: Site) -> None:
+    page = _browser_sign_in(browser, site, OPERATOR)
+    page.goto(f"{site.base}/outbox?state=pending")
+    assert "TARGET_UNWRITABLE" in page.locator("table.outbox").inner_text()
+    page.locator("table.outbox tbody tr a").first.click()
+    _shot(page, site, "outbox-row")
+    page.click("text=Retry now…")
+    assert page.locator("h1").inner_text() == "Retry a delivery?"
+    page.click("text=Yes, do it")
+    assert "due now" in page.locator(".done").inner_text()
+    order_link = page.locator("dl.facts a[href^='/orders/']")
+    order_link.click()
+    assert page.locator("table.lines tbody tr").count() >= 1
+    assert page.locator("table.lines thead th").all_inner_texts()[4:10] == [
+        "Ordered",
+        "Confirmed",
+        "Despatched",
+        "Received",
+        "Invoiced",
+        "Credited",
+    ]
+    history = page.locator("table.history").inner_text()
+    assert re.search(r"ann\s+outbox\.retried", history), history
+    page.fill("textarea[name=text]", "Called the buyer: <b>delivery Friday</b>")
+    page.click("text=Add note…")
+    assert page.locator("h1").inner_text() == "Add a note?"
+    _shot(page, site, "confirm-note")
+    page.click("text=Yes, do it")
+    assert page.locator(".done").inner_text() == "Note added to the order's history."
+    row = page.locator("table.history tr", has_text="order.note")
+    assert row.locator("td").nth(1).inner_text() == "ann"
+    assert row.locator("td").nth(3).inner_text() == "Called the buyer: <b>delivery Friday</b>"
+    _shot(page, site, "order-noted")
+    page.context.close()
+
+
+def test_browser_viewer_is_refused(browser: Any, site: Site) -> None:
+    page = _browser_sign_in(browser, site, VIEWER)
+    page.locator("table.orders tbody a").first.click()
+    assert page.locator("textarea[name=text]").count() == 0  # no form to act with
+    token = page.locator("header input[name=csrf_token]").get_attribute("value")
+    order_path = page.url.removeprefix(site.base)
+    answer = page.request.post(
+        f"{site.base}{order_path}/note",
+        form={"text": "sneaky", "csrf_token": token, "confirmed": "yes"},
+        headers=HTML,
+    )
+    assert answer.status == 403 and "ROLE_REFUSED" in answer.text()
+    page.goto(f"{site.base}/outbox?state=pending")
+    page.locator("table.outbox tbody tr a").first.click()
+    assert page.locator("text=Retry now…").count() == 0
+    _shot(page, site, "viewer-outbox-row")
+    page.context.close()
