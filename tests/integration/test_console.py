@@ -404,3 +404,45 @@ def test_browser_viewer_is_refused(browser: Any, site: Site) -> None:
     assert page.locator("text=Retry now…").count() == 0
     _shot(page, site, "viewer-outbox-row")
     page.context.close()
+
+
+def test_run_serves_the_console_beside_health_and_metrics(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    assert cli("init", root, "--samples", SAMPLES, cwd=tmp_path).returncode == 0
+    project = Project(root)
+    port = free_port()
+    data = yaml.safe_load(project.config.read_text(encoding="utf-8"))
+    data.setdefault("daemon", {})["http"] = {"host": "127.0.0.1", "port": port}
+    project.config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    _add_user(project, OPERATOR, "operator")
+    daemon = subprocess.Popen(
+        [str(EXE), "--config", str(project.config), "run"],
+        cwd=project.root,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    if client.get("/orders").status_code == 401:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            assert client.get("/healthz").json()["connectors"]  # the daemon's health, open
+            assert "edi_outbox_pending" in client.get("/metrics").text
+            assert client.get("/orders", headers=HTML).status_code == 303
+            _sign_in(client, OPERATOR)
+            deadline = time.monotonic() + 30  # the loop takes the samples meanwhile
+            while "VS-2026-1001" not in client.get("/orders", headers=HTML).text:
+                assert time.monotonic() < deadline, "the samples never showed up"
+                time.sleep(0.2)
+            health = client.get("/health", headers=HTML).text
+            assert "Inbound connectors" in health and "inbox" in health
+    finally:
+        daemon.terminate()
+        _, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err[-3000:]
