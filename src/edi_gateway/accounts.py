@@ -235,24 +235,26 @@ def sign_in(store: Store, name: str, password: str, address: str, policy: Policy
 
 
 def session_of(store: Store, token: str | None, policy: Policy) -> SignedIn | None:
-    """The live session ``token`` names, its last use noted; None when there is none or it
-    expired (idle longer than the policy allows, or past its end: then it is removed)."""
+    """The live session ``token`` names, its last use noted (at most once a minute); None when
+    there is none or it expired (idle longer than the policy allows, or past its end: then it
+    is removed)."""
     if not token:
         return None
     s = console_sessions.c
     key, moment = _token_hash(token), now()
-    with store.connect() as conn:
-        row = conn.execute(
+    with store.reading() as session:  # most requests only read: never wait for a writer
+        row = session.execute(
             select(s.last_seen_at, s.expires_at, s.csrf_token, users.c.name, users.c.role)
             .join(users, users.c.id == s.user_id)
             .where(s.token_hash == key)
         ).first()
-        if row is None:
-            return None
-        if moment >= row.expires_at or moment - row.last_seen_at >= policy.idle:
-            conn.execute(delete(console_sessions).where(s.token_hash == key))
-            return None
-        if moment - row.last_seen_at >= min(TOUCH_EVERY, policy.idle / 10):
+    if row is None:
+        return None
+    if moment >= row.expires_at or moment - row.last_seen_at >= policy.idle:
+        sign_out(store, token)
+        return None
+    if moment - row.last_seen_at >= min(TOUCH_EVERY, policy.idle / 10):
+        with store.connect() as conn:
             conn.execute(
                 update(console_sessions).where(s.token_hash == key).values(last_seen_at=moment)
             )

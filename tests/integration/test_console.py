@@ -446,3 +446,15 @@ def test_run_serves_the_console_beside_health_and_metrics(tmp_path: Path) -> Non
         daemon.terminate()
         _, err = daemon.communicate(timeout=30)
     assert daemon.returncode == 0, err[-3000:]
+
+
+def test_oversized_or_unsized_forms_are_refused_unread(site: Site) -> None:
+    with site.client() as client:
+        big = {"username": OPERATOR, "password": "x" * 70_000, "csrf_token": "t"}
+        assert client.post("/login", data=big).status_code == 413
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: sent chunked
+            yield b"username=ann&password="
+            yield b"x" * 10
+
+        assert client.post("/login", content=chunks()).status_code == 411

@@ -9,8 +9,15 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
 
@@ -27,6 +34,7 @@ Health = Callable[[], tuple[int, dict[str, Any]]]
 COOKIE = "edi_session"
 LOGIN_COOKIE = "edi_login_csrf"
 OPEN_PATHS = ("/login", "/static/")
+MAX_FORM_BYTES = 64 * 1024  # a note is at most 2,000 characters
 STATUS_OF = {
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.USAGE: 400,
@@ -118,7 +126,7 @@ def console_app(
         exception_handlers={GatewayError: _coded, 404: _not_found, 405: _not_allowed},
     )
     app.state.console = Console(gateway, settings, look, templates)
-    return SecurityHeaders(SignInRequired(app, app.state.console))
+    return SecurityHeaders(BodyLimit(SignInRequired(app, app.state.console)))
 
 
 def _coded(request: Request, exc: Exception) -> Response:
@@ -174,6 +182,25 @@ def _sign_in_first(request: Request) -> Response:
     from urllib.parse import quote
 
     return RedirectResponse(f"/login?next={quote(wanted, safe='')}", 303)
+
+
+class BodyLimit:
+    """A form is small: a POST must say its length (browsers do) and stay under ``limit``
+    bytes, else 411 or 413 before anything reads it (the HTTP layer holds a request to the
+    length it declared)."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_FORM_BYTES) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            declared = Headers(scope=scope).get("content-length", "")
+            status = 411 if not declared.isdigit() else 413 if int(declared) > self.limit else 0
+            if status:
+                text = f"a form must declare its length and stay under {self.limit} bytes\n"
+                await PlainTextResponse(text, status)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class SecurityHeaders:

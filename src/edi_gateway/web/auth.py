@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from edi_gateway import accounts
 from edi_gateway.errors import ErrorCode, GatewayError
-from edi_gateway.web.app import COOKIE, LOGIN_COOKIE, console, signed_in
+from edi_gateway.web.app import COOKIE, LOGIN_COOKIE, STATUS_OF, console, signed_in
 
 
 def routes() -> list[Route]:
@@ -36,9 +36,7 @@ def login_form(request: Request) -> Response:
 
 def _form(request: Request, wanted: str, error: GatewayError | None) -> Response:
     token = secrets.token_urlsafe(32)
-    status = 200 if error is None else {ErrorCode.LOGIN_THROTTLED: 429}.get(error.code, 401)
-    if error is not None and error.code == ErrorCode.CSRF_REFUSED:
-        status = 403
+    status = 200 if error is None else STATUS_OF.get(error.code, 401)
     page = console(request).page(
         request, "login.html", status, csrf_token=token, next=_safe_next(wanted), error=error
     )
