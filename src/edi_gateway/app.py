@@ -382,17 +382,23 @@ class Gateway:
         return states
 
     def redrive(
-        self, ids: Sequence[int] = (), *, state: str | None = None, dry_run: bool = False
+        self,
+        ids: Sequence[int] = (),
+        *,
+        state: str | None = None,
+        dry_run: bool = False,
+        actor: str | None = None,
     ) -> list[int]:
         """Send failed, orphaned or still unprocessed (``received``) messages through processing
         again; return their ids. A message stored without its bytes (too large, a refused mail)
         cannot be processed and is not redriven. Named ``ids`` must all exist (NOT_FOUND) and
-        be redrivable (NOT_ALLOWED), or nothing is done."""
+        be redrivable (NOT_ALLOWED), or nothing is done. ``actor``: who, for the history
+        (default: :func:`operator_name`)."""
         from sqlalchemy import select
 
         from edi_gateway.store.tables import Message
 
-        actor = operator_name()
+        actor = actor or operator_name()
         with self.store.session() as session:
             query = select(Message).order_by(Message.id)
             query = query.where(Message.id.in_(ids)) if ids else query.where(Message.state == state)

@@ -458,3 +458,30 @@ def test_oversized_or_unsized_forms_are_refused_unread(site: Site) -> None:
             yield b"x" * 10
 
         assert client.post("/login", content=chunks()).status_code == 411
+
+
+def test_redrive_and_dismiss_a_failed_message(site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, OPERATOR)
+        listing = client.get("/messages?state=failed&code=UNKNOWN_PARTNER", headers=HTML).text
+        found = re.search(r'href="/messages/(\d+)"', listing)
+        assert found
+        path = f"/messages/{found.group(1)}"
+        token = _csrf(client)
+        asked = client.post(f"{path}/redrive", data={"csrf_token": token}, headers=HTML)
+        assert asked.status_code == 200 and "Redrive a message?" in asked.text  # confirm first
+        assert "message.redriven" not in client.get(path, headers=HTML).text
+        done = client.post(
+            f"{path}/redrive", data={"csrf_token": token, "confirmed": "yes"}, headers=HTML
+        )
+        assert done.status_code == 303 and done.headers["location"] == f"{path}?done=redrive"
+        page = client.get(done.headers["location"], headers=HTML).text
+        assert "processed again" in page and re.search(r"<td>ann</td><td>message\.redr", page)
+        no_reason = {"csrf_token": token, "confirmed": "yes", "reason": "  "}
+        assert client.post(f"{path}/dismiss", data=no_reason, headers=HTML).status_code == 400
+        reason = {"csrf_token": token, "confirmed": "yes", "reason": "test partner, ignore"}
+        assert client.post(f"{path}/dismiss", data=reason, headers=HTML).status_code == 303
+        page = client.get(path, headers=HTML).text
+        assert "dismissed" in page and "test partner, ignore" in page
+        again = client.post(f"{path}/dismiss", data=reason, headers=HTML)
+        assert again.status_code == 409 and "NOT_ALLOWED" in again.text  # not failed any more

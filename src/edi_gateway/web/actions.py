@@ -25,6 +25,8 @@ def routes() -> list[Route]:
     return [
         Route("/orders/{order_id:int}/note", note, methods=["POST"]),
         Route("/outbox/{outbox_id:int}/retry", retry_now, methods=["POST"]),
+        Route("/messages/{message_id:int}/dismiss", dismiss, methods=["POST"]),
+        Route("/messages/{message_id:int}/redrive", redrive, methods=["POST"]),
     ]
 
 
@@ -80,3 +82,31 @@ async def retry_now(request: Request) -> Response:
     store, user = console(request).gateway.store, signed_in(request).user
     await run_in_threadpool(lambda: retry(store, [outbox_id], actor=user, states=RETRYABLE))
     return RedirectResponse(f"{back}?done=retry", 303)
+
+
+async def dismiss(request: Request) -> Response:
+    """Dismiss a failed message with a reason (confirmed first), as `messages dismiss`."""
+    asked = await _asked(request)
+    message_id = request.path_params["message_id"]
+    reason = asked.fields.get("reason", "")
+    back = f"/messages/{message_id}"
+    if not asked.confirmed:
+        what = f"Dismiss message #{message_id} for good (never redriven): {reason.strip()}"
+        return _confirm(request, "Dismiss a message", what, asked, back)
+    gateway, user = console(request).gateway, signed_in(request).user
+    await run_in_threadpool(lambda: gateway.dismiss(message_id, reason, actor=user))
+    return RedirectResponse(f"{back}?done=dismiss", 303)
+
+
+async def redrive(request: Request) -> Response:
+    """Process a failed, orphaned or unprocessed message again (confirmed first), as
+    `messages redrive ID`."""
+    asked = await _asked(request)
+    message_id = request.path_params["message_id"]
+    back = f"/messages/{message_id}"
+    if not asked.confirmed:
+        what = f"Process message #{message_id} again (after fixing what made it fail)."
+        return _confirm(request, "Redrive a message", what, asked, back)
+    gateway, user = console(request).gateway, signed_in(request).user
+    await run_in_threadpool(lambda: gateway.redrive([message_id], actor=user))
+    return RedirectResponse(f"{back}?done=redrive", 303)

@@ -28,6 +28,8 @@ OUTBOX_STATES = ["pending", "awaiting_receipt", "sent", "failed", "withdrawn"]
 DONE = {
     "note": "Note added to the order's history.",
     "retry": "The row is due now: it goes with the next delivery cycle of the running gateway.",
+    "dismiss": "The message is dismissed: it leaves the failed list and is never redriven.",
+    "redrive": "The message was processed again: its state and history show how it went.",
 }
 
 
