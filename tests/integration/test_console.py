@@ -485,3 +485,21 @@ def test_redrive_and_dismiss_a_failed_message(site: Site) -> None:
         assert "dismissed" in page and "test partner, ignore" in page
         again = client.post(f"{path}/dismiss", data=reason, headers=HTML)
         assert again.status_code == 409 and "NOT_ALLOWED" in again.text  # not failed any more
+
+
+def test_pages_do_not_wait_for_a_writer_holding_the_store(site: Site) -> None:
+    import sqlite3
+
+    with site.client() as client:
+        _sign_in(client, VIEWER)
+        order = _order_id(client)
+        writer = sqlite3.connect(site.project.db, isolation_level=None, timeout=1)
+        try:
+            writer.execute("BEGIN IMMEDIATE")  # as the daemon's loop does for a batch
+            began = time.monotonic()
+            for path in ("/orders", f"/orders/{order}", "/messages", "/outbox", "/health"):
+                assert client.get(path, headers=HTML).status_code == 200, path
+            assert time.monotonic() - began < 5  # the store's busy wait is 30 s
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
