@@ -348,6 +348,9 @@ def test_browser_sign_in_and_filter_without_javascript(browser: Any, site: Site)
     page.fill("input[name=q]", "no such order anywhere")
     page.click("form.filters button[type=submit]")
     assert "No order matches." in page.locator("table.orders").inner_text()
+    page.click("header nav >> text=Today")
+    assert page.locator("h1").inner_text().startswith("Today")
+    _shot(page, site, "today")
     page.context.close()
 
 
@@ -503,3 +506,22 @@ def test_pages_do_not_wait_for_a_writer_holding_the_store(site: Site) -> None:
         finally:
             writer.execute("ROLLBACK")
             writer.close()
+
+
+def test_today_counts_link_to_their_lists(site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, VIEWER)
+        page = client.get("/today", headers=HTML)
+        assert page.status_code == 200
+        failed = re.search(r'<a href="/messages\?state=failed">(\d+)</a>', page.text)
+        pending = re.search(r'<a href="/outbox\?state=pending">(\d+)</a>', page.text)
+        assert failed and pending and int(pending.group(1)) >= 1  # the outbox is a file
+        listed = client.get("/messages?state=failed", headers=HTML).text
+        assert f"{failed.group(1)} in all" in listed
+        day = re.search(r'href="/orders\?since=(\d{4}-\d\d-\d\d)">(\d+)</a>', page.text)
+        assert day and int(day.group(2)) >= 1  # the samples arrived today
+        assert (
+            f"{day.group(2)} in all"
+            in client.get(f"/orders?since={day.group(1)}", headers=HTML).text
+        )
+        assert client.get("/orders?since=yesterday", headers=HTML).status_code == 400

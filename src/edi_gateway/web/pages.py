@@ -5,6 +5,7 @@ status or state is a USAGE error (400), never an empty list."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -46,6 +47,7 @@ def routes() -> list[Route]:
         Route("/outbox/{outbox_id:int}", outbox_row),
         Route("/partners", partners),
         Route("/health", health),
+        Route("/today", today),
     ]
 
 
@@ -58,7 +60,9 @@ def orders(request: Request) -> Response:
     """Orders, newest first: status, partner and free-text filters, paged."""
     q = request.query_params
     status = _choice(q.get("status"), ORDER_STATUSES, "status")
-    filters = queries.Filters(state=status, partner=q.get("partner") or None, search=q.get("q"))
+    filters = queries.Filters(
+        state=status, partner=q.get("partner") or None, search=q.get("q"), since=_since(q)
+    )
     page = _listed(request, queries.page_orders, filters)
     return _show(request, "orders.html", page=page, statuses=ORDER_STATUSES, filters=filters)
 
@@ -78,6 +82,7 @@ def messages(request: Request) -> Response:
         state=_choice(q.get("state"), MESSAGE_STATES, "state"),
         partner=q.get("partner") or None,
         code=q.get("code") or None,
+        since=_since(q),
     )
     page = _listed(request, queries.page_messages, filters)
     return _show(request, "messages.html", page=page, states=MESSAGE_STATES, filters=filters)
@@ -131,6 +136,43 @@ def health(request: Request) -> Response:
     return _show(request, "health.html", status=status, health=data)
 
 
+def today(request: Request) -> Response:
+    """Today's traffic (UTC) and what waits for someone, each a count linking to its list."""
+    from edi_gateway.pipeline.history import now
+
+    midnight = now().replace(hour=0, minute=0, second=0, microsecond=0)
+    day = queries.Filters(since=midnight)
+    with _gateway(request).store.reading() as session:
+
+        def count(page_of: Callable[..., queries.Page], filters: queries.Filters) -> int:
+            return page_of(session, filters, 1, 0).total
+
+        received = {
+            state: count(queries.page_messages, queries.Filters(state=state, since=midnight))
+            for state in MESSAGE_STATES
+        }
+        waiting = {
+            what: (f"{path}?state={state}", count(page_of, queries.Filters(state=state)))
+            for what, path, page_of, state in (
+                ("failed messages", "/messages", queries.page_messages, "failed"),
+                ("orphan messages", "/messages", queries.page_messages, "orphan"),
+                ("failed deliveries", "/outbox", queries.page_outbox, "failed"),
+                ("pending deliveries", "/outbox", queries.page_outbox, "pending"),
+            )
+        }
+        orders_today = count(queries.page_orders, day)
+    _, health_data = console(request).health()
+    return _show(
+        request,
+        "today.html",
+        day=midnight.date().isoformat(),
+        received=received,
+        orders_today=orders_today,
+        waiting=waiting,
+        health=health_data,
+    )
+
+
 def store_health(gateway: Gateway) -> Callable[[], tuple[int, dict[str, Any]]]:
     """The health of a console served without the daemon: the store and the deliveries."""
     from edi_gateway.daemon.events import delivery_states
@@ -179,6 +221,20 @@ def _choice(value: str | None, allowed: list[str], what: str) -> str | None:
             ErrorCode.USAGE, f"unknown {what} {value!r}: expected one of {', '.join(allowed)}"
         )
     return found
+
+
+def _since(q: Any) -> datetime | None:
+    """``since`` of the query string: an ISO date or time (UTC unless it names a zone)."""
+    text = q.get("since")
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise GatewayError(
+            ErrorCode.USAGE, f"since {text!r}: expected an ISO date or time"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _listed(
