@@ -5,7 +5,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := .demo
 
-.PHONY: demo test lint typecheck unit bench soak clean
+FONT_DIR  := /usr/share/fonts/truetype
+FONTS     := $(FONT_DIR)/dejavu/DejaVuSans.ttf $(FONT_DIR)/dejavu/DejaVuSans-Bold.ttf \
+             $(FONT_DIR)/droid/DroidSansFallbackFull.ttf
+
+.PHONY: demo test lint typecheck unit bench soak clean fonts
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); apt-get update -qq && \
@@ -14,15 +18,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+## fonts: the fonts every PDF embeds (Latin, Greek, Cyrillic; CJK), from Debian (ADR 0028)
+fonts:
+	@for f in $(FONTS); do test -f $$f || { apt-get update -qq && apt-get install -y -qq \
+	  --no-install-recommends fonts-dejavu-core fonts-droid-fallback; break; }; done
+
 ## demo: set up, initialise an embedded gateway (SQLite + folders) and run it over samples/
-demo: $(STAMP)
+demo: $(STAMP) fonts
 	rm -rf $(DEMO)
 	$(BIN)/edi-gateway init $(DEMO) --samples samples
 	$(BIN)/edi-gateway --config $(DEMO)/gateway.yaml run --once
 	$(BIN)/edi-gateway --config $(DEMO)/gateway.yaml orders list
 
 ## test: set up and run the whole suite (lint, types, tests)
-test: $(STAMP) lint typecheck
+test: $(STAMP) fonts lint typecheck
 	$(BIN)/pytest -q
 
 lint: $(STAMP)

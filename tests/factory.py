@@ -200,22 +200,51 @@ def despatch_advice(
     *,
     buyer: str = BUYER_GLN,
     seller: str = SELLER_GLN,
+    outstanding: dict[str, str] | None = None,
+    tracking: tuple[str, str, str | None] | None = None,
 ) -> bytes:
-    """``shipped``: (order line id, delivered quantity)."""
+    """``shipped``: (order line id, delivered quantity); ``outstanding``: order line id ->
+    OutstandingQuantity (to follow later); ``tracking``: (carrier, tracking ID, URL or None)."""
+    later = outstanding or {}
     body = "".join(
         f"<cac:DespatchLine><cbc:ID>{n}</cbc:ID>"
         f'<cbc:DeliveredQuantity unitCode="C62">{qty}</cbc:DeliveredQuantity>'
-        f"<cac:OrderLineReference><cbc:LineID>{line}</cbc:LineID></cac:OrderLineReference>"
+        + (
+            f'<cbc:OutstandingQuantity unitCode="C62">{later[line]}</cbc:OutstandingQuantity>'
+            "<cbc:OutstandingReason>Backordered</cbc:OutstandingReason>"
+            if line in later
+            else ""
+        )
+        + f"<cac:OrderLineReference><cbc:LineID>{line}</cbc:LineID></cac:OrderLineReference>"
         "<cac:Item><cbc:Name>x</cbc:Name></cac:Item></cac:DespatchLine>"
         for n, (line, qty) in enumerate(shipped, start=1)
     )
+    reference = shipment = ""
+    if tracking is not None:
+        carrier, tracking_id, url = tracking
+        if url:
+            reference = (
+                "<cac:AdditionalDocumentReference><cbc:ID>T-1</cbc:ID>"
+                "<cbc:DocumentType>Tracking link</cbc:DocumentType><cac:Attachment>"
+                f"<cac:ExternalReference><cbc:URI>{escape(url)}</cbc:URI></cac:ExternalReference>"
+                "</cac:Attachment></cac:AdditionalDocumentReference>"
+            )
+        shipment = (
+            "<cac:Shipment><cbc:ID>1</cbc:ID><cac:Consignment><cbc:ID>1</cbc:ID>"
+            f"<cac:CarrierParty><cac:PartyName><cbc:Name>{escape(carrier)}</cbc:Name>"
+            "</cac:PartyName></cac:CarrierParty></cac:Consignment>"
+            f"<cac:Delivery><cbc:TrackingID>{escape(tracking_id)}</cbc:TrackingID></cac:Delivery>"
+            "</cac:Shipment>"
+        )
     return (
         _head("DespatchAdvice", "despatch_advice", despatch_id).replace(
             "bis:ordering:3", "bis:despatch_advice:3"
         )
         + f"<cac:OrderReference><cbc:ID>{escape(order_id)}</cbc:ID></cac:OrderReference>"
+        + reference
         + f"<cac:DespatchSupplierParty>{_party(seller, 'Seller BV')}</cac:DespatchSupplierParty>"
         + f"<cac:DeliveryCustomerParty>{_party(buyer, 'Buyer AB')}</cac:DeliveryCustomerParty>"
+        + shipment
         + body
         + "</DespatchAdvice>"
     ).encode()

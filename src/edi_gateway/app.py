@@ -326,7 +326,13 @@ class Gateway:
         if any(p.relay_replies for p in self.settings.partners):
             from edi_gateway.outbound.relay import relay_replies
 
-            relay_replies(store, self.settings, message_ids, partial(self.reread, store=store))
+            relay_replies(
+                store,
+                self.settings,
+                message_ids,
+                partial(self.reread, store=store),
+                lambda source, name: self.policy.reply_reader(source, name) is not None,
+            )
         self.settle_cancellations(store, message_ids)
 
     def settle_cancellations(self, store: Store, message_ids: Sequence[int]) -> None:

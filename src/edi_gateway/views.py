@@ -212,7 +212,9 @@ def messages_table(rows: list[Json]) -> str:
 
 def orders_table(rows: list[Json]) -> str:
     """``orders list`` as text."""
-    return table(rows, ["id", "ref", "status", "issue_date", "seller", "total_amount", "currency"])
+    shown = [{**row, "attention": "ATTENTION" if row.get("attention") else ""} for row in rows]
+    columns = ["id", "ref", "status", "attention", "type", "issue_date", "seller", "total_amount"]
+    return table(shown, [*columns, "currency"])
 
 
 def outbox_table(rows: list[Json]) -> str:
@@ -336,11 +338,13 @@ def findings_text(findings: list[Json]) -> list[str]:
 
 def order_text(d: Json) -> str:
     """``orders show`` as text."""
+    flag = "  ATTENTION: discrepancies to check" if d.get("attention") else ""
     lines = [
-        f"Order {d['ref']} (#{d['id']})  {d['status']}",
+        f"Order {d['ref']} (#{d['id']})  {d['status']}{flag}",
         f"  buyer  {d['buyer']} {d['buyer_name'] or ''}",
         f"  seller {d['seller']} {d['seller_name'] or ''}",
         f"  issued {d['issue_date']}  total {d['total_amount']} {d['currency'] or ''}",
+        *order_data_text(d),
         "Lines:",
         table(
             d["lines"],
@@ -354,7 +358,9 @@ def order_text(d: Json) -> str:
                 "received",
                 "invoiced",
                 "credited",
+                "backordered",
                 "status_code",
+                "deleted",
             ],
         ),
         "Documents:",
@@ -363,6 +369,18 @@ def order_text(d: Json) -> str:
             ["id", "type", "number", "code", "state", "issue_date", "message_id"],
         ),
     ]
+    if d.get("shipments"):
+        lines += ["Shipments:"] + [
+            f"  {s['despatch_advice']}: {s['carrier'] or '-'}  tracking {s['tracking_id'] or '-'}"
+            + (f"  {s['tracking_url']}" if s["tracking_url"] else "")
+            for s in d["shipments"]
+        ]
+    if d.get("discrepancies"):
+        lines += ["Discrepancies:"] + [f"  {x['detail']}" for x in d["discrepancies"]]
+        if d.get("attention"):
+            lines.append(
+                f"  settle them, then `edi-gateway orders clear-attention {d['id']} --reason TEXT`"
+            )
     waiting = d.get("pending_cancellation")
     if waiting:
         lines += [
@@ -371,6 +389,42 @@ def order_text(d: Json) -> str:
             f"{d['id']} --accepted|--refused [--reason TEXT]`"
         ]
     return "\n".join([*lines, "History:", *_history_text(d["history"])])
+
+
+def order_data_text(d: Json) -> list[str]:
+    """The order data lines of ``orders show``: type, reference, delivery, contacts, notes,
+    attachments (only what the order says)."""
+    lines = [f"  type   {d['order_type_name']}"]
+    if d["buyer_reference"]:
+        lines.append(f"  buyer reference {d['buyer_reference']}")
+    delivery = d["delivery"]
+    if delivery:
+        shown = [
+            ("deliver to", delivery["place"]),
+            ("address", delivery["address"]),
+            ("period", delivery["period"]),
+            ("party", delivery["party_name"]),
+            ("priority", "express (1)" if delivery["express"] else delivery["priority"]),
+        ]
+        lines += ["Delivery:", *(f"  {k:<10} {v}" for k, v in shown if v)]
+    lines += ["Contacts:"] if d["contacts"] else []
+    for c in d["contacts"]:
+        said = ", ".join(v for v in (c["name"], c["telephone"], c["email"]) if v)
+        lines.append(f"  {c['role']:<10} {said}")
+    lines += ["Notes:", *(f"  {n}" for n in d["notes"])] if d["notes"] else []
+    if d["attachments"]:
+        rows = [  # the sender's file name on one line (it may hold line breaks)
+            a
+            | {"file": " ".join((a["filename"] or a["uri"] or "").split()) or None}
+            | {"kept": "yes" if a["kept"] else "no"}
+            for a in d["attachments"]
+        ]
+        columns = ["id", "ref", "document_type", "file", "mime_code", "size", "kept", "problem"]
+        lines += [
+            "Attachments (download: edi-gateway documents attachment ID --output FILE):",
+            table(rows, columns),
+        ]
+    return lines
 
 
 def validate_files(files: Sequence[Path], max_size: int) -> list[Json]:

@@ -171,7 +171,7 @@ def _deliver_and_bill(gateway: Gateway, case: Case) -> None:
         ),
         actor="ops",
     )
-    assert status(gateway, order) == "Partially invoiced"
+    assert status(gateway, order) == "Fully invoiced"  # a credit does not reopen billing
     invoice(
         gateway.store,
         gateway.settings,
@@ -183,7 +183,7 @@ def _deliver_and_bill(gateway: Gateway, case: Case) -> None:
         ),
         actor="ops",
     )
-    assert status(gateway, order) == "Partially invoiced"  # a debit note moves amounts, not goods
+    assert status(gateway, order) == "Fully invoiced"  # a debit note moves amounts, not goods
 
     with gateway.store.session() as session:
         detail = order_detail(session, resolve_order(session, order))

@@ -298,25 +298,33 @@ def partner_address() -> str:
     return "partner@example.test"
 
 
-def test_notifications_of_a_poll(partner: EmailHarness, tmp_path: Path) -> None:
-    from edi_gateway.notify import notify_outcome
+def test_alerts_of_a_poll_go_as_one_digest(partner: EmailHarness, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from edi_gateway.alerts.digest import prepare, send_due
+    from edi_gateway.alerts.events import record_outcome
 
     ops = partner.outbound("ops", notify=["order.received", "message.failed"])
     gw = gateway(tmp_path, partner.inbound("mail"), ops)
+    prepare(gw.store, gw.settings)
     partner.send("po-1.xml", order(1))
     stranger = partner.mail(STRANGER)
     attach(stranger, "po-2.xml", order(2))
     partner.submit(stranger)
     states = poll(gw, "mail")
     assert sorted(states.values()) == ["failed", "processed"]
-    assert notify_outcome(gw.settings, gw.store, states) == 2
-    subjects = sorted(
-        str(email.message_from_bytes(raw, policy=email.policy.default)["Subject"])
-        for raw in partner.mails("partner", "INBOX")
+    moment = datetime.now(UTC)
+    assert record_outcome(gw.store, gw.settings, states, moment) == 2
+    assert send_due(gw.store, gw.settings, moment) == {"ops": "sent 2"}
+    [raw] = partner.mails("partner", "INBOX")
+    mail = email.message_from_bytes(raw, policy=email.policy.default)
+    assert str(mail["Subject"]) == (
+        "edi-gateway: 2 alerts (1 new order received, 1 message failed)"
     )
-    assert subjects[0].startswith("Message failed: message ")
-    assert "SENDER_NOT_ALLOWED" in subjects[0]
-    assert subjects[1].startswith("New order received: order PO-00001")
+    text = mail.get_content()  # type: ignore[attr-defined]
+    assert "order PO-00001" in text and "SENDER_NOT_ALLOWED" in text
+    assert "What to do: `edi-gateway messages show ID`" in text
+    assert send_due(gw.store, gw.settings, moment) == {}  # told once
     gw.close()
 
 

@@ -104,7 +104,7 @@ def test_unconfirmed_cancellation_withdraws_a_held_forward(store: Store, tmp_pat
     flush_all(gw.store, gw.settings)
     assert files(tmp_path, "sup") == {}  # the supplier never gets the order, nor anything else
     [notice] = told(tmp_path)
-    assert notice.response_code == "RE" and notice.notes == [ACCEPTED]
+    assert notice.response_code == "AP" and notice.notes == [ACCEPTED]  # T116: AP accepts
     assert detail(gw)["status"] == "Cancelled"  # the notice leaves the order as it is
     docs = {d["document_id"]: d["state"] for d in detail(gw)["documents"]}
     assert docs == {"PO-1": "attached", "C-1": "accepted", "PO-1-OR1": "notice"}
@@ -161,7 +161,7 @@ def test_unconfirmed_cancellation_after_delivery_is_sent_on(store: Store, tmp_pa
     assert layout.get("status") == "geannuleerd"
     assert any(e == "cancellation.sent" for e, _ in events(gw))
     [notice] = told(tmp_path)
-    assert notice.response_code == "RE" and notice.notes == [ACCEPTED]
+    assert notice.response_code == "AP" and notice.notes == [ACCEPTED]  # T116: AP accepts
 
 
 def test_confirmed_cancellation_waits_for_the_supplier_who_accepts(
@@ -187,7 +187,7 @@ def test_confirmed_cancellation_waits_for_the_supplier_who_accepts(
     assert order["status"] == "Cancelled" and order["pending_cancellation"] is None
     flush_all(gw.store, gw.settings)
     [notice] = told(tmp_path)
-    assert notice.response_code == "RE" and notice.notes == [ACCEPTED]
+    assert notice.response_code == "AP" and notice.notes == [ACCEPTED]  # T116: AP accepts
     assert detail(gw)["status"] == "Cancelled"  # the RE told does not reject the order
     ubl_check(sorted((tmp_path / "out").iterdir()))
 
@@ -207,7 +207,7 @@ def test_confirmed_cancellation_refused_by_the_supplier(store: Store, tmp_path: 
     assert states["C-1"] == "refused" and states["R-2"] == "answer"
     flush_all(gw.store, gw.settings)
     [notice] = told(tmp_path)
-    assert notice.response_code == "AP"
+    assert notice.response_code == "RE"  # T116: RE refuses the cancellation
     assert notice.notes == ["Cancellation C-1 refused by the supplier: Already packed"]
     assert detail(gw)["status"] == "Accepted"
     ubl_check(sorted((tmp_path / "out").iterdir()))
@@ -264,7 +264,7 @@ def test_operator_answers_through_the_cli(
     )
     flush_all(gw.store, gw.settings)
     codes = sorted((r.order_refs[0], r.response_code) for r in told(tmp_path))
-    assert codes == [("PO-1", "AP"), ("PO-2", "RE")]
+    assert codes == [("PO-1", "RE"), ("PO-2", "AP")]  # PO-1 refused, PO-2 accepted
 
 
 def test_cancel_without_a_pending_cancellation_fails(
@@ -299,7 +299,7 @@ def test_fully_despatched_order_refuses_the_cancellation(store: Store, tmp_path:
     assert any(e == "cancellation.refused" and d.startswith(why) for e, d in events(gw))
     flush_all(gw.store, gw.settings)
     [notice] = told(tmp_path)
-    assert notice.response_code == "AP" and notice.notes[0].startswith(why)
+    assert notice.response_code == "RE" and notice.notes[0].startswith(why)
     assert not any(name.endswith("-cancellation.xml") for name in files(tmp_path, "sup"))
 
 

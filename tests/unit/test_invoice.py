@@ -136,7 +136,8 @@ def test_invoice_chain_moves_quantities_and_status(billing: Gateway) -> None:
         billing,
         InvoiceRequest((LineRequest("1", Decimal("2")),), credit_of="INV-PO-1-1", reason="Defekt"),
     )
-    assert (credit.doc_number, credit.status) == ("CN-PO-1-1", "Partially invoiced")
+    # a credit settles what it credits: it does not reopen billing (ADR 0024)
+    assert (credit.doc_number, credit.status) == ("CN-PO-1-1", "Fully invoiced")
     assert quantities(billing) == {"1": ("10", "2"), "2": ("10", "0")}
     note = sent(billing, credit.outbox_id)
     assert (note.kind.value, note.type_code, note.billing_refs) == (
@@ -153,18 +154,35 @@ def test_invoice_chain_moves_quantities_and_status(billing: Gateway) -> None:
             reason="Price correction",
         ),
     )
-    assert (debit.doc_number, debit.status) == ("DN-PO-1-1", "Partially invoiced")
+    assert (debit.doc_number, debit.status) == ("DN-PO-1-1", "Fully invoiced")
     assert quantities(billing) == {"1": ("10", "2"), "2": ("10", "0")}  # amounts, not goods
     corrective = sent(billing, debit.outbox_id)
     assert (corrective.kind.value, corrective.type_code) == ("Invoice", "383")
     assert corrective.billing_refs == ["INV-PO-1-2"]
     assert corrective.payable_amount == Decimal("2.42")  # 2.00 + 21 % VAT
 
-    again = bill(billing)  # the two credited units can be billed again
+    with pytest.raises(NotAllowed, match="nothing to bill"):
+        bill(billing)  # credited units are never billed again by default
+    with pytest.raises(NotAllowed, match=r"1: 3 asked, 0 was despatched") as refused:
+        bill(billing, InvoiceRequest((LineRequest("1", Decimal(3)),)))
+    assert refused.value.code is ErrorCode.QUANTITY_EXCEEDED
+    with pytest.raises(NotAllowed, match=r"1: 3 asked, 2 was despatched.*or credited"):
+        bill(billing, InvoiceRequest((LineRequest("1", Decimal(3)),), rebill_credited=True))
+    again = bill(billing, InvoiceRequest(rebill_credited=True))  # the operator says so
     assert again.status == "Fully invoiced"
     assert quantities(billing)["1"] == ("12", "2")
     history = detail(billing)["history"]
     assert any(h["event"] == "document.issued" and h["actor"] == "ops" for h in history)
+    [rebilled] = [h for h in history if h["event"] == "invoice.rebill_credited"]
+    assert (
+        rebilled["detail"] == "INV-PO-1-4 bills credited quantities again: line 1: 2 (credited 2)"
+    )
+    assert rebilled["actor"] == "ops"
+    with pytest.raises(NotAllowed, match="nothing to bill"):
+        bill(billing, InvoiceRequest(rebill_credited=True))  # rebilled once, not twice
+    with pytest.raises(NotAllowed, match="not a credit or debit note"):
+        bill(billing, InvoiceRequest(credit_of="INV-PO-1-1", rebill_credited=True))
+    assert detail(billing)["attention"] is False
 
 
 def test_whole_invoice_credit_and_over_credit(billing: Gateway) -> None:
@@ -173,7 +191,7 @@ def test_whole_invoice_credit_and_over_credit(billing: Gateway) -> None:
     with pytest.raises(NotAllowed, match=r"more than invoice INV-PO-1-1 billed.*--force"):
         bill(billing, InvoiceRequest((LineRequest("1", Decimal(11)),), credit_of="INV-PO-1-1"))
     whole = bill(billing, InvoiceRequest(credit_of="INV-PO-1-1"))
-    assert whole.status == "Fully delivered"
+    assert whole.status == "Fully invoiced"  # settled by the credit: nothing is billed again
     assert quantities(billing) == {"1": ("10", "10"), "2": ("10", "10")}
     with pytest.raises(NotAllowed, match="nothing to bill"):
         bill(billing, InvoiceRequest(credit_of="INV-PO-1-1"))
@@ -185,7 +203,7 @@ def test_refusals_unless_forced(billing: Gateway) -> None:
     receive(billing, f.despatch_advice("D-1", "PO-1", [("1", "5")]))
     with pytest.raises(NotAllowed, match=r"1: 6 asked, 5 was despatched") as refused:
         bill(billing, InvoiceRequest((LineRequest("1", Decimal(6)),)))
-    assert refused.value.code is ErrorCode.NOT_ALLOWED
+    assert refused.value.code is ErrorCode.QUANTITY_EXCEEDED
     with pytest.raises(NotAllowed, match="no order line 9"):
         bill(billing, InvoiceRequest((LineRequest("9", Decimal(1)),)))
     with pytest.raises(NotAllowed, match="has no invoice INV-X"):

@@ -90,7 +90,7 @@ def test_the_whole_chain_moves_the_status(store: Store, policy: Policy) -> None:
                 type_code="381",
                 billing_ref="INV-2",
             ),
-            "Partially invoiced",
+            "Fully invoiced",  # a credit settles what it credits (ADR 0024)
         ),
     ]
     for payload, expected in steps:
@@ -116,7 +116,7 @@ def test_the_whole_chain_moves_the_status(store: Store, policy: Policy) -> None:
     ]
     changes = [h["detail"] for h in detail["history"] if h["event"] == "order.status"]
     assert changes[0] == "Received -> Acknowledged"
-    assert changes[-1] == "Fully invoiced -> Partially invoiced"
+    assert changes[-1] == "Partially invoiced -> Fully invoiced"
 
 
 def test_rejection_and_cancellation(store: Store, policy: Policy) -> None:

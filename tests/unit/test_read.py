@@ -307,6 +307,7 @@ def test_order_change_non_numeric_sequence() -> None:
     )
     result = interpret(doc)
     assert isinstance(result, OrderChange) and result.sequence is None
+    assert result.sequence_id == "2b"  # kept as written: correlation refuses it (ADR 0025)
 
 
 def test_receipt_advice() -> None:

@@ -26,10 +26,12 @@ from edi_gateway.domain.documents import (
     PartyId,
     Quantity,
 )
+from edi_gateway.domain.sscc import sscc
 from edi_gateway.outbound import i18n
 from edi_gateway.outbound.render import vat_breakdown
 from edi_gateway.outbound.render.csv import orders_csv
-from edi_gateway.outbound.render.pdf import invoice_pdf, order_pdf, packing_slip_pdf
+from edi_gateway.outbound.render.labels import packing_slip_pdf
+from edi_gateway.outbound.render.pdf import invoice_pdf, order_pdf
 from edi_gateway.outbound.render.xlsx import orders_workbook
 from edi_gateway.ubl.parse import parse
 from edi_gateway.ubl.read import interpret
@@ -81,7 +83,7 @@ def pdf_text(data: bytes) -> list[str]:
 
 def used_keys() -> set[str]:
     pattern = re.compile(
-        r"""["']((?:order|doc|party|column|despatch|label|invoice)\.[a-z_]+)["']"""
+        r"""["']((?:order|doc|party|column|despatch|label|invoice|delivery|contact)\.[a-z_]+)["']"""
     )
     sources = [SOURCES / "i18n.py", *(SOURCES / "render").glob("*.py")]
     return {key for path in sources for key in pattern.findall(path.read_text("utf-8"))}
@@ -213,9 +215,14 @@ def despatch() -> DespatchAdvice:
 def test_packing_slip_has_delivery_note_and_one_label_per_box() -> None:
     order = sample("order-vastra-1001.xml")
     assert isinstance(order, Order)
-    pages = pdf_text(packing_slip_pdf(despatch(), order, language="sv", boxes=3))
-    assert len(pages) == 4
-    note = pages[0]
+    advice = despatch()
+    boxes = [sscc(0, "7340001", serial) for serial in (1, 2, 3)]
+    for n, line in enumerate(advice.lines):
+        line.handling_unit = boxes[n % 3]
+    assert len(advice.lines) >= 3
+    pages = pdf_text(packing_slip_pdf(advice, order, language="sv"))
+    note, labels = "\n".join(pages[:-3]), pages[-3:]
+    assert "Kollietikett" not in note and len(pages) == 5
     for expected in (
         "Följesedel NV-DA-880412",
         "VS-2026-1001",
@@ -228,8 +235,11 @@ def test_packing_slip_has_delivery_note_and_one_label_per_box() -> None:
         "Handsprit 85 % etanol",
     ):
         assert expected in note, expected
-    assert re.search(r"\n3\n120\n100\nst\n", note), "order line 3: ordered 120, delivered 100"
-    for box, label in enumerate(pages[1:], start=1):
+    assert re.search(r"\n3\n120\n100\nst\n3\n", note), "line 3: ordered 120, delivered 100, box 3"
+    for box, sscc_value in enumerate(boxes, start=1):
+        contents = f"Innehåll i kolli {box} av 3 · SSCC {sscc_value}"
+        assert contents in note, contents
+    for box, label in enumerate(labels, start=1):
         for expected in (
             "Kollietikett",
             "VS-2026-1001",
@@ -237,7 +247,7 @@ def test_packing_slip_has_delivery_note_and_one_label_per_box() -> None:
             f"Kolli {box} av 3",
             "DHL Freight (Sweden) AB",
             "1234567890",
-            f"Sida {box + 1} av 4",
+            f"(00) {boxes[box - 1]}",
         ):
             assert expected in label, expected
 
@@ -249,8 +259,12 @@ def test_packing_slip_without_order_in_chinese() -> None:
     assert len(pages) == 2
     assert "送货单" in pages[0] and MASK in pages[0] and "订购数量" not in pages[0]
     assert "第 1 箱，共 1 箱" in pages[1] and "箱标签" in pages[1]
-    with pytest.raises(ValueError, match="boxes"):
-        packing_slip_pdf(advice, boxes=0)
+    advice.lines[0].handling_unit = sscc(0, "7340001", 9)  # one line boxed, the rest loose
+    pages = pdf_text(packing_slip_pdf(advice, language="zh"))
+    assert "第 1 箱，共 2 箱" in pages[-2] and "(00) 073400010000000092" in pages[-2]
+    assert "第 2 箱，共 2 箱" in pages[-1] and "(00)" not in pages[-1]
+    with pytest.raises(ValueError, match="label size"):
+        packing_slip_pdf(advice, label_size="letter")
 
 
 def test_invoice_pdf_shows_the_invoice_totals() -> None:

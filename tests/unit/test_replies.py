@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lxml import etree
 from openpyxl import Workbook
 
 from edi_gateway.domain.billing import InvoiceLine
@@ -83,7 +84,21 @@ INVOICE_COLUMNS = {
     "price": "Price",
     "line_amount": "Amount",
     "vat_rate": "VAT",
+    "invoice_date": "Date",
+    "payment_means_code": "Means",
+    "payment_account": "Account",
+    "payment_reference": "Ref",
+    "payable_amount": "Total",
 }
+INVOICE_HEAD = "Order;Line;Qty;Unit;Invoice;Price;Amount;VAT;Date;Means;Account;Ref;Total\n"
+INVOICE_DEFAULTS = {"currency": "EUR", "vat_category": "S"}
+PAID = ["2026-11-12", "30", "SE4550000000058398257466", "OCR-77"]
+"""The invoice date, means code, account and payment reference of the invoice tests' rows."""
+
+
+def paid(cells: str, total: str) -> str:
+    """An invoice row: ``cells`` (order to VAT) then the payment cells and the total."""
+    return ";".join([cells, *PAID, total]) + "\n"
 
 
 def read(mapping: ReplyMap, text: str, name: str = "reply.csv") -> list[Document]:
@@ -291,6 +306,156 @@ def test_delftlab_invoice_csv_in_cp1252_with_vat_and_totals() -> None:
     assert doc.tax_exclusive_amount == Decimal("2104.85")
     assert doc.tax_amount == Decimal("427.56")  # 21 % of 1984.40 + 9 % of 120.45
     assert doc.payable_amount == Decimal("2532.41")
+    assert (doc.payment_means_code, doc.iban, doc.bic) == ("30", "NL91ABNA0417164300", "ABNANL2A")
+    assert (doc.payment_id, doc.notes) == ("1000 2026 3041 2", ["Levering in twee zendingen"])
+
+
+# --- what an invoice layout must give ---------------------------------------------------------
+
+
+def test_an_invoice_map_must_name_the_columns_of_what_it_bills() -> None:
+    columns = {k: v for k, v in INVOICE_COLUMNS.items() if k not in ("payable_amount", "Ref")}
+    del columns["payment_reference"]
+    with pytest.raises(ConfigError) as caught:
+        csv_map("invoice", columns)
+    assert caught.value.message == (
+        "t.yaml: columns: a invoice map must name the column of payable_amount, payment_reference"
+    )
+
+
+@pytest.mark.parametrize(
+    "field", ["payment_account", "payment_reference", "payable_amount", "tax_amount"]
+)
+def test_an_account_a_reference_or_an_amount_never_has_a_default(field: str) -> None:
+    with pytest.raises(ConfigError, match=rf"defaults\.{field}: what an invoice bills"):
+        csv_map("invoice", INVOICE_COLUMNS, defaults={field: "1"})
+
+
+@pytest.mark.parametrize(
+    ("missing", "drop"),
+    [
+        ("currency", None),
+        ("payment_means_code", "Means"),
+        ("payment_account", "Account"),
+        ("vat_category", None),
+    ],
+)
+def test_an_invoice_row_without_what_it_must_say_names_the_field(
+    missing: str, drop: str | None
+) -> None:
+    """A field the layout lacks (no column, no default) is an error naming it, never a value
+    from gateway.yaml."""
+    defaults = {"currency": "EUR", "vat_category": "S"}
+    defaults.pop(missing, None)
+    columns = {k: v for k, v in INVOICE_COLUMNS.items() if v != drop}
+    mapping = csv_map("invoice", columns, defaults=defaults)
+    titles = [t for t in INVOICE_HEAD.strip().split(";") if t != drop]
+    cells = ["A", "1", "2", "C62", "F1", "1.50", "3.00", "25", *PAID, "3.75"]
+    row = [c for t, c in zip(INVOICE_HEAD.strip().split(";"), cells, strict=True) if t != drop]
+    error = failure(mapping, ";".join(titles) + "\n" + ";".join(row) + "\n")
+    assert error.code is ErrorCode.INTERPRETATION_FAILED
+    assert (
+        f"reply.csv, row 2, field {missing}: required, but the map t.yaml has no column for it"
+        in error.message
+    )
+
+
+def test_an_empty_payment_reference_or_date_cell_names_the_column() -> None:
+    mapping = csv_map("invoice", INVOICE_COLUMNS, defaults=INVOICE_DEFAULTS)
+    row = "A;1;2;C62;F1;1.50;3.00;25;2026-11-12;30;SE4550000000058398257466;;3.75\n"
+    error = failure(mapping, INVOICE_HEAD + row)
+    assert "row 2, column 'Ref' (payment_reference): the cell is empty" in error.message
+    row = "A;1;2;C62;F1;1.50;3.00;25;;30;SE4550000000058398257466;R;3.75\n"
+    assert (
+        "column 'Date' (invoice_date): the cell is empty"
+        in failure(mapping, INVOICE_HEAD + row).message
+    )
+
+
+def test_one_invoice_has_one_account_and_one_payment_reference() -> None:
+    mapping = csv_map("invoice", INVOICE_COLUMNS, defaults=INVOICE_DEFAULTS)
+    first = "A;1;2;C62;F1;1.50;3.00;25;2026-11-12;30;SE4550000000058398257466;R-1;5.00\n"
+    second = "A;2;1;C62;F1;1.00;1.00;25;2026-11-12;30;SE4550000000058398257466;R-2;5.00\n"
+    error = failure(mapping, INVOICE_HEAD + first + second)
+    assert error.message == (
+        "reply.csv, row 3, column 'Ref' (payment_reference): R-2 differs from R-1 on row 2 of "
+        "the same document"
+    )
+
+
+def test_a_bankgiro_invoice_is_written_with_the_files_account_and_reference(
+    tmp_path: Path,
+) -> None:
+    """Issue 10: a Swedish supplier's Bankgiro account and OCR reference reach the Billing 3.0
+    invoice built from its file (and pass the official checks, SE-R-008 / SE-R-009 included)."""
+    from dataclasses import replace
+
+    from edi_gateway.ubl.namespaces import CAC, CBC
+    from edi_gateway.ubl.write import write_invoice
+
+    columns = {
+        **INVOICE_COLUMNS,
+        "payment_account_branch": "Branch",
+        "invoice_note": "Note",
+        "due_date": "Due",
+        "item_name": "Item",
+    }
+    mapping = csv_map("invoice", columns, defaults={**INVOICE_DEFAULTS, "currency": "SEK"})
+    head = INVOICE_HEAD.replace("Total", "Total;Branch;Note;Due;Item")
+    row = "PO-1;1;2;C62;F-77;100.00;200.00;25;2026-11-12;30;55551234;4711081542;250.00;"
+    [doc] = read(mapping, head + row + "SE:BANKGIRO;Leverans 2 av 2;2026-12-12;Sprutor\n")
+    assert isinstance(doc, Invoice)
+    doc.seller = replace(NORDISK, vat_id="SE556677889901", street="Box 1", city="Borås")
+    doc.buyer = replace(VASTRA, street="Box 2", city="Göteborg")
+    payload = write_invoice(doc)
+    root = etree.fromstring(payload)
+    ns = {"cac": CAC, "cbc": CBC}
+    assert [
+        root.findtext(path, namespaces=ns)
+        for path in (
+            "cac:PaymentMeans/cbc:PaymentMeansCode",
+            "cac:PaymentMeans/cbc:PaymentID",
+            "cac:PaymentMeans/cac:PayeeFinancialAccount/cbc:ID",
+            "cac:PaymentMeans/cac:PayeeFinancialAccount/cac:FinancialInstitutionBranch/cbc:ID",
+            "cbc:Note",
+            "cac:LegalMonetaryTotal/cbc:PayableAmount",
+        )
+    ] == ["30", "4711081542", "55551234", "SE:BANKGIRO", "Leverans 2 av 2", "250.00"]
+    (tmp_path / "bankgiro.xml").write_bytes(payload)
+    run = subprocess.run(
+        [sys.executable, str(shared_dir() / "tools" / "ubl-check"), str(tmp_path / "bankgiro.xml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_a_card_payment_needs_no_account() -> None:
+    mapping = csv_map("invoice", INVOICE_COLUMNS, defaults=INVOICE_DEFAULTS)
+    [doc] = read(mapping, INVOICE_HEAD + "A;1;2;C62;F1;1.50;3.00;25;2026-11-12;48;;R-9;3.75\n")
+    assert isinstance(doc, Invoice)
+    assert (doc.payment_means_code, doc.iban, doc.payment_id) == ("48", None, "R-9")
+
+
+def test_a_stated_total_other_than_the_lines_make_is_refused() -> None:
+    """The 99999.00 of issue 10: what the file says it bills must be what its lines bill."""
+    mapping = csv_map(
+        "invoice", {**INVOICE_COLUMNS, "tax_amount": "Tax"}, defaults=INVOICE_DEFAULTS
+    )
+    head = INVOICE_HEAD.replace("Total", "Tax;Total")
+    error = failure(mapping, head + paid("A;1;2;C62;F1;1.50;3.00;25", "0.75;99999.00"))
+    assert error.code is ErrorCode.INTERPRETATION_FAILED
+    assert error.message == (
+        "reply.csv, row 2, column 'Total' (payable_amount): invoice F1 states 99999.00, but its "
+        "lines make 3.75: nothing is billed other than the supplier's lines say"
+    )
+    error = failure(mapping, head + paid("A;1;2;C62;F1;1.50;3.00;25", "0.70;3.75"))
+    assert "column 'Tax' (tax_amount): invoice F1 states 0.70, but its lines make 0.75" in (
+        error.message
+    )
+    [doc] = read(mapping, head + paid("A;1;2;C62;F1;1.50;3.00;25", "0.75;3.75"))
+    assert isinstance(doc, Invoice) and doc.payable_amount == Decimal("3.75")
 
 
 # --- re-issued as UBL -------------------------------------------------------------------------
@@ -450,11 +615,13 @@ def test_rows_above_the_header_and_blank_rows_are_skipped() -> None:
 
 
 def test_decimal_comma_numbers() -> None:
-    mapping = csv_map("invoice", INVOICE_COLUMNS, decimal_comma=True, defaults={"currency": "SEK"})
-    text = (
-        "Order;Line;Qty;Unit;Invoice;Price;Amount;VAT\n"
-        'A;1;"1.234,5";KGM;F1;"2,00";"2 469,00";25 %\n'
+    mapping = csv_map(
+        "invoice",
+        INVOICE_COLUMNS,
+        decimal_comma=True,
+        defaults={**INVOICE_DEFAULTS, "currency": "SEK"},
     )
+    text = INVOICE_HEAD + paid('A;1;"1.234,5";KGM;F1;"2,00";"2 469,00";25 %', '"3 086,25"')
     [doc] = read(mapping, text)
     line = doc.lines[0]
     assert isinstance(line, InvoiceLine)
@@ -466,14 +633,13 @@ def test_decimal_comma_numbers() -> None:
     )
 
 
-def test_invoice_without_vat_rate_leaves_totals_to_the_caller() -> None:
+def test_invoice_without_vat_rate_is_an_error_naming_it() -> None:
     columns = {k: v for k, v in INVOICE_COLUMNS.items() if k not in ("vat_rate", "line_amount")}
-    [doc] = read(
-        csv_map("invoice", columns), "Order;Line;Qty;Unit;Invoice;Price\nA;1;2;C62;F9;1.5\n"
-    )
-    assert isinstance(doc, Invoice)
-    assert doc.lines[0].line_amount == Decimal("3.00")
-    assert (doc.tax_exclusive_amount, doc.payable_amount) == (None, None)
+    head = "Order;Line;Qty;Unit;Invoice;Price;Date;Means;Account;Ref;Total\n"
+    mapping = csv_map("invoice", columns, defaults=INVOICE_DEFAULTS)
+    error = failure(mapping, head + paid("A;1;2;C62;F9;1.5", "3.75"))
+    assert error.code is ErrorCode.INTERPRETATION_FAILED
+    assert "reply.csv, row 2, field vat_rate: VAT category S needs a rate" in error.message
 
 
 # --- Excel cells ------------------------------------------------------------------------------
@@ -517,12 +683,20 @@ def test_excel_typed_cells_and_text_cells_read_alike() -> None:
 
 
 def test_excel_percent_cell_is_a_vat_rate_in_percent() -> None:
-    mapping = parse_map({"kind": "invoice", "format": "xlsx", "columns": INVOICE_COLUMNS}, "x.yaml")
+    mapping = parse_map(
+        {
+            "kind": "invoice",
+            "format": "xlsx",
+            "columns": INVOICE_COLUMNS,
+            "defaults": INVOICE_DEFAULTS,
+        },
+        "x.yaml",
+    )
     book = Workbook()
     sheet = book.active
     assert sheet is not None
     sheet.append(list(INVOICE_COLUMNS.values()))
-    sheet.append(["A", 1, 3, "C62", "F1", 10.1, 30.3, 0.25])
+    sheet.append(["A", 1, 3, "C62", "F1", 10.1, 30.3, 0.25, *PAID, 37.88])
     sheet["H2"].number_format = "0%"
     buf = io.BytesIO()
     book.save(buf)
@@ -770,27 +944,30 @@ def test_rows_of_one_despatch_that_disagree_on_the_carrier() -> None:
 
 
 def test_invoice_errors() -> None:
-    mapping = csv_map("invoice", INVOICE_COLUMNS)
-    head = "Order;Line;Qty;Unit;Invoice;Price;Amount;VAT\n"
-    error = failure(mapping, head + "A;1;2;C62;F1;1.50;3.00;25\nB;1;1;C62;F1;1;1;25\n")
+    mapping = csv_map("invoice", INVOICE_COLUMNS, defaults=INVOICE_DEFAULTS)
+    head = INVOICE_HEAD
+    error = failure(
+        mapping, head + paid("A;1;2;C62;F1;1.50;3.00;25", "3.75") + paid("B;1;1;C62;F1;1;1;25", "1")
+    )
     assert "row 3, column 'Order' (order_id): invoice F1 is for order A (row 2)" in error.message
-    error = failure(mapping, head + "A;1;2;C62;F1;1.50;3.10;25\n")
+    error = failure(mapping, head + paid("A;1;2;C62;F1;1.50;3.10;25", "3.75"))
     assert (
         "column 'Amount' (line_amount): 3.10 is not quantity 2 x price 1.50 = 3.00" in error.message
     )
-    error = failure(mapping, head + "A;1;2;C62;;1.50;3.00;25\n")
+    error = failure(mapping, head + paid("A;1;2;C62;;1.50;3.00;25", "3.75"))
     assert "column 'Invoice' (invoice_number): the cell is empty" in error.message
-    zero = csv_map("invoice", INVOICE_COLUMNS, defaults={"vat_category": "Z"})
-    error = failure(zero, head + "A;1;2;C62;F1;1.50;3.00;25\n")
+    zero = csv_map("invoice", INVOICE_COLUMNS, defaults={**INVOICE_DEFAULTS, "vat_category": "Z"})
+    error = failure(zero, head + paid("A;1;2;C62;F1;1.50;3.00;25", "3.00"))
     assert "column 'VAT' (vat_rate): VAT category Z must have rate 0, not 25" in error.message
 
 
 def test_negative_invoice_quantity_is_allowed_but_not_a_negative_price() -> None:
-    mapping = csv_map("invoice", INVOICE_COLUMNS)
-    head = "Order;Line;Qty;Unit;Invoice;Price;Amount;VAT\n"
-    [doc] = read(mapping, head + "A;1;-2;C62;F1;1.50;-3.00;25\n")
+    mapping = csv_map("invoice", INVOICE_COLUMNS, defaults=INVOICE_DEFAULTS)
+    head = INVOICE_HEAD
+    [doc] = read(mapping, head + paid("A;1;-2;C62;F1;1.50;-3.00;25", "-3.75"))
     assert doc.lines[0].line_amount == Decimal("-3.00")
-    assert "-1.50 is negative" in failure(mapping, head + "A;1;2;C62;F1;-1.50;;25\n").message
+    error = failure(mapping, head + paid("A;1;2;C62;F1;-1.50;;25", "-3.75"))
+    assert "-1.50 is negative" in error.message
 
 
 # --- errors in the map ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from edi_gateway.starter import init_project
 from edi_gateway.store.db import Store
 from edi_gateway.store.queries import order_detail, resolve_order
 from edi_gateway.transports import open_inbound
+from edi_gateway.ubl.namespaces import CAC, CBC
 from edi_gateway.ubl.read import interpret
 from tests.conftest import shared_dir
 
@@ -25,18 +26,21 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
 
 
-def project(tmp_path: Path, replies: dict[str, str], *, relay: bool = False) -> Path:
+def project(
+    tmp_path: Path, replies: dict[str, str], *, relay: bool = False, supplier: str = "nordisk"
+) -> Path:
+    """The starter project with ``supplier``'s replies read from ``from-<supplier>``."""
     init_project(tmp_path / "p")
     config = tmp_path / "p" / "gateway.yaml"
     data = yaml.safe_load(config.read_text(encoding="utf-8"))
     data["connectors"].append(
         {
-            "name": "from-nordisk",
+            "name": f"from-{supplier}",
             "type": "folder",
             "direction": "in",
-            "path": "from-nordisk",
+            "path": f"from-{supplier}",
             "pattern": "*.csv",
-            "partner": "nordisk",
+            "partner": supplier,
             "replies": replies,
         }
     )
@@ -44,11 +48,20 @@ def project(tmp_path: Path, replies: dict[str, str], *, relay: bool = False) -> 
     for partner in data["partners"]:
         partner.pop("auto_response", None)
         partner.pop("forward", None)
-        if partner["id"] == "nordisk":
+        if partner["id"] == supplier:
             partner["relay_replies"] = relay
     config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    (tmp_path / "p" / "from-nordisk").mkdir()
+    (tmp_path / "p" / f"from-{supplier}").mkdir()
     return config
+
+
+def delftlab_relaying(store: Store, tmp_path: Path) -> tuple[Path, Gateway]:
+    """The starter project with delftlab's invoice CSVs read from ``from-delftlab`` and relayed
+    to the buyer, and the order they answer received."""
+    config = project(tmp_path, {"*invoice*": "invoice"}, relay=True, supplier="delftlab")
+    gateway = Gateway(load_config(config), store)
+    gateway.ingest([SAMPLES / "order-rijnoever-4500012873.xml"])
+    return config, gateway
 
 
 def test_confirmation_and_despatch_csv_move_the_order(store: Store, tmp_path: Path) -> None:
@@ -69,7 +82,10 @@ def test_confirmation_and_despatch_csv_move_the_order(store: Store, tmp_path: Pa
     kinds = [d["type"] for d in detail["documents"]]
     assert kinds.count("DespatchAdvice") >= 2  # the sample holds two delivery notes
     assert "OrderResponse" in kinds
-    assert detail["status"] in {"Partially delivered", "Fully delivered"}
+    # everything left and the supplier's notes name the carrier and tracking: Shipped
+    assert detail["status"] == "Shipped"
+    assert detail["shipments"] and all(s["tracking_id"] for s in detail["shipments"])
+    assert detail["attention"] is False
 
 
 def test_a_reply_map_must_exist_for_a_supplier_connector(tmp_path: Path) -> None:
@@ -115,29 +131,7 @@ def test_supplier_replies_are_relayed_to_the_buyer_as_peppol_ubl(
 def test_a_supplier_invoice_in_its_csv_is_relayed_as_billing_3(
     store: Store, tmp_path: Path
 ) -> None:
-    init_project(tmp_path / "p")
-    config = tmp_path / "p" / "gateway.yaml"
-    data = yaml.safe_load(config.read_text(encoding="utf-8"))
-    data["connectors"].append(
-        {
-            "name": "from-delftlab",
-            "type": "folder",
-            "direction": "in",
-            "path": "from-delftlab",
-            "pattern": "*.csv",
-            "partner": "delftlab",
-            "replies": {"*invoice*": "invoice"},
-        }
-    )
-    data.pop("routes", None)  # no forwarding here, so nothing to route to
-    for partner in data["partners"]:
-        partner.pop("forward", None)
-        if partner["id"] == "delftlab":
-            partner["relay_replies"] = True
-    config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    (tmp_path / "p" / "from-delftlab").mkdir()
-    gateway = Gateway(load_config(config), store)
-    gateway.ingest([SAMPLES / "order-rijnoever-4500012873.xml"])
+    config, gateway = delftlab_relaying(store, tmp_path)
     name = "delftlab-invoice-4500012873.csv"
     (config.parent / "from-delftlab" / name).write_bytes((SAMPLES / "replies" / name).read_bytes())
     outcome = gateway.poll(open_inbound(gateway.settings.connector("from-delftlab")))
@@ -152,8 +146,58 @@ def test_a_supplier_invoice_in_its_csv_is_relayed_as_billing_3(
     [sent] = list((config.parent / "outbox").iterdir())
     document = interpret(etree.fromstring(sent.read_bytes()))
     assert document.document_id == "F2026-30412" and document.order_refs == ["4500012873"]
+    root = etree.fromstring(sent.read_bytes())
+    ns = {"cbc": CBC, "cac": CAC}
+    means = root.find("cac:PaymentMeans", ns)
+    assert means is not None
+    assert [
+        means.findtext(path, namespaces=ns)
+        for path in (
+            "cbc:PaymentMeansCode",
+            "cbc:PaymentID",
+            "cac:PayeeFinancialAccount/cbc:ID",
+            "cac:PayeeFinancialAccount/cac:FinancialInstitutionBranch/cbc:ID",
+        )
+    ] == [
+        "30",
+        "1000 2026 3041 2",
+        "NL91ABNA0417164300",
+        "ABNANL2A",
+    ]  # the file's, not gateway.yaml's
+    assert root.findtext("cbc:Note", namespaces=ns) == "Levering in twee zendingen"
+    assert root.findtext("cac:LegalMonetaryTotal/cbc:PayableAmount", namespaces=ns) == "2532.41"
     check = shared_dir() / "tools" / "ubl-check"
     done = subprocess.run(
         [sys.executable, str(check), str(sent)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_supplier_invoice_csv_without_its_payment_reference_fails_naming_it(
+    store: Store, tmp_path: Path
+) -> None:
+    """What the layout lacks is an error naming the field, never the invoice number or an
+    account from gateway.yaml; nothing is relayed."""
+    config, gateway = delftlab_relaying(store, tmp_path)
+    name = "delftlab-invoice-4500012873.csv"
+    text = (SAMPLES / "replies" / name).read_bytes().decode("cp1252")
+    rows = [line.split(";") for line in text.splitlines()]
+    at = rows[0].index("Betalingskenmerk")
+    for row in rows[1:]:
+        row[at] = ""
+    blanked = "\r\n".join(";".join(row) for row in rows) + "\r\n"
+    (config.parent / "from-delftlab" / name).write_bytes(blanked.encode("cp1252"))
+    outcome = gateway.poll(open_inbound(gateway.settings.connector("from-delftlab")))
+    [(mid, state)] = outcome.states.items()
+    assert state == "failed"
+    from edi_gateway.store.queries import message_detail
+
+    with store.session() as session:
+        shown = message_detail(session, mid)
+    assert shown["error_code"] == "INTERPRETATION_FAILED"
+    assert (
+        f"{name}, row 2, column 'Betalingskenmerk' (payment_reference): the cell is empty"
+        in shown["error_detail"]
+    )
+    flush(gateway.store, gateway.settings)
+    assert not (config.parent / "outbox").exists() or not any((config.parent / "outbox").iterdir())

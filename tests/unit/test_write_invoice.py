@@ -12,7 +12,15 @@ import pytest
 from lxml import etree
 
 from edi_gateway.domain.billing import AllowanceCharge, InvoiceLine
-from edi_gateway.domain.documents import DocumentKind, Invoice, Line, Party, PartyId, Quantity
+from edi_gateway.domain.documents import (
+    SELF_BILLING,
+    DocumentKind,
+    Invoice,
+    Line,
+    Party,
+    PartyId,
+    Quantity,
+)
 from edi_gateway.ubl.namespaces import cac, cbc
 from edi_gateway.ubl.read import interpret
 from edi_gateway.ubl.validate import validate_document
@@ -123,6 +131,23 @@ def variants() -> dict[str, bytes]:
         "invoice-no-iban": write_invoice(document(iban=None, bic=None, seller=finnish)),
         "debit-note": write_debit_note(
             document(DocumentKind.DEBIT_NOTE, billing_refs=["INV-PO-1-1"], reason="Nachbelastung")
+        ),
+        "selfbilled-389": write_invoice(document(customization_id=SELF_BILLING)),
+        "selfbilled-527": write_invoice(
+            document(
+                customization_id=SELF_BILLING,
+                type_code="527",
+                billing_refs=["SB-INV-PO-1-1"],
+                document_id="SB-DN-PO-1-1",
+            )
+        ),
+        "selfbilled-261": write_invoice(
+            document(
+                DocumentKind.CREDIT_NOTE,
+                customization_id=SELF_BILLING,
+                billing_refs=["SB-INV-PO-1-1"],
+                document_id="SB-CN-PO-1-1",
+            )
         ),
     }
 
@@ -235,8 +260,46 @@ def test_seller_vat_number_is_required_for_rated_lines() -> None:
 
 
 def test_debit_note_lines_need_the_invoice_reference() -> None:
-    with pytest.raises(WriteError, match="refers to an invoice and its line"):
+    with pytest.raises(WriteError, match="refers to the invoice it corrects"):
         write_debit_note(document(DocumentKind.DEBIT_NOTE))
+
+
+def test_self_billed_documents_carry_the_self_billing_ids_and_codes() -> None:
+    for name, code in (("selfbilled-389", "389"), ("selfbilled-261", "261")):
+        root = etree.fromstring(variants()[name])
+        assert root.findtext(cbc("CustomizationID")) == SELF_BILLING
+        assert root.findtext(cbc("ProfileID")) == "urn:fdc:peppol.eu:2017:poacc:selfbilling:01:1.0"
+        assert code in (
+            root.findtext(cbc("InvoiceTypeCode")),
+            root.findtext(cbc("CreditNoteTypeCode")),
+        )
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [
+        (DocumentKind.INVOICE, "380"),
+        (DocumentKind.INVOICE, "383"),
+        (DocumentKind.CREDIT_NOTE, "381"),
+    ],
+)
+def test_billing_type_codes_are_refused_in_self_billed_documents(
+    kind: DocumentKind, code: str
+) -> None:
+    with pytest.raises(WriteError, match=f"type code '{code}' is not allowed in a self-billing"):
+        write_invoice(document(kind, customization_id=SELF_BILLING, type_code=code))
+
+
+def test_self_billed_codes_are_refused_in_billing_documents() -> None:
+    with pytest.raises(WriteError, match="type code '389' is not allowed in a Invoice"):
+        write_invoice(document(type_code="389"))
+
+
+def test_a_self_billed_debit_note_is_never_a_ubl_debit_note() -> None:
+    with pytest.raises(WriteError, match="Invoice 527, not a UBL DebitNote"):
+        write_debit_note(
+            document(DocumentKind.DEBIT_NOTE, customization_id=SELF_BILLING, billing_refs=["X"])
+        )
 
 
 def test_write_invoice_refuses_other_kinds() -> None:

@@ -187,6 +187,21 @@ def gateway(args: argparse.Namespace) -> Iterator[Gateway]:
         opened.close()
 
 
+FILTER_KEYS = (
+    "since",
+    "until",
+    "partner",
+    "order",
+    "code",
+    "connector",
+    "search",
+    "order_type",
+    "overdue",
+    "attention",
+)
+"""The arguments of a list that are :class:`~edi_gateway.store.queries.Filters` by name."""
+
+
 def listing_of(page_of: str, table_of: str) -> Handler:
     """The handler of a list: the filters given (those of :class:`~edi_gateway.store.queries.
     Filters` its parser has), one page of ``queries.<page_of>``, shown by ``views.<table_of>``
@@ -199,10 +214,7 @@ def listing_of(page_of: str, table_of: str) -> Handler:
         given = vars(args)
         wanted = queries.Filters(
             state=given.get("state") or given.get("status"),
-            **{
-                key: given.get(key)
-                for key in ("since", "until", "partner", "order", "code", "connector", "search")
-            },
+            **{key: given[key] for key in FILTER_KEYS if given.get(key) not in (None, False)},
         )
         with opened.store.session() as session:
             page = getattr(queries, page_of)(session, wanted, args.limit, args.offset)

@@ -1,4 +1,4 @@
-"""``edi-gateway orders list|show|note|release|cancel``. No logic here.
+"""``edi-gateway orders list|show|note|release|cancel|clear-attention``. No logic here.
 
 ``orders cancel``: see docs/adr/0008-cancellations.md and :mod:`edi_gateway.outbound.cancel`.
 """
@@ -43,6 +43,23 @@ def add_commands(sub: Sub) -> None:
     )
     list_filters(listing, "received")
     listing.add_argument("--search", help="order IDs, party names, item names and IDs")
+    listing.add_argument(
+        "--type",
+        dest="order_type",
+        metavar="TYPE",
+        help="only orders of this type: purchase, blanket (framework), call-off, consignment, "
+        "cross-docking, internal, express, or an OrderTypeCode such as 221",
+    )
+    listing.add_argument(
+        "--overdue",
+        action="store_true",
+        help="only orders whose response or despatch is overdue now (partners' sla: terms)",
+    )
+    listing.add_argument(
+        "--attention",
+        action="store_true",
+        help="only orders whose documents exceed what was ordered, despatched or invoiced",
+    )
     paging(listing)
     json_option(listing)
     listing.set_defaults(handler=listing_of("page_orders", "orders_table"))
@@ -57,6 +74,14 @@ def add_commands(sub: Sub) -> None:
     note.add_argument("text", help="the note")
     json_option(note)
     note.set_defaults(handler=with_gateway(_note))
+
+    clear = osub.add_parser(
+        "clear-attention", help="clear an order's attention flag once its discrepancies are settled"
+    )
+    clear.add_argument("ref", help=ORDER_REF)
+    clear.add_argument("--reason", required=True, help="how they were settled (kept in history)")
+    json_option(clear)
+    clear.set_defaults(handler=with_gateway(_clear_attention))
 
     release = osub.add_parser("release", help="let a held order go to its supplier")
     release.add_argument("ref", help=ORDER_REF)
@@ -89,6 +114,19 @@ def _show(gateway: Gateway, args: argparse.Namespace) -> int:
     with gateway.store.session() as session:
         detail = order_detail(session, resolve_order(session, args.ref))
     return emit(detail, args.json, views.order_text(detail))
+
+
+def _clear_attention(gateway: Gateway, args: argparse.Namespace) -> int:
+    from edi_gateway.app import operator_name
+    from edi_gateway.pipeline.discrepancies import clear_attention
+    from edi_gateway.store.queries import resolve_order
+
+    with gateway.store.session() as session:
+        order = resolve_order(session, args.ref)
+        count = clear_attention(session, order, args.reason, actor=operator_name())
+        data = {"order_id": order.id, "number": order.order_number, "discrepancies": count}
+    text = f"attention cleared on {data['number']} ({count} discrepancies stay in its record)"
+    return emit(data, args.json, text)
 
 
 def _note(gateway: Gateway, args: argparse.Namespace) -> int:

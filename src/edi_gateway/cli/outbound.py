@@ -1,5 +1,5 @@
 """The outbound commands of the CLI: ``respond``, ``despatch``, ``invoice``, ``documents
-show``. No logic here."""
+show|attachments|attachment``. No logic here."""
 
 from __future__ import annotations
 
@@ -68,7 +68,12 @@ def add_commands(sub: Sub) -> None:
     respond.add_argument("--force", action="store_true", help="respond despite the order state")
     json_option(respond)
     respond.set_defaults(handler=with_gateway(_respond))
+    _despatch_command(sub)
+    _invoice_command(sub)
+    _documents_commands(sub)
 
+
+def _despatch_command(sub: Sub) -> None:
     despatch = sub.add_parser("despatch", help="send the buyer a Despatch Advice (Peppol T16)")
     despatch.add_argument("order", help=ORDER_REF)
     despatch.add_argument(
@@ -82,12 +87,38 @@ def add_commands(sub: Sub) -> None:
     despatch.add_argument("--tracking", help="the carrier's tracking ID")
     despatch.add_argument("--date", type=date.fromisoformat, help="despatch date (default today)")
     despatch.add_argument("--eta", type=date.fromisoformat, help="estimated delivery date")
+    despatch.add_argument(
+        "--boxes",
+        type=int,
+        metavar="N",
+        help="pack in N boxes, each line spread over them in whole units; every box gets an "
+        "SSCC (from gs1_company_prefix) in the advice and a GS1-128 label",
+    )
+    despatch.add_argument(
+        "--box",
+        action="append",
+        type=box_contents,
+        metavar="LINE:QTY[,LINE:QTY...]",
+        help="what one box holds (repeatable, one per box); the despatched quantities are "
+        "their sums (instead of --line)",
+    )
+    despatch.add_argument(
+        "--slip",
+        type=Path,
+        metavar="FILE",
+        help="write the packing slip and box labels (PDF) to FILE; later: `documents show ID "
+        "--format pdf`",
+    )
     despatch.add_argument("--force", action="store_true", help="despatch more than is open")
     json_option(despatch)
     despatch.set_defaults(handler=with_gateway(_despatch))
 
+
+def _invoice_command(sub: Sub) -> None:
     invoice = sub.add_parser(
-        "invoice", help="send the buyer an invoice, credit note or debit note (Billing 3.0)"
+        "invoice",
+        help="send the buyer an invoice, credit note or debit note (Billing 3.0; Self-Billing "
+        "3.0 to a supplier with self_billing: true)",
     )
     invoice.add_argument("order", help=ORDER_REF)
     invoice.add_argument(
@@ -100,11 +131,34 @@ def add_commands(sub: Sub) -> None:
     kind = invoice.add_mutually_exclusive_group()
     kind.add_argument("--credit", metavar="INVOICE_ID", help="a credit note for this invoice")
     kind.add_argument("--debit", metavar="INVOICE_ID", help="a debit note for this invoice")
+    invoice.add_argument(
+        "--amount",
+        type=amount,
+        metavar="AMOUNT",
+        help="with --debit: an amount-only debit note (a fee, a price correction) of this net "
+        "amount, named by --reason; bills no order quantity",
+    )
+    invoice.add_argument(
+        "--tax-category",
+        metavar="CAT",
+        help="VAT category of --amount (UNCL 5305: S, Z, E, AE, G, L, M; not K or O); default: "
+        "as the order lines, else the supplier's default",
+    )
+    invoice.add_argument(
+        "--tax-rate", type=amount, metavar="PCT", help="VAT rate of --amount in percent, e.g. 25"
+    )
     invoice.add_argument("--reason", help="why (shown on the document)")
     invoice.add_argument("--force", action="store_true", help="bill beyond what the order allows")
+    invoice.add_argument(
+        "--rebill-credited",
+        action="store_true",
+        help="an invoice may bill credited quantities again (recorded in the history)",
+    )
     json_option(invoice)
     invoice.set_defaults(handler=with_gateway(_invoice))
 
+
+def _documents_commands(sub: Sub) -> None:
     documents = sub.add_parser("documents", help="show a stored document")
     dsub = documents.add_subparsers(dest="action", required=True, metavar="ACTION")
     dshow = dsub.add_parser("show", help="a document (ID from `orders show`) as UBL, PDF or Excel")
@@ -114,6 +168,20 @@ def add_commands(sub: Sub) -> None:
     )
     dshow.add_argument("--output", type=Path, help="write to this file (PDF and Excel need one)")
     dshow.set_defaults(handler=with_gateway(_show_document))
+    _add_attachments(dsub)
+
+
+def _add_attachments(dsub: Sub) -> None:
+    """``documents attachments ORDER`` and ``documents attachment ID``: an order's attached
+    files (docs/adr/0029)."""
+    listing = dsub.add_parser("attachments", help="the documents an order has attached")
+    listing.add_argument("order", help=ORDER_REF)
+    json_option(listing)
+    listing.set_defaults(handler=with_gateway(_list_attachments))
+    one = dsub.add_parser("attachment", help="an order's attached file, as it was embedded")
+    one.add_argument("id", type=int, help="the attachment's ID (from `orders show`)")
+    one.add_argument("--output", type=Path, help="write to this file (else to standard output)")
+    one.set_defaults(handler=with_gateway(_attachment))
 
 
 def line_change(text: str) -> LineChange:
@@ -155,6 +223,17 @@ def discount(text: str) -> Discount:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def amount(text: str) -> Decimal:
+    """A decimal number such as ``25.00`` (an argparse type)."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite():
+        raise argparse.ArgumentTypeError(f"expected a number such as 25.00, found {text!r}")
+    return value
+
+
 def line_note(text: str) -> tuple[str, str]:
     """``LINE:TEXT`` -> (line id, note) (an argparse type)."""
     line_id, sep, note = text.partition(":")
@@ -170,6 +249,15 @@ def line_substitute(text: str) -> tuple[str, str, str]:
         raise argparse.ArgumentTypeError(f"expected LINE:ITEM:NAME, found {text!r}")
     line_id, item, name = (part.strip() for part in parts)
     return line_id, item, name
+
+
+def box_contents(text: str) -> tuple[tuple[str, Decimal], ...]:
+    """``LINE:QTY[,LINE:QTY...]`` -> the (line id, quantity) pairs of one box (argparse type)."""
+    pairs = tuple(line_quantity(part.strip()) for part in text.split(","))
+    for line_id, quantity in pairs:
+        if quantity <= 0:
+            raise argparse.ArgumentTypeError(f"line {line_id}: a box holds more than 0")
+    return pairs
 
 
 def line_quantity(text: str) -> tuple[str, Decimal]:
@@ -199,22 +287,41 @@ def _respond(gateway: Gateway, args: argparse.Namespace) -> int:
 
 
 def _despatch(gateway: Gateway, args: argparse.Namespace) -> int:
+    from edi_gateway.errors import ErrorCode, GatewayError
     from edi_gateway.outbound.despatch import DespatchRequest, despatch
+    from edi_gateway.outbound.packing import Packing, slip
 
+    packing = Packing(args.boxes, tuple(args.box or ()))
     request = DespatchRequest(
-        tuple(args.line or ()), args.carrier, args.tracking, args.date, args.eta
+        tuple(args.line or ()), args.carrier, args.tracking, args.date, args.eta, packing
     )
-    return _issue(gateway, args, despatch, request, what="Despatch Advice")
+    if args.slip is not None and not packing.wanted:
+        raise GatewayError(ErrorCode.USAGE, "--slip prints the boxes: give --boxes N or --box")
+    issued = _run(gateway, args, despatch, request)
+    data, text = _issued_data(issued), _issued_text(issued, "Despatch Advice")
+    if packing.wanted:
+        printed = slip(gateway.store, gateway.settings, issued.document_id)
+        data["sscc"] = printed.ssccs
+        text += f"\n{len(printed.ssccs)} box(es), SSCC " + ", ".join(printed.ssccs)
+        if args.slip is not None:
+            args.slip.write_bytes(printed.pdf)
+            data["slip"] = str(args.slip)
+            text += f"\npacking slip and labels: {args.slip} ({len(printed.pdf)} bytes)"
+    return emit(data, args.json, text)
 
 
 def _invoice(gateway: Gateway, args: argparse.Namespace) -> int:
     from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, invoice
+    from edi_gateway.outbound.invoice_amount import fee_vat
 
     request = InvoiceRequest(
         lines=tuple(LineRequest(line_id, quantity) for line_id, quantity in args.line or ()),
+        amount=args.amount,
+        vat=fee_vat(args.tax_category, args.tax_rate),
         credit_of=args.credit,
         debit_of=args.debit,
         reason=args.reason,
+        rebill_credited=args.rebill_credited,
     )
     what = "Credit note" if args.credit else "Debit note" if args.debit else "Invoice"
     return _issue(gateway, args, invoice, request, what=what)
@@ -229,9 +336,17 @@ def _issue(
     what: str,
 ) -> int:
     """Run an issuing command for the operator at the keyboard and print what it queued."""
+    issued = _run(gateway, args, command, request)
+    return emit(_issued_data(issued), args.json, _issued_text(issued, what))
+
+
+def _run(
+    gateway: Gateway, args: argparse.Namespace, command: Callable[..., Issued], request: Any
+) -> Issued:
+    """Run an issuing command on ``args.order`` for the operator at the keyboard."""
     from edi_gateway.app import operator_name
 
-    issued = command(
+    return command(
         gateway.store,
         gateway.settings,
         args.order,
@@ -239,7 +354,6 @@ def _issue(
         actor=operator_name(),
         force=args.force,
     )
-    return emit(_issued_data(issued), args.json, _issued_text(issued, what))
 
 
 def _show_document(gateway: Gateway, args: argparse.Namespace) -> int:
@@ -256,6 +370,34 @@ def _show_document(gateway: Gateway, args: argparse.Namespace) -> int:
     if args.format != "ubl":
         raise ConfigError(f"--format {args.format} is binary: give --output FILE")
     sys.stdout.buffer.write(shown.payload)
+    return 0
+
+
+def _list_attachments(gateway: Gateway, args: argparse.Namespace) -> int:
+    from edi_gateway import views
+    from edi_gateway.store.order_data import attachments_of
+    from edi_gateway.store.queries import resolve_order
+
+    with gateway.store.session() as session:
+        rows = attachments_of(session, resolve_order(session, args.order).id)
+    columns = ["id", "ref", "document_type", "filename", "uri", "mime_code", "size", "problem"]
+    return emit(rows, args.json, views.table(rows, columns))
+
+
+def _attachment(gateway: Gateway, args: argparse.Namespace) -> int:
+    """The bytes go only where the operator says: the sender's file name is never a path."""
+    import sys
+
+    from edi_gateway.store.order_data import attachment_content
+
+    with gateway.store.session() as session:
+        shown, content = attachment_content(session, args.id)
+    if args.output is None:
+        sys.stdout.buffer.write(content)
+        return 0
+    args.output.write_bytes(content)
+    named = f", sent as {shown['filename']!r}" if shown["filename"] else ""
+    print(f"wrote {args.output} ({len(content)} bytes, {shown['mime_code']}{named})")
     return 0
 
 

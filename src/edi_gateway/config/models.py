@@ -21,12 +21,15 @@ from pydantic import (
     model_validator,
 )
 
+from edi_gateway.config.alerts import AlertSettings
 from edi_gateway.config.base import IntakeSettings, PeppolId, Slug, StoreSettings, _Model
 from edi_gateway.config.connectors import Connector
 from edi_gateway.config.daemon import DaemonSettings
+from edi_gateway.config.packing import GS1CompanyPrefix, LabelSize, PackingSettings
 from edi_gateway.config.profiles import ForwardProfile, LegalProfile
 from edi_gateway.config.rules import RulesSettings
 from edi_gateway.config.signature import SignatureSettings, signing_refused
+from edi_gateway.config.sla import SlaSettings
 from edi_gateway.domain.documents import DocumentKind
 from edi_gateway.errors import ConfigError
 
@@ -72,6 +75,10 @@ class Partner(_Model):
     """XML signatures: sign what we send this partner, verify what it sends (ADR 0021)."""
     debit_note_as: Literal["invoice", "debitnote"] = "invoice"
     """A debit note to this partner: a Peppol Invoice 383, or a UBL DebitNote (non-Peppol)."""
+    self_billing: bool = False
+    """This supplier is self-billed (Peppol BIS Self-Billing 3.0): the buyer, or this gateway
+    for it, issues its invoices (389), credit notes (261) and debit notes (527) and sends them
+    to the supplier through its ``outbound`` connector (ADR 0027)."""
     validation: Literal["xsd", "peppol"] = "xsd"
     """What documents from this partner must pass: the UBL 2.1 XSD, or also the official Peppol
     rules of their CustomizationID (an installed release, see ``edi-gateway rules``)."""
@@ -81,6 +88,13 @@ class Partner(_Model):
     severity: dict[RuleId, Literal["fatal", "warning", "ignore"]] = Field(default_factory=dict)
     """Per rule ID, how serious a finding is in the documents this partner sends, as the
     KoSIT validator's custom levels: ``{BR-CL-14: warning, PEPPOL-T01-R002: ignore}``."""
+    sla: SlaSettings = Field(default_factory=SlaSettings)
+    """When this partner's orders must be answered and despatched (docs/adr/0034)."""
+    gs1_company_prefix: GS1CompanyPrefix | None = None
+    """This supplier's GS1 company prefix: the SSCCs of the boxes it despatches (else
+    ``packing.gs1_company_prefix``)."""
+    label_size: LabelSize | None = None
+    """This supplier's box labels: ``a4`` or ``label-100x150`` (else ``packing.label_size``)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -101,6 +115,13 @@ class Partner(_Model):
         return self
 
     @model_validator(mode="after")
+    def _self_billing_makes_sense(self) -> Partner:
+        refused = self_billing_refused(self)
+        if refused:
+            raise ValueError(refused)
+        return self
+
+    @model_validator(mode="after")
     def _signature_allowed(self) -> Partner:
         refused = signing_refused(self.signature, self.validation, self.forward)
         if refused:
@@ -110,6 +131,39 @@ class Partner(_Model):
     def keys(self) -> list[str]:
         """``scheme:value`` of the endpoint, then of each identifier, without repeats."""
         return list(dict.fromkeys([self.endpoint.key(), *(i.key() for i in self.identifiers)]))
+
+
+def self_billing_refused(partner: Partner) -> str | None:
+    """Why ``self_billing: true`` makes no sense on this partner, or None when it does."""
+    if not partner.self_billing:
+        return None
+    if partner.role == "buyer":
+        return (
+            "self_billing: true is for a supplier (the seller the buyer bills itself); "
+            "this partner's role is buyer"
+        )
+    missing = [
+        what
+        for what, absent in (
+            (
+                "outbound (the connector through which its self-billed invoices reach it)",
+                partner.outbound is None,
+            ),
+            (
+                "legal (the seller's name, address and VAT number the invoices carry)",
+                partner.legal is None,
+            ),
+        )
+        if absent
+    ]
+    if missing:
+        return "self_billing: true needs " + " and ".join(missing)
+    if partner.debit_note_as != "invoice":
+        return (
+            "self_billing: true and debit_note_as: debitnote do not go together: a self-billed "
+            "debit note is a Peppol Invoice with type code 527 (remove debit_note_as)"
+        )
+    return None
 
 
 class RouteMatch(_Model):
@@ -147,6 +201,8 @@ class Settings(_Model):
     routes: list[Route] = Field(default_factory=list)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     rules: RulesSettings
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    packing: PackingSettings = Field(default_factory=PackingSettings)
 
     @cached_property
     def _partner_index(self) -> dict[str, Partner]:
@@ -205,11 +261,19 @@ def _unique_problems(s: Settings) -> list[str]:
         ("partners", [p.id for p in s.partners]),
         ("connectors", [c.name for c in s.connectors]),
         ("routes", [r.name for r in s.routes]),
+        ("alerts.webhooks", [w.name for w in s.alerts.webhooks]),
     ):
         for i, name in enumerate(names):
             if name in names[:i]:
                 key = "id" if section == "partners" else "name"
                 problems.append(f"{section}[{i}].{key}: found {name!r} again, expected unique")
+    connectors = {c.name for c in s.connectors}
+    for i, hook in enumerate(s.alerts.webhooks):
+        if hook.name in connectors:
+            problems.append(
+                f"alerts.webhooks[{i}].name: found {hook.name!r}, also a connector's name; "
+                "expected a name of its own (alerts are tracked per channel name)"
+            )
     owner: dict[str, str] = {}
     for i, partner in enumerate(s.partners):
         for key in Partner.keys(partner):

@@ -25,7 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
+from edi_gateway.alerts.clocks import LOOK_EVERY, look
+from edi_gateway.alerts.digest import prepare, send_due
+from edi_gateway.alerts.events import record_connector_down, record_deliveries, record_outcome
 from edi_gateway.app import Gateway, Outcome
+from edi_gateway.clocks.sla import LOOK_EVERY as SLA_EVERY
+from edi_gateway.clocks.sla import look as sla_look
 from edi_gateway.daemon.events import (
     Waiting,
     deliveries,
@@ -42,7 +47,6 @@ from edi_gateway.daemon.schedule import Backoff, Clock, Schedule, Scheduler, utc
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ErrorCode, GatewayError, first_line
 from edi_gateway.logs import log_fields
-from edi_gateway.notify import notify_outcome
 from edi_gateway.store.db import transient
 from edi_gateway.transports import (
     InboundServer,
@@ -121,7 +125,7 @@ class Daemon:
         self.ownership = Ownership(gateway.store, settings.daemon.lease_seconds, len(polled))
         """This gateway's leases: its connectors when several share the store."""
         self.started = clock()
-        self.next_flush = self.next_check = self.started
+        self.next_flush = self.next_check = self.next_look = self.next_sla = self.started
         self.next_sweep = self.started + timedelta(seconds=settings.daemon.lease_seconds)
         self.limit = settings.intake.max_size_mb * 1024 * 1024
         self.rules: dict[str, Any] = {}
@@ -136,6 +140,7 @@ class Daemon:
             log.info("Peppol rules %s: outgoing documents are checked", self.rules["release"])
         for unknown in self.rules.get("unknown_severity_rules", ()):
             log.warning("severity of partner %s: no rule of that ID in the release", unknown)
+        prepare(self.gateway.store, self.settings)  # alert channels hear from now on
         with self.lock:
             pending = self.gateway.process_pending()
         if pending.states:
@@ -223,6 +228,18 @@ class Daemon:
         wait = self.scheduler.failed(name, message, code=str(code), recoverable=recoverable)
         _close_quietly(self.transports.pop(name, None))  # a fresh connection next time
         state = self.scheduler.states[name]
+        if state.failures == 1:  # it worked until now: the alert channels hear it once
+            try:
+                record_connector_down(
+                    self.gateway.store,
+                    self.settings,
+                    name,
+                    code=str(code),
+                    message=message,
+                    at=self.clock(),
+                )
+            except Exception:
+                log.warning("connector %s: could not record its alert", name, exc_info=True)
         how = "recoverable" if recoverable else "NOT recoverable: an operator must act"
         log.error(
             "connector %s failed (%s, %s, %d in a row): %s; next try in %.0f s",
@@ -242,10 +259,10 @@ class Daemon:
                 messages_taken(self.gateway.store, self.metrics, name, states, seconds)
             except Exception:  # metrics and log lines never fail a batch already committed
                 log.exception("connector %s: could not log or count a batch", name)
-            try:  # operators subscribed by an smtp connector's `notify:` (notify.py)
-                notify_outcome(self.settings, self.gateway.store, states)
-            except Exception:  # a notification never fails a batch already committed
-                log.exception("connector %s: could not send the notifications of a batch", name)
+            try:  # new orders and failed messages, for the alert channels (alerts/)
+                record_outcome(self.gateway.store, self.settings, states, self.clock())
+            except Exception:  # an alert never fails a batch already committed
+                log.exception("connector %s: could not record the alerts of a batch", name)
 
         return observe
 
@@ -271,6 +288,7 @@ class Daemon:
             try:
                 done = flush_all(store, self.settings, wait=False, skipped=skipped)
                 self.total.delivered.update(deliveries(store, self.metrics, done))
+                record_deliveries(store, self.settings, done, self.clock())
                 self.pending = outbox_pending(store)
                 self.metrics.outbox_pending.set(self.pending)
                 self.waiting = receipts_waiting(store, self.metrics)
@@ -279,11 +297,33 @@ class Daemon:
                 delivery_gauges(self.metrics, states)
             except Exception as exc:  # noqa: BLE001 - delivery trouble must not stop intake
                 _log_store_trouble(exc, "outbox flush failed; retrying next cycle")
+        self._alerts()
         interval = self.settings.daemon.outbox_every_seconds
         if skipped:  # what that gateway had not seen yet waits no full interval
             interval = min(interval, SKIPPED_AGAIN_SECONDS)
         self.next_flush = self.clock() + timedelta(seconds=interval)
         self.next_check = self.clock() + timedelta(seconds=RECEIPT_CHECK_SECONDS)
+
+    def _alerts(self) -> None:
+        """Keep the business clocks when due (SLA timers, overdue deliveries, certificates),
+        then send each alert channel its digest of what is due (clocks/, alerts/)."""
+        store, moment = self.gateway.store, self.clock()
+        with log_fields(stage="alerts"):
+            try:
+                if moment >= self.next_sla:
+                    self.next_sla = moment + SLA_EVERY
+                    tick = sla_look(store, self.settings, moment)
+                    self.metrics.orders_overdue.labels("response").set(tick.response_overdue)
+                    self.metrics.orders_overdue.labels("despatch").set(tick.despatch_overdue)
+                if moment >= self.next_look:
+                    self.next_look = moment + LOOK_EVERY
+                    for cert in look(store, self.settings, moment):
+                        self.metrics.certificate_expiry.labels(cert.where, cert.subject).set(
+                            cert.not_after.timestamp()
+                        )
+                send_due(store, self.settings, moment)
+            except Exception as exc:  # noqa: BLE001 - alerts must never stop intake
+                _log_store_trouble(exc, "alerts could not be looked at or sent; next cycle")
 
     def _keep_leases(self) -> None:
         """Renew this gateway's leases when due, and every lease period take over the messages

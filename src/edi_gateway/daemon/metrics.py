@@ -10,6 +10,8 @@
 | ``edi_outbox_pending`` | gauge | outbox rows waiting for delivery |
 | ``edi_outbox_failed`` | gauge | outbox rows given up on, per outbound connector |
 | ``edi_outbox_retrying`` | gauge | outbox rows whose last attempt failed, per outbound connector |
+| ``edi_orders_overdue`` | gauge | timer (response, despatch): orders overdue now |
+| ``edi_certificate_expiry_timestamp_seconds`` | gauge | where, subject: when it expires |
 | ``edi_receipts_awaiting`` | gauge | deliveries sent whose partner's receipt (AS2 MDN) is awaited |
 | ``edi_connector_up`` | gauge | connector: 1 when its last poll worked, else 0 |
 | ``edi_connector_backoff_seconds`` | gauge | connector: the current backoff (0 when none) |
@@ -90,6 +92,18 @@ class Metrics:
             "edi_outbox_retrying",
             "Outbox rows whose last delivery attempt failed, waiting to be tried again.",
             ["connector"],
+            registry=registry,
+        )
+        self.orders_overdue = Gauge(
+            "edi_orders_overdue",
+            "Orders whose response or despatch is overdue (SLA timers).",
+            ["timer"],
+            registry=registry,
+        )
+        self.certificate_expiry = Gauge(
+            "edi_certificate_expiry_timestamp_seconds",
+            "When each certificate gateway.yaml names expires (Unix time).",
+            ["where", "subject"],
             registry=registry,
         )
         self.receipts_awaiting = Gauge(

@@ -46,6 +46,12 @@ EXEMPTION_REASONS = {
 }
 """Default ``TaxExemptionReason`` of the categories that need one (BR-E-10, BR-AE-10 ...)."""
 
+SELF_BILLING_PROFILE = "urn:fdc:peppol.eu:2017:poacc:selfbilling:01:1.0"
+SELF_BILLED_INVOICE = "389"
+SELF_BILLED_DEBIT_NOTE = "527"
+SELF_BILLED_CREDIT_NOTE = "261"
+"""UNCL 1001 type codes PEPPOL-EN16931-UBL-SB allows (P0100: 389 527; P0101: 261)."""
+
 
 def money(value: Decimal) -> Decimal:
     """``value`` rounded half up to two decimals (EN 16931 amounts)."""

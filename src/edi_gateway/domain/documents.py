@@ -12,8 +12,21 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from edi_gateway.domain.order_data import Attachment, Contact, Delivery
+
 if TYPE_CHECKING:  # billing builds on this module; the annotation only needs the name
     from edi_gateway.domain.billing import AllowanceCharge
+
+
+SELF_BILLING = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:selfbilling:3.0"
+"""CustomizationID of Peppol BIS Self-Billing 3.0 (the buyer issues the seller's invoice)."""
+
+
+def self_billed(customization_id: str | None) -> bool:
+    """Whether a billing document with this CustomizationID is a self-billed one (issued by
+    the buyer for the seller); a CIUS built on Self-Billing 3.0 (``...selfbilling:3.0#...``)
+    counts too."""
+    return (customization_id or "").strip().startswith(SELF_BILLING)
 
 
 class DocumentKind(StrEnum):
@@ -127,6 +140,11 @@ class Line:
     backorder_quantity: Quantity | None = None
     delivery_date: date | None = None
     note: str | None = None
+    delivery_place: str | None = None
+    """Where an order line is to be delivered when it says so itself (its ``cac:Delivery``
+    location: name, ID and address on one line; docs/adr/0029)."""
+    handling_unit: str | None = None
+    """On a despatch line: the SSCC of the box (transport handling unit) it is packed in."""
 
     def __reduce__(self) -> tuple[type[Line], tuple[Any, ...]]:
         """Pickle as one constructor call with every field in order (read-ahead sends
@@ -154,25 +172,44 @@ class Document:
 
     def sender(self) -> Party | None:
         """The party that sent this document (buyer for orders, seller for replies)."""
-        return self.buyer if self.kind in BUYER_SENT else self.seller
+        return self.buyer if self._buyer_sends() else self.seller
 
     def receiver(self) -> Party | None:
         """The party this document is addressed to."""
-        return self.seller if self.kind in BUYER_SENT else self.buyer
+        return self.seller if self._buyer_sends() else self.buyer
+
+    def _buyer_sends(self) -> bool:
+        """Buyer documents, and self-billed invoices and credit notes (the buyer issues them
+        for the seller, who receives them)."""
+        return self.kind in BUYER_SENT or self_billed(self.customization_id)
 
 
 @dataclass(slots=True)
 class Order(Document):
-    """UBL Order (Peppol T01)."""
+    """UBL Order (Peppol T01), with what it says besides parties and lines (all optional;
+    see :mod:`edi_gateway.domain.order_data`)."""
 
     total_amount: Decimal | None = None
+    order_type: str | None = None
+    """``cbc:OrderTypeCode`` as sent (None: not sent, which Peppol reads as 220)."""
+    buyer_reference: str | None = None
+    """``cbc:CustomerReference``: the buyer's own reference for the order."""
+    delivery: Delivery | None = None
+    buyer_contact: Contact | None = None
+    seller_contact: Contact | None = None
+    attachments: list[Attachment] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class OrderChange(Document):
-    """UBL OrderChange (Peppol T114): replaces the order's lines; ``sequence`` orders changes."""
+    """UBL OrderChange (Peppol T114): line actions by ``LineStatusCode`` (domain/order_change.py).
+
+    ``sequence_id`` is ``cbc:SequenceNumberID`` as written; ``sequence`` its value when it is a
+    whole number.
+    """
 
     sequence: int | None = None
+    sequence_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -211,6 +248,7 @@ class DespatchAdvice(Document):
 
     carrier: str | None = None
     tracking_id: str | None = None
+    tracking_url: str | None = None
     despatch_date: date | None = None
     estimated_delivery_date: date | None = None
     shipment_id: str | None = None
@@ -241,8 +279,13 @@ class Invoice(Document):
     prepaid_amount: Decimal | None = None
     payment_terms: str | None = None
     iban: str | None = None
-    """The seller's account for a credit transfer (``PaymentMeans`` code 30)."""
+    """The payee's account (``PayeeFinancialAccount/ID``): an IBAN, a Bankgiro number ..."""
     bic: str | None = None
+    """The account's institution (``FinancialInstitutionBranch/ID``): a BIC, ``SE:BANKGIRO`` ..."""
+    payment_means_code: str | None = None
+    """UNCL 4461; None: 30 (credit transfer), for the invoices the gateway issues."""
+    payment_id: str | None = None
+    """The payment reference (BT-83); None: the invoice number, for those the gateway issues."""
     reason: str | None = None
     """Why a credit or debit note was issued (written as its note)."""
 

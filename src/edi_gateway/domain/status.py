@@ -1,15 +1,21 @@
 """Order status, derived from line quantities and the order's documents; never typed by hand.
 
-The rules, in order of precedence (see docs/adr/0003-order-status.md):
+The rules, in order of precedence (docs/adr/0024-ledger-discrepancies-and-statuses.md, which
+supersedes the status part of docs/adr/0003):
 
 1. an accepted OrderCancellation -> Cancelled (a pending or refused one changes nothing: see
    domain/cancellation.py and docs/adr/0008-cancellations.md)
-2. the latest Order Response says RE -> Rejected
-3. something invoiced (net of credits): every line fully invoiced -> Fully invoiced, or Closed
-   once every line has also been received in full; otherwise Partially invoiced
-4. something despatched: every line fully despatched -> Fully delivered, else Partially delivered
-5. the latest Order Response: CA -> Accepted with changes, AP -> Accepted, AB -> Acknowledged
-6. otherwise Received
+2. the latest Order Response says RE, or is a CA that accepts no line -> Rejected
+3. something invoiced: every line billed in full (each unit once: a credit settles what it
+   credits, it does not reopen billing) -> Fully invoiced, or Closed once every line has also
+   been received in full; otherwise Partially invoiced
+4. something despatched: every line despatched in full -> Shipped when a received despatch
+   advice carries track & trace and not every line is received yet, else Fully delivered;
+   otherwise Partially backordered when the supplier says an open quantity will follow, else
+   Partially delivered
+5. nothing despatched but the supplier says quantities will follow -> Backordered
+6. the latest Order Response: CA -> Accepted with changes, AP -> Accepted, AB -> Acknowledged
+7. otherwise Received
 
 "Fully" compares with the line's *effective* quantity: the confirmed quantity when the supplier
 has confirmed the line (0 when it rejected the line), else the ordered quantity.
@@ -33,7 +39,10 @@ class OrderStatus(StrEnum):
     ACCEPTED = "Accepted"
     ACCEPTED_WITH_CHANGES = "Accepted with changes"
     REJECTED = "Rejected"
+    BACKORDERED = "Backordered"
+    PARTIALLY_BACKORDERED = "Partially backordered"
     PARTIALLY_DELIVERED = "Partially delivered"
+    SHIPPED = "Shipped"
     FULLY_DELIVERED = "Fully delivered"
     PARTIALLY_INVOICED = "Partially invoiced"
     FULLY_INVOICED = "Fully invoiced"
@@ -51,7 +60,8 @@ RESPONSE_STATUS = {
 
 @dataclass(frozen=True, slots=True)
 class LineQuantities:
-    """Per order line: what was ordered, confirmed, despatched, received, invoiced and credited."""
+    """Per order line: what was ordered, confirmed, despatched, received, invoiced and credited,
+    and what the supplier said is backordered (will follow in a later shipment)."""
 
     ordered: Decimal
     confirmed: Decimal | None = None
@@ -59,6 +69,7 @@ class LineQuantities:
     received: Decimal = ZERO
     invoiced: Decimal = ZERO
     credited: Decimal = ZERO
+    backordered: Decimal = ZERO
 
     @property
     def effective(self) -> Decimal:
@@ -76,23 +87,34 @@ def derive_status(  # noqa: PLR0911 - one return per rule, in order of precedenc
     *,
     response_code: str | None = None,
     cancelled: bool = False,
+    tracked: bool = False,
 ) -> OrderStatus:
-    """Return the order's status from its lines, its latest response code and cancellation."""
+    """Return the order's status from its lines, its latest response code, cancellation and
+    whether a received despatch advice carries track & trace (``tracked``)."""
     if cancelled:
         return OrderStatus.CANCELLED
-    if response_code == "RE":
+    every = list(lines)
+    refused_all = response_code == "CA" and bool(every) and all(x.effective == 0 for x in every)
+    if response_code == "RE" or refused_all:
         return OrderStatus.REJECTED
-    rows = [line for line in lines if line.effective > ZERO]
-    if any(line.net_invoiced > ZERO for line in rows):
-        if all(line.net_invoiced >= line.effective for line in rows):
+    rows = [line for line in every if line.effective > ZERO]
+    if any(line.invoiced > ZERO for line in rows):
+        if all(line.invoiced >= line.effective for line in rows):
             if all(line.received >= line.effective for line in rows):
                 return OrderStatus.CLOSED
             return OrderStatus.FULLY_INVOICED
         return OrderStatus.PARTIALLY_INVOICED
+    backordered = any(line.backordered > ZERO for line in rows)
     if any(line.despatched > ZERO for line in rows):
         if all(line.despatched >= line.effective for line in rows):
+            if tracked and not all(line.received >= line.effective for line in rows):
+                return OrderStatus.SHIPPED
             return OrderStatus.FULLY_DELIVERED
+        if backordered:
+            return OrderStatus.PARTIALLY_BACKORDERED
         return OrderStatus.PARTIALLY_DELIVERED
+    if backordered:
+        return OrderStatus.BACKORDERED
     if response_code in RESPONSE_STATUS:
         return RESPONSE_STATUS[response_code]
     return OrderStatus.RECEIVED

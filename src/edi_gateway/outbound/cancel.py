@@ -6,9 +6,10 @@ is the react step that follows, and the operator's answer:
 - **the supplier** hears of a cancellation that takes effect or is requested: a forward that
   has not reached it is withdrawn (``outbound/cancel_supplier.py``), or, once the order has
   reached it, the cancellation is sent in its formats through the outbox;
-- **the buyer** is told the outcome through its outbound connector: a Peppol T76 Order
-  Response RE "Order cancelled as requested by cancellation <id>" when it took effect, AP
-  "Cancellation <id> refused by the supplier: <reason>" when it was refused. These responses
+- **the buyer** is told the outcome through its outbound connector: a Peppol T116 Order
+  Response Advanced answering its Order Cancellation (T115), AP "Order cancelled as requested
+  by cancellation <id>" when it took effect, RE "Cancellation <id> refused by the supplier:
+  <reason>" when it was refused (docs/adr/0025-advanced-ordering.md). These responses
   are recorded with state ``notice``: listed with the order, outside the ledger, so they never
   move its status (the order stays Cancelled; a refusal leaves it as it was);
 - ``answer`` (``edi-gateway orders cancel ORDER --accepted|--refused``) decides a pending
@@ -249,7 +250,11 @@ def _tell_supplier(
 def _tell_buyer(
     session: Session, settings: Settings, order: Order, row: DocumentRow, actor: str
 ) -> int | None:
-    """Queue the T76 that tells the buyer the outcome; None when it cannot be told."""
+    """Queue the T116 that tells the buyer the outcome; None when it cannot be told.
+
+    Peppol advanced ordering answers an Order Cancellation with an Order Response Advanced:
+    AP, the cancellation is accepted; RE, it is refused (docs/adr/0025-advanced-ordering.md).
+    """
     from edi_gateway.outbound.issuing import buyer_connector
 
     number = row.doc_number
@@ -259,7 +264,7 @@ def _tell_buyer(
         _note(session, order, row, NOT_TOLD, f"cancellation {number}: {exc.message}", actor=actor)
         return None
     accepted = row.state == ACCEPTED
-    code, note = ("RE", accepted_note(number)) if accepted else ("AP", _refusal(session, row))
+    code, note = ("AP", accepted_note(number)) if accepted else ("RE", _refusal(session, row))
     try:
         with session.begin_nested():
             outbox_id, doc_number = _queue_notice(
@@ -288,14 +293,14 @@ def _queue_notice(
     connector: str,
     actor: str,
 ) -> tuple[int, str]:
-    """Compose, check, record (state ``notice``) and queue the T76 for the buyer."""
+    """Compose, check, record (state ``notice``) and queue the T116 for the buyer."""
     from edi_gateway.outbound.issuing import written
     from edi_gateway.outbound.respond import Decision, compose_response
     from edi_gateway.pipeline.orders import document_row
     from edi_gateway.store.tables import DocumentRow
     from edi_gateway.ubl.write import write_order_response
 
-    response = compose_response(session, order, [], Decision(code, reason=note))
+    response = compose_response(session, order, [], Decision(code, reason=note), advanced=True)
     payload = written(response, write_order_response)
     values = document_row(None, response, order.id, now(), direction="out")
     values["state"] = NOTICE

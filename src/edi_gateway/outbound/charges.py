@@ -122,6 +122,16 @@ def _charge_problem(charge: Charge) -> str | None:
     return None if found is None else f"{label}: {found}"
 
 
+def amount_problem(amount: Decimal, vat: Vat | None, what: str) -> str | None:
+    """Why ``amount`` (with ``vat``, None: to be decided) cannot be billed as ``what`` (a fee,
+    a price correction): not above 0, more than 2 decimals, a VAT that makes no sense."""
+    if not _money(amount) or amount <= 0:
+        return f"{what} must be an amount above 0 with at most 2 decimals, not {amount}"
+    if vat is not None and vat.rate is not None and vat.rate > HUNDRED:
+        return f"VAT rate {vat.rate} is not a percentage"
+    return _vat_problem(vat)
+
+
 def _discount_problem(discount: Discount) -> str | None:
     if (discount.percent is None) == (discount.amount is None):
         return "a discount is either a percentage (5%) or an amount (20.00)"

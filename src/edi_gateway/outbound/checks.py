@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from edi_gateway.store.tables import OutboxRow
 
 XML = "application/xml"
+SIGNATURES = b"UBLDocumentSignatures"
+"""In a payload that may carry a UBL signature extension (which the rules do not judge)."""
 
 
 def passes_rules(session: Session, row: OutboxRow, settings: Settings) -> bool:
@@ -35,41 +37,25 @@ def passes_rules(session: Session, row: OutboxRow, settings: Settings) -> bool:
 
     Rows that are not UBL (PDF, Excel, CSV, a supplier's own XML layout) pass unchecked. The
     official severities apply: what the gateway sends must pass them, whatever a partner
-    tolerates in what it sends us. For a partner whose documents we sign, the rules judge the
-    document the signature covers. Raises ``GatewayError`` when the check cannot run (the
-    release does not verify): the caller counts a failed attempt.
+    tolerates in what it sends us. For a partner whose documents we sign, and for a signed
+    document relayed as it came, the rules judge the document the signature covers. Raises
+    ``GatewayError`` when the check cannot run (the release does not verify): the caller
+    counts a failed attempt.
     """
     if row.media_type != XML:
         return True
-    from edi_gateway.rules.evaluate import RulesFailed, check_document
-    from edi_gateway.rules.install import engine_for
-
-    engine = engine_for(settings.rules.dir, settings.rules.release)
-    if engine is None:
-        return True
-    limit = settings.intake.max_size_mb << 20
-    payload = row.payload
     partner = settings.partner(row.partner)
     signs = bool(partner and partner.signature and partner.signature.sign)
-    try:  # a signature covers comments and PIs: a signed row keeps them to drop it exactly
-        root = parse(payload, max_size=max(limit, len(payload)), keep_markup=signs)
-    except DocumentError:
-        return True  # not XML the rules could read: a supplier's own layout
-    name = etree.QName(root)
-    if name.namespace != maindoc_ns(name.localname):
-        return True  # XML, but not UBL
-    if signs:
-        from edi_gateway.ubl.signature import without_signatures
-
-        payload = without_signatures(root)  # the tree now holds what these bytes say
-    try:
-        found = check_document(engine, payload, max_size=len(payload), required=False, root=root)
-    except DocumentError as exc:  # the official rules cannot evaluate it either
-        found = [Finding("PEPPOL", "EVALUATION", "fatal", None, exc.line, exc.message)]
+    signed = signs or SIGNATURES in row.payload  # e.g. a supplier's signed document relayed
+    found = rules_findings(row.payload, settings, signed=signed)
+    if found is None:
+        return True
     replace_findings(session.connection(), "outbox_id", {row.id: found}, [row.id])
     failing = fatal(found)
     if not failing:
         return True
+    from edi_gateway.rules.evaluate import RulesFailed
+
     error = RulesFailed(failing)
     row.state, row.last_error = "failed", str(error)[:2000]
     record(
@@ -81,4 +67,34 @@ def passes_rules(session: Session, row: OutboxRow, settings: Settings) -> bool:
     return False
 
 
-__all__ = ["passes_rules"]
+def rules_findings(payload: bytes, settings: Settings, *, signed: bool) -> list[Finding] | None:
+    """The official rules' findings on ``payload`` (the rule sets of its CustomizationID, at
+    the official severities); None when nothing is to be checked: no installed release, or
+    bytes that are not UBL (a supplier's own layout). ``signed``: judge the document a
+    signature covers (the signature extensions dropped). Raises ``GatewayError`` when the
+    check cannot run (the installed release does not verify)."""
+    from edi_gateway.rules.evaluate import check_document
+    from edi_gateway.rules.install import engine_for
+
+    engine = engine_for(settings.rules.dir, settings.rules.release)
+    if engine is None:
+        return None
+    limit = settings.intake.max_size_mb << 20
+    try:  # a signature covers comments and PIs: a signed document keeps them to drop it exactly
+        root = parse(payload, max_size=max(limit, len(payload)), keep_markup=signed)
+    except DocumentError:
+        return None  # not XML the rules could read: a supplier's own layout
+    name = etree.QName(root)
+    if name.namespace != maindoc_ns(name.localname):
+        return None  # XML, but not UBL
+    if signed:
+        from edi_gateway.ubl.signature import without_signatures
+
+        payload = without_signatures(root)  # the tree now holds what these bytes say
+    try:
+        return check_document(engine, payload, max_size=len(payload), required=False, root=root)
+    except DocumentError as exc:  # the official rules cannot evaluate it either
+        return [Finding("PEPPOL", "EVALUATION", "fatal", None, exc.line, exc.message)]
+
+
+__all__ = ["passes_rules", "rules_findings"]

@@ -3,12 +3,14 @@
 Full or partial delivery per line, backordered quantities, carrier, tracking ID, despatch and
 estimated delivery dates; an order may get several. Despatching more than is still open on a
 line (the confirmed quantity, else the ordered one, minus what was despatched) is refused
-unless forced, and a forced despatch is recorded in the order's history.
+unless forced, and a forced despatch is recorded in the order's history. Goods packed in
+boxes (``packing``) go as one despatch line per order line and box, with the box's SSCC
+(:mod:`edi_gateway.outbound.packing`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -18,6 +20,7 @@ from edi_gateway.domain.status import OrderStatus
 from edi_gateway.outbound.issuing import (
     Issued,
     NotAllowed,
+    QuantityExceeded,
     buyer_connector,
     next_number,
     on_order,
@@ -25,6 +28,7 @@ from edi_gateway.outbound.issuing import (
     record_and_queue,
     written,
 )
+from edi_gateway.outbound.packing import Packed, Packing, pack
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -51,6 +55,7 @@ class DespatchRequest:
     tracking: str | None = None
     despatch_date: date | None = None
     estimated_delivery: date | None = None
+    packing: Packing = field(default_factory=Packing)
 
 
 def despatch(
@@ -88,14 +93,19 @@ def issue_despatch(
         raise NotAllowed(f"order {order.order_number} is {order.status}: nothing can be despatched")
     connector = buyer_connector(settings, order)
     lines = order_lines(session, order)
+    if request.packing.contents:
+        if request.lines:
+            raise NotAllowed("give the despatched quantities with --line or with --box, not both")
+        request = replace(request, lines=request.packing.lines())
     chosen, over = _chosen(lines, request)
     if over and not force:
-        raise NotAllowed(
+        raise QuantityExceeded(
             "more than is open on line(s) "
             + "; ".join(over)
             + ": despatch at most the confirmed quantity less what left already, or use --force"
         )
-    advice = _compose(session, order, lines, chosen, request)
+    packed = pack(session, settings, order, chosen, request.packing)
+    advice = _compose(session, order, packed, request)
     payload = written(advice, write_despatch_advice)
     issued = record_and_queue(
         session, order, advice, payload, connector=connector, actor=actor, settings=settings
@@ -136,11 +146,7 @@ def _chosen(
 
 
 def _compose(
-    session: Session,
-    order: OrderRow,
-    lines: list[OrderLine],
-    chosen: list[tuple[OrderLine, Decimal]],
-    request: DespatchRequest,
+    session: Session, order: OrderRow, packed: Packed, request: DespatchRequest
 ) -> DespatchAdvice:
     original = original_order(session, order)
     today = datetime.now(UTC).date()
@@ -156,13 +162,17 @@ def _compose(
         despatch_date=request.despatch_date or today,
         estimated_delivery_date=request.estimated_delivery,
     )
-    for number, (line, quantity) in enumerate(chosen, start=1):
+    totals: dict[str, Decimal] = {}
+    for line, quantity, _ in packed:
+        totals[line.line_id] = totals.get(line.line_id, ZERO) + quantity
+    for number, (line, quantity, box) in enumerate(packed, start=1):
         composed = Line(line_id=str(number), quantity=Quantity(quantity, line.unit))
         composed.order_line_ref = line.line_id
         composed.item_name = line.item_name or line.line_id
         composed.seller_item_id = line.seller_item_id
         composed.standard_item_id = line.standard_item_id
-        rest = _open(line) - quantity
+        composed.handling_unit = box
+        rest = _open(line) - totals.pop(line.line_id, _open(line))  # its first row only
         if rest > ZERO:
             composed.backorder_quantity = Quantity(rest, line.unit)
         advice.lines.append(composed)

@@ -42,18 +42,21 @@ def show(store: Store, settings: Settings, document_id: int, fmt: str = "ubl") -
     if fmt not in FORMATS:
         raise NotAllowed(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
     with store.session() as session:
-        kind, number, ubl, language = _stored(session, settings, document_id)
+        kind, number, ubl, language, label_size = _stored(session, settings, document_id)
     stem = f"{kind}-{number}".replace("/", "_")
     if fmt == "ubl":
         return Shown(ubl, f"{stem}.xml", MEDIA["ubl"])
     from edi_gateway.ubl.read import read_stored
 
-    rendered = _render(read_stored(ubl), fmt, language)
+    rendered = _render(read_stored(ubl), fmt, language, label_size)
     return Shown(rendered, f"{stem}.{fmt}", MEDIA[fmt])
 
 
-def _stored(session: Session, settings: Settings, document_id: int) -> tuple[str, str, bytes, str]:
+def _stored(
+    session: Session, settings: Settings, document_id: int
+) -> tuple[str, str, bytes, str, str]:
     from edi_gateway.outbound.invoice_ledger import payload as payload_of
+    from edi_gateway.outbound.packing import label_size
     from edi_gateway.store.tables import DocumentRow, Order
 
     row = session.get(DocumentRow, document_id)
@@ -67,18 +70,20 @@ def _stored(session: Session, settings: Settings, document_id: int) -> tuple[str
     if order is not None:
         reader = order.buyer_partner if row.direction == "out" else order.seller_partner
     partner = settings.partner(reader) if reader else None
-    return row.kind, row.doc_number, payload, partner.language if partner else "en"
+    language = partner.language if partner else "en"
+    size = label_size(settings, order.seller_partner if order is not None else None)
+    return row.kind, row.doc_number, payload, language, size
 
 
-def _render(document: Document, fmt: str, language: str) -> bytes:
-    from edi_gateway.outbound.render import pdf, xlsx
+def _render(document: Document, fmt: str, language: str, label_size: str) -> bytes:
+    from edi_gateway.outbound.render import labels, pdf, xlsx
 
     if isinstance(document, Order) and fmt == "pdf":
         return pdf.order_pdf(document, language=language)
     if isinstance(document, Order):
         return xlsx.orders_workbook([document], language=language)
     if isinstance(document, DespatchAdvice) and fmt == "pdf":
-        return pdf.packing_slip_pdf(document, language=language)
+        return labels.packing_slip_pdf(document, language=language, label_size=label_size)
     if isinstance(document, Invoice) and fmt == "pdf":
         return pdf.invoice_pdf(document, language=language)
     raise NotAllowed(

@@ -7,6 +7,13 @@
 * A **debit note** (``debit_of``) bills an extra amount on lines of one invoice of the order: a
   Peppol Invoice 383 referring to it, or a UBL DebitNote for a buyer whose profile says
   ``debit_note_as: debitnote``. Debit notes correct amounts and do not move quantities.
+  An **amount-only** debit note (``amount``: a fee, a price correction) has one line of that
+  net amount (quantity 1 ``C62``, named by the reason), refers to no order line and bills no
+  order quantity.
+* For a supplier with ``self_billing: true`` the three are Peppol **Self-Billing 3.0**
+  documents (the buyer, or this gateway for it, issues them): Invoice 389, CreditNote 261,
+  Invoice 527, numbered ``SB-INV-``, ``SB-CN-``, ``SB-DN-`` and sent to the supplier through
+  its ``outbound`` connector. The seller is still the supplier (ADR 0027).
 
 Over-invoicing, over-crediting and billing a cancelled or rejected order are refused
 (``NOT_ALLOWED``) unless forced, and a forced document is recorded in the order's history;
@@ -21,7 +28,8 @@ What the order's latest accepting Order Response agreed reaches the invoice
 lines as document-level allowances and charges of the order's first invoice.
 
 The rooms: :mod:`.invoice_ledger` (what may be billed, at which price), :mod:`.invoice_parties`
-(seller, buyer, number), :mod:`.agreed` (what the response agreed).
+(seller, buyer, number, self-billing), :mod:`.agreed` (what the response agreed),
+:mod:`.invoice_amount` (amount-only debit notes).
 """
 
 from __future__ import annotations
@@ -32,11 +40,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
 from edi_gateway.domain.billing import STANDARD, AllowanceCharge, InvoiceLine
 from edi_gateway.domain.documents import DocumentKind, Invoice, Quantity
 from edi_gateway.domain.status import OrderStatus
+from edi_gateway.outbound import invoice_amount as amounts
 from edi_gateway.outbound import invoice_ledger as ledger
 from edi_gateway.outbound import invoice_parties as parties
 from edi_gateway.outbound.agreed import Agreed, agreed, invoiced_before
@@ -44,6 +51,7 @@ from edi_gateway.outbound.charges import Vat, common_vat
 from edi_gateway.outbound.issuing import (
     Issued,
     NotAllowed,
+    QuantityExceeded,
     buyer_connector,
     on_order,
     original_order,
@@ -78,15 +86,21 @@ class LineRequest:
 class InvoiceRequest:
     """What to issue. No lines: every line with room (see the module docstring).
 
+    ``amount`` makes a debit note amount-only (no ``lines``; ``reason`` names it) with ``vat``,
+    else the VAT the order lines share, else the supplier's default.
     ``credit_of`` / ``debit_of`` name an invoice of this order (at most one of them);
     ``allowances_charges`` are document-level (freight, discounts); ``reason`` is the note.
+    ``rebill_credited``: an invoice may bill credited quantities again (ADR 0024).
     """
 
     lines: tuple[LineRequest, ...] = field(default_factory=tuple)
     credit_of: str | None = None
     debit_of: str | None = None
     reason: str | None = None
+    amount: Decimal | None = None
+    vat: Vat | None = None
     allowances_charges: tuple[AllowanceCharge, ...] = field(default_factory=tuple)
+    rebill_credited: bool = False
 
 
 def invoice(
@@ -126,25 +140,37 @@ def issue_invoice(
         if not force:
             raise NotAllowed(f"order {order.order_number} is {order.status}: use --force to bill")
         forced.append(f"order is {order.status}")
-    connector = buyer_connector(settings, order)
     supplier, legal = parties.supplier(settings, order)
+    recipient, connector = _recipient(settings, order, supplier)
     buyer = settings.partner(order.buyer_partner) if order.buyer_partner else None
     lines = order_lines(session, order)
     plain = not (request.credit_of or request.debit_of)
     terms = agreed(session, order) if plain else Agreed()
     number = request.credit_of or request.debit_of
     room = ledger.room(
-        session, order, lines, number, debit=bool(request.debit_of), prices=terms.prices
+        session,
+        order,
+        lines,
+        number,
+        debit=bool(request.debit_of),
+        prices=terms.prices,
+        rebill_credited=request.rebill_credited,
     )
-    chosen, over = ledger.chosen(lines, request.lines, room)
+    amount_only = request.amount is not None  # bills no order line: nothing to choose
+    chosen, over = ([], []) if amount_only else ledger.chosen(lines, request.lines, room)
     if over and not force:
-        raise NotAllowed(f"more than {room.what} on line(s) {'; '.join(over)}; or use --force")
+        raise QuantityExceeded(
+            f"more than {room.what} on line(s) {'; '.join(over)}; or use --force"
+        )
     forced += over
     vat = ledger.order_vat(session, order)
     document = _compose(session, order, request, buyer=buyer, supplier=supplier, legal=legal)
     document.lines = [
         _line(line, qty, price, vat.get(line.line_id), legal) for line, qty, price in chosen
     ]
+    if request.amount is not None:
+        charged = request.vat or _default_vat((vat.get(line.line_id) for line in lines), legal)
+        document.lines = [amounts.amount_line(request.amount, request.reason, charged)]
     if terms.added and not invoiced_before(session, order):  # the first invoice carries them
         default = _default_vat((vat.get(line.line_id) for line in lines), legal)
         document.allowances_charges[:0] = terms.allowances_charges(default)
@@ -152,17 +178,38 @@ def issue_invoice(
         document, write_debit_note if document.kind is DocumentKind.DEBIT_NOTE else write_invoice
     )
     issued = record_and_queue(
-        session, order, document, payload, connector=connector, actor=actor, settings=settings
+        session,
+        order,
+        document,
+        payload,
+        connector=connector,
+        actor=actor,
+        settings=settings,
+        recipient=recipient,
     )
     if forced:
         detail = f"{document.document_id}: " + "; ".join(forced)
         record(session, "invoice.forced", detail, actor=actor, order_id=order.id)
+    if request.rebill_credited:
+        again = [f"line {ln.line_id}: {q} (credited {ln.qty_credited})" for ln, q, _ in chosen]
+        detail = f"{document.document_id} bills credited quantities again: " + "; ".join(again)
+        record(session, "invoice.rebill_credited", detail, actor=actor, order_id=order.id)
     return issued
+
+
+def _recipient(settings: Settings, order: OrderRow, supplier: Partner) -> tuple[str, str]:
+    """Who a billing document goes to, and through which connector: the buyer, or, for a
+    self-billed supplier, the supplier itself (the buyer issues, the seller receives)."""
+    if supplier.self_billing and supplier.outbound is not None:
+        return supplier.id, supplier.outbound
+    return order.buyer_partner or "", buyer_connector(settings, order)
 
 
 def _check_request(request: InvoiceRequest) -> None:
     if request.credit_of and request.debit_of:
         raise NotAllowed("a document is either a credit note or a debit note, not both")
+    if request.rebill_credited and (request.credit_of or request.debit_of):
+        raise NotAllowed("--rebill-credited goes with an invoice, not a credit or debit note")
     ids = [line.line_id for line in request.lines]
     if len(ids) != len(set(ids)):
         raise NotAllowed("a line is given twice; give each line once")
@@ -171,6 +218,14 @@ def _check_request(request: InvoiceRequest) -> None:
             raise NotAllowed(f"line {line.line_id}: a billed quantity must be more than 0")
         if line.price is not None and line.price < ZERO:
             raise NotAllowed(f"line {line.line_id}: a price cannot be negative (BR-27)")
+    if request.amount is not None or request.vat is not None:
+        amounts.check_amount(
+            request.amount,
+            request.vat,
+            debit_of=request.debit_of,
+            lines=request.lines,
+            reason=request.reason,
+        )
 
 
 def _compose(
@@ -189,18 +244,22 @@ def _compose(
         kind, code, prefix = DocumentKind.CREDIT_NOTE, "381", "CN"
     elif request.debit_of:
         prefix, code = "DN", DEBIT_NOTE_CODE
-        if buyer is not None and buyer.debit_note_as == "debitnote":
+        if buyer is not None and buyer.debit_note_as == "debitnote" and not supplier.self_billing:
             kind, code = DocumentKind.DEBIT_NOTE, None
+    prefix, code, customization = parties.self_billing(supplier, prefix, code)
     seller = parties.seller(original, supplier, legal)
+    billed = parties.buyer(original, buyer, order)
+    issuer = billed if supplier.self_billing else seller  # numbers are unique per issuer
     if not order.currency:
         raise NotAllowed(f"order {order.order_number} has no currency to invoice in")
     reference = request.credit_of or request.debit_of
     return Invoice(
         kind=kind,
-        document_id=parties.number(session, order, seller, prefix),
+        customization_id=customization,
+        document_id=parties.number(session, order, issuer, prefix),
         issue_date=datetime.now(UTC).date(),
         currency=order.currency,
-        buyer=parties.buyer(original, buyer, order),
+        buyer=billed,
         seller=seller,
         order_refs=[order.order_number],
         billing_refs=[reference] if reference else [],
@@ -250,38 +309,3 @@ def _default_vat(vats: Iterable[tuple[str, Decimal | None] | None], legal: Legal
     billed with when they agree, else the supplier's default."""
     agree, common = common_vat(_effective_vat(vat, legal) for vat in vats)
     return common if agree and common is not None else _effective_vat(None, legal)
-
-
-def relayed_invoice(
-    session: Session, settings: Settings, order: OrderRow, source: Invoice
-) -> tuple[Invoice, bytes, str]:
-    """The buyer's Billing 3.0 copy of a supplier's own invoice: its number, date and lines
-    (quantities and prices as the supplier billed them), the seller data from the supplier's
-    legal profile; with the bytes to send and the buyer's connector. Nothing is recorded."""
-    from edi_gateway.store.tables import OrderLine
-    from edi_gateway.ubl.write import write_invoice
-
-    connector = buyer_connector(settings, order)
-    supplier, legal = parties.supplier(settings, order)
-    buyer = settings.partner(order.buyer_partner) if order.buyer_partner else None
-    by_id = {
-        line.line_id: line
-        for line in session.scalars(select(OrderLine).where(OrderLine.order_id == order.id))
-    }
-    vat = ledger.order_vat(session, order)
-    document = _compose(
-        session, order, InvoiceRequest(), buyer=buyer, supplier=supplier, legal=legal
-    )
-    document.document_id = source.document_id
-    document.issue_date = source.issue_date or document.issue_date
-    document.allowances_charges = list(source.allowances_charges)  # the supplier's freight ...
-    document.lines = []
-    for billed in source.lines:
-        line = by_id.get(billed.order_line_ref or "")
-        if line is None or billed.quantity is None:
-            raise NotAllowed(f"supplier invoice line {billed.line_id} names no order line")
-        price = billed.price if billed.price is not None else line.price
-        document.lines.append(
-            _line(line, billed.quantity.value, price, vat.get(line.line_id), legal)
-        )
-    return document, written(document, write_invoice), connector

@@ -55,20 +55,27 @@ def room(
     *,
     debit: bool = False,
     prices: Mapping[int, Decimal] | None = None,
+    rebill_credited: bool = False,
 ) -> Room:
     """The room on each line: for an invoice (``number`` None) what was despatched and not yet
     invoiced, at ``prices`` (the agreed ones) else the order line's price; for a credit or
-    debit note of invoice ``number`` what it billed (less earlier credits), at its prices."""
+    debit note of invoice ``number`` what it billed (less earlier credits), at its prices.
+
+    A credited quantity is settled: it is never billed again, unless ``rebill_credited`` (the
+    operator's explicit ``--rebill-credited``) gives it back to the invoice's room (ADR 0024).
+    """
     if number is None:
         left = {
-            line.id: line.qty_despatched - line.qty_invoiced + line.qty_credited for line in lines
+            line.id: line.qty_despatched
+            - line.qty_invoiced
+            + (line.qty_credited if rebill_credited else ZERO)
+            for line in lines
         }
         agreed = prices or {}
-        return Room(
-            left,
-            {line.id: agreed.get(line.id, line.price) for line in lines},
-            "was despatched and not yet invoiced",
-        )
+        what = "was despatched and not yet invoiced"
+        if rebill_credited:
+            what = "was despatched and not yet invoiced, or credited"
+        return Room(left, {line.id: agreed.get(line.id, line.price) for line in lines}, what)
     found = {row.doc_number: row for row in rows(session, order, DocumentKind.INVOICE)}
     if number not in found:
         known = ", ".join(found) or "none"

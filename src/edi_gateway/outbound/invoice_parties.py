@@ -2,7 +2,8 @@
 
 Part of :mod:`edi_gateway.outbound.invoice`: the seller comes from the supplier's ``legal``
 profile (which wins over what the Order said), the buyer from the Order and, when the buyer has
-one, its ``legal`` profile. Numbers are ``<prefix>-<order>-<n>``, unique per supplier.
+one, its ``legal`` profile. Numbers are ``<prefix>-<order>-<n>``, unique per issuer: the
+supplier, or the buyer for a self-billed supplier (:func:`self_billing`, ADR 0027).
 """
 
 from __future__ import annotations
@@ -11,7 +12,12 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from edi_gateway.domain.documents import DocumentKind, Order, Party, PartyId
+from edi_gateway.domain.billing import (
+    SELF_BILLED_CREDIT_NOTE,
+    SELF_BILLED_DEBIT_NOTE,
+    SELF_BILLED_INVOICE,
+)
+from edi_gateway.domain.documents import SELF_BILLING, DocumentKind, Order, Party, PartyId
 from edi_gateway.outbound.issuing import NotAllowed
 
 if TYPE_CHECKING:
@@ -21,6 +27,23 @@ if TYPE_CHECKING:
     from edi_gateway.store.tables import Order as OrderRow
 
 BILLING_KINDS = (DocumentKind.INVOICE, DocumentKind.CREDIT_NOTE, DocumentKind.DEBIT_NOTE)
+SELF_BILLED = {
+    "380": SELF_BILLED_INVOICE,
+    "381": SELF_BILLED_CREDIT_NOTE,
+    "383": SELF_BILLED_DEBIT_NOTE,
+}
+"""The self-billed type code of each Billing 3.0 one the gateway issues."""
+
+
+def self_billing(
+    supplier: Partner, prefix: str, code: str | None
+) -> tuple[str, str | None, str | None]:
+    """The number prefix, type code and CustomizationID of a billing document on ``supplier``:
+    as given (Billing 3.0), or for a supplier with ``self_billing: true`` the Self-Billing 3.0
+    ones (``SB-<prefix>``, 389 / 261 / 527, the SB CustomizationID)."""
+    if not supplier.self_billing or code is None:
+        return prefix, code, None
+    return f"SB-{prefix}", SELF_BILLED[code], SELF_BILLING
 
 
 def supplier(settings: Settings, order: OrderRow) -> tuple[Partner, LegalProfile]:
@@ -43,8 +66,9 @@ def supplier(settings: Settings, order: OrderRow) -> tuple[Partner, LegalProfile
     return partner, partner.legal
 
 
-def number(session: Session, order: OrderRow, seller: Party, prefix: str) -> str:
-    """``<prefix>-<order>-<n>``: the first n not yet used by this supplier's billing documents."""
+def number(session: Session, order: OrderRow, issuer: Party, prefix: str) -> str:
+    """``<prefix>-<order>-<n>``: the first n not yet used by the billing documents ``issuer``
+    sent (the supplier; the buyer for a self-billed one)."""
     from edi_gateway.store.tables import DocumentRow
 
     stem = f"{prefix}-{order.order_number}-"
@@ -52,7 +76,7 @@ def number(session: Session, order: OrderRow, seller: Party, prefix: str) -> str
         session.scalars(
             select(DocumentRow.doc_number).where(
                 DocumentRow.kind.in_([k.value for k in BILLING_KINDS]),
-                DocumentRow.sender_key == seller.key(),
+                DocumentRow.sender_key == issuer.key(),
                 DocumentRow.doc_number.like(f"{stem}%"),
             )
         )

@@ -36,6 +36,15 @@ class NotAllowed(GatewayError):
         super().__init__(ErrorCode.NOT_ALLOWED, message)
 
 
+class QuantityExceeded(NotAllowed):
+    """A document would take an order line beyond what the ledger allows (ADR 0024); the
+    message names each line, what was asked and what there is room for."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = ErrorCode.QUANTITY_EXCEEDED
+
+
 @dataclass(frozen=True, slots=True)
 class Issued:
     """A document the gateway issued: where it is recorded and queued, and the order's status."""
@@ -84,15 +93,9 @@ def original_order(session: Session, order: OrderRow, payload: bytes | None = No
 
 def original_bytes(session: Session, order_id: int) -> bytes:
     """The bytes of the Order document that created the order, exactly as received."""
-    from edi_gateway.store.tables import DocumentRow, Message
+    from edi_gateway.store.queries import order_payload
 
-    payload = session.scalar(
-        select(Message.payload)
-        .join(DocumentRow, DocumentRow.message_id == Message.id)
-        .where(DocumentRow.order_id == order_id, DocumentRow.kind == DocumentKind.ORDER.value)
-        .order_by(DocumentRow.id)
-        .limit(1)
-    )
+    payload = order_payload(session, order_id)
     if payload is None:
         raise GatewayError(ErrorCode.INTERNAL_ERROR, f"order {order_id} has no stored Order")
     return payload
@@ -138,8 +141,10 @@ def record_and_queue(
     connector: str,
     actor: str,
     settings: Settings,
+    recipient: str | None = None,
 ) -> Issued:
-    """Record ``document`` as an outgoing document of ``order`` and queue ``payload``."""
+    """Record ``document`` as an outgoing document of ``order`` and queue ``payload`` for the
+    order's buyer (or the partner ``recipient``: a self-billed supplier)."""
     from edi_gateway.pipeline.correlate import MessageRef, attach
     from edi_gateway.pipeline.history import now
     from edi_gateway.pipeline.orders import document_row
@@ -150,7 +155,14 @@ def record_and_queue(
     session.flush()
     attach(session, order, row, document, MessageRef(None, "gateway", None), actor=actor)
     outbox_id = queue_to_buyer(
-        session, order, connector, document, payload, document_id=row.id, settings=settings
+        session,
+        order,
+        connector,
+        document,
+        payload,
+        document_id=row.id,
+        settings=settings,
+        partner=recipient,
     )
     return Issued(order.id, row.id, document.document_id, outbox_id, order.status)
 
@@ -164,12 +176,14 @@ def queue_to_buyer(
     *,
     document_id: int,
     settings: Settings,
+    partner: str | None = None,
 ) -> int:
-    """Queue a document's bytes for the order's buyer through ``connector``; its outbox id."""
+    """Queue a document's bytes for the order's buyer (or ``partner``) through ``connector``;
+    its outbox id."""
     return enqueue(
         session,
         Outgoing(
-            partner=order.buyer_partner or "",
+            partner=partner or order.buyer_partner or "",
             connector=connector,
             kind=document.kind.value,
             doc_number=document.document_id,

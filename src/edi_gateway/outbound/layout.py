@@ -8,13 +8,17 @@ Two kinds, chosen by the file name of layout ``NAME``:
   The template sees ``order`` (a :class:`~edi_gateway.domain.documents.Order`), ``lines``,
   ``buyer``, ``seller``, ``supplier`` (the partner id), ``sent_on`` (a date), ``cancelled``
   (true when the file tells the supplier the order is cancelled) and ``cancellation`` (then
-  the cancellation's ID and reason, else none), plus the filters ``fixed(width, align='<')``,
-  ``num(places=2, point='.')``, ``day(fmt)`` and ``csv(delimiter=';')``.
+  the cancellation's ID and reason, else none), ``delivery`` (``order.delivery``, never none:
+  empty fields when the order says nothing, with ``address`` and ``contact`` always there),
+  ``order_type`` (the type's name and code, ``blanket order (221)``), plus the filters
+  ``fixed(width, align='<')``, ``num(places=2, point='.')``, ``day(fmt)`` and
+  ``csv(delimiter=';')``.
 - ``NAME.columns.yaml``: an Excel column map: ``sheet`` (title, ``{order}`` allowed),
   ``header_row``, optional ``labels`` (fixed text) and ``cells`` (fields) above the table,
   ``columns``: ``title`` -> ``field`` path such as ``line.quantity.value`` or
-  ``order.buyer.name``, optional ``number_format``. One sheet per order; a cancelled order's
-  sheet is titled ``CANCELLED <title>`` and says CANCELLED and why right of the table's header.
+  ``order.buyer.name`` or ``order.delivery.address.city``, optional ``number_format``. One
+  sheet per order; a cancelled order's sheet is titled ``CANCELLED <title>`` and says
+  CANCELLED and why right of the table's header.
 
 Layouts are checked when gateway.yaml is loaded (:func:`layout_problem`), so a typo in a
 template or a column map stops start-up rather than a forward.
@@ -33,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edi_gateway.domain.documents import DocumentKind, Line, Order, Party, PartyId, Quantity
+from edi_gateway.domain.order_data import Address, Contact, Delivery, order_type_name
 from edi_gateway.errors import ErrorCode, GatewayError
 
 if TYPE_CHECKING:
@@ -140,6 +145,8 @@ def render_template(
     template = _template(layout)
     context = {
         "order": order,
+        "delivery": _delivery(order),
+        "order_type": order_type_name(order.order_type),
         "lines": order.lines,
         "buyer": order.buyer or Party(),
         "seller": order.seller or Party(),
@@ -160,6 +167,14 @@ def render_template(
                 else ""
             )
         ) from exc
+
+
+def _delivery(order: Order) -> Delivery:
+    """The order's delivery with every nested part present (a template reads, never tests)."""
+    found = dataclasses.replace(order.delivery) if order.delivery else Delivery()
+    found.address = found.address or Address()
+    found.contact = found.contact or Contact()
+    return found
 
 
 def columns_workbook(layout: Layout, orders: list[Order], *, cancelled: str | None = None) -> bytes:
@@ -251,7 +266,17 @@ def _sample_order() -> Order:
     party = Party(endpoint=PartyId("x", "0088"), ids=[], name="x", company_id=PartyId("x"))
     qty = Quantity(Decimal(1), "C62")
     line = Line("1", quantity=qty, backorder_quantity=qty)
-    return Order(DocumentKind.ORDER, "x", buyer=party, seller=party, lines=[line])
+    delivery = Delivery(address=Address(), contact=Contact())
+    return Order(
+        DocumentKind.ORDER,
+        "x",
+        buyer=party,
+        seller=party,
+        lines=[line],
+        delivery=delivery,
+        buyer_contact=Contact(),
+        seller_contact=Contact(),
+    )
 
 
 def _template(layout: Layout) -> Template:

@@ -1,15 +1,22 @@
-"""Supplier replies passed on to the buyer as Peppol UBL (``partners[].relay_replies``).
+"""Supplier replies passed on to the buyer (``partners[].relay_replies``): faithful relays.
 
-Invoices too: a supplier's invoice (UBL or its own layout) goes to the buyer as a Billing 3.0
-invoice with the supplier's number, date, quantities and prices, the seller data from the
-supplier's ``legal`` profile.
+A supplier's **UBL document** (Order Response, Despatch Advice, Invoice, Credit Note) that was
+correlated to an order goes to the order's buyer as the very bytes the supplier sent, kept in
+its message: never parsed and written again, never re-signed (docs/adr/0026-faithful-relays.md).
+Before it is queued it passes the checks of its type: the UBL 2.1 XSD at intake, and here the
+official Peppol rules of its CustomizationID at the official severities (when a release is
+installed; the outbox checks it again before each delivery). A fatal finding, a document that
+came from another supplier than the order's, or a buyer this gateway signs for, stops the relay:
+nothing is queued and the order's history says why with the error code (``relay.refused``).
 
-A supplier's Order Response or Despatch Advice — UBL, or its own CSV/Excel layout — has been
-correlated and moved the order. The buyer gets the same decision as a Peppol T76 / T16 document
-built from it: the parties as on the buyer's order, the supplier's document number, today's
-date where the supplier gave none, the order's currency. The relayed copy is recorded as an
-outgoing document with state ``relayed``: it is listed with the order but does not move the
-ledger a second time. It goes through the same XSD check and the outbox as any issued document.
+A reply in the supplier's own **CSV / Excel layout** (:mod:`edi_gateway.replies`) is the only
+thing built into UBL: a Peppol T76 / T16 / Billing 3.0 document carrying what the supplier's
+rows say, the parties as on the buyer's order. An invoice built so takes every amount, account,
+reference and note from the supplier's rows (the layout must provide them, see
+:data:`edi_gateway.replies.columns.REQUIRED`), never from gateway.yaml.
+
+A relayed copy is recorded as an outgoing document with state ``relayed``: it is listed with
+the order but does not move the ledger a second time.
 """
 
 from __future__ import annotations
@@ -26,10 +33,14 @@ from edi_gateway.domain.documents import (
     Document,
     DocumentKind,
     Invoice,
+    Order,
     OrderResponse,
+    Party,
 )
-from edi_gateway.errors import GatewayError
+from edi_gateway.domain.findings import fatal
+from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.outbound.issuing import (
+    NotAllowed,
     buyer_connector,
     original_order,
     queue_to_buyer,
@@ -50,6 +61,7 @@ KINDS = (
     DocumentKind.ORDER_RESPONSE.value,
     DocumentKind.DESPATCH_ADVICE.value,
     DocumentKind.INVOICE.value,
+    DocumentKind.CREDIT_NOTE.value,
 )
 
 
@@ -58,80 +70,234 @@ def relay_replies(
     settings: Settings,
     message_ids: Sequence[int],
     reread: Callable[[int], list[Document]],
+    layout: Callable[[str, str], bool],
 ) -> list[int]:
-    """Relay the supplier replies among these messages; return the outbox ids queued."""
+    """Relay the supplier replies among these messages; return the outbox ids queued.
+
+    ``reread(message_id)``: the documents of a stored message; ``layout(source, filename)``:
+    whether a message is in a supplier's own CSV / Excel layout (else it is UBL)."""
     suppliers = {p.id for p in settings.partners if p.relay_replies}
     if not suppliers or not message_ids:
         return []
-    from edi_gateway.store.tables import DocumentRow, Message, Order
-
     queued: list[int] = []
     with store.session() as session:
-        rows = session.execute(
-            select(DocumentRow, Order)
-            .join(Message, Message.id == DocumentRow.message_id)
-            .join(Order, Order.id == DocumentRow.order_id)
-            .where(
-                DocumentRow.message_id.in_(list(message_ids)),
-                DocumentRow.direction == "in",
-                DocumentRow.state == "attached",
-                DocumentRow.kind.in_(KINDS),
-                Message.partner.in_(list(suppliers)),
-            )
-            .order_by(DocumentRow.id)
-        ).all()
+        rows = _replies(session, message_ids, suppliers)
         documents: dict[int, list[Document]] = {}
-        for row, order in rows:
+        for row, order, partner, source, filename in rows:
             assert row.message_id is not None
+            built = layout(source, filename or "")
+            if order is None and built:
+                continue  # a layout's rows are built on the order they name: it must be known
             if row.message_id not in documents:
                 documents[row.message_id] = reread(row.message_id)
-            source = next(
+            document = next(
                 (d for d in documents[row.message_id] if d.document_id == row.doc_number), None
             )
-            if source is None:
+            if document is None:
                 continue
             try:
                 with session.begin_nested():
-                    queued.append(_relay(session, settings, order, source))
+                    queued += _relay(
+                        session,
+                        settings,
+                        row,
+                        order,
+                        partner=partner,
+                        document=document,
+                        built=built,
+                    )
             except GatewayError as exc:
                 record(
                     session,
-                    "relay.failed",
-                    f"{row.kind} {row.doc_number}: {exc.message}",
-                    order_id=order.id,
+                    "relay.refused",
+                    f"{row.kind} {row.doc_number} from {partner} not relayed: {exc}"[:2000],
+                    order_id=order.id if order is not None else None,
+                    message_id=row.message_id,
                 )
     return queued
 
 
-def _relay(session: Session, settings: Settings, order: OrderRow, source: Document) -> int:
-    if isinstance(source, Invoice):
-        from edi_gateway.outbound.invoice import relayed_invoice
+def _relay(
+    session: Session,
+    settings: Settings,
+    row: DocumentRow,
+    order: OrderRow | None,
+    *,
+    partner: str | None,
+    document: Document,
+    built: bool,
+) -> list[int]:
+    """Relay one document (``built``: from a supplier's layout); the outbox ids queued."""
+    if order is None:
+        return _relay_orphan(session, settings, row, document)
+    _same_supplier(order, partner, row)
+    if built:
+        return [_relay_built(session, settings, order, document)]
+    return _relay_bytes(session, settings, order, row, document)
 
-        bill, payload, connector = relayed_invoice(session, settings, order, source)
-        return _record(session, order, bill, payload, connector, settings=settings)
-    reply, payload = _relayed_reply(session, order, source)
-    return _record(
-        session, order, reply, payload, buyer_connector(settings, order), settings=settings
+
+def _replies(
+    session: Session, message_ids: Sequence[int], suppliers: set[str]
+) -> list[tuple[DocumentRow, OrderRow | None, str | None, str, str | None]]:
+    """The relayable documents of these messages from these suppliers, with their order (None
+    for an orphan), the sending partner and the message's source and file name."""
+    from edi_gateway.store.tables import DocumentRow, Message, Order
+
+    found = session.execute(
+        select(DocumentRow, Order, Message.partner, Message.source, Message.filename)
+        .join(Message, Message.id == DocumentRow.message_id)
+        .outerjoin(Order, Order.id == DocumentRow.order_id)
+        .where(
+            DocumentRow.message_id.in_(list(message_ids)),
+            DocumentRow.direction == "in",
+            DocumentRow.state.in_(["attached", "orphan"]),
+            DocumentRow.kind.in_(KINDS),
+            Message.partner.in_(list(suppliers)),
+        )
+        .order_by(DocumentRow.id)
     )
+    return [(row, order, partner, source, name) for row, order, partner, source, name in found]
 
 
-def _relayed_reply(session: Session, order: OrderRow, source: Document) -> tuple[Document, bytes]:
-    from edi_gateway.ubl.write import write_despatch_advice, write_order_response
+def _same_supplier(order: OrderRow, partner: str | None, row: DocumentRow) -> None:
+    """A supplier relays only on its own orders (correlation may match an order of another
+    supplier by the buyer and the order number alone)."""
+    if order.seller_partner is not None and order.seller_partner != partner:
+        raise NotAllowed(
+            f"order {order.order_number} is with supplier {order.seller_partner}, not {partner}: "
+            f"the {row.kind} is not relayed on another supplier's order"
+        )
+
+
+# --- UBL: the supplier's bytes ----------------------------------------------------------------
+
+
+def _relay_bytes(
+    session: Session, settings: Settings, order: OrderRow, row: DocumentRow, document: Document
+) -> list[int]:
+    """Queue the supplier's own bytes for the order's buyer, after the rules of its type."""
+    connector = buyer_connector(settings, order)
+    payload = _checked_bytes(session, settings, order.buyer_partner or "", row)
+    if payload is None:
+        return []
+    return [_record(session, order, document, payload, connector, settings=settings)]
+
+
+def _relay_orphan(
+    session: Session, settings: Settings, row: DocumentRow, document: Document
+) -> list[int]:
+    """A supplier's UBL document no known order matches (an invoice naming only a buyer
+    reference, a reply ahead of its order): its bytes to the partner it names as the buyer."""
+    from edi_gateway.outbound.outbox import Outgoing, enqueue
+
+    keys = document.buyer.keys() if document.buyer else []
+    buyer = settings.partner_by_key(keys)
+    if buyer is None or buyer.outbound is None or buyer.role == "supplier":
+        named = ", ".join(keys) or "no buyer party"
+        raise GatewayError(
+            ErrorCode.UNKNOWN_PARTNER,
+            f"it matches no order and names {named}, which is no buyer with an outbound "
+            f"connector in {settings.path}: add the buyer, then redrive the message",
+        )
+    payload = _checked_bytes(session, settings, buyer.id, row)
+    if payload is None:
+        return []
+    item = Outgoing(buyer.id, buyer.outbound, row.kind, row.doc_number, payload)
+    outbox_id = enqueue(session, item, settings)
+    record(
+        session,
+        "document.relayed",
+        f"{row.kind} {row.doc_number} from the supplier, to {buyer.id} (no order matched)",
+        message_id=row.message_id,
+    )
+    return [outbox_id]
+
+
+def _checked_bytes(
+    session: Session, settings: Settings, buyer_id: str, row: DocumentRow
+) -> bytes | None:
+    """The message's bytes, exactly as the supplier sent them, once they may be relayed to
+    ``buyer_id``; None when they were relayed to it already (a redriven message)."""
+    from edi_gateway.outbound.checks import rules_findings
+    from edi_gateway.rules.evaluate import RulesFailed
+    from edi_gateway.store.tables import Message, OutboxRow
+
+    buyer = settings.partner(buyer_id)
+    if buyer is not None and buyer.signature is not None and buyer.signature.sign:
+        raise NotAllowed(
+            f"partner {buyer.id!r} has signature.sign: a relayed document goes out as the "
+            "supplier made it and is never re-signed by this gateway"
+        )
+    payload = session.scalar(select(Message.payload).where(Message.id == row.message_id))
+    if payload is None:
+        raise GatewayError(
+            ErrorCode.NOT_ALLOWED,
+            f"message {row.message_id} was kept without its bytes: there is nothing to relay",
+        )
+    try:
+        found = rules_findings(payload, settings, signed=True)
+    except GatewayError as exc:
+        if exc.code is not ErrorCode.RULES_UNAVAILABLE:
+            raise
+        found = None  # the outbox checks it before each attempt, retried until one verifies
+    failing = fatal(found or [])
+    if failing:
+        raise RulesFailed(failing)
+    earlier = session.scalars(
+        select(OutboxRow.payload).where(
+            OutboxRow.partner == buyer_id,
+            OutboxRow.kind == row.kind,
+            OutboxRow.doc_number == row.doc_number,
+        )
+    )
+    return None if any(p == payload for p in earlier) else payload
+
+
+# --- a supplier's own layout: built into UBL --------------------------------------------------
+
+
+def _relay_built(session: Session, settings: Settings, order: OrderRow, source: Document) -> int:
+    from edi_gateway.ubl.write import write_despatch_advice, write_invoice, write_order_response
 
     original = original_order(session, order)
     relayed = copy.deepcopy(source)
     relayed.buyer, relayed.seller = original.buyer, original.seller
     relayed.order_refs = [order.order_number]
-    relayed.issue_date = relayed.issue_date or datetime.now(UTC).date()
-    relayed.currency = relayed.currency or order.currency
     relayed.customization_id = relayed.profile_id = None  # the writers use Peppol's
-    if isinstance(relayed, OrderResponse):
-        payload = written(relayed, write_order_response)
-    elif isinstance(relayed, DespatchAdvice):
-        payload = written(relayed, write_despatch_advice)
-    else:  # pragma: no cover - KINDS holds only these and invoices
-        raise TypeError(relayed.kind)
-    return relayed, payload
+    if isinstance(relayed, Invoice):
+        relayed.seller, relayed.buyer = _billing_parties(settings, order, original)
+        payload = written(relayed, write_invoice)
+    else:
+        relayed.issue_date = relayed.issue_date or datetime.now(UTC).date()
+        relayed.currency = relayed.currency or order.currency
+        if isinstance(relayed, OrderResponse):
+            payload = written(relayed, write_order_response)
+        elif isinstance(relayed, DespatchAdvice):
+            payload = written(relayed, write_despatch_advice)
+        else:  # pragma: no cover - a layout makes only these and invoices
+            raise TypeError(relayed.kind)
+    connector = buyer_connector(settings, order)
+    return _record(session, order, relayed, payload, connector, settings=settings)
+
+
+def _billing_parties(settings: Settings, order: OrderRow, original: Order) -> tuple[Party, Party]:
+    """Seller and buyer of an invoice built from a supplier's layout: who they are (name,
+    address, VAT number: the ``legal`` profiles, as on the gateway's own invoices). What the
+    invoice bills and where it is paid come from the supplier's rows, never from here."""
+    from edi_gateway.outbound import invoice_parties as parties
+
+    partner = settings.partner(order.seller_partner or "")
+    if partner is None or partner.legal is None:
+        raise NotAllowed(
+            f"the supplier of order {order.order_number} needs a legal profile (partners[]."
+            f"legal: registration name, country, VAT number) in {settings.path}: an invoice "
+            "built from its file names the seller with it"
+        )
+    buyer = settings.partner(order.buyer_partner or "")
+    return (
+        parties.seller(original, partner, partner.legal),
+        parties.buyer(original, buyer, order),
+    )
 
 
 def _record(

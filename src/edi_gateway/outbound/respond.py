@@ -1,4 +1,7 @@
-"""Order Responses (Peppol T76) the gateway issues: on an operator's command or an auto rule.
+"""Order Responses the gateway issues: on an operator's command or an auto rule.
+
+Orders of the Peppol advanced ordering profile are answered with an Order Response Advanced
+(T116), all others with an Order Response (T76) (docs/adr/0025-advanced-ordering.md).
 
 ``respond`` composes the response from the stored order and the decision, writes the UBL,
 checks it against the UBL 2.1 XSD (a document that fails is an internal error and is never
@@ -25,6 +28,7 @@ from edi_gateway.outbound.charges import Charge, Discount, Vat
 from edi_gateway.outbound.issuing import (
     Issued,
     NotAllowed,
+    QuantityExceeded,
     buyer_connector,
     next_number,
     on_order,
@@ -32,6 +36,7 @@ from edi_gateway.outbound.issuing import (
     record_and_queue,
     written,
 )
+from edi_gateway.ubl.write_order_response import advanced_ids, is_advanced
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -46,6 +51,8 @@ ACCEPTED, CHANGED, NOT_ACCEPTED = "5", "3", "7"
 FINAL = {OrderStatus.CANCELLED.value, OrderStatus.CLOSED.value}
 MOVED_ON = {
     OrderStatus.PARTIALLY_DELIVERED.value,
+    OrderStatus.PARTIALLY_BACKORDERED.value,
+    OrderStatus.SHIPPED.value,
     OrderStatus.FULLY_DELIVERED.value,
     OrderStatus.PARTIALLY_INVOICED.value,
     OrderStatus.FULLY_INVOICED.value,
@@ -125,6 +132,8 @@ def issue(
     _check_state(order, decision, force)
     connector = buyer_connector(settings, order)
     lines = order_lines(session, order)
+    _check_not_deleted(session, order, lines, decision)
+    _check_quantities(lines, decision)
     response = compose_response(session, order, lines, decision)
     payload = written(response, write_order_response)
     status_before = order.status
@@ -140,6 +149,23 @@ def issue(
             order_id=order.id,
         )
     return issued
+
+
+def _check_not_deleted(
+    session: Session, order: OrderRow, lines: list[OrderLine], decision: Decision
+) -> None:
+    """A line the buyer deleted by an Order Change is not changed, noted or substituted."""
+    from edi_gateway.store.queries import deleted_lines
+
+    deleted = deleted_lines(session, order.id)
+    gone = {line.line_id for line in lines if line.id in deleted}
+    named = {c.line_id for c in decision.changes} | {n for n, _ in decision.notes}
+    named |= {s for s, _, _ in decision.substitutes}
+    hit = sorted(gone & named)
+    if hit:
+        raise ResponseRefused(
+            f"line {', '.join(hit)} was deleted by the buyer's Order Change; it is not answered"
+        )
 
 
 def _promoted(decision: Decision) -> Decision:
@@ -173,6 +199,18 @@ def _check_decision(decision: Decision) -> None:
     _check_substitutes(decision)
 
 
+def _check_quantities(lines: list[OrderLine], decision: Decision) -> None:
+    """A response confirms at most what was ordered (ADR 0024): more would be a discrepancy."""
+    ordered = {line.line_id: line.qty_ordered for line in lines}
+    over = [
+        f"line {c.line_id}: {c.quantity} confirmed, {ordered[c.line_id]} ordered"
+        for c in decision.changes
+        if c.line_id in ordered and c.quantity > ordered[c.line_id]
+    ]
+    if over:
+        raise QuantityExceeded("a response confirms at most what was ordered: " + "; ".join(over))
+
+
 def _check_substitutes(decision: Decision) -> None:
     substituted = [line_id for line_id, _, _ in decision.substitutes]
     if len(substituted) != len(set(substituted)):
@@ -196,10 +234,24 @@ def _check_state(order: OrderRow, decision: Decision, force: bool) -> None:
 
 
 def compose_response(
-    session: Session, order: OrderRow, lines: list[OrderLine], decision: Decision
+    session: Session,
+    order: OrderRow,
+    lines: list[OrderLine],
+    decision: Decision,
+    *,
+    advanced: bool | None = None,
 ) -> OrderResponse:
-    """The T76 Order Response for ``decision`` on ``order`` (not yet written or queued)."""
+    """The Order Response for ``decision`` on ``order`` (not yet written or queued).
+
+    A T116 Order Response Advanced when ``advanced``, else a T76; by default (None) the
+    order's own profile decides: advanced ordering orders are answered with T116, and the
+    response then names the buyer's latest Order Change it answers, if any, in a note
+    (docs/adr/0025-advanced-ordering.md).
+    """
     original = original_order(session, order)
+    answers_change = advanced is None
+    if advanced is None:
+        advanced = is_advanced(original.profile_id)
     response = OrderResponse(
         kind=DocumentKind.ORDER_RESPONSE,
         document_id=next_number(session, order, DocumentKind.ORDER_RESPONSE, "OR"),
@@ -212,6 +264,11 @@ def compose_response(
         reason=decision.reason,
         notes=[decision.reason] if decision.reason else [],
     )
+    if advanced:
+        response.customization_id, response.profile_id = advanced_ids()
+        change = unanswered_change(session, order) if answers_change else None
+        if change is not None:
+            response.notes.append(f"Answers order change {change}")
     if decision.code == "CA":
         substitutes = {
             line_id: Substitute(item.strip(), name.strip())
@@ -225,6 +282,30 @@ def compose_response(
             _discount_prices(response.lines, decision.discount.percent)
         response.lines += _added_lines(session, order, lines, response.lines, decision)
     return response
+
+
+def unanswered_change(session: Session, order: OrderRow) -> str | None:
+    """The ID of the buyer's latest Order Change applied to ``order`` after its latest Order
+    Response (received or issued), if any: the change a new response answers."""
+    from sqlalchemy import select
+
+    from edi_gateway.store.tables import DocumentRow
+
+    latest = session.execute(
+        select(DocumentRow.kind, DocumentRow.doc_number)
+        .where(
+            DocumentRow.order_id == order.id,
+            DocumentRow.state == "attached",
+            DocumentRow.kind.in_(
+                (DocumentKind.ORDER_CHANGE.value, DocumentKind.ORDER_RESPONSE.value)
+            ),
+        )
+        .order_by(DocumentRow.id.desc())
+        .limit(1)
+    ).first()
+    if latest is None or latest.kind != DocumentKind.ORDER_CHANGE.value:
+        return None
+    return str(latest.doc_number)
 
 
 def _discount_prices(lines: list[Line], percent: Decimal) -> None:
@@ -309,7 +390,8 @@ def _changed_lines(
     for line in lines:
         change = by_id.get(line.line_id)
         quantity = line.qty_ordered if change is None else change.quantity
-        status = ACCEPTED if change is None else (NOT_ACCEPTED if quantity == 0 else CHANGED)
+        # 0 (changed to 0, or a line the buyer deleted by an Order Change): not accepted
+        status = NOT_ACCEPTED if quantity == 0 else (ACCEPTED if change is None else CHANGED)
         if line.line_id in substituted:
             status = CHANGED
         composed = Line(line_id=line.line_id, quantity=Quantity(quantity, line.unit))

@@ -19,12 +19,15 @@ from edi_gateway.domain.documents import (
     DocumentKind,
     Line,
     Party,
+    self_billed,
 )
 from edi_gateway.errors import GatewayError
 from edi_gateway.pipeline.cancellations import on_received
 from edi_gateway.pipeline.history import SYSTEM, now, record
 from edi_gateway.pipeline.ledger import recompute
-from edi_gateway.pipeline.orders import NEW_LINE, document_row, line_rows
+from edi_gateway.pipeline.order_change import apply_order_change, on_response
+from edi_gateway.pipeline.orders import document_row
+from edi_gateway.pipeline.shipments import record_shipment
 from edi_gateway.pipeline.work import unexpected
 from edi_gateway.store import tables as t
 from edi_gateway.store.db import transient
@@ -143,10 +146,12 @@ def attach(
     row.order_id = order.id
     row.state = "attached"
     if document.kind is DocumentKind.ORDER_CHANGE:
-        _apply_order_change(session, order, document)
+        apply_order_change(session, order, row, document, actor=actor)
     unmatched = _insert_ledger(session, order, row, document)
+    record_shipment(session, order, row, document)
     if order.seller_partner is None and document.kind not in _BUYER_KINDS:
-        order.seller_partner = ref.partner
+        # a self-billed invoice is the buyer's: its sender is not the order's supplier
+        order.seller_partner = None if self_billed(document.customization_id) else ref.partner
     order.updated_at = now()
     detail = f"{document.kind.value} {document.document_id}"
     if unmatched:
@@ -155,6 +160,8 @@ def attach(
     record(session, event, detail, actor=actor, order_id=order.id, message_id=ref.id)
     if row.direction == "in":  # a buyer's cancellation, or a supplier's answer to one
         on_received(session, order, row, document, ref.id)
+        if row.state == "attached":  # or a supplier's answer to the buyer's latest change
+            on_response(session, order, row, document)
     recompute(session, order, actor)
 
 
@@ -243,25 +250,6 @@ def _order_via_documents(session: Session, document: Document) -> int | None:
     return found.pop() if len(found) == 1 else None
 
 
-def _apply_order_change(session: Session, order: t.Order, document: Document) -> None:
-    existing = {
-        line.line_id: line
-        for line in session.scalars(select(t.OrderLine).where(t.OrderLine.order_id == order.id))
-    }
-    added = [line for line in document.lines if line.line_id not in existing]
-    for line in document.lines:
-        current = existing.get(line.line_id)
-        if current is None:
-            continue
-        if line.quantity is not None:
-            current.qty_ordered = line.quantity.value
-        if line.price is not None:
-            current.price = line.price
-    rows = [{**row, **NEW_LINE} for row in line_rows(order.id, added, start=len(existing))]
-    if rows:
-        session.execute(insert(t.OrderLine), rows)
-
-
 def _insert_ledger(
     session: Session, order: t.Order, row: t.DocumentRow, document: Document
 ) -> list[str]:
@@ -291,6 +279,7 @@ def _insert_ledger(
                 "status_code": line.status_code,
                 "price": line.price,
                 "amount": line.line_amount,
+                "backorder": line.backorder_quantity.value if line.backorder_quantity else None,
             }
         )
     if rows:

@@ -1,9 +1,11 @@
 """Recompute an order's line quantities and status from the documents attached to it.
 
 The ledger (``document_lines``) is the truth; ``order_lines`` quantities and ``orders.status``
-are derived from it here after every attached document, never typed in by hand. An order is
-cancelled when one of its cancellations is accepted (``pipeline/cancellations.py``); a pending
-or refused one changes nothing.
+are derived from it here after every attached document, never typed in by hand. Documents that
+take a line beyond what the ledger allows are flagged (``pipeline/discrepancies.py``); received
+despatch advices give backorders and track & trace (``pipeline/shipments.py``; ADR 0024). An
+order is cancelled when one of its cancellations is accepted (``pipeline/cancellations.py``); a
+pending or refused one changes nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from sqlalchemy.orm import Session
 from edi_gateway.domain.documents import DocumentKind
 from edi_gateway.domain.status import LineQuantities, derive_status
 from edi_gateway.pipeline.cancellations import CANCELLATION, IN_EFFECT
+from edi_gateway.pipeline.discrepancies import flag
 from edi_gateway.pipeline.history import record
+from edi_gateway.pipeline.shipments import backorders, received_advices, still_open, tracked
 from edi_gateway.store.tables import DocumentLine, DocumentRow, Order, OrderLine
 
 ZERO = Decimal(0)
@@ -28,8 +32,9 @@ SUMMED = {
     DocumentKind.INVOICE.value: "invoiced",
     DocumentKind.CREDIT_NOTE.value: "credited",
 }
-# Invoice type codes that correct an earlier invoice rather than bill goods again.
-CORRECTIVE_INVOICE_CODES = {"383", "384"}
+# Invoice type codes that correct an earlier invoice rather than bill goods again (527: the
+# self-billed debit note of Peppol Self-Billing 3.0).
+CORRECTIVE_INVOICE_CODES = {"383", "384", "527"}
 NOT_ACCEPTED, ACCEPTED = "7", "5"
 
 
@@ -62,7 +67,26 @@ def recompute(session: Session, order: Order, actor: str) -> None:
         line.status_code = statuses.get(line.id)
     order.response_code = response_code
     order.cancelled = any(d.kind == CANCELLATION for d in docs)
-    status = derive_status(
+    flag(session, order, lines, (docs, ledger), actor=actor)
+    status = _status(session, order, lines, docs, ledger)
+    if status != order.status:
+        record(
+            session, "order.status", f"{order.status} -> {status}", actor=actor, order_id=order.id
+        )
+        order.status = status
+
+
+def _status(
+    session: Session,
+    order: Order,
+    lines: list[OrderLine],
+    docs: list[DocumentRow],
+    ledger: dict[int, list[DocumentLine]],
+) -> str:
+    """The derived status, with the backorders and track & trace of received despatches."""
+    advices = received_advices(docs)
+    backordered = backorders(advices, ledger, still_open(lines))
+    return derive_status(
         (
             LineQuantities(
                 ordered=line.qty_ordered,
@@ -71,17 +95,14 @@ def recompute(session: Session, order: Order, actor: str) -> None:
                 received=line.qty_received,
                 invoiced=line.qty_invoiced,
                 credited=line.qty_credited,
+                backordered=backordered.get(line.id, ZERO),
             )
             for line in lines
         ),
-        response_code=response_code,
+        response_code=order.response_code,
         cancelled=order.cancelled,
+        tracked=tracked(session, order, advices),
     ).value
-    if status != order.status:
-        record(
-            session, "order.status", f"{order.status} -> {status}", actor=actor, order_id=order.id
-        )
-        order.status = status
 
 
 def _ledger(session: Session, doc_ids: list[int]) -> dict[int, list[DocumentLine]]:

@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 
 from edi_gateway.domain.documents import Document, Line, Order
 from edi_gateway.pipeline.history import now
+from edi_gateway.pipeline.order_data import DataRows, order_columns
 from edi_gateway.pipeline.work import PROCESSED, Work
 from edi_gateway.store import schema
 from edi_gateway.store.bulk import insert_keyed, insert_many
@@ -33,9 +34,12 @@ def insert_orders(conn: Connection, works: Sequence[Work]) -> None:
     lines: list[dict[str, Any]] = []
     docs: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
+    data = DataRows()
     for work, order_id in zip(works, order_ids, strict=True):
         document = work.document
         assert isinstance(document, Order)
+        # a batch redone after a rollback adds them once
+        work.findings += [f for f in data.add(order_id, document) if f not in work.findings]
         keys += key_rows(order_id, document)
         lines += line_rows(order_id, document.lines, start=0)
         docs.append(document_row(work.id, document, order_id, stamp))
@@ -54,6 +58,7 @@ def insert_orders(conn: Connection, works: Sequence[Work]) -> None:
     insert_many(conn, schema.order_lines, lines, constants=NEW_LINE)
     insert_many(conn, schema.documents, docs)
     insert_many(conn, schema.history, events)
+    data.insert(conn)
 
 
 def _order_row(work: Work, stamp: Any) -> dict[str, Any]:
@@ -75,6 +80,7 @@ def _order_row(work: Work, stamp: Any) -> dict[str, Any]:
         "cancelled": False,
         "created_at": stamp,
         "updated_at": stamp,
+        **order_columns(document),
     }
 
 
@@ -113,6 +119,7 @@ def line_rows(order_id: int, lines: Sequence[Line], start: int) -> list[dict[str
             "unit": line.quantity.unit if line.quantity else None,
             "price": line.price,
             "delivery_date": line.delivery_date,
+            "delivery_place": line.delivery_place,
             "qty_ordered": line.quantity.value if line.quantity else ZERO,
         }
         for index, line in enumerate(lines)
@@ -130,7 +137,12 @@ def document_row(
 
     Inbound documents come with their message; ``direction="out"`` ones the gateway issued.
     """
-    code = getattr(document, "response_code", None) or getattr(document, "type_code", None)
+    code = (
+        getattr(document, "response_code", None)
+        or getattr(document, "type_code", None)
+        or (getattr(document, "sequence_id", None) or "")[:10]  # an Order Change's sequence
+        or None
+    )
     amount = getattr(document, "payable_amount", None) or getattr(document, "total_amount", None)
     sender = document.sender()
     return {

@@ -99,10 +99,13 @@ def read_reply(
     problems.raise_any()
     build = _BUILDERS[mapping.kind]
     shared = _shared_keys(groups)
-    return [
+    documents = [
         build(rows, _document_id(name, key, shared), supplier, buyer)
         for key, rows in groups.items()
     ]
+    if mapping.kind is ReplyKind.INVOICE:
+        _check_totals(fields, groups, documents)
+    return documents
 
 
 # --- groups -----------------------------------------------------------------------------------
@@ -235,6 +238,9 @@ def _despatch_advice(
 def _invoice(
     rows: list[Parsed], document_id: str, supplier: Party, buyer: Party | None
 ) -> Document:
+    """The supplier's invoice as its rows say it: every amount, the account, the payment
+    reference and the note; the totals computed from its lines (checked against the ones the
+    file states by :func:`_check_totals`)."""
     lines = _numbered(rows)
     invoice = Invoice(
         kind=DocumentKind.INVOICE,
@@ -247,16 +253,51 @@ def _invoice(
         lines=lines,
         type_code=INVOICE_TYPE,
         due_date=_header(rows, "due_date"),
+        payment_means_code=_header(rows, "payment_means_code"),
+        iban=_header(rows, "payment_account"),
+        bic=_header(rows, "payment_account_branch"),
+        payment_id=_header(rows, "payment_reference"),
+        payment_terms=_header(rows, "payment_terms"),
     )
-    invoice_lines = [line for line in lines if isinstance(line, InvoiceLine)]
+    note = _header(rows, "invoice_note")
+    if note is not None:
+        invoice.notes = [note]
     try:
-        totals = compute(invoice_lines)
-    except ValueError:  # a VAT rate is missing: the caller completes it from the order
-        return invoice
+        totals = compute([line for line in lines if isinstance(line, InvoiceLine)])
+    except ValueError as exc:
+        raise DocumentError(
+            ErrorCode.INTERPRETATION_FAILED,
+            f"invoice {document_id}: {exc}",
+            line=rows[0].row.number,
+        ) from exc
     invoice.tax_exclusive_amount = totals.tax_exclusive
     invoice.tax_amount = totals.tax_total
     invoice.payable_amount = totals.payable
     return invoice
+
+
+def _check_totals(
+    fields: Fields, groups: dict[_GroupKey, list[Parsed]], documents: list[Document]
+) -> None:
+    """The payable amount (and tax total) the file states must be what its lines make."""
+    problems = Problems(fields.filename)
+    for rows, document in zip(groups.values(), documents, strict=True):
+        assert isinstance(document, Invoice)
+        for name, computed in (
+            ("payable_amount", document.payable_amount),
+            ("tax_amount", document.tax_amount),
+        ):
+            stated = _header(rows, name)
+            if stated is not None and stated != computed:
+                problems.add(
+                    fields.error(
+                        rows[0].row,
+                        name,
+                        f"invoice {document.document_id} states {stated}, but its lines make "
+                        f"{computed}: nothing is billed other than the supplier's lines say",
+                    )
+                )
+    problems.raise_any()
 
 
 _Builder = Callable[[list[Parsed], str, Party, Party | None], Document]

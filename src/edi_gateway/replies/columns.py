@@ -21,7 +21,11 @@ Keys (unknown keys are refused):
     named must be in the file unless ``defaults`` covers the field. Fields per kind are in
     :data:`FIELDS`, the required ones in :data:`REQUIRED`: ``order_id``, ``line_id`` (the
     order line), ``quantity`` (confirmed / delivered / invoiced) always; ``price`` and
-    ``invoice_number`` for invoices.
+    ``invoice_number``, ``invoice_date``, ``payment_reference`` and ``payable_amount`` (the
+    total the supplier bills, checked against its lines) for invoices, which may also give
+    ``payment_means_code`` (UNCL 4461), ``payment_account`` (IBAN, Bankgiro ...),
+    ``payment_account_branch`` (BIC, ``SE:BANKGIRO`` ...), ``payment_terms``,
+    ``invoice_note`` and ``tax_amount`` (checked too).
 ``date_format``
     ``strptime`` format of dates written as text, default ``%Y-%m-%d`` (Excel date cells
     need none).
@@ -33,7 +37,8 @@ Keys (unknown keys are refused):
     ``rejected``.
 ``defaults``
     Field -> value used when the column is absent or the cell empty (e.g. ``unit: C62``,
-    ``currency: EUR``, ``vat_category: S``); never for an identifier.
+    ``currency: EUR``, ``vat_category: S``); never for an identifier, an amount billed, an
+    account or a payment reference (:data:`NO_DEFAULT`).
 """
 
 from __future__ import annotations
@@ -67,6 +72,18 @@ class ReplyKind(StrEnum):
     DESPATCH = "despatch"
     INVOICE = "invoice"
 
+
+INVOICE_HEADER = (
+    "payment_means_code",
+    "payment_account",
+    "payment_account_branch",
+    "payment_reference",
+    "payment_terms",
+    "invoice_note",
+    "payable_amount",
+    "tax_amount",
+)
+"""An invoice's fields beyond its lines: how and where to pay, the note, the totals stated."""
 
 _LINE_FIELDS = frozenset(
     {
@@ -105,6 +122,7 @@ FIELDS: MappingProxyType[ReplyKind, frozenset[str]] = MappingProxyType(
             "line_amount",
             "vat_rate",
             "vat_category",
+            *INVOICE_HEADER,
         },
     }
 )
@@ -115,14 +133,36 @@ REQUIRED: MappingProxyType[ReplyKind, frozenset[str]] = MappingProxyType(
         ReplyKind.CONFIRMATION: frozenset({"order_id", "line_id", "quantity"}),
         ReplyKind.DESPATCH: frozenset({"order_id", "line_id", "quantity"}),
         ReplyKind.INVOICE: frozenset(
-            {"order_id", "line_id", "quantity", "price", "invoice_number"}
+            {
+                "order_id",
+                "line_id",
+                "quantity",
+                "price",
+                "invoice_number",
+                "invoice_date",
+                "payment_reference",
+                "payable_amount",
+            }
         ),
     }
 )
-"""Fields every map of the kind must map to a column."""
+"""Fields every map of the kind must map to a column. An invoice row must also give (from a
+column or the map's ``defaults``) ``currency``, ``vat_category``, ``vat_rate`` (unless the
+category is rated 0), ``payment_means_code`` and, for a credit transfer (30, 58),
+``payment_account``: nothing of an invoice is made up (docs/adr/0026-faithful-relays.md)."""
 
 IDENTITY_FIELDS = frozenset({"order_id", "line_id", "despatch_id", "invoice_number"})
 """Fields that identify something and so can never have a default."""
+
+NO_DEFAULT = IDENTITY_FIELDS | {
+    "payment_account",
+    "payment_account_branch",
+    "payment_reference",
+    "payable_amount",
+    "tax_amount",
+}
+"""Fields that can never have a default: identifiers, and what an invoice bills and where it
+is paid (they differ from one invoice to the next, or must be the supplier's own)."""
 
 STATUS_WORDS = ("accepted", "changed", "rejected")
 """What ``status_values`` may translate a supplier's status text into."""
@@ -230,6 +270,11 @@ def _check(mapping: ReplyMap) -> None:
     for name in mapping.defaults:
         if name in IDENTITY_FIELDS:
             raise ConfigError(f"{src}: defaults.{name}: an identifier cannot have a default")
+        if name in NO_DEFAULT:
+            raise ConfigError(
+                f"{src}: defaults.{name}: what an invoice bills, and its account and payment "
+                "reference, come from the supplier's file, never from a default"
+            )
     _check_format(mapping)
     _check_status(mapping)
 

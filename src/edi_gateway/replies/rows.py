@@ -89,8 +89,17 @@ class Fields:
         """The field as stripped text; None when empty (a RowError when ``required``)."""
         value = text_of(self.raw(row, name))
         if value is None and required:
-            raise self.error(row, name, "the cell is empty")
+            raise self.empty(row, name)
         return value
+
+    def empty(self, row: Row, name: str) -> RowError:
+        """The RowError of a required field without a value: an empty cell, or a field the
+        map gives no column (nor default) for."""
+        if name in self.index:
+            return self.error(row, name, "the cell is empty")
+        return self.error(
+            row, name, f"required, but the map {self.mapping.source} has no column for it"
+        )
 
     def decimal(
         self, row: Row, name: str, *, required: bool = False, negative: bool = False
@@ -99,7 +108,7 @@ class Fields:
         value = self.raw(row, name)
         if text_of(value) is None:
             if required:
-                raise self.error(row, name, "the cell is empty")
+                raise self.empty(row, name)
             return None
         try:
             number = decimal_of(value, decimal_comma=self.mapping.decimal_comma)

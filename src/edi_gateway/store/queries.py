@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from edi_gateway.errors import ErrorCode, LookupFailed
 from edi_gateway.store import schema
+from edi_gateway.store.order_data import order_data_detail, type_condition
 from edi_gateway.store.tables import (
     DocumentLine,
     DocumentRow,
@@ -49,6 +50,12 @@ class Filters:
     code: str | None = None
     connector: str | None = None
     search: str | None = None
+    order_type: str | None = None
+    """An order type name or code (``orders list --type``; store/order_data.py)."""
+    overdue: bool = False
+    """Only orders whose response or despatch is overdue now (clocks/sla.py)."""
+    attention: bool | None = None
+    """Orders only: True for those whose ledger has a discrepancy not cleared yet (ADR 0024)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,9 +215,13 @@ def order_summary(order: Order) -> Json:
         "currency": order.currency,
         "total_amount": _money(order.total_amount),
         "status": order.status,
+        "attention": order.attention,
         "updated_at": utc_text(order.updated_at),
         "received_at": utc_text(order.created_at),
         "number": order.order_number,
+        "type": order.order_type,
+        "response_due_at": utc_text(order.response_due_at),
+        "despatch_due_at": utc_text(order.despatch_due_at),
     }
 
 
@@ -233,12 +244,20 @@ def page_orders(session: Session, filters: Filters, limit: int = 500, offset: in
     query = select(Order).order_by(Order.id.desc())
     if status:
         query = query.where(Order.status.ilike(status))
+    if filters.attention is not None:
+        query = query.where(Order.attention == filters.attention)
     if filters.since:
         query = query.where(Order.created_at >= filters.since)
     if filters.until:
         query = query.where(Order.created_at < filters.until)
     if filters.order:
         query = query.where(Order.id == resolve_order(session, filters.order).id)
+    if filters.order_type:
+        query = query.where(type_condition(filters.order_type))
+    if filters.overdue:
+        from edi_gateway.clocks.sla import overdue
+
+        query = query.where(overdue(datetime.now(UTC)))
     if partner:
         query = query.where(
             or_(
@@ -336,6 +355,43 @@ def _pending_cancellation(session: Session, order: Order, documents: list[Json])
     }
 
 
+def _discrepancies(session: Session, order: Order, line_ids: dict[int, str]) -> list[Json]:
+    from edi_gateway.pipeline.discrepancies import discrepancies_of
+
+    return [
+        {
+            "document_id": found.document_id,
+            "line_id": line_ids.get(found.order_line_id),
+            "kind": found.kind,
+            "quantity": _num(found.quantity),
+            "bound": _num(found.bound),
+            "detail": found.detail,
+            "found_at": utc_text(found.found_at),
+        }
+        for found in discrepancies_of(session, order.id)
+    ]
+
+
+def _shipments(session: Session, order: Order) -> list[Json]:
+    from edi_gateway.pipeline.shipments import shipments_of
+
+    numbers = dict(
+        session.execute(
+            select(DocumentRow.id, DocumentRow.doc_number).where(DocumentRow.order_id == order.id)
+        ).all()
+    )
+    return [
+        {
+            "document_id": row.document_id,
+            "despatch_advice": numbers.get(row.document_id),
+            "carrier": row.carrier,
+            "tracking_id": row.tracking_id,
+            "tracking_url": row.tracking_url,
+        }
+        for row in shipments_of(session, order.id)
+    ]
+
+
 def orders_created_by(message_ids: Sequence[int]) -> Select[Order]:
     """The orders that these messages (processed Order documents) created, oldest first."""
     return (
@@ -401,14 +457,54 @@ def order_lines(session: Session, order: Order) -> list[OrderLine]:
     return list(session.scalars(query.order_by(OrderLine.position)))
 
 
+def deleted_lines(session: Session, order_id: int) -> set[int]:
+    """The order lines that the latest Order Change acting on them deleted (UNCL 1229 ``2``;
+    ``4`` is no action). See docs/adr/0025-advanced-ordering.md."""
+    latest: dict[int, str | None] = {}
+    for line_id, status in session.execute(
+        select(DocumentLine.order_line_id, DocumentLine.status_code)
+        .join(DocumentRow, DocumentRow.id == DocumentLine.document_id)
+        .where(
+            DocumentRow.order_id == order_id,
+            DocumentRow.kind == _CHANGE,
+            DocumentRow.state == "attached",
+            DocumentLine.order_line_id.is_not(None),
+            DocumentLine.status_code != "4",
+        )
+        .order_by(DocumentRow.id, DocumentLine.id)
+    ):
+        if line_id is not None:
+            latest[line_id] = status
+    return {line_id for line_id, status in latest.items() if status == "2"}
+
+
+_CHANGE = "OrderChange"
+
+
+def order_payload(session: Session, order_id: int) -> bytes | None:
+    """The bytes of the Order document that created the order, exactly as received."""
+    return session.scalar(
+        select(Message.payload)
+        .join(DocumentRow, DocumentRow.message_id == Message.id)
+        .where(DocumentRow.order_id == order_id, DocumentRow.kind == "Order")
+        .order_by(DocumentRow.id)
+        .limit(1)
+    )
+
+
 def order_detail(session: Session, order: Order) -> Json:
     """An order with its lines and quantities, linked documents and history."""
+    from edi_gateway.pipeline.shipments import backorders_of
+
     out = order_summary(order)
     lines = order_lines(session, order)
+    deleted = deleted_lines(session, order.id)
+    backordered = backorders_of(session, order, lines)
     out["response_code"] = order.response_code
     out["lines"] = [
         {
             "line_id": line.line_id,
+            "deleted": line.id in deleted,
             "item": line.item_name,
             "seller_item_id": line.seller_item_id,
             "buyer_item_id": line.buyer_item_id,
@@ -421,9 +517,13 @@ def order_detail(session: Session, order: Order) -> Json:
             "received": _num(line.qty_received),
             "invoiced": _num(line.qty_invoiced),
             "credited": _num(line.qty_credited),
+            "delivery_place": line.delivery_place,
+            "backordered": _num(backordered.get(line.id)),
         }
         for line in lines
     ]
+    out["discrepancies"] = _discrepancies(session, order, {ln.id: ln.line_id for ln in lines})
+    out["shipments"] = _shipments(session, order)
     docs = session.scalars(
         select(DocumentRow).where(DocumentRow.order_id == order.id).order_by(DocumentRow.id)
     )
@@ -444,5 +544,6 @@ def order_detail(session: Session, order: Order) -> Json:
         for doc in docs
     ]
     out["pending_cancellation"] = _pending_cancellation(session, order, out["documents"])
+    out |= order_data_detail(session, order)
     out["history"] = _history(session, HistoryEvent.order_id == order.id)
     return out

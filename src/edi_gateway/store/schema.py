@@ -11,12 +11,21 @@ document_lines  the quantities each document states per order line (the ledger)
 orders          one row per buyer party + order ID, with the derived status
 order_keys      every party key an order can be found by (buyer and seller identifiers)
 order_lines     per line: ordered, confirmed, despatched, received, invoiced, credited
+discrepancies   document lines that exceed what was ordered, confirmed, despatched or invoiced
+shipments       carrier, tracking ID and URL of each despatch advice
 history         every event: when, what, by whom
 outbox          every outbound document, as a row before it is bytes anywhere, until delivered
 forwards        one row per order forwarded to a supplier: held, waiting, queued (in a bundle,
                 as outbox rows), delivered or failed
+alert_events    what operators are told about (new orders, failures, connectors down, ...)
+alert_cursors   per alert channel and cause: how far it was told, and when (the throttle)
+order_delivery  where and when an order is to be delivered (0009), one row per order that says
+order_contacts  the buyer's, seller's and delivery party's contacts of an order (0009)
+order_attachments  an order's attached documents: bytes (bounded) or URI, untrusted filename
 leases          who holds what until when: a running gateway (``instance:<id>``) and each polled
                 inbound connector (``connector:<name>``), with a fencing token (store/leases.py)
+sscc_counters   per GS1 extension digit + company prefix, the next SSCC serial reference to
+                hand out (store/sscc.py): one row every gateway on the store counts on
 users           who may sign in to the web console: name, role, scrypt password hash
 console_sessions  signed-in console sessions: the SHA-256 of the cookie's token, the CSRF token,
                 when it was last used and when it ends (accounts.py)
@@ -26,6 +35,7 @@ login_failures  failed console sign-ins per user name and address, for the rate 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -38,6 +48,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from edi_gateway.store.types import ExactDecimal, UTCDateTime
@@ -74,6 +85,18 @@ orders = Table(
     Column("cancelled", Boolean, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # Order data (0009, docs/adr/0029): type code as sent, buyer reference, notes (JSON list)
+    Column("order_type", Text, index=True),
+    Column("buyer_reference", Text),
+    Column("notes", Text),
+    # SLA timers (0018, docs/adr/0034): when the response and the despatch are due, and when
+    # each was found overdue (history has the event; the column makes it fire once)
+    Column("response_due_at", UTCDateTime(), index=True),
+    Column("despatch_due_at", UTCDateTime(), index=True),
+    Column("response_overdue_at", UTCDateTime()),
+    Column("despatch_overdue_at", UTCDateTime()),
+    # a ledger discrepancy no operator has cleared yet (0010, docs/adr/0024)
+    Column("attention", Boolean, nullable=False, server_default=false(), index=True),
     UniqueConstraint("buyer_key", "order_number"),
 )
 
@@ -142,6 +165,7 @@ order_lines = Table(
     Column("qty_received", ExactDecimal(), nullable=False),
     Column("qty_invoiced", ExactDecimal(), nullable=False),
     Column("qty_credited", ExactDecimal(), nullable=False),
+    Column("delivery_place", Text),  # the line's own delivery location (0009)
     UniqueConstraint("order_id", "line_id"),
 )
 
@@ -176,6 +200,7 @@ document_lines = Table(
     Column("status_code", String(4)),
     Column("price", ExactDecimal()),
     Column("amount", ExactDecimal()),
+    Column("backorder", ExactDecimal()),  # a despatch line's outstanding quantity (0010)
 )
 
 history = Table(
@@ -231,6 +256,61 @@ findings = Table(
 """What the XSD or an official rule set found in a received message or an outgoing document
 (0008); the latest check's findings only."""
 
+alert_events = Table(
+    "alert_events",
+    metadata,
+    _id(),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("cause", String(40), nullable=False),
+    Column("partner", String(100)),
+    Column("subject", String(300)),  # what it is about (a connector, a certificate file)
+    Column("text", Text, nullable=False),
+    Index(None, "cause", "id"),
+)
+"""Something operators are told about (alerts/), kept until every channel has passed it
+(0017)."""
+
+alert_cursors = Table(
+    "alert_cursors",
+    metadata,
+    Column("channel", String(100), primary_key=True),
+    Column("cause", String(40), primary_key=True),
+    Column("last_event_id", Integer, nullable=False),  # the newest event this channel was told
+    Column("last_sent_at", UTCDateTime()),
+    Column("last_attempt_at", UTCDateTime()),
+    Column("last_error", Text),
+)
+"""Per alert channel (an smtp connector or a webhook) and cause: how far it was told, and when
+(the throttle) (0017)."""
+discrepancies = Table(
+    "discrepancies",
+    metadata,
+    _id(),
+    Column("order_id", ForeignKey("orders.id"), nullable=False, index=True),
+    Column("document_id", ForeignKey("documents.id"), nullable=False),
+    Column("order_line_id", ForeignKey("order_lines.id"), nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("quantity", ExactDecimal(), nullable=False),
+    Column("bound", ExactDecimal(), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("found_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("document_id", "order_line_id", "kind"),
+)
+"""A document line that took an order line beyond what the ledger allows (0010, ADR 0024)."""
+
+shipments = Table(
+    "shipments",
+    metadata,
+    _id(),
+    Column("document_id", ForeignKey("documents.id"), nullable=False),
+    Column("order_id", ForeignKey("orders.id"), nullable=False, index=True),
+    Column("carrier", String(300)),
+    Column("tracking_id", String(200)),
+    Column("tracking_url", String(1000)),
+    UniqueConstraint("document_id"),
+)
+"""The track & trace of each despatch advice attached to an order (0010)."""
+
 forwards = Table(
     "forwards",
     metadata,
@@ -260,6 +340,68 @@ leases = Table(
     Column("info", String(300)),  # what the holder says of itself: pid, host, since
 )
 
+order_delivery = Table(
+    "order_delivery",
+    metadata,
+    Column("order_id", ForeignKey("orders.id"), primary_key=True, autoincrement=False),
+    Column("location_id", Text),
+    Column("location_scheme", Text),
+    Column("location_name", Text),
+    Column("street", Text),
+    Column("additional_street", Text),
+    Column("city", Text),
+    Column("postal_zone", Text),
+    Column("subentity", Text),
+    Column("address_line", Text),
+    Column("country", Text),
+    Column("start_date", Date),
+    Column("start_time", Text),
+    Column("end_date", Date),
+    Column("end_time", Text),
+    Column("party_name", Text),
+    Column("party_id", Text),
+    Column("priority", Text),  # UNCL4219 ShippingPriorityLevelCode; 1 = express
+)
+"""An order's header ``cac:Delivery`` (0009, docs/adr/0029)."""
+
+order_contacts = Table(
+    "order_contacts",
+    metadata,
+    _id(),
+    Column("order_id", ForeignKey("orders.id"), nullable=False, index=True),
+    Column("role", String(20), nullable=False),  # buyer, seller, delivery
+    Column("name", Text),
+    Column("telephone", Text),
+    Column("email", Text),
+)
+"""The contacts an order names (0009)."""
+
+order_attachments = Table(
+    "order_attachments",
+    metadata,
+    _id(),
+    Column("order_id", ForeignKey("orders.id"), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+    Column("ref", Text, nullable=False),  # AdditionalDocumentReference/cbc:ID
+    Column("document_type", Text),
+    Column("description", Text),
+    Column("filename", Text),  # as the sender named it: untrusted, never a path
+    Column("mime_code", Text),
+    Column("uri", Text),
+    Column("size", Integer),
+    Column("sha256", String(64)),
+    Column("problem", Text),  # ATTACHMENT_INVALID / ATTACHMENT_TOO_LARGE: why no bytes
+    Column("content", LargeBinary),
+)
+"""An order's ``cac:AdditionalDocumentReference`` (0009): embedded bytes when kept."""
+sscc_counters = Table(
+    "sscc_counters",
+    metadata,
+    Column("prefix", String(13), primary_key=True),  # extension digit + GS1 company prefix
+    Column("next_serial", BigInteger, nullable=False),
+)
+"""The next serial reference per extension digit + company prefix (0011): allocation adds to
+it in the issuing transaction, so no two despatches get the same SSCC (store/sscc.py)."""
 
 users = Table(
     "users",

@@ -87,6 +87,75 @@ class Order(Base):
     cancelled: Mapped[bool]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    order_type: Mapped[str | None]
+    buyer_reference: Mapped[str | None]
+    notes: Mapped[str | None]
+    """JSON list of the order's notes (0009)."""
+    response_due_at: Mapped[datetime | None]
+    despatch_due_at: Mapped[datetime | None]
+    response_overdue_at: Mapped[datetime | None]
+    despatch_overdue_at: Mapped[datetime | None]
+    """SLA timers (0018, clocks/sla.py): when each is due, when it was found overdue."""
+    attention: Mapped[bool]
+
+
+class OrderDelivery(Base):
+    """Where and when an order is to be delivered (its header ``cac:Delivery``)."""
+
+    __table__ = schema.order_delivery
+
+    order_id: Mapped[int]
+    location_id: Mapped[str | None]
+    location_scheme: Mapped[str | None]
+    location_name: Mapped[str | None]
+    street: Mapped[str | None]
+    additional_street: Mapped[str | None]
+    city: Mapped[str | None]
+    postal_zone: Mapped[str | None]
+    subentity: Mapped[str | None]
+    address_line: Mapped[str | None]
+    country: Mapped[str | None]
+    start_date: Mapped[date | None]
+    start_time: Mapped[str | None]
+    end_date: Mapped[date | None]
+    end_time: Mapped[str | None]
+    party_name: Mapped[str | None]
+    party_id: Mapped[str | None]
+    priority: Mapped[str | None]
+
+
+class OrderContact(Base):
+    """A contact an order names, by role: buyer, seller or delivery."""
+
+    __table__ = schema.order_contacts
+
+    id: Mapped[int]
+    order_id: Mapped[int]
+    role: Mapped[str]
+    name: Mapped[str | None]
+    telephone: Mapped[str | None]
+    email: Mapped[str | None]
+
+
+class OrderAttachment(Base):
+    """An order's attached document; ``content`` (deferred) holds the bytes when kept."""
+
+    __table__ = schema.order_attachments
+    __mapper_args__ = {"properties": {"content": deferred(schema.order_attachments.c.content)}}  # noqa: RUF012
+
+    id: Mapped[int]
+    order_id: Mapped[int]
+    position: Mapped[int]
+    ref: Mapped[str]
+    document_type: Mapped[str | None]
+    description: Mapped[str | None]
+    filename: Mapped[str | None]
+    mime_code: Mapped[str | None]
+    uri: Mapped[str | None]
+    size: Mapped[int | None]
+    sha256: Mapped[str | None]
+    problem: Mapped[str | None]
+    content: Mapped[bytes | None]
 
 
 class OrderKey(Base):
@@ -123,6 +192,7 @@ class OrderLine(Base):
     qty_received: Mapped[Decimal]
     qty_invoiced: Mapped[Decimal]
     qty_credited: Mapped[Decimal]
+    delivery_place: Mapped[str | None]
 
 
 class DocumentRow(Base):
@@ -159,6 +229,36 @@ class DocumentLine(Base):
     status_code: Mapped[str | None]
     price: Mapped[Decimal | None]
     amount: Mapped[Decimal | None]
+    backorder: Mapped[Decimal | None]
+
+
+class Discrepancy(Base):
+    """A document line that took an order line beyond what the ledger allows (ADR 0024)."""
+
+    __table__ = schema.discrepancies
+
+    id: Mapped[int]
+    order_id: Mapped[int]
+    document_id: Mapped[int]
+    order_line_id: Mapped[int]
+    kind: Mapped[str]
+    quantity: Mapped[Decimal]
+    bound: Mapped[Decimal]
+    detail: Mapped[str]
+    found_at: Mapped[datetime]
+
+
+class Shipment(Base):
+    """The carrier, tracking ID and tracking URL a despatch advice gave."""
+
+    __table__ = schema.shipments
+
+    id: Mapped[int]
+    document_id: Mapped[int]
+    order_id: Mapped[int]
+    carrier: Mapped[str | None]
+    tracking_id: Mapped[str | None]
+    tracking_url: Mapped[str | None]
 
 
 class HistoryEvent(Base):
@@ -217,3 +317,12 @@ class Forward(Base):
     error: Mapped[str | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class SsccCounter(Base):
+    """The next SSCC serial reference of one extension digit + GS1 company prefix."""
+
+    __table__ = schema.sscc_counters
+
+    prefix: Mapped[str]
+    next_serial: Mapped[int]

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from edi_gateway.config.alerts import Cause
 from edi_gateway.config.base import ConfigPath, ConnectorBase, Secret
 
 __all__ = ["SUBJECT_PLACEHOLDERS", "ImapConnector", "SmtpConnector"]
@@ -120,9 +121,10 @@ class SmtpConnector(_MailServer):
     subject: str = "{document_type} {document_id}"
     body: str = "Attached: {filename}"
     """The mail's text; the same placeholders as ``subject``."""
-    notify: list[Literal["order.received", "message.failed"]] = Field(default_factory=list)
-    """Operator notifications this connector sends to ``to`` (one mail per poll that brought
-    such events, listing them); a connector only for notifications is routed nowhere."""
+    notify: list[Cause] = Field(default_factory=list)
+    """The alerts this connector mails to ``to`` (causes: order.received, message.failed,
+    delivery.failed, delivery.overdue, connector.down, certificate.expiring), as digests
+    throttled by ``alerts.every_minutes``; a connector only for alerts is routed nowhere."""
 
     @field_validator("direction")
     @classmethod

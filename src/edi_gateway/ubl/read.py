@@ -16,14 +16,20 @@ Kind-specific choices worth knowing:
 * DespatchAdvice (Peppol T16): carrier from ``Shipment/Consignment/CarrierParty/PartyName/Name``,
   tracking ID from ``Shipment/Delivery/TrackingID`` (``Consignment/CarrierAssignedID`` as a
   fallback; T16 forbids it but plain UBL allows it); ``Consignment/ID`` is the consignment's own
-  identifier, not a tracking number, and is not used. ``despatch_date`` is
+  identifier, not a tracking number, and is not used. ``tracking_url`` is the
+  ``Attachment/ExternalReference/URI`` of the first ``AdditionalDocumentReference`` whose
+  ``DocumentType`` mentions tracking or whose ID is the tracking ID (T16 has no other place for
+  a tracking link). ``despatch_date`` is
   ``Shipment/Delivery/Despatch/ActualDespatchDate``, else the IssueDate;
   ``estimated_delivery_date`` is ``Shipment/Delivery/EstimatedDeliveryPeriod`` EndDate, else
-  StartDate (Peppol use case 4 sends only a StartDate).
+  StartDate (Peppol use case 4 sends only a StartDate). A line's box is the first
+  ``DespatchLine/Shipment/TransportHandlingUnit/ID`` (an SSCC in Peppol use case 4).
 * Invoice kinds: ``tax_amount`` is the first ``TaxTotal/TaxAmount`` in the document currency;
   ``due_date`` is ``cbc:DueDate``, else ``PaymentMeans/PaymentDueDate`` (where a CreditNote,
   which has no DueDate, carries it); the document-level ``cac:AllowanceCharge`` (freight,
   discounts) are read by :mod:`edi_gateway.ubl.read_charges`.
+* Order: type, buyer reference, delivery, contacts and attachments are read by
+  :mod:`edi_gateway.ubl.read_order_data`.
 * Multi-valued reasons (CancellationNote, RejectionNote) are joined with newlines.
 """
 
@@ -50,6 +56,7 @@ from edi_gateway.errors import DocumentError, ErrorCode
 from edi_gateway.ubl.namespaces import cac, cbc, path, root_tag, split_clark
 from edi_gateway.ubl.read_charges import read_allowances_charges
 from edi_gateway.ubl.read_lines import read_lines
+from edi_gateway.ubl.read_order_data import read_order_data
 from edi_gateway.ubl.read_parties import read_buyer_seller
 from edi_gateway.ubl.read_values import (
     Element,
@@ -130,6 +137,7 @@ def _order(root: Element, kids: Kids, kind: DocumentKind) -> Document:
     doc = _start(Order, root, kids, kind)
     _unique_line_ids(doc)
     doc.total_amount = decimal_of(find_in(kids, _ANTICIPATED_PAYABLE))
+    read_order_data(doc, kids)
     return doc
 
 
@@ -162,7 +170,7 @@ _SEQUENCE = steps("cbc:SequenceNumberID")
 def _order_change(root: Element, kids: Kids, kind: DocumentKind) -> Document:
     doc = _start(OrderChange, root, kids, kind)
     _unique_line_ids(doc)
-    sequence = text_in(kids, _SEQUENCE)
+    sequence = doc.sequence_id = text_in(kids, _SEQUENCE)
     if sequence is not None and sequence.isascii() and sequence.isdigit():
         doc.sequence = int(sequence)
     return doc
@@ -212,6 +220,8 @@ _TRACKING_IDS = (
     path("cac:Delivery", "cbc:TrackingID"),
     path("cac:Consignment", "cbc:CarrierAssignedID"),
 )
+_ADDITIONAL = cac("AdditionalDocumentReference")
+_EXTERNAL_URI = path("cac:Attachment", "cac:ExternalReference", "cbc:URI")
 _ACTUAL_DESPATCH = path("cac:Delivery", "cac:Despatch", "cbc:ActualDespatchDate")
 _ESTIMATED_DELIVERY = (
     path("cac:Delivery", "cac:EstimatedDeliveryPeriod", "cbc:EndDate"),
@@ -229,7 +239,34 @@ def _despatch_advice(root: Element, kids: Kids, kind: DocumentKind) -> Document:
         doc.estimated_delivery_date = first_date(shipment, _ESTIMATED_DELIVERY)
     if doc.despatch_date is None:
         doc.despatch_date = doc.issue_date
+    _read_handling_units(kids, doc)
+    doc.tracking_url = _tracking_url(kids.get(_ADDITIONAL, []), doc.tracking_id)
     return doc
+
+
+_DESPATCH_LINE = cac("DespatchLine")
+_LINE_ID = path("cbc:ID")
+_HANDLING_UNIT = path("cac:Shipment", "cac:TransportHandlingUnit", "cbc:ID")
+
+
+def _read_handling_units(kids: Kids, doc: DespatchAdvice) -> None:
+    boxes: dict[str, str] = {}
+    for el in kids.get(_DESPATCH_LINE, ()):
+        line_id, unit = el.findtext(_LINE_ID), el.findtext(_HANDLING_UNIT)
+        if line_id is not None and unit is not None and unit.strip():
+            boxes.setdefault(line_id.strip(), unit.strip())
+    for line in doc.lines:
+        line.handling_unit = boxes.get(line.line_id)
+
+
+def _tracking_url(references: list[Element], tracking_id: str | None) -> str | None:
+    for reference in references:
+        kind = (reference.findtext(cbc("DocumentType")) or "").lower()
+        if "track" in kind or (tracking_id and clean(reference.findtext(cbc("ID"))) == tracking_id):
+            url = clean(reference.findtext(_EXTERNAL_URI))
+            if url is not None:
+                return url
+    return None
 
 
 def _receipt_advice(root: Element, kids: Kids, kind: DocumentKind) -> Document:

@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 from edi_gateway.domain.documents import DocumentKind, Line, Quantity
 from edi_gateway.ubl.namespaces import cac, cbc
+from edi_gateway.ubl.read_order_data import line_place
 from edi_gateway.ubl.read_values import (
     Element,
     Kids,
@@ -96,6 +97,13 @@ _ORDER_LINE = LineSpec(
     in_line_item=True,
     periods=(cac("RequestedDeliveryPeriod"),),
 )
+_CHANGE_LINE = LineSpec(
+    tag=cac("OrderLine"),
+    quantity=cbc("Quantity"),
+    in_line_item=True,
+    status=cbc("LineStatusCode"),  # the line's action (UNCL 1229: 1 added, 2 deleted, 3 ...)
+    periods=(cac("RequestedDeliveryPeriod"),),
+)
 _RESPONSE_LINE = LineSpec(
     tag=cac("OrderLine"),
     quantity=cbc("Quantity"),
@@ -109,7 +117,7 @@ _RESPONSE_LINE = LineSpec(
 LINE_SPECS = MappingProxyType(
     {
         DocumentKind.ORDER: _ORDER_LINE,
-        DocumentKind.ORDER_CHANGE: _ORDER_LINE,
+        DocumentKind.ORDER_CHANGE: _CHANGE_LINE,
         DocumentKind.ORDER_RESPONSE: _RESPONSE_LINE,
         DocumentKind.DESPATCH_ADVICE: LineSpec(
             tag=cac("DespatchLine"),
@@ -134,9 +142,11 @@ LINE_SPECS = MappingProxyType(
 
 _LINE_FIELDS = tuple(
     "line_id quantity order_line_ref item_name seller_item_id buyer_item_id standard_item_id"  # noqa: SIM905
-    " price line_amount status_code backorder_quantity delivery_date note".split()
+    " price line_amount status_code backorder_quantity delivery_date note delivery_place"
+    " handling_unit".split()
 )
-"""The field order :func:`read_lines` passes to :class:`Line` positionally; checked at import."""
+"""The field order :func:`read_lines` passes to :class:`Line` positionally (all but the last,
+``handling_unit``, which the DespatchAdvice reader sets); checked at import."""
 if tuple(f.name for f in fields(Line)) != _LINE_FIELDS:  # pragma: no cover - guards a refactor
     raise ImportError(f"Line fields changed; update read_lines: {[f.name for f in fields(Line)]}")
 
@@ -350,7 +360,7 @@ def read_lines(root_kids: Kids, kind: DocumentKind) -> LinesRead:  # noqa: PLR09
             note = note_el.text
             if note is not None:
                 note = note.strip() or None
-        order_line_ref = status = backorder = delivery = None
+        order_line_ref = status = backorder = delivery = place = None
         if others is not None or ref is not None:
             if others is None:
                 others = {}
@@ -371,6 +381,7 @@ def read_lines(root_kids: Kids, kind: DocumentKind) -> LinesRead:  # noqa: PLR09
                 found = others.get(_DELIVERY)
                 if found is not None:
                     delivery = _delivery_date(found, periods)
+                    place = line_place(found)
             found = others.get(_DESPATCH_LINE_REF)
             if found is not None:
                 despatch_id = text_of(child(found, _DOCUMENT_REFERENCE, id_tag))
@@ -393,6 +404,7 @@ def read_lines(root_kids: Kids, kind: DocumentKind) -> LinesRead:  # noqa: PLR09
                 backorder,
                 delivery,
                 note,
+                place,
             )
         )
     return out

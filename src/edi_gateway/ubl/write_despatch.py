@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from edi_gateway.domain.documents import DespatchAdvice, Line
+from edi_gateway.domain.sscc import is_valid
 from edi_gateway.ubl.namespaces import cac, cbc
 from edi_gateway.ubl.read_values import clean
 from edi_gateway.ubl.write_common import (
@@ -33,6 +34,9 @@ PROFILE_ID = "urn:fdc:peppol.eu:poacc:bis:despatch_advice:3"
 NOT_APPLICABLE = "NA"
 """The ID Peppol's own examples give a Shipment or Consignment that has no identifier."""
 
+HANDLING_UNIT_TYPE = "CT"
+"""``TransportHandlingUnitTypeCode`` of a box: UN/ECE Recommendation 21 ``CT``, carton."""
+
 OUTSTANDING_REASON = "Backordered"
 """``cbc:OutstandingReason`` sent with a backorder quantity (T16-R007 wants a reason)."""
 
@@ -49,17 +53,20 @@ def write_despatch_advice(advice: DespatchAdvice) -> bytes:
     ``cac:Shipment`` when there is anything to say about it: ID (``shipment_id``, else ``NA``),
     the carrier as ``Consignment/CarrierParty/PartyName/Name`` (consignment ID ``NA``), and
     ``Delivery`` with TrackingID, EstimatedDeliveryPeriod (start = end = the estimated date)
-    and ``Despatch/ActualDespatchDate``.
+    and ``Despatch/ActualDespatchDate``. When lines are packed in boxes (``handling_unit``,
+    an SSCC), ``TotalTransportHandlingUnitQuantity`` counts the distinct boxes.
 
     One ``cac:DespatchLine`` per line: ID, Note, DeliveredQuantity, the backorder quantity as
     ``OutstandingQuantity`` with an ``OutstandingReason`` (T16 forbids BackorderQuantity),
-    ``OrderLineReference/LineID`` and the Item (name plus seller's or GTIN identifier).
+    ``OrderLineReference/LineID``, the Item (name plus seller's or GTIN identifier) and, for a
+    line packed in a box, ``Shipment`` (ID ``NA``, as PEPPOL-T16-B24001 wants) with
+    ``TransportHandlingUnit/ID schemeID="SSCC"`` and type code ``CT``.
 
     Raises:
         WriteError: listing everything that keeps the advice from being valid T16: no issue
             date, lines, endpoint or party name, a line without order line reference, delivered
             quantity, unit code, item name or seller's / GTIN item identifier, a negative
-            quantity.
+            quantity, a handling unit that is not a valid SSCC.
     """
     problems = Problems("despatch advice")
     root = new_root("DespatchAdvice")
@@ -90,10 +97,13 @@ def _add_shipment(root: Element, advice: DespatchAdvice) -> None:
     tracking = clean(advice.tracking_id)
     shipment_id = clean(advice.shipment_id)
     dates = (advice.despatch_date, advice.estimated_delivery_date)
-    if not (carrier or tracking or shipment_id or any(dates)):
+    boxes = {ln.handling_unit for ln in advice.lines if ln.handling_unit}
+    if not (carrier or tracking or shipment_id or any(dates) or boxes):
         return
     shipment = add(root, cac("Shipment"))
     add(shipment, cbc("ID"), shipment_id or NOT_APPLICABLE)
+    if boxes:
+        add(shipment, cbc("TotalTransportHandlingUnitQuantity"), str(len(boxes)))
     if carrier is not None:
         consignment = add(shipment, cac("Consignment"))
         add(consignment, cbc("ID"), NOT_APPLICABLE)
@@ -137,6 +147,18 @@ def _add_line(root: Element, line: Line, problems: Problems) -> None:
     add(add(el, cac("OrderLineReference")), cbc("LineID"), order_line or "")
     if not add_item(el, line, where, problems):
         problems.add(f"{where}: the item needs a seller's item ID or a GTIN (PEPPOL-T16-R003)")
+    if line.handling_unit is not None:
+        _add_handling_unit(el, line.handling_unit, where, problems)
+
+
+def _add_handling_unit(line: Element, sscc: str, where: str, problems: Problems) -> None:
+    if not is_valid(sscc):
+        problems.add(f"{where}: handling unit {sscc!r} is not an SSCC (18 digits, check digit)")
+    shipment = add(line, cac("Shipment"))
+    add(shipment, cbc("ID"), NOT_APPLICABLE)
+    unit = add(shipment, cac("TransportHandlingUnit"))
+    add(unit, cbc("ID"), sscc, schemeID="SSCC")
+    add(unit, cbc("TransportHandlingUnitTypeCode"), HANDLING_UNIT_TYPE)
 
 
 def _check_not_negative(value: Decimal, where: str, what: str, problems: Problems) -> None:

@@ -12,8 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from decimal import Decimal
 
-from edi_gateway.domain.billing import ZERO, InvoiceLine, Totals, compute
-from edi_gateway.domain.documents import DocumentKind, Invoice, Line
+from edi_gateway.domain.billing import (
+    SELF_BILLED_CREDIT_NOTE,
+    SELF_BILLED_DEBIT_NOTE,
+    SELF_BILLED_INVOICE,
+    SELF_BILLING_PROFILE,
+    ZERO,
+    InvoiceLine,
+    Totals,
+    compute,
+)
+from edi_gateway.domain.documents import SELF_BILLING, DocumentKind, Invoice, Line, self_billed
 from edi_gateway.ubl.namespaces import cac, cbc
 from edi_gateway.ubl.read_values import clean
 from edi_gateway.ubl.write_common import (
@@ -47,6 +56,7 @@ __all__ = [
     "CUSTOMIZATION_ID",
     "INVOICE_TYPE_CODES",
     "PROFILE_ID",
+    "SELF_BILLED_TYPE_CODES",
     "write_debit_note",
     "write_invoice",
 ]
@@ -58,6 +68,12 @@ INVOICE_TYPE_CODES = frozenset(f"{_INVOICE_CODES} 780 817 870 875 876 877".split
 """Type codes PEPPOL-EN16931-P0100 allows in an ``<Invoice>`` (383 = debit note)."""
 CREDIT_NOTE_TYPE_CODES = frozenset({"381", "396", "81", "83", "532"})
 """Type codes PEPPOL-EN16931-P0101 allows in a ``<CreditNote>``."""
+SELF_BILLED_TYPE_CODES = {
+    "Invoice": frozenset({SELF_BILLED_INVOICE, SELF_BILLED_DEBIT_NOTE}),
+    "CreditNote": frozenset({SELF_BILLED_CREDIT_NOTE}),
+}
+"""Type codes PEPPOL-EN16931-UBL-SB allows (P0100 / P0101 of the self-billing rules)."""
+_SELF_BILLED_DEFAULT = {"Invoice": SELF_BILLED_INVOICE, "CreditNote": SELF_BILLED_CREDIT_NOTE}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +133,8 @@ def write_debit_note(invoice: Invoice) -> bytes:
     an Invoice with type code 383 from :func:`write_invoice`. The content mirrors the Invoice
     (parties, VAT breakdown, totals as ``RequestedMonetaryTotal``); a DebitNoteLine has no
     OrderLineReference, so each line refers to the corrected invoice's line through
-    ``BillingReference/InvoiceDocumentReference`` + ``BillingReferenceLine/ID``. No
+    ``BillingReference/InvoiceDocumentReference`` + ``BillingReferenceLine/ID`` (no line for
+    an amount-only line, a fee or a price correction, which corrects no invoice line). No
     CustomizationID / ProfileID is written unless the document has its own: no Peppol
     specification covers a DebitNote. XSD-valid; no Schematron applies.
     """
@@ -181,10 +198,14 @@ def _totals(lines: list[InvoiceLine], invoice: Invoice, problems: Problems) -> T
 
 def _add_head(root: Element, invoice: Invoice, layout: _Layout, problems: Problems) -> None:
     doc_ids = clean(invoice.customization_id), clean(invoice.profile_id)
+    sb = self_billed(invoice.customization_id)
+    if sb and not layout.peppol:
+        problems.add("a self-billed debit note is an Invoice 527, not a UBL DebitNote")
     if layout.peppol:
-        add_header(
-            root, invoice, customization=CUSTOMIZATION_ID, profile=PROFILE_ID, problems=problems
+        customization, profile = (
+            (SELF_BILLING, SELF_BILLING_PROFILE) if sb else (CUSTOMIZATION_ID, PROFILE_ID)
         )
+        add_header(root, invoice, customization=customization, profile=profile, problems=problems)
     else:  # no Peppol specification covers a DebitNote: its own IDs only
         for tag, value in (("CustomizationID", doc_ids[0]), ("ProfileID", doc_ids[1])):
             if value is not None:
@@ -197,9 +218,14 @@ def _add_head(root: Element, invoice: Invoice, layout: _Layout, problems: Proble
     if layout.root == "Invoice" and invoice.due_date is not None:
         add(root, cbc("DueDate"), date_text(invoice.due_date))
     if layout.peppol:
-        code = clean(invoice.type_code) or layout.default_type
-        if code not in layout.type_codes:
-            problems.add(f"type code {code!r} is not allowed in a {layout.root} (P0100/P0101)")
+        allowed = SELF_BILLED_TYPE_CODES[layout.root] if sb else layout.type_codes
+        default = _SELF_BILLED_DEFAULT[layout.root] if sb else layout.default_type
+        code = clean(invoice.type_code) or default
+        if code not in allowed:
+            rules = "self-billing " if sb else ""
+            problems.add(
+                f"type code {code!r} is not allowed in a {rules}{layout.root} (P0100/P0101)"
+            )
         add(root, cbc(f"{layout.root}TypeCode"), code or "")
     notes = [n for n in dict.fromkeys(clean(n) for n in [invoice.reason, *invoice.notes]) if n]
     if notes:  # PEPPOL-EN16931-R002: one note at most
@@ -260,13 +286,14 @@ def _add_line_billing_reference(
     el: Element, invoice: Invoice, line: InvoiceLine, where: str, problems: Problems
 ) -> None:
     refs = [ref for ref in (clean(r) for r in invoice.billing_refs) if ref is not None]
-    order_line = clean(line.order_line_ref)
-    if not refs or order_line is None:
-        problems.add(f"{where}: a debit note line refers to an invoice and its line")
+    if not refs:
+        problems.add(f"{where}: a debit note line refers to the invoice it corrects")
         return
     billing = add(el, cac("BillingReference"))
     add(add(billing, cac("InvoiceDocumentReference")), cbc("ID"), refs[0])
-    add(add(billing, cac("BillingReferenceLine")), cbc("ID"), order_line)
+    order_line = clean(line.order_line_ref)
+    if order_line is not None:  # an amount-only line (a fee) corrects no line of the invoice
+        add(add(billing, cac("BillingReferenceLine")), cbc("ID"), order_line)
 
 
 def _add_price(

@@ -90,14 +90,19 @@ def check_seller_vat(invoice: Invoice, lines: list[InvoiceLine], problems: Probl
 def add_payment(
     root: Element, invoice: Invoice, layout_root: str, totals: Totals | None, problems: Problems
 ) -> None:
-    """PaymentMeans (credit transfer to the seller's IBAN), PaymentTerms; BR-CO-25, NL-R-007."""
+    """PaymentMeans (the invoice's means code, else a credit transfer, to its account, with its
+    payment reference, else the invoice number), PaymentTerms; BR-CO-25, NL-R-007."""
     iban = clean(invoice.iban)
     if iban is not None:
         means = add(root, cac("PaymentMeans"))
-        add(means, cbc("PaymentMeansCode"), CREDIT_TRANSFER, name="Credit transfer")
+        code = clean(invoice.payment_means_code) or CREDIT_TRANSFER
+        if code == CREDIT_TRANSFER:
+            add(means, cbc("PaymentMeansCode"), code, name="Credit transfer")
+        else:
+            add(means, cbc("PaymentMeansCode"), code)
         if layout_root != "Invoice" and invoice.due_date is not None:
             add(means, cbc("PaymentDueDate"), date_text(invoice.due_date))
-        add(means, cbc("PaymentID"), clean(invoice.document_id) or "")
+        add(means, cbc("PaymentID"), clean(invoice.payment_id) or clean(invoice.document_id) or "")
         account = add(means, cac("PayeeFinancialAccount"))
         add(account, cbc("ID"), iban)
         bic = clean(invoice.bic)

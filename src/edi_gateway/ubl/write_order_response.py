@@ -1,4 +1,11 @@
-"""Write a domain :class:`OrderResponse` as a Peppol BIS 3 Order Response (T76), UBL 2.1.
+"""Write a domain :class:`OrderResponse` as a Peppol BIS 3 Order Response (T76) or Order
+Response Advanced (T116), UBL 2.1.
+
+T116 (advanced ordering, docs/adr/0025-advanced-ordering.md) has the same data model and
+code lists as T76 here (OrderResponseCode AB/AP/RE/CA, LineStatusCode 1/3/5/7/42, lines on CA
+only: PEPPOL-T116-R007..R010); it differs in its CustomizationID and ProfileID, which the
+response carries (:func:`advanced_ids`). Its ``cac:OrderChangeDocumentReference`` is UBL 2.2
+only and is never written: a response answering an Order Change names it in a note.
 
 Element order follows ``UBL-OrderResponse-2.1.xsd`` and the common aggregate sequences; what is
 written, and what is left out, follows the PEPPOLBIS-T76 Schematron, which forbids every element
@@ -31,6 +38,20 @@ from edi_gateway.ubl.write_common import (
 
 CUSTOMIZATION_ID = "urn:fdc:peppol.eu:poacc:trns:order_response:3"
 PROFILE_ID = "urn:fdc:peppol.eu:poacc:bis:ordering:3"
+ADVANCED_CUSTOMIZATION_ID = "urn:fdc:peppol.eu:poacc:trns:order_response_advanced:3"
+ADVANCED_PROFILE_ID = "urn:fdc:peppol.eu:poacc:bis:advanced_ordering:3"
+"""Peppol BIS Advanced Ordering 3: T116 answers orders, changes and cancellations of it."""
+
+
+def is_advanced(profile_id: str | None) -> bool:
+    """Whether a document's ProfileID is Peppol advanced ordering (answered with T116)."""
+    return clean(profile_id) == ADVANCED_PROFILE_ID
+
+
+def advanced_ids() -> tuple[str, str]:
+    """The (CustomizationID, ProfileID) of a T116 Order Response Advanced."""
+    return ADVANCED_CUSTOMIZATION_ID, ADVANCED_PROFILE_ID
+
 
 RESPONSE_CODES = MappingProxyType(
     {

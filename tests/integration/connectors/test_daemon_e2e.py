@@ -3,7 +3,7 @@ subprocess against the servers of the contract suite's harnesses, which play the
 
 The buyer drops an Order on SFTP; the daemon takes it on its schedule and forwards it (UBL) to
 the supplier over RabbitMQ; the supplier answers with an Order Response mailed to the gateway's
-IMAP mailbox; the order is Accepted and the answer is relayed to the buyer as a Peppol T76 over
+IMAP mailbox; the order is Accepted and the answer is relayed to the buyer as it came (a T76) over
 AS2, which the buyer decrypts and which passes ``ubl-check``. ``/metrics`` counts every message
 in and out per connector, ``/healthz`` is ok, JSON log lines about messages carry
 ``message_id``, and SIGTERM ends the daemon with exit 0.
@@ -142,7 +142,11 @@ def test_order_chain_through_the_daemon_over_sftp_amqp_imap_and_as2(
         assert sftp_harness.waiting() == 0 and list(sftp_harness.files("archive")) != []
 
         # 3. the supplier's acceptance by mail: the order moves to Accepted
-        response = f.order_response("OR-E2E-1", ORDER_ID, "AP")
+        response = f.order_response("OR-E2E-1", ORDER_ID, "AP").replace(
+            b"<cac:OrderReference>",  # a complete T76: relays go out as the supplier sent them
+            b"<cbc:DocumentCurrencyCode>EUR</cbc:DocumentCurrencyCode><cac:OrderReference>",
+            1,
+        )
         email_harness.send("order-response.xml", response)
 
         def accepted() -> dict[str, Any] | None:
@@ -158,6 +162,7 @@ def test_order_chain_through_the_daemon_over_sftp_amqp_imap_and_as2(
         # 4. relayed to the buyer as a Peppol T76 over AS2, decrypted by the buyer
         relayed = _wait_for("the T76 over AS2", as2_harness.delivered, daemon)
         [(name, t76)] = relayed.items()
+        assert t76 == response  # byte-identical (docs/adr/0026-faithful-relays.md)
         document = interpret(etree.fromstring(t76))
         assert document.kind.value == "OrderResponse" and document.order_refs == [ORDER_ID]
         assert b"urn:fdc:peppol.eu:poacc:trns:order_response:3" in t76

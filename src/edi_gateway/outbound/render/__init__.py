@@ -2,7 +2,8 @@
 
 Every renderer is pure (domain documents in, bytes out; no store, no I/O):
 
-- :mod:`.pdf`: ``order_pdf``, ``packing_slip_pdf`` (delivery note + box labels), ``invoice_pdf``;
+- :mod:`.pdf`: ``order_pdf``, ``invoice_pdf``; :mod:`.labels`: ``packing_slip_pdf`` (delivery
+  note, box contents, one SSCC label per box); fonts embedded (:mod:`.fonts`);
 - :mod:`.xlsx`: ``orders_workbook`` (one sheet per order, or all lines on one sheet);
 - :mod:`.csv`: ``orders_csv`` (one row per order line, UTF-8 with BOM, ``;``).
 
@@ -21,6 +22,7 @@ from enum import Enum
 from typing import Any
 
 from edi_gateway.domain.documents import Line, Order, Party
+from edi_gateway.domain.order_data import DEFAULT_ORDER_TYPE, ORDER_TYPES, Contact
 
 
 class Kind(Enum):
@@ -77,8 +79,50 @@ HEADER_COLUMNS: tuple[Column, ...] = (
     Column("party.buyer_id", Kind.TEXT, lambda o, _: party_id(o.buyer)),
     Column("party.seller", Kind.TEXT, lambda o, _: party_name(o.seller)),
     Column("party.seller_id", Kind.TEXT, lambda o, _: party_id(o.seller)),
+    Column("order.type", Kind.TEXT, lambda o, _: o.order_type),
+    Column("order.buyer_reference", Kind.TEXT, lambda o, _: o.buyer_reference),
+    Column("party.delivery", Kind.TEXT, lambda o, _: delivery_place(o)),
+    Column("delivery.address", Kind.TEXT, lambda o, _: delivery_address(o)),
+    Column("delivery.from", Kind.DATE, lambda o, _: o.delivery.start_date if o.delivery else None),
+    Column("delivery.to", Kind.DATE, lambda o, _: o.delivery.end_date if o.delivery else None),
+    Column("contact.buyer", Kind.TEXT, lambda o, _: contact_text(o.buyer_contact)),
+    Column("doc.notes", Kind.TEXT, lambda o, _: "\n".join(o.notes) or None),
 )
-"""The order's header fields, repeated on every row of a one-table layout."""
+"""The order's header fields, repeated on every row of a one-table layout (the order type as
+its code, as sent: docs/adr/0029)."""
+
+
+def delivery_place(order: Order) -> str | None:
+    """Where to deliver: location name or delivery party, and the location ID."""
+    return (order.delivery.place() or None) if order.delivery else None
+
+
+def delivery_address(order: Order) -> str | None:
+    """The delivery address on one line."""
+    address = order.delivery.address if order.delivery else None
+    return (address.text() or None) if address else None
+
+
+def delivery_period(order: Order) -> str | None:
+    """The requested delivery period with its times (``2026-12-14 08:00:00 – ...``)."""
+    return (order.delivery.period() or None) if order.delivery else None
+
+
+def contact_text(contact: Contact | None) -> str | None:
+    """A contact as ``name, telephone, email``."""
+    return (contact.text() or None) if contact else None
+
+
+def order_type_label(order: Order, t: Callable[[str], str]) -> str:
+    """The order type in the reader's language with its code (``Ramorder (221)``); no code
+    sent reads as 220 (Peppol T01); a code outside the Peppol list is shown as it is."""
+    code = order.order_type or DEFAULT_ORDER_TYPE
+    name = t(f"order_type.{code}") if code in ORDER_TYPES else None
+    label = f"{name} ({code})" if name else code
+    return (
+        f"{label}, {t('delivery.express')}" if order.delivery and order.delivery.express else label
+    )
+
 
 LINE_COLUMNS: tuple[Column, ...] = (
     Column("column.line", Kind.LINE_NO, lambda _, ln: line_number(ln.line_id)),
@@ -94,6 +138,7 @@ LINE_COLUMNS: tuple[Column, ...] = (
     Column("column.amount", Kind.AMOUNT, lambda _, ln: ln.line_amount),
     Column("column.delivery_date", Kind.DATE, lambda _, ln: ln.delivery_date),
     Column("column.note", Kind.TEXT, lambda _, ln: ln.note),
+    Column("column.delivery_place", Kind.TEXT, lambda _, ln: ln.delivery_place),
 )
 """The columns of an order line (identifiers such as GTINs stay text: leading zeros)."""
 

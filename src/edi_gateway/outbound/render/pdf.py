@@ -1,11 +1,10 @@
-"""Printable PDFs (reportlab): an order, a delivery note with box labels, an invoice.
+"""Printable PDFs (reportlab): an order, an invoice (the packing slip: :mod:`.labels`).
 
 A4 portrait, 18 mm margins; a title, the parties, the dates, a line table whose heading row
 repeats on every page, totals, and "page n of N" with the document id in every footer. Labels
 are in the partner's language (:mod:`edi_gateway.outbound.i18n`).
 
-Fonts are chosen per script run (see :mod:`.pdf_text`): Chinese prints in reportlab's
-built-in CID font ``STSong-Light``, Latin text in Helvetica.
+Fonts are chosen per script run and embedded (see :mod:`.pdf_text`, :mod:`.fonts`).
 
 The output is reproducible: reportlab's ``invariant`` mode fixes the dates and the file id.
 """
@@ -17,9 +16,9 @@ from decimal import Decimal
 
 from reportlab.lib import colors
 from reportlab.lib.units import mm
-from reportlab.platypus import LongTable, PageBreak, Spacer, Table
+from reportlab.platypus import LongTable, Spacer, Table
 
-from edi_gateway.domain.documents import DespatchAdvice, DocumentKind, Invoice, Line, Order, Party
+from edi_gateway.domain.documents import DocumentKind, Invoice, Line, Order, Party
 from edi_gateway.outbound.i18n import (
     allowance_charge_label,
     format_amount,
@@ -28,9 +27,16 @@ from edi_gateway.outbound.i18n import (
     translator,
     unit_name,
 )
-from edi_gateway.outbound.render import party_id, vat_breakdown, vat_of
+from edi_gateway.outbound.render import (
+    contact_text,
+    delivery_address,
+    delivery_period,
+    delivery_place,
+    order_type_label,
+    vat_breakdown,
+    vat_of,
+)
 from edi_gateway.outbound.render.pdf_text import (
-    BIG,
     BOLD,
     HEAD_FILL,
     LATIN,
@@ -49,7 +55,11 @@ from edi_gateway.outbound.render.pdf_text import (
 
 Translate = Callable[[str], str]
 _MAX_COLUMN = 40 * mm
-_FLUSH = [("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (0, -1), 0)]
+_FLUSH = [
+    ("FONT", (0, 0), (-1, -1), LATIN, 9),  # a cell's default is Helvetica, never embedded
+    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+    ("LEFTPADDING", (0, 0), (0, -1), 0),
+]
 _PADDING = 13  # reportlab's default cell padding (6 pt a side) and a point to spare
 
 
@@ -67,6 +77,7 @@ def order_pdf(order: Order, *, language: str = "en", cancelled: str | None = Non
         (t("order.number"), order.document_id),
         (t("order.issue_date"), _date(order.issue_date)),
         (t("doc.currency"), order.currency),
+        *_order_data(order, t),
     ]
     totals = [
         (t("order.lines_total"), _sum(ln.line_amount for ln in order.lines)),
@@ -82,42 +93,25 @@ def order_pdf(order: Order, *, language: str = "en", cancelled: str | None = Non
     return build(story, title, t("doc.page"))
 
 
-def packing_slip_pdf(
-    advice: DespatchAdvice,
-    order: Order | None = None,
-    *,
-    language: str = "en",
-    boxes: int = 1,
-) -> bytes:
-    """A delivery note for ``advice``, then one label page per box (``box n of N``).
-
-    ``order``, when given, supplies the ordered quantities and item names the advice lacks.
-    Each label shows the order id, the delivery party, the box number, carrier and tracking id.
-    """
-    if boxes < 1:
-        raise ValueError("boxes must be at least 1")
-    t = translator(language)
-    order_id = advice.order_refs[0] if advice.order_refs else order.document_id if order else ""
-    deliver_to = advice.buyer or (order.buyer if order else None)
-    title = f"{t('despatch.title')} {advice.document_id}"
-    info = [
-        (t("despatch.number"), advice.document_id),
-        (t("order.number"), order_id),
-        (t("despatch.date"), _date(advice.despatch_date or advice.issue_date)),
-        (t("despatch.estimated_delivery"), _date(advice.estimated_delivery_date)),
-        (t("despatch.carrier"), advice.carrier),
-        (t("despatch.tracking"), advice.tracking_id),
-        (t("despatch.shipment"), advice.shipment_id if advice.shipment_id != "NA" else None),
+def _order_data(order: Order, t: Translate) -> list[tuple[str, str | None]]:
+    """Type, buyer reference, where and when to deliver, contacts, attachments (docs/adr/0029);
+    :func:`_head` leaves out the empty ones."""
+    delivery = order.delivery
+    attached = [
+        " ".join(p for p in (a.document_type, a.ref, f"({a.filename or a.uri or '-'})") if p)
+        for a in order.attachments
     ]
-    parties = [(t("party.seller"), advice.seller), (t("party.delivery"), deliver_to)]
-    story = [
-        *_head(title, info, parties),
-        *_notes(advice.notes, t),
-        _despatch_lines(advice.lines, order, language, t),
+    return [
+        (t("order.type"), order_type_label(order, t)),
+        (t("order.buyer_reference"), order.buyer_reference),
+        (t("party.delivery"), delivery_place(order)),
+        (t("delivery.address"), delivery_address(order)),
+        (t("delivery.period"), delivery_period(order)),
+        (t("contact.buyer"), contact_text(order.buyer_contact)),
+        (t("contact.seller"), contact_text(order.seller_contact)),
+        (t("contact.delivery"), contact_text(delivery.contact if delivery else None)),
+        (t("order.attachments"), "; ".join(attached)),
     ]
-    for box in range(1, boxes + 1):
-        story += [PageBreak(), _box_label(advice, order_id, deliver_to, (box, boxes), t)]
-    return build(story, title, t("doc.page"))
 
 
 def invoice_pdf(invoice: Invoice, *, language: str = "en") -> bytes:
@@ -128,7 +122,11 @@ def invoice_pdf(invoice: Invoice, *, language: str = "en") -> bytes:
     the totals shown are the invoice's own (net, VAT, payable).
     """
     t = translator(language)
+    from edi_gateway.domain.documents import self_billed
+
     title = f"{t(_invoice_title_key(invoice))} {invoice.document_id}"
+    if self_billed(invoice.customization_id):  # the mention VAT Directive art. 226(10a) asks
+        title = f"{title} ({t('invoice.self_billing')})"
     info = [
         (t("invoice.number"), invoice.document_id),
         (t("invoice.issue_date"), _date(invoice.issue_date)),
@@ -210,10 +208,13 @@ def _notes(notes: Sequence[str], t: Translate) -> list[Flowable]:
     return [para(t("doc.notes"), BOLD), *(para(n) for n in notes), Spacer(1, 4 * mm)]
 
 
-def _item(line: Line, fallback: Line | None = None) -> Flowable:
+def _item(line: Line, fallback: Line | None = None, *, place: str = "") -> Flowable:
+    """The item's name, its codes below; ``place`` labels a line's own delivery place."""
     name = line.item_name or (fallback.item_name if fallback else None) or ""
     seller_item = line.seller_item_id or (fallback.seller_item_id if fallback else None)
     codes = " · ".join(c for c in (seller_item, line.standard_item_id) if c)
+    if place and line.delivery_place:
+        codes = " · ".join(c for c in (codes, f"{place}: {line.delivery_place}") if c)
     return para(name, small=codes)
 
 
@@ -262,7 +263,7 @@ def _order_lines(lines: Sequence[Line], language: str, t: Translate) -> Flowable
     rows = [
         [
             ln.line_id,
-            _item(ln),
+            _item(ln, place=t("party.delivery")),
             format_quantity(ln.quantity.value if ln.quantity else None, language),
             (unit_name(ln.quantity.unit if ln.quantity else None, language)),
             format_price(ln.price, language),
@@ -271,34 +272,6 @@ def _order_lines(lines: Sequence[Line], language: str, t: Translate) -> Flowable
         + ([_date(ln.delivery_date)] if dated else [])
         for ln in lines
     ]
-    return _table(header, rows)
-
-
-def _despatch_lines(
-    lines: Sequence[Line], order: Order | None, language: str, t: Translate
-) -> Flowable:
-    ordered = {ln.line_id: ln for ln in order.lines} if order else {}
-    backorder = any(ln.backorder_quantity for ln in lines)
-    header = [t("column.line"), t("column.item"), t("column.order_line")]
-    header += [t("column.ordered")] if order else []
-    header += [t("column.delivered")] + ([t("column.backorder")] if backorder else [])
-    header += [t("column.unit")]
-    rows: list[list[Cell]] = []
-    for ln in lines:
-        source = ordered.get(ln.order_line_ref or "")
-        row: list[Cell] = [ln.line_id, _item(ln, source), ln.order_line_ref or ""]
-        if order:
-            row.append(
-                format_quantity(
-                    source.quantity.value if source and source.quantity else None, language
-                )
-            )
-        row.append(format_quantity(ln.quantity.value if ln.quantity else None, language))
-        if backorder:
-            bq = ln.backorder_quantity
-            row.append(format_quantity(bq.value if bq else None, language))
-        row.append(unit_name(ln.quantity.unit if ln.quantity else None, language))
-        rows.append(row)
     return _table(header, rows)
 
 
@@ -348,6 +321,7 @@ def _totals(
     table = Table(shown or [[""]], colWidths=[55 * mm, 40 * mm], hAlign="RIGHT")
     table.setStyle(
         [
+            ("FONT", (0, 0), (0, -1), LATIN, 9),
             ("FONT", (1, 0), (1, -1), LATIN_BOLD, 10),
             ("ALIGN", (1, 0), (1, -1), "RIGHT"),
             ("LINEABOVE", (0, -1), (-1, -1), 0.75, colors.black),
@@ -356,42 +330,9 @@ def _totals(
     return table
 
 
-def _box_label(
-    advice: DespatchAdvice,
-    order_id: str,
-    deliver_to: Party | None,
-    box: tuple[int, int],
-    t: Translate,
-) -> Flowable:
-    name = deliver_to.name if deliver_to else None
-    rows = [
-        [para(t("label.title"), TITLE)],
-        [para(t("order.number"), BOLD)],
-        [para(order_id, BIG)],
-        [para(t("party.delivery"), BOLD)],
-        [para(name or party_id(deliver_to), BIG)],
-        [
-            para(
-                " · ".join(
-                    x for x in (party_id(deliver_to), deliver_to and deliver_to.country) if x
-                )
-            )
-        ],
-        [para(t("label.box").format(box=box[0], boxes=box[1]), BIG)],
-        [para(f"{t('despatch.carrier')}: {advice.carrier or ''}")],
-        [para(f"{t('despatch.tracking')}: {advice.tracking_id or ''}")],
-        [para(f"{t('despatch.number')}: {advice.document_id}")],
-    ]
-    table = Table(rows, colWidths=[WIDTH - 20 * mm])
-    table.setStyle(
-        [("BOX", (0, 0), (-1, -1), 1.5, colors.black), ("TOPPADDING", (0, 0), (-1, -1), 4)]
-    )
-    return table
-
-
 def _invoice_title_key(invoice: Invoice) -> str:
     if invoice.kind is DocumentKind.CREDIT_NOTE or invoice.type_code in {"381", "396"}:
         return "invoice.credit_title"
-    if invoice.kind is DocumentKind.DEBIT_NOTE or invoice.type_code == "383":
+    if invoice.kind is DocumentKind.DEBIT_NOTE or invoice.type_code in {"383", "527"}:
         return "invoice.debit_title"
     return "invoice.title"

@@ -1,11 +1,11 @@
 """The PDF toolkit of the renderers: fonts per script, paragraph markup, styles, page footer.
 
-Text that Windows-1252 can encode (English, Dutch, Swedish: å ä ö ë ï é ×) is set in Helvetica;
-every run of other characters (Chinese, fullwidth punctuation) in reportlab's built-in CID font
-``STSong-Light`` (Adobe-GB1: PDF viewers supply the glyphs, nothing is downloaded or
-embedded). A mixed name such as ``一次性医用口罩 (mask), 50只/盒`` switches font per run, and
-paragraphs holding CJK wrap between CJK characters. Latin letters outside Windows-1252
-(ł, ő, ș) are covered by neither font and print as blanks.
+Every font is embedded (a subset of the glyphs used), so a PDF reads the same on a machine
+without any font installed (:mod:`.fonts`, ADR 0028). Text is set in DejaVu Sans (Latin with
+Latin Extended, Greek, Cyrillic: ``Łódź Przędzalnia Dvořák Győr Şişli``); every run of
+characters DejaVu Sans has no glyph for (Chinese, Japanese, Korean, fullwidth punctuation) in
+Droid Sans Fallback. A mixed name such as ``一次性医用口罩 (mask), 50只/盒`` switches font per
+run, and paragraphs holding CJK wrap between CJK characters.
 """
 
 from __future__ import annotations
@@ -21,14 +21,16 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import Paragraph, SimpleDocTemplate
+from reportlab.platypus import BaseDocTemplate, Frame, PageTemplate, Paragraph
+
+from edi_gateway.outbound.render.fonts import CJK, LATIN, LATIN_BOLD, covers, register_fonts
 
 Flowable = Any  # reportlab ships no type hints
 Cell = str | Flowable
 
-LATIN, LATIN_BOLD, CJK = "Helvetica", "Helvetica-Bold", "STSong-Light"
+__all__ = ["CJK", "LATIN", "LATIN_BOLD", "build", "cell", "markup", "para", "text_width"]
+
 MARGIN = 18 * mm
 FRAME_PADDING = 6  # reportlab's default Frame padding, on each side
 WIDTH = A4[0] - 2 * MARGIN - 2 * FRAME_PADDING
@@ -45,12 +47,8 @@ PAGE_NUMBER = ParagraphStyle("page", parent=SMALL, alignment=TA_RIGHT)
 
 
 def needs_cjk(char: str) -> bool:
-    """Whether ``char`` lies outside Windows-1252, so Helvetica cannot print it."""
-    try:
-        char.encode("cp1252")
-    except UnicodeEncodeError:
-        return True
-    return False
+    """Whether the Latin font has no glyph for ``char``, so the CJK font prints it."""
+    return not covers(LATIN, char)
 
 
 def markup(text: str) -> str:
@@ -80,7 +78,6 @@ def para(text: str | None, style: ParagraphStyle = BODY, *, small: str = "") -> 
     if small:
         body += f'<br/><font size="7" color="#555555">{markup(small)}</font>'
     if any(needs_cjk(c) for c in text + small):
-        register_cjk()
         style = ParagraphStyle(f"{style.name}-cjk", parent=style, wordWrap="CJK")
     return Paragraph(body, style)
 
@@ -99,24 +96,30 @@ def text_width(text: str, *, bold: bool = False, size: float = 9) -> float:
     latin = LATIN_BOLD if bold else LATIN
     width = 0.0
     for char in text:
-        cjk = needs_cjk(char)
-        if cjk:
-            register_cjk()
-        width += pdfmetrics.stringWidth(char, CJK if cjk else latin, size)
+        width += pdfmetrics.stringWidth(char, CJK if needs_cjk(char) else latin, size)
     return width
 
 
-def register_cjk() -> None:
-    """Register the built-in CID font with reportlab (once per process; idempotent)."""
-    if CJK not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont(CJK))
+LABEL_TEMPLATE = "label"
+"""The page template of a label page (``NextPageTemplate(LABEL_TEMPLATE)`` in a story)."""
+LABEL_MARGIN = 4 * mm
 
 
-def build(story: list[Flowable], title: str, page_text: str) -> bytes:
-    """The PDF of ``story``: A4, margins, ``title`` and "page n of N" (``page_text``) below."""
-    register_cjk()
+def build(
+    story: list[Flowable],
+    title: str,
+    page_text: str,
+    *,
+    label_page: tuple[float, float] | None = None,
+) -> bytes:
+    """The PDF of ``story``: A4, margins, ``title`` and "page n of N" (``page_text``) below.
+
+    ``label_page`` (width, height) adds the page template ``label``: pages of that size with a
+    4 mm margin and no footer, for box labels.
+    """
+    register_fonts()
     out = io.BytesIO()
-    doc = SimpleDocTemplate(
+    doc = BaseDocTemplate(
         out,
         pagesize=A4,
         leftMargin=MARGIN,
@@ -125,8 +128,20 @@ def build(story: list[Flowable], title: str, page_text: str) -> bytes:
         bottomMargin=MARGIN + 6 * mm,
         title=title,
         invariant=1,
+        initialFontName=LATIN,  # else reportlab names Helvetica (never embedded) on every page
     )
-    doc.build(story, canvasmaker=partial(_NumberedCanvas, footer=title, page_text=page_text))
+    body = Frame(doc.leftMargin, doc.bottomMargin, doc.width, doc.height, id="body")
+    templates = [PageTemplate(id="page", frames=[body], pagesize=A4)]
+    if label_page is not None:
+        w, h = label_page
+        edge = LABEL_MARGIN
+        frame = Frame(edge, edge, w - 2 * edge, h - 2 * edge, id="label", showBoundary=0)
+        templates.append(PageTemplate(id=LABEL_TEMPLATE, frames=[frame], pagesize=label_page))
+    doc.addPageTemplates(templates)
+    doc.build(
+        story,
+        canvasmaker=partial(_NumberedCanvas, footer=title, page_text=page_text),
+    )
     return out.getvalue()
 
 
@@ -151,6 +166,8 @@ class _NumberedCanvas(Canvas):  # type: ignore[misc]  # reportlab is untyped
         super().save()
 
     def _draw_footer(self, number: int, total: int) -> None:
+        if tuple(self._pagesize) != tuple(A4):
+            return  # a label page: nothing but the label
         self.setStrokeColor(RULE)
         self.setLineWidth(0.5)
         left_x = MARGIN + FRAME_PADDING

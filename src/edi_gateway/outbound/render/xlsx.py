@@ -37,6 +37,11 @@ from edi_gateway.outbound.render import (
     CellValue,
     Column,
     Kind,
+    contact_text,
+    delivery_address,
+    delivery_period,
+    delivery_place,
+    order_type_label,
     party_id,
     party_name,
 )
@@ -103,8 +108,17 @@ def _write_order(
         ("party.buyer", _party(order.buyer), None),
         ("party.seller", _party(order.seller), None),
         ("order.total", order.total_amount, AMOUNT_FORMAT),
+        ("order.type", order_type_label(order, t), None),
+        ("order.buyer_reference", order.buyer_reference, None),
+        ("contact.buyer", contact_text(order.buyer_contact), None),
+        ("party.delivery", delivery_place(order), None),
+        ("delivery.address", delivery_address(order), None),
+        ("delivery.period", delivery_period(order), None),
     ]
-    # Two label/value pairs per row (columns A-B and D-E) keep the frozen block short.
+    if order.notes:  # row 5, right of a cancellation's reason
+        sheet.cell(row=5, column=4, value=t("doc.notes")).font = _HEADING
+        sheet.cell(row=5, column=5, value="\n".join(order.notes))
+    # Label/value pairs, three rows each (columns A-B, D-E, G-H, J-K): a short frozen block.
     for index, (key, value, number_format) in enumerate(block):
         row, column = 2 + index % 3, 1 + 3 * (index // 3)
         sheet.cell(row=row, column=column, value=t(key)).font = _HEADING
@@ -119,8 +133,10 @@ def _write_order(
 def _labels(
     block: Sequence[tuple[str, object, object]], t: Callable[[str], str]
 ) -> dict[int, list[str]]:
-    """The header block's labels by column (A and D), so the widths leave room for them."""
-    return {1: [t(k) for k, _, _ in block[:3]], 4: [t(k) for k, _, _ in block[3:]]}
+    """The header block's labels by column (A, D, G...), so the widths leave room for them."""
+    return {
+        1 + 3 * (i // 3): [t(k) for k, _, _ in block[i : i + 3]] for i in range(0, len(block), 3)
+    }
 
 
 def _write_all_lines(sheet: Sheet, orders: Sequence[Order], t: Callable[[str], str]) -> None:
@@ -189,7 +205,7 @@ def _fit_widths(
     """Column widths from the heading and the longest value (first 1,000 rows, capped)."""
     widths = {i: _width(t(c.key)) + 2 for i, c in enumerate(columns, start=1)}
     for index, texts in (extra or {}).items():
-        widths[index] = max(widths[index], *(_width(text) for text in texts))
+        widths[index] = max(widths.get(index, 0), *(_width(text) for text in texts))
     rows = sheet.iter_rows(min_row=first_row, max_row=first_row + 1000, max_col=len(columns))
     for row in rows:
         for cell in row:

@@ -1,7 +1,7 @@
 """users, console_sessions, login_failures: who may sign in to the web console
 
 Revision ID: 0016
-Revises: 0008
+Revises: 0018
 Create Date: 2026-12-05 03:20:00
 
 Console users with a role and an scrypt password hash; server-side sessions keyed by the
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0008"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,154 @@
+"""Recording what operators are to be told (``alert_events``), only for subscribed causes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, exists, func, insert, select
+
+from edi_gateway.errors import REMEDY, ErrorCode
+from edi_gateway.store.schema import alert_events, messages, outbox
+from edi_gateway.transports.email_spec import SmtpConnector
+
+if TYPE_CHECKING:
+    from edi_gateway.config import Settings
+    from edi_gateway.store.db import Store
+
+
+def subscribed(settings: Settings) -> set[str]:
+    """The causes some channel is told about (nothing is recorded for the others)."""
+    causes = {
+        c for conn in settings.connectors if isinstance(conn, SmtpConnector) for c in conn.notify
+    }
+    return causes | {c for hook in settings.alerts.webhooks for c in hook.causes}
+
+
+def record(
+    conn: Connection,
+    cause: str,
+    text: str,
+    at: datetime,
+    *,
+    partner: str | None = None,
+    subject: str | None = None,
+) -> None:
+    """One event (in the caller's transaction)."""
+    conn.execute(
+        insert(alert_events).values(
+            at=at, cause=cause, partner=partner, subject=subject and subject[:300], text=text[:2000]
+        )
+    )
+
+
+def record_once(
+    conn: Connection, cause: str, text: str, at: datetime, *, subject: str, within: timedelta
+) -> bool:
+    """Record an event about ``subject`` unless one of the same cause and subject was recorded
+    within ``within`` (a state that lasts is told again after that, not at every look)."""
+    e = alert_events.c
+    recent = exists().where(e.cause == cause, e.subject == subject[:300], e.at > at - within)
+    if conn.scalar(select(recent)):
+        return False
+    record(conn, cause, text, at, subject=subject)
+    return True
+
+
+def record_outcome(
+    store: Store, settings: Settings, states: Mapping[int, str], at: datetime
+) -> int:
+    """New orders and failed messages among a batch's ``states`` (message id -> state)."""
+    wanted = subscribed(settings) & {"order.received", "message.failed"}
+    if not wanted or not states:
+        return 0
+    c = messages.c
+    count = 0
+    ids = list(states)
+    with store.connect() as conn:
+        for start in range(0, len(ids), 500):
+            rows = conn.execute(
+                select(c.id, c.state, c.filename, c.source, c.doc_kind, c.doc_id, c.partner)
+                .add_columns(c.error_code, c.error_detail)
+                .where(c.id.in_(ids[start : start + 500]))
+                .order_by(c.id)
+            )
+            for row in rows:
+                if row.state == "failed" and "message.failed" in wanted:
+                    detail = (
+                        (row.error_detail or "").splitlines()[0][:200] if row.error_detail else ""
+                    )
+                    text = (
+                        f"message {row.id} {row.filename} from {row.source}: "
+                        f"{row.error_code} {detail}".strip()
+                    )
+                    record(
+                        conn,
+                        "message.failed",
+                        text,
+                        at,
+                        partner=row.partner,
+                        subject=row.error_code,
+                    )
+                    count += 1
+                elif (
+                    row.doc_kind == "Order"
+                    and row.state in ("processed", "orphan")
+                    and "order.received" in wanted
+                ):
+                    text = f"order {row.doc_id} (message {row.id})"
+                    record(conn, "order.received", text, at, partner=row.partner)
+                    count += 1
+    return count
+
+
+def record_deliveries(
+    store: Store, settings: Settings, done: Mapping[int, str], at: datetime
+) -> int:
+    """Deliveries among ``done`` (outbox id -> state) that just failed for the first time, or
+    were given up on."""
+    if "delivery.failed" not in subscribed(settings) or not done:
+        return 0
+    o = outbox.c
+    count = 0
+    ids = [i for i, state in done.items() if state in ("pending", "failed")]
+    with store.connect() as conn:
+        for start in range(0, len(ids), 500):
+            rows = conn.execute(
+                select(o.id, o.state, o.attempts, o.partner, o.connector, o.kind, o.doc_number)
+                .add_columns(o.last_error)
+                .where(o.id.in_(ids[start : start + 500]))
+            )
+            for row in rows:
+                if row.state == "pending" and row.attempts != 1:
+                    continue  # told at the first failure and when given up, not at every retry
+                how = "given up" if row.state == "failed" else "failed, retrying"
+                text = (
+                    f"outbox {row.id}: {row.kind} {row.doc_number} via {row.connector} {how}: "
+                    f"{(row.last_error or '')[:300]}"
+                )
+                record(
+                    conn, "delivery.failed", text, at, partner=row.partner, subject=row.connector
+                )
+                count += 1
+    return count
+
+
+def record_connector_down(
+    store: Store, settings: Settings, connector: str, *, code: str, message: str, at: datetime
+) -> None:
+    """A connector whose poll (or server) just failed after working."""
+    if "connector.down" not in subscribed(settings):
+        return
+    try:
+        remedy = REMEDY.get(ErrorCode(code), "")
+    except ValueError:
+        remedy = ""
+    text = f"connector {connector}: {code}: {message[:500]}" + (f" ({remedy})" if remedy else "")
+    with store.connect() as conn:
+        record(conn, "connector.down", text, at, subject=connector)
+
+
+def newest(conn: Connection) -> int:
+    """The id of the newest event (0 when none), for a channel that starts listening now."""
+    return int(conn.scalar(select(func.coalesce(func.max(alert_events.c.id), 0))) or 0)

@@ -1,0 +1,1 @@
+"""Business clocks the daemon keeps: SLA timers on orders (``sla.py``)."""

@@ -1,0 +1,245 @@
+"""SLA timers on orders: response due, despatch due, auto-approval (docs/adr/0034-sla-timers.md).
+
+The daemon calls :func:`look` every ``LOOK_EVERY`` (and ``run --once`` once). A look:
+
+1. gives every order that has none its due times, from its buyer partner's ``sla:`` terms (by
+   order type) and the order: response due = arrival + ``response_hours`` by urgency
+   (``ShippingPriorityLevelCode`` 1 = very urgent, 2 = urgent, else normal); despatch due = the
+   end (UTC) of the requested delivery date (the requested period's end, else its start, else
+   the earliest line delivery date), when the terms ask for it;
+2. fires each timer once: an order still unanswered past its response due time, or not
+   despatched past its despatch due time, gets ``sla.response_overdue`` /
+   ``sla.despatch_overdue`` in its history (and an ``sla.overdue`` alert);
+3. accepts, for partners with ``auto_approve_days``, orders still unanswered after that many
+   days: an Order Response AP from the gateway (``sla.auto_approved`` in the history).
+
+"Overdue" in ``orders list --overdue``, ``/metrics`` and the console is the same condition,
+read from the due columns (:func:`overdue`), so it never waits for a timer to fire.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
+
+from edi_gateway.alerts.events import record as record_alert
+from edi_gateway.alerts.events import subscribed
+from edi_gateway.config.sla import SlaSettings
+from edi_gateway.store.schema import history, order_delivery, order_lines, orders
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from edi_gateway.config import Settings
+    from edi_gateway.store.db import Store
+
+log = logging.getLogger(__name__)
+LOOK_EVERY = timedelta(minutes=1)
+BATCH = 1000
+URGENCY = {"1": "very_urgent", "2": "urgent"}
+"""UNCL4219 transport service priority: 1 Express, 2 High speed; anything else is normal."""
+NOT_DESPATCHED = ("Received", "Acknowledged", "Accepted", "Accepted with changes")
+"""The statuses of an order nothing has been despatched for (and that is still wanted)."""
+SYSTEM = "system (SLA)"
+DEFAULT = SlaSettings()
+
+
+def response_overdue(at: datetime) -> ColumnElement[bool]:
+    """Orders unanswered past their response due time."""
+    o = orders.c
+    return and_(
+        o.response_due_at < at,
+        o.response_code.is_(None),
+        o.cancelled.is_(False),
+        o.status.not_in(("Rejected", "Cancelled")),
+    )
+
+
+def despatch_overdue(at: datetime) -> ColumnElement[bool]:
+    """Orders not despatched past their despatch due time."""
+    o = orders.c
+    return and_(o.despatch_due_at < at, o.status.in_(NOT_DESPATCHED), o.cancelled.is_(False))
+
+
+def overdue(at: datetime) -> ColumnElement[bool]:
+    """Orders with a response or a despatch overdue at ``at``."""
+    return or_(response_overdue(at), despatch_overdue(at))
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """What one look did and found."""
+
+    scheduled: int = 0
+    fired: int = 0
+    auto_approved: int = 0
+    response_overdue: int = 0
+    despatch_overdue: int = 0
+
+
+def look(store: Store, settings: Settings, at: datetime) -> Tick:
+    """Schedule new orders, fire overdue timers once, auto-approve; the overdue counts."""
+    with store.connect() as conn:
+        scheduled = _schedule(conn, settings)
+    with store.connect() as conn:
+        fired = _fire(conn, settings, at)
+    approved = _auto_approve(store, settings, at)
+    with store.connect() as conn:
+        late = conn.execute(
+            select(
+                func.count().filter(response_overdue(at)),
+                func.count().filter(despatch_overdue(at)),
+            ).where(overdue(at))
+        ).one()
+    return Tick(scheduled, fired, approved, int(late[0] or 0), int(late[1] or 0))
+
+
+def _terms(settings: Settings, partner: str | None) -> SlaSettings:
+    found = settings.partner(partner) if partner else None
+    return found.sla if found is not None else DEFAULT
+
+
+def _end_of(day: date) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
+
+
+def _schedule(conn: Connection, settings: Settings) -> int:
+    """Due times for orders that have none yet (at most ``BATCH`` per look)."""
+    o, d, line = orders.c, order_delivery.c, order_lines.c
+    earliest = (
+        select(func.min(line.delivery_date))
+        .where(line.order_id == o.id)
+        .correlate(orders)
+        .scalar_subquery()
+    )
+    rows = conn.execute(
+        select(
+            o.id,
+            o.created_at,
+            o.buyer_partner,
+            o.order_type,
+            d.priority,
+            func.coalesce(d.end_date, d.start_date, earliest),
+        )
+        .outerjoin(order_delivery, d.order_id == o.id)
+        .where(o.response_due_at.is_(None))
+        .order_by(o.id)
+        .limit(BATCH)
+    ).all()
+    for order_id, created, partner, order_type, priority, wanted in rows:
+        sla = _terms(settings, partner)
+        terms = sla.terms(order_type)
+        urgency = URGENCY.get((priority or "").strip(), "normal")
+        hours = getattr(terms.response_hours, urgency)
+        despatch = _end_of(_as_date(wanted)) if terms.despatch and wanted is not None else None
+        conn.execute(
+            update(orders)
+            .where(o.id == order_id)
+            .values(response_due_at=created + timedelta(hours=hours), despatch_due_at=despatch)
+        )
+    return len(rows)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _fire(conn: Connection, settings: Settings, at: datetime) -> int:
+    """Record each timer that has run out, once."""
+    o = orders.c
+    alert = "sla.overdue" in subscribed(settings)
+    fired = 0
+    for which, condition, column, due in (
+        ("response", response_overdue(at), o.response_overdue_at, o.response_due_at),
+        ("despatch", despatch_overdue(at), o.despatch_overdue_at, o.despatch_due_at),
+    ):
+        rows = conn.execute(
+            select(o.id, o.order_number, o.buyer_partner, due)
+            .where(condition, column.is_(None))
+            .order_by(o.id)
+            .limit(BATCH)
+        ).all()
+        for order_id, number, partner, when in rows:
+            late = f"{when:%Y-%m-%d %H:%M} UTC"
+            what = "no response" if which == "response" else "nothing despatched"
+            text = f"order {number}: {what} by {late}"
+            conn.execute(update(orders).where(o.id == order_id).values({column.key: at}))
+            conn.execute(
+                insert(history).values(
+                    at=at,
+                    order_id=order_id,
+                    event=f"sla.{which}_overdue",
+                    detail=f"{what} by {late} (the {which} was due then)",
+                    actor=SYSTEM,
+                )
+            )
+            if alert:
+                record_alert(conn, "sla.overdue", text, at, partner=partner, subject=f"{which}")
+            fired += 1
+    return fired
+
+
+def _auto_approve(store: Store, settings: Settings, at: datetime) -> int:
+    """Accept, for partners with ``auto_approve_days``, orders unanswered that long."""
+    from edi_gateway.errors import GatewayError
+    from edi_gateway.outbound.respond import Decision, respond
+
+    o = orders.c
+    approved = 0
+    for partner in settings.partners:
+        days = partner.sla.auto_approve_days
+        if days is None:
+            continue
+        refused = (
+            select(history.c.id)
+            .where(history.c.order_id == o.id, history.c.event == "sla.auto_approval_refused")
+            .exists()
+        )
+        with store.connect() as conn:
+            due = conn.execute(
+                select(o.id, o.order_number)
+                .where(
+                    ~refused,  # refused once (a deleted line, a rule): an operator decides
+                    o.buyer_partner == partner.id,
+                    o.created_at < at - timedelta(days=days),
+                    o.response_code.is_(None),
+                    o.cancelled.is_(False),
+                    o.status.not_in(("Rejected", "Cancelled")),
+                )
+                .order_by(o.id)
+                .limit(BATCH)
+            ).all()
+        actor = f"system (auto-approval after {days} days without feedback)"
+        for order_id, number in due:
+            try:
+                respond(store, settings, str(order_id), Decision("AP"), actor=actor)
+            except GatewayError as exc:
+                log.warning("order %s: auto-approval refused: %s", number, exc)
+                detail = f"auto-approval after {days} days refused: {exc}"
+                with store.connect() as conn:
+                    conn.execute(
+                        insert(history).values(
+                            at=at,
+                            order_id=order_id,
+                            event="sla.auto_approval_refused",
+                            detail=detail[:2000],
+                            actor=SYSTEM,
+                        )
+                    )
+                continue
+            with store.connect() as conn:
+                conn.execute(
+                    insert(history).values(
+                        at=at,
+                        order_id=order_id,
+                        event="sla.auto_approved",
+                        detail=f"no feedback in {days} days: accepted (Order Response AP)",
+                        actor=SYSTEM,
+                    )
+                )
+            approved += 1
+    return approved

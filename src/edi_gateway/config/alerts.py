@@ -1,0 +1,54 @@
+"""``alerts:`` in gateway.yaml: how often operators hear about each cause, and the webhooks.
+
+Mail alerts go to the ``to`` of every ``smtp`` connector whose ``notify:`` lists causes; webhooks
+are listed here. Every cause is throttled: at most one alert per cause and channel per
+``every_minutes``; what happens meanwhile waits and goes in the next digest (docs/adr/0033).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, HttpUrl, field_validator
+
+from edi_gateway.config.base import Secret, _Model
+
+Cause = Literal[
+    "order.received",
+    "message.failed",
+    "delivery.failed",
+    "delivery.overdue",
+    "connector.down",
+    "certificate.expiring",
+    "sla.overdue",
+]
+CAUSES: tuple[str, ...] = Cause.__args__  # type: ignore[attr-defined]
+
+
+class Webhook(_Model):
+    """A JSON POST per digest to ``url``, signed with HMAC-SHA256 of ``secret``."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    url: HttpUrl
+    secret: Secret
+    """Signs each POST: header ``X-Edi-Gateway-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of
+    "<t>.<body>">``, so the receiver can check origin and freshness."""
+    causes: list[Cause] = Field(min_length=1)
+    timeout_seconds: float = Field(default=10, gt=0, le=120)
+
+    @field_validator("causes")
+    @classmethod
+    def _once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("found a cause listed twice, expected each at most once")
+        return value
+
+
+class AlertSettings(_Model):
+    """``alerts:``: throttle, certificate warning period and webhooks."""
+
+    every_minutes: float = Field(default=15, gt=0, le=7 * 24 * 60)
+    """At most one alert per cause and channel in this many minutes (a digest of the rest)."""
+    certificate_days: int = Field(default=30, ge=1, le=365)
+    """Warn about a configured certificate this many days before it expires."""
+    webhooks: list[Webhook] = Field(default_factory=list)

@@ -1,0 +1,121 @@
+"""Record the discrepancies of an order's ledger and raise its ``attention`` flag (ADR 0024).
+
+After every attached document :func:`flag` works out (``domain.discrepancy.find``) which
+document lines take an order line beyond what was ordered, confirmed, despatched or invoiced.
+Each one not recorded before becomes a ``discrepancies`` row, an ``order.discrepancy`` history
+event naming the document, the line and the quantities, and sets ``orders.attention``. The
+document itself stays attached and counted as stated: the ledger shows what the partners said,
+the flag says a person must look. Only an operator clears the flag
+(:func:`clear_attention`, recorded in the history); a new discrepancy raises it again.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from edi_gateway.domain import discrepancy as rules
+from edi_gateway.domain.documents import DocumentKind
+from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.pipeline.history import now, record
+from edi_gateway.store.tables import Discrepancy, DocumentLine, DocumentRow, Order, OrderLine
+
+RESPONSE = DocumentKind.ORDER_RESPONSE.value
+
+
+def moves(docs: list[DocumentRow], ledger: dict[int, list[DocumentLine]]) -> list[rules.Move]:
+    """What each document states per order line, oldest first: the quantities the ledger sums
+    (a corrective invoice or a debit note moves none), and the quantities a CA confirms."""
+    from edi_gateway.pipeline.ledger import CORRECTIVE_INVOICE_CODES, NOT_ACCEPTED, SUMMED
+
+    out: list[rules.Move] = []
+    for doc in docs:
+        what = SUMMED.get(doc.kind)  # the ledger's names are the rules' MOVES
+        if what == rules.INVOICED and doc.code in CORRECTIVE_INVOICE_CODES:
+            continue
+        if doc.kind == RESPONSE and doc.code == "CA":
+            what = rules.CONFIRMED
+        if what is None:
+            continue
+        label = f"{doc.kind} {doc.doc_number}" + (
+            " (issued here)" if doc.direction == "out" else ""
+        )
+        for row in ledger.get(doc.id, []):
+            if row.order_line_id is None or row.quantity is None:
+                continue
+            if what == rules.CONFIRMED and row.status_code == NOT_ACCEPTED:
+                continue
+            out.append(rules.Move(doc.id, label, row.order_line_id, what, row.quantity))
+    return out
+
+
+def flag(
+    session: Session,
+    order: Order,
+    lines: list[OrderLine],
+    documents: tuple[list[DocumentRow], dict[int, list[DocumentLine]]],
+    *,
+    actor: str,
+) -> None:
+    """Record each new discrepancy of the order's documents (with their ledger rows); raise
+    the order's attention."""
+    docs, ledger = documents
+    bounds = {
+        line.id: rules.LineBounds(
+            line.line_id,
+            line.qty_ordered,
+            line.qty_ordered if line.qty_confirmed is None else line.qty_confirmed,
+        )
+        for line in lines
+    }
+    found = rules.find(moves(docs, ledger), bounds)
+    if not found:
+        return
+    known = set(
+        session.execute(
+            select(Discrepancy.document_id, Discrepancy.order_line_id, Discrepancy.kind).where(
+                Discrepancy.order_id == order.id
+            )
+        ).all()
+    )
+    stamp = now()
+    for item in found:
+        if (item.document, item.line, item.kind) in known:
+            continue
+        session.add(
+            Discrepancy(
+                order_id=order.id,
+                document_id=item.document,
+                order_line_id=item.line,
+                kind=item.kind,
+                quantity=item.quantity,
+                bound=item.bound,
+                detail=item.detail,
+                found_at=stamp,
+            )
+        )
+        record(session, "order.discrepancy", item.detail, actor=actor, order_id=order.id)
+        order.attention = True
+    session.flush()
+
+
+def clear_attention(session: Session, order: Order, reason: str, *, actor: str) -> int:
+    """Clear the order's attention flag for ``reason``; the discrepancies stay recorded.
+    Returns how many discrepancies the order has."""
+    if not reason.strip():
+        raise GatewayError(ErrorCode.USAGE, "give the reason the discrepancies are settled")
+    if not order.attention:
+        raise GatewayError(
+            ErrorCode.NOT_ALLOWED, f"order {order.order_number} does not need attention"
+        )
+    order.attention = False
+    order.updated_at = now()
+    count = len(discrepancies_of(session, order.id))
+    record(session, "order.attention_cleared", reason.strip(), actor=actor, order_id=order.id)
+    return count
+
+
+def discrepancies_of(session: Session, order_id: int) -> list[Discrepancy]:
+    """The order's recorded discrepancies, oldest first."""
+    query = select(Discrepancy).where(Discrepancy.order_id == order_id)
+    return list(session.scalars(query.order_by(Discrepancy.id)))

@@ -1,0 +1,342 @@
+"""Alerts that help (issue 11, point 3): grouped by cause and partner into digests, throttled per
+cause and channel, each saying what to do; a webhook that receives signed JSON over real HTTP
+(and fails, and is tried again); two gateways on one store sending each digest once; the
+certificate clock. Mail channels are proved against Dovecot + SMTP in test_email.py."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from sqlalchemy import func, select
+
+from edi_gateway.alerts.clocks import look
+from edi_gateway.alerts.digest import RETRY, prepare, send_due
+from edi_gateway.alerts.events import record, record_deliveries, record_outcome
+from edi_gateway.app import Gateway
+from edi_gateway.config import Settings
+from edi_gateway.outbound import outbox
+from edi_gateway.outbound.respond import Decision, respond
+from edi_gateway.store.db import Store, open_store
+from edi_gateway.store.schema import alert_events
+from tests import factory as f
+from tests.unit.support import receive
+
+pytestmark = pytest.mark.integration
+SECRET = "s3cret-for-tests"
+
+
+class Hook:
+    """A webhook receiver: keeps what it is sent; answers ``status``."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[dict[str, str], bytes]] = []
+        self.status = 204
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hook.posts.append((dict(self.headers), body))
+                self.send_response(hook.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/edi"
+
+    def digests(self) -> list[dict[str, Any]]:
+        """Every POST's JSON, after checking its signature against the shared secret."""
+        found = []
+        for headers, body in self.posts:
+            stamp, mac = (
+                part.split("=", 1)[1] for part in headers["X-Edi-Gateway-Signature"].split(",")
+            )
+            wanted = hmac.new(SECRET.encode(), f"{stamp}.".encode() + body, hashlib.sha256)
+            assert hmac.compare_digest(mac, wanted.hexdigest()), "bad signature"
+            assert headers["Content-Type"] == "application/json"
+            found.append(json.loads(body))
+        return found
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    receiver = Hook()
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
+
+
+def _settings(tmp_path: Path, url: str, every: float = 15, **extra: Any) -> Settings:
+    return Settings.model_validate(
+        {
+            "path": tmp_path / "gateway.yaml",
+            "partners": [f.buyer_partner(outbound="to-buyer"), f.seller_partner()],
+            "connectors": [
+                {
+                    "name": "to-buyer",
+                    "type": "folder",
+                    "direction": "out",
+                    "path": str(tmp_path / "out"),
+                },
+            ],
+            "alerts": {
+                "every_minutes": every,
+                "webhooks": [
+                    {
+                        "name": "ops-hook",
+                        "url": url,
+                        "secret": {"env": "EDI_TEST_WEBHOOK_SECRET"},
+                        "causes": [
+                            "order.received",
+                            "message.failed",
+                            "delivery.failed",
+                            "certificate.expiring",
+                        ],
+                    }
+                ],
+                **extra,
+            },
+        },
+        context={"base_dir": tmp_path},
+    )
+
+
+@pytest.fixture(autouse=True)
+def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDI_TEST_WEBHOOK_SECRET", SECRET)
+
+
+def test_digests_are_grouped_throttled_signed_and_say_what_to_do(
+    store: Store, tmp_path: Path, hook: Hook
+) -> None:
+    gateway = Gateway(_settings(tmp_path, hook.url), store)
+    settings = gateway.settings
+    prepare(store, settings)
+    start = datetime.now(UTC)
+    states = {
+        receive(gateway, f.order("PO-1")): "processed",
+        receive(gateway, f.order("PO-2")): "processed",
+        receive(gateway, f.order("PO-9", [f.Item("1", "1"), f.Item("1", "2")])): "failed",
+        receive(gateway, b"<Order"): "failed",
+    }
+    assert record_outcome(store, settings, states, start) == 4
+    assert send_due(store, settings, start) == {"ops-hook": "sent 4"}
+    [first] = hook.digests()
+    causes = {a["cause"]: a for a in first["alerts"]}
+    assert first["subject"] == "edi-gateway: 4 alerts (2 new orders received, 2 messages failed)"
+    assert causes["order.received"]["count"] == 2
+    assert [len(v) for v in causes["order.received"]["partners"].values()] == [2]
+    failed = causes["message.failed"]["partners"]
+    assert set(failed) == {"buyer", "(no partner)"}  # grouped by partner
+    assert (
+        "DUPLICATE_LINE_ID" in failed["buyer"][0] and "NOT_WELL_FORMED" in failed["(no partner)"][0]
+    )
+    assert "messages redrive ID" in causes["message.failed"]["what_to_do"]
+
+    # Within the throttle: a new failure waits, and nothing is sent twice.
+    again = {receive(gateway, b"<Order><x"): "failed"}
+    record_outcome(store, settings, again, start + timedelta(minutes=1))
+    assert send_due(store, settings, start + timedelta(minutes=1)) == {}
+    assert send_due(store, settings, start + timedelta(minutes=14)) == {}
+    assert len(hook.posts) == 1
+    # After it: one digest with exactly the new event.
+    assert send_due(store, settings, start + timedelta(minutes=15)) == {"ops-hook": "sent 1"}
+    last = hook.digests()[-1]
+    assert last["subject"].startswith("Message failed: message ")
+    assert [a["count"] for a in last["alerts"]] == [1]
+    assert send_due(store, settings, start + timedelta(hours=2)) == {}
+
+
+def test_a_failing_webhook_loses_nothing_and_waits_before_trying_again(
+    store: Store, tmp_path: Path, hook: Hook
+) -> None:
+    gateway = Gateway(_settings(tmp_path, hook.url), store)
+    settings = gateway.settings
+    prepare(store, settings)
+    start = datetime.now(UTC)
+    with store.connect() as conn:
+        for n in range(3):
+            record(conn, "message.failed", f"failure {n}", start, partner="buyer")
+    hook.status = 500
+    outcome = send_due(store, settings, start)
+    assert outcome["ops-hook"].startswith("failed: DELIVERY_REFUSED: webhook ops-hook answered 500")
+    assert send_due(store, settings, start + RETRY / 2) == {}  # not hammered
+    hook.status = 204
+    assert send_due(store, settings, start + RETRY) == {"ops-hook": "sent 3"}
+    assert [a["count"] for a in hook.digests()[-1]["alerts"]] == [3]
+
+    hook.server.shutdown()  # the receiver is gone: a connection error, kept for later
+    hook.server.server_close()
+    with store.connect() as conn:
+        record(conn, "message.failed", "failure 4", start, partner="buyer")
+    later = start + timedelta(hours=1)
+    assert send_due(store, settings, later)["ops-hook"].startswith("failed: CONNECTION_FAILED")
+
+
+def test_two_gateways_on_one_store_send_each_digest_once(
+    store: Store, database_url: str, tmp_path: Path, hook: Hook
+) -> None:
+    settings = _settings(tmp_path, hook.url)
+    prepare(store, settings)
+    start = datetime.now(UTC)
+    with store.connect() as conn:
+        for n in range(20):
+            record(conn, "message.failed", f"failure {n}", start, partner="buyer")
+    other = open_store(database_url)
+    barrier = threading.Barrier(2)
+    outcomes: list[dict[str, str]] = []
+
+    def send(on: Store) -> None:
+        barrier.wait()
+        outcomes.append(send_due(on, settings, start))
+
+    try:
+        threads = [threading.Thread(target=send, args=(s,)) for s in (store, other)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        other.close()
+    assert sorted(len(o) for o in outcomes) == [0, 1], outcomes
+    [digest] = hook.digests()
+    assert digest["alerts"][0]["count"] == 20
+
+
+def test_deliveries_are_told_at_the_first_failure_and_when_given_up(
+    store: Store, tmp_path: Path, hook: Hook
+) -> None:
+    blocked = tmp_path / "out"
+    blocked.write_text("not a folder")
+    gateway = Gateway(_settings(tmp_path, hook.url), store)
+    settings = gateway.settings
+    receive(gateway, f.order("PO-1"))
+    respond(store, settings, "PO-1", Decision("AB"), actor="ops")
+    moment = datetime.now(UTC)
+    told = 0
+    for _ in range(outbox.MAX_ATTEMPTS):
+        done = outbox.flush(store, settings, at=moment)
+        told += record_deliveries(store, settings, done, moment)
+        moment += timedelta(hours=2)
+    assert told == 2  # the first failed attempt and giving up, not the six in between
+    with store.connect() as conn:
+        texts = list(conn.scalars(select(alert_events.c.text).order_by(alert_events.c.id)))
+    assert "failed, retrying: TARGET_UNWRITABLE" in texts[0] and "given up" in texts[1]
+
+
+def _certificate(path: Path, days: int) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "partner.example")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=300))
+        .not_valid_after(now + timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def test_a_certificate_near_its_end_is_told_once_a_day(store: Store, tmp_path: Path) -> None:
+    soon, later = tmp_path / "soon.pem", tmp_path / "later.pem"
+    _certificate(soon, 5)
+    _certificate(later, 200)
+    settings = Settings.model_validate(
+        {
+            **_settings(tmp_path, "http://127.0.0.1:9/").model_dump(mode="json", exclude={"path"}),
+            "path": tmp_path / "gateway.yaml",
+            "connectors": [
+                {
+                    "name": "to-buyer",
+                    "type": "folder",
+                    "direction": "out",
+                    "path": str(tmp_path / "out"),
+                },
+                {
+                    "name": "mq",
+                    "type": "amqp",
+                    "direction": "in",
+                    "host": "127.0.0.1",
+                    "queue": "orders",
+                    "username": "u",
+                    "password": {"env": "EDI_TEST_WEBHOOK_SECRET"},
+                    "tls": True,
+                    "ca_file": str(soon),
+                },
+                {
+                    "name": "mq2",
+                    "type": "amqp",
+                    "direction": "in",
+                    "host": "127.0.0.1",
+                    "queue": "more",
+                    "username": "u",
+                    "password": {"env": "EDI_TEST_WEBHOOK_SECRET"},
+                    "tls": True,
+                    "ca_file": str(later),
+                },
+            ],
+        },
+        context={"base_dir": tmp_path},
+    )
+    moment = datetime.now(UTC)
+    found = look(store, settings, moment)
+    assert [(e.where, round(e.days_left(moment))) for e in found] == [
+        ("connectors.mq.ca_file", 5),
+        ("connectors.mq2.ca_file", 200),
+    ]
+    look(store, settings, moment + timedelta(hours=1))  # the same day: not told again
+    look(store, settings, moment + timedelta(days=1, minutes=1))  # the next day: again
+    with store.connect() as conn:
+        texts = list(
+            conn.scalars(
+                select(alert_events.c.text).where(alert_events.c.cause == "certificate.expiring")
+            )
+        )
+        assert conn.scalar(select(func.count()).select_from(alert_events)) == 2
+    assert len(texts) == 2 and all("CN=partner.example" in t and str(soon) in t for t in texts)
+    assert "(in 5 days)" in texts[0]
+
+
+def test_the_daemon_tells_a_connector_down_once(store: Store, tmp_path: Path, hook: Hook) -> None:
+    from edi_gateway.daemon import Daemon
+
+    base = _settings(tmp_path, hook.url).model_dump(mode="json", exclude={"path"})
+    base["alerts"]["webhooks"][0]["causes"] = ["connector.down"]
+    base["connectors"].append(
+        {"name": "inbox", "type": "folder", "direction": "in", "path": str(tmp_path / "missing")}
+    )
+    settings = Settings.model_validate(
+        {**base, "path": tmp_path / "gateway.yaml"}, context={"base_dir": tmp_path}
+    )
+    gateway = Gateway(settings, store)
+    for _ in range(2):  # a second run within every_minutes: no second digest
+        Daemon(gateway, lambda source, outcome: None, threading.Event()).run(once=True)
+    [digest] = hook.digests()
+    [alert] = digest["alerts"]
+    assert alert["cause"] == "connector.down" and alert["count"] == 1
+    [line] = alert["partners"]["(no partner)"]
+    assert line.startswith("connector inbox: SOURCE_UNREADABLE: inbound folder")

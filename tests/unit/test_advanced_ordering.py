@@ -1,0 +1,522 @@
+"""Peppol advanced ordering end to end: the official scenarios replayed (ADR 0025).
+
+The documents are read from ``../shared/corpus`` (never copied). Every scenario of the 2026.5
+artefacts continues order ``Order-1`` of scenario 1: the buyer City Hospital
+(0088:7300010000001) orders from The Supplier AB (0088:7302347231110); the gateway sits
+between them. Each step asserts the order's status and line quantities.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from lxml import etree
+from sqlalchemy import select
+
+from edi_gateway.app import Gateway
+from edi_gateway.config import Settings
+from edi_gateway.domain.documents import OrderResponse, Quantity
+from edi_gateway.outbound.cancel import answer
+from edi_gateway.outbound.charges import Charge
+from edi_gateway.outbound.forward import flush_all
+from edi_gateway.outbound.respond import Decision, LineChange, ResponseRefused, respond
+from edi_gateway.store.db import Store
+from edi_gateway.store.tables import Message
+from edi_gateway.ubl.read import interpret
+from tests import factory as f
+from tests.conftest import shared_dir
+from tests.unit.support import detail, make_settings, receive
+
+BUYER, SUPPLIER = "7300010000001", "7302347231110"
+SCENARIOS = "peppol-validation-artefacts/2026.5/examples/Advanced Ordering scenarios"
+
+
+def corpus(name: str) -> bytes:
+    """``sc2/OrderChange_sc2.xml`` -> the bytes of that official example."""
+    folder, file = name.split("/")
+    path = shared_dir() / "corpus" / SCENARIOS / f"advanced_ordering_{folder}" / file
+    return path.read_bytes()
+
+
+def settings(tmp_path: Path, auto: str = "none") -> Settings:
+    (tmp_path / "out").mkdir(exist_ok=True)
+    return Settings.model_validate(
+        {
+            "path": tmp_path / "gateway.yaml",
+            "partners": [
+                {
+                    "id": "hospital",
+                    "name": "City Hospital",
+                    "role": "buyer",
+                    "endpoint": {"scheme": "0088", "value": BUYER},
+                    "outbound": "to-buyer",
+                    "auto_response": auto,
+                },
+                {
+                    "id": "supplier",
+                    "name": "The Supplier AB",
+                    "role": "supplier",
+                    "endpoint": {"scheme": "0088", "value": SUPPLIER},
+                },
+            ],
+            "connectors": [
+                {"name": "to-buyer", "type": "folder", "direction": "out", "path": "out"},
+            ],
+        },
+        context={"base_dir": tmp_path},
+    )
+
+
+@pytest.fixture
+def gw(store: Store, tmp_path: Path) -> Gateway:
+    return Gateway(settings(tmp_path), store)
+
+
+def state(gw: Gateway) -> tuple[str, dict[str, tuple[str | None, str | None, str | None]]]:
+    """The order's status and, per line, (ordered, confirmed, unit)."""
+    found = detail(gw, "Order-1")
+    lines = {
+        line["line_id"]: (line["ordered"], line["confirmed"], line["unit"])
+        for line in found["lines"]
+    }
+    return found["status"], lines
+
+
+def events(gw: Gateway, prefix: str) -> list[str]:
+    return [
+        h["detail"] or "" for h in detail(gw, "Order-1")["history"] if h["event"].startswith(prefix)
+    ]
+
+
+def message(gw: Gateway, message_id: int) -> tuple[str, str | None]:
+    with gw.store.session() as session:
+        row = session.execute(
+            select(Message.state, Message.error_code).where(Message.id == message_id)
+        ).one()
+        return row.state, row.error_code
+
+
+def told(gw: Gateway, tmp_path: Path) -> list[tuple[Path, OrderResponse]]:
+    """The Order Responses the buyer got (the outbox flushed), oldest first, with their files."""
+    flush_all(gw.store, gw.settings)
+    out = []
+    for path in sorted((tmp_path / "out").iterdir()):
+        document = interpret(etree.fromstring(path.read_bytes()))
+        assert isinstance(document, OrderResponse)
+        out.append((path, document))
+    return out
+
+
+def ubl_check(*paths: Path) -> None:
+    tool = shared_dir() / "tools" / "ubl-check"
+    done = subprocess.run(
+        [sys.executable, str(tool), *map(str, paths)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_sc1_order_response_change(gw: Gateway) -> None:
+    receive(gw, corpus("sc1/Order_sc1.xml"))
+    assert state(gw) == ("Received", {"1": ("10", None, "NAR"), "2": ("50", None, "NAR")})
+    receive(gw, corpus("sc1/OrderResponse_sc1.xml"))  # CA: line 1 reduced to 5
+    status, lines = state(gw)
+    assert status == "Accepted with changes"
+    assert lines["1"] == ("10", "5", "NAR")
+    receive(gw, corpus("sc1/OrderChange_sc1.xml"))  # the buyer accepts: line 1 changed to 5
+    status, lines = state(gw)
+    assert lines == {"1": ("5", "5", "NAR"), "2": ("50", "50", "NAR")}
+    assert events(gw, "line.") == [
+        "line 1 quantity changed from 10 to 5 NAR by order change Change-1",
+        "line 2 changed, quantity 50 NAR as before by order change Change-1",
+    ]
+    assert events(gw, "order_change.") == [
+        "order change Change-1 (sequence 1, the order's first numbered change): 2 line actions"
+    ]
+
+
+def test_sc2_change_deletes_line_2(gw: Gateway) -> None:
+    for name in ("sc1/Order_sc1.xml", "sc1/OrderResponse_sc1.xml", "sc1/OrderChange_sc1.xml"):
+        receive(gw, corpus(name))
+    receive(gw, corpus("sc2/OrderChange_sc2.xml"))  # line 1 no action, line 2 deleted (2)
+    status, lines = state(gw)
+    assert lines["1"] == ("5", "5", "NAR")
+    assert lines["2"][0] == "0"
+    assert events(gw, "line.deleted") == ["line 2 deleted (was 50 NAR) by order change Change-2"]
+    assert detail(gw, "Order-1")["lines"][1]["deleted"] is True
+    assert detail(gw, "Order-1")["lines"][0]["deleted"] is False
+    # The supplier's T116 accepting the change uses cac:OrderChangeDocumentReference (UBL 2.2
+    # only): refused as XSD_INVALID, the order stays as the change left it (ADR 0002, 0025).
+    refused = receive(gw, corpus("sc2/OrderResponse_sc2.xml"))
+    assert message(gw, refused) == ("failed", "XSD_INVALID")
+    assert state(gw) == (status, lines)
+
+
+def test_sc3_change_with_a_repeated_sequence_is_refused(gw: Gateway) -> None:
+    for name in ("sc1/Order_sc1.xml", "sc1/OrderResponse_sc1.xml", "sc1/OrderChange_sc1.xml"):
+        receive(gw, corpus(name))
+    receive(gw, corpus("sc2/OrderChange_sc2.xml"))  # sequence 2
+    before = state(gw)
+    late = receive(gw, corpus("sc3/OrderChange_sc3.xml"))  # sequence 2 again
+    assert message(gw, late) == ("failed", "CHANGE_OUT_OF_SEQUENCE")
+    assert state(gw) == before
+
+
+def test_sc3_response_then_change(gw: Gateway) -> None:
+    receive(gw, corpus("sc1/Order_sc1.xml"))
+    receive(gw, corpus("sc3/OrderResponse_sc3.xml"))  # CA: new delivery period for line 1
+    status, lines = state(gw)
+    assert status == "Accepted with changes"
+    assert lines == {"1": ("10", "10", "NAR"), "2": ("50", "50", "NAR")}
+    receive(gw, corpus("sc3/OrderChange_sc3.xml"))  # sequence 2 after none: a gap, applied
+    status, lines = state(gw)
+    # a CA line without a quantity confirms what is ordered (ledger, ADR 0003)
+    assert lines == {"1": ("5", "5", "NAR"), "2": ("50", "50", "NAR")}
+    assert events(gw, "order_change.") == [
+        "order change Change-3 (sequence 2, the order's first numbered change): 2 line actions"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("folder", "code", "status", "outcome"),
+    [("sc4", "AP", "Cancelled", "accepted"), ("sc5", "RE", "Accepted with changes", "refused")],
+)
+def test_cancellation_answered_by_the_supplier(
+    gw: Gateway, tmp_path: Path, folder: str, code: str, status: str, outcome: str
+) -> None:
+    receive(gw, corpus("sc1/Order_sc1.xml"))
+    receive(gw, corpus("sc1/OrderResponse_sc1.xml"))  # CA: the order is confirmed
+    receive(gw, corpus(f"{folder}/OrderCancellation_{folder}.xml"))
+    found = detail(gw, "Order-1")
+    assert found["pending_cancellation"] is not None
+    assert found["status"] == "Accepted with changes"
+    receive(gw, corpus(f"{folder}/OrderResponse_{folder}.xml"))
+    found = detail(gw, "Order-1")
+    assert found["status"] == status
+    assert {d["state"] for d in found["documents"] if d["type"] == "OrderCancellation"} == {outcome}
+    _, lines = state(gw)
+    assert lines["1"] == ("10", "5", "NAR")
+    # The buyer is told with a T116 answering its cancellation: AP accepted, RE refused.
+    [(path, response)] = told(gw, tmp_path)
+    assert response.response_code == code
+    assert response.customization_id == "urn:fdc:peppol.eu:poacc:trns:order_response_advanced:3"
+    assert response.profile_id == "urn:fdc:peppol.eu:poacc:bis:advanced_ordering:3"
+    assert response.lines == []
+    assert any("Cancellation-1" in note for note in response.notes)
+    ubl_check(path)
+
+
+def test_sc1_cancellation_of_an_unconfirmed_order_is_accepted_at_once(
+    gw: Gateway, tmp_path: Path
+) -> None:
+    receive(gw, corpus("sc1/Order_sc1.xml"))
+    receive(gw, corpus("sc1/OrderCancellation_sc1.xml"))
+    assert state(gw)[0] == "Cancelled"
+    [(path, response)] = told(gw, tmp_path)
+    assert response.response_code == "AP"
+    assert response.customization_id == "urn:fdc:peppol.eu:poacc:trns:order_response_advanced:3"
+    ubl_check(path)
+
+
+def test_respond_to_an_advanced_order_is_a_t116(gw: Gateway, tmp_path: Path) -> None:
+    receive(gw, corpus("sc1/Order_sc1.xml"))
+    decision = Decision(
+        "CA",
+        changes=(LineChange("1", Decimal(4), date(2022, 3, 1)),),
+        substitutes=(("2", "SN-22", "Item 2, new model"),),
+        charges=(Charge("freight", Decimal("12.50")),),
+    )
+    issued = respond(gw.store, gw.settings, "Order-1", decision, actor="ops")
+    assert issued.status == "Accepted with changes"
+    [(path, response)] = told(gw, tmp_path)
+    assert response.customization_id == "urn:fdc:peppol.eu:poacc:trns:order_response_advanced:3"
+    assert response.profile_id == "urn:fdc:peppol.eu:poacc:bis:advanced_ordering:3"
+    assert [(line.line_id, line.status_code) for line in response.lines] == [
+        ("1", "3"),
+        ("2", "3"),
+        ("3", "1"),
+    ]
+    ubl_check(path)
+    _, lines = state(gw)
+    assert lines == {"1": ("10", "4", "NAR"), "2": ("50", "50", "NAR")}
+
+
+def test_respond_answers_the_latest_change_with_a_t116(gw: Gateway, tmp_path: Path) -> None:
+    for name in ("sc1/Order_sc1.xml", "sc1/OrderResponse_sc1.xml", "sc1/OrderChange_sc1.xml"):
+        receive(gw, corpus(name))
+    receive(gw, corpus("sc2/OrderChange_sc2.xml"))
+    with pytest.raises(ResponseRefused, match="line 2 was deleted by the buyer"):
+        respond(
+            gw.store,
+            gw.settings,
+            "Order-1",
+            Decision("CA", changes=(LineChange("2", Decimal(3)),)),
+            actor="ops",
+        )
+    respond(gw.store, gw.settings, "Order-1", Decision("AP"), actor="ops")
+    [(path, response)] = told(gw, tmp_path)
+    assert response.response_code == "AP" and response.lines == []
+    assert response.notes == ["Answers order change Change-2"]
+    assert response.customization_id == "urn:fdc:peppol.eu:poacc:trns:order_response_advanced:3"
+    ubl_check(path)
+    status, lines = state(gw)
+    assert status == "Accepted"
+    assert lines == {"1": ("5", "5", "NAR"), "2": ("0", "0", "NAR")}
+    # a second response answers no change any more
+    respond(gw.store, gw.settings, "Order-1", Decision("AB"), actor="ops")
+    assert told(gw, tmp_path)[1][1].notes == []
+
+
+def test_respond_to_a_basic_order_stays_a_t76(store: Store, tmp_path: Path) -> None:
+    gw = Gateway(make_settings(tmp_path), store)
+    receive(gw, f.order("PO-1", f.items(2)))
+    respond(gw.store, gw.settings, "PO-1", Decision("AP"), actor="ops")
+    [(path, response)] = told(gw, tmp_path)
+    assert response.customization_id == "urn:fdc:peppol.eu:poacc:trns:order_response:3"
+    assert response.profile_id == "urn:fdc:peppol.eu:poacc:bis:ordering:3"
+    ubl_check(path)
+
+
+def changed(change: bytes, old: str, new: str) -> bytes:
+    assert old.encode() in change, old
+    return change.replace(old.encode(), new.encode())
+
+
+@pytest.fixture
+def ordered(gw: Gateway) -> Gateway:
+    """Order-1 (10 + 50 NAR) confirmed by the supplier's CA, accepted by Change-1 (seq 1)."""
+    for name in ("sc1/Order_sc1.xml", "sc1/OrderResponse_sc1.xml", "sc1/OrderChange_sc1.xml"):
+        receive(gw, corpus(name))
+    return gw
+
+
+def test_change_in_another_unit_is_converted(ordered: Gateway) -> None:
+    change = corpus("sc2/OrderChange_sc2.xml")
+    change = changed(
+        change,
+        "<cbc:LineStatusCode>2</cbc:LineStatusCode>",
+        "<cbc:LineStatusCode>3</cbc:LineStatusCode>",
+    )
+    change = changed(
+        change,
+        '<cbc:Quantity unitCode="NAR">50</cbc:Quantity>',
+        '<cbc:Quantity unitCode="DZN">5</cbc:Quantity>',
+    )
+    receive(ordered, change)
+    _, lines = state(ordered)
+    assert lines["2"][0] == "60"
+    assert events(ordered, "line.changed")[-1] == (
+        "line 2 quantity changed from 50 to 60 NAR (given as 5 DZN) by order change Change-2"
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "code", "why"),
+    [
+        (
+            '2</cbc:LineStatusCode>\n      <cbc:Quantity unitCode="NAR">50',
+            '3</cbc:LineStatusCode>\n      <cbc:Quantity unitCode="KGM">50',
+            "ORDER_CHANGE_REFUSED",
+            "the change's unit KGM does not convert to the order line's unit NAR",
+        ),
+        (
+            "<cbc:ID>2</cbc:ID>\n      <cbc:LineStatusCode>2",
+            "<cbc:ID>9</cbc:ID>\n      <cbc:LineStatusCode>2",
+            "ORDER_CHANGE_REFUSED",
+            "line 9 is deleted (2) but no line of the order",
+        ),
+        (
+            "<cbc:LineStatusCode>2</cbc:LineStatusCode>",
+            "<cbc:LineStatusCode>1</cbc:LineStatusCode>",
+            "ORDER_CHANGE_REFUSED",
+            "line 2 is added (1) but the order has it already",
+        ),
+        (
+            "<cbc:LineStatusCode>2</cbc:LineStatusCode>",
+            "<cbc:LineStatusCode>74</cbc:LineStatusCode>",
+            "ORDER_CHANGE_REFUSED",
+            "line 2 is reopened (74) but it was not deleted",
+        ),
+        (
+            "<cbc:LineStatusCode>2</cbc:LineStatusCode>",
+            "",
+            "ORDER_CHANGE_REFUSED",
+            "line 2 has no LineStatusCode",
+        ),
+        (
+            "<cbc:SequenceNumberID>2</cbc:SequenceNumberID>",
+            "<cbc:SequenceNumberID>1</cbc:SequenceNumberID>",
+            "CHANGE_OUT_OF_SEQUENCE",
+            "sequence number 1 repeats that of change Change-1",
+        ),
+        (
+            "<cbc:SequenceNumberID>2</cbc:SequenceNumberID>",
+            "<cbc:SequenceNumberID>0</cbc:SequenceNumberID>",
+            "CHANGE_OUT_OF_SEQUENCE",
+            "sequence number 0 comes after change Change-1 with 1 was applied",
+        ),
+        (
+            "<cbc:SequenceNumberID>2</cbc:SequenceNumberID>",
+            "<cbc:SequenceNumberID>2b</cbc:SequenceNumberID>",
+            "CHANGE_OUT_OF_SEQUENCE",
+            "sequence number '2b' is not a whole number",
+        ),
+    ],
+)
+def test_a_change_that_cannot_apply_is_refused_whole(
+    ordered: Gateway, old: str, new: str, code: str, why: str
+) -> None:
+    before = state(ordered)
+    history = len(detail(ordered, "Order-1")["history"])
+    failed = receive(ordered, changed(corpus("sc2/OrderChange_sc2.xml"), old, new))
+    assert message(ordered, failed) == ("failed", code)
+    with ordered.store.session() as session:
+        error = session.scalar(select(Message.error_detail).where(Message.id == failed))
+    assert why in (error or "")
+    assert state(ordered) == before
+    assert len(detail(ordered, "Order-1")["history"]) == history
+
+
+def test_deleted_line_reopened_and_line_added(ordered: Gateway) -> None:
+    receive(ordered, corpus("sc2/OrderChange_sc2.xml"))
+    reopen = changed(
+        corpus("sc2/OrderChange_sc2.xml"),
+        "<cbc:LineStatusCode>2</cbc:LineStatusCode>",
+        "<cbc:LineStatusCode>74</cbc:LineStatusCode>",
+    )
+    reopen = changed(
+        reopen,
+        "<cbc:SequenceNumberID>2</cbc:SequenceNumberID>",
+        "<cbc:SequenceNumberID>3</cbc:SequenceNumberID>",
+    )
+    reopen = changed(reopen, "<cbc:ID>Change-2</cbc:ID>", "<cbc:ID>Change-3b</cbc:ID>")
+    reopen = changed(
+        reopen,
+        '<cbc:Quantity unitCode="NAR">50</cbc:Quantity>',
+        '<cbc:Quantity unitCode="NAR">20</cbc:Quantity>',
+    )
+    reopen = changed(
+        reopen,
+        "<cbc:ID>1</cbc:ID>\n      <cbc:LineStatusCode>4",
+        "<cbc:ID>3</cbc:ID>\n      <cbc:LineStatusCode>1",
+    )
+    receive(ordered, reopen)
+    found = detail(ordered, "Order-1")
+    lines = {line["line_id"]: (line["ordered"], line["deleted"]) for line in found["lines"]}
+    assert lines == {"1": ("5", False), "2": ("20", False), "3": ("5", False)}
+    assert events(ordered, "line.")[-2:] == [
+        "line 3 added: 5 NAR Item 1 by order change Change-3b",
+        "line 2 reopened: 20 NAR by order change Change-3b",
+    ]
+
+
+def test_cancelled_order_is_not_changed(gw: Gateway) -> None:
+    receive(gw, corpus("sc1/Order_sc1.xml"))
+    receive(gw, corpus("sc1/OrderCancellation_sc1.xml"))
+    failed = receive(gw, corpus("sc1/OrderChange_sc1.xml"))
+    assert message(gw, failed) == ("failed", "ORDER_CHANGE_REFUSED")
+
+
+def test_sc3_cancellation_of_a_confirmed_order_answered_by_the_operator(
+    gw: Gateway, tmp_path: Path
+) -> None:
+    receive(gw, corpus("sc1/Order_sc1.xml"))
+    receive(gw, corpus("sc3/OrderResponse_sc3.xml"))  # CA: the order is confirmed
+    receive(gw, corpus("sc3/OrderCancellation_sc3.xml"))  # the buyer cancels instead
+    assert detail(gw, "Order-1")["pending_cancellation"] is not None
+    assert state(gw)[0] == "Accepted with changes"
+    done = answer(gw.store, gw.settings, "Order-1", accepted=True, reason=None, actor="ops")
+    assert done.status == "Cancelled"
+    [(path, response)] = told(gw, tmp_path)
+    assert response.response_code == "AP"
+    assert response.notes == ["Order cancelled as requested by cancellation Cancellation-1"]
+    ubl_check(path)
+
+
+def test_orders_show_marks_the_deleted_line(ordered: Gateway) -> None:
+    from edi_gateway import views
+
+    receive(ordered, corpus("sc2/OrderChange_sc2.xml"))
+    text = views.order_text(detail(ordered, "Order-1"))
+    [header] = [row for row in text.splitlines() if "STATUS_CODE" in row]
+    assert header.split()[-1] == "DELETED"
+    [line_2] = [row for row in text.splitlines() if row.split()[:2] == ["2", "Item"]]
+    assert line_2.split()[-1] == "True" and line_2.split()[4] == "0"  # ordered 0
+
+
+def sc2_response(code: str, note: str) -> bytes:
+    """OrderResponse_sc2 as UBL 2.1 allows it: without cac:OrderChangeDocumentReference."""
+    data = corpus("sc2/OrderResponse_sc2.xml")
+    data = changed(
+        data,
+        "<cac:OrderChangeDocumentReference>\n    <cbc:ID>Change-2</cbc:ID>\n"
+        "  </cac:OrderChangeDocumentReference>\n",
+        "",
+    )
+    data = changed(data, "<cbc:OrderResponseCode>AP<", f"<cbc:OrderResponseCode>{code}<")
+    return changed(data, "<cbc:Note>Change is accepted<", f"<cbc:Note>{note}<")
+
+
+def test_supplier_accepts_the_change(ordered: Gateway, tmp_path: Path) -> None:
+    receive(ordered, corpus("sc2/OrderChange_sc2.xml"))
+    accepted = sc2_response("AP", "Change is accepted")
+    (tmp_path / "response.xml").write_bytes(accepted)
+    ubl_check(tmp_path / "response.xml")
+    receive(ordered, accepted)
+    status, lines = state(ordered)
+    assert status == "Accepted"
+    assert lines == {"1": ("5", "5", "NAR"), "2": ("0", "0", "NAR")}
+    assert events(ordered, "order_change.accepted") == [
+        "OrderResponse Response-2 (AP) accepts order change Change-2"
+    ]
+
+
+def test_supplier_refuses_the_change_not_the_order(ordered: Gateway) -> None:
+    receive(ordered, corpus("sc2/OrderChange_sc2.xml"))
+    receive(ordered, sc2_response("RE", "Line 2 is already packed"))
+    found = detail(ordered, "Order-1")
+    assert found["status"] == "Accepted with changes"  # as before the change, not Rejected
+    states = {d["document_id"]: d["state"] for d in found["documents"]}
+    assert (states["Change-2"], states["Response-2"]) == ("refused", "answer")
+    _, lines = state(ordered)
+    assert lines == {"1": ("5", "5", "NAR"), "2": ("50", "50", "NAR")}
+    assert [line["deleted"] for line in found["lines"]] == [False, False]
+    assert events(ordered, "order_change.refused") == [
+        "OrderResponse Response-2 (RE) refuses order change Change-2: Line 2 is already "
+        "packed; the order stands as before that change"
+    ]
+    # the refused change's sequence number is free again
+    again = changed(corpus("sc2/OrderChange_sc2.xml"), "<cbc:ID>Change-2<", "<cbc:ID>Change-2b<")
+    receive(ordered, again)
+    assert state(ordered)[1]["2"][0] == "0"
+
+
+def test_auto_acceptance_of_an_advanced_order_is_a_t116(store: Store, tmp_path: Path) -> None:
+    gw = Gateway(settings(tmp_path, auto="accept"), store)
+    receive(gw, corpus("sc1/Order_sc1.xml"))
+    [(path, response)] = told(gw, tmp_path)
+    assert (response.response_code, response.customization_id) == (
+        "AP",
+        "urn:fdc:peppol.eu:poacc:trns:order_response_advanced:3",
+    )
+    ubl_check(path)
+    assert state(gw)[0] == "Accepted"
+
+
+def test_a_ca_after_a_deletion_lists_the_deleted_line_not_accepted(
+    ordered: Gateway, tmp_path: Path
+) -> None:
+    receive(ordered, corpus("sc2/OrderChange_sc2.xml"))
+    decision = Decision("CA", changes=(LineChange("1", Decimal(4)),))
+    respond(ordered.store, ordered.settings, "Order-1", decision, actor="ops")
+    [(path, response)] = told(ordered, tmp_path)
+    assert [(x.line_id, x.status_code, x.quantity) for x in response.lines] == [
+        ("1", "3", Quantity(Decimal(4), "NAR")),
+        ("2", "7", Quantity(Decimal(0), "NAR")),
+    ]
+    assert response.notes == ["Answers order change Change-2"]
+    ubl_check(path)

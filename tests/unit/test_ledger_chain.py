@@ -1,0 +1,309 @@
+"""The ledger that cannot be fooled, end to end (docs/adr/0024): order -> response -> despatch
+-> invoice -> credit -> invoice through the real pipeline and the real issuing commands, with
+quantities, status, attention, discrepancies and history asserted at each step, and every UBL
+document the gateway generated put through the official checks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from edi_gateway.app import Gateway
+from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.outbound.despatch import DespatchRequest, despatch
+from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, invoice
+from edi_gateway.outbound.issuing import QuantityExceeded
+from edi_gateway.outbound.respond import Decision, LineChange, respond
+from edi_gateway.pipeline.discrepancies import clear_attention
+from edi_gateway.store.db import Store
+from edi_gateway.store.queries import Filters, page_orders, resolve_order
+from edi_gateway.store.tables import OutboxRow
+from edi_gateway.views import order_text, orders_table
+from tests import factory as f
+from tests.conftest import shared_dir
+from tests.unit.support import detail, receive
+from tests.unit.test_invoice import SELLER_LEGAL, billing_settings
+
+D = Decimal
+
+
+@pytest.fixture
+def gw(store: Store, tmp_path: Path) -> Gateway:
+    """Order PO-1: line 1 and line 2, 40 units each; the supplier has a legal profile."""
+    (tmp_path / "out").mkdir()
+    gateway = Gateway(billing_settings(tmp_path, seller_legal=SELLER_LEGAL), store)
+    receive(gateway, f.order("PO-1", f.items(2, "40")))
+    return gateway
+
+
+def issue(gw: Gateway, command: Any, request: Any, **kw: Any) -> Any:
+    return command(gw.store, gw.settings, "PO-1", request, actor="ops", **kw)
+
+
+def line(gw: Gateway, line_id: str = "1") -> dict[str, Any]:
+    [found] = [ln for ln in detail(gw)["lines"] if ln["line_id"] == line_id]
+    return found
+
+
+def events(gw: Gateway, name: str) -> list[str]:
+    return [h["detail"] for h in detail(gw)["history"] if h["event"] == name]
+
+
+def ubl_check_outbox(gw: Gateway, tmp_path: Path) -> int:
+    """Every document the gateway queued, through ubl-check; how many there were."""
+    with gw.store.session() as session:
+        rows = session.execute(select(OutboxRow.filename, OutboxRow.payload)).all()
+    folder = tmp_path / "generated"
+    folder.mkdir()
+    paths = []
+    for name, payload in rows:
+        (folder / name).write_bytes(payload)
+        paths.append(folder / name)
+    tool = shared_dir() / "tools" / "ubl-check"
+    done = subprocess.run(
+        [sys.executable, str(tool), *map(str, paths)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return len(paths)
+
+
+def test_credited_goods_are_not_billed_again(gw: Gateway, tmp_path: Path) -> None:
+    """The issue's finding: invoice 20, credit 5 (damaged), despatch the rest, invoice ORDER."""
+    issue(gw, respond, Decision("AP"))
+    assert detail(gw)["status"] == "Accepted"
+    issue(gw, despatch, DespatchRequest((("1", D(20)),)))
+    assert detail(gw)["status"] == "Partially delivered"  # our own advice: no supplier backorder
+    first = issue(gw, invoice, InvoiceRequest((LineRequest("1", D(20)),)))
+    assert first.status == "Partially invoiced"
+    credit = issue(
+        gw, invoice, InvoiceRequest((LineRequest("1", D(5)),), credit_of=first.doc_number)
+    )
+    assert (line(gw)["invoiced"], line(gw)["credited"]) == ("20", "5")
+    assert credit.status == "Partially invoiced"  # line 2 is not billed yet
+    issue(gw, despatch, DespatchRequest())  # the rest: line 1 20, line 2 40
+    assert detail(gw)["status"] == "Partially invoiced"
+    last = issue(gw, invoice, InvoiceRequest())
+    assert (line(gw)["invoiced"], line(gw)["credited"]) == ("40", "5")  # not 45
+    assert (line(gw, "2")["invoiced"], line(gw, "2")["credited"]) == ("40", "0")
+    assert last.status == "Fully invoiced"
+    with pytest.raises(GatewayError, match="nothing to bill"):
+        issue(gw, invoice, InvoiceRequest())
+    order = detail(gw)
+    assert order["attention"] is False and order["discrepancies"] == []
+    assert ubl_check_outbox(gw, tmp_path) == 6  # response, 2 advices, 2 invoices, credit
+
+
+def test_credit_then_reinvoice_needs_the_operator(gw: Gateway, tmp_path: Path) -> None:
+    issue(gw, despatch, DespatchRequest((("1", D(40)),)))
+    wrong = issue(gw, invoice, InvoiceRequest((LineRequest("1", price=D("12.00")),)))
+    issue(gw, invoice, InvoiceRequest(credit_of=wrong.doc_number, reason="wrong price"))
+    assert (line(gw)["invoiced"], line(gw)["credited"]) == ("40", "40")
+    with pytest.raises(GatewayError, match="nothing to bill"):
+        issue(gw, invoice, InvoiceRequest())
+    again = issue(gw, invoice, InvoiceRequest(rebill_credited=True))
+    assert (line(gw)["invoiced"], line(gw)["credited"]) == ("80", "40")
+    assert events(gw, "invoice.rebill_credited") == [
+        f"{again.doc_number} bills credited quantities again: line 1: 40 (credited 40)"
+    ]
+    assert detail(gw)["attention"] is False  # 80 invoiced less 40 credited: 40 of 40
+    assert ubl_check_outbox(gw, tmp_path) == 4
+
+
+def test_a_second_supplier_invoice_for_the_same_lines_is_flagged(gw: Gateway) -> None:
+    receive(gw, f.despatch_advice("D-1", "PO-1", [("1", "40"), ("2", "40")]))
+    billed = [("1", "40", "2.25"), ("2", "40", "3.25")]
+    receive(gw, f.invoice("S-INV-1", "PO-1", billed))
+    assert detail(gw)["status"] == "Fully invoiced" and detail(gw)["attention"] is False
+    receive(gw, f.invoice("S-INV-2", "PO-1", billed))
+    order = detail(gw)
+    assert line(gw)["invoiced"] == "80"  # recorded as the supplier stated it
+    assert order["attention"] is True
+    assert [
+        (d["line_id"], d["kind"], d["quantity"], d["bound"]) for d in order["discrepancies"]
+    ] == [
+        ("1", "over_invoiced", "80", "40"),
+        ("2", "over_invoiced", "80", "40"),
+    ]
+    basis = "more than 40 confirmed or despatched (net of credits)"
+    assert events(gw, "order.discrepancy") == [
+        f"Invoice S-INV-2 line 1: invoiced 80, {basis}",
+        f"Invoice S-INV-2 line 2: invoiced 80, {basis}",
+    ]
+    with gw.store.session() as session:
+        flagged = page_orders(session, Filters(attention=True)).rows
+        assert [o["number"] for o in flagged] == ["PO-1"] and flagged[0]["attention"] is True
+        assert page_orders(session, Filters()).total == 1
+    assert "ATTENTION" in orders_table(flagged)
+    text = order_text(order)
+    assert "ATTENTION" in text and "Invoice S-INV-2 line 1: invoiced 80" in text
+
+    # the supplier credits the duplicate: no new discrepancy, the operator clears the flag
+    credit = [("1", "40", "2.25"), ("2", "40", "3.25")]
+    receive(
+        gw,
+        f.invoice(
+            "S-CN-1", "PO-1", credit, root="CreditNote", type_code="381", billing_ref="S-INV-2"
+        ),
+    )
+    assert len(detail(gw)["discrepancies"]) == 2 and detail(gw)["attention"] is True
+    with gw.store.session() as session:
+        order_row = resolve_order(session, "PO-1")
+        with pytest.raises(GatewayError, match="give the reason") as empty:
+            clear_attention(session, order_row, "  ", actor="ops")
+        assert empty.value.code is ErrorCode.USAGE
+        assert clear_attention(session, order_row, "S-INV-2 credited by S-CN-1", actor="ops") == 2
+    order = detail(gw)
+    assert order["attention"] is False and len(order["discrepancies"]) == 2  # kept on record
+    [cleared] = [h for h in order["history"] if h["event"] == "order.attention_cleared"]
+    assert (cleared["detail"], cleared["actor"]) == ("S-INV-2 credited by S-CN-1", "ops")
+    with gw.store.session() as session:
+        assert page_orders(session, Filters(attention=True)).total == 0
+        with pytest.raises(GatewayError, match="does not need attention"):
+            clear_attention(session, resolve_order(session, "PO-1"), "again", actor="ops")
+
+    # the same ledger recomputed flags nothing again; a third invoice does
+    receive(gw, f.order_response("R-1", "PO-1", "AB"))
+    assert detail(gw)["attention"] is False
+    receive(gw, f.invoice("S-INV-3", "PO-1", [("1", "1", "2.25")]))
+    assert detail(gw)["attention"] is True
+    assert events(gw, "order.discrepancy")[-1] == (
+        "Invoice S-INV-3 line 1: invoiced 41, more than 40 confirmed or despatched (net of credits)"
+    )
+
+
+def test_over_despatch_credit_beyond_invoiced_and_negative_quantities(gw: Gateway) -> None:
+    receive(gw, f.despatch_advice("D-1", "PO-1", [("1", "45")]))
+    assert detail(gw)["attention"] is True
+    assert line(gw)["despatched"] == "45"
+    receive(gw, f.invoice("S-INV-1", "PO-1", [("1", "45", "2.25")]))  # billing the over-delivery
+    receive(
+        gw,
+        f.invoice(
+            "S-CN-1",
+            "PO-1",
+            [("1", "50", "2.25")],
+            root="CreditNote",
+            type_code="381",
+            billing_ref="S-INV-1",
+        ),
+    )
+    receive(gw, f.despatch_advice("D-2", "PO-1", [("2", "-5")]))
+    kinds = [(d["line_id"], d["kind"]) for d in detail(gw)["discrepancies"]]
+    assert kinds == [("1", "over_despatched"), ("1", "over_credited"), ("2", "negative")]
+    assert events(gw, "order.discrepancy")[-1] == (
+        "DespatchAdvice D-2 line 2: despatched quantity -5 is below 0"
+    )
+
+
+def test_our_own_commands_refuse_to_exceed(gw: Gateway) -> None:
+    with pytest.raises(QuantityExceeded, match=r"line 1: 50 confirmed, 40 ordered") as refused:
+        issue(gw, respond, Decision("CA", changes=(LineChange("1", D(50)),)))
+    assert refused.value.code is ErrorCode.QUANTITY_EXCEEDED
+    issue(gw, respond, Decision("CA", changes=(LineChange("1", D(30)),)))
+    with pytest.raises(QuantityExceeded, match=r"1: 31 asked, 30 open") as over:
+        issue(gw, despatch, DespatchRequest((("1", D(31)),)))
+    assert over.value.code is ErrorCode.QUANTITY_EXCEEDED
+    issue(gw, despatch, DespatchRequest((("1", D(30)),)))
+    with pytest.raises(QuantityExceeded, match=r"1: 31 asked, 30 was despatched"):
+        issue(gw, invoice, InvoiceRequest((LineRequest("1", D(31)),)))
+    first = issue(gw, invoice, InvoiceRequest())
+    with pytest.raises(QuantityExceeded, match=r"1: 31 asked, 30 invoice .* billed"):
+        issue(gw, invoice, InvoiceRequest((LineRequest("1", D(31)),), credit_of=first.doc_number))
+    with pytest.raises(QuantityExceeded, match=r"1: 31 asked, 30 invoice .* billed"):
+        issue(gw, invoice, InvoiceRequest((LineRequest("1", D(31)),), debit_of=first.doc_number))
+    assert detail(gw)["attention"] is False
+    # forcing is the operator's word: recorded, and the ledger flags what it exceeds
+    issue(gw, despatch, DespatchRequest((("1", D(5)),)), force=True)
+    assert events(gw, "despatch.forced") == ["1: 5 asked, 0 open"]
+    assert detail(gw)["attention"] is True
+    assert events(gw, "order.discrepancy") == [
+        "DespatchAdvice PO-1-DA2 (issued here) line 1: despatched 35, more than 30 ordered or "
+        "confirmed"
+    ]
+
+
+def test_responses_confirming_more_or_refusing_every_line(gw: Gateway) -> None:
+    receive(gw, f.order_response("R-1", "PO-1", "CA", [("1", "3", "50"), ("2", "5", "40")]))
+    order = detail(gw)
+    assert order["attention"] is True and order["status"] == "Accepted with changes"
+    assert [d["detail"] for d in order["discrepancies"]] == [
+        "OrderResponse R-1 line 1: confirmed 50, more than 40 ordered"
+    ]
+    receive(gw, f.order_response("R-2", "PO-1", "CA", [("1", "7", "0"), ("2", "7", "0")]))
+    assert detail(gw)["status"] == "Rejected"  # a CA accepting no line refuses the order
+    with pytest.raises(GatewayError, match="is Rejected"):
+        issue(gw, despatch, DespatchRequest())
+
+
+def test_backorders_and_track_and_trace(gw: Gateway) -> None:
+    receive(gw, f.order_response("R-1", "PO-1", "AP"))
+    receive(
+        gw,
+        f.despatch_advice(
+            "D-0", "PO-1", [("1", "0"), ("2", "0")], outstanding={"1": "40", "2": "40"}
+        ),
+    )
+    assert detail(gw)["status"] == "Backordered"
+    assert [ln["backordered"] for ln in detail(gw)["lines"]] == ["40", "40"]
+    receive(
+        gw, f.despatch_advice("D-1", "PO-1", [("1", "30"), ("2", "40")], outstanding={"1": "10"})
+    )
+    assert detail(gw)["status"] == "Partially backordered"
+    assert [ln["backordered"] for ln in detail(gw)["lines"]] == ["10", "0"]
+    assert "backordered" in order_text(detail(gw))
+    url = "https://track.example/?id=JD0146000062"
+    receive(
+        gw,
+        f.despatch_advice(
+            "D-2", "PO-1", [("1", "10")], tracking=("DHL Freight", "JD0146000062", url)
+        ),
+    )
+    order = detail(gw)
+    assert order["status"] == "Shipped"
+    assert [ln["backordered"] for ln in order["lines"]] == ["0", "0"]  # the 10 followed
+    assert order["shipments"] == [
+        {
+            "document_id": order["shipments"][0]["document_id"],
+            "despatch_advice": "D-2",
+            "carrier": "DHL Freight",
+            "tracking_id": "JD0146000062",
+            "tracking_url": url,
+        }
+    ]
+    assert "D-2: DHL Freight  tracking JD0146000062  " + url in order_text(order)
+    assert order["attention"] is False
+    # invoicing outranks shipping
+    receive(gw, f.invoice("S-INV-1", "PO-1", [("1", "40", "2.25"), ("2", "40", "3.25")]))
+    assert detail(gw)["status"] == "Fully invoiced"
+
+
+def test_a_partial_despatch_without_backorder_is_partially_delivered(gw: Gateway) -> None:
+    receive(gw, f.despatch_advice("D-1", "PO-1", [("1", "10")], tracking=("PostNord", "X1", None)))
+    order = detail(gw)
+    assert order["status"] == "Partially delivered"
+    assert order["shipments"][0]["tracking_url"] is None
+    assert [ln["backordered"] for ln in order["lines"]] == ["0", None]
+
+
+def test_a_replacement_of_returned_goods_is_flagged_then_billed_once(
+    gw: Gateway, tmp_path: Path
+) -> None:
+    """ADR 0024 examples 2 and 5: a return credited, its replacement despatched beyond 40."""
+    receive(gw, f.despatch_advice("D-1", "PO-1", [("1", "40")]))
+    first = issue(gw, invoice, InvoiceRequest())
+    issue(gw, invoice, InvoiceRequest((LineRequest("1", D(5)),), credit_of=first.doc_number))
+    with pytest.raises(GatewayError, match="nothing to bill"):
+        issue(gw, invoice, InvoiceRequest())
+    receive(gw, f.despatch_advice("D-2", "PO-1", [("1", "5")]))  # the replacement
+    assert [d["kind"] for d in detail(gw)["discrepancies"]] == ["over_despatched"]
+    replaced = issue(gw, invoice, InvoiceRequest())
+    assert (line(gw)["invoiced"], line(gw)["credited"]) == ("45", "5")
+    assert replaced.status == "Partially invoiced"  # line 2 never left
+    assert [d["kind"] for d in detail(gw)["discrepancies"]] == ["over_despatched"]
+    assert ubl_check_outbox(gw, tmp_path) == 3

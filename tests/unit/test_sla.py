@@ -1,0 +1,154 @@
+"""SLA timers (issue 11, point 2): due times by urgency and order type, each timer fired once
+into the history, `orders list --overdue`, auto-approval after N days; on SQLite and
+PostgreSQL, with the times set in the store so each outcome is known in advance."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from edi_gateway.app import Gateway
+from edi_gateway.clocks.sla import look
+from edi_gateway.outbound.respond import Decision, respond
+from edi_gateway.store.db import Store
+from edi_gateway.store.queries import Filters, page_orders
+from edi_gateway.store.schema import alert_events, history, order_delivery, orders
+from tests import factory as f
+from tests.unit.support import detail, make_settings, receive
+
+
+def _gateway(store: Store, tmp_path: Path, **sla: Any) -> Gateway:
+    (tmp_path / "out").mkdir(exist_ok=True)
+    return Gateway(make_settings(tmp_path, buyer={"sla": sla} if sla else None), store)
+
+
+def _order(
+    gateway: Gateway,
+    number: str,
+    *,
+    age: timedelta,
+    priority: str | None = None,
+    deliver_by: date | None = None,
+    order_type: str | None = None,
+) -> None:
+    receive(gateway, f.order(number))
+    with gateway.store.connect() as conn:
+        order_id = conn.scalar(select(orders.c.id).where(orders.c.order_number == number))
+        conn.execute(
+            update(orders)
+            .where(orders.c.id == order_id)
+            .values(created_at=datetime.now(UTC) - age, order_type=order_type)
+        )
+        if priority or deliver_by:
+            conn.execute(order_delivery.delete().where(order_delivery.c.order_id == order_id))
+            conn.execute(
+                insert(order_delivery).values(
+                    order_id=order_id, priority=priority, end_date=deliver_by
+                )
+            )
+
+
+def _overdue(gateway: Gateway) -> list[str]:
+    with gateway.store.session() as session:
+        rows = page_orders(session, Filters(overdue=True)).rows
+    return sorted(r["order_number"] for r in rows)
+
+
+def _events(gateway: Gateway, event: str) -> list[str]:
+    with gateway.store.connect() as conn:
+        rows = conn.execute(
+            select(orders.c.order_number)
+            .join(history, history.c.order_id == orders.c.id)
+            .where(history.c.event == event)
+        )
+        return sorted(r[0] for r in rows)
+
+
+def test_due_times_follow_urgency_type_and_requested_date(store: Store, tmp_path: Path) -> None:
+    gateway = _gateway(store, tmp_path, by_type={"blanket": {"response_hours": {"normal": 48}}})
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    _order(gateway, "NORMAL-LATE", age=timedelta(hours=25))
+    _order(gateway, "NORMAL-OK", age=timedelta(hours=23))
+    _order(gateway, "EXPRESS-LATE", age=timedelta(hours=3), priority="1")  # 2 h
+    _order(gateway, "URGENT-OK", age=timedelta(hours=11), priority="2")  # 12 h
+    _order(gateway, "BLANKET-OK", age=timedelta(hours=30), order_type="221")  # 48 h
+    _order(gateway, "DESPATCH-LATE", age=timedelta(hours=1), deliver_by=yesterday)
+    respond(gateway.store, gateway.settings, "DESPATCH-LATE", Decision("AP"), actor="ops")
+    assert _overdue(gateway) == []  # nothing is due before the clock has looked
+
+    now = datetime.now(UTC)
+    first = look(gateway.store, gateway.settings, now)
+    assert first.scheduled == 6 and first.fired == 3
+    assert (first.response_overdue, first.despatch_overdue) == (2, 1)
+    assert _overdue(gateway) == ["DESPATCH-LATE", "EXPRESS-LATE", "NORMAL-LATE"]
+    assert _events(gateway, "sla.response_overdue") == ["EXPRESS-LATE", "NORMAL-LATE"]
+    assert _events(gateway, "sla.despatch_overdue") == ["DESPATCH-LATE"]
+    order = detail(gateway, "EXPRESS-LATE")
+    [fired] = [h for h in order["history"] if h["event"] == "sla.response_overdue"]
+    assert fired["actor"] == "system (SLA)" and "no response by" in fired["detail"]
+
+    again = look(gateway.store, gateway.settings, now + timedelta(minutes=1))
+    assert (again.scheduled, again.fired) == (0, 0)  # each timer fires once
+    # Answered late: no longer overdue; the history keeps that it was.
+    respond(gateway.store, gateway.settings, "NORMAL-LATE", Decision("AB"), actor="ops")
+    assert _overdue(gateway) == ["DESPATCH-LATE", "EXPRESS-LATE"]
+    assert _events(gateway, "sla.response_overdue") == ["EXPRESS-LATE", "NORMAL-LATE"]
+    # An hour on, the 23 h normal and the 11 h urgent orders run out too, once each.
+    later = look(gateway.store, gateway.settings, now + timedelta(hours=1, minutes=1))
+    assert later.fired == 2
+    assert _events(gateway, "sla.response_overdue") == [
+        "EXPRESS-LATE",
+        "NORMAL-LATE",
+        "NORMAL-OK",
+        "URGENT-OK",
+    ]
+
+
+def test_auto_approval_after_days_without_feedback(store: Store, tmp_path: Path) -> None:
+    gateway = _gateway(store, tmp_path, auto_approve_days=14)
+    _order(gateway, "OLD", age=timedelta(days=15))
+    _order(gateway, "YOUNG", age=timedelta(days=13))
+    tick = look(gateway.store, gateway.settings, datetime.now(UTC))
+    assert tick.auto_approved == 1
+    old, young = detail(gateway, "OLD"), detail(gateway, "YOUNG")
+    assert old["status"] == "Accepted" and young["status"] == "Received"
+    events = [h for h in old["history"] if h["event"] == "sla.auto_approved"]
+    assert len(events) == 1 and "14 days" in events[0]["detail"]
+    assert any(d["direction"] == "out" and d["type"] == "OrderResponse" for d in old["documents"])
+    assert look(gateway.store, gateway.settings, datetime.now(UTC)).auto_approved == 0
+
+
+def test_off_by_default_and_alerts_when_subscribed(store: Store, tmp_path: Path) -> None:
+    gateway = _gateway(store, tmp_path)
+    _order(gateway, "OLD", age=timedelta(days=20))
+    tick = look(gateway.store, gateway.settings, datetime.now(UTC))
+    assert tick.auto_approved == 0 and detail(gateway, "OLD")["status"] == "Received"
+    with gateway.store.connect() as conn:  # nobody listens: no alert event
+        assert conn.scalar(select(alert_events.c.id).limit(1)) is None
+
+    settings = gateway.settings.model_copy(
+        update={
+            "alerts": gateway.settings.alerts.model_validate(
+                {
+                    "webhooks": [
+                        {
+                            "name": "hook",
+                            "url": "http://127.0.0.1:9/",
+                            "secret": {"env": "X"},
+                            "causes": ["sla.overdue"],
+                        }
+                    ]
+                }
+            )
+        }
+    )
+    _order(gateway, "LATE", age=timedelta(hours=30))
+    look(gateway.store, settings, datetime.now(UTC))
+    with gateway.store.connect() as conn:
+        texts = list(
+            conn.scalars(select(alert_events.c.text).where(alert_events.c.cause == "sla.overdue"))
+        )
+    assert len(texts) == 1 and texts[0].startswith("order LATE: no response by")
