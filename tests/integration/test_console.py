@@ -249,6 +249,15 @@ def test_bad_filters_are_coded_errors_not_empty_lists(site: Site) -> None:
         assert as_json.json()["error"]["code"] == "USAGE"
         accepted = client.get("/orders?status=fully%20invoiced", headers=HTML)
         assert accepted.status_code == 200 and "Fully invoiced" in accepted.text
+        assert client.get("/orders?type=standing", headers=HTML).status_code == 400
+        everything = re.search(r"(\d+) in all", client.get("/orders", headers=HTML).text)
+        purchase = re.search(
+            r"(\d+) in all", client.get("/orders?type=purchase", headers=HTML).text
+        )
+        assert everything and purchase and 0 < int(purchase.group(1)) <= int(everything.group(1))
+        for flag in ("attention=1", "overdue=1"):
+            flagged = client.get(f"/orders?{flag}", headers=HTML)
+            assert flagged.status_code == 200 and 'value="1" checked' in flagged.text
 
 
 def test_logout_and_removing_a_user_end_sessions(site: Site) -> None:

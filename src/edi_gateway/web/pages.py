@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from edi_gateway import views
+from edi_gateway.domain.order_data import EXPRESS, TYPE_FILTERS
 from edi_gateway.domain.status import OrderStatus
 from edi_gateway.errors import REMEDY, ErrorCode, GatewayError
 from edi_gateway.pipeline import operator
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 PAGE_SIZE = 50
 ORDER_STATUSES = [s.value for s in OrderStatus]
+ORDER_TYPES = [*TYPE_FILTERS, EXPRESS]
 MESSAGE_STATES = ["received", "processed", "orphan", "duplicate", "failed", "dismissed"]
 OUTBOX_STATES = ["pending", "awaiting_receipt", "sent", "failed", "withdrawn"]
 DONE = {
@@ -59,12 +61,24 @@ def home(request: Request) -> Response:
 def orders(request: Request) -> Response:
     """Orders, newest first: status, partner and free-text filters, paged."""
     q = request.query_params
-    status = _choice(q.get("status"), ORDER_STATUSES, "status")
     filters = queries.Filters(
-        state=status, partner=q.get("partner") or None, search=q.get("q"), since=_since(q)
+        state=_choice(q.get("status"), ORDER_STATUSES, "status"),
+        order_type=_choice(q.get("type"), ORDER_TYPES, "type"),
+        partner=q.get("partner") or None,
+        search=q.get("q"),
+        since=_since(q),
+        attention=True if q.get("attention") else None,
+        overdue=bool(q.get("overdue")),
     )
     page = _listed(request, queries.page_orders, filters)
-    return _show(request, "orders.html", page=page, statuses=ORDER_STATUSES, filters=filters)
+    return _show(
+        request,
+        "orders.html",
+        page=page,
+        statuses=ORDER_STATUSES,
+        types=ORDER_TYPES,
+        filters=filters,
+    )
 
 
 def order(request: Request) -> Response:
