@@ -534,3 +534,57 @@ def test_today_counts_link_to_their_lists(site: Site) -> None:
             in client.get(f"/orders?since={day.group(1)}", headers=HTML).text
         )
         assert client.get("/orders?since=yesterday", headers=HTML).status_code == 400
+
+
+def test_browser_order_whole_life_through_the_buttons(browser: Any, site: Site) -> None:
+    import sqlite3
+    import sys
+
+    from tests.conftest import shared_dir
+
+    page = _browser_sign_in(browser, site, OPERATOR)
+    page.click("text=4500012901")
+    order_url = page.url
+    assert page.locator("h1 .status").inner_text() == "Received"
+    for button, title, status in (
+        ("Accept…", "Respond to the order?", "Accepted"),
+        ("Despatch all open…", "Despatch?", "Fully delivered"),
+        ("Invoice despatched…", "Invoice?", "Fully invoiced"),
+    ):
+        page.click(f"text={button}")
+        assert page.locator("h1").inner_text() == title
+        page.click("text=Yes, do it")
+        assert "queued for the buyer" in page.locator(".done").inner_text()
+        assert page.locator("h1 .status").inner_text() == status, button
+    _shot(page, site, "order-whole-life")
+    history = page.locator("table.history").inner_text()
+    for event in ("OrderResponse", "DespatchAdvice", "Invoice"):
+        assert re.search(rf"ann\s+\S*\s*.*{event}", history), event
+    before = page.url
+    page.click("text=Reject…")  # the reason field is required: the browser does not send it
+    assert page.url == before
+    page.fill("input[name=reason]", "too late")
+    page.click("text=Reject…")
+    page.click("text=Yes, do it")
+    assert "NOT_ALLOWED" in page.locator(".error").inner_text()  # a fully invoiced order
+    page.context.close()
+
+    order_id = int(order_url.rsplit("/", 1)[1])
+    with sqlite3.connect(site.project.db) as db:
+        rows = db.execute(
+            "SELECT filename, payload FROM outbox WHERE order_id = ? AND kind IN "
+            "('OrderResponse', 'DespatchAdvice', 'Invoice')",
+            (order_id,),
+        ).fetchall()
+    assert len(rows) == 3
+    folder = site.shots.parent / "issued"
+    folder.mkdir(exist_ok=True)
+    for name, payload in rows:
+        (folder / name).write_bytes(payload)
+    done = subprocess.run(
+        [sys.executable, str(shared_dir() / "tools" / "ubl-check"), *map(str, folder.iterdir())],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

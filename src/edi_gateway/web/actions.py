@@ -7,7 +7,9 @@ that says what will happen, with the same form (and ``confirmed=yes``) to send i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -16,8 +18,12 @@ from starlette.routing import Route
 
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.outbound.outbox import RETRYABLE, retry
+from edi_gateway.store.queries import get_order, order_summary
 from edi_gateway.web.app import console, signed_in
 from edi_gateway.web.auth import checked_form
+
+if TYPE_CHECKING:
+    from edi_gateway.outbound.issuing import Issued
 
 
 def routes() -> list[Route]:
@@ -27,6 +33,9 @@ def routes() -> list[Route]:
         Route("/outbox/{outbox_id:int}/retry", retry_now, methods=["POST"]),
         Route("/messages/{message_id:int}/dismiss", dismiss, methods=["POST"]),
         Route("/messages/{message_id:int}/redrive", redrive, methods=["POST"]),
+        Route("/orders/{order_id:int}/respond", respond_to, methods=["POST"]),
+        Route("/orders/{order_id:int}/despatch", despatch_all, methods=["POST"]),
+        Route("/orders/{order_id:int}/invoice", invoice_all, methods=["POST"]),
     ]
 
 
@@ -110,3 +119,90 @@ async def redrive(request: Request) -> Response:
     gateway, user = console(request).gateway, signed_in(request).user
     await run_in_threadpool(lambda: gateway.redrive([message_id], actor=user))
     return RedirectResponse(f"{back}?done=redrive", 303)
+
+
+RESPONSES = {"accept": "AP", "reject": "RE"}
+
+
+async def respond_to(request: Request) -> Response:
+    """Accept the order, or reject it with a reason (confirmed first), as `respond --accept` /
+    `respond --reject --reason`: an Order Response queued for the buyer."""
+    from edi_gateway.outbound.respond import Decision, respond
+
+    asked = await _asked(request)
+    answer = asked.fields.get("answer", "")
+    if answer not in RESPONSES:
+        raise GatewayError(ErrorCode.USAGE, f"answer {answer!r}: expected accept or reject")
+    reason = asked.fields.get("reason", "").strip() or None
+    what = f"Send the buyer an Order Response: {answer}" + (f" ({reason})" if reason else "")
+    decision = Decision(RESPONSES[answer], reason)
+    return await _issue(
+        request,
+        asked,
+        title="Respond to the order",
+        what=what,
+        command=respond,
+        wanted=decision,
+        done="respond",
+    )
+
+
+async def despatch_all(request: Request) -> Response:
+    """Despatch everything still open (confirmed first), as `despatch ORDER`."""
+    from edi_gateway.outbound.despatch import DespatchRequest, despatch
+
+    asked = await _asked(request)
+    what = "Send the buyer a Despatch Advice for everything still open."
+    return await _issue(
+        request,
+        asked,
+        title="Despatch",
+        what=what,
+        command=despatch,
+        wanted=DespatchRequest(),
+        done="despatch",
+    )
+
+
+async def invoice_all(request: Request) -> Response:
+    """Invoice everything despatched and not yet billed (confirmed first), as `invoice ORDER`."""
+    from edi_gateway.outbound.invoice import InvoiceRequest, invoice
+
+    asked = await _asked(request)
+    what = "Send the buyer an Invoice for everything despatched and not yet billed."
+    return await _issue(
+        request,
+        asked,
+        title="Invoice",
+        what=what,
+        command=invoice,
+        wanted=InvoiceRequest(),
+        done="invoice",
+    )
+
+
+async def _issue(
+    request: Request,
+    asked: Asked,
+    *,
+    title: str,
+    what: str,
+    command: Callable[..., Issued],
+    wanted: object,
+    done: str,
+) -> Response:
+    """Confirm, then run an issuing command on the order as the CLI does, as the user."""
+    order_id = request.path_params["order_id"]
+    back = f"/orders/{order_id}"
+    if not asked.confirmed:
+        return _confirm(request, title, f"Order #{order_id}: {what}", asked, back)
+    here, user = console(request), signed_in(request).user
+    store, settings = here.gateway.store, here.gateway.settings
+
+    def run() -> Issued:
+        with store.reading() as session:
+            ref = order_summary(get_order(session, order_id))["ref"]
+        return command(store, settings, ref, wanted, actor=user, force=False)
+
+    await run_in_threadpool(run)
+    return RedirectResponse(f"{back}?done={done}", 303)

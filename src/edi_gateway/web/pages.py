@@ -33,6 +33,9 @@ DONE = {
     "retry": "The row is due now: it goes with the next delivery cycle of the running gateway.",
     "dismiss": "The message is dismissed: it leaves the failed list and is never redriven.",
     "redrive": "The message was processed again: its state and history show how it went.",
+    "respond": "The Order Response is queued for the buyer.",
+    "despatch": "The Despatch Advice is queued for the buyer.",
+    "invoice": "The Invoice is queued for the buyer.",
 }
 
 
