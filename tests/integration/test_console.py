@@ -588,3 +588,22 @@ def test_browser_order_whole_life_through_the_buttons(browser: Any, site: Site) 
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_documents_download_as_xml_and_pdf_attachments(site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, VIEWER)
+        order = client.get("/orders?q=VS-2026-1001", headers=HTML).text
+        found = re.search(r'href="/orders/(\d+)"', order)
+        assert found
+        page = client.get(f"/orders/{found.group(1)}", headers=HTML).text
+        links = re.findall(r'href="(/documents/\d+)/ubl"', page)
+        assert links
+        xml = client.get(f"{links[0]}/ubl", headers=HTML)
+        assert xml.status_code == 200 and xml.content.lstrip().startswith(b"<?xml")
+        assert xml.headers["content-disposition"].startswith("attachment;")
+        pdf = client.get(f"{links[0]}/pdf", headers=HTML)
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+        assert pdf.headers["content-type"] == "application/pdf"
+        assert client.get(f"{links[0]}/html", headers=HTML).status_code == 409
+        assert client.get("/documents/999999/ubl", headers=HTML).status_code == 404

@@ -4,6 +4,7 @@ status or state is a USAGE error (400), never an empty list."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,7 @@ def routes() -> list[Route]:
         Route("/messages", messages),
         Route("/messages/{message_id:int}", message),
         Route("/messages/{message_id:int}/raw", raw),
+        Route("/documents/{document_id:int}/{fmt}", document),
         Route("/outbox", outbox),
         Route("/outbox/{outbox_id:int}", outbox_row),
         Route("/partners", partners),
@@ -123,6 +125,19 @@ def raw(request: Request) -> Response:
         "Cache-Control": "no-store",
     }
     return Response(payload, 200, headers, media_type="application/octet-stream")
+
+
+def document(request: Request) -> Response:
+    """A stored document as UBL (as received or issued), PDF or Excel: a download, as
+    `documents show ID --format`."""
+    from edi_gateway.outbound.documents import show
+
+    gateway = _gateway(request)
+    params = request.path_params
+    shown = show(gateway.store, gateway.settings, params["document_id"], params["fmt"])
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", shown.filename)[:150]  # partner text in a header
+    headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
+    return Response(shown.payload, 200, headers, media_type=shown.media_type)
 
 
 def outbox(request: Request) -> Response:
