@@ -23,6 +23,7 @@ from edi_gateway.web.app import console, signed_in
 from edi_gateway.web.auth import checked_form
 
 if TYPE_CHECKING:
+    from edi_gateway.app import Gateway
     from edi_gateway.outbound.issuing import Issued
 
 
@@ -59,38 +60,65 @@ async def _asked(request: Request) -> Asked:
     return Asked(fields, fields.get("confirmed") == "yes")
 
 
-def _confirm(request: Request, title: str, what: str, asked: Asked, back: str) -> Response:
-    keep = {k: v for k, v in asked.fields.items() if k not in ("csrf_token", "confirmed")}
-    return console(request).page(
-        request, "confirm.html", title=title, what=what, fields=keep, back=back
-    )
+@dataclass(frozen=True, slots=True)
+class Act:
+    """One confirmed action: where it starts from (and returns to), what the confirmation
+    says, what it does (with the gateway and the user's name) and its "done" message key."""
+
+    back: str
+    title: str
+    what: str
+    do: Callable[[Gateway, str], object]
+    done: str
+
+
+async def _act(request: Request, asked: Asked, act: Act) -> Response:
+    """The confirmation page, or (confirmed) the action as the user and back with "done"."""
+    if not asked.confirmed:
+        keep = {k: v for k, v in asked.fields.items() if k not in ("csrf_token", "confirmed")}
+        return console(request).page(
+            request, "confirm.html", title=act.title, what=act.what, fields=keep, back=act.back
+        )
+    gateway, user = console(request).gateway, signed_in(request).user
+    await run_in_threadpool(act.do, gateway, user)
+    return RedirectResponse(f"{act.back}?done={act.done}", 303)
 
 
 async def note(request: Request) -> Response:
-    """Add a note to an order's history (confirmed first)."""
+    """Add a note to an order's history (confirmed first), as `orders note`."""
     asked = await _asked(request)
     order_id = request.path_params["order_id"]
     text = asked.fields.get("text", "")
-    back = f"/orders/{order_id}"
-    if not asked.confirmed:
-        shown = text.strip() or "(empty)"
-        return _confirm(request, "Add a note", f"Note on order #{order_id}: {shown}", asked, back)
-    gateway, user = console(request).gateway, signed_in(request).user
-    await run_in_threadpool(lambda: gateway.note(order_id, text, actor=user))
-    return RedirectResponse(f"{back}?done=note", 303)
+    what = f"Note on order #{order_id}: {text.strip() or '(empty)'}"
+    return await _act(
+        request,
+        asked,
+        Act(
+            f"/orders/{order_id}",
+            "Add a note",
+            what,
+            lambda gateway, user: gateway.note(order_id, text, actor=user),
+            "note",
+        ),
+    )
 
 
 async def retry_now(request: Request) -> Response:
     """Make a pending or failed outbox row due now (confirmed first), as `outbox retry ID`."""
     asked = await _asked(request)
-    outbox_id = request.path_params["outbox_id"]
-    back = f"/outbox/{outbox_id}"
-    if not asked.confirmed:
-        what = f"Deliver outbox row #{outbox_id} again now (a failed row gets a new round)."
-        return _confirm(request, "Retry a delivery", what, asked, back)
-    store, user = console(request).gateway.store, signed_in(request).user
-    await run_in_threadpool(lambda: retry(store, [outbox_id], actor=user, states=RETRYABLE))
-    return RedirectResponse(f"{back}?done=retry", 303)
+    row = request.path_params["outbox_id"]
+    what = f"Deliver outbox row #{row} again now (a failed row gets a new round)."
+    return await _act(
+        request,
+        asked,
+        Act(
+            f"/outbox/{row}",
+            "Retry a delivery",
+            what,
+            lambda gateway, user: retry(gateway.store, [row], actor=user, states=RETRYABLE),
+            "retry",
+        ),
+    )
 
 
 async def dismiss(request: Request) -> Response:
@@ -98,13 +126,18 @@ async def dismiss(request: Request) -> Response:
     asked = await _asked(request)
     message_id = request.path_params["message_id"]
     reason = asked.fields.get("reason", "")
-    back = f"/messages/{message_id}"
-    if not asked.confirmed:
-        what = f"Dismiss message #{message_id} for good (never redriven): {reason.strip()}"
-        return _confirm(request, "Dismiss a message", what, asked, back)
-    gateway, user = console(request).gateway, signed_in(request).user
-    await run_in_threadpool(lambda: gateway.dismiss(message_id, reason, actor=user))
-    return RedirectResponse(f"{back}?done=dismiss", 303)
+    what = f"Dismiss message #{message_id} for good (never redriven): {reason.strip()}"
+    return await _act(
+        request,
+        asked,
+        Act(
+            f"/messages/{message_id}",
+            "Dismiss a message",
+            what,
+            lambda gateway, user: gateway.dismiss(message_id, reason, actor=user),
+            "dismiss",
+        ),
+    )
 
 
 async def redrive(request: Request) -> Response:
@@ -112,13 +145,18 @@ async def redrive(request: Request) -> Response:
     `messages redrive ID`."""
     asked = await _asked(request)
     message_id = request.path_params["message_id"]
-    back = f"/messages/{message_id}"
-    if not asked.confirmed:
-        what = f"Process message #{message_id} again (after fixing what made it fail)."
-        return _confirm(request, "Redrive a message", what, asked, back)
-    gateway, user = console(request).gateway, signed_in(request).user
-    await run_in_threadpool(lambda: gateway.redrive([message_id], actor=user))
-    return RedirectResponse(f"{back}?done=redrive", 303)
+    what = f"Process message #{message_id} again (after fixing what made it fail)."
+    return await _act(
+        request,
+        asked,
+        Act(
+            f"/messages/{message_id}",
+            "Redrive a message",
+            what,
+            lambda gateway, user: gateway.redrive([message_id], actor=user),
+            "redrive",
+        ),
+    )
 
 
 RESPONSES = {"accept": "AP", "reject": "RE"}
@@ -137,13 +175,7 @@ async def respond_to(request: Request) -> Response:
     what = f"Send the buyer an Order Response: {answer}" + (f" ({reason})" if reason else "")
     decision = Decision(RESPONSES[answer], reason)
     return await _issue(
-        request,
-        asked,
-        title="Respond to the order",
-        what=what,
-        command=respond,
-        wanted=decision,
-        done="respond",
+        request, asked, "Respond to the order", what, command=respond, wanted=decision
     )
 
 
@@ -151,16 +183,10 @@ async def despatch_all(request: Request) -> Response:
     """Despatch everything still open (confirmed first), as `despatch ORDER`."""
     from edi_gateway.outbound.despatch import DespatchRequest, despatch
 
-    asked = await _asked(request)
     what = "Send the buyer a Despatch Advice for everything still open."
+    asked = await _asked(request)
     return await _issue(
-        request,
-        asked,
-        title="Despatch",
-        what=what,
-        command=despatch,
-        wanted=DespatchRequest(),
-        done="despatch",
+        request, asked, "Despatch", what, command=despatch, wanted=DespatchRequest()
     )
 
 
@@ -168,41 +194,30 @@ async def invoice_all(request: Request) -> Response:
     """Invoice everything despatched and not yet billed (confirmed first), as `invoice ORDER`."""
     from edi_gateway.outbound.invoice import InvoiceRequest, invoice
 
-    asked = await _asked(request)
     what = "Send the buyer an Invoice for everything despatched and not yet billed."
-    return await _issue(
-        request,
-        asked,
-        title="Invoice",
-        what=what,
-        command=invoice,
-        wanted=InvoiceRequest(),
-        done="invoice",
-    )
+    asked = await _asked(request)
+    return await _issue(request, asked, "Invoice", what, command=invoice, wanted=InvoiceRequest())
 
 
 async def _issue(
     request: Request,
     asked: Asked,
-    *,
     title: str,
     what: str,
+    *,
     command: Callable[..., Issued],
     wanted: object,
-    done: str,
 ) -> Response:
-    """Confirm, then run an issuing command on the order as the CLI does, as the user."""
+    """An issuing command of the CLI (store, settings, order reference, request; actor,
+    force) as a confirmed action on the order; its "done" key is the path's last part."""
     order_id = request.path_params["order_id"]
-    back = f"/orders/{order_id}"
-    if not asked.confirmed:
-        return _confirm(request, title, f"Order #{order_id}: {what}", asked, back)
-    here, user = console(request), signed_in(request).user
-    store, settings = here.gateway.store, here.gateway.settings
 
-    def run() -> Issued:
+    def run(gateway: Gateway, user: str) -> Issued:
+        store, settings = gateway.store, gateway.settings
         with store.reading() as session:
             ref = order_summary(get_order(session, order_id))["ref"]
         return command(store, settings, ref, wanted, actor=user, force=False)
 
-    await run_in_threadpool(run)
-    return RedirectResponse(f"{back}?done={done}", 303)
+    done = request.url.path.rsplit("/", 1)[1]
+    back = f"/orders/{order_id}"
+    return await _act(request, asked, Act(back, title, f"Order #{order_id}: {what}", run, done))
