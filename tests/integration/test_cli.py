@@ -161,9 +161,11 @@ def test_unknown_ids_exit_1_with_a_clear_message(samples_run: Any) -> None:
 def test_outbox_retry_names_what_it_cannot_retry(samples_run: Any) -> None:
     project, _ = samples_run
     usage = project.run("outbox", "retry")
-    assert usage.returncode == 2 and "needs outbox IDs or --state failed" in usage.stderr
+    assert usage.returncode == 2 and "needs outbox IDs, --state failed|pending, or --now" in (
+        usage.stderr
+    )
     missing = project.run("outbox", "retry", "99999")
-    assert missing.returncode == 1 and "no failed outbox row #99999" in missing.stderr
+    assert missing.returncode == 1 and "no pending or failed outbox row #99999" in missing.stderr
     assert project.json("outbox", "retry", "--state", "failed") == {"retried": []}
 
 
