@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from tests.integration.conftest import EXE, SAMPLES, Project, cli, cli_env
+from tests.keys import identity, write_identity
 from tests.servers import debian_command, free_port
 
 pytestmark = pytest.mark.integration
@@ -98,6 +99,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     (project.root / "outbox").write_text("a file where the outbound folder should be")
     project.drop(HOSTILE, b"<Order")
     assert project.run("run", "--once").returncode == 0
+    _, pem = write_identity(identity("vastra-signing", days=20), project.root / "certs", "vastra")
+    data = yaml.safe_load(project.config.read_text(encoding="utf-8"))
+    vastra = next(p for p in data["partners"] if p["id"] == "vastra")
+    vastra["signature"] = {"verify": "if_present", "partner_certificate": str(pem)}
+    project.config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     _add_user(project, OPERATOR, "operator")
     _add_user(project, VIEWER, "viewer")
     _add_user(project, THROTTLED, "operator")
@@ -607,3 +613,16 @@ def test_documents_download_as_xml_and_pdf_attachments(site: Site) -> None:
         assert pdf.headers["content-type"] == "application/pdf"
         assert client.get(f"{links[0]}/html", headers=HTML).status_code == 409
         assert client.get("/documents/999999/ubl", headers=HTML).status_code == 404
+
+
+def test_partners_list_connectors_and_certificate_expiry(site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, VIEWER)
+        page = client.get("/partners", headers=HTML).text
+        assert '<a href="/orders?partner=vastra">vastra</a>' in page
+        row = re.search(
+            r"<code>partners\.vastra\.signature\.partner_certificate</code></td>"
+            r"<td>CN=vastra-signing</td><td[^>]*>[^<]+</td><td class=\"num\">([\d.]+)</td>",
+            page,
+        )
+        assert row and 19 < float(row.group(1)) <= 20, page

@@ -158,8 +158,23 @@ def outbox_row(request: Request) -> Response:
 
 
 def partners(request: Request) -> Response:
-    """The partners of gateway.yaml with their endpoint, connectors and checks."""
-    return _show(request, "partners.html", partners=views.partner_rows(_gateway(request).settings))
+    """The partners of gateway.yaml with their endpoint, connectors and checks, and every
+    certificate gateway.yaml names with its expiry, soonest first."""
+    from edi_gateway.alerts.clocks import expiries
+    from edi_gateway.pipeline.history import now
+
+    settings, moment = _gateway(request).settings, now()
+    certificates = [
+        {
+            "where": found.where,
+            "subject": found.subject,
+            "not_after": queries.utc_text(found.not_after),
+            "days_left": round(found.days_left(moment), 1),
+        }
+        for found in expiries(settings)
+    ]
+    rows = views.partner_rows(settings)
+    return _show(request, "partners.html", partners=rows, certificates=certificates)
 
 
 def health(request: Request) -> Response:
