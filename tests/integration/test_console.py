@@ -173,6 +173,10 @@ def test_sign_in_needs_the_form_token_and_goes_only_to_this_site(site: Site) -> 
         assert done.status_code == 303 and done.headers["location"] == "/orders"
         cookie = done.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+    for hostile in ("/\\evil.example", "https://evil.example/", "/orders\r\nSet-Cookie: x=1"):
+        with site.client() as client:
+            done = _sign_in(client, OPERATOR, next=hostile)
+            assert done.status_code == 303 and done.headers["location"] == "/orders", hostile
     with site.client() as client:
         done = _sign_in(client, OPERATOR, next="/messages?state=failed")
         assert done.headers["location"] == "/messages?state=failed"

@@ -106,6 +106,7 @@ def _text(value: Any) -> str:
 
 def _safe_next(wanted: str) -> str:
     """Where to go after sign-in: a path on this site only (never ``//host`` or a URL)."""
-    if wanted.startswith("/") and not wanted.startswith(("//", "/\\")) and "\n" not in wanted:
+    safe = not any(ord(c) < 0x20 or c in "\\\x7f" for c in wanted)  # no CR/LF, no backslash
+    if safe and wanted.startswith("/") and not wanted.startswith("//"):
         return wanted
     return ""
