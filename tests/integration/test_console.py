@@ -184,7 +184,8 @@ def test_sign_in_needs_the_form_token_and_goes_only_to_this_site(site: Site) -> 
 
 def test_wrong_passwords_are_throttled_per_user_and_address(site: Site) -> None:
     with site.client() as client:
-        for _ in range(5):
+        for n in range(5):  # a forged X-Forwarded-For does not make a new address
+            client.headers["X-Forwarded-For"] = f"203.0.113.{n}"
             refused = _sign_in(client, THROTTLED, "not the password")
             assert refused.status_code == 401 and "LOGIN_FAILED" in refused.text
         throttled = _sign_in(client, THROTTLED)  # the right password, too late

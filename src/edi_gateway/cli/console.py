@@ -7,11 +7,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
 from edi_gateway.cli.common import EXIT_OK, Sub, gateway
-
-log = logging.getLogger("edi_gateway.daemon_http")
 
 
 def add_commands(sub: Sub) -> None:

@@ -52,6 +52,9 @@ def _server(app: ASGIApp) -> object:
         access_log=False,
         lifespan="off",
         server_header=False,
+        # X-Forwarded-For is not believed, from anyone: a client could name any address and
+        # escape the sign-in limit per user and address (behind a proxy: the proxy's address)
+        proxy_headers=False,
         timeout_keep_alive=5,
         timeout_graceful_shutdown=5,
     )
