@@ -45,6 +45,7 @@ Progress = Callable[[int], None]
 # A batch is committed once it holds this many bytes, whatever intake.batch_size says, so a
 # folder of large files never sits in memory at once.
 BATCH_BYTES = 64 * 1024 * 1024
+MAX_NOTE = 2000  # characters: a note, not a document
 REDRIVABLE = (FAILED, "orphan", "received")
 # Kept without a document to process: no bytes (too large), or a whole mail kept as evidence.
 NOT_PROCESSABLE = tuple(
@@ -272,15 +273,22 @@ class Gateway:
             found = conn.scalar(query)
         return int(found) if found is not None else None
 
-    def note(self, order_ref: str, text: str) -> int:
-        """Add an operator's note to an order's history; return the order's store id."""
-        from edi_gateway.store.queries import resolve_order
+    def note(self, order_ref: str | int, text: str, *, actor: str | None = None) -> int:
+        """Add an operator's note to an order's history; return the order's store id.
+        ``order_ref``: a reference as ``resolve_order`` reads it, or (an int) the store ID."""
+        from edi_gateway.store.queries import get_order, resolve_order
 
         if not text.strip():
             raise ConfigError("a note needs some text")
+        if len(text) > MAX_NOTE:
+            raise GatewayError(ErrorCode.USAGE, f"a note is at most {MAX_NOTE} characters")
         with self.store.session() as session:
-            order = resolve_order(session, order_ref)
-            record(session, "order.note", text.strip(), actor=operator_name(), order_id=order.id)
+            if isinstance(order_ref, int):
+                order = get_order(session, order_ref)
+            else:
+                order = resolve_order(session, order_ref)
+            who = actor or operator_name()
+            record(session, "order.note", text.strip(), actor=who, order_id=order.id)
             return order.id
 
     def dismiss(self, message_id: int, reason: str, *, actor: str) -> dict[str, Any]:
@@ -380,17 +388,23 @@ class Gateway:
         return states
 
     def redrive(
-        self, ids: Sequence[int] = (), *, state: str | None = None, dry_run: bool = False
+        self,
+        ids: Sequence[int] = (),
+        *,
+        state: str | None = None,
+        dry_run: bool = False,
+        actor: str | None = None,
     ) -> list[int]:
         """Send failed, orphaned or still unprocessed (``received``) messages through processing
         again; return their ids. A message stored without its bytes (too large, a refused mail)
         cannot be processed and is not redriven. Named ``ids`` must all exist (NOT_FOUND) and
-        be redrivable (NOT_ALLOWED), or nothing is done."""
+        be redrivable (NOT_ALLOWED), or nothing is done. ``actor``: who, for the history
+        (default: :func:`operator_name`)."""
         from sqlalchemy import select
 
         from edi_gateway.store.tables import Message
 
-        actor = operator_name()
+        actor = actor or operator_name()
         with self.store.session() as session:
             query = select(Message).order_by(Message.id)
             query = query.where(Message.id.in_(ids)) if ids else query.where(Message.state == state)

@@ -58,6 +58,11 @@ class ErrorCode(StrEnum):
     ATTACHMENT_TOO_LARGE = "ATTACHMENT_TOO_LARGE"
     FONT_MISSING = "FONT_MISSING"
     GS1_PREFIX_MISSING = "GS1_PREFIX_MISSING"
+    LOGIN_REQUIRED = "LOGIN_REQUIRED"
+    LOGIN_FAILED = "LOGIN_FAILED"
+    LOGIN_THROTTLED = "LOGIN_THROTTLED"
+    CSRF_REFUSED = "CSRF_REFUSED"
+    ROLE_REFUSED = "ROLE_REFUSED"
     USAGE = "USAGE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
@@ -228,6 +233,15 @@ REMEDY: dict[ErrorCode, str] = {
         "Boxes get SSCCs made from your GS1 company prefix: set packing.gs1_company_prefix "
         "(or gs1_company_prefix on the supplier partner) in gateway.yaml; none is invented."
     ),
+    ErrorCode.LOGIN_REQUIRED: "Sign in at /login (the session is missing or expired).",
+    ErrorCode.LOGIN_FAILED: (
+        "Unknown user or wrong password; an admin can set a new one with `users add --replace`."
+    ),
+    ErrorCode.LOGIN_THROTTLED: (
+        "Too many failed sign-ins for this user from this address: wait, then try again."
+    ),
+    ErrorCode.CSRF_REFUSED: "The form was stale or forged: reload the page and send it again.",
+    ErrorCode.ROLE_REFUSED: "Your role may only read; an operator or admin must do this.",
     ErrorCode.USAGE: (
         "The command line is wrong as the message says; see `edi-gateway COMMAND --help`."
     ),

@@ -60,10 +60,13 @@ def cli(
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 120,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``edi-gateway ARGS`` and return the finished process (never raises on exit code)."""
+    """Run ``edi-gateway ARGS`` (``input`` on its stdin) and return the finished process
+    (never raises on exit code)."""
     return subprocess.run(
         [str(EXE), *map(str, args)],
+        input=input,
         cwd=cwd,
         env=env or cli_env(),
         capture_output=True,

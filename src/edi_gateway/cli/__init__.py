@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from edi_gateway.cli import (
     common,
     config,
+    console,
     messages,
     orders,
     outbound,
@@ -34,10 +35,24 @@ from edi_gateway.cli import (
     report,
     rules,
     running,
+    users,
 )
 from edi_gateway.errors import ConfigError, ErrorCode, GatewayError
 
-GROUPS = (project, running, config, partners, messages, orders, outbound, outbox, report, rules)
+GROUPS = (
+    project,
+    running,
+    config,
+    partners,
+    messages,
+    orders,
+    outbound,
+    outbox,
+    report,
+    rules,
+    users,
+    console,
+)
 STORE_CODES = (ErrorCode.STORE_BUSY, ErrorCode.STORE_UNAVAILABLE)
 GC_THRESHOLD = 20_000
 

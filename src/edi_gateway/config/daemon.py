@@ -12,17 +12,35 @@ from pydantic import Field, model_validator
 
 from edi_gateway.config.base import _Model
 
-__all__ = ["BackoffSettings", "DaemonSettings", "HttpSettings"]
+__all__ = ["BackoffSettings", "ConsoleSettings", "DaemonSettings", "HttpSettings"]
+
+
+class ConsoleSettings(_Model):
+    """The web console's sessions and sign-in limits (docs/adr/0031)."""
+
+    session_idle_minutes: float = Field(default=480, gt=0, le=10080)
+    """A session unused this long ends (default 8 hours)."""
+    session_max_hours: float = Field(default=24, gt=0, le=720)
+    """A session ends this long after sign-in, however much it is used."""
+    secure_cookie: bool = False
+    """Mark the session cookie ``Secure`` (sent over HTTPS only): set it when a TLS proxy
+    serves the console."""
+    login_failures: int = Field(default=5, ge=1, le=1000)
+    """Failed sign-ins borne per user name and address within ``login_window_minutes``;
+    past them sign-in is refused (LOGIN_THROTTLED) until the window has passed."""
+    login_window_minutes: float = Field(default=15, gt=0, le=1440)
 
 
 class HttpSettings(_Model):
-    """Where ``/healthz`` and ``/metrics`` are served (plain HTTP: keep it on a private
-    interface or behind a proxy)."""
+    """Where ``/healthz``, ``/metrics`` and the web console are served (plain HTTP: keep it on
+    a private interface or behind a TLS proxy)."""
 
     host: str = "127.0.0.1"
     """The address to listen on: 127.0.0.1 (this machine only) or 0.0.0.0 (in a container)."""
     port: int = Field(default=9464, ge=1, le=65535)
     """The TCP port (9464 is the port commonly used for Prometheus exporters of this kind)."""
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    """The web console on the same port: sessions and sign-in limits."""
 
 
 class BackoffSettings(_Model):

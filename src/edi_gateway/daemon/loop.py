@@ -412,8 +412,10 @@ class Daemon:
         if http is None:
             return None
         from edi_gateway.daemon.http import StatusServer
+        from edi_gateway.web import console_app
 
-        server = StatusServer(http.host, http.port, self.health, self.metrics.exposition)
+        console = console_app(self.gateway, http.console, health=self.health)
+        server = StatusServer(http.host, http.port, self.health, self.metrics.exposition, console)
         server.start()
         return server
 

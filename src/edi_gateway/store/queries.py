@@ -217,6 +217,7 @@ def order_summary(order: Order) -> Json:
         "status": order.status,
         "attention": order.attention,
         "updated_at": utc_text(order.updated_at),
+        "received_at": utc_text(order.created_at),
         "number": order.order_number,
         "type": order.order_type,
         "response_due_at": utc_text(order.response_due_at),
@@ -440,6 +441,14 @@ def resolve_order(session: Session, ref: str) -> Order:
         f"{ref!r} matches {len(matches)} orders (store IDs, order numbers): {listed}; "
         "use BUYER:ORDER_ID",
     )
+
+
+def get_order(session: Session, order_id: int) -> Order:
+    """The order with this store ID, or LookupFailed(NOT_FOUND)."""
+    order = session.get(Order, order_id) if 0 < order_id <= MAX_STORE_ID else None
+    if order is None:
+        raise LookupFailed(ErrorCode.NOT_FOUND, f"there is no order with store ID {order_id}")
+    return order
 
 
 def order_lines(session: Session, order: Order) -> list[OrderLine]:

@@ -26,6 +26,10 @@ leases          who holds what until when: a running gateway (``instance:<id>``)
                 inbound connector (``connector:<name>``), with a fencing token (store/leases.py)
 sscc_counters   per GS1 extension digit + company prefix, the next SSCC serial reference to
                 hand out (store/sscc.py): one row every gateway on the store counts on
+users           who may sign in to the web console: name, role, scrypt password hash
+console_sessions  signed-in console sessions: the SHA-256 of the cookie's token, the CSRF token,
+                when it was last used and when it ends (accounts.py)
+login_failures  failed console sign-ins per user name and address, for the rate limit
 """
 
 from __future__ import annotations
@@ -398,3 +402,39 @@ sscc_counters = Table(
 )
 """The next serial reference per extension digit + company prefix (0011): allocation adds to
 it in the issuing transaction, so no two despatches get the same SSCC (store/sscc.py)."""
+
+users = Table(
+    "users",
+    metadata,
+    _id(),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),  # viewer, operator, admin
+    Column("password_hash", String(300), nullable=False),  # scrypt$n$r$p$salt$hash (base64)
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("password_set_at", UTCDateTime(), nullable=False),
+)
+"""Who may sign in to the web console (0016, docs/adr/0031)."""
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),  # SHA-256 hex of the cookie's token
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("address", String(100)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),  # absolute end, whatever the use
+)
+"""Signed-in console sessions; the cookie's token itself is never stored (0016)."""
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    _id(),
+    Column("username", String(100), nullable=False),
+    Column("address", String(100), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Index("ix_login_failures_who", "username", "address", "at"),
+)
+"""Failed console sign-ins, counted per user name and address for the rate limit (0016)."""

@@ -1,0 +1,280 @@
+"""Who may use the web console: users with a role, their passwords, their sessions.
+
+The application functions behind ``edi-gateway users ...`` and the console's sign-in
+(docs/adr/0031). Passwords are hashed with scrypt (``hashlib``, RFC 7914) and a random salt;
+a session is a random token in a cookie of which the store keeps only the SHA-256, with the
+session's CSRF token, its last use (idle expiry) and its absolute end. Failed sign-ins are
+counted per user name and address: past the limit, sign-in is refused (``LOGIN_THROTTLED``)
+before the password is even looked at.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, insert, select, update
+
+from edi_gateway.errors import ErrorCode, GatewayError, LookupFailed
+from edi_gateway.pipeline.history import now
+from edi_gateway.store.queries import utc_text
+from edi_gateway.store.schema import console_sessions, login_failures, users
+
+if TYPE_CHECKING:
+    from edi_gateway.config.daemon import ConsoleSettings
+    from edi_gateway.store.db import Store
+
+ROLES = ("viewer", "operator", "admin")
+"""Viewers read; operators also act on orders, messages and deliveries; admins too (and, in a
+later step, manage users from the console)."""
+ACTING_ROLES = frozenset({"operator", "admin"})
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
+MIN_PASSWORD, MAX_PASSWORD = 12, 1024
+# scrypt cost: 2**15 x 8 x 1 takes ~32 MiB and ~0.1 s, the interactive-login figure of RFC 7914
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
+TOUCH_EVERY = timedelta(seconds=60)  # a session's last use is written at most once a minute
+# (or a tenth of the idle time, when that is shorter)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How long sessions last and how many failed sign-ins are borne."""
+
+    idle: timedelta = timedelta(hours=8)
+    lifetime: timedelta = timedelta(hours=24)
+    max_failures: int = 5
+    window: timedelta = timedelta(minutes=15)
+
+    @classmethod
+    def of(cls, settings: ConsoleSettings) -> Policy:
+        """The policy ``daemon.http.console`` sets."""
+        return cls(
+            idle=timedelta(minutes=settings.session_idle_minutes),
+            lifetime=timedelta(hours=settings.session_max_hours),
+            max_failures=settings.login_failures,
+            window=timedelta(minutes=settings.login_window_minutes),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """A live session: who, with which role, and the CSRF token its forms carry."""
+
+    user: str
+    role: str
+    csrf_token: str
+
+    @property
+    def may_act(self) -> bool:
+        """Whether this user may change anything (operators and admins)."""
+        return self.role in ACTING_ROLES
+
+
+def hash_password(password: str) -> str:
+    """``scrypt$N$r$p$salt$hash`` (base64), for :func:`verify_password`."""
+    salt = secrets.token_bytes(16)
+    digest = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    return "$".join(
+        ["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P), _b64(salt), _b64(digest)]
+    )
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Whether ``password`` is the one ``stored`` was made from (constant-time compare)."""
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        expected = base64.b64decode(digest)
+        found = _scrypt(password, base64.b64decode(salt), int(n), int(r), int(p))
+    except ValueError:
+        return False
+    return hmac.compare_digest(found, expected)
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(
+        password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=64 * 1024 * 1024, dklen=32
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the user name is unknown, so an unknown name costs as long as a
+    wrong password (no timing oracle for which names exist)."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def check_new_user(name: str, role: str, password: str) -> None:
+    """USAGE unless the name, role and password are acceptable."""
+    if not NAME.fullmatch(name):
+        raise GatewayError(
+            ErrorCode.USAGE,
+            f"user name {name!r}: use 1 to 100 letters, digits, '.', '_', '@' or '-', "
+            "starting with a letter or digit",
+        )
+    if role not in ROLES:
+        raise GatewayError(ErrorCode.USAGE, f"role {role!r}: expected one of {', '.join(ROLES)}")
+    if len(password) < MIN_PASSWORD:
+        raise GatewayError(
+            ErrorCode.USAGE, f"the password is too short: at least {MIN_PASSWORD} characters"
+        )
+    if len(password) > MAX_PASSWORD:
+        raise GatewayError(ErrorCode.USAGE, f"the password is over {MAX_PASSWORD} characters")
+
+
+def add_user(store: Store, name: str, role: str, password: str, *, replace: bool = False) -> Any:
+    """Add a console user (or, with ``replace``, set an existing one's role and password and
+    end their sessions). Returns the user as listed by :func:`list_users`."""
+    check_new_user(name, role, password)
+    hashed, moment = hash_password(password), now()
+    with store.connect() as conn:
+        found = conn.execute(select(users.c.id).where(users.c.name == name)).scalar()
+        if found is not None and not replace:
+            raise GatewayError(
+                ErrorCode.NOT_ALLOWED,
+                f"user {name!r} exists: `users add {name} --role ROLE --replace` sets a new "
+                "password and role",
+            )
+        values = {"role": role, "password_hash": hashed, "password_set_at": moment}
+        if found is None:
+            conn.execute(insert(users).values(name=name, created_at=moment, **values))
+        else:
+            conn.execute(update(users).where(users.c.id == found).values(**values))
+            conn.execute(delete(console_sessions).where(console_sessions.c.user_id == found))
+    return {"name": name, "role": role, "password_set_at": utc_text(moment)}
+
+
+def list_users(store: Store) -> list[dict[str, Any]]:
+    """Every console user with role, creation, password change and live sessions."""
+    live = (
+        select(func.count())
+        .where(console_sessions.c.user_id == users.c.id)
+        .where(console_sessions.c.expires_at > now())
+        .scalar_subquery()
+    )
+    query = select(users.c.name, users.c.role, users.c.created_at, users.c.password_set_at, live)
+    with store.connect() as conn:
+        rows = conn.execute(query.order_by(users.c.name)).all()
+    return [
+        {
+            "name": name,
+            "role": role,
+            "created_at": utc_text(created),
+            "password_set_at": utc_text(changed),
+            "sessions": sessions,
+        }
+        for name, role, created, changed, sessions in rows
+    ]
+
+
+def remove_user(store: Store, name: str) -> dict[str, Any]:
+    """Remove a console user and end their sessions (history keeps their name)."""
+    with store.connect() as conn:
+        found = conn.execute(select(users.c.id).where(users.c.name == name)).scalar()
+        if found is None:
+            raise LookupFailed(ErrorCode.NOT_FOUND, f"there is no user {name!r} (`users list`)")
+        ended = conn.execute(delete(console_sessions).where(console_sessions.c.user_id == found))
+        conn.execute(delete(users).where(users.c.id == found))
+    return {"name": name, "removed": True, "sessions_ended": ended.rowcount}
+
+
+def sign_in(store: Store, name: str, password: str, address: str, policy: Policy) -> str:
+    """A new session's cookie token for ``name``; LOGIN_THROTTLED past the failure limit for
+    this name and address, LOGIN_FAILED for an unknown name or a wrong password (alike)."""
+    moment = now()
+    since = moment - policy.window
+    f = login_failures.c
+    with store.connect() as conn:
+        conn.execute(delete(login_failures).where(f.at < since))
+        failed = conn.execute(
+            select(func.count()).where(f.username == name[:100], f.address == address[:100])
+        ).scalar_one()
+    if failed >= policy.max_failures:
+        raise GatewayError(
+            ErrorCode.LOGIN_THROTTLED,
+            f"too many failed sign-ins for this user from {address}: try again in "
+            f"{int(policy.window.total_seconds() // 60)} minutes",
+        )
+    with store.connect() as conn:
+        row = conn.execute(
+            select(users.c.id, users.c.password_hash).where(users.c.name == name)
+        ).first()
+    good = verify_password(password, row.password_hash if row else _dummy_hash())
+    if row is None or not good:
+        failure = {"username": name[:100], "address": address[:100], "at": moment}
+        with store.connect() as conn:  # committed before the refusal is raised
+            conn.execute(insert(login_failures).values(**failure))
+        raise GatewayError(ErrorCode.LOGIN_FAILED, "unknown user or wrong password")
+    token = secrets.token_urlsafe(32)
+    with store.connect() as conn:
+        conn.execute(delete(login_failures).where(f.username == name, f.address == address))
+        conn.execute(
+            insert(console_sessions).values(
+                token_hash=_token_hash(token),
+                user_id=row.id,
+                csrf_token=secrets.token_urlsafe(32),
+                address=address[:100],
+                created_at=moment,
+                last_seen_at=moment,
+                expires_at=moment + policy.lifetime,
+            )
+        )
+    return token
+
+
+def session_of(store: Store, token: str | None, policy: Policy) -> SignedIn | None:
+    """The live session ``token`` names, its last use noted (at most once a minute); None when
+    there is none or it expired (idle longer than the policy allows, or past its end: then it
+    is removed)."""
+    if not token:
+        return None
+    s = console_sessions.c
+    key, moment = _token_hash(token), now()
+    with store.reading() as session:  # most requests only read: never wait for a writer
+        row = session.execute(
+            select(s.last_seen_at, s.expires_at, s.csrf_token, users.c.name, users.c.role)
+            .join(users, users.c.id == s.user_id)
+            .where(s.token_hash == key)
+        ).first()
+    if row is None:
+        return None
+    if moment >= row.expires_at or moment - row.last_seen_at >= policy.idle:
+        sign_out(store, token)
+        return None
+    if moment - row.last_seen_at >= min(TOUCH_EVERY, policy.idle / 10):
+        with store.connect() as conn:
+            conn.execute(
+                update(console_sessions).where(s.token_hash == key).values(last_seen_at=moment)
+            )
+    return SignedIn(row.name, row.role, row.csrf_token)
+
+
+def sign_out(store: Store, token: str | None) -> None:
+    """End the session ``token`` names (nothing when there is none)."""
+    if token:
+        with store.connect() as conn:
+            key = _token_hash(token)
+            conn.execute(delete(console_sessions).where(console_sessions.c.token_hash == key))
+
+
+def csrf_ok(session: SignedIn, sent: object) -> bool:
+    """Whether a form's ``csrf_token`` is this session's (constant-time compare)."""
+    return isinstance(sent, str) and hmac.compare_digest(
+        sent.encode("utf-8"), session.csrf_token.encode("utf-8")
+    )
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()

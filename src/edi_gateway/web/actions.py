@@ -1,0 +1,223 @@
+"""Operator actions: POST only, CSRF-checked, confirmed, done by the application function the
+CLI calls, recorded in history with the signed-in user's name. A viewer gets 403.
+
+The confirmation works without JavaScript: a POST without ``confirmed=yes`` answers a page
+that says what will happen, with the same form (and ``confirmed=yes``) to send it for real.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.outbound.outbox import RETRYABLE, retry
+from edi_gateway.store.queries import get_order, order_summary
+from edi_gateway.web.app import console, signed_in
+from edi_gateway.web.auth import checked_form
+
+if TYPE_CHECKING:
+    from edi_gateway.app import Gateway
+    from edi_gateway.outbound.issuing import Issued
+
+
+def routes() -> list[Route]:
+    """The action endpoints."""
+    return [
+        Route("/orders/{order_id:int}/note", note, methods=["POST"]),
+        Route("/outbox/{outbox_id:int}/retry", retry_now, methods=["POST"]),
+        Route("/messages/{message_id:int}/dismiss", dismiss, methods=["POST"]),
+        Route("/messages/{message_id:int}/redrive", redrive, methods=["POST"]),
+        Route("/orders/{order_id:int}/respond", respond_to, methods=["POST"]),
+        Route("/orders/{order_id:int}/despatch", despatch_all, methods=["POST"]),
+        Route("/orders/{order_id:int}/invoice", invoice_all, methods=["POST"]),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """An action as the form asked for it: its fields, whether it was confirmed."""
+
+    fields: dict[str, str]
+    confirmed: bool
+
+
+async def _asked(request: Request) -> Asked:
+    """The form, once the CSRF token and the user's role allow acting."""
+    fields = await checked_form(request)
+    who = signed_in(request)
+    if not who.may_act:
+        raise GatewayError(
+            ErrorCode.ROLE_REFUSED,
+            f"{who.user} is a {who.role}: only an operator or an admin may do this",
+        )
+    return Asked(fields, fields.get("confirmed") == "yes")
+
+
+@dataclass(frozen=True, slots=True)
+class Act:
+    """One confirmed action: where it starts from (and returns to), what the confirmation
+    says, what it does (with the gateway and the user's name) and its "done" message key."""
+
+    back: str
+    title: str
+    what: str
+    do: Callable[[Gateway, str], object]
+    done: str
+
+
+async def _act(request: Request, asked: Asked, act: Act) -> Response:
+    """The confirmation page, or (confirmed) the action as the user and back with "done"."""
+    if not asked.confirmed:
+        keep = {k: v for k, v in asked.fields.items() if k not in ("csrf_token", "confirmed")}
+        return console(request).page(
+            request, "confirm.html", title=act.title, what=act.what, fields=keep, back=act.back
+        )
+    gateway, user = console(request).gateway, signed_in(request).user
+    await run_in_threadpool(act.do, gateway, user)
+    return RedirectResponse(f"{act.back}?done={act.done}", 303)
+
+
+async def note(request: Request) -> Response:
+    """Add a note to an order's history (confirmed first), as `orders note`."""
+    asked = await _asked(request)
+    order_id = request.path_params["order_id"]
+    text = asked.fields.get("text", "")
+    what = f"Note on order #{order_id}: {text.strip() or '(empty)'}"
+    return await _act(
+        request,
+        asked,
+        Act(
+            f"/orders/{order_id}",
+            "Add a note",
+            what,
+            lambda gateway, user: gateway.note(order_id, text, actor=user),
+            "note",
+        ),
+    )
+
+
+async def retry_now(request: Request) -> Response:
+    """Make a pending or failed outbox row due now (confirmed first), as `outbox retry ID`."""
+    asked = await _asked(request)
+    row = request.path_params["outbox_id"]
+    what = f"Deliver outbox row #{row} again now (a failed row gets a new round)."
+    return await _act(
+        request,
+        asked,
+        Act(
+            f"/outbox/{row}",
+            "Retry a delivery",
+            what,
+            lambda gateway, user: retry(gateway.store, [row], actor=user, states=RETRYABLE),
+            "retry",
+        ),
+    )
+
+
+async def dismiss(request: Request) -> Response:
+    """Dismiss a failed message with a reason (confirmed first), as `messages dismiss`."""
+    asked = await _asked(request)
+    message_id = request.path_params["message_id"]
+    reason = asked.fields.get("reason", "")
+    what = f"Dismiss message #{message_id} for good (never redriven): {reason.strip()}"
+    return await _act(
+        request,
+        asked,
+        Act(
+            f"/messages/{message_id}",
+            "Dismiss a message",
+            what,
+            lambda gateway, user: gateway.dismiss(message_id, reason, actor=user),
+            "dismiss",
+        ),
+    )
+
+
+async def redrive(request: Request) -> Response:
+    """Process a failed, orphaned or unprocessed message again (confirmed first), as
+    `messages redrive ID`."""
+    asked = await _asked(request)
+    message_id = request.path_params["message_id"]
+    what = f"Process message #{message_id} again (after fixing what made it fail)."
+    return await _act(
+        request,
+        asked,
+        Act(
+            f"/messages/{message_id}",
+            "Redrive a message",
+            what,
+            lambda gateway, user: gateway.redrive([message_id], actor=user),
+            "redrive",
+        ),
+    )
+
+
+RESPONSES = {"accept": "AP", "reject": "RE"}
+
+
+async def respond_to(request: Request) -> Response:
+    """Accept the order, or reject it with a reason (confirmed first), as `respond --accept` /
+    `respond --reject --reason`: an Order Response queued for the buyer."""
+    from edi_gateway.outbound.respond import Decision, respond
+
+    asked = await _asked(request)
+    answer = asked.fields.get("answer", "")
+    if answer not in RESPONSES:
+        raise GatewayError(ErrorCode.USAGE, f"answer {answer!r}: expected accept or reject")
+    reason = asked.fields.get("reason", "").strip() or None
+    what = f"Send the buyer an Order Response: {answer}" + (f" ({reason})" if reason else "")
+    decision = Decision(RESPONSES[answer], reason)
+    return await _issue(
+        request, asked, "Respond to the order", what, command=respond, wanted=decision
+    )
+
+
+async def despatch_all(request: Request) -> Response:
+    """Despatch everything still open (confirmed first), as `despatch ORDER`."""
+    from edi_gateway.outbound.despatch import DespatchRequest, despatch
+
+    what = "Send the buyer a Despatch Advice for everything still open."
+    asked = await _asked(request)
+    return await _issue(
+        request, asked, "Despatch", what, command=despatch, wanted=DespatchRequest()
+    )
+
+
+async def invoice_all(request: Request) -> Response:
+    """Invoice everything despatched and not yet billed (confirmed first), as `invoice ORDER`."""
+    from edi_gateway.outbound.invoice import InvoiceRequest, invoice
+
+    what = "Send the buyer an Invoice for everything despatched and not yet billed."
+    asked = await _asked(request)
+    return await _issue(request, asked, "Invoice", what, command=invoice, wanted=InvoiceRequest())
+
+
+async def _issue(
+    request: Request,
+    asked: Asked,
+    title: str,
+    what: str,
+    *,
+    command: Callable[..., Issued],
+    wanted: object,
+) -> Response:
+    """An issuing command of the CLI (store, settings, order reference, request; actor,
+    force) as a confirmed action on the order; its "done" key is the path's last part."""
+    order_id = request.path_params["order_id"]
+
+    def run(gateway: Gateway, user: str) -> Issued:
+        store, settings = gateway.store, gateway.settings
+        with store.reading() as session:
+            ref = order_summary(get_order(session, order_id))["ref"]
+        return command(store, settings, ref, wanted, actor=user, force=False)
+
+    done = request.url.path.rsplit("/", 1)[1]
+    back = f"/orders/{order_id}"
+    return await _act(request, asked, Act(back, title, f"Order #{order_id}: {what}", run, done))

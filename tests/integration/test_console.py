@@ -1,0 +1,633 @@
+"""The web console as its users meet it: `edi-gateway console` serving a project that ran the
+samples (with the outbound folder replaced by a file, so deliveries wait with an error), users
+made by `edi-gateway users add`, plain HTTP for the guards (303/401, CSRF, expiry, rate limit,
+escaping, downloads) and Debian's chromium driven by Playwright for sign-in, a filter, an order
+page, two actions and a viewer refused. Screenshots go to the test's tmp folder."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.integration.conftest import EXE, SAMPLES, Project, cli, cli_env
+from tests.keys import identity, write_identity
+from tests.servers import debian_command, free_port
+
+pytestmark = pytest.mark.integration
+
+OPERATOR, VIEWER, THROTTLED = "ann", "vic", "rita"
+PASSWORD = "correct horse battery"
+HOSTILE = "<img src=x onerror=alert(1)>.xml"
+HTML = {"Accept": "text/html"}
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+@dataclass
+class Site:
+    base: str
+    project: Project
+    shots: Path
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base, follow_redirects=False, timeout=10)
+
+
+def _serve(project: Project) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [str(EXE), "--config", str(project.config), "console", "--port", str(port)],
+        cwd=project.root,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return server, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    _stop(server)
+    pytest.fail(f"the console did not start: {server.stderr.read() if server.stderr else ''}")
+
+
+def _stop(server: subprocess.Popen[str]) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    for stream in (server.stdout, server.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def _add_user(project: Project, name: str, role: str, password: str = PASSWORD) -> None:
+    done = project.run("users", "add", name, "--role", role, input=password + "\n")
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    root = tmp_path_factory.mktemp("console")
+    assert cli("init", root / "p", "--samples", SAMPLES, cwd=root).returncode == 0
+    project = Project(root / "p")
+    shutil.rmtree(project.root / "outbox")
+    (project.root / "outbox").write_text("a file where the outbound folder should be")
+    project.drop(HOSTILE, b"<Order")
+    assert project.run("run", "--once").returncode == 0
+    _, pem = write_identity(identity("vastra-signing", days=20), project.root / "certs", "vastra")
+    data = yaml.safe_load(project.config.read_text(encoding="utf-8"))
+    vastra = next(p for p in data["partners"] if p["id"] == "vastra")
+    vastra["signature"] = {"verify": "if_present", "partner_certificate": str(pem)}
+    project.config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    _add_user(project, OPERATOR, "operator")
+    _add_user(project, VIEWER, "viewer")
+    _add_user(project, THROTTLED, "operator")
+    server, base = _serve(project)
+    try:
+        yield Site(base, project, root / "screenshots")
+    finally:
+        _stop(server)
+
+
+def _sign_in(client: httpx.Client, name: str, password: str = PASSWORD, **extra: str) -> Any:
+    form = client.get("/login", headers=HTML)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert token, form.text
+    data = {"username": name, "password": password, "csrf_token": token.group(1), **extra}
+    return client.post("/login", data=data, headers=HTML)
+
+
+def _csrf(client: httpx.Client) -> str:
+    found = re.search(
+        r'name="csrf_token" value="([^"]+)"', client.get("/orders", headers=HTML).text
+    )
+    assert found
+    return found.group(1)
+
+
+def _order_id(client: httpx.Client) -> int:
+    found = re.search(r'href="/orders/(\d+)"', client.get("/orders", headers=HTML).text)
+    assert found
+    return int(found.group(1))
+
+
+# --- plain HTTP -----------------------------------------------------------------------------
+
+
+def test_without_a_session_pages_redirect_or_401_and_health_stays_open(site: Site) -> None:
+    with site.client() as client:
+        for path in ("/", "/orders", "/orders/1", "/messages/1/raw", "/health", "/partners"):
+            browser = client.get(path, headers=HTML)
+            assert browser.status_code == 303, path
+            assert browser.headers["location"].startswith("/login?next=")
+            script = client.get(path, headers={"Accept": "application/json"})
+            assert script.status_code == 401, path
+            assert script.json()["error"]["code"] == "LOGIN_REQUIRED"
+        assert client.get("/orders?status=x", headers=HTML).headers["location"] == (
+            "/login?next=%2Forders%3Fstatus%3Dx"
+        )
+        assert client.post("/orders/1/note", data={"text": "hi"}).status_code == 401
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/healthz").json()["store"]["reachable"] is True
+        assert client.get("/metrics").status_code == 404  # only `run` has metrics
+        assert client.get("/login").status_code == 200
+        assert client.get("/static/console.css").status_code == 200
+        assert client.get("/no-such-page").status_code == 404
+
+
+def test_sign_in_needs_the_form_token_and_goes_only_to_this_site(site: Site) -> None:
+    with site.client() as client:
+        forged = client.post(
+            "/login",
+            data={"username": OPERATOR, "password": PASSWORD, "csrf_token": "guessed"},
+            headers=HTML,
+        )
+        assert forged.status_code == 403 and "CSRF_REFUSED" in forged.text
+        assert "edi_session" not in forged.cookies
+        done = _sign_in(client, OPERATOR, next="//evil.example/x")
+        assert done.status_code == 303 and done.headers["location"] == "/orders"
+        cookie = done.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+    for hostile in ("/\\evil.example", "https://evil.example/", "/orders\r\nSet-Cookie: x=1"):
+        with site.client() as client:
+            done = _sign_in(client, OPERATOR, next=hostile)
+            assert done.status_code == 303 and done.headers["location"] == "/orders", hostile
+    with site.client() as client:
+        done = _sign_in(client, OPERATOR, next="/messages?state=failed")
+        assert done.headers["location"] == "/messages?state=failed"
+
+
+def test_wrong_passwords_are_throttled_per_user_and_address(site: Site) -> None:
+    with site.client() as client:
+        for n in range(5):  # a forged X-Forwarded-For does not make a new address
+            client.headers["X-Forwarded-For"] = f"203.0.113.{n}"
+            refused = _sign_in(client, THROTTLED, "not the password")
+            assert refused.status_code == 401 and "LOGIN_FAILED" in refused.text
+        throttled = _sign_in(client, THROTTLED)  # the right password, too late
+        assert throttled.status_code == 429 and "LOGIN_THROTTLED" in throttled.text
+        assert _sign_in(client, OPERATOR).status_code == 303  # another user is not locked out
+        unknown = _sign_in(client, "nobody", "not the password")
+        assert unknown.status_code == 401 and "unknown user or wrong password" in unknown.text
+
+
+def test_every_post_needs_this_sessions_csrf_token(site: Site) -> None:
+    with site.client() as other:
+        _sign_in(other, OPERATOR)
+        foreign = _csrf(other)
+    with site.client() as client:
+        _sign_in(client, OPERATOR)
+        order = _order_id(client)
+        for data in ({"text": "x", "confirmed": "yes"}, {"text": "x", "csrf_token": foreign}):
+            refused = client.post(f"/orders/{order}/note", data=data, headers=HTML)
+            assert refused.status_code == 403 and "CSRF_REFUSED" in refused.text
+        assert client.get(f"/orders/{order}/note", headers=HTML).status_code == 405
+        assert client.post("/logout", headers=HTML).status_code == 403
+        history = client.get(f"/orders/{order}", headers=HTML).text
+        assert "order.note" not in history
+
+
+def test_a_viewer_reads_but_cannot_act(site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, VIEWER)
+        order = _order_id(client)
+        page = client.get(f"/orders/{order}", headers=HTML)
+        assert page.status_code == 200 and "Add a note" not in page.text
+        data = {"text": "viewer was here", "csrf_token": _csrf(client), "confirmed": "yes"}
+        refused = client.post(f"/orders/{order}/note", data=data, headers=HTML)
+        assert refused.status_code == 403 and "ROLE_REFUSED" in refused.text
+        assert "viewer was here" not in client.get(f"/orders/{order}", headers=HTML).text
+
+
+def test_partner_bytes_are_escaped_or_downloaded_never_rendered(site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, OPERATOR)
+        listing = client.get("/messages?state=failed", headers=HTML)
+        assert "&lt;img src=x onerror=alert(1)&gt;.xml" in listing.text
+        assert "<img src=x" not in listing.text
+        assert "script-src" not in listing.headers["content-security-policy"]  # none allowed
+        assert listing.headers["x-content-type-options"] == "nosniff"
+        found = re.search(
+            r'href="/messages/(\d+)">#\d+</a></td><td>[^<]*</td><td>failed</td>\s*'
+            r"<td>NOT_WELL_FORMED",
+            listing.text,
+        )
+        assert found
+        raw = client.get(f"/messages/{found.group(1)}/raw", headers=HTML)
+        assert raw.status_code == 200 and raw.content == b"<Order"
+        assert raw.headers["content-type"] == "application/octet-stream"
+        assert raw.headers["content-disposition"].startswith("attachment;")
+
+
+def test_bad_filters_are_coded_errors_not_empty_lists(site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, OPERATOR)
+        for path in (
+            "/orders?status=bogus",
+            "/messages?state=nope",
+            "/orders?offset=-1",
+            "/outbox?offset=ten",
+        ):
+            answer = client.get(path, headers=HTML)
+            assert answer.status_code == 400 and "USAGE" in answer.text, path
+        assert client.get("/orders/999999", headers=HTML).status_code == 404
+        assert client.get("/orders/99999999999", headers=HTML).status_code == 404
+        as_json = client.get("/orders?status=bogus", headers={"Accept": "application/json"})
+        assert as_json.json()["error"]["code"] == "USAGE"
+        accepted = client.get("/orders?status=fully%20invoiced", headers=HTML)
+        assert accepted.status_code == 200 and "Fully invoiced" in accepted.text
+        assert client.get("/orders?type=standing", headers=HTML).status_code == 400
+        everything = re.search(r"(\d+) in all", client.get("/orders", headers=HTML).text)
+        purchase = re.search(
+            r"(\d+) in all", client.get("/orders?type=purchase", headers=HTML).text
+        )
+        assert everything and purchase and 0 < int(purchase.group(1)) <= int(everything.group(1))
+        for flag in ("attention=1", "overdue=1"):
+            flagged = client.get(f"/orders?{flag}", headers=HTML)
+            assert flagged.status_code == 200 and 'value="1" checked' in flagged.text
+
+
+def test_logout_and_removing_a_user_end_sessions(site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, OPERATOR)
+        out = client.post("/logout", data={"csrf_token": _csrf(client)}, headers=HTML)
+        assert out.status_code == 303
+        assert client.get("/orders", headers=HTML).status_code == 303
+    _add_user(site.project, "temp", "viewer")
+    with site.client() as client:
+        _sign_in(client, "temp")
+        assert client.get("/orders", headers=HTML).status_code == 200
+        assert site.project.run("users", "remove", "temp").returncode == 0
+        assert client.get("/orders", headers=HTML).status_code == 303
+
+
+def test_sessions_expire_when_idle(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    assert cli("init", root, cwd=tmp_path).returncode == 0
+    project = Project(root)
+    data = yaml.safe_load(project.config.read_text(encoding="utf-8"))
+    data.setdefault("daemon", {})["http"] = {"console": {"session_idle_minutes": 0.05}}
+    project.config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    _add_user(project, OPERATOR, "operator")
+    server, base = _serve(project)
+    try:
+        with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as client:
+            _sign_in(client, OPERATOR)
+            for _ in range(3):  # in use: alive past the idle time
+                time.sleep(1)
+                assert client.get("/orders", headers=HTML).status_code == 200
+            time.sleep(3.5)
+            assert client.get("/orders", headers=HTML).status_code == 303
+    finally:
+        _stop(server)
+
+
+def test_users_add_reads_the_password_from_stdin_only(site: Site) -> None:
+    empty = site.project.run("users", "add", "nopw", "--role", "viewer", input="")
+    assert empty.returncode == 2 and "no password" in empty.stderr
+    short = site.project.run("users", "add", "shorty", "--role", "viewer", input="short\n")
+    assert short.returncode == 2 and "too short" in short.stderr
+    bad_role = site.project.run("users", "add", "x", "--role", "root", input=PASSWORD + "\n")
+    assert bad_role.returncode == 2
+    again = site.project.run("users", "add", OPERATOR, "--role", "viewer", input=PASSWORD + "\n")
+    assert again.returncode == 1 and "exists" in again.stderr
+    listed = site.project.json("users", "list")
+    assert {u["name"]: u["role"] for u in listed}[VIEWER] == "viewer"
+    assert all("password" not in key or key == "password_set_at" for u in listed for key in u)
+
+
+# --- a real browser -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    chromium = debian_command("chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def _browser_sign_in(browser: Any, site: Site, name: str, **options: Any) -> Any:
+    context = browser.new_context(**options)
+    page = context.new_page()
+    page.goto(f"{site.base}/orders")
+    assert page.url.startswith(f"{site.base}/login?next=")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{site.base}/orders")
+    return page
+
+
+def _shot(page: Any, site: Site, name: str) -> None:
+    site.shots.mkdir(exist_ok=True)
+    page.screenshot(path=str(site.shots / f"{name}.png"), full_page=True)
+
+
+def test_browser_sign_in_and_filter_without_javascript(browser: Any, site: Site) -> None:
+    page = _browser_sign_in(browser, site, OPERATOR, java_script_enabled=False)
+    assert page.locator("h1").inner_text() == "Orders"
+    assert page.locator("header .who span").inner_text() == "ann (operator)"
+    all_rows = page.locator("table.orders tbody tr").count()
+    _shot(page, site, "orders")
+    page.select_option("select[name=status]", "Fully invoiced")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url(re.compile(r".*/orders\?status=Fully\+invoiced.*"))
+    statuses = page.locator("table.orders tbody .status").all_inner_texts()
+    assert statuses and set(statuses) == {"Fully invoiced"} and len(statuses) < all_rows
+    _shot(page, site, "orders-filtered")
+    page.fill("input[name=q]", "no such order anywhere")
+    page.click("form.filters button[type=submit]")
+    assert "No order matches." in page.locator("table.orders").inner_text()
+    page.click("header nav >> text=Today")
+    assert page.locator("h1").inner_text().startswith("Today")
+    _shot(page, site, "today")
+    page.context.close()
+
+
+def test_browser_order_page_note_and_retry(browser: Any, site: Site) -> None:
+    page = _browser_sign_in(browser, site, OPERATOR)
+    page.goto(f"{site.base}/outbox?state=pending")
+    assert "TARGET_UNWRITABLE" in page.locator("table.outbox").inner_text()
+    page.locator("table.outbox tbody tr a").first.click()
+    _shot(page, site, "outbox-row")
+    page.click("text=Retry now…")
+    assert page.locator("h1").inner_text() == "Retry a delivery?"
+    page.click("text=Yes, do it")
+    assert "due now" in page.locator(".done").inner_text()
+    order_link = page.locator("dl.facts a[href^='/orders/']")
+    order_link.click()
+    assert page.locator("table.lines tbody tr").count() >= 1
+    assert page.locator("table.lines thead th").all_inner_texts()[4:10] == [
+        "Ordered",
+        "Confirmed",
+        "Despatched",
+        "Received",
+        "Invoiced",
+        "Credited",
+    ]
+    history = page.locator("table.history").inner_text()
+    assert re.search(r"ann\s+outbox\.retried", history), history
+    page.fill("textarea[name=text]", "Called the buyer: <b>delivery Friday</b>")
+    page.click("text=Add note…")
+    assert page.locator("h1").inner_text() == "Add a note?"
+    _shot(page, site, "confirm-note")
+    page.click("text=Yes, do it")
+    assert page.locator(".done").inner_text() == "Note added to the order's history."
+    row = page.locator("table.history tr", has_text="order.note")
+    assert row.locator("td").nth(1).inner_text() == "ann"
+    assert row.locator("td").nth(3).inner_text() == "Called the buyer: <b>delivery Friday</b>"
+    _shot(page, site, "order-noted")
+    page.context.close()
+
+
+def test_browser_viewer_is_refused(browser: Any, site: Site) -> None:
+    page = _browser_sign_in(browser, site, VIEWER)
+    page.locator("table.orders tbody a").first.click()
+    assert page.locator("textarea[name=text]").count() == 0  # no form to act with
+    token = page.locator("header input[name=csrf_token]").get_attribute("value")
+    order_path = page.url.removeprefix(site.base)
+    answer = page.request.post(
+        f"{site.base}{order_path}/note",
+        form={"text": "sneaky", "csrf_token": token, "confirmed": "yes"},
+        headers=HTML,
+    )
+    assert answer.status == 403 and "ROLE_REFUSED" in answer.text()
+    page.goto(f"{site.base}/outbox?state=pending")
+    page.locator("table.outbox tbody tr a").first.click()
+    assert page.locator("text=Retry now…").count() == 0
+    _shot(page, site, "viewer-outbox-row")
+    page.context.close()
+
+
+def test_run_serves_the_console_beside_health_and_metrics(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    assert cli("init", root, "--samples", SAMPLES, cwd=tmp_path).returncode == 0
+    project = Project(root)
+    port = free_port()
+    data = yaml.safe_load(project.config.read_text(encoding="utf-8"))
+    data.setdefault("daemon", {})["http"] = {"host": "127.0.0.1", "port": port}
+    project.config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    _add_user(project, OPERATOR, "operator")
+    daemon = subprocess.Popen(
+        [str(EXE), "--config", str(project.config), "run"],
+        cwd=project.root,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    if client.get("/orders").status_code == 401:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            assert client.get("/healthz").json()["connectors"]  # the daemon's health, open
+            assert "edi_outbox_pending" in client.get("/metrics").text
+            assert client.get("/orders", headers=HTML).status_code == 303
+            _sign_in(client, OPERATOR)
+            deadline = time.monotonic() + 30  # the loop takes the samples meanwhile
+            while "VS-2026-1001" not in client.get("/orders", headers=HTML).text:
+                assert time.monotonic() < deadline, "the samples never showed up"
+                time.sleep(0.2)
+            health = client.get("/health", headers=HTML).text
+            assert "Inbound connectors" in health and "inbox" in health
+    finally:
+        daemon.terminate()
+        _, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err[-3000:]
+
+
+def test_oversized_or_unsized_forms_are_refused_unread(site: Site) -> None:
+    with site.client() as client:
+        big = {"username": OPERATOR, "password": "x" * 70_000, "csrf_token": "t"}
+        assert client.post("/login", data=big).status_code == 413
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: sent chunked
+            yield b"username=ann&password="
+            yield b"x" * 10
+
+        assert client.post("/login", content=chunks()).status_code == 411
+
+
+def test_redrive_and_dismiss_a_failed_message(site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, OPERATOR)
+        listing = client.get("/messages?state=failed&code=UNKNOWN_PARTNER", headers=HTML).text
+        found = re.search(r'href="/messages/(\d+)"', listing)
+        assert found
+        path = f"/messages/{found.group(1)}"
+        token = _csrf(client)
+        asked = client.post(f"{path}/redrive", data={"csrf_token": token}, headers=HTML)
+        assert asked.status_code == 200 and "Redrive a message?" in asked.text  # confirm first
+        assert "message.redriven" not in client.get(path, headers=HTML).text
+        done = client.post(
+            f"{path}/redrive", data={"csrf_token": token, "confirmed": "yes"}, headers=HTML
+        )
+        assert done.status_code == 303 and done.headers["location"] == f"{path}?done=redrive"
+        page = client.get(done.headers["location"], headers=HTML).text
+        assert "processed again" in page and re.search(r"<td>ann</td><td>message\.redr", page)
+        no_reason = {"csrf_token": token, "confirmed": "yes", "reason": "  "}
+        assert client.post(f"{path}/dismiss", data=no_reason, headers=HTML).status_code == 400
+        reason = {"csrf_token": token, "confirmed": "yes", "reason": "test partner, ignore"}
+        assert client.post(f"{path}/dismiss", data=reason, headers=HTML).status_code == 303
+        page = client.get(path, headers=HTML).text
+        assert "dismissed" in page and "test partner, ignore" in page
+        again = client.post(f"{path}/dismiss", data=reason, headers=HTML)
+        assert again.status_code == 409 and "NOT_ALLOWED" in again.text  # not failed any more
+
+
+def test_pages_do_not_wait_for_a_writer_holding_the_store(site: Site) -> None:
+    import sqlite3
+
+    with site.client() as client:
+        _sign_in(client, VIEWER)
+        order = _order_id(client)
+        writer = sqlite3.connect(site.project.db, isolation_level=None, timeout=1)
+        try:
+            writer.execute("BEGIN IMMEDIATE")  # as the daemon's loop does for a batch
+            began = time.monotonic()
+            for path in ("/orders", f"/orders/{order}", "/messages", "/outbox", "/health"):
+                assert client.get(path, headers=HTML).status_code == 200, path
+            assert time.monotonic() - began < 5  # the store's busy wait is 30 s
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+
+
+def test_today_counts_link_to_their_lists(site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, VIEWER)
+        page = client.get("/today", headers=HTML)
+        assert page.status_code == 200
+        failed = re.search(r'<a href="/messages\?state=failed">(\d+)</a>', page.text)
+        pending = re.search(r'<a href="/outbox\?state=pending">(\d+)</a>', page.text)
+        assert failed and pending and int(pending.group(1)) >= 1  # the outbox is a file
+        listed = client.get("/messages?state=failed", headers=HTML).text
+        assert f"{failed.group(1)} in all" in listed
+        day = re.search(r'href="/orders\?since=(\d{4}-\d\d-\d\d)">(\d+)</a>', page.text)
+        assert day and int(day.group(2)) >= 1  # the samples arrived today
+        assert (
+            f"{day.group(2)} in all"
+            in client.get(f"/orders?since={day.group(1)}", headers=HTML).text
+        )
+        assert client.get("/orders?since=yesterday", headers=HTML).status_code == 400
+
+
+def test_browser_order_whole_life_through_the_buttons(browser: Any, site: Site) -> None:
+    import sqlite3
+    import sys
+
+    from tests.conftest import shared_dir
+
+    page = _browser_sign_in(browser, site, OPERATOR)
+    page.click("text=4500012901")
+    order_url = page.url
+    assert page.locator("h1 .status").inner_text() == "Received"
+    for button, title, status in (
+        ("Accept…", "Respond to the order?", "Accepted"),
+        ("Despatch all open…", "Despatch?", "Fully delivered"),
+        ("Invoice despatched…", "Invoice?", "Fully invoiced"),
+    ):
+        page.click(f"text={button}")
+        assert page.locator("h1").inner_text() == title
+        page.click("text=Yes, do it")
+        assert "queued for the buyer" in page.locator(".done").inner_text()
+        assert page.locator("h1 .status").inner_text() == status, button
+    _shot(page, site, "order-whole-life")
+    history = page.locator("table.history").inner_text()
+    for event in ("OrderResponse", "DespatchAdvice", "Invoice"):
+        assert re.search(rf"ann\s+\S*\s*.*{event}", history), event
+    before = page.url
+    page.click("text=Reject…")  # the reason field is required: the browser does not send it
+    assert page.url == before
+    page.fill("input[name=reason]", "too late")
+    page.click("text=Reject…")
+    page.click("text=Yes, do it")
+    assert "NOT_ALLOWED" in page.locator(".error").inner_text()  # a fully invoiced order
+    page.context.close()
+
+    order_id = int(order_url.rsplit("/", 1)[1])
+    with sqlite3.connect(site.project.db) as db:
+        rows = db.execute(
+            "SELECT filename, payload FROM outbox WHERE order_id = ? AND kind IN "
+            "('OrderResponse', 'DespatchAdvice', 'Invoice')",
+            (order_id,),
+        ).fetchall()
+    assert len(rows) == 3
+    folder = site.shots.parent / "issued"
+    folder.mkdir(exist_ok=True)
+    for name, payload in rows:
+        (folder / name).write_bytes(payload)
+    done = subprocess.run(
+        [sys.executable, str(shared_dir() / "tools" / "ubl-check"), *map(str, folder.iterdir())],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_documents_download_as_xml_and_pdf_attachments(site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, VIEWER)
+        order = client.get("/orders?q=VS-2026-1001", headers=HTML).text
+        found = re.search(r'href="/orders/(\d+)"', order)
+        assert found
+        page = client.get(f"/orders/{found.group(1)}", headers=HTML).text
+        links = re.findall(r'href="(/documents/\d+)/ubl"', page)
+        assert links
+        xml = client.get(f"{links[0]}/ubl", headers=HTML)
+        assert xml.status_code == 200 and xml.content.lstrip().startswith(b"<?xml")
+        assert xml.headers["content-disposition"].startswith("attachment;")
+        pdf = client.get(f"{links[0]}/pdf", headers=HTML)
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+        assert pdf.headers["content-type"] == "application/pdf"
+        assert client.get(f"{links[0]}/html", headers=HTML).status_code == 409
+        assert client.get("/documents/999999/ubl", headers=HTML).status_code == 404
+
+
+def test_partners_list_connectors_and_certificate_expiry(site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, VIEWER)
+        page = client.get("/partners", headers=HTML).text
+        assert '<a href="/orders?partner=vastra">vastra</a>' in page
+        row = re.search(
+            r"<code>partners\.vastra\.signature\.partner_certificate</code></td>"
+            r"<td>CN=vastra-signing</td><td[^>]*>[^<]+</td><td class=\"num\">([\d.]+)</td>",
+            page,
+        )
+        assert row and 19 < float(row.group(1)) <= 20, page

@@ -1,0 +1,152 @@
+"""Console users and sessions (accounts.py) against a real store: hashes, roles, expiry, the
+sign-in rate limit, and what a hostile caller tries."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from edi_gateway import accounts
+from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.pipeline.history import now
+from edi_gateway.store.db import Store
+from edi_gateway.store.schema import console_sessions, users
+
+PASSWORD = "correct horse battery"
+POLICY = accounts.Policy(
+    idle=timedelta(hours=8),
+    lifetime=timedelta(hours=24),
+    max_failures=3,
+    window=timedelta(minutes=15),
+)
+
+
+def _code(exc: pytest.ExceptionInfo[GatewayError]) -> ErrorCode:
+    return exc.value.code
+
+
+def test_password_hash_is_salted_scrypt_and_verifies_only_the_password() -> None:
+    first, second = accounts.hash_password(PASSWORD), accounts.hash_password(PASSWORD)
+    assert first.startswith("scrypt$32768$8$1$") and first != second  # a salt of its own each
+    assert accounts.verify_password(PASSWORD, first)
+    assert not accounts.verify_password(PASSWORD + " ", first)
+    assert not accounts.verify_password("", first)
+    for broken in ("", "scrypt$1$2", "md5$1$1$1$AAAA$AAAA", first.replace("scrypt", "bcrypt")):
+        assert not accounts.verify_password(PASSWORD, broken)
+
+
+@pytest.mark.parametrize(
+    ("name", "role", "password"),
+    [
+        ("", "viewer", PASSWORD),
+        ("ann smith", "viewer", PASSWORD),
+        ("-ann", "viewer", PASSWORD),
+        ("x" * 101, "viewer", PASSWORD),
+        ("ann", "root", PASSWORD),
+        ("ann", "Operator", PASSWORD),
+        ("ann", "viewer", "eleven char"),
+        ("ann", "viewer", "x" * 1025),
+    ],
+)
+def test_bad_users_are_refused_with_usage(name: str, role: str, password: str) -> None:
+    with pytest.raises(GatewayError) as exc:
+        accounts.check_new_user(name, role, password)
+    assert _code(exc) == ErrorCode.USAGE
+
+
+def test_add_list_replace_remove(store: Store) -> None:
+    accounts.add_user(store, "ann", "operator", PASSWORD)
+    with pytest.raises(GatewayError) as exc:
+        accounts.add_user(store, "ann", "viewer", PASSWORD)
+    assert _code(exc) == ErrorCode.NOT_ALLOWED
+    token = accounts.sign_in(store, "ann", PASSWORD, "10.0.0.1", POLICY)
+    [listed] = accounts.list_users(store)
+    assert listed["name"] == "ann" and listed["role"] == "operator" and listed["sessions"] == 1
+    with store.connect() as conn:
+        stored = conn.execute(select(users.c.password_hash)).scalar_one()
+    assert PASSWORD not in stored
+
+    accounts.add_user(store, "ann", "viewer", "another good password", replace=True)
+    assert accounts.session_of(store, token, POLICY) is None  # a new password ends sessions
+    with pytest.raises(GatewayError) as exc:
+        accounts.sign_in(store, "ann", PASSWORD, "10.0.0.1", POLICY)
+    assert _code(exc) == ErrorCode.LOGIN_FAILED
+    token = accounts.sign_in(store, "ann", "another good password", "10.0.0.1", POLICY)
+    who = accounts.session_of(store, token, POLICY)
+    assert who is not None and who.role == "viewer" and not who.may_act
+
+    assert accounts.remove_user(store, "ann")["sessions_ended"] == 1
+    assert accounts.session_of(store, token, POLICY) is None
+    assert accounts.list_users(store) == []
+    with pytest.raises(GatewayError) as exc:
+        accounts.remove_user(store, "ann")
+    assert _code(exc) == ErrorCode.NOT_FOUND
+
+
+def test_session_token_is_not_stored_and_csrf_is_per_session(store: Store) -> None:
+    accounts.add_user(store, "ann", "admin", PASSWORD)
+    one = accounts.sign_in(store, "ann", PASSWORD, "10.0.0.1", POLICY)
+    two = accounts.sign_in(store, "ann", PASSWORD, "10.0.0.1", POLICY)
+    with store.connect() as conn:
+        keys = set(conn.execute(select(console_sessions.c.token_hash)).scalars())
+    assert one not in keys and two not in keys and len(keys) == 2
+    first, second = accounts.session_of(store, one, POLICY), accounts.session_of(store, two, POLICY)
+    assert first is not None and second is not None and first.may_act
+    assert accounts.csrf_ok(first, first.csrf_token)
+    assert not accounts.csrf_ok(first, second.csrf_token)
+    assert not accounts.csrf_ok(first, None) and not accounts.csrf_ok(first, "")
+    assert accounts.session_of(store, one + "x", POLICY) is None
+    assert accounts.session_of(store, None, POLICY) is None
+    accounts.sign_out(store, one)
+    assert accounts.session_of(store, one, POLICY) is None
+    assert accounts.session_of(store, two, POLICY) is not None
+
+
+def _age(store: Store, **columns: object) -> None:
+    with store.connect() as conn:
+        conn.execute(update(console_sessions).values(**columns))
+
+
+def test_sessions_expire_when_idle_and_at_their_end(store: Store) -> None:
+    accounts.add_user(store, "ann", "operator", PASSWORD)
+    token = accounts.sign_in(store, "ann", PASSWORD, "10.0.0.1", POLICY)
+    _age(store, last_seen_at=now() - timedelta(hours=7, minutes=59))
+    assert accounts.session_of(store, token, POLICY) is not None  # and its use is noted
+    _age(store, created_at=now() - timedelta(hours=7))  # used: the idle clock started again
+    assert accounts.session_of(store, token, POLICY) is not None
+    _age(store, last_seen_at=now() - timedelta(hours=8, seconds=1))
+    assert accounts.session_of(store, token, POLICY) is None  # idle too long: gone for good
+    _age(store, last_seen_at=now())
+    assert accounts.session_of(store, token, POLICY) is None
+
+    token = accounts.sign_in(store, "ann", PASSWORD, "10.0.0.1", POLICY)
+    _age(store, expires_at=now() - timedelta(seconds=1))  # in use all along, but past its end
+    assert accounts.session_of(store, token, POLICY) is None
+
+
+def test_failed_sign_ins_are_throttled_per_name_and_address(store: Store) -> None:
+    accounts.add_user(store, "ann", "operator", PASSWORD)
+    for _ in range(POLICY.max_failures):
+        with pytest.raises(GatewayError) as exc:
+            accounts.sign_in(store, "ann", "wrong password!", "10.0.0.1", POLICY)
+        assert _code(exc) == ErrorCode.LOGIN_FAILED
+    with pytest.raises(GatewayError) as exc:  # even the right password: refused before it
+        accounts.sign_in(store, "ann", PASSWORD, "10.0.0.1", POLICY)
+    assert _code(exc) == ErrorCode.LOGIN_THROTTLED
+    # another address is not punished for the attacker's tries
+    assert accounts.sign_in(store, "ann", PASSWORD, "10.0.0.2", POLICY)
+    quick = accounts.Policy(max_failures=3, window=timedelta(microseconds=1))
+    assert accounts.sign_in(store, "ann", PASSWORD, "10.0.0.1", quick)  # the window passed
+
+
+def test_unknown_user_fails_like_a_wrong_password(store: Store) -> None:
+    accounts.add_user(store, "ann", "operator", PASSWORD)
+    messages = set()
+    for name in ("ann", "nobody", "x" * 500, "ann' OR '1'='1"):
+        with pytest.raises(GatewayError) as exc:
+            accounts.sign_in(store, name, "wrong password!", "10.0.0.1", POLICY)
+        assert _code(exc) == ErrorCode.LOGIN_FAILED
+        messages.add(exc.value.message)
+    assert len(messages) == 1
