@@ -413,7 +413,7 @@ users = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("password_set_at", UTCDateTime(), nullable=False),
 )
-"""Who may sign in to the web console (0016, docs/adr/0031)."""
+"""Who may sign in to the web console (0019, docs/adr/0031)."""
 
 console_sessions = Table(
     "console_sessions",
@@ -426,7 +426,7 @@ console_sessions = Table(
     Column("last_seen_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),  # absolute end, whatever the use
 )
-"""Signed-in console sessions; the cookie's token itself is never stored (0016)."""
+"""Signed-in console sessions; the cookie's token itself is never stored (0019)."""
 
 login_failures = Table(
     "login_failures",
@@ -437,4 +437,4 @@ login_failures = Table(
     Column("at", UTCDateTime(), nullable=False),
     Index("ix_login_failures_who", "username", "address", "at"),
 )
-"""Failed console sign-ins, counted per user name and address for the rate limit (0016)."""
+"""Failed console sign-ins, counted per user name and address for the rate limit (0019)."""

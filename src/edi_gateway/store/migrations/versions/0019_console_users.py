@@ -1,6 +1,6 @@
 """users, console_sessions, login_failures: who may sign in to the web console
 
-Revision ID: 0016
+Revision ID: 0019
 Revises: 0018
 Create Date: 2026-12-05 03:20:00
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
+revision = "0019"
 down_revision = "0018"
 branch_labels = None
 depends_on = None
