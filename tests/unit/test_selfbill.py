@@ -363,6 +363,12 @@ def test_amount_only_debit_as_ubl_debit_note(store: Store, tmp_path: Path) -> No
             ),
             "needs a rate",
         ),
+        (
+            InvoiceRequest(
+                debit_of="INV-PO-1-1", amount=Decimal(5), reason="x", vat=fee_vat("S", Decimal(0))
+            ),
+            r"BR-S-05",
+        ),
         (InvoiceRequest(debit_of="INV-X", amount=Decimal(5), reason="x"), "has no invoice INV-X"),
         (
             InvoiceRequest(
