@@ -49,6 +49,41 @@ def moves(docs: list[DocumentRow], ledger: dict[int, list[DocumentLine]]) -> lis
     return out
 
 
+def unit_mismatches(
+    docs: list[DocumentRow], ledger: dict[int, list[DocumentLine]], lines: list[OrderLine]
+) -> list[rules.Discrepancy]:
+    """Document lines the ledger counts whose unit is not their order line's (10 boxes of a
+    line in pieces): counted as stated, so never silent. Units that count the same (C62, EA,
+    H87, NAR) agree. One per document and order line."""
+    from edi_gateway.domain.order_change import convert
+
+    counted = {(move.document, move.line): move for move in moves(docs, ledger)}
+    by_id = {line.id: line for line in lines}
+    found: dict[tuple[int, int], rules.Discrepancy] = {}
+    for doc in docs:
+        for row in ledger.get(doc.id, []):
+            move = counted.get((doc.id, row.order_line_id or 0))
+            line = by_id.get(row.order_line_id or 0)
+            if move is None or line is None or row.quantity is None or (doc.id, line.id) in found:
+                continue
+            if line.unit is None or row.unit is None:
+                continue
+            converted = convert(row.quantity, row.unit, line.unit)
+            if converted == row.quantity:
+                continue
+            given = f"{row.quantity} {row.unit}"
+            given += "" if converted is None else f" ({converted} {line.unit})"
+            detail = (
+                f"{move.label} line {line.line_id}: {move.what} {given}, "
+                f"but the order line is in {line.unit}"
+            )
+            bound = row.quantity if converted is None else converted
+            found[doc.id, line.id] = rules.Discrepancy(
+                doc.id, line.id, "unit", row.quantity, bound, detail
+            )
+    return list(found.values())
+
+
 def flag(
     session: Session,
     order: Order,
@@ -68,7 +103,7 @@ def flag(
         )
         for line in lines
     }
-    found = rules.find(moves(docs, ledger), bounds)
+    found = rules.find(moves(docs, ledger), bounds) + unit_mismatches(docs, ledger, lines)
     if not found:
         return
     known = set(
