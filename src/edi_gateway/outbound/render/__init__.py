@@ -113,6 +113,15 @@ def contact_text(contact: Contact | None) -> str | None:
     return (contact.text() or None) if contact else None
 
 
+def attachments_text(order: Order) -> str | None:
+    """The order's attached documents as ``type ref (file or URI)``, ``; `` between them."""
+    attached = [
+        " ".join(p for p in (a.document_type, a.ref, f"({a.filename or a.uri or '-'})") if p)
+        for a in order.attachments
+    ]
+    return "; ".join(attached) or None
+
+
 def order_type_label(order: Order, t: Callable[[str], str]) -> str:
     """The order type in the reader's language with its code (``Ramorder (221)``); no code
     sent reads as 220 (Peppol T01); a code outside the Peppol list is shown as it is."""
