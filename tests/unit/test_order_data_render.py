@@ -97,6 +97,8 @@ def test_forwarded_pdf_xlsx_and_csv_say_where_and_when(store: Store, tmp_path: P
     assert first["Leveransadress"] == "Kajen 7, 41101 Göteborg, SE"
     assert (first["Leverans från"], first["Leverans senast"]) == ("2026-12-14", "2026-12-15")
     assert first["Ordertyp"] == "221" and first["Köparens referens"] == "REF-77"
+    assert first["Kontakt leverans"].startswith("Eva, +46 31 100")
+    assert first["Bilagor"] == "Drawing D1 (plan.pdf)"
 
 
 def test_renders_of_an_order_without_data_leave_the_fields_empty(tmp_path: Path) -> None:

@@ -86,6 +86,12 @@ HEADER_COLUMNS: tuple[Column, ...] = (
     Column("delivery.from", Kind.DATE, lambda o, _: o.delivery.start_date if o.delivery else None),
     Column("delivery.to", Kind.DATE, lambda o, _: o.delivery.end_date if o.delivery else None),
     Column("contact.buyer", Kind.TEXT, lambda o, _: contact_text(o.buyer_contact)),
+    Column(
+        "contact.delivery",
+        Kind.TEXT,
+        lambda o, _: contact_text(o.delivery.contact if o.delivery else None),
+    ),
+    Column("order.attachments", Kind.TEXT, lambda o, _: attachments_text(o)),
     Column("doc.notes", Kind.TEXT, lambda o, _: "\n".join(o.notes) or None),
 )
 """The order's header fields, repeated on every row of a one-table layout (the order type as
