@@ -18,9 +18,17 @@ from edi_gateway.domain import discrepancy as rules
 from edi_gateway.domain.documents import DocumentKind
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.pipeline.history import now, record
-from edi_gateway.store.tables import Discrepancy, DocumentLine, DocumentRow, Order, OrderLine
+from edi_gateway.store.tables import (
+    Discrepancy,
+    DocumentLine,
+    DocumentRow,
+    Message,
+    Order,
+    OrderLine,
+)
 
 RESPONSE = DocumentKind.ORDER_RESPONSE.value
+ZERO = rules.ZERO
 
 
 def moves(docs: list[DocumentRow], ledger: dict[int, list[DocumentLine]]) -> list[rules.Move]:
@@ -84,6 +92,39 @@ def unit_mismatches(
     return list(found.values())
 
 
+def other_parties(
+    session: Session,
+    order: Order,
+    documents: tuple[list[DocumentRow], dict[int, list[DocumentLine]]],
+    lines: list[OrderLine],
+) -> list[rules.Discrepancy]:
+    """Received documents the ledger counts that a partner other than the order's buyer and
+    supplier sent (correlation finds an order by buyer and order number alone): counted as
+    stated, so never silent. Judged only when both the sender and the supplier are partners."""
+    docs, ledger = documents
+    parties = {order.buyer_partner, order.seller_partner}
+    received = [d.message_id for d in docs if d.direction == "in" and d.message_id is not None]
+    if order.seller_partner is None or not received:
+        return []
+    query = select(Message.id, Message.partner).where(Message.id.in_(received))
+    senders: dict[int, str | None] = {row.id: row.partner for row in session.execute(query)}
+    by_id = {line.id: line for line in lines}
+    found: list[rules.Discrepancy] = []
+    for move in moves(docs, ledger):
+        doc = next(d for d in docs if d.id == move.document)
+        sender = senders.get(doc.message_id or 0)
+        if sender is None or sender in parties or move.line not in by_id:
+            continue
+        detail = (
+            f"{move.label} line {by_id[move.line].line_id}: {move.what} {move.quantity} by "
+            f"{sender}, not the order's buyer or supplier"
+        )
+        found.append(
+            rules.Discrepancy(doc.id, move.line, "other_party", move.quantity, ZERO, detail)
+        )
+    return found
+
+
 def flag(
     session: Session,
     order: Order,
@@ -104,6 +145,7 @@ def flag(
         for line in lines
     }
     found = rules.find(moves(docs, ledger), bounds) + unit_mismatches(docs, ledger, lines)
+    found += other_parties(session, order, documents, lines)
     if not found:
         return
     known = set(
