@@ -297,6 +297,10 @@ def _despatch(gateway: Gateway, args: argparse.Namespace) -> int:
     )
     if args.slip is not None and not packing.wanted:
         raise GatewayError(ErrorCode.USAGE, "--slip prints the boxes: give --boxes N or --box")
+    if args.slip is not None and (args.slip.is_dir() or not args.slip.parent.is_dir()):
+        raise GatewayError(  # refused before the advice is sent, so a retry sends it once
+            ErrorCode.USAGE, f"--slip {args.slip}: not a file in an existing folder"
+        )
     issued = _run(gateway, args, despatch, request)
     data, text = _issued_data(issued), _issued_text(issued, "Despatch Advice")
     if packing.wanted:
@@ -304,7 +308,15 @@ def _despatch(gateway: Gateway, args: argparse.Namespace) -> int:
         data["sscc"] = printed.ssccs
         text += f"\n{len(printed.ssccs)} box(es), SSCC " + ", ".join(printed.ssccs)
         if args.slip is not None:
-            args.slip.write_bytes(printed.pdf)
+            try:
+                args.slip.write_bytes(printed.pdf)
+            except OSError as exc:
+                raise GatewayError(
+                    ErrorCode.TARGET_UNWRITABLE,
+                    f"despatch advice {issued.doc_number} was issued and queued, but its slip could not "
+                    f"be written to {args.slip} ({exc.strerror}): print it with `edi-gateway "
+                    f"documents show {issued.document_id} --format pdf --output FILE`",
+                ) from exc
             data["slip"] = str(args.slip)
             text += f"\npacking slip and labels: {args.slip} ({len(printed.pdf)} bytes)"
     return emit(data, args.json, text)
