@@ -313,9 +313,9 @@ def _despatch(gateway: Gateway, args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise GatewayError(
                     ErrorCode.TARGET_UNWRITABLE,
-                    f"despatch advice {issued.doc_number} was issued and queued, but its slip could not "
-                    f"be written to {args.slip} ({exc.strerror}): print it with `edi-gateway "
-                    f"documents show {issued.document_id} --format pdf --output FILE`",
+                    f"despatch advice {issued.doc_number} was issued and queued, but its slip "
+                    f"could not be written to {args.slip} ({exc.strerror}): print it with "
+                    f"`edi-gateway documents show {issued.document_id} --format pdf --output FILE`",
                 ) from exc
             data["slip"] = str(args.slip)
             text += f"\npacking slip and labels: {args.slip} ({len(printed.pdf)} bytes)"
