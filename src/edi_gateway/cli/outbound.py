@@ -368,6 +368,19 @@ def _run(
     )
 
 
+def _write(path: Path, content: bytes) -> None:
+    """Write ``content`` to the operator's ``--output``; a path that cannot be written is a
+    coded error naming it."""
+    from edi_gateway.errors import ErrorCode, GatewayError
+
+    try:
+        path.write_bytes(content)
+    except OSError as exc:
+        raise GatewayError(
+            ErrorCode.TARGET_UNWRITABLE, f"cannot write {path}: {exc.strerror}"
+        ) from exc
+
+
 def _show_document(gateway: Gateway, args: argparse.Namespace) -> int:
     import sys
 
@@ -376,7 +389,7 @@ def _show_document(gateway: Gateway, args: argparse.Namespace) -> int:
 
     shown = show(gateway.store, gateway.settings, args.id, args.format)
     if args.output is not None:
-        args.output.write_bytes(shown.payload)
+        _write(args.output, shown.payload)
         print(f"wrote {args.output} ({len(shown.payload)} bytes, {shown.media_type})")
         return 0
     if args.format != "ubl":
@@ -407,7 +420,7 @@ def _attachment(gateway: Gateway, args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.buffer.write(content)
         return 0
-    args.output.write_bytes(content)
+    _write(args.output, content)
     named = f", sent as {shown['filename']!r}" if shown["filename"] else ""
     print(f"wrote {args.output} ({len(content)} bytes, {shown['mime_code']}{named})")
     return 0
