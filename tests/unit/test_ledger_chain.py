@@ -201,6 +201,47 @@ def test_over_despatch_credit_beyond_invoiced_and_negative_quantities(gw: Gatewa
     )
 
 
+def test_a_quantity_in_another_unit_is_flagged(gw: Gateway) -> None:
+    """The order is in pieces (C62): 10 boxes or 2 dozen are not 10 or 2 pieces."""
+    boxes = f.despatch_advice("D-1", "PO-1", [("1", "10")]).replace(b'"C62"', b'"XBX"')
+    receive(gw, boxes)
+    dozens = f.invoice("S-INV-1", "PO-1", [("1", "2", "2.25")]).replace(b'"C62"', b'"DZN"')
+    receive(gw, dozens)
+    receive(gw, f.despatch_advice("D-2", "PO-1", [("2", "5")]).replace(b'"C62"', b'"EA"'))
+    order = detail(gw)
+    assert order["attention"] is True
+    assert [(d["line_id"], d["kind"]) for d in order["discrepancies"]] == [
+        ("1", "unit"),
+        ("1", "unit"),
+    ]  # EA counts single units as C62 does: no discrepancy
+    assert events(gw, "order.discrepancy") == [
+        "DespatchAdvice D-1 line 1: despatched 10 XBX, but the order line is in C62",
+        "Invoice S-INV-1 line 1: invoiced 2 DZN (24 C62), but the order line is in C62",
+    ]
+
+
+def test_a_document_from_another_supplier_is_flagged(store: Store, tmp_path: Path) -> None:
+    """Correlation finds PO-1 by buyer and order number: another supplier's invoice for it is
+    counted as stated, and flagged even within what was ordered."""
+    (tmp_path / "out").mkdir()
+    settings = billing_settings(tmp_path, seller_legal=SELLER_LEGAL)
+    other = {"id": "other", "name": "Other AB", "role": "supplier"}
+    other["endpoint"] = {"scheme": "0088", "value": "7300000000097"}
+    data = settings.model_dump()
+    data["partners"].append(other)
+    gw = Gateway(type(settings).model_validate(data, context={"base_dir": tmp_path}), store)
+    receive(gw, f.order("PO-1", f.items(2, "40")))
+    receive(gw, f.despatch_advice("D-1", "PO-1", [("1", "5")], seller="7300000000097"))
+    order = detail(gw)
+    assert line(gw)["despatched"] == "5" and order["attention"] is True
+    assert [(d["line_id"], d["kind"]) for d in order["discrepancies"]] == [("1", "other_party")]
+    assert events(gw, "order.discrepancy") == [
+        "DespatchAdvice D-1 line 1: despatched 5 by other, not the order's buyer or supplier"
+    ]
+    receive(gw, f.despatch_advice("D-2", "PO-1", [("2", "5")]))  # the order's own supplier
+    assert len(detail(gw)["discrepancies"]) == 1
+
+
 def test_our_own_commands_refuse_to_exceed(gw: Gateway) -> None:
     with pytest.raises(QuantityExceeded, match=r"line 1: 50 confirmed, 40 ordered") as refused:
         issue(gw, respond, Decision("CA", changes=(LineChange("1", D(50)),)))

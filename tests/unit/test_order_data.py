@@ -330,6 +330,9 @@ def test_cli_shows_lists_and_hands_out_attachments(
     assert not (tmp_path / "evil.sh").exists()
     assert cli.main([*base, "documents", "attachment", "999"]) != 0
     assert "NOT_FOUND" in capsys.readouterr().err
+    for where in (work / "no-folder" / "x.bin", work):  # a coded error, not a traceback
+        assert cli.main([*base, "documents", "attachment", str(row["id"]), "--output", str(where)])
+        assert "TARGET_UNWRITABLE" in capsys.readouterr().err
 
 
 def test_a_linked_attachment_has_no_bytes_to_hand_out(gateway: Gateway) -> None:

@@ -77,7 +77,7 @@ def test_forwarded_pdf_xlsx_and_csv_say_where_and_when(store: Store, tmp_path: P
     block = {
         sheet.cell(row=r, column=c).value: sheet.cell(row=r, column=c + 1).value
         for r in range(2, 6)
-        for c in (1, 4, 7, 10)
+        for c in (1, 4, 7, 10, 13)
     }
     assert block["Ordertyp"] == "Ramorder (221), Expressleverans"
     assert block["Leveransmottagare"] == "Dock 4 (0088:7300010000099)"
@@ -85,6 +85,9 @@ def test_forwarded_pdf_xlsx_and_csv_say_where_and_when(store: Store, tmp_path: P
     assert block["Önskad leverans"] == PERIOD
     assert block["Köparens referens"] == "REF-77"
     assert block["Anteckningar"] == "Ring at gate B"
+    assert block["Kontakt köpare"] == "Anna Buyer, anna@buyer.example"
+    assert block["Kontakt leverans"].startswith("Eva, +46 31 100")
+    assert block["Bilagor"] == "Drawing D1 (plan.pdf)"  # the workbook lists what the PDF does
     assert sheet.cell(row=6, column=1).value == "Rad"  # the line table stays where it was
 
     rows = list(csv.reader(io.StringIO(files[".csv"].decode("utf-8-sig")), delimiter=";"))
@@ -94,6 +97,8 @@ def test_forwarded_pdf_xlsx_and_csv_say_where_and_when(store: Store, tmp_path: P
     assert first["Leveransadress"] == "Kajen 7, 41101 Göteborg, SE"
     assert (first["Leverans från"], first["Leverans senast"]) == ("2026-12-14", "2026-12-15")
     assert first["Ordertyp"] == "221" and first["Köparens referens"] == "REF-77"
+    assert first["Kontakt leverans"].startswith("Eva, +46 31 100")
+    assert first["Bilagor"] == "Drawing D1 (plan.pdf)"
 
 
 def test_renders_of_an_order_without_data_leave_the_fields_empty(tmp_path: Path) -> None:

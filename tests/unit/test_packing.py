@@ -373,6 +373,20 @@ def test_boxes_a_careless_operator_asks_for_are_refused(
     assert re.search(message, shown["error"]["message"]), shown
 
 
+@pytest.mark.parametrize("where", ["missing/slip.pdf", "."])
+def test_a_slip_that_cannot_be_written_is_refused_before_anything_is_sent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    config = write_config(tmp_path, packing=f"packing:\n  gs1_company_prefix: '{PREFIX}'\n")
+    ordered(config, tmp_path, capsys)
+    slip = str(tmp_path / where)
+    code, shown = run(config, capsys, "despatch", "PO-1", "--boxes", "2", "--slip", slip, "--json")
+    assert code == 2 and shown["error"]["code"] == "USAGE", shown
+    assert slip in shown["error"]["message"]
+    code, shown = run(config, capsys, "orders", "show", "PO-1", "--json")
+    assert [d["direction"] for d in shown["documents"]] == ["in"]  # nothing issued: no retry twice
+
+
 def test_a_company_prefix_written_as_a_number_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -104,6 +104,17 @@ def test_invoice_and_packing_slip_pdfs_embed_their_fonts(tmp_path: Path) -> None
     assert f"{GREEK} {CHINESE}" in text_of(slip)
 
 
+def test_box_labels_with_barcodes_embed_their_fonts(tmp_path: Path) -> None:
+    """A barcode drawing starts in reportlab's default font: no Helvetica may be named."""
+    advice = sample("despatchadvice-nordisk-880412.xml")
+    assert isinstance(advice, DespatchAdvice)
+    for line in advice.lines:
+        line.handling_unit = "173111000000000013"  # an official SSCC: its label has a barcode
+    for size in ("a4", "label-100x150"):
+        slip = rendered(tmp_path, f"{size}.pdf", packing_slip_pdf(advice, label_size=size))
+        assert_all_embedded(slip)
+
+
 def test_a_missing_font_is_a_coded_error_naming_the_package(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

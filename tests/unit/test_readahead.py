@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import signal
@@ -219,3 +220,16 @@ def test_documents_cross_the_pipe_unchanged(payload: bytes) -> None:
     again = pickle.loads(pickle.dumps(document, protocol=pickle.HIGHEST_PROTOCOL))
     assert again == document
     assert [type(line) for line in again.lines] == [type(line) for line in document.lines]
+
+
+def test_ingest_of_a_path_that_is_not_there_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edi_gateway.cli import main
+
+    config = tmp_path / "gateway.yaml"
+    config.write_text("store:\n  url: sqlite:///gw.db\n")
+    missing = tmp_path / "no-such-order.xml"
+    assert main(["--config", str(config), "ingest", str(missing), "--json"]) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["code"] == "USAGE" and str(missing) in error["message"]

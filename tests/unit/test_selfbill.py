@@ -363,6 +363,12 @@ def test_amount_only_debit_as_ubl_debit_note(store: Store, tmp_path: Path) -> No
             ),
             "needs a rate",
         ),
+        (
+            InvoiceRequest(
+                debit_of="INV-PO-1-1", amount=Decimal(5), reason="x", vat=fee_vat("S", Decimal(0))
+            ),
+            r"BR-S-05",
+        ),
         (InvoiceRequest(debit_of="INV-X", amount=Decimal(5), reason="x"), "has no invoice INV-X"),
         (
             InvoiceRequest(
@@ -576,6 +582,10 @@ def test_the_cli_issues_amount_only_debits_and_refuses_bad_ones(
     assert "above 0" in error["error"]["message"]
     assert cli.main([*run, "--amount", "5", "--reason", "Fee"]) == 1
     assert "--debit INVOICE_ID" in capsys.readouterr().err
+    for reason in ("Fee\x01", "Fee\x00", "\x1b[31mFee"):  # no document can carry these
+        assert cli.main([*debit, "--amount", "5", "--reason", reason, "--json"]) == 2
+        error = json.loads(capsys.readouterr().out)["error"]
+        assert error["code"] == "USAGE" and "--reason" in error["message"], error
     fee = [*debit, "--amount", "25.00", "--reason", "Late fee", "--tax-rate", "12", "--json"]
     assert cli.main(fee) == 0
     issued = json.loads(capsys.readouterr().out)

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gc
 import io
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -93,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_logging(args.log_format or "text", logging.INFO if args.verbose else logging.WARNING)
     try:
+        _refuse_control_characters(args)
         code: int = args.handler(args)
         sys.stdout.flush()
     except BrokenPipeError:
@@ -105,6 +108,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return _failed(unavailable, as_json)
     return code
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+"""Characters XML 1.0 cannot carry: a reason, note or carrier holding one would crash the
+writer of the document it goes into."""
+
+
+def _refuse_control_characters(args: argparse.Namespace) -> None:
+    """A text argument with a character no document can carry is a ``USAGE`` error naming
+    the option, before anything is written."""
+    for name, value in vars(args).items():
+        for text in _texts(value):
+            found = _NOT_XML.search(text)
+            if found is not None:
+                option = "--" + name.replace("_", "-")
+                raise GatewayError(
+                    ErrorCode.USAGE,
+                    f"{option}: {text!r} holds the control character U+{ord(found.group()):04X}, "
+                    "which no document can carry",
+                )
+
+
+def _texts(value: object) -> list[str]:
+    """The strings in an argument's value (``--note 1:TEXT`` parses to tuples in a list,
+    ``--charge`` to a dataclass)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [text for item in value for text in _texts(item)]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [t for f in dataclasses.fields(value) for t in _texts(getattr(value, f.name))]
+    return []
 
 
 def _parse(

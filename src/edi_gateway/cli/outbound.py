@@ -297,6 +297,10 @@ def _despatch(gateway: Gateway, args: argparse.Namespace) -> int:
     )
     if args.slip is not None and not packing.wanted:
         raise GatewayError(ErrorCode.USAGE, "--slip prints the boxes: give --boxes N or --box")
+    if args.slip is not None and (args.slip.is_dir() or not args.slip.parent.is_dir()):
+        raise GatewayError(  # refused before the advice is sent, so a retry sends it once
+            ErrorCode.USAGE, f"--slip {args.slip}: not a file in an existing folder"
+        )
     issued = _run(gateway, args, despatch, request)
     data, text = _issued_data(issued), _issued_text(issued, "Despatch Advice")
     if packing.wanted:
@@ -304,7 +308,15 @@ def _despatch(gateway: Gateway, args: argparse.Namespace) -> int:
         data["sscc"] = printed.ssccs
         text += f"\n{len(printed.ssccs)} box(es), SSCC " + ", ".join(printed.ssccs)
         if args.slip is not None:
-            args.slip.write_bytes(printed.pdf)
+            try:
+                args.slip.write_bytes(printed.pdf)
+            except OSError as exc:
+                raise GatewayError(
+                    ErrorCode.TARGET_UNWRITABLE,
+                    f"despatch advice {issued.doc_number} was issued and queued, but its slip "
+                    f"could not be written to {args.slip} ({exc.strerror}): print it with "
+                    f"`edi-gateway documents show {issued.document_id} --format pdf --output FILE`",
+                ) from exc
             data["slip"] = str(args.slip)
             text += f"\npacking slip and labels: {args.slip} ({len(printed.pdf)} bytes)"
     return emit(data, args.json, text)
@@ -356,6 +368,19 @@ def _run(
     )
 
 
+def _write(path: Path, content: bytes) -> None:
+    """Write ``content`` to the operator's ``--output``; a path that cannot be written is a
+    coded error naming it."""
+    from edi_gateway.errors import ErrorCode, GatewayError
+
+    try:
+        path.write_bytes(content)
+    except OSError as exc:
+        raise GatewayError(
+            ErrorCode.TARGET_UNWRITABLE, f"cannot write {path}: {exc.strerror}"
+        ) from exc
+
+
 def _show_document(gateway: Gateway, args: argparse.Namespace) -> int:
     import sys
 
@@ -364,7 +389,7 @@ def _show_document(gateway: Gateway, args: argparse.Namespace) -> int:
 
     shown = show(gateway.store, gateway.settings, args.id, args.format)
     if args.output is not None:
-        args.output.write_bytes(shown.payload)
+        _write(args.output, shown.payload)
         print(f"wrote {args.output} ({len(shown.payload)} bytes, {shown.media_type})")
         return 0
     if args.format != "ubl":
@@ -395,7 +420,7 @@ def _attachment(gateway: Gateway, args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.buffer.write(content)
         return 0
-    args.output.write_bytes(content)
+    _write(args.output, content)
     named = f", sent as {shown['filename']!r}" if shown["filename"] else ""
     print(f"wrote {args.output} ({len(content)} bytes, {shown['mime_code']}{named})")
     return 0

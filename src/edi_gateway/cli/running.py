@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edi_gateway.cli.common import EXIT_FAILED, EXIT_OK, Sub, emit, gateway, json_option
+from edi_gateway.errors import ErrorCode, GatewayError
 
 if TYPE_CHECKING:
     from edi_gateway.app import Gateway, Outcome
@@ -32,6 +33,9 @@ def _ingest(args: argparse.Namespace) -> int:
     # Before the heavy imports of opening a gateway: see pipeline/readahead.py.
     from edi_gateway.pipeline.readahead import ReadAhead, inbound_files
 
+    missing = [str(path) for path in args.paths if not path.exists()]
+    if missing:
+        raise GatewayError(ErrorCode.USAGE, f"no such file or folder: {', '.join(missing)}")
     args.paths = list(inbound_files(args.paths))  # listed once, the same for both sides
     ahead = ReadAhead.start(args.paths)
     try:

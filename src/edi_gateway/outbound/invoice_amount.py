@@ -74,6 +74,11 @@ def amount_line(amount: Decimal, reason: str | None, vat: Vat) -> InvoiceLine:
     """The one line of an amount-only debit note: 1 x the amount, named by the reason."""
     if vat.category in NO_FEE_CATEGORIES:
         raise NotAllowed(NO_FEE_CATEGORIES[vat.category])
+    if vat.category == STANDARD and not vat.rate:
+        raise NotAllowed(
+            "VAT category S (standard rated) needs a rate above 0 (BR-S-05): give --tax-rate, "
+            "or a zero-rated category (--tax-category Z)"
+        )
     out = InvoiceLine(line_id="1", quantity=Quantity(Decimal(1), UNIT))
     out.item_name = (reason or "").strip()
     out.price = amount

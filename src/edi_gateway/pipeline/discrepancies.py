@@ -18,9 +18,17 @@ from edi_gateway.domain import discrepancy as rules
 from edi_gateway.domain.documents import DocumentKind
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.pipeline.history import now, record
-from edi_gateway.store.tables import Discrepancy, DocumentLine, DocumentRow, Order, OrderLine
+from edi_gateway.store.tables import (
+    Discrepancy,
+    DocumentLine,
+    DocumentRow,
+    Message,
+    Order,
+    OrderLine,
+)
 
 RESPONSE = DocumentKind.ORDER_RESPONSE.value
+ZERO = rules.ZERO
 
 
 def moves(docs: list[DocumentRow], ledger: dict[int, list[DocumentLine]]) -> list[rules.Move]:
@@ -49,6 +57,74 @@ def moves(docs: list[DocumentRow], ledger: dict[int, list[DocumentLine]]) -> lis
     return out
 
 
+def unit_mismatches(
+    docs: list[DocumentRow], ledger: dict[int, list[DocumentLine]], lines: list[OrderLine]
+) -> list[rules.Discrepancy]:
+    """Document lines the ledger counts whose unit is not their order line's (10 boxes of a
+    line in pieces): counted as stated, so never silent. Units that count the same (C62, EA,
+    H87, NAR) agree. One per document and order line."""
+    from edi_gateway.domain.order_change import convert
+
+    counted = {(move.document, move.line): move for move in moves(docs, ledger)}
+    by_id = {line.id: line for line in lines}
+    found: dict[tuple[int, int], rules.Discrepancy] = {}
+    for doc in docs:
+        for row in ledger.get(doc.id, []):
+            move = counted.get((doc.id, row.order_line_id or 0))
+            line = by_id.get(row.order_line_id or 0)
+            if move is None or line is None or row.quantity is None or (doc.id, line.id) in found:
+                continue
+            if line.unit is None or row.unit is None:
+                continue
+            converted = convert(row.quantity, row.unit, line.unit)
+            if converted == row.quantity:
+                continue
+            given = f"{row.quantity} {row.unit}"
+            given += "" if converted is None else f" ({converted} {line.unit})"
+            detail = (
+                f"{move.label} line {line.line_id}: {move.what} {given}, "
+                f"but the order line is in {line.unit}"
+            )
+            bound = row.quantity if converted is None else converted
+            found[doc.id, line.id] = rules.Discrepancy(
+                doc.id, line.id, "unit", row.quantity, bound, detail
+            )
+    return list(found.values())
+
+
+def other_parties(
+    session: Session,
+    order: Order,
+    documents: tuple[list[DocumentRow], dict[int, list[DocumentLine]]],
+    lines: list[OrderLine],
+) -> list[rules.Discrepancy]:
+    """Received documents the ledger counts that a partner other than the order's buyer and
+    supplier sent (correlation finds an order by buyer and order number alone): counted as
+    stated, so never silent. Judged only when both the sender and the supplier are partners."""
+    docs, ledger = documents
+    parties = {order.buyer_partner, order.seller_partner}
+    received = [d.message_id for d in docs if d.direction == "in" and d.message_id is not None]
+    if order.seller_partner is None or not received:
+        return []
+    query = select(Message.id, Message.partner).where(Message.id.in_(received))
+    senders: dict[int, str | None] = {row.id: row.partner for row in session.execute(query)}
+    by_id = {line.id: line for line in lines}
+    found: list[rules.Discrepancy] = []
+    for move in moves(docs, ledger):
+        doc = next(d for d in docs if d.id == move.document)
+        sender = senders.get(doc.message_id or 0)
+        if sender is None or sender in parties or move.line not in by_id:
+            continue
+        detail = (
+            f"{move.label} line {by_id[move.line].line_id}: {move.what} {move.quantity} by "
+            f"{sender}, not the order's buyer or supplier"
+        )
+        found.append(
+            rules.Discrepancy(doc.id, move.line, "other_party", move.quantity, ZERO, detail)
+        )
+    return found
+
+
 def flag(
     session: Session,
     order: Order,
@@ -68,7 +144,8 @@ def flag(
         )
         for line in lines
     }
-    found = rules.find(moves(docs, ledger), bounds)
+    found = rules.find(moves(docs, ledger), bounds) + unit_mismatches(docs, ledger, lines)
+    found += other_parties(session, order, documents, lines)
     if not found:
         return
     known = set(

@@ -578,6 +578,9 @@ def _correlate_one(session: Session, work: Work) -> None:
     from edi_gateway.pipeline.correlate import MessageRef, correlate
 
     ref = MessageRef(work.id, work.source, work.partner)
+    if work.partner is not None:  # the ledger judges who sent what it counts (discrepancies)
+        update = messages.update().where(messages.c.id == work.id)
+        session.execute(update.values(partner=work.partner))
     try:
         with session.begin_nested():  # correlation writes all or nothing
             outcomes = [correlate(session, ref, d) for d in _documents(work)]

@@ -86,6 +86,12 @@ HEADER_COLUMNS: tuple[Column, ...] = (
     Column("delivery.from", Kind.DATE, lambda o, _: o.delivery.start_date if o.delivery else None),
     Column("delivery.to", Kind.DATE, lambda o, _: o.delivery.end_date if o.delivery else None),
     Column("contact.buyer", Kind.TEXT, lambda o, _: contact_text(o.buyer_contact)),
+    Column(
+        "contact.delivery",
+        Kind.TEXT,
+        lambda o, _: contact_text(o.delivery.contact if o.delivery else None),
+    ),
+    Column("order.attachments", Kind.TEXT, lambda o, _: attachments_text(o)),
     Column("doc.notes", Kind.TEXT, lambda o, _: "\n".join(o.notes) or None),
 )
 """The order's header fields, repeated on every row of a one-table layout (the order type as
@@ -111,6 +117,15 @@ def delivery_period(order: Order) -> str | None:
 def contact_text(contact: Contact | None) -> str | None:
     """A contact as ``name, telephone, email``."""
     return (contact.text() or None) if contact else None
+
+
+def attachments_text(order: Order) -> str | None:
+    """The order's attached documents as ``type ref (file or URI)``, ``; `` between them."""
+    attached = [
+        " ".join(p for p in (a.document_type, a.ref, f"({a.filename or a.uri or '-'})") if p)
+        for a in order.attachments
+    ]
+    return "; ".join(attached) or None
 
 
 def order_type_label(order: Order, t: Callable[[str], str]) -> str:

@@ -211,7 +211,7 @@ def _label(
 
 def _barcode(sscc: str) -> Flowable:
     """The GS1-128 barcode of ``sscc``: Code 128 with FNC1 first, AI 00, the 18 digits."""
-    return createBarcodeDrawing(
+    drawing = createBarcodeDrawing(
         "Code128",
         value=gs1_128_data(sscc),
         barWidth=BAR_WIDTH,
@@ -221,3 +221,5 @@ def _barcode(sscc: str) -> Flowable:
         lquiet=10 * BAR_WIDTH,
         rquiet=10 * BAR_WIDTH,
     )
+    drawing.initialFontName = LATIN  # else it names Helvetica (never embedded) on the page
+    return drawing

@@ -28,6 +28,7 @@ from edi_gateway.outbound.i18n import (
     unit_name,
 )
 from edi_gateway.outbound.render import (
+    attachments_text,
     contact_text,
     delivery_address,
     delivery_period,
@@ -97,10 +98,6 @@ def _order_data(order: Order, t: Translate) -> list[tuple[str, str | None]]:
     """Type, buyer reference, where and when to deliver, contacts, attachments (docs/adr/0029);
     :func:`_head` leaves out the empty ones."""
     delivery = order.delivery
-    attached = [
-        " ".join(p for p in (a.document_type, a.ref, f"({a.filename or a.uri or '-'})") if p)
-        for a in order.attachments
-    ]
     return [
         (t("order.type"), order_type_label(order, t)),
         (t("order.buyer_reference"), order.buyer_reference),
@@ -110,7 +107,7 @@ def _order_data(order: Order, t: Translate) -> list[tuple[str, str | None]]:
         (t("contact.buyer"), contact_text(order.buyer_contact)),
         (t("contact.seller"), contact_text(order.seller_contact)),
         (t("contact.delivery"), contact_text(delivery.contact if delivery else None)),
-        (t("order.attachments"), "; ".join(attached)),
+        (t("order.attachments"), attachments_text(order)),
     ]
 
 

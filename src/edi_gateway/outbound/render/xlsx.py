@@ -37,6 +37,7 @@ from edi_gateway.outbound.render import (
     CellValue,
     Column,
     Kind,
+    attachments_text,
     contact_text,
     delivery_address,
     delivery_period,
@@ -114,6 +115,13 @@ def _write_order(
         ("party.delivery", delivery_place(order), None),
         ("delivery.address", delivery_address(order), None),
         ("delivery.period", delivery_period(order), None),
+        ("contact.seller", contact_text(order.seller_contact), None),
+        (
+            "contact.delivery",
+            contact_text(order.delivery.contact if order.delivery else None),
+            None,
+        ),
+        ("order.attachments", attachments_text(order), None),
     ]
     if order.notes:  # row 5, right of a cancellation's reason
         sheet.cell(row=5, column=4, value=t("doc.notes")).font = _HEADING
