@@ -395,3 +395,30 @@ def test_a_document_no_order_matches_is_never_relayed_to_a_supplier(
         refused
     )
     assert relayed(gateway, tmp_path) == []
+
+
+def test_an_invoice_the_rules_refuse_fails_and_frees_its_number(
+    store: Store, tmp_path: Path, rules_dir: Path
+) -> None:
+    """Review of issue 10: a relay refused for RULES_FAILED was still taken (attached, counted
+    in the ledger though the buyer never got it), and the supplier's corrected invoice under
+    the same number was refused as DUPLICATE_ID_CONFLICT. Now the message fails with the
+    rules' findings, the document leaves the ledger (``refused``), the number is free."""
+    from edi_gateway.store.queries import message_detail
+
+    good = _billing()
+    bad = re.sub(rb"(<cbc:PayableAmount currencyID=\"EUR\">)[^<]*", rb"\g<1>99999.00", good)
+    assert bad != good
+    gateway = relay_gateway(store, tmp_path, rules_dir, *parties(bad))
+    refused = receive(gateway, bad)
+    with gateway.store.session() as session:
+        message = message_detail(session, refused)
+    assert (message["state"], message["error_code"]) == ("failed", "RULES_FAILED")
+    assert "BR-CO-16" in {finding["rule_id"] for finding in message["findings"]}  # payable
+    assert relayed(gateway, tmp_path) == []
+
+    accepted = receive(gateway, good)  # corrected, under the same number Snippet1
+    with gateway.store.session() as session:
+        again = message_detail(session, accepted)
+    assert again["state"] != "failed", (again["error_code"], again["error_detail"])
+    assert relayed(gateway, tmp_path) == [good]

@@ -47,6 +47,7 @@ from edi_gateway.outbound.issuing import (
     written,
 )
 from edi_gateway.pipeline.history import SYSTEM, now, record
+from edi_gateway.rules.evaluate import RulesFailed
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -57,6 +58,8 @@ if TYPE_CHECKING:
     from edi_gateway.store.tables import Order as OrderRow
 
 RELAYED = "relayed"
+REFUSED = "refused"
+"""A supplier's document the official rules refused: outside the ledger, its number free."""
 KINDS = (
     DocumentKind.ORDER_RESPONSE.value,
     DocumentKind.DESPATCH_ADVICE.value,
@@ -114,7 +117,31 @@ def relay_replies(
                     order_id=order.id if order is not None else None,
                     message_id=row.message_id,
                 )
+                if isinstance(exc, RulesFailed) and not built:
+                    _refuse(session, row, order, exc)
     return queued
+
+
+def _refuse(session: Session, row: DocumentRow, order: OrderRow | None, exc: RulesFailed) -> None:
+    """A supplier's document the official rules refuse is not taken either: its message fails
+    with ``RULES_FAILED`` (its findings kept), the document leaves the ledger (``refused``), and
+    the supplier may send a corrected one under the same number (docs/adr/0026)."""
+    from edi_gateway.pipeline.ledger import recompute
+    from edi_gateway.pipeline.work import replace_findings
+    from edi_gateway.store.tables import Message
+
+    assert row.message_id is not None
+    row.state = REFUSED
+    message = session.get(Message, row.message_id)
+    if message is not None:
+        message.state, message.error_code = "failed", str(exc.code)
+        message.error_detail, message.error_line = f"not relayed: {exc.message}"[:2000], exc.line
+        message.updated_at = now()
+        replace_findings(
+            session.connection(), "message_id", {message.id: exc.failing}, [message.id]
+        )
+    if order is not None:
+        recompute(session, order, SYSTEM)
 
 
 def _relay(
@@ -219,7 +246,6 @@ def _checked_bytes(
     """The message's bytes, exactly as the supplier sent them, once they may be relayed to
     ``buyer_id``; None when they were relayed to it already (a redriven message)."""
     from edi_gateway.outbound.checks import rules_findings
-    from edi_gateway.rules.evaluate import RulesFailed
     from edi_gateway.store.tables import Message, OutboxRow
 
     buyer = settings.partner(buyer_id)

@@ -495,6 +495,7 @@ def _check_id_conflicts(conn: Connection, works: list[Work]) -> None:
                 documents.c.message_id,
             ).where(
                 documents.c.direction == "in",
+                documents.c.state != "refused",  # refused by the rules: its number is free
                 documents.c.doc_number.in_(numbers[start : start + 500]),
             )
         )
