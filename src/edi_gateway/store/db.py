@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 # The newest migration. Opening a store at this revision skips Alembic (a start-up cost);
 # tests/unit/test_store.py checks it equals the head of the migration scripts.
-HEAD_REVISION = "0019"
+HEAD_REVISION = "0020"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -172,10 +172,12 @@ def create_schema(engine: Engine) -> None:
     Equivalent to running every migration (a test compares the two), without importing Alembic:
     a fresh store is the common case at start-up, and Alembic costs ~0.1 s to import.
     """
+    from edi_gateway.store import search
     from edi_gateway.store.schema import metadata
 
     with engine.begin() as conn:
         metadata.create_all(conn)
+        search.install(conn)
         conn.execute(
             text(
                 "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "

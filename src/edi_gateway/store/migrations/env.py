@@ -13,6 +13,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from edi_gateway.store.search import is_search_object
 from edi_gateway.store.tables import Base
 
 config = context.config
@@ -28,6 +29,8 @@ with engine.connect() as connection:
         connection=connection,
         target_metadata=Base.metadata,
         render_as_batch=sqlite,
+        # the search's FTS5 tables / trigram indexes are not in the metadata (ADR 0035)
+        include_name=lambda name, type_, _parents: not is_search_object(name, type_),
     )
     with context.begin_transaction():
         context.run_migrations()

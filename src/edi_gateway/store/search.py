@@ -1,0 +1,136 @@
+"""The orders free-text search and the indexes it runs on (docs/adr/0035).
+
+``orders list --search TEXT`` and the console's search find an order when TEXT occurs, with
+any case, in its order number, buyer or seller name, or in a line's item name, seller's or
+buyer's item ID: ``ILIKE '%TEXT%'`` (``%`` and ``_`` in TEXT stay wildcards, as they always
+were). Read plainly, that reads every order and every line. Here it runs on trigram indexes:
+
+- SQLite: two FTS5 tables with the ``trigram`` tokenizer, *external content* (they store only
+  the index; the text stays in ``orders`` / ``order_lines``), kept in step by triggers on
+  insert, update of the searched columns and delete, whoever writes. FTS5 answers ``LIKE`` on
+  such a table from the index (SQLite then checks each candidate with the real ``LIKE``), and
+  on SQLite ``lower(x) LIKE lower(y)`` (what ``ILIKE`` compiles to) equals ``x LIKE y``.
+- PostgreSQL: the ``pg_trgm`` extension and one multi-column GIN index per table, which the
+  planner uses for ``ILIKE`` itself (with a recheck), so the condition stays the same.
+
+Both run one branch per column joined with UNION: an OR across columns (or across the two
+tables) would fall back to reading a whole table on either backend. A later migration that
+rebuilds ``orders`` or ``order_lines`` on SQLite (Alembic's batch mode drops the table and
+with it the triggers) must call :func:`install` again; it is idempotent.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Select, column, or_, select, table, union
+
+from edi_gateway.store import schema
+
+ORDER_COLUMNS = ("order_number", "buyer_name", "seller_name")
+LINE_COLUMNS = ("item_name", "seller_item_id", "buyer_item_id")
+SQLITE_TABLES = {
+    "orders": ("orders_search", ORDER_COLUMNS),
+    "order_lines": ("lines_search", LINE_COLUMNS),
+}
+POSTGRESQL_INDEXES = {"orders": "ix_orders_search", "order_lines": "ix_order_lines_search"}
+
+
+def _fts_table(name: str, columns: tuple[str, ...]) -> Any:
+    return table(name, column("rowid"), *(column(c) for c in columns))
+
+
+def _sqlite_ddl(source: str, fts: str, columns: tuple[str, ...]) -> list[str]:
+    # names from the constants above only, never from input: no injection (S608)
+    names = ", ".join(columns)
+    new = ", ".join(f"new.{c}" for c in columns)
+    old = ", ".join(f"old.{c}" for c in columns)
+    add = f"INSERT INTO {fts}(rowid, {names}) VALUES (new.id, {new});"  # noqa: S608
+    remove = f"INSERT INTO {fts}({fts}, rowid, {names}) VALUES ('delete', old.id, {old});"  # noqa: S608
+    return [
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5({names}, "
+        f"content='{source}', content_rowid='id', tokenize='trigram')",
+        f"CREATE TRIGGER IF NOT EXISTS {fts}_insert AFTER INSERT ON {source} BEGIN {add} END",
+        f"CREATE TRIGGER IF NOT EXISTS {fts}_delete AFTER DELETE ON {source} BEGIN {remove} END",
+        f"CREATE TRIGGER IF NOT EXISTS {fts}_update AFTER UPDATE OF id, {names} ON {source} "
+        f"BEGIN {remove} {add} END",
+        # (re)index what the table already holds: a migrated store, or triggers re-created
+        f"INSERT INTO {fts}({fts}) VALUES ('rebuild')",  # noqa: S608
+    ]
+
+
+def _postgresql_ddl(source: str, index: str, columns: tuple[str, ...]) -> list[str]:
+    ops = ", ".join(f"{c} gin_trgm_ops" for c in columns)
+    return [f"CREATE INDEX IF NOT EXISTS {index} ON {source} USING gin ({ops})"]
+
+
+def install(conn: Connection) -> None:
+    """Create the search indexes (and on SQLite fill them from the rows already stored)."""
+    columns = {"orders": ORDER_COLUMNS, "order_lines": LINE_COLUMNS}
+    statements: list[str] = []
+    if conn.dialect.name == "sqlite":
+        for source, (fts, cols) in SQLITE_TABLES.items():
+            statements += _sqlite_ddl(source, fts, cols)
+    elif conn.dialect.name == "postgresql":
+        statements.append("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        for source, index in POSTGRESQL_INDEXES.items():
+            statements += _postgresql_ddl(source, index, columns[source])
+    for statement in statements:
+        conn.exec_driver_sql(statement)
+
+
+def uninstall(conn: Connection) -> None:
+    """Drop what :func:`install` created (the extension stays: others may use it)."""
+    if conn.dialect.name == "sqlite":
+        for fts, _ in SQLITE_TABLES.values():
+            for event in ("insert", "delete", "update"):
+                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {fts}_{event}")
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {fts}")
+    elif conn.dialect.name == "postgresql":
+        for index in POSTGRESQL_INDEXES.values():
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
+
+
+def is_search_object(name: str | None, type_: str) -> bool:
+    """Whether ``name`` is one of the search's own tables (SQLite, with FTS5's shadow tables)
+    or indexes (PostgreSQL): not declared in the metadata, so schema comparisons skip them."""
+    if name is None:
+        return False
+    if type_ == "table":
+        return any(name == fts or name.startswith(f"{fts}_") for fts, _ in SQLITE_TABLES.values())
+    return type_ == "index" and name in POSTGRESQL_INDEXES.values()
+
+
+def indexable(text: str) -> bool:
+    """Whether a trigram index can narrow ``ILIKE '%text%'``: only when ``text`` holds three
+    characters in a row that are not wildcards (a shorter pattern has no trigram to look up)."""
+    return re.search(r"[^%_]{3}", text) is not None
+
+
+def search_condition(dialect: str, text: str) -> ColumnElement[bool]:
+    """The condition on ``orders.id`` for orders whose number, buyer or seller name, or one of
+    whose lines' item name, seller's or buyer's item ID contains ``text`` (``ILIKE``)."""
+    like = f"%{text}%"
+    orders, lines = schema.orders, schema.order_lines
+    if not indexable(text):  # a scan either way: the plain condition reads fewest rows
+        in_lines = select(lines.c.order_id).where(
+            or_(*(lines.c[c].ilike(like) for c in LINE_COLUMNS))
+        )
+        return or_(*(orders.c[c].ilike(like) for c in ORDER_COLUMNS), orders.c.id.in_(in_lines))
+    if dialect == "sqlite":
+        fts_orders, fts_lines = (_fts_table(n, c) for n, c in SQLITE_TABLES.values())
+        in_orders: list[Select[Any]] = [
+            select(fts_orders.c.rowid).where(fts_orders.c[c].like(like)) for c in ORDER_COLUMNS
+        ]
+        line_ids = union(
+            *(select(fts_lines.c.rowid).where(fts_lines.c[c].like(like)) for c in LINE_COLUMNS)
+        )
+        in_line = select(lines.c.order_id).where(lines.c.id.in_(line_ids))
+        return orders.c.id.in_(union(*in_orders, in_line))
+    return orders.c.id.in_(
+        union(
+            *(select(orders.c.id).where(orders.c[c].ilike(like)) for c in ORDER_COLUMNS),
+            *(select(lines.c.order_id).where(lines.c[c].ilike(like)) for c in LINE_COLUMNS),
+        )
+    )
