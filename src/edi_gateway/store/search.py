@@ -24,7 +24,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, column, or_, select, table, union
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    String,
+    bindparam,
+    column,
+    literal_column,
+    or_,
+    select,
+    table,
+    union,
+)
 
 from edi_gateway.store import schema
 
@@ -102,10 +113,22 @@ def is_search_object(name: str | None, type_: str) -> bool:
     return type_ == "index" and name in POSTGRESQL_INDEXES.values()
 
 
+def _fragments(text: str) -> list[str]:
+    """The runs of three or more characters of ``text`` between ``LIKE`` wildcards: what every
+    value matching ``%text%`` contains, and what a trigram index can look up."""
+    return [run for run in re.split(r"[%_]", text) if len(run) >= 3]
+
+
 def indexable(text: str) -> bool:
     """Whether a trigram index can narrow ``ILIKE '%text%'``: only when ``text`` holds three
     characters in a row that are not wildcards (a shorter pattern has no trigram to look up)."""
-    return re.search(r"[^%_]{3}", text) is not None
+    return bool(_fragments(text))
+
+
+def _fts_query(text: str) -> str:
+    """An FTS5 query for the rows holding every fragment of ``text`` (each an FTS5 string:
+    double quotes doubled, nothing else special inside), in any column, any case."""
+    return " AND ".join('"' + run.replace('"', '""') + '"' for run in _fragments(text))
 
 
 def search_condition(dialect: str, text: str) -> ColumnElement[bool]:
@@ -113,24 +136,32 @@ def search_condition(dialect: str, text: str) -> ColumnElement[bool]:
     whose lines' item name, seller's or buyer's item ID contains ``text`` (``ILIKE``)."""
     like = f"%{text}%"
     orders, lines = schema.orders, schema.order_lines
+    in_order = or_(*(orders.c[c].ilike(like) for c in ORDER_COLUMNS))
+    in_line = or_(*(lines.c[c].ilike(like) for c in LINE_COLUMNS))
     if not indexable(text):  # a scan either way: the plain condition reads fewest rows
-        in_lines = select(lines.c.order_id).where(
-            or_(*(lines.c[c].ilike(like) for c in LINE_COLUMNS))
-        )
-        return or_(*(orders.c[c].ilike(like) for c in ORDER_COLUMNS), orders.c.id.in_(in_lines))
+        return or_(in_order, orders.c.id.in_(select(lines.c.order_id).where(in_line)))
     if dialect == "sqlite":
-        fts_orders, fts_lines = (_fts_table(n, c) for n, c in SQLITE_TABLES.values())
-        in_orders: list[Select[Any]] = [
-            select(fts_orders.c.rowid).where(fts_orders.c[c].like(like)) for c in ORDER_COLUMNS
-        ]
-        line_ids = union(
-            *(select(fts_lines.c.rowid).where(fts_lines.c[c].like(like)) for c in LINE_COLUMNS)
+        # FTS5 finds the rows holding the fragments (a superset, from the index alone); the
+        # ILIKE of old then decides on those rows only, so the result is the same by design
+        query = _fts_query(text)
+        fts_orders, fts_lines = (_fts_table(n, ()) for n, _ in SQLITE_TABLES.values())
+        candidate_orders = select(fts_orders.c.rowid).where(text_match(fts_orders.name, query))
+        candidate_lines = select(fts_lines.c.rowid).where(text_match(fts_lines.name, query))
+        return orders.c.id.in_(
+            union(
+                select(orders.c.id).where(orders.c.id.in_(candidate_orders), in_order),
+                select(lines.c.order_id).where(lines.c.id.in_(candidate_lines), in_line),
+            )
         )
-        in_line = select(lines.c.order_id).where(lines.c.id.in_(line_ids))
-        return orders.c.id.in_(union(*in_orders, in_line))
+    # PostgreSQL: its trigram GIN indexes serve ILIKE itself, one column per branch
     return orders.c.id.in_(
         union(
             *(select(orders.c.id).where(orders.c[c].ilike(like)) for c in ORDER_COLUMNS),
             *(select(lines.c.order_id).where(lines.c[c].ilike(like)) for c in LINE_COLUMNS),
         )
     )
+
+
+def text_match(fts: str, query: str) -> ColumnElement[bool]:
+    """``fts MATCH :query`` on the FTS5 table named ``fts``."""
+    return literal_column(fts).bool_op("MATCH")(bindparam(None, query, type_=String))
