@@ -1,7 +1,7 @@
 """Intake benchmark: ``edi-gateway ingest`` on SQLite against the XSD floor, as whole processes.
 
     python bench/intake.py [--orders 1000] [--lines 20] [--big-lines 20000] [--repeat 3]
-                           [--skip-big] [--json]
+                           [--skip-big] [--json] [--search-cost]
 
 Two cases, each timed as complete child processes (start-up included on both sides):
 
@@ -85,6 +85,22 @@ class Case:
     max_peak_mb: float | None = None
     floor: list[Run] = field(default_factory=list)
     gateway: list[Run] = field(default_factory=list)
+    indexed: list[Run] = field(default_factory=list)  # --search-cost: store made beforehand
+    plain: list[Run] = field(default_factory=list)  # the same, its search index dropped
+
+    def search_cost(self) -> dict[str, object]:
+        """``--search-cost``: ingest into a ready store with / without the search index."""
+        if not self.plain:
+            return {}
+        indexed = statistics.median(r.seconds for r in self.indexed)
+        plain = statistics.median(r.seconds for r in self.plain)
+        return {
+            "indexed_s_median": round(indexed, 4),
+            "plain_s_median": round(plain, 4),
+            "search_cost_ratio": round(indexed / plain, 3),
+            "indexed_runs": [asdict(r) for r in self.indexed],
+            "plain_runs": [asdict(r) for r in self.plain],
+        }
 
     def summary(self) -> dict[str, object]:
         """Medians, minima, ratio, throughput and the verdict against the targets."""
@@ -117,7 +133,7 @@ class Case:
             "verdict": "PASS" if ok else "MISS",
             "floor_runs": [asdict(r) for r in self.floor],
             "gateway_runs": [asdict(r) for r in self.gateway],
-        }
+        } | self.search_cost()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -128,6 +144,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement")
     parser.add_argument("--skip-big", action="store_true", help="only the many-orders case")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--search-cost",
+        action="store_true",
+        help="also ingest into a store made beforehand, with and without its search index",
+    )
     args = parser.parse_args(argv)
     for name in ("orders", "lines", "big_lines", "repeat"):
         if getattr(args, name) < 1:
@@ -204,8 +225,9 @@ def check_store(db: Path, expected: int) -> None:
 class Bench:
     """Runs the floor and the gateway over prepared folders in a scratch directory."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, search_cost: bool = False) -> None:
         self.work = work
+        self.search_cost = search_cost
         self.xsd = order_xsd()
         self.gateway = gateway_executable()
         self.runs = 0
@@ -215,12 +237,16 @@ class Bench:
         cmd = [sys.executable, str(FLOOR), str(self.xsd), str(folder)]
         return run_child(cmd, self.work / f"floor-{self.runs}.log")
 
-    def ingest(self, folder: Path, expected: int) -> Run:
+    def ingest(self, folder: Path, expected: int, ready: str | None = None) -> Run:
+        """A fresh store, or with ``ready`` one made beforehand: ``indexed`` as it comes,
+        ``plain`` with the search index dropped (docs/adr/0035)."""
         self.runs += 1
         home = self.work / f"gateway-{self.runs}"
         home.mkdir()
         config = home / "gateway.yaml"
         config.write_text(GATEWAY_YAML, encoding="utf-8")
+        if ready:
+            make_store(home / "gateway.db", search_index=ready == "indexed")
         cmd = [str(self.gateway), "--config", str(config), "ingest", str(folder)]
         run = run_child(cmd, home / "ingest.log")
         check_store(home / "gateway.db", expected)
@@ -230,13 +256,27 @@ class Bench:
         for _ in range(repeat):  # interleaved, so drift hits both sides alike
             case.floor.append(self.floor(folder))
             case.gateway.append(self.ingest(folder, case.files))
+            if self.search_cost:
+                case.indexed.append(self.ingest(folder, case.files, "indexed"))
+                case.plain.append(self.ingest(folder, case.files, "plain"))
         return case
+
+
+def make_store(db: Path, search_index: bool) -> None:
+    from edi_gateway.store import search
+    from edi_gateway.store.db import open_store
+
+    store = open_store(f"sqlite:///{db}")
+    if not search_index:
+        with store.connect() as conn:
+            search.uninstall(conn)
+    store.close()
 
 
 def run_bench(args: argparse.Namespace, work: Path) -> list[Case]:
     if not FLOOR.is_file():
         raise BenchError(f"{FLOOR} not found")
-    bench = Bench(work)
+    bench = Bench(work, args.search_cost)
     small = work / "orders"
     small_mb = write_orders(small, args.orders, args.lines, "PO")
     warm = work / "warm-up"
@@ -284,6 +324,13 @@ def table(summaries: list[dict[str, object]]) -> str:
         "times: median (min) of whole processes; ratio = gateway / floor medians; "
         "peak MB = max RSS of the gateway child"
     )
+    for s in summaries:
+        if "search_cost_ratio" in s:
+            rows.append(
+                f"search index ({s['case']}, store made beforehand): "
+                f"{s['indexed_s_median']:.3f} s with, {s['plain_s_median']:.3f} s without, "
+                f"ratio {s['search_cost_ratio']:.3f}"
+            )
     return "\n".join(rows)
 
 
