@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from edi_gateway.errors import ErrorCode, LookupFailed
+from edi_gateway.errors import ErrorCode, GatewayError, LookupFailed
 from edi_gateway.store import schema
 from edi_gateway.store.order_data import order_data_detail, type_condition
 from edi_gateway.store.search import search_condition
@@ -271,6 +271,8 @@ def page_orders(session: Session, filters: Filters, limit: int = 500, offset: in
     if not search:
         found, total = _page(session, query, limit, offset)
         return Page([order_summary(o) for o in found], total, offset)
+    if "\x00" in search:  # PostgreSQL refuses it in any text; no value holds one
+        raise GatewayError(ErrorCode.USAGE, "the search text contains a NUL character")
     # the search runs on its trigram indexes (store/search.py, ADR 0035); its matches are few
     # next to the store, so their ids are read once, giving both the count and the page
     dialect = session.get_bind().dialect.name
