@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def fill(db: Path, count: int, lines: int) -> int:
     """``count`` orders of ``lines`` lines into the store at ``db``; the id of the last one."""
+    from edi_gateway.store import search
     from edi_gateway.store.db import open_store
     from edi_gateway.store.schema import order_lines, orders
 
@@ -97,6 +98,7 @@ def fill(db: Path, count: int, lines: int) -> int:
             conn.execute(insert(orders), heads)
             conn.execute(insert(order_lines), rows)
     with store.connect() as conn:
+        search.catch_up(conn)  # what each processing transaction does (docs/adr/0035)
         last = conn.execute(select(orders.c.id).order_by(orders.c.id.desc()).limit(1)).scalar()
     store.close()
     return int(last or 0)

@@ -32,6 +32,7 @@ from edi_gateway.pipeline.work import (
     write_outcomes,
 )
 from edi_gateway.rules.evaluate import RuleEngine, RulesFailed, check_document
+from edi_gateway.store import search
 from edi_gateway.store.db import Store, transient
 from edi_gateway.store.leases import (
     SAME_BYTES,
@@ -180,6 +181,7 @@ def _process(
         _settle(store.joined(conn), conn, [w for w in works if w.pending], react)
         if policy.answer is not None:
             policy.answer(store.joined(conn), works)
+        search.catch_up(conn)  # index the batch's orders and lines at once (ADR 0035)
     states.update({w.id: w.state or FAILED for w in works})
     # A message another gateway holds (its row was locked) is that gateway's: still received.
     return {mid: states.get(mid, RECEIVED) for mid in ids}

@@ -52,13 +52,17 @@ def _fts_table(name: str, columns: tuple[str, ...]) -> Any:
     return table(name, column("rowid"), *(column(c) for c in columns))
 
 
+WATERMARKS = "search_watermarks"
+
+
 def _sqlite_ddl(source: str, fts: str, columns: tuple[str, ...]) -> list[str]:
     # names from the constants above only, never from input: no injection (S608)
     names = ", ".join(columns)
     new = ", ".join(f"new.{c}" for c in columns)
     old = ", ".join(f"old.{c}" for c in columns)
-    add = f"INSERT INTO {fts}(rowid, {names}) VALUES (new.id, {new});"  # noqa: S608
-    remove = f"INSERT INTO {fts}({fts}, rowid, {names}) VALUES ('delete', old.id, {old});"  # noqa: S608
+    mark = f"(SELECT indexed_to FROM {WATERMARKS} WHERE name = '{source}')"  # noqa: S608
+    add = f"INSERT INTO {fts}(rowid, {names}) SELECT new.id, {new} WHERE new.id <= {mark};"
+    remove = f"INSERT INTO {fts}({fts}, rowid, {names}) SELECT 'delete', old.id, {old} WHERE old.id <= {mark};"  # noqa: E501
     return [
         f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5({names}, "
         f"content='{source}', content_rowid='id', tokenize='trigram', columnsize=0)",
@@ -68,7 +72,31 @@ def _sqlite_ddl(source: str, fts: str, columns: tuple[str, ...]) -> list[str]:
         f"BEGIN {remove} {add} END",
         # (re)index what the table already holds: a migrated store, or triggers re-created
         f"INSERT INTO {fts}({fts}) VALUES ('rebuild')",  # noqa: S608
+        f"INSERT OR REPLACE INTO {WATERMARKS} (name, indexed_to) "  # noqa: S608
+        f"SELECT '{source}', coalesce(max(id), 0) FROM {source}",
     ]
+
+
+def catch_up(conn: Connection) -> None:
+    """Index the rows added since the last call, in one statement per table (SQLite; nothing
+    to do on PostgreSQL). Rows past the watermark are found by the search all the same, by
+    reading them; this keeps that read short. Called by each processing transaction."""
+    if conn.dialect.name != "sqlite":
+        return
+    for source, (fts, columns) in SQLITE_TABLES.items():
+        names = ", ".join(columns)
+        ask = f"SELECT indexed_to FROM {WATERMARKS} WHERE name = ?"  # noqa: S608
+        mark = conn.exec_driver_sql(ask, (source,)).scalar_one()
+        top = conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {source}").scalar_one()  # noqa: S608
+        if top <= mark:
+            continue
+        conn.exec_driver_sql(
+            f"INSERT INTO {fts}(rowid, {names}) SELECT id, {names} FROM {source} "  # noqa: S608
+            "WHERE id > ? AND id <= ?",
+            (mark, top),
+        )
+        move = f"UPDATE {WATERMARKS} SET indexed_to = ? WHERE name = ?"  # noqa: S608
+        conn.exec_driver_sql(move, (top, source))
 
 
 def _postgresql_ddl(source: str, index: str, columns: tuple[str, ...]) -> list[str]:
@@ -81,6 +109,10 @@ def install(conn: Connection) -> None:
     columns = {"orders": ORDER_COLUMNS, "order_lines": LINE_COLUMNS}
     statements: list[str] = []
     if conn.dialect.name == "sqlite":
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {WATERMARKS} "
+            "(name TEXT PRIMARY KEY, indexed_to INTEGER NOT NULL)"
+        )
         for source, (fts, cols) in SQLITE_TABLES.items():
             statements += _sqlite_ddl(source, fts, cols)
     elif conn.dialect.name == "postgresql":
@@ -98,6 +130,7 @@ def uninstall(conn: Connection) -> None:
             for event in ("insert", "delete", "update"):
                 conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {fts}_{event}")
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {fts}")
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {WATERMARKS}")
     elif conn.dialect.name == "postgresql":
         for index in POSTGRESQL_INDEXES.values():
             conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
@@ -109,7 +142,9 @@ def is_search_object(name: str | None, type_: str) -> bool:
     if name is None:
         return False
     if type_ == "table":
-        return any(name == fts or name.startswith(f"{fts}_") for fts, _ in SQLITE_TABLES.values())
+        return name == WATERMARKS or any(
+            name == fts or name.startswith(f"{fts}_") for fts, _ in SQLITE_TABLES.values()
+        )
     return type_ == "index" and name in POSTGRESQL_INDEXES.values()
 
 
@@ -146,12 +181,19 @@ def search_condition(dialect: str, text: str) -> ColumnElement[bool]:
         # ILIKE of old then decides on those rows only, so the result is the same by design
         query = _fts_query(text)
         fts_orders, fts_lines = (_fts_table(n, ()) for n, _ in SQLITE_TABLES.values())
-        candidate_orders = select(fts_orders.c.rowid).where(text_match(fts_orders.name, query))
-        candidate_lines = select(fts_lines.c.rowid).where(text_match(fts_lines.name, query))
+        marks = table(WATERMARKS, column("name", String), column("indexed_to"))
+
+        def past(source: str) -> Any:  # rows not indexed yet: read, they are the newest few
+            return select(marks.c.indexed_to).where(marks.c.name == source).scalar_subquery()
+
+        indexed_orders = select(fts_orders.c.rowid).where(text_match(fts_orders.name, query))
+        indexed_lines = select(fts_lines.c.rowid).where(text_match(fts_lines.name, query))
         return orders.c.id.in_(
             union(
-                select(orders.c.id).where(orders.c.id.in_(candidate_orders), in_order),
-                select(lines.c.order_id).where(lines.c.id.in_(candidate_lines), in_line),
+                select(orders.c.id).where(orders.c.id.in_(indexed_orders), in_order),
+                select(orders.c.id).where(orders.c.id > past("orders"), in_order),
+                select(lines.c.order_id).where(lines.c.id.in_(indexed_lines), in_line),
+                select(lines.c.order_id).where(lines.c.id > past("order_lines"), in_line),
             )
         )
     # PostgreSQL: its trigram GIN indexes serve ILIKE itself, one column per branch
