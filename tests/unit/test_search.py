@@ -258,6 +258,32 @@ def test_the_search_follows_updates_and_deletes(filled: Store) -> None:
                 conn.exec_driver_sql(check)
 
 
+def test_an_id_used_again_after_a_delete_is_found(tmp_path: Path) -> None:
+    """SQLite gives a new row the highest id + 1, so deleting the newest order and adding one
+    reuses its id: the new order must not pass for indexed (PostgreSQL's sequences never
+    give an id twice)."""
+    store = open_store(f"sqlite:///{tmp_path / 'reuse.db'}")
+    fill(store, 8)  # order 8 has no lines
+    with store.connect() as conn:
+        search.catch_up(conn)
+        conn.execute(delete(orders).where(orders.c.id == 8))
+        conn.execute(delete(order_lines).where(order_lines.c.order_id == 7))
+        conn.execute(delete(orders).where(orders.c.id == 7))
+    at = datetime(2026, 11, 2, tzinfo=UTC)
+    head = {"buyer_key": "k", "status": "Received", "cancelled": False, "created_at": at}
+    with store.connect() as conn:
+        conn.execute(insert(orders), [head | {"order_number": "NEW-ONE", "updated_at": at}])
+    assert ids(store, "new-one") == [7]
+    assert ids(store, "PO-00008") == [] and ids(store, "PO-0000") == oracle(store, "PO-0000")
+    with store.connect() as conn:
+        search.catch_up(conn)
+        for fts, _ in search.SQLITE_TABLES.values():
+            check = f"INSERT INTO {fts}({fts}, rank) VALUES ('integrity-check', 1)"
+            conn.exec_driver_sql(check)
+    assert ids(store, "new-one") == [7]
+    store.close()
+
+
 def test_an_order_change_adding_a_line_is_found_by_its_item(store: Store, tmp_path: Path) -> None:
     """The pipeline's own writes: an order received and a line an OrderChange adds."""
     gw = Gateway(settings(tmp_path), store)

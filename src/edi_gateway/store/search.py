@@ -63,11 +63,19 @@ def _sqlite_ddl(source: str, fts: str, columns: tuple[str, ...]) -> list[str]:
     mark = f"(SELECT indexed_to FROM {WATERMARKS} WHERE name = '{source}')"  # noqa: S608
     add = f"INSERT INTO {fts}(rowid, {names}) SELECT new.id, {new} WHERE new.id <= {mark};"
     remove = f"INSERT INTO {fts}({fts}, rowid, {names}) SELECT 'delete', old.id, {old} WHERE old.id <= {mark};"  # noqa: E501
+    # after a delete the watermark stays at or below the highest id left: SQLite gives a new
+    # row that id + 1 (it may reuse a deleted one), so every new row is past the watermark
+    lower = (
+        f"UPDATE {WATERMARKS} SET indexed_to = min(indexed_to, "  # noqa: S608
+        f"(SELECT coalesce(max(id), 0) FROM {source})) WHERE name = '{source}';"
+    )
     return [
         f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5({names}, "
         f"content='{source}', content_rowid='id', tokenize='trigram', columnsize=0)",
-        f"CREATE TRIGGER IF NOT EXISTS {fts}_insert AFTER INSERT ON {source} BEGIN {add} END",
-        f"CREATE TRIGGER IF NOT EXISTS {fts}_delete AFTER DELETE ON {source} BEGIN {remove} END",
+        # no insert trigger: a new row's id is past the watermark (kept <= the highest id)
+        f"DROP TRIGGER IF EXISTS {fts}_insert",
+        f"CREATE TRIGGER IF NOT EXISTS {fts}_delete AFTER DELETE ON {source} "
+        f"BEGIN {remove} {lower} END",
         f"CREATE TRIGGER IF NOT EXISTS {fts}_update AFTER UPDATE OF id, {names} ON {source} "
         f"BEGIN {remove} {add} END",
         # (re)index what the table already holds: a migrated store, or triggers re-created
