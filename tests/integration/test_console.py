@@ -631,3 +631,19 @@ def test_partners_list_connectors_and_certificate_expiry(site: Site) -> None:
             page,
         )
         assert row and 19 < float(row.group(1)) <= 20, page
+
+
+def test_needs_filters_match_the_cli(site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, VIEWER)
+        for needs in ("response", "despatch", "invoice"):
+            listed = site.project.json("orders", "list", "--needs", needs, "--limit", "500")
+            page = client.get(f"/orders?needs={needs}", headers=HTML)
+            assert page.status_code == 200 and f'value="{needs}" selected' in page.text
+            shown = re.findall(r'href="/orders/(\d+)"', page.text)
+            assert sorted(map(int, shown)) == sorted(o["id"] for o in listed), needs
+        assert {o["status"] for o in site.project.json("orders", "list", "--needs", "response")}
+        refused = client.get("/orders?needs=payment", headers=HTML)
+        assert refused.status_code == 400 and "USAGE" in refused.text
+    bad = site.project.run("orders", "list", "--needs", "payment")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr

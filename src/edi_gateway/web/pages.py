@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from edi_gateway import views
 from edi_gateway.domain.order_data import EXPRESS, TYPE_FILTERS
-from edi_gateway.domain.status import OrderStatus
+from edi_gateway.domain.status import NEEDS, OrderStatus
 from edi_gateway.errors import REMEDY, ErrorCode, GatewayError
 from edi_gateway.pipeline import operator
 from edi_gateway.store import queries
@@ -74,6 +74,7 @@ def orders(request: Request) -> Response:
         since=_since(q),
         attention=True if q.get("attention") else None,
         overdue=bool(q.get("overdue")),
+        needs=_choice(q.get("needs"), list(NEEDS), "needs"),
     )
     page = _listed(request, queries.page_orders, filters)
     return _show(
@@ -82,6 +83,7 @@ def orders(request: Request) -> Response:
         page=page,
         statuses=ORDER_STATUSES,
         types=ORDER_TYPES,
+        needs=NEEDS,
         filters=filters,
     )
 
