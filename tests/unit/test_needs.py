@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from edi_gateway.app import Gateway
-from edi_gateway.outbound.cancel import answer
 from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.outbound.cancel import answer
 from edi_gateway.store.db import Store
 from edi_gateway.store.queries import Filters, page_orders
 from tests import factory as f
