@@ -647,3 +647,87 @@ def test_needs_filters_match_the_cli(site: Site) -> None:
         assert refused.status_code == 400 and "USAGE" in refused.text
     bad = site.project.run("orders", "list", "--needs", "payment")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def held_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The samples with delftlab's orders held (``forward: hold: true``) and nordisk's waiting
+    for their 30-minute bundle: nothing of them is in the outbox yet."""
+    root = tmp_path_factory.mktemp("held")
+    assert cli("init", root / "p", "--samples", SAMPLES, cwd=root).returncode == 0
+    project = Project(root / "p")
+    data = yaml.safe_load(project.config.read_text(encoding="utf-8"))
+    delftlab = next(p for p in data["partners"] if p["id"] == "delftlab")
+    delftlab["forward"]["hold"] = True
+    nordisk = next(p for p in data["partners"] if p["id"] == "nordisk")
+    nordisk["forward"] |= {"every_minutes": None, "at": [], "when_waiting": 1000}
+    project.config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    assert project.run("run", "--once").returncode == 0
+    _add_user(project, OPERATOR, "operator")
+    _add_user(project, VIEWER, "viewer")
+    server, base = _serve(project)
+    try:
+        yield Site(base, project, root / "screenshots")
+    finally:
+        _stop(server)
+
+
+def _waiting_rows(client: httpx.Client) -> list[tuple[str, str, str, str]]:
+    page = client.get("/outbox", headers=HTML).text
+    table = page.split('<table class="waiting">', 1)[1].split("</table>", 1)[0]
+    return re.findall(
+        r'<tr class="(\w+)">\s*<td><a href="/orders/(\d+)">[^<]*</a></td><td>(\w+)</td>'
+        r"<td>\w+</td><td>[^<]*</td>\s*<td>([^<]*)",
+        table,
+    )
+
+
+def test_outbox_lists_held_and_waiting_orders_and_releases_a_held_one(held_site: Site) -> None:
+    with held_site.client() as client:
+        _sign_in(client, OPERATOR)
+        rows = _waiting_rows(client)
+        held = [r for r in rows if r[0] == "held"]
+        waiting = [r for r in rows if r[0] == "waiting"]
+        assert held and all(r[2] == "delftlab" for r in held), rows
+        assert all(r[3] == "when an operator releases it" for r in held)
+        assert waiting and all(r[2] == "nordisk" for r in waiting), rows
+        bundle = f"once 1000 orders wait ({len(waiting)} orders in the bundle)"
+        assert len(waiting) > 1 and all(r[3] == bundle for r in waiting), waiting
+        order = held[0][1]
+        assert f'action="/orders/{order}/release"' in client.get("/outbox", headers=HTML).text
+        token = _csrf(client)
+        asked = client.post(f"/orders/{order}/release", data={"csrf_token": token}, headers=HTML)
+        assert asked.status_code == 200 and "Release a held order?" in asked.text
+        assert len([r for r in _waiting_rows(client) if r[0] == "held"]) == len(held)
+        done = client.post(
+            f"/orders/{order}/release",
+            data={"csrf_token": token, "confirmed": "yes"},
+            headers=HTML,
+        )
+        assert done.status_code == 303 and done.headers["location"] == "/outbox?done=release"
+        assert order not in {r[1] for r in _waiting_rows(client)}  # bundle "none": at once
+        history = client.get(f"/orders/{order}", headers=HTML).text
+        assert re.search(r"<td>ann</td><td>forward\.released</td>", history)
+        again = client.post(
+            f"/orders/{order}/release",
+            data={"csrf_token": token, "confirmed": "yes"},
+            headers=HTML,
+        )
+        assert again.status_code == 409 and "NOT_ALLOWED" in again.text
+        assert "is not held" in again.text and "Traceback" not in again.text
+        shown = site_cli_states(held_site, order)
+        assert shown == {"delftlab": "queued"}, shown
+    with held_site.client() as client:
+        _sign_in(client, VIEWER)
+        assert "Release…" not in client.get("/outbox", headers=HTML).text
+        order = next(r[1] for r in _waiting_rows(client) if r[0] == "held")
+        data = {"csrf_token": _csrf(client), "confirmed": "yes"}
+        refused = client.post(f"/orders/{order}/release", data=data, headers=HTML)
+        assert refused.status_code == 403 and "ROLE_REFUSED" in refused.text
+
+
+def site_cli_states(site: Site, order: str) -> dict[str, str]:
+    import sqlite3
+
+    with sqlite3.connect(site.project.db) as db:
+        return dict(db.execute("SELECT partner, state FROM forwards WHERE order_id = ?", (order,)))

@@ -37,6 +37,7 @@ def routes() -> list[Route]:
         Route("/orders/{order_id:int}/respond", respond_to, methods=["POST"]),
         Route("/orders/{order_id:int}/despatch", despatch_all, methods=["POST"]),
         Route("/orders/{order_id:int}/invoice", invoice_all, methods=["POST"]),
+        Route("/orders/{order_id:int}/release", release_held, methods=["POST"]),
     ]
 
 
@@ -159,6 +160,21 @@ async def redrive(request: Request) -> Response:
     )
 
 
+async def release_held(request: Request) -> Response:
+    """Let a held order go to its supplier (confirmed first), as `orders release`."""
+    from edi_gateway.outbound.forward import release
+
+    asked = await _asked(request)
+    order_id = request.path_params["order_id"]
+    what = f"Release order #{order_id}: it goes to its supplier with the next bundle due."
+
+    def run(gateway: Gateway, user: str) -> object:
+        ref = _order_ref(gateway, order_id)
+        return release(gateway.store, gateway.settings, ref, actor=user)
+
+    return await _act(request, asked, Act("/outbox", "Release a held order", what, run, "release"))
+
+
 RESPONSES = {"accept": "AP", "reject": "RE"}
 
 
@@ -213,11 +229,18 @@ async def _issue(
     order_id = request.path_params["order_id"]
 
     def run(gateway: Gateway, user: str) -> Issued:
-        store, settings = gateway.store, gateway.settings
-        with store.reading() as session:
-            ref = order_summary(get_order(session, order_id))["ref"]
-        return command(store, settings, ref, wanted, actor=user, force=False)
+        ref = _order_ref(gateway, order_id)
+        return command(gateway.store, gateway.settings, ref, wanted, actor=user, force=False)
 
     done = request.url.path.rsplit("/", 1)[1]
     back = f"/orders/{order_id}"
     return await _act(request, asked, Act(back, title, f"Order #{order_id}: {what}", run, done))
+
+
+def _order_ref(gateway: Gateway, order_id: int) -> str:
+    """The order's ``BUYER:ORDER_ID`` reference, as the CLI's commands take it (a bare store
+    ID could also be another order's number)."""
+    with gateway.store.reading() as session:
+        ref = order_summary(get_order(session, order_id))["ref"]
+    assert isinstance(ref, str)
+    return ref

@@ -37,6 +37,7 @@ DONE = {
     "respond": "The Order Response is queued for the buyer.",
     "despatch": "The Despatch Advice is queued for the buyer.",
     "invoice": "The Invoice is queued for the buyer.",
+    "release": "The order is released: it goes to its supplier with the next bundle due.",
 }
 
 
@@ -148,8 +149,22 @@ def outbox(request: Request) -> Response:
     filters = queries.Filters(
         state=_choice(q.get("state"), OUTBOX_STATES, "state"), partner=q.get("partner") or None
     )
+    from edi_gateway.outbound.forward import waiting_bundles
+    from edi_gateway.pipeline.history import now
+
     page = _listed(request, queries.page_outbox, filters)
-    return _show(request, "outbox.html", page=page, states=OUTBOX_STATES, filters=filters)
+    gateway = _gateway(request)
+    with gateway.store.reading() as session:
+        waiting, waiting_total = waiting_bundles(session, gateway.settings, now())
+    return _show(
+        request,
+        "outbox.html",
+        page=page,
+        states=OUTBOX_STATES,
+        filters=filters,
+        waiting=waiting,
+        waiting_total=waiting_total,
+    )
 
 
 def outbox_row(request: Request) -> Response:
