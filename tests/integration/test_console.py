@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -731,3 +732,160 @@ def site_cli_states(site: Site, order: str) -> dict[str, str]:
 
     with sqlite3.connect(site.project.db) as db:
         return dict(db.execute("SELECT partner, state FROM forwards WHERE order_id = ?", (order,)))
+
+
+def _post(client: httpx.Client, path: str, **data: str) -> httpx.Response:
+    return client.post(path, data={"csrf_token": _csrf(client), **data}, headers=HTML)
+
+
+def _line_fields(page: str, table: str) -> dict[str, str]:
+    """The per-line inputs (name -> prefilled value) of the form table with class ``table``."""
+    part = page.split(f'<table class="{table}">', 1)[1].split("</table>", 1)[0]
+    return dict(re.findall(r'name="(qty:[^"]+)" value="([^"]*)"', part))
+
+
+def _status(client: httpx.Client, order: int) -> str:
+    found = re.search(r'<h1>Order .*? <span class="status">([^<]+)</span>', _page(client, order))
+    assert found
+    return found.group(1)
+
+
+def _page(client: httpx.Client, order: int) -> str:
+    return client.get(f"/orders/{order}", headers=HTML).text
+
+
+def _fresh_order(client: httpx.Client, skip: set[int]) -> int:
+    listing = client.get("/orders?needs=response", headers=HTML).text
+    found = [int(i) for i in re.findall(r'href="/orders/(\d+)"', listing) if int(i) not in skip]
+    assert found, listing
+    return found[0]
+
+
+def test_changed_lines_partial_despatch_invoice_and_credit(site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, OPERATOR)
+        whole_life = int(
+            re.findall(
+                r'href="/orders/(\d+)"', client.get("/orders?q=4500012901", headers=HTML).text
+            )[0]
+        )
+        order = _fresh_order(client, {whole_life})
+        path = f"/orders/{order}"
+        ordered = _line_fields(_page(client, order), "qty-change")
+        assert ordered and all(Decimal(v) > 1 for v in ordered.values()), ordered
+        first, *_ = ordered
+        for bad in ("abc", "-1", "NaN", "1e40"):
+            refused = _post(client, f"{path}/change", **{first: bad}, confirmed="yes")
+            assert refused.status_code == 400 and "USAGE" in refused.text, bad
+            assert "Traceback" not in refused.text
+        same = _post(client, f"{path}/change", **ordered, confirmed="yes")
+        assert same.status_code == 400 and "no quantity differs" in same.text
+        asked = _post(client, f"{path}/change", **{**ordered, first: "1"})
+        assert asked.status_code == 200 and "Accept with changes?" in asked.text
+        assert f'name="{first}" value="1"' in asked.text  # the confirmation repeats the form
+        done = _post(client, f"{path}/change", **{**ordered, first: "1"}, confirmed="yes")
+        assert done.status_code == 303 and done.headers["location"] == f"{path}?done=respond"
+        assert _status(client, order) == "Accepted with changes"
+        assert _line_fields(_page(client, order), "qty-despatch")[first] == "1"  # open now
+
+        over = _post(client, f"{path}/despatch-lines", **{first: "2"}, confirmed="yes")
+        assert over.status_code == 400 and "QUANTITY_EXCEEDED" in over.text
+        assert "Traceback" not in over.text
+        nothing = _post(client, f"{path}/despatch-lines", **{first: "0"}, confirmed="yes")
+        assert nothing.status_code == 400 and "USAGE" in nothing.text
+        done = _post(client, f"{path}/despatch-lines", **{first: "1"}, confirmed="yes")
+        assert done.headers["location"] == f"{path}?done=despatch"
+        assert _status(client, order) == "Partially delivered"
+
+        over = _post(client, f"{path}/invoice-lines", **{first: "1.5"}, confirmed="yes")
+        assert over.status_code == 400 and "QUANTITY_EXCEEDED" in over.text
+        done = _post(client, f"{path}/invoice-lines", **{first: "1"}, confirmed="yes")
+        assert done.headers["location"] == f"{path}?done=invoice"
+        assert _status(client, order) == "Partially invoiced"
+        page = _page(client, order)
+        number = re.search(r'<option value="(INV-[^"]+)">', page)
+        assert number, page
+
+        no_reason = _post(client, f"{path}/credit", invoice=number.group(1), confirmed="yes")
+        assert no_reason.status_code == 400 and "USAGE" in no_reason.text
+        unknown = _post(client, f"{path}/credit", invoice="INV-NOPE", reason="x", confirmed="yes")
+        assert unknown.status_code == 409 and "NOT_ALLOWED" in unknown.text
+        done = _post(
+            client, f"{path}/credit", invoice=number.group(1), reason="damaged", confirmed="yes"
+        )
+        assert done.headers["location"] == f"{path}?done=credit"
+        page = client.get(done.headers["location"], headers=HTML).text
+        assert "The Credit Note is queued for the buyer." in page
+        row = re.search(
+            rf"<tr><td>{re.escape(first.removeprefix('qty:'))}</td>.*?</tr>",
+            page.split('<table class="lines">')[1],
+        )
+        cells = re.findall(r'<td class="num">([^<]*)</td>', row.group(0)) if row else []
+        assert cells[2:] == ["1", "1", "0", "1", "1"], cells  # confirmed ... credited
+        history = page.split('<table class="history">')[1]
+        assert re.search(r"<td>ann</td><td>[^<]*</td><td>[^<]*CN-", history), history
+    with site.client() as client:
+        _sign_in(client, VIEWER)
+        assert "Credit…" not in _page(client, order) and "Despatch these…" not in _page(
+            client, order
+        )
+        refused = _post(
+            client, f"{path}/credit", invoice=number.group(1), reason="x", confirmed="yes"
+        )
+        assert refused.status_code == 403 and "ROLE_REFUSED" in refused.text
+
+
+def test_attach_an_orphan_to_an_order(site: Site) -> None:
+    sample = (SAMPLES / "orderresponse-nordisk-5521.xml").read_bytes()
+    orphan = sample.replace(b"VS-2026-1001", b"VS-2026-9999").replace(
+        b"NV-OR-2026-5521", b"NV-OR-2026-5599"
+    )
+    site.project.drop("orphan-response.xml", orphan)
+    assert site.project.run("run", "--once").returncode == 0
+    with site.client() as client:
+        _sign_in(client, OPERATOR)
+        listing = client.get("/messages?state=orphan", headers=HTML).text
+        found = re.findall(r'href="/messages/(\d+)"', listing)
+        assert found, listing
+        path = f"/messages/{max(map(int, found))}"
+        assert "Attach to order…" in client.get(path, headers=HTML).text
+        empty = _post(client, f"{path}/attach", order=" ", confirmed="yes")
+        assert empty.status_code == 400 and "USAGE" in empty.text
+        unknown = _post(client, f"{path}/attach", order="NO-SUCH-ORDER", confirmed="yes")
+        assert unknown.status_code == 404 and "NOT_FOUND" in unknown.text
+        done = _post(client, f"{path}/attach", order="VS-2026-1001", confirmed="yes")
+        assert done.status_code == 303 and done.headers["location"] == f"{path}?done=attach"
+        page = client.get(done.headers["location"], headers=HTML).text
+        assert "attached by hand to order VS-2026-1001" in page
+        assert re.search(r"<td>ann</td><td>message\.attached</td>", page)
+        again = _post(client, f"{path}/attach", order="VS-2026-1001", confirmed="yes")
+        assert again.status_code == 409 and "NOT_ALLOWED" in again.text
+
+
+def test_browser_accept_with_changes_then_despatch_part(browser: Any, site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, VIEWER)
+        whole_life = re.findall(
+            r'href="/orders/(\d+)"', client.get("/orders?q=4500012901", headers=HTML).text
+        )
+        order = _fresh_order(client, {int(whole_life[0])})
+    page = _browser_sign_in(browser, site, OPERATOR)
+    page.goto(f"{site.base}/orders/{order}")
+    first = page.locator("table.qty-change input").first
+    line = (first.get_attribute("name") or "").removeprefix("qty:")
+    first.fill("0")  # not accepted
+    page.click("text=Accept with changes…")
+    assert page.locator("h1").inner_text() == "Accept with changes?"
+    assert f"line {line}: 0" in page.locator(".confirm").inner_text()
+    page.click("text=Yes, do it")
+    assert "queued for the buyer" in page.locator(".done").inner_text()
+    assert page.locator("h1 .status").inner_text() == "Accepted with changes"
+    row = page.locator("table.lines tbody tr").first
+    assert row.locator("td").nth(5).inner_text() == "0"  # confirmed
+    _shot(page, site, "order-accepted-with-changes")
+    page.locator("table.qty-despatch input").nth(0).fill("1")  # line not accepted: 0 open
+    page.click("text=Despatch these…")
+    page.click("text=Yes, do it")
+    assert "QUANTITY_EXCEEDED" in page.locator(".error").inner_text()
+    _shot(page, site, "despatch-refused")
+    page.context.close()

@@ -528,6 +528,7 @@ def order_payload(session: Session, order_id: int) -> bytes | None:
 
 def order_detail(session: Session, order: Order) -> Json:
     """An order with its lines and quantities, linked documents and history."""
+    from edi_gateway.outbound.despatch import open_quantity
     from edi_gateway.pipeline.shipments import backorders_of
 
     out = order_summary(order)
@@ -553,6 +554,8 @@ def order_detail(session: Session, order: Order) -> Json:
             "credited": _num(line.qty_credited),
             "delivery_place": line.delivery_place,
             "backordered": _num(backordered.get(line.id)),
+            "open": _num(open_quantity(line)),
+            "unbilled": _num(max(line.qty_despatched - line.qty_invoiced, Decimal(0))),
         }
         for line in lines
     ]

@@ -37,6 +37,8 @@ DONE = {
     "respond": "The Order Response is queued for the buyer.",
     "despatch": "The Despatch Advice is queued for the buyer.",
     "invoice": "The Invoice is queued for the buyer.",
+    "credit": "The Credit Note is queued for the buyer.",
+    "attach": "The message is attached to the order and processed there: its history shows how.",
     "release": "The order is released: it goes to its supplier with the next bundle due.",
 }
 
