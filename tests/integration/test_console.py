@@ -889,3 +889,49 @@ def test_browser_accept_with_changes_then_despatch_part(browser: Any, site: Site
     assert "QUANTITY_EXCEEDED" in page.locator(".error").inner_text()
     _shot(page, site, "despatch-refused")
     page.context.close()
+
+
+def test_kpi_page_shows_the_reports_figures_as_svg_charts(site: Site) -> None:
+    report = site.project.json("report", "kpi")
+    assert report["partners"], report
+    with site.client() as client:
+        _sign_in(client, VIEWER)
+        page = client.get("/kpi", headers=HTML)
+        assert page.status_code == 200, page.text
+        assert page.text.count("<svg ") == 3 and "<script" not in page.text
+        for title in ("Documents in and out", "Response time (hours)", "Rates (%)"):
+            assert f"<figcaption>{title}</figcaption>" in page.text
+        table = page.text.split('<table class="kpi">', 1)[1]
+        for row in report["partners"]:
+            name = row["partner"]
+            found = re.search(
+                rf'<td><a href="/orders\?partner={name}">{name}</a></td>(.*?)</tr>', table, re.S
+            )
+            assert found, name
+            cells = re.findall(r'<td class="num">([^<]*)</td>', found.group(1))
+            response = row["response_hours"]
+            want = [
+                str(row["duplicates_in"]),
+                str(response["orders"]),
+                str(response["answered"]),
+                "n/a" if response["median"] is None else str(response["median"]),
+                "n/a" if response["p90"] is None else str(response["p90"]),
+            ]
+            assert cells[:5] == want, (name, cells)
+            total_in = sum(row["documents_in"].values())
+            assert re.search(rf"<title>{name}, in: {total_in:g}</title>", page.text), (
+                name
+            )  # the bar of its documents in
+        one = report["partners"][0]["partner"]
+        only = client.get(f"/kpi?partner={one}", headers=HTML).text
+        assert len(re.findall(r'<td><a href="/orders\?partner=', only)) == 1
+        hostile = client.get("/kpi", params={"partner": '"><script>x</script>'}, headers=HTML)
+        assert hostile.status_code == 200 and "<script>x" not in hostile.text
+        assert "&#34;&gt;&lt;script&gt;" in hostile.text
+        assert "No partner had traffic in this window." in hostile.text
+        for query in ("since=yesterday", "until=2026-13-01", "since=2026-02-01&until=2026-01-01"):
+            bad = client.get(f"/kpi?{query}", headers=HTML)
+            assert bad.status_code == 400 and "USAGE" in bad.text, query
+        old = client.get("/kpi?since=2000-01-01&until=2000-02-01", headers=HTML).text
+        assert "From 2000-01-01T00:00:00Z to 2000-02-01T00:00:00Z" in old
+        assert "No partner had traffic in this window." in old

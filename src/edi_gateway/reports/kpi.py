@@ -25,7 +25,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -100,6 +100,21 @@ def _quantile(values: list[float], q: float) -> float | None:
         return round(ordered[0], 2)
     cuts = statistics.quantiles(ordered, n=100, method="inclusive")
     return round(cuts[round(q * 100) - 1], 2)
+
+
+DEFAULT_DAYS = 30
+
+
+def window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    """The report's window: ``until`` default now, ``since`` default 30 days before it;
+    ``since`` not before ``until`` is USAGE."""
+    from edi_gateway.errors import ErrorCode, GatewayError
+
+    until = until or datetime.now(UTC)
+    since = since or until - timedelta(days=DEFAULT_DAYS)
+    if since >= until:
+        raise GatewayError(ErrorCode.USAGE, "since must be before until")
+    return since, until
 
 
 def kpi_report(

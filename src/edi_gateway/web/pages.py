@@ -58,6 +58,7 @@ def routes() -> list[Route]:
         Route("/partners", partners),
         Route("/health", health),
         Route("/today", today),
+        Route("/kpi", kpi),
     ]
 
 
@@ -239,6 +240,28 @@ def today(request: Request) -> Response:
     )
 
 
+def kpi(request: Request) -> Response:
+    """The figures of `edi-gateway report kpi` (reports/kpi.py) for a window and a partner,
+    with bar charts drawn as SVG on the server (web/charts.py)."""
+    from edi_gateway.reports.kpi import kpi_report, window
+    from edi_gateway.web.charts import kpi_charts
+
+    q = request.query_params
+    since, until = window(_time(q, "since"), _time(q, "until"))
+    partner = q.get("partner") or None
+    with _gateway(request).store.reading() as session:
+        rows = kpi_report(session.connection(), since, until, partner)
+    return _show(
+        request,
+        "kpi.html",
+        since=queries.utc_text(since),
+        until=queries.utc_text(until),
+        partner=partner,
+        partners=rows,
+        charts=kpi_charts(rows),
+    )
+
+
 def store_health(gateway: Gateway) -> Callable[[], tuple[int, dict[str, Any]]]:
     """The health of a console served without the daemon: the store and the deliveries."""
     from edi_gateway.daemon.events import delivery_states
@@ -291,14 +314,19 @@ def _choice(value: str | None, allowed: list[str], what: str) -> str | None:
 
 def _since(q: Any) -> datetime | None:
     """``since`` of the query string: an ISO date or time (UTC unless it names a zone)."""
-    text = q.get("since")
+    return _time(q, "since")
+
+
+def _time(q: Any, name: str) -> datetime | None:
+    """``name`` of the query string: an ISO date or time (UTC unless it names a zone)."""
+    text = q.get(name)
     if not text:
         return None
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise GatewayError(
-            ErrorCode.USAGE, f"since {text!r}: expected an ISO date or time"
+            ErrorCode.USAGE, f"{name} {text!r}: expected an ISO date or time"
         ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
