@@ -935,3 +935,56 @@ def test_kpi_page_shows_the_reports_figures_as_svg_charts(site: Site) -> None:
         old = client.get("/kpi?since=2000-01-01&until=2000-02-01", headers=HTML).text
         assert "From 2000-01-01T00:00:00Z to 2000-02-01T00:00:00Z" in old
         assert "No partner had traffic in this window." in old
+
+
+def test_a_store_that_cannot_be_reached_answers_a_coded_503(
+    tmp_path: Path, postgres_server: str
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import new_postgres_database
+
+    url = new_postgres_database(postgres_server)
+    name = url.rsplit("/", 1)[1]
+    root = tmp_path / "p"
+    assert cli("init", root, cwd=tmp_path).returncode == 0
+    project = Project(root)
+    data = yaml.safe_load(project.config.read_text(encoding="utf-8"))
+    data["store"] = {"url": url}
+    project.config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    _add_user(project, OPERATOR, "operator")
+    admin = create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
+
+    def rename(old: str, new: str) -> None:
+        with admin.connect() as conn:
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
+                {"d": old},
+            )
+            conn.execute(text(f'ALTER DATABASE "{old}" RENAME TO "{new}"'))
+
+    server, base = _serve(project)
+    try:
+        with httpx.Client(base_url=base, follow_redirects=False, timeout=30) as client:
+            _sign_in(client, OPERATOR)
+            assert client.get("/orders", headers=HTML).status_code == 200
+            rename(name, f"{name}_away")
+            try:
+                for path in ("/orders", "/kpi", "/outbox", "/orders/1"):
+                    page = client.get(path, headers=HTML)
+                    assert page.status_code == 503, (path, page.text[:500])
+                    assert "STORE_UNAVAILABLE" in page.text and "Traceback" not in page.text
+                    assert "check store.url" in page.text  # the remedy
+                script = client.get("/orders", headers={"Accept": "application/json"})
+                assert script.status_code == 503
+                assert script.json()["error"]["code"] == "STORE_UNAVAILABLE"
+                assert client.get("/healthz").status_code == 503
+                with httpx.Client(base_url=base, timeout=30) as stranger:  # past no guard
+                    refused = _sign_in(stranger, OPERATOR)
+                    assert refused.status_code == 503 and "STORE_UNAVAILABLE" in refused.text
+            finally:
+                rename(f"{name}_away", name)
+            assert client.get("/orders", headers=HTML).status_code == 200  # back by itself
+    finally:
+        _stop(server)
+        admin.dispose()
