@@ -198,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             "/orders?needs=invoice",
             "/today",
             "/kpi",
+            "/kpi?since=2026-01-01&until=2027-01-01",
             f"/orders/{last}",
             "/messages",
             "/outbox",
