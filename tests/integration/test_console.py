@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -86,6 +87,16 @@ def _stop(server: subprocess.Popen[str]) -> None:
             stream.close()
 
 
+@contextmanager
+def _served(project: Project, root: Path) -> Iterator[Site]:
+    """`edi-gateway console` serving ``project`` (screenshots under ``root``) while in use."""
+    server, base = _serve(project)
+    try:
+        yield Site(base, project, root / "screenshots")
+    finally:
+        _stop(server)
+
+
 def _add_user(project: Project, name: str, role: str, password: str = PASSWORD) -> None:
     done = project.run("users", "add", name, "--role", role, input=password + "\n")
     assert done.returncode == 0, done.stderr
@@ -108,11 +119,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     _add_user(project, OPERATOR, "operator")
     _add_user(project, VIEWER, "viewer")
     _add_user(project, THROTTLED, "operator")
-    server, base = _serve(project)
-    try:
-        yield Site(base, project, root / "screenshots")
-    finally:
-        _stop(server)
+    with _served(project, root) as served:
+        yield served
 
 
 def _sign_in(client: httpx.Client, name: str, password: str = PASSWORD, **extra: str) -> Any:
@@ -666,11 +674,8 @@ def held_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     assert project.run("run", "--once").returncode == 0
     _add_user(project, OPERATOR, "operator")
     _add_user(project, VIEWER, "viewer")
-    server, base = _serve(project)
-    try:
-        yield Site(base, project, root / "screenshots")
-    finally:
-        _stop(server)
+    with _served(project, root) as served:
+        yield served
 
 
 def _waiting_rows(client: httpx.Client) -> list[tuple[str, str, str, str]]:
