@@ -218,7 +218,9 @@ def waiting_bundles(
     for row, number in rows:
         goes = "when an operator releases it"
         partner = settings.partner(row.partner)
-        if row.state == WAITING and partner is not None and partner.forward is not None:
+        if row.state == WAITING and (partner is None or partner.forward is None):
+            goes = f"never: {row.partner} has no forward profile in gateway.yaml"
+        elif row.state == WAITING and partner is not None and partner.forward is not None:
             goes = _goes(partner.forward, waiting[row.partner], moment)
         out.append(
             {
