@@ -554,6 +554,10 @@ def test_today_counts_link_to_their_lists(site: Site) -> None:
             in client.get(f"/orders?since={day.group(1)}", headers=HTML).text
         )
         assert client.get("/orders?since=yesterday", headers=HTML).status_code == 400
+        for needs in ("response", "despatch", "invoice"):
+            n = re.search(rf'<a href="/orders\?needs={needs}">(\d+)</a>', page.text)
+            listed = client.get(f"/orders?needs={needs}", headers=HTML).text
+            assert n and f"{n.group(1)} in all" in listed, needs
 
 
 def test_browser_order_whole_life_through_the_buttons(browser: Any, site: Site) -> None:

@@ -208,7 +208,8 @@ def today(request: Request) -> Response:
     from edi_gateway.pipeline.history import now
 
     midnight = now().replace(hour=0, minute=0, second=0, microsecond=0)
-    day = queries.Filters(since=midnight)
+    F = queries.Filters
+    day = F(since=midnight)
     with _gateway(request).store.reading() as session:
 
         def count(page_of: Callable[..., queries.Page], filters: queries.Filters) -> int:
@@ -218,15 +219,19 @@ def today(request: Request) -> Response:
             state: count(queries.page_messages, queries.Filters(state=state, since=midnight))
             for state in MESSAGE_STATES
         }
-        waiting = {
-            what: (f"{path}?state={state}", count(page_of, queries.Filters(state=state)))
-            for what, path, page_of, state in (
-                ("failed messages", "/messages", queries.page_messages, "failed"),
-                ("orphan messages", "/messages", queries.page_messages, "orphan"),
-                ("failed deliveries", "/outbox", queries.page_outbox, "failed"),
-                ("pending deliveries", "/outbox", queries.page_outbox, "pending"),
-            )
-        }
+        lists: list[tuple[str, str, Callable[..., queries.Page], queries.Filters]] = [
+            (f"{what} messages", f"/messages?state={what}", queries.page_messages, F(state=what))
+            for what in ("failed", "orphan")
+        ]
+        lists += [
+            (f"{what} deliveries", f"/outbox?state={what}", queries.page_outbox, F(state=what))
+            for what in ("failed", "pending")
+        ]
+        lists += [
+            (f"orders needing {n}", f"/orders?needs={n}", queries.page_orders, F(needs=n))
+            for n in NEEDS
+        ]
+        waiting = {what: (link, count(page_of, f)) for what, link, page_of, f in lists}
         orders_today = count(queries.page_orders, day)
     _, health_data = console(request).health()
     return _show(
