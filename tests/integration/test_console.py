@@ -561,11 +561,6 @@ def test_today_counts_link_to_their_lists(site: Site) -> None:
 
 
 def test_browser_order_whole_life_through_the_buttons(browser: Any, site: Site) -> None:
-    import sqlite3
-    import sys
-
-    from tests.conftest import shared_dir
-
     page = _browser_sign_in(browser, site, OPERATOR)
     page.click("text=4500012901")
     order_url = page.url
@@ -594,17 +589,27 @@ def test_browser_order_whole_life_through_the_buttons(browser: Any, site: Site) 
     page.context.close()
 
     order_id = int(order_url.rsplit("/", 1)[1])
+    kinds = ["OrderResponse", "DespatchAdvice", "Invoice"]
+    assert sorted(_ubl_checked(site, order_id, "whole-life")) == sorted(kinds)
+
+
+def _ubl_checked(site: Site, order_id: int, name: str) -> list[str]:
+    """The kinds of the order's outbox documents, once every one passed ubl-check (OASIS
+    UBL 2.1 XSD + Peppol Schematron) with no fatal finding."""
+    import sqlite3
+    import sys
+
+    from tests.conftest import shared_dir
+
     with sqlite3.connect(site.project.db) as db:
         rows = db.execute(
-            "SELECT filename, payload FROM outbox WHERE order_id = ? AND kind IN "
-            "('OrderResponse', 'DespatchAdvice', 'Invoice')",
+            "SELECT kind, filename, payload FROM outbox WHERE order_id = ? ORDER BY id",
             (order_id,),
         ).fetchall()
-    assert len(rows) == 3
-    folder = site.shots.parent / "issued"
-    folder.mkdir(exist_ok=True)
-    for name, payload in rows:
-        (folder / name).write_bytes(payload)
+    folder = site.shots.parent / "issued" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for _, filename, payload in rows:
+        (folder / filename).write_bytes(payload)
     done = subprocess.run(
         [sys.executable, str(shared_dir() / "tools" / "ubl-check"), *map(str, folder.iterdir())],
         capture_output=True,
@@ -612,6 +617,7 @@ def test_browser_order_whole_life_through_the_buttons(browser: Any, site: Site) 
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    return [kind for kind, _, _ in rows]
 
 
 def test_documents_download_as_xml_and_pdf_attachments(site: Site) -> None:
@@ -842,6 +848,8 @@ def test_changed_lines_partial_despatch_invoice_and_credit(site: Site) -> None:
             client, f"{path}/credit", invoice=number.group(1), reason="x", confirmed="yes"
         )
         assert refused.status_code == 403 and "ROLE_REFUSED" in refused.text
+    kinds = _ubl_checked(site, order, "changed-lines")
+    assert kinds == ["OrderResponse", "DespatchAdvice", "Invoice", "CreditNote"], kinds
 
 
 def test_attach_an_orphan_to_an_order(site: Site) -> None:
