@@ -590,12 +590,13 @@ def test_browser_order_whole_life_through_the_buttons(browser: Any, site: Site) 
 
     order_id = int(order_url.rsplit("/", 1)[1])
     kinds = ["OrderResponse", "DespatchAdvice", "Invoice"]
-    assert sorted(_ubl_checked(site, order_id, "whole-life")) == sorted(kinds)
+    assert sorted(_ubl_checked(site, order_id, "whole-life", kinds)) == sorted(kinds)
 
 
-def _ubl_checked(site: Site, order_id: int, name: str) -> list[str]:
-    """The kinds of the order's outbox documents, once every one passed ubl-check (OASIS
-    UBL 2.1 XSD + Peppol Schematron) with no fatal finding."""
+def _ubl_checked(site: Site, order_id: int, name: str, kinds: list[str]) -> list[str]:
+    """The kinds of the order's outbox documents of ``kinds`` (the buyer's: not the files
+    forwarded to a supplier in its own layout), once every one passed ubl-check (OASIS UBL
+    2.1 XSD + Peppol Schematron) with no fatal finding."""
     import sqlite3
     import sys
 
@@ -606,6 +607,7 @@ def _ubl_checked(site: Site, order_id: int, name: str) -> list[str]:
             "SELECT kind, filename, payload FROM outbox WHERE order_id = ? ORDER BY id",
             (order_id,),
         ).fetchall()
+    rows = [row for row in rows if row[0] in kinds]
     folder = site.shots.parent / "issued" / name
     folder.mkdir(parents=True, exist_ok=True)
     for _, filename, payload in rows:
@@ -848,8 +850,9 @@ def test_changed_lines_partial_despatch_invoice_and_credit(site: Site) -> None:
             client, f"{path}/credit", invoice=number.group(1), reason="x", confirmed="yes"
         )
         assert refused.status_code == 403 and "ROLE_REFUSED" in refused.text
-    kinds = _ubl_checked(site, order, "changed-lines")
-    assert kinds == ["OrderResponse", "DespatchAdvice", "Invoice", "CreditNote"], kinds
+    wanted = ["OrderResponse", "DespatchAdvice", "Invoice", "CreditNote"]
+    kinds = _ubl_checked(site, order, "changed-lines", wanted)
+    assert set(kinds) == set(wanted) and kinds[-3:] == wanted[1:], kinds
 
 
 def test_attach_an_orphan_to_an_order(site: Site) -> None:
