@@ -1008,3 +1008,18 @@ def test_a_store_that_cannot_be_reached_answers_a_coded_503(
     finally:
         _stop(server)
         admin.dispose()
+
+
+def test_browser_kpi_charts_render_without_javascript(browser: Any, site: Site) -> None:
+    page = _browser_sign_in(browser, site, VIEWER, java_script_enabled=False)
+    page.click("header nav >> text=KPIs")
+    assert page.locator("h1").inner_text() == "KPIs"
+    assert page.locator("figure.chart svg").count() == 3
+    bars = page.locator("figure.chart svg rect[height='12']")
+    assert bars.count() > 0
+    widths = [float(bars.nth(i).get_attribute("width") or 0) for i in range(bars.count())]
+    assert max(widths) > 0  # something drawn, scaled to the plot
+    box = page.locator("figure.chart svg").first.bounding_box()
+    assert box and box["width"] > 300 and box["height"] > 20
+    _shot(page, site, "kpi")
+    page.context.close()
