@@ -32,6 +32,9 @@ EXE = REPO / ".venv" / "bin" / "edi-gateway"
 TARGET_MS = 300.0
 PASSWORD = "bench password 1"
 STATUSES = ["Received", "Acknowledged", "Accepted", "Partially delivered", "Fully invoiced"]
+RESPONSE_CODES = [None, "AB", "AP", "AP", "AP"]  # as the statuses say
+DESPATCHED = [0, 0, 0, 5, 10]  # per line
+INVOICED = [0, 0, 0, 0, 10]
 BUYERS = [("buyer-a", "7300010000001", "Region Alpha"), ("buyer-b", "7300010000025", "Beta AB")]
 
 
@@ -72,6 +75,7 @@ def fill(db: Path, count: int, lines: int) -> int:
                     "currency": "EUR",
                     "total_amount": Decimal(100 + n % 900),
                     "status": STATUSES[n % len(STATUSES)],
+                    "response_code": RESPONSE_CODES[n % len(STATUSES)],
                     "cancelled": False,
                     "created_at": at,
                     "updated_at": at,
@@ -87,9 +91,9 @@ def fill(db: Path, count: int, lines: int) -> int:
                     "unit": "EA",
                     "price": Decimal("9.50"),
                     "qty_ordered": Decimal(10),
-                    "qty_despatched": Decimal(0),
+                    "qty_despatched": Decimal(DESPATCHED[n % len(STATUSES)]),
                     "qty_received": Decimal(0),
-                    "qty_invoiced": Decimal(0),
+                    "qty_invoiced": Decimal(INVOICED[n % len(STATUSES)]),
                     "qty_credited": Decimal(0),
                 }
                 for i in range(lines)
@@ -191,7 +195,12 @@ def main(argv: list[str] | None = None) -> int:
             "/orders?type=blanket",
             "/orders?attention=1",
             "/orders?overdue=1",
+            "/orders?needs=response",
+            "/orders?needs=despatch",
+            "/orders?needs=invoice",
             "/today",
+            "/kpi",
+            "/kpi?since=2026-01-01&until=2027-01-01",
             f"/orders/{last}",
             "/messages",
             "/outbox",

@@ -23,6 +23,7 @@ from edi_gateway.pipeline.history import now, record
 from edi_gateway.pipeline.intake import intake
 from edi_gateway.pipeline.process import (
     FAILED,
+    RECEIVED,
     Checks,
     Policy,
     ReplyReader,
@@ -252,6 +253,7 @@ class Gateway:
                 reach("during-recovery" if recovering else "after-intake-commit")
                 handed = {mid: env.payload for mid, env in zip(ids, batch, strict=True)}
                 states = process_messages(self.store, policy, ids, handed, react=self.react)
+                states.update(self._finished_elsewhere(states, handed))
                 reach("after-process")
                 for envelope, message_id in zip(batch, ids, strict=True):
                     transport.ack(envelope, ok=states[message_id] != FAILED)
@@ -259,6 +261,28 @@ class Gateway:
                 if observe is not None:
                     observe(states, perf_counter() - started)
         return outcome
+
+    def _finished_elsewhere(
+        self, states: dict[int, str], handed: dict[int, bytes]
+    ) -> dict[int, str]:
+        """The final states of messages another gateway was processing when this one looked
+        (their rows were locked: still ``received``), so each payload is acknowledged by how
+        its message ended (a failed one to ``error/``, not ``archive/``). Asked again until
+        they are done or the gateway's lease runs out (a gateway that died meanwhile leaves
+        them to be taken over: then this one processes them itself)."""
+        from time import monotonic, sleep
+
+        waiting = [mid for mid, state in states.items() if state == RECEIVED]
+        found: dict[int, str] = {}
+        deadline = monotonic() + self.settings.daemon.lease_seconds
+        pause = 0.05
+        while waiting and monotonic() < deadline:
+            sleep(pause)
+            pause = min(pause * 2, 1.0)
+            again = process_messages(self.store, self.policy, waiting, handed, react=self.react)
+            found.update(again)
+            waiting = [mid for mid, state in again.items() if state == RECEIVED]
+        return found
 
     def stored(self, source: str, source_ref: str) -> int | None:
         """The id of the message stored under this idempotency key, if any (a push transport

@@ -11,7 +11,9 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +87,16 @@ def _stop(server: subprocess.Popen[str]) -> None:
             stream.close()
 
 
+@contextmanager
+def _served(project: Project, root: Path) -> Iterator[Site]:
+    """`edi-gateway console` serving ``project`` (screenshots under ``root``) while in use."""
+    server, base = _serve(project)
+    try:
+        yield Site(base, project, root / "screenshots")
+    finally:
+        _stop(server)
+
+
 def _add_user(project: Project, name: str, role: str, password: str = PASSWORD) -> None:
     done = project.run("users", "add", name, "--role", role, input=password + "\n")
     assert done.returncode == 0, done.stderr
@@ -107,11 +119,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     _add_user(project, OPERATOR, "operator")
     _add_user(project, VIEWER, "viewer")
     _add_user(project, THROTTLED, "operator")
-    server, base = _serve(project)
-    try:
-        yield Site(base, project, root / "screenshots")
-    finally:
-        _stop(server)
+    with _served(project, root) as served:
+        yield served
 
 
 def _sign_in(client: httpx.Client, name: str, password: str = PASSWORD, **extra: str) -> Any:
@@ -545,14 +554,13 @@ def test_today_counts_link_to_their_lists(site: Site) -> None:
             in client.get(f"/orders?since={day.group(1)}", headers=HTML).text
         )
         assert client.get("/orders?since=yesterday", headers=HTML).status_code == 400
+        for needs in ("response", "despatch", "invoice"):
+            n = re.search(rf'<a href="/orders\?needs={needs}">(\d+)</a>', page.text)
+            listed = client.get(f"/orders?needs={needs}", headers=HTML).text
+            assert n and f"{n.group(1)} in all" in listed, needs
 
 
 def test_browser_order_whole_life_through_the_buttons(browser: Any, site: Site) -> None:
-    import sqlite3
-    import sys
-
-    from tests.conftest import shared_dir
-
     page = _browser_sign_in(browser, site, OPERATOR)
     page.click("text=4500012901")
     order_url = page.url
@@ -581,17 +589,29 @@ def test_browser_order_whole_life_through_the_buttons(browser: Any, site: Site) 
     page.context.close()
 
     order_id = int(order_url.rsplit("/", 1)[1])
+    kinds = ["OrderResponse", "DespatchAdvice", "Invoice"]
+    assert sorted(_ubl_checked(site, order_id, "whole-life", kinds)) == sorted(kinds)
+
+
+def _ubl_checked(site: Site, order_id: int, name: str, kinds: list[str]) -> list[str]:
+    """The kinds of the order's outbox documents of ``kinds`` (the buyer's: not the files
+    forwarded to a supplier in its own layout), once every one passed ubl-check (OASIS UBL
+    2.1 XSD + Peppol Schematron) with no fatal finding."""
+    import sqlite3
+    import sys
+
+    from tests.conftest import shared_dir
+
     with sqlite3.connect(site.project.db) as db:
         rows = db.execute(
-            "SELECT filename, payload FROM outbox WHERE order_id = ? AND kind IN "
-            "('OrderResponse', 'DespatchAdvice', 'Invoice')",
+            "SELECT kind, filename, payload FROM outbox WHERE order_id = ? ORDER BY id",
             (order_id,),
         ).fetchall()
-    assert len(rows) == 3
-    folder = site.shots.parent / "issued"
-    folder.mkdir(exist_ok=True)
-    for name, payload in rows:
-        (folder / name).write_bytes(payload)
+    rows = [row for row in rows if row[0] in kinds]
+    folder = site.shots.parent / "issued" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for _, filename, payload in rows:
+        (folder / filename).write_bytes(payload)
     done = subprocess.run(
         [sys.executable, str(shared_dir() / "tools" / "ubl-check"), *map(str, folder.iterdir())],
         capture_output=True,
@@ -599,6 +619,7 @@ def test_browser_order_whole_life_through_the_buttons(browser: Any, site: Site) 
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    return [kind for kind, _, _ in rows]
 
 
 def test_documents_download_as_xml_and_pdf_attachments(site: Site) -> None:
@@ -631,3 +652,374 @@ def test_partners_list_connectors_and_certificate_expiry(site: Site) -> None:
             page,
         )
         assert row and 19 < float(row.group(1)) <= 20, page
+
+
+def test_needs_filters_match_the_cli(site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, VIEWER)
+        for needs in ("response", "despatch", "invoice"):
+            listed = site.project.json("orders", "list", "--needs", needs, "--limit", "500")
+            page = client.get(f"/orders?needs={needs}", headers=HTML)
+            assert page.status_code == 200 and f'value="{needs}" selected' in page.text
+            shown = re.findall(r'href="/orders/(\d+)"', page.text)
+            assert sorted(map(int, shown)) == sorted(o["id"] for o in listed), needs
+        assert {o["status"] for o in site.project.json("orders", "list", "--needs", "response")}
+        refused = client.get("/orders?needs=payment", headers=HTML)
+        assert refused.status_code == 400 and "USAGE" in refused.text
+    bad = site.project.run("orders", "list", "--needs", "payment")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def held_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The samples with delftlab's orders held (``forward: hold: true``) and nordisk's waiting
+    for their 30-minute bundle: nothing of them is in the outbox yet."""
+    root = tmp_path_factory.mktemp("held")
+    assert cli("init", root / "p", "--samples", SAMPLES, cwd=root).returncode == 0
+    project = Project(root / "p")
+    data = yaml.safe_load(project.config.read_text(encoding="utf-8"))
+    delftlab = next(p for p in data["partners"] if p["id"] == "delftlab")
+    delftlab["forward"]["hold"] = True
+    nordisk = next(p for p in data["partners"] if p["id"] == "nordisk")
+    nordisk["forward"] |= {"every_minutes": None, "at": [], "when_waiting": 1000}
+    project.config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    assert project.run("run", "--once").returncode == 0
+    _add_user(project, OPERATOR, "operator")
+    _add_user(project, VIEWER, "viewer")
+    with _served(project, root) as served:
+        yield served
+
+
+def _waiting_rows(client: httpx.Client) -> list[tuple[str, str, str, str]]:
+    page = client.get("/outbox", headers=HTML).text
+    table = page.split('<table class="waiting">', 1)[1].split("</table>", 1)[0]
+    return re.findall(
+        r'<tr class="(\w+)">\s*<td><a href="/orders/(\d+)">[^<]*</a></td><td>(\w+)</td>'
+        r"<td>\w+</td><td>[^<]*</td>\s*<td>([^<]*)",
+        table,
+    )
+
+
+def test_outbox_lists_held_and_waiting_orders_and_releases_a_held_one(held_site: Site) -> None:
+    with held_site.client() as client:
+        _sign_in(client, OPERATOR)
+        rows = _waiting_rows(client)
+        held = [r for r in rows if r[0] == "held"]
+        waiting = [r for r in rows if r[0] == "waiting"]
+        assert held and all(r[2] == "delftlab" for r in held), rows
+        assert all(r[3] == "when an operator releases it" for r in held)
+        assert waiting and all(r[2] == "nordisk" for r in waiting), rows
+        bundle = f"once 1000 orders wait ({len(waiting)} orders in the bundle)"
+        assert len(waiting) > 1 and all(r[3] == bundle for r in waiting), waiting
+        order = held[0][1]
+        assert f'action="/orders/{order}/release"' in client.get("/outbox", headers=HTML).text
+        token = _csrf(client)
+        asked = client.post(f"/orders/{order}/release", data={"csrf_token": token}, headers=HTML)
+        assert asked.status_code == 200 and "Release a held order?" in asked.text
+        assert len([r for r in _waiting_rows(client) if r[0] == "held"]) == len(held)
+        done = client.post(
+            f"/orders/{order}/release",
+            data={"csrf_token": token, "confirmed": "yes"},
+            headers=HTML,
+        )
+        assert done.status_code == 303 and done.headers["location"] == "/outbox?done=release"
+        assert order not in {r[1] for r in _waiting_rows(client)}  # bundle "none": at once
+        history = client.get(f"/orders/{order}", headers=HTML).text
+        assert re.search(r"<td>ann</td><td>forward\.released</td>", history)
+        again = client.post(
+            f"/orders/{order}/release",
+            data={"csrf_token": token, "confirmed": "yes"},
+            headers=HTML,
+        )
+        assert again.status_code == 409 and "NOT_ALLOWED" in again.text
+        assert "is not held" in again.text and "Traceback" not in again.text
+        shown = site_cli_states(held_site, order)
+        assert shown == {"delftlab": "queued"}, shown
+    with held_site.client() as client:
+        _sign_in(client, VIEWER)
+        assert "Release…" not in client.get("/outbox", headers=HTML).text
+        order = next(r[1] for r in _waiting_rows(client) if r[0] == "held")
+        data = {"csrf_token": _csrf(client), "confirmed": "yes"}
+        refused = client.post(f"/orders/{order}/release", data=data, headers=HTML)
+        assert refused.status_code == 403 and "ROLE_REFUSED" in refused.text
+
+
+def site_cli_states(site: Site, order: str) -> dict[str, str]:
+    import sqlite3
+
+    with sqlite3.connect(site.project.db) as db:
+        return dict(db.execute("SELECT partner, state FROM forwards WHERE order_id = ?", (order,)))
+
+
+def _post(client: httpx.Client, path: str, **data: str) -> httpx.Response:
+    return client.post(path, data={"csrf_token": _csrf(client), **data}, headers=HTML)
+
+
+def _line_fields(page: str, table: str) -> dict[str, str]:
+    """The per-line inputs (name -> prefilled value) of the form table with class ``table``."""
+    part = page.split(f'<table class="{table}">', 1)[1].split("</table>", 1)[0]
+    return dict(re.findall(r'name="(qty:[^"]+)" value="([^"]*)"', part))
+
+
+def _status(client: httpx.Client, order: int) -> str:
+    found = re.search(r'<h1>Order .*? <span class="status">([^<]+)</span>', _page(client, order))
+    assert found
+    return found.group(1)
+
+
+def _page(client: httpx.Client, order: int) -> str:
+    return client.get(f"/orders/{order}", headers=HTML).text
+
+
+def _fresh_order(client: httpx.Client, skip: set[int]) -> int:
+    listing = client.get("/orders?needs=response", headers=HTML).text
+    found = [int(i) for i in re.findall(r'href="/orders/(\d+)"', listing) if int(i) not in skip]
+    assert found, listing
+    return found[0]
+
+
+def test_changed_lines_partial_despatch_invoice_and_credit(site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, OPERATOR)
+        whole_life = int(
+            re.findall(
+                r'href="/orders/(\d+)"', client.get("/orders?q=4500012901", headers=HTML).text
+            )[0]
+        )
+        order = _fresh_order(client, {whole_life})
+        path = f"/orders/{order}"
+        ordered = _line_fields(_page(client, order), "qty-change")
+        assert ordered and all(Decimal(v) > 1 for v in ordered.values()), ordered
+        first, *_ = ordered
+        for bad in ("abc", "-1", "NaN", "1e40"):
+            refused = _post(client, f"{path}/change", **{first: bad}, confirmed="yes")
+            assert refused.status_code == 400 and "USAGE" in refused.text, bad
+            assert "Traceback" not in refused.text
+        same = _post(client, f"{path}/change", **ordered, confirmed="yes")
+        assert same.status_code == 400 and "no quantity differs" in same.text
+        asked = _post(client, f"{path}/change", **{**ordered, first: "1"})
+        assert asked.status_code == 200 and "Accept with changes?" in asked.text
+        assert f'name="{first}" value="1"' in asked.text  # the confirmation repeats the form
+        done = _post(client, f"{path}/change", **{**ordered, first: "1"}, confirmed="yes")
+        assert done.status_code == 303 and done.headers["location"] == f"{path}?done=respond"
+        assert _status(client, order) == "Accepted with changes"
+        assert _line_fields(_page(client, order), "qty-despatch")[first] == "1"  # open now
+
+        over = _post(client, f"{path}/despatch-lines", **{first: "2"}, confirmed="yes")
+        assert over.status_code == 400 and "QUANTITY_EXCEEDED" in over.text
+        assert "Traceback" not in over.text
+        nothing = _post(client, f"{path}/despatch-lines", **{first: "0"}, confirmed="yes")
+        assert nothing.status_code == 400 and "USAGE" in nothing.text
+        done = _post(client, f"{path}/despatch-lines", **{first: "1"}, confirmed="yes")
+        assert done.headers["location"] == f"{path}?done=despatch"
+        assert _status(client, order) == "Partially delivered"
+
+        over = _post(client, f"{path}/invoice-lines", **{first: "1.5"}, confirmed="yes")
+        assert over.status_code == 400 and "QUANTITY_EXCEEDED" in over.text
+        done = _post(client, f"{path}/invoice-lines", **{first: "1"}, confirmed="yes")
+        assert done.headers["location"] == f"{path}?done=invoice"
+        assert _status(client, order) == "Partially invoiced"
+        page = _page(client, order)
+        number = re.search(r'<option value="(INV-[^"]+)">', page)
+        assert number, page
+
+        no_reason = _post(client, f"{path}/credit", invoice=number.group(1), confirmed="yes")
+        assert no_reason.status_code == 400 and "USAGE" in no_reason.text
+        unknown = _post(client, f"{path}/credit", invoice="INV-NOPE", reason="x", confirmed="yes")
+        assert unknown.status_code == 409 and "NOT_ALLOWED" in unknown.text
+        done = _post(
+            client, f"{path}/credit", invoice=number.group(1), reason="damaged", confirmed="yes"
+        )
+        assert done.headers["location"] == f"{path}?done=credit"
+        page = client.get(done.headers["location"], headers=HTML).text
+        assert "The Credit Note is queued for the buyer." in page
+        row = re.search(
+            rf"<tr><td>{re.escape(first.removeprefix('qty:'))}</td>.*?</tr>",
+            page.split('<table class="lines">')[1],
+        )
+        cells = re.findall(r'<td class="num">([^<]*)</td>', row.group(0)) if row else []
+        assert cells[2:] == ["1", "1", "0", "1", "1"], cells  # confirmed ... credited
+        history = page.split('<table class="history">')[1]
+        assert re.search(r"<td>ann</td><td>[^<]*</td><td>[^<]*CN-", history), history
+    with site.client() as client:
+        _sign_in(client, VIEWER)
+        assert "Credit…" not in _page(client, order) and "Despatch these…" not in _page(
+            client, order
+        )
+        refused = _post(
+            client, f"{path}/credit", invoice=number.group(1), reason="x", confirmed="yes"
+        )
+        assert refused.status_code == 403 and "ROLE_REFUSED" in refused.text
+    wanted = ["OrderResponse", "DespatchAdvice", "Invoice", "CreditNote"]
+    kinds = _ubl_checked(site, order, "changed-lines", wanted)
+    assert set(kinds) == set(wanted) and kinds[-3:] == wanted[1:], kinds
+
+
+def test_attach_an_orphan_to_an_order(site: Site) -> None:
+    sample = (SAMPLES / "orderresponse-nordisk-5521.xml").read_bytes()
+    orphan = sample.replace(b"VS-2026-1001", b"VS-2026-9999").replace(
+        b"NV-OR-2026-5521", b"NV-OR-2026-5599"
+    )
+    site.project.drop("orphan-response.xml", orphan)
+    assert site.project.run("run", "--once").returncode == 0
+    with site.client() as client:
+        _sign_in(client, OPERATOR)
+        listing = client.get("/messages?state=orphan", headers=HTML).text
+        found = re.findall(r'href="/messages/(\d+)"', listing)
+        assert found, listing
+        path = f"/messages/{max(map(int, found))}"
+        assert "Attach to order…" in client.get(path, headers=HTML).text
+        empty = _post(client, f"{path}/attach", order=" ", confirmed="yes")
+        assert empty.status_code == 400 and "USAGE" in empty.text
+        unknown = _post(client, f"{path}/attach", order="NO-SUCH-ORDER", confirmed="yes")
+        assert unknown.status_code == 404 and "NOT_FOUND" in unknown.text
+        done = _post(client, f"{path}/attach", order="VS-2026-1001", confirmed="yes")
+        assert done.status_code == 303 and done.headers["location"] == f"{path}?done=attach"
+        page = client.get(done.headers["location"], headers=HTML).text
+        assert "attached by hand to order VS-2026-1001" in page
+        assert re.search(r"<td>ann</td><td>message\.attached</td>", page)
+        again = _post(client, f"{path}/attach", order="VS-2026-1001", confirmed="yes")
+        assert again.status_code == 409 and "NOT_ALLOWED" in again.text
+
+
+def test_browser_accept_with_changes_then_despatch_part(browser: Any, site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, VIEWER)
+        whole_life = re.findall(
+            r'href="/orders/(\d+)"', client.get("/orders?q=4500012901", headers=HTML).text
+        )
+        order = _fresh_order(client, {int(whole_life[0])})
+    page = _browser_sign_in(browser, site, OPERATOR)
+    page.goto(f"{site.base}/orders/{order}")
+    first = page.locator("table.qty-change input").first
+    line = (first.get_attribute("name") or "").removeprefix("qty:")
+    first.fill("0")  # not accepted
+    page.click("text=Accept with changes…")
+    assert page.locator("h1").inner_text() == "Accept with changes?"
+    assert f"line {line}: 0" in page.locator(".confirm").inner_text()
+    page.click("text=Yes, do it")
+    assert "queued for the buyer" in page.locator(".done").inner_text()
+    assert page.locator("h1 .status").inner_text() == "Accepted with changes"
+    row = page.locator("table.lines tbody tr").first
+    assert row.locator("td").nth(5).inner_text() == "0"  # confirmed
+    _shot(page, site, "order-accepted-with-changes")
+    page.locator("table.qty-despatch input").nth(0).fill("1")  # line not accepted: 0 open
+    page.click("text=Despatch these…")
+    page.click("text=Yes, do it")
+    assert "QUANTITY_EXCEEDED" in page.locator(".error").inner_text()
+    _shot(page, site, "despatch-refused")
+    page.context.close()
+
+
+def test_kpi_page_shows_the_reports_figures_as_svg_charts(site: Site) -> None:
+    report = site.project.json("report", "kpi")
+    assert report["partners"], report
+    with site.client() as client:
+        _sign_in(client, VIEWER)
+        page = client.get("/kpi", headers=HTML)
+        assert page.status_code == 200, page.text
+        assert page.text.count("<svg ") == 3 and "<script" not in page.text
+        for title in ("Documents in and out", "Response time (hours)", "Rates (%)"):
+            assert f"<figcaption>{title}</figcaption>" in page.text
+        table = page.text.split('<table class="kpi">', 1)[1]
+        for row in report["partners"]:
+            name = row["partner"]
+            found = re.search(
+                rf'<td><a href="/orders\?partner={name}">{name}</a></td>(.*?)</tr>', table, re.S
+            )
+            assert found, name
+            cells = re.findall(r'<td class="num">([^<]*)</td>', found.group(1))
+            response = row["response_hours"]
+            want = [
+                str(row["duplicates_in"]),
+                str(response["orders"]),
+                str(response["answered"]),
+                "n/a" if response["median"] is None else str(response["median"]),
+                "n/a" if response["p90"] is None else str(response["p90"]),
+            ]
+            assert cells[:5] == want, (name, cells)
+            total_in = sum(row["documents_in"].values())
+            assert re.search(rf"<title>{name}, in: {total_in:g}</title>", page.text), (
+                name
+            )  # the bar of its documents in
+        one = report["partners"][0]["partner"]
+        only = client.get(f"/kpi?partner={one}", headers=HTML).text
+        assert len(re.findall(r'<td><a href="/orders\?partner=', only)) == 1
+        hostile = client.get("/kpi", params={"partner": '"><script>x</script>'}, headers=HTML)
+        assert hostile.status_code == 200 and "<script>x" not in hostile.text
+        assert "&#34;&gt;&lt;script&gt;" in hostile.text
+        assert "No partner had traffic in this window." in hostile.text
+        for query in ("since=yesterday", "until=2026-13-01", "since=2026-02-01&until=2026-01-01"):
+            bad = client.get(f"/kpi?{query}", headers=HTML)
+            assert bad.status_code == 400 and "USAGE" in bad.text, query
+        old = client.get("/kpi?since=2000-01-01&until=2000-02-01", headers=HTML).text
+        assert "From 2000-01-01T00:00:00Z to 2000-02-01T00:00:00Z" in old
+        assert "No partner had traffic in this window." in old
+
+
+def test_a_store_that_cannot_be_reached_answers_a_coded_503(
+    tmp_path: Path, postgres_server: str
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import new_postgres_database
+
+    url = new_postgres_database(postgres_server)
+    name = url.rsplit("/", 1)[1]
+    root = tmp_path / "p"
+    assert cli("init", root, cwd=tmp_path).returncode == 0
+    project = Project(root)
+    data = yaml.safe_load(project.config.read_text(encoding="utf-8"))
+    data["store"] = {"url": url}
+    project.config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    _add_user(project, OPERATOR, "operator")
+    admin = create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
+
+    def rename(old: str, new: str) -> None:
+        with admin.connect() as conn:
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
+                {"d": old},
+            )
+            conn.execute(text(f'ALTER DATABASE "{old}" RENAME TO "{new}"'))
+
+    server, base = _serve(project)
+    try:
+        with httpx.Client(base_url=base, follow_redirects=False, timeout=30) as client:
+            _sign_in(client, OPERATOR)
+            assert client.get("/orders", headers=HTML).status_code == 200
+            rename(name, f"{name}_away")
+            try:
+                for path in ("/orders", "/kpi", "/outbox", "/orders/1"):
+                    page = client.get(path, headers=HTML)
+                    assert page.status_code == 503, (path, page.text[:500])
+                    assert "STORE_UNAVAILABLE" in page.text and "Traceback" not in page.text
+                    assert "check store.url" in page.text  # the remedy
+                script = client.get("/orders", headers={"Accept": "application/json"})
+                assert script.status_code == 503
+                assert script.json()["error"]["code"] == "STORE_UNAVAILABLE"
+                assert client.get("/healthz").status_code == 503
+                with httpx.Client(base_url=base, timeout=30) as stranger:  # past no guard
+                    refused = _sign_in(stranger, OPERATOR)
+                    assert refused.status_code == 503 and "STORE_UNAVAILABLE" in refused.text
+            finally:
+                rename(f"{name}_away", name)
+            assert client.get("/orders", headers=HTML).status_code == 200  # back by itself
+    finally:
+        _stop(server)
+        admin.dispose()
+
+
+def test_browser_kpi_charts_render_without_javascript(browser: Any, site: Site) -> None:
+    page = _browser_sign_in(browser, site, VIEWER, java_script_enabled=False)
+    page.click("header nav >> text=KPIs")
+    assert page.locator("h1").inner_text() == "KPIs"
+    assert page.locator("figure.chart svg").count() == 3
+    bars = page.locator("figure.chart svg rect[height='12']")
+    assert bars.count() > 0
+    widths = [float(bars.nth(i).get_attribute("width") or 0) for i in range(bars.count())]
+    assert max(widths) > 0  # something drawn, scaled to the plot
+    box = page.locator("figure.chart svg").first.bounding_box()
+    assert box and box["width"] > 300 and box["height"] > 20
+    _shot(page, site, "kpi")
+    page.context.close()

@@ -192,15 +192,19 @@ def test_health_is_degraded_and_metrics_count_while_deliveries_fail(tmp_path: Pa
         return found
 
     try:
-        failing = _wait_for(lambda: health()["deliveries"]["failing"] == ["outbox"], 60)  # type: ignore[index]
-        assert failing, "deliveries never showed as failing"
+        retrying = 'edi_outbox_retrying{connector="outbox"}'
+
+        def failing() -> bool:  # the gauges follow the flush that made the health say so
+            gauges = metric_samples(_get(f"{base}/metrics")[2])
+            return health()["deliveries"]["failing"] == ["outbox"] and gauges.get(retrying, 0) >= 1  # type: ignore[index]
+
+        assert _wait_for(failing, 60), "deliveries never showed as failing"
         seen = health()
         samples = metric_samples(_get(f"{base}/metrics")[2])
 
         outbox.unlink()
         outbox.mkdir()
         fixed = project.run("outbox", "retry", "--now")
-        retrying = 'edi_outbox_retrying{connector="outbox"}'
 
         def calm() -> bool:
             gauges = metric_samples(_get(f"{base}/metrics")[2])

@@ -389,3 +389,35 @@ def test_a_supplier_another_gateway_is_bundling_is_left_to_it_then_taken(
     finally:
         other.dispose()
         shared.close()
+
+
+def test_waiting_bundles_say_when_each_order_goes(store: Store, tmp_path: Path) -> None:
+    from edi_gateway.outbound.forward import waiting_bundles
+
+    gw = gateway(store, tmp_path, formats=["xlsx"], bundle="workbook", at=["14:30"])
+    receive(gw, f.order("PO-1", f.items(1)))
+    receive(gw, f.order("PO-2", f.items(1)))
+    since = now()
+    with gw.store.session() as session:
+        rows, total = waiting_bundles(session, gw.settings, since)
+        profile = gw.settings.partner("seller").forward  # type: ignore[union-attr]
+        assert profile is not None
+        due = next_instant(profile, since)
+        assert due is not None
+        assert total == 2 and [r["order_number"] for r in rows] == ["PO-1", "PO-2"]
+        assert {r["goes"] for r in rows} == {f"at {due:%Y-%m-%dT%H:%M:%SZ}"}
+        assert {r["bundled_with"] for r in rows} == {2}
+        later, _ = waiting_bundles(session, gw.settings, due + timedelta(minutes=1))
+        assert {r["goes"] for r in later} == {"with the next delivery cycle"}
+        first, total = waiting_bundles(session, gw.settings, since, limit=1)
+        assert total == 2 and len(first) == 1
+    other = Settings.model_validate(  # the supplier's forward profile removed from the config
+        {"path": tmp_path / "gateway.yaml", "partners": [f.buyer_partner(), f.seller_partner()]},
+        context={"base_dir": tmp_path},
+    )
+    with gw.store.session() as session:
+        rows, _ = waiting_bundles(session, other, since)
+    assert {r["goes"] for r in rows} == {"never: seller has no forward profile in gateway.yaml"}
+    flush_forwards(gw.store, gw.settings, at=due + timedelta(minutes=1))
+    with gw.store.session() as session:
+        assert waiting_bundles(session, gw.settings, since) == ([], 0)  # queued: in the outbox

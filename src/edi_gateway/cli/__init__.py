@@ -103,10 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GatewayError as exc:
         return _failed(exc, as_json)
     except Exception as exc:
-        unavailable = _store_unavailable(exc)
-        if unavailable is None:
+        from edi_gateway.store.db import unavailable
+
+        coded = unavailable(exc)
+        if coded is None:
             raise
-        return _failed(unavailable, as_json)
+        return _failed(coded, as_json)
     return code
 
 
@@ -178,19 +180,3 @@ def _reader_gone() -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # nothing more to flush at exit
     return common.EXIT_PIPE
-
-
-def _store_unavailable(exc: Exception) -> GatewayError | None:
-    """A store that cannot be reached, or stayed locked past the wait, as one coded line."""
-    from edi_gateway.errors import first_line
-    from edi_gateway.store.db import transient
-
-    if not transient(exc):
-        return None
-    first = first_line(exc)
-    if "locked" in first or "busy" in first:
-        return GatewayError(
-            ErrorCode.STORE_BUSY,
-            f"the store is busy ({first}): another edi-gateway kept it locked; try again",
-        )
-    return GatewayError(ErrorCode.STORE_UNAVAILABLE, f"the store cannot be used: {first}")

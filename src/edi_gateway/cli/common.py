@@ -198,6 +198,7 @@ FILTER_KEYS = (
     "order_type",
     "overdue",
     "attention",
+    "needs",
 )
 """The arguments of a list that are :class:`~edi_gateway.store.queries.Filters` by name."""
 

@@ -19,7 +19,7 @@ from edi_gateway.cli.common import (
     paging,
     with_gateway,
 )
-from edi_gateway.domain.status import OrderStatus
+from edi_gateway.domain.status import NEEDS, OrderStatus
 
 if TYPE_CHECKING:
     from edi_gateway.app import Gateway
@@ -59,6 +59,12 @@ def add_commands(sub: Sub) -> None:
         "--attention",
         action="store_true",
         help="only orders whose documents exceed what was ordered, despatched or invoiced",
+    )
+    listing.add_argument(
+        "--needs",
+        choices=NEEDS,
+        help="only orders that still need a response (none yet), a despatch (accepted, "
+        "nothing despatched) or an invoice (despatched beyond what was invoiced)",
     )
     paging(listing)
     json_option(listing)

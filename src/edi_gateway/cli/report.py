@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from edi_gateway.cli.common import Sub, emit, time_filters, with_gateway
@@ -57,13 +57,10 @@ def add_commands(sub: Sub) -> None:
 
 
 def _kpi(gateway: Gateway, args: argparse.Namespace) -> int:
-    from edi_gateway.errors import ErrorCode, GatewayError
     from edi_gateway.reports.kpi import kpi_report
+    from edi_gateway.reports.kpi import window as kpi_window
 
-    until = args.until or datetime.now(UTC)
-    since = args.since or until - timedelta(days=30)
-    if since >= until:
-        raise GatewayError(ErrorCode.USAGE, "--since must be before --until")
+    since, until = kpi_window(args.since, args.until)
     with gateway.store.connect() as conn:
         rows = kpi_report(conn, since, until, args.partner)
     window = {"since": _utc(since), "until": _utc(until)}

@@ -50,6 +50,10 @@ class OrderStatus(StrEnum):
     CLOSED = "Closed"
 
 
+NEEDS = ("response", "despatch", "invoice")
+"""What an order may still need from its supplier: the ``needs`` filter of the orders lists
+(``orders list --needs``, the console), defined in store/queries.py ``needs_condition``."""
+
 RESPONSE_STATUS = {
     "AB": OrderStatus.ACKNOWLEDGED,
     "AP": OrderStatus.ACCEPTED,

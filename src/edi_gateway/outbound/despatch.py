@@ -115,7 +115,9 @@ def issue_despatch(
     return issued
 
 
-def _open(line: OrderLine) -> Decimal:
+def open_quantity(line: OrderLine) -> Decimal:
+    """What is still to despatch on a line: its confirmed (else ordered) quantity less what was
+    despatched, never below 0."""
     expected = line.qty_ordered if line.qty_confirmed is None else line.qty_confirmed
     return max(expected - line.qty_despatched, ZERO)
 
@@ -125,7 +127,7 @@ def _chosen(
 ) -> tuple[list[tuple[OrderLine, Decimal]], list[str]]:
     by_id = {line.line_id: line for line in lines}
     if not request.lines:
-        chosen = [(line, _open(line)) for line in lines if _open(line) > ZERO]
+        chosen = [(line, open_quantity(line)) for line in lines if open_quantity(line) > ZERO]
         if not chosen:
             raise NotAllowed("every line has been despatched in full: nothing is open")
         return chosen, []
@@ -139,8 +141,8 @@ def _chosen(
         if quantity <= ZERO:
             raise NotAllowed(f"line {line_id}: a despatched quantity must be more than 0")
         line = by_id[line_id]
-        if quantity > _open(line):
-            over.append(f"{line_id}: {quantity} asked, {_open(line)} open")
+        if quantity > open_quantity(line):
+            over.append(f"{line_id}: {quantity} asked, {open_quantity(line)} open")
         chosen.append((line, quantity))
     return chosen, over
 
@@ -172,7 +174,9 @@ def _compose(
         composed.seller_item_id = line.seller_item_id
         composed.standard_item_id = line.standard_item_id
         composed.handling_unit = box
-        rest = _open(line) - totals.pop(line.line_id, _open(line))  # its first row only
+        rest = open_quantity(line) - totals.pop(
+            line.line_id, open_quantity(line)
+        )  # its first row only
         if rest > ZERO:
             composed.backorder_quantity = Quantity(rest, line.unit)
         advice.lines.append(composed)

@@ -35,7 +35,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy import CursorResult, func, select, tuple_, update
 
 from edi_gateway.errors import ErrorCode, GatewayError
-from edi_gateway.outbound.bundle import Forwarded, Packed, build, is_due, render_order
+from edi_gateway.outbound.bundle import (
+    Forwarded,
+    Packed,
+    build,
+    is_due,
+    next_instant,
+    render_order,
+)
 from edi_gateway.outbound.issuing import original_bytes
 from edi_gateway.outbound.outbox import Outgoing, enqueue
 from edi_gateway.pipeline.history import SYSTEM, now, record
@@ -181,6 +188,66 @@ def release(store: Store, settings: Settings, order_ref: str, *, actor: str) -> 
             for r in session.scalars(select(Forward).where(Forward.order_id == order_id))
         }
     return Released(order_id, number, states)
+
+
+def waiting_bundles(
+    session: Session, settings: Settings, moment: datetime, *, limit: int = 100
+) -> tuple[list[dict[str, object]], int]:
+    """Forwards not yet in the outbox, oldest first (at most ``limit``, and how many in all):
+    ``held`` ones until an operator releases them, ``waiting`` ones until their supplier's
+    bundle is due (``goes``: when, by its ``forward:`` schedule, or at the next delivery
+    cycle when it is due already)."""
+    from edi_gateway.store.queries import utc_text
+    from edi_gateway.store.tables import Forward, Order
+
+    pending = (Forward.state.in_((HELD, WAITING)),)
+    total = session.scalar(select(func.count()).select_from(Forward).where(*pending)) or 0
+    waiting: dict[str, list[datetime]] = defaultdict(list)
+    for partner_id, since in session.execute(
+        select(Forward.partner, Forward.waiting_since).where(Forward.state == WAITING)
+    ):
+        waiting[partner_id].append(since or moment)
+    rows = session.execute(
+        select(Forward, Order.order_number)
+        .join(Order, Order.id == Forward.order_id)
+        .where(*pending)
+        .order_by(Forward.id)
+        .limit(limit)
+    )
+    out: list[dict[str, object]] = []
+    for row, number in rows:
+        goes = "when an operator releases it"
+        partner = settings.partner(row.partner)
+        if row.state == WAITING and (partner is None or partner.forward is None):
+            goes = f"never: {row.partner} has no forward profile in gateway.yaml"
+        elif row.state == WAITING and partner is not None and partner.forward is not None:
+            goes = _goes(partner.forward, waiting[row.partner], moment)
+        out.append(
+            {
+                "forward_id": row.id,
+                "order_id": row.order_id,
+                "order_number": number,
+                "partner": row.partner,
+                "state": row.state,
+                "since": utc_text(row.waiting_since or row.created_at),
+                "goes": goes,
+                "bundled_with": len(waiting[row.partner]) if row.state == WAITING else 0,
+            }
+        )
+    return out, int(total)
+
+
+def _goes(profile: ForwardProfile, since: list[datetime], moment: datetime) -> str:
+    """When the waiting orders of one supplier go, in words."""
+    from edi_gateway.store.queries import utc_text
+
+    if is_due(profile, waiting=len(since), oldest=min(since), now=moment):
+        return "with the next delivery cycle"
+    due = next_instant(profile, min(since))
+    parts = [f"at {utc_text(due)}"] if due else []
+    if profile.when_waiting is not None:
+        parts.append(f"once {profile.when_waiting} orders wait")
+    return " or ".join(parts) or "never by schedule (no every_minutes, at or when_waiting)"
 
 
 def flush_forwards(

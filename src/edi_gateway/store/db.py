@@ -14,6 +14,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, Program
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from edi_gateway.errors import GatewayError
+
 # The newest migration. Opening a store at this revision skips Alembic (a start-up cost);
 # tests/unit/test_store.py checks it equals the head of the migration scripts.
 HEAD_REVISION = "0020"
@@ -94,6 +96,22 @@ def transient(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, OperationalError | InterfaceError)
+
+
+def unavailable(exc: BaseException) -> GatewayError | None:
+    """A store that cannot be reached, or stayed locked past the wait, as one coded error
+    (STORE_BUSY, STORE_UNAVAILABLE); None for any other failure."""
+    from edi_gateway.errors import ErrorCode, GatewayError, first_line
+
+    if not transient(exc):
+        return None
+    first = first_line(exc)
+    if "locked" in first or "busy" in first:
+        return GatewayError(
+            ErrorCode.STORE_BUSY,
+            f"the store is busy ({first}): another edi-gateway kept it locked; try again",
+        )
+    return GatewayError(ErrorCode.STORE_UNAVAILABLE, f"the store cannot be used: {first}")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from edi_gateway.domain.status import NEEDS
 from edi_gateway.errors import ErrorCode, GatewayError, LookupFailed
 from edi_gateway.store import schema
 from edi_gateway.store.order_data import order_data_detail, type_condition
@@ -57,6 +58,8 @@ class Filters:
     """Only orders whose response or despatch is overdue now (clocks/sla.py)."""
     attention: bool | None = None
     """Orders only: True for those whose ledger has a discrepancy not cleared yet (ADR 0024)."""
+    needs: str | None = None
+    """Orders only: what the supplier still owes (:data:`NEEDS`): response, despatch, invoice."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +205,35 @@ def _history(session: Session, condition: Any) -> list[Json]:
     ]
 
 
+_CLOSED = ("Cancelled", "Rejected")  # domain/status.py: nothing more is owed on these
+
+
+def needs_condition(needs: str) -> Any:
+    """The orders that still need ``needs`` from their supplier (docs/adr/0031, second part):
+
+    - ``response``: no Order Response yet, or only an acknowledgement (AB), and neither
+      cancelled nor rejected;
+    - ``despatch``: accepted (AP, or CA with changes) and nothing despatched on any line yet;
+    - ``invoice``: a line despatched beyond what was invoiced (the room ``invoice ORDER``
+      bills: a credited quantity is settled, ADR 0024), neither cancelled nor rejected.
+
+    Anything else is LookupFailed(USAGE)."""
+    open_order = (Order.cancelled.is_(False), Order.status.not_in(_CLOSED))
+    if needs == "response":
+        return and_(or_(Order.response_code.is_(None), Order.response_code == "AB"), *open_order)
+    if needs == "despatch":
+        despatched = select(OrderLine.id).where(
+            OrderLine.order_id == Order.id, OrderLine.qty_despatched > 0
+        )
+        return and_(Order.response_code.in_(("AP", "CA")), ~despatched.exists(), *open_order)
+    if needs == "invoice":  # IN, not a correlated EXISTS: one pass over the lines (2x faster)
+        unbilled = select(OrderLine.order_id).where(
+            OrderLine.qty_despatched > OrderLine.qty_invoiced
+        )
+        return and_(Order.id.in_(unbilled), *open_order)
+    raise LookupFailed(ErrorCode.USAGE, f"needs {needs!r}: expected one of {', '.join(NEEDS)}")
+
+
 def order_summary(order: Order) -> Json:
     """One order as a listing row."""
     return {
@@ -255,6 +287,8 @@ def page_orders(session: Session, filters: Filters, limit: int = 500, offset: in
         query = query.where(Order.id == resolve_order(session, filters.order).id)
     if filters.order_type:
         query = query.where(type_condition(filters.order_type))
+    if filters.needs:
+        query = query.where(needs_condition(filters.needs))
     if filters.overdue:
         from edi_gateway.clocks.sla import overdue
 
@@ -488,6 +522,7 @@ def order_payload(session: Session, order_id: int) -> bytes | None:
 
 def order_detail(session: Session, order: Order) -> Json:
     """An order with its lines and quantities, linked documents and history."""
+    from edi_gateway.outbound.despatch import open_quantity
     from edi_gateway.pipeline.shipments import backorders_of
 
     out = order_summary(order)
@@ -513,6 +548,8 @@ def order_detail(session: Session, order: Order) -> Json:
             "credited": _num(line.qty_credited),
             "delivery_place": line.delivery_place,
             "backordered": _num(backordered.get(line.id)),
+            "open": _num(open_quantity(line)),
+            "unbilled": _num(max(line.qty_despatched - line.qty_invoiced, Decimal(0))),
         }
         for line in lines
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
@@ -18,7 +19,7 @@ from starlette.routing import Route
 
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.outbound.outbox import RETRYABLE, retry
-from edi_gateway.store.queries import get_order, order_summary
+from edi_gateway.store.queries import get_order, order_lines, order_summary
 from edi_gateway.web.app import console, signed_in
 from edi_gateway.web.auth import checked_form
 
@@ -37,6 +38,12 @@ def routes() -> list[Route]:
         Route("/orders/{order_id:int}/respond", respond_to, methods=["POST"]),
         Route("/orders/{order_id:int}/despatch", despatch_all, methods=["POST"]),
         Route("/orders/{order_id:int}/invoice", invoice_all, methods=["POST"]),
+        Route("/orders/{order_id:int}/release", release_held, methods=["POST"]),
+        Route("/orders/{order_id:int}/change", respond_changed, methods=["POST"]),
+        Route("/orders/{order_id:int}/despatch-lines", despatch_lines, methods=["POST"]),
+        Route("/orders/{order_id:int}/invoice-lines", invoice_lines, methods=["POST"]),
+        Route("/orders/{order_id:int}/credit", credit, methods=["POST"]),
+        Route("/messages/{message_id:int}/attach", attach, methods=["POST"]),
     ]
 
 
@@ -159,6 +166,21 @@ async def redrive(request: Request) -> Response:
     )
 
 
+async def release_held(request: Request) -> Response:
+    """Let a held order go to its supplier (confirmed first), as `orders release`."""
+    from edi_gateway.outbound.forward import release
+
+    asked = await _asked(request)
+    order_id = request.path_params["order_id"]
+    what = f"Release order #{order_id}: it goes to its supplier with the next bundle due."
+
+    def run(gateway: Gateway, user: str) -> object:
+        ref = _order_ref(gateway, order_id)
+        return release(gateway.store, gateway.settings, ref, actor=user)
+
+    return await _act(request, asked, Act("/outbox", "Release a held order", what, run, "release"))
+
+
 RESPONSES = {"accept": "AP", "reject": "RE"}
 
 
@@ -199,6 +221,155 @@ async def invoice_all(request: Request) -> Response:
     return await _issue(request, asked, "Invoice", what, command=invoice, wanted=InvoiceRequest())
 
 
+QTY = "qty:"
+"""A per-line quantity field of a form: ``qty:LINE_ID``."""
+MAX_QUANTITY = Decimal(10) ** 12
+ZERO = Decimal(0)
+
+
+def _quantities(fields: dict[str, str]) -> list[tuple[str, Decimal]]:
+    """The form's per-line quantities (``qty:LINE_ID``), blank ones left out, in form order;
+    anything but a number of 0 or more is USAGE, naming the line."""
+    out: list[tuple[str, Decimal]] = []
+    for key, text in fields.items():
+        if not key.startswith(QTY) or not text.strip():
+            continue
+        line_id = key.removeprefix(QTY)
+        try:
+            quantity = Decimal(text.strip())
+        except InvalidOperation:
+            quantity = Decimal("NaN")
+        if not quantity.is_finite() or not ZERO <= quantity < MAX_QUANTITY:
+            raise GatewayError(
+                ErrorCode.USAGE, f"line {line_id}: quantity {text!r} is not a number of 0 or more"
+            )
+        out.append((line_id, quantity))
+    return out
+
+
+def _listed(quantities: list[tuple[str, Decimal]]) -> str:
+    return ", ".join(f"line {line_id}: {quantity}" for line_id, quantity in quantities)
+
+
+async def respond_changed(request: Request) -> Response:
+    """Accept the order with changed line quantities (0 = line not accepted), confirmed first,
+    as `respond --change LINE:QTY`: an Order Response CA. A line left at its ordered quantity
+    is accepted as ordered; changing none is USAGE (that is an acceptance)."""
+    from edi_gateway.outbound.respond import Decision, LineChange, respond
+
+    asked = await _asked(request)
+    order_id = request.path_params["order_id"]
+    wanted = _quantities(asked.fields)
+
+    def changed(gateway: Gateway) -> tuple[LineChange, ...]:
+        with gateway.store.reading() as session:
+            lines = order_lines(session, get_order(session, order_id))
+            ordered = {line.line_id: line.qty_ordered for line in lines}
+        changes = tuple(LineChange(i, q) for i, q in wanted if ordered.get(i) != q)
+        if not changes:
+            raise GatewayError(
+                ErrorCode.USAGE, "no quantity differs from the order: accept it instead"
+            )
+        return changes
+
+    reason = asked.fields.get("reason", "").strip() or None
+    what = f"Send the buyer an Order Response accepting with changes ({_listed(wanted)})"
+
+    def run(gateway: Gateway, user: str) -> Issued:
+        decision = Decision("CA", reason, changed(gateway))
+        ref = _order_ref(gateway, order_id)
+        return respond(gateway.store, gateway.settings, ref, decision, actor=user)
+
+    back = f"/orders/{order_id}"
+    return await _act(request, asked, Act(back, "Accept with changes", what, run, "respond"))
+
+
+async def despatch_lines(request: Request) -> Response:
+    """Despatch the quantities given per line (confirmed first), as `despatch ORDER --line
+    LINE:QTY`; more than is open is QUANTITY_EXCEEDED."""
+    from edi_gateway.outbound.despatch import DespatchRequest, despatch
+
+    asked = await _asked(request)
+    wanted = [(i, q) for i, q in _quantities(asked.fields) if q > ZERO]
+    if not wanted:
+        raise GatewayError(ErrorCode.USAGE, "give a quantity above 0 for at least one line")
+    what = f"Send the buyer a Despatch Advice for {_listed(wanted)}."
+    return await _issue(
+        request,
+        asked,
+        "Despatch",
+        what,
+        command=despatch,
+        wanted=DespatchRequest(tuple(wanted)),
+        done="despatch",
+    )
+
+
+async def invoice_lines(request: Request) -> Response:
+    """Invoice the quantities given per line (confirmed first), as `invoice ORDER --line
+    LINE:QTY`; more than was despatched and not yet billed is QUANTITY_EXCEEDED."""
+    from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, invoice
+
+    asked = await _asked(request)
+    wanted = [(i, q) for i, q in _quantities(asked.fields) if q > ZERO]
+    if not wanted:
+        raise GatewayError(ErrorCode.USAGE, "give a quantity above 0 for at least one line")
+    what = f"Send the buyer an Invoice for {_listed(wanted)}."
+    lines = tuple(LineRequest(i, q) for i, q in wanted)
+    return await _issue(
+        request,
+        asked,
+        "Invoice",
+        what,
+        command=invoice,
+        wanted=InvoiceRequest(lines),
+        done="invoice",
+    )
+
+
+async def credit(request: Request) -> Response:
+    """A credit note for one invoice of the order (confirmed first), as `invoice ORDER --credit
+    INVOICE_ID [--line LINE:QTY] --reason`: the quantities given, or (none given) all that
+    invoice billed and was not credited yet."""
+    from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, invoice
+
+    asked = await _asked(request)
+    number = asked.fields.get("invoice", "").strip()
+    reason = asked.fields.get("reason", "").strip()
+    if not number or not reason:
+        raise GatewayError(ErrorCode.USAGE, "a credit note needs the invoice and a reason")
+    wanted = [(i, q) for i, q in _quantities(asked.fields) if q > ZERO]
+    lines = tuple(LineRequest(i, q) for i, q in wanted)
+    scope = _listed(wanted) if wanted else "all it billed and was not credited yet"
+    what = f"Send the buyer a Credit Note for invoice {number} ({scope}): {reason}"
+    request_ = InvoiceRequest(lines, credit_of=number, reason=reason)
+    return await _issue(
+        request, asked, "Credit note", what, command=invoice, wanted=request_, done="credit"
+    )
+
+
+async def attach(request: Request) -> Response:
+    """Link an orphan message to an order by hand (confirmed first), as `messages attach ID
+    ORDER`: the order given as the CLI takes it (store ID, BUYER:ORDER_ID, order ID)."""
+    asked = await _asked(request)
+    message_id = request.path_params["message_id"]
+    order = asked.fields.get("order", "").strip()
+    if not order:
+        raise GatewayError(ErrorCode.USAGE, "name the order to attach the message to")
+    what = f"Attach message #{message_id} to order {order} and process it there."
+    return await _act(
+        request,
+        asked,
+        Act(
+            f"/messages/{message_id}",
+            "Attach a message",
+            what,
+            lambda gateway, user: gateway.attach(message_id, order, actor=user),
+            "attach",
+        ),
+    )
+
+
 async def _issue(
     request: Request,
     asked: Asked,
@@ -207,17 +378,25 @@ async def _issue(
     *,
     command: Callable[..., Issued],
     wanted: object,
+    done: str | None = None,
 ) -> Response:
     """An issuing command of the CLI (store, settings, order reference, request; actor,
     force) as a confirmed action on the order; its "done" key is the path's last part."""
     order_id = request.path_params["order_id"]
 
     def run(gateway: Gateway, user: str) -> Issued:
-        store, settings = gateway.store, gateway.settings
-        with store.reading() as session:
-            ref = order_summary(get_order(session, order_id))["ref"]
-        return command(store, settings, ref, wanted, actor=user, force=False)
+        ref = _order_ref(gateway, order_id)
+        return command(gateway.store, gateway.settings, ref, wanted, actor=user, force=False)
 
-    done = request.url.path.rsplit("/", 1)[1]
+    done = done or request.url.path.rsplit("/", 1)[1]
     back = f"/orders/{order_id}"
     return await _act(request, asked, Act(back, title, f"Order #{order_id}: {what}", run, done))
+
+
+def _order_ref(gateway: Gateway, order_id: int) -> str:
+    """The order's ``BUYER:ORDER_ID`` reference, as the CLI's commands take it (a bare store
+    ID could also be another order's number)."""
+    with gateway.store.reading() as session:
+        ref = order_summary(get_order(session, order_id))["ref"]
+    assert isinstance(ref, str)
+    return ref

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import jinja2
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from edi_gateway.app import Gateway
     from edi_gateway.config.daemon import ConsoleSettings
 
+log = logging.getLogger(__name__)
 Health = Callable[[], tuple[int, dict[str, Any]]]
 COOKIE = "edi_session"
 LOGIN_COOKIE = "edi_login_csrf"
@@ -45,6 +48,8 @@ STATUS_OF = {
     ErrorCode.LOGIN_FAILED: 401,
     ErrorCode.LOGIN_REQUIRED: 401,
     ErrorCode.LOGIN_THROTTLED: 429,
+    ErrorCode.STORE_UNAVAILABLE: 503,
+    ErrorCode.STORE_BUSY: 503,
 }
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
@@ -123,7 +128,12 @@ def console_app(
     ]
     app = Starlette(
         routes=routes,
-        exception_handlers={GatewayError: _coded, 404: _not_found, 405: _not_allowed},
+        exception_handlers={
+            GatewayError: _coded,
+            DBAPIError: _store_failed,
+            404: _not_found,
+            405: _not_allowed,
+        },
     )
     app.state.console = Console(gateway, settings, look, templates)
     return SecurityHeaders(BodyLimit(SignInRequired(app, app.state.console)))
@@ -132,6 +142,18 @@ def console_app(
 def _coded(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
     return console(request).failed(request, exc)
+
+
+def _store_failed(request: Request, exc: Exception) -> Response:
+    """A store that cannot be reached (or stays locked) during a page: a coded 503 page, as
+    the CLI's one line; any other database error is a bug and stays a 500."""
+    from edi_gateway.store.db import unavailable
+
+    coded = unavailable(exc)
+    if coded is None:
+        raise exc
+    log.warning("console %s %s: %s", request.method, request.url.path, coded.message)
+    return console(request).failed(request, coded)
 
 
 def _not_found(request: Request, exc: Exception) -> Response:
@@ -165,7 +187,17 @@ class SignInRequired:
         token = request.cookies.get(COOKIE)
         policy = self.console.policy
         store = self.console.gateway.store
-        who = await run_in_threadpool(accounts.session_of, store, token, policy)
+        try:
+            who = await run_in_threadpool(accounts.session_of, store, token, policy)
+        except DBAPIError as exc:
+            from edi_gateway.store.db import unavailable
+
+            coded = unavailable(exc)
+            if coded is None:
+                raise
+            log.warning("console %s: %s", request.url.path, coded.message)
+            await self.console.failed(request, coded)(scope, receive, send)
+            return
         if who is None:
             await _sign_in_first(request)(scope, receive, send)
             return

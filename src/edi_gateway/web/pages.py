@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from edi_gateway import views
 from edi_gateway.domain.order_data import EXPRESS, TYPE_FILTERS
-from edi_gateway.domain.status import OrderStatus
+from edi_gateway.domain.status import NEEDS, OrderStatus
 from edi_gateway.errors import REMEDY, ErrorCode, GatewayError
 from edi_gateway.pipeline import operator
 from edi_gateway.store import queries
@@ -37,6 +37,9 @@ DONE = {
     "respond": "The Order Response is queued for the buyer.",
     "despatch": "The Despatch Advice is queued for the buyer.",
     "invoice": "The Invoice is queued for the buyer.",
+    "credit": "The Credit Note is queued for the buyer.",
+    "attach": "The message is attached to the order and processed there: its history shows how.",
+    "release": "The order is released: it goes to its supplier with the next bundle due.",
 }
 
 
@@ -55,6 +58,7 @@ def routes() -> list[Route]:
         Route("/partners", partners),
         Route("/health", health),
         Route("/today", today),
+        Route("/kpi", kpi),
     ]
 
 
@@ -74,6 +78,7 @@ def orders(request: Request) -> Response:
         since=_since(q),
         attention=True if q.get("attention") else None,
         overdue=bool(q.get("overdue")),
+        needs=_choice(q.get("needs"), list(NEEDS), "needs"),
     )
     page = _listed(request, queries.page_orders, filters)
     return _show(
@@ -82,6 +87,7 @@ def orders(request: Request) -> Response:
         page=page,
         statuses=ORDER_STATUSES,
         types=ORDER_TYPES,
+        needs=NEEDS,
         filters=filters,
     )
 
@@ -146,8 +152,22 @@ def outbox(request: Request) -> Response:
     filters = queries.Filters(
         state=_choice(q.get("state"), OUTBOX_STATES, "state"), partner=q.get("partner") or None
     )
+    from edi_gateway.outbound.forward import waiting_bundles
+    from edi_gateway.pipeline.history import now
+
     page = _listed(request, queries.page_outbox, filters)
-    return _show(request, "outbox.html", page=page, states=OUTBOX_STATES, filters=filters)
+    gateway = _gateway(request)
+    with gateway.store.reading() as session:
+        waiting, waiting_total = waiting_bundles(session, gateway.settings, now())
+    return _show(
+        request,
+        "outbox.html",
+        page=page,
+        states=OUTBOX_STATES,
+        filters=filters,
+        waiting=waiting,
+        waiting_total=waiting_total,
+    )
 
 
 def outbox_row(request: Request) -> Response:
@@ -188,7 +208,8 @@ def today(request: Request) -> Response:
     from edi_gateway.pipeline.history import now
 
     midnight = now().replace(hour=0, minute=0, second=0, microsecond=0)
-    day = queries.Filters(since=midnight)
+    F = queries.Filters
+    day = F(since=midnight)
     with _gateway(request).store.reading() as session:
 
         def count(page_of: Callable[..., queries.Page], filters: queries.Filters) -> int:
@@ -198,15 +219,19 @@ def today(request: Request) -> Response:
             state: count(queries.page_messages, queries.Filters(state=state, since=midnight))
             for state in MESSAGE_STATES
         }
-        waiting = {
-            what: (f"{path}?state={state}", count(page_of, queries.Filters(state=state)))
-            for what, path, page_of, state in (
-                ("failed messages", "/messages", queries.page_messages, "failed"),
-                ("orphan messages", "/messages", queries.page_messages, "orphan"),
-                ("failed deliveries", "/outbox", queries.page_outbox, "failed"),
-                ("pending deliveries", "/outbox", queries.page_outbox, "pending"),
-            )
-        }
+        lists: list[tuple[str, str, Callable[..., queries.Page], queries.Filters]] = [
+            (f"{what} messages", f"/messages?state={what}", queries.page_messages, F(state=what))
+            for what in ("failed", "orphan")
+        ]
+        lists += [
+            (f"{what} deliveries", f"/outbox?state={what}", queries.page_outbox, F(state=what))
+            for what in ("failed", "pending")
+        ]
+        lists += [
+            (f"orders needing {n}", f"/orders?needs={n}", queries.page_orders, F(needs=n))
+            for n in NEEDS
+        ]
+        waiting = {what: (link, count(page_of, f)) for what, link, page_of, f in lists}
         orders_today = count(queries.page_orders, day)
     _, health_data = console(request).health()
     return _show(
@@ -217,6 +242,28 @@ def today(request: Request) -> Response:
         orders_today=orders_today,
         waiting=waiting,
         health=health_data,
+    )
+
+
+def kpi(request: Request) -> Response:
+    """The figures of `edi-gateway report kpi` (reports/kpi.py) for a window and a partner,
+    with bar charts drawn as SVG on the server (web/charts.py)."""
+    from edi_gateway.reports.kpi import kpi_report, window
+    from edi_gateway.web.charts import kpi_charts
+
+    q = request.query_params
+    since, until = window(_time(q, "since"), _time(q, "until"))
+    partner = q.get("partner") or None
+    with _gateway(request).store.reading() as session:
+        rows = kpi_report(session.connection(), since, until, partner)
+    return _show(
+        request,
+        "kpi.html",
+        since=queries.utc_text(since),
+        until=queries.utc_text(until),
+        partner=partner,
+        partners=rows,
+        charts=kpi_charts(rows),
     )
 
 
@@ -272,14 +319,19 @@ def _choice(value: str | None, allowed: list[str], what: str) -> str | None:
 
 def _since(q: Any) -> datetime | None:
     """``since`` of the query string: an ISO date or time (UTC unless it names a zone)."""
-    text = q.get("since")
+    return _time(q, "since")
+
+
+def _time(q: Any, name: str) -> datetime | None:
+    """``name`` of the query string: an ISO date or time (UTC unless it names a zone)."""
+    text = q.get(name)
     if not text:
         return None
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise GatewayError(
-            ErrorCode.USAGE, f"since {text!r}: expected an ISO date or time"
+            ErrorCode.USAGE, f"{name} {text!r}: expected an ISO date or time"
         ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 

@@ -1,0 +1,62 @@
+"""The orders filter "needs response / despatch / invoice" (store/queries.py ``needs_condition``),
+shared by `orders list --needs` and the console: each order moved by real documents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edi_gateway.app import Gateway
+from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.outbound.cancel import answer
+from edi_gateway.store.db import Store
+from edi_gateway.store.queries import Filters, page_orders
+from tests import factory as f
+from tests.unit.support import make_settings, receive
+
+
+def needing(gateway: Gateway, needs: str) -> set[str]:
+    with gateway.store.session() as session:
+        page = page_orders(session, Filters(needs=needs))
+    assert page.total == len(page.rows)
+    return {row["order_number"] for row in page.rows}
+
+
+@pytest.fixture
+def gateway(store: Store, tmp_path: Path) -> Gateway:
+    (tmp_path / "out").mkdir()
+    gateway = Gateway(make_settings(tmp_path), store)
+    for number in ("NEW", "ACK", "AP", "CA", "RE", "PART", "DONE", "BILLED", "CANC"):
+        receive(gateway, f.order(number, f.items(2)))
+    receive(gateway, f.order_response("R-ACK", "ACK", "AB"))
+    receive(gateway, f.order_response("R-AP", "AP", "AP"))
+    receive(gateway, f.order_response("R-CA", "CA", "CA", [("1", "3", "5"), ("2", "5", "10")]))
+    receive(gateway, f.order_response("R-RE", "RE", "RE"))
+    for number in ("PART", "DONE", "BILLED"):
+        receive(gateway, f.order_response(f"R-{number}", number, "AP"))
+    receive(gateway, f.despatch_advice("D-PART", "PART", [("1", "4")]))
+    receive(gateway, f.despatch_advice("D-DONE", "DONE", [("1", "10"), ("2", "10")]))
+    receive(gateway, f.despatch_advice("D-BILLED", "BILLED", [("1", "10"), ("2", "10")]))
+    billed = [("1", "10", "2.25"), ("2", "10", "2.25")]
+    receive(gateway, f.invoice("I-BILLED", "BILLED", billed))
+    receive(gateway, f.order_response("R-CANC", "CANC", "AP"))
+    receive(gateway, f.order_cancellation("C-CANC", "CANC"))
+    assert needing(gateway, "despatch") == {"AP", "CA", "CANC"}  # only asked to cancel yet
+    answer(gateway.store, gateway.settings, "CANC", accepted=True, reason=None, actor="t")
+    return gateway
+
+
+def test_needs_response_despatch_invoice(gateway: Gateway) -> None:
+    assert needing(gateway, "response") == {"NEW", "ACK"}  # AB only acknowledges
+    assert needing(gateway, "despatch") == {"AP", "CA"}
+    assert needing(gateway, "invoice") == {"PART", "DONE"}
+    with gateway.store.session() as session:  # the filters combine with the others
+        page = page_orders(session, Filters(needs="invoice", search="PART"))
+    assert [row["order_number"] for row in page.rows] == ["PART"]
+
+
+def test_an_unknown_need_is_a_usage_error(gateway: Gateway) -> None:
+    with gateway.store.session() as session, pytest.raises(GatewayError) as raised:
+        page_orders(session, Filters(needs="payment"))
+    assert raised.value.code is ErrorCode.USAGE
