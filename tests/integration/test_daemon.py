@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests import factory
-from tests.integration.conftest import EXE, Project, cli_env, original_name
+from tests.integration.conftest import EXE, Project, cli_env, original_name, start_daemon
 
 pytestmark = pytest.mark.integration
 
@@ -45,14 +45,7 @@ def test_daemon_takes_new_files_and_stops_cleanly_on_sigterm(
         "every_seconds: 5", "every_seconds: 0.2"
     )
     project.config.write_text(text, encoding="utf-8")
-    daemon = subprocess.Popen(
-        [str(EXE), "--config", str(project.config), "run"],
-        cwd=project.root,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    daemon = start_daemon(project)
     try:
         project.drop("first.xml", factory.order("D-1"))
         assert _wait_for(lambda: "first.xml" in _archived(project), 30), "first file not taken"
