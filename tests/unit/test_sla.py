@@ -152,3 +152,16 @@ def test_off_by_default_and_alerts_when_subscribed(store: Store, tmp_path: Path)
             conn.scalars(select(alert_events.c.text).where(alert_events.c.cause == "sla.overdue"))
         )
     assert len(texts) == 1 and texts[0].startswith("order LATE: no response by")
+
+
+def test_listing_rows_show_the_requested_delivery(store: Store, tmp_path: Path) -> None:
+    """The orders list (CLI --json and the console's column) shows the requested delivery the
+    despatch timer runs on: the requested period's end, else the earliest line date."""
+    gateway = _gateway(store, tmp_path)
+    _order(gateway, "WITH-DATE", age=timedelta(hours=1), deliver_by=date(2026, 12, 24))
+    _order(gateway, "WITHOUT", age=timedelta(hours=1))
+    with gateway.store.session() as session:
+        for filters in (Filters(), Filters(search="WITH")):
+            rows = {r["order_number"]: r for r in page_orders(session, filters).rows}
+            assert rows["WITH-DATE"]["requested_delivery"] == "2026-12-24"
+            assert rows["WITHOUT"]["requested_delivery"] is None

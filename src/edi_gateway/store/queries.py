@@ -304,7 +304,7 @@ def page_orders(session: Session, filters: Filters, limit: int = 500, offset: in
         )
     if not search:
         found, total = _page(session, query, limit, offset)
-        return Page([order_summary(o) for o in found], total, offset)
+        return Page(_with_requested(session, found), total, offset)
     if "\x00" in search:  # PostgreSQL refuses it in any text; no value holds one
         raise GatewayError(ErrorCode.USAGE, "the search text contains a NUL character")
     # the search runs on its trigram indexes (store/search.py, ADR 0035); its matches are few
@@ -314,7 +314,37 @@ def page_orders(session: Session, filters: Filters, limit: int = 500, offset: in
     ids = list(session.scalars(query.with_only_columns(Order.id)))
     wanted = ids[offset : offset + limit]
     rows = session.scalars(select(Order).where(Order.id.in_(wanted)).order_by(Order.id.desc()))
-    return Page([order_summary(o) for o in rows], len(ids), offset)
+    return Page(_with_requested(session, list(rows)), len(ids), offset)
+
+
+def _with_requested(session: Session, found: Sequence[Order]) -> list[Json]:
+    """Listing rows with ``requested_delivery``: the requested period's end, else its start,
+    else the earliest line delivery date (as the SLA clock reads it); one query per page."""
+    from edi_gateway.store.schema import order_delivery, order_lines
+
+    ids = [o.id for o in found]
+    d, line = order_delivery.c, order_lines.c
+    wanted: dict[int, Any] = {}
+    if ids:
+        earliest = (
+            select(line.order_id, func.min(line.delivery_date).label("day"))
+            .where(line.order_id.in_(ids))
+            .group_by(line.order_id)
+            .subquery()
+        )
+        rows = session.execute(
+            select(
+                earliest.c.order_id, func.coalesce(d.end_date, d.start_date, earliest.c.day)
+            ).outerjoin(order_delivery, d.order_id == earliest.c.order_id)
+        )
+        wanted = {order_id: day for order_id, day in rows}
+    return [order_summary(o) | {"requested_delivery": _day(wanted.get(o.id))} for o in found]
+
+
+def _day(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 def outbox_summary(row: OutboxRow) -> Json:
