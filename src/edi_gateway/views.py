@@ -69,8 +69,9 @@ def message_rows(gateway: Gateway, ids: Sequence[int]) -> list[Json]:
         return [queries.message_summary(m) for m in rows]
 
 
-def outcome_data(gateway: Gateway, outcome: Outcome) -> Json:
-    """The summary of an ingest or run: what arrived, what was accepted, what failed and why."""
+def outcome_data(gateway: Gateway, outcome: Outcome, *, deliveries: bool = False) -> Json:
+    """The summary of an ingest or run: what arrived, what was accepted, what failed and why;
+    with ``deliveries`` (a run) also the connectors with unfinished deliveries (``outbox``)."""
     c = messages.c
     final: dict[int, str] = {}
     failures: list[Json] = []
@@ -102,14 +103,14 @@ def outcome_data(gateway: Gateway, outcome: Outcome) -> Json:
         "by_state": dict(Counter(final.values())),
         "failures": failures,
         "delivered": dict(outcome.delivered),
-        "outbox": _outbox_state(gateway),
+        "outbox": _outbox_state(gateway) if deliveries else {},
     }
 
 
 def _outbox_state(gateway: Gateway) -> Json:
     """Per outbound connector with something unfinished: pending, retrying, failed, awaiting
     (and the newest error), so a run's summary says what did not go."""
-    from edi_gateway.daemon.events import delivery_states
+    from edi_gateway.outbound.outbox import delivery_states
     from edi_gateway.pipeline.history import now
 
     moment = now()

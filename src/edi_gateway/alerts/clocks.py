@@ -97,7 +97,7 @@ def _told_today(conn: Connection, key: str, at: datetime) -> bool:
 def look(store: Store, settings: Settings, at: datetime) -> list[Expiry]:
     """Record alert events for overdue deliveries and certificates within
     ``alerts.certificate_days`` of expiry; return every certificate's expiry (for metrics)."""
-    from edi_gateway.daemon.events import delivery_states
+    from edi_gateway.outbound.outbox import delivery_states
 
     causes = subscribed(settings)
     every = timedelta(minutes=settings.alerts.every_minutes)

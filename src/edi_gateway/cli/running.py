@@ -66,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
             json_logs = _daemon_logging(opened, args)
             quiet = args.json or args.once or json_logs
             outcome = run(opened, once=args.once, report=views.reporter(opened, quiet=quiet))
-            _emit_outcome(opened, outcome, args.json)
+            _emit_outcome(opened, outcome, args.json, deliveries=True)
         finally:
             opened.close()
     finally:
@@ -86,9 +86,12 @@ def _daemon_logging(gateway: Gateway, args: argparse.Namespace) -> bool:
     return fmt == "json"
 
 
-def _emit_outcome(gateway: Gateway, outcome: Outcome, as_json: bool) -> int:
+def _emit_outcome(
+    gateway: Gateway, outcome: Outcome, as_json: bool, *, deliveries: bool = False
+) -> int:
+    """The summary; ``deliveries`` (``run``, which delivers): with the outbox's state."""
     from edi_gateway import views
 
-    data = views.outcome_data(gateway, outcome)
+    data = views.outcome_data(gateway, outcome, deliveries=deliveries)
     emit(data, as_json, views.outcome_text(data))
     return EXIT_FAILED if outcome.failed else EXIT_OK

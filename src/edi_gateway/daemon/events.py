@@ -11,7 +11,7 @@ import logging
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -20,8 +20,6 @@ from edi_gateway.daemon.metrics import Metrics
 from edi_gateway.store.db import Store
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from edi_gateway.config import Settings
     from edi_gateway.outbound.outbox import ConnectorDeliveries
 
@@ -158,22 +156,6 @@ def deliveries(store: Store, metrics: Metrics, done: Mapping[int, str]) -> Count
                 extra=fields,
             )
     return delivered
-
-
-def delivery_grace(settings: Settings) -> timedelta:
-    """How long a row may stay due (or past its receipt deadline) before it is overdue: two
-    outbox cycles and a minute."""
-    return timedelta(seconds=2 * settings.daemon.outbox_every_seconds + 60)
-
-
-def delivery_states(
-    session: Session, settings: Settings, moment: datetime
-) -> dict[str, ConnectorDeliveries]:
-    """Where each outbound connector's deliveries stand (``/healthz``, gauges, summaries)."""
-    from edi_gateway.outbound.outbox import delivery_report
-
-    outbound = [c.name for c in settings.connectors if c.direction == "out"]
-    return delivery_report(session, outbound, moment, delivery_grace(settings))
 
 
 def delivery_gauges(metrics: Metrics, states: Mapping[str, ConnectorDeliveries]) -> None:

@@ -35,7 +35,6 @@ from edi_gateway.daemon.events import (
     Waiting,
     deliveries,
     delivery_gauges,
-    delivery_states,
     messages_taken,
     outbox_pending,
     receipts_waiting,
@@ -47,6 +46,7 @@ from edi_gateway.daemon.schedule import Backoff, Clock, Schedule, Scheduler, utc
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ErrorCode, GatewayError, first_line
 from edi_gateway.logs import log_fields
+from edi_gateway.outbound.outbox import delivery_states
 from edi_gateway.store.db import transient
 from edi_gateway.transports import (
     InboundServer,

@@ -522,3 +522,17 @@ def delivery_report(
         )
         for connector, c in sorted(counts.items())
     }
+
+
+def delivery_grace(settings: Settings) -> timedelta:
+    """How long a row may stay due (or past its receipt deadline) before it is overdue: two
+    outbox cycles and a minute."""
+    return timedelta(seconds=2 * settings.daemon.outbox_every_seconds + 60)
+
+
+def delivery_states(
+    session: Session, settings: Settings, moment: datetime
+) -> dict[str, ConnectorDeliveries]:
+    """Where each outbound connector's deliveries stand (``/healthz``, gauges, summaries)."""
+    outbound = [c.name for c in settings.connectors if c.direction == "out"]
+    return delivery_report(session, outbound, moment, delivery_grace(settings))

@@ -269,8 +269,8 @@ def kpi(request: Request) -> Response:
 
 def store_health(gateway: Gateway) -> Callable[[], tuple[int, dict[str, Any]]]:
     """The health of a console served without the daemon: the store and the deliveries."""
-    from edi_gateway.daemon.events import delivery_states
     from edi_gateway.errors import first_line
+    from edi_gateway.outbound.outbox import delivery_states
     from edi_gateway.pipeline.history import now
 
     def look() -> tuple[int, dict[str, Any]]:
