@@ -135,7 +135,7 @@ def _schedule(conn: Connection, settings: Settings) -> int:
         sla = _terms(settings, partner)
         terms = sla.terms(order_type)
         urgency = URGENCY.get((priority or "").strip(), "normal")
-        hours = getattr(terms.response_hours, urgency)
+        hours = terms.response_hours.of(urgency)
         despatch = _end_of(_as_date(wanted)) if terms.despatch and wanted is not None else None
         conn.execute(
             update(orders)

@@ -22,6 +22,14 @@ class ResponseHours(_Model):
     urgent: float = Field(default=12, gt=0, le=24 * 90)
     very_urgent: float = Field(default=2, gt=0, le=24 * 90)
 
+    def of(self, urgency: str) -> float:
+        """The hours for ``urgency``: ``very_urgent``, ``urgent``, else normal."""
+        if urgency == "very_urgent":
+            return self.very_urgent
+        if urgency == "urgent":
+            return self.urgent
+        return self.normal
+
 
 class SlaTerms(_Model):
     """The timers of one kind of order."""
