@@ -6,7 +6,9 @@ import json
 import os
 import pickle
 import signal
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -88,6 +90,16 @@ def test_too_few_files_are_not_worth_a_worker(tmp_path: Path) -> None:
     assert ReadAhead.start(files) is None
 
 
+def test_a_few_big_files_are_read_ahead_whole(tmp_path: Path) -> None:
+    big = tmp_path / "big.xml"
+    big.write_bytes(f.order("PO-BIG", f.items(4000), detailed=True))
+    assert big.stat().st_size >= readahead.MIN_BYTES  # one file, but worth a worker
+    ahead = ReadAhead.start([big])
+    assert ahead is not None
+    with ahead:
+        assert _examined(ahead, big) == _own(big)
+
+
 def test_files_claimed_by_the_parent_are_skipped_and_big_ones_left(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -107,6 +119,34 @@ def test_files_claimed_by_the_parent_are_skipped_and_big_ones_left(
             if path not in claimed:
                 continue
             assert ahead.take(str(path)) is None
+
+
+def test_files_near_the_worker_are_waited_for_and_far_ones_claimed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = list(inbound_files([_folder(tmp_path)]))
+    ahead = ReadAhead.start(files)
+    assert ahead is not None
+    with ahead:  # every file is within CLAIM_LAG of the worker: all are its work
+        assert all(ahead.take(str(p)) is not None for p in reversed(files))
+    import edi_gateway.ubl.validate as validate
+
+    slow = validate.validate_document
+
+    def slowly(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.05)
+        return slow(*args, **kwargs)
+
+    monkeypatch.setattr(validate, "validate_document", slowly)  # the fork inherits it
+    monkeypatch.setattr(readahead, "CLAIM_LAG", 2)
+    ahead = ReadAhead.start(files)
+    assert ahead is not None
+    with ahead:  # files more than 2 ahead of a slow worker are the caller's
+        last = ahead.take(str(files[-1]))
+        assert last is None
+        assert ahead.join(timeout=60)
+        assert ahead.take(str(files[-1])) is None  # the worker skipped it: it was claimed
+        assert ahead.take(str(files[0])) is not None
 
 
 def _states(store: Store) -> dict[str, tuple[str | None, ...]]:

@@ -14,10 +14,12 @@ file over :data:`MAX_FILE`, one it had not reached, a worker that died or went s
 parent does itself, exactly as without read-ahead.
 
 Sharing the work: one shared byte per file says who has it (free, parent, worker, left to the
-parent). The worker walks forward through the list; processing takes the free files of each
-batch from the end backwards, so the two meet in the middle. Two sides may rarely claim the
-same file in the same instant; both then compute the same pure function of the same bytes, and
-the parent keeps its own result.
+parent). The worker walks forward through the list; processing takes the files of each batch
+from the end backwards and waits for the worker's result, unless a free file is more than
+:data:`CLAIM_LAG` files ahead of the worker: that one the parent claims and examines itself (its
+first costs it the schema compile), so the two meet in the middle only when the worker is far
+behind. Two sides may rarely claim the same file in the same instant; both then compute the
+same pure function of the same bytes, and the parent keeps its own result.
 """
 
 from __future__ import annotations
@@ -40,10 +42,17 @@ if TYPE_CHECKING:
     from edi_gateway.ubl.xsd_errors import XsdInvalid
 
 FREE, PARENT, WORKER, LEFT = 0, 1, 2, 3
-MAX_FILE = 2 * 1024 * 1024
-"""Bigger files are left to the parent: no second process holding a second large tree."""
+MAX_FILE = 64 * 1024 * 1024
+"""Bigger files (possible only with a raised ``intake.max_size_mb``) are left to the parent. A
+big order is worth the worker most: it parses, validates and interprets it while the parent
+imports and opens the store, and it drops the tree before the document crosses the pipe."""
 MIN_FILES = 20
-"""Below this a second process costs more than it saves."""
+"""Below this many files a second process costs more than it saves, unless they are big:"""
+MIN_BYTES = 1024 * 1024
+"""fewer files holding at least this many bytes are read ahead too."""
+CLAIM_LAG = 256
+"""The parent examines a free file itself only when the worker is this many files behind it:
+its first file costs it the schema compile (~60 ms, the worker's time for ~150 files)."""
 SILENCE_LIMIT = 60.0
 """Seconds without a word from the worker after which the parent stops waiting for it."""
 _HEAD = struct.Struct(">II")  # each result on the pipe: file index, length, pickled Examined
@@ -108,6 +117,7 @@ class ReadAhead:
         self._flags = flags
         self._stream = os.fdopen(read_fd, "rb")
         self._raw: dict[int, bytes] = {}
+        self._reached = -1  # the highest file index the worker has sent a result for
         self._ended = False
         self._cond = threading.Condition()
         self._reader = threading.Thread(target=self._drain, name="read-ahead", daemon=True)
@@ -116,7 +126,9 @@ class ReadAhead:
     @classmethod
     def start(cls, files: Sequence[Path]) -> ReadAhead | None:
         """Fork the worker, or None when there are too few files to be worth it."""
-        if len(files) < MIN_FILES or not hasattr(os, "fork"):
+        if not hasattr(os, "fork") or not files:
+            return None
+        if len(files) < MIN_FILES and sum(_size(path) for path in files) < MIN_BYTES:
             return None
         flags = mmap.mmap(-1, len(files))  # anonymous and shared with the forked child
         read_fd, write_fd = os.pipe()
@@ -135,23 +147,27 @@ class ReadAhead:
         return cls(files, pid, flags, read_fd)
 
     def take(self, path: str) -> Examined | None:
-        """The worker's result for this file, waiting if it is on it; None: examine it yourself.
+        """The worker's result for this file, waiting if it is on it or near; None: examine it
+        yourself.
 
-        A free file is claimed for the caller, so the worker skips it when it gets there.
+        A free file far ahead of the worker (:data:`CLAIM_LAG`) is claimed for the caller, so
+        the worker skips it when it gets there; a free file near it is waited for.
         """
         index = self._index.get(path)
         if index is None:
             return None
-        state = self._flags[index]
-        if state == FREE:
-            self._flags[index] = PARENT
-            return None
-        if state != WORKER:
-            return None
         with self._cond:
-            while index not in self._raw and not self._ended:
+            far = index - self._reached > CLAIM_LAG
+            if self._flags[index] == FREE and not self._ended and far:
+                self._flags[index] = PARENT
+                return None
+            while self._flags[index] in (FREE, WORKER) and index not in self._raw:
+                if self._ended:
+                    break
                 if not self._cond.wait(timeout=SILENCE_LIMIT):
                     self._ended = True  # a silent worker: the parent does the rest
+            if self._flags[index] == FREE:  # the worker ended before reaching it
+                self._flags[index] = PARENT
             data = self._raw.pop(index, None)
         if data is None:
             return None
@@ -197,10 +213,18 @@ class ReadAhead:
                 break
             with self._cond:
                 self._raw[index] = data
+                self._reached = max(self._reached, index)
                 self._cond.notify_all()
         with self._cond:
             self._ended = True
             self._cond.notify_all()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # intake reports it
 
 
 def _work(files: Sequence[Path], flags: mmap.mmap, stream: BinaryIO) -> None:
@@ -219,13 +243,14 @@ def _work(files: Sequence[Path], flags: mmap.mmap, stream: BinaryIO) -> None:
         flags[index] = WORKER
         examined: Examined | None = None
         try:
-            data = path.read_bytes() if path.stat().st_size <= MAX_FILE else None
-            if data is not None:
-                sha, size = hashlib.sha256(data).hexdigest(), len(data)
+            raw = path.read_bytes() if path.stat().st_size <= MAX_FILE else None
+            if raw is not None:
+                sha, size = hashlib.sha256(raw).hexdigest(), len(raw)
                 root = None
                 try:
-                    root = validate_document(data, max_size=MAX_FILE, kinds=kinds).root
+                    root = validate_document(raw, max_size=MAX_FILE, kinds=kinds).root
                     examined = Examined(sha, size, interpret(root))
+                    root = None  # the tree goes before the document is pickled
                 except XsdInvalid as exc:
                     examined = Examined(sha, size, None, xsd=exc, sender_keys=exc.sender_keys)
                 except GatewayError as exc:
@@ -236,6 +261,7 @@ def _work(files: Sequence[Path], flags: mmap.mmap, stream: BinaryIO) -> None:
             examined = None
         if examined is None:
             flags[index] = LEFT
+        raw = None  # the parent has its own copy of the bytes
         data = pickle.dumps(examined, protocol=pickle.HIGHEST_PROTOCOL)
         stream.write(_HEAD.pack(index, len(data)) + data)
         stream.flush()
