@@ -114,8 +114,8 @@ def _outbox_state(gateway: Gateway) -> Json:
     from edi_gateway.pipeline.history import now
 
     moment = now()
-    with gateway.store.session() as session:
-        states = delivery_states(session, gateway.settings, moment)
+    with gateway.store.connect() as conn:
+        states = delivery_states(conn, gateway.settings, moment)
     return {
         name: state.as_json(moment)
         for name, state in states.items()

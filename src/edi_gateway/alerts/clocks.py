@@ -104,10 +104,7 @@ def look(store: Store, settings: Settings, at: datetime) -> list[Expiry]:
     found = expiries(settings)
     with store.connect() as conn:
         if "delivery.overdue" in causes:
-            from sqlalchemy.orm import Session
-
-            with Session(bind=conn) as session:
-                states = delivery_states(session, settings, at)
+            states = delivery_states(conn, settings, at)
             for name, state in states.items():
                 if state.overdue:
                     text = (

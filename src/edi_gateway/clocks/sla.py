@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_, select, update
 
 from edi_gateway.alerts.events import record as record_alert
 from edi_gateway.alerts.events import subscribed
@@ -131,16 +131,20 @@ def _schedule(conn: Connection, settings: Settings) -> int:
         .limit(BATCH)
         .with_for_update(skip_locked=True, of=orders)  # being processed: the next look
     ).all()
+    due = []
     for order_id, created, partner, order_type, priority, wanted in rows:
         sla = _terms(settings, partner)
         terms = sla.terms(order_type)
         urgency = URGENCY.get((priority or "").strip(), "normal")
         hours = terms.response_hours.of(urgency)
         despatch = _end_of(_as_date(wanted)) if terms.despatch and wanted is not None else None
+        due.append({"oid": order_id, "due": created + timedelta(hours=hours), "dd": despatch})
+    if due:  # one statement for the batch (executemany), not one per order
         conn.execute(
             update(orders)
-            .where(o.id == order_id)
-            .values(response_due_at=created + timedelta(hours=hours), despatch_due_at=despatch)
+            .where(o.id == bindparam("oid"))
+            .values(response_due_at=bindparam("due"), despatch_due_at=bindparam("dd")),
+            due,
         )
     return len(rows)
 
@@ -187,15 +191,15 @@ def _fire(conn: Connection, settings: Settings, at: datetime) -> int:
 
 def _auto_approve(store: Store, settings: Settings, at: datetime) -> int:
     """Accept, for partners with ``auto_approve_days``, orders unanswered that long."""
-    from edi_gateway.errors import GatewayError
-    from edi_gateway.outbound.respond import Decision, respond
-
     o = orders.c
     approved = 0
     for partner in settings.partners:
         days = partner.sla.auto_approve_days
         if days is None:
             continue
+        from edi_gateway.errors import GatewayError
+        from edi_gateway.outbound.respond import Decision, respond
+
         refused = (
             select(history.c.id)
             .where(history.c.order_id == o.id, history.c.event == "sla.auto_approval_refused")

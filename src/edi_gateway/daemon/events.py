@@ -90,12 +90,12 @@ def messages_taken(
 def deliveries(store: Store, metrics: Metrics, done: Mapping[int, str]) -> Counter[str]:
     """Log and count the outbox rows one flush tried to deliver (or whose receipt was settled);
     the sent ones per partner. A row awaiting its receipt is logged, counted once settled."""
-    from edi_gateway.outbound.outbox import AWAITING, SENT
-    from edi_gateway.store.tables import OutboxRow
-
     delivered: Counter[str] = Counter()
     if not done:
         return delivered
+    from edi_gateway.outbound.outbox import AWAITING, SENT
+    from edi_gateway.store.tables import OutboxRow
+
     with store.session() as session:
         rows = session.execute(
             select(
@@ -169,8 +169,8 @@ def outbox_pending(store: Store) -> int:
     """How many outbox rows wait for delivery."""
     from edi_gateway.outbound.outbox import count_pending
 
-    with store.session() as session:
-        return count_pending(session)
+    with store.connect() as conn:
+        return count_pending(conn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +203,7 @@ def receipts_waiting(store: Store, metrics: Metrics) -> Waiting:
     """How many deliveries await their receipt (also the ``edi_receipts_awaiting`` gauge)."""
     from edi_gateway.outbound.receipts import awaiting_receipts
 
-    with store.session() as session:
-        count, oldest = awaiting_receipts(session)
+    with store.connect() as conn:
+        count, oldest = awaiting_receipts(conn)
     metrics.receipts_awaiting.set(count)
     return Waiting(count, oldest)

@@ -292,8 +292,8 @@ class Daemon:
                 self.pending = outbox_pending(store)
                 self.metrics.outbox_pending.set(self.pending)
                 self.waiting = receipts_waiting(store, self.metrics)
-                with store.session() as session:
-                    states = delivery_states(session, self.settings, self.clock())
+                with store.connect() as conn:
+                    states = delivery_states(conn, self.settings, self.clock())
                 delivery_gauges(self.metrics, states)
             except Exception as exc:  # noqa: BLE001 - delivery trouble must not stop intake
                 _log_store_trouble(exc, "outbox flush failed; retrying next cycle")
@@ -396,14 +396,11 @@ class Daemon:
         self, moment: datetime
     ) -> tuple[bool, str | None, dict[str, ConnectorDeliveries]]:
         """Whether the store answers (and why not), and where deliveries stand."""
-        from sqlalchemy.orm import Session
-
         try:
             with self.gateway.store.engine.connect() as conn:
                 conn.execution_options(sqlite_deferred=True)  # never wait for the loop's write
                 conn.execute(text("SELECT 1"))
-                with Session(bind=conn) as session:
-                    return True, None, delivery_states(session, self.settings, moment)
+                return True, None, delivery_states(conn, self.settings, moment)
         except Exception as exc:  # noqa: BLE001 - any failure means: not reachable
             return False, first_line(exc, 300), {}
 

@@ -293,9 +293,15 @@ def flush_forwards(
 def note_deliveries(store: Store, *, wait: bool = True) -> dict[str, str]:
     """Move queued forwards on whose outbox rows are done; return bundle -> new state. One
     gateway at a time; without ``wait``, nothing when another is at it."""
-    from edi_gateway.store.tables import Forward, OutboxRow
+    from edi_gateway.store.schema import forwards
 
     moved: dict[str, str] = {}
+    with store.connect() as conn:
+        waiting = select(forwards.c.id).where(forwards.c.state == QUEUED).limit(1)
+        if conn.execute(waiting).first() is None:
+            return moved  # nothing queued (most flushes): no ORM mapping needed
+    from edi_gateway.store.tables import Forward, OutboxRow
+
     with store.session() as session:
         conn = session.connection()
         if wait:

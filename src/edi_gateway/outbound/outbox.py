@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from edi_gateway.crashpoints import reach
 from edi_gateway.errors import ErrorCode, GatewayError
@@ -35,6 +35,7 @@ from edi_gateway.store.db import transient
 from edi_gateway.store.leases import lease_timeout, skip_locked
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
     from edi_gateway.config import Settings
@@ -155,10 +156,12 @@ def flush(
     """Settle the receipts that came (``check_receipts``), then deliver every due pending row
     (of ``partner``, or among the ids ``only``, if given); return id -> new state of each row
     either touched."""
+    moment = at or now()
+    if _idle(store, moment):
+        return {}
     from edi_gateway.outbound.receipts import check_receipts
     from edi_gateway.store.tables import OutboxRow
 
-    moment = at or now()
     done = check_receipts(store, settings, partner=partner, at=moment)
     query = select(OutboxRow.id).where(
         OutboxRow.state == PENDING, OutboxRow.next_attempt_at <= moment
@@ -192,6 +195,22 @@ def flush(
         for transport in opened.values():
             close_quietly(transport)
     return done
+
+
+def _idle(store: Store, moment: datetime) -> bool:
+    """No row is due and no receipt is awaited, so a flush has nothing to do: asked through the
+    table alone, so an idle flush (most of a daemon's) never imports the ORM mapping."""
+    from edi_gateway.store.schema import outbox
+
+    o = outbox.c
+    work = select(o.id).where(
+        or_(
+            and_(o.state == PENDING, o.next_attempt_at <= moment),
+            and_(o.receipt.is_not(None), o.state.in_((AWAITING, PENDING, FAILED))),
+        )
+    )
+    with store.connect() as conn:
+        return conn.execute(work.limit(1)).first() is None
 
 
 def _checked(session: Session, row: OutboxRow, settings: Settings, moment: datetime) -> bool:
@@ -425,11 +444,11 @@ def withdraw(store: Store, row_ids: list[int], *, actor: str, reason: str) -> li
         return [row.id for row in rows]
 
 
-def count_pending(session: Session) -> int:
+def count_pending(conn: Connection) -> int:
     """How many rows wait for delivery."""
-    from edi_gateway.store.tables import OutboxRow
+    from edi_gateway.store.schema import outbox
 
-    return session.scalar(select(func.count()).where(OutboxRow.state == PENDING)) or 0
+    return conn.scalar(select(func.count()).where(outbox.c.state == PENDING)) or 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,7 +493,7 @@ class ConnectorDeliveries:
 
 
 def delivery_report(
-    session: Session, connectors: list[str], moment: datetime, grace: timedelta
+    conn: Connection | Session, connectors: list[str], moment: datetime, grace: timedelta
 ) -> dict[str, ConnectorDeliveries]:
     """Per outbound connector (each of ``connectors``, and any other a row names): pending,
     retrying, failed, awaiting and overdue rows. A row is overdue when it has been due (or its
@@ -482,22 +501,23 @@ def delivery_report(
     index), so its cost follows the backlog, not the store."""
     from sqlalchemy import case
 
-    from edi_gateway.store.tables import OutboxRow
+    from edi_gateway.store.schema import outbox
 
+    o = outbox.c
     late = moment - grace
     columns = (
-        OutboxRow.connector,
-        OutboxRow.state,
+        o.connector,
+        o.state,
         func.count(),
-        func.sum(case((OutboxRow.attempts > 0, 1), else_=0)),
-        func.sum(case((OutboxRow.next_attempt_at < late, 1), else_=0)),
-        func.min(OutboxRow.next_attempt_at),
+        func.sum(case((o.attempts > 0, 1), else_=0)),
+        func.sum(case((o.next_attempt_at < late, 1), else_=0)),
+        func.min(o.next_attempt_at),
     )
     counts: dict[str, Counter[str]] = {c: Counter() for c in connectors}
     oldest_due: dict[str, datetime] = {}
-    unfinished = OutboxRow.state.in_([PENDING, FAILED, AWAITING])
-    grouped = select(*columns).where(unfinished).group_by(OutboxRow.connector, OutboxRow.state)
-    for connector, state, n, tried, past, oldest in session.execute(grouped):
+    unfinished = o.state.in_([PENDING, FAILED, AWAITING])
+    grouped = select(*columns).where(unfinished).group_by(o.connector, o.state)
+    for connector, state, n, tried, past, oldest in conn.execute(grouped):
         into = counts.setdefault(connector, Counter())
         into[state] += n
         if state == PENDING:
@@ -505,10 +525,10 @@ def delivery_report(
             oldest_due[connector] = oldest
         if state != FAILED:  # a failed row waits for an operator, not for a delivery
             into["overdue"] += past or 0
-    failing = OutboxRow.state.in_([PENDING, FAILED]) & (OutboxRow.attempts > 0)
-    newest = select(func.max(OutboxRow.id)).where(failing).group_by(OutboxRow.connector)
-    chosen = select(OutboxRow.connector, OutboxRow.last_error).where(OutboxRow.id.in_(newest))
-    errors = {connector: error for connector, error in session.execute(chosen)}
+    failing = o.state.in_([PENDING, FAILED]) & (o.attempts > 0)
+    newest = select(func.max(o.id)).where(failing).group_by(o.connector)
+    chosen = select(o.connector, o.last_error).where(o.id.in_(newest))
+    errors = {connector: error for connector, error in conn.execute(chosen)}
     return {
         connector: ConnectorDeliveries(
             connector,
@@ -531,8 +551,8 @@ def delivery_grace(settings: Settings) -> timedelta:
 
 
 def delivery_states(
-    session: Session, settings: Settings, moment: datetime
+    conn: Connection | Session, settings: Settings, moment: datetime
 ) -> dict[str, ConnectorDeliveries]:
     """Where each outbound connector's deliveries stand (``/healthz``, gauges, summaries)."""
     outbound = [c.name for c in settings.connectors if c.direction == "out"]
-    return delivery_report(session, outbound, moment, delivery_grace(settings))
+    return delivery_report(conn, outbound, moment, delivery_grace(settings))

@@ -43,6 +43,7 @@ from edi_gateway.store.leases import skip_locked
 from edi_gateway.transports.base import ReceiptChecker, TransportError, coded_text
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
     from edi_gateway.config import Settings
@@ -96,12 +97,12 @@ def check_receipts(
     return done
 
 
-def awaiting_receipts(session: Session) -> tuple[int, datetime | None]:
+def awaiting_receipts(conn: Connection) -> tuple[int, datetime | None]:
     """How many delivered rows wait for their receipt, and when the oldest of them went."""
-    from edi_gateway.store.tables import OutboxRow
+    from edi_gateway.store.schema import outbox
 
-    count, oldest = session.execute(
-        select(func.count(), func.min(OutboxRow.sent_at)).where(OutboxRow.state == AWAITING)
+    count, oldest = conn.execute(
+        select(func.count(), func.min(outbox.c.sent_at)).where(outbox.c.state == AWAITING)
     ).one()
     return int(count or 0), oldest
 
