@@ -225,13 +225,15 @@ class Gateway:
         transport: InboundTransport,
         stop: Callable[[], bool] = lambda: False,
         observe: Callable[[dict[int, str], float], None] | None = None,
+        ahead: ReadAhead | None = None,
     ) -> Outcome:
         """One cycle of one inbound transport: finish what a crash left, then take new files.
 
         ``stop`` is asked between batches: when it says so, the cycle ends after the batch in
         hand is committed and acknowledged, and unclaimed files stay for the next run.
         ``observe(states, seconds)`` is told of each acknowledged batch (the daemon's metrics
-        and message log lines).
+        and message log lines). ``ahead``: a read-ahead worker on the files waiting where the
+        transport takes them from (``run --once``), matched by the envelopes' ``origin``.
         """
         from time import perf_counter
 
@@ -252,7 +254,17 @@ class Gateway:
                 ids = intake(self.store, batch)
                 reach("during-recovery" if recovering else "after-intake-commit")
                 handed = {mid: env.payload for mid, env in zip(ids, batch, strict=True)}
-                states = process_messages(self.store, policy, ids, handed, react=self.react)
+                prepared = None
+                if ahead is not None:
+                    where = {
+                        mid: env.meta["origin"]
+                        for mid, env in zip(ids, batch, strict=True)
+                        if env.meta.get("origin")
+                    }
+                    prepared = _prepared(ahead, where)
+                states = process_messages(
+                    self.store, policy, ids, handed, prepared, react=self.react
+                )
                 states.update(self._finished_elsewhere(states, handed))
                 reach("after-process")
                 for envelope, message_id in zip(batch, ids, strict=True):

@@ -17,7 +17,7 @@ from edi_gateway.app import Gateway
 from edi_gateway.domain.documents import Document, DocumentKind
 from edi_gateway.errors import GatewayError
 from edi_gateway.pipeline import readahead
-from edi_gateway.pipeline.readahead import ReadAhead, inbound_files
+from edi_gateway.pipeline.readahead import Examined, ReadAhead, inbound_files
 from edi_gateway.store.db import Store, open_store
 from edi_gateway.store.tables import DocumentRow, Message
 from edi_gateway.ubl.read import interpret
@@ -242,6 +242,65 @@ def test_the_ingest_command_uses_a_worker_and_reports_every_file(
     assert started and started[0] is not None
     assert code == 1  # some files failed
     assert "30 processed" in out and f"{len(BAD)} failed" in out
+
+
+def _run_once(tmp_path: Path, name: str, folder: Path, worker: bool) -> dict[str, Any]:
+    """``run --once`` over a copy of ``folder`` as an inbound folder connector: the store's
+    states and how many files the worker's results were taken for."""
+    from edi_gateway.cli import main
+
+    home = tmp_path / name
+    inbox = home / "inbox"
+    inbox.mkdir(parents=True)
+    for n, path in enumerate(inbound_files([folder])):
+        (inbox / path.name).write_bytes(path.read_bytes())
+        os.utime(inbox / path.name, ns=(n, n))  # the same polling order every time
+    config = home / "gateway.yaml"
+    config.write_text(
+        "store:\n  url: sqlite:///gw.db\n"
+        "partners:\n"
+        "  - id: b\n    name: B\n    role: buyer\n"
+        f"    endpoint: {{scheme: '0088', value: '{f.BUYER_GLN}'}}\n"
+        "  - id: s\n    name: S\n    role: supplier\n"
+        f"    endpoint: {{scheme: '0088', value: '{f.SELLER_GLN}'}}\n"
+        "connectors:\n"
+        "  - {name: inbox, type: folder, direction: in, path: inbox, every_seconds: 5}\n"
+    )
+    taken: list[Examined | None] = []
+    real_start, real_take = ReadAhead.start, ReadAhead.take
+
+    def start(files: list[Path]) -> ReadAhead | None:
+        if not worker:
+            return None
+        ahead = real_start(files)
+        assert ahead is not None and ahead.join(timeout=60)  # done before anything is claimed
+        return ahead
+
+    def take(self: ReadAhead, path: str) -> Examined | None:
+        taken.append(real_take(self, path))
+        return taken[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ReadAhead, "start", staticmethod(start))
+        patch.setattr(ReadAhead, "take", take)
+        assert main(["--config", str(config), "run", "--once"]) == 0
+    store = open_store(f"sqlite:///{home / 'gw.db'}")
+    try:
+        return {"states": _states(store), "worked": sum(x is not None for x in taken)}
+    finally:
+        store.close()
+
+
+def test_run_once_reads_the_inbound_folders_ahead_and_stores_the_same(tmp_path: Path) -> None:
+    folder = _folder(tmp_path)
+    (folder / "po-dup.xml").write_bytes((folder / "po-001.xml").read_bytes())
+    ahead = _run_once(tmp_path, "ahead", folder, worker=True)
+    plain = _run_once(tmp_path, "plain", folder, worker=False)
+    assert ahead["worked"] == 35  # every file examined by the worker, none by the parent
+    assert plain["worked"] == 0
+    assert ahead["states"] == plain["states"]
+    states = [state[0] for state in ahead["states"].values()]
+    assert states.count("processed") == 30 and states.count("duplicate") == 1
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ from edi_gateway.errors import ErrorCode, GatewayError
 
 if TYPE_CHECKING:
     from edi_gateway.app import Gateway, Outcome
+    from edi_gateway.config import Settings
+    from edi_gateway.pipeline.readahead import ReadAhead
 
 
 def add_commands(sub: Sub) -> None:
@@ -58,6 +60,7 @@ def _run(args: argparse.Namespace) -> int:
 
     configured = settings(args)
     lock = hold_store(configured.store.url)  # one daemon per store: before it is even opened
+    ahead = _read_ahead(configured) if args.once else None
     try:
         from edi_gateway.app import Gateway
 
@@ -65,13 +68,33 @@ def _run(args: argparse.Namespace) -> int:
         try:
             json_logs = _daemon_logging(opened, args)
             quiet = args.json or args.once or json_logs
-            outcome = run(opened, once=args.once, report=views.reporter(opened, quiet=quiet))
+            report = views.reporter(opened, quiet=quiet)
+            outcome = run(opened, once=args.once, report=report, ahead=ahead)
             _emit_outcome(opened, outcome, args.json, deliveries=True)
         finally:
             opened.close()
     finally:
+        if ahead is not None:
+            ahead.close()
         lock.release()
     return EXIT_OK  # failed documents are kept and listed; the run itself succeeded
+
+
+def _read_ahead(configured: Settings) -> ReadAhead | None:
+    """``run --once``: a worker examining the files waiting in the inbound folders (in the
+    order they are polled) while the store opens and the cycle runs; see
+    pipeline/readahead.py. Nothing is claimed here: the poll claims as always."""
+    from edi_gateway.pipeline.readahead import ReadAhead
+    from edi_gateway.transports.folder import FolderInbound
+    from edi_gateway.transports.folder_spec import FolderConnector
+
+    files = [
+        path
+        for conn in configured.connectors
+        if isinstance(conn, FolderConnector) and conn.direction == "in"
+        for path in FolderInbound(conn).waiting_paths()
+    ]
+    return ReadAhead.start(files)
 
 
 def _daemon_logging(gateway: Gateway, args: argparse.Namespace) -> bool:

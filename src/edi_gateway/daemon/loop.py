@@ -61,6 +61,7 @@ from edi_gateway.transports import (
 
 if TYPE_CHECKING:
     from edi_gateway.outbound.outbox import ConnectorDeliveries
+    from edi_gateway.pipeline.readahead import ReadAhead
 
 log = logging.getLogger("edi_gateway.daemon")  # not __name__: the name log filters know
 Report = Callable[[str, Outcome], None]
@@ -70,11 +71,14 @@ SKIPPED_AGAIN_SECONDS = 0.2  # a supplier another gateway was bundling: flush ag
 RECEIPT_CHECK_SECONDS = 1.0  # while receipts are awaited: look this often (a look never waits)
 
 
-def run(gateway: Gateway, *, once: bool, report: Report) -> Outcome:
-    """Poll until stopped (or one cycle with ``once``); return everything processed."""
+def run(gateway: Gateway, *, once: bool, report: Report, ahead: ReadAhead | None = None) -> Outcome:
+    """Poll until stopped (or one cycle with ``once``); return everything processed.
+    ``ahead``: a read-ahead worker on the files waiting in the inbound folders (``once``)."""
     stop = threading.Event()
     _install_signal_handlers(stop)
-    return Daemon(gateway, report, stop).run(once=once)
+    daemon = Daemon(gateway, report, stop)
+    daemon.ahead = ahead
+    return daemon.run(once=once)
 
 
 def make_receive(
@@ -129,6 +133,8 @@ class Daemon:
         self.next_sweep = self.started + timedelta(seconds=settings.daemon.lease_seconds)
         self.limit = settings.intake.max_size_mb * 1024 * 1024
         self.rules: dict[str, Any] = {}
+        self.ahead: ReadAhead | None = None
+        """``run --once``: the read-ahead worker on the inbound folders' waiting files."""
 
     def run(self, *, once: bool) -> Outcome:
         """Poll until ``stop`` is set (or one cycle with ``once``); close everything after."""
@@ -219,7 +225,9 @@ class Daemon:
             return self.stop.is_set() or not self.ownership.keeps(name)
 
         with self.lock:
-            outcome = self.gateway.poll(transport, stop, observe=self._observer(name))
+            outcome = self.gateway.poll(
+                transport, stop, observe=self._observer(name), ahead=self.ahead
+            )
         if outcome.states or once:
             self.report(name, outcome)
         return len(outcome.states)

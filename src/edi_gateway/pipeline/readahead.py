@@ -50,6 +50,8 @@ MIN_FILES = 20
 """Below this many files a second process costs more than it saves, unless they are big:"""
 MIN_BYTES = 1024 * 1024
 """fewer files holding at least this many bytes are read ahead too."""
+EARLY_BYTES = 256 * 1024 * 1024
+"""At most this many bytes are read before the worker starts examining (see _read_early)."""
 CLAIM_LAG = 256
 """The parent examines a free file itself only when the worker is this many files behind it:
 its first file costs it the schema compile (~60 ms, the worker's time for ~150 files)."""
@@ -227,9 +229,31 @@ def _size(path: Path) -> int:
         return 0  # intake reports it
 
 
+def _read_early(files: Sequence[Path], flags: mmap.mmap) -> dict[int, bytes]:
+    """The bytes of the free files, read at once (up to :data:`EARLY_BYTES` in all, files over
+    :data:`MAX_FILE` not at all): a poller (``run --once``) moves each file it claims, so what
+    is read later may be gone. A file that cannot be read now is tried again in its turn."""
+    early: dict[int, bytes] = {}
+    budget = EARLY_BYTES
+    for index, path in enumerate(files):
+        if flags[index] != FREE:
+            continue
+        try:
+            with path.open("rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if size > MAX_FILE or size > budget:
+                    continue
+                early[index] = data = handle.read()
+        except OSError:
+            continue
+        budget -= len(data)
+    return early
+
+
 def _work(files: Sequence[Path], flags: mmap.mmap, stream: BinaryIO) -> None:
     """The worker's loop: every free file, in order, examined and sent back."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    early = _read_early(files, flags)  # before the worker's own imports
     from edi_gateway.domain.documents import DocumentKind
     from edi_gateway.errors import GatewayError
     from edi_gateway.ubl.read import interpret
@@ -243,7 +267,9 @@ def _work(files: Sequence[Path], flags: mmap.mmap, stream: BinaryIO) -> None:
         flags[index] = WORKER
         examined: Examined | None = None
         try:
-            raw = path.read_bytes() if path.stat().st_size <= MAX_FILE else None
+            raw = early.pop(index, None)
+            if raw is None and path.stat().st_size <= MAX_FILE:
+                raw = path.read_bytes()
             if raw is not None:
                 sha, size = hashlib.sha256(raw).hexdigest(), len(raw)
                 root = None

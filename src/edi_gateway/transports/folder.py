@@ -160,6 +160,14 @@ class FolderInbound:
             raise os_failure(f"cannot list {self._dir}", exc, writing=False) from exc
         return [name for _, name in sorted(found)]
 
+    def waiting_paths(self) -> list[Path]:
+        """The files waiting in the folder, in the order ``poll`` claims them (nothing is
+        claimed): what ``run --once`` reads ahead (pipeline/readahead.py)."""
+        try:
+            return [self._dir / name for name in self._waiting()]
+        except TransportError:
+            return []  # poll reports it
+
     def _claim(self, name: str) -> str | None:
         prefix = claim_prefix(self._claimants)
         claimed = prefix + safe_name(name, min(MAX_NAME_BYTES, NAME_MAX - len(prefix.encode())))
@@ -178,7 +186,8 @@ class FolderInbound:
                 source_ref=claimed,
                 filename=original_name(claimed) or claimed,
                 max_bytes=self._max_bytes,
-                meta={"path": str(path)},
+                # where it waited: read-ahead knows it by that path (its bytes are compared)
+                meta={"path": str(path), "origin": str(self._dir / (original_name(claimed) or ""))},
             )
         except OSError as exc:
             raise os_failure(f"cannot read claimed file {path}", exc, writing=False) from exc
