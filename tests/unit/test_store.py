@@ -146,6 +146,8 @@ def test_a_populated_store_migrates_with_its_data(database_url: str, tmp_path: P
         if reopened.engine.dialect.name == "sqlite":
             with reopened.connect() as conn:
                 assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+                assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+                assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
     finally:
         reopened.close()
         engine.dispose()

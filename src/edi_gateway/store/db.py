@@ -123,7 +123,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: each commit syncs the WAL. Sources are acknowledged after intake's commit (a file
+    # moved, a queue message acked, an AS2 receipt sent); with NORMAL a power loss or an OS
+    # crash could roll that commit back after the sender let go of the bytes (ADR 0040).
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
