@@ -66,14 +66,7 @@ partners:
 
 POLL_YAML = """\
 connectors:
-  - name: inbox
-    type: folder
-    direction: in
-    path: inbox
-    archive: archive
-    error: error
-    pattern: "*.xml"
-    every_seconds: 5
+  - {name: inbox, type: folder, direction: in, path: inbox, every_seconds: 5}
 """
 
 

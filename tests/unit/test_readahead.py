@@ -34,6 +34,16 @@ BAD = {
 }
 
 
+GATEWAY_YAML = (
+    "store:\n  url: sqlite:///gw.db\n"
+    "partners:\n"
+    "  - id: b\n    name: B\n    role: buyer\n"
+    f"    endpoint: {{scheme: '0088', value: '{f.BUYER_GLN}'}}\n"
+    "  - id: s\n    name: S\n    role: supplier\n"
+    f"    endpoint: {{scheme: '0088', value: '{f.SELLER_GLN}'}}\n"
+)
+
+
 def _folder(tmp_path: Path, good: int = 30) -> Path:
     folder = tmp_path / "in"
     (folder / "sub").mkdir(parents=True)
@@ -221,14 +231,7 @@ def test_the_ingest_command_uses_a_worker_and_reports_every_file(
 
     folder = _folder(tmp_path)
     config = tmp_path / "gateway.yaml"
-    config.write_text(
-        "store:\n  url: sqlite:///gw.db\n"
-        "partners:\n"
-        "  - id: b\n    name: B\n    role: buyer\n"
-        f"    endpoint: {{scheme: '0088', value: '{f.BUYER_GLN}'}}\n"
-        "  - id: s\n    name: S\n    role: supplier\n"
-        f"    endpoint: {{scheme: '0088', value: '{f.SELLER_GLN}'}}\n"
-    )
+    config.write_text(GATEWAY_YAML)
     started: list[ReadAhead | None] = []
     real_start = ReadAhead.start
 
@@ -257,13 +260,7 @@ def _run_once(tmp_path: Path, name: str, folder: Path, worker: bool) -> dict[str
         os.utime(inbox / path.name, ns=(n, n))  # the same polling order every time
     config = home / "gateway.yaml"
     config.write_text(
-        "store:\n  url: sqlite:///gw.db\n"
-        "partners:\n"
-        "  - id: b\n    name: B\n    role: buyer\n"
-        f"    endpoint: {{scheme: '0088', value: '{f.BUYER_GLN}'}}\n"
-        "  - id: s\n    name: S\n    role: supplier\n"
-        f"    endpoint: {{scheme: '0088', value: '{f.SELLER_GLN}'}}\n"
-        "connectors:\n"
+        GATEWAY_YAML + "connectors:\n"
         "  - {name: inbox, type: folder, direction: in, path: inbox, every_seconds: 5}\n"
     )
     taken: list[Examined | None] = []
