@@ -30,6 +30,8 @@ users           who may sign in to the web console: name, role, scrypt password 
 console_sessions  signed-in console sessions: the SHA-256 of the cookie's token, the CSRF token,
                 when it was last used and when it ends (accounts.py)
 login_failures  failed console sign-ins per user name and address, for the rate limit
+purge_runs      every purge: when, who, up to when, counts, archive file and its sha256 (0022)
+purged_messages / purged_documents  the dedup keys purged messages and documents leave behind
 """
 
 from __future__ import annotations
@@ -438,3 +440,47 @@ login_failures = Table(
     Index("ix_login_failures_who", "username", "address", "at"),
 )
 """Failed console sign-ins, counted per user name and address for the rate limit (0019)."""
+
+purge_runs = Table(
+    "purge_runs",
+    metadata,
+    _id(),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime()),
+    Column("actor", String(100), nullable=False),  # an operator's name, or daemon <instance>
+    Column("purged_before", UTCDateTime(), nullable=False),  # finished before this went
+    Column("state", String(20), nullable=False),  # running, done, failed
+    Column("counts", Text, nullable=False),  # JSON: rows removed per table
+    Column("oldest", UTCDateTime()),  # the earliest and latest last activity purged
+    Column("newest", UTCDateTime()),
+    Column("archive", Text),  # the archive file; None: purged without one (--no-archive)
+    Column("archive_sha256", String(64)),
+    Column("restored_at", UTCDateTime()),
+    Column("error", Text),
+)
+"""Every purge (0022, docs/adr/0037): when, by whom, up to when, how much, into which file."""
+
+purged_messages = Table(
+    "purged_messages",
+    metadata,
+    _id(),
+    Column("message_id", Integer, nullable=False),  # the id it had (ids may be reused)
+    Column("sha256", String(64), nullable=False, index=True),
+    Column("state", String(20), nullable=False),
+    Column("run_id", ForeignKey("purge_runs.id"), nullable=False, index=True),
+)
+"""What a purged message leaves behind so its bytes, received again, are a duplicate (0022)."""
+
+purged_documents = Table(
+    "purged_documents",
+    metadata,
+    _id(),
+    Column("message_id", Integer),  # the id its message had
+    Column("direction", String(3), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("sender_key", String(200)),
+    Column("doc_number", String(200), nullable=False, index=True),
+    Column("run_id", ForeignKey("purge_runs.id"), nullable=False, index=True),
+)
+"""What a purged document leaves behind so its number, received again from the same sender
+with other bytes, is an ID conflict, never a new order (0022)."""

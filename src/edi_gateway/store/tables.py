@@ -326,3 +326,24 @@ class SsccCounter(Base):
 
     prefix: Mapped[str]
     next_serial: Mapped[int]
+
+
+class PurgeRun(Base):
+    """One purge: when, by whom, up to when, how much, into which archive (0022, ADR 0037)."""
+
+    __table__ = schema.purge_runs
+
+    id: Mapped[int]
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    actor: Mapped[str]
+    purged_before: Mapped[datetime]
+    state: Mapped[str]
+    counts: Mapped[str]
+    """JSON: rows removed per table."""
+    oldest: Mapped[datetime | None]
+    newest: Mapped[datetime | None]
+    archive: Mapped[str | None]
+    archive_sha256: Mapped[str | None]
+    restored_at: Mapped[datetime | None]
+    error: Mapped[str | None]
