@@ -14,6 +14,8 @@ most likely to lose or double work (docs/adr/0016):
 ``after-send``           a transport delivered an outbox row; the row is not yet marked sent
                          (folder and SFTP: the re-run finds the identical file; the others send
                          again with the same message ID: README, "Delivery guarantees")
+``purge-after-archive``  a purge batch is in the archive (fsynced); its rows are not deleted
+``purge-before-commit``  a purge batch's rows are deleted, its transaction not yet committed
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ POINTS = frozenset(
         "during-recovery",
         "after-temp-write",
         "after-send",
+        "purge-after-archive",
+        "purge-before-commit",
     }
 )
 _passed: Counter[str] = Counter()  # per process, only ever touched when ENV is set

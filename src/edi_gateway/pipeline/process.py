@@ -309,12 +309,17 @@ def _examine(
     order numbers), so the second to come sees what the first committed."""
     xact_locks(conn, SAME_BYTES, (w.sha256 for w in works))
     originals = _earlier_originals(conn, works)
+    purged = _purged_originals(conn, works, originals)
     first_of: dict[str, Work] = {}
     twins: list[tuple[Work, Work]] = []
     for work in works:
         original = originals.get(work.sha256)
         if original is not None and original < work.id:
             work.duplicate_of = original
+            work.end(DUPLICATE)
+            continue
+        if work.sha256 in purged:  # its original was purged: the dedup key it left (ADR 0037)
+            work.purged_original = purged[work.sha256]
             work.end(DUPLICATE)
             continue
         if work.sha256 in first_of:  # same bytes earlier in this batch: same outcome, see below
@@ -430,6 +435,15 @@ def _earlier_originals(conn: Connection, works: list[Work]) -> dict[str, int]:
     return found
 
 
+def _purged_originals(
+    conn: Connection, works: list[Work], originals: dict[str, int]
+) -> dict[str, int]:
+    """sha256 -> id a purged message with these bytes had, for those without a stored one."""
+    from edi_gateway.store.purge import purged_originals
+
+    return purged_originals(conn, sorted({w.sha256 for w in works} - set(originals)))
+
+
 def _identify(policy: Policy, work: Work) -> None:
     document = work.document
     assert document is not None
@@ -502,6 +516,11 @@ def _check_id_conflicts(conn: Connection, works: list[Work]) -> None:
             )
         )
         known.update({(s, k, n): mid for s, k, n, mid in rows})
+    if numbers:  # numbers purged documents had (ADR 0037)
+        from edi_gateway.store.purge import purged_numbers
+
+        for key, mid in purged_numbers(conn, numbers).items():
+            known.setdefault(key, mid)
     for work in candidates:
         keys = [(work.sender_key, d.kind.value, d.document_id) for d in _documents(work)]
         clash = next((k for k in keys if k in known), None)

@@ -38,6 +38,8 @@ class Work:
     state: str | None = None
     error: GatewayError | None = None
     duplicate_of: int | None = None
+    purged_original: int | None = None
+    """The id the purged message this one is byte-identical to had (duplicate_of is None)."""
     order_id: int | None = None
     findings: list[Finding] = field(default_factory=list)
     """What the XSD or the partner's rule sets found (warnings too), kept with the message."""
@@ -129,13 +131,19 @@ def _finding_row(finding: Finding, seq: int) -> dict[str, Any]:
     }
 
 
+def _duplicate_detail(work: Work) -> str:
+    if work.duplicate_of is None and work.purged_original is not None:
+        return f"byte-identical to message {work.purged_original} (purged since)"
+    return f"byte-identical to message {work.duplicate_of}"
+
+
 def _row(work: Work, stamp: Any) -> dict[str, Any]:
     doc = work.document
     error = work.error
     code: str | None
     detail: str | None
     if work.state == DUPLICATE:
-        code, detail = ErrorCode.DUPLICATE.value, f"byte-identical to message {work.duplicate_of}"
+        code, detail = ErrorCode.DUPLICATE.value, _duplicate_detail(work)
     else:
         code = error.code.value if error else None
         detail = error.message[:4000] if error else None
@@ -162,7 +170,7 @@ def _event(work: Work, stamp: Any) -> dict[str, Any]:
         where = f" at line {error.line}" if error.line else ""
         detail: str | None = f"{error.code.value}{where}: {error.message[:500]}"
     elif work.state == DUPLICATE:
-        detail = f"byte-identical to message {work.duplicate_of}"
+        detail = _duplicate_detail(work)
     else:
         detail = f"{doc.kind.value} {doc.document_id}" if doc else None
     return {

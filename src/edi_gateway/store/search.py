@@ -216,3 +216,24 @@ def search_condition(dialect: str, text: str) -> ColumnElement[bool]:
 def text_match(fts: str, query: str) -> ColumnElement[bool]:
     """``fts MATCH :query`` on the FTS5 table named ``fts``."""
     return literal_column(fts).bool_op("MATCH")(bindparam(None, query, type_=String))
+
+
+def index_rows(conn: Connection, source: str, ids: list[int]) -> None:
+    """Index again rows of ``source`` (orders, order_lines) put back with their old ids
+    (a purge restored, store/purge.py): rows at or below the watermark are indexed only by the
+    triggers, which an insert does not fire (SQLite; PostgreSQL's indexes need nothing)."""
+    if conn.dialect.name != "sqlite" or not ids:
+        return
+    fts, columns = SQLITE_TABLES[source]
+    names = ", ".join(columns)
+    ask = f"SELECT indexed_to FROM {WATERMARKS} WHERE name = ?"  # noqa: S608
+    mark = conn.exec_driver_sql(ask, (source,)).scalar_one()
+    below = [i for i in ids if i <= mark]
+    for start in range(0, len(below), 500):
+        chunk = below[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        conn.exec_driver_sql(
+            f"INSERT INTO {fts}(rowid, {names}) SELECT id, {names} FROM {source} "  # noqa: S608
+            f"WHERE id IN ({marks})",
+            tuple(chunk),
+        )

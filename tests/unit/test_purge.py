@@ -1,0 +1,316 @@
+"""Retention (docs/adr/0037): what a purge removes and keeps, its archive, its restore, its dedup
+keys, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import and_, func, insert, select, update
+
+from edi_gateway.app import Gateway
+from edi_gateway.config import Settings
+from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.outbound.forward import flush_all
+from edi_gateway.pipeline.operator import dismiss
+from edi_gateway.store import schema as s
+from edi_gateway.store.db import Store
+from edi_gateway.store.leases import hold
+from edi_gateway.store.purge import purge, restore, runs
+from edi_gateway.store.queries import Filters, page_orders
+from edi_gateway.store.types import UTCDateTime
+from tests import factory as f
+from tests.unit.support import detail, receive
+
+MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
+OLD = datetime(2025, 1, 15, 9, 30, tzinfo=UTC)
+BEFORE = datetime(2025, 6, 1, tzinfo=UTC)
+BOOKKEEPING = {"purge_runs", "purged_messages", "purged_documents", "leases"}
+"""Tables a purge and a restore write by design: compared apart."""
+
+
+def settings(tmp_path: Path) -> Settings:
+    """A buyer with an outbound folder; a supplier the orders are forwarded to."""
+    for folder in ("sup", "out"):
+        (tmp_path / folder).mkdir(exist_ok=True)
+    return Settings.model_validate(
+        {
+            "path": tmp_path / "gateway.yaml",
+            "partners": [
+                f.buyer_partner(outbound="to-buyer"),
+                f.seller_partner(outbound="to-seller", forward={"formats": ["ubl"]}),
+            ],
+            "connectors": [
+                {"name": "to-seller", "type": "folder", "direction": "out", "path": "sup"},
+                {"name": "to-buyer", "type": "folder", "direction": "out", "path": "out"},
+            ],
+        },
+        context={"base_dir": tmp_path},
+    )
+
+
+def invoiced(gw: Gateway, ref: str) -> None:
+    """``ref`` forwarded, answered, despatched and invoiced in full: Fully invoiced."""
+    receive(gw, f.order(ref, f.items(2)))
+    flush_all(gw.store, gw.settings)
+    receive(gw, f.order_response(f"R-{ref}", ref, "AP"))
+    receive(gw, f.despatch_advice(f"D-{ref}", ref, [("1", "10"), ("2", "10")]))
+    receive(gw, f.invoice(f"INV-{ref}", ref, [("1", "10", "2.25"), ("2", "10", "3.25")]))
+    flush_all(gw.store, gw.settings)
+    assert detail(gw, ref)["status"] == "Fully invoiced"
+
+
+def cancelled(gw: Gateway, ref: str) -> None:
+    receive(gw, f.order(ref, f.items(1)))
+    receive(gw, f.order_cancellation(f"C-{ref}", ref))
+    flush_all(gw.store, gw.settings)
+    assert detail(gw, ref)["status"] == "Cancelled"
+
+
+def backdate(store: Store, at: datetime = OLD) -> None:
+    """Every moment the store holds, moved to ``at``: all of it happened long ago."""
+    with store.connect() as conn:
+        for table in s.metadata.sorted_tables:
+            if table.name in BOOKKEEPING:
+                continue
+            moments = {c.name: at for c in table.columns if isinstance(c.type, UTCDateTime)}
+            moments = {k: v for k, v in moments.items() if k not in ("next_attempt_at",)}
+            if moments:
+                conn.execute(update(table).values(**moments))
+        conn.execute(
+            update(s.orders).values(
+                response_due_at=None, despatch_due_at=None, response_overdue_at=None
+            )
+        )
+
+
+def dump(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table but the purge's own, in primary key order."""
+    with store.connect() as conn:
+        return {
+            table.name: [
+                tuple(r) for r in conn.execute(select(table).order_by(*table.primary_key.columns))
+            ]
+            for table in s.metadata.sorted_tables
+            if table.name not in BOOKKEEPING
+        }
+
+
+def count(store: Store, table: Any, *where: Any) -> int:
+    with store.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(table).where(*where)) or 0)
+
+
+def refs(store: Store) -> list[str]:
+    with store.connect() as conn:
+        return sorted(conn.scalars(select(s.orders.c.order_number)))
+
+
+@pytest.fixture
+def world(store: Store, tmp_path: Path) -> Gateway:
+    """PO-1 Fully invoiced, PO-2 Cancelled, PO-3 still Received (and forwarded last: the
+    supplier's latest bundle), a dismissed failed message and a failed one not dismissed."""
+    gw = Gateway(settings(tmp_path), store)
+    invoiced(gw, "PO-1")
+    cancelled(gw, "PO-2")
+    receive(gw, f.order("PO-3", f.items(1)))
+    flush_all(gw.store, gw.settings)
+    bad = receive(gw, b"<Order>not UBL")
+    receive(gw, b"<Invoice>broken too")
+    dismiss(store, bad, "junk from a test harness", actor="tester")
+    backdate(store)
+    return gw
+
+
+def test_a_purge_takes_what_is_finished_and_a_restore_brings_back_every_row(
+    world: Gateway, tmp_path: Path
+) -> None:
+    store = world.store
+    before = dump(store)
+    done = purge(store, BEFORE, actor="tester", archive_dir=tmp_path / "archive")
+    assert refs(store) == ["PO-3"]
+    with store.connect() as conn:
+        states = sorted(conn.scalars(select(s.messages.c.state)))
+    assert states == ["failed", "processed"]  # PO-3's order, the failed one not dismissed
+    assert done.counts["orders"] == 2 and done.counts["messages"] == 7
+    assert done.counts["message_payloads"] == 7 and done.counts["forwards"] == 2
+    assert done.oldest == OLD and done.newest == OLD
+    assert done.archive is not None and done.archive_sha256 is not None
+    assert Path(done.archive).stat().st_mode & 0o777 == 0o600
+    [run] = runs(store)
+    assert run["state"] == "done" and run["actor"] == "tester"
+    assert run["counts"] == dict(done.counts) and run["archive_sha256"] == done.archive_sha256
+    for table in ("document_lines", "history", "order_lines", "outbox", "order_keys"):
+        assert done.counts[table] > 0, table
+    got = restore(store, Path(done.archive))
+    assert got["restored"] == dict(done.counts) and got["skipped_batches"] == 0
+    assert dump(store) == before  # row for row, payload bytes included
+    assert count(store, s.purged_messages) == 0 and count(store, s.purged_documents) == 0
+    assert runs(store)[0]["restored_at"] is not None
+    again = restore(store, Path(done.archive))  # everything is there: nothing to do
+    batches = len(Path(done.archive).read_text().splitlines()) - 1
+    assert again["restored"] == {} and again["skipped_batches"] == batches == 2
+    assert dump(store) == before
+
+
+def test_a_restored_order_is_found_by_the_search_again(world: Gateway, tmp_path: Path) -> None:
+    store = world.store
+    done = purge(store, BEFORE, actor="tester", archive_dir=tmp_path / "archive")
+    with store.reading() as session:
+        assert page_orders(session, Filters(search="PO-1")).rows == []
+    assert done.archive is not None
+    restore(store, Path(done.archive))
+    with store.reading() as session:
+        found = page_orders(session, Filters(search="PO-1")).rows
+        by_item = page_orders(session, Filters(search="SKU-00002")).rows
+    assert [r["order_number"] for r in found] == ["PO-1"]
+    assert "PO-1" in [r["order_number"] for r in by_item]
+
+
+def test_a_dry_run_counts_exactly_what_the_purge_then_removes(
+    world: Gateway, tmp_path: Path
+) -> None:
+    store = world.store
+    before = dump(store)
+    dry = purge(store, BEFORE, actor="tester", archive_dir=tmp_path / "a", dry_run=True)
+    assert dump(store) == before and runs(store) == [] and not (tmp_path / "a").exists()
+    real = purge(store, BEFORE, actor="tester", archive_dir=tmp_path / "a", batch=1)
+    assert dry.counts == real.counts and (dry.oldest, dry.newest) == (real.oldest, real.newest)
+    assert dry.as_dict()["dry_run"] is True and dry.run_id is None
+
+
+def test_bytes_and_numbers_of_purged_documents_are_never_taken_as_new(
+    world: Gateway, tmp_path: Path
+) -> None:
+    store = world.store
+    purge(store, BEFORE, actor="tester", archive_dir=None)
+    same = receive(world, f.order("PO-1", f.items(2)))  # the very bytes again
+    other = receive(world, f.order("PO-1", f.items(3)))  # the same number, other content
+    with store.connect() as conn:
+        m = s.messages.c
+        rows = {r.id: r for r in conn.execute(select(m.id, m.state, m.error_code, m.error_detail))}
+    assert rows[same].state == "duplicate" and "(purged since)" in rows[same].error_detail
+    assert rows[other].state == "failed" and rows[other].error_code == "DUPLICATE_ID_CONFLICT"
+    assert refs(store) == ["PO-3"]
+    dismissed_again = receive(world, b"<Order>not UBL")  # a dismissed failure leaves no key
+    assert rows.get(dismissed_again) is None
+    with store.connect() as conn:
+        state = conn.scalar(select(s.messages.c.state).where(s.messages.c.id == dismissed_again))
+    assert state == "failed"
+
+
+def test_nothing_open_goes(world: Gateway, tmp_path: Path) -> None:
+    store = world.store
+    with store.connect() as conn:
+        x, o = s.outbox.c, s.orders.c
+        po1 = conn.scalar(select(o.id).where(o.order_number == "PO-1"))
+        po2 = conn.scalar(select(o.id).where(o.order_number == "PO-2"))
+        # PO-1: one of its outbox rows is still waiting to be delivered
+        first = conn.scalar(select(func.min(x.id)).where(x.order_id == po1))
+        conn.execute(update(s.outbox).where(x.id == first).values(state="pending"))
+        # PO-2: a ledger discrepancy nobody cleared
+        conn.execute(update(s.orders).where(o.id == po2).values(attention=True))
+    done = purge(store, BEFORE, actor="tester", archive_dir=None)
+    assert refs(store) == ["PO-1", "PO-2", "PO-3"]
+    assert done.counts["orders"] == 0 and done.counts["messages"] == 1  # the dismissed one
+    with store.connect() as conn:
+        conn.execute(update(s.outbox).values(state="sent"))
+        conn.execute(update(s.orders).values(attention=False))
+        # PO-1 unanswered past its response due time: its clock is still running
+        conn.execute(
+            update(s.orders).where(o.id == po1).values(response_due_at=OLD, response_code=None)
+        )
+        # PO-2 touched after the purge date
+        conn.execute(
+            update(s.history)
+            .where(
+                s.history.c.id
+                == select(func.max(s.history.c.id))
+                .where(s.history.c.order_id == po2)
+                .scalar_subquery()
+            )
+            .values(at=BEFORE + timedelta(days=1))
+        )
+    assert purge(store, BEFORE, actor="tester", archive_dir=None).counts["orders"] == 0
+    assert refs(store) == ["PO-1", "PO-2", "PO-3"]
+
+
+def test_a_message_shared_with_an_order_that_stays_keeps_both(
+    world: Gateway, tmp_path: Path
+) -> None:
+    """A duplicate of PO-1's order message that also belongs to PO-3 (by its history)."""
+    store = world.store
+    with store.connect() as conn:
+        m, o, h = s.messages.c, s.orders.c, s.history.c
+        po1 = conn.scalar(select(o.id).where(o.order_number == "PO-1"))
+        po3 = conn.scalar(select(o.id).where(o.order_number == "PO-3"))
+        first = conn.scalar(select(func.min(m.id)).where(m.order_id == po1))
+        received = and_(h.message_id == first, h.event == "message.received")
+        conn.execute(update(s.history).where(received).values(order_id=po3))
+    purge(store, BEFORE, actor="tester", archive_dir=None)
+    assert refs(store) == ["PO-1", "PO-3"]
+    assert count(store, s.messages, s.messages.c.id == first) == 1
+
+
+def test_another_purge_holding_the_lease_is_refused(world: Gateway) -> None:
+    store = world.store
+    with store.connect() as conn:
+        hold(conn, "purge", "someone else", 300)
+    with pytest.raises(GatewayError) as caught:
+        purge(store, BEFORE, actor="tester", archive_dir=None)
+    assert caught.value.code is ErrorCode.PURGE_RUNNING
+    assert refs(store) == ["PO-1", "PO-2", "PO-3"] and runs(store) == []
+
+
+def test_hostile_dates_and_archives_are_refused_with_a_code(world: Gateway, tmp_path: Path) -> None:
+    store = world.store
+    with pytest.raises(GatewayError) as caught:
+        purge(store, datetime.now(UTC) + timedelta(days=1), actor="t", archive_dir=None)
+    assert caught.value.code is ErrorCode.USAGE
+    done = purge(store, BEFORE, actor="tester", archive_dir=tmp_path / "archive")
+    assert done.archive is not None
+    path = Path(done.archive)
+    tampered = tmp_path / "tampered.jsonl"
+    shutil.copy(path, tampered)
+    text = tampered.read_text()
+    tampered.write_text(text.replace("PO-1", "PO-7", 1))
+    for bad, why in [
+        (tampered, "recorded"),
+        (tmp_path / "missing.jsonl", "cannot be read"),
+        (Path(__file__), "not JSON"),
+    ]:
+        with pytest.raises(GatewayError) as caught:
+            restore(store, bad)
+        assert caught.value.code is ErrorCode.PURGE_ARCHIVE_INVALID, bad
+        assert why in caught.value.message
+    assert refs(store) == ["PO-3"]
+    header = json.loads(text.splitlines()[0])
+    assert header["run"] == done.run_id
+
+
+def test_a_batch_cut_off_by_a_crash_is_ignored_and_ids_taken_again_conflict(
+    world: Gateway, tmp_path: Path
+) -> None:
+    store = world.store
+    before = dump(store)
+    done = purge(store, BEFORE, actor="tester", archive_dir=tmp_path / "archive", batch=1)
+    assert done.archive is not None
+    path = Path(done.archive)
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(path.read_bytes() + b'{"batch": 9, "tables": {"orders": [')
+    with store.connect() as conn:  # a run of another store: no sha256 to compare
+        conn.execute(update(s.purge_runs).values(archive_sha256=None))
+    got = restore(store, cut)
+    assert got["incomplete_last_batch"] is True and dump(store) == before
+    purge(store, BEFORE, actor="tester", archive_dir=None)
+    kept = {r[0] for r in dump(store)["history"]}
+    gone = min(r[0] for r in before["history"] if r[0] not in kept)
+    with store.connect() as conn:  # an id of a purged history event taken by another since
+        conn.execute(insert(s.history).values(id=gone, at=OLD, event="note", detail="x", actor="t"))
+    with pytest.raises(GatewayError) as caught:
+        restore(store, path)
+    assert caught.value.code is ErrorCode.RESTORE_CONFLICT
