@@ -112,6 +112,10 @@ def refs(store: Store) -> list[str]:
 
 @pytest.fixture
 def world(store: Store, tmp_path: Path) -> Gateway:
+    return make_world(store, tmp_path)
+
+
+def make_world(store: Store, tmp_path: Path) -> Gateway:
     """PO-1 Fully invoiced, PO-2 Cancelled, PO-3 still Received (and forwarded last: the
     supplier's latest bundle), a dismissed failed message and a failed one not dismissed."""
     gw = Gateway(settings(tmp_path), store)

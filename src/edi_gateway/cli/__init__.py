@@ -34,6 +34,7 @@ from edi_gateway.cli import (
     outbox,
     partners,
     project,
+    purge,
     report,
     rules,
     running,
@@ -54,6 +55,7 @@ GROUPS = (
     rules,
     users,
     console,
+    purge,
 )
 STORE_CODES = (ErrorCode.STORE_BUSY, ErrorCode.STORE_UNAVAILABLE)
 GC_THRESHOLD = 20_000

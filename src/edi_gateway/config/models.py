@@ -27,6 +27,7 @@ from edi_gateway.config.connectors import Connector
 from edi_gateway.config.daemon import DaemonSettings
 from edi_gateway.config.packing import GS1CompanyPrefix, LabelSize, PackingSettings
 from edi_gateway.config.profiles import ForwardProfile, LegalProfile
+from edi_gateway.config.retention import RetentionSettings
 from edi_gateway.config.rules import RulesSettings
 from edi_gateway.config.signature import SignatureSettings, signing_refused
 from edi_gateway.config.sla import SlaSettings
@@ -203,6 +204,8 @@ class Settings(_Model):
     rules: RulesSettings
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     packing: PackingSettings = Field(default_factory=PackingSettings)
+    retention: RetentionSettings | None = None
+    """The daemon's automatic purge (docs/adr/0037); none: only ``edi-gateway purge``."""
 
     @cached_property
     def _partner_index(self) -> dict[str, Partner]:

@@ -131,6 +131,7 @@ class Daemon:
         self.started = clock()
         self.next_flush = self.next_check = self.next_look = self.next_sla = self.started
         self.next_sweep = self.started + timedelta(seconds=settings.daemon.lease_seconds)
+        self.next_purge = self.started
         self.limit = settings.intake.max_size_mb * 1024 * 1024
         self.rules: dict[str, Any] = {}
         self.ahead: ReadAhead | None = None
@@ -177,6 +178,7 @@ class Daemon:
                 self._check_receipts()
             if once:
                 return
+            self._retention()
             checks = [self.next_check] if self.waiting.count else []
             renew = self.clock() + timedelta(seconds=self.ownership.every)
             wake = self.scheduler.next_wake([self.next_flush, renew, *checks]) or self.next_flush
@@ -332,6 +334,37 @@ class Daemon:
                 send_due(store, self.settings, moment)
             except Exception as exc:  # noqa: BLE001 - alerts must never stop intake
                 _log_store_trouble(exc, "alerts could not be looked at or sent; next cycle")
+
+    def _retention(self) -> None:
+        """Purge what finished ``retention.after_days`` ago, every ``retention.every_hours``
+        (docs/adr/0037); another gateway purging at the moment is left to it."""
+        kept = self.settings.retention
+        moment = self.clock()
+        if kept is None or moment < self.next_purge:
+            return
+        self.next_purge = moment + timedelta(hours=kept.every_hours)
+        from edi_gateway.store.purge import purge
+
+        with log_fields(stage="retention"):
+            try:
+                done = purge(
+                    self.gateway.store,
+                    moment - timedelta(days=kept.after_days),
+                    actor=f"daemon {self.ownership.me}",
+                    archive_dir=kept.archive_dir if kept.archive else None,
+                )
+            except GatewayError as exc:  # another gateway purging; a bad archive folder
+                level = logging.INFO if exc.code is ErrorCode.PURGE_RUNNING else logging.ERROR
+                log.log(level, "retention: %s: %s", exc.code.value, exc.message)
+                return
+            except Exception as exc:  # noqa: BLE001 - retention must never stop intake
+                _log_store_trouble(exc, "retention: the purge failed; next look next period")
+                return
+        if done.counts:
+            what = ", ".join(f"{n} {name}" for name, n in sorted(done.counts.items()))
+            log.info(
+                "retention: purge run %s removed %s (archive %s)", done.run_id, what, done.archive
+            )
 
     def _keep_leases(self) -> None:
         """Renew this gateway's leases when due, and every lease period take over the messages

@@ -15,6 +15,7 @@ Values keep their exact type: ``null``, booleans, integers and strings as JSON; 
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import json
 import os
@@ -69,9 +70,16 @@ class Writer:
 
     def __init__(self, path: Path, header: Mapping[str, Any]) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # x: never overwrite an archive; 0600: it holds business data
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # x: never overwrite an archive; 0600: it holds business data
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise GatewayError(
+                ErrorCode.TARGET_UNWRITABLE,
+                f"cannot write the purge archive {path}: {exc.strerror or exc}; nothing was "
+                "purged",
+            ) from exc
         self._file: IO[bytes] = os.fdopen(fd, "wb")
         self._line({"format": FORMAT, "version": VERSION, **header})
         _sync_dir(path.parent)  # the file's name is durable too
@@ -87,9 +95,15 @@ class Writer:
 
     def _line(self, data: Mapping[str, Any]) -> None:
         text = json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
-        self._file.write(text.encode())
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        try:
+            self._file.write(text.encode())
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as exc:  # the batch is not deleted: its transaction rolls back
+            code = ErrorCode.DISK_FULL if exc.errno == errno.ENOSPC else ErrorCode.IO_FAILED
+            raise GatewayError(
+                code, f"cannot write the purge archive {self.path}: {exc.strerror or exc}"
+            ) from exc
 
     def close(self) -> str:
         """Close the file; its sha256."""
