@@ -77,8 +77,7 @@ class Writer:
         except OSError as exc:
             raise GatewayError(
                 ErrorCode.TARGET_UNWRITABLE,
-                f"cannot write the purge archive {path}: {exc.strerror or exc}; nothing was "
-                "purged",
+                f"cannot write the purge archive {path}: {exc.strerror or exc}; nothing was purged",
             ) from exc
         self._file: IO[bytes] = os.fdopen(fd, "wb")
         self._line({"format": FORMAT, "version": VERSION, **header})
