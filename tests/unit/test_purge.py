@@ -318,3 +318,77 @@ def test_a_batch_cut_off_by_a_crash_is_ignored_and_ids_taken_again_conflict(
     with pytest.raises(GatewayError) as caught:
         restore(store, path)
     assert caught.value.code is ErrorCode.RESTORE_CONFLICT
+
+
+def test_invoice_numbers_of_purged_invoices_are_not_issued_again(
+    store: Store, tmp_path: Path
+) -> None:
+    """The supplier billed PO-1 of one buyer; once that is purged, PO-1 of another buyer gets
+    the next invoice number, never the purged one again."""
+    from edi_gateway.outbound.invoice import InvoiceRequest, invoice
+    from tests.unit.test_invoice import BUYER_LEGAL, SELLER_LEGAL
+
+    (tmp_path / "out").mkdir()
+    other = "7300010000018"
+    config = Settings.model_validate(
+        {
+            "path": tmp_path / "gateway.yaml",
+            "partners": [
+                f.buyer_partner(outbound="to-buyer", legal=BUYER_LEGAL),
+                {
+                    **f.buyer_partner(outbound="to-buyer", legal=BUYER_LEGAL),
+                    "id": "buyer2",
+                    "endpoint": {"scheme": "0088", "value": other},
+                },
+                f.seller_partner(legal=SELLER_LEGAL),
+            ],
+            "connectors": [
+                {"name": "to-buyer", "type": "folder", "direction": "out", "path": "out"}
+            ],
+        },
+        context={"base_dir": tmp_path},
+    )
+    gw = Gateway(config, store)
+    receive(gw, f.order("PO-1", f.items(1)))
+    receive(gw, f.despatch_advice("D-1", "PO-1", [("1", "10")]))
+    first = invoice(store, config, "PO-1", InvoiceRequest(), actor="ops")
+    flush_all(store, config)
+    assert (first.doc_number, first.status) == ("INV-PO-1-1", "Fully invoiced")
+    backdate(store)
+    assert purge(store, BEFORE, actor="tester", archive_dir=None).counts["orders"] == 1
+    receive(gw, f.order("PO-1", f.items(1), buyer=other))
+    receive(gw, f.despatch_advice("D-2", "PO-1", [("1", "10")], buyer=other))
+    second = invoice(store, config, "PO-1", InvoiceRequest(), actor="ops")
+    assert second.doc_number == "INV-PO-1-2"
+
+
+@pytest.mark.parametrize(
+    ("retention", "says"),
+    [
+        ({"after_days": 0, "archive_dir": "a"}, "greater than or equal to 1"),
+        ({"after_days": "soon", "archive_dir": "a"}, "valid integer"),
+        ({"after_days": 30}, "needs archive_dir"),
+        ({"after_days": 30, "archive": False, "archive_dir": "a"}, "keep one of the two"),
+        ({"after_days": 30, "archive_dir": "a", "every_hours": 0}, "greater than 0"),
+        ({"after_days": 30, "archive_dir": "a", "keep_days": 3}, "keep_days"),
+    ],
+)
+def test_a_wrong_retention_section_is_refused(
+    tmp_path: Path, retention: dict[str, Any], says: str
+) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=says):
+        Settings.model_validate(
+            {"path": tmp_path / "gateway.yaml", "retention": retention},
+            context={"base_dir": tmp_path},
+        )
+
+
+def test_the_retention_archive_folder_is_relative_to_the_config(tmp_path: Path) -> None:
+    config = Settings.model_validate(
+        {"path": tmp_path / "gateway.yaml", "retention": {"after_days": 400, "archive_dir": "a"}},
+        context={"base_dir": tmp_path},
+    )
+    assert config.retention is not None and config.retention.archive_dir == tmp_path / "a"
+    assert config.retention.every_hours == 24

@@ -69,15 +69,27 @@ def supplier(settings: Settings, order: OrderRow) -> tuple[Partner, LegalProfile
 def number(session: Session, order: OrderRow, issuer: Party, prefix: str) -> str:
     """``<prefix>-<order>-<n>``: the first n not yet used by the billing documents ``issuer``
     sent (the supplier; the buyer for a self-billed one)."""
+    from edi_gateway.store.schema import purged_documents
     from edi_gateway.store.tables import DocumentRow
 
     stem = f"{prefix}-{order.order_number}-"
+    kinds = [k.value for k in BILLING_KINDS]
     taken = set(
         session.scalars(
             select(DocumentRow.doc_number).where(
-                DocumentRow.kind.in_([k.value for k in BILLING_KINDS]),
+                DocumentRow.kind.in_(kinds),
                 DocumentRow.sender_key == issuer.key(),
                 DocumentRow.doc_number.like(f"{stem}%"),
+            )
+        )
+    )
+    gone = purged_documents.c  # numbers of purged documents stay used (docs/adr/0037)
+    taken |= set(
+        session.scalars(
+            select(gone.doc_number).where(
+                gone.kind.in_(kinds),
+                gone.sender_key == issuer.key(),
+                gone.doc_number.like(f"{stem}%"),
             )
         )
     )

@@ -119,14 +119,16 @@ class Summary:
             self.newest = moment if self.newest is None else max(self.newest, moment)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
+        """JSON-ready (times as everywhere in the CLI: store/queries.py ``utc_text``)."""
+        from edi_gateway.store.queries import utc_text
+
         return {
             "run": self.run_id,
-            "before": self.before.isoformat(),
+            "before": utc_text(self.before),
             "dry_run": self.dry_run,
             "counts": {name: self.counts[name] for name in sorted(self.counts)},
-            "oldest": self.oldest.isoformat() if self.oldest else None,
-            "newest": self.newest.isoformat() if self.newest else None,
+            "oldest": utc_text(self.oldest),
+            "newest": utc_text(self.newest),
             "archive": self.archive,
             "archive_sha256": self.archive_sha256,
         }
@@ -737,28 +739,26 @@ def _insert(conn: Connection, rows: dict[str, list[dict[str, Any]]]) -> None:
 
 def runs(store: Store, limit: int = 50) -> list[dict[str, Any]]:
     """The latest purges, newest first."""
-    r = s.purge_runs.c
-    with store.connect() as conn:
-        rows = conn.execute(select(s.purge_runs).order_by(r.id.desc()).limit(limit)).all()
+    from edi_gateway.store.queries import utc_text
+    from edi_gateway.store.tables import PurgeRun
+
+    with store.reading() as session:
+        rows = session.scalars(select(PurgeRun).order_by(PurgeRun.id.desc()).limit(limit)).all()
     return [
         {
             "id": row.id,
-            "started_at": _iso(row.started_at),
-            "finished_at": _iso(row.finished_at),
+            "started_at": utc_text(row.started_at),
+            "finished_at": utc_text(row.finished_at),
             "actor": row.actor,
-            "before": _iso(row.purged_before),
+            "before": utc_text(row.purged_before),
             "state": row.state,
             "counts": json.loads(row.counts),
-            "oldest": _iso(row.oldest),
-            "newest": _iso(row.newest),
+            "oldest": utc_text(row.oldest),
+            "newest": utc_text(row.newest),
             "archive": row.archive,
             "archive_sha256": row.archive_sha256,
-            "restored_at": _iso(row.restored_at),
+            "restored_at": utc_text(row.restored_at),
             "error": row.error,
         }
         for row in rows
     ]
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
