@@ -260,6 +260,24 @@ def test_a_message_shared_with_an_order_that_stays_keeps_both(
     assert count(store, s.messages, s.messages.c.id == first) == 1
 
 
+def test_a_message_that_also_holds_an_orphan_document_keeps_its_order(
+    world: Gateway, tmp_path: Path
+) -> None:
+    """A supplier's CSV reply may hold documents of several orders: one still waiting for its
+    order (an orphan) keeps the message, and so the order its other document belongs to."""
+    store = world.store
+    with store.connect() as conn:
+        d = s.documents.c
+        row = conn.execute(
+            select(s.documents).where(d.kind == "Invoice", d.doc_number == "INV-PO-1")
+        ).one()
+        orphan = {**row._asdict(), "order_id": None, "doc_number": "INV-PO-9", "order_ref": "PO-9"}
+        orphan.pop("id")
+        conn.execute(insert(s.documents).values(**orphan))
+    purge(store, BEFORE, actor="tester", archive_dir=None)
+    assert refs(store) == ["PO-1", "PO-3"]
+
+
 def test_another_purge_holding_the_lease_is_refused(world: Gateway) -> None:
     store = world.store
     with store.connect() as conn:

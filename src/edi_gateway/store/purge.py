@@ -514,6 +514,8 @@ def _tied(before: datetime, found: _Batch, keep: set[int]) -> set[int]:
 
     for row in found.rows.get("documents", []):
         owned(row["message_id"], row["order_id"])
+        if row["message_id"] is not None and row["order_id"] is None:  # an orphan waits
+            still_open.add(_root(row["message_id"], originals))
     for row in found.rows.get("history", []):
         owned(row["message_id"], row["order_id"])
     for mid, row in messages.items():
