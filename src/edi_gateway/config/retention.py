@@ -26,7 +26,7 @@ class RetentionSettings(_Model):
     """``false``: purge without an archive (what goes cannot be restored); then no
     ``archive_dir``."""
     every_hours: float = Field(default=24, gt=0, le=24 * 31)
-    """How often the daemon looks (the first time one lease period after it starts)."""
+    """How often the daemon looks (the first time when it starts)."""
 
     @model_validator(mode="after")
     def _archive_somewhere(self) -> RetentionSettings:
