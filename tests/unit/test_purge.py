@@ -25,32 +25,13 @@ from edi_gateway.store.queries import Filters, page_orders
 from edi_gateway.store.types import UTCDateTime
 from tests import factory as f
 from tests.unit.support import detail, receive
+from tests.unit.test_cancel import settings
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 OLD = datetime(2025, 1, 15, 9, 30, tzinfo=UTC)
 BEFORE = datetime(2025, 6, 1, tzinfo=UTC)
 BOOKKEEPING = {"purge_runs", "purged_messages", "purged_documents", "leases"}
 """Tables a purge and a restore write by design: compared apart."""
-
-
-def settings(tmp_path: Path) -> Settings:
-    """A buyer with an outbound folder; a supplier the orders are forwarded to."""
-    for folder in ("sup", "out"):
-        (tmp_path / folder).mkdir(exist_ok=True)
-    return Settings.model_validate(
-        {
-            "path": tmp_path / "gateway.yaml",
-            "partners": [
-                f.buyer_partner(outbound="to-buyer"),
-                f.seller_partner(outbound="to-seller", forward={"formats": ["ubl"]}),
-            ],
-            "connectors": [
-                {"name": "to-seller", "type": "folder", "direction": "out", "path": "sup"},
-                {"name": "to-buyer", "type": "folder", "direction": "out", "path": "out"},
-            ],
-        },
-        context={"base_dir": tmp_path},
-    )
 
 
 def invoiced(gw: Gateway, ref: str) -> None:

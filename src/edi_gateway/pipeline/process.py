@@ -439,7 +439,7 @@ def _purged_originals(
     conn: Connection, works: list[Work], originals: dict[str, int]
 ) -> dict[str, int]:
     """sha256 -> id a purged message with these bytes had, for those without a stored one."""
-    from edi_gateway.store.purge import purged_originals
+    from edi_gateway.store.purged import purged_originals
 
     return purged_originals(conn, sorted({w.sha256 for w in works} - set(originals)))
 
@@ -517,7 +517,7 @@ def _check_id_conflicts(conn: Connection, works: list[Work]) -> None:
         )
         known.update({(s, k, n): mid for s, k, n, mid in rows})
     if numbers:  # numbers purged documents had (ADR 0037)
-        from edi_gateway.store.purge import purged_numbers
+        from edi_gateway.store.purged import purged_numbers
 
         for key, mid in purged_numbers(conn, numbers).items():
             known.setdefault(key, mid)

@@ -81,7 +81,9 @@ class Writer:
             ) from exc
         self._file: IO[bytes] = os.fdopen(fd, "wb")
         self._line({"format": FORMAT, "version": VERSION, **header})
-        _sync_dir(path.parent)  # the file's name is durable too
+        from edi_gateway.transports.folder import fsync_dir
+
+        fsync_dir(path.parent)  # the file's name is durable too
 
     def batch(self, number: int, rows: Rows) -> None:
         """Append one batch's rows; returns once they are on disk (fsync)."""
@@ -108,14 +110,6 @@ class Writer:
         """Close the file; its sha256."""
         self._file.close()
         return file_sha256(self.path)
-
-
-def _sync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def file_sha256(path: Path) -> str:

@@ -64,8 +64,6 @@ FINISHED = ("Closed", "Cancelled", "Fully invoiced")
 OUTBOX_DONE = ("sent", "withdrawn")
 FORWARD_DONE = ("delivered", "withdrawn")
 MESSAGE_DONE = ("processed", "orphan", "duplicate", "dismissed")
-DEDUP_STATES = ("processed", "orphan", "duplicate")
-"""The states whose bytes make a later copy a duplicate (pipeline/process.py)."""
 LEASE = "purge"
 LEASE_SECONDS = 300.0
 BATCH = 200
@@ -612,39 +610,6 @@ def _remember(conn: Connection, run_id: int, found: _Batch) -> None:
     )
 
 
-def purged_originals(conn: Connection, shas: Sequence[str]) -> dict[str, int]:
-    """sha256 -> the id a purged message with these bytes had (one that did not fail): a later
-    copy is a duplicate of it (pipeline/process.py)."""
-    found: dict[str, int] = {}
-    p = s.purged_messages.c
-    for start in range(0, len(shas), CHUNK):
-        rows = conn.execute(
-            select(p.sha256, p.message_id)
-            .where(p.sha256.in_(shas[start : start + CHUNK]), p.state.in_(DEDUP_STATES))
-            .order_by(p.id)
-        )
-        for sha, mid in rows:
-            found.setdefault(sha, mid)
-    return found
-
-
-def purged_numbers(
-    conn: Connection, numbers: Sequence[str]
-) -> dict[tuple[str | None, str, str], int | None]:
-    """(sender key, kind, number) -> message id of the purged inbound documents with one of
-    ``numbers``: the same number from the same sender again is an ID conflict."""
-    found: dict[tuple[str | None, str, str], int | None] = {}
-    p = s.purged_documents.c
-    for start in range(0, len(numbers), CHUNK):
-        rows = conn.execute(
-            select(p.sender_key, p.kind, p.doc_number, p.message_id).where(
-                p.direction == "in", p.doc_number.in_(numbers[start : start + CHUNK])
-            )
-        )
-        found.update({(k, kind, n): mid for k, kind, n, mid in rows})
-    return found
-
-
 def restore(store: Store, path: Path) -> dict[str, Any]:
     """Put back every row the archive at ``path`` holds, as it was, in one transaction.
 
@@ -744,23 +709,23 @@ def runs(store: Store, limit: int = 50) -> list[dict[str, Any]]:
     from edi_gateway.store.queries import utc_text
     from edi_gateway.store.tables import PurgeRun
 
-    with store.reading() as session:
+    with store.reading() as session:  # read inside: the session's rollback expires them
         rows = session.scalars(select(PurgeRun).order_by(PurgeRun.id.desc()).limit(limit)).all()
-    return [
-        {
-            "id": row.id,
-            "started_at": utc_text(row.started_at),
-            "finished_at": utc_text(row.finished_at),
-            "actor": row.actor,
-            "before": utc_text(row.purged_before),
-            "state": row.state,
-            "counts": json.loads(row.counts),
-            "oldest": utc_text(row.oldest),
-            "newest": utc_text(row.newest),
-            "archive": row.archive,
-            "archive_sha256": row.archive_sha256,
-            "restored_at": utc_text(row.restored_at),
-            "error": row.error,
-        }
-        for row in rows
-    ]
+        return [
+            {
+                "id": row.id,
+                "started_at": utc_text(row.started_at),
+                "finished_at": utc_text(row.finished_at),
+                "actor": row.actor,
+                "before": utc_text(row.purged_before),
+                "state": row.state,
+                "counts": json.loads(row.counts),
+                "oldest": utc_text(row.oldest),
+                "newest": utc_text(row.newest),
+                "archive": row.archive,
+                "archive_sha256": row.archive_sha256,
+                "restored_at": utc_text(row.restored_at),
+                "error": row.error,
+            }
+            for row in rows
+        ]

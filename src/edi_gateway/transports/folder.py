@@ -241,7 +241,7 @@ class FolderOutbound:
                     _link_no_clobber(tmp, target)
                 except FileExistsError:
                     continue  # someone else won the name: look at it again
-                _fsync_dir(self._dir)
+                fsync_dir(self._dir)
                 return str(target)
         finally:
             if tmp is not None:
@@ -355,7 +355,8 @@ def _move(src: Path, dst: Path) -> None:
         src.unlink()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a new name in the folder ``path`` durable (also the purge archive's, store/)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
