@@ -259,6 +259,20 @@ def test_a_message_that_also_holds_an_orphan_document_keeps_its_order(
     assert refs(store) == ["PO-1", "PO-3"]
 
 
+def test_the_latest_bundle_of_each_supplier_stays(world: Gateway, tmp_path: Path) -> None:
+    """The next bundle's number counts up from the highest kept: PO-2 holds the seller's latest
+    (2), and stays, though another supplier's bundles number higher."""
+    store = world.store
+    with store.connect() as conn:
+        o, fw = s.orders.c, s.forwards.c
+        po3 = conn.scalar(select(o.id).where(o.order_number == "PO-3"))
+        conn.execute(update(s.forwards).where(fw.order_id == po3).values(partner="x", seq=99))
+        seqs = dict(conn.execute(select(fw.order_id, fw.seq).where(fw.order_id != po3)).all())
+    assert sorted(seqs.values()) == [1, 2]
+    purge(store, BEFORE, actor="tester", archive_dir=None)
+    assert refs(store) == ["PO-2", "PO-3"]
+
+
 def test_another_purge_holding_the_lease_is_refused(world: Gateway) -> None:
     store = world.store
     with store.connect() as conn:

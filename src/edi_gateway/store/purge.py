@@ -336,6 +336,7 @@ def _finished_order(before: datetime) -> ColumnElement[bool]:
     o = s.orders.c
     m, x, f, h, d = s.messages.c, s.outbox.c, s.forwards.c, s.history.c, s.documents.c
     clock_running = and_(o.response_due_at.is_not(None), o.response_code.is_(None))
+    same = s.forwards.alias("same_supplier")
     return and_(
         o.status.in_(FINISHED),
         o.updated_at < before,
@@ -358,9 +359,7 @@ def _finished_order(before: datetime) -> ColumnElement[bool]:
             f.order_id == o.id,
             f.seq.is_not(None),
             f.seq
-            >= select(func.max(s.forwards.c.seq))
-            .where(s.forwards.c.partner == f.partner)
-            .scalar_subquery(),
+            >= select(func.max(same.c.seq)).where(same.c.partner == f.partner).scalar_subquery(),
         ),
     )
 
