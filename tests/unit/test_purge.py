@@ -309,6 +309,22 @@ def test_hostile_dates_and_archives_are_refused_with_a_code(world: Gateway, tmp_
     assert header["run"] == done.run_id
 
 
+def test_an_archive_folder_that_cannot_be_written_purges_nothing(
+    world: Gateway, tmp_path: Path
+) -> None:
+    store = world.store
+    before = dump(store)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(GatewayError) as caught:
+        purge(store, BEFORE, actor="tester", archive_dir=blocker)
+    assert caught.value.code is ErrorCode.TARGET_UNWRITABLE
+    assert dump(store) == before
+    [run] = runs(store)
+    assert run["state"] == "failed" and "cannot write the purge archive" in run["error"]
+    assert purge(store, BEFORE, actor="tester", archive_dir=tmp_path / "ok").counts["orders"] == 2
+
+
 def test_a_batch_cut_off_by_a_crash_is_ignored_and_ids_taken_again_conflict(
     world: Gateway, tmp_path: Path
 ) -> None:

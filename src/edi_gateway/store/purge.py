@@ -198,7 +198,12 @@ def purge(
                 conn.execute(_run(run_id).values(archive=summary.archive))
 
         def each(conn: Connection, number: int, found: _Batch) -> None:
-            hold(conn, LEASE, holder, LEASE_SECONDS)
+            if hold(conn, LEASE, holder, LEASE_SECONDS) is None:  # ran out: another took it
+                raise GatewayError(
+                    ErrorCode.PURGE_RUNNING,
+                    f"this purge lost its lease to another after {number - 1} batches; "
+                    f"nothing of batch {number} was purged",
+                )
             if writer is not None:
                 writer.batch(number, found.rows)
                 crashpoints.reach("purge-after-archive")
