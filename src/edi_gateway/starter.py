@@ -142,6 +142,10 @@ connectors:
 #   http: {host: 127.0.0.1, port: 9464}   # GET /healthz, GET /metrics (Prometheus)
 #   log_format: json                      # text (default) | json, with message_id per line
 
+# Retention: the daemon purges what finished (Closed, Cancelled, Fully invoiced orders;
+# dismissed messages) that long ago, into an archive `edi-gateway purge restore` brings back.
+# retention: {after_days: 400, archive_dir: purged}
+
 # Which supplier each buyer's orders go to (first match wins; an order no route matches goes to
 # the supplier it names). The supplier's forward: profile says how: formats, bundles, connector.
 routes:

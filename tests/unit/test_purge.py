@@ -421,3 +421,12 @@ def test_the_retention_archive_folder_is_relative_to_the_config(tmp_path: Path) 
     )
     assert config.retention is not None and config.retention.archive_dir == tmp_path / "a"
     assert config.retention.every_hours == 24
+
+
+def test_a_purge_with_nothing_to_take_keeps_no_file_but_the_run(
+    store: Store, tmp_path: Path
+) -> None:
+    done = purge(store, BEFORE, actor="tester", archive_dir=tmp_path / "a")
+    assert done.counts == {} and done.archive is None and list((tmp_path / "a").iterdir()) == []
+    [run] = runs(store)
+    assert run["state"] == "done" and run["archive"] is None and run["counts"] == {}

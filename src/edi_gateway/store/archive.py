@@ -70,6 +70,7 @@ class Writer:
 
     def __init__(self, path: Path, header: Mapping[str, Any]) -> None:
         self.path = path
+        self.batches = 0
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # x: never overwrite an archive; 0600: it holds business data
@@ -87,6 +88,7 @@ class Writer:
 
     def batch(self, number: int, rows: Rows) -> None:
         """Append one batch's rows; returns once they are on disk (fsync)."""
+        self.batches += 1
         tables = {
             name: [{k: encode(v) for k, v in row.items()} for row in found]
             for name, found in rows.items()
@@ -144,11 +146,11 @@ def read(path: Path) -> Archive:
     try:
         header = json.loads(complete[0])
     except ValueError as exc:
-        raise _invalid(path, "its first line is not JSON: not a purge archive") from exc
+        raise _invalid(path, "the first line is not JSON: not a purge archive") from exc
     if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise _invalid(path, "its first line is not a purge archive header")
+        raise _invalid(path, "the first line is not a purge archive header")
     if header.get("version") != VERSION:
-        raise _invalid(path, f"is version {header.get('version')!r}, expected {VERSION}")
+        raise _invalid(path, f"an archive of version {header.get('version')!r}, expected {VERSION}")
     return Archive(header, list(_batches(path, complete[1:])), cut_off)
 
 
@@ -166,4 +168,4 @@ def _batches(path: Path, lines: list[bytes]) -> Iterator[Rows]:
 
 
 def _invalid(path: Path, why: str) -> GatewayError:
-    return GatewayError(ErrorCode.PURGE_ARCHIVE_INVALID, f"{path} {why}")
+    return GatewayError(ErrorCode.PURGE_ARCHIVE_INVALID, f"{path}: {why}")

@@ -163,15 +163,7 @@ def purge(
 ) -> Summary:
     """Purge what finished before ``before`` (archived into ``archive_dir``; None: no archive);
     ``dry_run``: only count it. PURGE_RUNNING when another purge holds the lease."""
-    before = before.astimezone(UTC)
-    if before > datetime.now(UTC):
-        raise GatewayError(
-            ErrorCode.USAGE,
-            f"the purge date {before.isoformat()} is in the future: only what finished before "
-            "now can go",
-        )
-    if batch < 1:
-        raise GatewayError(ErrorCode.USAGE, f"a batch holds at least 1 order, found {batch}")
+    before = _checked(before, batch)
     if dry_run:
         summary = Summary(None, before, True)
         with store.reading() as session:
@@ -190,12 +182,7 @@ def purge(
     writer: archive.Writer | None = None
     try:
         if archive_dir is not None:
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-            path = archive_dir.absolute() / f"purge-{run_id:06d}-{stamp}.jsonl"
-            writer = archive.Writer(path, {"run": run_id, "before": before.isoformat()})
-            summary.archive = str(path)
-            with store.connect() as conn:
-                conn.execute(_run(run_id).values(archive=summary.archive))
+            writer = _open_archive(store, summary, archive_dir)
 
         def each(conn: Connection, number: int, found: _Batch) -> None:
             if hold(conn, LEASE, holder, LEASE_SECONDS) is None:  # ran out: another took it
@@ -215,12 +202,16 @@ def purge(
         _batches(store, summary, batch, each)
         if writer is not None:
             summary.archive_sha256 = writer.close()
+            if not writer.batches:  # nothing went: no file to keep (the run says so)
+                writer.path.unlink()
+                summary.archive = summary.archive_sha256 = None
             writer = None
         with store.connect() as conn:
             conn.execute(
                 _run(run_id).values(
                     state=DONE,
                     finished_at=datetime.now(UTC),
+                    archive=summary.archive,
                     archive_sha256=summary.archive_sha256,
                     oldest=summary.oldest,
                     newest=summary.newest,
@@ -235,6 +226,32 @@ def purge(
             release(conn, [LEASE], holder)
         raise
     return summary
+
+
+def _checked(before: datetime, batch: int) -> datetime:
+    """``before`` in UTC; USAGE for a date in the future or a batch below 1."""
+    before = before.astimezone(UTC)
+    if before > datetime.now(UTC):
+        raise GatewayError(
+            ErrorCode.USAGE,
+            f"the purge date {before.isoformat()} is in the future: only what finished before "
+            "now can go",
+        )
+    if batch < 1:
+        raise GatewayError(ErrorCode.USAGE, f"a batch holds at least 1 order, found {batch}")
+    return before
+
+
+def _open_archive(store: Store, summary: Summary, folder: Path) -> archive.Writer:
+    """The run's archive, created (with its header) and named in the run."""
+    assert summary.run_id is not None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = folder.absolute() / f"purge-{summary.run_id:06d}-{stamp}.jsonl"
+    writer = archive.Writer(path, {"run": summary.run_id, "before": summary.before.isoformat()})
+    summary.archive = str(path)
+    with store.connect() as conn:
+        conn.execute(_run(summary.run_id).values(archive=summary.archive))
+    return writer
 
 
 def _run(run_id: int) -> Any:
