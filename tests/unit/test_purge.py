@@ -430,3 +430,20 @@ def test_a_purge_with_nothing_to_take_keeps_no_file_but_the_run(
     assert done.counts == {} and done.archive is None and list((tmp_path / "a").iterdir()) == []
     [run] = runs(store)
     assert run["state"] == "done" and run["archive"] is None and run["counts"] == {}
+
+
+def test_a_batch_holds_at_most_max_lines_order_lines(
+    world: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PO-1 has 2 lines, PO-2 1: at most 2 lines a batch, they go in two batches (and the
+    dismissed message in a third); one order above the bound is a batch of its own."""
+    from edi_gateway.store import purge as module
+
+    monkeypatch.setattr(module, "MAX_LINES", 2)
+    done = purge(store := world.store, BEFORE, actor="t", archive_dir=tmp_path / "a")
+    assert done.archive is not None and done.counts["orders"] == 2
+    assert len(Path(done.archive).read_text().splitlines()) == 1 + 3
+    assert refs(store) == ["PO-3"]
+    monkeypatch.setattr(module, "MAX_LINES", 1)  # PO-1 alone is above it: still purged
+    restore(store, Path(done.archive))
+    assert purge(store, BEFORE, actor="t", archive_dir=None).counts["orders"] == 2

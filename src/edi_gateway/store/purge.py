@@ -68,6 +68,8 @@ LEASE = "purge"
 LEASE_SECONDS = 300.0
 BATCH = 200
 """Orders (or dismissed messages) per batch: one transaction, one archive line."""
+MAX_LINES = 50_000
+"""Order lines per batch, at most (one order may hold more: it is a batch of its own)."""
 CHUNK = 500
 RUNNING, DONE, FAILED, INTERRUPTED = "running", "done", "failed", "interrupted"
 
@@ -391,10 +393,29 @@ def _candidate_orders(
 ) -> list[int]:
     o = s.orders.c
     query = select(o.id).where(o.id > after, _finished_order(before)).order_by(o.id).limit(size)
-    ids = list(conn.scalars(skip_locked(query) if lock else query))
+    ids = _within_lines(conn, list(conn.scalars(skip_locked(query) if lock else query)))
     if ids and lock:
         numbers = conn.scalars(select(o.order_number).where(o.id.in_(ids)))
         xact_locks(conn, SAME_NUMBER, numbers)  # what processing locks before it correlates
+    return ids
+
+
+def _within_lines(conn: Connection, ids: list[int]) -> list[int]:
+    """The first of ``ids`` whose lines add up to at most :data:`MAX_LINES` (at least one): a
+    batch of large orders stays small enough to hold in memory and in one transaction."""
+    if not ids:
+        return ids
+    ol = s.order_lines.c
+    counts: dict[int, int] = dict(
+        conn.execute(
+            select(ol.order_id, func.count()).where(ol.order_id.in_(ids)).group_by(ol.order_id)
+        ).all()
+    )
+    total = 0
+    for n, order_id in enumerate(ids):
+        total += counts.get(order_id, 0)
+        if total > MAX_LINES and n:
+            return ids[:n]
     return ids
 
 
