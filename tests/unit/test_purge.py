@@ -447,3 +447,20 @@ def test_a_batch_holds_at_most_max_lines_order_lines(
     monkeypatch.setattr(module, "MAX_LINES", 1)  # PO-1 alone is above it: still purged
     restore(store, Path(done.archive))
     assert purge(store, BEFORE, actor="t", archive_dir=None).counts["orders"] == 2
+
+
+def test_a_purge_told_to_stop_ends_after_the_batch_in_hand(world: Gateway, tmp_path: Path) -> None:
+    """The daemon's time budget: stopped after one batch, the next look takes the rest."""
+    store = world.store
+    asked: list[int] = []
+
+    def keep_going() -> bool:
+        asked.append(1)
+        return False
+
+    first = purge(store, BEFORE, actor="t", archive_dir=None, batch=1, keep_going=keep_going)
+    assert not first.complete and first.counts["orders"] == 1 and asked == [1]
+    assert first.as_dict()["complete"] is False
+    rest = purge(store, BEFORE, actor="t", archive_dir=None)
+    assert rest.complete and rest.counts["orders"] == 1 and refs(store) == ["PO-3"]
+    assert [r["state"] for r in runs(store)] == ["done", "done"]

@@ -20,6 +20,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from time import monotonic
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,8 @@ Report = Callable[[str, Outcome], None]
 Observe = Callable[[dict[int, str], float], None]
 LONGEST_SLEEP = 60.0  # wake at least this often (a wall clock that jumped is noticed)
 SKIPPED_AGAIN_SECONDS = 0.2  # a supplier another gateway was bundling: flush again this soon
+RETENTION_SECONDS = 30.0  # a retention look purges this long at most, then intake goes on
+RETENTION_AGAIN_SECONDS = 60.0  # and comes back this soon while finished work is left
 RECEIPT_CHECK_SECONDS = 1.0  # while receipts are awaited: look this often (a look never waits)
 
 
@@ -345,6 +348,11 @@ class Daemon:
         self.next_purge = moment + timedelta(hours=kept.every_hours)
         from edi_gateway.store.purge import purge
 
+        deadline = monotonic() + RETENTION_SECONDS
+
+        def keep_going() -> bool:
+            return not self.stop.is_set() and monotonic() < deadline
+
         with log_fields(stage="retention"):
             try:
                 done = purge(
@@ -352,6 +360,7 @@ class Daemon:
                     moment - timedelta(days=kept.after_days),
                     actor=f"daemon {self.ownership.me}",
                     archive_dir=kept.archive_dir if kept.archive else None,
+                    keep_going=keep_going,
                 )
             except GatewayError as exc:  # another gateway purging; a bad archive folder
                 level = logging.INFO if exc.code is ErrorCode.PURGE_RUNNING else logging.ERROR
@@ -360,6 +369,8 @@ class Daemon:
             except Exception as exc:  # noqa: BLE001 - retention must never stop intake
                 _log_store_trouble(exc, "retention: the purge failed; next look next period")
                 return
+        if not done.complete:  # the budget ran out: more next minute, intake in between
+            self.next_purge = self.clock() + timedelta(seconds=RETENTION_AGAIN_SECONDS)
         if done.counts:
             what = ", ".join(f"{n} {name}" for name, n in sorted(done.counts.items()))
             log.info(

@@ -111,6 +111,8 @@ class Summary:
     newest: datetime | None = None
     archive: str | None = None
     archive_sha256: str | None = None
+    complete: bool = True
+    """False when ``keep_going`` said stop before everything finished had gone."""
 
     def seen(self, moments: Iterable[datetime]) -> None:
         """Widen oldest/newest to ``moments`` (the last activity of what went)."""
@@ -131,6 +133,7 @@ class Summary:
             "newest": utc_text(self.newest),
             "archive": self.archive,
             "archive_sha256": self.archive_sha256,
+            "complete": self.complete,
         }
 
 
@@ -162,9 +165,12 @@ def purge(
     archive_dir: Path | None,
     dry_run: bool = False,
     batch: int = BATCH,
+    keep_going: Callable[[], bool] | None = None,
 ) -> Summary:
     """Purge what finished before ``before`` (archived into ``archive_dir``; None: no archive);
-    ``dry_run``: only count it. PURGE_RUNNING when another purge holds the lease."""
+    ``dry_run``: only count it. ``keep_going`` is asked after each batch (the daemon's time
+    budget): False ends the run there, ``complete`` False. PURGE_RUNNING when another purge
+    holds the lease."""
     before = _checked(before, batch)
     if dry_run:
         summary = Summary(None, before, True)
@@ -201,7 +207,7 @@ def purge(
             conn.execute(_run(run_id).values(counts=json.dumps(dict(summary.counts))))
             crashpoints.reach("purge-before-commit")
 
-        _batches(store, summary, batch, each)
+        _batches(store, summary, batch, each, keep_going or (lambda: True))
         if writer is not None:
             summary.archive_sha256 = writer.close()
             if not writer.batches:  # nothing went: no file to keep (the run says so)
@@ -302,8 +308,11 @@ def _close_interrupted(conn: Connection) -> None:
 Each = Callable[[Connection, int, _Batch], None]
 
 
-def _batches(store: Store, summary: Summary, size: int, each: Each) -> None:
-    """Find and purge batch after batch, each in its own transaction, until none is left."""
+def _batches(
+    store: Store, summary: Summary, size: int, each: Each, keep_going: Callable[[], bool]
+) -> None:
+    """Find and purge batch after batch, each in its own transaction, until none is left (or
+    ``keep_going`` says stop: ``summary.complete`` False)."""
     number = 0
     for kind in ("orders", "messages"):
         after = 0
@@ -317,6 +326,9 @@ def _batches(store: Store, summary: Summary, size: int, each: Each) -> None:
                 number += 1
                 _count(summary, found)
                 each(conn, number, found)
+            if not keep_going():
+                summary.complete = False
+                return
 
 
 def _walk(conn: Connection, summary: Summary, size: int) -> None:
