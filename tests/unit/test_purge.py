@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, func, insert, select, type_coerce, update
+from sqlalchemy.types import NullType
 
 from edi_gateway.app import Gateway
 from edi_gateway.config import Settings
@@ -70,11 +71,17 @@ def backdate(store: Store, at: datetime = OLD) -> None:
 
 
 def dump(store: Store) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table but the purge's own, in primary key order."""
+    """Every row of every table but the purge's own, in primary key order, every value as the
+    driver returns it (no type's processing: the text SQLite holds, byte for byte)."""
     with store.connect() as conn:
         return {
             table.name: [
-                tuple(r) for r in conn.execute(select(table).order_by(*table.primary_key.columns))
+                tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
+                for r in conn.execute(
+                    select(*(type_coerce(c, NullType()).label(c.name) for c in table.columns))
+                    .select_from(table)
+                    .order_by(*table.primary_key.columns)
+                )
             ]
             for table in s.metadata.sorted_tables
             if table.name not in BOOKKEEPING

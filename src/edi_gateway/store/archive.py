@@ -7,9 +7,11 @@ is written, flushed and fsynced before that batch's rows are deleted, and only a
 a newline is complete: a crash while writing leaves an incomplete last line, whose batch was
 never deleted (restore ignores it).
 
-Values keep their exact type: ``null``, booleans, integers and strings as JSON; bytes as
-``{"$b": base64}``, datetimes as ``{"$t": ISO 8601}``, dates as ``{"$d": ISO date}``, decimals as
-``{"$n": "text"}`` (the digits as stored, trailing zeros included).
+Rows are archived as the database driver returned them, without any column type's
+processing (store/purge.py ``_raw``), and go back the same way: on SQLite the very text, numbers
+and bytes the file held; on PostgreSQL the driver's values. Each keeps its exact type: ``null``,
+booleans, integers and strings as JSON; bytes as ``{"$b": base64}``, datetimes as
+``{"$t": ISO 8601}``, dates as ``{"$d": ISO date}``, decimals as ``{"$n": "text"}``.
 """
 
 from __future__ import annotations

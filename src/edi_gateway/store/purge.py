@@ -41,6 +41,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Connection,
+    Dialect,
     Table,
     and_,
     delete,
@@ -49,8 +50,10 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    type_coerce,
     update,
 )
+from sqlalchemy.types import NullType
 
 from edi_gateway import crashpoints
 from edi_gateway.errors import ErrorCode, GatewayError
@@ -139,10 +142,19 @@ class Summary:
 
 @dataclass(slots=True)
 class _Batch:
-    """The rows one batch removes, per table, and the last activity of each thing in it."""
+    """The rows one batch removes, per table, as the driver gave them (so they go back
+    exactly: store/archive.py), and the last activity of each thing in it."""
 
+    dialect: Dialect | None = None
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     moments: list[datetime] = field(default_factory=list)
+
+    def when(self, table: str, row: dict[str, Any], column: str) -> datetime:
+        """The time ``row`` of ``table`` holds in ``column``, as the column's type reads it."""
+        assert self.dialect is not None
+        moment = _moment(self.dialect, table, column, row[column])
+        assert isinstance(moment, datetime)
+        return moment
 
     def ids(self, table: Table, column: str = "id") -> list[int]:
         return sorted({r[column] for r in self.rows.get(table.name, []) if r[column] is not None})
@@ -155,6 +167,25 @@ class _Batch:
 
 def _key(table: Table, row: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(row[c.name] for c in table.primary_key.columns)
+
+
+_READERS: dict[tuple[str, str, str], Callable[[Any], Any] | None] = {}
+
+
+def _moment(dialect: Dialect, table: str, column: str, raw: Any) -> Any:
+    """A raw driver value of ``table.column`` as the column's type reads it."""
+    key = (dialect.name, table, column)
+    if key not in _READERS:
+        kind = s.metadata.tables[table].c[column].type
+        _READERS[key] = kind.dialect_impl(dialect).result_processor(dialect, None)
+    read = _READERS[key]
+    return read(raw) if read is not None and raw is not None else raw
+
+
+def _raw(table: Table) -> Any:
+    """``SELECT`` every column of ``table`` as the driver returns it: no type's processing, so
+    what is archived is what the store held, and goes back as it was."""
+    return select(*(type_coerce(c, NullType()).label(c.name) for c in table.columns))
 
 
 def purge(
@@ -457,7 +488,7 @@ def _rows(conn: Connection, table: Table, column: Column[Any], ids: Sequence[Any
     found: list[dict[str, Any]] = []
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        found += [dict(r._mapping) for r in conn.execute(select(table).where(column.in_(chunk)))]
+        found += [dict(r._mapping) for r in conn.execute(_raw(table).where(column.in_(chunk)))]
     found.sort(key=lambda r: _key(table, r))
     return found
 
@@ -477,7 +508,7 @@ def _order_batch(conn: Connection, before: datetime, candidates: list[int]) -> _
 
 
 def _gather(conn: Connection, order_ids: list[int]) -> _Batch:
-    found = _Batch()
+    found = _Batch(conn.dialect)
     m, d = s.messages.c, s.documents.c
     found.add(s.orders, _rows(conn, s.orders, s.orders.c.id, order_ids))
     for table in ORDER_TABLES:
@@ -532,7 +563,7 @@ def _bundles(conn: Connection, found: _Batch) -> list[dict[str, Any]]:
             rows += [
                 dict(r._mapping)
                 for r in conn.execute(
-                    select(s.outbox).where(
+                    _raw(s.outbox).where(
                         x.partner == partner,
                         x.doc_number == bundle,
                         x.order_id.is_(None),
@@ -551,10 +582,16 @@ def _tied(before: datetime, found: _Batch, keep: set[int]) -> set[int]:
     tied = {
         r["id"]
         for r in found.rows.get("orders", [])
-        if r["status"] not in FINISHED or r["updated_at"] >= before or r["attention"]
+        if r["status"] not in FINISHED
+        or found.when("orders", r, "updated_at") >= before
+        or r["attention"]
     }
-    tied |= {r["order_id"] for r in found.rows.get("history", []) if r["at"] >= before}
-    tied |= {r["order_id"] for r in found.rows.get("documents", []) if r["created_at"] >= before}
+    for table, column in (("history", "at"), ("documents", "created_at")):
+        tied |= {
+            r["order_id"]
+            for r in found.rows.get(table, [])
+            if found.when(table, r, column) >= before
+        }
     messages = {r["id"]: r for r in found.rows.get("messages", [])}
     originals = {mid: r["duplicate_of"] for mid, r in messages.items()}
     owners: dict[int, set[int | None]] = {}
@@ -572,14 +609,14 @@ def _tied(before: datetime, found: _Batch, keep: set[int]) -> set[int]:
         owned(row["message_id"], row["order_id"])
     for mid, row in messages.items():
         owned(mid, row["order_id"])
-        if row["state"] not in MESSAGE_DONE or row["updated_at"] >= before:
+        if row["state"] not in MESSAGE_DONE or found.when("messages", row, "updated_at") >= before:
             still_open.add(_root(mid, originals))
     for root, who in owners.items():
         orders = {o for o in who if o is not None}
         if root in still_open or not orders <= keep:
             tied |= orders
     for row in found.rows.get("outbox", []):
-        if row["state"] not in OUTBOX_DONE or row["created_at"] >= before:
+        if row["state"] not in OUTBOX_DONE or found.when("outbox", row, "created_at") >= before:
             tied |= _outbox_orders(row, found)
     return (tied - {None}) & keep
 
@@ -607,19 +644,19 @@ def _last_activity(found: _Batch) -> list[datetime]:
             last[order_id] = max(last.get(order_id, moment), moment)
 
     for row in found.rows.get("orders", []):
-        seen(row["id"], row["updated_at"])
+        seen(row["id"], found.when("orders", row, "updated_at"))
     for row in found.rows.get("history", []):
-        seen(row["order_id"], row["at"])
+        seen(row["order_id"], found.when("history", row, "at"))
     return list(last.values())
 
 
 def _message_batch(conn: Connection, before: datetime, ids: list[int]) -> _Batch:
     """Dismissed messages with their payload, history, findings and refused documents."""
     del before  # the candidates' query checked it
-    found = _Batch()
+    found = _Batch(conn.dialect)
     _add_messages(conn, found, ids)
     _add_dependents(conn, found)
-    found.moments += [r["updated_at"] for r in found.rows.get("messages", [])]
+    found.moments += [found.when("messages", r, "updated_at") for r in found.rows["messages"]]
     return found
 
 
@@ -753,9 +790,25 @@ def _insert(conn: Connection, rows: dict[str, list[dict[str, Any]]]) -> None:
                     f"a row of {name} in the archive has columns {sorted(row)}, expected "
                     f"{sorted(names)} (an archive of another schema version)",
                 )
-        insert_many(conn, table, [{n: row[n] for n in names} for row in table_rows])
+        _insert_raw(conn, table, names, table_rows)
     search.index_rows(conn, "orders", [r["id"] for r in rows.get("orders", [])])
     search.index_rows(conn, "order_lines", [r["id"] for r in rows.get("order_lines", [])])
+
+
+def _insert_raw(
+    conn: Connection, table: Table, names: list[str], rows: list[dict[str, Any]]
+) -> None:
+    """INSERT rows of driver values as they were read (:func:`_raw`), no type's processing."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    quote = conn.dialect.identifier_preparer.quote
+    # names from the schema only; every value a bound parameter
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "  # noqa: S608
+        f"VALUES ({', '.join([mark] * len(names))})"
+    )
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start : start + CHUNK]
+        conn.exec_driver_sql(sql, [tuple(row[n] for n in names) for row in chunk])
 
 
 def runs(store: Store, limit: int = 50) -> list[dict[str, Any]]:
