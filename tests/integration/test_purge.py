@@ -107,9 +107,12 @@ def test_kill_9_mid_purge_leaves_whole_orders_and_a_restorable_archive(
     assert len(path.read_text().splitlines()) == 3  # header, batch 1, batch 2 (never deleted)
     refused = purge(config, "--before", BEFORE.isoformat(), "--no-archive", ok_codes=(1, 2))
     assert refused["error"]["code"] == "PURGE_RUNNING"  # the dead purge's lease has not run out
+    assert "until" in refused["error"]["message"]
+    refused = purge(config, "restore", path, ok_codes=(1, 2))  # one purge or restore at a time
+    assert refused["error"]["code"] == "PURGE_RUNNING"
+    expire_lease(store)
     back = purge(config, "restore", path)
     assert back["skipped_batches"] == 1 and dump(store) == before
-    expire_lease(store)
     done = purge(config, "--before", BEFORE.isoformat(), "--archive-dir", tmp_path / "again")
     assert done["counts"]["orders"] == 2
     first, second = purge(config, "history")[::-1]
@@ -126,6 +129,7 @@ def test_kill_9_after_the_archive_write_deletes_nothing(
     kill_during(config, "purge-after-archive", tmp_path / "archive")
     assert dump(store) == before
     [path] = (tmp_path / "archive").iterdir()
+    expire_lease(store)  # the dead purge's lease (a restore waits for it too)
     back = purge(config, "restore", path)
     assert back["restored"] == {} and back["skipped_batches"] == 1 and dump(store) == before
 

@@ -287,6 +287,7 @@ def test_another_purge_holding_the_lease_is_refused(world: Gateway) -> None:
     with pytest.raises(GatewayError) as caught:
         purge(store, BEFORE, actor="tester", archive_dir=None)
     assert caught.value.code is ErrorCode.PURGE_RUNNING
+    assert "someone else" in caught.value.message
     assert refs(store) == ["PO-1", "PO-2", "PO-3"] and runs(store) == []
 
 

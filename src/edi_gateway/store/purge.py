@@ -61,7 +61,14 @@ from edi_gateway.store import archive, search
 from edi_gateway.store import schema as s
 from edi_gateway.store.bulk import insert_many
 from edi_gateway.store.db import Store
-from edi_gateway.store.leases import SAME_NUMBER, hold, release, skip_locked, xact_locks
+from edi_gateway.store.leases import (
+    SAME_NUMBER,
+    hold,
+    read,
+    release,
+    skip_locked,
+    xact_locks,
+)
 
 FINISHED = ("Closed", "Cancelled", "Fully invoiced")
 OUTBOX_DONE = ("sent", "withdrawn")
@@ -178,8 +185,8 @@ def _moment(dialect: Dialect, table: str, column: str, raw: Any) -> Any:
     if key not in _READERS:
         kind = s.metadata.tables[table].c[column].type
         _READERS[key] = kind.dialect_impl(dialect).result_processor(dialect, None)
-    read = _READERS[key]
-    return read(raw) if read is not None and raw is not None else raw
+    reader = _READERS[key]
+    return reader(raw) if reader is not None and raw is not None else raw
 
 
 def _raw(table: Table) -> Any:
@@ -208,13 +215,9 @@ def purge(
         with store.reading() as session:
             _walk(session.connection(), summary, batch)
         return summary
-    holder = f"{actor} pid {os.getpid()} on {socket.gethostname()}"[:100]
+    holder = _holder(actor)
     with store.connect() as conn:
-        if hold(conn, LEASE, holder, LEASE_SECONDS, info=f"before {before.isoformat()}") is None:
-            raise GatewayError(
-                ErrorCode.PURGE_RUNNING,
-                "another purge is running on this store; see `edi-gateway purge history`",
-            )
+        _take_lease(conn, holder, f"purge before {before.isoformat()}")
         _close_interrupted(conn)
         run_id = _start(conn, actor, before)
     summary = Summary(run_id, before, False)
@@ -265,6 +268,24 @@ def purge(
             release(conn, [LEASE], holder)
         raise
     return summary
+
+
+def _holder(actor: str) -> str:
+    return f"{actor} pid {os.getpid()} on {socket.gethostname()}"[:100]
+
+
+def _take_lease(conn: Connection, holder: str, doing: str) -> None:
+    """The ``purge`` lease for ``holder``; PURGE_RUNNING, saying who holds it until when, if
+    somebody else does (a purge or restore, or one that died and whose lease runs on)."""
+    if hold(conn, LEASE, holder, LEASE_SECONDS, info=doing) is not None:
+        return
+    held = next((lease for lease in read(conn, LEASE) if lease.name == LEASE), None)
+    who = f"{held.holder} ({held.info}) until {held.until.isoformat()}" if held else "another"
+    raise GatewayError(
+        ErrorCode.PURGE_RUNNING,
+        f"the purge lease is held by {who}: one purge or restore at a time (a process that "
+        "died holds it until then); see `edi-gateway purge history`",
+    )
 
 
 def _checked(before: datetime, batch: int) -> datetime:
@@ -714,7 +735,9 @@ def restore(store: Store, path: Path) -> dict[str, Any]:
         raise GatewayError(ErrorCode.PURGE_ARCHIVE_INVALID, f"{path} names no purge run")
     counts: Counter[str] = Counter()
     skipped = 0
+    holder = _holder("restore")
     with store.connect() as conn:
+        _take_lease(conn, holder, f"restore {path.name}")
         r = s.purge_runs.c
         run = conn.execute(
             select(r.archive_sha256, r.restored_at, r.state).where(r.id == run_id)
@@ -746,6 +769,7 @@ def restore(store: Store, path: Path) -> dict[str, Any]:
             conn.execute(delete(s.purged_messages).where(c.run_id == run_id))
             conn.execute(delete(s.purged_documents).where(s.purged_documents.c.run_id == run_id))
             conn.execute(_run(run_id).values(restored_at=datetime.now(UTC)))
+        release(conn, [LEASE], holder)
     return {
         "archive": str(path),
         "run": run_id,
