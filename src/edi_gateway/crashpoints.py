@@ -14,6 +14,8 @@ most likely to lose or double work (docs/adr/0016):
 ``after-send``           a transport delivered an outbox row; the row is not yet marked sent
                          (folder and SFTP: the re-run finds the identical file; the others send
                          again with the same message ID: README, "Delivery guarantees")
+``bulk-issued``          a bulk respond/despatch/invoice issued one order's document in its
+                         batch's transaction, not yet committed (docs/adr/0038)
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ POINTS = frozenset(
         "during-recovery",
         "after-temp-write",
         "after-send",
+        "bulk-issued",
     }
 )
 _passed: Counter[str] = Counter()  # per process, only ever touched when ENV is set

