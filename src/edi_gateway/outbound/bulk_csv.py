@@ -63,6 +63,8 @@ LINE_COLUMNS = {
     "invoice": ("line", "quantity"),
 }
 """Per command: the columns of one row (a line, or a charge)."""
+CHECKED = {"respond": "decision", "despatch": "line", "invoice": "line"}
+"""The column a refusal of the whole request names (a rejection without a reason ...)."""
 DECISIONS = {"ack": "AB", "accept": "AP", "reject": "RE", "change": "CA"}
 YES, NO = {"yes", "true", "1", "y"}, {"no", "false", "0", "n", ""}
 MAX_ERRORS = 50
@@ -123,9 +125,14 @@ def read(session: Session, command: str, path: Path) -> list[Item]:
         seen[order_id] = first
         try:
             request, force = BUILDERS[command](order)
+        except Problem as exc:
+            problems.append(str(exc))
+            continue
+        try:
             precheck(command, request)
-        except (Problem, GatewayError) as exc:
-            problems.append(f"{_where(order)} {exc}")
+        except GatewayError as exc:
+            column = CHECKED[command]
+            problems.append(f"{_where(order)} column {column}: {exc.code}: {exc.message}")
             continue
         items.append(Item(order_id, request, force, f"{path.name} {_where(order)}"))
     if problems:
