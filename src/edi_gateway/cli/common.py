@@ -8,12 +8,14 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     from edi_gateway.app import Gateway
     from edi_gateway.config import Settings
+    from edi_gateway.store.db import Store
     from edi_gateway.store.queries import Page
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -175,6 +177,31 @@ def settings(args: argparse.Namespace) -> Settings:
     return load_config(config_path(args.config))
 
 
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """What a read-only command needs: the settings and the open store (not the whole
+    :class:`~edi_gateway.app.Gateway`, whose pipeline imports cost start-up)."""
+
+    settings: Settings
+    store: Store
+
+
+def with_store(run: Callable[[Opened, argparse.Namespace], int]) -> Handler:
+    """A handler that runs ``run`` with the configured store open (read-only commands)."""
+
+    def handle(args: argparse.Namespace) -> int:
+        from edi_gateway.store.db import open_configured
+
+        configured = settings(args)
+        store = open_configured(configured)
+        try:
+            return run(Opened(configured, store), args)
+        finally:
+            store.close()
+
+    return handle
+
+
 @contextmanager
 def gateway(args: argparse.Namespace) -> Iterator[Gateway]:
     """The configured gateway, open for the block."""
@@ -208,7 +235,7 @@ def listing_of(page_of: str, table_of: str) -> Handler:
     Filters` its parser has), one page of ``queries.<page_of>``, shown by ``views.<table_of>``
     (by name: the store is imported only when a list is asked for)."""
 
-    def run(opened: Gateway, args: argparse.Namespace) -> int:
+    def run(opened: Opened, args: argparse.Namespace) -> int:
         from edi_gateway import views
         from edi_gateway.store import queries
 
@@ -221,7 +248,7 @@ def listing_of(page_of: str, table_of: str) -> Handler:
             page = getattr(queries, page_of)(session, wanted, args.limit, args.offset)
         return emit_page(page, args, getattr(views, table_of)(page.rows))
 
-    return with_gateway(run)
+    return with_store(run)
 
 
 def with_gateway(run: Callable[[Gateway, argparse.Namespace], int]) -> Handler:

@@ -565,8 +565,7 @@ def order_payload(session: Session, order_id: int) -> bytes | None:
 
 def order_detail(session: Session, order: Order) -> Json:
     """An order with its lines and quantities, linked documents and history."""
-    from edi_gateway.outbound.despatch import open_quantity
-    from edi_gateway.pipeline.shipments import backorders_of
+    from edi_gateway.pipeline.shipments import backorders_of, open_quantity
 
     out = order_summary(order)
     lines = order_lines(session, order)
