@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from edi_gateway.app import Gateway
     from edi_gateway.config import Settings
     from edi_gateway.store.db import Store
-    from edi_gateway.store.queries import Page
+    from edi_gateway.store.queries import Filters, Page
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
@@ -230,6 +230,18 @@ FILTER_KEYS = (
 """The arguments of a list that are :class:`~edi_gateway.store.queries.Filters` by name."""
 
 
+def filters_of(args: argparse.Namespace) -> Filters:
+    """The :class:`~edi_gateway.store.queries.Filters` the arguments give (those its parser
+    has)."""
+    from edi_gateway.store.queries import Filters
+
+    given = vars(args)
+    return Filters(
+        state=given.get("state") or given.get("status"),
+        **{key: given[key] for key in FILTER_KEYS if given.get(key) not in (None, False)},
+    )
+
+
 def listing_of(page_of: str, table_of: str) -> Handler:
     """The handler of a list: the filters given (those of :class:`~edi_gateway.store.queries.
     Filters` its parser has), one page of ``queries.<page_of>``, shown by ``views.<table_of>``
@@ -239,11 +251,7 @@ def listing_of(page_of: str, table_of: str) -> Handler:
         from edi_gateway import views
         from edi_gateway.store import queries
 
-        given = vars(args)
-        wanted = queries.Filters(
-            state=given.get("state") or given.get("status"),
-            **{key: given[key] for key in FILTER_KEYS if given.get(key) not in (None, False)},
-        )
+        wanted = filters_of(args)
         with opened.store.session() as session:
             page = getattr(queries, page_of)(session, wanted, args.limit, args.offset)
         return emit_page(page, args, getattr(views, table_of)(page.rows))

@@ -10,7 +10,15 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edi_gateway.cli.common import ORDER_REF, Sub, choice_of, emit, json_option, with_gateway
+from edi_gateway.cli.common import (
+    ORDER_REF,
+    Sub,
+    choice_of,
+    emit,
+    filters_of,
+    json_option,
+    with_gateway,
+)
 
 DEFAULT_BATCH = 200  # = edi_gateway.outbound.bulk.DEFAULT_BATCH (not imported: start-up)
 
@@ -271,7 +279,6 @@ def _bulk(gateway: Gateway, args: argparse.Namespace, command: str) -> int:
     from edi_gateway import views
     from edi_gateway.app import operator_name
     from edi_gateway.outbound import bulk
-    from edi_gateway.store.queries import Filters
 
     chosen = [n for n in CHOICES[command] if getattr(args, n) not in (None, False, [])]
     if args.csv is not None:
@@ -285,18 +292,7 @@ def _bulk(gateway: Gateway, args: argparse.Namespace, command: str) -> int:
     else:
         request = args.bulk_of(args)
         check_before(command, request)
-        filters = Filters(
-            state=args.status,
-            since=args.since,
-            until=args.until,
-            partner=args.partner,
-            search=args.search,
-            order_type=args.order_type,
-            overdue=args.overdue,
-            attention=args.attention,
-            needs=args.needs,
-        )
-        ids = bulk.filtered(gateway.store, filters)
+        ids = bulk.filtered(gateway.store, filters_of(args))
         items = [bulk.Item(order_id, request, args.force) for order_id in ids]
     outcomes = bulk.run(
         gateway.store,
