@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from edi_gateway.app import Gateway
-from edi_gateway.errors import ErrorCode
+from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.outbound import bulk, outbox
 from edi_gateway.outbound.bulk_csv import CsvRefused, read
 from edi_gateway.outbound.despatch import DespatchRequest
@@ -249,3 +249,31 @@ def test_keys_name_the_command_the_order_and_the_choices() -> None:
 def test_a_batch_size_below_one_is_refused(billing: Gateway) -> None:
     with pytest.raises(Exception, match="at least 1"):
         _run(billing, "respond", [], batch=0)
+
+
+def test_a_spreadsheet_export_is_read_as_written(billing: Gateway, tmp_path: Path) -> None:
+    """A BOM, CRLF line ends, quoted cells holding commas and quotes, any column order."""
+    path = tmp_path / "export.csv"
+    path.write_bytes(
+        "\ufeffReason,ORDER,Decision\r\n"
+        '"out of stock, sorry ""for now""",PO-1,reject\r\n'
+        ",PO-2,Accept\r\n".encode()
+    )
+    outcomes = _run(billing, "respond", _read(billing, "respond", path))
+    assert [o.status for o in outcomes] == ["Rejected", "Accepted"]
+    with billing.store.session() as session:
+        payload = session.scalars(
+            select(OutboxRow.payload).where(OutboxRow.doc_number == "PO-1-OR1")
+        ).one()
+    assert b'out of stock, sorry "for now"' in payload
+
+
+def test_a_file_that_is_not_a_csv_of_text_is_refused(billing: Gateway, tmp_path: Path) -> None:
+    binary = tmp_path / "photo.csv"
+    binary.write_bytes(b"order,decision\n\xff\xd8\xff\xe0PO-1,accept\n")
+    with pytest.raises(CsvRefused, match="not UTF-8 text"):
+        _read(billing, "respond", binary)
+    with pytest.raises(GatewayError) as missing:
+        _read(billing, "respond", tmp_path / "nowhere.csv")
+    assert missing.value.code == ErrorCode.SOURCE_UNREADABLE
+    assert _count(billing, OutboxRow) == 0
