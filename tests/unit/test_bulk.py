@@ -23,7 +23,7 @@ from edi_gateway.outbound.respond import Decision
 from edi_gateway.store.db import Store
 from edi_gateway.store.queries import Filters
 from edi_gateway.store.schema import bulk_issued
-from edi_gateway.store.tables import DocumentRow, OutboxRow
+from edi_gateway.store.tables import DocumentRow, Order, OutboxRow
 from tests import factory as f
 from tests.conftest import shared_dir
 from tests.unit.support import detail, receive
@@ -277,3 +277,20 @@ def test_a_file_that_is_not_a_csv_of_text_is_refused(billing: Gateway, tmp_path:
         _read(billing, "respond", tmp_path / "nowhere.csv")
     assert missing.value.code == ErrorCode.SOURCE_UNREADABLE
     assert _count(billing, OutboxRow) == 0
+
+
+def test_a_key_committed_meanwhile_rolls_the_document_back(billing: Gateway) -> None:
+    """Another run committed the same decision after this batch read its keys (two operators
+    at once): the key's unique index refuses the second document, which leaves nothing."""
+    first = _filtered(billing, "respond", Decision("AP"), partner="buyer")
+    assert {o.state for o in first} == {"issued"}
+    item = bulk.Item(first[0].order_id, Decision("AP"))
+    key = bulk.key_of("respond", item.order_id, item.request, item.force)
+    with billing.store.session() as session:
+        order = session.get_one(Order, item.order_id)
+        batch = bulk._Batch(session, billing.settings, "respond", bulk.issuer("respond"), "ops")
+        late = batch.one(item, order, first[0].order_ref, key)
+    assert (late.state, late.document_id) == ("skipped", None)
+    assert "issued meanwhile" in (late.message or "")
+    assert _count(billing, OutboxRow) == 4 and _count(billing, bulk_issued) == 4
+    assert len(detail(billing, "PO-1")["documents"]) == 2  # the Order and one response

@@ -189,8 +189,12 @@ class _Batch:
         return out
 
     def one(self, item: Item, order: OrderRow, ref: str, key: str) -> Outcome:
-        """Issue one item in a savepoint: refused, it leaves nothing behind."""
+        """Issue one item in a savepoint: refused, it leaves nothing behind. When another run
+        of the same command committed the key after this batch read the keys (two operators
+        at once on PostgreSQL), the key's unique index refuses this one's: it is rolled back
+        and reported skipped."""
         from sqlalchemy import insert
+        from sqlalchemy.exc import IntegrityError
 
         from edi_gateway.pipeline.history import now
         from edi_gateway.store.schema import bulk_issued
@@ -205,15 +209,22 @@ class _Batch:
                     actor=self.actor,
                     force=item.force,
                 )
-                self.session.execute(
-                    insert(bulk_issued).values(
-                        key=key,
-                        command=self.command,
-                        order_id=order.id,
-                        document_id=issued.document_id,
-                        created_at=now(),
-                    )
-                )
+                try:
+                    with self.session.begin_nested():
+                        self.session.execute(
+                            insert(bulk_issued).values(
+                                key=key,
+                                command=self.command,
+                                order_id=order.id,
+                                document_id=issued.document_id,
+                                created_at=now(),
+                            )
+                        )
+                except IntegrityError as exc:
+                    raise _IssuedMeanwhile from exc  # rolls the whole item back
+        except _IssuedMeanwhile:
+            said = "issued meanwhile by another run of the same command; nothing issued twice"
+            return Outcome(order.id, ref, SKIPPED, item.where, message=said)
         except GatewayError as exc:
             return _refused(item, ref, exc.code, exc.message)
         return Outcome(
@@ -226,6 +237,10 @@ class _Batch:
             issued.outbox_id,
             issued.status,
         )
+
+
+class _IssuedMeanwhile(Exception):
+    """The item's key was committed by another run after this batch read the keys."""
 
 
 def _refused(item: Item, ref: str, code: str, message: str) -> Outcome:
