@@ -82,6 +82,11 @@ connectors:
 """
 
 
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+"""Children may write ``__pycache__`` (the ingest that makes the store does first), as an
+installed gateway has it."""
+
+
 class BenchError(RuntimeError):
     """Something broke: the figures would be meaningless."""
 
@@ -133,7 +138,9 @@ def run_child(cmd: list[str], log: Path, cwd: Path) -> Run:
     """Run ``cmd`` to completion: its wall time and the CPU time of exactly this child."""
     with log.open("wb") as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd=cwd)
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd=cwd, env=ENV
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
