@@ -104,6 +104,10 @@ def test_a_partial_despatch_killed_mid_batch_is_not_despatched_twice(project: Pr
 
 
 def test_refusals_exit_1_and_usage_mistakes_change_nothing(project: Project) -> None:
+    tried = project.run("respond", "--status", "received", "--accept", "--dry-run")
+    assert tried.returncode == 0, tried.stderr
+    assert "dry run, nothing was issued; respond: 8 would be issued" in tried.stdout
+    assert project.json("outbox", "list") == []
     assert project.json("respond", "PO-1", "--reject", "--reason", "no stock")["number"]
     done = project.run("despatch", "--partner", "buyer", "--json")
     assert done.returncode == 1, done.stderr
@@ -116,6 +120,8 @@ def test_refusals_exit_1_and_usage_mistakes_change_nothing(project: Project) -> 
         (("respond", "--csv", "x.csv", "--accept"), "drop --accept"),
         (("despatch", "--partner", "buyer", "--slip", "s.pdf"), "--slip prints one despatch"),
         (("invoice", "--partner", "buyer", "--rebill-credited", "--credit", "X"), "NOT_ALLOWED"),
+        (("respond", "PO-2", "--accept", "--dry-run"), "--dry-run and --batch-size go with"),
+        (("respond", "PO-2", "--accept", "--batch-size", "5"), "--dry-run and --batch-size"),
     ]:
         refused = project.run(*args)
         assert refused.returncode in (1, 2) and said in refused.stderr, (args, refused.stderr)

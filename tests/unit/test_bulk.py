@@ -294,3 +294,18 @@ def test_a_key_committed_meanwhile_rolls_the_document_back(billing: Gateway) -> 
     assert "issued meanwhile" in (late.message or "")
     assert _count(billing, OutboxRow) == 4 and _count(billing, bulk_issued) == 4
     assert len(detail(billing, "PO-1")["documents"]) == 2  # the Order and one response
+
+
+def test_a_dry_run_checks_everything_and_issues_nothing(billing: Gateway) -> None:
+    receive(billing, f.despatch_advice("D-1", "PO-2", [("1", "10"), ("2", "10"), ("3", "10")]))
+    items = [bulk.Item(i, DespatchRequest()) for i in bulk.filtered(billing.store, Filters())]
+    tried = bulk.run(
+        billing.store, billing.settings, "despatch", items, actor="ops", batch_size=3, dry_run=True
+    )
+    assert [(o.state, o.code) for o in tried].count(("issued", None)) == 3
+    assert [o.code for o in tried if o.state == "refused"] == [ErrorCode.NOT_ALLOWED.value]
+    assert {o.document_id for o in tried} == {None} and {o.outbox_id for o in tried} == {None}
+    assert _count(billing, OutboxRow) == 0 and _count(billing, bulk_issued) == 0
+    assert [d["type"] for d in detail(billing, "PO-1")["documents"]] == ["Order"]
+    real = _run(billing, "despatch", items)
+    assert [o.doc_number for o in real] == [o.doc_number for o in tried]

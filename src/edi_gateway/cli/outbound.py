@@ -239,9 +239,14 @@ def _order_or_bulk(parser: argparse.ArgumentParser, command: str) -> None:
     bulk.add_argument(
         "--batch-size",
         type=_batch_size,
-        default=DEFAULT_BATCH,
         metavar="N",
         help=f"orders per transaction (default {DEFAULT_BATCH})",
+    )
+    bulk.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check and compose every document as for real, issue nothing: what would be "
+        "issued, skipped and refused",
     )
 
 
@@ -269,6 +274,8 @@ def _bulk_wanted(args: argparse.Namespace) -> bool:
         raise _usage("give an ORDER, or --csv FILE, or filters: not an ORDER with them")
     if args.csv is not None and filters:
         raise _usage("--csv names its orders: drop --" + filters[0].replace("_", "-"))
+    if args.order is not None and (args.dry_run or args.batch_size is not None):
+        raise _usage("--dry-run and --batch-size go with --csv or filters, not with an ORDER")
     if args.order is None and not filters and args.csv is None:
         raise _usage("give an ORDER, --csv FILE or filters (--status, --partner ...)")
     return args.order is None
@@ -300,15 +307,20 @@ def _bulk(gateway: Gateway, args: argparse.Namespace, command: str) -> int:
         command,
         items,
         actor=operator_name(),
-        batch_size=args.batch_size,
+        batch_size=args.batch_size or DEFAULT_BATCH,
+        dry_run=args.dry_run,
     )
     tally = bulk.counts(outcomes)
-    data = {**tally, "orders": [outcome.as_json() for outcome in outcomes]}
+    data = {**tally, "dry_run": args.dry_run, "orders": [o.as_json() for o in outcomes]}
     summary = (
         f"{command}: {tally['issued']} issued, {tally['skipped']} skipped (issued before by "
         f"the same command), {tally['refused']} refused, of {len(outcomes)} order(s)"
     )
-    if tally["issued"]:
+    if args.dry_run:
+        summary = (
+            f"dry run, nothing was issued; {summary.replace(' issued,', ' would be issued,', 1)}"
+        )
+    elif tally["issued"]:
         summary += ". Deliver with `edi-gateway outbox flush` (or let `run` do it)."
     rows = [outcome.as_json() for outcome in outcomes]
     columns = ["order_ref", "state", "doc_number", "status", "code", "message", "where"]

@@ -137,14 +137,24 @@ def run(
     *,
     actor: str,
     batch_size: int = DEFAULT_BATCH,
+    dry_run: bool = False,
 ) -> list[Outcome]:
-    """Issue every item, ``batch_size`` per transaction; what became of each, in order."""
+    """Issue every item, ``batch_size`` per transaction; what became of each, in order.
+
+    ``dry_run``: every check runs and every document is composed, written and XSD-checked
+    exactly as for real, then each batch is rolled back: the outcomes say what would be
+    issued (without store IDs, which would not exist) and what would be refused."""
     if batch_size < 1:
         raise GatewayError(ErrorCode.USAGE, f"a batch holds at least 1 order, not {batch_size}")
     outcomes: list[Outcome] = []
     for batch in _chunks(items, batch_size):
         with store.session() as session:
-            outcomes += _Batch(session, settings, command, issuer(command), actor).run(batch)
+            attempt = session.begin_nested() if dry_run else None
+            done = _Batch(session, settings, command, issuer(command), actor).run(batch)
+            if attempt is not None:
+                attempt.rollback()
+                done = [dataclasses.replace(o, document_id=None, outbox_id=None) for o in done]
+            outcomes += done
     return outcomes
 
 
