@@ -225,16 +225,24 @@ def _order_or_bulk(parser: argparse.ArgumentParser, command: str) -> None:
         "--csv",
         type=Path,
         metavar="FILE",
-        help=f"a CSV of decisions, one row per order or per line (columns: README, `{command} "
-        "--csv`); any bad row refuses the whole file before anything is issued",
+        help=f"a CSV of {command} decisions, one row per order or per line (columns: README, "
+        "'Many orders at once'); any bad row refuses the whole file before anything is issued",
     )
-    bulk.add_argument("--status", type=choice_of(STATUSES), choices=STATUSES, metavar="STATUS")
+    bulk.add_argument(
+        "--status",
+        type=choice_of(STATUSES),
+        choices=STATUSES,
+        metavar="STATUS",
+        help="orders in this status (any case, '-' for a space), as `orders list --status`",
+    )
     bulk.add_argument("--partner", help="orders of this partner (id or party key)")
     time_filters(parser, "orders received")
     bulk.add_argument("--search", help="order IDs, party names, item names and IDs")
     bulk.add_argument("--type", dest="order_type", metavar="TYPE", help="as `orders list --type`")
     bulk.add_argument("--needs", choices=NEEDS, help="as `orders list --needs`")
-    bulk.add_argument("--attention", action="store_true", default=None, help="as orders list")
+    bulk.add_argument(
+        "--attention", action="store_true", default=None, help="as `orders list --attention`"
+    )
     bulk.add_argument("--overdue", action="store_true", help="as `orders list --overdue`")
     bulk.add_argument(
         "--batch-size",
