@@ -309,3 +309,9 @@ def test_a_dry_run_checks_everything_and_issues_nothing(billing: Gateway) -> Non
     assert [d["type"] for d in detail(billing, "PO-1")["documents"]] == ["Order"]
     real = _run(billing, "despatch", items)
     assert [o.doc_number for o in real] == [o.doc_number for o in tried]
+
+
+def test_the_cli_default_batch_is_the_module_s() -> None:
+    from edi_gateway.cli import outbound as cli_outbound
+
+    assert cli_outbound.DEFAULT_BATCH == bulk.DEFAULT_BATCH
