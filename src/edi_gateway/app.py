@@ -32,7 +32,7 @@ from edi_gateway.pipeline.process import (
 )
 from edi_gateway.pipeline.readahead import Examined, ReadAhead, inbound_files
 from edi_gateway.rules.evaluate import GATEWAY_RULE_IDS, RuleEngine
-from edi_gateway.store.db import Store, open_store
+from edi_gateway.store.db import Store, open_configured
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -95,18 +95,8 @@ class Gateway:
     @classmethod
     def open(cls, settings: Settings) -> Gateway:
         """Open the configured store (migrating it when needed); STORE_UNAVAILABLE in one line
-        when it cannot be (a missing folder of a SQLite file, an unreadable file)."""
-        from edi_gateway.errors import first_line
-
-        try:
-            store = open_store(
-                settings.store.connect_url(), lease_seconds=settings.daemon.lease_seconds
-            )
-        except OSError as exc:
-            raise GatewayError(
-                ErrorCode.STORE_UNAVAILABLE, f"the store cannot be used: {first_line(exc)}"
-            ) from exc
-        return cls(settings, store)
+        when it cannot be (``store.db.open_configured``)."""
+        return cls(settings, open_configured(settings))
 
     @property
     def policy(self) -> Policy:

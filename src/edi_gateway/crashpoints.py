@@ -16,6 +16,8 @@ most likely to lose or double work (docs/adr/0016):
                          again with the same message ID: README, "Delivery guarantees")
 ``purge-after-archive``  a purge batch is in the archive (fsynced); its rows are not deleted
 ``purge-before-commit``  a purge batch's rows are deleted, its transaction not yet committed
+``bulk-issued``          a bulk respond/despatch/invoice issued one order's document in its
+                         batch's transaction, not yet committed (docs/adr/0038)
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ POINTS = frozenset(
         "after-send",
         "purge-after-archive",
         "purge-before-commit",
+        "bulk-issued",
     }
 )
 _passed: Counter[str] = Counter()  # per process, only ever touched when ENV is set

@@ -66,6 +66,7 @@ class ErrorCode(StrEnum):
     PURGE_RUNNING = "PURGE_RUNNING"
     PURGE_ARCHIVE_INVALID = "PURGE_ARCHIVE_INVALID"
     RESTORE_CONFLICT = "RESTORE_CONFLICT"
+    BAD_CSV = "BAD_CSV"
     USAGE = "USAGE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
@@ -144,6 +145,10 @@ REMEDY: dict[ErrorCode, str] = {
     ErrorCode.RESTORE_CONFLICT: (
         "Rows of the archive would take ids or keys the store now uses for other rows; nothing "
         "was restored. Restore into a copy of the store, or ask for help."
+    ),
+    ErrorCode.BAD_CSV: (
+        "A bulk command's CSV has bad rows (the message names the file, each row and column); "
+        "nothing of it was issued. Fix those rows and run the same command again."
     ),
     ErrorCode.ATTACHMENT_INVALID: (
         "An order's embedded attachment is not valid base64; the order was kept without its "

@@ -8,13 +8,15 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     from edi_gateway.app import Gateway
     from edi_gateway.config import Settings
-    from edi_gateway.store.queries import Page
+    from edi_gateway.store.db import Store
+    from edi_gateway.store.queries import Filters, Page
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
@@ -175,6 +177,31 @@ def settings(args: argparse.Namespace) -> Settings:
     return load_config(config_path(args.config))
 
 
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """What a read-only command needs: the settings and the open store (not the whole
+    :class:`~edi_gateway.app.Gateway`, whose pipeline imports cost start-up)."""
+
+    settings: Settings
+    store: Store
+
+
+def with_store(run: Callable[[Opened, argparse.Namespace], int]) -> Handler:
+    """A handler that runs ``run`` with the configured store open (read-only commands)."""
+
+    def handle(args: argparse.Namespace) -> int:
+        from edi_gateway.store.db import open_configured
+
+        configured = settings(args)
+        store = open_configured(configured)
+        try:
+            return run(Opened(configured, store), args)
+        finally:
+            store.close()
+
+    return handle
+
+
 @contextmanager
 def gateway(args: argparse.Namespace) -> Iterator[Gateway]:
     """The configured gateway, open for the block."""
@@ -203,25 +230,33 @@ FILTER_KEYS = (
 """The arguments of a list that are :class:`~edi_gateway.store.queries.Filters` by name."""
 
 
+def filters_of(args: argparse.Namespace) -> Filters:
+    """The :class:`~edi_gateway.store.queries.Filters` the arguments give (those its parser
+    has)."""
+    from edi_gateway.store.queries import Filters
+
+    given = vars(args)
+    return Filters(
+        state=given.get("state") or given.get("status"),
+        **{key: given[key] for key in FILTER_KEYS if given.get(key) not in (None, False)},
+    )
+
+
 def listing_of(page_of: str, table_of: str) -> Handler:
     """The handler of a list: the filters given (those of :class:`~edi_gateway.store.queries.
     Filters` its parser has), one page of ``queries.<page_of>``, shown by ``views.<table_of>``
     (by name: the store is imported only when a list is asked for)."""
 
-    def run(opened: Gateway, args: argparse.Namespace) -> int:
+    def run(opened: Opened, args: argparse.Namespace) -> int:
         from edi_gateway import views
         from edi_gateway.store import queries
 
-        given = vars(args)
-        wanted = queries.Filters(
-            state=given.get("state") or given.get("status"),
-            **{key: given[key] for key in FILTER_KEYS if given.get(key) not in (None, False)},
-        )
+        wanted = filters_of(args)
         with opened.store.session() as session:
             page = getattr(queries, page_of)(session, wanted, args.limit, args.offset)
         return emit_page(page, args, getattr(views, table_of)(page.rows))
 
-    return with_gateway(run)
+    return with_store(run)
 
 
 def with_gateway(run: Callable[[Gateway, argparse.Namespace], int]) -> Handler:

@@ -14,10 +14,12 @@ from edi_gateway.cli.common import (
     list_options,
     listing_of,
     with_gateway,
+    with_store,
 )
 
 if TYPE_CHECKING:
     from edi_gateway.app import Gateway
+    from edi_gateway.cli.common import Opened
 
 STATES = ["received", "processed", "orphan", "duplicate", "failed", "dismissed"]
 REDRIVE_STATES = ["failed", "orphan", "received"]
@@ -40,7 +42,7 @@ def add_commands(sub: Sub) -> None:
         "--raw", action="store_true", help="the bytes as received, to stdout, nothing else"
     )
     json_option(show)
-    show.set_defaults(handler=with_gateway(_show))
+    show.set_defaults(handler=with_store(_show))
 
     redrive = msub.add_parser(
         "redrive", help="process failed, orphaned or unprocessed messages again"
@@ -66,14 +68,17 @@ def add_commands(sub: Sub) -> None:
     attach.set_defaults(handler=with_gateway(_attach))
 
 
-def _show(gateway: Gateway, args: argparse.Namespace) -> int:
+def _show(opened: Opened, args: argparse.Namespace) -> int:
     from edi_gateway import views
 
     if args.raw:
+        from edi_gateway.app import Gateway
+
+        gateway = Gateway(opened.settings, opened.store)
         sys.stdout.buffer.write(gateway.raw_payload(args.id))
         sys.stdout.buffer.flush()
         return 0
-    with gateway.store.session() as session:
+    with opened.store.session() as session:
         from edi_gateway.store.queries import message_detail
 
         detail = message_detail(session, args.id)

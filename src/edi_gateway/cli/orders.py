@@ -18,11 +18,13 @@ from edi_gateway.cli.common import (
     listing_of,
     paging,
     with_gateway,
+    with_store,
 )
 from edi_gateway.domain.status import NEEDS, OrderStatus
 
 if TYPE_CHECKING:
     from edi_gateway.app import Gateway
+    from edi_gateway.cli.common import Opened
 
 STATUSES = [s.value for s in OrderStatus]
 
@@ -73,7 +75,7 @@ def add_commands(sub: Sub) -> None:
     show = osub.add_parser("show", help="an order: lines and quantities, documents, history")
     show.add_argument("ref", help=ORDER_REF)
     json_option(show)
-    show.set_defaults(handler=with_gateway(_show))
+    show.set_defaults(handler=with_store(_show))
 
     note = osub.add_parser("note", help="add an operator's note to an order's history")
     note.add_argument("ref", help=ORDER_REF)
@@ -113,7 +115,7 @@ def _add_cancel(osub: Sub) -> None:
     cancel.set_defaults(handler=with_gateway(_cancel))
 
 
-def _show(gateway: Gateway, args: argparse.Namespace) -> int:
+def _show(gateway: Opened, args: argparse.Namespace) -> int:
     from edi_gateway import views
     from edi_gateway.store.queries import order_detail, resolve_order
 

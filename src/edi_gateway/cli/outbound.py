@@ -10,7 +10,17 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edi_gateway.cli.common import ORDER_REF, Sub, emit, json_option, with_gateway
+from edi_gateway.cli.common import (
+    ORDER_REF,
+    Sub,
+    choice_of,
+    emit,
+    filters_of,
+    json_option,
+    with_gateway,
+)
+
+DEFAULT_BATCH = 200  # = edi_gateway.outbound.bulk.DEFAULT_BATCH (not imported: start-up)
 
 if TYPE_CHECKING:
     from edi_gateway.app import Gateway
@@ -22,8 +32,8 @@ if TYPE_CHECKING:
 def add_commands(sub: Sub) -> None:
     """Add ``respond``, ``despatch``, ``invoice`` and ``documents`` to the CLI's commands."""
     respond = sub.add_parser("respond", help="send the buyer an Order Response (Peppol T76)")
-    respond.add_argument("order", help=ORDER_REF)
-    what = respond.add_mutually_exclusive_group(required=True)
+    _order_or_bulk(respond, "respond")
+    what = respond.add_mutually_exclusive_group()
     what.add_argument("--ack", action="store_true", help="acknowledge receipt (AB)")
     what.add_argument("--accept", action="store_true", help="accept as ordered (AP)")
     what.add_argument("--reject", action="store_true", help="reject (RE); needs --reason")
@@ -67,7 +77,7 @@ def add_commands(sub: Sub) -> None:
     respond.add_argument("--reason", help="why (shown to the buyer)")
     respond.add_argument("--force", action="store_true", help="respond despite the order state")
     json_option(respond)
-    respond.set_defaults(handler=with_gateway(_respond))
+    respond.set_defaults(handler=with_gateway(_respond), bulk_of=_respond_request)
     _despatch_command(sub)
     _invoice_command(sub)
     _documents_commands(sub)
@@ -75,7 +85,7 @@ def add_commands(sub: Sub) -> None:
 
 def _despatch_command(sub: Sub) -> None:
     despatch = sub.add_parser("despatch", help="send the buyer a Despatch Advice (Peppol T16)")
-    despatch.add_argument("order", help=ORDER_REF)
+    _order_or_bulk(despatch, "despatch")
     despatch.add_argument(
         "--line",
         action="append",
@@ -111,7 +121,7 @@ def _despatch_command(sub: Sub) -> None:
     )
     despatch.add_argument("--force", action="store_true", help="despatch more than is open")
     json_option(despatch)
-    despatch.set_defaults(handler=with_gateway(_despatch))
+    despatch.set_defaults(handler=with_gateway(_despatch), bulk_of=_despatch_request)
 
 
 def _invoice_command(sub: Sub) -> None:
@@ -120,7 +130,7 @@ def _invoice_command(sub: Sub) -> None:
         help="send the buyer an invoice, credit note or debit note (Billing 3.0; Self-Billing "
         "3.0 to a supplier with self_billing: true)",
     )
-    invoice.add_argument("order", help=ORDER_REF)
+    _order_or_bulk(invoice, "invoice")
     invoice.add_argument(
         "--line",
         action="append",
@@ -155,7 +165,7 @@ def _invoice_command(sub: Sub) -> None:
         help="an invoice may bill credited quantities again (recorded in the history)",
     )
     json_option(invoice)
-    invoice.set_defaults(handler=with_gateway(_invoice))
+    invoice.set_defaults(handler=with_gateway(_invoice), bulk_of=_invoice_request)
 
 
 def _documents_commands(sub: Sub) -> None:
@@ -182,6 +192,156 @@ def _add_attachments(dsub: Sub) -> None:
     one.add_argument("id", type=int, help="the attachment's ID (from `orders show`)")
     one.add_argument("--output", type=Path, help="write to this file (else to standard output)")
     one.set_defaults(handler=with_gateway(_attachment))
+
+
+CHOICES = {
+    "respond": (
+        "ack", "accept", "reject", "change", "note", "substitute", "charge", "discount", "reason",
+        "force",
+    ),
+    "despatch": ("line", "carrier", "tracking", "date", "eta", "boxes", "box", "force"),
+    "invoice": (
+        "line", "credit", "debit", "amount", "tax_category", "tax_rate", "reason", "force",
+        "rebill_credited",
+    ),
+}  # fmt: skip
+"""Per command: the options that say what to issue (a --csv file says it per order instead)."""
+FILTERS = ("status", "partner", "since", "until", "search", "order_type", "needs", "attention")
+"""The ``orders list`` filters a bulk command takes (``--overdue`` too)."""
+
+
+def _order_or_bulk(parser: argparse.ArgumentParser, command: str) -> None:
+    """The ORDER argument of the single-order command, or the orders of a bulk run: those a
+    filter of ``orders list`` selects, or those of a CSV of decisions (docs/adr/0038)."""
+    from edi_gateway.cli.common import time_filters
+    from edi_gateway.cli.orders import STATUSES
+    from edi_gateway.domain.status import NEEDS
+
+    parser.add_argument("order", nargs="?", help=ORDER_REF + "; or give --csv or a filter")
+    bulk = parser.add_argument_group(
+        "bulk", "many orders at once, the same choices for each (or per order from --csv)"
+    )
+    bulk.add_argument(
+        "--csv",
+        type=Path,
+        metavar="FILE",
+        help=f"a CSV of {command} decisions, one row per order or per line (columns: README, "
+        "'Many orders at once'); any bad row refuses the whole file before anything is issued",
+    )
+    bulk.add_argument(
+        "--status",
+        type=choice_of(STATUSES),
+        choices=STATUSES,
+        metavar="STATUS",
+        help="orders in this status (any case, '-' for a space), as `orders list --status`",
+    )
+    bulk.add_argument("--partner", help="orders of this partner (id or party key)")
+    time_filters(parser, "orders received")
+    bulk.add_argument("--search", help="order IDs, party names, item names and IDs")
+    bulk.add_argument("--type", dest="order_type", metavar="TYPE", help="as `orders list --type`")
+    bulk.add_argument("--needs", choices=NEEDS, help="as `orders list --needs`")
+    bulk.add_argument(
+        "--attention", action="store_true", default=None, help="as `orders list --attention`"
+    )
+    bulk.add_argument("--overdue", action="store_true", help="as `orders list --overdue`")
+    bulk.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        metavar="N",
+        help=f"orders per transaction (default {DEFAULT_BATCH})",
+    )
+    bulk.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check and compose every document as for real, issue nothing: what would be "
+        "issued, skipped and refused",
+    )
+
+
+def _batch_size(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of orders above 0, found {text!r}")
+    return int(text)
+
+
+def _usage(message: str) -> Exception:
+    from edi_gateway.errors import ErrorCode, GatewayError
+
+    return GatewayError(ErrorCode.USAGE, message)
+
+
+def _filters_given(args: argparse.Namespace) -> list[str]:
+    given = [name for name in FILTERS if getattr(args, name) not in (None, False)]
+    return given + (["overdue"] if args.overdue else [])
+
+
+def _bulk_wanted(args: argparse.Namespace) -> bool:
+    """Whether the command runs in bulk; USAGE for a mix of ORDER, --csv and filters."""
+    filters = _filters_given(args)
+    if args.order is not None and (filters or args.csv is not None):
+        raise _usage("give an ORDER, or --csv FILE, or filters: not an ORDER with them")
+    if args.csv is not None and filters:
+        raise _usage("--csv names its orders: drop --" + filters[0].replace("_", "-"))
+    if args.order is not None and (args.dry_run or args.batch_size is not None):
+        raise _usage("--dry-run and --batch-size go with --csv or filters, not with an ORDER")
+    if args.order is None and not filters and args.csv is None:
+        raise _usage("give an ORDER, --csv FILE or filters (--status, --partner ...)")
+    return args.order is None
+
+
+def _bulk(gateway: Gateway, args: argparse.Namespace, command: str) -> int:
+    """The bulk run of ``command``: its orders, one transaction per ``--batch-size``."""
+    from edi_gateway import views
+    from edi_gateway.app import operator_name
+    from edi_gateway.outbound import bulk
+
+    chosen = [n for n in CHOICES[command] if getattr(args, n) not in (None, False, [])]
+    if args.csv is not None:
+        from edi_gateway.outbound.bulk_csv import read
+
+        if chosen:
+            option = "--" + chosen[0].replace("_", "-")
+            raise _usage(f"with --csv the file holds each order's choices: drop {option}")
+        with gateway.store.reading() as session:
+            items = read(session, command, args.csv)
+    else:
+        request = args.bulk_of(args)
+        check_before(command, request)
+        ids = bulk.filtered(gateway.store, filters_of(args))
+        items = [bulk.Item(order_id, request, args.force) for order_id in ids]
+    outcomes = bulk.run(
+        gateway.store,
+        gateway.settings,
+        command,
+        items,
+        actor=operator_name(),
+        batch_size=args.batch_size or DEFAULT_BATCH,
+        dry_run=args.dry_run,
+    )
+    tally = bulk.counts(outcomes)
+    data = {**tally, "dry_run": args.dry_run, "orders": [o.as_json() for o in outcomes]}
+    summary = (
+        f"{command}: {tally['issued']} issued, {tally['skipped']} skipped (issued before by "
+        f"the same command), {tally['refused']} refused, of {len(outcomes)} order(s)"
+    )
+    if args.dry_run:
+        summary = (
+            f"dry run, nothing was issued; {summary.replace(' issued,', ' would be issued,', 1)}"
+        )
+    elif tally["issued"]:
+        summary += ". Deliver with `edi-gateway outbox flush` (or let `run` do it)."
+    rows = [outcome.as_json() for outcome in outcomes]
+    columns = ["order_ref", "state", "doc_number", "status", "code", "message", "where"]
+    text = (views.table(rows, columns) + "\n" if rows else "") + summary
+    emit(data, args.json, text)
+    return 1 if tally["refused"] else 0
+
+
+def check_before(command: str, request: Any) -> None:
+    """A request no order can take is refused before any order is read (as in a CSV)."""
+    from edi_gateway.outbound.bulk_csv import precheck
+
+    precheck(command, request)
 
 
 def line_change(text: str) -> LineChange:
@@ -269,12 +429,23 @@ def line_quantity(text: str) -> tuple[str, Decimal]:
 
 
 def _respond(gateway: Gateway, args: argparse.Namespace) -> int:
-    from edi_gateway.outbound.respond import Decision, respond
+    from edi_gateway.outbound.respond import respond
 
+    if _bulk_wanted(args):
+        return _bulk(gateway, args, "respond")
+    decision = _respond_request(args)
+    return _issue(gateway, args, respond, decision, what=f"Order Response ({decision.code})")
+
+
+def _respond_request(args: argparse.Namespace) -> Any:
+    from edi_gateway.outbound.respond import Decision
+
+    if not (args.ack or args.accept or args.reject or args.change):
+        raise _usage("give one of --ack, --accept, --reject or --change")
     code = "AB" if args.ack else "AP" if args.accept else "RE" if args.reject else "CA"
     if code == "AP" and (args.charge or args.discount):
         code = "CA"  # lines (the added charges) go on a CA only
-    decision = Decision(
+    return Decision(
         code,
         args.reason,
         tuple(args.change or ()),
@@ -283,18 +454,19 @@ def _respond(gateway: Gateway, args: argparse.Namespace) -> int:
         tuple(args.charge or ()),
         args.discount,
     )
-    return _issue(gateway, args, respond, decision, what=f"Order Response ({code})")
 
 
 def _despatch(gateway: Gateway, args: argparse.Namespace) -> int:
     from edi_gateway.errors import ErrorCode, GatewayError
-    from edi_gateway.outbound.despatch import DespatchRequest, despatch
-    from edi_gateway.outbound.packing import Packing, slip
+    from edi_gateway.outbound.despatch import despatch
+    from edi_gateway.outbound.packing import slip
 
-    packing = Packing(args.boxes, tuple(args.box or ()))
-    request = DespatchRequest(
-        tuple(args.line or ()), args.carrier, args.tracking, args.date, args.eta, packing
-    )
+    if _bulk_wanted(args):
+        if args.slip is not None:
+            raise _usage("--slip prints one despatch: in bulk, print each with `documents show`")
+        return _bulk(gateway, args, "despatch")
+    request = _despatch_request(args)
+    packing = request.packing
     if args.slip is not None and not packing.wanted:
         raise GatewayError(ErrorCode.USAGE, "--slip prints the boxes: give --boxes N or --box")
     if args.slip is not None and (args.slip.is_dir() or not args.slip.parent.is_dir()):
@@ -322,11 +494,31 @@ def _despatch(gateway: Gateway, args: argparse.Namespace) -> int:
     return emit(data, args.json, text)
 
 
+def _despatch_request(args: argparse.Namespace) -> Any:
+    from edi_gateway.outbound.despatch import DespatchRequest
+    from edi_gateway.outbound.packing import Packing
+
+    packing = Packing(args.boxes, tuple(args.box or ()))
+    return DespatchRequest(
+        tuple(args.line or ()), args.carrier, args.tracking, args.date, args.eta, packing
+    )
+
+
 def _invoice(gateway: Gateway, args: argparse.Namespace) -> int:
-    from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, invoice
+    from edi_gateway.outbound.invoice import invoice
+
+    if _bulk_wanted(args):
+        return _bulk(gateway, args, "invoice")
+    request = _invoice_request(args)
+    what = "Credit note" if args.credit else "Debit note" if args.debit else "Invoice"
+    return _issue(gateway, args, invoice, request, what=what)
+
+
+def _invoice_request(args: argparse.Namespace) -> Any:
+    from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest
     from edi_gateway.outbound.invoice_amount import fee_vat
 
-    request = InvoiceRequest(
+    return InvoiceRequest(
         lines=tuple(LineRequest(line_id, quantity) for line_id, quantity in args.line or ()),
         amount=args.amount,
         vat=fee_vat(args.tax_category, args.tax_rate),
@@ -335,8 +527,6 @@ def _invoice(gateway: Gateway, args: argparse.Namespace) -> int:
         reason=args.reason,
         rebill_credited=args.rebill_credited,
     )
-    what = "Credit note" if args.credit else "Debit note" if args.debit else "Invoice"
-    return _issue(gateway, args, invoice, request, what=what)
 
 
 def _issue(

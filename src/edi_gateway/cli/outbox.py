@@ -12,10 +12,12 @@ from edi_gateway.cli.common import (
     list_options,
     listing_of,
     with_gateway,
+    with_store,
 )
 
 if TYPE_CHECKING:
     from edi_gateway.app import Gateway
+    from edi_gateway.cli.common import Opened
 
 STATES = ["pending", "awaiting_receipt", "sent", "failed", "withdrawn"]
 
@@ -31,7 +33,7 @@ def add_commands(sub: Sub) -> None:
     show = osub.add_parser("show", help="one row: where it goes, its state and its findings")
     show.add_argument("id", type=int, help="the outbox row's ID")
     json_option(show)
-    show.set_defaults(handler=with_gateway(_show))
+    show.set_defaults(handler=with_store(_show))
     flush = osub.add_parser("flush", help="deliver what is due now")
     flush.add_argument("--partner", help="only what goes to this partner")
     json_option(flush)
@@ -65,7 +67,7 @@ def add_commands(sub: Sub) -> None:
     give_up.set_defaults(handler=with_gateway(_withdraw))
 
 
-def _show(gateway: Gateway, args: argparse.Namespace) -> int:
+def _show(gateway: Opened, args: argparse.Namespace) -> int:
     from edi_gateway import views
     from edi_gateway.store.queries import outbox_detail
 

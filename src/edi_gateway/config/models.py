@@ -31,7 +31,7 @@ from edi_gateway.config.retention import RetentionSettings
 from edi_gateway.config.rules import RulesSettings
 from edi_gateway.config.signature import SignatureSettings, signing_refused
 from edi_gateway.config.sla import SlaSettings
-from edi_gateway.domain.documents import DocumentKind
+from edi_gateway.domain.kinds import DocumentKind
 from edi_gateway.errors import ConfigError
 
 RuleId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]

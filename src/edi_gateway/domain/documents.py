@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from datetime import date
 from decimal import Decimal
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from edi_gateway.domain.kinds import DocumentKind as DocumentKind  # noqa: PLC0414 (re-exported)
 from edi_gateway.domain.order_data import Attachment, Contact, Delivery
 
 if TYPE_CHECKING:  # billing builds on this module; the annotation only needs the name
@@ -27,22 +27,6 @@ def self_billed(customization_id: str | None) -> bool:
     the buyer for the seller); a CIUS built on Self-Billing 3.0 (``...selfbilling:3.0#...``)
     counts too."""
     return (customization_id or "").strip().startswith(SELF_BILLING)
-
-
-class DocumentKind(StrEnum):
-    """The UBL 2.1 document types the gateway interprets (value = UBL root element name)."""
-
-    ORDER = "Order"
-    ORDER_CHANGE = "OrderChange"
-    ORDER_CANCELLATION = "OrderCancellation"
-    ORDER_RESPONSE = "OrderResponse"
-    ORDER_RESPONSE_SIMPLE = "OrderResponseSimple"
-    DESPATCH_ADVICE = "DespatchAdvice"
-    RECEIPT_ADVICE = "ReceiptAdvice"
-    INVOICE = "Invoice"
-    CREDIT_NOTE = "CreditNote"
-    DEBIT_NOTE = "DebitNote"
-    APPLICATION_RESPONSE = "ApplicationResponse"
 
 
 # Which side sends each kind: the buyer's documents are keyed to the buyer party, the rest to the

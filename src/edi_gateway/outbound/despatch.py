@@ -29,6 +29,7 @@ from edi_gateway.outbound.issuing import (
     written,
 )
 from edi_gateway.outbound.packing import Packed, Packing, pack
+from edi_gateway.pipeline.shipments import open_quantity
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -115,11 +116,15 @@ def issue_despatch(
     return issued
 
 
-def open_quantity(line: OrderLine) -> Decimal:
-    """What is still to despatch on a line: its confirmed (else ordered) quantity less what was
-    despatched, never below 0."""
-    expected = line.qty_ordered if line.qty_confirmed is None else line.qty_confirmed
-    return max(expected - line.qty_despatched, ZERO)
+def check_request(request: DespatchRequest) -> None:
+    """NotAllowed when ``request`` can never be issued, whatever the order (bulk CSVs are
+    checked with it before anything is issued)."""
+    given = [line_id for line_id, _ in request.lines]
+    if len(set(given)) != len(given):
+        raise NotAllowed("a line is given twice; give each line once")
+    for line_id, quantity in request.lines:
+        if quantity <= ZERO:
+            raise NotAllowed(f"line {line_id}: a despatched quantity must be more than 0")
 
 
 def _chosen(

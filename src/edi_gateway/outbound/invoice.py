@@ -134,7 +134,7 @@ def issue_invoice(
     from edi_gateway.store.queries import order_lines
     from edi_gateway.ubl.write import write_debit_note, write_invoice
 
-    _check_request(request)
+    check_request(request)
     forced: list[str] = []
     if order.status in NOT_BILLABLE:
         if not force:
@@ -205,7 +205,8 @@ def _recipient(settings: Settings, order: OrderRow, supplier: Partner) -> tuple[
     return order.buyer_partner or "", buyer_connector(settings, order)
 
 
-def _check_request(request: InvoiceRequest) -> None:
+def check_request(request: InvoiceRequest) -> None:
+    """NotAllowed when ``request`` can never be issued, whatever the order."""
     if request.credit_of and request.debit_of:
         raise NotAllowed("a document is either a credit note or a debit note, not both")
     if request.rebill_credited and (request.credit_of or request.debit_of):

@@ -107,7 +107,7 @@ def respond(
     force: bool = False,
 ) -> Issued:
     """Issue an Order Response for the order ``order_ref`` (see ``store.queries.resolve_order``)."""
-    _check_decision(_promoted(decision))
+    check_decision(decision)
     return on_order(
         store, order_ref, lambda s, o: issue(s, settings, o, decision, actor=actor, force=force)
     )
@@ -166,6 +166,12 @@ def _check_not_deleted(
         raise ResponseRefused(
             f"line {', '.join(hit)} was deleted by the buyer's Order Change; it is not answered"
         )
+
+
+def check_decision(decision: Decision) -> None:
+    """ResponseRefused when ``decision`` can never be sent, whatever the order (bulk CSVs are
+    checked with it before anything is issued)."""
+    _check_decision(_promoted(decision))
 
 
 def _promoted(decision: Decision) -> Decision:

@@ -84,6 +84,13 @@ def backorders(
     }
 
 
+def open_quantity(line: OrderLine) -> Decimal:
+    """What is still to despatch on a line: its confirmed (else ordered) quantity less what was
+    despatched, never below 0."""
+    expected = line.qty_ordered if line.qty_confirmed is None else line.qty_confirmed
+    return max(expected - line.qty_despatched, Decimal(0))
+
+
 def still_open(lines: Iterable[OrderLine]) -> dict[int, Decimal]:
     """Per order line, its effective quantity (confirmed, else ordered) less what left."""
     return {

@@ -14,11 +14,12 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, Program
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from edi_gateway.config import Settings
     from edi_gateway.errors import GatewayError
 
 # The newest migration. Opening a store at this revision skips Alembic (a start-up cost);
 # tests/unit/test_store.py checks it equals the head of the migration scripts.
-HEAD_REVISION = "0022"
+HEAD_REVISION = "0023"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -140,6 +141,19 @@ def _sqlite_begin(conn: Connection) -> None:
     # wait (the daemon's health check) ask for a deferred BEGIN.
     deferred = conn.get_execution_options().get("sqlite_deferred", False)
     conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+
+
+def open_configured(settings: Settings) -> Store:
+    """Open the store ``settings`` configure (migrating it when needed); STORE_UNAVAILABLE in
+    one line when it cannot be (a missing folder of a SQLite file, an unreadable file)."""
+    from edi_gateway.errors import ErrorCode, GatewayError, first_line
+
+    try:
+        return open_store(settings.store.connect_url(), lease_seconds=settings.daemon.lease_seconds)
+    except OSError as exc:
+        raise GatewayError(
+            ErrorCode.STORE_UNAVAILABLE, f"the store cannot be used: {first_line(exc)}"
+        ) from exc
 
 
 def open_store(url: str, *, migrate: bool = True, lease_seconds: float | None = None) -> Store:

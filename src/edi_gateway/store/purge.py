@@ -92,6 +92,7 @@ ORDER_TABLES = (
     s.discrepancies,
     s.shipments,
     s.forwards,
+    s.bulk_issued,
 )
 """Tables whose rows belong to one order through ``order_id`` alone."""
 PURGED = (

@@ -273,6 +273,26 @@ def list_orders(
 def page_orders(session: Session, filters: Filters, limit: int = 500, offset: int = 0) -> Page:
     """Orders, newest first, by status (``state``), arrival, partner (id or party key), order
     reference or free text."""
+    query = orders_query(session, filters)
+    if not filters.search:
+        found, total = _page(session, query, limit, offset)
+        return Page(_with_requested(session, found), total, offset)
+    # the search runs on its trigram indexes (store/search.py, ADR 0035); its matches are few
+    # next to the store, so their ids are read once, giving both the count and the page
+    ids = list(session.scalars(query.with_only_columns(Order.id)))
+    wanted = ids[offset : offset + limit]
+    rows = session.scalars(select(Order).where(Order.id.in_(wanted)).order_by(Order.id.desc()))
+    return Page(_with_requested(session, list(rows)), len(ids), offset)
+
+
+def order_ids(session: Session, filters: Filters) -> list[int]:
+    """The store IDs of every order ``filters`` select, oldest first (bulk outbound)."""
+    query = orders_query(session, filters).with_only_columns(Order.id).order_by(None)
+    return list(session.scalars(query.order_by(Order.id)))
+
+
+def orders_query(session: Session, filters: Filters) -> Select[Order]:
+    """The orders ``filters`` select, newest first: the query of ``orders list``."""
     status, partner, search = filters.state, filters.partner, filters.search
     query = select(Order).order_by(Order.id.desc())
     if status:
@@ -303,18 +323,11 @@ def page_orders(session: Session, filters: Filters, limit: int = 500, offset: in
             )
         )
     if not search:
-        found, total = _page(session, query, limit, offset)
-        return Page(_with_requested(session, found), total, offset)
+        return query
     if "\x00" in search:  # PostgreSQL refuses it in any text; no value holds one
         raise GatewayError(ErrorCode.USAGE, "the search text contains a NUL character")
-    # the search runs on its trigram indexes (store/search.py, ADR 0035); its matches are few
-    # next to the store, so their ids are read once, giving both the count and the page
     dialect = session.get_bind().dialect.name
-    query = query.where(search_condition(dialect, search))
-    ids = list(session.scalars(query.with_only_columns(Order.id)))
-    wanted = ids[offset : offset + limit]
-    rows = session.scalars(select(Order).where(Order.id.in_(wanted)).order_by(Order.id.desc()))
-    return Page(_with_requested(session, list(rows)), len(ids), offset)
+    return query.where(search_condition(dialect, search))
 
 
 def _with_requested(session: Session, found: Sequence[Order]) -> list[Json]:
@@ -552,8 +565,7 @@ def order_payload(session: Session, order_id: int) -> bytes | None:
 
 def order_detail(session: Session, order: Order) -> Json:
     """An order with its lines and quantities, linked documents and history."""
-    from edi_gateway.outbound.despatch import open_quantity
-    from edi_gateway.pipeline.shipments import backorders_of
+    from edi_gateway.pipeline.shipments import backorders_of, open_quantity
 
     out = order_summary(order)
     lines = order_lines(session, order)

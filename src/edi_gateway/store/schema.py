@@ -32,6 +32,7 @@ console_sessions  signed-in console sessions: the SHA-256 of the cookie's token,
 login_failures  failed console sign-ins per user name and address, for the rate limit
 purge_runs      every purge: when, who, up to when, counts, archive file and its sha256 (0022)
 purged_messages / purged_documents  the dedup keys purged messages and documents leave behind
+bulk_issued     what a bulk respond / despatch / invoice issued, by idempotency key (ADR 0038)
 """
 
 from __future__ import annotations
@@ -484,3 +485,17 @@ purged_documents = Table(
 )
 """What a purged document leaves behind so its number, received again from the same sender
 with other bytes, is an ID conflict, never a new order (0022)."""
+bulk_issued = Table(
+    "bulk_issued",
+    metadata,
+    _id(),
+    Column("key", String(64), nullable=False, unique=True),  # SHA-256 hex (outbound/bulk.py)
+    Column("command", String(20), nullable=False),  # respond, despatch, invoice
+    Column("order_id", ForeignKey("orders.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column(
+        "document_id", ForeignKey("documents.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+"""One row per document a bulk command issued, committed with it: the same command again
+issues nothing twice (0023, docs/adr/0038)."""

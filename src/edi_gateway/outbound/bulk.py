@@ -1,0 +1,270 @@
+"""Outbound in bulk: one ``respond``, ``despatch`` or ``invoice`` over many orders (ADR 0038).
+
+The orders come from a filter (those of ``orders list``) or from a CSV of decisions
+(:mod:`edi_gateway.outbound.bulk_csv`); either way each becomes an :class:`Item`: an order and
+the very request the single-order command would build. :func:`run` issues them in one process,
+``batch_size`` items per transaction, through the same ``issue`` functions as the single-order
+commands, so every check holds (state, ledger ``QUANTITY_EXCEEDED``, XSD before queueing; the
+Peppol rules at delivery, as for every outbox row).
+
+Idempotency: each issued document is recorded in ``bulk_issued`` under the SHA-256 of
+(command, order, canonical request, force), in the same transaction as the document. An item
+whose key is there is skipped and reported with the document issued before: re-running the same
+bulk command, after a crash or by mistake, issues nothing twice. A kill -9 mid-batch loses the
+whole uncommitted batch (document, outbox row and key alike), which the re-run then issues once.
+
+Each item runs in a savepoint: one the product refuses (its state, the ledger, an unknown line)
+is rolled back alone and reported with its code; the rest of the batch goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from edi_gateway import crashpoints
+from edi_gateway.errors import ErrorCode, GatewayError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from edi_gateway.config import Settings
+    from edi_gateway.outbound.issuing import Issued
+    from edi_gateway.store.db import Store
+    from edi_gateway.store.queries import Filters
+    from edi_gateway.store.tables import Order as OrderRow
+
+COMMANDS = ("respond", "despatch", "invoice")
+DEFAULT_BATCH = 200
+ISSUED, SKIPPED, REFUSED = "issued", "skipped", "refused"
+Issue = Callable[..., "Issued"]
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One order to answer, despatch or invoice, with the request the single-order command
+    takes (``respond.Decision``, ``despatch.DespatchRequest``, ``invoice.InvoiceRequest``)."""
+
+    order_id: int
+    request: Any
+    force: bool = False
+    where: str = ""
+    """Where it came from, for the report: ``FILE row N`` (rows ``N-M``), or "" for a filter."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one item: ``issued``, ``skipped`` (issued by an earlier run of the same
+    command: ``document_id`` is that document) or ``refused`` (``code``, ``message``)."""
+
+    order_id: int
+    order_ref: str
+    state: str
+    where: str = ""
+    document_id: int | None = None
+    doc_number: str | None = None
+    outbox_id: int | None = None
+    status: str | None = None
+    code: str | None = None
+    message: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The outcome as the ``--json`` output's row (keys without a value are left out)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, "")}
+
+
+def key_of(command: str, order_id: int, request: Any, force: bool) -> str:
+    """The idempotency key of issuing ``request`` on the order: the same command with the same
+    choices on the same order has the same key, whatever file, row or filter it came from."""
+    canonical = json.dumps(
+        [command, order_id, _plain(request), force], sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON-able data in one spelling (``10`` and ``10.00`` are the same)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = dataclasses.fields(value)
+        return {f.name: _plain(getattr(value, f.name)) for f in fields}
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def issuer(command: str) -> Issue:
+    """The in-transaction ``issue`` function of the single-order ``command``."""
+    if command == "respond":
+        from edi_gateway.outbound.respond import issue
+
+        return issue
+    if command == "despatch":
+        from edi_gateway.outbound.despatch import issue_despatch
+
+        return issue_despatch
+    if command == "invoice":
+        from edi_gateway.outbound.invoice import issue_invoice
+
+        return issue_invoice
+    raise GatewayError(ErrorCode.USAGE, f"no bulk {command!r}: expected one of {COMMANDS}")
+
+
+def filtered(store: Store, filters: Filters) -> list[int]:
+    """The store IDs of the orders ``filters`` select (as ``orders list``), oldest first."""
+    from edi_gateway.store.queries import order_ids
+
+    with store.reading() as session:
+        return order_ids(session, filters)
+
+
+def run(
+    store: Store,
+    settings: Settings,
+    command: str,
+    items: Sequence[Item],
+    *,
+    actor: str,
+    batch_size: int = DEFAULT_BATCH,
+    dry_run: bool = False,
+) -> list[Outcome]:
+    """Issue every item, ``batch_size`` per transaction; what became of each, in order.
+
+    ``dry_run``: every check runs and every document is composed, written and XSD-checked
+    exactly as for real, then each batch is rolled back: the outcomes say what would be
+    issued (without store IDs, which would not exist) and what would be refused."""
+    if batch_size < 1:
+        raise GatewayError(ErrorCode.USAGE, f"a batch holds at least 1 order, not {batch_size}")
+    outcomes: list[Outcome] = []
+    for batch in _chunks(items, batch_size):
+        with store.session() as session:
+            attempt = session.begin_nested() if dry_run else None
+            done = _Batch(session, settings, command, issuer(command), actor).run(batch)
+            if attempt is not None:
+                attempt.rollback()
+                done = [dataclasses.replace(o, document_id=None, outbox_id=None) for o in done]
+            outcomes += done
+    return outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """One transaction of a bulk run."""
+
+    session: Session
+    settings: Settings
+    command: str
+    issue: Issue
+    actor: str
+
+    def run(self, batch: Sequence[Item]) -> list[Outcome]:
+        """Issue the batch's items that were not issued before, each in a savepoint."""
+        from sqlalchemy import select
+
+        from edi_gateway.store.schema import bulk_issued, documents
+        from edi_gateway.store.tables import Order
+
+        session = self.session
+        keys = [key_of(self.command, item.order_id, item.request, item.force) for item in batch]
+        query = select(bulk_issued.c.key, bulk_issued.c.document_id, documents.c.doc_number)
+        query = query.join(documents, documents.c.id == bulk_issued.c.document_id)
+        done = {k: (d, n) for k, d, n in session.execute(query.where(bulk_issued.c.key.in_(keys)))}
+        wanted = {item.order_id for item in batch}
+        orders = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(wanted)))}
+        out: list[Outcome] = []
+        for item, key in zip(batch, keys, strict=True):
+            order = orders.get(item.order_id)
+            if order is None:
+                message = f"there is no order with store ID {item.order_id}"
+                out.append(_refused(item, str(item.order_id), ErrorCode.NOT_FOUND, message))
+                continue
+            ref = f"{order.buyer_partner or order.buyer_key}:{order.order_number}"
+            if key in done:
+                document_id, number = done[key]
+                out.append(Outcome(item.order_id, ref, SKIPPED, item.where, document_id, number))
+                continue
+            out.append(self.one(item, order, ref, key))
+            crashpoints.reach("bulk-issued")
+        return out
+
+    def one(self, item: Item, order: OrderRow, ref: str, key: str) -> Outcome:
+        """Issue one item in a savepoint: refused, it leaves nothing behind. When another run
+        of the same command committed the key after this batch read the keys (two operators
+        at once on PostgreSQL), the key's unique index refuses this one's: it is rolled back
+        and reported skipped."""
+        from sqlalchemy import insert
+        from sqlalchemy.exc import IntegrityError
+
+        from edi_gateway.pipeline.history import now
+        from edi_gateway.store.schema import bulk_issued
+
+        try:
+            with self.session.begin_nested():
+                issued = self.issue(
+                    self.session,
+                    self.settings,
+                    order,
+                    item.request,
+                    actor=self.actor,
+                    force=item.force,
+                )
+                try:
+                    with self.session.begin_nested():
+                        self.session.execute(
+                            insert(bulk_issued).values(
+                                key=key,
+                                command=self.command,
+                                order_id=order.id,
+                                document_id=issued.document_id,
+                                created_at=now(),
+                            )
+                        )
+                except IntegrityError as exc:
+                    raise _IssuedMeanwhile from exc  # rolls the whole item back
+        except _IssuedMeanwhile:
+            said = "issued meanwhile by another run of the same command; nothing issued twice"
+            return Outcome(order.id, ref, SKIPPED, item.where, message=said)
+        except GatewayError as exc:
+            return _refused(item, ref, exc.code, exc.message)
+        return Outcome(
+            order.id,
+            ref,
+            ISSUED,
+            item.where,
+            issued.document_id,
+            issued.doc_number,
+            issued.outbox_id,
+            issued.status,
+        )
+
+
+class _IssuedMeanwhile(Exception):
+    """The item's key was committed by another run after this batch read the keys."""
+
+
+def _refused(item: Item, ref: str, code: str, message: str) -> Outcome:
+    return Outcome(item.order_id, ref, REFUSED, item.where, code=str(code), message=message)
+
+
+def _chunks(items: Sequence[Item], size: int) -> Iterator[Sequence[Item]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def counts(outcomes: Iterable[Outcome]) -> dict[str, int]:
+    """How many items were issued, skipped and refused."""
+    tally = {ISSUED: 0, SKIPPED: 0, REFUSED: 0}
+    for outcome in outcomes:
+        tally[outcome.state] += 1
+    return tally

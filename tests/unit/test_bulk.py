@@ -1,0 +1,317 @@
+"""Outbound in bulk (docs/adr/0038): many orders answered, despatched and invoiced at once, by
+filter or by a CSV of decisions, with every check of the single-order commands and nothing
+issued twice when the same command runs again."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from edi_gateway.app import Gateway
+from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.outbound import bulk, outbox
+from edi_gateway.outbound.bulk_csv import CsvRefused, read
+from edi_gateway.outbound.despatch import DespatchRequest
+from edi_gateway.outbound.invoice import InvoiceRequest
+from edi_gateway.outbound.respond import Decision
+from edi_gateway.store.db import Store
+from edi_gateway.store.queries import Filters
+from edi_gateway.store.schema import bulk_issued
+from edi_gateway.store.tables import DocumentRow, Order, OutboxRow
+from tests import factory as f
+from tests.conftest import shared_dir
+from tests.unit.support import detail, receive
+from tests.unit.test_invoice import SELLER_LEGAL, billing_settings
+
+
+@pytest.fixture
+def billing(store: Store, tmp_path: Path) -> Gateway:
+    """A gateway whose supplier can invoice; orders PO-1 .. PO-4 of three lines (10 each)."""
+    (tmp_path / "out").mkdir()
+    gateway = Gateway(billing_settings(tmp_path, seller_legal=SELLER_LEGAL), store)
+    for n in range(1, 5):
+        receive(gateway, f.order(f"PO-{n}", f.items(3)))
+    return gateway
+
+
+def _filtered(
+    gateway: Gateway, command: str, request: object, batch: int = 2, **filters: Any
+) -> list[bulk.Outcome]:
+    items = [bulk.Item(i, request) for i in bulk.filtered(gateway.store, Filters(**filters))]
+    return bulk.run(gateway.store, gateway.settings, command, items, actor="ops", batch_size=batch)
+
+
+def _count(gateway: Gateway, what: Any) -> int:
+    with gateway.store.session() as session:
+        return int(session.scalar(select(func.count()).select_from(what)) or 0)
+
+
+def _csv(tmp_path: Path, text: str, name: str = "decisions.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _read(gateway: Gateway, command: str, path: Path) -> list[bulk.Item]:
+    with gateway.store.reading() as session:
+        return read(session, command, path)
+
+
+def _run(
+    gateway: Gateway, command: str, items: list[bulk.Item], batch: int = 3
+) -> list[bulk.Outcome]:
+    return bulk.run(gateway.store, gateway.settings, command, items, actor="ops", batch_size=batch)
+
+
+def test_answer_despatch_invoice_by_filter_then_again_issues_nothing(billing: Gateway) -> None:
+    answered = _filtered(billing, "respond", Decision("AP"), state="received")
+    assert [o.state for o in answered] == ["issued"] * 4
+    assert [o.status for o in answered] == ["Accepted"] * 4
+    assert [o.doc_number for o in answered] == [f"PO-{n}-OR1" for n in range(1, 5)]
+    # the same command again: every order still matches `--partner buyer`, nothing is issued
+    again = _filtered(billing, "respond", Decision("AP"), partner="buyer")
+    assert [(o.state, o.doc_number) for o in again] == [
+        ("skipped", f"PO-{n}-OR1") for n in range(1, 5)
+    ]
+    despatched = _filtered(billing, "despatch", DespatchRequest(carrier="DHL"), state="accepted")
+    assert {o.status for o in despatched} == {"Fully delivered"}
+    invoiced = _filtered(billing, "invoice", InvoiceRequest(), batch=3, partner="buyer")
+    assert {(o.state, o.status) for o in invoiced} == {("issued", "Fully invoiced")}
+    assert _filtered(billing, "invoice", InvoiceRequest(), partner="buyer")[0].state == "skipped"
+    assert _count(billing, OutboxRow) == 12 and _count(billing, bulk_issued) == 12
+    sent = outbox.flush(billing.store, billing.settings)
+    assert set(sent.values()) == {"sent"} and len(sent) == 12
+    files = sorted((billing.settings.path.parent / "out").iterdir())
+    check = shared_dir() / "tools" / "ubl-check"
+    done = subprocess.run(
+        [sys.executable, str(check), *map(str, files)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_refused_order_leaves_nothing_and_the_others_go(billing: Gateway) -> None:
+    receive(billing, f.despatch_advice("D-1", "PO-2", [("1", "10"), ("2", "10"), ("3", "10")]))
+    over = DespatchRequest(lines=(("1", Decimal(11)),))
+    outcomes = _filtered(billing, "despatch", over, batch=10, partner="buyer")
+    assert {o.code for o in outcomes} == {ErrorCode.QUANTITY_EXCEEDED.value}
+    outcomes = _filtered(billing, "despatch", DespatchRequest(), batch=10, partner="buyer")
+    states = {o.order_ref: (o.state, o.code) for o in outcomes}
+    assert states["buyer:PO-2"] == ("refused", ErrorCode.NOT_ALLOWED.value)  # nothing open
+    assert [s for s, _ in states.values()].count("issued") == 3
+    assert _count(billing, OutboxRow) == 3 and _count(billing, bulk_issued) == 3
+    assert [d["type"] for d in detail(billing, "PO-2")["documents"]] == ["Order", "DespatchAdvice"]
+
+
+def test_a_csv_of_decisions_answers_each_order_its_way(billing: Gateway, tmp_path: Path) -> None:
+    path = _csv(
+        tmp_path,
+        "Order,decision,line,quantity,date,note,reason,charge\n"
+        "PO-1,accept,,,,,,\n"
+        "PO-2,change,2,4,2026-12-24,only 4 left,,\n"
+        "PO-2,,3,0,,,,freight:25.00\n"
+        "PO-3,reject,,,,,discontinued,\n"
+        "\n"
+        "buyer:PO-4,ack,,,,,,\n",
+    )
+    items = _read(billing, "respond", path)
+    assert [i.where for i in items] == [
+        "decisions.csv row 2",
+        "decisions.csv rows 3-4",
+        "decisions.csv row 5",
+        "decisions.csv row 7",
+    ]
+    outcomes = _run(billing, "respond", items)
+    assert [o.status for o in outcomes] == [
+        "Accepted",
+        "Accepted with changes",
+        "Rejected",
+        "Acknowledged",
+    ]
+    lines = {ln["line_id"]: ln for ln in detail(billing, "PO-2")["lines"]}
+    assert (lines["1"]["confirmed"], lines["2"]["confirmed"], lines["3"]["confirmed"]) == (
+        "10",
+        "4",
+        "0",
+    )
+    with billing.store.session() as session:
+        payload = session.scalars(
+            select(OutboxRow.payload).where(OutboxRow.doc_number == "PO-2-OR1")
+        ).one()
+    assert b"only 4 left" in payload and b"2026-12-24" in payload and b"25.00" in payload
+    # the same file, with quantities spelled otherwise, issues nothing again
+    path.write_text(path.read_text().replace(",4,", ",4.00,"), encoding="utf-8")
+    assert {o.state for o in _run(billing, "respond", _read(billing, "respond", path))} == {
+        "skipped"
+    }
+    assert _count(billing, OutboxRow) == 4
+
+
+def test_every_bad_row_is_named_and_nothing_is_issued(billing: Gateway, tmp_path: Path) -> None:
+    path = _csv(
+        tmp_path,
+        "order,decision,line,quantity,reason,force\n"
+        "PO-1,accept,,,,\n"
+        "PO-2,change,1,lots,,\n"
+        "PO-3,reject,,,,\n"
+        "PO-4,accept,,,,maybe\n"
+        "PO-4,reject,,,,\n"
+        "PO-9,accept,,,,\n"
+        "buyer:PO-1,ack,,,,\n"
+        "PO-2,change,1\n",
+    )
+    with pytest.raises(CsvRefused) as refused:
+        _read(billing, "respond", path)
+    assert refused.value.code == ErrorCode.BAD_CSV
+    problems = "\n".join(refused.value.problems)
+    assert "row 9: 3 cells, the header has 6" in problems
+    assert "row 6 column decision: 'reject', but row 5 gave 'accept'" in problems
+    assert "row 3 column quantity: 'lots' is not a number" in problems
+    assert "row 4 column decision: NOT_ALLOWED: a rejection needs a reason" in problems
+    assert "row 5 column force: 'maybe': expected yes or no" in problems
+    assert "row 7 column order: NOT_FOUND" in problems
+    assert "row 8 column order: 'buyer:PO-1' is the order of row 2 again" in problems
+    assert str(path) in refused.value.message
+    assert _count(billing, OutboxRow) == 0 and _count(billing, DocumentRow) == 4
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("order,decision,colour\nPO-1,accept,red\n", "row 1 column 'colour': not a column"),
+        ("decision\naccept\n", "row 1: no 'order' column"),
+        ("order,order\nPO-1,PO-1\n", "row 1: a column is named twice"),
+        ("order,decision\n", "no rows under the header"),
+        ("order,decision\n,accept\n", "row 2 column order: empty"),
+        ("order,decision\nPO-1,\n", "row 2 column decision: empty"),
+        ("order,decision\nPO-1,maybe\n", "row 2 column decision: 'maybe': expected ack"),
+        ("order,decision,line\nPO-1,change,2\n", "needs at least one --change"),
+        ("order,decision,quantity\nPO-1,change,3\n", "row 2 column line: empty"),
+        ("order,decision,line,date\nPO-1,change,1,2026-12-01\n", "row 2 column quantity"),
+        ("order,decision,line,quantity\nPO-1,change,1,-1\n", "cannot be negative"),
+    ],
+)
+def test_a_bad_respond_csv_is_refused(
+    billing: Gateway, tmp_path: Path, text: str, found: str
+) -> None:
+    with pytest.raises(CsvRefused, match=found):
+        _read(billing, "respond", _csv(tmp_path, text))
+
+
+def test_despatch_and_invoice_csvs_keep_the_ledger(billing: Gateway, tmp_path: Path) -> None:
+    despatch = _csv(
+        tmp_path,
+        "order,line,quantity,carrier,tracking,date\n"
+        "PO-1,1,4,DHL,JD1,2026-12-01\n"
+        "PO-1,2,10,,,\n"
+        "PO-2,,,UPS,1Z,\n",
+        "despatch.csv",
+    )
+    outcomes = _run(billing, "despatch", _read(billing, "despatch", despatch))
+    assert [o.status for o in outcomes] == ["Partially delivered", "Fully delivered"]
+    invoice = _csv(
+        tmp_path,
+        "order,line,quantity,reason\nPO-1,1,4,\nPO-2,1,11,\nPO-2,2,10,\n",
+        "invoice.csv",
+    )
+    items = _read(billing, "invoice", invoice)
+    outcomes = _run(billing, "invoice", items)
+    assert [(o.state, o.code) for o in outcomes] == [
+        ("issued", None),
+        ("refused", ErrorCode.QUANTITY_EXCEEDED.value),
+    ]
+    assert "11" in (outcomes[1].message or "")
+    assert _count(billing, bulk_issued) == 3
+    with pytest.raises(CsvRefused, match="more than 0"):
+        _read(billing, "despatch", _csv(tmp_path, "order,line,quantity\nPO-3,1,0\n", "d.csv"))
+    with pytest.raises(CsvRefused, match="a line is given twice"):
+        _read(billing, "invoice", _csv(tmp_path, "order,line,quantity\nPO-3,1,1\nPO-3,1,2\n"))
+
+
+def test_keys_name_the_command_the_order_and_the_choices() -> None:
+    one = bulk.key_of("respond", 1, Decision("AP"), False)
+    assert one == bulk.key_of("respond", 1, Decision("AP"), False)
+    assert one != bulk.key_of("respond", 2, Decision("AP"), False)
+    assert one != bulk.key_of("respond", 1, Decision("AB"), False)
+    assert one != bulk.key_of("respond", 1, Decision("AP"), True)
+    assert one != bulk.key_of("despatch", 1, Decision("AP"), False)
+    ten = DespatchRequest(lines=(("1", Decimal("10")),))
+    assert bulk.key_of("despatch", 1, ten, False) == bulk.key_of(
+        "despatch", 1, DespatchRequest(lines=(("1", Decimal("10.000")),)), False
+    )
+
+
+def test_a_batch_size_below_one_is_refused(billing: Gateway) -> None:
+    with pytest.raises(Exception, match="at least 1"):
+        _run(billing, "respond", [], batch=0)
+
+
+def test_a_spreadsheet_export_is_read_as_written(billing: Gateway, tmp_path: Path) -> None:
+    """A BOM, CRLF line ends, quoted cells holding commas and quotes, any column order."""
+    path = tmp_path / "export.csv"
+    path.write_bytes(
+        "\ufeffReason,ORDER,Decision\r\n"
+        '"out of stock, sorry ""for now""",PO-1,reject\r\n'
+        ",PO-2,Accept\r\n".encode()
+    )
+    outcomes = _run(billing, "respond", _read(billing, "respond", path))
+    assert [o.status for o in outcomes] == ["Rejected", "Accepted"]
+    with billing.store.session() as session:
+        payload = session.scalars(
+            select(OutboxRow.payload).where(OutboxRow.doc_number == "PO-1-OR1")
+        ).one()
+    assert b'out of stock, sorry "for now"' in payload
+
+
+def test_a_file_that_is_not_a_csv_of_text_is_refused(billing: Gateway, tmp_path: Path) -> None:
+    binary = tmp_path / "photo.csv"
+    binary.write_bytes(b"order,decision\n\xff\xd8\xff\xe0PO-1,accept\n")
+    with pytest.raises(CsvRefused, match="not UTF-8 text"):
+        _read(billing, "respond", binary)
+    with pytest.raises(GatewayError) as missing:
+        _read(billing, "respond", tmp_path / "nowhere.csv")
+    assert missing.value.code == ErrorCode.SOURCE_UNREADABLE
+    assert _count(billing, OutboxRow) == 0
+
+
+def test_a_key_committed_meanwhile_rolls_the_document_back(billing: Gateway) -> None:
+    """Another run committed the same decision after this batch read its keys (two operators
+    at once): the key's unique index refuses the second document, which leaves nothing."""
+    first = _filtered(billing, "respond", Decision("AP"), partner="buyer")
+    assert {o.state for o in first} == {"issued"}
+    item = bulk.Item(first[0].order_id, Decision("AP"))
+    key = bulk.key_of("respond", item.order_id, item.request, item.force)
+    with billing.store.session() as session:
+        order = session.get_one(Order, item.order_id)
+        batch = bulk._Batch(session, billing.settings, "respond", bulk.issuer("respond"), "ops")
+        late = batch.one(item, order, first[0].order_ref, key)
+    assert (late.state, late.document_id) == ("skipped", None)
+    assert "issued meanwhile" in (late.message or "")
+    assert _count(billing, OutboxRow) == 4 and _count(billing, bulk_issued) == 4
+    assert len(detail(billing, "PO-1")["documents"]) == 2  # the Order and one response
+
+
+def test_a_dry_run_checks_everything_and_issues_nothing(billing: Gateway) -> None:
+    receive(billing, f.despatch_advice("D-1", "PO-2", [("1", "10"), ("2", "10"), ("3", "10")]))
+    items = [bulk.Item(i, DespatchRequest()) for i in bulk.filtered(billing.store, Filters())]
+    tried = bulk.run(
+        billing.store, billing.settings, "despatch", items, actor="ops", batch_size=3, dry_run=True
+    )
+    assert [(o.state, o.code) for o in tried].count(("issued", None)) == 3
+    assert [o.code for o in tried if o.state == "refused"] == [ErrorCode.NOT_ALLOWED.value]
+    assert {o.document_id for o in tried} == {None} and {o.outbox_id for o in tried} == {None}
+    assert _count(billing, OutboxRow) == 0 and _count(billing, bulk_issued) == 0
+    assert [d["type"] for d in detail(billing, "PO-1")["documents"]] == ["Order"]
+    real = _run(billing, "despatch", items)
+    assert [o.doc_number for o in real] == [o.doc_number for o in tried]
+
+
+def test_the_cli_default_batch_is_the_module_s() -> None:
+    from edi_gateway.cli import outbound as cli_outbound
+
+    assert cli_outbound.DEFAULT_BATCH == bulk.DEFAULT_BATCH
