@@ -415,17 +415,17 @@ def _earlier_originals(conn: Connection, works: list[Work]) -> dict[str, int]:
     shas = sorted({w.sha256 for w in works})
     batch = {w.id for w in works}
     found: dict[str, int] = {}
+    kept = (PROCESSED, ORPHAN, DUPLICATE)
     for start in range(0, len(shas), 500):
+        # on the sha256 index only: the state is tested here, since a state condition in SQL
+        # lets a planner pick the state index, whose "processed" holds nearly every message
         rows = conn.execute(
-            select(messages.c.sha256, messages.c.id)
-            .where(
-                messages.c.sha256.in_(shas[start : start + 500]),
-                messages.c.state.in_((PROCESSED, ORPHAN, DUPLICATE)),
+            select(messages.c.sha256, messages.c.id, messages.c.state).where(
+                messages.c.sha256.in_(shas[start : start + 500])
             )
-            .order_by(messages.c.id)
         )
-        for sha, mid in rows:
-            if mid not in batch:
+        for sha, mid, state in sorted(rows, key=lambda row: row[1]):
+            if mid not in batch and state in kept:
                 found.setdefault(sha, mid)
     return found
 
