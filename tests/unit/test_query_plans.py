@@ -501,6 +501,7 @@ def test_every_query_of_the_hot_paths_and_lists_uses_an_index(project: Project) 
         _sqlite_findings if project.url.startswith("sqlite") else _pg_findings
     )
     findings, explained = explain(project.url, seen)
+    print(f"{explained} distinct statements explained")  # shown with pytest -s
     assert explained > 150, f"only {explained} statements recorded: the paths did not run"
     paths = {p for _, p in seen.statements.values()}
     assert {"ingest", "poll + outbox (run --once)", "console /orders", "orders show"} <= paths
