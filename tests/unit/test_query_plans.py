@@ -6,10 +6,11 @@ polling a folder and delivering the outbox, the operator's commands, every list 
 filter, ``show``; the console's pages through its ASGI app) over a store seeded with orders,
 replies, failures, deliveries and findings. Each recorded statement is then explained with its
 own parameters, ``EXPLAIN QUERY PLAN`` on SQLite and ``EXPLAIN (FORMAT JSON)`` on PostgreSQL
-with ``enable_seqscan`` and ``enable_sort`` off (a seeded test store is tiny: the planner would
-read it whole because that is cheapest, so the question asked is whether an index COULD serve
-the query). A full read of a table that grows with traffic fails the test, naming the
-statement, the code path that ran it and the plan.
+(a seeded test store is tiny and the planner would read it whole because that is cheapest, so
+PostgreSQL is asked whether an index COULD serve each read: the growing tables declared big,
+sequential scans, hash and merge joins off; see ``_pg_findings`` and docs/adr/0036). A full
+read of a table that grows with traffic fails the test, naming the statement, the code path
+that ran it and the plan.
 
 Allowed, each for a stated reason (ALLOWED below): reading small tables that do not grow with
 traffic, and an unfiltered list (no WHERE at all), whose page is read in key order and stops at
@@ -293,7 +294,6 @@ def _check_it_all_ran(project: Project) -> None:
 def _failed_id(project: Project) -> str:
     from edi_gateway.store.db import open_store
     from edi_gateway.store.queries import Filters, page_messages
-    from edi_gateway.store.tables import Message  # noqa: F401  (mapped before the query)
 
     store = open_store(project.url)
     try:
