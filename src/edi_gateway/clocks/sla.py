@@ -165,7 +165,7 @@ def _fire(conn: Connection, settings: Settings, at: datetime) -> int:
         rows = conn.execute(
             select(o.id, o.order_number, o.buyer_partner, due)
             .where(condition, column.is_(None))
-            .order_by(o.id)
+            .order_by(due, o.id)  # in the due index's order: no read of every order (0036)
             .limit(BATCH)
             .with_for_update(skip_locked=True, of=orders)  # two gateways fire it once
         ).all()

@@ -192,7 +192,11 @@ def _withdraw_bundle(session: Session, row: Forward, order: Order, actor: str) -
     result = session.execute(
         update(outbox)
         .where(outbox.c.id.in_(files), outbox.c.state == PENDING)
-        .values(state=WITHDRAWN, last_error=f"withdrawn: order {order.order_number} cancelled")
+        .values(
+            state=WITHDRAWN,
+            last_error=f"withdrawn: order {order.order_number} cancelled",
+            error_code=None,  # no error code: tables.py keeps it with last_error
+        )
     )
     if isinstance(result, CursorResult) and result.rowcount != len(files):
         raise _Raced(f"a file of bundle {row.bundle} left before it could be withdrawn")

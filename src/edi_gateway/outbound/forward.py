@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import CursorResult, func, select, tuple_, update
+from sqlalchemy import CursorResult, func, select, update
 
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.outbound.bundle import (
@@ -312,15 +312,27 @@ def note_deliveries(store: Store, *, wait: bool = True) -> dict[str, str]:
         by_bundle: dict[tuple[str, str], list[Forward]] = defaultdict(list)
         for row in rows:
             by_bundle[(row.partner, row.bundle or "")].append(row)
-        # The files of every queued bundle in one query, not one per bundle.
+        # The files of every queued bundle in one query per 500 bundles, not one per bundle,
+        # on the outbox's doc_number index (docs/adr/0036)
+        found: list[tuple[int, str, str, str, str | None]] = []
+        names = sorted({bundle for _, bundle in by_bundle})
+        for start in range(0, len(names), 500):
+            found += [
+                (row_id, partner, bundle, state, where)
+                for row_id, partner, bundle, state, where in session.execute(
+                    select(
+                        OutboxRow.id,
+                        OutboxRow.partner,
+                        OutboxRow.doc_number,
+                        OutboxRow.state,
+                        OutboxRow.delivered_to,
+                    ).where(OutboxRow.doc_number.in_(names[start : start + 500]))
+                )
+            ]
         of_bundle: dict[tuple[str, str], list[tuple[str, str | None]]] = defaultdict(list)
-        queued = select(Forward.partner, Forward.bundle).where(Forward.state == QUEUED)
-        for partner, bundle, state, where in session.execute(
-            select(OutboxRow.partner, OutboxRow.doc_number, OutboxRow.state, OutboxRow.delivered_to)
-            .where(tuple_(OutboxRow.partner, OutboxRow.doc_number).in_(queued))
-            .order_by(OutboxRow.id)
-        ):
-            of_bundle[(partner, bundle)].append((state, where))
+        for _, partner, bundle, state, where in sorted(found):  # in id order, as they were made
+            if (partner, bundle) in by_bundle:
+                of_bundle[(partner, bundle)].append((state, where))
         for (partner, bundle), members in by_bundle.items():
             files = of_bundle.get((partner, bundle), [])
             if files and all(state == "sent" for state, _ in files):

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import Connection
 
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ErrorCode
 from edi_gateway.pipeline.history import SYSTEM, now
-from edi_gateway.store.bulk import insert_keyed, insert_many
+from edi_gateway.store.bulk import ids_by_key, insert_keyed, insert_many
 from edi_gateway.store.db import Store
 from edi_gateway.store.schema import history, message_payloads, messages
 
@@ -40,15 +40,8 @@ def intake(store: Store, envelopes: Sequence[Envelope]) -> list[int]:
 
 
 def _existing(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    found: dict[tuple[str, str], int] = {}
-    for start in range(0, len(keys), 400):
-        chunk = keys[start : start + 400]
-        c = messages.c
-        rows = conn.execute(
-            select(c.source, c.source_ref, c.id).where(tuple_(c.source, c.source_ref).in_(chunk))
-        )
-        found.update({(src, ref): mid for src, ref, mid in rows})
-    return found
+    found = ids_by_key(conn, messages, ("source", "source_ref"), keys)  # on the unique index
+    return {(source, ref): mid for (source, ref), mid in found.items()}
 
 
 def _store_new(conn: Connection, envelopes: list[Envelope]) -> dict[tuple[str, str], int]:

@@ -420,17 +420,17 @@ def _earlier_originals(conn: Connection, works: list[Work]) -> dict[str, int]:
     shas = sorted({w.sha256 for w in works})
     batch = {w.id for w in works}
     found: dict[str, int] = {}
+    kept = (PROCESSED, ORPHAN, DUPLICATE)
     for start in range(0, len(shas), 500):
+        # on the sha256 index only: the state is tested here, since a state condition in SQL
+        # lets a planner pick the state index, whose "processed" holds nearly every message
         rows = conn.execute(
-            select(messages.c.sha256, messages.c.id)
-            .where(
-                messages.c.sha256.in_(shas[start : start + 500]),
-                messages.c.state.in_((PROCESSED, ORPHAN, DUPLICATE)),
+            select(messages.c.sha256, messages.c.id, messages.c.state).where(
+                messages.c.sha256.in_(shas[start : start + 500])
             )
-            .order_by(messages.c.id)
         )
-        for sha, mid in rows:
-            if mid not in batch:
+        for sha, mid, state in sorted(rows, key=lambda row: row[1]):
+            if mid not in batch and state in kept:
                 found.setdefault(sha, mid)
     return found
 
@@ -500,26 +500,31 @@ def _check_rules(policy: Policy, work: Work) -> None:
 def _check_id_conflicts(conn: Connection, works: list[Work]) -> None:
     """The same document ID from the same sender with other bytes is flagged, never merged."""
     candidates = [w for w in works if w.pending and w.document is not None]
-    numbers = sorted({d.document_id for w in candidates for d in _documents(w)})
+    # per sender and kind, on the (sender_key, kind, doc_number) index (docs/adr/0036)
+    numbers: dict[tuple[str | None, str], set[str]] = {}
+    for work in candidates:
+        for d in _documents(work):
+            numbers.setdefault((work.sender_key, d.kind.value), set()).add(d.document_id)
     known: dict[tuple[str | None, str, str], int | None] = {}
-    for start in range(0, len(numbers), 500):
-        rows = conn.execute(
-            select(
-                documents.c.sender_key,
-                documents.c.kind,
-                documents.c.doc_number,
-                documents.c.message_id,
-            ).where(
-                documents.c.direction == "in",
-                documents.c.state != "refused",  # refused by the rules: its number is free
-                documents.c.doc_number.in_(numbers[start : start + 500]),
+    c = documents.c
+    for (sender, kind), wanted in numbers.items():
+        ordered = sorted(wanted)
+        for start in range(0, len(ordered), 500):
+            rows = conn.execute(
+                select(c.sender_key, c.kind, c.doc_number, c.message_id).where(
+                    c.sender_key == sender,  # IS NULL for None: the same key as before
+                    c.kind == kind,
+                    c.doc_number.in_(ordered[start : start + 500]),
+                    c.direction == "in",
+                    c.state != "refused",  # refused by the rules: its number is free
+                )
             )
-        )
-        known.update({(s, k, n): mid for s, k, n, mid in rows})
+            known.update({(s, k, n): mid for s, k, n, mid in rows})
     if numbers:  # numbers purged documents had (ADR 0037)
         from edi_gateway.store.purged import purged_numbers
 
-        for key, mid in purged_numbers(conn, numbers).items():
+        flat = sorted({n for wanted in numbers.values() for n in wanted})
+        for key, mid in purged_numbers(conn, flat).items():
             known.setdefault(key, mid)
     for work in candidates:
         keys = [(work.sender_key, d.kind.value, d.document_id) for d in _documents(work)]

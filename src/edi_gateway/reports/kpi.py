@@ -144,20 +144,24 @@ Of = Any  # Callable[[str | None], PartnerKpi | None]
 def _messages_in(conn: Connection, since: datetime, until: datetime, of: Of) -> None:
     m = messages.c
     window = (m.received_at >= since) & (m.received_at < until)
-    redriven = set(
-        conn.scalars(
-            select(history.c.message_id)
-            .join(messages, messages.c.id == history.c.message_id)
-            .where(window, history.c.event == "message.redriven")
-        )
-    )
     original = messages.alias("original")  # a duplicate is its original's partner's
     sender = func.coalesce(m.partner, original.c.partner)
     rows = conn.execute(
         select(m.id, sender, m.doc_kind, m.state, m.error_code)
         .outerjoin(original, original.c.id == m.duplicate_of)
         .where(window)
-    )
+    ).all()
+    ids = [row[0] for row in rows]
+    redriven: set[int] = set()
+    for start in range(0, len(ids), 500):  # the window's messages' history, by message id
+        redriven.update(
+            conn.scalars(
+                select(history.c.message_id).where(
+                    history.c.message_id.in_(ids[start : start + 500]),
+                    history.c.event == "message.redriven",
+                )
+            )
+        )
     for mid, name, kind, state, code in rows:
         kpi = of(name or "unknown")
         if kpi is None:
@@ -215,9 +219,14 @@ def _responses(conn: Connection, since: datetime, until: datetime, of: Of) -> No
 
 def _despatches(conn: Connection, since: datetime, until: datetime, of: Of) -> None:
     o, d, line = orders.c, documents.c, order_lines.c
+    # an order due in the period has a line due in it: those orders, found on the
+    # delivery_date index, are the only ones whose earliest date is read (docs/adr/0036)
+    in_period = select(line.order_id).where(
+        line.delivery_date >= since.date(), line.delivery_date < until.date()
+    )
     due = (
         select(line.order_id, func.min(line.delivery_date).label("due"))
-        .where(line.delivery_date.is_not(None))
+        .where(line.delivery_date.is_not(None), line.order_id.in_(in_period))
         .group_by(line.order_id)
         .subquery()
     )

@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table, select, tuple_
+from sqlalchemy import Connection, Dialect, Table, select
 
 CHUNK = 5000
-KEY_CHUNK = 400  # keys per read-back query (two bound parameters each; SQLite allows 32766)
+KEY_CHUNK = 500  # key values per read-back query (bound parameters; SQLite allows 32766)
 _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
@@ -86,13 +86,32 @@ def insert_keyed(
         return []
     insert_many(conn, table, rows)
     wanted = [tuple(row[name] for name in key) for row in rows]
-    columns = [table.c[name] for name in key]
-    found: dict[Any, int] = {}
-    for start in range(0, len(wanted), KEY_CHUNK):
-        chunk = wanted[start : start + KEY_CHUNK]
-        query = select(table.c.id, *columns).where(tuple_(*columns).in_(chunk))
-        found.update({tuple(found_key): row_id for row_id, *found_key in conn.execute(query)})
+    found = ids_by_key(conn, table, key, wanted)
     return [found[k] for k in wanted]
+
+
+def ids_by_key(
+    conn: Connection, table: Table, key: Sequence[str], wanted: Sequence[tuple[Any, ...]]
+) -> dict[tuple[Any, ...], int]:
+    """key values -> ``id`` of the rows of ``table`` that have them (those that exist).
+
+    ``key`` names columns with a unique index in that order. The lookup runs on that index on
+    every backend: the keys are grouped by all but their last column, and each group is one
+    ``a = ? AND b IN (...)`` query (a batch's keys share a few leading values: one connector,
+    a few buyers). A row-value ``(a, b) IN (VALUES ...)`` reads the whole index on SQLite and
+    a growing store pays for every row it holds (docs/adr/0036)."""
+    *lead, last = (table.c[name] for name in key)
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for values in dict.fromkeys(wanted):
+        groups.setdefault(tuple(values[:-1]), []).append(values[-1])
+    found: dict[tuple[Any, ...], int] = {}
+    for prefix, tails in groups.items():
+        same = [column == value for column, value in zip(lead, prefix, strict=True)]
+        for start in range(0, len(tails), KEY_CHUNK):
+            chunk = tails[start : start + KEY_CHUNK]
+            query = select(table.c.id, *lead, last).where(*same, last.in_(chunk))
+            found.update({tuple(k): row_id for row_id, *k in conn.execute(query)})
+    return found
 
 
 def _converter(

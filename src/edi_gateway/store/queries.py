@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from edi_gateway.domain.status import NEEDS
+from edi_gateway.domain.status import NEEDS, OrderStatus
 from edi_gateway.errors import ErrorCode, GatewayError, LookupFailed
 from edi_gateway.store import schema
 from edi_gateway.store.order_data import order_data_detail, type_condition
@@ -92,6 +92,16 @@ def _page(session: Session, query: Select[Any], limit: int, offset: int) -> tupl
     return list(session.scalars(query.limit(limit).offset(offset))), int(total or 0)
 
 
+def _newest_first(stamp: Any, key: Any, filters: Filters) -> tuple[Any, ...]:
+    """Newest first: by ``key`` (the id), or with a time filter by ``stamp`` then ``key``,
+    walking the time index from the newest end. Ordered by id alone, SQLite reads the table
+    in id order and tests the time of every row until the page is full: the whole table when
+    fewer rows than a page match (``--since`` today, the console's Today) (docs/adr/0036)."""
+    if filters.since or filters.until:
+        return (stamp.desc(), key.desc())
+    return (key.desc(),)
+
+
 def _num(value: Decimal | None) -> str | None:
     """A quantity as text without trailing zeros ("10", "2.5")."""
     return None if value is None else format(value.normalize(), "f")
@@ -131,21 +141,29 @@ def list_messages(
 def page_messages(session: Session, filters: Filters, limit: int = 500, offset: int = 0) -> Page:
     """Messages, newest first, by state, arrival time, partner, order, error code, connector."""
     f = filters
-    query = select(Message).order_by(Message.id.desc())
+    query = select(Message).order_by(*_newest_first(Message.received_at, Message.id, f))
     conditions = [
         Message.state == f.state if f.state else None,
         Message.received_at >= f.since if f.since else None,
         Message.received_at < f.until if f.until else None,
         Message.partner == f.partner if f.partner else None,
         Message.error_code == f.code.upper() if f.code else None,
-        or_(Message.source == f.connector, Message.source.endswith(f":{f.connector}"))
-        if f.connector
-        else None,
+        Message.source.in_(connector_sources(f.connector)) if f.connector else None,
         Message.order_id == resolve_order(session, f.order).id if f.order else None,
     ]
     query = query.where(*(c for c in conditions if c is not None))
     found, total = _page(session, query, limit, offset)
     return Page([message_summary(m) for m in found], total, offset)
+
+
+def connector_sources(name: str) -> list[str]:
+    """What ``messages.source`` says for what came through connector ``name``: each inbound
+    transport writes ``TYPE:NAME`` (TYPE a key of the connector registry), the CLI ``cli``.
+    Listed in full, the filter runs on the source index; a suffix ``LIKE '%:NAME'`` read every
+    message (docs/adr/0036)."""
+    from edi_gateway.config.connectors import CONNECTOR_TYPES
+
+    return [name, *(f"{kind}:{name}" for kind in CONNECTOR_TYPES)]
 
 
 def get_message(session: Session, message_id: int) -> Message:
@@ -281,8 +299,8 @@ def page_orders(session: Session, filters: Filters, limit: int = 500, offset: in
     # next to the store, so their ids are read once, giving both the count and the page
     ids = list(session.scalars(query.with_only_columns(Order.id)))
     wanted = ids[offset : offset + limit]
-    rows = session.scalars(select(Order).where(Order.id.in_(wanted)).order_by(Order.id.desc()))
-    return Page(_with_requested(session, list(rows)), len(ids), offset)
+    by_id = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(wanted)))}
+    return Page(_with_requested(session, [by_id[i] for i in wanted]), len(ids), offset)
 
 
 def order_ids(session: Session, filters: Filters) -> list[int]:
@@ -294,9 +312,9 @@ def order_ids(session: Session, filters: Filters) -> list[int]:
 def orders_query(session: Session, filters: Filters) -> Select[Order]:
     """The orders ``filters`` select, newest first: the query of ``orders list``."""
     status, partner, search = filters.state, filters.partner, filters.search
-    query = select(Order).order_by(Order.id.desc())
+    query = select(Order).order_by(*_newest_first(Order.created_at, Order.id, filters))
     if status:
-        query = query.where(Order.status.ilike(status))
+        query = query.where(Order.status == _status(status))
     if filters.attention is not None:
         query = query.where(Order.attention == filters.attention)
     if filters.since:
@@ -328,6 +346,21 @@ def orders_query(session: Session, filters: Filters) -> Select[Order]:
         raise GatewayError(ErrorCode.USAGE, "the search text contains a NUL character")
     dialect = session.get_bind().dialect.name
     return query.where(search_condition(dialect, search))
+
+
+_STATUSES = {s.value.lower(): s.value for s in OrderStatus}
+
+
+def _status(text: str) -> str:
+    """An order status named in any case, as stored: compared with ``=`` it runs on the
+    status index (``ILIKE`` read every order, docs/adr/0036); unknown is a USAGE error."""
+    found = _STATUSES.get(text.lower())
+    if found is None:
+        raise GatewayError(
+            ErrorCode.USAGE,
+            f"unknown order status {text!r}: expected one of {', '.join(_STATUSES.values())}",
+        )
+    return found
 
 
 def _with_requested(session: Session, found: Sequence[Order]) -> list[Json]:
@@ -390,10 +423,10 @@ def page_outbox(session: Session, filters: Filters, limit: int = 500, offset: in
         OutboxRow.created_at < f.until if f.until else None,
         OutboxRow.partner == f.partner if f.partner else None,
         OutboxRow.connector == f.connector if f.connector else None,
-        OutboxRow.last_error.startswith(f"{f.code.upper()}:") if f.code else None,
+        OutboxRow.error_code == f.code.upper() if f.code else None,
         OutboxRow.order_id == resolve_order(session, f.order).id if f.order else None,
     ]
-    query = select(OutboxRow).order_by(OutboxRow.id.desc())
+    query = select(OutboxRow).order_by(*_newest_first(OutboxRow.created_at, OutboxRow.id, f))
     found, total = _page(
         session, query.where(*(c for c in conditions if c is not None)), limit, offset
     )

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import Table, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, deferred
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, deferred, validates
 
 from edi_gateway.store import schema
 
@@ -296,10 +296,17 @@ class OutboxRow(Base):
     attempts: Mapped[int]
     next_attempt_at: Mapped[datetime]
     last_error: Mapped[str | None]
+    error_code: Mapped[str | None]
+    """The code ``last_error`` starts with, set with it (below): ``outbox list --code``."""
     delivered_to: Mapped[str | None]
     sent_at: Mapped[datetime | None]
     receipt: Mapped[str | None]
     """JSON: what an awaited receipt must say (outbound/receipts.py); None when none is."""
+
+    @validates("last_error")
+    def _with_code(self, _key: str, value: str | None) -> str | None:
+        self.error_code = schema.error_code_of(value)
+        return value
 
 
 class Forward(Base):
