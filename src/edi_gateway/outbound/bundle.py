@@ -4,14 +4,19 @@
 human formats from :mod:`edi_gateway.outbound.render`; layouts from ``mappings/``).
 ``build`` turns the files of the orders of one flush into what is queued: one file per order
 and format (``bundle: none``), one zip of them, one multi-sheet workbook, or one CSV of every
-line. ``is_due`` says whether a supplier's waiting orders should go now.
+line. A bundle over the profile's cap (``max_orders``, ``max_bytes``) goes as several parts,
+each a complete file of whole orders with its own sequence number, in order
+(docs/adr/0039-bundles-that-scale.md). ``is_due`` says whether a supplier's waiting orders
+should go now.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import re
 import zipfile
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -29,6 +34,7 @@ if TYPE_CHECKING:
     from edi_gateway.config import ForwardProfile
     from edi_gateway.domain.documents import Order
 
+log = logging.getLogger(__name__)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed member times: the same orders give the same bytes
@@ -69,13 +75,15 @@ class _Naming:
 
 @dataclass(frozen=True, slots=True)
 class Packed:
-    """A file to queue in the outbox: its name, bytes and the orders it carries."""
+    """A file to queue in the outbox: its name, bytes, the orders it carries and the sequence
+    number of the bundle (or part) it belongs to."""
 
     filename: str
     extension: str
     media_type: str
     payload: bytes
     forward_ids: tuple[int, ...]
+    seq: int
 
 
 def render_order(
@@ -116,10 +124,12 @@ def build(
     sent_on: date,
     language: str,
 ) -> list[Packed]:
-    """What one flush of ``orders`` to ``supplier`` queues (see the module docstring)."""
-    ids = tuple(o.forward_id for o in orders)
-    naming = _Naming(profile, supplier, seq, sent_on)
+    """What one flush of ``orders`` to ``supplier`` queues (see the module docstring).
+
+    Unbundled files all carry ``seq``; the parts of a bundle carry ``seq``, ``seq + 1``...
+    """
     if profile.bundle == "none":
+        naming = _Naming(profile, supplier, seq, sent_on)
         used: set[str] = set()
         return [
             Packed(
@@ -128,15 +138,63 @@ def build(
                 f.media_type,
                 f.payload,
                 (o.forward_id,),
+                seq,
             )
             for o in orders
             for f in o.files
         ]
-    extension, media, payload = _bundle_bytes(naming, orders, language)
-    name = file_name(
-        profile.bundle_filename, supplier=supplier, date=sent_on, seq=seq, ext=extension
-    )
-    return [Packed(name, extension, media, payload, ids)]
+    parts = _parts(profile, supplier, orders, seq=seq, sent_on=sent_on, language=language)
+    packed: list[Packed] = []
+    for number, (part, extension, media, payload) in enumerate(parts, start=1):
+        name = file_name(
+            profile.bundle_filename,
+            supplier=supplier,
+            date=sent_on,
+            seq=seq + number - 1,
+            part=number,
+            parts=len(parts),
+            ext=extension,
+        )
+        ids = tuple(o.forward_id for o in part)
+        packed.append(Packed(name, extension, media, payload, ids, seq + number - 1))
+    return packed
+
+
+def _parts(
+    profile: ForwardProfile,
+    supplier: str,
+    orders: Sequence[Forwarded],
+    *,
+    seq: int,
+    sent_on: date,
+    language: str,
+) -> list[tuple[Sequence[Forwarded], str, str, bytes]]:
+    """``orders`` cut into complete files: at most ``max_orders`` each, then any file over
+    ``max_bytes`` cut again (at the share of its orders that should fit, then in halves) until
+    each fits or holds one order. Orders keep their order; each is in exactly one part."""
+    cap = profile.max_orders or max(len(orders), 1)
+    pending = deque(orders[i : i + cap] for i in range(0, len(orders), cap))
+    done: list[tuple[Sequence[Forwarded], str, str, bytes]] = []
+    while pending:
+        part = pending.popleft()
+        naming = _Naming(profile, supplier, seq + len(done), sent_on)
+        extension, media, payload = _bundle_bytes(naming, part, language)
+        limit = profile.max_bytes
+        if limit is not None and len(payload) > limit and len(part) > 1:
+            fits = min(len(part) * limit // len(payload), len(part) // 2) or 1
+            pending.extendleft(reversed([part[i : i + fits] for i in range(0, len(part), fits)]))
+            continue
+        if limit is not None and len(payload) > limit:
+            log.warning(
+                "order %s alone makes a %s of %d bytes for %s, over max_bytes %d: sent alone",
+                part[0].order.document_id,
+                extension,
+                len(payload),
+                supplier,
+                limit,
+            )
+        done.append((part, extension, media, payload))
+    return done
 
 
 def file_name(pattern: str, **values: object) -> str:
