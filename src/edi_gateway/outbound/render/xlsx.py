@@ -221,9 +221,16 @@ def _write_table(
 def _line_rows(
     orders: Sequence[Order], columns: Sequence[Column]
 ) -> Iterator[list[tuple[CellValue, Kind]]]:
+    """Each line's cells; the order's own fields (HEADER_COLUMNS read no line) once an order."""
+    shared = [c for c in columns if c in HEADER_COLUMNS]
+    own = columns[len(shared) :]
+    assert list(columns[: len(shared)]) == shared, "the order's columns come first"
     for order in orders:
+        if not order.lines:
+            continue
+        head = [(_typed(c.value(order, order.lines[0])), c.kind) for c in shared]
         for line in order.lines:
-            yield [(_typed(c.value(order, line)), c.kind) for c in columns]
+            yield [*head, *((_typed(c.value(order, line)), c.kind) for c in own)]
 
 
 def _cell(sheet: Sheet, value: CellValue, kind: Kind) -> Any:
