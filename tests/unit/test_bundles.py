@@ -346,3 +346,30 @@ def test_kill_between_parts_loses_nothing_and_sends_nothing_twice(
     assert set(orders.values()) == {2}  # each order's two lines, in one file only
     assert states(gw) == ["delivered"] * 7
     assert [h["event"] for h in detail(gw, "PO-7")["history"]].count("forward.queued") == 1
+
+
+def test_a_cancellation_withdraws_only_its_own_part(store: Store, tmp_path: Path) -> None:
+    """Each part is a bundle of its own: cancelling an order of an unsent part withdraws that
+    part (its other orders wait again), never the parts beside it."""
+    from edi_gateway.outbound.forward import flush_forwards
+
+    gw = gateway(
+        store, tmp_path, formats=["ubl", "csv"], bundle="zip", when_waiting=4, max_orders=2
+    )
+    fill(gw, 4, lines=1)
+    assert len(flush_forwards(gw.store, gw.settings)["seller"]) == 2  # two parts queued
+    receive(gw, f.order_cancellation("C-1", "PO-3"))
+    with gw.store.session() as session:
+        query = select(OutboxRow.doc_number, OutboxRow.state).where(OutboxRow.partner == "seller")
+        outbox = {number: state for number, state in session.execute(query)}
+    assert outbox == {"seller-1": "pending", "seller-2": "withdrawn"}
+    assert states(gw) == ["queued", "queued", "withdrawn", "waiting"]
+    flush_forwards(gw.store, gw.settings, force=True)
+    flush_all(gw.store, gw.settings)
+    members = [sorted(zipfile.ZipFile(p).namelist()) for p in sent(tmp_path)]
+    assert [n for m in members for n in m if n.endswith(".xml")] == [
+        "seller-PO-1-ubl.xml",
+        "seller-PO-2-ubl.xml",
+        "seller-PO-4-ubl.xml",  # PO-3 never goes; PO-4 in the next bundle, seller-3
+    ]
+    assert states(gw) == ["delivered", "delivered", "withdrawn", "delivered"]
