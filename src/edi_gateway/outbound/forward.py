@@ -11,10 +11,12 @@ States of a forward (one per order and supplier)::
 - ``forward_orders`` (the react step) makes the row the moment the order is processed:
   ``held`` when the supplier's profile says ``hold: true``, else ``waiting``.
 - ``flush_forwards`` takes, per supplier whose bundle is due, every waiting row, renders its
-  files, builds the bundle(s), queues them in the outbox and marks the rows ``queued`` with the
-  bundle's number, all in ONE transaction: a crash anywhere before the commit leaves every row
-  ``waiting`` and nothing queued; after it, the outbox owns delivery (idempotent per file
-  name and content). The rows are claimed with ``UPDATE ... WHERE state = 'waiting'``: two
+  files (the orders read in chunks), builds the bundle(s), queues them in the outbox and marks
+  the rows ``queued`` with the bundle's number, all in ONE transaction: a crash anywhere before
+  the commit leaves every row ``waiting`` and nothing queued; after it, the outbox owns
+  delivery (idempotent per file name and content). A bundle over the profile's ``max_orders``
+  / ``max_bytes`` goes as parts, each a bundle of its own (its own number and ``seq``), all
+  queued in that same transaction (docs/adr/0039-bundles-that-scale.md). The rows are claimed with ``UPDATE ... WHERE state = 'waiting'``: two
   flushes at once cannot put an order in two bundles (the loser rolls back).
 - ``note_deliveries`` moves ``queued`` rows on once their outbox rows are sent (or failed).
 - A cancelled order is never forwarded: ``outbound/cancel_supplier.py`` withdraws the forward
