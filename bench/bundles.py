@@ -36,19 +36,17 @@ import io
 import json
 import os
 import pickle
-import platform
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from intake import BenchError, Run, environment, run_child  # bench/intake.py, beside this file
 
 REPO = Path(__file__).resolve().parents[1]
 BUYER, SUPPLIER = "7300010000001", "7310000000003"  # the parties tests/factory.py writes
@@ -80,18 +78,6 @@ partners:
     outbound: to-seller
     forward: FORWARD
 """
-
-
-class BenchError(RuntimeError):
-    """Something broke: the figures would be meaningless."""
-
-
-@dataclass(frozen=True)
-class Run:
-    """One child process: wall seconds and peak resident set size in MB."""
-
-    seconds: float
-    peak_mb: float
 
 
 @dataclass
@@ -303,20 +289,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_child(cmd: list[str], log: Path) -> Run:
-    """Run ``cmd`` to completion: wall time and the peak RSS of exactly this child (wait4)."""
-    with log.open("wb") as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        tail = log.read_text(errors="replace")[-2000:]
-        raise BenchError(f"{' '.join(cmd)} failed:\n{tail}")
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    return Run(round(seconds, 4), round(usage.ru_maxrss * scale / 2**20, 1))
-
-
 class Bench:
     """Seeds one template store per size and runs floors and gateways over copies of it."""
 
@@ -487,10 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     summaries = [case.summary(fixed) for case in cases]
     env = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "repeat": args.repeat,
+        **environment(args),
         "load_before": before,
         "load_after": load(),
         "fixed_s": {k: round(v, 3) for k, v in fixed.items()},

@@ -18,7 +18,7 @@ import re
 import zipfile
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
@@ -143,7 +143,7 @@ def build(
             for o in orders
             for f in o.files
         ]
-    parts = _parts(profile, supplier, orders, seq=seq, sent_on=sent_on, language=language)
+    parts = _parts(_Naming(profile, supplier, seq, sent_on), orders, language)
     packed: list[Packed] = []
     for number, (part, extension, media, payload) in enumerate(parts, start=1):
         name = file_name(
@@ -161,23 +161,18 @@ def build(
 
 
 def _parts(
-    profile: ForwardProfile,
-    supplier: str,
-    orders: Sequence[Forwarded],
-    *,
-    seq: int,
-    sent_on: date,
-    language: str,
+    first: _Naming, orders: Sequence[Forwarded], language: str
 ) -> list[tuple[Sequence[Forwarded], str, str, bytes]]:
     """``orders`` cut into complete files: at most ``max_orders`` each, then any file over
     ``max_bytes`` cut again (at the share of its orders that should fit, then in halves) until
     each fits or holds one order. Orders keep their order; each is in exactly one part."""
+    profile = first.profile
     cap = profile.max_orders or max(len(orders), 1)
     pending = deque(orders[i : i + cap] for i in range(0, len(orders), cap))
     done: list[tuple[Sequence[Forwarded], str, str, bytes]] = []
     while pending:
         part = pending.popleft()
-        naming = _Naming(profile, supplier, seq + len(done), sent_on)
+        naming = replace(first, seq=first.seq + len(done))
         extension, media, payload = _bundle_bytes(naming, part, language)
         limit = profile.max_bytes
         if limit is not None and len(payload) > limit and len(part) > 1:
@@ -190,7 +185,7 @@ def _parts(
                 part[0].order.document_id,
                 extension,
                 len(payload),
-                supplier,
+                first.supplier,
                 limit,
             )
         done.append((part, extension, media, payload))

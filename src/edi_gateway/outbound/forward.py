@@ -16,8 +16,9 @@ States of a forward (one per order and supplier)::
   the commit leaves every row ``waiting`` and nothing queued; after it, the outbox owns
   delivery (idempotent per file name and content). A bundle over the profile's ``max_orders``
   / ``max_bytes`` goes as parts, each a bundle of its own (its own number and ``seq``), all
-  queued in that same transaction (docs/adr/0039-bundles-that-scale.md). The rows are claimed with ``UPDATE ... WHERE state = 'waiting'``: two
-  flushes at once cannot put an order in two bundles (the loser rolls back).
+  queued in that same transaction (docs/adr/0039-bundles-that-scale.md). The rows are
+  claimed with ``UPDATE ... WHERE state = 'waiting'``: two flushes at once cannot put an order
+  in two bundles (the loser rolls back).
 - ``note_deliveries`` moves ``queued`` rows on once their outbox rows are sent (or failed).
 - A cancelled order is never forwarded: ``outbound/cancel_supplier.py`` withdraws the forward
   of an order cancelled before it reached the supplier (docs/adr/0008-cancellations.md).
