@@ -27,7 +27,6 @@ template or a column map stops start-up rather than a forward.
 from __future__ import annotations
 
 import dataclasses
-import io
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -182,7 +181,7 @@ def columns_workbook(layout: Layout, orders: list[Order], *, cancelled: str | No
     module docstring). Written in openpyxl's write-only mode, row by row (docs/adr/0039)."""
     from openpyxl import Workbook
 
-    from edi_gateway.outbound.render.xlsx import Grid, styled, write_rows
+    from edi_gateway.outbound.render.xlsx import Grid, new_sheet, saved, styled, write_rows
 
     spec = load_columns(layout)
     book = Workbook(write_only=True)
@@ -190,7 +189,7 @@ def columns_workbook(layout: Layout, orders: list[Order], *, cancelled: str | No
     for order in orders:
         wanted = spec.sheet.format(order=order.document_id)
         title = _sheet_title(f"{CANCELLED} {wanted}" if cancelled is not None else wanted, used)
-        sheet = book.create_sheet(title)
+        sheet = new_sheet(book, title)
         grid: Grid = {}  # later entries win, as later writes to a cell would
         if cancelled is not None:
             mark = len(spec.columns) + 2
@@ -215,9 +214,7 @@ def columns_workbook(layout: Layout, orders: list[Order], *, cancelled: str | No
         sheet.close()  # its file is complete: no open file per sheet until the save
     if not book.sheetnames:
         book.create_sheet("orders")
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return saved(book)
 
 
 def _coordinate(layout: Layout, cell: str) -> tuple[int, int]:
