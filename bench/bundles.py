@@ -19,8 +19,9 @@ Per format and repetition, interleaved, two whole child processes with this inte
   csv module, the same zip members (each produced by its own floor) with zipfile. Its input
   is a pickle made (untimed) from the gateway's own output of the warm-up run.
 
-Also timed per format: the gateway flushing ONE waiting order (``fixed``: start-up, imports,
-one cycle), so the per-order cost ``(gateway - fixed) / (N - 1)`` compares across sizes.
+Also timed, in the same repetitions: the gateway flushing ONE waiting order in that format
+(``fixed``: start-up, imports, one cycle), so the per-order cost ``(gateway - fixed) / (N - 1)``
+compares across sizes (linear: the same at 100, 1,000 and 5,000 orders).
 Reported: medians (min), the ratio gateway / floor (medians), per-order cost, peak RSS of each
 child (``os.wait4``). Targets (issue 12 point 5): ratio <= 2 at 1,000 orders, peak < 300 MB,
 per-order cost within ~1.3x from 100 to 5,000 orders.
@@ -88,11 +89,13 @@ class Case:
     orders: int
     floor: list[Run] = field(default_factory=list)
     gateway: list[Run] = field(default_factory=list)
+    fixed: list[Run] = field(default_factory=list)
     files: int = 0
 
-    def summary(self, fixed: dict[str, float]) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         floor = statistics.median(r.seconds for r in self.floor)
         gateway = statistics.median(r.seconds for r in self.gateway)
+        fixed = statistics.median(r.seconds for r in self.fixed)
         peak = max(r.peak_mb for r in self.gateway)
         return {
             "format": self.fmt,
@@ -105,8 +108,8 @@ class Case:
             "gateway_s_min": min(r.seconds for r in self.gateway),
             "gateway_peak_mb": peak,
             "ratio": round(gateway / floor, 2),
-            "fixed_s": round(fixed[self.fmt], 3),
-            "ms_per_order": round(1000 * (gateway - fixed[self.fmt]) / max(self.orders - 1, 1), 3),
+            "fixed_s": round(fixed, 3),
+            "ms_per_order": round(1000 * (gateway - fixed) / max(self.orders - 1, 1), 3),
             "floor_ms_per_order": round(1000 * floor / self.orders, 3),
         }
 
@@ -352,18 +355,8 @@ class Bench:
         cmd = [sys.executable, __file__, "--floor", fmt, str(spec), str(out)]
         return run_child(cmd, self.work / f"floor-{self.runs}.log")
 
-    def fixed(self) -> dict[str, float]:
-        """Per format, the median flush of ONE waiting order: start-up, imports, the empty
-        cycle; what a bundle of N orders costs beyond it is the per-order cost."""
-        template = self.seed(1)
-        return {
-            fmt: statistics.median(
-                self.flush(fmt, template, 1)[0].seconds for _ in range(self.args.repeat)
-            )
-            for fmt in self.args.formats
-        }
-
-    def size(self, size: int) -> list[Case]:
+    def size(self, size: int, one: Path) -> list[Case]:
+        """Every format at ``size`` orders; ``one``: the store of one waiting order."""
         template = self.seed(size)
         cases: list[Case] = []
         for fmt in self.args.formats:
@@ -375,6 +368,7 @@ class Bench:
             for _ in range(self.args.repeat):  # interleaved: drift hits both sides alike
                 case.floor.append(self.floor(fmt, spec))
                 case.gateway.append(self.flush(fmt, template, size)[0])
+                case.fixed.append(self.flush(fmt, one, 1)[0])
             cases.append(case)
         template.unlink()
         return cases
@@ -452,17 +446,16 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="edi-bundles-") as tmp:
             bench = Bench(Path(tmp), args)
             bench.flush("workbook", None, 0)  # warm-up: page cache, .pyc files
-            fixed = bench.fixed()
-            cases = [case for size in args.sizes for case in bench.size(size)]
+            one = bench.seed(1)
+            cases = [case for size in args.sizes for case in bench.size(size, one)]
     except BenchError as exc:
         print(f"bench/bundles.py: BROKEN: {exc}", file=sys.stderr)
         return 1
-    summaries = [case.summary(fixed) for case in cases]
+    summaries = [case.summary() for case in cases]
     env = {
         **environment(args),
         "load_before": before,
         "load_after": load(),
-        "fixed_s": {k: round(v, 3) for k, v in fixed.items()},
     }
     if args.json:
         json.dump({"environment": env, "cases": summaries}, sys.stdout, indent=2)

@@ -179,17 +179,15 @@ def _delivery(order: Order) -> Delivery:
 def columns_workbook(layout: Layout, orders: list[Order], *, cancelled: str | None = None) -> bytes:
     """An .xlsx of ``orders`` by the column map: one sheet per order (``cancelled``: see the
     module docstring). Written in openpyxl's write-only mode, row by row (docs/adr/0039)."""
-    from openpyxl import Workbook
-
-    from edi_gateway.outbound.render.xlsx import Grid, new_sheet, saved, styled, write_rows
+    from edi_gateway.outbound.render.xlsx import Book, Grid, styled, write_rows
 
     spec = load_columns(layout)
-    book = Workbook(write_only=True)
+    book = Book()
     used: set[str] = set()
     for order in orders:
         wanted = spec.sheet.format(order=order.document_id)
         title = _sheet_title(f"{CANCELLED} {wanted}" if cancelled is not None else wanted, used)
-        sheet = new_sheet(book, title)
+        sheet = book.sheet(title)
         grid: Grid = {}  # later entries win, as later writes to a cell would
         if cancelled is not None:
             mark = len(spec.columns) + 2
@@ -211,10 +209,10 @@ def columns_workbook(layout: Layout, orders: list[Order], *, cancelled: str | No
                     value = styled(sheet, value, number_format=column.number_format)
                 cells[col] = value
         write_rows(sheet, grid)
-        sheet.close()  # its file is complete: no open file per sheet until the save
-    if not book.sheetnames:
-        book.create_sheet("orders")
-    return saved(book)
+        book.done(sheet)
+    if not used:
+        book.done(book.sheet("orders"))
+    return book.save()
 
 
 def _coordinate(layout: Layout, cell: str) -> tuple[int, int]:

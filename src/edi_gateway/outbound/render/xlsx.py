@@ -86,68 +86,86 @@ def orders_workbook(
     so memory and time grow with the cells written, never with a sheet's extent.
     """
     t = translator(language)
-    workbook = Workbook(write_only=True)
+    book = Book()
     if one_sheet or not orders:
-        sheet = new_sheet(workbook, _sheet_title(t("order.sheet"), set()))
+        sheet = book.sheet(_sheet_title(t("order.sheet"), set()))
         _write_all_lines(sheet, orders, t)
+        book.done(sheet)
     else:
         used: set[str] = set()
         for order in orders:
-            sheet = new_sheet(workbook, _sheet_title(order.document_id, used))
+            sheet = book.sheet(_sheet_title(order.document_id, used))
             _write_order(sheet, order, t, cancelled)
-    workbook.properties.title = t("order.sheet")
+            book.done(sheet)
+    book.workbook.properties.title = t("order.sheet")
     if cancelled is not None:
-        workbook.properties.title = f"{t('order.cancelled')}: {t('order.sheet')}"
-    return saved(workbook)
+        book.workbook.properties.title = f"{t('order.cancelled')}: {t('order.sheet')}"
+    return book.save()
 
 
-def new_sheet(workbook: Any, title: str) -> Sheet:
-    """A write-only sheet titled ``title``, which the caller made unique (case-insensitive).
+class Book:
+    """A write-only workbook whose sheets go into the .xlsx file as each is done.
 
-    openpyxl checks a new title against every sheet's (a list built per sheet: quadratic, 13 s
-    of a 5,000-sheet bundle); the other sheets are out of its sight while it does, and only
-    then put back in front of the new one (openpyxl 3.1.5 keeps them in ``_sheets``).
+    Time and memory grow with the cells written, not with the sheets (docs/adr/0039), where
+    openpyxl's own write-only workbook costs more per sheet the more there are: it checks each
+    new title against a list of every title (quadratic: 13 s of a 5,000-sheet bundle), and
+    keeps each sheet in a temporary file of its own until the save (opened and removed per
+    sheet: 3.6 ms a sheet here). Here a sheet's rows go to memory, and into the zip once the
+    sheet is done; openpyxl's writer still writes every part of the file (it is pinned: this
+    uses its ``_sheets``, ``_writer`` and ``ExcelWriter``).
     """
-    sheets, workbook._sheets = workbook._sheets, []
-    try:
-        sheet = workbook.create_sheet(title)
-    finally:
-        workbook._sheets = sheets + workbook._sheets
-    return sheet
+
+    def __init__(self) -> None:
+        self.workbook = Workbook(write_only=True)
+        self._out = io.BytesIO()
+        self._archive = ZipFile(self._out, "w", ZIP_DEFLATED, allowZip64=True)
+
+    def sheet(self, title: str) -> Sheet:
+        """A new last sheet titled ``title``, which the caller made unique (case-insensitive):
+        the other sheets are out of openpyxl's sight while it checks the title."""
+        workbook = self.workbook
+        sheets, workbook._sheets = workbook._sheets, []
+        try:
+            sheet = workbook.create_sheet(title)
+        finally:
+            workbook._sheets = sheets + workbook._sheets
+        sheet._id = len(workbook._sheets)  # what the save numbers it: its place, from 1
+        return sheet
+
+    def done(self, sheet: Sheet) -> None:
+        """``sheet`` is complete: into the file with it, its rows out of memory."""
+        start_rows(sheet)
+        sheet.close()
+        self._archive.writestr(sheet.path[1:], sheet._writer.out.getvalue())
+        sheet._writer.out = None  # written: the save only lists it (_BookWriter)
+
+    def save(self) -> bytes:
+        """The .xlsx bytes (the rest of what ``Workbook.save`` writes around the sheets)."""
+        self.workbook.properties.modified = datetime.now(UTC).replace(tzinfo=None)
+        _BookWriter(self.workbook, self._archive).write_data()
+        self._archive.close()
+        return self._out.getvalue()
 
 
 def start_rows(sheet: Sheet) -> None:
-    """Begin ``sheet``'s rows in memory rather than in a temporary file of its own (opened and
-    removed per sheet: 3.6 ms a sheet here); its widths, panes and filter are set by now."""
+    """Begin ``sheet``'s rows in memory (its widths, panes and filter are set by now)."""
     if sheet._writer is None:
         sheet._writer = WorksheetWriter(sheet, out=io.BytesIO())
         sheet._writer.write_top()
 
 
-def saved(workbook: Any) -> bytes:
-    """The write-only ``workbook`` as .xlsx bytes (what ``Workbook.save`` writes)."""
-    out = io.BytesIO()
-    with ZipFile(out, "w", ZIP_DEFLATED, allowZip64=True) as archive:
-        workbook.properties.modified = datetime.now(UTC).replace(tzinfo=None)
-        _MemoryWriter(workbook, archive).write_data()
-    return out.getvalue()
-
-
-class _MemoryWriter(ExcelWriter):  # type: ignore[misc]
-    """openpyxl's writer, taking a sheet written in memory (:func:`start_rows`) as bytes."""
+class _BookWriter(ExcelWriter):  # type: ignore[misc]
+    """openpyxl's writer, listing a sheet :meth:`Book.done` already put in the file."""
 
     def write_worksheet(self, ws: Sheet) -> None:
         writer = ws._writer
-        if writer is None or not isinstance(writer.out, io.BytesIO):
+        if writer is None or writer.out is not None:
             super().write_worksheet(ws)
             return
         ws._drawing = SpreadsheetDrawing()
         ws._drawing.charts = ws._charts
         ws._drawing.images = ws._images
-        if not ws.closed:
-            ws.close()
         ws._rels = writer._rels
-        self._archive.writestr(ws.path[1:], writer.out.getvalue())
         self.manifest.append(ws)
 
 
@@ -268,7 +286,6 @@ def _write_table(
     write_rows(sheet, above, upto=header_row)
     for values in chain(first, rows):
         sheet.append([_cell(sheet, value, kind) for value, kind in values])
-    sheet.close()  # its file is complete: a bundle of 5,000 sheets keeps no 5,000 files open
 
 
 def _line_rows(
