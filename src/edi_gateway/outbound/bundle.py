@@ -57,12 +57,15 @@ class OrderFile:
 
 @dataclass(frozen=True, slots=True)
 class Forwarded:
-    """An order ready to go: its identity, the domain document and its files."""
+    """An order ready to go: its identity, number, buyer, and either its files (``bundle:
+    none`` and ``zip``, which need nothing else of it) or the domain document (``workbook``
+    and ``csv`` render all orders together). A flush of thousands holds no more than that."""
 
     forward_id: int
-    order: Order
+    number: str
     buyer: str
-    files: tuple[OrderFile, ...]
+    files: tuple[OrderFile, ...] = ()
+    order: Order | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +185,7 @@ def _parts(
         if limit is not None and len(payload) > limit:
             log.warning(
                 "order %s alone makes a %s of %d bytes for %s, over max_bytes %d: sent alone",
-                part[0].order.document_id,
+                part[0].number,
                 extension,
                 len(payload),
                 first.supplier,
@@ -288,7 +291,8 @@ def _bundle_bytes(
     naming: _Naming, orders: Sequence[Forwarded], language: str
 ) -> tuple[str, str, bytes]:
     profile, supplier = naming.profile, naming.supplier
-    documents = [o.order for o in orders]
+    documents = [o.order for o in orders if o.order is not None]
+    assert len(documents) == len(orders) or profile.bundle == "zip", "rendered without documents"
     if profile.bundle == "csv":
         return "csv", "text/csv", _human(documents, profile, "csv", language)
     if profile.bundle == "workbook":
@@ -312,7 +316,7 @@ def _member_name(naming: _Naming, order: Forwarded, file: OrderFile, used: set[s
     name = file_name(
         profile.filename,
         supplier=naming.supplier,
-        order=order.order.document_id,
+        order=order.number,
         buyer=order.buyer,
         date=naming.sent_on,
         seq=naming.seq,

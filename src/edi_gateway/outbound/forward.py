@@ -453,7 +453,8 @@ def _render(
                 events.append(("forward.failed", detail, row.order_id))
                 continue
             buyer = order_row.buyer_partner or order_row.buyer_key
-            ready.append(Forwarded(row.id, document, buyer, files))
+            whole = None if per_order else document
+            ready.append(Forwarded(row.id, document.document_id, buyer, files, whole))
     record_many(session, events)
     return ready
 
