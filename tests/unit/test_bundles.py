@@ -132,6 +132,11 @@ def test_a_workbook_of_many_sheets_keeps_no_file_open_per_sheet() -> None:
     assert len(openpyxl.load_workbook(io.BytesIO(layout_data)).sheetnames) == 300
 
 
+def test_a_column_map_workbook_of_no_orders_still_opens() -> None:
+    book = openpyxl.load_workbook(io.BytesIO(columns_workbook(INKOP, [])))
+    assert book.sheetnames == ["orders"] and book["orders"].max_row == 1
+
+
 def test_a_column_map_cell_that_is_no_cell_stops_start_up(tmp_path: Path) -> None:
     folder = tmp_path / "seller"
     folder.mkdir()
