@@ -278,6 +278,14 @@ def test_zip_parts_fit_max_bytes(store: Store, tmp_path: Path) -> None:
             "valid integer",
         ),
         (
+            {"bundle": "csv", "formats": ["csv"], "at": ["08:00"], "max_orders": True},
+            "valid integer",
+        ),
+        (
+            {"bundle": "csv", "formats": ["csv"], "at": ["08:00"], "max_bytes": 2.0e6},
+            "valid integer",
+        ),
+        (
             {"bundle": "csv", "formats": ["csv"], "at": ["08:00"], "max_files": 3},
             "max_files",
         ),

@@ -128,10 +128,10 @@ class ForwardProfile(_Model):
     bundle_filename: str = "{supplier}-{date}-{seq:04d}.{ext}"
     """A bundle's file: ``{order}``, ``{buyer}`` and ``{format}`` are not known there;
     ``{part}`` and ``{parts}``: which part of the flush and how many (1 and 1 when unsplit)."""
-    max_orders: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_orders: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
     """At most this many orders in one bundle file; more go as further parts (each its own
     ``{seq}``), whole orders each, in order."""
-    max_bytes: int | None = Field(default=None, ge=1024, le=2**40)
+    max_bytes: int | None = Field(default=None, ge=1024, le=2**40, strict=True)
     """At most this many bytes in one bundle file (an order bigger than that alone goes alone,
     logged); more go as further parts, like ``max_orders``."""
     connector: Slug | None = None
