@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from edi_gateway.app import Gateway
-from edi_gateway.outbound.forward import flush_all
+from edi_gateway.outbound.forward import flush_all, flush_forwards
 from edi_gateway.outbound.layout import (
     columns_workbook,
     find_layout,
@@ -186,25 +186,34 @@ def test_max_orders_splits_a_workbook_into_parts_in_sequence(store: Store, tmp_p
     assert [p.name[-9:] for p in sent(tmp_path)][3:] == ["0004.xlsx", "0005.xlsx", "0006.xlsx"]
 
 
-def test_parts_may_say_which_part_of_how_many(store: Store, tmp_path: Path) -> None:
+def test_parts_may_say_which_part_they_are(store: Store, tmp_path: Path) -> None:
     gw = gateway(
         store,
         tmp_path,
         formats=["ubl", "csv"],
         bundle="zip",
-        when_waiting=3,
+        when_waiting=5,
         max_orders=2,
-        bundle_filename="{supplier}-{seq}-part{part}of{parts}.{ext}",
+        bundle_filename="{supplier}-{seq}-part{part}.{ext}",
         filename="{order}-{seq}.{ext}",
     )
     fill(gw, 3)
+    flush_forwards(gw.store, gw.settings, force=True)  # fewer than when_waiting: forced
+    receive(gw, f.order("PO-4", f.items(2)))
+    receive(gw, f.order("PO-5", f.items(2)))
+    flush_forwards(gw.store, gw.settings, force=True)
     flush_all(gw.store, gw.settings)
     files = sent(tmp_path)
-    assert [p.name for p in files] == ["seller-1-part1of2.zip", "seller-2-part2of2.zip"]
+    assert [p.name for p in files] == [
+        "seller-1-part1.zip",
+        "seller-2-part2.zip",
+        "seller-3-part1.zip",  # the next flush counts its parts from 1 again
+    ]
     members = [sorted(zipfile.ZipFile(p).namelist()) for p in files]
     assert members == [
         ["PO-1-1.csv", "PO-1-1.xml", "PO-2-1.csv", "PO-2-1.xml"],
         ["PO-3-2.csv", "PO-3-2.xml"],
+        ["PO-4-3.csv", "PO-4-3.xml", "PO-5-3.csv", "PO-5-3.xml"],
     ]
     archive = zipfile.ZipFile(files[1])
     assert archive.read("PO-3-2.xml") == f.order("PO-3", f.items(2))  # unchanged bytes
@@ -294,9 +303,9 @@ def test_zip_parts_fit_max_bytes(store: Store, tmp_path: Path) -> None:
                 "bundle": "csv",
                 "formats": ["csv"],
                 "at": ["08:00"],
-                "bundle_filename": "{supplier}-{part:02d}.{ext}-{page}",
+                "bundle_filename": "{supplier}-{part:02d}-of-{parts}.{ext}",
             },
-            r"\{page\}",
+            r"\{parts\}",
         ),
     ],
 )
@@ -313,7 +322,7 @@ def test_cap_and_part_placeholders_load(tmp_path: Path) -> None:
         at=["08:00"],
         max_orders=500,
         max_bytes=10_000_000,
-        bundle_filename="{supplier}-{date}-{seq:04d}-{part:02d}-of-{parts:02d}.{ext}",
+        bundle_filename="{supplier}-{date}-{seq:04d}-{part:02d}.{ext}",
     )
     profile = loaded.partners[1].forward
     assert profile is not None and (profile.max_orders, profile.max_bytes) == (500, 10_000_000)
@@ -364,8 +373,6 @@ def test_kill_between_parts_loses_nothing_and_sends_nothing_twice(
 def test_a_cancellation_withdraws_only_its_own_part(store: Store, tmp_path: Path) -> None:
     """Each part is a bundle of its own: cancelling an order of an unsent part withdraws that
     part (its other orders wait again), never the parts beside it."""
-    from edi_gateway.outbound.forward import flush_forwards
-
     gw = gateway(
         store, tmp_path, formats=["ubl", "csv"], bundle="zip", when_waiting=4, max_orders=2
     )
@@ -386,3 +393,25 @@ def test_a_cancellation_withdraws_only_its_own_part(store: Store, tmp_path: Path
         "seller-PO-4-ubl.xml",  # PO-3 never goes; PO-4 in the next bundle, seller-3
     ]
     assert states(gw) == ["delivered", "delivered", "withdrawn", "delivered"]
+
+
+def test_with_max_orders_a_flush_reads_one_part_at_a_time(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What bounds a big flush's memory: each part's orders are read and rendered only once
+    the part before is queued."""
+    from edi_gateway.outbound import forward
+
+    gw = gateway(store, tmp_path, formats=["xlsx"], bundle="workbook", when_waiting=7, max_orders=3)
+    fill(gw, 7, lines=1)
+    real, read = forward._render, []
+
+    def render(session: Any, partner: Any, rows: Any, moment: Any) -> Any:
+        queued = session.scalars(select(OutboxRow.id)).all()  # in the flush's transaction
+        read.append((len(rows), len(queued)))
+        return real(session, partner, rows, moment)
+
+    monkeypatch.setattr(forward, "_render", render)
+    flush_all(gw.store, gw.settings)
+    assert read == [(3, 0), (3, 1), (1, 2)]  # 3 orders read, queued; the next 3...
+    assert len(sent(tmp_path)) == 3 and states(gw) == ["delivered"] * 7

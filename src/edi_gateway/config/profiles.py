@@ -65,7 +65,7 @@ _FORMATS = ("ubl", "xlsx", "pdf", "csv")
 _LAYOUT = re.compile(r"^layout:([a-z0-9][a-z0-9_-]{0,63})$")
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 FILE_PLACEHOLDERS = ("supplier", "order", "buyer", "date", "seq", "format", "ext")
-BUNDLE_PLACEHOLDERS = ("supplier", "date", "seq", "part", "parts", "ext")
+BUNDLE_PLACEHOLDERS = ("supplier", "date", "seq", "part", "ext")
 
 
 def _check_format(value: Any) -> Any:
@@ -90,7 +90,7 @@ def pattern_problem(pattern: str, allowed: tuple[str, ...]) -> str | None:
 
     try:
         fields = [name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None]
-        numbers = {"seq": 1, "part": 1, "parts": 1, "date": date(2026, 1, 1)}
+        numbers = {"seq": 1, "part": 1, "date": date(2026, 1, 1)}
         sample = dict.fromkeys(allowed, "x") | {k: v for k, v in numbers.items() if k in allowed}
         unknown = [f for f in fields if f not in allowed]
         if not unknown:
@@ -127,7 +127,7 @@ class ForwardProfile(_Model):
     """One order's file (alone, or a member of a zip)."""
     bundle_filename: str = "{supplier}-{date}-{seq:04d}.{ext}"
     """A bundle's file: ``{order}``, ``{buyer}`` and ``{format}`` are not known there;
-    ``{part}`` and ``{parts}``: which part of the flush and how many (1 and 1 when unsplit)."""
+    ``{part}``: which part of the flush (1 when unsplit; see ``max_orders``)."""
     max_orders: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
     """At most this many orders in one bundle file; more go as further parts (each its own
     ``{seq}``), whole orders each, in order."""

@@ -126,10 +126,12 @@ def build(
     seq: int,
     sent_on: date,
     language: str,
+    part: int = 1,
 ) -> list[Packed]:
     """What one flush of ``orders`` to ``supplier`` queues (see the module docstring).
 
     Unbundled files all carry ``seq``; the parts of a bundle carry ``seq``, ``seq + 1``...
+    and are named as parts ``part``, ``part + 1``... of their flush.
     """
     if profile.bundle == "none":
         naming = _Naming(profile, supplier, seq, sent_on)
@@ -148,17 +150,16 @@ def build(
         ]
     parts = _parts(_Naming(profile, supplier, seq, sent_on), orders, language)
     packed: list[Packed] = []
-    for number, (part, extension, media, payload) in enumerate(parts, start=1):
+    for number, (chunk, extension, media, payload) in enumerate(parts, start=1):
         name = file_name(
             profile.bundle_filename,
             supplier=supplier,
             date=sent_on,
             seq=seq + number - 1,
-            part=number,
-            parts=len(parts),
+            part=part + number - 1,
             ext=extension,
         )
-        ids = tuple(o.forward_id for o in part)
+        ids = tuple(o.forward_id for o in chunk)
         packed.append(Packed(name, extension, media, payload, ids, seq + number - 1))
     return packed
 

@@ -369,36 +369,43 @@ def _flush_supplier(
         return []
     seq = session.scalar(select(func.max(Forward.seq)).where(Forward.partner == partner.id)) or 0
     orders = {r.id: r.order_id for r in rows}
-    ready = _render(session, partner, rows, moment)
-    groups = [[f] for f in ready] if profile.bundle == "none" else [ready] if ready else []
+    # With max_orders, each part's orders are read, rendered and queued before the next part's
+    # are read: a flush holds one part's orders at a time (all in this one transaction).
+    cap = (profile.max_orders if profile.bundle != "none" else None) or max(len(rows), 1)
     what = "bundle" if profile.bundle != "none" else "file(s)"
     queued: list[int] = []
-    for group in groups:
-        packed = build(
-            profile,
-            partner.id,
-            group,
-            seq=seq + 1,
-            sent_on=moment.date(),
-            language=partner.language,
-        )
-        events: list[tuple[str, str | None, int | None]] = []
-        for part in sorted({p.seq for p in packed}):
-            files = [p for p in packed if p.seq == part]
-            bundle = f"{partner.id}-{part}"
-            queued += [
-                _queue(session, settings, partner, p, bundle=bundle, orders=orders) for p in files
-            ]
-            ids = list(dict.fromkeys(i for p in files for i in p.forward_ids))
-            _mark(session, ids, bundle, part, moment)
-            names = ", ".join(p.filename for p in files)
-            events += [
-                ("forward.queued", f"in {what} {bundle} for {partner.id}: {names}", orders[i])
-                for i in ids
-            ]
-            reach("after-bundle-part")
-            seq = part
-        record_many(session, events)
+    part = 1
+    for start in range(0, len(rows), cap):
+        ready = _render(session, partner, rows[start : start + cap], moment)
+        groups = [[f] for f in ready] if profile.bundle == "none" else [ready] if ready else []
+        for group in groups:
+            packed = build(
+                profile,
+                partner.id,
+                group,
+                seq=seq + 1,
+                sent_on=moment.date(),
+                language=partner.language,
+                part=part,
+            )
+            events: list[tuple[str, str | None, int | None]] = []
+            for number in sorted({p.seq for p in packed}):
+                files = [p for p in packed if p.seq == number]
+                bundle = f"{partner.id}-{number}"
+                queued += [
+                    _queue(session, settings, partner, p, bundle=bundle, orders=orders)
+                    for p in files
+                ]
+                ids = list(dict.fromkeys(i for p in files for i in p.forward_ids))
+                _mark(session, ids, bundle, number, moment)
+                names = ", ".join(p.filename for p in files)
+                events += [
+                    ("forward.queued", f"in {what} {bundle} for {partner.id}: {names}", orders[i])
+                    for i in ids
+                ]
+                reach("after-bundle-part")
+                seq, part = number, part + 1
+            record_many(session, events)
     return queued
 
 
