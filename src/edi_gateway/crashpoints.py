@@ -11,6 +11,8 @@ most likely to lose or double work (docs/adr/0016):
 ``after-process``        outcomes and reactions committed; the transport is not acknowledged
 ``during-recovery``      a payload a crash left claimed was committed again by ``recover``
 ``after-temp-write``     a folder/SFTP delivery wrote its temporary file, not yet renamed
+``after-bundle-part``    a flush queued one bundle (or part of one) in the outbox and marked its
+                         orders; the flush's transaction has not committed (docs/adr/0039)
 ``after-send``           a transport delivered an outbox row; the row is not yet marked sent
                          (folder and SFTP: the re-run finds the identical file; the others send
                          again with the same message ID: README, "Delivery guarantees")
@@ -34,6 +36,7 @@ POINTS = frozenset(
         "after-process",
         "during-recovery",
         "after-temp-write",
+        "after-bundle-part",
         "after-send",
         "purge-after-archive",
         "purge-before-commit",

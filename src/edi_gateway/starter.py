@@ -86,6 +86,7 @@ partners:
       bundle: workbook      # none | zip | workbook | csv
       every_minutes: 30     # also: at: ["08:00", "14:30"] (UTC), when_waiting: 20
       bundle_filename: "{supplier}-{date:%Y%m%d}-{seq:04d}.{ext}"
+      max_orders: 500       # more go as further files ({seq}, {part}); also max_bytes
   - id: delftlab
     name: Delftse Lab- en Kantoorartikelen B.V.
     role: supplier

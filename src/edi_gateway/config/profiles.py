@@ -65,7 +65,7 @@ _FORMATS = ("ubl", "xlsx", "pdf", "csv")
 _LAYOUT = re.compile(r"^layout:([a-z0-9][a-z0-9_-]{0,63})$")
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 FILE_PLACEHOLDERS = ("supplier", "order", "buyer", "date", "seq", "format", "ext")
-BUNDLE_PLACEHOLDERS = ("supplier", "date", "seq", "ext")
+BUNDLE_PLACEHOLDERS = ("supplier", "date", "seq", "part", "ext")
 
 
 def _check_format(value: Any) -> Any:
@@ -90,7 +90,8 @@ def pattern_problem(pattern: str, allowed: tuple[str, ...]) -> str | None:
 
     try:
         fields = [name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None]
-        sample = dict.fromkeys(allowed, "x") | {"seq": 1, "date": date(2026, 1, 1)}
+        numbers = {"seq": 1, "part": 1, "date": date(2026, 1, 1)}
+        sample = dict.fromkeys(allowed, "x") | {k: v for k, v in numbers.items() if k in allowed}
         unknown = [f for f in fields if f not in allowed]
         if not unknown:
             pattern.format(**sample)
@@ -125,7 +126,14 @@ class ForwardProfile(_Model):
     filename: str = "{supplier}-{order}-{format}.{ext}"
     """One order's file (alone, or a member of a zip)."""
     bundle_filename: str = "{supplier}-{date}-{seq:04d}.{ext}"
-    """A bundle's file: ``{order}``, ``{buyer}`` and ``{format}`` are not known there."""
+    """A bundle's file: ``{order}``, ``{buyer}`` and ``{format}`` are not known there;
+    ``{part}``: which part of the flush (1 when unsplit; see ``max_orders``)."""
+    max_orders: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
+    """At most this many orders in one bundle file; more go as further parts (each its own
+    ``{seq}``), whole orders each, in order."""
+    max_bytes: int | None = Field(default=None, ge=1024, le=2**40, strict=True)
+    """At most this many bytes in one bundle file (an order bigger than that alone goes alone,
+    logged); more go as further parts, like ``max_orders``."""
     connector: Slug | None = None
     """The outbound connector; default: the partner's ``outbound``."""
     hold: bool = False
@@ -172,6 +180,12 @@ class ForwardProfile(_Model):
             raise ValueError(
                 "found a schedule (every_minutes, at, when_waiting) with bundle: none, expected "
                 "none: unbundled orders go at once; set bundle: zip | workbook | csv to batch them"
+            )
+        capped = [k for k in ("max_orders", "max_bytes") if getattr(self, k) is not None]
+        if self.bundle == "none" and capped:
+            raise ValueError(
+                f"found {capped[0]} with bundle: none, expected it only with bundle: zip | "
+                "workbook | csv (it caps the orders or bytes of one bundle file)"
             )
         if self.bundle != "none" and not scheduled:
             raise ValueError(

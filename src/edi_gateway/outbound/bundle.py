@@ -4,16 +4,21 @@
 human formats from :mod:`edi_gateway.outbound.render`; layouts from ``mappings/``).
 ``build`` turns the files of the orders of one flush into what is queued: one file per order
 and format (``bundle: none``), one zip of them, one multi-sheet workbook, or one CSV of every
-line. ``is_due`` says whether a supplier's waiting orders should go now.
+line. A bundle over the profile's cap (``max_orders``, ``max_bytes``) goes as several parts,
+each a complete file of whole orders with its own sequence number, in order
+(docs/adr/0039-bundles-that-scale.md). ``is_due`` says whether a supplier's waiting orders
+should go now.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import re
 import zipfile
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
@@ -29,6 +34,7 @@ if TYPE_CHECKING:
     from edi_gateway.config import ForwardProfile
     from edi_gateway.domain.documents import Order
 
+log = logging.getLogger(__name__)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed member times: the same orders give the same bytes
@@ -51,12 +57,15 @@ class OrderFile:
 
 @dataclass(frozen=True, slots=True)
 class Forwarded:
-    """An order ready to go: its identity, the domain document and its files."""
+    """An order ready to go: its identity, number, buyer, and either its files (``bundle:
+    none`` and ``zip``, which need nothing else of it) or the domain document (``workbook``
+    and ``csv`` render all orders together). A flush of thousands holds no more than that."""
 
     forward_id: int
-    order: Order
+    number: str
     buyer: str
-    files: tuple[OrderFile, ...]
+    files: tuple[OrderFile, ...] = ()
+    order: Order | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +78,15 @@ class _Naming:
 
 @dataclass(frozen=True, slots=True)
 class Packed:
-    """A file to queue in the outbox: its name, bytes and the orders it carries."""
+    """A file to queue in the outbox: its name, bytes, the orders it carries and the sequence
+    number of the bundle (or part) it belongs to."""
 
     filename: str
     extension: str
     media_type: str
     payload: bytes
     forward_ids: tuple[int, ...]
+    seq: int
 
 
 def render_order(
@@ -115,11 +126,15 @@ def build(
     seq: int,
     sent_on: date,
     language: str,
+    part: int = 1,
 ) -> list[Packed]:
-    """What one flush of ``orders`` to ``supplier`` queues (see the module docstring)."""
-    ids = tuple(o.forward_id for o in orders)
-    naming = _Naming(profile, supplier, seq, sent_on)
+    """What one flush of ``orders`` to ``supplier`` queues (see the module docstring).
+
+    Unbundled files all carry ``seq``; the parts of a bundle carry ``seq``, ``seq + 1``...
+    and are named as parts ``part``, ``part + 1``... of their flush.
+    """
     if profile.bundle == "none":
+        naming = _Naming(profile, supplier, seq, sent_on)
         used: set[str] = set()
         return [
             Packed(
@@ -128,15 +143,57 @@ def build(
                 f.media_type,
                 f.payload,
                 (o.forward_id,),
+                seq,
             )
             for o in orders
             for f in o.files
         ]
-    extension, media, payload = _bundle_bytes(naming, orders, language)
-    name = file_name(
-        profile.bundle_filename, supplier=supplier, date=sent_on, seq=seq, ext=extension
-    )
-    return [Packed(name, extension, media, payload, ids)]
+    parts = _parts(_Naming(profile, supplier, seq, sent_on), orders, language)
+    packed: list[Packed] = []
+    for number, (chunk, extension, media, payload) in enumerate(parts, start=1):
+        name = file_name(
+            profile.bundle_filename,
+            supplier=supplier,
+            date=sent_on,
+            seq=seq + number - 1,
+            part=part + number - 1,
+            ext=extension,
+        )
+        ids = tuple(o.forward_id for o in chunk)
+        packed.append(Packed(name, extension, media, payload, ids, seq + number - 1))
+    return packed
+
+
+def _parts(
+    first: _Naming, orders: Sequence[Forwarded], language: str
+) -> list[tuple[Sequence[Forwarded], str, str, bytes]]:
+    """``orders`` cut into complete files: at most ``max_orders`` each, then any file over
+    ``max_bytes`` cut again (at the share of its orders that should fit, then in halves) until
+    each fits or holds one order. Orders keep their order; each is in exactly one part."""
+    profile = first.profile
+    cap = profile.max_orders or max(len(orders), 1)
+    pending = deque(orders[i : i + cap] for i in range(0, len(orders), cap))
+    done: list[tuple[Sequence[Forwarded], str, str, bytes]] = []
+    while pending:
+        part = pending.popleft()
+        naming = replace(first, seq=first.seq + len(done))
+        extension, media, payload = _bundle_bytes(naming, part, language)
+        limit = profile.max_bytes
+        if limit is not None and len(payload) > limit and len(part) > 1:
+            fits = min(len(part) * limit // len(payload), len(part) // 2) or 1
+            pending.extendleft(reversed([part[i : i + fits] for i in range(0, len(part), fits)]))
+            continue
+        if limit is not None and len(payload) > limit:
+            log.warning(
+                "order %s alone makes a %s of %d bytes for %s, over max_bytes %d: sent alone",
+                part[0].number,
+                extension,
+                len(payload),
+                first.supplier,
+                limit,
+            )
+        done.append((part, extension, media, payload))
+    return done
 
 
 def file_name(pattern: str, **values: object) -> str:
@@ -235,7 +292,8 @@ def _bundle_bytes(
     naming: _Naming, orders: Sequence[Forwarded], language: str
 ) -> tuple[str, str, bytes]:
     profile, supplier = naming.profile, naming.supplier
-    documents = [o.order for o in orders]
+    documents = [o.order for o in orders if o.order is not None]
+    assert len(documents) == len(orders) or profile.bundle == "zip", "rendered without documents"
     if profile.bundle == "csv":
         return "csv", "text/csv", _human(documents, profile, "csv", language)
     if profile.bundle == "workbook":
@@ -259,7 +317,7 @@ def _member_name(naming: _Naming, order: Forwarded, file: OrderFile, used: set[s
     name = file_name(
         profile.filename,
         supplier=naming.supplier,
-        order=order.order.document_id,
+        order=order.number,
         buyer=order.buyer,
         date=naming.sent_on,
         seq=naming.seq,

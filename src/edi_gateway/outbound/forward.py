@@ -11,11 +11,14 @@ States of a forward (one per order and supplier)::
 - ``forward_orders`` (the react step) makes the row the moment the order is processed:
   ``held`` when the supplier's profile says ``hold: true``, else ``waiting``.
 - ``flush_forwards`` takes, per supplier whose bundle is due, every waiting row, renders its
-  files, builds the bundle(s), queues them in the outbox and marks the rows ``queued`` with the
-  bundle's number, all in ONE transaction: a crash anywhere before the commit leaves every row
-  ``waiting`` and nothing queued; after it, the outbox owns delivery (idempotent per file
-  name and content). The rows are claimed with ``UPDATE ... WHERE state = 'waiting'``: two
-  flushes at once cannot put an order in two bundles (the loser rolls back).
+  files (the orders read in chunks), builds the bundle(s), queues them in the outbox and marks
+  the rows ``queued`` with the bundle's number, all in ONE transaction: a crash anywhere before
+  the commit leaves every row ``waiting`` and nothing queued; after it, the outbox owns
+  delivery (idempotent per file name and content). A bundle over the profile's ``max_orders``
+  / ``max_bytes`` goes as parts, each a bundle of its own (its own number and ``seq``), all
+  queued in that same transaction (docs/adr/0039-bundles-that-scale.md). The rows are
+  claimed with ``UPDATE ... WHERE state = 'waiting'``: two flushes at once cannot put an order
+  in two bundles (the loser rolls back).
 - ``note_deliveries`` moves ``queued`` rows on once their outbox rows are sent (or failed).
 - A cancelled order is never forwarded: ``outbound/cancel_supplier.py`` withdraws the forward
   of an order cancelled before it reached the supplier (docs/adr/0008-cancellations.md).
@@ -34,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import CursorResult, func, select, update
 
+from edi_gateway.crashpoints import reach
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.outbound.bundle import (
     Forwarded,
@@ -43,9 +47,8 @@ from edi_gateway.outbound.bundle import (
     next_instant,
     render_order,
 )
-from edi_gateway.outbound.issuing import original_bytes
 from edi_gateway.outbound.outbox import Outgoing, enqueue
-from edi_gateway.pipeline.history import SYSTEM, now, record
+from edi_gateway.pipeline.history import SYSTEM, now, record, record_many
 from edi_gateway.store.leases import DELIVERIES, SUPPLIER, try_xact_lock, xact_locks
 
 if TYPE_CHECKING:
@@ -57,6 +60,7 @@ if TYPE_CHECKING:
 
 HELD, WAITING, QUEUED, DELIVERED, FAILED = "held", "waiting", "queued", "delivered", "failed"
 WITHDRAWN = "withdrawn"
+_CHUNK = 500  # orders read per query while rendering a bundle
 log = logging.getLogger(__name__)
 
 
@@ -381,81 +385,130 @@ def _flush_supplier(
     oldest = min((r.waiting_since or moment for r in rows), default=None)
     if not force and not is_due(profile, waiting=len(rows), oldest=oldest, now=moment):
         return []
-    groups = [[r] for r in rows] if profile.bundle == "none" else [rows]
     seq = session.scalar(select(func.max(Forward.seq)).where(Forward.partner == partner.id)) or 0
+    orders = {r.id: r.order_id for r in rows}
+    # With max_orders, each part's orders are read, rendered and queued before the next part's
+    # are read: a flush holds one part's orders at a time (all in this one transaction).
+    cap = (profile.max_orders if profile.bundle != "none" else None) or max(len(rows), 1)
+    what = "bundle" if profile.bundle != "none" else "file(s)"
     queued: list[int] = []
-    for group in groups:
-        ready = [f for r in group if (f := _render(session, partner, r, moment)) is not None]
-        if not ready:
-            continue
-        seq += 1
-        packed = build(
-            profile, partner.id, ready, seq=seq, sent_on=moment.date(), language=partner.language
-        )
-        bundle = f"{partner.id}-{seq}"
-        outbox_ids = [_queue(session, settings, partner, p, bundle) for p in packed]
-        _mark(session, [f.forward_id for f in ready], bundle, seq, moment)
-        names = {
-            fid: [p.filename for p in packed if fid in p.forward_ids]
-            for fid in (f.forward_id for f in ready)
-        }
-        for f in ready:
-            what = "bundle" if profile.bundle != "none" else "file(s)"
-            record(
-                session,
-                "forward.queued",
-                f"in {what} {bundle} for {partner.id}: {', '.join(names[f.forward_id])}",
-                order_id=_order_id(session, f.forward_id),
+    part = 1
+    for start in range(0, len(rows), cap):
+        ready = _render(session, partner, rows[start : start + cap], moment)
+        groups = [[f] for f in ready] if profile.bundle == "none" else [ready] if ready else []
+        for group in groups:
+            packed = build(
+                profile,
+                partner.id,
+                group,
+                seq=seq + 1,
+                sent_on=moment.date(),
+                language=partner.language,
+                part=part,
             )
-        queued += outbox_ids
+            events: list[tuple[str, str | None, int | None]] = []
+            for number in sorted({p.seq for p in packed}):
+                files = [p for p in packed if p.seq == number]
+                bundle = f"{partner.id}-{number}"
+                queued += [
+                    _queue(session, settings, partner, p, bundle=bundle, orders=orders)
+                    for p in files
+                ]
+                ids = list(dict.fromkeys(i for p in files for i in p.forward_ids))
+                _mark(session, ids, bundle, number, moment)
+                names = ", ".join(p.filename for p in files)
+                events += [
+                    ("forward.queued", f"in {what} {bundle} for {partner.id}: {names}", orders[i])
+                    for i in ids
+                ]
+                reach("after-bundle-part")
+                seq, part = number, part + 1
+            record_many(session, events)
     return queued
 
 
-def _render(session: Session, partner: Partner, row: Forward, moment: datetime) -> Forwarded | None:
-    """The order of ``row`` with its files; a render failure fails the row (recorded)."""
+def _render(
+    session: Session, partner: Partner, rows: Sequence[Forward], moment: datetime
+) -> list[Forwarded]:
+    """The orders of ``rows`` with their files, read in chunks; an order that cannot be
+    rendered fails its row (recorded), a cancelled one is withdrawn, the rest go."""
     from edi_gateway.outbound.issuing import original_order
     from edi_gateway.store.tables import Order
 
     profile = partner.forward
     assert profile is not None
-    order_row = session.get_one(Order, row.order_id)
-    if order_row.cancelled:  # cancelled while waiting: withdrawn, not sent
-        row.state, row.updated_at = WITHDRAWN, moment
-        detail = f"not forwarded to {partner.id}: the order is cancelled"
-        record(session, "forward.withdrawn", detail, order_id=row.order_id)
-        return None
-    try:
-        payload = original_bytes(session, row.order_id)
-        document = original_order(session, order_row, payload)
-        per_order = profile.bundle in ("none", "zip")
-        files = (
-            render_order(
-                profile,
-                partner.id,
-                document,
-                payload,
-                language=partner.language,
-                sent_on=moment.date(),
-            )
-            if per_order
-            else ()
-        )
-    except Exception as exc:  # noqa: BLE001 -- one bad order must not hold back the rest
-        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-        row.state, row.error, row.updated_at = FAILED, message[:2000], moment
-        record(
-            session,
-            "forward.failed",
-            f"not forwarded to {partner.id}: {message}"[:2000],
-            order_id=row.order_id,
-        )
-        return None
-    buyer = order_row.buyer_partner or order_row.buyer_key
-    return Forwarded(row.id, document, buyer, files)
+    per_order = profile.bundle in ("none", "zip")
+    ready: list[Forwarded] = []
+    events: list[tuple[str, str | None, int | None]] = []
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start : start + _CHUNK]
+        ids = [r.order_id for r in chunk]
+        order_rows = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(ids)))}
+        payloads = _payloads(session, ids)
+        for row in chunk:
+            order_row = order_rows[row.order_id]
+            if order_row.cancelled:  # cancelled while waiting: withdrawn, not sent
+                row.state, row.updated_at = WITHDRAWN, moment
+                detail = f"not forwarded to {partner.id}: the order is cancelled"
+                events.append(("forward.withdrawn", detail, row.order_id))
+                continue
+            try:
+                payload = payloads.get(row.order_id)
+                if payload is None:
+                    raise GatewayError(
+                        ErrorCode.INTERNAL_ERROR, f"order {row.order_id} has no stored Order"
+                    )
+                document = original_order(session, order_row, payload)
+                files = (
+                    render_order(
+                        profile,
+                        partner.id,
+                        document,
+                        payload,
+                        language=partner.language,
+                        sent_on=moment.date(),
+                    )
+                    if per_order
+                    else ()
+                )
+            except Exception as exc:  # noqa: BLE001 -- one bad order must not hold back the rest
+                message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+                row.state, row.error, row.updated_at = FAILED, message[:2000], moment
+                detail = f"not forwarded to {partner.id}: {message}"[:2000]
+                events.append(("forward.failed", detail, row.order_id))
+                continue
+            buyer = order_row.buyer_partner or order_row.buyer_key
+            whole = None if per_order else document
+            ready.append(Forwarded(row.id, document.document_id, buyer, files, whole))
+    record_many(session, events)
+    return ready
+
+
+def _payloads(session: Session, order_ids: Sequence[int]) -> dict[int, bytes]:
+    """The received bytes of the Order document of each order (its first, as
+    ``store.queries.order_payload`` picks it), in one query."""
+    from edi_gateway.store.tables import DocumentRow, Message
+
+    found: dict[int, bytes] = {}
+    for order_id, payload in session.execute(
+        select(DocumentRow.order_id, Message.payload)
+        .join(Message, DocumentRow.message_id == Message.id)
+        .where(DocumentRow.order_id.in_(order_ids), DocumentRow.kind == "Order")
+        .order_by(DocumentRow.id)
+    ):
+        if order_id is not None:
+            found.setdefault(order_id, payload)
+    return found
 
 
 def _queue(
-    session: Session, settings: Settings, partner: Partner, packed: Packed, bundle: str
+    session: Session,
+    settings: Settings,
+    partner: Partner,
+    packed: Packed,
+    *,
+    bundle: str,
+    orders: dict[int, int],
 ) -> int:
     """Queue one file in the outbox under its pattern name (never one already used there)."""
 
@@ -473,7 +526,7 @@ def _queue(
             payload=packed.payload,
             extension=packed.extension,
             media_type=packed.media_type,
-            order_id=_order_id(session, packed.forward_ids[0]) if single else None,
+            order_id=orders[packed.forward_ids[0]] if single else None,
             filename=packed.filename,  # the supplier's pattern; enqueue keeps names unique
         ),
         settings,
@@ -504,13 +557,9 @@ def _move(session: Session, rows: list[Forward], state: str, detail: str) -> Non
     moment = now()
     for row in rows:
         row.state, row.updated_at = state, moment
-        record(session, f"forward.{state}", detail[:2000], actor=SYSTEM, order_id=row.order_id)
-
-
-def _order_id(session: Session, forward_id: int) -> int:
-    from edi_gateway.store.tables import Forward
-
-    return session.get_one(Forward, forward_id).order_id
+    record_many(
+        session, [(f"forward.{state}", detail[:2000], row.order_id) for row in rows], actor=SYSTEM
+    )
 
 
 def _profile(settings: Settings, partner_id: str) -> ForwardProfile:

@@ -27,7 +27,6 @@ template or a column map stops start-up rather than a forward.
 from __future__ import annotations
 
 import dataclasses
-import io
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -179,39 +178,53 @@ def _delivery(order: Order) -> Delivery:
 
 def columns_workbook(layout: Layout, orders: list[Order], *, cancelled: str | None = None) -> bytes:
     """An .xlsx of ``orders`` by the column map: one sheet per order (``cancelled``: see the
-    module docstring)."""
-    from openpyxl import Workbook
+    module docstring). Written in openpyxl's write-only mode, row by row (docs/adr/0039)."""
+    from edi_gateway.outbound.render.xlsx import Book, Grid, styled, write_rows
 
     spec = load_columns(layout)
-    book = Workbook()
-    for blank in list(book.worksheets):
-        book.remove(blank)
+    book = Book()
     used: set[str] = set()
     for order in orders:
         wanted = spec.sheet.format(order=order.document_id)
         title = _sheet_title(f"{CANCELLED} {wanted}" if cancelled is not None else wanted, used)
-        sheet = book.create_sheet(title)
+        sheet = book.sheet(title)
+        grid: Grid = {}  # later entries win, as later writes to a cell would
         if cancelled is not None:
-            sheet.cell(row=spec.header_row, column=len(spec.columns) + 2, value=CANCELLED)
-            sheet.cell(row=spec.header_row + 1, column=len(spec.columns) + 2, value=cancelled)
+            mark = len(spec.columns) + 2
+            grid.setdefault(spec.header_row, {})[mark] = CANCELLED
+            grid.setdefault(spec.header_row + 1, {})[mark] = cancelled
         for cell, text in spec.labels.items():
-            sheet[cell] = text
+            row, col = _coordinate(layout, cell)
+            grid.setdefault(row, {})[col] = text
         for cell, path in spec.cells.items():
-            sheet[cell] = _cell(resolve(path, order, None))
+            row, col = _coordinate(layout, cell)
+            grid.setdefault(row, {})[col] = _cell(resolve(path, order, None))
         for col, column in enumerate(spec.columns, start=1):
-            sheet.cell(row=spec.header_row, column=col, value=column.title)
+            grid.setdefault(spec.header_row, {})[col] = column.title
         for row, line in enumerate(order.lines, start=spec.header_row + 1):
+            cells = grid.setdefault(row, {})
             for col, column in enumerate(spec.columns, start=1):
-                cell = sheet.cell(
-                    row=row, column=col, value=_cell(resolve(column.field, order, line))
-                )
+                value = _cell(resolve(column.field, order, line))
                 if column.number_format:
-                    cell.number_format = column.number_format
-    if not book.sheetnames:
-        book.create_sheet("orders")
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+                    value = styled(sheet, value, number_format=column.number_format)
+                cells[col] = value
+        write_rows(sheet, grid)
+        book.done(sheet)
+    if not used:
+        book.done(book.sheet("orders"))
+    return book.save()
+
+
+def _coordinate(layout: Layout, cell: str) -> tuple[int, int]:
+    """``B3`` as (row 3, column 2); LayoutError for anything else (a range, a typo)."""
+    from openpyxl.utils.cell import coordinate_to_tuple
+    from openpyxl.utils.exceptions import CellCoordinatesException
+
+    try:
+        row, column = coordinate_to_tuple(cell)
+    except (CellCoordinatesException, ValueError, TypeError):
+        raise LayoutError(f"{layout.path}: cell {cell!r}, expected a cell such as B3") from None
+    return int(row), int(column)
 
 
 def load_columns(layout: Layout) -> ColumnMap:
@@ -222,6 +235,8 @@ def load_columns(layout: Layout) -> ColumnMap:
         spec = ColumnMap.model_validate(yaml.safe_load(layout.path.read_text(encoding="utf-8")))
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         raise LayoutError(f"{layout.path}: not a column map ({exc})") from exc
+    for cell in (*spec.labels, *spec.cells):
+        _coordinate(layout, cell)
     sample = _sample_order()
     paths = [*(c.field for c in spec.columns), *spec.cells.values()]
     for path in paths:

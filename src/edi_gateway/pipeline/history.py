@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -40,3 +41,18 @@ def record(
             actor=actor,
         )
     )
+
+
+def record_many(
+    executor: Connection | Session,
+    events: Sequence[tuple[str, str | None, int | None]],
+    *,
+    actor: str = SYSTEM,
+) -> None:
+    """Write ``(event, detail, order_id)`` events in the caller's transaction, one
+    ``executemany`` for all (a bundle of thousands of orders writes one event on each)."""
+    from edi_gateway.store.bulk import insert_many
+
+    conn = executor if isinstance(executor, Connection) else executor.connection()
+    rows = [{"event": e, "detail": d, "order_id": o} for e, d, o in events]
+    insert_many(conn, history, rows, {"at": now(), "actor": actor, "message_id": None})

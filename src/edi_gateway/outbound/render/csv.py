@@ -53,17 +53,19 @@ def orders_csv(
         raise ValueError("delimiter must be a single character")
     point = decimal_separator or language_separator(language)
     t = translator(language)
-    columns = (*HEADER_COLUMNS, *LINE_COLUMNS)
     marks = [t("order.cancelled"), cancelled] if cancelled is not None else []
     out = io.StringIO(newline="")
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
     heads = [t("order.status"), t("order.cancellation")] if marks else []
-    writer.writerow([*heads, *(t(c.key) for c in columns)])
+    writer.writerow([*heads, *(t(c.key) for c in (*HEADER_COLUMNS, *LINE_COLUMNS))])
     for order in orders:
-        for line in order.lines or [Line(line_id="")]:
-            writer.writerow(
-                [*marks, *(_text(c.value(order, line), c.kind, point) for c in columns)]
-            )
+        lines = order.lines or [Line(line_id="")]
+        # The order's fields once per order (they read no line), then each line's.
+        head = [*marks, *(_text(c.value(order, lines[0]), c.kind, point) for c in HEADER_COLUMNS)]
+        writer.writerows(
+            [*head, *(_text(c.value(order, line), c.kind, point) for c in LINE_COLUMNS)]
+            for line in lines
+        )
     return out.getvalue().encode(encoding)
 
 
