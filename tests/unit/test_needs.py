@@ -56,6 +56,17 @@ def test_needs_response_despatch_invoice(gateway: Gateway) -> None:
     assert [row["order_number"] for row in page.rows] == ["PART"]
 
 
+def test_quantities_compare_as_numbers_not_as_text(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    gateway = Gateway(make_settings(tmp_path), store)
+    receive(gateway, f.order("TEN", f.items(2)))
+    receive(gateway, f.order_response("R-TEN", "TEN", "AP"))
+    receive(gateway, f.despatch_advice("D-TEN", "TEN", [("1", "10")]))
+    receive(gateway, f.invoice("I-TEN", "TEN", [("1", "9.5", "2.25")]))
+    # 10 despatched, 9.5 invoiced: as text "10" < "9.5", as numbers half a unit is unbilled
+    assert needing(gateway, "invoice") == {"TEN"}
+
+
 def test_an_unknown_need_is_a_usage_error(gateway: Gateway) -> None:
     with gateway.store.session() as session, pytest.raises(GatewayError) as raised:
         page_orders(session, Filters(needs="payment"))

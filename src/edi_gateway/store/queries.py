@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Numeric, Select, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from edi_gateway.domain.status import NEEDS, OrderStatus
@@ -241,12 +241,12 @@ def needs_condition(needs: str) -> Any:
         return and_(or_(Order.response_code.is_(None), Order.response_code == "AB"), *open_order)
     if needs == "despatch":
         despatched = select(OrderLine.id).where(
-            OrderLine.order_id == Order.id, OrderLine.qty_despatched > 0
+            OrderLine.order_id == Order.id, _number(OrderLine.qty_despatched) > 0
         )
         return and_(Order.response_code.in_(("AP", "CA")), ~despatched.exists(), *open_order)
     if needs == "invoice":  # IN, not a correlated EXISTS: one pass over the lines (2x faster)
-        unbilled = select(OrderLine.order_id).where(
-            OrderLine.qty_despatched > OrderLine.qty_invoiced
+        unbilled = select(OrderLine.order_id).where(  # schema.UNBILLED: its partial index
+            _number(OrderLine.qty_despatched) > _number(OrderLine.qty_invoiced)
         )
         return and_(Order.id.in_(unbilled), *open_order)
     raise LookupFailed(ErrorCode.USAGE, f"needs {needs!r}: expected one of {', '.join(NEEDS)}")
@@ -346,6 +346,11 @@ def orders_query(session: Session, filters: Filters) -> Select[Order]:
         raise GatewayError(ErrorCode.USAGE, "the search text contains a NUL character")
     dialect = session.get_bind().dialect.name
     return query.where(search_condition(dialect, search))
+
+
+def _number(column: Any) -> ColumnElement[Decimal]:
+    """A quantity stored as exact text (``ExactDecimal``), compared as a number."""
+    return cast(column, Numeric)
 
 
 _STATUSES = {s.value.lower(): s.value for s in OrderStatus}

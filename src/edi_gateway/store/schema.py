@@ -68,9 +68,10 @@ NAMING = {
 metadata = MetaData(naming_convention=NAMING)
 
 
-UNBILLED = "qty_despatched > qty_invoiced"
+UNBILLED = "CAST(qty_despatched AS NUMERIC) > CAST(qty_invoiced AS NUMERIC)"
 """The condition of the partial index ``ix_order_lines_unbilled`` (0021); the query that wants
-it must state the same comparison."""
+it must state the same comparison. Quantities are stored as exact text (``ExactDecimal``), so
+they are compared as numbers: as text "10" sorts before "9.5"."""
 
 
 _ERROR_CODE = re.compile(r"([A-Z][A-Z0-9_]*):")
