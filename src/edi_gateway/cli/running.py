@@ -60,8 +60,9 @@ def _run(args: argparse.Namespace) -> int:
 
     configured = settings(args)
     lock = hold_store(configured.store.url)  # one daemon per store: before it is even opened
-    ahead = _read_ahead(configured) if args.once else None
+    ahead = None
     try:
+        ahead = _read_ahead(configured) if args.once else None
         from edi_gateway.app import Gateway
 
         opened = Gateway.open(configured)
