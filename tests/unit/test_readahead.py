@@ -247,9 +247,16 @@ def test_the_ingest_command_uses_a_worker_and_reports_every_file(
     assert "30 processed" in out and f"{len(BAD)} failed" in out
 
 
-def _run_once(tmp_path: Path, name: str, folder: Path, worker: bool) -> dict[str, Any]:
+def _run_once(
+    tmp_path: Path,
+    name: str,
+    folder: Path,
+    worker: bool,
+    replaced: dict[str, bytes] | None = None,
+) -> dict[str, Any]:
     """``run --once`` over a copy of ``folder`` as an inbound folder connector: the store's
-    states and how many files the worker's results were taken for."""
+    states and how many files the worker's results were taken for. ``replaced``: inbox files
+    given other bytes after the worker read them, before the poll claims them."""
     from edi_gateway.cli import main
 
     home = tmp_path / name
@@ -271,6 +278,10 @@ def _run_once(tmp_path: Path, name: str, folder: Path, worker: bool) -> dict[str
             return None
         ahead = real_start(files)
         assert ahead is not None and ahead.join(timeout=60)  # done before anything is claimed
+        for file_name, data in (replaced or {}).items():
+            stamp = (inbox / file_name).stat().st_mtime_ns
+            (inbox / file_name).write_bytes(data)
+            os.utime(inbox / file_name, ns=(stamp, stamp))
         return ahead
 
     def take(self: ReadAhead, path: str) -> Examined | None:
@@ -298,6 +309,13 @@ def test_run_once_reads_the_inbound_folders_ahead_and_stores_the_same(tmp_path: 
     assert ahead["states"] == plain["states"]
     states = [state[0] for state in ahead["states"].values()]
     assert states.count("processed") == 30 and states.count("duplicate") == 1
+
+
+def test_run_once_examines_again_a_file_changed_after_the_worker_read_it(tmp_path: Path) -> None:
+    changed = {"po-001.xml": f.order("PO-CHANGED", f.items(2))}
+    ahead = _run_once(tmp_path, "ahead", _folder(tmp_path), worker=True, replaced=changed)
+    # the worker's result for the old bytes was offered, and refused by its sha256
+    assert ahead["states"]["po-001.xml"][:3] == ("processed", None, "PO-CHANGED")
 
 
 @pytest.mark.parametrize(

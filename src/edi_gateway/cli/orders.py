@@ -36,38 +36,8 @@ def add_commands(sub: Sub) -> None:
     )
     osub = orders.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = osub.add_parser("list", help="orders, newest first")
-    listing.add_argument(
-        "--status",
-        type=choice_of(STATUSES),
-        choices=STATUSES,
-        metavar="STATUS",
-        help=f"only orders in this status (any case, '-' for a space): {', '.join(STATUSES)}",
-    )
     list_filters(listing, "received")
-    listing.add_argument("--search", help="order IDs, party names, item names and IDs")
-    listing.add_argument(
-        "--type",
-        dest="order_type",
-        metavar="TYPE",
-        help="only orders of this type: purchase, blanket (framework), call-off, consignment, "
-        "cross-docking, internal, express, or an OrderTypeCode such as 221",
-    )
-    listing.add_argument(
-        "--overdue",
-        action="store_true",
-        help="only orders whose response or despatch is overdue now (partners' sla: terms)",
-    )
-    listing.add_argument(
-        "--attention",
-        action="store_true",
-        help="only orders whose documents exceed what was ordered, despatched or invoiced",
-    )
-    listing.add_argument(
-        "--needs",
-        choices=NEEDS,
-        help="only orders that still need a response (none yet), a despatch (accepted, "
-        "nothing despatched) or an invoice (despatched beyond what was invoiced)",
-    )
+    order_filters(listing)
     paging(listing)
     json_option(listing)
     listing.set_defaults(handler=listing_of("page_orders", "orders_table"))
@@ -96,6 +66,43 @@ def add_commands(sub: Sub) -> None:
     json_option(release)
     release.set_defaults(handler=with_gateway(_release))
     _add_cancel(osub)
+
+
+def order_filters(group: argparse._ActionsContainer) -> None:
+    """The filters only ``orders list`` has (besides those of every list): ``--status``,
+    ``--search``, ``--type``, ``--overdue``, ``--attention`` and ``--needs``. The bulk
+    ``respond``/``despatch``/``invoice`` select their orders with the same."""
+    group.add_argument(
+        "--status",
+        type=choice_of(STATUSES),
+        choices=STATUSES,
+        metavar="STATUS",
+        help=f"only orders in this status (any case, '-' for a space): {', '.join(STATUSES)}",
+    )
+    group.add_argument("--search", help="order IDs, party names, item names and IDs")
+    group.add_argument(
+        "--type",
+        dest="order_type",
+        metavar="TYPE",
+        help="only orders of this type: purchase, blanket (framework), call-off, consignment, "
+        "cross-docking, internal, express, or an OrderTypeCode such as 221",
+    )
+    group.add_argument(
+        "--overdue",
+        action="store_true",
+        help="only orders whose response or despatch is overdue now (partners' sla: terms)",
+    )
+    group.add_argument(
+        "--attention",
+        action="store_true",
+        help="only orders whose documents exceed what was ordered, despatched or invoiced",
+    )
+    group.add_argument(
+        "--needs",
+        choices=NEEDS,
+        help="only orders that still need a response (none yet), a despatch (accepted, "
+        "nothing despatched) or an invoice (despatched beyond what was invoiced)",
+    )
 
 
 def _add_cancel(osub: Sub) -> None:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from edi_gateway.cli.common import (
     ORDER_REF,
     Sub,
-    choice_of,
     emit,
     filters_of,
     json_option,
@@ -214,8 +213,7 @@ def _order_or_bulk(parser: argparse.ArgumentParser, command: str) -> None:
     """The ORDER argument of the single-order command, or the orders of a bulk run: those a
     filter of ``orders list`` selects, or those of a CSV of decisions (docs/adr/0038)."""
     from edi_gateway.cli.common import time_filters
-    from edi_gateway.cli.orders import STATUSES
-    from edi_gateway.domain.status import NEEDS
+    from edi_gateway.cli.orders import order_filters
 
     parser.add_argument("order", nargs="?", help=ORDER_REF + "; or give --csv or a filter")
     bulk = parser.add_argument_group(
@@ -228,22 +226,9 @@ def _order_or_bulk(parser: argparse.ArgumentParser, command: str) -> None:
         help=f"a CSV of {command} decisions, one row per order or per line (columns: README, "
         "'Many orders at once'); any bad row refuses the whole file before anything is issued",
     )
-    bulk.add_argument(
-        "--status",
-        type=choice_of(STATUSES),
-        choices=STATUSES,
-        metavar="STATUS",
-        help="orders in this status (any case, '-' for a space), as `orders list --status`",
-    )
     bulk.add_argument("--partner", help="orders of this partner (id or party key)")
     time_filters(parser, "orders received")
-    bulk.add_argument("--search", help="order IDs, party names, item names and IDs")
-    bulk.add_argument("--type", dest="order_type", metavar="TYPE", help="as `orders list --type`")
-    bulk.add_argument("--needs", choices=NEEDS, help="as `orders list --needs`")
-    bulk.add_argument(
-        "--attention", action="store_true", default=None, help="as `orders list --attention`"
-    )
-    bulk.add_argument("--overdue", action="store_true", help="as `orders list --overdue`")
+    order_filters(bulk)
     bulk.add_argument(
         "--batch-size",
         type=_batch_size,
@@ -305,8 +290,10 @@ def _bulk(gateway: Gateway, args: argparse.Namespace, command: str) -> int:
         with gateway.store.reading() as session:
             items = read(session, command, args.csv)
     else:
+        from edi_gateway.outbound.bulk_csv import precheck
+
         request = args.bulk_of(args)
-        check_before(command, request)
+        precheck(command, request)  # a request no order can take: refused before any is read
         ids = bulk.filtered(gateway.store, filters_of(args))
         items = [bulk.Item(order_id, request, args.force) for order_id in ids]
     outcomes = bulk.run(
@@ -335,13 +322,6 @@ def _bulk(gateway: Gateway, args: argparse.Namespace, command: str) -> int:
     text = (views.table(rows, columns) + "\n" if rows else "") + summary
     emit(data, args.json, text)
     return 1 if tally["refused"] else 0
-
-
-def check_before(command: str, request: Any) -> None:
-    """A request no order can take is refused before any order is read (as in a CSV)."""
-    from edi_gateway.outbound.bulk_csv import precheck
-
-    precheck(command, request)
 
 
 def line_change(text: str) -> LineChange:

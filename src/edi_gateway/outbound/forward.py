@@ -433,6 +433,7 @@ def _render(
     """The orders of ``rows`` with their files, read in chunks; an order that cannot be
     rendered fails its row (recorded), a cancelled one is withdrawn, the rest go."""
     from edi_gateway.outbound.issuing import original_order
+    from edi_gateway.store.queries import order_payloads
     from edi_gateway.store.tables import Order
 
     profile = partner.forward
@@ -444,7 +445,7 @@ def _render(
         chunk = rows[start : start + _CHUNK]
         ids = [r.order_id for r in chunk]
         order_rows = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(ids)))}
-        payloads = _payloads(session, ids)
+        payloads = order_payloads(session, ids)
         for row in chunk:
             order_row = order_rows[row.order_id]
             if order_row.cancelled:  # cancelled while waiting: withdrawn, not sent
@@ -482,23 +483,6 @@ def _render(
             ready.append(Forwarded(row.id, document.document_id, buyer, files, whole))
     record_many(session, events)
     return ready
-
-
-def _payloads(session: Session, order_ids: Sequence[int]) -> dict[int, bytes]:
-    """The received bytes of the Order document of each order (its first, as
-    ``store.queries.order_payload`` picks it), in one query."""
-    from edi_gateway.store.tables import DocumentRow, Message
-
-    found: dict[int, bytes] = {}
-    for order_id, payload in session.execute(
-        select(DocumentRow.order_id, Message.payload)
-        .join(Message, DocumentRow.message_id == Message.id)
-        .where(DocumentRow.order_id.in_(order_ids), DocumentRow.kind == "Order")
-        .order_by(DocumentRow.id)
-    ):
-        if order_id is not None:
-            found.setdefault(order_id, payload)
-    return found
 
 
 def _queue(

@@ -29,7 +29,8 @@ def intake(store: Store, envelopes: Sequence[Envelope]) -> list[int]:
     if not envelopes:
         return []
     with store.connect() as conn:
-        known = _existing(conn, [(env.source, env.source_ref) for env in envelopes])
+        keys = [(env.source, env.source_ref) for env in envelopes]
+        known = ids_by_key(conn, messages, ("source", "source_ref"), keys)  # the unique index
         fresh: dict[tuple[str, str], Envelope] = {}
         for env in envelopes:
             fresh.setdefault((env.source, env.source_ref), env)
@@ -37,11 +38,6 @@ def intake(store: Store, envelopes: Sequence[Envelope]) -> list[int]:
             fresh.pop(key, None)
         known.update(_store_new(conn, list(fresh.values())))
     return [known[(env.source, env.source_ref)] for env in envelopes]
-
-
-def _existing(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    found = ids_by_key(conn, messages, ("source", "source_ref"), keys)  # on the unique index
-    return {(source, ref): mid for (source, ref), mid in found.items()}
 
 
 def _store_new(conn: Connection, envelopes: list[Envelope]) -> dict[tuple[str, str], int]:

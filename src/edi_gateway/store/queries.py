@@ -592,13 +592,21 @@ _CHANGE = "OrderChange"
 
 def order_payload(session: Session, order_id: int) -> bytes | None:
     """The bytes of the Order document that created the order, exactly as received."""
-    return session.scalar(
-        select(Message.payload)
-        .join(DocumentRow, DocumentRow.message_id == Message.id)
-        .where(DocumentRow.order_id == order_id, DocumentRow.kind == "Order")
+    return order_payloads(session, [order_id]).get(order_id)
+
+
+def order_payloads(session: Session, order_ids: Sequence[int]) -> dict[int, bytes]:
+    """order ID -> the bytes of the Order document that created it (its first), in one query."""
+    found: dict[int, bytes] = {}
+    for order_id, payload in session.execute(
+        select(DocumentRow.order_id, Message.payload)
+        .join(Message, DocumentRow.message_id == Message.id)
+        .where(DocumentRow.order_id.in_(order_ids), DocumentRow.kind == "Order")
         .order_by(DocumentRow.id)
-        .limit(1)
-    )
+    ):
+        if order_id is not None:
+            found.setdefault(order_id, payload)
+    return found
 
 
 def order_detail(session: Session, order: Order) -> Json:
