@@ -42,6 +42,7 @@ from edi_gateway.store.leases import (
     skip_locked,
     xact_locks,
 )
+from edi_gateway.store.purged import DEDUP_STATES
 from edi_gateway.store.schema import documents, message_payloads, messages
 
 if TYPE_CHECKING:
@@ -420,7 +421,6 @@ def _earlier_originals(conn: Connection, works: list[Work]) -> dict[str, int]:
     shas = sorted({w.sha256 for w in works})
     batch = {w.id for w in works}
     found: dict[str, int] = {}
-    kept = (PROCESSED, ORPHAN, DUPLICATE)
     for start in range(0, len(shas), 500):
         # on the sha256 index only: the state is tested here, since a state condition in SQL
         # lets a planner pick the state index, whose "processed" holds nearly every message
@@ -430,7 +430,7 @@ def _earlier_originals(conn: Connection, works: list[Work]) -> dict[str, int]:
             )
         )
         for sha, mid, state in sorted(rows, key=lambda row: row[1]):
-            if mid not in batch and state in kept:
+            if mid not in batch and state in DEDUP_STATES:
                 found.setdefault(sha, mid)
     return found
 

@@ -10,7 +10,8 @@ from sqlalchemy import Connection, select
 from edi_gateway.store import schema as s
 
 DEDUP_STATES = ("processed", "orphan", "duplicate")
-"""The states whose bytes make a later copy a duplicate (pipeline/process.py)."""
+"""The states whose bytes make a later copy a duplicate, kept or purged (pipeline/process.py
+``_earlier_originals`` and :func:`purged_originals`)."""
 CHUNK = 500
 
 
