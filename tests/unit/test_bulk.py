@@ -180,6 +180,21 @@ def test_every_bad_row_is_named_and_nothing_is_issued(billing: Gateway, tmp_path
     assert _count(billing, OutboxRow) == 0 and _count(billing, DocumentRow) == 4
 
 
+def test_a_quoted_cell_keeps_its_line_break(billing: Gateway, tmp_path: Path) -> None:
+    path = _csv(
+        tmp_path,
+        'order,decision,line,quantity,note\nPO-2,change,2,4,"only 4\nleft"\nPO-3,accept,,,\n',
+    )
+    items = _read(billing, "respond", path)
+    assert [i.where for i in items] == ["decisions.csv row 2", "decisions.csv row 3"]
+    assert {o.state for o in _run(billing, "respond", items)} == {"issued"}
+    with billing.store.session() as session:
+        payload = session.scalars(
+            select(OutboxRow.payload).where(OutboxRow.doc_number == "PO-2-OR1")
+        ).one()
+    assert b"only 4\nleft" in payload
+
+
 @pytest.mark.parametrize(
     ("text", "found"),
     [

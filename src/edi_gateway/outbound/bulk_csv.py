@@ -29,6 +29,7 @@ as a spreadsheet shows them (the header is row 1).
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -154,7 +155,8 @@ def _rows(command: str, path: Path, problems: list[str]) -> list[_Order]:
         ) from exc
     except UnicodeDecodeError as exc:
         raise CsvRefused(path, [f"not UTF-8 text (byte {exc.start})"]) from exc
-    reader = csv.reader(text.splitlines())
+    # newline="": a quoted cell keeps its line breaks (a note over two lines), as csv wants
+    reader = csv.reader(io.StringIO(text, newline=""))
     header = _header(command, path, next(reader, []))
     orders: dict[str, _Order] = {}
     for number, cells in enumerate(reader, start=2):
