@@ -604,7 +604,8 @@ def _ubl_checked(site: Site, order_id: int, name: str, kinds: list[str]) -> list
 
     with sqlite3.connect(site.project.db) as db:
         rows = db.execute(
-            "SELECT kind, filename, payload FROM outbox WHERE order_id = ? ORDER BY id",
+            "SELECT kind, filename, payload FROM outbox JOIN outbox_payloads ON outbox_id = id "
+            "WHERE order_id = ? ORDER BY id",
             (order_id,),
         ).fetchall()
     rows = [row for row in rows if row[0] in kinds]

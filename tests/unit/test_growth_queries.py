@@ -157,7 +157,6 @@ def test_outbox_error_code_follows_last_error(store: Store) -> None:
             doc_number="D1",
             filename="d1.xml",
             media_type="application/xml",
-            payload=b"x",
             state="pending",
             attempts=0,
             next_attempt_at=T0,

@@ -19,6 +19,7 @@ from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.outbound.forward import flush_all
 from edi_gateway.pipeline.operator import dismiss
 from edi_gateway.store import schema as s
+from edi_gateway.store.archive import file_sha256
 from edi_gateway.store.db import Store
 from edi_gateway.store.leases import hold
 from edi_gateway.store.purge import purge, restore, runs
@@ -355,6 +356,34 @@ def test_a_batch_cut_off_by_a_crash_is_ignored_and_ids_taken_again_conflict(
     with pytest.raises(GatewayError) as caught:
         restore(store, path)
     assert caught.value.code is ErrorCode.RESTORE_CONFLICT
+
+
+def test_an_archive_written_before_outbox_payloads_moved_restores_into_them(
+    world: Gateway, tmp_path: Path
+) -> None:
+    """Before migration 0024 an outbox row held its bytes: such an archive restores them into
+    outbox_payloads (docs/adr/0042), byte for byte."""
+    store = world.store
+    before = dump(store)
+    done = purge(store, BEFORE, actor="tester", archive_dir=tmp_path / "archive")
+    assert done.archive is not None and done.counts["outbox_payloads"] == done.counts["outbox"]
+    lines = Path(done.archive).read_text(encoding="utf-8").splitlines()
+    old = [lines[0]]
+    for line in lines[1:]:  # each batch as the older version wrote it
+        batch = json.loads(line)
+        tables = batch["tables"]
+        payloads = {r["outbox_id"]: r["payload"] for r in tables.pop("outbox_payloads", [])}
+        for row in tables.get("outbox", []):
+            row["payload"] = payloads.pop(row["id"])
+        assert not payloads
+        old.append(json.dumps(batch))
+    legacy = tmp_path / "legacy.jsonl"
+    legacy.write_text("\n".join(old) + "\n", encoding="utf-8")
+    with store.connect() as conn:  # as the older version recorded its own file's sha256
+        conn.execute(update(s.purge_runs).values(archive_sha256=file_sha256(legacy)))
+    got = restore(store, legacy)
+    assert got["restored"]["outbox_payloads"] == done.counts["outbox"]
+    assert dump(store) == before
 
 
 def test_invoice_numbers_of_purged_invoices_are_not_issued_again(

@@ -188,7 +188,12 @@ def test_rows_awaiting_a_receipt_are_pending_again_below_0006(database_url: str)
         assert current_revision(reopened.engine) == HEAD_REVISION
         assert _schema_diff(reopened.engine) == []
         with reopened.connect() as conn:
-            found = conn.execute(text("SELECT state, receipt, payload FROM outbox")).one()
+            found = conn.execute(
+                text(
+                    "SELECT state, receipt, payload "
+                    "FROM outbox JOIN outbox_payloads ON id = outbox_id"
+                )
+            ).one()
         assert tuple(found) == ("pending", None, b"<x/>")
     finally:
         reopened.close()

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cryptography import x509
 from pydantic import BaseModel
 from sqlalchemy import Connection, insert, select
 
@@ -68,6 +67,8 @@ def expiries(settings: Settings) -> list[Expiry]:
     an unreadable file is logged and left out (loading it fails loudly where it is used)."""
     found: list[Expiry] = []
     for where, path in certificate_files(settings):
+        from cryptography import x509  # only where certificates are configured
+
         try:
             data = path.read_bytes()
             certs = (

@@ -15,8 +15,6 @@ import hmac
 import json
 import logging
 import time
-import urllib.error
-import urllib.request
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,16 +24,16 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from edi_gateway.alerts.events import newest
+from edi_gateway.alerts.events import mail_connectors, newest
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.store.leases import skip_locked
 from edi_gateway.store.schema import alert_cursors, alert_events
-from edi_gateway.transports.email_spec import SmtpConnector
 
 if TYPE_CHECKING:
     from edi_gateway.config import Settings
     from edi_gateway.config.alerts import Webhook
     from edi_gateway.store.db import Store
+    from edi_gateway.transports.email_spec import SmtpConnector
 
 log = logging.getLogger(__name__)
 RETRY = timedelta(seconds=60)
@@ -146,8 +144,8 @@ def channels(settings: Settings) -> list[Channel]:
     """Every alert channel of gateway.yaml."""
     found = [
         Channel(conn.name, tuple(conn.notify), _mail(conn))
-        for conn in settings.connectors
-        if isinstance(conn, SmtpConnector) and conn.notify
+        for conn in mail_connectors(settings)
+        if conn.notify
     ]
     return found + [
         Channel(hook.name, tuple(hook.causes), _post(hook)) for hook in settings.alerts.webhooks
@@ -171,6 +169,9 @@ def signature(secret: str, stamp: int, body: bytes) -> str:
 
 def _post(hook: Webhook) -> Send:
     def send(digest: Digest, at: datetime) -> None:
+        import urllib.error  # only where a webhook is configured (start-up of run)
+        import urllib.request
+
         body = json.dumps(digest.json(at), ensure_ascii=False).encode()
         stamp = int(time.time())
         request = urllib.request.Request(  # noqa: S310 - the URL is an http(s) URL from config

@@ -10,18 +10,22 @@ from sqlalchemy import Connection, exists, func, insert, select
 
 from edi_gateway.errors import REMEDY, ErrorCode
 from edi_gateway.store.schema import alert_events, messages, outbox
-from edi_gateway.transports.email_spec import SmtpConnector
 
 if TYPE_CHECKING:
     from edi_gateway.config import Settings
     from edi_gateway.store.db import Store
+    from edi_gateway.transports.email_spec import SmtpConnector
+
+
+def mail_connectors(settings: Settings) -> list[SmtpConnector]:
+    """The SMTP connectors of gateway.yaml (told by their ``type:``: a config without one never
+    imports their model, as ``config/connectors.py`` intends)."""
+    return [conn for conn in settings.connectors if conn.type == "smtp"]
 
 
 def subscribed(settings: Settings) -> set[str]:
     """The causes some channel is told about (nothing is recorded for the others)."""
-    causes = {
-        c for conn in settings.connectors if isinstance(conn, SmtpConnector) for c in conn.notify
-    }
+    causes = {c for conn in mail_connectors(settings) for c in conn.notify}
     return causes | {c for hook in settings.alerts.webhooks for c in hook.causes}
 
 

@@ -396,11 +396,14 @@ def _flush_supplier(
     for start in range(0, len(rows), cap):
         ready = _render(session, partner, rows[start : start + cap], moment)
         groups = [[f] for f in ready] if profile.bundle == "none" else [ready] if ready else []
-        for group in groups:
+        del ready
+        groups.reverse()
+        while groups:
+            # each group's rendered files are let go once built (a 5,000-order zip: ~100 MB)
             packed = build(
                 profile,
                 partner.id,
-                group,
+                groups.pop(),
                 seq=seq + 1,
                 sent_on=moment.date(),
                 language=partner.language,

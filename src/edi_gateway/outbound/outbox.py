@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, insert, or_, select
 
 from edi_gateway.crashpoints import reach
 from edi_gateway.errors import ErrorCode, GatewayError
@@ -78,6 +78,7 @@ def enqueue(session: Session, item: Outgoing, settings: Settings) -> int:
     for a partner whose ``signature:`` says ``sign`` is signed here, so the row holds exactly
     the bytes that are sent (docs/adr/0021-xml-signatures.md).
     """
+    from edi_gateway.store.schema import outbox_payloads
     from edi_gateway.store.tables import OutboxRow
 
     item = signed(item, settings)
@@ -110,13 +111,15 @@ def enqueue(session: Session, item: Outgoing, settings: Settings) -> int:
         doc_number=item.doc_number,
         filename=filename,
         media_type=item.media_type,
-        payload=item.payload,
         state=PENDING,
         attempts=0,
         next_attempt_at=stamp,
     )
     session.add(row)
     session.flush()
+    # the bytes apart from the row, whose state changes with every attempt (schema.py)
+    # (as parameters, not .values(): a cached statement would keep the first one's bytes)
+    session.execute(insert(outbox_payloads), {"outbox_id": row.id, "payload": item.payload})
     record(
         session,
         "outbox.queued",
@@ -244,7 +247,7 @@ def _deliver(
         if transport is None:
             transport = open_outbound(settings.connector(row.connector))
             opened[row.connector] = transport
-        where = transport.deliver(row.filename, row.payload, delivery_headers(row))
+        where = transport.deliver(row.filename, payload_of(session, row), delivery_headers(row))
         reach("after-send")
     except Exception as exc:  # any transport failure is this row's failed attempt
         if transient(exc):  # the store went away (the row's payload is read on demand), not
@@ -268,6 +271,16 @@ def _deliver(
         return row.state
     mark_sent(session, row, where, moment)
     return row.state
+
+
+def payload_of(session: Session, row: OutboxRow) -> bytes:
+    """``row``'s bytes, read from their own table (``OutboxRow.payload`` reads them through a
+    subquery, which SQLite copies twice more: a 35 MB bundle cost 100 MB)."""
+    from edi_gateway.store.schema import outbox_payloads
+
+    p = outbox_payloads.c
+    found = session.execute(select(p.payload).where(p.outbox_id == row.id)).scalar_one()
+    return bytes(found)
 
 
 def mark_sent(

@@ -103,6 +103,7 @@ PURGED = (
     s.document_lines,
     s.history,
     s.outbox,
+    s.outbox_payloads,
     s.findings,
     *ORDER_TABLES,
 )
@@ -565,6 +566,8 @@ def _add_dependents(conn: Connection, found: _Batch) -> None:
     found.add(payloads, _rows(conn, payloads, payloads.c.message_id, ids(s.messages)))
     lines = s.document_lines
     found.add(lines, _rows(conn, lines, lines.c.document_id, ids(s.documents)))
+    sent = s.outbox_payloads
+    found.add(sent, _rows(conn, sent, sent.c.outbox_id, ids(s.outbox)))
     f = s.findings
     found.add(f, _rows(conn, f, f.c.message_id, ids(s.messages)))
     found.add(f, _rows(conn, f, f.c.outbox_id, ids(s.outbox)))
@@ -751,7 +754,8 @@ def restore(store: Store, path: Path) -> dict[str, Any]:
                     f"{path} has sha256 {digest}, but purge run {run_id} recorded "
                     f"{run.archive_sha256}: the file changed since",
                 )
-        for number, rows in enumerate(found.batches, start=1):
+        for number, archived in enumerate(found.batches, start=1):
+            rows = _as_stored_now(archived)
             present, total = _present(conn, rows)
             if present == total:
                 skipped += 1  # never deleted: the crash came before the batch committed
@@ -778,6 +782,19 @@ def restore(store: Store, path: Path) -> dict[str, Any]:
         "skipped_batches": skipped,
         "incomplete_last_batch": found.cut_off,
     }
+
+
+def _as_stored_now(rows: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows archived before migration 0024 carry an outbox row's bytes in the row itself: they
+    go back to ``outbox_payloads``, as that migration moved them."""
+    moved = [
+        {"outbox_id": row["id"], "payload": row.pop("payload")}
+        for row in rows.get("outbox", [])
+        if "payload" in row
+    ]
+    if moved:
+        rows.setdefault("outbox_payloads", []).extend(moved)
+    return rows
 
 
 def _present(conn: Connection, rows: dict[str, list[dict[str, Any]]]) -> tuple[int, int]:

@@ -15,6 +15,7 @@ discrepancies   document lines that exceed what was ordered, confirmed, despatch
 shipments       carrier, tracking ID and URL of each despatch advice
 history         every event: when, what, by whom
 outbox          every outbound document, as a row before it is bytes anywhere, until delivered
+outbox_payloads   the bytes of each outbox row, written once with it
 forwards        one row per order forwarded to a supplier: held, waiting, queued (in a bundle,
                 as outbox rows), delivered or failed
 alert_events    what operators are told about (new orders, failures, connectors down, ...)
@@ -257,7 +258,6 @@ outbox = Table(
     Column("doc_number", String(200), nullable=False, index=True),  # a bundle's files (0021)
     Column("filename", String(255), nullable=False),
     Column("media_type", String(100), nullable=False),
-    Column("payload", LargeBinary, nullable=False),
     Column("state", String(20), nullable=False, index=True),
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", UTCDateTime(), nullable=False),
@@ -269,6 +269,16 @@ outbox = Table(
     Column("receipt", Text),  # JSON: what the partner's later receipt must say (0006)
     UniqueConstraint("connector", "filename"),
 )
+
+outbox_payloads = Table(
+    "outbox_payloads",
+    metadata,
+    Column("outbox_id", ForeignKey("outbox.id"), primary_key=True, autoincrement=False),
+    Column("payload", LargeBinary, nullable=False),
+)
+"""The bytes of each outbox row, apart from it (0024): a row's state changes with every
+attempt, and SQLite rewrites a whole record, blob included, on every UPDATE (ADR 0010); a
+35 MB bundle was written out again each time it was marked sent or retried."""
 
 findings = Table(
     "findings",

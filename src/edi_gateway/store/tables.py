@@ -279,7 +279,17 @@ class OutboxRow(Base):
     """An outbound document waiting for, or done with, delivery."""
 
     __table__ = schema.outbox
-    __mapper_args__ = {"properties": {"payload": deferred(schema.outbox.c.payload)}}  # noqa: RUF012
+    __mapper_args__ = {  # noqa: RUF012
+        "properties": {
+            # Read-only: outbound/outbox.py enqueue writes the bytes to outbox_payloads.
+            "payload": column_property(
+                select(schema.outbox_payloads.c.payload)
+                .where(schema.outbox_payloads.c.outbox_id == schema.outbox.c.id)
+                .scalar_subquery(),
+                deferred=True,
+            )
+        }
+    }
 
     id: Mapped[int]
     created_at: Mapped[datetime]
