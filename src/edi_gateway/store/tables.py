@@ -9,8 +9,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Table, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, deferred, validates
+from sqlalchemy import Column, Table, select
+from sqlalchemy.orm import (
+    ColumnProperty,
+    DeclarativeBase,
+    Mapped,
+    column_property,
+    deferred,
+    validates,
+)
 
 from edi_gateway.store import schema
 
@@ -19,6 +26,16 @@ class Base(DeclarativeBase):
     """Declarative base over the shared metadata."""
 
     metadata = schema.metadata
+
+
+def _kept_apart(key: Column[int]) -> ColumnProperty[bytes]:
+    """A row's ``payload``, read-only and deferred, from the table that keeps the bytes apart
+    (``key``: its column naming the row; see schema.py's message_payloads)."""
+    [parent] = key.foreign_keys
+    payloads = key.table
+    return column_property(
+        select(payloads.c.payload).where(key == parent.column).scalar_subquery(), deferred=True
+    )
 
 
 def table(model: type[Base]) -> Table:
@@ -32,16 +49,9 @@ class Message(Base):
     """A payload as it arrived, and what became of it."""
 
     __table__ = schema.messages
+    # Read-only: intake writes the bytes to message_payloads with Core.
     __mapper_args__ = {  # noqa: RUF012
-        "properties": {
-            # Read-only: intake writes the bytes to message_payloads with Core.
-            "payload": column_property(
-                select(schema.message_payloads.c.payload)
-                .where(schema.message_payloads.c.message_id == schema.messages.c.id)
-                .scalar_subquery(),
-                deferred=True,
-            )
-        }
+        "properties": {"payload": _kept_apart(schema.message_payloads.c.message_id)}
     }
 
     id: Mapped[int]
@@ -279,16 +289,9 @@ class OutboxRow(Base):
     """An outbound document waiting for, or done with, delivery."""
 
     __table__ = schema.outbox
+    # Read-only: outbound/outbox.py enqueue writes the bytes to outbox_payloads.
     __mapper_args__ = {  # noqa: RUF012
-        "properties": {
-            # Read-only: outbound/outbox.py enqueue writes the bytes to outbox_payloads.
-            "payload": column_property(
-                select(schema.outbox_payloads.c.payload)
-                .where(schema.outbox_payloads.c.outbox_id == schema.outbox.c.id)
-                .scalar_subquery(),
-                deferred=True,
-            )
-        }
+        "properties": {"payload": _kept_apart(schema.outbox_payloads.c.outbox_id)}
     }
 
     id: Mapped[int]
