@@ -111,8 +111,10 @@ def gln_problem(value: str) -> str | None:
 
 
 def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    from edi_gateway.config.cache import resolved
+
     path = value.expanduser()
-    return path if path.is_absolute() else (_base_dir(info) / path).resolve()
+    return path if path.is_absolute() else resolved(_base_dir(info) / path)
 
 
 Slug = Annotated[str, AfterValidator(_check_slug)]
@@ -217,7 +219,9 @@ class StoreSettings(_Model):
         file, sep, query = value[len(_SQLITE) :].partition("?")
         if not file or file == ":memory:" or file.startswith("/"):
             return value
-        return f"{_SQLITE}{(_base_dir(info) / file).resolve()}{sep}{query}"
+        from edi_gateway.config.cache import resolved
+
+        return f"{_SQLITE}{resolved(_base_dir(info) / file)}{sep}{query}"
 
     def connect_url(self) -> str:
         """``url`` with the password from ``password`` (read now) put in."""

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from edi_gateway.config.base import ConnectorBase
+from edi_gateway.config.cache import cached, recording, remember
 from edi_gateway.config.connectors import connector_model
 from edi_gateway.config.models import Settings
 from edi_gateway.errors import ConfigError
@@ -53,9 +54,20 @@ def config_path(cli_value: str | None) -> Path:
 
 def load_config(path: Path) -> Settings:
     """Read, parse and validate the config file; ConfigError listing every problem (each with
-    its line in the file where it has one)."""
+    its line in the file where it has one). The settings of a config that validated before,
+    with nothing it read changed since, come from :mod:`edi_gateway.config.cache`."""
     path = path.expanduser().absolute()
-    data = _read_yaml(path)
+    raw = _read_bytes(path)
+    known = cached(path, raw)
+    if isinstance(known, Settings):
+        return known
+    with recording() as reads:
+        settings = _validated(path, _read_yaml(path, raw))
+    remember(path, raw, reads, settings)
+    return settings
+
+
+def _validated(path: Path, data: Any) -> Settings:
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: expected a mapping of keys at the top level, found "
@@ -156,12 +168,22 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _read_yaml(path: Path) -> Any:
+def _read_bytes(path: Path) -> bytes:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it as UTF-8 text: {exc}") from None
+
+
+def _read_yaml(path: Path, raw: bytes | None = None) -> Any:
+    """The YAML of ``path`` (of ``raw``, its bytes, when given: what was read once)."""
+    try:
+        raw = _read_bytes(path) if raw is None else raw
+        # as Path.read_text: universal newlines (YAML line numbers stay the same)
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: cannot read it as UTF-8 text: {exc}") from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
