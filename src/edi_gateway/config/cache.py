@@ -119,17 +119,17 @@ def _listing(folder: str) -> list[str] | None:
 
 
 def _code() -> str:
-    """The code that validates: Python, pydantic, the installed libraries (their folders
-    change when one is installed or removed) and the product's source files."""
+    """The code that validates: Python, pydantic, the installed libraries (the folders they
+    are installed in) and the product's source files; the same whichever way Python started
+    (console script, ``-m``, ``-c``)."""
     import pydantic_core
 
     from edi_gateway import __version__
 
     parts = [sys.version, pydantic_core.__version__, __version__]
-    for entry in sys.path:  # site-packages and the standard library, not the working folder
-        if _under(entry, (sys.prefix, sys.base_prefix)):
-            with contextlib.suppress(OSError):
-                parts.append(f"{entry}:{os.stat(entry).st_mtime_ns}")
+    for entry in sorted({p for p in sys.path if p.endswith(("site-packages", "dist-packages"))}):
+        with contextlib.suppress(OSError):  # installing or removing a library changes it
+            parts.append(f"{entry}:{os.stat(entry).st_mtime_ns}")
     for folder, dirs, files in os.walk(_PACKAGE):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
@@ -205,7 +205,9 @@ def remember(config: Path, text: bytes, reads: _Reads, settings: object) -> None
     be exact (validation wrote a file) or written."""
     if reads.wrote:
         return
-    code = set(sys.path)  # the import system lists these: the code key covers them
+    # the import system and importlib.metadata list these ('' as '.'): the code key covers
+    # them; validation itself only lists absolute folders (relative to the config's)
+    code = {p or "." for p in sys.path}
     entry = {
         "key": _key(config, text),
         "files": {p: _digest(p) for p in sorted(reads.files) if not _code_file(p)},
