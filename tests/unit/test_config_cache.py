@@ -216,3 +216,26 @@ def test_a_validation_that_wrote_a_file_is_not_cached(
     with config_cache.recording() as reads:
         (tmp_path / "written").read_text(encoding="utf-8")
     assert not reads.wrote and str(tmp_path / "written") in reads.files
+
+
+def test_only_the_validating_thread_is_recorded(tmp_path: Path) -> None:
+    """Two threads validating at once (the console and a reload) each record their own reads."""
+    import threading
+
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    mine.write_text("m", encoding="utf-8")
+    theirs.write_text("t", encoding="utf-8")
+    seen: dict[str, set[str]] = {}
+
+    def other() -> None:
+        with config_cache.recording() as reads:
+            theirs.read_text(encoding="utf-8")
+        seen["other"] = reads.files
+
+    with config_cache.recording() as reads:
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+        mine.read_text(encoding="utf-8")
+    assert reads.files == {str(mine)}
+    assert seen["other"] == {str(theirs)}

@@ -44,46 +44,42 @@ _CODE_SUFFIXES = (".py", ".pyc", ".so", ".pth")
 class _Reads:
     """What validating one config read, as its audit events said."""
 
-    thread: int
     files: set[str] = field(default_factory=set)
     folders: set[str] = field(default_factory=set)
     resolved: dict[str, str] = field(default_factory=dict)
     wrote: bool = False
 
 
-class _Recorder:
-    """The validation being recorded, if any, and whether the audit hook is installed."""
+class _Recording(threading.local):
+    """The validation this thread is recording, if any (threads validate independently)."""
 
     reads: _Reads | None = None
-    hooked = False
 
 
-_RECORDER = _Recorder()
-
-
-def _current() -> _Reads | None:
-    reads = _RECORDER.reads
-    return reads if reads is not None and threading.get_ident() == reads.thread else None
+_RECORDING = _Recording()
+_HOOK = threading.Lock()
+_hooked: list[bool] = []  # the audit hook, once installed (it cannot be removed)
+_WRITES = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
 def resolved(path: Path) -> Path:
     """``path.resolve()``, noted while a config is validated (a symlink may change later)."""
     found = path.resolve()
-    reads = _current()
+    reads = _RECORDING.reads
     if reads is not None:
         reads.resolved[str(path)] = str(found)
     return found
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
-    reads = _current()
+    reads = _RECORDING.reads
     if reads is None:
         return
-    if event == "open":
-        target, mode = args[0], args[1]
+    if event == "open":  # builtins/io.open and os.open: (path, mode or None, flags)
+        target, flags = args[0], args[2]
         if isinstance(target, str | bytes | os.PathLike):
             reads.files.add(os.fsdecode(target))
-            if isinstance(mode, str) and any(c in mode for c in "wax+"):
+            if isinstance(flags, int) and flags & _WRITES:
                 reads.wrote = True
     elif event in ("os.listdir", "os.scandir") and isinstance(args[0], str | bytes | os.PathLike):
         reads.folders.add(os.fsdecode(args[0]))
@@ -92,15 +88,16 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 @contextlib.contextmanager
 def recording() -> Iterator[_Reads]:
     """Note what the block reads (this thread): files opened, folders listed, paths resolved."""
-    if not _RECORDER.hooked:
-        sys.addaudithook(_audit)  # for the process's life: idle (one test) unless recording
-        _RECORDER.hooked = True
-    reads = _Reads(threading.get_ident())
-    outer, _RECORDER.reads = _RECORDER.reads, reads
+    with _HOOK:
+        if not _hooked:
+            sys.addaudithook(_audit)  # for the process's life: idle unless recording
+            _hooked.append(True)
+    reads = _Reads()
+    outer, _RECORDING.reads = _RECORDING.reads, reads
     try:
         yield reads
     finally:
-        _RECORDER.reads = outer
+        _RECORDING.reads = outer
 
 
 def _digest(path: str) -> str | None:
