@@ -111,9 +111,9 @@ def gln_problem(value: str) -> str | None:
 
 
 def _resolve_path(value: Path, info: ValidationInfo) -> Path:
-    from edi_gateway.config.cache import resolved
+    from edi_gateway.config.cache import expanded, resolved
 
-    path = value.expanduser()
+    path = expanded(value)
     return path if path.is_absolute() else resolved(_base_dir(info) / path)
 
 

@@ -9,10 +9,10 @@ A command whose config validated before unpickles the :class:`Settings` it gave 
 Exact, or not used. The cache of a config holds, beside the settings, everything validating
 it read: the sha256 of the config text and of every file opened (seen through an audit hook,
 on the validating thread only), the names in every folder listed, each relative path and what
-it resolved to (symlinks), ``$HOME`` (``~`` in paths), the Python and pydantic versions, the
-installed libraries' folders and the product's own source files (size and mtime). All of it is
-compared on each use; any difference, or a cache that cannot be read, means validating again.
-A config that fails validation is never cached (its error is raised as before), nor one whose
+it resolved to (symlinks), each ``~`` path and what it expanded to (``$HOME``), the Python and
+pydantic versions, the installed libraries' folders and the product's own source files (size
+and mtime). All of it is compared on each use; any difference, or a cache that cannot be
+read, means validating again. A config that fails validation is never cached (its error is raised as before), nor one whose
 validation wrote a file. The cache files are private: ``$XDG_CACHE_HOME/edi-gateway`` (else
 ``~/.cache/edi-gateway``), folder 0700, files 0600, written atomically; one not owned by this
 user, or writable by others, is ignored (unpickling runs code). Not caching never fails a
@@ -47,6 +47,7 @@ class _Reads:
     files: set[str] = field(default_factory=set)
     folders: set[str] = field(default_factory=set)
     resolved: dict[str, str] = field(default_factory=dict)
+    expanded: dict[str, str] = field(default_factory=dict)
     wrote: bool = False
 
 
@@ -68,6 +69,16 @@ def resolved(path: Path) -> Path:
     reads = _RECORDING.reads
     if reads is not None:
         reads.resolved[str(path)] = str(found)
+    return found
+
+
+def expanded(path: Path) -> Path:
+    """``path.expanduser()``, noted while a config is validated (``$HOME`` or the user
+    database may say otherwise later)."""
+    found = path.expanduser()
+    reads = _RECORDING.reads
+    if reads is not None and found != path:
+        reads.expanded[str(path)] = str(found)
     return found
 
 
@@ -152,7 +163,6 @@ def _key(config: Path, text: bytes) -> dict[str, Any]:
         "format": FORMAT,
         "config": str(config),
         "text": hashlib.sha256(text).hexdigest(),
-        "home": os.environ.get("HOME"),
         "code": _code(),
     }
 
@@ -169,6 +179,7 @@ def _still(entry: dict[str, Any]) -> bool:
         all(_digest(path) == digest for path, digest in entry["files"].items())
         and all(_listing(folder) == names for folder, names in entry["folders"].items())
         and all(str(Path(p).resolve()) == found for p, found in entry["resolved"].items())
+        and all(str(Path(p).expanduser()) == found for p, found in entry["expanded"].items())
     )
 
 
@@ -212,6 +223,7 @@ def remember(config: Path, text: bytes, reads: _Reads, settings: object) -> None
             f: _listing(f) for f in sorted(reads.folders) if f not in code and not _code_file(f)
         },
         "resolved": reads.resolved,
+        "expanded": reads.expanded,
         "settings": settings,
     }
     where = _where(config)
