@@ -11,12 +11,12 @@ it read: the sha256 of the config text and of every file opened (seen through an
 on the validating thread only), the names in every folder listed, each relative path and what
 it resolved to (symlinks), each ``~`` path and what it expanded to (``$HOME``), the Python and
 pydantic versions, the installed libraries' folders and the product's own source files (size
-and mtime). All of it is compared on each use; any difference, or a cache that cannot be
-read, means validating again. A config that fails validation is never cached (its error is raised as before), nor one whose
-validation wrote a file. The cache files are private: ``$XDG_CACHE_HOME/edi-gateway`` (else
-``~/.cache/edi-gateway``), folder 0700, files 0600, written atomically; one not owned by this
-user, or writable by others, is ignored (unpickling runs code). Not caching never fails a
-command: an unwritable cache folder only costs the time.
+and mtime). All of it is compared on each use; any difference, or a cache that cannot be read,
+means validating again. A config that fails validation is never cached (its error is raised
+as before), nor one whose validation wrote a file. The cache files are private:
+``$XDG_CACHE_HOME/edi-gateway`` (else ``~/.cache/edi-gateway``), folder 0700, files 0600,
+written atomically; one not owned by this user, or writable by others, is ignored (unpickling
+runs code). Not caching never fails a command: an unwritable cache folder only costs the time.
 """
 
 from __future__ import annotations
