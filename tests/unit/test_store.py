@@ -57,6 +57,36 @@ def test_a_fresh_store_gets_the_same_schema_without_alembic(store: Store) -> Non
     assert current_revision(store.engine) == HEAD_REVISION
 
 
+def _unbilled_index_sql(engine: Engine) -> str:
+    query = {
+        "sqlite": "SELECT sql FROM sqlite_master WHERE name = 'ix_order_lines_unbilled'",
+        "postgresql": "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_order_lines_unbilled'",
+    }[engine.dialect.name]
+    with engine.connect() as conn:
+        return str(conn.execute(text(query)).scalar_one())
+
+
+def test_the_unbilled_index_is_partial_on_every_backend(database_url: str) -> None:
+    """``ix_order_lines_unbilled`` keeps its WHERE both from a fresh store (its PostgreSQL
+    condition is added just before the tables are created) and from the migrations (Alembic
+    compares no index conditions, so _schema_diff would not see one missing)."""
+    from alembic import command
+
+    fresh = open_store(database_url)
+    try:
+        made = _unbilled_index_sql(fresh.engine)
+        assert "WHERE" in made.upper() and "qty_invoiced" in made, made
+        command.downgrade(alembic_config(fresh.engine), "0020")
+    finally:
+        fresh.close()
+    migrated = open_store(database_url)  # 0021 creates the index again
+    try:
+        again = _unbilled_index_sql(migrated.engine)
+        assert "WHERE" in again.upper() and "qty_invoiced" in again, again
+    finally:
+        migrated.close()
+
+
 def test_a_shared_database_is_migrated_not_recreated(tmp_path: Path) -> None:
     """A database that already holds someone else's table goes through Alembic."""
     url = f"sqlite:///{tmp_path / 'shared.db'}"

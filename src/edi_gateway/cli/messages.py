@@ -78,10 +78,10 @@ def _show(opened: Opened, args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(gateway.raw_payload(args.id))
         sys.stdout.buffer.flush()
         return 0
-    with opened.store.session() as session:
-        from edi_gateway.store.queries import message_detail
+    from edi_gateway.store.queries import message_detail
 
-        detail = message_detail(session, args.id)
+    with opened.store.connect() as conn:
+        detail = message_detail(conn, args.id)
     return emit(detail, args.json, views.message_text(detail))
 
 

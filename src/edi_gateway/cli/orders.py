@@ -124,10 +124,10 @@ def _add_cancel(osub: Sub) -> None:
 
 def _show(gateway: Opened, args: argparse.Namespace) -> int:
     from edi_gateway import views
-    from edi_gateway.store.queries import order_detail, resolve_order
+    from edi_gateway.store.queries import find_order, order_detail
 
-    with gateway.store.session() as session:
-        detail = order_detail(session, resolve_order(session, args.ref))
+    with gateway.store.connect() as conn:
+        detail = order_detail(conn, find_order(conn, args.ref))
     return emit(detail, args.json, views.order_text(detail))
 
 

@@ -8,21 +8,25 @@ their transports); :mod:`edi_gateway.config` re-exports what callers use.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import typing
 from pathlib import Path
 from types import UnionType
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
-import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from edi_gateway.config.base import ConnectorBase
+from edi_gateway.config.cache import cached, recording, remember
 from edi_gateway.config.connectors import connector_model
 from edi_gateway.config.models import Settings
 from edi_gateway.errors import ConfigError
+
+if TYPE_CHECKING:  # PyYAML is imported when a config is parsed, not when it comes from cache
+    import yaml
 
 __all__ = ["DEFAULT_NAME", "ENV_VAR", "check_config", "config_path", "load_config"]
 
@@ -53,9 +57,20 @@ def config_path(cli_value: str | None) -> Path:
 
 def load_config(path: Path) -> Settings:
     """Read, parse and validate the config file; ConfigError listing every problem (each with
-    its line in the file where it has one)."""
+    its line in the file where it has one). The settings of a config that validated before,
+    with nothing it read changed since, come from :mod:`edi_gateway.config.cache`."""
     path = path.expanduser().absolute()
-    data = _read_yaml(path)
+    raw = _read_bytes(path)
+    known = cached(path, raw)
+    if isinstance(known, Settings):
+        return known
+    with recording() as reads:
+        settings = _validated(path, _read_yaml(path, raw))
+    remember(path, raw, reads, settings)
+    return settings
+
+
+def _validated(path: Path, data: Any) -> Settings:
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: expected a mapping of keys at the top level, found "
@@ -104,6 +119,8 @@ def _located(message: str) -> dict[str, Any]:
 
 def _nodes(path: Path) -> yaml.Node | None:
     """The YAML node tree (with line marks) of a file that already parsed."""
+    import yaml
+
     try:
         return yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
@@ -112,6 +129,8 @@ def _nodes(path: Path) -> yaml.Node | None:
 
 def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     """The 1-based line of the YAML node at ``loc`` (or of the nearest parent that exists)."""
+    import yaml
+
     if node is None:
         return None
     line = node.start_mark.line + 1
@@ -141,30 +160,48 @@ def _path_of(text: str) -> tuple[int | str, ...]:
     return tuple(int(i) if i else name for name, i in _PATH_PART.findall(head))
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+@functools.cache
+def _unique_key_loader() -> type[yaml.SafeLoader]:
+    import yaml
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} given twice", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+    class UniqueKeyLoader(yaml.SafeLoader):
+        """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} given twice", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
 
 
-def _read_yaml(path: Path) -> Any:
+def _read_bytes(path: Path) -> bytes:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(f"{path}: cannot read it as UTF-8 text: {exc}") from None
+
+
+def _read_yaml(path: Path, raw: bytes | None = None) -> Any:
+    """The YAML of ``path`` (of ``raw``, its bytes, when given: what was read once)."""
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        raw = _read_bytes(path) if raw is None else raw
+        # as Path.read_text: universal newlines (YAML line numbers stay the same)
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: cannot read it as UTF-8 text: {exc}") from None
+    import yaml
+
+    try:
+        data = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

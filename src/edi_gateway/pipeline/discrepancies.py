@@ -179,6 +179,8 @@ def flag(
 def clear_attention(session: Session, order: Order, reason: str, *, actor: str) -> int:
     """Clear the order's attention flag for ``reason``; the discrepancies stay recorded.
     Returns how many discrepancies the order has."""
+    from edi_gateway.store.queries import discrepancies_of
+
     if not reason.strip():
         raise GatewayError(ErrorCode.USAGE, "give the reason the discrepancies are settled")
     if not order.attention:
@@ -190,9 +192,3 @@ def clear_attention(session: Session, order: Order, reason: str, *, actor: str) 
     count = len(discrepancies_of(session, order.id))
     record(session, "order.attention_cleared", reason.strip(), actor=actor, order_id=order.id)
     return count
-
-
-def discrepancies_of(session: Session, order_id: int) -> list[Discrepancy]:
-    """The order's recorded discrepancies, oldest first."""
-    query = select(Discrepancy).where(Discrepancy.order_id == order_id)
-    return list(session.scalars(query.order_by(Discrepancy.id)))

@@ -12,14 +12,21 @@ UBL ``BackorderQuantity`` where a plain UBL sender uses it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from edi_gateway.domain.documents import DespatchAdvice, Document, DocumentKind
-from edi_gateway.store.tables import DocumentLine, DocumentRow, Order, OrderLine, Shipment
+from edi_gateway.domain.kinds import DocumentKind
+from edi_gateway.store import schema
+
+if TYPE_CHECKING:  # the ORM and the documents' dataclasses: not for ``orders show``
+    from sqlalchemy.orm import Session
+
+    from edi_gateway.domain.documents import Document
+    from edi_gateway.store.queries import Reader, Record
+    from edi_gateway.store.tables import DocumentLine, DocumentRow, Order, OrderLine
 
 ZERO = Decimal(0)
 DESPATCH = DocumentKind.DESPATCH_ADVICE.value
@@ -27,6 +34,9 @@ DESPATCH = DocumentKind.DESPATCH_ADVICE.value
 
 def record_shipment(session: Session, order: Order, row: DocumentRow, document: Document) -> None:
     """Keep the carrier, tracking ID and URL of a despatch advice that names any of them."""
+    from edi_gateway.domain.documents import DespatchAdvice
+    from edi_gateway.store.tables import Shipment
+
     if not isinstance(document, DespatchAdvice):
         return
     found = (document.carrier, document.tracking_id, document.tracking_url)
@@ -54,6 +64,8 @@ def tracked(session: Session, order: Order, advices: list[DocumentRow]) -> bool:
     """Whether one of ``advices`` (the order's received ones) carries track & trace."""
     if not advices:
         return False
+    from edi_gateway.store.tables import DocumentRow, Shipment
+
     query = (
         select(Shipment.id)
         .join(DocumentRow, DocumentRow.id == Shipment.document_id)
@@ -67,8 +79,8 @@ def tracked(session: Session, order: Order, advices: list[DocumentRow]) -> bool:
 
 
 def backorders(
-    advices: list[DocumentRow],
-    ledger: Mapping[int, list[DocumentLine]],
+    advices: Sequence[DocumentRow | Record],
+    ledger: Mapping[int, Sequence[DocumentLine | Record]],
     still_open: Mapping[int, Decimal],
 ) -> dict[int, Decimal]:
     """Per order line, what the latest received despatch advice naming it says will follow,
@@ -84,14 +96,14 @@ def backorders(
     }
 
 
-def open_quantity(line: OrderLine) -> Decimal:
+def open_quantity(line: OrderLine | Record) -> Decimal:
     """What is still to despatch on a line: its confirmed (else ordered) quantity less what was
     despatched, never below 0."""
     expected = line.qty_ordered if line.qty_confirmed is None else line.qty_confirmed
     return max(expected - line.qty_despatched, Decimal(0))
 
 
-def still_open(lines: Iterable[OrderLine]) -> dict[int, Decimal]:
+def still_open(lines: Iterable[OrderLine | Record]) -> dict[int, Decimal]:
     """Per order line, its effective quantity (confirmed, else ordered) less what left."""
     return {
         line.id: (line.qty_ordered if line.qty_confirmed is None else line.qty_confirmed)
@@ -100,24 +112,28 @@ def still_open(lines: Iterable[OrderLine]) -> dict[int, Decimal]:
     }
 
 
-def backorders_of(session: Session, order: Order, lines: list[OrderLine]) -> dict[int, Decimal]:
-    """:func:`backorders` of the order as stored (for ``orders show``)."""
-    query = select(DocumentRow).where(
-        DocumentRow.order_id == order.id,
-        DocumentRow.kind == DESPATCH,
-        DocumentRow.direction == "in",
-        DocumentRow.state == "attached",
+def backorders_of(
+    reader: Reader, order_id: int, lines: Sequence[OrderLine | Record]
+) -> dict[int, Decimal]:
+    """:func:`backorders` of the order as stored (for ``orders show``; Core rows)."""
+    d, dl = schema.documents.c, schema.document_lines.c
+    query = select(d.id).where(
+        d.order_id == order_id,
+        d.kind == DESPATCH,
+        d.direction == "in",
+        d.state == "attached",
     )
-    advices = list(session.scalars(query.order_by(DocumentRow.id)))
-    ledger: dict[int, list[DocumentLine]] = {}
+    advices = list(reader.execute(query.order_by(d.id)))
+    ledger: dict[int, list[Record]] = {}
     if advices:
-        rows = select(DocumentLine).where(DocumentLine.document_id.in_([d.id for d in advices]))
-        for row in session.scalars(rows.order_by(DocumentLine.id)):
+        rows = select(dl.document_id, dl.order_line_id, dl.backorder)
+        rows = rows.where(dl.document_id.in_([a.id for a in advices])).order_by(dl.id)
+        for row in reader.execute(rows):
             ledger.setdefault(row.document_id, []).append(row)
     return backorders(advices, ledger, still_open(lines))
 
 
-def shipments_of(session: Session, order_id: int) -> list[Shipment]:
-    """The order's shipments, oldest first."""
-    query = select(Shipment).where(Shipment.order_id == order_id).order_by(Shipment.id)
-    return list(session.scalars(query))
+def shipments_of(reader: Reader, order_id: int) -> list[Record]:
+    """The order's shipments, oldest first (Core rows)."""
+    s = schema.shipments
+    return list(reader.execute(select(s).where(s.c.order_id == order_id).order_by(s.c.id)))

@@ -29,6 +29,8 @@ from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 
+from edi_gateway.rules.assertion import Assertion
+
 SCH = "http://purl.oclc.org/dsdl/schematron"
 XSL = "http://www.w3.org/1999/XSL/Transform"
 OURS = "urn:edi-gateway:rules"
@@ -47,16 +49,6 @@ _STRINGS = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 class SchematronError(ValueError):
     """The file is not a Schematron schema this compiler understands."""
-
-
-@dataclass(frozen=True, slots=True)
-class Assertion:
-    """One ``assert`` (or ``report``): what a finding of it says."""
-
-    rule_id: str
-    flag: str
-    text: str
-    report: bool = False
 
 
 @dataclass(slots=True)

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.rules.assertion import Assertion
 from edi_gateway.rules.catalog import RELEASES, newest
-from edi_gateway.rules.compile import Assertion, compile_schematron
 
 if TYPE_CHECKING:
     from edi_gateway.rules.evaluate import RuleEngine
@@ -149,6 +149,8 @@ def identify(source: Path) -> tuple[str, dict[str, bytes]]:
 
 
 def _compile(name: str, sch: Path) -> tuple[RuleSet, str]:
+    from edi_gateway.rules.compile import compile_schematron
+
     compiled = compile_schematron(sch)
     rule_set = RuleSet(name, compiled.title, compiled.xslt, tuple(compiled.assertions))
     meta = json.dumps(

@@ -8,10 +8,9 @@ rename).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, or_, select
-from sqlalchemy.orm import Session
 
 from edi_gateway.domain.order_data import (
     DEFAULT_ORDER_TYPE,
@@ -25,7 +24,13 @@ from edi_gateway.domain.order_data import (
     order_type_name,
 )
 from edi_gateway.errors import ErrorCode, GatewayError, LookupFailed
-from edi_gateway.store.tables import Order, OrderAttachment, OrderContact, OrderDelivery
+from edi_gateway.store import schema
+
+if TYPE_CHECKING:  # reads run on Core rows; the ORM is for attachment_content's callers
+    from sqlalchemy.orm import Session
+
+    from edi_gateway.store.queries import Reader, Record
+    from edi_gateway.store.tables import Order, OrderAttachment
 
 Json = dict[str, Any]
 _MAX_CODE = 3  # UNCL1001 codes are an..3
@@ -36,9 +41,10 @@ def type_condition(wanted: str) -> ColumnElement[bool]:
     code as sent (``221``). ``purchase`` / ``220`` also select orders that sent no code, which
     Peppol T01 reads as 220. A type Peppol has no code for is a ``USAGE`` error."""
     key = wanted.strip().lower().replace("_", "-").replace(" ", "-")
+    o, delivery = schema.orders.c, schema.order_delivery.c
     if key == EXPRESS:
-        express = select(OrderDelivery.order_id).where(OrderDelivery.priority == EXPRESS_PRIORITY)
-        return Order.id.in_(express)
+        express = select(delivery.order_id).where(delivery.priority == EXPRESS_PRIORITY)
+        return o.id.in_(express)
     if key in NO_CODE:
         raise GatewayError(ErrorCode.USAGE, f"--type {wanted}: {NO_CODE[key]}")
     code = TYPE_FILTERS.get(key, key)
@@ -48,16 +54,15 @@ def type_condition(wanted: str) -> ColumnElement[bool]:
             ErrorCode.USAGE, f"--type {wanted}: expected a type code (221) or one of {names}"
         )
     if code == DEFAULT_ORDER_TYPE:
-        return or_(Order.order_type == code, Order.order_type.is_(None))
-    return Order.order_type == code
+        return or_(o.order_type == code, o.order_type.is_(None))
+    return o.order_type == code
 
 
-def order_data_detail(session: Session, order: Order) -> Json:
+def order_data_detail(reader: Reader, order: Order | Record) -> Json:
     """The order data keys of ``orders show --json``."""
-    delivery = session.get(OrderDelivery, order.id)
-    contacts = session.scalars(
-        select(OrderContact).where(OrderContact.order_id == order.id).order_by(OrderContact.id)
-    )
+    d, c = schema.order_delivery, schema.order_contacts
+    delivery = reader.execute(select(d).where(d.c.order_id == order.id)).first()
+    contacts = reader.execute(select(c).where(c.c.order_id == order.id).order_by(c.c.id))
     return {
         "order_type": order.order_type,
         "order_type_name": order_type_name(order.order_type),
@@ -68,11 +73,11 @@ def order_data_detail(session: Session, order: Order) -> Json:
             {"role": c.role, "name": c.name, "telephone": c.telephone, "email": c.email}
             for c in contacts
         ],
-        "attachments": attachments_of(session, order.id),
+        "attachments": attachments_of(reader, order.id),
     }
 
 
-def _delivery(row: OrderDelivery) -> Json:
+def _delivery(row: Record) -> Json:
     domain = Delivery(
         location_id=row.location_id,
         location_scheme=row.location_scheme,
@@ -121,17 +126,18 @@ def _delivery(row: OrderDelivery) -> Json:
     }
 
 
-def attachments_of(session: Session, order_id: int) -> list[Json]:
+_ATTACHMENT = [c for c in schema.order_attachments.c if c.name != "content"]
+"""An attachment without its bytes (the ORM class defers them too)."""
+
+
+def attachments_of(reader: Reader, order_id: int) -> list[Json]:
     """The order's attachments, without their bytes."""
-    rows = session.scalars(
-        select(OrderAttachment)
-        .where(OrderAttachment.order_id == order_id)
-        .order_by(OrderAttachment.position)
-    )
-    return [attachment_summary(a) for a in rows]
+    a = schema.order_attachments.c
+    rows = reader.execute(select(*_ATTACHMENT).where(a.order_id == order_id).order_by(a.position))
+    return [attachment_summary(row) for row in rows]
 
 
-def attachment_summary(row: OrderAttachment) -> Json:
+def attachment_summary(row: OrderAttachment | Record) -> Json:
     """One attachment as a listing row (``kept``: its bytes can be downloaded)."""
     return {
         "id": row.id,
@@ -152,6 +158,8 @@ def attachment_summary(row: OrderAttachment) -> Json:
 def attachment_content(session: Session, attachment_id: int) -> tuple[Json, bytes]:
     """Attachment ``attachment_id`` (its ID from ``orders show``) and its bytes;
     ``NOT_FOUND`` when there is none or its bytes were not kept (the reason is said)."""
+    from edi_gateway.store.tables import OrderAttachment
+
     row = session.get(OrderAttachment, attachment_id)
     if row is None:
         raise LookupFailed(ErrorCode.NOT_FOUND, f"there is no attachment {attachment_id}")

@@ -1,6 +1,14 @@
 """Read-side queries for the CLI. Each returns plain dicts: the ``--json`` schema.
 
 The shapes here are the stable JSON schema documented in the README; add keys, never rename.
+
+The lists and the ``show`` of orders, messages and outbox rows read with SQLAlchemy Core, on a
+:data:`Reader`: a Core connection (the CLI's read-only commands, which so never import the
+ORM, ~0.1 s of their start-up) or an ORM session (the console, the outbound commands). What
+they read are rows, whose attributes are named as the ORM classes' (``tables.py`` maps each
+class onto its table's columns), so the summaries take either. Only the functions that hand
+out ORM objects to change (``resolve_order``, ``get_order``, ``get_message``, ``order_lines``,
+``orders_created_by``) import ``tables.py``, when called.
 """
 
 from __future__ import annotations
@@ -9,27 +17,37 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from sqlalchemy import ColumnElement, Numeric, Select, and_, cast, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Numeric,
+    Row,
+    Select,
+    and_,
+    cast,
+    func,
+    or_,
+    select,
+)
 
 from edi_gateway.domain.status import NEEDS, OrderStatus
 from edi_gateway.errors import ErrorCode, GatewayError, LookupFailed
 from edi_gateway.store import schema
 from edi_gateway.store.order_data import order_data_detail, type_condition
 from edi_gateway.store.search import search_condition
-from edi_gateway.store.tables import (
-    DocumentLine,
-    DocumentRow,
-    HistoryEvent,
-    Message,
-    Order,
-    OrderLine,
-    OutboxRow,
-)
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from edi_gateway.store.tables import Message, Order, OrderLine, OutboxRow
 
 Json = dict[str, Any]
+Reader: TypeAlias = "Session | Connection"
+"""What the read queries run on: a Core connection or an ORM session."""
+Record: TypeAlias = "Row[*tuple[Any, ...]]"
+"""A Core row of any width, read by attribute (column name) like the ORM object it stands for."""
 MAX_STORE_ID = 2**31 - 1  # an INTEGER key on every backend; larger numbers are order numbers
 
 
@@ -87,9 +105,16 @@ class Page:
         return f"{self.more} more (--offset {offset + len(self.rows)})"
 
 
-def _page(session: Session, query: Select[Any], limit: int, offset: int) -> tuple[list[Any], int]:
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    return list(session.scalars(query.limit(limit).offset(offset))), int(total or 0)
+def _page(reader: Reader, query: Select[Any], limit: int, offset: int) -> tuple[list[Record], int]:
+    total = reader.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    return list(reader.execute(query.limit(limit).offset(offset))), int(total or 0)
+
+
+def _dialect(reader: Reader) -> str:
+    """The name of the database's dialect (``sqlite``, ``postgresql``)."""
+    if isinstance(reader, Connection):
+        return reader.dialect.name
+    return reader.get_bind().dialect.name
 
 
 def _newest_first(stamp: Any, key: Any, filters: Filters) -> tuple[Any, ...]:
@@ -112,7 +137,7 @@ def _money(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
-def message_summary(message: Message) -> Json:
+def message_summary(message: Message | Record) -> Json:
     """One message as a listing row."""
     return {
         "id": message.id,
@@ -132,27 +157,27 @@ def message_summary(message: Message) -> Json:
 
 
 def list_messages(
-    session: Session, *, state: str | None = None, since: datetime | None = None, limit: int = 500
+    reader: Reader, *, state: str | None = None, since: datetime | None = None, limit: int = 500
 ) -> list[Json]:
     """Messages, newest first, optionally by state and arrival time."""
-    return page_messages(session, Filters(state=state, since=since), limit).rows
+    return page_messages(reader, Filters(state=state, since=since), limit).rows
 
 
-def page_messages(session: Session, filters: Filters, limit: int = 500, offset: int = 0) -> Page:
+def page_messages(reader: Reader, filters: Filters, limit: int = 500, offset: int = 0) -> Page:
     """Messages, newest first, by state, arrival time, partner, order, error code, connector."""
-    f = filters
-    query = select(Message).order_by(*_newest_first(Message.received_at, Message.id, f))
+    f, m = filters, schema.messages.c
+    query = select(schema.messages).order_by(*_newest_first(m.received_at, m.id, f))
     conditions = [
-        Message.state == f.state if f.state else None,
-        Message.received_at >= f.since if f.since else None,
-        Message.received_at < f.until if f.until else None,
-        Message.partner == f.partner if f.partner else None,
-        Message.error_code == f.code.upper() if f.code else None,
-        Message.source.in_(connector_sources(f.connector)) if f.connector else None,
-        Message.order_id == resolve_order(session, f.order).id if f.order else None,
+        m.state == f.state if f.state else None,
+        m.received_at >= f.since if f.since else None,
+        m.received_at < f.until if f.until else None,
+        m.partner == f.partner if f.partner else None,
+        m.error_code == f.code.upper() if f.code else None,
+        m.source.in_(connector_sources(f.connector)) if f.connector else None,
+        m.order_id == find_order(reader, f.order).id if f.order else None,
     ]
     query = query.where(*(c for c in conditions if c is not None))
-    found, total = _page(session, query, limit, offset)
+    found, total = _page(reader, query, limit, offset)
     return Page([message_summary(m) for m in found], total, offset)
 
 
@@ -168,15 +193,24 @@ def connector_sources(name: str) -> list[str]:
 
 def get_message(session: Session, message_id: int) -> Message:
     """The message with this id, or LookupFailed(NOT_FOUND)."""
+    from edi_gateway.store.tables import Message
+
     message = session.get(Message, message_id)
     if message is None:
-        raise LookupFailed(ErrorCode.NOT_FOUND, f"there is no message {message_id}")
+        raise _no_message(message_id)
     return message
 
 
-def message_detail(session: Session, message_id: int) -> Json:
+def _no_message(message_id: int) -> LookupFailed:
+    return LookupFailed(ErrorCode.NOT_FOUND, f"there is no message {message_id}")
+
+
+def message_detail(reader: Reader, message_id: int) -> Json:
     """A message with its error and history."""
-    message = get_message(session, message_id)
+    m = schema.messages
+    message = reader.execute(select(m).where(m.c.id == message_id)).first()
+    if message is None:
+        raise _no_message(message_id)
     out = message_summary(message)
     out.update(
         {
@@ -186,22 +220,22 @@ def message_detail(session: Session, message_id: int) -> Json:
             "sender_key": message.sender_key,
             "duplicate_of": message.duplicate_of,
             "attempts": message.attempts,
-            "findings": findings_of(session, message_id=message_id),
-            "history": _history(session, HistoryEvent.message_id == message_id),
+            "findings": findings_of(reader, message_id=message_id),
+            "history": _history(reader, schema.history.c.message_id == message_id),
         }
     )
     return out
 
 
 def findings_of(
-    session: Session, *, message_id: int | None = None, outbox_id: int | None = None
+    reader: Reader, *, message_id: int | None = None, outbox_id: int | None = None
 ) -> list[Json]:
     """What the latest check of a message or an outbox row found, in the order found."""
     c = schema.findings.c
     column, value = (
         (c.message_id, message_id) if message_id is not None else (c.outbox_id, outbox_id)
     )
-    rows = session.execute(
+    rows = reader.execute(
         select(c.rule_set, c.rule_id, c.flag, c.location, c.line, c.text)
         .where(column == value)
         .order_by(c.seq)
@@ -209,8 +243,9 @@ def findings_of(
     return [dict(row._mapping) for row in rows]
 
 
-def _history(session: Session, condition: Any) -> list[Json]:
-    rows = session.scalars(select(HistoryEvent).where(condition).order_by(HistoryEvent.id))
+def _history(reader: Reader, condition: Any) -> list[Json]:
+    h = schema.history
+    rows = reader.execute(select(h).where(condition).order_by(h.c.id))
     return [
         {
             "at": utc_text(h.at),
@@ -236,23 +271,22 @@ def needs_condition(needs: str) -> Any:
       bills: a credited quantity is settled, ADR 0024), neither cancelled nor rejected.
 
     Anything else is LookupFailed(USAGE)."""
-    open_order = (Order.cancelled.is_(False), Order.status.not_in(_CLOSED))
+    o, line = schema.orders.c, schema.order_lines.c
+    open_order = (o.cancelled.is_(False), o.status.not_in(_CLOSED))
     if needs == "response":
-        return and_(or_(Order.response_code.is_(None), Order.response_code == "AB"), *open_order)
+        return and_(or_(o.response_code.is_(None), o.response_code == "AB"), *open_order)
     if needs == "despatch":
-        despatched = select(OrderLine.id).where(
-            OrderLine.order_id == Order.id, _number(OrderLine.qty_despatched) > 0
-        )
-        return and_(Order.response_code.in_(("AP", "CA")), ~despatched.exists(), *open_order)
+        despatched = select(line.id).where(line.order_id == o.id, _number(line.qty_despatched) > 0)
+        return and_(o.response_code.in_(("AP", "CA")), ~despatched.exists(), *open_order)
     if needs == "invoice":  # IN, not a correlated EXISTS: one pass over the lines (2x faster)
-        unbilled = select(OrderLine.order_id).where(  # schema.UNBILLED: its partial index
-            _number(OrderLine.qty_despatched) > _number(OrderLine.qty_invoiced)
+        unbilled = select(line.order_id).where(  # schema.UNBILLED: its partial index
+            _number(line.qty_despatched) > _number(line.qty_invoiced)
         )
-        return and_(Order.id.in_(unbilled), *open_order)
+        return and_(o.id.in_(unbilled), *open_order)
     raise LookupFailed(ErrorCode.USAGE, f"needs {needs!r}: expected one of {', '.join(NEEDS)}")
 
 
-def order_summary(order: Order) -> Json:
+def order_summary(order: Order | Record) -> Json:
     """One order as a listing row."""
     return {
         "id": order.id,
@@ -277,7 +311,7 @@ def order_summary(order: Order) -> Json:
 
 
 def list_orders(
-    session: Session,
+    reader: Reader,
     *,
     status: str | None = None,
     partner: str | None = None,
@@ -285,44 +319,47 @@ def list_orders(
     limit: int = 500,
 ) -> list[Json]:
     """Orders, newest first, by status, partner (id or party key) or free text."""
-    return page_orders(session, Filters(state=status, partner=partner, search=search), limit).rows
+    return page_orders(reader, Filters(state=status, partner=partner, search=search), limit).rows
 
 
-def page_orders(session: Session, filters: Filters, limit: int = 500, offset: int = 0) -> Page:
+def page_orders(reader: Reader, filters: Filters, limit: int = 500, offset: int = 0) -> Page:
     """Orders, newest first, by status (``state``), arrival, partner (id or party key), order
     reference or free text."""
-    query = orders_query(session, filters)
+    query = orders_query(reader, filters)
     if not filters.search:
-        found, total = _page(session, query, limit, offset)
-        return Page(_with_requested(session, found), total, offset)
+        found, total = _page(reader, query, limit, offset)
+        return Page(_with_requested(reader, found), total, offset)
     # the search runs on its trigram indexes (store/search.py, ADR 0035); its matches are few
     # next to the store, so their ids are read once, giving both the count and the page
-    ids = list(session.scalars(query.with_only_columns(Order.id)))
+    o = schema.orders
+    ids = list(reader.scalars(query.with_only_columns(o.c.id)))
     wanted = ids[offset : offset + limit]
-    by_id = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(wanted)))}
-    return Page(_with_requested(session, [by_id[i] for i in wanted]), len(ids), offset)
+    by_id = {r.id: r for r in reader.execute(select(o).where(o.c.id.in_(wanted)))}
+    return Page(_with_requested(reader, [by_id[i] for i in wanted]), len(ids), offset)
 
 
-def order_ids(session: Session, filters: Filters) -> list[int]:
+def order_ids(reader: Reader, filters: Filters) -> list[int]:
     """The store IDs of every order ``filters`` select, oldest first (bulk outbound)."""
-    query = orders_query(session, filters).with_only_columns(Order.id).order_by(None)
-    return list(session.scalars(query.order_by(Order.id)))
+    o = schema.orders.c
+    query = orders_query(reader, filters).with_only_columns(o.id).order_by(None)
+    return list(reader.scalars(query.order_by(o.id)))
 
 
-def orders_query(session: Session, filters: Filters) -> Select[Order]:
+def orders_query(reader: Reader, filters: Filters) -> Select[Any]:
     """The orders ``filters`` select, newest first: the query of ``orders list``."""
     status, partner, search = filters.state, filters.partner, filters.search
-    query = select(Order).order_by(*_newest_first(Order.created_at, Order.id, filters))
+    o = schema.orders.c
+    query = select(schema.orders).order_by(*_newest_first(o.created_at, o.id, filters))
     if status:
-        query = query.where(Order.status == _status(status))
+        query = query.where(o.status == _status(status))
     if filters.attention is not None:
-        query = query.where(Order.attention == filters.attention)
+        query = query.where(o.attention == filters.attention)
     if filters.since:
-        query = query.where(Order.created_at >= filters.since)
+        query = query.where(o.created_at >= filters.since)
     if filters.until:
-        query = query.where(Order.created_at < filters.until)
+        query = query.where(o.created_at < filters.until)
     if filters.order:
-        query = query.where(Order.id == resolve_order(session, filters.order).id)
+        query = query.where(o.id == find_order(reader, filters.order).id)
     if filters.order_type:
         query = query.where(type_condition(filters.order_type))
     if filters.needs:
@@ -334,18 +371,17 @@ def orders_query(session: Session, filters: Filters) -> Select[Order]:
     if partner:
         query = query.where(
             or_(
-                Order.buyer_partner == partner,
-                Order.seller_partner == partner,
-                Order.buyer_key == partner,
-                Order.seller_key == partner,
+                o.buyer_partner == partner,
+                o.seller_partner == partner,
+                o.buyer_key == partner,
+                o.seller_key == partner,
             )
         )
     if not search:
         return query
     if "\x00" in search:  # PostgreSQL refuses it in any text; no value holds one
         raise GatewayError(ErrorCode.USAGE, "the search text contains a NUL character")
-    dialect = session.get_bind().dialect.name
-    return query.where(search_condition(dialect, search))
+    return query.where(search_condition(_dialect(reader), search))
 
 
 def _number(column: Any) -> ColumnElement[Decimal]:
@@ -368,7 +404,7 @@ def _status(text: str) -> str:
     return found
 
 
-def _with_requested(session: Session, found: Sequence[Order]) -> list[Json]:
+def _with_requested(reader: Reader, found: Sequence[Order | Record]) -> list[Json]:
     """Listing rows with ``requested_delivery``: the requested period's end, else its start,
     else the earliest line delivery date (as the SLA clock reads it); one query per page."""
     from edi_gateway.store.schema import order_delivery, order_lines
@@ -383,7 +419,7 @@ def _with_requested(session: Session, found: Sequence[Order]) -> list[Json]:
             .group_by(line.order_id)
             .subquery()
         )
-        rows = session.execute(
+        rows = reader.execute(
             select(
                 earliest.c.order_id, func.coalesce(d.end_date, d.start_date, earliest.c.day)
             ).outerjoin(order_delivery, d.order_id == earliest.c.order_id)
@@ -398,7 +434,7 @@ def _day(value: Any) -> str | None:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def outbox_summary(row: OutboxRow) -> Json:
+def outbox_summary(row: OutboxRow | Record) -> Json:
     """One outbox row as a listing row (``document_id`` and ``number``: the document number)."""
     return {
         "id": row.id,
@@ -418,41 +454,48 @@ def outbox_summary(row: OutboxRow) -> Json:
     }
 
 
-def page_outbox(session: Session, filters: Filters, limit: int = 500, offset: int = 0) -> Page:
+_OUTBOX_ROW = [c for c in schema.outbox.c if c.name != "payload"]
+"""An outbox row without its bytes (the ORM class defers them too)."""
+
+
+def page_outbox(reader: Reader, filters: Filters, limit: int = 500, offset: int = 0) -> Page:
     """Outbox rows, newest first, by state, creation time, partner, order, the code of their
     last error, connector."""
-    f = filters
+    f, r = filters, schema.outbox.c
     conditions = [
-        OutboxRow.state == f.state if f.state else None,
-        OutboxRow.created_at >= f.since if f.since else None,
-        OutboxRow.created_at < f.until if f.until else None,
-        OutboxRow.partner == f.partner if f.partner else None,
-        OutboxRow.connector == f.connector if f.connector else None,
-        OutboxRow.error_code == f.code.upper() if f.code else None,
-        OutboxRow.order_id == resolve_order(session, f.order).id if f.order else None,
+        r.state == f.state if f.state else None,
+        r.created_at >= f.since if f.since else None,
+        r.created_at < f.until if f.until else None,
+        r.partner == f.partner if f.partner else None,
+        r.connector == f.connector if f.connector else None,
+        r.error_code == f.code.upper() if f.code else None,
+        r.order_id == find_order(reader, f.order).id if f.order else None,
     ]
-    query = select(OutboxRow).order_by(*_newest_first(OutboxRow.created_at, OutboxRow.id, f))
+    query = select(*_OUTBOX_ROW).order_by(*_newest_first(r.created_at, r.id, f))
     found, total = _page(
-        session, query.where(*(c for c in conditions if c is not None)), limit, offset
+        reader, query.where(*(c for c in conditions if c is not None)), limit, offset
     )
-    return Page([outbox_summary(r) for r in found], total, offset)
+    return Page([outbox_summary(row) for row in found], total, offset)
 
 
-def outbox_detail(session: Session, outbox_id: int) -> Json:
+def outbox_detail(reader: Reader, outbox_id: int) -> Json:
     """One outbox row with the findings of its rules check."""
-    row = session.get(OutboxRow, outbox_id)
+    row = reader.execute(select(*_OUTBOX_ROW).where(schema.outbox.c.id == outbox_id)).first()
     if row is None:
         raise LookupFailed(ErrorCode.NOT_FOUND, f"no outbox row #{outbox_id}")
-    return outbox_summary(row) | {"findings": findings_of(session, outbox_id=row.id)}
+    return outbox_summary(row) | {"findings": findings_of(reader, outbox_id=row.id)}
 
 
-def _pending_cancellation(session: Session, order: Order, documents: list[Json]) -> Json | None:
+def _pending_cancellation(
+    reader: Reader, order: Order | Record, documents: list[Json]
+) -> Json | None:
     """The (oldest) cancellation waiting for the supplier's answer, or None."""
     waiting = [d for d in documents if d["type"] == "OrderCancellation" and d["state"] == "pending"]
     if not waiting:
         return None
     first = waiting[0]
-    since = session.scalar(select(DocumentRow.created_at).where(DocumentRow.id == first["id"]))
+    d = schema.documents.c
+    since = reader.scalar(select(d.created_at).where(d.id == first["id"]))
     return {
         "id": first["id"],
         "document_id": first["document_id"],
@@ -464,9 +507,15 @@ def _pending_cancellation(session: Session, order: Order, documents: list[Json])
     }
 
 
-def _discrepancies(session: Session, order: Order, line_ids: dict[int, str]) -> list[Json]:
-    from edi_gateway.pipeline.discrepancies import discrepancies_of
+def discrepancies_of(reader: Reader, order_id: int) -> list[Record]:
+    """The order's recorded discrepancies, oldest first."""
+    c = schema.discrepancies.c
+    return list(
+        reader.execute(select(schema.discrepancies).where(c.order_id == order_id).order_by(c.id))
+    )
 
+
+def _discrepancies(reader: Reader, order: Order | Record, line_ids: dict[int, str]) -> list[Json]:
     return [
         {
             "document_id": found.document_id,
@@ -477,18 +526,15 @@ def _discrepancies(session: Session, order: Order, line_ids: dict[int, str]) -> 
             "detail": found.detail,
             "found_at": utc_text(found.found_at),
         }
-        for found in discrepancies_of(session, order.id)
+        for found in discrepancies_of(reader, order.id)
     ]
 
 
-def _shipments(session: Session, order: Order) -> list[Json]:
+def _shipments(reader: Reader, order: Order | Record) -> list[Json]:
     from edi_gateway.pipeline.shipments import shipments_of
 
-    numbers = dict(
-        session.execute(
-            select(DocumentRow.id, DocumentRow.doc_number).where(DocumentRow.order_id == order.id)
-        ).all()
-    )
+    d = schema.documents.c
+    numbers = dict(reader.execute(select(d.id, d.doc_number).where(d.order_id == order.id)).all())
     return [
         {
             "document_id": row.document_id,
@@ -497,12 +543,14 @@ def _shipments(session: Session, order: Order) -> list[Json]:
             "tracking_id": row.tracking_id,
             "tracking_url": row.tracking_url,
         }
-        for row in shipments_of(session, order.id)
+        for row in shipments_of(reader, order.id)
     ]
 
 
 def orders_created_by(message_ids: Sequence[int]) -> Select[Order]:
     """The orders that these messages (processed Order documents) created, oldest first."""
+    from edi_gateway.store.tables import Message, Order
+
     return (
         select(Order)
         .join(Message, Message.order_id == Order.id)
@@ -516,28 +564,34 @@ def orders_created_by(message_ids: Sequence[int]) -> Select[Order]:
 
 
 def resolve_order(session: Session, ref: str) -> Order:
+    """The ORM object of the order :func:`find_order` finds (to change it)."""
+    return get_order(session, find_order(session, ref).id)
+
+
+def find_order(reader: Reader, ref: str) -> Record:
     """Find an order by store ID, ``BUYER:ORDER_ID`` (partner id or party key) or bare order ID.
 
     A bare number can be both a store ID and another order's number (order numbers are often
     numeric): then it is ambiguous and the matching orders are listed.
     """
-    matches: dict[int, Order] = {}
+    o = schema.orders
+    matches: dict[int, Record] = {}
     for cut in range(len(ref)):
         if ref[cut] != ":":
             continue
         buyer, number = ref[:cut], ref[cut + 1 :]
-        for order in session.scalars(
-            select(Order).where(
-                Order.order_number == number,
-                or_(Order.buyer_partner == buyer, Order.buyer_key == buyer),
+        for order in reader.execute(
+            select(o).where(
+                o.c.order_number == number,
+                or_(o.c.buyer_partner == buyer, o.c.buyer_key == buyer),
             )
         ):
             matches[order.id] = order
     if not matches:
-        for order in session.scalars(select(Order).where(Order.order_number == ref)):
+        for order in reader.execute(select(o).where(o.c.order_number == ref)):
             matches[order.id] = order
         if ref.isdigit() and int(ref) <= MAX_STORE_ID:
-            by_id = session.get(Order, int(ref))
+            by_id = reader.execute(select(o).where(o.c.id == int(ref))).first()
             if by_id is not None:
                 matches[by_id.id] = by_id
     if len(matches) == 1:
@@ -554,6 +608,8 @@ def resolve_order(session: Session, ref: str) -> Order:
 
 def get_order(session: Session, order_id: int) -> Order:
     """The order with this store ID, or LookupFailed(NOT_FOUND)."""
+    from edi_gateway.store.tables import Order
+
     order = session.get(Order, order_id) if 0 < order_id <= MAX_STORE_ID else None
     if order is None:
         raise LookupFailed(ErrorCode.NOT_FOUND, f"there is no order with store ID {order_id}")
@@ -561,26 +617,29 @@ def get_order(session: Session, order_id: int) -> Order:
 
 
 def order_lines(session: Session, order: Order) -> list[OrderLine]:
-    """The order's lines, in the order's own order."""
+    """The order's lines, in the order's own order (ORM objects, to change them)."""
+    from edi_gateway.store.tables import OrderLine
+
     query = select(OrderLine).where(OrderLine.order_id == order.id)
     return list(session.scalars(query.order_by(OrderLine.position)))
 
 
-def deleted_lines(session: Session, order_id: int) -> set[int]:
+def deleted_lines(reader: Reader, order_id: int) -> set[int]:
     """The order lines that the latest Order Change acting on them deleted (UNCL 1229 ``2``;
     ``4`` is no action). See docs/adr/0025-advanced-ordering.md."""
+    d, dl = schema.documents.c, schema.document_lines.c
     latest: dict[int, str | None] = {}
-    for line_id, status in session.execute(
-        select(DocumentLine.order_line_id, DocumentLine.status_code)
-        .join(DocumentRow, DocumentRow.id == DocumentLine.document_id)
+    for line_id, status in reader.execute(
+        select(dl.order_line_id, dl.status_code)
+        .join(schema.documents, d.id == dl.document_id)
         .where(
-            DocumentRow.order_id == order_id,
-            DocumentRow.kind == _CHANGE,
-            DocumentRow.state == "attached",
-            DocumentLine.order_line_id.is_not(None),
-            DocumentLine.status_code != "4",
+            d.order_id == order_id,
+            d.kind == _CHANGE,
+            d.state == "attached",
+            dl.order_line_id.is_not(None),
+            dl.status_code != "4",
         )
-        .order_by(DocumentRow.id, DocumentLine.id)
+        .order_by(d.id, dl.id)
     ):
         if line_id is not None:
             latest[line_id] = status
@@ -597,6 +656,8 @@ def order_payload(session: Session, order_id: int) -> bytes | None:
 
 def order_payloads(session: Session, order_ids: Sequence[int]) -> dict[int, bytes]:
     """order ID -> the bytes of the Order document that created it (its first), in one query."""
+    from edi_gateway.store.tables import DocumentRow, Message
+
     found: dict[int, bytes] = {}
     for order_id, payload in session.execute(
         select(DocumentRow.order_id, Message.payload)
@@ -609,14 +670,17 @@ def order_payloads(session: Session, order_ids: Sequence[int]) -> dict[int, byte
     return found
 
 
-def order_detail(session: Session, order: Order) -> Json:
+def order_detail(reader: Reader, order: Order | Record) -> Json:
     """An order with its lines and quantities, linked documents and history."""
     from edi_gateway.pipeline.shipments import backorders_of, open_quantity
 
     out = order_summary(order)
-    lines = order_lines(session, order)
-    deleted = deleted_lines(session, order.id)
-    backordered = backorders_of(session, order, lines)
+    ol = schema.order_lines
+    lines = list(
+        reader.execute(select(ol).where(ol.c.order_id == order.id).order_by(ol.c.position))
+    )
+    deleted = deleted_lines(reader, order.id)
+    backordered = backorders_of(reader, order.id, lines)
     out["response_code"] = order.response_code
     out["lines"] = [
         {
@@ -641,11 +705,10 @@ def order_detail(session: Session, order: Order) -> Json:
         }
         for line in lines
     ]
-    out["discrepancies"] = _discrepancies(session, order, {ln.id: ln.line_id for ln in lines})
-    out["shipments"] = _shipments(session, order)
-    docs = session.scalars(
-        select(DocumentRow).where(DocumentRow.order_id == order.id).order_by(DocumentRow.id)
-    )
+    out["discrepancies"] = _discrepancies(reader, order, {ln.id: ln.line_id for ln in lines})
+    out["shipments"] = _shipments(reader, order)
+    d, dl = schema.documents, schema.document_lines.c
+    docs = list(reader.execute(select(d).where(d.c.order_id == order.id).order_by(d.c.id)))
     out["documents"] = [
         {
             "id": doc.id,
@@ -657,12 +720,12 @@ def order_detail(session: Session, order: Order) -> Json:
             "issue_date": doc.issue_date.isoformat() if doc.issue_date else None,
             "message_id": doc.message_id,
             "amount": _money(doc.amount),
-            "lines": session.query(DocumentLine).filter_by(document_id=doc.id).count(),
+            "lines": reader.scalar(select(func.count()).where(dl.document_id == doc.id)),
             "state": doc.state,
         }
         for doc in docs
     ]
-    out["pending_cancellation"] = _pending_cancellation(session, order, out["documents"])
-    out |= order_data_detail(session, order)
-    out["history"] = _history(session, HistoryEvent.order_id == order.id)
+    out["pending_cancellation"] = _pending_cancellation(reader, order, out["documents"])
+    out |= order_data_detail(reader, order)
+    out["history"] = _history(reader, schema.history.c.order_id == order.id)
     return out

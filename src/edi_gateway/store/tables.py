@@ -1,7 +1,8 @@
-"""ORM classes over the Core tables of ``schema.py``, for the read side and correlation.
+"""ORM classes over the Core tables of ``schema.py``, for changing orders and correlation.
 
-Imported only where objects are worth it (queries for the CLI, correlating replies); the
-intake hot path writes through ``schema`` directly.
+Imported only where objects are worth it (the outbound and operator commands, correlating
+replies); the intake hot path writes through ``schema`` directly, and the CLI's read-only
+commands read with Core (``queries.py``), so neither imports the ORM.
 """
 
 from __future__ import annotations

@@ -1,0 +1,126 @@
+"""Read-only commands import only what they use (issue 12: they start in <= 0.3 s).
+
+Structural, never timed (``bench/startup.py`` measures): each command runs through the
+console script's entry point in a fresh interpreter, which names, as it exits, the heavy
+modules it imported. The ORM, the PostgreSQL dialect on a SQLite store, lxml, the pipeline and
+Alembic each cost a read-only command tens of milliseconds it has no use for; so do openpyxl,
+Jinja and PyYAML, which validating the starter config (its layouts) needs: once it validated,
+commands take it from the cache (config/cache.py).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests import factory
+from tests.integration.conftest import Project, cli, cli_env
+
+HEAVY = (
+    "sqlalchemy.orm",
+    "sqlalchemy.dialects.postgresql",
+    "edi_gateway.store.tables",
+    "edi_gateway.app",
+    "edi_gateway.pipeline.process",
+    "edi_gateway.domain.documents",
+    "lxml",
+    "alembic",
+    "openpyxl",
+    "reportlab",
+    "saxonche",
+    "jinja2",
+    "yaml",
+)
+PROBE = """\
+import atexit, json, sys
+
+def said():
+    heavy = [m for m in {heavy} if m in sys.modules]
+    print("IMPORTED " + json.dumps(heavy), file=sys.stderr)
+
+atexit.register(said)
+from edi_gateway.cli import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+READ_ONLY = {
+    # the words after --config, and a text the output must hold (the command did its work)
+    ("--help",): "orders",
+    ("orders", "list"): "PO-2",
+    ("orders", "list", "--json"): '"order_number": "PO-1"',
+    ("orders", "list", "--search", "Article", "--needs", "despatch", "--type", "purchase"): "",
+    ("orders", "list", "--order", "PO-2", "--status", "received"): "PO-2",
+    ("orders", "list", "--needs", "invoice", "--attention", "--overdue"): "(none)",
+    ("orders", "show", "1"): "Article 3",
+    ("orders", "show", "PO-2", "--json"): '"seller_item_id": "SKU-00002"',
+    ("messages", "list", "--order", "PO-1"): "PO-1.xml",
+    ("messages", "show", "2", "--json"): '"state": "processed"',
+    ("outbox", "list", "--order", "PO-1"): "(none)",
+    ("rules", "list"): "no rule release installed",
+}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The commands' environment, with a config cache of their own."""
+    return cli_env(XDG_CACHE_HOME=str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Project:
+    """The starter project (``init``), its store holding two orders made by ``ingest``, as an
+    operator would (which validates the config once)."""
+    root = tmp_path_factory.mktemp("startup")
+    done = cli("init", root / "gw", cwd=root, env=env)
+    assert done.returncode == 0, done.stderr
+    made = Project(root / "gw")
+    made.edit_config(unknown_partner="accept")
+    for n in (1, 2):
+        (made.root / f"PO-{n}.xml").write_bytes(factory.order(f"PO-{n}", factory.items(3)))
+    done = made.run("ingest", made.root / "PO-1.xml", made.root / "PO-2.xml", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return made
+
+
+def _probe(project: Project, env: dict[str, str], *words: str) -> tuple[str, list[str]]:
+    """Run ``edi-gateway --config CONFIG WORDS``: its stdout and the heavy modules imported."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), "--config", str(project.config), *words],
+        cwd=project.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = [ln for ln in done.stderr.splitlines() if ln.startswith("IMPORTED ")]
+    assert said, done.stderr
+    heavy: list[str] = json.loads(said[-1].removeprefix("IMPORTED "))
+    return done.stdout, heavy
+
+
+@pytest.mark.parametrize("words", list(READ_ONLY), ids=" ".join)
+def test_a_read_only_command_imports_nothing_heavy(
+    project: Project, env: dict[str, str], words: tuple[str, ...]
+) -> None:
+    out, heavy = _probe(project, env, *words)
+    assert READ_ONLY[words] in out, out
+    assert heavy == [], f"{words} imported them"
+
+
+def test_the_probe_sees_what_a_command_imports(project: Project, env: dict[str, str]) -> None:
+    """The check can fail: a command that opens the whole gateway (a write) is seen importing
+    the ORM and the pipeline; with no cache yet, validating the starter config imports
+    openpyxl, Jinja and PyYAML, and the next command no longer does."""
+    _, heavy = _probe(project, env, "orders", "note", "PO-1", "checked by phone")
+    assert {"sqlalchemy.orm", "edi_gateway.store.tables", "edi_gateway.app"} <= set(heavy)
+    cold = env | {"XDG_CACHE_HOME": str(project.root / "no-cache-yet")}
+    _, heavy = _probe(project, cold, "orders", "show", "1")
+    assert {"openpyxl", "jinja2", "yaml"} <= set(heavy)
+    _, heavy = _probe(project, cold, "orders", "show", "1")
+    assert heavy == []
