@@ -454,8 +454,8 @@ def outbox_summary(row: OutboxRow | Record) -> Json:
     }
 
 
-_OUTBOX_ROW = [c for c in schema.outbox.c if c.name != "payload"]
-"""An outbox row without its bytes (the ORM class defers them too)."""
+_OUTBOX_ROW = list(schema.outbox.c)
+"""An outbox row (its bytes are kept apart, in outbox_payloads)."""
 
 
 def page_outbox(reader: Reader, filters: Filters, limit: int = 500, offset: int = 0) -> Page:
