@@ -31,16 +31,20 @@ def record(
     message_id: int | None = None,
 ) -> None:
     """Write one history event in the caller's transaction (it commits with the change)."""
-    executor.execute(
-        insert(history).values(
-            at=now(),
-            order_id=order_id,
-            message_id=message_id,
-            event=event,
-            detail=detail,
-            actor=actor,
-        )
-    )
+    values = {
+        "at": now(),
+        "order_id": order_id,
+        "message_id": message_id,
+        "event": event,
+        "detail": detail,
+        "actor": actor,
+    }
+    executor.execute(_INSERT, values)
+
+
+_INSERT = insert(history)
+"""One statement, its values given as parameters: an ``insert().values()`` built per event
+cost ~70 us more each (constructing it and its cache key), three events a document in bulk."""
 
 
 def record_many(
