@@ -206,3 +206,32 @@ def test_migration_0021_fills_error_codes_of_stored_rows(database_url: str) -> N
             assert page_outbox(session, Filters(code="delivery_failed")).total == 1
     finally:
         store.close()
+
+
+def test_outbox_names_are_found_free_by_exact_name_past_a_window(store: Store) -> None:
+    """enqueue asks the unique index for exact names, 64 at a time (no LIKE over the whole
+    outbox): 70 files of one name get name, name-2 ... name-70; another connector's and a
+    name that merely starts alike do not count; case matters."""
+    from edi_gateway.config import Settings
+    from edi_gateway.outbound.outbox import Outgoing, enqueue
+
+    settings = Settings.model_validate({"path": "gateway.yaml"})
+
+    def queue(connector: str, filename: str) -> str:
+        item = Outgoing(
+            partner="p",
+            connector=connector,
+            kind="OrderBundle",
+            doc_number="B",
+            payload=b"x",
+            filename=filename,
+        )
+        with store.session() as session:
+            row = session.get_one(OutboxRow, enqueue(session, item, settings))
+            return row.filename
+
+    assert queue("c", "orders-export.csv") == "orders-export.csv"  # starts like "orders"
+    assert queue("c", "Orders.csv") == "Orders.csv"
+    assert queue("other", "orders.csv") == "orders.csv"
+    got = [queue("c", "orders.csv") for _ in range(70)]
+    assert got == ["orders.csv"] + [f"orders-{n}.csv" for n in range(2, 71)]
