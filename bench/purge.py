@@ -39,6 +39,7 @@ from sqlalchemy import create_engine, func, insert, select, text
 FLOOR_TABLES = (
     "findings",
     "history",
+    "outbox_payloads",
     "outbox",
     "document_lines",
     "documents",
@@ -158,6 +159,7 @@ def fill(db: Path, finished: int, kept: int, lines: int) -> None:
                 )
             rows["outbox"].append(
                 {
+                    "id": n + 1,
                     "created_at": at,
                     "order_id": oid,
                     "partner": "buyer",
@@ -166,13 +168,13 @@ def fill(db: Path, finished: int, kept: int, lines: int) -> None:
                     "doc_number": f"PO-{n:07d}-R1",
                     "filename": f"r-{n}.xml",
                     "media_type": "application/xml",
-                    "payload": b"<OrderResponse/>",
                     "state": "sent" if done else "pending",
                     "attempts": 1,
                     "next_attempt_at": at,
                     "sent_at": at if done else None,
                 }
             )
+            rows["outbox_payloads"].append({"outbox_id": n + 1, "payload": b"<OrderResponse/>"})
         with store.connect() as conn:
             for name in reversed(FLOOR_TABLES):
                 if rows[name]:
@@ -188,6 +190,7 @@ def floor(db: Path, finished: int) -> float:
     by = {
         "findings": "message_id",
         "message_payloads": "message_id",
+        "outbox_payloads": "outbox_id",  # each order's one outbox row has the order's id
         "messages": "order_id",
         "document_lines": "document_id",
         "orders": "id",

@@ -1014,6 +1014,14 @@ DANGLING = [
 ]
 
 
+BYTES_APART = [
+    ("messages", "message_payloads", "message_id"),
+    ("outbox", "outbox_payloads", "outbox_id"),
+]
+"""Rows whose bytes live in a table of their own, written in the same transaction: a row
+without them is a half-written change."""
+
+
 def store_url(db: Path | str) -> str:
     """A SQLAlchemy URL: a PostgreSQL URL as given, a SQLite file opened read-only."""
     if isinstance(db, str) and "://" in db:
@@ -1037,6 +1045,13 @@ def _read_store(db: Path | str, buyer_key: str) -> _Store:
                 for (value,) in rows(
                     f"SELECT DISTINCT c.{column} FROM {child} c WHERE c.{column} IS NOT NULL "
                     f"AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.id = c.{column})"
+                )
+            ] + [
+                f"{parent} {value} -> no {child} row (its bytes)"
+                for parent, child, column in BYTES_APART
+                for (value,) in rows(
+                    f"SELECT p.id FROM {parent} p "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM {child} c WHERE c.{column} = p.id)"
                 )
             ]
             return _Store(

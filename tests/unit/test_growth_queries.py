@@ -235,3 +235,13 @@ def test_outbox_names_are_found_free_by_exact_name_past_a_window(store: Store) -
     assert queue("other", "orders.csv") == "orders.csv"
     got = [queue("c", "orders.csv") for _ in range(70)]
     assert got == ["orders.csv"] + [f"orders-{n}.csv" for n in range(2, 71)]
+
+
+def test_an_outbox_row_refuses_bytes_set_on_it() -> None:
+    """Its bytes live in outbox_payloads, written by enqueue (docs/adr/0042): set on the row,
+    the ORM would drop them without a word and the row fail delivery later."""
+    with pytest.raises(AttributeError, match="enqueue"):
+        OutboxRow(partner="p", payload=b"x")
+    row = OutboxRow(partner="p")
+    with pytest.raises(AttributeError, match="enqueue"):
+        row.payload = b"x"

@@ -40,6 +40,7 @@ from tests.unit.test_invoice import BUYER_LEGAL, SELLER_LEGAL
 GROWING = {
     "messages",
     "message_payloads",
+    "outbox_payloads",
     "documents",
     "document_lines",
     "orders",
@@ -450,14 +451,14 @@ def _pg_findings(url: str, recorded: Recorded) -> tuple[list[Finding], int]:
             # Statistics autovacuum may have gathered on the tiny store meanwhile are dropped
             # too: with them the planner guessed "most rows match" and read whole indexes
             # (a CI run failed so; an ANALYZE here reproduced it).
-            cursor.execute(
-                "DELETE FROM pg_statistic WHERE starelid = ANY("
-                "SELECT oid FROM pg_class WHERE relkind = 'r' AND relname = ANY(%s))",
+            cursor.execute(  # first: an ANALYZE that comes later now waits for this one
+                "UPDATE pg_class SET reltuples = 1000000, relpages = 1 "
+                "WHERE relkind = 'r' AND relname = ANY(%s)",
                 (sorted(GROWING),),
             )
             cursor.execute(
-                "UPDATE pg_class SET reltuples = 1000000, relpages = 1 "
-                "WHERE relkind = 'r' AND relname = ANY(%s)",
+                "DELETE FROM pg_statistic WHERE starelid = ANY("
+                "SELECT oid FROM pg_class WHERE relkind = 'r' AND relname = ANY(%s))",
                 (sorted(GROWING),),
             )
             for statement, (params, path) in recorded.statements.items():

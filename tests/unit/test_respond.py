@@ -87,7 +87,7 @@ def test_rejection_with_reason(gateway: Gateway) -> None:
     )
     assert issued.status == "Rejected"
     with gateway.store.session() as session:
-        payload = session.scalars(select(OutboxRow.payload)).one()
+        payload = session.execute(select(OutboxRow.id, OutboxRow.payload)).one().payload
     assert "Artikel utgått – ersätts av 4711".encode() in payload
 
 

@@ -44,10 +44,13 @@ def passes_rules(session: Session, row: OutboxRow, settings: Settings) -> bool:
     """
     if row.media_type != XML:
         return True
+    from edi_gateway.outbound.outbox import payload_of
+
     partner = settings.partner(row.partner)
     signs = bool(partner and partner.signature and partner.signature.sign)
-    signed = signs or SIGNATURES in row.payload  # e.g. a supplier's signed document relayed
-    found = rules_findings(row.payload, settings, signed=signed)
+    payload = payload_of(session, row)
+    signed = signs or SIGNATURES in payload  # e.g. a supplier's signed document relayed
+    found = rules_findings(payload, settings, signed=signed)
     if found is None:
         return True
     replace_findings(session.connection(), "outbox_id", {row.id: found}, [row.id])

@@ -322,6 +322,12 @@ class OutboxRow(Base):
         self.error_code = schema.error_code_of(value)
         return value
 
+    @validates("payload")
+    def _bytes_apart(self, _key: str, _value: bytes) -> bytes:
+        # read-only: set here, the bytes would be dropped without a word and the row fail
+        # delivery later (outbox_payloads holds them, written by outbound/outbox.py enqueue)
+        raise AttributeError("an outbox row's bytes are queued with enqueue(), not set on it")
+
 
 class Forward(Base):
     """An order forwarded to a supplier: held, waiting, queued in a bundle, delivered, failed."""
