@@ -197,6 +197,42 @@ def test_a_failing_connector_backs_off_while_the_other_goes_on(tmp_path: Path) -
         gateway.close()
 
 
+def test_a_store_gone_while_starting_is_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The instance lease says the gateway runs before it finishes what a crash left: a store
+    that goes away then (a PostgreSQL restart; CI met it) is waited for, not a reason to exit."""
+    from sqlalchemy.exc import OperationalError
+
+    settings = _two_inboxes(tmp_path)
+    for name in ("good", "broken"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "good" / "one.xml").write_bytes(factory.order("D-1"))
+    gateway = Gateway.open(settings)
+    real = Gateway.process_pending
+    fails = [OperationalError("SELECT 1", {}, Exception("terminating connection"))] * 2
+
+    def flaky(self: Gateway) -> Outcome:
+        if fails:
+            raise fails.pop()
+        return real(self)
+
+    monkeypatch.setattr(Gateway, "process_pending", flaky)
+    daemon = Daemon(gateway, lambda s, o: None, threading.Event())
+    try:
+        with caplog.at_level(logging.WARNING, logger="edi_gateway.daemon"):
+            daemon.run(once=True)
+        assert not fails and list(daemon.total.states.values()) == ["processed"]
+        waits = [r.getMessage() for r in caplog.records if "starting: the store" in r.getMessage()]
+        assert len(waits) == 2 and "terminating connection" in waits[0]
+        stopped = threading.Event()
+        stopped.set()
+        fails.append(OperationalError("SELECT 1", {}, Exception("gone")))
+        assert Daemon(gateway, lambda s, o: None, stopped).run(once=True).states == {}
+    finally:
+        gateway.close()
+
+
 def test_json_log_lines_carry_the_message_fields() -> None:
     formatter = JsonFormatter()
     record = logging.LogRecord("edi_gateway.messages", logging.INFO, "x", 1, "m %d", (7,), None)

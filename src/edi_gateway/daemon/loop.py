@@ -150,12 +150,7 @@ class Daemon:
             log.info("Peppol rules %s: outgoing documents are checked", self.rules["release"])
         for unknown in self.rules.get("unknown_severity_rules", ()):
             log.warning("severity of partner %s: no rule of that ID in the release", unknown)
-        prepare(self.gateway.store, self.settings)  # alert channels hear from now on
-        with self.lock:
-            pending = self.gateway.process_pending()
-        if pending.states:
-            self.report("pending", pending)
-            self.total.states.update(pending.states)
+        self._start_up()
         for conn in self.settings.connectors:
             if conn.direction == "in" and not (once and is_push(conn)):
                 kind = "push" if is_push(conn) else "poll"
@@ -166,6 +161,28 @@ class Daemon:
         finally:
             self._close(http)
         return self.total
+
+    def _start_up(self) -> None:
+        """Alert channels hear from now on; messages a crash left are finished. The instance
+        lease says this gateway is running already: a store that goes away now (a PostgreSQL
+        restart) is waited for, one warning line a try, never a reason to exit."""
+        pause = 0.5
+        while True:
+            try:
+                prepare(self.gateway.store, self.settings)
+                with self.lock:
+                    pending = self.gateway.process_pending()
+                break
+            except Exception as exc:
+                if not transient(exc):
+                    raise
+                _log_store_trouble(exc, f"starting: the store is unavailable, again in {pause:g} s")
+                if self.stop.wait(pause):
+                    return  # told to stop meanwhile: nothing was taken
+                pause = min(pause * 2, 10.0)
+        if pending.states:
+            self.report("pending", pending)
+            self.total.states.update(pending.states)
 
     def _loop(self, once: bool) -> None:
         while not self.stop.is_set():
