@@ -35,7 +35,6 @@ import argparse
 import csv
 import io
 import json
-import os
 import pickle
 import shutil
 import sqlite3
@@ -47,7 +46,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from intake import BenchError, Run, environment, run_child  # bench/intake.py, beside this file
+from intake import (  # bench/intake.py, beside this file
+    BenchError,
+    Run,
+    environment,
+    load_average,
+    run_child,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 BUYER, SUPPLIER = "7300010000001", "7310000000003"  # the parties tests/factory.py writes
@@ -398,10 +403,6 @@ def delivered_orders(db: Path) -> int:
     return int(found[0])
 
 
-def load() -> str:
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def table(summaries: list[dict[str, Any]]) -> str:
     head = (
         f"{'format':<8} {'orders':>6} {'files':>5}  {'floor s':>15}  {'gateway s':>15}  "
@@ -441,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         return floor_main(args.floor[0], Path(args.floor[1]), Path(args.floor[2]))
     if args.spec:
         return spec_main(args.spec[0], Path(args.spec[1]), [Path(f) for f in args.spec[2:]])
-    before = load()
+    before = load_average()
     try:
         with tempfile.TemporaryDirectory(prefix="edi-bundles-") as tmp:
             bench = Bench(Path(tmp), args)
@@ -455,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {
         **environment(args),
         "load_before": before,
-        "load_after": load(),
+        "load_after": load_average(),
     }
     if args.json:
         json.dump({"environment": env, "cases": summaries}, sys.stdout, indent=2)

@@ -238,7 +238,7 @@ def write_orders(folder: Path, count: int, lines: int, prefix: str) -> float:
     return total / 1e6
 
 
-def run_child(cmd: list[str], log: Path) -> Run:
+def run_child(cmd: list[str], log: Path, cwd: Path | None = None) -> Run:
     """Run ``cmd`` to completion: wall time and the peak RSS of exactly this child.
 
     ``os.wait4`` returns the resource usage of the one process it reaps, unlike
@@ -248,7 +248,7 @@ def run_child(cmd: list[str], log: Path) -> Run:
     with log.open("wb") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=CHILD_ENV
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd=cwd, env=CHILD_ENV
         )
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
@@ -368,6 +368,11 @@ def run_bench(args: argparse.Namespace, work: Path) -> list[Case]:
         case = Case("big", 1, args.big_lines, big_mb, MAX_RATIO, MAX_BIG_RSS_MB)
         cases.append(bench.measure(case, big, args.repeat))
     return cases
+
+
+def load_average() -> str:
+    """``uptime``'s three load averages, for a figure's context."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def environment(args: argparse.Namespace) -> dict[str, object]:

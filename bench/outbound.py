@@ -30,12 +30,12 @@ import platform
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from intake import BenchError, Run, run_child  # bench/intake.py, beside this file
 
 REPO = Path(__file__).resolve().parents[1]
 FLOOR = REPO / "bench" / "outbound_floor.py"
@@ -82,23 +82,6 @@ connectors:
 """
 
 
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-"""Children may write ``__pycache__`` (the ingest that makes the store does first), as an
-installed gateway has it."""
-
-
-class BenchError(RuntimeError):
-    """Something broke: the figures would be meaningless."""
-
-
-@dataclass(frozen=True)
-class Run:
-    """One child process: wall and CPU seconds."""
-
-    wall: float
-    cpu: float
-
-
 @dataclass
 class Step:
     """One step's floor and gateway runs."""
@@ -114,9 +97,9 @@ class Step:
 def summary(floor: list[Run], gateway: list[Run]) -> dict[str, float]:
     """Medians of both sides and the ratios."""
     out = {
-        "floor_wall": statistics.median(r.wall for r in floor),
+        "floor_wall": statistics.median(r.seconds for r in floor),
         "floor_cpu": statistics.median(r.cpu for r in floor),
-        "gateway_wall": statistics.median(r.wall for r in gateway),
+        "gateway_wall": statistics.median(r.seconds for r in gateway),
         "gateway_cpu": statistics.median(r.cpu for r in gateway),
     }
     out["wall_ratio"] = out["gateway_wall"] / out["floor_wall"]
@@ -132,21 +115,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument("--json", action="store_true", help="figures as JSON")
     return parser.parse_args(argv)
-
-
-def run_child(cmd: list[str], log: Path, cwd: Path) -> Run:
-    """Run ``cmd`` to completion: its wall time and the CPU time of exactly this child."""
-    with log.open("wb") as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd=cwd, env=ENV
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        tail = log.read_text(errors="replace")[-2000:]
-        raise BenchError(f"{' '.join(cmd)} exited {status}:\n{tail}")
-    return Run(round(seconds, 4), round(usage.ru_utime + usage.ru_stime, 4))
 
 
 def prepare(root: Path, orders: int, lines: int, exe: Path) -> None:
@@ -174,7 +142,7 @@ def check(db: Path, step: str, expected: int) -> None:
 
 
 def _sum(runs: list[Run]) -> Run:
-    return Run(sum(r.wall for r in runs), sum(r.cpu for r in runs))
+    return Run(sum(r.seconds for r in runs), 0.0, sum(r.cpu for r in runs))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -34,6 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from intake import load_average  # bench/intake.py, beside this file
 from sqlalchemy import create_engine, func, insert, select, text
 
 FLOOR_TABLES = (
@@ -236,17 +236,13 @@ def count_orders(db: Path) -> int:
     return found
 
 
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-purge-"))
     try:
         template = work / "template.db"
         fill(template, args.orders, args.keep, args.lines)
-        before = load()
+        before = load_average()
         times: dict[str, list[float]] = {"purge": [], "floor": [], "restore": []}
         counts: dict[str, int] = {}
         size = 0
@@ -294,7 +290,7 @@ def report(
         "restore_over_floor": round(med["restore"] / med["floor"], 2),
         "purge_rows_per_second": round(rows / med["purge"]),
         "load_before": before,
-        "load_after": load(),
+        "load_after": load_average(),
     }
     if args.json:
         print(json.dumps(result, indent=2))
