@@ -175,8 +175,8 @@ def test_outbox_error_code_follows_last_error(store: Store) -> None:
         assert page_outbox(session, Filters(code="TRANSPORT_UNREACHABLE")).total == 0
 
 
-def test_migration_0021_fills_error_codes_of_stored_rows(database_url: str) -> None:
-    """An outbox stored before 0021 gets ``error_code`` from each ``last_error``; rows
+def test_migration_0025_fills_error_codes_of_stored_rows(database_url: str) -> None:
+    """An outbox stored before 0025 gets ``error_code`` from each ``last_error``; rows
     without a code (none, a withdrawal) stay NULL; ``--code`` then finds them."""
     from alembic import command
     from sqlalchemy import create_engine, text

@@ -72,7 +72,7 @@ ALLOWED_SMALL = {
 """Small tables that do not grow with traffic: read whole, they cost the same forever."""
 
 PARTIAL_INDEXES = {"ix_order_lines_unbilled"}
-"""Partial indexes: they hold only the rows their condition wants (0021), so reading one whole
+"""Partial indexes: they hold only the rows their condition wants (0025), so reading one whole
 reads what the query asks for, not the table."""
 
 UNINDEXABLE_SEARCH = "ab"

@@ -785,13 +785,15 @@ def restore(store: Store, path: Path) -> dict[str, Any]:
 
 
 def _as_stored_now(rows: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-    """Rows archived before migration 0024 carry an outbox row's bytes in the row itself: they
-    go back to ``outbox_payloads``, as that migration moved them."""
-    moved = [
-        {"outbox_id": row["id"], "payload": row.pop("payload")}
-        for row in rows.get("outbox", [])
-        if "payload" in row
-    ]
+    """Outbox rows archived by the last release, as migrations 0024 and 0025 would have
+    changed them: their bytes go to ``outbox_payloads``, their ``error_code`` is read from
+    their ``last_error``."""
+    moved = []
+    for row in rows.get("outbox", []):
+        if "payload" in row:
+            moved.append({"outbox_id": row["id"], "payload": row.pop("payload")})
+        if "error_code" not in row:
+            row["error_code"] = s.error_code_of(row.get("last_error"))
     if moved:
         rows.setdefault("outbox_payloads", []).extend(moved)
     return rows

@@ -72,7 +72,7 @@ metadata = MetaData(naming_convention=NAMING)
 
 
 UNBILLED = "CAST(qty_despatched AS NUMERIC) > CAST(qty_invoiced AS NUMERIC)"
-"""The condition of the partial index ``ix_order_lines_unbilled`` (0021); the query that wants
+"""The condition of the partial index ``ix_order_lines_unbilled`` (0025); the query that wants
 it must state the same comparison. Quantities are stored as exact text (``ExactDecimal``), so
 they are compared as numbers: as text "10" sorts before "9.5"."""
 
@@ -97,7 +97,7 @@ orders = Table(
     Column("buyer_key", String(200), nullable=False),
     Column("order_number", String(200), nullable=False, index=True),
     Column("buyer_name", String(300)),
-    Column("seller_key", String(200), index=True),  # orders list --partner (0021)
+    Column("seller_key", String(200), index=True),  # orders list --partner (0025)
     Column("seller_name", String(300)),
     Column("buyer_partner", String(100), index=True),
     Column("seller_partner", String(100), index=True),
@@ -105,9 +105,9 @@ orders = Table(
     Column("currency", String(3)),
     Column("total_amount", ExactDecimal()),
     Column("status", String(30), nullable=False, index=True),
-    Column("response_code", String(4), index=True),  # --needs response / despatch (0021)
+    Column("response_code", String(4), index=True),  # --needs response / despatch (0025)
     Column("cancelled", Boolean, nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False, index=True),  # --since, today (0021)
+    Column("created_at", UTCDateTime(), nullable=False, index=True),  # --since, today (0025)
     Column("updated_at", UTCDateTime(), nullable=False),
     # Order data (0009, docs/adr/0029): type code as sent, buyer reference, notes (JSON list)
     Column("order_type", Text, index=True),
@@ -128,20 +128,20 @@ messages = Table(
     "messages",
     metadata,
     _id(),
-    Column("received_at", UTCDateTime(), nullable=False, index=True),  # --since, KPIs (0021)
+    Column("received_at", UTCDateTime(), nullable=False, index=True),  # --since, KPIs (0025)
     Column("source", String(200), nullable=False),
     Column("source_ref", String(500), nullable=False),
     Column("filename", String(500), nullable=False),
     Column("sha256", String(64), nullable=False, index=True),
     Column("size", Integer, nullable=False),
     Column("state", String(20), nullable=False, index=True),
-    Column("error_code", String(40), index=True),  # messages list --code (0021)
+    Column("error_code", String(40), index=True),  # messages list --code (0025)
     Column("error_detail", Text),
     Column("error_line", Integer),
     Column("doc_kind", String(40)),
     Column("doc_id", String(200)),
     Column("sender_key", String(200)),
-    Column("partner", String(100), index=True),  # messages list --partner (0021)
+    Column("partner", String(100), index=True),  # messages list --partner (0025)
     Column("duplicate_of", ForeignKey("messages.id")),
     Column("order_id", ForeignKey("orders.id"), index=True),
     Column("attempts", Integer, nullable=False),
@@ -181,7 +181,7 @@ order_lines = Table(
     Column("standard_item_id", String(200)),
     Column("unit", String(10)),
     Column("price", ExactDecimal()),
-    Column("delivery_date", Date, index=True),  # the KPIs' on-time despatch (0021)
+    Column("delivery_date", Date, index=True),  # the KPIs' on-time despatch (0025)
     Column("status_code", String(4)),
     Column("qty_ordered", ExactDecimal(), nullable=False),
     Column("qty_confirmed", ExactDecimal()),
@@ -192,7 +192,7 @@ order_lines = Table(
     Column("delivery_place", Text),  # the line's own delivery location (0009)
     UniqueConstraint("order_id", "line_id"),
     # the lines despatched beyond what was invoiced (orders list --needs invoice): a partial
-    # index, so the few such lines are found without reading every line (0021); its
+    # index, so the few such lines are found without reading every line (0025); its
     # PostgreSQL condition is added just before it is created there (_postgresql_where)
     Index("ix_order_lines_unbilled", "order_id", sqlite_where=text(UNBILLED)),
 )
@@ -203,7 +203,7 @@ def _postgresql_where(_table: Table, connection: Connection, **_: object) -> Non
     """Give ``ix_order_lines_unbilled`` its ``postgresql_where`` when the tables are created
     on PostgreSQL. Declared in the ``Index`` itself, the keyword made SQLAlchemy validate it
     by importing the whole PostgreSQL dialect (with asyncpg, ~25 ms) in every process that
-    imports this module, SQLite stores included. Alembic's migration 0021 states both."""
+    imports this module, SQLite stores included. Alembic's migration 0025 states both."""
     if connection.dialect.name == "postgresql":
         index = next(i for i in order_lines.indexes if i.name == "ix_order_lines_unbilled")
         index.dialect_options["postgresql"]["where"] = text(UNBILLED)
@@ -259,20 +259,20 @@ outbox = Table(
     "outbox",
     metadata,
     _id(),
-    Column("created_at", UTCDateTime(), nullable=False, index=True),  # outbox list --since (0021)
+    Column("created_at", UTCDateTime(), nullable=False, index=True),  # outbox list --since (0025)
     Column("document_id", ForeignKey("documents.id"), index=True),
     Column("order_id", ForeignKey("orders.id"), index=True),
     Column("partner", String(100), nullable=False, index=True),
     Column("connector", String(100), nullable=False),
     Column("kind", String(40), nullable=False),
-    Column("doc_number", String(200), nullable=False, index=True),  # a bundle's files (0021)
+    Column("doc_number", String(200), nullable=False, index=True),  # a bundle's files (0025)
     Column("filename", String(255), nullable=False),
     Column("media_type", String(100), nullable=False),
     Column("state", String(20), nullable=False, index=True),
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", UTCDateTime(), nullable=False),
     Column("last_error", Text),
-    # the code ``last_error`` starts with, kept beside it (tables.py): outbox list --code (0021)
+    # the code ``last_error`` starts with, kept beside it (tables.py): outbox list --code (0025)
     Column("error_code", String(40), index=True),
     Column("delivered_to", String(1000)),
     Column("sent_at", UTCDateTime()),

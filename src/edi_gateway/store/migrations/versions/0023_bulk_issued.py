@@ -1,7 +1,7 @@
 """bulk_issued: what a bulk respond / despatch / invoice has issued, by idempotency key
 
 Revision ID: 0023
-Revises: 0020
+Revises: 0022
 Create Date: 2026-12-05 06:30:00
 
 One row per document a bulk command issued, committed in the same transaction as the document:

@@ -1,7 +1,7 @@
 """growth indexes: every query of the hot paths and the lists runs on an index
 
-Revision ID: 0021
-Revises: 0020
+Revision ID: 0025
+Revises: 0024
 Create Date: 2026-12-05 07:00:00
 
 Issue 12 point 2 (docs/adr/0036-flat-with-growth.md): the filters of ``orders list`` /
@@ -12,6 +12,9 @@ on the order lines despatched beyond what was invoiced (``orders list --needs in
 stored (``outbox list --code`` matched a prefix of a long text: no index serves that). Only
 ``outbox`` gains a column (no rebuild of ``orders`` / ``order_lines`` on SQLite, so the search
 triggers of 0020 stay as they are).
+
+Written as 0021 before 0022, then moved last: 0022 (retention) had been released after 0020,
+and a store already at 0022 would never have run a migration slotted in before it.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0021"
-down_revision = "0020"
+revision = "0025"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
