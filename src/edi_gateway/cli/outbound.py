@@ -418,21 +418,21 @@ def _respond(gateway: Gateway, args: argparse.Namespace) -> int:
 
 
 def _respond_request(args: argparse.Namespace) -> Any:
-    from edi_gateway.outbound.respond import Decision
+    from edi_gateway.outbound.respond import Decision, promoted
 
     if not (args.ack or args.accept or args.reject or args.change):
         raise _usage("give one of --ack, --accept, --reject or --change")
     code = "AB" if args.ack else "AP" if args.accept else "RE" if args.reject else "CA"
-    if code == "AP" and (args.charge or args.discount):
-        code = "CA"  # lines (the added charges) go on a CA only
-    return Decision(
-        code,
-        args.reason,
-        tuple(args.change or ()),
-        tuple(args.note or ()),
-        tuple(args.substitute or ()),
-        tuple(args.charge or ()),
-        args.discount,
+    return promoted(  # lines (the added charges) go on a CA only
+        Decision(
+            code,
+            args.reason,
+            tuple(args.change or ()),
+            tuple(args.note or ()),
+            tuple(args.substitute or ()),
+            tuple(args.charge or ()),
+            args.discount,
+        )
     )
 
 

@@ -183,41 +183,55 @@ def _still(entry: dict[str, Any]) -> bool:
     )
 
 
-def cached(config: Path, text: bytes) -> object:
-    """The cached settings of ``config`` (whose bytes are ``text``), or None when there are
-    none that are certainly what validating it now would give. (Typed ``object``: this module
-    imports no model; the caller checks the type.)"""
+def key_of(config: Path, text: bytes) -> dict[str, Any]:
+    """What a cache entry of ``config`` (whose bytes are ``text``) is keyed by: computed once
+    by a caller that both looks and, on a miss, remembers (it walks the product's source)."""
+    return _key(config, text)
+
+
+def cached(config: Path, text: bytes, key: dict[str, Any] | None = None) -> object:
+    """The cached settings of ``config`` (whose bytes are ``text``; ``key`` its
+    :func:`key_of`), or None when there are none that are certainly what validating it now
+    would give. (Typed ``object``: this module imports no model; the caller checks the type.)"""
     where = _where(config)
     try:
-        info = os.lstat(where)
-        if (
-            not stat.S_ISREG(info.st_mode)
-            or info.st_uid != os.getuid()
-            or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-        ):
-            return None
-        with open(where, "rb") as handle:
+        # the file opened is the one checked: no symlink followed, fstat of the open handle
+        with os.fdopen(os.open(where, os.O_RDONLY | os.O_NOFOLLOW), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if (
+                not stat.S_ISREG(info.st_mode)
+                or info.st_uid != os.getuid()
+                or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+            ):
+                return None
             entry = pickle.load(handle)  # noqa: S301 - our own private file, checked above
     except Exception:  # noqa: BLE001 - missing, truncated, corrupt, from another version
         return None
     try:
-        if entry["key"] != _key(config, text) or not _still(entry):
+        if entry["key"] != (key or _key(config, text)) or not _still(entry):
             return None
         return entry["settings"]
     except Exception:  # noqa: BLE001 - not a cache this version wrote
         return None
 
 
-def remember(config: Path, text: bytes, reads: _Reads, settings: object) -> None:
-    """Cache ``settings``, validated from ``text`` with ``reads``; quietly not when it cannot
-    be exact (validation wrote a file) or written."""
+def remember(
+    config: Path,
+    text: bytes,
+    reads: _Reads,
+    settings: object,
+    key: dict[str, Any] | None = None,
+) -> None:
+    """Cache ``settings``, validated from ``text`` with ``reads`` (``key``: its
+    :func:`key_of`); quietly not when it cannot be exact (validation wrote a file) or
+    written."""
     if reads.wrote:
         return
     # the import system and importlib.metadata list these ('' as '.'): the code key covers
     # them; validation itself only lists absolute folders (relative to the config's)
     code = {p or "." for p in sys.path}
     entry = {
-        "key": _key(config, text),
+        "key": key or _key(config, text),
         "files": {p: _digest(p) for p in sorted(reads.files) if not _code_file(p)},
         "folders": {
             f: _listing(f) for f in sorted(reads.folders) if f not in code and not _code_file(f)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from edi_gateway.config.base import ConnectorBase
-from edi_gateway.config.cache import cached, recording, remember
+from edi_gateway.config.cache import cached, key_of, recording, remember
 from edi_gateway.config.connectors import connector_model
 from edi_gateway.config.models import Settings
 from edi_gateway.errors import ConfigError
@@ -61,12 +61,13 @@ def load_config(path: Path) -> Settings:
     with nothing it read changed since, come from :mod:`edi_gateway.config.cache`."""
     path = path.expanduser().absolute()
     raw = _read_bytes(path)
-    known = cached(path, raw)
+    key = key_of(path, raw)
+    known = cached(path, raw, key)
     if isinstance(known, Settings):
         return known
     with recording() as reads:
         settings = _validated(path, _read_yaml(path, raw))
-    remember(path, raw, reads, settings)
+    remember(path, raw, reads, settings, key)
     return settings
 
 

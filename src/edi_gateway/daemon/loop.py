@@ -166,7 +166,7 @@ class Daemon:
         """Alert channels hear from now on; messages a crash left are finished. The instance
         lease says this gateway is running already: a store that goes away now (a PostgreSQL
         restart) is waited for, one warning line a try, never a reason to exit."""
-        pause = 0.5
+        backoff, failures = Backoff(initial=0.5, cap=10.0), 0
         while True:
             try:
                 prepare(self.gateway.store, self.settings)
@@ -176,10 +176,11 @@ class Daemon:
             except Exception as exc:
                 if not transient(exc):
                     raise
+                failures += 1
+                pause = backoff.delay(failures, recoverable=True)
                 _log_store_trouble(exc, f"starting: the store is unavailable, again in {pause:g} s")
                 if self.stop.wait(pause):
                     return  # told to stop meanwhile: nothing was taken
-                pause = min(pause * 2, 10.0)
         if pending.states:
             self.report("pending", pending)
             self.total.states.update(pending.states)

@@ -104,7 +104,7 @@ class CsvRefused(GatewayError):
 def read(session: Session, command: str, path: Path) -> list[Item]:
     """The items of the CSV ``path`` for ``command``, or :class:`CsvRefused` listing every
     problem (file, row, column)."""
-    from edi_gateway.store.queries import resolve_order
+    from edi_gateway.store.queries import find_order
 
     problems: list[str] = []
     orders = _rows(command, path, problems)
@@ -113,7 +113,7 @@ def read(session: Session, command: str, path: Path) -> list[Item]:
     for order in orders:
         first = order.rows[0]
         try:
-            order_id = resolve_order(session, order.ref).id
+            order_id = find_order(session, order.ref).id
         except GatewayError as exc:
             problems.append(f"row {first} column order: {exc.code}: {exc.message}")
             continue
@@ -294,7 +294,7 @@ def _quantities(order: _Order) -> tuple[tuple[str, Decimal], ...]:
 
 def _respond(order: _Order) -> tuple[Any, bool]:
     from edi_gateway.outbound.charges import parse_charge, parse_discount
-    from edi_gateway.outbound.respond import Decision, LineChange
+    from edi_gateway.outbound.respond import Decision, LineChange, promoted
 
     code = _order_value(order, "decision", _decision)
     if code is None:
@@ -317,16 +317,16 @@ def _respond(order: _Order) -> tuple[Any, bool]:
             notes.append((line_id, line["note"]))
         if line["substitute_item"] or line["substitute_name"]:
             substitutes.append((line_id, line["substitute_item"], line["substitute_name"]))
-    if code == "AP" and (charges or _cell(order, "discount")):
-        code = "CA"  # as the single-order command: lines (the charges) go on a CA only
-    decision = Decision(
-        code,
-        _cell(order, "reason"),
-        tuple(changes),
-        tuple(notes),
-        tuple(substitutes),
-        tuple(charges),
-        _order_value(order, "discount", parse_discount),
+    decision = promoted(  # as the single-order command: lines (the charges) go on a CA only
+        Decision(
+            code,
+            _cell(order, "reason"),
+            tuple(changes),
+            tuple(notes),
+            tuple(substitutes),
+            tuple(charges),
+            _order_value(order, "discount", parse_discount),
+        )
     )
     return decision, bool(_order_value(order, "force", yes_no))
 

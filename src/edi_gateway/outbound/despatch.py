@@ -139,12 +139,9 @@ def _chosen(
     unknown = [line_id for line_id, _ in request.lines if line_id not in by_id]
     if unknown:
         raise NotAllowed(f"no order line {', '.join(unknown)}; the lines are: {', '.join(by_id)}")
-    if len({line_id for line_id, _ in request.lines}) != len(request.lines):
-        raise NotAllowed("a line is given twice; give each line once")
+    check_request(request)
     chosen, over = [], []
     for line_id, quantity in request.lines:
-        if quantity <= ZERO:
-            raise NotAllowed(f"line {line_id}: a despatched quantity must be more than 0")
         line = by_id[line_id]
         if quantity > open_quantity(line):
             over.append(f"{line_id}: {quantity} asked, {open_quantity(line)} open")

@@ -182,6 +182,8 @@ def columns_workbook(layout: Layout, orders: list[Order], *, cancelled: str | No
     from edi_gateway.outbound.render.xlsx import Book, Grid, styled, write_rows
 
     spec = load_columns(layout)
+    labels = [(_coordinate(layout, cell), text) for cell, text in spec.labels.items()]
+    fields = [(_coordinate(layout, cell), path) for cell, path in spec.cells.items()]
     book = Book()
     used: set[str] = set()
     for order in orders:
@@ -193,11 +195,9 @@ def columns_workbook(layout: Layout, orders: list[Order], *, cancelled: str | No
             mark = len(spec.columns) + 2
             grid.setdefault(spec.header_row, {})[mark] = CANCELLED
             grid.setdefault(spec.header_row + 1, {})[mark] = cancelled
-        for cell, text in spec.labels.items():
-            row, col = _coordinate(layout, cell)
+        for (row, col), text in labels:
             grid.setdefault(row, {})[col] = text
-        for cell, path in spec.cells.items():
-            row, col = _coordinate(layout, cell)
+        for (row, col), path in fields:
             grid.setdefault(row, {})[col] = _cell(resolve(path, order, None))
         for col, column in enumerate(spec.columns, start=1):
             grid.setdefault(spec.header_row, {})[col] = column.title

@@ -127,7 +127,7 @@ def issue(
     from edi_gateway.store.queries import order_lines
     from edi_gateway.ubl.write import write_order_response
 
-    decision = _promoted(decision)
+    decision = promoted(decision)
     _check_decision(decision)
     _check_state(order, decision, force)
     connector = buyer_connector(settings, order)
@@ -171,10 +171,10 @@ def _check_not_deleted(
 def check_decision(decision: Decision) -> None:
     """ResponseRefused when ``decision`` can never be sent, whatever the order (bulk CSVs are
     checked with it before anything is issued)."""
-    _check_decision(_promoted(decision))
+    _check_decision(promoted(decision))
 
 
-def _promoted(decision: Decision) -> Decision:
+def promoted(decision: Decision) -> Decision:
     """An acceptance (AP) with charges or a discount goes as CA: T76 has lines on CA only."""
     return replace(decision, code="CA") if decision.code == "AP" and decision.extras else decision
 
