@@ -243,16 +243,88 @@ def test_despatch_and_invoice_csvs_keep_the_ledger(billing: Gateway, tmp_path: P
 
 
 def test_keys_name_the_command_the_order_and_the_choices() -> None:
-    one = bulk.key_of("respond", 1, Decision("AP"), False)
-    assert one == bulk.key_of("respond", 1, Decision("AP"), False)
-    assert one != bulk.key_of("respond", 2, Decision("AP"), False)
-    assert one != bulk.key_of("respond", 1, Decision("AB"), False)
-    assert one != bulk.key_of("respond", 1, Decision("AP"), True)
-    assert one != bulk.key_of("despatch", 1, Decision("AP"), False)
-    ten = DespatchRequest(lines=(("1", Decimal("10")),))
-    assert bulk.key_of("despatch", 1, ten, False) == bulk.key_of(
-        "despatch", 1, DespatchRequest(lines=(("1", Decimal("10.000")),)), False
+    one = bulk.key_of("respond", 1, Decision("AP"))
+    assert one == bulk.key_of("respond", 1, Decision("AP"))
+    assert one != bulk.key_of("respond", 2, Decision("AP"))
+    assert one != bulk.key_of("respond", 1, Decision("AB"))
+    assert one != bulk.key_of("despatch", 1, Decision("AP"))
+    ten = DespatchRequest(lines=(("1", Decimal("10")), ("2", Decimal("1"))))
+    assert bulk.key_of(
+        "despatch",
+        1,
+        ten,
+    ) == bulk.key_of(
+        "despatch", 1, DespatchRequest(lines=(("2", Decimal("1.0")), ("1", Decimal("10.000"))))
     )
+    assert bulk.key_of("despatch", 1, ten) != bulk.key_of(
+        "despatch", 1, DespatchRequest(lines=(("1", Decimal("1")), ("2", Decimal("10"))))
+    )
+    assert one not in bulk.earlier_keys("respond", 1, Decision("AP"))
+
+
+def test_a_re_run_with_force_issues_nothing_twice(billing: Gateway) -> None:
+    """--force pushes through the orders refused the first time; those that went stay done."""
+    receive(billing, f.despatch_advice("D-1", "PO-2", [("1", "4")]))
+    first = _filtered(billing, "respond", Decision("AP"), partner="buyer")
+    assert [o.state for o in first] == ["issued", "refused", "issued", "issued"]
+    items = [bulk.Item(o.order_id, Decision("AP"), force=True) for o in first]
+    again = _run(billing, "respond", items)
+    assert [o.state for o in again] == ["skipped", "issued", "skipped", "skipped"]
+    assert [o.doc_number for o in again] == ["PO-1-OR1", "PO-2-OR1", "PO-3-OR1", "PO-4-OR1"]
+    assert _run(billing, "respond", items)[1].state == "skipped"
+    assert _count(billing, OutboxRow) == 4 and _count(billing, bulk_issued) == 4
+
+
+def test_the_same_csv_with_its_rows_shuffled_issues_nothing(
+    billing: Gateway, tmp_path: Path
+) -> None:
+    head = "order,line,quantity,carrier,tracking,date\n"
+    rows = "PO-1,1,4,DHL,JD1,2026-12-01\nPO-1,2,3,,,\n"
+    first = _run(billing, "despatch", _read(billing, "despatch", _csv(tmp_path, head + rows)))
+    assert [o.state for o in first] == ["issued"]
+    shuffled = "PO-1,2,3.0,DHL,JD1,2026-12-01\nPO-1,1,4,,,\n"
+    again = _run(billing, "despatch", _read(billing, "despatch", _csv(tmp_path, head + shuffled)))
+    assert [(o.state, o.doc_number) for o in again] == [("skipped", first[0].doc_number)]
+    assert _count(billing, OutboxRow) == 1
+
+
+def test_what_the_first_release_recorded_is_still_found(billing: Gateway) -> None:
+    """A re-run after an upgrade: the key recorded under the first release's formula (force
+    in it, rows in their given order) still marks the order done."""
+    first = _filtered(billing, "respond", Decision("AP"), partner="buyer")
+    with billing.store.connect() as conn:
+        for outcome, force in zip(first, (False, True, False, True), strict=True):
+            old = bulk.earlier_keys("respond", outcome.order_id, Decision("AP"))[force]
+            key = bulk.key_of("respond", outcome.order_id, Decision("AP"))
+            conn.execute(bulk_issued.update().where(bulk_issued.c.key == key).values(key=old))
+    again = _filtered(billing, "respond", Decision("AP"), partner="buyer")
+    assert [o.state for o in again] == ["skipped"] * 4
+    assert _count(billing, OutboxRow) == 4
+
+
+def test_a_bug_refuses_its_order_and_the_run_goes_on(
+    billing: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One unexpected error (not a GatewayError) refuses its item with INTERNAL_ERROR and leaves
+    nothing of it; the batch's other orders are issued and committed."""
+    from edi_gateway.outbound import respond
+
+    real = respond.issue
+
+    def buggy(session: Any, settings: Any, order: Order, *args: Any, **kwargs: Any) -> Any:
+        issued = real(session, settings, order, *args, **kwargs)
+        if order.order_number == "PO-2":
+            raise RuntimeError("a bug after the document was written")
+        return issued
+
+    monkeypatch.setattr(respond, "issue", buggy)
+    outcomes = _filtered(billing, "respond", Decision("AP"), batch=10, partner="buyer")
+    assert [o.state for o in outcomes] == ["issued", "refused", "issued", "issued"]
+    assert outcomes[1].code == ErrorCode.INTERNAL_ERROR.value
+    assert "RuntimeError: a bug after the document was written" in (outcomes[1].message or "")
+    assert _count(billing, OutboxRow) == 3 and _count(billing, bulk_issued) == 3
+    assert [d["type"] for d in detail(billing, "PO-2")["documents"]] == ["Order"]
+    assert detail(billing, "PO-2")["status"] == "Received"
 
 
 def test_a_batch_size_below_one_is_refused(billing: Gateway) -> None:
@@ -290,7 +362,7 @@ def test_a_key_committed_meanwhile_rolls_the_document_back(billing: Gateway) -> 
     first = _filtered(billing, "respond", Decision("AP"), partner="buyer")
     assert {o.state for o in first} == {"issued"}
     item = bulk.Item(first[0].order_id, Decision("AP"))
-    key = bulk.key_of("respond", item.order_id, item.request, item.force)
+    key = bulk.key_of("respond", item.order_id, item.request)
     with billing.store.session() as session:
         order = session.get_one(Order, item.order_id)
         batch = bulk._Batch(session, billing.settings, "respond", bulk.issuer("respond"), "ops")

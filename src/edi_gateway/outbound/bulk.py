@@ -8,9 +8,12 @@ commands, so every check holds (state, ledger ``QUANTITY_EXCEEDED``, XSD before 
 Peppol rules at delivery, as for every outbox row).
 
 Idempotency: each issued document is recorded in ``bulk_issued`` under the SHA-256 of
-(command, order, canonical request, force), in the same transaction as the document. An item
-whose key is there is skipped and reported with the document issued before: re-running the same
-bulk command, after a crash or by mistake, issues nothing twice. A kill -9 mid-batch loses the
+(command, order, canonical request), in the same transaction as the document. An item whose key
+is there is skipped and reported with the document issued before: re-running the same bulk
+command, after a crash or by mistake, issues nothing twice. ``--force`` is not part of the key
+(a re-run with it, to push through the orders refused the first time, must not issue again
+those that went), and neither is the order of a request's lines, notes or charges (the same
+CSV with its rows in another order is the same decision). A kill -9 mid-batch loses the
 whole uncommitted batch (document, outbox row and key alike), which the re-run then issues once.
 
 Each item runs in a savepoint: one the product refuses (its state, the ledger, an unknown line)
@@ -22,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -29,7 +33,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from edi_gateway import crashpoints
-from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.errors import ErrorCode, GatewayError, first_line
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
 COMMANDS = ("respond", "despatch", "invoice")
 DEFAULT_BATCH = 200
 ISSUED, SKIPPED, REFUSED = "issued", "skipped", "refused"
+log = logging.getLogger(__name__)
 Issue = Callable[..., "Issued"]
 
 
@@ -79,28 +84,43 @@ class Outcome:
         return {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, "")}
 
 
-def key_of(command: str, order_id: int, request: Any, force: bool) -> str:
+def key_of(command: str, order_id: int, request: Any) -> str:
     """The idempotency key of issuing ``request`` on the order: the same command with the same
-    choices on the same order has the same key, whatever file, row or filter it came from."""
-    canonical = json.dumps(
-        [command, order_id, _plain(request), force], sort_keys=True, separators=(",", ":")
-    )
+    choices on the same order has the same key, whatever file, row, row order, filter or
+    ``--force`` it came with."""
+    return _digest([command, order_id, _plain(request, ordered=False)])
+
+
+def earlier_keys(command: str, order_id: int, request: Any) -> tuple[str, str]:
+    """The keys the first release of bulk outbound recorded for the same item (with
+    ``force`` False and True; sequences in their given order): a re-run after an upgrade
+    finds what that release issued."""
+    plain = _plain(request, ordered=True)
+    return _digest([command, order_id, plain, False]), _digest([command, order_id, plain, True])
+
+
+def _digest(value: list[Any]) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _plain(value: Any) -> Any:
-    """``value`` as JSON-able data in one spelling (``10`` and ``10.00`` are the same)."""
+def _plain(value: Any, *, ordered: bool) -> Any:
+    """``value`` as JSON-able data in one spelling (``10`` and ``10.00`` are the same); not
+    ``ordered``: a sequence's items sorted, so their order does not count."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = dataclasses.fields(value)
-        return {f.name: _plain(getattr(value, f.name)) for f in fields}
+        return {f.name: _plain(getattr(value, f.name), ordered=ordered) for f in fields}
     if isinstance(value, Decimal):
         return format(value.normalize(), "f")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
+        items = [_plain(item, ordered=ordered) for item in value]
+        return (
+            items if ordered else sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
+        )
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): _plain(v, ordered=ordered) for k, v in value.items()}
     return value
 
 
@@ -176,10 +196,16 @@ class _Batch:
         from edi_gateway.store.tables import Order
 
         session = self.session
-        keys = [key_of(self.command, item.order_id, item.request, item.force) for item in batch]
+        keys = [key_of(self.command, item.order_id, item.request) for item in batch]
+        known = {k: k for k in keys}  # any key an item may have been recorded under -> its key
+        for item, key in zip(batch, keys, strict=True):
+            known.update(
+                dict.fromkeys(earlier_keys(self.command, item.order_id, item.request), key)
+            )
         query = select(bulk_issued.c.key, bulk_issued.c.document_id, documents.c.doc_number)
         query = query.join(documents, documents.c.id == bulk_issued.c.document_id)
-        done = {k: (d, n) for k, d, n in session.execute(query.where(bulk_issued.c.key.in_(keys)))}
+        query = query.where(bulk_issued.c.key.in_(list(known)))
+        done = {known[k]: (d, n) for k, d, n in session.execute(query)}
         wanted = {item.order_id for item in batch}
         orders = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(wanted)))}
         out: list[Outcome] = []
@@ -237,6 +263,14 @@ class _Batch:
             return Outcome(order.id, ref, SKIPPED, item.where, message=said)
         except GatewayError as exc:
             return _refused(item, ref, exc.code, exc.message)
+        except Exception as exc:  # a bug refuses its order, never the rest of the run
+            from edi_gateway.store.db import transient
+
+            if transient(exc):
+                raise  # the store went away: the batch is rolled back and the run stops
+            log.exception("internal error issuing %s for order %s", self.command, ref)
+            message = f"{type(exc).__name__}: {first_line(exc)}; nothing was issued for it"
+            return _refused(item, ref, ErrorCode.INTERNAL_ERROR, message)
         return Outcome(
             order.id,
             ref,
