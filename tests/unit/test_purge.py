@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import and_, func, insert, select, type_coerce, update
 from sqlalchemy.types import NullType
 
+from edi_gateway import crashpoints
 from edi_gateway.app import Gateway
 from edi_gateway.config import Settings
 from edi_gateway.errors import ErrorCode, GatewayError
@@ -290,6 +291,71 @@ def test_another_purge_holding_the_lease_is_refused(world: Gateway) -> None:
     assert caught.value.code is ErrorCode.PURGE_RUNNING
     assert "someone else" in caught.value.message
     assert refs(store) == ["PO-1", "PO-2", "PO-3"] and runs(store) == []
+
+
+def test_a_restore_and_a_purge_refuse_each_other_while_they_run(
+    world: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lease a restore takes is committed before it works: a purge (or a second restore)
+    started meanwhile is refused at once with PURGE_RUNNING, and the restore still completes;
+    a restore started while a purge runs is refused the same way."""
+    store = world.store
+    first = purge(store, BEFORE, actor="tester", archive_dir=tmp_path / "archive")
+    assert first.archive is not None
+    archived = Path(first.archive)
+    refused: list[str] = []
+
+    def attempt(what: Any) -> None:
+        with pytest.raises(GatewayError) as caught:
+            what()
+        assert "the purge lease is held by" in caught.value.message
+        refused.append(caught.value.code.value)
+
+    real = crashpoints.reach
+
+    def meanwhile(point: str) -> None:
+        real(point)
+        if point == "restore-leased":
+            attempt(lambda: purge(store, BEFORE, actor="other", archive_dir=None))
+            attempt(lambda: restore(store, archived))
+
+    monkeypatch.setattr(crashpoints, "reach", meanwhile)
+    assert restore(store, archived)["skipped_batches"] == 0
+    assert refused == [ErrorCode.PURGE_RUNNING.value] * 2
+    assert refs(store) == ["PO-1", "PO-2", "PO-3"] and len(runs(store)) == 1
+    monkeypatch.setattr(crashpoints, "reach", real)
+
+    def restore_meanwhile() -> bool:
+        attempt(lambda: restore(store, archived))
+        return True
+
+    again = purge(store, BEFORE, actor="tester", archive_dir=None, keep_going=restore_meanwhile)
+    assert again.complete and len(refused) > 2  # once after each batch
+    assert set(refused) == {ErrorCode.PURGE_RUNNING.value}
+    assert refs(store) == ["PO-3"]
+
+
+def test_a_restore_whose_lease_was_taken_over_restores_nothing(
+    world: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restore that outlives its lease, taken by another meanwhile, is rolled back whole."""
+    store = world.store
+    done = purge(store, BEFORE, actor="tester", archive_dir=tmp_path / "archive")
+    assert done.archive is not None
+    real = crashpoints.reach
+
+    def taken_over(point: str) -> None:
+        real(point)
+        if point == "restore-leased":
+            with store.connect() as conn:
+                hold(conn, "purge", "a purge that found it run out", 300, force=True)
+
+    monkeypatch.setattr(crashpoints, "reach", taken_over)
+    with pytest.raises(GatewayError) as caught:
+        restore(store, Path(done.archive))
+    assert caught.value.code is ErrorCode.PURGE_RUNNING
+    assert refs(store) == ["PO-3"]
+    assert runs(store)[0]["restored_at"] is None
 
 
 def test_hostile_dates_and_archives_are_refused_with_a_code(world: Gateway, tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -273,7 +274,9 @@ def purge(
 
 
 def _holder(actor: str) -> str:
-    return f"{actor} pid {os.getpid()} on {socket.gethostname()}"[:100]
+    """Who takes the lease: the run's own name (two runs in one process are two holders)."""
+    run = secrets.token_hex(3)
+    return f"{actor[:40]} pid {os.getpid()} on {socket.gethostname()[:32]} run {run}"
 
 
 def _take_lease(conn: Connection, holder: str, doing: str) -> None:
@@ -738,43 +741,22 @@ def restore(store: Store, path: Path) -> dict[str, Any]:
     if not isinstance(run_id, int):
         raise GatewayError(ErrorCode.PURGE_ARCHIVE_INVALID, f"{path} names no purge run")
     counts: Counter[str] = Counter()
-    skipped = 0
     holder = _holder("restore")
-    with store.connect() as conn:
+    with store.connect() as conn:  # committed: a purge or restore started meanwhile sees it
         _take_lease(conn, holder, f"restore {path.name}")
-        r = s.purge_runs.c
-        run = conn.execute(
-            select(r.archive_sha256, r.restored_at, r.state).where(r.id == run_id)
-        ).first()
-        if run is not None and run.archive_sha256 is not None:
-            digest = archive.file_sha256(path)
-            if digest != run.archive_sha256:
-                raise GatewayError(
-                    ErrorCode.PURGE_ARCHIVE_INVALID,
-                    f"{path} has sha256 {digest}, but purge run {run_id} recorded "
-                    f"{run.archive_sha256}: the file changed since",
+    try:
+        crashpoints.reach("restore-leased")
+        with store.connect() as conn:
+            skipped = _restore(conn, path, found, run_id, counts)
+            if not any(lease.holder == holder for lease in read(conn, LEASE, current=True)):
+                raise GatewayError(  # it ran out and another took it: roll everything back
+                    ErrorCode.PURGE_RUNNING,
+                    f"this restore outlived its purge lease ({LEASE_SECONDS:.0f} s) and "
+                    "another purge or restore took it; nothing was restored",
                 )
-        for number, archived in enumerate(found.batches, start=1):
-            rows = _as_stored_now(archived)
-            present, total = _present(conn, rows)
-            if present == total:
-                skipped += 1  # never deleted: the crash came before the batch committed
-                continue
-            if present:
-                raise GatewayError(
-                    ErrorCode.RESTORE_CONFLICT,
-                    f"batch {number} of {path}: {present} of its {total} rows have ids the store "
-                    "uses now (restored before, or ids taken again since); nothing was restored",
-                )
-            _insert(conn, rows)
-            for name, table_rows in rows.items():
-                counts[name] += len(table_rows)
-        if run is not None:
-            c = s.purged_messages.c
-            conn.execute(delete(s.purged_messages).where(c.run_id == run_id))
-            conn.execute(delete(s.purged_documents).where(s.purged_documents.c.run_id == run_id))
-            conn.execute(_run(run_id).values(restored_at=datetime.now(UTC)))
-        release(conn, [LEASE], holder)
+    finally:
+        with store.connect() as conn:
+            release(conn, [LEASE], holder)
     return {
         "archive": str(path),
         "run": run_id,
@@ -782,6 +764,47 @@ def restore(store: Store, path: Path) -> dict[str, Any]:
         "skipped_batches": skipped,
         "incomplete_last_batch": found.cut_off,
     }
+
+
+def _restore(
+    conn: Connection, path: Path, found: archive.Archive, run_id: int, counts: Counter[str]
+) -> int:
+    """Put the archive's rows back in ``conn``'s transaction, counting them per table; how many
+    batches were skipped (never deleted)."""
+    skipped = 0
+    r = s.purge_runs.c
+    run = conn.execute(
+        select(r.archive_sha256, r.restored_at, r.state).where(r.id == run_id)
+    ).first()
+    if run is not None and run.archive_sha256 is not None:
+        digest = archive.file_sha256(path)
+        if digest != run.archive_sha256:
+            raise GatewayError(
+                ErrorCode.PURGE_ARCHIVE_INVALID,
+                f"{path} has sha256 {digest}, but purge run {run_id} recorded "
+                f"{run.archive_sha256}: the file changed since",
+            )
+    for number, archived in enumerate(found.batches, start=1):
+        rows = _as_stored_now(archived)
+        present, total = _present(conn, rows)
+        if present == total:
+            skipped += 1  # never deleted: the crash came before the batch committed
+            continue
+        if present:
+            raise GatewayError(
+                ErrorCode.RESTORE_CONFLICT,
+                f"batch {number} of {path}: {present} of its {total} rows have ids the store "
+                "uses now (restored before, or ids taken again since); nothing was restored",
+            )
+        _insert(conn, rows)
+        for name, table_rows in rows.items():
+            counts[name] += len(table_rows)
+    if run is not None:
+        c = s.purged_messages.c
+        conn.execute(delete(s.purged_messages).where(c.run_id == run_id))
+        conn.execute(delete(s.purged_documents).where(s.purged_documents.c.run_id == run_id))
+        conn.execute(_run(run_id).values(restored_at=datetime.now(UTC)))
+    return skipped
 
 
 def _as_stored_now(rows: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
