@@ -233,6 +233,39 @@ def test_a_store_gone_while_starting_is_waited_for(
         gateway.close()
 
 
+def test_run_once_gives_up_on_a_store_gone_while_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cron job's ``run --once`` waits a while for a store gone while it starts, then ends
+    with the store's error (STORE_UNAVAILABLE at the CLI) instead of waiting forever."""
+    from sqlalchemy.exc import OperationalError
+
+    from edi_gateway.daemon import loop
+
+    settings = _two_inboxes(tmp_path)
+    gateway = Gateway.open(settings)
+
+    def gone(self: Gateway) -> Outcome:
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    class Counted(threading.Event):
+        waits: list[float] = []
+
+        def wait(self, timeout: float | None = None) -> bool:
+            self.waits.append(timeout or 0.0)
+            assert len(self.waits) < 20, "run --once waits on and on for the store"
+            return False  # never told to stop; no real sleep
+
+    monkeypatch.setattr(Gateway, "process_pending", gone)
+    stop = Counted()
+    try:
+        with pytest.raises(OperationalError, match="connection refused"):
+            Daemon(gateway, lambda s, o: None, stop).run(once=True)
+        assert stop.waits == [0.5, 1.0, 2.0, 4.0, 8.0][: loop.ONCE_TRIES - 1]
+    finally:
+        gateway.close()
+
+
 def test_json_log_lines_carry_the_message_fields() -> None:
     formatter = JsonFormatter()
     record = logging.LogRecord("edi_gateway.messages", logging.INFO, "x", 1, "m %d", (7,), None)

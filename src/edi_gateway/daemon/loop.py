@@ -68,6 +68,9 @@ log = logging.getLogger("edi_gateway.daemon")  # not __name__: the name log filt
 Report = Callable[[str, Outcome], None]
 Observe = Callable[[dict[int, str], float], None]
 LONGEST_SLEEP = 60.0  # wake at least this often (a wall clock that jumped is noticed)
+ONCE_TRIES = 6
+"""``run --once``: tries at a store gone while starting (0.5 s doubling: ~15 s) before its
+error ends the run (STORE_UNAVAILABLE) rather than wait forever for it."""
 SKIPPED_AGAIN_SECONDS = 0.2  # a supplier another gateway was bundling: flush again this soon
 RETENTION_SECONDS = 30.0  # a retention look purges this long at most, then intake goes on
 RETENTION_AGAIN_SECONDS = 60.0  # and comes back this soon while finished work is left
@@ -150,7 +153,7 @@ class Daemon:
             log.info("Peppol rules %s: outgoing documents are checked", self.rules["release"])
         for unknown in self.rules.get("unknown_severity_rules", ()):
             log.warning("severity of partner %s: no rule of that ID in the release", unknown)
-        self._start_up()
+        self._start_up(once)
         for conn in self.settings.connectors:
             if conn.direction == "in" and not (once and is_push(conn)):
                 kind = "push" if is_push(conn) else "poll"
@@ -162,10 +165,11 @@ class Daemon:
             self._close(http)
         return self.total
 
-    def _start_up(self) -> None:
+    def _start_up(self, once: bool) -> None:
         """Alert channels hear from now on; messages a crash left are finished. The instance
         lease says this gateway is running already: a store that goes away now (a PostgreSQL
-        restart) is waited for, one warning line a try, never a reason to exit."""
+        restart) is waited for, one warning line a try, never a reason to exit. ``once`` (a
+        cron job): waited for ``ONCE_TRIES`` tries (~15 s), then its error ends the run."""
         backoff, failures = Backoff(initial=0.5, cap=10.0), 0
         while True:
             try:
@@ -174,7 +178,7 @@ class Daemon:
                     pending = self.gateway.process_pending()
                 break
             except Exception as exc:
-                if not transient(exc):
+                if not transient(exc) or (once and failures + 1 >= ONCE_TRIES):
                     raise
                 failures += 1
                 pause = backoff.delay(failures, recoverable=True)
