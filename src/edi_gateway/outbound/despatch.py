@@ -109,7 +109,14 @@ def issue_despatch(
     advice = _compose(session, order, packed, request)
     payload = written(advice, write_despatch_advice)
     issued = record_and_queue(
-        session, order, advice, payload, connector=connector, actor=actor, settings=settings
+        session,
+        order,
+        advice,
+        payload,
+        connector=connector,
+        actor=actor,
+        settings=settings,
+        lines=lines,
     )
     if over:
         record(session, "despatch.forced", "; ".join(over), actor=actor, order_id=order.id)

@@ -185,6 +185,7 @@ def issue_invoice(
         connector=connector,
         actor=actor,
         settings=settings,
+        lines=lines,
         recipient=recipient,
     )
     if forced:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from edi_gateway.config import Settings
     from edi_gateway.store.db import Store
     from edi_gateway.store.tables import Order as OrderRow
+    from edi_gateway.store.tables import OrderLine
 
 
 D = TypeVar("D", bound=Document)
@@ -141,10 +142,13 @@ def record_and_queue(
     connector: str,
     actor: str,
     settings: Settings,
+    lines: list[OrderLine],
     recipient: str | None = None,
 ) -> Issued:
     """Record ``document`` as an outgoing document of ``order`` and queue ``payload`` for the
-    order's buyer (or the partner ``recipient``: a self-billed supplier)."""
+    order's buyer (or the partner ``recipient``: a self-billed supplier). ``lines``: the
+    order's lines as the caller loaded them (``store.queries.order_lines``): the ledger
+    and the recompute use them rather than reading them again."""
     from edi_gateway.pipeline.correlate import MessageRef, attach
     from edi_gateway.pipeline.history import now
     from edi_gateway.pipeline.orders import document_row
@@ -153,7 +157,8 @@ def record_and_queue(
     row = DocumentRow(**document_row(None, document, order.id, now(), direction="out"))
     session.add(row)
     session.flush()
-    attach(session, order, row, document, MessageRef(None, "gateway", None), actor=actor)
+    ref = MessageRef(None, "gateway", None)
+    attach(session, order, row, document, ref, actor=actor, lines=lines)
     outbox_id = queue_to_buyer(
         session,
         order,

@@ -138,7 +138,14 @@ def issue(
     payload = written(response, write_order_response)
     status_before = order.status
     issued = record_and_queue(
-        session, order, response, payload, connector=connector, actor=actor, settings=settings
+        session,
+        order,
+        response,
+        payload,
+        connector=connector,
+        actor=actor,
+        settings=settings,
+        lines=lines,
     )
     if force and status_before in MOVED_ON:
         record(

@@ -31,6 +31,7 @@ from edi_gateway.pipeline.shipments import record_shipment
 from edi_gateway.pipeline.work import unexpected
 from edi_gateway.store import tables as t
 from edi_gateway.store.db import transient
+from edi_gateway.store.queries import order_lines
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,7 @@ def attach(
     ref: MessageRef,
     *,
     actor: str = SYSTEM,
+    lines: list[t.OrderLine] | None = None,
 ) -> None:
     """Attach a document to its order: ledger lines, order changes, derived status, history.
 
@@ -141,13 +143,18 @@ def attach(
     ``pipeline.cancellations`` (its state may then be other than ``attached``).
 
     ``actor`` is who the change is recorded for: ``system`` for received documents, the
-    operator for documents the gateway issues on a command.
+    operator for documents the gateway issues on a command. ``lines``: the order's lines when
+    the caller already loaded them (``store.queries.order_lines``), read once instead of here
+    and again in the recompute; an Order Change reads them afresh (it may add lines).
     """
     row.order_id = order.id
     row.state = "attached"
     if document.kind is DocumentKind.ORDER_CHANGE:
         apply_order_change(session, order, row, document, actor=actor)
-    unmatched = _insert_ledger(session, order, row, document)
+        lines = None
+    if lines is None:
+        lines = order_lines(session, order)
+    unmatched = _insert_ledger(session, row, document, lines)
     record_shipment(session, order, row, document)
     if order.seller_partner is None and document.kind not in _BUYER_KINDS:
         # a self-billed invoice is the buyer's: its sender is not the order's supplier
@@ -162,7 +169,7 @@ def attach(
         on_received(session, order, row, document, ref.id)
         if row.state == "attached":  # or a supplier's answer to the buyer's latest change
             on_response(session, order, row, document)
-    recompute(session, order, actor)
+    recompute(session, order, actor, lines)
 
 
 def attach_orphans(session: Session, order_id: int) -> int:
@@ -251,12 +258,11 @@ def _order_via_documents(session: Session, document: Document) -> int | None:
 
 
 def _insert_ledger(
-    session: Session, order: t.Order, row: t.DocumentRow, document: Document
+    session: Session, row: t.DocumentRow, document: Document, lines: list[t.OrderLine]
 ) -> list[str]:
-    order_lines = session.scalars(select(t.OrderLine).where(t.OrderLine.order_id == order.id))
     by_id: dict[str, int] = {}
     by_item: dict[str, int] = {}
-    for known in order_lines:
+    for known in lines:
         by_id[known.line_id] = known.id
         for item in (known.seller_item_id, known.buyer_item_id, known.standard_item_id):
             if item:

@@ -22,6 +22,7 @@ from edi_gateway.pipeline.cancellations import CANCELLATION, IN_EFFECT
 from edi_gateway.pipeline.discrepancies import flag
 from edi_gateway.pipeline.history import record
 from edi_gateway.pipeline.shipments import backorders, received_advices, still_open, tracked
+from edi_gateway.store.queries import order_lines
 from edi_gateway.store.tables import DocumentLine, DocumentRow, Order, OrderLine
 
 ZERO = Decimal(0)
@@ -38,9 +39,14 @@ CORRECTIVE_INVOICE_CODES = {"383", "384", "527"}
 NOT_ACCEPTED, ACCEPTED = "7", "5"
 
 
-def recompute(session: Session, order: Order, actor: str) -> None:
-    """Derive every line's quantities and the order status; log a status change."""
-    lines = list(session.scalars(select(OrderLine).where(OrderLine.order_id == order.id)))
+def recompute(
+    session: Session, order: Order, actor: str, lines: list[OrderLine] | None = None
+) -> None:
+    """Derive every line's quantities and the order status; log a status change.
+
+    ``lines``: the order's lines when the caller holds them already (``attach``)."""
+    if lines is None:
+        lines = order_lines(session, order)
     docs = list(
         session.scalars(
             select(DocumentRow)
