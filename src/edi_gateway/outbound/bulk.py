@@ -232,30 +232,29 @@ class _Batch:
         from sqlalchemy import insert
         from sqlalchemy.exc import IntegrityError
 
-        from edi_gateway.pipeline.history import now
+        from edi_gateway.pipeline.history import now, together
         from edi_gateway.store.schema import bulk_issued
 
         try:
             with self.session.begin_nested():
-                issued = self.issue(
-                    self.session,
-                    self.settings,
-                    order,
-                    item.request,
-                    actor=self.actor,
-                    force=item.force,
-                )
-                try:
-                    with self.session.begin_nested():
-                        self.session.execute(
-                            insert(bulk_issued).values(
-                                key=key,
-                                command=self.command,
-                                order_id=order.id,
-                                document_id=issued.document_id,
-                                created_at=now(),
-                            )
-                        )
+                with together(self.session):
+                    issued = self.issue(
+                        self.session,
+                        self.settings,
+                        order,
+                        item.request,
+                        actor=self.actor,
+                        force=item.force,
+                    )
+                values = {
+                    "key": key,
+                    "command": self.command,
+                    "order_id": order.id,
+                    "document_id": issued.document_id,
+                    "created_at": now(),
+                }
+                try:  # the item's savepoint, rolled back on the error, undoes it all
+                    self.session.execute(insert(bulk_issued), values)
                 except IntegrityError as exc:
                     raise _IssuedMeanwhile from exc  # rolls the whole item back
         except _IssuedMeanwhile:

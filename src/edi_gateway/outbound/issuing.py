@@ -60,9 +60,10 @@ class Issued:
 def on_order(store: Store, order_ref: str, action: Callable[[Session, OrderRow], Issued]) -> Issued:
     """Run ``action`` on the order ``order_ref`` (see ``store.queries.resolve_order``) in one
     transaction: the entry point of every command that issues a document."""
+    from edi_gateway.pipeline.history import together
     from edi_gateway.store.queries import resolve_order
 
-    with store.session() as session:
+    with store.session() as session, together(session):
         return action(session, resolve_order(session, order_ref))
 
 
@@ -158,17 +159,22 @@ def record_and_queue(
     session.add(row)
     session.flush()
     ref = MessageRef(None, "gateway", None)
-    attach(session, order, row, document, ref, actor=actor, lines=lines)
-    outbox_id = queue_to_buyer(
-        session,
-        order,
-        connector,
-        document,
-        payload,
-        document_id=row.id,
-        settings=settings,
-        partner=recipient,
-    )
+    # Nothing read from here on needs a pending change (the document row is flushed, its
+    # ledger rows and history are plain inserts, shipments and discrepancies flush themselves),
+    # so the order's and its lines' changes go in the outbox row's flush: one UPDATE of the
+    # order instead of one per autoflush.
+    with session.no_autoflush:
+        attach(session, order, row, document, ref, actor=actor, lines=lines)
+        outbox_id = queue_to_buyer(
+            session,
+            order,
+            connector,
+            document,
+            payload,
+            document_id=row.id,
+            settings=settings,
+            partner=recipient,
+        )
     return Issued(order.id, row.id, document.document_id, outbox_id, order.status)
 
 

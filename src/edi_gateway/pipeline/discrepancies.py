@@ -102,16 +102,21 @@ def other_parties(
     supplier sent (correlation finds an order by buyer and order number alone): counted as
     stated, so never silent. Judged only when both the sender and the supplier are partners."""
     docs, ledger = documents
-    parties = {order.buyer_partner, order.seller_partner}
-    received = [d.message_id for d in docs if d.direction == "in" and d.message_id is not None]
-    if order.seller_partner is None or not received:
+    if order.seller_partner is None:
         return []
-    query = select(Message.id, Message.partner).where(Message.id.in_(received))
+    by_doc = {d.id: d for d in docs}
+    moved = [m for m in moves(docs, ledger) if by_doc[m.document].direction == "in"]
+    # only received documents that move a quantity can be another party's (the Order does not)
+    received = {by_doc[m.document].message_id for m in moved} - {None}
+    if not received:
+        return []
+    parties = {order.buyer_partner, order.seller_partner}
+    query = select(Message.id, Message.partner).where(Message.id.in_(sorted(received)))
     senders: dict[int, str | None] = {row.id: row.partner for row in session.execute(query)}
     by_id = {line.id: line for line in lines}
     found: list[rules.Discrepancy] = []
-    for move in moves(docs, ledger):
-        doc = next(d for d in docs if d.id == move.document)
+    for move in moved:
+        doc = by_doc[move.document]
         sender = senders.get(doc.message_id or 0)
         if sender is None or sender in parties or move.line not in by_id:
             continue
