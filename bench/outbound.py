@@ -132,11 +132,25 @@ def prepare(root: Path, orders: int, lines: int, exe: Path) -> None:
     (root / "gateway.db").rename(root / "seed.db")
 
 
+def fresh_store(root: Path) -> None:
+    """``gateway.db`` as the seed, without the WAL a previous run may have left beside it
+    (applied to the fresh copy, it made SQLite report the database malformed)."""
+    for leftover in ("gateway.db-wal", "gateway.db-shm"):
+        (root / leftover).unlink(missing_ok=True)
+    shutil.copyfile(root / "seed.db", root / "gateway.db")
+
+
 def check(db: Path, step: str, expected: int) -> None:
     """Fail loudly unless the store has queued one document per order for ``step``."""
     kind = {"respond": "OrderResponse", "despatch": "DespatchAdvice", "invoice": "Invoice"}[step]
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+    # Not ``mode=ro``: a read-only connection cannot remove the WAL files it creates, and the
+    # next repetition's fresh copy of the seed then met a stale WAL ("database disk image is
+    # malformed"). A plain connection, closed, leaves the store as one file.
+    conn = sqlite3.connect(db)
+    try:
         (queued,) = conn.execute("SELECT count(*) FROM outbox WHERE kind = ?", (kind,)).fetchone()
+    finally:
+        conn.close()
     if queued != expected:
         raise BenchError(f"{step}: {queued} {kind} queued, expected {expected}")
 
@@ -157,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             prepare(root, args.orders, args.lines, exe)
             for _ in range(args.repeat):
-                shutil.copyfile(root / "seed.db", root / "gateway.db")
+                fresh_store(root)
                 for name, words in STEPS.items():
                     floor = [sys.executable, str(FLOOR), name, xsd, "in"]
                     steps[name].floor.append(run_child(floor, root / "floor.log", root))
