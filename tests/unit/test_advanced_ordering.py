@@ -21,11 +21,13 @@ from sqlalchemy import select
 from edi_gateway.app import Gateway
 from edi_gateway.config import Settings
 from edi_gateway.domain.documents import OrderResponse, Quantity
+from edi_gateway.outbound import bulk
 from edi_gateway.outbound.cancel import answer
 from edi_gateway.outbound.charges import Charge
 from edi_gateway.outbound.forward import flush_all
 from edi_gateway.outbound.respond import Decision, LineChange, ResponseRefused, respond
 from edi_gateway.store.db import Store
+from edi_gateway.store.queries import Filters
 from edi_gateway.store.tables import Message
 from edi_gateway.ubl.read import interpret
 from tests import factory as f
@@ -269,6 +271,31 @@ def test_respond_answers_the_latest_change_with_a_t116(gw: Gateway, tmp_path: Pa
     # a second response answers no change any more
     respond(gw.store, gw.settings, "Order-1", Decision("AB"), actor="ops")
     assert told(gw, tmp_path)[1][1].notes == []
+
+
+def test_bulk_respond_keeps_the_deleted_lines_and_the_change_it_answers(
+    gw: Gateway, tmp_path: Path
+) -> None:
+    """In bulk the order's lines and deleted lines are read for the whole batch at once: the
+    same refusal and the same response as the single-order command above."""
+    for name in ("sc1/Order_sc1.xml", "sc1/OrderResponse_sc1.xml", "sc1/OrderChange_sc1.xml"):
+        receive(gw, corpus(name))
+    receive(gw, corpus("sc2/OrderChange_sc2.xml"))
+    [order_id] = bulk.filtered(gw.store, Filters())
+    change = Decision("CA", changes=(LineChange("2", Decimal(3)),))
+    [refused] = bulk.run(
+        gw.store, gw.settings, "respond", [bulk.Item(order_id, change)], actor="ops"
+    )
+    assert (refused.state, refused.code) == ("refused", "NOT_ALLOWED")
+    assert "line 2 was deleted by the buyer" in (refused.message or "")
+    [issued] = bulk.run(
+        gw.store, gw.settings, "respond", [bulk.Item(order_id, Decision("AP"))], actor="ops"
+    )
+    assert (issued.state, issued.status) == ("issued", "Accepted")
+    [(path, response)] = told(gw, tmp_path)
+    assert response.notes == ["Answers order change Change-2"]
+    ubl_check(path)
+    assert state(gw) == ("Accepted", {"1": ("5", "5", "NAR"), "2": ("0", "0", "NAR")})
 
 
 def test_respond_to_a_basic_order_stays_a_t76(store: Store, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from edi_gateway.app import Gateway
 from edi_gateway.errors import ErrorCode, GatewayError
@@ -386,6 +386,47 @@ def test_a_dry_run_checks_everything_and_issues_nothing(billing: Gateway) -> Non
     assert [d["type"] for d in detail(billing, "PO-1")["documents"]] == ["Order"]
     real = _run(billing, "despatch", items)
     assert [o.doc_number for o in real] == [o.doc_number for o in tried]
+
+
+def test_one_order_twice_in_a_batch_sees_its_first_document(billing: Gateway) -> None:
+    """The batch reads its orders' lines once; the second despatch of an order in the same
+    batch still sees what the first took (the same line objects), so the ledger refuses the
+    third, which asks more than is left."""
+    [first, *_] = bulk.filtered(billing.store, Filters())
+    items = [
+        bulk.Item(first, DespatchRequest(lines=(("1", Decimal(4)),), carrier=carrier))
+        for carrier in ("DHL", "UPS", "TNT")
+    ]
+    items[2] = bulk.Item(first, DespatchRequest(lines=(("1", Decimal(3)),), carrier="TNT"))
+    outcomes = _run(billing, "despatch", items, batch=10)
+    assert [(o.state, o.code) for o in outcomes] == [
+        ("issued", None),
+        ("issued", None),
+        ("refused", ErrorCode.QUANTITY_EXCEEDED.value),
+    ]
+    assert "1: 3 asked, 2 open" in (outcomes[2].message or "")
+    [line] = [ln for ln in detail(billing, "PO-1")["lines"] if ln["line_id"] == "1"]
+    assert line["despatched"] == "8"
+
+
+def test_a_batch_reads_its_orders_lines_once(billing: Gateway) -> None:
+    """Statements, not time: a batch of four orders selects order_lines once (the prefetch),
+    not once or three times per order, and updates each order once."""
+    seen: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    engine = billing.store.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        outcomes = _filtered(billing, "respond", Decision("AP"), batch=4, partner="buyer")
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert [o.state for o in outcomes] == ["issued"] * 4
+    assert len([s for s in seen if s.startswith("SELECT") and "FROM order_lines" in s]) == 1
+    assert len([s for s in seen if s.startswith("UPDATE orders ")]) == 4
+    assert {line["confirmed"] for line in detail(billing, "PO-3")["lines"]} == {"10"}
 
 
 def test_the_cli_default_batch_is_the_module_s() -> None:

@@ -192,6 +192,7 @@ class _Batch:
         """Issue the batch's items that were not issued before, each in a savepoint."""
         from sqlalchemy import select
 
+        from edi_gateway.store.prefetch import prefetched
         from edi_gateway.store.schema import bulk_issued, documents
         from edi_gateway.store.tables import Order
 
@@ -208,6 +209,17 @@ class _Batch:
         done = {known[k]: (d, n) for k, d, n in session.execute(query)}
         wanted = {item.order_id for item in batch}
         orders = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(wanted)))}
+        todo = [item.order_id for item, key in zip(batch, keys, strict=True) if key not in done]
+        with prefetched(session, [order_id for order_id in todo if order_id in orders]):
+            return self._each(batch, keys, orders, done)
+
+    def _each(
+        self,
+        batch: Sequence[Item],
+        keys: list[str],
+        orders: dict[int, OrderRow],
+        done: dict[str, tuple[int, str]],
+    ) -> list[Outcome]:
         out: list[Outcome] = []
         for item, key in zip(batch, keys, strict=True):
             order = orders.get(item.order_id)

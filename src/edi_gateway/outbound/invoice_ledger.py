@@ -172,11 +172,11 @@ def chosen(
 
 def order_vat(session: Session, order: OrderRow) -> dict[str, tuple[str, Decimal | None]]:
     """Per order line ID, the VAT category and rate the received Order gave the item, if any."""
+    from edi_gateway.store.queries import order_payload
     from edi_gateway.ubl.namespaces import cac, cbc
     from edi_gateway.ubl.parse import parse
 
-    received = rows(session, order, DocumentKind.ORDER)
-    data = payload(session, received[0]) if received else None
+    data = order_payload(session, order.id)
     found: dict[str, tuple[str, Decimal | None]] = {}
     items = parse(data, max_size=len(data) + 1) if data else None
     path = f"{cac('OrderLine')}/{cac('LineItem')}"

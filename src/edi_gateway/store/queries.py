@@ -618,8 +618,12 @@ def get_order(session: Session, order_id: int) -> Order:
 
 def order_lines(session: Session, order: Order) -> list[OrderLine]:
     """The order's lines, in the order's own order (ORM objects, to change them)."""
+    from edi_gateway.store import prefetch
     from edi_gateway.store.tables import OrderLine
 
+    found = prefetch.of(session)
+    if found is not None and order.id in found.lines:
+        return list(found.lines[order.id])
     query = select(OrderLine).where(OrderLine.order_id == order.id)
     return list(session.scalars(query.order_by(OrderLine.position)))
 
@@ -627,13 +631,23 @@ def order_lines(session: Session, order: Order) -> list[OrderLine]:
 def deleted_lines(reader: Reader, order_id: int) -> set[int]:
     """The order lines that the latest Order Change acting on them deleted (UNCL 1229 ``2``;
     ``4`` is no action). See docs/adr/0025-advanced-ordering.md."""
+    from edi_gateway.store import prefetch
+
+    found = prefetch.of(reader)
+    if found is not None and order_id in found.deleted:
+        return set(found.deleted[order_id])
+    return deleted_lines_of(reader, [order_id])[order_id]
+
+
+def deleted_lines_of(reader: Reader, order_ids: Sequence[int]) -> dict[int, set[int]]:
+    """:func:`deleted_lines` of each of ``order_ids``, in one query."""
     d, dl = schema.documents.c, schema.document_lines.c
-    latest: dict[int, str | None] = {}
-    for line_id, status in reader.execute(
-        select(dl.order_line_id, dl.status_code)
+    latest: dict[int, dict[int, str | None]] = {order_id: {} for order_id in order_ids}
+    for order_id, line_id, status in reader.execute(
+        select(d.order_id, dl.order_line_id, dl.status_code)
         .join(schema.documents, d.id == dl.document_id)
         .where(
-            d.order_id == order_id,
+            d.order_id.in_(list(order_ids)),
             d.kind == _CHANGE,
             d.state == "attached",
             dl.order_line_id.is_not(None),
@@ -641,9 +655,12 @@ def deleted_lines(reader: Reader, order_id: int) -> set[int]:
         )
         .order_by(d.id, dl.id)
     ):
-        if line_id is not None:
-            latest[line_id] = status
-    return {line_id for line_id, status in latest.items() if status == "2"}
+        if order_id is not None and line_id is not None:
+            latest[order_id][line_id] = status
+    return {
+        order_id: {line_id for line_id, status in lines.items() if status == "2"}
+        for order_id, lines in latest.items()
+    }
 
 
 _CHANGE = "OrderChange"
@@ -651,6 +668,11 @@ _CHANGE = "OrderChange"
 
 def order_payload(session: Session, order_id: int) -> bytes | None:
     """The bytes of the Order document that created the order, exactly as received."""
+    from edi_gateway.store import prefetch
+
+    found = prefetch.of(session)
+    if found is not None and order_id in found.lines:  # prefetched, with or without bytes
+        return found.payloads.get(order_id)
     return order_payloads(session, [order_id]).get(order_id)
 
 
