@@ -212,6 +212,8 @@ def _exercise(project: Project, seen: Recorded) -> None:
     p.cli("respond", "PO-6", "--accept")
     p.cli("despatch", "PO-6")
     p.cli("invoice", "PO-6")
+    path("operator in bulk")  # a batch's prefetch; --dry-run leaves the orders as they were
+    p.cli("respond", "--status", "Received", "--accept", "--dry-run")
     p.cli("orders", "note", "PO-7", "called the buyer")
     p.cli("messages", "dismiss", _failed_id(p), "--reason", "junk")
     p.cli("run", "--once")
