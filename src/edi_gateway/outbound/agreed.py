@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from edi_gateway.domain.billing import AllowanceCharge
 from edi_gateway.domain.documents import DocumentKind, Line, OrderResponse
 from edi_gateway.errors import GatewayError
 from edi_gateway.outbound.charges import ADDED, Vat, allowance_charge
 from edi_gateway.pipeline.ledger import CORRECTIVE_INVOICE_CODES, RESPONSES
+from edi_gateway.store.schema import documents
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -54,21 +55,11 @@ def agreed(session: Session, order: OrderRow) -> Agreed:
     """What the order's latest decisive Order Response agreed (nothing unless it is a CA)."""
     from edi_gateway.store.tables import DocumentLine, DocumentRow
 
-    responses = session.scalars(
-        select(DocumentRow)
-        .where(
-            DocumentRow.order_id == order.id,
-            DocumentRow.kind.in_(RESPONSES),
-            DocumentRow.state == "attached",
-        )
-        .order_by(DocumentRow.id)
-    )
-    latest = None
-    for row in responses:
-        if row.code in DECISIVE:
-            latest = row
-    if latest is None or latest.code != "CA":
+    responses = session.execute(_RESPONSES, {"order_id": order.id})
+    decisive = [(document_id, code) for document_id, code in responses if code in DECISIVE]
+    if not decisive or decisive[-1][1] != "CA":
         return Agreed()
+    latest = session.get_one(DocumentRow, decisive[-1][0])
     prices = {
         row.order_line_id: row.price
         for row in session.scalars(
@@ -108,3 +99,16 @@ def invoiced_before(session: Session, order: OrderRow) -> bool:
         )
     )
     return any(code not in CORRECTIVE_INVOICE_CODES for code in codes)
+
+
+_RESPONSES = (
+    select(documents.c.id, documents.c.code)
+    .where(
+        documents.c.order_id == bindparam("order_id"),
+        documents.c.kind.in_(sorted(RESPONSES)),
+        documents.c.state == "attached",
+    )
+    .order_by(documents.c.id)
+)
+"""The order's attached responses, oldest first; built once, values as parameters (a
+statement built per call cost ~0.3 ms to build)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import Select, Table, bindparam, select
 
 from edi_gateway.domain.billing import (
     SELF_BILLED_CREDIT_NOTE,
@@ -19,6 +19,7 @@ from edi_gateway.domain.billing import (
 )
 from edi_gateway.domain.documents import SELF_BILLING, DocumentKind, Order, Party, PartyId
 from edi_gateway.outbound.issuing import NotAllowed
+from edi_gateway.store.schema import documents, purged_documents
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -69,30 +70,10 @@ def supplier(settings: Settings, order: OrderRow) -> tuple[Partner, LegalProfile
 def number(session: Session, order: OrderRow, issuer: Party, prefix: str) -> str:
     """``<prefix>-<order>-<n>``: the first n not yet used by the billing documents ``issuer``
     sent (the supplier; the buyer for a self-billed one)."""
-    from edi_gateway.store.schema import purged_documents
-    from edi_gateway.store.tables import DocumentRow
-
     stem = f"{prefix}-{order.order_number}-"
-    kinds = [k.value for k in BILLING_KINDS]
-    taken = set(
-        session.scalars(
-            select(DocumentRow.doc_number).where(
-                DocumentRow.kind.in_(kinds),
-                DocumentRow.sender_key == issuer.key(),
-                DocumentRow.doc_number.like(f"{stem}%"),
-            )
-        )
-    )
-    gone = purged_documents.c  # numbers of purged documents stay used (docs/adr/0037)
-    taken |= set(
-        session.scalars(
-            select(gone.doc_number).where(
-                gone.kind.in_(kinds),
-                gone.sender_key == issuer.key(),
-                gone.doc_number.like(f"{stem}%"),
-            )
-        )
-    )
+    values = {"sender_key": issuer.key(), "stem": f"{stem}%"}
+    taken = set(session.scalars(_USED, values))
+    taken |= set(session.scalars(_PURGED, values))  # purged numbers stay used (docs/adr/0037)
     n = 1
     while f"{stem}{n}" in taken:
         n += 1
@@ -133,3 +114,18 @@ def with_legal(party: Party, legal: LegalProfile) -> Party:
         postal_zone=legal.postal_zone or party.postal_zone,
         company_id=PartyId(company.value, company.scheme) if company else party.company_id,
     )
+
+
+def _numbers(table: Table) -> Select[str]:
+    """The billing document numbers ``sender_key`` sent that start with ``stem``; built once,
+    values as parameters (a statement built per call cost ~0.3 ms to build)."""
+    c = table.c
+    return select(c.doc_number).where(
+        c.kind.in_([k.value for k in BILLING_KINDS]),
+        c.sender_key == bindparam("sender_key"),
+        c.doc_number.like(bindparam("stem")),
+    )
+
+
+_USED = _numbers(documents)
+_PURGED = _numbers(purged_documents)

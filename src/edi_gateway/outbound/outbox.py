@@ -26,13 +26,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy import and_, bindparam, func, insert, or_, select
 
 from edi_gateway.crashpoints import reach
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.pipeline.history import now, record
 from edi_gateway.store.db import transient
 from edi_gateway.store.leases import lease_timeout, skip_locked
+from edi_gateway.store.schema import outbox
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -192,8 +193,6 @@ def flush(
 def _idle(store: Store, moment: datetime) -> bool:
     """No row is due and no receipt is awaited, so a flush has nothing to do: asked through the
     table alone, so an idle flush (most of a daemon's) never imports the ORM mapping."""
-    from edi_gateway.store.schema import outbox
-
     o = outbox.c
     work = select(o.id).where(
         or_(
@@ -271,25 +270,24 @@ def _free_name(session: Session, connector: str, stem: str, extension: str) -> s
     then 64 at a time. A ``LIKE 'stem%'`` read every row of the connector whose name starts
     so, in SQLite (whose LIKE ignores case) the connector's whole outbox: 4 ms an enqueue at
     50,000 rows, 0.15 ms now."""
-    from edi_gateway.store.tables import OutboxRow
-
     first, size = 1, 1  # names are mostly unique: the wanted one alone first
     while True:
         names = [
             f"{stem}.{extension}" if n == 1 else f"{stem}-{n}.{extension}"
             for n in range(first, first + size)
         ]
-        taken = set(
-            session.scalars(
-                select(OutboxRow.filename).where(
-                    OutboxRow.connector == connector, OutboxRow.filename.in_(names)
-                )
-            )
-        )
+        taken = set(session.scalars(_TAKEN, {"connector": connector, "names": names}))
         free = next((name for name in names if name not in taken), None)
         if free is not None:
             return free
         first, size = first + size, _NAMES_AT_ONCE
+
+
+_TAKEN = select(outbox.c.filename).where(
+    outbox.c.connector == bindparam("connector"),
+    outbox.c.filename.in_(bindparam("names", expanding=True)),
+)
+"""Built once, values as parameters (a statement built per call cost ~0.3 ms to build)."""
 
 
 def payload_of(session: Session, row: OutboxRow) -> bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from edi_gateway.domain.documents import (
@@ -29,7 +29,9 @@ from edi_gateway.pipeline.order_change import apply_order_change, on_response
 from edi_gateway.pipeline.orders import document_row
 from edi_gateway.pipeline.shipments import record_shipment
 from edi_gateway.pipeline.work import unexpected
+from edi_gateway.store import schema
 from edi_gateway.store import tables as t
+from edi_gateway.store.bulk import insert_many
 from edi_gateway.store.db import transient
 from edi_gateway.store.queries import order_lines
 
@@ -288,8 +290,8 @@ def _insert_ledger(
                 "backorder": line.backorder_quantity.value if line.backorder_quantity else None,
             }
         )
-    if rows:
-        session.execute(insert(t.DocumentLine), rows)
+    # one driver executemany (store.bulk): the ORM's bulk INSERT cost ~0.5 ms a document more
+    insert_many(session.connection(), schema.document_lines, rows)
     return unmatched
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from edi_gateway.domain.documents import DocumentKind
@@ -47,19 +47,7 @@ def recompute(
     ``lines``: the order's lines when the caller holds them already (``attach``)."""
     if lines is None:
         lines = order_lines(session, order)
-    docs = list(
-        session.scalars(
-            select(DocumentRow)
-            .where(
-                DocumentRow.order_id == order.id,
-                or_(
-                    DocumentRow.state == "attached",
-                    and_(DocumentRow.kind == CANCELLATION, DocumentRow.state.in_(IN_EFFECT)),
-                ),
-            )
-            .order_by(DocumentRow.id)
-        )
-    )
+    docs = list(session.scalars(_ATTACHED, {"order_id": order.id}))
     ledger = _ledger(session, [doc.id for doc in docs])
     sums = _sums(docs, ledger)
     confirmed, statuses, response_code = _confirmations(docs, ledger, lines)
@@ -114,11 +102,25 @@ def _status(
 def _ledger(session: Session, doc_ids: list[int]) -> dict[int, list[DocumentLine]]:
     by_doc: dict[int, list[DocumentLine]] = defaultdict(list)
     if doc_ids:
-        for row in session.scalars(
-            select(DocumentLine).where(DocumentLine.document_id.in_(doc_ids))
-        ):
+        for row in session.scalars(_LEDGER, {"ids": doc_ids}):
             by_doc[row.document_id].append(row)
     return by_doc
+
+
+# Built once, values as parameters: building a statement per call (its clauses, coercions and
+# cache key) cost ~0.3 ms, several times what running it costs, on every attached document.
+_ATTACHED = (
+    select(DocumentRow)
+    .where(
+        DocumentRow.order_id == bindparam("order_id"),
+        or_(
+            DocumentRow.state == "attached",
+            and_(DocumentRow.kind == CANCELLATION, DocumentRow.state.in_(IN_EFFECT)),
+        ),
+    )
+    .order_by(DocumentRow.id)
+)
+_LEDGER = select(DocumentLine).where(DocumentLine.document_id.in_(bindparam("ids", expanding=True)))
 
 
 def _sums(
