@@ -33,7 +33,7 @@ from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.pipeline.history import now, record
 from edi_gateway.store.db import transient
 from edi_gateway.store.leases import lease_timeout, skip_locked
-from edi_gateway.store.schema import outbox
+from edi_gateway.store.schema import outbox, outbox_payloads
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -79,9 +79,6 @@ def enqueue(session: Session, item: Outgoing, settings: Settings) -> int:
     for a partner whose ``signature:`` says ``sign`` is signed here, so the row holds exactly
     the bytes that are sent (docs/adr/0021-xml-signatures.md).
     """
-    from edi_gateway.store.schema import outbox_payloads
-    from edi_gateway.store.tables import OutboxRow
-
     item = signed(item, settings)
 
     wanted = item.filename or f"{item.kind}-{item.doc_number}.{item.extension}"
@@ -91,32 +88,38 @@ def enqueue(session: Session, item: Outgoing, settings: Settings) -> int:
     stem = _UNSAFE.sub("_", stem).strip("._")[:180] or "document"
     filename = _free_name(session, item.connector, stem, extension)
     stamp = now()
-    row = OutboxRow(
-        created_at=stamp,
-        document_id=item.document_id,
-        order_id=item.order_id,
-        partner=item.partner,
-        connector=item.connector,
-        kind=item.kind,
-        doc_number=item.doc_number,
-        filename=filename,
-        media_type=item.media_type,
-        state=PENDING,
-        attempts=0,
-        next_attempt_at=stamp,
-    )
-    session.add(row)
-    session.flush()
+    row = {
+        "created_at": stamp,
+        "document_id": item.document_id,
+        "order_id": item.order_id,
+        "partner": item.partner,
+        "connector": item.connector,
+        "kind": item.kind,
+        "doc_number": item.doc_number,
+        "filename": filename,
+        "media_type": item.media_type,
+        "state": PENDING,
+        "attempts": 0,
+        "next_attempt_at": stamp,
+    }
+    session.flush()  # what the caller changed goes first, as it always did
+    # The row with Core, not as an ORM object (no caller uses one): its unit of work cost
+    # more than the INSERT; values as parameters to a statement built once.
+    outbox_id: int = session.execute(_QUEUE, row).scalar_one()
     # the bytes apart from the row, whose state changes with every attempt (schema.py)
     # (as parameters, not .values(): a cached statement would keep the first one's bytes)
-    session.execute(insert(outbox_payloads), {"outbox_id": row.id, "payload": item.payload})
+    session.execute(_PAYLOAD, {"outbox_id": outbox_id, "payload": item.payload})
     record(
         session,
         "outbox.queued",
         f"{item.kind} {item.doc_number} for {item.partner} via {item.connector} as {filename}",
         order_id=item.order_id,
     )
-    return row.id
+    return outbox_id
+
+
+_QUEUE = insert(outbox).returning(outbox.c.id)
+_PAYLOAD = insert(outbox_payloads)
 
 
 def signed(item: Outgoing, settings: Settings) -> Outgoing:
@@ -293,8 +296,6 @@ _TAKEN = select(outbox.c.filename).where(
 def payload_of(session: Session, row: OutboxRow) -> bytes:
     """``row``'s bytes, read from their own table (``OutboxRow.payload`` reads them through a
     subquery, which SQLite copies twice more: a 35 MB bundle cost 100 MB)."""
-    from edi_gateway.store.schema import outbox_payloads
-
     p = outbox_payloads.c
     found = session.execute(select(p.payload).where(p.outbox_id == row.id)).scalar_one()
     return bytes(found)
@@ -476,8 +477,6 @@ def withdraw(store: Store, row_ids: list[int], *, actor: str, reason: str) -> li
 
 def count_pending(conn: Connection) -> int:
     """How many rows wait for delivery."""
-    from edi_gateway.store.schema import outbox
-
     return conn.scalar(select(func.count()).where(outbox.c.state == PENDING)) or 0
 
 
@@ -530,8 +529,6 @@ def delivery_report(
     receipt deadline passed) for longer than ``grace``. Reads only unfinished rows (state
     index), so its cost follows the backlog, not the store."""
     from sqlalchemy import case
-
-    from edi_gateway.store.schema import outbox
 
     o = outbox.c
     late = moment - grace
