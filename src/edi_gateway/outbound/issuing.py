@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, insert, select
 
 from edi_gateway.domain.documents import Document, DocumentKind, Order
 from edi_gateway.errors import ErrorCode, GatewayError
@@ -110,6 +110,7 @@ def next_number(session: Session, order: OrderRow, kind: DocumentKind, prefix: s
     return f"{order.order_number}-{prefix}{(issued or 0) + 1}"
 
 
+_RECORD = insert(documents).returning(documents.c.id)
 _ISSUED = select(func.count()).where(
     documents.c.order_id == bindparam("order_id"),
     documents.c.direction == "out",
@@ -151,16 +152,23 @@ def record_and_queue(
     order's buyer (or the partner ``recipient``: a self-billed supplier). ``lines``: the
     order's lines as the caller loaded them (``store.queries.order_lines``): the ledger
     and the recompute use them rather than reading them again."""
+    from sqlalchemy.orm import make_transient_to_detached
+
     from edi_gateway.pipeline.correlate import MessageRef, attach
     from edi_gateway.pipeline.history import now
     from edi_gateway.pipeline.orders import document_row
     from edi_gateway.store.tables import DocumentRow
 
-    row = DocumentRow(**document_row(None, document, order.id, now(), direction="out"))
+    session.flush()  # what the caller changed goes first, as it always did
+    # The document row with Core (a statement built once, RETURNING its id), then handed to
+    # the session as the persistent object it now is: the ORM's unit of work for one INSERT
+    # cost more than the INSERT. Every column is given, so nothing is left to load.
+    values = document_row(None, document, order.id, now(), direction="out")
+    row = DocumentRow(id=session.execute(_RECORD, values).scalar_one(), **values)
+    make_transient_to_detached(row)
     session.add(row)
-    session.flush()
     ref = MessageRef(None, "gateway", None)
-    # Nothing read from here on needs a pending change (the document row is flushed, its
+    # Nothing read from here on needs a pending change (the document row is written, its
     # ledger rows and history are plain inserts, shipments and discrepancies flush themselves),
     # so the order's and its lines' changes go in the outbox row's flush: one UPDATE of the
     # order instead of one per autoflush.
