@@ -262,6 +262,10 @@ class _Batch:
             said = "issued meanwhile by another run of the same command; nothing issued twice"
             return Outcome(order.id, ref, SKIPPED, item.where, message=said)
         except GatewayError as exc:
+            earlier = self._issued_meanwhile(key)
+            if earlier is not None:  # refused because another run just issued it (PostgreSQL)
+                document_id, number = earlier
+                return Outcome(order.id, ref, SKIPPED, item.where, document_id, number)
             return _refused(item, ref, exc.code, exc.message)
         except Exception as exc:  # a bug refuses its order, never the rest of the run
             from edi_gateway.store.db import transient
@@ -281,6 +285,18 @@ class _Batch:
             issued.outbox_id,
             issued.status,
         )
+
+    def _issued_meanwhile(self, key: str) -> tuple[int, str] | None:
+        """The document another run committed under ``key`` since this batch read the keys
+        (the order it changed then refuses this run's identical item: "nothing open")."""
+        from sqlalchemy import select
+
+        from edi_gateway.store.schema import bulk_issued, documents
+
+        query = select(bulk_issued.c.document_id, documents.c.doc_number)
+        query = query.join(documents, documents.c.id == bulk_issued.c.document_id)
+        found = self.session.execute(query.where(bulk_issued.c.key == key)).first()
+        return None if found is None else (found[0], found[1])
 
 
 class _IssuedMeanwhile(Exception):
