@@ -32,10 +32,11 @@ from edi_gateway.config.sla import SlaSettings
 from edi_gateway.store.schema import history, order_delivery, order_lines, orders
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
+    from sqlalchemy import Connection, Insert, Select
 
     from edi_gateway.config import Settings
     from edi_gateway.store.db import Store
+    from edi_gateway.store.tables import Order as OrderRow
 
 log = logging.getLogger(__name__)
 LOOK_EVERY = timedelta(minutes=1)
@@ -191,54 +192,88 @@ def _fire(conn: Connection, settings: Settings, at: datetime) -> int:
 
 def _auto_approve(store: Store, settings: Settings, at: datetime) -> int:
     """Accept, for partners with ``auto_approve_days``, orders unanswered that long."""
-    o = orders.c
     approved = 0
     for partner in settings.partners:
         days = partner.sla.auto_approve_days
         if days is None:
             continue
-        from edi_gateway.errors import GatewayError
-        from edi_gateway.outbound.respond import Decision, respond
-
-        refused = (
-            select(history.c.id)
-            .where(history.c.order_id == o.id, history.c.event == "sla.auto_approval_refused")
-            .exists()
-        )
         with store.connect() as conn:
-            due = conn.execute(
-                select(o.id, o.order_number)
-                .where(
-                    ~refused,  # refused once (a deleted line, a rule): an operator decides
-                    o.buyer_partner == partner.id,
-                    o.created_at < at - timedelta(days=days),
-                    o.response_code.is_(None),
-                    o.cancelled.is_(False),
-                    o.status.not_in(("Rejected", "Cancelled")),
-                )
-                .order_by(o.id)
-                .limit(BATCH)
-            ).all()
-        actor = f"system (auto-approval after {days} days without feedback)"
+            due = conn.execute(_unanswered(partner.id, at - timedelta(days=days))).all()
         for order_id, number in due:
-            try:
-                respond(store, settings, str(order_id), Decision("AP"), actor=actor)
-            except GatewayError as exc:
-                log.warning("order %s: auto-approval refused: %s", number, exc)
-                detail = f"auto-approval after {days} days refused: {exc}"
-                _event(store, order_id, "sla.auto_approval_refused", detail, at)
-                continue
-            detail = f"no feedback in {days} days: accepted (Order Response AP)"
-            _event(store, order_id, "sla.auto_approved", detail, at)
-            approved += 1
+            approved += _approve(store, settings, (order_id, number), days, at)
     return approved
+
+
+def _unanswered(partner: str, before: datetime) -> Select[Any]:
+    """The buyer's orders made before ``before`` that nobody has answered yet (at most
+    ``BATCH``): no response, not cancelled or rejected, no auto-approval refused before."""
+    o = orders.c
+    refused = (
+        select(history.c.id)
+        .where(history.c.order_id == o.id, history.c.event == "sla.auto_approval_refused")
+        .exists()
+    )
+    return (
+        select(o.id, o.order_number)
+        .where(
+            ~refused,  # refused once (a deleted line, a rule): an operator decides
+            o.buyer_partner == partner,
+            o.created_at < before,
+            o.response_code.is_(None),
+            o.cancelled.is_(False),
+            o.status.not_in(("Rejected", "Cancelled")),
+        )
+        .order_by(o.id)
+        .limit(BATCH)
+    )
+
+
+def _approve(
+    store: Store, settings: Settings, picked: tuple[int, str], days: int, at: datetime
+) -> int:
+    """Accept the order (1), unless it was answered since it was picked (0): an operator's
+    response, or another gateway's auto-approval, in the meantime. The order row is locked
+    and the condition read again in the response's own transaction, so it is sent once."""
+    from edi_gateway.errors import GatewayError
+    from edi_gateway.outbound.respond import Decision, issue
+    from edi_gateway.store.tables import Order
+
+    order_id, number = picked
+    actor = f"system (auto-approval after {days} days without feedback)"
+    try:
+        with store.session() as session:
+            order = session.scalars(
+                select(Order).where(Order.id == order_id).with_for_update()
+            ).one_or_none()
+            if order is None or not _still_unanswered(order):
+                return 0  # answered, cancelled or gone meanwhile: nothing to approve
+            issue(session, settings, order, Decision("AP"), actor=actor)
+            detail = f"no feedback in {days} days: accepted (Order Response AP)"
+            session.execute(_event_row(order_id, "sla.auto_approved", detail, at))
+    except GatewayError as exc:
+        log.warning("order %s: auto-approval refused: %s", number, exc)
+        detail = f"auto-approval after {days} days refused: {exc}"
+        _event(store, order_id, "sla.auto_approval_refused", detail, at)
+        return 0
+    return 1
+
+
+def _still_unanswered(order: OrderRow) -> bool:
+    """What :func:`_unanswered` picked on, read again from the locked row."""
+    return (
+        order.response_code is None
+        and not order.cancelled
+        and order.status not in ("Rejected", "Cancelled")
+    )
 
 
 def _event(store: Store, order_id: int, event: str, detail: str, at: datetime) -> None:
     """One SLA event in the order's history."""
     with store.connect() as conn:
-        conn.execute(
-            insert(history).values(
-                at=at, order_id=order_id, event=event, detail=detail[:2000], actor=SYSTEM
-            )
-        )
+        conn.execute(_event_row(order_id, event, detail, at))
+
+
+def _event_row(order_id: int, event: str, detail: str, at: datetime) -> Insert:
+    return insert(history).values(
+        at=at, order_id=order_id, event=event, detail=detail[:2000], actor=SYSTEM
+    )
