@@ -203,7 +203,9 @@ def sign_in(store: Store, name: str, password: str, address: str, policy: Policy
     # pass the check before any failure is written: at most max_failures of them go on.
     with store.connect() as conn:
         conn.execute(delete(login_failures).where(f.at < since))
-        attempt = conn.execute(insert(login_failures).values(**failure)).inserted_primary_key[0]
+        attempt = conn.execute(
+            insert(login_failures).values(**failure).returning(f.id)
+        ).scalar_one()
     with store.connect() as conn:
         # every try committed before this count is in it (this one included): the k-th count
         # made sees at least k tries, so no more than max_failures are ever judged
