@@ -287,3 +287,60 @@ def test_a_large_batch_is_processed_in_bounded_transactions(
     ids = arrive(store, [f.order(f"PO-CH-{n}", f.items(1)) for n in range(5)])
     assert process_messages(store, policy, ids) == dict.fromkeys(ids, "processed")
     assert count(store, schema.orders) == 5
+
+
+def _cut_off(store: Store, mid: int, times: int) -> None:
+    with store.connect() as conn:
+        c = schema.messages.c
+        conn.execute(schema.messages.update().where(c.id == mid).values(cut_off=times))
+
+
+def test_a_start_is_counted_before_processing_and_the_outcome_clears_it(
+    store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The count of a batch is committed before its work begins: a process that dies inside
+    (here: an exception no handler catches, as a kill leaves no handler at all) leaves it."""
+    ids = arrive(store, [f.order("PO-1"), f.order("PO-2")])
+    real = process_module._process
+
+    def dies(*args: Any, **kwargs: Any) -> Any:
+        raise SystemExit("the process dies here")
+
+    monkeypatch.setattr(process_module, "_process", dies)
+    with pytest.raises(SystemExit):
+        process_messages(store, policy, ids)
+    assert [message(store, i).cut_off for i in ids] == [1, 1]
+    assert {message(store, i).state for i in ids} == {"received"}
+    monkeypatch.setattr(process_module, "_process", real)
+    assert set(process_messages(store, policy, ids).values()) == {"processed"}
+    assert [message(store, i).cut_off for i in ids] == [0, 0]
+
+
+def test_cut_off_messages_go_alone_after_the_rest_and_the_third_is_set_aside(
+    store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = arrive(store, [f.order(f"PO-{n}") for n in range(1, 6)])
+    _cut_off(store, ids[0], 2)  # cut off twice: alone, last
+    _cut_off(store, ids[2], 1)  # once: alone, before it
+    _cut_off(store, ids[4], 3)  # three times: set aside unread
+    batches: list[list[int]] = []
+    real = process_module._process
+
+    def seen(store_: Store, policy_: Policy, chosen: Sequence[int], *args: Any, **kw: Any) -> Any:
+        batches.append(list(chosen))
+        return real(store_, policy_, chosen, *args, **kw)
+
+    monkeypatch.setattr(process_module, "_process", seen)
+    states = process_messages(store, policy, ids)
+    assert batches == [[ids[1], ids[3]], [ids[2]], [ids[0]]]
+    assert [states[i] for i in ids] == ["processed"] * 4 + ["failed"]
+    aside = message(store, ids[4])
+    assert (aside.error_code, aside.cut_off) == ("PROCESSING_CUT_OFF", 0)
+    assert "cut off 3 times" in aside.error_detail
+    assert count(store, schema.message_payloads, schema.message_payloads.c.message_id == ids[4])
+    # the same bytes again: set aside at once, unread
+    [again] = arrive(store, [f.order("PO-5")])
+    assert process_messages(store, policy, [again]) == {again: "failed"}
+    assert message(store, again).error_code == "PROCESSING_CUT_OFF"
+    assert batches[-1] == [again]
+    assert f"the same bytes as message {ids[4]}" in message(store, again).error_detail
