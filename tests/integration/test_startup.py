@@ -124,3 +124,50 @@ def test_the_probe_sees_what_a_command_imports(project: Project, env: dict[str, 
     assert {"openpyxl", "jinja2", "yaml"} <= set(heavy)
     _, heavy = _probe(project, cold, "orders", "show", "1")
     assert heavy == []
+
+
+EXITING = """\
+import atexit, gc, sys
+
+atexit.register(lambda: print(f"FROZEN {{gc.get_freeze_count()}}", file=sys.stderr))
+sys.argv[1:] = {words}
+import runpy
+
+runpy.run_module("edi_gateway.cli", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize(
+    ("words", "code", "said"),
+    [(("orders", "show", "1"), 0, "Article 3"), (("orders", "show", "999"), 1, "")],
+    ids=["found", "not found"],
+)
+def test_the_program_exits_without_collecting_what_it_imported(
+    project: Project, env: dict[str, str], words: tuple[str, ...], code: int, said: str
+) -> None:
+    """``python -m edi_gateway.cli`` (as the console script) runs ``cli.entry``: the command's
+    output and exit code, then ``gc.freeze()`` before the interpreter's exit (its last
+    collections walked every imported object); exit handlers still run."""
+    argv = ["--config", str(project.config), *words]
+    done = subprocess.run(
+        [sys.executable, "-c", EXITING.format(words=argv)],
+        cwd=project.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == code, done.stdout + done.stderr
+    assert said in done.stdout
+    frozen = [ln for ln in done.stderr.splitlines() if ln.startswith("FROZEN ")]
+    assert frozen, done.stderr
+    assert int(frozen[-1].removeprefix("FROZEN ")) > 10_000, frozen
+
+
+def test_the_console_script_is_the_entry_that_freezes() -> None:
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="edi-gateway")
+    assert script.value == "edi_gateway.cli:entry"
