@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -171,3 +172,48 @@ def test_the_console_script_is_the_entry_that_freezes() -> None:
 
     (script,) = entry_points(group="console_scripts", name="edi-gateway")
     assert script.value == "edi_gateway.cli:entry"
+
+
+GARBAGE = """\
+import contextlib, gc, io, sys
+from edi_gateway.cli import main
+
+with contextlib.redirect_stdout(io.StringIO()) as out:
+    code = main(sys.argv[1:])
+print(f"{code} {len(out.getvalue().splitlines())} {gc.collect()}")
+"""
+
+
+def test_what_a_read_only_command_leaves_to_collect_does_not_grow_with_its_rows(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Read-only commands pause the cycle collector (cli/common.py ``with_store``): sound only
+    while their cyclic garbage is the imports' own, the same for 3 lines as for 300."""
+    (tmp_path / "gateway.yaml").write_text(
+        "store:\n  url: sqlite:///gateway.db\nintake:\n  unknown_partner: accept\n",
+        encoding="utf-8",
+    )
+    for name, lines in (("PO-S", 3), ("PO-L", 300)):
+        (tmp_path / f"{name}.xml").write_bytes(factory.order(name, factory.items(lines)))
+    done = cli("ingest", tmp_path / "PO-S.xml", tmp_path / "PO-L.xml", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    def left(*words: str) -> tuple[int, int]:
+        done = subprocess.run(
+            [sys.executable, "-c", GARBAGE, *words],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            timeout=120,
+            check=False,
+        )
+        code, printed, garbage = map(int, done.stdout.split())
+        assert code == 0, done.stderr
+        return printed, garbage
+
+    for js in ((), ("--json",)):
+        small, large = left("orders", "show", "PO-S", *js), left("orders", "show", "PO-L", *js)
+        assert large[0] >= small[0] + 297  # the big order was shown, line by line
+        assert large[1] <= small[1] + 30, (small, large)
