@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import TypeAlias
 
 import pytest
 
@@ -47,6 +48,7 @@ from edi_gateway.cli import main
 
 sys.exit(main(sys.argv[1:]))
 """
+Done: TypeAlias = "subprocess.CompletedProcess[str]"
 READ_ONLY = {
     # the words after --config, and a text the output must hold (the command did its work)
     ("--help",): "orders",
@@ -86,11 +88,11 @@ def project(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Pr
     return made
 
 
-def _probe(project: Project, env: dict[str, str], *words: str) -> tuple[str, list[str]]:
-    """Run ``edi-gateway --config CONFIG WORDS``: its stdout and the heavy modules imported."""
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=HEAVY), "--config", str(project.config), *words],
-        cwd=project.root,
+def _python(code: str, *args: str, cwd: Path, env: dict[str, str]) -> Done:
+    """``python -c CODE ARGS``, finished (never raises on its exit code)."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -98,6 +100,12 @@ def _probe(project: Project, env: dict[str, str], *words: str) -> tuple[str, lis
         timeout=120,
         check=False,
     )
+
+
+def _probe(project: Project, env: dict[str, str], *words: str) -> tuple[str, list[str]]:
+    """Run ``edi-gateway --config CONFIG WORDS``: its stdout and the heavy modules imported."""
+    code = PROBE.format(heavy=HEAVY)
+    done = _python(code, "--config", str(project.config), *words, cwd=project.root, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     said = [ln for ln in done.stderr.splitlines() if ln.startswith("IMPORTED ")]
     assert said, done.stderr
@@ -150,16 +158,7 @@ def test_the_program_exits_without_collecting_what_it_imported(
     output and exit code, then ``gc.freeze()`` before the interpreter's exit (its last
     collections walked every imported object); exit handlers still run."""
     argv = ["--config", str(project.config), *words]
-    done = subprocess.run(
-        [sys.executable, "-c", EXITING.format(words=argv)],
-        cwd=project.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=120,
-        check=False,
-    )
+    done = _python(EXITING.format(words=argv), cwd=project.root, env=env)
     assert done.returncode == code, done.stdout + done.stderr
     assert said in done.stdout
     frozen = [ln for ln in done.stderr.splitlines() if ln.startswith("FROZEN ")]
@@ -199,16 +198,7 @@ def test_what_a_read_only_command_leaves_to_collect_does_not_grow_with_its_rows(
     assert done.returncode == 0, done.stdout + done.stderr
 
     def left(*words: str) -> tuple[int, int]:
-        done = subprocess.run(
-            [sys.executable, "-c", GARBAGE, *words],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            timeout=120,
-            check=False,
-        )
+        done = _python(GARBAGE, *words, cwd=tmp_path, env=env)
         code, printed, garbage = map(int, done.stdout.split())
         assert code == 0, done.stderr
         return printed, garbage
