@@ -275,7 +275,7 @@ def listing_of(page_of: str, table_of: str) -> Handler:
         from edi_gateway.store import queries
 
         wanted = filters_of(args)
-        with opened.store.connect() as conn:  # Core: the ORM costs start-up (queries.py)
+        with opened.store.looking() as conn:  # Core: the ORM costs start-up (queries.py)
             page = getattr(queries, page_of)(conn, wanted, args.limit, args.offset)
         return emit_page(page, args, getattr(views, table_of)(page.rows))
 

@@ -126,7 +126,7 @@ def _show(gateway: Opened, args: argparse.Namespace) -> int:
     from edi_gateway import views
     from edi_gateway.store.queries import find_order, order_detail
 
-    with gateway.store.connect() as conn:
+    with gateway.store.looking() as conn:
         detail = order_detail(conn, find_order(conn, args.ref))
     return emit(detail, args.json, views.order_text(detail))
 
