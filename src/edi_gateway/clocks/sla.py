@@ -235,6 +235,7 @@ def _approve(
     response, or another gateway's auto-approval, in the meantime. The order row is locked
     and the condition read again in the response's own transaction, so it is sent once."""
     from edi_gateway.errors import GatewayError
+    from edi_gateway.outbound.issuing import lock_orders
     from edi_gateway.outbound.respond import Decision, issue
     from edi_gateway.store.tables import Order
 
@@ -242,9 +243,8 @@ def _approve(
     actor = f"system (auto-approval after {days} days without feedback)"
     try:
         with store.session() as session:
-            order = session.scalars(
-                select(Order).where(Order.id == order_id).with_for_update()
-            ).one_or_none()
+            lock_orders(session, [number])  # as every command that issues on an order
+            order = session.get(Order, order_id)
             if order is None or not _still_unanswered(order):
                 return 0  # answered, cancelled or gone meanwhile: nothing to approve
             issue(session, settings, order, Decision("AP"), actor=actor)

@@ -166,6 +166,9 @@ def run(
     issued (without store IDs, which would not exist) and what would be refused."""
     if batch_size < 1:
         raise GatewayError(ErrorCode.USAGE, f"a batch holds at least 1 order, not {batch_size}")
+    from edi_gateway.store.leases import MAX_KEYS
+
+    batch_size = min(batch_size, MAX_KEYS)  # a lock per order (issuing.lock_orders)
     outcomes: list[Outcome] = []
     for batch in _chunks(items, batch_size):
         with store.session() as session:
@@ -192,6 +195,8 @@ class _Batch:
         """Issue the batch's items that were not issued before, each in a savepoint."""
         from sqlalchemy import select
 
+        from edi_gateway.outbound.issuing import lock_orders
+        from edi_gateway.store import schema
         from edi_gateway.store.schema import bulk_issued, documents
         from edi_gateway.store.tables import Order
 
@@ -207,6 +212,8 @@ class _Batch:
         query = query.where(bulk_issued.c.key.in_(list(known)))
         done = {known[k]: (d, n) for k, d, n in session.execute(query)}
         wanted = {item.order_id for item in batch}
+        numbers = select(schema.orders.c.order_number).where(schema.orders.c.id.in_(wanted))
+        lock_orders(session, session.scalars(numbers))  # before any of them is read
         orders = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(wanted)))}
         out: list[Outcome] = []
         for item, key in zip(batch, keys, strict=True):
