@@ -235,8 +235,8 @@ def _approve(
     response, or another gateway's auto-approval, in the meantime. The order row is locked
     and the condition read again in the response's own transaction, so it is sent once."""
     from edi_gateway.errors import GatewayError
-    from edi_gateway.outbound.issuing import lock_orders
     from edi_gateway.outbound.respond import Decision, issue
+    from edi_gateway.store.queries import lock_orders
     from edi_gateway.store.tables import Order
 
     order_id, number = picked

@@ -195,8 +195,8 @@ class _Batch:
         """Issue the batch's items that were not issued before, each in a savepoint."""
         from sqlalchemy import select
 
-        from edi_gateway.outbound.issuing import lock_orders
         from edi_gateway.store import schema
+        from edi_gateway.store.queries import lock_orders
         from edi_gateway.store.schema import bulk_issued, documents
         from edi_gateway.store.tables import Order
 

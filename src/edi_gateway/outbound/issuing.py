@@ -8,7 +8,7 @@ outbox for the buyer's outbound connector. All in the caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -58,25 +58,12 @@ class Issued:
 
 def on_order(store: Store, order_ref: str, action: Callable[[Session, OrderRow], Issued]) -> Issued:
     """Run ``action`` on the order ``order_ref`` (see ``store.queries.find_order``) in one
-    transaction, the order locked (:func:`lock_orders`): the entry point of every command that
-    issues a document."""
-    from edi_gateway.store.queries import find_order, get_order
+    transaction, the order locked (``store.queries.lock_orders``): the entry point of every
+    command that issues a document."""
+    from edi_gateway.store.queries import locked_order
 
     with store.session() as session:
-        found = find_order(session, order_ref)
-        lock_orders(session, [found.order_number])
-        return action(session, get_order(session, found.id))
-
-
-def lock_orders(session: Session, numbers: Iterable[str]) -> None:
-    """Take, until the transaction ends, the locks processing takes on these order numbers
-    (``store.leases.SAME_NUMBER``) before anything is read: one transaction at a time issues
-    a document on an order or correlates one with it, and each reads (ledger, numbers) what
-    the one before committed. Without them, three despatches of "everything" sent at once
-    on PostgreSQL were all issued. SQLite has one writer: a no-op there."""
-    from edi_gateway.store.leases import SAME_NUMBER, xact_locks
-
-    xact_locks(session.connection(), SAME_NUMBER, numbers)
+        return action(session, locked_order(session, order_ref))
 
 
 def buyer_connector(settings: Settings, order: OrderRow) -> str:
