@@ -79,15 +79,14 @@ def test_a_store_refusal_fails_that_order_alone_and_its_id_is_not_reused(
     """An order whose lines the store refuses (a constraint) sinks its bulk insert; the batch is
     stored again message by message, the refused one fails with STORE_REFUSED, and no message
     points at an order id that was rolled back (or at somebody else's order)."""
-    real = orders_module.line_rows
+    real = orders_module.add_line_columns
 
-    def clashing(order_id: int, lines: Sequence[Any], start: int) -> list[dict[str, Any]]:
-        rows = real(order_id, lines, start)
+    def clashing(columns: dict[str, list[Any]], order_id: int, lines: Sequence[Any]) -> None:
+        real(columns, order_id, lines)
         if any(line.item_name == "Poison" for line in lines):
-            rows.append(dict(rows[0]))  # the same line twice: UNIQUE (order_id, line_id)
-        return rows
+            real(columns, order_id, lines[:1])  # the same line twice: UNIQUE (order_id, line_id)
 
-    monkeypatch.setattr(orders_module, "line_rows", clashing)
+    monkeypatch.setattr(orders_module, "add_line_columns", clashing)
     poison = f.order("PO-2", [f.Item("1", "1", name="Poison")])
     ids = arrive(store, [f.order("PO-1"), poison, f.order("PO-3"), f.order("PO-4")])
     states = process_messages(store, policy, ids)
