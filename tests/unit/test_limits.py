@@ -10,7 +10,7 @@ import pytest
 
 from edi_gateway.domain.documents import DocumentKind, Line, Order, Party, PartyId, Quantity
 from edi_gateway.errors import DocumentError, ErrorCode
-from edi_gateway.pipeline.limits import LINE_TEXT, NUMBER, UNIT, check_lengths
+from edi_gateway.pipeline.limits import FEW, LINE_TEXT, NUMBER, UNIT, check_lengths
 from edi_gateway.ubl.read import interpret
 from edi_gateway.ubl.validate import validate_document
 from tests import factory as f
@@ -66,22 +66,26 @@ def test_a_unit_code_too_long_is_named() -> None:
     assert f"the unit code is {UNIT + 1} characters long" in _refusal(_order(lines))
 
 
+@pytest.mark.parametrize("count", [FEW, 200], ids=["one-by-one", "all-at-once"])
 @pytest.mark.parametrize("attribute", ["price", "line_amount"])
-def test_a_number_equal_to_a_short_one_but_written_longer_is_refused(attribute: str) -> None:
+def test_a_number_equal_to_a_short_one_but_written_longer_is_refused(
+    attribute: str, count: int
+) -> None:
     """1 and 1.000...0 are equal numbers with texts of different lengths: each text counts."""
-    lines = _lines(200)
+    lines = _lines(count)
     setattr(lines[10], attribute, Decimal(1))
     long_one = Decimal("1." + "0" * NUMBER)
-    setattr(lines[150], attribute, long_one)
+    setattr(lines[-1], attribute, long_one)
     message = _refusal(_order(lines))
     assert f"the {attribute.replace('_', ' ')} is {NUMBER + 2} characters long" in message
 
 
-def test_a_long_number_hidden_by_an_exponent_is_refused() -> None:
-    lines = _lines(200)
-    lines[199].quantity = Quantity(Decimal(f"1E+{NUMBER + 5}"), "C62")  # str() is "1E+53"
+@pytest.mark.parametrize("count", [FEW, 200], ids=["one-by-one", "all-at-once"])
+def test_a_long_number_hidden_by_an_exponent_is_refused(count: int) -> None:
+    lines = _lines(count)
+    lines[-1].quantity = Quantity(Decimal(f"1E+{NUMBER + 5}"), "C62")  # str() is "1E+53"
     assert f"the quantity is {NUMBER + 6} characters long" in _refusal(_order(lines))
-    lines[199].quantity = Quantity(Decimal(f"1E-{NUMBER + 5}"), "C62")  # 0.000...1
+    lines[-1].quantity = Quantity(Decimal(f"1E-{NUMBER + 5}"), "C62")  # 0.000...1
     assert "the quantity is" in _refusal(_order(lines))
 
 
