@@ -215,3 +215,20 @@ def test_listing_rows_show_the_requested_delivery(store: Store, tmp_path: Path) 
             rows = {r["order_number"]: r for r in page_orders(session, filters).rows}
             assert rows["WITH-DATE"]["requested_delivery"] == "2026-12-24"
             assert rows["WITHOUT"]["requested_delivery"] is None
+
+
+def test_an_order_of_no_partner_is_due_by_the_default_terms(store: Store, tmp_path: Path) -> None:
+    """The default terms (24 h normal) are made on first use, for an order without a partner."""
+    gateway = _gateway(store, tmp_path, response_hours={"normal": 2})
+    _order(gateway, "PARTNER", age=timedelta(hours=3))  # its partner's 2 h: overdue
+    _order(gateway, "NOBODY", age=timedelta(hours=3))  # the default 24 h: not yet
+    with gateway.store.connect() as conn:
+        conn.execute(
+            update(orders).where(orders.c.order_number == "NOBODY").values(buyer_partner=None)
+        )
+    tick = look(gateway.store, gateway.settings, datetime.now(UTC))
+    assert tick.scheduled == 2 and _overdue(gateway) == ["PARTNER"]
+    with gateway.store.connect() as conn:
+        due = dict(conn.execute(select(orders.c.order_number, orders.c.response_due_at)).all())
+        made = dict(conn.execute(select(orders.c.order_number, orders.c.created_at)).all())
+    assert due["NOBODY"] - made["NOBODY"] == timedelta(hours=24)

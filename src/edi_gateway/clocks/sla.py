@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_, select, update
@@ -46,7 +47,13 @@ URGENCY = {"1": "very_urgent", "2": "urgent"}
 NOT_DESPATCHED = ("Received", "Acknowledged", "Accepted", "Accepted with changes")
 """The statuses of an order nothing has been despatched for (and that is still wanted)."""
 SYSTEM = "system (SLA)"
-DEFAULT = SlaSettings()
+
+
+@cache
+def _default_terms() -> SlaSettings:
+    """The terms of an order without a partner, made when first needed (a settings model
+    builds its validator on first use: ~5 ms of every command importing this module)."""
+    return SlaSettings()
 
 
 def response_overdue(at: datetime) -> ColumnElement[bool]:
@@ -101,7 +108,7 @@ def look(store: Store, settings: Settings, at: datetime) -> Tick:
 
 def _terms(settings: Settings, partner: str | None) -> SlaSettings:
     found = settings.partner(partner) if partner else None
-    return found.sla if found is not None else DEFAULT
+    return found.sla if found is not None else _default_terms()
 
 
 def _end_of(day: date) -> datetime:
