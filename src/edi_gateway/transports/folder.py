@@ -164,7 +164,7 @@ class FolderInbound:
             with os.scandir(self._dir) as entries:
                 for entry in entries:
                     if self._wanted(entry.name):
-                        info = _regular_file_stat(Path(entry.path))
+                        info = _entry_stat(entry)
                         if info is not None:
                             found.append((info.st_mtime_ns, entry.name))
         except OSError as exc:
@@ -319,6 +319,15 @@ def _regular_file_stat(path: Path) -> os.stat_result | None:
     """lstat of a regular file (not a symlink, not a folder); None otherwise or if it vanished."""
     try:
         info = path.lstat()
+    except FileNotFoundError:
+        return None
+    return info if stat.S_ISREG(info.st_mode) else None
+
+
+def _entry_stat(entry: os.DirEntry[str]) -> os.stat_result | None:
+    """:func:`_regular_file_stat` of a listed entry (the same lstat, no path object)."""
+    try:
+        info = entry.stat(follow_symlinks=False)
     except FileNotFoundError:
         return None
     return info if stat.S_ISREG(info.st_mode) else None
