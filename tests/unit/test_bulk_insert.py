@@ -17,8 +17,9 @@ from edi_gateway.store.bulk import insert_columns, insert_many
 from edi_gateway.store.db import Store
 
 STAMP = datetime(2026, 12, 5, 11, 0, tzinfo=UTC)
+PRICE = Decimal("2.25")  # one object on two lines, as read_lines shares equal values
 LINES = [
-    Line("1", Quantity(Decimal("10"), "C62"), item_name="Bolt", price=Decimal("2.25")),
+    Line("1", Quantity(Decimal("10"), "C62"), item_name="Bolt", price=PRICE),
     Line(
         "2",
         Quantity(Decimal("1E+2"), None),  # stored exponent-free: "100"
@@ -31,6 +32,8 @@ LINES = [
         delivery_place="Dock 4; Main Street 1, Utrecht",
     ),
     Line("3"),  # no quantity: ordered zero, no unit
+    Line("4", Quantity(Decimal("1.50"), "KGM"), price=PRICE),
+    Line("5", Quantity(Decimal("1.5"), "KGM"), price=Decimal("2.250")),  # equal, other text
 ]
 
 
@@ -88,6 +91,9 @@ def test_columns_store_what_sqlalchemy_stores(store: Store) -> None:
         expected = _stored(conn, plain)
         assert _stored(conn, ours) == expected
         assert expected[1]["qty_ordered"] == Decimal(100) and expected[2]["unit"] is None
+        stored = _stored(conn, ours)
+        assert [str(row["price"]) for row in stored[3:]] == ["2.25", "2.250"]  # as written
+        assert [str(row["qty_ordered"]) for row in stored[3:]] == ["1.50", "1.5"]
     # the constants every line shares are literals in the statement, not bound per row
     [statement] = [s for s in seen if s.startswith("INSERT INTO order_lines")]
     assert "'0'" in statement and "NULL" in statement

@@ -85,10 +85,21 @@ def insert_columns(
 
 
 def _convert_column(table: Table, name: str, values: Sequence[Any], dialect: Dialect) -> list[Any]:
+    """The column's values converted by its type's bind processor, each object once: a
+    document's equal quantities and prices are one object each (``read_lines`` shares them)."""
     process = table.c[name].type.bind_processor(dialect)
     if process is None:
         return list(values)
-    return [None if value is None else process(value) for value in values]
+    done: dict[int, Any] = {}  # id -> converted; ``values`` keeps every object alive meanwhile
+    out = []
+    for value in values:
+        key = id(value)
+        if key in done:
+            out.append(done[key])
+        else:
+            done[key] = converted = None if value is None else process(value)
+            out.append(converted)
+    return out
 
 
 def _insert_sql(
