@@ -25,11 +25,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
 
 from edi_gateway.alerts.events import record as record_alert
 from edi_gateway.alerts.events import subscribed
 from edi_gateway.config.sla import SlaSettings
+from edi_gateway.store.bulk import update_many
 from edi_gateway.store.schema import history, order_delivery, order_lines, orders
 
 if TYPE_CHECKING:
@@ -146,14 +147,16 @@ def _schedule(conn: Connection, settings: Settings) -> int:
         urgency = URGENCY.get((priority or "").strip(), "normal")
         hours = terms.response_hours.of(urgency)
         despatch = _end_of(_as_date(wanted)) if terms.despatch and wanted is not None else None
-        due.append({"oid": order_id, "due": created + timedelta(hours=hours), "dd": despatch})
-    if due:  # one statement for the batch (executemany), not one per order
-        conn.execute(
-            update(orders)
-            .where(o.id == bindparam("oid"))
-            .values(response_due_at=bindparam("due"), despatch_due_at=bindparam("dd")),
-            due,
+        due.append(
+            {
+                "id": order_id,
+                "response_due_at": created + timedelta(hours=hours),
+                "despatch_due_at": despatch,
+            }
         )
+    # one statement for the batch, through the driver's executemany (store/bulk.py): a look
+    # after 1,000 new orders spent more in SQLAlchemy's per-row executemany than in the store
+    update_many(conn, orders, due)
     return len(rows)
 
 
