@@ -5,7 +5,8 @@ The application functions behind ``edi-gateway users ...`` and the console's sig
 a session is a random token in a cookie of which the store keeps only the SHA-256, with the
 session's CSRF token, its last use (idle expiry) and its absolute end. Failed sign-ins are
 counted per user name and address: past the limit, sign-in is refused (``LOGIN_THROTTLED``)
-before the password is even looked at.
+before the password is even looked at. Each try is counted (committed) before it is judged, so
+guesses sent all at once get no more than the limit.
 """
 
 from __future__ import annotations
@@ -196,12 +197,22 @@ def sign_in(store: Store, name: str, password: str, address: str, policy: Policy
     moment = now()
     since = moment - policy.window
     f = login_failures.c
+    who = (f.username == name[:100], f.address == address[:100])
+    failure = {"username": name[:100], "address": address[:100], "at": moment}
+    # The attempt is counted (committed) before it is judged, so tries sent at once cannot all
+    # pass the check before any failure is written: at most max_failures of them go on.
     with store.connect() as conn:
         conn.execute(delete(login_failures).where(f.at < since))
-        failed = conn.execute(
-            select(func.count()).where(f.username == name[:100], f.address == address[:100])
+        attempt = conn.execute(
+            insert(login_failures).values(**failure).returning(f.id)
         ).scalar_one()
-    if failed >= policy.max_failures:
+    with store.connect() as conn:
+        # every try committed before this count is in it (this one included): the k-th count
+        # made sees at least k tries, so no more than max_failures are ever judged
+        tries = conn.execute(select(func.count()).where(*who, f.at >= since)).scalar_one()
+        if tries > policy.max_failures:
+            conn.execute(delete(login_failures).where(f.id == attempt))  # not judged: no try
+    if tries > policy.max_failures:
         raise GatewayError(
             ErrorCode.LOGIN_THROTTLED,
             f"too many failed sign-ins for this user from {address}: try again in "
@@ -212,10 +223,7 @@ def sign_in(store: Store, name: str, password: str, address: str, policy: Policy
             select(users.c.id, users.c.password_hash).where(users.c.name == name)
         ).first()
     good = verify_password(password, row.password_hash if row else _dummy_hash())
-    if row is None or not good:
-        failure = {"username": name[:100], "address": address[:100], "at": moment}
-        with store.connect() as conn:  # committed before the refusal is raised
-            conn.execute(insert(login_failures).values(**failure))
+    if row is None or not good:  # the attempt stays counted as a failure
         raise GatewayError(ErrorCode.LOGIN_FAILED, "unknown user or wrong password")
     token = secrets.token_urlsafe(32)
     with store.connect() as conn:

@@ -1,7 +1,8 @@
 """Named crash points: where the proofs kill the gateway with SIGKILL on purpose.
 
-``EDI_GATEWAY_CRASH_AT=POINT`` (or ``POINT@N``: the N-th time, counted per process) makes the
-process kill itself with SIGKILL when it reaches ``POINT``, exactly as an operator's ``kill -9``
+``EDI_GATEWAY_CRASH_AT=POINT`` (or ``POINT@N``: the N-th time, counted per process; or
+``POINT=SUBJECT``: each time it is reached for that subject) makes the process kill itself
+with SIGKILL when it reaches ``POINT``, exactly as an operator's ``kill -9``
 or a power cut would stop it there. Unset (always, in production), :func:`reach` is one
 environment look-up. The points are the moments between two durable steps where a crash is
 most likely to lose or double work (docs/adr/0016):
@@ -20,6 +21,9 @@ most likely to lose or double work (docs/adr/0016):
 ``purge-before-commit``  a purge batch's rows are deleted, its transaction not yet committed
 ``bulk-issued``          a bulk respond/despatch/invoice issued one order's document in its
                          batch's transaction, not yet committed (docs/adr/0038)
+``reading``              processing is about to read a message (subject: its file name): with
+                         ``reading=NAME``, a document that kills every process reading it
+                         (docs/adr/0046)
 """
 
 from __future__ import annotations
@@ -41,18 +45,21 @@ POINTS = frozenset(
         "purge-after-archive",
         "purge-before-commit",
         "bulk-issued",
+        "reading",
     }
 )
 _passed: Counter[str] = Counter()  # per process, only ever touched when ENV is set
 
 
-def reach(point: str) -> None:
-    """Die here (SIGKILL) if ``EDI_GATEWAY_CRASH_AT`` names this point (and this pass)."""
+def reach(point: str, subject: str | None = None) -> None:
+    """Die here (SIGKILL) if ``EDI_GATEWAY_CRASH_AT`` names this point (and this pass, or this
+    ``subject``)."""
     spec = os.environ.get(ENV)
     if not spec:
         return
     name, _, nth = spec.partition("@")
-    if name != point:
+    name, equals, wanted = name.partition("=")
+    if name != point or (equals and wanted != subject):
         return
     _passed[point] += 1
     if _passed[point] == (int(nth) if nth.isdigit() else 1):

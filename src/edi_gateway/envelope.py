@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +37,7 @@ class Envelope:
 
 
 def file_envelope(
-    path: Path,
+    path: Path | str,
     *,
     source: str,
     source_ref: str,
@@ -45,11 +46,11 @@ def file_envelope(
     meta: dict[str, str] | None = None,
 ) -> Envelope:
     """An Envelope of a file's bytes; over ``max_bytes`` only its size and sha256 are read."""
-    size = path.stat().st_size
-    if max_bytes is None or size <= max_bytes:
-        return Envelope(path.read_bytes(), source, source_ref, filename, meta=dict(meta or {}))
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
+    with open(path, "rb") as stream:  # one open: the size and the bytes of the same file
+        size = os.fstat(stream.fileno()).st_size
+        if max_bytes is None or size <= max_bytes:
+            return Envelope(stream.read(), source, source_ref, filename, meta=dict(meta or {}))
+        digest = hashlib.sha256()
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return oversize_envelope(

@@ -67,6 +67,7 @@ class ErrorCode(StrEnum):
     PURGE_ARCHIVE_INVALID = "PURGE_ARCHIVE_INVALID"
     RESTORE_CONFLICT = "RESTORE_CONFLICT"
     BAD_CSV = "BAD_CSV"
+    PROCESSING_CUT_OFF = "PROCESSING_CUT_OFF"
     USAGE = "USAGE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
@@ -266,6 +267,12 @@ REMEDY: dict[ErrorCode, str] = {
         "The command line is wrong as the message says; see `edi-gateway COMMAND --help`."
     ),
     ErrorCode.INTERNAL_ERROR: "A bug: report it with the message ID; redrive after the fix.",
+    ErrorCode.PROCESSING_CUT_OFF: (
+        "The gateway died three times while processing this message (a crash, memory "
+        "exhausted, a kill -9), the last two times with it alone: it is kept and set aside so "
+        "the others go on. Look at the logs and the system journal (OOM killer) of those "
+        "moments, fix the cause (memory limits, a library), then redrive it."
+    ),
 }
 
 

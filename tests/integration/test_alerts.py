@@ -10,6 +10,7 @@ import hmac
 import json
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -30,7 +31,7 @@ from edi_gateway.config import Settings
 from edi_gateway.outbound import outbox
 from edi_gateway.outbound.respond import Decision, respond
 from edi_gateway.store.db import Store, open_store
-from edi_gateway.store.schema import alert_events
+from edi_gateway.store.schema import alert_events, history
 from tests import factory as f
 from tests.unit.support import receive
 
@@ -319,6 +320,49 @@ def test_a_certificate_near_its_end_is_told_once_a_day(store: Store, tmp_path: P
         assert conn.scalar(select(func.count()).select_from(alert_events)) == 2
     assert len(texts) == 2 and all("CN=partner.example" in t and str(soon) in t for t in texts)
     assert "(in 5 days)" in texts[0]
+
+
+def test_two_gateways_looking_at_once_tell_a_certificate_once(store: Store, tmp_path: Path) -> None:
+    """Every gateway keeps the certificate clock: two looking at the same moment record one
+    alert and one history event between them (PostgreSQL: a lock per subject)."""
+    soon = tmp_path / "soon.pem"
+    _certificate(soon, 5)
+    base = _settings(tmp_path, "http://127.0.0.1:9/")
+    settings = Settings.model_validate(
+        {
+            **base.model_dump(mode="json", exclude={"path"}),
+            "path": tmp_path / "gateway.yaml",
+            "connectors": [
+                *base.model_dump(mode="json")["connectors"],
+                {
+                    "name": "mq",
+                    "type": "amqp",
+                    "direction": "in",
+                    "host": "127.0.0.1",
+                    "queue": "orders",
+                    "username": "u",
+                    "password": {"env": "EDI_TEST_WEBHOOK_SECRET"},
+                    "tls": True,
+                    "ca_file": str(soon),
+                },
+            ],
+        },
+        context={"base_dir": tmp_path},
+    )
+    moment, start = datetime.now(UTC), threading.Barrier(4)
+
+    def one_gateway(_: int) -> None:
+        start.wait()
+        look(store, settings, moment)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(one_gateway, range(4)))
+    with store.connect() as conn:
+        told = conn.scalar(
+            select(func.count()).where(alert_events.c.cause == "certificate.expiring")
+        )
+        noted = conn.scalar(select(func.count()).where(history.c.event == "certificate.expiring"))
+    assert (told, noted) == (1, 1)
 
 
 def test_the_daemon_tells_a_connector_down_once(store: Store, tmp_path: Path, hook: Hook) -> None:

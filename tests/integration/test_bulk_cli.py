@@ -4,14 +4,16 @@ exactly once; usage mistakes and bad CSVs are refused before anything is issued.
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from tests import factory
-from tests.integration.conftest import Project, cli_env
+from tests.integration.conftest import EXE, Project, cli_env
 
 pytestmark = pytest.mark.integration
 
@@ -41,10 +43,15 @@ ORDERS = 8
 def project(tmp_path: Path) -> Project:
     """A store holding orders PO-1 .. PO-8 (two lines of 10 each) of a buyer with an outbound
     folder."""
+    return _project(tmp_path, "sqlite:///gateway.db")
+
+
+def _project(tmp_path: Path, url: str) -> Project:
     root = tmp_path / "project"
     (root / "in").mkdir(parents=True)
     (root / "out").mkdir()
-    (root / "gateway.yaml").write_text(GATEWAY_YAML, encoding="utf-8")
+    config = GATEWAY_YAML.replace("sqlite:///gateway.db", url)
+    (root / "gateway.yaml").write_text(config, encoding="utf-8")
     for n in range(1, ORDERS + 1):
         (root / "in" / f"PO-{n}.xml").write_bytes(factory.order(f"PO-{n}", factory.items(2)))
     project = Project(root)
@@ -101,6 +108,40 @@ def test_a_partial_despatch_killed_mid_batch_is_not_despatched_twice(project: Pr
     for n in (1, 8):
         line = project.json("orders", "show", f"PO-{n}")["lines"][0]
         assert (line["line_id"], line["despatched"]) == ("1", "4")
+
+
+def test_three_operators_at_once_issue_each_document_once(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Three processes run the same bulk commands at the same moment (three operators, or a
+    script started twice), on SQLite and on PostgreSQL: every order gets each document exactly
+    once, and what one process issued the others report skipped, never refused."""
+    project = _project(tmp_path, database_url)
+    for command in (
+        ("respond", "--partner", "buyer", "--accept", "--batch-size", "2"),
+        ("despatch", "--partner", "buyer", "--carrier", "DHL", "--batch-size", "3"),
+    ):
+        runs = [
+            subprocess.Popen(
+                [str(EXE), "--config", str(project.config), *command, "--json"],
+                cwd=project.root,
+                env=cli_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        said = [run.communicate(timeout=120) for run in runs]
+        for run, (out, err) in zip(runs, said, strict=True):
+            assert run.returncode == 0, out[-2000:] + err[-2000:]
+        reports = [json.loads(out) for out, _ in said]
+        assert sum(r["issued"] for r in reports) == ORDERS, reports
+        assert {r["refused"] for r in reports} == {0}
+        assert [r["issued"] + r["skipped"] for r in reports] == [ORDERS] * 3
+    assert _documents(project, "OrderResponse") == Counter({f"PO-{n}": 1 for n in range(1, 9)})
+    assert _documents(project, "DespatchAdvice") == Counter({f"PO-{n}": 1 for n in range(1, 9)})
+    assert len(project.json("outbox", "list")) == 2 * ORDERS
 
 
 def test_refusals_exit_1_and_usage_mistakes_change_nothing(project: Project) -> None:

@@ -81,6 +81,46 @@ def test_a_second_run_on_the_same_sqlite_store_refuses_in_one_line(
     assert process.poll() is None  # the holder is untouched
 
 
+def _processes_naming(path: Path) -> list[int]:
+    """Processes whose command line names ``path`` (a read-ahead worker is a fork of its
+    command, so it carries the command's line)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            line = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # gone meanwhile, or not a process
+        if entry.name.isdigit() and os.fsencode(path) in line.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_refused_run_once_leaves_its_inbox_alone_and_no_worker(
+    make_project: Callable[..., Project],
+) -> None:
+    """``run --once`` starts its read-ahead worker before it takes the store (the worker only
+    reads): refused, it stops the worker and has claimed nothing."""
+    from edi_gateway.store.instance import hold_store
+
+    project = make_project()
+    names = [f"po-{n:02}.xml" for n in range(30)]  # enough files for a worker
+    for name in names:
+        project.drop(name, factory.order(name[:-4].upper(), factory.items(3)))
+    lock = hold_store(f"sqlite:///{project.db}")
+    try:
+        refused = project.run("run", "--once", timeout=60)
+    finally:
+        lock.release()
+    assert refused.returncode == 2, refused.stderr
+    assert "STORE_BUSY" in refused.stderr
+    assert sorted(p.name for p in project.inbox.iterdir() if p.is_file()) == names
+    assert _processes_naming(project.config) == []
+    done = project.run("run", "--once", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert not [p for p in project.inbox.iterdir() if p.is_file()]
+    assert len(project.messages()) == len(names)
+
+
 def test_cli_commands_next_to_a_running_daemon_succeed(
     daemon: tuple[Project, subprocess.Popen[str]], tmp_path: Path
 ) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import TypeAlias
 
 import pytest
 
@@ -46,6 +48,7 @@ from edi_gateway.cli import main
 
 sys.exit(main(sys.argv[1:]))
 """
+Done: TypeAlias = "subprocess.CompletedProcess[str]"
 READ_ONLY = {
     # the words after --config, and a text the output must hold (the command did its work)
     ("--help",): "orders",
@@ -85,11 +88,11 @@ def project(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Pr
     return made
 
 
-def _probe(project: Project, env: dict[str, str], *words: str) -> tuple[str, list[str]]:
-    """Run ``edi-gateway --config CONFIG WORDS``: its stdout and the heavy modules imported."""
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=HEAVY), "--config", str(project.config), *words],
-        cwd=project.root,
+def _python(code: str, *args: str, cwd: Path, env: dict[str, str]) -> Done:
+    """``python -c CODE ARGS``, finished (never raises on its exit code)."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -97,6 +100,12 @@ def _probe(project: Project, env: dict[str, str], *words: str) -> tuple[str, lis
         timeout=120,
         check=False,
     )
+
+
+def _probe(project: Project, env: dict[str, str], *words: str) -> tuple[str, list[str]]:
+    """Run ``edi-gateway --config CONFIG WORDS``: its stdout and the heavy modules imported."""
+    code = PROBE.format(heavy=HEAVY)
+    done = _python(code, "--config", str(project.config), *words, cwd=project.root, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     said = [ln for ln in done.stderr.splitlines() if ln.startswith("IMPORTED ")]
     assert said, done.stderr
@@ -124,3 +133,77 @@ def test_the_probe_sees_what_a_command_imports(project: Project, env: dict[str, 
     assert {"openpyxl", "jinja2", "yaml"} <= set(heavy)
     _, heavy = _probe(project, cold, "orders", "show", "1")
     assert heavy == []
+
+
+EXITING = """\
+import atexit, gc, sys
+
+atexit.register(lambda: print(f"FROZEN {{gc.get_freeze_count()}}", file=sys.stderr))
+sys.argv[1:] = {words}
+import runpy
+
+runpy.run_module("edi_gateway.cli", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize(
+    ("words", "code", "said"),
+    [(("orders", "show", "1"), 0, "Article 3"), (("orders", "show", "999"), 1, "")],
+    ids=["found", "not found"],
+)
+def test_the_program_exits_without_collecting_what_it_imported(
+    project: Project, env: dict[str, str], words: tuple[str, ...], code: int, said: str
+) -> None:
+    """``python -m edi_gateway.cli`` (as the console script) runs ``cli.entry``: the command's
+    output and exit code, then ``gc.freeze()`` before the interpreter's exit (its last
+    collections walked every imported object); exit handlers still run."""
+    argv = ["--config", str(project.config), *words]
+    done = _python(EXITING.format(words=argv), cwd=project.root, env=env)
+    assert done.returncode == code, done.stdout + done.stderr
+    assert said in done.stdout
+    frozen = [ln for ln in done.stderr.splitlines() if ln.startswith("FROZEN ")]
+    assert frozen, done.stderr
+    assert int(frozen[-1].removeprefix("FROZEN ")) > 10_000, frozen
+
+
+def test_the_console_script_is_the_entry_that_freezes() -> None:
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="edi-gateway")
+    assert script.value == "edi_gateway.cli:entry"
+
+
+GARBAGE = """\
+import contextlib, gc, io, sys
+from edi_gateway.cli import main
+
+with contextlib.redirect_stdout(io.StringIO()) as out:
+    code = main(sys.argv[1:])
+print(f"{code} {len(out.getvalue().splitlines())} {gc.collect()}")
+"""
+
+
+def test_what_a_read_only_command_leaves_to_collect_does_not_grow_with_its_rows(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Read-only commands pause the cycle collector (cli/common.py ``with_store``): sound only
+    while their cyclic garbage is the imports' own, the same for 3 lines as for 300."""
+    (tmp_path / "gateway.yaml").write_text(
+        "store:\n  url: sqlite:///gateway.db\nintake:\n  unknown_partner: accept\n",
+        encoding="utf-8",
+    )
+    for name, lines in (("PO-S", 3), ("PO-L", 300)):
+        (tmp_path / f"{name}.xml").write_bytes(factory.order(name, factory.items(lines)))
+    done = cli("ingest", tmp_path / "PO-S.xml", tmp_path / "PO-L.xml", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    def left(*words: str) -> tuple[int, int]:
+        done = _python(GARBAGE, *words, cwd=tmp_path, env=env)
+        code, printed, garbage = map(int, done.stdout.split())
+        assert code == 0, done.stderr
+        return printed, garbage
+
+    for js in ((), ("--json",)):
+        small, large = left("orders", "show", "PO-S", *js), left("orders", "show", "PO-L", *js)
+        assert large[0] >= small[0] + 297  # the big order was shown, line by line
+        assert large[1] <= small[1] + 30, (small, large)

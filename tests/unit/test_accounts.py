@@ -3,6 +3,9 @@ sign-in rate limit, and what a hostile caller tries."""
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -139,6 +142,34 @@ def test_failed_sign_ins_are_throttled_per_name_and_address(store: Store) -> Non
     assert accounts.sign_in(store, "ann", PASSWORD, "10.0.0.2", POLICY)
     quick = accounts.Policy(max_failures=3, window=timedelta(microseconds=1))
     assert accounts.sign_in(store, "ann", PASSWORD, "10.0.0.1", quick)  # the window passed
+
+
+def test_tries_sent_at_once_are_throttled_as_one_after_another(store: Store) -> None:
+    """A hostile client fires many guesses at the same moment: each is counted before it is
+    judged, so no more than max_failures passwords are ever checked in the window."""
+    accounts.add_user(store, "ann", "operator", PASSWORD)
+    start = threading.Barrier(12)
+
+    def guess(n: int, together: bool = True) -> str:
+        if together:
+            start.wait()
+        try:
+            accounts.sign_in(store, "ann", f"guess number {n}", "10.0.0.9", POLICY)
+        except GatewayError as exc:
+            return exc.code.value
+        return "signed in"
+
+    with ThreadPoolExecutor(12) as pool:
+        codes = Counter(pool.map(guess, range(12)))
+    judged = codes["LOGIN_FAILED"]
+    assert judged <= POLICY.max_failures and codes["LOGIN_THROTTLED"] == 12 - judged, codes
+    # one after another now: exactly max_failures guesses are judged in all, then none
+    later = [guess(n, together=False) for n in range(12, 12 + POLICY.max_failures + 2)]
+    assert judged + later.count("LOGIN_FAILED") == POLICY.max_failures, (codes, later)
+    assert later[-2:] == ["LOGIN_THROTTLED"] * 2
+    with pytest.raises(GatewayError) as exc:
+        accounts.sign_in(store, "ann", PASSWORD, "10.0.0.9", POLICY)
+    assert _code(exc) == ErrorCode.LOGIN_THROTTLED
 
 
 def test_unknown_user_fails_like_a_wrong_password(store: Store) -> None:

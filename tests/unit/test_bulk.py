@@ -373,6 +373,28 @@ def test_a_key_committed_meanwhile_rolls_the_document_back(billing: Gateway) -> 
     assert len(detail(billing, "PO-1")["documents"]) == 2  # the Order and one response
 
 
+def test_an_item_refused_because_another_run_just_issued_it_is_skipped(billing: Gateway) -> None:
+    """Another run committed the same despatch after this batch read its keys: the order has
+    nothing open any more, so this run's item is refused by the ledger; it is reported
+    skipped, with the other run's document, not as a refusal."""
+    first = _filtered(billing, "despatch", DespatchRequest(), partner="buyer")
+    assert {o.state for o in first} == {"issued"}
+    item = bulk.Item(first[0].order_id, DespatchRequest())
+    key = bulk.key_of("despatch", item.order_id, item.request)
+    with billing.store.session() as session:
+        order = session.get_one(Order, item.order_id)
+        batch = bulk._Batch(session, billing.settings, "despatch", bulk.issuer("despatch"), "ops")
+        late = batch.one(item, order, first[0].order_ref, key)
+        other = batch.one(item, order, first[0].order_ref, "a key nobody recorded")
+    assert (late.state, late.document_id, late.doc_number) == (
+        "skipped",
+        first[0].document_id,
+        first[0].doc_number,
+    )
+    assert (other.state, other.code) == ("refused", ErrorCode.NOT_ALLOWED.value)
+    assert _count(billing, OutboxRow) == 4
+
+
 def test_a_dry_run_checks_everything_and_issues_nothing(billing: Gateway) -> None:
     receive(billing, f.despatch_advice("D-1", "PO-2", [("1", "10"), ("2", "10"), ("3", "10")]))
     items = [bulk.Item(i, DespatchRequest()) for i in bulk.filtered(billing.store, Filters())]

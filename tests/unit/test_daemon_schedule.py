@@ -8,7 +8,7 @@ import logging
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -249,7 +249,7 @@ def test_run_once_gives_up_on_a_store_gone_while_starting(
         raise OperationalError("SELECT 1", {}, Exception("connection refused"))
 
     class Counted(threading.Event):
-        waits: list[float] = []
+        waits: ClassVar[list[float]] = []
 
         def wait(self, timeout: float | None = None) -> bool:
             self.waits.append(timeout or 0.0)

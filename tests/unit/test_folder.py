@@ -83,6 +83,26 @@ def test_ack_moves_to_archive_or_error_and_is_idempotent(tmp_path: Path) -> None
     assert not (conn.error / ok.source_ref).exists()
 
 
+def test_ack_makes_the_archive_again_when_it_was_removed_meanwhile(tmp_path: Path) -> None:
+    """The archive folder is made once per transport; removed by hand during a run, the next
+    acknowledgement makes it again instead of leaving the file claimed."""
+    conn = inbound(tmp_path)
+    for n in range(3):
+        drop(conn.path, f"o{n}.xml", str(n).encode(), mtime=1_000_000_000 + n)
+    transport = FolderInbound(conn)
+    first, second, third = transport.poll()
+    transport.ack(first, ok=True)
+    assert conn.archive is not None
+    (conn.archive / first.source_ref).unlink()
+    conn.archive.rmdir()
+    transport.ack(second, ok=True)
+    assert (conn.archive / second.source_ref).read_bytes() == b"1"
+    transport.ack(third, ok=True)
+    transport.ack(third, ok=True)  # already moved: still a no-op
+    assert sorted(p.name for p in conn.archive.iterdir()) == [second.source_ref, third.source_ref]
+    assert list((conn.path / ".claimed").iterdir()) == []
+
+
 def test_same_original_name_twice_never_collides_in_archive(tmp_path: Path) -> None:
     conn = inbound(tmp_path)
     transport = FolderInbound(conn)

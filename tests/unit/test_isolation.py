@@ -79,15 +79,14 @@ def test_a_store_refusal_fails_that_order_alone_and_its_id_is_not_reused(
     """An order whose lines the store refuses (a constraint) sinks its bulk insert; the batch is
     stored again message by message, the refused one fails with STORE_REFUSED, and no message
     points at an order id that was rolled back (or at somebody else's order)."""
-    real = orders_module.line_rows
+    real = orders_module.add_line_columns
 
-    def clashing(order_id: int, lines: Sequence[Any], start: int) -> list[dict[str, Any]]:
-        rows = real(order_id, lines, start)
+    def clashing(columns: dict[str, list[Any]], order_id: int, lines: Sequence[Any]) -> None:
+        real(columns, order_id, lines)
         if any(line.item_name == "Poison" for line in lines):
-            rows.append(dict(rows[0]))  # the same line twice: UNIQUE (order_id, line_id)
-        return rows
+            real(columns, order_id, lines[:1])  # the same line twice: UNIQUE (order_id, line_id)
 
-    monkeypatch.setattr(orders_module, "line_rows", clashing)
+    monkeypatch.setattr(orders_module, "add_line_columns", clashing)
     poison = f.order("PO-2", [f.Item("1", "1", name="Poison")])
     ids = arrive(store, [f.order("PO-1"), poison, f.order("PO-3"), f.order("PO-4")])
     states = process_messages(store, policy, ids)
@@ -287,3 +286,60 @@ def test_a_large_batch_is_processed_in_bounded_transactions(
     ids = arrive(store, [f.order(f"PO-CH-{n}", f.items(1)) for n in range(5)])
     assert process_messages(store, policy, ids) == dict.fromkeys(ids, "processed")
     assert count(store, schema.orders) == 5
+
+
+def _cut_off(store: Store, mid: int, times: int) -> None:
+    with store.connect() as conn:
+        c = schema.messages.c
+        conn.execute(schema.messages.update().where(c.id == mid).values(cut_off=times))
+
+
+def test_a_start_is_counted_before_processing_and_the_outcome_clears_it(
+    store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The count of a batch is committed before its work begins: a process that dies inside
+    (here: an exception no handler catches, as a kill leaves no handler at all) leaves it."""
+    ids = arrive(store, [f.order("PO-1"), f.order("PO-2")])
+    real = process_module._process
+
+    def dies(*args: Any, **kwargs: Any) -> Any:
+        raise SystemExit("the process dies here")
+
+    monkeypatch.setattr(process_module, "_process", dies)
+    with pytest.raises(SystemExit):
+        process_messages(store, policy, ids)
+    assert [message(store, i).cut_off for i in ids] == [1, 1]
+    assert {message(store, i).state for i in ids} == {"received"}
+    monkeypatch.setattr(process_module, "_process", real)
+    assert set(process_messages(store, policy, ids).values()) == {"processed"}
+    assert [message(store, i).cut_off for i in ids] == [0, 0]
+
+
+def test_cut_off_messages_go_alone_after_the_rest_and_the_third_is_set_aside(
+    store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = arrive(store, [f.order(f"PO-{n}") for n in range(1, 6)])
+    _cut_off(store, ids[0], 2)  # cut off twice: alone, last
+    _cut_off(store, ids[2], 1)  # once: alone, before it
+    _cut_off(store, ids[4], 3)  # three times: set aside unread
+    batches: list[list[int]] = []
+    real = process_module._process
+
+    def seen(store_: Store, policy_: Policy, chosen: Sequence[int], *args: Any, **kw: Any) -> Any:
+        batches.append(list(chosen))
+        return real(store_, policy_, chosen, *args, **kw)
+
+    monkeypatch.setattr(process_module, "_process", seen)
+    states = process_messages(store, policy, ids)
+    assert batches == [[ids[1], ids[3]], [ids[2]], [ids[0]]]
+    assert [states[i] for i in ids] == ["processed"] * 4 + ["failed"]
+    aside = message(store, ids[4])
+    assert (aside.error_code, aside.cut_off) == ("PROCESSING_CUT_OFF", 0)
+    assert "cut off 3 times" in aside.error_detail
+    assert count(store, schema.message_payloads, schema.message_payloads.c.message_id == ids[4])
+    # the same bytes again: set aside at once, unread
+    [again] = arrive(store, [f.order("PO-5")])
+    assert process_messages(store, policy, [again]) == {again: "failed"}
+    assert message(store, again).error_code == "PROCESSING_CUT_OFF"
+    assert batches[-1] == [again]
+    assert f"the same bytes as message {ids[4]}" in message(store, again).error_detail

@@ -4,6 +4,8 @@ PostgreSQL, with the times set in the store so each outcome is known in advance.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from edi_gateway.app import Gateway
+from edi_gateway.clocks import sla
 from edi_gateway.clocks.sla import look
 from edi_gateway.outbound.respond import Decision, respond
 from edi_gateway.store.db import Store
@@ -121,6 +124,53 @@ def test_auto_approval_after_days_without_feedback(store: Store, tmp_path: Path)
     assert look(gateway.store, gateway.settings, datetime.now(UTC)).auto_approved == 0
 
 
+def _responses(gateway: Gateway, number: str) -> list[str]:
+    """The codes of the Order Responses the gateway sent for order ``number``."""
+    documents = detail(gateway, number)["documents"]
+    return [
+        d["code"] for d in documents if d["direction"] == "out" and d["type"] == "OrderResponse"
+    ]
+
+
+def test_an_order_answered_after_it_was_picked_is_not_approved(
+    store: Store, tmp_path: Path
+) -> None:
+    """The operator rejects the order between the look that picked it and its approval: the
+    approval reads the locked order again and sends nothing."""
+    gateway = _gateway(store, tmp_path, auto_approve_days=14)
+    _order(gateway, "OLD", age=timedelta(days=15))
+    at = datetime.now(UTC)
+    with gateway.store.connect() as conn:
+        [picked] = conn.execute(sla._unanswered("buyer", at - timedelta(days=14))).all()
+    respond(gateway.store, gateway.settings, "OLD", Decision("RE", "no stock"), actor="ops")
+    assert sla._approve(gateway.store, gateway.settings, (picked[0], picked[1]), 14, at) == 0
+    assert _responses(gateway, "OLD") == ["RE"]
+    assert detail(gateway, "OLD")["status"] == "Rejected"
+    assert _events(gateway, "sla.auto_approved") == []
+
+
+def test_two_gateways_looking_at_once_approve_each_order_once(store: Store, tmp_path: Path) -> None:
+    """Every gateway on a store keeps the SLA clock: two looking at the same moment send one
+    Order Response per order between them."""
+    gateway = _gateway(store, tmp_path, auto_approve_days=14)
+    numbers = [f"OLD-{n}" for n in range(6)]
+    for number in numbers:
+        _order(gateway, number, age=timedelta(days=15))
+    at, start = datetime.now(UTC), threading.Barrier(2)
+
+    def one_gateway(_: int) -> int:
+        start.wait()
+        return look(gateway.store, gateway.settings, at).auto_approved
+
+    with ThreadPoolExecutor(2) as pool:
+        approved = list(pool.map(one_gateway, range(2)))
+    assert sum(approved) == 6
+    assert {number: _responses(gateway, number) for number in numbers} == {
+        number: ["AP"] for number in numbers
+    }
+    assert _events(gateway, "sla.auto_approved") == numbers
+
+
 def test_off_by_default_and_alerts_when_subscribed(store: Store, tmp_path: Path) -> None:
     gateway = _gateway(store, tmp_path)
     _order(gateway, "OLD", age=timedelta(days=20))
@@ -165,3 +215,20 @@ def test_listing_rows_show_the_requested_delivery(store: Store, tmp_path: Path) 
             rows = {r["order_number"]: r for r in page_orders(session, filters).rows}
             assert rows["WITH-DATE"]["requested_delivery"] == "2026-12-24"
             assert rows["WITHOUT"]["requested_delivery"] is None
+
+
+def test_an_order_of_no_partner_is_due_by_the_default_terms(store: Store, tmp_path: Path) -> None:
+    """The default terms (24 h normal) are made on first use, for an order without a partner."""
+    gateway = _gateway(store, tmp_path, response_hours={"normal": 2})
+    _order(gateway, "PARTNER", age=timedelta(hours=3))  # its partner's 2 h: overdue
+    _order(gateway, "NOBODY", age=timedelta(hours=3))  # the default 24 h: not yet
+    with gateway.store.connect() as conn:
+        conn.execute(
+            update(orders).where(orders.c.order_number == "NOBODY").values(buyer_partner=None)
+        )
+    tick = look(gateway.store, gateway.settings, datetime.now(UTC))
+    assert tick.scheduled == 2 and _overdue(gateway) == ["PARTNER"]
+    with gateway.store.connect() as conn:
+        due = dict(conn.execute(select(orders.c.order_number, orders.c.response_due_at)).all())
+        made = dict(conn.execute(select(orders.c.order_number, orders.c.created_at)).all())
+    assert due["NOBODY"] - made["NOBODY"] == timedelta(hours=24)

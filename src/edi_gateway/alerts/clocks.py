@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from sqlalchemy import Connection, insert, select
 
 from edi_gateway.alerts.events import record, record_once, subscribed
+from edi_gateway.store.leases import TOLD, xact_locks
 from edi_gateway.store.schema import history
 
 if TYPE_CHECKING:
@@ -86,6 +87,10 @@ def expiries(settings: Settings) -> list[Expiry]:
     return sorted(found, key=lambda e: e.not_after)
 
 
+def _key(cert: Expiry) -> str:
+    return f"{cert.path}#{cert.subject}"
+
+
 def _told_today(conn: Connection, key: str, at: datetime) -> bool:
     h = history.c
     recent = h.at > at - timedelta(days=1)
@@ -103,25 +108,27 @@ def look(store: Store, settings: Settings, at: datetime) -> list[Expiry]:
     causes = subscribed(settings)
     every = timedelta(minutes=settings.alerts.every_minutes)
     found = expiries(settings)
+    warn = settings.alerts.certificate_days
+    near = [cert for cert in found if cert.days_left(at) <= warn]
     with store.connect() as conn:
-        if "delivery.overdue" in causes:
-            states = delivery_states(conn, settings, at)
-            for name, state in states.items():
-                if state.overdue:
-                    text = (
-                        f"{state.overdue} deliveries via {name} overdue (oldest due "
-                        f"{state.as_json(at)['oldest_due_seconds']} s ago)"
-                    )
-                    record_once(conn, "delivery.overdue", text, at, subject=name, within=every)
-        warn = settings.alerts.certificate_days
-        for cert in found:
+        states = delivery_states(conn, settings, at) if "delivery.overdue" in causes else {}
+        # gateways looking at the same moment each check "told already?" then tell: one at
+        # a time per subject, all the locks at once (store/leases.py), so each is told once
+        keys = [f"delivery.overdue:{name}" for name, state in states.items() if state.overdue]
+        xact_locks(conn, TOLD, keys + [f"certificate.expiring:{_key(c)}" for c in near])
+        for name, state in states.items():
+            if state.overdue:
+                text = (
+                    f"{state.overdue} deliveries via {name} overdue (oldest due "
+                    f"{state.as_json(at)['oldest_due_seconds']} s ago)"
+                )
+                record_once(conn, "delivery.overdue", text, at, subject=name, within=every)
+        for cert in near:
             left = cert.days_left(at)
-            if left > warn:
-                continue
             when = cert.not_after.astimezone(UTC).strftime("%Y-%m-%d")
             how = f"expired on {when}" if left < 0 else f"expires on {when} (in {left:.0f} days)"
             text = f"{cert.subject} in {cert.path} ({cert.where}) {how}"
-            key = f"{cert.path}#{cert.subject}"
+            key = _key(cert)
             if _told_today(conn, key, at):
                 continue
             conn.execute(  # the timer fires in the history (no order), once a day

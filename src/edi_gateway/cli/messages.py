@@ -80,7 +80,7 @@ def _show(opened: Opened, args: argparse.Namespace) -> int:
         return 0
     from edi_gateway.store.queries import message_detail
 
-    with opened.store.connect() as conn:
+    with opened.store.looking() as conn:
         detail = message_detail(conn, args.id)
     return emit(detail, args.json, views.message_text(detail))
 

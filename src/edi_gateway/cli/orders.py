@@ -126,7 +126,7 @@ def _show(gateway: Opened, args: argparse.Namespace) -> int:
     from edi_gateway import views
     from edi_gateway.store.queries import find_order, order_detail
 
-    with gateway.store.connect() as conn:
+    with gateway.store.looking() as conn:
         detail = order_detail(conn, find_order(conn, args.ref))
     return emit(detail, args.json, views.order_text(detail))
 
@@ -134,10 +134,10 @@ def _show(gateway: Opened, args: argparse.Namespace) -> int:
 def _clear_attention(gateway: Gateway, args: argparse.Namespace) -> int:
     from edi_gateway.app import operator_name
     from edi_gateway.pipeline.discrepancies import clear_attention
-    from edi_gateway.store.queries import resolve_order
+    from edi_gateway.store.queries import locked_order
 
     with gateway.store.session() as session:
-        order = resolve_order(session, args.ref)
+        order = locked_order(session, args.ref)
         count = clear_attention(session, order, args.reason, actor=operator_name())
         data = {"order_id": order.id, "number": order.order_number, "discrepancies": count}
     text = f"attention cleared on {data['number']} ({count} discrepancies stay in its record)"

@@ -71,7 +71,7 @@ def _show(gateway: Opened, args: argparse.Namespace) -> int:
     from edi_gateway import views
     from edi_gateway.store.queries import outbox_detail
 
-    with gateway.store.connect() as conn:
+    with gateway.store.looking() as conn:
         data = outbox_detail(conn, args.id)
     return emit(data, args.json, views.outbox_text(data))
 

@@ -61,7 +61,7 @@ def _kpi(gateway: Gateway, args: argparse.Namespace) -> int:
     from edi_gateway.reports.kpi import window as kpi_window
 
     since, until = kpi_window(args.since, args.until)
-    with gateway.store.connect() as conn:
+    with gateway.store.looking() as conn:
         rows = kpi_report(conn, since, until, args.partner)
     window = {"since": _utc(since), "until": _utc(until)}
     if args.csv:

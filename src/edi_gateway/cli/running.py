@@ -53,32 +53,41 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edi_gateway import views
     from edi_gateway.cli.common import settings
-    from edi_gateway.daemon import run
-    from edi_gateway.store.instance import hold_store
 
     configured = settings(args)
-    lock = hold_store(configured.store.url)  # one daemon per store: before it is even opened
-    ahead = None
+    # --once: the worker starts before the heavy imports (SQLAlchemy, the pipeline, the
+    # daemon), as ingest's does; it only reads the waiting files, so it may start before the
+    # store is taken (and is stopped if it cannot be).
+    ahead = _read_ahead(configured) if args.once else None
     try:
-        ahead = _read_ahead(configured) if args.once else None
-        from edi_gateway.app import Gateway
+        from edi_gateway.store.instance import hold_store
 
-        opened = Gateway.open(configured)
+        lock = hold_store(configured.store.url)  # one daemon per store: before it is opened
         try:
-            json_logs = _daemon_logging(opened, args)
-            quiet = args.json or args.once or json_logs
-            report = views.reporter(opened, quiet=quiet)
-            outcome = run(opened, once=args.once, report=report, ahead=ahead)
-            _emit_outcome(opened, outcome, args.json, deliveries=True)
+            _run_daemon(args, configured, ahead)
         finally:
-            opened.close()
+            lock.release()
     finally:
         if ahead is not None:
             ahead.close()
-        lock.release()
     return EXIT_OK  # failed documents are kept and listed; the run itself succeeded
+
+
+def _run_daemon(args: argparse.Namespace, configured: Settings, ahead: ReadAhead | None) -> None:
+    from edi_gateway import views
+    from edi_gateway.app import Gateway
+    from edi_gateway.daemon import run
+
+    opened = Gateway.open(configured)
+    try:
+        json_logs = _daemon_logging(opened, args)
+        quiet = args.json or args.once or json_logs
+        report = views.reporter(opened, quiet=quiet)
+        outcome = run(opened, once=args.once, report=report, ahead=ahead)
+        _emit_outcome(opened, outcome, args.json, deliveries=True)
+    finally:
+        opened.close()
 
 
 def _read_ahead(configured: Settings) -> ReadAhead | None:

@@ -49,12 +49,15 @@ def messages_taken(
                 c.doc_id,
             ).where(c.id.in_(list(states)))
         ).all()
+    told = log.isEnabledFor(logging.INFO)  # run --once logs warnings only: no line to build
     for row in rows:
         state = states[row.id]
         code = row.error_code if state == "failed" else None
         metrics.taken(
             connector, row.partner, code or ("INTERNAL_ERROR" if state == "failed" else None)
         )
+        if state != "failed" and not told:
+            continue
         fields: dict[str, Any] = {
             "message_id": row.id,
             "connector": connector,

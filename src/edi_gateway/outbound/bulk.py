@@ -166,6 +166,9 @@ def run(
     issued (without store IDs, which would not exist) and what would be refused."""
     if batch_size < 1:
         raise GatewayError(ErrorCode.USAGE, f"a batch holds at least 1 order, not {batch_size}")
+    from edi_gateway.store.leases import MAX_KEYS
+
+    batch_size = min(batch_size, MAX_KEYS)  # a lock per order (issuing.lock_orders)
     outcomes: list[Outcome] = []
     for batch in _chunks(items, batch_size):
         with store.session() as session:
@@ -192,7 +195,9 @@ class _Batch:
         """Issue the batch's items that were not issued before, each in a savepoint."""
         from sqlalchemy import select
 
+        from edi_gateway.store import schema
         from edi_gateway.store.prefetch import prefetched
+        from edi_gateway.store.queries import lock_orders
         from edi_gateway.store.schema import bulk_issued, documents
         from edi_gateway.store.tables import Order
 
@@ -208,6 +213,8 @@ class _Batch:
         query = query.where(bulk_issued.c.key.in_(list(known)))
         done = {known[k]: (d, n) for k, d, n in session.execute(query)}
         wanted = {item.order_id for item in batch}
+        numbers = select(schema.orders.c.order_number).where(schema.orders.c.id.in_(wanted))
+        lock_orders(session, session.scalars(numbers))  # before any of them is read
         orders = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(wanted)))}
         todo = [item.order_id for item, key in zip(batch, keys, strict=True) if key not in done]
         with prefetched(session, [order_id for order_id in todo if order_id in orders]):
@@ -273,6 +280,10 @@ class _Batch:
             said = "issued meanwhile by another run of the same command; nothing issued twice"
             return Outcome(order.id, ref, SKIPPED, item.where, message=said)
         except GatewayError as exc:
+            earlier = self._issued_meanwhile(key)
+            if earlier is not None:  # refused because another run just issued it (PostgreSQL)
+                document_id, number = earlier
+                return Outcome(order.id, ref, SKIPPED, item.where, document_id, number)
             return _refused(item, ref, exc.code, exc.message)
         except Exception as exc:  # a bug refuses its order, never the rest of the run
             from edi_gateway.store.db import transient
@@ -292,6 +303,18 @@ class _Batch:
             issued.outbox_id,
             issued.status,
         )
+
+    def _issued_meanwhile(self, key: str) -> tuple[int, str] | None:
+        """The document another run committed under ``key`` since this batch read the keys
+        (the order it changed then refuses this run's identical item: "nothing open")."""
+        from sqlalchemy import select
+
+        from edi_gateway.store.schema import bulk_issued, documents
+
+        query = select(bulk_issued.c.document_id, documents.c.doc_number)
+        query = query.join(documents, documents.c.id == bulk_issued.c.document_id)
+        found = self.session.execute(query.where(bulk_issued.c.key == key)).first()
+        return None if found is None else (found[0], found[1])
 
 
 class _IssuedMeanwhile(Exception):

@@ -117,11 +117,11 @@ def answer(
     NotAllowed (saying what there is) when the order has no pending cancellation.
     """
     from edi_gateway.pipeline.ledger import recompute
-    from edi_gateway.store.queries import resolve_order
+    from edi_gateway.store.queries import locked_order
 
     text = (reason or "").strip()
     with store.session() as session:
-        order = resolve_order(session, order_ref)
+        order = locked_order(session, order_ref)  # two operators answering: one answer
         waiting = pending(session, order.id)
         if not waiting:
             raise NotAllowed(_nothing_pending(session, order))

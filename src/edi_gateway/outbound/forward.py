@@ -155,12 +155,12 @@ def connector_of(source: str) -> str | None:
 def release(store: Store, settings: Settings, order_ref: str, *, actor: str) -> Released:
     """Release an order's held forwards (refused, saying why, when none is held)."""
     from edi_gateway.outbound.issuing import NotAllowed
-    from edi_gateway.store.queries import resolve_order
+    from edi_gateway.store.queries import locked_order
     from edi_gateway.store.tables import Forward
 
     moment = now()
     with store.session() as session:
-        order = resolve_order(session, order_ref)
+        order = locked_order(session, order_ref)  # two releases at once: one sends
         rows = list(session.scalars(select(Forward).where(Forward.order_id == order.id)))
         held = [r for r in rows if r.state == HELD]
         if not held:

@@ -59,13 +59,14 @@ class Issued:
 
 
 def on_order(store: Store, order_ref: str, action: Callable[[Session, OrderRow], Issued]) -> Issued:
-    """Run ``action`` on the order ``order_ref`` (see ``store.queries.resolve_order``) in one
-    transaction: the entry point of every command that issues a document."""
+    """Run ``action`` on the order ``order_ref`` (see ``store.queries.find_order``) in one
+    transaction, the order locked (``store.queries.lock_orders``): the entry point of every
+    command that issues a document."""
     from edi_gateway.pipeline.history import together
-    from edi_gateway.store.queries import resolve_order
+    from edi_gateway.store.queries import locked_order
 
     with store.session() as session, together(session):
-        return action(session, resolve_order(session, order_ref))
+        return action(session, locked_order(session, order_ref))
 
 
 def buyer_connector(settings: Settings, order: OrderRow) -> str:

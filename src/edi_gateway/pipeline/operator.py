@@ -12,7 +12,7 @@ from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.pipeline.correlate import ORPHAN, PROCESSED, MessageRef, attach
 from edi_gateway.pipeline.history import now, record
 from edi_gateway.store import tables as t
-from edi_gateway.store.queries import get_message, resolve_order
+from edi_gateway.store.queries import get_message, locked_order
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -54,7 +54,7 @@ def attach_orphan(
     documents = {d.document_id: d for d in reread(message_id)}  # a session of its own
     with store.session() as session:
         message = _an_orphan(session, message_id)
-        order = resolve_order(session, order_ref)
+        order = locked_order(session, order_ref)  # as correlation: one at a time
         rows = list(
             session.scalars(
                 select(t.DocumentRow).where(

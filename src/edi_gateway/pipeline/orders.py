@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Connection
@@ -18,7 +19,7 @@ from edi_gateway.pipeline.history import now
 from edi_gateway.pipeline.order_data import DataRows, order_columns
 from edi_gateway.pipeline.work import PROCESSED, Work
 from edi_gateway.store import schema
-from edi_gateway.store.bulk import insert_keyed, insert_many
+from edi_gateway.store.bulk import insert_columns, insert_keyed, insert_many
 
 ZERO = Decimal(0)
 RECEIVED = "Received"
@@ -31,7 +32,7 @@ def insert_orders(conn: Connection, works: Sequence[Work]) -> None:
     rows = [_order_row(w, stamp) for w in works]
     order_ids = insert_keyed(conn, orders, rows, ("buyer_key", "order_number"))
     keys: list[dict[str, Any]] = []
-    lines: list[dict[str, Any]] = []
+    lines: dict[str, list[Any]] = {name: [] for name in LINE_COLUMNS}
     docs: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     data = DataRows()
@@ -41,7 +42,7 @@ def insert_orders(conn: Connection, works: Sequence[Work]) -> None:
         # a batch redone after a rollback adds them once
         work.findings += [f for f in data.add(order_id, document) if f not in work.findings]
         keys += key_rows(order_id, document)
-        lines += line_rows(order_id, document.lines, start=0)
+        add_line_columns(lines, order_id, document.lines)
         docs.append(document_row(work.id, document, order_id, stamp))
         events.append(
             {
@@ -55,7 +56,7 @@ def insert_orders(conn: Connection, works: Sequence[Work]) -> None:
         )
         work.end(PROCESSED, order_id)
     insert_many(conn, schema.order_keys, keys)
-    insert_many(conn, schema.order_lines, lines, constants=NEW_LINE)
+    insert_columns(conn, schema.order_lines, lines, constants=NEW_LINE)
     insert_many(conn, schema.documents, docs)
     insert_many(conn, schema.history, events)
     data.insert(conn)
@@ -103,6 +104,35 @@ NEW_LINE: dict[str, Any] = {
     "qty_credited": ZERO,
 }
 """The columns every new order line starts with: nothing confirmed or moved yet."""
+
+
+_SAME_NAMES = (
+    "line_id",
+    "item_name",
+    "seller_item_id",
+    "buyer_item_id",
+    "standard_item_id",
+    "price",
+    "delivery_date",
+    "delivery_place",
+)
+"""Line attributes stored as they are, in columns of the same name."""
+LINE_COLUMNS = ("order_id", "position", *_SAME_NAMES, "unit", "qty_ordered")
+"""The order line columns :func:`add_line_columns` fills (the rest: :data:`NEW_LINE`)."""
+_GETTERS = tuple((name, attrgetter(name)) for name in _SAME_NAMES)
+
+
+def add_line_columns(columns: dict[str, list[Any]], order_id: int, lines: Sequence[Line]) -> None:
+    """Append the rows of an order's new ``lines`` to ``columns`` (:data:`LINE_COLUMNS`, one
+    list each), column by column: the same values as :func:`line_rows` with ``start=0``,
+    without a dict per line (a 20,000-line order is stored from these)."""
+    columns["order_id"] += [order_id] * len(lines)
+    columns["position"] += range(len(lines))
+    for name, getter in _GETTERS:
+        columns[name] += map(getter, lines)
+    quantities = [line.quantity for line in lines]
+    columns["unit"] += [q.unit if q else None for q in quantities]
+    columns["qty_ordered"] += [q.value if q else ZERO for q in quantities]
 
 
 def line_rows(order_id: int, lines: Sequence[Line], start: int) -> list[dict[str, Any]]:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
+from edi_gateway import crashpoints
 from edi_gateway.domain.documents import Document, DocumentKind
 from edi_gateway.domain.findings import Severity, apply_severity, fatal
 from edi_gateway.errors import DocumentError, ErrorCode, GatewayError
@@ -63,6 +64,9 @@ EXAMINE_SECONDS = 600
 PG_CHUNK = 500
 SUPPORTED = frozenset(kind.value for kind in DocumentKind)
 RECEIVED = "received"
+CUT_OFF_LIMIT = 3
+"""Processing of a message cut off this many times (the process died at it: once in a batch,
+then twice alone), the message is failed unread: PROCESSING_CUT_OFF (docs/adr/0046)."""
 
 
 ReplyReader = Callable[[bytes, str], list[Document]]
@@ -145,8 +149,35 @@ def process_messages(
             chunk = ids[start : start + PG_CHUNK]
             states.update(process_messages(store, policy, chunk, payloads, prepared, react=react))
         return states
+    cut = _cut_offs(store, ids)
+    if not cut:
+        return _batch(store, policy, ids, payloads or {}, prepared, react=react)
+    # Some were being processed when the gateway died (docs/adr/0046): the rest go first as
+    # a batch, then each of those alone (the fewest cut-offs first), and one cut off
+    # CUT_OFF_LIMIT times is set aside unread, so a message that kills the process cannot
+    # hold up the others nor take the gateway down at every start.
+    states = {mid: _set_aside(store, mid, n) for mid, n in cut.items() if n >= CUT_OFF_LIMIT}
+    rest = [mid for mid in ids if mid not in cut]
+    if rest:
+        states.update(_batch(store, policy, rest, payloads or {}, prepared, react=react))
+    for mid in sorted((m for m, n in cut.items() if n < CUT_OFF_LIMIT), key=lambda m: cut[m]):
+        states.update(_batch(store, policy, [mid], payloads or {}, prepared, react=react))
+    return {mid: states[mid] for mid in ids}
+
+
+def _batch(
+    store: Store,
+    policy: Policy,
+    ids: Sequence[int],
+    payloads: Mapping[int, bytes],
+    prepared: Prepared | None,
+    *,
+    react: React | None,
+) -> dict[int, str]:
+    """Process ``ids`` in one transaction; when that raises (not a store gone away), each
+    message in a transaction of its own."""
     try:
-        return _process(store, policy, ids, payloads or {}, prepared, react=react)
+        return _attempt(store, policy, ids, payloads, prepared, react=react)
     except Exception as exc:
         if transient(exc):
             raise
@@ -156,13 +187,65 @@ def process_messages(
     states = {}
     for mid in ids:  # last resort: each message in its own transaction
         try:
-            states.update(_process(store, policy, [mid], payloads or {}, prepared, react=react))
+            states.update(_attempt(store, policy, [mid], payloads, prepared, react=react))
         except Exception as exc:
             if transient(exc):
                 raise
             _log_failure(exc, "processing message %s failed", mid, extra={"message_id": mid})
             states[mid] = _fail_alone(store, mid, exc)
     return states
+
+
+def _attempt(
+    store: Store,
+    policy: Policy,
+    ids: Sequence[int],
+    payloads: Mapping[int, bytes],
+    prepared: Prepared | None,
+    *,
+    react: React | None,
+) -> dict[int, str]:
+    """Count the start (committed first: a process that dies now leaves it counted), then
+    process; the outcome sets the count back to 0."""
+    _count_start(store, ids)
+    return _process(store, policy, ids, payloads, prepared, react=react)
+
+
+def _cut_offs(store: Store, ids: Sequence[int]) -> dict[int, int]:
+    """message id -> how many times its processing began and never ended, for those of
+    ``ids`` still ``received`` with any."""
+    c = messages.c
+    found: dict[int, int] = {}
+    with store.connect() as conn:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = conn.execute(
+                select(c.id, c.cut_off).where(c.id.in_(chunk), c.state == RECEIVED, c.cut_off > 0)
+            )
+            found.update({mid: int(n) for mid, n in rows})
+    return found
+
+
+def _count_start(store: Store, ids: Sequence[int]) -> None:
+    """``cut_off + 1`` on those of ``ids`` still ``received``, committed (rows another gateway
+    is processing are locked: left to it, without waiting)."""
+    c = messages.c
+    with store.connect() as conn:
+        for start in range(0, len(ids), 500):
+            mine = skip_locked(
+                select(c.id).where(c.id.in_(ids[start : start + 500]), c.state == RECEIVED)
+            )
+            conn.execute(update(messages).where(c.id.in_(mine)).values(cut_off=c.cut_off + 1))
+
+
+def _set_aside(store: Store, message_id: int, times: int) -> str:
+    """Fail a message whose processing was cut off ``times`` times, without reading it."""
+    said = (
+        f"processing of this message was cut off {times} times (the gateway died while at it, "
+        "the last times with it alone): it is set aside unread so the others go on"
+    )
+    log.error("message %s: %s", message_id, said, extra={"message_id": message_id})
+    return _fail_alone(store, message_id, GatewayError(ErrorCode.PROCESSING_CUT_OFF, said))
 
 
 def _process(
@@ -309,11 +392,18 @@ def _examine(
     each check first takes the transaction locks on what it looks up (bytes, then document and
     order numbers), so the second to come sees what the first committed."""
     xact_locks(conn, SAME_BYTES, (w.sha256 for w in works))
-    originals = _earlier_originals(conn, works)
+    originals, set_aside = _earlier_originals(conn, works)
     purged = _purged_originals(conn, works, originals)
     first_of: dict[str, Work] = {}
     twins: list[tuple[Work, Work]] = []
     for work in works:
+        if work.sha256 in set_aside and not work.attempts:  # not read again (a redrive is)
+            said = (
+                f"the same bytes as message {set_aside[work.sha256]}, whose processing was cut "
+                "off until it was set aside: not read (redrive that one after the fix)"
+            )
+            work.fail(GatewayError(ErrorCode.PROCESSING_CUT_OFF, said))
+            continue
         original = originals.get(work.sha256)
         if original is not None and original < work.id:
             work.duplicate_of = original
@@ -376,6 +466,7 @@ def _read(policy: Policy, work: Work, prepared: Prepared | None) -> None:
     read loosely from the tree (``read_parties.loose_sender_keys``), so the failed message shows
     its partner."""
     keys: Sequence[str] = ()
+    crashpoints.reach("reading", work.filename)
     try:
         assert work.payload is not None
         reader = policy.reply_reader(work.source, work.filename)
@@ -416,23 +507,30 @@ def _read(policy: Policy, work: Work, prepared: Prepared | None) -> None:
             work.partner = policy.partner_of(keys)
 
 
-def _earlier_originals(conn: Connection, works: list[Work]) -> dict[str, int]:
-    """sha256 -> id of the first earlier message with these bytes that did not fail."""
+def _earlier_originals(
+    conn: Connection, works: list[Work]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """sha256 -> id of the first earlier message with these bytes that did not fail; and
+    sha256 -> id of one set aside because its processing was cut off (PROCESSING_CUT_OFF)."""
     shas = sorted({w.sha256 for w in works})
     batch = {w.id for w in works}
     found: dict[str, int] = {}
+    set_aside: dict[str, int] = {}
+    c = messages.c
     for start in range(0, len(shas), 500):
         # on the sha256 index only: the state is tested here, since a state condition in SQL
         # lets a planner pick the state index, whose "processed" holds nearly every message
         rows = conn.execute(
-            select(messages.c.sha256, messages.c.id, messages.c.state).where(
-                messages.c.sha256.in_(shas[start : start + 500])
+            select(c.sha256, c.id, c.state, c.error_code).where(
+                c.sha256.in_(shas[start : start + 500])
             )
         )
-        for sha, mid, state in sorted(rows, key=lambda row: row[1]):
+        for sha, mid, state, code in sorted(rows, key=lambda row: row[1]):
             if mid not in batch and state in DEDUP_STATES:
                 found.setdefault(sha, mid)
-    return found
+            elif mid not in batch and code == ErrorCode.PROCESSING_CUT_OFF.value:
+                set_aside.setdefault(sha, mid)
+    return found, set_aside
 
 
 def _purged_originals(

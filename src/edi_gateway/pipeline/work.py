@@ -161,6 +161,7 @@ def _row(work: Work, stamp: Any) -> dict[str, Any]:
         "order_id": work.order_id,
         "attempts": work.attempts + 1,
         "updated_at": stamp,
+        "cut_off": 0,  # it ended: its processing was not cut off (pipeline/process.py)
     }
 
 

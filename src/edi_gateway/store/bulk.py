@@ -5,10 +5,17 @@ SQLAlchemy's own executemany re-processes every row through its compiled-stateme
 builds the INSERT once per column set, converts values with each column type's own public
 ``bind_processor`` for the dialect, and hands tuples to the driver. Same values in the database,
 on SQLite and PostgreSQL alike (tests run the pipeline on both).
+
+Constants shared by every row (``constants=``) are converted once; a converted constant that is
+NULL or a short plain word (:data:`_PLAIN`, e.g. ``'0'``) is written into the statement as a
+literal, so the driver does not bind it again for every row (a fifth of SQLite's time for an
+order line). :func:`insert_columns` takes the values column by column, as the hot path has
+them, and converts each column in one pass.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
@@ -18,6 +25,9 @@ from sqlalchemy import Connection, Dialect, Table, select
 CHUNK = 5000
 KEY_CHUNK = 500  # key values per read-back query (bound parameters; SQLite allows 32766)
 _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+_PLAIN = re.compile(r"[0-9A-Za-z_.:-]{0,64}")
+"""A converted constant that may stand in the SQL as a quoted literal: nothing to escape (no
+quote, no backslash, no ``%``, which the ``format`` paramstyles would read), on every backend."""
 
 
 def insert_many(
@@ -35,19 +45,88 @@ def insert_many(
     dialect = conn.dialect
     fixed = dict(constants or {})
     names = list(rows[0])
-    placeholder = _PLACEHOLDERS.get(dialect.paramstyle)
-    if placeholder is None:  # a driver style we did not plan for: let SQLAlchemy do it
+    if dialect.paramstyle not in _PLACEHOLDERS:  # a style we did not plan for: SQLAlchemy does it
         conn.execute(table.insert(), [{**row, **fixed} for row in rows])
         return
-    quote = dialect.identifier_preparer.quote
-    # Table and column names come from our own schema; every value is a bound parameter.
-    columns = ", ".join(quote(n) for n in [*names, *fixed])
-    values = ", ".join([placeholder] * (len(names) + len(fixed)))
-    sql = f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({values})"  # noqa: S608
+    sql, bound = _insert_sql(table, names, fixed, dialect)
     convert = _converter(table, names, dialect)
-    tail = _converter(table, list(fixed), dialect)(fixed) if fixed else ()
+    tail = tuple(bound.values())
     for start in range(0, len(rows), CHUNK):
         conn.exec_driver_sql(sql, [convert(row) + tail for row in rows[start : start + CHUNK]])
+
+
+def insert_columns(
+    conn: Connection,
+    table: Table,
+    columns: Mapping[str, Sequence[Any]],
+    constants: Mapping[str, Any] | None = None,
+) -> None:
+    """INSERT one row per position of ``columns`` (column name -> its values, all as long),
+    as :func:`insert_many` does; each column is converted in one pass."""
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"columns of different lengths for {table.name}: {sorted(lengths)}")
+    if not columns or not lengths or not lengths.pop():
+        return
+    dialect = conn.dialect
+    fixed = dict(constants or {})
+    names = list(columns)
+    if dialect.paramstyle not in _PLACEHOLDERS:  # a style we did not plan for: SQLAlchemy does it
+        values = zip(*columns.values(), strict=True)
+        conn.execute(table.insert(), [dict(zip(names, row, strict=True)) | fixed for row in values])
+        return
+    sql, bound = _insert_sql(table, names, fixed, dialect)
+    converted = [_convert_column(table, name, values, dialect) for name, values in columns.items()]
+    size = len(converted[0])
+    converted += [[value] * size for value in bound.values()]
+    rows = list(zip(*converted, strict=True))
+    for start in range(0, len(rows), CHUNK):
+        conn.exec_driver_sql(sql, rows[start : start + CHUNK])
+
+
+def _convert_column(table: Table, name: str, values: Sequence[Any], dialect: Dialect) -> list[Any]:
+    """The column's values converted by its type's bind processor, each object once: a
+    document's equal quantities and prices are one object each (``read_lines`` shares them)."""
+    process = table.c[name].type.bind_processor(dialect)
+    if process is None:
+        return list(values)
+    done: dict[int, Any] = {}  # id -> converted; ``values`` keeps every object alive meanwhile
+    out = []
+    for value in values:
+        key = id(value)
+        if key in done:
+            out.append(done[key])
+        else:
+            done[key] = converted = None if value is None else process(value)
+            out.append(converted)
+    return out
+
+
+def _insert_sql(
+    table: Table, names: list[str], constants: dict[str, Any], dialect: Dialect
+) -> tuple[str, dict[str, Any]]:
+    """The INSERT of ``names`` (bound per row) and ``constants``: those that convert to NULL or
+    a :data:`_PLAIN` word are literals in the statement; the rest (returned, converted) are
+    bound with every row after ``names``."""
+    placeholder = _PLACEHOLDERS[dialect.paramstyle]
+    quote = dialect.identifier_preparer.quote
+    literals: dict[str, str] = {}
+    bound: dict[str, Any] = {}
+    for name, given in constants.items():
+        process = table.c[name].type.bind_processor(dialect)
+        value = process(given) if process is not None and given is not None else given
+        if value is None:
+            literals[name] = "NULL"
+        elif isinstance(value, str) and _PLAIN.fullmatch(value):
+            literals[name] = f"'{value}'"
+        else:
+            bound[name] = value
+    # Table and column names come from our own schema; every other value is bound, or a literal
+    # that _PLAIN allows (nothing in it can end the quoted string).
+    targets = ", ".join(quote(n) for n in [*names, *bound, *literals])
+    values = ", ".join([placeholder] * (len(names) + len(bound)) + list(literals.values()))
+    sql = f"INSERT INTO {quote(table.name)} ({targets}) VALUES ({values})"  # noqa: S608
+    return sql, bound
 
 
 def update_many(

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 # The newest migration. Opening a store at this revision skips Alembic (a start-up cost);
 # tests/unit/test_store.py checks it equals the head of the migration scripts.
-HEAD_REVISION = "0025"
+HEAD_REVISION = "0026"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -78,13 +78,26 @@ class Store:
             with self.session() as session:
                 yield session
             return
+        with self.looking() as conn, Session(bind=conn, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def looking(self) -> Iterator[Connection]:
+        """A Core connection that only reads (the read-only commands): on SQLite a deferred
+        transaction, which never waits for a writer (it reads the last commit); nothing it
+        does is committed."""
+        if self.bound is not None:
+            with self.bound.begin_nested() as nested:
+                yield self.bound
+                nested.rollback()
+            return
         with self.engine.connect() as conn:
             conn.execution_options(sqlite_deferred=True)
-            with Session(bind=conn, expire_on_commit=False) as session:
+            with conn.begin() as transaction:
                 try:
-                    yield session
+                    yield conn
                 finally:
-                    session.rollback()
+                    transaction.rollback()
 
     def close(self) -> None:
         """Release every connection."""
@@ -188,16 +201,20 @@ def open_store(url: str, *, migrate: bool = True, lease_seconds: float | None = 
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The Alembic revision the database is at, or None for an empty database."""
+    """The Alembic revision the database is at, or None for an empty database. Read in a
+    deferred transaction: every command opens the store this way, and none of them waits
+    here for a gateway that is writing (SQLite)."""
     try:
-        with engine.connect() as conn:
+        with engine.connect().execution_options(sqlite_deferred=True) as conn:
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except (OperationalError, ProgrammingError):
-        return None
+    except (OperationalError, ProgrammingError) as exc:
+        if "alembic_version" in str(exc.orig):  # no such table: a new database
+            return None
+        raise
 
 
 def _is_empty(engine: Engine) -> bool:
-    with engine.connect() as conn:
+    with engine.connect().execution_options(sqlite_deferred=True) as conn:
         return not inspect(conn).get_table_names()
 
 

@@ -37,6 +37,7 @@ SAME_BYTES = 1  # a payload's sha256: the duplicate check
 SAME_NUMBER = 2  # a document or order number: ID conflicts, correlation with its order
 SUPPLIER = 3  # a supplier id: its forwards are bundled (and numbered) by one gateway at a time
 DELIVERIES = 4  # noting which bundles were delivered
+TOLD = 5  # an alert's cause and subject: told once, however many gateways look at once
 MAX_KEYS = 2000  # distinct keys a transaction locks per kind, at most (xact_locks)
 _Q = TypeVar("_Q", bound="Select[Any]")
 

@@ -13,7 +13,7 @@ out ORM objects to change (``resolve_order``, ``get_order``, ``get_message``, ``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -566,6 +566,26 @@ def orders_created_by(message_ids: Sequence[int]) -> Select[Order]:
 def resolve_order(session: Session, ref: str) -> Order:
     """The ORM object of the order :func:`find_order` finds (to change it)."""
     return get_order(session, find_order(session, ref).id)
+
+
+def locked_order(session: Session, order_ref: str) -> Order:
+    """The ORM object of the order :func:`find_order` finds, read after taking its lock
+    (:func:`lock_orders`), to change it."""
+    found = find_order(session, order_ref)
+    lock_orders(session, [found.order_number])
+    return get_order(session, found.id)
+
+
+def lock_orders(session: Session, numbers: Iterable[str]) -> None:
+    """Take, until the transaction ends, the locks processing takes on these order numbers
+    (``store.leases.SAME_NUMBER``) before anything is read: one transaction at a time issues
+    a document on an order, changes it for an operator or correlates a document with it, and
+    each reads (ledger, numbers) what the one before committed. Without them, three
+    despatches of "everything" sent at once on PostgreSQL were all issued. SQLite has one
+    writer: a no-op there."""
+    from edi_gateway.store.leases import SAME_NUMBER, xact_locks
+
+    xact_locks(session.connection(), SAME_NUMBER, numbers)
 
 
 def find_order(reader: Reader, ref: str) -> Record:

@@ -146,6 +146,7 @@ messages = Table(
     Column("order_id", ForeignKey("orders.id"), index=True),
     Column("attempts", Integer, nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("cut_off", Integer, nullable=False, server_default="0"),  # (0026)
     UniqueConstraint("source", "source_ref"),
 )
 

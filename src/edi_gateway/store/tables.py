@@ -75,6 +75,9 @@ class Message(Base):
     order_id: Mapped[int | None]
     attempts: Mapped[int]
     updated_at: Mapped[datetime]
+    cut_off: Mapped[int]
+    """How many times processing of this message began and never ended (the process died
+    while at it): pipeline/process.py processes it alone, then gives up (docs/adr/0046)."""
 
 
 class Order(Base):

@@ -53,7 +53,8 @@ def safe_name(name: str, max_bytes: int = MAX_NAME_BYTES) -> str:
     except UnicodeEncodeError:
         raw = name.encode("utf-8", "replace")
     text = raw.decode("utf-8", "replace")
-    text = "".join(ch if ch.isprintable() and ch not in "/\\" else "_" for ch in text)
+    if not text.isprintable() or "/" in text or "\\" in text:  # the usual name needs nothing
+        text = "".join(ch if ch.isprintable() and ch not in "/\\" else "_" for ch in text)
     text = text.lstrip(".- ").rstrip(". ") or "unnamed"
     return _truncate(text, max_bytes)
 
@@ -93,6 +94,7 @@ class FolderInbound:
         self._pattern = conn.pattern.lower()
         self._max_bytes = max_bytes
         self._claimants = claimants
+        self._made: set[Path] = set()  # archive / error folders made (or found) by ack
 
     def close(self) -> None:
         """Nothing to release: a folder holds no connection."""
@@ -131,9 +133,18 @@ class FolderInbound:
                 code=ErrorCode.INTERNAL_ERROR,
             )
         target = self._archive if ok else self._error
+        claimed = os.path.join(self._claimed, ref)
         try:
-            target.mkdir(parents=True, exist_ok=True)
-            _move(self._claimed / ref, target / ref)
+            if target not in self._made:  # once per folder, not per file
+                target.mkdir(parents=True, exist_ok=True)
+                self._made.add(target)
+            try:
+                _move(claimed, os.path.join(target, ref))
+            except FileNotFoundError:
+                if not os.path.lexists(claimed):
+                    return  # moved already (acknowledged before a crash)
+                target.mkdir(parents=True, exist_ok=True)  # the folder was removed meanwhile
+                _move(claimed, os.path.join(target, ref))
         except FileNotFoundError:
             return
         except OSError as exc:
@@ -153,7 +164,7 @@ class FolderInbound:
             with os.scandir(self._dir) as entries:
                 for entry in entries:
                     if self._wanted(entry.name):
-                        info = _regular_file_stat(Path(entry.path))
+                        info = _entry_stat(entry)
                         if info is not None:
                             found.append((info.st_mtime_ns, entry.name))
         except OSError as exc:
@@ -172,22 +183,23 @@ class FolderInbound:
         prefix = claim_prefix(self._claimants)
         claimed = prefix + safe_name(name, min(MAX_NAME_BYTES, NAME_MAX - len(prefix.encode())))
         try:
-            os.rename(self._dir / name, self._claimed / claimed)
+            os.rename(os.path.join(self._dir, name), os.path.join(self._claimed, claimed))
         except FileNotFoundError:
             return None  # another poller claimed it first
         return claimed
 
     def _envelope(self, claimed: str) -> Envelope:
-        path = self._claimed / claimed
+        path = os.path.join(self._claimed, claimed)
+        original = original_name(claimed)
         try:
             return file_envelope(
                 path,
                 source=self.source,
                 source_ref=claimed,
-                filename=original_name(claimed) or claimed,
+                filename=original or claimed,
                 max_bytes=self._max_bytes,
                 # where it waited: read-ahead knows it by that path (its bytes are compared)
-                meta={"path": str(path), "origin": str(self._dir / (original_name(claimed) or ""))},
+                meta={"path": path, "origin": os.path.join(self._dir, original or "")},
             )
         except OSError as exc:
             raise os_failure(f"cannot read claimed file {path}", exc, writing=False) from exc
@@ -312,6 +324,15 @@ def _regular_file_stat(path: Path) -> os.stat_result | None:
     return info if stat.S_ISREG(info.st_mode) else None
 
 
+def _entry_stat(entry: os.DirEntry[str]) -> os.stat_result | None:
+    """:func:`_regular_file_stat` of a listed entry (the same lstat, no path object)."""
+    try:
+        info = entry.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    return info if stat.S_ISREG(info.st_mode) else None
+
+
 def _is_file(path: Path) -> bool:
     return _regular_file_stat(path) is not None
 
@@ -342,17 +363,18 @@ def _link_no_clobber(tmp: Path, target: Path) -> None:
         os.rename(tmp, target)
 
 
-def _move(src: Path, dst: Path) -> None:
+def _move(src: str, dst: str) -> None:
     """``os.replace``, falling back to copy + replace + unlink across file systems."""
     try:
         os.replace(src, dst)
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-        tmp = dst.with_name(f".{dst.name}.tmp")
+        folder, name = os.path.split(dst)
+        tmp = os.path.join(folder, f".{name}.tmp")
         shutil.copy2(src, tmp)
         os.replace(tmp, dst)
-        src.unlink()
+        os.unlink(src)
 
 
 def fsync_dir(path: Path) -> None:
