@@ -262,47 +262,34 @@ def _certificate(path: Path, days: int) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
+def _with_certificates(tmp_path: Path, ca_files: dict[str, Path]) -> Settings:
+    """:func:`_settings` plus one AMQP inbound connector per name, trusting that CA file."""
+    base = _settings(tmp_path, "http://127.0.0.1:9/").model_dump(mode="json", exclude={"path"})
+    queues = [
+        {
+            "name": name,
+            "type": "amqp",
+            "direction": "in",
+            "host": "127.0.0.1",
+            "queue": f"queue-{name}",
+            "username": "u",
+            "password": {"env": "EDI_TEST_WEBHOOK_SECRET"},
+            "tls": True,
+            "ca_file": str(path),
+        }
+        for name, path in ca_files.items()
+    ]
+    return Settings.model_validate(
+        {**base, "path": tmp_path / "gateway.yaml", "connectors": [*base["connectors"], *queues]},
+        context={"base_dir": tmp_path},
+    )
+
+
 def test_a_certificate_near_its_end_is_told_once_a_day(store: Store, tmp_path: Path) -> None:
     soon, later = tmp_path / "soon.pem", tmp_path / "later.pem"
     _certificate(soon, 5)
     _certificate(later, 200)
-    settings = Settings.model_validate(
-        {
-            **_settings(tmp_path, "http://127.0.0.1:9/").model_dump(mode="json", exclude={"path"}),
-            "path": tmp_path / "gateway.yaml",
-            "connectors": [
-                {
-                    "name": "to-buyer",
-                    "type": "folder",
-                    "direction": "out",
-                    "path": str(tmp_path / "out"),
-                },
-                {
-                    "name": "mq",
-                    "type": "amqp",
-                    "direction": "in",
-                    "host": "127.0.0.1",
-                    "queue": "orders",
-                    "username": "u",
-                    "password": {"env": "EDI_TEST_WEBHOOK_SECRET"},
-                    "tls": True,
-                    "ca_file": str(soon),
-                },
-                {
-                    "name": "mq2",
-                    "type": "amqp",
-                    "direction": "in",
-                    "host": "127.0.0.1",
-                    "queue": "more",
-                    "username": "u",
-                    "password": {"env": "EDI_TEST_WEBHOOK_SECRET"},
-                    "tls": True,
-                    "ca_file": str(later),
-                },
-            ],
-        },
-        context={"base_dir": tmp_path},
-    )
+    settings = _with_certificates(tmp_path, {"mq": soon, "mq2": later})
     moment = datetime.now(UTC)
     found = look(store, settings, moment)
     assert [(e.where, round(e.days_left(moment))) for e in found] == [
@@ -327,28 +314,7 @@ def test_two_gateways_looking_at_once_tell_a_certificate_once(store: Store, tmp_
     alert and one history event between them (PostgreSQL: a lock per subject)."""
     soon = tmp_path / "soon.pem"
     _certificate(soon, 5)
-    base = _settings(tmp_path, "http://127.0.0.1:9/")
-    settings = Settings.model_validate(
-        {
-            **base.model_dump(mode="json", exclude={"path"}),
-            "path": tmp_path / "gateway.yaml",
-            "connectors": [
-                *base.model_dump(mode="json")["connectors"],
-                {
-                    "name": "mq",
-                    "type": "amqp",
-                    "direction": "in",
-                    "host": "127.0.0.1",
-                    "queue": "orders",
-                    "username": "u",
-                    "password": {"env": "EDI_TEST_WEBHOOK_SECRET"},
-                    "tls": True,
-                    "ca_file": str(soon),
-                },
-            ],
-        },
-        context={"base_dir": tmp_path},
-    )
+    settings = _with_certificates(tmp_path, {"mq": soon})
     moment, start = datetime.now(UTC), threading.Barrier(4)
 
     def one_gateway(_: int) -> None:

@@ -149,9 +149,10 @@ def process_messages(
             chunk = ids[start : start + PG_CHUNK]
             states.update(process_messages(store, policy, chunk, payloads, prepared, react=react))
         return states
+    run = _Run(store, policy, payloads or {}, prepared, react)
     cut = _cut_offs(store, ids)
     if not cut:
-        return _batch(store, policy, ids, payloads or {}, prepared, react=react)
+        return run.batch(ids)
     # Some were being processed when the gateway died (docs/adr/0046): the rest go first as
     # a batch, then each of those alone (the fewest cut-offs first), and one cut off
     # CUT_OFF_LIMIT times is set aside unread, so a message that kills the process cannot
@@ -159,56 +160,51 @@ def process_messages(
     states = {mid: _set_aside(store, mid, n) for mid, n in cut.items() if n >= CUT_OFF_LIMIT}
     rest = [mid for mid in ids if mid not in cut]
     if rest:
-        states.update(_batch(store, policy, rest, payloads or {}, prepared, react=react))
+        states.update(run.batch(rest))
     for mid in sorted((m for m, n in cut.items() if n < CUT_OFF_LIMIT), key=lambda m: cut[m]):
-        states.update(_batch(store, policy, [mid], payloads or {}, prepared, react=react))
+        states.update(run.batch([mid]))
     return {mid: states[mid] for mid in ids}
 
 
-def _batch(
-    store: Store,
-    policy: Policy,
-    ids: Sequence[int],
-    payloads: Mapping[int, bytes],
-    prepared: Prepared | None,
-    *,
-    react: React | None,
-) -> dict[int, str]:
-    """Process ``ids`` in one transaction; when that raises (not a store gone away), each
-    message in a transaction of its own."""
-    try:
-        return _attempt(store, policy, ids, payloads, prepared, react=react)
-    except Exception as exc:
-        if transient(exc):
-            raise
-        _log_failure(exc, "processing %d message(s) failed; each alone", len(ids))
-        if len(ids) == 1:
-            return {ids[0]: _fail_alone(store, ids[0], exc)}
-    states = {}
-    for mid in ids:  # last resort: each message in its own transaction
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """One call of :func:`process_messages`: what each of its transactions needs."""
+
+    store: Store
+    policy: Policy
+    payloads: Mapping[int, bytes]
+    prepared: Prepared | None
+    react: React | None
+
+    def batch(self, ids: Sequence[int]) -> dict[int, str]:
+        """Process ``ids`` in one transaction; when that raises (not a store gone away), each
+        message in a transaction of its own."""
         try:
-            states.update(_attempt(store, policy, [mid], payloads, prepared, react=react))
+            return self.attempt(ids)
         except Exception as exc:
             if transient(exc):
                 raise
-            _log_failure(exc, "processing message %s failed", mid, extra={"message_id": mid})
-            states[mid] = _fail_alone(store, mid, exc)
-    return states
+            _log_failure(exc, "processing %d message(s) failed; each alone", len(ids))
+            if len(ids) == 1:
+                return {ids[0]: _fail_alone(self.store, ids[0], exc)}
+        states = {}
+        for mid in ids:  # last resort: each message in its own transaction
+            try:
+                states.update(self.attempt([mid]))
+            except Exception as exc:
+                if transient(exc):
+                    raise
+                _log_failure(exc, "processing message %s failed", mid, extra={"message_id": mid})
+                states[mid] = _fail_alone(self.store, mid, exc)
+        return states
 
-
-def _attempt(
-    store: Store,
-    policy: Policy,
-    ids: Sequence[int],
-    payloads: Mapping[int, bytes],
-    prepared: Prepared | None,
-    *,
-    react: React | None,
-) -> dict[int, str]:
-    """Count the start (committed first: a process that dies now leaves it counted), then
-    process; the outcome sets the count back to 0."""
-    _count_start(store, ids)
-    return _process(store, policy, ids, payloads, prepared, react=react)
+    def attempt(self, ids: Sequence[int]) -> dict[int, str]:
+        """Count the start (committed first: a process that dies now leaves it counted), then
+        process; the outcome sets the count back to 0."""
+        _count_start(self.store, ids)
+        return _process(
+            self.store, self.policy, ids, self.payloads, self.prepared, react=self.react
+        )
 
 
 def _cut_offs(store: Store, ids: Sequence[int]) -> dict[int, int]:
