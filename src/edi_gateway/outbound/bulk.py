@@ -198,23 +198,19 @@ class _Batch:
         from edi_gateway.store import schema
         from edi_gateway.store.prefetch import prefetched
         from edi_gateway.store.queries import lock_orders
-        from edi_gateway.store.schema import bulk_issued, documents
         from edi_gateway.store.tables import Order
 
         session = self.session
+        wanted = {item.order_id for item in batch}
+        numbers = select(schema.orders.c.order_number).where(schema.orders.c.id.in_(wanted))
+        lock_orders(session, session.scalars(numbers))  # before any of them is read
         keys = [key_of(self.command, item.order_id, item.request) for item in batch]
         known = {k: k for k in keys}  # any key an item may have been recorded under -> its key
         for item, key in zip(batch, keys, strict=True):
             known.update(
                 dict.fromkeys(earlier_keys(self.command, item.order_id, item.request), key)
             )
-        query = select(bulk_issued.c.key, bulk_issued.c.document_id, documents.c.doc_number)
-        query = query.join(documents, documents.c.id == bulk_issued.c.document_id)
-        query = query.where(bulk_issued.c.key.in_(list(known)))
-        done = {known[k]: (d, n) for k, d, n in session.execute(query)}
-        wanted = {item.order_id for item in batch}
-        numbers = select(schema.orders.c.order_number).where(schema.orders.c.id.in_(wanted))
-        lock_orders(session, session.scalars(numbers))  # before any of them is read
+        done = {known[k]: found for k, found in self._issued(list(known)).items()}
         orders = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(wanted)))}
         todo = [item.order_id for item, key in zip(batch, keys, strict=True) if key not in done]
         with prefetched(session, [order_id for order_id in todo if order_id in orders]):
@@ -307,14 +303,18 @@ class _Batch:
     def _issued_meanwhile(self, key: str) -> tuple[int, str] | None:
         """The document another run committed under ``key`` since this batch read the keys
         (the order it changed then refuses this run's identical item: "nothing open")."""
+        return self._issued([key]).get(key)
+
+    def _issued(self, keys: list[str]) -> dict[str, tuple[int, str]]:
+        """key -> (document id, number) of the documents recorded under these keys."""
         from sqlalchemy import select
 
         from edi_gateway.store.schema import bulk_issued, documents
 
-        query = select(bulk_issued.c.document_id, documents.c.doc_number)
+        query = select(bulk_issued.c.key, bulk_issued.c.document_id, documents.c.doc_number)
         query = query.join(documents, documents.c.id == bulk_issued.c.document_id)
-        found = self.session.execute(query.where(bulk_issued.c.key == key)).first()
-        return None if found is None else (found[0], found[1])
+        rows = self.session.execute(query.where(bulk_issued.c.key.in_(keys)))
+        return {key: (document_id, number) for key, document_id, number in rows}
 
 
 class _IssuedMeanwhile(Exception):
