@@ -259,6 +259,14 @@ def test_keys_name_the_command_the_order_and_the_choices() -> None:
     assert bulk.key_of("despatch", 1, ten) != bulk.key_of(
         "despatch", 1, DespatchRequest(lines=(("1", Decimal("1")), ("2", Decimal("10"))))
     )
+    three_of_one = DespatchRequest(lines=(("1", Decimal("3")),))
+    assert bulk.key_of("despatch", 1, three_of_one) != bulk.key_of(
+        "despatch", 1, DespatchRequest(lines=(("3", Decimal("1")),))
+    )
+    noted = Decision("CA", notes=(("1", "a"), ("2", "b")))
+    assert bulk.key_of("respond", 1, noted) != bulk.key_of(
+        "respond", 1, Decision("CA", notes=(("1", "b"), ("2", "a")))
+    )
     assert one not in bulk.earlier_keys("respond", 1, Decision("AP"))
 
 
@@ -455,3 +463,37 @@ def test_the_cli_default_batch_is_the_module_s() -> None:
     from edi_gateway.cli import outbound as cli_outbound
 
     assert cli_outbound.DEFAULT_BATCH == bulk.DEFAULT_BATCH
+
+
+def test_a_bug_while_queueing_leaves_the_next_orders_alone(
+    billing: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The item's document row was written when queueing failed: the savepoint rolls it back,
+    and nothing of it may stay in the session for the next order's document to meet (SQLite
+    gives that one the same id). A handler that keeps log records keeps the failed objects
+    alive, as pytest's capture or a buffering handler would."""
+    import logging.handlers
+
+    from edi_gateway.outbound import issuing
+
+    real = issuing.enqueue
+
+    def buggy(session: Any, item: Any, settings: Any) -> int:
+        if item.doc_number.startswith("PO-2"):
+            raise RuntimeError("a bug while queueing")
+        return real(session, item, settings)
+
+    monkeypatch.setattr(issuing, "enqueue", buggy)
+    keep = logging.handlers.BufferingHandler(1000)
+    logging.getLogger().addHandler(keep)
+    try:
+        outcomes = _filtered(billing, "respond", Decision("AP"), batch=10, partner="buyer")
+    finally:
+        logging.getLogger().removeHandler(keep)
+    assert [(o.state, o.code) for o in outcomes] == [
+        ("issued", None),
+        ("refused", ErrorCode.INTERNAL_ERROR.value),
+        ("issued", None),
+        ("issued", None),
+    ]
+    assert _count(billing, OutboxRow) == 3 and _count(billing, DocumentRow) == 4 + 3

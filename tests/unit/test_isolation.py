@@ -315,12 +315,12 @@ def test_a_start_is_counted_before_processing_and_the_outcome_clears_it(
     assert [message(store, i).cut_off for i in ids] == [0, 0]
 
 
-def test_cut_off_messages_go_alone_after_the_rest_and_the_third_is_set_aside(
+def test_cut_off_messages_go_alone_in_arrival_order_and_the_third_is_set_aside(
     store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = arrive(store, [f.order(f"PO-{n}") for n in range(1, 6)])
-    _cut_off(store, ids[0], 2)  # cut off twice: alone, last
-    _cut_off(store, ids[2], 1)  # once: alone, before it
+    _cut_off(store, ids[0], 2)  # cut off twice: alone
+    _cut_off(store, ids[2], 1)  # once: alone
     _cut_off(store, ids[4], 3)  # three times: set aside unread
     batches: list[list[int]] = []
     real = process_module._process
@@ -331,7 +331,7 @@ def test_cut_off_messages_go_alone_after_the_rest_and_the_third_is_set_aside(
 
     monkeypatch.setattr(process_module, "_process", seen)
     states = process_messages(store, policy, ids)
-    assert batches == [[ids[1], ids[3]], [ids[2]], [ids[0]]]
+    assert batches == [[ids[0]], [ids[1]], [ids[2]], [ids[3]]]
     assert [states[i] for i in ids] == ["processed"] * 4 + ["failed"]
     aside = message(store, ids[4])
     assert (aside.error_code, aside.cut_off) == ("PROCESSING_CUT_OFF", 0)
@@ -343,3 +343,36 @@ def test_cut_off_messages_go_alone_after_the_rest_and_the_third_is_set_aside(
     assert message(store, again).error_code == "PROCESSING_CUT_OFF"
     assert batches[-1] == [again]
     assert f"the same bytes as message {ids[4]}" in message(store, again).error_detail
+
+
+def test_after_a_cut_off_a_reply_still_comes_after_its_order(store: Store, policy: Policy) -> None:
+    """The order was being processed when the gateway died; its despatch advice arrived after
+    it. The order goes alone first, then the advice finds it (not an orphan)."""
+    ids = arrive(
+        store, [f.order("PO-1", f.items(2)), f.despatch_advice("D-1", "PO-1", [("1", "4")])]
+    )
+    _cut_off(store, ids[0], 1)
+    assert process_messages(store, policy, ids) == {ids[0]: "processed", ids[1]: "processed"}
+    assert message(store, ids[1]).order_id == message(store, ids[0]).order_id is not None
+
+
+def test_a_store_error_is_not_counted_as_a_cut_off(
+    store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that sees its processing fail (the store went away, a lock timeout) was not
+    cut off: the count is taken back, and no number of such errors sets a message aside."""
+    [mid] = arrive(store, [f.order("PO-1")])
+    real = process_module._process
+    fails = [OperationalError("SELECT 1", {}, Exception("database is locked"))] * 4
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if fails:
+            raise fails.pop()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(process_module, "_process", flaky)
+    for _ in range(4):
+        with pytest.raises(OperationalError):
+            process_messages(store, policy, [mid])
+        assert message(store, mid).cut_off == 0
+    assert process_messages(store, policy, [mid]) == {mid: "processed"}

@@ -106,7 +106,8 @@ def _digest(value: list[Any]) -> str:
 
 def _plain(value: Any, *, ordered: bool) -> Any:
     """``value`` as JSON-able data in one spelling (``10`` and ``10.00`` are the same); not
-    ``ordered``: a sequence's items sorted, so their order does not count."""
+    ``ordered``: the items of the request's sequences sorted, so their order does not count
+    (each item keeps its own order)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = dataclasses.fields(value)
         return {f.name: _plain(getattr(value, f.name), ordered=ordered) for f in fields}
@@ -115,7 +116,9 @@ def _plain(value: Any, *, ordered: bool) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, list | tuple):
-        items = [_plain(item, ordered=ordered) for item in value]
+        # the items of a request's sequence (its lines, notes, charges) in any order, but each
+        # item as it is: ("1", 3) is not ("3", 1)
+        items = [_plain(item, ordered=True) for item in value]
         return (
             items if ordered else sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
         )

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, func, select
 
 from edi_gateway.domain.documents import Document, DocumentKind, Order
 from edi_gateway.errors import ErrorCode, GatewayError
@@ -111,7 +111,6 @@ def next_number(session: Session, order: OrderRow, kind: DocumentKind, prefix: s
     return f"{order.order_number}-{prefix}{(issued or 0) + 1}"
 
 
-_RECORD = insert(documents).returning(documents.c.id)
 _ISSUED = select(func.count()).where(
     documents.c.order_id == bindparam("order_id"),
     documents.c.direction == "out",
@@ -153,21 +152,18 @@ def record_and_queue(
     order's buyer (or the partner ``recipient``: a self-billed supplier). ``lines``: the
     order's lines as the caller loaded them (``store.queries.order_lines``): the ledger
     and the recompute use them rather than reading them again."""
-    from sqlalchemy.orm import make_transient_to_detached
-
     from edi_gateway.pipeline.correlate import MessageRef, attach
     from edi_gateway.pipeline.history import now
     from edi_gateway.pipeline.orders import document_row
     from edi_gateway.store.tables import DocumentRow
 
-    session.flush()  # what the caller changed goes first, as it always did
-    # The document row with Core (a statement built once, RETURNING its id), then handed to
-    # the session as the persistent object it now is: the ORM's unit of work for one INSERT
-    # cost more than the INSERT. Every column is given, so nothing is left to load.
-    values = document_row(None, document, order.id, now(), direction="out")
-    row = DocumentRow(id=session.execute(_RECORD, values).scalar_one(), **values)
-    make_transient_to_detached(row)
+    # The document row through the session, not a Core insert handed to it afterwards: an
+    # object the session added in an item's savepoint is expunged when that savepoint rolls
+    # back (a refused bulk item), where a detached one stayed in the identity map and met the
+    # id SQLite gives the next order's document (InvalidRequestError, the rest refused).
+    row = DocumentRow(**document_row(None, document, order.id, now(), direction="out"))
     session.add(row)
+    session.flush()  # what the caller changed, then this row (its id)
     ref = MessageRef(None, "gateway", None)
     # Nothing read from here on needs a pending change (the document row is written, its
     # ledger rows and history are plain inserts, shipments and discrepancies flush themselves),

@@ -153,17 +153,28 @@ def process_messages(
     cut = _cut_offs(store, ids)
     if not cut:
         return run.batch(ids)
-    # Some were being processed when the gateway died (docs/adr/0046): the rest go first as
-    # a batch, then each of those alone (the fewest cut-offs first), and one cut off
-    # CUT_OFF_LIMIT times is set aside unread, so a message that kills the process cannot
+    # Some were being processed when the gateway died (docs/adr/0046): each of those goes
+    # alone, where it stands (arrival order is kept: an Order Change after its Order, a
+    # sequence after the one before), the others between them in batches; one cut off
+    # CUT_OFF_LIMIT times is set aside unread. A message that kills the process can neither
     # hold up the others nor take the gateway down at every start.
-    states = {mid: _set_aside(store, mid, n) for mid, n in cut.items() if n >= CUT_OFF_LIMIT}
-    rest = [mid for mid in ids if mid not in cut]
-    if rest:
-        states.update(run.batch(rest))
-    for mid in sorted((m for m, n in cut.items() if n < CUT_OFF_LIMIT), key=lambda m: cut[m]):
-        states.update(run.batch([mid]))
-    return {mid: states[mid] for mid in ids}
+    states = {}
+    stretch: list[int] = []
+    for mid in ids:
+        times = cut.get(mid, 0)
+        if not times:
+            stretch.append(mid)
+            continue
+        if stretch:
+            states.update(run.batch(stretch))
+            stretch = []
+        if times >= CUT_OFF_LIMIT:
+            states[mid] = _set_aside(store, mid, times)
+        else:
+            states.update(run.batch([mid]))
+    if stretch:
+        states.update(run.batch(stretch))
+    return states
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,9 +213,13 @@ class _Run:
         """Count the start (committed first: a process that dies now leaves it counted), then
         process; the outcome sets the count back to 0."""
         _count_start(self.store, ids)
-        return _process(
-            self.store, self.policy, ids, self.payloads, self.prepared, react=self.react
-        )
+        try:
+            return _process(
+                self.store, self.policy, ids, self.payloads, self.prepared, react=self.react
+            )
+        except Exception:
+            _uncount(self.store, ids)  # this process lives to see it: nothing was cut off
+            raise
 
 
 def _cut_offs(store: Store, ids: Sequence[int]) -> dict[int, int]:
@@ -232,6 +247,24 @@ def _count_start(store: Store, ids: Sequence[int]) -> None:
                 select(c.id).where(c.id.in_(ids[start : start + 500]), c.state == RECEIVED)
             )
             conn.execute(update(messages).where(c.id.in_(mine)).values(cut_off=c.cut_off + 1))
+
+
+def _uncount(store: Store, ids: Sequence[int]) -> None:
+    """Take back the count of a start that ended in an exception (a store that went away, a
+    lock timeout, a bug): best effort, since the store may be gone; then the count stays and
+    the messages go alone next time, which costs time, not correctness."""
+    c = messages.c
+    try:
+        with store.connect() as conn:
+            for start in range(0, len(ids), 500):
+                mine = skip_locked(
+                    select(c.id).where(
+                        c.id.in_(ids[start : start + 500]), c.state == RECEIVED, c.cut_off > 0
+                    )
+                )
+                conn.execute(update(messages).where(c.id.in_(mine)).values(cut_off=c.cut_off - 1))
+    except Exception as exc:  # noqa: BLE001 - the error being raised matters more
+        log.warning("could not take back the processing count of %d message(s): %s", len(ids), exc)
 
 
 def _set_aside(store: Store, message_id: int, times: int) -> str:
