@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -333,6 +334,29 @@ def test_a_restore_and_a_purge_refuse_each_other_while_they_run(
     assert again.complete and len(refused) > 2  # once after each batch
     assert set(refused) == {ErrorCode.PURGE_RUNNING.value}
     assert refs(store) == ["PO-3"]
+
+
+def test_a_restore_longer_than_its_lease_completes_when_nobody_took_it(
+    world: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big archive takes longer than the lease: the restore's own lease ran out, nobody
+    else took it, so the restore commits (and renews it while it does)."""
+    from edi_gateway.store import purge as purge_module
+
+    store = world.store
+    done = purge(store, BEFORE, actor="tester", archive_dir=tmp_path / "archive")
+    assert done.archive is not None
+    monkeypatch.setattr(purge_module, "LEASE_SECONDS", 0.2)
+    real = crashpoints.reach
+
+    def slow(point: str) -> None:
+        real(point)
+        if point == "restore-leased":
+            time.sleep(0.5)
+
+    monkeypatch.setattr(crashpoints, "reach", slow)
+    assert restore(store, Path(done.archive))["skipped_batches"] == 0
+    assert refs(store) == ["PO-1", "PO-2", "PO-3"]
 
 
 def test_a_restore_whose_lease_was_taken_over_restores_nothing(

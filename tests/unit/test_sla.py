@@ -143,7 +143,10 @@ def test_an_order_answered_after_it_was_picked_is_not_approved(
     with gateway.store.connect() as conn:
         [picked] = conn.execute(sla._unanswered("buyer", at - timedelta(days=14))).all()
     respond(gateway.store, gateway.settings, "OLD", Decision("RE", "no stock"), actor="ops")
-    assert sla._approve(gateway.store, gateway.settings, (picked[0], picked[1]), 14, at) == 0
+    assert (
+        sla._approve(gateway.store, gateway.settings, (picked[0], picked[1]), "buyer", 14, at=at)
+        == 0
+    )
     assert _responses(gateway, "OLD") == ["RE"]
     assert detail(gateway, "OLD")["status"] == "Rejected"
     assert _events(gateway, "sla.auto_approved") == []

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
     from edi_gateway.config import Settings
     from edi_gateway.store.db import Store
-    from edi_gateway.store.tables import Order as OrderRow
 
 log = logging.getLogger(__name__)
 LOOK_EVERY = timedelta(minutes=1)
@@ -210,7 +209,7 @@ def _auto_approve(store: Store, settings: Settings, at: datetime) -> int:
         with store.connect() as conn:
             due = conn.execute(_unanswered(partner.id, at - timedelta(days=days))).all()
         for order_id, number in due:
-            approved += _approve(store, settings, (order_id, number), days, at)
+            approved += _approve(store, settings, (order_id, number), partner.id, days, at=at)
     return approved
 
 
@@ -239,7 +238,13 @@ def _unanswered(partner: str, before: datetime) -> Select[Any]:
 
 
 def _approve(
-    store: Store, settings: Settings, picked: tuple[int, str], days: int, at: datetime
+    store: Store,
+    settings: Settings,
+    picked: tuple[int, str],
+    partner: str,
+    days: int,
+    *,
+    at: datetime,
 ) -> int:
     """Accept the order (1), unless it was answered since it was picked (0): an operator's
     response, or another gateway's auto-approval, in the meantime. The order row is locked
@@ -254,9 +259,10 @@ def _approve(
     try:
         with store.session() as session:
             lock_orders(session, [number])  # as every command that issues on an order
-            order = session.get(Order, order_id)
-            if order is None or not _still_unanswered(order):
-                return 0  # answered, cancelled or gone meanwhile: nothing to approve
+            still = _unanswered(partner, at - timedelta(days=days)).where(orders.c.id == order_id)
+            if session.execute(still).first() is None:
+                return 0  # answered, cancelled, refused or gone meanwhile: nothing to approve
+            order = session.get_one(Order, order_id)
             issue(session, settings, order, Decision("AP"), actor=actor)
             detail = f"no feedback in {days} days: accepted (Order Response AP)"
             session.execute(_event_row(order_id, "sla.auto_approved", detail, at))
@@ -266,15 +272,6 @@ def _approve(
         _event(store, order_id, "sla.auto_approval_refused", detail, at)
         return 0
     return 1
-
-
-def _still_unanswered(order: OrderRow) -> bool:
-    """What :func:`_unanswered` picked on, read again from the locked row."""
-    return (
-        order.response_code is None
-        and not order.cancelled
-        and order.status not in ("Rejected", "Cancelled")
-    )
 
 
 def _event(store: Store, order_id: int, event: str, detail: str, at: datetime) -> None:

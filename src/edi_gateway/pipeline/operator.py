@@ -11,8 +11,9 @@ from sqlalchemy import select
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.pipeline.correlate import ORPHAN, PROCESSED, MessageRef, attach
 from edi_gateway.pipeline.history import now, record
+from edi_gateway.store import schema
 from edi_gateway.store import tables as t
-from edi_gateway.store.queries import get_message, locked_order
+from edi_gateway.store.queries import find_order, get_message, get_order, lock_orders
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -53,8 +54,18 @@ def attach_orphan(
         _an_orphan(session, message_id)
     documents = {d.document_id: d for d in reread(message_id)}  # a session of its own
     with store.session() as session:
+        # the locks processing takes for this message's documents and for the order, all at
+        # once and before anything is read: two operators attaching it (to one order or two),
+        # or processing re-correlating it, go one at a time and the second finds it attached
+        found = find_order(session, order_ref)
+        d = schema.documents.c
+        numbers = session.execute(
+            select(d.doc_number, d.order_ref).where(d.message_id == message_id)
+        ).all()
+        keys = [found.order_number, *(n for row in numbers for n in row if n)]
+        lock_orders(session, keys)
         message = _an_orphan(session, message_id)
-        order = locked_order(session, order_ref)  # as correlation: one at a time
+        order = get_order(session, found.id)
         rows = list(
             session.scalars(
                 select(t.DocumentRow).where(

@@ -748,8 +748,10 @@ def restore(store: Store, path: Path) -> dict[str, Any]:
         crashpoints.reach("restore-leased")
         with store.connect() as conn:
             skipped = _restore(conn, path, found, run_id, counts)
-            if not any(lease.holder == holder for lease in read(conn, LEASE, current=True)):
-                raise GatewayError(  # it ran out and another took it: roll everything back
+            # still ours, or run out with nobody taking it: renewed (and its row locked until
+            # this commits); taken by another meanwhile: everything is rolled back
+            if hold(conn, LEASE, holder, LEASE_SECONDS) is None:
+                raise GatewayError(
                     ErrorCode.PURGE_RUNNING,
                     f"this restore outlived its purge lease ({LEASE_SECONDS:.0f} s) and "
                     "another purge or restore took it; nothing was restored",
