@@ -122,12 +122,14 @@ LINE_COLUMNS = ("order_id", "position", *_SAME_NAMES, "unit", "qty_ordered")
 _GETTERS = tuple((name, attrgetter(name)) for name in _SAME_NAMES)
 
 
-def add_line_columns(columns: dict[str, list[Any]], order_id: int, lines: Sequence[Line]) -> None:
-    """Append the rows of an order's new ``lines`` to ``columns`` (:data:`LINE_COLUMNS`, one
-    list each), column by column: the same values as :func:`line_rows` with ``start=0``,
-    without a dict per line (a 20,000-line order is stored from these)."""
+def add_line_columns(
+    columns: dict[str, list[Any]], order_id: int, lines: Sequence[Line], start: int = 0
+) -> None:
+    """Append the rows of an order's new ``lines`` (positions from ``start``) to ``columns``
+    (:data:`LINE_COLUMNS`, one list each), column by column, without a dict per line (a
+    20,000-line order is stored from these)."""
     columns["order_id"] += [order_id] * len(lines)
-    columns["position"] += range(len(lines))
+    columns["position"] += range(start, start + len(lines))
     for name, getter in _GETTERS:
         columns[name] += map(getter, lines)
     quantities = [line.quantity for line in lines]
@@ -136,23 +138,12 @@ def add_line_columns(columns: dict[str, list[Any]], order_id: int, lines: Sequen
 
 
 def line_rows(order_id: int, lines: Sequence[Line], start: int) -> list[dict[str, Any]]:
-    """Order line rows, without the :data:`NEW_LINE` columns every new line shares."""
+    """Order line rows (the same values as :func:`add_line_columns`, a dict per line), without
+    the :data:`NEW_LINE` columns every new line shares."""
+    columns: dict[str, list[Any]] = {name: [] for name in LINE_COLUMNS}
+    add_line_columns(columns, order_id, lines, start)
     return [
-        {
-            "order_id": order_id,
-            "position": start + index,
-            "line_id": line.line_id,
-            "item_name": line.item_name,
-            "seller_item_id": line.seller_item_id,
-            "buyer_item_id": line.buyer_item_id,
-            "standard_item_id": line.standard_item_id,
-            "unit": line.quantity.unit if line.quantity else None,
-            "price": line.price,
-            "delivery_date": line.delivery_date,
-            "delivery_place": line.delivery_place,
-            "qty_ordered": line.quantity.value if line.quantity else ZERO,
-        }
-        for index, line in enumerate(lines)
+        dict(zip(LINE_COLUMNS, row, strict=True)) for row in zip(*columns.values(), strict=True)
     ]
 
 

@@ -23,7 +23,7 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
 from uuid import uuid4
@@ -317,17 +317,17 @@ def sweep_stale_temps(folder: Path) -> list[str]:
 
 def _regular_file_stat(path: Path) -> os.stat_result | None:
     """lstat of a regular file (not a symlink, not a folder); None otherwise or if it vanished."""
-    try:
-        info = path.lstat()
-    except FileNotFoundError:
-        return None
-    return info if stat.S_ISREG(info.st_mode) else None
+    return _regular(path.lstat)
 
 
 def _entry_stat(entry: os.DirEntry[str]) -> os.stat_result | None:
     """:func:`_regular_file_stat` of a listed entry (the same lstat, no path object)."""
+    return _regular(lambda: entry.stat(follow_symlinks=False))
+
+
+def _regular(lstat: Callable[[], os.stat_result]) -> os.stat_result | None:
     try:
-        info = entry.stat(follow_symlinks=False)
+        info = lstat()
     except FileNotFoundError:
         return None
     return info if stat.S_ISREG(info.st_mode) else None
