@@ -810,9 +810,12 @@ def _restore(
 
 
 def _as_stored_now(rows: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-    """Outbox rows archived by the last release, as migrations 0024 and 0025 would have
-    changed them: their bytes go to ``outbox_payloads``, their ``error_code`` is read from
-    their ``last_error``."""
+    """Rows archived by earlier releases, as the migrations since would have changed them:
+    outbox rows' bytes go to ``outbox_payloads`` (0024), their ``error_code`` is read from
+    their ``last_error`` (0025); messages get ``cut_off`` 0 (0026: an archived message was
+    finished, so its processing was not cut off)."""
+    for row in rows.get("messages", []):
+        row.setdefault("cut_off", 0)
     moved = []
     for row in rows.get("outbox", []):
         if "payload" in row:
