@@ -247,8 +247,10 @@ def _approve(
     at: datetime,
 ) -> int:
     """Accept the order (1), unless it was answered since it was picked (0): an operator's
-    response, or another gateway's auto-approval, in the meantime. The order row is locked
-    and the condition read again in the response's own transaction, so it is sent once."""
+    response, or another gateway's auto-approval, in the meantime. The order's number is
+    locked and the pick's condition read again in the response's own transaction, so it is
+    sent once; a refusal is recorded in that same transaction (a second gateway waiting for
+    the lock then finds it refused, and does not try again)."""
     from edi_gateway.errors import GatewayError
     from edi_gateway.outbound.respond import Decision, issue
     from edi_gateway.store.queries import lock_orders
@@ -256,28 +258,23 @@ def _approve(
 
     order_id, number = picked
     actor = f"system (auto-approval after {days} days without feedback)"
-    try:
-        with store.session() as session:
-            lock_orders(session, [number])  # as every command that issues on an order
-            still = _unanswered(partner, at - timedelta(days=days)).where(orders.c.id == order_id)
-            if session.execute(still).first() is None:
-                return 0  # answered, cancelled, refused or gone meanwhile: nothing to approve
-            order = session.get_one(Order, order_id)
-            issue(session, settings, order, Decision("AP"), actor=actor)
-            detail = f"no feedback in {days} days: accepted (Order Response AP)"
-            session.execute(_event_row(order_id, "sla.auto_approved", detail, at))
-    except GatewayError as exc:
-        log.warning("order %s: auto-approval refused: %s", number, exc)
-        detail = f"auto-approval after {days} days refused: {exc}"
-        _event(store, order_id, "sla.auto_approval_refused", detail, at)
-        return 0
+    with store.session() as session:
+        lock_orders(session, [number])  # as every command that issues on an order
+        still = _unanswered(partner, at - timedelta(days=days)).where(orders.c.id == order_id)
+        if session.execute(still).first() is None:
+            return 0  # answered, cancelled, refused or gone meanwhile: nothing to approve
+        order = session.get_one(Order, order_id)
+        try:
+            with session.begin_nested():  # a refusal leaves nothing of the response
+                issue(session, settings, order, Decision("AP"), actor=actor)
+        except GatewayError as exc:
+            log.warning("order %s: auto-approval refused: %s", number, exc)
+            detail = f"auto-approval after {days} days refused: {exc}"
+            session.execute(_event_row(order_id, "sla.auto_approval_refused", detail, at))
+            return 0
+        detail = f"no feedback in {days} days: accepted (Order Response AP)"
+        session.execute(_event_row(order_id, "sla.auto_approved", detail, at))
     return 1
-
-
-def _event(store: Store, order_id: int, event: str, detail: str, at: datetime) -> None:
-    """One SLA event in the order's history."""
-    with store.connect() as conn:
-        conn.execute(_event_row(order_id, event, detail, at))
 
 
 def _event_row(order_id: int, event: str, detail: str, at: datetime) -> Insert:
