@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import insert, select, update
 
 from edi_gateway.app import Gateway
@@ -235,3 +236,30 @@ def test_an_order_of_no_partner_is_due_by_the_default_terms(store: Store, tmp_pa
         due = dict(conn.execute(select(orders.c.order_number, orders.c.response_due_at)).all())
         made = dict(conn.execute(select(orders.c.order_number, orders.c.created_at)).all())
     assert due["NOBODY"] - made["NOBODY"] == timedelta(hours=24)
+
+
+def test_a_refused_auto_approval_is_recorded_once_and_left_to_an_operator(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The response is refused (here: a rule the order breaks): nothing is sent, the refusal is
+    in the history once, however many gateways look at once, and no later look tries again."""
+    from edi_gateway.errors import ErrorCode, GatewayError
+    from edi_gateway.outbound import respond as respond_module
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise GatewayError(ErrorCode.NOT_ALLOWED, "a rule the order breaks")
+
+    gateway = _gateway(store, tmp_path, auto_approve_days=14)
+    _order(gateway, "OLD", age=timedelta(days=15))
+    monkeypatch.setattr(respond_module, "issue", refused)
+    at, start = datetime.now(UTC), threading.Barrier(2)
+
+    def one_gateway(_: int) -> int:
+        start.wait()
+        return look(gateway.store, gateway.settings, at).auto_approved
+
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(one_gateway, range(2))) == [0, 0]
+    assert look(gateway.store, gateway.settings, at + timedelta(hours=1)).auto_approved == 0
+    assert _events(gateway, "sla.auto_approval_refused") == ["OLD"]
+    assert _responses(gateway, "OLD") == []
