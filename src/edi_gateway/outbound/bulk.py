@@ -279,8 +279,8 @@ class _Batch:
             said = "issued meanwhile by another run of the same command; nothing issued twice"
             return Outcome(order.id, ref, SKIPPED, item.where, message=said)
         except GatewayError as exc:
-            earlier = self._issued_meanwhile(key)
-            if earlier is not None:  # refused because another run just issued it (PostgreSQL)
+            earlier = self._issued([key]).get(key)
+            if earlier is not None:  # refused because the same item was issued meanwhile
                 document_id, number = earlier
                 return Outcome(order.id, ref, SKIPPED, item.where, document_id, number)
             return _refused(item, ref, exc.code, exc.message)
@@ -302,11 +302,6 @@ class _Batch:
             issued.outbox_id,
             issued.status,
         )
-
-    def _issued_meanwhile(self, key: str) -> tuple[int, str] | None:
-        """The document another run committed under ``key`` since this batch read the keys
-        (the order it changed then refuses this run's identical item: "nothing open")."""
-        return self._issued([key]).get(key)
 
     def _issued(self, keys: list[str]) -> dict[str, tuple[int, str]]:
         """key -> (document id, number) of the documents recorded under these keys."""

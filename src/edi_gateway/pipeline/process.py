@@ -240,31 +240,32 @@ def _cut_offs(store: Store, ids: Sequence[int]) -> dict[int, int]:
 def _count_start(store: Store, ids: Sequence[int]) -> None:
     """``cut_off + 1`` on those of ``ids`` still ``received``, committed (rows another gateway
     is processing are locked: left to it, without waiting)."""
-    c = messages.c
     with store.connect() as conn:
-        for start in range(0, len(ids), 500):
-            mine = skip_locked(
-                select(c.id).where(c.id.in_(ids[start : start + 500]), c.state == RECEIVED)
-            )
-            conn.execute(update(messages).where(c.id.in_(mine)).values(cut_off=c.cut_off + 1))
+        _shift_count(conn, ids, +1)
 
 
 def _uncount(store: Store, ids: Sequence[int]) -> None:
     """Take back the count of a start that ended in an exception (a store that went away, a
     lock timeout, a bug): best effort, since the store may be gone; then the count stays and
     the messages go alone next time, which costs time, not correctness."""
-    c = messages.c
     try:
         with store.connect() as conn:
-            for start in range(0, len(ids), 500):
-                mine = skip_locked(
-                    select(c.id).where(
-                        c.id.in_(ids[start : start + 500]), c.state == RECEIVED, c.cut_off > 0
-                    )
-                )
-                conn.execute(update(messages).where(c.id.in_(mine)).values(cut_off=c.cut_off - 1))
+            _shift_count(conn, ids, -1)
     except Exception as exc:  # noqa: BLE001 - the error being raised matters more
         log.warning("could not take back the processing count of %d message(s): %s", len(ids), exc)
+
+
+def _shift_count(conn: Connection, ids: Sequence[int], by: int) -> None:
+    """``cut_off + by`` (never below 0) on those of ``ids`` still ``received`` that no other
+    transaction holds."""
+    c = messages.c
+    for start in range(0, len(ids), 500):
+        mine = select(c.id).where(c.id.in_(ids[start : start + 500]), c.state == RECEIVED)
+        if by < 0:
+            mine = mine.where(c.cut_off >= -by)
+        conn.execute(
+            update(messages).where(c.id.in_(skip_locked(mine))).values(cut_off=c.cut_off + by)
+        )
 
 
 def _set_aside(store: Store, message_id: int, times: int) -> str:

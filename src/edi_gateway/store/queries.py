@@ -578,12 +578,11 @@ def locked_order(session: Session, order_ref: str) -> Order:
 
 def lock_orders(session: Session, numbers: Iterable[str]) -> None:
     """Take, until the transaction ends, the locks processing takes on these order (and
-    document) numbers
-    (``store.leases.SAME_NUMBER``) before anything is read: one transaction at a time issues
-    a document on an order, changes it for an operator or correlates a document with it, and
-    each reads (ledger, numbers) what the one before committed. Without them, three
-    despatches of "everything" sent at once on PostgreSQL were all issued. SQLite has one
-    writer: a no-op there."""
+    document) numbers (``store.leases.SAME_NUMBER``) before anything is read: one transaction
+    at a time issues a document on an order, changes it for an operator or correlates a
+    document with it, and each reads (ledger, numbers) what the one before committed. Without
+    them, three despatches of "everything" sent at once on PostgreSQL were all issued. SQLite
+    has one writer: a no-op there."""
     from edi_gateway.store.leases import SAME_NUMBER, xact_locks
 
     xact_locks(session.connection(), SAME_NUMBER, numbers)
