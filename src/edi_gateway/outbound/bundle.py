@@ -272,11 +272,15 @@ def _human(
     language: str,
     cancelled: str | None = None,
 ) -> bytes:
-    from edi_gateway.outbound.render import csv, pdf, xlsx
-
+    # Each renderer imported when used: openpyxl and reportlab cost ~0.1 s each to import,
+    # which a CSV bundle (most of whose whole run is start-up) should not pay.
     if fmt == "xlsx":
+        from edi_gateway.outbound.render import xlsx
+
         return xlsx.orders_workbook(orders, language=language, cancelled=cancelled)
     if fmt == "csv":
+        from edi_gateway.outbound.render import csv
+
         return csv.orders_csv(
             orders,
             language=language,
@@ -284,6 +288,8 @@ def _human(
             encoding=profile.csv_encoding,
             cancelled=cancelled,
         )
+    from edi_gateway.outbound.render import pdf
+
     [order] = orders
     return pdf.order_pdf(order, language=language, cancelled=cancelled)
 

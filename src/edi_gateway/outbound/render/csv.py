@@ -21,17 +21,18 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from edi_gateway.domain.documents import Line, Order
 from edi_gateway.outbound.i18n import decimal_separator as language_separator
-from edi_gateway.outbound.i18n import format_amount, plain_exponent, plain_number, translator
+from edi_gateway.outbound.i18n import plain_exponent, plain_number, translator
 from edi_gateway.outbound.render import HEADER_COLUMNS, LINE_COLUMNS, CellValue, Kind
 
 DEFAULT_DELIMITER = ";"
 DEFAULT_ENCODING = "utf-8-sig"
+_CENT = Decimal("0.01")
 
 
 def orders_csv(
@@ -58,30 +59,40 @@ def orders_csv(
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
     heads = [t("order.status"), t("order.cancellation")] if marks else []
     writer.writerow([*heads, *(t(c.key) for c in (*HEADER_COLUMNS, *LINE_COLUMNS))])
+    # Each column's formatter chosen once by its kind (not per cell by the value's type).
+    header_cells = [(c.value, _formatter(c.kind, point)) for c in HEADER_COLUMNS]
+    line_cells = [(c.value, _formatter(c.kind, point)) for c in LINE_COLUMNS]
     for order in orders:
         lines = order.lines or [Line(line_id="")]
         # The order's fields once per order (they read no line), then each line's.
-        head = [*marks, *(_text(c.value(order, lines[0]), c.kind, point) for c in HEADER_COLUMNS)]
+        head = [*marks, *(text(value(order, lines[0])) for value, text in header_cells)]
         writer.writerows(
-            [*head, *(_text(c.value(order, line), c.kind, point) for c in LINE_COLUMNS)]
-            for line in lines
+            [*head, *(text(value(order, line)) for value, text in line_cells)] for line in lines
         )
     return out.getvalue().encode(encoding)
 
 
-def _text(value: CellValue, kind: Kind, point: str) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return _number(value, kind).replace(".", point)
-    return str(value)
+def _formatter(kind: Kind, point: str) -> Callable[[CellValue], str]:
+    """The text of a cell of ``kind``: ``""`` for no value, numbers with ``point``."""
+    if kind is Kind.DATE:
+        return lambda value: value.isoformat() if isinstance(value, date) else _plain(value)
+    if kind in (Kind.AMOUNT, Kind.PRICE, Kind.QUANTITY):
+        number = {Kind.AMOUNT: _amount, Kind.PRICE: _price, Kind.QUANTITY: plain_number}[kind]
+        if point == ".":
+            return lambda value: number(value) if isinstance(value, Decimal) else _plain(value)
+        return lambda value: (
+            number(value).replace(".", point) if isinstance(value, Decimal) else _plain(value)
+        )
+    return _plain
 
 
-def _number(value: Decimal, kind: Kind) -> str:
-    if kind is Kind.AMOUNT:
-        return format_amount(value, "en", grouped=False)
-    if kind is Kind.PRICE:
-        return f"{value:.{max(2, -plain_exponent(value))}f}"
-    return plain_number(value)
+def _plain(value: CellValue) -> str:
+    return "" if value is None else str(value)
+
+
+def _amount(value: Decimal) -> str:
+    return f"{value.quantize(_CENT, rounding=ROUND_HALF_UP):.2f}"
+
+
+def _price(value: Decimal) -> str:
+    return f"{value:.{max(2, -plain_exponent(value))}f}"
