@@ -3,10 +3,19 @@
 The application functions behind ``edi-gateway users ...`` and the console's sign-in
 (docs/adr/0031). Passwords are hashed with scrypt (``hashlib``, RFC 7914) and a random salt;
 a session is a random token in a cookie of which the store keeps only the SHA-256, with the
-session's CSRF token, its last use (idle expiry) and its absolute end. Failed sign-ins are
-counted per user name and address: past the limit, sign-in is refused (``LOGIN_THROTTLED``)
-before the password is even looked at. Each try is counted (committed) before it is judged, so
-guesses sent all at once get no more than the limit.
+session's CSRF token, its last use (idle expiry) and its absolute end.
+
+Guessing is limited twice (docs/adr/0047, OWASP "Slow Down Online Guessing Attacks with Device
+Cookies"). A browser that signed in as a user gets a *device* cookie for that user (a nonce
+and its HMAC, keyed by the user's password hash: a new password makes every old one void).
+Failed sign-ins are counted per user name and *source*: that device, or, for a client without
+one, its address; past ``max_failures`` the source is refused (``LOGIN_THROTTLED``) before the
+password is even looked at. Clients without the user's device cookie are also counted
+together, whatever their address: past ``max_user_failures`` within the window all of them are
+refused for that name (a botnet gets that many guesses, not that many per address), while a
+browser that signed in as the user before still can, so the attacker cannot lock the user
+out. Each try is counted (committed) before it is judged, so guesses sent all at once get no
+more than the limit.
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
 MIN_PASSWORD, MAX_PASSWORD = 12, 1024
 # scrypt cost: 2**15 x 8 x 1 takes ~32 MiB and ~0.1 s, the interactive-login figure of RFC 7914
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
+DEVICE_SOURCE = "device "
+"""How a device's failures are told from an address's in ``login_failures.address``."""
 TOUCH_EVERY = timedelta(seconds=60)  # a session's last use is written at most once a minute
 # (or a tenth of the idle time, when that is shorter)
 
@@ -52,6 +63,7 @@ class Policy:
     lifetime: timedelta = timedelta(hours=24)
     max_failures: int = 5
     window: timedelta = timedelta(minutes=15)
+    max_user_failures: int = 20
 
     @classmethod
     def of(cls, settings: ConsoleSettings) -> Policy:
@@ -61,6 +73,7 @@ class Policy:
             lifetime=timedelta(hours=settings.session_max_hours),
             max_failures=settings.login_failures,
             window=timedelta(minutes=settings.login_window_minutes),
+            max_user_failures=settings.login_failures_per_user,
         )
 
 
@@ -191,43 +204,65 @@ def remove_user(store: Store, name: str) -> dict[str, Any]:
     return {"name": name, "removed": True, "sessions_ended": ended.rowcount}
 
 
-def sign_in(store: Store, name: str, password: str, address: str, policy: Policy) -> str:
-    """A new session's cookie token for ``name``; LOGIN_THROTTLED past the failure limit for
-    this name and address, LOGIN_FAILED for an unknown name or a wrong password (alike)."""
+def sign_in(
+    store: Store,
+    name: str,
+    password: str,
+    address: str,
+    policy: Policy,
+    *,
+    device: str | None = None,
+) -> str:
+    """A new session's cookie token for ``name``; LOGIN_THROTTLED past a failure limit (this
+    source's, or that of every client without the user's ``device`` cookie), LOGIN_FAILED for
+    an unknown name or a wrong password (alike)."""
     moment = now()
     since = moment - policy.window
     f = login_failures.c
-    who = (f.username == name[:100], f.address == address[:100])
-    failure = {"username": name[:100], "address": address[:100], "at": moment}
+    with store.connect() as conn:
+        row = conn.execute(
+            select(users.c.id, users.c.password_hash).where(users.c.name == name)
+        ).first()
+    nonce = _device_nonce(name, row.password_hash, device) if row and device else None
+    source = f"{DEVICE_SOURCE}{nonce}" if nonce else address[:100]
+    failure = {"username": name[:100], "address": source, "at": moment}
     # The attempt is counted (committed) before it is judged, so tries sent at once cannot all
-    # pass the check before any failure is written: at most max_failures of them go on.
+    # pass the check before any failure is written: at most the limit of them go on.
     with store.connect() as conn:
         conn.execute(delete(login_failures).where(f.at < since))
         attempt = conn.execute(
             insert(login_failures).values(**failure).returning(f.id)
         ).scalar_one()
     with store.connect() as conn:
-        # every try committed before this count is in it (this one included): the k-th count
-        # made sees at least k tries, so no more than max_failures are ever judged
-        tries = conn.execute(select(func.count()).where(*who, f.at >= since)).scalar_one()
-        if tries > policy.max_failures:
-            conn.execute(delete(login_failures).where(f.id == attempt))  # not judged: no try
-    if tries > policy.max_failures:
-        raise GatewayError(
-            ErrorCode.LOGIN_THROTTLED,
-            f"too many failed sign-ins for this user from {address}: try again in "
-            f"{int(policy.window.total_seconds() // 60)} minutes",
+        # every try committed before these counts is in them (this one included): the k-th
+        # count made sees at least k tries, so no more than the limit are ever judged
+        mine = (f.username == name[:100], f.at >= since)
+        tries = conn.execute(select(func.count()).where(*mine, f.address == source)).scalar_one()
+        refused = (
+            f"too many failed sign-ins for this user from {address}"
+            if tries > policy.max_failures
+            else None
         )
-    with store.connect() as conn:
-        row = conn.execute(
-            select(users.c.id, users.c.password_hash).where(users.c.name == name)
-        ).first()
+        if refused is None and nonce is None:
+            strangers = conn.execute(
+                select(func.count()).where(*mine, f.address.not_like(f"{DEVICE_SOURCE}%"))
+            ).scalar_one()
+            if strangers > policy.max_user_failures:
+                refused = (
+                    "too many failed sign-ins for this user; a browser that signed in as this "
+                    "user before can still sign in"
+                )
+        if refused is not None:
+            conn.execute(delete(login_failures).where(f.id == attempt))  # not judged: no try
+    if refused is not None:
+        minutes = int(policy.window.total_seconds() // 60)
+        raise GatewayError(ErrorCode.LOGIN_THROTTLED, f"{refused}: try again in {minutes} minutes")
     good = verify_password(password, row.password_hash if row else _dummy_hash())
     if row is None or not good:  # the attempt stays counted as a failure
         raise GatewayError(ErrorCode.LOGIN_FAILED, "unknown user or wrong password")
     token = secrets.token_urlsafe(32)
     with store.connect() as conn:
-        conn.execute(delete(login_failures).where(f.username == name, f.address == address))
+        conn.execute(delete(login_failures).where(f.username == name, f.address == source))
         conn.execute(
             insert(console_sessions).values(
                 token_hash=_token_hash(token),
@@ -240,6 +275,32 @@ def sign_in(store: Store, name: str, password: str, address: str, policy: Policy
             )
         )
     return token
+
+
+def device_cookie(store: Store, name: str) -> str:
+    """A new device cookie for ``name`` (given to a browser that just signed in as that user):
+    a random nonce and its HMAC under the user's password hash."""
+    with store.connect() as conn:
+        stored = conn.execute(select(users.c.password_hash).where(users.c.name == name)).scalar()
+    if stored is None:
+        raise LookupFailed(ErrorCode.NOT_FOUND, f"there is no user {name!r}")
+    nonce = secrets.token_urlsafe(16)
+    return f"{nonce}.{_device_mac(name, stored, nonce)}"
+
+
+def _device_nonce(name: str, stored: str, cookie: str) -> str | None:
+    """The nonce of ``cookie`` when it is a device cookie of ``name`` (under its current
+    password hash), else None."""
+    nonce, _, mac = cookie.partition(".")
+    if not (0 < len(nonce) <= 64 and mac):
+        return None
+    return nonce if hmac.compare_digest(mac, _device_mac(name, stored, nonce)) else None
+
+
+def _device_mac(name: str, stored: str, nonce: str) -> str:
+    message = f"edi-gateway device\0{name}\0{nonce}".encode()
+    digest = hmac.new(stored.encode(), message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
 
 
 def session_of(store: Store, token: str | None, policy: Policy) -> SignedIn | None:

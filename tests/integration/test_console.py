@@ -27,7 +27,7 @@ from tests.servers import debian_command, free_port
 
 pytestmark = pytest.mark.integration
 
-OPERATOR, VIEWER, THROTTLED = "ann", "vic", "rita"
+OPERATOR, VIEWER, THROTTLED, GUARDED = "ann", "vic", "rita", "gus"
 PASSWORD = "correct horse battery"
 HOSTILE = "<img src=x onerror=alert(1)>.xml"
 HTML = {"Accept": "text/html"}
@@ -48,8 +48,12 @@ class Site:
     project: Project
     shots: Path
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base, follow_redirects=False, timeout=10)
+    def client(self, source: str | None = None) -> httpx.Client:
+        """A client; ``source``: the loopback address it connects from (127.0.0.0/8)."""
+        transport = httpx.HTTPTransport(local_address=source) if source else None
+        return httpx.Client(
+            base_url=self.base, follow_redirects=False, timeout=10, transport=transport
+        )
 
 
 def _serve(project: Project) -> tuple[subprocess.Popen[str], str]:
@@ -119,6 +123,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     _add_user(project, OPERATOR, "operator")
     _add_user(project, VIEWER, "viewer")
     _add_user(project, THROTTLED, "operator")
+    _add_user(project, GUARDED, "operator")
     with _served(project, root) as served:
         yield served
 
@@ -202,6 +207,26 @@ def test_wrong_passwords_are_throttled_per_user_and_address(site: Site) -> None:
         assert _sign_in(client, OPERATOR).status_code == 303  # another user is not locked out
         unknown = _sign_in(client, "nobody", "not the password")
         assert unknown.status_code == 401 and "unknown user or wrong password" in unknown.text
+
+
+def test_guesses_from_many_addresses_cannot_lock_out_the_users_browser(site: Site) -> None:
+    """A botnet: four guesses from each of five addresses stays under the per-address limit
+    (5), but the user's 20 (``login_failures_per_user``) are then spent for every client
+    without the user's device cookie; the browser the user signed in with still signs in."""
+    with site.client("127.0.0.2") as own:
+        assert _sign_in(own, GUARDED).status_code == 303
+        cookie = next(c for c in own.cookies.jar if c.name == "edi_device")
+        assert (cookie.path, cookie.has_nonstandard_attr("HttpOnly")) == ("/login", True)
+        own.post("/logout", data={"csrf_token": _csrf(own)}, headers=HTML)
+        for n in range(5):
+            with site.client(f"127.0.0.{10 + n}") as bot:
+                for _ in range(4):
+                    refused = _sign_in(bot, GUARDED, "not the password")
+                    assert refused.status_code == 401 and "LOGIN_FAILED" in refused.text
+        with site.client("127.0.0.20") as stranger:  # the right password, from a new client
+            throttled = _sign_in(stranger, GUARDED)
+            assert throttled.status_code == 429 and "LOGIN_THROTTLED" in throttled.text
+        assert _sign_in(own, GUARDED).status_code == 303
 
 
 def test_every_post_needs_this_sessions_csrf_token(site: Site) -> None:

@@ -181,3 +181,83 @@ def test_unknown_user_fails_like_a_wrong_password(store: Store) -> None:
         assert _code(exc) == ErrorCode.LOGIN_FAILED
         messages.add(exc.value.message)
     assert len(messages) == 1
+
+
+GUARDED = accounts.Policy(max_failures=3, window=timedelta(minutes=15), max_user_failures=6)
+
+
+def _try(store: Store, name: str, password: str, address: str, device: str | None = None) -> str:
+    try:
+        accounts.sign_in(store, name, password, address, GUARDED, device=device)
+    except GatewayError as exc:
+        return exc.code.value
+    return "signed in"
+
+
+def test_guesses_from_many_addresses_are_limited_together(store: Store) -> None:
+    """A botnet guesses one user's password from a new address each time: the per-address
+    limit never bites, so without a limit per user it would guess forever."""
+    accounts.add_user(store, "ann", "operator", PASSWORD)
+    assert _try(store, "ann", PASSWORD, "10.0.0.1") == "signed in"
+    known = accounts.device_cookie(store, "ann")  # the browser ann signed in with
+    codes = [_try(store, "ann", f"guess {n}", f"198.51.100.{n}") for n in range(10)]
+    assert codes == ["LOGIN_FAILED"] * 6 + ["LOGIN_THROTTLED"] * 4, codes
+    # even the right password, from a client that never signed in as ann: refused
+    assert _try(store, "ann", PASSWORD, "10.0.0.1") == "LOGIN_THROTTLED"
+    # ann's own browser is not locked out by the attacker
+    assert _try(store, "ann", PASSWORD, "10.0.0.1", device=known) == "signed in"
+    # another user is not affected
+    accounts.add_user(store, "bob", "viewer", PASSWORD)
+    assert _try(store, "bob", PASSWORD, "198.51.100.1") == "signed in"
+
+
+def test_a_device_cookie_counts_only_for_its_user_and_password(store: Store) -> None:
+    accounts.add_user(store, "ann", "operator", PASSWORD)
+    accounts.add_user(store, "bob", "operator", PASSWORD)
+    anns = accounts.device_cookie(store, "ann")
+    for n in range(7):  # bob is locked for every client without his device cookie
+        _try(store, "bob", f"guess {n}", f"198.51.100.{n}")
+    nonce, _, mac = anns.partition(".")
+    forged = [
+        anns,  # ann's, shown for bob
+        f"{nonce}.{mac[:-2]}AA",  # its signature changed
+        f"{nonce}x.{mac}",  # its nonce changed
+        "",
+        ".",
+        "a" * 5000,
+    ]
+    for cookie in forged:
+        assert _try(store, "bob", PASSWORD, "10.0.0.1", device=cookie) == "LOGIN_THROTTLED"
+    bobs = accounts.device_cookie(store, "bob")
+    assert _try(store, "bob", PASSWORD, "10.0.0.1", device=bobs) == "signed in"
+    # a new password makes every device cookie of the old one void
+    accounts.add_user(store, "bob", "operator", "a brand new passphrase", replace=True)
+    assert _try(store, "bob", "a brand new passphrase", "10.0.0.1", bobs) == "LOGIN_THROTTLED"
+
+
+def test_a_known_device_has_its_own_limit_and_is_not_a_stranger(store: Store) -> None:
+    """Wrong passwords from ann's own browser (a stolen laptop) are limited per device; they
+    do not count against her other clients."""
+    accounts.add_user(store, "ann", "operator", PASSWORD)
+    device = accounts.device_cookie(store, "ann")
+    codes = [_try(store, "ann", f"guess {n}", "10.0.0.1", device) for n in range(5)]
+    assert codes == ["LOGIN_FAILED"] * 3 + ["LOGIN_THROTTLED"] * 2, codes
+    assert _try(store, "ann", PASSWORD, "10.0.0.1", device) == "LOGIN_THROTTLED"
+    # the same address without the cookie is another source, and no stranger has failed yet
+    assert _try(store, "ann", PASSWORD, "10.0.0.1") == "signed in"
+    other = accounts.device_cookie(store, "ann")  # a second browser of ann's
+    assert _try(store, "ann", PASSWORD, "10.0.0.2", other) == "signed in"
+
+
+def test_guesses_from_many_addresses_at_once_are_limited_together(store: Store) -> None:
+    accounts.add_user(store, "ann", "operator", PASSWORD)
+    start = threading.Barrier(12)
+
+    def guess(n: int) -> str:
+        start.wait()
+        return _try(store, "ann", f"guess number {n}", f"203.0.113.{n}")
+
+    with ThreadPoolExecutor(12) as pool:
+        codes = Counter(pool.map(guess, range(12)))
+    assert codes["LOGIN_FAILED"] <= GUARDED.max_user_failures, codes
+    assert codes["LOGIN_FAILED"] + codes["LOGIN_THROTTLED"] == 12, codes

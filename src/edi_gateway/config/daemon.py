@@ -26,9 +26,14 @@ class ConsoleSettings(_Model):
     """Mark the session cookie ``Secure`` (sent over HTTPS only): set it when a TLS proxy
     serves the console."""
     login_failures: int = Field(default=5, ge=1, le=1000)
-    """Failed sign-ins borne per user name and address within ``login_window_minutes``;
+    """Failed sign-ins borne per user name and address (or device) within ``login_window_minutes``;
     past them sign-in is refused (LOGIN_THROTTLED) until the window has passed."""
     login_window_minutes: float = Field(default=15, gt=0, le=1440)
+    login_failures_per_user: int = Field(default=20, ge=1, le=100000)
+    """Failed sign-ins borne per user name within ``login_window_minutes`` from all clients
+    without that user's device cookie together, whatever their address; past them such
+    clients are refused for that name, while a browser that signed in as the user before
+    still can (docs/adr/0047)."""
 
 
 class HttpSettings(_Model):

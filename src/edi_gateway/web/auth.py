@@ -2,7 +2,9 @@
 
 ``/login`` is a form (``username``, ``password``, hidden ``csrf_token``). Before a session
 exists its CSRF token is a double-submit pair: a random cookie and the same value in the form.
-After sign-in each session has its own token (accounts.py), checked on every POST.
+After sign-in each session has its own token (accounts.py), checked on every POST, and the
+browser gets a device cookie for that user (sent back only to ``/login``): with it, guesses
+from other clients cannot lock the user out (docs/adr/0047).
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from starlette.routing import Route
 from edi_gateway import accounts
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.web.app import COOKIE, LOGIN_COOKIE, STATUS_OF, console, signed_in
+
+DEVICE_COOKIE = "edi_device"
+DEVICE_DAYS = 365
+"""How long a browser stays known for the user who signed in with it (a new password ends
+it sooner)."""
 
 
 def routes() -> list[Route]:
@@ -63,10 +70,23 @@ async def login(request: Request) -> Response:
             _text(fields["password"]),
             address,
             here.policy,
+            device=request.cookies.get(DEVICE_COOKIE),
+        )
+        device = await run_in_threadpool(
+            accounts.device_cookie, here.gateway.store, _text(fields["username"])
         )
     except GatewayError as exc:
         return _form(request, wanted, exc)
     response = RedirectResponse(_safe_next(wanted) or "/orders", 303)
+    response.set_cookie(  # this browser is now known for this user (accounts.py, ADR 0047)
+        DEVICE_COOKIE,
+        device,
+        max_age=DEVICE_DAYS * 86400,
+        httponly=True,
+        samesite="strict",
+        secure=here.settings.secure_cookie,
+        path="/login",
+    )
     response.set_cookie(
         COOKIE,
         token,
