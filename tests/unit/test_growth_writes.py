@@ -169,3 +169,56 @@ def test_cli_source_refs_are_unique_and_in_time_order(tmp_path: Path) -> None:
     files = {str(folder / f"po-{n}.xml") for n in range(5)}
     assert {ref.split(":", 1)[1] for ref in refs[:5]} == {ref.split(":", 1)[1] for ref in refs[5:]}
     assert {ref.split(":", 1)[1] for ref in refs} == files
+
+
+def _automerge(db: Path) -> dict[str, int]:
+    with sqlite3.connect(db) as conn:
+        found = {
+            fts: conn.execute(f"SELECT v FROM {fts}_config WHERE k = 'automerge'").fetchone()
+            for fts in ("orders_search", "lines_search")
+        }
+    conn.close()
+    return {fts: row[0] if row else 4 for fts, row in found.items()}  # no row: FTS5's default
+
+
+def test_search_tables_merge_eight_segments_new_or_migrated(tmp_path: Path) -> None:
+    """A new store's FTS5 tables merge at 8 segments a level; a store at 0026 (FTS5's default
+    4) gets 8 from migration 0027, and 4 back when downgraded."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from edi_gateway.store.db import alembic_config
+
+    db = tmp_path / "gateway.db"
+    open_store(f"sqlite:///{db}").close()
+    assert _automerge(db) == {"orders_search": 8, "lines_search": 8}
+    engine = create_engine(f"sqlite:///{db}")
+    try:
+        command.downgrade(alembic_config(engine), "0026")
+        assert _automerge(db) == {"orders_search": 4, "lines_search": 4}
+    finally:
+        engine.dispose()
+    open_store(f"sqlite:///{db}").close()
+    assert _automerge(db) == {"orders_search": 8, "lines_search": 8}
+
+
+def test_search_finds_every_batch_across_merges(store: Store, policy: Policy) -> None:
+    """Forty batches (FTS5 writes a segment per processing transaction and merges them by 8):
+    every order is still found by its number and by an item ID of one of its lines, and a
+    text in none is not."""
+    from edi_gateway.store.queries import Filters, page_orders
+
+    for n in range(40):
+        env = Envelope(
+            payload=f.order(f"MRG-{n:03d}", [f.Item("1", "10", seller_item=f"ITEM-{n:03d}-X")]),
+            source="test",
+            source_ref=f"m{n}",
+            filename="m.xml",
+        )
+        process_messages(store, policy, intake(store, [env]))
+    with store.session() as session:
+        for n in range(40):
+            for text in (f"MRG-{n:03d}", f"ITEM-{n:03d}-X"):
+                rows = page_orders(session, Filters(search=text)).rows
+                assert [r["order_number"] for r in rows] == [f"MRG-{n:03d}"], text
+        assert page_orders(session, Filters(search="ITEM-999")).total == 0
