@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -542,7 +543,9 @@ def _file_envelope(path: Path, max_bytes: int) -> Envelope:
     return file_envelope(
         path,
         source="cli",
-        source_ref=f"{uuid.uuid4().hex}:{path}",
+        # unique per run and file as before (64 random bits), and led by the time in ns so a
+        # run's keys go to the end of the (source, source_ref) index, not to random pages of it
+        source_ref=f"{time.time_ns():016x}{uuid.uuid4().hex[:16]}:{path}",
         filename=path.name,
         max_bytes=max_bytes,
         meta={"path": str(path)},

@@ -87,7 +87,17 @@ def write_outcomes(conn: Connection, works: list[Work]) -> None:
     if not done:
         return
     stamp = now()
-    update_many(conn, messages, [_row(w, stamp) for w in done])
+    # SQLite (foreign_keys on) rewrites every index entry of a row whose UPDATE sets a column
+    # that references its own table (messages.duplicate_of), the sha256 and (source,
+    # source_ref) entries too, whose keys lie at random places: in a large store that is a
+    # page of each index per message. A message never ended before (attempts 0) still has
+    # the NULL intake wrote, so unless it is a duplicate the column is left out.
+    rows = [_row(w, stamp) for w in done]
+    for row, work in zip(rows, done, strict=True):
+        if work.duplicate_of is None and not work.attempts:
+            del row["duplicate_of"]
+    update_many(conn, messages, [row for row in rows if "duplicate_of" not in row])
+    update_many(conn, messages, [row for row in rows if "duplicate_of" in row])
     insert_many(conn, history, [_event(w, stamp) for w in done])
     write_findings(conn, [w for w in done if w.findings or w.attempts])
 
