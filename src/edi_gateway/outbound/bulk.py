@@ -198,6 +198,7 @@ class _Batch:
         """Issue the batch's items that were not issued before, each in a savepoint."""
         from sqlalchemy import select
 
+        from edi_gateway.pipeline.history import together
         from edi_gateway.store import schema
         from edi_gateway.store.prefetch import prefetched
         from edi_gateway.store.queries import lock_orders
@@ -216,7 +217,9 @@ class _Batch:
         done = {known[k]: found for k, found in self._issued(list(known)).items()}
         orders = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(wanted)))}
         todo = [item.order_id for item, key in zip(batch, keys, strict=True) if key not in done]
-        with prefetched(session, [order_id for order_id in todo if order_id in orders]):
+        # every item's history in one statement at the end (a refused item's is dropped)
+        chosen = [order_id for order_id in todo if order_id in orders]
+        with prefetched(session, chosen), together(session):
             return self._each(batch, keys, orders, done)
 
     def _each(
@@ -246,7 +249,17 @@ class _Batch:
         """Issue one item in a savepoint: refused, it leaves nothing behind. When another run
         of the same command committed the key after this batch read the keys (two operators
         at once on PostgreSQL), the key's unique index refuses this one's: it is rolled back
-        and reported skipped."""
+        and reported skipped. Issued or not, what the batch read for the order that changes
+        with a document (``store.prefetch.forget``) is not used again: a later item on the
+        same order reads the store."""
+        from edi_gateway.store.prefetch import forget
+
+        try:
+            return self._one(item, order, ref, key)
+        finally:
+            forget(self.session, order.id)
+
+    def _one(self, item: Item, order: OrderRow, ref: str, key: str) -> Outcome:
         from sqlalchemy import insert
         from sqlalchemy.exc import IntegrityError
 

@@ -106,8 +106,13 @@ def original_bytes(session: Session, order_id: int) -> bytes:
 
 
 def next_number(session: Session, order: OrderRow, kind: DocumentKind, prefix: str) -> str:
-    """``<order>-<prefix><n>``: the n-th document of this kind the gateway issues on the order."""
-    issued = session.scalar(_ISSUED, {"order_id": order.id, "kind": kind.value})
+    """``<order>-<prefix><n>``: the n-th document of this kind the gateway issues on the order
+    (in a bulk batch, counted from what the batch read: ``store.prefetch.issued_before``)."""
+    from edi_gateway.store.prefetch import issued_before
+
+    issued = issued_before(session, order.id, kind.value)
+    if issued is None:
+        issued = session.scalar(_ISSUED, {"order_id": order.id, "kind": kind.value})
     return f"{order.order_number}-{prefix}{(issued or 0) + 1}"
 
 
@@ -155,8 +160,13 @@ def record_and_queue(
     from edi_gateway.pipeline.correlate import MessageRef, attach
     from edi_gateway.pipeline.history import now
     from edi_gateway.pipeline.orders import document_row
+    from edi_gateway.store.prefetch import documents_before
     from edi_gateway.store.tables import DocumentRow
 
+    # In a bulk batch, the order's documents as the batch read them, taken before this one is
+    # written (the first document on the order in the batch; else None, and the recompute
+    # reads them): the recompute counts them and this one's rows without reading them again.
+    before = documents_before(session, order.id)
     # The document row through the session, not a Core insert handed to it afterwards: an
     # object the session added in an item's savepoint is expunged when that savepoint rolls
     # back (a refused bulk item), where a detached one stayed in the identity map and met the
@@ -170,7 +180,7 @@ def record_and_queue(
     # so the order's and its lines' changes go in the outbox row's flush: one UPDATE of the
     # order instead of one per autoflush.
     with session.no_autoflush:
-        attach(session, order, row, document, ref, actor=actor, lines=lines)
+        attach(session, order, row, document, ref, actor=actor, lines=lines, before=before)
         outbox_id = queue_to_buyer(
             session,
             order,
