@@ -497,3 +497,90 @@ def test_a_bug_while_queueing_leaves_the_next_orders_alone(
         ("issued", None),
     ]
     assert _count(billing, OutboxRow) == 3 and _count(billing, DocumentRow) == 4 + 3
+
+
+def test_a_refused_item_after_its_document_was_written_leaves_the_next_items_right(
+    billing: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch reads its orders' documents, ledger rows and counts of issued documents once
+    (store.prefetch), and writes its history at its end. The first despatch of PO-1 is refused
+    by a bug after its document, ledger rows, outbox row and events were written and the
+    batch's numbers used: its savepoint rolls it all back, and the next despatch of PO-1 in
+    the same batch is PO-1-DA1 again, named as the first one would have been, counted alone in
+    the ledger (the third, asking more than is left, is refused on it), with one document's
+    history; PO-2, after it in the batch, is untouched by it."""
+    from edi_gateway.outbound import despatch
+
+    real = despatch.issue_despatch
+    calls: list[str] = []
+
+    def buggy(session: Any, settings: Any, order: Order, *args: Any, **kwargs: Any) -> Any:
+        issued = real(session, settings, order, *args, **kwargs)
+        calls.append(order.order_number)
+        if calls == ["PO-1"]:
+            raise RuntimeError("a bug after the document was written")
+        return issued
+
+    monkeypatch.setattr(despatch, "issue_despatch", buggy)
+    po1, po2 = bulk.filtered(billing.store, Filters())[:2]
+    four = DespatchRequest(lines=(("1", Decimal(4)),), carrier="DHL")
+    items = [
+        bulk.Item(po1, four),
+        bulk.Item(po1, four),
+        bulk.Item(po2, DespatchRequest(carrier="UPS")),
+        bulk.Item(po1, DespatchRequest(lines=(("1", Decimal(7)),))),
+    ]
+    outcomes = _run(billing, "despatch", items, batch=10)
+    assert [(o.state, o.code, o.doc_number) for o in outcomes] == [
+        ("refused", ErrorCode.INTERNAL_ERROR.value, None),
+        ("issued", None, "PO-1-DA1"),
+        ("issued", None, "PO-2-DA1"),
+        ("refused", ErrorCode.QUANTITY_EXCEEDED.value, None),
+    ]
+    assert "1: 7 asked, 6 open" in (outcomes[3].message or "")
+    shown = detail(billing, "PO-1")
+    assert [d["type"] for d in shown["documents"]] == ["Order", "DespatchAdvice"]
+    assert [ln["despatched"] for ln in shown["lines"]] == ["4", "0", "0"]
+    assert shown["status"] == "Partially delivered"
+    events = [e["event"] for e in shown["history"]]
+    assert events.count("document.issued") == 1 and events.count("outbox.queued") == 1
+    assert [ln["despatched"] for ln in detail(billing, "PO-2")["lines"]] == ["10"] * 3
+    with billing.store.session() as session:
+        names = sorted(session.scalars(select(OutboxRow.filename)))
+    assert names == ["DespatchAdvice-PO-1-DA1.xml", "DespatchAdvice-PO-2-DA1.xml"]
+
+
+def _same(shown: dict[str, Any], number: str) -> str:
+    """An order's detail as text, its own number and every store ID and time left out."""
+    import json
+    import re
+
+    text = json.dumps(shown, sort_keys=True, default=str).replace(number, "PO-N")
+    ids = r'"(id|at|[a-z_]*_at|message_id|document_id|order_id|issue_date)": [^,}]*'
+    return re.sub(ids, "", text)
+
+
+def test_a_batch_counts_the_ledger_as_the_single_order_commands_do(billing: Gateway) -> None:
+    """What a batch reads once and counts in memory (the documents before, the ones it writes)
+    gives the very lines, status, discrepancies and history that the single-order commands
+    give, which read the store for each document: PO-1 in bulk, PO-2 one by one, after the same
+    received despatch advice (a quantity spelled 4.0, a backorder, a line beyond its order)."""
+    from edi_gateway.outbound.despatch import despatch
+    from edi_gateway.outbound.invoice import invoice
+    from edi_gateway.outbound.respond import respond
+
+    for number in ("PO-1", "PO-2"):
+        shipped = [("1", "4.0"), ("2", "12")]
+        receive(billing, f.despatch_advice(f"D-{number}", number, shipped, outstanding={"1": "2"}))
+    po1 = bulk.filtered(billing.store, Filters())[0]
+    steps: list[tuple[str, Any, Any]] = [
+        ("respond", Decision("AP"), respond),
+        ("despatch", DespatchRequest(carrier="DHL"), despatch),
+        ("invoice", InvoiceRequest(), invoice),
+    ]
+    for command, request, single in steps:
+        [done] = _run(billing, command, [bulk.Item(po1, request, force=True)])
+        assert done.state == "issued", done
+        single(billing.store, billing.settings, "PO-2", request, actor="ops", force=True)
+        assert _same(detail(billing, "PO-1"), "PO-1") == _same(detail(billing, "PO-2"), "PO-2")
+    assert detail(billing, "PO-1")["attention"] is True
