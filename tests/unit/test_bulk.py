@@ -584,3 +584,51 @@ def test_a_batch_counts_the_ledger_as_the_single_order_commands_do(billing: Gate
         single(billing.store, billing.settings, "PO-2", request, actor="ops", force=True)
         assert _same(detail(billing, "PO-1"), "PO-1") == _same(detail(billing, "PO-2"), "PO-2")
     assert detail(billing, "PO-1")["attention"] is True
+
+
+def test_a_refused_item_leaves_no_stale_rows_for_the_ids_the_next_one_gets(
+    billing: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second despatch of PO-1 in the batch counts the ledger from the store, loading its
+    own new document and ledger rows; a bug inside that count refuses it, and its savepoint
+    rolls the rows back, while the log record's traceback keeps the loaded objects alive (as
+    pytest's capture or a buffering handler does). SQLite gives the same IDs to the next
+    document and its rows (PO-2's second despatch, also counted from the store): the session
+    must not answer with the rolled-back ones (PO-1's line, 4) for them."""
+    import logging.handlers
+
+    from edi_gateway.pipeline import ledger
+
+    real = ledger.flag
+    calls: list[str] = []
+
+    def buggy(session: Any, order: Order, *args: Any, **kwargs: Any) -> None:
+        calls.append(order.order_number)
+        if calls == ["PO-2", "PO-1", "PO-1"]:
+            raise RuntimeError("a bug while counting the ledger")
+        real(session, order, *args, **kwargs)
+
+    monkeypatch.setattr(ledger, "flag", buggy)
+    po1, po2 = bulk.filtered(billing.store, Filters())[:2]
+    four = DespatchRequest(lines=(("1", Decimal(4)),))
+    items = [
+        bulk.Item(po2, DespatchRequest(lines=(("1", Decimal(1)),))),
+        bulk.Item(po1, four),
+        bulk.Item(po1, four),
+        bulk.Item(po2, DespatchRequest()),
+    ]
+    keep = logging.handlers.BufferingHandler(1000)
+    logging.getLogger().addHandler(keep)
+    try:
+        outcomes = _run(billing, "despatch", items, batch=10)
+    finally:
+        logging.getLogger().removeHandler(keep)
+    assert [(o.state, o.doc_number) for o in outcomes] == [
+        ("issued", "PO-2-DA1"),
+        ("issued", "PO-1-DA1"),
+        ("refused", None),
+        ("issued", "PO-2-DA2"),
+    ]
+    assert outcomes[3].status == "Fully delivered"
+    assert [ln["despatched"] for ln in detail(billing, "PO-2")["lines"]] == ["10"] * 3
+    assert [ln["despatched"] for ln in detail(billing, "PO-1")["lines"]] == ["4", "0", "0"]
