@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, insert, select
 
 from edi_gateway.domain.documents import Document, DocumentKind, Order
 from edi_gateway.errors import ErrorCode, GatewayError
@@ -116,6 +116,7 @@ def next_number(session: Session, order: OrderRow, kind: DocumentKind, prefix: s
     return f"{order.order_number}-{prefix}{(issued or 0) + 1}"
 
 
+_DOCUMENT = insert(documents).returning(documents.c.id)
 _ISSUED = select(func.count()).where(
     documents.c.order_id == bindparam("order_id"),
     documents.c.direction == "out",
@@ -167,13 +168,15 @@ def record_and_queue(
     # written (the first document on the order in the batch; else None, and the recompute
     # reads them): the recompute counts them and this one's rows without reading them again.
     before = documents_before(session, order.id)
-    # The document row through the session, not a Core insert handed to it afterwards: an
-    # object the session added in an item's savepoint is expunged when that savepoint rolls
-    # back (a refused bulk item), where a detached one stayed in the identity map and met the
-    # id SQLite gives the next order's document (InvalidRequestError, the rest refused).
-    row = DocumentRow(**document_row(None, document, order.id, now(), direction="out"))
-    session.add(row)
-    session.flush()  # what the caller changed, then this row (its id)
+    # The document row with Core (its unit of work cost more than the INSERT), and in memory
+    # an object the session never holds: attaching reads its columns, nothing changes it. A
+    # detached object handed to the session instead stayed in its identity map when a refused
+    # bulk item's savepoint rolled back, and met the id SQLite gives the next order's document
+    # (InvalidRequestError, the rest refused); one never in it leaves nothing there. A count
+    # of the ledger from the store loads the row as usual.
+    values = document_row(None, document, order.id, now(), direction="out")
+    session.flush()  # what the caller changed goes first, as it always did
+    row = DocumentRow(id=session.execute(_DOCUMENT, values).scalar_one(), **values)
     ref = MessageRef(None, "gateway", None)
     # Nothing read from here on needs a pending change (the document row is written, its
     # ledger rows and history are plain inserts, shipments and discrepancies flush themselves),
