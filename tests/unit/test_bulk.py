@@ -564,7 +564,9 @@ def test_a_batch_counts_the_ledger_as_the_single_order_commands_do(billing: Gate
     """What a batch reads once and counts in memory (the documents before, the ones it writes)
     gives the very lines, status, discrepancies and history that the single-order commands
     give, which read the store for each document: PO-1 in bulk, PO-2 one by one, after the same
-    received despatch advice (a quantity spelled 4.0, a backorder, a line beyond its order)."""
+    received despatch advice (a quantity spelled 4.0, a backorder, a line beyond its order);
+    accepted with 10 % off and freight, which the invoice takes from the response."""
+    from edi_gateway.outbound.charges import Charge, Discount
     from edi_gateway.outbound.despatch import despatch
     from edi_gateway.outbound.invoice import invoice
     from edi_gateway.outbound.respond import respond
@@ -573,8 +575,9 @@ def test_a_batch_counts_the_ledger_as_the_single_order_commands_do(billing: Gate
         shipped = [("1", "4.0"), ("2", "12")]
         receive(billing, f.despatch_advice(f"D-{number}", number, shipped, outstanding={"1": "2"}))
     po1 = bulk.filtered(billing.store, Filters())[0]
+    freight = Charge("freight", Decimal("25.00"))
     steps: list[tuple[str, Any, Any]] = [
-        ("respond", Decision("AP"), respond),
+        ("respond", Decision("CA", charges=(freight,), discount=Discount(Decimal(10))), respond),
         ("despatch", DespatchRequest(carrier="DHL"), despatch),
         ("invoice", InvoiceRequest(), invoice),
     ]
@@ -583,7 +586,13 @@ def test_a_batch_counts_the_ledger_as_the_single_order_commands_do(billing: Gate
         assert done.state == "issued", done
         single(billing.store, billing.settings, "PO-2", request, actor="ops", force=True)
         assert _same(detail(billing, "PO-1"), "PO-1") == _same(detail(billing, "PO-2"), "PO-2")
-    assert detail(billing, "PO-1")["attention"] is True
+    shown = detail(billing, "PO-1")
+    assert shown["attention"] is True
+    assert [d["type"] for d in shown["documents"]][-1] == "Invoice"
+    assert done.outbox_id is not None
+    billed = payload_of(billing, done.outbox_id)
+    assert b"<cac:AllowanceCharge>" in billed  # the freight the response added
+    assert b'<cbc:PriceAmount currencyID="EUR">3.825</cbc:PriceAmount>' in billed  # 10 % off
 
 
 def test_a_refused_item_leaves_no_stale_rows_for_the_ids_the_next_one_gets(

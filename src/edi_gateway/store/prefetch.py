@@ -101,6 +101,13 @@ def documents_before(session: Session, order_id: int) -> Documents | None:
     return None if found is None else found.documents.pop(order_id, None)
 
 
+def documents_now(session: Session, order_id: int) -> Documents | None:
+    """What :func:`documents_before` would take, left in place: for a read before the item
+    writes anything (None: read the store)."""
+    found = of(session)
+    return None if found is None else found.documents.get(order_id)
+
+
 def issued_before(session: Session, order_id: int, kind: str) -> int | None:
     """How many documents of ``kind`` the gateway had issued on the order as the batch began,
     taken like :func:`documents_before` (None: read the store)."""
