@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from edi_gateway.config import LegalProfile, Partner, Settings
     from edi_gateway.store.tables import Order as OrderRow
+    from edi_gateway.ubl.read import OrderParties
 
 BILLING_KINDS = (DocumentKind.INVOICE, DocumentKind.CREDIT_NOTE, DocumentKind.DEBIT_NOTE)
 SELF_BILLED = {
@@ -80,14 +81,14 @@ def number(session: Session, order: OrderRow, issuer: Party, prefix: str) -> str
     return f"{stem}{n}"
 
 
-def seller(original: Order, partner: Partner, legal: LegalProfile) -> Party:
+def seller(original: Order | OrderParties, partner: Partner, legal: LegalProfile) -> Party:
     """The seller: the Order's seller endpoint and identifiers, the legal profile's data."""
     party = original.seller or Party()
     endpoint = party.endpoint or PartyId(partner.endpoint.value, partner.endpoint.scheme)
     return with_legal(Party(endpoint=endpoint, ids=party.ids or [endpoint]), legal)
 
 
-def buyer(original: Order, partner: Partner | None, order: OrderRow) -> Party:
+def buyer(original: Order | OrderParties, partner: Partner | None, order: OrderRow) -> Party:
     """The buyer as on the Order, with its legal profile when it has one (a country needed)."""
     party = original.buyer or Party()
     if partner is not None and partner.legal is not None:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from edi_gateway.store.db import Store
     from edi_gateway.store.tables import Order as OrderRow
     from edi_gateway.store.tables import OrderLine
+    from edi_gateway.ubl.read import OrderParties
 
 
 D = TypeVar("D", bound=Document)
@@ -93,6 +94,14 @@ def original_order(session: Session, order: OrderRow, payload: bytes | None = No
     document = read_stored(payload if payload is not None else original_bytes(session, order.id))
     assert isinstance(document, Order)
     return document
+
+
+def original_parties(session: Session, order: OrderRow) -> OrderParties:
+    """The profile, buyer and seller of the order document as received (what a response, a
+    despatch advice and an invoice take from it), without reading its lines."""
+    from edi_gateway.ubl.read import read_stored_parties
+
+    return read_stored_parties(original_bytes(session, order.id))
 
 
 def original_bytes(session: Session, order_id: int) -> bytes:
