@@ -8,8 +8,9 @@ order is not known yet is kept as an ``orphan`` and attaches by itself when the 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -284,7 +285,6 @@ def _insert_ledger(
             if item:
                 by_item.setdefault(item, known.id)
     rows: list[dict[str, object]] = []
-    kept: list[LedgerRow] = []
     unmatched: list[str] = []
     for line in document.lines:
         # A response line the seller added (status 1: freight ...) is no order line's.
@@ -292,43 +292,45 @@ def _insert_ledger(
         target = None if added else _match(line, by_id, by_item, document.kind)
         if target is None and not added:
             unmatched.append(line.line_id)
-        kept.append(
-            LedgerRow(
-                document_id=row.id,
-                order_line_id=target,
-                line_ref=line.order_line_ref or line.line_id,
-                quantity=line.quantity.value if line.quantity else None,
-                unit=line.quantity.unit if line.quantity else None,
-                status_code=line.status_code,
-                price=line.price,
-                amount=line.line_amount,
-                backorder=line.backorder_quantity.value if line.backorder_quantity else None,
-            )
+        rows.append(
+            {
+                "document_id": row.id,
+                "order_line_id": target,
+                "line_ref": line.order_line_ref or line.line_id,
+                "quantity": line.quantity.value if line.quantity else None,
+                "unit": line.quantity.unit if line.quantity else None,
+                "status_code": line.status_code,
+                "price": line.price,
+                "amount": line.line_amount,
+                "backorder": line.backorder_quantity.value if line.backorder_quantity else None,
+            }
         )
-        rows.append({name: getattr(kept[-1], name) for name in _COLUMNS})
     # one driver executemany (store.bulk): the ORM's bulk INSERT cost ~0.5 ms a document more
     insert_many(session.connection(), schema.document_lines, rows)
-    return unmatched, [_as_read(one) for one in kept]
+    return unmatched, [_as_read(values) for values in rows]
 
 
-_COLUMNS = tuple(LedgerRow.__dataclass_fields__)
-
-
-def _as_read(row: LedgerRow) -> LedgerRow:
+def _as_read(values: dict[str, Any]) -> LedgerRow:
     """A ledger row as reading it back gives it: numbers through their stored text (``1E+2``
     reads back as ``100``), so a recompute that counts the row without reading it states
     every quantity exactly as one that reads it."""
-    return replace(
-        row,
-        quantity=_read_back(row.quantity),
-        price=_read_back(row.price),
-        amount=_read_back(row.amount),
-        backorder=_read_back(row.backorder),
+    return LedgerRow(
+        document_id=values["document_id"],
+        order_line_id=values["order_line_id"],
+        line_ref=values["line_ref"],
+        quantity=_read_back(values["quantity"]),
+        unit=values["unit"],
+        status_code=values["status_code"],
+        price=_read_back(values["price"]),
+        amount=_read_back(values["amount"]),
+        backorder=_read_back(values["backorder"]),
     )
 
 
 def _read_back(value: Decimal | None) -> Decimal | None:
-    return None if value is None else Decimal(str(decimal_text(value)))
+    if value is None or (type(value) is Decimal and "E" not in str(value)):
+        return value  # its text is what is stored, and reads back as the same Decimal
+    return Decimal(str(decimal_text(value)))
 
 
 def _match(
