@@ -81,7 +81,9 @@ class Outcome:
 
     def as_json(self) -> dict[str, Any]:
         """The outcome as the ``--json`` output's row (keys without a value are left out)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, "")}
+        # its fields are plain values: no deep copy (dataclasses.asdict) needed
+        values = ((f, getattr(self, f)) for f in self.__slots__)
+        return {k: v for k, v in values if v not in (None, "")}
 
 
 def key_of(command: str, order_id: int, request: Any) -> str:
