@@ -39,6 +39,14 @@ SUMMED = {
 # self-billed debit note of Peppol Self-Billing 3.0).
 CORRECTIVE_INVOICE_CODES = {"383", "384", "527"}
 NOT_ACCEPTED, ACCEPTED = "7", "5"
+_DERIVED = (  # what recompute derives on a line, in this order
+    "qty_despatched",
+    "qty_received",
+    "qty_invoiced",
+    "qty_credited",
+    "qty_confirmed",
+    "status_code",
+)
 
 
 def recompute(
@@ -75,16 +83,10 @@ def recompute(
         )
         # A line left as it was is not set again (six sets cost ~20 us a line); "as it was"
         # down to the spelling (8.0 is set over 8, as before: it is what the session then holds)
-        current = _derived(line)
+        current = tuple(getattr(line, name) for name in _DERIVED)
         if derived != current or repr(derived) != repr(current):
-            (
-                line.qty_despatched,
-                line.qty_received,
-                line.qty_invoiced,
-                line.qty_credited,
-                line.qty_confirmed,
-                line.status_code,
-            ) = derived
+            for name, value in zip(_DERIVED, derived, strict=True):
+                setattr(line, name, value)
     order.response_code = response_code
     order.cancelled = any(d.kind == CANCELLATION for d in docs)
     flag(session, order, lines, (docs, ledger), actor=actor)
@@ -94,18 +96,6 @@ def recompute(
             session, "order.status", f"{order.status} -> {status}", actor=actor, order_id=order.id
         )
         order.status = status
-
-
-def _derived(line: OrderLine) -> tuple[object, ...]:
-    """What :func:`recompute` derives on a line, as it stands."""
-    return (
-        line.qty_despatched,
-        line.qty_received,
-        line.qty_invoiced,
-        line.qty_credited,
-        line.qty_confirmed,
-        line.status_code,
-    )
 
 
 def _status(
