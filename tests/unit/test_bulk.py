@@ -618,13 +618,14 @@ def test_a_refused_item_leaves_no_stale_rows_for_the_ids_the_next_one_gets(
         real(session, order, *args, **kwargs)
 
     monkeypatch.setattr(ledger, "flag", buggy)
-    po1, po2 = bulk.filtered(billing.store, Filters())[:2]
+    po1, po2, po3 = bulk.filtered(billing.store, Filters())[:3]
     four = DespatchRequest(lines=(("1", Decimal(4)),))
     items = [
         bulk.Item(po2, DespatchRequest(lines=(("1", Decimal(1)),))),
         bulk.Item(po1, four),
         bulk.Item(po1, four),
         bulk.Item(po2, DespatchRequest()),
+        bulk.Item(po3, DespatchRequest()),  # the first on PO-3: what the batch read of it
     ]
     keep = logging.handlers.BufferingHandler(1000)
     logging.getLogger().addHandler(keep)
@@ -637,7 +638,9 @@ def test_a_refused_item_leaves_no_stale_rows_for_the_ids_the_next_one_gets(
         ("issued", "PO-1-DA1"),
         ("refused", None),
         ("issued", "PO-2-DA2"),
+        ("issued", "PO-3-DA1"),
     ]
-    assert outcomes[3].status == "Fully delivered"
+    assert outcomes[3].status == outcomes[4].status == "Fully delivered"
+    assert [ln["despatched"] for ln in detail(billing, "PO-3")["lines"]] == ["10"] * 3
     assert [ln["despatched"] for ln in detail(billing, "PO-2")["lines"]] == ["10"] * 3
     assert [ln["despatched"] for ln in detail(billing, "PO-1")["lines"]] == ["4", "0", "0"]
