@@ -497,3 +497,150 @@ def test_a_bug_while_queueing_leaves_the_next_orders_alone(
         ("issued", None),
     ]
     assert _count(billing, OutboxRow) == 3 and _count(billing, DocumentRow) == 4 + 3
+
+
+def test_a_refused_item_after_its_document_was_written_leaves_the_next_items_right(
+    billing: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch reads its orders' documents, ledger rows and counts of issued documents once
+    (store.prefetch), and writes its history at its end. The first despatch of PO-1 is refused
+    by a bug after its document, ledger rows, outbox row and events were written and the
+    batch's numbers used: its savepoint rolls it all back, and the next despatch of PO-1 in
+    the same batch is PO-1-DA1 again, named as the first one would have been, counted alone in
+    the ledger (the third, asking more than is left, is refused on it), with one document's
+    history; PO-2, after it in the batch, is untouched by it."""
+    from edi_gateway.outbound import despatch
+
+    real = despatch.issue_despatch
+    calls: list[str] = []
+
+    def buggy(session: Any, settings: Any, order: Order, *args: Any, **kwargs: Any) -> Any:
+        issued = real(session, settings, order, *args, **kwargs)
+        calls.append(order.order_number)
+        if calls == ["PO-1"]:
+            raise RuntimeError("a bug after the document was written")
+        return issued
+
+    monkeypatch.setattr(despatch, "issue_despatch", buggy)
+    po1, po2 = bulk.filtered(billing.store, Filters())[:2]
+    four = DespatchRequest(lines=(("1", Decimal(4)),), carrier="DHL")
+    items = [
+        bulk.Item(po1, four),
+        bulk.Item(po1, four),
+        bulk.Item(po2, DespatchRequest(carrier="UPS")),
+        bulk.Item(po1, DespatchRequest(lines=(("1", Decimal(7)),))),
+    ]
+    outcomes = _run(billing, "despatch", items, batch=10)
+    assert [(o.state, o.code, o.doc_number) for o in outcomes] == [
+        ("refused", ErrorCode.INTERNAL_ERROR.value, None),
+        ("issued", None, "PO-1-DA1"),
+        ("issued", None, "PO-2-DA1"),
+        ("refused", ErrorCode.QUANTITY_EXCEEDED.value, None),
+    ]
+    assert "1: 7 asked, 6 open" in (outcomes[3].message or "")
+    shown = detail(billing, "PO-1")
+    assert [d["type"] for d in shown["documents"]] == ["Order", "DespatchAdvice"]
+    assert [ln["despatched"] for ln in shown["lines"]] == ["4", "0", "0"]
+    assert shown["status"] == "Partially delivered"
+    events = [e["event"] for e in shown["history"]]
+    assert events.count("document.issued") == 1 and events.count("outbox.queued") == 1
+    assert [ln["despatched"] for ln in detail(billing, "PO-2")["lines"]] == ["10"] * 3
+    with billing.store.session() as session:
+        names = sorted(session.scalars(select(OutboxRow.filename)))
+    assert names == ["DespatchAdvice-PO-1-DA1.xml", "DespatchAdvice-PO-2-DA1.xml"]
+
+
+def _same(shown: dict[str, Any], number: str) -> str:
+    """An order's detail as text, its own number and every store ID and time left out."""
+    import json
+    import re
+
+    text = json.dumps(shown, sort_keys=True, default=str).replace(number, "PO-N")
+    ids = r'"(id|at|[a-z_]*_at|message_id|document_id|order_id|issue_date)": [^,}]*'
+    return re.sub(ids, "", text)
+
+
+def test_a_batch_counts_the_ledger_as_the_single_order_commands_do(billing: Gateway) -> None:
+    """What a batch reads once and counts in memory (the documents before, the ones it writes)
+    gives the very lines, status, discrepancies and history that the single-order commands
+    give, which read the store for each document: PO-1 in bulk, PO-2 one by one, after the same
+    received despatch advice (a quantity spelled 4.0, a backorder, a line beyond its order);
+    accepted with 10 % off and freight, which the invoice takes from the response."""
+    from edi_gateway.outbound.charges import Charge, Discount
+    from edi_gateway.outbound.despatch import despatch
+    from edi_gateway.outbound.invoice import invoice
+    from edi_gateway.outbound.respond import respond
+
+    for number in ("PO-1", "PO-2"):
+        shipped = [("1", "4.0"), ("2", "12")]
+        receive(billing, f.despatch_advice(f"D-{number}", number, shipped, outstanding={"1": "2"}))
+    po1 = bulk.filtered(billing.store, Filters())[0]
+    freight = Charge("freight", Decimal("25.00"))
+    steps: list[tuple[str, Any, Any]] = [
+        ("respond", Decision("CA", charges=(freight,), discount=Discount(Decimal(10))), respond),
+        ("despatch", DespatchRequest(carrier="DHL"), despatch),
+        ("invoice", InvoiceRequest(), invoice),
+    ]
+    for command, request, single in steps:
+        [done] = _run(billing, command, [bulk.Item(po1, request, force=True)])
+        assert done.state == "issued", done
+        single(billing.store, billing.settings, "PO-2", request, actor="ops", force=True)
+        assert _same(detail(billing, "PO-1"), "PO-1") == _same(detail(billing, "PO-2"), "PO-2")
+    shown = detail(billing, "PO-1")
+    assert shown["attention"] is True
+    assert [d["type"] for d in shown["documents"]][-1] == "Invoice"
+    assert done.outbox_id is not None
+    billed = payload_of(billing, done.outbox_id)
+    assert b"<cac:AllowanceCharge>" in billed  # the freight the response added
+    assert b'<cbc:PriceAmount currencyID="EUR">3.825</cbc:PriceAmount>' in billed  # 10 % off
+
+
+def test_a_refused_item_leaves_no_stale_rows_for_the_ids_the_next_one_gets(
+    billing: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second despatch of PO-1 in the batch counts the ledger from the store, loading its
+    own new document and ledger rows; a bug inside that count refuses it, and its savepoint
+    rolls the rows back, while the log record's traceback keeps the loaded objects alive (as
+    pytest's capture or a buffering handler does). SQLite gives the same IDs to the next
+    document and its rows (PO-2's second despatch, also counted from the store): the session
+    must not answer with the rolled-back ones (PO-1's line, 4) for them."""
+    import logging.handlers
+
+    from edi_gateway.pipeline import ledger
+
+    real = ledger.flag
+    calls: list[str] = []
+
+    def buggy(session: Any, order: Order, *args: Any, **kwargs: Any) -> None:
+        calls.append(order.order_number)
+        if calls == ["PO-2", "PO-1", "PO-1"]:
+            raise RuntimeError("a bug while counting the ledger")
+        real(session, order, *args, **kwargs)
+
+    monkeypatch.setattr(ledger, "flag", buggy)
+    po1, po2, po3 = bulk.filtered(billing.store, Filters())[:3]
+    four = DespatchRequest(lines=(("1", Decimal(4)),))
+    items = [
+        bulk.Item(po2, DespatchRequest(lines=(("1", Decimal(1)),))),
+        bulk.Item(po1, four),
+        bulk.Item(po1, four),
+        bulk.Item(po2, DespatchRequest()),
+        bulk.Item(po3, DespatchRequest()),  # the first on PO-3: what the batch read of it
+    ]
+    keep = logging.handlers.BufferingHandler(1000)
+    logging.getLogger().addHandler(keep)
+    try:
+        outcomes = _run(billing, "despatch", items, batch=10)
+    finally:
+        logging.getLogger().removeHandler(keep)
+    assert [(o.state, o.doc_number) for o in outcomes] == [
+        ("issued", "PO-2-DA1"),
+        ("issued", "PO-1-DA1"),
+        ("refused", None),
+        ("issued", "PO-2-DA2"),
+        ("issued", "PO-3-DA1"),
+    ]
+    assert outcomes[3].status == outcomes[4].status == "Fully delivered"
+    assert [ln["despatched"] for ln in detail(billing, "PO-3")["lines"]] == ["10"] * 3
+    assert [ln["despatched"] for ln in detail(billing, "PO-2")["lines"]] == ["10"] * 3
+    assert [ln["despatched"] for ln in detail(billing, "PO-1")["lines"]] == ["4", "0", "0"]

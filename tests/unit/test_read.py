@@ -649,3 +649,46 @@ def test_party_name_path_order() -> None:
     root = replaced("order.xml", "<cbc:Name>Medical Supplies Ltd</cbc:Name>", "<cbc:Name/>")
     seller = interpret(root).seller
     assert seller is not None and seller.name == "Medical Supplies Limited"
+
+
+def _orders_of_the_corpus() -> list[Path]:
+    examples = shared_dir() / "corpus" / "peppol-validation-artefacts" / "2026.5" / "examples"
+    found = [examples / "Order_Example.xml", *sorted((examples / "Order use cases").rglob("*.xml"))]
+    found += sorted((examples / "Advanced Ordering scenarios").rglob("*.xml"))
+    return [p for p in found if etree.parse(str(p)).getroot().tag == namespaces.root_tag("Order")]
+
+
+def test_the_parties_of_a_stored_order_are_those_read_stored_gives() -> None:
+    """What a document issued on an order takes from it (profile, buyer, seller), read without
+    the lines, is exactly what the whole read gives: every Peppol order example, T01 and
+    advanced ordering."""
+    from edi_gateway.domain.documents import Order
+    from edi_gateway.ubl.read import read_stored, read_stored_parties
+
+    orders = _orders_of_the_corpus()
+    assert len(orders) >= 5
+    advanced = 0
+    for path in orders:
+        payload = path.read_bytes()
+        whole = read_stored(payload)
+        assert isinstance(whole, Order)
+        parties = read_stored_parties(payload)
+        assert (parties.profile_id, parties.buyer, parties.seller) == (
+            whole.profile_id,
+            whole.buyer,
+            whole.seller,
+        ), path
+        advanced += "advanced_ordering" in (whole.profile_id or "")
+    assert advanced >= 1
+
+
+def test_parties_are_read_of_an_order_only() -> None:
+    """Bytes that are another document are refused with a code, never read as an Order's."""
+    from edi_gateway.errors import GatewayError
+    from edi_gateway.ubl.read import read_stored_parties
+
+    examples = shared_dir() / "corpus" / "peppol-validation-artefacts" / "2026.5" / "examples"
+    with pytest.raises(GatewayError) as refused:
+        read_stored_parties((examples / "OrderResponse_Example.xml").read_bytes())
+    assert refused.value.code == ErrorCode.INTERNAL_ERROR
+    assert "OrderResponse, not an Order" in refused.value.message

@@ -317,7 +317,7 @@ def _bulk(gateway: Gateway, args: argparse.Namespace, command: str) -> int:
         )
     elif tally["issued"]:
         summary += ". Deliver with `edi-gateway outbox flush` (or let `run` do it)."
-    rows = [outcome.as_json() for outcome in outcomes]
+    rows = data["orders"]
     columns = ["order_ref", "state", "doc_number", "status", "code", "message", "where"]
     text = (views.table(rows, columns) + "\n" if rows else "") + summary
     emit(data, args.json, text)

@@ -53,9 +53,18 @@ class Agreed:
 
 def agreed(session: Session, order: OrderRow) -> Agreed:
     """What the order's latest decisive Order Response agreed (nothing unless it is a CA)."""
+    from edi_gateway.store.prefetch import documents_now
     from edi_gateway.store.tables import DocumentLine, DocumentRow
 
-    responses = session.execute(_RESPONSES, {"order_id": order.id})
+    known = documents_now(session, order.id)  # in a bulk batch, what it read of the order
+    if known is None:
+        responses = [
+            (row.id, row.code) for row in session.execute(_RESPONSES, {"order_id": order.id})
+        ]
+    else:  # the same documents: attached responses, oldest first
+        responses = [
+            (d.id, d.code) for d in known[0] if d.kind in RESPONSES and d.state == "attached"
+        ]
     decisive = [(document_id, code) for document_id, code in responses if code in DECISIVE]
     if not decisive or decisive[-1][1] != "CA":
         return Agreed()

@@ -81,7 +81,9 @@ class Outcome:
 
     def as_json(self) -> dict[str, Any]:
         """The outcome as the ``--json`` output's row (keys without a value are left out)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, "")}
+        # its fields are plain values: no deep copy (dataclasses.asdict) needed
+        values = ((f, getattr(self, f)) for f in self.__slots__)
+        return {k: v for k, v in values if v not in (None, "")}
 
 
 def key_of(command: str, order_id: int, request: Any) -> str:
@@ -198,6 +200,7 @@ class _Batch:
         """Issue the batch's items that were not issued before, each in a savepoint."""
         from sqlalchemy import select
 
+        from edi_gateway.pipeline.history import together
         from edi_gateway.store import schema
         from edi_gateway.store.prefetch import prefetched
         from edi_gateway.store.queries import lock_orders
@@ -216,7 +219,9 @@ class _Batch:
         done = {known[k]: found for k, found in self._issued(list(known)).items()}
         orders = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(wanted)))}
         todo = [item.order_id for item, key in zip(batch, keys, strict=True) if key not in done]
-        with prefetched(session, [order_id for order_id in todo if order_id in orders]):
+        # every item's history in one statement at the end (a refused item's is dropped)
+        chosen = [order_id for order_id in todo if order_id in orders]
+        with prefetched(session, chosen), together(session):
             return self._each(batch, keys, orders, done)
 
     def _each(
@@ -246,7 +251,20 @@ class _Batch:
         """Issue one item in a savepoint: refused, it leaves nothing behind. When another run
         of the same command committed the key after this batch read the keys (two operators
         at once on PostgreSQL), the key's unique index refuses this one's: it is rolled back
-        and reported skipped."""
+        and reported skipped. Issued or not, what the batch read for the order that changes
+        with a document (``store.prefetch.forget``) is not used again: a later item on the
+        same order reads the store."""
+        from edi_gateway.store.prefetch import forget
+
+        try:
+            outcome = self._one(item, order, ref, key)
+        finally:
+            forget(self.session, order.id)
+        if outcome.state != ISSUED:  # its savepoint was rolled back
+            _unload_rolled_back(self.session)
+        return outcome
+
+    def _one(self, item: Item, order: OrderRow, ref: str, key: str) -> Outcome:
         from sqlalchemy import insert
         from sqlalchemy.exc import IntegrityError
 
@@ -313,6 +331,22 @@ class _Batch:
         query = query.join(documents, documents.c.id == bulk_issued.c.document_id)
         rows = self.session.execute(query.where(bulk_issued.c.key.in_(keys)))
         return {key: (document_id, number) for key, document_id, number in rows}
+
+
+def _unload_rolled_back(session: Session) -> None:
+    """Take the documents and ledger rows the session holds out of it after an item's
+    savepoint was rolled back. Those rows are written with Core, so the rollback does not
+    expunge what the item loaded of them (a count of the ledger from the store), and SQLite
+    gives their IDs again to the next item's rows: an object kept alive meanwhile (a logged
+    traceback holds the frames that loaded it) would stand in for them, rolled-back
+    quantities and all. Unchanged objects only (a change pending in one is never lost); the
+    batch's lists keep theirs, readable as they were; the next read loads afresh."""
+    from edi_gateway.store.tables import DocumentLine, DocumentRow
+
+    dirty = session.dirty
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, DocumentRow | DocumentLine) and obj not in dirty:
+            session.expunge(obj)
 
 
 class _IssuedMeanwhile(Exception):

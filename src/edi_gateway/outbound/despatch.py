@@ -24,7 +24,7 @@ from edi_gateway.outbound.issuing import (
     buyer_connector,
     next_number,
     on_order,
-    original_order,
+    original_parties,
     record_and_queue,
     written,
 )
@@ -159,7 +159,7 @@ def _chosen(
 def _compose(
     session: Session, order: OrderRow, packed: Packed, request: DespatchRequest
 ) -> DespatchAdvice:
-    original = original_order(session, order)
+    original = original_parties(session, order)
     today = datetime.now(UTC).date()
     advice = DespatchAdvice(
         kind=DocumentKind.DESPATCH_ADVICE,

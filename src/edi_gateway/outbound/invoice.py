@@ -54,7 +54,7 @@ from edi_gateway.outbound.issuing import (
     QuantityExceeded,
     buyer_connector,
     on_order,
-    original_order,
+    original_parties,
     record_and_queue,
     written,
 )
@@ -239,7 +239,7 @@ def _compose(
     supplier: Partner,
     legal: LegalProfile,
 ) -> Invoice:
-    original = original_order(session, order)
+    original = original_parties(session, order)
     kind, prefix = DocumentKind.INVOICE, "INV"
     code: str | None = "380"
     if request.credit_of:

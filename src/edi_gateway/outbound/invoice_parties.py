@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Select, Table, bindparam, select
+from sqlalchemy import Select, Table, bindparam, select, union_all
 
 from edi_gateway.domain.billing import (
     SELF_BILLED_CREDIT_NOTE,
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from edi_gateway.config import LegalProfile, Partner, Settings
     from edi_gateway.store.tables import Order as OrderRow
+    from edi_gateway.ubl.read import OrderParties
 
 BILLING_KINDS = (DocumentKind.INVOICE, DocumentKind.CREDIT_NOTE, DocumentKind.DEBIT_NOTE)
 SELF_BILLED = {
@@ -72,22 +73,21 @@ def number(session: Session, order: OrderRow, issuer: Party, prefix: str) -> str
     sent (the supplier; the buyer for a self-billed one)."""
     stem = f"{prefix}-{order.order_number}-"
     values = {"sender_key": issuer.key(), "stem": f"{stem}%"}
-    taken = set(session.scalars(_USED, values))
-    taken |= set(session.scalars(_PURGED, values))  # purged numbers stay used (docs/adr/0037)
+    taken = set(session.scalars(_TAKEN, values))
     n = 1
     while f"{stem}{n}" in taken:
         n += 1
     return f"{stem}{n}"
 
 
-def seller(original: Order, partner: Partner, legal: LegalProfile) -> Party:
+def seller(original: Order | OrderParties, partner: Partner, legal: LegalProfile) -> Party:
     """The seller: the Order's seller endpoint and identifiers, the legal profile's data."""
     party = original.seller or Party()
     endpoint = party.endpoint or PartyId(partner.endpoint.value, partner.endpoint.scheme)
     return with_legal(Party(endpoint=endpoint, ids=party.ids or [endpoint]), legal)
 
 
-def buyer(original: Order, partner: Partner | None, order: OrderRow) -> Party:
+def buyer(original: Order | OrderParties, partner: Partner | None, order: OrderRow) -> Party:
     """The buyer as on the Order, with its legal profile when it has one (a country needed)."""
     party = original.buyer or Party()
     if partner is not None and partner.legal is not None:
@@ -127,5 +127,6 @@ def _numbers(table: Table) -> Select[str]:
     )
 
 
-_USED = _numbers(documents)
-_PURGED = _numbers(purged_documents)
+_TAKEN = union_all(_numbers(documents), _numbers(purged_documents))
+"""The numbers used: those in the store and those purged, which stay used (docs/adr/0037);
+in one statement."""

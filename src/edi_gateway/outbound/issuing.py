@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, insert, select
 
 from edi_gateway.domain.documents import Document, DocumentKind, Order
 from edi_gateway.errors import ErrorCode, GatewayError
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from edi_gateway.store.db import Store
     from edi_gateway.store.tables import Order as OrderRow
     from edi_gateway.store.tables import OrderLine
+    from edi_gateway.ubl.read import OrderParties
 
 
 D = TypeVar("D", bound=Document)
@@ -95,6 +96,14 @@ def original_order(session: Session, order: OrderRow, payload: bytes | None = No
     return document
 
 
+def original_parties(session: Session, order: OrderRow) -> OrderParties:
+    """The profile, buyer and seller of the order document as received (what a response, a
+    despatch advice and an invoice take from it), without reading its lines."""
+    from edi_gateway.ubl.read import read_stored_parties
+
+    return read_stored_parties(original_bytes(session, order.id))
+
+
 def original_bytes(session: Session, order_id: int) -> bytes:
     """The bytes of the Order document that created the order, exactly as received."""
     from edi_gateway.store.queries import order_payload
@@ -106,11 +115,17 @@ def original_bytes(session: Session, order_id: int) -> bytes:
 
 
 def next_number(session: Session, order: OrderRow, kind: DocumentKind, prefix: str) -> str:
-    """``<order>-<prefix><n>``: the n-th document of this kind the gateway issues on the order."""
-    issued = session.scalar(_ISSUED, {"order_id": order.id, "kind": kind.value})
+    """``<order>-<prefix><n>``: the n-th document of this kind the gateway issues on the order
+    (in a bulk batch, counted from what the batch read: ``store.prefetch.issued_before``)."""
+    from edi_gateway.store.prefetch import issued_before
+
+    issued = issued_before(session, order.id, kind.value)
+    if issued is None:
+        issued = session.scalar(_ISSUED, {"order_id": order.id, "kind": kind.value})
     return f"{order.order_number}-{prefix}{(issued or 0) + 1}"
 
 
+_DOCUMENT = insert(documents).returning(documents.c.id)
 _ISSUED = select(func.count()).where(
     documents.c.order_id == bindparam("order_id"),
     documents.c.direction == "out",
@@ -155,22 +170,29 @@ def record_and_queue(
     from edi_gateway.pipeline.correlate import MessageRef, attach
     from edi_gateway.pipeline.history import now
     from edi_gateway.pipeline.orders import document_row
+    from edi_gateway.store.prefetch import documents_before
     from edi_gateway.store.tables import DocumentRow
 
-    # The document row through the session, not a Core insert handed to it afterwards: an
-    # object the session added in an item's savepoint is expunged when that savepoint rolls
-    # back (a refused bulk item), where a detached one stayed in the identity map and met the
-    # id SQLite gives the next order's document (InvalidRequestError, the rest refused).
-    row = DocumentRow(**document_row(None, document, order.id, now(), direction="out"))
-    session.add(row)
-    session.flush()  # what the caller changed, then this row (its id)
+    # In a bulk batch, the order's documents as the batch read them, taken before this one is
+    # written (the first document on the order in the batch; else None, and the recompute
+    # reads them): the recompute counts them and this one's rows without reading them again.
+    before = documents_before(session, order.id)
+    # The document row with Core (its unit of work cost more than the INSERT), and in memory
+    # an object the session never holds: attaching reads its columns, nothing changes it. A
+    # detached object handed to the session instead stayed in its identity map when a refused
+    # bulk item's savepoint rolled back, and met the id SQLite gives the next order's document
+    # (InvalidRequestError, the rest refused); one never in it leaves nothing there. A count
+    # of the ledger from the store loads the row as usual.
+    values = document_row(None, document, order.id, now(), direction="out")
+    session.flush()  # what the caller changed goes first, as it always did
+    row = DocumentRow(id=session.execute(_DOCUMENT, values).scalar_one(), **values)
     ref = MessageRef(None, "gateway", None)
     # Nothing read from here on needs a pending change (the document row is written, its
     # ledger rows and history are plain inserts, shipments and discrepancies flush themselves),
     # so the order's and its lines' changes go in the outbox row's flush: one UPDATE of the
     # order instead of one per autoflush.
     with session.no_autoflush:
-        attach(session, order, row, document, ref, actor=actor, lines=lines)
+        attach(session, order, row, document, ref, actor=actor, lines=lines, before=before)
         outbox_id = queue_to_buyer(
             session,
             order,

@@ -36,7 +36,7 @@ from edi_gateway.store.leases import lease_timeout, skip_locked
 from edi_gateway.store.schema import outbox, outbox_payloads
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
+    from sqlalchemy import Connection, Executable
     from sqlalchemy.orm import Session
 
     from edi_gateway.config import Settings
@@ -86,7 +86,7 @@ def enqueue(session: Session, item: Outgoing, settings: Settings) -> int:
     if not dot:
         stem, extension = wanted, item.extension
     stem = _UNSAFE.sub("_", stem).strip("._")[:180] or "document"
-    filename = _free_name(session, item.connector, stem, extension)
+    filename = f"{stem}.{extension}"
     stamp = now()
     row = {
         "created_at": stamp,
@@ -104,8 +104,14 @@ def enqueue(session: Session, item: Outgoing, settings: Settings) -> int:
     }
     session.flush()  # what the caller changed goes first, as it always did
     # The row with Core, not as an ORM object (no caller uses one): its unit of work cost
-    # more than the INSERT; values as parameters to a statement built once.
-    outbox_id: int = session.execute(_QUEUE, row).scalar_one()
+    # more than the INSERT; values as parameters to a statement built once. Names are mostly
+    # unique: the wanted one is inserted unless the connector has it (the unique index says
+    # so, in the same statement); only then is a free one looked for.
+    if_free = _queue_if_free(session)
+    outbox_id: int | None = None if if_free is None else session.execute(if_free, row).scalar()
+    if outbox_id is None:
+        filename = row["filename"] = _free_name(session, item.connector, stem, extension)
+        outbox_id = int(session.execute(_QUEUE, row).scalar_one())
     # the bytes apart from the row, whose state changes with every attempt (schema.py)
     # (as parameters, not .values(): a cached statement would keep the first one's bytes)
     session.execute(_PAYLOAD, {"outbox_id": outbox_id, "payload": item.payload})
@@ -119,6 +125,31 @@ def enqueue(session: Session, item: Outgoing, settings: Settings) -> int:
 
 
 _QUEUE = insert(outbox).returning(outbox.c.id)
+_QUEUE_IF_FREE: dict[str, Executable] = {}
+
+
+def _queue_if_free(session: Session) -> Executable | None:
+    """``INSERT ... ON CONFLICT (connector, filename) DO NOTHING RETURNING id`` in the
+    store's dialect (SQLite and PostgreSQL, the two stores, both have it): no row when the
+    name is taken. None for another dialect (the name is looked up first)."""
+    dialect = session.get_bind().dialect.name
+    found = _QUEUE_IF_FREE.get(dialect)
+    if found is None:
+        keys = [outbox.c.connector, outbox.c.filename]
+        if dialect == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            found = postgresql.insert(outbox).on_conflict_do_nothing(index_elements=keys)
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects import sqlite
+
+            found = sqlite.insert(outbox).on_conflict_do_nothing(index_elements=keys)
+        else:
+            return None
+        found = _QUEUE_IF_FREE[dialect] = found.returning(outbox.c.id)
+    return found
+
+
 _PAYLOAD = insert(outbox_payloads)
 
 

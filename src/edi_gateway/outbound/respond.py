@@ -32,7 +32,7 @@ from edi_gateway.outbound.issuing import (
     buyer_connector,
     next_number,
     on_order,
-    original_order,
+    original_parties,
     record_and_queue,
     written,
 )
@@ -261,7 +261,7 @@ def compose_response(
     response then names the buyer's latest Order Change it answers, if any, in a note
     (docs/adr/0025-advanced-ordering.md).
     """
-    original = original_order(session, order)
+    original = original_parties(session, order)
     answers_change = advanced is None
     if advanced is None:
         advanced = is_advanced(original.profile_id)

@@ -18,9 +18,9 @@ from edi_gateway.domain import discrepancy as rules
 from edi_gateway.domain.documents import DocumentKind
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.pipeline.history import now, record
+from edi_gateway.pipeline.ledger_rows import Documents, Ledger
 from edi_gateway.store.tables import (
     Discrepancy,
-    DocumentLine,
     DocumentRow,
     Message,
     Order,
@@ -31,7 +31,7 @@ RESPONSE = DocumentKind.ORDER_RESPONSE.value
 ZERO = rules.ZERO
 
 
-def moves(docs: list[DocumentRow], ledger: dict[int, list[DocumentLine]]) -> list[rules.Move]:
+def moves(docs: list[DocumentRow], ledger: Ledger) -> list[rules.Move]:
     """What each document states per order line, oldest first: the quantities the ledger sums
     (a corrective invoice or a debit note moves none), and the quantities a CA confirms."""
     from edi_gateway.pipeline.ledger import CORRECTIVE_INVOICE_CODES, NOT_ACCEPTED, SUMMED
@@ -58,7 +58,7 @@ def moves(docs: list[DocumentRow], ledger: dict[int, list[DocumentLine]]) -> lis
 
 
 def unit_mismatches(
-    docs: list[DocumentRow], ledger: dict[int, list[DocumentLine]], lines: list[OrderLine]
+    docs: list[DocumentRow], ledger: Ledger, lines: list[OrderLine]
 ) -> list[rules.Discrepancy]:
     """Document lines the ledger counts whose unit is not their order line's (10 boxes of a
     line in pieces): counted as stated, so never silent. Units that count the same (C62, EA,
@@ -95,7 +95,7 @@ def unit_mismatches(
 def other_parties(
     session: Session,
     order: Order,
-    documents: tuple[list[DocumentRow], dict[int, list[DocumentLine]]],
+    documents: Documents,
     lines: list[OrderLine],
 ) -> list[rules.Discrepancy]:
     """Received documents the ledger counts that a partner other than the order's buyer and
@@ -134,7 +134,7 @@ def flag(
     session: Session,
     order: Order,
     lines: list[OrderLine],
-    documents: tuple[list[DocumentRow], dict[int, list[DocumentLine]]],
+    documents: Documents,
     *,
     actor: str,
 ) -> None:

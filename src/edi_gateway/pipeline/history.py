@@ -54,16 +54,22 @@ def together(session: Session) -> Iterator[None]:
     end, all with one ``executemany`` (issuing a document records three to five, one
     statement each otherwise); each keeps its own time, actor, order and message. When the
     block raises, none is written (its transaction or savepoint is rolled back anyway).
-    Nested, the outer block writes them."""
-    if _PENDING in session.info:
-        yield
-        return
+    Nested, a block that ends hands its events to the outer one, which writes them with its
+    own; one that raises drops them (a bulk batch writes the events of all its items in one
+    statement at its end, and a refused item, whose savepoint is rolled back, leaves none)."""
+    outer: list[dict[str, Any]] | None = session.info.get(_PENDING)
     pending: list[dict[str, Any]] = []
     session.info[_PENDING] = pending
     try:
         yield
     finally:
-        del session.info[_PENDING]
+        if outer is None:
+            del session.info[_PENDING]
+        else:
+            session.info[_PENDING] = outer
+    if outer is not None:
+        outer.extend(pending)
+        return
     from edi_gateway.store.bulk import insert_many
 
     insert_many(session.connection(), history, pending)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the ORM and the documents' dataclasses: not for ``orders sh
     from sqlalchemy.orm import Session
 
     from edi_gateway.domain.documents import Document
+    from edi_gateway.pipeline.ledger_rows import LedgerRow
     from edi_gateway.store.queries import Reader, Record
     from edi_gateway.store.tables import DocumentLine, DocumentRow, Order, OrderLine
 
@@ -80,7 +81,7 @@ def tracked(session: Session, order: Order, advices: list[DocumentRow]) -> bool:
 
 def backorders(
     advices: Sequence[DocumentRow | Record],
-    ledger: Mapping[int, Sequence[DocumentLine | Record]],
+    ledger: Mapping[int, Sequence[DocumentLine | LedgerRow | Record]],
     still_open: Mapping[int, Decimal],
 ) -> dict[int, Decimal]:
     """Per order line, what the latest received despatch advice naming it says will follow,

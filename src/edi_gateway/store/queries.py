@@ -696,6 +696,21 @@ def order_payload(session: Session, order_id: int) -> bytes | None:
     return order_payloads(session, [order_id]).get(order_id)
 
 
+def issued_counts(session: Session, order_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """order ID -> document kind -> how many documents of it the gateway issued on the order
+    (what ``outbound.issuing.next_number`` counts), in one query."""
+    d = schema.documents.c
+    found: dict[int, dict[str, int]] = {order_id: {} for order_id in order_ids}
+    query = (
+        select(d.order_id, d.kind, func.count())
+        .where(d.order_id.in_(order_ids), d.direction == "out")
+        .group_by(d.order_id, d.kind)
+    )
+    for order_id, kind, count in session.execute(query):
+        found[order_id][kind] = count
+    return found
+
+
 def order_payloads(session: Session, order_ids: Sequence[int]) -> dict[int, bytes]:
     """order ID -> the bytes of the Order document that created it (its first), in one query."""
     from edi_gateway.store.tables import DocumentRow, Message

@@ -36,6 +36,7 @@ Kind-specific choices worth knowing:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
 from typing import TypeVar
@@ -50,9 +51,10 @@ from edi_gateway.domain.documents import (
     OrderCancellation,
     OrderChange,
     OrderResponse,
+    Party,
     ReceiptAdvice,
 )
-from edi_gateway.errors import DocumentError, ErrorCode
+from edi_gateway.errors import DocumentError, ErrorCode, GatewayError
 from edi_gateway.ubl.namespaces import cac, cbc, path, root_tag, split_clark
 from edi_gateway.ubl.read_charges import read_allowances_charges
 from edi_gateway.ubl.read_lines import read_lines
@@ -384,3 +386,29 @@ def read_stored(payload: bytes) -> Document:
     from edi_gateway.ubl.parse import parse
 
     return interpret(parse(payload, max_size=len(payload) + 1))
+
+
+@dataclass(frozen=True, slots=True)
+class OrderParties:
+    """What a document the gateway issues on an order takes from the stored Order: its
+    profile (T01 or advanced ordering) and its buyer and seller parties."""
+
+    profile_id: str | None
+    buyer: Party | None
+    seller: Party | None
+
+
+def read_stored_parties(payload: bytes) -> OrderParties:
+    """:class:`OrderParties` of an Order the gateway already holds, read exactly as
+    :func:`read_stored` reads them, without reading its lines (a third of the time)."""
+    from edi_gateway.ubl.parse import parse
+
+    root = parse(payload, max_size=len(payload) + 1)
+    if _ROOT_KINDS.get(root.tag) is not DocumentKind.ORDER:
+        document = interpret(root)  # refused as read_stored refuses it, or not an Order
+        raise GatewayError(
+            ErrorCode.INTERNAL_ERROR, f"the stored order is a {document.kind.value}, not an Order"
+        )
+    kids = group_children(root)
+    buyer, seller = read_buyer_seller(kids, DocumentKind.ORDER)
+    return OrderParties(text_in(kids, _PROFILE), buyer, seller)
