@@ -10,35 +10,37 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from edi_gateway.app import Gateway
-from edi_gateway.config import Settings
+from edi_gateway.config import Settings, load_config
 from edi_gateway.daemon import Daemon
 from edi_gateway.daemon.metrics import Metrics, Tally, for_daemon
 from tests import factory
 from tests.servers import free_port
 
 
-def _settings(tmp_path: Path, http: dict[str, Any] | None = None) -> Settings:
-    buyer = {"scheme": "0088", "value": factory.BUYER_GLN}
-    seller = {"scheme": "0088", "value": factory.SELLER_GLN}
-    inbox = {"name": "inbox", "type": "folder", "direction": "in", "path": str(tmp_path / "in")}
-    return Settings.model_validate(
-        {
-            "path": tmp_path / "gateway.yaml",
-            "store": {"url": f"sqlite:///{tmp_path / 'gateway.db'}"},
-            "partners": [
-                {"id": "buyer", "name": "Buyer AB", "role": "buyer", "endpoint": buyer},
-                {"id": "seller", "name": "Seller BV", "role": "supplier", "endpoint": seller},
-            ],
-            "connectors": [inbox],
-            "daemon": {"http": http},
-        },
-        context={"base_dir": tmp_path},
+def _config(tmp_path: Path, http: str = "") -> Path:
+    """A gateway.yaml with the factory's parties and one inbound folder ``in``; ``http``: the
+    ``daemon.http`` mapping, if any."""
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "store: {url: 'sqlite:///gateway.db'}\n"
+        "partners:\n"
+        f"  - {{id: buyer, name: B, role: buyer, endpoint: {{scheme: '0088', "
+        f"value: '{factory.BUYER_GLN}'}}}}\n"
+        f"  - {{id: seller, name: S, role: supplier, endpoint: {{scheme: '0088', "
+        f"value: '{factory.SELLER_GLN}'}}}}\n"
+        "connectors:\n  - {name: inbox, type: folder, direction: in, path: in}\n"
+        + (f"daemon: {{http: {http}}}\n" if http else ""),
+        encoding="utf-8",
     )
+    return config
+
+
+def _settings(tmp_path: Path, http: str = "") -> Settings:
+    return load_config(_config(tmp_path, http))
 
 
 def _inbox(tmp_path: Path) -> None:
@@ -48,7 +50,7 @@ def _inbox(tmp_path: Path) -> None:
 
 
 def test_prometheus_metrics_only_where_a_daemon_serves_them(tmp_path: Path) -> None:
-    served = _settings(tmp_path, {"port": free_port()})
+    served = _settings(tmp_path, f"{{port: {free_port()}}}")
     plain = _settings(tmp_path)
     assert type(for_daemon(served, once=False)) is Metrics
     assert type(for_daemon(served, once=True)) is Tally  # --once serves no /metrics
@@ -59,8 +61,7 @@ def test_prometheus_metrics_only_where_a_daemon_serves_them(tmp_path: Path) -> N
 def test_a_daemon_counting_into_a_tally_serves_prometheus_metrics_once_it_serves_http(
     tmp_path: Path,
 ) -> None:
-    settings = _settings(tmp_path, {"port": free_port()})
-    gateway = Gateway.open(settings)
+    gateway = Gateway.open(_settings(tmp_path, f"{{port: {free_port()}}}"))
     try:
         daemon = Daemon(gateway, lambda s, o: None, threading.Event(), metrics=Tally())
         http = daemon._start_http()
@@ -101,17 +102,7 @@ def test_run_once_imports_no_prometheus_and_still_logs_the_failed_message(
     """A real ``run --once`` (warnings only): the failed file is one warning line with its
     code, the processed one is silent, and prometheus_client is never imported."""
     _inbox(tmp_path)
-    config = tmp_path / "gateway.yaml"
-    config.write_text(
-        "store: {url: 'sqlite:///gateway.db'}\n"
-        "partners:\n"
-        f"  - {{id: buyer, name: B, role: buyer, endpoint: {{scheme: '0088', "
-        f"value: '{factory.BUYER_GLN}'}}}}\n"
-        f"  - {{id: seller, name: S, role: supplier, endpoint: {{scheme: '0088', "
-        f"value: '{factory.SELLER_GLN}'}}}}\n"
-        "connectors:\n  - {name: inbox, type: folder, direction: in, path: in}\n",
-        encoding="utf-8",
-    )
+    config = _config(tmp_path)
     code = (
         "import sys; from edi_gateway.cli import main; "
         "rc = main(['--config', sys.argv[1], 'run', '--once']); "
