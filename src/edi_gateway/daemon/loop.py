@@ -134,6 +134,7 @@ class Daemon:
         self.transports: dict[str, InboundTransport] = {}
         self.servers: dict[str, InboundServer] = {}
         self.pending = 0
+        """Outbox rows waiting, for ``/healthz`` (counted with Prometheus metrics only)."""
         self.waiting = Waiting()
         """Deliveries whose receipt is awaited (outbound/receipts.py), for health and cadence."""
         polled = [c for c in settings.connectors if c.direction == "in" and not is_push(c)]
@@ -329,11 +330,12 @@ class Daemon:
                 done = flush_all(store, self.settings, wait=False, skipped=skipped)
                 self.total.delivered.update(deliveries(store, self.metrics, done))
                 record_deliveries(store, self.settings, done, self.clock())
-                self.pending = outbox_pending(store)
                 self.waiting = receipts_waiting(store, self.metrics)
-                with store.connect() as conn:
-                    states = delivery_states(conn, self.settings, self.clock())
-                self.metrics.outbox(self.pending, states)
+                if self.metrics.live:  # for /metrics and /healthz: nobody reads them otherwise
+                    self.pending = outbox_pending(store)
+                    with store.connect() as conn:
+                        states = delivery_states(conn, self.settings, self.clock())
+                    self.metrics.outbox(self.pending, states)
             except Exception as exc:  # noqa: BLE001 - delivery trouble must not stop intake
                 _log_store_trouble(exc, "outbox flush failed; retrying next cycle")
         self._alerts()
