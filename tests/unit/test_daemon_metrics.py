@@ -1,5 +1,5 @@
 """The daemon's metrics are built only where ``/metrics`` is served (docs/adr/0043, section
-"``run --once`` at 1.1x ``ingest``"): ``run --once`` and a daemon without ``daemon.http``
+"``run --once`` toward 1.1x ``ingest``"): ``run --once`` and a daemon without ``daemon.http``
 count into a :class:`Tally` and never import prometheus_client, and still log every failed
 message; a daemon serving ``/metrics`` counts every message, as before."""
 
