@@ -353,7 +353,7 @@ class Daemon:
             try:
                 if moment >= self.next_sla:
                     self.next_sla = moment + SLA_EVERY
-                    tick = sla_look(store, self.settings, moment)
+                    tick = sla_look(store, self.settings, moment, counts=self.metrics.live)
                     self.metrics.overdue(tick.response_overdue, tick.despatch_overdue)
                 if moment >= self.next_look:
                     self.next_look = moment + LOOK_EVERY
