@@ -74,6 +74,19 @@ def test_a_claimed_name_keeps_the_original_name() -> None:
     assert original_name("x.xml") is None
 
 
+def test_a_claim_is_stamped_with_its_utc_time_and_a_random_part_of_its_own() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    before = datetime.now(UTC).replace(microsecond=0)
+    prefixes = [claim_prefix(None) for _ in range(2000)]
+    after = datetime.now(UTC)
+    stamps = [datetime.strptime(p[:22], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC) for p in prefixes]
+    assert all(before <= stamp <= after + timedelta(microseconds=1) for stamp in stamps)
+    assert stamps == sorted(stamps)  # claims in one poll keep their order
+    assert len({p[23:31] for p in prefixes}) > 1990  # 32 random bits each
+    assert all(p[22] == "-" and p.endswith("--") and len(p) == 33 for p in prefixes)
+
+
 def test_gateways_share_the_polled_connectors_and_take_over_a_dead_ones(postgres_url: str) -> None:
     from edi_gateway.daemon.leases import Ownership
     from edi_gateway.store.db import open_store

@@ -17,7 +17,7 @@ from edi_gateway.app import Gateway
 from edi_gateway.domain.documents import Document, DocumentKind
 from edi_gateway.errors import GatewayError
 from edi_gateway.pipeline import readahead
-from edi_gateway.pipeline.readahead import Examined, ReadAhead, inbound_files
+from edi_gateway.pipeline.readahead import Examined, Primed, ReadAhead, inbound_files
 from edi_gateway.store.db import Store, open_store
 from edi_gateway.store.tables import DocumentRow, Message
 from edi_gateway.ubl.read import interpret
@@ -92,6 +92,54 @@ def test_the_workers_results_equal_the_parents_own(tmp_path: Path) -> None:
             assert _examined(ahead, path) == _own(path), path.name
         assert ahead.take(str(files[0])) is None  # taken once; then it is the caller's
         assert ahead.take(str(tmp_path / "unknown.xml")) is None
+
+
+def _reaped(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True  # reaped already: no longer our child
+    return False
+
+
+def test_a_primed_worker_handed_its_files_gives_the_parents_own_results(tmp_path: Path) -> None:
+    files = list(inbound_files([_folder(tmp_path)]))
+    primed = ReadAhead.prime()
+    assert primed is not None
+    ahead = ReadAhead.start(files, primed)
+    assert ahead is not None and ahead.pid == primed.pid
+    primed.close()  # handed over: the ReadAhead owns the worker now, this does nothing
+    with ahead:
+        assert ahead.join(timeout=60), "the worker did not finish"
+        for path in files:
+            assert _examined(ahead, path) == _own(path), path.name
+    assert _reaped(ahead.pid)
+
+
+def test_a_primed_worker_takes_the_first_files_only_up_to_its_capacity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(readahead, "PRIMED_FILES", 25)
+    files = list(inbound_files([_folder(tmp_path)]))
+    primed = ReadAhead.prime()
+    assert primed is not None
+    ahead = ReadAhead.start(files, primed)
+    assert ahead is not None
+    with ahead:
+        assert ahead.files == files[:25]
+        assert ahead.join(timeout=60)
+        assert _examined(ahead, files[24]) == _own(files[24])
+        assert ahead.take(str(files[25])) is None  # beyond it: the parent's
+
+
+def test_a_primed_worker_without_files_is_stopped_and_reaped(tmp_path: Path) -> None:
+    primed = ReadAhead.prime()
+    assert primed is not None
+    few = list(inbound_files([_folder(tmp_path, good=3)]))
+    assert ReadAhead.start(few, primed) is None  # not worth it: the caller closes it
+    primed.close()
+    assert _reaped(primed.pid)
+    primed.close()  # once is enough
 
 
 def test_too_few_files_are_not_worth_a_worker(tmp_path: Path) -> None:
@@ -273,10 +321,11 @@ def _run_once(
     taken: list[Examined | None] = []
     real_start, real_take = ReadAhead.start, ReadAhead.take
 
-    def start(files: list[Path]) -> ReadAhead | None:
+    def start(files: list[Path], primed: Primed | None = None) -> ReadAhead | None:
+        assert primed is not None  # run --once forks its worker before loading the config
         if not worker:
-            return None
-        ahead = real_start(files)
+            return None  # and stops it
+        ahead = real_start(files, primed)
         assert ahead is not None and ahead.join(timeout=60)  # done before anything is claimed
         for file_name, data in (replaced or {}).items():
             stamp = (inbox / file_name).stat().st_mtime_ns
@@ -309,6 +358,36 @@ def test_run_once_reads_the_inbound_folders_ahead_and_stores_the_same(tmp_path: 
     assert ahead["states"] == plain["states"]
     states = [state[0] for state in ahead["states"].values()]
     assert states.count("processed") == 30 and states.count("duplicate") == 1
+
+
+def test_run_once_stops_its_primed_worker_when_nothing_is_worth_reading_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty inbox, or a configuration that does not load: the worker forked before the
+    configuration was read is stopped and reaped, and the run ends as it would without it."""
+    from edi_gateway.cli import main
+
+    primed: list[Primed] = []
+    real_prime = ReadAhead.prime
+
+    def prime() -> Primed | None:
+        found = real_prime()
+        assert found is not None
+        primed.append(found)
+        return found
+
+    monkeypatch.setattr(ReadAhead, "prime", staticmethod(prime))
+    (tmp_path / "inbox").mkdir()
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        GATEWAY_YAML + "connectors:\n"
+        "  - {name: inbox, type: folder, direction: in, path: inbox, every_seconds: 5}\n"
+    )
+    assert main(["--config", str(config), "run", "--once"]) == 0
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(GATEWAY_YAML + "connectors: 7\n")
+    assert main(["--config", str(broken), "run", "--once"]) != 0  # a coded config error
+    assert len(primed) == 2 and all(_reaped(worker.pid) for worker in primed)
 
 
 def test_run_once_examines_again_a_file_changed_after_the_worker_read_it(tmp_path: Path) -> None:

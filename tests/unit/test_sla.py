@@ -96,6 +96,9 @@ def test_due_times_follow_urgency_type_and_requested_date(store: Store, tmp_path
 
     again = look(gateway.store, gateway.settings, now + timedelta(minutes=1))
     assert (again.scheduled, again.fired) == (0, 0)  # each timer fires once
+    assert (again.response_overdue, again.despatch_overdue) == (2, 1)
+    uncounted = look(gateway.store, gateway.settings, now + timedelta(minutes=2), counts=False)
+    assert uncounted == sla.Tick()  # nothing new, and no counts asked for (no /metrics)
     # Answered late: no longer overdue; the history keeps that it was.
     respond(gateway.store, gateway.settings, "NORMAL-LATE", Decision("AB"), actor="ops")
     assert _overdue(gateway) == ["DESPATCH-LATE", "EXPRESS-LATE"]

@@ -13,7 +13,7 @@ from edi_gateway.errors import ErrorCode, GatewayError
 if TYPE_CHECKING:
     from edi_gateway.app import Gateway, Outcome
     from edi_gateway.config import Settings
-    from edi_gateway.pipeline.readahead import ReadAhead
+    from edi_gateway.pipeline.readahead import Primed, ReadAhead
 
 
 def add_commands(sub: Sub) -> None:
@@ -55,11 +55,21 @@ def _ingest(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from edi_gateway.cli.common import settings
 
-    configured = settings(args)
-    # --once: the worker starts before the heavy imports (SQLAlchemy, the pipeline, the
-    # daemon), as ingest's does; it only reads the waiting files, so it may start before the
-    # store is taken (and is stopped if it cannot be).
-    ahead = _read_ahead(configured) if args.once else None
+    # --once: the read-ahead worker is forked before anything is loaded, as ingest's is: it
+    # gets ready while the configuration loads, then reads the waiting files while the heavy
+    # modules (SQLAlchemy, the pipeline, the daemon) are imported. It only reads, so it may
+    # start before the store is taken (and is stopped if it cannot be).
+    ahead = primed = None
+    if args.once:
+        from edi_gateway.pipeline.readahead import ReadAhead
+
+        primed = ReadAhead.prime()
+    try:
+        configured = settings(args)
+        ahead = _read_ahead(configured, primed) if args.once else None
+    finally:
+        if ahead is None and primed is not None:
+            primed.close()  # nothing worth reading ahead, or the configuration failed
     try:
         from edi_gateway.store.instance import hold_store
 
@@ -90,10 +100,11 @@ def _run_daemon(args: argparse.Namespace, configured: Settings, ahead: ReadAhead
         opened.close()
 
 
-def _read_ahead(configured: Settings) -> ReadAhead | None:
+def _read_ahead(configured: Settings, primed: Primed | None) -> ReadAhead | None:
     """``run --once``: a worker examining the files waiting in the inbound folders (in the
     order they are polled) while the store opens and the cycle runs; see
-    pipeline/readahead.py. Nothing is claimed here: the poll claims as always."""
+    pipeline/readahead.py. Nothing is claimed here: the poll claims as always. ``primed``:
+    the worker, forked already, to hand the files to."""
     from edi_gateway.pipeline.readahead import ReadAhead
     from edi_gateway.transports.folder import FolderInbound
     from edi_gateway.transports.folder_spec import FolderConnector
@@ -104,7 +115,7 @@ def _read_ahead(configured: Settings) -> ReadAhead | None:
         if isinstance(conn, FolderConnector) and conn.direction == "in"
         for path in FolderInbound(conn).waiting_paths()
     ]
-    return ReadAhead.start(files)
+    return ReadAhead.start(files, primed)
 
 
 def _daemon_logging(gateway: Gateway, args: argparse.Namespace) -> bool:

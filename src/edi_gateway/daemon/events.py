@@ -16,24 +16,28 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from edi_gateway.daemon.metrics import Metrics
 from edi_gateway.store.db import Store
 
 if TYPE_CHECKING:
     from edi_gateway.config import Settings
-    from edi_gateway.outbound.outbox import ConnectorDeliveries
+    from edi_gateway.daemon.metrics import Tally
 
 log = logging.getLogger("edi_gateway.messages")
 
 
 def messages_taken(
-    store: Store, metrics: Metrics, connector: str, states: Mapping[int, str], seconds: float
+    store: Store, metrics: Tally, connector: str, states: Mapping[int, str], seconds: float
 ) -> None:
-    """Log and count one acknowledged batch of ``connector``."""
+    """Log and count one acknowledged batch of ``connector``. Its messages are read only
+    when something is told of them: Prometheus metrics, or log lines at INFO; else
+    (``run --once``) only the failed ones, which are logged as warnings."""
     from edi_gateway.store.schema import messages
 
-    metrics.processing.labels(connector).observe(seconds)
-    if not states:
+    metrics.batch(connector, seconds)
+    told = log.isEnabledFor(logging.INFO)  # run --once logs warnings only: no line to build
+    failed = [message_id for message_id, state in states.items() if state == "failed"]
+    wanted = list(states) if metrics.live or told else failed
+    if not wanted:
         return
     c = messages.c
     with store.connect() as conn:
@@ -47,9 +51,8 @@ def messages_taken(
                 c.order_id,
                 c.doc_kind,
                 c.doc_id,
-            ).where(c.id.in_(list(states)))
+            ).where(c.id.in_(wanted))
         ).all()
-    told = log.isEnabledFor(logging.INFO)  # run --once logs warnings only: no line to build
     for row in rows:
         state = states[row.id]
         code = row.error_code if state == "failed" else None
@@ -90,7 +93,7 @@ def messages_taken(
             )
 
 
-def deliveries(store: Store, metrics: Metrics, done: Mapping[int, str]) -> Counter[str]:
+def deliveries(store: Store, metrics: Tally, done: Mapping[int, str]) -> Counter[str]:
     """Log and count the outbox rows one flush tried to deliver (or whose receipt was settled);
     the sent ones per partner. A row awaiting its receipt is logged, counted once settled."""
     delivered: Counter[str] = Counter()
@@ -161,13 +164,6 @@ def deliveries(store: Store, metrics: Metrics, done: Mapping[int, str]) -> Count
     return delivered
 
 
-def delivery_gauges(metrics: Metrics, states: Mapping[str, ConnectorDeliveries]) -> None:
-    """Set the ``edi_outbox_failed`` and ``edi_outbox_retrying`` gauges per connector."""
-    for name, state in states.items():
-        metrics.outbox_failed.labels(name).set(state.failed)
-        metrics.outbox_retrying.labels(name).set(state.retrying)
-
-
 def outbox_pending(store: Store) -> int:
     """How many outbox rows wait for delivery."""
     from edi_gateway.outbound.outbox import count_pending
@@ -202,11 +198,11 @@ def settle_receipts(store: Store, settings: Settings) -> dict[int, str]:
     return done
 
 
-def receipts_waiting(store: Store, metrics: Metrics) -> Waiting:
+def receipts_waiting(store: Store, metrics: Tally) -> Waiting:
     """How many deliveries await their receipt (also the ``edi_receipts_awaiting`` gauge)."""
     from edi_gateway.outbound.receipts import awaiting_receipts
 
     with store.connect() as conn:
         count, oldest = awaiting_receipts(conn)
-    metrics.receipts_awaiting.set(count)
+    metrics.receipts(count)
     return Waiting(count, oldest)

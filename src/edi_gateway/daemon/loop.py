@@ -35,14 +35,13 @@ from edi_gateway.clocks.sla import look as sla_look
 from edi_gateway.daemon.events import (
     Waiting,
     deliveries,
-    delivery_gauges,
     messages_taken,
     outbox_pending,
     receipts_waiting,
     settle_receipts,
 )
 from edi_gateway.daemon.leases import Ownership
-from edi_gateway.daemon.metrics import Metrics
+from edi_gateway.daemon.metrics import Metrics, Tally, for_daemon
 from edi_gateway.daemon.schedule import Backoff, Clock, Schedule, Scheduler, utc_now
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ErrorCode, GatewayError, first_line
@@ -82,7 +81,7 @@ def run(gateway: Gateway, *, once: bool, report: Report, ahead: ReadAhead | None
     ``ahead``: a read-ahead worker on the files waiting in the inbound folders (``once``)."""
     stop = threading.Event()
     _install_signal_handlers(stop)
-    daemon = Daemon(gateway, report, stop)
+    daemon = Daemon(gateway, report, stop, metrics=for_daemon(gateway.settings, once=once))
     daemon.ahead = ahead
     return daemon.run(once=once)
 
@@ -117,18 +116,25 @@ class Daemon:
     """The state of one ``run``: schedules, open transports, servers, metrics."""
 
     def __init__(
-        self, gateway: Gateway, report: Report, stop: threading.Event, clock: Clock = utc_now
+        self,
+        gateway: Gateway,
+        report: Report,
+        stop: threading.Event,
+        clock: Clock = utc_now,
+        metrics: Tally | None = None,
     ) -> None:
         self.gateway, self.report, self.stop, self.clock = gateway, report, stop, clock
         self.settings = settings = gateway.settings
         self.scheduler = Scheduler(Backoff.of(settings.daemon.backoff), clock)
-        self.metrics = Metrics()
+        self.metrics = metrics if metrics is not None else Metrics()
+        """Prometheus metrics; ``run`` counts into a :class:`Tally` when none are served."""
         self.lock = threading.RLock()
         """Held for every batch: the loop's polls and flushes, and pushed payloads."""
         self.total = Outcome()
         self.transports: dict[str, InboundTransport] = {}
         self.servers: dict[str, InboundServer] = {}
         self.pending = 0
+        """Outbox rows waiting, for ``/healthz`` (counted with Prometheus metrics only)."""
         self.waiting = Waiting()
         """Deliveries whose receipt is awaited (outbound/receipts.py), for health and cadence."""
         polled = [c for c in settings.connectors if c.direction == "in" and not is_push(c)]
@@ -324,12 +330,12 @@ class Daemon:
                 done = flush_all(store, self.settings, wait=False, skipped=skipped)
                 self.total.delivered.update(deliveries(store, self.metrics, done))
                 record_deliveries(store, self.settings, done, self.clock())
-                self.pending = outbox_pending(store)
-                self.metrics.outbox_pending.set(self.pending)
                 self.waiting = receipts_waiting(store, self.metrics)
-                with store.connect() as conn:
-                    states = delivery_states(conn, self.settings, self.clock())
-                delivery_gauges(self.metrics, states)
+                if self.metrics.live:  # for /metrics and /healthz: nobody reads them otherwise
+                    self.pending = outbox_pending(store)
+                    with store.connect() as conn:
+                        states = delivery_states(conn, self.settings, self.clock())
+                    self.metrics.outbox(self.pending, states)
             except Exception as exc:  # noqa: BLE001 - delivery trouble must not stop intake
                 _log_store_trouble(exc, "outbox flush failed; retrying next cycle")
         self._alerts()
@@ -347,15 +353,12 @@ class Daemon:
             try:
                 if moment >= self.next_sla:
                     self.next_sla = moment + SLA_EVERY
-                    tick = sla_look(store, self.settings, moment)
-                    self.metrics.orders_overdue.labels("response").set(tick.response_overdue)
-                    self.metrics.orders_overdue.labels("despatch").set(tick.despatch_overdue)
+                    tick = sla_look(store, self.settings, moment, counts=self.metrics.live)
+                    self.metrics.overdue(tick.response_overdue, tick.despatch_overdue)
                 if moment >= self.next_look:
                     self.next_look = moment + LOOK_EVERY
                     for cert in look(store, self.settings, moment):
-                        self.metrics.certificate_expiry.labels(cert.where, cert.subject).set(
-                            cert.not_after.timestamp()
-                        )
+                        self.metrics.certificate(cert.where, cert.subject, cert.not_after)
                 send_due(store, self.settings, moment)
             except Exception as exc:  # noqa: BLE001 - alerts must never stop intake
                 _log_store_trouble(exc, "alerts could not be looked at or sent; next cycle")
@@ -486,7 +489,10 @@ class Daemon:
         from edi_gateway.web import console_app
 
         console = console_app(self.gateway, http.console, health=self.health)
-        server = StatusServer(http.host, http.port, self.health, self.metrics.exposition, console)
+        # served from now on: Prometheus metrics (a daemon built with a Tally counts into them)
+        metrics = self.metrics if isinstance(self.metrics, Metrics) else Metrics()
+        self.metrics = metrics
+        server = StatusServer(http.host, http.port, self.health, metrics.exposition, console)
         server.start()
         return server
 

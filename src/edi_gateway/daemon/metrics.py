@@ -20,31 +20,80 @@
 
 plus the ``process_*`` metrics of prometheus_client (CPU, memory, open files, start time).
 A message whose sender is no known partner is counted under ``partner="unknown"``.
+
+They are built only when something can read them: a daemon serving ``daemon.http``
+(:func:`for_daemon`). Without one (``run --once``, a daemon with no endpoint) the daemon counts
+into a :class:`Tally`, which keeps nothing, and prometheus_client is never imported.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    PlatformCollector,
-    ProcessCollector,
-    generate_latest,
-)
+if TYPE_CHECKING:
+    from edi_gateway.config import Settings
+    from edi_gateway.outbound.outbox import ConnectorDeliveries
 
 UNKNOWN = "unknown"
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
-class Metrics:
-    """Counters, gauges and the latency histogram of one daemon."""
+def for_daemon(settings: Settings, *, once: bool) -> Tally:
+    """The daemon's metrics: Prometheus ones when its ``/metrics`` is served (not ``once``,
+    ``daemon.http`` set), else a :class:`Tally` that keeps nothing."""
+    return Metrics() if not once and settings.daemon.http is not None else Tally()
+
+
+class Tally:
+    """What the daemon counts, with nowhere to show it: every count is dropped. ``live``
+    says whether counting is worth a query (:class:`Metrics`)."""
+
+    live = False
+
+    def taken(self, connector: str, partner: str | None, code: str | None) -> None:
+        """One message taken from ``connector``; ``code`` when it failed."""
+
+    def batch(self, connector: str, seconds: float) -> None:
+        """One batch of ``connector`` committed, processed and acknowledged in ``seconds``."""
+
+    def delivery(self, connector: str, partner: str, *, sent: bool) -> None:
+        """One delivery attempt of an outbox row."""
+
+    def outbox(self, pending: int, states: Mapping[str, ConnectorDeliveries]) -> None:
+        """The outbox after a flush: rows pending, and failed / retrying per connector."""
+
+    def receipts(self, awaiting: int) -> None:
+        """Deliveries whose receipt is awaited."""
+
+    def overdue(self, response: int, despatch: int) -> None:
+        """Orders overdue now, per SLA timer."""
+
+    def certificate(self, where: str, subject: str, not_after: datetime) -> None:
+        """When a certificate gateway.yaml names expires."""
+
+    def connector_state(
+        self, name: str, *, failures: int, backoff: float, last_success: datetime | None
+    ) -> None:
+        """The gauges of one connector after a poll."""
+
+
+class Metrics(Tally):
+    """Counters, gauges and the latency histogram of one daemon, on a registry of its own."""
+
+    live = True
 
     def __init__(self) -> None:
+        from prometheus_client import (
+            CollectorRegistry,
+            Counter,
+            Gauge,
+            Histogram,
+            PlatformCollector,
+            ProcessCollector,
+        )
+
         self.registry = registry = CollectorRegistry()
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
@@ -137,20 +186,36 @@ class Metrics:
         )
 
     def taken(self, connector: str, partner: str | None, code: str | None) -> None:
-        """One message taken from ``connector``; ``code`` when it failed."""
         who = partner or UNKNOWN
         self.messages_in.labels(connector, who).inc()
         if code is not None:
             self.messages_failed.labels(connector, who, code).inc()
 
+    def batch(self, connector: str, seconds: float) -> None:
+        self.processing.labels(connector).observe(seconds)
+
     def delivery(self, connector: str, partner: str, *, sent: bool) -> None:
-        """One delivery attempt of an outbox row."""
         (self.messages_out if sent else self.deliveries_failed).labels(connector, partner).inc()
+
+    def outbox(self, pending: int, states: Mapping[str, ConnectorDeliveries]) -> None:
+        self.outbox_pending.set(pending)
+        for name, state in states.items():
+            self.outbox_failed.labels(name).set(state.failed)
+            self.outbox_retrying.labels(name).set(state.retrying)
+
+    def receipts(self, awaiting: int) -> None:
+        self.receipts_awaiting.set(awaiting)
+
+    def overdue(self, response: int, despatch: int) -> None:
+        self.orders_overdue.labels("response").set(response)
+        self.orders_overdue.labels("despatch").set(despatch)
+
+    def certificate(self, where: str, subject: str, not_after: datetime) -> None:
+        self.certificate_expiry.labels(where, subject).set(not_after.timestamp())
 
     def connector_state(
         self, name: str, *, failures: int, backoff: float, last_success: datetime | None
     ) -> None:
-        """The gauges of one connector after a poll."""
         self.up.labels(name).set(0 if failures else 1)
         self.failures.labels(name).set(failures)
         self.backoff.labels(name).set(backoff)
@@ -159,4 +224,6 @@ class Metrics:
 
     def exposition(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

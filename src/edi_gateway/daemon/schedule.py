@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from edi_gateway.config.daemon import BackoffSettings
-from edi_gateway.cron import next_time
 
 Clock = Callable[[], datetime]
 
@@ -41,6 +40,8 @@ class Schedule:
     def next_after(self, moment: datetime) -> datetime:
         """The next poll after one at ``moment``."""
         if self.expression is not None:
+            from edi_gateway.cron import next_time  # cronsim only for a cron schedule
+
             return next_time(self.expression, moment)
         assert self.seconds is not None
         return moment + timedelta(seconds=self.seconds)

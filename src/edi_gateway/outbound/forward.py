@@ -39,14 +39,6 @@ from sqlalchemy import CursorResult, func, select, update
 
 from edi_gateway.crashpoints import reach
 from edi_gateway.errors import ErrorCode, GatewayError
-from edi_gateway.outbound.bundle import (
-    Forwarded,
-    Packed,
-    build,
-    is_due,
-    next_instant,
-    render_order,
-)
 from edi_gateway.outbound.outbox import Outgoing, enqueue
 from edi_gateway.pipeline.history import SYSTEM, now, record, record_many
 from edi_gateway.store.leases import DELIVERIES, SUPPLIER, try_xact_lock, xact_locks
@@ -55,6 +47,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from edi_gateway.config import ForwardProfile, Partner, Settings
+    from edi_gateway.outbound.bundle import Forwarded, Packed
     from edi_gateway.store.db import Store
     from edi_gateway.store.tables import Forward
 
@@ -243,6 +236,7 @@ def waiting_bundles(
 
 def _goes(profile: ForwardProfile, since: list[datetime], moment: datetime) -> str:
     """When the waiting orders of one supplier go, in words."""
+    from edi_gateway.outbound.bundle import is_due, next_instant
     from edi_gateway.store.queries import utc_text
 
     if is_due(profile, waiting=len(since), oldest=min(since), now=moment):
@@ -372,6 +366,9 @@ def flush_all(
 def _flush_supplier(
     session: Session, settings: Settings, partner: Partner, moment: datetime, *, force: bool
 ) -> list[int]:
+    # bundling (and its layouts) imported only when a supplier forwards: a delivery cycle of
+    # a gateway that forwards nothing (a run --once of the intake benchmark) skips it
+    from edi_gateway.outbound.bundle import build, is_due
     from edi_gateway.store.tables import Forward
 
     profile = _profile(settings, partner.id)
@@ -435,6 +432,7 @@ def _render(
 ) -> list[Forwarded]:
     """The orders of ``rows`` with their files, read in chunks; an order that cannot be
     rendered fails its row (recorded), a cancelled one is withdrawn, the rest go."""
+    from edi_gateway.outbound.bundle import Forwarded, render_order
     from edi_gateway.outbound.issuing import original_order
     from edi_gateway.store.queries import order_payloads
     from edi_gateway.store.tables import Order

@@ -20,6 +20,12 @@ from the end backwards and waits for the worker's result, unless a free file is 
 first costs it the schema compile), so the two meet in the middle only when the worker is far
 behind. Two sides may rarely claim the same file in the same instant; both then compute the
 same pure function of the same bytes, and the parent keeps its own result.
+
+``run --once`` learns which folders to read only from its configuration, whose loading costs
+about as much as the worker's imports and its first schema compile. So it forks the worker
+first (:meth:`ReadAhead.prime`): the worker imports and compiles meanwhile, then waits for the
+list, which :meth:`ReadAhead.start` hands it once the folders are listed (or it is stopped
+when there is nothing worth reading ahead). Nothing else differs.
 """
 
 from __future__ import annotations
@@ -32,10 +38,10 @@ import pickle
 import signal
 import struct
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 if TYPE_CHECKING:
     from edi_gateway.domain.documents import Document
@@ -58,6 +64,9 @@ its first file costs it the schema compile (~60 ms, the worker's time for ~150 f
 SILENCE_LIMIT = 60.0
 """Seconds without a word from the worker after which the parent stops waiting for it."""
 _HEAD = struct.Struct(">II")  # each result on the pipe: file index, length, pickled Examined
+PRIMED_FILES = 1 << 16
+"""A worker forked before its list is known takes at most this many files (the first ones; the
+parent examines the rest): its shared flags are made before the fork."""
 
 
 def inbound_files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -126,27 +135,28 @@ class ReadAhead:
         self._reader.start()
 
     @classmethod
-    def start(cls, files: Sequence[Path]) -> ReadAhead | None:
-        """Fork the worker, or None when there are too few files to be worth it."""
+    def start(cls, files: Sequence[Path], primed: Primed | None = None) -> ReadAhead | None:
+        """Fork the worker (or hand ``files`` to the ``primed`` one), or None when there are
+        too few files to be worth it (a primed worker is then the caller's to close)."""
         if not hasattr(os, "fork") or not files:
             return None
         if len(files) < MIN_FILES and sum(_size(path) for path in files) < MIN_BYTES:
             return None
+        if primed is not None:
+            return primed.hand(files)
         flags = mmap.mmap(-1, len(files))  # anonymous and shared with the forked child
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # the worker: never returns
             os.close(read_fd)
-            code = 0
-            try:
-                with os.fdopen(write_fd, "wb") as stream:
-                    _work(files, flags, stream)
-            except BaseException:  # noqa: BLE001 - the parent does whatever is left
-                code = 1
-            finally:
-                os._exit(code)
+            _exit_worker(write_fd, lambda stream: _work(files, flags, stream))
         os.close(write_fd)
         return cls(files, pid, flags, read_fd)
+
+    @staticmethod
+    def prime() -> Primed | None:
+        """Fork a worker before its files are known; see :class:`Primed`."""
+        return Primed.fork() if hasattr(os, "fork") else None
 
     def take(self, path: str) -> Examined | None:
         """The worker's result for this file, waiting if it is on it or near; None: examine it
@@ -220,6 +230,94 @@ class ReadAhead:
         with self._cond:
             self._ended = True
             self._cond.notify_all()
+
+
+class Primed:
+    """A read-ahead worker forked before its files are known (``run --once``, before the
+    configuration naming the inbound folders is loaded). It imports what examining needs and
+    compiles the Order schema, then waits for its list: :meth:`hand` gives it one (and
+    returns the :class:`ReadAhead` that owns the worker from then on), :meth:`close` stops it
+    when there is none. Either is done once; the other is then a no-op."""
+
+    def __init__(self, pid: int, flags: mmap.mmap, list_fd: int, read_fd: int) -> None:
+        self._pid, self._flags, self._list_fd, self._read_fd = pid, flags, list_fd, read_fd
+        self._done = False
+
+    @classmethod
+    def fork(cls) -> Primed:
+        flags = mmap.mmap(-1, PRIMED_FILES)  # made before the fork: shared with the worker
+        list_read, list_write = os.pipe()
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker: never returns
+            os.close(list_write)
+            os.close(read_fd)
+            _exit_worker(write_fd, lambda stream: _primed_work(list_read, flags, stream))
+        os.close(list_read)
+        os.close(write_fd)
+        return cls(pid, flags, list_write, read_fd)
+
+    @property
+    def pid(self) -> int:
+        """The worker's process id."""
+        return self._pid
+
+    def hand(self, files: Sequence[Path]) -> ReadAhead:
+        """Give the worker its files (the first :data:`PRIMED_FILES`) and go on at once: the
+        list is written by a thread (a long one fills the pipe until the worker reads it)."""
+        assert not self._done, "a primed worker is handed its files once"
+        self._done = True
+        files = list(files[:PRIMED_FILES])
+        data = pickle.dumps([os.fspath(path) for path in files], pickle.HIGHEST_PROTOCOL)
+        threading.Thread(target=_send, args=(self._list_fd, data), daemon=True).start()
+        return ReadAhead(files, self._pid, self._flags, self._read_fd)
+
+    def close(self) -> None:
+        """Stop the worker and reap it (when it was never handed its files)."""
+        if self._done:
+            return
+        self._done = True
+        os.close(self._list_fd)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self._pid, signal.SIGTERM)
+        os.waitpid(self._pid, 0)
+        os.close(self._read_fd)
+        self._flags.close()
+
+
+def _send(fd: int, data: bytes) -> None:
+    """Write ``data`` to the primed worker's list pipe, then close it (its end of file)."""
+    with contextlib.suppress(OSError), os.fdopen(fd, "wb") as out:
+        out.write(data)  # OSError: the worker is gone (then the parent examines every file)
+
+
+def _exit_worker(write_fd: int, work: Callable[[BinaryIO], None]) -> NoReturn:
+    """Run ``work`` on the result pipe in the forked worker, then leave without cleanup."""
+    code = 0
+    try:
+        with os.fdopen(write_fd, "wb") as stream:
+            work(stream)
+    except BaseException:  # noqa: BLE001 - the parent does whatever is left
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _primed_work(list_fd: int, flags: mmap.mmap, stream: BinaryIO) -> None:
+    """A primed worker: get ready while the parent loads its configuration, then examine the
+    files it is handed (none: the parent closed the list, or stops the worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    from edi_gateway.errors import GatewayError
+    from edi_gateway.ubl import read, read_parties, validate  # noqa: F401 - imported for _work
+    from edi_gateway.ubl.schemas import schema_for
+
+    with contextlib.suppress(GatewayError):  # a schema that fails fails again when used
+        schema_for("Order")  # what an inbound folder most often holds
+    with os.fdopen(list_fd, "rb") as source:
+        data = source.read()
+    if data:
+        names: list[str] = pickle.loads(data)  # noqa: S301 - our own parent's bytes
+        _work([Path(name) for name in names], flags, stream)
 
 
 def _size(path: Path) -> int:

@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import shutil
-import tarfile
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -89,6 +88,8 @@ def _sch_files(source: Path) -> Iterator[tuple[str, bytes]]:
             if path.is_file() and not path.is_symlink() and path.stat().st_size <= MAX_SCH:
                 yield path.name, path.read_bytes()
         return
+    import tarfile  # only to install a release (~3 ms of every daemon's start otherwise)
+
     try:
         if zipfile.is_zipfile(source):
             with zipfile.ZipFile(source) as archive:

@@ -9,11 +9,12 @@ only its own claims and those of gateways that are no longer alive; a name witho
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Protocol
-from uuid import uuid4
 
 SEPARATOR = "--"  # between the claim and the original name
 _CLAIM = re.compile(
@@ -32,10 +33,17 @@ class Claimants(Protocol):
 
 
 def claim_prefix(claimants: Claimants | None) -> str:
-    """A new claim's prefix: ``<stamp>-<random>[@<claimant>]--``."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    """A new claim's prefix: ``<stamp>-<random>[@<claimant>]--``, the stamp the UTC time to
+    the microsecond (``20261205T141233123456Z``), the random part 8 hex digits (32 bits)."""
+    seconds, micros = divmod(time.time_ns() // 1000, 1_000_000)
     by = f"@{claimants.me}" if claimants is not None else ""
-    return f"{stamp}-{uuid4().hex[:8]}{by}{SEPARATOR}"
+    return f"{_utc_second(seconds)}{micros:06d}Z-{os.urandom(4).hex()}{by}{SEPARATOR}"
+
+
+@lru_cache(maxsize=4)
+def _utc_second(seconds: int) -> str:
+    """``YYYYMMDDTHHMMSS`` of a Unix second, once per second (a poll claims many per second)."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds))
 
 
 def original_name(claimed: str) -> str | None:

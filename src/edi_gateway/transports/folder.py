@@ -126,7 +126,7 @@ class FolderInbound:
     def ack(self, envelope: Envelope, *, ok: bool) -> None:
         """Move the claimed file to the archive (ok) or error folder; no-op if already moved."""
         ref = envelope.source_ref
-        if envelope.source != self.source or ref != Path(ref).name or ref.startswith("."):
+        if envelope.source != self.source or ref != os.path.basename(ref) or ref.startswith("."):
             raise TransportError(
                 f"{self.source} cannot acknowledge {envelope.source}/{ref!r}",
                 recoverable=False,
