@@ -292,8 +292,8 @@ def _device_nonce(name: str, stored: str, cookie: str) -> str | None:
     """The nonce of ``cookie`` when it is a device cookie of ``name`` (under its current
     password hash), else None."""
     nonce, _, mac = cookie.partition(".")
-    if not (0 < len(nonce) <= 64 and mac):
-        return None
+    if not (0 < len(nonce) <= 64 and mac and cookie.isascii()):
+        return None  # (compare_digest refuses non-ASCII text: a hostile cookie is a stranger)
     return nonce if hmac.compare_digest(mac, _device_mac(name, stored, nonce)) else None
 
 

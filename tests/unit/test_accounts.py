@@ -261,3 +261,11 @@ def test_guesses_from_many_addresses_at_once_are_limited_together(store: Store) 
         codes = Counter(pool.map(guess, range(12)))
     assert codes["LOGIN_FAILED"] <= GUARDED.max_user_failures, codes
     assert codes["LOGIN_FAILED"] + codes["LOGIN_THROTTLED"] == 12, codes
+
+
+def test_a_device_cookie_that_is_not_ascii_is_a_stranger_not_a_crash(store: Store) -> None:
+    """The console reads cookies as latin-1: a hostile ``edi_device=abc.é`` reaches the check
+    as non-ASCII text, which ``hmac.compare_digest`` refuses with TypeError (a 500)."""
+    accounts.add_user(store, "ann", "operator", PASSWORD)
+    for cookie in ("abc.\u00e9", "\u00e9.abc", "abc.\u4e00\u6b21", "abc.\x00"):
+        assert _try(store, "ann", PASSWORD, "10.0.0.1", device=cookie) == "signed in"

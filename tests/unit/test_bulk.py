@@ -644,3 +644,64 @@ def test_a_refused_item_leaves_no_stale_rows_for_the_ids_the_next_one_gets(
     assert [ln["despatched"] for ln in detail(billing, "PO-3")["lines"]] == ["10"] * 3
     assert [ln["despatched"] for ln in detail(billing, "PO-2")["lines"]] == ["10"] * 3
     assert [ln["despatched"] for ln in detail(billing, "PO-1")["lines"]] == ["4", "0", "0"]
+
+
+def _events(gateway: Gateway, order_id: int) -> list[tuple[str, str | None]]:
+    from edi_gateway.store.schema import history
+
+    h = history.c
+    with gateway.store.session() as session:
+        query = select(h.event, h.detail).where(h.order_id == order_id).order_by(h.id)
+        return [(row.event, row.detail) for row in session.execute(query)]
+
+
+def test_an_item_rolled_back_after_its_history_was_handed_on_leaves_none(
+    billing: Gateway,
+) -> None:
+    """The item's events go to the batch's block when its own block ends; its savepoint can
+    still be rolled back after that (here: the key committed meanwhile). None of its events
+    (a document never issued) may be written with the batch's."""
+    from edi_gateway.pipeline.history import together
+
+    first = _filtered(billing, "respond", Decision("AP"), partner="buyer")
+    item = bulk.Item(first[0].order_id, Decision("AP"))
+    key = bulk.key_of("respond", item.order_id, item.request)
+    before = _events(billing, item.order_id)
+    with billing.store.session() as session:
+        order = session.get_one(Order, item.order_id)
+        batch = bulk._Batch(session, billing.settings, "respond", bulk.issuer("respond"), "ops")
+        with together(session):  # as _Batch.run does around its items
+            late = batch.one(item, order, first[0].order_ref, key)
+        session.commit()
+    assert late.state == "skipped"
+    assert _events(billing, item.order_id) == before
+
+
+def test_a_bug_failing_when_the_item_is_flushed_refuses_it_and_leaves_no_history(
+    billing: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug leaves a change the store refuses (a NOT NULL column set to None), found only
+    when the item is flushed: the order is refused INTERNAL_ERROR (not reported "issued
+    meanwhile"), and nothing of it stays: no document, no outbox row, no history."""
+    from edi_gateway.outbound import despatch
+
+    real = despatch.issue_despatch
+
+    def buggy(session: Any, settings: Any, order: Any, *args: Any, **kwargs: Any) -> Any:
+        issued = real(session, settings, order, *args, **kwargs)
+        order.order_number = None
+        return issued
+
+    monkeypatch.setattr(despatch, "issue_despatch", buggy)
+    order_id = bulk.filtered(billing.store, Filters())[0]
+    before, rows = _events(billing, order_id), _count(billing, OutboxRow)
+    [out] = bulk.run(
+        billing.store,
+        billing.settings,
+        "despatch",
+        [bulk.Item(order_id, DespatchRequest())],
+        actor="ops",
+        batch_size=5,
+    )
+    assert (out.state, out.code) == ("refused", ErrorCode.INTERNAL_ERROR.value), out
+    assert _events(billing, order_id) == before and _count(billing, OutboxRow) == rows

@@ -254,13 +254,16 @@ class _Batch:
         and reported skipped. Issued or not, what the batch read for the order that changes
         with a document (``store.prefetch.forget``) is not used again: a later item on the
         same order reads the store."""
+        from edi_gateway.pipeline.history import drop_since, pending_mark
         from edi_gateway.store.prefetch import forget
 
+        mark = pending_mark(self.session)
         try:
             outcome = self._one(item, order, ref, key)
         finally:
             forget(self.session, order.id)
-        if outcome.state != ISSUED:  # its savepoint was rolled back
+        if outcome.state != ISSUED:  # its savepoint was rolled back, wherever it failed:
+            drop_since(self.session, mark)  # the events it handed the batch go with it
             _unload_rolled_back(self.session)
         return outcome
 
@@ -282,6 +285,9 @@ class _Batch:
                         actor=self.actor,
                         force=item.force,
                     )
+                # what the item changed is written here, so that a failure of it is the
+                # item's error (refused), not taken for the key's below (skipped)
+                self.session.flush()
                 values = {
                     "key": key,
                     "command": self.command,

@@ -78,6 +78,20 @@ def together(session: Session) -> Iterator[None]:
 _PENDING = "edi_gateway.history.pending"
 
 
+def pending_mark(session: Session) -> int | None:
+    """How many events the enclosing :func:`together` block holds now (None: no block)."""
+    pending = session.info.get(_PENDING)
+    return None if pending is None else len(pending)
+
+
+def drop_since(session: Session, mark: int | None) -> None:
+    """Drop the events the enclosing :func:`together` block was handed after ``mark``: those
+    of work whose savepoint was rolled back after its own nested block had ended."""
+    pending = session.info.get(_PENDING)
+    if pending is not None and mark is not None:
+        del pending[mark:]
+
+
 _INSERT = insert(history)
 """One statement, its values given as parameters: an ``insert().values()`` built per event
 cost ~70 us more each (constructing it and its cache key), three events a document in bulk."""
