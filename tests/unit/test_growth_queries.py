@@ -245,3 +245,40 @@ def test_an_outbox_row_refuses_bytes_set_on_it() -> None:
     row = OutboxRow(partner="p")
     with pytest.raises(AttributeError, match="enqueue"):
         row.payload = b"x"
+
+
+def test_partner_pages_are_the_partners_orders_in_list_order(store: Store, tmp_path: Path) -> None:
+    """The partner filter's page is taken among the first orders of each of its four sides
+    (docs/adr/0036): every page, at every offset, with and without a time filter (arrival
+    out of id order), must be exactly the slice of the whole ordered list, an order matching
+    on two sides included once."""
+    gateway = Gateway(make_settings(tmp_path), store)
+    for n in range(1, 25):
+        receive(gateway, f.order(f"PO-{n}", f.items(1)))
+    sides = ("buyer_partner", "seller_partner", "buyer_key", "seller_key")
+    with store.connect() as conn:
+        for order_id in range(1, 25):
+            # "p" on no side, one side, or two sides of the order; arrival times shuffled
+            values: dict[str, object] = {
+                "created_at": T0 + timedelta(minutes=(order_id * 7) % 24),
+                **{side: f"other-{order_id}" for side in sides},
+            }
+            if order_id % 3:
+                values[sides[order_id % 4]] = "p"
+            if order_id % 5 == 0:
+                values[sides[(order_id + 1) % 4]] = "p"
+            conn.execute(orders.update().where(orders.c.id == order_id).values(**values))
+        rows = conn.execute(select(orders.c.id, orders.c.created_at, *orders.c[sides])).all()
+    mine = [
+        r for r in rows if "p" in (r.buyer_partner, r.seller_partner, r.buyer_key, r.seller_key)
+    ]
+    by_id = [r.id for r in sorted(mine, key=lambda r: r.id, reverse=True)]
+    by_time = [r.id for r in sorted(mine, key=lambda r: (r.created_at, r.id), reverse=True)]
+    assert 10 < len(mine) < 24
+    with store.session() as session:
+        for given, expected in (({}, by_id), ({"since": T0}, by_time)):
+            for limit in (1, 3, 5, 50):
+                for offset in range(0, len(mine) + 2):
+                    page = page_orders(session, Filters(partner="p", **given), limit, offset)
+                    assert [r["id"] for r in page.rows] == expected[offset : offset + limit]
+                    assert page.total == len(mine)

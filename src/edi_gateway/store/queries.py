@@ -30,6 +30,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    union,
 )
 
 from edi_gateway.domain.status import NEEDS, OrderStatus
@@ -105,9 +106,18 @@ class Page:
         return f"{self.more} more (--offset {offset + len(self.rows)})"
 
 
-def _page(reader: Reader, query: Select[Any], limit: int, offset: int) -> tuple[list[Record], int]:
+def _page(
+    reader: Reader,
+    query: Select[Any],
+    limit: int,
+    offset: int,
+    among: ColumnElement[bool] | None = None,
+) -> tuple[list[Record], int]:
+    """One page of ``query`` and how many rows it selects in all; ``among``: a condition
+    that narrows the page's rows to those the page can hold (the total is not narrowed)."""
     total = reader.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    return list(reader.execute(query.limit(limit).offset(offset))), int(total or 0)
+    paged = query if among is None else query.where(among)
+    return list(reader.execute(paged.limit(limit).offset(offset))), int(total or 0)
 
 
 def _dialect(reader: Reader) -> str:
@@ -327,7 +337,8 @@ def page_orders(reader: Reader, filters: Filters, limit: int = 500, offset: int 
     reference or free text."""
     query = orders_query(reader, filters)
     if not filters.search:
-        found, total = _page(reader, query, limit, offset)
+        paged = _partner_page(reader, filters, limit, offset) if filters.partner else None
+        found, total = _page(reader, query, limit, offset, paged)
         return Page(_with_requested(reader, found), total, offset)
     # the search runs on its trigram indexes (store/search.py, ADR 0035); its matches are few
     # next to the store, so their ids are read once, giving both the count and the page
@@ -336,6 +347,32 @@ def page_orders(reader: Reader, filters: Filters, limit: int = 500, offset: int 
     wanted = ids[offset : offset + limit]
     by_id = {r.id: r for r in reader.execute(select(o).where(o.c.id.in_(wanted)))}
     return Page(_with_requested(reader, [by_id[i] for i in wanted]), len(ids), offset)
+
+
+def _partner_page(reader: Reader, filters: Filters, limit: int, offset: int) -> ColumnElement[bool]:
+    """``orders.id`` among the first ``offset + limit`` orders of each side of the partner
+    filter (buyer or seller, partner id or party key), every other filter and the list's
+    order applied: the page is among them. The partner filter is an OR of four indexed
+    columns, which no index returns in the list's order, so the page query otherwise sorted
+    every order of the partner (half the store for a big buyer: 27 ms at 50,000 orders on
+    SQLite); each side walks its own index and stops (docs/adr/0036)."""
+    from dataclasses import replace
+
+    o = schema.orders.c
+    wanted = offset + limit
+    others = replace(filters, partner=None, search=None)
+    sides = [
+        select(
+            orders_query(reader, others)
+            .with_only_columns(o.id)
+            .where(column == filters.partner)
+            .limit(wanted)
+            .subquery()
+            .c.id
+        )
+        for column in (o.buyer_partner, o.seller_partner, o.buyer_key, o.seller_key)
+    ]
+    return o.id.in_(union(*sides))
 
 
 def order_ids(reader: Reader, filters: Filters) -> list[int]:
