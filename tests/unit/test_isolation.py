@@ -376,3 +376,38 @@ def test_a_store_error_is_not_counted_as_a_cut_off(
             process_messages(store, policy, [mid])
         assert message(store, mid).cut_off == 0
     assert process_messages(store, policy, [mid]) == {mid: "processed"}
+
+
+def test_an_orphan_failing_while_counting_leaves_no_stale_ledger_rows(
+    store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first of two orphans fails after its ledger rows were read (a bug while counting),
+    and what it read stays alive (a traceback, a collector that has not run): its savepoint
+    is rolled back, SQLite gives its ledger row's id to the second orphan's row, and the
+    session must not hand the stale row back for it. The second orphan's quantity counts."""
+    from edi_gateway.pipeline import ledger as ledger_module
+
+    first, second = arrive(
+        store,
+        [
+            f.despatch_advice("DA-1", "PO-1", [("1", "2")]),
+            f.despatch_advice("DA-2", "PO-1", [("1", "5")]),
+        ],
+    )
+    assert process_messages(store, policy, [first, second]) == {first: "orphan", second: "orphan"}
+    real, kept = ledger_module._ledger, []
+
+    def failing_once(session: Any, doc_ids: Any) -> Any:
+        found = real(session, doc_ids)
+        if not kept:
+            kept.extend(row for rows in found.values() for row in rows)  # kept alive
+            raise ValueError("a bug while counting")
+        return found
+
+    monkeypatch.setattr(ledger_module, "_ledger", failing_once)
+    [order] = arrive(store, [f.order("PO-1", [f.Item("1", "10")])])
+    assert process_messages(store, policy, [order])[order] == "processed"
+    assert kept and message(store, first).state == "orphan"
+    with store.connect() as conn:
+        despatched = conn.scalar(select(schema.order_lines.c.qty_despatched))
+    assert str(despatched) == "5"

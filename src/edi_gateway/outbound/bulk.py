@@ -254,6 +254,7 @@ class _Batch:
         and reported skipped. Issued or not, what the batch read for the order that changes
         with a document (``store.prefetch.forget``) is not used again: a later item on the
         same order reads the store."""
+        from edi_gateway.pipeline.correlate import forget_rolled_back
         from edi_gateway.pipeline.history import drop_since, pending_mark
         from edi_gateway.store.prefetch import forget
 
@@ -264,7 +265,7 @@ class _Batch:
             forget(self.session, order.id)
         if outcome.state != ISSUED:  # its savepoint was rolled back, wherever it failed:
             drop_since(self.session, mark)  # the events it handed the batch go with it
-            _unload_rolled_back(self.session)
+            forget_rolled_back(self.session)
         return outcome
 
     def _one(self, item: Item, order: OrderRow, ref: str, key: str) -> Outcome:
@@ -337,22 +338,6 @@ class _Batch:
         query = query.join(documents, documents.c.id == bulk_issued.c.document_id)
         rows = self.session.execute(query.where(bulk_issued.c.key.in_(keys)))
         return {key: (document_id, number) for key, document_id, number in rows}
-
-
-def _unload_rolled_back(session: Session) -> None:
-    """Take the documents and ledger rows the session holds out of it after an item's
-    savepoint was rolled back. Those rows are written with Core, so the rollback does not
-    expunge what the item loaded of them (a count of the ledger from the store), and SQLite
-    gives their IDs again to the next item's rows: an object kept alive meanwhile (a logged
-    traceback holds the frames that loaded it) would stand in for them, rolled-back
-    quantities and all. Unchanged objects only (a change pending in one is never lost); the
-    batch's lists keep theirs, readable as they were; the next read loads afresh."""
-    from edi_gateway.store.tables import DocumentLine, DocumentRow
-
-    dirty = session.dirty
-    for obj in list(session.identity_map.values()):
-        if isinstance(obj, DocumentRow | DocumentLine) and obj not in dirty:
-            session.expunge(obj)
 
 
 class _IssuedMeanwhile(Exception):

@@ -187,6 +187,23 @@ def attach(
     recompute(session, order, actor, lines, documents)
 
 
+def forget_rolled_back(session: Session, *, documents: bool = True) -> None:
+    """Take the ledger rows (and with ``documents`` the document rows) the session holds out
+    of it after a savepoint that attached or issued a document was rolled back. They are
+    written with Core, so the rollback does not expunge what was loaded of them (the recompute
+    reads the ledger), and SQLite gives their IDs again to the next document's rows: an object
+    kept alive meanwhile (a traceback holds the frames that loaded it; the CLI's collector
+    runs rarely) would stand in for them, rolled-back quantities and all. Unchanged objects
+    only (a change pending in one is never lost); the next read loads afresh. Attaching
+    orphans keeps ``documents``: its document rows were in the store before, and it goes on
+    with the next ones."""
+    kinds = (t.DocumentRow, t.DocumentLine) if documents else (t.DocumentLine,)
+    dirty = session.dirty
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, kinds) and obj not in dirty:
+            session.expunge(obj)
+
+
 def attach_orphans(session: Session, order_id: int) -> int:
     """Attach every orphan that references this order; return how many attached."""
     from edi_gateway.ubl.read import read_stored
@@ -221,6 +238,7 @@ def attach_orphans(session: Session, order_id: int) -> int:
         except Exception as exc:
             if transient(exc):
                 raise
+            forget_rolled_back(session, documents=False)
             reason = unexpected(exc)
             log.warning("orphan %s cannot attach to order %s: %s", row.message_id, order.id, reason)
             record(
