@@ -272,20 +272,19 @@ class _Batch:
         from sqlalchemy import insert
         from sqlalchemy.exc import IntegrityError
 
-        from edi_gateway.pipeline.history import now, together
+        from edi_gateway.pipeline.history import now
         from edi_gateway.store.schema import bulk_issued
 
         try:
             with self.session.begin_nested():
-                with together(self.session):
-                    issued = self.issue(
-                        self.session,
-                        self.settings,
-                        order,
-                        item.request,
-                        actor=self.actor,
-                        force=item.force,
-                    )
+                issued = self.issue(
+                    self.session,
+                    self.settings,
+                    order,
+                    item.request,
+                    actor=self.actor,
+                    force=item.force,
+                )
                 # what the item changed is written here, so that a failure of it is the
                 # item's error (refused), not taken for the key's below (skipped)
                 self.session.flush()

@@ -107,8 +107,7 @@ def enqueue(session: Session, item: Outgoing, settings: Settings) -> int:
     # more than the INSERT; values as parameters to a statement built once. Names are mostly
     # unique: the wanted one is inserted unless the connector has it (the unique index says
     # so, in the same statement); only then is a free one looked for.
-    if_free = _queue_if_free(session)
-    outbox_id: int | None = None if if_free is None else session.execute(if_free, row).scalar()
+    outbox_id: int | None = session.execute(_queue_if_free(session), row).scalar()
     if outbox_id is None:
         filename = row["filename"] = _free_name(session, item.connector, stem, extension)
         outbox_id = int(session.execute(_QUEUE, row).scalar_one())
@@ -128,25 +127,18 @@ _QUEUE = insert(outbox).returning(outbox.c.id)
 _QUEUE_IF_FREE: dict[str, Executable] = {}
 
 
-def _queue_if_free(session: Session) -> Executable | None:
+def _queue_if_free(session: Session) -> Executable:
     """``INSERT ... ON CONFLICT (connector, filename) DO NOTHING RETURNING id`` in the
-    store's dialect (SQLite and PostgreSQL, the two stores, both have it): no row when the
-    name is taken. None for another dialect (the name is looked up first)."""
+    store's dialect (SQLite or PostgreSQL): no row when the name is taken."""
     dialect = session.get_bind().dialect.name
     found = _QUEUE_IF_FREE.get(dialect)
     if found is None:
+        from sqlalchemy.dialects import postgresql, sqlite
+
         keys = [outbox.c.connector, outbox.c.filename]
-        if dialect == "postgresql":
-            from sqlalchemy.dialects import postgresql
-
-            found = postgresql.insert(outbox).on_conflict_do_nothing(index_elements=keys)
-        elif dialect == "sqlite":
-            from sqlalchemy.dialects import sqlite
-
-            found = sqlite.insert(outbox).on_conflict_do_nothing(index_elements=keys)
-        else:
-            return None
-        found = _QUEUE_IF_FREE[dialect] = found.returning(outbox.c.id)
+        module = postgresql if dialect == "postgresql" else sqlite
+        statement = module.insert(outbox).on_conflict_do_nothing(index_elements=keys)
+        found = _QUEUE_IF_FREE[dialect] = statement.returning(outbox.c.id)
     return found
 
 

@@ -359,20 +359,18 @@ def _partner_page(reader: Reader, filters: Filters, limit: int, offset: int) -> 
     from dataclasses import replace
 
     o = schema.orders.c
-    wanted = offset + limit
-    others = replace(filters, partner=None, search=None)
+    others = orders_query(reader, replace(filters, partner=None, search=None))
+    first = others.with_only_columns(o.id).limit(offset + limit)
     sides = [
-        select(
-            orders_query(reader, others)
-            .with_only_columns(o.id)
-            .where(column == filters.partner)
-            .limit(wanted)
-            .subquery()
-            .c.id
-        )
-        for column in (o.buyer_partner, o.seller_partner, o.buyer_key, o.seller_key)
+        select(first.where(side == filters.partner).subquery().c.id) for side in _partner_sides()
     ]
     return o.id.in_(union(*sides))
+
+
+def _partner_sides() -> tuple[ColumnElement[Any], ...]:
+    """The columns the partner filter matches: buyer or seller, partner id or party key."""
+    o = schema.orders.c
+    return (o.buyer_partner, o.seller_partner, o.buyer_key, o.seller_key)
 
 
 def order_ids(reader: Reader, filters: Filters) -> list[int]:
@@ -406,14 +404,7 @@ def orders_query(reader: Reader, filters: Filters) -> Select[Any]:
 
         query = query.where(overdue(datetime.now(UTC)))
     if partner:
-        query = query.where(
-            or_(
-                o.buyer_partner == partner,
-                o.seller_partner == partner,
-                o.buyer_key == partner,
-                o.seller_key == partner,
-            )
-        )
+        query = query.where(or_(*(side == partner for side in _partner_sides())))
     if not search:
         return query
     if "\x00" in search:  # PostgreSQL refuses it in any text; no value holds one

@@ -23,16 +23,15 @@ import csv
 import io
 from collections.abc import Callable, Sequence
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from edi_gateway.domain.documents import Line, Order
 from edi_gateway.outbound.i18n import decimal_separator as language_separator
-from edi_gateway.outbound.i18n import plain_exponent, plain_number, translator
+from edi_gateway.outbound.i18n import format_amount, plain_exponent, plain_number, translator
 from edi_gateway.outbound.render import HEADER_COLUMNS, LINE_COLUMNS, CellValue, Kind
 
 DEFAULT_DELIMITER = ";"
 DEFAULT_ENCODING = "utf-8-sig"
-_CENT = Decimal("0.01")
 
 
 def orders_csv(
@@ -78,8 +77,6 @@ def _formatter(kind: Kind, point: str) -> Callable[[CellValue], str]:
         return lambda value: value.isoformat() if isinstance(value, date) else _plain(value)
     if kind in (Kind.AMOUNT, Kind.PRICE, Kind.QUANTITY):
         number = {Kind.AMOUNT: _amount, Kind.PRICE: _price, Kind.QUANTITY: plain_number}[kind]
-        if point == ".":
-            return lambda value: number(value) if isinstance(value, Decimal) else _plain(value)
         return lambda value: (
             number(value).replace(".", point) if isinstance(value, Decimal) else _plain(value)
         )
@@ -91,7 +88,7 @@ def _plain(value: CellValue) -> str:
 
 
 def _amount(value: Decimal) -> str:
-    return f"{value.quantize(_CENT, rounding=ROUND_HALF_UP):.2f}"
+    return format_amount(value, "en", grouped=False)
 
 
 def _price(value: Decimal) -> str:
