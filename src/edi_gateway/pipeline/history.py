@@ -53,23 +53,16 @@ def together(session: Session) -> Iterator[None]:
     """The events :func:`record` writes on ``session`` inside the block are written at its
     end, all with one ``executemany`` (issuing a document records three to five, one
     statement each otherwise); each keeps its own time, actor, order and message. When the
-    block raises, none is written (its transaction or savepoint is rolled back anyway).
-    Nested, a block that ends hands its events to the outer one, which writes them with its
-    own; one that raises drops them (a bulk batch writes the events of all its items in one
-    statement at its end, and a refused item, whose savepoint is rolled back, leaves none)."""
-    outer: list[dict[str, Any]] | None = session.info.get(_PENDING)
+    block raises, none is written (its transaction or savepoint is rolled back anyway). A bulk
+    batch is one block: a refused item's events are dropped with :func:`drop_since`. Blocks
+    do not nest."""
+    assert _PENDING not in session.info, "history.together blocks do not nest"
     pending: list[dict[str, Any]] = []
     session.info[_PENDING] = pending
     try:
         yield
     finally:
-        if outer is None:
-            del session.info[_PENDING]
-        else:
-            session.info[_PENDING] = outer
-    if outer is not None:
-        outer.extend(pending)
-        return
+        del session.info[_PENDING]
     from edi_gateway.store.bulk import insert_many
 
     insert_many(session.connection(), history, pending)
@@ -85,8 +78,8 @@ def pending_mark(session: Session) -> int | None:
 
 
 def drop_since(session: Session, mark: int | None) -> None:
-    """Drop the events the enclosing :func:`together` block was handed after ``mark``: those
-    of work whose savepoint was rolled back after its own nested block had ended."""
+    """Drop the events recorded in the enclosing :func:`together` block after ``mark``: those
+    of work whose savepoint was rolled back."""
     pending = session.info.get(_PENDING)
     if pending is not None and mark is not None:
         del pending[mark:]
