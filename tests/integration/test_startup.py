@@ -35,7 +35,11 @@ HEAVY = (
     "saxonche",
     "jinja2",
     "yaml",
+    "pydantic",
 )
+NEEDS_SETTINGS = {("rules", "list")}
+"""Commands that read the settings beyond where the store is: they load them from the cache,
+with pydantic and the models (the rest take only the store's place from it)."""
 PROBE = """\
 import atexit, json, sys
 
@@ -119,7 +123,34 @@ def test_a_read_only_command_imports_nothing_heavy(
 ) -> None:
     out, heavy = _probe(project, env, *words)
     assert READ_ONLY[words] in out, out
+    if words in NEEDS_SETTINGS:
+        heavy.remove("pydantic")
     assert heavy == [], f"{words} imported them"
+
+
+def test_a_read_only_command_loads_the_settings_when_it_needs_them(
+    project: Project, env: dict[str, str]
+) -> None:
+    """``messages show --raw`` asks the gateway for the payload: the settings it was opened
+    without are loaded then (from the cache: still no YAML, no layouts)."""
+    out, heavy = _probe(project, env, "messages", "show", "2", "--raw")
+    assert "<cbc:ID>PO-2</cbc:ID>" in out, out
+    assert "pydantic" in heavy
+    assert not {"yaml", "openpyxl", "jinja2"} & set(heavy), heavy
+
+
+def test_the_cached_store_is_the_configured_one_from_anywhere(
+    project: Project, env: dict[str, str], tmp_path: Path
+) -> None:
+    """The starter's store URL is relative to the config; taken from the cache it is the
+    same store when the command runs from another folder."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = PROBE.format(heavy=HEAVY)
+    done = _python(code, "--config", str(project.config), "orders", "list", cwd=elsewhere, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PO-2" in done.stdout
+    assert not (elsewhere / "gateway.db").exists()
 
 
 def test_the_probe_sees_what_a_command_imports(project: Project, env: dict[str, str]) -> None:

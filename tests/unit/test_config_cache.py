@@ -239,3 +239,51 @@ def test_only_the_validating_thread_is_recorded(tmp_path: Path) -> None:
         mine.read_text(encoding="utf-8")
     assert reads.files == {str(mine)}
     assert seen["other"] == {str(theirs)}
+
+
+def test_where_the_store_is_comes_from_the_cache_without_the_models(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only command opens the store from the cache entry alone (cli/common.py): its
+    URL is the one validating gave (the SQLite path resolved), its lease the daemon's."""
+    text = project.read_text(encoding="utf-8")
+    project.write_text(text + "daemon:\n  lease_seconds: 45\n", encoding="utf-8")
+    raw = project.read_bytes()
+    assert config_cache.cached_store(project, raw) is None  # never validated
+    settings = load_config(project)
+    at = config_cache.cached_store(project, raw)
+    assert at == config_cache.StoreAt(settings.store.url, 45)
+    assert at.url == f"sqlite:///{project.parent.resolve() / 'gateway.db'}"
+    project.write_text(text, encoding="utf-8")  # changed since: not known for certain
+    assert config_cache.cached_store(project, project.read_bytes()) is None
+
+
+def test_a_store_with_a_password_is_never_taken_from_the_cache(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The password is read when the store is opened, so a read-only command loads the
+    settings as usual; nothing of the secret is written into the cache."""
+    monkeypatch.setenv("PGPASS_FOR_TEST", "s3cret-value")
+    text = project.read_text(encoding="utf-8").replace(
+        "  url: sqlite:///gateway.db",
+        "  url: postgresql+psycopg://edi@db.example/edi\n  password: {env: PGPASS_FOR_TEST}",
+    )
+    project.write_text(text, encoding="utf-8")
+    settings = load_config(project)
+    assert settings.store.password is not None
+    assert hits(project, monkeypatch)
+    assert config_cache.cached_store(project, project.read_bytes()) is None
+    assert b"s3cret-value" not in cache_file(project).read_bytes()
+
+
+def test_a_corrupt_settings_pickle_in_a_sound_entry_is_validated_again(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = load_config(project)
+    with cache_file(project).open("rb") as handle:
+        entry = pickle.load(handle)  # noqa: S301 - the test's own cache file
+    entry["settings"] = b"not a pickle"
+    cache_file(project).write_bytes(pickle.dumps(entry))
+    assert config_cache.cached_store(project, project.read_bytes()) is not None
+    assert not hits(project, monkeypatch)
+    assert load_config(project) == first

@@ -4,18 +4,19 @@ printing (text or JSON, errors as JSON), and opening the configured gateway. No 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     from edi_gateway.app import Gateway
     from edi_gateway.config import Settings
+    from edi_gateway.config.cache import StoreAt
     from edi_gateway.store.db import Store
     from edi_gateway.store.queries import Filters, Page
 
@@ -178,13 +179,19 @@ def settings(args: argparse.Namespace) -> Settings:
     return load_config(config_path(args.config))
 
 
-@dataclass(frozen=True, slots=True)
 class Opened:
-    """What a read-only command needs: the settings and the open store (not the whole
-    :class:`~edi_gateway.app.Gateway`, whose pipeline imports cost start-up)."""
+    """What a read-only command needs: the open store and, loaded only when asked for, the
+    settings (not the whole :class:`~edi_gateway.app.Gateway`, whose pipeline imports cost
+    start-up; nor, when the config cache says where the store is, pydantic and the models)."""
 
-    settings: Settings
-    store: Store
+    def __init__(self, store: Store, settings: Callable[[], Settings]) -> None:
+        self.store = store
+        self._settings = settings
+
+    @functools.cached_property
+    def settings(self) -> Settings:
+        """The configuration, loaded on first use."""
+        return self._settings()
 
 
 def with_store(run: Callable[[Opened, argparse.Namespace], int]) -> Handler:
@@ -192,16 +199,36 @@ def with_store(run: Callable[[Opened, argparse.Namespace], int]) -> Handler:
 
     def handle(args: argparse.Namespace) -> int:
         with _no_collections():
-            from edi_gateway.store.db import open_configured
+            from edi_gateway.store.db import open_at, open_configured
 
-            configured = settings(args)
-            store = open_configured(configured)
+            at = _cached_store(args)
+            if at is not None:
+                store = open_at(at.url, at.lease_seconds)
+                opened = Opened(store, lambda: settings(args))
+            else:
+                configured = settings(args)
+                store = open_configured(configured)
+                opened = Opened(store, lambda: configured)
             try:
-                return run(Opened(configured, store), args)
+                return run(opened, args)
             finally:
                 store.close()
 
     return handle
+
+
+def _cached_store(args: argparse.Namespace) -> StoreAt | None:
+    """Where the store is, when the config cache knows it for certain (docs/adr/0041); None
+    sends the command the usual way, which also reports any problem of the config."""
+    from edi_gateway.config.cache import cached_store
+    from edi_gateway.config.locate import config_path
+    from edi_gateway.errors import ConfigError
+
+    try:
+        path = config_path(args.config).absolute()
+        return cached_store(path, path.read_bytes())
+    except (ConfigError, OSError):
+        return None
 
 
 @contextmanager

@@ -29,7 +29,6 @@ from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
 
 from edi_gateway.alerts.events import record as record_alert
 from edi_gateway.alerts.events import subscribed
-from edi_gateway.config.sla import SlaSettings
 from edi_gateway.store.bulk import update_many
 from edi_gateway.store.schema import history, order_delivery, order_lines, orders
 
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Insert, Select
 
     from edi_gateway.config import Settings
+    from edi_gateway.config.sla import SlaSettings
     from edi_gateway.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,10 @@ SYSTEM = "system (SLA)"
 @cache
 def _default_terms() -> SlaSettings:
     """The terms of an order without a partner, made when first needed (a settings model
-    builds its validator on first use: ~5 ms of every command importing this module)."""
+    builds its validator on first use: ~5 ms of every command importing this module; and
+    ``orders list --overdue`` reads only the predicates below, without pydantic)."""
+    from edi_gateway.config.sla import SlaSettings
+
     return SlaSettings()
 
 

@@ -17,6 +17,11 @@ as before), nor one whose validation wrote a file. The cache files are private:
 ``$XDG_CACHE_HOME/edi-gateway`` (else ``~/.cache/edi-gateway``), folder 0700, files 0600,
 written atomically; one not owned by this user, or writable by others, is ignored (unpickling
 runs code). Not caching never fails a command: an unwritable cache folder only costs the time.
+
+The settings are kept as a pickle inside the entry, beside :class:`StoreAt`: a read-only command
+takes only where the store is (:func:`cached_store`) and so never imports pydantic or the
+models, which cost it ~50-80 ms; it loads the whole settings only if it turns out to need them.
+This module and :mod:`.locate` import no model for that reason.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FORMAT = 1
+FORMAT = 2
 KEEP = 64
 """Cache files kept (one per config path): the oldest beyond are removed when one is written."""
 _CODE_SUFFIXES = (".py", ".pyc", ".so", ".pth")
@@ -61,6 +66,16 @@ _RECORDING = _Recording()
 _HOOK = threading.Lock()
 _hooked: list[bool] = []  # the audit hook, once installed (it cannot be removed)
 _WRITES = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+
+
+@dataclass(frozen=True, slots=True)
+class StoreAt:
+    """Where a config's store is, all that opening it takes: ``store.url`` (a SQLite path
+    already resolved) and ``daemon.lease_seconds``. Kept only for a store without a password
+    reference: a secret is read when it is used, never written into the cache."""
+
+    url: str
+    lease_seconds: float
 
 
 def resolved(path: Path) -> Path:
@@ -130,11 +145,18 @@ def _code() -> str:
     """The code that validates: Python, pydantic, the installed libraries (the folders they
     are installed in) and the product's source files; the same whichever way Python started
     (console script, ``-m``, ``-c``)."""
-    import pydantic_core
+    from importlib.util import find_spec
 
     from edi_gateway import __version__
 
-    parts = [sys.version, pydantic_core.__version__, __version__]
+    parts = [sys.version, __version__]
+    # pydantic-core's own file, not its __version__: importing it is what a cached read-only
+    # command avoids (an upgrade rewrites the file, and its folder's listing changes)
+    core = find_spec("pydantic_core")
+    if core is not None and core.origin is not None:
+        with contextlib.suppress(OSError):
+            info = os.stat(core.origin)
+            parts.append(f"{core.origin}:{info.st_size}:{info.st_mtime_ns}")
     for entry in sorted({p for p in sys.path if p.endswith(("site-packages", "dist-packages"))}):
         with contextlib.suppress(OSError):  # installing or removing a library changes it
             parts.append(f"{entry}:{os.stat(entry).st_mtime_ns}")
@@ -189,10 +211,9 @@ def key_of(config: Path, text: bytes) -> dict[str, Any]:
     return _key(config, text)
 
 
-def cached(config: Path, text: bytes, key: dict[str, Any] | None = None) -> object:
-    """The cached settings of ``config`` (whose bytes are ``text``; ``key`` its
-    :func:`key_of`), or None when there are none that are certainly what validating it now
-    would give. (Typed ``object``: this module imports no model; the caller checks the type.)"""
+def _entry(config: Path, text: bytes, key: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The cache entry of ``config`` when it is certainly what validating ``text`` now would
+    give (``key``: its :func:`key_of`), else None."""
     where = _where(config)
     try:
         # the file opened is the one checked: no symlink followed, fstat of the open handle
@@ -210,9 +231,29 @@ def cached(config: Path, text: bytes, key: dict[str, Any] | None = None) -> obje
     try:
         if entry["key"] != (key or _key(config, text)) or not _still(entry):
             return None
-        return entry["settings"]
     except Exception:  # noqa: BLE001 - not a cache this version wrote
         return None
+    return entry if isinstance(entry, dict) else None
+
+
+def cached(config: Path, text: bytes, key: dict[str, Any] | None = None) -> object:
+    """The cached settings of ``config`` (whose bytes are ``text``; ``key`` its
+    :func:`key_of`), or None when there are none that are certainly what validating it now
+    would give. (Typed ``object``: this module imports no model; the caller checks the type.)"""
+    entry = _entry(config, text, key)
+    try:
+        return None if entry is None else pickle.loads(entry["settings"])  # noqa: S301
+    except Exception:  # noqa: BLE001 - as a corrupt cache
+        return None
+
+
+def cached_store(config: Path, text: bytes) -> StoreAt | None:
+    """Where the store of ``config`` (whose bytes are ``text``) is, from a cache entry that is
+    certainly what validating it now would give; None when there is none, or when its store
+    has a password reference (then the whole settings are loaded as usual)."""
+    entry = _entry(config, text, None)
+    found = None if entry is None else entry.get("store")
+    return found if isinstance(found, StoreAt) else None
 
 
 def remember(
@@ -221,16 +262,18 @@ def remember(
     reads: _Reads,
     settings: object,
     key: dict[str, Any] | None = None,
+    *,
+    store: StoreAt | None = None,
 ) -> None:
     """Cache ``settings``, validated from ``text`` with ``reads`` (``key``: its
-    :func:`key_of`); quietly not when it cannot be exact (validation wrote a file) or
-    written."""
+    :func:`key_of`; ``store``: where their store is, when it has no password); quietly not
+    when it cannot be exact (validation wrote a file) or written."""
     if reads.wrote:
         return
     # the import system and importlib.metadata list these ('' as '.'): the code key covers
     # them; validation itself only lists absolute folders (relative to the config's)
     code = {p or "." for p in sys.path}
-    entry = {
+    entry: dict[str, Any] = {
         "key": key or _key(config, text),
         "files": {p: _digest(p) for p in sorted(reads.files) if not _code_file(p)},
         "folders": {
@@ -238,10 +281,11 @@ def remember(
         },
         "resolved": reads.resolved,
         "expanded": reads.expanded,
-        "settings": settings,
+        "store": store,
     }
     where = _where(config)
     with contextlib.suppress(Exception):  # an unwritable folder, settings pickle cannot hold
+        entry["settings"] = pickle.dumps(settings, protocol=pickle.HIGHEST_PROTOCOL)
         where.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=where.parent, prefix=".config-")  # mode 0600
         try:

@@ -9,7 +9,6 @@ their transports); :mod:`edi_gateway.config` re-exports what callers use.
 from __future__ import annotations
 
 import functools
-import os
 import re
 import typing
 from pathlib import Path
@@ -20,8 +19,10 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from edi_gateway.config.base import ConnectorBase
-from edi_gateway.config.cache import cached, key_of, recording, remember
+from edi_gateway.config.cache import StoreAt, cached, key_of, recording, remember
 from edi_gateway.config.connectors import connector_model
+from edi_gateway.config.locate import DEFAULT_NAME, ENV_VAR, config_path
+from edi_gateway.config.locate import read_bytes as _read_bytes
 from edi_gateway.config.models import Settings
 from edi_gateway.errors import ConfigError
 
@@ -30,29 +31,7 @@ if TYPE_CHECKING:  # PyYAML is imported when a config is parsed, not when it com
 
 __all__ = ["DEFAULT_NAME", "ENV_VAR", "check_config", "config_path", "load_config"]
 
-ENV_VAR = "EDI_GATEWAY_CONFIG"
-DEFAULT_NAME = "gateway.yaml"
 _NOT_KEYS = {"path"}  # Settings fields that are not YAML keys
-
-
-def config_path(cli_value: str | None) -> Path:
-    """The config file to use: ``--config``, else ``$EDI_GATEWAY_CONFIG``, else ./gateway.yaml.
-
-    Raises ConfigError naming where it looked when that file does not exist.
-    """
-    if cli_value:
-        path, how = Path(cli_value), "--config"
-    elif os.environ.get(ENV_VAR):
-        path, how = Path(os.environ[ENV_VAR]), f"${ENV_VAR}"
-    else:
-        path, how = Path(DEFAULT_NAME), "the default (no --config, no $EDI_GATEWAY_CONFIG)"
-    path = path.expanduser()
-    if not path.is_file():
-        raise ConfigError(
-            f"no config file at {path.absolute()} (from {how}); "
-            "create one with `edi-gateway init DIR` or pass --config FILE"
-        )
-    return path
 
 
 def load_config(path: Path) -> Settings:
@@ -67,7 +46,9 @@ def load_config(path: Path) -> Settings:
         return known
     with recording() as reads:
         settings = _validated(path, _read_yaml(path, raw))
-    remember(path, raw, reads, settings, key)
+    store = settings.store
+    at = StoreAt(store.url, settings.daemon.lease_seconds) if store.password is None else None
+    remember(path, raw, reads, settings, key, store=at)
     return settings
 
 
@@ -180,15 +161,6 @@ def _unique_key_loader() -> type[yaml.SafeLoader]:
             return super().construct_mapping(node, deep=deep)
 
     return UniqueKeyLoader
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it as UTF-8 text: {exc}") from None
 
 
 def _read_yaml(path: Path, raw: bytes | None = None) -> Any:

@@ -107,10 +107,14 @@ def enqueue(session: Session, item: Outgoing, settings: Settings) -> int:
     # more than the INSERT; values as parameters to a statement built once. Names are mostly
     # unique: the wanted one is inserted unless the connector has it (the unique index says
     # so, in the same statement); only then is a free one looked for.
-    outbox_id: int | None = session.execute(_queue_if_free(session), row).scalar()
-    if outbox_id is None:
+    # Another gateway may take the free name found before this insert commits (PostgreSQL:
+    # its row is not seen until then): the insert waits for it and, taken, finds no row; the
+    # next look sees the name taken. Each turn follows a name another transaction committed.
+    queue_if_free = _queue_if_free(session)
+    outbox_id: int | None = session.execute(queue_if_free, row).scalar()
+    while outbox_id is None:
         filename = row["filename"] = _free_name(session, item.connector, stem, extension)
-        outbox_id = int(session.execute(_QUEUE, row).scalar_one())
+        outbox_id = session.execute(queue_if_free, row).scalar()
     # the bytes apart from the row, whose state changes with every attempt (schema.py)
     # (as parameters, not .values(): a cached statement would keep the first one's bytes)
     session.execute(_PAYLOAD, {"outbox_id": outbox_id, "payload": item.payload})
@@ -123,7 +127,6 @@ def enqueue(session: Session, item: Outgoing, settings: Settings) -> int:
     return outbox_id
 
 
-_QUEUE = insert(outbox).returning(outbox.c.id)
 _QUEUE_IF_FREE: dict[str, Executable] = {}
 
 

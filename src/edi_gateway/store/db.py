@@ -159,10 +159,16 @@ def _sqlite_begin(conn: Connection) -> None:
 def open_configured(settings: Settings) -> Store:
     """Open the store ``settings`` configure (migrating it when needed); STORE_UNAVAILABLE in
     one line when it cannot be (a missing folder of a SQLite file, an unreadable file)."""
+    return open_at(settings.store.connect_url(), settings.daemon.lease_seconds)
+
+
+def open_at(url: str, lease_seconds: float) -> Store:
+    """:func:`open_configured` given the store's URL and the gateway's lease (what a read-only
+    command takes from the config cache, without the settings)."""
     from edi_gateway.errors import ErrorCode, GatewayError, first_line
 
     try:
-        return open_store(settings.store.connect_url(), lease_seconds=settings.daemon.lease_seconds)
+        return open_store(url, lease_seconds=lease_seconds)
     except OSError as exc:
         raise GatewayError(
             ErrorCode.STORE_UNAVAILABLE, f"the store cannot be used: {first_line(exc)}"

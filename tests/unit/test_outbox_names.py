@@ -1,0 +1,62 @@
+"""Outbox file names never collide, also when several gateways queue the same name at once
+(outbound/outbox.py ``enqueue``): on PostgreSQL their transactions overlap, so a name one of
+them took a moment ago may still be uncommitted when another looks for a free one."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from edi_gateway.config import Settings, load_config
+from edi_gateway.outbound.outbox import Outgoing, enqueue
+from edi_gateway.store.db import Store
+from edi_gateway.store.schema import outbox
+
+RACERS = 4
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    config = tmp_path / "gateway.yaml"
+    config.write_text("store:\n  url: sqlite:///unused.db\n", encoding="utf-8")
+    return load_config(config)
+
+
+def _queue_at_once(store: Store, settings: Settings, filename: str) -> list[int | str]:
+    start = threading.Barrier(RACERS)
+
+    def one(n: int) -> int | str:
+        item = Outgoing(
+            partner="buyer",
+            connector="to-buyer",
+            kind="Invoice",
+            doc_number=f"INV-{n}",
+            payload=b"<Invoice/>",
+            filename=filename,
+        )
+        start.wait()
+        try:
+            with store.session() as session:
+                return enqueue(session, item, settings)
+        except Exception as exc:  # noqa: BLE001 - what the race did is the finding
+            return f"{type(exc).__name__}: {exc}"
+
+    with ThreadPoolExecutor(RACERS) as pool:
+        return list(pool.map(one, range(RACERS)))
+
+
+def test_gateways_queuing_one_name_at_once_each_get_a_name_of_their_own(
+    store: Store, settings: Settings
+) -> None:
+    for round_ in range(6):
+        stem = f"Invoice-R{round_}"
+        ids = _queue_at_once(store, settings, f"{stem}.xml")
+        assert all(isinstance(i, int) for i in ids), ids
+        with store.connect() as conn:
+            names = conn.scalars(select(outbox.c.filename).where(outbox.c.id.in_(ids))).all()
+        wanted = [f"{stem}.xml"] + [f"{stem}-{n}.xml" for n in range(2, RACERS + 1)]
+        assert sorted(names) == sorted(wanted), names
