@@ -146,6 +146,44 @@ def test_a_column_map_cell_that_is_no_cell_stops_start_up(tmp_path: Path) -> Non
     assert problem is not None and "cell 'A3:B4', expected a cell such as B3" in problem
 
 
+@pytest.mark.parametrize(
+    "cell", ["A1", "B3", "b3", "B03", "Z9", "AA10", "az27", "ZZ702", "XFD1", "A1048576"]
+)
+def test_a_cell_is_read_as_openpyxl_reads_it(cell: str) -> None:
+    """Column maps name cells without openpyxl (its import was most of validating a config):
+    the same (row, column) as openpyxl's own reading."""
+    from openpyxl.utils.cell import coordinate_to_tuple
+
+    from edi_gateway.outbound.layout import _coordinate
+
+    assert _coordinate(INKOP, cell) == coordinate_to_tuple(cell)
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "",
+        "A",
+        "3",
+        "B0",
+        "A0001048577",
+        "XFE1",
+        "AAAA1",
+        "A3:B4",
+        "$B$3",
+        "B 3",
+        "B3 ",
+        "B-3",
+        "B\u0663",
+    ],
+)
+def test_what_is_no_cell_of_a_sheet_is_refused(cell: str) -> None:
+    from edi_gateway.outbound.layout import LayoutError, _coordinate
+
+    with pytest.raises(LayoutError, match="expected a cell such as B3"):
+        _coordinate(INKOP, cell)
+
+
 # -- parts ----------------------------------------------------------------------------------
 
 

@@ -27,6 +27,7 @@ template or a column map stops start-up rather than a forward.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -215,16 +216,27 @@ def columns_workbook(layout: Layout, orders: list[Order], *, cancelled: str | No
     return book.save()
 
 
-def _coordinate(layout: Layout, cell: str) -> tuple[int, int]:
-    """``B3`` as (row 3, column 2); LayoutError for anything else (a range, a typo)."""
-    from openpyxl.utils.cell import coordinate_to_tuple
-    from openpyxl.utils.exceptions import CellCoordinatesException
+MAX_ROW, MAX_COLUMN = 1_048_576, 16_384
+"""A worksheet's last row and column (XFD) in Excel and LibreOffice."""
+_CELL = re.compile(r"([A-Za-z]{1,3})([0-9]{1,7})")
 
-    try:
-        row, column = coordinate_to_tuple(cell)
-    except (CellCoordinatesException, ValueError, TypeError):
-        raise LayoutError(f"{layout.path}: cell {cell!r}, expected a cell such as B3") from None
-    return int(row), int(column)
+
+def _coordinate(layout: Layout, cell: str) -> tuple[int, int]:
+    """``B3`` as (row 3, column 2); LayoutError for anything else (a range, a typo, a cell
+    outside the sheet). Parsed here, not by openpyxl, whose import was most of what
+    validating a config costs (a command after each change of it, docs/adr/0041)."""
+    found = _CELL.fullmatch(cell) if isinstance(cell, str) else None
+    if found is not None:
+        letters, digits = found.groups()
+        column = 0
+        for letter in letters.upper():
+            column = column * 26 + ord(letter) - ord("A") + 1
+        row = int(digits)
+        if 1 <= row <= MAX_ROW and column <= MAX_COLUMN:
+            return row, column
+    raise LayoutError(
+        f"{layout.path}: cell {cell!r}, expected a cell such as B3 (A1 to XFD1048576)"
+    )
 
 
 def load_columns(layout: Layout) -> ColumnMap:
