@@ -136,12 +136,23 @@ def _queue_if_free(session: Session) -> Executable:
     dialect = session.get_bind().dialect.name
     found = _QUEUE_IF_FREE.get(dialect)
     if found is None:
-        from sqlalchemy.dialects import postgresql, sqlite
-
+        # the store's dialect only: PostgreSQL's, with its drivers, costs a SQLite run ~40 ms
         keys = [outbox.c.connector, outbox.c.filename]
-        module = postgresql if dialect == "postgresql" else sqlite
-        statement = module.insert(outbox).on_conflict_do_nothing(index_elements=keys)
-        found = _QUEUE_IF_FREE[dialect] = statement.returning(outbox.c.id)
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            statement: Executable = (
+                pg_insert(outbox).on_conflict_do_nothing(index_elements=keys).returning(outbox.c.id)
+            )
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            statement = (
+                sqlite_insert(outbox)
+                .on_conflict_do_nothing(index_elements=keys)
+                .returning(outbox.c.id)
+            )
+        found = _QUEUE_IF_FREE[dialect] = statement
     return found
 
 
