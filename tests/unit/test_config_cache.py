@@ -281,7 +281,7 @@ def test_a_corrupt_settings_pickle_in_a_sound_entry_is_validated_again(
 ) -> None:
     first = load_config(project)
     with cache_file(project).open("rb") as handle:
-        entry = pickle.load(handle)  # noqa: S301 - the test's own cache file
+        entry = pickle.load(handle)
     entry["settings"] = b"not a pickle"
     cache_file(project).write_bytes(pickle.dumps(entry))
     assert config_cache.cached_store(project, project.read_bytes()) is not None

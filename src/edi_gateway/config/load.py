@@ -143,11 +143,13 @@ def _path_of(text: str) -> tuple[int | str, ...]:
 
 
 @functools.cache
-def _unique_key_loader() -> type[yaml.SafeLoader]:
+def _unique_key_loader() -> type[yaml.CSafeLoader]:
     import yaml
 
-    class UniqueKeyLoader(yaml.SafeLoader):
-        """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+    class UniqueKeyLoader(yaml.CSafeLoader):
+        """The safe loader that refuses a key given twice in one mapping (PyYAML keeps the
+        last). On libyaml's parser (PyYAML's wheels have it; its pure-Python one took most of
+        validating a config), with the same safe constructor and the same marks."""
 
         def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
             seen: set[Any] = set()

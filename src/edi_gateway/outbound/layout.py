@@ -244,7 +244,8 @@ def load_columns(layout: Layout) -> ColumnMap:
     import yaml
 
     try:
-        spec = ColumnMap.model_validate(yaml.safe_load(layout.path.read_text(encoding="utf-8")))
+        text = layout.path.read_text(encoding="utf-8")
+        spec = ColumnMap.model_validate(yaml.load(text, Loader=yaml.CSafeLoader))  # libyaml
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         raise LayoutError(f"{layout.path}: not a column map ({exc})") from exc
     for cell in (*spec.labels, *spec.cells):
