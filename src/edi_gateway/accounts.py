@@ -34,6 +34,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from edi_gateway.errors import ErrorCode, GatewayError, LookupFailed
 from edi_gateway.pipeline.history import now
+from edi_gateway.store.bulk import insert_if_new
 from edi_gateway.store.queries import utc_text
 from edi_gateway.store.schema import console_sessions, login_failures, users
 
@@ -153,18 +154,23 @@ def add_user(store: Store, name: str, role: str, password: str, *, replace: bool
     end their sessions). Returns the user as listed by :func:`list_users`."""
     check_new_user(name, role, password)
     hashed, moment = hash_password(password), now()
+    values = {"role": role, "password_hash": hashed, "password_set_at": moment}
     with store.connect() as conn:
-        found = conn.execute(select(users.c.id).where(users.c.name == name)).scalar()
-        if found is not None and not replace:
-            raise GatewayError(
-                ErrorCode.NOT_ALLOWED,
-                f"user {name!r} exists: `users add {name} --role ROLE --replace` sets a new "
-                "password and role",
-            )
-        values = {"role": role, "password_hash": hashed, "password_set_at": moment}
-        if found is None:
-            conn.execute(insert(users).values(name=name, created_at=moment, **values))
-        else:
+        # Inserted unless the name is taken, in one statement: two operators adding the same
+        # name at once (PostgreSQL) both found it free with a SELECT, and the second insert
+        # failed on the unique index instead of saying the user exists or replacing it.
+        adding = insert_if_new(conn.dialect.name, users, [users.c.name])
+        added = conn.execute(
+            adding.values(name=name, created_at=moment, **values).returning(users.c.id)
+        ).scalar()
+        if added is None:
+            if not replace:
+                raise GatewayError(
+                    ErrorCode.NOT_ALLOWED,
+                    f"user {name!r} exists: `users add {name} --role ROLE --replace` sets a "
+                    "new password and role",
+                )
+            found = conn.execute(select(users.c.id).where(users.c.name == name)).scalar_one()
             conn.execute(update(users).where(users.c.id == found).values(**values))
             conn.execute(delete(console_sessions).where(console_sessions.c.user_id == found))
     return {"name": name, "role": role, "password_set_at": utc_text(moment)}
@@ -262,6 +268,14 @@ def sign_in(
         raise GatewayError(ErrorCode.LOGIN_FAILED, "unknown user or wrong password")
     token = secrets.token_urlsafe(32)
     with store.connect() as conn:
+        # The password verified must still be the user's: `users add --replace` (or `users
+        # remove`) committed since the row was read ended the sessions it knew, not this one.
+        # The row is held (FOR SHARE) until the session is in: a replace waits, then ends it.
+        still = select(users.c.id).where(
+            users.c.id == row.id, users.c.password_hash == row.password_hash
+        )
+        if conn.execute(still.with_for_update(read=True)).first() is None:
+            raise GatewayError(ErrorCode.LOGIN_FAILED, "unknown user or wrong password")
         conn.execute(delete(login_failures).where(f.username == name, f.address == source))
         conn.execute(
             insert(console_sessions).values(

@@ -435,7 +435,10 @@ class Gateway:
         with self.store.session() as session:
             query = select(Message).order_by(Message.id)
             query = query.where(Message.id.in_(ids)) if ids else query.where(Message.state == state)
-            found = list(session.scalars(query))
+            # locked (waiting for a batch processing them): a message dismissed, redriven or
+            # processed at this moment is read as it is once that commits, never as it was
+            # (a dismissed message taken back to processing)
+            found = list(session.scalars(query.with_for_update()))
             chosen = [
                 m for m in found if m.state in REDRIVABLE and m.error_code not in NOT_PROCESSABLE
             ]

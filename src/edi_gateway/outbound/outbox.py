@@ -136,23 +136,10 @@ def _queue_if_free(session: Session) -> Executable:
     dialect = session.get_bind().dialect.name
     found = _QUEUE_IF_FREE.get(dialect)
     if found is None:
-        # the store's dialect only: PostgreSQL's, with its drivers, costs a SQLite run ~40 ms
-        keys = [outbox.c.connector, outbox.c.filename]
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
+        from edi_gateway.store.bulk import insert_if_new  # the store's dialect only
 
-            statement: Executable = (
-                pg_insert(outbox).on_conflict_do_nothing(index_elements=keys).returning(outbox.c.id)
-            )
-        else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            statement = (
-                sqlite_insert(outbox)
-                .on_conflict_do_nothing(index_elements=keys)
-                .returning(outbox.c.id)
-            )
-        found = _QUEUE_IF_FREE[dialect] = statement
+        statement = insert_if_new(dialect, outbox, [outbox.c.connector, outbox.c.filename])
+        found = _QUEUE_IF_FREE[dialect] = statement.returning(outbox.c.id)
     return found
 
 
@@ -425,15 +412,21 @@ def retry(
         query = select(OutboxRow).where(OutboxRow.state.in_(states))
         if not every:
             query = query.where(OutboxRow.id.in_(row_ids))
-        rows = list(session.scalars(query.order_by(OutboxRow.id)))
+        # Locked, as withdraw and delivery lock them: a row another operator withdraws (or
+        # retries) at this moment, or a gateway delivers, is skipped, and one changed just
+        # before is read as it is now. Unlocked, a retry that read a row as failed made it
+        # due again after a withdrawal had committed (a withdrawn document sent), and two
+        # retries at once both recorded it.
+        rows = list(session.scalars(skip_locked(query.order_by(OutboxRow.id))))
         if not every:
             missing = sorted(set(row_ids) - {row.id for row in rows})
             if missing:
                 which = " or ".join(states)
                 raise LookupFailed(
                     ErrorCode.NOT_FOUND,
-                    f"no {which} outbox row {', '.join(f'#{i}' for i in missing)}: "
-                    f"`outbox list --state {states[0]}` lists the ones that can be retried",
+                    f"no {which} outbox row {', '.join(f'#{i}' for i in missing)} (or being "
+                    f"changed at this moment): `outbox list --state {states[0]}` lists the "
+                    "ones that can be retried",
                 )
         if dry_run:
             return [row.id for row in rows]

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ErrorCode
@@ -28,16 +29,29 @@ def intake(store: Store, envelopes: Sequence[Envelope]) -> list[int]:
     """
     if not envelopes:
         return []
-    with store.connect() as conn:
-        keys = [(env.source, env.source_ref) for env in envelopes]
-        known = ids_by_key(conn, messages, ("source", "source_ref"), keys)  # the unique index
-        fresh: dict[tuple[str, str], Envelope] = {}
-        for env in envelopes:
-            fresh.setdefault((env.source, env.source_ref), env)
-        for key in known:
-            fresh.pop(key, None)
-        known.update(_store_new(conn, list(fresh.values())))
-    return [known[(env.source, env.source_ref)] for env in envelopes]
+    keys = [(env.source, env.source_ref) for env in envelopes]
+    seen = -1
+    while True:
+        try:
+            with store.connect() as conn:
+                known = ids_by_key(conn, messages, ("source", "source_ref"), keys)  # unique
+                fresh: dict[tuple[str, str], Envelope] = {}
+                for env in envelopes:
+                    fresh.setdefault((env.source, env.source_ref), env)
+                for key in known:
+                    fresh.pop(key, None)
+                found = len(known)
+                known.update(_store_new(conn, list(fresh.values())))
+            return [known[key] for key in keys]
+        except IntegrityError:
+            # Another gateway stored one of these keys after the look above (a push connector
+            # is served by every gateway: a partner's re-send may reach two at once). On
+            # PostgreSQL the insert waited for that transaction and fails only once it
+            # committed, so the next look finds the key; each turn follows a key another
+            # transaction committed. One that finds nothing new is not this race: raised.
+            if found <= seen:
+                raise
+            seen = found
 
 
 def _store_new(conn: Connection, envelopes: list[Envelope]) -> dict[tuple[str, str], int]:

@@ -31,7 +31,9 @@ def dismiss(store: Store, message_id: int, reason: str, actor: str) -> dict[str,
     if not reason.strip():
         raise GatewayError(ErrorCode.USAGE, "a dismissal needs a reason (--reason TEXT)")
     with store.session() as session:
-        message = get_message(session, message_id)
+        # locked: two operators dismissing it at once (or a redrive) go one after the other,
+        # and the second sees it no longer failed instead of recording a second dismissal
+        message = get_message(session, message_id, lock=True)
         if message.state != "failed":
             raise GatewayError(
                 ErrorCode.NOT_ALLOWED,

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table, select
+from sqlalchemy import Column, Connection, Dialect, Insert, Table, select
 
 CHUNK = 5000
 KEY_CHUNK = 500  # key values per read-back query (bound parameters; SQLite allows 32766)
@@ -214,3 +214,18 @@ def _converter(
         return tuple(values)
 
     return convert
+
+
+def insert_if_new(dialect: str, table: Table, keys: Sequence[Column[Any]]) -> Insert:
+    """``INSERT ... ON CONFLICT (keys) DO NOTHING`` in the store's dialect (SQLite or
+    PostgreSQL): no row when another holds the keys. On PostgreSQL it waits for a transaction
+    that just inserted them and, once that one committed, inserts nothing: the look for them
+    that follows sees its row. A SELECT then a plain INSERT lets two transactions at once both
+    find the keys free, and the second fails on the unique index."""
+    if dialect == "postgresql":  # each dialect's module imported only where it is used
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(keys))

@@ -201,11 +201,12 @@ def connector_sources(name: str) -> list[str]:
     return [name, *(f"{kind}:{name}" for kind in CONNECTOR_TYPES)]
 
 
-def get_message(session: Session, message_id: int) -> Message:
-    """The message with this id, or LookupFailed(NOT_FOUND)."""
+def get_message(session: Session, message_id: int, *, lock: bool = False) -> Message:
+    """The message with this id, or LookupFailed(NOT_FOUND); ``lock``: its row locked until
+    the transaction ends (PostgreSQL), read as the one that changed it before committed it."""
     from edi_gateway.store.tables import Message
 
-    message = session.get(Message, message_id)
+    message = session.get(Message, message_id, with_for_update=lock)
     if message is None:
         raise _no_message(message_id)
     return message

@@ -1,0 +1,238 @@
+"""Read-then-write races between gateways (and operators) on one store at the same moment.
+
+Each test starts a few threads behind a ``threading.Barrier``, each with a transaction of its
+own, on the ``store`` fixture (SQLite, and a real PostgreSQL whose READ COMMITTED transactions
+overlap), and counts what came out: nothing doubled, nothing lost, nothing refused that should
+have passed. See also test_outbox_names.py (outbox file names) and the tests the module
+docstrings of the areas name (SLA and certificate clocks, issuing on one order, SSCC serials,
+sign-in counters, bulk keys, bundles)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import func, select, update
+
+from edi_gateway import accounts
+from edi_gateway.app import Gateway
+from edi_gateway.config import load_config
+from edi_gateway.envelope import Envelope
+from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.outbound import outbox as queue
+from edi_gateway.pipeline.intake import intake
+from edi_gateway.store.db import Store
+from edi_gateway.store.schema import (
+    console_sessions,
+    history,
+    message_payloads,
+    messages,
+    outbox,
+    users,
+)
+
+RACERS = 4
+ROUNDS = 6
+HOUR = timedelta(hours=1)
+T = TypeVar("T")
+
+
+def at_once(run: Callable[[int], T], racers: int = RACERS) -> list[T | str]:
+    """``run(n)`` in ``racers`` threads started together; what each returned, or the
+    exception it raised as ``Type: text`` (what the race did is the finding)."""
+    start = threading.Barrier(racers)
+
+    def one(n: int) -> T | str:
+        start.wait()
+        try:
+            return run(n)
+        except Exception as exc:  # noqa: BLE001 - counted by the test
+            return f"{type(exc).__name__}: {exc}"
+
+    with ThreadPoolExecutor(racers) as pool:
+        return list(pool.map(one, range(racers)))
+
+
+def test_a_payload_pushed_to_several_gateways_at_once_is_stored_once(store: Store) -> None:
+    """A push connector (AS2, HTTP) is served by every gateway: a partner's re-send after a
+    timeout may reach another gateway while the first is still taking it. Intake is idempotent
+    on ``(source, source_ref)``; at the same moment it must be too (one message, the same id
+    to each, none refused)."""
+    for round_ in range(ROUNDS):
+        ref = f"<resent-{round_}@buyer>"
+
+        def push(_: int, ref: str = ref) -> list[int]:
+            return intake(store, [Envelope(b"<Order/>", "as2:from-buyer", ref, "order.xml")])
+
+        got = at_once(push)
+        assert all(isinstance(ids, list) for ids in got), got
+        assert len({ids[0] for ids in got if isinstance(ids, list)}) == 1, got
+        with store.connect() as conn:
+            where = messages.c.source_ref == ref
+            assert conn.scalar(select(func.count()).where(where)) == 1
+            [mid] = conn.scalars(select(messages.c.id).where(where))
+            count = select(func.count())
+            assert conn.scalar(count.where(message_payloads.c.message_id == mid)) == 1
+            assert conn.scalar(count.where(history.c.message_id == mid)) == 1  # received once
+
+
+def test_operators_adding_one_user_at_once_add_it_once_and_the_rest_are_told(
+    store: Store,
+) -> None:
+    """``users add`` from several terminals (or the console) at once: one adds the user, the
+    others are refused as if it existed before (NOT_ALLOWED), never with a store error; with
+    ``--replace`` each one's password is set in turn and none is refused."""
+    for round_ in range(ROUNDS):
+        name = f"ann{round_}"
+        for replace in (False, True):
+            who = f"{name}-{replace}"
+
+            def add(n: int, who: str = who, replace: bool = replace) -> str:
+                try:
+                    password = f"password number {n}"
+                    accounts.add_user(store, who, "operator", password, replace=replace)
+                except GatewayError as exc:
+                    return exc.code.value
+                return "added"
+
+            got = at_once(add)
+            wanted = (
+                ["added"] * RACERS
+                if replace
+                else ["added", *[ErrorCode.NOT_ALLOWED.value] * (RACERS - 1)]
+            )
+            assert sorted(got) == sorted(wanted), got
+            with store.connect() as conn:
+                assert conn.scalar(select(func.count()).where(users.c.name == who)) == 1
+
+
+def test_operators_retrying_and_withdrawing_one_failed_row_at_once_agree(
+    store: Store, tmp_path: Path
+) -> None:
+    """``outbox retry`` and ``outbox withdraw`` of the same failed row from two places at once
+    (CLI and console): a row withdrawn is never sent, so once a withdrawal succeeded the row
+    stays withdrawn (a retry that read it as failed before must not make it due again), and a
+    failed row is retried once, with one history event."""
+    config = tmp_path / "gateway.yaml"
+    config.write_text("store:\n  url: sqlite:///unused.db\n", encoding="utf-8")
+    settings = load_config(config)
+    for round_ in range(ROUNDS):
+        item = queue.Outgoing(
+            partner="buyer",
+            connector="to-buyer",
+            kind="Invoice",
+            doc_number=f"INV-{round_}",
+            payload=b"<Invoice/>",
+            filename=f"INV-{round_}.xml",
+        )
+        with store.session() as session:
+            row_id = queue.enqueue(session, item, settings)
+        with store.connect() as conn:
+            c = outbox.c
+            conn.execute(update(outbox).where(c.id == row_id).values(state=queue.FAILED))
+
+        def act(n: int, row_id: int = row_id) -> str:
+            try:
+                if n % 2:
+                    queue.withdraw(store, [row_id], actor=f"op{n}", reason="wrong order")
+                    return "withdrawn"
+                queue.retry(store, [row_id], actor=f"op{n}")
+            except GatewayError as exc:
+                return exc.code.value
+            return "retried"
+
+        got = at_once(act)
+        assert set(got) <= {"withdrawn", "retried", ErrorCode.NOT_FOUND.value}, got
+        with store.connect() as conn:
+            state = conn.scalar(select(outbox.c.state).where(outbox.c.id == row_id))
+            events = dict.fromkeys(("outbox.retried", "outbox.withdrawn"), 0)
+            for event in conn.scalars(select(history.c.event).where(history.c.event.in_(events))):
+                events[event] += 1
+        assert got.count("retried") <= 1 and got.count("withdrawn") <= 1, got
+        assert events == {
+            "outbox.retried": got.count("retried"),
+            "outbox.withdrawn": got.count("withdrawn"),
+        }, (got, events)
+        if "withdrawn" in got:
+            assert state == queue.WITHDRAWN, (got, state)
+        with store.connect() as conn:  # the next round counts its own events
+            conn.execute(history.delete().where(history.c.event.in_(list(events))))
+
+
+def test_operators_dismissing_and_redriving_one_failed_message_at_once_agree(
+    gateway: Gateway,
+) -> None:
+    """``messages dismiss`` and ``messages redrive`` of the same failed message from several
+    places at once: it is dismissed once (one history event), and a dismissed message is
+    never redriven (a redrive that read it as failed before must not take it back)."""
+    store = gateway.store
+    for round_ in range(ROUNDS):
+        envelope = Envelope(b"not xml", "cli", f"broken-{round_}", "broken.xml")
+        [message_id] = intake(store, [envelope])
+        with store.connect() as conn:
+            c = messages.c
+            conn.execute(update(messages).where(c.id == message_id).values(state="failed"))
+
+        def act(n: int, message_id: int = message_id) -> str:
+            try:
+                if n % 2:
+                    gateway.redrive([message_id], actor=f"op{n}")
+                    return "redriven"
+                gateway.dismiss(message_id, f"reason {n}", actor=f"op{n}")
+            except GatewayError as exc:
+                return exc.code.value
+            return "dismissed"
+
+        got = at_once(act)
+        assert set(got) <= {"dismissed", "redriven", ErrorCode.NOT_ALLOWED.value}, got
+        assert got.count("dismissed") <= 1, got
+        with store.connect() as conn:
+            state = conn.scalar(select(messages.c.state).where(messages.c.id == message_id))
+            h = history.c
+            events = list(
+                conn.scalars(
+                    select(h.event)
+                    .where(h.message_id == message_id, h.event.startswith("message."))
+                    .order_by(h.id)
+                )
+            )
+        assert events.count("message.dismissed") == got.count("dismissed"), (got, events)
+        if "dismissed" in got:
+            assert state == "dismissed", (got, events)
+
+
+def test_a_password_replaced_while_the_old_one_signs_in_leaves_no_session_of_it(
+    store: Store,
+) -> None:
+    """``users add --replace`` ends the user's sessions; a sign-in with the old password that
+    was checked at the same moment must not leave a session behind it (it verified a password
+    that no longer holds, and was answered before or refused)."""
+    policy = accounts.Policy(
+        idle=timedelta(hours=8), lifetime=timedelta(hours=24), max_failures=50, window=HOUR
+    )
+    for round_ in range(ROUNDS):
+        name = f"bob{round_}"
+        accounts.add_user(store, name, "operator", "the old password")
+
+        def act(n: int, name: str = name) -> str:
+            try:
+                if n % 2:
+                    accounts.add_user(store, name, "admin", "the new password", replace=True)
+                    return "replaced"
+                accounts.sign_in(store, name, "the old password", f"10.0.0.{n}", policy)
+            except GatewayError as exc:
+                return exc.code.value
+            return "signed in"
+
+        got = at_once(act)
+        with store.connect() as conn:
+            left = conn.scalar(
+                select(func.count())
+                .select_from(console_sessions.join(users))
+                .where(users.c.name == name)
+            )
+        assert left == 0, got
