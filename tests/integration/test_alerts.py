@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from edi_gateway.alerts.clocks import look
 from edi_gateway.alerts.digest import RETRY, prepare, send_due
@@ -222,6 +223,45 @@ def test_two_gateways_on_one_store_send_each_digest_once(
     assert sorted(len(o) for o in outcomes) == [0, 1], outcomes
     [digest] = hook.digests()
     assert digest["alerts"][0]["count"] == 20
+
+
+def test_an_event_committed_after_a_later_one_was_told_is_told_too(
+    postgres_url: str, tmp_path: Path, hook: Hook
+) -> None:
+    """Gateways record events in transactions of their own (PostgreSQL): an event's id is
+    taken when it is inserted, so one gateway's event can commit after another's later event
+    (a higher id) was told. The digest's cursor must not pass the earlier one, or it is never
+    told. (SQLite has one writer: ids commit in order.)"""
+    store = open_store(postgres_url)
+    try:
+        settings = _settings(tmp_path, hook.url)
+        prepare(store, settings)
+        start = datetime.now(UTC)
+        with store.connect() as slow:  # a gateway whose transaction goes on a while
+            record(slow, "message.failed", "taken first, committed last", start, partner="a")
+
+            def another_gateway() -> None:
+                with store.connect() as conn:
+                    record(conn, "message.failed", "taken next, committed", start, partner="b")
+                send_due(store, settings, start)
+
+            thread = threading.Thread(target=another_gateway)
+            thread.start()
+            # the slow one commits once the other gateway's digest went, or waits for it
+            while thread.is_alive() and not _waiting_for_a_lock(store):
+                time.sleep(0.01)
+        thread.join()
+        send_due(store, settings, start + timedelta(minutes=16))  # the next digest
+        told = [n for digest in hook.digests() for n in digest["alerts"]]
+        assert sum(alert["count"] for alert in told) == 2, told
+    finally:
+        store.close()
+
+
+def _waiting_for_a_lock(store: Store) -> bool:
+    with store.connect() as conn:
+        waiting = select(func.count()).select_from(text("pg_locks")).where(text("NOT granted"))
+        return bool(conn.scalar(waiting))
 
 
 def test_deliveries_are_told_at_the_first_failure_and_when_given_up(

@@ -5,7 +5,9 @@ channel was not told about that cause within ``alerts.every_minutes``; a channel
 attempt failed is tried again no sooner than ``RETRY``. All due causes of a channel go in one
 digest. The cursor rows are locked while a digest goes (``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL; SQLite has one writer), so two gateways never send the same digest; a crash between
-sending and committing can send one digest twice (at least once, never lost).
+sending and committing can send one digest twice (at least once, never lost). The events are
+read once no transaction is still recording one (``alerts.events.recording``): a cursor moved
+to the newest event read never passes one of a lower id that another gateway commits later.
 """
 
 from __future__ import annotations
@@ -16,17 +18,27 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
-from edi_gateway.alerts.events import mail_connectors, newest
+from edi_gateway.alerts.events import mail_connectors, newest, settled_events
 from edi_gateway.errors import ErrorCode, GatewayError
-from edi_gateway.store.leases import skip_locked
+from edi_gateway.store.leases import is_postgres, skip_locked
 from edi_gateway.store.schema import alert_cursors, alert_events
 
 if TYPE_CHECKING:
@@ -236,7 +248,7 @@ def send_due(store: Store, settings: Settings, at: datetime) -> dict[str, str]:
     for channel in found:
         with store.connect() as conn:
             _prepare(conn, [channel])
-            done = _send_channel(conn, channel, at, every)
+            done = _send_channel(store, conn, channel, at, every)
         if done:
             outcome[channel.name] = done
     with store.connect() as conn:
@@ -244,7 +256,9 @@ def send_due(store: Store, settings: Settings, at: datetime) -> dict[str, str]:
     return outcome
 
 
-def _send_channel(conn: Connection, channel: Channel, at: datetime, every: timedelta) -> str | None:
+def _send_channel(
+    store: Store, conn: Connection, channel: Channel, at: datetime, every: timedelta
+) -> str | None:
     c, e = alert_cursors.c, alert_events.c
     cursors = conn.execute(
         skip_locked(
@@ -262,9 +276,7 @@ def _send_channel(conn: Connection, channel: Channel, at: datetime, every: timed
     if not due:
         return None
     waiting = or_(*(and_(e.cause == cause, e.id > after) for cause, after in due.items()))
-    events = conn.execute(
-        select(e.id, e.cause, e.partner, e.text).where(waiting).order_by(e.id)
-    ).all()
+    events = _waiting_events(store, conn, waiting)
     if not events:
         return None
     grouped: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
@@ -291,6 +303,21 @@ def _send_channel(conn: Connection, channel: Channel, at: datetime, every: timed
             .values(last_event_id=newest_id, last_sent_at=at, last_attempt_at=at, last_error=None)
         )
     return f"sent {len(events)}"
+
+
+def _waiting_events(store: Store, conn: Connection, waiting: ColumnElement[bool]) -> Sequence[Any]:
+    """The events ``waiting`` selects, in id order, none of a lower id still uncommitted (the
+    cursor moves to the newest: one committed later would never be told). On PostgreSQL read
+    in a short transaction of their own after waiting for those recording events
+    (``alerts.events.recording``), which wait for it meanwhile, not for the digest's sending;
+    on SQLite, with one writer, ids commit in order."""
+    e = alert_events.c
+    query = select(e.id, e.cause, e.partner, e.text).where(waiting).order_by(e.id)
+    if not is_postgres(conn):
+        return conn.execute(query).all()
+    with store.connect() as reading:
+        settled_events(reading)
+        return reading.execute(query).all()
 
 
 def _forget(conn: Connection, found: list[Channel], at: datetime) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, exists, func, insert, select
 
 from edi_gateway.errors import REMEDY, ErrorCode
+from edi_gateway.store.leases import EVENTS, is_postgres, xact_lock_shared, xact_locks
 from edi_gateway.store.schema import alert_events, messages, outbox
 
 if TYPE_CHECKING:
@@ -39,11 +40,42 @@ def record(
     subject: str | None = None,
 ) -> None:
     """One event (in the caller's transaction)."""
+    recording(conn)
     conn.execute(
         insert(alert_events).values(
             at=at, cause=cause, partner=partner, subject=subject and subject[:300], text=text[:2000]
         )
     )
+
+
+def recording(conn: Connection) -> None:
+    """Hold, until the caller's transaction ends, the shared lock every transaction that
+    records events holds (``store.leases.EVENTS``), once per transaction.
+
+    An event's id is taken when it is inserted and seen when its transaction commits: on
+    PostgreSQL another gateway's later event (a higher id) can commit first, and a digest that
+    told it moved its cursor past this one, which was then never told. A digest reads the
+    events after taking the same lock exclusively (``alerts.digest``): it waits for every
+    transaction recording one, and those that start meanwhile wait for it, so an event it
+    does not see has a higher id than every one it read."""
+    if not is_postgres(conn):
+        return  # one writer: ids commit in order
+    # the innermost: a lock taken in a savepoint that rolls back is given up with it
+    transaction = conn.get_nested_transaction() or conn.get_transaction()
+    if conn.info.get(_RECORDING) is not transaction:
+        xact_lock_shared(conn, EVENTS, _EVENTS_KEY)
+        conn.info[_RECORDING] = transaction
+
+
+_RECORDING = "edi_gateway.alerts.recording"  # conn.info: the transaction holding the lock
+_EVENTS_KEY = "alert_events"
+
+
+def settled_events(conn: Connection) -> None:
+    """Wait until no transaction records events, and keep new ones from starting until the
+    caller's transaction ends (see :func:`recording`): its reads then see every event whose
+    id is below the newest one they find."""
+    xact_locks(conn, EVENTS, [_EVENTS_KEY])
 
 
 def record_once(

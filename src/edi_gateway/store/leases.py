@@ -38,6 +38,7 @@ SAME_NUMBER = 2  # a document or order number: ID conflicts, correlation with it
 SUPPLIER = 3  # a supplier id: its forwards are bundled (and numbered) by one gateway at a time
 DELIVERIES = 4  # noting which bundles were delivered
 TOLD = 5  # an alert's cause and subject: told once, however many gateways look at once
+EVENTS = 6  # alert events: recorded (shared) / read up to a cursor (exclusive), alerts/
 MAX_KEYS = 2000  # distinct keys a transaction locks per kind, at most (xact_locks)
 _Q = TypeVar("_Q", bound="Select[Any]")
 
@@ -182,6 +183,18 @@ def try_xact_lock(conn: Connection, kind: int, key: str) -> bool:
         text("SELECT pg_try_advisory_xact_lock(:c, :h)"), {"c": PG_CLASS + kind, "h": _hash32(key)}
     )
     return bool(taken)
+
+
+def xact_lock_shared(conn: Connection, kind: int, key: str) -> None:
+    """Take (waiting for it) a shared transaction-level lock on ``key``: any number of
+    transactions hold it together, and :func:`xact_locks` on the same key waits until none
+    does. Once per transaction is enough (taking it again is a no-op with a round trip, so a
+    caller remembers it). No-op on SQLite."""
+    if is_postgres(conn):
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock_shared(:c, :h)"),
+            {"c": PG_CLASS + kind, "h": _hash32(key)},
+        )
 
 
 def _hash32(key: str) -> int:
