@@ -24,11 +24,13 @@ from edi_gateway.config import load_config
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.outbound import outbox as queue
+from edi_gateway.outbound.forward import note_deliveries
 from edi_gateway.pipeline.intake import intake
 from edi_gateway.pipeline.process import Policy, process_messages
 from edi_gateway.store.db import Store
 from edi_gateway.store.schema import (
     console_sessions,
+    forwards,
     history,
     message_payloads,
     messages,
@@ -37,6 +39,8 @@ from edi_gateway.store.schema import (
     users,
 )
 from tests import factory as f
+from tests.unit.support import receive
+from tests.unit.test_forward import gateway as forwarding
 
 RACERS = 4
 ROUNDS = 6
@@ -268,3 +272,36 @@ def test_copies_of_one_order_processed_on_several_gateways_at_once_make_one_orde
         assert [state for _, state, _ in rows].count("processed") == 1, rows
         for _, state, code in rows:
             assert state in ("duplicate", "processed") or code == "DUPLICATE_ID_CONFLICT", rows
+
+
+def test_a_failed_forward_retried_while_its_failure_is_noted_goes_on_queued(
+    store: Store, tmp_path: Path
+) -> None:
+    """An operator retries a supplier's failed file at the moment a gateway notes that it
+    failed (``note_deliveries``): the file is due again, so its order's forward must be
+    ``queued`` (and later ``delivered``), never left ``failed`` behind a row that goes."""
+    gw = forwarding(store, tmp_path, formats=["ubl"])
+    for round_ in range(ROUNDS):
+        number = f"PO-R{round_}"
+        receive(gw, f.order(number))  # one file at once: its forward queued, its row pending
+        with store.connect() as conn:
+            o = outbox.c
+            row_id = conn.scalar(select(func.max(o.id)))  # the order's file, just queued
+            conn.execute(update(outbox).where(o.id == row_id).values(state=queue.FAILED))
+
+        def act(n: int, row_id: int = row_id) -> str:
+            if n % 2:
+                try:
+                    queue.retry(store, [row_id], actor=f"op{n}")
+                except GatewayError as exc:
+                    return exc.code.value
+                return "retried"
+            return str(note_deliveries(store))
+
+        got = at_once(act)
+        assert got.count("retried") == 1, got
+        with store.connect() as conn:
+            row_state = conn.scalar(select(outbox.c.state).where(outbox.c.id == row_id))
+            fw = forwards.c
+            last = conn.scalar(select(fw.state).order_by(fw.id.desc()).limit(1))
+        assert (row_state, last) == (queue.PENDING, "queued"), got

@@ -41,7 +41,13 @@ from edi_gateway.crashpoints import reach
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.outbound.outbox import Outgoing, enqueue
 from edi_gateway.pipeline.history import SYSTEM, now, record, record_many
-from edi_gateway.store.leases import DELIVERIES, SUPPLIER, try_xact_lock, xact_locks
+from edi_gateway.store.leases import (
+    DELIVERIES,
+    SUPPLIER,
+    skip_locked,
+    try_xact_lock,
+    xact_locks,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -306,7 +312,9 @@ def note_deliveries(store: Store, *, wait: bool = True) -> dict[str, str]:
             xact_locks(conn, DELIVERIES, ["bundles"])
         elif not try_xact_lock(conn, DELIVERIES, "bundles"):
             return moved
-        rows = list(session.scalars(select(Forward).where(Forward.state == QUEUED)))
+        # locked: a retry or withdrawal of their files changes them after this, not meanwhile;
+        # those it (or a cancellation) holds are skipped, for the next round (never waited for)
+        rows = list(session.scalars(skip_locked(select(Forward).where(Forward.state == QUEUED))))
         by_bundle: dict[tuple[str, str], list[Forward]] = defaultdict(list)
         for row in rows:
             by_bundle[(row.partner, row.bundle or "")].append(row)

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from edi_gateway.config import Settings
     from edi_gateway.store.db import Store
-    from edi_gateway.store.tables import OutboxRow
+    from edi_gateway.store.tables import Forward, OutboxRow
     from edi_gateway.transports.base import OutboundTransport
 
 log = logging.getLogger(__name__)
@@ -405,7 +405,7 @@ def retry(
     asked-for ids that are in none of ``states`` raise LookupFailed naming them.
     """
     from edi_gateway.errors import LookupFailed
-    from edi_gateway.store.tables import Forward, OutboxRow
+    from edi_gateway.store.tables import OutboxRow
 
     moment = now()
     with store.session() as session:
@@ -436,14 +436,9 @@ def retry(
                 row.attempts = 0
             row.state, row.next_attempt_at = PENDING, moment
             record(session, "outbox.retried", detail[:2000], actor=actor, order_id=row.order_id)
-            forwards = session.scalars(
-                select(Forward).where(
-                    Forward.partner == row.partner,
-                    Forward.bundle == row.doc_number,
-                    Forward.state == "failed",
-                )
-            )
-            for forward in forwards:
+            for forward in _bundled(session, row):
+                if forward.state != "failed":
+                    continue
                 forward.state, forward.updated_at = "queued", moment
                 record(
                     session,
@@ -459,7 +454,7 @@ def withdraw(store: Store, row_ids: list[int], *, actor: str, reason: str) -> li
     """Give up on pending or failed rows for good: ``withdrawn``, never sent, recorded in the
     order's history with ``actor`` and ``reason``. Ids that are neither raise LookupFailed."""
     from edi_gateway.errors import LookupFailed
-    from edi_gateway.store.tables import Forward, OutboxRow
+    from edi_gateway.store.tables import OutboxRow
 
     if not reason.strip():
         raise GatewayError(ErrorCode.USAGE, "a withdrawal needs a reason (--reason TEXT)")
@@ -484,14 +479,7 @@ def withdraw(store: Store, row_ids: list[int], *, actor: str, reason: str) -> li
             row.state = WITHDRAWN
             detail = f"{row.kind} {row.doc_number} for {row.partner} withdrawn: {reason}"
             record(session, "outbox.withdrawn", detail[:2000], actor=actor, order_id=row.order_id)
-            forwards = session.scalars(  # the orders this file carried to a supplier
-                select(Forward).where(
-                    Forward.partner == row.partner,
-                    Forward.bundle == row.doc_number,
-                    Forward.state.in_(["queued", "failed"]),
-                )
-            )
-            for forward in forwards:
+            for forward in _bundled(session, row):  # the orders this file carried
                 forward.state, forward.updated_at = WITHDRAWN, now()
                 record(
                     session,
@@ -503,6 +491,21 @@ def withdraw(store: Store, row_ids: list[int], *, actor: str, reason: str) -> li
                     order_id=forward.order_id,
                 )
         return [row.id for row in rows]
+
+
+def _bundled(session: Session, row: OutboxRow) -> list[Forward]:
+    """The queued or failed forwards whose bundle ``row`` carries, locked (waiting) and read as
+    they are now. ``note_deliveries`` locks the queued ones while it moves them by their files'
+    states: a retry (or withdrawal) that read them while it marked them failed left them
+    ``failed`` behind a row due again; now it waits and sees them failed."""
+    from edi_gateway.store.tables import Forward
+
+    query = select(Forward).where(
+        Forward.partner == row.partner,
+        Forward.bundle == row.doc_number,
+        Forward.state.in_(["queued", "failed"]),
+    )
+    return list(session.scalars(query.with_for_update()))
 
 
 def count_pending(conn: Connection) -> int:
