@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import getpass
 import os
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -222,11 +221,7 @@ class Gateway:
         """One cycle of one inbound transport: finish what a crash left, then take new files.
 
         ``stop`` is asked between batches: when it says so, the cycle ends after the batch in
-        hand is committed and acknowledged, and unclaimed files stay for the next run. A
-        transport with ``acks_beside`` (a folder) has its next batch claimed while one is
-        processed and each batch acknowledged while the next is: ``stop`` is then asked
-        before each claim, and a batch claimed when it said so is finished too
-        (:func:`_claimed_ahead`, :class:`_Acks`).
+        hand is committed and acknowledged, and unclaimed files stay for the next run.
         ``observe(states, seconds)`` is told of each acknowledged batch (the daemon's metrics
         and message log lines). ``ahead``: a read-ahead worker on the files waiting where the
         transport takes them from (``run --once``), matched by the envelopes' ``origin``.
@@ -241,43 +236,33 @@ class Gateway:
         held = getattr(transport, "max_unacknowledged", None)
         if isinstance(held, int) and 0 < held < size:
             size = held
-        acks = _Acks(transport, observe)
-        beside = getattr(transport, "acks_beside", False) is True
-        taking: Iterator[list[Envelope]] = iter(())
-        try:
-            # Recovered payloads are always finished; new ones are not claimed once stop() says.
-            for source, until in ((transport.recover, None), (transport.poll, stop)):
-                recovering = source == transport.recover
-                if beside:  # a folder: the next batch is claimed and read beside this one
-                    taking = _claimed_ahead(_batches(source(), size), until)
-                else:
-                    taking = _batches(source(), size, until)
-                for batch in taking:
-                    started = perf_counter()
-                    reach("after-claim")
-                    ids = intake(self.store, batch)
-                    reach("during-recovery" if recovering else "after-intake-commit")
-                    handed = {mid: env.payload for mid, env in zip(ids, batch, strict=True)}
-                    prepared = None
-                    if ahead is not None:
-                        where = {
-                            mid: env.meta["origin"]
-                            for mid, env in zip(ids, batch, strict=True)
-                            if env.meta.get("origin")
-                        }
-                        prepared = _prepared(ahead, where)
-                    states = process_messages(
-                        self.store, policy, ids, handed, prepared, react=self.react
-                    )
-                    states.update(self._finished_elsewhere(states, handed))
-                    reach("after-process")
-                    oks = [states[mid] != FAILED for mid in ids]
-                    acks.start(list(zip(batch, oks, strict=True)), states, started)
-                    outcome.add(transport.name, states)
-        finally:
-            if isinstance(taking, Generator):
-                taking.close()  # a batch taken ahead and never intaken stays claimed: recovered
-            acks.finish()
+        # Recovered payloads are always finished; new ones are not claimed once stop() says so.
+        for source, until in ((transport.recover, None), (transport.poll, stop)):
+            recovering = source == transport.recover
+            for batch in _batches(source(), size, until):
+                started = perf_counter()
+                reach("after-claim")
+                ids = intake(self.store, batch)
+                reach("during-recovery" if recovering else "after-intake-commit")
+                handed = {mid: env.payload for mid, env in zip(ids, batch, strict=True)}
+                prepared = None
+                if ahead is not None:
+                    where = {
+                        mid: env.meta["origin"]
+                        for mid, env in zip(ids, batch, strict=True)
+                        if env.meta.get("origin")
+                    }
+                    prepared = _prepared(ahead, where)
+                states = process_messages(
+                    self.store, policy, ids, handed, prepared, react=self.react
+                )
+                states.update(self._finished_elsewhere(states, handed))
+                reach("after-process")
+                for envelope, message_id in zip(batch, ids, strict=True):
+                    transport.ack(envelope, ok=states[message_id] != FAILED)
+                outcome.add(transport.name, states)
+                if observe is not None:
+                    observe(states, perf_counter() - started)
         return outcome
 
     def _finished_elsewhere(
@@ -565,112 +550,6 @@ def _file_envelope(path: Path, max_bytes: int) -> Envelope:
         max_bytes=max_bytes,
         meta={"path": str(path)},
     )
-
-
-def _claimed_ahead(
-    batches: Iterator[list[Envelope]], until: Callable[[], bool] | None
-) -> Generator[list[Envelope], None, None]:
-    """The batches of ``batches`` (a transport's payloads, claimed as they are taken), each
-    next one taken on a thread while the caller commits and processes the one it was given.
-
-    ``until`` is asked on the caller's thread before a batch is taken: once it says so (or
-    raises: then after the batch in hand), none is. A batch taken ahead is always handed over
-    (the batch in hand when ``until`` said so); a caller that stops early waits here until
-    the taking ended, and what it took stays claimed for the transport to offer again. An
-    error taking a batch is raised where the caller asks for that batch.
-    """
-    if until is not None and until():
-        return
-    taken: list[list[Envelope] | BaseException | None] = []
-
-    def take() -> None:
-        try:
-            taken.append(next(batches, None))
-        except BaseException as exc:  # noqa: BLE001 - raised on the caller's thread below
-            taken.append(exc)
-
-    current = next(batches, None)
-    while current is not None:
-        thread: threading.Thread | None = None
-        failure: Exception | None = None
-        try:
-            more = until is None or not until()
-        except Exception as exc:  # noqa: BLE001 - a lease not renewed: raised after this batch
-            more, failure = False, exc
-        if more:
-            thread = threading.Thread(target=take, name="claim")
-            thread.start()
-        try:
-            yield current
-        finally:
-            if thread is not None:
-                thread.join()  # nothing is claimed once the caller is done
-        if failure is not None:
-            raise failure
-        if thread is None:
-            return
-        found = taken.pop()
-        if isinstance(found, BaseException):
-            raise found
-        current = found
-
-
-class _Acks:
-    """Acknowledges each batch of a poll, on a thread when the transport allows it
-    (``acks_beside``: a folder's renames), so one batch's acknowledgements overlap the claims,
-    intake and processing of the next.
-
-    Only committed and processed batches are handed over; the next batch's acknowledgements
-    start after the previous ones ended, and :meth:`finish` waits for the last before the
-    poll returns (or raises), so every acknowledgement of a cycle is done when it ends. An
-    acknowledgement's error is raised on the poll's thread, at the next batch or at the end:
-    the batch after it is then committed and processed but stays claimed (its transport
-    offers it again, and intake knows it: nothing lost, nothing doubled). ``observe`` hears of
-    a batch once it is acknowledged, on the poll's thread, as before.
-    """
-
-    def __init__(
-        self,
-        transport: InboundTransport,
-        observe: Callable[[dict[int, str], float], None] | None,
-    ) -> None:
-        self._transport = transport
-        self._observe = observe
-        self._beside = getattr(transport, "acks_beside", False) is True
-        self._thread: threading.Thread | None = None
-        self._failure: BaseException | None = None
-        self._told: tuple[dict[int, str], float] | None = None
-
-    def start(self, pairs: list[tuple[Envelope, bool]], states: dict[int, str], at: float) -> None:
-        """Acknowledge ``pairs`` (envelope, ok): at once, or on a thread once the previous
-        batch's acknowledgements ended (their error, if any, is raised here first)."""
-        self.finish()
-        self._told = (states, at)
-        if not self._beside:
-            self._ack(pairs)
-            self.finish()
-            return
-        self._thread = threading.Thread(target=self._ack, args=(pairs,), name="ack")
-        self._thread.start()
-
-    def finish(self) -> None:
-        """Wait for the acknowledgements in hand; raise their error, or tell ``observe``."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        failure, self._failure = self._failure, None
-        told, self._told = self._told, None
-        if failure is not None:
-            raise failure
-        if told is not None and self._observe is not None:
-            self._observe(told[0], time.perf_counter() - told[1])
-
-    def _ack(self, pairs: list[tuple[Envelope, bool]]) -> None:
-        try:
-            for envelope, ok in pairs:
-                self._transport.ack(envelope, ok=ok)
-        except BaseException as exc:  # noqa: BLE001 - raised on the poll's thread by finish
-            self._failure = exc
 
 
 def _batches(

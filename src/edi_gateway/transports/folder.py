@@ -77,11 +77,6 @@ def _split_suffix(name: str) -> tuple[str, str]:
 class FolderInbound:
     """Claims files from an inbound folder connector; see the module docstring."""
 
-    acks_beside = True
-    """The next batch may be claimed, and the last one acknowledged, each on a thread while a
-    batch is processed (``app._claimed_ahead``, ``app._Acks``): a claim is a rename and a read,
-    an acknowledgement a rename, and only ``ack`` keeps state (the folders it made)."""
-
     def __init__(
         self,
         conn: FolderConnector,
