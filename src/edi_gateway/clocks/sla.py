@@ -146,23 +146,32 @@ def _schedule(conn: Connection, settings: Settings) -> int:
         .with_for_update(skip_locked=True, of=orders)  # being processed: the next look
     ).all()
     due = []
+    # the orders of a look share a few partners, types, urgencies and dates: each worked out once
+    known: dict[tuple[Any, ...], tuple[timedelta, datetime | None]] = {}
     for order_id, created, partner, order_type, priority, wanted in rows:
-        sla = _terms(settings, partner)
-        terms = sla.terms(order_type)
-        urgency = URGENCY.get((priority or "").strip(), "normal")
-        hours = terms.response_hours.of(urgency)
-        despatch = _end_of(_as_date(wanted)) if terms.despatch and wanted is not None else None
+        key = (partner, order_type, priority, wanted)
+        times = known.get(key)
+        if times is None:
+            times = known[key] = _due_after(settings, partner, order_type, priority, wanted)
+        response, despatch = times
         due.append(
-            {
-                "id": order_id,
-                "response_due_at": created + timedelta(hours=hours),
-                "despatch_due_at": despatch,
-            }
+            {"id": order_id, "response_due_at": created + response, "despatch_due_at": despatch}
         )
     # one statement for the batch, through the driver's executemany (store/bulk.py): a look
     # after 1,000 new orders spent more in SQLAlchemy's per-row executemany than in the store
     update_many(conn, orders, due)
     return len(rows)
+
+
+def _due_after(
+    settings: Settings, partner: str | None, order_type: str | None, priority: Any, wanted: Any
+) -> tuple[timedelta, datetime | None]:
+    """An order's time to respond (from its arrival) and its despatch due time."""
+    terms = _terms(settings, partner).terms(order_type)
+    urgency = URGENCY.get((priority or "").strip(), "normal")
+    hours = terms.response_hours.of(urgency)
+    despatch = _end_of(_as_date(wanted)) if terms.despatch and wanted is not None else None
+    return timedelta(hours=hours), despatch
 
 
 def _as_date(value: Any) -> date:

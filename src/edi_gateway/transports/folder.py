@@ -89,6 +89,8 @@ class FolderInbound:
         self.source = f"folder:{conn.name}"
         self._dir = conn.path
         self._claimed = conn.path / CLAIMED_DIR
+        # as text too: each claim and acknowledgement names two paths (no Path work per file)
+        self._dir_text, self._claimed_text = os.fspath(self._dir), os.fspath(self._claimed)
         self._archive = conn.archive or conn.path.parent / "archive" / conn.name
         self._error = conn.error or conn.path.parent / "error" / conn.name
         self._pattern = conn.pattern.lower()
@@ -106,7 +108,7 @@ class FolderInbound:
             return
         for name in to_recover(sorted(os.listdir(self._claimed)), self._claimants):
             if _is_file(self._claimed / name):
-                yield self._envelope(name)
+                yield self._envelope(name, original_name(name))
 
     def poll(self) -> Iterator[Envelope]:
         """Claim and read the waiting files, oldest first; files others claimed are skipped."""
@@ -121,7 +123,7 @@ class FolderInbound:
         for name in self._waiting():
             claimed = self._claim(name)
             if claimed is not None:
-                yield self._envelope(claimed)
+                yield self._envelope(*claimed)
 
     def ack(self, envelope: Envelope, *, ok: bool) -> None:
         """Move the claimed file to the archive (ok) or error folder; no-op if already moved."""
@@ -133,18 +135,18 @@ class FolderInbound:
                 code=ErrorCode.INTERNAL_ERROR,
             )
         target = self._archive if ok else self._error
-        claimed = os.path.join(self._claimed, ref)
+        claimed = f"{self._claimed_text}/{ref}"
         try:
             if target not in self._made:  # once per folder, not per file
                 target.mkdir(parents=True, exist_ok=True)
                 self._made.add(target)
             try:
-                _move(claimed, os.path.join(target, ref))
+                _move(claimed, f"{target}/{ref}")
             except FileNotFoundError:
                 if not os.path.lexists(claimed):
                     return  # moved already (acknowledged before a crash)
                 target.mkdir(parents=True, exist_ok=True)  # the folder was removed meanwhile
-                _move(claimed, os.path.join(target, ref))
+                _move(claimed, f"{target}/{ref}")
         except FileNotFoundError:
             return
         except OSError as exc:
@@ -179,18 +181,19 @@ class FolderInbound:
         except TransportError:
             return []  # poll reports it
 
-    def _claim(self, name: str) -> str | None:
+    def _claim(self, name: str) -> tuple[str, str] | None:
+        """Claim ``name``: its claimed name and the (safe) original name inside it."""
         prefix = claim_prefix(self._claimants)
-        claimed = prefix + safe_name(name, min(MAX_NAME_BYTES, NAME_MAX - len(prefix.encode())))
+        original = safe_name(name, min(MAX_NAME_BYTES, NAME_MAX - len(prefix.encode())))
+        claimed = prefix + original
         try:
-            os.rename(os.path.join(self._dir, name), os.path.join(self._claimed, claimed))
+            os.rename(f"{self._dir_text}/{name}", f"{self._claimed_text}/{claimed}")
         except FileNotFoundError:
             return None  # another poller claimed it first
-        return claimed
+        return claimed, original
 
-    def _envelope(self, claimed: str) -> Envelope:
-        path = os.path.join(self._claimed, claimed)
-        original = original_name(claimed)
+    def _envelope(self, claimed: str, original: str | None) -> Envelope:
+        path = f"{self._claimed_text}/{claimed}"
         try:
             return file_envelope(
                 path,
@@ -199,7 +202,7 @@ class FolderInbound:
                 filename=original or claimed,
                 max_bytes=self._max_bytes,
                 # where it waited: read-ahead knows it by that path (its bytes are compared)
-                meta={"path": path, "origin": os.path.join(self._dir, original or "")},
+                meta={"path": path, "origin": f"{self._dir_text}/{original or ''}"},
             )
         except OSError as exc:
             raise os_failure(f"cannot read claimed file {path}", exc, writing=False) from exc
