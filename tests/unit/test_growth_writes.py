@@ -10,6 +10,8 @@ random page as well. These tests hold the results the same and the writes local.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import sqlite3
 import struct
 from pathlib import Path
@@ -22,7 +24,7 @@ from edi_gateway.envelope import Envelope
 from edi_gateway.pipeline.intake import intake
 from edi_gateway.pipeline.process import Policy, process_messages
 from edi_gateway.store.db import Store, open_store
-from edi_gateway.store.schema import messages
+from edi_gateway.store.schema import SHA256_KEY_CHARS, messages
 from tests import factory as f
 from tests.unit.support import make_settings
 
@@ -86,6 +88,47 @@ def test_a_redriven_message_gets_duplicate_of_written(store: Store, policy: Poli
     assert tuple(row) == (original, 2)
 
 
+def _orders_sharing_a_sha256_key() -> tuple[bytes, bytes]:
+    """Two orders (other numbers, other bytes) whose sha256 begin with the same 8 hex digits,
+    the duplicate check's index key (``schema.sha256_key``): a real collision, found by the
+    birthday bound in ~80,000 numbers (the payload's hash resumed after its constant head)."""
+    marker = b"PO-0000000"
+    head, *rest = f.order(marker.decode()).split(marker)
+    hashed = hashlib.sha256(head)
+    seen: dict[str, bytes] = {}
+    for n in itertools.count(1):
+        number = b"PO-%07d" % n
+        digest = hashed.copy()
+        digest.update(number + number.join(rest))
+        key = digest.hexdigest()[:SHA256_KEY_CHARS]
+        if key in seen:
+            earlier = seen[key]
+            return head + earlier + earlier.join(rest), head + number + number.join(rest)
+        seen[key] = number
+    raise AssertionError("unreachable")
+
+
+def test_bytes_sharing_the_sha256_key_are_no_duplicates(store: Store, policy: Policy) -> None:
+    """The duplicate check finds candidates by a prefix of the sha256 and must compare the
+    whole of it: two different orders with the same prefix are each processed, and a
+    byte-identical re-send of the second is the duplicate of the second, not of the first."""
+    first, second = _orders_sharing_a_sha256_key()
+    assert first != second
+    assert hashlib.sha256(first).hexdigest()[:8] == hashlib.sha256(second).hexdigest()[:8]
+    sent = [first, second, second]
+    ids = [
+        intake(store, [Envelope(payload=p, source="t", source_ref=f"k{n}", filename="k")])[0]
+        for n, p in enumerate(sent)
+    ]
+    states = [process_messages(store, policy, [mid])[mid] for mid in ids]
+    assert states == ["processed", "processed", "duplicate"]
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(messages.c.id, messages.c.duplicate_of).where(messages.c.id.in_(ids))
+        )
+        assert dict(rows.all()) == {ids[0]: None, ids[1]: None, ids[2]: ids[1]}
+
+
 def _wal_pages(wal: Path, start: int) -> list[int]:
     """Page numbers of the frames of a WAL file from byte ``start`` on (4 KiB pages)."""
     data = wal.read_bytes()
@@ -129,7 +172,7 @@ def test_processing_writes_no_page_of_the_random_key_indexes(
         with sqlite3.connect(db) as reader:
             pages = reader.execute(
                 "SELECT name, pageno FROM dbstat WHERE name IN "
-                "('ix_messages_sha256', 'sqlite_autoindex_messages_1')"
+                "('ix_messages_sha256_key', 'sqlite_autoindex_messages_1')"
             ).fetchall()
         reader.close()
         index_pages = {name: {p for n, p in pages if n == name} for name, _ in pages}

@@ -44,7 +44,13 @@ from edi_gateway.store.leases import (
     xact_locks,
 )
 from edi_gateway.store.purged import DEDUP_STATES
-from edi_gateway.store.schema import documents, message_payloads, messages
+from edi_gateway.store.schema import (
+    SHA256_KEY_CHARS,
+    documents,
+    message_payloads,
+    messages,
+    sha256_key,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -542,17 +548,20 @@ def _earlier_originals(
 ) -> tuple[dict[str, int], dict[str, int]]:
     """sha256 -> id of the first earlier message with these bytes that did not fail; and
     sha256 -> id of one set aside because its processing was cut off (PROCESSING_CUT_OFF)."""
-    shas = sorted({w.sha256 for w in works})
+    keys = sorted({w.sha256[:SHA256_KEY_CHARS] for w in works})
     batch = {w.id for w in works}
     found: dict[str, int] = {}
     set_aside: dict[str, int] = {}
     c = messages.c
-    for start in range(0, len(shas), 500):
-        # on the sha256 index only: the state is tested here, since a state condition in SQL
+    for start in range(0, len(keys), 500):
+        # on the index of the sha256's key, a prefix, alone: what is found is keyed by its
+        # whole sha256 below, so another payload's with the same key is never asked for (a
+        # `sha256 IN` beside the key's would make SQLite put a single value into the key's
+        # expression and read every row); the state is tested here, since a state condition
         # lets a planner pick the state index, whose "processed" holds nearly every message
         rows = conn.execute(
             select(c.sha256, c.id, c.state, c.error_code).where(
-                c.sha256.in_(shas[start : start + 500])
+                sha256_key(c.sha256).in_(keys[start : start + 500])
             )
         )
         for sha, mid, state, code in sorted(rows, key=lambda row: row[1]):
