@@ -143,26 +143,29 @@ def _path_of(text: str) -> tuple[int | str, ...]:
 
 
 @functools.cache
-def _unique_key_loader() -> type[yaml.CSafeLoader]:
+def _unique_key_loader() -> type[yaml.SafeLoader] | type[yaml.CSafeLoader]:
+    """The safe loader (:func:`~edi_gateway.config.yamlsafe.safe_loader`: on libyaml's parser
+    where PyYAML has it, with the same safe constructor and the same marks) that refuses a key
+    given twice in one mapping (PyYAML keeps the last)."""
     import yaml
 
-    class UniqueKeyLoader(yaml.CSafeLoader):
-        """The safe loader that refuses a key given twice in one mapping (PyYAML keeps the
-        last). On libyaml's parser (PyYAML's wheels have it; its pure-Python one took most of
-        validating a config), with the same safe constructor and the same marks."""
+    from edi_gateway.config.yamlsafe import safe_loader
 
-        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-            seen: set[Any] = set()
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=deep)
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"key {key!r} given twice", key_node.start_mark
-                    )
-                seen.add(key)
-            return super().construct_mapping(node, deep=deep)
+    base = safe_loader()
 
-    return UniqueKeyLoader
+    def construct_mapping(self: Any, node: yaml.MappingNode, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return base.construct_mapping(self, node, deep=deep)
+
+    # made with type(): its base is only known here (mypy refuses a class on a variable base)
+    return type("UniqueKeyLoader", (base,), {"construct_mapping": construct_mapping})
 
 
 def _read_yaml(path: Path, raw: bytes | None = None) -> Any:

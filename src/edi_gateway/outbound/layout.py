@@ -243,9 +243,11 @@ def load_columns(layout: Layout) -> ColumnMap:
     """The column map of ``layout``, with every field path checked."""
     import yaml
 
+    from edi_gateway.config.yamlsafe import safe_loader
+
     try:
         text = layout.path.read_text(encoding="utf-8")
-        spec = ColumnMap.model_validate(yaml.load(text, Loader=yaml.CSafeLoader))  # libyaml
+        spec = ColumnMap.model_validate(yaml.load(text, Loader=safe_loader()))  # noqa: S506
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         raise LayoutError(f"{layout.path}: not a column map ({exc})") from exc
     for cell in (*spec.labels, *spec.cells):

@@ -52,6 +52,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edi_gateway.config.yamlsafe import safe_loader
 from edi_gateway.errors import ConfigError
 
 __all__ = [
@@ -214,7 +215,7 @@ def load_map(path: Path) -> ReplyMap:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the column map: {exc}") from exc
     try:
-        data = yaml.load(text, Loader=yaml.CSafeLoader)  # safe, on libyaml
+        data = yaml.load(text, Loader=safe_loader())  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     return parse_map(data, str(path))
