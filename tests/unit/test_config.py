@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edi_gateway.config import ENV_VAR, config_path, load_config
+from edi_gateway.config import ENV_VAR, check_config, config_path, load_config
 from edi_gateway.config.connectors import CONNECTOR_TYPES, connector_model
 from edi_gateway.errors import ConfigError, ErrorCode
 
@@ -201,6 +201,15 @@ def test_duplicate_key_is_refused_with_line(tmp_path: Path) -> None:
     path = write(tmp_path, "intake: {}\nstore: {}\nintake: {}\n")
     with pytest.raises(ConfigError, match=rf"{path}:3:1: .*key 'intake' given twice"):
         load_config(path)
+
+
+def test_problems_have_lines_in_a_file_with_a_tab_after_a_key(tmp_path: Path) -> None:
+    """libyaml reads ``store:<TAB>{}``; the line marks come from the same parser (PyYAML's
+    own refused the file, and every problem was listed without its line)."""
+    path = write(tmp_path, "store:\t{}\nintake: {}\npartners: 5\n")
+    assert check_config(path) == [
+        {"line": 3, "message": "partners: found 5, expected a valid list"}
+    ]
 
 
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n"])

@@ -100,11 +100,15 @@ def _located(message: str) -> dict[str, Any]:
 
 
 def _nodes(path: Path) -> yaml.Node | None:
-    """The YAML node tree (with line marks) of a file that already parsed."""
+    """The YAML node tree (with line marks) of a file that already parsed, by the parser that
+    parsed it: PyYAML's own refuses some files libyaml reads (a tab after ``key:``), whose
+    problems were then listed without their lines."""
     import yaml
 
+    from edi_gateway.config.yamlsafe import safe_loader
+
     try:
-        return yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        return yaml.compose(path.read_text(encoding="utf-8"), Loader=safe_loader())
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
 
