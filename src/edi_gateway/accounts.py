@@ -160,19 +160,22 @@ def add_user(store: Store, name: str, role: str, password: str, *, replace: bool
         # name at once (PostgreSQL) both found it free with a SELECT, and the second insert
         # failed on the unique index instead of saying the user exists or replacing it.
         adding = insert_if_new(conn.dialect.name, users, [users.c.name])
-        added = conn.execute(
-            adding.values(name=name, created_at=moment, **values).returning(users.c.id)
-        ).scalar()
-        if added is None:
+        adding = adding.values(name=name, created_at=moment, **values).returning(users.c.id)
+        while conn.execute(adding).scalar() is None:
             if not replace:
                 raise GatewayError(
                     ErrorCode.NOT_ALLOWED,
                     f"user {name!r} exists: `users add {name} --role ROLE --replace` sets a "
                     "new password and role",
                 )
-            found = conn.execute(select(users.c.id).where(users.c.name == name)).scalar_one()
-            conn.execute(update(users).where(users.c.id == found).values(**values))
-            conn.execute(delete(console_sessions).where(console_sessions.c.user_id == found))
+            # locked; gone if `users remove` committed since the insert looked: then the name
+            # is free and the insert is tried again (each turn follows a committed removal)
+            taken = select(users.c.id).where(users.c.name == name).with_for_update()
+            found = conn.execute(taken).scalar()
+            if found is not None:
+                conn.execute(update(users).where(users.c.id == found).values(**values))
+                conn.execute(delete(console_sessions).where(console_sessions.c.user_id == found))
+                break
     return {"name": name, "role": role, "password_set_at": utc_text(moment)}
 
 
