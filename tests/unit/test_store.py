@@ -325,3 +325,43 @@ def test_rows_awaiting_a_receipt_are_pending_again_below_0006(database_url: str)
     finally:
         reopened.close()
         engine.dispose()
+
+
+def test_a_store_a_newer_gateway_migrated_is_refused_with_its_code(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Every gateway sharing a store runs one version (README, "Upgrading several"): one older
+    than the store says so, coded, instead of Alembic's traceback, and changes nothing."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from edi_gateway.errors import ErrorCode, GatewayError
+
+    store = open_store(database_url)
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    store.close()
+    with pytest.raises(GatewayError) as raised:
+        open_store(database_url)
+    assert raised.value.code == ErrorCode.STORE_TOO_NEW
+    assert "revision 9999" in raised.value.message and HEAD_REVISION in raised.value.message
+    engine = create_engine(database_url)
+    try:
+        assert current_revision(engine) == "9999"  # nothing was changed
+    finally:
+        engine.dispose()
+    config = tmp_path / "gateway.yaml"
+    config.write_text(f"store:\n  url: {database_url}\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "edi_gateway.cli", "--config", str(config), "orders", "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith("error: STORE_TOO_NEW: the store is at schema revision 9999")
+    assert "Traceback" not in done.stderr

@@ -80,7 +80,7 @@ COMMANDS: dict[str, ModuleType] = {
     "purge": purge,
 }
 """The group that adds each command (tests/unit/test_cli_parser.py keeps it whole)."""
-STORE_CODES = (ErrorCode.STORE_BUSY, ErrorCode.STORE_UNAVAILABLE)
+STORE_CODES = (ErrorCode.STORE_BUSY, ErrorCode.STORE_UNAVAILABLE, ErrorCode.STORE_TOO_NEW)
 GC_THRESHOLD = 20_000
 
 

@@ -197,12 +197,16 @@ def open_store(url: str, *, migrate: bool = True, lease_seconds: float | None = 
     if migrate and current_revision(engine) != HEAD_REVISION:
         from edi_gateway.store.instance import schema_lock
 
-        with schema_lock(engine):  # two processes opening a new store: one creates it
-            revision = current_revision(engine)
-            if revision is None and _is_empty(engine):
-                create_schema(engine)
-            elif revision != HEAD_REVISION:
-                upgrade(engine)
+        try:
+            with schema_lock(engine):  # two processes opening a new store: one creates it
+                revision = current_revision(engine)
+                if revision is None and _is_empty(engine):
+                    create_schema(engine)
+                elif revision != HEAD_REVISION:
+                    upgrade(engine)
+        except BaseException:
+            engine.dispose()  # a store that cannot be opened keeps no connection
+            raise
     return Store(engine)
 
 
@@ -258,8 +262,26 @@ def alembic_config(engine: Engine) -> Any:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Run the migrations up to ``revision``."""
+    """Run the migrations up to ``revision``; STORE_TOO_NEW when the store is at a revision
+    these migrations do not know (a newer edi-gateway migrated it)."""
     from alembic import command
+    from alembic.script import ScriptDirectory
 
-    command.upgrade(alembic_config(engine), revision)
+    from edi_gateway.errors import ErrorCode, GatewayError
+
+    config = alembic_config(engine)
+    found = current_revision(engine)
+    known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+    if found is not None and found not in known:
+        raise GatewayError(ErrorCode.STORE_TOO_NEW, _too_new(found))
+    command.upgrade(config, revision)
     engine.dispose()  # the migration's connection ran with foreign keys off: never reuse it
+
+
+def _too_new(found: str) -> str:
+    from edi_gateway import __version__
+
+    return (
+        f"the store is at schema revision {found}, which this edi-gateway ({__version__}, "
+        f"schema {HEAD_REVISION}) does not know: a newer version migrated it; upgrade this one"
+    )

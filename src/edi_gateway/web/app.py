@@ -50,6 +50,7 @@ STATUS_OF = {
     ErrorCode.LOGIN_THROTTLED: 429,
     ErrorCode.STORE_UNAVAILABLE: 503,
     ErrorCode.STORE_BUSY: 503,
+    ErrorCode.STORE_TOO_NEW: 503,
 }
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
