@@ -1,10 +1,14 @@
-"""Helpers for the outbound tests: settings with an outbound folder, receiving documents."""
+"""Helpers for the outbound tests: settings with an outbound folder, receiving documents; and
+for the race tests, work started in several threads at once."""
 
 from __future__ import annotations
 
 import itertools
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from edi_gateway.app import Gateway
 from edi_gateway.config import Settings
@@ -15,6 +19,7 @@ from edi_gateway.store.queries import order_detail, resolve_order
 from tests import factory as f
 
 _refs = itertools.count()
+T = TypeVar("T")
 
 
 def make_settings(
@@ -54,3 +59,19 @@ def receive(gateway: Gateway, payload: bytes) -> int:
 def detail(gateway: Gateway, ref: str = "PO-1") -> dict[str, Any]:
     with gateway.store.session() as session:
         return order_detail(session, resolve_order(session, ref))
+
+
+def at_once(run: Callable[[int], T], racers: int) -> list[T | str]:
+    """``run(n)`` in ``racers`` threads started together; what each returned, or the
+    exception it raised as ``Type: text`` (what the race did is the finding)."""
+    start = threading.Barrier(racers)
+
+    def one(n: int) -> T | str:
+        start.wait()
+        try:
+            return run(n)
+        except Exception as exc:  # noqa: BLE001 - counted by the test
+            return f"{type(exc).__name__}: {exc}"
+
+    with ThreadPoolExecutor(racers) as pool:
+        return list(pool.map(one, range(racers)))

@@ -6,32 +6,27 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from edi_gateway.config import Settings, load_config
+from edi_gateway.config import Settings
 from edi_gateway.outbound.outbox import Outgoing, enqueue
 from edi_gateway.store.db import Store
 from edi_gateway.store.schema import outbox
+from tests.unit.support import at_once, make_settings
 
 RACERS = 4
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    config = tmp_path / "gateway.yaml"
-    config.write_text("store:\n  url: sqlite:///unused.db\n", encoding="utf-8")
-    return load_config(config)
+    return make_settings(tmp_path)
 
 
 def _queue_at_once(store: Store, settings: Settings, filename: str) -> list[int | str]:
-    start = threading.Barrier(RACERS)
-
-    def one(n: int) -> int | str:
+    def one(n: int) -> int:
         item = Outgoing(
             partner="buyer",
             connector="to-buyer",
@@ -40,15 +35,10 @@ def _queue_at_once(store: Store, settings: Settings, filename: str) -> list[int 
             payload=b"<Invoice/>",
             filename=filename,
         )
-        start.wait()
-        try:
-            with store.session() as session:
-                return enqueue(session, item, settings)
-        except Exception as exc:  # noqa: BLE001 - what the race did is the finding
-            return f"{type(exc).__name__}: {exc}"
+        with store.session() as session:
+            return enqueue(session, item, settings)
 
-    with ThreadPoolExecutor(RACERS) as pool:
-        return list(pool.map(one, range(RACERS)))
+    return at_once(one, RACERS)
 
 
 def test_gateways_queuing_one_name_at_once_each_get_a_name_of_their_own(
@@ -66,6 +56,8 @@ def test_gateways_queuing_one_name_at_once_each_get_a_name_of_their_own(
 
 QUEUE_ON_SQLITE = """\
 import sys
+from pathlib import Path
+
 from edi_gateway.config import load_config
 from edi_gateway.outbound.outbox import Outgoing, enqueue
 from edi_gateway.store.db import open_store
@@ -73,7 +65,7 @@ from edi_gateway.store.db import open_store
 store = open_store(sys.argv[1])
 with store.session() as session:
     item = Outgoing(partner="b", connector="c", kind="Invoice", doc_number="1", payload=b"<x/>")
-    enqueue(session, item, load_config(__import__("pathlib").Path(sys.argv[2])))
+    enqueue(session, item, load_config(Path(sys.argv[2])))
 print(sorted(m for m in sys.modules if m.startswith("sqlalchemy.dialects.postgresql")))
 """
 

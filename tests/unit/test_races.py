@@ -9,9 +9,7 @@ sign-in counters, bulk keys, bundles)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -20,7 +18,6 @@ from sqlalchemy import func, select, update
 
 from edi_gateway import accounts
 from edi_gateway.app import Gateway
-from edi_gateway.config import load_config
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.outbound import outbox as queue
@@ -39,7 +36,8 @@ from edi_gateway.store.schema import (
     users,
 )
 from tests import factory as f
-from tests.unit.support import receive
+from tests.unit.support import at_once as together
+from tests.unit.support import make_settings, receive
 from tests.unit.test_forward import gateway as forwarding
 
 RACERS = 4
@@ -49,19 +47,8 @@ T = TypeVar("T")
 
 
 def at_once(run: Callable[[int], T], racers: int = RACERS) -> list[T | str]:
-    """``run(n)`` in ``racers`` threads started together; what each returned, or the
-    exception it raised as ``Type: text`` (what the race did is the finding)."""
-    start = threading.Barrier(racers)
-
-    def one(n: int) -> T | str:
-        start.wait()
-        try:
-            return run(n)
-        except Exception as exc:  # noqa: BLE001 - counted by the test
-            return f"{type(exc).__name__}: {exc}"
-
-    with ThreadPoolExecutor(racers) as pool:
-        return list(pool.map(one, range(racers)))
+    """``run(n)`` in ``racers`` threads started together (:func:`tests.unit.support.at_once`)."""
+    return together(run, racers)
 
 
 def test_a_payload_pushed_to_several_gateways_at_once_is_stored_once(store: Store) -> None:
@@ -124,9 +111,7 @@ def test_operators_retrying_and_withdrawing_one_failed_row_at_once_agree(
     (CLI and console): a row withdrawn is never sent, so once a withdrawal succeeded the row
     stays withdrawn (a retry that read it as failed before must not make it due again), and a
     failed row is retried once, with one history event."""
-    config = tmp_path / "gateway.yaml"
-    config.write_text("store:\n  url: sqlite:///unused.db\n", encoding="utf-8")
-    settings = load_config(config)
+    settings = make_settings(tmp_path)
     for round_ in range(ROUNDS):
         item = queue.Outgoing(
             partner="buyer",

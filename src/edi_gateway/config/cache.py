@@ -27,6 +27,7 @@ This module and :mod:`.locate` import no model for that reason.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import pickle
@@ -141,10 +142,13 @@ def _listing(folder: str) -> list[str] | None:
         return None
 
 
+@functools.cache
 def _code() -> str:
     """The code that validates: Python, pydantic, the installed libraries (the folders they
     are installed in) and the product's source files; the same whichever way Python started
-    (console script, ``-m``, ``-c``)."""
+    (console script, ``-m``, ``-c``). Worked out once a process (it stats the product's
+    ~250 files): a command that looks for where the store is and then loads the settings
+    asks twice, and the code a process runs is the code it started with."""
     from importlib.util import find_spec
 
     from edi_gateway import __version__
@@ -205,15 +209,9 @@ def _still(entry: dict[str, Any]) -> bool:
     )
 
 
-def key_of(config: Path, text: bytes) -> dict[str, Any]:
-    """What a cache entry of ``config`` (whose bytes are ``text``) is keyed by: computed once
-    by a caller that both looks and, on a miss, remembers (it walks the product's source)."""
-    return _key(config, text)
-
-
-def _entry(config: Path, text: bytes, key: dict[str, Any] | None) -> dict[str, Any] | None:
+def _entry(config: Path, text: bytes) -> dict[str, Any] | None:
     """The cache entry of ``config`` when it is certainly what validating ``text`` now would
-    give (``key``: its :func:`key_of`), else None."""
+    give, else None."""
     where = _where(config)
     try:
         # the file opened is the one checked: no symlink followed, fstat of the open handle
@@ -229,18 +227,18 @@ def _entry(config: Path, text: bytes, key: dict[str, Any] | None) -> dict[str, A
     except Exception:  # noqa: BLE001 - missing, truncated, corrupt, from another version
         return None
     try:
-        if entry["key"] != (key or _key(config, text)) or not _still(entry):
+        if entry["key"] != _key(config, text) or not _still(entry):
             return None
     except Exception:  # noqa: BLE001 - not a cache this version wrote
         return None
     return entry if isinstance(entry, dict) else None
 
 
-def cached(config: Path, text: bytes, key: dict[str, Any] | None = None) -> object:
-    """The cached settings of ``config`` (whose bytes are ``text``; ``key`` its
-    :func:`key_of`), or None when there are none that are certainly what validating it now
-    would give. (Typed ``object``: this module imports no model; the caller checks the type.)"""
-    entry = _entry(config, text, key)
+def cached(config: Path, text: bytes) -> object:
+    """The cached settings of ``config`` (whose bytes are ``text``), or None when there are
+    none that are certainly what validating it now would give. (Typed ``object``: this module
+    imports no model; the caller checks the type.)"""
+    entry = _entry(config, text)
     try:
         return None if entry is None else pickle.loads(entry["settings"])  # noqa: S301
     except Exception:  # noqa: BLE001 - as a corrupt cache
@@ -251,7 +249,7 @@ def cached_store(config: Path, text: bytes) -> StoreAt | None:
     """Where the store of ``config`` (whose bytes are ``text``) is, from a cache entry that is
     certainly what validating it now would give; None when there is none, or when its store
     has a password reference (then the whole settings are loaded as usual)."""
-    entry = _entry(config, text, None)
+    entry = _entry(config, text)
     found = None if entry is None else entry.get("store")
     return found if isinstance(found, StoreAt) else None
 
@@ -261,20 +259,19 @@ def remember(
     text: bytes,
     reads: _Reads,
     settings: object,
-    key: dict[str, Any] | None = None,
     *,
     store: StoreAt | None = None,
 ) -> None:
-    """Cache ``settings``, validated from ``text`` with ``reads`` (``key``: its
-    :func:`key_of`; ``store``: where their store is, when it has no password); quietly not
-    when it cannot be exact (validation wrote a file) or written."""
+    """Cache ``settings``, validated from ``text`` with ``reads`` (``store``: where their
+    store is, when it has no password); quietly not when it cannot be exact (validation wrote
+    a file) or written."""
     if reads.wrote:
         return
     # the import system and importlib.metadata list these ('' as '.'): the code key covers
     # them; validation itself only lists absolute folders (relative to the config's)
     code = {p or "." for p in sys.path}
     entry: dict[str, Any] = {
-        "key": key or _key(config, text),
+        "key": _key(config, text),
         "files": {p: _digest(p) for p in sorted(reads.files) if not _code_file(p)},
         "folders": {
             f: _listing(f) for f in sorted(reads.folders) if f not in code and not _code_file(f)

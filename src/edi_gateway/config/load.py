@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from edi_gateway.config.base import ConnectorBase
-from edi_gateway.config.cache import StoreAt, cached, key_of, recording, remember
+from edi_gateway.config.cache import StoreAt, cached, recording, remember
 from edi_gateway.config.connectors import connector_model
 from edi_gateway.config.locate import DEFAULT_NAME, ENV_VAR, config_path
 from edi_gateway.config.locate import read_bytes as _read_bytes
@@ -40,15 +40,14 @@ def load_config(path: Path) -> Settings:
     with nothing it read changed since, come from :mod:`edi_gateway.config.cache`."""
     path = path.expanduser().absolute()
     raw = _read_bytes(path)
-    key = key_of(path, raw)
-    known = cached(path, raw, key)
+    known = cached(path, raw)
     if isinstance(known, Settings):
         return known
     with recording() as reads:
         settings = _validated(path, _read_yaml(path, raw))
     store = settings.store
     at = StoreAt(store.url, settings.daemon.lease_seconds) if store.password is None else None
-    remember(path, raw, reads, settings, key, store=at)
+    remember(path, raw, reads, settings, store=at)
     return settings
 
 

@@ -30,7 +30,7 @@ def intake(store: Store, envelopes: Sequence[Envelope]) -> list[int]:
     if not envelopes:
         return []
     keys = [(env.source, env.source_ref) for env in envelopes]
-    seen = -1
+    seen = found = -1  # keys found by the last look that raised, and by this one
     while True:
         try:
             with store.connect() as conn:
