@@ -9,11 +9,13 @@ sign-in counters, bulk keys, bundles)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
+import pytest
 from sqlalchemy import func, select, update
 
 from edi_gateway import accounts
@@ -24,7 +26,7 @@ from edi_gateway.outbound import outbox as queue
 from edi_gateway.outbound.forward import note_deliveries
 from edi_gateway.pipeline.intake import intake
 from edi_gateway.pipeline.process import Policy, process_messages
-from edi_gateway.store.db import Store
+from edi_gateway.store.db import Store, open_store
 from edi_gateway.store.schema import (
     console_sessions,
     forwards,
@@ -102,6 +104,41 @@ def test_operators_adding_one_user_at_once_add_it_once_and_the_rest_are_told(
             assert sorted(got) == sorted(wanted), got
             with store.connect() as conn:
                 assert conn.scalar(select(func.count()).where(users.c.name == who)) == 1
+
+
+def test_a_user_removed_between_a_replaces_look_and_its_lock_is_added_again(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``users add --replace`` finds the name taken (its insert does nothing), and before it
+    locks that row ``users remove`` of the same user commits from another terminal: the
+    replace adds the user anew, with a code for anything else (it raised ``NoResultFound``).
+    PostgreSQL only: on SQLite the replace holds the store's one write lock, so the removal
+    cannot come in between. The removal is made to commit at exactly that point."""
+    store = open_store(postgres_url)
+    try:
+        accounts.add_user(store, "ann", "operator", "first password 1")
+        select_first = accounts.select
+        replacing = threading.get_ident()
+        removed: list[object] = []
+
+        def between(*args: object) -> object:
+            # the replace's first select (its lock of the taken name): the removal commits first
+            if threading.get_ident() == replacing and not removed:
+                removed.append(None)
+                worker = threading.Thread(
+                    target=lambda: removed.append(accounts.remove_user(store, "ann"))
+                )
+                worker.start()
+                worker.join(timeout=60)
+            return select_first(*args)
+
+        monkeypatch.setattr(accounts, "select", between)
+        accounts.add_user(store, "ann", "admin", "second password 2", replace=True)
+        monkeypatch.setattr(accounts, "select", select_first)
+        assert removed[1:] and removed[1]["removed"] is True  # type: ignore[index]
+        assert [(u["name"], u["role"]) for u in accounts.list_users(store)] == [("ann", "admin")]
+    finally:
+        store.close()
 
 
 def test_operators_retrying_and_withdrawing_one_failed_row_at_once_agree(
