@@ -52,8 +52,9 @@ RELEASED = [
     "0025",
     "0026",
     "0027",
+    "0028",
 ]
-"""The revisions, in order, of the last release (stop 19): stores in the field are at one of
+"""The revisions, in order, of the last release (stop 20): stores in the field are at one of
 them, so a migration may only come after the last (one slotted in before 0022 was never run
 on a store already at 0022)."""
 
