@@ -19,6 +19,7 @@ from edi_gateway.errors import GatewayError
 from edi_gateway.pipeline import readahead
 from edi_gateway.pipeline.readahead import Examined, Primed, ReadAhead, inbound_files
 from edi_gateway.store.db import Store, open_store
+from edi_gateway.store import widths
 from edi_gateway.store.tables import DocumentRow, Message
 from edi_gateway.ubl.read import interpret
 from edi_gateway.ubl.validate import validate_document
@@ -31,6 +32,8 @@ BAD = {
     "bad-03-dtd.xml": b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "e">]><x>&e;</x>',
     "bad-04-foreign.xml": b'<Order xmlns="urn:example:not-ubl"/>',
     "bad-05-xsd.xml": f.order("PO-X").replace(b"<cbc:IssueDate>", b"<cbc:X/><cbc:IssueDate>"),
+    # valid, but a buyer name longer than the store keeps: VALUE_TOO_LONG (pipeline/limits.py)
+    "bad-06-too-long.xml": f.order("PO-LONG", buyer_name="B" * (widths.NAME + 1)),
 }
 
 
@@ -92,6 +95,16 @@ def test_the_workers_results_equal_the_parents_own(tmp_path: Path) -> None:
             assert _examined(ahead, path) == _own(path), path.name
         assert ahead.take(str(files[0])) is None  # taken once; then it is the caller's
         assert ahead.take(str(tmp_path / "unknown.xml")) is None
+
+
+def test_the_worker_measures_what_it_reads_against_the_stores_columns(tmp_path: Path) -> None:
+    files = list(inbound_files([_folder(tmp_path)]))
+    with ReadAhead.start(files) as ahead:
+        assert ahead.join(timeout=60), "the worker did not finish"
+        measured = {path.name: getattr(ahead.take(str(path)), "measured", None) for path in files}
+    assert measured.pop("bad-06-too-long.xml") is False  # processing measures it and fails it
+    assert {measured[name] for name in BAD if name in measured} == {False}  # no document
+    assert {v for k, v in measured.items() if k.startswith("po-")} == {True}
 
 
 def _reaped(pid: int) -> bool:
@@ -243,6 +256,8 @@ def test_ingest_with_read_ahead_stores_what_ingest_without_it_stores(
     assert refused[:2] == ("failed", "XSD_INVALID")
     assert refused[3] == f"0088:{f.BUYER_GLN}"  # the sender of a refused document, read ahead
     assert "/Order/cbc:X[1]: cbc:X is not expected here" in (refused[4] or "")
+    too_long = _states(gateway.store)["bad-06-too-long.xml"]
+    assert too_long[:2] == ("failed", "VALUE_TOO_LONG")  # the worker's measuring is not trusted
     assert with_worker.counts()["processed"] == 30
     assert with_worker.counts()["duplicate"] == 1
     assert with_worker.counts()["failed"] == len(BAD)
@@ -353,7 +368,7 @@ def test_run_once_reads_the_inbound_folders_ahead_and_stores_the_same(tmp_path: 
     (folder / "po-dup.xml").write_bytes((folder / "po-001.xml").read_bytes())
     ahead = _run_once(tmp_path, "ahead", folder, worker=True)
     plain = _run_once(tmp_path, "plain", folder, worker=False)
-    assert ahead["worked"] == 35  # every file examined by the worker, none by the parent
+    assert ahead["worked"] == 30 + len(BAD)  # every file examined by the worker, none by the parent
     assert plain["worked"] == 0
     assert ahead["states"] == plain["states"]
     states = [state[0] for state in ahead["states"].values()]

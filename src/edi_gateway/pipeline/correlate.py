@@ -37,7 +37,7 @@ from edi_gateway.store import tables as t
 from edi_gateway.store.bulk import insert_many
 from edi_gateway.store.db import transient
 from edi_gateway.store.queries import order_lines
-from edi_gateway.store.types import decimal_text
+from edi_gateway.store.widths import decimal_text
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,9 @@
 
 PostgreSQL refuses an over-long value (SQLite would keep it silently), and a refusal there
 would surface late: a reply kept as an orphan would break the order that arrives for it. So
-every document is measured when it is read, against the column lengths of ``store/schema.py``.
+every document is measured when it is read, against the column widths of ``store/widths.py``
+(which ``store/schema.py`` defines its columns with). The read-ahead worker measures the
+documents it reads, so ``ingest`` rarely measures one in the parent (ADR 0043).
 
 Codes (a response, type or line status code) are not measured here: official UBL examples
 carry long ones (``SalesInvoice``) that SQLite keeps; PostgreSQL refuses them when written, and
@@ -15,32 +17,29 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 from operator import attrgetter
-from typing import Any
 
 from edi_gateway.domain.documents import Document, Party
 from edi_gateway.errors import DocumentError, ErrorCode
-from edi_gateway.store import schema
-from edi_gateway.store.types import decimal_text
+from edi_gateway.store.widths import (
+    CURRENCY,
+    DOCUMENT_ID,
+    ITEM_ID,
+    ITEM_NAME,
+    LINE_ID,
+    NAME,
+    NUMBER,
+    PARTY_KEY,
+    UNIT,
+    decimal_text,
+)
 
-
-def _length(column: Any) -> int:
-    return int(column.type.length if hasattr(column.type, "length") else column.type.impl.length)
-
-
-_lines, _docs, _orders = schema.order_lines.c, schema.documents.c, schema.orders.c
-DOCUMENT_ID = _length(_docs.doc_number)
-NAME = _length(_orders.buyer_name)
-PARTY_KEY = _length(schema.order_keys.c.party_key)
-CURRENCY = _length(_orders.currency)
-NUMBER = _length(_lines.qty_ordered)
-UNIT = _length(_lines.unit)
 LINE_TEXT = {  # Line attribute -> the longest value kept
-    "line_id": _length(_lines.line_id),
-    "order_line_ref": _length(_lines.line_id),
-    "item_name": _length(_lines.item_name),
-    "seller_item_id": _length(_lines.seller_item_id),
-    "buyer_item_id": _length(_lines.buyer_item_id),
-    "standard_item_id": _length(_lines.standard_item_id),
+    "line_id": LINE_ID,
+    "order_line_ref": LINE_ID,
+    "item_name": ITEM_NAME,
+    "seller_item_id": ITEM_ID,
+    "buyer_item_id": ITEM_ID,
+    "standard_item_id": ITEM_ID,
 }
 LINE_NUMBERS = ("price", "line_amount")
 FEW = 32
@@ -75,6 +74,15 @@ def check_lengths(document: Document) -> None:
     _numbers(what, "quantity", [q.value for q in quantities])
     for attribute in LINE_NUMBERS:
         _numbers(what, attribute.replace("_", " "), list(map(attrgetter(attribute), lines)))
+
+
+def fits(document: Document) -> bool:
+    """Whether every value of ``document`` fits its column (:func:`check_lengths` passes)."""
+    try:
+        check_lengths(document)
+    except DocumentError:
+        return False
+    return True
 
 
 def _party(what: str, role: str, party: Party | None) -> None:

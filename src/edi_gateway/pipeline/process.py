@@ -513,6 +513,7 @@ def _read(policy: Policy, work: Work, prepared: Prepared | None) -> None:
             if ready and ready.sha256 == work.sha256 and ready.size <= policy.max_size:
                 keys = ready.sender_keys
                 work.document = ready.result()
+                work.measured = ready.measured
             else:
                 from edi_gateway.ubl.read import interpret
                 from edi_gateway.ubl.read_parties import loose_sender_keys
@@ -584,8 +585,9 @@ def _purged_originals(
 def _identify(policy: Policy, work: Work) -> None:
     document = work.document
     assert document is not None
-    for each in _documents(work):
-        check_lengths(each)
+    if not work.measured:
+        for each in _documents(work):
+            check_lengths(each)
     sender = document.sender()
     keys = sender.keys() if sender else []
     work.sender_key = keys[0] if keys else None

@@ -97,6 +97,9 @@ class Examined:
     pickle); :meth:`result` rebuilds them as :class:`DocumentError`. An XSD refusal travels
     whole as ``xsd`` (``XsdInvalid`` pickles: its issues and total). ``sender_keys`` are the
     sender's identifiers read loosely from a refused document's tree (empty otherwise).
+    ``measured``: the document's values fit the store's columns (``pipeline/limits.py``), so
+    processing need not measure it again; False when they do not, or were not measured, and
+    processing measures it and fails it as it would without read-ahead.
     """
 
     sha256: str
@@ -105,6 +108,7 @@ class Examined:
     error: tuple[str, str, int | None] | None = None
     xsd: XsdInvalid | None = None
     sender_keys: tuple[str, ...] = ()
+    measured: bool = False
 
     def result(self) -> Document:
         """The document, or raise the error the worker met."""
@@ -354,6 +358,7 @@ def _work(files: Sequence[Path], flags: mmap.mmap, stream: BinaryIO) -> None:
     early = _read_early(files, flags)  # before the worker's own imports
     from edi_gateway.domain.documents import DocumentKind
     from edi_gateway.errors import GatewayError
+    from edi_gateway.pipeline.limits import fits
     from edi_gateway.ubl.read import interpret
     from edi_gateway.ubl.read_parties import loose_sender_keys
     from edi_gateway.ubl.validate import XsdInvalid, validate_document
@@ -373,8 +378,9 @@ def _work(files: Sequence[Path], flags: mmap.mmap, stream: BinaryIO) -> None:
                 root = None
                 try:
                     root = validate_document(raw, max_size=MAX_FILE, kinds=kinds).root
-                    examined = Examined(sha, size, interpret(root))
+                    document = interpret(root)
                     root = None  # the tree goes before the document is pickled
+                    examined = Examined(sha, size, document, measured=fits(document))
                 except XsdInvalid as exc:
                     examined = Examined(sha, size, None, xsd=exc, sender_keys=exc.sender_keys)
                 except GatewayError as exc:

@@ -43,6 +43,9 @@ class Work:
     order_id: int | None = None
     findings: list[Finding] = field(default_factory=list)
     """What the XSD or the partner's rule sets found (warnings too), kept with the message."""
+    measured: bool = False
+    """The read-ahead worker found that its document's values fit the store's columns
+    (``pipeline/limits.py``): processing need not measure them again."""
 
     @property
     def pending(self) -> bool:

@@ -63,6 +63,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from edi_gateway.store import widths
 from edi_gateway.store.types import ExactDecimal, UTCDateTime
 
 NAMING = {
@@ -111,14 +112,14 @@ orders = Table(
     metadata,
     _id(),
     Column("buyer_key", String(200), nullable=False),
-    Column("order_number", String(200), nullable=False, index=True),
-    Column("buyer_name", String(300)),
+    Column("order_number", String(widths.DOCUMENT_ID), nullable=False, index=True),
+    Column("buyer_name", String(widths.NAME)),
     Column("seller_key", String(200), index=True),  # orders list --partner (0025)
-    Column("seller_name", String(300)),
+    Column("seller_name", String(widths.NAME)),
     Column("buyer_partner", String(100), index=True),
     Column("seller_partner", String(100), index=True),
     Column("issue_date", Date),
-    Column("currency", String(3)),
+    Column("currency", String(widths.CURRENCY)),
     Column("total_amount", ExactDecimal()),
     Column("status", String(30), nullable=False, index=True),
     Column("response_code", String(4), index=True),  # --needs response / despatch (0025)
@@ -182,7 +183,7 @@ order_keys = Table(
     _id(),
     Column("order_id", ForeignKey("orders.id"), nullable=False),  # the unique key serves lookups
     Column("role", String(10), nullable=False),
-    Column("party_key", String(200), nullable=False, index=True),
+    Column("party_key", String(widths.PARTY_KEY), nullable=False, index=True),
     UniqueConstraint("order_id", "role", "party_key"),
 )
 
@@ -192,12 +193,12 @@ order_lines = Table(
     _id(),
     Column("order_id", ForeignKey("orders.id"), nullable=False),  # the unique key serves lookups
     Column("position", Integer, nullable=False),
-    Column("line_id", String(100), nullable=False),
-    Column("item_name", String(500)),
-    Column("seller_item_id", String(200)),
-    Column("buyer_item_id", String(200)),
-    Column("standard_item_id", String(200)),
-    Column("unit", String(10)),
+    Column("line_id", String(widths.LINE_ID), nullable=False),
+    Column("item_name", String(widths.ITEM_NAME)),
+    Column("seller_item_id", String(widths.ITEM_ID)),
+    Column("buyer_item_id", String(widths.ITEM_ID)),
+    Column("standard_item_id", String(widths.ITEM_ID)),
+    Column("unit", String(widths.UNIT)),
     Column("price", ExactDecimal()),
     Column("delivery_date", Date, index=True),  # the KPIs' on-time despatch (0025)
     Column("status_code", String(4)),
@@ -234,10 +235,10 @@ documents = Table(
     Column("message_id", ForeignKey("messages.id"), index=True),  # a CSV reply: several
     Column("direction", String(3), nullable=False),
     Column("kind", String(40), nullable=False),
-    Column("doc_number", String(200), nullable=False),
+    Column("doc_number", String(widths.DOCUMENT_ID), nullable=False),
     Column("sender_key", String(200)),
     Column("order_id", ForeignKey("orders.id"), index=True),
-    Column("order_ref", String(200), index=True),
+    Column("order_ref", String(widths.DOCUMENT_ID), index=True),
     Column("issue_date", Date),
     Column("code", String(10)),
     Column("state", String(20), nullable=False, index=True),
@@ -252,9 +253,9 @@ document_lines = Table(
     _id(),
     Column("document_id", ForeignKey("documents.id"), nullable=False, index=True),
     Column("order_line_id", ForeignKey("order_lines.id"), index=True),
-    Column("line_ref", String(100), nullable=False),
+    Column("line_ref", String(widths.LINE_ID), nullable=False),
     Column("quantity", ExactDecimal()),
-    Column("unit", String(10)),
+    Column("unit", String(widths.UNIT)),
     Column("status_code", String(4)),
     Column("price", ExactDecimal()),
     Column("amount", ExactDecimal()),
