@@ -6,6 +6,8 @@ import json
 import os
 import pickle
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,8 @@ from edi_gateway.domain.documents import Document, DocumentKind
 from edi_gateway.errors import GatewayError
 from edi_gateway.pipeline import readahead
 from edi_gateway.pipeline.readahead import Examined, Primed, ReadAhead, inbound_files
-from edi_gateway.store.db import Store, open_store
 from edi_gateway.store import widths
+from edi_gateway.store.db import Store, open_store
 from edi_gateway.store.tables import DocumentRow, Message
 from edi_gateway.ubl.read import interpret
 from edi_gateway.ubl.validate import validate_document
@@ -105,6 +107,33 @@ def test_the_worker_measures_what_it_reads_against_the_stores_columns(tmp_path: 
     assert measured.pop("bad-06-too-long.xml") is False  # processing measures it and fails it
     assert {measured[name] for name in BAD if name in measured} == {False}  # no document
     assert {v for k, v in measured.items() if k.startswith("po-")} == {True}
+
+
+WORKER_ALONE = """\
+import io, mmap, pickle, sys
+from pathlib import Path
+from edi_gateway.pipeline import readahead
+files = [Path(name) for name in sys.argv[1:]]
+stream = io.BytesIO()
+readahead._work(files, mmap.mmap(-1, len(files)), stream)
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"sqlalchemy", "pydantic", "yaml"})
+print(len(stream.getvalue()) > 0, heavy)
+"""
+
+
+def test_the_worker_imports_neither_sqlalchemy_nor_the_config(tmp_path: Path) -> None:
+    """The worker is forked before those imports (~0.3 s) and would fall behind if it made
+    them; measuring against the store's columns must not bring SQLAlchemy in."""
+    files = [str(path) for path in inbound_files([_folder(tmp_path)]) if path.is_file()]
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER_ALONE, *files],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "[]"], done.stdout
 
 
 def _reaped(pid: int) -> bool:
