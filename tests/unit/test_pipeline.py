@@ -154,6 +154,43 @@ def test_delivery_party_may_differ_when_the_seller_matches(store: Store, policy:
     assert status(store, "PO-9") == "Fully delivered"
 
 
+OTHER = {"buyer": "7300010000018", "seller": "7310000000018"}
+
+
+def _credit_of_1001(parties: dict[str, str]) -> bytes:
+    """A credit note with no order reference, naming invoice 1001 in its BillingReference."""
+    credited = [("1", "10", "2.25")]
+    return f.invoice(
+        "CN-9", None, credited, root="CreditNote", type_code="381", billing_ref="1001", **parties
+    )
+
+
+def test_a_billing_reference_to_another_sellers_invoice_number_attaches_nowhere(
+    store: Store, policy: Policy
+) -> None:
+    """Invoice numbers are the issuer's (EN 16931 BT-25: an invoice "previously sent by the
+    Seller"): a credit note of other parties naming 1001 is not a credit of our seller's 1001."""
+    send(store, policy, f.order("PO-1", f.items(1, "40")))
+    send(store, policy, f.invoice("1001", "PO-1", [("1", "40", "2.25")]))
+    _, state = send(store, policy, _credit_of_1001(OTHER))
+    assert state == "orphan"
+    assert lines(store)["1"]["credited"] == "0"
+
+
+def test_a_billing_reference_finds_the_invoice_its_own_seller_sent(
+    store: Store, policy: Policy
+) -> None:
+    """Two sellers' invoices numbered 1001: the credit note goes to its own seller's order."""
+    send(store, policy, f.order("PO-1", f.items(1, "40")))
+    send(store, policy, f.invoice("1001", "PO-1", [("1", "40", "2.25")]))
+    send(store, policy, f.order("PO-9", f.items(1, "40"), **OTHER))
+    send(store, policy, f.invoice("1001", "PO-9", [("1", "40", "2.25")], **OTHER))
+    _, state = send(store, policy, _credit_of_1001(OTHER))
+    assert state == "processed"
+    assert lines(store, "PO-9")["1"]["credited"] == "10"
+    assert lines(store, "PO-1")["1"]["credited"] == "0"
+
+
 def test_same_order_id_from_two_buyers_is_two_orders(store: Store, policy: Policy) -> None:
     send(store, policy, f.order("PO-1"))
     send(store, policy, f.order("PO-1", buyer="7300010000018"))

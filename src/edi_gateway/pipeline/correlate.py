@@ -280,13 +280,17 @@ def _order_via_documents(session: Session, document: Document) -> int | None:
         refs = document.billing_refs + document.despatch_refs
     if not refs:
         return None
-    found = set(
-        session.scalars(
-            select(t.DocumentRow.order_id).where(
-                t.DocumentRow.doc_number.in_(refs), t.DocumentRow.order_id.is_not(None)
-            )
-        )
+    query = select(t.DocumentRow.order_id).where(
+        t.DocumentRow.doc_number.in_(refs), t.DocumentRow.order_id.is_not(None)
     )
+    # Numbers are unique per issuer only (EN 16931 BT-25: an invoice "previously sent by the
+    # Seller"): the referenced document must come from a party this one names, or another
+    # seller's invoice 1001 would take this credit note to an order of other parties.
+    parties = [party for party in (document.buyer, document.seller) if party]
+    keys = [key for party in parties for key in party.keys()]  # noqa: SIM118 - not a dict
+    if keys:
+        query = query.where(t.DocumentRow.sender_key.in_(keys))
+    found = set(session.scalars(query))
     return found.pop() if len(found) == 1 else None
 
 
