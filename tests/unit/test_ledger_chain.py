@@ -242,6 +242,32 @@ def test_a_document_from_another_supplier_is_flagged(store: Store, tmp_path: Pat
     assert len(detail(gw)["discrepancies"]) == 1
 
 
+def test_goods_sent_or_billed_after_a_cancellation_are_flagged(gw: Gateway) -> None:
+    """A cancellation accepted after part of the order left (ADR 0008): what left before it
+    stands and is billed unflagged; a despatch after it, or a bill for goods that never left,
+    is flagged (both used to count silently under the status Cancelled)."""
+    receive(gw, f.despatch_advice("D-1", "PO-1", [("1", "10")]))
+    receive(gw, f.order_cancellation("C-1", "PO-1"))  # pending: part of it was despatched
+    receive(gw, f.order_response("R-1", "PO-1", "AP"))  # the supplier accepts the cancellation
+    receive(gw, f.invoice("S-INV-1", "PO-1", [("1", "10", "2.25")]))
+    assert detail(gw)["status"] == "Cancelled" and detail(gw)["attention"] is False
+    receive(gw, f.despatch_advice("D-2", "PO-1", [("1", "5")]))
+    receive(gw, f.invoice("S-INV-2", "PO-1", [("2", "40", "3.25")]))
+    order = detail(gw)
+    assert (order["status"], order["attention"]) == ("Cancelled", True)
+    assert (line(gw)["despatched"], line(gw, "2")["invoiced"]) == ("15", "40")  # as stated
+    assert [(d["line_id"], d["kind"], d["bound"]) for d in order["discrepancies"]] == [
+        ("1", "over_despatched", "10"),
+        ("2", "over_invoiced", "0"),
+    ]
+    assert events(gw, "order.discrepancy") == [
+        "DespatchAdvice D-2 line 1: despatched 15, more than 10 despatched before the order "
+        "was cancelled",
+        "Invoice S-INV-2 line 2: invoiced 40, more than 0 confirmed or despatched (net of "
+        "credits) (the order is cancelled)",
+    ]
+
+
 def test_our_own_commands_refuse_to_exceed(gw: Gateway) -> None:
     with pytest.raises(QuantityExceeded, match=r"line 1: 50 confirmed, 40 ordered") as refused:
         issue(gw, respond, Decision("CA", changes=(LineChange("1", D(50)),)))

@@ -14,6 +14,9 @@ order the documents were recorded. A line of a document is a *discrepancy* when,
   despatched, whichever is more (a second invoice for the same goods lands here);
 * ``over_credited``: the credited total exceeds what was invoiced.
 
+On a cancelled order a line's effective quantity is what had been despatched before the
+cancellation took effect: goods sent after it, and bills for goods that never left, are over.
+
 Bounds use the order's final state (its effective and despatched quantities, all invoices),
 so documents arriving out of order (an invoice before its despatch advice) are judged on what
 the order holds, and the same documents always give the same discrepancies.
@@ -48,11 +51,13 @@ class Move(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class LineBounds:
-    """One order line: its ID, ordered and effective (confirmed, else ordered) quantities."""
+    """One order line: its ID, ordered and effective (confirmed, else ordered) quantities;
+    ``cancelled``: the order is, and ``effective`` is what was despatched before."""
 
     line_id: str
     ordered: Decimal
     effective: Decimal
+    cancelled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,8 @@ def find(moves: list[Move], lines: Mapping[int, LineBounds]) -> list[Discrepancy
             if over is not None and quantity > ZERO:
                 total, bound, kind, basis = over
                 detail = f"{where}: {what} {total}, more than {bound} {basis}"
+                if bounds.cancelled and what in (RECEIVED, INVOICED):
+                    detail += " (the order is cancelled)"
                 found.append(Discrepancy(document, line_key, kind, total, bound, detail))
     return found
 
@@ -130,7 +137,8 @@ def _over(
     if what == CONFIRMED:  # each response states the whole confirmation: not a running sum
         check = (quantity, bounds.ordered, "over_confirmed", "ordered")
     elif what == DESPATCHED:
-        check = (total, bounds.effective, "over_despatched", "ordered or confirmed")
+        basis = "despatched before the order was cancelled" if bounds.cancelled else ""
+        check = (total, bounds.effective, "over_despatched", basis or "ordered or confirmed")
     elif what == RECEIVED:
         check = (total, delivered, "over_received", "confirmed or despatched")
     elif what == INVOICED:

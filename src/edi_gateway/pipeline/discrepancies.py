@@ -11,6 +11,9 @@ the flag says a person must look. Only an operator clears the flag
 
 from __future__ import annotations
 
+from collections import defaultdict
+from decimal import Decimal
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -28,6 +31,7 @@ from edi_gateway.store.tables import (
 )
 
 RESPONSE = DocumentKind.ORDER_RESPONSE.value
+CANCELLATION = DocumentKind.ORDER_CANCELLATION.value
 ZERO = rules.ZERO
 
 
@@ -130,6 +134,20 @@ def other_parties(
     return found
 
 
+def _despatched_before_cancellation(
+    docs: list[DocumentRow], stated: list[rules.Move]
+) -> dict[int, Decimal]:
+    """Per order line, what had been despatched when the order's first cancellation in effect
+    arrived: all a cancelled order still delivers (ADR 0008 accepts a cancellation after a
+    partial delivery; what left before it stands, anything sent or billed beyond is flagged)."""
+    cut = min((doc.id for doc in docs if doc.kind == CANCELLATION), default=None)
+    kept: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for move in stated:
+        if move.what == rules.DESPATCHED and (cut is None or move.document < cut):
+            kept[move.line] += move.quantity
+    return kept
+
+
 def flag(
     session: Session,
     order: Order,
@@ -141,15 +159,19 @@ def flag(
     """Record each new discrepancy of the order's documents (with their ledger rows); raise
     the order's attention."""
     docs, ledger = documents
+    stated = moves(docs, ledger)
+    kept = _despatched_before_cancellation(docs, stated) if order.cancelled else None
     bounds = {
         line.id: rules.LineBounds(
             line.line_id,
             line.qty_ordered,
             line.qty_ordered if line.qty_confirmed is None else line.qty_confirmed,
         )
+        if kept is None
+        else rules.LineBounds(line.line_id, line.qty_ordered, kept.get(line.id, ZERO), True)
         for line in lines
     }
-    found = rules.find(moves(docs, ledger), bounds) + unit_mismatches(docs, ledger, lines)
+    found = rules.find(stated, bounds) + unit_mismatches(docs, ledger, lines)
     found += other_parties(session, order, documents, lines)
     if not found:
         return
