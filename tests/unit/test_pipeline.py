@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 from decimal import Decimal
@@ -189,6 +190,47 @@ def test_a_billing_reference_finds_the_invoice_its_own_seller_sent(
     assert state == "processed"
     assert lines(store, "PO-9")["1"]["credited"] == "10"
     assert lines(store, "PO-1")["1"]["credited"] == "0"
+
+
+def test_a_credit_note_before_its_invoice_attaches_when_the_invoice_arrives(
+    store: Store, policy: Policy
+) -> None:
+    """It names no order, only invoice 1001: an orphan until 1001 arrives (it stayed one)."""
+    send(store, policy, f.order("PO-1", f.items(1, "40")))
+    credit_id, state = send(store, policy, _credit_of_1001({}))
+    assert state == "orphan"
+    send(store, policy, f.invoice("1001", "PO-1", [("1", "40", "2.25")]))
+    assert lines(store)["1"]["credited"] == "10"
+    with store.session() as session:
+        assert session.get_one(Message, credit_id).state == "processed"
+        said = session.scalars(
+            select(HistoryEvent.detail).where(HistoryEvent.message_id == credit_id)
+        ).all()
+    assert "waits for document 1001 (no order reference)" in said
+    assert said[-1] == "orphan attached on arrival of 1001"
+
+
+def test_orphans_waiting_for_each_other_attach_with_their_order(
+    store: Store, policy: Policy
+) -> None:
+    """Invoice before its order, its credit note before both; then the order, or all three
+    in one batch: everything attaches."""
+    invoice = f.invoice("1001", "PO-1", [("1", "40", "2.25")])
+    send(store, policy, _credit_of_1001({}))
+    send(store, policy, invoice)
+    send(store, policy, f.order("PO-1", f.items(1, "40")))
+    assert (lines(store)["1"]["invoiced"], lines(store)["1"]["credited"]) == ("40", "10")
+
+    batch = [_credit_of_1001({}), invoice, f.order("PO-1", f.items(1, "40"))]
+    again = {b"PO-1": b"PO-2", b"1001": b"2002", b"CN-9": b"CN-8"}
+    payloads = [functools.reduce(lambda p, r: p.replace(*r), again.items(), b) for b in batch]
+    envs = [Envelope(p, "test", f"batch-{n}", "doc.xml") for n, p in enumerate(payloads)]
+    states = process_messages(store, policy, intake(store, envs))
+    assert list(states.values()) == ["processed"] * 3
+    assert (lines(store, "PO-2")["1"]["invoiced"], lines(store, "PO-2")["1"]["credited"]) == (
+        "40",
+        "10",
+    )
 
 
 def test_same_order_id_from_two_buyers_is_two_orders(store: Store, policy: Policy) -> None:

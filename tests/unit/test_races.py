@@ -296,6 +296,36 @@ def test_copies_of_one_order_processed_on_several_gateways_at_once_make_one_orde
             assert state in ("duplicate", "processed") or code == "DUPLICATE_ID_CONFLICT", rows
 
 
+def test_a_credit_note_and_its_invoice_processed_at_once_both_attach(
+    store: Store, policy: Policy
+) -> None:
+    """A credit note naming only invoice N, and N itself, on two gateways at once: each takes
+    the lock of the number the credit note waits for, so the second to go finds the first
+    (the credit note attaches through N, or N's arrival attaches the waiting credit note)."""
+    for round_ in range(ROUNDS):
+        order, number = f"PO-C{round_}", f"INV-C{round_}"
+        receive_order = Envelope(f.order(order, f.items(1, "40")), "t", f"{order}-o", "o.xml")
+        process_messages(store, policy, intake(store, [receive_order]))
+        credit = f.invoice(
+            f"CN-C{round_}",
+            None,
+            [("1", "5", "2.25")],
+            root="CreditNote",
+            type_code="381",
+            billing_ref=number,
+        )
+        payloads = [credit, f.invoice(number, order, [("1", "40", "2.25")])]
+        ids = [
+            intake(store, [Envelope(p, f"folder:in{n}", f"{number}-{n}", "d.xml")])[0]
+            for n, p in enumerate(payloads)
+        ]
+        got = at_once(lambda n, ids=ids: process_messages(store, policy, [ids[n]])[ids[n]], 2)
+        with store.connect() as conn:
+            c = messages.c
+            states = conn.scalars(select(c.state).where(c.id.in_(ids))).all()
+        assert states == ["processed", "processed"], (got, states)
+
+
 def test_a_failed_forward_retried_while_its_failure_is_noted_goes_on_queued(
     store: Store, tmp_path: Path
 ) -> None:

@@ -179,6 +179,18 @@ class Document:
         for the seller, who receives them)."""
         return self.kind in BUYER_SENT or self_billed(self.customization_id)
 
+    def referenced_documents(self) -> list[str]:
+        """The numbers of the documents this one answers or corrects (a credit note's
+        invoices, a receipt advice's despatch advices), by which it finds its order when it
+        names none (``pipeline/correlate.py``)."""
+        return self.billing_refs + self.despatch_refs
+
+    def waits_for(self) -> str | None:
+        """The number an orphan of this document waits for: its order's, else the first
+        document it references (``documents.order_ref``)."""
+        refs = self.order_refs or self.referenced_documents()
+        return refs[0] if refs else None
+
 
 @dataclass(slots=True)
 class Order(Document):
@@ -292,3 +304,7 @@ class ApplicationResponse(Document):
 
     response_code: str | None = None
     referenced_document_ids: list[str] = field(default_factory=list)
+
+    def referenced_documents(self) -> list[str]:
+        """The documents this response is about (``DocumentReference``)."""
+        return self.referenced_document_ids

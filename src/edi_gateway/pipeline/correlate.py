@@ -8,6 +8,7 @@ order is not known yet is kept as an ``orphan`` and attaches by itself when the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -65,8 +66,11 @@ def correlate(session: Session, ref: MessageRef, document: Document) -> tuple[st
     session.add(row)
     session.flush()
     if order is None:
-        refs = ", ".join(document.order_refs) or "no order reference"
-        detail = f"waits for order {refs}"
+        refs = ", ".join(document.order_refs)
+        waited = document.waits_for()
+        detail = f"waits for order {refs}" if refs else "waits for order: no order reference"
+        if not refs and waited:
+            detail = f"waits for document {waited} (no order reference)"
         if ambiguous:
             listed = ", ".join(f"{o.id} ({o.buyer_key}:{o.order_number})" for o in ambiguous)
             detail += f"; several orders match ({listed}): redrive once it is clear"
@@ -204,64 +208,84 @@ def forget_rolled_back(session: Session, *, documents: bool = True) -> None:
             session.expunge(obj)
 
 
-def attach_orphans(session: Session, order_id: int) -> int:
-    """Attach every orphan that references this order; return how many attached."""
+def attach_orphans(session: Session, order_id: int) -> list[t.DocumentRow]:
+    """Attach every orphan that references this order; return those attached (more orphans
+    may wait for them: :func:`attach_waiting`)."""
+    order = session.get_one(t.Order, order_id)
+    why = "orphan attached on arrival of its order"
+    return [
+        row
+        for row in _orphans_waiting_for(session, [order.order_number])
+        if _attach_orphan(session, row, order, why)
+    ]
+
+
+def attach_waiting(session: Session, numbers: Sequence[str]) -> list[t.DocumentRow]:
+    """Attach the orphans that wait for a document numbered one of ``numbers`` (a credit note
+    that came before its invoice) and now find their order through it; return those attached
+    (more orphans may wait for them)."""
+    return [
+        row
+        for row in _orphans_waiting_for(session, numbers)
+        if _attach_orphan(session, row, None, f"orphan attached on arrival of {row.order_ref}")
+    ]
+
+
+def _orphans_waiting_for(session: Session, numbers: Sequence[str]) -> list[t.DocumentRow]:
+    found: list[t.DocumentRow] = []
+    for start in range(0, len(numbers), 500):
+        found += session.scalars(
+            select(t.DocumentRow).where(
+                t.DocumentRow.state == ORPHAN,
+                t.DocumentRow.order_ref.in_(numbers[start : start + 500]),
+            )
+        )
+    return sorted(found, key=lambda row: row.id)
+
+
+def _attach_orphan(session: Session, row: t.DocumentRow, order: t.Order | None, why: str) -> bool:
+    """Attach the orphan ``row`` to the order it now finds (to ``order`` only, when given);
+    whether it attached. One that cannot attach never sinks the others, nor what arrived."""
     from edi_gateway.ubl.read import read_stored
 
-    order = session.get_one(t.Order, order_id)
-    orphans = list(
-        session.scalars(
-            select(t.DocumentRow)
-            .where(t.DocumentRow.state == ORPHAN, t.DocumentRow.order_ref == order.order_number)
-            .order_by(t.DocumentRow.id)
+    found = session.execute(
+        select(t.Message.payload, t.Message.source, t.Message.partner).where(
+            t.Message.id == row.message_id
         )
-    )
-    attached = 0
-    for row in orphans:
-        found = session.execute(
-            select(t.Message.payload, t.Message.source, t.Message.partner).where(
-                t.Message.id == row.message_id
-            )
-        ).first()
-        if found is None or row.message_id is None:
-            continue
-        payload, source, partner = found
-        try:
-            document = read_stored(payload)
-        except GatewayError:  # not UBL (a supplier's CSV reply): `messages redrive` attaches it
-            continue
-        if find_order(session, document) is not order:
-            continue
-        try:
-            with session.begin_nested():  # an orphan that cannot attach never sinks its order
-                attach(session, order, row, document, MessageRef(row.message_id, source, partner))
-        except Exception as exc:
-            if transient(exc):
-                raise
-            forget_rolled_back(session, documents=False)
-            reason = unexpected(exc)
-            log.warning("orphan %s cannot attach to order %s: %s", row.message_id, order.id, reason)
-            record(
-                session,
-                "orphan.not_attached",
-                f"{reason}; it stays an orphan (messages redrive {row.message_id})",
-                message_id=row.message_id,
-            )
-            continue
-        session.execute(
-            update(t.Message)
-            .where(t.Message.id == row.message_id)
-            .values(state=PROCESSED, order_id=order.id, updated_at=now())
-        )
+    ).first()
+    if found is None or row.message_id is None:
+        return False
+    payload, source, partner = found
+    try:
+        document = read_stored(payload)
+    except GatewayError:  # not UBL (a supplier's CSV reply): `messages redrive` attaches it
+        return False
+    target = find_order(session, document)
+    if target is None or (order is not None and target is not order):
+        return False
+    try:
+        with session.begin_nested():  # an orphan that cannot attach never sinks its order
+            attach(session, target, row, document, MessageRef(row.message_id, source, partner))
+    except Exception as exc:
+        if transient(exc):
+            raise
+        forget_rolled_back(session, documents=False)
+        reason = unexpected(exc)
+        log.warning("orphan %s cannot attach to order %s: %s", row.message_id, target.id, reason)
         record(
             session,
-            "message.processed",
-            "orphan attached on arrival of its order",
+            "orphan.not_attached",
+            f"{reason}; it stays an orphan (messages redrive {row.message_id})",
             message_id=row.message_id,
-            order_id=order.id,
         )
-        attached += 1
-    return attached
+        return False
+    session.execute(
+        update(t.Message)
+        .where(t.Message.id == row.message_id)
+        .values(state=PROCESSED, order_id=target.id, updated_at=now())
+    )
+    record(session, "message.processed", why, message_id=row.message_id, order_id=target.id)
+    return True
 
 
 _BUYER_KINDS = {
@@ -274,10 +298,8 @@ _BUYER_KINDS = {
 def _order_via_documents(session: Session, document: Document) -> int | None:
     """Documents that reference other documents rather than the order find it through them."""
     refs: list[str] = []
-    if isinstance(document, ApplicationResponse):
-        refs = document.referenced_document_ids
-    elif not document.order_refs:
-        refs = document.billing_refs + document.despatch_refs
+    if isinstance(document, ApplicationResponse) or not document.order_refs:
+        refs = document.referenced_documents()
     if not refs:
         return None
     query = select(t.DocumentRow.order_id).where(

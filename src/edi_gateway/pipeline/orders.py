@@ -173,7 +173,7 @@ def document_row(
         "doc_number": document.document_id,
         "sender_key": sender.key() if sender else None,
         "order_id": order_id,
-        "order_ref": document.order_refs[0] if document.order_refs else None,
+        "order_ref": document.waits_for(),
         "issue_date": document.issue_date,
         "code": code,
         "state": "attached" if order_id is not None else "orphan",

@@ -679,10 +679,15 @@ def _documents(work: Work) -> list[Document]:
 
 
 def _numbers(work: Work) -> Iterator[str]:
-    """The document and order numbers a message's documents write under."""
+    """The document and order numbers a message's documents write under, and the number an
+    orphan of each waits for (a credit note's invoice: the two go one after the other, so the
+    second to commit finds the first)."""
     for document in _documents(work):
         yield document.document_id
         yield from document.order_refs
+        waited = document.waits_for()
+        if waited is not None:
+            yield waited
 
 
 def _conflict(work: Work, key: tuple[str | None, str, str], earlier: int | None) -> DocumentError:
@@ -709,13 +714,22 @@ def _apply(conn: Connection, ready: list[Work]) -> None:
         return
     from sqlalchemy.orm import Session
 
-    from edi_gateway.pipeline.correlate import attach_orphans
+    from edi_gateway.pipeline.correlate import attach_orphans, attach_waiting
 
     with Session(bind=conn, join_transaction_mode="create_savepoint") as session:
         for work in others:
             _correlate_one(session, work)
+        arrived = [d.document_id for w in others if w.state == PROCESSED for d in _documents(w)]
         for order_id in waiting:
-            attach_orphans(session, order_id)
+            arrived += [row.doc_number for row in attach_orphans(session, order_id)]
+        batch = {w.id: w for w in others}
+        while arrived:  # orphans that wait for a document that arrived (a credit note's invoice)
+            attached = attach_waiting(session, arrived)
+            for row in attached:  # one of this batch ends attached, not as the orphan it was
+                mine = batch.get(row.message_id or 0)
+                if mine is not None and mine.state == ORPHAN:
+                    mine.end(PROCESSED, row.order_id)
+            arrived = [row.doc_number for row in attached]
         session.commit()  # releases the session's savepoint; the caller commits the whole
 
 
