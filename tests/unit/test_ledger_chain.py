@@ -268,6 +268,31 @@ def test_goods_sent_or_billed_after_a_cancellation_are_flagged(gw: Gateway) -> N
     ]
 
 
+def test_goods_sent_or_billed_after_a_rejection_are_flagged(gw: Gateway) -> None:
+    """The supplier's RE rejects the whole order (T76). A CA refusing every line made any
+    despatch over (confirmed 0); after an RE despatches and invoices counted silently under
+    Rejected. A later acceptance puts the order back, and nothing more is flagged."""
+    receive(gw, f.order_response("R-1", "PO-1", "RE"))
+    receive(gw, f.despatch_advice("D-1", "PO-1", [("1", "40")]))
+    receive(gw, f.invoice("S-INV-1", "PO-1", [("2", "40", "3.25")]))
+    order = detail(gw)
+    assert (order["status"], order["attention"]) == ("Rejected", True)
+    assert [(d["line_id"], d["kind"], d["bound"]) for d in order["discrepancies"]] == [
+        ("1", "over_despatched", "0"),
+        ("2", "over_invoiced", "0"),
+    ]
+    assert events(gw, "order.discrepancy") == [
+        "DespatchAdvice D-1 line 1: despatched 40, more than 0 despatched before the order "
+        "was rejected",
+        "Invoice S-INV-1 line 2: invoiced 40, more than 0 confirmed or despatched (net of "
+        "credits) (the order is rejected)",
+    ]
+    receive(gw, f.order_response("R-2", "PO-1", "AP"))
+    receive(gw, f.despatch_advice("D-2", "PO-1", [("2", "40")]))
+    assert detail(gw)["status"] == "Partially invoiced"
+    assert len(detail(gw)["discrepancies"]) == 2
+
+
 def test_our_own_commands_refuse_to_exceed(gw: Gateway) -> None:
     with pytest.raises(QuantityExceeded, match=r"line 1: 50 confirmed, 40 ordered") as refused:
         issue(gw, respond, Decision("CA", changes=(LineChange("1", D(50)),)))

@@ -14,8 +14,9 @@ order the documents were recorded. A line of a document is a *discrepancy* when,
   despatched, whichever is more (a second invoice for the same goods lands here);
 * ``over_credited``: the credited total exceeds what was invoiced.
 
-On a cancelled order a line's effective quantity is what had been despatched before the
-cancellation took effect: goods sent after it, and bills for goods that never left, are over.
+On an order that ended (cancelled, or rejected by the supplier's RE) a line's effective
+quantity is what had been despatched before it ended: goods sent after, and bills for goods
+that never left, are over.
 
 Bounds use the order's final state (its effective and despatched quantities, all invoices),
 so documents arriving out of order (an invoice before its despatch advice) are judged on what
@@ -52,12 +53,13 @@ class Move(NamedTuple):
 @dataclass(frozen=True, slots=True)
 class LineBounds:
     """One order line: its ID, ordered and effective (confirmed, else ordered) quantities;
-    ``cancelled``: the order is, and ``effective`` is what was despatched before."""
+    ``ended``: how the order ended (``cancelled``, ``rejected``), ``effective`` then being
+    what was despatched before."""
 
     line_id: str
     ordered: Decimal
     effective: Decimal
-    cancelled: bool = False
+    ended: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +108,8 @@ def find(moves: list[Move], lines: Mapping[int, LineBounds]) -> list[Discrepancy
             if over is not None and quantity > ZERO:
                 total, bound, kind, basis = over
                 detail = f"{where}: {what} {total}, more than {bound} {basis}"
-                if bounds.cancelled and what in (RECEIVED, INVOICED):
-                    detail += " (the order is cancelled)"
+                if bounds.ended and what in (RECEIVED, INVOICED):
+                    detail += f" (the order is {bounds.ended})"
                 found.append(Discrepancy(document, line_key, kind, total, bound, detail))
     return found
 
@@ -137,7 +139,7 @@ def _over(
     if what == CONFIRMED:  # each response states the whole confirmation: not a running sum
         check = (quantity, bounds.ordered, "over_confirmed", "ordered")
     elif what == DESPATCHED:
-        basis = "despatched before the order was cancelled" if bounds.cancelled else ""
+        basis = f"despatched before the order was {bounds.ended}" if bounds.ended else ""
         check = (total, bounds.effective, "over_despatched", basis or "ordered or confirmed")
     elif what == RECEIVED:
         check = (total, delivered, "over_received", "confirmed or despatched")

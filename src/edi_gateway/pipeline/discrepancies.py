@@ -32,6 +32,7 @@ from edi_gateway.store.tables import (
 
 RESPONSE = DocumentKind.ORDER_RESPONSE.value
 CANCELLATION = DocumentKind.ORDER_CANCELLATION.value
+RESPONSES = {RESPONSE, DocumentKind.ORDER_RESPONSE_SIMPLE.value}
 ZERO = rules.ZERO
 
 
@@ -134,16 +135,26 @@ def other_parties(
     return found
 
 
-def _despatched_before_cancellation(
-    docs: list[DocumentRow], stated: list[rules.Move]
-) -> dict[int, Decimal]:
-    """Per order line, what had been despatched when the order's first cancellation in effect
-    arrived: all a cancelled order still delivers (ADR 0008 accepts a cancellation after a
-    partial delivery; what left before it stands, anything sent or billed beyond is flagged)."""
-    cut = min((doc.id for doc in docs if doc.kind == CANCELLATION), default=None)
+def _ended(order: Order, docs: list[DocumentRow]) -> tuple[str, int] | None:
+    """How the order ended and the document that ended it: its first cancellation in effect,
+    else the supplier's RE that is its latest decisive response; None while it stands."""
+    if order.cancelled:
+        cut = min((doc.id for doc in docs if doc.kind == CANCELLATION), default=None)
+        return None if cut is None else ("cancelled", cut)
+    if order.response_code == "RE":
+        rejections = (doc.id for doc in docs if doc.kind in RESPONSES and doc.code == "RE")
+        cut = max(rejections, default=None)
+        return None if cut is None else ("rejected", cut)
+    return None
+
+
+def _despatched_before(stated: list[rules.Move], cut: int) -> dict[int, Decimal]:
+    """Per order line, what its despatch advices recorded before document ``cut`` stated: all
+    an order that ended there still delivers (ADR 0008 accepts a cancellation after a partial
+    delivery; what left before it stands, anything sent or billed beyond is flagged)."""
     kept: dict[int, Decimal] = defaultdict(lambda: ZERO)
     for move in stated:
-        if move.what == rules.DESPATCHED and (cut is None or move.document < cut):
+        if move.what == rules.DESPATCHED and move.document < cut:
             kept[move.line] += move.quantity
     return kept
 
@@ -160,15 +171,16 @@ def flag(
     the order's attention."""
     docs, ledger = documents
     stated = moves(docs, ledger)
-    kept = _despatched_before_cancellation(docs, stated) if order.cancelled else None
+    ended = _ended(order, docs)
+    kept = _despatched_before(stated, ended[1]) if ended else {}
     bounds = {
         line.id: rules.LineBounds(
             line.line_id,
             line.qty_ordered,
             line.qty_ordered if line.qty_confirmed is None else line.qty_confirmed,
         )
-        if kept is None
-        else rules.LineBounds(line.line_id, line.qty_ordered, kept.get(line.id, ZERO), True)
+        if ended is None
+        else rules.LineBounds(line.line_id, line.qty_ordered, kept.get(line.id, ZERO), ended[0])
         for line in lines
     }
     found = rules.find(stated, bounds) + unit_mismatches(docs, ledger, lines)
