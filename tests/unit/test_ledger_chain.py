@@ -242,6 +242,23 @@ def test_a_document_from_another_supplier_is_flagged(store: Store, tmp_path: Pat
     assert len(detail(gw)["discrepancies"]) == 1
 
 
+def flagged_after_the_end(gw: Gateway, ended: str, despatched: str, bound: str) -> None:
+    """D-2 took line 1 beyond what left before the order ended, S-INV-2 billed 40 of line 2
+    that never left: both flagged, both counted as stated."""
+    order = detail(gw)
+    assert order["attention"] is True and line(gw, "2")["invoiced"] == "40"
+    assert [(d["line_id"], d["kind"], d["bound"]) for d in order["discrepancies"]] == [
+        ("1", "over_despatched", bound),
+        ("2", "over_invoiced", "0"),
+    ]
+    assert events(gw, "order.discrepancy") == [
+        f"DespatchAdvice D-2 line 1: despatched {despatched}, more than {bound} despatched "
+        f"before the order was {ended}",
+        "Invoice S-INV-2 line 2: invoiced 40, more than 0 confirmed or despatched (net of "
+        f"credits) (the order is {ended})",
+    ]
+
+
 def test_goods_sent_or_billed_after_a_cancellation_are_flagged(gw: Gateway) -> None:
     """A cancellation accepted after part of the order left (ADR 0008): what left before it
     stands and is billed unflagged; a despatch after it, or a bill for goods that never left,
@@ -253,19 +270,8 @@ def test_goods_sent_or_billed_after_a_cancellation_are_flagged(gw: Gateway) -> N
     assert detail(gw)["status"] == "Cancelled" and detail(gw)["attention"] is False
     receive(gw, f.despatch_advice("D-2", "PO-1", [("1", "5")]))
     receive(gw, f.invoice("S-INV-2", "PO-1", [("2", "40", "3.25")]))
-    order = detail(gw)
-    assert (order["status"], order["attention"]) == ("Cancelled", True)
-    assert (line(gw)["despatched"], line(gw, "2")["invoiced"]) == ("15", "40")  # as stated
-    assert [(d["line_id"], d["kind"], d["bound"]) for d in order["discrepancies"]] == [
-        ("1", "over_despatched", "10"),
-        ("2", "over_invoiced", "0"),
-    ]
-    assert events(gw, "order.discrepancy") == [
-        "DespatchAdvice D-2 line 1: despatched 15, more than 10 despatched before the order "
-        "was cancelled",
-        "Invoice S-INV-2 line 2: invoiced 40, more than 0 confirmed or despatched (net of "
-        "credits) (the order is cancelled)",
-    ]
+    assert detail(gw)["status"] == "Cancelled" and line(gw)["despatched"] == "15"
+    flagged_after_the_end(gw, "cancelled", "15", "10")
 
 
 def test_goods_sent_or_billed_after_a_rejection_are_flagged(gw: Gateway) -> None:
@@ -273,22 +279,12 @@ def test_goods_sent_or_billed_after_a_rejection_are_flagged(gw: Gateway) -> None
     despatch over (confirmed 0); after an RE despatches and invoices counted silently under
     Rejected. A later acceptance puts the order back, and nothing more is flagged."""
     receive(gw, f.order_response("R-1", "PO-1", "RE"))
-    receive(gw, f.despatch_advice("D-1", "PO-1", [("1", "40")]))
-    receive(gw, f.invoice("S-INV-1", "PO-1", [("2", "40", "3.25")]))
-    order = detail(gw)
-    assert (order["status"], order["attention"]) == ("Rejected", True)
-    assert [(d["line_id"], d["kind"], d["bound"]) for d in order["discrepancies"]] == [
-        ("1", "over_despatched", "0"),
-        ("2", "over_invoiced", "0"),
-    ]
-    assert events(gw, "order.discrepancy") == [
-        "DespatchAdvice D-1 line 1: despatched 40, more than 0 despatched before the order "
-        "was rejected",
-        "Invoice S-INV-1 line 2: invoiced 40, more than 0 confirmed or despatched (net of "
-        "credits) (the order is rejected)",
-    ]
+    receive(gw, f.despatch_advice("D-2", "PO-1", [("1", "40")]))
+    receive(gw, f.invoice("S-INV-2", "PO-1", [("2", "40", "3.25")]))
+    assert detail(gw)["status"] == "Rejected"
+    flagged_after_the_end(gw, "rejected", "40", "0")
     receive(gw, f.order_response("R-2", "PO-1", "AP"))
-    receive(gw, f.despatch_advice("D-2", "PO-1", [("2", "40")]))
+    receive(gw, f.despatch_advice("D-3", "PO-1", [("2", "40")]))
     assert detail(gw)["status"] == "Partially invoiced"
     assert len(detail(gw)["discrepancies"]) == 2
 
