@@ -106,9 +106,12 @@ def _python(code: str, *args: str, cwd: Path, env: dict[str, str]) -> Done:
     )
 
 
-def _probe(project: Project, env: dict[str, str], *words: str) -> tuple[str, list[str]]:
-    """Run ``edi-gateway --config CONFIG WORDS``: its stdout and the heavy modules imported."""
-    code = PROBE.format(heavy=HEAVY)
+def _probe(
+    project: Project, env: dict[str, str], *words: str, heavy: tuple[str, ...] = HEAVY
+) -> tuple[str, list[str]]:
+    """Run ``edi-gateway --config CONFIG WORDS``: its stdout and which of ``heavy`` it
+    imported."""
+    code = PROBE.format(heavy=heavy)
     done = _python(code, "--config", str(project.config), *words, cwd=project.root, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     said = [ln for ln in done.stderr.splitlines() if ln.startswith("IMPORTED ")]
@@ -126,6 +129,15 @@ def test_a_read_only_command_imports_nothing_heavy(
     if words in NEEDS_SETTINGS:
         heavy.remove("pydantic")
     assert heavy == [], f"{words} imported them"
+
+
+def test_settings_from_the_cache_need_no_order_model(project: Project, env: dict[str, str]) -> None:
+    """``rules list`` loads the settings from the cache: the config models, not the order's
+    dataclasses, which only the check of ``partners[].sla.by_type`` uses (~13 M instructions,
+    ~3 ms; docs/adr/0041)."""
+    out, heavy = _probe(project, env, "rules", "list", heavy=("edi_gateway.domain.order_data",))
+    assert READ_ONLY[("rules", "list")] in out, out
+    assert heavy == []
 
 
 def test_a_read_only_command_loads_the_settings_when_it_needs_them(

@@ -12,7 +12,6 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from edi_gateway.config.base import _Model
-from edi_gateway.domain.order_data import ORDER_TYPES, TYPE_FILTERS
 
 
 class ResponseHours(_Model):
@@ -52,6 +51,10 @@ class SlaSettings(SlaTerms):
     @field_validator("by_type")
     @classmethod
     def _known_types(cls, value: dict[str, SlaTerms]) -> dict[str, SlaTerms]:
+        # imported here: the order's dataclasses are ~3 ms, and a config read from the cache
+        # (docs/adr/0041) never runs this check
+        from edi_gateway.domain.order_data import ORDER_TYPES, TYPE_FILTERS
+
         found: dict[str, SlaTerms] = {}
         for key, terms in value.items():
             code = TYPE_FILTERS.get(key.lower(), key)
