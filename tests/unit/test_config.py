@@ -6,12 +6,14 @@ import subprocess
 import sys
 import textwrap
 import typing
+import warnings
 from pathlib import Path
 
 import pytest
 
 from edi_gateway.config import ENV_VAR, check_config, config_path, load_config
 from edi_gateway.config.connectors import CONNECTOR_TYPES, connector_model
+from edi_gateway.config.models import Settings
 from edi_gateway.errors import ConfigError, ErrorCode
 
 GOOD = """\
@@ -300,3 +302,19 @@ def test_loading_a_config_imports_no_transport_nor_its_library(tmp_path: Path) -
         "assert not loaded, loaded"
     )
     subprocess.run([sys.executable, "-c", code, str(path)], check=True, timeout=60)
+
+
+def test_a_connector_is_dumped_as_its_own_type(tmp_path: Path) -> None:
+    """A ``connectors:`` entry is a ConnectorBase by annotation: it is dumped with the fields
+    of the model its ``type`` names (ConnectorBase's ``polymorphic_serialization``), and the
+    dump validates back to the same settings."""
+    settings = load_config(write(tmp_path, EVERY_TYPE))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pydantic warns when it dumps a subclass as its base
+        dumped = settings.model_dump(mode="json", exclude={"path"})
+    for conn, data in zip(settings.connectors, dumped["connectors"], strict=True):
+        assert set(data) == set(type(conn).model_fields), conn.type
+    again = Settings.model_validate(
+        {**dumped, "path": settings.path}, context={"base_dir": tmp_path}
+    )
+    assert again == settings

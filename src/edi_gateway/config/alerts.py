@@ -7,11 +7,30 @@ are listed here. Every cause is throttled: at most one alert per cause and chann
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, HttpUrl, field_validator
+from pydantic import Field, GetCoreSchemaHandler, field_validator
+from pydantic_core import CoreSchema
 
 from edi_gateway.config.base import Secret, _Model
+
+if TYPE_CHECKING:
+    from pydantic import HttpUrl as WebhookUrl
+else:
+
+    class WebhookUrl:
+        """``HttpUrl``, whose schema (so pydantic.networks, ~2 ms to import) is made when a
+        Webhook is first validated: settings read from the cache (docs/adr/0041) without a
+        webhook never import it. Same checks, errors and values as ``url: HttpUrl``."""
+
+        @classmethod
+        def __get_pydantic_core_schema__(
+            cls, source: Any, handler: GetCoreSchemaHandler
+        ) -> CoreSchema:
+            from pydantic import HttpUrl
+
+            return handler.generate_schema(HttpUrl)
+
 
 Cause = Literal[
     "order.received",
@@ -29,7 +48,7 @@ class Webhook(_Model):
     """A JSON POST per digest to ``url``, signed with HMAC-SHA256 of ``secret``."""
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
-    url: HttpUrl
+    url: WebhookUrl
     secret: Secret
     """Signs each POST: header ``X-Edi-Gateway-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of
     "<t>.<body>">``, so the receiver can check origin and freshness."""

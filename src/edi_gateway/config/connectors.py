@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BeforeValidator, SerializeAsAny, ValidationInfo
+from pydantic import BeforeValidator, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from edi_gateway.config.base import ConnectorBase
@@ -92,5 +92,6 @@ if TYPE_CHECKING:
         | As2Connector
         | HttpConnector
     )
-else:  # at run time: one entry validated (and dumped) as the class its `type` names
-    Connector = Annotated[SerializeAsAny[ConnectorBase], BeforeValidator(_by_type)]
+else:  # at run time: one entry validated as the class its `type` names (and dumped as the
+    # class it is: ConnectorBase's polymorphic_serialization)
+    Connector = Annotated[ConnectorBase, BeforeValidator(_by_type)]
