@@ -249,12 +249,10 @@ def _no_password(url: str) -> None:
 
 
 class ConnectorBase(_Model):
-    """What every connector has: a name, a direction, when it is polled and for whom.
+    """What every connector has: a name, a direction, when it is polled and for whom."""
 
-    ``polymorphic_serialization``: a connector is dumped as the class it is (its ``type``'s
-    model), wherever a field says ``ConnectorBase``; it was ``SerializeAsAny`` on the field,
-    whose module (pydantic.functional_serializers) cost every config load ~2 ms."""
-
+    # dumped as the class it is (its `type`'s model) wherever a field says ConnectorBase; it was
+    # SerializeAsAny on the field, whose module cost every config load ~2 ms (docs/adr/0041)
     model_config = ConfigDict(polymorphic_serialization=True)
 
     name: Slug
