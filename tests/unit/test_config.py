@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from pydantic import HttpUrl
 
 from edi_gateway.config import ENV_VAR, check_config, config_path, load_config
 from edi_gateway.config.connectors import CONNECTOR_TYPES, connector_model
@@ -97,6 +98,12 @@ def test_store_urls(tmp_path: Path) -> None:
     assert memory.store.url == "sqlite:///:memory:"
 
 
+WEBHOOK = """\
+alerts:
+  webhooks:
+    - {{name: ops, url: "{url}", secret: {{env: HOOK_SECRET}}, causes: [message.failed]}}
+"""
+
 BAD = [
     (
         GOOD.replace('scheme: "0192"', "scheme: 192"),
@@ -163,7 +170,24 @@ BAD = [
     ("partners:\n  - {id: a}\n", ["partners[0].name: missing", "partners[0].endpoint: missing"]),
     ("connectors: [{name: x, path: p}]\n", ["connectors[0].type: missing"]),
     ("- a\n- b\n", ["expected a mapping of keys at the top level"]),
+    (
+        GOOD + WEBHOOK.format(url="ftp://hooks.example/x"),
+        [
+            "alerts.webhooks[0].url: found 'ftp://hooks.example/x', expected URL scheme should "
+            "be 'http' or 'https'"
+        ],
+    ),
+    (GOOD + WEBHOOK.format(url="not a url"), ["found 'not a url', expected a valid URL"]),
 ]
+
+
+def test_a_webhook_url_is_an_http_url(tmp_path: Path) -> None:
+    """``alerts.webhooks[].url`` holds pydantic's ``HttpUrl``, normalised as it normalises, though
+    its schema is made only when a webhook is first validated (config/alerts.py WebhookUrl)."""
+    settings = load_config(write(tmp_path, GOOD + WEBHOOK.format(url="HTTP://Hooks.Example/a b")))
+    url = settings.alerts.webhooks[0].url
+    assert isinstance(url, HttpUrl)
+    assert str(url) == "http://hooks.example/a%20b"
 
 
 @pytest.mark.parametrize(("text", "expected"), BAD)
