@@ -2,11 +2,16 @@
 
     python bench/bundles.py [--sizes 100,1000,5000] [--lines 12] [--repeat 3]
                             [--formats workbook,zip,csv] [--zip-formats ubl,xlsx] [--json]
+                            [--cold-config]
 
 For every size N the orders are written with ``tests/factory.py`` and ingested ONCE
 (``edi-gateway ingest``) into a template SQLite store whose supplier forwards with
 ``bundle: workbook, when_waiting: 1``: every order then has a ``waiting`` forward row (the
 supplier's profile is read at flush time, so the same store serves every format).
+
+Every gateway run has a folder and config of its own, validated beforehand, untimed
+(``edi-gateway rules list``: the config cache warm, as after any first command; see
+``bench/intake.py``); ``--cold-config`` times that validation in every run too.
 
 Per format and repetition, interleaved, two whole child processes with this interpreter:
 
@@ -47,11 +52,14 @@ from pathlib import Path
 from typing import Any
 
 from intake import (  # bench/intake.py, beside this file
+    CONFIG_CHECKED,
     BenchError,
     Run,
     environment,
     load_average,
+    private_cache,
     run_child,
+    warm_config,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -282,6 +290,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-orders", type=int, help="bundle.max_orders: split into parts")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
+        "--cold-config",
+        action="store_true",
+        help="validate the config in every timed gateway run (none beforehand)",
+    )
+    parser.add_argument(
         "--floor", nargs=3, metavar=("KIND", "INPUT", "OUTPUT"), help=argparse.SUPPRESS
     )
     parser.add_argument("--spec", nargs="+", metavar="KIND OUTPUT FILE", help=argparse.SUPPRESS)
@@ -321,6 +334,8 @@ class Bench:
         (home / "sup").mkdir(parents=True)
         text = GATEWAY_YAML.replace("FORWARD", json.dumps(self.profile(fmt)))
         (home / "gateway.yaml").write_text(text, encoding="utf-8")
+        if not self.args.cold_config:
+            warm_config(self.gateway, home / "gateway.yaml")
         if template is not None:
             shutil.copyfile(template, home / "gateway.db")
         return home
@@ -445,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     before = load_average()
     try:
         with tempfile.TemporaryDirectory(prefix="edi-bundles-") as tmp:
+            private_cache(Path(tmp))
             bench = Bench(Path(tmp), args)
             bench.flush("workbook", None, 0)  # warm-up: page cache, .pyc files
             one = bench.seed(1)
@@ -457,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         **environment(args),
         "load_before": before,
         "load_after": load_average(),
+        "config": "validated in each timed run" if args.cold_config else CONFIG_CHECKED,
     }
     if args.json:
         json.dump({"environment": env, "cases": summaries}, sys.stdout, indent=2)
@@ -465,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"edi-gateway bundle benchmark, {env['date']}, Python {env['python']}, {env['cpus']} "
         f"CPUs, {args.repeat} runs each, {args.lines} lines an order; load average before "
-        f"{before}, after {env['load_after']}"
+        f"{before}, after {env['load_after']}; config {env['config']}"
     )
     print(table(summaries))
     return 0
