@@ -289,6 +289,22 @@ def test_goods_sent_or_billed_after_a_rejection_are_flagged(gw: Gateway) -> None
     assert len(detail(gw)["discrepancies"]) == 2
 
 
+def test_an_over_despatch_before_a_cancellation_stays_flagged(gw: Gateway) -> None:
+    """D-1 sent 50 of the 40 ordered before the cancellation, but is attached (by hand) only
+    once the cancellation is in effect: what left before the end bounds a line only up to what
+    was ordered or confirmed, so D-1 is over as it was on an order that stands."""
+    orphan = receive(gw, f.despatch_advice("D-1", "PO-X", [("1", "50")]))
+    receive(gw, f.order_cancellation("C-1", "PO-1"))
+    receive(gw, f.order_response("R-1", "PO-1", "AP"))
+    assert detail(gw)["status"] == "Cancelled"
+    gw.attach(orphan, "PO-1", actor="ops")
+    order = detail(gw)
+    assert line(gw)["despatched"] == "50" and order["attention"] is True
+    assert [(d["line_id"], d["kind"], d["bound"]) for d in order["discrepancies"]] == [
+        ("1", "over_despatched", "40")
+    ]
+
+
 def test_our_own_commands_refuse_to_exceed(gw: Gateway) -> None:
     with pytest.raises(QuantityExceeded, match=r"line 1: 50 confirmed, 40 ordered") as refused:
         issue(gw, respond, Decision("CA", changes=(LineChange("1", D(50)),)))

@@ -15,8 +15,8 @@ order the documents were recorded. A line of a document is a *discrepancy* when,
 * ``over_credited``: the credited total exceeds what was invoiced.
 
 On an order that ended (cancelled, or rejected by the supplier's RE) a line's effective
-quantity is what had been despatched before it ended: goods sent after, and bills for goods
-that never left, are over.
+quantity is what had been despatched before it ended, never more than ordered or confirmed:
+goods sent after, and bills for goods that never left, are over.
 
 Bounds use the order's final state (its effective and despatched quantities, all invoices),
 so documents arriving out of order (an invoice before its despatch advice) are judged on what

@@ -159,6 +159,19 @@ def _despatched_before(stated: list[rules.Move], cut: int) -> dict[int, Decimal]
     return kept
 
 
+def _bounds(
+    line: OrderLine, ended: tuple[str, int] | None, kept: dict[int, Decimal]
+) -> rules.LineBounds:
+    """A line's bounds: on an order that ended, what left before the end, but never more than
+    ordered or confirmed (a despatch over those was over before the end and stays so); a line
+    all of whose goods left before the end is bounded as on an order that stands."""
+    effective = line.qty_ordered if line.qty_confirmed is None else line.qty_confirmed
+    before = kept.get(line.id, ZERO)
+    if ended is None or before >= effective:
+        return rules.LineBounds(line.line_id, line.qty_ordered, effective)
+    return rules.LineBounds(line.line_id, line.qty_ordered, before, ended[0])
+
+
 def flag(
     session: Session,
     order: Order,
@@ -173,16 +186,7 @@ def flag(
     stated = moves(docs, ledger)
     ended = _ended(order, docs)
     kept = _despatched_before(stated, ended[1]) if ended else {}
-    bounds = {
-        line.id: rules.LineBounds(
-            line.line_id,
-            line.qty_ordered,
-            line.qty_ordered if line.qty_confirmed is None else line.qty_confirmed,
-        )
-        if ended is None
-        else rules.LineBounds(line.line_id, line.qty_ordered, kept.get(line.id, ZERO), ended[0])
-        for line in lines
-    }
+    bounds = {line.id: _bounds(line, ended, kept) for line in lines}
     found = rules.find(stated, bounds) + unit_mismatches(docs, ledger, lines)
     found += other_parties(session, order, documents, lines)
     if not found:
