@@ -233,6 +233,27 @@ def test_orphans_waiting_for_each_other_attach_with_their_order(
     )
 
 
+MLR = Path(__file__).parents[1] / "data" / "read" / "application_response.xml"
+
+
+def test_an_mlr_reference_is_measured_as_what_an_orphan_waits_for(
+    store: Store, policy: Policy
+) -> None:
+    """An MLR naming no order waits for the first document it answers (documents.order_ref):
+    one the column holds makes an orphan on every backend; a longer one is refused when read
+    (VALUE_TOO_LONG naming it), not by PostgreSQL when written, nor kept by SQLite alone."""
+    raw = MLR.read_bytes()
+    _, state = send(store, policy, raw.replace(b"INV-2026-0042", b"R" * 200))
+    assert state == "orphan"
+    longer = raw.replace(b"IR-11", b"IR-12").replace(b"INV-2026-0042", b"S" * 201)
+    mid, state = send(store, policy, longer)
+    assert state == "failed"
+    with store.session() as session:
+        message = session.get_one(Message, mid)
+    assert message.error_code == "VALUE_TOO_LONG"
+    assert "the document reference is 201 characters long" in (message.error_detail or "")
+
+
 def test_same_order_id_from_two_buyers_is_two_orders(store: Store, policy: Policy) -> None:
     send(store, policy, f.order("PO-1"))
     send(store, policy, f.order("PO-1", buyer="7300010000018"))
