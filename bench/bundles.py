@@ -10,7 +10,7 @@ For every size N the orders are written with ``tests/factory.py`` and ingested O
 supplier's profile is read at flush time, so the same store serves every format).
 
 Every gateway run has a folder and config of its own, validated beforehand, untimed
-(``edi-gateway rules list``: the config cache warm, as after any first command; see
+(``edi-gateway config check``: the config cache warm, as after any first command; see
 ``bench/intake.py``); ``--cold-config`` times that validation in every run too.
 
 Per format and repetition, interleaved, two whole child processes with this interpreter:

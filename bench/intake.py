@@ -13,8 +13,8 @@ For every case and repetition the floor (``../shared/tools/xsd-floor``: one Pyth
 only parses and XSD-validates the same files with lxml) and the gateway
 (``edi-gateway --config DIR/gateway.yaml ingest FOLDER`` with a fresh SQLite store) run one after
 the other with the same interpreter. Each gateway run has a folder and config of its own; its
-config is validated beforehand, untimed, by ``edi-gateway rules list`` (which loads the config
-and opens no store), so the validated-config cache (``config/cache.py``) is warm as after any
+config is validated beforehand, untimed, by ``edi-gateway config check`` (which opens no store),
+so the validated-config cache (``config/cache.py``) is warm as after any
 first command, as in ``bench/startup.py`` and ``bench/outbound.py``: an operator validates a
 config once per change of it, not per ``ingest``. ``--cold-config`` leaves that out, so every
 timed run validates its config too (~40-60 ms more). The children's cache is a folder of the
@@ -89,9 +89,9 @@ def private_cache(work: Path) -> None:
 
 
 def warm_config(gateway: Path, config: Path) -> None:
-    """Validate ``config`` untimed, so the config cache is warm for it as after any first
-    command: ``rules list`` loads it and opens no store (``config check`` caches nothing)."""
-    cmd = [str(gateway), "--config", str(config), "rules", "list"]
+    """Validate ``config`` untimed (``config check``, which caches what passes and opens no
+    store), so the config cache is warm for it as after any first command."""
+    cmd = [str(gateway), "--config", str(config), "config", "check"]
     run_child(cmd, config.with_suffix(".log"))
 
 

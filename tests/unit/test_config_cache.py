@@ -16,7 +16,7 @@ import pytest
 
 from edi_gateway.config import Settings, load_config
 from edi_gateway.config import cache as config_cache
-from edi_gateway.config.load import _read_yaml, _validated
+from edi_gateway.config.load import _read_yaml, _validated, check_config
 from edi_gateway.errors import ConfigError
 from edi_gateway.starter import init_project
 
@@ -181,6 +181,25 @@ def test_a_bad_config_is_never_cached(project: Path) -> None:
         with pytest.raises(ConfigError, match="expected sqlite"):
             load_config(project)
     assert not cache_file(project).exists()
+
+
+def test_a_config_check_that_passes_fills_the_cache_and_one_that_fails_does_not(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``config check`` (edit, check, run) leaves the settings cached, so the next command
+    starts without validating again; a config with problems leaves nothing."""
+    text = project.read_text(encoding="utf-8")
+    project.write_text(text + "daemon:\n  lease_seconds: 45\n", encoding="utf-8")
+    raw = project.read_bytes()
+    assert config_cache.cached_store(project, raw) is None  # changed: never validated
+    assert check_config(project) == []
+    at = config_cache.cached_store(project, raw)
+    assert at == config_cache.StoreAt(fresh(project).store.url, 45)
+    assert hits(project, monkeypatch)
+    assert load_config(project) == fresh(project)
+    cache_file(project).unlink()
+    project.write_text("store:\n  url: mysql://x\n", encoding="utf-8")
+    assert check_config(project) and not cache_file(project).exists()
 
 
 def test_an_unwritable_cache_folder_costs_only_time(

@@ -45,10 +45,16 @@ def load_config(path: Path) -> Settings:
         return known
     with recording() as reads:
         settings = _validated(path, _read_yaml(path, raw))
+    _remember(path, raw, reads, settings)
+    return settings
+
+
+def _remember(path: Path, raw: bytes, reads: Any, settings: Settings) -> None:
+    """Keep ``settings``, validated from ``raw`` with ``reads``, in the config cache (where
+    their store is too, when it has no password: secrets are never cached)."""
     store = settings.store
     at = StoreAt(store.url, settings.daemon.lease_seconds) if store.password is None else None
     remember(path, raw, reads, settings, store=at)
-    return settings
 
 
 def _validated(path: Path, data: Any) -> Settings:
@@ -70,13 +76,19 @@ def _validated(path: Path, data: Any) -> Settings:
 
 def check_config(path: Path) -> list[dict[str, Any]]:
     """Every problem of the config file as ``{line, message}`` (``line`` None when a problem
-    has no one place); [] when it loads. Nothing is opened or run."""
+    has no one place); [] when it loads, and the validated settings are then cached as
+    :func:`load_config` caches them, so the next command starts without validating again.
+    Nothing is opened or run."""
     path = path.expanduser().absolute()
     try:
-        data = _read_yaml(path)
-        if not isinstance(data, dict) or _NOT_KEYS & data.keys():
-            load_config(path)  # its one problem, worded as at start-up
-        Settings.model_validate({**data, "path": path}, context={"base_dir": path.parent})
+        raw = _read_bytes(path)
+        with recording() as reads:
+            data = _read_yaml(path, raw)
+            if not isinstance(data, dict) or _NOT_KEYS & data.keys():
+                load_config(path)  # its one problem, worded as at start-up
+            settings = Settings.model_validate(
+                {**data, "path": path}, context={"base_dir": path.parent}
+            )
     except ConfigError as exc:
         return [_located(exc.message.removeprefix(f"{path}:").strip())]
     except ValidationError as exc:
@@ -86,6 +98,7 @@ def check_config(path: Path) -> list[dict[str, Any]]:
             for err in exc.errors(include_url=False)
             for line, text in _described(err, data, nodes)
         ]
+    _remember(path, raw, reads, settings)
     return []
 
 
