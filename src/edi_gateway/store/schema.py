@@ -111,10 +111,10 @@ orders = Table(
     "orders",
     metadata,
     _id(),
-    Column("buyer_key", String(200), nullable=False),
+    Column("buyer_key", String(widths.PARTY_KEY), nullable=False),
     Column("order_number", String(widths.DOCUMENT_ID), nullable=False, index=True),
     Column("buyer_name", String(widths.NAME)),
-    Column("seller_key", String(200), index=True),  # orders list --partner (0025)
+    Column("seller_key", String(widths.PARTY_KEY), index=True),  # orders list --partner (0025)
     Column("seller_name", String(widths.NAME)),
     Column("buyer_partner", String(100), index=True),
     Column("seller_partner", String(100), index=True),
@@ -157,7 +157,7 @@ messages = Table(
     Column("error_line", Integer),
     Column("doc_kind", String(40)),
     Column("doc_id", String(200)),
-    Column("sender_key", String(200)),
+    Column("sender_key", String(widths.PARTY_KEY)),
     Column("partner", String(100), index=True),  # messages list --partner (0025)
     Column("duplicate_of", ForeignKey("messages.id")),
     Column("order_id", ForeignKey("orders.id"), index=True),
@@ -236,7 +236,7 @@ documents = Table(
     Column("direction", String(3), nullable=False),
     Column("kind", String(40), nullable=False),
     Column("doc_number", String(widths.DOCUMENT_ID), nullable=False),
-    Column("sender_key", String(200)),
+    Column("sender_key", String(widths.PARTY_KEY)),
     Column("order_id", ForeignKey("orders.id"), index=True),
     Column("order_ref", String(widths.DOCUMENT_ID), index=True),
     Column("issue_date", Date),
@@ -546,7 +546,7 @@ purged_documents = Table(
     Column("message_id", Integer),  # the id its message had
     Column("direction", String(3), nullable=False),
     Column("kind", String(40), nullable=False),
-    Column("sender_key", String(200)),
+    Column("sender_key", String(widths.PARTY_KEY)),
     Column("doc_number", String(200), nullable=False, index=True),
     Column("run_id", ForeignKey("purge_runs.id"), nullable=False, index=True),
 )
