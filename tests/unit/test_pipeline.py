@@ -210,6 +210,27 @@ def test_a_credit_note_before_its_invoice_attaches_when_the_invoice_arrives(
     assert said[-1] == "orphan attached on arrival of 1001"
 
 
+def test_a_credit_note_waiting_for_an_invoice_attached_by_hand_attaches_with_it(
+    store: Store, policy: Policy
+) -> None:
+    """Invoice 1001 names an order that is not there (an orphan), its credit note waits for
+    1001: the operator attaching 1001 to PO-1 by hand takes the credit note along (it stayed
+    an orphan until redriven)."""
+    send(store, policy, f.order("PO-1", f.items(1, "40")))
+    invoice_id, state = send(store, policy, f.invoice("1001", "PO-9", [("1", "40", "2.25")]))
+    assert state == "orphan"
+    credit_id, state = send(store, policy, _credit_of_1001({}))
+    assert state == "orphan"
+    Gateway(settings(unknown_partner="accept"), store).attach(invoice_id, "PO-1", actor="tester")
+    assert (lines(store)["1"]["invoiced"], lines(store)["1"]["credited"]) == ("40", "10")
+    with store.session() as session:
+        assert session.get_one(Message, credit_id).state == "processed"
+        said = session.scalars(
+            select(HistoryEvent.detail).where(HistoryEvent.message_id == credit_id)
+        ).all()
+    assert said[-1] == "orphan attached on arrival of 1001"
+
+
 def test_orphans_waiting_for_each_other_attach_with_their_order(
     store: Store, policy: Policy
 ) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from edi_gateway.errors import ErrorCode, GatewayError
-from edi_gateway.pipeline.correlate import ORPHAN, PROCESSED, MessageRef, attach
+from edi_gateway.pipeline.correlate import ORPHAN, PROCESSED, MessageRef, attach, attach_waiting
 from edi_gateway.pipeline.history import now, record
 from edi_gateway.store import schema
 from edi_gateway.store import tables as t
@@ -88,6 +88,12 @@ def attach_orphan(
         message.state, message.order_id, message.updated_at = PROCESSED, order.id, now()
         detail = f"attached by hand to order {order.order_number}"
         record(session, "message.attached", detail, actor=actor, message_id=message_id)
+        # orphans that waited for these documents (a credit note naming this invoice) find
+        # their order now, as when the documents are processed (pipeline/process.py _apply);
+        # the numbers they wait for are this message's, locked above
+        arrived = [row.doc_number for row in rows]
+        while arrived:
+            arrived = [row.doc_number for row in attach_waiting(session, arrived)]
         return {
             "id": message_id,
             "state": PROCESSED,
