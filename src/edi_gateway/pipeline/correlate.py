@@ -222,13 +222,19 @@ def attach_orphans(session: Session, order_id: int) -> list[t.DocumentRow]:
 
 def attach_waiting(session: Session, numbers: Sequence[str]) -> list[t.DocumentRow]:
     """Attach the orphans that wait for a document numbered one of ``numbers`` (a credit note
-    that came before its invoice) and now find their order through it; return those attached
-    (more orphans may wait for them)."""
-    return [
-        row
-        for row in _orphans_waiting_for(session, numbers)
-        if _attach_orphan(session, row, None, f"orphan attached on arrival of {row.order_ref}")
-    ]
+    that came before its invoice) and now find their order through it, then those that wait
+    for them in turn; return every one attached. Each attaches once (only orphans are looked
+    for), so the chain ends."""
+    attached: list[t.DocumentRow] = []
+    while numbers:
+        found = [
+            row
+            for row in _orphans_waiting_for(session, numbers)
+            if _attach_orphan(session, row, None, f"orphan attached on arrival of {row.order_ref}")
+        ]
+        attached += found
+        numbers = [row.doc_number for row in found]
+    return attached
 
 
 def _orphans_waiting_for(session: Session, numbers: Sequence[str]) -> list[t.DocumentRow]:

@@ -91,9 +91,7 @@ def attach_orphan(
         # orphans that waited for these documents (a credit note naming this invoice) find
         # their order now, as when the documents are processed (pipeline/process.py _apply);
         # the numbers they wait for are this message's, locked above
-        arrived = [row.doc_number for row in rows]
-        while arrived:
-            arrived = [row.doc_number for row in attach_waiting(session, arrived)]
+        attach_waiting(session, [row.doc_number for row in rows])
         return {
             "id": message_id,
             "state": PROCESSED,

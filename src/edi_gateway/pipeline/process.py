@@ -723,13 +723,12 @@ def _apply(conn: Connection, ready: list[Work]) -> None:
         for order_id in waiting:
             arrived += [row.doc_number for row in attach_orphans(session, order_id)]
         batch = {w.id: w for w in others}
-        while arrived:  # orphans that wait for a document that arrived (a credit note's invoice)
-            attached = attach_waiting(session, arrived)
-            for row in attached:  # one of this batch ends attached, not as the orphan it was
-                mine = batch.get(row.message_id or 0)
-                if mine is not None and mine.state == ORPHAN:
-                    mine.end(PROCESSED, row.order_id)
-            arrived = [row.doc_number for row in attached]
+        # orphans that wait for a document that arrived (a credit note's invoice), in chains;
+        # one of this batch's own ends attached, not as the orphan it was
+        for row in attach_waiting(session, arrived):
+            mine = batch.get(row.message_id or 0)
+            if mine is not None and mine.state == ORPHAN:
+                mine.end(PROCESSED, row.order_id)
         session.commit()  # releases the session's savepoint; the caller commits the whole
 
 
