@@ -66,11 +66,12 @@ def correlate(session: Session, ref: MessageRef, document: Document) -> tuple[st
     session.add(row)
     session.flush()
     if order is None:
-        refs = ", ".join(document.order_refs)
-        waited = document.waits_for()
-        detail = f"waits for order {refs}" if refs else "waits for order: no order reference"
-        if not refs and waited:
+        if document.order_refs:
+            detail = f"waits for order {', '.join(document.order_refs)}"
+        elif waited := document.waits_for():
             detail = f"waits for document {waited} (no order reference)"
+        else:
+            detail = "waits for order: no order reference"
         if ambiguous:
             listed = ", ".join(f"{o.id} ({o.buyer_key}:{o.order_number})" for o in ambiguous)
             detail += f"; several orders match ({listed}): redrive once it is clear"
