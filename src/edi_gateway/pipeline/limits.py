@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from operator import attrgetter
 
-from edi_gateway.domain.documents import ApplicationResponse, Document, Party
+from edi_gateway.domain.documents import Document, Party
 from edi_gateway.errors import DocumentError, ErrorCode
 from edi_gateway.store.widths import (
     CURRENCY,
@@ -53,8 +53,8 @@ def check_lengths(document: Document) -> None:
     _text(what, "order reference", document.order_refs, DOCUMENT_ID)
     _text(what, "billing reference", document.billing_refs, DOCUMENT_ID)
     _text(what, "despatch reference", document.despatch_refs, DOCUMENT_ID)
-    if isinstance(document, ApplicationResponse):  # the first is kept as what an orphan awaits
-        _text(what, "document reference", document.referenced_document_ids, DOCUMENT_ID)
+    # what an orphan of it waits for is kept (``documents.order_ref``): an MLR's references too
+    _text(what, "document reference", document.referenced_documents(), DOCUMENT_ID)
     _text(what, "currency code", [document.currency], CURRENCY)
     for role, party in (("buyer", document.buyer), ("seller", document.seller)):
         _party(what, role, party)
