@@ -10,13 +10,14 @@ sign-in counters, bulk keys, bundles)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from edi_gateway import accounts
 from edi_gateway.app import Gateway
@@ -27,6 +28,7 @@ from edi_gateway.outbound.forward import note_deliveries
 from edi_gateway.pipeline.intake import intake
 from edi_gateway.pipeline.process import Policy, process_messages
 from edi_gateway.store.db import Store, open_store
+from edi_gateway.store.leases import SAME_NUMBER, xact_locks
 from edi_gateway.store.schema import (
     console_sessions,
     forwards,
@@ -324,6 +326,105 @@ def test_a_credit_note_and_its_invoice_processed_at_once_both_attach(
             c = messages.c
             states = conn.scalars(select(c.state).where(c.id.in_(ids))).all()
         assert states == ["processed", "processed"], (got, states)
+
+
+def _an_orphan_invoice_and_its_order(
+    store: Store, policy: Policy, tag: str
+) -> tuple[int, int, bytes]:
+    """Invoice INV-<tag> processed before order PO-<tag> (an orphan), the order received and
+    not processed; their message ids, and a credit note naming only the invoice."""
+    invoice = Envelope(f.invoice(f"INV-{tag}", f"PO-{tag}", [("1", "40", "2.25")]), "t", "i", "")
+    [invoice_id] = intake(store, [invoice])
+    assert process_messages(store, policy, [invoice_id])[invoice_id] == "orphan"
+    order = Envelope(f.order(f"PO-{tag}", f.items(1, "40")), "t", "o", "o.xml")
+    [order_id] = intake(store, [order])
+    credit = f.invoice(
+        f"CN-{tag}",
+        None,
+        [("1", "5", "2.25")],
+        root="CreditNote",
+        type_code="381",
+        billing_ref=f"INV-{tag}",
+    )
+    return invoice_id, order_id, credit
+
+
+def _states(store: Store, ids: list[int]) -> list[str]:
+    with store.connect() as conn:
+        c = messages.c
+        return list(conn.scalars(select(c.state).where(c.id.in_(ids)).order_by(c.id)))
+
+
+def test_a_credit_note_stored_while_its_orphan_invoices_order_arrives_attaches(
+    store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Invoice N came before its order (an orphan). A credit note naming only N is being
+    stored (it read N as an orphan, so it waits for N) while N's order arrives on another
+    gateway and attaches N: that gateway waits for N's lock, which the credit note's holds,
+    then finds the credit note and attaches it (it stayed an orphan for good on PostgreSQL:
+    found by the review of 2026-12-05). The interleaving is forced: the credit note's gateway
+    commits only once the order's gateway has finished, or after 2 s."""
+    from edi_gateway.pipeline import correlate as correlate_module
+
+    invoice, order, credit = _an_orphan_invoice_and_its_order(store, policy, "W")
+    [credit_id] = intake(store, [Envelope(credit, "t", "c", "c.xml")])
+    real = correlate_module.correlate
+    read, order_done = threading.Event(), threading.Event()
+
+    def held(session: Any, ref: Any, document: Any) -> Any:
+        outcome = real(session, ref, document)
+        read.set()  # the credit note found no order: N is an orphan as far as it can see
+        order_done.wait(2)
+        return outcome
+
+    monkeypatch.setattr(correlate_module, "correlate", held)
+    storing = threading.Thread(target=process_messages, args=(store, policy, [credit_id]))
+    storing.start()
+    assert read.wait(30)
+    monkeypatch.setattr(correlate_module, "correlate", real)
+    process_messages(store, policy, [order])
+    order_done.set()
+    storing.join()
+    assert _states(store, [invoice, order, credit_id]) == ["processed"] * 3
+
+
+def test_a_batch_in_a_circle_of_lock_waits_is_processed_again(
+    postgres_url: str, policy: Policy, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Attaching an orphan locks its number after the batch's own locks, so a transaction
+    holding that number and waiting for one of the batch's closes a circle. PostgreSQL breaks
+    it by rolling one back (deadlock_detected); when that is the batch, it is processed again
+    at once, not left for the next round (`ingest` ended as STORE_UNAVAILABLE).
+
+    Forced: another transaction holds INV-D's lock; the order PO-D is processed (it locks
+    PO-D, attaches orphan INV-D and waits for INV-D's lock); the other transaction then asks
+    for PO-D's lock. Its own deadlock_timeout is long, so the batch is the one rolled back."""
+    store = open_store(postgres_url)
+    try:
+        invoice, order, _ = _an_orphan_invoice_and_its_order(store, policy, "D")
+        outcome: list[dict[int, str]] = []
+        with store.engine.connect() as other:
+            other.execute(text("SET deadlock_timeout = '60s'"))
+            xact_locks(other, SAME_NUMBER, ["INV-D"])
+            batch = threading.Thread(
+                target=lambda: outcome.append(process_messages(store, policy, [order]))
+            )
+            batch.start()
+            for _ in range(300):  # until the batch waits for a lock (INV-D's)
+                waits = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                waiting = other.scalar(text(waits))
+                if waiting:
+                    break
+                time.sleep(0.1)
+            assert waiting, "the batch never waited for the orphan's number"
+            xact_locks(other, SAME_NUMBER, ["PO-D"])  # granted once the batch is rolled back
+            other.rollback()
+        batch.join(60)
+        assert outcome == [{order: "processed"}]
+        assert _states(store, [invoice, order]) == ["processed", "processed"]
+        assert "processing them again (1)" in caplog.text
+    finally:
+        store.close()
 
 
 def test_a_failed_forward_retried_while_its_failure_is_noted_goes_on_queued(

@@ -37,6 +37,7 @@ from edi_gateway.store import schema
 from edi_gateway.store import tables as t
 from edi_gateway.store.bulk import insert_many
 from edi_gateway.store.db import transient
+from edi_gateway.store.leases import SAME_NUMBER, xact_locks
 from edi_gateway.store.queries import order_lines
 from edi_gateway.store.widths import decimal_text
 
@@ -228,6 +229,12 @@ def attach_waiting(session: Session, numbers: Sequence[str]) -> list[t.DocumentR
     for), so the chain ends."""
     attached: list[t.DocumentRow] = []
     while numbers:
+        # A transaction storing an orphan that waits for one of ``numbers`` holds its lock
+        # (process._numbers): wait for it to commit, so that orphan is seen here and attached.
+        # The numbers of a batch's own documents are held already; an orphan attached by its
+        # order's arrival came earlier and is not, so this lock comes after the batch's: a
+        # circle it closes is broken by PostgreSQL and the batch processed again (DEADLOCK_TRIES).
+        xact_locks(session.connection(), SAME_NUMBER, numbers)
         found = [
             row
             for row in _orphans_waiting_for(session, numbers)

@@ -34,7 +34,7 @@ from edi_gateway.pipeline.work import (
 )
 from edi_gateway.rules.evaluate import RuleEngine, RulesFailed, check_document
 from edi_gateway.store import search
-from edi_gateway.store.db import Store, transient
+from edi_gateway.store.db import Store, deadlocked, transient
 from edi_gateway.store.leases import (
     SAME_BYTES,
     SAME_NUMBER,
@@ -73,6 +73,10 @@ RECEIVED = "received"
 CUT_OFF_LIMIT = 3
 """Processing of a message cut off this many times (the process died at it: once in a batch,
 then twice alone), the message is failed unread: PROCESSING_CUT_OFF (docs/adr/0046)."""
+DEADLOCK_TRIES = 3
+"""A batch PostgreSQL rolled back to break a circle of waits is processed again at once, this
+many times in all; then it ends the call like a store that went away (the messages stay
+``received`` for the next round)."""
 
 
 ReplyReader = Callable[[bytes, str], list[Document]]
@@ -220,12 +224,31 @@ class _Run:
         process; the outcome sets the count back to 0."""
         _count_start(self.store, ids)
         try:
-            return _process(
-                self.store, self.policy, ids, self.payloads, self.prepared, react=self.react
-            )
+            return self.again_after_deadlocks(ids)
         except Exception:
             _uncount(self.store, ids)  # this process lives to see it: nothing was cut off
             raise
+
+    def again_after_deadlocks(self, ids: Sequence[int]) -> dict[int, str]:
+        """Process; when PostgreSQL broke a circle of waits by rolling this transaction back
+        (:func:`deadlocked`: attaching an orphan locks its number after the batch's own, see
+        ``correlate.attach_waiting``), process again, up to :data:`DEADLOCK_TRIES` times."""
+        tries = 1
+        while True:
+            try:
+                return _process(
+                    self.store, self.policy, ids, self.payloads, self.prepared, react=self.react
+                )
+            except Exception as exc:
+                if not deadlocked(exc) or tries >= DEADLOCK_TRIES:
+                    raise
+                log.warning(
+                    "processing %d message(s) waited in a circle with another transaction "
+                    "(rolled back by PostgreSQL); processing them again (%d)",
+                    len(ids),
+                    tries,
+                )
+                tries += 1
 
 
 def _cut_offs(store: Store, ids: Sequence[int]) -> dict[int, int]:

@@ -112,6 +112,13 @@ def transient(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError | InterfaceError)
 
 
+def deadlocked(exc: BaseException) -> bool:
+    """Whether PostgreSQL rolled this transaction back to break a circle of transactions
+    waiting for each other's locks (SQLSTATE 40P01): nothing is wrong with the work, which can
+    be done again at once (the other transaction has gone on). Also :func:`transient`."""
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == "40P01"
+
+
 def unavailable(exc: BaseException) -> GatewayError | None:
     """A store that cannot be reached, or stayed locked past the wait, as one coded error
     (STORE_BUSY, STORE_UNAVAILABLE); None for any other failure."""
