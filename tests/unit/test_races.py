@@ -35,6 +35,7 @@ from edi_gateway.store.schema import (
     history,
     message_payloads,
     messages,
+    order_lines,
     orders,
     outbox,
     users,
@@ -386,6 +387,64 @@ def test_a_credit_note_stored_while_its_orphan_invoices_order_arrives_attaches(
     order_done.set()
     storing.join()
     assert _states(store, [invoice, order, credit_id]) == ["processed"] * 3
+
+
+def test_two_credit_notes_of_one_order_processed_at_once_both_count(
+    store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two credit notes naming only their invoices (two invoices of one order) find the order
+    through them, and their batches lock no number of it: each could derive the line from its
+    own snapshot and the last to commit win (credited 5 or 3, not 8; seen with neither the
+    order's lock nor the order row's update that serialised them by chance). The order's
+    number is locked once found, so the second waits and counts both. Forced: the first
+    commits only once the second has finished, or after 2 s."""
+    from edi_gateway.pipeline import correlate as correlate_module
+
+    order = Envelope(f.order("PO-K", f.items(1, "40")), "t", "o", "o.xml")
+    invoices = [
+        Envelope(f.invoice(f"INV-K{n}", "PO-K", [("1", "20", "2.25")]), "t", f"i{n}", "i.xml")
+        for n in (1, 2)
+    ]
+    ids = intake(store, [order, *invoices])
+    assert set(process_messages(store, policy, ids).values()) == {"processed"}
+    credits = [
+        Envelope(
+            f.invoice(
+                f"CN-K{n}",
+                None,
+                [("1", quantity, "2.25")],
+                root="CreditNote",
+                type_code="381",
+                billing_ref=f"INV-K{n}",
+            ),
+            "t",
+            f"c{n}",
+            "c.xml",
+        )
+        for n, quantity in ((1, "5"), (2, "3"))
+    ]
+    first, second = intake(store, credits)
+    real = correlate_module.correlate
+    read, second_done = threading.Event(), threading.Event()
+
+    def held(session: Any, ref: Any, document: Any) -> Any:
+        outcome = real(session, ref, document)
+        read.set()  # the first has derived the line: credited 5
+        second_done.wait(2)
+        return outcome
+
+    monkeypatch.setattr(correlate_module, "correlate", held)
+    storing = threading.Thread(target=process_messages, args=(store, policy, [first]))
+    storing.start()
+    assert read.wait(30)
+    monkeypatch.setattr(correlate_module, "correlate", real)
+    process_messages(store, policy, [second])
+    second_done.set()
+    storing.join()
+    assert _states(store, [first, second]) == ["processed", "processed"]
+    with store.connect() as conn:
+        credited = conn.scalar(select(order_lines.c.qty_credited))
+    assert credited == 8
 
 
 def test_a_batch_in_a_circle_of_lock_waits_is_processed_again(
