@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Connection, func, select, text, update
 
 from edi_gateway import accounts
 from edi_gateway.app import Gateway
@@ -447,6 +447,16 @@ def test_two_credit_notes_of_one_order_processed_at_once_both_count(
     assert credited == 8
 
 
+def _someone_waits(conn: Connection) -> bool:
+    """Whether a transaction waits for an advisory lock, asked until one does (30 s)."""
+    waits = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+    for _ in range(600):
+        if conn.scalar(waits):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def test_a_batch_in_a_circle_of_lock_waits_is_processed_again(
     postgres_url: str, policy: Policy, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -469,19 +479,44 @@ def test_a_batch_in_a_circle_of_lock_waits_is_processed_again(
                 target=lambda: outcome.append(process_messages(store, policy, [order]))
             )
             batch.start()
-            for _ in range(300):  # until the batch waits for a lock (INV-D's)
-                waits = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                waiting = other.scalar(text(waits))
-                if waiting:
-                    break
-                time.sleep(0.1)
-            assert waiting, "the batch never waited for the orphan's number"
+            assert _someone_waits(other), "the batch never waited for the orphan's number"
             xact_locks(other, SAME_NUMBER, ["PO-D"])  # granted once the batch is rolled back
             other.rollback()
         batch.join(60)
         assert outcome == [{order: "processed"}]
         assert _states(store, [invoice, order]) == ["processed", "processed"]
         assert "processing them again (1)" in caplog.text
+    finally:
+        store.close()
+
+
+def test_a_circle_of_lock_waits_reads_as_a_busy_store(postgres_url: str) -> None:
+    """A transaction PostgreSQL rolls back to break a circle of waits (where nothing retries
+    it: an operator's command) is told as STORE_BUSY, try again, not as a store that cannot be
+    used. A real circle: two connections each hold one number and ask for the other's."""
+    from sqlalchemy.exc import OperationalError
+
+    from edi_gateway.store.db import deadlocked, unavailable
+
+    store = open_store(postgres_url)
+    try:
+        with store.engine.connect() as first, store.engine.connect() as second:
+            first.execute(text("SET deadlock_timeout = '60s'"))
+            second.execute(text("SET deadlock_timeout = '100ms'"))
+            xact_locks(first, SAME_NUMBER, ["A"])
+            xact_locks(second, SAME_NUMBER, ["B"])
+            waiting = threading.Thread(target=xact_locks, args=(first, SAME_NUMBER, ["B"]))
+            waiting.start()
+            assert _someone_waits(second)  # the first, for B
+            with pytest.raises(OperationalError) as broken:
+                xact_locks(second, SAME_NUMBER, ["A"])
+            second.rollback()
+            waiting.join(30)
+            first.rollback()
+        assert deadlocked(broken.value)
+        told = unavailable(broken.value)
+        assert told is not None and told.code is ErrorCode.STORE_BUSY, told
+        assert "try again" in str(told)
     finally:
         store.close()
 

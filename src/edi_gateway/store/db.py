@@ -127,6 +127,12 @@ def unavailable(exc: BaseException) -> GatewayError | None:
     if not transient(exc):
         return None
     first = first_line(exc)
+    if deadlocked(exc):
+        return GatewayError(
+            ErrorCode.STORE_BUSY,
+            "the store is busy: this and another transaction waited for each other's locks "
+            "and this one was rolled back (nothing of it was kept); try again",
+        )
     if "locked" in first or "busy" in first:
         return GatewayError(
             ErrorCode.STORE_BUSY,
