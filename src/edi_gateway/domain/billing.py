@@ -33,6 +33,8 @@ ONE = Decimal(1)
 HUNDRED = Decimal(100)
 
 STANDARD = "S"
+OUT_OF_SCOPE = "O"
+"""UNCL 5305 "not subject to VAT": a document with it names no VAT number (BR-O-02..04)."""
 NO_RATE_CATEGORIES = frozenset({"O"})
 """UNCL 5305 categories that carry no rate at all ("not subject to VAT")."""
 ZERO_RATE_CATEGORIES = frozenset({"Z", "E", "AE", "K", "G", "O"})
@@ -124,6 +126,13 @@ class Totals:
     prepaid: Decimal
     rounding: Decimal
     payable: Decimal
+
+
+def vat_categories(
+    lines: Iterable[InvoiceLine], allowances_charges: Iterable[AllowanceCharge]
+) -> set[str]:
+    """The VAT categories of a document's lines and document-level allowances and charges."""
+    return {line.vat_category for line in lines} | {a.vat_category for a in allowances_charges}
 
 
 def vat_key(category: str, rate: Decimal | None) -> tuple[str, Decimal | None]:

@@ -2,7 +2,8 @@
 
 Part of :mod:`edi_gateway.outbound.invoice`: the quantities each order line may still be billed
 (despatched and not yet invoiced, net of credits; or what one invoice billed and was not credited
-yet), the stored documents of the order, and the VAT the received Order gave each line.
+yet), the stored documents of the order, and the VAT and base quantity the received Order gave
+each line.
 """
 
 from __future__ import annotations
@@ -170,23 +171,42 @@ def chosen(
     return out, over
 
 
-def order_vat(session: Session, order: OrderRow) -> dict[str, tuple[str, Decimal | None]]:
-    """Per order line ID, the VAT category and rate the received Order gave the item, if any."""
+@dataclass(frozen=True, slots=True)
+class OrderItem:
+    """What the received Order said of one line's item that a billing line needs: its VAT
+    category and rate, and the quantity its price is for (``cac:Price/cbc:BaseQuantity``)."""
+
+    vat: tuple[str, Decimal | None] | None = None
+    base_quantity: Decimal | None = None
+
+
+def order_items(session: Session, order: OrderRow) -> dict[str, OrderItem]:
+    """Per order line ID, the VAT and base quantity the received Order gave the line.
+
+    Read from the stored Order, as the ledger keeps neither: a price of 12.34 for 3 units
+    billed as 12.34 per unit would triple the line (BT-146 is per BT-149 base quantity)."""
     from edi_gateway.store.queries import order_payload
     from edi_gateway.ubl.namespaces import cac, cbc
     from edi_gateway.ubl.parse import parse
 
     data = order_payload(session, order.id)
-    found: dict[str, tuple[str, Decimal | None]] = {}
+    found: dict[str, OrderItem] = {}
     items = parse(data, max_size=len(data) + 1) if data else None
     path = f"{cac('OrderLine')}/{cac('LineItem')}"
     for item in items.iterfind(path) if items is not None else ():
         line_id = (item.findtext(cbc("ID")) or "").strip()
         category = item.find(f"{cac('Item')}/{cac('ClassifiedTaxCategory')}")
         code = (category.findtext(cbc("ID")) or "").strip() if category is not None else ""
-        if line_id and code and category is not None:
-            found[line_id] = (code, _decimal(category.findtext(cbc("Percent"))))
+        vat = (code, _decimal(category.findtext(cbc("Percent")))) if category is not None else None
+        base = _decimal(item.findtext(f"{cac('Price')}/{cbc('BaseQuantity')}"))
+        if line_id:
+            found[line_id] = OrderItem(vat if code else None, base)
     return found
+
+
+def order_vat(session: Session, order: OrderRow) -> dict[str, tuple[str, Decimal | None]]:
+    """Per order line ID, the VAT category and rate the received Order gave the item, if any."""
+    return {k: item.vat for k, item in order_items(session, order).items() if item.vat}
 
 
 def _decimal(text: str | None) -> Decimal | None:
