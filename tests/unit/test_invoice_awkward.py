@@ -5,6 +5,7 @@ can pass the Billing rules with is refused before anything is written."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from lxml import etree
 from sqlalchemy import func, select
 
+from edi_gateway import cli
 from edi_gateway.app import Gateway
 from edi_gateway.outbound.despatch import DespatchRequest, despatch
 from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, invoice
@@ -114,3 +116,23 @@ def test_an_intra_community_supply_is_refused_before_anything_is_written(gw: Gat
         bill(gw, "PO-K")
     with gw.store.session() as session:
         assert session.scalar(select(func.count()).select_from(OutboxRow)) == queued
+
+
+def test_an_order_without_prices_is_billed_at_the_prices_given_on_the_command_line(
+    gw: Gateway, tmp_path: Path
+) -> None:
+    """Peppol T01 makes prices optional; the refusal says how to give them, and
+    ``invoice ORDER --line LINE:QTY:PRICE`` (parsed by the real CLI parser) bills at them."""
+    priced = f.order("PO-N", f.items(2))
+    receive(gw, re.sub(rb"<cbc:LineExtensionAmount.*?</cac:Price>", b"", priced))
+    despatch(gw.store, gw.settings, "PO-N", DespatchRequest(), actor="ops")
+    with pytest.raises(NotAllowed, match=r"line 1 has no price: give one \(--line 1:QTY:PRICE\)"):
+        bill(gw, "PO-N")
+    args = cli.build_parser().parse_args(
+        ["invoice", "PO-N", "--line", "1:10:7.50", "--line", "2:3:19.99"]
+    )
+    billed = bill(gw, "PO-N", args.bulk_of(args))
+    assert texts(billed, "LineExtensionAmount") == ["134.97", "75.00", "59.97"]
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["invoice", "PO-N", "--line", "1:1:x"])
+    assert ubl_check_outbox(gw, tmp_path) == 2

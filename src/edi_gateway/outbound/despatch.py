@@ -5,11 +5,13 @@ estimated delivery dates; an order may get several. Despatching more than is sti
 line (the confirmed quantity, else the ordered one, minus what was despatched) is refused
 unless forced, and a forced despatch is recorded in the order's history. Goods packed in
 boxes (``packing``) go as one despatch line per order line and box, with the box's SSCC
-(:mod:`edi_gateway.outbound.packing`).
+(:mod:`edi_gateway.outbound.packing`). A line whose item the Order identified neither by the
+seller's ID nor by a GTIN cannot be despatched (PEPPOL-T16-R003): ``NOT_ALLOWED``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -99,6 +101,7 @@ def issue_despatch(
             raise NotAllowed("give the despatched quantities with --line or with --box, not both")
         request = replace(request, lines=request.packing.lines())
     chosen, over = _chosen(lines, request)
+    _check_items(line for line, _ in chosen)
     if over and not force:
         raise QuantityExceeded(
             "more than is open on line(s) "
@@ -132,6 +135,20 @@ def check_request(request: DespatchRequest) -> None:
     for line_id, quantity in request.lines:
         if quantity <= ZERO:
             raise NotAllowed(f"line {line_id}: a despatched quantity must be more than 0")
+
+
+def _check_items(lines: Iterable[OrderLine]) -> None:
+    """NotAllowed for order lines whose item has neither the seller's ID nor a standard ID
+    (GTIN): a T16 line must name one (PEPPOL-T16-R003) and the gateway does not invent it. An
+    Order may leave both out (T01 asks for a name only): refused with its own code, not an
+    INTERNAL_ERROR after writing, and before a box number is drawn."""
+    bare = [line.line_id for line in lines if not (line.seller_item_id or line.standard_item_id)]
+    if bare:
+        raise NotAllowed(
+            f"order line(s) {', '.join(bare)} name neither the seller's item ID nor a standard "
+            "item ID (GTIN), one of which a Despatch Advice gives for every item "
+            "(PEPPOL-T16-R003): nothing was issued"
+        )
 
 
 def _chosen(

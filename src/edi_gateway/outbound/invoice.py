@@ -313,7 +313,9 @@ def _line(
     legal: LegalProfile,
 ) -> InvoiceLine:
     if price is None:
-        raise NotAllowed(f"order line {line.line_id} has no price: give one for it")
+        raise NotAllowed(
+            f"order line {line.line_id} has no price: give one (--line {line.line_id}:QTY:PRICE)"
+        )
     effective = _effective_vat(item.vat, legal)
     out = InvoiceLine(line_id=line.line_id, quantity=Quantity(quantity, line.unit))
     out.order_line_ref = line.line_id
