@@ -547,3 +547,40 @@ def test_a_ca_after_a_deletion_lists_the_deleted_line_not_accepted(
     ]
     assert response.notes == ["Answers order change Change-2"]
     ubl_check(path)
+
+
+def test_a_line_deleted_after_a_response_confirmed_it_is_not_despatched(
+    gw: Gateway, tmp_path: Path
+) -> None:
+    """The supplier confirms line 2 (40 of 50); sc2's change then deletes it. Despatching "all
+    that is open" sends line 1 only; line 2 asked for is refused unless forced (it used to go
+    out as the 40 the response confirmed, an over-despatch the gateway then flagged itself).
+    The order's status still counts the 40 confirmed (ledger, ADR 0024): not changed here."""
+    from edi_gateway.outbound.despatch import DespatchRequest, despatch
+    from edi_gateway.outbound.issuing import QuantityExceeded
+
+    order = corpus("sc1/Order_sc1.xml")
+    for n in (b"1", b"2"):  # the official items have a name only (see test_despatch.py)
+        name = b"<cbc:Name>Item " + n + b"</cbc:Name>"
+        seller = b"<cac:SellersItemIdentification><cbc:ID>S-" + n + b"</cbc:ID>"
+        order = order.replace(name, name + seller + b"</cac:SellersItemIdentification>")
+    receive(gw, order)
+    confirm = Decision("CA", changes=(LineChange("2", Decimal(40)),))
+    respond(gw.store, gw.settings, "Order-1", confirm, actor="ops")
+    receive(gw, corpus("sc2/OrderChange_sc2.xml"))  # line 1 no action, line 2 deleted
+    assert state(gw)[1]["2"][:2] == ("0", "40")  # deleted, still confirmed by the response
+    despatch(gw.store, gw.settings, "Order-1", DespatchRequest(), actor="ops")
+    lines = {line["line_id"]: line for line in detail(gw, "Order-1")["lines"]}
+    assert (lines["1"]["despatched"], lines["2"]["despatched"]) == ("10", "0")
+    kinds = [d["kind"] for d in detail(gw, "Order-1")["discrepancies"]]
+    assert kinds == ["over_confirmed"]  # the deletion's own flag; no despatch beyond it
+    asked = DespatchRequest((("2", Decimal(1)),))
+    with pytest.raises(QuantityExceeded, match=r"0 open \(deleted by the buyer's change\)"):
+        despatch(gw.store, gw.settings, "Order-1", asked, actor="ops")
+    flush_all(gw.store, gw.settings)
+    sent = sorted((tmp_path / "out").iterdir())
+    assert [p.name for p in sent] == [
+        "DespatchAdvice-Order-1-DA1.xml",
+        "OrderResponse-Order-1-OR1.xml",
+    ]
+    ubl_check(*sent)
