@@ -86,11 +86,11 @@ class AllowanceCharge:
 class InvoiceLine(Line):
     """An invoice, credit or debit note line: a :class:`Line` plus its billing terms.
 
-    ``price`` (inherited) is the item net price for ``base_quantity`` units; ``quantity`` is the
+    ``price`` (inherited) is the item net price for ``base_quantity`` (inherited) units;
+    ``quantity`` is the
     invoiced quantity. ``vat_rate`` is a percentage (``25`` for 25 %).
     """
 
-    base_quantity: Decimal | None = None
     vat_category: str = STANDARD
     vat_rate: Decimal | None = None
     allowances_charges: list[AllowanceCharge] = field(default_factory=list)

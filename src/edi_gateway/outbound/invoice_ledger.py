@@ -181,27 +181,42 @@ class OrderItem:
 
 
 def order_items(session: Session, order: OrderRow) -> dict[str, OrderItem]:
-    """Per order line ID, the VAT and base quantity the received Order gave the line.
+    """Per order line ID, the VAT and base quantity the received Order gave the line, as the
+    buyer's attached Order Changes (oldest first) restated them for the lines they add or
+    change: a line added by a change has its own VAT and price basis.
 
-    Read from the stored Order, as the ledger keeps neither: a price of 12.34 for 3 units
+    Read from the stored documents, as the ledger keeps neither: a price of 12.34 for 3 units
     billed as 12.34 per unit would triple the line (BT-146 is per BT-149 base quantity)."""
     from edi_gateway.store.queries import order_payload
     from edi_gateway.ubl.namespaces import cac, cbc
     from edi_gateway.ubl.parse import parse
 
-    data = order_payload(session, order.id)
     found: dict[str, OrderItem] = {}
-    items = parse(data, max_size=len(data) + 1) if data else None
+    changes = rows(session, order, DocumentKind.ORDER_CHANGE)
+    stored = [order_payload(session, order.id), *(payload(session, row) for row in changes)]
     path = f"{cac('OrderLine')}/{cac('LineItem')}"
-    for item in items.iterfind(path) if items is not None else ():
-        line_id = (item.findtext(cbc("ID")) or "").strip()
-        category = item.find(f"{cac('Item')}/{cac('ClassifiedTaxCategory')}")
-        code = (category.findtext(cbc("ID")) or "").strip() if category is not None else ""
-        vat = (code, _decimal(category.findtext(cbc("Percent")))) if category is not None else None
-        base = _decimal(item.findtext(f"{cac('Price')}/{cbc('BaseQuantity')}"))
-        if line_id:
-            found[line_id] = OrderItem(vat if code else None, base)
+    for data in stored:
+        root = parse(data, max_size=len(data) + 1) if data else None
+        for item in root.iterfind(path) if root is not None else ():
+            line_id = (item.findtext(cbc("ID")) or "").strip()
+            if not line_id or (item.findtext(cbc("LineStatusCode")) or "").strip() in _KEPT:
+                continue
+            before = found.get(line_id, OrderItem())
+            category = item.find(f"{cac('Item')}/{cac('ClassifiedTaxCategory')}")
+            code = (category.findtext(cbc("ID")) or "").strip() if category is not None else ""
+            vat = before.vat
+            if category is not None and code:
+                vat = (code, _decimal(category.findtext(cbc("Percent"))))
+            price = item.find(cac("Price"))
+            base = before.base_quantity  # a restated price brings its own basis (none: 1)
+            if price is not None:
+                base = _decimal(price.findtext(cbc("BaseQuantity")))
+            found[line_id] = OrderItem(vat, base)
     return found
+
+
+_KEPT = frozenset({"2", "4"})
+"""Order Change line status codes (UNCL 1229) that restate nothing: deleted, no action."""
 
 
 def order_vat(session: Session, order: OrderRow) -> dict[str, tuple[str, Decimal | None]]:

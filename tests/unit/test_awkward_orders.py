@@ -1,7 +1,8 @@
-"""Billing documents for awkward but legitimate orders, right first time: prices given for a
-base quantity, lines not subject to VAT (O), intra-community supplies (K). Every document the
-gateway queued goes through ubl-check (OASIS UBL 2.1 XSD + Peppol Schematron); what no document
-can pass the Billing rules with is refused before anything is written."""
+"""Documents the gateway generates for awkward but legitimate orders, right first time: prices
+given for a base quantity (responses and billing documents), lines not subject to VAT (O),
+intra-community supplies (K), orders without prices. Every document the gateway queued goes
+through ubl-check (OASIS UBL 2.1 XSD + Peppol Schematron); what no document can pass the rules
+with is refused before anything is written."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from sqlalchemy import func, select
 
 from edi_gateway import cli
 from edi_gateway.app import Gateway
+from edi_gateway.outbound.charges import Discount
 from edi_gateway.outbound.despatch import DespatchRequest, despatch
 from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, invoice
 from edi_gateway.outbound.issuing import NotAllowed
+from edi_gateway.outbound.respond import Decision, respond
 from edi_gateway.store.db import Store
 from edi_gateway.store.tables import OutboxRow
 from tests import factory as f
@@ -45,6 +48,21 @@ def order_with_vat(order_id: str, *categories: bytes) -> bytes:
     return payload
 
 
+def base_quantity_order(order_id: str) -> bytes:
+    """Line 1: 7 at 12.34 per 3 units; line 2: 1000 H87 at 4.99 per 100."""
+    lines = [
+        f.Item("1", "7", "12.34", seller_item="A-1"),
+        f.Item("2", "1000", "4.99", unit="H87", seller_item="B-2"),
+    ]
+    payload = f.order(order_id, lines)
+    for price, base in ((b"12.34", b"3"), (b"4.99", b"100")):
+        amount = b'<cbc:PriceAmount currencyID="EUR">' + price + b"</cbc:PriceAmount>"
+        payload = payload.replace(
+            amount, amount + b"<cbc:BaseQuantity>" + base + b"</cbc:BaseQuantity>"
+        )
+    return payload
+
+
 def bill(gw: Gateway, order: str, request: InvoiceRequest | None = None) -> bytes:
     issued = invoice(gw.store, gw.settings, order, request or InvoiceRequest(), actor="ops")
     return payload_of(gw, issued.outbox_id)
@@ -59,17 +77,7 @@ def test_a_price_for_a_base_quantity_is_billed_per_that_quantity(
 ) -> None:
     """12.34 for 3 units, 7 ordered: 28.79, not 7 x 12.34 = 86.38 (BR-CO-15 would not see the
     difference: the document without BaseQuantity adds up, at three times the price)."""
-    lines = [
-        f.Item("1", "7", "12.34", seller_item="A-1"),
-        f.Item("2", "1000", "4.99", unit="H87", seller_item="B-2"),
-    ]
-    payload = f.order("PO-B", lines)
-    for price, base in ((b"12.34", b"3"), (b"4.99", b"100")):
-        amount = b'<cbc:PriceAmount currencyID="EUR">' + price + b"</cbc:PriceAmount>"
-        payload = payload.replace(
-            amount, amount + b"<cbc:BaseQuantity>" + base + b"</cbc:BaseQuantity>"
-        )
-    receive(gw, payload)
+    receive(gw, base_quantity_order("PO-B"))
     despatch(gw.store, gw.settings, "PO-B", DespatchRequest(), actor="ops")
     billed = bill(gw, "PO-B")
     assert texts(billed, "LineExtensionAmount")[:3] == ["78.69", "28.79", "49.90"]
@@ -77,6 +85,25 @@ def test_a_price_for_a_base_quantity_is_billed_per_that_quantity(
     credited = bill(gw, "PO-B", InvoiceRequest((LineRequest("1", D(1)),), credit_of="INV-PO-B-1"))
     assert texts(credited, "LineExtensionAmount") == ["4.11", "4.11"]  # 1 x 12.34 / 3
     assert ubl_check_outbox(gw, tmp_path) == 3
+
+
+def test_a_response_states_the_base_quantity_its_prices_are_for(
+    gw: Gateway, tmp_path: Path
+) -> None:
+    """A CA lists every line with its price: 12.34 for 3 units says BaseQuantity 3 (a T76
+    price without one is per unit), and 5 % off 12.34 per 3 is 11.723 per 3. An amount
+    discount is measured against the lines' real total (28.79 + 49.90), not 86.38 + 4990."""
+    receive(gw, base_quantity_order("PO-R"))
+    five = Decision("CA", discount=Discount(percent=D(5)))
+    respond(gw.store, gw.settings, "PO-R", five, actor="ops")
+    hundred = Decision("CA", discount=Discount(amount=D(100)))
+    with pytest.raises(NotAllowed, match=r"more than the accepted lines' total 78\.69$"):
+        respond(gw.store, gw.settings, "PO-R", hundred, actor="ops")
+    with gw.store.session() as session:
+        [payload] = session.scalars(select(OutboxRow.payload))
+    assert texts(payload, "PriceAmount") == ["11.723", "4.7405"]
+    assert texts(payload, "BaseQuantity") == ["3", "100"]
+    assert ubl_check_outbox(gw, tmp_path) == 1
 
 
 def test_not_subject_to_vat_names_no_vat_number(gw: Gateway, tmp_path: Path) -> None:
