@@ -87,8 +87,7 @@ class InvoiceLine(Line):
     """An invoice, credit or debit note line: a :class:`Line` plus its billing terms.
 
     ``price`` (inherited) is the item net price for ``base_quantity`` (inherited) units;
-    ``quantity`` is the
-    invoiced quantity. ``vat_rate`` is a percentage (``25`` for 25 %).
+    ``quantity`` is the invoiced quantity. ``vat_rate`` is a percentage (``25`` for 25 %).
     """
 
     vat_category: str = STANDARD

@@ -77,7 +77,7 @@ ZERO = Decimal(0)
 NOT_BILLABLE = {OrderStatus.CANCELLED.value, OrderStatus.REJECTED.value}
 DEBIT_NOTE_CODE = "383"
 NO_ITEM = ledger.OrderItem()
-"""An order line the received Order says nothing more of (no VAT, price per unit)."""
+"""An order line the buyer's documents say nothing more of (no VAT, price per unit)."""
 
 
 @dataclass(frozen=True, slots=True)

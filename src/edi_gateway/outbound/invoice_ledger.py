@@ -2,8 +2,8 @@
 
 Part of :mod:`edi_gateway.outbound.invoice`: the quantities each order line may still be billed
 (despatched and not yet invoiced, net of credits; or what one invoice billed and was not credited
-yet), the stored documents of the order, and the VAT and base quantity the received Order gave
-each line.
+yet), the stored documents of the order, and the VAT and base quantity the buyer's Order (and its
+Order Changes) gave each line.
 """
 
 from __future__ import annotations
@@ -173,8 +173,9 @@ def chosen(
 
 @dataclass(frozen=True, slots=True)
 class OrderItem:
-    """What the received Order said of one line's item that a billing line needs: its VAT
-    category and rate, and the quantity its price is for (``cac:Price/cbc:BaseQuantity``)."""
+    """What the buyer's Order (or a later Order Change) said of one line's item that a billing
+    line needs: its VAT category and rate, and the quantity its price is for
+    (``cac:Price/cbc:BaseQuantity``)."""
 
     vat: tuple[str, Decimal | None] | None = None
     base_quantity: Decimal | None = None
