@@ -13,6 +13,7 @@ import sys
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -28,7 +29,7 @@ from edi_gateway.outbound.forward import flush_all
 from edi_gateway.outbound.respond import Decision, LineChange, ResponseRefused, respond
 from edi_gateway.store.db import Store
 from edi_gateway.store.queries import Filters
-from edi_gateway.store.tables import Message
+from edi_gateway.store.tables import Message, OutboxRow
 from edi_gateway.ubl.read import interpret
 from tests import factory as f
 from tests.conftest import shared_dir
@@ -45,7 +46,9 @@ def corpus(name: str) -> bytes:
     return path.read_bytes()
 
 
-def settings(tmp_path: Path, auto: str = "none") -> Settings:
+def settings(tmp_path: Path, auto: str = "none", legal: tuple[Any, Any] = (None, None)) -> Settings:
+    """The scenarios' buyer and supplier; ``legal``: their legal profiles, to invoice."""
+    buyer, supplier = ({"legal": profile} if profile else {} for profile in legal)
     (tmp_path / "out").mkdir(exist_ok=True)
     return Settings.model_validate(
         {
@@ -58,12 +61,14 @@ def settings(tmp_path: Path, auto: str = "none") -> Settings:
                     "endpoint": {"scheme": "0088", "value": BUYER},
                     "outbound": "to-buyer",
                     "auto_response": auto,
+                    **buyer,
                 },
                 {
                     "id": "supplier",
                     "name": "The Supplier AB",
                     "role": "supplier",
                     "endpoint": {"scheme": "0088", "value": SUPPLIER},
+                    **supplier,
                 },
             ],
             "connectors": [
@@ -547,3 +552,93 @@ def test_a_ca_after_a_deletion_lists_the_deleted_line_not_accepted(
     ]
     assert response.notes == ["Answers order change Change-2"]
     ubl_check(path)
+
+
+def with_seller_ids(document: bytes) -> bytes:
+    """The official items have a name only, which no Despatch Advice can name (T16-R003, see
+    test_despatch.py): give Item N the seller's ID S-N."""
+    for n in (b"1", b"2"):
+        name = b"<cbc:Name>Item " + n + b"</cbc:Name>"
+        seller = b"<cac:SellersItemIdentification><cbc:ID>S-" + n + b"</cbc:ID>"
+        document = document.replace(name, name + seller + b"</cac:SellersItemIdentification>")
+    return document
+
+
+def test_a_line_deleted_after_a_response_confirmed_it_is_not_despatched(
+    gw: Gateway, tmp_path: Path
+) -> None:
+    """The supplier confirms line 2 (40 of 50); sc2's change then deletes it. Despatching "all
+    that is open" sends line 1 only; line 2 asked for is refused unless forced (it used to go
+    out as the 40 the response confirmed, an over-despatch the gateway then flagged itself).
+    The order's status still counts the 40 confirmed (ledger, ADR 0024): not changed here."""
+    from edi_gateway.outbound.despatch import DespatchRequest, despatch
+    from edi_gateway.outbound.issuing import QuantityExceeded
+
+    receive(gw, with_seller_ids(corpus("sc1/Order_sc1.xml")))
+    confirm = Decision("CA", changes=(LineChange("2", Decimal(40)),))
+    respond(gw.store, gw.settings, "Order-1", confirm, actor="ops")
+    receive(gw, corpus("sc2/OrderChange_sc2.xml"))  # line 1 no action, line 2 deleted
+    assert state(gw)[1]["2"][:2] == ("0", "40")  # deleted, still confirmed by the response
+    despatch(gw.store, gw.settings, "Order-1", DespatchRequest(), actor="ops")
+    lines = {line["line_id"]: line for line in detail(gw, "Order-1")["lines"]}
+    assert (lines["1"]["despatched"], lines["2"]["despatched"]) == ("10", "0")
+    kinds = [d["kind"] for d in detail(gw, "Order-1")["discrepancies"]]
+    assert kinds == ["over_confirmed"]  # the deletion's own flag; no despatch beyond it
+    asked = DespatchRequest((("2", Decimal(1)),))
+    with pytest.raises(QuantityExceeded, match=r"0 open \(deleted by the buyer's change\)"):
+        despatch(gw.store, gw.settings, "Order-1", asked, actor="ops")
+    flush_all(gw.store, gw.settings)
+    sent = sorted((tmp_path / "out").iterdir())
+    assert [p.name for p in sent] == [
+        "DespatchAdvice-Order-1-DA1.xml",
+        "OrderResponse-Order-1-OR1.xml",
+    ]
+    ubl_check(*sent)
+
+
+def test_a_line_added_by_a_change_is_billed_with_its_own_vat_and_price_basis(
+    store: Store, tmp_path: Path
+) -> None:
+    """The Order's lines are S 20 %; the buyer's change adds line 3 as zero-rated (Z) at 40
+    per 5 NAR. The invoice bills line 3 as the change said (Z, 5 x 40 / 5 = 40.00), not with
+    the supplier's default VAT per unit (S 25 %, 200.00)."""
+    from edi_gateway.outbound.despatch import DespatchRequest, despatch
+    from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, invoice
+    from tests.unit.test_invoice import BUYER_LEGAL, SELLER_LEGAL
+    from tests.unit.test_ledger_chain import ubl_check_outbox
+
+    gw = Gateway(settings(tmp_path, legal=(BUYER_LEGAL, SELLER_LEGAL)), store)
+    receive(gw, with_seller_ids(corpus("sc1/Order_sc1.xml")))
+    add = changed(
+        with_seller_ids(corpus("sc2/OrderChange_sc2.xml")),
+        "<cbc:ID>1</cbc:ID>\n      <cbc:LineStatusCode>4",
+        "<cbc:ID>3</cbc:ID>\n      <cbc:LineStatusCode>1",
+    )
+    add = changed(
+        add,
+        '<cbc:PriceAmount currencyID="EUR">40</cbc:PriceAmount>',
+        '<cbc:PriceAmount currencyID="EUR">40</cbc:PriceAmount>'
+        '<cbc:BaseQuantity unitCode="NAR">5</cbc:BaseQuantity>',
+    )
+    add = changed(
+        add,
+        "<cbc:ID>S</cbc:ID>\n          <cbc:Percent>20",
+        "<cbc:ID>Z</cbc:ID>\n          <cbc:Percent>0",
+    )
+    receive(gw, add)
+    request = DespatchRequest((("3", Decimal(5)),))
+    despatch(gw.store, gw.settings, "Order-1", request, actor="ops")
+    issued = invoice(
+        gw.store, gw.settings, "Order-1", InvoiceRequest((LineRequest("3"),)), actor="ops"
+    )
+    with gw.store.session() as session:
+        [payload] = session.scalars(
+            select(OutboxRow.payload).where(OutboxRow.id == issued.outbox_id)
+        )
+    ns = {"cac": f.NS + "CommonAggregateComponents-2", "cbc": f.NS + "CommonBasicComponents-2"}
+    line = etree.fromstring(payload).find("cac:InvoiceLine", ns)
+    assert line is not None
+    tax = "cac:Item/cac:ClassifiedTaxCategory/cbc:"
+    paths = ("cbc:LineExtensionAmount", "cac:Price/cbc:BaseQuantity", tax + "ID", tax + "Percent")
+    assert [line.findtext(path, namespaces=ns) for path in paths] == ["40.00", "5", "Z", "0"]
+    assert ubl_check_outbox(gw, tmp_path) == 2

@@ -116,3 +116,17 @@ def test_despatch_advices_pass_the_official_checks(gateway: Gateway, tmp_path: P
         [sys.executable, str(check), *map(str, files)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_an_item_without_seller_id_or_gtin_is_refused_with_its_code(gateway: Gateway) -> None:
+    """A valid order may name its items by name (and the buyer's ID) only; a T16 line must
+    give the seller's ID or a GTIN (PEPPOL-T16-R003): NOT_ALLOWED naming the line, not an
+    INTERNAL_ERROR from the writer, and nothing moves. The line with an ID still goes."""
+    known = f.Item("2", "5", seller_item="SKU-2")
+    receive(gateway, f.order("PO-1", [f.Item("1", "5"), known]))
+    with pytest.raises(NotAllowed, match=r"order line\(s\) 1 name neither .*T16-R003"):
+        despatch(gateway.store, gateway.settings, "PO-1", DespatchRequest(), actor="ops")
+    assert lines_of(gateway)["1"]["despatched"] == "0"
+    request = DespatchRequest((("2", Decimal(5)),))
+    assert despatch(gateway.store, gateway.settings, "PO-1", request, actor="ops").status
+    assert lines_of(gateway)["2"]["despatched"] == "5"

@@ -133,9 +133,10 @@ def _invoice_command(sub: Sub) -> None:
     invoice.add_argument(
         "--line",
         action="append",
-        type=line_quantity,
-        metavar="LINE:QTY",
-        help="bill this quantity of this order line (repeatable; none = all despatched, unbilled)",
+        type=line_billing,
+        metavar="LINE:QTY[:PRICE]",
+        help="bill this quantity of this order line, at PRICE when given (an order without "
+        "prices); repeatable; none = all despatched, unbilled",
     )
     kind = invoice.add_mutually_exclusive_group()
     kind.add_argument("--credit", metavar="INVOICE_ID", help="a credit note for this invoice")
@@ -408,6 +409,22 @@ def line_quantity(text: str) -> tuple[str, Decimal]:
     return change.line_id, change.quantity
 
 
+def line_billing(text: str) -> tuple[str, Decimal, Decimal | None]:
+    """``LINE:QTY[:PRICE]`` -> (line id, quantity, price or None) (an argparse type): an order
+    may give no prices (Peppol T01 makes them optional), and an invoice line needs one."""
+    parts = text.split(":")
+    if len(parts) != 3:
+        return (*line_quantity(text), None)
+    line_id, quantity = line_quantity(":".join(parts[:2]))
+    try:
+        price = Decimal(parts[2])
+    except InvalidOperation as exc:
+        raise argparse.ArgumentTypeError(f"expected LINE:QTY[:PRICE], found {text!r}") from exc
+    if not price.is_finite():
+        raise argparse.ArgumentTypeError(f"not a price: {parts[2]!r}")
+    return line_id, quantity, price
+
+
 def _respond(gateway: Gateway, args: argparse.Namespace) -> int:
     from edi_gateway.outbound.respond import respond
 
@@ -499,7 +516,7 @@ def _invoice_request(args: argparse.Namespace) -> Any:
     from edi_gateway.outbound.invoice_amount import fee_vat
 
     return InvoiceRequest(
-        lines=tuple(LineRequest(line_id, quantity) for line_id, quantity in args.line or ()),
+        lines=tuple(LineRequest(*line) for line in args.line or ()),
         amount=args.amount,
         vat=fee_vat(args.tax_category, args.tax_rate),
         credit_of=args.credit,

@@ -33,6 +33,8 @@ ONE = Decimal(1)
 HUNDRED = Decimal(100)
 
 STANDARD = "S"
+OUT_OF_SCOPE = "O"
+"""UNCL 5305 "not subject to VAT": a document with it names no VAT number (BR-O-02..04)."""
 NO_RATE_CATEGORIES = frozenset({"O"})
 """UNCL 5305 categories that carry no rate at all ("not subject to VAT")."""
 ZERO_RATE_CATEGORIES = frozenset({"Z", "E", "AE", "K", "G", "O"})
@@ -84,11 +86,10 @@ class AllowanceCharge:
 class InvoiceLine(Line):
     """An invoice, credit or debit note line: a :class:`Line` plus its billing terms.
 
-    ``price`` (inherited) is the item net price for ``base_quantity`` units; ``quantity`` is the
-    invoiced quantity. ``vat_rate`` is a percentage (``25`` for 25 %).
+    ``price`` (inherited) is the item net price for ``base_quantity`` (inherited) units;
+    ``quantity`` is the invoiced quantity. ``vat_rate`` is a percentage (``25`` for 25 %).
     """
 
-    base_quantity: Decimal | None = None
     vat_category: str = STANDARD
     vat_rate: Decimal | None = None
     allowances_charges: list[AllowanceCharge] = field(default_factory=list)
@@ -124,6 +125,13 @@ class Totals:
     prepaid: Decimal
     rounding: Decimal
     payable: Decimal
+
+
+def vat_categories(
+    lines: Iterable[InvoiceLine], allowances_charges: Iterable[AllowanceCharge]
+) -> set[str]:
+    """The VAT categories of a document's lines and document-level allowances and charges."""
+    return {line.vat_category for line in lines} | {a.vat_category for a in allowances_charges}
 
 
 def vat_key(category: str, rate: Decimal | None) -> tuple[str, Decimal | None]:

@@ -132,6 +132,9 @@ class Line:
     location: name, ID and address on one line; docs/adr/0029)."""
     handling_unit: str | None = None
     """On a despatch line: the SSCC of the box (transport handling unit) it is packed in."""
+    base_quantity: Decimal | None = None
+    """The number of units ``price`` is for (``cac:Price/cbc:BaseQuantity``, BT-149) when the
+    Order gave one; set on the lines the gateway answers and bills with (readers leave it)."""
 
     def __reduce__(self) -> tuple[type[Line], tuple[Any, ...]]:
         """Pickle as one constructor call with every field in order (read-ahead sends

@@ -3,13 +3,16 @@
 Full or partial delivery per line, backordered quantities, carrier, tracking ID, despatch and
 estimated delivery dates; an order may get several. Despatching more than is still open on a
 line (the confirmed quantity, else the ordered one, minus what was despatched) is refused
-unless forced, and a forced despatch is recorded in the order's history. Goods packed in
+unless forced, and a forced despatch is recorded in the order's history; a line the buyer's
+Order Change deleted has nothing open, whatever an earlier response confirmed. Goods packed in
 boxes (``packing``) go as one despatch line per order line and box, with the box's SSCC
-(:mod:`edi_gateway.outbound.packing`).
+(:mod:`edi_gateway.outbound.packing`). A line whose item the Order identified neither by the
+seller's ID nor by a GTIN cannot be despatched (PEPPOL-T16-R003): ``NOT_ALLOWED``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -87,7 +90,7 @@ def issue_despatch(
 ) -> Issued:
     """``despatch`` inside the caller's transaction."""
     from edi_gateway.pipeline.history import record
-    from edi_gateway.store.queries import order_lines
+    from edi_gateway.store.queries import deleted_lines, order_lines
     from edi_gateway.ubl.write import write_despatch_advice
 
     if order.status in CLOSED_FOR_DELIVERY:
@@ -98,7 +101,9 @@ def issue_despatch(
         if request.lines:
             raise NotAllowed("give the despatched quantities with --line or with --box, not both")
         request = replace(request, lines=request.packing.lines())
-    chosen, over = _chosen(lines, request)
+    deleted = deleted_lines(session, order.id)
+    chosen, over = _chosen(lines, request, deleted)
+    _check_items(line for line, _ in chosen)
     if over and not force:
         raise QuantityExceeded(
             "more than is open on line(s) "
@@ -106,7 +111,7 @@ def issue_despatch(
             + ": despatch at most the confirmed quantity less what left already, or use --force"
         )
     packed = pack(session, settings, order, chosen, request.packing)
-    advice = _compose(session, order, packed, request)
+    advice = _compose(session, order, packed, request, deleted)
     payload = written(advice, write_despatch_advice)
     issued = record_and_queue(
         session,
@@ -134,12 +139,32 @@ def check_request(request: DespatchRequest) -> None:
             raise NotAllowed(f"line {line_id}: a despatched quantity must be more than 0")
 
 
+def _check_items(lines: Iterable[OrderLine]) -> None:
+    """NotAllowed for order lines whose item has neither the seller's ID nor a standard ID
+    (GTIN): a T16 line must name one (PEPPOL-T16-R003) and the gateway does not invent it. An
+    Order may leave both out (T01 asks for a name only): refused with its own code, not an
+    INTERNAL_ERROR after writing, and before a box number is drawn."""
+    bare = [line.line_id for line in lines if not (line.seller_item_id or line.standard_item_id)]
+    if bare:
+        raise NotAllowed(
+            f"order line(s) {', '.join(bare)} name neither the seller's item ID nor a standard "
+            "item ID (GTIN), one of which a Despatch Advice gives for every item "
+            "(PEPPOL-T16-R003): nothing was issued"
+        )
+
+
+def _open(line: OrderLine, deleted: set[int]) -> Decimal:
+    """What is still to despatch on ``line``: nothing once the buyer's Order Change deleted it,
+    even when an earlier response confirmed it (ADR 0025); else :func:`open_quantity`."""
+    return ZERO if line.id in deleted else open_quantity(line)
+
+
 def _chosen(
-    lines: list[OrderLine], request: DespatchRequest
+    lines: list[OrderLine], request: DespatchRequest, deleted: set[int]
 ) -> tuple[list[tuple[OrderLine, Decimal]], list[str]]:
     by_id = {line.line_id: line for line in lines}
     if not request.lines:
-        chosen = [(line, open_quantity(line)) for line in lines if open_quantity(line) > ZERO]
+        chosen = [(line, _open(line, deleted)) for line in lines if _open(line, deleted) > ZERO]
         if not chosen:
             raise NotAllowed("every line has been despatched in full: nothing is open")
         return chosen, []
@@ -150,14 +175,15 @@ def _chosen(
     chosen, over = [], []
     for line_id, quantity in request.lines:
         line = by_id[line_id]
-        if quantity > open_quantity(line):
-            over.append(f"{line_id}: {quantity} asked, {open_quantity(line)} open")
+        if quantity > _open(line, deleted):
+            gone = " (deleted by the buyer's change)" if line.id in deleted else ""
+            over.append(f"{line_id}: {quantity} asked, {_open(line, deleted)} open{gone}")
         chosen.append((line, quantity))
     return chosen, over
 
 
 def _compose(
-    session: Session, order: OrderRow, packed: Packed, request: DespatchRequest
+    session: Session, order: OrderRow, packed: Packed, request: DespatchRequest, deleted: set[int]
 ) -> DespatchAdvice:
     original = original_parties(session, order)
     today = datetime.now(UTC).date()
@@ -183,8 +209,8 @@ def _compose(
         composed.seller_item_id = line.seller_item_id
         composed.standard_item_id = line.standard_item_id
         composed.handling_unit = box
-        rest = open_quantity(line) - totals.pop(
-            line.line_id, open_quantity(line)
+        rest = _open(line, deleted) - totals.pop(
+            line.line_id, _open(line, deleted)
         )  # its first row only
         if rest > ZERO:
             composed.backorder_quantity = Quantity(rest, line.unit)

@@ -40,7 +40,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from edi_gateway.domain.billing import STANDARD, AllowanceCharge, InvoiceLine
+from edi_gateway.domain.billing import (
+    OUT_OF_SCOPE,
+    STANDARD,
+    AllowanceCharge,
+    InvoiceLine,
+    vat_categories,
+)
 from edi_gateway.domain.documents import DocumentKind, Invoice, Quantity
 from edi_gateway.domain.status import OrderStatus
 from edi_gateway.outbound import invoice_amount as amounts
@@ -70,6 +76,8 @@ if TYPE_CHECKING:
 ZERO = Decimal(0)
 NOT_BILLABLE = {OrderStatus.CANCELLED.value, OrderStatus.REJECTED.value}
 DEBIT_NOTE_CODE = "383"
+NO_ITEM = ledger.OrderItem()
+"""An order line the buyer's documents say nothing more of (no VAT, price per unit)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,10 +171,12 @@ def issue_invoice(
             f"more than {room.what} on line(s) {'; '.join(over)}; or use --force"
         )
     forced += over
-    vat = ledger.order_vat(session, order)
+    items = ledger.order_items(session, order)
+    vat = {line_id: item.vat for line_id, item in items.items() if item.vat}
     document = _compose(session, order, request, buyer=buyer, supplier=supplier, legal=legal)
     document.lines = [
-        _line(line, qty, price, vat.get(line.line_id), legal) for line, qty, price in chosen
+        _line(line, qty, price, items.get(line.line_id, NO_ITEM), legal)
+        for line, qty, price in chosen
     ]
     if request.amount is not None:
         charged = request.vat or _default_vat((vat.get(line.line_id) for line in lines), legal)
@@ -174,6 +184,7 @@ def issue_invoice(
     if terms.added and not invoiced_before(session, order):  # the first invoice carries them
         default = _default_vat((vat.get(line.line_id) for line in lines), legal)
         document.allowances_charges[:0] = terms.allowances_charges(default)
+    check_categories(document)
     payload = written(
         document, write_debit_note if document.kind is DocumentKind.DEBIT_NOTE else write_invoice
     )
@@ -274,16 +285,38 @@ def _compose(
     )
 
 
+def check_categories(document: Invoice) -> None:
+    """NotAllowed for VAT categories no document of the gateway can pass the Billing rules with:
+    K (the delivery date and country BR-IC-11/12 ask for are not carried yet: ADR 0027) and O
+    beside another category (BR-O-11..14 forbid any other category on an O document)."""
+    lines = [line for line in document.lines if isinstance(line, InvoiceLine)]
+    categories = vat_categories(lines, document.allowances_charges)
+    if "K" in categories:
+        raise NotAllowed(
+            "an intra-community supply (VAT K) needs the actual delivery date and the deliver-to "
+            "country of the goods (BR-IC-11/12), which the gateway's billing documents do not "
+            "carry yet: nothing was issued"
+        )
+    if OUT_OF_SCOPE in categories and len(categories) > 1:
+        others = ", ".join(sorted(categories - {OUT_OF_SCOPE}))
+        raise NotAllowed(
+            f"VAT category O (not subject to VAT) cannot share a document with {others} "
+            "(BR-O-11..14): bill the O lines and the others apart (--line)"
+        )
+
+
 def _line(
     line: OrderLine,
     quantity: Decimal,
     price: Decimal | None,
-    vat: tuple[str, Decimal | None] | None,
+    item: ledger.OrderItem,
     legal: LegalProfile,
 ) -> InvoiceLine:
     if price is None:
-        raise NotAllowed(f"order line {line.line_id} has no price: give one for it")
-    effective = _effective_vat(vat, legal)
+        raise NotAllowed(
+            f"order line {line.line_id} has no price: give one (--line {line.line_id}:QTY:PRICE)"
+        )
+    effective = _effective_vat(item.vat, legal)
     out = InvoiceLine(line_id=line.line_id, quantity=Quantity(quantity, line.unit))
     out.order_line_ref = line.line_id
     out.item_name = line.item_name or line.line_id
@@ -291,6 +324,7 @@ def _line(
     out.buyer_item_id = line.buyer_item_id
     out.standard_item_id = line.standard_item_id
     out.price = price
+    out.base_quantity = item.base_quantity  # the order's price is for this many units
     out.vat_category = effective.category
     out.vat_rate = effective.rate
     return out

@@ -2,7 +2,8 @@
 
 Part of :mod:`edi_gateway.outbound.invoice`: the quantities each order line may still be billed
 (despatched and not yet invoiced, net of credits; or what one invoice billed and was not credited
-yet), the stored documents of the order, and the VAT the received Order gave each line.
+yet), the stored documents of the order, and the VAT and base quantity the buyer's Order (and its
+Order Changes) gave each line.
 """
 
 from __future__ import annotations
@@ -170,23 +171,58 @@ def chosen(
     return out, over
 
 
-def order_vat(session: Session, order: OrderRow) -> dict[str, tuple[str, Decimal | None]]:
-    """Per order line ID, the VAT category and rate the received Order gave the item, if any."""
+@dataclass(frozen=True, slots=True)
+class OrderItem:
+    """What the buyer's Order (or a later Order Change) said of one line's item that a billing
+    line needs: its VAT category and rate, and the quantity its price is for
+    (``cac:Price/cbc:BaseQuantity``)."""
+
+    vat: tuple[str, Decimal | None] | None = None
+    base_quantity: Decimal | None = None
+
+
+def order_items(session: Session, order: OrderRow) -> dict[str, OrderItem]:
+    """Per order line ID, the VAT and base quantity the received Order gave the line, as the
+    buyer's attached Order Changes (oldest first) restated them for the lines they add or
+    change: a line added by a change has its own VAT and price basis.
+
+    Read from the stored documents, as the ledger keeps neither: a price of 12.34 for 3 units
+    billed as 12.34 per unit would triple the line (BT-146 is per BT-149 base quantity)."""
     from edi_gateway.store.queries import order_payload
     from edi_gateway.ubl.namespaces import cac, cbc
     from edi_gateway.ubl.parse import parse
 
-    data = order_payload(session, order.id)
-    found: dict[str, tuple[str, Decimal | None]] = {}
-    items = parse(data, max_size=len(data) + 1) if data else None
+    found: dict[str, OrderItem] = {}
+    changes = rows(session, order, DocumentKind.ORDER_CHANGE)
+    stored = [order_payload(session, order.id), *(payload(session, row) for row in changes)]
     path = f"{cac('OrderLine')}/{cac('LineItem')}"
-    for item in items.iterfind(path) if items is not None else ():
-        line_id = (item.findtext(cbc("ID")) or "").strip()
-        category = item.find(f"{cac('Item')}/{cac('ClassifiedTaxCategory')}")
-        code = (category.findtext(cbc("ID")) or "").strip() if category is not None else ""
-        if line_id and code and category is not None:
-            found[line_id] = (code, _decimal(category.findtext(cbc("Percent"))))
+    for data in stored:
+        root = parse(data, max_size=len(data) + 1) if data else None
+        for item in root.iterfind(path) if root is not None else ():
+            line_id = (item.findtext(cbc("ID")) or "").strip()
+            if not line_id or (item.findtext(cbc("LineStatusCode")) or "").strip() in _KEPT:
+                continue
+            before = found.get(line_id, OrderItem())
+            category = item.find(f"{cac('Item')}/{cac('ClassifiedTaxCategory')}")
+            code = (category.findtext(cbc("ID")) or "").strip() if category is not None else ""
+            vat = before.vat
+            if category is not None and code:
+                vat = (code, _decimal(category.findtext(cbc("Percent"))))
+            price = item.find(cac("Price"))
+            base = before.base_quantity  # a restated price brings its own basis (none: 1)
+            if price is not None:
+                base = _decimal(price.findtext(cbc("BaseQuantity")))
+            found[line_id] = OrderItem(vat, base)
     return found
+
+
+_KEPT = frozenset({"2", "4"})
+"""Order Change line status codes (UNCL 1229) that restate nothing: deleted, no action."""
+
+
+def order_vat(session: Session, order: OrderRow) -> dict[str, tuple[str, Decimal | None]]:
+    """Per order line ID, the VAT category and rate the received Order gave the item, if any."""
+    return {k: item.vat for k, item in order_items(session, order).items() if item.vat}
 
 
 def _decimal(text: str | None) -> Decimal | None:

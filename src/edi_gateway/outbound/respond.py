@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from edi_gateway.domain.billing import money
 from edi_gateway.domain.documents import DocumentKind, Line, OrderResponse, Quantity, Substitute
 from edi_gateway.domain.status import OrderStatus
 from edi_gateway.outbound import charges as terms
@@ -290,6 +291,7 @@ def compose_response(
         response.lines = _changed_lines(
             lines, decision.changes, dict(decision.notes), set(substitutes)
         )
+        _base_quantities(session, order, response.lines)
         response.substitutes = substitutes
         if decision.discount is not None and decision.discount.percent is not None:
             _discount_prices(response.lines, decision.discount.percent)
@@ -367,7 +369,20 @@ def _added_lines(
 def _amount(line: Line) -> Decimal:
     if line.status_code == NOT_ACCEPTED or line.quantity is None or line.price is None:
         return Decimal(0)
+    if line.base_quantity:  # the price is for that many units: the line's net, to 0.01
+        return money(line.quantity.value * line.price / line.base_quantity)
     return line.quantity.value * line.price
+
+
+def _base_quantities(session: Session, order: OrderRow, lines: list[Line]) -> None:
+    """Each line's price is for the base quantity the Order gave it (12.34 per 3 units): the
+    response says so, or the buyer reads a price per unit (T76/T116 ``cbc:BaseQuantity``)."""
+    from edi_gateway.outbound.invoice_ledger import order_items
+
+    items = order_items(session, order)
+    for line in lines:
+        item = items.get(line.line_id)
+        line.base_quantity = item.base_quantity if item is not None else None
 
 
 def _lines_vat(

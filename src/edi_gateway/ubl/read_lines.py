@@ -143,10 +143,11 @@ LINE_SPECS = MappingProxyType(
 _LINE_FIELDS = tuple(
     "line_id quantity order_line_ref item_name seller_item_id buyer_item_id standard_item_id"  # noqa: SIM905
     " price line_amount status_code backorder_quantity delivery_date note delivery_place"
-    " handling_unit".split()
+    " handling_unit base_quantity".split()
 )
-"""The field order :func:`read_lines` passes to :class:`Line` positionally (all but the last,
-``handling_unit``, which the DespatchAdvice reader sets); checked at import."""
+"""The field order :func:`read_lines` passes to :class:`Line` positionally (all but the last
+two: ``handling_unit``, which the DespatchAdvice reader sets, and ``base_quantity``, which only
+the gateway's own documents carry); checked at import."""
 if tuple(f.name for f in fields(Line)) != _LINE_FIELDS:  # pragma: no cover - guards a refactor
     raise ImportError(f"Line fields changed; update read_lines: {[f.name for f in fields(Line)]}")
 

@@ -48,6 +48,7 @@ from edi_gateway.ubl.write_invoice_parts import (
     add_tax_total,
     amount_text,
     check_seller_vat,
+    out_of_scope,
 )
 
 __all__ = [
@@ -108,7 +109,8 @@ def write_invoice(invoice: Invoice) -> bytes:
     joined), DocumentCurrencyCode, ``OrderReference/ID`` (the order, ``order_refs[0]``), one
     ``BillingReference/InvoiceDocumentReference`` per ``billing_refs`` (the invoice a credit or
     debit note corrects), AccountingSupplierParty and AccountingCustomerParty (endpoint, one
-    identification, postal address with country, VAT number as PartyTaxScheme, legal entity
+    identification, postal address with country, VAT number as PartyTaxScheme (none on a
+    document with VAT category O, BR-O-02..04), legal entity
     with name and registration), PaymentMeans (credit transfer, code 30, when the IBAN is
     known), PaymentTerms, document-level AllowanceCharge, TaxTotal with one TaxSubtotal per VAT
     category + rate, LegalMonetaryTotal. Lines: ID, quantity, LineExtensionAmount,
@@ -152,11 +154,12 @@ def _write(invoice: Invoice, layout: _Layout) -> bytes:
         problems.add("the document currency is missing")
     add(root, cbc("DocumentCurrencyCode"), currency or "")
     _add_references(root, invoice, layout, problems)
+    vat_ids = not out_of_scope(invoice, lines)
     for role, party in (
         ("AccountingSupplierParty", invoice.seller),
         ("AccountingCustomerParty", invoice.buyer),
     ):
-        add_party(root, role, party, problems)
+        add_party(root, role, party, problems, vat_id=vat_ids)
     check_seller_vat(invoice, lines, problems)
     if layout.peppol:  # a DebitNote has its allowances and charges before its payment terms
         add_payment(root, invoice, layout.root, totals, problems)

@@ -9,12 +9,14 @@ from decimal import Decimal
 
 from edi_gateway.domain.billing import (
     NO_RATE_CATEGORIES,
+    OUT_OF_SCOPE,
     STANDARD,
     AllowanceCharge,
     InvoiceLine,
     Totals,
     VatBreakdown,
     money,
+    vat_categories,
     vat_key,
 )
 from edi_gateway.domain.documents import Invoice, Party, PartyId
@@ -32,8 +34,11 @@ CREDIT_TRANSFER = "30"
 """UNCL 4461 payment means code written with the seller's IBAN."""
 
 
-def add_party(root: Element, role: str, party: Party | None, problems: Problems) -> None:
-    """``cac:<role>/cac:Party`` with what EN 16931 wants of a seller or buyer."""
+def add_party(
+    root: Element, role: str, party: Party | None, problems: Problems, *, vat_id: bool = True
+) -> None:
+    """``cac:<role>/cac:Party`` with what EN 16931 wants of a seller or buyer; its VAT number
+    unless ``vat_id`` is false (a document not subject to VAT, see :func:`out_of_scope`)."""
     if party is None:
         problems.add(f"the {role} is missing")
         return
@@ -58,7 +63,7 @@ def add_party(root: Element, role: str, party: Party | None, problems: Problems)
     if country is None:
         problems.add(f"the {role} has no country (BR-09/BR-11)")
     add(add(address, cac("Country")), cbc("IdentificationCode"), country or "")
-    vat = clean(party.vat_id)
+    vat = clean(party.vat_id) if vat_id else None
     if vat is not None:
         tax = add(el, cac("PartyTaxScheme"))
         add(tax, cbc("CompanyID"), vat)
@@ -78,10 +83,15 @@ def add_id(parent: Element, tag: str, pid: PartyId) -> None:
     add(parent, cbc(tag), clean(pid.value), **({"schemeID": scheme} if scheme else {}))
 
 
+def out_of_scope(invoice: Invoice, lines: list[InvoiceLine]) -> bool:
+    """Whether a line or an allowance/charge is not subject to VAT (category O): then neither
+    the seller's nor the buyer's VAT number may appear (BR-O-02, BR-O-03, BR-O-04)."""
+    return OUT_OF_SCOPE in vat_categories(lines, invoice.allowances_charges)
+
+
 def check_seller_vat(invoice: Invoice, lines: list[InvoiceLine], problems: Problems) -> None:
     """A VAT-rated invoice needs the seller's VAT number (BR-S-02 and the like)."""
-    categories = {line.vat_category for line in lines}
-    categories |= {item.vat_category for item in invoice.allowances_charges}
+    categories = vat_categories(lines, invoice.allowances_charges)
     seller = invoice.seller
     if categories & {STANDARD, "Z", "E", "AE", "K", "G"} and not (seller and clean(seller.vat_id)):
         problems.add("the seller has no VAT number, which a VAT-rated invoice needs (BR-S-02)")

@@ -83,7 +83,8 @@ def write_order_response(response: OrderResponse) -> bytes:
 
     Lines only for ``CA``, one ``cac:OrderLine`` each: ``LineItem`` with ID, the line note,
     LineStatusCode, the (new) Quantity, the new delivery date as ``PromisedDeliveryPeriod``
-    (start = end = that date), the (new) Price in the document currency and the Item; then
+    (start = end = that date), the (new) Price in the document currency (with BaseQuantity when
+    the line's ``base_quantity`` is not 1) and the Item; then
     ``OrderLineReference/LineID`` (the order line; the line ID when ``order_line_ref`` is unset).
     A line with an entry in ``response.substitutes`` (keyed by that order line ID) also gets a
     ``SellerSubstitutedLineItem`` between the two: ID (the line ID) and an Item with the
@@ -195,6 +196,10 @@ def _add_line(
         if line.price.is_finite():
             price = add(item_line, cac("Price"))
             add(price, cbc("PriceAmount"), decimal_text(line.price), currencyID=currency)
+            base = line.base_quantity  # the price is for this many units (the Order's)
+            if base is not None and base != 1 and line.quantity is not None:
+                unit = clean(line.quantity.unit) or ""
+                add(price, cbc("BaseQuantity"), decimal_text(base), unitCode=unit)
         else:
             problems.add(f"{where}: price {line.price} is not a number")
     add_item(item_line, line, where, problems)
