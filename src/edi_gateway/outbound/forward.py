@@ -441,9 +441,9 @@ def _render(
     """The orders of ``rows`` with their files, read in chunks; an order that cannot be
     rendered fails its row (recorded), a cancelled one is withdrawn, the rest go."""
     from edi_gateway.outbound.bundle import Forwarded, render_order
-    from edi_gateway.outbound.issuing import original_order
+    from edi_gateway.outbound.issuing import stored_order
     from edi_gateway.store.queries import order_payloads
-    from edi_gateway.store.tables import Order
+    from edi_gateway.store.schema import orders
 
     profile = partner.forward
     assert profile is not None
@@ -453,7 +453,15 @@ def _render(
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start : start + _CHUNK]
         ids = [r.order_id for r in chunk]
-        order_rows = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(ids)))}
+        # the three columns used, not ORM objects: the document itself comes from the payload
+        order_rows = {
+            o.id: o
+            for o in session.execute(
+                select(
+                    orders.c.id, orders.c.cancelled, orders.c.buyer_partner, orders.c.buyer_key
+                ).where(orders.c.id.in_(ids))
+            )
+        }
         payloads = order_payloads(session, ids)
         for row in chunk:
             order_row = order_rows[row.order_id]
@@ -468,7 +476,7 @@ def _render(
                     raise GatewayError(
                         ErrorCode.INTERNAL_ERROR, f"order {row.order_id} has no stored Order"
                     )
-                document = original_order(session, order_row, payload)
+                document = stored_order(payload)
                 files = (
                     render_order(
                         profile,
