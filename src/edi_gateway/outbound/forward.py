@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
 HELD, WAITING, QUEUED, DELIVERED, FAILED = "held", "waiting", "queued", "delivered", "failed"
 WITHDRAWN = "withdrawn"
-_CHUNK = 500  # orders read per query while rendering a bundle
+_CHUNK = 500  # orders (forwards) per query while rendering or moving a bundle
 log = logging.getLogger(__name__)
 
 
@@ -297,15 +297,14 @@ def flush_forwards(
 def note_deliveries(store: Store, *, wait: bool = True) -> dict[str, str]:
     """Move queued forwards on whose outbox rows are done; return bundle -> new state. One
     gateway at a time; without ``wait``, nothing when another is at it."""
-    from edi_gateway.store.schema import forwards
+    from edi_gateway.store.schema import forwards, outbox
 
     moved: dict[str, str] = {}
     with store.connect() as conn:
         waiting = select(forwards.c.id).where(forwards.c.state == QUEUED).limit(1)
         if conn.execute(waiting).first() is None:
-            return moved  # nothing queued (most flushes): no ORM mapping needed
-    from edi_gateway.store.tables import Forward, OutboxRow
-
+            return moved  # nothing queued (most flushes)
+    f, o = forwards.c, outbox.c
     with store.session() as session:
         conn = session.connection()
         if wait:
@@ -314,10 +313,13 @@ def note_deliveries(store: Store, *, wait: bool = True) -> dict[str, str]:
             return moved
         # locked: a retry or withdrawal of their files changes them after this, not meanwhile;
         # those it (or a cancellation) holds are skipped, for the next round (never waited for)
-        rows = list(session.scalars(skip_locked(select(Forward).where(Forward.state == QUEUED))))
-        by_bundle: dict[tuple[str, str], list[Forward]] = defaultdict(list)
-        for row in rows:
-            by_bundle[(row.partner, row.bundle or "")].append(row)
+        # (Core rows, not ORM objects: a bundle of 1,000 orders moves 1,000 forwards)
+        rows = session.execute(
+            skip_locked(select(f.id, f.partner, f.bundle, f.order_id).where(f.state == QUEUED))
+        )
+        by_bundle: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+        for row_id, partner, bundle, order_id in rows:
+            by_bundle[(partner, bundle or "")].append((row_id, order_id))
         # The files of every queued bundle in one query per 500 bundles, not one per bundle,
         # on the outbox's doc_number index (docs/adr/0036)
         found: list[tuple[int, str, str, str, str | None]] = []
@@ -326,13 +328,9 @@ def note_deliveries(store: Store, *, wait: bool = True) -> dict[str, str]:
             found += [
                 (row_id, partner, bundle, state, where)
                 for row_id, partner, bundle, state, where in session.execute(
-                    select(
-                        OutboxRow.id,
-                        OutboxRow.partner,
-                        OutboxRow.doc_number,
-                        OutboxRow.state,
-                        OutboxRow.delivered_to,
-                    ).where(OutboxRow.doc_number.in_(names[start : start + 500]))
+                    select(o.id, o.partner, o.doc_number, o.state, o.delivered_to).where(
+                        o.doc_number.in_(names[start : start + 500])
+                    )
                 )
             ]
         of_bundle: dict[tuple[str, str], list[tuple[str, str | None]]] = defaultdict(list)
@@ -554,12 +552,22 @@ def _mark(
         )
 
 
-def _move(session: Session, rows: list[Forward], state: str, detail: str) -> None:
+def _move(session: Session, rows: list[tuple[int, int]], state: str, detail: str) -> None:
+    """Move the forwards ``rows`` (forward ID, order ID), locked by the caller, to ``state``."""
+    from edi_gateway.store.schema import forwards
+
     moment = now()
-    for row in rows:
-        row.state, row.updated_at = state, moment
+    ids = [row_id for row_id, _ in rows]
+    for start in range(0, len(ids), _CHUNK):
+        session.execute(
+            update(forwards)
+            .where(forwards.c.id.in_(ids[start : start + _CHUNK]))
+            .values(state=state, updated_at=moment)
+        )
     record_many(
-        session, [(f"forward.{state}", detail[:2000], row.order_id) for row in rows], actor=SYSTEM
+        session,
+        [(f"forward.{state}", detail[:2000], order_id) for _, order_id in rows],
+        actor=SYSTEM,
     )
 
 
