@@ -50,12 +50,15 @@ from edi_gateway.store.leases import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy import Row, Table
     from sqlalchemy.orm import Session
 
     from edi_gateway.config import ForwardProfile, Partner, Settings
     from edi_gateway.outbound.bundle import Forwarded, Packed
     from edi_gateway.store.db import Store
-    from edi_gateway.store.tables import Forward
+
+    Waiting = Row[tuple[int, int, datetime | None]]
+    """A waiting forward as a flush reads it: its ID, its order's ID, since when it waits."""
 
 HELD, WAITING, QUEUED, DELIVERED, FAILED = "held", "waiting", "queued", "delivered", "failed"
 WITHDRAWN = "withdrawn"
@@ -375,20 +378,22 @@ def _flush_supplier(
     # bundling (and its layouts) imported only when a supplier forwards: a delivery cycle of
     # a gateway that forwards nothing (a run --once of the intake benchmark) skips it
     from edi_gateway.outbound.bundle import build, is_due
-    from edi_gateway.store.tables import Forward
+    from edi_gateway.store.schema import forwards
 
     profile = _profile(settings, partner.id)
-    rows = list(
-        session.scalars(
-            select(Forward)
-            .where(Forward.partner == partner.id, Forward.state == WAITING)
-            .order_by(Forward.id)
+    f = forwards.c
+    # Core rows, not ORM objects: a flush of 1,000 orders reads 1,000 of them
+    rows: list[Waiting] = list(
+        session.execute(
+            select(f.id, f.order_id, f.waiting_since)
+            .where(f.partner == partner.id, f.state == WAITING)
+            .order_by(f.id)
         )
     )
     oldest = min((r.waiting_since or moment for r in rows), default=None)
     if not force and not is_due(profile, waiting=len(rows), oldest=oldest, now=moment):
         return []
-    seq = session.scalar(select(func.max(Forward.seq)).where(Forward.partner == partner.id)) or 0
+    seq = session.scalar(select(func.max(f.seq)).where(f.partner == partner.id)) or 0
     orders = {r.id: r.order_id for r in rows}
     # With max_orders, each part's orders are read, rendered and queued before the next part's
     # are read: a flush holds one part's orders at a time (all in this one transaction).
@@ -434,14 +439,14 @@ def _flush_supplier(
 
 
 def _render(
-    session: Session, partner: Partner, rows: Sequence[Forward], moment: datetime
+    session: Session, partner: Partner, rows: Sequence[Waiting], moment: datetime
 ) -> list[Forwarded]:
     """The orders of ``rows`` with their files, read in chunks; an order that cannot be
     rendered fails its row (recorded), a cancelled one is withdrawn, the rest go."""
     from edi_gateway.outbound.bundle import Forwarded, render_order
     from edi_gateway.outbound.issuing import stored_order
     from edi_gateway.store.queries import order_payloads
-    from edi_gateway.store.schema import orders
+    from edi_gateway.store.schema import forwards, orders
 
     profile = partner.forward
     assert profile is not None
@@ -464,7 +469,7 @@ def _render(
         for row in chunk:
             order_row = order_rows[row.order_id]
             if order_row.cancelled:  # cancelled while waiting: withdrawn, not sent
-                row.state, row.updated_at = WITHDRAWN, moment
+                _set(session, forwards, row.id, state=WITHDRAWN, updated_at=moment)
                 detail = f"not forwarded to {partner.id}: the order is cancelled"
                 events.append(("forward.withdrawn", detail, row.order_id))
                 continue
@@ -489,7 +494,9 @@ def _render(
                 )
             except Exception as exc:  # noqa: BLE001 -- one bad order must not hold back the rest
                 message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-                row.state, row.error, row.updated_at = FAILED, message[:2000], moment
+                _set(
+                    session, forwards, row.id, state=FAILED, error=message[:2000], updated_at=moment
+                )
                 detail = f"not forwarded to {partner.id}: {message}"[:2000]
                 events.append(("forward.failed", detail, row.order_id))
                 continue
@@ -498,6 +505,11 @@ def _render(
             ready.append(Forwarded(row.id, document.document_id, buyer, files, whole))
     record_many(session, events)
     return ready
+
+
+def _set(session: Session, forwards: Table, forward_id: int, **values: object) -> None:
+    """Set ``values`` on one forward (one the flush could not send: rare, one at a time)."""
+    session.execute(update(forwards).where(forwards.c.id == forward_id).values(**values))
 
 
 def _queue(
@@ -537,9 +549,8 @@ def _mark(
     session: Session, forward_ids: list[int], bundle: str, seq: int, moment: datetime
 ) -> None:
     """Claim the rows for ``bundle``; ForwardConflict (rolling back) if another flush did."""
-    from edi_gateway.store.tables import Forward, table
+    from edi_gateway.store.schema import forwards
 
-    forwards = table(Forward)
     result = session.execute(
         update(forwards)
         .where(forwards.c.id.in_(forward_ids), forwards.c.state == WAITING)
