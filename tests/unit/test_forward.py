@@ -13,7 +13,7 @@ from typing import Any
 import openpyxl
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from edi_gateway.app import Gateway
 from edi_gateway.config import ForwardProfile, Settings
@@ -23,7 +23,7 @@ from edi_gateway.outbound.forward import flush_all, flush_forwards, release
 from edi_gateway.outbound.issuing import NotAllowed
 from edi_gateway.pipeline.history import now
 from edi_gateway.store.db import Store
-from edi_gateway.store.tables import Forward, OutboxRow
+from edi_gateway.store.tables import Forward, Order, OutboxRow
 from tests import factory as f
 from tests.unit.support import detail, receive
 
@@ -281,6 +281,26 @@ def test_file_names_never_collide(store: Store, tmp_path: Path) -> None:
     with gw.store.session() as session:
         names = session.scalars(select(OutboxRow.filename)).all()
     assert len(set(names)) == 3
+
+
+def test_an_order_cancelled_while_waiting_is_withdrawn_by_the_flush(
+    store: Store, tmp_path: Path
+) -> None:
+    """The flush's own look at ``cancelled`` (a cancellation normally withdraws the forward
+    itself): the order is left out of the bundle and its forward withdrawn, once."""
+    gw = gateway(store, tmp_path, formats=["csv"], bundle="csv", when_waiting=2)
+    receive(gw, f.order("PO-1"))
+    with gw.store.session() as session:  # cancelled without touching its waiting forward
+        session.execute(update(Order).where(Order.order_number == "PO-1").values(cancelled=True))
+    receive(gw, f.order("PO-2"))
+    flush_all(gw.store, gw.settings)
+    assert states(gw) == ["withdrawn", "delivered"]
+    assert events(gw) == ["forward.waiting", "forward.withdrawn"]
+    [bundle] = sent(tmp_path)
+    rows = list(csv.reader(io.StringIO(bundle.read_text("utf-8-sig")), delimiter=";"))
+    assert {row[0] for row in rows[1:]} == {"PO-2"}
+    flush_all(gw.store, gw.settings, at=now() + LATER)
+    assert states(gw) == ["withdrawn", "delivered"] and len(sent(tmp_path)) == 1
 
 
 def test_one_order_that_cannot_render_does_not_hold_back_the_rest(

@@ -477,6 +477,34 @@ def test_csv_other_delimiter_and_encoding_quotes_fields() -> None:
         orders_csv([], delimiter=";;")
 
 
+def test_csv_numbers_equal_in_value_keep_their_own_text() -> None:
+    """The CSV makes each number's text once per bundle (render/csv.py ``_cell``): amounts
+    ``0`` and ``-0`` (equal, with one hash) must still read ``0.00`` and ``-0.00``, as each
+    number's own text did before (these expected texts are the earlier renderer's)."""
+
+    def line(n: int, quantity: str, price: str, amount: str) -> Line:
+        return Line(
+            str(n),
+            quantity=Quantity(Decimal(quantity), "C62"),
+            price=Decimal(price),
+            line_amount=Decimal(amount),
+        )
+
+    first = Order(DocumentKind.ORDER, "PO-1")
+    first.lines = [line(1, "2.50", "0.0125", "0"), line(2, "-0", "2.5", "-0")]
+    second = Order(DocumentKind.ORDER, "PO-2")
+    second.lines = [line(1, "0", "0.01250", "-0.004"), line(2, "2.5", "-0", "0.005")]
+    data = orders_csv([first, second], language="en", delimiter=",")
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""), delimiter=","))
+    texts = [(r[0], r[17], r[22], r[24], r[25]) for r in rows[1:]]
+    assert texts == [
+        ("PO-1", "1", "2.5", "0.0125", "0.00"),
+        ("PO-1", "2", "0", "2.50", "-0.00"),
+        ("PO-2", "1", "0", "0.0125", "-0.00"),
+        ("PO-2", "2", "2.5", "-0.00", "0.01"),
+    ]
+
+
 def test_an_order_without_lines_still_renders() -> None:
     empty = Order(DocumentKind.ORDER, "PO-EMPTY")
     assert "Purchase order PO-EMPTY" in pdf_text(order_pdf(empty))[0]

@@ -11,6 +11,7 @@ from edi_gateway.cli.common import (
     json_option,
     list_options,
     listing_of,
+    with_configured,
     with_gateway,
     with_store,
 )
@@ -37,7 +38,7 @@ def add_commands(sub: Sub) -> None:
     flush = osub.add_parser("flush", help="deliver what is due now")
     flush.add_argument("--partner", help="only what goes to this partner")
     json_option(flush)
-    flush.set_defaults(handler=with_gateway(_flush))
+    flush.set_defaults(handler=with_configured(_flush))
     again = osub.add_parser(
         "retry",
         help="deliver again now: failed rows get a new round, retrying ones skip their wait",
@@ -76,10 +77,10 @@ def _show(gateway: Opened, args: argparse.Namespace) -> int:
     return emit(data, args.json, views.outbox_text(data))
 
 
-def _flush(gateway: Gateway, args: argparse.Namespace) -> int:
+def _flush(opened: Opened, args: argparse.Namespace) -> int:
     from edi_gateway.outbound.forward import flush_all
 
-    done = flush_all(gateway.store, gateway.settings, partner=args.partner)
+    done = flush_all(opened.store, opened.settings, partner=args.partner)
     counts = {state: sum(1 for s in done.values() if s == state) for state in set(done.values())}
     text = f"delivered {counts.get('sent', 0)}, to retry {counts.get('pending', 0)}, " + (
         f"failed {counts.get('failed', 0)}"

@@ -12,34 +12,27 @@ should go now.
 
 from __future__ import annotations
 
-import io
 import logging
 import re
-import zipfile
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
-from edi_gateway.outbound.layout import (
-    MEDIA_TYPES,
-    Layout,
-    columns_workbook,
-    find_layout,
-    render_template,
-)
+from edi_gateway.outbound.render import XLSX_MEDIA_TYPE
 
 if TYPE_CHECKING:
     from edi_gateway.config import ForwardProfile
     from edi_gateway.domain.documents import Order
+    from edi_gateway.outbound.layout import Layout
 
 log = logging.getLogger(__name__)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed member times: the same orders give the same bytes
 _HUMAN = {
-    "xlsx": ("xlsx", MEDIA_TYPES["xlsx"]),
+    "xlsx": ("xlsx", XLSX_MEDIA_TYPE),
     "pdf": ("pdf", "application/pdf"),
     "csv": ("csv", "text/csv"),
 }
@@ -109,6 +102,8 @@ def render_order(
         if fmt == "ubl":
             files.append(OrderFile(fmt, "xml", "application/xml", original))
         elif fmt.startswith("layout:"):
+            from edi_gateway.outbound.layout import find_layout
+
             layout = find_layout(profile.mappings, supplier, fmt.removeprefix("layout:"))
             files.append(_layout_file(layout, order, supplier, sent_on, cancelled))
         else:
@@ -256,6 +251,8 @@ def is_due(
 def _layout_file(
     layout: Layout, order: Order, supplier: str, sent_on: date, cancelled: str | None = None
 ) -> OrderFile:
+    from edi_gateway.outbound.layout import columns_workbook, render_template
+
     if layout.kind == "columns":
         payload = columns_workbook(layout, [order], cancelled=cancelled)
     else:
@@ -305,9 +302,16 @@ def _bundle_bytes(
     if profile.bundle == "workbook":
         fmt = profile.formats[0]
         if fmt == "xlsx":
-            return "xlsx", MEDIA_TYPES["xlsx"], _human(documents, profile, "xlsx", language)
+            return "xlsx", XLSX_MEDIA_TYPE, _human(documents, profile, "xlsx", language)
+        from edi_gateway.outbound.layout import columns_workbook, find_layout
+
         layout = find_layout(profile.mappings, supplier, fmt.removeprefix("layout:"))
-        return "xlsx", MEDIA_TYPES["xlsx"], columns_workbook(layout, documents)
+        return "xlsx", XLSX_MEDIA_TYPE, columns_workbook(layout, documents)
+    # Layouts (pydantic models, jinja2) and zipfile are imported when a bundle uses them: a
+    # CSV flush, most of whose run is start-up, does not (docs/adr/0039).
+    import io
+    import zipfile
+
     out = io.BytesIO()
     used: set[str] = set()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:

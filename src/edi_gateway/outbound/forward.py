@@ -50,16 +50,19 @@ from edi_gateway.store.leases import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy import Row, Table
     from sqlalchemy.orm import Session
 
     from edi_gateway.config import ForwardProfile, Partner, Settings
     from edi_gateway.outbound.bundle import Forwarded, Packed
     from edi_gateway.store.db import Store
-    from edi_gateway.store.tables import Forward
+
+    Waiting = Row[tuple[int, int, datetime | None]]
+    """A waiting forward as a flush reads it: its ID, its order's ID, since when it waits."""
 
 HELD, WAITING, QUEUED, DELIVERED, FAILED = "held", "waiting", "queued", "delivered", "failed"
 WITHDRAWN = "withdrawn"
-_CHUNK = 500  # orders read per query while rendering a bundle
+_CHUNK = 500  # orders (forwards) per query while rendering or moving a bundle
 log = logging.getLogger(__name__)
 
 
@@ -297,15 +300,14 @@ def flush_forwards(
 def note_deliveries(store: Store, *, wait: bool = True) -> dict[str, str]:
     """Move queued forwards on whose outbox rows are done; return bundle -> new state. One
     gateway at a time; without ``wait``, nothing when another is at it."""
-    from edi_gateway.store.schema import forwards
+    from edi_gateway.store.schema import forwards, outbox
 
     moved: dict[str, str] = {}
     with store.connect() as conn:
         waiting = select(forwards.c.id).where(forwards.c.state == QUEUED).limit(1)
         if conn.execute(waiting).first() is None:
-            return moved  # nothing queued (most flushes): no ORM mapping needed
-    from edi_gateway.store.tables import Forward, OutboxRow
-
+            return moved  # nothing queued (most flushes)
+    f, o = forwards.c, outbox.c
     with store.session() as session:
         conn = session.connection()
         if wait:
@@ -314,10 +316,13 @@ def note_deliveries(store: Store, *, wait: bool = True) -> dict[str, str]:
             return moved
         # locked: a retry or withdrawal of their files changes them after this, not meanwhile;
         # those it (or a cancellation) holds are skipped, for the next round (never waited for)
-        rows = list(session.scalars(skip_locked(select(Forward).where(Forward.state == QUEUED))))
-        by_bundle: dict[tuple[str, str], list[Forward]] = defaultdict(list)
-        for row in rows:
-            by_bundle[(row.partner, row.bundle or "")].append(row)
+        # (Core rows, not ORM objects: a bundle of 1,000 orders moves 1,000 forwards)
+        rows = session.execute(
+            skip_locked(select(f.id, f.partner, f.bundle, f.order_id).where(f.state == QUEUED))
+        )
+        by_bundle: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+        for row_id, partner, bundle, order_id in rows:
+            by_bundle[(partner, bundle or "")].append((row_id, order_id))
         # The files of every queued bundle in one query per 500 bundles, not one per bundle,
         # on the outbox's doc_number index (docs/adr/0036)
         found: list[tuple[int, str, str, str, str | None]] = []
@@ -326,13 +331,9 @@ def note_deliveries(store: Store, *, wait: bool = True) -> dict[str, str]:
             found += [
                 (row_id, partner, bundle, state, where)
                 for row_id, partner, bundle, state, where in session.execute(
-                    select(
-                        OutboxRow.id,
-                        OutboxRow.partner,
-                        OutboxRow.doc_number,
-                        OutboxRow.state,
-                        OutboxRow.delivered_to,
-                    ).where(OutboxRow.doc_number.in_(names[start : start + 500]))
+                    select(o.id, o.partner, o.doc_number, o.state, o.delivered_to).where(
+                        o.doc_number.in_(names[start : start + 500])
+                    )
                 )
             ]
         of_bundle: dict[tuple[str, str], list[tuple[str, str | None]]] = defaultdict(list)
@@ -377,20 +378,22 @@ def _flush_supplier(
     # bundling (and its layouts) imported only when a supplier forwards: a delivery cycle of
     # a gateway that forwards nothing (a run --once of the intake benchmark) skips it
     from edi_gateway.outbound.bundle import build, is_due
-    from edi_gateway.store.tables import Forward
+    from edi_gateway.store.schema import forwards
 
     profile = _profile(settings, partner.id)
-    rows = list(
-        session.scalars(
-            select(Forward)
-            .where(Forward.partner == partner.id, Forward.state == WAITING)
-            .order_by(Forward.id)
+    f = forwards.c
+    # Core rows, not ORM objects: a flush of 1,000 orders reads 1,000 of them
+    rows: list[Waiting] = list(
+        session.execute(
+            select(f.id, f.order_id, f.waiting_since)
+            .where(f.partner == partner.id, f.state == WAITING)
+            .order_by(f.id)
         )
     )
     oldest = min((r.waiting_since or moment for r in rows), default=None)
     if not force and not is_due(profile, waiting=len(rows), oldest=oldest, now=moment):
         return []
-    seq = session.scalar(select(func.max(Forward.seq)).where(Forward.partner == partner.id)) or 0
+    seq = session.scalar(select(func.max(f.seq)).where(f.partner == partner.id)) or 0
     orders = {r.id: r.order_id for r in rows}
     # With max_orders, each part's orders are read, rendered and queued before the next part's
     # are read: a flush holds one part's orders at a time (all in this one transaction).
@@ -436,14 +439,14 @@ def _flush_supplier(
 
 
 def _render(
-    session: Session, partner: Partner, rows: Sequence[Forward], moment: datetime
+    session: Session, partner: Partner, rows: Sequence[Waiting], moment: datetime
 ) -> list[Forwarded]:
     """The orders of ``rows`` with their files, read in chunks; an order that cannot be
     rendered fails its row (recorded), a cancelled one is withdrawn, the rest go."""
     from edi_gateway.outbound.bundle import Forwarded, render_order
-    from edi_gateway.outbound.issuing import original_order
+    from edi_gateway.outbound.issuing import stored_order
     from edi_gateway.store.queries import order_payloads
-    from edi_gateway.store.tables import Order
+    from edi_gateway.store.schema import forwards, orders
 
     profile = partner.forward
     assert profile is not None
@@ -453,12 +456,20 @@ def _render(
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start : start + _CHUNK]
         ids = [r.order_id for r in chunk]
-        order_rows = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(ids)))}
+        # the three columns used, not ORM objects: the document itself comes from the payload
+        order_rows = {
+            o.id: o
+            for o in session.execute(
+                select(
+                    orders.c.id, orders.c.cancelled, orders.c.buyer_partner, orders.c.buyer_key
+                ).where(orders.c.id.in_(ids))
+            )
+        }
         payloads = order_payloads(session, ids)
         for row in chunk:
             order_row = order_rows[row.order_id]
             if order_row.cancelled:  # cancelled while waiting: withdrawn, not sent
-                row.state, row.updated_at = WITHDRAWN, moment
+                _set(session, forwards, row.id, state=WITHDRAWN, updated_at=moment)
                 detail = f"not forwarded to {partner.id}: the order is cancelled"
                 events.append(("forward.withdrawn", detail, row.order_id))
                 continue
@@ -468,7 +479,7 @@ def _render(
                     raise GatewayError(
                         ErrorCode.INTERNAL_ERROR, f"order {row.order_id} has no stored Order"
                     )
-                document = original_order(session, order_row, payload)
+                document = stored_order(payload)
                 files = (
                     render_order(
                         profile,
@@ -483,7 +494,9 @@ def _render(
                 )
             except Exception as exc:  # noqa: BLE001 -- one bad order must not hold back the rest
                 message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-                row.state, row.error, row.updated_at = FAILED, message[:2000], moment
+                _set(
+                    session, forwards, row.id, state=FAILED, error=message[:2000], updated_at=moment
+                )
                 detail = f"not forwarded to {partner.id}: {message}"[:2000]
                 events.append(("forward.failed", detail, row.order_id))
                 continue
@@ -492,6 +505,11 @@ def _render(
             ready.append(Forwarded(row.id, document.document_id, buyer, files, whole))
     record_many(session, events)
     return ready
+
+
+def _set(session: Session, forwards: Table, forward_id: int, **values: object) -> None:
+    """Set ``values`` on one forward (one the flush could not send: rare, one at a time)."""
+    session.execute(update(forwards).where(forwards.c.id == forward_id).values(**values))
 
 
 def _queue(
@@ -531,9 +549,8 @@ def _mark(
     session: Session, forward_ids: list[int], bundle: str, seq: int, moment: datetime
 ) -> None:
     """Claim the rows for ``bundle``; ForwardConflict (rolling back) if another flush did."""
-    from edi_gateway.store.tables import Forward, table
+    from edi_gateway.store.schema import forwards
 
-    forwards = table(Forward)
     result = session.execute(
         update(forwards)
         .where(forwards.c.id.in_(forward_ids), forwards.c.state == WAITING)
@@ -546,12 +563,22 @@ def _mark(
         )
 
 
-def _move(session: Session, rows: list[Forward], state: str, detail: str) -> None:
+def _move(session: Session, rows: list[tuple[int, int]], state: str, detail: str) -> None:
+    """Move the forwards ``rows`` (forward ID, order ID), locked by the caller, to ``state``."""
+    from edi_gateway.store.schema import forwards
+
     moment = now()
-    for row in rows:
-        row.state, row.updated_at = state, moment
+    ids = [row_id for row_id, _ in rows]
+    for start in range(0, len(ids), _CHUNK):
+        session.execute(
+            update(forwards)
+            .where(forwards.c.id.in_(ids[start : start + _CHUNK]))
+            .values(state=state, updated_at=moment)
+        )
     record_many(
-        session, [(f"forward.{state}", detail[:2000], row.order_id) for row in rows], actor=SYSTEM
+        session,
+        [(f"forward.{state}", detail[:2000], order_id) for _, order_id in rows],
+        actor=SYSTEM,
     )
 
 

@@ -86,12 +86,17 @@ def buyer_connector(settings: Settings, order: OrderRow) -> str:
     return partner.outbound
 
 
-def original_order(session: Session, order: OrderRow, payload: bytes | None = None) -> Order:
-    """The order document as received (parties with their endpoints come from it);
-    ``payload``: its bytes, when the caller already holds them (:func:`original_bytes`)."""
+def original_order(session: Session, order: OrderRow) -> Order:
+    """The order document as received (parties with their endpoints come from it)."""
+    return stored_order(original_bytes(session, order.id))
+
+
+def stored_order(payload: bytes) -> Order:
+    """The Order document in ``payload``, the bytes of one as received (what a caller that
+    read them for many orders at once holds: :func:`store.queries.order_payloads`)."""
     from edi_gateway.ubl.read import read_stored
 
-    document = read_stored(payload if payload is not None else original_bytes(session, order.id))
+    document = read_stored(payload)
     assert isinstance(document, Order)
     return document
 

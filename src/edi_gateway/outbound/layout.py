@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edi_gateway.domain.documents import DocumentKind, Line, Order, Party, PartyId, Quantity
 from edi_gateway.domain.order_data import Address, Contact, Delivery, order_type_name
 from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.outbound.render import XLSX_MEDIA_TYPE
 
 if TYPE_CHECKING:
     from jinja2 import Template
@@ -52,7 +53,7 @@ MEDIA_TYPES = {
     "xml": "application/xml",
     "csv": "text/csv",
     "txt": "text/plain",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "xlsx": XLSX_MEDIA_TYPE,
 }
 
 

@@ -42,6 +42,8 @@ _VAT_CATEGORY_FIELDS = ("vat_category", "tax_category", "vat_category_code", "ta
 _VAT_RATE_FIELDS = ("vat_rate", "vat_percent", "tax_percent", "tax_rate")
 
 CellValue = str | int | Decimal | date | None
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+"""The media type of a workbook (here, not in the layouts: a bundle names it without them)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,6 @@ Read it back with ``csv.reader(io.StringIO(data.decode(encoding)), delimiter=del
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Callable, Sequence
 from datetime import date
 from decimal import Decimal
@@ -28,10 +27,11 @@ from decimal import Decimal
 from edi_gateway.domain.documents import Line, Order
 from edi_gateway.outbound.i18n import decimal_separator as language_separator
 from edi_gateway.outbound.i18n import format_amount, plain_exponent, plain_number, translator
-from edi_gateway.outbound.render import HEADER_COLUMNS, LINE_COLUMNS, CellValue, Kind
+from edi_gateway.outbound.render import HEADER_COLUMNS, LINE_COLUMNS, CellValue, Column, Kind
 
 DEFAULT_DELIMITER = ";"
 DEFAULT_ENCODING = "utf-8-sig"
+_END = "\r\n"
 
 
 def orders_csv(
@@ -48,27 +48,69 @@ def orders_csv(
     An order without lines still gives one row (its header fields, empty line fields), so no
     order of a bundle disappears from the file. ``cancelled`` (the cancellation's ID and
     reason) puts two columns first on every row: CANCELLED and that text.
+
+    Written for bundles of thousands of orders (docs/adr/0039): the csv module quotes each
+    field on its own, so an order's header fields are made into text once, and each of its
+    rows is that text, the delimiter and the line's fields. Rows go to a list joined once.
     """
     if len(delimiter) != 1:
         raise ValueError("delimiter must be a single character")
     point = decimal_separator or language_separator(language)
     t = translator(language)
     marks = [t("order.cancelled"), cancelled] if cancelled is not None else []
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    rows: list[str] = []
+    writer = csv.writer(_Rows(rows), delimiter=delimiter, lineterminator=_END)
     heads = [t("order.status"), t("order.cancellation")] if marks else []
     writer.writerow([*heads, *(t(c.key) for c in (*HEADER_COLUMNS, *LINE_COLUMNS))])
-    # Each column's formatter chosen once by its kind (not per cell by the value's type).
-    header_cells = [(c.value, _formatter(c.kind, point)) for c in HEADER_COLUMNS]
-    line_cells = [(c.value, _formatter(c.kind, point)) for c in LINE_COLUMNS]
+    header_cells = [_cell(c, point) for c in HEADER_COLUMNS]
+    line_cells = [_cell(c, point) for c in LINE_COLUMNS]
+    put, write = rows.append, writer.writerow
     for order in orders:
         lines = order.lines or [Line(line_id="")]
         # The order's fields once per order (they read no line), then each line's.
-        head = [*marks, *(text(value(order, lines[0])) for value, text in header_cells)]
-        writer.writerows(
-            [*head, *(text(value(order, line)) for value, text in line_cells)] for line in lines
-        )
-    return out.getvalue().encode(encoding)
+        first = lines[0]
+        write([*marks, *(cell(order, first) for cell in header_cells)])
+        head = rows.pop()[: -len(_END)] + delimiter
+        for line in lines:
+            put(head)
+            write([cell(order, line) for cell in line_cells])
+    return "".join(rows).encode(encoding)
+
+
+class _Rows:
+    """What ``csv.writer`` writes to: each row's text appended to a list (no buffer)."""
+
+    __slots__ = ("write",)
+
+    def __init__(self, rows: list[str]) -> None:
+        self.write = rows.append
+
+
+def _cell(column: Column, point: str) -> Callable[[Order, Line], CellValue]:
+    """What the csv writer is given for ``column``: text columns their value as it is (the
+    writer writes ``None`` as ``""`` and anything else as ``str()`` of it, as ``_plain``
+    would), dates and numbers their text."""
+    value = column.value
+    if column.kind in (Kind.TEXT, Kind.LINE_NO):
+        return value
+    text = _formatter(column.kind, point)
+    if column.kind is Kind.DATE:
+        return lambda order, line: text(value(order, line))
+    # A number's text by its exact digits (``str`` of a Decimal keeps its sign, digits and
+    # exponent), made once per bundle: prices and quantities repeat from line to line.
+    done: dict[str, str] = {}
+
+    def number(order: Order, line: Line) -> str:
+        found = value(order, line)
+        if type(found) is not Decimal:
+            return text(found)
+        digits = str(found)
+        made = done.get(digits)
+        if made is None:
+            made = done[digits] = text(found)
+        return made
+
+    return number
 
 
 def _formatter(kind: Kind, point: str) -> Callable[[CellValue], str]:
