@@ -28,7 +28,7 @@ from edi_gateway.outbound.forward import note_deliveries
 from edi_gateway.pipeline.intake import intake
 from edi_gateway.pipeline.process import Policy, process_messages
 from edi_gateway.store.db import Store, open_store
-from edi_gateway.store.leases import SAME_NUMBER, xact_locks
+from edi_gateway.store.leases import PG_CLASS, SAME_NUMBER, _hash32, xact_locks
 from edi_gateway.store.schema import (
     console_sessions,
     forwards,
@@ -517,6 +517,170 @@ def test_a_circle_of_lock_waits_reads_as_a_busy_store(postgres_url: str) -> None
         told = unavailable(broken.value)
         assert told is not None and told.code is ErrorCode.STORE_BUSY, told
         assert "try again" in str(told)
+    finally:
+        store.close()
+
+
+def _credit_note(number: str, of: str, quantity: str = "5") -> bytes:
+    """A credit note naming only the document ``of`` (an invoice, or a credit note)."""
+    return f.invoice(
+        number, None, [("1", quantity, "2.25")], root="CreditNote", type_code="381", billing_ref=of
+    )
+
+
+def _waits_for_number(conn: Connection, number: str) -> bool:
+    """Whether a transaction waits for ``number``'s lock, asked until one does (30 s)."""
+    waits = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+        "AND classid = :c AND objid = :o"
+    )
+    key = {"c": PG_CLASS + SAME_NUMBER, "o": _hash32(number) & 0xFFFFFFFF}
+    for _ in range(600):
+        if conn.scalar(waits, key):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _session_lock(conn: Connection, number: str, *, unlock: bool = False) -> None:
+    """Take (or give back) ``number``'s lock for the session, across transactions."""
+    call = "pg_advisory_unlock" if unlock else "pg_advisory_lock"
+    conn.execute(
+        text(f"SELECT {call}(:c, :h)"), {"c": PG_CLASS + SAME_NUMBER, "h": _hash32(number)}
+    )
+
+
+def test_the_third_of_a_chain_stored_while_its_first_documents_order_arrives_attaches(
+    postgres_url: str, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Invoice N and credit note C1 (naming N) are orphans; credit note C2 naming only C1 is
+    being stored (it read C1 as an orphan) while N's order arrives on another gateway, which
+    attaches N, then C1, then looks for what waits for C1: it must wait for C1's lock, which
+    C2's gateway holds, and attach C2 (the second round of `attach_waiting`; with the first
+    round's lock only, C2 stayed an orphan). Forced as in the test above."""
+    from edi_gateway.pipeline import correlate as correlate_module
+
+    store = open_store(postgres_url)
+    try:
+        invoice, first, order = intake(
+            store,
+            [
+                Envelope(f.invoice("INV-3", "PO-3", [("1", "40", "2.25")]), "t", "i", ""),
+                Envelope(_credit_note("CN-3a", "INV-3"), "t", "c1", ""),
+                Envelope(f.order("PO-3", f.items(1, "40")), "t", "o", "o.xml"),
+            ],
+        )
+        assert process_messages(store, policy, [invoice, first]) == {
+            invoice: "orphan",
+            first: "orphan",
+        }
+        [second] = intake(store, [Envelope(_credit_note("CN-3b", "CN-3a", "1"), "t", "c2", "")])
+        real = correlate_module.correlate
+        read, order_done = threading.Event(), threading.Event()
+
+        def held(session: Any, ref: Any, document: Any) -> Any:
+            outcome = real(session, ref, document)
+            read.set()  # C2 found no order: C1 is an orphan as far as it can see
+            order_done.wait(2)
+            return outcome
+
+        monkeypatch.setattr(correlate_module, "correlate", held)
+        storing = threading.Thread(target=process_messages, args=(store, policy, [second]))
+        storing.start()
+        assert read.wait(30)
+        monkeypatch.setattr(correlate_module, "correlate", real)
+        process_messages(store, policy, [order])
+        order_done.set()
+        storing.join()
+        assert _states(store, [invoice, first, order, second]) == ["processed"] * 4
+    finally:
+        store.close()
+
+
+def test_a_batch_rolled_back_at_the_lock_of_an_order_found_through_a_document_counts_once(
+    postgres_url: str, policy: Policy, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The other late lock (`correlate._locked`: the order a credit note finds through its
+    invoice) in a circle: the batch is rolled back and processed again, and what it wrote
+    counts once (credited 5, one `document.attached`). Forced: another transaction holds
+    PO-L; the credit note's batch (holding CN-L and INV-L) waits for it; the other then asks
+    for INV-L, with a long deadlock_timeout of its own."""
+    store = open_store(postgres_url)
+    try:
+        ids = intake(
+            store,
+            [
+                Envelope(f.order("PO-L", f.items(1, "40")), "t", "o", "o.xml"),
+                Envelope(f.invoice("INV-L", "PO-L", [("1", "20", "2.25")]), "t", "i", ""),
+            ],
+        )
+        assert set(process_messages(store, policy, ids).values()) == {"processed"}
+        [credit] = intake(store, [Envelope(_credit_note("CN-L", "INV-L"), "t", "c", "")])
+        outcome: list[dict[int, str]] = []
+        with store.engine.connect() as other:
+            other.execute(text("SET deadlock_timeout = '60s'"))
+            xact_locks(other, SAME_NUMBER, ["PO-L"])
+            batch = threading.Thread(
+                target=lambda: outcome.append(process_messages(store, policy, [credit]))
+            )
+            batch.start()
+            assert _waits_for_number(other, "PO-L"), "the batch never waited for the order"
+            xact_locks(other, SAME_NUMBER, ["INV-L"])  # granted once the batch is rolled back
+            other.rollback()
+        batch.join(60)
+        assert outcome == [{credit: "processed"}]
+        assert "processing them again (1)" in caplog.text
+        with store.connect() as conn:
+            assert conn.scalar(select(order_lines.c.qty_credited)) == 5
+            events = conn.scalars(select(history.c.event).where(history.c.message_id == credit))
+            assert sorted(events) == ["document.attached", "message.processed", "message.received"]
+    finally:
+        store.close()
+
+
+def test_a_batch_rolled_back_at_every_try_stays_received_and_is_processed_next_time(
+    postgres_url: str, policy: Policy
+) -> None:
+    """Three circles in a row: the call ends with the deadlock (what `ingest` reports as
+    STORE_BUSY, the daemon as a store trouble), the order stays `received` with no start
+    counted against it (it is not taken alone next time as if it had killed the process), and
+    the next call processes it. Forced with session locks: another connection holds INV-D and,
+    each time the batch waits for it, asks for PO-D (the batch's own) and gives it back."""
+    from sqlalchemy.exc import OperationalError
+
+    from edi_gateway.pipeline.process import DEADLOCK_TRIES
+    from edi_gateway.store.db import deadlocked
+
+    store = open_store(postgres_url)
+    try:
+        invoice, order, _ = _an_orphan_invoice_and_its_order(store, policy, "E")
+        raised: list[Exception] = []
+
+        def run() -> None:
+            try:
+                process_messages(store, policy, [order])
+            except OperationalError as exc:
+                raised.append(exc)
+
+        with store.engine.connect() as other:
+            other.execution_options(isolation_level="AUTOCOMMIT")
+            other.execute(text("SET deadlock_timeout = '60s'"))
+            _session_lock(other, "INV-E")
+            batch = threading.Thread(target=run)
+            batch.start()
+            for _ in range(DEADLOCK_TRIES):
+                assert _waits_for_number(other, "INV-E")
+                _session_lock(other, "PO-E")  # granted once the batch is rolled back
+                _session_lock(other, "PO-E", unlock=True)
+            batch.join(60)
+            assert len(raised) == 1 and deadlocked(raised[0]), raised
+            with store.connect() as conn:
+                c = messages.c
+                found = conn.execute(select(c.state, c.cut_off).where(c.id == order)).one()
+            assert tuple(found) == ("received", 0)
+            _session_lock(other, "INV-E", unlock=True)
+        assert process_messages(store, policy, [order]) == {order: "processed"}
+        assert _states(store, [invoice, order]) == ["processed", "processed"]
     finally:
         store.close()
 
