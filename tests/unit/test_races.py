@@ -331,6 +331,37 @@ def test_a_credit_note_and_its_invoice_processed_at_once_both_attach(
         assert states == ["processed", "processed"], (got, states)
 
 
+def _meanwhile(
+    store: Store,
+    policy: Policy,
+    stored: int,
+    others: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Process message ``stored`` and, once it has correlated (read what it found), process
+    ``others`` on another "gateway"; ``stored`` commits only once they are done, or after 2 s
+    (when they wait for one of its locks)."""
+    from edi_gateway.pipeline import correlate as correlate_module
+
+    real = correlate_module.correlate
+    read, others_done = threading.Event(), threading.Event()
+
+    def held(session: Any, ref: Any, document: Any) -> Any:
+        outcome = real(session, ref, document)
+        read.set()
+        others_done.wait(2)
+        return outcome
+
+    monkeypatch.setattr(correlate_module, "correlate", held)
+    storing = threading.Thread(target=process_messages, args=(store, policy, [stored]))
+    storing.start()
+    assert read.wait(30)
+    monkeypatch.setattr(correlate_module, "correlate", real)
+    process_messages(store, policy, others)
+    others_done.set()
+    storing.join()
+
+
 def _an_orphan_invoice_and_its_order(
     store: Store, policy: Policy, tag: str
 ) -> tuple[int, int, bytes]:
@@ -367,27 +398,10 @@ def test_a_credit_note_stored_while_its_orphan_invoices_order_arrives_attaches(
     then finds the credit note and attaches it (it stayed an orphan for good on PostgreSQL:
     found by the review of 2026-12-05). The interleaving is forced: the credit note's gateway
     commits only once the order's gateway has finished, or after 2 s."""
-    from edi_gateway.pipeline import correlate as correlate_module
-
     invoice, order, credit = _an_orphan_invoice_and_its_order(store, policy, "W")
     [credit_id] = intake(store, [Envelope(credit, "t", "c", "c.xml")])
-    real = correlate_module.correlate
-    read, order_done = threading.Event(), threading.Event()
-
-    def held(session: Any, ref: Any, document: Any) -> Any:
-        outcome = real(session, ref, document)
-        read.set()  # the credit note found no order: N is an orphan as far as it can see
-        order_done.wait(2)
-        return outcome
-
-    monkeypatch.setattr(correlate_module, "correlate", held)
-    storing = threading.Thread(target=process_messages, args=(store, policy, [credit_id]))
-    storing.start()
-    assert read.wait(30)
-    monkeypatch.setattr(correlate_module, "correlate", real)
-    process_messages(store, policy, [order])
-    order_done.set()
-    storing.join()
+    # the credit note finds no order (N is an orphan as far as it can see) while N's arrives
+    _meanwhile(store, policy, credit_id, [order], monkeypatch)
     assert _states(store, [invoice, order, credit_id]) == ["processed"] * 3
 
 
@@ -400,8 +414,6 @@ def test_two_credit_notes_of_one_order_processed_at_once_both_count(
     order's lock nor the order row's update that serialised them by chance). The order's
     number is locked once found, so the second waits and counts both. Forced: the first
     commits only once the second has finished, or after 2 s."""
-    from edi_gateway.pipeline import correlate as correlate_module
-
     order = Envelope(f.order("PO-K", f.items(1, "40")), "t", "o", "o.xml")
     invoices = [
         Envelope(f.invoice(f"INV-K{n}", "PO-K", [("1", "20", "2.25")]), "t", f"i{n}", "i.xml")
@@ -426,23 +438,7 @@ def test_two_credit_notes_of_one_order_processed_at_once_both_count(
         for n, quantity in ((1, "5"), (2, "3"))
     ]
     first, second = intake(store, credits)
-    real = correlate_module.correlate
-    read, second_done = threading.Event(), threading.Event()
-
-    def held(session: Any, ref: Any, document: Any) -> Any:
-        outcome = real(session, ref, document)
-        read.set()  # the first has derived the line: credited 5
-        second_done.wait(2)
-        return outcome
-
-    monkeypatch.setattr(correlate_module, "correlate", held)
-    storing = threading.Thread(target=process_messages, args=(store, policy, [first]))
-    storing.start()
-    assert read.wait(30)
-    monkeypatch.setattr(correlate_module, "correlate", real)
-    process_messages(store, policy, [second])
-    second_done.set()
-    storing.join()
+    _meanwhile(store, policy, first, [second], monkeypatch)  # the first has credited 5
     assert _states(store, [first, second]) == ["processed", "processed"]
     with store.connect() as conn:
         credited = conn.scalar(select(order_lines.c.qty_credited))
@@ -459,6 +455,28 @@ def _someone_waits(conn: Connection) -> bool:
     return False
 
 
+def _in_a_circle(
+    store: Store, policy: Policy, message: int, held: str, asked: str
+) -> list[dict[int, str]]:
+    """Process ``message`` while another transaction holds number ``held``; once the batch
+    waits for it, the other asks for ``asked`` (one of the batch's), closing a circle. The
+    other's deadlock_timeout is long, so the batch is the one PostgreSQL rolls back; the
+    other gets ``asked`` then and ends. What the call returned (nothing if it raised)."""
+    outcome: list[dict[int, str]] = []
+    with store.engine.connect() as other:
+        other.execute(text("SET deadlock_timeout = '60s'"))
+        xact_locks(other, SAME_NUMBER, [held])
+        batch = threading.Thread(
+            target=lambda: outcome.append(process_messages(store, policy, [message]))
+        )
+        batch.start()
+        assert _waits_for_number(other, held), f"the batch never waited for {held}"
+        xact_locks(other, SAME_NUMBER, [asked])  # granted once the batch is rolled back
+        other.rollback()
+    batch.join(60)
+    return outcome
+
+
 def test_a_batch_in_a_circle_of_lock_waits_is_processed_again(
     postgres_url: str, policy: Policy, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -473,19 +491,7 @@ def test_a_batch_in_a_circle_of_lock_waits_is_processed_again(
     store = open_store(postgres_url)
     try:
         invoice, order, _ = _an_orphan_invoice_and_its_order(store, policy, "D")
-        outcome: list[dict[int, str]] = []
-        with store.engine.connect() as other:
-            other.execute(text("SET deadlock_timeout = '60s'"))
-            xact_locks(other, SAME_NUMBER, ["INV-D"])
-            batch = threading.Thread(
-                target=lambda: outcome.append(process_messages(store, policy, [order]))
-            )
-            batch.start()
-            assert _someone_waits(other), "the batch never waited for the orphan's number"
-            xact_locks(other, SAME_NUMBER, ["PO-D"])  # granted once the batch is rolled back
-            other.rollback()
-        batch.join(60)
-        assert outcome == [{order: "processed"}]
+        assert _in_a_circle(store, policy, order, "INV-D", "PO-D") == [{order: "processed"}]
         assert _states(store, [invoice, order]) == ["processed", "processed"]
         assert "processing them again (1)" in caplog.text
     finally:
@@ -560,8 +566,6 @@ def test_the_third_of_a_chain_stored_while_its_first_documents_order_arrives_att
     attaches N, then C1, then looks for what waits for C1: it must wait for C1's lock, which
     C2's gateway holds, and attach C2 (the second round of `attach_waiting`; with the first
     round's lock only, C2 stayed an orphan). Forced as in the test above."""
-    from edi_gateway.pipeline import correlate as correlate_module
-
     store = open_store(postgres_url)
     try:
         invoice, first, order = intake(
@@ -577,23 +581,8 @@ def test_the_third_of_a_chain_stored_while_its_first_documents_order_arrives_att
             first: "orphan",
         }
         [second] = intake(store, [Envelope(_credit_note("CN-3b", "CN-3a", "1"), "t", "c2", "")])
-        real = correlate_module.correlate
-        read, order_done = threading.Event(), threading.Event()
-
-        def held(session: Any, ref: Any, document: Any) -> Any:
-            outcome = real(session, ref, document)
-            read.set()  # C2 found no order: C1 is an orphan as far as it can see
-            order_done.wait(2)
-            return outcome
-
-        monkeypatch.setattr(correlate_module, "correlate", held)
-        storing = threading.Thread(target=process_messages, args=(store, policy, [second]))
-        storing.start()
-        assert read.wait(30)
-        monkeypatch.setattr(correlate_module, "correlate", real)
-        process_messages(store, policy, [order])
-        order_done.set()
-        storing.join()
+        # C2 finds no order (C1 is an orphan as far as it can see) while N's order arrives
+        _meanwhile(store, policy, second, [order], monkeypatch)
         assert _states(store, [invoice, first, order, second]) == ["processed"] * 4
     finally:
         store.close()
@@ -618,19 +607,7 @@ def test_a_batch_rolled_back_at_the_lock_of_an_order_found_through_a_document_co
         )
         assert set(process_messages(store, policy, ids).values()) == {"processed"}
         [credit] = intake(store, [Envelope(_credit_note("CN-L", "INV-L"), "t", "c", "")])
-        outcome: list[dict[int, str]] = []
-        with store.engine.connect() as other:
-            other.execute(text("SET deadlock_timeout = '60s'"))
-            xact_locks(other, SAME_NUMBER, ["PO-L"])
-            batch = threading.Thread(
-                target=lambda: outcome.append(process_messages(store, policy, [credit]))
-            )
-            batch.start()
-            assert _waits_for_number(other, "PO-L"), "the batch never waited for the order"
-            xact_locks(other, SAME_NUMBER, ["INV-L"])  # granted once the batch is rolled back
-            other.rollback()
-        batch.join(60)
-        assert outcome == [{credit: "processed"}]
+        assert _in_a_circle(store, policy, credit, "PO-L", "INV-L") == [{credit: "processed"}]
         assert "processing them again (1)" in caplog.text
         with store.connect() as conn:
             assert conn.scalar(select(order_lines.c.qty_credited)) == 5
