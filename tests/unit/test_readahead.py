@@ -249,6 +249,40 @@ def test_files_near_the_worker_are_waited_for_and_far_ones_claimed(
         assert ahead.take(str(files[0])) is not None
 
 
+def test_a_file_taken_before_is_the_callers_at_once_while_the_worker_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch processed again (PostgreSQL broke a circle of lock waits by rolling it back, or
+    it failed and goes message by message) asks again for files it took: it must examine them
+    itself at once, not wait (its rows locked) until the worker has been through its whole
+    list. The worker is held at its second file until the caller has asked twice (10 s at
+    most); the file's flag said "the worker's" and was waited on."""
+    files = list(inbound_files([_folder(tmp_path)]))
+    gate = tmp_path / "go"
+    import edi_gateway.ubl.validate as validate
+
+    real = validate.validate_document
+    calls: list[int] = []
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        for _ in range(200 if len(calls) == 2 else 0):
+            if gate.exists():
+                break
+            time.sleep(0.05)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(validate, "validate_document", held)  # the fork inherits it
+    ahead = ReadAhead.start(files)
+    assert ahead is not None
+    with ahead:
+        assert ahead.take(str(files[0])) is not None
+        assert ahead.take(str(files[0])) is None
+        assert not ahead.join(timeout=0), "taken again only once the worker had ended"
+        gate.touch()
+        assert ahead.join(timeout=60)
+
+
 def _states(store: Store) -> dict[str, tuple[str | None, ...]]:
     with store.session() as session:
         rows = session.execute(

@@ -167,7 +167,10 @@ class ReadAhead:
         yourself.
 
         A free file far ahead of the worker (:data:`CLAIM_LAG`) is claimed for the caller, so
-        the worker skips it when it gets there; a free file near it is waited for.
+        the worker skips it when it gets there; a free file near it is waited for. A file taken
+        before is the caller's at once when asked again (a batch processed again after a
+        deadlock, or message by message): its flag, left saying the worker's, had the caller
+        wait until the worker was through its whole list, the batch's rows locked meanwhile.
         """
         index = self._index.get(path)
         if index is None:
@@ -185,6 +188,8 @@ class ReadAhead:
             if self._flags[index] == FREE:  # the worker ended before reaching it
                 self._flags[index] = PARENT
             data = self._raw.pop(index, None)
+            if data is not None:
+                self._flags[index] = PARENT  # taken: the caller's from now on
         if data is None:
             return None
         examined: Examined | None = pickle.loads(data)  # noqa: S301 - our own child's bytes
