@@ -480,20 +480,25 @@ def _in_a_circle(
 def test_a_batch_in_a_circle_of_lock_waits_is_processed_again(
     postgres_url: str, policy: Policy, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Attaching an orphan locks its number after the batch's own locks, so a transaction
-    holding that number and waiting for one of the batch's closes a circle. PostgreSQL breaks
-    it by rolling one back (deadlock_detected); when that is the batch, it is processed again
-    at once, not left for the next round (`ingest` ended as STORE_UNAVAILABLE).
+    """A document whose orphan would wait through an orphan (a credit note naming only an
+    invoice that waits for its order) locks that order's number after the batch's own locks
+    (`correlate._lock_chain`), so a transaction holding the order number and waiting for one of
+    the batch's closes a circle. PostgreSQL breaks it by rolling one back (deadlock_detected);
+    when that is the batch, it is processed again at once, not left for the next round
+    (`ingest` ended as STORE_UNAVAILABLE).
 
-    Forced: another transaction holds INV-D's lock; the order PO-D is processed (it locks
-    PO-D, attaches orphan INV-D and waits for INV-D's lock); the other transaction then asks
-    for PO-D's lock. Its own deadlock_timeout is long, so the batch is the one rolled back."""
+    Forced: invoice INV-D is an orphan waiting for PO-D; another transaction holds PO-D; the
+    credit note CN-D's batch locks CN-D and INV-D and waits for PO-D; the other then asks for
+    CN-D. Its own deadlock_timeout is long, so the batch is the one rolled back."""
     store = open_store(postgres_url)
     try:
-        invoice, order, _ = _an_orphan_invoice_and_its_order(store, policy, "D")
-        assert _in_a_circle(store, policy, order, "INV-D", "PO-D") == [{order: "processed"}]
-        assert _states(store, [invoice, order]) == ["processed", "processed"]
+        invoice, order, credit = _an_orphan_invoice_and_its_order(store, policy, "D")
+        [credit_id] = intake(store, [Envelope(credit, "t", "c", "c.xml")])
+        assert _in_a_circle(store, policy, credit_id, "PO-D", "CN-D") == [{credit_id: "orphan"}]
         assert "processing them again (1)" in caplog.text
+        assert _states(store, [invoice, order, credit_id]) == ["orphan", "received", "orphan"]
+        assert process_messages(store, policy, [order]) == {order: "processed"}
+        assert _states(store, [invoice, order, credit_id]) == ["processed"] * 3
     finally:
         store.close()
 
@@ -563,9 +568,9 @@ def test_the_third_of_a_chain_stored_while_its_first_documents_order_arrives_att
 ) -> None:
     """Invoice N and credit note C1 (naming N) are orphans; credit note C2 naming only C1 is
     being stored (it read C1 as an orphan) while N's order arrives on another gateway, which
-    attaches N, then C1, then looks for what waits for C1: it must wait for C1's lock, which
-    C2's gateway holds, and attach C2 (the second round of `attach_waiting`; with the first
-    round's lock only, C2 stayed an orphan). Forced as in the test above."""
+    attaches N, then C1, then looks for what waits for C1. C2's gateway follows the chain
+    C1 -> N -> PO-3 and holds PO-3's lock too (`correlate._lock_chain`), so the two go one
+    after the other and C2 attaches (at 108e80d it stayed an orphan). Forced as above."""
     store = open_store(postgres_url)
     try:
         invoice, first, order = intake(
@@ -621,10 +626,11 @@ def test_a_batch_rolled_back_at_every_try_stays_received_and_is_processed_next_t
     postgres_url: str, policy: Policy
 ) -> None:
     """Three circles in a row: the call ends with the deadlock (what `ingest` reports as
-    STORE_BUSY, the daemon as a store trouble), the order stays `received` with no start
+    STORE_BUSY, the daemon as a store trouble), the credit note stays `received` with no start
     counted against it (it is not taken alone next time as if it had killed the process), and
-    the next call processes it. Forced with session locks: another connection holds INV-D and,
-    each time the batch waits for it, asks for PO-D (the batch's own) and gives it back."""
+    the next call processes it. Forced with session locks: another connection holds PO-E (the
+    order the credit note's orphan invoice waits for) and, each time the batch waits for it,
+    asks for CN-E (the batch's own) and gives it back."""
     from sqlalchemy.exc import OperationalError
 
     from edi_gateway.pipeline.process import DEADLOCK_TRIES
@@ -632,44 +638,41 @@ def test_a_batch_rolled_back_at_every_try_stays_received_and_is_processed_next_t
 
     store = open_store(postgres_url)
     try:
-        invoice, order, _ = _an_orphan_invoice_and_its_order(store, policy, "E")
+        invoice, order, credit = _an_orphan_invoice_and_its_order(store, policy, "E")
+        [credit_id] = intake(store, [Envelope(credit, "t", "c", "c.xml")])
         raised: list[Exception] = []
 
         def run() -> None:
             try:
-                process_messages(store, policy, [order])
+                process_messages(store, policy, [credit_id])
             except OperationalError as exc:
                 raised.append(exc)
 
         with store.engine.connect() as other:
             other.execution_options(isolation_level="AUTOCOMMIT")
             other.execute(text("SET deadlock_timeout = '60s'"))
-            _session_lock(other, "INV-E")
+            _session_lock(other, "PO-E")
             batch = threading.Thread(target=run)
             batch.start()
             for _ in range(DEADLOCK_TRIES):
-                assert _waits_for_number(other, "INV-E")
-                _session_lock(other, "PO-E")  # granted once the batch is rolled back
-                _session_lock(other, "PO-E", unlock=True)
+                assert _waits_for_number(other, "PO-E")
+                _session_lock(other, "CN-E")  # granted once the batch is rolled back
+                _session_lock(other, "CN-E", unlock=True)
             batch.join(60)
             assert len(raised) == 1 and deadlocked(raised[0]), raised
             with store.connect() as conn:
                 c = messages.c
-                found = conn.execute(select(c.state, c.cut_off).where(c.id == order)).one()
+                found = conn.execute(select(c.state, c.cut_off).where(c.id == credit_id)).one()
             assert tuple(found) == ("received", 0)
-            _session_lock(other, "INV-E", unlock=True)
+            _session_lock(other, "PO-E", unlock=True)
+        assert process_messages(store, policy, [credit_id]) == {credit_id: "orphan"}
         assert process_messages(store, policy, [order]) == {order: "processed"}
-        assert _states(store, [invoice, order]) == ["processed", "processed"]
+        assert _states(store, [invoice, order, credit_id]) == ["processed"] * 3
     finally:
         store.close()
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="attach_waiting locks the number of every orphan an order's arrival attaches: the "
-    "keys of a batch are no longer bounded by its messages (review of 2026-12-05)",
-)
 def test_a_batch_of_orders_attaching_their_orphans_locks_at_most_max_keys_numbers(
     postgres_url: str, policy: Policy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -727,9 +730,8 @@ def test_chains_processed_by_four_gateways_at_once_all_attach_and_count_once(
     every message ends processed, every document is attached once and every order line counts
     each document once. A call PostgreSQL rolled back at every try ends with the deadlock and
     its messages stay received: they are processed afterwards, as the next round would.
-    At 108e80d (or without `attach_waiting`'s lock) a credit note or two stays an orphan in
-    every run; now circles of waits occur here (several rollbacks a run), and now and then a
-    call is rolled back at all three tries."""
+    At 108e80d (or without `correlate._lock_chain`) a credit note or two stays an orphan in
+    every run; circles of waits occur here now and then (rollbacks, processed again)."""
     rng = random.Random(12)
     store = open_store(postgres_url)
     try:

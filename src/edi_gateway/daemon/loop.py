@@ -47,7 +47,7 @@ from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ErrorCode, GatewayError, first_line
 from edi_gateway.logs import log_fields
 from edi_gateway.outbound.outbox import delivery_states
-from edi_gateway.store.db import transient
+from edi_gateway.store.db import deadlocked, transient, unavailable
 from edi_gateway.transports import (
     InboundServer,
     InboundTransport,
@@ -232,7 +232,11 @@ class Daemon:
             except GatewayError as exc:  # a secret missing, a bad setting found at open
                 self._failed(name, exc.message, exc.code, recoverable=False)
             except Exception as exc:  # one connector's bug must not stop the others
-                if transient(exc):  # the store went away (restarted, cut off): one line
+                if deadlocked(exc):  # rolled back at every try: the next round takes it
+                    busy = unavailable(exc)
+                    assert busy is not None
+                    self._failed(name, busy.message, busy.code, recoverable=True)
+                elif transient(exc):  # the store went away (restarted, cut off): one line
                     what = f"the store cannot be used: {first_line(exc, 300)}"
                     self._failed(name, what, ErrorCode.STORE_UNAVAILABLE, recoverable=True)
                 else:

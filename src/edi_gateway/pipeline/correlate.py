@@ -37,7 +37,6 @@ from edi_gateway.store import schema
 from edi_gateway.store import tables as t
 from edi_gateway.store.bulk import insert_many
 from edi_gateway.store.db import transient
-from edi_gateway.store.leases import SAME_NUMBER, xact_locks
 from edi_gateway.store.queries import lock_orders, order_lines
 from edi_gateway.store.widths import decimal_text
 
@@ -63,6 +62,8 @@ def correlate(session: Session, ref: MessageRef, document: Document) -> tuple[st
     if document.kind is DocumentKind.ORDER:
         raise ValueError("orders are stored by insert_orders, not correlated")
     order, ambiguous = match_order(session, document)
+    if order is None and _lock_chain(session, document):  # waited: look again
+        order, ambiguous = match_order(session, document)
     row = t.DocumentRow(**document_row(ref.id, document, order.id if order else None, now()))
     session.add(row)
     session.flush()
@@ -245,12 +246,9 @@ def attach_waiting(session: Session, numbers: Sequence[str]) -> list[t.DocumentR
     for), so the chain ends."""
     attached: list[t.DocumentRow] = []
     while numbers:
-        # A transaction storing an orphan that waits for one of ``numbers`` holds its lock
-        # (process._numbers): wait for it to commit, so that orphan is seen here and attached.
-        # The numbers of a batch's own documents are held already; an orphan attached by its
-        # order's arrival came earlier and is not, so this lock comes after the batch's: a
-        # circle it closes is broken by PostgreSQL and the batch processed again (DEADLOCK_TRIES).
-        xact_locks(session.connection(), SAME_NUMBER, numbers)
+        # No lock is taken here (it would cost one per orphan attached, unbounded): a document
+        # being stored as an orphan at this moment holds the number of the order its chain
+        # waits for (:func:`_lock_chain`), which whoever attaches that chain holds too.
         found = [
             row
             for row in _orphans_waiting_for(session, numbers)
@@ -259,6 +257,39 @@ def attach_waiting(session: Session, numbers: Sequence[str]) -> list[t.DocumentR
         attached += found
         numbers = [row.doc_number for row in found]
     return attached
+
+
+def _lock_chain(session: Session, document: Document) -> bool:
+    """Take the locks of the order numbers this document's orphan would wait for through other
+    orphans; whether any was taken (then the caller looks for its order again).
+
+    A document naming no order waits for the document it references, N (``waits_for``), whose
+    number its batch locks. When N is itself an orphan waiting for order O (or for another
+    orphan waiting for O ...), N is attached, by O's arrival or by hand, under O's lock, and
+    its waiters are looked for then: this document, stored meanwhile on another gateway, was
+    not seen, and stayed an orphan (review of 2026-12-05). Holding O too, the two go one after
+    the other: the second either reads N attached (and attaches through it) or is found
+    waiting by the attacher. One lock per hop of this document's chain, after the batch's own
+    (a circle is broken by PostgreSQL and the batch processed again: process.DEADLOCK_TRIES);
+    the attacher takes none of its own for it, so a batch's keys stay bounded by its documents.
+    """
+    if document.order_refs:  # waits for an order number, which its batch holds
+        return False
+    waited = document.waits_for()
+    if waited is None:
+        return False
+    seen = {waited}
+    numbers = [waited]
+    while numbers:
+        found = session.scalars(
+            select(t.DocumentRow.order_ref).where(
+                t.DocumentRow.state == ORPHAN, t.DocumentRow.doc_number.in_(numbers)
+            )
+        )
+        numbers = sorted({number for number in found if number} - seen)
+        lock_orders(session, numbers)
+        seen.update(numbers)
+    return len(seen) > 1
 
 
 def _orphans_waiting_for(session: Session, numbers: Sequence[str]) -> list[t.DocumentRow]:

@@ -10,6 +10,8 @@ history event: ``processed``, ``orphan``, ``duplicate`` or ``failed`` (with a st
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -73,10 +75,11 @@ RECEIVED = "received"
 CUT_OFF_LIMIT = 3
 """Processing of a message cut off this many times (the process died at it: once in a batch,
 then twice alone), the message is failed unread: PROCESSING_CUT_OFF (docs/adr/0046)."""
-DEADLOCK_TRIES = 3
-"""A batch PostgreSQL rolled back to break a circle of waits is processed again at once, this
-many times in all; then it ends the call like a store that went away (the messages stay
-``received`` for the next round)."""
+DEADLOCK_TRIES = 5
+"""A batch PostgreSQL rolled back to break a circle of waits is processed again after a short
+random pause (so two batches that met do not meet again in step), this many times in all;
+then it ends the call like a store that went away (the messages stay ``received`` for the
+next round)."""
 
 
 ReplyReader = Callable[[bytes, str], list[Document]]
@@ -231,8 +234,9 @@ class _Run:
 
     def again_after_deadlocks(self, ids: Sequence[int]) -> dict[int, str]:
         """Process; when PostgreSQL broke a circle of waits by rolling this transaction back
-        (:func:`deadlocked`: attaching an orphan locks its number after the batch's own, see
-        ``correlate.attach_waiting``), process again, up to :data:`DEADLOCK_TRIES` times."""
+        (:func:`deadlocked`: a document reaching its order through other documents locks the
+        order's number after the batch's own, see ``correlate._lock_chain`` and
+        ``correlate._locked``), process again, up to :data:`DEADLOCK_TRIES` times."""
         tries = 1
         while True:
             try:
@@ -248,6 +252,7 @@ class _Run:
                     len(ids),
                     tries,
                 )
+                time.sleep(random.uniform(0, 0.2 * tries))  # noqa: S311 - not a secret
                 tries += 1
 
 

@@ -155,8 +155,12 @@ def xact_locks(conn: Connection, kind: int, keys: Iterable[str]) -> None:
 
     ``kind`` (1, 2, ...) keeps kinds of key apart; a caller that takes several kinds takes them
     in ascending ``kind``, and the keys of one kind in ascending order of their 32-bit hash, so
-    two transactions never wait for each other in a circle (two keys that share a hash only
-    wait for each other). One lock per distinct key: a caller keeps its transactions to at most
+    two transactions that take all theirs in one call never wait for each other in a circle
+    (two keys that share a hash only wait for each other). A second call later in a transaction
+    (processing: the order a document reaches through other documents, ``correlate._locked``
+    and ``_lock_chain``) can close one, which PostgreSQL breaks by rolling a transaction back
+    (``db.deadlocked``; processing then runs the batch again). One lock per distinct key: a
+    caller keeps its transactions to at most
     :data:`MAX_KEYS` keys per kind (PostgreSQL's lock table is shared and finite). No-op on
     SQLite (one writer at a time anyway).
     """
