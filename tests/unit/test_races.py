@@ -311,14 +311,7 @@ def test_a_credit_note_and_its_invoice_processed_at_once_both_attach(
         order, number = f"PO-C{round_}", f"INV-C{round_}"
         receive_order = Envelope(f.order(order, f.items(1, "40")), "t", f"{order}-o", "o.xml")
         process_messages(store, policy, intake(store, [receive_order]))
-        credit = f.invoice(
-            f"CN-C{round_}",
-            None,
-            [("1", "5", "2.25")],
-            root="CreditNote",
-            type_code="381",
-            billing_ref=number,
-        )
+        credit = _credit_note(f"CN-C{round_}", number)
         payloads = [credit, f.invoice(number, order, [("1", "40", "2.25")])]
         ids = [
             intake(store, [Envelope(p, f"folder:in{n}", f"{number}-{n}", "d.xml")])[0]
@@ -372,15 +365,7 @@ def _an_orphan_invoice_and_its_order(
     assert process_messages(store, policy, [invoice_id])[invoice_id] == "orphan"
     order = Envelope(f.order(f"PO-{tag}", f.items(1, "40")), "t", "o", "o.xml")
     [order_id] = intake(store, [order])
-    credit = f.invoice(
-        f"CN-{tag}",
-        None,
-        [("1", "5", "2.25")],
-        root="CreditNote",
-        type_code="381",
-        billing_ref=f"INV-{tag}",
-    )
-    return invoice_id, order_id, credit
+    return invoice_id, order_id, _credit_note(f"CN-{tag}", f"INV-{tag}")
 
 
 def _states(store: Store, ids: list[int]) -> list[str]:
@@ -422,19 +407,7 @@ def test_two_credit_notes_of_one_order_processed_at_once_both_count(
     ids = intake(store, [order, *invoices])
     assert set(process_messages(store, policy, ids).values()) == {"processed"}
     credits = [
-        Envelope(
-            f.invoice(
-                f"CN-K{n}",
-                None,
-                [("1", quantity, "2.25")],
-                root="CreditNote",
-                type_code="381",
-                billing_ref=f"INV-K{n}",
-            ),
-            "t",
-            f"c{n}",
-            "c.xml",
-        )
+        Envelope(_credit_note(f"CN-K{n}", f"INV-K{n}", quantity), "t", f"c{n}", "c.xml")
         for n, quantity in ((1, "5"), (2, "3"))
     ]
     first, second = intake(store, credits)
