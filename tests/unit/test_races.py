@@ -418,16 +418,6 @@ def test_two_credit_notes_of_one_order_processed_at_once_both_count(
     assert credited == 8
 
 
-def _someone_waits(conn: Connection) -> bool:
-    """Whether a transaction waits for an advisory lock, asked until one does (30 s)."""
-    waits = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
-    for _ in range(600):
-        if conn.scalar(waits):
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def _in_a_circle(
     store: Store, policy: Policy, message: int, held: str, asked: str
 ) -> list[dict[int, str]]:
@@ -493,7 +483,7 @@ def test_a_circle_of_lock_waits_reads_as_a_busy_store(postgres_url: str) -> None
             xact_locks(second, SAME_NUMBER, ["B"])
             waiting = threading.Thread(target=xact_locks, args=(first, SAME_NUMBER, ["B"]))
             waiting.start()
-            assert _someone_waits(second)  # the first, for B
+            assert _waits_for_number(second, "B")  # the first
             with pytest.raises(OperationalError) as broken:
                 xact_locks(second, SAME_NUMBER, ["A"])
             second.rollback()

@@ -172,7 +172,7 @@ def issue_invoice(
         )
     forced += over
     items = ledger.order_items(session, order)
-    vat = {line_id: item.vat for line_id, item in items.items() if item.vat}
+    vat = ledger.stated_vat(items)
     document = _compose(session, order, request, buyer=buyer, supplier=supplier, legal=legal)
     document.lines = [
         _line(line, qty, price, items.get(line.line_id, NO_ITEM), legal)

@@ -222,7 +222,12 @@ _KEPT = frozenset({"2", "4"})
 
 def order_vat(session: Session, order: OrderRow) -> dict[str, tuple[str, Decimal | None]]:
     """Per order line ID, the VAT category and rate the received Order gave the item, if any."""
-    return {k: item.vat for k, item in order_items(session, order).items() if item.vat}
+    return stated_vat(order_items(session, order))
+
+
+def stated_vat(items: dict[str, OrderItem]) -> dict[str, tuple[str, Decimal | None]]:
+    """Of :func:`order_items`, the lines that state a VAT category and rate, with it."""
+    return {line_id: item.vat for line_id, item in items.items() if item.vat}
 
 
 def _decimal(text: str | None) -> Decimal | None:

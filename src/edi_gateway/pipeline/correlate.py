@@ -97,9 +97,9 @@ def match_order(session: Session, document: Document) -> tuple[t.Order | None, l
     that leaves exactly one order decides. With no buyer match at all, a single seller match
     decides (a delivery party is often not the buyer). Otherwise nothing is guessed.
     """
-    order_id = _order_via_documents(session, document)
-    if order_id is not None:
-        return _locked(session, order_id), []
+    via = _order_via_documents(session, document)
+    if via is not None:
+        return _locked(session, *via), []
     if not document.order_refs:
         return None, []
     candidates = {
@@ -123,7 +123,7 @@ def match_order(session: Session, document: Document) -> tuple[t.Order | None, l
     return None, [candidates[i] for i in sorted(ambiguous)] if len(ambiguous) > 1 else []
 
 
-def _locked(session: Session, order_id: int) -> t.Order | None:
+def _locked(session: Session, order_id: int, number: str) -> t.Order | None:
     """The order a document found through another document, read after taking its number's
     lock. A batch locks the order numbers its documents name (``process._numbers``), and this
     document names none. Until now only the order row's update (``updated_at``, flushed before
@@ -132,9 +132,6 @@ def _locked(session: Session, order_id: int) -> t.Order | None:
     credit lost, as the race test shows without either): the lock makes it the rule. It comes
     after the batch's own; a circle it closes is broken by PostgreSQL and the batch processed
     again (``process.DEADLOCK_TRIES``). None: the order was purged meanwhile."""
-    number = session.scalar(select(t.Order.order_number).where(t.Order.id == order_id))
-    if number is None:
-        return None
     lock_orders(session, [number])
     return session.get(t.Order, order_id)
 
@@ -356,15 +353,18 @@ _BUYER_KINDS = {
 }
 
 
-def _order_via_documents(session: Session, document: Document) -> int | None:
-    """Documents that reference other documents rather than the order find it through them."""
+def _order_via_documents(session: Session, document: Document) -> tuple[int, str] | None:
+    """Documents that reference other documents rather than the order find it through them:
+    its ID and number (read together: the number is what :func:`_locked` locks)."""
     refs: list[str] = []
     if isinstance(document, ApplicationResponse) or not document.order_refs:
         refs = document.referenced_documents()
     if not refs:
         return None
-    query = select(t.DocumentRow.order_id).where(
-        t.DocumentRow.doc_number.in_(refs), t.DocumentRow.order_id.is_not(None)
+    query = (
+        select(t.DocumentRow.order_id, t.Order.order_number)
+        .join(t.Order, t.Order.id == t.DocumentRow.order_id)
+        .where(t.DocumentRow.doc_number.in_(refs))
     )
     # Numbers are unique per issuer only (EN 16931 BT-25: an invoice "previously sent by the
     # Seller"): the referenced document must come from a party this one names, or another
@@ -373,7 +373,7 @@ def _order_via_documents(session: Session, document: Document) -> int | None:
     keys = [key for party in parties for key in party.keys()]  # noqa: SIM118 - not a dict
     if keys:
         query = query.where(t.DocumentRow.sender_key.in_(keys))
-    found = set(session.scalars(query))
+    found = {(order_id, number) for order_id, number in session.execute(query) if order_id}
     return found.pop() if len(found) == 1 else None
 
 
