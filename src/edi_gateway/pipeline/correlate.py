@@ -110,14 +110,15 @@ def match_order(session: Session, document: Document) -> tuple[t.Order | None, l
     }
     if not candidates:
         return None, []
-    buyer_roles = BILLED_BY if document.kind in BILLING_KINDS else ("buyer",)
+    billing = document.kind in BILLING_KINDS
+    buyer_roles = BILLED_BY if billing else ("buyer",)
     buyers = _meeting(session, candidates, buyer_roles, document.buyer)
     sellers = _meeting(session, candidates, ("seller",), document.seller)
     primary = document.buyer.key() if document.buyer else None
     steps = [buyers, buyers & sellers, {i for i in buyers if candidates[i].buyer_key == primary}]
     if not buyers:
-        if _buys_elsewhere(session, buyer_roles, document.buyer):
-            return None, []  # another buyer's document: the seller alone does not decide
+        if billing and _buys_elsewhere(session, document.buyer):
+            return None, []  # another buyer's bill: the seller alone does not decide
         steps = [sellers]
     for narrowed in steps:
         if len(narrowed) == 1:
@@ -162,17 +163,19 @@ def _meeting(
     )
 
 
-def _buys_elsewhere(session: Session, roles: Sequence[str], party: Party | None) -> bool:
-    """Whether ``party`` is the buyer (or invoicee) of some order in the store. A document whose
+def _buys_elsewhere(session: Session, party: Party | None) -> bool:
+    """Whether ``party`` is the buyer (or invoicee) of some order in the store. A bill whose
     buyer meets none of the candidate orders then belongs to an order of that buyer the store
-    does not hold: the candidates' one seller match is a number clash, not a delivery party
-    that differs from the buyer (an invoice to buyer B numbered as buyer A's order attached to
-    A's order, and counted there as invoiced). One indexed probe (``order_keys.party_key``)."""
+    does not hold: the candidates' one seller match is a number clash (an invoice to buyer B
+    numbered as buyer A's order attached to A's order, and counted there as invoiced). Only
+    for bills: a despatch advice's buyer is often its delivery party, which may well buy on
+    its own account too (ADR 0005). One indexed probe (``order_keys.party_key``)."""
     keys = party.keys() if party else []
     if not keys:
         return False
-    probe = select(t.OrderKey.id).where(t.OrderKey.party_key.in_(keys), t.OrderKey.role.in_(roles))
-    return session.scalars(probe.limit(1)).first() is not None
+    roles = t.OrderKey.role.in_(BILLED_BY)
+    probe = select(t.OrderKey.id).where(t.OrderKey.party_key.in_(keys), roles).limit(1)
+    return session.scalars(probe).first() is not None
 
 
 def attach(
