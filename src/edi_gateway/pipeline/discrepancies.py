@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from edi_gateway.domain import discrepancy as rules
 from edi_gateway.domain.documents import DocumentKind
+from edi_gateway.domain.status import EXACT
 from edi_gateway.errors import DocumentError, ErrorCode, GatewayError
 from edi_gateway.pipeline.history import now, record
 from edi_gateway.pipeline.ledger_rows import Documents, Ledger
@@ -115,7 +116,7 @@ def _kept(converted: Decimal, line_id: str) -> Decimal:
             f"line {line_id}: the quantity converted to its unit is {len(text):,} characters "
             f"({text[:40]!r}...); the gateway keeps at most {NUMBER}",
         )
-    return converted.quantize(Decimal(1).scaleb(-places)).normalize()
+    return converted.quantize(Decimal(1).scaleb(-places), context=EXACT).normalize(EXACT)
 
 
 def other_parties(
