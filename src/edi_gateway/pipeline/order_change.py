@@ -94,7 +94,7 @@ def apply_order_change(
     )
     record(session, "order_change.applied", summary, actor=actor, order_id=order.id)
     for step in steps:
-        detail = f"{step.describe()} by {what}"
+        detail = f"{step.describe()} by {what}" + _taken_back(lines.get(step.line_id), step)
         record(session, _EVENTS[step.action], detail, actor=actor, order_id=order.id)
 
 
@@ -144,6 +144,15 @@ def _update(line: t.OrderLine, step: Step) -> None:
         line.price = step.price
     if step.delivery_date is not None:
         line.delivery_date = step.delivery_date
+
+
+def _taken_back(line: t.OrderLine | None, step: Step) -> str:
+    """What the history adds when the step lowers a line below what the supplier confirmed:
+    that confirmation no longer counts (the ledger's rule, ``pipeline/ledger._taken_back``)."""
+    confirmed = None if line is None else line.qty_confirmed
+    if confirmed is None or step.after is None or step.after >= confirmed:
+        return ""
+    return f"; the {confirmed} the supplier confirmed no longer count"
 
 
 def _insert_added(session: Session, order: t.Order, steps: list[Step], *, start: int) -> None:
