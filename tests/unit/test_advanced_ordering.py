@@ -138,6 +138,9 @@ def test_sc1_order_response_change(gw: Gateway) -> None:
     status, lines = state(gw)
     assert lines == {"1": ("5", "5", "NAR"), "2": ("50", "50", "NAR")}
     assert events(gw, "line.") == [
+        # the CA "added Sellers item identification": kept for the items named without one
+        "line 1: the seller's item ID SN-1, from OrderResponse Response-1",
+        "line 2: the seller's item ID SN-2, from OrderResponse Response-1",
         "line 1 quantity changed from 10 to 5 NAR by order change Change-1",
         "line 2 changed, quantity 50 NAR as before by order change Change-1",
     ]
@@ -660,16 +663,22 @@ def billed(store: Store, tmp_path: Path) -> Gateway:
     return gw
 
 
+def edited(document: bytes, *edits: tuple[str, str]) -> bytes:
+    """``document`` with each (old, new) of ``edits`` replaced in turn (:func:`changed`)."""
+    for old, new in edits:
+        document = changed(document, old, new)
+    return document
+
+
 def change_line_2(code: str, quantity: str, sequence: str = "2") -> bytes:
     """sc2's Change-2 with line 2's action ``code`` and ``quantity`` (line 1: no action)."""
-    change = changed(
+    action = '</cbc:LineStatusCode>\n      <cbc:Quantity unitCode="NAR">'
+    return edited(
         corpus("sc2/OrderChange_sc2.xml"),
-        '<cbc:LineStatusCode>2</cbc:LineStatusCode>\n      <cbc:Quantity unitCode="NAR">50',
-        f'<cbc:LineStatusCode>{code}</cbc:LineStatusCode>\n      <cbc:Quantity unitCode="NAR">'
-        + quantity,
+        (f"<cbc:LineStatusCode>2{action}50", f"<cbc:LineStatusCode>{code}{action}{quantity}"),
+        ("<cbc:ID>Change-2</cbc:ID>", f"<cbc:ID>Change-{sequence}</cbc:ID>"),
+        ("<cbc:SequenceNumberID>2<", f"<cbc:SequenceNumberID>{sequence}<"),
     )
-    change = changed(change, "<cbc:ID>Change-2</cbc:ID>", f"<cbc:ID>Change-{sequence}</cbc:ID>")
-    return changed(change, "<cbc:SequenceNumberID>2<", f"<cbc:SequenceNumberID>{sequence}<")
 
 
 def test_a_line_deleted_after_a_ca_is_out_of_the_status(store: Store, tmp_path: Path) -> None:
@@ -744,17 +753,15 @@ def test_the_suppliers_answer_after_a_change_took_a_confirmation_back(
     the supplier's answer to the change then decides the line."""
     receive(gw, corpus("sc1/Order_sc1.xml"))
     receive(gw, corpus("sc1/OrderResponse_sc1.xml"))
-    change = changed(
+    swapped = edited(  # line 1 deleted, line 2 no action
         corpus("sc2/OrderChange_sc2.xml"),
-        "<cbc:LineStatusCode>4</cbc:LineStatusCode>",
-        "<cbc:LineStatusCode>2</cbc:LineStatusCode>",
+        ("<cbc:LineStatusCode>4<", "<cbc:LineStatusCode>2<"),
+        (
+            "<cbc:ID>2</cbc:ID>\n      <cbc:LineStatusCode>2",
+            "<cbc:ID>2</cbc:ID>\n      <cbc:LineStatusCode>4",
+        ),
     )
-    change = changed(
-        change,
-        "<cbc:ID>2</cbc:ID>\n      <cbc:LineStatusCode>2",
-        "<cbc:ID>2</cbc:ID>\n      <cbc:LineStatusCode>4",
-    )
-    receive(gw, change)
+    receive(gw, swapped)
     assert state(gw) == (
         "Accepted with changes",
         {"1": ("0", None, "NAR"), "2": ("50", "50", "NAR")},

@@ -45,6 +45,7 @@ from edi_gateway.domain.order_change import (
 from edi_gateway.domain.status import ZERO
 from edi_gateway.errors import DocumentError, ErrorCode
 from edi_gateway.pipeline.history import record
+from edi_gateway.pipeline.item_ids import from_response
 from edi_gateway.pipeline.orders import NEW_LINE, line_rows
 from edi_gateway.store import tables as t
 from edi_gateway.store.queries import deleted_lines, order_payload
@@ -166,9 +167,11 @@ def _insert_added(session: Session, order: t.Order, steps: list[Step], *, start:
 
 
 def on_response(session: Session, order: t.Order, row: t.DocumentRow, document: Document) -> None:
-    """Apply a supplier's Order Response (just attached as ``row``) to the change it answers."""
+    """Apply a supplier's Order Response (just attached as ``row``) to the change it answers;
+    keep the seller's item IDs it states for lines the Order named without one."""
     if not isinstance(document, OrderResponse) or row.direction != "in":
         return
+    from_response(session, order, document)
     change = _unanswered_change(session, order, row)
     if change is None:
         return
