@@ -52,6 +52,7 @@ from edi_gateway.domain.status import OrderStatus
 from edi_gateway.outbound import invoice_amount as amounts
 from edi_gateway.outbound import invoice_ledger as ledger
 from edi_gateway.outbound import invoice_parties as parties
+from edi_gateway.outbound import order_charges
 from edi_gateway.outbound.agreed import Agreed, agreed, invoiced_before
 from edi_gateway.outbound.charges import Vat, common_vat
 from edi_gateway.outbound.issuing import (
@@ -171,19 +172,32 @@ def issue_invoice(
             f"more than {room.what} on line(s) {'; '.join(over)}; or use --force"
         )
     forced += over
-    items = ledger.order_items(session, order)
+    items, stated = ledger.order_terms(session, order)
     vat = ledger.stated_vat(items)
     document = _compose(session, order, request, buyer=buyer, supplier=supplier, legal=legal)
     document.lines = [
         _line(line, qty, price, items.get(line.line_id, NO_ITEM), legal)
         for line, qty, price in chosen
     ]
+
+    def default() -> Vat:  # of an allowance or a charge that states no VAT
+        return _default_vat((vat.get(line.line_id) for line in lines), legal)
+
+    if plain:
+        _carry(
+            document, order_charges.for_invoice(session, order, (items, stated), chosen, default)
+        )
+    elif request.credit_of:
+        whole = _credits_all(chosen, room)
+        _carry(
+            document,
+            order_charges.for_credit(session, order, request.credit_of, chosen, whole=whole),
+        )
     if request.amount is not None:
-        charged = request.vat or _default_vat((vat.get(line.line_id) for line in lines), legal)
+        charged = request.vat or default()
         document.lines = [amounts.amount_line(request.amount, request.reason, charged)]
     if terms.added and not invoiced_before(session, order):  # the first invoice carries them
-        default = _default_vat((vat.get(line.line_id) for line in lines), legal)
-        document.allowances_charges[:0] = terms.allowances_charges(default)
+        document.allowances_charges[:0] = terms.allowances_charges(default())
     check_categories(document)
     payload = written(
         document, write_debit_note if document.kind is DocumentKind.DEBIT_NOTE else write_invoice
@@ -207,6 +221,22 @@ def issue_invoice(
         detail = f"{document.document_id} bills credited quantities again: " + "; ".join(again)
         record(session, "invoice.rebill_credited", detail, actor=actor, order_id=order.id)
     return issued
+
+
+def _carry(document: Invoice, carried: order_charges.Carried) -> None:
+    """Put the order's own allowances and charges ``carried`` on ``document`` (ADR 0048)."""
+    for line in document.lines:
+        if isinstance(line, InvoiceLine):
+            line.allowances_charges = carried.lines.get(line.line_id, [])
+    document.allowances_charges += carried.document
+
+
+def _credits_all(
+    chosen: list[tuple[OrderLine, Decimal, Decimal | None]], room: ledger.Room
+) -> bool:
+    """Whether a credit note of ``chosen`` leaves nothing of its invoice uncredited."""
+    credited = {line.id: quantity for line, quantity, _ in chosen}
+    return all(credited.get(line_id, ZERO) >= left for line_id, left in room.quantity.items())
 
 
 def _recipient(settings: Settings, order: OrderRow, supplier: Partner) -> tuple[str, str]:
