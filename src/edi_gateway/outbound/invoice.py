@@ -188,10 +188,10 @@ def issue_invoice(
             document, order_charges.for_invoice(session, order, (items, stated), chosen, default)
         )
     elif request.credit_of:
-        whole = _credits_all(chosen, room)
+        reversed_too = stated if _credits_all(chosen, room) else ()
         _carry(
             document,
-            order_charges.for_credit(session, order, request.credit_of, chosen, whole=whole),
+            order_charges.for_credit(session, order, request.credit_of, chosen, reversed_too),
         )
     if request.amount is not None:
         charged = request.vat or default()

@@ -125,11 +125,16 @@ def for_invoice(
 
 
 def for_credit(
-    session: Session, order: OrderRow, number: str, chosen: Chosen, *, whole: bool
+    session: Session,
+    order: OrderRow,
+    number: str,
+    chosen: Chosen,
+    stated: Sequence[AllowanceCharge],
 ) -> Carried:
     """What a credit note of invoice ``number`` crediting ``chosen`` reverses of the order's own
-    allowances and charges: its lines' share of what that invoice's lines carried and, when it
-    credits all the invoice billed (``whole``), the document-level ones the invoice carried."""
+    allowances and charges: its lines' share of what that invoice's lines carried, and those of
+    the order's document-level ones ``stated`` the invoice carried (the caller gives none unless
+    the credit note credits all the invoice billed)."""
     invoices, credits = _documents(session, order, number)
     out = Carried()
     if not invoices:
@@ -149,13 +154,10 @@ def for_credit(
             if part is not None:
                 found.append(part)
         out.lines[line.line_id] = found
-    if whole:
-        _, stated = ledger.order_terms(session, order)
-        for item in (_invoice_codes(item) for item in stated):
-            reversed_before = sum(_has(doc.document, item) for doc in earlier)
-            out.document += [
-                ac for ac in billed.document if _same(ac, item) and not reversed_before
-            ][:1]
+    for item in (_invoice_codes(item) for item in stated):
+        carried_one = next((ac for ac in billed.document if _same(ac, item)), None)
+        if carried_one is not None and not any(_has(doc.document, item) for doc in earlier):
+            out.document.append(carried_one)
     return out
 
 
@@ -171,8 +173,8 @@ def _check(
     for item in items:
         if not item.amount:
             continue
-        kind = "charge" if item.charge else "allowance"
-        what = f"the {kind} {item.reason or item.reason_code or ''} {where}".replace("  ", " ")
+        kind, name = "charge" if item.charge else "allowance", item.reason or item.reason_code
+        what = f"the {kind} {name!r} {where}" if name else f"the {kind} {where}"
         vat = None
         if default is not None:
             with_vat = _with_vat(item, default())
