@@ -236,6 +236,29 @@ def test_a_whole_credit_gives_the_document_level_ones_back_to_the_next_invoice(
     all_checked(tmp_path)
 
 
+def test_a_document_level_allowance_waits_for_an_invoice_it_leaves_positive(
+    norway: list[str], tmp_path: Path
+) -> None:
+    """Line 2 alone (225.00) + the 400.00 charge - the 652.50 discount would be an invoice of
+    -27.50: the discount waits for the next invoice, which completes the order; over the two
+    the order's 6272.50 is billed, the discount once."""
+    run(norway, "ingest", str(tmp_path / "docs"))
+    run(norway, "respond", "34", "--accept")
+    run(norway, "despatch", "34", "--line", "2:15")
+    run(norway, "invoice", "34")
+    run(norway, "despatch", "34")
+    run(norway, "invoice", "34")
+    documents = issued(tmp_path, norway)
+    first, second = documents["INV-34-1"], documents["INV-34-2"]
+    assert [(a.charge, a.amount) for a in first.allowances_charges] == [(True, Decimal("400.00"))]
+    assert first.document.tax_exclusive_amount == Decimal("625.00")
+    assert [(a.charge, a.amount) for a in second.allowances_charges] == [(False, Decimal("652.50"))]
+    assert second.document.tax_exclusive_amount == Decimal("5647.50")  # 6300.00 - 652.50
+    total = first.document.tax_exclusive_amount + second.document.tax_exclusive_amount
+    assert total == Decimal("6272.50")
+    all_checked(tmp_path)
+
+
 # -- orders of the factory, with allowances and charges put in ------------------------------
 
 
@@ -379,3 +402,36 @@ def test_what_an_invoice_cannot_carry_is_refused(
     with pytest.raises(GatewayError, match=message) as refused:
         bill(billing)
     assert refused.value.code is ErrorCode.NOT_ALLOWED
+
+
+def test_an_order_change_restating_a_line_brings_its_own_allowance(
+    store: Store, tmp_path: Path
+) -> None:
+    """Peppol's scenario 2 change, line 1 changed (3) to 5 x 40.00 with a 10.00 discount: the
+    invoice bills 5 x 40.00 - 10.00 = 190.00 (T114 carries LineItem/cac:AllowanceCharge)."""
+    from edi_gateway.outbound.despatch import DespatchRequest, despatch
+    from edi_gateway.outbound.invoice import invoice
+    from tests.unit.test_advanced_ordering import changed, corpus, settings, with_seller_ids
+    from tests.unit.test_invoice import BUYER_LEGAL
+
+    gw = Gateway(settings(tmp_path, legal=(BUYER_LEGAL, SELLER_LEGAL)), store)
+    receive(gw, with_seller_ids(corpus("sc1/Order_sc1.xml")))
+    change = changed(
+        with_seller_ids(corpus("sc2/OrderChange_sc2.xml")),
+        "<cbc:ID>1</cbc:ID>\n      <cbc:LineStatusCode>4",
+        "<cbc:ID>1</cbc:ID>\n      <cbc:LineStatusCode>3",
+    )
+    discount = charge("10.00", allowance=True, code="95", reason="Loyalty")
+    change = changed(
+        change,
+        "200</cbc:LineExtensionAmount>\n      <cac:Price>",
+        "190</cbc:LineExtensionAmount>\n      " + discount + "<cac:Price>",
+    )
+    receive(gw, change)
+    despatch(gw.store, gw.settings, "Order-1", DespatchRequest((("1", Decimal(5)),)), actor="ops")
+    request = InvoiceRequest((LineRequest("1"),))
+    issued = invoice(gw.store, gw.settings, "Order-1", request, actor="ops")
+    document = sent_billed(gw, issued.outbox_id)
+    assert document.terms == {"1": [(False, Decimal("10.00"), None)]}
+    assert document.nets == {"1": Decimal("190.00")}
+    ubl_check(payload_of(gw, issued.outbox_id), tmp_path=tmp_path)

@@ -34,7 +34,7 @@ The rooms: :mod:`.invoice_ledger` (what may be billed, at which price), :mod:`.i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -183,21 +183,22 @@ def issue_invoice(
     def default() -> Vat:  # of an allowance or a charge that states no VAT
         return _default_vat((vat.get(line.line_id) for line in lines), legal)
 
-    if plain:
-        _carry(
-            document, order_charges.for_invoice(session, order, (items, stated), chosen, default)
-        )
-    elif request.credit_of:
-        reversed_too = stated if _credits_all(chosen, room) else ()
-        _carry(
-            document,
-            order_charges.for_credit(session, order, request.credit_of, chosen, reversed_too),
-        )
+    carried = _order_own(
+        session,
+        order,
+        request,
+        document,
+        terms=(items, stated),
+        chosen=chosen,
+        room=room,
+        default=default,
+    )
     if request.amount is not None:
         charged = request.vat or default()
         document.lines = [amounts.amount_line(request.amount, request.reason, charged)]
     if terms.added and not invoiced_before(session, order):  # the first invoice carries them
         document.allowances_charges[:0] = terms.allowances_charges(default())
+    order_charges.keep_positive(document, carried.document, completes=_completes(lines, chosen))
     check_categories(document)
     payload = written(
         document, write_debit_note if document.kind is DocumentKind.DEBIT_NOTE else write_invoice
@@ -223,12 +224,30 @@ def issue_invoice(
     return issued
 
 
-def _carry(document: Invoice, carried: order_charges.Carried) -> None:
-    """Put the order's own allowances and charges ``carried`` on ``document`` (ADR 0048)."""
+def _order_own(
+    session: Session,
+    order: OrderRow,
+    request: InvoiceRequest,
+    document: Invoice,
+    *,
+    terms: tuple[dict[str, ledger.OrderItem], tuple[AllowanceCharge, ...]],
+    chosen: list[tuple[OrderLine, Decimal, Decimal | None]],
+    room: ledger.Room,
+    default: Callable[[], Vat],
+) -> order_charges.Carried:
+    """Put the order's own allowances and charges on ``document`` (ADR 0048): an invoice's
+    share of them, or what a credit note reverses (a debit note: none); return them."""
+    carried = order_charges.Carried()
+    if not (request.credit_of or request.debit_of):
+        carried = order_charges.for_invoice(session, order, terms, chosen, default)
+    elif request.credit_of:
+        stated = terms[1] if _credits_all(chosen, room) else ()
+        carried = order_charges.for_credit(session, order, request.credit_of, chosen, stated)
     for line in document.lines:
         if isinstance(line, InvoiceLine):
             line.allowances_charges = carried.lines.get(line.line_id, [])
     document.allowances_charges += carried.document
+    return carried
 
 
 def _credits_all(
@@ -237,6 +256,17 @@ def _credits_all(
     """Whether a credit note of ``chosen`` leaves nothing of its invoice uncredited."""
     credited = {line.id: quantity for line, quantity, _ in chosen}
     return all(credited.get(line_id, ZERO) >= left for line_id, left in room.quantity.items())
+
+
+def _completes(
+    lines: list[OrderLine], chosen: list[tuple[OrderLine, Decimal, Decimal | None]]
+) -> bool:
+    """Whether, with ``chosen`` billed, every order line is billed (net of credits) in full."""
+    billed = {line.id: quantity for line, quantity, _ in chosen}
+    return all(
+        line.qty_invoiced - line.qty_credited + billed.get(line.id, ZERO) >= line.qty_ordered
+        for line in lines
+    )
 
 
 def _recipient(settings: Settings, order: OrderRow, supplier: Partner) -> tuple[str, str]:

@@ -35,9 +35,11 @@ from edi_gateway.domain.billing import (
     STANDARD,
     ZERO_RATE_CATEGORIES,
     AllowanceCharge,
+    InvoiceLine,
+    line_net,
     money,
 )
-from edi_gateway.domain.documents import DocumentKind
+from edi_gateway.domain.documents import DocumentKind, Invoice
 from edi_gateway.outbound import invoice_ledger as ledger
 from edi_gateway.outbound.charges import Vat, amount_problem
 from edi_gateway.outbound.issuing import NotAllowed
@@ -159,6 +161,30 @@ def for_credit(
         if carried_one is not None and not any(_has(doc.document, item) for doc in earlier):
             out.document.append(carried_one)
     return out
+
+
+def keep_positive(
+    document: Invoice, carried: Sequence[AllowanceCharge], *, completes: bool
+) -> None:
+    """Leave the order's document-level allowances among ``carried`` off ``document`` when they
+    would take its amount below zero, unless it completes the order: the next invoice carries
+    them (whole, once: :func:`for_invoice` reads what the stored invoices carried)."""
+    if completes:
+        return
+    lines = [line for line in document.lines if isinstance(line, InvoiceLine)]
+    total = sum((line_net(line) for line in lines), ZERO)
+    total += sum(
+        (
+            money(item.amount) if item.charge else -money(item.amount)
+            for item in document.allowances_charges
+        ),
+        ZERO,
+    )
+    if total < ZERO:
+        waiting = [item for item in carried if not item.charge]
+        document.allowances_charges = [
+            item for item in document.allowances_charges if not any(item is w for w in waiting)
+        ]
 
 
 _NONE = ledger.OrderItem()
