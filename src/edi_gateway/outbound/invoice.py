@@ -198,7 +198,8 @@ def issue_invoice(
         document.lines = [amounts.amount_line(request.amount, request.reason, charged)]
     if terms.added and not invoiced_before(session, order):  # the first invoice carries them
         document.allowances_charges[:0] = terms.allowances_charges(default())
-    order_charges.keep_positive(document, carried.document, completes=_completes(lines, chosen))
+    may_wait = plain and not _completes(lines, chosen)  # a credit note reverses all it says
+    order_charges.keep_positive(document, carried.document, may_wait=may_wait)
     check_categories(document)
     payload = written(
         document, write_debit_note if document.kind is DocumentKind.DEBIT_NOTE else write_invoice

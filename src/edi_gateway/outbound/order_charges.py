@@ -163,23 +163,16 @@ def for_credit(
     return out
 
 
-def keep_positive(
-    document: Invoice, carried: Sequence[AllowanceCharge], *, completes: bool
-) -> None:
+def keep_positive(document: Invoice, carried: Sequence[AllowanceCharge], *, may_wait: bool) -> None:
     """Leave the order's document-level allowances among ``carried`` off ``document`` when they
-    would take its amount below zero, unless it completes the order: the next invoice carries
-    them (whole, once: :func:`for_invoice` reads what the stored invoices carried)."""
-    if completes:
+    would take its amount below zero and they ``may_wait`` (an invoice that does not complete
+    the order): the next invoice carries them, whole and once, as :func:`for_invoice` reads
+    what the stored invoices carried."""
+    if not may_wait:
         return
     lines = [line for line in document.lines if isinstance(line, InvoiceLine)]
     total = sum((line_net(line) for line in lines), ZERO)
-    total += sum(
-        (
-            money(item.amount) if item.charge else -money(item.amount)
-            for item in document.allowances_charges
-        ),
-        ZERO,
-    )
+    total += sum((item.signed for item in document.allowances_charges), ZERO)
     if total < ZERO:
         waiting = [item for item in carried if not item.charge]
         document.allowances_charges = [
