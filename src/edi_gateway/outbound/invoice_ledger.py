@@ -18,6 +18,8 @@ from sqlalchemy import select
 from edi_gateway.domain.billing import AllowanceCharge
 from edi_gateway.domain.documents import DocumentKind, Invoice
 from edi_gateway.outbound.issuing import NotAllowed
+from edi_gateway.ubl.namespaces import cac, cbc
+from edi_gateway.ubl.read_charges import read_allowance_charge
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -204,7 +206,6 @@ def order_terms(
     Read from the stored documents, as the ledger keeps none of it: a price of 12.34 for 3
     units billed as 12.34 per unit would triple the line (BT-146 is per BT-149 base quantity)."""
     from edi_gateway.store.queries import order_payload
-    from edi_gateway.ubl.namespaces import cac, cbc
     from edi_gateway.ubl.parse import parse
 
     found: dict[str, OrderItem] = {}
@@ -239,12 +240,16 @@ def order_terms(
 
 
 def allowances_charges_of(el: Element) -> tuple[AllowanceCharge, ...]:
-    """The ``cac:AllowanceCharge`` children of ``el`` (a document or one of its lines)."""
-    from edi_gateway.ubl.namespaces import cac
-    from edi_gateway.ubl.read_charges import read_allowance_charge
-
-    found = (read_allowance_charge(child) for child in el.iterfind(cac("AllowanceCharge")))
+    """The ``cac:AllowanceCharge`` children of ``el`` (a document or one of its lines); one
+    look at the children for the many lines without any."""
+    children = el.findall(_ALLOWANCE_CHARGE)
+    if not children:
+        return ()
+    found = (read_allowance_charge(child) for child in children)
     return tuple(item for item in found if item is not None)
+
+
+_ALLOWANCE_CHARGE = cac("AllowanceCharge")
 
 
 _KEPT = frozenset({"2", "4"})
