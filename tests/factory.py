@@ -92,15 +92,23 @@ def order(
     buyer_name: str = "Buyer AB",
     seller_name: str = "Seller BV",
     detailed: bool = False,
+    invoicee: str | None = None,
 ) -> bytes:
-    """An Order; ``detailed`` lines carry what real catalogue lines do (~700 bytes each)."""
+    """An Order; ``detailed`` lines carry what real catalogue lines do (~700 bytes each);
+    ``invoicee``: the GLN of an AccountingCustomerParty (none by default)."""
     lines = lines or items(3)
     body = "".join(_order_line(i, detailed) for i in lines)
+    billed = (
+        f"<cac:AccountingCustomerParty>{_party(invoicee, 'Invoicee')}</cac:AccountingCustomerParty>"
+        if invoicee
+        else ""
+    )
     return (
         _head("Order", "order", order_id)
         + "<cbc:DocumentCurrencyCode>EUR</cbc:DocumentCurrencyCode>"
         + f"<cac:BuyerCustomerParty>{_party(buyer, buyer_name)}</cac:BuyerCustomerParty>"
         + f"<cac:SellerSupplierParty>{_party(seller, seller_name)}</cac:SellerSupplierParty>"
+        + billed
         + "<cac:AnticipatedMonetaryTotal>"
         + f'<cbc:PayableAmount currencyID="EUR">{_amount(lines):.2f}</cbc:PayableAmount>'
         + "</cac:AnticipatedMonetaryTotal>"

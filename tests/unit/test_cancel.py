@@ -343,3 +343,44 @@ def test_supplier_csv_reply_with_every_line_zero_accepts(store: Store, tmp_path:
     assert order["status"] == "Cancelled" and order["pending_cancellation"] is None
     states = [d["state"] for d in order["documents"] if d["type"] == "OrderResponse"]
     assert states == ["attached", "answer", "notice"]
+
+
+def _cancelled(store: Store, tmp_path: Path) -> Gateway:
+    """PO-1 (2 lines of 10) held, then cancelled by C-1: accepted at once (not confirmed)."""
+    gw = gateway(store, tmp_path, formats=["ubl"], hold=True)
+    receive(gw, f.order("PO-1", f.items(2)))
+    receive(gw, f.order_cancellation("C-1", "PO-1"))
+    assert detail(gw)["status"] == "Cancelled"
+    return gw
+
+
+def test_an_acceptance_after_the_cancellation_leaves_the_order_as_it_ended(
+    store: Store, tmp_path: Path
+) -> None:
+    """It replaced the cancelled order's confirmations, silently (confirmed 10 and 10)."""
+    gw = _cancelled(store, tmp_path)
+    receive(gw, f.order_response("R-9", "PO-1", "AP"))
+    order = detail(gw)
+    assert order["status"] == "Cancelled" and order["attention"] is False
+    assert [line["confirmed"] for line in order["lines"]] == [None, None]
+    assert {d["document_id"]: d["state"] for d in order["documents"]}["R-9"] == "answer"
+    assert (
+        "cancellation.answered",
+        "OrderResponse R-9 (AP) from seller arrived after cancellation C-1 ended order PO-1; "
+        "kept outside its quantities: it agrees",
+    ) in events(gw)
+
+
+def test_a_response_still_delivering_after_the_cancellation_needs_attention(
+    store: Store, tmp_path: Path
+) -> None:
+    """A CA keeping line 1: the supplier may be shipping goods the buyer cancelled."""
+    gw = _cancelled(store, tmp_path)
+    receive(gw, f.order_response("R-9", "PO-1", "CA", [("1", "5", "10"), ("2", "7", "0")]))
+    order = detail(gw)
+    assert order["status"] == "Cancelled" and order["attention"] is True
+    assert [line["confirmed"] for line in order["lines"]] == [None, None]
+    assert {d["document_id"]: d["state"] for d in order["documents"]}["R-9"] == "answer"
+    [(_, disputed)] = [e for e in events(gw) if e[0] == "cancellation.disputed"]
+    assert disputed.startswith("OrderResponse R-9 (CA) from seller arrived after cancellation C-1")
+    assert disputed.endswith("it does not agree (it still delivers part of the order (R-9))")

@@ -23,7 +23,7 @@ from edi_gateway.outbound.respond import Decision, LineChange, respond
 from edi_gateway.pipeline.discrepancies import clear_attention
 from edi_gateway.store.db import Store
 from edi_gateway.store.queries import Filters, page_orders, resolve_order
-from edi_gateway.store.tables import OutboxRow
+from edi_gateway.store.tables import Message, OutboxRow
 from edi_gateway.views import order_text, orders_table
 from tests import factory as f
 from tests.conftest import shared_dir
@@ -411,3 +411,30 @@ def test_a_replacement_of_returned_goods_is_flagged_then_billed_once(
     assert replaced.status == "Partially invoiced"  # line 2 never left
     assert [d["kind"] for d in detail(gw)["discrepancies"]] == ["over_despatched"]
     assert ubl_check_outbox(gw, tmp_path) == 3
+
+
+def test_a_despatch_a_hair_over_the_order_is_flagged_not_rounded(gw: Gateway) -> None:
+    """Summed in Python's default context (28 digits) 40.00000000000000000000000000001 read
+    as 40: "despatched 40", Fully delivered, no over-despatch."""
+    hair = "40.00000000000000000000000000001"
+    receive(gw, f.despatch_advice("D-1", "PO-1", [("1", hair), ("2", "40")]))
+    receive(gw, f.despatch_advice("D-2", "PO-1", [("2", "0")]))  # a second row: a real sum
+    assert line(gw)["despatched"] == hair
+    assert [(d["line_id"], d["kind"]) for d in detail(gw)["discrepancies"]] == [
+        ("1", "over_despatched")
+    ]
+    assert detail(gw)["attention"] is True
+
+
+def test_quantities_adding_up_beyond_their_column_fail_that_document_alone(gw: Gateway) -> None:
+    """Each quantity fits its column (48 characters); their exact sum does not. The document
+    that would make it fails with VALUE_TOO_LONG; nothing of it is kept in the ledger."""
+    big, tiny = "1" + "0" * 46, "0." + "0" * 45 + "1"
+    receive(gw, f.despatch_advice("D-1", "PO-1", [("1", big)]))
+    failed = receive(gw, f.despatch_advice("D-2", "PO-1", [("1", tiny), ("2", "5")]))
+    with gw.store.session() as session:
+        message = session.get_one(Message, failed)
+        assert (message.state, message.error_code) == ("failed", "VALUE_TOO_LONG")
+    assert line(gw)["despatched"] == big
+    assert line(gw, "2")["despatched"] == "0"
+    assert "D-2" not in [d["number"] for d in detail(gw)["documents"]]

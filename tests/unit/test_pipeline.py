@@ -156,6 +156,48 @@ def test_delivery_party_may_differ_when_the_seller_matches(store: Store, policy:
 
 
 OTHER = {"buyer": "7300010000018", "seller": "7310000000018"}
+BUYER_B = "7300010000025"
+
+
+def test_an_invoice_to_another_known_buyer_waits_for_that_buyers_order(
+    store: Store, policy: Policy
+) -> None:
+    """Two buyers of one seller both number an order PO-9; only buyer A's is here yet. An
+    invoice to buyer B for its PO-9 attached to A's through the seller alone, billing A."""
+    send(store, policy, f.order("PO-9", f.items(1, "40")))
+    send(store, policy, f.order("PO-2", f.items(1, "5"), buyer=BUYER_B))
+    invoice_id, state = send(
+        store, policy, f.invoice("1001", "PO-9", [("1", "40", "2.25")], buyer=BUYER_B)
+    )
+    assert state == "orphan"
+    assert lines(store, "PO-9")["1"]["invoiced"] == "0"
+    send(store, policy, f.order("PO-9", f.items(1, "40"), buyer=BUYER_B))
+    with store.session() as session:
+        assert session.get_one(Message, invoice_id).state == "processed"
+    assert lines(store, f"0088:{BUYER_B}:PO-9")["1"]["invoiced"] == "40"
+    assert lines(store, f"0088:{f.BUYER_GLN}:PO-9")["1"]["invoiced"] == "0"
+
+
+def test_a_despatch_to_a_delivery_party_that_buys_too_attaches_through_the_seller(
+    store: Store, policy: Policy
+) -> None:
+    """A despatch advice names the delivery party as buyer when it has no BuyerCustomerParty
+    (Peppol T16); that party buying on its own account too does not make it another order's."""
+    send(store, policy, f.order("PO-2", f.items(1, "5"), buyer=BUYER_B))
+    send(store, policy, f.order("PO-9", f.items(1, "40")))
+    _, state = send(store, policy, f.despatch_advice("D-1", "PO-9", [("1", "40")], buyer=BUYER_B))
+    assert state == "processed"
+    assert lines(store, "PO-9")["1"]["despatched"] == "40"
+
+
+def test_an_invoice_to_the_invoicee_the_order_names_attaches(store: Store, policy: Policy) -> None:
+    """The order names B as AccountingCustomerParty; B buys on its own account too. The
+    invoice, addressed to B as Peppol has it, finds the order through the invoicee's keys."""
+    send(store, policy, f.order("PO-2", f.items(1, "5"), buyer=BUYER_B))
+    send(store, policy, f.order("PO-9", f.items(1, "40"), invoicee=BUYER_B))
+    _, state = send(store, policy, f.invoice("1001", "PO-9", [("1", "40", "2.25")], buyer=BUYER_B))
+    assert state == "processed"
+    assert lines(store, "PO-9")["1"]["invoiced"] == "40"
 
 
 def _credit_of_1001(parties: dict[str, str]) -> bytes:

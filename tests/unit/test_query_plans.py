@@ -190,6 +190,9 @@ def _exercise(project: Project, seen: Recorded) -> None:
         ),
         "inv-4.xml": f.invoice("INV-4", "PO-4", [("1", "10", "2.25")]),
         "orphan.xml": f.despatch_advice("DN-9", "PO-404", [("1", "1")]),
+        # billed to a party that is not the buyer: the seller decides, once the party is
+        # known to buy nothing else (correlate._buys_elsewhere)
+        "inv-3.xml": f.invoice("INV-3", "PO-3", [("1", "1", "2.25")], buyer="7399999999999"),
         "cancel-5.xml": f.order_cancellation("OC-5", "PO-5"),
     }
     for name, payload in replies.items():

@@ -209,6 +209,9 @@ class Order(Document):
     buyer_contact: Contact | None = None
     seller_contact: Contact | None = None
     attachments: list[Attachment] = field(default_factory=list)
+    billed: Party | None = None
+    """``cac:AccountingCustomerParty``: who the buyer asks to be invoiced, when it says so. An
+    invoice names it as its buyer, so its keys find the order too (ADR 0005)."""
 
 
 @dataclass(slots=True)

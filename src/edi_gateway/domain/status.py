@@ -25,10 +25,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal
 from enum import StrEnum
 
 ZERO = Decimal(0)
+EXACT = Context(prec=100)
+"""The context quantities are summed and compared in (``pipeline.ledger.recompute``). Python's
+default rounds every result to 28 significant digits, and the store keeps numbers of up to 48
+characters: 40 ordered and 40.00000000000000000000000000001 despatched summed to 40, so the
+line read "despatched 40", Fully delivered, with no over-despatch. 100 digits hold the exact
+sum of any storable numbers (each under 10**48 and over 10**-48); a sum too long for its
+column is refused (``VALUE_TOO_LONG``), never rounded."""
 
 
 class OrderStatus(StrEnum):

@@ -10,6 +10,8 @@ one. Telling the supplier and the buyer is the react step's (``outbound/cancel.p
   is kept with state ``answer``, outside the ledger (so its RE never makes the order Rejected).
   A CA that keeps some line refuses the cancellation and, as it says what the supplier will
   deliver, stays an ordinary (``attached``) response of the order.
+- A supplier's Order Response to an order already cancelled is an answer too, kept outside
+  the ledger; one that does not agree raises the order's attention (``_after_cancellation``).
 - An operator answers with :func:`decide` (``edi-gateway orders cancel``).
 """
 
@@ -144,6 +146,8 @@ def _verdict(session: Session, order: t.Order) -> Verdict:
 def _answer(session: Session, order: t.Order, row: t.DocumentRow, document: OrderResponse) -> None:
     waiting = pending(session, order.id)
     if not waiting:
+        if order.cancelled:
+            _after_cancellation(session, order, row, document)
         return
     code = document.response_code
     state = answer(code, every_line_zero=_every_line_zero(session, order, row))
@@ -171,6 +175,45 @@ def _answer(session: Session, order: t.Order, row: t.DocumentRow, document: Orde
         return
     reason = _reason(document)
     decide(session, order, waiting, REFUSED, lambda n: refused_note(n, reason))
+
+
+def _after_cancellation(
+    session: Session, order: t.Order, row: t.DocumentRow, document: OrderResponse
+) -> None:
+    """A supplier's Order Response to an order a cancellation already ended answers no order
+    that stands: it is kept with state ``answer``, outside the ledger (it used to replace the
+    confirmations of the cancelled order, silently). Read as an answer to the cancellation
+    (:func:`answer`): agreeing (AP, a CA of zeros) or acknowledging (AB) is recorded; a
+    refusal (RE, or a CA that still delivers lines: goods may be on their way to a buyer who
+    cancelled) raises the order's attention."""
+    row.state = ANSWER
+    code = document.response_code
+    said = answer(code, every_line_zero=_every_line_zero(session, order, row))
+    ended = session.scalars(
+        select(t.DocumentRow.doc_number)
+        .where(
+            t.DocumentRow.order_id == order.id,
+            t.DocumentRow.kind == CANCELLATION,
+            t.DocumentRow.state.in_(IN_EFFECT),
+        )
+        .order_by(t.DocumentRow.id)
+    )
+    what = f"{document.kind.value} {document.document_id} ({code or 'no code'})"
+    head = (
+        f"{what} from {supplier_of(order)} arrived after cancellation "
+        f"{', '.join(ended)} ended order {order.order_number}; kept outside its quantities"
+    )
+    if said is CancellationState.REFUSED:
+        record(
+            session,
+            "cancellation.disputed",
+            f"{head}: it does not agree ({_reason(document)})",
+            order_id=order.id,
+        )
+        order.attention = True
+        return
+    verdict = "it agrees" if said is CancellationState.ACCEPTED else "it acknowledges"
+    record(session, "cancellation.answered", f"{head}: {verdict}", order_id=order.id)
 
 
 def _reason(document: OrderResponse) -> str:

@@ -110,17 +110,27 @@ def match_order(session: Session, document: Document) -> tuple[t.Order | None, l
     }
     if not candidates:
         return None, []
-    buyers = _meeting(session, candidates, "buyer", document.buyer)
-    sellers = _meeting(session, candidates, "seller", document.seller)
+    billing = document.kind in BILLING_KINDS
+    buyer_roles = BILLED_BY if billing else ("buyer",)
+    buyers = _meeting(session, candidates, buyer_roles, document.buyer)
+    sellers = _meeting(session, candidates, ("seller",), document.seller)
     primary = document.buyer.key() if document.buyer else None
     steps = [buyers, buyers & sellers, {i for i in buyers if candidates[i].buyer_key == primary}]
     if not buyers:
+        if billing and _buys_elsewhere(session, document.buyer):
+            return None, []  # another buyer's bill: the seller alone does not decide
         steps = [sellers]
     for narrowed in steps:
         if len(narrowed) == 1:
             return candidates[next(iter(narrowed))], []
     ambiguous = buyers or sellers
     return None, [candidates[i] for i in sorted(ambiguous)] if len(ambiguous) > 1 else []
+
+
+BILLING_KINDS = frozenset({DocumentKind.INVOICE, DocumentKind.CREDIT_NOTE, DocumentKind.DEBIT_NOTE})
+"""Documents whose buyer is the AccountingCustomerParty: the order's invoicee when it names
+one (``order_keys`` role ``billed``), else its buyer."""
+BILLED_BY = ("buyer", "billed")
 
 
 def _locked(session: Session, order_id: int, number: str) -> t.Order | None:
@@ -137,7 +147,7 @@ def _locked(session: Session, order_id: int, number: str) -> t.Order | None:
 
 
 def _meeting(
-    session: Session, candidates: dict[int, t.Order], role: str, party: Party | None
+    session: Session, candidates: dict[int, t.Order], roles: Sequence[str], party: Party | None
 ) -> set[int]:
     keys = party.keys() if party else []
     if not keys:
@@ -146,11 +156,26 @@ def _meeting(
         session.scalars(
             select(t.OrderKey.order_id).where(
                 t.OrderKey.order_id.in_(list(candidates)),
-                t.OrderKey.role == role,
+                t.OrderKey.role.in_(roles),
                 t.OrderKey.party_key.in_(keys),
             )
         )
     )
+
+
+def _buys_elsewhere(session: Session, party: Party | None) -> bool:
+    """Whether ``party`` is the buyer (or invoicee) of some order in the store. A bill whose
+    buyer meets none of the candidate orders then belongs to an order of that buyer the store
+    does not hold: the candidates' one seller match is a number clash (an invoice to buyer B
+    numbered as buyer A's order attached to A's order, and counted there as invoiced). Only
+    for bills: a despatch advice's buyer is often its delivery party, which may well buy on
+    its own account too (ADR 0005). One indexed probe (``order_keys.party_key``)."""
+    keys = party.keys() if party else []
+    if not keys:
+        return False
+    roles = t.OrderKey.role.in_(BILLED_BY)
+    probe = select(t.OrderKey.id).where(t.OrderKey.party_key.in_(keys), roles).limit(1)
+    return session.scalars(probe).first() is not None
 
 
 def attach(

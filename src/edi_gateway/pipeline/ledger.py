@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from edi_gateway.domain.documents import DocumentKind
-from edi_gateway.domain.status import LineQuantities, derive_status
+from edi_gateway.domain.status import EXACT, LineQuantities, derive_status
+from edi_gateway.errors import DocumentError, ErrorCode
 from edi_gateway.pipeline.cancellations import CANCELLATION, IN_EFFECT
 from edi_gateway.pipeline.discrepancies import flag
 from edi_gateway.pipeline.history import record
@@ -26,6 +27,7 @@ from edi_gateway.pipeline.ledger_rows import Documents, Ledger, LedgerRow
 from edi_gateway.pipeline.shipments import backorders, received_advices, still_open, tracked
 from edi_gateway.store.queries import order_lines
 from edi_gateway.store.tables import DocumentLine, DocumentRow, Order, OrderLine
+from edi_gateway.store.widths import NUMBER, decimal_text
 
 ZERO = Decimal(0)
 RESPONSES = {DocumentKind.ORDER_RESPONSE.value, DocumentKind.ORDER_RESPONSE_SIMPLE.value}
@@ -62,6 +64,17 @@ def recompute(
     ``documents``: the order's attached documents, oldest first, with their ledger rows, when
     the caller knows them (``attach`` in a bulk batch: those the batch read, and the one it
     attaches); else read here."""
+    with localcontext(EXACT):
+        _recompute(session, order, actor, lines, documents)
+
+
+def _recompute(
+    session: Session,
+    order: Order,
+    actor: str,
+    lines: list[OrderLine] | None,
+    documents: Documents | None,
+) -> None:
     if lines is None:
         lines = order_lines(session, order)
     if documents is None:
@@ -70,6 +83,7 @@ def recompute(
     else:
         docs, ledger = documents
     sums = _sums(docs, ledger)
+    _check_widths(sums, lines)
     confirmed, statuses, response_code = _confirmations(docs, ledger, lines)
     for line in lines:
         totals = sums.get(line.id, {})
@@ -187,6 +201,20 @@ def _sums(docs: list[DocumentRow], ledger: Ledger) -> dict[int, dict[str, Decima
             if row.order_line_id is not None and row.quantity is not None:
                 sums[row.order_line_id][column] += row.quantity
     return sums
+
+
+def _check_widths(sums: dict[int, dict[str, Decimal]], lines: list[OrderLine]) -> None:
+    """Refuse a sum its column cannot keep (each quantity fits alone: ``pipeline.limits``)."""
+    for line_id, totals in sums.items():
+        for column, total in totals.items():
+            text = decimal_text(total) or ""
+            if len(text) > NUMBER:
+                line = next((x.line_id for x in lines if x.id == line_id), line_id)
+                raise DocumentError(
+                    ErrorCode.VALUE_TOO_LONG,
+                    f"line {line}: the {column} quantities add up to {len(text):,} characters "
+                    f"({text[:40]!r}...); the gateway keeps at most {NUMBER}",
+                )
 
 
 def _confirmations(

@@ -86,13 +86,20 @@ def _order_row(work: Work, stamp: Any) -> dict[str, Any]:
 
 
 def key_rows(order_id: int, document: Document) -> list[dict[str, Any]]:
-    """Every buyer and seller key the order can be found by."""
-    return [
+    """Every buyer and seller key the order can be found by, and (role ``billed``) the keys of
+    the invoicee it names that are not its buyer's: its invoices name that party as buyer."""
+    rows = [
         {"order_id": order_id, "role": role, "party_key": key}
         for role, party in (("buyer", document.buyer), ("seller", document.seller))
         if party
         for key in party.keys()  # noqa: SIM118 - Party.keys() is not a dict view
     ]
+    billed = document.billed if isinstance(document, Order) else None
+    if billed is not None:
+        buyer = set(document.buyer.keys()) if document.buyer else set()
+        keys = [key for key in billed.keys() if key not in buyer]  # noqa: SIM118 - as above
+        rows += [{"order_id": order_id, "role": "billed", "party_key": key} for key in keys]
+    return rows
 
 
 NEW_LINE: dict[str, Any] = {

@@ -33,7 +33,7 @@ from sqlalchemy import (
     union,
 )
 
-from edi_gateway.domain.status import NEEDS, OrderStatus
+from edi_gateway.domain.status import EXACT, NEEDS, OrderStatus
 from edi_gateway.errors import ErrorCode, GatewayError, LookupFailed
 from edi_gateway.store import schema
 from edi_gateway.store.order_data import order_data_detail, type_condition
@@ -138,8 +138,9 @@ def _newest_first(stamp: Any, key: Any, filters: Filters) -> tuple[Any, ...]:
 
 
 def _num(value: Decimal | None) -> str | None:
-    """A quantity as text without trailing zeros ("10", "2.5")."""
-    return None if value is None else format(value.normalize(), "f")
+    """A quantity as text without trailing zeros ("10", "2.5"), every digit kept (``normalize``
+    rounds to its context: 28 digits by default)."""
+    return None if value is None else format(value.normalize(EXACT), "f")
 
 
 def _money(value: Decimal | None) -> str | None:

@@ -59,7 +59,7 @@ from edi_gateway.ubl.namespaces import cac, cbc, path, root_tag, split_clark
 from edi_gateway.ubl.read_charges import read_allowances_charges
 from edi_gateway.ubl.read_lines import read_lines
 from edi_gateway.ubl.read_order_data import read_order_data
-from edi_gateway.ubl.read_parties import read_buyer_seller
+from edi_gateway.ubl.read_parties import read_billed, read_buyer_seller
 from edi_gateway.ubl.read_values import (
     Element,
     Kids,
@@ -139,6 +139,7 @@ def _order(root: Element, kids: Kids, kind: DocumentKind) -> Document:
     doc = _start(Order, root, kids, kind)
     _unique_line_ids(doc)
     doc.total_amount = decimal_of(find_in(kids, _ANTICIPATED_PAYABLE))
+    doc.billed = read_billed(kids)
     read_order_data(doc, kids)
     return doc
 

@@ -153,6 +153,11 @@ def read_buyer_seller(root_kids: Kids, kind: DocumentKind) -> tuple[Party | None
     return _first_party(root_kids, buyer_paths), _first_party(root_kids, seller_paths)
 
 
+def read_billed(root_kids: Kids) -> Party | None:
+    """An Order's ``cac:AccountingCustomerParty``: the party its invoices are addressed to."""
+    return _first_party(root_kids, (_ACCOUNTING_CUSTOMER,))
+
+
 def loose_sender_keys(root: Element) -> tuple[str, ...]:
     """The keys of the party that sent the document ``root``, read from a tree that may be
     XSD-invalid: the party :meth:`Document.sender` would give (the buyer of an Order, the
