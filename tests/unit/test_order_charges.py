@@ -411,13 +411,11 @@ def test_an_order_change_restating_a_line_brings_its_own_allowance(
     invoice bills 5 x 40.00 - 10.00 = 190.00 (T114 carries LineItem/cac:AllowanceCharge)."""
     from edi_gateway.outbound.despatch import DespatchRequest, despatch
     from edi_gateway.outbound.invoice import invoice
-    from tests.unit.test_advanced_ordering import changed, corpus, settings, with_seller_ids
-    from tests.unit.test_invoice import BUYER_LEGAL
+    from tests.unit.test_advanced_ordering import billed_change, changed
 
-    gw = Gateway(settings(tmp_path, legal=(BUYER_LEGAL, SELLER_LEGAL)), store)
-    receive(gw, with_seller_ids(corpus("sc1/Order_sc1.xml")))
-    change = changed(
-        with_seller_ids(corpus("sc2/OrderChange_sc2.xml")),
+    gw, change = billed_change(
+        store,
+        tmp_path,
         "<cbc:ID>1</cbc:ID>\n      <cbc:LineStatusCode>4",
         "<cbc:ID>1</cbc:ID>\n      <cbc:LineStatusCode>3",
     )
