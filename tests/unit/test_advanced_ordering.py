@@ -604,6 +604,16 @@ def test_a_line_deleted_after_a_response_confirmed_it_is_not_despatched(
     ubl_check(*sent)
 
 
+def billed_change(store: Store, tmp_path: Path, old: str, new: str) -> tuple[Gateway, bytes]:
+    """A gateway whose buyer and seller have legal profiles, with scenario 1's order; and
+    scenario 2's change with ``old`` made ``new`` (not received yet)."""
+    from tests.unit.test_invoice import BUYER_LEGAL, SELLER_LEGAL
+
+    gw = Gateway(settings(tmp_path, legal=(BUYER_LEGAL, SELLER_LEGAL)), store)
+    receive(gw, with_seller_ids(corpus("sc1/Order_sc1.xml")))
+    return gw, changed(with_seller_ids(corpus("sc2/OrderChange_sc2.xml")), old, new)
+
+
 def test_a_line_added_by_a_change_is_billed_with_its_own_vat_and_price_basis(
     store: Store, tmp_path: Path
 ) -> None:
@@ -612,13 +622,11 @@ def test_a_line_added_by_a_change_is_billed_with_its_own_vat_and_price_basis(
     the supplier's default VAT per unit (S 25 %, 200.00)."""
     from edi_gateway.outbound.despatch import DespatchRequest, despatch
     from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, invoice
-    from tests.unit.test_invoice import BUYER_LEGAL, SELLER_LEGAL
     from tests.unit.test_ledger_chain import ubl_check_outbox
 
-    gw = Gateway(settings(tmp_path, legal=(BUYER_LEGAL, SELLER_LEGAL)), store)
-    receive(gw, with_seller_ids(corpus("sc1/Order_sc1.xml")))
-    add = changed(
-        with_seller_ids(corpus("sc2/OrderChange_sc2.xml")),
+    gw, add = billed_change(
+        store,
+        tmp_path,
         "<cbc:ID>1</cbc:ID>\n      <cbc:LineStatusCode>4",
         "<cbc:ID>3</cbc:ID>\n      <cbc:LineStatusCode>1",
     )
