@@ -138,6 +138,9 @@ def test_sc1_order_response_change(gw: Gateway) -> None:
     status, lines = state(gw)
     assert lines == {"1": ("5", "5", "NAR"), "2": ("50", "50", "NAR")}
     assert events(gw, "line.") == [
+        # the CA "added Sellers item identification": kept for the items named without one
+        "line 1: the seller's item ID SN-1, from OrderResponse Response-1",
+        "line 2: the seller's item ID SN-2, from OrderResponse Response-1",
         "line 1 quantity changed from 10 to 5 NAR by order change Change-1",
         "line 2 changed, quantity 50 NAR as before by order change Change-1",
     ]
@@ -152,8 +155,12 @@ def test_sc2_change_deletes_line_2(gw: Gateway) -> None:
     receive(gw, corpus("sc2/OrderChange_sc2.xml"))  # line 1 no action, line 2 deleted (2)
     status, lines = state(gw)
     assert lines["1"] == ("5", "5", "NAR")
-    assert lines["2"][0] == "0"
-    assert events(gw, "line.deleted") == ["line 2 deleted (was 50 NAR) by order change Change-2"]
+    # the CA accepted line 2 as ordered (5, no quantity): its confirmation follows the order
+    assert lines["2"] == ("0", "0", "NAR")
+    assert events(gw, "line.deleted") == [
+        "line 2 deleted (was 50 NAR) by order change Change-2; the 50 the supplier confirmed "
+        "no longer count"
+    ]
     assert detail(gw, "Order-1")["lines"][1]["deleted"] is True
     assert detail(gw, "Order-1")["lines"][0]["deleted"] is False
     # The supplier's T116 accepting the change uses cac:OrderChangeDocumentReference (UBL 2.2
@@ -570,7 +577,8 @@ def test_a_line_deleted_after_a_response_confirmed_it_is_not_despatched(
     """The supplier confirms line 2 (40 of 50); sc2's change then deletes it. Despatching "all
     that is open" sends line 1 only; line 2 asked for is refused unless forced (it used to go
     out as the 40 the response confirmed, an over-despatch the gateway then flagged itself).
-    The order's status still counts the 40 confirmed (ledger, ADR 0024): not changed here."""
+    Nor does the status count the 40 (ledger: the change took the confirmation back), and the
+    response is not flagged as confirming more than the (now 0) ordered."""
     from edi_gateway.outbound.despatch import DespatchRequest, despatch
     from edi_gateway.outbound.issuing import QuantityExceeded
 
@@ -578,12 +586,12 @@ def test_a_line_deleted_after_a_response_confirmed_it_is_not_despatched(
     confirm = Decision("CA", changes=(LineChange("2", Decimal(40)),))
     respond(gw.store, gw.settings, "Order-1", confirm, actor="ops")
     receive(gw, corpus("sc2/OrderChange_sc2.xml"))  # line 1 no action, line 2 deleted
-    assert state(gw)[1]["2"][:2] == ("0", "40")  # deleted, still confirmed by the response
+    assert state(gw)[1]["2"][:2] == ("0", None)  # deleted: the response's 40 taken back
     despatch(gw.store, gw.settings, "Order-1", DespatchRequest(), actor="ops")
     lines = {line["line_id"]: line for line in detail(gw, "Order-1")["lines"]}
     assert (lines["1"]["despatched"], lines["2"]["despatched"]) == ("10", "0")
-    kinds = [d["kind"] for d in detail(gw, "Order-1")["discrepancies"]]
-    assert kinds == ["over_confirmed"]  # the deletion's own flag; no despatch beyond it
+    assert detail(gw, "Order-1")["discrepancies"] == []
+    assert state(gw)[0] == "Fully delivered"
     asked = DespatchRequest((("2", Decimal(1)),))
     with pytest.raises(QuantityExceeded, match=r"0 open \(deleted by the buyer's change\)"):
         despatch(gw.store, gw.settings, "Order-1", asked, actor="ops")
@@ -596,6 +604,16 @@ def test_a_line_deleted_after_a_response_confirmed_it_is_not_despatched(
     ubl_check(*sent)
 
 
+def billed_change(store: Store, tmp_path: Path, old: str, new: str) -> tuple[Gateway, bytes]:
+    """A gateway whose buyer and seller have legal profiles, with scenario 1's order; and
+    scenario 2's change with ``old`` made ``new`` (not received yet)."""
+    from tests.unit.test_invoice import BUYER_LEGAL, SELLER_LEGAL
+
+    gw = Gateway(settings(tmp_path, legal=(BUYER_LEGAL, SELLER_LEGAL)), store)
+    receive(gw, with_seller_ids(corpus("sc1/Order_sc1.xml")))
+    return gw, changed(with_seller_ids(corpus("sc2/OrderChange_sc2.xml")), old, new)
+
+
 def test_a_line_added_by_a_change_is_billed_with_its_own_vat_and_price_basis(
     store: Store, tmp_path: Path
 ) -> None:
@@ -604,13 +622,11 @@ def test_a_line_added_by_a_change_is_billed_with_its_own_vat_and_price_basis(
     the supplier's default VAT per unit (S 25 %, 200.00)."""
     from edi_gateway.outbound.despatch import DespatchRequest, despatch
     from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, invoice
-    from tests.unit.test_invoice import BUYER_LEGAL, SELLER_LEGAL
     from tests.unit.test_ledger_chain import ubl_check_outbox
 
-    gw = Gateway(settings(tmp_path, legal=(BUYER_LEGAL, SELLER_LEGAL)), store)
-    receive(gw, with_seller_ids(corpus("sc1/Order_sc1.xml")))
-    add = changed(
-        with_seller_ids(corpus("sc2/OrderChange_sc2.xml")),
+    gw, add = billed_change(
+        store,
+        tmp_path,
         "<cbc:ID>1</cbc:ID>\n      <cbc:LineStatusCode>4",
         "<cbc:ID>3</cbc:ID>\n      <cbc:LineStatusCode>1",
     )
@@ -642,3 +658,126 @@ def test_a_line_added_by_a_change_is_billed_with_its_own_vat_and_price_basis(
     paths = ("cbc:LineExtensionAmount", "cac:Price/cbc:BaseQuantity", tax + "ID", tax + "Percent")
     assert [line.findtext(path, namespaces=ns) for path in paths] == ["40.00", "5", "Z", "0"]
     assert ubl_check_outbox(gw, tmp_path) == 2
+
+
+def billed(store: Store, tmp_path: Path) -> Gateway:
+    """Order-1 with the seller's item IDs, line 2 confirmed 40 of 50 by the gateway's CA."""
+    from tests.unit.test_invoice import BUYER_LEGAL, SELLER_LEGAL
+
+    gw = Gateway(settings(tmp_path, legal=(BUYER_LEGAL, SELLER_LEGAL)), store)
+    receive(gw, with_seller_ids(corpus("sc1/Order_sc1.xml")))
+    confirm = Decision("CA", changes=(LineChange("2", Decimal(40)),))
+    respond(gw.store, gw.settings, "Order-1", confirm, actor="ops")
+    return gw
+
+
+def edited(document: bytes, *edits: tuple[str, str]) -> bytes:
+    """``document`` with each (old, new) of ``edits`` replaced in turn (:func:`changed`)."""
+    for old, new in edits:
+        document = changed(document, old, new)
+    return document
+
+
+def change_line_2(code: str, quantity: str, sequence: str = "2") -> bytes:
+    """sc2's Change-2 with line 2's action ``code`` and ``quantity`` (line 1: no action)."""
+    action = '</cbc:LineStatusCode>\n      <cbc:Quantity unitCode="NAR">'
+    return edited(
+        corpus("sc2/OrderChange_sc2.xml"),
+        (f"<cbc:LineStatusCode>2{action}50", f"<cbc:LineStatusCode>{code}{action}{quantity}"),
+        ("<cbc:ID>Change-2</cbc:ID>", f"<cbc:ID>Change-{sequence}</cbc:ID>"),
+        ("<cbc:SequenceNumberID>2<", f"<cbc:SequenceNumberID>{sequence}<"),
+    )
+
+
+def test_a_line_deleted_after_a_ca_is_out_of_the_status(store: Store, tmp_path: Path) -> None:
+    """Line 2 confirmed 40 by a CA, then deleted by the buyer's change: despatching and billing
+    the rest makes the order Fully delivered, then Fully invoiced (the 40 kept it Partially
+    delivered / invoiced until a new response); nothing is flagged."""
+    from edi_gateway.outbound.despatch import DespatchRequest, despatch
+    from edi_gateway.outbound.invoice import InvoiceRequest, invoice
+    from tests.unit.test_ledger_chain import ubl_check_outbox
+
+    gw = billed(store, tmp_path)
+    receive(gw, corpus("sc2/OrderChange_sc2.xml"))  # line 1 no action, line 2 deleted
+    assert state(gw) == (
+        "Accepted with changes",
+        {"1": ("10", "10", "NAR"), "2": ("0", None, "NAR")},
+    )
+    assert events(gw, "line.deleted") == [
+        "line 2 deleted (was 50 NAR) by order change Change-2; the 40 the supplier confirmed "
+        "no longer count"
+    ]
+    despatch(gw.store, gw.settings, "Order-1", DespatchRequest(), actor="ops")
+    assert state(gw)[0] == "Fully delivered"
+    invoice(gw.store, gw.settings, "Order-1", InvoiceRequest(), actor="ops")
+    assert state(gw)[0] == "Fully invoiced"
+    assert events(gw, "order.status") == [
+        "Received -> Accepted with changes",
+        "Accepted with changes -> Fully delivered",
+        "Fully delivered -> Fully invoiced",
+    ]
+    assert detail(gw, "Order-1")["discrepancies"] == []
+    assert ubl_check_outbox(gw, tmp_path) == 3
+
+
+def test_a_change_lowers_a_confirmation_but_never_raises_it(store: Store, tmp_path: Path) -> None:
+    """Line 2 confirmed 40: a change to 30 takes the confirmation back (30 expected, the
+    order Fully delivered when 30 left); a later change to 45 does not make the seller's 40
+    into 45 (more than confirmed waits for the seller's answer): 40 expected again."""
+    from edi_gateway.outbound.despatch import DespatchRequest, despatch
+
+    gw = billed(store, tmp_path)
+    receive(gw, change_line_2("3", "30"))
+    assert state(gw)[1]["2"] == ("30", None, "NAR")
+    assert events(gw, "line.changed") == [
+        "line 2 quantity changed from 50 to 30 NAR by order change Change-2; the 40 the "
+        "supplier confirmed no longer count"
+    ]
+    despatch(gw.store, gw.settings, "Order-1", DespatchRequest(), actor="ops")
+    lines = {line["line_id"]: line for line in detail(gw, "Order-1")["lines"]}
+    assert (lines["1"]["despatched"], lines["2"]["despatched"]) == ("10", "30")
+    assert state(gw)[0] == "Fully delivered"
+    receive(gw, change_line_2("3", "45", sequence="3"))
+    assert state(gw) == (
+        "Partially delivered",
+        {"1": ("10", "10", "NAR"), "2": ("45", "40", "NAR")},
+    )
+    assert detail(gw, "Order-1")["discrepancies"] == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        # AP accepts the change: line 1 confirmed as now ordered, 0
+        ("AP", ("Accepted", {"1": ("0", "0", "NAR"), "2": ("50", "50", "NAR")})),
+        # RE refuses it: line 1 as before the change, its 5 confirmed by the CA again
+        ("RE", ("Accepted with changes", {"1": ("10", "5", "NAR"), "2": ("50", "50", "NAR")})),
+    ],
+)
+def test_the_suppliers_answer_after_a_change_took_a_confirmation_back(
+    gw: Gateway, answer: str, expected: tuple[str, dict[str, Any]]
+) -> None:
+    """sc1's CA confirms line 1 at 5; the buyer's change deletes line 1 (5 no longer count);
+    the supplier's answer to the change then decides the line."""
+    receive(gw, corpus("sc1/Order_sc1.xml"))
+    receive(gw, corpus("sc1/OrderResponse_sc1.xml"))
+    swapped = edited(  # line 1 deleted, line 2 no action
+        corpus("sc2/OrderChange_sc2.xml"),
+        ("<cbc:LineStatusCode>4<", "<cbc:LineStatusCode>2<"),
+        (
+            "<cbc:ID>2</cbc:ID>\n      <cbc:LineStatusCode>2",
+            "<cbc:ID>2</cbc:ID>\n      <cbc:LineStatusCode>4",
+        ),
+    )
+    receive(gw, swapped)
+    assert state(gw) == (
+        "Accepted with changes",
+        {"1": ("0", None, "NAR"), "2": ("50", "50", "NAR")},
+    )
+    reply = changed(
+        corpus("sc5/OrderResponse_sc5.xml"),
+        "<cbc:OrderResponseCode>RE<",
+        f"<cbc:OrderResponseCode>{answer}<",
+    )
+    receive(gw, reply)
+    assert state(gw) == expected

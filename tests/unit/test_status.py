@@ -84,6 +84,9 @@ def test_effective_quantity_prefers_confirmation() -> None:
             False,
             OrderStatus.ACCEPTED_WITH_CHANGES,
         ),
+        # the buyer deleted every line after the CA (its confirmations taken back): the
+        # supplier refused nothing
+        ([line("0"), line("0")], "CA", False, OrderStatus.ACCEPTED_WITH_CHANGES),
         # a credit does not reopen billing: each unit is billed once
         (
             [line(despatched="10", invoiced="10", credited="10")],

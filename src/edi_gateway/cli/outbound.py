@@ -92,6 +92,15 @@ def _despatch_command(sub: Sub) -> None:
         metavar="LINE:QTY",
         help="despatch this quantity of this order line (repeatable; none = all that is open)",
     )
+    despatch.add_argument(
+        "--item-id",
+        action="append",
+        type=line_item_id,
+        metavar="LINE:ID",
+        help="the seller's item ID of this order line, for a line the order named without one "
+        "or a GTIN (a Despatch Advice needs one: PEPPOL-T16-R003); kept on the line "
+        "(repeatable)",
+    )
     despatch.add_argument("--carrier", help="the carrier's name")
     despatch.add_argument("--tracking", help="the carrier's tracking ID")
     despatch.add_argument("--date", type=date.fromisoformat, help="despatch date (default today)")
@@ -199,7 +208,9 @@ CHOICES = {
         "ack", "accept", "reject", "change", "note", "substitute", "charge", "discount", "reason",
         "force",
     ),
-    "despatch": ("line", "carrier", "tracking", "date", "eta", "boxes", "box", "force"),
+    "despatch": (
+        "line", "item_id", "carrier", "tracking", "date", "eta", "boxes", "box", "force",
+    ),
     "invoice": (
         "line", "credit", "debit", "amount", "tax_category", "tax_rate", "reason", "force",
         "rebill_credited",
@@ -409,6 +420,14 @@ def line_quantity(text: str) -> tuple[str, Decimal]:
     return change.line_id, change.quantity
 
 
+def line_item_id(text: str) -> tuple[str, str]:
+    """``LINE:ID`` -> (line id, item ID) (an argparse type); the ID may hold colons."""
+    line_id, _, item_id = text.partition(":")
+    if not line_id.strip() or not item_id.strip():
+        raise argparse.ArgumentTypeError(f"expected LINE:ID, found {text!r}")
+    return line_id.strip(), item_id.strip()
+
+
 def line_billing(text: str) -> tuple[str, Decimal, Decimal | None]:
     """``LINE:QTY[:PRICE]`` -> (line id, quantity, price or None) (an argparse type): an order
     may give no prices (Peppol T01 makes them optional), and an invoice line needs one."""
@@ -461,6 +480,11 @@ def _despatch(gateway: Gateway, args: argparse.Namespace) -> int:
     if _bulk_wanted(args):
         if args.slip is not None:
             raise _usage("--slip prints one despatch: in bulk, print each with `documents show`")
+        if args.item_id and args.csv is None:
+            raise _usage(
+                "--item-id names one order's lines: in bulk give them per order in a --csv "
+                "file (column item_id)"
+            )
         return _bulk(gateway, args, "despatch")
     request = _despatch_request(args)
     packing = request.packing
@@ -497,7 +521,13 @@ def _despatch_request(args: argparse.Namespace) -> Any:
 
     packing = Packing(args.boxes, tuple(args.box or ()))
     return DespatchRequest(
-        tuple(args.line or ()), args.carrier, args.tracking, args.date, args.eta, packing
+        tuple(args.line or ()),
+        args.carrier,
+        args.tracking,
+        args.date,
+        args.eta,
+        packing,
+        tuple(args.item_id or ()),
     )
 
 

@@ -67,6 +67,9 @@ class AllowanceCharge:
     Document-level ones carry their own VAT category and rate (BR-32/BR-37); on a line the
     line's VAT applies and ``vat_category`` / ``vat_rate`` are ignored. ``reason`` or
     ``reason_code`` (UNCL 5189 for allowances, UNCL 7161 for charges) is mandatory (BR-33).
+    ``percent`` and ``base_amount`` (BT-94/93, BT-138/137 ...) go together or not at all
+    (PEPPOL-EN16931-R041/R042), and then ``amount`` is ``base_amount`` x ``percent`` / 100
+    (R040).
     """
 
     charge: bool
@@ -75,6 +78,8 @@ class AllowanceCharge:
     reason_code: str | None = None
     vat_category: str = STANDARD
     vat_rate: Decimal | None = None
+    percent: Decimal | None = None
+    base_amount: Decimal | None = None
 
     @property
     def signed(self) -> Decimal:

@@ -5,7 +5,8 @@ supersedes the status part of docs/adr/0003):
 
 1. an accepted OrderCancellation -> Cancelled (a pending or refused one changes nothing: see
    domain/cancellation.py and docs/adr/0008-cancellations.md)
-2. the latest Order Response says RE, or is a CA that accepts no line -> Rejected
+2. the latest Order Response says RE, or is a CA that accepts no line (confirms each 0) ->
+   Rejected
 3. something invoiced: every line billed in full (each unit once: a credit settles what it
    credits, it does not reopen billing) -> Fully invoiced, or Closed once every line has also
    been received in full; otherwise Partially invoiced
@@ -18,7 +19,9 @@ supersedes the status part of docs/adr/0003):
 7. otherwise Received
 
 "Fully" compares with the line's *effective* quantity: the confirmed quantity when the supplier
-has confirmed the line (0 when it rejected the line), else the ordered quantity.
+has confirmed the line (0 when it rejected the line), else the ordered quantity. A confirmation
+that a later Order Change of the buyer lowered (a line deleted or reduced) no longer counts:
+the line expects what is still ordered (pipeline/ledger.py, docs/adr/0025).
 """
 
 from __future__ import annotations
@@ -105,7 +108,9 @@ def derive_status(  # noqa: PLR0911 - one return per rule, in order of precedenc
     if cancelled:
         return OrderStatus.CANCELLED
     every = list(lines)
-    refused_all = response_code == "CA" and bool(every) and all(x.effective == 0 for x in every)
+    # confirmed, not effective: a line the buyer's change deleted after the CA (confirmation
+    # taken back, ordered 0) was not refused by the supplier (pipeline/ledger._taken_back)
+    refused_all = response_code == "CA" and bool(every) and all(x.confirmed == 0 for x in every)
     if response_code == "RE" or refused_all:
         return OrderStatus.REJECTED
     rows = [line for line in every if line.effective > ZERO]

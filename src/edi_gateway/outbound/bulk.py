@@ -45,6 +45,10 @@ if TYPE_CHECKING:
     from edi_gateway.store.tables import Order as OrderRow
 
 COMMANDS = ("respond", "despatch", "invoice")
+LATER = "bulk_key"
+ADDED_LATER = {LATER: "left out of the key when empty"}
+"""The ``metadata`` of a request's field added after bulk keys were first recorded: left
+empty, it is not part of the key (:func:`key_of`), so a re-run finds what was issued before."""
 DEFAULT_BATCH = 200
 ISSUED, SKIPPED, REFUSED = "issued", "skipped", "refused"
 log = logging.getLogger(__name__)
@@ -111,7 +115,11 @@ def _plain(value: Any, *, ordered: bool) -> Any:
     ``ordered``: the items of the request's sequences sorted, so their order does not count
     (each item keeps its own order)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = dataclasses.fields(value)
+        fields = [  # a field added later and left empty keeps the keys recorded before it
+            f
+            for f in dataclasses.fields(value)
+            if getattr(value, f.name) or f.metadata.get(LATER) is None
+        ]
         return {f.name: _plain(getattr(value, f.name), ordered=ordered) for f in fields}
     if isinstance(value, Decimal):
         return format(value.normalize(), "f")

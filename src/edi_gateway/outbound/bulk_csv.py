@@ -13,7 +13,8 @@ respond    ``order``, ``decision`` (``ack``, ``accept``, ``reject``, ``change``;
            ``substitute_name``; ``charge`` (``KIND:AMOUNT[:VATCAT:RATE]``) adds a charge on any
            row
 despatch   ``order``, ``carrier``, ``tracking``, ``date``, ``eta``, ``boxes``, ``force``; per
-           line ``line``, ``quantity``
+           line ``line``, ``quantity``, ``item_id`` (the seller's item ID, for a line the
+           order named without one; a row may give it without a quantity)
 invoice    ``order``, ``credit``, ``debit``, ``amount``, ``tax_category``, ``tax_rate``,
            ``reason``, ``force``, ``rebill_credited``; per line ``line``, ``quantity``
 =========  ===================================================================================
@@ -60,7 +61,7 @@ ORDER_COLUMNS = {
 """Per command: the columns that hold one value per order."""
 LINE_COLUMNS = {
     "respond": ("line", "quantity", "date", "note", "substitute_item", "substitute_name", "charge"),
-    "despatch": ("line", "quantity"),
+    "despatch": ("line", "quantity", "item_id"),
     "invoice": ("line", "quantity"),
 }
 """Per command: the columns of one row (a line, or a charge)."""
@@ -282,9 +283,11 @@ def _line_id(number_: int, line: dict[str, str], *, needed: bool = True) -> str:
     return line["line"]
 
 
-def _quantities(order: _Order) -> tuple[tuple[str, Decimal], ...]:
+def _quantities(
+    order: _Order, rows: list[tuple[int, dict[str, str]]] | None = None
+) -> tuple[tuple[str, Decimal], ...]:
     out = []
-    for at, line in order.lines:
+    for at, line in order.lines if rows is None else rows:
         line_id = _line_id(at, line)
         if not line["quantity"]:
             raise Problem(f"row {at} column quantity: empty; give the line's quantity")
@@ -335,13 +338,20 @@ def _despatch(order: _Order) -> tuple[Any, bool]:
     from edi_gateway.outbound.despatch import DespatchRequest
     from edi_gateway.outbound.packing import Packing
 
+    # a row with an item ID and no quantity gives the ID only
+    counted = [(at, line) for at, line in order.lines if line["quantity"] or not line["item_id"]]
     request = DespatchRequest(
-        _quantities(order),
+        _quantities(order, counted),
         _cell(order, "carrier"),
         _cell(order, "tracking"),
         _order_value(order, "date", day),
         _order_value(order, "eta", day),
         Packing(_order_value(order, "boxes", _count)),
+        tuple(
+            (_line_id(at, line), line["item_id"].strip())
+            for at, line in order.lines
+            if line["item_id"].strip()
+        ),
     )
     return request, bool(_order_value(order, "force", yes_no))
 

@@ -7,7 +7,9 @@ unless forced, and a forced despatch is recorded in the order's history; a line 
 Order Change deleted has nothing open, whatever an earlier response confirmed. Goods packed in
 boxes (``packing``) go as one despatch line per order line and box, with the box's SSCC
 (:mod:`edi_gateway.outbound.packing`). A line whose item the Order identified neither by the
-seller's ID nor by a GTIN cannot be despatched (PEPPOL-T16-R003): ``NOT_ALLOWED``.
+seller's ID nor by a GTIN cannot be despatched (PEPPOL-T16-R003): ``NOT_ALLOWED``, unless the
+operator gives the seller's ID (``item_ids``, ``--item-id``) or the supplier's Order Response
+stated it; either is kept on the order line (:mod:`edi_gateway.pipeline.item_ids`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from edi_gateway.domain.documents import DespatchAdvice, DocumentKind, Line, Quantity
 from edi_gateway.domain.status import OrderStatus
+from edi_gateway.outbound.bulk import ADDED_LATER
 from edi_gateway.outbound.issuing import (
     Issued,
     NotAllowed,
@@ -33,6 +36,7 @@ from edi_gateway.outbound.issuing import (
 )
 from edi_gateway.outbound.packing import Packed, Packing, pack
 from edi_gateway.pipeline.shipments import open_quantity
+from edi_gateway.store.widths import ITEM_ID
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -60,6 +64,8 @@ class DespatchRequest:
     despatch_date: date | None = None
     estimated_delivery: date | None = None
     packing: Packing = field(default_factory=Packing)
+    item_ids: tuple[tuple[str, str], ...] = field(default_factory=tuple, metadata=ADDED_LATER)
+    """(order line, the seller's item ID) for lines the Order named without one."""
 
 
 def despatch(
@@ -101,6 +107,8 @@ def issue_despatch(
         if request.lines:
             raise NotAllowed("give the despatched quantities with --line or with --box, not both")
         request = replace(request, lines=request.packing.lines())
+    check_request(request)
+    _give_item_ids(session, order, lines, request.item_ids, actor=actor)
     deleted = deleted_lines(session, order.id)
     chosen, over = _chosen(lines, request, deleted)
     _check_items(line for line, _ in chosen)
@@ -137,6 +145,46 @@ def check_request(request: DespatchRequest) -> None:
     for line_id, quantity in request.lines:
         if quantity <= ZERO:
             raise NotAllowed(f"line {line_id}: a despatched quantity must be more than 0")
+    named = [line_id for line_id, _ in request.item_ids]
+    if len(set(named)) != len(named):
+        raise NotAllowed("a line's seller's item ID is given twice; give each line's once")
+    for line_id, item_id in request.item_ids:
+        if not item_id.strip() or len(item_id.strip()) > ITEM_ID:
+            raise NotAllowed(
+                f"line {line_id}: the seller's item ID must be 1 to {ITEM_ID} characters"
+            )
+
+
+def _give_item_ids(
+    session: Session,
+    order: OrderRow,
+    lines: list[OrderLine],
+    given: tuple[tuple[str, str], ...],
+    *,
+    actor: str,
+) -> None:
+    """Keep the seller's item IDs the operator gives for lines that have none; refuse one
+    for an unknown line or one that differs from the ID the line has."""
+    from edi_gateway.pipeline.item_ids import keep
+
+    by_id = {line.line_id: line for line in lines}
+    _known(by_id, given)
+    for line_id, text in given:
+        line, item_id = by_id[line_id], text.strip()
+        if not line.seller_item_id:
+            keep(session, order, line, item_id, "given for a despatch", actor=actor)
+        elif line.seller_item_id != item_id:
+            raise NotAllowed(
+                f"line {line_id} has the seller's item ID {line.seller_item_id}; --item-id "
+                f"gives {item_id}: a line's ID is not changed"
+            )
+
+
+def _known(by_id: dict[str, OrderLine], given: Iterable[tuple[str, object]]) -> None:
+    """NotAllowed naming the lines of ``given`` (line ID, value) the order does not have."""
+    unknown = [line_id for line_id, _ in given if line_id not in by_id]
+    if unknown:
+        raise NotAllowed(f"no order line {', '.join(unknown)}; the lines are: {', '.join(by_id)}")
 
 
 def _check_items(lines: Iterable[OrderLine]) -> None:
@@ -149,7 +197,8 @@ def _check_items(lines: Iterable[OrderLine]) -> None:
         raise NotAllowed(
             f"order line(s) {', '.join(bare)} name neither the seller's item ID nor a standard "
             "item ID (GTIN), one of which a Despatch Advice gives for every item "
-            "(PEPPOL-T16-R003): nothing was issued"
+            "(PEPPOL-T16-R003): give the seller's with --item-id LINE:ID (a CSV: column "
+            "item_id), or have the supplier's Order Response state it; nothing was issued"
         )
 
 
@@ -168,10 +217,7 @@ def _chosen(
         if not chosen:
             raise NotAllowed("every line has been despatched in full: nothing is open")
         return chosen, []
-    unknown = [line_id for line_id, _ in request.lines if line_id not in by_id]
-    if unknown:
-        raise NotAllowed(f"no order line {', '.join(unknown)}; the lines are: {', '.join(by_id)}")
-    check_request(request)
+    _known(by_id, request.lines)
     chosen, over = [], []
     for line_id, quantity in request.lines:
         line = by_id[line_id]

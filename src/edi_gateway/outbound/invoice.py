@@ -34,7 +34,7 @@ The rooms: :mod:`.invoice_ledger` (what may be billed, at which price), :mod:`.i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -52,6 +52,7 @@ from edi_gateway.domain.status import OrderStatus
 from edi_gateway.outbound import invoice_amount as amounts
 from edi_gateway.outbound import invoice_ledger as ledger
 from edi_gateway.outbound import invoice_parties as parties
+from edi_gateway.outbound import order_charges
 from edi_gateway.outbound.agreed import Agreed, agreed, invoiced_before
 from edi_gateway.outbound.charges import Vat, common_vat
 from edi_gateway.outbound.issuing import (
@@ -171,19 +172,34 @@ def issue_invoice(
             f"more than {room.what} on line(s) {'; '.join(over)}; or use --force"
         )
     forced += over
-    items = ledger.order_items(session, order)
+    items, stated = ledger.order_terms(session, order)
     vat = ledger.stated_vat(items)
     document = _compose(session, order, request, buyer=buyer, supplier=supplier, legal=legal)
     document.lines = [
         _line(line, qty, price, items.get(line.line_id, NO_ITEM), legal)
         for line, qty, price in chosen
     ]
+
+    def default() -> Vat:  # of an allowance or a charge that states no VAT
+        return _default_vat((vat.get(line.line_id) for line in lines), legal)
+
+    carried = _order_own(
+        session,
+        order,
+        request,
+        document,
+        terms=(items, stated),
+        chosen=chosen,
+        room=room,
+        default=default,
+    )
     if request.amount is not None:
-        charged = request.vat or _default_vat((vat.get(line.line_id) for line in lines), legal)
+        charged = request.vat or default()
         document.lines = [amounts.amount_line(request.amount, request.reason, charged)]
     if terms.added and not invoiced_before(session, order):  # the first invoice carries them
-        default = _default_vat((vat.get(line.line_id) for line in lines), legal)
-        document.allowances_charges[:0] = terms.allowances_charges(default)
+        document.allowances_charges[:0] = terms.allowances_charges(default())
+    may_wait = plain and not _completes(lines, chosen)  # a credit note reverses all it says
+    order_charges.keep_positive(document, carried.document, may_wait=may_wait)
     check_categories(document)
     payload = written(
         document, write_debit_note if document.kind is DocumentKind.DEBIT_NOTE else write_invoice
@@ -207,6 +223,51 @@ def issue_invoice(
         detail = f"{document.document_id} bills credited quantities again: " + "; ".join(again)
         record(session, "invoice.rebill_credited", detail, actor=actor, order_id=order.id)
     return issued
+
+
+def _order_own(
+    session: Session,
+    order: OrderRow,
+    request: InvoiceRequest,
+    document: Invoice,
+    *,
+    terms: tuple[dict[str, ledger.OrderItem], tuple[AllowanceCharge, ...]],
+    chosen: list[tuple[OrderLine, Decimal, Decimal | None]],
+    room: ledger.Room,
+    default: Callable[[], Vat],
+) -> order_charges.Carried:
+    """Put the order's own allowances and charges on ``document`` (ADR 0048): an invoice's
+    share of them, or what a credit note reverses (a debit note: none); return them."""
+    carried = order_charges.Carried()
+    if not (request.credit_of or request.debit_of):
+        carried = order_charges.for_invoice(session, order, terms, chosen, default)
+    elif request.credit_of:
+        stated = terms[1] if _credits_all(chosen, room) else ()
+        carried = order_charges.for_credit(session, order, request.credit_of, chosen, stated)
+    for line in document.lines:
+        if isinstance(line, InvoiceLine):
+            line.allowances_charges = carried.lines.get(line.line_id, [])
+    document.allowances_charges += carried.document
+    return carried
+
+
+def _credits_all(
+    chosen: list[tuple[OrderLine, Decimal, Decimal | None]], room: ledger.Room
+) -> bool:
+    """Whether a credit note of ``chosen`` leaves nothing of its invoice uncredited."""
+    credited = {line.id: quantity for line, quantity, _ in chosen}
+    return all(credited.get(line_id, ZERO) >= left for line_id, left in room.quantity.items())
+
+
+def _completes(
+    lines: list[OrderLine], chosen: list[tuple[OrderLine, Decimal, Decimal | None]]
+) -> bool:
+    """Whether, with ``chosen`` billed, every order line is billed (net of credits) in full."""
+    billed = {line.id: quantity for line, quantity, _ in chosen}
+    return all(
+        line.qty_invoiced - line.qty_credited + billed.get(line.id, ZERO) >= line.qty_ordered
+        for line in lines
+    )
 
 
 def _recipient(settings: Settings, order: OrderRow, supplier: Partner) -> tuple[str, str]:

@@ -15,14 +15,18 @@ from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import select
 
+from edi_gateway.domain.billing import AllowanceCharge
 from edi_gateway.domain.documents import DocumentKind, Invoice
 from edi_gateway.outbound.issuing import NotAllowed
+from edi_gateway.ubl.namespaces import cac, cbc
+from edi_gateway.ubl.read_charges import read_allowance_charge
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from edi_gateway.store.tables import DocumentRow, OrderLine
     from edi_gateway.store.tables import Order as OrderRow
+    from edi_gateway.ubl.read_values import Element
 
 ZERO = Decimal(0)
 
@@ -173,32 +177,49 @@ def chosen(
 
 @dataclass(frozen=True, slots=True)
 class OrderItem:
-    """What the buyer's Order (or a later Order Change) said of one line's item that a billing
-    line needs: its VAT category and rate, and the quantity its price is for
-    (``cac:Price/cbc:BaseQuantity``)."""
+    """What the buyer's Order (or a later Order Change) said of one line that a billing line
+    needs: its item's VAT category and rate, the quantity its price is for
+    (``cac:Price/cbc:BaseQuantity``), and, for its own allowances and charges (ADR 0048),
+    the quantity and price it states and those allowances and charges."""
 
     vat: tuple[str, Decimal | None] | None = None
     base_quantity: Decimal | None = None
+    quantity: Decimal | None = None
+    price: Decimal | None = None
+    allowances_charges: tuple[AllowanceCharge, ...] = ()
 
 
 def order_items(session: Session, order: OrderRow) -> dict[str, OrderItem]:
-    """Per order line ID, the VAT and base quantity the received Order gave the line, as the
-    buyer's attached Order Changes (oldest first) restated them for the lines they add or
-    change: a line added by a change has its own VAT and price basis.
+    """Per order line ID, what :func:`order_terms` says of it."""
+    return order_terms(session, order)[0]
 
-    Read from the stored documents, as the ledger keeps neither: a price of 12.34 for 3 units
-    billed as 12.34 per unit would triple the line (BT-146 is per BT-149 base quantity)."""
+
+def order_terms(
+    session: Session, order: OrderRow
+) -> tuple[dict[str, OrderItem], tuple[AllowanceCharge, ...]]:
+    """Per order line ID, the VAT, base quantity, quantity, price and allowances and charges
+    the received Order gave the line, as the buyer's attached Order Changes (oldest first)
+    restated them for the lines they add or change: a line added or changed by a change has its
+    own VAT, price basis and allowances and charges. Then the order's document-level
+    allowances and charges: those of the latest of these documents that states any.
+
+    Read from the stored documents, as the ledger keeps none of it: a price of 12.34 for 3
+    units billed as 12.34 per unit would triple the line (BT-146 is per BT-149 base quantity)."""
     from edi_gateway.store.queries import order_payload
-    from edi_gateway.ubl.namespaces import cac, cbc
     from edi_gateway.ubl.parse import parse
 
     found: dict[str, OrderItem] = {}
+    document_level: tuple[AllowanceCharge, ...] = ()
     changes = rows(session, order, DocumentKind.ORDER_CHANGE)
     stored = [order_payload(session, order.id), *(payload(session, row) for row in changes)]
     path = f"{cac('OrderLine')}/{cac('LineItem')}"
     for data in stored:
         root = parse(data, max_size=len(data) + 1) if data else None
-        for item in root.iterfind(path) if root is not None else ():
+        if root is None:
+            continue
+        stated = allowances_charges_of(root)
+        document_level = stated or document_level
+        for item in root.iterfind(path):
             line_id = (item.findtext(cbc("ID")) or "").strip()
             if not line_id or (item.findtext(cbc("LineStatusCode")) or "").strip() in _KEPT:
                 continue
@@ -209,11 +230,26 @@ def order_items(session: Session, order: OrderRow) -> dict[str, OrderItem]:
             if category is not None and code:
                 vat = (code, _decimal(category.findtext(cbc("Percent"))))
             price = item.find(cac("Price"))
-            base = before.base_quantity  # a restated price brings its own basis (none: 1)
+            base, amount = before.base_quantity, before.price  # a restated price: its own basis
             if price is not None:
                 base = _decimal(price.findtext(cbc("BaseQuantity")))
-            found[line_id] = OrderItem(vat, base)
-    return found
+                amount = _decimal(price.findtext(cbc("PriceAmount")))
+            quantity = _decimal(item.findtext(cbc("Quantity")))
+            found[line_id] = OrderItem(vat, base, quantity, amount, allowances_charges_of(item))
+    return found, document_level
+
+
+def allowances_charges_of(el: Element) -> tuple[AllowanceCharge, ...]:
+    """The ``cac:AllowanceCharge`` children of ``el`` (a document or one of its lines); one
+    look at the children for the many lines without any."""
+    children = el.findall(_ALLOWANCE_CHARGE)
+    if not children:
+        return ()
+    found = (read_allowance_charge(child) for child in children)
+    return tuple(item for item in found if item is not None)
+
+
+_ALLOWANCE_CHARGE = cac("AllowanceCharge")
 
 
 _KEPT = frozenset({"2", "4"})

@@ -40,9 +40,17 @@ ZERO = rules.ZERO
 
 def moves(docs: list[DocumentRow], ledger: Ledger) -> list[rules.Move]:
     """What each document states per order line, oldest first: the quantities the ledger sums
-    (a corrective invoice or a debit note moves none), and the quantities a CA confirms."""
-    from edi_gateway.pipeline.ledger import CORRECTIVE_INVOICE_CODES, NOT_ACCEPTED, SUMMED
+    (a corrective invoice or a debit note moves none), and the quantities a CA confirms, but
+    not on a line the buyer changed after it (judged when it came, against what was ordered
+    then: a later deletion does not make it an over-confirmation)."""
+    from edi_gateway.pipeline.ledger import (
+        CORRECTIVE_INVOICE_CODES,
+        NOT_ACCEPTED,
+        SUMMED,
+        changed_after,
+    )
 
+    changed = changed_after(docs, ledger)
     out: list[rules.Move] = []
     for doc in docs:
         what = SUMMED.get(doc.kind)  # the ledger's names are the rules' MOVES
@@ -58,7 +66,9 @@ def moves(docs: list[DocumentRow], ledger: Ledger) -> list[rules.Move]:
         for row in ledger.get(doc.id, []):
             if row.order_line_id is None or row.quantity is None:
                 continue
-            if what == rules.CONFIRMED and row.status_code == NOT_ACCEPTED:
+            if what == rules.CONFIRMED and (
+                row.status_code == NOT_ACCEPTED or changed.get(row.order_line_id, 0) > doc.id
+            ):
                 continue
             out.append(rules.Move(doc.id, label, row.order_line_id, what, row.quantity))
     return out

@@ -31,6 +31,8 @@ from edi_gateway.store.widths import NUMBER, decimal_text
 
 ZERO = Decimal(0)
 RESPONSES = {DocumentKind.ORDER_RESPONSE.value, DocumentKind.ORDER_RESPONSE_SIMPLE.value}
+CHANGE = DocumentKind.ORDER_CHANGE.value
+NO_ACTION = "4"  # an Order Change line the change does not act on (UNCL 1229, ADR 0025)
 SUMMED = {
     DocumentKind.DESPATCH_ADVICE.value: "despatched",
     DocumentKind.RECEIPT_ADVICE.value: "received",
@@ -222,22 +224,57 @@ def _confirmations(
     ledger: Ledger,
     lines: list[OrderLine],
 ) -> tuple[dict[int, Decimal | None], dict[int, str | None], str | None]:
-    """The latest decisive response wins: AP confirms all, CA states every line, RE rejects."""
+    """The latest decisive response wins: AP confirms all, CA states every line, RE rejects;
+    then the buyer's Order Changes after it take back what they lowered (:func:`_taken_back`)."""
     confirmed: dict[int, Decimal | None] = {}
     statuses: dict[int, str | None] = {}
     code: str | None = None
+    decisive = 0
     for doc in docs:
         if doc.kind not in RESPONSES or doc.code is None:
             continue
         if doc.code == "AB":
             code = code or "AB"
             continue
-        code = doc.code
+        code, decisive = doc.code, doc.id
         confirmed = {line.id: line.qty_ordered for line in lines} if doc.code != "RE" else {}
         statuses = {line.id: ACCEPTED for line in lines} if doc.code == "AP" else {}
         if doc.code == "CA":
             _apply_changes(ledger.get(doc.id, []), confirmed, statuses)
+    _taken_back(changed_after(docs, ledger), decisive, lines, confirmed, statuses)
     return confirmed, statuses, code
+
+
+def changed_after(docs: list[DocumentRow], ledger: Ledger) -> dict[int, int]:
+    """Order line -> the latest attached Order Change that acted on it (any action but 4).
+    A refused change is not attached, so it takes nothing back (ADR 0025)."""
+    latest: dict[int, int] = {}
+    for doc in docs:
+        if doc.kind == CHANGE:
+            for row in ledger.get(doc.id, []):
+                if row.order_line_id is not None and row.status_code != NO_ACTION:
+                    latest[row.order_line_id] = doc.id
+    return latest
+
+
+def _taken_back(
+    changed: dict[int, int],
+    decisive: int,
+    lines: list[OrderLine],
+    confirmed: dict[int, Decimal | None],
+    statuses: dict[int, str | None],
+) -> None:
+    """A line the buyer's Order Change deleted or lowered below what the latest decisive
+    response (document ``decisive``) confirmed no longer counts that confirmation: the buyer
+    removed the rest from the order (T114 code 2, "removing an existing order line from the
+    order"), and the change applies on arrival (ADR 0025), so the line expects what is still
+    ordered until a later response states it again. A change cannot raise a confirmation: more
+    than the seller confirmed waits for the seller's answer."""
+    for line in lines:
+        was = confirmed.get(line.id)
+        if was is not None and changed.get(line.id, 0) > decisive and line.qty_ordered < was:
+            del confirmed[line.id]
+            statuses.pop(line.id, None)
 
 
 def _apply_changes(

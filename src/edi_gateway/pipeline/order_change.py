@@ -45,6 +45,7 @@ from edi_gateway.domain.order_change import (
 from edi_gateway.domain.status import ZERO
 from edi_gateway.errors import DocumentError, ErrorCode
 from edi_gateway.pipeline.history import record
+from edi_gateway.pipeline.item_ids import from_response
 from edi_gateway.pipeline.orders import NEW_LINE, line_rows
 from edi_gateway.store import tables as t
 from edi_gateway.store.queries import deleted_lines, order_payload
@@ -94,7 +95,7 @@ def apply_order_change(
     )
     record(session, "order_change.applied", summary, actor=actor, order_id=order.id)
     for step in steps:
-        detail = f"{step.describe()} by {what}"
+        detail = f"{step.describe()} by {what}" + _taken_back(lines.get(step.line_id), step)
         record(session, _EVENTS[step.action], detail, actor=actor, order_id=order.id)
 
 
@@ -146,6 +147,15 @@ def _update(line: t.OrderLine, step: Step) -> None:
         line.delivery_date = step.delivery_date
 
 
+def _taken_back(line: t.OrderLine | None, step: Step) -> str:
+    """What the history adds when the step lowers a line below what the supplier confirmed:
+    that confirmation no longer counts (the ledger's rule, ``pipeline/ledger._taken_back``)."""
+    confirmed = None if line is None else line.qty_confirmed
+    if confirmed is None or step.after is None or step.after >= confirmed:
+        return ""
+    return f"; the {confirmed} the supplier confirmed no longer count"
+
+
 def _insert_added(session: Session, order: t.Order, steps: list[Step], *, start: int) -> None:
     lines = [step.line for step in steps if step.line is not None]
     rows = line_rows(order.id, lines, start=start)
@@ -157,9 +167,11 @@ def _insert_added(session: Session, order: t.Order, steps: list[Step], *, start:
 
 
 def on_response(session: Session, order: t.Order, row: t.DocumentRow, document: Document) -> None:
-    """Apply a supplier's Order Response (just attached as ``row``) to the change it answers."""
+    """Apply a supplier's Order Response (just attached as ``row``) to the change it answers;
+    keep the seller's item IDs it states for lines the Order named without one."""
     if not isinstance(document, OrderResponse) or row.direction != "in":
         return
+    from_response(session, order, document)
     change = _unanswered_change(session, order, row)
     if change is None:
         return

@@ -1,8 +1,10 @@
-"""Read the document-level ``cac:AllowanceCharge`` of a billing document (EN 16931 BG-20/BG-21).
+"""Read ``cac:AllowanceCharge`` elements (EN 16931 BG-20/BG-21, BG-27/BG-28).
 
-Invoices only, so off the intake hot path (orders never come here). Each becomes an
+Off the intake hot path: billing documents, and the stored orders an invoice reads back
+(:mod:`edi_gateway.outbound.order_charges`). Each becomes an
 :class:`~edi_gateway.domain.billing.AllowanceCharge`: the indicator, the reason code and text,
-the amount and the ``TaxCategory`` (ID and Percent). One without an amount is left out.
+the percentage, amount and base amount, and the ``TaxCategory`` (ID and Percent). One without
+an amount is left out.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ _INDICATOR = cbc("ChargeIndicator")
 _CODE = cbc("AllowanceChargeReasonCode")
 _REASON = cbc("AllowanceChargeReason")
 _AMOUNT = cbc("Amount")
+_PERCENTAGE = cbc("MultiplierFactorNumeric")
+_BASE = cbc("BaseAmount")
 _CATEGORY = f"{cac('TaxCategory')}/{cbc('ID')}"
 _PERCENT = f"{cac('TaxCategory')}/{cbc('Percent')}"
 
@@ -23,11 +27,14 @@ _PERCENT = f"{cac('TaxCategory')}/{cbc('Percent')}"
 def read_allowances_charges(kids: Kids) -> list[AllowanceCharge]:
     """The document-level allowances and charges among the root's children ``kids``."""
     return [
-        item for item in (_one(el) for el in kids.get(_ALLOWANCE_CHARGE, ())) if item is not None
+        item
+        for item in (read_allowance_charge(el) for el in kids.get(_ALLOWANCE_CHARGE, ()))
+        if item is not None
     ]
 
 
-def _one(el: Element) -> AllowanceCharge | None:
+def read_allowance_charge(el: Element) -> AllowanceCharge | None:
+    """One ``cac:AllowanceCharge`` (None without an amount); no ``TaxCategory``: ``S``."""
     amount = decimal(el, _AMOUNT)
     if amount is None:
         return None
@@ -38,4 +45,6 @@ def _one(el: Element) -> AllowanceCharge | None:
         reason_code=text(el, _CODE),
         vat_category=text(el, _CATEGORY) or STANDARD,
         vat_rate=decimal(el, _PERCENT),
+        percent=decimal(el, _PERCENTAGE),
+        base_amount=decimal(el, _BASE),
     )

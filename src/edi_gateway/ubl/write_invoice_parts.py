@@ -132,7 +132,8 @@ def add_payment(
 def add_allowance_charge(
     parent: Element, item: AllowanceCharge, currency: str, where: str, problems: Problems
 ) -> Element:
-    """``cac:AllowanceCharge``: indicator, reason code and/or text (BR-33/38), amount."""
+    """``cac:AllowanceCharge``: indicator, reason code and/or text (BR-33/38), the percentage
+    (``MultiplierFactorNumeric``), amount and base amount, the last two only together (R041/42)."""
     el = add(parent, cac("AllowanceCharge"))
     add(el, cbc("ChargeIndicator"), "true" if item.charge else "false")
     code, reason = clean(item.reason_code), clean(item.reason)
@@ -142,7 +143,12 @@ def add_allowance_charge(
         add(el, cbc("AllowanceChargeReasonCode"), code)
     if reason is not None:
         add(el, cbc("AllowanceChargeReason"), reason)
+    percent = item.percent if item.base_amount is not None else None
+    if percent is not None:
+        add(el, cbc("MultiplierFactorNumeric"), decimal_text(percent))
     add(el, cbc("Amount"), amount_text(item.amount), currencyID=currency)
+    if percent is not None and item.base_amount is not None:
+        add(el, cbc("BaseAmount"), amount_text(item.base_amount), currencyID=currency)
     return el
 
 
