@@ -15,15 +15,18 @@ import pytest
 from sqlalchemy import select
 
 from edi_gateway.app import Gateway
+from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.outbound.despatch import DespatchRequest, despatch
 from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, invoice
 from edi_gateway.outbound.issuing import QuantityExceeded
 from edi_gateway.outbound.respond import Decision, LineChange, respond
 from edi_gateway.pipeline.discrepancies import clear_attention
+from edi_gateway.pipeline.intake import intake
+from edi_gateway.pipeline.process import process_messages
 from edi_gateway.store.db import Store
 from edi_gateway.store.queries import Filters, page_orders, resolve_order
-from edi_gateway.store.tables import Message, OutboxRow
+from edi_gateway.store.tables import DocumentRow, HistoryEvent, Message, OutboxRow
 from edi_gateway.views import order_text, orders_table
 from tests import factory as f
 from tests.conftest import shared_dir
@@ -218,6 +221,21 @@ def test_a_quantity_in_another_unit_is_flagged(gw: Gateway) -> None:
         "DespatchAdvice D-1 line 1: despatched 10 XBX, but the order line is in C62",
         "Invoice S-INV-1 line 1: invoiced 2 DZN (24 C62), but the order line is in C62",
     ]
+
+
+def test_a_conversion_that_does_not_end_is_kept_as_its_column_holds(gw: Gateway) -> None:
+    """1 C62 on a line in dozens is 1/12 DZN: in the recompute's 100-digit context that ran to
+    100 digits, which PostgreSQL refused (the despatch advice failed) and SQLite kept."""
+    receive(gw, f.order("PO-2", [f.Item("1", "10", unit="DZN")]))
+    mid = receive(gw, f.despatch_advice("D-1", "PO-2", [("1", "1")]))
+    with gw.store.session() as session:
+        assert session.get_one(Message, mid).state == "processed"
+    twelfth = "0." + "0" + "8" + "3" * 44  # 48 characters
+    [found] = detail(gw, "PO-2")["discrepancies"]
+    assert (found["kind"], found["quantity"], found["bound"]) == ("unit", "1", twelfth)
+    assert found["detail"] == (
+        f"DespatchAdvice D-1 line 1: despatched 1 C62 ({twelfth} DZN), but the order line is in DZN"
+    )
 
 
 def test_a_document_from_another_supplier_is_flagged(store: Store, tmp_path: Path) -> None:
@@ -438,3 +456,80 @@ def test_quantities_adding_up_beyond_their_column_fail_that_document_alone(gw: G
     assert line(gw)["despatched"] == big
     assert line(gw, "2")["despatched"] == "0"
     assert "D-2" not in [d["number"] for d in detail(gw)["documents"]]
+
+
+BIG, TINY = "1" + "0" * 43, "0." + "0" * 45 + "1"  # each fits its column; their sum does not
+HAIR = "40.00000000000000000000000000001"
+
+
+def test_a_sum_too_long_in_a_batch_costs_the_other_documents_nothing(gw: Gateway) -> None:
+    """One batch: D-2 fails with VALUE_TOO_LONG once its recompute has loaded its ledger rows.
+    Its savepoint was rolled back, but those rows stayed in the session; SQLite gave their IDs
+    to D-3's and D-4's rows, whose recomputes then counted D-2's instead: both "processed",
+    their quantities lost (PO-1 line 1 and PO-2 line 2 read 0)."""
+    receive(gw, f.order("PO-2", f.items(2, BIG)))
+    payloads = [
+        f.despatch_advice("D-1", "PO-2", [("1", BIG)]),
+        f.despatch_advice("D-2", "PO-2", [("1", TINY), ("2", "5")]),
+        f.despatch_advice("D-3", "PO-1", [("1", "4")]),
+        f.despatch_advice("D-4", "PO-2", [("2", "7")]),
+    ]
+    ids = intake(
+        gw.store,
+        [
+            Envelope(payload=p, source="t", source_ref=f"batch-{n}", filename="d.xml")
+            for n, p in enumerate(payloads)
+        ],
+    )
+    states = process_messages(gw.store, gw.policy, ids, react=gw.react)
+    assert [states[i] for i in ids] == ["processed", "failed", "processed", "processed"]
+    assert line(gw)["despatched"] == "4"
+    assert [ln["despatched"] for ln in detail(gw, "PO-2")["lines"]] == [BIG, "7"]
+
+
+def test_what_is_open_keeps_every_digit_and_despatching_it_completes_the_line(
+    gw: Gateway,
+) -> None:
+    """Open, unbilled and backordered were computed in the default context: 39.5 shown for
+    39.50000000000000000000000000001, and `despatch ORDER` sent that rounded rest, leaving the
+    line 1E-29 short of Fully delivered for good."""
+    receive(gw, f.order("PO-2", f.items(1, HAIR)))
+    receive(gw, f.despatch_advice("D-1", "PO-2", [("1", "0.5")], outstanding={"1": HAIR}))
+    receive(gw, f.invoice("I-1", "PO-2", [("1", "0.25", "1")]))
+    [shown] = detail(gw, "PO-2")["lines"]
+    rest = "39.50000000000000000000000000001"
+    assert (shown["open"], shown["backordered"], shown["unbilled"]) == (rest, rest, "0.25")
+    despatch(gw.store, gw.settings, "PO-2", DespatchRequest(), actor="ops")
+    [shown] = detail(gw, "PO-2")["lines"]
+    assert (shown["despatched"], shown["open"]) == (HAIR, "0")
+    assert shown["unbilled"] == "39.75000000000000000000000000001"
+
+
+def _kept(gw: Gateway) -> tuple[int, int, int]:
+    with gw.store.session() as session:
+        return tuple(  # type: ignore[return-value]
+            len(session.scalars(select(table.id)).all())
+            for table in (DocumentRow, OutboxRow, HistoryEvent)
+        )
+
+
+@pytest.mark.parametrize(
+    ("shipped", "request_line"),
+    [
+        (TINY, "9" * 43),  # each fits: their sum does not (the recompute refuses it)
+        (None, "0." + "0" * 50 + "1"),  # the quantity typed: PostgreSQL refused it uncoded
+    ],
+)
+def test_an_operator_document_too_long_for_the_store_is_refused_coded_and_keeps_nothing(
+    gw: Gateway, shipped: str | None, request_line: str
+) -> None:
+    receive(gw, f.order("PO-2", f.items(1, BIG)))
+    if shipped:
+        receive(gw, f.despatch_advice("D-1", "PO-2", [("1", shipped)]))
+    before, status = _kept(gw), detail(gw, "PO-2")["status"]
+    with pytest.raises(GatewayError) as refused:
+        request = DespatchRequest((("1", Decimal(request_line)),))
+        despatch(gw.store, gw.settings, "PO-2", request, actor="ops")
+    assert refused.value.code is ErrorCode.VALUE_TOO_LONG
+    assert (_kept(gw), detail(gw, "PO-2")["status"]) == (before, status)
+    assert line(gw)["despatched"] == "0"

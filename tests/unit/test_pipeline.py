@@ -200,6 +200,21 @@ def test_an_invoice_to_the_invoicee_the_order_names_attaches(store: Store, polic
     assert lines(store, "PO-9")["1"]["invoiced"] == "40"
 
 
+def test_an_invoicee_identifier_too_long_fails_its_order_on_every_backend(
+    store: Store, policy: Policy
+) -> None:
+    """The invoicee's keys are kept (role ``billed``) but were not measured: SQLite kept a
+    206-character key silently, PostgreSQL refused the row with a database message."""
+    payload = f.order("PO-9", f.items(1), invoicee=BUYER_B).replace(
+        f">{BUYER_B}<".encode(), f">{'7' * 201}<".encode()
+    )
+    mid, state = send(store, policy, payload)
+    with store.session() as session:
+        message = session.get_one(Message, mid)
+    assert (state, message.error_code) == ("failed", "VALUE_TOO_LONG")
+    assert message.error_detail.startswith("Order PO-9: the invoicee identifier is 206 characters")
+
+
 def _credit_of_1001(parties: dict[str, str]) -> bytes:
     """A credit note with no order reference, naming invoice 1001 in its BillingReference."""
     credited = [("1", "10", "2.25")]

@@ -174,6 +174,7 @@ def record_and_queue(
     and the recompute use them rather than reading them again."""
     from edi_gateway.pipeline.correlate import MessageRef, attach
     from edi_gateway.pipeline.history import now
+    from edi_gateway.pipeline.limits import check_lengths
     from edi_gateway.pipeline.orders import document_row
     from edi_gateway.store.prefetch import documents_before
     from edi_gateway.store.tables import DocumentRow
@@ -182,6 +183,10 @@ def record_and_queue(
     # written (the first document on the order in the batch; else None, and the recompute
     # reads them): the recompute counts them and this one's rows without reading them again.
     before = documents_before(session, order.id)
+    # Measured as a partner's document is (VALUE_TOO_LONG): a quantity an operator typed, or
+    # all that is open on a line, may be longer than its column, which PostgreSQL refuses
+    # uncoded (DataError) and SQLite keeps.
+    check_lengths(document)
     # The document row with Core (its unit of work cost more than the INSERT), and in memory
     # an object the session never holds: attaching reads its columns, nothing changes it. A
     # detached object handed to the session instead stayed in its identity map when a refused

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from edi_gateway.domain import discrepancy as rules
 from edi_gateway.domain.documents import DocumentKind
-from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.domain.status import EXACT
+from edi_gateway.errors import DocumentError, ErrorCode, GatewayError
 from edi_gateway.pipeline.history import now, record
 from edi_gateway.pipeline.ledger_rows import Documents, Ledger
 from edi_gateway.store.tables import (
@@ -29,6 +30,7 @@ from edi_gateway.store.tables import (
     Order,
     OrderLine,
 )
+from edi_gateway.store.widths import NUMBER, decimal_text
 
 RESPONSE = DocumentKind.ORDER_RESPONSE.value
 CANCELLATION = DocumentKind.ORDER_CANCELLATION.value
@@ -94,6 +96,7 @@ def unit_mismatches(
             converted = convert(row.quantity, row.unit, line.unit)
             if converted == row.quantity:
                 continue
+            converted = None if converted is None else _kept(converted, line.line_id)
             given = f"{row.quantity} {row.unit}"
             given += "" if converted is None else f" ({converted} {line.unit})"
             detail = (
@@ -105,6 +108,25 @@ def unit_mismatches(
                 doc.id, line.id, "unit", row.quantity, bound, detail
             )
     return list(found.values())
+
+
+def _kept(converted: Decimal, line_id: str) -> Decimal:
+    """A converted quantity as its column (48 characters) keeps it. A conversion is a ratio
+    that need not end (1 C62 is 0.0833... DZN): in the recompute's 100-digit context
+    (``EXACT``) it ran to 100 digits, which PostgreSQL refused (the despatch failed) and SQLite
+    kept; it is rounded to the decimals that fit. One whose whole part does not fit is
+    VALUE_TOO_LONG, as a sum is (``ledger._check_widths``)."""
+    text = decimal_text(converted) or ""
+    if len(text) <= NUMBER:
+        return converted
+    places = NUMBER - len(text.split(".")[0]) - 1
+    if places < 0:
+        raise DocumentError(
+            ErrorCode.VALUE_TOO_LONG,
+            f"line {line_id}: the quantity converted to its unit is {len(text):,} characters "
+            f"({text[:40]!r}...); the gateway keeps at most {NUMBER}",
+        )
+    return converted.quantize(Decimal(1).scaleb(-places), context=EXACT).normalize(EXACT)
 
 
 def other_parties(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from edi_gateway.domain.kinds import DocumentKind
+from edi_gateway.domain.status import EXACT
 from edi_gateway.store import schema
 
 if TYPE_CHECKING:  # the ORM and the documents' dataclasses: not for ``orders show``
@@ -99,16 +100,20 @@ def backorders(
 
 def open_quantity(line: OrderLine | Record) -> Decimal:
     """What is still to despatch on a line: its confirmed (else ordered) quantity less what was
-    despatched, never below 0."""
+    despatched, never below 0. Exact (``EXACT``): ``despatch`` sends what this says is left,
+    and a difference rounded to 28 digits left a line 1E-29 short of Fully delivered."""
     expected = line.qty_ordered if line.qty_confirmed is None else line.qty_confirmed
-    return max(expected - line.qty_despatched, Decimal(0))
+    return max(EXACT.subtract(expected, line.qty_despatched), Decimal(0))
 
 
 def still_open(lines: Iterable[OrderLine | Record]) -> dict[int, Decimal]:
-    """Per order line, its effective quantity (confirmed, else ordered) less what left."""
+    """Per order line, its effective quantity (confirmed, else ordered) less what left (exact,
+    as :func:`open_quantity`: ``orders show`` reads backorders through it)."""
     return {
-        line.id: (line.qty_ordered if line.qty_confirmed is None else line.qty_confirmed)
-        - line.qty_despatched
+        line.id: EXACT.subtract(
+            line.qty_ordered if line.qty_confirmed is None else line.qty_confirmed,
+            line.qty_despatched,
+        )
         for line in lines
     }
 

@@ -788,7 +788,9 @@ def order_detail(reader: Reader, order: Order | Record) -> Json:
             "delivery_place": line.delivery_place,
             "backordered": _num(backordered.get(line.id)),
             "open": _num(open_quantity(line)),
-            "unbilled": _num(max(line.qty_despatched - line.qty_invoiced, Decimal(0))),
+            "unbilled": _num(
+                max(EXACT.subtract(line.qty_despatched, line.qty_invoiced), Decimal(0))
+            ),
         }
         for line in lines
     ]
