@@ -345,42 +345,74 @@ def test_supplier_csv_reply_with_every_line_zero_accepts(store: Store, tmp_path:
     assert states == ["attached", "answer", "notice"]
 
 
-def _cancelled(store: Store, tmp_path: Path) -> Gateway:
-    """PO-1 (2 lines of 10) held, then cancelled by C-1: accepted at once (not confirmed)."""
-    gw = gateway(store, tmp_path, formats=["ubl"], hold=True)
+def _cancelled(store: Store, tmp_path: Path, *, reached: bool = False) -> Gateway:
+    """PO-1 (2 lines of 10), cancelled by C-1: accepted at once (not confirmed). ``reached``:
+    the order had reached the supplier, which is sent the cancellation; else it was held and
+    withdrawn, and the supplier never hears of the cancellation."""
+    gw = gateway(store, tmp_path, formats=["ubl"], hold=not reached)
     receive(gw, f.order("PO-1", f.items(2)))
+    flush_all(gw.store, gw.settings)
     receive(gw, f.order_cancellation("C-1", "PO-1"))
+    flush_all(gw.store, gw.settings)
     assert detail(gw)["status"] == "Cancelled"
+    assert any(e == "cancellation.sent" for e, _ in events(gw)) is reached
     return gw
 
 
-def test_an_acceptance_after_the_cancellation_leaves_the_order_as_it_ended(
-    store: Store, tmp_path: Path
-) -> None:
-    """It replaced the cancelled order's confirmations, silently (confirmed 10 and 10)."""
-    gw = _cancelled(store, tmp_path)
-    receive(gw, f.order_response("R-9", "PO-1", "AP"))
+def _late(gw: Gateway, response: bytes, *, attention: bool, event: str) -> str:
+    """Receive ``response`` on the cancelled PO-1: the order stays as it ended, the response
+    is kept (state late) outside its quantities; the history event's detail."""
+    receive(gw, response)
     order = detail(gw)
-    assert order["status"] == "Cancelled" and order["attention"] is False
+    assert order["status"] == "Cancelled" and order["attention"] is attention
     assert [line["confirmed"] for line in order["lines"]] == [None, None]
-    assert {d["document_id"]: d["state"] for d in order["documents"]}["R-9"] == "answer"
-    assert (
-        "cancellation.answered",
-        "OrderResponse R-9 (AP) from seller arrived after cancellation C-1 ended order PO-1; "
-        "kept outside its quantities: it agrees",
-    ) in events(gw)
+    assert {d["document_id"]: d["state"] for d in order["documents"]}["R-9"] == "late"
+    [said] = [d for e, d in events(gw) if e == event]
+    assert said.startswith(
+        "OrderResponse R-9 ("
+        + response.split(b"<cbc:OrderResponseCode>")[1][:2].decode()
+        + ") from seller arrived after cancellation C-1 ended order PO-1; kept outside its "
+        "quantities: "
+    )
+    return said
+
+
+def test_an_acceptance_of_a_cancelled_order_needs_attention(store: Store, tmp_path: Path) -> None:
+    """A T76 AP answers the order it had (T76 cannot answer a cancellation): the supplier may
+    deliver what the buyer cancelled. It replaced the confirmations silently (10 and 10)."""
+    gw = _cancelled(store, tmp_path)
+    said = _late(
+        gw, f.order_response("R-9", "PO-1", "AP"), attention=True, event="cancellation.disputed"
+    )
+    assert said.endswith("it does not agree (no reason given)")
+
+
+def test_a_rejection_of_a_cancelled_order_agrees(store: Store, tmp_path: Path) -> None:
+    """A T76 RE: the supplier will not deliver, as the buyer asked."""
+    gw = _cancelled(store, tmp_path, reached=True)
+    said = _late(
+        gw, f.order_response("R-9", "PO-1", "RE"), attention=False, event="cancellation.answered"
+    )
+    assert said.endswith("it agrees")
+
+
+def test_an_advanced_acceptance_of_a_sent_cancellation_agrees(store: Store, tmp_path: Path) -> None:
+    """A T116 AP after the supplier was sent the cancellation accepts it (ADR 0008)."""
+    gw = _cancelled(store, tmp_path, reached=True)
+    advanced = (
+        f.order_response("R-9", "PO-1", "AP")
+        .replace(b"trns:order_response:3", b"trns:order_response_advanced:3")
+        .replace(b"bis:ordering:3", b"bis:advanced_ordering:3")
+    )
+    said = _late(gw, advanced, attention=False, event="cancellation.answered")
+    assert said.endswith("it agrees")
 
 
 def test_a_response_still_delivering_after_the_cancellation_needs_attention(
     store: Store, tmp_path: Path
 ) -> None:
     """A CA keeping line 1: the supplier may be shipping goods the buyer cancelled."""
-    gw = _cancelled(store, tmp_path)
-    receive(gw, f.order_response("R-9", "PO-1", "CA", [("1", "5", "10"), ("2", "7", "0")]))
-    order = detail(gw)
-    assert order["status"] == "Cancelled" and order["attention"] is True
-    assert [line["confirmed"] for line in order["lines"]] == [None, None]
-    assert {d["document_id"]: d["state"] for d in order["documents"]}["R-9"] == "answer"
-    [(_, disputed)] = [e for e in events(gw) if e[0] == "cancellation.disputed"]
-    assert disputed.startswith("OrderResponse R-9 (CA) from seller arrived after cancellation C-1")
-    assert disputed.endswith("it does not agree (it still delivers part of the order (R-9))")
+    gw = _cancelled(store, tmp_path, reached=True)
+    response = f.order_response("R-9", "PO-1", "CA", [("1", "5", "10"), ("2", "7", "0")])
+    said = _late(gw, response, attention=True, event="cancellation.disputed")
+    assert said.endswith("it does not agree (it still delivers part of the order (R-9))")

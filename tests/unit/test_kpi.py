@@ -146,3 +146,16 @@ def test_cli_prints_text_json_and_csv(
     [row] = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert row["on_time_rate"] == "0.3333" and row["failures"] == "DUPLICATE_LINE_ID=1"
     assert cli.main([*base, "--until", "2026-09-01"]) == 2  # a usage error
+
+
+def test_a_supplier_answering_an_order_already_cancelled_has_answered(gateway: Gateway) -> None:
+    """Its response is kept outside the order's quantities (state late) but it is an answer:
+    the order is not counted as unanswered."""
+    receive(gateway, f.order("PO-1", f.items(2)))
+    receive(gateway, f.order_cancellation("C-1", "PO-1"))
+    receive(gateway, f.order_response("R-9", "PO-1", "RE"))
+    with gateway.store.connect() as conn:
+        [seller] = [
+            r for r in kpi_report(conn, SINCE, datetime.now(UTC)) if r["partner"] == "seller"
+        ]
+    assert (seller["response_hours"]["orders"], seller["response_hours"]["answered"]) == (1, 1)

@@ -422,3 +422,21 @@ def test_an_invoice_the_rules_refuse_fails_and_frees_its_number(
         again = message_detail(session, accepted)
     assert again["state"] != "failed", (again["error_code"], again["error_detail"])
     assert relayed(gateway, tmp_path) == [good]
+
+
+def test_a_response_to_a_cancelled_order_is_relayed_as_it_came(
+    store: Store, tmp_path: Path
+) -> None:
+    """It stays outside the order's quantities (state late), but the buyer still gets what
+    the supplier said: here that it delivers part of what the buyer cancelled."""
+    order = f.order("PO-1", f.items(2))
+    order_seller, order_buyer = parties(order)
+    gateway = relay_gateway(store, tmp_path, None, order_seller, order_buyer)
+    receive(gateway, order)
+    receive(gateway, f.order_cancellation("C-1", "PO-1"))
+    response = f.order_response("R-9", "PO-1", "CA", [("1", "5", "10"), ("2", "7", "0")])
+    receive(gateway, response)
+    with gateway.store.session() as session:
+        detail = order_detail(session, resolve_order(session, "PO-1"))
+    assert detail["status"] == "Cancelled" and detail["attention"] is True
+    assert response in relayed(gateway, tmp_path)

@@ -37,6 +37,7 @@ from edi_gateway.pipeline.cancellations import (
     DECIDED,
     PENDING,
     REFUSED,
+    SENT,
     accepted_note,
     decide,
     pending,
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
 
 NOTICE = "notice"
 """The state of an Order Response telling the buyer a cancellation's outcome."""
-SENT, NOT_SENT = "cancellation.sent", "cancellation.not_sent"
+NOT_SENT = "cancellation.not_sent"
 TOLD, NOT_TOLD = "cancellation.buyer_told", "cancellation.buyer_not_told"
 NO_REASON = "no reason given"
 

@@ -46,6 +46,7 @@ from edi_gateway.outbound.issuing import (
     queue_to_buyer,
     written,
 )
+from edi_gateway.pipeline.cancellations import LATE
 from edi_gateway.pipeline.history import SYSTEM, now, record
 from edi_gateway.rules.evaluate import RulesFailed
 
@@ -177,7 +178,7 @@ def _replies(
         .where(
             DocumentRow.message_id.in_(list(message_ids)),
             DocumentRow.direction == "in",
-            DocumentRow.state.in_(["attached", "orphan"]),
+            DocumentRow.state.in_(["attached", "orphan", LATE]),
             DocumentRow.kind.in_(KINDS),
             Message.partner.in_(list(suppliers)),
         )

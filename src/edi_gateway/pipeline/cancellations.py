@@ -10,8 +10,9 @@ one. Telling the supplier and the buyer is the react step's (``outbound/cancel.p
   is kept with state ``answer``, outside the ledger (so its RE never makes the order Rejected).
   A CA that keeps some line refuses the cancellation and, as it says what the supplier will
   deliver, stays an ordinary (``attached``) response of the order.
-- A supplier's Order Response to an order already cancelled is an answer too, kept outside
-  the ledger; one that does not agree raises the order's attention (``_after_cancellation``).
+- A supplier's Order Response to an order already cancelled is kept outside the ledger too
+  (state ``late``); one that does not agree raises the order's attention
+  (``_after_cancellation``).
 - An operator answers with :func:`decide` (``edi-gateway orders cancel``).
 """
 
@@ -38,6 +39,11 @@ IN_EFFECT = frozenset({ACCEPTED, "attached"})
 """Cancellation states that make the order Cancelled (``attached``: stores from before 0008)."""
 ANSWER = "answer"
 """The state of a supplier's Order Response that answered a pending cancellation."""
+LATE = "late"
+"""The state of a supplier's Order Response to an order a cancellation had ended: outside the
+ledger, relayed to the buyer, counted as the supplier's answer (KPIs)."""
+SENT = "cancellation.sent"
+"""The history event of a cancellation sent to the supplier (``outbound/cancel.py``)."""
 RESPONSES = (DocumentKind.ORDER_RESPONSE, DocumentKind.ORDER_RESPONSE_SIMPLE)
 NOT_ACCEPTED = "7"
 
@@ -181,14 +187,30 @@ def _after_cancellation(
     session: Session, order: t.Order, row: t.DocumentRow, document: OrderResponse
 ) -> None:
     """A supplier's Order Response to an order a cancellation already ended answers no order
-    that stands: it is kept with state ``answer``, outside the ledger (it used to replace the
-    confirmations of the cancelled order, silently). Read as an answer to the cancellation
-    (:func:`answer`): agreeing (AP, a CA of zeros) or acknowledging (AB) is recorded; a
-    refusal (RE, or a CA that still delivers lines: goods may be on their way to a buyer who
-    cancelled) raises the order's attention."""
-    row.state = ANSWER
+    that stands: it is kept with state ``late``, outside the ledger (it used to replace the
+    confirmations of the cancelled order, silently), and still relayed to the buyer like any
+    reply (``outbound/relay.py``). What it says depends on what it answers:
+
+    - a T116 (advanced ordering) response to a cancellation the supplier was sent answers the
+      cancellation, as a pending one's answer would (:func:`answer`): AP or a CA of zeros
+      agrees, RE or a CA that delivers refuses;
+    - any other (a T76, which cannot answer a cancellation, or any response when the supplier
+      was never sent one) answers the order it had: AP or a CA that delivers means goods may
+      be on their way to a buyer who cancelled, RE or a CA of zeros agrees with the buyer.
+
+    AB only acknowledges. A refusal is ``cancellation.disputed`` and raises the order's
+    attention; the cancellation stays accepted (the buyer has been told)."""
+    from edi_gateway.ubl.write_order_response import is_advanced  # rare: not at import
+
+    row.state = LATE
     code = document.response_code
-    said = answer(code, every_line_zero=_every_line_zero(session, order, row))
+    zeros = _every_line_zero(session, order, row)
+    if is_advanced(document.profile_id) and _sent(session, order):
+        said = answer(code, every_line_zero=zeros)
+    elif code == "AP" or (code == "CA" and not zeros):
+        said = CancellationState.REFUSED
+    else:
+        said = CancellationState.ACCEPTED if code in ("RE", "CA") else None
     ended = session.scalars(
         select(t.DocumentRow.doc_number)
         .where(
@@ -214,6 +236,14 @@ def _after_cancellation(
         return
     verdict = "it agrees" if said is CancellationState.ACCEPTED else "it acknowledges"
     record(session, "cancellation.answered", f"{head}: {verdict}", order_id=order.id)
+
+
+def _sent(session: Session, order: t.Order) -> bool:
+    """Whether the supplier was sent a cancellation of ``order`` (``outbound/cancel.py``)."""
+    sent = select(t.HistoryEvent.id).where(
+        t.HistoryEvent.order_id == order.id, t.HistoryEvent.event == SENT
+    )
+    return session.scalars(sent.limit(1)).first() is not None
 
 
 def _reason(document: OrderResponse) -> str:

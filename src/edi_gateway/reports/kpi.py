@@ -36,7 +36,9 @@ from edi_gateway.store.schema import documents, history, messages, order_lines, 
 RESPONSES = ("OrderResponse", "OrderResponseSimple")
 DESPATCHES = ("DespatchAdvice",)
 UNREADABLE = "not_interpreted"
-COUNTED = ("attached", "relayed")  # documents that stand on an order (ours, theirs, relayed)
+COUNTED = ("attached", "relayed", "late")
+"""Documents that stand on an order (ours, theirs, relayed), and a supplier's response that came
+after a cancellation ended the order (``pipeline/cancellations.LATE``): it did answer."""
 
 
 @dataclass
