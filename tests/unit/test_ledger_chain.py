@@ -45,8 +45,8 @@ def gw(store: Store, tmp_path: Path) -> Gateway:
     return gateway
 
 
-def issue(gw: Gateway, command: Any, request: Any, **kw: Any) -> Any:
-    return command(gw.store, gw.settings, "PO-1", request, actor="ops", **kw)
+def issue(gw: Gateway, command: Any, request: Any, ref: str = "PO-1", **kw: Any) -> Any:
+    return command(gw.store, gw.settings, ref, request, actor="ops", **kw)
 
 
 def line(gw: Gateway, line_id: str = "1") -> dict[str, Any]:
@@ -503,6 +503,10 @@ def test_what_is_open_keeps_every_digit_and_despatching_it_completes_the_line(
     [shown] = detail(gw, "PO-2")["lines"]
     assert (shown["despatched"], shown["open"]) == (HAIR, "0")
     assert shown["unbilled"] == "39.75000000000000000000000000001"
+    issue(gw, invoice, InvoiceRequest(), ref="PO-2")  # bills every digit of what is unbilled
+    [shown] = detail(gw, "PO-2")["lines"]
+    assert (shown["invoiced"], shown["unbilled"]) == (HAIR, "0")
+    assert detail(gw, "PO-2")["status"] == "Fully invoiced"
 
 
 def _kept(gw: Gateway) -> tuple[int, int, int]:

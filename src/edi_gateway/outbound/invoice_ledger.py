@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import select
 
 from edi_gateway.domain.billing import AllowanceCharge
 from edi_gateway.domain.documents import DocumentKind, Invoice
+from edi_gateway.domain.status import EXACT
 from edi_gateway.outbound.issuing import NotAllowed
 from edi_gateway.ubl.namespaces import cac, cbc
 from edi_gateway.ubl.read_charges import read_allowance_charge
@@ -70,12 +71,13 @@ def room(
     operator's explicit ``--rebill-credited``) gives it back to the invoice's room (ADR 0024).
     """
     if number is None:
-        left = {
-            line.id: line.qty_despatched
-            - line.qty_invoiced
-            + (line.qty_credited if rebill_credited else ZERO)
-            for line in lines
-        }
+        with localcontext(EXACT):  # every digit the ledger keeps (ADR 0024)
+            left = {
+                line.id: line.qty_despatched
+                - line.qty_invoiced
+                + (line.qty_credited if rebill_credited else ZERO)
+                for line in lines
+            }
         agreed = prices or {}
         what = "was despatched and not yet invoiced"
         if rebill_credited:
@@ -91,7 +93,7 @@ def room(
     for note in rows(session, order, DocumentKind.CREDIT_NOTE):
         if number in stored(session, note).billing_refs:
             for line_id, quantity in ledger(session, note.id)[0].items():
-                billed[line_id] = billed.get(line_id, ZERO) - quantity
+                billed[line_id] = EXACT.subtract(billed.get(line_id, ZERO), quantity)
     return Room(billed, billed_prices, f"invoice {number} billed and was not credited yet", number)
 
 
