@@ -54,7 +54,11 @@ BUYER_LEGAL = {
 
 
 def billing_settings(
-    tmp_path: Path, *, debit_note_as: str = "invoice", seller_legal: dict[str, Any] | None = None
+    tmp_path: Path,
+    *,
+    debit_note_as: str = "invoice",
+    seller_legal: dict[str, Any] | None = None,
+    more: tuple[dict[str, Any], ...] = (),
 ) -> Settings:
     return Settings.model_validate(
         {
@@ -64,6 +68,7 @@ def billing_settings(
                     outbound="to-buyer", legal=BUYER_LEGAL, debit_note_as=debit_note_as
                 ),
                 f.seller_partner(**({"legal": seller_legal} if seller_legal else {})),
+                *more,
             ],
             "connectors": [
                 {"name": "to-buyer", "type": "folder", "direction": "out", "path": "out"},
@@ -336,3 +341,40 @@ def test_the_same_order_despatched_and_invoiced_at_once_goes_once(billing: Gatew
     assert len(_out(billing, "Invoice")) == 1
     lines = detail(billing, "PO-1")["lines"]
     assert [(ln["despatched"], ln["invoiced"]) for ln in lines] == [("10", "10")] * 2
+
+
+INVOICEE = "7300010000025"
+INVOICEE_LEGAL = {
+    "registration_name": "Köpare Ekonomi AB",
+    "vat_id": "SE556677880001",
+    "country": "SE",
+}
+
+
+def test_an_order_naming_an_invoicee_is_invoiced_to_it(store: Store, tmp_path: Path) -> None:
+    """The Order's AccountingCustomerParty is the party the buyer asks to be invoiced, and an
+    invoice's Buyer (BG-7) is its AccountingCustomerParty: the invoice named the order's buyer.
+    The invoicee's own partner entry gives its legal data; the buyer's connector carries it."""
+    (tmp_path / "out").mkdir()
+    payables = {
+        "id": "payables",
+        "name": "Köpare Ekonomi AB",
+        "role": "buyer",
+        "endpoint": {"scheme": "0088", "value": INVOICEE},
+        "legal": INVOICEE_LEGAL,
+    }
+    settings = billing_settings(tmp_path, seller_legal=SELLER_LEGAL, more=(payables,))
+    gateway = Gateway(settings, store)
+    receive(gateway, f.order("PO-1", f.items(2), invoicee=INVOICEE))
+    receive(gateway, f.despatch_advice("D-1", "PO-1", [("1", "10"), ("2", "10")]))
+    issued = bill(gateway)
+    document = sent(gateway, issued.outbox_id)
+    assert document.buyer is not None and document.buyer.endpoint is not None
+    assert (document.buyer.endpoint.value, document.buyer.name) == (INVOICEE, "Köpare Ekonomi AB")
+    outbox.flush(gateway.store, gateway.settings)
+    [written] = [p for p in (tmp_path / "out").iterdir() if p.name.startswith("Invoice")]
+    check = shared_dir() / "tools" / "ubl-check"
+    done = subprocess.run(
+        [sys.executable, str(check), str(written)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

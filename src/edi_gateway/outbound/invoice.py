@@ -174,7 +174,9 @@ def issue_invoice(
     forced += over
     items, stated = ledger.order_terms(session, order)
     vat = ledger.stated_vat(items)
-    document = _compose(session, order, request, buyer=buyer, supplier=supplier, legal=legal)
+    document = _compose(
+        session, order, request, settings, buyer=buyer, supplier=supplier, legal=legal
+    )
     document.lines = [
         _line(line, qty, price, items.get(line.line_id, NO_ITEM), legal)
         for line, qty, price in chosen
@@ -306,6 +308,7 @@ def _compose(
     session: Session,
     order: OrderRow,
     request: InvoiceRequest,
+    settings: Settings,
     *,
     buyer: Partner | None,
     supplier: Partner,
@@ -322,7 +325,7 @@ def _compose(
             kind, code = DocumentKind.DEBIT_NOTE, None
     prefix, code, customization = parties.self_billing(supplier, prefix, code)
     seller = parties.seller(original, supplier, legal)
-    billed = parties.buyer(original, buyer, order)
+    billed = parties.buyer(original, buyer, order, settings)
     issuer = billed if supplier.self_billing else seller  # numbers are unique per issuer
     if not order.currency:
         raise NotAllowed(f"order {order.order_number} has no currency to invoice in")

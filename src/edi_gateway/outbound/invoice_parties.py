@@ -87,15 +87,26 @@ def seller(original: Order | OrderParties, partner: Partner, legal: LegalProfile
     return with_legal(Party(endpoint=endpoint, ids=party.ids or [endpoint]), legal)
 
 
-def buyer(original: Order | OrderParties, partner: Partner | None, order: OrderRow) -> Party:
-    """The buyer as on the Order, with its legal profile when it has one (a country needed)."""
-    party = original.buyer or Party()
+def buyer(
+    original: Order | OrderParties, partner: Partner | None, order: OrderRow, settings: Settings
+) -> Party:
+    """The Buyer (EN 16931 BG-7, ``cac:AccountingCustomerParty``) of a billing document on
+    ``order``: the invoicee the Order names (its own ``cac:AccountingCustomerParty``, the party
+    the buyer asks to be invoiced) when that is not its buyer and has the electronic address
+    an invoice's Buyer needs (PEPPOL-EN16931-R010), else its buyer as on the Order;
+    with the legal profile of that party's partner (``partner``: the buyer's) when it has one,
+    a country needed."""
+    party, who = original.buyer or Party(), "buyer"
+    invoicee = original.billed
+    if invoicee is not None and invoicee.endpoint and invoicee.key() not in party.keys():  # noqa: SIM118
+        party, who = invoicee, "invoicee"
+        partner = settings.partner_by_key(invoicee.keys())
     if partner is not None and partner.legal is not None:
         return with_legal(party, partner.legal)
     if not party.country:
         raise NotAllowed(
-            f"the buyer's country of order {order.order_number} is unknown: set "
-            "partners[].legal of the buyer (name, address, country, VAT number)"
+            f"the {who}'s country of order {order.order_number} is unknown: set "
+            f"partners[].legal of the {who} (name, address, country, VAT number)"
         )
     return party
 

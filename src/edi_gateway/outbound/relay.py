@@ -323,7 +323,7 @@ def _billing_parties(settings: Settings, order: OrderRow, original: Order) -> tu
     buyer = settings.partner(order.buyer_partner or "")
     return (
         parties.seller(original, partner, partner.legal),
-        parties.buyer(original, buyer, order),
+        parties.buyer(original, buyer, order, settings),
     )
 
 

@@ -397,6 +397,8 @@ class OrderParties:
     profile_id: str | None
     buyer: Party | None
     seller: Party | None
+    billed: Party | None = None
+    """The invoicee (``cac:AccountingCustomerParty``), when the Order names one."""
 
 
 def read_stored_parties(payload: bytes) -> OrderParties:
@@ -412,4 +414,4 @@ def read_stored_parties(payload: bytes) -> OrderParties:
         )
     kids = group_children(root)
     buyer, seller = read_buyer_seller(kids, DocumentKind.ORDER)
-    return OrderParties(text_in(kids, _PROFILE), buyer, seller)
+    return OrderParties(text_in(kids, _PROFILE), buyer, seller, read_billed(kids))
