@@ -266,3 +266,22 @@ def test_a_refused_auto_approval_is_recorded_once_and_left_to_an_operator(
     assert look(gateway.store, gateway.settings, at + timedelta(hours=1)).auto_approved == 0
     assert _events(gateway, "sla.auto_approval_refused") == ["OLD"]
     assert _responses(gateway, "OLD") == []
+
+
+def test_an_order_wanted_on_the_last_day_of_the_calendar_holds_up_no_clock(
+    store: Store, tmp_path: Path
+) -> None:
+    """xs:date allows 9999-12-31, and its end is past the last datetime Python has: the look
+    raised OverflowError for its whole batch, at every look, so no order's timer ran (found by
+    bench/fuzz.py). Its despatch is now due at the end of time; the other order's clock runs."""
+    gateway = _gateway(store, tmp_path)
+    _order(gateway, "LAST-DAY", age=timedelta(hours=1), deliver_by=date.max)
+    _order(gateway, "NORMAL-LATE", age=timedelta(hours=25))
+    tick = look(gateway.store, gateway.settings, datetime.now(UTC))
+    assert (tick.scheduled, tick.fired) == (2, 1)
+    assert _overdue(gateway) == ["NORMAL-LATE"]
+    with gateway.store.connect() as conn:
+        due = conn.scalar(
+            select(orders.c.despatch_due_at).where(orders.c.order_number == "LAST-DAY")
+        )
+    assert due is not None and due.year == 9999

@@ -118,6 +118,11 @@ def _terms(settings: Settings, partner: str | None) -> SlaSettings:
 
 
 def _end_of(day: date) -> datetime:
+    """The end of ``day``: the next midnight, or, for 9999-12-31 (a valid xs:date, and the
+    last day Python has), its last microsecond: a next day would raise OverflowError for the
+    whole look's batch, at every look, and no order's timer would run."""
+    if day >= date.max:
+        return datetime.max.replace(tzinfo=UTC)
     return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
 
 
