@@ -72,9 +72,7 @@ NORWAY = {
 def norway(store: Store, tmp_path: Path) -> list[str]:
     """``--config`` of a gateway whose buyer and supplier are those of Order_Example.xml, with
     the example in ``docs/``: the arguments to put before a command."""
-    example = order_example()
-    if not example.is_file():
-        pytest.skip("../shared/corpus is not here")
+    example = order_example()  # ../shared missing: skipped, or failed under CI (shared_dir)
     (tmp_path / "out").mkdir()
     (tmp_path / "docs").mkdir()
     shutil.copyfile(example, tmp_path / "docs" / "Order_Example.xml")  # a copy in tmp only

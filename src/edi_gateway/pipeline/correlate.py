@@ -79,15 +79,7 @@ def correlate(session: Session, ref: MessageRef, document: Document) -> tuple[st
             detail += f"; several orders match ({listed}): redrive once it is clear"
         record(session, "document.orphan", detail, message_id=ref.id)
         return ORPHAN, None
-    try:
-        attach(session, order, row, document, ref)
-    except Exception:
-        # The caller's savepoint rolls this document back (a sum too long for its column:
-        # VALUE_TOO_LONG), but the ledger rows the recompute loaded would stay in the session,
-        # and on SQLite the next document of the batch gets their IDs again: its recompute
-        # would count them instead of its own rows (processed, its quantities lost).
-        forget_rolled_back(session)
-        raise
+    attach(session, order, row, document, ref)
     return PROCESSED, order.id
 
 

@@ -12,6 +12,7 @@ the flag says a person must look. Only an operator clears the flag
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -20,9 +21,10 @@ from sqlalchemy.orm import Session
 from edi_gateway.domain import discrepancy as rules
 from edi_gateway.domain.documents import DocumentKind
 from edi_gateway.domain.status import EXACT
-from edi_gateway.errors import DocumentError, ErrorCode, GatewayError
+from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.pipeline.history import now, record
 from edi_gateway.pipeline.ledger_rows import Documents, Ledger
+from edi_gateway.pipeline.limits import too_long
 from edi_gateway.store.tables import (
     Discrepancy,
     DocumentRow,
@@ -38,19 +40,14 @@ RESPONSES = {RESPONSE, DocumentKind.ORDER_RESPONSE_SIMPLE.value}
 ZERO = rules.ZERO
 
 
-def moves(docs: list[DocumentRow], ledger: Ledger) -> list[rules.Move]:
+def moves(docs: list[DocumentRow], ledger: Ledger, changed: Mapping[int, int]) -> list[rules.Move]:
     """What each document states per order line, oldest first: the quantities the ledger sums
     (a corrective invoice or a debit note moves none), and the quantities a CA confirms, but
-    not on a line the buyer changed after it (judged when it came, against what was ordered
-    then: a later deletion does not make it an over-confirmation)."""
-    from edi_gateway.pipeline.ledger import (
-        CORRECTIVE_INVOICE_CODES,
-        NOT_ACCEPTED,
-        SUMMED,
-        changed_after,
-    )
+    not on a line the buyer changed after it (``changed``: ``ledger.changed_after``; judged
+    when it came, against what was ordered then: a later deletion does not make it an
+    over-confirmation)."""
+    from edi_gateway.pipeline.ledger import CORRECTIVE_INVOICE_CODES, NOT_ACCEPTED, SUMMED
 
-    changed = changed_after(docs, ledger)
     out: list[rules.Move] = []
     for doc in docs:
         what = SUMMED.get(doc.kind)  # the ledger's names are the rules' MOVES
@@ -75,14 +72,14 @@ def moves(docs: list[DocumentRow], ledger: Ledger) -> list[rules.Move]:
 
 
 def unit_mismatches(
-    docs: list[DocumentRow], ledger: Ledger, lines: list[OrderLine]
+    docs: list[DocumentRow], ledger: Ledger, lines: list[OrderLine], stated: list[rules.Move]
 ) -> list[rules.Discrepancy]:
     """Document lines the ledger counts whose unit is not their order line's (10 boxes of a
     line in pieces): counted as stated, so never silent. Units that count the same (C62, EA,
     H87, NAR) agree. One per document and order line."""
     from edi_gateway.domain.order_change import convert
 
-    counted = {(move.document, move.line): move for move in moves(docs, ledger)}
+    counted = {(move.document, move.line): move for move in stated}
     by_id = {line.id: line for line in lines}
     found: dict[tuple[int, int], rules.Discrepancy] = {}
     for doc in docs:
@@ -121,28 +118,24 @@ def _kept(converted: Decimal, line_id: str) -> Decimal:
         return converted
     places = NUMBER - len(text.split(".")[0]) - 1
     if places < 0:
-        raise DocumentError(
-            ErrorCode.VALUE_TOO_LONG,
-            f"line {line_id}: the quantity converted to its unit is {len(text):,} characters "
-            f"({text[:40]!r}...); the gateway keeps at most {NUMBER}",
-        )
+        raise too_long(f"line {line_id}: the quantity converted to its unit", text, NUMBER)
     return converted.quantize(Decimal(1).scaleb(-places), context=EXACT).normalize(EXACT)
 
 
 def other_parties(
     session: Session,
     order: Order,
-    documents: Documents,
+    docs: list[DocumentRow],
     lines: list[OrderLine],
+    stated: list[rules.Move],
 ) -> list[rules.Discrepancy]:
     """Received documents the ledger counts that a partner other than the order's buyer and
     supplier sent (correlation finds an order by buyer and order number alone): counted as
     stated, so never silent. Judged only when both the sender and the supplier are partners."""
-    docs, ledger = documents
     if order.seller_partner is None:
         return []
     by_doc = {d.id: d for d in docs}
-    moved = [m for m in moves(docs, ledger) if by_doc[m.document].direction == "in"]
+    moved = [m for m in stated if by_doc[m.document].direction == "in"]
     # only received documents that move a quantity can be another party's (the Order does not)
     received = {by_doc[m.document].message_id for m in moved} - {None}
     if not received:
@@ -211,16 +204,17 @@ def flag(
     documents: Documents,
     *,
     actor: str,
+    changed: Mapping[int, int],
 ) -> None:
     """Record each new discrepancy of the order's documents (with their ledger rows); raise
-    the order's attention."""
+    the order's attention. ``changed``: ``ledger.changed_after`` of those documents."""
     docs, ledger = documents
-    stated = moves(docs, ledger)
+    stated = moves(docs, ledger, changed)
     ended = _ended(order, docs)
     kept = _despatched_before(stated, ended[1]) if ended else {}
     bounds = {line.id: _bounds(line, ended, kept) for line in lines}
-    found = rules.find(stated, bounds) + unit_mismatches(docs, ledger, lines)
-    found += other_parties(session, order, documents, lines)
+    found = rules.find(stated, bounds) + unit_mismatches(docs, ledger, lines, stated)
+    found += other_parties(session, order, docs, lines, stated)
     if not found:
         return
     known = set(

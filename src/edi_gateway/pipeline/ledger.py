@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 
 from edi_gateway.domain.documents import DocumentKind
 from edi_gateway.domain.status import EXACT, LineQuantities, derive_status
-from edi_gateway.errors import DocumentError, ErrorCode
 from edi_gateway.pipeline.cancellations import CANCELLATION, IN_EFFECT
 from edi_gateway.pipeline.discrepancies import flag
 from edi_gateway.pipeline.history import record
 from edi_gateway.pipeline.ledger_rows import Documents, Ledger, LedgerRow
+from edi_gateway.pipeline.limits import too_long
 from edi_gateway.pipeline.shipments import backorders, received_advices, still_open, tracked
 from edi_gateway.store.queries import order_lines
 from edi_gateway.store.tables import DocumentLine, DocumentRow, Order, OrderLine
@@ -86,7 +86,8 @@ def _recompute(
         docs, ledger = documents
     sums = _sums(docs, ledger)
     _check_widths(sums, lines)
-    confirmed, statuses, response_code = _confirmations(docs, ledger, lines)
+    changed = changed_after(docs, ledger)
+    confirmed, statuses, response_code = _confirmations(docs, ledger, lines, changed)
     for line in lines:
         totals = sums.get(line.id, {})
         derived = (
@@ -105,7 +106,7 @@ def _recompute(
                 setattr(line, name, value)
     order.response_code = response_code
     order.cancelled = any(d.kind == CANCELLATION for d in docs)
-    flag(session, order, lines, (docs, ledger), actor=actor)
+    flag(session, order, lines, (docs, ledger), actor=actor, changed=changed)
     status = _status(session, order, lines, docs, ledger)
     if status != order.status:
         record(
@@ -212,17 +213,14 @@ def _check_widths(sums: dict[int, dict[str, Decimal]], lines: list[OrderLine]) -
             text = decimal_text(total) or ""
             if len(text) > NUMBER:
                 line = next((x.line_id for x in lines if x.id == line_id), line_id)
-                raise DocumentError(
-                    ErrorCode.VALUE_TOO_LONG,
-                    f"line {line}: the {column} quantities add up to {len(text):,} characters "
-                    f"({text[:40]!r}...); the gateway keeps at most {NUMBER}",
-                )
+                raise too_long(f"line {line}: the sum of the {column} quantities", text, NUMBER)
 
 
 def _confirmations(
     docs: list[DocumentRow],
     ledger: Ledger,
     lines: list[OrderLine],
+    changed: dict[int, int],
 ) -> tuple[dict[int, Decimal | None], dict[int, str | None], str | None]:
     """The latest decisive response wins: AP confirms all, CA states every line, RE rejects;
     then the buyer's Order Changes after it take back what they lowered (:func:`_taken_back`)."""
@@ -241,7 +239,7 @@ def _confirmations(
         statuses = {line.id: ACCEPTED for line in lines} if doc.code == "AP" else {}
         if doc.code == "CA":
             _apply_changes(ledger.get(doc.id, []), confirmed, statuses)
-    _taken_back(changed_after(docs, ledger), decisive, lines, confirmed, statuses)
+    _taken_back(changed, decisive, lines, confirmed, statuses)
     return confirmed, statuses, code
 
 

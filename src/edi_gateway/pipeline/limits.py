@@ -100,7 +100,7 @@ def _party(what: str, role: str, party: Party | None) -> None:
 def _text(what: str, field: str, values: Iterable[str | None], limit: int) -> None:
     for value in values:
         if value is not None and len(value) > limit:
-            raise _too_long(what, field, len(value), limit, value)
+            raise too_long(f"{what}: the {field}", value, limit)
 
 
 def _numbers(what: str, field: str, values: Iterable[Decimal | None]) -> None:
@@ -112,7 +112,7 @@ def _numbers(what: str, field: str, values: Iterable[Decimal | None]) -> None:
         if len(str(value)) > NUMBER or not -NUMBER < value.adjusted() < NUMBER:
             text = decimal_text(value) or ""
             if len(text) > NUMBER:
-                raise _too_long(what, field, len(text), NUMBER, text)
+                raise too_long(f"{what}: the {field}", text, NUMBER)
 
 
 def _short(numbers: list[Decimal]) -> bool:
@@ -130,9 +130,11 @@ def _short(numbers: list[Decimal]) -> bool:
     )
 
 
-def _too_long(what: str, field: str, size: int, limit: int, value: str) -> DocumentError:
+def too_long(what: str, text: str, limit: int) -> DocumentError:
+    """``VALUE_TOO_LONG`` for ``text``, the value ``what`` names (``Order 7: the buyer name``),
+    longer than the ``limit`` characters its column keeps."""
     return DocumentError(
         ErrorCode.VALUE_TOO_LONG,
-        f"{what}: the {field} is {size:,} characters long ({value[:40]!r}...); "
+        f"{what} is {len(text):,} characters long ({text[:40]!r}...); "
         f"the gateway keeps at most {limit}",
     )

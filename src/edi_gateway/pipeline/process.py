@@ -782,7 +782,7 @@ def _orders_with_orphans(conn: Connection, orders: list[Work]) -> list[int]:
 
 
 def _correlate_one(session: Session, work: Work) -> None:
-    from edi_gateway.pipeline.correlate import MessageRef, correlate
+    from edi_gateway.pipeline.correlate import MessageRef, correlate, forget_rolled_back
 
     ref = MessageRef(work.id, work.source, work.partner)
     if work.partner is not None:  # the ledger judges who sent what it counts (discrepancies)
@@ -792,6 +792,11 @@ def _correlate_one(session: Session, work: Work) -> None:
         with session.begin_nested():  # correlation writes all or nothing
             outcomes = [correlate(session, ref, d) for d in _documents(work)]
     except GatewayError as exc:
+        # Rolled back (a sum too long for its column: VALUE_TOO_LONG), but the ledger rows the
+        # recompute loaded would stay in the session, and on SQLite the next document of the
+        # batch gets their IDs again: its recompute would count them instead of its own rows
+        # (processed, its quantities lost). As after every savepoint that attached a document.
+        forget_rolled_back(session)
         work.fail(exc)
         return
     states = {state for state, _ in outcomes}
