@@ -403,6 +403,50 @@ def test_a_credit_note_stored_while_its_orphan_invoices_order_arrives_attaches(
     assert _states(store, [invoice, order, credit_id]) == ["processed"] * 3
 
 
+@pytest.mark.parametrize("through", ["invoice", "credit note"])
+def test_a_document_whose_chain_is_attached_between_its_look_and_its_locks_attaches(
+    postgres_url: str, policy: Policy, monkeypatch: pytest.MonkeyPatch, through: str
+) -> None:
+    """A credit note naming only invoice N looks for its order and finds N an orphan. Before
+    it takes the locks of N's chain, N's order arrives on another gateway, which attaches N,
+    finds no waiter (the credit note is not committed) and commits; it holds none of the
+    credit note's numbers, so nothing makes it wait. Taking the chain's locks, the credit note
+    then finds no orphan left to lock. It stayed an orphan for good: it looked again only when
+    the chain had locks to take (one in some runs of
+    test_chains_processed_by_four_gateways_at_once_all_attach_and_count_once, in CI). Also
+    through a credit note naming only a credit note of N (two hops)."""
+    from edi_gateway.pipeline import correlate as correlate_module
+
+    store = open_store(postgres_url)
+    try:
+        invoice, order, credit = _an_orphan_invoice_and_its_order(store, policy, "L")
+        first = [invoice]
+        if through == "credit note":  # CN-L waits for INV-L; the one stored now waits for CN-L
+            [middle] = intake(store, [Envelope(credit, "t", "m", "m.xml")])
+            assert process_messages(store, policy, [middle]) == {middle: "orphan"}
+            first.append(middle)
+            credit = _credit_note("CN-L2", "CN-L", "1")
+        [credit_id] = intake(store, [Envelope(credit, "t", "c", "c.xml")])
+        real = correlate_module._lock_chain
+        arrived: list[dict[int, str]] = []
+
+        def order_arrives_first(session: Any, document: Any) -> bool:
+            if not arrived:  # on another gateway, to its end: it waits for nothing of ours
+                meanwhile = threading.Thread(
+                    target=lambda: arrived.append(process_messages(store, policy, [order]))
+                )
+                meanwhile.start()
+                meanwhile.join(30)
+                assert arrived == [{order: "processed"}]
+            return real(session, document)
+
+        monkeypatch.setattr(correlate_module, "_lock_chain", order_arrives_first)
+        assert process_messages(store, policy, [credit_id]) == {credit_id: "processed"}
+        assert _behind(store, [*first, order, credit_id]) == []
+    finally:
+        store.close()
+
+
 def test_two_credit_notes_of_one_order_processed_at_once_both_count(
     store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -62,7 +62,7 @@ def correlate(session: Session, ref: MessageRef, document: Document) -> tuple[st
     if document.kind is DocumentKind.ORDER:
         raise ValueError("orders are stored by insert_orders, not correlated")
     order, ambiguous = match_order(session, document)
-    if order is None and _lock_chain(session, document):  # waited: look again
+    if order is None and _lock_chain(session, document):  # locked: look again
         order, ambiguous = match_order(session, document)
     row = t.DocumentRow(**document_row(ref.id, document, order.id if order else None, now()))
     session.add(row)
@@ -283,7 +283,12 @@ def attach_waiting(session: Session, numbers: Sequence[str]) -> list[t.DocumentR
 
 def _lock_chain(session: Session, document: Document) -> bool:
     """Take the locks of the order numbers this document's orphan would wait for through other
-    orphans; whether any was taken (then the caller looks for its order again).
+    orphans; whether the caller must look for its order again: always, for a document that
+    waits for a document. Between the caller's first look (N an orphan) and these reads, N's
+    order may have arrived on a gateway that holds none of this batch's numbers: it attached
+    N, looked for N's waiters before this document was committed, and ended. These reads then
+    find no orphan left to lock; when only a lock taken meant "look again", this document
+    stayed an orphan for good (CI, 2026-12-06: one in the four-gateway chain test).
 
     A document naming no order waits for the document it references, N (``waits_for``), whose
     number its batch locks. When N is itself an orphan waiting for order O (or for another
@@ -311,7 +316,7 @@ def _lock_chain(session: Session, document: Document) -> bool:
         numbers = sorted({number for number in found if number} - seen)
         lock_orders(session, numbers)
         seen.update(numbers)
-    return len(seen) > 1
+    return True
 
 
 def _orphans_waiting_for(session: Session, numbers: Sequence[str]) -> list[t.DocumentRow]:
