@@ -614,14 +614,31 @@ def billed_change(store: Store, tmp_path: Path, old: str, new: str) -> tuple[Gat
     return gw, changed(with_seller_ids(corpus("sc2/OrderChange_sc2.xml")), old, new)
 
 
+NS = {"cac": f.NS + "CommonAggregateComponents-2", "cbc": f.NS + "CommonBasicComponents-2"}
+
+
+def despatched_and_invoiced(gw: Gateway, line_id: str) -> Any:
+    """Despatch 5 of Order-1's line ``line_id`` and invoice it: the invoice's root element."""
+    from edi_gateway.outbound.despatch import DespatchRequest, despatch
+    from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, invoice
+
+    request = DespatchRequest(((line_id, Decimal(5)),))
+    despatch(gw.store, gw.settings, "Order-1", request, actor="ops")
+    billed = InvoiceRequest((LineRequest(line_id),))
+    issued = invoice(gw.store, gw.settings, "Order-1", billed, actor="ops")
+    with gw.store.session() as session:
+        [payload] = session.scalars(
+            select(OutboxRow.payload).where(OutboxRow.id == issued.outbox_id)
+        )
+    return etree.fromstring(payload)
+
+
 def test_a_line_added_by_a_change_is_billed_with_its_own_vat_and_price_basis(
     store: Store, tmp_path: Path
 ) -> None:
     """The Order's lines are S 20 %; the buyer's change adds line 3 as zero-rated (Z) at 40
     per 5 NAR. The invoice bills line 3 as the change said (Z, 5 x 40 / 5 = 40.00), not with
     the supplier's default VAT per unit (S 25 %, 200.00)."""
-    from edi_gateway.outbound.despatch import DespatchRequest, despatch
-    from edi_gateway.outbound.invoice import InvoiceRequest, LineRequest, invoice
     from tests.unit.test_ledger_chain import ubl_check_outbox
 
     gw, add = billed_change(
@@ -642,21 +659,11 @@ def test_a_line_added_by_a_change_is_billed_with_its_own_vat_and_price_basis(
         "<cbc:ID>Z</cbc:ID>\n          <cbc:Percent>0",
     )
     receive(gw, add)
-    request = DespatchRequest((("3", Decimal(5)),))
-    despatch(gw.store, gw.settings, "Order-1", request, actor="ops")
-    issued = invoice(
-        gw.store, gw.settings, "Order-1", InvoiceRequest((LineRequest("3"),)), actor="ops"
-    )
-    with gw.store.session() as session:
-        [payload] = session.scalars(
-            select(OutboxRow.payload).where(OutboxRow.id == issued.outbox_id)
-        )
-    ns = {"cac": f.NS + "CommonAggregateComponents-2", "cbc": f.NS + "CommonBasicComponents-2"}
-    line = etree.fromstring(payload).find("cac:InvoiceLine", ns)
+    line = despatched_and_invoiced(gw, "3").find("cac:InvoiceLine", NS)
     assert line is not None
     tax = "cac:Item/cac:ClassifiedTaxCategory/cbc:"
     paths = ("cbc:LineExtensionAmount", "cac:Price/cbc:BaseQuantity", tax + "ID", tax + "Percent")
-    assert [line.findtext(path, namespaces=ns) for path in paths] == ["40.00", "5", "Z", "0"]
+    assert [line.findtext(path, namespaces=NS) for path in paths] == ["40.00", "5", "Z", "0"]
     assert ubl_check_outbox(gw, tmp_path) == 2
 
 
@@ -781,3 +788,57 @@ def test_the_suppliers_answer_after_a_change_took_a_confirmation_back(
     )
     receive(gw, reply)
     assert state(gw) == expected
+
+
+INVOICEE_A, INVOICEE_B = "7300010000025", "7300010000032"
+_SELLER_END = "</cac:SellerSupplierParty>"
+
+
+def with_invoicee(document: bytes, gln: str) -> bytes:
+    """``document`` (an Order or Order Change) naming invoicee ``gln`` in its
+    AccountingCustomerParty, with what T01/T114 ask of that party (address, legal entity)."""
+    party = (
+        "<cac:AccountingCustomerParty><cac:Party>"
+        f'<cbc:EndpointID schemeID="0088">{gln}</cbc:EndpointID>'
+        f'<cac:PartyIdentification><cbc:ID schemeID="0088">{gln}</cbc:ID>'
+        "</cac:PartyIdentification><cac:PostalAddress><cbc:StreetName>Box 12</cbc:StreetName>"
+        "<cbc:CityName>Eurocity</cbc:CityName><cbc:PostalZone>11122</cbc:PostalZone>"
+        "<cac:Country><cbc:IdentificationCode>SE</cbc:IdentificationCode></cac:Country>"
+        "</cac:PostalAddress><cac:PartyLegalEntity>"
+        f"<cbc:RegistrationName>Payables {gln}</cbc:RegistrationName></cac:PartyLegalEntity>"
+        "</cac:Party></cac:AccountingCustomerParty>"
+    )
+    return changed(document, _SELLER_END, _SELLER_END + party)
+
+
+def test_an_order_change_naming_another_invoicee_moves_the_bills_to_it(
+    store: Store, tmp_path: Path
+) -> None:
+    """Order-1 names invoicee A; the buyer's Order Change names B (T114 carries an
+    AccountingCustomerParty): the gateway's invoice is addressed to B and passes ubl-check,
+    and the supplier's invoice to B finds Order-1 although B is also another order's
+    invoicee (it waited as an orphan: the order kept A's keys). The supplier refusing the
+    change gives A back."""
+    from tests.unit.test_invoice import BUYER_LEGAL, SELLER_LEGAL
+    from tests.unit.test_ledger_chain import ubl_check_outbox
+
+    gw = Gateway(settings(tmp_path, legal=(BUYER_LEGAL, SELLER_LEGAL)), store)
+    order = with_seller_ids(corpus("sc1/Order_sc1.xml"))
+    receive(gw, with_invoicee(order, INVOICEE_A))
+    other = changed(with_invoicee(order, INVOICEE_B), "<cbc:ID>Order-1<", "<cbc:ID>Order-2<")
+    receive(gw, other)  # B is Order-2's invoicee: a known party, not only Order-1's
+    receive(gw, with_invoicee(with_seller_ids(corpus("sc2/OrderChange_sc2.xml")), INVOICEE_B))
+    assert events(gw, "order.invoicee_changed") == [
+        f"invoicee 0088:{INVOICEE_A} -> 0088:{INVOICEE_B} by order change Change-2"
+    ]
+    endpoint = "cac:AccountingCustomerParty/cac:Party/cbc:EndpointID"
+    assert despatched_and_invoiced(gw, "1").findtext(endpoint, namespaces=NS) == INVOICEE_B
+    assert ubl_check_outbox(gw, tmp_path) == 2
+    bill = f.invoice("S-1", "Order-1", [("1", "1", "10")], buyer=INVOICEE_B, seller=SUPPLIER)
+    assert message(gw, receive(gw, bill)) == ("processed", None)
+
+    receive(gw, sc2_response("RE", "No"))
+    assert events(gw, "order.invoicee_changed")[-1] == (
+        f"invoicee 0088:{INVOICEE_B} -> 0088:{INVOICEE_A} as the order and the changes in "
+        "effect name it"
+    )

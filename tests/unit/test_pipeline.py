@@ -288,6 +288,102 @@ def test_a_credit_note_waiting_for_an_invoice_attached_by_hand_attaches_with_it(
     assert said[-1] == "orphan attached on arrival of 1001"
 
 
+def _credit(number: str, order_ref: str, *, billing_ref: str = "1001") -> bytes:
+    """A credit note of 10 of line 1 naming order ``order_ref`` and invoice ``billing_ref``."""
+    credited = [("1", "10", "2.25")]
+    root = {"root": "CreditNote", "type_code": "381"}
+    return f.invoice(number, order_ref, credited, billing_ref=billing_ref, **root)
+
+
+def _orphan_detail(store: Store, message_id: int) -> str:
+    with store.session() as session:
+        said = session.scalars(
+            select(HistoryEvent.detail).where(
+                HistoryEvent.message_id == message_id, HistoryEvent.event == "document.orphan"
+            )
+        ).all()
+    return said[-1] or ""
+
+
+@pytest.mark.parametrize(
+    ("root", "type_code"), [("CreditNote", "381"), ("Invoice", "384")], ids=["credit", "corrected"]
+)
+def test_a_bill_whose_order_reference_finds_nothing_attaches_through_its_invoice(
+    store: Store, policy: Policy, root: str, type_code: str
+) -> None:
+    """A credit note (or a corrected invoice) naming a number the buyer uses that is no order
+    here (BT-13) and invoice 1001 (BT-25), which is attached to PO-1: it goes to PO-1 (it was
+    an orphan for ever: the BillingReference was read only without an order reference)."""
+    send(store, policy, f.order("PO-1", f.items(1, "40")))
+    send(store, policy, f.invoice("1001", "PO-1", [("1", "40", "2.25")]))
+    bill = f.invoice(
+        "CN-9", "BUYER-REF-7", [("1", "10", "2.25")], billing_ref="1001", root=root,
+        type_code=type_code,
+    )  # fmt: skip
+    _, state = send(store, policy, bill)
+    assert state == "processed"
+    with store.session() as session:
+        row = session.scalars(select(DocumentRow).where(DocumentRow.doc_number == "CN-9")).one()
+        assert row.order_id == resolve_order(session, "PO-1").id
+
+
+def test_a_credit_note_naming_the_unknown_order_of_an_invoice_attached_by_hand_attaches(
+    store: Store, policy: Policy
+) -> None:
+    """Invoice 1001 names PO-9, which is no order here (an orphan); so does its credit note,
+    with 1001 as its BillingReference. The operator attaches 1001 to PO-1: the credit note
+    waiting for PO-9 attaches with it, and one that arrives afterwards attaches on arrival."""
+    send(store, policy, f.order("PO-1", f.items(1, "40")))
+    invoice_id, _ = send(store, policy, f.invoice("1001", "PO-9", [("1", "40", "2.25")]))
+    before_id, state = send(store, policy, _credit("CN-8", "PO-9"))
+    assert state == "orphan"
+    Gateway(settings(unknown_partner="accept"), store).attach(invoice_id, "PO-1", actor="tester")
+    with store.session() as session:
+        assert session.get_one(Message, before_id).state == "processed"
+    _, state = send(store, policy, _credit("CN-9", "PO-9"))
+    assert state == "processed"
+    assert (lines(store)["1"]["invoiced"], lines(store)["1"]["credited"]) == ("40", "20")
+
+
+def test_an_order_reference_and_an_invoice_that_disagree_leave_an_orphan_naming_both(
+    store: Store, policy: Policy
+) -> None:
+    """The credit note names order PO-2 and invoice 1001, attached to PO-1 (same parties):
+    neither reference outranks the other (EN 16931), so it is credited to neither and waits,
+    its detail naming both, for an operator (ADR 0005)."""
+    send(store, policy, f.order("PO-1", f.items(1, "40")))
+    send(store, policy, f.order("PO-2", f.items(1, "40")))
+    send(store, policy, f.invoice("1001", "PO-1", [("1", "40", "2.25")]))
+    credit_id, state = send(store, policy, _credit("CN-9", "PO-2"))
+    assert state == "orphan"
+    assert (lines(store, "PO-1")["1"]["credited"], lines(store, "PO-2")["1"]["credited"]) == (
+        "0",
+        "0",
+    )
+    said = _orphan_detail(store, credit_id)
+    assert "order reference PO-2 finds order" in said, said
+    assert "preceding invoice 1001 is attached to order" in said, said
+    _, state = send(store, policy, _credit("CN-8", "PO-1"))  # agreeing: attached as before
+    assert state == "processed"
+    assert lines(store, "PO-1")["1"]["credited"] == "10"
+
+
+def test_a_bill_finds_no_order_through_an_invoice_of_another_buyer(
+    store: Store, policy: Policy
+) -> None:
+    """Our seller's invoice 1001 is on buyer A's PO-1; a credit note of that seller to buyer
+    B names B's unknown PO-7 and 1001: not A's order (the same parties only)."""
+    send(store, policy, f.order("PO-1", f.items(1, "40")))
+    send(store, policy, f.invoice("1001", "PO-1", [("1", "40", "2.25")]))
+    bill = f.invoice(
+        "CN-9", "PO-7", [("1", "10", "2.25")], root="CreditNote", type_code="381",
+        billing_ref="1001", buyer=OTHER["buyer"],
+    )  # fmt: skip
+    _, state = send(store, policy, bill)
+    assert state == "orphan"
+    assert lines(store)["1"]["credited"] == "0"
+
+
 def test_orphans_waiting_for_each_other_attach_with_their_order(
     store: Store, policy: Policy
 ) -> None:

@@ -447,15 +447,18 @@ def test_a_document_whose_chain_is_attached_between_its_look_and_its_locks_attac
         store.close()
 
 
+@pytest.mark.parametrize("named", [False, True], ids=["no-order-ref", "unknown-order-ref"])
 def test_two_credit_notes_of_one_order_processed_at_once_both_count(
-    store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch
+    store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch, named: bool
 ) -> None:
     """Two credit notes naming only their invoices (two invoices of one order) find the order
     through them, and their batches lock no number of it: each could derive the line from its
     own snapshot and the last to commit win (credited 5 or 3, not 8; seen with neither the
     order's lock nor the order row's update that serialised them by chance). The order's
     number is locked once found, so the second waits and counts both. Forced: the first
-    commits only once the second has finished, or after 2 s."""
+    commits only once the second has finished, or after 2 s. ``named``: each also names an
+    order number no order has (its own: their batches share no lock), found nothing by, so
+    the invoice's order decides (``correlate._with_preceding``) under the same lock."""
     order = Envelope(f.order("PO-K", f.items(1, "40")), "t", "o", "o.xml")
     invoices = [
         Envelope(f.invoice(f"INV-K{n}", "PO-K", [("1", "20", "2.25")]), "t", f"i{n}", "i.xml")
@@ -464,7 +467,10 @@ def test_two_credit_notes_of_one_order_processed_at_once_both_count(
     ids = intake(store, [order, *invoices])
     assert set(process_messages(store, policy, ids).values()) == {"processed"}
     credits = [
-        Envelope(_credit_note(f"CN-K{n}", f"INV-K{n}", quantity), "t", f"c{n}", "c.xml")
+        Envelope(
+            _credit_note(f"CN-K{n}", f"INV-K{n}", quantity, f"REF-K{n}" if named else None),
+            *("t", f"c{n}", "c.xml"),
+        )
         for n, quantity in ((1, "5"), (2, "3"))
     ]
     first, second = intake(store, credits)
@@ -554,11 +560,11 @@ def test_a_circle_of_lock_waits_reads_as_a_busy_store(postgres_url: str) -> None
         store.close()
 
 
-def _credit_note(number: str, of: str, quantity: str = "5") -> bytes:
-    """A credit note naming only the document ``of`` (an invoice, or a credit note)."""
-    return f.invoice(
-        number, None, [("1", quantity, "2.25")], root="CreditNote", type_code="381", billing_ref=of
-    )
+def _credit_note(number: str, of: str, quantity: str = "5", order: str | None = None) -> bytes:
+    """A credit note naming the document ``of`` (an invoice, or a credit note), and only it
+    unless ``order`` gives an order number too."""
+    credited = [("1", quantity, "2.25")]
+    return f.invoice(number, order, credited, root="CreditNote", type_code="381", billing_ref=of)
 
 
 def _waits_for_number(conn: Connection, number: str) -> bool:

@@ -224,6 +224,9 @@ class OrderChange(Document):
 
     sequence: int | None = None
     sequence_id: str | None = None
+    billed: Party | None = None
+    """The invoicee (``cac:AccountingCustomerParty``) when the change names one: it replaces
+    the order's (``pipeline/order_change.set_invoicee``)."""
 
 
 @dataclass(slots=True)

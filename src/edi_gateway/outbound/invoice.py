@@ -325,7 +325,7 @@ def _compose(
             kind, code = DocumentKind.DEBIT_NOTE, None
     prefix, code, customization = parties.self_billing(supplier, prefix, code)
     seller = parties.seller(original, supplier, legal)
-    billed = parties.buyer(original, buyer, order, settings)
+    billed = parties.buyer(session, original, buyer, order, settings)
     issuer = billed if supplier.self_billing else seller  # numbers are unique per issuer
     if not order.currency:
         raise NotAllowed(f"order {order.order_number} has no currency to invoice in")

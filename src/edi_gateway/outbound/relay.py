@@ -292,7 +292,7 @@ def _relay_built(session: Session, settings: Settings, order: OrderRow, source: 
     relayed.order_refs = [order.order_number]
     relayed.customization_id = relayed.profile_id = None  # the writers use Peppol's
     if isinstance(relayed, Invoice):
-        relayed.seller, relayed.buyer = _billing_parties(settings, order, original)
+        relayed.seller, relayed.buyer = _billing_parties(session, settings, order, original)
         payload = written(relayed, write_invoice)
     else:
         relayed.issue_date = relayed.issue_date or datetime.now(UTC).date()
@@ -307,7 +307,9 @@ def _relay_built(session: Session, settings: Settings, order: OrderRow, source: 
     return _record(session, order, relayed, payload, connector, settings=settings)
 
 
-def _billing_parties(settings: Settings, order: OrderRow, original: Order) -> tuple[Party, Party]:
+def _billing_parties(
+    session: Session, settings: Settings, order: OrderRow, original: Order
+) -> tuple[Party, Party]:
     """Seller and buyer of an invoice built from a supplier's layout: who they are (name,
     address, VAT number: the ``legal`` profiles, as on the gateway's own invoices). What the
     invoice bills and where it is paid come from the supplier's rows, never from here."""
@@ -323,7 +325,7 @@ def _billing_parties(settings: Settings, order: OrderRow, original: Order) -> tu
     buyer = settings.partner(order.buyer_partner or "")
     return (
         parties.seller(original, partner, partner.legal),
-        parties.buyer(original, buyer, order, settings),
+        parties.buyer(session, original, buyer, order, settings),
     )
 
 

@@ -8,10 +8,10 @@ order is not known yet is kept as an ``orphan`` and attaches by itself when the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -61,14 +61,16 @@ def correlate(session: Session, ref: MessageRef, document: Document) -> tuple[st
     """
     if document.kind is DocumentKind.ORDER:
         raise ValueError("orders are stored by insert_orders, not correlated")
-    order, ambiguous = match_order(session, document)
+    order, ambiguous, conflict = match_order(session, document)
     if order is None and _lock_chain(session, document):  # locked: look again
-        order, ambiguous = match_order(session, document)
+        order, ambiguous, conflict = match_order(session, document)
     row = t.DocumentRow(**document_row(ref.id, document, order.id if order else None, now()))
     session.add(row)
     session.flush()
     if order is None:
-        if document.order_refs:
+        if conflict:
+            detail = f"{conflict}: attach it by hand (messages attach) to the right one"
+        elif document.order_refs:
             detail = f"waits for order {', '.join(document.order_refs)}"
         elif waited := document.waits_for():
             detail = f"waits for document {waited} (no order reference)"
@@ -85,10 +87,19 @@ def correlate(session: Session, ref: MessageRef, document: Document) -> tuple[st
 
 def find_order(session: Session, document: Document) -> t.Order | None:
     """The one order this document belongs to, or None when unknown or ambiguous."""
-    return match_order(session, document)[0]
+    return match_order(session, document).order
 
 
-def match_order(session: Session, document: Document) -> tuple[t.Order | None, list[t.Order]]:
+class Match(NamedTuple):
+    """The order a document belongs to; when none could be chosen, the candidates, or why the
+    references disagree (``conflict``, for the orphan's ``document.orphan`` detail)."""
+
+    order: t.Order | None
+    ambiguous: list[t.Order]
+    conflict: str | None = None
+
+
+def match_order(session: Session, document: Document) -> Match:
     """The order this document belongs to, and, when none could be chosen, the candidates.
 
     Candidates are the orders with a referenced order ID. They are narrowed, in turn, to those
@@ -96,12 +107,22 @@ def match_order(session: Session, document: Document) -> tuple[t.Order | None, l
     seller keys; then whose primary buyer key (the endpoint) is the document's. The first step
     that leaves exactly one order decides. With no buyer match at all, a single seller match
     decides (a delivery party is often not the buyer). Otherwise nothing is guessed.
+    A bill that also references preceding invoices is checked against them
+    (:func:`_with_preceding`).
     """
-    via = _order_via_documents(session, document)
-    if via is not None:
-        return _locked(session, *via), []
+    if isinstance(document, ApplicationResponse) or not document.order_refs:
+        via = _order_via_documents(session, document, document.referenced_documents())
+        if via is not None:
+            return Match(_locked(session, *via), [])
     if not document.order_refs:
-        return None, []
+        return Match(None, [])
+    found = _by_number(session, document)
+    if document.kind in BILLING_KINDS and document.billing_refs:
+        return _with_preceding(session, document, found)
+    return found
+
+
+def _by_number(session: Session, document: Document) -> Match:
     candidates = {
         o.id: o
         for o in session.scalars(
@@ -109,22 +130,51 @@ def match_order(session: Session, document: Document) -> tuple[t.Order | None, l
         )
     }
     if not candidates:
-        return None, []
+        return Match(None, [])
     billing = document.kind in BILLING_KINDS
     buyer_roles = BILLED_BY if billing else ("buyer",)
-    buyers = _meeting(session, candidates, buyer_roles, document.buyer)
-    sellers = _meeting(session, candidates, ("seller",), document.seller)
+    buyers = _meeting(session, list(candidates), buyer_roles, document.buyer)
+    sellers = _meeting(session, list(candidates), ("seller",), document.seller)
     primary = document.buyer.key() if document.buyer else None
     steps = [buyers, buyers & sellers, {i for i in buyers if candidates[i].buyer_key == primary}]
     if not buyers:
         if billing and _buys_elsewhere(session, document.buyer):
-            return None, []  # another buyer's bill: the seller alone does not decide
+            return Match(None, [])  # another buyer's bill: the seller alone does not decide
         steps = [sellers]
     for narrowed in steps:
         if len(narrowed) == 1:
-            return candidates[next(iter(narrowed))], []
+            return Match(candidates[next(iter(narrowed))], [])
     ambiguous = buyers or sellers
-    return None, [candidates[i] for i in sorted(ambiguous)] if len(ambiguous) > 1 else []
+    return Match(None, [candidates[i] for i in sorted(ambiguous)] if len(ambiguous) > 1 else [])
+
+
+def _with_preceding(session: Session, document: Document, found: Match) -> Match:
+    """A bill naming both an order (EN 16931 BT-13, the buyer's purchase order number) and
+    preceding invoices (BT-25, invoices the seller sent before: a credit note's) against the
+    order those invoices are attached to, when it is one (:func:`_order_via_documents`) and
+    the bill's buyer is its buyer or invoicee. Neither reference outranks the other in the
+    norm, so: they agree, or the order number found none (a buyer's reference, a typo) and
+    the invoice's order decides (also among several candidates it is one of); they disagree
+    and the bill waits as an orphan whose detail names both (``conflict``), for an operator:
+    attached either way, it would move one order's ledger on a guess. ADR 0005."""
+    via = _order_via_documents(session, document, document.billing_refs)
+    if via is None:
+        return found
+    order_id, number = via
+    if found.order is not None and found.order.id == order_id:
+        return found
+    if not _meeting(session, [order_id], BILLED_BY, document.buyer):
+        return found  # another buyer's order: the invoice's number is no evidence here
+    named = [found.order] if found.order else found.ambiguous
+    if named and order_id not in {o.id for o in named}:
+        listed = ", ".join(f"{o.id} ({o.buyer_key}:{o.order_number})" for o in named)
+        conflict = (
+            f"order reference {', '.join(document.order_refs)} finds order {listed}, but "
+            f"preceding invoice {', '.join(document.billing_refs)} is attached to order "
+            f"{order_id} ({number})"
+        )
+        return Match(None, [], conflict)
+    return Match(_locked(session, order_id, number), [])
 
 
 BILLING_KINDS = frozenset({DocumentKind.INVOICE, DocumentKind.CREDIT_NOTE, DocumentKind.DEBIT_NOTE})
@@ -147,7 +197,7 @@ def _locked(session: Session, order_id: int, number: str) -> t.Order | None:
 
 
 def _meeting(
-    session: Session, candidates: dict[int, t.Order], roles: Sequence[str], party: Party | None
+    session: Session, candidates: Collection[int], roles: Sequence[str], party: Party | None
 ) -> set[int]:
     keys = party.keys() if party else []
     if not keys:
@@ -383,12 +433,12 @@ _BUYER_KINDS = {
 }
 
 
-def _order_via_documents(session: Session, document: Document) -> tuple[int, str] | None:
-    """Documents that reference other documents rather than the order find it through them:
-    its ID and number (read together: the number is what :func:`_locked` locks)."""
-    refs: list[str] = []
-    if isinstance(document, ApplicationResponse) or not document.order_refs:
-        refs = document.referenced_documents()
+def _order_via_documents(
+    session: Session, document: Document, refs: Sequence[str]
+) -> tuple[int, str] | None:
+    """The one order the documents numbered ``refs`` (among those this one references) are
+    attached to: its ID and number (read together: the number is what :func:`_locked` locks).
+    None when they are attached to none, or to several."""
     if not refs:
         return None
     query = (

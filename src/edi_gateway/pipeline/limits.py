@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from operator import attrgetter
 
-from edi_gateway.domain.documents import Document, Order, Party
+from edi_gateway.domain.documents import Document, Order, OrderChange, Party
 from edi_gateway.errors import DocumentError, ErrorCode
 from edi_gateway.store.widths import (
     CURRENCY,
@@ -58,7 +58,7 @@ def check_lengths(document: Document) -> None:
     _text(what, "currency code", [document.currency], CURRENCY)
     for role, party in (("buyer", document.buyer), ("seller", document.seller)):
         _party(what, role, party)
-    billed = document.billed if isinstance(document, Order) else None
+    billed = document.billed if isinstance(document, Order | OrderChange) else None
     if billed is not None:  # its keys are kept (``order_keys`` role ``billed``), not its name
         _text(what, "invoicee identifier", billed.keys(), PARTY_KEY)
     for attribute in ("total_amount", "payable_amount"):

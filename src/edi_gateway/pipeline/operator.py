@@ -90,8 +90,10 @@ def attach_orphan(
         record(session, "message.attached", detail, actor=actor, message_id=message_id)
         # orphans that waited for these documents (a credit note naming this invoice) find
         # their order now, as when the documents are processed (pipeline/process.py _apply);
-        # the numbers they wait for are this message's, locked above
-        attach_waiting(session, [row.doc_number for row in rows])
+        # so do those that wait for the order number these named and the store does not know
+        # (a credit note naming that number and this invoice: correlate._with_preceding).
+        # The numbers they wait for are this message's, locked above
+        attach_waiting(session, [n for row in rows for n in (row.doc_number, row.order_ref) if n])
         return {
             "id": message_id,
             "state": PROCESSED,

@@ -21,7 +21,7 @@ replayed from the original order and the changes still in effect (:func:`replay`
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from edi_gateway.domain.documents import (
@@ -31,6 +31,7 @@ from edi_gateway.domain.documents import (
     Order,
     OrderChange,
     OrderResponse,
+    Party,
     Quantity,
 )
 from edi_gateway.domain.order_change import (
@@ -44,9 +45,9 @@ from edi_gateway.domain.order_change import (
 )
 from edi_gateway.domain.status import ZERO
 from edi_gateway.errors import DocumentError, ErrorCode
-from edi_gateway.pipeline.history import record
+from edi_gateway.pipeline.history import SYSTEM, record
 from edi_gateway.pipeline.item_ids import from_response
-from edi_gateway.pipeline.orders import NEW_LINE, line_rows
+from edi_gateway.pipeline.orders import NEW_LINE, billed_rows, line_rows
 from edi_gateway.store import tables as t
 from edi_gateway.store.queries import deleted_lines, order_payload
 
@@ -97,6 +98,59 @@ def apply_order_change(
     for step in steps:
         detail = f"{step.describe()} by {what}" + _taken_back(lines.get(step.line_id), step)
         record(session, _EVENTS[step.action], detail, actor=actor, order_id=order.id)
+    if document.billed is not None:  # none named: the invoicee stays as it was
+        set_invoicee(session, order, document.billed, f"by {what}", actor=actor)
+
+
+def invoicee(session: Session, order_id: int, named: Party | None) -> Party | None:
+    """The invoicee in effect on the order: the AccountingCustomerParty of the latest change
+    in effect (attached, not refused) that names one, else ``named``, the Order's own.
+
+    Read from the stored changes (no column keeps the party: an invoice needs its address and
+    legal data, not only the keys ``order_keys`` holds); an order without changes costs one
+    query that finds none."""
+    from edi_gateway.ubl.read import read_stored
+
+    payloads = session.scalars(
+        select(t.Message.payload)
+        .join(t.DocumentRow, t.DocumentRow.message_id == t.Message.id)
+        .where(
+            t.DocumentRow.order_id == order_id,
+            t.DocumentRow.kind == CHANGE,
+            t.DocumentRow.state == "attached",
+        )
+        .order_by(t.DocumentRow.id.desc())
+    )
+    for payload in payloads:
+        change = read_stored(payload) if payload is not None else None
+        if isinstance(change, OrderChange) and change.billed is not None:
+            return change.billed
+    return named
+
+
+def set_invoicee(
+    session: Session, order: t.Order, billed: Party | None, why: str, *, actor: str = SYSTEM
+) -> None:
+    """Make ``billed`` (None: the buyer) the order's invoicee: its keys replace the order's
+    ``billed`` keys, by which the invoices to it find the order (``correlate.BILLED_BY``), and
+    an ``order.invoicee_changed`` event says so. Nothing when the keys stay the same."""
+    k = t.OrderKey
+    mine = k.order_id == order.id
+    buyer = session.scalars(select(k.party_key).where(mine, k.role == "buyer"))
+    rows = billed_rows(order.id, buyer, billed) if billed is not None else []
+    was = list(session.scalars(select(k.party_key).where(mine, k.role == "billed").order_by(k.id)))
+    new = [row["party_key"] for row in rows]
+    if set(new) == set(was):
+        return
+    session.execute(delete(k).where(mine, k.role == "billed"))
+    if rows:
+        session.execute(insert(k), rows)
+    detail = f"invoicee {_named(was)} -> {_named(new)} {why}"
+    record(session, "order.invoicee_changed", detail, actor=actor, order_id=order.id)
+
+
+def _named(keys: list[str]) -> str:
+    return keys[0] if keys else "the buyer"
 
 
 def applied_sequences(
@@ -250,6 +304,8 @@ def replay(session: Session, order: t.Order) -> None:
         line.qty_ordered = ZERO if was is None else was.quantity
         if was is not None and was.price is not None:
             line.price = was.price
+    named = invoicee(session, order.id, original.billed)
+    set_invoicee(session, order, named, "as the order and the changes in effect name it")
 
 
 def _ledger_lines(session: Session, change: t.DocumentRow) -> list[Line]:

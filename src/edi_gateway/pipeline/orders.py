@@ -7,14 +7,14 @@ partner) ran before, so every order given here is stored.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Connection
 
-from edi_gateway.domain.documents import Document, Line, Order
+from edi_gateway.domain.documents import Document, Line, Order, Party
 from edi_gateway.pipeline.history import now
 from edi_gateway.pipeline.order_data import DataRows, order_columns
 from edi_gateway.pipeline.work import PROCESSED, Work
@@ -96,10 +96,19 @@ def key_rows(order_id: int, document: Document) -> list[dict[str, Any]]:
     ]
     billed = document.billed if isinstance(document, Order) else None
     if billed is not None:
-        buyer = set(document.buyer.keys()) if document.buyer else set()
-        keys = [key for key in billed.keys() if key not in buyer]  # noqa: SIM118 - as above
-        rows += [{"order_id": order_id, "role": "billed", "party_key": key} for key in keys]
+        buyer = document.buyer.keys() if document.buyer else []
+        rows += billed_rows(order_id, buyer, billed)
     return rows
+
+
+def billed_rows(order_id: int, buyer: Iterable[str], billed: Party) -> list[dict[str, Any]]:
+    """The ``order_keys`` rows (role ``billed``) of invoicee ``billed``: its keys that are not
+    the buyer's (``buyer``), each once. None when the invoicee is the buyer."""
+    known = set(buyer)
+    keys = [key for key in billed.keys() if key not in known]  # noqa: SIM118 - not a dict
+    return [
+        {"order_id": order_id, "role": "billed", "party_key": key} for key in dict.fromkeys(keys)
+    ]
 
 
 NEW_LINE: dict[str, Any] = {

@@ -176,6 +176,7 @@ def _order_change(root: Element, kids: Kids, kind: DocumentKind) -> Document:
     sequence = doc.sequence_id = text_in(kids, _SEQUENCE)
     if sequence is not None and sequence.isascii() and sequence.isdigit():
         doc.sequence = int(sequence)
+    doc.billed = read_billed(kids)
     return doc
 
 
