@@ -226,12 +226,14 @@ def _check_decision(decision: Decision) -> None:
     problem = terms.problem(decision.charges, decision.discount)
     if problem is not None:
         raise ResponseRefused(problem)
-    if decision.code != "CA" and (
-        decision.changes or decision.notes or decision.substitutes or decision.item_ids
-    ):
+    if decision.code != "CA" and (decision.changes or decision.notes or decision.substitutes):
         raise ResponseRefused(
-            "line changes, line notes, substitutes and the seller's item IDs go only with an "
-            "acceptance (--accept, or --change ...)"
+            "line changes, line notes and substitutes go only with an acceptance with changes (CA)"
+        )
+    if decision.code != "CA" and decision.item_ids:
+        raise ResponseRefused(
+            "the seller's item IDs go only with an acceptance (--accept, or --change ...): an "
+            "Order Response AB or RE carries no lines"
         )
     seen = [c.line_id for c in decision.changes]
     if len(seen) != len(set(seen)):

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.errors import NotAllowed
 from edi_gateway.pipeline.history import record
 from edi_gateway.store.widths import ITEM_ID
 
@@ -33,19 +33,15 @@ MISMATCH = "item_id"
 """The discrepancy kind of a received response naming another seller's item ID."""
 
 
-def _not_allowed(message: str) -> GatewayError:
-    return GatewayError(ErrorCode.NOT_ALLOWED, message)
-
-
 def check(given: tuple[tuple[str, str], ...]) -> None:
     """NOT_ALLOWED for IDs that can never be kept, whatever the order: a line named twice, an
     empty ID or one longer than the column (``store.widths.ITEM_ID``)."""
     named = [line_id for line_id, _ in given]
     if len(set(named)) != len(named):
-        raise _not_allowed("a line's seller's item ID is given twice; give each line's once")
+        raise NotAllowed("a line's seller's item ID is given twice; give each line's once")
     for line_id, item_id in given:
         if not item_id.strip() or len(item_id.strip()) > ITEM_ID:
-            raise _not_allowed(
+            raise NotAllowed(
                 f"line {line_id}: the seller's item ID must be 1 to {ITEM_ID} characters"
             )
 
@@ -54,7 +50,7 @@ def check_known(by_id: dict[str, OrderLine], given: Iterable[tuple[str, object]]
     """NOT_ALLOWED naming the lines of ``given`` (line ID, value) the order does not have."""
     unknown = [line_id for line_id, _ in given if line_id not in by_id]
     if unknown:
-        raise _not_allowed(f"no order line {', '.join(unknown)}; the lines are: {', '.join(by_id)}")
+        raise NotAllowed(f"no order line {', '.join(unknown)}; the lines are: {', '.join(by_id)}")
 
 
 def give(
@@ -77,7 +73,7 @@ def give(
         if not line.seller_item_id:
             keep(session, order, line, item_id, source, actor=actor)
         elif line.seller_item_id != item_id:
-            raise _not_allowed(
+            raise NotAllowed(
                 f"line {line_id} has the seller's item ID {line.seller_item_id}, not "
                 f"{item_id}: a line's ID is not changed"
             )
