@@ -21,6 +21,7 @@ import pytest
 from edi_gateway.cli import main
 from edi_gateway.outbound import bulk
 from edi_gateway.outbound.despatch import DespatchRequest
+from edi_gateway.outbound.respond import Decision
 from edi_gateway.store.db import Store
 from tests.conftest import shared_dir
 
@@ -302,3 +303,22 @@ def test_a_response_naming_another_id_is_a_discrepancy(
     assert detail in [h["detail"] for h in shown["history"] if h["event"] == "order.discrepancy"]
     assert main(["--config", str(config), "orders", "show", "Order-1"]) == 0
     assert detail in capsys.readouterr().out
+
+
+def test_a_decision_without_item_ids_keeps_its_bulk_key() -> None:
+    """As for despatch: a bulk respond recorded before ``Decision.item_ids`` existed is found
+    again (an empty one is not part of the key); a given one is another decision."""
+    plain = {
+        "code": "AP",
+        "reason": None,
+        "changes": [],
+        "notes": [],
+        "substitutes": [],
+        "charges": [],
+        "discount": None,
+    }
+    canonical = json.dumps(["respond", 1, plain], sort_keys=True, separators=(",", ":"))
+    decision = Decision("AP")
+    assert bulk.key_of("respond", 1, decision) == hashlib.sha256(canonical.encode()).hexdigest()
+    with_ids = Decision("AP", item_ids=(("1", "S-1"),))
+    assert bulk.key_of("respond", 1, with_ids) != bulk.key_of("respond", 1, decision)
