@@ -193,20 +193,14 @@ def xml_of(tmp_path: Path, kind: str) -> str:
     return found.read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize(("order", "ref", "ids", "part"), CASES)
+@pytest.mark.parametrize("case", CASES, ids=["UC2", "UC3", "sc1"])
 def test_a_supplier_states_its_item_ids_in_its_order_response(
-    config: Path,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
-    order: str,
-    ref: str,
-    ids: dict[str, str],
-    part: str,
+    config: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, case: tuple[Any, ...]
 ) -> None:
     """``respond --accept --item-id``: sent as a CA (an AP carries no lines), each named line
     changed (3) with its SellersItemIdentification (T76, T116 for sc1); the IDs are kept, so
     the despatch goes without them; both pass ubl-check."""
-    del part
+    order, ref, ids, _ = case
     ingest(config, capsys, order)
     code, issued = run(config, capsys, "respond", ref, "--accept", *given(ids))
     assert (code, issued["order_status"]) == (0, "Accepted with changes"), issued
