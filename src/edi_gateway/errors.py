@@ -313,5 +313,13 @@ class ConfigError(GatewayError):
         super().__init__(ErrorCode.CONFIG_INVALID, message)
 
 
+class NotAllowed(GatewayError):
+    """The order's state or the request does not allow this document (``outbound.issuing``,
+    and ``pipeline.item_ids`` for the seller's item IDs a despatch or response gives)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.NOT_ALLOWED, message)
+
+
 class LookupFailed(GatewayError):
     """An operator asked for something that does not exist or is ambiguous."""

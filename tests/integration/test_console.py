@@ -1049,3 +1049,95 @@ def test_browser_kpi_charts_render_without_javascript(browser: Any, site: Site) 
     assert box and box["width"] > 300 and box["height"] > 20
     _shot(page, site, "kpi")
     page.context.close()
+
+
+# --- the seller's item IDs a Despatch Advice needs (ADR 0007) -------------------------------
+
+BARE = "VS-2026-1077"
+
+
+@pytest.fixture(scope="module")
+def bare_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The samples and a copy of vastra's order 1001 (as ``VS-2026-1077``) whose line 1 names
+    its item by name only, as a valid Order may: neither the seller's ID nor a GTIN."""
+    root = tmp_path_factory.mktemp("bare")
+    assert cli("init", root / "p", "--samples", SAMPLES, cwd=root).returncode == 0
+    project = Project(root / "p")
+    order = (SAMPLES / "order-vastra-1001.xml").read_text(encoding="utf-8")
+    for element in ("SellersItemIdentification", "StandardItemIdentification"):
+        order = re.sub(rf"\s*<cac:{element}>.*?</cac:{element}>", "", order, count=1, flags=re.S)
+    project.drop("bare.xml", order.replace("VS-2026-1001", BARE).encode())
+    assert project.run("run", "--once").returncode == 0
+    _add_user(project, OPERATOR, "operator")
+    with _served(project, root) as served:
+        yield served
+
+
+def _bare_order(client: httpx.Client) -> int:
+    found = re.findall(r'href="/orders/(\d+)"', client.get(f"/orders?q={BARE}", headers=HTML).text)
+    assert found
+    return int(found[0])
+
+
+def test_the_despatch_forms_check_the_item_ids_they_are_given(bare_site: Site) -> None:
+    """An ID of spaces only or longer than 200 characters is refused with its code before
+    the confirmation, by the check ``despatch --item-id`` runs; nothing is issued. A blank
+    field gives none: the despatch is refused naming the line and the form's field."""
+    with bare_site.client() as client:
+        _sign_in(client, OPERATOR)
+        order = _bare_order(client)
+        path = f"/orders/{order}"
+        page = _page(client, order)
+        assert page.count('name="item:') == 2  # line 1 only, in both despatch forms
+        assert 'name="item:1"' in page and 'name="item:2"' not in page
+        for bad in ("   ", "X" * 201):
+            for action, fields in (("despatch", {}), ("despatch-lines", {"qty:1": "1"})):
+                refused = _post(client, f"{path}/{action}", **fields, **{"item:1": bad})
+                assert refused.status_code == 409 and "NOT_ALLOWED" in refused.text, action
+                assert "line 1: the seller&#39;s item ID must be 1 to 200 characters" in (
+                    refused.text
+                )
+        blank = _post(client, f"{path}/despatch", **{"item:1": ""}, confirmed="yes")
+        assert blank.status_code == 409 and "NOT_ALLOWED" in blank.text
+        assert "order line(s) 1 name neither" in blank.text
+        assert "the despatch form&#39;s field &#34;Seller&#39;s item ID&#34;" in blank.text
+        documents = _page(client, order).split('<table class="documents">')[1]
+        assert "DespatchAdvice" not in documents.split("</table>")[0]
+
+
+def test_browser_despatch_gives_the_item_id_a_line_lacks(browser: Any, bare_site: Site) -> None:
+    """Refused without the ID; given in the per-line form it goes with the first part, is
+    kept on the line (the field goes), and the rest despatches without it."""
+    page = _browser_sign_in(browser, bare_site, OPERATOR)
+    with bare_site.client() as client:
+        _sign_in(client, OPERATOR)
+        order = _bare_order(client)
+    page.goto(f"{bare_site.base}/orders/{order}")
+    page.click("text=Despatch all open…")
+    page.click("text=Yes, do it")
+    refusal = page.locator(".error").inner_text()
+    assert "NOT_ALLOWED" in refusal and 'field "Seller\'s item ID"' in refusal, refusal
+    _shot(page, bare_site, "despatch-without-item-id")
+    page.goto(f"{bare_site.base}/orders/{order}")
+    assert page.locator("table.qty-despatch input[name^='item:']").count() == 1
+    _shot(page, bare_site, "order-asks-for-item-id")
+    page.fill("table.qty-despatch input[name='qty:1']", "10")
+    page.fill("table.qty-despatch input[name='qty:2']", "")
+    page.fill("table.qty-despatch input[name='item:1']", "NV-10233")
+    page.click("text=Despatch these…")
+    assert page.locator("h1").inner_text() == "Despatch?"
+    assert "the seller's item IDs line 1: NV-10233" in page.locator(".confirm").inner_text()
+    page.click("text=Yes, do it")
+    assert "queued for the buyer" in page.locator(".done").inner_text()
+    assert page.locator("h1 .status").inner_text() == "Partially delivered"
+    assert "NV-10233" in page.locator("table.lines tbody tr").first.inner_text()
+    assert page.locator("input[name^='item:']").count() == 0
+    history = page.locator("table.history").inner_text()
+    assert "line 1: the seller's item ID NV-10233, given for a despatch" in history
+    _shot(page, bare_site, "despatch-with-item-id")
+    page.click("text=Despatch all open…")
+    page.click("text=Yes, do it")
+    assert page.locator("h1 .status").inner_text() == "Fully delivered"
+    page.context.close()
+    kinds = _ubl_checked(bare_site, order, "item-ids", ["DespatchAdvice"])
+    assert kinds == ["DespatchAdvice", "DespatchAdvice"]

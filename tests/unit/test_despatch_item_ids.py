@@ -21,6 +21,7 @@ import pytest
 from edi_gateway.cli import main
 from edi_gateway.outbound import bulk
 from edi_gateway.outbound.despatch import DespatchRequest
+from edi_gateway.outbound.respond import Decision
 from edi_gateway.store.db import Store
 from tests.conftest import shared_dir
 
@@ -132,7 +133,7 @@ def test_the_ids_a_suppliers_order_response_states_are_kept(
         "line 2: the seller's item ID SN-2, from OrderResponse Response-1",
     ]
     for wrong, message in (
-        ("1:OTHER", "line 1 has the seller's item ID SN-1; --item-id gives OTHER"),
+        ("1:OTHER", "line 1 has the seller's item ID SN-1, not OTHER"),
         ("9:X", "no order line 9; the lines are: 1, 2"),
     ):
         code, refused = run(config, capsys, "despatch", "Order-1", "--item-id", wrong)
@@ -184,3 +185,134 @@ def test_a_request_without_item_ids_keeps_its_bulk_key() -> None:
     assert bulk.key_of("despatch", 1, request) == hashlib.sha256(canonical.encode()).hexdigest()
     with_ids = DespatchRequest(request.lines, "PostNord", item_ids=(("1", "S-1"),))
     assert bulk.key_of("despatch", 1, with_ids) != bulk.key_of("despatch", 1, request)
+
+
+def xml_of(tmp_path: Path, kind: str) -> str:
+    """The text of the one delivered file of ``kind`` (its name starts with it)."""
+    (found,) = [f for f in (tmp_path / "out").iterdir() if f.name.startswith(kind)]
+    return found.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("case", CASES, ids=["UC2", "UC3", "sc1"])
+def test_a_supplier_states_its_item_ids_in_its_order_response(
+    config: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, case: tuple[Any, ...]
+) -> None:
+    """``respond --accept --item-id``: sent as a CA (an AP carries no lines), each named line
+    changed (3) with its SellersItemIdentification (T76, T116 for sc1); the IDs are kept, so
+    the despatch goes without them; both pass ubl-check."""
+    order, ref, ids, _ = case
+    ingest(config, capsys, order)
+    code, issued = run(config, capsys, "respond", ref, "--accept", *given(ids))
+    assert (code, issued["order_status"]) == (0, "Accepted with changes"), issued
+    assert seller_ids(config, capsys, ref) == ids
+    history = run(config, capsys, "orders", "show", ref)[1]["history"]
+    assert [h["detail"] for h in history if h["event"] == "line.item_id"] == [
+        f"line {line}: the seller's item ID {item}, stated in an Order Response issued here"
+        for line, item in ids.items()
+    ]
+    code, despatched = run(config, capsys, "despatch", ref)
+    assert (code, despatched["order_status"]) == (0, "Fully delivered")
+    assert len(ubl_check(config, capsys, tmp_path)) == 2
+    response = xml_of(tmp_path, "OrderResponse")
+    assert "<cbc:OrderResponseCode>CA</cbc:OrderResponseCode>" in response
+    for item in ids.values():
+        assert f"<cac:SellersItemIdentification><cbc:ID>{item}</cbc:ID>" in "".join(
+            response.split()
+        )
+    assert response.count("<cbc:LineStatusCode>3</cbc:LineStatusCode>") == len(ids)
+
+
+def test_respond_refuses_item_ids_it_cannot_state(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only an acceptance carries lines; a line's ID is never rewritten; a filter cannot
+    name one order's lines. Nothing is issued for any of them."""
+    ingest(config, capsys, SC1 + "Order_sc1.xml", SC1 + "OrderResponse_sc1.xml")
+    for args, message in (
+        (["--reject", "--reason", "no"], "the seller's item IDs go only with an acceptance"),
+        (["--ack"], "the seller's item IDs go only with an acceptance"),
+        (["--accept"], "line 1 has the seller's item ID SN-1, not OTHER"),
+    ):
+        code, refused = run(config, capsys, "respond", "Order-1", *args, "--item-id", "1:OTHER")
+        assert (code, refused["error"]["code"]) == (1, "NOT_ALLOWED"), args
+        assert message in refused["error"]["message"]
+    code, refused = run(config, capsys, "respond", "Order-1", "--accept", "--item-id", "1: ")
+    assert code == 2  # argparse: LINE:ID with an empty ID
+    code, _ = run(
+        config, capsys, "respond", "--partner", "hospital", "--accept", "--item-id", "1:X"
+    )
+    assert code == 2
+    documents = run(config, capsys, "orders", "show", "Order-1")[1]["documents"]
+    assert [d["direction"] for d in documents] == ["in", "in"]
+
+
+def test_in_bulk_respond_takes_the_ids_per_order_from_the_csv(
+    config: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The respond CSV's ``item_id`` column (a row may give it alone); an over-long one
+    refuses the whole file before anything is issued."""
+    ingest(config, capsys, CASES[0][0], CASES[1][0])
+    decisions = tmp_path / "respond.csv"
+    decisions.write_text(f"order,decision,line,item_id\nhospital:1,accept,1,{'X' * 201}\n")
+    code, refused = run(config, capsys, "respond", "--csv", str(decisions))
+    assert (code, refused["error"]["code"]) == (1, "BAD_CSV")
+    decisions.write_text(
+        "order,decision,line,quantity,item_id\n"
+        "hospital:1,accept,1,,4545423\n"
+        "hospital:1,accept,2,,64534543\n"
+        "hospital:5,change,1,0.5,TRANSLATION:DAY\n"
+    )
+    code, done = run(config, capsys, "respond", "--csv", str(decisions))
+    assert code == 0, done
+    assert [(o["order_ref"], o["state"], o["status"]) for o in done["orders"]] == [
+        ("hospital:1", "issued", "Accepted with changes"),
+        ("hospital:5", "issued", "Accepted with changes"),
+    ]
+    assert seller_ids(config, capsys, "hospital:1") == {"1": "4545423", "2": "64534543"}
+    assert seller_ids(config, capsys, "hospital:5") == {"1": "TRANSLATION:DAY"}
+    assert len(ubl_check(config, capsys, tmp_path)) == 2
+
+
+def test_a_response_naming_another_id_is_a_discrepancy(
+    config: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Line 1 got its ID from the supplier's answer through the gateway; the supplier's own
+    sc1 response then names SN-1 for it: line 1 keeps its ID, the difference is an
+    ``item_id`` discrepancy (attention raised, in `orders show` and its history); line 2,
+    which had none, takes SN-2."""
+    ingest(config, capsys, SC1 + "Order_sc1.xml")
+    code, _ = run(config, capsys, "respond", "Order-1", "--accept", "--item-id", "1:OWN-1")
+    assert code == 0
+    ingest(config, capsys, SC1 + "OrderResponse_sc1.xml")
+    assert seller_ids(config, capsys, "Order-1") == {"1": "OWN-1", "2": "SN-2"}
+    shown = run(config, capsys, "orders", "show", "Order-1")[1]
+    detail = (
+        "OrderResponse Response-1 line 1: the seller's item ID SN-1, but the line has OWN-1 "
+        "(kept; a line's ID is not changed)"
+    )
+    assert [(d["line_id"], d["kind"], d["detail"]) for d in shown["discrepancies"]] == [
+        ("1", "item_id", detail)
+    ]
+    assert shown["attention"] is True
+    assert detail in [h["detail"] for h in shown["history"] if h["event"] == "order.discrepancy"]
+    assert main(["--config", str(config), "orders", "show", "Order-1"]) == 0
+    assert detail in capsys.readouterr().out
+
+
+def test_a_decision_without_item_ids_keeps_its_bulk_key() -> None:
+    """As for despatch: a bulk respond recorded before ``Decision.item_ids`` existed is found
+    again (an empty one is not part of the key); a given one is another decision."""
+    plain = {
+        "code": "AP",
+        "reason": None,
+        "changes": [],
+        "notes": [],
+        "substitutes": [],
+        "charges": [],
+        "discount": None,
+    }
+    canonical = json.dumps(["respond", 1, plain], sort_keys=True, separators=(",", ":"))
+    decision = Decision("AP")
+    assert bulk.key_of("respond", 1, decision) == hashlib.sha256(canonical.encode()).hexdigest()
+    with_ids = Decision("AP", item_ids=(("1", "S-1"),))
+    assert bulk.key_of("respond", 1, with_ids) != bulk.key_of("respond", 1, decision)

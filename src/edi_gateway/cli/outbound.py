@@ -73,6 +73,15 @@ def add_commands(sub: Sub) -> None:
         help="5%%: every accepted line's price less 5 %% (lines go as changed); 20.00: an added "
         "line of -20.00; makes --accept a CA",
     )
+    respond.add_argument(
+        "--item-id",
+        action="append",
+        type=line_item_id,
+        metavar="LINE:ID",
+        help="state the seller's item ID of this order line, for a line the order named without "
+        "one (a despatch needs one or a GTIN); the line goes as changed (3), --accept as a CA; "
+        "kept on the line (repeatable)",
+    )
     respond.add_argument("--reason", help="why (shown to the buyer)")
     respond.add_argument("--force", action="store_true", help="respond despite the order state")
     json_option(respond)
@@ -205,8 +214,8 @@ def _add_attachments(dsub: Sub) -> None:
 
 CHOICES = {
     "respond": (
-        "ack", "accept", "reject", "change", "note", "substitute", "charge", "discount", "reason",
-        "force",
+        "ack", "accept", "reject", "change", "note", "substitute", "charge", "discount",
+        "item_id", "reason", "force",
     ),
     "despatch": (
         "line", "item_id", "carrier", "tracking", "date", "eta", "boxes", "box", "force",
@@ -448,6 +457,7 @@ def _respond(gateway: Gateway, args: argparse.Namespace) -> int:
     from edi_gateway.outbound.respond import respond
 
     if _bulk_wanted(args):
+        _one_order_item_ids(args)
         return _bulk(gateway, args, "respond")
     decision = _respond_request(args)
     return _issue(gateway, args, respond, decision, what=f"Order Response ({decision.code})")
@@ -468,8 +478,19 @@ def _respond_request(args: argparse.Namespace) -> Any:
             tuple(args.substitute or ()),
             tuple(args.charge or ()),
             args.discount,
+            tuple(args.item_id or ()),
         )
     )
+
+
+def _one_order_item_ids(args: argparse.Namespace) -> None:
+    """USAGE for ``--item-id`` with a filter: one ID for line 1 of every selected order is
+    nobody's (a --csv with it is refused with the other choices)."""
+    if args.item_id and args.csv is None:
+        raise _usage(
+            "--item-id names one order's lines: in bulk give them per order in a --csv "
+            "file (column item_id)"
+        )
 
 
 def _despatch(gateway: Gateway, args: argparse.Namespace) -> int:
@@ -480,11 +501,7 @@ def _despatch(gateway: Gateway, args: argparse.Namespace) -> int:
     if _bulk_wanted(args):
         if args.slip is not None:
             raise _usage("--slip prints one despatch: in bulk, print each with `documents show`")
-        if args.item_id and args.csv is None:
-            raise _usage(
-                "--item-id names one order's lines: in bulk give them per order in a --csv "
-                "file (column item_id)"
-            )
+        _one_order_item_ids(args)
         return _bulk(gateway, args, "despatch")
     request = _despatch_request(args)
     packing = request.packing

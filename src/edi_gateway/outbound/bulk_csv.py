@@ -10,8 +10,8 @@ blank there, never given differently. A blank cell is "not given", as an option 
 respond    ``order``, ``decision`` (``ack``, ``accept``, ``reject``, ``change``; or ``AB``,
            ``AP``, ``RE``, ``CA``), ``reason``, ``discount``, ``force``; per line ``line``,
            ``quantity``, ``date`` (a changed quantity and date), ``note``, ``substitute_item``,
-           ``substitute_name``; ``charge`` (``KIND:AMOUNT[:VATCAT:RATE]``) adds a charge on any
-           row
+           ``substitute_name``, ``item_id`` (the seller's item ID, for a line the order named
+           without one); ``charge`` (``KIND:AMOUNT[:VATCAT:RATE]``) adds a charge on any row
 despatch   ``order``, ``carrier``, ``tracking``, ``date``, ``eta``, ``boxes``, ``force``; per
            line ``line``, ``quantity``, ``item_id`` (the seller's item ID, for a line the
            order named without one; a row may give it without a quantity)
@@ -60,7 +60,16 @@ ORDER_COLUMNS = {
 }
 """Per command: the columns that hold one value per order."""
 LINE_COLUMNS = {
-    "respond": ("line", "quantity", "date", "note", "substitute_item", "substitute_name", "charge"),
+    "respond": (
+        "line",
+        "quantity",
+        "date",
+        "note",
+        "substitute_item",
+        "substitute_name",
+        "item_id",
+        "charge",
+    ),
     "despatch": ("line", "quantity", "item_id"),
     "invoice": ("line", "quantity"),
 }
@@ -302,7 +311,7 @@ def _respond(order: _Order) -> tuple[Any, bool]:
     code = _order_value(order, "decision", _decision)
     if code is None:
         raise Problem(f"row {order.rows[0]} column decision: empty; give the order's decision")
-    changes, notes, substitutes, charges = [], [], [], []
+    changes, notes, substitutes, charges, item_ids = [], [], [], [], []
     for at, line in order.lines:
         where = f"row {at}"
         if line["charge"]:
@@ -320,6 +329,8 @@ def _respond(order: _Order) -> tuple[Any, bool]:
             notes.append((line_id, line["note"]))
         if line["substitute_item"] or line["substitute_name"]:
             substitutes.append((line_id, line["substitute_item"], line["substitute_name"]))
+        if line["item_id"].strip():
+            item_ids.append((line_id, line["item_id"].strip()))
     decision = promoted(  # as the single-order command: lines (the charges) go on a CA only
         Decision(
             code,
@@ -329,6 +340,7 @@ def _respond(order: _Order) -> tuple[Any, bool]:
             tuple(substitutes),
             tuple(charges),
             _order_value(order, "discount", parse_discount),
+            tuple(item_ids),
         )
     )
     return decision, bool(_order_value(order, "force", yes_no))

@@ -35,8 +35,9 @@ from edi_gateway.outbound.issuing import (
     written,
 )
 from edi_gateway.outbound.packing import Packed, Packing, pack
+from edi_gateway.pipeline.item_ids import check as check_item_ids
+from edi_gateway.pipeline.item_ids import check_known, give, unnamed
 from edi_gateway.pipeline.shipments import open_quantity
-from edi_gateway.store.widths import ITEM_ID
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -108,7 +109,7 @@ def issue_despatch(
             raise NotAllowed("give the despatched quantities with --line or with --box, not both")
         request = replace(request, lines=request.packing.lines())
     check_request(request)
-    _give_item_ids(session, order, lines, request.item_ids, actor=actor)
+    give(session, order, lines, request.item_ids, "given for a despatch", actor=actor)
     deleted = deleted_lines(session, order.id)
     chosen, over = _chosen(lines, request, deleted)
     _check_items(line for line, _ in chosen)
@@ -145,46 +146,7 @@ def check_request(request: DespatchRequest) -> None:
     for line_id, quantity in request.lines:
         if quantity <= ZERO:
             raise NotAllowed(f"line {line_id}: a despatched quantity must be more than 0")
-    named = [line_id for line_id, _ in request.item_ids]
-    if len(set(named)) != len(named):
-        raise NotAllowed("a line's seller's item ID is given twice; give each line's once")
-    for line_id, item_id in request.item_ids:
-        if not item_id.strip() or len(item_id.strip()) > ITEM_ID:
-            raise NotAllowed(
-                f"line {line_id}: the seller's item ID must be 1 to {ITEM_ID} characters"
-            )
-
-
-def _give_item_ids(
-    session: Session,
-    order: OrderRow,
-    lines: list[OrderLine],
-    given: tuple[tuple[str, str], ...],
-    *,
-    actor: str,
-) -> None:
-    """Keep the seller's item IDs the operator gives for lines that have none; refuse one
-    for an unknown line or one that differs from the ID the line has."""
-    from edi_gateway.pipeline.item_ids import keep
-
-    by_id = {line.line_id: line for line in lines}
-    _known(by_id, given)
-    for line_id, text in given:
-        line, item_id = by_id[line_id], text.strip()
-        if not line.seller_item_id:
-            keep(session, order, line, item_id, "given for a despatch", actor=actor)
-        elif line.seller_item_id != item_id:
-            raise NotAllowed(
-                f"line {line_id} has the seller's item ID {line.seller_item_id}; --item-id "
-                f"gives {item_id}: a line's ID is not changed"
-            )
-
-
-def _known(by_id: dict[str, OrderLine], given: Iterable[tuple[str, object]]) -> None:
-    """NotAllowed naming the lines of ``given`` (line ID, value) the order does not have."""
-    unknown = [line_id for line_id, _ in given if line_id not in by_id]
-    if unknown:
-        raise NotAllowed(f"no order line {', '.join(unknown)}; the lines are: {', '.join(by_id)}")
+    check_item_ids(request.item_ids)
 
 
 def _check_items(lines: Iterable[OrderLine]) -> None:
@@ -192,13 +154,14 @@ def _check_items(lines: Iterable[OrderLine]) -> None:
     (GTIN): a T16 line must name one (PEPPOL-T16-R003) and the gateway does not invent it. An
     Order may leave both out (T01 asks for a name only): refused with its own code, not an
     INTERNAL_ERROR after writing, and before a box number is drawn."""
-    bare = [line.line_id for line in lines if not (line.seller_item_id or line.standard_item_id)]
+    bare = unnamed(lines)
     if bare:
         raise NotAllowed(
             f"order line(s) {', '.join(bare)} name neither the seller's item ID nor a standard "
             "item ID (GTIN), one of which a Despatch Advice gives for every item "
             "(PEPPOL-T16-R003): give the seller's with --item-id LINE:ID (a CSV: column "
-            "item_id), or have the supplier's Order Response state it; nothing was issued"
+            "item_id; the console: the despatch form's field \"Seller's item ID\"), or have "
+            "the supplier's Order Response state it; nothing was issued"
         )
 
 
@@ -217,7 +180,7 @@ def _chosen(
         if not chosen:
             raise NotAllowed("every line has been despatched in full: nothing is open")
         return chosen, []
-    _known(by_id, request.lines)
+    check_known(by_id, request.lines)
     chosen, over = [], []
     for line_id, quantity in request.lines:
         line = by_id[line_id]

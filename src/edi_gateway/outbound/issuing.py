@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, func, insert, select
 
 from edi_gateway.domain.documents import Document, DocumentKind, Order
 from edi_gateway.errors import ErrorCode, GatewayError
+from edi_gateway.errors import NotAllowed as NotAllowed  # noqa: PLC0414 (re-exported)
 from edi_gateway.outbound.outbox import Outgoing, enqueue
 from edi_gateway.store.schema import documents
 
@@ -30,13 +31,6 @@ if TYPE_CHECKING:
 
 
 D = TypeVar("D", bound=Document)
-
-
-class NotAllowed(GatewayError):
-    """The order's state or the request does not allow this document."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(ErrorCode.NOT_ALLOWED, message)
 
 
 class QuantityExceeded(NotAllowed):

@@ -12,6 +12,13 @@ buyer's outbound connector, all in one transaction.
 Charges (freight, packing ...) and discounts go as lines of a CA response (T76 has no
 document-level allowances or charges): see :mod:`edi_gateway.outbound.charges`. An acceptance
 (AP) with charges or a discount is therefore sent as CA, every order line accepted (5).
+
+The seller's item IDs of lines the Order named without one (``item_ids``, ``--item-id``) go
+as ``cac:Item/cac:SellersItemIdentification`` of their lines, which T76 and T116 allow (0..1)
+on a CA only (AP, RE and AB carry no lines: PEPPOL-T76-R007..R010): an AP stating them is
+sent as CA, their lines changed (3) as in the official ``OrderResponse_sc1.xml`` ("added
+Sellers item identification"), the others accepted (5). They are kept on the order lines as a
+received response's are (:mod:`edi_gateway.pipeline.item_ids`).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from edi_gateway.domain.billing import money
 from edi_gateway.domain.documents import DocumentKind, Line, OrderResponse, Quantity, Substitute
 from edi_gateway.domain.status import OrderStatus
 from edi_gateway.outbound import charges as terms
+from edi_gateway.outbound.bulk import ADDED_LATER
 from edi_gateway.outbound.charges import Charge, Discount, Vat
 from edi_gateway.outbound.issuing import (
     Issued,
@@ -37,6 +45,8 @@ from edi_gateway.outbound.issuing import (
     record_and_queue,
     written,
 )
+from edi_gateway.pipeline.item_ids import check as check_item_ids
+from edi_gateway.pipeline.item_ids import give
 from edi_gateway.ubl.write_order_response import advanced_ids, is_advanced
 
 if TYPE_CHECKING:
@@ -91,11 +101,19 @@ class Decision:
     discount: Discount | None = None
     """A percentage off every accepted line's price (status 3), or an amount as an added line
     with a negative price; AP or CA (sent as CA)."""
+    item_ids: tuple[tuple[str, str], ...] = field(default_factory=tuple, metadata=ADDED_LATER)
+    """(order line, the seller's item ID) for lines the Order named without one; AP or CA
+    (sent as CA, those lines changed)."""
 
     @property
     def extras(self) -> bool:
         """Whether the response carries charges or a discount (which make it a CA)."""
         return bool(self.charges) or self.discount is not None
+
+    @property
+    def with_lines(self) -> bool:
+        """Whether an acceptance must carry lines (extras or item IDs): it goes as CA."""
+        return self.extras or bool(self.item_ids)
 
 
 def respond(
@@ -135,6 +153,8 @@ def issue(
     lines = order_lines(session, order)
     _check_not_deleted(session, order, lines, decision)
     _check_quantities(lines, decision)
+    given = "stated in an Order Response issued here"
+    give(session, order, lines, decision.item_ids, given, actor=actor)
     response = compose_response(session, order, lines, decision)
     payload = written(response, write_order_response)
     status_before = order.status
@@ -168,7 +188,7 @@ def _check_not_deleted(
     deleted = deleted_lines(session, order.id)
     gone = {line.line_id for line in lines if line.id in deleted}
     named = {c.line_id for c in decision.changes} | {n for n, _ in decision.notes}
-    named |= {s for s, _, _ in decision.substitutes}
+    named |= {s for s, _, _ in decision.substitutes} | {i for i, _ in decision.item_ids}
     hit = sorted(gone & named)
     if hit:
         raise ResponseRefused(
@@ -183,8 +203,11 @@ def check_decision(decision: Decision) -> None:
 
 
 def promoted(decision: Decision) -> Decision:
-    """An acceptance (AP) with charges or a discount goes as CA: T76 has lines on CA only."""
-    return replace(decision, code="CA") if decision.code == "AP" and decision.extras else decision
+    """An acceptance (AP) with charges, a discount or item IDs goes as CA: T76 has lines on CA
+    only."""
+    return (
+        replace(decision, code="CA") if decision.code == "AP" and decision.with_lines else decision
+    )
 
 
 def _check_decision(decision: Decision) -> None:
@@ -192,7 +215,9 @@ def _check_decision(decision: Decision) -> None:
         raise ResponseRefused(f"response code {decision.code!r}: expected one of {CODES}")
     if decision.code == "RE" and not (decision.reason or "").strip():
         raise ResponseRefused("a rejection needs a reason (--reason TEXT)")
-    if decision.code == "CA" and not (decision.changes or decision.substitutes or decision.extras):
+    if decision.code == "CA" and not (
+        decision.changes or decision.substitutes or decision.with_lines
+    ):
         raise ResponseRefused("accepting with changes needs at least one --change LINE:QTY[:DATE]")
     if decision.extras and decision.code != "CA":
         raise ResponseRefused(
@@ -205,12 +230,18 @@ def _check_decision(decision: Decision) -> None:
         raise ResponseRefused(
             "line changes, line notes and substitutes go only with an acceptance with changes (CA)"
         )
+    if decision.code != "CA" and decision.item_ids:
+        raise ResponseRefused(
+            "the seller's item IDs go only with an acceptance (--accept, or --change ...): an "
+            "Order Response AB or RE carries no lines"
+        )
     seen = [c.line_id for c in decision.changes]
     if len(seen) != len(set(seen)):
         raise ResponseRefused("a line is changed twice; give each line once")
     if any(c.quantity < 0 for c in decision.changes):
         raise ResponseRefused("a changed quantity cannot be negative (0 = line not accepted)")
     _check_substitutes(decision)
+    check_item_ids(decision.item_ids)
 
 
 def _check_quantities(lines: list[OrderLine], decision: Decision) -> None:
@@ -288,9 +319,8 @@ def compose_response(
             line_id: Substitute(item.strip(), name.strip())
             for line_id, item, name in decision.substitutes
         }
-        response.lines = _changed_lines(
-            lines, decision.changes, dict(decision.notes), set(substitutes)
-        )
+        stated = set(substitutes) | {line_id for line_id, _ in decision.item_ids}
+        response.lines = _changed_lines(lines, decision.changes, dict(decision.notes), stated)
         _base_quantities(session, order, response.lines)
         response.substitutes = substitutes
         if decision.discount is not None and decision.discount.percent is not None:
@@ -407,10 +437,12 @@ def _changed_lines(
     lines: list[OrderLine],
     changes: tuple[LineChange, ...],
     notes: dict[str, str],
-    substituted: set[str],
+    restated: set[str],
 ) -> list[Line]:
+    """The response's lines; ``restated``: lines whose item it names otherwise (a substitute,
+    an added seller's item ID), changed (3) even at their ordered quantity."""
     by_id = {c.line_id: c for c in changes}
-    unknown = sorted((set(by_id) | set(notes) | substituted) - {line.line_id for line in lines})
+    unknown = sorted((set(by_id) | set(notes) | restated) - {line.line_id for line in lines})
     if unknown:
         known = ", ".join(line.line_id for line in lines)
         raise ResponseRefused(f"no order line {', '.join(unknown)}; the lines are: {known}")
@@ -420,7 +452,7 @@ def _changed_lines(
         quantity = line.qty_ordered if change is None else change.quantity
         # 0 (changed to 0, or a line the buyer deleted by an Order Change): not accepted
         status = NOT_ACCEPTED if quantity == 0 else (ACCEPTED if change is None else CHANGED)
-        if line.line_id in substituted:
+        if line.line_id in restated and quantity != 0:
             status = CHANGED
         composed = Line(line_id=line.line_id, quantity=Quantity(quantity, line.unit))
         composed.order_line_ref = line.line_id

@@ -7,12 +7,15 @@ event naming the document, the line and the quantities, and sets ``orders.attent
 document itself stays attached and counted as stated: the ledger shows what the partners said,
 the flag says a person must look. Only an operator clears the flag
 (:func:`clear_attention`, recorded in the history); a new discrepancy raises it again.
+A disagreement that is no quantity (a received response naming another seller's item ID than
+the line's) is recorded the same way by :func:`flag_one`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -226,23 +229,37 @@ def flag(
     )
     stamp = now()
     for item in found:
-        if (item.document, item.line, item.kind) in known:
-            continue
-        session.add(
-            Discrepancy(
-                order_id=order.id,
-                document_id=item.document,
-                order_line_id=item.line,
-                kind=item.kind,
-                quantity=item.quantity,
-                bound=item.bound,
-                detail=item.detail,
-                found_at=stamp,
-            )
-        )
-        record(session, "order.discrepancy", item.detail, actor=actor, order_id=order.id)
-        order.attention = True
+        if (item.document, item.line, item.kind) not in known:
+            flag_one(session, order, item, stamp, actor=actor)
     session.flush()
+
+
+def flag_one(
+    session: Session,
+    order: Order,
+    item: rules.Discrepancy,
+    stamp: datetime | None = None,
+    *,
+    actor: str,
+) -> None:
+    """Record ``item``: its row, an ``order.discrepancy`` history event, the order's
+    attention. :func:`flag` records the ledger's with it; ``pipeline.item_ids`` one that is no
+    quantity (a received response naming another seller's item ID than the line's), found
+    once as its document is attached once."""
+    session.add(
+        Discrepancy(
+            order_id=order.id,
+            document_id=item.document,
+            order_line_id=item.line,
+            kind=item.kind,
+            quantity=item.quantity,
+            bound=item.bound,
+            detail=item.detail,
+            found_at=stamp or now(),
+        )
+    )
+    record(session, "order.discrepancy", item.detail, actor=actor, order_id=order.id)
+    order.attention = True
 
 
 def clear_attention(session: Session, order: Order, reason: str, *, actor: str) -> int:

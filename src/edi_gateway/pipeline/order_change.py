@@ -225,7 +225,7 @@ def on_response(session: Session, order: t.Order, row: t.DocumentRow, document: 
     keep the seller's item IDs it states for lines the Order named without one."""
     if not isinstance(document, OrderResponse) or row.direction != "in":
         return
-    from_response(session, order, document)
+    from_response(session, order, row, document)
     change = _unanswered_change(session, order, row)
     if change is None:
         return

@@ -7,7 +7,7 @@ that says what will happen, with the same form (and ``confirmed=yes``) to send i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
@@ -202,14 +202,15 @@ async def respond_to(request: Request) -> Response:
 
 
 async def despatch_all(request: Request) -> Response:
-    """Despatch everything still open (confirmed first), as `despatch ORDER`."""
+    """Despatch everything still open (confirmed first), as `despatch ORDER [--item-id
+    LINE:ID]`."""
     from edi_gateway.outbound.despatch import DespatchRequest, despatch
 
-    what = "Send the buyer a Despatch Advice for everything still open."
     asked = await _asked(request)
-    return await _issue(
-        request, asked, "Despatch", what, command=despatch, wanted=DespatchRequest()
-    )
+    ids = _item_ids(asked.fields)
+    what = "Send the buyer a Despatch Advice for everything still open" + _named(ids) + "."
+    wanted = DespatchRequest(item_ids=ids)
+    return await _issue(request, asked, "Despatch", what, command=despatch, wanted=wanted)
 
 
 async def invoice_all(request: Request) -> Response:
@@ -247,7 +248,31 @@ def _quantities(fields: dict[str, str]) -> list[tuple[str, Decimal]]:
     return out
 
 
-def _listed(quantities: list[tuple[str, Decimal]]) -> str:
+ITEM = "item:"
+"""A per-line field of the despatch forms: ``item:LINE_ID``, the seller's item ID of a line
+the Order named without one (or a GTIN); the form shows one for each such line."""
+
+
+def _item_ids(fields: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The seller's item IDs the form gives (``item:LINE_ID``; a field left blank gives none),
+    checked as ``despatch --item-id`` checks them, before the confirmation: one of only
+    spaces or over the column's width is NOT_ALLOWED, naming the line."""
+    from edi_gateway.pipeline.item_ids import check
+
+    given = tuple(
+        (key.removeprefix(ITEM), text)
+        for key, text in fields.items()
+        if key.startswith(ITEM) and text
+    )
+    check(given)
+    return tuple((line_id, text.strip()) for line_id, text in given)
+
+
+def _named(ids: tuple[tuple[str, str], ...]) -> str:
+    return "; the seller's item IDs " + _listed(ids) if ids else ""
+
+
+def _listed(quantities: Iterable[tuple[str, object]]) -> str:
     return ", ".join(f"line {line_id}: {quantity}" for line_id, quantity in quantities)
 
 
@@ -293,14 +318,15 @@ async def despatch_lines(request: Request) -> Response:
     wanted = [(i, q) for i, q in _quantities(asked.fields) if q > ZERO]
     if not wanted:
         raise GatewayError(ErrorCode.USAGE, "give a quantity above 0 for at least one line")
-    what = f"Send the buyer a Despatch Advice for {_listed(wanted)}."
+    ids = _item_ids(asked.fields)
+    what = f"Send the buyer a Despatch Advice for {_listed(wanted)}{_named(ids)}."
     return await _issue(
         request,
         asked,
         "Despatch",
         what,
         command=despatch,
-        wanted=DespatchRequest(tuple(wanted)),
+        wanted=DespatchRequest(tuple(wanted), item_ids=ids),
         done="despatch",
     )
 
