@@ -30,6 +30,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    true,
     union,
 )
 
@@ -291,9 +292,8 @@ def needs_condition(needs: str) -> Any:
         despatched = select(line.id).where(line.order_id == o.id, _number(line.qty_despatched) > 0)
         return and_(o.response_code.in_(("AP", "CA")), ~despatched.exists(), *open_order)
     if needs == "invoice":  # IN, not a correlated EXISTS: one pass over the lines (2x faster)
-        unbilled = select(line.order_id).where(  # schema.UNBILLED: its partial index
-            _number(line.qty_despatched) > _number(line.qty_invoiced)
-        )
+        # the ledger's exact flag, as its partial index states it (schema.UNBILLED)
+        unbilled = select(line.order_id).where(line.unbilled == true())
         return and_(o.id.in_(unbilled), *open_order)
     raise LookupFailed(ErrorCode.USAGE, f"needs {needs!r}: expected one of {', '.join(NEEDS)}")
 
