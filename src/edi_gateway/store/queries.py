@@ -281,7 +281,13 @@ def needs_condition(needs: str) -> Any:
       cancelled nor rejected;
     - ``despatch``: accepted (AP, or CA with changes) and nothing despatched on any line yet;
     - ``invoice``: a line despatched beyond what was invoiced (the room ``invoice ORDER``
-      bills: a credited quantity is settled, ADR 0024), neither cancelled nor rejected.
+      bills: a credited quantity is settled, ADR 0024), neither cancelled nor rejected; read
+      from ``order_lines.unbilled``, which the ledger sets comparing exact Decimals (a cast
+      to NUMERIC is a float on SQLite, 0029).
+
+    ``despatch`` compares ``CAST(qty_despatched AS NUMERIC)`` with 0: only its sign counts,
+    and a float keeps the sign of any 48-character quantity (its smallest, 1E-46, is far
+    from a float's underflow), so that is exact on both backends.
 
     Anything else is LookupFailed(USAGE)."""
     o, line = schema.orders.c, schema.order_lines.c
