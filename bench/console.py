@@ -95,6 +95,8 @@ def fill(db: Path, count: int, lines: int) -> int:
                     "qty_received": Decimal(0),
                     "qty_invoiced": Decimal(INVOICED[n % len(STATUSES)]),
                     "qty_credited": Decimal(0),
+                    # what the ledger's recompute would set (orders list --needs invoice)
+                    "unbilled": DESPATCHED[n % len(STATUSES)] > INVOICED[n % len(STATUSES)],
                 }
                 for i in range(lines)
             ]

@@ -87,6 +87,7 @@ def lists(last: str) -> dict[str, list[str]]:
         "--type": ["orders", "list", "--type", "blanket", *page],
         "--attention": ["orders", "list", "--attention", *page],
         "--needs": ["orders", "list", "--needs", "despatch", *page],
+        "--needs invoice": ["orders", "list", "--needs", "invoice", *page],  # its partial index
         "--overdue": ["orders", "list", "--overdue", *page],
         "--order": ["orders", "list", "--order", last, *page],
         "--search number": ["orders", "list", "--search", "PO-000777", *page],

@@ -353,9 +353,28 @@ def test_change_in_another_unit_is_converted(ordered: Gateway) -> None:
     )
 
 
+def test_a_conversion_keeps_every_digit_the_column_holds(ordered: Gateway) -> None:
+    """5.000000000000000000000000000001 DZN is 60.000000000000000000000000000012 NAR: the
+    default context's 28 digits made it an ordered 60 (the extra part was never ordered)."""
+    dozens = "5.000000000000000000000000000001"
+    change = changed(
+        corpus("sc2/OrderChange_sc2.xml"),
+        '2</cbc:LineStatusCode>\n      <cbc:Quantity unitCode="NAR">50',
+        f'3</cbc:LineStatusCode>\n      <cbc:Quantity unitCode="DZN">{dozens}',
+    )
+    receive(ordered, change)
+    assert state(ordered)[1]["2"][0] == "60.000000000000000000000000000012"
+
+
 @pytest.mark.parametrize(
     ("old", "new", "code", "why"),
     [
+        (  # 10**47 gross is 1.44 * 10**49 pieces: 50 digits, more than the 48 kept
+            '2</cbc:LineStatusCode>\n      <cbc:Quantity unitCode="NAR">50',
+            '3</cbc:LineStatusCode>\n      <cbc:Quantity unitCode="GRO">1' + "0" * 47,
+            "VALUE_TOO_LONG",
+            "order change Change-2 line 2: the quantity converted to its unit is 50 characters",
+        ),
         (
             '2</cbc:LineStatusCode>\n      <cbc:Quantity unitCode="NAR">50',
             '3</cbc:LineStatusCode>\n      <cbc:Quantity unitCode="KGM">50',

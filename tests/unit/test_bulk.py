@@ -270,6 +270,23 @@ def test_keys_name_the_command_the_order_and_the_choices() -> None:
     assert one not in bulk.earlier_keys("respond", 1, Decision("AP"))
 
 
+def test_keys_tell_quantities_apart_past_the_28th_digit() -> None:
+    """Two despatches differing only in the 31st significant digit are two requests (the
+    default context rounded both to 40, one key: the second was never sent); a quantity of at
+    most 28 digits keeps the key recorded before, whatever trailing zeros it is written with."""
+
+    def key(quantity: str) -> str:
+        return bulk.key_of("despatch", 1, DespatchRequest(lines=(("1", Decimal(quantity)),)))
+
+    assert key("40.00000000000000000000000000001") != key("40")
+    assert key("40.00000000000000000000000000001") != key("40.00000000000000000000000000002")
+    assert key("40.000000000000000000000000000000") == key("40")
+    # 28 digits: the key the release before this change recorded for it (computed there)
+    assert key("1.000000000000000000000000001000") == (
+        "b5c347701b5aa1a898b64af2624790d83e068e93406a47dfcfbafc29c433c480"
+    )
+
+
 def test_a_re_run_with_force_issues_nothing_twice(billing: Gateway) -> None:
     """--force pushes through the orders refused the first time; those that went stay done."""
     receive(billing, f.despatch_advice("D-1", "PO-2", [("1", "4")]))

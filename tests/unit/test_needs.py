@@ -67,6 +67,57 @@ def test_quantities_compare_as_numbers_not_as_text(store: Store, tmp_path: Path)
     assert needing(gateway, "invoice") == {"TEN"}
 
 
+TINY = "0.00000000000000000000000000001"
+"""10**-29: past the 28 digits of Python's default context and the 17 of a float."""
+
+
+def _moved(gateway: Gateway, number: str, despatched: str, invoiced: str) -> None:
+    receive(gateway, f.order(number, f.items(1, "50")))
+    receive(gateway, f.order_response(f"R-{number}", number, "AP"))
+    receive(gateway, f.despatch_advice(f"D-{number}", number, [("1", despatched)]))
+    if invoiced:
+        receive(gateway, f.invoice(f"I-{number}", number, [("1", invoiced, "2.25")]))
+
+
+def _exact_cases(gateway: Gateway) -> None:
+    _moved(gateway, "MORE", "40.00000000000000000000000000001", "40")  # 1E-29 unbilled
+    _moved(gateway, "LESS", "40", "40.00000000000000000000000000001")  # billed beyond
+    _moved(gateway, "SAME", "40.0", "40.000")  # equal, spelt otherwise
+    _moved(gateway, "SPECK", TINY, "")  # all that left: 1E-29, not invoiced
+
+
+def test_unbilled_is_exact_on_every_backend(store: Store, tmp_path: Path) -> None:
+    """``CAST(text AS NUMERIC)`` was a float on SQLite: 40.00000000000000000000000000001
+    despatched and 40 invoiced were equal there (not listed) and not on PostgreSQL (listed).
+    The ledger's exact flag answers alike on both; a despatch of 1E-29 is a despatch."""
+    (tmp_path / "out").mkdir()
+    gateway = Gateway(make_settings(tmp_path), store)
+    _exact_cases(gateway)
+    assert needing(gateway, "invoice") == {"MORE", "SPECK"}
+    assert needing(gateway, "despatch") == set()
+
+
+def test_migration_0029_flags_the_lines_stored_before(database_url: str, tmp_path: Path) -> None:
+    """A store at 0028 gets the flag of every line it holds, compared exactly."""
+    from alembic import command
+
+    from edi_gateway.store.db import alembic_config, open_store
+
+    (tmp_path / "out").mkdir()
+    store = open_store(database_url)
+    try:
+        _exact_cases(Gateway(make_settings(tmp_path), store))
+        command.downgrade(alembic_config(store.engine), "0028")
+    finally:
+        store.close()
+    migrated = open_store(database_url)
+    try:
+        gateway = Gateway(make_settings(tmp_path), migrated)
+        assert needing(gateway, "invoice") == {"MORE", "SPECK"}
+    finally:
+        migrated.close()
+
+
 def test_an_unknown_need_is_a_usage_error(gateway: Gateway) -> None:
     with gateway.store.session() as session, pytest.raises(GatewayError) as raised:
         page_orders(session, Filters(needs="payment"))

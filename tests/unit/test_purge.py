@@ -7,6 +7,7 @@ import json
 import shutil
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy.types import NullType
 from edi_gateway import crashpoints
 from edi_gateway.app import Gateway
 from edi_gateway.config import Settings
+from edi_gateway.domain.status import EXACT
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.outbound.forward import flush_all
 from edi_gateway.pipeline.operator import dismiss
@@ -455,11 +457,23 @@ def test_an_archive_written_before_outbox_payloads_moved_restores_into_them(
     cut_off: such an archive restores them into outbox_payloads (docs/adr/0042), byte for
     byte, error codes derived, the processing counts 0."""
     store = world.store
+    ol, o = s.order_lines.c, s.orders.c
+    with store.connect() as conn:  # a finished order's line despatched 1E-29 beyond its bill
+        line = conn.execute(
+            select(ol.id, ol.qty_invoiced)
+            .join(s.orders, o.id == ol.order_id)
+            .where(o.status == "Fully invoiced")
+            .limit(1)
+        ).one()
+        more = EXACT.add(line.qty_invoiced, Decimal("1E-29"))
+        conn.execute(
+            update(s.order_lines).where(ol.id == line.id).values(qty_despatched=more, unbilled=True)
+        )
     before = dump(store)
     done = purge(store, BEFORE, actor="tester", archive_dir=tmp_path / "archive")
     assert done.archive is not None and done.counts["outbox_payloads"] == done.counts["outbox"]
     lines = Path(done.archive).read_text(encoding="utf-8").splitlines()
-    old = [lines[0]]
+    old, unbilled = [lines[0]], 0
     for line in lines[1:]:  # each batch as the older version wrote it
         batch = json.loads(line)
         tables = batch["tables"]
@@ -469,6 +483,8 @@ def test_an_archive_written_before_outbox_payloads_moved_restores_into_them(
             del row["error_code"]  # nor had its outbox this column (0025)
         for row in tables.get("messages", []):
             del row["cut_off"]  # nor its messages this one (0026)
+        for row in tables.get("order_lines", []):
+            unbilled += bool(row.pop("unbilled"))  # nor its order lines this one (0029)
         assert not payloads
         old.append(json.dumps(batch))
     legacy = tmp_path / "legacy.jsonl"
@@ -477,6 +493,7 @@ def test_an_archive_written_before_outbox_payloads_moved_restores_into_them(
         conn.execute(update(s.purge_runs).values(archive_sha256=file_sha256(legacy)))
     got = restore(store, legacy)
     assert got["restored"]["outbox_payloads"] == done.counts["outbox"]
+    assert unbilled  # a purged line was unbilled: restored so, from its quantities
     assert dump(store) == before
 
 

@@ -19,7 +19,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from edi_gateway.domain.documents import Line
-from edi_gateway.domain.status import ZERO
+from edi_gateway.domain.status import EXACT, ZERO
 
 
 class LineAction(StrEnum):
@@ -85,14 +85,18 @@ _FACTORS: Mapping[str, tuple[str, Decimal]] = MappingProxyType(
 def convert(value: Decimal, unit: str | None, to_unit: str | None) -> Decimal | None:
     """``value`` in ``unit`` expressed in ``to_unit``; None when the units do not convert.
 
-    A missing unit on either side is taken as the other's (nothing to convert).
+    A missing unit on either side is taken as the other's (nothing to convert). Worked out in
+    the exact context (``EXACT``), whoever calls: the default context rounded to 28 digits, so
+    12.000000000000000000000000000001 DZN became an ordered 144 C62. A ratio that does not end
+    runs to 100 digits; the caller rounds it to what its column keeps (``limits.kept``).
     """
     if unit is None or to_unit is None or unit == to_unit:
         return value
     source, target = _FACTORS.get(unit), _FACTORS.get(to_unit)
     if source is None or target is None or source[0] != target[0]:
         return None
-    return (value * source[1] / target[1]).normalize() + ZERO
+    converted = EXACT.divide(EXACT.multiply(value, source[1]), target[1])
+    return EXACT.add(converted.normalize(EXACT), ZERO)
 
 
 @dataclass(frozen=True, slots=True)

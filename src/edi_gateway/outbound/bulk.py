@@ -33,6 +33,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from edi_gateway import crashpoints
+from edi_gateway.domain.status import EXACT
 from edi_gateway.errors import ErrorCode, GatewayError, first_line
 
 if TYPE_CHECKING:
@@ -113,7 +114,12 @@ def _digest(value: list[Any]) -> str:
 def _plain(value: Any, *, ordered: bool) -> Any:
     """``value`` as JSON-able data in one spelling (``10`` and ``10.00`` are the same); not
     ``ordered``: the items of the request's sequences sorted, so their order does not count
-    (each item keeps its own order)."""
+    (each item keeps its own order).
+
+    A quantity is normalized in the exact context (``EXACT``): Python's default rounds to 28
+    significant digits, so two requests differing in the 29th got one key and the second was
+    taken for a repeat of the first and not sent. Up to 28 digits both spell a number alike,
+    so the keys recorded before stay as they were."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = [  # a field added later and left empty keeps the keys recorded before it
             f
@@ -122,7 +128,7 @@ def _plain(value: Any, *, ordered: bool) -> Any:
         ]
         return {f.name: _plain(getattr(value, f.name), ordered=ordered) for f in fields}
     if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
+        return format(value.normalize(EXACT), "f")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, list | tuple):

@@ -23,11 +23,10 @@ from sqlalchemy.orm import Session
 
 from edi_gateway.domain import discrepancy as rules
 from edi_gateway.domain.documents import DocumentKind
-from edi_gateway.domain.status import EXACT
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.pipeline.history import now, record
 from edi_gateway.pipeline.ledger_rows import Documents, Ledger
-from edi_gateway.pipeline.limits import too_long
+from edi_gateway.pipeline.limits import kept
 from edi_gateway.store.tables import (
     Discrepancy,
     DocumentRow,
@@ -35,7 +34,6 @@ from edi_gateway.store.tables import (
     Order,
     OrderLine,
 )
-from edi_gateway.store.widths import NUMBER, decimal_text
 
 RESPONSE = DocumentKind.ORDER_RESPONSE.value
 CANCELLATION = DocumentKind.ORDER_CANCELLATION.value
@@ -96,7 +94,11 @@ def unit_mismatches(
             converted = convert(row.quantity, row.unit, line.unit)
             if converted == row.quantity:
                 continue
-            converted = None if converted is None else _kept(converted, line.line_id)
+            converted = (
+                None
+                if converted is None
+                else kept(converted, f"line {line.line_id}: the quantity converted to its unit")
+            )
             given = f"{row.quantity} {row.unit}"
             given += "" if converted is None else f" ({converted} {line.unit})"
             detail = (
@@ -108,21 +110,6 @@ def unit_mismatches(
                 doc.id, line.id, "unit", row.quantity, bound, detail
             )
     return list(found.values())
-
-
-def _kept(converted: Decimal, line_id: str) -> Decimal:
-    """A converted quantity as its column (48 characters) keeps it. A conversion is a ratio
-    that need not end (1 C62 is 0.0833... DZN): in the recompute's 100-digit context
-    (``EXACT``) it ran to 100 digits, which PostgreSQL refused (the despatch failed) and SQLite
-    kept; it is rounded to the decimals that fit. One whose whole part does not fit is
-    VALUE_TOO_LONG, as a sum is (``ledger._check_widths``)."""
-    text = decimal_text(converted) or ""
-    if len(text) <= NUMBER:
-        return converted
-    places = NUMBER - len(text.split(".")[0]) - 1
-    if places < 0:
-        raise too_long(f"line {line_id}: the quantity converted to its unit", text, NUMBER)
-    return converted.quantize(Decimal(1).scaleb(-places), context=EXACT).normalize(EXACT)
 
 
 def other_parties(

@@ -19,6 +19,7 @@ from decimal import Decimal
 from operator import attrgetter
 
 from edi_gateway.domain.documents import Document, Order, OrderChange, Party
+from edi_gateway.domain.status import EXACT
 from edi_gateway.errors import DocumentError, ErrorCode
 from edi_gateway.store.widths import (
     CURRENCY,
@@ -138,3 +139,19 @@ def too_long(what: str, text: str, limit: int) -> DocumentError:
         f"{what} is {len(text):,} characters long ({text[:40]!r}...); "
         f"the gateway keeps at most {limit}",
     )
+
+
+def kept(converted: Decimal, what: str) -> Decimal:
+    """A quantity converted to another unit (exact, ``domain.order_change.convert``) as its
+    column (48 characters) keeps it. A conversion is a ratio that need not end (1 C62 is
+    0.0833... DZN): exact, it runs to 100 digits, which PostgreSQL refused and SQLite kept; it
+    is rounded to the decimals that fit, and only then (one that fits is kept to its last
+    digit). One whose whole part does not fit is VALUE_TOO_LONG, as a sum is
+    (``ledger._check_widths``); ``what`` names it (``line 1: the quantity converted ...``)."""
+    text = decimal_text(converted) or ""
+    if len(text) <= NUMBER:
+        return converted
+    places = NUMBER - len(text.split(".")[0]) - 1
+    if places < 0:
+        raise too_long(what, text, NUMBER)
+    return converted.quantize(Decimal(1).scaleb(-places), context=EXACT).normalize(EXACT)

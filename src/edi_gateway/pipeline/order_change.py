@@ -21,6 +21,8 @@ replayed from the original order and the changes still in effect (:func:`replay`
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
@@ -47,6 +49,7 @@ from edi_gateway.domain.status import ZERO
 from edi_gateway.errors import DocumentError, ErrorCode
 from edi_gateway.pipeline.history import SYSTEM, record
 from edi_gateway.pipeline.item_ids import from_response
+from edi_gateway.pipeline.limits import kept
 from edi_gateway.pipeline.orders import NEW_LINE, billed_rows, line_rows
 from edi_gateway.store import tables as t
 from edi_gateway.store.queries import deleted_lines, order_payload
@@ -83,7 +86,7 @@ def apply_order_change(
         line_id: _current(line, deleted=line.id in deleted) for line_id, line in lines.items()
     }
     try:
-        steps = plan(current, document.lines)
+        steps = _fitted(plan(current, document.lines), what)
     except ChangeRefused as exc:
         raise DocumentError(ErrorCode.ORDER_CHANGE_REFUSED, f"{what}: {exc}") from None
     added = [step for step in steps if step.action is LineAction.ADDED]
@@ -151,6 +154,23 @@ def set_invoicee(
 
 def _named(keys: list[str]) -> str:
     return keys[0] if keys else "the buyer"
+
+
+def _fitted(steps: list[Step], what: str) -> list[Step]:
+    """The steps with each new quantity as ``qty_ordered`` keeps it: a conversion to the order
+    line's unit is exact (``domain.order_change.convert``) and rounded only when it does not
+    fit its column (``limits.kept``; a whole part too long is VALUE_TOO_LONG)."""
+    return [
+        step
+        if step.after is None or step.given is None
+        else replace(
+            step,
+            after=kept(
+                step.after, f"{what} line {step.line_id}: the quantity converted to its unit"
+            ),
+        )
+        for step in steps
+    ]
 
 
 def applied_sequences(
@@ -295,7 +315,8 @@ def replay(session: Session, order: t.Order) -> None:
     )
     for change in changes:
         try:
-            current = _replayed(current, _ledger_lines(session, change))
+            what = f"order change {change.doc_number}"
+            current = _replayed(current, _ledger_lines(session, change), what)
         except ChangeRefused as exc:  # it built on a change that is refused now
             detail = f"order change {change.doc_number} no longer applies: {exc}"
             record(session, "order_change.not_replayed", detail, order_id=order.id)
@@ -324,8 +345,10 @@ def _ledger_lines(session: Session, change: t.DocumentRow) -> list[Line]:
     ]
 
 
-def _replayed(current: dict[str, CurrentLine], lines: list[Line]) -> dict[str, CurrentLine]:
-    steps = plan(current, lines)  # applied once already, so it applies again
+def _replayed(
+    current: dict[str, CurrentLine], lines: list[Line], what: str
+) -> dict[str, CurrentLine]:
+    steps = _fitted(plan(current, lines), what)  # applied once already, so it applies again
     out = dict(current)
     for step in steps:
         was = out.get(step.line_id)

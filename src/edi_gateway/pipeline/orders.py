@@ -118,6 +118,7 @@ NEW_LINE: dict[str, Any] = {
     "qty_received": ZERO,
     "qty_invoiced": ZERO,
     "qty_credited": ZERO,
+    "unbilled": False,
 }
 """The columns every new order line starts with: nothing confirmed or moved yet."""
 

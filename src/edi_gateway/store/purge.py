@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -813,9 +814,14 @@ def _as_stored_now(rows: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict
     """Rows archived by earlier releases, as the migrations since would have changed them:
     outbox rows' bytes go to ``outbox_payloads`` (0024), their ``error_code`` is read from
     their ``last_error`` (0025); messages get ``cut_off`` 0 (0026: an archived message was
-    finished, so its processing was not cut off)."""
+    finished, so its processing was not cut off); order lines get ``unbilled``, their exact
+    despatched > invoiced, as 0029 flagged the lines it found (a Python bool: PostgreSQL
+    takes no integer for a boolean)."""
     for row in rows.get("messages", []):
         row.setdefault("cut_off", 0)
+    for row in rows.get("order_lines", []):
+        if "unbilled" not in row:
+            row["unbilled"] = Decimal(row["qty_despatched"]) > Decimal(row["qty_invoiced"])
     moved = []
     for row in rows.get("outbox", []):
         if "payload" in row:

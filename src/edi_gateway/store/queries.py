@@ -30,6 +30,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    true,
     union,
 )
 
@@ -280,7 +281,13 @@ def needs_condition(needs: str) -> Any:
       cancelled nor rejected;
     - ``despatch``: accepted (AP, or CA with changes) and nothing despatched on any line yet;
     - ``invoice``: a line despatched beyond what was invoiced (the room ``invoice ORDER``
-      bills: a credited quantity is settled, ADR 0024), neither cancelled nor rejected.
+      bills: a credited quantity is settled, ADR 0024), neither cancelled nor rejected; read
+      from ``order_lines.unbilled``, which the ledger sets comparing exact Decimals (a cast
+      to NUMERIC is a float on SQLite, 0029).
+
+    ``despatch`` compares ``CAST(qty_despatched AS NUMERIC)`` with 0: only its sign counts,
+    and a float keeps the sign of any 48-character quantity (its smallest, 1E-46, is far
+    from a float's underflow), so that is exact on both backends.
 
     Anything else is LookupFailed(USAGE)."""
     o, line = schema.orders.c, schema.order_lines.c
@@ -291,9 +298,8 @@ def needs_condition(needs: str) -> Any:
         despatched = select(line.id).where(line.order_id == o.id, _number(line.qty_despatched) > 0)
         return and_(o.response_code.in_(("AP", "CA")), ~despatched.exists(), *open_order)
     if needs == "invoice":  # IN, not a correlated EXISTS: one pass over the lines (2x faster)
-        unbilled = select(line.order_id).where(  # schema.UNBILLED: its partial index
-            _number(line.qty_despatched) > _number(line.qty_invoiced)
-        )
+        # the ledger's exact flag, as its partial index states it (schema.UNBILLED)
+        unbilled = select(line.order_id).where(line.unbilled == true())
         return and_(o.id.in_(unbilled), *open_order)
     raise LookupFailed(ErrorCode.USAGE, f"needs {needs!r}: expected one of {', '.join(NEEDS)}")
 

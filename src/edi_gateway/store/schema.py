@@ -75,10 +75,13 @@ NAMING = {
 metadata = MetaData(naming_convention=NAMING)
 
 
-UNBILLED = "CAST(qty_despatched AS NUMERIC) > CAST(qty_invoiced AS NUMERIC)"
-"""The condition of the partial index ``ix_order_lines_unbilled`` (0025); the query that wants
-it must state the same comparison. Quantities are stored as exact text (``ExactDecimal``), so
-they are compared as numbers: as text "10" sorts before "9.5"."""
+UNBILLED = {"sqlite": "unbilled = 1", "postgresql": "unbilled"}
+"""The condition of the partial index ``ix_order_lines_unbilled`` per backend, as each renders
+``order_lines.unbilled`` in a WHERE (SQLite keeps a boolean as 1 or 0), so the query that
+wants it (``queries.needs_condition``) states the same. The flag is the ledger's exact
+``despatched > invoiced`` (``pipeline/ledger.py``, migration 0029): quantities are exact text,
+and a comparison of ``CAST(... AS NUMERIC)`` was a float's on SQLite (40 despatched and
+40.00000000000000000000000000001 invoiced were equal there, not on PostgreSQL)."""
 
 
 SHA256_KEY_CHARS = 8
@@ -209,11 +212,13 @@ order_lines = Table(
     Column("qty_invoiced", ExactDecimal(), nullable=False),
     Column("qty_credited", ExactDecimal(), nullable=False),
     Column("delivery_place", Text),  # the line's own delivery location (0009)
+    # despatched > invoiced, exactly: set by the ledger's recompute with the quantities (0029)
+    Column("unbilled", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("order_id", "line_id"),
     # the lines despatched beyond what was invoiced (orders list --needs invoice): a partial
-    # index, so the few such lines are found without reading every line (0025); its
+    # index, so the few such lines are found without reading every line (0025, 0029); its
     # PostgreSQL condition is added just before it is created there (_postgresql_where)
-    Index("ix_order_lines_unbilled", "order_id", sqlite_where=text(UNBILLED)),
+    Index("ix_order_lines_unbilled", "order_id", sqlite_where=text(UNBILLED["sqlite"])),
 )
 
 
@@ -225,7 +230,7 @@ def _postgresql_where(_table: Table, connection: Connection, **_: object) -> Non
     imports this module, SQLite stores included. Alembic's migration 0025 states both."""
     if connection.dialect.name == "postgresql":
         index = next(i for i in order_lines.indexes if i.name == "ix_order_lines_unbilled")
-        index.dialect_options["postgresql"]["where"] = text(UNBILLED)
+        index.dialect_options["postgresql"]["where"] = text(UNBILLED["postgresql"])
 
 
 documents = Table(

@@ -207,6 +207,7 @@ class OrderLine(Base):
     qty_invoiced: Mapped[Decimal]
     qty_credited: Mapped[Decimal]
     delivery_place: Mapped[str | None]
+    unbilled: Mapped[bool]
 
 
 class DocumentRow(Base):
