@@ -203,13 +203,17 @@ def list_users(store: Store) -> list[dict[str, Any]]:
 
 
 def remove_user(store: Store, name: str) -> dict[str, Any]:
-    """Remove a console user and end their sessions (history keeps their name)."""
+    """Remove a console user and end their sessions (history keeps their name). Two removals
+    of one user at once (two terminals): both read it, one deletes it, and the other, whose
+    delete then finds no row, is told NOT_FOUND as if it came after (both said "removed")."""
+    missing = LookupFailed(ErrorCode.NOT_FOUND, f"there is no user {name!r} (`users list`)")
     with store.connect() as conn:
         found = conn.execute(select(users.c.id).where(users.c.name == name)).scalar()
         if found is None:
-            raise LookupFailed(ErrorCode.NOT_FOUND, f"there is no user {name!r} (`users list`)")
+            raise missing
         ended = conn.execute(delete(console_sessions).where(console_sessions.c.user_id == found))
-        conn.execute(delete(users).where(users.c.id == found))
+        if conn.execute(delete(users).where(users.c.id == found)).rowcount == 0:
+            raise missing
     return {"name": name, "removed": True, "sessions_ended": ended.rowcount}
 
 

@@ -111,6 +111,41 @@ def test_operators_adding_one_user_at_once_add_it_once_and_the_rest_are_told(
                 assert conn.scalar(select(func.count()).where(users.c.name == who)) == 1
 
 
+def test_operators_removing_one_user_at_once_remove_it_once_and_the_rest_are_told(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``users remove`` of one user from several terminals at once: one removes it, the
+    others are told NOT_FOUND as if they came after (each had read the user, and all said
+    "removed"). Forced: every removal reads the user before any deletes. PostgreSQL only: on
+    SQLite a removal holds the store's one write lock from its start."""
+    store = open_store(postgres_url)
+    real = accounts.delete
+    try:
+        for round_ in range(ROUNDS):
+            name = f"bob{round_}"
+            accounts.add_user(store, name, "operator", f"password number {round_}")
+            read = threading.Barrier(RACERS, timeout=30)
+
+            def after_all_read(table: Any, read: threading.Barrier = read) -> Any:
+                if table is console_sessions:  # its first write: the user was read
+                    read.wait()
+                return real(table)
+
+            def remove(_: int, name: str = name) -> str:
+                try:
+                    accounts.remove_user(store, name)
+                except GatewayError as exc:
+                    return exc.code.value
+                return "removed"
+
+            monkeypatch.setattr(accounts, "delete", after_all_read)
+            got = at_once(remove)
+            monkeypatch.setattr(accounts, "delete", real)
+            assert sorted(got) == sorted(["removed", *[ErrorCode.NOT_FOUND.value] * (RACERS - 1)])
+    finally:
+        store.close()
+
+
 def test_a_user_removed_between_a_replaces_look_and_its_lock_is_added_again(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
