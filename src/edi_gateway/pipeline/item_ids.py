@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from edi_gateway.domain.documents import OrderResponse
+    from edi_gateway.store.queries import Record
     from edi_gateway.store.tables import DocumentRow, Order, OrderLine
 
 MISMATCH = "item_id"
@@ -122,7 +123,8 @@ def from_response(
             flag_one(session, order, found, actor="system")
 
 
-def unnamed(lines: Iterable[OrderLine]) -> list[str]:
+def unnamed(lines: Iterable[OrderLine | Record]) -> list[str]:
     """The IDs of the lines a Despatch Advice cannot name yet: neither the seller's item ID
-    nor a standard one (GTIN); the console asks for the seller's of each."""
+    nor a standard one (GTIN); the console asks for the seller's of each (``orders show``
+    lists them: ``queries.order_detail``, Core rows)."""
     return [line.line_id for line in lines if not (line.seller_item_id or line.standard_item_id)]

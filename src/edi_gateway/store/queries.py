@@ -765,6 +765,7 @@ def order_payloads(session: Session, order_ids: Sequence[int]) -> dict[int, byte
 
 def order_detail(reader: Reader, order: Order | Record) -> Json:
     """An order with its lines and quantities, linked documents and history."""
+    from edi_gateway.pipeline.item_ids import unnamed
     from edi_gateway.pipeline.shipments import backorders_of, open_quantity
 
     out = order_summary(order)
@@ -800,6 +801,7 @@ def order_detail(reader: Reader, order: Order | Record) -> Json:
         }
         for line in lines
     ]
+    out["unnamed"] = unnamed(lines)  # no seller's item ID nor GTIN: a despatch must give one
     out["discrepancies"] = _discrepancies(reader, order, {ln.id: ln.line_id for ln in lines})
     out["shipments"] = _shipments(reader, order)
     d, dl = schema.documents, schema.document_lines.c

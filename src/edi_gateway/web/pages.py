@@ -94,13 +94,11 @@ def orders(request: Request) -> Response:
 
 def order(request: Request) -> Response:
     """One order: lines with their quantities, documents, history; the note form."""
-    from edi_gateway.pipeline.item_ids import unnamed
-
     with _gateway(request).store.reading() as session:
         found = queries.get_order(session, request.path_params["order_id"])
         detail = queries.order_detail(session, found)
-        bare = unnamed(queries.order_lines(session, found))  # the despatch forms ask for IDs
-    return _show(request, "order.html", order=detail, unnamed=bare)
+    # the despatch forms ask for the seller's item ID of these lines
+    return _show(request, "order.html", order=detail, unnamed=detail["unnamed"])
 
 
 def messages(request: Request) -> Response:
