@@ -516,26 +516,27 @@ def test_two_credit_notes_of_one_order_processed_at_once_both_count(
     assert credited == 8
 
 
-def _in_a_circle(
-    store: Store, policy: Policy, message: int, held: str, asked: str
-) -> list[dict[int, str]]:
-    """Process ``message`` while another transaction holds number ``held``; once the batch
-    waits for it, the other asks for ``asked`` (one of the batch's), closing a circle. The
-    other's deadlock_timeout is long, so the batch is the one PostgreSQL rolls back; the
-    other gets ``asked`` then and ends. What the call returned (nothing if it raised)."""
-    outcome: list[dict[int, str]] = []
+def _in_a_circle(store: Store, call: Callable[[], T], held: str, asked: str) -> list[T]:
+    """``call()`` (a transaction taking number locks) while another transaction holds number
+    ``held``; once the call waits for it, the other asks for ``asked`` (one the call holds),
+    closing a circle. The other's deadlock_timeout is long, so the call's transaction is the
+    one PostgreSQL rolls back; the other gets ``asked`` then and ends. What the call returned
+    (nothing if it raised)."""
+    outcome: list[T] = []
     with store.engine.connect() as other:
         other.execute(text("SET deadlock_timeout = '60s'"))
         xact_locks(other, SAME_NUMBER, [held])
-        batch = threading.Thread(
-            target=lambda: outcome.append(process_messages(store, policy, [message]))
-        )
-        batch.start()
-        assert _waits_for_number(other, held), f"the batch never waited for {held}"
-        xact_locks(other, SAME_NUMBER, [asked])  # granted once the batch is rolled back
+        running = threading.Thread(target=lambda: outcome.append(call()))
+        running.start()
+        assert _waits_for_number(other, held), f"the call never waited for {held}"
+        xact_locks(other, SAME_NUMBER, [asked])  # granted once the call is rolled back
         other.rollback()
-    batch.join(60)
+    running.join(60)
     return outcome
+
+
+def _processing(store: Store, policy: Policy, message: int) -> Callable[[], dict[int, str]]:
+    return lambda: process_messages(store, policy, [message])
 
 
 def test_a_batch_in_a_circle_of_lock_waits_is_processed_again(
@@ -555,8 +556,9 @@ def test_a_batch_in_a_circle_of_lock_waits_is_processed_again(
     try:
         invoice, order, credit = _an_orphan_invoice_and_its_order(store, policy, "D")
         [credit_id] = intake(store, [Envelope(credit, "t", "c", "c.xml")])
-        assert _in_a_circle(store, policy, credit_id, "PO-D", "CN-D") == [{credit_id: "orphan"}]
-        assert "processing them again (1)" in caplog.text
+        processing = _processing(store, policy, credit_id)
+        assert _in_a_circle(store, processing, "PO-D", "CN-D") == [{credit_id: "orphan"}]
+        assert "processing 1 message(s) waited in a circle" in caplog.text
         assert _states(store, [invoice, order, credit_id]) == ["orphan", "received", "orphan"]
         assert process_messages(store, policy, [order]) == {order: "processed"}
         assert _states(store, [invoice, order, credit_id]) == ["processed"] * 3
@@ -591,6 +593,116 @@ def test_a_circle_of_lock_waits_reads_as_a_busy_store(postgres_url: str) -> None
         told = unavailable(broken.value)
         assert told is not None and told.code is ErrorCode.STORE_BUSY, told
         assert "try again" in str(told)
+    finally:
+        store.close()
+
+
+def test_a_bulk_batch_in_a_circle_of_lock_waits_is_issued_again(
+    postgres_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bulk batch locks its orders' numbers in one call, and processing locks the order of a
+    chain after its own numbers, so the two can close a circle and PostgreSQL may roll the
+    batch back. The batch is issued again, not reported to the operator as STORE_BUSY ("try
+    again"), and each order is answered once. Forced: another transaction holds the number
+    the batch takes last; once the batch waits for it, the other asks for the first."""
+    from edi_gateway.outbound import bulk
+    from edi_gateway.outbound.respond import Decision
+    from edi_gateway.store.queries import Filters
+
+    store = open_store(postgres_url)
+    try:
+        gateway = Gateway(make_settings(tmp_path), store)
+        for number in ("PO-B1", "PO-B2"):
+            receive(gateway, f.order(number, f.items(1)))
+        chosen = bulk.filtered(store, Filters(state="received"))
+        items = [bulk.Item(order_id, Decision("AP")) for order_id in chosen]
+        first, last = sorted(["PO-B1", "PO-B2"], key=_hash32)  # the order they are locked in
+
+        def call() -> list[bulk.Outcome]:
+            return bulk.run(store, gateway.settings, "respond", items, actor="ops", batch_size=2)
+
+        [outcomes] = _in_a_circle(store, call, last, first)
+        assert [o.state for o in outcomes] == ["issued", "issued"]
+        assert "bulk respond of 2 order(s) waited in a circle" in caplog.text
+        with store.connect() as conn:
+            sent = select(outbox.c.doc_number, func.count()).group_by(outbox.c.doc_number)
+            assert sorted(count for _, count in conn.execute(sent)) == [1, 1]
+    finally:
+        store.close()
+
+
+def test_an_answer_in_a_circle_of_lock_waits_is_issued_again(
+    postgres_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A command issuing on one order (`respond`, `despatch`, `invoice`: `issuing.on_order`)
+    holds the order's number while it writes the order's row; a transaction holding that row
+    and then asking for the number closes a circle. Rolled back by PostgreSQL, the response is
+    issued again, once. Forced: another transaction locks the order's row; once the response
+    waits for it, the other asks for the order's number."""
+    from edi_gateway.outbound.respond import Decision, respond
+
+    store = open_store(postgres_url)
+    try:
+        gateway = Gateway(make_settings(tmp_path), store)
+        receive(gateway, f.order("PO-R", f.items(1)))
+        issued: list[Any] = []
+        row = select(orders.c.id).where(orders.c.order_number == "PO-R").with_for_update()
+        waits = text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted"
+        )
+        with store.engine.connect() as other:
+            other.execute(text("SET deadlock_timeout = '60s'"))
+            other.execute(row)
+            running = threading.Thread(
+                target=lambda: issued.append(
+                    respond(store, gateway.settings, "PO-R", Decision("AP"), actor="ops")
+                )
+            )
+            running.start()
+            for _ in range(600):
+                if other.scalar(waits):
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the response never waited for the order's row")
+            xact_locks(other, SAME_NUMBER, ["PO-R"])  # granted once the response is rolled back
+            other.rollback()
+        running.join(60)
+        assert [i.status for i in issued] == ["Accepted"]
+        assert "issuing on order PO-R waited in a circle" in caplog.text
+        with store.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(outbox)) == 1
+    finally:
+        store.close()
+
+
+def test_an_attach_by_hand_in_a_circle_of_lock_waits_is_done_again(
+    postgres_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`messages attach` locks the order's number and the orphan's numbers in one call (as
+    processing would lock them), so it can close a circle with a batch that locks one of them
+    later; rolled back by PostgreSQL, it attaches again instead of telling the operator to.
+    Forced as above on the three numbers: order PO-H, invoice INV-H and the unknown order
+    number it names."""
+    store = open_store(postgres_url)
+    try:
+        gateway = Gateway(make_settings(tmp_path), store)
+        receive(gateway, f.order("PO-H", f.items(1, "40")))
+        invoice = receive(gateway, f.invoice("INV-H", "PO-X", [("1", "40", "2.25")]))
+        assert _states(store, [invoice]) == ["orphan"]
+        first, *_, last = sorted(["PO-H", "INV-H", "PO-X"], key=_hash32)
+
+        def call() -> dict[str, Any]:
+            return gateway.attach(invoice, "PO-H", actor="ops")
+
+        [attached] = _in_a_circle(store, call, last, first)
+        assert attached["state"] == "processed"
+        assert "attaching message" in caplog.text and "waited in a circle" in caplog.text
+        assert _states(store, [invoice]) == ["processed"]
+        with store.connect() as conn:
+            assert conn.scalar(select(order_lines.c.qty_invoiced)) == 40
+            events = select(func.count()).where(history.c.event == "message.attached")
+            assert conn.scalar(events) == 1
     finally:
         store.close()
 
@@ -673,8 +785,9 @@ def test_a_batch_rolled_back_at_the_lock_of_an_order_found_through_a_document_co
         )
         assert set(process_messages(store, policy, ids).values()) == {"processed"}
         [credit] = intake(store, [Envelope(_credit_note("CN-L", "INV-L"), "t", "c", "")])
-        assert _in_a_circle(store, policy, credit, "PO-L", "INV-L") == [{credit: "processed"}]
-        assert "processing them again (1)" in caplog.text
+        processing = _processing(store, policy, credit)
+        assert _in_a_circle(store, processing, "PO-L", "INV-L") == [{credit: "processed"}]
+        assert "processing 1 message(s) waited in a circle" in caplog.text
         with store.connect() as conn:
             assert conn.scalar(select(order_lines.c.qty_credited)) == 5
             events = conn.scalars(select(history.c.event).where(history.c.message_id == credit))
@@ -694,8 +807,7 @@ def test_a_batch_rolled_back_at_every_try_stays_received_and_is_processed_next_t
     asks for CN-E (the batch's own) and gives it back."""
     from sqlalchemy.exc import OperationalError
 
-    from edi_gateway.pipeline.process import DEADLOCK_TRIES
-    from edi_gateway.store.db import deadlocked
+    from edi_gateway.store.db import DEADLOCK_TRIES, deadlocked
 
     store = open_store(postgres_url)
     try:

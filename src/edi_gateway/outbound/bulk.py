@@ -23,6 +23,7 @@ is rolled back alone and reported with its code; the rest of the batch goes on.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -185,18 +186,26 @@ def run(
     issued (without store IDs, which would not exist) and what would be refused."""
     if batch_size < 1:
         raise GatewayError(ErrorCode.USAGE, f"a batch holds at least 1 order, not {batch_size}")
+    from edi_gateway.store.db import again_after_deadlocks
     from edi_gateway.store.leases import MAX_KEYS
 
     batch_size = min(batch_size, MAX_KEYS)  # a lock per order (issuing.lock_orders)
-    outcomes: list[Outcome] = []
-    for batch in _chunks(items, batch_size):
+
+    def once(batch: Sequence[Item]) -> list[Outcome]:
         with store.session() as session:
             attempt = session.begin_nested() if dry_run else None
             done = _Batch(session, settings, command, issuer(command), actor).run(batch)
             if attempt is not None:
                 attempt.rollback()
                 done = [dataclasses.replace(o, document_id=None, outbox_id=None) for o in done]
-            outcomes += done
+            return done
+
+    # A batch locks its orders' numbers, so PostgreSQL may roll it back to break a circle with
+    # processing (whose chains lock numbers after their own): it is run again, not reported.
+    outcomes: list[Outcome] = []
+    for batch in _chunks(items, batch_size):
+        what = f"bulk {command} of {len(batch)} order(s)"
+        outcomes += again_after_deadlocks(functools.partial(once, batch), what)
     return outcomes
 
 

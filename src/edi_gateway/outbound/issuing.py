@@ -56,12 +56,17 @@ class Issued:
 def on_order(store: Store, order_ref: str, action: Callable[[Session, OrderRow], Issued]) -> Issued:
     """Run ``action`` on the order ``order_ref`` (see ``store.queries.find_order``) in one
     transaction, the order locked (``store.queries.lock_orders``): the entry point of every
-    command that issues a document."""
+    command that issues a document. Run again when PostgreSQL rolls it back to break a circle
+    of lock waits (``store.db.again_after_deadlocks``)."""
     from edi_gateway.pipeline.history import together
+    from edi_gateway.store.db import again_after_deadlocks
     from edi_gateway.store.queries import locked_order
 
-    with store.session() as session, together(session):
-        return action(session, locked_order(session, order_ref))
+    def once() -> Issued:
+        with store.session() as session, together(session):
+            return action(session, locked_order(session, order_ref))
+
+    return again_after_deadlocks(once, f"issuing on order {order_ref}")
 
 
 def buyer_connector(settings: Settings, order: OrderRow) -> str:

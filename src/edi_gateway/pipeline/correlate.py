@@ -191,7 +191,7 @@ def _locked(session: Session, order_id: int, number: str) -> t.Order | None:
     each deriving the lines without the other's rows (two credit notes of two invoices: one
     credit lost, as the race test shows without either): the lock makes it the rule. It comes
     after the batch's own; a circle it closes is broken by PostgreSQL and the batch processed
-    again (``process.DEADLOCK_TRIES``). None: the order was purged meanwhile."""
+    again (``store.db.again_after_deadlocks``). None: the order was purged meanwhile."""
     lock_orders(session, [number])
     return session.get(t.Order, order_id)
 
@@ -347,7 +347,7 @@ def _lock_chain(session: Session, document: Document) -> bool:
     not seen, and stayed an orphan (review of 2026-12-05). Holding O too, the two go one after
     the other: the second either reads N attached (and attaches through it) or is found
     waiting by the attacher. One lock per hop of this document's chain, after the batch's own
-    (a circle is broken by PostgreSQL and the batch processed again: process.DEADLOCK_TRIES);
+    (a circle is broken by PostgreSQL and the batch processed again: db.again_after_deadlocks);
     the attacher takes none of its own for it, so a batch's keys stay bounded by its documents.
     """
     if document.order_refs:  # waits for an order number, which its batch holds

@@ -51,7 +51,20 @@ def attach_orphan(
     store: Store, message_id: int, order_ref: str, actor: str, reread: Reread
 ) -> dict[str, Any]:
     """Attach an orphan message's documents to the order ``order_ref`` names, the way
-    correlation attaches them (ledger, status, history), as the operator."""
+    correlation attaches them (ledger, status, history), as the operator; again when
+    PostgreSQL rolls it back to break a circle of lock waits (its locks are the documents'
+    numbers, which processing takes too: ``store.db.again_after_deadlocks``)."""
+    from edi_gateway.store.db import again_after_deadlocks
+
+    return again_after_deadlocks(
+        lambda: _attach_orphan(store, message_id, order_ref, actor, reread),
+        f"attaching message {message_id} to order {order_ref}",
+    )
+
+
+def _attach_orphan(
+    store: Store, message_id: int, order_ref: str, actor: str, reread: Reread
+) -> dict[str, Any]:
     with store.session() as session:
         _an_orphan(session, message_id)
     documents = {d.document_id: d for d in reread(message_id)}  # a session of its own

@@ -10,8 +10,6 @@ history event: ``processed``, ``orphan``, ``duplicate`` or ``failed`` (with a st
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -36,7 +34,7 @@ from edi_gateway.pipeline.work import (
 )
 from edi_gateway.rules.evaluate import RuleEngine, RulesFailed, check_document
 from edi_gateway.store import search
-from edi_gateway.store.db import Store, deadlocked, transient
+from edi_gateway.store.db import Store, again_after_deadlocks, transient
 from edi_gateway.store.leases import (
     SAME_BYTES,
     SAME_NUMBER,
@@ -75,11 +73,6 @@ RECEIVED = "received"
 CUT_OFF_LIMIT = 3
 """Processing of a message cut off this many times (the process died at it: once in a batch,
 then twice alone), the message is failed unread: PROCESSING_CUT_OFF (docs/adr/0046)."""
-DEADLOCK_TRIES = 5
-"""A batch PostgreSQL rolled back to break a circle of waits is processed again after a short
-random pause (so two batches that met do not meet again in step), this many times in all;
-then it ends the call like a store that went away (the messages stay ``received`` for the
-next round)."""
 
 
 ReplyReader = Callable[[bytes, str], list[Document]]
@@ -234,26 +227,16 @@ class _Run:
 
     def again_after_deadlocks(self, ids: Sequence[int]) -> dict[int, str]:
         """Process; when PostgreSQL broke a circle of waits by rolling this transaction back
-        (:func:`deadlocked`: a document reaching its order through other documents locks the
-        order's number after the batch's own, see ``correlate._lock_chain`` and
-        ``correlate._locked``), process again, up to :data:`DEADLOCK_TRIES` times."""
-        tries = 1
-        while True:
-            try:
-                return _process(
-                    self.store, self.policy, ids, self.payloads, self.prepared, react=self.react
-                )
-            except Exception as exc:
-                if not deadlocked(exc) or tries >= DEADLOCK_TRIES:
-                    raise
-                log.warning(
-                    "processing %d message(s) waited in a circle with another transaction "
-                    "(rolled back by PostgreSQL); processing them again (%d)",
-                    len(ids),
-                    tries,
-                )
-                time.sleep(random.uniform(0, 0.2 * tries))  # noqa: S311 - not a secret
-                tries += 1
+        (a document reaching its order through other documents locks the order's number after
+        the batch's own, see ``correlate._lock_chain`` and ``correlate._locked``), process
+        again (``store.db.again_after_deadlocks``). After the last try the call ends as when
+        the store went away: the messages stay ``received`` for the next round."""
+        return again_after_deadlocks(
+            lambda: _process(
+                self.store, self.policy, ids, self.payloads, self.prepared, react=self.react
+            ),
+            f"processing {len(ids)} message(s)",
+        )
 
 
 def _cut_offs(store: Store, ids: Sequence[int]) -> dict[int, int]:

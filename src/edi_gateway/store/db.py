@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
@@ -21,6 +24,12 @@ if TYPE_CHECKING:
 # tests/unit/test_store.py checks it equals the head of the migration scripts.
 HEAD_REVISION = "0029"
 MIGRATIONS = Path(__file__).with_name("migrations")
+DEADLOCK_TRIES = 5
+"""How many times in all a transaction PostgreSQL keeps rolling back to break circles of lock
+waits is run (:func:`again_after_deadlocks`)."""
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +126,36 @@ def deadlocked(exc: BaseException) -> bool:
     waiting for each other's locks (SQLSTATE 40P01): nothing is wrong with the work, which can
     be done again at once (the other transaction has gone on). Also :func:`transient`."""
     return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == "40P01"
+
+
+def again_after_deadlocks(work: Callable[[], T], doing: str) -> T:
+    """``work()``, one whole transaction; when PostgreSQL rolled it back to break a circle of
+    lock waits (:func:`deadlocked`: nothing of it was kept, and the other transaction has gone
+    on), run it again after a short random pause, up to :data:`DEADLOCK_TRIES` times in all.
+    The last deadlock is raised (:func:`unavailable` tells it as STORE_BUSY, try again).
+
+    Processing retries its batches so (a document reaching its order through other documents
+    locks that order's number after its batch's own: ``correlate._lock_chain``), and so do
+    the operator's commands that lock several numbers (bulk issuing's batches, attaching by
+    hand) or issue on an order (``issuing.on_order``): any of them can be the transaction
+    PostgreSQL picks, and the operator should not be told to run it again by hand.
+    ``work`` must leave nothing behind outside its transaction. ``doing``: what it does, for
+    the log ("processing 3 message(s)")."""
+    tries = 1
+    while True:
+        try:
+            return work()
+        except Exception as exc:
+            if not deadlocked(exc) or tries >= DEADLOCK_TRIES:
+                raise
+            log.warning(
+                "%s waited in a circle with another transaction (rolled back by PostgreSQL, "
+                "nothing of it kept); doing it again (%d)",
+                doing,
+                tries,
+            )
+            time.sleep(random.uniform(0, 0.2 * tries))  # noqa: S311 - not a secret
+            tries += 1
 
 
 def unavailable(exc: BaseException) -> GatewayError | None:
