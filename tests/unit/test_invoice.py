@@ -59,6 +59,7 @@ def billing_settings(
     debit_note_as: str = "invoice",
     seller_legal: dict[str, Any] | None = None,
     more: tuple[dict[str, Any], ...] = (),
+    connectors: tuple[dict[str, Any], ...] = (),
 ) -> Settings:
     return Settings.model_validate(
         {
@@ -72,6 +73,7 @@ def billing_settings(
             ],
             "connectors": [
                 {"name": "to-buyer", "type": "folder", "direction": "out", "path": "out"},
+                *connectors,
             ],
         },
         context={"base_dir": tmp_path},
@@ -378,3 +380,43 @@ def test_an_order_naming_an_invoicee_is_invoiced_to_it(store: Store, tmp_path: P
         [sys.executable, str(check), str(written)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_an_invoicee_with_a_connector_of_its_own_is_sent_the_bills(
+    store: Store, tmp_path: Path
+) -> None:
+    """A bill is delivered to its Buyer's electronic address (EN 16931 BT-49), and its Buyer
+    is the invoicee the Order names. An invoicee that is a partner with an outbound connector
+    of its own (a central accounts-payable department) is sent the invoice and the credit
+    note through it; before, they went through the buyer's connector to the buyer."""
+    for folder in ("out", "ap"):
+        (tmp_path / folder).mkdir()
+    payables = {
+        "id": "payables",
+        "name": "Köpare Ekonomi AB",
+        "role": "buyer",
+        "endpoint": {"scheme": "0088", "value": INVOICEE},
+        "legal": INVOICEE_LEGAL,
+        "outbound": "to-payables",
+    }
+    to_payables = {"name": "to-payables", "type": "folder", "direction": "out", "path": "ap"}
+    settings = billing_settings(
+        tmp_path, seller_legal=SELLER_LEGAL, more=(payables,), connectors=(to_payables,)
+    )
+    gateway = Gateway(settings, store)
+    receive(gateway, f.order("PO-1", f.items(2), invoicee=INVOICEE))
+    receive(gateway, f.despatch_advice("D-1", "PO-1", [("1", "10"), ("2", "10")]))
+    issued = bill(gateway)
+    credit = InvoiceRequest((LineRequest("1", Decimal("2")),), credit_of=issued.doc_number)
+    credited = bill(gateway, credit)
+    with gateway.store.session() as session:
+        rows = session.scalars(select(OutboxRow).where(OutboxRow.document_id.is_not(None)))
+        sent_to = {(row.doc_number, row.partner, row.connector) for row in rows}
+    assert {
+        (issued.doc_number, "payables", "to-payables"),
+        (credited.doc_number, "payables", "to-payables"),
+    } <= sent_to
+    outbox.flush(gateway.store, gateway.settings)
+    names = sorted(p.name for p in (tmp_path / "ap").iterdir())
+    assert names == [f"CreditNote-{credited.doc_number}.xml", f"Invoice-{issued.doc_number}.xml"]
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(("Invoice", "Credit"))]

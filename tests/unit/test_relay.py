@@ -54,6 +54,7 @@ def relay_gateway(
     buyer: Party | None,
     seller_extra: dict[str, Any] | None = None,
     more: tuple[dict[str, Any], ...] = (),
+    connectors: tuple[dict[str, Any], ...] = (),
     **buyer_extra: Any,
 ) -> Gateway:
     """A gateway where ``seller`` is a supplier with ``relay_replies`` and ``buyer`` a buyer
@@ -73,7 +74,8 @@ def relay_gateway(
                 *more,
             ],
             "connectors": [
-                {"name": "to-buyer", "type": "folder", "direction": "out", "path": "out"}
+                {"name": "to-buyer", "type": "folder", "direction": "out", "path": "out"},
+                *connectors,
             ],
         },
         context={"base_dir": tmp_path},
@@ -345,6 +347,37 @@ def test_an_invoice_on_an_order_is_relayed_as_it_came_and_counted_once(
     ]
     assert {line["line_id"]: line["invoiced"] for line in detail["lines"]} == {"1": "4", "2": "10"}
     assert relayed(gateway, tmp_path) == [invoice]
+
+
+def test_an_invoice_to_an_invoicee_with_a_connector_of_its_own_is_relayed_to_it(
+    store: Store, tmp_path: Path
+) -> None:
+    """A supplier's invoice to the invoicee its order names (a partner with an outbound
+    connector of its own) is relayed there, as it came: a bill is delivered to its Buyer's
+    electronic address (EN 16931 BT-49). The buyer gets nothing of it."""
+    invoicee = "7300010000025"
+    order = f.order("PO-6", f.items(1), invoicee=invoicee)
+    invoice = f.invoice("F-6", "PO-6", [("1", "10", "1.25")], buyer=invoicee)
+    seller, buyer = parties(order)
+    (tmp_path / "ap").mkdir()
+    payables = {
+        "id": "payables",
+        "name": "Payables AB",
+        "role": "buyer",
+        "endpoint": {"scheme": "0088", "value": invoicee},
+        "outbound": "to-payables",
+    }
+    to_payables = {"name": "to-payables", "type": "folder", "direction": "out", "path": "ap"}
+    gateway = relay_gateway(
+        store, tmp_path, None, seller, buyer, more=(payables,), connectors=(to_payables,)
+    )
+    receive(gateway, order)
+    receive(gateway, invoice)
+    assert relayed(gateway, tmp_path) == []
+    assert [p.read_bytes() for p in (tmp_path / "ap").iterdir()] == [invoice]
+    assert events(gateway, "document.relayed") == [
+        "Invoice F-6 from the supplier, to the invoicee payables"
+    ]
 
 
 def test_a_release_that_does_not_verify_leaves_the_relay_to_the_outbox_check(

@@ -47,7 +47,7 @@ from edi_gateway.domain.billing import (
     InvoiceLine,
     vat_categories,
 )
-from edi_gateway.domain.documents import DocumentKind, Invoice, Quantity
+from edi_gateway.domain.documents import DocumentKind, Invoice, Party, Quantity
 from edi_gateway.domain.status import OrderStatus
 from edi_gateway.outbound import invoice_amount as amounts
 from edi_gateway.outbound import invoice_ledger as ledger
@@ -59,7 +59,7 @@ from edi_gateway.outbound.issuing import (
     Issued,
     NotAllowed,
     QuantityExceeded,
-    buyer_connector,
+    bill_recipient,
     on_order,
     original_parties,
     record_and_queue,
@@ -150,7 +150,6 @@ def issue_invoice(
             raise NotAllowed(f"order {order.order_number} is {order.status}: use --force to bill")
         forced.append(f"order is {order.status}")
     supplier, legal = parties.supplier(settings, order)
-    recipient, connector = _recipient(settings, order, supplier)
     buyer = settings.partner(order.buyer_partner) if order.buyer_partner else None
     lines = order_lines(session, order)
     plain = not (request.credit_of or request.debit_of)
@@ -177,6 +176,7 @@ def issue_invoice(
     document = _compose(
         session, order, request, settings, buyer=buyer, supplier=supplier, legal=legal
     )
+    recipient, connector = _recipient(settings, order, supplier, document.buyer)
     document.lines = [
         _line(line, qty, price, items.get(line.line_id, NO_ITEM), legal)
         for line, qty, price in chosen
@@ -272,12 +272,15 @@ def _completes(
     )
 
 
-def _recipient(settings: Settings, order: OrderRow, supplier: Partner) -> tuple[str, str]:
-    """Who a billing document goes to, and through which connector: the buyer, or, for a
-    self-billed supplier, the supplier itself (the buyer issues, the seller receives)."""
+def _recipient(
+    settings: Settings, order: OrderRow, supplier: Partner, billed: Party | None
+) -> tuple[str, str]:
+    """Who a billing document goes to, and through which connector: its Buyer (``billed``,
+    the invoicee when the order names one: ``bill_recipient``), or, for a self-billed
+    supplier, the supplier itself (the buyer issues, the seller receives)."""
     if supplier.self_billing and supplier.outbound is not None:
         return supplier.id, supplier.outbound
-    return order.buyer_partner or "", buyer_connector(settings, order)
+    return bill_recipient(settings, order, billed)
 
 
 def check_request(request: InvoiceRequest) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import bindparam, func, insert, select
 
-from edi_gateway.domain.documents import Document, DocumentKind, Order
+from edi_gateway.domain.documents import Document, DocumentKind, Order, Party
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.errors import NotAllowed as NotAllowed  # noqa: PLC0414 (re-exported)
 from edi_gateway.outbound.outbox import Outgoing, enqueue
@@ -67,6 +67,21 @@ def on_order(store: Store, order_ref: str, action: Callable[[Session, OrderRow],
             return action(session, locked_order(session, order_ref))
 
     return again_after_deadlocks(once, f"issuing on order {order_ref}")
+
+
+def bill_recipient(settings: Settings, order: OrderRow, billed: Party | None) -> tuple[str, str]:
+    """Who a bill (invoice, credit or debit note) goes to, and through which connector.
+
+    Its Buyer (EN 16931 BG-7, ``cac:AccountingCustomerParty``) is the party it is delivered to:
+    BT-49, the Buyer's electronic address, is where a bill goes. When that is not the order's
+    buyer but a partner of its own with an outbound connector (the invoicee an Order or Order
+    Change names: a central accounts-payable department), the bill goes there; otherwise the
+    order's buyer's connector carries it (``buyer_connector``), as for every other document."""
+    if billed is not None:
+        partner = settings.partner_by_key(billed.keys())
+        if partner is not None and partner.id != order.buyer_partner and partner.outbound:
+            return partner.id, partner.outbound
+    return order.buyer_partner or "", buyer_connector(settings, order)
 
 
 def buyer_connector(settings: Settings, order: OrderRow) -> str:

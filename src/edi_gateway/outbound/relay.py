@@ -41,6 +41,7 @@ from edi_gateway.domain.findings import fatal
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.outbound.issuing import (
     NotAllowed,
+    bill_recipient,
     buyer_connector,
     original_order,
     queue_to_buyer,
@@ -203,12 +204,22 @@ def _same_supplier(order: OrderRow, partner: str | None, row: DocumentRow) -> No
 def _relay_bytes(
     session: Session, settings: Settings, order: OrderRow, row: DocumentRow, document: Document
 ) -> list[int]:
-    """Queue the supplier's own bytes for the order's buyer, after the rules of its type."""
-    connector = buyer_connector(settings, order)
-    payload = _checked_bytes(session, settings, order.buyer_partner or "", row)
+    """Queue the supplier's own bytes for the order's buyer (a bill's invoicee: :func:`_to`),
+    after the rules of its type."""
+    partner, connector = _to(settings, order, document)
+    payload = _checked_bytes(session, settings, partner, row)
     if payload is None:
         return []
-    return [_record(session, order, document, payload, connector, settings=settings)]
+    return [_record(session, order, document, payload, (partner, connector), settings=settings)]
+
+
+def _to(settings: Settings, order: OrderRow, document: Document) -> tuple[str, str]:
+    """The partner a relayed document goes to and its connector: a bill to its Buyer
+    (``issuing.bill_recipient``: the invoicee, when a partner of its own), anything else to
+    the order's buyer."""
+    if isinstance(document, Invoice):
+        return bill_recipient(settings, order, document.buyer)
+    return order.buyer_partner or "", buyer_connector(settings, order)
 
 
 def _relay_orphan(
@@ -303,8 +314,9 @@ def _relay_built(session: Session, settings: Settings, order: OrderRow, source: 
             payload = written(relayed, write_despatch_advice)
         else:  # pragma: no cover - a layout makes only these and invoices
             raise TypeError(relayed.kind)
-    connector = buyer_connector(settings, order)
-    return _record(session, order, relayed, payload, connector, settings=settings)
+    return _record(
+        session, order, relayed, payload, _to(settings, order, relayed), settings=settings
+    )
 
 
 def _billing_parties(
@@ -334,14 +346,17 @@ def _record(
     order: OrderRow,
     relayed: Document,
     payload: bytes,
-    connector: str,
+    to: tuple[str, str],
     *,
     settings: Settings,
 ) -> int:
-    """Record the relayed copy (listed with the order, outside the ledger) and queue it."""
+    """Record the relayed copy (listed with the order, outside the ledger) and queue it for
+    partner ``to[0]`` through connector ``to[1]``."""
     from edi_gateway.pipeline.orders import document_row
     from edi_gateway.store.tables import DocumentRow
 
+    partner, connector = to
+    whom = "the buyer" if partner == order.buyer_partner else f"the invoicee {partner}"
     values = document_row(None, relayed, order.id, now(), direction="out")
     values["state"] = RELAYED
     row: DocumentRow = DocumentRow(**values)
@@ -350,10 +365,17 @@ def _record(
     record(
         session,
         "document.relayed",
-        f"{relayed.kind.value} {relayed.document_id} from the supplier, to the buyer",
+        f"{relayed.kind.value} {relayed.document_id} from the supplier, to {whom}",
         actor=SYSTEM,
         order_id=order.id,
     )
     return queue_to_buyer(
-        session, order, connector, relayed, payload, document_id=row.id, settings=settings
+        session,
+        order,
+        connector,
+        relayed,
+        payload,
+        document_id=row.id,
+        settings=settings,
+        partner=partner,
     )
