@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from edi_gateway.config import Settings
-    from edi_gateway.domain.documents import Document
+    from edi_gateway.domain.documents import Document, Party
     from edi_gateway.store.tables import Message
     from edi_gateway.transports.base import InboundTransport
 
@@ -114,6 +114,11 @@ class Gateway:
             partner = settings.partner_by_key(keys)
             return partner.id if partner else None
 
+        def invoicee_of(partner_id: str) -> Party | None:
+            buyer = settings.partner(partner_id)
+            invoicee = settings.partner(buyer.invoicee) if buyer and buyer.invoicee else None
+            return invoicee.party() if invoicee else None
+
         def checks_of(partner_id: str | None) -> Checks:
             partner = settings.partner(partner_id) if partner_id else None
             if partner is None:
@@ -124,6 +129,7 @@ class Gateway:
             max_size=settings.intake.max_size_mb * 1024 * 1024,
             accept_unknown_partners=settings.intake.unknown_partner == "accept",
             partner_of=partner_of,
+            invoicee_of=invoicee_of,
             reply_reader=_reply_readers(settings),
             checks_of=checks_of,
             rule_engine=self.rule_engine,
@@ -470,18 +476,13 @@ def _reply_readers(settings: Settings) -> Callable[[str, str], ReplyReader | Non
     if not routes:
         return lambda source, filename: None
     from edi_gateway.config import reply_map_path
-    from edi_gateway.domain.documents import Party, PartyId
     from edi_gateway.replies import load_map, read_reply
 
     table: dict[str, list[tuple[str, ReplyReader]]] = {}
     for conn in routes:
         partner = settings.partner(conn.partner or "")
         assert partner is not None  # checked when the configuration was loaded
-        supplier = Party(
-            endpoint=PartyId(partner.endpoint.value, partner.endpoint.scheme),
-            ids=[PartyId(i.value, i.scheme) for i in partner.identifiers],
-            name=partner.name,
-        )
+        supplier = partner.party()
         for pattern, name in conn.replies.items():
             mapping = load_map(reply_map_path(settings.path, partner.id, name))
 

@@ -342,3 +342,28 @@ def test_a_connector_is_dumped_as_its_own_type(tmp_path: Path) -> None:
         {**dumped, "path": settings.path}, context={"base_dir": tmp_path}
     )
     assert again == settings
+
+
+@pytest.mark.parametrize(
+    ("invoicee", "refused"),
+    [
+        ("nobody", "found 'nobody', expected another partner with role buyer or both: none"),
+        ("supply", "found 'supply', expected another partner with role buyer or both: none"),
+        ("acme", "found 'acme', expected another partner with role buyer or both: none"),
+    ],
+)
+def test_an_invoicee_must_be_another_buying_partner(
+    tmp_path: Path, invoicee: str, refused: str
+) -> None:
+    """`invoicee:` names the partner a buyer's bills go to: an unknown id, a supplier or the
+    buyer itself would make the bills go nowhere, so the config is refused saying which."""
+    text = GOOD.replace("    role: buyer\n", f"    role: buyer\n    invoicee: {invoicee}\n", 1)
+    message = error_for(tmp_path, text)
+    assert f"partners[0].invoicee: {refused}" in message
+
+
+def test_an_invoicee_on_a_supplier_is_refused(tmp_path: Path) -> None:
+    text = GOOD.replace("    role: supplier\n", "    role: supplier\n    invoicee: acme\n", 1)
+    assert "partners[1].invoicee: found on supplier 'supply', expected role buyer or both" in (
+        error_for(tmp_path, text)
+    )

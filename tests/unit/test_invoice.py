@@ -60,13 +60,17 @@ def billing_settings(
     seller_legal: dict[str, Any] | None = None,
     more: tuple[dict[str, Any], ...] = (),
     connectors: tuple[dict[str, Any], ...] = (),
+    buyer: dict[str, Any] | None = None,
 ) -> Settings:
     return Settings.model_validate(
         {
             "path": tmp_path / "gateway.yaml",
             "partners": [
                 f.buyer_partner(
-                    outbound="to-buyer", legal=BUYER_LEGAL, debit_note_as=debit_note_as
+                    outbound="to-buyer",
+                    legal=BUYER_LEGAL,
+                    debit_note_as=debit_note_as,
+                    **(buyer or {}),
                 ),
                 f.seller_partner(**({"legal": seller_legal} if seller_legal else {})),
                 *more,
@@ -382,13 +386,15 @@ def test_an_order_naming_an_invoicee_is_invoiced_to_it(store: Store, tmp_path: P
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.parametrize("named_by", ["order", "partner"])
 def test_an_invoicee_with_a_connector_of_its_own_is_sent_the_bills(
-    store: Store, tmp_path: Path
+    store: Store, tmp_path: Path, named_by: str
 ) -> None:
     """A bill is delivered to its Buyer's electronic address (EN 16931 BT-49), and its Buyer
     is the invoicee the Order names. An invoicee that is a partner with an outbound connector
     of its own (a central accounts-payable department) is sent the invoice and the credit
-    note through it; before, they went through the buyer's connector to the buyer."""
+    note through it; before, they went through the buyer's connector to the buyer. The same
+    when the order names none and the buyer partner does (``invoicee: payables``)."""
     for folder in ("out", "ap"):
         (tmp_path / folder).mkdir()
     payables = {
@@ -401,12 +407,20 @@ def test_an_invoicee_with_a_connector_of_its_own_is_sent_the_bills(
     }
     to_payables = {"name": "to-payables", "type": "folder", "direction": "out", "path": "ap"}
     settings = billing_settings(
-        tmp_path, seller_legal=SELLER_LEGAL, more=(payables,), connectors=(to_payables,)
+        tmp_path,
+        seller_legal=SELLER_LEGAL,
+        more=(payables,),
+        connectors=(to_payables,),
+        buyer={"invoicee": "payables"} if named_by == "partner" else None,
     )
     gateway = Gateway(settings, store)
-    receive(gateway, f.order("PO-1", f.items(2), invoicee=INVOICEE))
+    named = INVOICEE if named_by == "order" else None
+    receive(gateway, f.order("PO-1", f.items(2), invoicee=named))
     receive(gateway, f.despatch_advice("D-1", "PO-1", [("1", "10"), ("2", "10")]))
     issued = bill(gateway)
+    billed = sent(gateway, issued.outbox_id).buyer
+    assert billed is not None and billed.endpoint is not None
+    assert (billed.endpoint.value, billed.name) == (INVOICEE, "Köpare Ekonomi AB")
     credit = InvoiceRequest((LineRequest("1", Decimal("2")),), credit_of=issued.doc_number)
     credited = bill(gateway, credit)
     with gateway.store.session() as session:

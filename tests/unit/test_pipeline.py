@@ -19,7 +19,7 @@ from edi_gateway.pipeline.intake import intake
 from edi_gateway.pipeline.process import Policy, process_messages
 from edi_gateway.store.db import Store
 from edi_gateway.store.queries import order_detail, resolve_order
-from edi_gateway.store.tables import DocumentRow, HistoryEvent, Message, Order
+from edi_gateway.store.tables import DocumentRow, HistoryEvent, Message, Order, OrderKey
 from tests import factory as f
 
 _refs = itertools.count()
@@ -198,6 +198,33 @@ def test_an_invoice_to_the_invoicee_the_order_names_attaches(store: Store, polic
     _, state = send(store, policy, f.invoice("1001", "PO-9", [("1", "40", "2.25")], buyer=BUYER_B))
     assert state == "processed"
     assert lines(store, "PO-9")["1"]["invoiced"] == "40"
+
+
+def test_an_invoice_to_the_invoicee_the_buyer_partner_names_attaches(store: Store) -> None:
+    """The buyer's bills go to B, its central accounts payable, which orders on its own
+    account too; the orders name no invoicee. With `invoicee: b` on the buyer partner the
+    order can be found by B's keys (role ``invoicee``), and B's invoice for PO-9 attaches,
+    where without it the invoice waits as an orphan (the test before: B is another buyer).
+    An Order Change naming another invoicee leaves those keys (it replaces the order's own)."""
+    partners = [
+        f.buyer_partner(invoicee="b"),
+        {"id": "b", "name": "B", "role": "buyer", "endpoint": {"scheme": "0088", "value": BUYER_B}},
+        f.seller_partner(),
+    ]
+    policy = Gateway(settings(partners), store).policy
+    send(store, policy, f.order("PO-2", f.items(1, "5"), buyer=BUYER_B))
+    send(store, policy, f.order("PO-9", f.items(1, "40")))
+    _, state = send(store, policy, f.invoice("1001", "PO-9", [("1", "40", "2.25")], buyer=BUYER_B))
+    assert state == "processed"
+    assert lines(store, f"0088:{f.BUYER_GLN}:PO-9")["1"]["invoiced"] == "40"
+    assert lines(store, f"0088:{BUYER_B}:PO-2")["1"]["invoiced"] == "0"
+    with store.session() as session:
+        roles = session.execute(
+            select(OrderKey.role, OrderKey.party_key)
+            .join(Order)
+            .where(Order.order_number == "PO-9")
+        ).all()
+    assert ("invoicee", f"0088:{BUYER_B}") in roles
 
 
 def test_an_invoicee_identifier_too_long_fails_its_order_on_every_backend(

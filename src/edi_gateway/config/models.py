@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     Field,
@@ -33,6 +33,9 @@ from edi_gateway.config.signature import SignatureSettings, signing_refused
 from edi_gateway.config.sla import SlaSettings
 from edi_gateway.domain.kinds import DocumentKind
 from edi_gateway.errors import ConfigError
+
+if TYPE_CHECKING:
+    from edi_gateway.domain.documents import Party
 
 RuleId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 """A rule's ID as the rule sets write it (``BR-CO-15``, ``PEPPOL-T01-B00101``)."""
@@ -67,6 +70,12 @@ class Partner(_Model):
     """Answer every order from (buyer) or to (supplier) this partner on receipt: AB or AP."""
     forward: ForwardProfile | None = None
     """How orders to this supplier are forwarded to it; none = not forwarded."""
+    invoicee: Slug | None = None
+    """The partner this buyer's bills go to when an order names no invoicee of its own (no
+    ``cac:AccountingCustomerParty`` other than the buyer): its central accounts payable, say.
+    Its keys become the order's invoicee keys (so the supplier's bills to it find the order),
+    and the bills the gateway issues or relays name it and go through its ``outbound``
+    connector when it has one (docs/adr/0005, 0007)."""
     relay_replies: bool = False
     """Pass this supplier's Order Responses and Despatch Advices (UBL or its own layout) on to
     the buyer as Peppol UBL through the buyer's outbound connector."""
@@ -132,6 +141,16 @@ class Partner(_Model):
     def keys(self) -> list[str]:
         """``scheme:value`` of the endpoint, then of each identifier, without repeats."""
         return list(dict.fromkeys([self.endpoint.key(), *(i.key() for i in self.identifiers)]))
+
+    def party(self) -> Party:
+        """This partner as a document's party: its endpoint, identifiers and name."""
+        from edi_gateway.domain.documents import Party, PartyId
+
+        return Party(
+            endpoint=PartyId(self.endpoint.value, self.endpoint.scheme),
+            ids=[PartyId(i.value, i.scheme) for i in self.identifiers],
+            name=self.name,
+        )
 
 
 def self_billing_refused(partner: Partner) -> str | None:
@@ -307,6 +326,8 @@ def _reference_problems(s: Settings) -> list[str]:
 
     for i, p in enumerate(s.partners):
         connector_ref(f"partners[{i}].outbound", p.outbound, "out")
+        if p.invoicee is not None:
+            problems += _invoicee_problems(f"partners[{i}].invoicee", p, partners)
     for i, c in enumerate(s.connectors):
         problems += _reply_map_problems(s, i, c, partners)
         if c.partner is not None and c.partner not in partners:
@@ -332,6 +353,19 @@ def _reference_problems(s: Settings) -> list[str]:
             )
         connector_ref(f"{where}.match.connector", r.match.connector, "in")
     return problems
+
+
+def _invoicee_problems(where: str, p: Partner, partners: dict[str, Partner]) -> list[str]:
+    if p.role == "supplier":
+        return [f"{where}: found on supplier {p.id!r}, expected role buyer or both"]
+    target = partners.get(p.invoicee or "")
+    if target is None or target.id == p.id or target.role == "supplier":
+        others = ", ".join(q.id for q in partners.values() if q.role != "supplier" and q is not p)
+        return [
+            f"{where}: found {p.invoicee!r}, expected another partner with role buyer or both: "
+            f"{others or 'none defined'}"
+        ]
+    return []
 
 
 def _forward_problems(s: Settings) -> list[str]:

@@ -97,14 +97,17 @@ def buyer(
     """The Buyer (EN 16931 BG-7, ``cac:AccountingCustomerParty``) of a billing document on
     ``order``: the invoicee the Order names (its own ``cac:AccountingCustomerParty``, the party
     the buyer asks to be invoiced; or the one the latest Order Change in effect names instead,
-    ``order_change.invoicee``) when that is not its buyer and has the electronic address
-    an invoice's Buyer needs (PEPPOL-EN16931-R010), else its buyer as on the Order;
-    with the legal profile of that party's partner (``partner``: the buyer's) when it has one,
-    a country needed."""
+    ``order_change.invoicee``; when neither names one, the buyer partner's ``invoicee:``) when
+    that is not its buyer and has the electronic address an invoice's Buyer needs
+    (PEPPOL-EN16931-R010), else its buyer as on the Order; with the legal profile of that
+    party's partner (``partner``: the buyer's) when it has one, a country needed."""
     from edi_gateway.pipeline.order_change import invoicee as in_effect
 
     party, who = original.buyer or Party(), "buyer"
     invoicee = in_effect(session, order.id, original.billed)
+    if invoicee is None and partner is not None and partner.invoicee:
+        configured = settings.partner(partner.invoicee)
+        invoicee = configured.party() if configured else None
     if invoicee is not None and invoicee.endpoint and invoicee.key() not in party.keys():  # noqa: SIM118
         party, who = invoicee, "invoicee"
         partner = settings.partner_by_key(invoicee.keys())

@@ -179,8 +179,9 @@ def _with_preceding(session: Session, document: Document, found: Match) -> Match
 
 BILLING_KINDS = frozenset({DocumentKind.INVOICE, DocumentKind.CREDIT_NOTE, DocumentKind.DEBIT_NOTE})
 """Documents whose buyer is the AccountingCustomerParty: the order's invoicee when it names
-one (``order_keys`` role ``billed``), else its buyer."""
-BILLED_BY = ("buyer", "billed")
+one (``order_keys`` role ``billed``), the buyer partner's configured ``invoicee:`` when it
+names none (role ``invoicee``), else its buyer."""
+BILLED_BY = ("buyer", "billed", "invoicee")
 
 
 def _locked(session: Session, order_id: int, number: str) -> t.Order | None:

@@ -41,7 +41,7 @@ def insert_orders(conn: Connection, works: Sequence[Work]) -> None:
         assert isinstance(document, Order)
         # a batch redone after a rollback adds them once
         work.findings += [f for f in data.add(order_id, document) if f not in work.findings]
-        keys += key_rows(order_id, document)
+        keys += key_rows(order_id, document, work.invoicee)
         add_line_columns(lines, order_id, document.lines)
         docs.append(document_row(work.id, document, order_id, stamp))
         events.append(
@@ -85,30 +85,36 @@ def _order_row(work: Work, stamp: Any) -> dict[str, Any]:
     }
 
 
-def key_rows(order_id: int, document: Document) -> list[dict[str, Any]]:
-    """Every buyer and seller key the order can be found by, and (role ``billed``) the keys of
-    the invoicee it names that are not its buyer's: its invoices name that party as buyer."""
+def key_rows(
+    order_id: int, document: Document, configured: Party | None = None
+) -> list[dict[str, Any]]:
+    """Every buyer and seller key the order can be found by; (role ``billed``) the keys of
+    the invoicee it names that are not its buyer's: its invoices name that party as buyer;
+    and (role ``invoicee``) those of the buyer partner's ``invoicee:`` (``configured``) for an
+    order naming none. An Order Change replaces the ``billed`` keys only."""
     rows = [
         {"order_id": order_id, "role": role, "party_key": key}
         for role, party in (("buyer", document.buyer), ("seller", document.seller))
         if party
         for key in party.keys()  # noqa: SIM118 - Party.keys() is not a dict view
     ]
+    buyer = document.buyer.keys() if document.buyer else []
     billed = document.billed if isinstance(document, Order) else None
     if billed is not None:
-        buyer = document.buyer.keys() if document.buyer else []
         rows += billed_rows(order_id, buyer, billed)
+    if configured is not None:
+        rows += billed_rows(order_id, buyer, configured, role="invoicee")
     return rows
 
 
-def billed_rows(order_id: int, buyer: Iterable[str], billed: Party) -> list[dict[str, Any]]:
-    """The ``order_keys`` rows (role ``billed``) of invoicee ``billed``: its keys that are not
-    the buyer's (``buyer``), each once. None when the invoicee is the buyer."""
+def billed_rows(
+    order_id: int, buyer: Iterable[str], billed: Party, role: str = "billed"
+) -> list[dict[str, Any]]:
+    """The ``order_keys`` rows (``role``) of invoicee ``billed``: its keys that are not the
+    buyer's (``buyer``), each once. None when the invoicee is the buyer."""
     known = set(buyer)
     keys = [key for key in billed.keys() if key not in known]  # noqa: SIM118 - not a dict
-    return [
-        {"order_id": order_id, "role": "billed", "party_key": key} for key in dict.fromkeys(keys)
-    ]
+    return [{"order_id": order_id, "role": role, "party_key": key} for key in dict.fromkeys(keys)]
 
 
 NEW_LINE: dict[str, Any] = {

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, select, update
 
 from edi_gateway import crashpoints
-from edi_gateway.domain.documents import Document, DocumentKind
+from edi_gateway.domain.documents import Document, DocumentKind, Order, Party
 from edi_gateway.domain.findings import Severity, apply_severity, fatal
 from edi_gateway.errors import DocumentError, ErrorCode, GatewayError
 from edi_gateway.pipeline.limits import check_lengths
@@ -95,6 +95,10 @@ class Checks:
     severity: Mapping[str, Severity] = field(default_factory=dict)
 
 
+def _no_invoicee(partner: str) -> Party | None:
+    return None
+
+
 def _xsd_only(partner: str | None) -> Checks:
     return Checks()
 
@@ -114,6 +118,8 @@ class Policy:
     max_size: int
     accept_unknown_partners: bool
     partner_of: Callable[[Sequence[str]], str | None]
+    invoicee_of: Callable[[str], Party | None] = _no_invoicee
+    """The party a buyer partner's bills go to when its order names none (``invoicee:``)."""
     reply_reader: Callable[[str, str], ReplyReader | None] = _no_replies
     checks_of: Callable[[str | None], Checks] = _xsd_only
     rule_engine: Callable[[], RuleEngine | None] = _no_rules
@@ -607,6 +613,8 @@ def _identify(policy: Policy, work: Work) -> None:
             ErrorCode.INTERPRETATION_FAILED, "the order's buyer party has no identifier or name"
         )
     work.partner = policy.partner_of(keys)
+    if isinstance(document, Order) and document.billed is None and work.partner:
+        work.invoicee = policy.invoicee_of(work.partner)  # partners[].invoicee
     if work.partner is None and not policy.accept_unknown_partners:
         who = ", ".join(keys) if keys else "a party without any identifier"
         raise DocumentError(

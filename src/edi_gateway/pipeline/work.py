@@ -9,7 +9,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, delete
 from sqlalchemy.exc import DataError, IntegrityError
 
-from edi_gateway.domain.documents import Document
+from edi_gateway.domain.documents import Document, Party
 from edi_gateway.domain.findings import Finding, bounded
 from edi_gateway.errors import ErrorCode, GatewayError, first_line
 from edi_gateway.pipeline.history import SYSTEM, now
@@ -35,6 +35,8 @@ class Work:
     sender_key: str | None = None
     partner: str | None = None
     counterpart: str | None = None
+    invoicee: Party | None = None
+    """An order's: the buyer partner's ``invoicee:`` when the order names none of its own."""
     state: str | None = None
     error: GatewayError | None = None
     duplicate_of: int | None = None
