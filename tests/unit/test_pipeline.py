@@ -411,6 +411,100 @@ def test_a_bill_finds_no_order_through_an_invoice_of_another_buyer(
     assert lines(store)["1"]["credited"] == "0"
 
 
+def _said(store: Store, message_id: int) -> list[str]:
+    with store.session() as session:
+        found = session.scalars(
+            select(HistoryEvent.detail)
+            .where(HistoryEvent.message_id == message_id)
+            .order_by(HistoryEvent.id)
+        )
+        return [said or "" for said in found]
+
+
+@pytest.mark.parametrize(
+    "arrival",
+    [
+        ("invoice", "bill", "order"),
+        ("bill", "invoice", "order"),
+        ("order", "bill", "invoice"),
+        ("bill+invoice+order",),
+    ],
+    ids=["invoice-bill-order", "bill-invoice-order", "order-bill-invoice", "one-batch"],
+)
+def test_a_bill_waiting_for_its_invoice_attaches_when_the_invoice_does(
+    store: Store, policy: Policy, arrival: tuple[str, ...]
+) -> None:
+    """A credit note names a number that is no order here (BT-13: a buyer's reference) and
+    invoice 1001 (BT-25), which waits for PO-1 or has not arrived: an orphan that also waits
+    for 1001 (``documents.preceding_ref``). Once 1001 is attached, by its order's arrival or
+    on its own, the credit note attaches through it (it waited for the number alone, for ever,
+    until redriven)."""
+    payloads = {
+        "order": f.order("PO-1", f.items(1, "40")),
+        "invoice": f.invoice("1001", "PO-1", [("1", "40", "2.25")]),
+        "bill": _credit("CN-9", "BUYER-REF-7"),
+    }
+    ids: dict[str, int] = {}
+    for step in arrival:
+        names = step.split("+")
+        envs = [Envelope(payloads[n], "test", f"ref-{next(_refs)}", "doc.xml") for n in names]
+        new = intake(store, envs)
+        process_messages(store, policy, new)
+        ids.update(zip(names, new, strict=True))
+    assert (lines(store)["1"]["invoiced"], lines(store)["1"]["credited"]) == ("40", "10")
+    with store.session() as session:
+        assert session.get_one(Message, ids["bill"]).state == "processed"
+    said = _said(store, ids["bill"])
+    if arrival[0] != "bill+invoice+order":  # one batch: the invoice was there when it looked
+        assert "waits for order BUYER-REF-7 or for invoice 1001 to be attached to its order" in said
+        assert said[-1] == "orphan attached on arrival of 1001"
+
+
+def test_a_bill_waiting_for_its_invoice_attaches_when_the_invoice_is_attached_by_hand(
+    store: Store, policy: Policy
+) -> None:
+    """Invoice 1001 names PO-9, no order here (an orphan); the credit note names another
+    unknown number and 1001: the operator attaching 1001 to PO-1 takes the credit note along
+    (it waited for its own number only)."""
+    send(store, policy, f.order("PO-1", f.items(1, "40")))
+    invoice_id, _ = send(store, policy, f.invoice("1001", "PO-9", [("1", "40", "2.25")]))
+    credit_id, state = send(store, policy, _credit("CN-9", "BUYER-REF-7"))
+    assert state == "orphan"
+    Gateway(settings(unknown_partner="accept"), store).attach(invoice_id, "PO-1", actor="tester")
+    assert (lines(store)["1"]["invoiced"], lines(store)["1"]["credited"]) == ("40", "10")
+    with store.session() as session:
+        assert session.get_one(Message, credit_id).state == "processed"
+    assert _said(store, credit_id)[-1] == "orphan attached on arrival of 1001"
+
+
+def test_a_bill_waiting_for_its_invoice_whose_order_disagrees_still_waits_naming_both(
+    store: Store, policy: Policy
+) -> None:
+    """The credit note names PO-2 and invoice 1001, neither order here yet, 1001 waiting for
+    PO-1. Both orders arrive in one batch, PO-1 first: 1001 attaches to PO-1, then the credit
+    note finds PO-2 by its number and PO-1 through 1001. It stays an orphan credited to
+    neither, its detail naming both (once), as when it arrives after both (ADR 0005)."""
+    send(store, policy, f.invoice("1001", "PO-1", [("1", "40", "2.25")]))
+    credit_id, state = send(store, policy, _credit("CN-9", "PO-2"))
+    assert state == "orphan"
+    envs = [
+        Envelope(f.order(number, f.items(1, "40")), "test", f"ref-{next(_refs)}", "doc.xml")
+        for number in ("PO-1", "PO-2")
+    ]
+    assert set(process_messages(store, policy, intake(store, envs)).values()) == {"processed"}
+    assert lines(store, "PO-1")["1"]["invoiced"] == "40"
+    assert (lines(store, "PO-1")["1"]["credited"], lines(store, "PO-2")["1"]["credited"]) == (
+        "0",
+        "0",
+    )
+    with store.session() as session:
+        assert session.get_one(Message, credit_id).state == "orphan"
+    said = _orphan_detail(store, credit_id)
+    assert "order reference PO-2 finds order" in said, said
+    assert "preceding invoice 1001 is attached to order" in said, said
+    assert _said(store, credit_id).count(said) == 1
+
+
 def test_orphans_waiting_for_each_other_attach_with_their_order(
     store: Store, policy: Policy
 ) -> None:

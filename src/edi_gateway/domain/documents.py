@@ -194,6 +194,11 @@ class Document:
         refs = self.order_refs or self.referenced_documents()
         return refs[0] if refs else None
 
+    def preceding_ref(self) -> str | None:
+        """The number an orphan of this document also waits for, besides its order's: a
+        bill's (:class:`Invoice`) preceding invoice (``documents.preceding_ref``)."""
+        return None
+
 
 @dataclass(slots=True)
 class Order(Document):
@@ -305,6 +310,14 @@ class Invoice(Document):
     """The payment reference (BT-83); None: the invoice number, for those the gateway issues."""
     reason: str | None = None
     """Why a credit or debit note was issued (written as its note)."""
+
+    def preceding_ref(self) -> str | None:
+        """The first preceding invoice (EN 16931 BT-25) of a bill that also names an order
+        number (BT-13): when that number finds no order, the invoice's order decides
+        (``correlate._with_preceding``), so an orphan of it waits for the invoice to attach as
+        well as for the order (ADR 0005). None when it names no order: it then waits for that
+        invoice by :meth:`waits_for` alone."""
+        return self.billing_refs[0] if self.order_refs and self.billing_refs else None
 
 
 @dataclass(slots=True)

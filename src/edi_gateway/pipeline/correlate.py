@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from edi_gateway.domain.documents import (
     ApplicationResponse,
@@ -61,33 +61,36 @@ def correlate(session: Session, ref: MessageRef, document: Document) -> tuple[st
     """
     if document.kind is DocumentKind.ORDER:
         raise ValueError("orders are stored by insert_orders, not correlated")
-    order, ambiguous, conflict = match_order(session, document)
-    if order is None and _lock_chain(session, document):  # locked: look again
-        order, ambiguous, conflict = match_order(session, document)
+    found = match_order(session, document)
+    if found.order is None and _lock_chain(session, document):  # locked: look again
+        found = match_order(session, document)
+    order = found.order
     row = t.DocumentRow(**document_row(ref.id, document, order.id if order else None, now()))
     session.add(row)
     session.flush()
     if order is None:
-        if conflict:
-            detail = f"{conflict}: attach it by hand (messages attach) to the right one"
-        elif document.order_refs:
-            detail = f"waits for order {', '.join(document.order_refs)}"
-        elif waited := document.waits_for():
-            detail = f"waits for document {waited} (no order reference)"
-        else:
-            detail = "waits for order: no order reference"
-        if ambiguous:
-            listed = ", ".join(f"{o.id} ({o.buyer_key}:{o.order_number})" for o in ambiguous)
-            detail += f"; several orders match ({listed}): redrive once it is clear"
-        record(session, "document.orphan", detail, message_id=ref.id)
+        record(session, "document.orphan", _why_orphan(document, found), message_id=ref.id)
         return ORPHAN, None
     attach(session, order, row, document, ref)
     return PROCESSED, order.id
 
 
-def find_order(session: Session, document: Document) -> t.Order | None:
-    """The one order this document belongs to, or None when unknown or ambiguous."""
-    return match_order(session, document).order
+def _why_orphan(document: Document, found: Match) -> str:
+    """The ``document.orphan`` detail: what the orphan waits for, or why it cannot attach."""
+    if found.conflict:
+        detail = f"{found.conflict}: attach it by hand (messages attach) to the right one"
+    elif document.order_refs:
+        detail = f"waits for order {', '.join(document.order_refs)}"
+        if preceding := document.preceding_ref():
+            detail += f" or for invoice {preceding} to be attached to its order"
+    elif waited := document.waits_for():
+        detail = f"waits for document {waited} (no order reference)"
+    else:
+        detail = "waits for order: no order reference"
+    if found.ambiguous:
+        listed = ", ".join(f"{o.id} ({o.buyer_key}:{o.order_number})" for o in found.ambiguous)
+        detail += f"; several orders match ({listed}): redrive once it is clear"
+    return detail
 
 
 class Match(NamedTuple):
@@ -307,25 +310,34 @@ def attach_orphans(session: Session, order_id: int) -> list[t.DocumentRow]:
     why = "orphan attached on arrival of its order"
     return [
         row
-        for row in _orphans_waiting_for(session, [order.order_number])
+        for row in _orphans_waiting_for(session, [order.order_number], t.DocumentRow.order_ref)
         if _attach_orphan(session, row, order, why)
     ]
 
 
 def attach_waiting(session: Session, numbers: Sequence[str]) -> list[t.DocumentRow]:
     """Attach the orphans that wait for a document numbered one of ``numbers`` (a credit note
-    that came before its invoice) and now find their order through it, then those that wait
-    for them in turn; return every one attached. Each attaches once (only orphans are looked
-    for), so the chain ends."""
+    that came before its invoice; a bill whose order number finds nothing, through its
+    preceding invoice: ``documents.preceding_ref``) and now find their order through it, then
+    those that wait for them in turn; return every one attached. Each attaches once (only
+    orphans are looked for), so the chain ends."""
     attached: list[t.DocumentRow] = []
+    columns = (t.DocumentRow.order_ref, t.DocumentRow.preceding_ref)
     while numbers:
         # No lock is taken here (it would cost one per orphan attached, unbounded): a document
         # being stored as an orphan at this moment holds the number of the order its chain
         # waits for (:func:`_lock_chain`), which whoever attaches that chain holds too.
+        wanted = set(numbers)
         found = [
             row
-            for row in _orphans_waiting_for(session, numbers)
-            if _attach_orphan(session, row, None, f"orphan attached on arrival of {row.order_ref}")
+            for row in _orphans_waiting_for(session, numbers, *columns)
+            if _attach_orphan(
+                session,
+                row,
+                None,
+                "orphan attached on arrival of "
+                f"{row.order_ref if row.order_ref in wanted else row.preceding_ref}",
+            )
         ]
         attached += found
         numbers = [row.doc_number for row in found]
@@ -350,36 +362,44 @@ def _lock_chain(session: Session, document: Document) -> bool:
     waiting by the attacher. One lock per hop of this document's chain, after the batch's own
     (a circle is broken by PostgreSQL and the batch processed again: db.again_after_deadlocks);
     the attacher takes none of its own for it, so a batch's keys stay bounded by its documents.
+
+    A document naming an order number waits for it, and its batch holds it; a bill naming
+    preceding invoices too also waits for the first of them (``Document.preceding_ref``, which
+    its batch holds too) to attach, through which its order is found when the number finds
+    none (:func:`_with_preceding`): its chain is followed the same way. The chain goes through
+    what each orphan waits for, its order number and its preceding invoice alike.
     """
-    if document.order_refs:  # waits for an order number, which its batch holds
-        return False
-    waited = document.waits_for()
+    waited = document.preceding_ref() if document.order_refs else document.waits_for()
     if waited is None:
         return False
     seen = {waited}
     numbers = [waited]
     while numbers:
-        found = session.scalars(
-            select(t.DocumentRow.order_ref).where(
+        found = session.execute(
+            select(t.DocumentRow.order_ref, t.DocumentRow.preceding_ref).where(
                 t.DocumentRow.state == ORPHAN, t.DocumentRow.doc_number.in_(numbers)
             )
         )
-        numbers = sorted({number for number in found if number} - seen)
+        numbers = sorted({number for row in found for number in row if number} - seen)
         lock_orders(session, numbers)
         seen.update(numbers)
     return True
 
 
-def _orphans_waiting_for(session: Session, numbers: Sequence[str]) -> list[t.DocumentRow]:
-    found: list[t.DocumentRow] = []
+def _orphans_waiting_for(
+    session: Session, numbers: Sequence[str], *columns: InstrumentedAttribute[str | None]
+) -> list[t.DocumentRow]:
+    """The orphans whose ``columns`` (``order_ref``, ``preceding_ref``) hold one of
+    ``numbers``, each once, in the order they were stored."""
+    found: dict[int, t.DocumentRow] = {}
     for start in range(0, len(numbers), 500):
-        found += session.scalars(
-            select(t.DocumentRow).where(
-                t.DocumentRow.state == ORPHAN,
-                t.DocumentRow.order_ref.in_(numbers[start : start + 500]),
-            )
-        )
-    return sorted(found, key=lambda row: row.id)
+        chunk = numbers[start : start + 500]
+        waits = or_(*(column.in_(chunk) for column in columns))
+        for row in session.scalars(
+            select(t.DocumentRow).where(t.DocumentRow.state == ORPHAN, waits)
+        ):
+            found[row.id] = row
+    return [found[key] for key in sorted(found)]
 
 
 def _attach_orphan(session: Session, row: t.DocumentRow, order: t.Order | None, why: str) -> bool:
@@ -399,7 +419,10 @@ def _attach_orphan(session: Session, row: t.DocumentRow, order: t.Order | None, 
         document = read_stored(payload)
     except GatewayError:  # not UBL (a supplier's CSV reply): `messages redrive` attaches it
         return False
-    target = find_order(session, document)
+    match = match_order(session, document)
+    target = match.order
+    if match.conflict:
+        _tell_conflict(session, row.message_id, _why_orphan(document, match))
     if target is None or (order is not None and target is not order):
         return False
     try:
@@ -425,6 +448,22 @@ def _attach_orphan(session: Session, row: t.DocumentRow, order: t.Order | None, 
     )
     record(session, "message.processed", why, message_id=row.message_id, order_id=target.id)
     return True
+
+
+def _tell_conflict(session: Session, message_id: int, detail: str) -> None:
+    """Record why an orphan looked at again still cannot attach when its references now
+    disagree (its order number's order and its preceding invoice's, which attached since):
+    news for the operator, whose list showed it waiting. Once: the order's arrival and its
+    invoice's attaching may both look at it in one batch."""
+    h = t.HistoryEvent
+    last = session.scalar(
+        select(h.detail)
+        .where(h.message_id == message_id, h.event == "document.orphan")
+        .order_by(h.id.desc())
+        .limit(1)
+    )
+    if last != detail:
+        record(session, "document.orphan", detail, message_id=message_id)
 
 
 _BUYER_KINDS = {

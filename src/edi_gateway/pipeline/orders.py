@@ -197,6 +197,7 @@ def document_row(
         "sender_key": sender.key() if sender else None,
         "order_id": order_id,
         "order_ref": document.waits_for(),
+        "preceding_ref": document.preceding_ref(),
         "issue_date": document.issue_date,
         "code": code,
         "state": "attached" if order_id is not None else "orphan",

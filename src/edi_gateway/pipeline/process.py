@@ -698,15 +698,15 @@ def _documents(work: Work) -> list[Document]:
 
 
 def _numbers(work: Work) -> Iterator[str]:
-    """The document and order numbers a message's documents write under, and the number an
+    """The document and order numbers a message's documents write under, and the numbers an
     orphan of each waits for (a credit note's invoice: the two go one after the other, so the
-    second to commit finds the first)."""
+    second to commit finds the first; a bill's preceding invoice besides its order number)."""
     for document in _documents(work):
         yield document.document_id
         yield from document.order_refs
-        waited = document.waits_for()
-        if waited is not None:
-            yield waited
+        for waited in (document.waits_for(), document.preceding_ref()):
+            if waited is not None:
+                yield waited
 
 
 def _conflict(work: Work, key: tuple[str | None, str, str], earlier: int | None) -> DocumentError:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 # The newest migration. Opening a store at this revision skips Alembic (a start-up cost);
 # tests/unit/test_store.py checks it equals the head of the migration scripts.
-HEAD_REVISION = "0029"
+HEAD_REVISION = "0030"
 MIGRATIONS = Path(__file__).with_name("migrations")
 DEADLOCK_TRIES = 5
 """How many times in all a transaction PostgreSQL keeps rolling back to break circles of lock

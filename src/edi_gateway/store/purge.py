@@ -816,9 +816,12 @@ def _as_stored_now(rows: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict
     their ``last_error`` (0025); messages get ``cut_off`` 0 (0026: an archived message was
     finished, so its processing was not cut off); order lines get ``unbilled``, their exact
     despatched > invoiced, as 0029 flagged the lines it found (a Python bool: PostgreSQL
-    takes no integer for a boolean)."""
+    takes no integer for a boolean); documents get no ``preceding_ref``, as 0030 left the rows
+    it found (the preceding invoice is in the payload only)."""
     for row in rows.get("messages", []):
         row.setdefault("cut_off", 0)
+    for row in rows.get("documents", []):
+        row.setdefault("preceding_ref", None)
     for row in rows.get("order_lines", []):
         if "unbilled" not in row:
             row["unbilled"] = Decimal(row["qty_despatched"]) > Decimal(row["qty_invoiced"])

@@ -244,6 +244,8 @@ documents = Table(
     Column("sender_key", String(widths.PARTY_KEY)),
     Column("order_id", ForeignKey("orders.id"), index=True),
     Column("order_ref", String(widths.DOCUMENT_ID), index=True),
+    # a bill's preceding invoice (BT-25), which its orphan also waits for (0030, ADR 0005)
+    Column("preceding_ref", String(widths.DOCUMENT_ID), index=True),
     Column("issue_date", Date),
     Column("code", String(10)),
     Column("state", String(20), nullable=False, index=True),

@@ -223,6 +223,7 @@ class DocumentRow(Base):
     sender_key: Mapped[str | None]
     order_id: Mapped[int | None]
     order_ref: Mapped[str | None]
+    preceding_ref: Mapped[str | None]
     issue_date: Mapped[date | None]
     code: Mapped[str | None]
     state: Mapped[str]
