@@ -154,6 +154,26 @@ def test_a_purge_takes_what_is_finished_and_a_restore_brings_back_every_row(
     assert dump(store) == before
 
 
+def test_a_documents_preceding_invoice_is_archived_and_restored(
+    world: Gateway, tmp_path: Path
+) -> None:
+    """``documents.preceding_ref`` (0030: a bill's preceding invoice, which its orphan waits
+    for) goes into the archive with the rest of its row and comes back from it."""
+    store = world.store
+    d = s.documents.c
+    with store.connect() as conn:
+        conn.execute(
+            update(s.documents).where(d.doc_number == "INV-PO-1").values(preceding_ref="1000")
+        )
+    before = dump(store)
+    done = purge(store, BEFORE, actor="tester", archive_dir=tmp_path / "archive")
+    assert done.archive is not None
+    assert count(store, s.documents, d.preceding_ref == "1000") == 0
+    restore(store, Path(done.archive))
+    assert dump(store) == before
+    assert count(store, s.documents, d.preceding_ref == "1000") == 1
+
+
 def test_a_restored_order_is_found_by_the_search_again(world: Gateway, tmp_path: Path) -> None:
     store = world.store
     done = purge(store, BEFORE, actor="tester", archive_dir=tmp_path / "archive")
@@ -454,8 +474,9 @@ def test_an_archive_written_before_outbox_payloads_moved_restores_into_them(
     world: Gateway, tmp_path: Path
 ) -> None:
     """An older release's outbox rows held their bytes and had no error_code, its messages no
-    cut_off: such an archive restores them into outbox_payloads (docs/adr/0042), byte for
-    byte, error codes derived, the processing counts 0."""
+    cut_off, its documents no preceding_ref: such an archive restores them into
+    outbox_payloads (docs/adr/0042), byte for byte, error codes derived, the processing
+    counts 0, no preceding invoice (as migration 0030 leaves stored documents)."""
     store = world.store
     ol, o = s.order_lines.c, s.orders.c
     with store.connect() as conn:  # a finished order's line despatched 1E-29 beyond its bill
@@ -485,6 +506,8 @@ def test_an_archive_written_before_outbox_payloads_moved_restores_into_them(
             del row["cut_off"]  # nor its messages this one (0026)
         for row in tables.get("order_lines", []):
             unbilled += bool(row.pop("unbilled"))  # nor its order lines this one (0029)
+        for row in tables.get("documents", []):
+            assert row.pop("preceding_ref") is None  # nor its documents this one (0030)
         assert not payloads
         old.append(json.dumps(batch))
     legacy = tmp_path / "legacy.jsonl"

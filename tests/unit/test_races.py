@@ -422,23 +422,28 @@ def _behind(store: Store, ids: list[int]) -> list[str]:
         return [" ".join(map(str, row)) for row in rows]
 
 
+@pytest.mark.parametrize("named", [False, True], ids=["no-order-ref", "unknown-order-ref"])
 def test_a_credit_note_stored_while_its_orphan_invoices_order_arrives_attaches(
-    store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch
+    store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch, named: bool
 ) -> None:
     """Invoice N came before its order (an orphan). A credit note naming only N is being
     stored (it read N as an orphan, so it waits for N) while N's order arrives on another
     gateway and attaches N: that gateway waits for N's lock, which the credit note's holds,
     then finds the credit note and attaches it (it stayed an orphan for good on PostgreSQL:
     found by the review of 2026-12-05). The interleaving is forced: the credit note's gateway
-    commits only once the order's gateway has finished, or after 2 s."""
+    commits only once the order's gateway has finished, or after 2 s. ``named``: the credit
+    note also names an order number no order has, so it waits for N as its preceding invoice
+    (``documents.preceding_ref``); its batch holds that number's lock, not the order's."""
     invoice, order, credit = _an_orphan_invoice_and_its_order(store, policy, "W")
+    if named:
+        credit = _credit_note("CN-W", "INV-W", order="REF-W")
     [credit_id] = intake(store, [Envelope(credit, "t", "c", "c.xml")])
     # the credit note finds no order (N is an orphan as far as it can see) while N's arrives
     _meanwhile(store, policy, credit_id, [order], monkeypatch)
     assert _states(store, [invoice, order, credit_id]) == ["processed"] * 3
 
 
-@pytest.mark.parametrize("through", ["invoice", "credit note"])
+@pytest.mark.parametrize("through", ["invoice", "credit note", "bill naming an unknown order"])
 def test_a_document_whose_chain_is_attached_between_its_look_and_its_locks_attaches(
     postgres_url: str, policy: Policy, monkeypatch: pytest.MonkeyPatch, through: str
 ) -> None:
@@ -449,7 +454,9 @@ def test_a_document_whose_chain_is_attached_between_its_look_and_its_locks_attac
     then finds no orphan left to lock. It stayed an orphan for good: it looked again only when
     the chain had locks to take (one in some runs of
     test_chains_processed_by_four_gateways_at_once_all_attach_and_count_once, in CI). Also
-    through a credit note naming only a credit note of N (two hops)."""
+    through a credit note naming only a credit note of N (two hops), and for a credit note
+    naming N and an order number no order has (N's order decides: it waited for that number
+    alone, and looked for its order once)."""
     from edi_gateway.pipeline import correlate as correlate_module
 
     store = open_store(postgres_url)
@@ -461,6 +468,8 @@ def test_a_document_whose_chain_is_attached_between_its_look_and_its_locks_attac
             assert process_messages(store, policy, [middle]) == {middle: "orphan"}
             first.append(middle)
             credit = _credit_note("CN-L2", "CN-L", "1")
+        elif through == "bill naming an unknown order":
+            credit = _credit_note("CN-L", "INV-L", order="REF-L")
         [credit_id] = intake(store, [Envelope(credit, "t", "c", "c.xml")])
         real = correlate_module._lock_chain
         arrived: list[dict[int, str]] = []
@@ -480,6 +489,26 @@ def test_a_document_whose_chain_is_attached_between_its_look_and_its_locks_attac
         assert _behind(store, [*first, order, credit_id]) == []
     finally:
         store.close()
+
+
+def test_a_bill_stored_while_its_preceding_invoice_arrives_attaches(
+    store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A credit note naming an order number no order has and invoice N, not received yet, is
+    being stored (it found nothing) while N arrives on another gateway, attaches to its order
+    and looks for what waits for N before the credit note is committed. The credit note's
+    batch holds N's number (``process._numbers``: its preceding invoice), so N's gateway waits
+    for it and then finds the credit note waiting. Forced as above."""
+    order = Envelope(f.order("PO-P", f.items(1, "40")), "t", "o", "o.xml")
+    [order_id] = intake(store, [order])
+    assert process_messages(store, policy, [order_id]) == {order_id: "processed"}
+    credit = Envelope(_credit_note("CN-P", "INV-P", order="REF-P"), "t", "c", "c.xml")
+    invoice = Envelope(f.invoice("INV-P", "PO-P", [("1", "40", "2.25")]), "t", "i", "i.xml")
+    credit_id, invoice_id = intake(store, [credit, invoice])
+    _meanwhile(store, policy, credit_id, [invoice_id], monkeypatch)
+    assert _behind(store, [credit_id, invoice_id]) == []
+    with store.connect() as conn:
+        assert conn.scalar(select(order_lines.c.qty_credited)) == 5
 
 
 @pytest.mark.parametrize("named", [False, True], ids=["no-order-ref", "unknown-order-ref"])
