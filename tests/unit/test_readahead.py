@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import pickle
+import pickletools
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -373,6 +377,35 @@ def test_the_ingest_command_uses_a_worker_and_reports_every_file(
     assert "30 processed" in out and f"{len(BAD)} failed" in out
 
 
+def test_ingest_opens_its_gateway_with_the_collector_paused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``ingest`` imports and opens lives as long as the process: no young collection
+    walks it (cli/running.py, ``no_collections``); processing collects as before."""
+    from edi_gateway.cli import main, running
+
+    enabled: list[tuple[str, bool]] = []
+    real_gateway, real_ingest = running.gateway, Gateway.ingest
+
+    @contextlib.contextmanager
+    def opening(args: Any) -> Iterator[Gateway]:
+        enabled.append(("open", gc.isenabled()))
+        with real_gateway(args) as opened:
+            yield opened
+
+    def ingesting(self: Gateway, *args: Any, **kwargs: Any) -> Any:
+        enabled.append(("ingest", gc.isenabled()))
+        return real_ingest(self, *args, **kwargs)
+
+    monkeypatch.setattr(running, "gateway", opening)
+    monkeypatch.setattr(Gateway, "ingest", ingesting)
+    (tmp_path / "gateway.yaml").write_text(GATEWAY_YAML)
+    (tmp_path / "po.xml").write_bytes(f.order("PO-GC", f.items(2)))
+    assert main(["--config", str(tmp_path / "gateway.yaml"), "ingest", str(tmp_path)]) == 0
+    assert enabled == [("open", False), ("ingest", True)]
+    assert gc.isenabled()
+
+
 def _run_once(
     tmp_path: Path,
     name: str,
@@ -488,9 +521,14 @@ def test_run_once_examines_again_a_file_changed_after_the_worker_read_it(tmp_pat
 )
 def test_documents_cross_the_pipe_unchanged(payload: bytes) -> None:
     document = interpret(validate_document(payload, max_size=1 << 20, kinds=KINDS).root)
-    again = pickle.loads(pickle.dumps(document, protocol=pickle.HIGHEST_PROTOCOL))
-    assert again == document
-    assert [type(line) for line in again.lines] == [type(line) for line in document.lines]
+    examined = Examined("0" * 64, len(payload), document, measured=True)
+    data = pickle.dumps(examined, protocol=pickle.HIGHEST_PROTOCOL)
+    again = pickle.loads(data)
+    assert again == examined
+    assert [type(line) for line in again.result().lines] == [type(x) for x in document.lines]
+    # each object is one constructor call (domain/documents.py by_constructor), none is made
+    # empty and then filled slot by slot (BUILD: slower to load, and a fields() walk to dump)
+    assert "BUILD" not in {op.name for op, _, _ in pickletools.genops(data)}
 
 
 def test_ingest_of_a_path_that_is_not_there_is_a_usage_error(

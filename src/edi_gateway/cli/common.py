@@ -198,7 +198,7 @@ def with_store(run: Callable[[Opened, argparse.Namespace], int]) -> Handler:
     """A handler that runs ``run`` with the configured store open (read-only commands)."""
 
     def handle(args: argparse.Namespace) -> int:
-        with _no_collections():
+        with no_collections():
             from edi_gateway.store.db import open_at, open_configured
 
             at = _cached_store(args)
@@ -232,10 +232,12 @@ def _cached_store(args: argparse.Namespace) -> StoreAt | None:
 
 
 @contextmanager
-def _no_collections() -> Iterator[None]:
-    """The cyclic garbage collector paused for the block (a read-only command). Its imports
-    (SQLAlchemy, pydantic, the config models) make ~60,000 objects that all stay alive, which
-    young collections walked again and again (~15-20 ms of the command). What the command
+def no_collections() -> Iterator[None]:
+    """The cyclic garbage collector paused for the block (a read-only command; ``ingest``
+    while it imports and opens the gateway). Its imports (SQLAlchemy, pydantic, the config
+    models) make ~60,000 objects that all stay alive, which young collections walked again
+    and again (~15-20 ms of the command; ~0.5 G instructions of ``ingest``, whose collections
+    during its imports also moved them all through the middle generation). What the block
     itself leaves for the collector is the imports' few thousand, the same for 3 rows as for
     300 (tests/integration/test_startup.py), so pausing costs no memory that grows. On leaving,
     everything goes to the oldest generation at once (``freeze`` + ``unfreeze`` move lists, no

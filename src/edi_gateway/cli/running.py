@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edi_gateway.cli.common import EXIT_FAILED, EXIT_OK, Sub, emit, gateway, json_option
+from edi_gateway.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Sub,
+    emit,
+    gateway,
+    json_option,
+    no_collections,
+)
 from edi_gateway.errors import ErrorCode, GatewayError
 
 if TYPE_CHECKING:
@@ -41,9 +50,11 @@ def _ingest(args: argparse.Namespace) -> int:
     args.paths = list(inbound_files(args.paths))  # listed once, the same for both sides
     ahead = ReadAhead.start(args.paths)
     try:
-        from edi_gateway import views
+        with contextlib.ExitStack() as stack:
+            with no_collections():  # what loads and opens here lives as long as the process
+                from edi_gateway import views
 
-        with gateway(args) as opened:
+                opened = stack.enter_context(gateway(args))
             progress = views.progress_bar(args.paths)
             outcome = opened.ingest(args.paths, progress=progress, ahead=ahead)
             return _emit_outcome(opened, outcome, args.json)
@@ -65,7 +76,8 @@ def _run(args: argparse.Namespace) -> int:
 
         primed = ReadAhead.prime()
     try:
-        configured = settings(args)
+        with no_collections():  # the configuration lives as long as the process
+            configured = settings(args)
         ahead = _read_ahead(configured, primed) if args.once else None
     finally:
         if ahead is None and primed is not None:
@@ -85,11 +97,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_daemon(args: argparse.Namespace, configured: Settings, ahead: ReadAhead | None) -> None:
-    from edi_gateway import views
-    from edi_gateway.app import Gateway
-    from edi_gateway.daemon import run
+    with no_collections():  # what loads and opens here lives as long as the process
+        from edi_gateway import views
+        from edi_gateway.app import Gateway
+        from edi_gateway.daemon import run
 
-    opened = Gateway.open(configured)
+        opened = Gateway.open(configured)
     try:
         json_logs = _daemon_logging(opened, args)
         quiet = args.json or args.once or json_logs

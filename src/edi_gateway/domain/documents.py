@@ -12,10 +12,12 @@ from datetime import date
 from decimal import Decimal
 from functools import cache
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from edi_gateway.domain.kinds import DocumentKind as DocumentKind  # noqa: PLC0414 (re-exported)
 from edi_gateway.domain.order_data import Attachment, Contact, Delivery
+
+_T = TypeVar("_T")
 
 if TYPE_CHECKING:  # billing builds on this module; the annotation only needs the name
     from edi_gateway.domain.billing import AllowanceCharge
@@ -92,6 +94,10 @@ class Party:
         keys = self.keys()
         return keys[0] if keys else None
 
+    def __reduce__(self) -> tuple[type[Party], tuple[Any, ...]]:
+        """Pickle as one constructor call (see :func:`by_constructor`)."""
+        return by_constructor(self)
+
 
 @dataclass(frozen=True, slots=True)
 class Quantity:
@@ -137,18 +143,27 @@ class Line:
     Order gave one; set on the lines the gateway answers and bills with (readers leave it)."""
 
     def __reduce__(self) -> tuple[type[Line], tuple[Any, ...]]:
-        """Pickle as one constructor call with every field in order (read-ahead sends
-        thousands of lines between processes; a third faster to load than slot by slot, and
-        the field values are read by one C-level getter per class, not a ``fields()`` walk)."""
-        cls = type(self)
-        kind: type = cls  # the class object is hashable (its instances are not)
-        return (cls, _field_values(kind)(self))
+        """Pickle as one constructor call (read-ahead sends thousands of lines between
+        processes; see :func:`by_constructor`)."""
+        return by_constructor(self)
+
+
+def by_constructor(obj: _T) -> tuple[type[_T], tuple[Any, ...]]:
+    """``obj`` (a dataclass without ``init=False`` fields) pickled as one call of its class
+    with every field in order: a third faster to load than the default slot by slot, and the
+    values are read by one C-level getter per class, not a ``fields()`` walk. Read-ahead
+    (``pipeline/readahead.py``) sends every document it examined between processes."""
+    cls = type(obj)
+    kind: type = cls  # the class object is hashable (its instances need not be)
+    return (cls, _field_values(kind)(obj))
 
 
 @cache
-def _field_values(cls: type) -> Callable[[Line], tuple[Any, ...]]:
-    """A line class's field values in constructor order, as one tuple (Line has many)."""
-    return attrgetter(*(f.name for f in fields(cls)))
+def _field_values(cls: type) -> Callable[[Any], tuple[Any, ...]]:
+    """A dataclass's field values in constructor order, as one tuple."""
+    names = [f.name for f in fields(cls)]
+    get = attrgetter(*names)
+    return get if len(names) > 1 else lambda obj: (get(obj),)
 
 
 @dataclass(slots=True)
@@ -187,6 +202,10 @@ class Document:
         invoices, a receipt advice's despatch advices), by which it finds its order when it
         names none (``pipeline/correlate.py``)."""
         return self.billing_refs + self.despatch_refs
+
+    def __reduce__(self) -> tuple[type[Document], tuple[Any, ...]]:
+        """Pickle as one constructor call of its kind's class (see :func:`by_constructor`)."""
+        return by_constructor(self)
 
     def waits_for(self) -> str | None:
         """The number an orphan of this document waits for: its order's, else the first
