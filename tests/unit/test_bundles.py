@@ -408,6 +408,39 @@ def test_kill_between_parts_loses_nothing_and_sends_nothing_twice(
     assert [h["event"] for h in detail(gw, "PO-7")["history"]].count("forward.queued") == 1
 
 
+ORM_PROBE = """\
+import atexit, json, sys
+
+atexit.register(lambda: print("IMPORTED " + json.dumps(
+    [m for m in ("sqlalchemy.orm", "edi_gateway.store.tables") if m in sys.modules]
+), file=sys.stderr))
+from edi_gateway.cli import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_bundle_flush_delivers_without_importing_the_orm(store: Store, tmp_path: Path) -> None:
+    """``outbox flush`` of a CSV bundle reads, queues, delivers and marks with Core only: the
+    ORM and its mapping cost more start-up than the flush's own work (docs/adr/0039)."""
+    gw = gateway(store, tmp_path, formats=["csv"], bundle="csv", when_waiting=3)
+    fill(gw, 3)
+    config = tmp_path / "gateway.yaml"
+    config.write_text(_yaml(gw, tmp_path), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-c", ORM_PROBE, "--config", str(config), "outbox", "flush"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "delivered 1," in done.stdout
+    said = [ln for ln in done.stderr.splitlines() if ln.startswith("IMPORTED ")]
+    assert said == ["IMPORTED []"], done.stderr
+    assert states(gw) == ["delivered"] * 3 and len(sent(tmp_path)) == 1
+
+
 def test_a_cancellation_withdraws_only_its_own_part(store: Store, tmp_path: Path) -> None:
     """Each part is a bundle of its own: cancelling an order of an unsent part withdraws that
     part (its other orders wait again), never the parts beside it."""

@@ -4,6 +4,8 @@ gives what the parser of every command gives, or nothing (and prints nothing).""
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -96,3 +98,18 @@ def test_a_config_named_like_a_command_is_still_the_config(
     code = cli.main(["--config", "orders", "messages", "list"])
     assert code == 2  # no such config file: a config error, after parsing as the user meant
     assert "orders" in capsys.readouterr().err
+
+
+def test_a_command_imports_only_its_own_group() -> None:
+    """The quick parse imports the module of the command's group, not the others (nor what
+    they import): a fresh interpreter, so what earlier tests imported does not count."""
+    code = (
+        "import sys\n"
+        "from edi_gateway import cli\n"
+        "assert cli._parse_quickly(['orders', 'show', '1']) is not None\n"
+        "print(sorted(m for m in sys.modules if m.startswith('edi_gateway.cli.')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "['edi_gateway.cli.common', 'edi_gateway.cli.orders']"

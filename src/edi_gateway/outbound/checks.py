@@ -22,17 +22,17 @@ from edi_gateway.ubl.namespaces import maindoc_ns
 from edi_gateway.ubl.parse import parse
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from sqlalchemy import Connection
 
     from edi_gateway.config import Settings
-    from edi_gateway.store.tables import OutboxRow
+    from edi_gateway.outbound.outbox import Delivery
 
 XML = "application/xml"
 SIGNATURES = b"UBLDocumentSignatures"
 """In a payload that may carry a UBL signature extension (which the rules do not judge)."""
 
 
-def passes_rules(session: Session, row: OutboxRow, settings: Settings) -> bool:
+def passes_rules(conn: Connection, row: Delivery, settings: Settings) -> bool:
     """Check ``row`` (a UBL payload) against the rules; False when it is held ``failed``.
 
     Rows that are not UBL (PDF, Excel, CSV, a supplier's own XML layout) pass unchecked. The
@@ -48,12 +48,12 @@ def passes_rules(session: Session, row: OutboxRow, settings: Settings) -> bool:
 
     partner = settings.partner(row.partner)
     signs = bool(partner and partner.signature and partner.signature.sign)
-    payload = payload_of(session, row)
+    payload = payload_of(conn, row)
     signed = signs or SIGNATURES in payload  # e.g. a supplier's signed document relayed
     found = rules_findings(payload, settings, signed=signed)
     if found is None:
         return True
-    replace_findings(session.connection(), "outbox_id", {row.id: found}, [row.id])
+    replace_findings(conn, "outbox_id", {row.id: found}, [row.id])
     failing = fatal(found)
     if not failing:
         return True
@@ -62,7 +62,7 @@ def passes_rules(session: Session, row: OutboxRow, settings: Settings) -> bool:
     error = RulesFailed(failing)
     row.state, row.last_error = "failed", str(error)[:2000]
     record(
-        session,
+        conn,
         "outbox.rules_failed",
         f"{row.kind} {row.doc_number} for {row.partner} held, not sent: {error.message}"[:2000],
         order_id=row.order_id,

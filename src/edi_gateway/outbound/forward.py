@@ -50,7 +50,7 @@ from edi_gateway.store.leases import (
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy import Row, Table
+    from sqlalchemy import Connection, Row, Table
     from sqlalchemy.orm import Session
 
     from edi_gateway.config import ForwardProfile, Partner, Settings
@@ -280,15 +280,16 @@ def flush_forwards(
         if partner.forward is None or (partners is not None and partner.id not in partners):
             continue
         try:
-            with store.session() as session:
-                conn = session.connection()
+            # Core, not an ORM session: a flush of a bundle, whose run is mostly start-up,
+            # does not import the ORM (nor does the delivery that follows: outbox.Delivery)
+            with store.connect() as conn:
                 if wait:
                     xact_locks(conn, SUPPLIER, [partner.id])
                 elif not try_xact_lock(conn, SUPPLIER, partner.id):
                     if skipped is not None:
                         skipped.add(partner.id)
                     continue
-                ids = _flush_supplier(session, settings, partner, moment, force=force)
+                ids = _flush_supplier(conn, settings, partner, moment, force=force)
         except ForwardConflict as exc:
             log.warning("%s", exc.message)
             continue
@@ -308,8 +309,7 @@ def note_deliveries(store: Store, *, wait: bool = True) -> dict[str, str]:
         if conn.execute(waiting).first() is None:
             return moved  # nothing queued (most flushes)
     f, o = forwards.c, outbox.c
-    with store.session() as session:
-        conn = session.connection()
+    with store.connect() as conn:
         if wait:
             xact_locks(conn, DELIVERIES, ["bundles"])
         elif not try_xact_lock(conn, DELIVERIES, "bundles"):
@@ -317,7 +317,7 @@ def note_deliveries(store: Store, *, wait: bool = True) -> dict[str, str]:
         # locked: a retry or withdrawal of their files changes them after this, not meanwhile;
         # those it (or a cancellation) holds are skipped, for the next round (never waited for)
         # (Core rows, not ORM objects: a bundle of 1,000 orders moves 1,000 forwards)
-        rows = session.execute(
+        rows = conn.execute(
             skip_locked(select(f.id, f.partner, f.bundle, f.order_id).where(f.state == QUEUED))
         )
         by_bundle: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
@@ -330,7 +330,7 @@ def note_deliveries(store: Store, *, wait: bool = True) -> dict[str, str]:
         for start in range(0, len(names), 500):
             found += [
                 (row_id, partner, bundle, state, where)
-                for row_id, partner, bundle, state, where in session.execute(
+                for row_id, partner, bundle, state, where in conn.execute(
                     select(o.id, o.partner, o.doc_number, o.state, o.delivered_to).where(
                         o.doc_number.in_(names[start : start + 500])
                     )
@@ -344,10 +344,10 @@ def note_deliveries(store: Store, *, wait: bool = True) -> dict[str, str]:
             files = of_bundle.get((partner, bundle), [])
             if files and all(state == "sent" for state, _ in files):
                 where = ", ".join(str(w) for _, w in files)
-                _move(session, members, DELIVERED, f"delivered to {partner}: {where}")
+                _move(conn, members, DELIVERED, f"delivered to {partner}: {where}")
                 moved[bundle] = DELIVERED
             elif any(state == "failed" for state, _ in files):
-                _move(session, members, FAILED, f"delivery of {bundle} failed: see outbox list")
+                _move(conn, members, FAILED, f"delivery of {bundle} failed: see outbox list")
                 moved[bundle] = FAILED
     return moved
 
@@ -373,7 +373,7 @@ def flush_all(
 
 
 def _flush_supplier(
-    session: Session, settings: Settings, partner: Partner, moment: datetime, *, force: bool
+    conn: Connection, settings: Settings, partner: Partner, moment: datetime, *, force: bool
 ) -> list[int]:
     # bundling (and its layouts) imported only when a supplier forwards: a delivery cycle of
     # a gateway that forwards nothing (a run --once of the intake benchmark) skips it
@@ -384,7 +384,7 @@ def _flush_supplier(
     f = forwards.c
     # Core rows, not ORM objects: a flush of 1,000 orders reads 1,000 of them
     rows: list[Waiting] = list(
-        session.execute(
+        conn.execute(
             select(f.id, f.order_id, f.waiting_since)
             .where(f.partner == partner.id, f.state == WAITING)
             .order_by(f.id)
@@ -393,7 +393,7 @@ def _flush_supplier(
     oldest = min((r.waiting_since or moment for r in rows), default=None)
     if not force and not is_due(profile, waiting=len(rows), oldest=oldest, now=moment):
         return []
-    seq = session.scalar(select(func.max(f.seq)).where(f.partner == partner.id)) or 0
+    seq = conn.scalar(select(func.max(f.seq)).where(f.partner == partner.id)) or 0
     orders = {r.id: r.order_id for r in rows}
     # With max_orders, each part's orders are read, rendered and queued before the next part's
     # are read: a flush holds one part's orders at a time (all in this one transaction).
@@ -402,7 +402,7 @@ def _flush_supplier(
     queued: list[int] = []
     part = 1
     for start in range(0, len(rows), cap):
-        ready = _render(session, partner, rows[start : start + cap], moment)
+        ready = _render(conn, partner, rows[start : start + cap], moment)
         groups = [[f] for f in ready] if profile.bundle == "none" else [ready] if ready else []
         del ready
         groups.reverse()
@@ -422,11 +422,10 @@ def _flush_supplier(
                 files = [p for p in packed if p.seq == number]
                 bundle = f"{partner.id}-{number}"
                 queued += [
-                    _queue(session, settings, partner, p, bundle=bundle, orders=orders)
-                    for p in files
+                    _queue(conn, settings, partner, p, bundle=bundle, orders=orders) for p in files
                 ]
                 ids = list(dict.fromkeys(i for p in files for i in p.forward_ids))
-                _mark(session, ids, bundle, number, moment)
+                _mark(conn, ids, bundle, number, moment)
                 names = ", ".join(p.filename for p in files)
                 events += [
                     ("forward.queued", f"in {what} {bundle} for {partner.id}: {names}", orders[i])
@@ -434,12 +433,12 @@ def _flush_supplier(
                 ]
                 reach("after-bundle-part")
                 seq, part = number, part + 1
-            record_many(session, events)
+            record_many(conn, events)
     return queued
 
 
 def _render(
-    session: Session, partner: Partner, rows: Sequence[Waiting], moment: datetime
+    conn: Connection, partner: Partner, rows: Sequence[Waiting], moment: datetime
 ) -> list[Forwarded]:
     """The orders of ``rows`` with their files, read in chunks; an order that cannot be
     rendered fails its row (recorded), a cancelled one is withdrawn, the rest go."""
@@ -459,17 +458,17 @@ def _render(
         # the three columns used, not ORM objects: the document itself comes from the payload
         order_rows = {
             o.id: o
-            for o in session.execute(
+            for o in conn.execute(
                 select(
                     orders.c.id, orders.c.cancelled, orders.c.buyer_partner, orders.c.buyer_key
                 ).where(orders.c.id.in_(ids))
             )
         }
-        payloads = order_payloads(session, ids)
+        payloads = order_payloads(conn, ids)
         for row in chunk:
             order_row = order_rows[row.order_id]
             if order_row.cancelled:  # cancelled while waiting: withdrawn, not sent
-                _set(session, forwards, row.id, state=WITHDRAWN, updated_at=moment)
+                _set(conn, forwards, row.id, state=WITHDRAWN, updated_at=moment)
                 detail = f"not forwarded to {partner.id}: the order is cancelled"
                 events.append(("forward.withdrawn", detail, row.order_id))
                 continue
@@ -494,26 +493,24 @@ def _render(
                 )
             except Exception as exc:  # noqa: BLE001 -- one bad order must not hold back the rest
                 message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-                _set(
-                    session, forwards, row.id, state=FAILED, error=message[:2000], updated_at=moment
-                )
+                _set(conn, forwards, row.id, state=FAILED, error=message[:2000], updated_at=moment)
                 detail = f"not forwarded to {partner.id}: {message}"[:2000]
                 events.append(("forward.failed", detail, row.order_id))
                 continue
             buyer = order_row.buyer_partner or order_row.buyer_key
             whole = None if per_order else document
             ready.append(Forwarded(row.id, document.document_id, buyer, files, whole))
-    record_many(session, events)
+    record_many(conn, events)
     return ready
 
 
-def _set(session: Session, forwards: Table, forward_id: int, **values: object) -> None:
+def _set(conn: Connection, forwards: Table, forward_id: int, **values: object) -> None:
     """Set ``values`` on one forward (one the flush could not send: rare, one at a time)."""
-    session.execute(update(forwards).where(forwards.c.id == forward_id).values(**values))
+    conn.execute(update(forwards).where(forwards.c.id == forward_id).values(**values))
 
 
 def _queue(
-    session: Session,
+    conn: Connection,
     settings: Settings,
     partner: Partner,
     packed: Packed,
@@ -528,7 +525,7 @@ def _queue(
     connector = profile.connector or partner.outbound or ""
     single = len(packed.forward_ids) == 1
     outbox_id = enqueue(
-        session,
+        conn,
         Outgoing(
             partner=partner.id,
             connector=connector,
@@ -546,12 +543,12 @@ def _queue(
 
 
 def _mark(
-    session: Session, forward_ids: list[int], bundle: str, seq: int, moment: datetime
+    conn: Connection, forward_ids: list[int], bundle: str, seq: int, moment: datetime
 ) -> None:
     """Claim the rows for ``bundle``; ForwardConflict (rolling back) if another flush did."""
     from edi_gateway.store.schema import forwards
 
-    result = session.execute(
+    result = conn.execute(
         update(forwards)
         .where(forwards.c.id.in_(forward_ids), forwards.c.state == WAITING)
         .values(state=QUEUED, bundle=bundle, seq=seq, updated_at=moment)
@@ -563,20 +560,20 @@ def _mark(
         )
 
 
-def _move(session: Session, rows: list[tuple[int, int]], state: str, detail: str) -> None:
+def _move(conn: Connection, rows: list[tuple[int, int]], state: str, detail: str) -> None:
     """Move the forwards ``rows`` (forward ID, order ID), locked by the caller, to ``state``."""
     from edi_gateway.store.schema import forwards
 
     moment = now()
     ids = [row_id for row_id, _ in rows]
     for start in range(0, len(ids), _CHUNK):
-        session.execute(
+        conn.execute(
             update(forwards)
             .where(forwards.c.id.in_(ids[start : start + _CHUNK]))
             .values(state=state, updated_at=moment)
         )
     record_many(
-        session,
+        conn,
         [(f"forward.{state}", detail[:2000], order_id) for _, order_id in rows],
         actor=SYSTEM,
     )

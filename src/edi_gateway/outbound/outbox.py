@@ -22,21 +22,21 @@ import json
 import logging
 import re
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 
 from edi_gateway.crashpoints import reach
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.pipeline.history import now, record
 from edi_gateway.store.db import transient
 from edi_gateway.store.leases import lease_timeout, skip_locked
-from edi_gateway.store.schema import outbox, outbox_payloads
+from edi_gateway.store.schema import error_code_of, outbox, outbox_payloads
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection, Executable
+    from sqlalchemy import ColumnElement, Executable
     from sqlalchemy.orm import Session
 
     from edi_gateway.config import Settings
@@ -71,8 +71,9 @@ class Outgoing:
     """The file name wanted (a supplier's pattern); default ``<kind>-<number>.<ext>``."""
 
 
-def enqueue(session: Session, item: Outgoing, settings: Settings) -> int:
-    """Queue ``item`` in the caller's transaction; return its outbox id.
+def enqueue(session: Session | Connection, item: Outgoing, settings: Settings) -> int:
+    """Queue ``item`` in the caller's transaction (an ORM session, or a Core connection: a
+    bundle flush, which imports no ORM); return its outbox id.
 
     File names are ``item.filename`` or ``<kind>-<document number>.<ext>``, made safe, and
     never collide with another row of the same connector (a counter is added). A UBL document
@@ -102,7 +103,8 @@ def enqueue(session: Session, item: Outgoing, settings: Settings) -> int:
         "attempts": 0,
         "next_attempt_at": stamp,
     }
-    session.flush()  # what the caller changed goes first, as it always did
+    if not isinstance(session, Connection):
+        session.flush()  # what the caller changed goes first, as it always did
     # The row with Core, not as an ORM object (no caller uses one): its unit of work cost
     # more than the INSERT; values as parameters to a statement built once. Names are mostly
     # unique: the wanted one is inserted unless the connector has it (the unique index says
@@ -130,10 +132,11 @@ def enqueue(session: Session, item: Outgoing, settings: Settings) -> int:
 _QUEUE_IF_FREE: dict[str, Executable] = {}
 
 
-def _queue_if_free(session: Session) -> Executable:
+def _queue_if_free(session: Session | Connection) -> Executable:
     """``INSERT ... ON CONFLICT (connector, filename) DO NOTHING RETURNING id`` in the
     store's dialect (SQLite or PostgreSQL): no row when the name is taken."""
-    dialect = session.get_bind().dialect.name
+    bind = session if isinstance(session, Connection) else session.get_bind()
+    dialect = bind.dialect.name
     found = _QUEUE_IF_FREE.get(dialect)
     if found is None:
         from edi_gateway.store.bulk import insert_if_new  # the store's dialect only
@@ -180,41 +183,105 @@ def flush(
     if _idle(store, moment):
         return {}
     from edi_gateway.outbound.receipts import check_receipts
-    from edi_gateway.store.tables import OutboxRow
 
     done = check_receipts(store, settings, partner=partner, at=moment)
-    query = select(OutboxRow.id).where(
-        OutboxRow.state == PENDING, OutboxRow.next_attempt_at <= moment
-    )
+    o = outbox.c
+    query = select(o.id).where(o.state == PENDING, o.next_attempt_at <= moment)
     if partner:
-        query = query.where(OutboxRow.partner == partner)
+        query = query.where(o.partner == partner)
     if only is not None:
-        query = query.where(OutboxRow.id.in_(only))
-    with store.session() as session:
-        due = list(session.scalars(query.order_by(OutboxRow.id)))
+        query = query.where(o.id.in_(only))
+    with store.connect() as conn:
+        due = list(conn.scalars(query.order_by(o.id)))
     opened: dict[str, OutboundTransport] = {}  # one connection per connector and flush
     try:
         for row_id in due:
             # One transaction per row: a crash re-sends at most the row in hand, and the store
             # is not held while other rows go over the wire. The row is locked while it goes:
             # another gateway skips it, and one that stalls past its lease cannot commit.
-            with store.session() as session:
-                row = session.scalars(
-                    skip_locked(select(OutboxRow).where(OutboxRow.id == row_id))
-                ).first()
-                if row is None or row.state != PENDING:
+            with store.connect() as conn:
+                found = locked_deliveries(conn, o.id == row_id)
+                if not found or found[0].state != PENDING:
                     continue
+                row = found[0]
                 # Locked the gateway's lease plus what one exchange through it may take.
                 exchange = settings.connector(row.connector).exchange_seconds
-                lease_timeout(session.connection(), settings.daemon.lease_seconds + exchange)
-                if _checked(session, row, settings, at or now()):
-                    done[row_id] = _deliver(session, row, settings, opened, at or now())
+                lease_timeout(conn, settings.daemon.lease_seconds + exchange)
+                if _checked(conn, row, settings, at or now()):
+                    done[row_id] = _deliver(conn, row, settings, opened, at or now())
                 else:
                     done[row_id] = row.state
+                save_delivery(conn, row)
     finally:
         for transport in opened.values():
             close_quietly(transport)
     return done
+
+
+@dataclass(slots=True)
+class Delivery:
+    """An outbox row while one delivery attempt (or the check of its receipt) changes it:
+    read with Core and written back by :func:`save_delivery` in the same transaction, so a
+    delivery cycle (``outbox flush``, most of a bundle flush's run) never imports the ORM
+    (~0.1 s of start-up: docs/adr/0039). The fields an attempt may change are the last."""
+
+    id: int
+    order_id: int | None
+    partner: str
+    connector: str
+    kind: str
+    doc_number: str
+    filename: str
+    media_type: str
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    delivered_to: str | None
+    sent_at: datetime | None
+    receipt: str | None
+    read: tuple[object, ...] = field(init=False, repr=False, compare=False)
+    """The changeable fields as read: :func:`save_delivery` writes nothing when none changed
+    (a receipt still awaited, checked every second)."""
+
+    def __post_init__(self) -> None:
+        self.read = self.changes()
+
+    def changes(self) -> tuple[object, ...]:
+        """The fields an attempt may change, as they are now."""
+        return tuple(getattr(self, name) for name in _CHANGEABLE)
+
+
+_CHANGEABLE = (
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "delivered_to",
+    "sent_at",
+    "receipt",
+)
+_DELIVERY_COLUMNS = [outbox.c[f.name] for f in fields(Delivery) if f.init]
+_SAVE = update(outbox).where(outbox.c.id == bindparam("row_id"))
+"""Built once; the columns set are those of the parameters given (``save_delivery``)."""
+
+
+def locked_deliveries(conn: Connection, condition: ColumnElement[bool]) -> list[Delivery]:
+    """The outbox rows ``condition`` selects, in ID order, locked for this transaction; those
+    another transaction holds are skipped (store/leases.py)."""
+    query = skip_locked(select(*_DELIVERY_COLUMNS).where(condition).order_by(outbox.c.id))
+    return [Delivery(*found) for found in conn.execute(query)]
+
+
+def save_delivery(conn: Connection, row: Delivery) -> None:
+    """Write what changed on ``row`` since it was read, if anything (its ``error_code`` with its
+    ``last_error``, as the ORM class keeps them together)."""
+    now_is = row.changes()
+    if now_is == row.read:
+        return
+    values = dict(zip(_CHANGEABLE, now_is, strict=True))
+    conn.execute(_SAVE, {"row_id": row.id, "error_code": error_code_of(row.last_error), **values})
+    row.read = now_is
 
 
 def _idle(store: Store, moment: datetime) -> bool:
@@ -231,24 +298,24 @@ def _idle(store: Store, moment: datetime) -> bool:
         return conn.execute(work.limit(1)).first() is None
 
 
-def _checked(session: Session, row: OutboxRow, settings: Settings, moment: datetime) -> bool:
+def _checked(conn: Connection, row: Delivery, settings: Settings, moment: datetime) -> bool:
     """The official rules passed (or are off): the row may go. Held or retried otherwise."""
     from edi_gateway.outbound.checks import passes_rules
 
     try:
-        return passes_rules(session, row, settings)
+        return passes_rules(conn, row, settings)
     except Exception as exc:  # the check could not run: a failed attempt, retried, never a jam
         if transient(exc):
             raise
         if not isinstance(exc, GatewayError):
             log.exception("checking outbox row %s against the rules", row.id)
-        failed_attempt(session, row, exc, moment)
+        failed_attempt(conn, row, exc, moment)
         return False
 
 
 def _deliver(
-    session: Session,
-    row: OutboxRow,
+    conn: Connection,
+    row: Delivery,
     settings: Settings,
     opened: dict[str, OutboundTransport],
     moment: datetime,
@@ -262,7 +329,7 @@ def _deliver(
         if transport is None:
             transport = open_outbound(settings.connector(row.connector))
             opened[row.connector] = transport
-        where = transport.deliver(row.filename, payload_of(session, row), delivery_headers(row))
+        where = transport.deliver(row.filename, payload_of(conn, row), delivery_headers(row))
         reach("after-send")
     except Exception as exc:  # any transport failure is this row's failed attempt
         if transient(exc):  # the store went away (the row's payload is read on demand), not
@@ -270,7 +337,7 @@ def _deliver(
         if not isinstance(exc, GatewayError | OSError):  # a transport bug: say so, go on
             log.exception("delivering outbox row %s via %s", row.id, row.connector)
         close_quietly(opened.pop(row.connector, None))  # the next row opens a fresh one
-        failed_attempt(session, row, exc, moment)
+        failed_attempt(conn, row, exc, moment)
         return row.state
     if isinstance(where, AwaitingReceipt):  # the attempt ends when the receipt is checked
         row.state, row.delivered_to, row.sent_at = AWAITING, where.where, moment
@@ -278,20 +345,20 @@ def _deliver(
         row.receipt = json.dumps(dict(where.receipt), sort_keys=True)
         until = f"{row.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC"
         record(
-            session,
+            conn,
             "outbox.awaiting_receipt",
             f"{row.kind} {row.doc_number} to {row.partner}: {where.where}; receipt by {until}",
             order_id=row.order_id,
         )
         return row.state
-    mark_sent(session, row, where, moment)
+    mark_sent(conn, row, where, moment)
     return row.state
 
 
 _NAMES_AT_ONCE = 64
 
 
-def _free_name(session: Session, connector: str, stem: str, extension: str) -> str:
+def _free_name(session: Session | Connection, connector: str, stem: str, extension: str) -> str:
     """The first of ``stem.ext``, ``stem-2.ext``, ``stem-3.ext``... no row of ``connector``
     holds, asked of the (connector, filename) unique index by exact names: the name itself,
     then 64 at a time. A ``LIKE 'stem%'`` read every row of the connector whose name starts
@@ -317,16 +384,16 @@ _TAKEN = select(outbox.c.filename).where(
 """Built once, values as parameters (a statement built per call cost ~0.3 ms to build)."""
 
 
-def payload_of(session: Session, row: OutboxRow) -> bytes:
+def payload_of(conn: Connection, row: Delivery) -> bytes:
     """``row``'s bytes, read from their own table (``OutboxRow.payload`` reads them through a
     subquery, which SQLite copies twice more: a 35 MB bundle cost 100 MB)."""
     p = outbox_payloads.c
-    found = session.execute(select(p.payload).where(p.outbox_id == row.id)).scalar_one()
+    found = conn.execute(select(p.payload).where(p.outbox_id == row.id)).scalar_one()
     return bytes(found)
 
 
 def mark_sent(
-    session: Session, row: OutboxRow, where: str, moment: datetime, late: str = ""
+    conn: Connection, row: Delivery, where: str, moment: datetime, late: str = ""
 ) -> None:
     """Mark ``row`` delivered to ``where``; ``late``: its receipt came after the attempt failed
     (the attempt was counted then, ``sent_at`` is still when it went)."""
@@ -336,7 +403,7 @@ def mark_sent(
         row.attempts += 1
     row.state, row.delivered_to = SENT, where
     record(
-        session,
+        conn,
         "outbox.sent",
         f"{row.kind} {row.doc_number} to {row.partner}: {where}{late}",
         order_id=row.order_id,
@@ -353,7 +420,7 @@ def close_quietly(transport: OutboundTransport | None) -> None:
         log.warning("closing an outbound transport failed", exc_info=True)
 
 
-def delivery_headers(row: OutboxRow) -> dict[str, str]:
+def delivery_headers(row: Delivery) -> dict[str, str]:
     """What a transport may carry beside the bytes (see ``OutboundTransport.deliver``)."""
     return {
         "document_type": row.kind,
@@ -364,7 +431,7 @@ def delivery_headers(row: OutboxRow) -> dict[str, str]:
     }
 
 
-def failed_attempt(session: Session, row: OutboxRow, exc: BaseException, moment: datetime) -> None:
+def failed_attempt(conn: Connection, row: Delivery, exc: BaseException, moment: datetime) -> None:
     """Count a failed attempt: retried after a doubling wait, ``failed`` after ``MAX_ATTEMPTS``.
     ``last_error`` always starts with the error's code (``coded_text``)."""
     from edi_gateway.transports.base import coded_text
@@ -380,7 +447,7 @@ def failed_attempt(session: Session, row: OutboxRow, exc: BaseException, moment:
         row.state, row.next_attempt_at = PENDING, moment + wait  # (awaiting a receipt until now)
         event = "outbox.retry"
         detail = f"attempt {row.attempts} failed ({error}); next at {row.next_attempt_at:%H:%M:%S}"
-    record(session, event, detail[:2000], order_id=row.order_id)
+    record(conn, event, detail[:2000], order_id=row.order_id)
 
 
 RETRYABLE = (PENDING, FAILED)

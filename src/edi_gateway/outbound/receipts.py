@@ -34,21 +34,22 @@ from edi_gateway.outbound.outbox import (
     AWAITING,
     FAILED,
     PENDING,
+    Delivery,
     close_quietly,
     failed_attempt,
+    locked_deliveries,
     mark_sent,
+    save_delivery,
 )
 from edi_gateway.pipeline.history import now, record
-from edi_gateway.store.leases import skip_locked
+from edi_gateway.store.schema import outbox
 from edi_gateway.transports.base import ReceiptChecker, TransportError, coded_text
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
-    from sqlalchemy.orm import Session
 
     from edi_gateway.config import Settings
     from edi_gateway.store.db import Store
-    from edi_gateway.store.tables import OutboxRow
     from edi_gateway.transports.base import OutboundTransport
 
 log = logging.getLogger(__name__)
@@ -62,28 +63,21 @@ def check_receipts(
 ) -> dict[int, str]:
     """Settle the rows (of ``partner``, if given) whose receipt has come or whose deadline has
     passed; return id -> new state of each delivery settled. Only looks, never waits."""
-    from edi_gateway.store.tables import OutboxRow
-
     moment = at or now()
-    late = and_(
-        OutboxRow.state.in_((PENDING, FAILED)),
-        OutboxRow.next_attempt_at >= moment - LATE_RECEIPTS,
-    )
-    query = select(OutboxRow).where(
-        OutboxRow.receipt.is_not(None), or_(OutboxRow.state == AWAITING, late)
-    )
+    o = outbox.c
+    late = and_(o.state.in_((PENDING, FAILED)), o.next_attempt_at >= moment - LATE_RECEIPTS)
+    condition = and_(o.receipt.is_not(None), or_(o.state == AWAITING, late))
     if partner:
-        query = query.where(OutboxRow.partner == partner)
+        condition = and_(condition, o.partner == partner)
     done: dict[int, str] = {}
     read: Read = []
     opened: dict[str, OutboundTransport | None] = {}  # each connector opened once per check
     try:
-        with store.session() as session:
+        with store.connect() as conn:
             # Rows another gateway is settling are locked and skipped (store/leases.py).
-            for row in session.scalars(skip_locked(query.order_by(OutboxRow.id))):
-                state = _settle(
-                    session, row, _checker(settings, row.connector, opened), moment, read
-                )
+            for row in locked_deliveries(conn, condition):
+                state = _settle(conn, row, _checker(settings, row.connector, opened), moment, read)
+                save_delivery(conn, row)
                 if state is not None:
                     done[row.id] = state
     finally:
@@ -99,8 +93,6 @@ def check_receipts(
 
 def awaiting_receipts(conn: Connection) -> tuple[int, datetime | None]:
     """How many delivered rows wait for their receipt, and when the oldest of them went."""
-    from edi_gateway.store.schema import outbox
-
     count, oldest = conn.execute(
         select(func.count(), func.min(outbox.c.sent_at)).where(outbox.c.state == AWAITING)
     ).one()
@@ -125,8 +117,8 @@ def _checker(
 
 
 def _settle(
-    session: Session,
-    row: OutboxRow,
+    conn: Connection,
+    row: Delivery,
     checker: ReceiptChecker | None,
     moment: datetime,
     read: Read,
@@ -143,15 +135,15 @@ def _settle(
         elif not isinstance(exc, GatewayError | OSError):  # a transport bug: say so, go on
             log.exception("checking the receipt of outbox row %s via %s", row.id, row.connector)
         if not awaiting:
-            _late_refusal(session, row, coded_text(exc))
+            _late_refusal(conn, row, coded_text(exc))
             return None
-        failed_attempt(session, row, exc, moment)
+        failed_attempt(conn, row, exc, moment)
         return row.state
     if arrived:
         assert checker is not None
         read.append((checker, receipt))
         late = "" if awaiting else _late_note(row)
-        mark_sent(session, row, row.delivered_to or row.connector, moment, late)
+        mark_sent(conn, row, row.delivered_to or row.connector, moment, late)
         return row.state
     if not awaiting or moment < row.next_attempt_at:
         return None
@@ -164,18 +156,18 @@ def _settle(
             code=ErrorCode.RECEIPT_FAILED,
         )
     )
-    failed_attempt(session, row, missing, moment)
+    failed_attempt(conn, row, missing, moment)
     return row.state
 
 
-def _late_note(row: OutboxRow) -> str:
+def _late_note(row: Delivery) -> str:
     was = f"after {row.attempts} failed attempts" if row.state == FAILED else "late"
     return f" (its receipt came {was}; the attempt had failed: {(row.last_error or '')[:300]})"
 
 
-def _late_refusal(session: Session, row: OutboxRow, error: str) -> None:
+def _late_refusal(conn: Connection, row: Delivery, error: str) -> None:
     """A refusing receipt for an attempt already failed: recorded; the row stays as it is."""
     row.last_error, row.receipt = f"{error} (a late receipt)"[:2000], None
     log.warning("outbox %d: a late receipt: %s", row.id, error)
     detail = f"{row.kind} {row.doc_number} to {row.partner}: {error}"
-    record(session, "outbox.late_receipt", detail[:2000], order_id=row.order_id)
+    record(conn, "outbox.late_receipt", detail[:2000], order_id=row.order_id)

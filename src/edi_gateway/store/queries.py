@@ -747,16 +747,19 @@ def issued_counts(session: Session, order_ids: Sequence[int]) -> dict[int, dict[
     return found
 
 
-def order_payloads(session: Session, order_ids: Sequence[int]) -> dict[int, bytes]:
-    """order ID -> the bytes of the Order document that created it (its first), in one query."""
-    from edi_gateway.store.tables import DocumentRow, Message
-
+def order_payloads(session: Reader, order_ids: Sequence[int]) -> dict[int, bytes]:
+    """order ID -> the bytes of the Order document that created it (its first), in one query
+    (Core: a bundle flush reads them without the ORM)."""
+    d, m, p = schema.documents.c, schema.messages.c, schema.message_payloads.c
+    joined = schema.documents.join(schema.messages, d.message_id == m.id).outerjoin(
+        schema.message_payloads, p.message_id == m.id
+    )
     found: dict[int, bytes] = {}
     for order_id, payload in session.execute(
-        select(DocumentRow.order_id, Message.payload)
-        .join(Message, DocumentRow.message_id == Message.id)
-        .where(DocumentRow.order_id.in_(order_ids), DocumentRow.kind == "Order")
-        .order_by(DocumentRow.id)
+        select(d.order_id, p.payload)
+        .select_from(joined)
+        .where(d.order_id.in_(order_ids), d.kind == "Order")
+        .order_by(d.id)
     ):
         if order_id is not None:
             found.setdefault(order_id, payload)
