@@ -12,19 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lxml import etree
-
-from edi_gateway.domain.findings import Finding, fatal
-from edi_gateway.errors import DocumentError
-from edi_gateway.pipeline.history import record
-from edi_gateway.pipeline.work import replace_findings
-from edi_gateway.ubl.namespaces import maindoc_ns
-from edi_gateway.ubl.parse import parse
-
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from edi_gateway.config import Settings
+    from edi_gateway.domain.findings import Finding
     from edi_gateway.outbound.outbox import Delivery
 
 XML = "application/xml"
@@ -44,7 +36,11 @@ def passes_rules(conn: Connection, row: Delivery, settings: Settings) -> bool:
     """
     if row.media_type != XML:
         return True
+    # what checking takes, imported for a UBL row only (a bundle flush delivers none)
+    from edi_gateway.domain.findings import fatal
     from edi_gateway.outbound.outbox import payload_of
+    from edi_gateway.pipeline.history import record
+    from edi_gateway.pipeline.work import replace_findings
 
     partner = settings.partner(row.partner)
     signs = bool(partner and partner.signature and partner.signature.sign)
@@ -76,8 +72,14 @@ def rules_findings(payload: bytes, settings: Settings, *, signed: bool) -> list[
     bytes that are not UBL (a supplier's own layout). ``signed``: judge the document a
     signature covers (the signature extensions dropped). Raises ``GatewayError`` when the
     check cannot run (the installed release does not verify)."""
+    from lxml import etree
+
+    from edi_gateway.domain.findings import Finding
+    from edi_gateway.errors import DocumentError
     from edi_gateway.rules.evaluate import check_document
     from edi_gateway.rules.install import engine_for
+    from edi_gateway.ubl.namespaces import maindoc_ns
+    from edi_gateway.ubl.parse import parse
 
     engine = engine_for(settings.rules.dir, settings.rules.release)
     if engine is None:

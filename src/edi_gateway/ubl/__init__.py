@@ -1,27 +1,7 @@
-"""UBL 2.1 knowledge without I/O: hardened parsing, the verified XSD set, validation.
+"""UBL 2.1 knowledge without I/O: hardened parsing (:mod:`.parse`), the verified XSD set
+(:mod:`.schemas`), validation (:mod:`.validate`), reading (:mod:`.read`) and writing.
 
-The parser is ``edi_gateway.ubl.parse.parse``; it is not re-exported here so that
-``edi_gateway.ubl.parse`` keeps naming the module.
+Nothing is imported here: reading a stored document (a bundle flush, a renderer) needs neither
+the XSD set nor the validator, whose modules and first schema compile cost start-up; import
+each module by its own name.
 """
-
-from edi_gateway.ubl.schemas import SchemaSet, schema_for, supported_root_names
-from edi_gateway.ubl.validate import (
-    Validated,
-    XsdInvalid,
-    XsdIssue,
-    identify,
-    validate_document,
-    xsd_errors,
-)
-
-__all__ = [
-    "SchemaSet",
-    "Validated",
-    "XsdInvalid",
-    "XsdIssue",
-    "identify",
-    "schema_for",
-    "supported_root_names",
-    "validate_document",
-    "xsd_errors",
-]
