@@ -345,7 +345,7 @@ def _inherit() -> None:
     instructions of its own (ADR 0010). Not the readers (``ubl.read``): the parent needs them
     only for a file it examines itself, so the worker alone imports them."""
     import edi_gateway.pipeline.limits
-    import edi_gateway.ubl.validate  # noqa: F401 - ubl/__init__: the schema set and lxml
+    import edi_gateway.ubl.validate  # noqa: F401 - with it the schema set and lxml
 
 
 def _size(path: Path) -> int:
