@@ -357,18 +357,25 @@ INVOICEE_LEGAL = {
 }
 
 
+def payables_partner(**extra: Any) -> dict[str, Any]:
+    """The gateway.yaml entry of invoicee ``INVOICEE`` (a buyer's accounts payable)."""
+    endpoint = {"scheme": "0088", "value": INVOICEE}
+    return {
+        "id": "payables",
+        "name": "Köpare Ekonomi AB",
+        "role": "buyer",
+        "endpoint": endpoint,
+        "legal": INVOICEE_LEGAL,
+        **extra,
+    }
+
+
 def test_an_order_naming_an_invoicee_is_invoiced_to_it(store: Store, tmp_path: Path) -> None:
     """The Order's AccountingCustomerParty is the party the buyer asks to be invoiced, and an
     invoice's Buyer (BG-7) is its AccountingCustomerParty: the invoice named the order's buyer.
     The invoicee's own partner entry gives its legal data; the buyer's connector carries it."""
     (tmp_path / "out").mkdir()
-    payables = {
-        "id": "payables",
-        "name": "Köpare Ekonomi AB",
-        "role": "buyer",
-        "endpoint": {"scheme": "0088", "value": INVOICEE},
-        "legal": INVOICEE_LEGAL,
-    }
+    payables = payables_partner()
     settings = billing_settings(tmp_path, seller_legal=SELLER_LEGAL, more=(payables,))
     gateway = Gateway(settings, store)
     receive(gateway, f.order("PO-1", f.items(2), invoicee=INVOICEE))
@@ -397,14 +404,7 @@ def test_an_invoicee_with_a_connector_of_its_own_is_sent_the_bills(
     when the order names none and the buyer partner does (``invoicee: payables``)."""
     for folder in ("out", "ap"):
         (tmp_path / folder).mkdir()
-    payables = {
-        "id": "payables",
-        "name": "Köpare Ekonomi AB",
-        "role": "buyer",
-        "endpoint": {"scheme": "0088", "value": INVOICEE},
-        "legal": INVOICEE_LEGAL,
-        "outbound": "to-payables",
-    }
+    payables = payables_partner(outbound="to-payables")
     to_payables = {"name": "to-payables", "type": "folder", "direction": "out", "path": "ap"}
     settings = billing_settings(
         tmp_path,

@@ -28,6 +28,7 @@ from edi_gateway.ubl.read import interpret
 from tests import factory as f
 from tests.conftest import shared_dir
 from tests.unit.support import receive
+from tests.unit.test_invoice import INVOICEE, payables_partner
 
 CORPUS = shared_dir() / "corpus"
 EXAMPLES = CORPUS / "peppol-validation-artefacts" / "2026.5" / "examples"
@@ -355,18 +356,11 @@ def test_an_invoice_to_an_invoicee_with_a_connector_of_its_own_is_relayed_to_it(
     """A supplier's invoice to the invoicee its order names (a partner with an outbound
     connector of its own) is relayed there, as it came: a bill is delivered to its Buyer's
     electronic address (EN 16931 BT-49). The buyer gets nothing of it."""
-    invoicee = "7300010000025"
-    order = f.order("PO-6", f.items(1), invoicee=invoicee)
-    invoice = f.invoice("F-6", "PO-6", [("1", "10", "1.25")], buyer=invoicee)
+    order = f.order("PO-6", f.items(1), invoicee=INVOICEE)
+    invoice = f.invoice("F-6", "PO-6", [("1", "10", "1.25")], buyer=INVOICEE)
     seller, buyer = parties(order)
     (tmp_path / "ap").mkdir()
-    payables = {
-        "id": "payables",
-        "name": "Payables AB",
-        "role": "buyer",
-        "endpoint": {"scheme": "0088", "value": invoicee},
-        "outbound": "to-payables",
-    }
+    payables = payables_partner(outbound="to-payables")
     to_payables = {"name": "to-payables", "type": "folder", "direction": "out", "path": "ap"}
     gateway = relay_gateway(
         store, tmp_path, None, seller, buyer, more=(payables,), connectors=(to_payables,)
