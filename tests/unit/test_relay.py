@@ -374,6 +374,34 @@ def test_an_invoice_to_an_invoicee_with_a_connector_of_its_own_is_relayed_to_it(
     ]
 
 
+def test_an_invoice_naming_another_supplier_as_its_buyer_is_never_relayed_to_it(
+    store: Store, tmp_path: Path
+) -> None:
+    """A supplier's invoice on an order (found through the seller: its Buyer buys nothing
+    here) naming another supplier partner as its Buyer goes to the order's buyer, as before
+    bills followed their invoicee: one supplier's invoice is never sent to another."""
+    other = "7310000000027"
+    order = f.order("PO-7", f.items(1))
+    invoice = f.invoice("F-7", "PO-7", [("1", "10", "1.25")], buyer=other)
+    seller, buyer = parties(order)
+    (tmp_path / "other").mkdir()
+    supplier = {
+        "id": "other",
+        "name": "Other Supplier",
+        "role": "supplier",
+        "endpoint": {"scheme": "0088", "value": other},
+        "outbound": "to-other",
+    }
+    to_other = {"name": "to-other", "type": "folder", "direction": "out", "path": "other"}
+    gateway = relay_gateway(
+        store, tmp_path, None, seller, buyer, more=(supplier,), connectors=(to_other,)
+    )
+    receive(gateway, order)
+    receive(gateway, invoice)
+    assert relayed(gateway, tmp_path) == [invoice]
+    assert list((tmp_path / "other").iterdir()) == []
+
+
 def test_a_release_that_does_not_verify_leaves_the_relay_to_the_outbox_check(
     store: Store, tmp_path: Path, rules_dir: Path
 ) -> None:
