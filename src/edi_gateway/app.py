@@ -114,10 +114,9 @@ class Gateway:
             partner = settings.partner_by_key(keys)
             return partner.id if partner else None
 
-        def invoicee_of(partner_id: str) -> Party | None:
-            buyer = settings.partner(partner_id)
-            invoicee = settings.partner(buyer.invoicee) if buyer and buyer.invoicee else None
-            return invoicee.party() if invoicee else None
+        invoicees: dict[str, Party] = {  # looked up for every order: made once
+            p.id: party for p in settings.partners if (party := settings.invoicee(p))
+        }
 
         def checks_of(partner_id: str | None) -> Checks:
             partner = settings.partner(partner_id) if partner_id else None
@@ -129,7 +128,7 @@ class Gateway:
             max_size=settings.intake.max_size_mb * 1024 * 1024,
             accept_unknown_partners=settings.intake.unknown_partner == "accept",
             partner_of=partner_of,
-            invoicee_of=invoicee_of,
+            invoicee_of=invoicees.get,
             reply_reader=_reply_readers(settings),
             checks_of=checks_of,
             rule_engine=self.rule_engine,

@@ -255,6 +255,20 @@ class Settings(_Model):
         """The partner with this ``id``, else ``None``."""
         return next((p for p in self.partners if p.id == partner_id), None)
 
+    def invoicee(self, buyer: Partner | None) -> Party | None:
+        """The party ``buyer``'s bills go to when an order names none (its ``invoicee:``)."""
+        target = self.partner(buyer.invoicee) if buyer and buyer.invoicee else None
+        return target.party() if target else None
+
+    def bill_recipient(self, keys: Iterable[str]) -> Partner | None:
+        """The partner known by ``keys`` (a bill's or a relayed document's Buyer) that may be
+        sent a buyer's documents: one with an outbound connector that is not only a supplier
+        (a supplier's document is never sent to another supplier)."""
+        partner = self.partner_by_key(keys)
+        if partner is None or partner.outbound is None or partner.role == "supplier":
+            return None
+        return partner
+
     def connector(self, name: str) -> Connector:
         """The connector called ``name``; ConfigError naming the known ones if there is none."""
         found = self._connector_index.get(name)

@@ -105,9 +105,8 @@ def buyer(
 
     party, who = original.buyer or Party(), "buyer"
     invoicee = in_effect(session, order.id, original.billed)
-    if invoicee is None and partner is not None and partner.invoicee:
-        configured = settings.partner(partner.invoicee)
-        invoicee = configured.party() if configured else None
+    if invoicee is None:
+        invoicee = settings.invoicee(partner)
     if invoicee is not None and invoicee.endpoint and invoicee.key() not in party.keys():  # noqa: SIM118
         party, who = invoicee, "invoicee"
         partner = settings.partner_by_key(invoicee.keys())

@@ -77,17 +77,11 @@ def bill_recipient(settings: Settings, order: OrderRow, billed: Party | None) ->
     buyer but a partner of its own with an outbound connector (the invoicee an Order or Order
     Change names: a central accounts-payable department), the bill goes there; otherwise the
     order's buyer's connector carries it (``buyer_connector``), as for every other document.
-    Never to a partner that is only a supplier: a supplier's invoice naming another supplier
-    as its Buyer must not be relayed to it (as ``relay._relay_orphan`` refuses too)."""
-    if billed is not None:
-        partner = settings.partner_by_key(billed.keys())
-        if (
-            partner is not None
-            and partner.id != order.buyer_partner
-            and partner.role != "supplier"
-            and partner.outbound
-        ):
-            return partner.id, partner.outbound
+    Never to a partner that is only a supplier (``Settings.bill_recipient``): a supplier's
+    invoice naming another supplier as its Buyer must not be relayed to it."""
+    partner = settings.bill_recipient(billed.keys()) if billed is not None else None
+    if partner is not None and partner.outbound and partner.id != order.buyer_partner:
+        return partner.id, partner.outbound
     return order.buyer_partner or "", buyer_connector(settings, order)
 
 

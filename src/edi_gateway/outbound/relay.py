@@ -230,8 +230,8 @@ def _relay_orphan(
     from edi_gateway.outbound.outbox import Outgoing, enqueue
 
     keys = document.buyer.keys() if document.buyer else []
-    buyer = settings.partner_by_key(keys)
-    if buyer is None or buyer.outbound is None or buyer.role == "supplier":
+    buyer = settings.bill_recipient(keys)
+    if buyer is None or buyer.outbound is None:
         named = ", ".join(keys) or "no buyer party"
         raise GatewayError(
             ErrorCode.UNKNOWN_PARTNER,
