@@ -5,7 +5,8 @@ console script's entry point in a fresh interpreter, which names, as it exits, t
 modules it imported. The ORM, the PostgreSQL dialect on a SQLite store, lxml, the pipeline and
 Alembic each cost a read-only command tens of milliseconds it has no use for; so do pydantic,
 Jinja and PyYAML, which validating the starter config (its layouts) needs: once it validated,
-commands take where the store is from the cache (config/cache.py).
+commands take where the store is from the cache (config/cache.py); before, from the YAML alone
+(config/where.py: PyYAML only).
 """
 
 from __future__ import annotations
@@ -178,16 +179,45 @@ def test_the_cached_store_is_the_configured_one_from_anywhere(
 
 def test_the_probe_sees_what_a_command_imports(project: Project, env: dict[str, str]) -> None:
     """The check can fail: a command that opens the whole gateway (a write) is seen importing
-    the ORM and the pipeline; with no cache yet, validating the starter config imports
-    pydantic, Jinja and PyYAML, and the next command no longer does."""
+    the ORM and the pipeline; one that must load the settings without a cache, validating the
+    starter config, imports pydantic, Jinja and PyYAML."""
     _, heavy = _probe(project, env, "orders", "note", "PO-1", "checked by phone")
     assert {"sqlalchemy.orm", "edi_gateway.store.tables", "edi_gateway.app"} <= set(heavy)
     cold = env | {"XDG_CACHE_HOME": str(project.root / "no-cache-yet")}
-    _, heavy = _probe(project, cold, "orders", "show", "1")
+    _, heavy = _probe(project, cold, "rules", "list")
     assert {"jinja2", "yaml", "pydantic"} <= set(heavy)
     assert "openpyxl" not in heavy  # a column map's cells are read without it
-    _, heavy = _probe(project, cold, "orders", "show", "1")
+
+
+def test_without_the_cache_a_read_only_command_validates_beside_itself(
+    project: Project, env: dict[str, str]
+) -> None:
+    """No cache (the first command after the config changed): ``orders show`` reads where the
+    store is from the YAML alone (config/where.py) and leaves validating the config (pydantic,
+    the starter's layouts) to a child (config/validating.py), which caches it: the next
+    command takes all from the cache."""
+    cold = env | {"XDG_CACHE_HOME": str(project.root / "no-cache-either")}
+    out, heavy = _probe(project, cold, "orders", "show", "1")
+    assert "Article 3" in out
+    assert heavy == ["yaml"]
+    out, heavy = _probe(project, cold, "orders", "show", "1")
+    assert "Article 3" in out
     assert heavy == []
+
+
+def test_a_config_that_does_not_validate_is_refused_before_the_store_is_made(
+    tmp_path: Path,
+) -> None:
+    """Where the store is read alone, a problem elsewhere in the config is still refused,
+    naming it, and the store it names is neither opened nor made."""
+    config = tmp_path / "gateway.yaml"
+    config.write_text("store: {url: 'sqlite:///made.db'}\nnot_a_key: 1\n", encoding="utf-8")
+    env = cli_env(XDG_CACHE_HOME=str(tmp_path / "cache"))
+    done = cli("--config", config, "orders", "list", cwd=tmp_path, env=env)
+    assert done.returncode == 2
+    assert "not_a_key" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "made.db").exists()
 
 
 EXITING = """\

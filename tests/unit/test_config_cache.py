@@ -16,7 +16,8 @@ import pytest
 
 from edi_gateway.config import Settings, load_config
 from edi_gateway.config import cache as config_cache
-from edi_gateway.config.load import _read_yaml, _validated, check_config
+from edi_gateway.config.load import _validated, check_config
+from edi_gateway.config.yamlsafe import read_yaml
 from edi_gateway.errors import ConfigError
 from edi_gateway.starter import init_project
 
@@ -31,7 +32,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def fresh(path: Path) -> Settings:
     """What validating the file gives, never from the cache."""
-    return _validated(path, _read_yaml(path))
+    return _validated(path, read_yaml(path))
 
 
 def cache_file(path: Path) -> Path:

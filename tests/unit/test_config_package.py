@@ -65,11 +65,11 @@ def test_a_pyyaml_without_libyaml_still_reads_configs(tmp_path: Path) -> None:
         "sys.modules['yaml._yaml'] = None\n"  # PyYAML's own fallback: no libyaml
         "import yaml\n"
         "from pathlib import Path\n"
-        "from edi_gateway.config.load import _read_yaml\n"
+        "from edi_gateway.config.yamlsafe import read_yaml\n"
         "from edi_gateway.errors import ConfigError\n"
-        "print(yaml.__with_libyaml__, _read_yaml(Path(sys.argv[1])))\n"
+        "print(yaml.__with_libyaml__, read_yaml(Path(sys.argv[1])))\n"
         "try:\n"
-        "    _read_yaml(Path(sys.argv[2]))\n"
+        "    read_yaml(Path(sys.argv[2]))\n"
         "except ConfigError as exc:\n"
         "    print(exc.message.split(': ', 1)[1])\n"
     )

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from edi_gateway.app import Gateway
     from edi_gateway.config import Settings
     from edi_gateway.config.cache import StoreAt
+    from edi_gateway.config.validating import Validating
     from edi_gateway.store.db import Store
     from edi_gateway.store.queries import Filters, Page
 
@@ -199,36 +200,62 @@ def with_store(run: Callable[[Opened, argparse.Namespace], int]) -> Handler:
 
     def handle(args: argparse.Namespace) -> int:
         with no_collections():
-            from edi_gateway.store.db import open_at, open_configured
-
-            at = _cached_store(args)
-            if at is not None:
-                store = open_at(at.url, at.lease_seconds)
-                opened = Opened(store, lambda: settings(args))
-            else:
+            at, validating = _store_at(args)
+            if at is None:
                 configured = settings(args)
-                store = open_configured(configured)
-                opened = Opened(store, lambda: configured)
+                opened = Opened(_open_configured(configured), lambda: configured)
+            else:
+                opened = Opened(_open_at(at, validating), lambda: settings(args))
             try:
                 return run(opened, args)
             finally:
-                store.close()
+                opened.store.close()
 
     return handle
 
 
-def _cached_store(args: argparse.Namespace) -> StoreAt | None:
-    """Where the store is, when the config cache knows it for certain (docs/adr/0041); None
-    sends the command the usual way, which also reports any problem of the config."""
+def _store_at(args: argparse.Namespace) -> tuple[StoreAt | None, Validating | None]:
+    """Where the store is, without validating the config here: from the config cache when it
+    knows for certain (docs/adr/0041); else read from the YAML alone, the config then being
+    validated meanwhile by a :class:`~edi_gateway.config.validating.Validating` child. None sends
+    the command the usual way (validate, then open), which also reports any problem of the
+    config."""
     from edi_gateway.config.cache import cached_store
     from edi_gateway.config.locate import config_path
+    from edi_gateway.config.validating import Validating
+    from edi_gateway.config.where import store_location
     from edi_gateway.errors import ConfigError
 
     try:
-        path = config_path(args.config).absolute()
-        return cached_store(path, path.read_bytes())
+        path = config_path(args.config).expanduser().absolute()
+        raw = path.read_bytes()
     except (ConfigError, OSError):
-        return None
+        return None, None
+    known = cached_store(path, raw)
+    if known is not None:
+        return known, None
+    at = store_location(path, raw)
+    return (at, Validating.start(path)) if at is not None else (None, None)
+
+
+def _open_at(at: StoreAt, validating: Validating | None) -> Store:
+    """The store at ``at``, opened once ``validating`` (if any) has found the config good: a
+    config that does not validate is refused before anything is opened (or made)."""
+    try:
+        from edi_gateway.store.db import open_at  # SQLAlchemy: while the child validates
+    except BaseException:
+        if validating is not None:
+            validating.close()
+        raise
+    if validating is not None:
+        validating.verdict()
+    return open_at(at.url, at.lease_seconds)
+
+
+def _open_configured(configured: Settings) -> Store:
+    from edi_gateway.store.db import open_configured
+
+    return open_configured(configured)
 
 
 @contextmanager

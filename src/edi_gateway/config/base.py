@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from edi_gateway.config.where import STORE_URL, store_url
 from edi_gateway.errors import ConfigError
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -30,8 +31,6 @@ ICD_CODES = frozenset(
 )
 """The ISO 6523 ICD codes assigned (0002-0220, as the EN 16931 / Peppol code lists publish
 them) and the Peppol EAS codes in the 99xx range, the schemes a Peppol participant ID uses."""
-_SQLITE = "sqlite:///"
-_STORE_SCHEMES = ("sqlite://", "postgresql://", "postgresql+psycopg://")
 
 
 def _base_dir(info: ValidationInfo) -> Path:
@@ -203,25 +202,13 @@ class StoreSettings(_Model):
     """Where the message store lives: a SQLite file (default) or a PostgreSQL URL, whose
     password is a secret reference (``password: {env: NAME}`` or ``{file: PATH}``)."""
 
-    url: str = Field(default="sqlite:///gateway.db", validate_default=True)
+    url: str = Field(default=STORE_URL, validate_default=True)
     password: Secret | None = None
 
     @field_validator("url")
     @classmethod
     def _resolve_sqlite(cls, value: str, info: ValidationInfo) -> str:
-        if not value.startswith(_STORE_SCHEMES):
-            raise ValueError(
-                f"found {value!r}, expected sqlite:///FILE or postgresql+psycopg://USER@HOST/DB"
-            )
-        if not value.startswith(_SQLITE):
-            _no_password(value)
-            return value
-        file, sep, query = value[len(_SQLITE) :].partition("?")
-        if not file or file == ":memory:" or file.startswith("/"):
-            return value
-        from edi_gateway.config.cache import resolved
-
-        return f"{_SQLITE}{resolved(_base_dir(info) / file)}{sep}{query}"
+        return store_url(value, _base_dir(info))
 
     def connect_url(self) -> str:
         """``url`` with the password from ``password`` (read now) put in."""
@@ -231,21 +218,6 @@ class StoreSettings(_Model):
 
         with_password = make_url(self.url).set(password=self.password.value())
         return with_password.render_as_string(hide_password=False)
-
-
-def _no_password(url: str) -> None:
-    """Refuse a password written into store.url, without repeating it."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return
-    shown = url.replace(f":{parts.password}@", ":***@", 1)
-    raise ValueError(
-        f"found a password written in the URL ({shown}): secrets are never written in "
-        "gateway.yaml itself; write the URL without it and add password: {env: VARIABLE} or "
-        "password: {file: PATH} under store"
-    )
 
 
 class ConnectorBase(_Model):

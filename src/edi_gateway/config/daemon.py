@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from edi_gateway.config.base import _Model
+from edi_gateway.config.where import LEASE_SECONDS
 
 __all__ = ["BackoffSettings", "ConsoleSettings", "DaemonSettings", "HttpSettings"]
 
@@ -82,7 +83,7 @@ class DaemonSettings(_Model):
     """How often due outbox rows and supplier bundles are delivered (also after every poll
     that took messages); each supplier's bundling schedule still decides when a bundle is due."""
     backoff: BackoffSettings = Field(default_factory=BackoffSettings)
-    lease_seconds: float = Field(default=30, ge=5, le=600)
+    lease_seconds: float = Field(default=LEASE_SECONDS[1], ge=LEASE_SECONDS[0], le=LEASE_SECONDS[2])
     """How long a gateway's leases last (renewed every third of it): when a gateway sharing a
     PostgreSQL store dies, another takes over its connectors and unfinished messages within
     about this long (docs/adr/0018); a transaction idle this long is ended by PostgreSQL."""

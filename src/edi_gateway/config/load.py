@@ -8,7 +8,6 @@ their transports); :mod:`edi_gateway.config` re-exports what callers use.
 
 from __future__ import annotations
 
-import functools
 import re
 import typing
 from pathlib import Path
@@ -43,8 +42,10 @@ def load_config(path: Path) -> Settings:
     known = cached(path, raw)
     if isinstance(known, Settings):
         return known
+    from edi_gateway.config.yamlsafe import read_yaml
+
     with recording() as reads:
-        settings = _validated(path, _read_yaml(path, raw))
+        settings = _validated(path, read_yaml(path, raw))
     _remember(path, raw, reads, settings)
     return settings
 
@@ -79,11 +80,13 @@ def check_config(path: Path) -> list[dict[str, Any]]:
     has no one place); [] when it loads, and the validated settings are then cached as
     :func:`load_config` caches them, so the next command starts without validating again.
     Nothing is opened or run."""
+    from edi_gateway.config.yamlsafe import read_yaml
+
     path = path.expanduser().absolute()
     try:
         raw = _read_bytes(path)
         with recording() as reads:
-            data = _read_yaml(path, raw)
+            data = read_yaml(path, raw)
             if not isinstance(data, dict) or _NOT_KEYS & data.keys():
                 load_config(path)  # its one problem, worded as at start-up
             settings = Settings.model_validate(
@@ -156,55 +159,6 @@ def _path_of(text: str) -> tuple[int | str, ...]:
     if not head or " " in head:
         return ()
     return tuple(int(i) if i else name for name, i in _PATH_PART.findall(head))
-
-
-@functools.cache
-def _unique_key_loader() -> type[yaml.SafeLoader] | type[yaml.CSafeLoader]:
-    """The safe loader (:func:`~edi_gateway.config.yamlsafe.safe_loader`: on libyaml's parser
-    where PyYAML has it, with the same safe constructor and the same marks) that refuses a key
-    given twice in one mapping (PyYAML keeps the last)."""
-    import yaml
-
-    from edi_gateway.config.yamlsafe import safe_loader
-
-    base = safe_loader()
-
-    def construct_mapping(self: Any, node: yaml.MappingNode, deep: bool = False) -> Any:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} given twice", key_node.start_mark
-                )
-            seen.add(key)
-        return base.construct_mapping(self, node, deep=deep)
-
-    # made with type(): its base is only known here (mypy refuses a class on a variable base)
-    return type("UniqueKeyLoader", (base,), {"construct_mapping": construct_mapping})
-
-
-def _read_yaml(path: Path, raw: bytes | None = None) -> Any:
-    """The YAML of ``path`` (of ``raw``, its bytes, when given: what was read once)."""
-    try:
-        raw = _read_bytes(path) if raw is None else raw
-        # as Path.read_text: universal newlines (YAML line numbers stay the same)
-        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: cannot read it as UTF-8 text: {exc}") from None
-    import yaml
-
-    try:
-        data = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: YAML syntax error: {exc.problem or exc.context}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: YAML error: {exc}") from None
-    if data is None:
-        raise ConfigError(f"{path}: the file is empty; expected at least partners and connectors")
-    return data
 
 
 def _format_errors(
