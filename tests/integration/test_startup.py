@@ -220,6 +220,29 @@ def test_a_config_that_does_not_validate_is_refused_before_the_store_is_made(
     assert not (tmp_path / "made.db").exists()
 
 
+NO_FORK = """\
+import os, sys
+del os.fork
+from edi_gateway.cli import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_where_there_is_no_fork_the_config_is_validated_in_line(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text("store: {url: 'sqlite:///made.db'}\nnot_a_key: 1\n", encoding="utf-8")
+    env = cli_env(XDG_CACHE_HOME=str(tmp_path / "cache"))
+    done = _python(NO_FORK, "--config", str(config), "orders", "list", cwd=tmp_path, env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "not_a_key" in done.stderr, done.stderr
+    assert not (tmp_path / "made.db").exists()
+    config.write_text("store: {url: 'sqlite:///made.db'}\n", encoding="utf-8")
+    done = _python(NO_FORK, "--config", str(config), "orders", "list", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "made.db").exists()
+
+
 EXITING = """\
 import atexit, gc, sys
 

@@ -235,7 +235,8 @@ def _store_at(args: argparse.Namespace) -> tuple[StoreAt | None, Validating | No
     if known is not None:
         return known, None
     at = store_location(path, raw)
-    return (at, Validating.start(path)) if at is not None else (None, None)
+    validating = Validating.start(path) if at is not None else None
+    return (at, validating) if validating is not None else (None, None)  # no fork: in line
 
 
 def _open_at(at: StoreAt, validating: Validating | None) -> Store:
