@@ -70,6 +70,22 @@ def debian_command(name: str, package: str | None = None) -> str:
     return found
 
 
+def postgresql_ctl(base: Path, url: str, action: str) -> None:
+    """``stop`` (fast: sessions are cut) or ``start`` the server :func:`postgresql` runs in
+    ``base`` at ``url`` (what it yielded)."""
+    bin_dir, data = _pg_bin(), base / "data"
+    assert bin_dir is not None
+    pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(data), "-w"]
+    if action == "stop":
+        pg_ctl += ["-m", "fast", "stop"]
+    else:
+        port = url.rsplit(":", 1)[1]
+        options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+        pg_ctl += ["-l", str(base / "log"), "-o", options, "start"]
+    user = "postgres" if os.geteuid() == 0 else None
+    subprocess.run(pg_ctl, check=True, capture_output=True, user=user)
+
+
 @contextmanager
 def postgresql(base: Path) -> Iterator[str]:
     """A private PostgreSQL server; yields its SQLAlchemy URL prefix (add a database name)."""

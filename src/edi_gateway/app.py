@@ -12,7 +12,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ from edi_gateway.pipeline.process import (
     Checks,
     Policy,
     ReplyReader,
+    Reset,
     pending_ids,
     process_messages,
 )
@@ -410,13 +411,16 @@ class Gateway:
             outcome.add("pending", self._process_stored(ids))
         return outcome
 
-    def _process_stored(self, ids: Sequence[int]) -> dict[int, str]:
-        """Process (and react to) messages already in the store, ``intake_batch`` at a time."""
+    def _process_stored(self, ids: Sequence[int], reset: Reset | None = None) -> dict[int, str]:
+        """Process (and react to) messages already in the store, ``intake_batch`` at a time
+        (a redrive's ``reset`` first in each transaction: ``process_messages``)."""
         states: dict[int, str] = {}
         size = self.intake_batch
         for start in range(0, len(ids), size):
             chunk = ids[start : start + size]
-            states.update(process_messages(self.store, self.policy, chunk, react=self.react))
+            states.update(
+                process_messages(self.store, self.policy, chunk, react=self.react, reset=reset)
+            )
         return states
 
     def redrive(
@@ -428,22 +432,25 @@ class Gateway:
         actor: str | None = None,
     ) -> list[int]:
         """Send failed, orphaned or still unprocessed (``received``) messages through processing
-        again; return their ids. A message stored without its bytes (too large, a refused mail)
-        cannot be processed and is not redriven. Named ``ids`` must all exist (NOT_FOUND) and
-        be redrivable (NOT_ALLOWED), or nothing is done. ``actor``: who, for the history
-        (default: :func:`operator_name`)."""
+        again; return the ids of those this call redrove. A message stored without its bytes
+        (too large, a refused mail) cannot be processed and is not redriven. Named ``ids`` must
+        all exist (NOT_FOUND) and be redrivable (NOT_ALLOWED), or nothing is done. ``actor``:
+        who, for the history (default: :func:`operator_name`).
+
+        Each message is taken back to ``received`` in the transaction that processes it, and
+        only if it is still as this call found it (:class:`_Redrive`): of several operators
+        redriving it at once, one redrives it and it is processed once. For the others it is
+        no longer redrivable: a named one is NOT_ALLOWED (after the rest were redriven), one
+        of ``state`` is left out of the ids returned (docs/adr/0018)."""
         from sqlalchemy import select
 
         from edi_gateway.store.tables import Message
 
         actor = actor or operator_name()
-        with self.store.session() as session:
+        with self.store.reading() as session:  # never waits: the locks are taken per batch
             query = select(Message).order_by(Message.id)
             query = query.where(Message.id.in_(ids)) if ids else query.where(Message.state == state)
-            # locked (waiting for a batch processing them): a message dismissed, redriven or
-            # processed at this moment is read as it is once that commits, never as it was
-            # (a dismissed message taken back to processing)
-            found = list(session.scalars(query.with_for_update()))
+            found = list(session.scalars(query))
             chosen = [
                 m for m in found if m.state in REDRIVABLE and m.error_code not in NOT_PROCESSABLE
             ]
@@ -451,11 +458,71 @@ class Gateway:
                 _all_redrivable(ids, found, chosen)
             if dry_run:
                 return [m.id for m in chosen]
-            for message in chosen:
-                _reset_for_redrive(session, message, actor)
-        picked = [m.id for m in chosen]
-        self._process_stored(picked)
-        return picked
+            redrive = _Redrive(actor, {m.id: _as_found(m) for m in chosen})
+        self._process_stored(list(redrive.found), reset=redrive)
+        done = [mid for mid in redrive.found if redrive.taken.get(mid)]
+        if ids and len(done) < len(redrive.found):
+            raise _taken_by_another(self.store, redrive, done)
+        return done
+
+
+@dataclass(slots=True)
+class _Redrive:
+    """A redrive's :data:`~edi_gateway.pipeline.process.Reset`: in each processing
+    transaction, the messages still as the redrive found them (state, attempts, last change)
+    are locked and taken back to ``received`` (``message.redriven``); the others were
+    redriven, dismissed or processed by someone else meanwhile, or are being so now (their rows
+    are locked: skipped, not waited for), and are left to that one. Called again when the
+    transaction is run again (a circle of lock waits, a message failed alone): ``taken``
+    holds the last decision, the one committed."""
+
+    actor: str
+    found: dict[int, tuple[str, int, datetime]]
+    taken: dict[int, bool] = field(default_factory=dict)
+
+    def __call__(self, store: Store, ids: Sequence[int]) -> None:
+        from sqlalchemy import select
+
+        from edi_gateway.store.leases import skip_locked
+        from edi_gateway.store.tables import Message
+
+        with store.session() as session:
+            query = skip_locked(select(Message).where(Message.id.in_(ids)))
+            held = {m.id: m for m in session.scalars(query)}
+            for mid in ids:
+                message = held.get(mid)
+                unchanged = message is not None and _as_found(message) == self.found[mid]
+                self.taken[mid] = unchanged
+                if message is not None and unchanged:
+                    _reset_for_redrive(session, message, self.actor)
+
+
+def _as_found(message: Message) -> tuple[str, int, datetime]:
+    """What tells that a message changed: any outcome raises ``attempts``; a redrive, a
+    dismissal, an attachment set ``updated_at``."""
+    return message.state, message.attempts, message.updated_at
+
+
+def _taken_by_another(store: Store, redrive: _Redrive, done: list[int]) -> GatewayError:
+    """NOT_ALLOWED for the named messages somebody else took between this redrive's look and
+    its lock, with the state each is in now."""
+    from sqlalchemy import select
+
+    from edi_gateway.errors import LookupFailed
+    from edi_gateway.store.tables import Message
+
+    left = [mid for mid in redrive.found if mid not in done]
+    with store.reading() as session:
+        now_in = dict(
+            session.execute(select(Message.id, Message.state).where(Message.id.in_(left))).all()
+        )
+    listed = ", ".join(f"{mid} (now {now_in.get(mid, 'gone')})" for mid in left)
+    also = f"; redriven: {', '.join(map(str, done))}" if done else ""
+    return LookupFailed(
+        ErrorCode.NOT_ALLOWED,
+        f"not redriven: {listed}: redriven, dismissed or processed by another at the same "
+        f"moment, so not redriven twice (see `messages show ID`){also}",
+    )
 
 
 def _answer(settings: Settings) -> Callable[[Store, Sequence[Any]], None] | None:

@@ -14,7 +14,6 @@ then counted (``World.count``: lost, doubled, AMQP copies by message id, and eac
 from __future__ import annotations
 
 import itertools
-import os
 import random
 import re
 import shutil
@@ -364,18 +363,11 @@ class Servers:
 
     def restart_postgres(self, down: float = 2.0) -> None:
         """Stop the PostgreSQL server (fast: sessions are cut), wait ``down`` s, start it."""
-        from tests.servers import _pg_bin
+        from tests.servers import postgresql_ctl
 
-        bin_dir, data = _pg_bin(), self.pg_base / "data"
-        assert bin_dir is not None
-        port = self.pg.rsplit(":", 1)[1]
-        options = f"-p {port} -k {self.pg_base} -c listen_addresses=127.0.0.1 -c fsync=off"
-        pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(data), "-w"]
-        user = "postgres" if os.geteuid() == 0 else None
-        subprocess.run([*pg_ctl, "-m", "fast", "stop"], check=True, capture_output=True, user=user)
+        postgresql_ctl(self.pg_base, self.pg, "stop")
         time.sleep(down)
-        start = ["-l", str(self.pg_base / "log"), "-o", options, "start"]
-        subprocess.run([*pg_ctl, *start], check=True, capture_output=True, user=user)
+        postgresql_ctl(self.pg_base, self.pg, "start")
 
 
 def _names(folder: Path, pattern: str = "*") -> list[str]:

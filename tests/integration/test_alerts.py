@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -32,7 +34,7 @@ from edi_gateway.config import Settings
 from edi_gateway.outbound import outbox
 from edi_gateway.outbound.respond import Decision, respond
 from edi_gateway.store.db import Store, open_store
-from edi_gateway.store.schema import alert_events, history
+from edi_gateway.store.schema import alert_events, history, messages
 from tests import factory as f
 from tests.unit.support import receive
 
@@ -390,3 +392,95 @@ def test_the_daemon_tells_a_connector_down_once(store: Store, tmp_path: Path, ho
     assert alert["cause"] == "connector.down" and alert["count"] == 1
     [line] = alert["partners"]["(no partner)"]
     assert line.startswith("connector inbox: SOURCE_UNREADABLE: inbound folder")
+
+
+def test_store_trouble_is_told_once_as_the_stores_not_as_each_connector_down(
+    tmp_path: Path, hook: Hook
+) -> None:
+    """Polls that fail because of the store (STORE_UNAVAILABLE, STORE_BUSY) are the store's
+    trouble, not each connector's: no ``connector.down`` naming the connectors, one
+    ``store.unavailable`` for the time and every connector it held up, recorded when a poll
+    works again (the events are in the store). Twice, on a real PostgreSQL: first every table
+    write waits past ``lock_timeout`` (another transaction locks ``messages``; the store
+    answers, so before each connector was recorded as down), then the server is stopped mid-run
+    and started again. A connector's own failure afterwards is still told as down."""
+    from edi_gateway.daemon import Daemon
+    from tests.servers import postgresql, postgresql_ctl
+
+    pg_dir = Path(tempfile.mkdtemp(prefix="edi-gateway-pg-"))  # the server runs as postgres
+    with postgresql(pg_dir) as server:
+        url = f"{server}/postgres"
+        store = open_store(f"{url}?options=-c%20lock_timeout%3D1000")
+        names = ["in-1", "in-2"]
+        base = _settings(tmp_path, hook.url).model_dump(mode="json", exclude={"path"})
+        base["alerts"]["webhooks"][0]["causes"] = ["connector.down", "store.unavailable"]
+        base["connectors"] += [
+            {"name": n, "type": "folder", "direction": "in", "path": str(tmp_path / n)}
+            for n in names
+        ]
+        settings = Settings.model_validate(
+            {**base, "path": tmp_path / "gateway.yaml"}, context={"base_dir": tmp_path}
+        )
+        sent = iter(range(100))
+
+        def arrive() -> None:
+            for name in names:
+                (tmp_path / name).mkdir(exist_ok=True)
+                number = next(sent)
+                (tmp_path / name / f"{number}.xml").write_bytes(f.order(f"PO-{number}"))
+
+        def poll_all(failing: bool) -> None:
+            for name in names:
+                daemon._attend(name, once=True)
+                state = daemon.scheduler.states[name]
+                assert (state.failures > 0) is failing, (name, state.last_error)
+
+        def causes() -> list[str]:
+            with store.connect() as conn:
+                return list(conn.scalars(select(alert_events.c.cause).order_by(alert_events.c.id)))
+
+        try:
+            daemon = Daemon(
+                Gateway(settings, store), lambda source, outcome: None, threading.Event()
+            )
+            arrive()
+            daemon.run(once=True)
+            assert causes() == []
+
+            arrive()  # writes wait for a lock another transaction holds, past lock_timeout
+            with store.engine.connect() as other:
+                other.execute(text("LOCK TABLE messages IN EXCLUSIVE MODE"))
+                poll_all(failing=True)
+                assert causes() == []  # before: connector.down for in-1 and for in-2
+                other.rollback()
+            poll_all(failing=False)
+            assert causes() == ["store.unavailable"]
+
+            arrive()  # the server stopped mid-run, then started again
+            postgresql_ctl(pg_dir, server, "stop")
+            poll_all(failing=True)
+            postgresql_ctl(pg_dir, server, "start")
+            poll_all(failing=False)
+            assert causes() == ["store.unavailable"] * 2
+
+            (tmp_path / "in-2").rename(tmp_path / "gone")  # the connector's own trouble
+            daemon._attend("in-2", once=True)
+            assert causes() == ["store.unavailable"] * 2 + ["connector.down"]
+            with store.connect() as conn:
+                left = conn.scalar(select(func.count()).where(messages.c.state != "processed"))
+                taken = conn.scalar(select(func.count()).select_from(messages))
+            assert (taken, left) == (6, 0)  # nothing lost, nothing doubled
+
+            send_due(store, settings, datetime.now(UTC))
+            [digest] = hook.digests()
+            told = {alert["cause"]: alert for alert in digest["alerts"]}
+            assert set(told) == {"store.unavailable", "connector.down"}
+            lines = told["store.unavailable"]["partners"]["(no partner)"]
+            assert len(lines) == 2 and all("in-1, in-2" in line for line in lines), lines
+            assert "STORE_UNAVAILABLE" in lines[1], lines
+            assert "database server" in told["store.unavailable"]["what_to_do"]
+            [down] = told["connector.down"]["partners"]["(no partner)"]
+            assert down.startswith("connector in-2: SOURCE_UNREADABLE"), down
+        finally:
+            store.close()
+    shutil.rmtree(pg_dir, ignore_errors=True)

@@ -71,6 +71,16 @@ def test_a_document_that_kills_the_gateway_is_set_aside_and_the_rest_go(
     assert resent.returncode in (0, 1), resent.stdout + resent.stderr
     assert _states(project)["again.xml"] == ("failed", "PROCESSING_CUT_OFF")
 
+    # redriven before the fix: the redrive dies with it (SIGKILL) and is undone with its
+    # transaction; the message stays set aside as it was, not left `received` for the next
+    # start to die on (the reset and the outcome commit together, docs/adr/0018)
+    early = project.run("messages", "redrive", poison_id, env=deadly)
+    assert early.returncode == -signal.SIGKILL, early.stdout + early.stderr
+    assert _states(project)["poison.xml"] == ("failed", "PROCESSING_CUT_OFF")
+    events = [e["event"] for e in project.json("messages", "show", poison_id)["history"]]
+    assert "message.redriven" not in events, events
+    assert project.run("run", "--once", env=deadly).returncode == 0
+
     # fixed (no more deaths): a redrive processes it like any other, and its copy as one
     assert project.run("messages", "redrive", poison_id).returncode == 0
     assert _states(project)["poison.xml"] == ("processed", None)

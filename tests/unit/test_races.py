@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 
 from edi_gateway import accounts
 from edi_gateway.app import Gateway
+from edi_gateway.config import Settings
 from edi_gateway.envelope import Envelope
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.outbound import outbox as queue
@@ -272,6 +274,161 @@ def test_operators_dismissing_and_redriving_one_failed_message_at_once_agree(
         assert events.count("message.dismissed") == got.count("dismissed"), (got, events)
         if "dismissed" in got:
             assert state == "dismissed", (got, events)
+
+
+def _failed(store: Store, payload: bytes, ref: str) -> int:
+    """``payload`` received and marked failed (an order: as if its partner was unknown until a
+    fix, a redrive processes it; "not xml" fails again)."""
+    [message_id] = intake(store, [Envelope(payload, "t", ref, "m.xml")])
+    with store.connect() as conn:
+        conn.execute(update(messages).where(messages.c.id == message_id).values(state="failed"))
+    return message_id
+
+
+@contextmanager
+def _gateways(settings: Settings, urls: list[str]) -> Iterator[list[Gateway]]:
+    """A gateway on each of ``urls``, each with an engine of its own (as separate processes)."""
+    gateways = [Gateway(settings, open_store(url)) for url in urls]
+    try:
+        yield gateways
+    finally:
+        for gateway in gateways:
+            gateway.store.close()
+
+
+def _message_events(store: Store, message_id: int) -> list[str]:
+    with store.connect() as conn:
+        h = history.c
+        query = select(h.event).where(
+            h.message_id == message_id,
+            h.event.startswith("message."),
+            h.event != "message.received",
+        )
+        return list(conn.scalars(query.order_by(h.id)))
+
+
+def _answers(store: Store, message_id: int) -> int:
+    """Outbox rows caused by the message (the buyer's Order Response: ``auto: accept``)."""
+    with store.connect() as conn:
+        o, m = outbox.c, messages.c
+        order = select(m.order_id).where(m.id == message_id).scalar_subquery()
+        return int(conn.scalar(select(func.count()).where(o.order_id == order)) or 0)
+
+
+def test_operators_redriving_one_message_at_once_redrive_and_process_it_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    """``messages redrive ID`` of the same failed message by operators on several gateways at
+    once (each its own engine, as separate processes): one redrives it, with one
+    ``message.redriven`` and one processing (one outcome, one Order Response queued); the
+    others are told NOT_ALLOWED. Before, each one that waited for the first one's row lock
+    found the message back in ``received`` and redrove it again (on SQLite processing it again
+    too: the next one found it ended and redrivable)."""
+    settings = make_settings(tmp_path, auto="accept")
+    with _gateways(settings, [database_url] * RACERS) as gateways:
+        store = gateways[0].store
+        for round_ in range(ROUNDS):
+            message_id = _failed(store, f.order(f"PO-R{round_}"), f"PO-R{round_}")
+
+            def act(n: int, message_id: int = message_id) -> str:
+                try:
+                    return str(gateways[n].redrive([message_id], actor=f"op{n}"))
+                except GatewayError as exc:
+                    return exc.code.value
+
+            got = at_once(act)
+            refused = [ErrorCode.NOT_ALLOWED.value] * (RACERS - 1)
+            assert sorted(got) == sorted([str([message_id]), *refused]), got
+            events = _message_events(store, message_id)
+            assert events == ["message.redriven", "message.processed"], (got, events)
+            assert _answers(store, message_id) == 1, got
+
+
+def test_operators_redriving_all_failed_messages_at_once_redrive_each_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    """``messages redrive --state failed`` by several operators at once: each message is
+    redriven by one of them (the lists they return share no id and together hold all), once,
+    and processed once; a message another took is not an error for a redrive by state."""
+    settings = make_settings(tmp_path, auto="accept")
+    with _gateways(settings, [database_url] * RACERS) as gateways:
+        store = gateways[0].store
+        for round_ in range(ROUNDS):
+            numbers = [f"PO-B{round_}-{n}" for n in range(3)]
+            ids = [_failed(store, f.order(number), number) for number in numbers]
+            got = at_once(lambda n: gateways[n].redrive(state="failed", actor=f"op{n}"))
+            assert all(isinstance(each, list) for each in got), got
+            redriven = [mid for each in got for mid in each]
+            assert sorted(redriven) == ids, got
+            for message_id in ids:
+                events = _message_events(store, message_id)
+                assert events == ["message.redriven", "message.processed"], (got, events)
+                assert _answers(store, message_id) == 1, got
+
+
+def test_a_redrive_that_finds_the_message_redriven_since_it_looked_leaves_it(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forced: operator B's redrive has read message M as failed; operator A's whole redrive of
+    M (on another gateway) commits before B's processing transaction, and M fails again. B
+    finds M changed since its look (a new attempt): NOT_ALLOWED, M redriven and processed
+    once. Before, B had taken M back to ``received`` before A came, so A redrove it a second
+    time."""
+    from edi_gateway import app as app_module
+
+    with _gateways(make_settings(tmp_path), [database_url] * 2) as (first, second):
+        message_id = _failed(first.store, b"not xml", "broken")
+        real = app_module.process_messages
+        others: list[list[int]] = []
+
+        def after_another(*args: Any, **kwargs: Any) -> dict[int, str]:
+            if not others:
+                others.append([])  # the other operator's redrive runs the real one
+                others[0] = second.redrive([message_id], actor="a")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(app_module, "process_messages", after_another)
+        with pytest.raises(GatewayError) as refused:
+            first.redrive([message_id], actor="b")
+        assert refused.value.code is ErrorCode.NOT_ALLOWED
+        assert f"{message_id} (now failed)" in refused.value.message
+        assert others == [[message_id]]
+        events = _message_events(first.store, message_id)
+        assert events == ["message.redriven", "message.failed"], events
+
+
+def test_a_redrive_while_another_redrive_processes_the_message_does_not_wait_for_it(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forced on PostgreSQL: operator B redrives message M while operator A's redrive of M is
+    in its processing transaction (M's row locked, M taken back to ``received`` but not
+    committed). B reads M as failed, finds its row locked and leaves it to A at once:
+    NOT_ALLOWED; M redriven and processed once. B's connections give up on a lock after 5 s:
+    before, B's redrive waited for A's row lock (forever here: A waits for B in this thread)."""
+    from edi_gateway.pipeline import process as process_module
+
+    impatient = f"{postgres_url}?options=-c%20lock_timeout%3D5000"
+    with _gateways(make_settings(tmp_path), [postgres_url, impatient]) as (first, second):
+        message_id = _failed(first.store, b"not xml", "broken")
+        real = process_module._examine
+        told: list[str] = []
+
+        def meanwhile(*args: Any, **kwargs: Any) -> None:
+            if not told:
+                told.append("")  # B's own processing examines with the real one
+                try:
+                    told[0] = str(second.redrive([message_id], actor="b"))
+                except GatewayError as exc:
+                    told[0] = exc.code.value
+                except OperationalError as exc:
+                    told[0] = type(exc.orig).__name__
+            real(*args, **kwargs)
+
+        monkeypatch.setattr(process_module, "_examine", meanwhile)
+        assert first.redrive([message_id], actor="a") == [message_id]
+        assert told == [ErrorCode.NOT_ALLOWED.value]
+        events = _message_events(first.store, message_id)
+        assert events == ["message.redriven", "message.failed"], events
 
 
 def test_a_password_replaced_while_the_old_one_signs_in_leaves_no_session_of_it(

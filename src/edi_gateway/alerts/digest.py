@@ -57,6 +57,7 @@ TITLES = {
     "delivery.failed": ("Delivery failed", "deliveries failed"),
     "delivery.overdue": ("Deliveries overdue", "connectors with overdue deliveries"),
     "connector.down": ("Connector down", "connectors down"),
+    "store.unavailable": ("Store unavailable", "times the store was unavailable"),
     "certificate.expiring": ("Certificate expiring", "certificates expiring"),
     "sla.overdue": ("Order overdue", "orders overdue"),
 }
@@ -78,6 +79,13 @@ WHAT_TO_DO = {
     "connector.down": (
         "The connector is retried with backoff; `/healthz` shows its last error. Fix what the "
         "error names (server, credentials, path) and it recovers by itself."
+    ),
+    "store.unavailable": (
+        "The gateway could not use its store for a while (each line says from when to when "
+        "and which connectors were not polled meanwhile): check the database server, its disk "
+        "and connections, and the network to it. Nothing was lost: what was not taken waited "
+        "at its source and was taken once the store worked again. STORE_BUSY (transactions "
+        "kept waiting for each other's locks) that recurs is worth reporting with the log."
     ),
     "certificate.expiring": (
         "Renew the certificate before the date (with the partner for theirs), replace the file "

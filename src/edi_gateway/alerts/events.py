@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -173,16 +174,50 @@ def record_deliveries(
 def record_connector_down(
     store: Store, settings: Settings, connector: str, *, code: str, message: str, at: datetime
 ) -> None:
-    """A connector whose poll (or server) just failed after working."""
+    """A connector whose poll (or server) just failed after working (not because of the
+    store: :func:`record_store_unavailable`)."""
     if "connector.down" not in subscribed(settings):
         return
+    text = f"connector {connector}: {code}: {message[:500]}" + _remedy(code)
+    with store.connect() as conn:
+        record(conn, "connector.down", text, at, subject=connector)
+
+
+def record_store_unavailable(
+    store: Store, settings: Settings, trouble: StoreTrouble, at: datetime
+) -> None:
+    """The store failed this gateway's polls from ``trouble.since`` until it worked again at
+    ``at``: one event for the whole time and every connector it held up (it could not be
+    recorded sooner: the events are in the store)."""
+    if "store.unavailable" not in subscribed(settings):
+        return
+    seconds = max(0, round((at - trouble.since).total_seconds()))
+    text = (
+        f"from {trouble.since:%Y-%m-%d %H:%M:%S} to {at:%H:%M:%S} UTC ({seconds} s), "
+        f"connectors not polled meanwhile: {', '.join(sorted(trouble.connectors))}; "
+        f"{trouble.code}: {trouble.message[:500]}" + _remedy(trouble.code)
+    )
+    with store.connect() as conn:
+        record(conn, "store.unavailable", text, at, subject=trouble.code)
+
+
+@dataclass(slots=True)
+class StoreTrouble:
+    """Polls the store failed since ``since`` (STORE_BUSY, STORE_UNAVAILABLE), until one
+    works: the first failure's code and message, and every connector held up."""
+
+    since: datetime
+    code: str
+    message: str
+    connectors: set[str] = field(default_factory=set)
+
+
+def _remedy(code: str) -> str:
     try:
         remedy = REMEDY.get(ErrorCode(code), "")
     except ValueError:
         remedy = ""
-    text = f"connector {connector}: {code}: {message[:500]}" + (f" ({remedy})" if remedy else "")
-    with store.connect() as conn:
-        record(conn, "connector.down", text, at, subject=connector)
+    return f" ({remedy})" if remedy else ""
 
 
 def newest(conn: Connection) -> int:

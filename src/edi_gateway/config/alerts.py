@@ -38,6 +38,7 @@ Cause = Literal[
     "delivery.failed",
     "delivery.overdue",
     "connector.down",
+    "store.unavailable",
     "certificate.expiring",
     "sla.overdue",
 ]

@@ -28,7 +28,13 @@ from sqlalchemy import text
 
 from edi_gateway.alerts.clocks import LOOK_EVERY, look
 from edi_gateway.alerts.digest import prepare, send_due
-from edi_gateway.alerts.events import record_connector_down, record_deliveries, record_outcome
+from edi_gateway.alerts.events import (
+    StoreTrouble,
+    record_connector_down,
+    record_deliveries,
+    record_outcome,
+    record_store_unavailable,
+)
 from edi_gateway.app import Gateway, Outcome
 from edi_gateway.clocks.sla import LOOK_EVERY as SLA_EVERY
 from edi_gateway.clocks.sla import look as sla_look
@@ -74,6 +80,9 @@ SKIPPED_AGAIN_SECONDS = 0.2  # a supplier another gateway was bundling: flush ag
 RETENTION_SECONDS = 30.0  # a retention look purges this long at most, then intake goes on
 RETENTION_AGAIN_SECONDS = 60.0  # and comes back this soon while finished work is left
 RECEIPT_CHECK_SECONDS = 1.0  # while receipts are awaited: look this often (a look never waits)
+STORE_TROUBLE = (ErrorCode.STORE_BUSY, ErrorCode.STORE_UNAVAILABLE)
+"""A poll failed with these because of the store, whatever the connector: ``store.unavailable``
+once for all connectors, never ``connector.down`` (docs/adr/0033 amendment)."""
 
 
 def run(gateway: Gateway, *, once: bool, report: Report, ahead: ReadAhead | None = None) -> Outcome:
@@ -148,6 +157,11 @@ class Daemon:
         self.rules: dict[str, Any] = {}
         self.ahead: ReadAhead | None = None
         """``run --once``: the read-ahead worker on the inbound folders' waiting files."""
+        self.down: set[str] = set()
+        """Connectors whose failure was told (``connector.down``) and that did not work since."""
+        self.store_trouble: StoreTrouble | None = None
+        """Polls the store failed, since when: told once as ``store.unavailable`` when a poll
+        works again, not as each connector down (docs/adr/0033 amendment)."""
 
     def run(self, *, once: bool) -> Outcome:
         """Poll until ``stop`` is set (or one cycle with ``once``); close everything after."""
@@ -244,6 +258,9 @@ class Daemon:
                     self._failed(name, repr(exc), ErrorCode.INTERNAL_ERROR, recoverable=True)
             else:
                 self.scheduler.succeeded(name, taken=took, reschedule=not is_push(conn))
+                self.down.discard(name)
+                if self.store_trouble is not None:
+                    self._store_back()
             finally:
                 self._gauges(name)
         return took > 0
@@ -273,7 +290,12 @@ class Daemon:
         wait = self.scheduler.failed(name, message, code=str(code), recoverable=recoverable)
         _close_quietly(self.transports.pop(name, None))  # a fresh connection next time
         state = self.scheduler.states[name]
-        if state.failures == 1:  # it worked until now: the alert channels hear it once
+        if code in STORE_TROUBLE:  # the store's, not the connector's: told once it works
+            if self.store_trouble is None:
+                self.store_trouble = StoreTrouble(self.clock(), str(code), message)
+            self.store_trouble.connectors.add(name)
+        elif name not in self.down:  # it worked until now: the alert channels hear it once
+            self.down.add(name)
             try:
                 record_connector_down(
                     self.gateway.store,
@@ -296,6 +318,16 @@ class Daemon:
             wait,
             extra={"code": str(code), "recoverable": recoverable, "backoff_seconds": wait},
         )
+
+    def _store_back(self) -> None:
+        """A poll worked after the store failed others: the alert channels hear it once."""
+        trouble, self.store_trouble = self.store_trouble, None
+        assert trouble is not None
+        try:
+            record_store_unavailable(self.gateway.store, self.settings, trouble, self.clock())
+        except Exception:  # the store failing again: told once a poll works after that
+            log.warning("could not record the store's unavailability", exc_info=True)
+            self.store_trouble = trouble
 
     def _observer(self, name: str) -> Observe:
         def observe(states: dict[int, str], seconds: float) -> None:

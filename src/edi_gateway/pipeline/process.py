@@ -80,6 +80,11 @@ Prepared = Callable[[int], "Examined | None"]
 React = Callable[[Store, Sequence[int]], None]
 """What follows processing, given a store joined to the processing transaction and the ids of
 the messages that ended ``processed`` or ``orphan``."""
+Reset = Callable[[Store, Sequence[int]], None]
+"""What a redrive does first in each processing transaction, given a store joined to it and
+the ids it holds: take back to ``received`` those still as the operator found them
+(``app.Gateway.redrive``). In the same transaction as their outcome, so no other redrive ever
+finds them redriven and not yet processed (docs/adr/0018)."""
 
 
 def _no_replies(source: str, filename: str) -> ReplyReader | None:
@@ -139,6 +144,7 @@ def process_messages(
     prepared: Prepared | None = None,
     *,
     react: React | None = None,
+    reset: Reset | None = None,
 ) -> dict[int, str]:
     """Take the given messages to terminal states in one transaction; return their states.
 
@@ -148,7 +154,7 @@ def process_messages(
     ``react(store, message_ids)`` is what follows processing (answers, forwards, relays); it
     runs on a store joined to this transaction, so an outcome and the outbox rows it causes
     commit together. Messages not in state ``received`` are left as they are (a transport
-    re-offered them).
+    re-offered them). ``reset``: a redrive's (:data:`Reset`), first in every transaction.
 
     A message whose processing or reactions raise fails alone: everything it wrote is undone
     and it ends ``failed`` with a stable code; the others go on. Only a store that cannot be
@@ -159,9 +165,11 @@ def process_messages(
         states: dict[int, str] = {}  # bounded transactions: a lock per key (store/leases.py)
         for start in range(0, len(ids), PG_CHUNK):
             chunk = ids[start : start + PG_CHUNK]
-            states.update(process_messages(store, policy, chunk, payloads, prepared, react=react))
+            states.update(
+                process_messages(store, policy, chunk, payloads, prepared, react=react, reset=reset)
+            )
         return states
-    run = _Run(store, policy, payloads or {}, prepared, react)
+    run = _Run(store, policy, payloads or {}, prepared, react, reset)
     cut = _cut_offs(store, ids)
     if not cut:
         return run.batch(ids)
@@ -181,7 +189,7 @@ def process_messages(
             states.update(run.batch(stretch))
             stretch = []
         if times >= CUT_OFF_LIMIT:
-            states[mid] = _set_aside(store, mid, times)
+            states[mid] = _set_aside(store, mid, times, reset)
         else:
             states.update(run.batch([mid]))
     if stretch:
@@ -198,6 +206,7 @@ class _Run:
     payloads: Mapping[int, bytes]
     prepared: Prepared | None
     react: React | None
+    reset: Reset | None
 
     def batch(self, ids: Sequence[int]) -> dict[int, str]:
         """Process ``ids`` in one transaction; when that raises (not a store gone away), each
@@ -209,7 +218,7 @@ class _Run:
                 raise
             _log_failure(exc, "processing %d message(s) failed; each alone", len(ids))
             if len(ids) == 1:
-                return {ids[0]: _fail_alone(self.store, ids[0], exc)}
+                return {ids[0]: _fail_alone(self.store, ids[0], exc, self.reset)}
         states = {}
         for mid in ids:  # last resort: each message in its own transaction
             try:
@@ -218,7 +227,7 @@ class _Run:
                 if transient(exc):
                     raise
                 _log_failure(exc, "processing message %s failed", mid, extra={"message_id": mid})
-                states[mid] = _fail_alone(self.store, mid, exc)
+                states[mid] = _fail_alone(self.store, mid, exc, self.reset)
         return states
 
     def attempt(self, ids: Sequence[int]) -> dict[int, str]:
@@ -239,7 +248,13 @@ class _Run:
         the store went away: the messages stay ``received`` for the next round."""
         return again_after_deadlocks(
             lambda: _process(
-                self.store, self.policy, ids, self.payloads, self.prepared, react=self.react
+                self.store,
+                self.policy,
+                ids,
+                self.payloads,
+                self.prepared,
+                react=self.react,
+                reset=self.reset,
             ),
             f"processing {len(ids)} message(s)",
         )
@@ -291,14 +306,14 @@ def _shift_count(conn: Connection, ids: Sequence[int], by: int) -> None:
         )
 
 
-def _set_aside(store: Store, message_id: int, times: int) -> str:
+def _set_aside(store: Store, message_id: int, times: int, reset: Reset | None) -> str:
     """Fail a message whose processing was cut off ``times`` times, without reading it."""
     said = (
         f"processing of this message was cut off {times} times (the gateway died while at it, "
         "the last times with it alone): it is set aside unread so the others go on"
     )
     log.error("message %s: %s", message_id, said, extra={"message_id": message_id})
-    return _fail_alone(store, message_id, GatewayError(ErrorCode.PROCESSING_CUT_OFF, said))
+    return _fail_alone(store, message_id, GatewayError(ErrorCode.PROCESSING_CUT_OFF, said), reset)
 
 
 def _process(
@@ -309,9 +324,12 @@ def _process(
     prepared: Prepared | None,
     *,
     react: React | None,
+    reset: Reset | None,
 ) -> dict[int, str]:
     with store.connect() as conn:
         lease_timeout(conn, EXAMINE_SECONDS)  # idle while Python parses and validates
+        if reset is not None:
+            reset(store.joined(conn), ids)
         states, works = _load(conn, ids, payloads)
         _examine(conn, policy, works, prepared)
         write_outcomes(conn, [w for w in works if not w.pending])
@@ -374,10 +392,13 @@ def _log_failure(exc: Exception, text: str, *args: object, **kwargs: Any) -> Non
         log.warning(text + ": %s", *args, error, **kwargs)
 
 
-def _fail_alone(store: Store, message_id: int, exc: Exception) -> str:
-    """Mark one message failed in a transaction of its own (nothing it wrote was kept)."""
+def _fail_alone(store: Store, message_id: int, exc: Exception, reset: Reset | None) -> str:
+    """Mark one message failed in a transaction of its own (nothing it wrote was kept; a
+    redrive's ``reset`` is done again first, since its transaction was rolled back too)."""
     c = messages.c
     with store.connect() as conn:
+        if reset is not None:
+            reset(store.joined(conn), [message_id])
         query = select(c.state, c.attempts).where(c.id == message_id).with_for_update()
         row = conn.execute(query).first()
         if row is None or row.state != RECEIVED:

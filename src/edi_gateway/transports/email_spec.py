@@ -123,8 +123,9 @@ class SmtpConnector(_MailServer):
     """The mail's text; the same placeholders as ``subject``."""
     notify: list[Cause] = Field(default_factory=list)
     """The alerts this connector mails to ``to`` (causes: order.received, message.failed,
-    delivery.failed, delivery.overdue, connector.down, certificate.expiring), as digests
-    throttled by ``alerts.every_minutes``; a connector only for alerts is routed nowhere."""
+    delivery.failed, delivery.overdue, connector.down, store.unavailable, certificate.expiring,
+    sla.overdue), as digests throttled by ``alerts.every_minutes``; a connector only for alerts
+    is routed nowhere."""
 
     @field_validator("direction")
     @classmethod
