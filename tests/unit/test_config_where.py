@@ -125,7 +125,7 @@ def test_the_child_refuses_as_validating_in_line_does(tmp_path: Path) -> None:
     path = config(tmp_path, "store: {}\nintake: {max_size_mb: lots}\n")
     with pytest.raises(ConfigError) as in_line:
         load_config(path)
-    validating = Validating.start(path)
+    validating = Validating.start(path, path.read_bytes())
     assert validating is not None
     with pytest.raises(ConfigError) as forked:
         validating.verdict()
@@ -135,7 +135,7 @@ def test_the_child_refuses_as_validating_in_line_does(tmp_path: Path) -> None:
 
 def test_the_child_caches_what_passes(tmp_path: Path) -> None:
     path = config(tmp_path, "store: {}\n" + REST)
-    validating = Validating.start(path)
+    validating = Validating.start(path, path.read_bytes())
     assert validating is not None
     validating.verdict()
     assert cached_store(path, path.read_bytes()) == store_location(path, path.read_bytes())
@@ -151,7 +151,7 @@ def test_a_child_gone_without_a_word_leaves_validating_to_the_caller(
     if pid == 0:  # a child killed before its verdict
         os._exit(1)
     os.close(write_fd)
-    gone = Validating(path, pid, read_fd)
+    gone = Validating(path, path.read_bytes(), pid, read_fd)
     if valid:
         gone.verdict()
     else:
@@ -163,18 +163,13 @@ def test_a_child_gone_without_a_word_leaves_validating_to_the_caller(
 
 def test_a_child_no_longer_wanted_is_stopped_and_reaped(tmp_path: Path) -> None:
     path = config(tmp_path, REST)
-    validating = Validating.start(path)
+    validating = Validating.start(path, path.read_bytes())
     assert validating is not None
     validating.close()
     with pytest.raises(ChildProcessError):
         os.waitpid(validating._pid, os.WNOHANG)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review13: the child re-reads gateway.yaml; a config saved between the parent's read "
-    "and the child's has the store of bytes that never validated opened (and made)",
-)
 def test_a_config_saved_while_the_child_starts_is_judged_as_the_parent_read_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -212,11 +207,6 @@ def _slow_child(monkeypatch: pytest.MonkeyPatch) -> int:
     return started
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review13: Ctrl-C while the parent waits for the verdict leaves the child running, "
-    "orphaned when the command exits",
-)
 def test_ctrl_c_while_the_child_validates_stops_and_reaps_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -243,11 +233,6 @@ def test_ctrl_c_while_the_child_validates_stops_and_reaps_it(
             pass
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review13: a child stopped (SIGTERM, Validating.close) while it writes the config "
-    "cache leaves its temporary file in the cache folder for good",
-)
 def test_a_child_stopped_while_it_writes_the_cache_leaves_no_file_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -263,7 +248,7 @@ def test_a_child_stopped_while_it_writes_the_cache_leaves_no_file_behind(
         real(src, dst)
 
     monkeypatch.setattr(os, "replace", stopped_first)
-    validating = Validating.start(path)
+    validating = Validating.start(path, path.read_bytes())
     assert validating is not None
     validating.verdict()  # no word from the child: validated here, and cached
     monkeypatch.undo()
