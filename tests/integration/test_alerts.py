@@ -486,11 +486,6 @@ def test_store_trouble_is_told_once_as_the_stores_not_as_each_connector_down(
     shutil.rmtree(pg_dir, ignore_errors=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review13: a connector whose polls never write (nothing waiting) works while the "
-    "store fails the others: each round tells an episode of ~0 s, not one for the whole time",
-)
 def test_store_trouble_while_an_idle_connector_works_is_told_once_for_the_whole_time(
     tmp_path: Path, hook: Hook, postgres_url: str
 ) -> None:
