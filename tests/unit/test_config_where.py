@@ -254,3 +254,30 @@ def test_a_child_stopped_while_it_writes_the_cache_leaves_no_file_behind(
     monkeypatch.undo()
     folder = tmp_path / "cache" / "edi-gateway"
     assert [p.name for p in folder.iterdir() if not p.name.startswith("config-")] == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review13: a fork that fails (EAGAIN: the user's process limit; ENOMEM) ends a "
+    "read-only command with the OSError instead of validating in line",
+)
+@pytest.mark.parametrize("valid", [True, False], ids=["valid", "invalid"])
+def test_a_fork_that_fails_leaves_validating_in_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], valid: bool
+) -> None:
+    """``fork`` fails when the user has as many processes as allowed (EAGAIN) or memory is
+    short: the command validates in line, as where there is no fork, and refuses a config that
+    does not validate, naming the key, before the store is made."""
+    import errno
+
+    path = config(tmp_path, "store: {url: 'sqlite:///made.db'}\n" + (REST if valid else "x: 1\n"))
+
+    def no_more_processes() -> int:
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_more_processes)
+    code = main(["--config", str(path), "orders", "list"])
+    assert code == (0 if valid else 2)
+    assert (path.parent / "made.db").exists() is valid
+    if not valid:
+        assert "x: unknown key" in capsys.readouterr().err
