@@ -256,11 +256,6 @@ def test_a_child_stopped_while_it_writes_the_cache_leaves_no_file_behind(
     assert [p.name for p in folder.iterdir() if not p.name.startswith("config-")] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review13: a fork that fails (EAGAIN: the user's process limit; ENOMEM) ends a "
-    "read-only command with the OSError instead of validating in line",
-)
 @pytest.mark.parametrize("valid", [True, False], ids=["valid", "invalid"])
 def test_a_fork_that_fails_leaves_validating_in_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], valid: bool

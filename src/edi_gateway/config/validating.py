@@ -26,11 +26,20 @@ class Validating:
 
     @classmethod
     def start(cls, path: Path, raw: bytes) -> Validating | None:
-        """Fork the child (None where there is no ``fork``: validate in line)."""
+        """Fork the child (None where there is no ``fork``, or it fails: the user's process
+        limit, memory, descriptors; then the caller validates in line)."""
         if not hasattr(os, "fork"):
             return None
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
+        try:
+            read_fd, write_fd = os.pipe()
+        except OSError:
+            return None
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_fd)
+            os.close(write_fd)
+            return None
         if pid == 0:  # the child: never returns
             os.close(read_fd)
             _validate(path, raw, write_fd)
