@@ -484,3 +484,49 @@ def test_store_trouble_is_told_once_as_the_stores_not_as_each_connector_down(
         finally:
             store.close()
     shutil.rmtree(pg_dir, ignore_errors=True)
+
+
+def test_store_trouble_while_an_idle_connector_works_is_told_once_for_the_whole_time(
+    tmp_path: Path, hook: Hook, postgres_url: str
+) -> None:
+    """One connector has files: its writes wait past ``lock_timeout`` (another transaction
+    locks ``messages``) for three rounds of polls. The other has none: its polls read only, and
+    work, right after each failure. The store's trouble lasts the three rounds and is told
+    once, when the connector it held up works again. Before, the idle connector's working poll
+    ended an "episode" every round: three ``store.unavailable`` of ~0 s during one trouble."""
+    from edi_gateway.daemon import Daemon
+
+    store = open_store(f"{postgres_url}?options=-c%20lock_timeout%3D1000")
+    base = _settings(tmp_path, hook.url).model_dump(mode="json", exclude={"path"})
+    base["alerts"]["webhooks"][0]["causes"] = ["connector.down", "store.unavailable"]
+    base["connectors"] += [
+        {"name": n, "type": "folder", "direction": "in", "path": str(tmp_path / n)}
+        for n in ("busy", "idle")
+    ]
+    settings = Settings.model_validate(
+        {**base, "path": tmp_path / "gateway.yaml"}, context={"base_dir": tmp_path}
+    )
+    (tmp_path / "idle").mkdir()
+    (tmp_path / "busy").mkdir()
+    try:
+        daemon = Daemon(Gateway(settings, store), lambda source, outcome: None, threading.Event())
+        daemon.run(once=True)  # both work
+        (tmp_path / "busy" / "po.xml").write_bytes(f.order("PO-LOCKED"))
+        with store.engine.connect() as other:
+            other.execute(text("LOCK TABLE messages IN EXCLUSIVE MODE"))
+            for _ in range(3):
+                for name in ("busy", "idle"):
+                    daemon._attend(name, once=True)
+                assert daemon.scheduler.states["busy"].failures > 0
+                assert daemon.scheduler.states["idle"].failures == 0
+            other.rollback()
+        daemon._attend("busy", once=True)
+        assert daemon.scheduler.states["busy"].failures == 0
+        with store.connect() as conn:
+            told = list(conn.execute(select(alert_events.c.cause, alert_events.c.text)))
+            taken = conn.scalar(select(func.count()).select_from(messages))
+        assert taken == 1
+        assert [cause for cause, _ in told] == ["store.unavailable"], told
+        assert "connectors not polled meanwhile: busy;" in told[0][1], told
+    finally:
+        store.close()

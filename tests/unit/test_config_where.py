@@ -7,10 +7,17 @@ config, which reports the problem).
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from edi_gateway.cli import main
+from edi_gateway.cli.common import _open_at, _store_at
+from edi_gateway.config import load as load_module
 from edi_gateway.config import load_config
 from edi_gateway.config.cache import StoreAt, cached_store
 from edi_gateway.config.validating import Validating
@@ -118,7 +125,7 @@ def test_the_child_refuses_as_validating_in_line_does(tmp_path: Path) -> None:
     path = config(tmp_path, "store: {}\nintake: {max_size_mb: lots}\n")
     with pytest.raises(ConfigError) as in_line:
         load_config(path)
-    validating = Validating.start(path)
+    validating = Validating.start(path, path.read_bytes())
     assert validating is not None
     with pytest.raises(ConfigError) as forked:
         validating.verdict()
@@ -128,7 +135,7 @@ def test_the_child_refuses_as_validating_in_line_does(tmp_path: Path) -> None:
 
 def test_the_child_caches_what_passes(tmp_path: Path) -> None:
     path = config(tmp_path, "store: {}\n" + REST)
-    validating = Validating.start(path)
+    validating = Validating.start(path, path.read_bytes())
     assert validating is not None
     validating.verdict()
     assert cached_store(path, path.read_bytes()) == store_location(path, path.read_bytes())
@@ -144,7 +151,7 @@ def test_a_child_gone_without_a_word_leaves_validating_to_the_caller(
     if pid == 0:  # a child killed before its verdict
         os._exit(1)
     os.close(write_fd)
-    gone = Validating(path, pid, read_fd)
+    gone = Validating(path, path.read_bytes(), pid, read_fd)
     if valid:
         gone.verdict()
     else:
@@ -156,8 +163,116 @@ def test_a_child_gone_without_a_word_leaves_validating_to_the_caller(
 
 def test_a_child_no_longer_wanted_is_stopped_and_reaped(tmp_path: Path) -> None:
     path = config(tmp_path, REST)
-    validating = Validating.start(path)
+    validating = Validating.start(path, path.read_bytes())
     assert validating is not None
     validating.close()
     with pytest.raises(ChildProcessError):
         os.waitpid(validating._pid, os.WNOHANG)
+
+
+def test_a_config_saved_while_the_child_starts_is_judged_as_the_parent_read_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parent reads where the store is from the bytes it read; the verdict must be on those
+    bytes. Forced: an editor saves the config just before the fork (a good config naming another
+    store). Before, the child judged the new bytes good and the parent opened, and made, the
+    store of the old ones, which do not validate."""
+    path = config(tmp_path, "store: {url: 'sqlite:///unchecked.db'}\nnot_a_key: 1\n")
+    real = Validating.start.__func__  # type: ignore[attr-defined]
+
+    def saved_then_started(cls: type[Validating], where: Path, *rest: Any) -> Any:
+        where.write_text("store: {url: 'sqlite:///checked.db'}\n" + REST, encoding="utf-8")
+        return real(cls, where, *rest)
+
+    monkeypatch.setattr(Validating, "start", classmethod(saved_then_started))
+    code = main(["--config", str(path), "orders", "list"])
+    assert not (path.parent / "unchecked.db").exists()
+    assert code == 2
+
+
+def _slow_child(monkeypatch: pytest.MonkeyPatch) -> int:
+    """``load_config`` in a forked child says on the returned pipe that it started, then takes
+    its time (a big config): the parent is surely waiting for its verdict."""
+    started, tell = os.pipe()
+    real = load_module.load_config
+    parent = os.getpid()
+
+    def slow(where: Path, *rest: Any) -> Any:
+        if os.getpid() != parent:
+            os.write(tell, b"!")
+            time.sleep(30)
+        return real(where, *rest)
+
+    monkeypatch.setattr(load_module, "load_config", slow)
+    return started
+
+
+def test_ctrl_c_while_the_child_validates_stops_and_reaps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (SIGINT to the command; the child ignores it) while the command waits for the
+    child's verdict: the command stops, and so does the child, reaped (none left behind)."""
+    import argparse
+
+    path = config(tmp_path, REST)
+    started = _slow_child(monkeypatch)
+    at, validating = _store_at(argparse.Namespace(config=str(path)))
+    assert at is not None and validating is not None
+    try:
+        os.read(started, 1)
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        with pytest.raises(KeyboardInterrupt):
+            _open_at(at, validating)
+        with pytest.raises(ChildProcessError):  # stopped and reaped
+            os.waitpid(validating._pid, os.WNOHANG)
+    finally:
+        try:
+            os.kill(validating._pid, signal.SIGKILL)
+            os.waitpid(validating._pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+
+def test_a_child_stopped_while_it_writes_the_cache_leaves_no_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """:meth:`Validating.close` stops the child with SIGTERM whenever it is: forced at the
+    worst moment, its cache entry written to a temporary file and not yet renamed. The cache
+    folder keeps no temporary file (nothing prunes them); the caller validates in line."""
+    path = config(tmp_path, REST)
+    parent, real = os.getpid(), os.replace
+
+    def stopped_first(src: Any, dst: Any) -> None:
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)  # as close() does, at this moment
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", stopped_first)
+    validating = Validating.start(path, path.read_bytes())
+    assert validating is not None
+    validating.verdict()  # no word from the child: validated here, and cached
+    monkeypatch.undo()
+    folder = tmp_path / "cache" / "edi-gateway"
+    assert [p.name for p in folder.iterdir() if not p.name.startswith("config-")] == []
+
+
+@pytest.mark.parametrize("valid", [True, False], ids=["valid", "invalid"])
+def test_a_fork_that_fails_leaves_validating_in_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], valid: bool
+) -> None:
+    """``fork`` fails when the user has as many processes as allowed (EAGAIN) or memory is
+    short: the command validates in line, as where there is no fork, and refuses a config that
+    does not validate, naming the key, before the store is made."""
+    import errno
+
+    path = config(tmp_path, "store: {url: 'sqlite:///made.db'}\n" + (REST if valid else "x: 1\n"))
+
+    def no_more_processes() -> int:
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_more_processes)
+    code = main(["--config", str(path), "orders", "list"])
+    assert code == (0 if valid else 2)
+    assert (path.parent / "made.db").exists() is valid
+    if not valid:
+        assert "x: unknown key" in capsys.readouterr().err

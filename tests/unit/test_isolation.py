@@ -169,6 +169,44 @@ def test_a_failing_reaction_undoes_its_message_and_spares_the_others(
     assert count(store, schema.outbox, outbox.doc_number.like("%PO-2%")) == 1
 
 
+def test_a_redrive_of_several_where_one_fails_alone_redrives_each_once(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: ``messages redrive --state failed`` of three messages, writing the second's
+    outcome raises (outside the savepoints). The redrive's reset commits with each outcome
+    (docs/adr/0018): the batch is undone, each goes in a transaction of its own, and the
+    second fails alone with its reset done again. Each is redriven once (one
+    ``message.redriven``), the call returns all three, nothing of the second is kept, the
+    others are answered once."""
+    (tmp_path / "out").mkdir()
+    gateway = Gateway(make_settings(tmp_path, auto="accept"), store)
+    real = process_module.write_outcomes
+
+    def flaky(conn: Any, works: list[Any]) -> None:
+        if any(w.document is not None and w.document.document_id == "PO-R2" for w in works):
+            raise RuntimeError("cannot write this one")
+        real(conn, works)
+
+    ids = arrive(store, [f.order("PO-R1"), f.order("PO-R2"), f.order("PO-R3")])
+    with store.connect() as conn:  # failed before (say, a partner unknown until a fix)
+        m = schema.messages.c
+        conn.execute(schema.messages.update().where(m.id.in_(ids)).values(state="failed"))
+    monkeypatch.setattr(process_module, "write_outcomes", flaky)
+    assert gateway.redrive(state="failed") == ids
+    assert [message(store, i).state for i in ids] == ["processed", "failed", "processed"]
+    bad = message(store, ids[1])
+    assert bad.error_code == "INTERNAL_ERROR" and "RuntimeError" in bad.error_detail
+    assert_nothing_kept(store, ids[1])
+    history = schema.history.c
+    for mid in ids:
+        redriven = (history.message_id == mid, history.event == "message.redriven")
+        assert count(store, schema.history, *redriven) == 1, mid
+    outbox = schema.outbox.c
+    assert [
+        count(store, schema.outbox, outbox.doc_number.like(f"%PO-R{n}%")) for n in (1, 2, 3)
+    ] == [1, 0, 1]
+
+
 def test_an_unreachable_store_fails_nothing(
     store: Store, policy: Policy, monkeypatch: pytest.MonkeyPatch
 ) -> None:

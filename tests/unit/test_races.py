@@ -35,6 +35,7 @@ from edi_gateway.store.db import Store, deadlocked, open_store
 from edi_gateway.store.leases import MAX_KEYS, PG_CLASS, SAME_NUMBER, _hash32, xact_locks
 from edi_gateway.store.schema import (
     console_sessions,
+    documents,
     forwards,
     history,
     message_payloads,
@@ -429,6 +430,68 @@ def test_a_redrive_while_another_redrive_processes_the_message_does_not_wait_for
         assert told == [ErrorCode.NOT_ALLOWED.value]
         events = _message_events(first.store, message_id)
         assert events == ["message.redriven", "message.failed"], events
+
+
+def _between_look_and_redrive(
+    monkeypatch: pytest.MonkeyPatch, other: Callable[[], object]
+) -> list[object]:
+    """``other()`` run once, after a redrive's look and before its processing transaction
+    (the moment another gateway's work commits in between); what it returned."""
+    from edi_gateway import app as app_module
+
+    real = app_module.process_messages
+    done: list[object] = []
+
+    def after_another(*args: Any, **kwargs: Any) -> dict[int, str]:
+        if not done:
+            done.append(None)  # the other's own processing runs the real one
+            done[0] = other()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(app_module, "process_messages", after_another)
+    return done
+
+
+def test_a_redrive_of_a_received_message_another_gateway_processes_meanwhile_leaves_it(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forced (review): an operator redrives a message still ``received`` (a stuck one) on
+    gateway B; between B's look and B's processing, gateway A's normal processing takes it.
+    B finds it changed: NOT_ALLOWED, naming its state; processed once, never redriven, one
+    Order Response queued."""
+    settings = make_settings(tmp_path, auto="accept")
+    with _gateways(settings, [database_url] * 2) as (first, second):
+        [message_id] = intake(first.store, [Envelope(f.order("PO-N1"), "t", "PO-N1", "m.xml")])
+        done = _between_look_and_redrive(monkeypatch, lambda: second._process_stored([message_id]))
+        with pytest.raises(GatewayError) as refused:
+            first.redrive([message_id], actor="b")
+        assert done == [{message_id: "processed"}]
+        assert refused.value.code is ErrorCode.NOT_ALLOWED
+        assert f"{message_id} (now processed)" in refused.value.message
+        assert _message_events(first.store, message_id) == ["message.processed"]
+        assert _answers(first.store, message_id) == 1
+
+
+def test_a_redrive_of_an_orphan_whose_order_arrives_meanwhile_leaves_it_attached(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: Policy
+) -> None:
+    """Forced (review): an operator redrives an orphan invoice on gateway B; between B's look
+    and B's processing, its order is processed on gateway A, which attaches the invoice. B
+    finds it changed: NOT_ALLOWED; the invoice is attached once and never redriven (its
+    documents were not deleted and made again)."""
+    with _gateways(make_settings(tmp_path), [database_url] * 2) as (first, second):
+        invoice_id, order_id, _ = _an_orphan_invoice_and_its_order(first.store, policy, "RO")
+        done = _between_look_and_redrive(monkeypatch, lambda: second._process_stored([order_id]))
+        with pytest.raises(GatewayError) as refused:
+            first.redrive([invoice_id], actor="b")
+        assert done == [{order_id: "processed"}]
+        assert refused.value.code is ErrorCode.NOT_ALLOWED
+        assert _states(first.store, [invoice_id]) == ["processed"]
+        assert "message.redriven" not in _message_events(first.store, invoice_id)
+        with first.store.connect() as conn:
+            d = documents.c
+            rows = conn.execute(select(d.state).where(d.message_id == invoice_id)).all()
+        assert [state for (state,) in rows] == ["attached"], rows
 
 
 def test_a_password_replaced_while_the_old_one_signs_in_leaves_no_session_of_it(

@@ -235,7 +235,7 @@ def _store_at(args: argparse.Namespace) -> tuple[StoreAt | None, Validating | No
     if known is not None:
         return known, None
     at = store_location(path, raw)
-    validating = Validating.start(path) if at is not None else None
+    validating = Validating.start(path, raw) if at is not None else None
     return (at, validating) if validating is not None else (None, None)  # no fork: in line
 
 

@@ -33,12 +33,13 @@ __all__ = ["DEFAULT_NAME", "ENV_VAR", "check_config", "config_path", "load_confi
 _NOT_KEYS = {"path"}  # Settings fields that are not YAML keys
 
 
-def load_config(path: Path) -> Settings:
-    """Read, parse and validate the config file; ConfigError listing every problem (each with
-    its line in the file where it has one). The settings of a config that validated before,
-    with nothing it read changed since, come from :mod:`edi_gateway.config.cache`."""
+def load_config(path: Path, raw: bytes | None = None) -> Settings:
+    """Read, parse and validate the config file (``raw``: its bytes, when the caller read them
+    already and must have those judged); ConfigError listing every problem (each with its
+    line in the file where it has one). The settings of a config that validated before, with
+    nothing it read changed since, come from :mod:`edi_gateway.config.cache`."""
     path = path.expanduser().absolute()
-    raw = _read_bytes(path)
+    raw = _read_bytes(path) if raw is None else raw
     known = cached(path, raw)
     if isinstance(known, Settings):
         return known

@@ -259,7 +259,10 @@ class Daemon:
             else:
                 self.scheduler.succeeded(name, taken=took, reschedule=not is_push(conn))
                 self.down.discard(name)
-                if self.store_trouble is not None:
+                # the store works again for a poll it had failed, or one that wrote: a poll
+                # that only read (nothing waiting) says nothing of writes still failing
+                trouble = self.store_trouble
+                if trouble is not None and (name in trouble.connectors or took > 0):
                     self._store_back()
             finally:
                 self._gauges(name)
