@@ -486,6 +486,32 @@ def test_store_trouble_is_told_once_as_the_stores_not_as_each_connector_down(
     shutil.rmtree(pg_dir, ignore_errors=True)
 
 
+def test_a_channel_listing_connector_down_still_hears_of_store_trouble(
+    tmp_path: Path, hook: Hook
+) -> None:
+    """Store trouble was told as each connector down before ``store.unavailable`` came: a
+    channel whose config lists ``connector.down`` (written before) is told it still, without an
+    edit; one that lists neither is not."""
+    from edi_gateway.alerts.digest import channels
+    from edi_gateway.alerts.events import subscribed
+
+    base = _settings(tmp_path, hook.url).model_dump(mode="json", exclude={"path"})
+    first = base["alerts"]["webhooks"][0]
+    base["alerts"]["webhooks"] = [
+        {**first, "name": "ops", "causes": ["connector.down"]},
+        {**first, "name": "orders", "causes": ["message.failed"]},
+    ]
+    settings = Settings.model_validate(
+        {**base, "path": tmp_path / "gateway.yaml"}, context={"base_dir": tmp_path}
+    )
+    assert {"connector.down", "store.unavailable"} <= subscribed(settings)
+    told = {channel.name: channel.causes for channel in channels(settings)}
+    assert told == {
+        "ops": ("connector.down", "store.unavailable"),
+        "orders": ("message.failed",),
+    }
+
+
 def test_store_trouble_while_an_idle_connector_works_is_told_once_for_the_whole_time(
     tmp_path: Path, hook: Hook, postgres_url: str
 ) -> None:

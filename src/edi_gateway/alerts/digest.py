@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from edi_gateway.alerts.events import mail_connectors, newest, settled_events
+from edi_gateway.alerts.events import heard, mail_connectors, newest, settled_events
 from edi_gateway.errors import ErrorCode, GatewayError
 from edi_gateway.store.leases import is_postgres, skip_locked
 from edi_gateway.store.schema import alert_cursors, alert_events
@@ -163,12 +163,12 @@ class Channel:
 def channels(settings: Settings) -> list[Channel]:
     """Every alert channel of gateway.yaml."""
     found = [
-        Channel(conn.name, tuple(conn.notify), _mail(conn))
+        Channel(conn.name, heard(conn.notify), _mail(conn))
         for conn in mail_connectors(settings)
         if conn.notify
     ]
     return found + [
-        Channel(hook.name, tuple(hook.causes), _post(hook)) for hook in settings.alerts.webhooks
+        Channel(hook.name, heard(hook.causes), _post(hook)) for hook in settings.alerts.webhooks
     ]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -25,10 +25,24 @@ def mail_connectors(settings: Settings) -> list[SmtpConnector]:
     return [conn for conn in settings.connectors if conn.type == "smtp"]
 
 
+IMPLIED = {"connector.down": ("store.unavailable",)}
+"""Causes a channel hears because it lists another: store trouble was told as each connector
+down until ``store.unavailable`` came (docs/adr/0033, session 13), so a channel listing
+``connector.down`` keeps hearing of it after an upgrade, without an edit of its config."""
+
+
+def heard(listed: Iterable[str]) -> tuple[str, ...]:
+    """The causes a channel listing ``listed`` is told, in order: those and what they imply."""
+    causes = list(dict.fromkeys(listed))
+    for cause in list(causes):
+        causes += [more for more in IMPLIED.get(cause, ()) if more not in causes]
+    return tuple(causes)
+
+
 def subscribed(settings: Settings) -> set[str]:
     """The causes some channel is told about (nothing is recorded for the others)."""
-    causes = {c for conn in mail_connectors(settings) for c in conn.notify}
-    return causes | {c for hook in settings.alerts.webhooks for c in hook.causes}
+    causes = {c for conn in mail_connectors(settings) for c in heard(conn.notify)}
+    return causes | {c for hook in settings.alerts.webhooks for c in heard(hook.causes)}
 
 
 def record(
