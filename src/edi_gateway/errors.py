@@ -69,6 +69,7 @@ class ErrorCode(StrEnum):
     RESTORE_CONFLICT = "RESTORE_CONFLICT"
     BAD_CSV = "BAD_CSV"
     PROCESSING_CUT_OFF = "PROCESSING_CUT_OFF"
+    INTERRUPTED = "INTERRUPTED"
     USAGE = "USAGE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
@@ -272,6 +273,10 @@ REMEDY: dict[ErrorCode, str] = {
         "The command line is wrong as the message says; see `edi-gateway COMMAND --help`."
     ),
     ErrorCode.INTERNAL_ERROR: "A bug: report it with the message ID; redrive after the fix.",
+    ErrorCode.INTERRUPTED: (
+        "The command was stopped (Ctrl-C): what it had committed stays, what it had not was "
+        "rolled back. Run it again to finish; `messages list` and `orders show` say where it got."
+    ),
     ErrorCode.PROCESSING_CUT_OFF: (
         "The gateway died three times while processing this message (a crash, memory "
         "exhausted, a kill -9), the last two times with it alone: it is kept and set aside so "

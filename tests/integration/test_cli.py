@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import sqlite3
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +17,7 @@ from tests import factory
 from tests.integration.conftest import (
     BUYER,
     BUYER2,
+    EXE,
     SAMPLES,
     Project,
     cli,
@@ -205,6 +210,63 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path, yaml_text: str, named
     assert done.returncode == 2
     assert named in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _committed(db: Path) -> int:
+    """How many messages the store at ``db`` holds, committed (0 before it exists)."""
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def test_ctrl_c_stops_a_command_with_one_coded_line_and_loses_nothing(
+    make_project: Callable[..., Project], tmp_path: Path
+) -> None:
+    """Ctrl-C (SIGINT) in the middle of an ``ingest``, once its first batch committed: one
+    coded line (INTERRUPTED), exit 130, no traceback; what it committed stays, the rest was
+    rolled back; the same folder ingested again gives every order once."""
+    project = make_project()
+    many = tmp_path / "many"
+    many.mkdir()
+    count = 3000
+    for n in range(count):
+        (many / f"PO-{n:05d}.xml").write_bytes(factory.order(f"PO-{n:05d}", factory.items(1)))
+    args = [str(EXE), "--config", str(project.config), "ingest", str(many)]
+    with subprocess.Popen(
+        args, cwd=project.root, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
+        try:
+            deadline = time.monotonic() + 120
+            while not _committed(project.db):  # mid-run: its first batch is in the store
+                assert proc.poll() is None, "ended before it could be interrupted"
+                assert time.monotonic() < deadline, "no batch committed"
+                time.sleep(0.005)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    said = err.decode("utf-8", "replace")
+    assert proc.returncode == 130, said
+    assert "error: INTERRUPTED" in said, said
+    assert "Traceback" not in said, said
+    assert _committed(project.db) < count  # it was stopped before the end
+    with sqlite3.connect(project.db) as conn:
+        [(left,)] = conn.execute("SELECT count(*) FROM messages WHERE state = 'received'")
+    done = project.run("ingest", many)  # the files again: the rest is taken
+    assert done.returncode == 0, done.stdout + done.stderr
+    # what the stopped run committed and did not process waits for `run` or a redrive; its
+    # copies were processed meanwhile, so it ends their duplicate (never a conflict)
+    done = project.run("messages", "redrive", "--state", "received")
+    assert done.returncode == 0, done.stdout + done.stderr
+    with sqlite3.connect(project.db) as conn:
+        orders = conn.execute("SELECT count(*), count(DISTINCT order_number) FROM orders")
+        assert orders.fetchone() == (count, count)
+        states = dict(conn.execute("SELECT state, count(*) FROM messages GROUP BY state"))
+    expected = {"processed": count, "duplicate": left} if left else {"processed": count}
+    assert states == expected
 
 
 def test_missing_config_exits_2(tmp_path: Path) -> None:

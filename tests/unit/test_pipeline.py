@@ -569,6 +569,37 @@ def test_byte_identical_resend_is_a_duplicate(store: Store, policy: Policy) -> N
         assert session.scalar(select(func.count()).select_from(Order)) == 1
 
 
+def test_a_copy_processed_first_makes_the_earlier_one_its_duplicate(
+    store: Store, policy: Policy
+) -> None:
+    """The same bytes stored twice, the later copy processed first (an ``ingest`` stopped
+    after its intake and run again; a message crash-left ``received`` while the bytes came in
+    again): the earlier one is then the later one's duplicate, not a conflict "with different
+    content"; and a redriven orphan whose copy is its duplicate is processed again, not made
+    the duplicate of its own copy."""
+    payload = f.order("PO-1")
+    envelopes = [
+        Envelope(payload=payload, source="test", source_ref=f"ref-{next(_refs)}", filename="a")
+        for _ in range(2)
+    ]
+    earlier, later = intake(store, envelopes)
+    assert process_messages(store, policy, [later]) == {later: "processed"}
+    assert process_messages(store, policy, [earlier]) == {earlier: "duplicate"}
+    with store.session() as session:
+        message = session.get_one(Message, earlier)
+        assert (message.duplicate_of, message.error_code) == (later, "DUPLICATE")
+        assert session.scalar(select(func.count()).select_from(Order)) == 1
+    invoice = f.invoice("INV-1", "PO-404", [("1", "1", "1.00")])  # an orphan, then its copy
+    orphan, state = send(store, policy, invoice)
+    assert state == "orphan"
+    copy, state = send(store, policy, invoice)
+    assert state == "duplicate"
+    Gateway(settings(unknown_partner="accept"), store).redrive([orphan])
+    with store.session() as session:
+        assert session.get_one(Message, orphan).state == "orphan"
+        assert session.get_one(Message, copy).duplicate_of == orphan
+
+
 def test_same_id_with_other_content_is_flagged_not_merged(store: Store, policy: Policy) -> None:
     send(store, policy, f.order("PO-1", f.items(2)))
     mid, state = send(store, policy, f.order("PO-1", f.items(5)))

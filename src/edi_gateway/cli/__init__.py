@@ -164,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
     except BrokenPipeError:
         return _reader_gone()
+    except KeyboardInterrupt:  # Ctrl-C: one coded line, not a traceback (`run` stops itself)
+        _failed(GatewayError(ErrorCode.INTERRUPTED, "stopped by Ctrl-C (SIGINT)"), as_json)
+        return common.EXIT_INTERRUPTED
     except GatewayError as exc:
         return _failed(exc, as_json)
     except Exception as exc:

@@ -43,7 +43,7 @@ from edi_gateway.store.leases import (
     skip_locked,
     xact_locks,
 )
-from edi_gateway.store.purged import DEDUP_STATES
+from edi_gateway.store.purged import DEDUP_STATES, HOLDING_STATES
 from edi_gateway.store.schema import (
     SHA256_KEY_CHARS,
     documents,
@@ -479,7 +479,7 @@ def _examine(
             work.fail(GatewayError(ErrorCode.PROCESSING_CUT_OFF, said))
             continue
         original = originals.get(work.sha256)
-        if original is not None and original < work.id:
+        if original is not None:
             work.duplicate_of = original
             work.end(DUPLICATE)
             continue
@@ -585,11 +585,21 @@ def _read(policy: Policy, work: Work, prepared: Prepared | None) -> None:
 def _earlier_originals(
     conn: Connection, works: list[Work]
 ) -> tuple[dict[str, int], dict[str, int]]:
-    """sha256 -> id of the first earlier message with these bytes that did not fail; and
-    sha256 -> id of one set aside because its processing was cut off (PROCESSING_CUT_OFF)."""
+    """sha256 -> id of the message whose copy of these bytes a new one duplicates; and sha256
+    -> id of one set aside because its processing was cut off (PROCESSING_CUT_OFF).
+
+    The original is the first message that holds what the bytes say (``processed``, or an
+    ``orphan``), whether it came before or after: a copy processed first (an ``ingest`` stopped
+    after its intake and run again, a message crash-left ``received`` while the same bytes came
+    in by another way, a failed one redriven after a later copy went through) makes the earlier
+    one its duplicate, not a conflict "with different content". Failing that, the first earlier
+    ``duplicate``: a later duplicate never counts, as it may be the copy of this very message
+    (an orphan redriven)."""
     keys = sorted({w.sha256[:SHA256_KEY_CHARS] for w in works})
     batch = {w.id for w in works}
+    earliest = min(batch, default=0)
     found: dict[str, int] = {}
+    copies: dict[str, int] = {}
     set_aside: dict[str, int] = {}
     c = messages.c
     for start in range(0, len(keys), 500):
@@ -604,10 +614,17 @@ def _earlier_originals(
             )
         )
         for sha, mid, state, code in sorted(rows, key=lambda row: row[1]):
-            if mid not in batch and state in DEDUP_STATES:
+            if mid in batch:
+                continue
+            if state in HOLDING_STATES:
                 found.setdefault(sha, mid)
-            elif mid not in batch and code == ErrorCode.PROCESSING_CUT_OFF.value:
+            elif state in DEDUP_STATES:
+                copies.setdefault(sha, mid)
+            elif code == ErrorCode.PROCESSING_CUT_OFF.value:
                 set_aside.setdefault(sha, mid)
+    for sha, mid in copies.items():
+        if mid < earliest:  # earlier than every message of the batch
+            found.setdefault(sha, mid)
     return found, set_aside
 
 
