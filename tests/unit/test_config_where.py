@@ -111,14 +111,17 @@ def test_the_rest_of_the_config_is_not_read(tmp_path: Path) -> None:
     )
 
 
-def test_a_file_that_is_no_yaml_is_left_to_validation(tmp_path: Path) -> None:
-    for text in ("store: {url: [\n", "", "- a list\n", "\xff"):
-        path = config(tmp_path, text)
-        if text == "\xff":
-            path.write_bytes(b"\xff\xfe")
-        assert store_location(path, path.read_bytes()) is None, text
-        with pytest.raises(ConfigError):
-            load_config(path)
+@pytest.mark.parametrize(
+    "raw",
+    [b"store: {url: [\n", b"", b"- a list\n", b"\xff\xfe"],
+    ids=["syntax", "empty", "list", "not UTF-8"],
+)
+def test_a_file_that_is_no_yaml_is_left_to_validation(tmp_path: Path, raw: bytes) -> None:
+    path = config(tmp_path, "")
+    path.write_bytes(raw)
+    assert store_location(path, path.read_bytes()) is None, raw
+    with pytest.raises(ConfigError):
+        load_config(path)
 
 
 def test_the_child_refuses_as_validating_in_line_does(tmp_path: Path) -> None:

@@ -151,6 +151,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.set_threshold(GC_THRESHOLD, 20, 20)
     words = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in words
+    try:
+        return _command(words, as_json)
+    except KeyboardInterrupt:  # Ctrl-C, even while parsing: one coded line, not a traceback
+        _failed(GatewayError(ErrorCode.INTERRUPTED, "stopped by Ctrl-C (SIGINT)"), as_json)
+        return common.EXIT_INTERRUPTED
+
+
+def _command(words: list[str], as_json: bool) -> int:
+    """Parse ``words`` and run the command they name (``run`` stops itself on SIGINT)."""
     quick = _parse_quickly(words)
     args = quick if quick is not None else _parse(build_parser(), words, as_json)
     if isinstance(args, int):
@@ -164,9 +173,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
     except BrokenPipeError:
         return _reader_gone()
-    except KeyboardInterrupt:  # Ctrl-C: one coded line, not a traceback (`run` stops itself)
-        _failed(GatewayError(ErrorCode.INTERRUPTED, "stopped by Ctrl-C (SIGINT)"), as_json)
-        return common.EXIT_INTERRUPTED
     except GatewayError as exc:
         return _failed(exc, as_json)
     except Exception as exc:

@@ -228,7 +228,7 @@ def _store_at(args: argparse.Namespace) -> tuple[StoreAt | None, Validating | No
     from edi_gateway.errors import ConfigError
 
     try:
-        path = config_path(args.config).expanduser().absolute()
+        path = config_path(args.config).absolute()  # expanded already
         raw = path.read_bytes()
     except (ConfigError, OSError):
         return None, None

@@ -466,7 +466,7 @@ def _examine(
     each check first takes the transaction locks on what it looks up (bytes, then document and
     order numbers), so the second to come sees what the first committed."""
     xact_locks(conn, SAME_BYTES, (w.sha256 for w in works))
-    originals, set_aside = _earlier_originals(conn, works)
+    originals, set_aside = _originals(conn, works)
     purged = _purged_originals(conn, works, originals)
     first_of: dict[str, Work] = {}
     twins: list[tuple[Work, Work]] = []
@@ -582,9 +582,7 @@ def _read(policy: Policy, work: Work, prepared: Prepared | None) -> None:
             work.partner = policy.partner_of(keys)
 
 
-def _earlier_originals(
-    conn: Connection, works: list[Work]
-) -> tuple[dict[str, int], dict[str, int]]:
+def _originals(conn: Connection, works: list[Work]) -> tuple[dict[str, int], dict[str, int]]:
     """sha256 -> id of the message whose copy of these bytes a new one duplicates; and sha256
     -> id of one set aside because its processing was cut off (PROCESSING_CUT_OFF).
 

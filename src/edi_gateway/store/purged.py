@@ -14,7 +14,7 @@ HOLDING_STATES = ("processed", "orphan")
 """Of those, the states of a message that holds what its bytes say (a ``duplicate`` points at
 one that does)."""
 """The states whose bytes make a later copy a duplicate, kept or purged (pipeline/process.py
-``_earlier_originals`` and :func:`purged_originals`)."""
+``_originals`` and :func:`purged_originals`)."""
 CHUNK = 500
 
 
