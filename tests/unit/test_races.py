@@ -556,6 +556,31 @@ def test_copies_of_one_order_processed_on_several_gateways_at_once_make_one_orde
             assert state in ("duplicate", "processed") or code == "DUPLICATE_ID_CONFLICT", rows
 
 
+def test_identical_copies_processed_at_once_in_any_order_are_one_order_and_duplicates(
+    store: Store, policy: Policy
+) -> None:
+    """The same bytes arriving on several gateways, each copy processed at once by its own:
+    whichever goes first holds the document, every other copy is its ``duplicate``, whatever
+    their message IDs (never a DUPLICATE_ID_CONFLICT "with different content", which a copy
+    with a smaller ID processed after one with a larger got: docs/adr/0004 amendment)."""
+    for round_ in range(ROUNDS):
+        number = f"PO-S{round_}"
+        payload = f.order(number)
+        ids = [
+            intake(store, [Envelope(payload, f"folder:in{n}", f"{number}-{n}", "o.xml")])[0]
+            for n in range(RACERS)
+        ]
+        # the later copies first: the earliest goes last, behind the others' locks
+        got = at_once(lambda n, ids=ids: process_messages(store, policy, [ids[-1 - n]]))
+        with store.connect() as conn:
+            c = messages.c
+            rows = conn.execute(select(c.state, c.error_code).where(c.id.in_(ids))).all()
+            made = conn.scalar(select(func.count()).where(orders.c.order_number == number))
+        assert made == 1, (got, rows)
+        states = sorted(state for state, _ in rows)
+        assert states == ["duplicate"] * (RACERS - 1) + ["processed"], (got, rows)
+
+
 def test_a_credit_note_and_its_invoice_processed_at_once_both_attach(
     store: Store, policy: Policy
 ) -> None:
